@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Fresh clone -> virtual environment -> demo data -> every notebook -> a new run folder.
+# Options: --profile smoke|cpu|gpu  --data SOURCE  --test-data SOURCE  --models a,b
+#          --run-dir DIR  --seed N  --resume  --only 01,02  --log-output   (--help for details)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+vpy="$("$root/scripts/bootstrap.sh")"
+export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg
+exec "$vpy" -m helpers.runner "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Unit tests + nbval regression checks of every notebook in the smoke profile.
+# Sets itself up from nothing (virtual environment, packages, demo data) like run_all.sh.
+# Extra arguments go to pytest, e.g. ./run_tests.sh -k reader   or   ./run_tests.sh tests/
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+vpy="$(scripts/bootstrap.sh)"
+export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 MPLBACKEND=Agg PYTHONHASHSEED=0
+if [ "$#" -gt 0 ]; then
+  targets=("$@")
+else
+  # nbval runs parameterised copies (smoke profile, a scratch run folder) of notebooks/*.ipynb
+  "$vpy" -m helpers.nbtools prepare --profile smoke --out build/nbval >/dev/null
+  targets=(tests build/nbval)
+fi
+exec "$vpy" -m pytest --nbval-lax --nbval-current-env -q "${targets[@]}"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install everything.
+# Idempotent: a stamp records what was installed, so a second call takes a second.
+# Usage: scripts/bootstrap.sh            (sourced or executed; prints the venv python path last)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${AFFECT_VENV:-$root/.venv}"
+tf_version="2.21.0"
+py="${PYTHON:-python3}"
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+command -v "$py" >/dev/null || { say "error: $py not found; install Python 3.10+ first."; exit 1; }
+
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating virtual environment in $venv"
+  "$py" -m venv "$venv" || {
+    say "error: could not create a virtual environment (on Debian/Ubuntu: apt-get install python3-venv)."
+    exit 1; }
+fi
+vpy="$venv/bin/python"
+
+# Which TensorFlow: leave a working one alone (Colab, a user's own CUDA build), else pick by GPU.
+tf_spec=""
+if "$vpy" -c "import tensorflow" >/dev/null 2>&1; then
+  tf_spec="(preinstalled)"
+elif [ "$(uname -s)" = "Darwin" ]; then
+  tf_spec="tensorflow==$tf_version"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  tf_spec="tensorflow[and-cuda]==$tf_version"
+else
+  tf_spec="tensorflow-cpu==$tf_version"
+fi
+
+stamp="$venv/.affect-stamp"
+want="$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -c1-16) $tf_spec"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  say "environment up to date ($venv)"
+else
+  say "installing packages into $venv (first run: a few minutes)"
+  "$vpy" -m pip install --quiet --upgrade pip >&2
+  if [ "$tf_spec" != "(preinstalled)" ]; then
+    say "TensorFlow flavour: $tf_spec"
+    "$vpy" -m pip install --quiet "$tf_spec" >&2
+  else
+    say "TensorFlow already installed in the environment; leaving it alone"
+  fi
+  "$vpy" -m pip install --quiet -r "$root/requirements.txt" >&2
+  "$vpy" -m pip install --quiet --no-deps -e "$root" >&2
+  # The notebooks name the kernel "python3"; point it at this environment.
+  "$vpy" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (facial affect)" >/dev/null
+  echo "$want" > "$stamp"
+  say "environment ready"
+fi
+echo "$vpy"

@@ -1,0 +1,170 @@
+"""Profiles (named parameter sets) and the project's paths, so every notebook agrees on both."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from helpers.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO_ROOT / "data"
+DEMO_DIR = DATA_DIR / "demo"
+REPORTS_DIR = REPO_ROOT / "reports"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+ALL_MODELS = ("custom_cnn", "vgg16", "resnet50", "mobilenetv2")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of parameters; notebooks read their defaults from one."""
+
+    name: str
+    description: str
+    demo_n: int = 4000            # images in the generated demo zip
+    demo_size: int = 224          # side of the demo images, px
+    image_size: int = 96          # model input side, px
+    channels: int = 3
+    val_share: float = 0.1
+    test_share: float = 0.1
+    balance: str = "upsample"     # upsample | downsample | class_weights | none
+    balance_target: int | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    weights: str | None = None    # None (random init) | "imagenet" | path to a weights file
+    models: tuple[str, ...] = ALL_MODELS
+    eda_sample: int = 500         # images decoded for the image statistics
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for manifests and notebook display."""
+        d = dataclasses.asdict(self)
+        d["models"] = list(self.models)
+        return d
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="CI and nbval: tiny demo set, 48 px, one epoch; minutes for everything",
+            demo_n=320, demo_size=96, image_size=48, channels=3,
+            balance_target=60, epochs=1, batch_size=32, eda_sample=120,
+        ),
+        Profile(
+            name="cpu",
+            description="README main job on a laptop: 4,000 demo images, small inputs, ~20 min of training",
+            demo_n=4000, demo_size=224, image_size=64, channels=3,
+            balance_target=None, epochs=12, batch_size=32,
+        ),
+        Profile(
+            name="gpu",
+            description="the coursework configuration: 224 px, ImageNet weights, tens of epochs",
+            demo_n=4000, demo_size=224, image_size=224, channels=3,
+            balance_target=2000, epochs=30, batch_size=32, weights="imagenet", eda_sample=1000,
+        ),
+    )
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Look a profile up by name, with an error that lists the valid names."""
+    try:
+        return PROFILES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}"
+        ) from None
+
+
+def resolve(profile: str, **overrides: Any) -> dict[str, Any]:
+    """Profile values with the notebook's non-None parameters on top."""
+    values = get_profile(profile).to_dict()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in values and values[key] is not None and not isinstance(value, type(values[key])):
+            if not (isinstance(values[key], float) and isinstance(value, int)):
+                raise ConfigError(
+                    f"parameter {key}={value!r} should be {type(values[key]).__name__}"
+                )
+        values[key] = value
+    return values
+
+
+def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Accept 'a,b' or a list; refuse unknown names before any work is done."""
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
+    names = [m for m in names if m]
+    if not names:
+        raise ConfigError("no model names given")
+    known = set(ALL_MODELS)
+    try:  # the factory may know more names than the default list
+        from helpers.models import available_models
+
+        known |= set(available_models())
+    except ImportError:
+        pass
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise ConfigError(f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}")
+    return names
+
+
+def new_run_dir(base: Path = REPORTS_DIR) -> Path:
+    """A fresh, never-reused run folder named by the time, e.g. reports/20261122-061500."""
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        candidate = base / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise ConfigError(f"could not create a new run folder under {base}")
+
+
+def latest_run_dir(base: Path = REPORTS_DIR, needs: str = "records.parquet") -> Path:
+    """The newest run folder holding `needs`, so later notebooks continue what 01 started."""
+    runs = sorted(
+        (p for p in base.glob("*/") if (p / needs).exists() and re.match(r"\d{8}-\d{6}", p.name)),
+        key=lambda p: p.name,
+    )
+    if not runs:
+        raise ConfigError(
+            f"no run folder under {base} has {needs}; run notebook 01 first or set run_dir"
+        )
+    return runs[-1]
+
+
+def run_dir_for(run_dir: str | Path | None, *, create: bool = False) -> Path:
+    """Notebook helper: '' means a new folder (create=True) or the latest run (create=False)."""
+    if run_dir:
+        path = Path(run_dir).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return new_run_dir() if create else latest_run_dir()
+
+
+def demo_zip_path(profile: str, seed: int = 0) -> Path:
+    """Where the demo zip for a profile lives; its name says how it was made."""
+    p = get_profile(profile)
+    return DEMO_DIR / f"affectnet_demo_n{p.demo_n}_px{p.demo_size}_seed{seed}.zip"
+
+
+def ensure_demo_zip(profile: str, seed: int = 0, progress: bool = True) -> Path:
+    """Generate the demo dataset once per (profile, seed); it is deterministic, so reuse is safe."""
+    path = demo_zip_path(profile, seed)
+    if not path.exists():
+        from helpers.synthetic import generate_zip
+
+        p = get_profile(profile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate_zip(path, n=p.demo_n, seed=seed, size=p.demo_size, progress=progress)
+    return path

@@ -1,0 +1,17 @@
+"""Errors that carry the offending file and the problem, for messages users can act on."""
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """Bad input: names the file (and member, if inside an archive) and what is wrong."""
+
+    def __init__(self, path: object, problem: str, member: str | None = None):
+        self.path = str(path)
+        self.member = member
+        self.problem = problem
+        where = f"{self.path}!{member}" if member else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class ConfigError(Exception):
+    """Bad parameters (unknown profile, model name, wrong type), raised before any work."""

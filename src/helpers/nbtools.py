@@ -1,0 +1,136 @@
+"""Keep committed notebooks clean and testable: nbval copies, checked outputs, hygiene checks."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from helpers import config
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def is_checked(cell: Any) -> bool:
+    """nbval-lax compares only cells that carry the marker."""
+    return cell.cell_type == "code" and CHECK_MARK in cell.source
+
+
+def prepare(profile: str, out_dir: Path, seed: int = 0, notebooks_dir: Path = config.NOTEBOOKS_DIR,
+            extra: dict[str, Any] | None = None) -> list[Path]:
+    """Copies of the notebooks with parameters injected (papermill-style) for one nbval run."""
+    from papermill.parameterize import parameterize_notebook
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    run_dir = out_dir / "run"
+    run_dir.mkdir(parents=True)
+    params = {"profile": profile, "seed": seed, "run_dir": str(run_dir.resolve()), **(extra or {})}
+    written = []
+    for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        declared = _declared(nb_path)
+        nb = parameterize_notebook(nb, {k: v for k, v in params.items() if k in declared})
+        target = out_dir / nb_path.name
+        nbformat.write(nb, target)
+        written.append(target)
+    return written
+
+
+def _declared(nb_path: Path) -> set[str]:
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(nb_path)).keys())
+
+
+def clean(nb: Any, keep_checked: bool = True) -> Any:
+    """Strip outputs (but those nbval checks), counts and volatile metadata."""
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+        if cell.cell_type != "code":
+            continue
+        if not (keep_checked and is_checked(cell)):
+            cell.outputs = []
+        cell.execution_count = None
+        for out in cell.get("outputs", []):
+            if "execution_count" in out:
+                out["execution_count"] = None
+    return nb
+
+
+def sync_checked_outputs(executed_dir: Path, notebooks_dir: Path = config.NOTEBOOKS_DIR) -> None:
+    """Copy outputs of checked cells from executed copies into the committed notebooks."""
+    for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        executed = executed_dir / nb_path.name
+        if not executed.exists():
+            continue
+        src = nbformat.read(executed, as_version=4)
+        by_source = {c.source: c for c in src.cells if c.cell_type == "code"}
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            if is_checked(cell) and cell.source in by_source:
+                cell.outputs = by_source[cell.source].outputs
+        nbformat.write(clean(nb), nb_path)
+
+
+def problems(nb_path: Path) -> list[str]:
+    """Hygiene problems of a committed notebook (empty list when clean)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    found = []
+    if nb.metadata.get("kernelspec", {}).get("name") != "python3":
+        found.append("kernel name is not python3")
+    if not any("parameters" in c.metadata.get("tags", []) for c in nb.cells):
+        found.append("no cell tagged 'parameters'")
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.outputs and not is_checked(cell):
+            found.append(f"cell {i} has outputs but nbval does not check them")
+        if cell.cell_type == "code" and cell.execution_count is not None:
+            found.append(f"cell {i} has an execution count")
+    text = nb_path.read_text()
+    for marker in (str(config.REPO_ROOT), "/home/", "/Users/", "/root/", "/tmp/"):
+        if marker in text:
+            found.append(f"absolute path {marker!r} in the notebook")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: prepare nbval copies, clean notebooks, sync checked outputs, check hygiene."""
+    p = argparse.ArgumentParser(prog="python -m helpers.nbtools")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pr = sub.add_parser("prepare", help="parameterised copies for nbval")
+    pr.add_argument("--profile", default="smoke")
+    pr.add_argument("--out", type=Path, default=config.REPO_ROOT / "build" / "nbval")
+    pr.add_argument("--test-data", default="")
+    sub.add_parser("clean", help="strip outputs except nbval-checked cells")
+    sy = sub.add_parser("sync", help="copy checked outputs from executed copies")
+    sy.add_argument("executed_dir", type=Path)
+    sub.add_parser("check", help="report hygiene problems")
+    args = p.parse_args(argv)
+    if args.cmd == "prepare":
+        extra = {"test_data": args.test_data} if args.test_data else None
+        for path in prepare(args.profile, args.out, extra=extra):
+            print(path)
+    elif args.cmd == "clean":
+        for nb_path in sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")):
+            nbformat.write(clean(nbformat.read(nb_path, as_version=4)), nb_path)
+    elif args.cmd == "sync":
+        sync_checked_outputs(args.executed_dir)
+    elif args.cmd == "check":
+        bad = {p.name: problems(p) for p in sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))}
+        bad = {k: v for k, v in bad.items() if v}
+        for name, issues in bad.items():
+            print(f"{name}: {'; '.join(issues)}")
+        return 1 if bad else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
