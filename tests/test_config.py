@@ -1,0 +1,57 @@
+"""Profiles and run folders: the parameters every notebook shares."""
+import pytest
+
+from helpers import config
+from helpers.errors import ConfigError
+
+
+def test_every_profile_resolves_with_the_documented_keys():
+    for name in config.PROFILES:
+        values = config.resolve(name)
+        for key in ("image_size", "epochs", "batch_size", "demo_n", "models"):
+            assert key in values
+
+
+def test_unknown_profile_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="smoke, cpu, gpu"):
+        config.get_profile("fast")
+
+
+def test_overrides_win_and_none_means_profile_default():
+    values = config.resolve("smoke", epochs=3, image_size=None)
+    assert values["epochs"] == 3
+    assert values["image_size"] == config.PROFILES["smoke"].image_size
+
+
+def test_override_of_the_wrong_type_is_refused():
+    with pytest.raises(ConfigError, match="epochs"):
+        config.resolve("smoke", epochs="three")
+
+
+def test_model_names_are_checked_before_any_work():
+    assert config.parse_models("custom_cnn, vgg16") == ["custom_cnn", "vgg16"]
+    with pytest.raises(ConfigError, match="resnet5"):
+        config.parse_models("resnet5")
+    with pytest.raises(ConfigError):
+        config.parse_models(" , ")
+
+
+def test_new_run_dirs_never_collide(tmp_path):
+    dirs = {config.new_run_dir(tmp_path) for _ in range(3)}
+    assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
+
+
+def test_latest_run_dir_picks_the_newest_with_records(tmp_path):
+    older, newer, empty = (tmp_path / n for n in ("20260101-000000", "20260102-000000", "20260103-000000"))
+    for d in (older, newer, empty):
+        d.mkdir()
+    for d in (older, newer):
+        (d / "records.parquet").write_bytes(b"x")
+    assert config.latest_run_dir(tmp_path) == newer
+    with pytest.raises(ConfigError, match="notebook 01"):
+        config.latest_run_dir(tmp_path / "nothing-here")
+
+
+def test_demo_zip_name_says_how_it_was_made():
+    p = config.demo_zip_path("smoke", seed=3)
+    assert p.name == "affectnet_demo_n320_px96_seed3.zip"

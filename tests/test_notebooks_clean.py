@@ -1,0 +1,31 @@
+"""Committed notebooks stay clean: kernel python3, a parameters cell, outputs only where checked."""
+import nbformat
+import pytest
+
+from helpers import config, nbtools
+
+NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean(path):
+    assert nbtools.problems(path) == []
+
+
+def test_notebooks_are_numbered_in_order():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == sorted(numbers) and numbers[0] == 1
+
+
+def test_clean_keeps_only_checked_outputs():
+    nb = nbformat.v4.new_notebook()
+    plain = nbformat.v4.new_code_cell("1")
+    checked = nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\n1")
+    for cell in (plain, checked):
+        cell.outputs = [nbformat.v4.new_output("stream", text="1\n")]
+        cell.execution_count = 3
+    nb.cells = [plain, checked]
+    nbtools.clean(nb)
+    assert plain.outputs == [] and len(checked.outputs) == 1
+    assert plain.execution_count is None and checked.execution_count is None
+    assert nb.metadata["kernelspec"]["name"] == "python3"
