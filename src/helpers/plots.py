@@ -1,0 +1,284 @@
+"""Figures for the notebooks and the report; each returns a Figure and never calls plt.show.
+
+Figures are built as bare `matplotlib.figure.Figure` objects rather than through pyplot, so
+Jupyter shows a returned figure once (no second copy from the inline backend), nothing piles
+up in pyplot's registry, and any backend (Agg included) works.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from helpers.images import read_image
+from helpers.labels import EXPRESSIONS, N_EXPRESSIONS
+from helpers.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
+
+# Okabe-Ito, the colour-blind-safe qualitative palette, in AffectNet class order
+# (its black is replaced by grey so Neutral stays visible on dark images).
+CLASS_COLORS: tuple[str, ...] = (
+    "#999999",  # Neutral
+    "#E69F00",  # Happy
+    "#0072B2",  # Sad
+    "#56B4E9",  # Surprise
+    "#CC79A7",  # Fear
+    "#009E73",  # Disgust
+    "#D55E00",  # Anger
+    "#F0E442",  # Contempt
+)
+CLASS_PALETTE: dict[str, str] = dict(zip(EXPRESSIONS, CLASS_COLORS))
+
+# One colour per landmark group (Okabe-Ito again, bright enough on faces), cycled.
+_GROUP_COLORS = ("#56B4E9", "#E69F00", "#E69F00", "#009E73", "#009E73",
+                 "#F0E442", "#F0E442", "#CC79A7", "#D55E00")
+# Outer eye corners get their own markers so users can tell the subject's right from left.
+_HIGHLIGHTS = {RIGHT_EYE_OUTER: "#D55E00", LEFT_EYE_OUTER: "#0072B2"}
+_CELL_INCHES = 1.6
+
+
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, np.ndarray]:
+    """A pyplot-free figure with a 2-D array of axes."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+
+
+def _message_figure(text: str, figsize: tuple[float, float] = (6, 2)) -> Figure:
+    """A figure that says why there is nothing to plot, instead of an empty or failing one."""
+    fig, axes = _figure(1, 1, figsize)
+    axes[0, 0].text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    axes[0, 0].set_axis_off()
+    return fig
+
+
+def _bare(ax: Axes) -> None:
+    """Hide ticks and frame but keep the y label, which carries the row name in grids."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _sample_rows(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Up to n seeded rows in table order."""
+    if len(df) <= n:
+        return df
+    return df.iloc[np.sort(rng.choice(len(df), size=n, replace=False))]
+
+
+def _show_image(ax: Axes, uri: str) -> np.ndarray:
+    """Draw an image in its own pixel coordinates; grayscale stays gray, not viridis."""
+    image = read_image(uri)
+    if image.ndim == 2:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image)
+    return image
+
+
+def as_points(landmarks: Any) -> np.ndarray | None:
+    """(68, 2) float32 points from an array, a flat x0,y0,... list or a parquet nested list; None if absent."""
+    if landmarks is None or (not hasattr(landmarks, "__len__") and pd.isna(landmarks)):
+        return None
+    pts = np.asarray(landmarks)
+    if pts.dtype == object:  # parquet gives an object array of per-point arrays
+        pts = np.stack([np.asarray(p, dtype=np.float32) for p in pts])
+    pts = pts.astype(np.float32)
+    if pts.size != 2 * N_POINTS:
+        raise ValueError(f"landmarks must hold {N_POINTS} (x, y) points, got shape {pts.shape}")
+    pts = pts.reshape(N_POINTS, 2)
+    return None if np.isnan(pts).all() else pts
+
+
+def _class_names(labels: pd.Series) -> pd.Series:
+    """Expression indices as class names, for legends and titles."""
+    return labels.astype(int).map(dict(enumerate(EXPRESSIONS)))
+
+
+def draw_landmarks(
+    ax: Axes, landmarks: Any, *, color: str | None = None, size: float = 8.0,
+    linewidth: float = 1.0, alpha: float = 0.9, highlight: bool = True, annotate: bool = False,
+) -> Axes:
+    """Draw 68 points as connected groups (closed eyes and lips) so a wrong layout is visible.
+
+    `color` None gives each group its own colour; `highlight` marks points 36 (subject's right
+    eye, outer corner: image left in a frontal photo) and 45; `annotate` writes their numbers.
+    """
+    pts = as_points(landmarks)
+    if pts is None:
+        return ax
+    for k, (group, idx) in enumerate(GROUPS.items()):
+        line = pts[list(idx)]
+        if group in CLOSED_GROUPS:
+            line = np.vstack([line, line[:1]])
+        c = color or _GROUP_COLORS[k % len(_GROUP_COLORS)]
+        ax.plot(line[:, 0], line[:, 1], "-", color=c, linewidth=linewidth, alpha=alpha)
+        ax.scatter(line[:, 0], line[:, 1], s=size, color=c, alpha=alpha, linewidths=0, zorder=3)
+    if highlight:
+        for i, c in _HIGHLIGHTS.items():
+            ax.scatter(pts[i, 0], pts[i, 1], s=size * 5, color=c, edgecolors="white",
+                       linewidths=0.8, zorder=4)
+            if annotate:
+                ax.annotate(str(i), pts[i], xytext=(3, 3), textcoords="offset points",
+                            color="white", fontsize=8, fontweight="bold",
+                            bbox={"boxstyle": "round,pad=0.1", "fc": c, "ec": "none"})
+    return ax
+
+
+def plot_class_distribution(dist: pd.DataFrame) -> Figure:
+    """Counts per class with share labels, one panel per split when the table has splits."""
+    groups = list(dist.groupby("split", sort=False)) if "split" in dist.columns else [(None, dist)]
+    if not groups:
+        return _message_figure("No records: nothing to count.")
+    fig, axes = _figure(1, len(groups), (max(6.0, 4.5 * len(groups)), 4.0))
+    for ax, (split, block) in zip(axes[0], groups):
+        block = block.sort_values("expression")
+        colors = [CLASS_COLORS[int(e)] for e in block["expression"]]
+        bars = ax.bar(block["name"], block["count"], color=colors, edgecolor="0.3", linewidth=0.5)
+        ax.bar_label(bars, labels=[f"{s:.1%}" for s in block["share"]], fontsize=8, padding=2)
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.set_ylabel("records")
+        ax.margins(y=0.12)
+        total = int(block["count"].sum())
+        ax.set_title(f"{split} (n={total:,})" if split is not None else f"Expression classes (n={total:,})")
+    return fig
+
+
+def plot_va_scatter(df: pd.DataFrame, max_points: int | None = 5000, seed: int = 0) -> Figure:
+    """Valence-arousal circumplex by class with marginal histograms; says so when there is none."""
+    cols = [c for c in ("expression", "valence", "arousal") if c in df.columns]
+    if len(cols) < 3:
+        return _message_figure("No valence/arousal in this dataset: nothing to plot.")
+    va = df[cols].apply(pd.to_numeric, errors="coerce").dropna()
+    if va.empty:
+        return _message_figure("No valence/arousal in this dataset: nothing to plot.")
+    n_all = len(va)
+    if max_points is not None:
+        va = _sample_rows(va, max_points, np.random.default_rng(seed))
+    va = va.assign(expression=_class_names(va["expression"]))
+    order = [name for name in EXPRESSIONS if name in set(va["expression"])]
+
+    fig = Figure(figsize=(7.5, 7.0), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4))
+    ax = fig.add_subplot(grid[1, 0])
+    top = fig.add_subplot(grid[0, 0], sharex=ax)
+    right = fig.add_subplot(grid[1, 1], sharey=ax)
+    legend_ax = fig.add_subplot(grid[0, 1])
+    common = {"data": va, "hue": "expression", "hue_order": order, "palette": CLASS_PALETTE}
+    sns.scatterplot(x="valence", y="arousal", s=12, alpha=0.6, linewidth=0, ax=ax, **common)
+    bins = np.linspace(-1, 1, 41)
+    sns.histplot(x="valence", bins=bins, multiple="stack", legend=False, ax=top, **common)
+    sns.histplot(y="arousal", bins=bins, multiple="stack", legend=False, ax=right, **common)
+
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="valence", ylabel="arousal")
+    ax.set_aspect("equal")
+    for line in (ax.axhline, ax.axvline):
+        line(0, color="0.4", linewidth=0.8, zorder=0)
+    top.set(xlabel="", ylabel="")
+    right.set(xlabel="", ylabel="")
+    top.tick_params(labelbottom=False)
+    right.tick_params(labelleft=False)
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    legend_ax.set_axis_off()
+    legend_ax.legend(handles, labels, loc="center", fontsize="small", frameon=False, markerscale=1.5)
+    shown = f"{len(va):,} of {n_all:,} shown" if len(va) < n_all else f"n={n_all:,}"
+    fig.suptitle(f"Valence-arousal by expression ({shown})")
+    return fig
+
+
+def plot_sample_grid(
+    df: pd.DataFrame, per_class: int = 6, seed: int = 0, landmarks: bool = False,
+    size: tuple[float, float] | None = None,
+) -> Figure:
+    """Seeded examples, one row per class (all 8, empty ones say so); size is the figure size in inches."""
+    rng = np.random.default_rng(seed)
+    labels = pd.to_numeric(df["expression"], errors="coerce")
+    figsize = size or (_CELL_INCHES * per_class + 1.0, _CELL_INCHES * N_EXPRESSIONS)
+    fig, axes = _figure(N_EXPRESSIONS, per_class, figsize)
+    for k, name in enumerate(EXPRESSIONS):
+        members = df[labels == k]
+        picked = _sample_rows(members, per_class, rng)
+        for col, ax in enumerate(axes[k]):
+            _bare(ax)
+            if col < len(picked):
+                rec = picked.iloc[col]
+                _show_image(ax, rec["image"])
+                if landmarks and "landmarks" in df.columns:
+                    draw_landmarks(ax, rec["landmarks"], size=3, linewidth=0.6, highlight=False)
+        axes[k, 0].set_ylabel(f"{name}\n(n={len(members):,})", rotation=0, ha="right", va="center")
+        if picked.empty:
+            axes[k, 0].text(0.5, 0.5, "no samples", ha="center", va="center",
+                            transform=axes[k, 0].transAxes, color="0.5")
+    return fig
+
+
+def plot_landmarks(df: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
+    """Seeded faces with their landmarks by group and points 36/45 marked, to check coordinates."""
+    if "landmarks" not in df.columns:
+        return _message_figure("No landmarks in this dataset: nothing to draw.")
+    has = df["landmarks"].map(lambda v: as_points(v) is not None).astype(bool)
+    picked = _sample_rows(df[has], n, np.random.default_rng(seed))
+    if picked.empty:
+        return _message_figure("No landmarks in this dataset: nothing to draw.")
+    ncols = min(4, len(picked))
+    nrows = math.ceil(len(picked) / ncols)
+    fig, axes = _figure(nrows, ncols, (3.0 * ncols, 3.2 * nrows + 0.6))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (_, rec) in zip(axes.flat, picked.iterrows()):
+        _show_image(ax, rec["image"])
+        draw_landmarks(ax, rec["landmarks"], annotate=True)
+        label = EXPRESSIONS[int(rec["expression"])] if "expression" in rec else ""
+        ax.set_title(f"{rec['id']}  {label}", fontsize=9)
+    fig.suptitle("Landmarks by group; 36 = subject's right eye outer corner (image left when "
+                 "frontal), 45 = left eye outer corner", fontsize=10)
+    return fig
+
+
+def plot_image_stats(stats: pd.DataFrame) -> Figure:
+    """Brightness and contrast histograms and the most common image sizes."""
+    if stats.empty:
+        return _message_figure("No image statistics: the sample is empty.")
+    fig, axes = _figure(1, 3, (13.0, 3.8))
+    sns.histplot(stats["brightness"], bins=np.linspace(0, 255, 52), color=CLASS_COLORS[2], ax=axes[0, 0])
+    axes[0, 0].set(title="Mean brightness", xlabel="grey level (0-255)", ylabel="images")
+    sns.histplot(stats["contrast"], bins=40, color=CLASS_COLORS[1], ax=axes[0, 1])
+    axes[0, 1].set(title="RMS contrast", xlabel="grey-level std", ylabel="images")
+    kinds = (stats["width"].astype(str) + "×" + stats["height"].astype(str) + " "
+             + stats["channels"].map({1: "gray", 3: "RGB"}).fillna(stats["channels"].astype(str) + "ch"))
+    counts = kinds.value_counts().head(10).iloc[::-1]
+    bars = axes[0, 2].barh(counts.index, counts.to_numpy(), color=CLASS_COLORS[5])
+    axes[0, 2].bar_label(bars, fontsize=8, padding=2)
+    axes[0, 2].margins(x=0.15)
+    axes[0, 2].set(title=f"Image sizes (top {len(counts)})", xlabel="images")
+    fig.suptitle(f"Image statistics over {len(stats):,} images")
+    return fig
+
+
+def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure:
+    """The closest duplicate pairs side by side, with their kind, distance and splits."""
+    if pairs.empty:
+        return _message_figure("No duplicate pairs found.")
+    by_id = df.drop_duplicates("id").set_index("id")
+    top = pairs.head(n)
+    missing = sorted(set(top["id_a"]).union(top["id_b"]) - set(by_id.index))
+    if missing:
+        raise ValueError(f"duplicate pairs name ids missing from the records table: {missing[:5]}")
+    fig, axes = _figure(len(top), 2, (6.0, 3.0 * len(top)))
+    for row, pair in zip(axes, top.itertuples(index=False)):
+        for ax, rid in zip(row, (pair.id_a, pair.id_b)):
+            rec = by_id.loc[rid]
+            _bare(ax)
+            _show_image(ax, rec["image"])
+            split = rec.get("split")
+            where = f" [{split}]" if isinstance(split, str) else ""
+            ax.set_title(f"{rid}{where}", fontsize=9)
+        row[0].set_ylabel(f"{pair.kind}\nd={pair.distance}", rotation=0, ha="right", va="center")
+    fig.suptitle(f"Top {len(top)} of {len(pairs):,} duplicate pairs")
+    return fig

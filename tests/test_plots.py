@@ -1,0 +1,163 @@
+"""helpers.plots: every figure builds and renders under Agg, including on data that lacks labels."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from helpers import eda, plots  # noqa: E402
+from helpers.labels import EXPRESSIONS  # noqa: E402
+
+
+def _face_points(size: int) -> np.ndarray:
+    """A plausible 68-point layout scaled to the image, right eye (36) on the image left."""
+    t = np.linspace(0, np.pi, 17)
+    jaw = np.stack([0.5 - 0.4 * np.cos(t), 0.45 + 0.45 * np.sin(t)], axis=1)
+    rest = np.random.default_rng(1).uniform(0.25, 0.75, size=(51, 2))
+    pts = np.vstack([jaw, rest])
+    pts[36], pts[45] = (0.25, 0.4), (0.75, 0.4)
+    return (pts * (size - 1)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """20 small images (grey and RGB), 7 classes (Contempt absent), landmarks on every other row."""
+    folder: Path = tmp_path_factory.mktemp("plots")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(20):
+        shape = (32, 32) if i % 3 else (24, 32, 3)
+        path = folder / f"img{i:02d}.png"
+        Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8)).save(path)
+        rows.append({
+            "id": f"r{i:02d}", "image": str(path), "source": "test", "expression": i % 7,
+            "valence": rng.uniform(-1, 1), "arousal": rng.uniform(-1, 1),
+            "landmarks": _face_points(shape[0]) if i % 2 == 0 else None,
+            "split": ("train", "val", "test")[i % 3],
+        })
+    return pd.DataFrame(rows)
+
+
+def _check(fig: Figure, n_axes: int | None = None) -> Figure:
+    """The figure renders to PNG (catches draw-time errors) and has the expected axes count."""
+    assert isinstance(fig, Figure)
+    if n_axes is not None:
+        assert len(fig.axes) == n_axes
+    fig.savefig(io.BytesIO(), format="png", dpi=40)
+    return fig
+
+
+def _n_images(fig: Figure) -> int:
+    return sum(len(ax.images) for ax in fig.axes)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_class_colors_one_per_class():
+    assert len(plots.CLASS_COLORS) == len(EXPRESSIONS) == len(set(plots.CLASS_COLORS))
+    assert list(plots.CLASS_PALETTE) == list(EXPRESSIONS)
+
+
+def test_plot_class_distribution_single_and_per_split(records):
+    fig = _check(plots.plot_class_distribution(eda.class_distribution(records)), n_axes=1)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(EXPRESSIONS)
+    assert len(ax.patches) == 8
+    assert any(t.get_text() == "0.0%" for t in ax.texts)  # Contempt's zero share is labelled
+    _check(plots.plot_class_distribution(eda.class_distribution(records, by_split=True)), n_axes=3)
+
+
+def test_plot_va_scatter_with_and_without_valence(records):
+    fig = _check(plots.plot_va_scatter(records), n_axes=4)
+    main = fig.axes[0]
+    assert main.get_xlim() == (-1, 1) and main.get_ylim() == (-1, 1)
+    assert len(main.collections[0].get_offsets()) == len(records)
+    sub = _check(plots.plot_va_scatter(records, max_points=5))
+    assert len(sub.axes[0].collections[0].get_offsets()) == 5
+    no_va = records.assign(valence=np.nan, arousal=np.nan)
+    for frame in (no_va, records.drop(columns=["valence", "arousal"])):
+        fig = _check(plots.plot_va_scatter(frame), n_axes=1)
+        assert "No valence" in fig.axes[0].texts[0].get_text()
+
+
+def test_plot_sample_grid_rows_are_classes(records):
+    fig = _check(plots.plot_sample_grid(records, per_class=2, seed=0), n_axes=8 * 2)
+    assert _n_images(fig) == 14  # seven classes with >= 2 images, Contempt empty
+    labels = [fig.axes[2 * k].get_ylabel().split("\n")[0] for k in range(8)]
+    assert labels == list(EXPRESSIONS)
+    grey_cmaps = {im.get_cmap().name for ax in fig.axes for im in ax.images if im.get_array().ndim == 2}
+    assert grey_cmaps == {"gray"}
+
+
+def test_plot_sample_grid_with_landmarks_and_size(records):
+    fig = _check(plots.plot_sample_grid(records, per_class=3, landmarks=True, size=(6, 9)))
+    assert tuple(fig.get_size_inches()) == (6, 9)
+    assert sum(len(ax.lines) for ax in fig.axes) > 0
+    no_lnd = records.assign(landmarks=None)
+    fig = _check(plots.plot_sample_grid(no_lnd, per_class=3, landmarks=True))
+    assert sum(len(ax.lines) for ax in fig.axes) == 0
+
+
+def test_plot_landmarks_draws_groups_and_highlights(records):
+    fig = _check(plots.plot_landmarks(records, n=4, seed=0))
+    assert _n_images(fig) == 4
+    for ax in fig.axes:
+        if ax.images:
+            assert len(ax.lines) == 9  # one line per landmark group
+            assert {t.get_text() for t in ax.texts} == {"36", "45"}
+    fig = _check(plots.plot_landmarks(records, n=50))
+    assert _n_images(fig) == 10  # only rows that have landmarks
+    for frame in (records.assign(landmarks=None), records.drop(columns="landmarks")):
+        fig = _check(plots.plot_landmarks(frame), n_axes=1)
+        assert "No landmarks" in fig.axes[0].texts[0].get_text()
+
+
+def test_draw_landmarks_closes_closed_groups_and_accepts_flat_or_nested():
+    pts = _face_points(64)
+    fig = Figure()
+    ax = fig.subplots()
+    plots.draw_landmarks(ax, pts, color="red")
+    by_len = sorted(len(line.get_xdata()) for line in ax.lines)
+    # jaw 17 open; eyes 6+1, outer lip 12+1, inner lip 8+1 closed; brows 5, nose 4 and 5.
+    assert by_len == sorted([17, 5, 5, 4, 5, 7, 7, 13, 9])
+    assert all(line.get_color() == "red" for line in ax.lines)
+    nested = np.empty(68, dtype=object)  # what pandas makes of a parquet list<list<float>>
+    nested[:] = [np.asarray(p) for p in pts]
+    for value in (pts.reshape(-1), pts.tolist(), nested):
+        np.testing.assert_array_equal(plots.as_points(value), pts)
+    assert plots.as_points(None) is None and plots.as_points(np.nan) is None
+    with pytest.raises(ValueError, match="68"):
+        plots.as_points(np.zeros((5, 2)))
+
+
+def test_plot_image_stats(records):
+    stats = eda.image_stats(records, sample=None, progress=False)
+    fig = _check(plots.plot_image_stats(stats), n_axes=3)
+    sizes = [t.get_text() for t in fig.axes[2].get_yticklabels()]
+    assert set(sizes) == {"32×32 gray", "32×24 RGB"}
+    _check(plots.plot_image_stats(stats.iloc[:0]), n_axes=1)
+
+
+def test_plot_duplicates(records):
+    pairs = pd.DataFrame({"id_a": ["r00", "r01", "r02"], "id_b": ["r03", "r04", "r05"],
+                          "distance": [0, 2, 3], "kind": ["exact", "near", "near"]})
+    fig = _check(plots.plot_duplicates(records, pairs, n=2), n_axes=4)
+    assert _n_images(fig) == 4
+    assert fig.axes[0].get_title() == "r00 [train]"
+    _check(plots.plot_duplicates(records, pairs.iloc[:0]), n_axes=1)
+    with pytest.raises(ValueError, match="missing"):
+        plots.plot_duplicates(records, pairs.assign(id_b="nope"))
