@@ -1,0 +1,173 @@
+"""Splitting happens before augmentation: stratified, seeded, official splits and groups kept."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.errors import ConfigError, DataError
+from helpers.splits import (
+    LeakageError, assign_splits, check_no_leakage, duplicate_groups, split_summary,
+)
+
+SHARES = np.array([0.3, 0.25, 0.12, 0.1, 0.08, 0.07, 0.05, 0.03])
+
+
+def make_table(n: int = 2000, seed: int = 0, source: str = "demo", prefix: str = "r") -> pd.DataFrame:
+    """An imbalanced records-like table without splits."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "id": [f"{prefix}{i}" for i in range(n)],
+        "image": [f"/img/{prefix}{i}.png" for i in range(n)],
+        "source": source,
+        "expression": rng.choice(8, size=n, p=SHARES),
+        "valence": rng.uniform(-1, 1, n),
+        "arousal": rng.uniform(-1, 1, n),
+        "landmarks": [None] * n,
+        "split": [None] * n,
+    })
+
+
+def test_fresh_split_sizes_and_class_shares_are_stratified():
+    df = make_table()
+    out = assign_splits(df, val_share=0.1, test_share=0.15, seed=3)
+    counts = out["split"].value_counts()
+    assert counts["test"] == pytest.approx(300, abs=2)
+    assert counts["val"] == pytest.approx(200, abs=2)
+    assert counts.sum() == len(df)
+    # Each class keeps (almost) its overall share inside every split.
+    for split, share in (("test", 0.15), ("val", 0.1)):
+        per_class = out[out["split"] == split].groupby("expression").size()
+        expected = df.groupby("expression").size() * share
+        assert (per_class - expected).abs().max() <= 2
+    # The input is not modified.
+    assert df["split"].isna().all()
+
+
+def test_same_seed_same_split_other_seed_differs():
+    df = make_table(500)
+    a = assign_splits(df, seed=7)["split"].tolist()
+    b = assign_splits(df, seed=7)["split"].tolist()
+    c = assign_splits(df, seed=8)["split"].tolist()
+    assert a == b
+    assert a != c
+
+
+def test_official_splits_are_kept_and_missing_val_is_carved_from_train():
+    full = make_table(300, seed=1, source="full", prefix="f")
+    full["split"] = np.repeat(["train", "val", "test"], 100)
+    partial = make_table(1000, seed=2, source="partial", prefix="p")
+    partial["split"] = ["train"] * 800 + ["test"] * 200
+    fresh = make_table(500, seed=3, source="fresh", prefix="n")
+    df = pd.concat([full, partial, fresh], ignore_index=True)
+    with pytest.warns(UserWarning, match="'partial'.*without val"):
+        out = assign_splits(df, val_share=0.1, test_share=0.1, seed=0)
+
+    assert out.loc[out.source == "full", "split"].tolist() == full["split"].tolist()
+    p_out = out[out.source == "partial"]
+    assert (p_out["split"].iloc[800:] == "test").all()          # official test untouched
+    carved = p_out["split"].iloc[:800]
+    assert set(carved) == {"train", "val"}
+    assert (carved == "val").sum() == pytest.approx(80, abs=1)  # val_share of its train rows
+    f_out = out[out.source == "fresh"]["split"].value_counts()
+    assert f_out["val"] == 50 and f_out["test"] == 50
+
+
+def test_keep_official_false_reassigns_everything():
+    df = make_table(400)
+    df["split"] = "train"
+    out = assign_splits(df, keep_official=False, seed=0)
+    assert set(out["split"]) == {"train", "val", "test"}
+
+
+@pytest.mark.filterwarnings("ignore:assign_splits")  # majority labels of triples leave rare classes tiny
+def test_groups_stay_in_one_split():
+    df = make_table(600, seed=4)
+    groups = pd.Series(np.arange(600) // 3, index=df.index)  # triples of near-duplicates
+    out = assign_splits(df, groups=groups, seed=5)
+    assert (out.groupby(groups)["split"].nunique() == 1).all()
+    assert set(out["split"]) == {"train", "val", "test"}
+
+
+def test_unassigned_group_members_follow_their_official_split():
+    df = make_table(200, seed=5)
+    df.loc[0, "split"] = "test"
+    df.loc[3, "split"] = "train"
+    groups = pd.Series([0, 0, 0, 1, 1] + [np.nan] * 195, index=df.index)
+    out = assign_splits(df, groups=groups, seed=0)
+    assert out.loc[[0, 1, 2], "split"].tolist() == ["test"] * 3
+    assert out.loc[[3, 4], "split"].tolist() == ["train"] * 2
+    assert set(out.loc[5:, "split"]) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("val_share,test_share,name", [
+    (-0.1, 0.1, "val_share"), (0.1, 1.0, "test_share"), (0.5, 0.5, "val_share \\+ test_share"),
+    (True, 0.1, "val_share"), ("0.1", 0.1, "val_share"),
+])
+def test_bad_shares_are_config_errors_naming_the_parameter(val_share, test_share, name):
+    with pytest.raises(ConfigError, match=name):
+        assign_splits(make_table(50), val_share=val_share, test_share=test_share)
+
+
+def test_tiny_classes_do_not_crash_and_are_named_in_a_warning():
+    df = make_table(60, seed=6)
+    df["expression"] = [0] * 30 + [1] * 28 + [7] + [5]
+    with pytest.warns(UserWarning, match=r"Disgust \(1\).*Contempt \(1\)"):
+        out = assign_splits(df, seed=0)
+    assert out.loc[58:, "split"].tolist() == ["train", "train"]
+    assert set(out["split"]) == {"train", "val", "test"}
+
+
+def test_too_few_rows_to_stratify_falls_back_with_warning():
+    df = make_table(12, seed=7)
+    df["expression"] = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = assign_splits(df, seed=0)
+    assert out["split"].notna().all()
+    assert any("stratify" in str(w.message) for w in caught)
+
+
+def test_unknown_split_value_is_a_data_error():
+    df = make_table(20)
+    df.loc[3, "split"] = "validation"
+    with pytest.raises(DataError, match="validation"):
+        assign_splits(df)
+
+
+def test_split_summary_counts_class_by_split():
+    out = assign_splits(make_table(400), seed=0)
+    table = split_summary(out)
+    assert table.loc["total", "total"] == 400
+    assert list(table.columns[:3]) == ["train", "val", "test"]
+    assert table.loc["Happy", "total"] == (out["expression"] == 1).sum()
+    assert table.loc["total", "test"] == (out["split"] == "test").sum()
+
+
+def test_check_no_leakage_accepts_train_sources_and_rejects_others():
+    df = assign_splits(make_table(300), seed=0)
+    train_ids = df.loc[df.split == "train", "id"].tolist()
+    test_id = df.loc[df.split == "test", "id"].iloc[0]
+    ok = pd.DataFrame({"source": "demo", "source_id": train_ids[:10]})
+    check_no_leakage(df, ok)
+    check_no_leakage(df, ok.iloc[:0])
+    for bad_id in (test_id, "no-such-id"):
+        bad = pd.concat([ok, pd.DataFrame({"source": ["demo"], "source_id": [bad_id]})])
+        with pytest.raises(LeakageError, match="outside the train split"):
+            check_no_leakage(df, bad)
+    # Same id in another source is a different image.
+    other = pd.DataFrame({"source": ["elsewhere"], "source_id": [train_ids[0]]})
+    with pytest.raises(LeakageError):
+        check_no_leakage(df, other)
+    with pytest.raises(LeakageError, match="source_id"):
+        check_no_leakage(df, pd.DataFrame({"id": ["x"]}))
+
+
+def test_duplicate_groups_join_pairs_transitively():
+    df = make_table(6)
+    pairs = pd.DataFrame({"id_a": ["r0", "r1", "r4"], "id_b": ["r1", "r2", "zzz"]})
+    groups = duplicate_groups(df, pairs)
+    assert groups.iloc[0] == groups.iloc[1] == groups.iloc[2]
+    assert len(set(groups.iloc[3:])) == 3 and groups.iloc[3] != groups.iloc[0]
