@@ -1,0 +1,349 @@
+"""AffectNet-layout zips: real-format npy values, every drop reason, splits, hostile archives."""
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers.archive import ArchiveLimits
+from helpers.datasets import READERS, ReadResult, detect_source, read_source, register_reader
+from helpers.datasets.affectnet import looks_like_affectnet, read_affectnet_zip
+from helpers.errors import ConfigError, DataError
+from helpers.images import close_archives, parse_uri, read_image
+from helpers.records import load_records, save_records
+
+ROOT = "Dataset/Dataset"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    yield
+    close_archives()
+
+
+def npy(value) -> bytes:
+    """Bytes of an .npy file as np.save writes it (object arrays pickled, as a hostile file)."""
+    buf = io.BytesIO()
+    np.save(buf, value, allow_pickle=True)
+    return buf.getvalue()
+
+
+def jpeg(shade: int = 128, size: int = 12) -> bytes:
+    """A small real JPEG."""
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (shade, 255 - shade, 40)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def landmarks(seed: int) -> np.ndarray:
+    """136 floats x0,y0,x1,y1,... as the release stores them."""
+    return np.random.default_rng(seed).uniform(0, 224, 136)
+
+
+def record(ident: str, exp="3", val="-0.25", aro="0.5", lnd=None, image=None,
+           root: str = ROOT) -> dict[str, bytes]:
+    """Members for one record; pass None to leave a file out, bytes to store raw bytes."""
+    members: dict[str, bytes] = {}
+    base = f"{root}/" if root else ""
+    if image is not False:
+        members[f"{base}images/{ident}.jpg"] = jpeg() if image is None else image
+    for kind, value in (("exp", exp), ("val", val), ("aro", aro), ("lnd", lnd)):
+        if value is None:
+            continue
+        data = value if isinstance(value, bytes) else npy(
+            np.array(value) if isinstance(value, str) else value)
+        members[f"{base}annotations/{ident}_{kind}.npy"] = data
+    return members
+
+
+def build(path: Path, *records: dict[str, bytes], extra: dict[str, bytes] | None = None) -> Path:
+    """Write an AffectNet-layout zip from record() member dicts."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for members in records:
+            for name, data in members.items():
+                zf.writestr(name, data)
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
+def read(path: Path, **kw) -> ReadResult:
+    """Read quietly."""
+    return read_affectnet_zip(path, progress=False, **kw)
+
+
+# ---- the happy path ---------------------------------------------------------------------
+
+def test_valid_archive(tmp_path):
+    lnd = landmarks(1)
+    path = build(tmp_path / "a.zip",
+                 record("10", exp="3", val="-0.25", aro="0.5", lnd=lnd),
+                 record("2", exp="0", val="0.75", aro="-1", lnd=None),
+                 record("7", exp="7", val=None, aro=None))
+    result = read(path)
+    df = result.records
+    assert result.reader == "affectnet" and result.source == str(path)
+    assert result.dropped == {} and result.nulled == {}
+    assert df["id"].tolist() == ["2", "7", "10"]  # numeric order
+    assert df["expression"].tolist() == [0, 7, 3]
+    assert df["expression"].dtype == np.int64
+    np.testing.assert_array_equal(df["valence"], [0.75, np.nan, -0.25])
+    np.testing.assert_array_equal(df["arousal"], [-1.0, np.nan, 0.5])
+    assert df["landmarks"][0] is None and df["landmarks"][1] is None
+    np.testing.assert_array_equal(df["landmarks"][2], lnd.astype(np.float32).reshape(68, 2))
+    assert df["landmarks"][2][0].tolist() == pytest.approx(lnd[:2].tolist(), rel=1e-6)
+    assert (df["source"] == "affectnet").all() and df["split"].isna().all()
+    for uri, ident in zip(df["image"], df["id"]):
+        archive, member = parse_uri(uri)
+        assert archive == str(path.resolve()) and member == f"{ROOT}/images/{ident}.jpg"
+        image = read_image(uri)
+        assert image.shape == (12, 12, 3) and image.dtype == np.uint8
+
+
+@pytest.mark.parametrize("exp", [np.array(5), np.array([5]), np.array(5.0), np.array(b"5"),
+                                 np.array(["5"]), np.array(" 5 "), np.array(np.int8(5))])
+def test_exp_formats_accepted(tmp_path, exp):
+    path = build(tmp_path / "a.zip", record("1", exp=exp, val=np.array([0.1]),
+                                            aro=np.array(-0.2, np.float32)))
+    df = read(path).records
+    assert df["expression"].tolist() == [5]
+    assert df["valence"][0] == pytest.approx(0.1)
+    assert df["arousal"][0] == pytest.approx(-0.2)
+
+
+@pytest.mark.parametrize("lnd", [landmarks(3).reshape(68, 2), landmarks(3).astype(np.float32),
+                                 landmarks(3).astype(str)])
+def test_lnd_shapes_and_text_accepted(tmp_path, lnd):
+    df = read(build(tmp_path / "a.zip", record("1", lnd=lnd))).records
+    np.testing.assert_allclose(df["landmarks"][0], landmarks(3).reshape(68, 2), rtol=1e-6)
+
+
+def test_any_prefix_and_no_prefix(tmp_path):
+    deep = read(build(tmp_path / "deep.zip", record("1", root="my/own folder"))).records
+    bare = read(build(tmp_path / "bare.zip", record("1", root=""))).records
+    assert deep["id"].tolist() == bare["id"].tolist() == ["1"]
+    assert parse_uri(bare["image"][0])[1] == "images/1.jpg"
+
+
+def test_release_folders_give_splits(tmp_path):
+    path = build(tmp_path / "a.zip",
+                 record("1", root="AffectNet/train_set"), record("2", root="AffectNet/train_set"),
+                 record("3", root="AffectNet/val_set"),
+                 record("1", root="AffectNet/val_set"))  # same id in both: a duplicate
+    result = read(path)
+    df = result.records
+    assert dict(zip(df["id"], df["split"])) == {"1": "train", "2": "train", "3": "test"}
+    assert result.dropped == {"duplicate id": 1}
+    assert result.examples["duplicate id"] == ["AffectNet/val_set/images/1.jpg"]
+
+
+def test_macos_junk_is_ignored(tmp_path):
+    path = build(tmp_path / "a.zip", record("1"), extra={
+        f"__MACOSX/{ROOT}/images/._1.jpg": b"\x00\x05\x16\x07",
+        f"{ROOT}/images/.DS_Store": b"junk", f"{ROOT}/images/Thumbs.db": b"junk"})
+    result = read(path)
+    assert len(result.records) == 1 and result.dropped == {}
+
+
+def test_deterministic_and_round_trips(tmp_path):
+    path = build(tmp_path / "a.zip", *[record(str(i), exp=str(i % 8), lnd=landmarks(i))
+                                       for i in range(12)])
+    first, second = read(path).records, read(path).records
+    pd.testing.assert_frame_equal(first, second)
+    save_records(first, tmp_path / "r.parquet")
+    pd.testing.assert_frame_equal(load_records(tmp_path / "r.parquet"), first)
+
+
+# ---- drops and blanks, counted by reason ------------------------------------------------
+
+def test_invalid_records_dropped_and_counted(tmp_path):
+    text = b"this is not a picture"
+    path = build(
+        tmp_path / "a.zip",
+        record("1"),                                   # fine
+        record("2", exp="-2"),                         # AffectNet's 'uncertain'
+        record("3", exp="9"),                          # non-face
+        record("4", exp="8"),
+        record("5", exp="abc"),
+        record("6", exp=None),                         # no exp file
+        record("7", exp="2.5"),
+        record("8", exp=np.array([1, 2])),             # not a single value
+        record("9", image=False),                      # annotations, no image
+        record("10", image=text),                      # text named .jpg
+        record("11", image=b""),                       # zero-byte image
+        record("12", exp=np.array(["3", {"x": 1}], dtype=object)),  # pickled exp
+        record("13", exp=b"\x93NUMPY garbage"),
+        record("14", exp=pickle.dumps(3)),             # a raw pickle
+        extra={f"{ROOT}/images/15.jpg": jpeg()},        # image, no annotations
+    )
+    result = read(path)
+    assert result.records["id"].tolist() == ["1"]
+    assert result.dropped == {
+        "expression out of range": 3, "unparseable exp": 4, "missing exp": 1,
+        "missing image": 1, "not an image": 2, "pickled exp npy refused": 2,
+        "image without annotations": 1,
+    }
+    assert result.nulled == {}
+    ex = result.examples
+    assert ex["expression out of range"] == [f"{ROOT}/annotations/{i}_exp.npy" for i in (2, 3, 4)]
+    assert ex["missing exp"] == [f"{ROOT}/images/6.jpg"]
+    assert ex["missing image"] == [f"{ROOT}/annotations/9_exp.npy"]
+    assert ex["not an image"] == [f"{ROOT}/images/10.jpg", f"{ROOT}/images/11.jpg"]
+    assert ex["image without annotations"] == [f"{ROOT}/images/15.jpg"]
+    summary = result.summary()
+    assert list(summary.columns) == ["reason", "outcome", "count", "examples"]
+    assert summary["count"].sum() == 14 and summary["count"].is_monotonic_decreasing
+    assert "unparseable exp" in str(result)
+
+
+def test_bad_optional_values_blanked_and_counted(tmp_path):
+    path = build(
+        tmp_path / "a.zip",
+        record("1", val="3.0", aro="nan"),
+        record("2", val="-1.5", aro="inf", lnd=np.arange(10.0)),
+        record("3", val="abc", aro=np.array([0.1], dtype=object),
+               lnd=np.where(np.arange(136) == 5, np.nan, 1.0)),
+        record("4", val="1", aro="-1", lnd=landmarks(4)),
+    )
+    result = read(path)
+    df = result.records.set_index("id")
+    assert result.dropped == {}
+    assert result.nulled == {
+        "valence out of range": 2, "arousal not finite": 2, "unparseable val": 1,
+        "pickled aro npy refused": 1, "landmarks wrong length": 1, "landmarks not finite": 1,
+    }
+    assert df["valence"].isna().tolist() == [True, True, True, False]
+    assert df["arousal"].isna().tolist() == [True, True, True, False]
+    assert df["landmarks"].map(lambda v: v is None).tolist() == [True, True, True, False]
+    assert result.examples["landmarks wrong length"] == [f"{ROOT}/annotations/2_lnd.npy"]
+    assert df.loc["4", "valence"] == 1.0 and df.loc["4", "arousal"] == -1.0
+
+
+def test_examples_capped_at_five(tmp_path):
+    path = build(tmp_path / "a.zip", record("0"), *[record(str(i), exp="-2") for i in range(1, 9)])
+    result = read(path)
+    assert result.dropped == {"expression out of range": 8}
+    assert len(result.examples["expression out of range"]) == 5
+
+
+def test_corrupt_member_counted_not_fatal(tmp_path):
+    path = tmp_path / "a.zip"
+    exp = npy(np.array("4"))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in {**record("1"), **record("2", exp=exp)}.items():
+            zf.writestr(name, data)
+    raw = path.read_bytes()
+    at = raw.rindex(exp)
+    path.write_bytes(raw[:at + len(exp) - 1] + b"5" + raw[at + len(exp):])  # CRC now wrong
+    result = read(path)
+    assert result.records["id"].tolist() == ["1"]
+    assert result.dropped == {"unreadable exp": 1}
+
+
+def test_no_usable_records(tmp_path):
+    path = build(tmp_path / "a.zip", record("1", exp="-2"), record("2", exp=None))
+    with pytest.raises(DataError, match="no usable records.*expression out of range"):
+        read(path)
+
+
+def test_not_affectnet_layout(tmp_path):
+    path = build(tmp_path / "a.zip", extra={"photos/1.jpg": jpeg()})
+    with pytest.raises(DataError, match="not an AffectNet layout"):
+        read(path)
+
+
+# ---- whole-archive problems -------------------------------------------------------------
+
+def test_traversal_member_refused(tmp_path):
+    path = build(tmp_path / "a.zip", record("1"), extra={"../evil.jpg": jpeg()})
+    with pytest.raises(DataError, match="traversal") as err:
+        read(path)
+    assert err.value.member == "../evil.jpg"
+
+
+def test_bomb_refused(tmp_path):
+    path = build(tmp_path / "a.zip", record("1"), extra={f"{ROOT}/images/2.jpg": bytes(4 << 20)})
+    with pytest.raises(DataError, match="ratio") as err:
+        read(path)
+    assert err.value.member == f"{ROOT}/images/2.jpg"
+
+
+def test_limits_are_passed_through(tmp_path):
+    path = build(tmp_path / "a.zip", record("1"), record("2"))
+    with pytest.raises(DataError, match="members exceed"):
+        read(path, limits=ArchiveLimits(max_members=5))
+
+
+def test_corrupt_zip(tmp_path):
+    good = build(tmp_path / "good.zip", record("1"))
+    path = tmp_path / "bad.zip"
+    path.write_bytes(good.read_bytes()[:-40])
+    with pytest.raises(DataError, match="not a zip|truncated") as err:
+        read(path)
+    assert err.value.path == str(path)
+
+
+# ---- detection and the registry ---------------------------------------------------------
+
+def test_looks_like_affectnet(tmp_path):
+    assert looks_like_affectnet(build(tmp_path / "a.zip", record("1")))
+    assert looks_like_affectnet(build(tmp_path / "b.zip", record("1", root="x/train_set")))
+    assert not looks_like_affectnet(build(tmp_path / "c.zip", extra={"images/1.jpg": jpeg()}))
+    assert not looks_like_affectnet(build(tmp_path / "d.zip", record("1", image=False)))
+    # images/ and annotations/ under different parents are not siblings
+    assert not looks_like_affectnet(build(tmp_path / "e.zip", extra={
+        "a/images/1.jpg": jpeg(), "b/annotations/1_exp.npy": npy(np.array("1"))}))
+    (tmp_path / "t.zip").write_text("text")
+    assert not looks_like_affectnet(tmp_path / "t.zip")
+    assert not looks_like_affectnet(tmp_path / "missing.zip")
+    assert not looks_like_affectnet(tmp_path)
+
+
+def test_read_source_detects_and_says_so(tmp_path, capsys):
+    path = build(tmp_path / "a.zip", record("1"))
+    assert detect_source(path) == "affectnet"
+    result = read_source(path, progress=False)
+    assert result.reader == "affectnet" and len(result.records) == 1
+    assert "'affectnet' reader" in capsys.readouterr().out
+    assert read_source(path, reader="affectnet", progress=False).records.equals(result.records)
+
+
+def test_progress_can_be_silenced(tmp_path, capsys):
+    read(build(tmp_path / "a.zip", record("1")))
+    assert capsys.readouterr().err == ""
+
+
+def test_unknown_source_lists_formats(tmp_path):
+    other = build(tmp_path / "other.zip", extra={"readme.txt": b"hello"})
+    with pytest.raises(DataError, match="affectnet: AffectNet-layout zip"):
+        detect_source(other)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(DataError, match="Supported formats"):
+        detect_source(folder)
+    with pytest.raises(DataError, match="not found"):
+        detect_source(tmp_path / "nowhere.zip")
+
+
+def test_broken_zip_explains_itself_in_detection(tmp_path):
+    path = tmp_path / "broken.zip"
+    path.write_bytes(b"PK\x03\x04 and then nothing useful")
+    with pytest.raises(DataError, match="not a zip|truncated"):
+        detect_source(path)
+
+
+def test_unknown_reader_name(tmp_path):
+    with pytest.raises(ConfigError, match="affectnet"):
+        read_source(build(tmp_path / "a.zip", record("1")), reader="nonesuch")
+
+
+def test_registry(tmp_path):
+    assert "affectnet" in READERS
+    with pytest.raises(ConfigError, match="already registered"):
+        register_reader("affectnet", lambda p: False, read_affectnet_zip, "again")
