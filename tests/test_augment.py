@@ -371,3 +371,18 @@ def test_balanced_training_table_combines_kept_and_augmented(records, tmp_path):
     tampered.loc[0, "source_id"] = records.loc[records.split == "val", "id"].iloc[0]
     with pytest.raises(LeakageError):
         balanced_training_table(records, plan, tampered)
+
+
+
+def test_planned_copies_point_at_train_sources_without_writing(records, tmp_path):
+    """Online-only balancing: copies reference their own train source image; nothing is written."""
+    from helpers.augment import planned_copies
+
+    plan = plan_balance(records, strategy="upsample", seed=0)
+    rows = planned_copies(plan, records)
+    assert len(rows) == len(plan.generate) > 0
+    by_id = records.set_index("id")
+    assert (rows["image"].to_numpy() == by_id.loc[rows["source_id"], "image"].to_numpy()).all()
+    assert set(by_id.loc[rows["source_id"], "split"]) == {"train"}
+    table = balanced_training_table(records, plan, rows)
+    assert table["expression"].value_counts().nunique() == 1

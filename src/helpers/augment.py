@@ -490,6 +490,27 @@ _MANIFEST_COLUMNS = ("id", "image", "source", "expression", "valence", "arousal"
                      "split", "source_id", "transform_seed", "augmented")
 
 
+def planned_copies(plan: BalancePlan, records: pd.DataFrame) -> pd.DataFrame:
+    """The plan's copies as rows pointing at their source image, for online-only augmentation.
+
+    Nothing is written: the training pipeline augments every epoch, so a repeated row becomes a
+    different image each time. Same columns as the manifest that `materialize` returns.
+    """
+    check_no_leakage(records, plan.generate)
+    gen = plan.generate.reset_index(drop=True)
+    by_source = "source" in records.columns and gen["source"].notna().all()
+    lookup = {k: i for i, k in enumerate(_row_keys(records, "id", by_source))}
+    src = records.iloc[[lookup[k] for k in _row_keys(gen, "source_id", by_source)]].reset_index(drop=True)
+    rows = pd.DataFrame({
+        "id": gen["id"].astype(str), "image": src["image"], "source": src["source"],
+        "expression": gen["expression"].astype(int), "valence": src["valence"],
+        "arousal": src["arousal"], "landmarks": src["landmarks"], "split": "train",
+        "source_id": gen["source_id"].astype(str),
+        "transform_seed": gen["transform_seed"].astype(np.int64), "augmented": True,
+    }, columns=list(_MANIFEST_COLUMNS))
+    return rows
+
+
 def balanced_training_table(records: pd.DataFrame, plan: BalancePlan,
                             manifest: pd.DataFrame) -> pd.DataFrame:
     """The final train table: kept originals plus augmented copies, flagged by `augmented`."""

@@ -282,3 +282,65 @@ def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure
         row[0].set_ylabel(f"{pair.kind}\nd={pair.distance}", rotation=0, ha="right", va="center")
     fig.suptitle(f"Top {len(top)} of {len(pairs):,} duplicate pairs")
     return fig
+
+
+def plot_balance(summary: pd.DataFrame) -> Figure:
+    """Train-split counts per class before and after balancing, side by side on one scale."""
+    if summary.empty:
+        return _message_figure("No training rows: nothing to balance.")
+    names = list(summary.index)
+    colors = [CLASS_PALETTE.get(n, "#777777") for n in names]
+    fig, axes = _figure(1, 2, (12.0, 4.0), sharey=True)
+    for ax, column, title in ((axes[0, 0], "before", "Before balancing"),
+                              (axes[0, 1], "after", "After balancing")):
+        bars = ax.bar(names, summary[column].to_numpy(), color=colors)
+        ax.bar_label(bars, fontsize=8, padding=2)
+        ax.set_title(f"{title} ({int(summary[column].sum()):,} train images)")
+        ax.tick_params(axis="x", rotation=45)
+    axes[0, 0].set_ylabel("train images")
+    if "generated" in summary.columns and summary["generated"].sum():
+        kept = summary["after"] - summary["generated"]
+        axes[0, 1].bar(names, kept.to_numpy(), color="white", alpha=0.35, hatch="//",
+                       edgecolor="0.3", linewidth=0, label="originals")
+        axes[0, 1].legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def plot_augmented_examples(records: pd.DataFrame, manifest: pd.DataFrame, n: int = 4,
+                            copies: int = 4, seed: int = 0, cfg: Any = None) -> Figure:
+    """Source faces next to their augmented copies, landmarks drawn, so transforms can be checked.
+
+    Copies are read from their files; with `cfg` (an AugmentConfig) they are rendered from the
+    source with each copy's transform seed instead, as online augmentation will produce them.
+    """
+    if manifest.empty:
+        return _message_figure("No augmented images were written (balancing did not upsample).")
+    rng = np.random.default_rng(seed)
+    sources = manifest["source_id"].drop_duplicates()
+    picked = sources.iloc[np.sort(rng.choice(len(sources), size=min(n, len(sources)), replace=False))]
+    by_id = records.drop_duplicates("id").set_index("id")
+    fig, axes = _figure(len(picked), copies + 1, (_CELL_INCHES * (copies + 1), _CELL_INCHES * len(picked) + 0.5))
+    for row, source_id in zip(axes, picked):
+        rec = by_id.loc[source_id]
+        for ax in row:
+            _bare(ax)
+        _show_image(row[0], rec["image"])
+        draw_landmarks(row[0], rec.get("landmarks"), size=3, linewidth=0.6, highlight=True)
+        row[0].set_title(f"source {source_id}", fontsize=8)
+        row[0].set_ylabel(EXPRESSIONS[int(rec["expression"])], rotation=0, ha="right", va="center")
+        made = manifest[manifest["source_id"] == source_id].head(copies)
+        for ax, (_, aug) in zip(row[1:], made.iterrows()):
+            if cfg is None:
+                _show_image(ax, aug["image"])
+                pts = aug["landmarks"]
+            else:
+                from helpers.augment import augment
+
+                image, pts = augment(read_image(rec["image"]), as_points(rec.get("landmarks")),
+                                     cfg, int(aug["transform_seed"]))
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+            draw_landmarks(ax, pts, size=3, linewidth=0.6, highlight=True)
+            ax.set_title(f"seed {aug['transform_seed']}", fontsize=8)
+    fig.suptitle("Augmented copies (right) of training faces (left); points 36/45 marked "
+                 "to show left/right stay right after flips", fontsize=10)
+    return fig
