@@ -29,3 +29,17 @@ def test_clean_keeps_only_checked_outputs():
     assert plain.outputs == [] and len(checked.outputs) == 1
     assert plain.execution_count is None and checked.execution_count is None
     assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_sees_every_parameter(path):
+    """A parameter papermill cannot parse is silently never overridden by run_all.sh."""
+    import ast
+
+    import papermill as pm
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    assert set(pm.inspect_notebook(str(path))) == assigned

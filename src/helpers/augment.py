@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from helpers.errors import ConfigError, DataError
 from helpers.images import read_image
