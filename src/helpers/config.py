@@ -104,12 +104,10 @@ def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
     if not names:
         raise ConfigError("no model names given")
     known = set(ALL_MODELS)
-    try:  # the factory may know more names than the default list
+    if set(names) - known:  # the factory may know more names (importing it costs seconds)
         from helpers.models import available_models
 
         known |= set(available_models())
-    except ImportError:
-        pass
     unknown = [m for m in names if m not in known]
     if unknown:
         raise ConfigError(f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}")

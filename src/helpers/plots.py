@@ -6,6 +6,7 @@ up in pyplot's registry, and any backend (Agg included) works.
 """
 from __future__ import annotations
 
+import io
 import math
 from typing import Any
 
@@ -39,6 +40,27 @@ _GROUP_COLORS = ("#56B4E9", "#E69F00", "#E69F00", "#009E73", "#009E73",
 # Outer eye corners get their own markers so users can tell the subject's right from left.
 _HIGHLIGHTS = {RIGHT_EYE_OUTER: "#D55E00", LEFT_EYE_OUTER: "#0072B2"}
 _CELL_INCHES = 1.6
+
+
+def _png(fig: Figure) -> bytes:
+    """PNG bytes of a figure, cropped to its content, for notebook display and reports."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
+
+
+def _register_notebook_display() -> None:
+    """Let Jupyter show the pyplot-free figures these functions return, inline, as PNG."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _png)
+
+
+_register_notebook_display()
 
 
 def _figure(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, np.ndarray]:
