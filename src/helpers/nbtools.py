@@ -22,6 +22,7 @@ def is_checked(cell: Any) -> bool:
 def prepare(profile: str, out_dir: Path, seed: int = 0, notebooks_dir: Path = config.NOTEBOOKS_DIR,
             extra: dict[str, Any] | None = None) -> list[Path]:
     """Copies of the notebooks with parameters injected (papermill-style) for one nbval run."""
+    from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
     if out_dir.exists():
@@ -31,7 +32,7 @@ def prepare(profile: str, out_dir: Path, seed: int = 0, notebooks_dir: Path = co
     params = {"profile": profile, "seed": seed, "run_dir": str(run_dir.resolve()), **(extra or {})}
     written = []
     for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
-        nb = nbformat.read(nb_path, as_version=4)
+        nb = load_notebook_node(str(nb_path))  # adds the metadata papermill expects
         declared = _declared(nb_path)
         nb = parameterize_notebook(nb, {k: v for k, v in params.items() if k in declared})
         target = out_dir / nb_path.name
@@ -57,12 +58,14 @@ def clean(nb: Any, keep_checked: bool = True) -> Any:
         cell.metadata.pop("papermill", None)
         if cell.cell_type != "code":
             continue
-        if not (keep_checked and is_checked(cell)):
+        keep = keep_checked and is_checked(cell) and bool(cell.outputs)
+        if not keep:
             cell.outputs = []
-        cell.execution_count = None
+        # nbval treats a reference cell without an execution count as unrun.
+        cell.execution_count = 1 if keep else None
         for out in cell.get("outputs", []):
             if "execution_count" in out:
-                out["execution_count"] = None
+                out["execution_count"] = cell.execution_count
     return nb
 
 
@@ -92,8 +95,8 @@ def problems(nb_path: Path) -> list[str]:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and cell.outputs and not is_checked(cell):
             found.append(f"cell {i} has outputs but nbval does not check them")
-        if cell.cell_type == "code" and cell.execution_count is not None:
-            found.append(f"cell {i} has an execution count")
+        if cell.cell_type == "code" and cell.execution_count is not None and not cell.outputs:
+            found.append(f"cell {i} has an execution count but no output")
     text = nb_path.read_text()
     for marker in (str(config.REPO_ROOT), "/home/", "/Users/", "/root/", "/tmp/"):
         if marker in text:
