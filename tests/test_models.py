@@ -1,0 +1,368 @@
+"""The model factory: every name builds alike, preprocessing lives inside, weights never hang."""
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import models
+from helpers.errors import ConfigError, DataError
+from helpers.labels import EXPRESSIONS
+from helpers.losses import HEADS, build_losses
+from helpers.models import (
+    Backbone, available_models, build_model, model_metadata, set_transfer_mode, transfer_mode,
+)
+
+NAMES = available_models()
+
+
+def _pixels(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
+    """Raw 0-255 float images, as users feed them."""
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, channels)).astype("float32")
+
+
+def _same_weights(a: keras.Model | keras.layers.Layer, b: keras.Model | keras.layers.Layer) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+def test_registry_has_the_required_models():
+    assert {"custom_cnn", "vgg16", "resnet50", "mobilenetv2"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("size,channels", [(48, 1), (64, 3)])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_model_builds_with_every_head(name, size, channels):
+    model = build_model(name, image_size=size, channels=channels)
+    out = model(_pixels(2, size, channels))
+    assert model.input_shape == (None, size, size, channels)
+    assert set(out) == set(HEADS)
+    assert tuple(out["expression"].shape) == (2, len(EXPRESSIONS))
+    assert tuple(out["valence"].shape) == (2, 1) and tuple(out["arousal"].shape) == (2, 1)
+    assert tuple(out["landmarks"].shape) == (2, 136)
+    np.testing.assert_allclose(np.sum(out["expression"], axis=1), 1.0, rtol=1e-5)
+    assert np.all(np.abs(out["valence"]) <= 1) and np.all(np.abs(out["arousal"]) <= 1)
+    assert np.all((np.asarray(out["landmarks"]) >= 0) & (np.asarray(out["landmarks"]) <= 1))
+
+
+@pytest.mark.parametrize("heads", [("expression",), ("valence", "landmarks"), ("arousal",)])
+def test_heads_switch_off(heads):
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=heads)
+    assert set(model(_pixels(1, 32, 1))) == set(heads)
+    assert model_metadata(model)["heads"] == [h for h in HEADS if h in heads]
+
+
+def test_unknown_name_raises_config_error_listing_the_valid_names():
+    with pytest.raises(ConfigError) as caught:
+        build_model("alexnet")
+    for name in NAMES:
+        assert name in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [
+    {"image_size": 8}, {"image_size": 48.0}, {"channels": 2}, {"heads": ("age",)}, {"heads": ()},
+    {"heads": ("expression", "expression")}, {"transfer": "half"}, {"trainable_top_n": -1},
+    {"dropout": 1.0}, {"shared_units": 0}, {"n_classes": 9}, {"landmark_activation": "relu"},
+    {"weights": "/nonexistent/weights.h5"}, {"weights_fallback": "maybe"},
+])
+def test_bad_arguments_raise_config_error_before_any_work(bad, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the arguments were checked")
+
+    monkeypatch.setattr(models, "_build_backbone", no_work)
+    with pytest.raises(ConfigError):
+        build_model("vgg16", **bad)
+
+
+def test_one_registry_entry_is_enough_for_a_new_backbone(monkeypatch):
+    entry = Backbone("mobilenetv2_035",
+                     functools.partial(keras.applications.MobileNetV2, alpha=0.35),
+                     keras.applications.mobilenet_v2.preprocess_input, "tf: pixels / 127.5 - 1", 32)
+    monkeypatch.setitem(models._REGISTRY, entry.name, entry)
+    model = build_model("mobilenetv2_035", image_size=32, channels=1, heads=("expression",))
+    assert model(_pixels(1, 32, 1))["expression"].shape == (1, 8)
+    assert model_metadata(model)["name"] == "mobilenetv2_035"
+
+
+@pytest.mark.parametrize("name,channels", [("vgg16", 1), ("mobilenetv2", 3), ("custom_cnn", 1)])
+def test_the_model_contains_its_own_preprocessing(name, channels):
+    model = build_model(name, image_size=32, channels=channels, heads=("expression",))
+    x = _pixels(2, 32, channels)
+    inside = np.asarray(model.get_layer("preprocess")(x))
+    if name == "custom_cnn":
+        expected = x / 255.0
+    else:
+        rgb = np.repeat(x, 3, axis=-1) if channels == 1 else x
+        expected = models._REGISTRY[name].preprocess_input(rgb.copy())
+    np.testing.assert_allclose(inside, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a, b = (build_model("custom_cnn", image_size=32, channels=1, seed=3) for _ in range(2))
+    c = build_model("custom_cnn", image_size=32, channels=1, seed=4)
+    assert _same_weights(a, b) and not _same_weights(a, c)
+
+
+def _fit_one_step(model: keras.Model, size: int, channels: int) -> None:
+    heads = model_metadata(model)["heads"]
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=build_losses(heads), run_eagerly=True)
+    y = {"expression": np.array([0, 1, 2, 3]), "valence": np.zeros(4, "float32"),
+         "arousal": np.zeros(4, "float32"), "landmarks": np.full((4, 136), 0.5, "float32")}
+    model.fit(_pixels(4, size, channels), {h: y[h] for h in heads}, batch_size=4, epochs=1,
+              verbose=0)
+
+
+def _moving_means(model: keras.Model) -> list[np.ndarray]:
+    return [np.array(layer.moving_mean) for layer in model.get_layer("backbone").layers
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _pretrained_file(name: str, tmp_path, size: int, channels: int) -> str:
+    """Weights whose BatchNorm statistics were learned, like ImageNet's (offline stand-in)."""
+    model = build_model(name, image_size=size, channels=channels, heads=("expression",), seed=1)
+    for layer in model.get_layer("backbone").layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.5, "float32"))
+    path = str(tmp_path / f"{name}.weights.h5")
+    model.save_weights(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "custom_cnn"])
+def test_pretrained_batchnorm_statistics_hold_during_full_fine_tuning(name, tmp_path):
+    path = _pretrained_file(name, tmp_path, 32, 1)
+    model = build_model(name, image_size=32, channels=1, heads=("expression",), weights=path,
+                        transfer="full")
+    means = _moving_means(model)
+    conv = next(layer for layer in model.get_layer("backbone").layers
+                if isinstance(layer, keras.layers.Conv2D))
+    kernel = np.array(conv.kernel)
+    _fit_one_step(model, 32, 1)
+    for after, before in zip(_moving_means(model), means):
+        np.testing.assert_array_equal(after, before)
+    assert not np.array_equal(np.array(conv.kernel), kernel)  # yet full fine-tuning trains
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "custom_cnn"])
+def test_randomly_initialised_backbones_learn_their_batchnorm_statistics(name):
+    model = build_model(name, image_size=32, channels=1, heads=("expression",))
+    means = _moving_means(model)
+    _fit_one_step(model, 32, 1)
+    assert not np.array_equal(_moving_means(model)[0], means[0])
+
+
+def _backbone_trainable(model: keras.Model) -> list[bool]:
+    return [layer.trainable for layer in model.get_layer("backbone").layers if layer.weights]
+
+
+def test_transfer_modes_set_trainability(tmp_path):
+    path = _pretrained_file("mobilenetv2", tmp_path, 32, 1)
+    model = build_model("mobilenetv2", image_size=32, channels=1, weights=path,
+                        heads=("expression",))
+    backbone = model.get_layer("backbone")
+    assert transfer_mode(model) == "frozen" and not backbone.trainable_weights
+    head_weights = len(model.trainable_weights)
+    assert head_weights == 4  # shared dense + expression head: kernel and bias each
+
+    set_transfer_mode(model, "top_n", top_n=10)
+    assert transfer_mode(model) == "top_n"
+    for index, layer in enumerate(backbone.layers):
+        on_top = index >= len(backbone.layers) - 10
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.trainable == (on_top and not is_bn), layer.name
+    assert head_weights < len(model.trainable_weights)
+
+    set_transfer_mode(model, "full")
+    assert transfer_mode(model) == "full"
+    for layer in backbone.layers:  # pretrained BatchNorm stays frozen so its statistics hold
+        assert layer.trainable == (not isinstance(layer, keras.layers.BatchNormalization))
+    set_transfer_mode(model, "frozen")
+    assert len(model.trainable_weights) == head_weights
+    with pytest.raises(ConfigError):
+        set_transfer_mode(model, "half")
+
+
+def test_default_transfer_freezes_pretrained_backbones_only(tmp_path):
+    random_init = build_model("vgg16", image_size=32, channels=1, heads=("expression",))
+    assert transfer_mode(random_init) == "full"
+    path = tmp_path / "vgg16.weights.h5"
+    random_init.save_weights(path)
+    loaded = build_model("vgg16", image_size=32, channels=1, heads=("expression",), weights=path)
+    assert transfer_mode(loaded) == "frozen"
+    top = build_model("vgg16", image_size=32, channels=1, heads=("expression",), weights=path,
+                      transfer="top_n", trainable_top_n=4)
+    # VGG16 has 13 convs; its last 4 layers are 3 convs and a pooling layer
+    assert _backbone_trainable(top) == [False] * 10 + [True] * 3
+
+
+# ----------------------------------------------------------------------------- weights offline
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty keras cache: what a machine without internet sees."""
+    monkeypatch.setattr(keras.src.backend.config, "keras_home", lambda: str(tmp_path / "keras"))
+
+    def unreachable(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known (network disabled by the test)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unreachable)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+
+
+def _messages(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "helpers.models"]
+
+
+def test_imagenet_offline_falls_back_to_random_init_with_one_clear_line(offline, caplog):
+    caplog.set_level(logging.WARNING, logger="helpers.models")
+    before = socket.getdefaulttimeout()
+    model = build_model("mobilenetv2", image_size=32, channels=1, heads=("expression",),
+                        weights="imagenet", seed=5)
+    (message,) = _messages(caplog)
+    assert "mobilenetv2" in message and "ImageNet weights unavailable" in message
+    assert "random initialisation" in message and "\n" not in message
+    assert socket.getdefaulttimeout() == before
+    assert transfer_mode(model) == "full"  # nothing pretrained to protect
+    plain = build_model("mobilenetv2", image_size=32, channels=1, heads=("expression",), seed=5)
+    assert _same_weights(model, plain)
+
+
+def test_imagenet_download_uses_a_short_timeout_and_restores_it(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(keras.src.backend.config, "keras_home", lambda: str(tmp_path / "keras"))
+    seen = []
+
+    def hanging(*args, **kwargs):
+        seen.append(socket.getdefaulttimeout())
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(urllib.request, "urlopen", hanging)
+    before = socket.getdefaulttimeout()
+    build_model("mobilenetv2", image_size=32, channels=3, heads=("valence",),
+                weights="imagenet", download_timeout_s=2.5)
+    assert seen == [2.5]
+    assert socket.getdefaulttimeout() == before
+    assert "timed out" in _messages(caplog)[0]
+
+
+def test_imagenet_offline_with_error_fallback_raises_config_error(offline):
+    with pytest.raises(ConfigError, match="mobilenetv2: ImageNet weights unavailable"):
+        build_model("mobilenetv2", image_size=32, channels=1, weights="imagenet",
+                    weights_fallback="error")
+    assert socket.getdefaulttimeout() is None
+
+
+def test_imagenet_offline_falls_back_to_a_local_weights_file(offline, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="helpers.models")
+    source = build_model("mobilenetv2", image_size=32, channels=1, seed=1)
+    path = tmp_path / "mobilenetv2.weights.h5"
+    source.save_weights(path)
+    model = build_model("mobilenetv2", image_size=32, channels=1, seed=2, weights="imagenet",
+                        weights_fallback=path)
+    assert _same_weights(model, source)
+    assert str(path) in _messages(caplog)[0]
+    assert transfer_mode(model) == "frozen"
+
+
+def test_custom_cnn_has_no_imagenet_weights_and_says_so(offline, caplog):
+    caplog.set_level(logging.WARNING, logger="helpers.models")
+    build_model("custom_cnn", image_size=32, channels=1, weights="imagenet")
+    assert "custom_cnn" in _messages(caplog)[0]
+
+
+# ----------------------------------------------------------------------------- local weights
+
+def test_keras_file_warm_start_copies_matching_layers_even_with_other_heads(tmp_path):
+    source = build_model("custom_cnn", image_size=32, channels=1, seed=1)
+    path = tmp_path / "custom_cnn.keras"
+    source.save(path)
+    model = build_model("custom_cnn", image_size=32, channels=1, seed=2,
+                        heads=("expression", "valence"), weights=path)
+    for name in ("backbone", "shared", "expression", "valence"):
+        assert _same_weights(model.get_layer(name), source.get_layer(name)), name
+
+
+def test_backbone_only_weights_file_loads_into_the_backbone(tmp_path):
+    source = build_model("custom_cnn", image_size=32, channels=1, seed=1)
+    path = tmp_path / "backbone.weights.h5"
+    source.get_layer("backbone").save_weights(path)
+    model = build_model("custom_cnn", image_size=32, channels=1, seed=2, weights=path)
+    assert _same_weights(model.get_layer("backbone"), source.get_layer("backbone"))
+    assert not _same_weights(model.get_layer("shared"), source.get_layer("shared"))
+
+
+def test_legacy_h5_backbone_file_loads_by_layer_name(tmp_path):
+    """The form of keras.applications' own notop files, e.g. fetched on another machine."""
+    source = build_model("custom_cnn", image_size=32, channels=1, seed=1)
+    path = tmp_path / "custom_cnn_notop.h5"
+    source.get_layer("backbone").save(path)
+    model = build_model("custom_cnn", image_size=32, channels=1, seed=2, weights=path)
+    assert _same_weights(model.get_layer("backbone"), source.get_layer("backbone"))
+    with pytest.raises(DataError, match="no layer of the vgg16 backbone"):
+        build_model("vgg16", image_size=32, channels=1, weights=path)
+
+
+@pytest.mark.parametrize("filename,content", [
+    ("broken.weights.h5", b"not an hdf5 file"), ("broken.keras", b"not a zip"),
+    ("weights.bin", b"\0"),
+])
+def test_unreadable_weights_file_raises_data_error_naming_it(tmp_path, filename, content):
+    path = tmp_path / filename
+    path.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        build_model("custom_cnn", image_size=32, channels=1, weights=path)
+    assert str(path) in str(caught.value)
+
+
+def test_weights_file_from_other_heads_raises_data_error(tmp_path):
+    path = tmp_path / "all_heads.weights.h5"
+    build_model("custom_cnn", image_size=32, channels=1).save_weights(path)
+    with pytest.raises(DataError, match="all_heads.weights.h5"):
+        build_model("custom_cnn", image_size=32, channels=1, heads=("expression",), weights=path)
+
+
+# ----------------------------------------------------------------------------- metadata, saving
+
+def test_saved_model_keeps_preprocessing_outputs_and_metadata(tmp_path):
+    model = build_model("vgg16", image_size=32, channels=1, heads=("expression", "landmarks"))
+    path = tmp_path / "vgg16.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    x = _pixels(3, 32, 1)
+    before, after = model.predict(x, verbose=0), loaded.predict(x, verbose=0)
+    assert set(after) == {"expression", "landmarks"}
+    np.testing.assert_allclose(after["expression"], before["expression"], rtol=1e-5)
+    assert model_metadata(loaded) == model_metadata(model)
+
+
+def test_metadata_from_kwargs_matches_the_built_model():
+    kwargs = {"name": "vgg16", "image_size": 48, "channels": 1, "n_classes": 7,
+              "heads": ["landmarks", "expression"]}
+    facts = model_metadata(kwargs)
+    built = model_metadata(build_model(**kwargs))
+    for key in ("name", "image_size", "channels", "preprocessing", "heads", "labels", "landmarks"):
+        assert facts[key] == built[key], key
+    assert facts["labels"] == list(EXPRESSIONS[:7])
+    assert facts["heads"] == ["expression", "landmarks"]
+    assert "grayscale replicated to 3 channels" in facts["preprocessing"]
+    assert "vgg16.preprocess_input" in facts["preprocessing"]
+    with pytest.raises(ConfigError, match="custom_cnn"):
+        model_metadata({"name": "alexnet"})
+    with pytest.raises(ConfigError, match="colour"):
+        model_metadata({"name": "vgg16", "colour": True})
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    with pytest.raises(ConfigError, match="build_model"):
+        model_metadata(plain)
+
+
+def test_outputs_stay_float32_under_mixed_precision():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build_model("custom_cnn", image_size=32, channels=1)
+        out = model(_pixels(2, 32, 1))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float32"}
