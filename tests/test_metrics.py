@@ -1,0 +1,355 @@
+"""Every metric pinned against a hand computation or the reference library."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import (
+    average_precision_score,
+    cohen_kappa_score,
+    f1_score,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.preprocessing import label_binarize
+
+from helpers.errors import ConfigError
+from helpers.labels import EXPRESSIONS
+from helpers.metrics import (
+    _confusions,
+    _f1_macro,
+    _kappa,
+    bootstrap_ci,
+    ccc,
+    classification_metrics,
+    evaluate_predictions,
+    json_ready,
+    krippendorff_alpha,
+    landmark_nme,
+    map_label_space,
+    per_class_report,
+    regression_metrics,
+    restrict_predictions,
+    with_confidence_intervals,
+)
+
+
+def _classifier(n: int, n_classes: int, seed: int = 0, skill: float = 1.0):
+    """Truth, probabilities (8 columns) and argmax predictions of a decent fake classifier."""
+    rng = np.random.default_rng(seed)
+    t = rng.integers(0, n_classes, n)
+    proba = rng.dirichlet(np.ones(8), n)
+    proba[np.arange(n), t] += skill * rng.uniform(0, 1, n)
+    proba /= proba.sum(axis=1, keepdims=True)
+    return t, proba, proba.argmax(axis=1)
+
+
+def _face(rng: np.random.Generator) -> np.ndarray:
+    """68 points with the outer eye corners 50 px apart."""
+    pts = rng.uniform(50, 150, (68, 2))
+    pts[36], pts[45] = (80.0, 100.0), (130.0, 100.0)
+    return pts
+
+
+# --------------------------------------------------------------------------- agreement
+
+def test_krippendorff_alpha_matches_hand_computation():
+    # Coincidences o00=2, o01=o10=1, o11=4; n0=3, n1=5, n=8:
+    # alpha = 1 - (n - 1) * (o01 + o10) / (2 n0 n1) = 1 - 7 * 2 / 30 = 8/15.
+    t, p = [0, 0, 1, 1], [0, 1, 1, 1]
+    assert krippendorff_alpha(t, p) == pytest.approx(8 / 15)
+    m = classification_metrics(t, p)
+    assert m["krippendorff_alpha"] == pytest.approx(8 / 15)
+    # Cohen: p_o = 3/4, p_e = 1/2 * 1/4 + 1/2 * 3/4 = 1/2 -> kappa = 1/2.
+    assert m["kappa"] == pytest.approx(0.5)
+
+
+def test_alpha_is_clearly_nonzero_on_a_real_classifier_and_one_when_perfect():
+    t, _, p = _classifier(500, 8)
+    m = classification_metrics(t, p)
+    assert m["krippendorff_alpha"] > 0.3
+    assert m["krippendorff_alpha"] == pytest.approx(m["kappa"], abs=0.01)  # large-n agreement
+    perfect = classification_metrics(t, t)
+    assert perfect["krippendorff_alpha"] == pytest.approx(1.0)
+    assert perfect["kappa"] == pytest.approx(1.0)
+
+
+def test_kappa_three_classes_by_hand():
+    t = [0, 0, 0, 1, 1, 2, 2, 2, 2, 2]
+    p = [0, 0, 1, 1, 2, 2, 2, 2, 0, 2]
+    # Agreement 7/10; marginals truth (3, 2, 5), pred (3, 2, 5) -> chance (9 + 4 + 25)/100.
+    po, pe = 0.7, 0.38
+    assert classification_metrics(t, p)["kappa"] == pytest.approx((po - pe) / (1 - pe))
+
+
+def test_single_class_agreement_is_undefined_not_made_up():
+    m = classification_metrics([1, 1, 1], [1, 1, 1])
+    assert m["accuracy"] == 1.0
+    assert math.isnan(m["kappa"]) and math.isnan(m["krippendorff_alpha"])
+    assert m["roc_auc_ovr"] is None
+
+
+# --------------------------------------------------------------------------- classification
+
+def test_classification_scores_match_sklearn():
+    t, proba, p = _classifier(400, 8, seed=1, skill=0.3)
+    m = classification_metrics(t, p, proba)
+    assert m["accuracy"] == pytest.approx(np.mean(t == p))
+    assert m["f1_macro"] == pytest.approx(f1_score(t, p, average="macro"))
+    assert m["f1_weighted"] == pytest.approx(f1_score(t, p, average="weighted"))
+    assert m["precision_macro"] == pytest.approx(precision_score(t, p, average="macro"))
+    assert m["recall_macro"] == pytest.approx(recall_score(t, p, average="macro"))
+    assert m["kappa"] == pytest.approx(cohen_kappa_score(t, p))
+    assert m["roc_auc_ovr"] == pytest.approx(roc_auc_score(t, proba, multi_class="ovr"))
+    onehot = label_binarize(t, classes=range(8))
+    assert m["pr_auc_macro"] == pytest.approx(average_precision_score(onehot, proba))
+    cm = np.asarray(m["confusion_matrix"])
+    assert cm.shape == (8, 8) and cm.sum() == 400
+    assert cm[3].sum() == np.sum(t == 3)  # rows are the truth
+    assert m["labels"] == list(EXPRESSIONS) and m["labels_left_out"] == []
+
+
+def test_seven_class_data_has_no_fake_contempt_class_and_auc_skips_it():
+    t, proba, p = _classifier(300, 7, seed=2, skill=0.4)
+    p[:5] = 7  # the 8-class model sometimes says Contempt
+    m = classification_metrics(t, p, proba, labels=range(8))
+    assert "Contempt" not in m["labels"] and m["labels_left_out"] == ["Contempt"]
+    assert np.asarray(m["confusion_matrix"]).shape == (7, 7)
+    assert m["n_pred_outside_labels"] == np.sum(p == 7)
+    seven = list(range(7))
+    assert m["f1_macro"] == pytest.approx(f1_score(t, p, labels=seven, average="macro"))
+    # A Contempt prediction is a miss for the true class, not a dropped row.
+    assert m["recall_macro"] == pytest.approx(recall_score(t, p, labels=seven, average="macro"))
+    assert m["accuracy"] == pytest.approx(np.mean(t == p))
+    # AUC: Contempt is absent from the truth -> skipped and reported, no crash.
+    assert m["auc_skipped"] == ["Contempt"]
+    expected = np.mean([roc_auc_score(t == c, proba[:, c]) for c in seven])
+    assert m["roc_auc_ovr"] == pytest.approx(expected)
+    expected_pr = np.mean([average_precision_score(t == c, proba[:, c]) for c in seven])
+    assert m["pr_auc_macro"] == pytest.approx(expected_pr)
+
+
+def test_restricting_predictions_to_the_data_label_space():
+    proba = np.array([[0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7],
+                      [0.6, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.1]])
+    pred, kept = restrict_predictions(proba, range(7))
+    assert pred.tolist() == [1, 0]
+    np.testing.assert_allclose(kept.sum(axis=1), 1.0)
+    assert (kept[:, 7] == 0).all()
+    t, proba, _ = _classifier(200, 7, seed=3)
+    res = evaluate_predictions({"expression": t, "expression_proba": proba}, "m",
+                               data_classes=range(7), n_boot=0)
+    assert res["expression"]["n_pred_outside_labels"] == 0
+    assert res["expression"]["restricted_to"] == list(EXPRESSIONS[:7])
+
+
+def test_missing_truth_is_dropped_and_fewer_than_two_classes_give_no_auc():
+    m = classification_metrics([-1, 2, 2, -1], [0, 2, 1, 3], np.full((4, 8), 1 / 8))
+    assert m["n"] == 2 and m["n_dropped"] == 2
+    assert m["roc_auc_ovr"] is None and m["pr_auc_macro"] is None
+    assert classification_metrics([-1, -1], [0, 1]) is None
+
+
+def test_per_class_report_matches_sklearn():
+    t, _, p = _classifier(200, 7, seed=4, skill=0.5)
+    rep = per_class_report(t, p)
+    assert list(rep.index) == list(EXPRESSIONS[:7])
+    np.testing.assert_allclose(rep["f1"], f1_score(t, p, labels=range(7), average=None))
+    assert rep["support"].tolist() == np.bincount(t, minlength=7).tolist()
+
+
+def test_map_label_space():
+    fer = np.array([0, 1, 2, 3, 4, 5, 6, -1])
+    shared = map_label_space(fer, "fer")
+    assert [EXPRESSIONS[i] for i in shared[:7]] == [
+        "Anger", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+    assert shared[7] == -1
+    back = map_label_space(np.arange(8), "affectnet", "fer")
+    assert back.tolist() == [6, 3, 4, 5, 2, 1, 0, -1]  # no Contempt in FER order
+    with pytest.raises(ConfigError):
+        map_label_space(fer, "nope")
+    with pytest.raises(ValueError, match="do not exist"):
+        map_label_space([7], "fer")
+
+
+# --------------------------------------------------------------------------- regression
+
+def test_ccc_identical_shifted_scaled():
+    y = np.array([1.0, 2.0, 3.0, 4.0])  # population variance 1.25
+    assert ccc(y, y) == pytest.approx(1.0)
+    # Shift by 1: 2 * 1.25 / (1.25 + 1.25 + 1) = 5/7.
+    assert ccc(y, y + 1) == pytest.approx(5 / 7)
+    # Scale by 2: cov 2.5, var 1.25 and 5, means 2.5 and 5 -> 5 / 12.5.
+    assert ccc(y, 2 * y) == pytest.approx(0.4)
+    assert regression_metrics(y, y + 1)["ccc"] == pytest.approx(5 / 7)
+
+
+def test_sagr_counts_zero_as_its_own_sign():
+    t = [0.0, 0.5, -0.5, 0.0, -0.2]
+    p = [0.0, 0.1, 0.2, 0.3, -0.1]
+    # matches: 0/0 yes, +/+ yes, -/+ no, 0/+ no, -/- yes
+    assert regression_metrics(t, p)["sagr"] == pytest.approx(3 / 5)
+    assert regression_metrics([0.1, 0.2], [0.0, 0.0])["sagr"] == 0.0
+
+
+def test_regression_scores_match_references_and_mask_nan():
+    rng = np.random.default_rng(5)
+    t = rng.uniform(-1, 1, 100)
+    p = np.clip(t + rng.normal(0, 0.3, 100), -1, 1)
+    t_nan = t.copy()
+    t_nan[::10] = np.nan
+    m = regression_metrics(t_nan, p)
+    keep = np.isfinite(t_nan)
+    tk, pk = t[keep], p[keep]
+    assert m["n"] == keep.sum() == 90
+    assert m["rmse"] == pytest.approx(np.sqrt(np.mean((tk - pk) ** 2)))
+    assert m["mae"] == pytest.approx(np.mean(np.abs(tk - pk)))
+    assert m["r2"] == pytest.approx(r2_score(tk, pk))
+    assert m["corr"] == pytest.approx(stats.pearsonr(tk, pk).statistic)
+    assert regression_metrics([np.nan, np.nan], [0.1, 0.2]) is None
+    with pytest.raises(ValueError, match="NaN"):
+        regression_metrics([0.1, 0.2], [np.nan, 0.2])
+
+
+def test_undefined_regression_values_are_nan_not_invented():
+    m = regression_metrics([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])
+    assert math.isnan(m["r2"]) and math.isnan(m["corr"])
+    assert math.isnan(regression_metrics([0.3], [0.3])["corr"])
+
+
+# --------------------------------------------------------------------------- landmarks
+
+def test_nme_of_a_uniform_one_pixel_shift_is_two_percent():
+    rng = np.random.default_rng(6)
+    true = np.stack([_face(rng) for _ in range(4)])
+    pred = true + np.array([1.0, 0.0])
+    m = landmark_nme(true, pred)
+    assert m["nme"] == pytest.approx(0.02) and m["nme_median"] == pytest.approx(0.02)
+    assert m["failure_rate"] == 0.0 and m["n"] == 4
+    # Flat (N, 136) layout is accepted too.
+    assert landmark_nme(true.reshape(4, 136), pred.reshape(4, 136))["nme"] == pytest.approx(0.02)
+
+
+def test_nme_failure_rate_median_and_missing_rows():
+    rng = np.random.default_rng(7)
+    true = np.stack([_face(rng) for _ in range(5)])
+    pred = true.copy()
+    pred[0] += (10.0, 0.0)     # 10 px / 50 px = 0.2: a failure
+    pred[1] += (0.0, 2.0)      # 0.04
+    true[4] = np.nan           # no truth: skipped
+    m = landmark_nme(true, pred)
+    assert m["n"] == 4
+    assert m["nme"] == pytest.approx((0.2 + 0.04) / 4)
+    assert m["nme_median"] == pytest.approx(0.02)  # of 0.2, 0.04, 0, 0
+    assert m["failure_rate"] == pytest.approx(0.25)
+    assert landmark_nme(np.full((2, 68, 2), np.nan), np.zeros((2, 68, 2))) is None
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+def test_batched_confusion_metrics_equal_sklearn_per_resample():
+    t, _, p = _classifier(150, 7, seed=8, skill=0.3)
+    p[:4] = 7
+    labels = np.arange(7)
+    idx = np.random.default_rng(0).integers(0, 150, (5, 150))
+    conf = _confusions(t[idx], p[idx], labels)
+    f1, kappa = _f1_macro(conf, np.arange(7)), _kappa(conf)
+    for b in range(5):
+        tb, pb = t[idx[b]], p[idx[b]]
+        assert f1[b] == pytest.approx(f1_score(tb, pb, labels=labels, average="macro",
+                                               zero_division=0))
+        assert kappa[b] == pytest.approx(cohen_kappa_score(tb, pb))
+
+
+def test_bootstrap_ci_contains_estimate_is_seeded_and_narrows_with_data():
+    def acc(t, p):
+        return (t == p).mean(axis=-1)
+
+    t, _, p = _classifier(200, 8, seed=9, skill=0.5)
+    low, high = bootstrap_ci(acc, t, p, n_boot=300, seed=1, batched=True)
+    assert low <= np.mean(t == p) <= high
+    assert bootstrap_ci(acc, t, p, n_boot=300, seed=1, batched=True) == (low, high)
+    assert bootstrap_ci(acc, t, p, n_boot=300, seed=2, batched=True) != (low, high)
+    # The looped path sees the very same resamples.
+    looped = bootstrap_ci(lambda a, b: np.mean(a == b), t, p, n_boot=300, seed=1)
+    assert looped == pytest.approx((low, high))
+    t4, _, p4 = _classifier(3200, 8, seed=9, skill=0.5)
+    low4, high4 = bootstrap_ci(acc, t4, p4, n_boot=300, seed=1, batched=True)
+    assert high4 - low4 < 0.5 * (high - low)
+
+
+def test_confidence_intervals_for_every_headline_metric():
+    t, _, p = _classifier(300, 7, seed=10, skill=0.5)
+    m = with_confidence_intervals(classification_metrics(t, p), "expression", t, p, n_boot=200)
+    for key in ("accuracy", "f1_macro", "kappa"):
+        low, high = m[f"{key}_ci"]
+        assert low <= m[key] <= high, key
+    rng = np.random.default_rng(11)
+    y = rng.uniform(-1, 1, 300)
+    yp = y + rng.normal(0, 0.3, 300)
+    r = with_confidence_intervals(regression_metrics(y, yp), "valence", y, yp, n_boot=200)
+    for key in ("ccc", "rmse"):
+        assert r[f"{key}_ci"][0] <= r[key] <= r[f"{key}_ci"][1], key
+    true = np.stack([_face(rng) for _ in range(50)])
+    pred = true + rng.normal(0, 1.5, true.shape)
+    lm = with_confidence_intervals(landmark_nme(true, pred), "landmarks", true, pred, n_boot=200)
+    assert lm["nme_ci"][0] <= lm["nme"] <= lm["nme_ci"][1]
+    assert with_confidence_intervals(None, "landmarks", true, pred) is None
+    with pytest.raises(ConfigError):
+        with_confidence_intervals(r, "valence", y, yp, keys=("kappa",))
+
+
+# --------------------------------------------------------------------------- whole model
+
+def _prediction_table(n: int = 120) -> pd.DataFrame:
+    """A FER-like table: 7 classes, no valence/arousal, landmarks for some faces only."""
+    rng = np.random.default_rng(12)
+    t, proba, p = _classifier(n, 7, seed=12)
+    faces = [_face(rng) if i % 3 else None for i in range(n)]
+    return pd.DataFrame({
+        "expression": t, "expression_pred": p, "expression_proba": list(proba),
+        "valence": np.nan, "valence_pred": rng.uniform(-1, 1, n),
+        "arousal": np.nan, "arousal_pred": rng.uniform(-1, 1, n),
+        "landmarks": faces,
+        "landmarks_pred": [f + 1.0 if f is not None else rng.uniform(0, 200, (68, 2))
+                           for f in faces],
+    })
+
+
+def test_evaluate_predictions_contract_and_null_heads():
+    res = evaluate_predictions(_prediction_table(), model="custom_cnn", n_boot=100)
+    assert list(res) == ["model", "n", "expression", "valence", "arousal", "landmarks"]
+    assert res["model"] == "custom_cnn" and res["n"] == 120
+    assert res["valence"] is None and res["arousal"] is None  # all-NaN targets: null heads
+    assert res["landmarks"]["n"] == 80 and res["landmarks"]["nme"] > 0
+    expr = res["expression"]
+    for key in ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro",
+                "kappa", "krippendorff_alpha", "roc_auc_ovr", "pr_auc_macro",
+                "confusion_matrix", "labels", "accuracy_ci", "f1_macro_ci", "kappa_ci"):
+        assert key in expr, key
+    assert "Contempt" not in expr["labels"]
+    # Heads without columns (the model has none) are null too.
+    only = evaluate_predictions({"expression": [0, 1, 1], "expression_pred": [0, 1, 0]},
+                                n_boot=0)
+    assert only["landmarks"] is None and only["valence"] is None
+    assert only["expression"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_result_survives_a_json_round_trip_without_nan():
+    table = _prediction_table()
+    table.loc[:59, "valence"] = np.linspace(-1, 1, 60)
+    res = evaluate_predictions(table, n_boot=50)
+    res["expression"]["extra"] = {"nan": np.float32("nan"), "arr": np.arange(3),
+                                  "flag": np.bool_(True), "ci": (np.float64(0.1), 0.2)}
+    text = json.dumps(json_ready(res), allow_nan=False)
+    back = json.loads(text)
+    assert back["valence"]["n"] == 60
+    assert back["expression"]["extra"] == {"nan": None, "arr": [0, 1, 2], "flag": True,
+                                           "ci": [0.1, 0.2]}
+    assert back["expression"]["confusion_matrix"] == res["expression"]["confusion_matrix"]
