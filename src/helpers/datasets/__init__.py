@@ -152,3 +152,27 @@ from helpers.datasets import affectnet as _affectnet  # noqa: E402
 register_reader("affectnet", _affectnet.looks_like_affectnet, _affectnet.read_affectnet_zip,
                 "AffectNet-layout zip: .../images/{id}.jpg and "
                 ".../annotations/{id}_{exp,val,aro,lnd}.npy")
+
+# More sources (issue 6). Order matters: the FER-2013 folder layout before the generic
+# class-folder tree, which comes last because almost any labelled image tree matches it.
+from helpers.datasets import csv_boxes as _csv_boxes  # noqa: E402
+from helpers.datasets import expw as _expw  # noqa: E402
+from helpers.datasets import fer2013 as _fer2013  # noqa: E402
+from helpers.datasets import folders as _folders  # noqa: E402
+
+register_reader("fer2013", _fer2013.looks_like_fer_folders, _fer2013.read_fer_folders,
+                "FER-2013 image folders (zip or folder): train/<class>/*.jpg|png and "
+                "test/<class>/*, class folders named angry, disgust, fear, happy, neutral, "
+                "sad, surprise")
+register_reader("fer2013_csv", _fer2013.looks_like_fer_csv, _fer2013.read_fer_csv,
+                "FER-2013 CSV (fer2013.csv, or a zip holding it): emotion, pixels "
+                "(2304 integers) and optional Usage columns")
+register_reader("expw", _expw.looks_like_expw, _expw.read_expw,
+                "ExpW: a folder with label.lst (image face_id top left right bottom "
+                "confidence label) and image/origin/ (or image/, images/, origin/)")
+register_reader("csv_boxes", _csv_boxes.looks_like_box_csv, _csv_boxes.read_box_csv,
+                "CSV of face boxes: image, label (expression name) and optional x, y, w, h "
+                "(or left, top, right, bottom), confidence, split columns")
+register_reader("folders", _folders.looks_like_class_folders, _folders.read_class_tree,
+                "class-per-folder images (folder or zip): <expression name>/*.jpg, "
+                "optionally under train/, val/, test/")
