@@ -366,3 +366,293 @@ def plot_augmented_examples(records: pd.DataFrame, manifest: pd.DataFrame, n: in
     fig.suptitle("Augmented copies (right) of training faces (left); points 36/45 marked "
                  "to show left/right stay right after flips", fontsize=10)
     return fig
+
+
+# --------------------------------------------------------------------------- evaluation (05, 06)
+
+# Truth and prediction in landmark overlays: Okabe-Ito bluish green and vermillion.
+TRUTH_COLOR, PRED_COLOR = "#009E73", "#D55E00"
+# Models in comparison charts, in table order (Okabe-Ito without its yellow, which is faint).
+_MODEL_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#999999")
+# Headline metric per task for comparisons: (column suffix, label, lower is better).
+_HEADLINE_METRICS = {"expression": ("f1_macro", "macro F1", False),
+                     "valence": ("ccc", "CCC", False), "arousal": ("ccc", "CCC", False),
+                     "landmarks": ("nme", "NME", True)}
+_LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "nme", "error")
+
+
+def _row_normalised(cm: np.ndarray) -> np.ndarray:
+    """Each true class's row as shares (recall on the diagonal); NaN for classes never seen."""
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.full(cm.shape, np.nan), where=totals > 0)
+
+
+def _heatmap(ax: Axes, values: np.ndarray, labels: list[str], fmt: str, **kw: Any) -> None:
+    """A labelled confusion heatmap, annotation size scaled to the class count."""
+    size = 9 if len(labels) <= 8 else 7
+    sns.heatmap(values, annot=True, fmt=fmt, cmap="Blues", square=True, cbar=False,
+                xticklabels=labels, yticklabels=labels, annot_kws={"fontsize": size}, ax=ax, **kw)
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.tick_params(axis="y", labelrotation=0)
+
+
+def plot_confusion_matrices(cm: Any, labels: list[str], title: str = "") -> Figure:
+    """Counts show where the data is; row shares show per-class recall whatever the imbalance."""
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.size == 0 or cm.sum() == 0:
+        return _message_figure("No scored predictions: no confusion matrix.")
+    k = len(labels)
+    fig, axes = _figure(1, 2, (2 * (0.7 * k + 1.5) + 0.5, 0.7 * k + 2.4))
+    _heatmap(axes[0, 0], cm, list(labels), "d")
+    axes[0, 0].set_title(f"Counts (n={int(cm.sum()):,})")
+    _heatmap(axes[0, 1], _row_normalised(cm), list(labels), ".2f", vmin=0, vmax=1)
+    axes[0, 1].set_title("Share of each true class (recall on the diagonal)")
+    accuracy = np.trace(cm) / cm.sum()
+    fig.suptitle(f"{title + ': ' if title else ''}accuracy {accuracy:.3f}")
+    return fig
+
+
+def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]]) -> Figure:
+    """Row-normalised confusion matrices of several models on one scale, to compare errors."""
+    items = [(m, np.asarray(cm, dtype=np.int64), list(lab)) for m, (cm, lab) in cms.items()
+             if np.asarray(cm).size and np.asarray(cm).sum() > 0]
+    if not items:
+        return _message_figure("No confusion matrices to compare.")
+    ncols = min(3, len(items))
+    nrows = math.ceil(len(items) / ncols)
+    k = max(len(lab) for _, _, lab in items)
+    side = 0.6 * k + 1.5
+    fig, axes = _figure(nrows, ncols, (side * ncols, (side + 0.3) * nrows))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (model, cm, labels) in zip(axes.flat, items):
+        ax.set_axis_on()
+        _heatmap(ax, _row_normalised(cm), labels, ".2f", vmin=0, vmax=1)
+        ax.set_title(f"{model} (accuracy {np.trace(cm) / cm.sum():.3f})")
+    fig.suptitle("Share of each true class predicted as each class")
+    return fig
+
+
+def _class_scores(predictions: pd.DataFrame,
+                  labels: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(class, is-this-class truth, its probability) for classes with positives and negatives."""
+    if "expression" not in predictions.columns:
+        return []
+    scored = predictions[pd.to_numeric(predictions["expression"], errors="coerce") >= 0]
+    truth = scored["expression"].astype(int).to_numpy()
+    out = []
+    for name in labels:
+        column = f"p_{name}"
+        if name not in EXPRESSIONS or column not in scored.columns:
+            continue
+        positive = truth == EXPRESSIONS.index(name)
+        if 0 < positive.sum() < len(positive):
+            out.append((name, positive, scored[column].to_numpy(dtype=np.float64)))
+    return out
+
+
+def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
+    """One-vs-rest ROC and precision-recall per class; classes the truth lacks are skipped."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    curves = _class_scores(predictions, list(labels))
+    if not curves:
+        return _message_figure("No class has both positive and negative examples with "
+                               "probabilities: no ROC or PR curves.")
+    fig, axes = _figure(1, 2, (12.0, 5.0))
+    roc_ax, pr_ax = axes[0, 0], axes[0, 1]
+    for name, positive, score in curves:
+        color = CLASS_PALETTE.get(name)
+        fpr, tpr, _ = roc_curve(positive, score)
+        roc_ax.plot(fpr, tpr, color=color, label=f"{name} (AUC {auc(fpr, tpr):.2f})")
+        precision, recall, _ = precision_recall_curve(positive, score)
+        ap = average_precision_score(positive, score)
+        pr_ax.plot(recall, precision, color=color, drawstyle="steps-post",
+                   label=f"{name} (AUC {ap:.2f}, base {positive.mean():.2f})")
+    roc_ax.plot([0, 1], [0, 1], ":", color="0.5", linewidth=1)
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1),
+               ylim=(0, 1.01), title="ROC, one class vs the rest")
+    pr_ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01),
+              title="Precision-recall (AUC = average precision; base = chance level)")
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "best")
+        ax.set_aspect("equal")
+    return fig
+
+
+def plot_va_predictions(predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> Figure:
+    """Predicted against true valence and arousal; points on the diagonal are right."""
+    from helpers.metrics import ccc
+
+    pairs = {}
+    for head in ("valence", "arousal"):
+        if {head, f"{head}_pred"} <= set(predictions.columns):
+            t = pd.to_numeric(predictions[head], errors="coerce").to_numpy(np.float64)
+            p = pd.to_numeric(predictions[f"{head}_pred"], errors="coerce").to_numpy(np.float64)
+            keep = np.isfinite(t) & np.isfinite(p)
+            if keep.any():
+                pairs[head] = (t[keep], p[keep])
+    if not pairs:
+        return _message_figure("No valence/arousal truth and predictions: nothing to plot.")
+    rng = np.random.default_rng(seed)
+    fig, axes = _figure(1, 2, (10.5, 5.2))
+    for ax, head in zip(axes[0], ("valence", "arousal")):
+        if head not in pairs:
+            ax.text(0.5, 0.5, f"no {head} truth or prediction", ha="center", va="center")
+            ax.set_axis_off()
+            continue
+        t, p = pairs[head]
+        shown = (rng.choice(t.size, max_points, replace=False) if t.size > max_points
+                 else slice(None))
+        ax.scatter(t[shown], p[shown], s=8, alpha=0.4, linewidths=0, color=CLASS_COLORS[2])
+        ax.plot([-1, 1], [-1, 1], "--", color="0.3", linewidth=1, label="prediction = truth")
+        ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel=f"true {head}",
+               ylabel=f"predicted {head}")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title(f"{head.capitalize()}: CCC {float(ccc(t, p)):.3f} (n={t.size:,})")
+    return fig
+
+
+def plot_landmark_predictions(predictions: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
+    """Predicted and true landmarks on the faces, with each face's NME, to see how errors look."""
+    from matplotlib.lines import Line2D
+
+    from helpers.metrics import per_image_nme
+
+    if "landmarks_pred" not in predictions.columns or "image" not in predictions.columns:
+        return _message_figure("The model predicts no landmarks: nothing to draw.")
+    pred = predictions["landmarks_pred"].map(lambda v: as_points(v) is not None).astype(bool)
+    truth = (predictions["landmarks"].map(lambda v: as_points(v) is not None).astype(bool)
+             if "landmarks" in predictions.columns else pd.Series(False, index=predictions.index))
+    pool = predictions[pred & truth] if (pred & truth).any() else predictions[pred]
+    picked = _sample_rows(pool, n, np.random.default_rng(seed))
+    if picked.empty:
+        return _message_figure("No landmark predictions: nothing to draw.")
+    ncols = min(4, len(picked))
+    nrows = math.ceil(len(picked) / ncols)
+    fig, axes = _figure(nrows, ncols, (3.0 * ncols, 3.2 * nrows + 0.8))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (_, rec) in zip(axes.flat, picked.iterrows()):
+        _show_image(ax, rec["image"])
+        true_pts = as_points(rec["landmarks"]) if "landmarks" in rec else None
+        pred_pts = as_points(rec["landmarks_pred"])
+        label = str(rec["id"])
+        if true_pts is not None:
+            draw_landmarks(ax, true_pts, color=TRUTH_COLOR, size=5, linewidth=0.8, highlight=False)
+            nme = per_image_nme(true_pts[None], pred_pts[None])
+            if nme.size:
+                label += f"  NME {float(nme[0]):.3f}"
+        draw_landmarks(ax, pred_pts, color=PRED_COLOR, size=5, linewidth=0.8, highlight=False)
+        ax.set_title(label, fontsize=9)
+    handles = [Line2D([], [], color=TRUTH_COLOR, marker="o", label="truth"),
+               Line2D([], [], color=PRED_COLOR, marker="o", label="prediction")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    fig.suptitle("Predicted landmarks against the truth (NME: mean error / outer-eye distance)",
+                 fontsize=10)
+    return fig
+
+
+def plot_confident_mistakes(predictions: pd.DataFrame, n: int = 12) -> Figure:
+    """The wrong answers the model was surest of: often label noise, look-alike classes or bias."""
+    from helpers.evaluation import confident_mistakes
+
+    wrong = confident_mistakes(predictions, n=n)
+    if wrong.empty or "image" not in wrong.columns:
+        return _message_figure("No wrong expression predictions to show.")
+    ncols = min(6, len(wrong))
+    nrows = math.ceil(len(wrong) / ncols)
+    fig, axes = _figure(nrows, ncols, (2.2 * ncols, 2.6 * nrows + 0.5))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (_, rec) in zip(axes.flat, wrong.iterrows()):
+        _show_image(ax, rec["image"])
+        true_name = EXPRESSIONS[int(rec["expression"])]
+        pred_name = EXPRESSIONS[int(rec["expression_pred"])]
+        ax.set_title(f"true {true_name}\npred {pred_name} ({rec['confidence']:.2f})", fontsize=8)
+    fig.suptitle(f"The {len(wrong)} most confident mistakes (predicted class, its probability)",
+                 fontsize=10)
+    return fig
+
+
+def _metric_pairs(history: pd.DataFrame) -> list[tuple[str, str | None, str | None]]:
+    """(metric, train column, val column) for each metric, pairing x with val_x."""
+    # Bookkeeping columns training.py logs beside the metrics.
+    skip = {"epoch", "lr", "learning_rate", "time", "seconds", "time_s", "phase",
+            "train_images_per_s"}
+    columns = [str(c) for c in history.columns if str(c) not in skip
+               and pd.api.types.is_numeric_dtype(history[c])]
+    pairs = []
+    for c in columns:
+        if c.startswith("val_"):
+            if c[4:] not in columns:
+                pairs.append((c[4:], None, c))
+        else:
+            pairs.append((c, c, f"val_{c}" if f"val_{c}" in columns else None))
+    return pairs
+
+
+def plot_learning_curves(history: pd.DataFrame, title: str = "") -> Figure:
+    """Train vs validation per loss and metric; a gap that widens means overfitting."""
+    pairs = _metric_pairs(history) if history is not None and len(history) else []
+    if not pairs:
+        return _message_figure("No training history: nothing to plot.")
+    x = (history["epoch"].to_numpy() + 1) if "epoch" in history.columns \
+        else np.arange(1, len(history) + 1)
+    ncols = min(4, len(pairs))
+    nrows = math.ceil(len(pairs) / ncols)
+    fig, axes = _figure(nrows, ncols, (3.6 * ncols, 2.8 * nrows + 0.5))
+    for ax in axes.flat[len(pairs):]:
+        ax.set_axis_off()
+    for ax, (metric, train, val) in zip(axes.flat, pairs):
+        if train is not None:
+            ax.plot(x, history[train], "-o", markersize=3, color=CLASS_COLORS[2], label="train")
+        if val is not None:
+            values = history[val].to_numpy(dtype=np.float64)
+            ax.plot(x, values, "--o", markersize=3, color=CLASS_COLORS[6], label="val")
+            if np.isfinite(values).any():
+                lower = any(w in metric for w in _LOWER_IS_BETTER)
+                best = int(np.nanargmin(values) if lower else np.nanargmax(values))
+                ax.scatter([x[best]], [values[best]], s=60, facecolors="none",
+                           edgecolors="black", zorder=4, label=f"best val (epoch {x[best]})")
+        if "phase" in history.columns:  # where fine-tuning starts (two-phase transfer learning)
+            for start in np.flatnonzero(np.diff(history["phase"].to_numpy()) != 0) + 1:
+                ax.axvline(x[start] - 0.5, color="0.5", linestyle=":", linewidth=1)
+        ax.set(title=metric, xlabel="epoch")
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Learning curves")
+    return fig
+
+
+def plot_metric_comparison(table: pd.DataFrame) -> Figure:
+    """Each task's headline metric per model with 95% CI bars, to see which leads are real."""
+    tasks = [t for t, (m, _, _) in _HEADLINE_METRICS.items()
+             if f"{t}_{m}" in table.columns and table[f"{t}_{m}"].notna().any()]
+    if table.empty or not tasks:
+        return _message_figure("No model metrics to compare.")
+    models = table["model"].astype(str).tolist()
+    colors = [_MODEL_COLORS[i % len(_MODEL_COLORS)] for i in range(len(models))]
+    fig, axes = _figure(1, len(tasks), (max(4.0, 0.8 * len(models) + 2.0) * len(tasks), 4.2))
+    for ax, task in zip(axes[0], tasks):
+        metric, label, lower = _HEADLINE_METRICS[task]
+        column = f"{task}_{metric}"
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
+        low = pd.to_numeric(table.get(f"{column}_ci_low", pd.Series(np.nan, index=table.index)),
+                            errors="coerce").to_numpy(np.float64)
+        high = pd.to_numeric(table.get(f"{column}_ci_high", pd.Series(np.nan, index=table.index)),
+                             errors="coerce").to_numpy(np.float64)
+        bars = ax.bar(models, np.nan_to_num(values), color=colors)
+        has_ci = np.isfinite(values) & np.isfinite(low) & np.isfinite(high)
+        if has_ci.any():
+            err = np.vstack([values - low, high - values])[:, has_ci].clip(min=0)
+            ax.errorbar(np.flatnonzero(has_ci), values[has_ci], yerr=err, fmt="none",
+                        capsize=4, elinewidth=1, ecolor="0.2")
+        ax.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{v:.3f}" for v in values],
+                     fontsize=8, label_type="center", color="white", fontweight="bold")
+        ax.set_title(f"{task.capitalize()}: {label} ({'lower' if lower else 'higher'} is better)")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.axhline(0, color="0.4", linewidth=0.8)
+    fig.suptitle("Headline metric per model, 95% bootstrap CI")
+    return fig

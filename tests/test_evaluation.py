@@ -1,0 +1,400 @@
+"""helpers.evaluation: predictions from a hand-built model, metrics files, comparisons, report."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import evaluation as ev
+from helpers.errors import DataError
+from helpers.labels import EXPRESSIONS
+from helpers.records import make_records
+
+SIZE = 16
+# Stored image sizes (height, width, channels): not square, not the model size, one grey.
+SHAPES = [(30, 40, 3), (32, 32, 1), (64, 50, 3), (16, 16, 3), (20, 24, 3)]
+
+
+def _points(height: int, width: int, seed: int) -> np.ndarray:
+    """68 points inside the image with the outer eye corners apart (a usable NME normaliser)."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0.2, 0.8, size=(68, 2)) * [width - 1, height - 1]
+    pts[36] = (0.25 * (width - 1), 0.4 * (height - 1))
+    pts[45] = (0.75 * (width - 1), 0.4 * (height - 1))
+    return pts.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Five PNGs of different sizes; valence on some rows, arousal on none, landmarks on most."""
+    folder = tmp_path_factory.mktemp("eval_images")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, (h, w, c) in enumerate(SHAPES):
+        shape = (h, w) if c == 1 else (h, w, c)
+        path = folder / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8)).save(path)
+        rows.append({"id": f"r{i}", "image": str(path), "source": "test", "expression": i % 4,
+                     "valence": 0.2 * i - 0.4 if i != 2 else math.nan,
+                     "landmarks": _points(h, w, i) if i != 4 else None})
+    return make_records(rows)
+
+
+def _target(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """What the model is trained to output for these landmarks (pipeline's targets)."""
+    from helpers.pipeline import scale_landmarks
+
+    return (scale_landmarks(points, height, width, SIZE) / SIZE).reshape(-1)
+
+
+def _tiny_model(heads=("expression", "valence", "arousal", "landmarks"), n_classes: int = 8,
+                favourite: int = 3, landmark_target: np.ndarray | None = None):
+    """A model shaped like the factory's (preprocess layer, nested backbone, dict of named
+    heads) whose outputs ignore the image: zero kernels, biases chosen by the test."""
+    import keras
+    from keras import layers
+
+    from helpers.models import BACKBONE_LAYER, Preprocess
+
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = Preprocess("custom_cnn", name="preprocess")(inputs)
+    inner = keras.Input((SIZE, SIZE, 3))
+    x = keras.Model(inner, layers.Conv2D(2, 3, padding="same")(inner), name=BACKBONE_LAYER)(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    logits = np.zeros(n_classes, np.float32)
+    logits[favourite] = 2.0
+    target = landmark_target if landmark_target is not None else np.full(136, 0.5, np.float32)
+    target = np.clip(target, 1e-4, 1 - 1e-4)
+    spec = {"expression": (n_classes, "softmax", logits),
+            "valence": (1, "tanh", np.array([np.arctanh(0.5)], np.float32)),
+            "arousal": (1, "tanh", np.array([np.arctanh(-0.25)], np.float32)),
+            "landmarks": (136, "sigmoid", np.log(target / (1 - target)).astype(np.float32))}
+    outputs = {}
+    for head in heads:
+        units, activation, bias = spec[head]
+        outputs[head] = layers.Dense(units, activation=activation, name=head,
+                                     kernel_initializer="zeros",
+                                     bias_initializer=keras.initializers.Constant(bias))(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="module")
+def predictions(table: pd.DataFrame) -> pd.DataFrame:
+    """Predictions of a model trained (by construction) to hit image 0's landmarks exactly."""
+    h, w, _ = SHAPES[0]
+    model = _tiny_model(landmark_target=_target(table["landmarks"][0], h, w))
+    return ev.predict_table(model, table, batch_size=2, progress=False)
+
+
+# --------------------------------------------------------------------------- predict_table
+
+def test_predict_table_layout(predictions: pd.DataFrame, table: pd.DataFrame) -> None:
+    assert list(predictions["id"]) == list(table["id"])
+    assert list(predictions["image"]) == list(table["image"])
+    assert list(predictions["width"]) == [w for _, w, _ in SHAPES]
+    assert list(predictions["height"]) == [h for h, _, _ in SHAPES]
+    assert list(predictions["expression"]) == list(table["expression"])
+    assert (predictions["expression_pred"] == 3).all()
+    proba = predictions[[f"p_{c}" for c in EXPRESSIONS]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(predictions["confidence"], proba.max(axis=1))
+    np.testing.assert_allclose(predictions["valence_pred"], 0.5, atol=1e-5)
+    np.testing.assert_allclose(predictions["arousal_pred"], -0.25, atol=1e-5)
+    assert predictions["arousal"].isna().all()
+    assert predictions["landmarks"][4] is None
+    assert all(p.shape == (68, 2) for p in predictions["landmarks_pred"])
+    inference = predictions.attrs["inference"]
+    assert inference["images"] == len(table) and inference["images_per_s"] > 0
+
+
+def test_landmark_predictions_come_back_in_stored_pixels(predictions: pd.DataFrame,
+                                                         table: pd.DataFrame) -> None:
+    """The model hits image 0's training target, so its prediction is image 0's truth."""
+    np.testing.assert_allclose(predictions["landmarks_pred"][0], table["landmarks"][0], atol=0.02)
+    # The other images get the same normalised output, so the same fractions of their size.
+    for i, (h, w, _) in enumerate(SHAPES):
+        frac = (predictions["landmarks_pred"][i] + 0.5) / [w, h]
+        np.testing.assert_allclose(frac, (predictions["landmarks_pred"][0] + 0.5) / [40, 30],
+                                   atol=1e-4)
+
+
+@pytest.mark.parametrize("height,width", [(30, 40), (224, 224), (16, 16), (100, 7)])
+def test_landmarks_to_pixels_inverts_training_targets(height: int, width: int) -> None:
+    pts = _points(height, width, 1)
+    back = ev.landmarks_to_pixels(_target(pts, height, width)[None], [width], [height], SIZE)
+    np.testing.assert_allclose(back[0], pts, atol=1e-3)
+
+
+def test_predict_table_without_some_heads_and_seven_classes(table: pd.DataFrame) -> None:
+    model = _tiny_model(heads=("expression",), n_classes=7, favourite=6)
+    preds = ev.predict_table(model, table, batch_size=64, progress=False)
+    assert [c for c in preds.columns if c.startswith("p_")] == [f"p_{c}" for c in EXPRESSIONS[:7]]
+    assert (preds["expression_pred"] == 6).all()
+    assert not {"valence_pred", "arousal_pred", "landmarks_pred"} & set(preds.columns)
+    d = ev.evaluate("tiny", preds, n_boot=20)
+    assert d["valence"] is None and d["arousal"] is None and d["landmarks"] is None
+    assert d["expression"]["labels"] == list(EXPRESSIONS[:4])
+
+
+def test_save_and_load_predictions_round_trip(predictions: pd.DataFrame, tmp_path: Path) -> None:
+    path = ev.save_predictions(predictions, tmp_path / "p" / "tiny.parquet")
+    back = ev.load_predictions(path)
+    assert list(back.columns) == list(predictions.columns)
+    assert back.attrs == json.loads(json.dumps(predictions.attrs))
+    for column in ("landmarks", "landmarks_pred"):
+        for a, b in zip(predictions[column], back[column]):
+            assert (a is None and b is None) or np.array_equal(a, b)
+    rest = [c for c in predictions.columns if c not in ("landmarks", "landmarks_pred")]
+    pd.testing.assert_frame_equal(back[rest], predictions[rest], check_dtype=False)
+
+
+def test_load_predictions_names_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        ev.load_predictions(tmp_path / "missing.parquet")
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(DataError, match="bad.parquet.*parquet"):
+        ev.load_predictions(bad)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def test_evaluate_follows_the_metrics_contract(predictions: pd.DataFrame, tmp_path: Path) -> None:
+    d = ev.evaluate("tiny", predictions, n_boot=50, seed=0, dataset=None)
+    assert {"model", "n", "expression", "valence", "arousal", "landmarks", "notes"} <= set(d)
+    assert d["model"] == "tiny" and d["n"] == len(predictions)
+    expr = d["expression"]
+    for key in ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro",
+                "kappa", "krippendorff_alpha", "roc_auc_ovr", "pr_auc_macro",
+                "confusion_matrix", "labels", "f1_macro_ci", "accuracy_ci"):
+        assert key in expr, key
+    assert np.array(expr["confusion_matrix"]).shape == (4, 4)
+    assert d["valence"]["n"] == 4 and "ccc" in d["valence"] and "ccc_ci" in d["valence"]
+    assert d["arousal"] is None  # no arousal truth: null, never a made-up number
+    assert d["landmarks"]["n"] == 4 and "nme_ci" in d["landmarks"]
+    assert d["inference"]["images"] == len(predictions)
+    path = ev.write_metrics(d, tmp_path / "metrics" / "tiny.json")
+    assert json.loads(path.read_text()) == d
+    assert ev.evaluate("tiny", predictions, n_boot=50, seed=0) == d  # deterministic
+
+
+def _fake_predictions(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """8-class probabilities where Contempt often wins, on a 7-class (FER-like) truth."""
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet(np.ones(8), n)
+    proba[: n // 2, 7] += 2.0
+    proba /= proba.sum(axis=1, keepdims=True)
+    truth = rng.integers(0, 7, n)
+    df = pd.DataFrame({"id": [f"x{i}" for i in range(n)], "expression": truth,
+                       "expression_pred": proba.argmax(axis=1), "confidence": proba.max(axis=1)})
+    for k, name in enumerate(EXPRESSIONS):
+        df[f"p_{name}"] = proba[:, k]
+    return df
+
+
+def test_cross_dataset_seven_classes_restricts_and_notes() -> None:
+    preds = _fake_predictions()
+    assert (preds["expression_pred"] == 7).sum() >= 30
+    d = ev.evaluate("m", preds, n_boot=20, classes=range(7), dataset="fer")
+    expr = d["expression"]
+    assert expr["labels"] == list(EXPRESSIONS[:7])
+    assert np.array(expr["confusion_matrix"]).shape == (7, 7)
+    assert np.array(expr["confusion_matrix"]).sum() == len(preds)  # no row dropped
+    assert expr["n_pred_outside_labels"] == 0  # Contempt is never predicted after restriction
+    assert expr["restricted_to"] == list(EXPRESSIONS[:7])
+    assert any("Contempt" in note and "argmax" in note for note in d["notes"])
+    assert d["dataset"] == "fer"
+    # Unrestricted, the model's Contempt answers count as errors.
+    plain = ev.evaluate("m", preds, n_boot=0)
+    assert plain["expression"]["accuracy"] < expr["accuracy"]
+
+
+def test_shared_classes_both_ways() -> None:
+    classes, notes = ev.shared_classes(EXPRESSIONS, [0, 1, 2, 3, 4, 5, 6, 6, np.nan])
+    assert classes == list(range(7))
+    assert len(notes) == 1 and "Contempt" in notes[0]
+    classes, notes = ev.shared_classes(EXPRESSIONS[:7], ["happy", "Contempt", "neutral"])
+    assert classes == [0, 1]
+    assert any("does not predict Contempt" in n for n in notes)
+    assert ev.shared_classes(EXPRESSIONS, range(8)) == (list(range(8)), [])
+    classes, notes = ev.shared_classes(["Happy"], ["Sad"])
+    assert classes == [] and "share no expression class" in notes[0]
+
+
+def test_model_lacking_a_test_class_is_noted_not_crashing() -> None:
+    preds = _fake_predictions().drop(columns=["p_Contempt"])
+    preds["expression"] = np.arange(len(preds)) % 8  # the truth has Contempt
+    preds["expression_pred"] = preds[[f"p_{c}" for c in EXPRESSIONS[:7]]].to_numpy().argmax(1)
+    d = ev.evaluate("seven", preds, n_boot=0, classes=range(8))
+    assert "Contempt" not in d["expression"]["labels"]
+    assert d["expression"]["n_dropped"] == (preds["expression"] == 7).sum()
+    assert any("does not predict Contempt" in n for n in d["notes"])
+    none = ev.evaluate("x", preds, n_boot=0, classes=["Contempt"])
+    assert none["expression"] is None and "share no expression class" in none["notes"][0]
+
+
+def test_dataset_name() -> None:
+    assert ev.dataset_name("data/fer2013.zip") == "fer2013"
+    assert ev.dataset_name("/x/FER-2013/") == "fer-2013"
+    assert ev.dataset_name("My Set.v2.tar.gz") == "my_set_v2"
+    assert ev.dataset_name("fer2013.csv") == "fer2013"
+    assert ev.dataset_name("") == "external" and ev.dataset_name("...") == "external"
+    assert "." not in ev.dataset_name("a.b.c.zip")
+
+
+def test_confident_mistakes_sorted_and_wrong_only() -> None:
+    preds = _fake_predictions()
+    wrong = ev.confident_mistakes(preds, n=5)
+    assert len(wrong) == 5
+    assert (wrong["expression"] != wrong["expression_pred"]).all()
+    assert wrong["confidence"].is_monotonic_decreasing
+    top = preds[preds["expression"] != preds["expression_pred"]]["confidence"].max()
+    assert wrong["confidence"].iloc[0] == top
+    assert ev.confident_mistakes(preds.drop(columns=["confidence"])).empty
+
+
+# --------------------------------------------------------------------------- comparison
+
+def _metrics_json(model: str, f1: float, nme: float, ccc: float | None) -> dict:
+    return {"model": model, "n": 100,
+            "expression": {"accuracy": f1 + 0.1, "f1_macro": f1,
+                           "f1_macro_ci": [f1 - 0.05, f1 + 0.05],
+                           "kappa": f1 - 0.1, "confusion_matrix": [[1, 0], [0, 1]],
+                           "labels": ["Neutral", "Happy"]},
+            "valence": None if ccc is None else {"ccc": ccc, "ccc_ci": [ccc - 0.1, ccc + 0.1],
+                                                  "rmse": 0.3},
+            "arousal": None,
+            "landmarks": {"nme": nme, "nme_ci": [nme - 0.01, nme + 0.01]},
+            "inference": {"images_per_s": 100.0 if model == "a" else 250.0}}
+
+
+@pytest.fixture()
+def run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    ev.write_metrics(_metrics_json("a", 0.60, 0.08, 0.40), run / "metrics" / "a.json")
+    ev.write_metrics(_metrics_json("b", 0.52, 0.05, None), run / "metrics" / "b.json")
+    ev.write_metrics(_metrics_json("a", 0.30, 0.20, None) | {"dataset": "fer"},
+                     run / "metrics" / "a.fer.json")
+    (run / "models").mkdir()
+    (run / "models" / "a.json").write_text(json.dumps(
+        {"model": "a", "parameters": {"epochs": 3}, "training_time_s": 12.5,
+         "images_per_s": 80.0, "params": 1234}))
+    return run
+
+
+def test_comparison_table(run_dir: Path) -> None:
+    table = ev.comparison_table(run_dir)
+    assert list(table["model"]) == ["a", "b"]
+    row = table.set_index("model")
+    assert row.loc["a", "expression_f1_macro"] == 0.60
+    assert row.loc["a", "expression_f1_macro_ci_low"] == pytest.approx(0.55)
+    assert row.loc["a", "params"] == 1234 and row.loc["a", "train_seconds"] == 12.5
+    assert row.loc["a", "train_images_per_s"] == 80.0
+    assert math.isnan(row.loc["b", "params"])  # no model card: tolerated
+    assert math.isnan(row.loc["b", "valence_ccc"])
+    assert row.loc["b", "inference_images_per_s"] == 250.0
+    cross = ev.comparison_table(run_dir, dataset="fer")
+    assert list(cross["model"]) == ["a"] and cross["expression_f1_macro"][0] == 0.30
+    assert ev.comparison_table(run_dir / "nothing").empty
+
+
+def test_comparison_table_names_a_corrupt_file(run_dir: Path) -> None:
+    (run_dir / "metrics" / "c.json").write_text("{not json")
+    with pytest.raises(DataError, match="c.json"):
+        ev.comparison_table(run_dir)
+
+
+def test_best_models_and_summary(run_dir: Path) -> None:
+    table = ev.comparison_table(run_dir)
+    best = ev.best_models(table)
+    assert best["expression"]["model"] == "a" and best["expression"]["metric"] == "f1_macro"
+    assert best["landmarks"]["model"] == "b" and best["landmarks"]["lower_is_better"]
+    assert best["valence"]["model"] == "a"
+    assert "arousal" not in best  # nobody scored it
+    text = ev.summary_text(table)
+    assert "Expression: a is best" in text and "Landmarks: b is best" in text
+    assert "CIs overlap" in text or "beyond both CIs" in text
+    assert "Fastest at inference: b" in text
+    assert ev.summary_text(table.iloc[0:0]) == "No model metrics found."
+
+
+def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path) -> None:
+    table = ev.comparison_table(run_dir)
+    board = tmp_path / "reports" / "leaderboard.csv"
+    ev.append_leaderboard(run_dir, table, "smoke", "abc123", path=board)
+    ev.append_leaderboard(run_dir, table, "cpu", "abc123", path=board)
+    lines = board.read_text().splitlines()
+    assert sum(line.startswith("timestamp,") for line in lines) == 1
+    df = pd.read_csv(board)
+    assert len(df) == 2 * len(table)
+    assert list(df["profile"]) == ["smoke", "smoke", "cpu", "cpu"]
+    assert list(df["model"]) == ["a", "b", "a", "b"]
+    assert df["expression_f1_macro"].tolist() == [0.6, 0.52, 0.6, 0.52]
+    assert not list(board.parent.glob("*.tmp"))
+
+
+# --------------------------------------------------------------------------- report
+
+def _png_b64() -> str:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _notebook(path: Path, markdown: str = "# Results") -> Path:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    nb = new_notebook(cells=[
+        new_markdown_cell(markdown),
+        new_code_cell("SECRET_CODE_LINE = 42\nfig", execution_count=1, outputs=[
+            new_output("display_data", data={"image/png": _png_b64(), "text/plain": "<Figure>"}),
+            new_output("stream", name="stdout", text="accuracy 0.5\n")]),
+    ])
+    nbformat.write(nb, path)
+    return path
+
+
+def test_export_report_hides_code_and_embeds_images(tmp_path: Path) -> None:
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "local.png")
+    nb = _notebook(tmp_path / "06_report.ipynb", "# Results\n\n![diagram](local.png)")
+    out = ev.export_report(nb, tmp_path / "out" / "report.html", title="Affect report")
+    html = out.read_text(encoding="utf-8")
+    assert "SECRET_CODE_LINE" not in html
+    assert "accuracy 0.5" in html
+    assert html.count("data:image/png;base64,") >= 2  # the figure and the markdown image
+    assert "<title>Affect report</title>" in html
+    assert ev._external_images(html) == []
+    assert 'src="local.png"' not in html
+
+
+def test_export_report_refuses_remote_images(tmp_path: Path) -> None:
+    nb = _notebook(tmp_path / "nb.ipynb", "![x](http://example.com/x.png)")
+    with pytest.raises(DataError, match="outside the file"):
+        ev.export_report(nb, tmp_path / "r.html")
+    with pytest.raises(DataError, match="not found"):
+        ev.export_report(tmp_path / "missing.ipynb", tmp_path / "r.html")
+
+
+def test_predict_table_on_no_rows(table: pd.DataFrame) -> None:
+    preds = ev.predict_table(_tiny_model(), table.iloc[0:0], progress=False)
+    assert preds.empty and "p_Contempt" in preds.columns and "landmarks_pred" in preds.columns
+    assert ev.evaluate("tiny", preds, n_boot=10)["expression"] is None
+
+
+def test_restrict_table_matches_the_restricted_metrics() -> None:
+    preds = _fake_predictions()
+    seven = ev.restrict_table(preds, range(7))
+    assert (seven["expression_pred"] != 7).all() and (seven["p_Contempt"] == 0).all()
+    np.testing.assert_allclose(seven[[f"p_{c}" for c in EXPRESSIONS]].sum(axis=1), 1.0)
+    d = ev.evaluate("m", preds, n_boot=0, classes=range(7))
+    accuracy = (seven["expression_pred"] == seven["expression"]).mean()
+    assert d["expression"]["accuracy"] == pytest.approx(accuracy)
+    assert (preds["expression_pred"] == 7).any()  # the input is left as it was

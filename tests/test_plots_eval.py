@@ -1,0 +1,168 @@
+"""Evaluation figures in helpers.plots: each returns a Figure that renders, also on thin input."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from helpers import plots  # noqa: E402
+from helpers.labels import EXPRESSIONS  # noqa: E402
+
+
+def _check(fig: Figure, n_axes: int | None = None) -> Figure:
+    """A Figure that draws to PNG (catches draw-time errors), with the expected axes count."""
+    assert isinstance(fig, Figure)
+    if n_axes is not None:
+        assert len(fig.axes) == n_axes
+    fig.savefig(io.BytesIO(), format="png", dpi=40)
+    return fig
+
+
+def _is_message(fig: Figure) -> bool:
+    """The 'nothing to plot' figure: one hidden axes holding a sentence."""
+    _check(fig, 1)
+    ax = fig.axes[0]
+    return not ax.axison and len(ax.texts) == 1
+
+
+def _points(size: int, rng: np.random.Generator) -> np.ndarray:
+    pts = rng.uniform(0.2, 0.8, size=(68, 2)) * (size - 1)
+    pts[36], pts[45] = (0.25 * size, 0.4 * size), (0.75 * size, 0.4 * size)
+    return pts.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def predictions(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """30 rows, 7 classes in the truth (no Contempt), V/A and landmarks on most rows."""
+    folder: Path = tmp_path_factory.mktemp("eval_plots")
+    rng = np.random.default_rng(0)
+    n = 30
+    proba = rng.dirichlet(np.ones(8), n)
+    rows = []
+    for i in range(n):
+        path = folder / f"f{i}.png"
+        shape = (32, 32) if i % 2 else (32, 32, 3)
+        Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8)).save(path)
+        truth = _points(32, rng) if i % 5 else None
+        rows.append({
+            "id": f"r{i}", "image": str(path), "expression": i % 7,
+            "expression_pred": int(proba[i].argmax()), "confidence": float(proba[i].max()),
+            "valence": rng.uniform(-1, 1), "valence_pred": rng.uniform(-1, 1),
+            "arousal": rng.uniform(-1, 1), "arousal_pred": rng.uniform(-1, 1),
+            "landmarks": truth,
+            "landmarks_pred": _points(32, rng),
+        })
+    df = pd.DataFrame(rows)
+    for k, name in enumerate(EXPRESSIONS):
+        df[f"p_{name}"] = proba[:, k]
+    return df
+
+
+def _cm(k: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 20, size=(k, k))
+
+
+def test_confusion_matrices() -> None:
+    cm = _cm(7)
+    cm[3] = 0  # a class with no test images: its share row stays blank, no division warning
+    fig = _check(plots.plot_confusion_matrices(cm, list(EXPRESSIONS[:7]), title="vgg16"), 2)
+    assert "vgg16" in fig.get_suptitle()
+    assert _is_message(plots.plot_confusion_matrices(np.zeros((0, 0)), []))
+
+
+def test_confusion_grid() -> None:
+    cms = {f"m{i}": (_cm(8, i), list(EXPRESSIONS)) for i in range(4)}
+    cms["seven"] = (_cm(7), list(EXPRESSIONS[:7]))
+    fig = _check(plots.plot_confusion_grid(cms))
+    titled = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titled) == 5 and titled[0].startswith("m0")
+    assert _is_message(plots.plot_confusion_grid({}))
+
+
+def test_roc_pr_skips_classes_absent_from_the_truth(predictions: pd.DataFrame) -> None:
+    fig = _check(plots.plot_roc_pr(predictions, list(EXPRESSIONS)), 2)
+    roc, pr = fig.axes
+    names = [t.get_text().split(" (")[0] for t in roc.get_legend().get_texts()]
+    assert names == list(EXPRESSIONS[:7])  # Contempt has no positives
+    assert all("AUC" in t.get_text() for t in pr.get_legend().get_texts())
+    assert _is_message(plots.plot_roc_pr(predictions.drop(columns=["expression"]),
+                                         list(EXPRESSIONS)))
+    assert _is_message(plots.plot_roc_pr(predictions.iloc[0:0], list(EXPRESSIONS)))
+
+
+def test_va_predictions(predictions: pd.DataFrame) -> None:
+    fig = _check(plots.plot_va_predictions(predictions), 2)
+    assert all("CCC" in ax.get_title() for ax in fig.axes)
+    only_valence = predictions.assign(arousal=np.nan)
+    fig = _check(plots.plot_va_predictions(only_valence), 2)
+    assert "CCC" in fig.axes[0].get_title() and not fig.axes[1].axison
+    assert _is_message(plots.plot_va_predictions(predictions.assign(valence=np.nan,
+                                                                    arousal=np.nan)))
+    assert _is_message(plots.plot_va_predictions(predictions[["id", "expression"]]))
+
+
+def test_landmark_predictions(predictions: pd.DataFrame) -> None:
+    fig = _check(plots.plot_landmark_predictions(predictions, n=6, seed=1))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 6 and all("NME" in t for t in titles)  # rows with truth first
+    no_truth = predictions.assign(landmarks=None)
+    fig = _check(plots.plot_landmark_predictions(no_truth, n=3))
+    assert all("NME" not in ax.get_title() for ax in fig.axes)
+    no_head = predictions.drop(columns=["landmarks_pred"])
+    assert _is_message(plots.plot_landmark_predictions(no_head))
+    assert _is_message(plots.plot_landmark_predictions(predictions.assign(landmarks_pred=None)))
+
+
+def test_confident_mistakes(predictions: pd.DataFrame) -> None:
+    fig = _check(plots.plot_confident_mistakes(predictions, n=5))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 5 and all(t.startswith("true ") for t in titles)
+    right = predictions.assign(expression_pred=predictions["expression"])
+    assert _is_message(plots.plot_confident_mistakes(right))
+    assert _is_message(plots.plot_confident_mistakes(predictions.iloc[0:0]))
+
+
+def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
+    epochs = 6
+    history = pd.DataFrame({
+        "epoch": range(epochs), "loss": np.linspace(2, 1, epochs),
+        "val_loss": np.linspace(2.1, 1.4, epochs),
+        "expression_accuracy": np.linspace(0.2, 0.6, epochs),
+        "val_expression_accuracy": np.linspace(0.2, 0.5, epochs),
+        "landmarks_nme": np.linspace(0.2, 0.1, epochs),  # no val twin
+        "val_valence_ccc": np.linspace(0, 0.3, epochs),  # no train twin
+        "learning_rate": 1e-3, "time_s": 3.0, "train_images_per_s": 50.0,
+        "phase": [1, 1, 1, 2, 2, 2],
+    })
+    fig = _check(plots.plot_learning_curves(history, title="vgg16"))
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles == ["loss", "expression_accuracy", "landmarks_nme", "valence_ccc"]
+    loss_ax = fig.axes[0]
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()][:2] == ["train", "val"]
+    assert fig.get_suptitle() == "vgg16"
+    assert _is_message(plots.plot_learning_curves(pd.DataFrame({"epoch": []})))
+    assert _is_message(plots.plot_learning_curves(pd.DataFrame()))
+
+
+def test_metric_comparison() -> None:
+    table = pd.DataFrame({
+        "model": ["a", "b", "c"],
+        "expression_f1_macro": [0.6, 0.5, np.nan],
+        "expression_f1_macro_ci_low": [0.55, 0.45, np.nan],
+        "expression_f1_macro_ci_high": [0.65, 0.55, np.nan],
+        "landmarks_nme": [0.08, 0.05, 0.07],
+        "valence_ccc": [np.nan, np.nan, np.nan],  # nobody scored it: no panel
+    })
+    fig = _check(plots.plot_metric_comparison(table), 2)
+    assert "macro F1" in fig.axes[0].get_title() and "lower" in fig.axes[1].get_title()
+    assert _is_message(plots.plot_metric_comparison(table.iloc[0:0]))
+    assert _is_message(plots.plot_metric_comparison(pd.DataFrame({"model": ["a"]})))
