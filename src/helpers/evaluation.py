@@ -665,3 +665,46 @@ def export_report(executed_notebook: str | os.PathLike, out_html: str | os.PathL
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(body, encoding="utf-8")
     return out
+
+
+def evaluate_external(model: Any, model_name: str, source: str | os.PathLike, metrics_dir: str | os.PathLike,
+                      *, n_boot: int = 1000, seed: int = 0, batch_size: int = 64,
+                      reader: str | None = None) -> tuple[dict, pd.DataFrame]:
+    """Cross-dataset check: score a trained model on another source, in the shared label space.
+
+    Writes metrics_dir/<model>.<dataset>.json; classes only one side has are handled and
+    explained in the JSON's notes (see shared_classes).
+    """
+    from helpers.datasets import read_source
+    from helpers.models import model_metadata
+
+    external = read_source(source, reader=reader).records
+    name = dataset_name(source)
+    classes, notes = shared_classes(model_metadata(model)["labels"], external["expression"])
+    preds = predict_table(model, external, batch_size=batch_size)
+    scores = evaluate(model_name, preds, n_boot=n_boot, seed=seed, classes=classes,
+                      dataset=name, notes=notes)
+    write_metrics(scores, Path(metrics_dir) / f"{model_name}.{name}.json")
+    return scores, preds
+
+
+def load_metrics(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, dict]:
+    """Metrics JSONs of a run by model: the test split (dataset None) or one external set."""
+    found = {}
+    for path in sorted((Path(run_dir) / "metrics").glob("*.json")):
+        model, _, name = path.stem.partition(".")
+        if (name or None) == dataset:
+            found[model] = _read_json(path)
+    return found
+
+
+def external_datasets(run_dir: str | os.PathLike) -> list[str]:
+    """Names of the external test sets a run was evaluated on (metrics/<model>.<name>.json)."""
+    names = {p.stem.partition(".")[2] for p in (Path(run_dir) / "metrics").glob("*.*.json")}
+    return sorted(n for n in names if n)
+
+
+def confusion_matrices(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, tuple]:
+    """(matrix, labels) per model, for plots.plot_confusion_grid."""
+    return {m: (d["expression"]["confusion_matrix"], d["expression"]["labels"])
+            for m, d in load_metrics(run_dir, dataset).items() if d.get("expression")}

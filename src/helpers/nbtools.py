@@ -20,7 +20,7 @@ def is_checked(cell: Any) -> bool:
 
 
 def prepare(profile: str, out_dir: Path, seed: int = 0, notebooks_dir: Path = config.NOTEBOOKS_DIR,
-            extra: dict[str, Any] | None = None) -> list[Path]:
+            extra: dict[str, Any] | None = None, models: tuple[str, ...] | None = None) -> list[Path]:
     """Copies of the notebooks with parameters injected (papermill-style) for one nbval run."""
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
@@ -29,15 +29,22 @@ def prepare(profile: str, out_dir: Path, seed: int = 0, notebooks_dir: Path = co
         shutil.rmtree(out_dir)
     run_dir = out_dir / "run"
     run_dir.mkdir(parents=True)
-    params = {"profile": profile, "seed": seed, "run_dir": str(run_dir.resolve()), **(extra or {})}
+    models = tuple(models or config.get_profile(profile).models)
+    params = {"profile": profile, "seed": seed, "run_dir": str(run_dir.resolve()),
+              "leaderboard": str((out_dir / "leaderboard.csv").resolve()), **(extra or {})}
     written = []
     for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
-        nb = load_notebook_node(str(nb_path))  # adds the metadata papermill expects
         declared = _declared(nb_path)
-        nb = parameterize_notebook(nb, {k: v for k, v in params.items() if k in declared})
-        target = out_dir / nb_path.name
-        nbformat.write(nb, target)
-        written.append(target)
+        # Per-model notebooks get one copy per model, so nbval trains and evaluates them all.
+        variants = [{"model": m} for m in models] if "model" in declared else [{}]
+        for variant in variants:
+            nb = load_notebook_node(str(nb_path))  # adds the metadata papermill expects
+            given = {k: v for k, v in {**params, **variant}.items() if k in declared}
+            nb = parameterize_notebook(nb, given)
+            suffix = f"-{variant['model']}" if variant else ""
+            target = out_dir / f"{nb_path.stem}{suffix}.ipynb"
+            nbformat.write(nb, target)
+            written.append(target)
     return written
 
 
@@ -72,9 +79,10 @@ def clean(nb: Any, keep_checked: bool = True) -> Any:
 def sync_checked_outputs(executed_dir: Path, notebooks_dir: Path = config.NOTEBOOKS_DIR) -> None:
     """Copy outputs of checked cells from executed copies into the committed notebooks."""
     for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
-        executed = executed_dir / nb_path.name
-        if not executed.exists():
+        candidates = sorted(executed_dir.glob(f"{nb_path.stem}*.ipynb"))
+        if not candidates:
             continue
+        executed = candidates[0]
         src = nbformat.read(executed, as_version=4)
         by_source = {c.source: c for c in src.cells if c.cell_type == "code"}
         nb = nbformat.read(nb_path, as_version=4)

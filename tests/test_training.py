@@ -1,0 +1,242 @@
+"""Training: files written, masked heads, resume after an interruption, two phases, safe loading."""
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers import training
+from helpers.errors import ConfigError, DataError
+from helpers.models import BACKBONE_LAYER
+from helpers.training import TrainConfig, load_trained, read_history, train
+
+SIZE = 32
+
+
+def _table(folder: Path, n: int = 40) -> pd.DataFrame:
+    """n tiny faces-to-be: noise with a class-dependent brightness, 80/20 train/val."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        label = i % 8
+        image = np.clip(rng.normal(30 * label, 20, (36, 36, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(folder / f"{i}.png")
+        rows.append({"id": f"f{i}", "image": str(folder / f"{i}.png"), "source": "t",
+                     "expression": label, "valence": label / 8 - 0.5, "arousal": 0.1,
+                     "landmarks": rng.uniform(0, 35, (68, 2)).astype(np.float32),
+                     "split": "val" if i % 5 == 0 else "train"})
+    return pd.DataFrame(rows)
+
+
+def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (table[table["split"] == "train"].reset_index(drop=True),
+            table[table["split"] == "val"].reset_index(drop=True))
+
+
+def _config(**overrides) -> TrainConfig:
+    values = dict(model="custom_cnn", image_size=SIZE, channels=3, epochs=2, batch_size=8,
+                  verbose=0, shared_units=16)
+    return TrainConfig(**{**values, **overrides})
+
+
+class _Record(keras.callbacks.Callback):
+    """What each epoch looked like from inside fit()."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.backbone_trainable, self.lr = [], [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+        self.backbone_trainable.append(self.model.get_layer(BACKBONE_LAYER).trainable)
+        self.lr.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Simulates a crash once the given epoch has been written everywhere."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after = after
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One finished 2-epoch run, shared by the tests that only read its outputs."""
+    root = tmp_path_factory.mktemp("run")
+    train_rows, val_rows = _split(_table(root / "images"))
+    settings = {"online": True, "config": {"rotate_limit": 5.0}, "seed": 0,
+                "class_weights": {str(c): 1.0 for c in range(8)}}
+    result = train(_config(), train_rows, val_rows, root / "run", augment_settings=settings)
+    return root, result
+
+
+def test_fit_writes_model_history_and_card(trained):
+    root, result = trained
+    run = root / "run"
+    assert (run / "models" / "custom_cnn.keras").is_file()
+    assert not (run / "checkpoints" / "custom_cnn").exists()  # deleted once complete
+    history = read_history(run / "history" / "custom_cnn.csv")
+    assert history["epoch"].tolist() == [0, 1]
+    assert {"loss", "val_loss", "val_expression_accuracy", "time_s"} <= set(history.columns)
+    card = json.loads((run / "models" / "custom_cnn.json").read_text())
+    assert card == result.card
+    assert card["architecture"]["name"] == "custom_cnn" and card["epochs_run"] == 2
+    assert card["parameters"]["image_size"] == SIZE and card["seed"] == 0
+    assert len(card["data"]["train_hash"]) == 64 and card["data"]["online_augmentation"]
+    assert card["images_per_s"] > 0 and card["training_time_s"] > 0
+    assert card["best_epoch"] in (1, 2) and "val_loss" in card["best"]["metrics"]
+    assert card["versions"]["keras"] == keras.__version__
+    assert card["weights_fallback"] is None and card["mixed_precision"] is False
+    x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    again = load_trained(run / "models" / "custom_cnn.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0)["expression"],
+                               result.model.predict(x, verbose=0)["expression"], atol=1e-6)
+
+
+def test_data_hash_depends_on_labels_not_row_order(trained):
+    root, _ = trained
+    table = _table(root / "images")
+    assert training.data_hash(table) == training.data_hash(table.iloc[::-1])
+    changed = table.copy()
+    changed.loc[3, "expression"] = 7
+    assert training.data_hash(changed) != training.data_hash(table)
+
+
+def test_table_without_valence_still_trains(tmp_path):
+    table = _table(tmp_path / "images", n=24).assign(valence=np.nan, arousal=np.nan)
+    train_rows, _ = _split(table)
+    cfg = _config(epochs=1, max_steps_per_epoch=1, cache="disk")
+    result = train(cfg, train_rows, None, tmp_path / "run")  # no validation: monitors loss
+    row = result.history.iloc[0]
+    assert np.isfinite(row["loss"]) and np.isfinite(row["expression_loss"])
+    assert row["valence_loss"] == 0.0 and row["arousal_loss"] == 0.0  # masked, nothing faked
+    assert result.card["best"]["monitor"] == "loss"
+    assert result.card["data"]["images_per_epoch"] == 8  # one batch of a fresh shuffle
+    assert not (tmp_path / "run" / "cache").exists()
+
+
+def test_interrupted_run_resumes_from_its_backup(tmp_path):
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(epochs=3), train_rows, val_rows, out, callbacks=[_Interrupt(after=0)])
+    assert (out / "checkpoints" / "custom_cnn" / "train" / "latest.weights.h5").is_file()
+    assert read_history(out / "history" / "custom_cnn.csv")["epoch"].tolist() == [0]
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(_config(epochs=3, batch_size=4), train_rows, val_rows, out)
+    record = _Record()
+    result = train(_config(epochs=3), train_rows, val_rows, out, callbacks=[record])
+    assert record.epochs == [1, 2]  # no restart at epoch 0
+    assert result.history["epoch"].tolist() == [0, 1, 2]
+    assert result.card["resumed"] is True and result.card["epochs_run"] == 3
+    assert not (out / "checkpoints" / "custom_cnn").exists()
+
+
+def test_two_phase_schedule_switches_trainability(trained, tmp_path):
+    root, _ = trained
+    weights = tmp_path / "pretrained.keras"  # a finished run's model is a pretrained backbone
+    shutil.copy(root / "run" / "models" / "custom_cnn.keras", weights)
+    train_rows, val_rows = _split(_table(root / "images"))
+    record = _Record()
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if not record.epochs:
+                self.before = self.model.get_layer(BACKBONE_LAYER).get_weights()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.after = self.model.get_layer(BACKBONE_LAYER).get_weights()
+
+    snapshot = Snapshot()
+    cfg = _config(weights=str(weights), warmup_epochs=1, transfer="full", learning_rate=1e-3)
+    result = train(cfg, train_rows, val_rows, tmp_path / "run", callbacks=[record, snapshot])
+    assert [p["name"] for p in result.card["phases"]] == ["warmup", "finetune"]
+    assert result.card["pretrained_backbone"] is True
+    assert record.backbone_trainable == [False, True]
+    np.testing.assert_allclose(record.lr, [1e-3, 1e-4], rtol=1e-5)
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot.before, snapshot.after))
+    assert result.history["phase"].tolist() == [1, 2]
+
+
+def test_load_trained_refuses_damaged_altered_and_foreign_files(trained, tmp_path):
+    root, _ = trained
+    good = root / "run" / "models" / "custom_cnn.keras"
+    with pytest.raises(DataError, match="not found"):
+        load_trained(tmp_path / "none.keras")
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(DataError) as caught:
+        load_trained(truncated)
+    assert caught.value.path == str(truncated)
+    # altered: the config now asks for a Lambda layer (code from the file), refused by safe_mode
+    altered = tmp_path / "altered.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(altered, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][1]["class_name"] = "Lambda"
+                config["config"]["layers"][1]["config"]["function"] = {
+                    "class_name": "__lambda__", "config": {"code": "print('x')"}}
+                data = json.dumps(config).encode()
+            dst.writestr(item, data)
+    with pytest.raises(DataError, match="cannot load"):
+        load_trained(altered)
+    foreign = tmp_path / "foreign.keras"
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Dense(1)(inputs)).save(foreign)
+    with pytest.raises(DataError, match="helpers.models"):
+        load_trained(foreign)
+    renamed = tmp_path / "image.keras"
+    renamed.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(DataError, match="not a Keras"):
+        load_trained(renamed)
+
+
+def test_load_training_inputs_reads_what_notebook_03_wrote(trained, tmp_path):
+    from helpers.records import make_records, save_records
+
+    root, _ = trained
+    table = make_records(_table(root / "images"))
+    save_records(table, tmp_path / "splits.parquet")
+    save_records(table[table["split"] == "train"], tmp_path / "train.parquet")
+    (tmp_path / "augment.json").write_text(json.dumps({"online": False, "class_weights": None}))
+    inputs = training.load_training_inputs(tmp_path)
+    assert len(inputs.train) == 32 and len(inputs.val) == 8 and set(inputs.val["split"]) == {"val"}
+    assert inputs.augment == {"online": False, "class_weights": None}
+    (tmp_path / "augment.json").write_text("{broken")
+    with pytest.raises(DataError, match="augment.json"):
+        training.load_training_inputs(tmp_path)
+
+
+def test_train_config_checks_and_profiles():
+    with pytest.raises(ConfigError, match="TrainConfig.model"):
+        TrainConfig(model="alexnet")
+    with pytest.raises(ConfigError, match="TrainConfig.epochs"):
+        TrainConfig(model="custom_cnn", epochs=0)
+    with pytest.raises(ConfigError, match="TrainConfig.transfer"):
+        TrainConfig(model="custom_cnn", transfer="half")
+    with pytest.raises(ConfigError, match="TrainConfig.loss_weights"):
+        TrainConfig(model="custom_cnn", heads=["expression"], loss_weights={"valence": 1.0})
+    smoke = TrainConfig.from_profile("smoke", "custom_cnn", epochs=None, batch_size=16)
+    assert (smoke.image_size, smoke.epochs, smoke.batch_size, smoke.profile) == (48, 1, 16, "smoke")
+    gpu = TrainConfig.from_profile("gpu", "resnet50")
+    assert gpu.weights == "imagenet" and gpu.warmup_epochs > 0 and gpu.transfer == "top_n"
+    assert [p.name for p in training.plan_phases(gpu, pretrained=True)] == ["warmup", "finetune"]
+    assert [p.transfer for p in training.plan_phases(gpu, pretrained=False)] == ["full"]
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        TrainConfig.from_profile("cpu", "custom_cnn", epoch=3)
