@@ -13,8 +13,9 @@ def test_every_profile_resolves_with_the_documented_keys():
 
 
 def test_unknown_profile_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="smoke, cpu, gpu"):
+    with pytest.raises(ConfigError) as err:
         config.get_profile("fast")
+    assert all(name in str(err.value) for name in ("smoke", "cpu", "gpu", "fer2013-cpu"))
 
 
 def test_overrides_win_and_none_means_profile_default():
