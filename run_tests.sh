@@ -10,8 +10,10 @@ export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
-  # nbval runs parameterised copies (smoke profile, a scratch run folder) of notebooks/*.ipynb
-  "$vpy" -m helpers.nbtools prepare --profile smoke --out build/nbval >/dev/null
+  # nbval runs parameterised copies (smoke profile, a scratch run folder) of notebooks/*.ipynb;
+  # a second demo set (another seed) is the external test set for cross-dataset evaluation.
+  "$vpy" -m helpers.synthetic --out build/nbval-data/demo_seed1.zip --n 64 --seed 1 --size 96 --force --quiet >/dev/null
+  "$vpy" -m helpers.nbtools prepare --profile smoke --out build/nbval --test-data build/nbval-data/demo_seed1.zip >/dev/null
   targets=(tests build/nbval)
 fi
 exec "$vpy" -m pytest --nbval-lax --nbval-current-env -q "${targets[@]}"

@@ -1,0 +1,200 @@
+"""TFLite export: float and int8 agree with Keras, outputs keep their names, the predictor runs it.
+
+Tolerances. Float TFLite runs the same float32 graph: probabilities within 1e-4 (seen ~1e-8).
+int8 (full-integer, int8 in/out): the softmax output has a step of 1/256, tanh 1/128, and each
+quantised layer adds error, so probabilities within 0.03 and valence/arousal within 0.1 (seen
+0.005 and 0.04). A random model's softmax is ~0.125 +- 1e-4 for every class, below that step,
+so argmax agreement would be a coin toss; the fixture scales the heads by 100 (top-1 margins
+>= 0.01, still random weights) and argmax must agree on 95% of the faces.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers.errors import ConfigError, DataError
+from helpers.export import TFLiteModel, compare_backends, export_tflite, sidecar_path
+from helpers.labels import EXPRESSIONS
+from helpers.losses import HEADS
+from helpers.models import build_model, model_metadata
+from helpers.predict import predict_images, to_model_input
+from helpers.synthetic import render_face, sample_face_params
+
+SIZE = 48
+FLOAT_TOL = 1e-4
+INT8_PROB_TOL = 0.03
+INT8_VA_TOL = 0.1
+INT8_LANDMARK_TOL = 0.03
+
+
+def _faces(first: int, n: int, size: int = 64) -> np.ndarray:
+    """Demo faces as training-like calibration and test images (raw 0-255 RGB)."""
+    out = []
+    for seed in range(first, first + n):
+        rng = np.random.default_rng(seed)
+        out.append(render_face(sample_face_params(rng, seed % len(EXPRESSIONS), size), size)[0])
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def keras_path(tmp_path_factory):
+    model = build_model("custom_cnn", image_size=SIZE, channels=1)
+    for head in ("expression", "valence", "arousal"):
+        layer = model.get_layer(head)
+        layer.kernel.assign(layer.kernel * 100.0)  # decided softmax: see the module docstring
+    path = tmp_path_factory.mktemp("models") / "custom_cnn.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def keras_model(keras_path):
+    from helpers.training import load_trained
+
+    return load_trained(keras_path)
+
+
+@pytest.fixture(scope="module")
+def test_batch():
+    return np.stack([to_model_input(f, SIZE, 1) for f in _faces(1000, 40)])
+
+
+@pytest.fixture(scope="module")
+def float_path(keras_path, tmp_path_factory):
+    return export_tflite(keras_path, tmp_path_factory.mktemp("tfl") / "custom_cnn.tflite")
+
+
+@pytest.fixture(scope="module")
+def int8_path(keras_model, tmp_path_factory):
+    return export_tflite(keras_model, tmp_path_factory.mktemp("tfl") / "custom_cnn.int8.tflite",
+                         quantize="int8", calibration_images=_faces(0, 100))
+
+
+def test_sidecar_keeps_output_names_shapes_and_metadata(float_path, keras_model):
+    side = json.loads(sidecar_path(float_path).read_text())
+    assert sidecar_path(float_path).name == "custom_cnn.tflite.json"
+    assert side["quantize"] is None and side["signature"] == "serving_default"
+    assert side["input"]["shape"] == [-1, SIZE, SIZE, 1] and side["input"]["dtype"] == "float32"
+    assert {k: v["shape"] for k, v in side["outputs"].items()} == {
+        "expression": [-1, 8], "valence": [-1, 1], "arousal": [-1, 1], "landmarks": [-1, 136]}
+    assert side["metadata"] == json.loads(json.dumps(model_metadata(keras_model)))
+    assert side["source_model"].endswith("custom_cnn.keras")
+
+
+@pytest.mark.parametrize("n", [1, 7, 40])
+def test_float_tflite_matches_keras_at_any_batch_size(float_path, keras_model, test_batch, n):
+    tflite = TFLiteModel(float_path)
+    got = tflite(test_batch[:n])
+    want = keras_model.predict_on_batch(test_batch[:n])
+    assert list(got) == list(HEADS)
+    for head in HEADS:
+        assert got[head].shape == tuple(want[head].shape) and got[head].dtype == np.float32
+        np.testing.assert_allclose(got[head], want[head], atol=FLOAT_TOL, err_msg=head)
+
+
+def test_int8_tflite_agrees_with_keras_within_quantisation_error(int8_path, float_path,
+                                                                 keras_model, test_batch):
+    tflite = TFLiteModel(int8_path)
+    side = json.loads(sidecar_path(int8_path).read_text())
+    assert side["input"]["dtype"] == "int8" and side["calibration_images"] == 100
+    assert all(v["dtype"] == "int8" for v in side["outputs"].values())
+    assert tflite.size_bytes < TFLiteModel(float_path).size_bytes / 2
+    got, want = tflite(test_batch), keras_model.predict_on_batch(test_batch)
+    np.testing.assert_allclose(got["expression"], want["expression"], atol=INT8_PROB_TOL)
+    np.testing.assert_allclose(got["expression"].sum(1), 1.0, atol=INT8_PROB_TOL)
+    for head in ("valence", "arousal"):
+        np.testing.assert_allclose(got[head], want[head], atol=INT8_VA_TOL, err_msg=head)
+    np.testing.assert_allclose(got["landmarks"], want["landmarks"], atol=INT8_LANDMARK_TOL)
+    agreement = np.mean(got["expression"].argmax(1) == np.asarray(want["expression"]).argmax(1))
+    assert agreement >= 0.95
+
+
+def test_compare_backends_reports_differences_and_latency(keras_model, int8_path, test_batch):
+    report = compare_backends(keras_model, int8_path, test_batch[:16], batch_size=8, n_single=4)
+    assert report["n"] == 16 and report["n_single"] == 4 and report["quantize"] == "int8"
+    assert 0 <= report["expression"]["max_abs_diff"] <= INT8_PROB_TOL
+    assert report["expression"]["mean_abs_diff"] <= report["expression"]["max_abs_diff"]
+    assert report["expression"]["argmax_agreement"] >= 0.9
+    assert report["expression"]["n_decided"] == 16  # margins >= 0.01 > 2/256
+    assert report["expression"]["decided_argmax_agreement"] >= 0.9
+    assert set(report) >= set(HEADS)
+    for backend in ("keras", "tflite"):
+        timing = report["latency"][backend]
+        assert timing["batched_ms"] > 0 and timing["single_ms"] > 0 and timing["images_per_s"] > 0
+
+
+def test_predict_images_runs_the_tflite_backend(keras_model, float_path, tmp_path):
+    images = [f for f in _faces(2000, 3, size=96)]
+    from_keras = predict_images(keras_model, images, detect=False, progress=False)
+    from_file = predict_images(float_path, images, detect=False, progress=False)
+    in_memory = predict_images(keras_model, images, detect=False, backend="tflite",
+                               progress=False)
+    for table in (from_file, in_memory):
+        assert list(table["expression"]) == list(from_keras["expression"])
+        probs = [c for c in table if c.startswith("p_")]
+        np.testing.assert_allclose(table[probs].to_numpy(float),
+                                   from_keras[probs].to_numpy(float), atol=FLOAT_TOL)
+        np.testing.assert_allclose(np.stack(table["landmarks"].map(np.asarray)),
+                                   np.stack(from_keras["landmarks"].map(np.asarray)), atol=0.02)
+
+
+def test_a_mixed_precision_model_exports_in_float32(tmp_path):
+    import keras
+
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression",))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    path = export_tflite(model, tmp_path / "mixed.tflite")
+    assert json.loads(sidecar_path(path).read_text())["input"]["dtype"] == "float32"
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(TFLiteModel(path)(x)["expression"],
+                               model.predict_on_batch(x)["expression"], atol=1e-3)  # fp16 steps
+
+
+def test_calibration_accepts_image_paths(tmp_path):
+    from PIL import Image
+
+    from helpers.export import _calibration_inputs
+
+    paths = []
+    for i, face in enumerate(_faces(0, 3)):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(face).save(paths[-1])
+    prepared = _calibration_inputs(paths, 2, SIZE, 1)
+    assert len(prepared) == 2 and prepared[0].shape == (SIZE, SIZE, 1)
+    spread = _calibration_inputs(np.zeros((10, 30, 30, 3), np.uint8), 4, SIZE, 3)
+    assert len(spread) == 4
+
+
+@pytest.mark.parametrize("kwargs", [{"quantize": "fp16"}, {"quantize": "int8"},
+                                    {"quantize": "int8", "calibration_images": []},
+                                    {"n_calibration": 0}])
+def test_bad_export_settings_raise_config_error(keras_model, tmp_path, kwargs):
+    with pytest.raises(ConfigError):
+        export_tflite(keras_model, tmp_path / "m.tflite", **kwargs)
+    assert not (tmp_path / "m.tflite").exists()
+
+
+def test_missing_or_damaged_files_raise_data_error_naming_them(float_path, tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        TFLiteModel(tmp_path / "absent.tflite")
+    alone = tmp_path / "alone.tflite"
+    alone.write_bytes(float_path.read_bytes())
+    with pytest.raises(DataError, match="sidecar") as caught:
+        TFLiteModel(alone)
+    assert caught.value.path == str(sidecar_path(alone))
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"\x00" * 64)
+    sidecar_path(garbage).write_text(sidecar_path(float_path).read_text())
+    with pytest.raises(DataError) as caught:
+        TFLiteModel(garbage)
+    assert caught.value.path == str(garbage)
+    sidecar_path(garbage).write_text("{")
+    with pytest.raises(DataError, match="damaged sidecar"):
+        TFLiteModel(garbage)
+    with pytest.raises(DataError, match="model file not found"):
+        export_tflite(tmp_path / "absent.keras", tmp_path / "x.tflite")

@@ -1,0 +1,397 @@
+"""The predictor: faces found in scenes, batched, one row per face, bad files reported not fatal."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from helpers.errors import ConfigError
+from helpers.labels import EXPRESSIONS
+from helpers.landmarks import N_POINTS
+from helpers.predict import (
+    Detector, annotate, crop_face, landmarks_to_image, main, open_model, predict_images,
+    summarize, to_model_input,
+)
+from helpers.synthetic import render_face, sample_face_params
+
+FACE_PX = 160
+# Demo faces the Haar cascade finds at 160 px, upright, in a noisy scene (checked by
+# test_the_cascade_fires_on_these_demo_faces). About 3 in 4 rendered faces are found.
+FACE_SEEDS = (0, 2, 3)
+
+
+def _face(seed: int, size: int = FACE_PX) -> np.ndarray:
+    """An upright, unoccluded demo face: the cascade is a frontal-face detector."""
+    rng = np.random.default_rng(seed)
+    p = sample_face_params(rng, int(rng.integers(len(EXPRESSIONS))), size)
+    return render_face(replace(p, roll=0.0, occluder=None), size)[0]
+
+
+def _scene(seeds: tuple[int, ...], shape: tuple[int, int] = (480, 640),
+           ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Faces pasted left to right into a blurred-noise scene, and where each was pasted."""
+    rng = np.random.default_rng(123)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (*shape, 3), dtype=np.uint8), (0, 0), 3)
+    placed = []
+    for j, seed in enumerate(seeds):
+        x, y = 20 + j * (FACE_PX + 40), 100
+        scene[y:y + FACE_PX, x:x + FACE_PX] = _face(seed)
+        placed.append((x, y, FACE_PX, FACE_PX))
+    return scene, placed
+
+
+def _inside(row: pd.Series, placed: tuple[int, int, int, int]) -> bool:
+    """The detected box's centre lies in the pasted face, and the box is face-sized."""
+    x, y, w, h = placed
+    cx, cy = row["box_x"] + row["box_w"] / 2, row["box_y"] + row["box_h"] / 2
+    return x <= cx <= x + w and y <= cy <= y + h and 0.4 * w <= row["box_w"] <= 1.2 * w
+
+
+def _save(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return path
+
+
+class Stub:
+    """A Backend without TensorFlow: fixed outputs, records the batch sizes it was called with."""
+
+    def __init__(self, size: int = 48, channels: int = 1):
+        self.metadata = {"name": "stub", "image_size": size, "channels": channels,
+                         "heads": ["expression", "valence", "arousal", "landmarks"],
+                         "labels": list(EXPRESSIONS)}
+        self.batches: list[tuple[int, ...]] = []
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        self.batches.append(images.shape)
+        n = len(images)
+        proba = np.full((n, 8), 0.05)
+        proba[:, 1] = 0.65  # Happy
+        return {"expression": proba, "valence": np.full((n, 1), 0.5),
+                "arousal": np.full((n, 1), -0.25), "landmarks": np.full((n, 136), 0.5)}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    from helpers.models import build_model
+
+    path = tmp_path_factory.mktemp("model") / "custom_cnn.keras"
+    build_model("custom_cnn", image_size=48, channels=1).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(model_path):
+    return open_model(model_path)
+
+
+# --------------------------------------------------------------------------- detection
+
+def test_the_cascade_fires_on_these_demo_faces():
+    for seed in FACE_SEEDS:
+        scene, placed = _scene((seed,))
+        boxes = Detector()(scene)
+        assert len(boxes) == 1, seed
+        row = dict(zip(("box_x", "box_y", "box_w", "box_h"), boxes[0]))
+        assert _inside(pd.Series(row), placed[0]), (seed, boxes)
+
+
+def test_a_pasted_face_comes_back_as_one_row_with_a_class(model):
+    scene, placed = _scene(FACE_SEEDS[:1])
+    table = predict_images(model, [scene], progress=False)
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["status"] == "ok" and _inside(row, placed[0])
+    assert row["expression"] in EXPRESSIONS and row["file"] == "<array 0>"
+    probs = row[[f"p_{name}" for name in EXPRESSIONS]].to_numpy(dtype=float)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert row["confidence"] == pytest.approx(probs.max())
+    assert -1 <= row["valence"] <= 1 and -1 <= row["arousal"] <= 1
+    points = np.asarray(row["landmarks"])
+    assert points.shape == (N_POINTS, 2)
+    # sigmoid outputs lie in the crop, which surrounds the detected box
+    assert np.all(points[:, 0] > row["box_x"] - row["box_w"]) and np.all(
+        points[:, 0] < row["box_x"] + 2 * row["box_w"])
+
+
+def test_every_face_of_a_group_photo_gets_a_row_left_to_right(model, tmp_path):
+    scene, placed = _scene(FACE_SEEDS)
+    path = _save(tmp_path / "group.png", scene)
+    table = predict_images(model, path, progress=False)
+    assert list(table["face"]) == [0, 1, 2]
+    assert table["frame"].isna().all() and (table["file"] == str(path)).all()
+    for (_, row), where in zip(table.iterrows(), placed):
+        assert _inside(row, where)
+
+
+def test_an_image_without_a_face_is_one_no_face_row(tmp_path):
+    blank = _save(tmp_path / "wall.png", np.full((200, 300, 3), 128, np.uint8))
+    table = predict_images(Stub(), blank, progress=False)
+    assert list(table["status"]) == ["no_face"] and table["expression"].isna().all()
+    assert table.attrs["summary"] == {"files": 1, "with_faces": 0, "without_faces": 1,
+                                      "errors": 0, "faces": 0}
+
+
+def test_nested_duplicate_boxes_are_dropped(monkeypatch):
+    from helpers import predict
+
+    class Cascade:
+        def detectMultiScale(self, *args, **kwargs):
+            return np.array([[10, 10, 100, 100], [30, 30, 50, 50], [200, 20, 60, 60]])
+
+    monkeypatch.setattr(predict, "_cascade", lambda: Cascade())
+    boxes = Detector()(np.zeros((300, 300, 3), np.uint8))
+    assert boxes.tolist() == [[10, 10, 100, 100], [200, 20, 60, 60]]
+
+
+def test_large_images_are_searched_downscaled_and_boxes_scaled_back(monkeypatch):
+    from helpers import predict
+
+    seen = {}
+
+    class Cascade:
+        def detectMultiScale(self, gray, scaleFactor, minNeighbors, minSize):
+            seen["shape"], seen["min"] = gray.shape, minSize
+            return np.array([[100, 50, 40, 40]])
+
+    monkeypatch.setattr(predict, "_cascade", lambda: Cascade())
+    boxes = Detector(max_side=500, min_face=40)(np.zeros((1000, 2000, 3), np.uint8))
+    assert seen == {"shape": (250, 500), "min": (10, 10)}
+    assert boxes.tolist() == [[400, 200, 160, 160]]
+
+
+@pytest.mark.parametrize("kwargs", [{"scale_factor": 1.0}, {"min_neighbors": -1},
+                                    {"min_face": 0}, {"min_face": 2.5}])
+def test_bad_detector_settings_raise_config_error(kwargs):
+    with pytest.raises(ConfigError):
+        Detector(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"margin": -0.1}, {"batch_size": 0}, {"every": 0},
+                                    {"backend": "onnx"}])
+def test_bad_settings_fail_before_any_work(kwargs, tmp_path):
+    with pytest.raises(ConfigError):
+        predict_images(Stub(), tmp_path, progress=False, **kwargs)
+
+
+def test_what_is_not_a_model_raises_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="expected a Keras model"):
+        predict_images(object(), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="backend='tflite'"):
+        open_model(tmp_path / "model.tflite", backend="keras")
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+def test_crop_is_square_with_margin_and_replicates_edges_outside_the_image():
+    image = np.arange(100 * 100 * 3, dtype=np.uint8).reshape(100, 100, 3)
+    crop, region = crop_face(image, (0, 10, 40, 40), margin=0.25)
+    assert region == (-10, 0, 60, 60) and crop.shape == (60, 60, 3)
+    np.testing.assert_array_equal(crop[:, 10:], image[0:60, 0:50])
+    np.testing.assert_array_equal(crop[:, 0], image[0:60, 0])  # replicated left edge
+
+
+def test_model_input_matches_training_conversion():
+    rgb = np.random.default_rng(0).integers(0, 256, (100, 80, 3), dtype=np.uint8)
+    gray = to_model_input(rgb, 48, 1)
+    expected = cv2.resize(np.asarray(Image.fromarray(rgb).convert("L")), (48, 48),
+                          interpolation=cv2.INTER_AREA)
+    assert gray.dtype == np.float32 and gray.shape == (48, 48, 1)
+    np.testing.assert_array_equal(gray[..., 0], expected)
+    assert to_model_input(rgb[..., 0], 96, 3).shape == (96, 96, 3)  # gray in, RGB model
+
+
+def test_landmarks_map_back_to_the_original_image_exactly():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(40, 120, (N_POINTS, 2))
+    region, size = (25, -7, 130, 130), 48
+    # forward, as training does: into the crop, pixel-centre resize to size, divide by size
+    normalised = ((truth - region[:2] + 0.5) * size / region[2] - 0.5) / size
+    np.testing.assert_allclose(landmarks_to_image(normalised, region, size), truth, atol=1e-9)
+
+
+def test_no_detect_uses_the_whole_image_as_one_face(tmp_path):
+    stub = Stub()
+    for i in range(3):
+        _save(tmp_path / f"fer_{i}.png", np.full((48, 60), 30 * i, np.uint8))
+    table = predict_images(stub, tmp_path, detect=False, progress=False)
+    assert len(table) == 3 and (table["status"] == "ok").all()
+    assert table[["box_x", "box_y", "box_w", "box_h"]].values.tolist() == [[0, 0, 60, 48]] * 3
+    assert (table["expression"] == "Happy").all() and (table["confidence"] == 0.65).all()
+    # landmark 0.5 of the model input is the centre of the image, pixel-centre convention
+    pts = np.asarray(table["landmarks"].iloc[0])
+    expected = [(0.5 * 48 + 0.5) * 60 / 48 - 0.5, (0.5 * 48 + 0.5) * 48 / 48 - 0.5]
+    np.testing.assert_allclose(pts, [expected] * N_POINTS, atol=0.005)  # stored to 0.01 px
+
+
+def test_faces_from_many_images_share_batches(tmp_path):
+    stub = Stub()
+    for i in range(5):
+        _save(tmp_path / f"{i}.png", np.full((20, 20), 100, np.uint8))
+    predict_images(stub, tmp_path, detect=False, batch_size=4, progress=False)
+    assert [shape[0] for shape in stub.batches] == [4, 1]
+    assert stub.batches[0][1:] == (48, 48, 1)
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+def test_bad_files_in_a_folder_are_reported_and_skipped(tmp_path):
+    folder = tmp_path / "photos"
+    good = _save(folder / "a_good.png", np.full((40, 40, 3), 90, np.uint8))
+    jpeg = folder / "b_truncated.jpg"
+    _save(jpeg, np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    jpeg.write_bytes(jpeg.read_bytes()[:200])
+    (folder / "c_text.jpg").write_text("not a picture")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "d_empty.png").write_bytes(b"")
+    Image.new("1", (8000, 8000)).save(folder / "e_huge.png")  # 64 Mpx: over the bomb guard
+    (folder / "notes.txt").write_text("ignored: not an image extension")
+    table = predict_images(Stub(), folder, detect=False, progress=False)
+    by_file = table.set_index("file")
+    assert list(by_file.index) == [str(good), str(jpeg), str(folder / "c_text.jpg"),
+                                   str(folder / "e_huge.png"), str(folder / "sub" / "d_empty.png")]
+    assert by_file.loc[str(good), "status"] == "ok"
+    errors = by_file[by_file["status"] == "error"]["error"]
+    assert len(errors) == 4
+    for name, problem in (("b_truncated", "truncated"), ("c_text", "not an image"),
+                          ("d_empty", "0 bytes"), ("e_huge", "over the limit")):
+        (message,) = [e for f, e in errors.items() if name in f]
+        assert name in message and problem in message
+    assert summarize(table) == {"files": 5, "with_faces": 1, "without_faces": 0,
+                                "errors": 4, "faces": 1}
+
+
+def test_missing_inputs_and_empty_folders_are_reported(tmp_path):
+    (tmp_path / "empty").mkdir()
+    table = predict_images(Stub(), [tmp_path / "nope.jpg", tmp_path / "empty"], progress=False)
+    assert list(table["status"]) == ["error", "error"]
+    assert "not found" in table["error"].iloc[0] and "no image or video" in table["error"].iloc[1]
+
+
+def test_arrays_batches_and_zip_members_are_inputs_too(tmp_path):
+    import zipfile
+
+    from helpers.images import make_uri
+
+    buffer = tmp_path / "faces.zip"
+    png = _save(tmp_path / "face.png", np.full((30, 30, 3), 50, np.uint8)).read_bytes()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("images/a.png", png)
+    batch = np.zeros((2, 30, 30, 3), np.uint8)
+    table = predict_images(Stub(), batch, detect=False, progress=False)
+    assert list(table["file"]) == ["<array 0>", "<array 1>"]
+    uri = make_uri(buffer, "images/a.png")
+    missing = make_uri(buffer, "images/nope.png")
+    table = predict_images(Stub(), [uri, missing], detect=False, progress=False)
+    assert list(table["status"]) == ["ok", "error"] and "nope.png" in table["error"].iloc[1]
+
+
+# --------------------------------------------------------------------------- video
+
+def _video(path: Path, frames: int, face: np.ndarray | None = None) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    assert writer.isOpened()
+    for i in range(frames):
+        frame = np.full((240, 320, 3), 20 + 5 * i, np.uint8)
+        if face is not None:
+            frame[40:200, 80:240] = face[..., ::-1]
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_video_gives_rows_for_every_nth_frame(tmp_path):
+    path = _video(tmp_path / "clip.avi", 12)
+    table = predict_images(Stub(), path, detect=False, every=5, progress=False)
+    assert table["frame"].tolist() == [0, 5, 10] and (table["status"] == "ok").all()
+    assert table[["box_w", "box_h"]].values.tolist() == [[320, 240]] * 3
+
+
+def test_video_faces_are_detected_per_frame(model, tmp_path):
+    path = _video(tmp_path / "clip.avi", 6, face=_face(FACE_SEEDS[0]))
+    table = predict_images(model, path, every=3, progress=False)
+    assert table["frame"].tolist() == [0, 3] and (table["status"] == "ok").all()
+
+
+def test_a_broken_video_is_an_error_row_not_a_crash(tmp_path):
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 1000)
+    _save(tmp_path / "ok.png", np.zeros((30, 30, 3), np.uint8))
+    table = predict_images(Stub(), tmp_path, detect=False, progress=False)
+    assert table.set_index("file")["status"].to_dict() == {
+        str(tmp_path / "broken.mp4"): "error", str(tmp_path / "ok.png"): "ok"}
+
+
+# --------------------------------------------------------------------------- annotation
+
+def test_annotate_draws_on_a_copy(model):
+    scene, _ = _scene(FACE_SEEDS[:1])
+    before = scene.copy()
+    table = predict_images(model, [scene], progress=False)
+    drawn = annotate(scene, table)
+    np.testing.assert_array_equal(scene, before)
+    assert drawn.shape == scene.shape and drawn.dtype == np.uint8
+    x, y, w, h = table.loc[0, ["box_x", "box_y", "box_w", "box_h"]].astype(int)
+    assert not np.array_equal(drawn[y:y + h, x:x + w], scene[y:y + h, x:x + w])
+    np.testing.assert_array_equal(drawn[-40:, -40:], scene[-40:, -40:])  # far from the face
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_writes_csv_json_and_annotated_images(model_path, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    _save(inputs / "group.png", _scene(FACE_SEEDS)[0])
+    _save(inputs / "wall.png", np.full((100, 100, 3), 200, np.uint8))
+    (inputs / "bad.jpg").write_text("nope")
+    out = tmp_path / "out"
+    code = main(["--model", str(model_path), str(inputs), "--out", str(out), "--annotate",
+                 "--quiet"])
+    printed = capsys.readouterr()
+    assert code == 0
+    csv = pd.read_csv(out / "predictions.csv")
+    assert csv["status"].tolist() == ["error", "ok", "ok", "ok", "no_face"]
+    assert len(json.loads(csv["landmarks"].iloc[1])) == N_POINTS
+    rows = json.loads((out / "predictions.json").read_text())
+    assert [r["status"] for r in rows] == csv["status"].tolist()
+    assert rows[1]["frame"] is None and rows[1]["expression"] in EXPRESSIONS
+    assert len(rows[1]["landmarks"]) == N_POINTS and rows[0]["landmarks"] is None
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == ["group.jpg"]
+    assert "bad.jpg" in printed.err and "not an image" in printed.err
+    assert "wall.png" in printed.err
+    assert printed.out.strip().splitlines()[-1] == (
+        "3 input(s): 1 with faces (3 face(s)), 1 without a face, 1 could not be read")
+
+
+def test_cli_exits_1_when_nothing_could_be_read(model_path, tmp_path, capsys):
+    (tmp_path / "bad.jpg").write_text("nope")
+    assert main(["--model", str(model_path), str(tmp_path / "bad.jpg"), "--quiet"]) == 1
+    assert "bad.jpg" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [None, b"not a zip"])
+def test_cli_exits_2_when_the_model_cannot_be_loaded(tmp_path, capsys, content):
+    path = tmp_path / "model.keras"
+    if content is not None:
+        path.write_bytes(content)
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    assert main(["--model", str(path), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "Traceback" not in err
+
+
+def test_module_entry_point_reports_without_a_traceback(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "helpers.predict", "--model",
+                           str(tmp_path / "missing.keras"), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    assert "missing.keras: model file not found" in done.stderr
+    assert "Traceback" not in done.stderr
