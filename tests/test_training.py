@@ -240,3 +240,26 @@ def test_train_config_checks_and_profiles():
     assert [p.transfer for p in training.plan_phases(gpu, pretrained=False)] == ["full"]
     with pytest.raises(ConfigError, match="unknown parameter"):
         TrainConfig.from_profile("cpu", "custom_cnn", epoch=3)
+
+
+def test_time_budget_stops_before_an_epoch_would_overrun(monkeypatch):
+    """'Train for at most an hour': stop when another epoch like the last would not fit."""
+    from types import SimpleNamespace
+
+    from helpers.training import TimeBudget
+
+    clock = iter([0.0, 25.0, 25.0, 50.0])
+    monkeypatch.setattr("helpers.training.time.perf_counter", lambda: next(clock))
+    budget = TimeBudget(minutes=1.0)  # 60 s
+    budget.set_model(SimpleNamespace(stop_training=False))
+    budget.on_epoch_begin(0)
+    budget.on_epoch_end(0)        # 25 s used, the next would end at 50 s: keep going
+    assert not budget.stopped and not budget.model.stop_training
+    budget.on_epoch_begin(1)
+    budget.on_epoch_end(1)        # 50 s used, the next would end at 75 s: stop
+    assert budget.stopped and budget.model.stop_training
+
+
+def test_time_budget_must_be_positive():
+    with pytest.raises(ConfigError, match="time_budget_minutes"):
+        TrainConfig(model="custom_cnn", time_budget_minutes=0)

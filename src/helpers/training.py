@@ -92,6 +92,7 @@ class TrainConfig:
     reduce_lr_factor: float = 0.5
     min_lr: float = 1e-6
     max_steps_per_epoch: int | None = None  # each epoch: this many batches of a fresh shuffle
+    time_budget_minutes: float | None = None  # stop before an epoch would end past this budget
     seed: int = 0
     mixed_precision: str | bool = "auto"  # "auto": on when a GPU is present
     tensorboard: bool = False
@@ -120,7 +121,8 @@ class TrainConfig:
         if self.channels not in (1, 3):
             self._fail("channels", "must be 1 (grayscale) or 3 (RGB)")
         for name in ("learning_rate", "min_lr", "cache_memory_limit_gb") + (
-                ("finetune_lr",) if self.finetune_lr is not None else ()):
+                ("finetune_lr",) if self.finetune_lr is not None else ()) + (
+                ("time_budget_minutes",) if self.time_budget_minutes is not None else ()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     math.isfinite(value) and value > 0):
@@ -287,6 +289,32 @@ class _EpochTimer(keras.callbacks.Callback):
             logs["time_s"] = now - self.start
             logs["train_images_per_s"] = self.images / train_s if train_s > 0 else float("nan")
             logs["phase"] = self.phase
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop before the next epoch would end past the budget; the best checkpoint is kept.
+
+    Counts training time across phases and resumed runs (`spent_s` from the history), so a
+    laptop user can say "train for at most an hour" and get the best model found in that hour.
+    """
+
+    def __init__(self, minutes: float, spent_s: float = 0.0):
+        super().__init__()
+        self.budget_s = minutes * 60.0
+        self.spent_s = spent_s
+        self.stopped = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        last = time.perf_counter() - self._start
+        self.spent_s += last
+        if self.spent_s + last > self.budget_s:
+            self.stopped = True
+            self.model.stop_training = True
+            print(f"time budget: {self.spent_s / 60:.1f} of {self.budget_s / 60:.0f} min used; "
+                  "another epoch would not fit, stopping with the best model so far")
 
 
 class _RestoreProgress(keras.callbacks.Callback):
@@ -623,14 +651,22 @@ def train(cfg: TrainConfig, train_table: pd.DataFrame, val_table: pd.DataFrame |
     ckpt.mkdir(parents=True, exist_ok=True)
     progress_path.write_text(json.dumps(_json_ready(progress), indent=2))
 
+    budget = None
+    if cfg.time_budget_minutes is not None:
+        spent = read_history(paths["history"])
+        budget = TimeBudget(cfg.time_budget_minutes,
+                            float(spent["time_s"].sum()) if "time_s" in spent else 0.0)
     try:
         for index, phase in enumerate(phases, start=1):
             phase_weights = ckpt / f"{phase.name}.weights.h5"
             if phase.name in progress["done"] and phase_weights.is_file():
                 model.load_weights(phase_weights)
                 continue
+            if budget is not None and budget.stopped:
+                break
             _run_phase(model, cfg, phase, index, train_ds, val_ds, clock, monitor, paths,
-                       notes["data"]["images_per_epoch"], strategy, tensorboard, callbacks)
+                       notes["data"]["images_per_epoch"], strategy, tensorboard,
+                       [*callbacks, *([budget] if budget else [])])
             if index < len(phases):  # the next phase starts from these weights, even on resume
                 model.save_weights(phase_weights)
                 progress["done"].append(phase.name)
@@ -645,6 +681,9 @@ def train(cfg: TrainConfig, train_table: pd.DataFrame, val_table: pd.DataFrame |
     _compile(best_model, cfg, phases[-1].learning_rate)  # ready for evaluate(), fresh optimizer
     card = _make_card(cfg, best_model, history, monitor, phases, notes)
     card["wall_time_s"] = time.perf_counter() - started
+    card["params"] = int(best_model.count_params())
+    if budget is not None:
+        card["stopped_by_time_budget"] = budget.stopped
     paths["card"].write_text(json.dumps(card, indent=2, allow_nan=False))
     _remove(ckpt)  # finished: nothing left to resume
     return TrainResult(best_model, history, card, paths)
