@@ -638,8 +638,8 @@ def export_report(executed_notebook: str | os.PathLike, out_html: str | os.PathL
 
     Code and prompts are hidden; PNG outputs are base64 data URIs already and images that
     markdown cells link to are embedded too (embed_images). A DataError lists any image that
-    still points outside the file. Scripts for maths and widgets load from a CDN when online;
-    without them the report reads the same.
+    still points outside the file. nbconvert's CDN scripts (MathJax, require.js) are removed,
+    so opening the file fetches nothing.
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -653,10 +653,16 @@ def export_report(executed_notebook: str | os.PathLike, out_html: str | os.PathL
         raise DataError(src, f"not a readable notebook ({exc})") from exc
     title = title or src.stem.replace("_", " ")
     nb.metadata["title"] = title
+    for cell in nb.cells:  # library chatter on stderr (TensorFlow's logs) is not the report
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs
+                            if not (o.output_type == "stream" and o.get("name") == "stderr")]
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     body, _ = exporter.from_notebook_node(
         nb, resources={"metadata": {"name": title, "path": str(src.parent.resolve())}})
+    # The report has no maths or widgets: drop the CDN scripts so nothing is fetched offline.
+    body = re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>', "", body)
     external = _external_images(body)
     if external:
         raise DataError(src, f"report would link {len(external)} image(s) outside the file, "
