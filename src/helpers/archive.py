@@ -128,8 +128,14 @@ def open_zip(path: str | os.PathLike, limits: ArchiveLimits | None = None) -> zi
         raise DataError(path, "not a file (expected a .zip archive)")
     try:
         zf = zipfile.ZipFile(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(path, "a member name is not valid UTF-8 although the archive says it "
+                              f"is (corrupt or mis-made archive: {exc})") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, UnicodeError) as exc:
         raise DataError(path, f"not a zip archive, or truncated/corrupt ({exc})") from exc
+    except NotImplementedError as exc:  # e.g. a directory entry claiming a newer zip version
+        raise DataError(path, f"uses a zip feature that cannot be read ({exc}); "
+                              "re-create the archive with a standard zip tool") from exc
     except OSError as exc:
         raise DataError(path, f"cannot read archive ({exc.strerror or exc})") from exc
     try:

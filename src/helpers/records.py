@@ -193,8 +193,16 @@ def save_records(df: pd.DataFrame, path: str | os.PathLike) -> None:
     table = pa.Table.from_pandas(df.drop(columns=["landmarks"]), preserve_index=False)
     position = list(df.columns).index("landmarks")
     table = table.add_column(position, "landmarks", _landmarks_to_arrow(df["landmarks"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    # Written beside the target and renamed: a full disk or a kill never leaves half a table,
+    # and an earlier table at the same path survives a failed write.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(path, f"cannot write the records table ({exc.strerror or exc})") from exc
 
 
 def load_records(path: str | os.PathLike) -> pd.DataFrame:

@@ -23,6 +23,9 @@ PACKAGES = (
 )
 
 
+REPORT_NOTEBOOK = "06_report"  # exported, code hidden, to <run>/report.html
+
+
 @dataclass(frozen=True)
 class Stage:
     """One papermill execution: a notebook, maybe once per model."""
@@ -43,8 +46,9 @@ def notebook_parameters(path: Path) -> set[str]:
     return set(pm.inspect_notebook(str(path)).keys())
 
 
-def plan_stages(models: list[str], notebooks_dir: Path = config.NOTEBOOKS_DIR) -> list[Stage]:
+def plan_stages(models: list[str], notebooks_dir: Path | None = None) -> list[Stage]:
     """Numbered notebooks in order; one that declares `model` runs once per model."""
+    notebooks_dir = notebooks_dir or config.NOTEBOOKS_DIR  # read now, so tests can point it
     stages: list[Stage] = []
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         if "model" in notebook_parameters(nb):
@@ -97,6 +101,8 @@ def prepare_run_dir(run_dir: str | None, resume: bool) -> Path:
             raise ConfigError("--resume needs --run-dir naming the run to continue")
         return config.new_run_dir()
     path = Path(run_dir).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--run-dir {path} is a file, not a folder")
     if path.exists() and any(path.iterdir()) and not resume:
         raise ConfigError(
             f"{path} already exists and is not empty; pass --resume to continue that run, "
@@ -104,15 +110,35 @@ def prepare_run_dir(run_dir: str | None, resume: bool) -> Path:
         )
     if resume and not (path / "manifest.json").exists():
         raise ConfigError(f"{path} has no manifest.json, so there is no run to resume")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run folder {path} ({exc.strerror or exc})") from exc
     return path
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a run to resume; a damaged one is a ConfigError, not a traceback."""
+    path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        _ = manifest["profile"]["name"], manifest["models"], manifest["data"]["path"]  # needed
+        manifest.setdefault("stages", {})
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"{path} is damaged, so the run cannot be resumed ({exc!r}); "
+                          "start a new run instead") from exc
+    return manifest
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Atomic JSON write, so an interrupted run never leaves a half manifest."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+        tmp.replace(path)
+    except OSError as exc:  # a full disk: no half file left, and the error names the file
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def export_html(executed: Path, html_dir: Path) -> Path:
@@ -159,10 +185,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="run_all.sh",
         description="Run every numbered notebook with papermill into a new run folder.",
     )
-    p.add_argument("--profile", default="cpu", help=f"one of {', '.join(config.PROFILES)} (default cpu)")
+    p.add_argument("--profile", default="", help=f"one of {', '.join(config.PROFILES)} "
+                   "(default cpu, or the resumed run's)")
     p.add_argument("--data", default="", help="dataset source (zip or folder); default: the generated demo set")
     p.add_argument("--test-data", default="", help="extra external test set, evaluated by every model")
-    p.add_argument("--models", default="", help="comma-separated model names (default: the profile's)")
+    p.add_argument("--models", default="", help="comma-separated model names (default: the profile's, "
+                   "or the resumed run's)")
     p.add_argument("--run-dir", default="", help="run folder (default: a new reports/<timestamp>/)")
     p.add_argument("--seed", type=int, default=0, help="one seed for splits, augmentation and init")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir, skipping finished stages")
@@ -174,8 +202,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Validate everything first, then run the stages; the last line printed is the run folder."""
     args = parse_args(argv)
+    manifest: dict[str, Any] = {}
     try:
-        profile = config.get_profile(args.profile)
+        if args.resume:  # the run's own profile and models, unless the user names others
+            run_dir = prepare_run_dir(args.run_dir, resume=True)
+            manifest = read_manifest(run_dir)
+            started = manifest["profile"]["name"]
+            if args.profile and args.profile != started:
+                raise ConfigError(f"{run_dir} was started with --profile {started}; resume it "
+                                  "with that profile (or without --profile)")
+            args.profile, args.models = started, args.models or ",".join(manifest["models"])
+        profile = config.get_profile(args.profile or "cpu")
         models = config.parse_models(args.models or ",".join(profile.models))
         for flag, value in (("--data", args.data), ("--test-data", args.test_data)):
             if value and not Path(value).expanduser().exists():
@@ -186,21 +223,37 @@ def main(argv: list[str] | None = None) -> int:
             stages = [s for s in stages if s.notebook.name.startswith(prefixes)]
         if not stages:
             raise ConfigError(f"no notebooks to run in {config.NOTEBOOKS_DIR}")
-        run_dir = prepare_run_dir(args.run_dir, args.resume)
+        if not args.resume:
+            run_dir = prepare_run_dir(args.run_dir, resume=False)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return run_stages(args, argv, run_dir, manifest, profile, models, stages)
+    except OSError as exc:  # a full disk or a vanished folder: say which file, keep what is done
+        print(f"[run_all] error: {exc.filename or run_dir}: {exc.strerror or exc}", file=sys.stderr)
+        if (run_dir / "manifest.json").exists():
+            print(f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}",
+                  file=sys.stderr)
+        print(run_dir)
+        return 1
 
+
+def run_stages(args: argparse.Namespace, argv: list[str] | None, run_dir: Path,
+               manifest: dict[str, Any], profile: config.Profile, models: list[str],
+               stages: list[Stage]) -> int:
+    """Write the manifest of a new run, then every stage not yet done; returns the exit code."""
     manifest_path = run_dir / "manifest.json"
-    manifest: dict[str, Any] = (
-        json.loads(manifest_path.read_text()) if args.resume else {}
-    )
     if not args.resume:
         if args.data:
             data = Path(args.data).expanduser().resolve()
         else:
             print(f"[run_all] generating the demo dataset for profile {profile.name} (once, then cached)")
-            data = config.ensure_demo_zip(profile.name, args.seed)
+            try:
+                data = config.ensure_demo_zip(profile.name, args.seed)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror or str(exc),
+                              str(config.demo_zip_path(profile.name, args.seed))) from exc
         manifest = {
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "profile": profile.to_dict(),
@@ -214,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             "stages": {},
         }
         write_json(manifest_path, manifest)
+    manifest["models"] = models  # a resume may add models
     params = {
         "run_dir": str(run_dir),
         "profile": profile.name,
@@ -234,6 +288,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             out = execute_stage(stage, run_dir, params, args.log_output)
             export_html(out, run_dir / "html")
+            if stage.notebook.stem == REPORT_NOTEBOOK:
+                from helpers.evaluation import export_report
+
+                export_report(out, run_dir / "report.html", title=f"Facial affect report: {run_dir.name}")
+                print(f"[run_all] report: {run_dir / 'report.html'}")
+        except KeyboardInterrupt:  # Ctrl-C: record it, and say how to continue
+            manifest["stages"][stage.name] = {"status": "interrupted",
+                                              "seconds": round(time.perf_counter() - t0, 1)}
+            write_json(manifest_path, manifest)
+            print(f"[run_all] interrupted during {stage.name}", file=sys.stderr)
+            print(f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr)
+            print(run_dir)
+            return 130
         except Exception as exc:  # papermill raises its own error type per failing cell
             manifest["stages"][stage.name] = {"status": "failed", "seconds": round(time.perf_counter() - t0, 1)}
             write_json(manifest_path, manifest)

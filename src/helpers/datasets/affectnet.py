@@ -30,6 +30,7 @@ _JUNK_FILES = {"thumbs.db", "desktop.ini"}
 # Folder names of the real release; AffectNet's own validation set serves as the test set.
 _SPLIT_FOLDERS = {"train_set": "train", "val_set": "test"}
 _NAMES = {"val": "valence", "aro": "arousal"}
+_NPY_MAGIC = b"\x93NUMPY"
 
 Key = tuple[str, str]  # (folder holding images/ and annotations/, id)
 
@@ -106,12 +107,17 @@ def looks_like_affectnet(path: str | os.PathLike) -> bool:
 
 def _load_npy(data: bytes) -> np.ndarray:
     """Parse npy bytes without ever unpickling; reasons: 'pickled', 'unparseable'."""
+    if not data.startswith(_NPY_MAGIC):
+        # np.load would open it as an .npz archive or refuse it as a pickle; it is neither
+        # an annotation, and only a pickle's protocol byte earns the 'pickled' reason.
+        raise _Invalid("pickled" if data[:1] == b"\x80" else "unparseable")
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
-        # numpy's refusal of object arrays and raw pickles both name allow_pickle.
+        # numpy's refusal of object arrays names allow_pickle.
         raise _Invalid("pickled" if "allow_pickle" in str(exc) else "unparseable") from exc
-    except (OSError, EOFError, TypeError, SyntaxError) as exc:
+    except (OSError, EOFError, TypeError, SyntaxError, MemoryError) as exc:
+        # MemoryError: a header declaring a shape far beyond the member's bytes.
         raise _Invalid("unparseable") from exc
     if not isinstance(arr, np.ndarray):  # an .npz would load as a mapping
         raise _Invalid("unparseable")
@@ -152,12 +158,14 @@ def _affect(data: bytes) -> float:
 def _landmarks(data: bytes) -> np.ndarray:
     """136 values x0,y0,x1,y1,... as (68, 2) float32 pixels, or _Invalid."""
     arr = _load_npy(data)
+    if arr.dtype.kind not in "USiuf":  # complex, bool, dates, records: not coordinates
+        raise _Invalid("unparseable")
+    if arr.size != N_POINTS * 2:  # checked before converting, so a forged shape costs nothing
+        raise _Invalid("wrong length")
     try:
         values = np.asarray(arr, dtype=np.float64).reshape(-1)
     except (ValueError, TypeError) as exc:
         raise _Invalid("unparseable") from exc
-    if values.size != N_POINTS * 2:
-        raise _Invalid("wrong length")
     if not np.isfinite(values).all():
         raise _Invalid("not finite")
     return values.astype(np.float32).reshape(N_POINTS, 2)

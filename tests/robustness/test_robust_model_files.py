@@ -1,0 +1,66 @@
+"""Loading a model: .keras files load in Keras safe mode, so a file from elsewhere cannot run
+code; a missing, damaged, tampered or foreign file is a DataError naming it."""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+training = pytest.importorskip("helpers.training")
+if not hasattr(training, "load_trained"):
+    pytest.skip("helpers.training.load_trained not written yet", allow_module_level=True)
+
+import keras  # noqa: E402
+
+from helpers.errors import DataError  # noqa: E402
+from helpers.models import build_model  # noqa: E402
+
+
+def rezip(src, dst, replace: dict[str, bytes]) -> None:
+    """Copy a .keras archive, swapping some members' bytes (a tampered download)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, replace.get(info.filename, zin.read(info)))
+
+
+def test_model_files(tmp_path, untouched):
+    good = tmp_path / "custom_cnn.keras"
+    build_model("custom_cnn", image_size=32, heads=("expression",)).save(good)
+    sentinel = tmp_path / "code_ran"
+    # A foreign model whose Lambda layer creates a file whenever Keras calls it.
+    evil, where = tmp_path / "evil.keras", str(sentinel)
+    keras.Sequential([keras.Input((4,)), keras.layers.Lambda(
+        lambda x: (open(where, "w").close(), x * 2)[1])]).save(evil)
+    sentinel.unlink()
+    keras.saving.load_model(evil, safe_mode=False)  # the payload is real when trusted ...
+    assert sentinel.exists()
+    sentinel.unlink()
+    plain = tmp_path / "plain.keras"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(plain)
+    data = good.read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.keras").write_text("<html>model moved</html>")
+    (tmp_path / "model.h5").write_bytes(data)
+    rezip(good, tmp_path / "weights.keras", {"model.weights.h5": b"\x89HDF\r\n junk"})
+    rezip(good, tmp_path / "config.keras", {"config.json": b'{"class_name": "Nope"'})
+
+    assert training.load_trained(good).name == "custom_cnn"
+    cases = {
+        "evil.keras": "Lambda",                                  # ... but refused here
+        "plain.keras": "not a model built by helpers.models",
+        "cut.keras": "not a Keras .keras model file",
+        "text.keras": "not a Keras .keras model file",
+        "model.h5": "not a Keras .keras model file",
+        "weights.keras": "cannot load the model",
+        "config.keras": "cannot load the model",
+        "missing.keras": "model file not found",
+    }
+    with untouched():
+        for name, problem in cases.items():
+            with pytest.raises(DataError, match=problem) as err:
+                training.load_trained(tmp_path / name)
+            assert err.value.path == str(tmp_path / name)
+            assert "\n" not in str(err.value), name  # one readable line, not a Keras dump
+    assert not sentinel.exists()
