@@ -198,3 +198,31 @@ def test_missing_or_damaged_files_raise_data_error_naming_them(float_path, tmp_p
         TFLiteModel(garbage)
     with pytest.raises(DataError, match="model file not found"):
         export_tflite(tmp_path / "absent.keras", tmp_path / "x.tflite")
+
+
+def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path):
+    """The numbers notebook 05 writes and the report shows: per TFLite flavour, vs Keras."""
+    import cv2
+    import pandas as pd
+
+    from helpers.export import deployment_check, deployment_table
+    from helpers.models import build_model
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        path = tmp_path / f"im{i}.png"
+        cv2.imwrite(str(path), rng.integers(0, 256, (40, 40), dtype=np.uint8))
+        rows.append({"id": str(i), "image": str(path), "expression": i % 8})
+    table = pd.DataFrame(rows)
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression",))
+    result = deployment_check(model, "tiny", table, table, tmp_path / "run" / "export",
+                              n_calibration=8, max_images=10)
+    assert result["n"] == 10
+    for kind in ("tflite_float", "tflite_int8"):
+        entry = result[kind]
+        assert (tmp_path / "run" / "export" / entry["file"]).is_file()
+        assert -1 <= entry["accuracy_change"] <= 1 and entry["latency"]["single_ms"] > 0
+    assert abs(result["tflite_float"]["accuracy_change"]) < 1e-9  # float export is exact
+    board = deployment_table(tmp_path / "run")
+    assert list(board["model"]) == ["tiny"] and board.loc[0, "int8_MB"] < board.loc[0, "float_MB"]

@@ -395,3 +395,14 @@ def test_module_entry_point_reports_without_a_traceback(tmp_path):
     assert done.returncode == 2
     assert "missing.keras: model file not found" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_demo_scenes_are_found_face_by_face(tmp_path):
+    """synthetic.make_scene feeds the predictor demo (notebook 07): every pasted face is found."""
+    from helpers.synthetic import make_scene
+
+    scene, placed = make_scene(seed=0, n_faces=3)
+    assert scene.shape == (480, 640, 3) and len(placed) == 3
+    boxes = Detector()(scene)
+    for x, y, w, h, _ in placed:
+        assert any(x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h for bx, by, bw, bh in boxes)

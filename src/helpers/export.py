@@ -319,3 +319,72 @@ def compare_backends(keras_model: Any, tflite_model: Any, images: Any, *, batch_
         result[head] = entry
     result["latency"] = latency
     return result
+
+
+# --------------------------------------------------------------------------- deployment check
+
+def deployment_check(model: Any, model_name: str, test_table: Any, calibration_table: Any,
+                     out_dir: str | os.PathLike, *, n_calibration: int = 100,
+                     max_images: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Export float and int8 TFLite files and measure what each costs on the test split.
+
+    Accuracy (expression argmax against the labels) for Keras and both TFLite files on up to
+    max_images test images, the change against Keras, agreement, latency and file size.
+    Writes out_dir/<model>.float.tflite, <model>.int8.tflite (with sidecars) and <model>.json.
+    """
+    import pandas as pd
+
+    from helpers.models import model_metadata
+    from helpers.pipeline import model_inputs
+
+    meta = model_metadata(model)
+    size, channels = meta["image_size"], meta["channels"]
+    rng = np.random.default_rng(seed)
+    test = test_table.iloc[np.sort(rng.permutation(len(test_table))[:max_images])]
+    calib = calibration_table.iloc[np.sort(rng.permutation(len(calibration_table))[:n_calibration])]
+    x = model_inputs(test["image"].tolist(), size, channels)
+    y = pd.to_numeric(test["expression"], errors="coerce").to_numpy()
+    labelled = np.isfinite(y) & (y >= 0)
+    out = Path(out_dir)
+    result: dict[str, Any] = {"model": model_name, "n": int(len(x)), "n_calibration": int(len(calib))}
+    keras_accuracy = None
+    for quantize in (None, "int8"):
+        kind = quantize or "float"
+        path = export_tflite(model, out / f"{model_name}.{kind}.tflite", quantize=quantize,
+                             calibration_images=model_inputs(calib["image"].tolist(), size, channels))
+        tfl = TFLiteModel(path)
+        compared = compare_backends(model, tfl, x)
+        entry: dict[str, Any] = {"file": path.name, "size_bytes": path.stat().st_size,
+                                 "latency": compared["latency"]["tflite"]}
+        if "expression" in meta["heads"] and labelled.any():
+            keras_pred = open_model(model, "keras")(x)["expression"].argmax(1)
+            tfl_pred = tfl(x)["expression"].argmax(1)
+            keras_accuracy = float(np.mean(keras_pred[labelled] == y[labelled]))
+            entry["accuracy"] = float(np.mean(tfl_pred[labelled] == y[labelled]))
+            entry["accuracy_change"] = entry["accuracy"] - keras_accuracy
+            entry["argmax_agreement"] = compared["expression"]["argmax_agreement"]
+        result[f"tflite_{kind}"] = entry
+        result["keras"] = {"accuracy": keras_accuracy, "latency": compared["latency"]["keras"]}
+    (out / f"{model_name}.json").write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def deployment_table(run_dir: str | os.PathLike) -> Any:
+    """One row per model from <run>/export/*.json, for the report."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted((Path(run_dir) / "export").glob("*.json")):
+        if path.name.endswith(".tflite.json"):
+            continue  # sidecars
+        d = json.loads(path.read_text())
+        row = {"model": d["model"], "keras_accuracy": d["keras"]["accuracy"],
+               "keras_ms_batched": d["keras"]["latency"]["batched_ms"],
+               "keras_ms_single": d["keras"]["latency"]["single_ms"]}
+        for kind in ("float", "int8"):
+            e = d.get(f"tflite_{kind}", {})
+            row[f"{kind}_accuracy_change"] = e.get("accuracy_change")
+            row[f"{kind}_ms_single"] = e.get("latency", {}).get("single_ms")
+            row[f"{kind}_MB"] = e.get("size_bytes", 0) / 1e6
+        rows.append(row)
+    return pd.DataFrame(rows)

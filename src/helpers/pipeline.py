@@ -20,7 +20,7 @@ import os
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,11 @@ def _decode(uri: str, size: int, channels: int) -> tuple[np.ndarray, tuple[int, 
         image = cv2.resize(image, (size, size),
                            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return image.reshape(size, size, channels), (h, w)
+
+
+def model_inputs(uris: Sequence[str], size: int, channels: int) -> np.ndarray:
+    """Raw 0-255 float inputs exactly as training saw them, for evaluation and export checks."""
+    return np.stack([_decode(u, size, channels)[0] for u in uris]).astype(np.float32)
 
 
 def scale_landmarks(points: np.ndarray, height: int, width: int, size: int) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -655,4 +656,18 @@ def plot_metric_comparison(table: pd.DataFrame) -> Figure:
         ax.tick_params(axis="x", labelrotation=30)
         ax.axhline(0, color="0.4", linewidth=0.8)
     fig.suptitle("Headline metric per model, 95% bootstrap CI")
+    return fig
+
+
+def plot_image_files(paths: list, titles: list | None = None, ncols: int = 2) -> Figure:
+    """Images from files in a grid (annotated predictions, for instance), titles underneath."""
+    if not paths:
+        return _message_figure("No images to show.")
+    nrows = math.ceil(len(paths) / ncols)
+    fig, axes = _figure(nrows, ncols, (6.0 * ncols, 4.6 * nrows))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (ax, path) in enumerate(zip(axes.flat, paths)):
+        _show_image(ax, str(path))
+        ax.set_title(titles[i] if titles else Path(path).name, fontsize=9)
     return fig

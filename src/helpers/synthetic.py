@@ -850,3 +850,28 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def make_scene(seed: int = 0, n_faces: int = 3, shape: tuple[int, int] = (480, 640),
+               face_px: int = 160) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:
+    """Upright demo faces pasted left to right into a blurred-noise photo, for the predictor.
+
+    Returns the RGB scene and (x, y, w, h, expression) per face. The faces are frontal and
+    unoccluded because the bundled Haar cascade is a frontal-face detector.
+    """
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    if n_faces < 1 or n_faces * (face_px + 20) + 20 > width or face_px + 40 > height:
+        raise ConfigError(f"{n_faces} faces of {face_px} px do not fit a {width}x{height} scene")
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 3)
+    placed = []
+    gap = (width - n_faces * face_px) // (n_faces + 1)
+    for j in range(n_faces):
+        expression = int(rng.integers(len(CLASS_SHARES)))
+        p = dataclasses.replace(sample_face_params(rng, expression, face_px), roll=0.0, occluder=None)
+        x, y = gap + j * (face_px + gap), int(rng.integers(20, height - face_px - 20))
+        scene[y:y + face_px, x:x + face_px] = render_face(p, face_px)[0]
+        placed.append((x, y, face_px, face_px, expression))
+    return scene, placed
