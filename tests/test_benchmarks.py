@@ -1,0 +1,220 @@
+"""The benchmarks package: `python -m benchmarks --quick` runs every benchmark and writes numbers.
+
+Timing values are never asserted (they are noise at quick sizes); only that each benchmark
+produced finite numbers, or said why it skipped, and that the written reports are complete.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # benchmarks/ is a top-level package of the repo, not installed
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import BENCHMARKS  # noqa: E402
+from benchmarks.common import Context, Skip, comparison, memory_now  # noqa: E402
+from benchmarks.end_to_end import read_stages  # noqa: E402
+from benchmarks.report import cell, render, summary_rows  # noqa: E402
+from helpers.errors import DataError  # noqa: E402
+
+STAGES = {"01_extract": {"status": "ok", "seconds": 10.5},
+          "02_eda": {"status": "ok", "seconds": 20.0},
+          "04_train.custom_cnn": {"status": "ok", "seconds": 69.5}}
+
+
+def _fake_run(folder: Path, stages: dict[str, Any] = STAGES) -> Path:
+    """A run folder holding just the manifest ./run_all.sh writes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text(json.dumps({
+        "profile": {"name": "smoke"}, "models": ["custom_cnn"], "data": {"path": "demo.zip"},
+        "created": "2026-01-01T00:00:00+00:00", "stages": stages}))
+    return folder
+
+
+def _numbers(value: Any) -> list[float]:
+    """Every number anywhere inside a JSON value."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One `python -m benchmarks --quick` run for the whole module (about half a minute)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    run_dir = _fake_run(tmp / "run")
+    out = tmp / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--work",
+         str(tmp / "work"), "--run-dir", str(run_dir)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return {"done": done, "out": out, "run_dir": run_dir}
+
+
+def test_quick_run_succeeds_and_prints_the_table(quick_run: dict[str, Any]) -> None:
+    done = quick_run["done"]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Summary" in done.stdout
+    assert "| benchmark | measure |" in done.stdout
+
+
+def test_json_has_every_benchmark_with_numbers_or_a_reason(quick_run: dict[str, Any]) -> None:
+    report = json.loads((quick_run["out"] / "benchmarks.json").read_text())
+    assert report["mode"] == "quick"
+    assert list(report["benchmarks"]) == list(BENCHMARKS)
+    for name, bench in report["benchmarks"].items():
+        assert bench["status"] in ("ok", "skipped"), (name, bench.get("reason"))
+        assert isinstance(bench["seconds"], float)
+        if bench["status"] == "skipped":
+            assert bench["reason"].strip(), name
+            continue
+        numbers = _numbers(bench["results"])
+        assert numbers and all(math.isfinite(n) for n in numbers), name
+        for c in bench["comparisons"]:
+            assert c["project"] > 0 and c["baseline"] > 0 and c["ratio"] > 0, (name, c)
+            assert c["met"] in (True, False, None)
+        assert bench["tables"] and all(t["rows"] for t in bench["tables"]), name
+
+
+def test_every_target_is_judged(quick_run: dict[str, Any]) -> None:
+    """The four benchmarks with a target in the brief say whether it was met."""
+    report = json.loads((quick_run["out"] / "benchmarks.json").read_text())
+    for name in ("ingestion", "input_pipeline", "training", "memory"):
+        targets = [c for c in report["benchmarks"][name]["comparisons"] if c["target"]]
+        assert targets and all(isinstance(c["met"], bool) for c in targets), name
+
+
+def test_machine_facts_are_recorded_once(quick_run: dict[str, Any]) -> None:
+    machine = json.loads((quick_run["out"] / "benchmarks.json").read_text())["machine"]
+    assert machine["cpu_count"] >= 1 and machine["ram_bytes"] > 0
+    assert machine["cpu_model"] and machine["tensorflow"]
+    assert "gpus" in machine and "load_average_end" in machine
+
+
+def test_memory_peaks_come_from_child_processes(quick_run: dict[str, Any]) -> None:
+    memory = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["memory"]
+    runs = memory["results"]["runs"]
+    assert {"floor", "cache_none", "python_floor", "coursework"} <= set(runs)
+    for run in runs.values():
+        assert run["peak_rss_bytes"] > 0
+    # TensorFlow and a model weigh far more than a bare numpy/cv2 process.
+    assert runs["floor"]["peak_rss_bytes"] > runs["python_floor"]["peak_rss_bytes"]
+    assert runs["coursework"]["array_bytes"] == runs["coursework"]["images"] * 48 * 48 * 3 * 4
+
+
+def test_end_to_end_tabulates_the_given_run(quick_run: dict[str, Any]) -> None:
+    report = json.loads((quick_run["out"] / "benchmarks.json").read_text())
+    runs = report["benchmarks"]["end_to_end"]["results"]["runs"]
+    assert [r["run_dir"] for r in runs] == [str(quick_run["run_dir"])]
+    assert runs[0]["stages_total_s"] == pytest.approx(100.0)
+
+
+def test_markdown_file_has_a_section_per_benchmark(quick_run: dict[str, Any]) -> None:
+    text = (quick_run["out"] / "benchmarks.md").read_text()
+    assert text.startswith("# Benchmarks (quick mode)")
+    for name in BENCHMARKS:
+        assert f"\n## {name}: " in text
+
+
+# --------------------------------------------------------------------------- in-process units
+
+def test_read_stages_sums_the_manifest(tmp_path: Path) -> None:
+    run = read_stages(_fake_run(tmp_path / "run"))
+    assert run["profile"] == "smoke" and run["all_ok"]
+    assert run["stages_total_s"] == pytest.approx(100.0)
+    assert run["stages"]["04_train.custom_cnn"] == {"status": "ok", "seconds": 69.5}
+
+
+def test_read_stages_names_a_missing_or_damaged_manifest(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="manifest.json"):
+        read_stages(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(DataError, match="manifest.json"):
+        read_stages(tmp_path)
+
+
+def test_failed_stage_marks_the_run_incomplete(tmp_path: Path) -> None:
+    run = read_stages(_fake_run(tmp_path, {**STAGES, "05_evaluate": {"status": "failed",
+                                                                     "seconds": 3.0}}))
+    assert not run["all_ok"]
+
+
+def test_quick_end_to_end_without_a_run_skips_with_a_reason(tmp_path: Path) -> None:
+    from benchmarks import end_to_end
+
+    ctx = Context(quick=True, out=tmp_path, work=tmp_path)
+    with pytest.raises(Skip, match="--run-dir"):
+        end_to_end.run(ctx)
+
+
+def test_coursework_reader_agrees_with_the_project_reader(tmp_path: Path) -> None:
+    """The baseline does the same job: same ids, expressions and valences."""
+    import numpy as np
+
+    from benchmarks.ingestion import coursework_records, project_records
+    from helpers.synthetic import generate_zip
+
+    zip_path = tmp_path / "demo.zip"
+    generate_zip(zip_path, n=24, size=48, seed=1, progress=False)
+    project = project_records(zip_path).set_index("id").sort_index()
+    scratch = tmp_path / "extracted"
+    coursework, steps = coursework_records(zip_path, scratch)
+    coursework = coursework.set_index("id").sort_index()
+    assert list(coursework.index) == list(project.index)
+    assert (coursework["expression"] == project["expression"]).all()
+    np.testing.assert_allclose(coursework["valence"], project["valence"], atol=1e-6)
+    assert steps["extract_s"] >= 0 and steps["load_s"] >= 0
+
+
+def test_comparison_ratio_is_above_one_when_the_project_is_better() -> None:
+    faster = comparison("s", 1.0, 5.0, "s", higher_is_better=False, target_ratio=5.0)
+    assert faster["ratio"] == pytest.approx(5.0) and faster["met"] is True
+    slower = comparison("img/s", 100.0, 400.0, "images/s", higher_is_better=True,
+                        target_ratio=3.0)
+    assert slower["ratio"] == pytest.approx(0.25) and slower["met"] is False
+    told = comparison("x", 1.0, 1.0, "bytes", higher_is_better=False, met=True)
+    assert told["met"] is True and told["target"] is None
+
+
+def test_render_lists_skipped_benchmarks_with_their_reason() -> None:
+    report = {"mode": "quick", "command": "python -m benchmarks", "started": "now",
+              "machine": {"cpu_model": "cpu", "cpus_usable": 2, "cpu_count": 2},
+              "benchmarks": {"inference": {"status": "skipped", "reason": "not available: x",
+                                           "seconds": 0.0}}}
+    assert summary_rows(report) == [["inference", "skipped: not available: x", "", "", "", "",
+                                     ""]]
+    assert "**skipped**: not available: x" in render(report)
+
+
+def test_cells_round_for_reading() -> None:
+    assert cell(1234.5) == "1,234" and cell(12.345) == "12.3" and cell(0.5) == "0.50"
+    assert cell(float("nan")) == "n/a" and cell(None) == "" and cell("a|b") == "a\\|b"
+
+
+def test_memory_now_reads_this_process() -> None:
+    found = memory_now()
+    if sys.platform.startswith("linux"):
+        assert found["peak_rss_bytes"] >= found["rss_bytes"] > 0
+
+
+def test_unknown_benchmark_name_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["--only", "nope"]) == 2
+    assert "unknown benchmark" in capsys.readouterr().err
