@@ -340,18 +340,26 @@ def make_dataset(
     weights = None if class_weights is None else tf.constant(
         _sample_weights(_expression_column(table), class_weights))
 
-    def load(row: tf.Tensor, epoch: tf.Tensor) -> tuple:
-        """One element: image, targets per head[, sample weights per head]."""
-        image, lnd = tf.numpy_function(fetch, [row, epoch], [tf.uint8, tf.float32],
-                                       stateful=False)
-        image = tf.cast(tf.ensure_shape(image, [size, size, n_channels]), tf.float32)
-        lnd = tf.ensure_shape(lnd, [N_POINTS * 2])
-        targets = {h: lnd if h == "landmarks" else tf.gather(columns[h], row) for h in heads}
+    def fetch_batch(rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A whole batch in one Python call: per-image calls would cost more than the work."""
+        images = np.empty((len(rows), size, size, n_channels), np.uint8)
+        lnds = np.empty((len(rows), N_POINTS * 2), np.float32)
+        for i, (row, epoch) in enumerate(zip(rows, epochs)):
+            images[i], lnds[i] = fetch(row, epoch)
+        return images, lnds
+
+    def load(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
+        """One batch: images, targets per head[, sample weights per head]."""
+        images, lnd = tf.numpy_function(fetch_batch, [rows, epochs], [tf.uint8, tf.float32],
+                                        stateful=False)
+        images = tf.cast(tf.ensure_shape(images, [None, size, size, n_channels]), tf.float32)
+        lnd = tf.ensure_shape(lnd, [None, N_POINTS * 2])
+        targets = {h: lnd if h == "landmarks" else tf.gather(columns[h], rows) for h in heads}
         if weights is None:
-            return image, targets
-        expression_weight = tf.gather(weights, row)
-        return image, targets, {h: expression_weight if h == "expression"
-                                else tf.constant(1.0, tf.float32) for h in heads}
+            return images, targets
+        ones = tf.ones(tf.shape(rows), tf.float32)
+        return images, targets, {h: tf.gather(weights, rows) if h == "expression" else ones
+                                 for h in heads}
 
     if training:
         clock = epoch_clock or EpochClock()
@@ -368,8 +376,8 @@ def make_dataset(
         indices = passes.flat_map(one_epoch)
     else:
         indices = tf.data.Dataset.range(n).map(lambda r: (r, tf.constant(_NO_EPOCH, tf.int64)))
-    ds = indices.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    ds = indices.batch(int(batch_size), drop_remainder=drop_remainder)
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # flat_map hides the length; Keras needs it for progress bars and its epoch bookkeeping.
     ds = ds.apply(tf.data.experimental.assert_cardinality(
         steps_per_epoch(n, int(batch_size), drop_remainder)))
