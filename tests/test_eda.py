@@ -265,3 +265,22 @@ def test_valence_arousal_summary(records):
 def test_valence_arousal_summary_without_va_columns(records):
     summary = eda.valence_arousal_summary(records.drop(columns=["valence", "arousal"]))
     assert (summary["n_va"] == 0).all() and summary["valence_mean"].isna().all()
+
+
+def test_undecodable_images_are_counted_and_dropped_not_fatal(tmp_path):
+    """One truncated JPEG among many must not stop EDA or notebook 03: it is listed and left out."""
+    from PIL import Image as PILImage
+
+    from helpers import eda
+
+    good = tmp_path / "good.png"
+    PILImage.fromarray(np.full((16, 16), 128, np.uint8)).save(good)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)  # a JPEG header, then nothing
+    df = pd.DataFrame({"id": ["a", "b"], "image": [str(good), str(bad)], "expression": [0, 1]})
+    hashes = eda.image_hashes(df, progress=False)
+    assert list(hashes["id"]) == ["a"]
+    assert list(hashes.attrs["unreadable"]["id"]) == ["b"]
+    assert list(eda.drop_unreadable(df, hashes)["id"]) == ["a"]
+    stats = eda.image_stats(df, sample=None, progress=False)
+    assert list(stats["id"]) == ["a"] and list(stats.attrs["unreadable"]["id"]) == ["b"]

@@ -10,6 +10,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from helpers.errors import DataError
 from helpers.images import decode_image, read_image, read_image_bytes
 from helpers.labels import EXPRESSIONS, N_EXPRESSIONS
 
@@ -23,6 +24,8 @@ _LEAK_COLUMNS = ["id_a", "id_b", "distance", "kind", "split_a", "split_b"]
 # Elements per block of the pairwise XOR: ~32 MB of uint64, small enough for a laptop.
 _BLOCK_ELEMENTS = 4_000_000
 
+
+UNREADABLE_COLUMNS = ["id", "image", "problem"]
 
 def _require(df: pd.DataFrame, columns: list[str], what: str) -> None:
     """Fail early with the missing column names instead of a KeyError deep inside pandas."""
@@ -111,10 +114,14 @@ def image_stats(
     """Size, channels, brightness and RMS contrast (0-255 grey levels) on a seeded sample."""
     _require(df, ["id", "image"], "records table")
     subset = _sample(df, sample, seed)
-    rows = []
+    rows, unreadable = [], []
     for rec in tqdm(subset.itertuples(index=False), total=len(subset), desc="image stats",
                     disable=not progress):
-        image = read_image(rec.image)
+        try:
+            image = read_image(rec.image)
+        except DataError as error:  # one bad file among thousands is counted, not fatal
+            unreadable.append({"id": rec.id, "image": rec.image, "problem": error.problem})
+            continue
         grey = _luminance(image)
         rows.append({
             "id": rec.id,
@@ -126,7 +133,9 @@ def image_stats(
             "contrast": float(grey.std()),
         })
     columns = ["id", "expression", "width", "height", "channels", "brightness", "contrast"]
-    return pd.DataFrame(rows, columns=columns)
+    stats = pd.DataFrame(rows, columns=columns)
+    stats.attrs["unreadable"] = pd.DataFrame(unreadable, columns=UNREADABLE_COLUMNS)
+    return stats
 
 
 def phash_uint64(image: np.ndarray) -> int:
@@ -138,18 +147,36 @@ def phash_uint64(image: np.ndarray) -> int:
 def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """sha1 of the stored bytes (exact copies) and phash of the pixels (near copies), per record."""
     _require(df, ["id", "image"], "records table")
-    ids, sha1s, phashes = [], [], []
+    ids, sha1s, phashes, unreadable = [], [], [], []
     for rec in tqdm(df.itertuples(index=False), total=len(df), desc="hashing",
                     disable=not progress):
-        data = read_image_bytes(rec.image)  # read once: hashed as bytes, then decoded
+        try:
+            data = read_image_bytes(rec.image)  # read once: hashed as bytes, then decoded
+            code = phash_uint64(decode_image(data, rec.image))
+        except DataError as error:  # every image is decoded here: the place to catch bad ones
+            unreadable.append({"id": rec.id, "image": rec.image, "problem": error.problem})
+            continue
         ids.append(rec.id)
         sha1s.append(hashlib.sha1(data).hexdigest())
-        phashes.append(phash_uint64(decode_image(data, rec.image)))
-    return pd.DataFrame({
+        phashes.append(code)
+    hashes = pd.DataFrame({
         "id": pd.Series(ids, dtype=object),
         "sha1": pd.Series(sha1s, dtype=object),
         "phash": np.array(phashes, dtype=np.uint64),
     })
+    hashes.attrs["unreadable"] = pd.DataFrame(unreadable, columns=UNREADABLE_COLUMNS)
+    return hashes
+
+
+def drop_unreadable(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
+    """Records whose image decoded when hashed; the rest would stop training at the first batch.
+
+    The dropped ones are in the result's attrs["unreadable"] (id, image, problem).
+    """
+    bad = hashes.attrs.get("unreadable", pd.DataFrame(columns=UNREADABLE_COLUMNS))
+    kept = df[~df["id"].isin(set(bad["id"]))].reset_index(drop=True)
+    kept.attrs["unreadable"] = bad
+    return kept
 
 
 def _phash_codes(hashes: pd.DataFrame) -> np.ndarray:
