@@ -564,6 +564,8 @@ def _write_image_atomic(path: Path, image: np.ndarray) -> None:
     try:
         tmp.write_bytes(data.tobytes())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk names the file it could not write
+        raise DataError(path, f"cannot write the augmented image ({exc.strerror or exc})") from exc
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from helpers.errors import ConfigError
+from helpers.errors import ConfigError, DataError
 from helpers.labels import EXPRESSIONS, N_EXPRESSIONS
 from helpers.landmarks import FLIP_PERMUTATION, N_POINTS
 
@@ -797,6 +797,9 @@ def generate_zip(out: str | Path, n: int = 4000, seed: int = 0, size: int = 224,
         if out.exists() and not force:
             raise FileExistsError(f"{out} appeared while writing; pass force=True to overwrite")
         os.replace(tmp, out)
+    except OSError as exc:  # a full disk: no half zip left, and the message names the file
+        tmp.unlink(missing_ok=True)
+        raise DataError(out, f"cannot write the demo dataset ({exc.strerror or exc})") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -259,10 +259,10 @@ def test_full_disk(tmp_path, notebooks, data, monkeypatch, capsys, untouched):
     aug = tmp_path / "out" / "aug"
     with monkeypatch.context() as m:
         m.setattr(Path, "write_bytes", half_then_enospc)
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(DataError, match="cannot write the augmented image") as caught:
             augment.materialize(plan, records, augment.AugmentConfig(), aug, progress=False,
                                 workers=1)
-    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.__cause__.errno == errno.ENOSPC and caught.value.path.startswith(str(aug))
     assert not [p for p in aug.rglob("*") if p.is_file()]
 
     # the demo zip, the disk filling up after a few members: no zip, no temporary file
@@ -277,9 +277,10 @@ def test_full_disk(tmp_path, notebooks, data, monkeypatch, capsys, untouched):
 
     with monkeypatch.context() as m:
         m.setattr(synthetic.zipfile.ZipFile, "writestr", fills_up)
-        with pytest.raises(OSError):
+        with pytest.raises(DataError, match="cannot write the demo dataset") as caught:
             synthetic.generate_zip(demo, n=4, size=64, invalid_exp_share=0,
                                    missing_exp_share=0, progress=False)
+    assert caught.value.path == str(demo)
     assert sorted(os.listdir(demo.parent)) == ["aug", "face.png", "records.parquet"]
     assert len(written) == 6
 

@@ -119,9 +119,6 @@ def test_empty_files(tmp_path, source, untouched):
                 read(path, run)
 
 
-@pytest.mark.xfail(raises=ValueError, strict=False,
-                   reason="csv_boxes: a NUL byte in an image name escapes as ValueError "
-                          "('embedded null byte') from os.stat; reported to the reader's owner")
 def test_nul_byte_in_image_name(tmp_path, source, untouched):
     run = tmp_path / "run"
     path = write(source / "faces.csv", "image,label\nimage/p.png,happy\nimage/p\x00.png,sad\n")

@@ -138,6 +138,8 @@ def _crop_one_image(image: Path, faces: list[tuple[int, Face]], cache: Path) -> 
         mtime = image.stat().st_mtime_ns
     except OSError:
         return [(i, None, "missing image") for i, _ in faces]
+    except ValueError:  # e.g. a NUL byte in the name: no such file can exist
+        return [(i, None, "unusable image name") for i, _ in faces]
     size = _image_size(image) if image.is_file() else None
     if size is None:
         return [(i, None, "missing image" if not image.is_file() else "unreadable image")
