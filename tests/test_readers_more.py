@@ -470,3 +470,17 @@ def test_detection_order_and_unknown_layouts(tmp_path):
     one_class = write_zip(tmp_path / "one.zip", {"happy/a.png": PNG})
     with pytest.raises(DataError, match="no reader recognises"):
         detect_source(one_class)
+
+
+def test_box_csv_finds_images_beside_it_and_accepts_its_folder(tmp_path):
+    """Users hand over a folder: faces.csv plus images/ next to it."""
+    from PIL import Image as PILImage
+
+    from helpers.datasets import detect_source, read_source
+
+    (tmp_path / "images").mkdir()
+    PILImage.fromarray(np.full((60, 60, 3), 120, np.uint8)).save(tmp_path / "images" / "a.jpg")
+    (tmp_path / "faces.csv").write_text("image,label,x,y,w,h\na.jpg,happiness,10,10,30,30\n")
+    assert detect_source(tmp_path) == "csv_boxes"
+    result = read_source(tmp_path, progress=False)
+    assert len(result.records) == 1 and result.records["expression"].tolist() == [1]

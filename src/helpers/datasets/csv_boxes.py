@@ -7,7 +7,8 @@ under `data/cache/<reader>-<fingerprint>/` (or a `cache_dir` you pass): never in
 source's folder, which may be read-only. A crop is rewritten when its source image is newer.
 
 CSV columns (matched case-insensitively; map your own names with `columns=`):
-  image        file name, relative to `images_dir` (default: the CSV's folder)
+  image        file name, relative to `images_dir` (default: the CSV's folder, or an
+               images/ or image/ folder beside the CSV when the names are found there)
   label        expression name: neutral, happy/happiness, sad, surprise, fear, disgust,
                angry/anger, contempt (helpers.labels.SYNONYMS)
   x, y, w, h   the face box in pixels (or left, top, right, bottom); no box columns at all
@@ -214,9 +215,32 @@ def _header(path: Path) -> list[str]:
     return [c.strip().lower() for c in next(csv.reader(io.StringIO(first)), [])]
 
 
+def fields_of(table: pd.DataFrame, present: Mapping[str, str]) -> list[str]:
+    """The image names of a CSV table, as written."""
+    return table[present["image"]].astype(str).tolist() if "image" in present else []
+
+
+def _images_folder(csv_path: Path, names: list[str]) -> Path:
+    """Where the CSV's image names resolve: its own folder, or an images/ (image/) beside it."""
+    candidates = [csv_path.parent] + [csv_path.parent / d for d in ("images", "image", "imgs")]
+    probe = [n for n in names[:20] if n and "\x00" not in n]
+    for folder in candidates:
+        if probe and any((folder / n).is_file() for n in probe):
+            return folder
+    return csv_path.parent
+
+
+def _single_csv(folder: Path) -> Path | None:
+    """The one face-box CSV directly in a folder, so users can pass the folder."""
+    found = [p for p in folder.glob("*.csv") if looks_like_box_csv(p)]
+    return found[0] if len(found) == 1 else None
+
+
 def looks_like_box_csv(path: str | os.PathLike) -> bool:
-    """A .csv whose header has the default image and label columns."""
+    """A .csv whose header has the default image and label columns (or a folder with one)."""
     path = Path(path)
+    if path.is_dir():
+        return _single_csv(path) is not None
     if not path.is_file() or path.suffix.lower() != ".csv":
         return False
     header = set(_header(path))
@@ -273,8 +297,13 @@ def read_box_csv(path: str | os.PathLike, columns: Mapping[str, str] | None = No
                  min_confidence: float | None = None,
                  cache_dir: str | os.PathLike | None = None, workers: int | None = None,
                  progress: bool = True) -> ReadResult:
-    """Records from a CSV of image names, boxes and label names; crops go to the cache."""
+    """Records from a CSV of image names, boxes and label names; crops go to the cache.
+
+    path may also be a folder holding one such CSV (and its images).
+    """
     path = Path(path)
+    if path.is_dir():
+        path = _single_csv(path) or path
     if not path.is_file():
         raise DataError(path, "CSV file not found")
     tally = Tally()
@@ -295,7 +324,7 @@ def read_box_csv(path: str | os.PathLike, columns: Mapping[str, str] | None = No
     if min_confidence is not None and "confidence" not in present:
         raise DataError(path, "min_confidence given but the CSV has no confidence column "
                               f"(looked for {(columns or {}).get('confidence', 'confidence')!r})")
-    folder = Path(images_dir) if images_dir is not None else path.parent
+    folder = Path(images_dir) if images_dir is not None else _images_folder(path, fields_of(table, present))
     cache = None
     if fmt is not None:
         fingerprint = hashlib.sha256("\n".join(
