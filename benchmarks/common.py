@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from helpers import config
+from helpers.metrics import json_ready
 from helpers.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -341,23 +342,6 @@ def comparison(measure: str, project: float, baseline: float, unit: str, *,
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, Any]:
     """A table for the markdown report (cells are formatted when rendered)."""
     return {"title": title, "columns": list(columns), "rows": [list(r) for r in rows]}
-
-
-def json_ready(value: Any) -> Any:
-    """numpy scalars to Python, NaN/inf to null, paths to text: the JSON must be strict."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def pct(fraction: float | None) -> str:

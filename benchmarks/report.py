@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import gb, json_ready
+from benchmarks.common import gb
+from helpers.metrics import json_ready
 
 SUMMARY_COLUMNS = ("benchmark", "measure", "project", "baseline", "ratio", "target", "met")
 

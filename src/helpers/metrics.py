@@ -15,6 +15,7 @@ or image fractions for square images only: NME is invariant to uniform scaling a
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -424,6 +425,8 @@ def json_ready(value: Any) -> Any:
         return float(value) if math.isfinite(value) else None
     if value is pd.NA:
         return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value
 
 

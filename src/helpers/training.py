@@ -40,6 +40,7 @@ from helpers.losses import HEADS, LANDMARK_LOSSES, VA_LOSSES
 from helpers.pipeline import (
     EpochClock, cache_bytes, make_dataset, surface_data_errors,
 )
+from helpers.metrics import json_ready
 from helpers.records import landmarks_array, load_records
 
 log = logging.getLogger(__name__)
@@ -496,21 +497,6 @@ def _best_so_far(history: pd.DataFrame, monitor: str) -> tuple[float | None, int
 
 # --------------------------------------------------------------------------- card
 
-def _json_ready(value: Any) -> Any:
-    """numpy scalars to Python, NaN/inf to null: the card must be strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def _throughput(history: pd.DataFrame) -> float | None:
     """Median training images/s, leaving out each phase's first epoch (graph tracing, cache fill)."""
     if "train_images_per_s" not in history.columns or history.empty:
@@ -532,7 +518,7 @@ def _make_card(cfg: TrainConfig, model: keras.Model, history: pd.DataFrame, moni
         best.update(value=float(row[monitor]), epoch=int(row["epoch"]) + 1,
                     metrics={k: float(row[k]) for k in history.columns
                              if k.startswith("val_") and pd.notna(row[k])})
-    return _json_ready({
+    return json_ready({
         "model": cfg.model,
         "architecture": models_module.model_metadata(model),
         "parameters": cfg.to_dict(),
@@ -649,7 +635,7 @@ def train(cfg: TrainConfig, train_table: pd.DataFrame, val_table: pd.DataFrame |
     progress = {"config": cfg.to_dict(), "data_hash": train_hash,
                 "done": progress.get("done", [])}
     ckpt.mkdir(parents=True, exist_ok=True)
-    progress_path.write_text(json.dumps(_json_ready(progress), indent=2))
+    progress_path.write_text(json.dumps(json_ready(progress), indent=2))
 
     budget = None
     if cfg.time_budget_minutes is not None:
@@ -670,7 +656,7 @@ def train(cfg: TrainConfig, train_table: pd.DataFrame, val_table: pd.DataFrame |
             if index < len(phases):  # the next phase starts from these weights, even on resume
                 model.save_weights(phase_weights)
                 progress["done"].append(phase.name)
-                progress_path.write_text(json.dumps(_json_ready(progress), indent=2))
+                progress_path.write_text(json.dumps(json_ready(progress), indent=2))
     finally:
         _remove(paths["cache"])
 
