@@ -103,6 +103,9 @@ def problems(nb_path: Path) -> list[str]:
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and cell.outputs and not is_checked(cell):
             found.append(f"cell {i} has outputs but nbval does not check them")
+        if is_checked(cell) and not cell.outputs:
+            found.append(f"cell {i} is checked by nbval but has no reference output "
+                         "(refresh with nbtools sync)")
         if cell.cell_type == "code" and cell.execution_count is not None and not cell.outputs:
             found.append(f"cell {i} has an execution count but no output")
     text = nb_path.read_text()
