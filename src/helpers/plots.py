@@ -78,6 +78,16 @@ def _message_figure(text: str, figsize: tuple[float, float] = (6, 2)) -> Figure:
     return fig
 
 
+def _face_grid(n: int, ncols: int = 4, title_inches: float = 0.6) -> tuple[Figure, np.ndarray]:
+    """Up to ncols faces a row, frames off, room for a suptitle."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _figure(nrows, ncols, (3.0 * ncols, 3.2 * nrows + title_inches))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, axes
+
+
 def _bare(ax: Axes) -> None:
     """Hide ticks and frame but keep the y label, which carries the row name in grids."""
     ax.set_xticks([])
@@ -249,11 +259,7 @@ def plot_landmarks(df: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
     picked = _sample_rows(df[has], n, np.random.default_rng(seed))
     if picked.empty:
         return _message_figure("No landmarks in this dataset: nothing to draw.")
-    ncols = min(4, len(picked))
-    nrows = math.ceil(len(picked) / ncols)
-    fig, axes = _figure(nrows, ncols, (3.0 * ncols, 3.2 * nrows + 0.6))
-    for ax in axes.flat:
-        ax.set_axis_off()
+    fig, axes = _face_grid(len(picked), title_inches=0.6)
     for ax, (_, rec) in zip(axes.flat, picked.iterrows()):
         _show_image(ax, rec["image"])
         draw_landmarks(ax, rec["landmarks"], annotate=True)
@@ -531,11 +537,7 @@ def plot_landmark_predictions(predictions: pd.DataFrame, n: int = 8, seed: int =
     picked = _sample_rows(pool, n, np.random.default_rng(seed))
     if picked.empty:
         return _message_figure("No landmark predictions: nothing to draw.")
-    ncols = min(4, len(picked))
-    nrows = math.ceil(len(picked) / ncols)
-    fig, axes = _figure(nrows, ncols, (3.0 * ncols, 3.2 * nrows + 0.8))
-    for ax in axes.flat:
-        ax.set_axis_off()
+    fig, axes = _face_grid(len(picked), title_inches=0.8)
     for ax, (_, rec) in zip(axes.flat, picked.iterrows()):
         _show_image(ax, rec["image"])
         true_pts = as_points(rec["landmarks"]) if "landmarks" in rec else None
