@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from helpers import metrics
@@ -43,7 +42,7 @@ from helpers.config import REPORTS_DIR
 from helpers.errors import DataError
 from helpers.labels import EXPRESSIONS, expression_index
 from helpers.landmarks import N_POINTS
-from helpers.records import _landmarks_from_arrow, _landmarks_to_arrow
+from helpers.records import landmarks_from_arrow, landmarks_to_arrow, read_parquet, write_parquet
 
 PROBA_PREFIX = "p_"
 LANDMARK_COLUMNS = ("landmarks", "landmarks_pred")
@@ -233,25 +232,19 @@ def save_predictions(predictions: pd.DataFrame, path: str | os.PathLike) -> Path
     for column in present:
         position = list(predictions.columns).index(column)
         table = table.add_column(min(position, table.num_columns), column,
-                                 _landmarks_to_arrow(predictions[column]))
+                                 landmarks_to_arrow(predictions[column]))
     attrs = json.dumps(metrics.json_ready(predictions.attrs)).encode()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            _PARQUET_ATTRS_KEY: attrs})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    write_parquet(table, path, "predictions")
     return path
 
 
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """Read what save_predictions wrote: (68, 2) landmark arrays and attrs restored."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "predictions file not found")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(path, f"not a readable parquet file ({exc})") from exc
-    landmarks = {c: _landmarks_from_arrow(table.column(c), str(path))
+    table = read_parquet(path, "predictions")
+    landmarks = {c: landmarks_from_arrow(table.column(c), str(path))
                  for c in LANDMARK_COLUMNS if c in table.column_names}
     positions = {c: table.column_names.index(c) for c in landmarks}
     df = table.drop_columns(list(landmarks)).to_pandas()

@@ -157,7 +157,7 @@ def validate_records(df: pd.DataFrame, where: str = "records table") -> None:
                                f"{_ids(df, bad)} (values: {sorted(set(split[bad].map(repr)))})")
 
 
-def _landmarks_to_arrow(column: pd.Series) -> pa.Array:
+def landmarks_to_arrow(column: pd.Series) -> pa.Array:
     """Landmarks as fixed_size_list<float32>[136], null where absent."""
     present = ~column.map(_absent).to_numpy(dtype=bool)
     flat = np.zeros((len(column), LANDMARK_VALUES), dtype=np.float32)
@@ -168,8 +168,8 @@ def _landmarks_to_arrow(column: pd.Series) -> pa.Array:
                                              mask=pa.array(~present))
 
 
-def _landmarks_from_arrow(column: pa.ChunkedArray, where: str) -> list[np.ndarray | None]:
-    """Inverse of _landmarks_to_arrow: (68, 2) float32 arrays or None."""
+def landmarks_from_arrow(column: pa.ChunkedArray, where: str) -> list[np.ndarray | None]:
+    """Inverse of landmarks_to_arrow: (68, 2) float32 arrays or None."""
     target = pa.list_(pa.float32(), LANDMARK_VALUES)
     try:
         arr = column.cast(target).combine_chunks() if column.type != target \
@@ -192,9 +192,14 @@ def save_records(df: pd.DataFrame, path: str | os.PathLike) -> None:
     validate_records(df, str(path))
     table = pa.Table.from_pandas(df.drop(columns=["landmarks"]), preserve_index=False)
     position = list(df.columns).index("landmarks")
-    table = table.add_column(position, "landmarks", _landmarks_to_arrow(df["landmarks"]))
-    # Written beside the target and renamed: a full disk or a kill never leaves half a table,
-    # and an earlier table at the same path survives a failed write.
+    table = table.add_column(position, "landmarks", landmarks_to_arrow(df["landmarks"]))
+    write_parquet(table, path, "records table")
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike, what: str) -> None:
+    """Written beside the target and renamed: a full disk or a kill never leaves half a file,
+    and an earlier file at the same path survives a failed write."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,22 +207,28 @@ def save_records(df: pd.DataFrame, path: str | os.PathLike) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise DataError(path, f"cannot write the records table ({exc.strerror or exc})") from exc
+        raise DataError(path, f"cannot write the {what} ({exc.strerror or exc})") from exc
+
+
+def read_parquet(path: str | os.PathLike, what: str) -> pa.Table:
+    """A parquet table, or a DataError naming the file (missing, or not parquet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"{what} file not found")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(path, f"not a readable parquet file ({exc})") from exc
 
 
 def load_records(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table written by save_records, restoring (68, 2) landmark arrays and dtypes."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "records file not found")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(path, f"not a readable parquet file ({exc})") from exc
+    table = read_parquet(path, "records")
     if "landmarks" not in table.column_names:
         raise DataError(path, "missing columns: landmarks")
     position = table.column_names.index("landmarks")
-    landmarks = _landmarks_from_arrow(table.column("landmarks"), str(path))
+    landmarks = landmarks_from_arrow(table.column("landmarks"), str(path))
     df = table.drop_columns(["landmarks"]).to_pandas()
     df.insert(position, "landmarks", pd.Series(landmarks, dtype=object))
     validate_records(df, str(path))
