@@ -347,3 +347,30 @@ def test_registry(tmp_path):
     assert "affectnet" in READERS
     with pytest.raises(ConfigError, match="already registered"):
         register_reader("affectnet", lambda p: False, read_affectnet_zip, "again")
+
+
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("arr", [
+    np.array("3"), np.array("-0.25"), np.array(b"1"), np.array(0.5), np.array(7, ">i4"),
+    np.arange(136, dtype=np.float64), np.asfortranarray(np.arange(136.0).reshape(68, 2)),
+    np.arange(136, dtype=">f4").reshape(68, 2),
+], ids=lambda a: f"{a.dtype.str}{a.shape}")
+def test_a_repeated_npy_header_reads_like_np_load(arr):
+    """The second member with a known header skips the header parse and still matches np.load."""
+    from helpers.datasets import affectnet
+
+    data = _npy(arr)
+    first = affectnet._load_npy(data)
+    second = affectnet._load_npy(data)  # header now known: the fast path
+    assert data[:affectnet._header_end(data)] in affectnet._KNOWN_HEADERS
+    reference = np.load(io.BytesIO(data), allow_pickle=False)
+    for got in (first, second):
+        assert got.dtype == reference.dtype and got.shape == reference.shape
+        np.testing.assert_array_equal(got, reference)
+    with pytest.raises(affectnet._Invalid, match="unparseable"):
+        affectnet._load_npy(data[:-1])  # same header, too few data bytes: np.load's refusal

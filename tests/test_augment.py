@@ -11,8 +11,9 @@ import pytest
 
 from helpers import synthetic
 from helpers.augment import (
-    AugmentConfig, augment, balanced_training_table, build_pipeline, flip_only_config,
-    make_online_augmenter, materialize, plan_balance, resize_with_landmarks,
+    AugmentConfig, apply_params, augment, balanced_training_table, build_extras, describe_pipeline,
+    flip_only_config,
+    make_online_augmenter, materialize, plan_balance, resize_with_landmarks, sample_params,
 )
 from helpers.errors import ConfigError
 from helpers.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, flip_landmarks
@@ -89,11 +90,50 @@ def test_from_dict_accepts_notebook_parameters_and_rejects_unknown_keys():
         AugmentConfig.from_dict({"rotate_limit": -5})
 
 
-def test_pipeline_leaves_out_disabled_transforms():
-    names = [type(t).__name__ for t in build_pipeline(flip_only_config()).transforms]
-    assert names == ["LandmarkHorizontalFlip"]
+def test_pipeline_description_leaves_out_disabled_steps():
+    assert describe_pipeline(flip_only_config())["step"].tolist() == ["horizontal flip"]
     everything = AugmentConfig(blur_p=0.1, noise_p=0.1, dropout_p=0.1)
-    assert len(build_pipeline(everything).transforms) == 7
+    assert len(describe_pipeline(everything)) == 7
+    assert [type(t).__name__ for t in build_extras(everything).transforms] == [
+        "GaussianBlur", "GaussNoise", "CoarseDropout"]
+    assert len(build_extras(AugmentConfig()).transforms) == 0
+
+
+def test_switching_a_step_off_keeps_the_draws_of_the_others():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    for seed in range(20):
+        full = sample_params(AugmentConfig(), np.random.default_rng(seed), 32, 32)
+        no_light = sample_params(AugmentConfig(brightness_contrast_p=0.0),
+                                 np.random.default_rng(seed), 32, 32)
+        np.testing.assert_array_equal(full.matrix, no_light.matrix)
+        assert (no_light.alpha, no_light.beta) == (1.0, 0.0)
+        with_noise = AugmentConfig(noise_p=1.0)
+        same = sample_params(with_noise, np.random.default_rng(seed), 32, 32)
+        np.testing.assert_array_equal(full.matrix, same.matrix)
+        noisy, _ = apply_params(image, None, same, with_noise)
+        assert not np.array_equal(noisy, apply_params(image, None, full, AugmentConfig())[0])
+
+
+def test_all_geometric_steps_resample_once():
+    """Flip + affine + zoom in one warp: a smooth ramp stays as sharp as one interpolation."""
+    cfg = AugmentConfig(hflip_p=1.0, affine_p=1.0, zoom_p=1.0, brightness_contrast_p=0.0)
+    ramp = np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))
+    params = sample_params(cfg, np.random.default_rng(3), 64, 64)
+    assert params.flip and params.warped
+    out, _ = apply_params(ramp, None, params, cfg)
+    expected = cv2.warpAffine(ramp, params.matrix, (64, 64), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_brightness_contrast_follows_albumentations_formula():
+    cfg = AugmentConfig(hflip_p=0.0, affine_p=0.0, zoom_p=0.0, brightness_contrast_p=1.0)
+    image = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    params = sample_params(cfg, np.random.default_rng(5), 16, 16)
+    assert 0.8 <= params.alpha <= 1.2 and -51 <= params.beta <= 51
+    out, _ = apply_params(image, None, params, cfg)
+    expected = np.clip(np.rint(image * params.alpha + params.beta), 0, 255)
+    np.testing.assert_array_equal(out, expected)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -309,3 +309,26 @@ def test_decoded_file_path_from_disk(tmp_path):
     with pytest.raises(DataError, match="not an image") as err:
         read_image(str(path))
     assert err.value.path == str(path) and err.value.member is None
+
+
+def test_reduced_decode_scales_jpegs_in_the_dct_and_reports_the_stored_size():
+    from helpers.images import decode_image_reduced
+    from helpers.synthetic import render_face, sample_face_params
+
+    face, _ = render_face(sample_face_params(np.random.default_rng(0), 1, 224), 224)
+    jpeg = encode(Image.fromarray(face), "JPEG", quality=95)
+    full = decode_image(jpeg, "face.jpg", mode="rgb")
+    for min_side, side in ((96, 112), (48, 56), (112, 112), (113, 224), (224, 224)):
+        reduced, stored = decode_image_reduced(jpeg, "face.jpg", mode="rgb", min_side=min_side)
+        assert stored == (224, 224) and reduced.shape == (side, side, 3)
+    # Same picture as decoding everything and shrinking with INTER_AREA, to a grey level or two.
+    reduced, _ = decode_image_reduced(jpeg, "face.jpg", mode="rgb", min_side=96)
+    area = cv2.resize(full, (112, 112), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(int) - area).mean() < 2.0
+    gray, _ = decode_image_reduced(jpeg, "face.jpg", mode="gray", min_side=48)
+    assert gray.shape == (56, 56)
+    # Other formats decode whole; the guard against bombs still runs first.
+    png = encode(Image.fromarray(face), "PNG")
+    assert decode_image_reduced(png, "face.png", min_side=48)[0].shape == (224, 224, 3)
+    with pytest.raises(DataError, match="decompression-bomb"):
+        decode_image_reduced(jpeg, "face.jpg", min_side=48, max_pixels=1000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
 import pandas as pd
@@ -311,3 +312,21 @@ def test_resize_helper_matches_augment_resize(tmp_path):
         decoded, hw = pipeline._decode(_write(tmp_path / f"x{size}.png", image), size, 3)
         assert hw == (30, 50)
         np.testing.assert_array_equal(decoded, resized)
+
+
+def test_a_large_jpeg_decodes_reduced_but_landmarks_keep_its_stored_pixels(tmp_path):
+    """A 224 px JPEG for a 48 px model decodes at 1/4 scale; landmarks still map from 224."""
+    from helpers.synthetic import render_face, sample_face_params
+
+    face, lnd = render_face(sample_face_params(np.random.default_rng(2), 1, 224), 224)
+    path = tmp_path / "face.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    decoded, hw = pipeline._decode(str(path), 48, 3)
+    assert hw == (224, 224) and decoded.shape == (48, 48, 3)
+    direct = cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(decoded.astype(int) - direct).mean() < 3.0
+    table = pd.DataFrame({"image": [str(path)], "expression": [1], "landmarks": [lnd]})
+    ds = pipeline.make_dataset(table, image_size=48, channels=3, batch_size=1, training=False)
+    _, targets = next(iter(ds))
+    np.testing.assert_allclose(targets["landmarks"].numpy().reshape(68, 2),
+                               pipeline.scale_landmarks(lnd, 224, 224, 48) / 48, atol=1e-6)

@@ -80,7 +80,9 @@ class _ArchiveCache:
             st = os.stat(archive)
         except OSError:
             raise DataError(archive, "file not found") from None
-        key = (os.path.realpath(archive), st.st_mtime_ns, st.st_size)
+        # The path as given, not realpath(): that lstat()s every folder on each image read,
+        # which cost more than reading the member. Two spellings of one file share nothing.
+        key = (archive, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
         with self.lock:
             if self.pid != os.getpid():  # forked child: never share the parent's file offsets
                 self.handles, self.pid = OrderedDict(), os.getpid()
@@ -161,6 +163,19 @@ def _to_8bit(img: Image.Image, where: str) -> Image.Image:
 def decode_image(data: bytes, where: str, mode: str | None = None,
                  max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode bytes to uint8 (H, W) or (H, W, 3) RGB; refuses bombs before decoding pixels."""
+    return decode_image_reduced(data, where, mode=mode, max_pixels=max_pixels)[0]
+
+
+def decode_image_reduced(data: bytes, where: str, mode: str | None = None,
+                         max_pixels: int = MAX_PIXELS, min_side: int | None = None
+                         ) -> tuple[np.ndarray, tuple[int, int]]:
+    """decode_image, plus the stored (height, width); with min_side a JPEG may decode smaller.
+
+    JPEG decoders can scale by 1/2, 1/4 or 1/8 inside the DCT (Pillow's draft mode), which
+    is 2-3x cheaper than decoding every pixel and resizing afterwards. The result keeps both
+    sides >= min_side, so a later resize to min_side still only shrinks. The stored size is
+    returned because landmarks are in its pixels, not the reduced image's.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not data:
@@ -177,6 +192,10 @@ def decode_image(data: bytes, where: str, mode: str | None = None,
     if width * height > max_pixels:
         raise _error(where, f"image is {width}x{height} = {width * height:,} pixels, over the "
                             f"limit of {max_pixels:,} (decompression-bomb guard)")
+    if min_side is not None and img.format == "JPEG" and min(width, height) >= 2 * min_side:
+        # The file's own mode: a colour JPEG wanted as gray still goes through convert("L"),
+        # the conversion the predictor applies to camera frames.
+        img.draft(img.mode, (int(min_side), int(min_side)))
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
@@ -186,9 +205,16 @@ def decode_image(data: bytes, where: str, mode: str | None = None,
         img = img.convert("RGB")
     elif mode == "gray" and img.mode != "L":
         img = img.convert("L")
-    return np.array(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8), (height, width)
 
 
 def read_image(uri: str, mode: str | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Load a referenced image as a uint8 array (see decode_image for modes)."""
     return decode_image(read_image_bytes(uri), uri, mode=mode, max_pixels=max_pixels)
+
+
+def read_image_reduced(uri: str, min_side: int, mode: str | None = None,
+                       max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+    """Load a referenced image for a min_side model input, and its stored (height, width)."""
+    return decode_image_reduced(read_image_bytes(uri), uri, mode=mode, max_pixels=max_pixels,
+                                min_side=min_side)

@@ -31,7 +31,7 @@ import pandas as pd
 import tensorflow as tf
 
 from helpers.errors import ConfigError, DataError
-from helpers.images import parse_uri, read_image
+from helpers.images import parse_uri, read_image_reduced
 from helpers.landmarks import N_POINTS
 from helpers.losses import HEADS
 from helpers.records import landmarks_array
@@ -84,11 +84,14 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 # --------------------------------------------------------------------------- decoding cache
 
 def _decode(uri: str, size: int, channels: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """uint8 (size, size, channels) image and the stored image's (height, width)."""
-    image = read_image(uri, mode="gray" if channels == 1 else "rgb")
-    h, w = image.shape[:2]
-    if (h, w) != (size, size):  # same interpolation choice as augment.resize_with_landmarks
-        shrink = size < min(h, w)
+    """uint8 (size, size, channels) image and the stored image's (height, width).
+
+    A JPEG at least twice the input size decodes at 1/2, 1/4 or 1/8 scale first (see
+    helpers.images.decode_image_reduced), then resizes like any other image.
+    """
+    image, (h, w) = read_image_reduced(uri, size, mode="gray" if channels == 1 else "rgb")
+    if image.shape[:2] != (size, size):  # same interpolation as augment.resize_with_landmarks
+        shrink = size < min(image.shape[:2])
         image = cv2.resize(image, (size, size),
                            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     return image.reshape(size, size, channels), (h, w)
