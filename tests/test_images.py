@@ -332,3 +332,37 @@ def test_reduced_decode_scales_jpegs_in_the_dct_and_reports_the_stored_size():
     assert decode_image_reduced(png, "face.png", min_side=48)[0].shape == (224, 224, 3)
     with pytest.raises(DataError, match="decompression-bomb"):
         decode_image_reduced(jpeg, "face.jpg", min_side=48, max_pixels=1000)
+
+
+def test_fit_square_averages_big_shrinks_and_interpolates_small_steps():
+    from helpers.images import fit_square
+
+    image = np.random.default_rng(0).integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    square = image[:64, :64]
+    assert fit_square(square, 64) is square  # already the size: untouched
+    np.testing.assert_array_equal(fit_square(image, 50),
+                                  cv2.resize(image, (50, 50), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(fit_square(image, 64),
+                                  cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(fit_square(image, 224),
+                                  cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR))
+
+
+def test_fast_jpeg_path_matches_pillow_and_leaves_odd_files_to_it():
+    from helpers.images import decode_image_reduced
+
+    rng = np.random.default_rng(1)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), (5, 5), 0)
+    jpeg = encode(Image.fromarray(rgb), "JPEG", quality=90)
+    pillow = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    fast = decode_image(jpeg, "a.jpg", mode="rgb")
+    assert np.abs(fast.astype(int) - pillow).max() <= 1
+    gray_pillow = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))
+    assert np.abs(decode_image(jpeg, "a.jpg", mode="gray").astype(int) - gray_pillow).max() <= 1
+    gray_jpeg = encode(Image.fromarray(rgb).convert("L"), "JPEG", quality=90)
+    assert decode_image(gray_jpeg, "g.jpg").ndim == 2
+    assert decode_image(gray_jpeg, "g.jpg", mode="rgb").shape == (64, 48, 3)
+    assert decode_image_reduced(jpeg, "a.jpg", min_side=16)[0].shape == (32, 24, 3)
+    # A truncated file has no end-of-image marker: Pillow decodes it and refuses it.
+    with pytest.raises(DataError, match="truncated|corrupt"):
+        decode_image(jpeg[: len(jpeg) // 2], "cut.jpg")

@@ -200,13 +200,18 @@ def test_crop_is_square_with_margin_and_replicates_edges_outside_the_image():
     np.testing.assert_array_equal(crop[:, 0], image[0:60, 0])  # replicated left edge
 
 
-def test_model_input_matches_training_conversion():
+def test_model_input_matches_training_conversion(tmp_path):
+    from helpers.pipeline import _decode
+
     rgb = np.random.default_rng(0).integers(0, 256, (100, 80, 3), dtype=np.uint8)
-    gray = to_model_input(rgb, 48, 1)
-    expected = cv2.resize(np.asarray(Image.fromarray(rgb).convert("L")), (48, 48),
-                          interpolation=cv2.INTER_AREA)
-    assert gray.dtype == np.float32 and gray.shape == (48, 48, 1)
-    np.testing.assert_array_equal(gray[..., 0], expected)
+    Image.fromarray(rgb).save(tmp_path / "frame.png")
+    for size, channels in ((48, 1), (64, 3), (96, 3)):  # shrink >= 2x, shrink < 2x, enlarge
+        got = to_model_input(rgb, size, channels)
+        assert got.dtype == np.float32 and got.shape == (size, size, channels)
+        np.testing.assert_array_equal(got, _decode(str(tmp_path / "frame.png"), size, channels)[0])
+    expected = cv2.resize(np.asarray(Image.fromarray(rgb).convert("L")), (40, 40),
+                          interpolation=cv2.INTER_AREA)  # 80 -> 40: a 2x shrink averages
+    np.testing.assert_array_equal(to_model_input(rgb, 40, 1)[..., 0], expected)
     assert to_model_input(rgb[..., 0], 96, 3).shape == (96, 96, 3)  # gray in, RGB model
 
 

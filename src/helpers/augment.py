@@ -21,7 +21,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from tqdm import tqdm
 
 from helpers.errors import ConfigError, DataError
-from helpers.images import read_image
+from helpers.images import fit_square, read_image
 from helpers.labels import EXPRESSIONS
 from helpers.landmarks import FLIP_PERMUTATION, N_POINTS
 from helpers.records import make_records, save_records
@@ -298,9 +298,7 @@ def resize_with_landmarks(image: np.ndarray, landmarks: np.ndarray | None,
     h, w = image.shape[:2]
     if (h, w) == (size, size):
         return image, landmarks
-    shrink = size < min(h, w)
-    resized = cv2.resize(image, (size, size),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    resized = fit_square(image, size)
     if landmarks is None:
         return resized, None
     pts = np.asarray(landmarks, dtype=np.float32).reshape(N_POINTS, 2)

@@ -21,17 +21,17 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from helpers.errors import ConfigError, DataError
-from helpers.images import parse_uri, read_image_reduced
+from helpers.images import fit_square, parse_uri, read_image_reduced
 from helpers.landmarks import N_POINTS
 from helpers.losses import HEADS
 from helpers.records import landmarks_array
@@ -90,10 +90,7 @@ def _decode(uri: str, size: int, channels: int) -> tuple[np.ndarray, tuple[int, 
     helpers.images.decode_image_reduced), then resizes like any other image.
     """
     image, (h, w) = read_image_reduced(uri, size, mode="gray" if channels == 1 else "rgb")
-    if image.shape[:2] != (size, size):  # same interpolation as augment.resize_with_landmarks
-        shrink = size < min(image.shape[:2])
-        image = cv2.resize(image, (size, size),
-                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    image = fit_square(image, size)
     return image.reshape(size, size, channels), (h, w)
 
 
@@ -112,6 +109,28 @@ def scale_landmarks(points: np.ndarray, height: int, width: int, size: int) -> n
         return points
     scale = np.array([size / width, size / height], dtype=np.float32)
     return ((points + 0.5) * scale - 0.5).astype(np.float32)
+
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _decode_pool() -> ThreadPoolExecutor:
+    """One decoding pool per process (a forked child makes its own), one thread per core."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            workers = max(1, min(8, os.cpu_count() or 1))
+            _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="decode"))
+        return _pool[1]
+
+
+def _map_decode(uris: Sequence[str], size: int, channels: int
+                ) -> list[tuple[np.ndarray, tuple[int, int]]]:
+    """_decode of several images, in parallel when there is more than one."""
+    if len(uris) < 2 or (os.cpu_count() or 1) < 2:
+        return [_decode(u, size, channels) for u in uris]
+    return list(_decode_pool().map(lambda u: _decode(u, size, channels), uris))
 
 
 class DecodedCache:
@@ -140,14 +159,36 @@ class DecodedCache:
 
     def get(self, slot: int) -> tuple[np.ndarray, tuple[int, int]]:
         """The image of one slot (a copy) and its original (height, width)."""
-        if self.enabled and self.sizes[slot, 0] > 0:
-            h, w = self.sizes[slot]
-            return np.array(self.pixels[slot]), (int(h), int(w))
-        image, hw = _decode(self.uris[slot], self.size, self.channels)
+        image, hw = self.get_many([slot])[0]
+        return np.array(image), hw
+
+    def get_many(self, slots: Sequence[int]) -> list[tuple[np.ndarray, tuple[int, int]]]:
+        """Images (read-only views when cached) and original sizes of several slots.
+
+        Slots not decoded yet are decoded on a thread pool: JPEG/PNG decoding and resizing
+        release the GIL, so they run in parallel, while the Python-bound augmentation that
+        follows stays on one thread instead of fighting for the GIL.
+        """
+        slots = [int(s) for s in slots]
+        missing = list(dict.fromkeys(s for s in slots if not self._filled(s)))
+        decoded = dict(zip(missing, _map_decode(
+            [self.uris[s] for s in missing], self.size, self.channels)))
         if self.enabled:
-            self.pixels[slot] = image
-            self.sizes[slot] = hw
-        return image, hw
+            for slot, (image, hw) in decoded.items():
+                self.pixels[slot] = image
+                self.sizes[slot] = hw
+        out = []
+        for slot in slots:
+            if slot in decoded:
+                out.append(decoded[slot])
+            else:
+                h, w = self.sizes[slot]
+                out.append((self.pixels[slot], (int(h), int(w))))
+        return out
+
+    def _filled(self, slot: int) -> bool:
+        """Whether a slot holds its decoded image."""
+        return self.enabled and self.sizes[slot, 0] > 0
 
     @property
     def filled(self) -> int:
@@ -323,18 +364,13 @@ def make_dataset(
         else np.full((n, N_POINTS, 2), np.nan, np.float32)
     augment = augmenter if training else None
 
-    def fetch(row: np.int64, epoch: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded (cached) image and landmarks of one row, augmented for this epoch."""
-        row, epoch = int(row), int(epoch)
-        try:
-            image, (h, w) = store.get(int(slots[row]))
-            pts = scale_landmarks(points[row], h, w, size)
-            if augment is not None and epoch >= 0:
-                image, pts = augment(image, pts, row, epoch)
-                image = np.asarray(image, np.uint8).reshape(size, size, n_channels)
-        except DataError as error:
-            _remember(error)
-            raise
+    def fetch(row: int, epoch: int, image: np.ndarray, hw: tuple[int, int]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Image and landmarks of one decoded row, augmented for this epoch."""
+        pts = scale_landmarks(points[row], *hw, size)
+        if augment is not None and epoch >= 0:
+            image, pts = augment(image, pts, row, epoch)
+            image = np.asarray(image, np.uint8).reshape(size, size, n_channels)
         return image, np.asarray(pts, np.float32).reshape(N_POINTS * 2) / np.float32(size)
 
     columns = {"expression": tf.constant(_expression_column(table)),
@@ -347,8 +383,13 @@ def make_dataset(
         """A whole batch in one Python call: per-image calls would cost more than the work."""
         images = np.empty((len(rows), size, size, n_channels), np.uint8)
         lnds = np.empty((len(rows), N_POINTS * 2), np.float32)
-        for i, (row, epoch) in enumerate(zip(rows, epochs)):
-            images[i], lnds[i] = fetch(row, epoch)
+        try:
+            decoded = store.get_many(slots[rows])
+            for i, (row, epoch, (image, hw)) in enumerate(zip(rows, epochs, decoded)):
+                images[i], lnds[i] = fetch(int(row), int(epoch), image, hw)
+        except DataError as error:
+            _remember(error)
+            raise
         return images, lnds
 
     def load(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
@@ -380,7 +421,10 @@ def make_dataset(
     else:
         indices = tf.data.Dataset.range(n).map(lambda r: (r, tf.constant(_NO_EPOCH, tf.int64)))
     ds = indices.batch(int(batch_size), drop_remainder=drop_remainder)
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # One batch at a time: decoding inside a batch is already parallel (DecodedCache.get_many),
+    # and two Python-bound batches at once only trade the GIL back and forth. prefetch still
+    # keeps the next batches coming while the model trains.
+    ds = ds.map(load, num_parallel_calls=1, deterministic=True)
     # flat_map hides the length; Keras needs it for progress bars and its epoch bookkeeping.
     ds = ds.apply(tf.data.experimental.assert_cardinality(
         steps_per_epoch(n, int(batch_size), drop_remainder)))

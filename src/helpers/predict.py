@@ -32,7 +32,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from helpers.errors import ConfigError, DataError
-from helpers.images import MAX_PIXELS, ZIP_SCHEME, read_image
+from helpers.images import MAX_PIXELS, ZIP_SCHEME, fit_square, read_image
 from helpers.labels import EXPRESSIONS
 from helpers.landmarks import N_POINTS
 
@@ -314,17 +314,12 @@ def crop_face(image: np.ndarray, box: Sequence[float],
 def to_model_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
     """float32 (size, size, channels) raw 0-255 pixels, converted exactly as in training.
 
-    helpers.pipeline._decode: Pillow's gray conversion ('L'), then cv2.resize with INTER_AREA
-    when shrinking and INTER_LINEAR otherwise.
+    helpers.pipeline._decode: Pillow's gray conversion ('L'), then helpers.images.fit_square.
     """
     image = _as_rgb(image, "<image>")
     if channels == 1:
         image = np.asarray(Image.fromarray(image).convert("L"))
-    h, w = image.shape[:2]
-    if (h, w) != (size, size):
-        shrink = size < min(h, w)
-        image = cv2.resize(image, (size, size),
-                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    image = fit_square(image, size)
     return image.reshape(size, size, channels).astype(np.float32)
 
 
