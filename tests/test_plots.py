@@ -1,7 +1,6 @@
 """helpers.plots: every figure builds and renders under Agg, including on data that lacks labels."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -12,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from figure_checks import check_figure as _check  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -46,15 +46,6 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
             "split": ("train", "val", "test")[i % 3],
         })
     return pd.DataFrame(rows)
-
-
-def _check(fig: Figure, n_axes: int | None = None) -> Figure:
-    """The figure renders to PNG (catches draw-time errors) and has the expected axes count."""
-    assert isinstance(fig, Figure)
-    if n_axes is not None:
-        assert len(fig.axes) == n_axes
-    fig.savefig(io.BytesIO(), format="png", dpi=40)
-    return fig
 
 
 def _n_images(fig: Figure) -> int:

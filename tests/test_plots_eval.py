@@ -1,7 +1,6 @@
 """Evaluation figures in helpers.plots: each returns a Figure that renders, also on thin input."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -11,20 +10,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from figure_checks import check_figure as _check  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from helpers import plots  # noqa: E402
 from helpers.labels import EXPRESSIONS  # noqa: E402
-
-
-def _check(fig: Figure, n_axes: int | None = None) -> Figure:
-    """A Figure that draws to PNG (catches draw-time errors), with the expected axes count."""
-    assert isinstance(fig, Figure)
-    if n_axes is not None:
-        assert len(fig.axes) == n_axes
-    fig.savefig(io.BytesIO(), format="png", dpi=40)
-    return fig
 
 
 def _is_message(fig: Figure) -> bool:
