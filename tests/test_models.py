@@ -15,6 +15,7 @@ from helpers.errors import ConfigError, DataError
 from helpers.labels import EXPRESSIONS
 from helpers.losses import HEADS, build_losses
 from helpers.models import (
+    SCRATCH_BN_MOMENTUM,
     Backbone, available_models, build_model, model_metadata, set_transfer_mode, transfer_mode,
 )
 
@@ -153,6 +154,47 @@ def test_randomly_initialised_backbones_learn_their_batchnorm_statistics(name):
     means = _moving_means(model)
     _fit_one_step(model, 32, 1)
     assert not np.array_equal(_moving_means(model)[0], means[0])
+
+
+def _inference_gap(model: keras.Model, steps: int) -> float:
+    """Train on one batch for `steps` steps (SGD, lr 0: weights fixed, statistics move), then
+    the largest gap between inference-mode and training-mode outputs: lagging statistics."""
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=build_losses(("expression",)))
+    x = _pixels(8, 32, 3)
+    model.fit(x, {"expression": np.arange(8) % 4}, batch_size=8, epochs=steps, verbose=0)
+    inference = np.array(model(x, training=False)["expression"])
+    training_mode = np.array(model(x, training=True)["expression"])
+    return float(np.abs(inference - training_mode).max())
+
+
+def test_randomly_initialised_batchnorm_follows_the_weights_within_steps(tmp_path):
+    """MobileNetV2's own momentum (0.999) keeps its 0/1 start for thousands of steps, so a
+    model trained from scratch for minutes is dead in inference mode; ours is not."""
+    model = build_model("mobilenetv2", image_size=32, channels=3, heads=("expression",),
+                        dropout=0.0)
+    momenta = {layer.momentum for layer in model.get_layer("backbone").layers
+               if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {SCRATCH_BN_MOMENTUM}
+    following = _inference_gap(model, 150)
+    lagging = build_model("mobilenetv2", image_size=32, channels=3, heads=("expression",),
+                          dropout=0.0)
+    for layer in lagging.get_layer("backbone").layers:  # what keras.applications ship
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.999
+    assert _inference_gap(lagging, 150) > 2 * following
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    assert {layer.momentum for layer in loaded.get_layer("backbone").layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {SCRATCH_BN_MOMENTUM}
+
+
+def test_pretrained_batchnorm_keeps_its_momentum(tmp_path):
+    path = _pretrained_file("mobilenetv2", tmp_path, 32, 1)
+    model = build_model("mobilenetv2", image_size=32, channels=1, heads=("expression",),
+                        weights=path)
+    assert {layer.momentum for layer in model.get_layer("backbone").layers
+            if isinstance(layer, keras.layers.BatchNormalization)} == {0.999}
 
 
 def _backbone_trainable(model: keras.Model) -> list[bool]:

@@ -234,6 +234,7 @@ def test_train_config_checks_and_profiles():
         TrainConfig(model="custom_cnn", heads=["expression"], loss_weights={"valence": 1.0})
     smoke = TrainConfig.from_profile("smoke", "custom_cnn", epochs=None, batch_size=16)
     assert (smoke.image_size, smoke.epochs, smoke.batch_size, smoke.profile) == (48, 1, 16, "smoke")
+    assert TrainConfig.from_profile("cpu", "vgg16").image_size == 32  # per-model entry
     gpu = TrainConfig.from_profile("gpu", "resnet50")
     assert gpu.weights == "imagenet" and gpu.warmup_epochs > 0 and gpu.transfer == "top_n"
     assert [p.name for p in training.plan_phases(gpu, pretrained=True)] == ["warmup", "finetune"]
@@ -263,3 +264,18 @@ def test_time_budget_stops_before_an_epoch_would_overrun(monkeypatch):
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget_minutes"):
         TrainConfig(model="custom_cnn", time_budget_minutes=0)
+
+
+def test_learning_rate_defaults_to_the_backbones_own():
+    """VGG16 (no BatchNorm) collapses from scratch at 1e-3: the registry gives it 1e-4."""
+    vgg = TrainConfig(model="vgg16")
+    assert vgg.learning_rate is None
+    assert training.plan_phases(vgg, pretrained=False)[0].learning_rate == 1e-4
+    assert training.plan_phases(vgg, pretrained=True)[0].learning_rate == 1e-3
+    assert vgg.phase2_lr == 1e-4  # fine-tuning: a tenth of the head warm-up rate
+    cnn = TrainConfig(model="custom_cnn")
+    assert training.plan_phases(cnn, pretrained=False)[0].learning_rate == 1e-3
+    given = TrainConfig(model="vgg16", learning_rate=5e-4)
+    assert training.plan_phases(given, pretrained=False)[0].learning_rate == 5e-4
+    with pytest.raises(ConfigError, match="TrainConfig.learning_rate"):
+        TrainConfig(model="vgg16", learning_rate=-1.0)

@@ -28,6 +28,12 @@ TRANSFER_MODES = ("frozen", "top_n", "full")
 WEIGHTS_FALLBACKS = ("random", "error")
 LANDMARK_ACTIVATIONS = ("sigmoid", "linear")
 DOWNLOAD_TIMEOUT_S = 10.0
+# BatchNorm momentum of a randomly initialised backbone. keras.applications use 0.99 (0.999 in
+# MobileNetV2), tuned for fine-tuning pretrained statistics: from scratch, after a few hundred
+# steps the moving averages still hold mostly their 0/1 start (0.999**400 = 0.67), so inference
+# mode, validation and the saved model see a dead network. 0.9 follows the weights within ~20
+# steps (PyTorch's default).
+SCRATCH_BN_MOMENTUM = 0.9
 BACKBONE_LAYER = "backbone"  # name of the nested feature extractor inside every model
 
 
@@ -45,6 +51,9 @@ class Backbone:
     preprocess_input: Callable[[Any], Any]
     preprocessing: str  # what preprocess_input does, for model_metadata and reports
     min_size: int
+    # Adam learning rate a randomly initialised network of this kind trains at. VGG16 has no
+    # BatchNorm: from scratch at 1e-3 it collapses to the majority class within an epoch.
+    scratch_learning_rate: float = 1e-3
 
 
 _REGISTRY: dict[str, Backbone] = {}
@@ -60,7 +69,8 @@ _apps = keras.applications
 register_backbone(Backbone("custom_cnn", None, _rescale_unit, "pixels / 255 -> [0, 1]", 16))
 register_backbone(Backbone(
     "vgg16", _apps.VGG16, _apps.vgg16.preprocess_input,
-    "keras.applications.vgg16.preprocess_input (caffe: RGB->BGR, ImageNet mean subtracted)", 32))
+    "keras.applications.vgg16.preprocess_input (caffe: RGB->BGR, ImageNet mean subtracted)", 32,
+    scratch_learning_rate=1e-4))
 register_backbone(Backbone(
     "resnet50", _apps.ResNet50, _apps.resnet50.preprocess_input,
     "keras.applications.resnet50.preprocess_input (caffe: RGB->BGR, ImageNet mean subtracted)",
@@ -77,6 +87,17 @@ register_backbone(Backbone(
 def available_models() -> list[str]:
     """Valid names for build_model, for parameter checks and error messages."""
     return list(_REGISTRY)
+
+
+PRETRAINED_LEARNING_RATE = 1e-3  # heads on a frozen pretrained backbone (phase 1)
+
+
+def default_learning_rate(name: str, pretrained: bool) -> float:
+    """The learning rate a backbone trains at when none is given: its from-scratch rate, or
+    the head warm-up rate over pretrained weights (known only once the weights are loaded)."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(available_models())}")
+    return PRETRAINED_LEARNING_RATE if pretrained else _REGISTRY[name].scratch_learning_rate
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -226,6 +247,44 @@ def _build_backbone(cfg: dict[str, Any], input_shape: tuple) -> tuple[keras.Mode
     backbone = entry.constructor(include_top=False, weights=None, input_shape=input_shape,
                                  name=BACKBONE_LAYER)
     return backbone, (None if fallback == "random" else fallback)
+
+
+def _residual_branch_norms(backbone: keras.Model) -> list[layers.BatchNormalization]:
+    """The BatchNorm that ends each residual branch: of an Add's BatchNorm inputs, the one
+    computed last (the shortcut, or the previous block's output, comes first)."""
+    order = {id(layer): i for i, layer in enumerate(backbone.layers)}
+
+    def producer(tensor: Any) -> Any:
+        """The layer that made a tensor, looking through dropout (EfficientNet's drop path)."""
+        layer = tensor._keras_history.operation
+        while isinstance(layer, layers.Dropout):
+            layer = layer.input._keras_history.operation
+        return layer
+
+    found = []
+    for layer in backbone.layers:
+        if isinstance(layer, layers.Add):
+            inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+            last = max((producer(t) for t in inputs), key=lambda p: order.get(id(p), -1))
+            if isinstance(last, layers.BatchNormalization):
+                found.append(last)
+    return found
+
+
+def _prepare_from_scratch(backbone: keras.Model) -> None:
+    """What a randomly initialised backbone needs to learn in minutes, not days.
+
+    BatchNorm momentum SCRATCH_BN_MOMENTUM, so inference mode keeps up with the weights. And
+    every residual branch starts at zero (its last BatchNorm's gamma = 0, "zero-gamma", Goyal
+    et al. 2017): each block starts as the identity, so a 50-layer ResNet's output does not
+    grow with depth; from the usual gamma = 1, ResNet50 learns nothing in 1,000 steps.
+    """
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = SCRATCH_BN_MOMENTUM
+    for norm in _residual_branch_norms(backbone):
+        if norm.gamma is not None:
+            norm.gamma.assign(np.zeros(norm.gamma.shape, dtype=norm.gamma.dtype))
 
 
 # --------------------------------------------------------------------------- local weights
@@ -411,6 +470,8 @@ def build_model(
     # (keras-io transfer-learning guide; set_transfer_mode also freezes those BatchNorm layers,
     # see there). A randomly initialised backbone must learn its statistics.
     x = backbone(x, training=False) if source is not None else backbone(x)
+    if source is None:
+        _prepare_from_scratch(backbone)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dense(shared_units, activation="relu", name="shared")(x)
     x = layers.Dropout(dropout, name="shared_dropout")(x)

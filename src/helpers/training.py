@@ -73,7 +73,7 @@ class TrainConfig:
     heads: tuple[str, ...] = HEADS
     epochs: int = 10
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None   # None: the backbone's (models.default_learning_rate)
     optimizer: str = "adam"
     va_loss: str = "mse"
     label_smoothing: float = 0.0
@@ -121,7 +121,8 @@ class TrainConfig:
                 self._fail(name, f"must be an integer >= {low}")
         if self.channels not in (1, 3):
             self._fail("channels", "must be 1 (grayscale) or 3 (RGB)")
-        for name in ("learning_rate", "min_lr", "cache_memory_limit_gb") + (
+        for name in ("min_lr", "cache_memory_limit_gb") + (
+                ("learning_rate",) if self.learning_rate is not None else ()) + (
                 ("finetune_lr",) if self.finetune_lr is not None else ()) + (
                 ("time_budget_minutes",) if self.time_budget_minutes is not None else ()):
             value = getattr(self, name)
@@ -178,10 +179,17 @@ class TrainConfig:
         d["heads"] = list(self.heads)
         return d
 
+    def first_lr(self, pretrained: bool) -> float:
+        """The learning rate training starts at: the one given, or the backbone's default."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return models_module.default_learning_rate(self.model, pretrained)
+
     @property
     def phase2_lr(self) -> float:
-        """Fine-tuning learning rate."""
-        return self.finetune_lr if self.finetune_lr is not None else self.learning_rate / 10
+        """Fine-tuning learning rate (pretrained backbones)."""
+        return (self.finetune_lr if self.finetune_lr is not None
+                else self.first_lr(pretrained=True) / 10)
 
 
 @dataclass(frozen=True)
@@ -200,15 +208,16 @@ def plan_phases(cfg: TrainConfig, pretrained: bool) -> list[Phase]:
 
     A randomly initialised backbone always trains whole: frozen random layers only hold back.
     """
+    lr = cfg.first_lr(pretrained)
     if not pretrained:
-        return [Phase("train", "full", cfg.learning_rate, 0, cfg.epochs)]
+        return [Phase("train", "full", lr, 0, cfg.epochs)]
     if cfg.warmup_epochs > 0 and cfg.transfer != "frozen":
         warm = min(cfg.warmup_epochs, cfg.epochs)
-        phases = [Phase("warmup", "frozen", cfg.learning_rate, 0, warm)]
+        phases = [Phase("warmup", "frozen", lr, 0, warm)]
         if cfg.epochs > warm:
             phases.append(Phase("finetune", cfg.transfer, cfg.phase2_lr, warm, cfg.epochs))
         return phases
-    return [Phase("train", cfg.transfer, cfg.learning_rate, 0, cfg.epochs)]
+    return [Phase("train", cfg.transfer, lr, 0, cfg.epochs)]
 
 
 # --------------------------------------------------------------------------- inputs
