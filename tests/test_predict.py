@@ -411,3 +411,26 @@ def test_demo_scenes_are_found_face_by_face(tmp_path):
     boxes = Detector()(scene)
     for x, y, w, h, _ in placed:
         assert any(x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h for bx, by, bw, bh in boxes)
+
+
+def test_cli_tta_flip_averages_each_face_with_its_mirror(model_path, tmp_path):
+    """--tta flip: a face and its mirror image get the same prediction; without, they differ."""
+    rng = np.random.default_rng(5)
+    face = rng.integers(0, 255, (48, 48, 3), np.uint8)
+    _save(tmp_path / "in" / "a.png", face)
+    _save(tmp_path / "in" / "b.png", face[:, ::-1].copy())
+    results = {}
+    for mode in ("none", "flip"):
+        out = tmp_path / mode
+        assert main(["--model", str(model_path), str(tmp_path / "in"), "--no-detect",
+                     "--tta", mode, "--out", str(out), "--quiet"]) == 0
+        results[mode] = pd.read_csv(out / "predictions.csv").set_index("file")
+    flip = results["flip"]
+    np.testing.assert_allclose(flip.filter(like="p_").iloc[0], flip.filter(like="p_").iloc[1],
+                               atol=1e-5)
+    plain = results["none"]
+    assert not np.allclose(plain.filter(like="p_").iloc[0], plain.filter(like="p_").iloc[1],
+                           atol=1e-5)
+    with pytest.raises(SystemExit) as refused:
+        main(["--model", str(model_path), str(tmp_path / "in"), "--tta", "tencrop"])
+    assert refused.value.code == 2

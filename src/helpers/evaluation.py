@@ -37,12 +37,14 @@ import pandas as pd
 import pyarrow as pa
 from tqdm import tqdm
 
-from helpers import metrics
+from helpers import health, metrics
 from helpers.config import REPORTS_DIR
-from helpers.errors import DataError
+from helpers.errors import ConfigError, DataError
 from helpers.labels import EXPRESSIONS, expression_index
 from helpers.landmarks import N_POINTS
 from helpers.records import landmarks_from_arrow, landmarks_to_arrow, read_parquet, write_parquet
+from helpers.tta import check_tta
+from helpers.tta import predict as tta_predict
 
 PROBA_PREFIX = "p_"
 LANDMARK_COLUMNS = ("landmarks", "landmarks_pred")
@@ -59,7 +61,7 @@ LEADERBOARD_METRICS = (
     "n", "expression_accuracy", "expression_f1_macro", "expression_f1_macro_ci_low",
     "expression_f1_macro_ci_high", "expression_kappa", "valence_ccc", "valence_rmse",
     "arousal_ccc", "arousal_rmse", "landmarks_nme", "params", "train_seconds",
-    "inference_images_per_s",
+    "inference_images_per_s", "collapsed_heads",
 )
 # Model cards are written by the training notebook; these are the names each fact may go by.
 CARD_KEYS: dict[str, tuple[str, ...]] = {
@@ -140,15 +142,17 @@ def landmarks_to_pixels(normalised: Any, width: Any, height: Any,
 
 
 def predict_table(model: Any, table: pd.DataFrame, *, batch_size: int = 64,
-                  progress: bool = True, workers: int = 4) -> pd.DataFrame:
+                  progress: bool = True, workers: int = 4, tta: str = "none") -> pd.DataFrame:
     """Every row's predictions next to its truth, batched, in the layout the module doc gives.
 
     Image size, channels, heads and class names come from helpers.models.model_metadata, so
-    any model the factory built works; `workers` threads decode the images.
+    any model the factory built works; `workers` threads decode the images. tta: "none" or
+    "flip" (outputs averaged with the mirror image's, helpers.tta).
     """
     from helpers.models import model_metadata  # keras: imported only when predicting
     from helpers.pipeline import check_images
 
+    tta = check_tta(tta)
     meta = model_metadata(model)
     if len(table):
         check_images(table)  # a missing file fails now, named, not after minutes of work
@@ -167,7 +171,8 @@ def predict_table(model: Any, table: pd.DataFrame, *, batch_size: int = 64,
                 images = np.concatenate([images, np.zeros((batch_size - k, *images.shape[1:]),
                                                           images.dtype)])
             t0 = time.perf_counter()
-            outputs = _as_dict(model.predict_on_batch(images), model)
+            outputs = tta_predict(lambda x: _as_dict(model.predict_on_batch(x), model),
+                                  images, tta)
             timings.append((k, time.perf_counter() - t0))
             for head in heads:
                 collected[head].append(outputs[head][:k].reshape(k, -1))
@@ -216,6 +221,7 @@ def predict_table(model: Any, table: pd.DataFrame, *, batch_size: int = 64,
     steady_images, steady_seconds = sum(k for k, _ in steady), sum(t for _, t in steady)
     out.attrs["inference"] = {
         "images": n,
+        "tta": tta,
         "batch_size": int(batch_size),
         "model_seconds": sum(t for _, t in timings),
         "total_seconds": total_seconds,
@@ -376,6 +382,10 @@ def evaluate(model_name: str, predictions: pd.DataFrame, n_boot: int = 1000, see
                                           data_classes=restrict, n_boot=n_boot, seed=seed)
     result["dataset"] = dataset
     result["notes"] = notes
+    expression = result.get("expression") or {}
+    scored = (restrict_table(predictions, shared) if shared else predictions)
+    result["health"] = health.prediction_health(
+        scored, expression.get("label_ids"), expression.get("f1_macro"))
     if n_boot > 0:
         result["ci"] = {"level": 0.95, "n_boot": int(n_boot), "seed": int(seed),
                         "method": "percentile bootstrap over images"}
@@ -383,6 +393,51 @@ def evaluate(model_name: str, predictions: pd.DataFrame, n_boot: int = 1000, see
     if inference:
         result["inference"] = dict(inference)
     return metrics.json_ready(result)
+
+
+TTA_HEADLINE = {"expression": ("accuracy", "f1_macro"), "valence": ("ccc",),
+                "arousal": ("ccc",), "landmarks": ("nme",)}
+
+
+def evaluate_model(model: Any, model_name: str, table: pd.DataFrame, *, tta: str = "none",
+                   batch_size: int = 64, n_boot: int = 1000, seed: int = 0,
+                   classes: Iterable[Any] | None = None, dataset: str | None = None,
+                   notes: Sequence[str] = ()) -> tuple[dict, pd.DataFrame]:
+    """Metrics JSON and predictions of a model on a table, with test-time augmentation `tta`.
+
+    With tta other than "none" the headline metrics without it are kept too, under
+    `without_tta`, so the report shows what the augmentation bought.
+    """
+    tta = check_tta(tta)
+    predictions = predict_table(model, table, batch_size=batch_size, tta=tta)
+    scores = evaluate(model_name, predictions, n_boot=n_boot, seed=seed, classes=classes,
+                      dataset=dataset, notes=notes)
+    scores["tta"] = tta
+    if tta != "none":
+        plain = evaluate(model_name, predict_table(model, table, batch_size=batch_size,
+                                                   progress=False),
+                         n_boot=0, classes=classes, dataset=dataset)
+        scores["without_tta"] = {head: {k: (plain.get(head) or {}).get(k) for k in keys}
+                                 for head, keys in TTA_HEADLINE.items() if plain.get(head)}
+    return metrics.json_ready(scores), predictions
+
+
+HEADLINE_ROWS = {"accuracy": ("expression", "accuracy"), "macro F1": ("expression", "f1_macro"),
+                 "kappa": ("expression", "kappa"), "valence CCC": ("valence", "ccc"),
+                 "arousal CCC": ("arousal", "ccc"), "landmark NME": ("landmarks", "nme")}
+
+
+def headline_table(scores: Mapping[str, Any]) -> pd.DataFrame:
+    """The metrics a reader looks at first, with CIs (and without TTA when it was used)."""
+    without = scores.get("without_tta") or {}
+    rows = []
+    for name, (head, key) in HEADLINE_ROWS.items():
+        block = scores.get(head) or {}
+        row = {"metric": name, "value": block.get(key), "95% CI": block.get(f"{key}_ci")}
+        if without:
+            row["without TTA"] = (without.get(head) or {}).get(key)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def write_metrics(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
@@ -457,6 +512,14 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     inference = d.get("inference")
     if isinstance(inference, Mapping):
         row["inference_images_per_s"] = _number(inference.get("images_per_s"))
+    row["tta"] = d.get("tta") or "none"
+    without = d.get("without_tta")
+    for head, block in (without.items() if isinstance(without, Mapping) else ()):
+        for key, value in (block.items() if isinstance(block, Mapping) else ()):
+            row[f"no_tta_{head}_{key}"] = _number(value)
+    state = d.get("health")
+    heads = state.get("collapsed_heads") if isinstance(state, Mapping) else None
+    row["collapsed_heads"] = ",".join(str(h) for h in heads) if isinstance(heads, list) else ""
     return row
 
 
@@ -492,12 +555,44 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
         card = run_dir / "models" / f"{model}.json"
         row.update(_card_facts(_read_json(card)) if card.is_file()
                    else {k: math.nan for k in CARD_KEYS})
+        state = d.get("health")
+        row["health"] = (health_note(run_dir, row["model"], state)
+                         if isinstance(state, Mapping) and state.get("collapsed") else "")
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return pd.DataFrame(columns=["model", "dataset", "n"])
     first = ["model", "dataset", "n"]
     return table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
+
+
+def health_note(run_dir: str | os.PathLike, model: str, state: Any) -> str:
+    """Whether a model learned; if it collapsed, what it predicts and why (from its history)."""
+    if not isinstance(state, Mapping):
+        return health.health_text(model, None)
+    history_path = Path(run_dir) / "history" / f"{model}.csv"
+    history = None
+    if state.get("collapsed") and history_path.is_file():
+        from helpers.training import read_history  # keras: only when a model collapsed
+
+        history = read_history(history_path)
+    return health.health_text(model, state, history)
+
+
+def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> dict[str, Any]:
+    """helpers.health on a model's predictions for a table (notebook 04: the validation split)."""
+    if not len(table):
+        return {}
+    return health.prediction_health(predict_table(model, table, batch_size=batch_size,
+                                                  progress=False))
+
+
+def collapsed(table: pd.DataFrame, task: str) -> pd.Series:
+    """Rows whose `task` head collapsed (helpers.health): never ranked for that task."""
+    if "collapsed_heads" not in table:
+        return pd.Series(False, index=table.index)
+    return table["collapsed_heads"].fillna("").astype(str).str.split(",").map(
+        lambda heads: task in heads)
 
 
 def _headline(task: str) -> tuple[str, bool, str]:
@@ -511,15 +606,31 @@ def best_models(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     best = {}
     for task in HEADLINE:
         column, lower, metric = _headline(task)
-        if column not in table or table[column].isna().all():
+        if column not in table:
             continue
-        scores = pd.to_numeric(table[column], errors="coerce")
+        scores = pd.to_numeric(table[column], errors="coerce").where(~collapsed(table, task))
+        if scores.isna().all():
+            continue
         row = table.loc[scores.idxmin() if lower else scores.idxmax()]
         ci = [row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")]
         best[task] = {"model": row["model"], "metric": metric, "value": float(row[column]),
                       "lower_is_better": lower,
                       "ci": [float(v) for v in ci] if all(pd.notna(v) for v in ci) else None}
     return best
+
+
+def model_to_use(table: pd.DataFrame) -> str:
+    """The model to predict with: best expression macro-F1 among those that learned, else the
+    best of those that did not (a tiny run may have only collapsed models), else the first."""
+    if table.empty:
+        raise ConfigError("no evaluated model in this run: run notebook 05 first")
+    best = best_models(table).get("expression")
+    if best:
+        return str(best["model"])
+    column = "expression_f1_macro"
+    if column in table and pd.to_numeric(table[column], errors="coerce").notna().any():
+        return str(table.loc[pd.to_numeric(table[column], errors="coerce").idxmax(), "model"])
+    return str(table["model"].iloc[0])
 
 
 def _fmt(value: float) -> str:
@@ -540,7 +651,8 @@ def summary_text(table: pd.DataFrame) -> str:
         text = f"{task.capitalize()}: {info['model']} is best, {label} {_fmt(info['value'])}"
         if info["ci"]:
             text += f" (95% CI {_fmt(info['ci'][0])}-{_fmt(info['ci'][1])})"
-        others = table[table["model"] != info["model"]].dropna(subset=[column])
+        others = table[(table["model"] != info["model"]) & ~collapsed(table, task)
+                       ].dropna(subset=[column])
         if not others.empty:
             runner = others.loc[others[column].idxmin() if lower else others[column].idxmax()]
             text += f"; next {runner['model']} {_fmt(runner[column])}"
@@ -550,6 +662,8 @@ def summary_text(table: pd.DataFrame) -> str:
                 text += (", the CIs overlap, so the lead may be noise" if overlap
                          else ", a lead beyond both CIs")
         lines.append(text + (" (lower is better)." if lower else "."))
+    if "health" in table:
+        lines += [note for note in table["health"].fillna("") if note]
     for column, what, pick, unit in (
             ("inference_images_per_s", "Fastest at inference", "max", " images/s"),
             ("params", "Smallest", "min", " parameters")):
@@ -668,7 +782,7 @@ def export_report(executed_notebook: str | os.PathLike, out_html: str | os.PathL
 
 def evaluate_external(model: Any, model_name: str, source: str | os.PathLike, metrics_dir: str | os.PathLike,
                       *, n_boot: int = 1000, seed: int = 0, batch_size: int = 64,
-                      reader: str | None = None) -> tuple[dict, pd.DataFrame]:
+                      reader: str | None = None, tta: str = "none") -> tuple[dict, pd.DataFrame]:
     """Cross-dataset check: score a trained model on another source, in the shared label space.
 
     Writes metrics_dir/<model>.<dataset>.json; classes only one side has are handled and
@@ -680,9 +794,9 @@ def evaluate_external(model: Any, model_name: str, source: str | os.PathLike, me
     external = read_source(source, reader=reader).records
     name = dataset_name(source)
     classes, notes = shared_classes(model_metadata(model)["labels"], external["expression"])
-    preds = predict_table(model, external, batch_size=batch_size)
-    scores = evaluate(model_name, preds, n_boot=n_boot, seed=seed, classes=classes,
-                      dataset=name, notes=notes)
+    scores, preds = evaluate_model(model, model_name, external, tta=tta, batch_size=batch_size,
+                                   n_boot=n_boot, seed=seed, classes=classes, dataset=name,
+                                   notes=notes)
     write_metrics(scores, Path(metrics_dir) / f"{model_name}.{name}.json")
     return scores, preds
 
@@ -707,3 +821,46 @@ def confusion_matrices(run_dir: str | os.PathLike, dataset: str | None = None) -
     """(matrix, labels) per model, for plots.plot_confusion_grid."""
     return {m: (d["expression"]["confusion_matrix"], d["expression"]["labels"])
             for m, d in load_metrics(run_dir, dataset).items() if d.get("expression")}
+
+
+# --------------------------------------------------------------------------- recorded results
+
+RECORDED_METRICS = ("expression_accuracy", "expression_f1_macro", "valence_ccc", "arousal_ccc",
+                    "landmarks_nme")
+RECORDED_TOLERANCE = 0.15  # absolute; the smoke test split is small (one image = 0.03)
+
+
+def record_results(run_dir: str | os.PathLike, path: str | os.PathLike,
+                   tolerance: float = RECORDED_TOLERANCE) -> dict[str, Any]:
+    """Keep a run's headline metrics per model, so a later run can show it reproduces them."""
+    table = comparison_table(run_dir)
+    models = {str(row["model"]): {k: float(row[k]) for k in RECORDED_METRICS
+                                  if k in row and pd.notna(row[k])}
+              for _, row in table.iterrows()}
+    recorded = {"tolerance": float(tolerance), "models": models}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return recorded
+
+
+def compare_recorded(scores: Mapping[str, Any], path: str | os.PathLike | None) -> str:
+    """One line: does this model's metrics JSON match the recorded results within tolerance?
+
+    The line names metrics, never values, when everything matches (so a notebook check that
+    prints it holds for every model); a mismatch names the value, the record and the tolerance.
+    """
+    if not path:
+        return "no recorded results to compare with (set `recorded` to a file from record_results)"
+    recorded = _read_json(Path(path))
+    model = str(scores.get("model"))
+    expected = (recorded.get("models") or {}).get(model)
+    tolerance = _number(recorded.get("tolerance", RECORDED_TOLERANCE))
+    if not isinstance(expected, Mapping) or not expected:
+        return f"no recorded results for {model} in {Path(path).name}"
+    row = flatten_metrics(scores)
+    off = [f"{key} {_number(row.get(key)):.3f} (recorded {float(value):.3f} ± {tolerance:.2f})"
+           for key, value in sorted(expected.items())
+           if not abs(_number(row.get(key)) - float(value)) <= tolerance]
+    if off:
+        return "differs from the recorded results: " + "; ".join(off)
+    return "matches the recorded results within tolerance: " + ", ".join(sorted(expected))

@@ -12,6 +12,7 @@ import nbformat
 from helpers import config
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+RECORDED_DIR = config.REPO_ROOT / "tests" / "recorded"  # headline metrics nbval runs must match
 
 
 def is_checked(cell: Any) -> bool:
@@ -32,6 +33,9 @@ def prepare(profile: str, out_dir: Path, seed: int = 0, notebooks_dir: Path = co
     models = tuple(models or config.get_profile(profile).models)
     params = {"profile": profile, "seed": seed, "run_dir": str(run_dir.resolve()),
               "leaderboard": str((out_dir / "leaderboard.csv").resolve()), **(extra or {})}
+    recorded = RECORDED_DIR / f"{profile}.json"
+    if recorded.is_file():
+        params.setdefault("recorded", str(recorded))
     written = []
     for nb_path in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         declared = _declared(nb_path)
@@ -127,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     sy = sub.add_parser("sync", help="copy checked outputs from executed copies")
     sy.add_argument("executed_dir", type=Path)
     sub.add_parser("check", help="report hygiene problems")
+    rec = sub.add_parser("record", help="keep a run's headline metrics for nbval to assert")
+    rec.add_argument("run_dir", type=Path)
+    rec.add_argument("--profile", default="smoke")
     args = p.parse_args(argv)
     if args.cmd == "prepare":
         extra = {"test_data": str(Path(args.test_data).resolve())} if args.test_data else None
@@ -135,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "clean":
         for nb_path in sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")):
             nbformat.write(clean(nbformat.read(nb_path, as_version=4)), nb_path)
+    elif args.cmd == "record":
+        from helpers.evaluation import record_results
+
+        target = RECORDED_DIR / f"{args.profile}.json"
+        recorded = record_results(args.run_dir, target)
+        print(f"{target}: {', '.join(sorted(recorded['models']))}")
     elif args.cmd == "sync":
         sync_checked_outputs(args.executed_dir)
     elif args.cmd == "check":

@@ -35,6 +35,7 @@ from helpers.errors import ConfigError, DataError
 from helpers.images import MAX_PIXELS, ZIP_SCHEME, fit_square, read_image
 from helpers.labels import EXPRESSIONS
 from helpers.landmarks import N_POINTS
+from helpers.tta import TTA_MODES, TTAModel, check_tta
 
 if TYPE_CHECKING:
     import keras
@@ -415,17 +416,22 @@ def predict_images(model_or_path: Any, inputs: Any, *, detect: bool = True,
                    margin: float = DEFAULT_MARGIN, batch_size: int = 64, every: int = 10,
                    backend: str | None = None, progress: bool = True,
                    detector: Detector | None = None,
-                   annotate_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+                   annotate_dir: str | os.PathLike | None = None,
+                   tta: str = "none") -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
     model_or_path: a Keras model, a .keras / .tflite file, or a TFLiteModel; backend None infers
     it, "tflite" with a Keras model converts it in memory. detect=False treats each image as
     one pre-cropped face. Unreadable inputs and images without a face come back as rows with
     status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
+    tta: "flip" averages each face's outputs with its mirror image's (helpers.tta).
     """
     _check_args(margin, batch_size, every)
+    tta = check_tta(tta)
     detector = (detector or Detector()) if detect else None
     model = open_model(model_or_path, backend)
+    if tta != "none":
+        model = TTAModel(model, tta)
     meta = model.metadata
     size, channels = meta["image_size"], meta["channels"]
     out_dir = None if annotate_dir is None else Path(annotate_dir)
@@ -610,6 +616,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="Haar pyramid step (smaller: more faces found, slower)")
     p.add_argument("--min-neighbors", type=int, default=d.min_neighbors,
                    help="Haar votes a face needs (larger: fewer false faces)")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="test-time augmentation: flip averages each face with its mirror image")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backend", choices=BACKENDS, help="default: from the model file's suffix")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -643,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else None
     table = predict_images(model, args.inputs, detect=args.detect, margin=args.margin,
                            batch_size=args.batch_size, every=args.every, progress=not args.quiet,
-                           detector=detector,
+                           detector=detector, tta=args.tta,
                            annotate_dir=(out / "annotated") if out and args.annotate else None)
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)

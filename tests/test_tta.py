@@ -1,0 +1,104 @@
+"""helpers.tta: mirror-image averaging, deterministic, landmarks mapped back, in every entry point."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import tta
+from helpers.errors import ConfigError
+from helpers.landmarks import FLIP_PERMUTATION, flip_landmarks
+
+SIZE = 16
+
+
+def _points(seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, SIZE - 1, (68, 2)).astype(np.float32)
+
+
+def _fake_model(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs that depend on the left half only: a mirror image changes them."""
+    left = images[:, :, : SIZE // 2].mean(axis=(1, 2, 3)) / 255.0
+    proba = np.stack([left, 1 - left], axis=1)
+    return {"expression": proba, "valence": left[:, None] * 2 - 1}
+
+
+def test_none_returns_the_plain_outputs_and_flip_averages_the_mirror() -> None:
+    images = np.zeros((2, SIZE, SIZE, 1), np.float32)
+    images[0, :, : SIZE // 2] = 255.0  # bright left half: mirror has it on the right
+    plain = tta.predict(_fake_model, images, "none")
+    np.testing.assert_allclose(plain["expression"][0], [1.0, 0.0])
+    flipped = tta.predict(_fake_model, images, "flip")
+    np.testing.assert_allclose(flipped["expression"][0], [0.5, 0.5])
+    np.testing.assert_allclose(flipped["valence"][0], [0.0])
+    np.testing.assert_allclose(flipped["expression"][1], plain["expression"][1])  # symmetric
+    again = tta.predict(_fake_model, images, "flip")
+    np.testing.assert_array_equal(again["expression"], flipped["expression"])
+
+
+def test_landmarks_from_the_mirror_image_are_mapped_back() -> None:
+    points = _points()
+    # A perfect landmark model: on the mirror image it predicts the mirrored, renumbered points.
+    mirrored = flip_landmarks(points, SIZE) / SIZE
+    back = tta.unflip_landmarks(mirrored.reshape(1, -1), SIZE).reshape(68, 2)
+    np.testing.assert_allclose(back, points / SIZE, atol=1e-6)
+    assert sorted(FLIP_PERMUTATION) == list(range(68))
+
+    def model(images: np.ndarray) -> dict[str, np.ndarray]:
+        is_mirror = images[:, 0, 0, 0] > 100  # the test marks the left column of the original
+        out = np.where(is_mirror[:, None], mirrored.reshape(1, -1), (points / SIZE).reshape(1, -1))
+        return {"landmarks": out.astype(np.float32)}
+
+    images = np.zeros((1, SIZE, SIZE, 1), np.float32)
+    images[:, :, -1] = 255.0  # right column of the original = left column of its mirror
+    averaged = tta.predict(model, images, "flip")["landmarks"].reshape(68, 2)
+    np.testing.assert_allclose(averaged, points / SIZE, atol=1e-6)
+
+
+def test_unknown_modes_are_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="tta must be one of none, flip"):
+        tta.check_tta("tencrop")
+    assert tta.check_tta(None) == "none"
+
+
+def test_tta_model_wraps_any_backend() -> None:
+    class Backend:
+        metadata = {"image_size": SIZE, "channels": 1}
+
+        def __call__(self, images):
+            return _fake_model(images)
+
+    wrapped = tta.TTAModel(Backend(), "flip")
+    assert wrapped.metadata["tta"] == "flip" and wrapped.metadata["image_size"] == SIZE
+    images = np.zeros((1, SIZE, SIZE, 1), np.float32)
+    images[0, :, : SIZE // 2] = 255.0
+    np.testing.assert_allclose(wrapped(images)["expression"][0], [0.5, 0.5])
+
+
+def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
+    import keras
+    from PIL import Image
+
+    from helpers import evaluation as ev
+    from helpers.models import build_model
+
+    rows = []
+    for i in range(12):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), np.uint8)).save(path)
+        rows.append({"id": str(i), "image": str(path), "expression": i % 4,
+                     "valence": 0.1 * (i % 5) - 0.2})
+    table = pd.DataFrame(rows)
+    keras.utils.set_random_seed(0)
+    model = build_model("custom_cnn", image_size=SIZE, heads=("expression", "valence"),
+                        n_classes=4)
+    scores, preds = ev.evaluate_model(model, "m", table, tta="flip", n_boot=0)
+    assert scores["tta"] == "flip" and preds.attrs["inference"]["tta"] == "flip"
+    assert set(scores["without_tta"]) == {"expression", "valence"}
+    assert set(scores["without_tta"]["expression"]) == {"accuracy", "f1_macro"}
+    row = ev.flatten_metrics(scores)
+    assert row["tta"] == "flip" and "no_tta_expression_f1_macro" in row
+    plain, _ = ev.evaluate_model(model, "m", table, n_boot=0)
+    assert plain["tta"] == "none" and "without_tta" not in plain
+    assert scores["without_tta"]["expression"]["accuracy"] == plain["expression"]["accuracy"]
+    assert list(ev.headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
