@@ -91,14 +91,29 @@ def test_unknown_labels(tmp_path, source, untouched):
     label_lst = write(source / "label.lst", "p.png 0 2 2 12 12 90 3\np.png 1 2 2 12 12 90 7\n"
                                             "p.png 2 2 2 12 12 90 -1\n")
     fer_csv = write(source / "fer.csv", "emotion,pixels\n" + "\n".join(
-        f"{e},{PIXELS}" for e in ("3", "7", "-1", "happy", "")) + "\n")
+        f"{e},{PIXELS}" for e in ("3", "7", "-1", "happy", "", "\u00b2")) + "\n")
+    # "\u00b2" (superscript two) is a digit to str.isdigit() but not to int()
+    fer_digit = write(source / "fer2.csv", f"emotion,pixels\n\u00b2,{PIXELS}\n3,{PIXELS}\n")
     with untouched(allow=[run]):
         boxes, expw, fer = read(box_csv, run), read(label_lst, run), read(fer_csv, run)
+        superscript = read(fer_digit, run)
     assert boxes.records["expression"].tolist() == [1, 1]
     assert boxes.dropped == {"unknown label": 3}
     assert boxes.examples["unknown label"] == ["row 1: 'bored'", "row 2: ''", "row 3: '7'"]
     assert expw.dropped == {"unknown label": 2}
-    assert fer.records["expression"].tolist() == [1] and fer.dropped == {"unknown emotion": 4}
+    assert fer.records["expression"].tolist() == [1] and fer.dropped == {"unknown emotion": 5}
+    assert superscript.examples["unknown emotion"] == ["row 00000: '\u00b2'"]
+
+
+def test_fer_pixel_tokens_too_long_to_parse(tmp_path, source, untouched):
+    run = tmp_path / "run"
+    huge = " ".join(["1" * 23] + ["128"] * (48 * 48 - 1))
+    padded = " ".join(["00128"] + ["128"] * (48 * 48 - 1))
+    fer_csv = write(source / "fer.csv", f"emotion,pixels\n3,{PIXELS}\n3,{huge}\n3,{padded}\n")
+    with untouched(allow=[run]):
+        fer = read(fer_csv, run)
+    assert fer.records["expression"].tolist() == [1, 1]  # zero-padded 128 is still 128
+    assert fer.dropped == {"pixel out of range": 1}
 
 
 def test_empty_files(tmp_path, source, untouched):

@@ -164,6 +164,8 @@ def _pixels(text: str) -> np.ndarray | str:
     tokens = text.split()
     if len(tokens) != N_PIXELS:
         return "wrong pixel count"
+    if max(map(len, tokens)) > 18:  # past int64 parsing (OverflowError); no pixel is that long
+        return "pixel out of range"
     digits = "".join(tokens)
     if digits.isascii() and digits.isdigit():  # the common case: fromstring is ~4x faster
         values = np.fromstring(text, dtype=np.int64, sep=" ")
@@ -171,7 +173,7 @@ def _pixels(text: str) -> np.ndarray | str:
             return values.astype(np.uint8).reshape(SIDE, SIDE)
     try:
         values = np.array(tokens, dtype=np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         return "non-integer pixels"
     if values.min() < 0 or values.max() > 255:
         return "pixel out of range"
@@ -216,7 +218,8 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
             tally.drop("malformed line", f"row {ident}")
             continue
         emotion = fields[e].strip()
-        if not (emotion.isdigit() and int(emotion) in FER_TO_AFFECTNET):
+        # isascii: "²" is a digit to str.isdigit() but not to int().
+        if not (emotion.isascii() and emotion.isdigit() and int(emotion) in FER_TO_AFFECTNET):
             tally.drop("unknown emotion", f"row {ident}: {emotion!r}")
             continue
         split = None
