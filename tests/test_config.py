@@ -31,6 +31,7 @@ def test_override_of_the_wrong_type_is_refused():
 
 def test_model_names_are_checked_before_any_work():
     assert config.parse_models("custom_cnn, vgg16") == ["custom_cnn", "vgg16"]
+    assert config.parse_models("custom_cnn,custom_cnn,vgg16") == ["custom_cnn", "vgg16"]
     with pytest.raises(ConfigError, match="resnet5"):
         config.parse_models("resnet5")
     with pytest.raises(ConfigError):

@@ -434,3 +434,4 @@ def test_cli_tta_flip_averages_each_face_with_its_mirror(model_path, tmp_path):
     with pytest.raises(SystemExit) as refused:
         main(["--model", str(model_path), str(tmp_path / "in"), "--tta", "tencrop"])
     assert refused.value.code == 2
+

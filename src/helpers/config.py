@@ -138,7 +138,7 @@ def resolve(profile: str, model: str | None = None, **overrides: Any) -> dict[st
 def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
     """Accept 'a,b' or a list; refuse unknown names before any work is done."""
     names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
-    names = [m for m in names if m]
+    names = list(dict.fromkeys(m for m in names if m))  # a name given twice runs once
     if not names:
         raise ConfigError("no model names given")
     known = set(ALL_MODELS)

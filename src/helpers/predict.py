@@ -590,6 +590,18 @@ def write_outputs(table: pd.DataFrame, out_dir: str | os.PathLike,
     return written
 
 
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """The output folder, usable before any prediction is made: an existing file, or a path
+    under one, is a ConfigError now rather than a traceback after all the work."""
+    out = Path(out_dir)
+    for part in (out, *out.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise ConfigError(f"--out {out}: {part} is a file, not a folder")
+            break
+    return out
+
+
 # --------------------------------------------------------------------------- CLI
 
 def _parser() -> argparse.ArgumentParser:
@@ -644,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         detector = Detector(scale_factor=args.scale_factor, min_neighbors=args.min_neighbors,
                             min_face=args.min_face)
         _check_args(args.margin, args.batch_size, args.every)
+        if args.out:
+            check_out_dir(args.out)
         model = open_model(args.model, args.backend)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
