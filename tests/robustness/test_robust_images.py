@@ -140,3 +140,43 @@ def test_grayscale_rgba_cmyk_16bit(tmp_path, untouched, data, channels):
     assert native.dtype == rgb.dtype == gray.dtype == np.uint8
     assert native.shape == ((6, 8) if channels == 1 else (6, 8, 3))
     assert rgb.shape == (6, 8, 3) and gray.shape == (6, 8)
+
+
+def _class_tree(root, faces=("happy/a.png", "sad/b.png")):
+    """A class-folder dataset of small PNGs."""
+    for name in faces:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((20, 20), 100, np.uint8)).save(root / name)
+    return root
+
+
+def test_special_files_in_class_folders(tmp_path, untouched):
+    import os
+    import threading
+
+    source = _class_tree(tmp_path / "faces")
+    os.mkfifo(source / "sad" / "fifo.jpg")  # opening it to read would wait forever
+    result: dict = {}
+    with untouched():
+        reader = threading.Thread(target=lambda: result.setdefault(
+            "read", read_source(source, reader="folders", progress=False)), daemon=True)
+        reader.start()
+        reader.join(timeout=60)
+    assert not reader.is_alive(), "reading a FIFO hung"
+    read = result["read"]
+    assert sorted(read.records["id"]) == ["happy/a", "sad/b"]
+    assert read.dropped == {"not a regular file": 1}
+    assert read.examples["not a regular file"] == ["sad/fifo.jpg"]
+
+
+def test_symlinked_class_folders_are_followed_once(tmp_path, untouched):
+    import os
+
+    elsewhere = _class_tree(tmp_path / "elsewhere", faces=("neutral/c.png", "neutral/d.png"))
+    source = _class_tree(tmp_path / "faces")
+    os.symlink(elsewhere / "neutral", source / "neutral")
+    os.symlink(source, source / "happy" / "loop")  # a link back up: must not loop forever
+    with untouched():
+        read = read_source(source, reader="folders", progress=False)
+    assert sorted(read.records["id"]) == ["happy/a", "neutral/c", "neutral/d", "sad/b"]
+    assert read.dropped == {"folder reached twice through a symlink": 1}

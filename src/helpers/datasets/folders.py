@@ -9,6 +9,7 @@ costs well under a second for FER-2013's 32,298 files. The FER-2013 image-folder
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -132,16 +133,37 @@ class _Tree:
         if self.zf is not None:
             self.zf.close()
 
-    def files(self) -> list[Parts]:
-        """Every non-junk file as path parts, sorted ('\\' separators from Windows zips too)."""
+    def files(self, tally: Tally) -> list[Parts]:
+        """Every non-junk file as path parts, sorted ('\\' separators from Windows zips too).
+
+        Folders: symlinked folders are followed (each real folder read once, so a link loop
+        ends); anything that is not a regular file (a FIFO, a socket, a device) is counted, not
+        opened: reading a FIFO would wait forever.
+        """
         if self.zf is not None:
             self.members = {n.replace("\\", "/"): n for n in self.zf.namelist()
                             if not n.endswith(("/", "\\"))}
             return _tidy(tuple(n.split("/")) for n in self.members)
-        found = []
-        for folder, _, files in os.walk(self.path):
+        found, visited = [], set()
+        for folder, dirs, files in os.walk(self.path, followlinks=True):
             rel = Path(folder).relative_to(self.path).parts
-            found.extend(rel + (name,) for name in files)
+            real = os.path.realpath(folder)
+            if real in visited:
+                dirs.clear()
+                tally.drop("folder reached twice through a symlink", "/".join(rel) + "/")
+                continue
+            visited.add(real)
+            for name in files:
+                parts = rel + (name,)
+                try:
+                    regular = stat.S_ISREG(os.stat(os.path.join(folder, name)).st_mode)
+                except OSError:  # a dangling symlink
+                    tally.drop("unreadable image", "/".join(parts))
+                    continue
+                if regular:
+                    found.append(parts)
+                elif not is_junk(parts):
+                    tally.drop("not a regular file", "/".join(parts))
         return _tidy(found)
 
     def looks_like_image(self, member: str) -> bool | None:
@@ -195,7 +217,7 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
         raise DataError(path, "expected a folder or a .zip of class folders")
     tally = Tally()
     with _Tree(path, limits or ArchiveLimits()) as tree:
-        kept = _classify(tree.files(), class_index, tally)
+        kept = _classify(tree.files(tally), class_index, tally)
         skip = _common_prefix([parts for parts, _, _ in kept])
         rows, seen = [], set()
         for parts, label, split in tqdm(kept, desc=f"Reading {path.name}", unit=" files",
