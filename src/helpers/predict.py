@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -156,8 +157,21 @@ def expand_inputs(inputs: Any) -> list[Source]:
         elif path.is_file():
             sources.append(Source(str(path), _kind(path)))
         else:
-            sources.append(Source(str(path), "missing"))
+            sources.append(Source(str(path), _special(path)))
     return sources
+
+
+def _special(path: Path) -> str:
+    """What a path that is neither a file nor a folder is: missing, or a special file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "missing"
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
 
 
 def _check_pixels(image: np.ndarray, where: str) -> None:
@@ -186,6 +200,8 @@ def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, n
     """(frame index or None for stills, RGB uint8 image); DataError when nothing is readable."""
     if source.kind == "missing":
         raise DataError(source.name, "file or folder not found")
+    if source.kind not in ("empty", "array", "image", "video"):
+        raise DataError(source.name, f"{source.kind}, not an image, video or folder: not read")
     if source.kind == "empty":
         raise DataError(source.name, "folder holds no image or video files (extensions: "
                                      f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))})")
@@ -463,6 +479,10 @@ def predict_images(model_or_path: Any, inputs: Any, *, detect: bool = True,
                     _run(model, pending, batch_size, out_dir, names)
         except DataError as error:
             rows.append({"file": source.name, "status": "error", "error": str(error)})
+        except OSError as error:  # EIO, permission denied: this file only
+            why = error.strerror or type(error).__name__
+            rows.append({"file": source.name, "status": "error",
+                         "error": str(DataError(source.name, f"cannot be read ({why})"))})
         except cv2.error as error:  # a decoder/codec failure inside OpenCV: this file only
             problem = " ".join(str(error).split())[-200:]
             rows.append({"file": source.name, "status": "error",
@@ -590,15 +610,21 @@ def write_outputs(table: pd.DataFrame, out_dir: str | os.PathLike,
     return written
 
 
-def check_out_dir(out_dir: str | os.PathLike) -> Path:
+def check_out_dir(out_dir: str | os.PathLike, formats: Iterable[str] = FORMATS,
+                  overwrite: bool = False) -> Path:
     """The output folder, usable before any prediction is made: an existing file, or a path
-    under one, is a ConfigError now rather than a traceback after all the work."""
+    under one, is a ConfigError now rather than a traceback after all the work; so is a folder
+    already holding predictions, unless overwrite."""
     out = Path(out_dir)
     for part in (out, *out.parents):
         if part.exists():
             if not part.is_dir():
                 raise ConfigError(f"--out {out}: {part} is a file, not a folder")
             break
+    taken = [f"predictions.{f}" for f in formats if (out / f"predictions.{f}").exists()]
+    if taken and not overwrite:
+        raise ConfigError(f"--out {out} already holds {', '.join(taken)}; pass --overwrite to "
+                          "replace it, or choose another folder")
     return out
 
 
@@ -615,6 +641,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for predictions.csv/.json (and annotated/); "
                                  "without it a short table is printed")
     p.add_argument("--format", default="csv,json", help="csv, json or csv,json (default)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace predictions already in OUT (refused without it)")
     p.add_argument("--annotate", action="store_true",
                    help="also write annotated images to OUT/annotated/")
     p.add_argument("--every", type=int, default=10, help="video: every Nth frame (default 10)")
@@ -657,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
                             min_face=args.min_face)
         _check_args(args.margin, args.batch_size, args.every)
         if args.out:
-            check_out_dir(args.out)
+            check_out_dir(args.out, formats, args.overwrite)
         model = open_model(args.model, args.backend)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)

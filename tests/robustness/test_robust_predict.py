@@ -31,3 +31,55 @@ def test_out_on_a_file(model_path, tmp_path, capsys, monkeypatch, untouched, sub
                      str(taken / sub if sub else taken), "--quiet"])
     assert code == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _face(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((48, 48, 3), 120, np.uint8)).save(path)
+    return path
+
+
+def test_out_already_holding_predictions(model_path, tmp_path, capsys):
+    image, out = _face(tmp_path / "in" / "face.png"), tmp_path / "out"
+    args = ["--model", str(model_path), str(image), "--no-detect", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    first = (out / "predictions.csv").read_bytes()
+    (out / "predictions.csv").write_text("my edits")
+    assert main(args) == 2
+    assert "already holds predictions.csv, predictions.json; pass --overwrite" in (
+        capsys.readouterr().err)
+    assert (out / "predictions.csv").read_text() == "my edits"
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "predictions.csv").read_bytes() == first
+
+
+def test_special_files_as_inputs(model_path, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    image = _face(tmp_path / "face.png")
+    assert main(["--model", str(model_path), str(fifo), "/dev/zero", str(image),
+                 "--no-detect", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "pipe.jpg: a FIFO (named pipe), not an image, video or folder: not read" in err
+    assert "/dev/zero: a character device, not an image, video or folder: not read" in err
+
+
+def test_unreadable_input_is_one_error_row(model_path, tmp_path, monkeypatch):
+    import errno
+
+    from helpers import predict
+
+    good, bad = _face(tmp_path / "in" / "a.png"), _face(tmp_path / "in" / "b.png")
+    real = predict.read_image
+
+    def flaky(name, *args, **kwargs):
+        if str(name) == str(bad):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(predict, "read_image", flaky)
+    table = predict.predict_images(model_path, [good, bad], detect=False, progress=False)
+    assert table["status"].tolist() == ["ok", "error"]
+    assert table["error"].iloc[1].endswith("b.png: cannot be read (Input/output error)")
