@@ -25,6 +25,7 @@ import numpy as np
 
 from helpers.errors import ConfigError, DataError
 from helpers.images import read_image
+from helpers.metrics import HEADS
 from helpers.predict import Backend, open_model, to_model_input
 
 QUANTIZE = (None, "int8")
@@ -193,6 +194,48 @@ def _interpreter(content: bytes, num_threads: int | None) -> Any:
         return Interpreter(model_content=content, num_threads=num_threads)
 
 
+def _check_sidecar(info: Any, side: Path) -> None:
+    """Every field the predictor reads, present and of its type; the error names the field."""
+    def fail(field: str, problem: str) -> None:
+        raise DataError(side, f"damaged sidecar: {field} {problem}")
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def tensor(block: Any, field: str) -> None:
+        if not isinstance(block, Mapping):
+            fail(field, "is missing or not an object")
+        try:
+            np.dtype(block.get("dtype"))
+        except TypeError:
+            fail(f"{field}.dtype", f"is not a numeric type name (got {block.get('dtype')!r})")
+        if not number(block.get("scale")) or not number(block.get("zero_point")):
+            fail(field, "needs numeric scale and zero_point")
+
+    if not isinstance(info, Mapping):
+        fail("", "is not a JSON object")
+    meta = info.get("metadata")
+    if not isinstance(meta, Mapping):
+        fail("metadata", "is missing or not an object")
+    heads = meta.get("heads")
+    if not isinstance(heads, list) or not heads or not set(heads) <= set(HEADS):
+        fail("metadata.heads", f"must list heads from {list(HEADS)} (got {heads!r})")
+    for field, low in (("image_size", 1), ("channels", 1)):
+        value = meta.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            fail(f"metadata.{field}", f"must be a positive integer (got {value!r})")
+    if "expression" in heads and not (isinstance(meta.get("labels"), list) and meta["labels"]):
+        fail("metadata.labels", "must list the class names of the expression head")
+    tensor(info.get("input"), "input")
+    if not isinstance(info["input"].get("name"), str):
+        fail("input.name", f"must be the input's name (got {info['input'].get('name')!r})")
+    outputs = info.get("outputs")
+    if not isinstance(outputs, Mapping):
+        fail("outputs", "is missing or not an object")
+    for head in heads:
+        tensor(outputs.get(head), f"outputs.{head}")
+
+
 class TFLiteModel:
     """A .tflite file as a callable with the Keras model's dict outputs (float, dequantised).
 
@@ -210,10 +253,11 @@ class TFLiteModel:
                                   "export with helpers.export.export_tflite, which writes it")
         try:
             self.info = json.loads(side.read_text())
-            self.metadata = dict(self.info["metadata"])
-            input_info, self.outputs = self.info["input"], dict(self.info["outputs"])
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, UnicodeDecodeError) as error:
             raise DataError(side, f"damaged sidecar: {_one_line(error)}") from error
+        _check_sidecar(self.info, side)
+        self.metadata = dict(self.info["metadata"])
+        input_info, self.outputs = self.info["input"], dict(self.info["outputs"])
         content = self.path.read_bytes()
         try:
             interpreter = _interpreter(content, num_threads or os.cpu_count())
@@ -226,6 +270,13 @@ class TFLiteModel:
             raise DataError(side, f"does not match {self.path.name}: outputs {sorted(names)} "
                                   f"vs sidecar {sorted(self.outputs)}")
         self.input_name = input_info["name"]
+        shape = [int(v) for v in
+                 self._runner.get_input_details().get(self.input_name, {}).get("shape", [])]
+        want = [self.metadata["image_size"], self.metadata["image_size"], self.metadata["channels"]]
+        if shape[1:] != want:
+            raise DataError(side, f"metadata says input {want[0]}x{want[1]}x{want[2]}, but "
+                                  f"{self.path.name} takes {shape[1:] or 'no such input'} "
+                                  f"(input {self.input_name!r})")
         self.input_dtype = np.dtype(input_info["dtype"])
         self.input_scale, self.input_zero_point = input_info["scale"], input_info["zero_point"]
         self.quantize = self.info.get("quantize")

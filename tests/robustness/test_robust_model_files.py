@@ -64,3 +64,57 @@ def test_model_files(tmp_path, untouched):
             assert err.value.path == str(tmp_path / name)
             assert "\n" not in str(err.value), name  # one readable line, not a Keras dump
     assert not sentinel.exists()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A float TFLite export and its sidecar, as export_tflite writes them."""
+    from helpers.export import export_tflite
+
+    folder = tmp_path_factory.mktemp("tflite")
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression", "valence"))
+    return export_tflite(model, folder / "m.tflite")
+
+
+def _tamper(side: dict, path: str, value) -> dict:
+    """A copy of the sidecar with one field (dotted path) replaced, or removed for ...."""
+    import copy
+
+    side = copy.deepcopy(side)
+    *parents, last = path.split(".")
+    node = side
+    for key in parents:
+        node = node[key]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return side
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("metadata.heads", ..., "metadata.heads must list heads"),
+    ("metadata.heads", ["expression", "smile"], "metadata.heads must list heads"),
+    ("input.name", ..., "input.name must be the input's name"),
+    ("metadata.image_size", "abc", "metadata.image_size must be a positive integer"),
+    ("metadata.image_size", 48, "metadata says input 48x48x1, but m.tflite takes [32, 32, 1]"),
+    ("metadata.channels", 3, "metadata says input 32x32x3"),
+    ("outputs", ..., "outputs is missing"),
+    ("input.dtype", "float99", "input.dtype is not a numeric type name"),
+    ("metadata", [], "metadata is missing or not an object"),
+])
+def test_tflite_sidecar_fields(exported, tmp_path, untouched, field, value, message):
+    import json
+    import shutil
+
+    from helpers.export import TFLiteModel, sidecar_path
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(exported, model)
+    side = json.loads(sidecar_path(exported).read_text())
+    sidecar_path(model).write_text(json.dumps(_tamper(side, field, value)))
+    with untouched(), pytest.raises(DataError, match="m.tflite.json") as caught:
+        TFLiteModel(model)
+    assert message in str(caught.value)
+    sidecar_path(model).write_text(json.dumps(side))
+    assert TFLiteModel(model).metadata["heads"] == ["expression", "valence"]
