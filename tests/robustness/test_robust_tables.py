@@ -140,3 +140,13 @@ def test_nul_byte_in_image_name(tmp_path, source, untouched):
     with untouched(allow=[run]):
         result = read(path, run)
     assert len(result.records) == 1 and sum(result.dropped.values()) == 1
+
+
+def test_fer_csv_too_large_is_refused_before_reading(tmp_path, source, untouched):
+    run = tmp_path / "run"
+    huge = source / "fer2013.csv"
+    with open(huge, "wb") as f:  # sparse: 3 GB on paper, a few bytes on disk
+        f.write(f"emotion,pixels,Usage\n3,{PIXELS},Training\n".encode())
+        f.truncate(3 * 1024 ** 3)
+    with untouched(allow=[run]), pytest.raises(DataError, match="3.0 GB is over the 2.0 GB limit"):
+        read(huge, run)

@@ -142,14 +142,20 @@ def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
 def _load_csv(path: Path, member: str | None, limits: ArchiveLimits | None
               ) -> tuple[bytes, str]:
     """The CSV's bytes and a name for messages, from a file or from inside a zip."""
+    limits = limits or CSV_LIMITS
     if not is_zip(path):
         if member is not None:
             raise ConfigError("member= applies only to a zip source")
         try:
+            size = path.stat().st_size
+            if size > limits.max_member_bytes:  # the real file is 0.3 GB; read whole below
+                raise DataError(path, f"{size / GiB:.1f} GB is over the "
+                                      f"{limits.max_member_bytes / GiB:.1f} GB limit for a "
+                                      "FER-2013 CSV (the real one is 0.3 GB); pass limits="
+                                      "ArchiveLimits(max_member_bytes=...) to read it anyway")
             return path.read_bytes(), str(path)
         except OSError as exc:
             raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
-    limits = limits or CSV_LIMITS
     with open_zip(path, limits) as zf:
         if member is None:
             members = _csv_members(zf)
