@@ -130,6 +130,26 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
+    """A resume continues the run as it was started: other --data, --test-data or --seed, or
+    data changed on disk since (its sha256), would mix two experiments in one run folder."""
+    given = {"--data": (args.data, manifest["data"]["path"]),
+             "--test-data": (args.test_data, manifest.get("test_data") or "")}
+    for flag, (value, started) in given.items():
+        if value and str(Path(value).expanduser().resolve()) != started:
+            raise ConfigError(f"{run_dir} was started with {flag} {started or '(none)'}; a resume "
+                              f"keeps it (leave {flag} out, or start a new run)")
+    if args.seed is not None and args.seed != manifest.get("seed", 0):
+        raise ConfigError(f"{run_dir} was started with --seed {manifest.get('seed', 0)}; a resume "
+                          "keeps it (leave --seed out, or start a new run)")
+    data = Path(manifest["data"]["path"])
+    if not data.exists():
+        raise ConfigError(f"{run_dir} was started on {data}, which no longer exists")
+    if manifest["data"].get("sha256") not in (None, data_fingerprint(data)):
+        raise ConfigError(f"{data} has changed since {run_dir} was started (its sha256 differs "
+                          "from the manifest's); start a new run on the new data")
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Atomic JSON write, so an interrupted run never leaves a half manifest."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -192,7 +212,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default="", help="comma-separated model names (default: the profile's, "
                    "or the resumed run's)")
     p.add_argument("--run-dir", default="", help="run folder (default: a new reports/<timestamp>/)")
-    p.add_argument("--seed", type=int, default=0, help="one seed for splits, augmentation and init")
+    p.add_argument("--seed", type=int, default=None,
+                   help="one seed for splits, augmentation and init (default 0, or the resumed run's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir, skipping finished stages")
     p.add_argument("--only", default="", help="comma-separated notebook prefixes to run, e.g. 01,02")
     p.add_argument("--log-output", action="store_true", help="stream every cell's output to the terminal")
@@ -212,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"{run_dir} was started with --profile {started}; resume it "
                                   "with that profile (or without --profile)")
             args.profile, args.models = started, args.models or ",".join(manifest["models"])
+            check_resume(args, manifest, run_dir)
+        args.seed = manifest.get("seed", 0) if args.resume else (args.seed or 0)
         profile = config.get_profile(args.profile or "cpu")
         models = config.parse_models(args.models or ",".join(profile.models))
         for flag, value in (("--data", args.data), ("--test-data", args.test_data)):

@@ -210,6 +210,27 @@ def test_resume_refuses_another_profile(tmp_path, notebooks, data, capsys, untou
     assert "started with --profile smoke" in capsys.readouterr().err
 
 
+def test_resume_keeps_the_data_and_seed_it_started_with(tmp_path, notebooks, data, capsys,
+                                                        untouched):
+    run = tmp_path / "run"
+    assert runner.main(["--profile", "smoke", "--data", str(data), "--run-dir", str(run),
+                        "--seed", "3", "--only", "01"]) == 0
+    other = data.with_name("other.zip")
+    other.write_bytes(b"other data")
+    with untouched():
+        assert runner.main(["--resume", "--run-dir", str(run), "--data", str(other)]) == 2
+        assert "started with --data" in capsys.readouterr().err
+        assert runner.main(["--resume", "--run-dir", str(run), "--seed", "4"]) == 2
+        assert "started with --seed 3" in capsys.readouterr().err
+        assert runner.main(["--resume", "--run-dir", str(run), "--test-data", str(other)]) == 2
+        assert "started with --test-data (none)" in capsys.readouterr().err
+    data.write_bytes(b"replaced data")  # same name, other bytes
+    with untouched(allow=[data]):
+        assert runner.main(["--resume", "--run-dir", str(run)]) == 2
+    assert "has changed since" in capsys.readouterr().err
+    assert statuses(run) == {"01_first": "ok"}
+
+
 def enospc(*args, **kwargs):
     """What a write does on a full disk."""
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
