@@ -21,6 +21,7 @@ import os
 import stat
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,29 @@ def _as_rgb(image: np.ndarray, where: str) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
+# EXIF orientation -> the PIL transpose that shows the photo upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
+
+
+def upright(image: np.ndarray, path: str) -> np.ndarray:
+    """A photo turned as its EXIF orientation says: a phone photo taken upright is stored
+    sideways with orientation 6, and the face detector only finds upright faces."""
+    if path.startswith(ZIP_SCHEME):
+        return image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; it is optional
+            with Image.open(path) as im:
+                orientation = im.getexif().get(0x0112)
+    except (OSError, ValueError, SyntaxError):
+        return image
+    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return image if method is None else np.asarray(Image.fromarray(image).transpose(method))
+
+
 def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, np.ndarray]]:
     """(frame index or None for stills, RGB uint8 image); DataError when nothing is readable."""
     if source.kind == "missing":
@@ -211,7 +235,7 @@ def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, n
         yield None, image
         return
     if source.kind == "image":
-        yield None, read_image(source.name, mode="rgb")
+        yield None, upright(read_image(source.name, mode="rgb"), source.name)
         return
     capture = cv2.VideoCapture(source.name)
     if not capture.isOpened():

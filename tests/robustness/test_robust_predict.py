@@ -83,3 +83,23 @@ def test_unreadable_input_is_one_error_row(model_path, tmp_path, monkeypatch):
     table = predict.predict_images(model_path, [good, bad], detect=False, progress=False)
     assert table["status"].tolist() == ["ok", "error"]
     assert table["error"].iloc[1].endswith("b.png: cannot be read (Input/output error)")
+
+
+@pytest.mark.parametrize("orientation, shape", [(1, (40, 80)), (3, (40, 80)), (6, (80, 40)),
+                                                (8, (80, 40))])
+def test_exif_orientation_is_applied_to_photos(tmp_path, orientation, shape):
+    from helpers.predict import Source, iter_frames
+
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :20] = 255  # bright left edge as stored
+    path = tmp_path / "phone.jpg"
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif.tobytes(), quality=95)
+    (_, shown), = list(iter_frames(Source(str(path), "image")))
+    assert shown.shape[:2] == shape
+    expected = np.asarray(Image.open(path).transpose(Image.Transpose.ROTATE_270)
+                          if orientation == 6 else Image.open(path))
+    if orientation in (1, 6):
+        assert np.abs(shown.astype(int) - expected.astype(int)).mean() < 2
