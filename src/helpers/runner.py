@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -252,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        lock = lock_run_dir(run_dir)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         return run_stages(args, argv, run_dir, manifest, profile, models, stages)
     except OSError as exc:  # a full disk or a vanished folder: say which file, keep what is done
         print(f"[run_all] error: {exc.filename or run_dir}: {exc.strerror or exc}", file=sys.stderr)
@@ -260,6 +266,38 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         print(run_dir)
         return 1
+    finally:
+        lock.close()
+
+
+class _RunLock:
+    """An exclusive POSIX flock on the run folder itself (no lock file is written into it)."""
+
+    def __init__(self, run_dir: Path):
+        self.fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; two runs on one folder are the user's to avoid
+            return
+        self.fd = os.open(run_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise ConfigError(f"{run_dir} is in use by another run_all.sh; wait for it to "
+                              "finish (or choose another --run-dir)") from None
+
+    def close(self) -> None:
+        """Closing the descriptor releases the lock."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def lock_run_dir(run_dir: Path) -> _RunLock:
+    """Held while stages run: a second run_all.sh on the same folder is refused instead of
+    interleaving with the first."""
+    return _RunLock(run_dir)
 
 
 def run_stages(args: argparse.Namespace, argv: list[str] | None, run_dir: Path,

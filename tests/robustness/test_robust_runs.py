@@ -231,6 +231,24 @@ def test_resume_keeps_the_data_and_seed_it_started_with(tmp_path, notebooks, dat
     assert statuses(run) == {"01_first": "ok"}
 
 
+def test_two_runs_on_one_folder(tmp_path, notebooks, data, capsys, untouched):
+    import fcntl
+
+    run = tmp_path / "run"
+    assert runner.main(["--profile", "smoke", "--data", str(data), "--run-dir", str(run),
+                        "--only", "01"]) == 0
+    held = os.open(run, os.O_RDONLY)  # what a first run_all.sh holds while it runs
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with untouched():
+            assert runner.main(["--resume", "--run-dir", str(run)]) == 2
+        assert "is in use by another run_all.sh" in capsys.readouterr().err
+    finally:
+        os.close(held)
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 0  # released: it runs
+    assert set(statuses(run).values()) == {"ok"}
+
+
 def enospc(*args, **kwargs):
     """What a write does on a full disk."""
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
