@@ -205,10 +205,13 @@ def _check_sidecar(info: Any, side: Path) -> None:
     def tensor(block: Any, field: str) -> None:
         if not isinstance(block, Mapping):
             fail(field, "is missing or not an object")
+        dtype = block.get("dtype")
         try:
-            np.dtype(block.get("dtype"))
+            ok = isinstance(dtype, str) and np.dtype(dtype).kind in "iuf"
         except TypeError:
-            fail(f"{field}.dtype", f"is not a numeric type name (got {block.get('dtype')!r})")
+            ok = False
+        if not ok:
+            fail(f"{field}.dtype", f"is not a numeric type name (got {dtype!r})")
         if not number(block.get("scale")) or not number(block.get("zero_point")):
             fail(field, "needs numeric scale and zero_point")
 

@@ -180,3 +180,128 @@ def test_mutated_archives(data):
         path.write_bytes(data)
         through_every_reader(path)
         close_archives()
+
+
+# --------------------------------------------------------------------------- tables
+
+FACE = " ".join(["128"] * 48 * 48)
+cells = st.sampled_from(["3", "0", "7", "-1", "\u00b2", "\u0663", "1" * 23, "2.5", "nan", "",
+                         " 4 ", "happy", "Training", "PublicTest", "x", "\x00", '"', "1e400"])
+pixel_strings = st.one_of(
+    st.just(FACE),
+    st.builds(lambda token, at: " ".join(["128"] * at + [token] + ["128"] * (48 * 48 - 1 - at)),
+              cells, st.integers(0, 48 * 48 - 1)),
+    st.builds(lambda n: " ".join(["1"] * n), st.integers(0, 3000)),
+    st.text(max_size=30),
+)
+fer_rows = st.lists(st.tuples(cells, pixel_strings, cells), min_size=0, max_size=4)
+box_rows = st.lists(st.tuples(st.sampled_from(["image/p.png", "image/none.png", "../p.png", ""]),
+                              cells, cells, cells, cells, cells), max_size=4)
+lst_lines = st.lists(st.lists(cells, min_size=0, max_size=9), max_size=4)
+
+
+def _photo_folder(folder: Path) -> Path:
+    """image/p.png beside the label files, as users keep them."""
+    (folder / "image").mkdir()
+    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(folder / "image" / "p.png")
+    return folder
+
+
+def through_table_readers(path: Path, reader: str) -> None:
+    """The named reader and detection; every face it returns must decode."""
+    with tempfile.TemporaryDirectory() as cache:
+        for kw in ({"reader": reader}, {}):
+            try:
+                result = read_source(path, progress=False, cache_dir=cache, **kw)
+            except EXPECTED:
+                continue
+            for uri in result.records["image"]:
+                only_expected(lambda: read_image(uri, mode="rgb"))
+
+
+@fuzz_settings(40)
+@given(rows=fer_rows, usage=st.booleans())
+def test_random_fer_csvs(rows, usage):
+    header = "emotion,pixels" + (",Usage" if usage else "")
+    lines = [header] + [",".join([e, p] + ([u] if usage else [])) for e, p, u in rows]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fer2013.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        through_table_readers(path, "fer2013_csv")
+
+
+@fuzz_settings(40)
+@given(rows=box_rows)
+def test_random_box_csvs(rows):
+    with tempfile.TemporaryDirectory() as folder:
+        path = _photo_folder(Path(folder)) / "faces.csv"
+        path.write_text("image,label,x,y,w,h\n" + "\n".join(",".join(r) for r in rows) + "\n",
+                        encoding="utf-8")
+        through_table_readers(path, "csv_boxes")
+
+
+@fuzz_settings(40)
+@given(lines=lst_lines)
+def test_random_label_lists(lines):
+    with tempfile.TemporaryDirectory() as folder:
+        path = _photo_folder(Path(folder)) / "label.lst"
+        path.write_text("\n".join(" ".join(["p.png", *fields]) for fields in lines) + "\n",
+                        encoding="utf-8")
+        through_table_readers(path, "expw")
+
+
+# --------------------------------------------------------------------------- TFLite sidecars
+
+@pytest.fixture(scope="module")
+def exported_tflite(tmp_path_factory):
+    """A float TFLite export and its sidecar JSON (as text), to mutate."""
+    from helpers.export import export_tflite, sidecar_path
+    from helpers.models import build_model
+
+    folder = tmp_path_factory.mktemp("tflite")
+    path = export_tflite(build_model("custom_cnn", image_size=32, channels=1,
+                                     heads=("expression", "arousal")), folder / "m.tflite")
+    return path, sidecar_path(path).read_text()
+
+
+def _fields(node, prefix=()):
+    """Every (path, value) in a JSON tree."""
+    yield prefix, node
+    items = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, list) else ())
+    for key, value in items:
+        yield from _fields(value, (*prefix, key))
+
+
+odd_values = st.sampled_from([None, "abc", -1, 0, 1e300, [], {}, True, "float99", "image",
+                              ["smile"], 48, 3])
+
+
+@fuzz_settings(40)
+@given(choice=st.integers(0, 10_000), value=odd_values, drop=st.booleans())
+def test_random_tflite_sidecars(exported_tflite, choice, value, drop):
+    import json
+
+    from helpers.export import TFLiteModel, sidecar_path
+
+    original, text = exported_tflite
+    side = json.loads(text)
+    paths = [p for p, _ in _fields(side) if p]
+    *parents, last = paths[choice % len(paths)]
+    node = side
+    for key in parents:
+        node = node[key]
+    if drop and isinstance(node, dict):
+        del node[last]
+    else:
+        node[last] = value
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.tflite"
+        path.write_bytes(original.read_bytes())
+        sidecar_path(path).write_text(json.dumps(side))
+        try:
+            model = TFLiteModel(path)
+        except EXPECTED:
+            return
+        size, channels = model.metadata["image_size"], model.metadata["channels"]
+        only_expected(lambda: model(np.zeros((1, size, size, channels), np.float32)))
