@@ -69,7 +69,7 @@ PROFILES: dict[str, Profile] = {
             # ~250 at 48 px, ResNet50 ~120 and VGG16 ~100 at 32 px): each backbone gets whole
             # epochs until its time budget, the fewest pixels that still learn the task.
             per_model={
-                "custom_cnn": {"image_size": 48, "epochs": 12, "time_budget_minutes": 4.0},
+                "custom_cnn": {"image_size": 48, "epochs": 12},
                 "mobilenetv2": {"image_size": 48, "epochs": 16, "time_budget_minutes": 4.5},
                 "resnet50": {"image_size": 32, "epochs": 12, "time_budget_minutes": 4.5},
                 "vgg16": {"image_size": 32, "epochs": 8, "time_budget_minutes": 4.5},

@@ -349,3 +349,10 @@ def test_bad_parameters_fail_before_any_work(tmp_path, notebooks, data, capsys, 
             runner.main(["--seed", "abc", "--run-dir", str(run)])
         assert exited.value.code == 2
     assert not run.exists()
+
+
+def test_a_model_named_twice_is_planned_once():
+    models = config.parse_models("custom_cnn,custom_cnn,vgg16,custom_cnn")
+    assert models == ["custom_cnn", "vgg16"]
+    names = [s.name for s in runner.plan_stages(models, config.REPO_ROOT / "notebooks")]
+    assert names.count("04_train.custom_cnn") == 1 and names.count("05_evaluate.vgg16") == 1
