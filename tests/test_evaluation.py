@@ -398,3 +398,22 @@ def test_restrict_table_matches_the_restricted_metrics() -> None:
     accuracy = (seven["expression_pred"] == seven["expression"]).mean()
     assert d["expression"]["accuracy"] == pytest.approx(accuracy)
     assert (preds["expression_pred"] == 7).any()  # the input is left as it was
+
+
+def test_recorded_results_are_reproduced_within_tolerance_or_refused(run_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    recorded = ev.record_results(run_dir, tmp_path / "recorded.json", tolerance=0.05)
+    assert set(recorded["models"]) == {"a", "b"}
+    assert recorded["models"]["a"]["expression_f1_macro"] == 0.60
+    same = ev._read_json(run_dir / "metrics" / "a.json")
+    line = ev.check_recorded(same, tmp_path / "recorded.json")
+    assert line.startswith("matches the recorded results within tolerance: ")
+    assert "0.60" not in line  # names metrics, never values: one line for every model
+    moved = {**same, "expression": {**same["expression"], "f1_macro": 0.50}}
+    assert "expression_f1_macro 0.500 (recorded 0.600 ± 0.05)" in ev.compare_recorded(
+        moved, tmp_path / "recorded.json")
+    with pytest.raises(DataError, match="recorded.json: differs from the recorded results"):
+        ev.check_recorded(moved, tmp_path / "recorded.json")
+    assert ev.check_recorded(same, "").startswith("no recorded results to compare with")
+    assert "no recorded results for c" in ev.compare_recorded({**same, "model": "c"},
+                                                              tmp_path / "recorded.json")

@@ -864,3 +864,12 @@ def compare_recorded(scores: Mapping[str, Any], path: str | os.PathLike | None) 
     if off:
         return "differs from the recorded results: " + "; ".join(off)
     return "matches the recorded results within tolerance: " + ", ".join(sorted(expected))
+
+
+def check_recorded(scores: Mapping[str, Any], path: str | os.PathLike | None) -> str:
+    """compare_recorded's line, or a DataError naming the record when the metrics differ: a
+    notebook run with `recorded` set (as the regression checks do) stops there."""
+    line = compare_recorded(scores, path)
+    if line.startswith("differs"):
+        raise DataError(path, line)
+    return line
