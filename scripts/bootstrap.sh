@@ -10,9 +10,16 @@ py="${PYTHON:-python3}"
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-command -v "$py" >/dev/null || { say "error: $py not found; install Python 3.10+ first."; exit 1; }
+command -v "$py" >/dev/null || { say "error: $py not found; install Python 3.11+ first."; exit 1; }
 
 if [ ! -x "$venv/bin/python" ]; then
+  # The pinned numpy, pandas, keras, scipy, scikit-learn, pillow and pyarrow need 3.11+:
+  # say so now, not half-way through pip.
+  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+    found="$("$py" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo unknown)"
+    say "error: Python 3.11 or newer is needed, $py is $found; install 3.11+ and run again (or set PYTHON=/path/to/python3.11)."
+    exit 1
+  fi
   say "creating virtual environment in $venv"
   "$py" -m venv "$venv" || {
     say "error: could not create a virtual environment (on Debian/Ubuntu: apt-get install python3-venv)."
