@@ -1,4 +1,4 @@
-"""Speed and memory of every stage, measured side by side with the coursework approach (issue 9).
+"""Speed and memory of every stage, measured side by side with the coursework approach.
 
     python -m benchmarks [--quick] [--only NAME,...] [--out DIR] [--run-dir RUN ...] [--run-e2e]
 

@@ -200,16 +200,14 @@ box_rows = st.lists(st.tuples(st.sampled_from(["image/p.png", "image/none.png", 
 lst_lines = st.lists(st.lists(cells, min_size=0, max_size=9), max_size=4)
 
 
-def _photo_folder(folder: Path) -> Path:
-    """image/p.png beside the label files, as users keep them."""
-    (folder / "image").mkdir()
-    Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(folder / "image" / "p.png")
-    return folder
-
-
-def through_table_readers(path: Path, reader: str) -> None:
-    """The named reader and detection; every face it returns must decode."""
-    with tempfile.TemporaryDirectory() as cache:
+def through_table_readers(name: str, lines: list[str], reader: str) -> None:
+    """Write the table beside image/p.png (as users keep them), read it with the named reader
+    and by detection; every face a reader returns must decode."""
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as cache:
+        (Path(folder) / "image").mkdir()
+        Image.fromarray(np.full((30, 40, 3), 90, np.uint8)).save(Path(folder) / "image" / "p.png")
+        path = Path(folder) / name
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         for kw in ({"reader": reader}, {}):
             try:
                 result = read_source(path, progress=False, cache_dir=cache, **kw)
@@ -224,30 +222,20 @@ def through_table_readers(path: Path, reader: str) -> None:
 def test_random_fer_csvs(rows, usage):
     header = "emotion,pixels" + (",Usage" if usage else "")
     lines = [header] + [",".join([e, p] + ([u] if usage else [])) for e, p, u in rows]
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fer2013.csv"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        through_table_readers(path, "fer2013_csv")
+    through_table_readers("fer2013.csv", lines, "fer2013_csv")
 
 
 @fuzz_settings(40)
 @given(rows=box_rows)
 def test_random_box_csvs(rows):
-    with tempfile.TemporaryDirectory() as folder:
-        path = _photo_folder(Path(folder)) / "faces.csv"
-        path.write_text("image,label,x,y,w,h\n" + "\n".join(",".join(r) for r in rows) + "\n",
-                        encoding="utf-8")
-        through_table_readers(path, "csv_boxes")
+    lines = ["image,label,x,y,w,h"] + [",".join(r) for r in rows]
+    through_table_readers("faces.csv", lines, "csv_boxes")
 
 
 @fuzz_settings(40)
 @given(lines=lst_lines)
 def test_random_label_lists(lines):
-    with tempfile.TemporaryDirectory() as folder:
-        path = _photo_folder(Path(folder)) / "label.lst"
-        path.write_text("\n".join(" ".join(["p.png", *fields]) for fields in lines) + "\n",
-                        encoding="utf-8")
-        through_table_readers(path, "expw")
+    through_table_readers("label.lst", [" ".join(["p.png", *f]) for f in lines], "expw")
 
 
 # --------------------------------------------------------------------------- TFLite sidecars

@@ -153,7 +153,7 @@ register_reader("affectnet", _affectnet.looks_like_affectnet, _affectnet.read_af
                 "AffectNet-layout zip: .../images/{id}.jpg and "
                 ".../annotations/{id}_{exp,val,aro,lnd}.npy")
 
-# More sources (issue 6). Order matters: the FER-2013 folder layout before the generic
+# More sources. Order matters: the FER-2013 folder layout before the generic
 # class-folder tree, which comes last because almost any labelled image tree matches it.
 from helpers.datasets import csv_boxes as _csv_boxes  # noqa: E402
 from helpers.datasets import expw as _expw  # noqa: E402
