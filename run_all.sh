@@ -6,4 +6,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 vpy="$("$root/scripts/bootstrap.sh")"
 export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2
-exec "$vpy" -m helpers.runner "$@"
+exec "$vpy" -m helpers.run.runner "$@"

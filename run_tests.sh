@@ -7,13 +7,29 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 vpy="$(scripts/bootstrap.sh)"
 export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
+# Code checks first (seconds): style and format (ruff), the layers contract (import-linter,
+# docs/architecture.md) and types (mypy on core and inference). Output only when one fails.
+check() {
+  local name="$1"; shift
+  local out
+  if ! out="$("$@" 2>&1)"; then
+    printf '%s\n[checks] %s failed: %s\n' "$out" "$name" "$*" >&2
+    exit 1
+  fi
+}
+bin="$(dirname "$vpy")"
 if [ "$#" -gt 0 ]; then
   targets=("$@")
 else
+  check "ruff lint" "$bin/ruff" check --quiet .
+  check "ruff format" "$bin/ruff" format --check --quiet .
+  check "import layers" "$bin/lint-imports" --no-cache
+  check "types" "$bin/mypy" --no-incremental
+  echo "[checks] ruff, import layers and types: ok"
   # nbval runs parameterised copies (smoke profile, a scratch run folder) of notebooks/*.ipynb;
   # a second demo set (another seed) is the external test set for cross-dataset evaluation.
   "$vpy" -m helpers.synthetic --out build/nbval-data/demo_seed1.zip --n 64 --seed 1 --size 96 --force --quiet >/dev/null
-  "$vpy" -m helpers.nbtools prepare --profile smoke --out build/nbval --test-data build/nbval-data/demo_seed1.zip >/dev/null
+  "$vpy" -m helpers.run.nbtools prepare --profile smoke --out build/nbval --test-data build/nbval-data/demo_seed1.zip >/dev/null
   targets=(tests build/nbval)
 fi
 exec "$vpy" -m pytest --nbval-lax --nbval-current-env -q "${targets[@]}"

@@ -8,9 +8,15 @@ seconds. Output: `<out>/benchmarks.json` and `<out>/benchmarks.md` (default out:
 `reports/benchmarks/<timestamp>/`). `--quick` runs everything on tiny inputs to prove the
 scripts work; the full mode is for people. See benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 # Names accepted by --only, in the order they run; each is a module of this package.
 BENCHMARKS: tuple[str, ...] = (
-    "ingestion", "input_pipeline", "training", "memory", "end_to_end", "inference",
+    "ingestion",
+    "input_pipeline",
+    "training",
+    "memory",
+    "end_to_end",
+    "inference",
 )

@@ -1,4 +1,5 @@
 """python -m benchmarks [--quick] [--only NAME,...] [--out DIR]: run, write JSON + markdown."""
+
 from __future__ import annotations
 
 import os
@@ -7,41 +8,59 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import shlex  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import importlib
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from benchmarks import BENCHMARKS  # noqa: E402
-from benchmarks.common import Context, Skip, finish_facts, machine_facts  # noqa: E402
-from benchmarks.report import render, write  # noqa: E402
-from helpers import config  # noqa: E402
+from benchmarks import BENCHMARKS
+from benchmarks.common import Context, Skip, finish_facts, machine_facts
+from benchmarks.report import render, write
+from helpers.core import paths
+from helpers.core.run_folder import RunFolder
+from helpers.run import profiles as config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line; see benchmarks/RESULTS.md for what each benchmark measures."""
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true",
-                   help="tiny inputs (64-image demo zip at 48 px, 1-2 steps): proves the scripts "
-                        "work in about a minute; the figures mean nothing")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny inputs (64-image demo zip at 48 px, 1-2 steps): proves the scripts "
+        "work in about a minute; the figures mean nothing",
+    )
     p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
-    p.add_argument("--out", default="", help="output folder (default: a new "
-                                             "reports/benchmarks/<timestamp>/)")
-    p.add_argument("--run-dir", action="append", default=[], metavar="RUN",
-                   help="end_to_end: tabulate this existing run folder (repeatable)")
-    p.add_argument("--run-e2e", action="store_true",
-                   help="end_to_end: run ./run_all.sh for each --e2e-profiles profile first")
-    p.add_argument("--e2e-profiles", default="smoke,cpu",
-                   help="profiles for end_to_end (default smoke,cpu)")
-    p.add_argument("--work", default="", help="scratch folder for generated data "
-                                              "(default: a temporary folder, removed at the end)")
+    p.add_argument(
+        "--out", default="", help="output folder (default: a new reports/benchmarks/<timestamp>/)"
+    )
+    p.add_argument(
+        "--run-dir",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="end_to_end: tabulate this existing run folder (repeatable)",
+    )
+    p.add_argument(
+        "--run-e2e",
+        action="store_true",
+        help="end_to_end: run ./run_all.sh for each --e2e-profiles profile first",
+    )
+    p.add_argument(
+        "--e2e-profiles", default="smoke,cpu", help="profiles for end_to_end (default smoke,cpu)"
+    )
+    p.add_argument(
+        "--work",
+        default="",
+        help="scratch folder for generated data (default: a temporary folder, removed at the end)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -79,25 +98,40 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         names = selected(args.only)
-        profiles = tuple(config.get_profile(p.strip()).name
-                         for p in args.e2e_profiles.split(",") if p.strip())
+        profiles = tuple(
+            config.get_profile(p.strip()).name for p in args.e2e_profiles.split(",") if p.strip()
+        )
     except Exception as exc:  # ValueError, ConfigError: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out).expanduser().resolve() if args.out else config.new_run_dir(
-        config.REPORTS_DIR / "benchmarks")
-    work = Path(args.work).expanduser().resolve() if args.work else Path(
-        tempfile.mkdtemp(prefix="benchmarks-"))
+    out = (
+        Path(args.out).expanduser().resolve()
+        if args.out
+        else RunFolder.new(paths.REPORTS_DIR / "benchmarks").root
+    )
+    work = (
+        Path(args.work).expanduser().resolve()
+        if args.work
+        else Path(tempfile.mkdtemp(prefix="benchmarks-"))
+    )
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Context(quick=args.quick, out=out, work=work, seed=args.seed,
-                  run_dirs=[Path(d).expanduser().resolve() for d in args.run_dir],
-                  run_e2e=args.run_e2e, e2e_profiles=profiles)
+    ctx = Context(
+        quick=args.quick,
+        out=out,
+        work=work,
+        seed=args.seed,
+        run_dirs=[Path(d).expanduser().resolve() for d in args.run_dir],
+        run_e2e=args.run_e2e,
+        e2e_profiles=profiles,
+    )
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
-        "command": " ".join(["python -m benchmarks",
-                             shlex.join(argv if argv is not None else sys.argv[1:])]).strip(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine_facts(), "benchmarks": {},
+        "command": " ".join(
+            ["python -m benchmarks", shlex.join(argv if argv is not None else sys.argv[1:])]
+        ).strip(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "benchmarks": {},
     }
     try:
         for name in names:

@@ -1,4 +1,5 @@
 """What every benchmark shares: sizes per mode, the demo data, machine facts, peak RSS, results."""
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers import config
-from helpers.metrics import json_ready
-from helpers.errors import DataError
+from helpers.core.errors import DataError
+from helpers.core.jsonio import json_ready
+from helpers.models import registry
+from helpers.run import profiles as config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULT_MARK = "BENCHMARK_RESULT "  # prefix of the JSON line a child process prints
-COURSEWORK_BYTES_PER_PIXEL = 4     # float32 per channel value
+COURSEWORK_BYTES_PER_PIXEL = 4  # float32 per channel value
 
 
 class Skip(Exception):
@@ -36,26 +38,27 @@ class Skip(Exception):
 
 # --------------------------------------------------------------------------- sizes per mode
 
+
 @dataclass(frozen=True)
 class Scale:
     """Input sizes and step counts of one mode, in one place so quick and full stay alike."""
 
-    demo_n: int                          # images in the AffectNet-layout demo zip
-    demo_size: int                       # their side, px
-    repeats: int                         # interleaved repeats of the cheap measurements
-    pipeline_sizes: tuple[int, ...]      # model input sides for the input pipeline benchmark
+    demo_n: int  # images in the AffectNet-layout demo zip
+    demo_size: int  # their side, px
+    repeats: int  # interleaved repeats of the cheap measurements
+    pipeline_sizes: tuple[int, ...]  # model input sides for the input pipeline benchmark
     batch_size: int
     train_models: tuple[str, ...]
-    train_size: int | None               # None: each model's size in the cpu profile
+    train_size: int | None  # None: each model's size in the cpu profile
     warmup_steps: int
     timed_steps: int
-    memory_rows: int                     # balanced training table rows (upsampled)
+    memory_rows: int  # balanced training table rows (upsampled)
     memory_size: int
     memory_batch: int
     memory_steps: int
     memory_model: str
-    memory_caches: tuple[str, ...]       # train() cache modes measured besides the floor
-    coursework_images: int               # images the coursework loader holds as float32
+    memory_caches: tuple[str, ...]  # train() cache modes measured besides the floor
+    coursework_images: int  # images the coursework loader holds as float32
     inference_models: tuple[tuple[str, int], ...]
     inference_images: int
     inference_batch: int
@@ -64,24 +67,55 @@ class Scale:
 
 
 QUICK = Scale(
-    demo_n=64, demo_size=48, repeats=1, pipeline_sizes=(32, 48), batch_size=8,
-    train_models=("custom_cnn",), train_size=32, warmup_steps=1, timed_steps=2,
-    memory_rows=128, memory_size=48, memory_batch=8, memory_steps=2, memory_model="custom_cnn",
-    memory_caches=("none",), coursework_images=64,
-    inference_models=(("custom_cnn", 32),), inference_images=16, inference_batch=8,
-    inference_single=4, inference_int8=False,
+    demo_n=64,
+    demo_size=48,
+    repeats=1,
+    pipeline_sizes=(32, 48),
+    batch_size=8,
+    train_models=("custom_cnn",),
+    train_size=32,
+    warmup_steps=1,
+    timed_steps=2,
+    memory_rows=128,
+    memory_size=48,
+    memory_batch=8,
+    memory_steps=2,
+    memory_model="custom_cnn",
+    memory_caches=("none",),
+    coursework_images=64,
+    inference_models=(("custom_cnn", 32),),
+    inference_images=16,
+    inference_batch=8,
+    inference_single=4,
+    inference_int8=False,
 )
 FULL = Scale(
-    demo_n=4000, demo_size=224, repeats=3, pipeline_sizes=(96, 224), batch_size=32,
-    train_models=config.ALL_MODELS, train_size=None, warmup_steps=3, timed_steps=24,
-    memory_rows=16000, memory_size=224, memory_batch=32, memory_steps=5,
-    memory_model="custom_cnn", memory_caches=("none", "disk"), coursework_images=1000,
-    inference_models=(("custom_cnn", 48), ("mobilenetv2", 96)), inference_images=512,
-    inference_batch=64, inference_single=32, inference_int8=True,
+    demo_n=4000,
+    demo_size=224,
+    repeats=3,
+    pipeline_sizes=(96, 224),
+    batch_size=32,
+    train_models=tuple(registry.list_models(compared_only=True)),
+    train_size=None,
+    warmup_steps=3,
+    timed_steps=24,
+    memory_rows=16000,
+    memory_size=224,
+    memory_batch=32,
+    memory_steps=5,
+    memory_model="custom_cnn",
+    memory_caches=("none", "disk"),
+    coursework_images=1000,
+    inference_models=(("custom_cnn", 48), ("mobilenetv2", 96)),
+    inference_images=512,
+    inference_batch=64,
+    inference_single=32,
+    inference_int8=True,
 )
 
 
 # --------------------------------------------------------------------------- shared inputs
+
 
 @dataclass
 class Context:
@@ -109,12 +143,13 @@ class Context:
         """The AffectNet-layout zip: the cpu profile's cached demo set, or a tiny one (--quick)."""
         if "zip" not in self._made:
             if self.quick:
-                from helpers.synthetic import generate_zip
+                from helpers.data.synthetic import generate_zip
 
                 path = self.work / f"demo_n{QUICK.demo_n}_px{QUICK.demo_size}.zip"
                 if not path.exists():
-                    generate_zip(path, n=QUICK.demo_n, seed=self.seed, size=QUICK.demo_size,
-                                 progress=False)
+                    generate_zip(
+                        path, n=QUICK.demo_n, seed=self.seed, size=QUICK.demo_size, progress=False
+                    )
             else:
                 self.log("demo zip: the cpu profile's 4,000 images at 224 px (made once, cached)")
                 path = config.ensure_demo_zip("cpu", self.seed)
@@ -124,7 +159,7 @@ class Context:
     def records(self) -> pd.DataFrame:
         """The demo zip's records as the project reads them (zip:// image references)."""
         if "records" not in self._made:
-            from helpers.datasets.affectnet import read_affectnet_zip
+            from helpers.data.datasets.affectnet import read_affectnet_zip
 
             self._made["records"] = read_affectnet_zip(self.demo_zip(), progress=False).records
         return self._made["records"]
@@ -141,7 +176,7 @@ class Context:
     def extracted_images(self) -> list[str]:
         """Extracted file of every record, in records order (the same images both ways)."""
         root = self.extracted()
-        from helpers.images import parse_uri
+        from helpers.core.images import parse_uri
 
         return [str(root / parse_uri(uri)[1]) for uri in self.records()["image"]]
 
@@ -175,6 +210,7 @@ def coursework_load(paths: Sequence[str], size: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- measuring
+
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     """fn's value and its wall time in seconds."""
@@ -212,8 +248,11 @@ def memory_now() -> dict[str, int | None]:
     """
     import resource
 
-    return {"peak_rss_bytes": _status_bytes("VmHWM"), "rss_bytes": _status_bytes("VmRSS"),
-            "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return {
+        "peak_rss_bytes": _status_bytes("VmHWM"),
+        "rss_bytes": _status_bytes("VmRSS"),
+        "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    }
 
 
 def child_env() -> dict[str, str]:
@@ -225,22 +264,32 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_child(module: str, spec: dict[str, Any], log_path: Path,
-              timeout: float | None = None) -> dict[str, Any]:
+def run_child(
+    module: str, spec: dict[str, Any], log_path: Path, timeout: float | None = None
+) -> dict[str, Any]:
     """Run `python -m module --child SPEC` in a fresh process and return the JSON it prints.
 
     A fresh process, so its peak memory is its own; its output goes to log_path.
     """
     command = [sys.executable, "-m", module, "--child", json.dumps(spec)]
     with open(log_path, "w") as log:
-        done = subprocess.run(command, cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
-                              stderr=log, text=True, timeout=timeout)
+        done = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            timeout=timeout,
+        )
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
     if done.returncode != 0 or not lines:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"child {module} {spec.get('kind')} exited with {done.returncode}; "
-                           f"see {log_path}: {' | '.join(tail)}")
-    return json.loads(lines[-1][len(RESULT_MARK):])
+        raise RuntimeError(
+            f"child {module} {spec.get('kind')} exited with {done.returncode}; "
+            f"see {log_path}: {' | '.join(tail)}"
+        )
+    return json.loads(lines[-1][len(RESULT_MARK) :])
 
 
 def print_child_result(result: dict[str, Any]) -> None:
@@ -249,6 +298,7 @@ def print_child_result(result: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- machine facts
+
 
 def _cpu_model() -> str:
     """The CPU's name from /proc/cpuinfo, or platform's guess elsewhere."""
@@ -264,8 +314,9 @@ def _cpu_model() -> str:
 def _ram_bytes() -> int | None:
     """Physical memory, from /proc/meminfo or sysconf."""
     try:
-        match = re.search(r"^MemTotal:\s+(\d+)\s+kB", Path("/proc/meminfo").read_text(),
-                          re.MULTILINE)
+        match = re.search(
+            r"^MemTotal:\s+(\d+)\s+kB", Path("/proc/meminfo").read_text(), re.MULTILINE
+        )
         if match:
             return int(match.group(1)) * 1024
     except OSError:
@@ -293,15 +344,19 @@ def machine_facts() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    from helpers.runner import git_commit
+    from helpers.run.runner import git_commit
 
     return {
-        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": usable,
-        "ram_bytes": _ram_bytes(), "platform": platform.platform(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "ram_bytes": _ram_bytes(),
+        "platform": platform.platform(),
         "python": platform.python_version(),
-        "tensorflow": _version("tensorflow", "tensorflow-cpu"), "keras": _version("keras"),
-        "numpy": _version("numpy"), "opencv": _version("opencv-python-headless",
-                                                       "opencv-python"),
+        "tensorflow": _version("tensorflow", "tensorflow-cpu"),
+        "keras": _version("keras"),
+        "numpy": _version("numpy"),
+        "opencv": _version("opencv-python-headless", "opencv-python"),
         "albumentations": _version("albumentations"),
         "load_average_start": list(load) if load else None,
         "git_commit": git_commit(),
@@ -320,10 +375,19 @@ def finish_facts(facts: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- results
 
-def comparison(measure: str, project: float, baseline: float, unit: str, *,
-               higher_is_better: bool, target: str | None = None,
-               target_ratio: float | None = None, met: bool | None = None,
-               baseline_name: str = "coursework") -> dict[str, Any]:
+
+def comparison(
+    measure: str,
+    project: float,
+    baseline: float,
+    unit: str,
+    *,
+    higher_is_better: bool,
+    target: str | None = None,
+    target_ratio: float | None = None,
+    met: bool | None = None,
+    baseline_name: str = "coursework",
+) -> dict[str, Any]:
     """One side-by-side figure; ratio > 1 means the project is better (faster, smaller).
 
     With target_ratio, `met` is ratio >= target_ratio; otherwise `met` is what the caller says.
@@ -334,9 +398,16 @@ def comparison(measure: str, project: float, baseline: float, unit: str, *,
         ratio = baseline / project if project and math.isfinite(project) else float("nan")
     if target_ratio is not None and met is None:
         met = bool(math.isfinite(ratio) and ratio >= target_ratio)
-    return {"measure": measure, "project": project, "baseline": baseline,
-            "baseline_name": baseline_name, "unit": unit, "ratio": ratio,
-            "target": target, "met": met}
+    return {
+        "measure": measure,
+        "project": project,
+        "baseline": baseline,
+        "baseline_name": baseline_name,
+        "unit": unit,
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+    }
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, Any]:

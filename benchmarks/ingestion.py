@@ -1,4 +1,5 @@
 """Ingestion: the demo zip to a records table, read in place vs unzip-then-np.load (coursework)."""
+
 from __future__ import annotations
 
 import shutil
@@ -11,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import Context, comparison, median, per_second, table, timed
-from helpers.labels import N_EXPRESSIONS
-from helpers.landmarks import N_POINTS
+from helpers.core.labels import N_EXPRESSIONS
+from helpers.core.landmarks import N_POINTS
 
 TITLE = "Ingestion: AffectNet-layout zip to records"
 TARGET_RATIO = 5.0
@@ -34,6 +35,7 @@ def coursework_records(zip_path: Path, scratch: Path) -> tuple[pd.DataFrame, dic
     Returns the table and the seconds of each step; the extracted copy is left in `scratch`
     for the caller to delete outside the timing.
     """
+
     def unzip() -> None:
         """Everything to disk, as the coursework did before reading anything."""
         with zipfile.ZipFile(zip_path) as zf:
@@ -47,15 +49,23 @@ def coursework_records(zip_path: Path, scratch: Path) -> tuple[pd.DataFrame, dic
         rows = []
         for image in sorted(images.iterdir()):
             ident = image.stem
-            exp, val, aro, lnd = (_load(annotations / f"{ident}_{kind}.npy")
-                                  for kind in ("exp", "val", "aro", "lnd"))
+            exp, val, aro, lnd = (
+                _load(annotations / f"{ident}_{kind}.npy") for kind in ("exp", "val", "aro", "lnd")
+            )
             if exp is None or not 0 <= int(float(exp)) < N_EXPRESSIONS:
                 continue  # the coursework dropped unlabelled and uncertain faces too
-            rows.append({"id": ident, "image": str(image), "expression": int(float(exp)),
-                         "valence": float(val) if val is not None else np.nan,
-                         "arousal": float(aro) if aro is not None else np.nan,
-                         "landmarks": None if lnd is None else
-                         np.asarray(lnd, np.float32).reshape(N_POINTS, 2)})
+            rows.append(
+                {
+                    "id": ident,
+                    "image": str(image),
+                    "expression": int(float(exp)),
+                    "valence": float(val) if val is not None else np.nan,
+                    "arousal": float(aro) if aro is not None else np.nan,
+                    "landmarks": None
+                    if lnd is None
+                    else np.asarray(lnd, np.float32).reshape(N_POINTS, 2),
+                }
+            )
         return pd.DataFrame(rows)
 
     df, load_s = timed(build)
@@ -64,7 +74,7 @@ def coursework_records(zip_path: Path, scratch: Path) -> tuple[pd.DataFrame, dic
 
 def project_records(zip_path: Path) -> pd.DataFrame:
     """The project's reader: members read straight from the zip, validated, nothing unpacked."""
-    from helpers.datasets.affectnet import read_affectnet_zip
+    from helpers.data.datasets.affectnet import read_affectnet_zip
 
     return read_affectnet_zip(zip_path, progress=False).records
 
@@ -73,8 +83,12 @@ def run(ctx: Context) -> dict[str, Any]:
     """Interleaved repeats of both readers on the same zip; medians and their ratio."""
     zip_path = ctx.demo_zip()
     project_records(zip_path)  # warm-up: imports and the zip in the OS page cache, for both
-    samples: dict[str, list[float]] = {"project_s": [], "coursework_s": [], "extract_s": [],
-                                       "np_load_s": []}
+    samples: dict[str, list[float]] = {
+        "project_s": [],
+        "coursework_s": [],
+        "extract_s": [],
+        "np_load_s": [],
+    }
     n_project = n_coursework = 0
     for _ in range(ctx.scale.repeats):
         records, seconds = timed(lambda: project_records(zip_path))
@@ -82,7 +96,9 @@ def run(ctx: Context) -> dict[str, Any]:
         n_project = len(records)
         scratch = Path(tempfile.mkdtemp(dir=ctx.work, prefix="coursework-"))
         try:
-            (df, steps), seconds = timed(lambda: coursework_records(zip_path, scratch))
+            (df, steps), seconds = timed(
+                lambda scratch=scratch: coursework_records(zip_path, scratch)
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)  # cleanup is not the coursework's cost
         samples["coursework_s"].append(seconds)
@@ -93,8 +109,11 @@ def run(ctx: Context) -> dict[str, Any]:
     with zipfile.ZipFile(zip_path) as zf:
         members = len(zf.namelist())
     results = {
-        "records_project": n_project, "records_coursework": n_coursework, "zip_members": members,
-        "project_s": project_s, "coursework_s": coursework_s,
+        "records_project": n_project,
+        "records_coursework": n_coursework,
+        "zip_members": members,
+        "project_s": project_s,
+        "coursework_s": coursework_s,
         "coursework_extract_s": median(samples["extract_s"]),
         "coursework_np_load_s": median(samples["np_load_s"]),
         "project_records_per_s": per_second(n_project, project_s),
@@ -103,23 +122,51 @@ def run(ctx: Context) -> dict[str, Any]:
         "samples": samples,
     }
     rows = [
-        ["project: read_affectnet_zip (in place)", n_project, project_s,
-         results["project_records_per_s"], 1.0],
-        ["coursework: extractall + 4 x np.load per id", n_coursework, coursework_s,
-         results["coursework_records_per_s"], project_s / coursework_s],
+        [
+            "project: read_affectnet_zip (in place)",
+            n_project,
+            project_s,
+            results["project_records_per_s"],
+            1.0,
+        ],
+        [
+            "coursework: extractall + 4 x np.load per id",
+            n_coursework,
+            coursework_s,
+            results["coursework_records_per_s"],
+            project_s / coursework_s,
+        ],
         ["  of which extractall", "", results["coursework_extract_s"], "", ""],
         ["  of which np.load loop + DataFrame", "", results["coursework_np_load_s"], "", ""],
     ]
     return {
         "title": TITLE,
-        "params": {"zip": str(zip_path), "repeats": ctx.scale.repeats,
-                   "timing": "median of interleaved repeats; both read a zip in the page cache"},
+        "params": {
+            "zip": str(zip_path),
+            "repeats": ctx.scale.repeats,
+            "timing": "median of interleaved repeats; both read a zip in the page cache",
+        },
         "results": results,
-        "comparisons": [comparison("zip -> records, seconds", project_s, coursework_s, "s",
-                                   higher_is_better=False, target=f">= {TARGET_RATIO:g}x faster",
-                                   target_ratio=TARGET_RATIO)],
-        "tables": [table("Seconds to a records table", ["approach", "records", "seconds",
-                                                         "records/s", "speed vs project"], rows)],
-        "notes": ["The project also validates every value (ranges, pickles refused, image "
-                  "headers checked) and counts what it drops; the coursework loop does not."],
+        "comparisons": [
+            comparison(
+                "zip -> records, seconds",
+                project_s,
+                coursework_s,
+                "s",
+                higher_is_better=False,
+                target=f">= {TARGET_RATIO:g}x faster",
+                target_ratio=TARGET_RATIO,
+            )
+        ],
+        "tables": [
+            table(
+                "Seconds to a records table",
+                ["approach", "records", "seconds", "records/s", "speed vs project"],
+                rows,
+            )
+        ],
+        "notes": [
+            "The project also validates every value (ranges, pickles refused, image "
+            "headers checked) and counts what it drops; the coursework loop does not."
+        ],
     }

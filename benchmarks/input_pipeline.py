@@ -1,4 +1,5 @@
 """Input pipeline: images/s of the tf.data pipeline vs the coursework's cv2 loop into one array."""
+
 from __future__ import annotations
 
 import gc
@@ -7,7 +8,13 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.common import (
-    Context, comparison, coursework_load, median, per_second, table, timed,
+    Context,
+    comparison,
+    coursework_load,
+    median,
+    per_second,
+    table,
+    timed,
 )
 
 TITLE = "Input pipeline: decode, resize, augment, batch"
@@ -31,17 +38,25 @@ def amortised(cold: float, warm: float, epochs: int = RUN_EPOCHS) -> float:
 
 def _dataset(table_: pd.DataFrame, size: int, batch: int, seed: int, augment: bool) -> Any:
     """The training pipeline as train() builds it, decoded cache in memory."""
-    from helpers.augment import AugmentConfig, make_online_augmenter
-    from helpers.pipeline import make_dataset
+    from helpers.data.augment import AugmentConfig, make_online_augmenter
+    from helpers.train.pipeline import make_dataset
 
     augmenter = make_online_augmenter(AugmentConfig(), seed) if augment else None
-    return make_dataset(table_, image_size=size, channels=3, batch_size=batch, training=True,
-                        seed=seed, augmenter=augmenter, cache=True)
+    return make_dataset(
+        table_,
+        image_size=size,
+        channels=3,
+        batch_size=batch,
+        training=True,
+        seed=seed,
+        augmenter=augmenter,
+        cache=True,
+    )
 
 
 def _one_pass(make: Any) -> tuple[Any, int, float]:
     """Build a dataset and read one epoch; (dataset, images, seconds), building included."""
-    from helpers.pipeline import benchmark
+    from helpers.train.pipeline import benchmark
 
     def build_and_read() -> tuple[Any, int]:
         """Construction is part of a cold epoch's cost."""
@@ -54,7 +69,7 @@ def _one_pass(make: Any) -> tuple[Any, int, float]:
 
 def measure_size(ctx: Context, size: int) -> dict[str, list[float]]:
     """Images/s of every variant at one input size, repeats interleaved."""
-    from helpers.pipeline import benchmark
+    from helpers.train.pipeline import benchmark
 
     records, batch, seed = ctx.records(), ctx.scale.batch_size, ctx.seed
     files = ctx.extracted_images()
@@ -65,14 +80,15 @@ def measure_size(ctx: Context, size: int) -> dict[str, list[float]]:
         samples["coursework"].append(per_second(len(array), seconds))
         del array
         for key, table_ in (("cold_plain", records), ("cold_files", by_file)):
-            _, n, seconds = _one_pass(lambda: _dataset(table_, size, batch, seed, False))
+            _, n, seconds = _one_pass(
+                lambda table_=table_: _dataset(table_, size, batch, seed, False)
+            )
             samples[key].append(per_second(n, seconds))
         dataset, n, seconds = _one_pass(lambda: _dataset(records, size, batch, seed, True))
         samples["cold_augment"].append(per_second(n, seconds))
         warm = benchmark(dataset)  # the next pass is the next epoch: new order, new augmentation
         samples["warm_augment"].append(warm["images_per_s"])
-        samples["run_augment"].append(amortised(samples["cold_augment"][-1],
-                                                warm["images_per_s"]))
+        samples["run_augment"].append(amortised(samples["cold_augment"][-1], warm["images_per_s"]))
         del dataset
         gc.collect()
     return samples
@@ -95,26 +111,53 @@ def run(ctx: Context) -> dict[str, Any]:
         speed = {key: median(values) for key, values in samples.items()}
         results["sizes"][str(size)] = {"images_per_s": speed, "samples": samples}
         base = speed["coursework"]
-        tables.append(table(f"{size} px, {n:,} images, batch {batch}",
-                            ["approach", "images/s", "vs coursework"],
-                            [[label, speed[key], per_second(speed[key], base)]
-                             for key, label in VARIANTS]))
-        comparisons.append(comparison(
-            f"images/s at {size} px, {RUN_EPOCHS}-epoch run with augmentation (decoding included)",
-            speed["run_augment"], base, "images/s", higher_is_better=True,
-            target=f">= {TARGET_RATIO:g}x", target_ratio=TARGET_RATIO))
-        comparisons.append(comparison(
-            f"images/s at {size} px, each epoch after the first (cache warm)",
-            speed["warm_augment"], base, "images/s", higher_is_better=True))
-        comparisons.append(comparison(
-            f"images/s at {size} px, first epoch alone (decodes every image)",
-            speed["cold_augment"], base, "images/s", higher_is_better=True))
+        tables.append(
+            table(
+                f"{size} px, {n:,} images, batch {batch}",
+                ["approach", "images/s", "vs coursework"],
+                [[label, speed[key], per_second(speed[key], base)] for key, label in VARIANTS],
+            )
+        )
+        comparisons.append(
+            comparison(
+                f"images/s at {size} px, {RUN_EPOCHS}-epoch run with augmentation "
+                "(decoding included)",
+                speed["run_augment"],
+                base,
+                "images/s",
+                higher_is_better=True,
+                target=f">= {TARGET_RATIO:g}x",
+                target_ratio=TARGET_RATIO,
+            )
+        )
+        comparisons.append(
+            comparison(
+                f"images/s at {size} px, each epoch after the first (cache warm)",
+                speed["warm_augment"],
+                base,
+                "images/s",
+                higher_is_better=True,
+            )
+        )
+        comparisons.append(
+            comparison(
+                f"images/s at {size} px, first epoch alone (decodes every image)",
+                speed["cold_augment"],
+                base,
+                "images/s",
+                higher_is_better=True,
+            )
+        )
     return {
         "title": TITLE,
-        "params": {"images": n, "sizes": list(ctx.scale.pipeline_sizes),
-                   "batch_size": batch, "repeats": ctx.scale.repeats,
-                   "timing": "median of interleaved repeats; dataset construction included in "
-                             "cold passes; files and zip in the OS page cache for both"},
+        "params": {
+            "images": n,
+            "sizes": list(ctx.scale.pipeline_sizes),
+            "batch_size": batch,
+            "repeats": ctx.scale.repeats,
+            "timing": "median of interleaved repeats; dataset construction included in "
+            "cold passes; files and zip in the OS page cache for both",
+        },
         "results": results,
         "comparisons": comparisons,
         "tables": tables,

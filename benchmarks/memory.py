@@ -5,6 +5,7 @@ parent holds is counted:
 
     python -m benchmarks.memory --child '{"kind": "train", ...}'   (run by the parent)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,16 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.common import (
-    COURSEWORK_BYTES_PER_PIXEL, Context, comparison, coursework_load, gb, human_bytes,
-    memory_now, print_child_result, run_child, table,
+    COURSEWORK_BYTES_PER_PIXEL,
+    Context,
+    comparison,
+    coursework_load,
+    gb,
+    human_bytes,
+    memory_now,
+    print_child_result,
+    run_child,
+    table,
 )
 
 TITLE = "Memory: peak RSS while training"
@@ -28,18 +37,29 @@ CHILD_TIMEOUT_S = 1800
 
 # --------------------------------------------------------------------------- child process
 
+
 def _child_train(spec: dict[str, Any]) -> dict[str, Any]:
     """A few steps of the real train() on a saved table; peak memory of this process."""
-    from helpers.records import load_records
-    from helpers.training import TrainConfig, train
+    from helpers.core.records import load_records
+    from helpers.train.config import TrainConfig
+    from helpers.train.fit import train
 
     rows = load_records(spec["table"])
     before = memory_now()
-    cfg = TrainConfig(model=spec["model"], image_size=spec["size"], channels=3, epochs=1,
-                      batch_size=spec["batch"], max_steps_per_epoch=spec["steps"],
-                      cache=spec["cache"], seed=spec["seed"], verbose=0)
-    train(cfg, rows, None, spec["out"], augment_settings={"online": True, "config": {}},
-          resume=False)
+    cfg = TrainConfig(
+        model=spec["model"],
+        image_size=spec["size"],
+        channels=3,
+        epochs=1,
+        batch_size=spec["batch"],
+        max_steps_per_epoch=spec["steps"],
+        cache=spec["cache"],
+        seed=spec["seed"],
+        verbose=0,
+    )
+    train(
+        cfg, rows, None, spec["out"], augment_settings={"online": True, "config": {}}, resume=False
+    )
     return {**memory_now(), "rss_before_training_bytes": before["rss_bytes"], "rows": len(rows)}
 
 
@@ -57,8 +77,11 @@ def _child_python_floor(spec: dict[str, Any]) -> dict[str, Any]:
     return memory_now()
 
 
-CHILDREN = {"train": _child_train, "coursework": _child_coursework,
-            "python_floor": _child_python_floor}
+CHILDREN = {
+    "train": _child_train,
+    "coursework": _child_coursework,
+    "python_floor": _child_python_floor,
+}
 
 
 def child_main(argv: list[str] | None = None) -> int:
@@ -72,10 +95,11 @@ def child_main(argv: list[str] | None = None) -> int:
 
 # --------------------------------------------------------------------------- parent
 
+
 def balanced_table(records: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     """The balanced training table as notebook 03 makes it: upsampled copies, augmented online."""
-    from helpers.augment import balanced_training_table, plan_balance, planned_copies
-    from helpers.labels import N_EXPRESSIONS
+    from helpers.core.labels import N_EXPRESSIONS
+    from helpers.data.augment import balanced_training_table, plan_balance, planned_copies
 
     train = records.assign(split="train")
     plan = plan_balance(train, "upsample", target_per_class=rows // N_EXPRESSIONS, seed=seed)
@@ -84,19 +108,29 @@ def balanced_table(records: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
 
 def run(ctx: Context) -> dict[str, Any]:
     """Children: train() streamed/disk and on a tiny table (floor); coursework load and floor."""
-    from helpers.records import save_records
+    from helpers.core.records import save_records
 
     scale = ctx.scale
-    size, batch, steps, model = (scale.memory_size, scale.memory_batch, scale.memory_steps,
-                                 scale.memory_model)
+    size, batch, steps, model = (
+        scale.memory_size,
+        scale.memory_batch,
+        scale.memory_steps,
+        scale.memory_model,
+    )
     work = ctx.work / "memory"
     work.mkdir(parents=True, exist_ok=True)
     balanced = balanced_table(ctx.records(), scale.memory_rows, ctx.seed)
     tiny = balanced.sample(n=min(len(balanced), batch * steps), random_state=ctx.seed)
     for name, rows in (("balanced", balanced), ("tiny", tiny)):
         save_records(rows.reset_index(drop=True), work / f"{name}.parquet")
-    common = {"kind": "train", "model": model, "size": size, "batch": batch, "steps": steps,
-              "seed": ctx.seed}
+    common = {
+        "kind": "train",
+        "model": model,
+        "size": size,
+        "batch": batch,
+        "steps": steps,
+        "seed": ctx.seed,
+    }
 
     def child(label: str, spec: dict[str, Any]) -> dict[str, Any]:
         """One measurement in a fresh process, its log beside the tables."""
@@ -106,11 +140,21 @@ def run(ctx: Context) -> dict[str, Any]:
     n_cw = min(scale.coursework_images, len(ctx.records()))
     paths_file = work / "coursework_paths.txt"
     paths_file.write_text("\n".join(ctx.extracted_images()[:n_cw]))
-    specs = {"floor": {**common, "table": str(work / "tiny.parquet"), "cache": "memory",
-                       "out": str(work / "run-floor")}}
+    specs = {
+        "floor": {
+            **common,
+            "table": str(work / "tiny.parquet"),
+            "cache": "memory",
+            "out": str(work / "run-floor"),
+        }
+    }
     for cache in scale.memory_caches:
-        specs[f"cache_{cache}"] = {**common, "table": str(work / "balanced.parquet"),
-                                   "cache": cache, "out": str(work / f"run-{cache}")}
+        specs[f"cache_{cache}"] = {
+            **common,
+            "table": str(work / "balanced.parquet"),
+            "cache": cache,
+            "out": str(work / f"run-{cache}"),
+        }
     specs["python_floor"] = {"kind": "python_floor"}
     specs["coursework"] = {"kind": "coursework", "size": size, "paths_file": str(paths_file)}
     # Each peak is per process, so children may overlap; only --quick lets them, since a full
@@ -120,15 +164,19 @@ def run(ctx: Context) -> dict[str, Any]:
         runs = {label: future.result() for label, future in futures.items()}
 
     pixels = size * size * 3
-    per_image = (runs["coursework"]["peak_rss_bytes"]
-                 - runs["python_floor"]["peak_rss_bytes"]) / n_cw
+    per_image = (
+        runs["coursework"]["peak_rss_bytes"] - runs["python_floor"]["peak_rss_bytes"]
+    ) / n_cw
     n_rows = len(balanced)
     cw_load = runs["python_floor"]["peak_rss_bytes"] + per_image * n_rows
     cw_train = runs["floor"]["peak_rss_bytes"] + per_image * n_rows
     streamed = runs["cache_none"]["peak_rss_bytes"]
     unique = int(balanced["image"].nunique())
     results = {
-        "runs": runs, "balanced_rows": n_rows, "unique_images": unique, "image_size": size,
+        "runs": runs,
+        "balanced_rows": n_rows,
+        "unique_images": unique,
+        "image_size": size,
         "coursework_images_measured": n_cw,
         "coursework_bytes_per_image_measured": per_image,
         "coursework_bytes_per_image_theory": pixels * COURSEWORK_BYTES_PER_PIXEL,
@@ -138,35 +186,76 @@ def run(ctx: Context) -> dict[str, Any]:
         "project_streamed_peak_bytes": streamed,
         "disk_cache_file_bytes": unique * pixels,
     }
-    rows = [["project train(), tiny table in memory (TF + model floor)", len(tiny),
-             gb(runs["floor"]["peak_rss_bytes"]), gb(runs["floor"]["rss_before_training_bytes"])]]
+    rows = [
+        [
+            "project train(), tiny table in memory (TF + model floor)",
+            len(tiny),
+            gb(runs["floor"]["peak_rss_bytes"]),
+            gb(runs["floor"]["rss_before_training_bytes"]),
+        ]
+    ]
     for cache in scale.memory_caches:
         r = runs[f"cache_{cache}"]
-        rows.append([f"project train(), balanced set, cache={cache}", n_rows,
-                     gb(r["peak_rss_bytes"]), gb(r["rss_before_training_bytes"])])
+        rows.append(
+            [
+                f"project train(), balanced set, cache={cache}",
+                n_rows,
+                gb(r["peak_rss_bytes"]),
+                gb(r["rss_before_training_bytes"]),
+            ]
+        )
     rows += [
-        ["python + numpy + cv2 (coursework floor)", 0,
-         gb(runs["python_floor"]["peak_rss_bytes"]), ""],
-        [f"coursework load as float32 (measured on {n_cw:,})", n_cw,
-         gb(runs["coursework"]["peak_rss_bytes"]), ""],
+        [
+            "python + numpy + cv2 (coursework floor)",
+            0,
+            gb(runs["python_floor"]["peak_rss_bytes"]),
+            "",
+        ],
+        [
+            f"coursework load as float32 (measured on {n_cw:,})",
+            n_cw,
+            gb(runs["coursework"]["peak_rss_bytes"]),
+            "",
+        ],
         [f"coursework load, extrapolated to {n_rows:,}", n_rows, gb(cw_load), ""],
-        [f"coursework training, estimate for {n_rows:,} (load + TF/model floor)", n_rows,
-         gb(cw_train), ""],
+        [
+            f"coursework training, estimate for {n_rows:,} (load + TF/model floor)",
+            n_rows,
+            gb(cw_train),
+            "",
+        ],
     ]
     return {
         "title": TITLE,
-        "params": {"model": model, "image_size": size, "batch_size": batch, "steps": steps,
-                   "balanced_rows": n_rows, "unique_images": unique,
-                   "caches": list(scale.memory_caches),
-                   "measure": "VmHWM (peak resident set) of a fresh child process"},
+        "params": {
+            "model": model,
+            "image_size": size,
+            "batch_size": batch,
+            "steps": steps,
+            "balanced_rows": n_rows,
+            "unique_images": unique,
+            "caches": list(scale.memory_caches),
+            "measure": "VmHWM (peak resident set) of a fresh child process",
+        },
         "results": results,
-        "comparisons": [comparison(
-            f"peak RSS, {n_rows:,} rows at {size} px", streamed, cw_train, "bytes",
-            higher_is_better=False, target=f"project < {gb(TARGET_BYTES):g} GB",
-            met=bool(streamed < TARGET_BYTES))],
-        "tables": [table("Peak resident memory (GB)",
-                         ["process", "rows / images", "peak RSS (GB)",
-                          "RSS before training (GB)"], rows)],
+        "comparisons": [
+            comparison(
+                f"peak RSS, {n_rows:,} rows at {size} px",
+                streamed,
+                cw_train,
+                "bytes",
+                higher_is_better=False,
+                target=f"project < {gb(TARGET_BYTES):g} GB",
+                met=bool(streamed < TARGET_BYTES),
+            )
+        ],
+        "tables": [
+            table(
+                "Peak resident memory (GB)",
+                ["process", "rows / images", "peak RSS (GB)", "RSS before training (GB)"],
+                rows,
+            )
+        ],
         "notes": [
             f"Coursework scaling: N x {size} x {size} x 3 x 4 bytes = "
             f"{pixels * COURSEWORK_BYTES_PER_PIXEL:,} bytes per image as float32, plus the uint8 "

@@ -1,4 +1,5 @@
 """Training: images/s of each model fed by the real pipeline vs fed in-memory tensors."""
+
 from __future__ import annotations
 
 import gc
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import Context, comparison, pct, per_second, table
-from helpers import config
+from helpers.run import profiles as config
 
 TITLE = "Training: pipeline overhead per model"
 TARGET_OVERHEAD = 0.10
@@ -36,8 +37,10 @@ def _step_clock() -> Any:
             """Images/s over the last epoch's steps after the warm-up (tracing, prefetch fill)."""
             ends = self.ends[-1]
             if len(ends) < warmup + steps or warmup < 1:
-                raise ValueError(f"an epoch ran {len(ends)} steps; timing needs warm-up (>= 1) "
-                                 f"+ {steps} timed steps")
+                raise ValueError(
+                    f"an epoch ran {len(ends)} steps; timing needs warm-up (>= 1) "
+                    f"+ {steps} timed steps"
+                )
             return per_second(steps * batch, ends[warmup + steps - 1] - ends[warmup - 1])
 
     return StepClock()
@@ -47,14 +50,17 @@ def _compiled(name: str, size: int, seed: int) -> Any:
     """The model as train() compiles it: every head, masked losses, Adam."""
     import keras
 
-    from helpers import losses
-    from helpers.losses import HEADS
-    from helpers.models import build_model
+    from helpers.core.labels import HEADS
+    from helpers.models import losses, train_metrics
+    from helpers.models.factory import build_model
 
     model = build_model(name, image_size=size, channels=3, heads=HEADS, weights=None, seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.build_losses(HEADS),
-                  loss_weights=losses.default_loss_weights(HEADS),
-                  metrics=losses.build_metrics(HEADS))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=losses.build_losses(HEADS),
+        loss_weights=losses.default_loss_weights(HEADS),
+        metrics=train_metrics.build_metrics(HEADS),
+    )
     return model
 
 
@@ -66,17 +72,20 @@ def _in_memory(rows: pd.DataFrame, size: int, batch: int) -> Any:
     """
     import tensorflow as tf
 
-    from helpers.pipeline import make_dataset
+    from helpers.train.pipeline import make_dataset
 
-    dataset = make_dataset(rows, image_size=size, channels=3, batch_size=batch, training=False,
-                           cache=False)
+    dataset = make_dataset(
+        rows, image_size=size, channels=3, batch_size=batch, training=False, cache=False
+    )
     images, targets = [], {}
     for x, y in dataset:
         images.append(x.numpy())
         for head, value in y.items():
             targets.setdefault(head, []).append(value.numpy())
-    tensors = (tf.constant(np.concatenate(images)),
-               {h: tf.constant(np.concatenate(v)) for h, v in targets.items()})
+    tensors = (
+        tf.constant(np.concatenate(images)),
+        {h: tf.constant(np.concatenate(v)) for h, v in targets.items()},
+    )
     return tf.data.Dataset.from_tensor_slices(tensors).batch(batch)
 
 
@@ -84,16 +93,18 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
     """In-memory, cached pipeline, streamed pipeline, in-memory again (ABA against drift)."""
     import keras
 
-    from helpers.augment import AugmentConfig, make_online_augmenter
-    from helpers.pipeline import make_dataset
+    from helpers.data.augment import AugmentConfig, make_online_augmenter
+    from helpers.train.pipeline import make_dataset
 
     scale = ctx.scale
     size = scale.train_size or config.resolve("cpu", model=name)["image_size"]
     batch, warmup, steps = scale.batch_size, scale.warmup_steps, scale.timed_steps
-    rows = ctx.records().iloc[:(warmup + steps) * batch].reset_index(drop=True)
+    rows = ctx.records().iloc[: (warmup + steps) * batch].reset_index(drop=True)
     if len(rows) < (warmup + steps) * batch:
-        raise ValueError(f"training benchmark needs {(warmup + steps) * batch} records, "
-                         f"the demo zip has {len(rows)}")
+        raise ValueError(
+            f"training benchmark needs {(warmup + steps) * batch} records, "
+            f"the demo zip has {len(rows)}"
+        )
     keras.backend.clear_session()
     model = _compiled(name, size, ctx.seed)
     in_memory = _in_memory(rows, size, batch)
@@ -107,8 +118,16 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
 
     def fit_pipeline(cache: bool, epochs: int) -> float:
         """The real pipeline; rated on its last epoch."""
-        dataset = make_dataset(rows, image_size=size, channels=3, batch_size=batch,
-                               training=True, seed=ctx.seed, augmenter=augmenter, cache=cache)
+        dataset = make_dataset(
+            rows,
+            image_size=size,
+            channels=3,
+            batch_size=batch,
+            training=True,
+            seed=ctx.seed,
+            augmenter=augmenter,
+            cache=cache,
+        )
         clock = _step_clock()
         model.fit(dataset, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
         return clock.images_per_s(warmup, steps, batch)
@@ -117,15 +136,22 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
     cached = fit_pipeline(cache=True, epochs=2)  # epoch 1 fills the decoded cache
     streamed = fit_pipeline(cache=False, epochs=1)
     memory_last = fit_in_memory()
-    del model
+    model = None  # freed before clear_session (the closures above hold the name)
     keras.backend.clear_session()
     gc.collect()
     memory = (memory_first + memory_last) / 2
-    return {"image_size": size, "batch_size": batch, "warmup_steps": warmup,
-            "timed_steps": steps, "in_memory_images_per_s": memory,
-            "in_memory_samples": [memory_first, memory_last],
-            "cached_images_per_s": cached, "streamed_images_per_s": streamed,
-            "cached_overhead": 1 - cached / memory, "streamed_overhead": 1 - streamed / memory}
+    return {
+        "image_size": size,
+        "batch_size": batch,
+        "warmup_steps": warmup,
+        "timed_steps": steps,
+        "in_memory_images_per_s": memory,
+        "in_memory_samples": [memory_first, memory_last],
+        "cached_images_per_s": cached,
+        "streamed_images_per_s": streamed,
+        "cached_overhead": 1 - cached / memory,
+        "streamed_overhead": 1 - streamed / memory,
+    }
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -136,28 +162,58 @@ def run(ctx: Context) -> dict[str, Any]:
         ctx.log(f"training: {name}")
         r = measure_model(ctx, name)
         results[name] = r
-        rows.append([name, r["image_size"], r["in_memory_images_per_s"],
-                     r["cached_images_per_s"], pct(r["cached_overhead"]),
-                     r["streamed_images_per_s"], pct(r["streamed_overhead"])])
-        comparisons.append(comparison(
-            f"{name} training images/s, pipeline (cache warm) vs in-memory",
-            r["cached_images_per_s"], r["in_memory_images_per_s"], "images/s",
-            higher_is_better=True, baseline_name="in-memory tensors",
-            target=f"overhead < {TARGET_OVERHEAD:.0%}",
-            met=bool(r["cached_overhead"] < TARGET_OVERHEAD)))
+        rows.append(
+            [
+                name,
+                r["image_size"],
+                r["in_memory_images_per_s"],
+                r["cached_images_per_s"],
+                pct(r["cached_overhead"]),
+                r["streamed_images_per_s"],
+                pct(r["streamed_overhead"]),
+            ]
+        )
+        comparisons.append(
+            comparison(
+                f"{name} training images/s, pipeline (cache warm) vs in-memory",
+                r["cached_images_per_s"],
+                r["in_memory_images_per_s"],
+                "images/s",
+                higher_is_better=True,
+                baseline_name="in-memory tensors",
+                target=f"overhead < {TARGET_OVERHEAD:.0%}",
+                met=bool(r["cached_overhead"] < TARGET_OVERHEAD),
+            )
+        )
     scale = ctx.scale
     return {
         "title": TITLE,
-        "params": {"models": list(scale.train_models), "batch_size": scale.batch_size,
-                   "warmup_steps": scale.warmup_steps, "timed_steps": scale.timed_steps,
-                   "image_size": scale.train_size or "the cpu profile's per model",
-                   "timing": "steps after the warm-up steps of an epoch; in-memory measured "
-                             "before and after the pipeline runs, averaged"},
+        "params": {
+            "models": list(scale.train_models),
+            "batch_size": scale.batch_size,
+            "warmup_steps": scale.warmup_steps,
+            "timed_steps": scale.timed_steps,
+            "image_size": scale.train_size or "the cpu profile's per model",
+            "timing": "steps after the warm-up steps of an epoch; in-memory measured "
+            "before and after the pipeline runs, averaged",
+        },
         "results": results,
         "comparisons": comparisons,
-        "tables": [table("Training images/s (overhead = 1 - pipeline / in-memory)",
-                         ["model", "px", "in-memory", "pipeline, cache warm", "overhead",
-                          "pipeline, streamed", "overhead"], rows)],
+        "tables": [
+            table(
+                "Training images/s (overhead = 1 - pipeline / in-memory)",
+                [
+                    "model",
+                    "px",
+                    "in-memory",
+                    "pipeline, cache warm",
+                    "overhead",
+                    "pipeline, streamed",
+                    "overhead",
+                ],
+                rows,
+            )
+        ],
         "notes": [
             "Same compiled model, same rows, same batch size. The pipeline also augments every "
             "image online (the in-memory tensors are not augmented), so its overhead includes "

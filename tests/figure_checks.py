@@ -1,4 +1,5 @@
 """Shared by the figure tests (tests/ is on sys.path for them): does a figure really draw?"""
+
 from __future__ import annotations
 
 import io
@@ -7,7 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def check_figure(fig: Figure, n_axes: int | None = None) -> Figure:

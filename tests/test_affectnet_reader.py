@@ -1,4 +1,5 @@
 """AffectNet-layout zips: real-format npy values, every drop reason, splits, hostile archives."""
+
 from __future__ import annotations
 
 import io
@@ -9,16 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from helpers.archive import ArchiveLimits
-from helpers.datasets import READERS, ReadResult, detect_source, read_source, register_reader
-from helpers.datasets.affectnet import looks_like_affectnet, read_affectnet_zip
-from helpers.errors import ConfigError, DataError
-from helpers.images import close_archives, parse_uri, read_image
-from helpers.records import load_records, save_records
-
-ROOT = "Dataset/Dataset"
+from builders import ROOT, jpeg, npy, record, write_zip
+from helpers.core.archive import ArchiveLimits
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.images import close_archives, parse_uri, read_image
+from helpers.core.records import load_records, save_records
+from helpers.data.datasets import READERS, ReadResult, detect_source, read_source, register_reader
+from helpers.data.datasets.affectnet import looks_like_affectnet, read_affectnet_zip
 
 
 @pytest.fixture(autouse=True)
@@ -27,50 +26,14 @@ def _fresh_cache():
     close_archives()
 
 
-def npy(value) -> bytes:
-    """Bytes of an .npy file as np.save writes it (object arrays pickled, as a hostile file)."""
-    buf = io.BytesIO()
-    np.save(buf, value, allow_pickle=True)
-    return buf.getvalue()
-
-
-def jpeg(shade: int = 128, size: int = 12) -> bytes:
-    """A small real JPEG."""
-    buf = io.BytesIO()
-    Image.new("RGB", (size, size), (shade, 255 - shade, 40)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
 def landmarks(seed: int) -> np.ndarray:
     """136 floats x0,y0,x1,y1,... as the release stores them."""
     return np.random.default_rng(seed).uniform(0, 224, 136)
 
 
-def record(ident: str, exp="3", val="-0.25", aro="0.5", lnd=None, image=None,
-           root: str = ROOT) -> dict[str, bytes]:
-    """Members for one record; pass None to leave a file out, bytes to store raw bytes."""
-    members: dict[str, bytes] = {}
-    base = f"{root}/" if root else ""
-    if image is not False:
-        members[f"{base}images/{ident}.jpg"] = jpeg() if image is None else image
-    for kind, value in (("exp", exp), ("val", val), ("aro", aro), ("lnd", lnd)):
-        if value is None:
-            continue
-        data = value if isinstance(value, bytes) else npy(
-            np.array(value) if isinstance(value, str) else value)
-        members[f"{base}annotations/{ident}_{kind}.npy"] = data
-    return members
-
-
 def build(path: Path, *records: dict[str, bytes], extra: dict[str, bytes] | None = None) -> Path:
-    """Write an AffectNet-layout zip from record() member dicts."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for members in records:
-            for name, data in members.items():
-                zf.writestr(name, data)
-        for name, data in (extra or {}).items():
-            zf.writestr(name, data)
-    return path
+    """An AffectNet-layout zip of record() members, then any extra members."""
+    return write_zip(path, *records, extra or {})
 
 
 def read(path: Path, **kw) -> ReadResult:
@@ -80,12 +43,15 @@ def read(path: Path, **kw) -> ReadResult:
 
 # ---- the happy path ---------------------------------------------------------------------
 
+
 def test_valid_archive(tmp_path):
     lnd = landmarks(1)
-    path = build(tmp_path / "a.zip",
-                 record("10", exp="3", val="-0.25", aro="0.5", lnd=lnd),
-                 record("2", exp="0", val="0.75", aro="-1", lnd=None),
-                 record("7", exp="7", val=None, aro=None))
+    path = build(
+        tmp_path / "a.zip",
+        record("10", exp="3", val="-0.25", aro="0.5", lnd=lnd),
+        record("2", exp="0", val="0.75", aro="-1", lnd=None),
+        record("7", exp="7", val=None, aro=None),
+    )
     result = read(path)
     df = result.records
     assert result.reader == "affectnet" and result.source == str(path)
@@ -99,26 +65,39 @@ def test_valid_archive(tmp_path):
     np.testing.assert_array_equal(df["landmarks"][2], lnd.astype(np.float32).reshape(68, 2))
     assert df["landmarks"][2][0].tolist() == pytest.approx(lnd[:2].tolist(), rel=1e-6)
     assert (df["source"] == "affectnet").all() and df["split"].isna().all()
-    for uri, ident in zip(df["image"], df["id"]):
+    for uri, ident in zip(df["image"], df["id"], strict=False):
         archive, member = parse_uri(uri)
         assert archive == str(path.resolve()) and member == f"{ROOT}/images/{ident}.jpg"
         image = read_image(uri)
         assert image.shape == (12, 12, 3) and image.dtype == np.uint8
 
 
-@pytest.mark.parametrize("exp", [np.array(5), np.array([5]), np.array(5.0), np.array(b"5"),
-                                 np.array(["5"]), np.array(" 5 "), np.array(np.int8(5))])
+@pytest.mark.parametrize(
+    "exp",
+    [
+        np.array(5),
+        np.array([5]),
+        np.array(5.0),
+        np.array(b"5"),
+        np.array(["5"]),
+        np.array(" 5 "),
+        np.array(np.int8(5)),
+    ],
+)
 def test_exp_formats_accepted(tmp_path, exp):
-    path = build(tmp_path / "a.zip", record("1", exp=exp, val=np.array([0.1]),
-                                            aro=np.array(-0.2, np.float32)))
+    path = build(
+        tmp_path / "a.zip",
+        record("1", exp=exp, val=np.array([0.1]), aro=np.array(-0.2, np.float32)),
+    )
     df = read(path).records
     assert df["expression"].tolist() == [5]
     assert df["valence"][0] == pytest.approx(0.1)
     assert df["arousal"][0] == pytest.approx(-0.2)
 
 
-@pytest.mark.parametrize("lnd", [landmarks(3).reshape(68, 2), landmarks(3).astype(np.float32),
-                                 landmarks(3).astype(str)])
+@pytest.mark.parametrize(
+    "lnd", [landmarks(3).reshape(68, 2), landmarks(3).astype(np.float32), landmarks(3).astype(str)]
+)
 def test_lnd_shapes_and_text_accepted(tmp_path, lnd):
     df = read(build(tmp_path / "a.zip", record("1", lnd=lnd))).records
     np.testing.assert_allclose(df["landmarks"][0], landmarks(3).reshape(68, 2), rtol=1e-6)
@@ -132,28 +111,42 @@ def test_any_prefix_and_no_prefix(tmp_path):
 
 
 def test_release_folders_give_splits(tmp_path):
-    path = build(tmp_path / "a.zip",
-                 record("1", root="AffectNet/train_set"), record("2", root="AffectNet/train_set"),
-                 record("3", root="AffectNet/val_set"),
-                 record("1", root="AffectNet/val_set"))  # same id in both: a duplicate
+    path = build(
+        tmp_path / "a.zip",
+        record("1", root="AffectNet/train_set"),
+        record("2", root="AffectNet/train_set"),
+        record("3", root="AffectNet/val_set"),
+        record("1", root="AffectNet/val_set"),
+    )  # same id in both: a duplicate
     result = read(path)
     df = result.records
-    assert dict(zip(df["id"], df["split"])) == {"1": "train", "2": "train", "3": "test"}
+    assert dict(zip(df["id"], df["split"], strict=False)) == {
+        "1": "train",
+        "2": "train",
+        "3": "test",
+    }
     assert result.dropped == {"duplicate id": 1}
     assert result.examples["duplicate id"] == ["AffectNet/val_set/images/1.jpg"]
 
 
 def test_macos_junk_is_ignored(tmp_path):
-    path = build(tmp_path / "a.zip", record("1"), extra={
-        f"__MACOSX/{ROOT}/images/._1.jpg": b"\x00\x05\x16\x07",
-        f"{ROOT}/images/.DS_Store": b"junk", f"{ROOT}/images/Thumbs.db": b"junk"})
+    path = build(
+        tmp_path / "a.zip",
+        record("1"),
+        extra={
+            f"__MACOSX/{ROOT}/images/._1.jpg": b"\x00\x05\x16\x07",
+            f"{ROOT}/images/.DS_Store": b"junk",
+            f"{ROOT}/images/Thumbs.db": b"junk",
+        },
+    )
     result = read(path)
     assert len(result.records) == 1 and result.dropped == {}
 
 
 def test_deterministic_and_round_trips(tmp_path):
-    path = build(tmp_path / "a.zip", *[record(str(i), exp=str(i % 8), lnd=landmarks(i))
-                                       for i in range(12)])
+    path = build(
+        tmp_path / "a.zip", *[record(str(i), exp=str(i % 8), lnd=landmarks(i)) for i in range(12)]
+    )
     first, second = read(path).records, read(path).records
     pd.testing.assert_frame_equal(first, second)
     save_records(first, tmp_path / "r.parquet")
@@ -162,31 +155,36 @@ def test_deterministic_and_round_trips(tmp_path):
 
 # ---- drops and blanks, counted by reason ------------------------------------------------
 
+
 def test_invalid_records_dropped_and_counted(tmp_path):
     text = b"this is not a picture"
     path = build(
         tmp_path / "a.zip",
-        record("1"),                                   # fine
-        record("2", exp="-2"),                         # AffectNet's 'uncertain'
-        record("3", exp="9"),                          # non-face
+        record("1"),  # fine
+        record("2", exp="-2"),  # AffectNet's 'uncertain'
+        record("3", exp="9"),  # non-face
         record("4", exp="8"),
         record("5", exp="abc"),
-        record("6", exp=None),                         # no exp file
+        record("6", exp=None),  # no exp file
         record("7", exp="2.5"),
-        record("8", exp=np.array([1, 2])),             # not a single value
-        record("9", image=False),                      # annotations, no image
-        record("10", image=text),                      # text named .jpg
-        record("11", image=b""),                       # zero-byte image
+        record("8", exp=np.array([1, 2])),  # not a single value
+        record("9", image=False),  # annotations, no image
+        record("10", image=text),  # text named .jpg
+        record("11", image=b""),  # zero-byte image
         record("12", exp=np.array(["3", {"x": 1}], dtype=object)),  # pickled exp
         record("13", exp=b"\x93NUMPY garbage"),
-        record("14", exp=pickle.dumps(3)),             # a raw pickle
-        extra={f"{ROOT}/images/15.jpg": jpeg()},        # image, no annotations
+        record("14", exp=pickle.dumps(3)),  # a raw pickle
+        extra={f"{ROOT}/images/15.jpg": jpeg()},  # image, no annotations
     )
     result = read(path)
     assert result.records["id"].tolist() == ["1"]
     assert result.dropped == {
-        "expression out of range": 3, "unparseable exp": 4, "missing exp": 1,
-        "missing image": 1, "not an image": 2, "pickled exp npy refused": 2,
+        "expression out of range": 3,
+        "unparseable exp": 4,
+        "missing exp": 1,
+        "missing image": 1,
+        "not an image": 2,
+        "pickled exp npy refused": 2,
         "image without annotations": 1,
     }
     assert result.nulled == {}
@@ -207,16 +205,24 @@ def test_bad_optional_values_blanked_and_counted(tmp_path):
         tmp_path / "a.zip",
         record("1", val="3.0", aro="nan"),
         record("2", val="-1.5", aro="inf", lnd=np.arange(10.0)),
-        record("3", val="abc", aro=np.array([0.1], dtype=object),
-               lnd=np.where(np.arange(136) == 5, np.nan, 1.0)),
+        record(
+            "3",
+            val="abc",
+            aro=np.array([0.1], dtype=object),
+            lnd=np.where(np.arange(136) == 5, np.nan, 1.0),
+        ),
         record("4", val="1", aro="-1", lnd=landmarks(4)),
     )
     result = read(path)
     df = result.records.set_index("id")
     assert result.dropped == {}
     assert result.nulled == {
-        "valence out of range": 2, "arousal not finite": 2, "unparseable val": 1,
-        "pickled aro npy refused": 1, "landmarks wrong length": 1, "landmarks not finite": 1,
+        "valence out of range": 2,
+        "arousal not finite": 2,
+        "unparseable val": 1,
+        "pickled aro npy refused": 1,
+        "landmarks wrong length": 1,
+        "landmarks not finite": 1,
     }
     assert df["valence"].isna().tolist() == [True, True, True, False]
     assert df["arousal"].isna().tolist() == [True, True, True, False]
@@ -240,7 +246,7 @@ def test_corrupt_member_counted_not_fatal(tmp_path):
             zf.writestr(name, data)
     raw = path.read_bytes()
     at = raw.rindex(exp)
-    path.write_bytes(raw[:at + len(exp) - 1] + b"5" + raw[at + len(exp):])  # CRC now wrong
+    path.write_bytes(raw[: at + len(exp) - 1] + b"5" + raw[at + len(exp) :])  # CRC now wrong
     result = read(path)
     assert result.records["id"].tolist() == ["1"]
     assert result.dropped == {"unreadable exp": 1}
@@ -248,7 +254,7 @@ def test_corrupt_member_counted_not_fatal(tmp_path):
 
 def test_no_usable_records(tmp_path):
     path = build(tmp_path / "a.zip", record("1", exp="-2"), record("2", exp=None))
-    with pytest.raises(DataError, match="no usable records.*expression out of range"):
+    with pytest.raises(DataError, match=r"no usable records.*expression out of range"):
         read(path)
 
 
@@ -259,6 +265,7 @@ def test_not_affectnet_layout(tmp_path):
 
 
 # ---- whole-archive problems -------------------------------------------------------------
+
 
 def test_traversal_member_refused(tmp_path):
     path = build(tmp_path / "a.zip", record("1"), extra={"../evil.jpg": jpeg()})
@@ -284,12 +291,13 @@ def test_corrupt_zip(tmp_path):
     good = build(tmp_path / "good.zip", record("1"))
     path = tmp_path / "bad.zip"
     path.write_bytes(good.read_bytes()[:-40])
-    with pytest.raises(DataError, match="not a zip|truncated") as err:
+    with pytest.raises(DataError, match=r"not a zip|truncated") as err:
         read(path)
     assert err.value.path == str(path)
 
 
 # ---- detection and the registry ---------------------------------------------------------
+
 
 def test_looks_like_affectnet(tmp_path):
     assert looks_like_affectnet(build(tmp_path / "a.zip", record("1")))
@@ -297,8 +305,12 @@ def test_looks_like_affectnet(tmp_path):
     assert not looks_like_affectnet(build(tmp_path / "c.zip", extra={"images/1.jpg": jpeg()}))
     assert not looks_like_affectnet(build(tmp_path / "d.zip", record("1", image=False)))
     # images/ and annotations/ under different parents are not siblings
-    assert not looks_like_affectnet(build(tmp_path / "e.zip", extra={
-        "a/images/1.jpg": jpeg(), "b/annotations/1_exp.npy": npy(np.array("1"))}))
+    assert not looks_like_affectnet(
+        build(
+            tmp_path / "e.zip",
+            extra={"a/images/1.jpg": jpeg(), "b/annotations/1_exp.npy": npy(np.array("1"))},
+        )
+    )
     (tmp_path / "t.zip").write_text("text")
     assert not looks_like_affectnet(tmp_path / "t.zip")
     assert not looks_like_affectnet(tmp_path / "missing.zip")
@@ -334,7 +346,7 @@ def test_unknown_source_lists_formats(tmp_path):
 def test_broken_zip_explains_itself_in_detection(tmp_path):
     path = tmp_path / "broken.zip"
     path.write_bytes(b"PK\x03\x04 and then nothing useful")
-    with pytest.raises(DataError, match="not a zip|truncated"):
+    with pytest.raises(DataError, match=r"not a zip|truncated"):
         detect_source(path)
 
 
@@ -355,19 +367,28 @@ def _npy(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("arr", [
-    np.array("3"), np.array("-0.25"), np.array(b"1"), np.array(0.5), np.array(7, ">i4"),
-    np.arange(136, dtype=np.float64), np.asfortranarray(np.arange(136.0).reshape(68, 2)),
-    np.arange(136, dtype=">f4").reshape(68, 2),
-], ids=lambda a: f"{a.dtype.str}{a.shape}")
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.array("3"),
+        np.array("-0.25"),
+        np.array(b"1"),
+        np.array(0.5),
+        np.array(7, ">i4"),
+        np.arange(136, dtype=np.float64),
+        np.asfortranarray(np.arange(136.0).reshape(68, 2)),
+        np.arange(136, dtype=">f4").reshape(68, 2),
+    ],
+    ids=lambda a: f"{a.dtype.str}{a.shape}",
+)
 def test_a_repeated_npy_header_reads_like_np_load(arr):
     """The second member with a known header skips the header parse and still matches np.load."""
-    from helpers.datasets import affectnet
+    from helpers.data.datasets import affectnet
 
     data = _npy(arr)
     first = affectnet._load_npy(data)
     second = affectnet._load_npy(data)  # header now known: the fast path
-    assert data[:affectnet._header_end(data)] in affectnet._KNOWN_HEADERS
+    assert data[: affectnet._header_end(data)] in affectnet._KNOWN_HEADERS
     reference = np.load(io.BytesIO(data), allow_pickle=False)
     for got in (first, second):
         assert got.dtype == reference.dtype and got.shape == reference.shape

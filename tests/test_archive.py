@@ -1,4 +1,5 @@
 """Safe zip access: hostile names, bombs, corruption and limits are refused with named errors."""
+
 from __future__ import annotations
 
 import os
@@ -8,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers.archive import ArchiveLimits, open_zip, read_head, read_member, safe_extract
-from helpers.errors import DataError
+from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member, safe_extract
+from helpers.core.errors import DataError
 
 CENTRAL = b"PK\x01\x02"
 
 
-def make_zip(path: Path, members: dict[str, bytes],
-             compression: int = zipfile.ZIP_DEFLATED) -> Path:
+def make_zip(
+    path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
+) -> Path:
     """Write a zip with the given members."""
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, data in members.items():
@@ -36,7 +38,7 @@ def patch_central(path: Path, index: int, field_offset: int, value: int) -> None
     """Overwrite one 4-byte field of the index-th central directory header (forging metadata)."""
     data = bytearray(path.read_bytes())
     at = central_entries(bytes(data))[index] + field_offset
-    data[at:at + 4] = struct.pack("<I", value)
+    data[at : at + 4] = struct.pack("<I", value)
     path.write_bytes(bytes(data))
 
 
@@ -51,8 +53,9 @@ def test_valid_archive_reads_back(tmp_path):
         assert read_head(zf, "a/y.bin", 4) == bytes(range(4))
 
 
-@pytest.mark.parametrize("field", ["max_members", "max_member_bytes", "max_total_bytes",
-                                   "max_ratio", "ratio_min_bytes"])
+@pytest.mark.parametrize(
+    "field", ["max_members", "max_member_bytes", "max_total_bytes", "max_ratio", "ratio_min_bytes"]
+)
 @pytest.mark.parametrize("value", [0, -1, True, "10"])
 def test_limits_must_be_positive(field, value):
     with pytest.raises(ValueError, match=field):
@@ -83,15 +86,16 @@ def test_truncated_zip(tmp_path, keep):
     full = make_zip(tmp_path / "full.zip", {f"m{i}.bin": os.urandom(500) for i in range(5)})
     data = full.read_bytes()
     path = tmp_path / "cut.zip"
-    path.write_bytes(data[:int(len(data) * keep)])
+    path.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(DataError) as err:
         open_zip(path)
     assert err.value.path == str(path)
 
 
 def test_bytes_cut_from_the_middle(tmp_path):
-    full = make_zip(tmp_path / "full.zip", {f"m{i}.bin": os.urandom(500) for i in range(5)},
-                    zipfile.ZIP_STORED)
+    full = make_zip(
+        tmp_path / "full.zip", {f"m{i}.bin": os.urandom(500) for i in range(5)}, zipfile.ZIP_STORED
+    )
     data = full.read_bytes()
     path = tmp_path / "holed.zip"
     path.write_bytes(data[:1000] + data[1300:])
@@ -112,16 +116,19 @@ def test_zip_with_only_folders_is_empty(tmp_path):
         open_zip(path)
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("../evil.jpg", "traversal"),
-    ("images/../../evil.jpg", "traversal"),
-    ("a\\..\\b", "traversal"),
-    ("..\\evil.jpg", "traversal"),
-    ("/abs/x.jpg", "absolute"),
-    ("\\abs\\x.jpg", "absolute"),
-    ("C:/windows/x.jpg", "drive letter"),
-    ("c:x.jpg", "drive letter"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("../evil.jpg", "traversal"),
+        ("images/../../evil.jpg", "traversal"),
+        ("a\\..\\b", "traversal"),
+        ("..\\evil.jpg", "traversal"),
+        ("/abs/x.jpg", "absolute"),
+        ("\\abs\\x.jpg", "absolute"),
+        ("C:/windows/x.jpg", "drive letter"),
+        ("c:x.jpg", "drive letter"),
+    ],
+)
 def test_hostile_names_are_refused_with_the_member(tmp_path, name, problem):
     path = make_zip(tmp_path / "bad.zip", {"fine.txt": b"ok", name: b"payload"})
     with pytest.raises(DataError, match=problem) as err:
@@ -153,8 +160,7 @@ def test_member_over_size_limit(tmp_path):
 
 
 def test_forged_absurd_declared_size(tmp_path):
-    path = make_zip(tmp_path / "forged.zip", {"a.txt": b"a", "b.txt": b"b"},
-                    zipfile.ZIP_STORED)
+    path = make_zip(tmp_path / "forged.zip", {"a.txt": b"a", "b.txt": b"b"}, zipfile.ZIP_STORED)
     patch_central(path, 1, USIZE, 0x7FFF_FFFF)
     with pytest.raises(DataError, match="declared size") as err:
         open_zip(path)
@@ -187,8 +193,11 @@ def test_small_compressible_members_are_not_bombs(tmp_path):
 
 
 def test_overlapping_members_refused(tmp_path):
-    path = make_zip(tmp_path / "overlap.zip", {"a.bin": os.urandom(300), "b.bin": os.urandom(300)},
-                    zipfile.ZIP_STORED)
+    path = make_zip(
+        tmp_path / "overlap.zip",
+        {"a.bin": os.urandom(300), "b.bin": os.urandom(300)},
+        zipfile.ZIP_STORED,
+    )
     patch_central(path, 1, OFFSET, 0)  # b's data "starts" where a's does
     with pytest.raises(DataError, match="overlaps"):
         open_zip(path)
@@ -206,8 +215,9 @@ def test_duplicate_member_names_refused(tmp_path):
 
 def test_crc_error_names_member(tmp_path):
     payload = b"A" * 200 + b"B" * 200
-    path = make_zip(tmp_path / "crc.zip", {"ok.txt": b"fine", "data.bin": payload},
-                    zipfile.ZIP_STORED)
+    path = make_zip(
+        tmp_path / "crc.zip", {"ok.txt": b"fine", "data.bin": payload}, zipfile.ZIP_STORED
+    )
     raw = path.read_bytes()
     path.write_bytes(raw.replace(payload, b"A" * 200 + b"C" + b"B" * 199))
     with open_zip(path) as zf:
@@ -265,7 +275,7 @@ def test_safe_extract_refuses_traversal_before_writing(tmp_path):
 def test_safe_extract_refuses_symlink_members(tmp_path):
     path = tmp_path / "link.zip"
     info = zipfile.ZipInfo("link")
-    info.external_attr = (0o120777 << 16)
+    info.external_attr = 0o120777 << 16
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(info, "/etc/passwd")
     with pytest.raises(DataError, match="symbolic link"):

@@ -1,6 +1,9 @@
 """Augmentation moves landmarks with the face, is seeded, and only ever uses train images."""
+
 from __future__ import annotations
 
+import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -9,16 +12,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import synthetic
-from helpers.augment import (
-    AugmentConfig, apply_params, augment, balanced_training_table, build_extras, describe_pipeline,
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, flip_landmarks
+from helpers.core.records import load_records
+from helpers.data import synthetic
+from helpers.data.augment import (
+    AugmentConfig,
+    apply_params,
+    augment,
+    balanced_training_table,
+    build_extras,
+    describe_pipeline,
     flip_only_config,
-    make_online_augmenter, materialize, plan_balance, resize_with_landmarks, sample_params,
+    make_online_augmenter,
+    materialize,
+    plan_balance,
+    resize_with_landmarks,
+    sample_params,
 )
-from helpers.errors import ConfigError
-from helpers.landmarks import LEFT_EYE_OUTER, RIGHT_EYE_OUTER, flip_landmarks
-from helpers.records import load_records
-from helpers.splits import LeakageError, check_no_leakage
+from helpers.data.splits import LeakageError, check_no_leakage
 
 SIZE = 32
 
@@ -43,7 +55,7 @@ def records(tmp_path: Path) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     folder = tmp_path / "src"
     folder.mkdir()
-    counts = {0: 20, 1: 12, 2: 6, 7: 2}          # train rows per class
+    counts = {0: 20, 1: 12, 2: 6, 7: 2}  # train rows per class
     rows = []
     for split, scale in (("train", 1), ("val", 0.5), ("test", 0.5)):
         for cls, n in counts.items():
@@ -52,12 +64,18 @@ def records(tmp_path: Path) -> pd.DataFrame:
                 gray = k % 5 == 4
                 shape = (SIZE, SIZE) if gray else (SIZE, SIZE, 3)
                 img = rng.integers(0, 256, shape, dtype=np.uint8)
-                rows.append({
-                    "id": rid, "image": write_png(folder / f"{split}_{cls}_{k}.png", img),
-                    "source": "demo", "expression": cls,
-                    "valence": float(rng.uniform(-1, 1)), "arousal": float(rng.uniform(-1, 1)),
-                    "landmarks": None if k % 3 == 2 else random_landmarks(rng), "split": split,
-                })
+                rows.append(
+                    {
+                        "id": rid,
+                        "image": write_png(folder / f"{split}_{cls}_{k}.png", img),
+                        "source": "demo",
+                        "expression": cls,
+                        "valence": float(rng.uniform(-1, 1)),
+                        "arousal": float(rng.uniform(-1, 1)),
+                        "landmarks": None if k % 3 == 2 else random_landmarks(rng),
+                        "split": split,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -65,15 +83,34 @@ def records(tmp_path: Path) -> pd.DataFrame:
 # config
 
 
-@pytest.mark.parametrize("field,value", [
-    ("hflip_p", 1.5), ("hflip_p", -0.1), ("hflip_p", True), ("brightness_contrast_p", "0.5"),
-    ("brightness_limit", 2.0), ("contrast_limit", -0.2), ("shift_limit", 0.8),
-    ("scale_range", (1.2, 0.8)), ("scale_range", (0.0, 1.0)), ("scale_range", (1.0,)),
-    ("rotate_limit", 400), ("affine_p", None), ("zoom_range", (1.0, "x")), ("zoom_p", 2),
-    ("blur_p", -1), ("blur_limit", 4), ("blur_limit", 1), ("noise_p", 3), ("noise_std", (0.5, 0.1)),
-    ("dropout_p", 1.1), ("dropout_max_holes", 0), ("dropout_size", (0.1, 1.5)),
-    ("border_mode", "wrap"),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("hflip_p", 1.5),
+        ("hflip_p", -0.1),
+        ("hflip_p", True),
+        ("brightness_contrast_p", "0.5"),
+        ("brightness_limit", 2.0),
+        ("contrast_limit", -0.2),
+        ("shift_limit", 0.8),
+        ("scale_range", (1.2, 0.8)),
+        ("scale_range", (0.0, 1.0)),
+        ("scale_range", (1.0,)),
+        ("rotate_limit", 400),
+        ("affine_p", None),
+        ("zoom_range", (1.0, "x")),
+        ("zoom_p", 2),
+        ("blur_p", -1),
+        ("blur_limit", 4),
+        ("blur_limit", 1),
+        ("noise_p", 3),
+        ("noise_std", (0.5, 0.1)),
+        ("dropout_p", 1.1),
+        ("dropout_max_holes", 0),
+        ("dropout_size", (0.1, 1.5)),
+        ("border_mode", "wrap"),
+    ],
+)
 def test_bad_config_values_are_errors_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=f"AugmentConfig.{field} "):
         AugmentConfig(**{field: value})
@@ -95,7 +132,10 @@ def test_pipeline_description_leaves_out_disabled_steps():
     everything = AugmentConfig(blur_p=0.1, noise_p=0.1, dropout_p=0.1)
     assert len(describe_pipeline(everything)) == 7
     assert [type(t).__name__ for t in build_extras(everything).transforms] == [
-        "GaussianBlur", "GaussNoise", "CoarseDropout"]
+        "GaussianBlur",
+        "GaussNoise",
+        "CoarseDropout",
+    ]
     assert len(build_extras(AugmentConfig()).transforms) == 0
 
 
@@ -103,8 +143,9 @@ def test_switching_a_step_off_keeps_the_draws_of_the_others():
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     for seed in range(20):
         full = sample_params(AugmentConfig(), np.random.default_rng(seed), 32, 32)
-        no_light = sample_params(AugmentConfig(brightness_contrast_p=0.0),
-                                 np.random.default_rng(seed), 32, 32)
+        no_light = sample_params(
+            AugmentConfig(brightness_contrast_p=0.0), np.random.default_rng(seed), 32, 32
+        )
         np.testing.assert_array_equal(full.matrix, no_light.matrix)
         assert (no_light.alpha, no_light.beta) == (1.0, 0.0)
         with_noise = AugmentConfig(noise_p=1.0)
@@ -121,8 +162,9 @@ def test_all_geometric_steps_resample_once():
     params = sample_params(cfg, np.random.default_rng(3), 64, 64)
     assert params.flip and params.warped
     out, _ = apply_params(ramp, None, params, cfg)
-    expected = cv2.warpAffine(ramp, params.matrix, (64, 64), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+    expected = cv2.warpAffine(
+        ramp, params.matrix, (64, 64), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     np.testing.assert_array_equal(out, expected)
 
 
@@ -153,7 +195,9 @@ def test_flip_maps_landmarks_onto_the_mirrored_features():
         np.testing.assert_allclose(out_lnd, flip_landmarks(lnd, size), atol=1e-4)
         # Point 36 (the subject's right eye, outer corner) sits on the mirrored face's right
         # eye outer corner, i.e. where the original left-eye outer corner (45) was mirrored to.
-        np.testing.assert_allclose(out_lnd[RIGHT_EYE_OUTER], mirrored_lnd[RIGHT_EYE_OUTER], atol=1.0)
+        np.testing.assert_allclose(
+            out_lnd[RIGHT_EYE_OUTER], mirrored_lnd[RIGHT_EYE_OUTER], atol=1.0
+        )
         assert abs(out_lnd[RIGHT_EYE_OUTER, 0] - (size - 1 - lnd[LEFT_EYE_OUTER, 0])) < 1e-3
         # In a frontal face the right eye is on the image's left both before and after.
         assert out_lnd[RIGHT_EYE_OUTER, 0] < out_lnd[LEFT_EYE_OUTER, 0]
@@ -163,8 +207,8 @@ def test_flip_maps_landmarks_onto_the_mirrored_features():
         assert np.abs(out_img.astype(int) - mirrored_image).mean() < 2
         x, y = np.round(out_lnd[RIGHT_EYE_OUTER]).astype(int)
         mx, my = np.round(mirrored_lnd[RIGHT_EYE_OUTER]).astype(int)
-        patch = out_img[y - 3:y + 4, x - 3:x + 4].astype(int)
-        assert np.abs(patch - mirrored_image[my - 3:my + 4, mx - 3:mx + 4]).mean() < 5
+        patch = out_img[y - 3 : y + 4, x - 3 : x + 4].astype(int)
+        assert np.abs(patch - mirrored_image[my - 3 : my + 4, mx - 3 : mx + 4]).mean() < 5
 
 
 def dot_centroid(image: np.ndarray) -> np.ndarray | None:
@@ -178,8 +222,14 @@ def dot_centroid(image: np.ndarray) -> np.ndarray | None:
 
 
 def test_landmarks_move_with_the_pixels_under_flip_shift_scale_rotate_zoom():
-    cfg = AugmentConfig(hflip_p=0.5, affine_p=1.0, zoom_p=1.0, rotate_limit=30,
-                        brightness_contrast_p=0.0, border_mode="constant")
+    cfg = AugmentConfig(
+        hflip_p=0.5,
+        affine_p=1.0,
+        zoom_p=1.0,
+        rotate_limit=30,
+        brightness_contrast_p=0.0,
+        border_mode="constant",
+    )
     size, checked = 64, 0
     rng = np.random.default_rng(1)
     for seed in range(40):
@@ -194,15 +244,17 @@ def test_landmarks_move_with_the_pixels_under_flip_shift_scale_rotate_zoom():
             continue
         checked += 1
         # A flip renumbers the point to 45; otherwise it stays 36.
-        err = min(np.abs(moved[RIGHT_EYE_OUTER] - centre).max(),
-                  np.abs(moved[LEFT_EYE_OUTER] - centre).max())
+        err = min(
+            np.abs(moved[RIGHT_EYE_OUTER] - centre).max(),
+            np.abs(moved[LEFT_EYE_OUTER] - centre).max(),
+        )
         assert err < 0.25
     assert checked >= 30
 
 
 def test_resize_moves_landmarks_with_pixel_centres():
     image = np.zeros((40, 40), np.uint8)
-    image[10:12, 20:22] = 255                       # a 2x2 block centred on (20.5, 10.5)
+    image[10:12, 20:22] = 255  # a 2x2 block centred on (20.5, 10.5)
     lnd = np.full((68, 2), 5.0, np.float32)
     lnd[0] = (20.5, 10.5)
     small, moved = resize_with_landmarks(image, lnd, 20)
@@ -236,19 +288,20 @@ def test_online_augmenter_is_deterministic_per_seed_epoch_index_and_thread_safe(
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (8, SIZE, SIZE, 3), dtype=np.uint8)
     lnds = np.stack([random_landmarks(rng) for _ in range(8)])
-    lnds[5] = np.nan                               # absent landmarks travel as NaN
+    lnds[5] = np.nan  # absent landmarks travel as NaN
     aug = make_online_augmenter(AugmentConfig(), seed=4)
     first = [aug(images[i], lnds[i], i, 0) for i in range(8)]
     again = [aug(images[i], lnds[i], i, 0) for i in range(8)]
-    for (a, la), (b, lb) in zip(first, again):
+    for (a, la), (b, lb) in zip(first, again, strict=False):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(la, lb)
     assert np.isnan(first[5][1]).all() and first[5][1].shape == (68, 2)
     epoch1 = [aug(images[i], lnds[i], i, 1) for i in range(8)]
-    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, epoch1))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, epoch1, strict=False))
     other = make_online_augmenter(AugmentConfig(), seed=5)
-    assert any(not np.array_equal(first[i][0], other(images[i], lnds[i], i, 0)[0])
-               for i in range(8))
+    assert any(
+        not np.array_equal(first[i][0], other(images[i], lnds[i], i, 0)[0]) for i in range(8)
+    )
 
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda i: aug(images[i % 8], lnds[i % 8], i % 8, 0), range(64)))
@@ -286,7 +339,7 @@ def test_upsample_brings_every_class_to_the_target_from_its_own_train_images(rec
     explicit = plan_balance(train, "upsample", target_per_class=30, seed=0)
     assert (explicit.summary()["after"] == 30).all()
     capped = plan_balance(train, "upsample", target_per_class=10)
-    assert capped.summary().loc["Neutral", "after"] == 20   # never drops rows
+    assert capped.summary().loc["Neutral", "after"] == 20  # never drops rows
     assert capped.summary().loc["Contempt", "after"] == 10
 
 
@@ -312,7 +365,7 @@ def test_downsample_caps_classes_and_class_weights_balance(records):
 
 
 def test_balance_refuses_val_test_rows_when_not_filtering_and_bad_arguments(records):
-    with pytest.raises(LeakageError, match="val: .*test: "):
+    with pytest.raises(LeakageError, match=r"val: .*test: "):
         plan_balance(records, "upsample", filter_train=False)
     with pytest.raises(ConfigError, match="strategy"):
         plan_balance(records, "smote")
@@ -352,8 +405,9 @@ def test_materialize_writes_train_only_copies_byte_identically(records, tmp_path
 
     assert file_bytes(first) == file_bytes(second)
     assert not list((tmp_path / "a" / "images").glob("*.part"))
-    reseeded = materialize(plan_balance(train, "upsample", seed=1), records, cfg,
-                           tmp_path / "c", progress=False)
+    reseeded = materialize(
+        plan_balance(train, "upsample", seed=1), records, cfg, tmp_path / "c", progress=False
+    )
     assert file_bytes(reseeded) != file_bytes(first)
 
     # Schema, copied labels, landmarks present exactly where the source had them.
@@ -371,8 +425,9 @@ def test_materialize_writes_train_only_copies_byte_identically(records, tmp_path
 def test_materialize_flip_only_resized_moves_landmarks_and_keeps_channels(records, tmp_path):
     train = records[records.split == "train"]
     plan = plan_balance(train, "upsample", target_per_class=21, seed=0)
-    manifest = materialize(plan, records, flip_only_config(), tmp_path, image_size=16,
-                           progress=False)
+    manifest = materialize(
+        plan, records, flip_only_config(), tmp_path, image_size=16, progress=False
+    )
     source = records.set_index("id")
     for row in manifest.itertuples():
         src = source.loc[row.source_id]
@@ -413,10 +468,9 @@ def test_balanced_training_table_combines_kept_and_augmented(records, tmp_path):
         balanced_training_table(records, plan, tampered)
 
 
-
 def test_planned_copies_point_at_train_sources_without_writing(records, tmp_path):
     """Online-only balancing: copies reference their own train source image; nothing is written."""
-    from helpers.augment import planned_copies
+    from helpers.data.augment import planned_copies
 
     plan = plan_balance(records, strategy="upsample", seed=0)
     rows = planned_copies(plan, records)
@@ -426,3 +480,38 @@ def test_planned_copies_point_at_train_sources_without_writing(records, tmp_path
     assert set(by_id.loc[rows["source_id"], "split"]) == {"train"}
     table = balanced_training_table(records, plan, rows)
     assert table["expression"].value_counts().nunique() == 1
+
+
+def test_augment_settings_round_trip_through_augment_json(tmp_path):
+    from helpers.data.augment import AugmentSettings
+
+    settings = AugmentSettings(
+        mode="both",
+        config=AugmentConfig(rotate_limit=5.0),
+        balance="class_weights",
+        target_per_class=None,
+        class_weights={0: 0.5, 6: 2.0},
+        seed=3,
+    )
+    path = settings.write(tmp_path / "augment.json")
+    assert AugmentSettings.read(path) == settings and settings.online
+    assert json.loads(path.read_text())["class_weights"] == {"0": 0.5, "6": 2.0}
+    assert AugmentSettings.from_dict({"online": True}).mode == "online"  # a file without `mode`
+
+
+@pytest.mark.parametrize(
+    "field,value,problem",
+    [
+        ("mode", "sometimes", "mode must be one of offline, online, both, none"),
+        ("config", {"rotate": 5}, "config: AugmentConfig: unknown field"),
+        ("class_weights", {"happy": "x"}, "class_weights must map class ids to numbers"),
+        ("seed", "0", "seed must be an integer"),
+    ],
+)
+def test_a_wrong_augment_json_field_is_named_with_the_file(tmp_path, field, value, problem):
+    from helpers.data.augment import AugmentSettings
+
+    path = tmp_path / "augment.json"
+    path.write_text(json.dumps({"mode": "online", field: value}))
+    with pytest.raises(DataError, match=re.escape(f"{path}: {problem}")):
+        AugmentSettings.read(path)

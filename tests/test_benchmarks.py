@@ -3,6 +3,7 @@
 Timing values are never asserted (they are noise at quick sizes); only that each benchmark
 produced finite numbers, or said why it skipped, and that the written reports are complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,19 +24,29 @@ from benchmarks import BENCHMARKS  # noqa: E402
 from benchmarks.common import Context, Skip, comparison, memory_now  # noqa: E402
 from benchmarks.end_to_end import read_stages  # noqa: E402
 from benchmarks.report import cell, render, summary_rows  # noqa: E402
-from helpers.errors import DataError  # noqa: E402
+from helpers.core.errors import DataError  # noqa: E402
 
-STAGES = {"01_extract": {"status": "ok", "seconds": 10.5},
-          "02_eda": {"status": "ok", "seconds": 20.0},
-          "04_train.custom_cnn": {"status": "ok", "seconds": 69.5}}
+STAGES = {
+    "01_extract": {"status": "ok", "seconds": 10.5},
+    "02_eda": {"status": "ok", "seconds": 20.0},
+    "04_train.custom_cnn": {"status": "ok", "seconds": 69.5},
+}
 
 
 def _fake_run(folder: Path, stages: dict[str, Any] = STAGES) -> Path:
     """A run folder holding just the manifest ./run_all.sh writes."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "manifest.json").write_text(json.dumps({
-        "profile": {"name": "smoke"}, "models": ["custom_cnn"], "data": {"path": "demo.zip"},
-        "created": "2026-01-01T00:00:00+00:00", "stages": stages}))
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "profile": {"name": "smoke"},
+                "models": ["custom_cnn"],
+                "data": {"path": "demo.zip"},
+                "created": "2026-01-01T00:00:00+00:00",
+                "stages": stages,
+            }
+        )
+    )
     return folder
 
 
@@ -58,12 +69,29 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("bench")
     run_dir = _fake_run(tmp / "run")
     out = tmp / "out"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out), "--work",
-         str(tmp / "work"), "--run-dir", str(run_dir)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp / "work"),
+            "--run-dir",
+            str(run_dir),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return {"done": done, "out": out, "run_dir": run_dir}
 
 
@@ -134,6 +162,7 @@ def test_markdown_file_has_a_section_per_benchmark(quick_run: dict[str, Any]) ->
 
 # --------------------------------------------------------------------------- in-process units
 
+
 def test_read_stages_sums_the_manifest(tmp_path: Path) -> None:
     run = read_stages(_fake_run(tmp_path / "run"))
     assert run["profile"] == "smoke" and run["all_ok"]
@@ -142,16 +171,17 @@ def test_read_stages_sums_the_manifest(tmp_path: Path) -> None:
 
 
 def test_read_stages_names_a_missing_or_damaged_manifest(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="manifest.json"):
+    with pytest.raises(DataError, match=r"manifest\.json"):
         read_stages(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(DataError, match="manifest.json"):
+    with pytest.raises(DataError, match=r"manifest\.json"):
         read_stages(tmp_path)
 
 
 def test_failed_stage_marks_the_run_incomplete(tmp_path: Path) -> None:
-    run = read_stages(_fake_run(tmp_path, {**STAGES, "05_evaluate": {"status": "failed",
-                                                                     "seconds": 3.0}}))
+    run = read_stages(
+        _fake_run(tmp_path, {**STAGES, "05_evaluate": {"status": "failed", "seconds": 3.0}})
+    )
     assert not run["all_ok"]
 
 
@@ -168,7 +198,7 @@ def test_coursework_reader_agrees_with_the_project_reader(tmp_path: Path) -> Non
     import numpy as np
 
     from benchmarks.ingestion import coursework_records, project_records
-    from helpers.synthetic import generate_zip
+    from helpers.data.synthetic import generate_zip
 
     zip_path = tmp_path / "demo.zip"
     generate_zip(zip_path, n=24, size=48, seed=1, progress=False)
@@ -185,20 +215,23 @@ def test_coursework_reader_agrees_with_the_project_reader(tmp_path: Path) -> Non
 def test_comparison_ratio_is_above_one_when_the_project_is_better() -> None:
     faster = comparison("s", 1.0, 5.0, "s", higher_is_better=False, target_ratio=5.0)
     assert faster["ratio"] == pytest.approx(5.0) and faster["met"] is True
-    slower = comparison("img/s", 100.0, 400.0, "images/s", higher_is_better=True,
-                        target_ratio=3.0)
+    slower = comparison("img/s", 100.0, 400.0, "images/s", higher_is_better=True, target_ratio=3.0)
     assert slower["ratio"] == pytest.approx(0.25) and slower["met"] is False
     told = comparison("x", 1.0, 1.0, "bytes", higher_is_better=False, met=True)
     assert told["met"] is True and told["target"] is None
 
 
 def test_render_lists_skipped_benchmarks_with_their_reason() -> None:
-    report = {"mode": "quick", "command": "python -m benchmarks", "started": "now",
-              "machine": {"cpu_model": "cpu", "cpus_usable": 2, "cpu_count": 2},
-              "benchmarks": {"inference": {"status": "skipped", "reason": "not available: x",
-                                           "seconds": 0.0}}}
-    assert summary_rows(report) == [["inference", "skipped: not available: x", "", "", "", "",
-                                     ""]]
+    report = {
+        "mode": "quick",
+        "command": "python -m benchmarks",
+        "started": "now",
+        "machine": {"cpu_model": "cpu", "cpus_usable": 2, "cpu_count": 2},
+        "benchmarks": {
+            "inference": {"status": "skipped", "reason": "not available: x", "seconds": 0.0}
+        },
+    }
+    assert summary_rows(report) == [["inference", "skipped: not available: x", "", "", "", "", ""]]
     assert "**skipped**: not available: x" in render(report)
 
 

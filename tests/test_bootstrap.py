@@ -1,11 +1,12 @@
 """scripts/bootstrap.sh: a Python older than the pinned packages need is refused at once."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 from pathlib import Path
 
-from helpers.config import REPO_ROOT
+from helpers.core.paths import REPO_ROOT
 
 FAKE_310 = """#!/bin/sh
 case "$2" in
@@ -21,9 +22,13 @@ def test_python_older_than_3_11_is_refused_before_anything_is_installed(tmp_path
     fake.write_text(FAKE_310)
     fake.chmod(0o755)
     venv = tmp_path / "venv"
-    done = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "bootstrap.sh")],
-                          env={**os.environ, "PYTHON": str(fake), "AFFECT_VENV": str(venv)},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "bootstrap.sh")],
+        env={**os.environ, "PYTHON": str(fake), "AFFECT_VENV": str(venv)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "Python 3.11 or newer is needed" in done.stderr and "3.10.12" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

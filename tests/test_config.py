@@ -1,8 +1,10 @@
 """Profiles and run folders: the parameters every notebook shares."""
+
 import pytest
 
-from helpers import config
-from helpers.errors import ConfigError
+from helpers.core.errors import ConfigError
+from helpers.core.run_folder import RunFolder
+from helpers.run import profiles as config
 
 
 def test_every_profile_resolves_with_the_documented_keys():
@@ -39,19 +41,21 @@ def test_model_names_are_checked_before_any_work():
 
 
 def test_new_run_dirs_never_collide(tmp_path):
-    dirs = {config.new_run_dir(tmp_path) for _ in range(3)}
-    assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
+    dirs = {RunFolder.new(tmp_path) for _ in range(3)}
+    assert len(dirs) == 3 and all(d.root.is_dir() for d in dirs)
 
 
 def test_latest_run_dir_picks_the_newest_with_records(tmp_path):
-    older, newer, empty = (tmp_path / n for n in ("20260101-000000", "20260102-000000", "20260103-000000"))
+    older, newer, empty = (
+        tmp_path / n for n in ("20260101-000000", "20260102-000000", "20260103-000000")
+    )
     for d in (older, newer, empty):
         d.mkdir()
     for d in (older, newer):
         (d / "records.parquet").write_bytes(b"x")
-    assert config.latest_run_dir(tmp_path) == newer
+    assert RunFolder.latest(tmp_path) == newer
     with pytest.raises(ConfigError, match="notebook 01"):
-        config.latest_run_dir(tmp_path / "nothing-here")
+        RunFolder.latest(tmp_path / "nothing-here")
 
 
 def test_demo_zip_name_says_how_it_was_made():

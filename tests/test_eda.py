@@ -1,4 +1,5 @@
-"""helpers.eda on a small records table of PNG files with planted exact and near duplicates."""
+"""helpers.data.eda on a small records table of PNG files with planted exact and near duplicates."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import eda
-from helpers.labels import EXPRESSIONS
+from helpers.core.labels import EXPRESSIONS
+from helpers.data import eda
 
 N_NOISE = 19
 
@@ -30,8 +31,12 @@ def build_records(folder: Path) -> pd.DataFrame:
         coarse = rng.integers(0, 256, size=(8, 8), dtype=np.uint8)
         paths.append(_write(folder / f"img{i:02d}.png", np.kron(coarse, np.ones((4, 4), np.uint8))))
     paths.append(_write(folder / "grey.png", np.full((32, 32), 100, np.uint8)))
-    paths.append(_write(folder / "rgb.png", np.broadcast_to(np.array([200, 100, 0], np.uint8),
-                                                            (32, 32, 3)).copy()))
+    paths.append(
+        _write(
+            folder / "rgb.png",
+            np.broadcast_to(np.array([200, 100, 0], np.uint8), (32, 32, 3)).copy(),
+        )
+    )
     for src, name in ((0, "copy_of_00.png"), (1, "copy_of_01.png")):
         shutil.copyfile(paths[src], folder / name)
         paths.append(str(folder / name))
@@ -42,16 +47,18 @@ def build_records(folder: Path) -> pd.DataFrame:
     n = len(paths)
     valence = np.linspace(-0.9, 0.9, n)
     valence[::4] = np.nan
-    return pd.DataFrame({
-        "id": [f"r{i:02d}" for i in range(n)],
-        "image": paths,
-        "source": "test",
-        "expression": np.arange(n) % 7,
-        "valence": valence,
-        "arousal": np.where(np.isnan(valence), np.nan, -valence / 2),
-        "landmarks": [None] * n,
-        "split": [None] * n,
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{i:02d}" for i in range(n)],
+            "image": paths,
+            "source": "test",
+            "expression": np.arange(n) % 7,
+            "valence": valence,
+            "arousal": np.where(np.isnan(valence), np.nan, -valence / 2),
+            "landmarks": [None] * n,
+            "split": [None] * n,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +71,16 @@ def hashes(records: pd.DataFrame) -> pd.DataFrame:
     return eda.image_hashes(records, progress=False)
 
 
-def _split(records: pd.DataFrame, mapping: dict[str, str], default: str | None = "train") -> pd.DataFrame:
+def _split(
+    records: pd.DataFrame, mapping: dict[str, str], default: str | None = "train"
+) -> pd.DataFrame:
     out = records.copy()
     out["split"] = [mapping.get(rid, default) for rid in out["id"]]
     return out
 
 
 # -- class distribution -------------------------------------------------------------------
+
 
 def test_class_distribution_lists_all_classes_with_zeros(records):
     dist = eda.class_distribution(records)
@@ -109,6 +119,7 @@ def test_class_distribution_of_empty_table_is_all_zero(records):
 
 # -- image statistics ---------------------------------------------------------------------
 
+
 def test_image_stats_on_known_images(records):
     stats = eda.image_stats(records, sample=None, progress=False).set_index("id")
     assert len(stats) == len(records)
@@ -133,6 +144,7 @@ def test_image_stats_sample_is_seeded_and_sized(records):
 
 # -- hashes and duplicates ----------------------------------------------------------------
 
+
 def test_image_hashes_columns_and_types(records, hashes):
     assert list(hashes.columns) == ["id", "sha1", "phash"]
     assert hashes["phash"].dtype == np.uint64
@@ -145,10 +157,16 @@ def test_image_hashes_columns_and_types(records, hashes):
 def test_find_duplicates_finds_exact_and_near_and_nothing_else(hashes):
     pairs = eda.find_duplicates(hashes, max_distance=4)
     assert list(pairs.columns) == ["id_a", "id_b", "distance", "kind"]
-    found = {(a, b): k for a, b, k in zip(pairs["id_a"], pairs["id_b"], pairs["kind"])}
+    found = {
+        (a, b): k for a, b, k in zip(pairs["id_a"], pairs["id_b"], pairs["kind"], strict=False)
+    }
     # The two flat images (grey and RGB) share a phash: blank images are rightly near copies.
-    assert found == {("r00", "r21"): "exact", ("r01", "r22"): "exact", ("r02", "r23"): "near",
-                     ("r19", "r20"): "near"}
+    assert found == {
+        ("r00", "r21"): "exact",
+        ("r01", "r22"): "exact",
+        ("r02", "r23"): "near",
+        ("r19", "r20"): "near",
+    }
     assert (pairs["distance"] <= 4).all()
     assert list(pairs["kind"][:2]) == ["exact", "exact"]  # closest first, exact before near
 
@@ -156,7 +174,7 @@ def test_find_duplicates_finds_exact_and_near_and_nothing_else(hashes):
 def test_find_duplicates_with_zero_distance_still_reports_exact_copies(hashes):
     pairs = eda.find_duplicates(hashes, max_distance=0)
     assert set(pairs["kind"]) <= {"exact", "near"}
-    assert {("r00", "r21"), ("r01", "r22")} <= set(zip(pairs["id_a"], pairs["id_b"]))
+    assert {("r00", "r21"), ("r01", "r22")} <= set(zip(pairs["id_a"], pairs["id_b"], strict=False))
 
 
 def test_find_duplicates_accepts_hex_phash_and_rejects_bad_distance(hashes):
@@ -170,13 +188,29 @@ def test_find_duplicates_matches_brute_force_on_random_hashes():
     rng = np.random.default_rng(0)
     base = rng.integers(0, 2**63, size=300, dtype=np.uint64)
     # Planted neighbours 1-6 bits away, so some fall inside and some outside the threshold.
-    flips = [np.uint64(sum(1 << b for b in rng.choice(64, size=k, replace=False))) for k in range(1, 7)]
+    flips = [
+        np.uint64(sum(1 << b for b in rng.choice(64, size=k, replace=False))) for k in range(1, 7)
+    ]
     codes = np.concatenate([base, base[:6] ^ np.array(flips, dtype=np.uint64)])
-    hashes = pd.DataFrame({"id": [f"h{i}" for i in range(len(codes))],
-                           "sha1": [f"{i:040x}" for i in range(len(codes))], "phash": codes})
-    got = set(zip(*eda.find_duplicates(hashes, max_distance=4)[["id_a", "id_b"]].T.to_numpy()))
-    expected = {(f"h{i}", f"h{j}") for i in range(len(codes)) for j in range(i + 1, len(codes))
-                if bin(int(codes[i]) ^ int(codes[j])).count("1") <= 4}
+    hashes = pd.DataFrame(
+        {
+            "id": [f"h{i}" for i in range(len(codes))],
+            "sha1": [f"{i:040x}" for i in range(len(codes))],
+            "phash": codes,
+        }
+    )
+    got = set(
+        zip(
+            *eda.find_duplicates(hashes, max_distance=4)[["id_a", "id_b"]].T.to_numpy(),
+            strict=False,
+        )
+    )
+    expected = {
+        (f"h{i}", f"h{j}")
+        for i in range(len(codes))
+        for j in range(i + 1, len(codes))
+        if bin(int(codes[i]) ^ int(codes[j])).count("1") <= 4
+    }
     assert got == expected and len(expected) >= 4
 
 
@@ -187,17 +221,27 @@ def test_find_duplicates_on_empty_table():
 
 # -- leakage ------------------------------------------------------------------------------
 
+
 def test_leakage_found_when_duplicates_cross_splits(records, hashes):
     # r21 (copy of r00) in test, r02's near copy r23 in val; r01/r22 both train (no leak).
     df = _split(records, {"r21": "test", "r23": "val"})
     leaks = eda.leakage_check(df, hashes)
     assert leaks.attrs["checked"] is True
-    rows = {(a, b, k, sa, sb) for a, b, k, sa, sb in
-            leaks[["id_a", "id_b", "kind", "split_a", "split_b"]].itertuples(index=False)}
-    assert rows == {("r00", "r21", "exact", "train", "test"), ("r02", "r23", "near", "train", "val")}
+    rows = {
+        (a, b, k, sa, sb)
+        for a, b, k, sa, sb in leaks[["id_a", "id_b", "kind", "split_a", "split_b"]].itertuples(
+            index=False
+        )
+    }
+    assert rows == {
+        ("r00", "r21", "exact", "train", "test"),
+        ("r02", "r23", "near", "train", "val"),
+    }
     summary = eda.leakage_summary(leaks)
     assert list(summary[["split_a", "split_b"]].itertuples(index=False, name=None)) == [
-        ("train", "val"), ("train", "test")]
+        ("train", "val"),
+        ("train", "test"),
+    ]
     assert list(summary["total"]) == [1, 1] and list(summary["records_b"]) == [1, 1]
     assert summary.set_index("split_b").loc["test", "exact"] == 1
 
@@ -205,7 +249,12 @@ def test_leakage_found_when_duplicates_cross_splits(records, hashes):
 def test_leakage_pairs_are_oriented_earlier_split_first(records, hashes):
     df = _split(records, {"r00": "test", "r21": "train"})
     leaks = eda.leakage_check(df, hashes)
-    assert list(leaks[["id_a", "split_a", "id_b", "split_b"]].iloc[0]) == ["r21", "train", "r00", "test"]
+    assert list(leaks[["id_a", "split_a", "id_b", "split_b"]].iloc[0]) == [
+        "r21",
+        "train",
+        "r00",
+        "test",
+    ]
 
 
 def test_no_leakage_when_duplicates_stay_in_one_split(records, hashes):
@@ -221,8 +270,9 @@ def test_same_id_in_two_splits_is_leakage(records, hashes):
     df = _split(records, {})
     twin = df[df["id"] == "r05"].assign(split="test")
     leaks = eda.leakage_check(pd.concat([df, twin], ignore_index=True), hashes)
-    assert list(leaks[["id_a", "id_b", "kind", "split_a", "split_b"]].itertuples(index=False, name=None)) \
-        == [("r05", "r05", "same_id", "train", "test")]
+    assert list(
+        leaks[["id_a", "id_b", "kind", "split_a", "split_b"]].itertuples(index=False, name=None)
+    ) == [("r05", "r05", "same_id", "train", "test")]
 
 
 def test_leakage_without_splits_is_empty_and_says_so(records, hashes):
@@ -237,16 +287,21 @@ def test_records_without_split_are_left_out_and_counted(records, hashes):
     df = _split(records, {"r21": None, "r23": "val"})
     leaks = eda.leakage_check(df, hashes)
     assert set(leaks["id_b"]) == {"r23"}
-    assert leaks.attrs["n_unassigned"] == 1 and "1 record(s) without a split" in leaks.attrs["message"]
+    assert (
+        leaks.attrs["n_unassigned"] == 1 and "1 record(s) without a split" in leaks.attrs["message"]
+    )
 
 
 def test_leakage_reuses_given_pairs(records, hashes):
     df = _split(records, {"r21": "test"})
     pairs = eda.find_duplicates(hashes)
-    pd.testing.assert_frame_equal(eda.leakage_check(df, None, pairs=pairs), eda.leakage_check(df, hashes))
+    pd.testing.assert_frame_equal(
+        eda.leakage_check(df, None, pairs=pairs), eda.leakage_check(df, hashes)
+    )
 
 
 # -- valence / arousal --------------------------------------------------------------------
+
 
 def test_valence_arousal_summary(records):
     summary = eda.valence_arousal_summary(records)
@@ -271,7 +326,7 @@ def test_undecodable_images_are_counted_and_dropped_not_fatal(tmp_path):
     """One truncated JPEG among many must not stop EDA or notebook 03: it is listed and left out."""
     from PIL import Image as PILImage
 
-    from helpers import eda
+    from helpers.data import eda
 
     good = tmp_path / "good.png"
     PILImage.fromarray(np.full((16, 16), 128, np.uint8)).save(good)

@@ -1,4 +1,6 @@
-"""helpers.evaluation: predictions from a hand-built model, metrics files, comparisons, report."""
+"""helpers.evaluation (predictions, scoring, comparison, leaderboard) and helpers.reporting.html:
+predictions from a hand-built model, metrics files, comparisons, report."""
+
 from __future__ import annotations
 
 import base64
@@ -12,10 +14,30 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import evaluation as ev
-from helpers.errors import DataError
-from helpers.labels import EXPRESSIONS
-from helpers.records import make_records
+from helpers.core.errors import DataError
+from helpers.core.jsonio import read_json
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.landmarks import from_model_output
+from helpers.core.records import make_records
+from helpers.evaluation.comparison import best_models, comparison_table, summary_text
+from helpers.evaluation.leaderboard import append_leaderboard
+from helpers.evaluation.predictions import (
+    confident_mistakes,
+    load_predictions,
+    predict_table,
+    restrict_table,
+    save_predictions,
+    shared_classes,
+)
+from helpers.evaluation.scoring import (
+    check_recorded,
+    compare_recorded,
+    dataset_name,
+    evaluate,
+    record_results,
+    write_metrics,
+)
+from helpers.reporting import html as report_html
 
 SIZE = 16
 # Stored image sizes (height, width, channels): not square, not the model size, one grey.
@@ -41,27 +63,38 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         shape = (h, w) if c == 1 else (h, w, c)
         path = folder / f"img{i}.png"
         Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8)).save(path)
-        rows.append({"id": f"r{i}", "image": str(path), "source": "test", "expression": i % 4,
-                     "valence": 0.2 * i - 0.4 if i != 2 else math.nan,
-                     "landmarks": _points(h, w, i) if i != 4 else None})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "image": str(path),
+                "source": "test",
+                "expression": i % 4,
+                "valence": 0.2 * i - 0.4 if i != 2 else math.nan,
+                "landmarks": _points(h, w, i) if i != 4 else None,
+            }
+        )
     return make_records(rows)
 
 
 def _target(points: np.ndarray, height: int, width: int) -> np.ndarray:
     """What the model is trained to output for these landmarks (pipeline's targets)."""
-    from helpers.pipeline import scale_landmarks
+    from helpers.core.landmarks import to_model_space
 
-    return (scale_landmarks(points, height, width, SIZE) / SIZE).reshape(-1)
+    return (to_model_space(points, height, width, SIZE) / SIZE).reshape(-1)
 
 
-def _tiny_model(heads=("expression", "valence", "arousal", "landmarks"), n_classes: int = 8,
-                favourite: int = 3, landmark_target: np.ndarray | None = None):
+def _tiny_model(
+    heads=("expression", "valence", "arousal", "landmarks"),
+    n_classes: int = 8,
+    favourite: int = 3,
+    landmark_target: np.ndarray | None = None,
+):
     """A model shaped like the factory's (preprocess layer, nested backbone, dict of named
     heads) whose outputs ignore the image: zero kernels, biases chosen by the test."""
     import keras
     from keras import layers
 
-    from helpers.models import BACKBONE_LAYER, Preprocess
+    from helpers.models.backbones import BACKBONE_LAYER, Preprocess
 
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
     x = Preprocess("custom_cnn", name="preprocess")(inputs)
@@ -72,16 +105,22 @@ def _tiny_model(heads=("expression", "valence", "arousal", "landmarks"), n_class
     logits[favourite] = 2.0
     target = landmark_target if landmark_target is not None else np.full(136, 0.5, np.float32)
     target = np.clip(target, 1e-4, 1 - 1e-4)
-    spec = {"expression": (n_classes, "softmax", logits),
-            "valence": (1, "tanh", np.array([np.arctanh(0.5)], np.float32)),
-            "arousal": (1, "tanh", np.array([np.arctanh(-0.25)], np.float32)),
-            "landmarks": (136, "sigmoid", np.log(target / (1 - target)).astype(np.float32))}
+    spec = {
+        "expression": (n_classes, "softmax", logits),
+        "valence": (1, "tanh", np.array([np.arctanh(0.5)], np.float32)),
+        "arousal": (1, "tanh", np.array([np.arctanh(-0.25)], np.float32)),
+        "landmarks": (136, "sigmoid", np.log(target / (1 - target)).astype(np.float32)),
+    }
     outputs = {}
     for head in heads:
         units, activation, bias = spec[head]
-        outputs[head] = layers.Dense(units, activation=activation, name=head,
-                                     kernel_initializer="zeros",
-                                     bias_initializer=keras.initializers.Constant(bias))(x)
+        outputs[head] = layers.Dense(
+            units,
+            activation=activation,
+            name=head,
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(bias),
+        )(x)
     return keras.Model(inputs, outputs, name="tiny")
 
 
@@ -90,10 +129,11 @@ def predictions(table: pd.DataFrame) -> pd.DataFrame:
     """Predictions of a model trained (by construction) to hit image 0's landmarks exactly."""
     h, w, _ = SHAPES[0]
     model = _tiny_model(landmark_target=_target(table["landmarks"][0], h, w))
-    return ev.predict_table(model, table, batch_size=2, progress=False)
+    return predict_table(model, table, batch_size=2, progress=False)
 
 
 # --------------------------------------------------------------------------- predict_table
+
 
 def test_predict_table_layout(predictions: pd.DataFrame, table: pd.DataFrame) -> None:
     assert list(predictions["id"]) == list(table["id"])
@@ -114,42 +154,44 @@ def test_predict_table_layout(predictions: pd.DataFrame, table: pd.DataFrame) ->
     assert inference["images"] == len(table) and inference["images_per_s"] > 0
 
 
-def test_landmark_predictions_come_back_in_stored_pixels(predictions: pd.DataFrame,
-                                                         table: pd.DataFrame) -> None:
+def test_landmark_predictions_come_back_in_stored_pixels(
+    predictions: pd.DataFrame, table: pd.DataFrame
+) -> None:
     """The model hits image 0's training target, so its prediction is image 0's truth."""
     np.testing.assert_allclose(predictions["landmarks_pred"][0], table["landmarks"][0], atol=0.02)
     # The other images get the same normalised output, so the same fractions of their size.
     for i, (h, w, _) in enumerate(SHAPES):
         frac = (predictions["landmarks_pred"][i] + 0.5) / [w, h]
-        np.testing.assert_allclose(frac, (predictions["landmarks_pred"][0] + 0.5) / [40, 30],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            frac, (predictions["landmarks_pred"][0] + 0.5) / [40, 30], atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("height,width", [(30, 40), (224, 224), (16, 16), (100, 7)])
-def test_landmarks_to_pixels_inverts_training_targets(height: int, width: int) -> None:
+def test_landmarks_from_model_output_inverts_training_targets(height: int, width: int) -> None:
     pts = _points(height, width, 1)
-    back = ev.landmarks_to_pixels(_target(pts, height, width)[None], [width], [height], SIZE)
+    back = from_model_output(_target(pts, height, width)[None], [width], [height], SIZE)
     np.testing.assert_allclose(back[0], pts, atol=1e-3)
 
 
 def test_predict_table_without_some_heads_and_seven_classes(table: pd.DataFrame) -> None:
     model = _tiny_model(heads=("expression",), n_classes=7, favourite=6)
-    preds = ev.predict_table(model, table, batch_size=64, progress=False)
+    preds = predict_table(model, table, batch_size=64, progress=False)
     assert [c for c in preds.columns if c.startswith("p_")] == [f"p_{c}" for c in EXPRESSIONS[:7]]
     assert (preds["expression_pred"] == 6).all()
     assert not {"valence_pred", "arousal_pred", "landmarks_pred"} & set(preds.columns)
-    d = ev.evaluate("tiny", preds, n_boot=20)
+    d = evaluate("tiny", preds, n_boot=20)
     assert d["valence"] is None and d["arousal"] is None and d["landmarks"] is None
     assert d["expression"]["labels"] == list(EXPRESSIONS[:4])
 
 
 def test_save_and_load_predictions_round_trip(predictions: pd.DataFrame, tmp_path: Path) -> None:
-    path = ev.save_predictions(predictions, tmp_path / "p" / "tiny.parquet")
-    back = ev.load_predictions(path)
+    path = save_predictions(predictions, tmp_path / "p" / "tiny.parquet")
+    back = load_predictions(path)
     assert list(back.columns) == list(predictions.columns)
     assert back.attrs == json.loads(json.dumps(predictions.attrs))
     for column in ("landmarks", "landmarks_pred"):
-        for a, b in zip(predictions[column], back[column]):
+        for a, b in zip(predictions[column], back[column], strict=False):
             assert (a is None and b is None) or np.array_equal(a, b)
     rest = [c for c in predictions.columns if c not in ("landmarks", "landmarks_pred")]
     pd.testing.assert_frame_equal(back[rest], predictions[rest], check_dtype=False)
@@ -157,32 +199,45 @@ def test_save_and_load_predictions_round_trip(predictions: pd.DataFrame, tmp_pat
 
 def test_load_predictions_names_bad_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
-        ev.load_predictions(tmp_path / "missing.parquet")
+        load_predictions(tmp_path / "missing.parquet")
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
-    with pytest.raises(DataError, match="bad.parquet.*parquet"):
-        ev.load_predictions(bad)
+    with pytest.raises(DataError, match=r"bad.parquet.*parquet"):
+        load_predictions(bad)
 
 
 # --------------------------------------------------------------------------- evaluate
 
+
 def test_evaluate_follows_the_metrics_contract(predictions: pd.DataFrame, tmp_path: Path) -> None:
-    d = ev.evaluate("tiny", predictions, n_boot=50, seed=0, dataset=None)
+    d = evaluate("tiny", predictions, n_boot=50, seed=0, dataset=None)
     assert {"model", "n", "expression", "valence", "arousal", "landmarks", "notes"} <= set(d)
     assert d["model"] == "tiny" and d["n"] == len(predictions)
     expr = d["expression"]
-    for key in ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro",
-                "kappa", "krippendorff_alpha", "roc_auc_ovr", "pr_auc_macro",
-                "confusion_matrix", "labels", "f1_macro_ci", "accuracy_ci"):
+    for key in (
+        "accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "recall_macro",
+        "kappa",
+        "krippendorff_alpha",
+        "roc_auc_ovr",
+        "pr_auc_macro",
+        "confusion_matrix",
+        "labels",
+        "f1_macro_ci",
+        "accuracy_ci",
+    ):
         assert key in expr, key
     assert np.array(expr["confusion_matrix"]).shape == (4, 4)
     assert d["valence"]["n"] == 4 and "ccc" in d["valence"] and "ccc_ci" in d["valence"]
     assert d["arousal"] is None  # no arousal truth: null, never a made-up number
     assert d["landmarks"]["n"] == 4 and "nme_ci" in d["landmarks"]
     assert d["inference"]["images"] == len(predictions)
-    path = ev.write_metrics(d, tmp_path / "metrics" / "tiny.json")
+    path = write_metrics(d, tmp_path / "metrics" / "tiny.json")
     assert json.loads(path.read_text()) == d
-    assert ev.evaluate("tiny", predictions, n_boot=50, seed=0) == d  # deterministic
+    assert evaluate("tiny", predictions, n_boot=50, seed=0) == d  # deterministic
 
 
 def _fake_predictions(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -192,8 +247,14 @@ def _fake_predictions(n: int = 60, seed: int = 0) -> pd.DataFrame:
     proba[: n // 2, 7] += 2.0
     proba /= proba.sum(axis=1, keepdims=True)
     truth = rng.integers(0, 7, n)
-    df = pd.DataFrame({"id": [f"x{i}" for i in range(n)], "expression": truth,
-                       "expression_pred": proba.argmax(axis=1), "confidence": proba.max(axis=1)})
+    df = pd.DataFrame(
+        {
+            "id": [f"x{i}" for i in range(n)],
+            "expression": truth,
+            "expression_pred": proba.argmax(axis=1),
+            "confidence": proba.max(axis=1),
+        }
+    )
     for k, name in enumerate(EXPRESSIONS):
         df[f"p_{name}"] = proba[:, k]
     return df
@@ -202,7 +263,7 @@ def _fake_predictions(n: int = 60, seed: int = 0) -> pd.DataFrame:
 def test_cross_dataset_seven_classes_restricts_and_notes() -> None:
     preds = _fake_predictions()
     assert (preds["expression_pred"] == 7).sum() >= 30
-    d = ev.evaluate("m", preds, n_boot=20, classes=range(7), dataset="fer")
+    d = evaluate("m", preds, n_boot=20, classes=range(7), dataset="fer")
     expr = d["expression"]
     assert expr["labels"] == list(EXPRESSIONS[:7])
     assert np.array(expr["confusion_matrix"]).shape == (7, 7)
@@ -212,19 +273,19 @@ def test_cross_dataset_seven_classes_restricts_and_notes() -> None:
     assert any("Contempt" in note and "argmax" in note for note in d["notes"])
     assert d["dataset"] == "fer"
     # Unrestricted, the model's Contempt answers count as errors.
-    plain = ev.evaluate("m", preds, n_boot=0)
+    plain = evaluate("m", preds, n_boot=0)
     assert plain["expression"]["accuracy"] < expr["accuracy"]
 
 
 def test_shared_classes_both_ways() -> None:
-    classes, notes = ev.shared_classes(EXPRESSIONS, [0, 1, 2, 3, 4, 5, 6, 6, np.nan])
+    classes, notes = shared_classes(EXPRESSIONS, [0, 1, 2, 3, 4, 5, 6, 6, np.nan])
     assert classes == list(range(7))
     assert len(notes) == 1 and "Contempt" in notes[0]
-    classes, notes = ev.shared_classes(EXPRESSIONS[:7], ["happy", "Contempt", "neutral"])
+    classes, notes = shared_classes(EXPRESSIONS[:7], ["happy", "Contempt", "neutral"])
     assert classes == [0, 1]
     assert any("does not predict Contempt" in n for n in notes)
-    assert ev.shared_classes(EXPRESSIONS, range(8)) == (list(range(8)), [])
-    classes, notes = ev.shared_classes(["Happy"], ["Sad"])
+    assert shared_classes(EXPRESSIONS, range(8)) == (list(range(8)), [])
+    classes, notes = shared_classes(["Happy"], ["Sad"])
     assert classes == [] and "share no expression class" in notes[0]
 
 
@@ -232,104 +293,123 @@ def test_model_lacking_a_test_class_is_noted_not_crashing() -> None:
     preds = _fake_predictions().drop(columns=["p_Contempt"])
     preds["expression"] = np.arange(len(preds)) % 8  # the truth has Contempt
     preds["expression_pred"] = preds[[f"p_{c}" for c in EXPRESSIONS[:7]]].to_numpy().argmax(1)
-    d = ev.evaluate("seven", preds, n_boot=0, classes=range(8))
+    d = evaluate("seven", preds, n_boot=0, classes=range(8))
     assert "Contempt" not in d["expression"]["labels"]
     assert d["expression"]["n_dropped"] == (preds["expression"] == 7).sum()
     assert any("does not predict Contempt" in n for n in d["notes"])
-    none = ev.evaluate("x", preds, n_boot=0, classes=["Contempt"])
+    none = evaluate("x", preds, n_boot=0, classes=["Contempt"])
     assert none["expression"] is None and "share no expression class" in none["notes"][0]
 
 
 def test_dataset_name() -> None:
-    assert ev.dataset_name("data/fer2013.zip") == "fer2013"
-    assert ev.dataset_name("/x/FER-2013/") == "fer-2013"
-    assert ev.dataset_name("My Set.v2.tar.gz") == "my_set_v2"
-    assert ev.dataset_name("fer2013.csv") == "fer2013"
-    assert ev.dataset_name("") == "external" and ev.dataset_name("...") == "external"
-    assert "." not in ev.dataset_name("a.b.c.zip")
+    assert dataset_name("data/fer2013.zip") == "fer2013"
+    assert dataset_name("/x/FER-2013/") == "fer-2013"
+    assert dataset_name("My Set.v2.tar.gz") == "my_set_v2"
+    assert dataset_name("fer2013.csv") == "fer2013"
+    assert dataset_name("") == "external" and dataset_name("...") == "external"
+    assert "." not in dataset_name("a.b.c.zip")
 
 
 def test_confident_mistakes_sorted_and_wrong_only() -> None:
     preds = _fake_predictions()
-    wrong = ev.confident_mistakes(preds, n=5)
+    wrong = confident_mistakes(preds, n=5)
     assert len(wrong) == 5
     assert (wrong["expression"] != wrong["expression_pred"]).all()
     assert wrong["confidence"].is_monotonic_decreasing
     top = preds[preds["expression"] != preds["expression_pred"]]["confidence"].max()
     assert wrong["confidence"].iloc[0] == top
-    assert ev.confident_mistakes(preds.drop(columns=["confidence"])).empty
+    assert confident_mistakes(preds.drop(columns=["confidence"])).empty
 
 
 # --------------------------------------------------------------------------- comparison
 
+
 def _metrics_json(model: str, f1: float, nme: float, ccc: float | None) -> dict:
-    return {"model": model, "n": 100,
-            "expression": {"accuracy": f1 + 0.1, "f1_macro": f1,
-                           "f1_macro_ci": [f1 - 0.05, f1 + 0.05],
-                           "kappa": f1 - 0.1, "confusion_matrix": [[1, 0], [0, 1]],
-                           "labels": ["Neutral", "Happy"]},
-            "valence": None if ccc is None else {"ccc": ccc, "ccc_ci": [ccc - 0.1, ccc + 0.1],
-                                                  "rmse": 0.3},
-            "arousal": None,
-            "landmarks": {"nme": nme, "nme_ci": [nme - 0.01, nme + 0.01]},
-            "inference": {"images_per_s": 100.0 if model == "a" else 250.0}}
+    return {
+        "model": model,
+        "n": 100,
+        "expression": {
+            "accuracy": f1 + 0.1,
+            "f1_macro": f1,
+            "f1_macro_ci": [f1 - 0.05, f1 + 0.05],
+            "kappa": f1 - 0.1,
+            "confusion_matrix": [[1, 0], [0, 1]],
+            "labels": ["Neutral", "Happy"],
+        },
+        "valence": None
+        if ccc is None
+        else {"ccc": ccc, "ccc_ci": [ccc - 0.1, ccc + 0.1], "rmse": 0.3},
+        "arousal": None,
+        "landmarks": {"nme": nme, "nme_ci": [nme - 0.01, nme + 0.01]},
+        "inference": {"images_per_s": 100.0 if model == "a" else 250.0},
+    }
 
 
 @pytest.fixture()
 def run_dir(tmp_path: Path) -> Path:
     run = tmp_path / "run"
-    ev.write_metrics(_metrics_json("a", 0.60, 0.08, 0.40), run / "metrics" / "a.json")
-    ev.write_metrics(_metrics_json("b", 0.52, 0.05, None), run / "metrics" / "b.json")
-    ev.write_metrics(_metrics_json("a", 0.30, 0.20, None) | {"dataset": "fer"},
-                     run / "metrics" / "a.fer.json")
+    write_metrics(_metrics_json("a", 0.60, 0.08, 0.40), run / "metrics" / "a.json")
+    write_metrics(_metrics_json("b", 0.52, 0.05, None), run / "metrics" / "b.json")
+    write_metrics(
+        _metrics_json("a", 0.30, 0.20, None) | {"dataset": "fer"}, run / "metrics" / "a.fer.json"
+    )
     (run / "models").mkdir()
-    (run / "models" / "a.json").write_text(json.dumps(
-        {"model": "a", "parameters": {"epochs": 3}, "training_time_s": 12.5,
-         "images_per_s": 80.0, "params": 1234}))
+    (run / "models" / "a.json").write_text(
+        json.dumps(
+            {
+                "model": "a",
+                "parameters": {"epochs": 3},
+                "training_time_s": 12.5,
+                "images_per_s": 80.0,
+                "params": 1234,
+                "epochs_run": 3,
+            }
+        )
+    )
     return run
 
 
 def test_comparison_table(run_dir: Path) -> None:
-    table = ev.comparison_table(run_dir)
+    table = comparison_table(run_dir)
     assert list(table["model"]) == ["a", "b"]
     row = table.set_index("model")
     assert row.loc["a", "expression_f1_macro"] == 0.60
     assert row.loc["a", "expression_f1_macro_ci_low"] == pytest.approx(0.55)
     assert row.loc["a", "params"] == 1234 and row.loc["a", "train_seconds"] == 12.5
-    assert row.loc["a", "train_images_per_s"] == 80.0
+    assert row.loc["a", "train_images_per_s"] == 80.0 and row.loc["a", "epochs"] == 3
     assert math.isnan(row.loc["b", "params"])  # no model card: tolerated
     assert math.isnan(row.loc["b", "valence_ccc"])
     assert row.loc["b", "inference_images_per_s"] == 250.0
-    cross = ev.comparison_table(run_dir, dataset="fer")
+    cross = comparison_table(run_dir, dataset="fer")
     assert list(cross["model"]) == ["a"] and cross["expression_f1_macro"][0] == 0.30
-    assert ev.comparison_table(run_dir / "nothing").empty
+    assert comparison_table(run_dir / "nothing").empty
 
 
 def test_comparison_table_names_a_corrupt_file(run_dir: Path) -> None:
     (run_dir / "metrics" / "c.json").write_text("{not json")
-    with pytest.raises(DataError, match="c.json"):
-        ev.comparison_table(run_dir)
+    with pytest.raises(DataError, match=r"c\.json"):
+        comparison_table(run_dir)
 
 
 def test_best_models_and_summary(run_dir: Path) -> None:
-    table = ev.comparison_table(run_dir)
-    best = ev.best_models(table)
+    table = comparison_table(run_dir)
+    best = best_models(table)
     assert best["expression"]["model"] == "a" and best["expression"]["metric"] == "f1_macro"
     assert best["landmarks"]["model"] == "b" and best["landmarks"]["lower_is_better"]
     assert best["valence"]["model"] == "a"
     assert "arousal" not in best  # nobody scored it
-    text = ev.summary_text(table)
+    text = summary_text(table)
     assert "Expression: a is best" in text and "Landmarks: b is best" in text
     assert "CIs overlap" in text or "beyond both CIs" in text
     assert "Fastest at inference: b" in text
-    assert ev.summary_text(table.iloc[0:0]) == "No model metrics found."
+    assert summary_text(table.iloc[0:0]) == "No model metrics found."
 
 
 def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path) -> None:
-    table = ev.comparison_table(run_dir)
+    table = comparison_table(run_dir)
     board = tmp_path / "reports" / "leaderboard.csv"
-    ev.append_leaderboard(run_dir, table, "smoke", "abc123", path=board)
-    ev.append_leaderboard(run_dir, table, "cpu", "abc123", path=board)
+    append_leaderboard(run_dir, table, "smoke", "abc123", path=board)
+    append_leaderboard(run_dir, table, "cpu", "abc123", path=board)
     lines = board.read_text().splitlines()
     assert sum(line.startswith("timestamp,") for line in lines) == 1
     df = pd.read_csv(board)
@@ -342,6 +422,7 @@ def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path
 
 # --------------------------------------------------------------------------- report
 
+
 def _png_b64() -> str:
     buf = io.BytesIO()
     Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(buf, format="PNG")
@@ -352,12 +433,21 @@ def _notebook(path: Path, markdown: str = "# Results") -> Path:
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-    nb = new_notebook(cells=[
-        new_markdown_cell(markdown),
-        new_code_cell("SECRET_CODE_LINE = 42\nfig", execution_count=1, outputs=[
-            new_output("display_data", data={"image/png": _png_b64(), "text/plain": "<Figure>"}),
-            new_output("stream", name="stdout", text="accuracy 0.5\n")]),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(markdown),
+            new_code_cell(
+                "SECRET_CODE_LINE = 42\nfig",
+                execution_count=1,
+                outputs=[
+                    new_output(
+                        "display_data", data={"image/png": _png_b64(), "text/plain": "<Figure>"}
+                    ),
+                    new_output("stream", name="stdout", text="accuracy 0.5\n"),
+                ],
+            ),
+        ]
+    )
     nbformat.write(nb, path)
     return path
 
@@ -365,55 +455,58 @@ def _notebook(path: Path, markdown: str = "# Results") -> Path:
 def test_export_report_hides_code_and_embeds_images(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "local.png")
     nb = _notebook(tmp_path / "06_report.ipynb", "# Results\n\n![diagram](local.png)")
-    out = ev.export_report(nb, tmp_path / "out" / "report.html", title="Affect report")
+    out = report_html.export_report(nb, tmp_path / "out" / "report.html", title="Affect report")
     html = out.read_text(encoding="utf-8")
     assert "SECRET_CODE_LINE" not in html
     assert "accuracy 0.5" in html
     assert html.count("data:image/png;base64,") >= 2  # the figure and the markdown image
     assert "<title>Affect report</title>" in html
-    assert ev._external_images(html) == []
+    assert report_html._external_images(html) == []
     assert 'src="local.png"' not in html
 
 
 def test_export_report_refuses_remote_images(tmp_path: Path) -> None:
     nb = _notebook(tmp_path / "nb.ipynb", "![x](http://example.com/x.png)")
     with pytest.raises(DataError, match="outside the file"):
-        ev.export_report(nb, tmp_path / "r.html")
+        report_html.export_report(nb, tmp_path / "r.html")
     with pytest.raises(DataError, match="not found"):
-        ev.export_report(tmp_path / "missing.ipynb", tmp_path / "r.html")
+        report_html.export_report(tmp_path / "missing.ipynb", tmp_path / "r.html")
 
 
 def test_predict_table_on_no_rows(table: pd.DataFrame) -> None:
-    preds = ev.predict_table(_tiny_model(), table.iloc[0:0], progress=False)
+    preds = predict_table(_tiny_model(), table.iloc[0:0], progress=False)
     assert preds.empty and "p_Contempt" in preds.columns and "landmarks_pred" in preds.columns
-    assert ev.evaluate("tiny", preds, n_boot=10)["expression"] is None
+    assert evaluate("tiny", preds, n_boot=10)["expression"] is None
 
 
 def test_restrict_table_matches_the_restricted_metrics() -> None:
     preds = _fake_predictions()
-    seven = ev.restrict_table(preds, range(7))
+    seven = restrict_table(preds, range(7))
     assert (seven["expression_pred"] != 7).all() and (seven["p_Contempt"] == 0).all()
     np.testing.assert_allclose(seven[[f"p_{c}" for c in EXPRESSIONS]].sum(axis=1), 1.0)
-    d = ev.evaluate("m", preds, n_boot=0, classes=range(7))
+    d = evaluate("m", preds, n_boot=0, classes=range(7))
     accuracy = (seven["expression_pred"] == seven["expression"]).mean()
     assert d["expression"]["accuracy"] == pytest.approx(accuracy)
     assert (preds["expression_pred"] == 7).any()  # the input is left as it was
 
 
-def test_recorded_results_are_reproduced_within_tolerance_or_refused(run_dir: Path,
-                                                                     tmp_path: Path) -> None:
-    recorded = ev.record_results(run_dir, tmp_path / "recorded.json", tolerance=0.05)
+def test_recorded_results_are_reproduced_within_tolerance_or_refused(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    recorded = record_results(run_dir, tmp_path / "recorded.json", tolerance=0.05)
     assert set(recorded["models"]) == {"a", "b"}
     assert recorded["models"]["a"]["expression_f1_macro"] == 0.60
-    same = ev._read_json(run_dir / "metrics" / "a.json")
-    line = ev.check_recorded(same, tmp_path / "recorded.json")
+    same = read_json(run_dir / "metrics" / "a.json")
+    line = check_recorded(same, tmp_path / "recorded.json")
     assert line.startswith("matches the recorded results within tolerance: ")
     assert "0.60" not in line  # names metrics, never values: one line for every model
     moved = {**same, "expression": {**same["expression"], "f1_macro": 0.50}}
-    assert "expression_f1_macro 0.500 (recorded 0.600 ± 0.05)" in ev.compare_recorded(
-        moved, tmp_path / "recorded.json")
-    with pytest.raises(DataError, match="recorded.json: differs from the recorded results"):
-        ev.check_recorded(moved, tmp_path / "recorded.json")
-    assert ev.check_recorded(same, "").startswith("no recorded results to compare with")
-    assert "no recorded results for c" in ev.compare_recorded({**same, "model": "c"},
-                                                              tmp_path / "recorded.json")
+    assert "expression_f1_macro 0.500 (recorded 0.600 ± 0.05)" in compare_recorded(
+        moved, tmp_path / "recorded.json"
+    )
+    with pytest.raises(DataError, match=r"recorded\.json: differs from the recorded results"):
+        check_recorded(moved, tmp_path / "recorded.json")
+    assert check_recorded(same, "").startswith("no recorded results to compare with")
+    assert "no recorded results for c" in compare_recorded(
+        {**same, "model": "c"}, tmp_path / "recorded.json"
+    )

@@ -7,6 +7,7 @@ quantised layer adds error, so probabilities within 0.03 and valence/arousal wit
 so argmax agreement would be a coin toss; the fixture scales the heads by 100 (top-1 margins
 >= 0.01, still random weights) and argmax must agree on 95% of the faces.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,15 @@ import json
 import numpy as np
 import pytest
 
-from helpers.errors import ConfigError, DataError
-from helpers.export import TFLiteModel, compare_backends, export_tflite, sidecar_path
-from helpers.labels import EXPRESSIONS
-from helpers.losses import HEADS
-from helpers.models import build_model, model_metadata
-from helpers.predict import predict_images, to_model_input
-from helpers.synthetic import render_face, sample_face_params
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import EXPRESSIONS, HEADS
+from helpers.core.preprocess import to_model_input
+from helpers.data.synthetic import render_face, sample_face_params
+from helpers.inference.deploy import compare_backends
+from helpers.inference.export import export_tflite, sidecar_path
+from helpers.inference.predict import predict_images
+from helpers.inference.runtime import TFLiteModel
+from helpers.models.factory import build_model, model_metadata
 
 SIZE = 48
 FLOAT_TOL = 1e-4
@@ -51,7 +54,7 @@ def keras_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keras_model(keras_path):
-    from helpers.training import load_trained
+    from helpers.models.saving import load_trained
 
     return load_trained(keras_path)
 
@@ -68,8 +71,12 @@ def float_path(keras_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def int8_path(keras_model, tmp_path_factory):
-    return export_tflite(keras_model, tmp_path_factory.mktemp("tfl") / "custom_cnn.int8.tflite",
-                         quantize="int8", calibration_images=_faces(0, 100))
+    return export_tflite(
+        keras_model,
+        tmp_path_factory.mktemp("tfl") / "custom_cnn.int8.tflite",
+        quantize="int8",
+        calibration_images=_faces(0, 100),
+    )
 
 
 def test_sidecar_keeps_output_names_shapes_and_metadata(float_path, keras_model):
@@ -78,7 +85,11 @@ def test_sidecar_keeps_output_names_shapes_and_metadata(float_path, keras_model)
     assert side["quantize"] is None and side["signature"] == "serving_default"
     assert side["input"]["shape"] == [-1, SIZE, SIZE, 1] and side["input"]["dtype"] == "float32"
     assert {k: v["shape"] for k, v in side["outputs"].items()} == {
-        "expression": [-1, 8], "valence": [-1, 1], "arousal": [-1, 1], "landmarks": [-1, 136]}
+        "expression": [-1, 8],
+        "valence": [-1, 1],
+        "arousal": [-1, 1],
+        "landmarks": [-1, 136],
+    }
     assert side["metadata"] == json.loads(json.dumps(model_metadata(keras_model)))
     assert side["source_model"].endswith("custom_cnn.keras")
 
@@ -94,8 +105,9 @@ def test_float_tflite_matches_keras_at_any_batch_size(float_path, keras_model, t
         np.testing.assert_allclose(got[head], want[head], atol=FLOAT_TOL, err_msg=head)
 
 
-def test_int8_tflite_agrees_with_keras_within_quantisation_error(int8_path, float_path,
-                                                                 keras_model, test_batch):
+def test_int8_tflite_agrees_with_keras_within_quantisation_error(
+    int8_path, float_path, keras_model, test_batch
+):
     tflite = TFLiteModel(int8_path)
     side = json.loads(sidecar_path(int8_path).read_text())
     assert side["input"]["dtype"] == "int8" and side["calibration_images"] == 100
@@ -126,18 +138,21 @@ def test_compare_backends_reports_differences_and_latency(keras_model, int8_path
 
 
 def test_predict_images_runs_the_tflite_backend(keras_model, float_path, tmp_path):
-    images = [f for f in _faces(2000, 3, size=96)]
+    images = list(_faces(2000, 3, size=96))
     from_keras = predict_images(keras_model, images, detect=False, progress=False)
     from_file = predict_images(float_path, images, detect=False, progress=False)
-    in_memory = predict_images(keras_model, images, detect=False, backend="tflite",
-                               progress=False)
+    in_memory = predict_images(keras_model, images, detect=False, backend="tflite", progress=False)
     for table in (from_file, in_memory):
         assert list(table["expression"]) == list(from_keras["expression"])
         probs = [c for c in table if c.startswith("p_")]
-        np.testing.assert_allclose(table[probs].to_numpy(float),
-                                   from_keras[probs].to_numpy(float), atol=FLOAT_TOL)
-        np.testing.assert_allclose(np.stack(table["landmarks"].map(np.asarray)),
-                                   np.stack(from_keras["landmarks"].map(np.asarray)), atol=0.02)
+        np.testing.assert_allclose(
+            table[probs].to_numpy(float), from_keras[probs].to_numpy(float), atol=FLOAT_TOL
+        )
+        np.testing.assert_allclose(
+            np.stack(table["landmarks"].map(np.asarray)),
+            np.stack(from_keras["landmarks"].map(np.asarray)),
+            atol=0.02,
+        )
 
 
 def test_a_mixed_precision_model_exports_in_float32(tmp_path):
@@ -151,14 +166,15 @@ def test_a_mixed_precision_model_exports_in_float32(tmp_path):
     path = export_tflite(model, tmp_path / "mixed.tflite")
     assert json.loads(sidecar_path(path).read_text())["input"]["dtype"] == "float32"
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 1)).astype(np.float32)
-    np.testing.assert_allclose(TFLiteModel(path)(x)["expression"],
-                               model.predict_on_batch(x)["expression"], atol=1e-3)  # fp16 steps
+    np.testing.assert_allclose(
+        TFLiteModel(path)(x)["expression"], model.predict_on_batch(x)["expression"], atol=1e-3
+    )  # fp16 steps
 
 
 def test_calibration_accepts_image_paths(tmp_path):
     from PIL import Image
 
-    from helpers.export import _calibration_inputs
+    from helpers.inference.export import _calibration_inputs
 
     paths = []
     for i, face in enumerate(_faces(0, 3)):
@@ -170,9 +186,15 @@ def test_calibration_accepts_image_paths(tmp_path):
     assert len(spread) == 4
 
 
-@pytest.mark.parametrize("kwargs", [{"quantize": "fp16"}, {"quantize": "int8"},
-                                    {"quantize": "int8", "calibration_images": []},
-                                    {"n_calibration": 0}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"quantize": "fp16"},
+        {"quantize": "int8"},
+        {"quantize": "int8", "calibration_images": []},
+        {"n_calibration": 0},
+    ],
+)
 def test_bad_export_settings_raise_config_error(keras_model, tmp_path, kwargs):
     with pytest.raises(ConfigError):
         export_tflite(keras_model, tmp_path / "m.tflite", **kwargs)
@@ -205,8 +227,8 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path):
     import cv2
     import pandas as pd
 
-    from helpers.export import deployment_check, deployment_table
-    from helpers.models import build_model
+    from helpers.inference.deploy import deployment_check, deployment_table
+    from helpers.models.factory import build_model
 
     rng = np.random.default_rng(0)
     rows = []
@@ -216,8 +238,9 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path):
         rows.append({"id": str(i), "image": str(path), "expression": i % 8})
     table = pd.DataFrame(rows)
     model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression",))
-    result = deployment_check(model, "tiny", table, table, tmp_path / "run" / "export",
-                              n_calibration=8, max_images=10)
+    result = deployment_check(
+        model, "tiny", table, table, tmp_path / "run" / "export", n_calibration=8, max_images=10
+    )
     assert result["n"] == 10
     for kind in ("tflite_float", "tflite_int8"):
         entry = result[kind]

@@ -1,4 +1,6 @@
-"""helpers.health: a collapsed model is told from a weak one, named, explained and not ranked."""
+"""helpers.evaluation.health: a collapsed model is told from a weak one, named, explained and not
+ranked."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import evaluation as ev
-from helpers import health
+from helpers.evaluation import health
+from helpers.evaluation.comparison import (
+    best_models,
+    comparison_table,
+    health_note,
+    summary_text,
+)
+from helpers.evaluation.scoring import evaluate, write_metrics
 
 RNG = np.random.default_rng(0)
 TRUTH = RNG.integers(0, 8, size=400)
@@ -58,8 +66,9 @@ def test_missing_truth_is_ignored_and_nothing_left_is_none() -> None:
 
 def test_constant_regression_output_is_collapsed() -> None:
     truth = RNG.uniform(-1, 1, 300)
-    flat = health.regression_health(truth, np.full(300, 0.12) + RNG.normal(0, 0.005, 300),
-                                    "valence")
+    flat = health.regression_health(
+        truth, np.full(300, 0.12) + RNG.normal(0, 0.005, 300), "valence"
+    )
     assert flat["collapsed"] and "valence predictions barely vary" in flat["reasons"][0]
     good = health.regression_health(truth, truth * 0.6 + RNG.normal(0, 0.2, 300), "valence")
     assert not good["collapsed"]
@@ -67,17 +76,27 @@ def test_constant_regression_output_is_collapsed() -> None:
 
 
 def test_prediction_health_lists_the_collapsed_heads() -> None:
-    table = pd.DataFrame({"expression": TRUTH, "expression_pred": _noisy(0.8),
-                          "valence": np.linspace(-1, 1, len(TRUTH)),
-                          "valence_pred": np.zeros(len(TRUTH))})
+    table = pd.DataFrame(
+        {
+            "expression": TRUTH,
+            "expression_pred": _noisy(0.8),
+            "valence": np.linspace(-1, 1, len(TRUTH)),
+            "valence_pred": np.zeros(len(TRUTH)),
+        }
+    )
     state = health.prediction_health(table)
     assert state["collapsed"] and state["collapsed_heads"] == ["valence"]
     assert not state["expression"]["collapsed"]
 
 
 def _history(train_accuracy: float) -> pd.DataFrame:
-    return pd.DataFrame({"epoch": [0, 1], "expression_accuracy": [0.15, train_accuracy],
-                         "val_expression_accuracy": [0.3, 0.3]})
+    return pd.DataFrame(
+        {
+            "epoch": [0, 1],
+            "expression_accuracy": [0.15, train_accuracy],
+            "val_expression_accuracy": [0.3, 0.3],
+        }
+    )
 
 
 def test_cause_is_read_from_the_history() -> None:
@@ -88,8 +107,9 @@ def test_cause_is_read_from_the_history() -> None:
 
 
 def test_health_text_says_what_and_why() -> None:
-    state = health.prediction_health({"expression": TRUTH,
-                                      "expression_pred": np.full(len(TRUTH), 1)})
+    state = health.prediction_health(
+        {"expression": TRUTH, "expression_pred": np.full(len(TRUTH), 1)}
+    )
     text = health.health_text("vgg16", state, _history(0.14))
     assert "vgg16 collapsed" in text and "Happy for 100%" in text
     assert "learning rate" in text and "Not ranked for expression" in text
@@ -100,38 +120,55 @@ def test_health_text_says_what_and_why() -> None:
 def _metrics(model: str, f1: float, pred: np.ndarray) -> dict:
     """A metrics JSON as evaluate() writes it, with the health of these predictions."""
     state = health.prediction_health({"expression": TRUTH, "expression_pred": pred})
-    return {"model": model, "n": len(TRUTH), "dataset": None,
-            "expression": {"accuracy": f1, "f1_macro": f1, "f1_macro_ci": [f1 - 0.05, f1 + 0.05]},
-            "valence": None, "arousal": None, "landmarks": None, "health": state}
+    return {
+        "model": model,
+        "n": len(TRUTH),
+        "dataset": None,
+        "expression": {"accuracy": f1, "f1_macro": f1, "f1_macro_ci": [f1 - 0.05, f1 + 0.05]},
+        "valence": None,
+        "arousal": None,
+        "landmarks": None,
+        "health": state,
+    }
 
 
 def test_the_report_does_not_rank_a_collapsed_model(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    ev.write_metrics(_metrics("custom_cnn", 0.70, _noisy(0.7)), run / "metrics" / "custom_cnn.json")
-    ev.write_metrics(_metrics("resnet50", 0.081, RNG.integers(0, 8, len(TRUTH))),
-                     run / "metrics" / "resnet50.json")
-    ev.write_metrics(_metrics("vgg16", 0.058, np.full(len(TRUTH), 1)), run / "metrics" / "vgg16.json")
+    write_metrics(_metrics("custom_cnn", 0.70, _noisy(0.7)), run / "metrics" / "custom_cnn.json")
+    write_metrics(
+        _metrics("resnet50", 0.081, RNG.integers(0, 8, len(TRUTH))),
+        run / "metrics" / "resnet50.json",
+    )
+    write_metrics(_metrics("vgg16", 0.058, np.full(len(TRUTH), 1)), run / "metrics" / "vgg16.json")
     (run / "history").mkdir()
     _history(0.6).to_csv(run / "history" / "resnet50.csv", index=False)
-    table = ev.comparison_table(run)
+    table = comparison_table(run)
     assert table.set_index("model")["collapsed_heads"].to_dict() == {
-        "custom_cnn": "", "resnet50": "expression", "vgg16": "expression"}
-    assert ev.best_models(table)["expression"]["model"] == "custom_cnn"
-    text = ev.summary_text(table)
+        "custom_cnn": "",
+        "resnet50": "expression",
+        "vgg16": "expression",
+    }
+    assert best_models(table)["expression"]["model"] == "custom_cnn"
+    text = summary_text(table)
     assert "next resnet50" not in text and "next vgg16" not in text
     assert "vgg16 collapsed" in text and "Happy for 100%" in text
     assert "resnet50 collapsed" in text and "BatchNorm" in text  # learned in training mode only
     # Every model collapsed: nobody is best.
     only_dead = table[table["model"] != "custom_cnn"]
-    assert "expression" not in ev.best_models(only_dead)
+    assert "expression" not in best_models(only_dead)
 
 
 def test_evaluate_writes_health_into_the_metrics_json() -> None:
-    preds = pd.DataFrame({"id": [str(i) for i in range(len(TRUTH))], "expression": TRUTH,
-                          "expression_pred": np.full(len(TRUTH), 4)})
-    scores = ev.evaluate("m", preds, n_boot=0)
+    preds = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(TRUTH))],
+            "expression": TRUTH,
+            "expression_pred": np.full(len(TRUTH), 4),
+        }
+    )
+    scores = evaluate("m", preds, n_boot=0)
     assert scores["health"]["collapsed"] and scores["health"]["expression"]["top_class"] == "Fear"
     json.dumps(scores, allow_nan=False)
-    alive = ev.evaluate("m", preds.assign(expression_pred=_noisy(0.9)), n_boot=0)
+    alive = evaluate("m", preds.assign(expression_pred=_noisy(0.9)), n_boot=0)
     assert not alive["health"]["collapsed"]
-    assert "learned" in ev.health_note("", "m", alive["health"])
+    assert "learned" in health_note("", "m", alive["health"])

@@ -1,4 +1,5 @@
 """Image references and decoding: modes, odd formats, corrupt data and bombs."""
+
 from __future__ import annotations
 
 import io
@@ -13,9 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.errors import DataError
-from helpers.images import (close_archives, decode_image, is_image_header, make_uri, parse_uri,
-                            read_image, read_image_bytes)
+from helpers.core.errors import DataError
+from helpers.core.images import (
+    close_archives,
+    decode_image,
+    is_image_header,
+    make_uri,
+    parse_uri,
+    read_image,
+    read_image_bytes,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +48,7 @@ def gradient(h: int = 6, w: int = 5) -> np.ndarray:
 
 # ---- references -------------------------------------------------------------------------
 
+
 def test_uri_round_trip(tmp_path):
     uri = make_uri(tmp_path / "a.zip", "Dataset/images/1.jpg")
     assert uri.startswith("zip://")
@@ -53,11 +62,14 @@ def test_uri_is_absolute(tmp_path, monkeypatch):
     assert member == "m.png"
 
 
-@pytest.mark.parametrize("archive, member", [
-    ("/data/wow!.zip", "images/1.jpg"),
-    ("/data/100%.zip", "a!b/c!.jpg"),
-    ("/data/%21odd%25!.zip", "x%21.png"),
-])
+@pytest.mark.parametrize(
+    "archive, member",
+    [
+        ("/data/wow!.zip", "images/1.jpg"),
+        ("/data/100%.zip", "a!b/c!.jpg"),
+        ("/data/%21odd%25!.zip", "x%21.png"),
+    ],
+)
 def test_uri_with_bangs_and_percents(archive, member):
     assert parse_uri(make_uri(archive, member)) == (archive, member)
 
@@ -74,6 +86,7 @@ def test_malformed_zip_uri(bad):
 
 
 # ---- reading ----------------------------------------------------------------------------
+
 
 def test_read_plain_and_zip_images(tmp_path):
     pixels = gradient()
@@ -119,7 +132,7 @@ def test_big_neighbour_member_does_not_block_images(tmp_path):
         zf.writestr("img.png", encode(Image.new("L", (2, 2), 9), "PNG"))
     data = bytearray(archive.read_bytes())
     central = data.index(b"PK\x01\x02")  # huge.csv's directory entry: claim 100 MiB
-    data[central + 24:central + 28] = struct.pack("<I", 100 << 20)
+    data[central + 24 : central + 28] = struct.pack("<I", 100 << 20)
     archive.write_bytes(bytes(data))
     assert read_image(make_uri(archive, "img.png"))[0, 0] == 9
     with pytest.raises(DataError, match="limit") as err:
@@ -148,16 +161,19 @@ def test_concurrent_reads_from_one_archive(tmp_path):
     names = list(expected) * 3
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda n: read_image(make_uri(archive, n)), names))
-    for name, got in zip(names, results):
+    for name, got in zip(names, results, strict=False):
         np.testing.assert_array_equal(got, expected[name])
 
 
 # ---- decoding: bad data -----------------------------------------------------------------
 
+
 def test_truncated_jpeg(tmp_path):
-    data = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3),
-                                                                      dtype=np.uint8)), "JPEG")
-    with pytest.raises(DataError, match="truncated|corrupt") as err:
+    data = encode(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)),
+        "JPEG",
+    )
+    with pytest.raises(DataError, match=r"truncated|corrupt") as err:
         decode_image(data[: len(data) // 2], "face.jpg")
     assert err.value.path == "face.jpg"
 
@@ -188,9 +204,9 @@ def forged_png(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size; only the header is ever needed."""
     data = bytearray(encode(Image.new("L", (1, 1)), "PNG"))
     ihdr = data.index(b"IHDR")
-    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr:ihdr + 17]))
-    data[ihdr + 17:ihdr + 21] = struct.pack(">I", crc)
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
     return bytes(data)
 
 
@@ -213,6 +229,7 @@ def test_bad_mode_argument():
 
 
 # ---- decoding: modes and bit depths -----------------------------------------------------
+
 
 def test_one_by_one():
     out = decode_image(encode(Image.new("RGB", (1, 1), (1, 2, 3)), "PNG"), "1x1.png")
@@ -239,7 +256,7 @@ def test_grayscale_keeps_one_channel_unless_asked():
     np.testing.assert_array_equal(decode_image(data, "g.png"), gray)
     np.testing.assert_array_equal(decode_image(data, "g.png", mode="gray"), gray)
     rgb = decode_image(data, "g.png", mode="rgb")
-    assert rgb.shape == gray.shape + (3,)
+    assert rgb.shape == (*gray.shape, 3)
     for c in range(3):
         np.testing.assert_array_equal(rgb[..., c], gray)
 
@@ -260,7 +277,7 @@ def test_16bit_gray_png_scaled_to_8bit():
 
 
 def test_16bit_rgb_png_scaled_to_8bit():
-    rgb16 = (gradient().astype(np.uint16) * 257)
+    rgb16 = gradient().astype(np.uint16) * 257
     ok, png = cv2.imencode(".png", rgb16[..., ::-1])  # OpenCV writes BGR order
     assert ok
     out = decode_image(png.tobytes(), "deep_rgb.png")
@@ -290,15 +307,34 @@ def test_bilevel_becomes_gray():
 
 # ---- magic numbers ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt, mode", [("JPEG", "RGB"), ("PNG", "RGB"), ("BMP", "RGB"),
-                                       ("GIF", "P"), ("WEBP", "RGB"), ("TIFF", "RGB")])
+
+@pytest.mark.parametrize(
+    "fmt, mode",
+    [
+        ("JPEG", "RGB"),
+        ("PNG", "RGB"),
+        ("BMP", "RGB"),
+        ("GIF", "P"),
+        ("WEBP", "RGB"),
+        ("TIFF", "RGB"),
+    ],
+)
 def test_is_image_header_true_for_real_files(fmt, mode):
     data = encode(Image.new(mode, (4, 4)), fmt)
     assert is_image_header(data[:16])
 
 
-@pytest.mark.parametrize("data", [b"", b"hello world, plain text", b"BM", b"RIFF1234WAVE",
-                                  b"\x93NUMPY\x01\x00", b"PK\x03\x04rest"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello world, plain text",
+        b"BM",
+        b"RIFF1234WAVE",
+        b"\x93NUMPY\x01\x00",
+        b"PK\x03\x04rest",
+    ],
+)
 def test_is_image_header_false_otherwise(data):
     assert not is_image_header(data)
 
@@ -312,8 +348,8 @@ def test_decoded_file_path_from_disk(tmp_path):
 
 
 def test_reduced_decode_scales_jpegs_in_the_dct_and_reports_the_stored_size():
-    from helpers.images import decode_image_reduced
-    from helpers.synthetic import render_face, sample_face_params
+    from helpers.core.images import decode_image_reduced
+    from helpers.data.synthetic import render_face, sample_face_params
 
     face, _ = render_face(sample_face_params(np.random.default_rng(0), 1, 224), 224)
     jpeg = encode(Image.fromarray(face), "JPEG", quality=95)
@@ -335,21 +371,24 @@ def test_reduced_decode_scales_jpegs_in_the_dct_and_reports_the_stored_size():
 
 
 def test_fit_square_averages_big_shrinks_and_interpolates_small_steps():
-    from helpers.images import fit_square
+    from helpers.core.images import fit_square
 
     image = np.random.default_rng(0).integers(0, 256, (100, 120, 3), dtype=np.uint8)
     square = image[:64, :64]
     assert fit_square(square, 64) is square  # already the size: untouched
-    np.testing.assert_array_equal(fit_square(image, 50),
-                                  cv2.resize(image, (50, 50), interpolation=cv2.INTER_AREA))
-    np.testing.assert_array_equal(fit_square(image, 64),
-                                  cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR))
-    np.testing.assert_array_equal(fit_square(image, 224),
-                                  cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(
+        fit_square(image, 50), cv2.resize(image, (50, 50), interpolation=cv2.INTER_AREA)
+    )
+    np.testing.assert_array_equal(
+        fit_square(image, 64), cv2.resize(image, (64, 64), interpolation=cv2.INTER_LINEAR)
+    )
+    np.testing.assert_array_equal(
+        fit_square(image, 224), cv2.resize(image, (224, 224), interpolation=cv2.INTER_LINEAR)
+    )
 
 
 def test_fast_jpeg_path_matches_pillow_and_leaves_odd_files_to_it():
-    from helpers.images import decode_image_reduced
+    from helpers.core.images import decode_image_reduced
 
     rng = np.random.default_rng(1)
     rgb = cv2.GaussianBlur(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), (5, 5), 0)
@@ -364,5 +403,5 @@ def test_fast_jpeg_path_matches_pillow_and_leaves_odd_files_to_it():
     assert decode_image(gray_jpeg, "g.jpg", mode="rgb").shape == (64, 48, 3)
     assert decode_image_reduced(jpeg, "a.jpg", min_side=16)[0].shape == (32, 24, 3)
     # A truncated file has no end-of-image marker: Pillow decodes it and refuses it.
-    with pytest.raises(DataError, match="truncated|corrupt"):
+    with pytest.raises(DataError, match=r"truncated|corrupt"):
         decode_image(jpeg[: len(jpeg) // 2], "cut.jpg")

@@ -1,4 +1,5 @@
 """Masked multi-task losses: missing targets are skipped, never faked, never poison gradients."""
+
 from __future__ import annotations
 
 import math
@@ -8,13 +9,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.errors import ConfigError
-from helpers.losses import (
-    DEFAULT_LOSS_WEIGHTS, HEADS, MaskedAccuracy, MaskedCCC, MaskedCCCLoss, MaskedMSE, MaskedRMSE,
-    build_losses, build_metrics, default_loss_weights, masked_ccc_loss, masked_landmark_loss,
-    masked_mse, masked_sparse_categorical_crossentropy,
+from helpers.core.errors import ConfigError
+from helpers.core.labels import HEADS
+from helpers.models.factory import build_model
+from helpers.models.losses import (
+    DEFAULT_LOSS_WEIGHTS,
+    MaskedCCCLoss,
+    MaskedMSE,
+    build_losses,
+    default_loss_weights,
+    masked_ccc_loss,
+    masked_landmark_loss,
+    masked_mse,
+    masked_sparse_categorical_crossentropy,
 )
-from helpers.models import build_model
+from helpers.models.train_metrics import MaskedAccuracy, MaskedCCC, MaskedRMSE, build_metrics
 
 RNG = np.random.default_rng(0)
 LABELS = np.array([0, -1, 3, -1, 7, 2])
@@ -64,8 +73,9 @@ def test_masked_mse_equals_mse_on_the_present_subset_for_either_target_shape(sha
 def test_masked_ccc_loss_is_one_minus_ccc_on_the_present_subset():
     present = ~np.isnan(VALENCE)
     loss = masked_ccc_loss()(VALENCE, VALENCE_PRED)
-    np.testing.assert_allclose(float(loss), 1 - _ccc(VALENCE[present], VALENCE_PRED[present, 0]),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        float(loss), 1 - _ccc(VALENCE[present], VALENCE_PRED[present, 0]), rtol=1e-4
+    )
 
 
 def test_ccc_of_identical_series_is_zero_loss():
@@ -79,7 +89,7 @@ def test_landmark_losses_skip_faces_without_landmarks(kind):
     loss = masked_landmark_loss(kind)(LANDMARKS, LANDMARKS_PRED)
     present = ~np.isnan(LANDMARKS[:, 0])
     error = np.abs(LANDMARKS[present] - LANDMARKS_PRED[present])
-    reference = {"mse": error ** 2, "l1": error, "wing": _wing(error)}[kind].mean()
+    reference = {"mse": error**2, "l1": error, "wing": _wing(error)}[kind].mean()
     np.testing.assert_allclose(float(loss), reference, rtol=1e-5)
 
 
@@ -111,12 +121,15 @@ def test_an_all_missing_batch_gives_zero_loss_and_finite_gradients(name):
     assert gradient is None or np.all(np.isfinite(gradient))
 
 
-@pytest.mark.parametrize("loss_fn,y_true,y_pred", [
-    (masked_mse(), VALENCE, VALENCE_PRED),
-    (masked_ccc_loss(), VALENCE, VALENCE_PRED),
-    (masked_landmark_loss("wing"), LANDMARKS, LANDMARKS_PRED),
-    (masked_sparse_categorical_crossentropy(), LABELS, PROBS),
-])
+@pytest.mark.parametrize(
+    "loss_fn,y_true,y_pred",
+    [
+        (masked_mse(), VALENCE, VALENCE_PRED),
+        (masked_ccc_loss(), VALENCE, VALENCE_PRED),
+        (masked_landmark_loss("wing"), LANDMARKS, LANDMARKS_PRED),
+        (masked_sparse_categorical_crossentropy(), LABELS, PROBS),
+    ],
+)
 def test_missing_targets_get_zero_gradient_and_no_nan(loss_fn, y_true, y_pred):
     variable = tf.Variable(y_pred)
     with tf.GradientTape() as tape:
@@ -133,25 +146,32 @@ def test_sample_weights_weigh_present_targets_like_keras():
     loss = MaskedMSE()(VALENCE, VALENCE_PRED, sample_weight=weights)
     present = ~np.isnan(VALENCE)
     errors = (VALENCE[present] - VALENCE_PRED[present, 0]) ** 2
-    np.testing.assert_allclose(float(loss), np.sum(weights[present] * errors) / present.sum(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(loss), np.sum(weights[present] * errors) / present.sum(), rtol=1e-5
+    )
     full = np.nan_to_num(VALENCE, nan=0.0)  # nothing missing: same as Keras' own MSE
-    np.testing.assert_allclose(float(MaskedMSE()(full, VALENCE_PRED, sample_weight=weights)),
-                               float(keras.losses.MeanSquaredError()(full[:, None], VALENCE_PRED,
-                                                                      sample_weight=weights)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        float(MaskedMSE()(full, VALENCE_PRED, sample_weight=weights)),
+        float(keras.losses.MeanSquaredError()(full[:, None], VALENCE_PRED, sample_weight=weights)),
+        rtol=1e-5,
+    )
 
 
 def test_half_precision_predictions_give_float32_losses():
-    for loss_fn, y_true, y_pred in [(masked_mse(), VALENCE, VALENCE_PRED),
-                                    (masked_sparse_categorical_crossentropy(), LABELS, PROBS)]:
+    for loss_fn, y_true, y_pred in [
+        (masked_mse(), VALENCE, VALENCE_PRED),
+        (masked_sparse_categorical_crossentropy(), LABELS, PROBS),
+    ]:
         loss = loss_fn(y_true, tf.cast(y_pred, "float16"))
         assert loss.dtype == tf.float32 and np.isfinite(float(loss))
 
 
 def test_losses_survive_keras_serialisation():
-    for loss in (masked_sparse_categorical_crossentropy(0.2, 7), masked_landmark_loss("wing"),
-                 masked_ccc_loss()):
+    for loss in (
+        masked_sparse_categorical_crossentropy(0.2, 7),
+        masked_landmark_loss("wing"),
+        masked_ccc_loss(),
+    ):
         clone = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(clone) is type(loss) and clone.get_config() == loss.get_config()
 
@@ -164,13 +184,18 @@ def test_build_losses_and_loss_weights():
     assert list(build_losses(("expression",))) == ["expression"]
     assert default_loss_weights(("expression", "landmarks")) == {
         "expression": DEFAULT_LOSS_WEIGHTS["expression"],
-        "landmarks": DEFAULT_LOSS_WEIGHTS["landmarks"]}
+        "landmarks": DEFAULT_LOSS_WEIGHTS["landmarks"],
+    }
     assert default_loss_weights(HEADS, {"valence": 0.5})["valence"] == 0.5
-    for bad in [lambda: build_losses(("age",)), lambda: build_losses(va_loss="mae"),
-                lambda: build_losses(landmark_loss="l2"), lambda: masked_landmark_loss("l2"),
-                lambda: default_loss_weights(("expression",), {"valence": 1.0}),
-                lambda: default_loss_weights(HEADS, {"valence": -1.0}),
-                lambda: masked_sparse_categorical_crossentropy(label_smoothing=1.5)]:
+    for bad in [
+        lambda: build_losses(("age",)),
+        lambda: build_losses(va_loss="mae"),
+        lambda: build_losses(landmark_loss="l2"),
+        lambda: masked_landmark_loss("l2"),
+        lambda: default_loss_weights(("expression",), {"valence": 1.0}),
+        lambda: default_loss_weights(HEADS, {"valence": -1.0}),
+        lambda: masked_sparse_categorical_crossentropy(label_smoothing=1.5),
+    ]:
         with pytest.raises(ConfigError):
             bad()
 
@@ -200,15 +225,20 @@ def test_masked_metrics_score_present_targets_only_and_nan_when_none():
 @pytest.mark.parametrize("va_loss,landmark_loss", [("mse", "mse"), ("ccc", "wing")])
 def test_one_tiny_fit_with_every_head_and_a_batch_without_valence(va_loss, landmark_loss):
     model = build_model("custom_cnn", image_size=32, channels=1, seed=0)
-    model.compile(optimizer="adam",
-                  loss=build_losses(HEADS, va_loss=va_loss, landmark_loss=landmark_loss),
-                  loss_weights=default_loss_weights(HEADS), metrics=build_metrics(HEADS))
+    model.compile(
+        optimizer="adam",
+        loss=build_losses(HEADS, va_loss=va_loss, landmark_loss=landmark_loss),
+        loss_weights=default_loss_weights(HEADS),
+        metrics=build_metrics(HEADS),
+    )
     n = 8
     x = RNG.uniform(0, 255, (n, 32, 32, 1)).astype("float32")
-    y = {"expression": np.array([0, 1, -1, 3, 4, -1, 6, 7]),
-         "valence": np.full(n, np.nan, "float32"),  # first batch of 4: no valence at all
-         "arousal": RNG.uniform(-1, 1, n).astype("float32"),
-         "landmarks": RNG.uniform(0, 1, (n, 136)).astype("float32")}
+    y = {
+        "expression": np.array([0, 1, -1, 3, 4, -1, 6, 7]),
+        "valence": np.full(n, np.nan, "float32"),  # first batch of 4: no valence at all
+        "arousal": RNG.uniform(-1, 1, n).astype("float32"),
+        "landmarks": RNG.uniform(0, 1, (n, 136)).astype("float32"),
+    }
     y["valence"][4:] = RNG.uniform(-1, 1, 4)
     y["landmarks"][[0, 5]] = np.nan
     history = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history

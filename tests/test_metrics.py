@@ -1,4 +1,6 @@
-"""Every metric pinned against a hand computation or the reference library."""
+"""helpers.evaluation.metrics, .bootstrap and scoring.evaluate_predictions: every metric pinned
+against a hand computation or the reference library."""
+
 from __future__ import annotations
 
 import json
@@ -19,25 +21,27 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import label_binarize
 
-from helpers.errors import ConfigError
-from helpers.labels import EXPRESSIONS
-from helpers.metrics import (
+from helpers.core.errors import ConfigError
+from helpers.core.jsonio import json_ready
+from helpers.core.labels import EXPRESSIONS
+from helpers.evaluation.bootstrap import (
     _confusions,
     _f1_macro,
     _kappa,
     bootstrap_ci,
+    with_confidence_intervals,
+)
+from helpers.evaluation.metrics import (
     ccc,
     classification_metrics,
-    evaluate_predictions,
-    json_ready,
     krippendorff_alpha,
     landmark_nme,
     map_label_space,
     per_class_report,
     regression_metrics,
     restrict_predictions,
-    with_confidence_intervals,
 )
+from helpers.evaluation.scoring import evaluate_predictions
 
 
 def _classifier(n: int, n_classes: int, seed: int = 0, skill: float = 1.0):
@@ -58,6 +62,7 @@ def _face(rng: np.random.Generator) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- agreement
+
 
 def test_krippendorff_alpha_matches_hand_computation():
     # Coincidences o00=2, o01=o10=1, o11=4; n0=3, n1=5, n=8:
@@ -96,6 +101,7 @@ def test_single_class_agreement_is_undefined_not_made_up():
 
 
 # --------------------------------------------------------------------------- classification
+
 
 def test_classification_scores_match_sklearn():
     t, proba, p = _classifier(400, 8, seed=1, skill=0.3)
@@ -136,15 +142,17 @@ def test_seven_class_data_has_no_fake_contempt_class_and_auc_skips_it():
 
 
 def test_restricting_predictions_to_the_data_label_space():
-    proba = np.array([[0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7],
-                      [0.6, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.1]])
+    proba = np.array(
+        [[0.1, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7], [0.6, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.1]]
+    )
     pred, kept = restrict_predictions(proba, range(7))
     assert pred.tolist() == [1, 0]
     np.testing.assert_allclose(kept.sum(axis=1), 1.0)
     assert (kept[:, 7] == 0).all()
     t, proba, _ = _classifier(200, 7, seed=3)
-    res = evaluate_predictions({"expression": t, "expression_proba": proba}, "m",
-                               data_classes=range(7), n_boot=0)
+    res = evaluate_predictions(
+        {"expression": t, "expression_proba": proba}, "m", data_classes=range(7), n_boot=0
+    )
     assert res["expression"]["n_pred_outside_labels"] == 0
     assert res["expression"]["restricted_to"] == list(EXPRESSIONS[:7])
 
@@ -168,7 +176,14 @@ def test_map_label_space():
     fer = np.array([0, 1, 2, 3, 4, 5, 6, -1])
     shared = map_label_space(fer, "fer")
     assert [EXPRESSIONS[i] for i in shared[:7]] == [
-        "Anger", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+        "Anger",
+        "Disgust",
+        "Fear",
+        "Happy",
+        "Sad",
+        "Surprise",
+        "Neutral",
+    ]
     assert shared[7] == -1
     back = map_label_space(np.arange(8), "affectnet", "fer")
     assert back.tolist() == [6, 3, 4, 5, 2, 1, 0, -1]  # no Contempt in FER order
@@ -179,6 +194,7 @@ def test_map_label_space():
 
 
 # --------------------------------------------------------------------------- regression
+
 
 def test_ccc_identical_shifted_scaled():
     y = np.array([1.0, 2.0, 3.0, 4.0])  # population variance 1.25
@@ -225,6 +241,7 @@ def test_undefined_regression_values_are_nan_not_invented():
 
 # --------------------------------------------------------------------------- landmarks
 
+
 def test_nme_of_a_uniform_one_pixel_shift_is_two_percent():
     rng = np.random.default_rng(6)
     true = np.stack([_face(rng) for _ in range(4)])
@@ -240,9 +257,9 @@ def test_nme_failure_rate_median_and_missing_rows():
     rng = np.random.default_rng(7)
     true = np.stack([_face(rng) for _ in range(5)])
     pred = true.copy()
-    pred[0] += (10.0, 0.0)     # 10 px / 50 px = 0.2: a failure
-    pred[1] += (0.0, 2.0)      # 0.04
-    true[4] = np.nan           # no truth: skipped
+    pred[0] += (10.0, 0.0)  # 10 px / 50 px = 0.2: a failure
+    pred[1] += (0.0, 2.0)  # 0.04
+    true[4] = np.nan  # no truth: skipped
     m = landmark_nme(true, pred)
     assert m["n"] == 4
     assert m["nme"] == pytest.approx((0.2 + 0.04) / 4)
@@ -253,6 +270,7 @@ def test_nme_failure_rate_median_and_missing_rows():
 
 # --------------------------------------------------------------------------- bootstrap
 
+
 def test_batched_confusion_metrics_equal_sklearn_per_resample():
     t, _, p = _classifier(150, 7, seed=8, skill=0.3)
     p[:4] = 7
@@ -262,8 +280,9 @@ def test_batched_confusion_metrics_equal_sklearn_per_resample():
     f1, kappa = _f1_macro(conf, np.arange(7)), _kappa(conf)
     for b in range(5):
         tb, pb = t[idx[b]], p[idx[b]]
-        assert f1[b] == pytest.approx(f1_score(tb, pb, labels=labels, average="macro",
-                                               zero_division=0))
+        assert f1[b] == pytest.approx(
+            f1_score(tb, pb, labels=labels, average="macro", zero_division=0)
+        )
         assert kappa[b] == pytest.approx(cohen_kappa_score(tb, pb))
 
 
@@ -307,19 +326,27 @@ def test_confidence_intervals_for_every_headline_metric():
 
 # --------------------------------------------------------------------------- whole model
 
+
 def _prediction_table(n: int = 120) -> pd.DataFrame:
     """A FER-like table: 7 classes, no valence/arousal, landmarks for some faces only."""
     rng = np.random.default_rng(12)
     t, proba, p = _classifier(n, 7, seed=12)
     faces = [_face(rng) if i % 3 else None for i in range(n)]
-    return pd.DataFrame({
-        "expression": t, "expression_pred": p, "expression_proba": list(proba),
-        "valence": np.nan, "valence_pred": rng.uniform(-1, 1, n),
-        "arousal": np.nan, "arousal_pred": rng.uniform(-1, 1, n),
-        "landmarks": faces,
-        "landmarks_pred": [f + 1.0 if f is not None else rng.uniform(0, 200, (68, 2))
-                           for f in faces],
-    })
+    return pd.DataFrame(
+        {
+            "expression": t,
+            "expression_pred": p,
+            "expression_proba": list(proba),
+            "valence": np.nan,
+            "valence_pred": rng.uniform(-1, 1, n),
+            "arousal": np.nan,
+            "arousal_pred": rng.uniform(-1, 1, n),
+            "landmarks": faces,
+            "landmarks_pred": [
+                f + 1.0 if f is not None else rng.uniform(0, 200, (68, 2)) for f in faces
+            ],
+        }
+    )
 
 
 def test_evaluate_predictions_contract_and_null_heads():
@@ -329,14 +356,26 @@ def test_evaluate_predictions_contract_and_null_heads():
     assert res["valence"] is None and res["arousal"] is None  # all-NaN targets: null heads
     assert res["landmarks"]["n"] == 80 and res["landmarks"]["nme"] > 0
     expr = res["expression"]
-    for key in ("accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro",
-                "kappa", "krippendorff_alpha", "roc_auc_ovr", "pr_auc_macro",
-                "confusion_matrix", "labels", "accuracy_ci", "f1_macro_ci", "kappa_ci"):
+    for key in (
+        "accuracy",
+        "f1_macro",
+        "f1_weighted",
+        "precision_macro",
+        "recall_macro",
+        "kappa",
+        "krippendorff_alpha",
+        "roc_auc_ovr",
+        "pr_auc_macro",
+        "confusion_matrix",
+        "labels",
+        "accuracy_ci",
+        "f1_macro_ci",
+        "kappa_ci",
+    ):
         assert key in expr, key
     assert "Contempt" not in expr["labels"]
     # Heads without columns (the model has none) are null too.
-    only = evaluate_predictions({"expression": [0, 1, 1], "expression_pred": [0, 1, 0]},
-                                n_boot=0)
+    only = evaluate_predictions({"expression": [0, 1, 1], "expression_pred": [0, 1, 0]}, n_boot=0)
     assert only["landmarks"] is None and only["valence"] is None
     assert only["expression"]["accuracy"] == pytest.approx(2 / 3)
 
@@ -345,11 +384,19 @@ def test_result_survives_a_json_round_trip_without_nan():
     table = _prediction_table()
     table.loc[:59, "valence"] = np.linspace(-1, 1, 60)
     res = evaluate_predictions(table, n_boot=50)
-    res["expression"]["extra"] = {"nan": np.float32("nan"), "arr": np.arange(3),
-                                  "flag": np.bool_(True), "ci": (np.float64(0.1), 0.2)}
+    res["expression"]["extra"] = {
+        "nan": np.float32("nan"),
+        "arr": np.arange(3),
+        "flag": np.bool_(True),
+        "ci": (np.float64(0.1), 0.2),
+    }
     text = json.dumps(json_ready(res), allow_nan=False)
     back = json.loads(text)
     assert back["valence"]["n"] == 60
-    assert back["expression"]["extra"] == {"nan": None, "arr": [0, 1, 2], "flag": True,
-                                           "ci": [0.1, 0.2]}
+    assert back["expression"]["extra"] == {
+        "nan": None,
+        "arr": [0, 1, 2],
+        "flag": True,
+        "ci": [0.1, 0.2],
+    }
     assert back["expression"]["confusion_matrix"] == res["expression"]["confusion_matrix"]

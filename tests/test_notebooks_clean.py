@@ -1,10 +1,12 @@
 """Committed notebooks stay clean: kernel python3, a parameters cell, outputs only where checked."""
+
 import nbformat
 import pytest
 
-from helpers import config, nbtools
+from helpers.core import paths
+from helpers.run import nbtools
 
-NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("*.ipynb"))
+NOTEBOOKS = sorted(paths.NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -40,6 +42,11 @@ def test_papermill_sees_every_parameter(path):
 
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+    assigned = {
+        t.id
+        for node in ast.parse(cell.source).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     assert set(pm.inspect_notebook(str(path))) == assigned

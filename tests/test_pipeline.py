@@ -1,4 +1,5 @@
 """The tf.data input pipeline: shapes, missing targets, landmarks, channels, determinism, zips."""
+
 from __future__ import annotations
 
 import zipfile
@@ -12,11 +13,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import pipeline
-from helpers.augment import AugmentConfig, flip_only_config, make_online_augmenter
-from helpers.errors import ConfigError, DataError
-from helpers.images import close_archives, make_uri
-from helpers.pipeline import EpochClock, describe, make_dataset, steps_per_epoch
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.images import close_archives, make_uri
+from helpers.data.augment import AugmentConfig, flip_only_config, make_online_augmenter
+from helpers.train import pipeline
+from helpers.train.pipeline import EpochClock, describe, make_dataset, steps_per_epoch
 
 N = 10
 
@@ -27,18 +28,27 @@ def _write(path: Path, image: np.ndarray) -> str:
     return str(path)
 
 
-def _table(tmp_path: Path, n: int = N, size: tuple[int, int] = (40, 40),
-           gray: bool = False) -> pd.DataFrame:
+def _table(
+    tmp_path: Path, n: int = N, size: tuple[int, int] = (40, 40), gray: bool = False
+) -> pd.DataFrame:
     """Rows whose valence is row/100, so a batch tells which rows it holds."""
     rng = np.random.default_rng(0)
     rows = []
     for i in range(n):
         shape = size[::-1] if gray else (*size[::-1], 3)
         uri = _write(tmp_path / f"img{i}.png", rng.integers(0, 256, shape, dtype=np.uint8))
-        rows.append({"id": f"r{i}", "image": uri, "source": "t", "expression": i % 8,
-                     "valence": i / 100, "arousal": -i / 100,
-                     "landmarks": rng.uniform(0, min(size) - 1, (68, 2)).astype(np.float32),
-                     "split": "train"})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "image": uri,
+                "source": "t",
+                "expression": i % 8,
+                "valence": i / 100,
+                "arousal": -i / 100,
+                "landmarks": rng.uniform(0, min(size) - 1, (68, 2)).astype(np.float32),
+                "split": "train",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -49,14 +59,16 @@ def _batches(ds: tf.data.Dataset) -> list:
 
 def _rows(batches: list) -> list[int]:
     """Row numbers in the order the pass delivered them (from the valence tag)."""
-    return [int(round(v * 100)) for b in batches for v in b[1]["valence"][:, 0]]
+    return [round(v * 100) for b in batches for v in b[1]["valence"][:, 0]]
 
 
 def _equal(a: list, b: list) -> bool:
     """Structures of arrays equal, NaN == NaN."""
     flat_a, flat_b = tf.nest.flatten(a), tf.nest.flatten(b)
     return len(flat_a) == len(flat_b) and all(
-        np.array_equal(x, y, equal_nan=x.dtype.kind == "f") for x, y in zip(flat_a, flat_b))
+        np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
+        for x, y in zip(flat_a, flat_b, strict=False)
+    )
 
 
 def test_batch_shapes_and_dtypes_per_head(tmp_path):
@@ -77,14 +89,27 @@ def test_batch_shapes_and_dtypes_per_head(tmp_path):
 
 
 def test_heads_subset_and_drop_remainder(tmp_path):
-    ds = make_dataset(_table(tmp_path), image_size=32, channels=3, batch_size=4,
-                      heads=("landmarks", "expression"), training=True, drop_remainder=True)
+    ds = make_dataset(
+        _table(tmp_path),
+        image_size=32,
+        channels=3,
+        batch_size=4,
+        heads=("landmarks", "expression"),
+        training=True,
+        drop_remainder=True,
+    )
     batches = _batches(ds)
     assert len(batches) == 2 and all(len(b[0]) == 4 for b in batches)
     assert set(batches[0][1]) == {"expression", "landmarks"}
     with pytest.raises(ConfigError, match="heads"):
-        make_dataset(_table(tmp_path), image_size=32, channels=3, batch_size=4,
-                     heads=("age",), training=False)
+        make_dataset(
+            _table(tmp_path),
+            image_size=32,
+            channels=3,
+            batch_size=4,
+            heads=("age",),
+            training=False,
+        )
 
 
 def test_missing_targets_are_minus_one_and_nan(tmp_path):
@@ -93,8 +118,9 @@ def test_missing_targets_are_minus_one_and_nan(tmp_path):
     table.loc[[1, 2], "valence"] = np.nan
     table["landmarks"] = [table["landmarks"][0], None, None, table["landmarks"][3]]
     table = table.drop(columns=["arousal"])  # a source with no arousal at all
-    images, targets = _batches(make_dataset(table, image_size=32, channels=3, batch_size=4,
-                                            training=False))[0]
+    _images, targets = _batches(
+        make_dataset(table, image_size=32, channels=3, batch_size=4, training=False)
+    )[0]
     assert targets["expression"].tolist() == [3, -1, 1, -1]
     assert np.isnan(targets["valence"][:, 0]).tolist() == [False, True, True, False]
     assert np.isnan(targets["arousal"]).all()
@@ -109,8 +135,17 @@ def _bright_block_table(tmp_path: Path, width: int, height: int) -> pd.DataFrame
     image = np.zeros((height, width, 3), np.uint8)
     image[8:12, 28:32] = 255
     centre = np.tile(np.array([[29.5, 9.5]], np.float32), (68, 1))  # pixel-centre coordinates
-    return pd.DataFrame([{"id": "a", "image": _write(tmp_path / "block.png", image),
-                          "source": "t", "expression": 0, "landmarks": centre}])
+    return pd.DataFrame(
+        [
+            {
+                "id": "a",
+                "image": _write(tmp_path / "block.png", image),
+                "source": "t",
+                "expression": 0,
+                "landmarks": centre,
+            }
+        ]
+    )
 
 
 def _centroid(image: np.ndarray) -> np.ndarray:
@@ -123,8 +158,9 @@ def _centroid(image: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("size", [20, 64])  # shrink (INTER_AREA) and enlarge (INTER_LINEAR)
 def test_landmarks_follow_the_resize(tmp_path, size):
     table = _bright_block_table(tmp_path, width=40, height=30)  # not square: x/W and y/H differ
-    images, targets = _batches(make_dataset(table, image_size=size, channels=3, batch_size=1,
-                                            training=False))[0]
+    images, targets = _batches(
+        make_dataset(table, image_size=size, channels=3, batch_size=1, training=False)
+    )[0]
     points = targets["landmarks"].reshape(68, 2) * size
     expected = (np.array([29.5, 9.5]) + 0.5) * [size / 40, size / 30] - 0.5
     np.testing.assert_allclose(points, np.tile(expected, (68, 1)), atol=1e-4)
@@ -134,8 +170,14 @@ def test_landmarks_follow_the_resize(tmp_path, size):
 
 def test_flip_augmentation_keeps_landmarks_on_the_bright_pixels(tmp_path):
     table = _bright_block_table(tmp_path, width=40, height=40)
-    ds = make_dataset(table, image_size=40, channels=3, batch_size=1, training=True,
-                      augmenter=make_online_augmenter(flip_only_config(), seed=0))
+    ds = make_dataset(
+        table,
+        image_size=40,
+        channels=3,
+        batch_size=1,
+        training=True,
+        augmenter=make_online_augmenter(flip_only_config(), seed=0),
+    )
     images, targets = _batches(ds)[0]
     point = targets["landmarks"].reshape(68, 2)[0] * 40
     np.testing.assert_allclose(point, [39 - 29.5, 9.5], atol=1e-4)  # x' = W - 1 - x
@@ -147,25 +189,27 @@ def test_grayscale_and_rgb_channels(tmp_path):
     gray_dir = tmp_path / "gray"
     gray_dir.mkdir()
     gray_table = _table(gray_dir, n=2, gray=True)
-    as_gray = _batches(make_dataset(rgb_table, image_size=40, channels=1, batch_size=2,
-                                    training=False))[0][0]
+    as_gray = _batches(
+        make_dataset(rgb_table, image_size=40, channels=1, batch_size=2, training=False)
+    )[0][0]
     expected = np.asarray(Image.open(rgb_table["image"][0]).convert("L"), np.float32)
     assert as_gray.shape == (2, 40, 40, 1)
     np.testing.assert_array_equal(as_gray[0, ..., 0], expected)
-    as_rgb = _batches(make_dataset(gray_table, image_size=40, channels=3, batch_size=2,
-                                   training=False))[0][0]
+    as_rgb = _batches(
+        make_dataset(gray_table, image_size=40, channels=3, batch_size=2, training=False)
+    )[0][0]
     assert as_rgb.shape == (2, 40, 40, 3)
     np.testing.assert_array_equal(as_rgb[..., 0], as_rgb[..., 2])
-    np.testing.assert_array_equal(as_rgb[0, ..., 1],
-                                  np.asarray(Image.open(gray_table["image"][0]), np.float32))
+    np.testing.assert_array_equal(
+        as_rgb[0, ..., 1], np.asarray(Image.open(gray_table["image"][0]), np.float32)
+    )
 
 
 def test_same_seed_same_batches_and_each_epoch_reshuffles(tmp_path):
     table = _table(tmp_path)
 
     def two_epochs(seed: int) -> list:
-        ds = make_dataset(table, image_size=32, channels=3, batch_size=4, training=True,
-                          seed=seed)
+        ds = make_dataset(table, image_size=32, channels=3, batch_size=4, training=True, seed=seed)
         return [_batches(ds), _batches(ds)]
 
     first = two_epochs(1)
@@ -185,23 +229,37 @@ def test_online_augmentation_per_epoch_and_row_is_reproducible(tmp_path):
 
     def by_row(epoch: int, seed: int = 0) -> np.ndarray:
         clock = EpochClock()
-        ds = make_dataset(table, image_size=32, channels=3, batch_size=4, training=True,
-                          augmenter=make_online_augmenter(strong, seed), epoch_clock=clock)
+        ds = make_dataset(
+            table,
+            image_size=32,
+            channels=3,
+            batch_size=4,
+            training=True,
+            augmenter=make_online_augmenter(strong, seed),
+            epoch_clock=clock,
+        )
         clock.set(epoch)
         batches = _batches(ds)
         images = np.concatenate([b[0] for b in batches])
         return images[np.argsort(_rows(batches))]
 
     e0, e1 = by_row(0), by_row(1)
-    assert np.array_equal(e0, by_row(0))         # same (seed, epoch, row): same image
-    assert not np.array_equal(e0[0], e1[0])      # a new variant each epoch
+    assert np.array_equal(e0, by_row(0))  # same (seed, epoch, row): same image
+    assert not np.array_equal(e0[0], e1[0])  # a new variant each epoch
     assert not np.array_equal(e0[0], by_row(0, seed=5)[0])
-    plain = _batches(make_dataset(table, image_size=32, channels=3, batch_size=N,
-                                  training=False))[0][0]
+    plain = _batches(make_dataset(table, image_size=32, channels=3, batch_size=N, training=False))[
+        0
+    ][0]
     assert not np.array_equal(e0, plain)
     # the augmenter is ignored outside training
-    ignored = make_dataset(table, image_size=32, channels=3, batch_size=N, training=False,
-                           augmenter=make_online_augmenter(strong, 0))
+    ignored = make_dataset(
+        table,
+        image_size=32,
+        channels=3,
+        batch_size=N,
+        training=False,
+        augmenter=make_online_augmenter(strong, 0),
+    )
     assert np.array_equal(_batches(ignored)[0][0], plain)
 
 
@@ -213,11 +271,20 @@ def test_fit_sets_the_epoch_the_augmenter_sees(tmp_path):
         return image, landmarks
 
     clock = EpochClock()
-    ds = make_dataset(_table(tmp_path), image_size=16, channels=1, batch_size=5, training=True,
-                      heads=("valence",), augmenter=recorder, epoch_clock=clock)
+    ds = make_dataset(
+        _table(tmp_path),
+        image_size=16,
+        channels=1,
+        batch_size=5,
+        training=True,
+        heads=("valence",),
+        augmenter=recorder,
+        epoch_clock=clock,
+    )
     inputs = keras.Input((16, 16, 1))
-    model = keras.Model(inputs, {"valence": keras.layers.Dense(1, name="valence")(
-        keras.layers.Flatten()(inputs))})
+    model = keras.Model(
+        inputs, {"valence": keras.layers.Dense(1, name="valence")(keras.layers.Flatten()(inputs))}
+    )
     model.compile("sgd", loss={"valence": "mse"})
     seen_in_fit = []
 
@@ -226,10 +293,16 @@ def test_fit_sets_the_epoch_the_augmenter_sees(tmp_path):
             seen.clear()
 
         def on_epoch_end(self, epoch, logs=None):
-            seen_in_fit.append(sorted(set(e for e, _ in seen)))
+            seen_in_fit.append(sorted({e for e, _ in seen}))
 
-    model.fit(ds, epochs=5, initial_epoch=3, verbose=0, shuffle=False,
-              callbacks=[clock.callback(), Mark()])
+    model.fit(
+        ds,
+        epochs=5,
+        initial_epoch=3,
+        verbose=0,
+        shuffle=False,
+        callbacks=[clock.callback(), Mark()],
+    )
     assert seen_in_fit == [[3], [4]]
 
 
@@ -241,10 +314,12 @@ def test_zip_uris_give_the_same_batches(tmp_path):
             zf.write(path, f"Dataset/images/{i}.png")
     zipped = table.assign(image=[make_uri(archive, f"Dataset/images/{i}.png") for i in range(4)])
     try:
-        plain = _batches(make_dataset(table, image_size=24, channels=3, batch_size=4,
-                                      training=False))
-        from_zip = _batches(make_dataset(zipped, image_size=24, channels=3, batch_size=4,
-                                         training=False))
+        plain = _batches(
+            make_dataset(table, image_size=24, channels=3, batch_size=4, training=False)
+        )
+        from_zip = _batches(
+            make_dataset(zipped, image_size=24, channels=3, batch_size=4, training=False)
+        )
         assert _equal(plain, from_zip)
         missing = zipped.assign(image=[make_uri(archive, "Dataset/images/nope.png")] * 4)
         with pytest.raises(DataError) as caught:
@@ -258,22 +333,26 @@ def test_zip_uris_give_the_same_batches(tmp_path):
 def test_class_weights_become_expression_sample_weights(tmp_path):
     table = _table(tmp_path, n=8)
     weights = {str(c): 1.0 + c for c in range(8)}  # JSON turns keys into strings
-    batches = _batches(make_dataset(table, image_size=16, channels=1, batch_size=8,
-                                    training=False, class_weights=weights))
-    images, targets, sample_weights = batches[0]
+    batches = _batches(
+        make_dataset(
+            table, image_size=16, channels=1, batch_size=8, training=False, class_weights=weights
+        )
+    )
+    _images, targets, sample_weights = batches[0]
     np.testing.assert_allclose(sample_weights["expression"], 1.0 + targets["expression"])
     for head in ("valence", "arousal", "landmarks"):
         np.testing.assert_array_equal(sample_weights[head], np.ones(8, np.float32))
     with pytest.raises(ConfigError, match="no weight for classes"):
-        make_dataset(table, image_size=16, channels=1, batch_size=8, training=False,
-                     class_weights={0: 1.0})
+        make_dataset(
+            table, image_size=16, channels=1, batch_size=8, training=False, class_weights={0: 1.0}
+        )
 
 
 def test_memory_file_and_no_cache_agree(tmp_path):
     table = _table(tmp_path)
     table = pd.concat([table, table.assign(id=table["id"] + "_copy")], ignore_index=True)
     table["valence"] = np.arange(len(table)) / 100
-    kwargs = dict(image_size=24, channels=3, batch_size=6, training=True, seed=3)
+    kwargs = {"image_size": 24, "channels": 3, "batch_size": 6, "training": True, "seed": 3}
     path = tmp_path / "cache" / "train.npy"
     results = []
     for cache in (True, path, False):
@@ -293,40 +372,45 @@ def test_missing_and_corrupt_images_are_data_errors(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     bad = table.assign(image=table["image"].where(table.index != 2, str(tmp_path / "bad.png")))
     ds = make_dataset(bad, image_size=16, channels=3, batch_size=2, training=False)
-    with pytest.raises(DataError) as caught:
-        with pipeline.surface_data_errors():
-            _batches(ds)
+    with pytest.raises(DataError) as caught, pipeline.surface_data_errors():
+        _batches(ds)
     assert caught.value.path.endswith("bad.png")
 
 
 def test_resize_helper_matches_augment_resize(tmp_path):
-    from helpers.augment import resize_with_landmarks
+    from helpers.core.landmarks import to_model_space
+    from helpers.core.preprocess import decode_for_model
+    from helpers.data.augment import resize_with_landmarks
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
     points = rng.uniform(0, 29, (68, 2)).astype(np.float32)
     for size in (20, 64):
         resized, moved = resize_with_landmarks(image, points, size)
-        np.testing.assert_allclose(pipeline.scale_landmarks(points, 30, 50, size), moved,
-                                   atol=1e-5)
-        decoded, hw = pipeline._decode(_write(tmp_path / f"x{size}.png", image), size, 3)
+        np.testing.assert_allclose(to_model_space(points, 30, 50, size), moved, atol=1e-5)
+        decoded, hw = decode_for_model(_write(tmp_path / f"x{size}.png", image), size, 3)
         assert hw == (30, 50)
         np.testing.assert_array_equal(decoded, resized)
 
 
 def test_a_large_jpeg_decodes_reduced_but_landmarks_keep_its_stored_pixels(tmp_path):
     """A 224 px JPEG for a 48 px model decodes at 1/4 scale; landmarks still map from 224."""
-    from helpers.synthetic import render_face, sample_face_params
+    from helpers.core.landmarks import to_model_space
+    from helpers.core.preprocess import decode_for_model
+    from helpers.data.synthetic import render_face, sample_face_params
 
     face, lnd = render_face(sample_face_params(np.random.default_rng(2), 1, 224), 224)
     path = tmp_path / "face.jpg"
     cv2.imwrite(str(path), cv2.cvtColor(face, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    decoded, hw = pipeline._decode(str(path), 48, 3)
+    decoded, hw = decode_for_model(str(path), 48, 3)
     assert hw == (224, 224) and decoded.shape == (48, 48, 3)
     direct = cv2.resize(face, (48, 48), interpolation=cv2.INTER_AREA)
     assert np.abs(decoded.astype(int) - direct).mean() < 3.0
     table = pd.DataFrame({"image": [str(path)], "expression": [1], "landmarks": [lnd]})
     ds = pipeline.make_dataset(table, image_size=48, channels=3, batch_size=1, training=False)
     _, targets = next(iter(ds))
-    np.testing.assert_allclose(targets["landmarks"].numpy().reshape(68, 2),
-                               pipeline.scale_landmarks(lnd, 224, 224, 48) / 48, atol=1e-6)
+    np.testing.assert_allclose(
+        targets["landmarks"].numpy().reshape(68, 2),
+        to_model_space(lnd, 224, 224, 48) / 48,
+        atol=1e-6,
+    )

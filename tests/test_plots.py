@@ -1,4 +1,6 @@
-"""helpers.plots: every figure builds and renders under Agg, including on data that lacks labels."""
+"""helpers.reporting.plots: every figure builds and renders under Agg, including on data that lacks
+labels."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,16 +9,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from figure_checks import check_figure as _check  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
 
-from helpers import eda, plots  # noqa: E402
-from helpers.labels import EXPRESSIONS  # noqa: E402
+from figure_checks import check_figure as _check
+from helpers.core.labels import EXPRESSIONS
+from helpers.data import eda
+from helpers.reporting import plots
 
 
 def _face_points(size: int) -> np.ndarray:
@@ -39,12 +42,18 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         shape = (32, 32) if i % 3 else (24, 32, 3)
         path = folder / f"img{i:02d}.png"
         Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8)).save(path)
-        rows.append({
-            "id": f"r{i:02d}", "image": str(path), "source": "test", "expression": i % 7,
-            "valence": rng.uniform(-1, 1), "arousal": rng.uniform(-1, 1),
-            "landmarks": _face_points(shape[0]) if i % 2 == 0 else None,
-            "split": ("train", "val", "test")[i % 3],
-        })
+        rows.append(
+            {
+                "id": f"r{i:02d}",
+                "image": str(path),
+                "source": "test",
+                "expression": i % 7,
+                "valence": rng.uniform(-1, 1),
+                "arousal": rng.uniform(-1, 1),
+                "landmarks": _face_points(shape[0]) if i % 2 == 0 else None,
+                "split": ("train", "val", "test")[i % 3],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -90,7 +99,9 @@ def test_plot_sample_grid_rows_are_classes(records):
     assert _n_images(fig) == 14  # seven classes with >= 2 images, Contempt empty
     labels = [fig.axes[2 * k].get_ylabel().split("\n")[0] for k in range(8)]
     assert labels == list(EXPRESSIONS)
-    grey_cmaps = {im.get_cmap().name for ax in fig.axes for im in ax.images if im.get_array().ndim == 2}
+    grey_cmaps = {
+        im.get_cmap().name for ax in fig.axes for im in ax.images if im.get_array().ndim == 2
+    }
     assert grey_cmaps == {"gray"}
 
 
@@ -144,8 +155,14 @@ def test_plot_image_stats(records):
 
 
 def test_plot_duplicates(records):
-    pairs = pd.DataFrame({"id_a": ["r00", "r01", "r02"], "id_b": ["r03", "r04", "r05"],
-                          "distance": [0, 2, 3], "kind": ["exact", "near", "near"]})
+    pairs = pd.DataFrame(
+        {
+            "id_a": ["r00", "r01", "r02"],
+            "id_b": ["r03", "r04", "r05"],
+            "distance": [0, 2, 3],
+            "kind": ["exact", "near", "near"],
+        }
+    )
     fig = _check(plots.plot_duplicates(records, pairs, n=2), n_axes=4)
     assert _n_images(fig) == 4
     assert fig.axes[0].get_title() == "r00 [train]"

@@ -1,4 +1,6 @@
-"""Evaluation figures in helpers.plots: each returns a Figure that renders, also on thin input."""
+"""Evaluation figures in helpers.reporting.plots: each returns a Figure that renders, also on thin
+input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,15 +9,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from figure_checks import check_figure as _check  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
 
-from helpers import plots  # noqa: E402
-from helpers.labels import EXPRESSIONS  # noqa: E402
+from figure_checks import check_figure as _check
+from helpers.core.labels import EXPRESSIONS
+from helpers.reporting import plots
 
 
 def _is_message(fig: Figure) -> bool:
@@ -44,14 +46,21 @@ def predictions(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
         shape = (32, 32) if i % 2 else (32, 32, 3)
         Image.fromarray(rng.integers(0, 256, size=shape, dtype=np.uint8)).save(path)
         truth = _points(32, rng) if i % 5 else None
-        rows.append({
-            "id": f"r{i}", "image": str(path), "expression": i % 7,
-            "expression_pred": int(proba[i].argmax()), "confidence": float(proba[i].max()),
-            "valence": rng.uniform(-1, 1), "valence_pred": rng.uniform(-1, 1),
-            "arousal": rng.uniform(-1, 1), "arousal_pred": rng.uniform(-1, 1),
-            "landmarks": truth,
-            "landmarks_pred": _points(32, rng),
-        })
+        rows.append(
+            {
+                "id": f"r{i}",
+                "image": str(path),
+                "expression": i % 7,
+                "expression_pred": int(proba[i].argmax()),
+                "confidence": float(proba[i].max()),
+                "valence": rng.uniform(-1, 1),
+                "valence_pred": rng.uniform(-1, 1),
+                "arousal": rng.uniform(-1, 1),
+                "arousal_pred": rng.uniform(-1, 1),
+                "landmarks": truth,
+                "landmarks_pred": _points(32, rng),
+            }
+        )
     df = pd.DataFrame(rows)
     for k, name in enumerate(EXPRESSIONS):
         df[f"p_{name}"] = proba[:, k]
@@ -85,8 +94,9 @@ def test_roc_pr_skips_classes_absent_from_the_truth(predictions: pd.DataFrame) -
     names = [t.get_text().split(" (")[0] for t in roc.get_legend().get_texts()]
     assert names == list(EXPRESSIONS[:7])  # Contempt has no positives
     assert all("AUC" in t.get_text() for t in pr.get_legend().get_texts())
-    assert _is_message(plots.plot_roc_pr(predictions.drop(columns=["expression"]),
-                                         list(EXPRESSIONS)))
+    assert _is_message(
+        plots.plot_roc_pr(predictions.drop(columns=["expression"]), list(EXPRESSIONS))
+    )
     assert _is_message(plots.plot_roc_pr(predictions.iloc[0:0], list(EXPRESSIONS)))
 
 
@@ -96,8 +106,9 @@ def test_va_predictions(predictions: pd.DataFrame) -> None:
     only_valence = predictions.assign(arousal=np.nan)
     fig = _check(plots.plot_va_predictions(only_valence), 2)
     assert "CCC" in fig.axes[0].get_title() and not fig.axes[1].axison
-    assert _is_message(plots.plot_va_predictions(predictions.assign(valence=np.nan,
-                                                                    arousal=np.nan)))
+    assert _is_message(
+        plots.plot_va_predictions(predictions.assign(valence=np.nan, arousal=np.nan))
+    )
     assert _is_message(plots.plot_va_predictions(predictions[["id", "expression"]]))
 
 
@@ -124,16 +135,21 @@ def test_confident_mistakes(predictions: pd.DataFrame) -> None:
 
 def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
     epochs = 6
-    history = pd.DataFrame({
-        "epoch": range(epochs), "loss": np.linspace(2, 1, epochs),
-        "val_loss": np.linspace(2.1, 1.4, epochs),
-        "expression_accuracy": np.linspace(0.2, 0.6, epochs),
-        "val_expression_accuracy": np.linspace(0.2, 0.5, epochs),
-        "landmarks_nme": np.linspace(0.2, 0.1, epochs),  # no val twin
-        "val_valence_ccc": np.linspace(0, 0.3, epochs),  # no train twin
-        "learning_rate": 1e-3, "time_s": 3.0, "train_images_per_s": 50.0,
-        "phase": [1, 1, 1, 2, 2, 2],
-    })
+    history = pd.DataFrame(
+        {
+            "epoch": range(epochs),
+            "loss": np.linspace(2, 1, epochs),
+            "val_loss": np.linspace(2.1, 1.4, epochs),
+            "expression_accuracy": np.linspace(0.2, 0.6, epochs),
+            "val_expression_accuracy": np.linspace(0.2, 0.5, epochs),
+            "landmarks_nme": np.linspace(0.2, 0.1, epochs),  # no val twin
+            "val_valence_ccc": np.linspace(0, 0.3, epochs),  # no train twin
+            "learning_rate": 1e-3,
+            "time_s": 3.0,
+            "train_images_per_s": 50.0,
+            "phase": [1, 1, 1, 2, 2, 2],
+        }
+    )
     fig = _check(plots.plot_learning_curves(history, title="vgg16"))
     titles = [ax.get_title() for ax in fig.axes if ax.axison]
     assert titles == ["loss", "expression_accuracy", "landmarks_nme", "valence_ccc"]
@@ -145,14 +161,16 @@ def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
 
 
 def test_metric_comparison() -> None:
-    table = pd.DataFrame({
-        "model": ["a", "b", "c"],
-        "expression_f1_macro": [0.6, 0.5, np.nan],
-        "expression_f1_macro_ci_low": [0.55, 0.45, np.nan],
-        "expression_f1_macro_ci_high": [0.65, 0.55, np.nan],
-        "landmarks_nme": [0.08, 0.05, 0.07],
-        "valence_ccc": [np.nan, np.nan, np.nan],  # nobody scored it: no panel
-    })
+    table = pd.DataFrame(
+        {
+            "model": ["a", "b", "c"],
+            "expression_f1_macro": [0.6, 0.5, np.nan],
+            "expression_f1_macro_ci_low": [0.55, 0.45, np.nan],
+            "expression_f1_macro_ci_high": [0.65, 0.55, np.nan],
+            "landmarks_nme": [0.08, 0.05, 0.07],
+            "valence_ccc": [np.nan, np.nan, np.nan],  # nobody scored it: no panel
+        }
+    )
     fig = _check(plots.plot_metric_comparison(table), 2)
     assert "macro F1" in fig.axes[0].get_title() and "lower" in fig.axes[1].get_title()
     assert _is_message(plots.plot_metric_comparison(table.iloc[0:0]))

@@ -1,4 +1,5 @@
 """The predictor: faces found in scenes, batched, one row per face, bad files reported not fatal."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.errors import ConfigError
-from helpers.labels import EXPRESSIONS
-from helpers.landmarks import N_POINTS
-from helpers.predict import (
-    Detector, annotate, crop_face, landmarks_to_image, main, open_model, predict_images,
-    summarize, to_model_input,
-)
-from helpers.synthetic import render_face, sample_face_params
+from helpers.core.errors import ConfigError
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.landmarks import N_POINTS, from_model_output
+from helpers.core.preprocess import to_model_input
+from helpers.data.synthetic import render_face, sample_face_params
+from helpers.inference import detect
+from helpers.inference.cli import main
+from helpers.inference.detect import Detector, crop_face
+from helpers.inference.predict import annotate, predict_images, summarize
+from helpers.inference.runtime import open_model
 
 FACE_PX = 160
 # Demo faces the Haar cascade finds at 160 px, upright, in a noisy scene (checked by
@@ -36,15 +39,17 @@ def _face(seed: int, size: int = FACE_PX) -> np.ndarray:
     return render_face(replace(p, roll=0.0, occluder=None), size)[0]
 
 
-def _scene(seeds: tuple[int, ...], shape: tuple[int, int] = (480, 640),
-           ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def _scene(
+    seeds: tuple[int, ...],
+    shape: tuple[int, int] = (480, 640),
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Faces pasted left to right into a blurred-noise scene, and where each was pasted."""
     rng = np.random.default_rng(123)
     scene = cv2.GaussianBlur(rng.integers(0, 256, (*shape, 3), dtype=np.uint8), (0, 0), 3)
     placed = []
     for j, seed in enumerate(seeds):
         x, y = 20 + j * (FACE_PX + 40), 100
-        scene[y:y + FACE_PX, x:x + FACE_PX] = _face(seed)
+        scene[y : y + FACE_PX, x : x + FACE_PX] = _face(seed)
         placed.append((x, y, FACE_PX, FACE_PX))
     return scene, placed
 
@@ -66,9 +71,13 @@ class Stub:
     """A Backend without TensorFlow: fixed outputs, records the batch sizes it was called with."""
 
     def __init__(self, size: int = 48, channels: int = 1):
-        self.metadata = {"name": "stub", "image_size": size, "channels": channels,
-                         "heads": ["expression", "valence", "arousal", "landmarks"],
-                         "labels": list(EXPRESSIONS)}
+        self.metadata = {
+            "name": "stub",
+            "image_size": size,
+            "channels": channels,
+            "heads": ["expression", "valence", "arousal", "landmarks"],
+            "labels": list(EXPRESSIONS),
+        }
         self.batches: list[tuple[int, ...]] = []
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -76,13 +85,17 @@ class Stub:
         n = len(images)
         proba = np.full((n, 8), 0.05)
         proba[:, 1] = 0.65  # Happy
-        return {"expression": proba, "valence": np.full((n, 1), 0.5),
-                "arousal": np.full((n, 1), -0.25), "landmarks": np.full((n, 136), 0.5)}
+        return {
+            "expression": proba,
+            "valence": np.full((n, 1), 0.5),
+            "arousal": np.full((n, 1), -0.25),
+            "landmarks": np.full((n, 136), 0.5),
+        }
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    from helpers.models import build_model
+    from helpers.models.factory import build_model
 
     path = tmp_path_factory.mktemp("model") / "custom_cnn.keras"
     build_model("custom_cnn", image_size=48, channels=1).save(path)
@@ -96,12 +109,13 @@ def model(model_path):
 
 # --------------------------------------------------------------------------- detection
 
+
 def test_the_cascade_fires_on_these_demo_faces():
     for seed in FACE_SEEDS:
         scene, placed = _scene((seed,))
         boxes = Detector()(scene)
         assert len(boxes) == 1, seed
-        row = dict(zip(("box_x", "box_y", "box_w", "box_h"), boxes[0]))
+        row = dict(zip(("box_x", "box_y", "box_w", "box_h"), boxes[0], strict=False))
         assert _inside(pd.Series(row), placed[0]), (seed, boxes)
 
 
@@ -120,7 +134,8 @@ def test_a_pasted_face_comes_back_as_one_row_with_a_class(model):
     assert points.shape == (N_POINTS, 2)
     # sigmoid outputs lie in the crop, which surrounds the detected box
     assert np.all(points[:, 0] > row["box_x"] - row["box_w"]) and np.all(
-        points[:, 0] < row["box_x"] + 2 * row["box_w"])
+        points[:, 0] < row["box_x"] + 2 * row["box_w"]
+    )
 
 
 def test_every_face_of_a_group_photo_gets_a_row_left_to_right(model, tmp_path):
@@ -129,7 +144,7 @@ def test_every_face_of_a_group_photo_gets_a_row_left_to_right(model, tmp_path):
     table = predict_images(model, path, progress=False)
     assert list(table["face"]) == [0, 1, 2]
     assert table["frame"].isna().all() and (table["file"] == str(path)).all()
-    for (_, row), where in zip(table.iterrows(), placed):
+    for (_, row), where in zip(table.iterrows(), placed, strict=False):
         assert _inside(row, where)
 
 
@@ -137,25 +152,26 @@ def test_an_image_without_a_face_is_one_no_face_row(tmp_path):
     blank = _save(tmp_path / "wall.png", np.full((200, 300, 3), 128, np.uint8))
     table = predict_images(Stub(), blank, progress=False)
     assert list(table["status"]) == ["no_face"] and table["expression"].isna().all()
-    assert table.attrs["summary"] == {"files": 1, "with_faces": 0, "without_faces": 1,
-                                      "errors": 0, "faces": 0}
+    assert table.attrs["summary"] == {
+        "files": 1,
+        "with_faces": 0,
+        "without_faces": 1,
+        "errors": 0,
+        "faces": 0,
+    }
 
 
 def test_nested_duplicate_boxes_are_dropped(monkeypatch):
-    from helpers import predict
-
     class Cascade:
         def detectMultiScale(self, *args, **kwargs):
             return np.array([[10, 10, 100, 100], [30, 30, 50, 50], [200, 20, 60, 60]])
 
-    monkeypatch.setattr(predict, "_cascade", lambda: Cascade())
+    monkeypatch.setattr(detect, "_cascade", lambda: Cascade())
     boxes = Detector()(np.zeros((300, 300, 3), np.uint8))
     assert boxes.tolist() == [[10, 10, 100, 100], [200, 20, 60, 60]]
 
 
 def test_large_images_are_searched_downscaled_and_boxes_scaled_back(monkeypatch):
-    from helpers import predict
-
     seen = {}
 
     class Cascade:
@@ -163,21 +179,23 @@ def test_large_images_are_searched_downscaled_and_boxes_scaled_back(monkeypatch)
             seen["shape"], seen["min"] = gray.shape, minSize
             return np.array([[100, 50, 40, 40]])
 
-    monkeypatch.setattr(predict, "_cascade", lambda: Cascade())
+    monkeypatch.setattr(detect, "_cascade", lambda: Cascade())
     boxes = Detector(max_side=500, min_face=40)(np.zeros((1000, 2000, 3), np.uint8))
     assert seen == {"shape": (250, 500), "min": (10, 10)}
     assert boxes.tolist() == [[400, 200, 160, 160]]
 
 
-@pytest.mark.parametrize("kwargs", [{"scale_factor": 1.0}, {"min_neighbors": -1},
-                                    {"min_face": 0}, {"min_face": 2.5}])
+@pytest.mark.parametrize(
+    "kwargs", [{"scale_factor": 1.0}, {"min_neighbors": -1}, {"min_face": 0}, {"min_face": 2.5}]
+)
 def test_bad_detector_settings_raise_config_error(kwargs):
     with pytest.raises(ConfigError):
         Detector(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [{"margin": -0.1}, {"batch_size": 0}, {"every": 0},
-                                    {"backend": "onnx"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"margin": -0.1}, {"batch_size": 0}, {"every": 0}, {"backend": "onnx"}]
+)
 def test_bad_settings_fail_before_any_work(kwargs, tmp_path):
     with pytest.raises(ConfigError):
         predict_images(Stub(), tmp_path, progress=False, **kwargs)
@@ -192,6 +210,7 @@ def test_what_is_not_a_model_raises_config_error(tmp_path):
 
 # --------------------------------------------------------------------------- preprocessing
 
+
 def test_crop_is_square_with_margin_and_replicates_edges_outside_the_image():
     image = np.arange(100 * 100 * 3, dtype=np.uint8).reshape(100, 100, 3)
     crop, region = crop_face(image, (0, 10, 40, 40), margin=0.25)
@@ -201,16 +220,19 @@ def test_crop_is_square_with_margin_and_replicates_edges_outside_the_image():
 
 
 def test_model_input_matches_training_conversion(tmp_path):
-    from helpers.pipeline import _decode
+    from helpers.core.preprocess import decode_for_model
 
     rgb = np.random.default_rng(0).integers(0, 256, (100, 80, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "frame.png")
     for size, channels in ((48, 1), (64, 3), (96, 3)):  # shrink >= 2x, shrink < 2x, enlarge
         got = to_model_input(rgb, size, channels)
         assert got.dtype == np.float32 and got.shape == (size, size, channels)
-        np.testing.assert_array_equal(got, _decode(str(tmp_path / "frame.png"), size, channels)[0])
-    expected = cv2.resize(np.asarray(Image.fromarray(rgb).convert("L")), (40, 40),
-                          interpolation=cv2.INTER_AREA)  # 80 -> 40: a 2x shrink averages
+        np.testing.assert_array_equal(
+            got, decode_for_model(str(tmp_path / "frame.png"), size, channels)[0]
+        )
+    expected = cv2.resize(
+        np.asarray(Image.fromarray(rgb).convert("L")), (40, 40), interpolation=cv2.INTER_AREA
+    )  # 80 -> 40: a 2x shrink averages
     np.testing.assert_array_equal(to_model_input(rgb, 40, 1)[..., 0], expected)
     assert to_model_input(rgb[..., 0], 96, 3).shape == (96, 96, 3)  # gray in, RGB model
 
@@ -221,7 +243,9 @@ def test_landmarks_map_back_to_the_original_image_exactly():
     region, size = (25, -7, 130, 130), 48
     # forward, as training does: into the crop, pixel-centre resize to size, divide by size
     normalised = ((truth - region[:2] + 0.5) * size / region[2] - 0.5) / size
-    np.testing.assert_allclose(landmarks_to_image(normalised, region, size), truth, atol=1e-9)
+    np.testing.assert_allclose(
+        from_model_output(normalised, region[2], region[3], size, region[:2])[0], truth, atol=1e-9
+    )
 
 
 def test_no_detect_uses_the_whole_image_as_one_face(tmp_path):
@@ -249,6 +273,7 @@ def test_faces_from_many_images_share_batches(tmp_path):
 
 # --------------------------------------------------------------------------- bad inputs
 
+
 def test_bad_files_in_a_folder_are_reported_and_skipped(tmp_path):
     folder = tmp_path / "photos"
     good = _save(folder / "a_good.png", np.full((40, 40, 3), 90, np.uint8))
@@ -262,17 +287,31 @@ def test_bad_files_in_a_folder_are_reported_and_skipped(tmp_path):
     (folder / "notes.txt").write_text("ignored: not an image extension")
     table = predict_images(Stub(), folder, detect=False, progress=False)
     by_file = table.set_index("file")
-    assert list(by_file.index) == [str(good), str(jpeg), str(folder / "c_text.jpg"),
-                                   str(folder / "e_huge.png"), str(folder / "sub" / "d_empty.png")]
+    assert list(by_file.index) == [
+        str(good),
+        str(jpeg),
+        str(folder / "c_text.jpg"),
+        str(folder / "e_huge.png"),
+        str(folder / "sub" / "d_empty.png"),
+    ]
     assert by_file.loc[str(good), "status"] == "ok"
     errors = by_file[by_file["status"] == "error"]["error"]
     assert len(errors) == 4
-    for name, problem in (("b_truncated", "truncated"), ("c_text", "not an image"),
-                          ("d_empty", "0 bytes"), ("e_huge", "over the limit")):
+    for name, problem in (
+        ("b_truncated", "truncated"),
+        ("c_text", "not an image"),
+        ("d_empty", "0 bytes"),
+        ("e_huge", "over the limit"),
+    ):
         (message,) = [e for f, e in errors.items() if name in f]
         assert name in message and problem in message
-    assert summarize(table) == {"files": 5, "with_faces": 1, "without_faces": 0,
-                                "errors": 4, "faces": 1}
+    assert summarize(table) == {
+        "files": 5,
+        "with_faces": 1,
+        "without_faces": 0,
+        "errors": 4,
+        "faces": 1,
+    }
 
 
 def test_missing_inputs_and_empty_folders_are_reported(tmp_path):
@@ -285,7 +324,7 @@ def test_missing_inputs_and_empty_folders_are_reported(tmp_path):
 def test_arrays_batches_and_zip_members_are_inputs_too(tmp_path):
     import zipfile
 
-    from helpers.images import make_uri
+    from helpers.core.images import make_uri
 
     buffer = tmp_path / "faces.zip"
     png = _save(tmp_path / "face.png", np.full((30, 30, 3), 50, np.uint8)).read_bytes()
@@ -301,6 +340,7 @@ def test_arrays_batches_and_zip_members_are_inputs_too(tmp_path):
 
 
 # --------------------------------------------------------------------------- video
+
 
 def _video(path: Path, frames: int, face: np.ndarray | None = None) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
@@ -332,10 +372,13 @@ def test_a_broken_video_is_an_error_row_not_a_crash(tmp_path):
     _save(tmp_path / "ok.png", np.zeros((30, 30, 3), np.uint8))
     table = predict_images(Stub(), tmp_path, detect=False, progress=False)
     assert table.set_index("file")["status"].to_dict() == {
-        str(tmp_path / "broken.mp4"): "error", str(tmp_path / "ok.png"): "ok"}
+        str(tmp_path / "broken.mp4"): "error",
+        str(tmp_path / "ok.png"): "ok",
+    }
 
 
 # --------------------------------------------------------------------------- annotation
+
 
 def test_annotate_draws_on_a_copy(model):
     scene, _ = _scene(FACE_SEEDS[:1])
@@ -345,11 +388,12 @@ def test_annotate_draws_on_a_copy(model):
     np.testing.assert_array_equal(scene, before)
     assert drawn.shape == scene.shape and drawn.dtype == np.uint8
     x, y, w, h = table.loc[0, ["box_x", "box_y", "box_w", "box_h"]].astype(int)
-    assert not np.array_equal(drawn[y:y + h, x:x + w], scene[y:y + h, x:x + w])
+    assert not np.array_equal(drawn[y : y + h, x : x + w], scene[y : y + h, x : x + w])
     np.testing.assert_array_equal(drawn[-40:, -40:], scene[-40:, -40:])  # far from the face
 
 
 # --------------------------------------------------------------------------- CLI
+
 
 def test_cli_writes_csv_json_and_annotated_images(model_path, tmp_path, capsys):
     inputs = tmp_path / "in"
@@ -357,8 +401,9 @@ def test_cli_writes_csv_json_and_annotated_images(model_path, tmp_path, capsys):
     _save(inputs / "wall.png", np.full((100, 100, 3), 200, np.uint8))
     (inputs / "bad.jpg").write_text("nope")
     out = tmp_path / "out"
-    code = main(["--model", str(model_path), str(inputs), "--out", str(out), "--annotate",
-                 "--quiet"])
+    code = main(
+        ["--model", str(model_path), str(inputs), "--out", str(out), "--annotate", "--quiet"]
+    )
     printed = capsys.readouterr()
     assert code == 0
     csv = pd.read_csv(out / "predictions.csv")
@@ -372,7 +417,8 @@ def test_cli_writes_csv_json_and_annotated_images(model_path, tmp_path, capsys):
     assert "bad.jpg" in printed.err and "not an image" in printed.err
     assert "wall.png" in printed.err
     assert printed.out.strip().splitlines()[-1] == (
-        "3 input(s): 1 with faces (3 face(s)), 1 without a face, 1 could not be read")
+        "3 input(s): 1 with faces (3 face(s)), 1 without a face, 1 could not be read"
+    )
 
 
 def test_cli_exits_1_when_nothing_could_be_read(model_path, tmp_path, capsys):
@@ -394,9 +440,20 @@ def test_cli_exits_2_when_the_model_cannot_be_loaded(tmp_path, capsys, content):
 
 def test_module_entry_point_reports_without_a_traceback(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "helpers.predict", "--model",
-                           str(tmp_path / "missing.keras"), str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.predict",
+            "--model",
+            str(tmp_path / "missing.keras"),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "missing.keras: model file not found" in done.stderr
     assert "Traceback" not in done.stderr
@@ -404,13 +461,15 @@ def test_module_entry_point_reports_without_a_traceback(tmp_path):
 
 def test_demo_scenes_are_found_face_by_face(tmp_path):
     """synthetic.make_scene feeds the predictor demo (notebook 07): every pasted face is found."""
-    from helpers.synthetic import make_scene
+    from helpers.data.synthetic import make_scene
 
     scene, placed = make_scene(seed=0, n_faces=3)
     assert scene.shape == (480, 640, 3) and len(placed) == 3
     boxes = Detector()(scene)
     for x, y, w, h, _ in placed:
-        assert any(x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h for bx, by, bw, bh in boxes)
+        assert any(
+            x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h for bx, by, bw, bh in boxes
+        )
 
 
 def test_cli_tta_flip_averages_each_face_with_its_mirror(model_path, tmp_path):
@@ -422,16 +481,31 @@ def test_cli_tta_flip_averages_each_face_with_its_mirror(model_path, tmp_path):
     results = {}
     for mode in ("none", "flip"):
         out = tmp_path / mode
-        assert main(["--model", str(model_path), str(tmp_path / "in"), "--no-detect",
-                     "--tta", mode, "--out", str(out), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "--model",
+                    str(model_path),
+                    str(tmp_path / "in"),
+                    "--no-detect",
+                    "--tta",
+                    mode,
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         results[mode] = pd.read_csv(out / "predictions.csv").set_index("file")
     flip = results["flip"]
-    np.testing.assert_allclose(flip.filter(like="p_").iloc[0], flip.filter(like="p_").iloc[1],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        flip.filter(like="p_").iloc[0], flip.filter(like="p_").iloc[1], atol=1e-5
+    )
     plain = results["none"]
-    assert not np.allclose(plain.filter(like="p_").iloc[0], plain.filter(like="p_").iloc[1],
-                           atol=1e-5)
+    assert not np.allclose(
+        plain.filter(like="p_").iloc[0], plain.filter(like="p_").iloc[1], atol=1e-5
+    )
     with pytest.raises(SystemExit) as refused:
         main(["--model", str(model_path), str(tmp_path / "in"), "--tta", "tencrop"])
     assert refused.value.code == 2
-

@@ -1,5 +1,6 @@
 """FER-2013 folders/zip/CSV, ExpW, face-box CSVs and plain class folders: records, drops by
 reason, crop caches, and detection picking the right reader (or refusing with the list)."""
+
 from __future__ import annotations
 
 import io
@@ -12,16 +13,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import config
-from helpers.archive import ArchiveLimits
-from helpers.datasets import READERS, detect_source, read_source
-from helpers.datasets.csv_boxes import read_box_csv
-from helpers.datasets.expw import read_expw
-from helpers.datasets.fer2013 import read_fer_csv, read_fer_folders
-from helpers.datasets.folders import read_class_tree
-from helpers.errors import ConfigError, DataError
-from helpers.images import close_archives, parse_uri, read_image
-from helpers.labels import EXPRESSIONS
+from helpers.core import paths
+from helpers.core.archive import ArchiveLimits
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.images import close_archives, parse_uri, read_image
+from helpers.core.labels import EXPRESSIONS
+from helpers.data.datasets import READERS, detect_source, read_source
+from helpers.data.datasets.csv_boxes import read_box_csv
+from helpers.data.datasets.expw import read_expw
+from helpers.data.datasets.fer2013 import read_fer_csv, read_fer_folders
+from helpers.data.datasets.folders import read_class_tree
 
 
 @pytest.fixture(autouse=True)
@@ -67,37 +68,63 @@ def write_zip(path: Path, files: dict[str, bytes]) -> Path:
 def names(result) -> dict[str, int]:
     """Counts per (split, class name), for readable asserts."""
     df = result.records
-    return {f"{s}/{EXPRESSIONS[e]}": n
-            for (s, e), n in df.groupby([df["split"].fillna("-"), "expression"]).size().items()}
+    return {
+        f"{s}/{EXPRESSIONS[e]}": n
+        for (s, e), n in df.groupby([df["split"].fillna("-"), "expression"]).size().items()
+    }
 
 
 # ---- FER-2013 image folders -----------------------------------------------------------------
 
-FER_COUNTS = {"train": {"angry": 3, "disgust": 1, "fear": 2, "Happy": 4, "neutral": 2,
-                        "sad": 1, "SURPRISE": 2},
-              "test": {"angry": 1, "happy": 2, "neutral": 1, "sad": 1}}
+FER_COUNTS = {
+    "train": {
+        "angry": 3,
+        "disgust": 1,
+        "fear": 2,
+        "Happy": 4,
+        "neutral": 2,
+        "sad": 1,
+        "SURPRISE": 2,
+    },
+    "test": {"angry": 1, "happy": 2, "neutral": 1, "sad": 1},
+}
 
 
 def fer_files(prefix: str = "") -> dict[str, bytes]:
     """A tiny Kaggle-layout tree plus the junk real downloads carry."""
-    files = {f"{prefix}{split}/{cls}/im{i}.{'png' if i % 2 else 'jpg'}": PNG if i % 2 else JPG
-             for split, classes in FER_COUNTS.items() for cls, n in classes.items()
-             for i in range(n)}
-    files.update({
-        f"{prefix}train/happy/notes.txt": b"not an image",          # wrong extension
-        f"{prefix}train/happy/readme.md": b"# hi",
-        f"{prefix}train/angry/broken.jpg": b"plain text named .jpg",  # not an image
-        f"{prefix}train/unsorted/im0.png": PNG,                      # not a class
-        f"{prefix}train/unsorted/im1.png": PNG,
-        f"{prefix}train/.DS_Store": b"junk",                        # skipped silently
-        f"__MACOSX/{prefix}train/angry/._im0.jpg": b"junk",
-    })
+    files = {
+        f"{prefix}{split}/{cls}/im{i}.{'png' if i % 2 else 'jpg'}": PNG if i % 2 else JPG
+        for split, classes in FER_COUNTS.items()
+        for cls, n in classes.items()
+        for i in range(n)
+    }
+    files.update(
+        {
+            f"{prefix}train/happy/notes.txt": b"not an image",  # wrong extension
+            f"{prefix}train/happy/readme.md": b"# hi",
+            f"{prefix}train/angry/broken.jpg": b"plain text named .jpg",  # not an image
+            f"{prefix}train/unsorted/im0.png": PNG,  # not a class
+            f"{prefix}train/unsorted/im1.png": PNG,
+            f"{prefix}train/.DS_Store": b"junk",  # skipped silently
+            f"__MACOSX/{prefix}train/angry/._im0.jpg": b"junk",
+        }
+    )
     return files
 
 
-EXPECTED_FER = {"train/Anger": 3, "train/Disgust": 1, "train/Fear": 2, "train/Happy": 4,
-                "train/Neutral": 2, "train/Sad": 1, "train/Surprise": 2,
-                "test/Anger": 1, "test/Happy": 2, "test/Neutral": 1, "test/Sad": 1}
+EXPECTED_FER = {
+    "train/Anger": 3,
+    "train/Disgust": 1,
+    "train/Fear": 2,
+    "train/Happy": 4,
+    "train/Neutral": 2,
+    "train/Sad": 1,
+    "train/Surprise": 2,
+    "test/Anger": 1,
+    "test/Happy": 2,
+    "test/Neutral": 1,
+    "test/Sad": 1,
+}
 EXPECTED_FER_DROPS = {"not an image extension": 2, "not an image": 1, "unknown class folder": 2}
 
 
@@ -141,17 +168,25 @@ def test_fer_header_check_can_be_skipped(tmp_path):
 
 
 def test_fer_contempt_duplicates_and_nothing_usable(tmp_path):
-    path = write_zip(tmp_path / "d.zip", {"train/happy/a.jpg": JPG, "train/happy/a.png": PNG,
-                                          "test/sad/b.png": PNG, "test/contempt/c.png": PNG})
+    path = write_zip(
+        tmp_path / "d.zip",
+        {
+            "train/happy/a.jpg": JPG,
+            "train/happy/a.png": PNG,
+            "test/sad/b.png": PNG,
+            "test/contempt/c.png": PNG,
+        },
+    )
     result = read_fer_folders(path, progress=False)  # 7 classes: contempt is not one of them
     assert result.dropped == {"duplicate id": 1, "unknown class folder": 1}
     assert result.examples["duplicate id"] == ["train/happy/a.png"]
     empty = write_zip(tmp_path / "e.zip", {"train/happy/a.txt": b"x", "test/sad/b.gif.txt": b"y"})
-    with pytest.raises(DataError, match="no usable images.*2 x not an image extension"):
+    with pytest.raises(DataError, match=r"no usable images.*2 x not an image extension"):
         read_fer_folders(empty, progress=False)
 
 
 # ---- FER-2013 CSV ---------------------------------------------------------------------------
+
 
 def pixels_text(seed: int) -> tuple[str, np.ndarray]:
     """A random 48x48 face as the CSV stores it, and the array it should decode to."""
@@ -169,22 +204,23 @@ def fer_csv(path: Path, usage: bool = True) -> tuple[Path, dict[str, np.ndarray]
             good[f"{len(lines) - 1:05d}"] = keep
         lines.append(f"{emotion},{pixels},{use}" if usage else f"{emotion},{pixels}")
 
-    for i, (emotion, use) in enumerate([(0, "Training"), (3, "Training"), (6, "PublicTest"),
-                                        (5, "PrivateTest"), (1, "Training")]):
+    for i, (emotion, use) in enumerate(
+        [(0, "Training"), (3, "Training"), (6, "PublicTest"), (5, "PrivateTest"), (1, "Training")]
+    ):
         text, face = pixels_text(i)
         add(str(emotion), text, use, face)
     text, _ = pixels_text(99)
-    add("3", " ".join(text.split()[:-1]), "Training")                  # 2303 pixels
-    add("3", text + " 7", "Training")                                    # 2305 pixels
-    add("3", text.replace(text.split()[0], "12.5", 1), "Training")       # non-integer
-    add("3", "abc " + " ".join(text.split()[1:]), "Training")            # non-integer
-    add("3", "256 " + " ".join(text.split()[1:]), "Training")            # out of range
-    add("7", text, "Training")                                           # unknown emotion
+    add("3", " ".join(text.split()[:-1]), "Training")  # 2303 pixels
+    add("3", text + " 7", "Training")  # 2305 pixels
+    add("3", text.replace(text.split()[0], "12.5", 1), "Training")  # non-integer
+    add("3", "abc " + " ".join(text.split()[1:]), "Training")  # non-integer
+    add("3", "256 " + " ".join(text.split()[1:]), "Training")  # out of range
+    add("7", text, "Training")  # unknown emotion
     add("x", text, "Training")
     if usage:
-        add("2", text, "Validation")                                     # unknown usage
-        lines.append(f"2,{text},Training,extra")                         # malformed
-        lines.append(f"2,{'1 ' * 70000},Training")                     # over csv's field limit
+        add("2", text, "Validation")  # unknown usage
+        lines.append(f"2,{text},Training,extra")  # malformed
+        lines.append(f"2,{'1 ' * 70000},Training")  # over csv's field limit
     path.write_text("\n".join(lines) + "\n\n")
     return path, good
 
@@ -199,13 +235,18 @@ def test_fer_csv_rows_drops_and_cached_pngs(tmp_path):
     assert df["expression"].tolist() == [6, 1, 0, 3, 5]  # FER 0,3,6,5,1 -> AffectNet order
     assert df["split"].tolist() == ["train", "train", "val", "test", "train"]
     assert (df["source"] == "fer2013_csv").all()
-    assert result.dropped == {"wrong pixel count": 2, "non-integer pixels": 2,
-                              "pixel out of range": 1, "unknown emotion": 2,
-                              "unknown Usage": 1, "malformed line": 2}
+    assert result.dropped == {
+        "wrong pixel count": 2,
+        "non-integer pixels": 2,
+        "pixel out of range": 1,
+        "unknown emotion": 2,
+        "unknown Usage": 1,
+        "malformed line": 2,
+    }
     assert result.examples["unknown emotion"] == ["row 00010: '7'", "row 00011: 'x'"]
     folders = list(cache.iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("fer2013_csv-")
-    for ident, image in zip(df["id"], df["image"]):
+    for ident, image in zip(df["id"], df["image"], strict=False):
         assert Path(image).parent == folders[0].resolve()
         np.testing.assert_array_equal(read_image(image), good[ident])
     stamps = {p: p.stat().st_mtime_ns for p in folders[0].iterdir()}
@@ -218,8 +259,12 @@ def test_fer_csv_usage_presets_and_no_usage(tmp_path):
     path, _ = fer_csv(tmp_path / "fer2013.csv")
     course = read_fer_csv(path, usage_splits="coursework", cache_dir=tmp_path, progress=False)
     assert course.records["split"].tolist() == ["train", "train", "test", "test", "train"]
-    own = read_fer_csv(path, usage_splits={"Training": "train", "PublicTest": "test"},
-                       cache_dir=tmp_path, progress=False)
+    own = read_fer_csv(
+        path,
+        usage_splits={"Training": "train", "PublicTest": "test"},
+        cache_dir=tmp_path,
+        progress=False,
+    )
     assert own.dropped["unknown Usage"] == 2  # PrivateTest left out of the mapping
     with pytest.raises(ConfigError, match="usage_splits"):
         read_fer_csv(path, usage_splits="kaggle", cache_dir=tmp_path)
@@ -229,10 +274,12 @@ def test_fer_csv_usage_presets_and_no_usage(tmp_path):
 
 def test_fer_csv_in_zip_and_default_cache(tmp_path, monkeypatch):
     path, good = fer_csv(tmp_path / "fer2013.csv")
-    archive = write_zip(tmp_path / "kaggle.zip", {"fer2013/fer2013.csv": path.read_bytes(),
-                                                  "fer2013/README": b"hello"})
+    archive = write_zip(
+        tmp_path / "kaggle.zip",
+        {"fer2013/fer2013.csv": path.read_bytes(), "fer2013/README": b"hello"},
+    )
     assert detect_source(archive) == "fer2013_csv"
-    monkeypatch.setattr(config, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "data")
     result = read_fer_csv(archive, progress=False)
     assert result.records["id"].tolist() == list(good)
     assert Path(result.records["image"][0]).parent.parent == (tmp_path / "data/cache").resolve()
@@ -254,6 +301,7 @@ def test_fer_csv_whole_source_problems(tmp_path):
 
 # ---- ExpW -----------------------------------------------------------------------------------
 
+
 def expw_tree(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """The release layout: data/label/label.lst beside data/image/origin/."""
     images = {"happy_a.jpg": gradient(40, 30, 1), "sad_b.jpg": gradient(20, 20, 2)}
@@ -263,19 +311,19 @@ def expw_tree(root: Path) -> tuple[Path, dict[str, np.ndarray]]:
         (origin / name).write_bytes(image_bytes(pixels))  # PNG bytes: exact crops
     (origin / "broken.jpg").write_bytes(b"not an image")
     lines = [
-        "happy_a.jpg 0 5 10 30 25 80.5 3",    # top 5, left 10, right 30, bottom 25: Happy
-        "happy_a.jpg 1 0 0 40 30 30 0",       # the whole image, confidence exactly 30: Anger
-        "sad_b.jpg 0 2 3 13 12 55 4",         # Sad
-        "sad_b.jpg 1 2 3 13 12 29.9 4",       # low confidence
-        "sad_b.jpg 2 -1 3 13 12 90 4",        # negative top
-        "sad_b.jpg 3 2 3 3 12 90 4",          # zero width
-        "sad_b.jpg 4 12 3 13 2 90 4",         # inverted (bottom above top)
-        "sad_b.jpg 5 2 3 21 12 90 4",         # right past the edge
-        "sad_b.jpg 6 2 3 13 12 90 7",         # unknown label
-        "gone.jpg 0 1 1 5 5 90 6",            # missing image
-        "broken.jpg 0 1 1 5 5 90 6",          # unreadable image
-        "happy_a.jpg 0 5 10 30 25 80.5 3",    # the same face again
-        "happy_a.jpg 2 5 10 30",              # malformed
+        "happy_a.jpg 0 5 10 30 25 80.5 3",  # top 5, left 10, right 30, bottom 25: Happy
+        "happy_a.jpg 1 0 0 40 30 30 0",  # the whole image, confidence exactly 30: Anger
+        "sad_b.jpg 0 2 3 13 12 55 4",  # Sad
+        "sad_b.jpg 1 2 3 13 12 29.9 4",  # low confidence
+        "sad_b.jpg 2 -1 3 13 12 90 4",  # negative top
+        "sad_b.jpg 3 2 3 3 12 90 4",  # zero width
+        "sad_b.jpg 4 12 3 13 2 90 4",  # inverted (bottom above top)
+        "sad_b.jpg 5 2 3 21 12 90 4",  # right past the edge
+        "sad_b.jpg 6 2 3 13 12 90 7",  # unknown label
+        "gone.jpg 0 1 1 5 5 90 6",  # missing image
+        "broken.jpg 0 1 1 5 5 90 6",  # unreadable image
+        "happy_a.jpg 0 5 10 30 25 80.5 3",  # the same face again
+        "happy_a.jpg 2 5 10 30",  # malformed
         "",
     ]
     label = root / "data/label/label.lst"
@@ -293,9 +341,16 @@ def test_expw_faces_boxes_and_crops(tmp_path):
     assert df["expression"].tolist() == [1, 6, 2]
     assert df["split"].isna().all() and (df["source"] == "expw").all()
     assert result.dropped == {
-        "confidence below 30": 1, "box has negative coordinates": 1, "box has zero area": 2,
-        "box outside the image": 1, "unknown label": 1, "missing image": 1,
-        "unreadable image": 1, "duplicate face": 1, "malformed line": 1}
+        "confidence below 30": 1,
+        "box has negative coordinates": 1,
+        "box has zero area": 2,
+        "box outside the image": 1,
+        "unknown label": 1,
+        "missing image": 1,
+        "unreadable image": 1,
+        "duplicate face": 1,
+        "malformed line": 1,
+    }
     assert result.examples["confidence below 30"] == ["label.lst:4"]
     assert result.examples["missing image"] == ["label.lst:10 gone.jpg"]
     crops = [read_image(p) for p in df["image"]]
@@ -303,8 +358,12 @@ def test_expw_faces_boxes_and_crops(tmp_path):
     np.testing.assert_array_equal(crops[1], images["happy_a.jpg"])
     np.testing.assert_array_equal(crops[2], images["sad_b.jpg"][2:12, 3:13])
     assert all(Path(p).parent.parent == (tmp_path / "cache").resolve() for p in df["image"])
-    strict = read_expw(root / "data/label/label.lst", min_confidence=60,
-                       cache_dir=tmp_path / "cache", progress=False)
+    strict = read_expw(
+        root / "data/label/label.lst",
+        min_confidence=60,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     assert strict.records["id"].tolist() == ["happy_a_0"]
     assert strict.dropped["confidence below 60"] == 3
 
@@ -325,20 +384,22 @@ def test_expw_cache_reused_and_refreshed(tmp_path):
 
 
 def test_expw_missing_parts(tmp_path):
-    with pytest.raises(DataError, match="no label.lst"):
+    with pytest.raises(DataError, match=r"no label\.lst"):
         read_expw(tmp_path)
     (tmp_path / "label.lst").write_text("a.jpg 0 1 1 5 5 90 3\n")
     with pytest.raises(DataError, match="no image folder"):
         read_expw(tmp_path, cache_dir=tmp_path / "c")
     (tmp_path / "image").mkdir()
-    with pytest.raises(DataError, match="no usable faces.*missing image"):
+    with pytest.raises(DataError, match=r"no usable faces.*missing image"):
         read_expw(tmp_path, cache_dir=tmp_path / "c", progress=False)
 
 
 # ---- CSV with face boxes --------------------------------------------------------------------
 
-def box_csv(root: Path, header: str, rows: list[str], name: str = "faces.csv"
-            ) -> tuple[Path, np.ndarray]:
+
+def box_csv(
+    root: Path, header: str, rows: list[str], name: str = "faces.csv"
+) -> tuple[Path, np.ndarray]:
     """A CSV beside an images/ folder holding one 30x20 image."""
     pixels = gradient(30, 20, 3)
     write_tree(root, {"images/p1.png": image_bytes(pixels), "images/bad.png": b"nope"})
@@ -348,31 +409,42 @@ def box_csv(root: Path, header: str, rows: list[str], name: str = "faces.csv"
 
 
 def test_box_csv_default_columns(tmp_path):
-    path, pixels = box_csv(tmp_path, "image,x,y,w,h,confidence,label,split", [
-        "images/p1.png,2,3,10,8,0.9,Happiness,train",  # synonym, any case
-        "images/p1.png,0,0,30,20,0.95,ANGRY,test",
-        "images/p1.png,4.6,3.2,10,8,0.8,surprised,",   # detector floats are rounded
-        "images/p1.png,2,3,10,8,0.9,bored,train",      # unknown label
-        "images/p1.png,2,3,10,8,0.1,sad,train",        # low confidence
-        "images/p1.png,-2,3,10,8,0.9,sad,train",       # negative
-        "images/p1.png,2,3,0,8,0.9,sad,train",         # zero area
-        "images/p1.png,25,3,10,8,0.9,sad,train",       # outside
-        "images/none.png,2,3,10,8,0.9,sad,train",      # missing image
-        "images/bad.png,2,3,10,8,0.9,sad,train",       # unreadable image
-        "images/p1.png,two,3,10,8,0.9,sad,train",      # unparseable box
-        "images/p1.png,2,3,10,8,0.9,neutral,holdout",  # unknown split: kept, split blank
-        "images/p1.png,2,3,10,8,0.9,fear,train,oops",  # malformed
-    ])
+    path, pixels = box_csv(
+        tmp_path,
+        "image,x,y,w,h,confidence,label,split",
+        [
+            "images/p1.png,2,3,10,8,0.9,Happiness,train",  # synonym, any case
+            "images/p1.png,0,0,30,20,0.95,ANGRY,test",
+            "images/p1.png,4.6,3.2,10,8,0.8,surprised,",  # detector floats are rounded
+            "images/p1.png,2,3,10,8,0.9,bored,train",  # unknown label
+            "images/p1.png,2,3,10,8,0.1,sad,train",  # low confidence
+            "images/p1.png,-2,3,10,8,0.9,sad,train",  # negative
+            "images/p1.png,2,3,0,8,0.9,sad,train",  # zero area
+            "images/p1.png,25,3,10,8,0.9,sad,train",  # outside
+            "images/none.png,2,3,10,8,0.9,sad,train",  # missing image
+            "images/bad.png,2,3,10,8,0.9,sad,train",  # unreadable image
+            "images/p1.png,two,3,10,8,0.9,sad,train",  # unparseable box
+            "images/p1.png,2,3,10,8,0.9,neutral,holdout",  # unknown split: kept, split blank
+            "images/p1.png,2,3,10,8,0.9,fear,train,oops",  # malformed
+        ],
+    )
     assert detect_source(path) == "csv_boxes"
     result = read_box_csv(path, min_confidence=0.5, cache_dir=tmp_path / "c", progress=False)
     df = result.records
     assert df["expression"].tolist() == [1, 6, 3, 0]
     assert df["split"].tolist()[:2] == ["train", "test"] and df["split"][2:].isna().all()
     assert df["id"].tolist() == ["000000_p1", "000001_p1", "000002_p1", "000011_p1"]
-    assert result.dropped == {"unknown label": 1, "confidence below 0.5": 1,
-                              "box has negative coordinates": 1, "box has zero area": 1,
-                              "box outside the image": 1, "missing image": 1,
-                              "unreadable image": 1, "unparseable box": 1, "malformed line": 1}
+    assert result.dropped == {
+        "unknown label": 1,
+        "confidence below 0.5": 1,
+        "box has negative coordinates": 1,
+        "box has zero area": 1,
+        "box outside the image": 1,
+        "missing image": 1,
+        "unreadable image": 1,
+        "unparseable box": 1,
+        "malformed line": 1,
+    }
     assert result.nulled == {"unknown split value": 1}
     assert result.examples["unknown label"] == ["row 3: 'bored'"]
     np.testing.assert_array_equal(read_image(df["image"][0]), pixels[3:11, 2:12])
@@ -382,18 +454,24 @@ def test_box_csv_default_columns(tmp_path):
 
 
 def test_box_csv_ltrb_mapping_and_whole_images(tmp_path):
-    path, pixels = box_csv(tmp_path, "left,top,right,bottom,image,label",
-                           ["2,3,12,11,images/p1.png,happy"], name="ltrb.csv")
+    path, pixels = box_csv(
+        tmp_path,
+        "left,top,right,bottom,image,label",
+        ["2,3,12,11,images/p1.png,happy"],
+        name="ltrb.csv",
+    )
     df = read_box_csv(path, cache_dir=tmp_path / "c", progress=False).records
     np.testing.assert_array_equal(read_image(df["image"][0]), pixels[3:11, 2:12])
-    mine, _ = box_csv(tmp_path, "File,Emotion,BX,BY,BW,BH",
-                      ["p1.png,sad,1,1,4,4"], name="mine.csv")
+    mine, _ = box_csv(tmp_path, "File,Emotion,BX,BY,BW,BH", ["p1.png,sad,1,1,4,4"], name="mine.csv")
     with pytest.raises(DataError, match="no image column"):
         read_box_csv(mine, cache_dir=tmp_path / "c")
-    mapped = read_box_csv(mine, columns={"image": "file", "label": "emotion", "x": "bx",
-                                         "y": "by", "w": "bw", "h": "bh"},
-                          images_dir=tmp_path / "images", cache_dir=tmp_path / "c",
-                          progress=False).records
+    mapped = read_box_csv(
+        mine,
+        columns={"image": "file", "label": "emotion", "x": "bx", "y": "by", "w": "bw", "h": "bh"},
+        images_dir=tmp_path / "images",
+        cache_dir=tmp_path / "c",
+        progress=False,
+    ).records
     np.testing.assert_array_equal(read_image(mapped["image"][0]), pixels[1:5, 1:5])
     whole, _ = box_csv(tmp_path, "image,label", ["images/p1.png,contempt"], name="whole.csv")
     df = read_box_csv(whole, cache_dir=tmp_path / "nothing", progress=False).records
@@ -417,8 +495,14 @@ def test_box_csv_column_errors(tmp_path):
 # ---- plain class folders --------------------------------------------------------------------
 
 PLAIN = {
-    "happiness/a.png": PNG, "happiness/b.jpg": JPG, "Anger/a.png": PNG, "contempt/c.png": PNG,
-    "calm/d.png": PNG, "misc/e.png": PNG, "loose.png": PNG, "happiness/x.csv": b"1,2",
+    "happiness/a.png": PNG,
+    "happiness/b.jpg": JPG,
+    "Anger/a.png": PNG,
+    "contempt/c.png": PNG,
+    "calm/d.png": PNG,
+    "misc/e.png": PNG,
+    "loose.png": PNG,
+    "happiness/x.csv": b"1,2",
 }
 
 
@@ -427,36 +511,54 @@ def test_plain_folders_top_level(tmp_path):
     assert detect_source(root) == "folders"
     result = read_class_tree(root, progress=False)
     assert names(result) == {"-/Neutral": 1, "-/Happy": 2, "-/Anger": 1, "-/Contempt": 1}
-    assert result.dropped == {"unknown class folder": 1, "file outside a class folder": 1,
-                              "not an image extension": 1}
-    assert set(result.records["id"]) == {"happiness/a", "happiness/b", "Anger/a",
-                                         "contempt/c", "calm/d"}
+    assert result.dropped == {
+        "unknown class folder": 1,
+        "file outside a class folder": 1,
+        "not an image extension": 1,
+    }
+    assert set(result.records["id"]) == {
+        "happiness/a",
+        "happiness/b",
+        "Anger/a",
+        "contempt/c",
+        "calm/d",
+    }
     assert (result.records["source"] == "folders").all()
 
 
 def test_plain_folders_with_splits_in_a_zip(tmp_path):
-    files = {f"set/{split}/{cls}/{i}.png": PNG
-             for split in ("Training", "val", "test") for cls in ("happy", "sad", "contempt")
-             for i in range(2)}
+    files = {
+        f"set/{split}/{cls}/{i}.png": PNG
+        for split in ("Training", "val", "test")
+        for cls in ("happy", "sad", "contempt")
+        for i in range(2)
+    }
     path = write_zip(tmp_path / "mine.zip", files)
     assert detect_source(path) == "folders"  # contempt: not the FER layout
     result = read_source(path, progress=False)
     assert result.reader == "folders" and result.dropped == {}
-    assert names(result) == {f"{s}/{c}": 2 for s in ("train", "val", "test")
-                             for c in ("Happy", "Sad", "Contempt")}
+    assert names(result) == {
+        f"{s}/{c}": 2 for s in ("train", "val", "test") for c in ("Happy", "Sad", "Contempt")
+    }
     assert "Training/happy/0" in set(result.records["id"])
 
 
 # ---- detection ------------------------------------------------------------------------------
 
+
 def test_detection_order_and_unknown_layouts(tmp_path):
-    affectnet = write_zip(tmp_path / "affectnet.zip", {
-        "Dataset/Dataset/images/1.jpg": JPG,
-        "Dataset/Dataset/annotations/1_exp.npy": b"\x93NUMPY"})
+    affectnet = write_zip(
+        tmp_path / "affectnet.zip",
+        {
+            "Dataset/Dataset/images/1.jpg": JPG,
+            "Dataset/Dataset/annotations/1_exp.npy": b"\x93NUMPY",
+        },
+    )
     assert detect_source(affectnet) == "affectnet"
     # FER names under train/ and test/ but no test/ at all: a plain tree, not FER-2013.
-    only_train = write_tree(tmp_path / "only_train", {"train/happy/a.png": PNG,
-                                                      "train/sad/b.png": PNG})
+    only_train = write_tree(
+        tmp_path / "only_train", {"train/happy/a.png": PNG, "train/sad/b.png": PNG}
+    )
     assert detect_source(only_train) == "folders"
     unknown = write_tree(tmp_path / "unknown", {"notes/a.txt": b"x", "pics/a.png": PNG})
     with pytest.raises(DataError, match="no reader recognises") as err:
@@ -476,7 +578,7 @@ def test_box_csv_finds_images_beside_it_and_accepts_its_folder(tmp_path):
     """Users hand over a folder: faces.csv plus images/ next to it."""
     from PIL import Image as PILImage
 
-    from helpers.datasets import detect_source, read_source
+    from helpers.data.datasets import detect_source, read_source
 
     (tmp_path / "images").mkdir()
     PILImage.fromarray(np.full((60, 60, 3), 120, np.uint8)).save(tmp_path / "images" / "a.jpg")

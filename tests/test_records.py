@@ -1,4 +1,5 @@
 """The records table: canonical dtypes, validation of every rule, exact parquet round trip."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,32 +10,43 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.errors import DataError
-from helpers.records import (RECORD_COLUMNS, RECORD_DTYPES, empty_records, landmarks_array,
-                             load_records, make_records, save_records, validate_records)
+from helpers.core.errors import DataError
+from helpers.core.records import (
+    RECORD_COLUMNS,
+    RECORD_DTYPES,
+    empty_records,
+    landmarks_array,
+    load_records,
+    make_records,
+    save_records,
+    validate_records,
+)
 
 
 def sample(n: int = 4, seed: int = 0) -> pd.DataFrame:
     """A small valid table with every kind of value, absent ones included."""
     rng = np.random.default_rng(seed)
-    landmarks = [rng.uniform(0, 224, (68, 2)).astype(np.float32) if i % 2 == 0 else None
-                 for i in range(n)]
-    return make_records({
-        "id": [f"r{i}" for i in range(n)],
-        "image": [f"zip:///data/a.zip!images/{i}.jpg" for i in range(n)],
-        "source": ["affectnet"] * n,
-        "expression": [i % 8 for i in range(n)],
-        "valence": [np.nan if i == 1 else (i * 0.3) % 2 - 1 for i in range(n)],
-        "arousal": rng.uniform(-1, 1, n),
-        "landmarks": landmarks,
-        "split": [["train", "val", "test", None][i % 4] for i in range(n)],
-        "quality": np.arange(n, dtype=np.int32),  # an extra column
-    })
+    landmarks = [
+        rng.uniform(0, 224, (68, 2)).astype(np.float32) if i % 2 == 0 else None for i in range(n)
+    ]
+    return make_records(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "image": [f"zip:///data/a.zip!images/{i}.jpg" for i in range(n)],
+            "source": ["affectnet"] * n,
+            "expression": [i % 8 for i in range(n)],
+            "valence": [np.nan if i == 1 else (i * 0.3) % 2 - 1 for i in range(n)],
+            "arousal": rng.uniform(-1, 1, n),
+            "landmarks": landmarks,
+            "split": [["train", "val", "test", None][i % 4] for i in range(n)],
+            "quality": np.arange(n, dtype=np.int32),  # an extra column
+        }
+    )
 
 
 def test_canonical_columns_and_dtypes():
     df = sample()
-    assert tuple(df.columns[:len(RECORD_COLUMNS)]) == RECORD_COLUMNS
+    assert tuple(df.columns[: len(RECORD_COLUMNS)]) == RECORD_COLUMNS
     assert df.columns[-1] == "quality"
     for column, dtype in RECORD_DTYPES.items():
         assert df[column].dtype == pd.Series([], dtype=dtype).dtype, column
@@ -45,9 +57,12 @@ def test_canonical_columns_and_dtypes():
 
 def test_make_records_fills_optional_columns_and_reshapes_flat_landmarks():
     flat = np.arange(136, dtype=np.float64)
-    df = make_records([{"id": "a", "image": "a.jpg", "source": "s", "expression": 3,
-                        "landmarks": flat},
-                       {"id": "b", "image": "b.jpg", "source": "s", "expression": 0}])
+    df = make_records(
+        [
+            {"id": "a", "image": "a.jpg", "source": "s", "expression": 3, "landmarks": flat},
+            {"id": "b", "image": "b.jpg", "source": "s", "expression": 0},
+        ]
+    )
     assert np.isnan(df["valence"]).all() and np.isnan(df["arousal"]).all()
     assert df["split"].isna().all()
     np.testing.assert_array_equal(df["landmarks"][0], flat.reshape(68, 2))
@@ -72,9 +87,10 @@ def test_round_trip_is_exact(tmp_path):
     save_records(df, tmp_path / "r.parquet")
     back = load_records(tmp_path / "r.parquet")
     pd.testing.assert_frame_equal(back, df)
-    for a, b in zip(df["landmarks"], back["landmarks"]):
-        assert (a is None and b is None) or (a.dtype == b.dtype == np.float32
-                                             and a.tobytes() == b.tobytes())
+    for a, b in zip(df["landmarks"], back["landmarks"], strict=False):
+        assert (a is None and b is None) or (
+            a.dtype == b.dtype == np.float32 and a.tobytes() == b.tobytes()
+        )
 
 
 def test_empty_round_trip(tmp_path):
@@ -87,27 +103,39 @@ def test_parquet_layout(tmp_path):
     table = pq.read_table(tmp_path / "r.parquet")
     assert table.schema.field("landmarks").type == pa.list_(pa.float32(), 136)
     assert table.column("landmarks").null_count == 2
-    assert table.column_names[:len(RECORD_COLUMNS)] == list(RECORD_COLUMNS)
+    assert table.column_names[: len(RECORD_COLUMNS)] == list(RECORD_COLUMNS)
 
 
 finite32 = st.floats(-1e6, 1e6, width=32, allow_nan=False)
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), st.floats(-1, 1)),
-                          st.booleans(), st.sampled_from(["train", "val", "test", None]),
-                          finite32), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 7),
+            st.one_of(st.none(), st.floats(-1, 1)),
+            st.booleans(),
+            st.sampled_from(["train", "val", "test", None]),
+            finite32,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_round_trip_property(tmp_path_factory, rows):
-    df = make_records({
-        "id": [f"id{i}" for i in range(len(rows))],
-        "image": [f"/p/{i}.png" for i in range(len(rows))],
-        "source": ["prop"] * len(rows),
-        "expression": [r[0] for r in rows],
-        "valence": [np.nan if r[1] is None else r[1] for r in rows],
-        "arousal": [np.nan] * len(rows),
-        "landmarks": [np.full((68, 2), r[4], np.float32) if r[2] else None for r in rows],
-        "split": [r[3] for r in rows],
-    })
+    df = make_records(
+        {
+            "id": [f"id{i}" for i in range(len(rows))],
+            "image": [f"/p/{i}.png" for i in range(len(rows))],
+            "source": ["prop"] * len(rows),
+            "expression": [r[0] for r in rows],
+            "valence": [np.nan if r[1] is None else r[1] for r in rows],
+            "arousal": [np.nan] * len(rows),
+            "landmarks": [np.full((68, 2), r[4], np.float32) if r[2] else None for r in rows],
+            "split": [r[3] for r in rows],
+        }
+    )
     path = tmp_path_factory.mktemp("prop") / "r.parquet"
     save_records(df, path)
     pd.testing.assert_frame_equal(load_records(path), df)
@@ -133,6 +161,7 @@ def test_nan_as_absent_landmarks_after_concat():
 
 # ---- validation catches each problem ----------------------------------------------------
 
+
 def test_valid_table_passes():
     validate_records(sample())
 
@@ -152,7 +181,7 @@ def test_duplicate_ids():
 def test_expression_out_of_range(value):
     df = sample()
     df.loc[2, "expression"] = value
-    with pytest.raises(DataError, match="expression outside 0-7.*'r2'"):
+    with pytest.raises(DataError, match=r"expression outside 0-7.*'r2'"):
         validate_records(df)
 
 
@@ -165,12 +194,14 @@ def test_expression_missing():
     df = sample().astype({"expression": "Int64"})
     validate_records(df)  # nullable ints are fine while complete
     df.loc[1, "expression"] = pd.NA
-    with pytest.raises(DataError, match="expression missing.*'r1'"):
+    with pytest.raises(DataError, match=r"expression missing.*'r1'"):
         validate_records(df)
 
 
-@pytest.mark.parametrize("column, value", [("valence", 1.5), ("valence", -1.01),
-                                           ("arousal", np.inf), ("arousal", -np.inf)])
+@pytest.mark.parametrize(
+    "column, value",
+    [("valence", 1.5), ("valence", -1.01), ("arousal", np.inf), ("arousal", -np.inf)],
+)
 def test_affect_out_of_range(column, value):
     df = sample()
     df.loc[3, column] = value
@@ -178,13 +209,21 @@ def test_affect_out_of_range(column, value):
         validate_records(df)
 
 
-@pytest.mark.parametrize("value", [np.zeros((67, 2), np.float32), np.zeros(136, np.float32),
-                                   np.full((68, 2), np.nan, np.float32), [[0.0, 0.0]] * 68,
-                                   np.zeros((68, 2), dtype=object), "not landmarks"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.zeros((67, 2), np.float32),
+        np.zeros(136, np.float32),
+        np.full((68, 2), np.nan, np.float32),
+        [[0.0, 0.0]] * 68,
+        np.zeros((68, 2), dtype=object),
+        "not landmarks",
+    ],
+)
 def test_bad_landmarks(value):
     df = sample()
     df.at[1, "landmarks"] = value
-    with pytest.raises(DataError, match="landmarks.*'r1'"):
+    with pytest.raises(DataError, match=r"landmarks.*'r1'"):
         validate_records(df)
 
 
@@ -192,7 +231,7 @@ def test_bad_landmarks(value):
 def test_bad_split(value):
     df = sample().astype({"split": object})
     df.at[0, "split"] = value
-    with pytest.raises(DataError, match="split.*'r0'"):
+    with pytest.raises(DataError, match=r"split.*'r0'"):
         validate_records(df)
 
 
@@ -205,8 +244,14 @@ def test_text_columns(column, value):
 
 
 def test_many_offenders_are_summarised():
-    df = make_records({"id": [f"r{i}" for i in range(20)], "image": ["x"] * 20,
-                       "source": ["s"] * 20, "expression": [0] * 20})
+    df = make_records(
+        {
+            "id": [f"r{i}" for i in range(20)],
+            "image": ["x"] * 20,
+            "source": ["s"] * 20,
+            "expression": [0] * 20,
+        }
+    )
     df["valence"] = 2.0
     with pytest.raises(DataError, match=r"\(20 in all\)"):
         validate_records(df)

@@ -1,12 +1,14 @@
 """run_all.sh's driver: validation before work, stage planning, no overwrites, clear failures."""
+
 import json
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from helpers import runner
-from helpers.errors import ConfigError
+from helpers.core.errors import ConfigError
+from helpers.core.jsonio import write_json
+from helpers.run import runner
 
 
 def _notebook(path, params_src):
@@ -14,7 +16,11 @@ def _notebook(path, params_src):
     cell = new_code_cell(params_src)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell, new_code_cell("x = 1")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -46,7 +52,10 @@ def test_bad_arguments_fail_fast_with_exit_2(tmp_path, capsys):
     assert runner.main(["--profile", "huge", "--run-dir", str(tmp_path / "r")]) == 2
     assert "unknown profile" in capsys.readouterr().err
     assert runner.main(["--models", "alexnet", "--run-dir", str(tmp_path / "r")]) == 2
-    assert runner.main(["--data", str(tmp_path / "missing.zip"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert (
+        runner.main(["--data", str(tmp_path / "missing.zip"), "--run-dir", str(tmp_path / "r")])
+        == 2
+    )
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -71,6 +80,6 @@ def test_data_fingerprint_is_stable_and_content_sensitive(tmp_path):
 
 def test_write_json_is_atomic(tmp_path):
     target = tmp_path / "manifest.json"
-    runner.write_json(target, {"a": 1})
+    write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
     assert not list(tmp_path.glob("*.tmp"))

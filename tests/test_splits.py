@@ -1,4 +1,5 @@
 """Splitting happens before augmentation: stratified, seeded, official splits and groups kept."""
+
 from __future__ import annotations
 
 import warnings
@@ -7,27 +8,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.errors import ConfigError, DataError
-from helpers.splits import (
-    LeakageError, assign_splits, check_no_leakage, duplicate_groups, split_summary,
+from helpers.core.errors import ConfigError, DataError
+from helpers.data.splits import (
+    LeakageError,
+    assign_splits,
+    check_no_leakage,
+    duplicate_groups,
+    split_summary,
 )
 
 SHARES = np.array([0.3, 0.25, 0.12, 0.1, 0.08, 0.07, 0.05, 0.03])
 
 
-def make_table(n: int = 2000, seed: int = 0, source: str = "demo", prefix: str = "r") -> pd.DataFrame:
+def make_table(
+    n: int = 2000, seed: int = 0, source: str = "demo", prefix: str = "r"
+) -> pd.DataFrame:
     """An imbalanced records-like table without splits."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "id": [f"{prefix}{i}" for i in range(n)],
-        "image": [f"/img/{prefix}{i}.png" for i in range(n)],
-        "source": source,
-        "expression": rng.choice(8, size=n, p=SHARES),
-        "valence": rng.uniform(-1, 1, n),
-        "arousal": rng.uniform(-1, 1, n),
-        "landmarks": [None] * n,
-        "split": [None] * n,
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"{prefix}{i}" for i in range(n)],
+            "image": [f"/img/{prefix}{i}.png" for i in range(n)],
+            "source": source,
+            "expression": rng.choice(8, size=n, p=SHARES),
+            "valence": rng.uniform(-1, 1, n),
+            "arousal": rng.uniform(-1, 1, n),
+            "landmarks": [None] * n,
+            "split": [None] * n,
+        }
+    )
 
 
 def test_fresh_split_sizes_and_class_shares_are_stratified():
@@ -67,7 +76,7 @@ def test_official_splits_are_kept_and_missing_val_is_carved_from_train():
 
     assert out.loc[out.source == "full", "split"].tolist() == full["split"].tolist()
     p_out = out[out.source == "partial"]
-    assert (p_out["split"].iloc[800:] == "test").all()          # official test untouched
+    assert (p_out["split"].iloc[800:] == "test").all()  # official test untouched
     carved = p_out["split"].iloc[:800]
     assert set(carved) == {"train", "val"}
     assert (carved == "val").sum() == pytest.approx(80, abs=1)  # val_share of its train rows
@@ -82,7 +91,9 @@ def test_keep_official_false_reassigns_everything():
     assert set(out["split"]) == {"train", "val", "test"}
 
 
-@pytest.mark.filterwarnings("ignore:assign_splits")  # majority labels of triples leave rare classes tiny
+@pytest.mark.filterwarnings(
+    "ignore:assign_splits"
+)  # majority labels of triples leave rare classes tiny
 def test_groups_stay_in_one_split():
     df = make_table(600, seed=4)
     groups = pd.Series(np.arange(600) // 3, index=df.index)  # triples of near-duplicates
@@ -102,10 +113,16 @@ def test_unassigned_group_members_follow_their_official_split():
     assert set(out.loc[5:, "split"]) == {"train", "val", "test"}
 
 
-@pytest.mark.parametrize("val_share,test_share,name", [
-    (-0.1, 0.1, "val_share"), (0.1, 1.0, "test_share"), (0.5, 0.5, "val_share \\+ test_share"),
-    (True, 0.1, "val_share"), ("0.1", 0.1, "val_share"),
-])
+@pytest.mark.parametrize(
+    "val_share,test_share,name",
+    [
+        (-0.1, 0.1, "val_share"),
+        (0.1, 1.0, "test_share"),
+        (0.5, 0.5, "val_share \\+ test_share"),
+        (True, 0.1, "val_share"),
+        ("0.1", 0.1, "val_share"),
+    ],
+)
 def test_bad_shares_are_config_errors_naming_the_parameter(val_share, test_share, name):
     with pytest.raises(ConfigError, match=name):
         assign_splits(make_table(50), val_share=val_share, test_share=test_share)

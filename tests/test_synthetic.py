@@ -1,4 +1,5 @@
 """The demo dataset generator: layout, determinism, label shares, drawing and the CLI."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,20 +11,27 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import synthetic as syn
-from helpers.errors import ConfigError
-from helpers.labels import EXPRESSIONS
-from helpers.landmarks import flip_landmarks
+from helpers.core.errors import ConfigError
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.landmarks import flip_landmarks
+from helpers.data import synthetic as syn
 
 N = 80
 SIZE = 64
-INVALID, MISSING = 0.05, 0.025       # 4 and 2 of 80
+INVALID, MISSING = 0.05, 0.025  # 4 and 2 of 80
 
 
 def _clean(p: syn.FaceParams) -> syn.FaceParams:
     """The same face without the photographic nuisances, so colours can be checked exactly."""
-    return dataclasses.replace(p, light_strength=0.0, brightness=1.0, blur_sigma=0.0,
-                               noise_sigma=0.0, occluder=None, gaze=0.0)
+    return dataclasses.replace(
+        p,
+        light_strength=0.0,
+        brightness=1.0,
+        blur_sigma=0.0,
+        noise_sigma=0.0,
+        occluder=None,
+        gaze=0.0,
+    )
 
 
 def _gray(rgb) -> float:
@@ -43,8 +51,15 @@ def _faces(seed: int, per_class: int, size: int = 224) -> list[syn.FaceParams]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("demo") / "demo.zip"
-    summary = syn.generate_zip(out, n=N, seed=3, size=SIZE, invalid_exp_share=INVALID,
-                               missing_exp_share=MISSING, progress=False)
+    summary = syn.generate_zip(
+        out,
+        n=N,
+        seed=3,
+        size=SIZE,
+        invalid_exp_share=INVALID,
+        missing_exp_share=MISSING,
+        progress=False,
+    )
     return out, summary
 
 
@@ -54,17 +69,19 @@ def _annotations(path: Path) -> dict[str, dict[str, np.ndarray]]:
     with zipfile.ZipFile(path) as zf:
         for name in zf.namelist():
             if name.startswith(syn.ANNOTATIONS_DIR) and name.endswith(".npy"):
-                stem = name[len(syn.ANNOTATIONS_DIR):-4]
+                stem = name[len(syn.ANNOTATIONS_DIR) : -4]
                 rid, kind = stem.rsplit("_", 1)
-                out.setdefault(rid, {})[kind] = np.load(io.BytesIO(zf.read(name)),
-                                                        allow_pickle=False)
+                out.setdefault(rid, {})[kind] = np.load(
+                    io.BytesIO(zf.read(name)), allow_pickle=False
+                )
     return out
 
 
 # ---- the zip ------------------------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
-    kw = dict(n=24, size=48, progress=False)
+    kw = {"n": 24, "size": 48, "progress": False}
     a, b, c = tmp_path / "a.zip", tmp_path / "b.zip", tmp_path / "c.zip"
     syn.generate_zip(a, seed=5, **kw)
     syn.generate_zip(b, seed=5, **kw)
@@ -80,12 +97,16 @@ def test_member_names_follow_the_affectnet_layout(demo):
         infos = zf.infolist()
     files = [n for n in names if not n.endswith("/")]
     assert len(set(names)) == len(names)
-    ids = [n[len(syn.IMAGES_DIR):-4] for n in files if n.startswith(syn.IMAGES_DIR)]
+    ids = [n[len(syn.IMAGES_DIR) : -4] for n in files if n.startswith(syn.IMAGES_DIR)]
     assert sorted(ids, key=int) == [str(i) for i in range(N)]
     no_exp = {rid for rid, kinds in _annotations(path).items() if "exp" not in kinds}
     expected = {f"{syn.IMAGES_DIR}{i}.jpg" for i in ids}
-    expected |= {f"{syn.ANNOTATIONS_DIR}{i}_{k}.npy" for i in ids for k in syn.ANNOTATION_KINDS
-                 if not (k == "exp" and i in no_exp)}
+    expected |= {
+        f"{syn.ANNOTATIONS_DIR}{i}_{k}.npy"
+        for i in ids
+        for k in syn.ANNOTATION_KINDS
+        if not (k == "exp" and i in no_exp)
+    }
     assert set(files) == expected
     assert all(n.startswith(syn.ROOT) or n == "Dataset/" for n in names)
     for info in infos:
@@ -103,7 +124,7 @@ def test_annotations_have_affectnet_dtypes_and_shapes(demo):
             if k in kinds:
                 a = kinds[k]
                 assert a.shape == () and a.dtype.kind == "U"
-                float(str(a))            # parses as a number
+                float(str(a))  # parses as a number
         lnd = kinds["lnd"]
         assert lnd.shape == (136,) and lnd.dtype == np.float64
         assert np.all((lnd >= 0) & (lnd <= SIZE - 1))
@@ -134,10 +155,13 @@ def test_invalid_and_missing_exp_records_come_in_the_asked_shares(demo):
 def test_valid_labels_follow_the_class_counts_and_ids_hide_the_class(demo):
     path, summary = demo
     ann = _annotations(path)
-    labels = {int(rid): int(str(k["exp"])) for rid, k in ann.items()
-              if "exp" in k and str(k["exp"]) not in syn.INVALID_EXP_CODES}
+    labels = {
+        int(rid): int(str(k["exp"]))
+        for rid, k in ann.items()
+        if "exp" in k and str(k["exp"]) not in syn.INVALID_EXP_CODES
+    }
     counts = np.bincount(list(labels.values()), minlength=8)
-    assert dict(zip(EXPRESSIONS, counts.tolist())) == summary["counts"]
+    assert dict(zip(EXPRESSIONS, counts.tolist(), strict=False)) == summary["counts"]
     assert counts.tolist() == syn.class_counts(summary["valid"]).tolist()
     assert counts.min() >= 1
     by_id = [labels[i] for i in sorted(labels)]
@@ -154,8 +178,15 @@ def test_class_counts_are_exact_largest_remainder_counts():
 
 
 def test_zero_shares_leave_every_record_valid(tmp_path):
-    s = syn.generate_zip(tmp_path / "v.zip", n=16, size=48, progress=False,
-                         invalid_exp_share=0, missing_exp_share=0, balanced=True)
+    s = syn.generate_zip(
+        tmp_path / "v.zip",
+        n=16,
+        size=48,
+        progress=False,
+        invalid_exp_share=0,
+        missing_exp_share=0,
+        balanced=True,
+    )
     assert s["valid"] == 16 and s["invalid_exp"] == s["missing_exp"] == 0
     assert set(s["counts"].values()) == {2}
 
@@ -174,6 +205,7 @@ def test_bad_arguments_fail_clearly_and_write_nothing(tmp_path):
 
 
 # ---- faces ---------------------------------------------------------------------------------
+
 
 def test_sampling_is_deterministic_given_the_generator():
     a = syn.sample_face_params(np.random.default_rng(11), 3)
@@ -204,8 +236,15 @@ def test_drawn_features_sit_on_their_landmarks():
         img, lnd = syn.render_face(p, 224)
         skin = np.array(p.skin, dtype=np.float64)
         # the jaw encloses skin: cheeks between nose and jaw line, chin below the lip
-        for a, b, f in ((29, 1, 0.8), (29, 2, 0.8), (30, 3, 0.8), (30, 13, 0.8),
-                        (29, 14, 0.8), (29, 15, 0.8), (57, 8, 0.5)):
+        for a, b, f in (
+            (29, 1, 0.8),
+            (29, 2, 0.8),
+            (30, 3, 0.8),
+            (30, 13, 0.8),
+            (29, 14, 0.8),
+            (29, 15, 0.8),
+            (57, 8, 0.5),
+        ):
             inside = lnd[a] + f * (lnd[b] - lnd[a])
             assert np.abs(_pixel(img, inside) - skin).max() <= 10, (p.expression, b)
         # dark lid lines run through the eye landmarks; the pupil sits between the corners
@@ -227,8 +266,10 @@ def test_mirrored_params_give_flipped_landmarks_and_a_mirrored_image():
         for size in (64, 224):
             np.testing.assert_allclose(
                 syn.face_landmarks(q, size),
-                flip_landmarks(syn.face_landmarks(p, size), size), atol=1e-3)
-    p = _faces(4, 1)[7]                 # contempt: the one-sided cue must move sides too
+                flip_landmarks(syn.face_landmarks(p, size), size),
+                atol=1e-3,
+            )
+    p = _faces(4, 1)[7]  # contempt: the one-sided cue must move sides too
     a, _ = syn.render_face(p, 128)
     b, _ = syn.render_face(syn.mirror_params(p), 128)
     assert np.abs(a[:, ::-1].astype(int) - b).mean() < 2.0
@@ -236,12 +277,14 @@ def test_mirrored_params_give_flipped_landmarks_and_a_mirrored_image():
 
 def _geometry(p: syn.FaceParams, expression: int) -> dict[str, float]:
     """Expression-relevant measurements of an upright face, in face-frame units (y down)."""
-    c = syn.face_landmarks(dataclasses.replace(p, expression=expression, intensity=1.0,
-                                               roll=0.0), 1000).astype(np.float64)
+    c = syn.face_landmarks(
+        dataclasses.replace(p, expression=expression, intensity=1.0, roll=0.0), 1000
+    ).astype(np.float64)
     iod = np.linalg.norm(c[45] - c[36])
     mid = (c[51, 1] + c[57, 1]) / 2
     return {
-        "corner_l": (mid - c[48, 1]) / iod, "corner_r": (mid - c[54, 1]) / iod,
+        "corner_l": (mid - c[48, 1]) / iod,
+        "corner_r": (mid - c[54, 1]) / iod,
         "eye_open": (c[41, 1] - c[37, 1] + c[46, 1] - c[44, 1]) / iod,
         "brow": (c[36:48, 1].mean() - c[17:27, 1].mean()) / iod,
         "brow_gap": (c[22, 0] - c[21, 0]) / iod,
@@ -259,26 +302,25 @@ def test_expression_prototypes_move_the_facs_cues():
     n = g[0]
     assert g[1]["corner_l"] > n["corner_l"] + 0.05
     assert g[1]["corner_r"] > n["corner_r"] + 0.05
-    assert g[1]["mouth_open"] > n["mouth_open"]                         # happy: open smile
-    assert g[2]["corner_l"] < n["corner_l"] - 0.05                      # sad: frown and
-    assert g[2]["inner_brow_up"] > n["inner_brow_up"] + 0.1             # inner brows up
+    assert g[1]["mouth_open"] > n["mouth_open"]  # happy: open smile
+    assert g[2]["corner_l"] < n["corner_l"] - 0.05  # sad: frown and
+    assert g[2]["inner_brow_up"] > n["inner_brow_up"] + 0.1  # inner brows up
     assert g[3]["brow"] > n["brow"] + 0.05 and g[3]["eye_open"] > n["eye_open"] * 1.3
     assert g[3]["mouth_open"] > 0.2 > n["mouth_open"]
     assert g[4]["eye_open"] > n["eye_open"] * 1.3 and g[4]["brow_gap"] < n["brow_gap"]
     assert g[4]["mouth_width"] > n["mouth_width"] + 0.1 and g[4]["mouth_open"] > 0.05
     assert g[5]["lip_to_nose"] < n["lip_to_nose"] - 0.05 and g[5]["brow"] < n["brow"]
     assert g[6]["brow"] < n["brow"] and g[6]["brow_gap"] < n["brow_gap"]
-    assert g[6]["inner_brow_up"] < n["inner_brow_up"]                  # anger: brows in a V
+    assert g[6]["inner_brow_up"] < n["inner_brow_up"]  # anger: brows in a V
     assert g[6]["eye_open"] < n["eye_open"] and g[6]["lip_thickness"] < n["lip_thickness"] / 2
-    assert g[7]["corner_r"] > n["corner_r"] + 0.05                      # one corner only
+    assert g[7]["corner_r"] > n["corner_r"] + 0.05  # one corner only
     assert g[7]["corner_l"] == pytest.approx(n["corner_l"], abs=1e-6)
 
 
 def test_valence_arousal_follow_the_circumplex():
     rng = np.random.default_rng(9)
     for e, (cv, ca) in enumerate(syn.CIRCUMPLEX):
-        va = np.array([syn.valence_arousal(syn.sample_face_params(rng, e), rng)
-                       for _ in range(60)])
+        va = np.array([syn.valence_arousal(syn.sample_face_params(rng, e), rng) for _ in range(60)])
         assert np.all(np.abs(va) <= 1.0)
         mv, ma = va.mean(axis=0)
         for mean, centre in ((mv, cv), (ma, ca)):
@@ -290,6 +332,7 @@ def test_valence_arousal_follow_the_circumplex():
 
 # ---- CLI -----------------------------------------------------------------------------------
 
+
 def test_cli_writes_then_refuses_to_overwrite_without_force(tmp_path, capsys):
     out = tmp_path / "sub" / "demo.zip"
     args = ["--out", str(out), "--n", "12", "--size", "48", "--seed", "2", "--quiet"]
@@ -299,10 +342,10 @@ def test_cli_writes_then_refuses_to_overwrite_without_force(tmp_path, capsys):
     before = out.read_bytes()
     assert zipfile.ZipFile(out).testzip() is None
 
-    assert syn.main(args[:-3] + ["--seed", "3", "--quiet"]) == 2
+    assert syn.main([*args[:-3], "--seed", "3", "--quiet"]) == 2
     assert "--force" in capsys.readouterr().err
     assert out.read_bytes() == before
 
-    assert syn.main(args[:-3] + ["--seed", "3", "--quiet", "--force"]) == 0
+    assert syn.main([*args[:-3], "--seed", "3", "--quiet", "--force"]) == 0
     assert out.read_bytes() != before
-    assert [f.name for f in out.parent.iterdir()] == ["demo.zip"]    # no temp file left
+    assert [f.name for f in out.parent.iterdir()] == ["demo.zip"]  # no temp file left

@@ -1,4 +1,5 @@
 """Training: files written, masked heads, resume after an interruption, two phases, safe loading."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import training
-from helpers.errors import ConfigError, DataError
-from helpers.models import BACKBONE_LAYER
-from helpers.training import TrainConfig, load_trained, read_history, train
+from helpers.core.errors import ConfigError, DataError
+from helpers.data.augment import AugmentSettings
+from helpers.models.backbones import BACKBONE_LAYER
+from helpers.models.saving import load_trained
+from helpers.run import profiles
+from helpers.train import fit as training
+from helpers.train.card import data_hash, read_history
+from helpers.train.config import TrainConfig, plan_phases
+from helpers.train.fit import train
 
 SIZE = 32
 
@@ -29,21 +35,38 @@ def _table(folder: Path, n: int = 40) -> pd.DataFrame:
         label = i % 8
         image = np.clip(rng.normal(30 * label, 20, (36, 36, 3)), 0, 255).astype(np.uint8)
         Image.fromarray(image).save(folder / f"{i}.png")
-        rows.append({"id": f"f{i}", "image": str(folder / f"{i}.png"), "source": "t",
-                     "expression": label, "valence": label / 8 - 0.5, "arousal": 0.1,
-                     "landmarks": rng.uniform(0, 35, (68, 2)).astype(np.float32),
-                     "split": "val" if i % 5 == 0 else "train"})
+        rows.append(
+            {
+                "id": f"f{i}",
+                "image": str(folder / f"{i}.png"),
+                "source": "t",
+                "expression": label,
+                "valence": label / 8 - 0.5,
+                "arousal": 0.1,
+                "landmarks": rng.uniform(0, 35, (68, 2)).astype(np.float32),
+                "split": "val" if i % 5 == 0 else "train",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _split(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return (table[table["split"] == "train"].reset_index(drop=True),
-            table[table["split"] == "val"].reset_index(drop=True))
+    return (
+        table[table["split"] == "train"].reset_index(drop=True),
+        table[table["split"] == "val"].reset_index(drop=True),
+    )
 
 
 def _config(**overrides) -> TrainConfig:
-    values = dict(model="custom_cnn", image_size=SIZE, channels=3, epochs=2, batch_size=8,
-                  verbose=0, shared_units=16)
+    values = {
+        "model": "custom_cnn",
+        "image_size": SIZE,
+        "channels": 3,
+        "epochs": 2,
+        "batch_size": 8,
+        "verbose": 0,
+        "shared_units": 16,
+    }
     return TrainConfig(**{**values, **overrides})
 
 
@@ -77,8 +100,12 @@ def trained(tmp_path_factory):
     """One finished 2-epoch run, shared by the tests that only read its outputs."""
     root = tmp_path_factory.mktemp("run")
     train_rows, val_rows = _split(_table(root / "images"))
-    settings = {"online": True, "config": {"rotate_limit": 5.0}, "seed": 0,
-                "class_weights": {str(c): 1.0 for c in range(8)}}
+    settings = {
+        "online": True,
+        "config": {"rotate_limit": 5.0},
+        "seed": 0,
+        "class_weights": {str(c): 1.0 for c in range(8)},
+    }
     result = train(_config(), train_rows, val_rows, root / "run", augment_settings=settings)
     return root, result
 
@@ -102,17 +129,20 @@ def test_fit_writes_model_history_and_card(trained):
     assert card["weights_fallback"] is None and card["mixed_precision"] is False
     x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     again = load_trained(run / "models" / "custom_cnn.keras")
-    np.testing.assert_allclose(again.predict(x, verbose=0)["expression"],
-                               result.model.predict(x, verbose=0)["expression"], atol=1e-6)
+    np.testing.assert_allclose(
+        again.predict(x, verbose=0)["expression"],
+        result.model.predict(x, verbose=0)["expression"],
+        atol=1e-6,
+    )
 
 
 def test_data_hash_depends_on_labels_not_row_order(trained):
     root, _ = trained
     table = _table(root / "images")
-    assert training.data_hash(table) == training.data_hash(table.iloc[::-1])
+    assert data_hash(table) == data_hash(table.iloc[::-1])
     changed = table.copy()
     changed.loc[3, "expression"] = 7
-    assert training.data_hash(changed) != training.data_hash(table)
+    assert data_hash(changed) != data_hash(table)
 
 
 def test_table_without_valence_still_trains(tmp_path):
@@ -168,7 +198,7 @@ def test_two_phase_schedule_switches_trainability(trained, tmp_path):
     assert result.card["pretrained_backbone"] is True
     assert record.backbone_trainable == [False, True]
     np.testing.assert_allclose(record.lr, [1e-3, 1e-4], rtol=1e-5)
-    assert all(np.array_equal(a, b) for a, b in zip(snapshot.before, snapshot.after))
+    assert all(np.array_equal(a, b) for a, b in zip(snapshot.before, snapshot.after, strict=False))
     assert result.history["phase"].tolist() == [1, 2]
 
 
@@ -191,7 +221,9 @@ def test_load_trained_refuses_damaged_altered_and_foreign_files(trained, tmp_pat
                 config = json.loads(data)
                 config["config"]["layers"][1]["class_name"] = "Lambda"
                 config["config"]["layers"][1]["config"]["function"] = {
-                    "class_name": "__lambda__", "config": {"code": "print('x')"}}
+                    "class_name": "__lambda__",
+                    "config": {"code": "print('x')"},
+                }
                 data = json.dumps(config).encode()
             dst.writestr(item, data)
     with pytest.raises(DataError, match="cannot load"):
@@ -199,7 +231,7 @@ def test_load_trained_refuses_damaged_altered_and_foreign_files(trained, tmp_pat
     foreign = tmp_path / "foreign.keras"
     inputs = keras.Input((4,))
     keras.Model(inputs, keras.layers.Dense(1)(inputs)).save(foreign)
-    with pytest.raises(DataError, match="helpers.models"):
+    with pytest.raises(DataError, match=r"helpers\.models\.factory"):
         load_trained(foreign)
     renamed = tmp_path / "image.keras"
     renamed.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
@@ -208,7 +240,7 @@ def test_load_trained_refuses_damaged_altered_and_foreign_files(trained, tmp_pat
 
 
 def test_load_training_inputs_reads_what_notebook_03_wrote(trained, tmp_path):
-    from helpers.records import make_records, save_records
+    from helpers.core.records import make_records, save_records
 
     root, _ = trained
     table = make_records(_table(root / "images"))
@@ -217,47 +249,47 @@ def test_load_training_inputs_reads_what_notebook_03_wrote(trained, tmp_path):
     (tmp_path / "augment.json").write_text(json.dumps({"online": False, "class_weights": None}))
     inputs = training.load_training_inputs(tmp_path)
     assert len(inputs.train) == 32 and len(inputs.val) == 8 and set(inputs.val["split"]) == {"val"}
-    assert inputs.augment == {"online": False, "class_weights": None}
+    assert inputs.augment == AugmentSettings(mode="none")
     (tmp_path / "augment.json").write_text("{broken")
-    with pytest.raises(DataError, match="augment.json"):
+    with pytest.raises(DataError, match=r"augment\.json"):
         training.load_training_inputs(tmp_path)
 
 
 def test_train_config_checks_and_profiles():
-    with pytest.raises(ConfigError, match="TrainConfig.model"):
+    with pytest.raises(ConfigError, match=r"TrainConfig\.model"):
         TrainConfig(model="alexnet")
-    with pytest.raises(ConfigError, match="TrainConfig.epochs"):
+    with pytest.raises(ConfigError, match=r"TrainConfig\.epochs"):
         TrainConfig(model="custom_cnn", epochs=0)
-    with pytest.raises(ConfigError, match="TrainConfig.transfer"):
+    with pytest.raises(ConfigError, match=r"TrainConfig\.transfer"):
         TrainConfig(model="custom_cnn", transfer="half")
-    with pytest.raises(ConfigError, match="TrainConfig.loss_weights"):
+    with pytest.raises(ConfigError, match=r"TrainConfig\.loss_weights"):
         TrainConfig(model="custom_cnn", heads=["expression"], loss_weights={"valence": 1.0})
-    smoke = TrainConfig.from_profile("smoke", "custom_cnn", epochs=None, batch_size=16)
+    smoke = profiles.train_config("smoke", "custom_cnn", epochs=None, batch_size=16)
     assert (smoke.image_size, smoke.epochs, smoke.batch_size, smoke.profile) == (48, 1, 16, "smoke")
-    assert TrainConfig.from_profile("cpu", "vgg16").image_size == 32  # per-model entry
-    gpu = TrainConfig.from_profile("gpu", "resnet50")
+    assert profiles.train_config("cpu", "vgg16").image_size == 32  # per-model entry
+    gpu = profiles.train_config("gpu", "resnet50")
     assert gpu.weights == "imagenet" and gpu.warmup_epochs > 0 and gpu.transfer == "top_n"
-    assert [p.name for p in training.plan_phases(gpu, pretrained=True)] == ["warmup", "finetune"]
-    assert [p.transfer for p in training.plan_phases(gpu, pretrained=False)] == ["full"]
+    assert [p.name for p in plan_phases(gpu, pretrained=True)] == ["warmup", "finetune"]
+    assert [p.transfer for p in plan_phases(gpu, pretrained=False)] == ["full"]
     with pytest.raises(ConfigError, match="unknown parameter"):
-        TrainConfig.from_profile("cpu", "custom_cnn", epoch=3)
+        profiles.train_config("cpu", "custom_cnn", epoch=3)
 
 
 def test_time_budget_stops_before_an_epoch_would_overrun(monkeypatch):
     """'Train for at most an hour': stop when another epoch like the last would not fit."""
     from types import SimpleNamespace
 
-    from helpers.training import TimeBudget
+    from helpers.train.callbacks import TimeBudget
 
     clock = iter([0.0, 25.0, 25.0, 50.0])
-    monkeypatch.setattr("helpers.training.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: next(clock))
     budget = TimeBudget(minutes=1.0)  # 60 s
     budget.set_model(SimpleNamespace(stop_training=False))
     budget.on_epoch_begin(0)
-    budget.on_epoch_end(0)        # 25 s used, the next would end at 50 s: keep going
+    budget.on_epoch_end(0)  # 25 s used, the next would end at 50 s: keep going
     assert not budget.stopped and not budget.model.stop_training
     budget.on_epoch_begin(1)
-    budget.on_epoch_end(1)        # 50 s used, the next would end at 75 s: stop
+    budget.on_epoch_end(1)  # 50 s used, the next would end at 75 s: stop
     assert budget.stopped and budget.model.stop_training
 
 
@@ -270,12 +302,27 @@ def test_learning_rate_defaults_to_the_backbones_own():
     """VGG16 (no BatchNorm) collapses from scratch at 1e-3: the registry gives it 1e-4."""
     vgg = TrainConfig(model="vgg16")
     assert vgg.learning_rate is None
-    assert training.plan_phases(vgg, pretrained=False)[0].learning_rate == 1e-4
-    assert training.plan_phases(vgg, pretrained=True)[0].learning_rate == 1e-3
+    assert plan_phases(vgg, pretrained=False)[0].learning_rate == 1e-4
+    assert plan_phases(vgg, pretrained=True)[0].learning_rate == 1e-3
     assert vgg.phase2_lr == 1e-4  # fine-tuning: a tenth of the head warm-up rate
     cnn = TrainConfig(model="custom_cnn")
-    assert training.plan_phases(cnn, pretrained=False)[0].learning_rate == 1e-3
+    assert plan_phases(cnn, pretrained=False)[0].learning_rate == 1e-3
     given = TrainConfig(model="vgg16", learning_rate=5e-4)
-    assert training.plan_phases(given, pretrained=False)[0].learning_rate == 5e-4
-    with pytest.raises(ConfigError, match="TrainConfig.learning_rate"):
+    assert plan_phases(given, pretrained=False)[0].learning_rate == 5e-4
+    with pytest.raises(ConfigError, match=r"TrainConfig\.learning_rate"):
         TrainConfig(model="vgg16", learning_rate=-1.0)
+
+
+def test_card_facts_read_the_figures_a_comparison_shows(trained, tmp_path):
+    import math
+
+    from helpers.train.card import CardFacts
+
+    root, result = trained
+    facts = CardFacts.read(root / "run" / "models" / "custom_cnn.json")
+    assert facts.epochs_run == result.card["epochs_run"] == 2 and facts.params > 1000
+    assert facts.training_time_s > 0 and facts.images_per_s > 0
+    assert math.isnan(CardFacts.read(tmp_path / "none.json").params)
+    (tmp_path / "odd.json").write_text('{"params": "many", "epochs_run": true}')
+    odd = CardFacts.read(tmp_path / "odd.json")
+    assert math.isnan(odd.params) and math.isnan(odd.epochs_run)

@@ -1,13 +1,15 @@
-"""helpers.tta: mirror-image averaging, deterministic, landmarks mapped back, in every entry point."""
+"""helpers.inference.tta: mirror-image averaging, deterministic, landmarks mapped back, in every
+entry point."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import tta
-from helpers.errors import ConfigError
-from helpers.landmarks import FLIP_PERMUTATION, flip_landmarks
+from helpers.core.errors import ConfigError
+from helpers.core.landmarks import FLIP_PERMUTATION, flip_landmarks
+from helpers.inference import tta
 
 SIZE = 16
 
@@ -63,7 +65,8 @@ def test_unknown_modes_are_refused_by_name() -> None:
 
 def test_tta_model_wraps_any_backend() -> None:
     class Backend:
-        metadata = {"image_size": SIZE, "channels": 1}
+        def __init__(self) -> None:
+            self.metadata = {"image_size": SIZE, "channels": 1}
 
         def __call__(self, images):
             return _fake_model(images)
@@ -79,26 +82,27 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     import keras
     from PIL import Image
 
-    from helpers import evaluation as ev
-    from helpers.models import build_model
+    from helpers.evaluation.comparison import flatten_metrics
+    from helpers.evaluation.scoring import evaluate_model, headline_table
+    from helpers.models.factory import build_model
 
     rows = []
     for i in range(12):
         path = tmp_path / f"{i}.png"
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), np.uint8)).save(path)
-        rows.append({"id": str(i), "image": str(path), "expression": i % 4,
-                     "valence": 0.1 * (i % 5) - 0.2})
+        rows.append(
+            {"id": str(i), "image": str(path), "expression": i % 4, "valence": 0.1 * (i % 5) - 0.2}
+        )
     table = pd.DataFrame(rows)
     keras.utils.set_random_seed(0)
-    model = build_model("custom_cnn", image_size=SIZE, heads=("expression", "valence"),
-                        n_classes=4)
-    scores, preds = ev.evaluate_model(model, "m", table, tta="flip", n_boot=0)
+    model = build_model("custom_cnn", image_size=SIZE, heads=("expression", "valence"), n_classes=4)
+    scores, preds = evaluate_model(model, "m", table, tta="flip", n_boot=0)
     assert scores["tta"] == "flip" and preds.attrs["inference"]["tta"] == "flip"
     assert set(scores["without_tta"]) == {"expression", "valence"}
     assert set(scores["without_tta"]["expression"]) == {"accuracy", "f1_macro"}
-    row = ev.flatten_metrics(scores)
+    row = flatten_metrics(scores)
     assert row["tta"] == "flip" and "no_tta_expression_f1_macro" in row
-    plain, _ = ev.evaluate_model(model, "m", table, n_boot=0)
+    plain, _ = evaluate_model(model, "m", table, n_boot=0)
     assert plain["tta"] == "none" and "without_tta" not in plain
     assert scores["without_tta"]["expression"]["accuracy"] == plain["expression"]["accuracy"]
-    assert list(ev.headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
+    assert list(headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]

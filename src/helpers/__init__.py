@@ -1,4 +1,5 @@
 """Shared code behind the facial affect notebooks (see DESIGN.md in the project docs)."""
+
 import os as _os
 
 # albumentations phones home on import unless told not to; this project runs offline.

@@ -1,5 +1,6 @@
 """Fixtures for the robustness suite: the repo's data/ and reports/ swapped for empty
 temporary folders, and a guard proving nothing outside the allowed folder changes on disk."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,10 +8,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from robust_build import listing
 
-from helpers import config
-from helpers.images import close_archives
+from builders import listing
+from helpers.core import paths
+from helpers.core.images import close_archives
 
 
 @pytest.fixture(autouse=True)
@@ -19,9 +20,9 @@ def _isolated(tmp_path, monkeypatch):
     a robustness test that writes there fails the directory-listing checks instead of
     touching the real checkout."""
     repo = tmp_path / "_repo"
-    monkeypatch.setattr(config, "DATA_DIR", repo / "data")
-    monkeypatch.setattr(config, "DEMO_DIR", repo / "data" / "demo")
-    monkeypatch.setattr(config, "REPORTS_DIR", repo / "reports")
+    monkeypatch.setattr(paths, "DATA_DIR", repo / "data")
+    monkeypatch.setattr(paths, "DEMO_DIR", repo / "data" / "demo")
+    monkeypatch.setattr(paths, "REPORTS_DIR", repo / "reports")
     close_archives()
     yield
     close_archives()
@@ -31,6 +32,7 @@ def _isolated(tmp_path, monkeypatch):
 def untouched(tmp_path):
     """`with untouched(allow=[run_dir]):` fails if anything else under tmp_path (inputs, the
     stand-in data/ and reports/, earlier runs) was created, changed or deleted."""
+
     @contextlib.contextmanager
     def guard(allow: Iterable[Path] = ()) -> Iterator[None]:
         allow = list(allow)
@@ -41,5 +43,7 @@ def untouched(tmp_path):
             f"written outside {[str(a) for a in allow] or 'nothing allowed'}: "
             f"added {sorted(set(after) - set(before))}, "
             f"removed {sorted(set(before) - set(after))}, "
-            f"changed {sorted(k for k in set(after) & set(before) if after[k] != before[k])}")
+            f"changed {sorted(k for k in set(after) & set(before) if after[k] != before[k])}"
+        )
+
     return guard

@@ -1,5 +1,6 @@
 """Archives: hostile or broken zips are refused whole, naming the file (and member); damage
 confined to one record drops that record with a count. Nothing is ever written."""
+
 from __future__ import annotations
 
 import os
@@ -7,14 +8,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from robust_build import (OFFSET, ROOT, USIZE, jpeg, npy, patch_central, record,
-                          write_zip)
 
-from helpers.archive import ArchiveLimits, open_zip, safe_extract
-from helpers.datasets import read_source
-from helpers.datasets.affectnet import read_affectnet_zip
-from helpers.errors import DataError
-from helpers.images import make_uri, parse_uri, read_image
+from builders import OFFSET, ROOT, USIZE, jpeg, npy, patch_central, record, write_zip
+from helpers.core.archive import ArchiveLimits, open_zip, safe_extract
+from helpers.core.errors import DataError
+from helpers.core.images import make_uri, parse_uri, read_image
+from helpers.data.datasets import read_source
+from helpers.data.datasets.affectnet import read_affectnet_zip
 
 
 def refused(path, **kw) -> DataError:
@@ -28,14 +28,17 @@ def refused(path, **kw) -> DataError:
     return direct.value
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("../evil.jpg", "traversal"),
-    (f"{ROOT}/images/../../../../evil.jpg", "traversal"),
-    ("..\\..\\evil.jpg", "traversal"),
-    ("/etc/cron.d/evil", "absolute path"),
-    ("\\\\server\\share\\evil.jpg", "absolute path"),
-    ("C:/Windows/evil.dll", "drive letter"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("../evil.jpg", "traversal"),
+        (f"{ROOT}/images/../../../../evil.jpg", "traversal"),
+        ("..\\..\\evil.jpg", "traversal"),
+        ("/etc/cron.d/evil", "absolute path"),
+        ("\\\\server\\share\\evil.jpg", "absolute path"),
+        ("C:/Windows/evil.dll", "drive letter"),
+    ],
+)
 def test_zip_slip_member_paths(tmp_path, untouched, name, problem):
     path = write_zip(tmp_path / "slip.zip", record("1"), {name: jpeg()})
     with untouched():
@@ -52,11 +55,13 @@ def test_zip_bomb(tmp_path, untouched):
     real = write_zip(tmp_path / "real.zip", record("1"), {f"{ROOT}/images/2.jpg": bytes(8 << 20)})
     forged = write_zip(tmp_path / "forged.zip", record("1"), compression=zipfile.ZIP_STORED)
     patch_central(forged, 0, USIZE, 0xFFFF_FFF0)  # claims 4 GiB for a 600-byte JPEG
-    overlapping = write_zip(tmp_path / "overlap.zip", record("1"), record("2"),
-                            compression=zipfile.ZIP_STORED)
+    overlapping = write_zip(
+        tmp_path / "overlap.zip", record("1"), record("2"), compression=zipfile.ZIP_STORED
+    )
     patch_central(overlapping, 1, OFFSET, 0)  # non-recursive bomb: members share their data
-    liar = write_zip(tmp_path / "liar.zip", record("1"),
-                     record("2", exp=npy(np.array(["3"] * 5000))))
+    liar = write_zip(
+        tmp_path / "liar.zip", record("1"), record("2", exp=npy(np.array(["3"] * 5000)))
+    )
     patch_central(liar, 5, USIZE, 200)  # 2_exp.npy: declares 200 bytes, inflates to 20 kB
     fine = write_zip(tmp_path / "fine.zip", *[record(str(i)) for i in range(3)])
     with untouched():
@@ -64,12 +69,16 @@ def test_zip_bomb(tmp_path, untouched):
         assert "declared size" in refused(forged).problem
         assert "overlaps" in refused(overlapping).problem
         # Limits are parameters: a stricter budget refuses an archive the defaults accept.
-        assert "per-member limit of 100" in refused(
-            fine, limits=ArchiveLimits(max_member_bytes=100)).problem
+        assert (
+            "per-member limit of 100"
+            in refused(fine, limits=ArchiveLimits(max_member_bytes=100)).problem
+        )
         assert "total size" in refused(fine, limits=ArchiveLimits(max_total_bytes=1000)).problem
         assert "members exceed" in refused(fine, limits=ArchiveLimits(max_members=5)).problem
-        assert "ratio" in refused(fine, limits=ArchiveLimits(max_ratio=1.01,
-                                                             ratio_min_bytes=1)).problem
+        assert (
+            "ratio"
+            in refused(fine, limits=ArchiveLimits(max_ratio=1.01, ratio_min_bytes=1)).problem
+        )
         # A member lying about its size is caught while reading: that record only is dropped.
         result = read_source(liar, progress=False)
     assert result.records["id"].tolist() == ["1"]
@@ -82,11 +91,11 @@ def test_truncated_or_corrupt_zip(tmp_path, untouched):
     data = good.read_bytes()
     broken = {}
     for keep in (0.1, 0.5, 0.95):
-        broken[f"cut{keep}.zip"] = data[:int(len(data) * keep)]
-    broken["holed.zip"] = data[:300] + data[700:]                 # bytes lost mid-file
+        broken[f"cut{keep}.zip"] = data[: int(len(data) * keep)]
+    broken["holed.zip"] = data[:300] + data[700:]  # bytes lost mid-file
     central = data.rindex(b"PK\x01\x02")
-    broken["newer.zip"] = data[:central + 6] + b"\x44" + data[central + 7:]  # "needs zip 6.8"
-    broken["text.zip"] = b"<html>404 Not Found</html>\n"        # a failed download
+    broken["newer.zip"] = data[: central + 6] + b"\x44" + data[central + 7 :]  # "needs zip 6.8"
+    broken["text.zip"] = b"<html>404 Not Found</html>\n"  # a failed download
     broken["zero.zip"] = b""
     for name, payload in broken.items():
         (tmp_path / name).write_bytes(payload)
@@ -96,16 +105,19 @@ def test_truncated_or_corrupt_zip(tmp_path, untouched):
             with pytest.raises(DataError) as err:
                 read_source(path, progress=False)
             assert err.value.path == str(path), name
-            assert any(word in err.value.problem for word in (
-                "truncated", "corrupt", "not a zip", "zip feature", "no reader")), name
+            assert any(
+                word in err.value.problem
+                for word in ("truncated", "corrupt", "not a zip", "zip feature", "no reader")
+            ), name
             with pytest.raises(DataError):
                 open_zip(path)
 
 
 def test_empty_zip(tmp_path, untouched):
     empty = write_zip(tmp_path / "empty.zip")
-    folders = write_zip(tmp_path / "folders.zip", {f"{ROOT}/images/": b"",
-                                                    f"{ROOT}/annotations/": b""})
+    folders = write_zip(
+        tmp_path / "folders.zip", {f"{ROOT}/images/": b"", f"{ROOT}/annotations/": b""}
+    )
     with untouched():
         for path in (empty, folders):
             with pytest.raises(DataError, match="empty archive") as err:
@@ -125,22 +137,30 @@ def test_zip_of_the_wrong_layout(tmp_path, untouched):
         for path in (texts, images_only):
             with pytest.raises(DataError, match="not an AffectNet layout"):
                 read_affectnet_zip(path, progress=False)
-        with pytest.raises(DataError, match=r"no usable records \(dropped: 1 x expression out "
-                                            r"of range, 1 x missing exp\)"):
+        with pytest.raises(
+            DataError,
+            match=r"no usable records \(dropped: 1 x expression out "
+            r"of range, 1 x missing exp\)",
+        ):
             read_source(unusable, progress=False)
 
 
 def test_duplicate_ids(tmp_path, untouched):
     same_name = tmp_path / "same_name.zip"
-    with pytest.warns(UserWarning, match="Duplicate name"), \
-            zipfile.ZipFile(same_name, "w") as zf:
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(same_name, "w") as zf:
         for name, data in {**record("1"), f"{ROOT}/images/1.jpg": jpeg(200)}.items():
             zf.writestr(name, data)
         zf.writestr(f"{ROOT}/images/1.jpg", jpeg(10))
-    twins = write_zip(tmp_path / "twins.zip", record("1"), record("2"), {
-        f"{ROOT}/images/1.png": jpeg(),                              # 1.jpg and 1.png
-        f"{ROOT}/annotations/2_EXP.npy": npy(np.array("5")),         # 2_exp and 2_EXP
-    }, record("2", root="Other/train_set"))                          # id 2 in another folder
+    twins = write_zip(
+        tmp_path / "twins.zip",
+        record("1"),
+        record("2"),
+        {
+            f"{ROOT}/images/1.png": jpeg(),  # 1.jpg and 1.png
+            f"{ROOT}/annotations/2_EXP.npy": npy(np.array("5")),  # 2_exp and 2_EXP
+        },
+        record("2", root="Other/train_set"),
+    )  # id 2 in another folder
     with untouched():
         error = refused(same_name)
         assert "duplicate member name" in error.problem

@@ -1,5 +1,6 @@
 """Images: what reading a source catches (first bytes only) and what decoding catches, always
 naming the archive and member; odd but valid images decode to uint8 without surprises."""
+
 from __future__ import annotations
 
 import struct
@@ -9,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from robust_build import ROOT, encode, noisy_jpeg, record, write_zip
 
-from helpers.datasets import read_source
-from helpers.errors import DataError
-from helpers.images import decode_image, make_uri, read_image
+from builders import ROOT, encode, noisy_jpeg, record, write_zip
+from helpers.core.errors import DataError
+from helpers.core.images import decode_image, make_uri, read_image
+from helpers.data.datasets import read_source
 
 
 def image_member(ident: str) -> str:
@@ -25,8 +26,8 @@ def forged_png(width: int, height: int) -> bytes:
     """A 1x1 PNG whose header claims width x height (valid CRC, so only the size is wrong)."""
     data = bytearray(encode(Image.new("L", (1, 1)), "PNG"))
     at = data.index(b"IHDR")
-    data[at + 4:at + 12] = struct.pack(">II", width, height)
-    data[at + 17:at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 17])))
+    data[at + 4 : at + 12] = struct.pack(">II", width, height)
+    data[at + 17 : at + 21] = struct.pack(">I", zlib.crc32(bytes(data[at : at + 17])))
     return bytes(data)
 
 
@@ -34,14 +35,15 @@ def forged_jpeg(width: int, height: int) -> bytes:
     """A tiny JPEG whose frame header claims width x height."""
     data = bytearray(encode(Image.new("RGB", (8, 8)), "JPEG"))
     at = data.index(b"\xff\xc0")
-    data[at + 5:at + 9] = struct.pack(">HH", height, width)
+    data[at + 5 : at + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
 def test_truncated_jpeg(tmp_path, untouched):
     whole = noisy_jpeg()
-    path = write_zip(tmp_path / "a.zip", record("1", image=whole),
-                     record("2", image=whole[: len(whole) // 2]))
+    path = write_zip(
+        tmp_path / "a.zip", record("1", image=whole), record("2", image=whole[: len(whole) // 2])
+    )
     plain = tmp_path / "cut.jpg"
     plain.write_bytes(whole[: len(whole) // 3])
     with untouched():
@@ -58,7 +60,7 @@ def test_truncated_jpeg(tmp_path, untouched):
         assert err.value.path == str(plain) and err.value.member is None
         # Notebooks 02 and 03 decode every image once (hashing): it is counted and left out there,
         # so training never meets it.
-        from helpers import eda
+        from helpers.data import eda
 
         hashes = eda.image_hashes(result.records, progress=False)
         kept = eda.drop_unreadable(result.records, hashes)
@@ -100,11 +102,14 @@ def test_one_by_one_image(tmp_path, untouched):
     assert np.abs(pixels[0, 0].astype(int) - [10, 20, 30]).max() <= 3
 
 
-@pytest.mark.parametrize("data, name", [
-    (forged_png(100_000, 100_000), "png over PIL's own limit"),
-    (forged_png(8_000, 8_000), "png over ours (64 Mpx > 50 Mpx)"),
-    (forged_jpeg(65_000, 65_000), "jpeg"),
-])
+@pytest.mark.parametrize(
+    "data, name",
+    [
+        (forged_png(100_000, 100_000), "png over PIL's own limit"),
+        (forged_png(8_000, 8_000), "png over ours (64 Mpx > 50 Mpx)"),
+        (forged_jpeg(65_000, 65_000), "jpeg"),
+    ],
+)
 def test_enormous_dimensions(tmp_path, untouched, data, name):
     path = write_zip(tmp_path / "a.zip", record("1", image=data))
     with untouched():
@@ -124,14 +129,18 @@ def sixteen_bit_png() -> bytes:
     return data.tobytes()
 
 
-@pytest.mark.parametrize("data, channels", [
-    (encode(Image.new("L", (8, 6), 77), "JPEG"), 1),
-    (encode(Image.new("RGBA", (8, 6), (1, 2, 3, 0)), "PNG"), 3),
-    (encode(Image.new("CMYK", (8, 6), (0, 255, 255, 0)), "JPEG"), 3),
-    (sixteen_bit_png(), 1),
-    (encode(Image.new("P", (8, 6), 3), "GIF"), 3),
-    (encode(Image.new("LA", (8, 6), (50, 0)), "PNG"), 1),
-], ids=["gray", "rgba", "cmyk", "16bit", "palette", "gray+alpha"])
+@pytest.mark.parametrize(
+    "data, channels",
+    [
+        (encode(Image.new("L", (8, 6), 77), "JPEG"), 1),
+        (encode(Image.new("RGBA", (8, 6), (1, 2, 3, 0)), "PNG"), 3),
+        (encode(Image.new("CMYK", (8, 6), (0, 255, 255, 0)), "JPEG"), 3),
+        (sixteen_bit_png(), 1),
+        (encode(Image.new("P", (8, 6), 3), "GIF"), 3),
+        (encode(Image.new("LA", (8, 6), (50, 0)), "PNG"), 1),
+    ],
+    ids=["gray", "rgba", "cmyk", "16bit", "palette", "gray+alpha"],
+)
 def test_grayscale_rgba_cmyk_16bit(tmp_path, untouched, data, channels):
     path = write_zip(tmp_path / "a.zip", record("1", image=data))
     with untouched():
@@ -158,8 +167,12 @@ def test_special_files_in_class_folders(tmp_path, untouched):
     os.mkfifo(source / "sad" / "fifo.jpg")  # opening it to read would wait forever
     result: dict = {}
     with untouched():
-        reader = threading.Thread(target=lambda: result.setdefault(
-            "read", read_source(source, reader="folders", progress=False)), daemon=True)
+        reader = threading.Thread(
+            target=lambda: result.setdefault(
+                "read", read_source(source, reader="folders", progress=False)
+            ),
+            daemon=True,
+        )
         reader.start()
         reader.join(timeout=60)
     assert not reader.is_alive(), "reading a FIFO hung"

@@ -1,21 +1,16 @@
 """Loading a model: .keras files load in Keras safe mode, so a file from elsewhere cannot run
 code; a missing, damaged, tampered or foreign file is a DataError naming it."""
+
 from __future__ import annotations
 
-import os
 import zipfile
 
+import keras
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-training = pytest.importorskip("helpers.training")
-if not hasattr(training, "load_trained"):
-    pytest.skip("helpers.training.load_trained not written yet", allow_module_level=True)
-
-import keras  # noqa: E402
-
-from helpers.errors import DataError  # noqa: E402
-from helpers.models import build_model  # noqa: E402
+from helpers.core.errors import DataError
+from helpers.models import saving
+from helpers.models.factory import build_model
 
 
 def rezip(src, dst, replace: dict[str, bytes]) -> None:
@@ -31,8 +26,9 @@ def test_model_files(tmp_path, untouched):
     sentinel = tmp_path / "code_ran"
     # A foreign model whose Lambda layer creates a file whenever Keras calls it.
     evil, where = tmp_path / "evil.keras", str(sentinel)
-    keras.Sequential([keras.Input((4,)), keras.layers.Lambda(
-        lambda x: (open(where, "w").close(), x * 2)[1])]).save(evil)
+    keras.Sequential(
+        [keras.Input((4,)), keras.layers.Lambda(lambda x: (open(where, "w").close(), x * 2)[1])]
+    ).save(evil)
     sentinel.unlink()
     keras.saving.load_model(evil, safe_mode=False)  # the payload is real when trusted ...
     assert sentinel.exists()
@@ -46,10 +42,10 @@ def test_model_files(tmp_path, untouched):
     rezip(good, tmp_path / "weights.keras", {"model.weights.h5": b"\x89HDF\r\n junk"})
     rezip(good, tmp_path / "config.keras", {"config.json": b'{"class_name": "Nope"'})
 
-    assert training.load_trained(good).name == "custom_cnn"
+    assert saving.load_trained(good).name == "custom_cnn"
     cases = {
-        "evil.keras": "Lambda",                                  # ... but refused here
-        "plain.keras": "not a model built by helpers.models",
+        "evil.keras": "Lambda",  # ... but refused here
+        "plain.keras": "not a model built by helpers.models.factory",
         "cut.keras": "not a Keras .keras model file",
         "text.keras": "not a Keras .keras model file",
         "model.h5": "not a Keras .keras model file",
@@ -60,7 +56,7 @@ def test_model_files(tmp_path, untouched):
     with untouched():
         for name, problem in cases.items():
             with pytest.raises(DataError, match=problem) as err:
-                training.load_trained(tmp_path / name)
+                saving.load_trained(tmp_path / name)
             assert err.value.path == str(tmp_path / name)
             assert "\n" not in str(err.value), name  # one readable line, not a Keras dump
     assert not sentinel.exists()
@@ -69,7 +65,7 @@ def test_model_files(tmp_path, untouched):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A float TFLite export and its sidecar, as export_tflite writes them."""
-    from helpers.export import export_tflite
+    from helpers.inference.export import export_tflite
 
     folder = tmp_path_factory.mktemp("tflite")
     model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression", "valence"))
@@ -92,28 +88,32 @@ def _tamper(side: dict, path: str, value) -> dict:
     return side
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("metadata.heads", ..., "metadata.heads must list heads"),
-    ("metadata.heads", ["expression", "smile"], "metadata.heads must list heads"),
-    ("input.name", ..., "input.name must be the input's name"),
-    ("metadata.image_size", "abc", "metadata.image_size must be a positive integer"),
-    ("metadata.image_size", 48, "metadata says input 48x48x1, but m.tflite takes [32, 32, 1]"),
-    ("metadata.channels", 3, "metadata says input 32x32x3"),
-    ("outputs", ..., "outputs is missing"),
-    ("input.dtype", "float99", "input.dtype is not a numeric type name"),
-    ("metadata", [], "metadata is missing or not an object"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("metadata.heads", ..., "metadata.heads must list heads"),
+        ("metadata.heads", ["expression", "smile"], "metadata.heads must list heads"),
+        ("input.name", ..., "input.name must be the input's name"),
+        ("metadata.image_size", "abc", "metadata.image_size must be a positive integer"),
+        ("metadata.image_size", 48, "metadata says input 48x48x1, but m.tflite takes [32, 32, 1]"),
+        ("metadata.channels", 3, "metadata says input 32x32x3"),
+        ("outputs", ..., "outputs is missing"),
+        ("input.dtype", "float99", "input.dtype is not a numeric type name"),
+        ("metadata", [], "metadata is missing or not an object"),
+    ],
+)
 def test_tflite_sidecar_fields(exported, tmp_path, untouched, field, value, message):
     import json
     import shutil
 
-    from helpers.export import TFLiteModel, sidecar_path
+    from helpers.inference.export import sidecar_path
+    from helpers.inference.runtime import TFLiteModel
 
     model = tmp_path / "m.tflite"
     shutil.copy(exported, model)
     side = json.loads(sidecar_path(exported).read_text())
     sidecar_path(model).write_text(json.dumps(_tamper(side, field, value)))
-    with untouched(), pytest.raises(DataError, match="m.tflite.json") as caught:
+    with untouched(), pytest.raises(DataError, match=r"m\.tflite\.json") as caught:
         TFLiteModel(model)
     assert message in str(caught.value)
     sidecar_path(model).write_text(json.dumps(side))

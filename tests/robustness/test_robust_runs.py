@@ -1,8 +1,10 @@
 """Runs: a stage that crashes or is killed, an existing run folder, a full disk, bad
 parameters. Each ends in a clear message and an exit code; finished work and earlier runs
 stay on disk; `--resume` continues where the run stopped."""
+
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -18,24 +20,29 @@ import pyarrow.parquet as pq
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 from PIL import Image
-from robust_build import encode
 
-from helpers import augment, config, runner, synthetic
-from helpers.errors import ConfigError, DataError
-from helpers.records import load_records, make_records, save_records
+from builders import encode
+from helpers.core import paths
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.records import load_records, make_records, save_records
+from helpers.data import augment, synthetic
+from helpers.run import profiles as config
+from helpers.run import runner
 
 PARAMS = "run_dir = ''\nprofile = 'cpu'\nseed = 0\ndata = ''\ntest_data = ''"
 # Every stage notes that it ran, then writes its output; 02 can be told to fail on the
 # (junk) data or to hang.
 BODY = {
     "01_first": "",
-    "02_flaky": ("import os, time\n"
-                 "if os.environ.get('ROBUST_FAIL') == 'raise':  # the data is junk\n"
-                 "    from helpers.datasets import read_source\n"
-                 "    read_source(data)\n"
-                 "if os.environ.get('ROBUST_FAIL') == 'hang':\n"
-                 "    (out / 'hanging.pid').write_text(str(os.getpid()))\n"
-                 "    time.sleep(120)\n"),
+    "02_flaky": (
+        "import os, time\n"
+        "if os.environ.get('ROBUST_FAIL') == 'raise':  # the data is junk\n"
+        "    from helpers.data.datasets import read_source\n"
+        "    read_source(data)\n"
+        "if os.environ.get('ROBUST_FAIL') == 'hang':\n"
+        "    (out / 'hanging.pid').write_text(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+    ),
     "03_last": "",
 }
 
@@ -44,14 +51,19 @@ def write_notebook(path: Path, name: str) -> None:
     """A tiny papermill-ready notebook that logs its run into the run folder."""
     params = new_code_cell(PARAMS)
     params.metadata["tags"] = ["parameters"]
-    body = ("from pathlib import Path\n"
-            "out = Path(run_dir)\n"
-            f"with open(out / 'calls.txt', 'a') as f:\n    f.write('{name}\\n')\n"
-            f"{BODY[name]}"
-            f"(out / '{name}.done').write_text(profile + ' ' + str(seed))\n")
+    body = (
+        "from pathlib import Path\n"
+        "out = Path(run_dir)\n"
+        f"with open(out / 'calls.txt', 'a') as f:\n    f.write('{name}\\n')\n"
+        f"{BODY[name]}"
+        f"(out / '{name}.done').write_text(profile + ' ' + str(seed))\n"
+    )
     nb = new_notebook(cells=[params, new_code_cell(body)])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, path)
 
 
@@ -62,7 +74,7 @@ def notebooks(tmp_path, monkeypatch):
     folder.mkdir()
     for name in BODY:
         write_notebook(folder / f"{name}.ipynb", name)
-    monkeypatch.setattr(config, "NOTEBOOKS_DIR", folder)
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", folder)
     monkeypatch.delenv("ROBUST_FAIL", raising=False)
     return folder
 
@@ -99,8 +111,16 @@ def earlier_run(tmp_path: Path) -> Path:
 def test_stage_crash_then_resume(tmp_path, notebooks, data, monkeypatch, capsys, untouched):
     earlier_run(tmp_path)
     run = tmp_path / "runs" / "new"
-    args = ["--profile", "smoke", "--models", "custom_cnn", "--data", str(data),
-            "--run-dir", str(run)]
+    args = [
+        "--profile",
+        "smoke",
+        "--models",
+        "custom_cnn",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run),
+    ]
     with untouched(allow=[run]):
         monkeypatch.setenv("ROBUST_FAIL", "raise")
         assert runner.main(args) == 1
@@ -127,7 +147,10 @@ def test_stage_crash_then_resume(tmp_path, notebooks, data, monkeypatch, capsys,
     assert (run / "01_first.done").stat().st_mtime_ns == first_done
     assert (run / "03_last.done").read_text() == "smoke 0"  # not the default profile
     assert sorted(p.name for p in (run / "notebooks").iterdir()) == [
-        "01_first.ipynb", "02_flaky.ipynb", "03_last.ipynb"]
+        "01_first.ipynb",
+        "02_flaky.ipynb",
+        "03_last.ipynb",
+    ]
     assert not list(run.rglob("*.tmp"))
 
 
@@ -135,15 +158,32 @@ def test_stage_killed_then_resume(tmp_path, notebooks, data, untouched):
     """SIGKILL of the whole driver mid-stage (power cut, OOM killer): resume redoes that stage."""
     earlier_run(tmp_path)
     run = tmp_path / "runs" / "killed"
-    script = ("import sys\nfrom pathlib import Path\nfrom helpers import config, runner\n"
-              f"config.NOTEBOOKS_DIR = Path({str(notebooks)!r})\n"
-              "sys.exit(runner.main(sys.argv[1:]))\n")
+    script = (
+        "import sys\nfrom pathlib import Path\n"
+        "from helpers.core import paths\nfrom helpers.run import runner\n"
+        f"paths.NOTEBOOKS_DIR = Path({str(notebooks)!r})\n"
+        "sys.exit(runner.main(sys.argv[1:]))\n"
+    )
     with untouched(allow=[run]):
         proc = subprocess.Popen(
-            [sys.executable, "-c", script, "--profile", "smoke", "--models", "custom_cnn",
-             "--data", str(data), "--run-dir", str(run)],
-            env={**os.environ, "ROBUST_FAIL": "hang"}, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-c",
+                script,
+                "--profile",
+                "smoke",
+                "--models",
+                "custom_cnn",
+                "--data",
+                str(data),
+                "--run-dir",
+                str(run),
+            ],
+            env={**os.environ, "ROBUST_FAIL": "hang"},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         marker = run / "hanging.pid"
         try:
             deadline = time.monotonic() + 120
@@ -155,18 +195,17 @@ def test_stage_killed_then_resume(tmp_path, notebooks, data, untouched):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             if marker.exists() and marker.read_text():
-                try:  # the kernel runs in its own session; end it too
+                with contextlib.suppress(ProcessLookupError):  # the kernel has its own session
                     os.kill(int(marker.read_text()), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         assert statuses(run) == {"01_first": "ok"}  # 02 never reported: not done
         assert runner.main(["--resume", "--run-dir", str(run)]) == 0
     assert calls(run) == ["01_first", "02_flaky", "02_flaky", "03_last"]
     assert statuses(run) == {"01_first": "ok", "02_flaky": "ok", "03_last": "ok"}
 
 
-def test_ctrl_c_is_recorded_and_resumable(tmp_path, notebooks, data, monkeypatch, capsys,
-                                          untouched):
+def test_ctrl_c_is_recorded_and_resumable(
+    tmp_path, notebooks, data, monkeypatch, capsys, untouched
+):
     run = tmp_path / "run"
     real = runner.execute_stage
 
@@ -177,24 +216,36 @@ def test_ctrl_c_is_recorded_and_resumable(tmp_path, notebooks, data, monkeypatch
 
     monkeypatch.setattr(runner, "execute_stage", interrupt_02)
     with untouched(allow=[run]):
-        assert runner.main(["--profile", "smoke", "--data", str(data), "--run-dir", str(run),
-                            "--only", "01,02"]) == 130
+        assert (
+            runner.main(
+                [
+                    "--profile",
+                    "smoke",
+                    "--data",
+                    str(data),
+                    "--run-dir",
+                    str(run),
+                    "--only",
+                    "01,02",
+                ]
+            )
+            == 130
+        )
     err = capsys.readouterr().err
     assert "interrupted during 02_flaky" in err and "--resume" in err
     assert statuses(run) == {"01_first": "ok", "02_flaky": "interrupted"}
 
 
-def test_existing_run_folder_is_never_overwritten(tmp_path, notebooks, data, capsys,
-                                                  untouched):
+def test_existing_run_folder_is_never_overwritten(tmp_path, notebooks, data, capsys, untouched):
     old = earlier_run(tmp_path)
     a_file = tmp_path / "input" / "notes.txt"
     a_file.write_text("mine")
     with untouched():
         for argv, problem in [
-            (["--run-dir", str(old)], "already exists"),             # no --resume flag
+            (["--run-dir", str(old)], "already exists"),  # no --resume flag
             (["--run-dir", str(a_file)], "is a file"),
             (["--resume", "--run-dir", str(tmp_path / "input")], "no manifest.json"),
-            (["--resume", "--run-dir", str(old)], "damaged"),         # {} is no manifest
+            (["--resume", "--run-dir", str(old)], "damaged"),  # {} is no manifest
             (["--resume"], "--run-dir"),
         ]:
             assert runner.main(["--data", str(data), *argv]) == 2, argv
@@ -203,18 +254,38 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, notebooks, data, cap
 
 def test_resume_refuses_another_profile(tmp_path, notebooks, data, capsys, untouched):
     run = tmp_path / "run"
-    assert runner.main(["--profile", "smoke", "--data", str(data), "--run-dir", str(run),
-                        "--only", "01"]) == 0
+    assert (
+        runner.main(
+            ["--profile", "smoke", "--data", str(data), "--run-dir", str(run), "--only", "01"]
+        )
+        == 0
+    )
     with untouched():
         assert runner.main(["--resume", "--run-dir", str(run), "--profile", "gpu"]) == 2
     assert "started with --profile smoke" in capsys.readouterr().err
 
 
-def test_resume_keeps_the_data_and_seed_it_started_with(tmp_path, notebooks, data, capsys,
-                                                        untouched):
+def test_resume_keeps_the_data_and_seed_it_started_with(
+    tmp_path, notebooks, data, capsys, untouched
+):
     run = tmp_path / "run"
-    assert runner.main(["--profile", "smoke", "--data", str(data), "--run-dir", str(run),
-                        "--seed", "3", "--only", "01"]) == 0
+    assert (
+        runner.main(
+            [
+                "--profile",
+                "smoke",
+                "--data",
+                str(data),
+                "--run-dir",
+                str(run),
+                "--seed",
+                "3",
+                "--only",
+                "01",
+            ]
+        )
+        == 0
+    )
     other = data.with_name("other.zip")
     other.write_bytes(b"other data")
     with untouched():
@@ -235,8 +306,12 @@ def test_two_runs_on_one_folder(tmp_path, notebooks, data, capsys, untouched):
     import fcntl
 
     run = tmp_path / "run"
-    assert runner.main(["--profile", "smoke", "--data", str(data), "--run-dir", str(run),
-                        "--only", "01"]) == 0
+    assert (
+        runner.main(
+            ["--profile", "smoke", "--data", str(data), "--run-dir", str(run), "--only", "01"]
+        )
+        == 0
+    )
     held = os.open(run, os.O_RDONLY)  # what a first run_all.sh holds while it runs
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -292,15 +367,23 @@ def test_full_disk(tmp_path, notebooks, data, monkeypatch, capsys, untouched):
     # augmented images: the .part file is removed, the error propagates
     image = tmp_path / "out" / "face.png"
     image.write_bytes(encode(Image.fromarray(np.full((16, 16, 3), 90, np.uint8)), "PNG"))
-    records = make_records({"id": ["a", "b"], "image": [str(image)] * 2, "source": ["s"] * 2,
-                            "expression": [1, 2], "split": ["train"] * 2})
+    records = make_records(
+        {
+            "id": ["a", "b"],
+            "image": [str(image)] * 2,
+            "source": ["s"] * 2,
+            "expression": [1, 2],
+            "split": ["train"] * 2,
+        }
+    )
     plan = augment.plan_balance(records, "upsample", target_per_class=2)
     aug = tmp_path / "out" / "aug"
     with monkeypatch.context() as m:
         m.setattr(Path, "write_bytes", half_then_enospc)
         with pytest.raises(DataError, match="cannot write the augmented image") as caught:
-            augment.materialize(plan, records, augment.AugmentConfig(), aug, progress=False,
-                                workers=1)
+            augment.materialize(
+                plan, records, augment.AugmentConfig(), aug, progress=False, workers=1
+            )
     assert caught.value.__cause__.errno == errno.ENOSPC and caught.value.path.startswith(str(aug))
     assert not [p for p in aug.rglob("*") if p.is_file()]
 
@@ -317,17 +400,23 @@ def test_full_disk(tmp_path, notebooks, data, monkeypatch, capsys, untouched):
     with monkeypatch.context() as m:
         m.setattr(synthetic.zipfile.ZipFile, "writestr", fills_up)
         with pytest.raises(DataError, match="cannot write the demo dataset") as caught:
-            synthetic.generate_zip(demo, n=4, size=64, invalid_exp_share=0,
-                                   missing_exp_share=0, progress=False)
+            synthetic.generate_zip(
+                demo, n=4, size=64, invalid_exp_share=0, missing_exp_share=0, progress=False
+            )
     assert caught.value.path == str(demo)
     assert sorted(os.listdir(demo.parent)) == ["aug", "face.png", "records.parquet"]
     assert len(written) == 6
 
 
-BAD_OVERRIDES = [({"epochs": "ten"}, "epochs"), ({"epochs": 2.5}, "epochs"),
-                 ({"epochs": True}, "epochs"), ({"batch_size": [32]}, "batch_size"),
-                 ({"learning_rate": "fast"}, "learning_rate"), ({"balance": 3}, "balance"),
-                 ({"image_size": None, "channels": "3"}, "channels")]
+BAD_OVERRIDES = [
+    ({"epochs": "ten"}, "epochs"),
+    ({"epochs": 2.5}, "epochs"),
+    ({"epochs": True}, "epochs"),
+    ({"batch_size": [32]}, "batch_size"),
+    ({"learning_rate": "fast"}, "learning_rate"),
+    ({"balance": 3}, "balance"),
+    ({"image_size": None, "channels": "3"}, "channels"),
+]
 
 
 def test_bad_parameters_fail_before_any_work(tmp_path, notebooks, data, capsys, untouched):
@@ -339,8 +428,12 @@ def test_bad_parameters_fail_before_any_work(tmp_path, notebooks, data, capsys, 
             config.parse_models(models)
     run = tmp_path / "run"
     with untouched():
-        for argv in (["--profile", "tiny"], ["--models", "custom_cnn,alexnet"],
-                     ["--models", " , "], ["--test-data", str(tmp_path / "nope")]):
+        for argv in (
+            ["--profile", "tiny"],
+            ["--models", "custom_cnn,alexnet"],
+            ["--models", " , "],
+            ["--test-data", str(tmp_path / "nope")],
+        ):
             assert runner.main([*argv, "--data", str(data), "--run-dir", str(run)]) == 2
             assert capsys.readouterr().err.startswith("error: ")
         assert runner.main(["--data", str(tmp_path / "nope.zip"), "--run-dir", str(run)]) == 2
@@ -354,5 +447,5 @@ def test_bad_parameters_fail_before_any_work(tmp_path, notebooks, data, capsys, 
 def test_a_model_named_twice_is_planned_once():
     models = config.parse_models("custom_cnn,custom_cnn,vgg16,custom_cnn")
     assert models == ["custom_cnn", "vgg16"]
-    names = [s.name for s in runner.plan_stages(models, config.REPO_ROOT / "notebooks")]
+    names = [s.name for s in runner.plan_stages(models, paths.REPO_ROOT / "notebooks")]
     assert names.count("04_train.custom_cnn") == 1 and names.count("05_evaluate.vgg16") == 1

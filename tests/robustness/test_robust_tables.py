@@ -1,15 +1,16 @@
 """CSVs and label lists (face-box CSV, ExpW label.lst, fer2013.csv): a table that cannot be
 used is refused naming the file; bad rows are dropped and counted; face crops go only to the
 cache folder given, never beside the source."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from PIL import Image
-from robust_build import encode
 
-from helpers.datasets import read_source
-from helpers.errors import DataError
+from builders import encode
+from helpers.core.errors import DataError
+from helpers.data.datasets import read_source
 
 PIXELS = " ".join(["128"] * 48 * 48)
 
@@ -55,43 +56,74 @@ def test_missing_columns(tmp_path, source, untouched):
 
 def test_bad_boxes(tmp_path, source, untouched):
     run = tmp_path / "run"
-    box_csv = write(source / "faces.csv", "image,label,x,y,w,h\n" + "\n".join([
-        "image/p.png,happy,2,2,10,10",        # fine
-        "image/p.png,happy,35,2,10,10",       # past the right edge
-        "image/p.png,happy,-1,2,10,10",       # negative
-        "image/p.png,happy,2,2,0,10",         # zero area
-        "image/p.png,happy,10,2,-5,10",       # inverted (negative width)
-        "image/p.png,happy,nan,2,10,10",      # not a number
-        "image/p.png,happy,inf,2,10,10",
-        "image/p.png,happy,1e400,2,10,10",
-    ]) + "\n")
-    label_lst = write(source / "label.lst", "\n".join([
-        "p.png 0 2 2 12 12 90 3",             # top left right bottom: fine
-        "p.png 1 2 2 12 99 90 3",             # bottom past the edge
-        "p.png 2 -3 2 12 12 90 3",
-        "p.png 3 2 12 2 12 90 3",             # left == right
-        "p.png 4 x 2 12 12 90 3",             # malformed
-    ]) + "\n")
+    box_csv = write(
+        source / "faces.csv",
+        "image,label,x,y,w,h\n"
+        + "\n".join(
+            [
+                "image/p.png,happy,2,2,10,10",  # fine
+                "image/p.png,happy,35,2,10,10",  # past the right edge
+                "image/p.png,happy,-1,2,10,10",  # negative
+                "image/p.png,happy,2,2,0,10",  # zero area
+                "image/p.png,happy,10,2,-5,10",  # inverted (negative width)
+                "image/p.png,happy,nan,2,10,10",  # not a number
+                "image/p.png,happy,inf,2,10,10",
+                "image/p.png,happy,1e400,2,10,10",
+            ]
+        )
+        + "\n",
+    )
+    label_lst = write(
+        source / "label.lst",
+        "\n".join(
+            [
+                "p.png 0 2 2 12 12 90 3",  # top left right bottom: fine
+                "p.png 1 2 2 12 99 90 3",  # bottom past the edge
+                "p.png 2 -3 2 12 12 90 3",
+                "p.png 3 2 12 2 12 90 3",  # left == right
+                "p.png 4 x 2 12 12 90 3",  # malformed
+            ]
+        )
+        + "\n",
+    )
     with untouched(allow=[run]):
         boxes = read(box_csv, run)
         expw = read(label_lst, run)
     assert len(boxes.records) == 1 and len(expw.records) == 1
-    assert boxes.dropped == {"box outside the image": 1, "box has negative coordinates": 1,
-                             "box has zero area": 2, "unparseable box": 3}
-    assert expw.dropped == {"box outside the image": 1, "box has negative coordinates": 1,
-                            "box has zero area": 1, "malformed line": 1}
+    assert boxes.dropped == {
+        "box outside the image": 1,
+        "box has negative coordinates": 1,
+        "box has zero area": 2,
+        "unparseable box": 3,
+    }
+    assert expw.dropped == {
+        "box outside the image": 1,
+        "box has negative coordinates": 1,
+        "box has zero area": 1,
+        "malformed line": 1,
+    }
     crops = {p.name for p in (run / "cache").rglob("*.png")}
     assert len(crops) == 2
 
 
 def test_unknown_labels(tmp_path, source, untouched):
     run = tmp_path / "run"
-    box_csv = write(source / "faces.csv", "image,label\n" + "\n".join(
-        f"image/p.png,{label}" for label in ("Happiness", "bored", "", "7", "HAPPY ")) + "\n")
-    label_lst = write(source / "label.lst", "p.png 0 2 2 12 12 90 3\np.png 1 2 2 12 12 90 7\n"
-                                            "p.png 2 2 2 12 12 90 -1\n")
-    fer_csv = write(source / "fer.csv", "emotion,pixels\n" + "\n".join(
-        f"{e},{PIXELS}" for e in ("3", "7", "-1", "happy", "", "\u00b2")) + "\n")
+    box_csv = write(
+        source / "faces.csv",
+        "image,label\n"
+        + "\n".join(f"image/p.png,{label}" for label in ("Happiness", "bored", "", "7", "HAPPY "))
+        + "\n",
+    )
+    label_lst = write(
+        source / "label.lst",
+        "p.png 0 2 2 12 12 90 3\np.png 1 2 2 12 12 90 7\np.png 2 2 2 12 12 90 -1\n",
+    )
+    fer_csv = write(
+        source / "fer.csv",
+        "emotion,pixels\n"
+        + "\n".join(f"{e},{PIXELS}" for e in ("3", "7", "-1", "happy", "", "\u00b2"))
+        + "\n",
+    )
     # "\u00b2" (superscript two) is a digit to str.isdigit() but not to int()
     fer_digit = write(source / "fer2.csv", f"emotion,pixels\n\u00b2,{PIXELS}\n3,{PIXELS}\n")
     with untouched(allow=[run]):
@@ -147,6 +179,9 @@ def test_fer_csv_too_large_is_refused_before_reading(tmp_path, source, untouched
     huge = source / "fer2013.csv"
     with open(huge, "wb") as f:  # sparse: 3 GB on paper, a few bytes on disk
         f.write(f"emotion,pixels,Usage\n3,{PIXELS},Training\n".encode())
-        f.truncate(3 * 1024 ** 3)
-    with untouched(allow=[run]), pytest.raises(DataError, match="3.0 GB is over the 2.0 GB limit"):
+        f.truncate(3 * 1024**3)
+    with (
+        untouched(allow=[run]),
+        pytest.raises(DataError, match=r"3\.0 GB is over the 2\.0 GB limit"),
+    ):
         read(huge, run)

@@ -1,0 +1,24 @@
+"""Errors that carry the offending file and the problem, for messages users can act on."""
+
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """Bad input: names the file (and member, if inside an archive) and what is wrong."""
+
+    def __init__(self, path: object, problem: str, member: str | None = None):
+        self.path = str(path)
+        self.member = member
+        self.problem = problem
+        where = f"{self.path}!{member}" if member else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class ConfigError(Exception):
+    """Bad parameters (unknown profile, model name, wrong type), raised before any work."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """Library errors (urllib, Keras, the TFLite converter) span lines; messages stay one line."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

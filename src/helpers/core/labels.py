@@ -1,0 +1,66 @@
+"""The shared 8-class label space (AffectNet order), mappings from other label spaces, and
+the names of the model's heads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from helpers.core.errors import ConfigError
+
+# The model's outputs, in the order every model, loss, table and metrics file uses.
+HEADS: tuple[str, ...] = ("expression", "valence", "arousal", "landmarks")
+
+EXPRESSIONS: tuple[str, ...] = (
+    "Neutral",
+    "Happy",
+    "Sad",
+    "Surprise",
+    "Fear",
+    "Disgust",
+    "Anger",
+    "Contempt",
+)
+N_EXPRESSIONS = len(EXPRESSIONS)
+
+# FER-2013 / ExpW order: 0 Angry, 1 Disgust, 2 Fear, 3 Happy, 4 Sad, 5 Surprise, 6 Neutral.
+FER_TO_AFFECTNET: dict[int, int] = {0: 6, 1: 5, 2: 4, 3: 1, 4: 2, 5: 3, 6: 0}
+
+# Names (lower case) users' folders and CSVs use for each class, mapped to the shared index.
+SYNONYMS: dict[str, int] = {
+    "neutral": 0,
+    "calm": 0,
+    "happy": 1,
+    "happiness": 1,
+    "joy": 1,
+    "sad": 2,
+    "sadness": 2,
+    "surprise": 3,
+    "surprised": 3,
+    "fear": 4,
+    "fearful": 4,
+    "afraid": 4,
+    "scared": 4,
+    "disgust": 5,
+    "disgusted": 5,
+    "anger": 6,
+    "angry": 6,
+    "contempt": 7,
+    "contemptuous": 7,
+}
+
+
+def expression_index(name: str) -> int | None:
+    """Map a label name from any source to the shared index, or None when unknown."""
+    return SYNONYMS.get(name.strip().lower())
+
+
+def check_heads(heads: str | Iterable[str], where: str = "heads") -> tuple[str, ...]:
+    """Head names in the canonical order, or one ConfigError naming the valid ones."""
+    given = (heads,) if isinstance(heads, str) else tuple(heads)
+    unknown = [h for h in given if h not in HEADS]
+    if unknown or not given or len(set(given)) != len(given):
+        raise ConfigError(
+            f"{where} must be a non-empty subset of {', '.join(HEADS)} without "
+            f"repeats, got {list(given)!r}"
+        )
+    return tuple(h for h in HEADS if h in given)

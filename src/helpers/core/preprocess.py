@@ -1,0 +1,56 @@
+"""An image as the model sees it, one path for training, evaluation, export and prediction.
+
+Gray models get Pillow's 'L' conversion, every image is fitted to size x size by
+helpers.core.images.fit_square, and the model receives raw 0-255 floats (it holds its own
+rescaling layer). A training image and the same face cropped by the predictor therefore reach
+the network as the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from helpers.core.errors import DataError
+from helpers.core.images import fit_square, read_image_reduced
+
+
+def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
+    """uint8 (H, W, 3) from a gray, gray+1 or RGB(A) array of 0-255 values."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise DataError(where, f"expected an image array (H, W[, 1|3|4]), got shape {image.shape}")
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(image.astype(np.float64)), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def to_model_input(image: np.ndarray, size: int, channels: int) -> np.ndarray:
+    """float32 (size, size, channels) raw 0-255 pixels of an image array (a crop, a frame)."""
+    image = as_rgb(image, "<image>")
+    if channels == 1:
+        image = np.asarray(Image.fromarray(image).convert("L"))
+    image = fit_square(image, size)
+    return image.reshape(size, size, channels).astype(np.float32)
+
+
+def decode_for_model(uri: str, size: int, channels: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """uint8 (size, size, channels) image of a stored file and its stored (height, width).
+
+    A JPEG at least twice the input size decodes at 1/2, 1/4 or 1/8 scale first (see
+    helpers.core.images.decode_image_reduced), then resizes like any other image.
+    """
+    image, (h, w) = read_image_reduced(uri, size, mode="gray" if channels == 1 else "rgb")
+    image = fit_square(image, size)
+    return image.reshape(size, size, channels), (h, w)
+
+
+def model_inputs(uris: Sequence[str], size: int, channels: int) -> np.ndarray:
+    """float32 inputs of stored images exactly as training saw them (evaluation, export)."""
+    return np.stack([decode_for_model(u, size, channels)[0] for u in uris]).astype(np.float32)

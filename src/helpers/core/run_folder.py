@@ -1,0 +1,190 @@
+"""One run's folder: each stage asks it where things are instead of building paths.
+
+The layout is a contract (DESIGN.md, "run folder"): notebooks, `./run_all.sh --resume`, the
+report and the tests all read it, so it is written down once, here.
+
+    run = RunFolder.resolve("")                # the newest run (create=True: a new one)
+    run.model_path("custom_cnn")               # <run>/models/custom_cnn.keras
+    run.metrics_path("custom_cnn", "ckplus")   # <run>/metrics/custom_cnn.ckplus.json
+    run / "eda"                                # any other path inside the run
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+
+from helpers.core import paths
+from helpers.core.errors import ConfigError
+
+_STAMP = re.compile(r"\d{8}-\d{6}")
+
+
+class RunFolder(os.PathLike):
+    """A run folder (reports/<timestamp>/ by default) and the paths of what stages write there."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------ a path, where one is wanted
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
+
+    def __truediv__(self, other: str | os.PathLike[str]) -> Path:
+        return self.root / other
+
+    def __str__(self) -> str:
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (RunFolder, os.PathLike, str)):
+            return self.root == Path(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    @property
+    def name(self) -> str:
+        """The folder's name, e.g. 20261130-031500."""
+        return self.root.name
+
+    # ------------------------------------------------------------------ what the stages write
+    @property
+    def manifest(self) -> Path:
+        """What `./run_all.sh` ran: profile, models, data fingerprint, stage statuses."""
+        return self.root / "manifest.json"
+
+    @property
+    def records(self) -> Path:
+        """Notebook 01: one row per face."""
+        return self.root / "records.parquet"
+
+    @property
+    def ingest_report(self) -> Path:
+        """Notebook 01: what the reader kept and skipped, and why."""
+        return self.root / "ingest_report.csv"
+
+    @property
+    def eda_dir(self) -> Path:
+        """Notebook 02: the tables behind the EDA figures."""
+        return self.root / "eda"
+
+    @property
+    def splits(self) -> Path:
+        """Notebook 03: the records with their train/val/test split."""
+        return self.root / "splits.parquet"
+
+    @property
+    def train_table(self) -> Path:
+        """Notebook 03: the balanced training table (augmented copies included)."""
+        return self.root / "train.parquet"
+
+    @property
+    def augmented_dir(self) -> Path:
+        """Notebook 03: offline augmented copies."""
+        return self.root / "augmented"
+
+    @property
+    def augment_settings(self) -> Path:
+        """Notebook 03: augmentation and balancing settings notebook 04 trains with."""
+        return self.root / "augment.json"
+
+    def model_path(self, model: str) -> Path:
+        """Notebook 04: the trained model (best epoch)."""
+        return self.root / "models" / f"{model}.keras"
+
+    def card_path(self, model: str) -> Path:
+        """Notebook 04: the model card (parameters, best epoch, timings)."""
+        return self.root / "models" / f"{model}.json"
+
+    def history_path(self, model: str) -> Path:
+        """Notebook 04: one row per epoch."""
+        return self.root / "history" / f"{model}.csv"
+
+    def checkpoints_dir(self, model: str) -> Path:
+        """Notebook 04: per-epoch state that lets an interrupted training resume."""
+        return self.root / "checkpoints" / model
+
+    def cache_dir(self, model: str) -> Path:
+        """Notebook 04: decoded images on disk when they do not fit in memory."""
+        return self.root / "cache" / model
+
+    def tensorboard_dir(self, model: str) -> Path:
+        """Notebook 04 with tensorboard=True."""
+        return self.root / "tensorboard" / model
+
+    def metrics_path(self, model: str, dataset: str | None = None) -> Path:
+        """Notebook 05: scores on the test split, or on an external test set by name."""
+        return self.root / "metrics" / (f"{model}.{dataset}.json" if dataset else f"{model}.json")
+
+    def metrics_files(self, dataset: str | None = None) -> list[Path]:
+        """Every model's metrics file for the test split (None) or for one external set."""
+        found = sorted((self.root / "metrics").glob("*.json"))
+        return [p for p in found if (p.stem.partition(".")[2] or None) == dataset]
+
+    def external_datasets(self) -> list[str]:
+        """Names of the external test sets any model was scored on."""
+        return sorted({p.stem.partition(".")[2] for p in (self.root / "metrics").glob("*.*.json")})
+
+    def predictions_path(self, model: str) -> Path:
+        """Notebook 05: one row per test image with every head's prediction."""
+        return self.root / "predictions" / f"{model}.parquet"
+
+    @property
+    def export_dir(self) -> Path:
+        """Notebook 05: TFLite files, their sidecars and the deployment check."""
+        return self.root / "export"
+
+    def deployment_path(self, model: str) -> Path:
+        """Notebook 05: what the TFLite export costs in accuracy and latency."""
+        return self.export_dir / f"{model}.json"
+
+    @property
+    def report(self) -> Path:
+        """Notebook 06, exported by `./run_all.sh`."""
+        return self.root / "report.html"
+
+    # ------------------------------------------------------------------ finding one
+    @classmethod
+    def new(cls, base: Path | None = None) -> RunFolder:
+        """A fresh, never-reused folder named by the time, e.g. reports/20261122-061500."""
+        base = paths.REPORTS_DIR if base is None else base
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        for i in range(1000):
+            candidate = base / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                candidate.mkdir()
+                return cls(candidate)
+            except FileExistsError:
+                continue
+        raise ConfigError(f"could not create a new run folder under {base}")
+
+    @classmethod
+    def latest(cls, base: Path | None = None, needs: str = "records.parquet") -> RunFolder:
+        """The newest run folder holding `needs`, so later notebooks continue what 01 started."""
+        base = paths.REPORTS_DIR if base is None else base
+        runs = sorted(
+            (p for p in base.glob("*/") if (p / needs).exists() and _STAMP.match(p.name)),
+            key=lambda p: p.name,
+        )
+        if not runs:
+            raise ConfigError(
+                f"no run folder under {base} has {needs}; run notebook 01 first or set run_dir"
+            )
+        return cls(runs[-1])
+
+    @classmethod
+    def resolve(cls, run_dir: str | os.PathLike[str] | None, *, create: bool = False) -> RunFolder:
+        """A notebook's run_dir parameter: '' means a new folder (create=True) or the latest."""
+        if run_dir:
+            path = Path(run_dir).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(path)
+        return cls.new() if create else cls.latest()

@@ -1,0 +1,1 @@
+"""Datasets into records: one reader per format, splits, EDA, augmentation, the synthetic demo set."""

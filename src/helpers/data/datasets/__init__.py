@@ -1,0 +1,178 @@
+"""Source readers: each turns one data format into the records table, and says what it dropped.
+
+A reader is registered with a cheap `detect(path) -> bool` and a `read(path, **options) ->
+ReadResult`; `read_source` picks the first reader whose detect accepts the path.
+A new format: add a module here and a register_reader call at the bottom of this file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.records import validate_records
+
+log = logging.getLogger(__name__)
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class ReadResult:
+    """A reader's records plus an account of every member it dropped or blanked, and why."""
+
+    records: pd.DataFrame
+    reader: str
+    source: str
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> records/files left out
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few members
+    nulled: dict[str, int] = field(default_factory=dict)  # reason -> values set to NaN/None
+
+    def summary(self) -> pd.DataFrame:
+        """One row per reason, most frequent first, for display in notebooks."""
+        rows = [{"reason": reason, "outcome": outcome, "count": count,
+                 "examples": ", ".join(self.examples.get(reason, []))}
+                for outcome, tally in (("dropped", self.dropped), ("nulled", self.nulled))
+                for reason, count in tally.items()]
+        table = pd.DataFrame(rows, columns=["reason", "outcome", "count", "examples"])
+        return table.sort_values(["count", "reason"], ascending=[False, True],
+                                 ignore_index=True)
+
+    def __str__(self) -> str:
+        """What a notebook prints after reading."""
+        kept = f"{self.reader}: {len(self.records):,} records from {self.source}"
+        problems = [f"  {r.outcome} {r.count:,} x {r.reason}" for r in self.summary().itertuples()]
+        return "\n".join([kept, *problems])
+
+
+class Tally:
+    """Counts problems by reason while a reader runs, keeping a few examples of each."""
+
+    def __init__(self) -> None:
+        self.dropped: dict[str, int] = {}
+        self.nulled: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+
+    def _note(self, counts: dict[str, int], reason: str, example: str | None) -> None:
+        """Count one occurrence and keep the example if there is room."""
+        counts[reason] = counts.get(reason, 0) + 1
+        shown = self.examples.setdefault(reason, [])
+        if example is not None and len(shown) < MAX_EXAMPLES:
+            shown.append(example)
+
+    def drop(self, reason: str, example: str | None = None) -> None:
+        """A record or file left out."""
+        self._note(self.dropped, reason, example)
+
+    def null(self, reason: str, example: str | None = None) -> None:
+        """A value blanked (NaN/None) while its record is kept."""
+        self._note(self.nulled, reason, example)
+
+    def result(self, records: pd.DataFrame, reader: str, source: str | os.PathLike) -> ReadResult:
+        """Package the records with this tally."""
+        return ReadResult(records, reader, str(source), dict(self.dropped),
+                          {k: list(v) for k, v in self.examples.items()}, dict(self.nulled))
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One registered source format."""
+
+    name: str
+    detect: Callable[[Path], bool]
+    read: Callable[..., ReadResult]
+    description: str
+
+
+READERS: dict[str, Reader] = {}
+
+
+def register_reader(name: str, detect: Callable[[Path], bool], read: Callable[..., ReadResult],
+                    description: str) -> None:
+    """Make a format available to detect_source/read_source; first registered, first tried."""
+    if name in READERS:
+        raise ConfigError(f"a reader named {name!r} is already registered")
+    READERS[name] = Reader(name, detect, read, description)
+
+
+def _formats() -> str:
+    """The supported formats, one per line, for error messages."""
+    return "\n".join(f"  - {r.name}: {r.description}" for r in READERS.values())
+
+
+def _detects(reader: Reader, path: Path) -> bool:
+    """A detect that crashes means 'not this format': one buggy reader must not block others."""
+    try:
+        return bool(reader.detect(path))
+    except Exception:  # noqa: BLE001 - detection must never raise
+        log.debug("detect of reader %s failed on %s", reader.name, path, exc_info=True)
+        return False
+
+
+def detect_source(path: str | os.PathLike) -> str:
+    """Name of the first reader that recognises the source; DataError listing formats if none."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "not found")
+    for reader in READERS.values():
+        if _detects(reader, path):
+            return reader.name
+    if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
+        from helpers.core.archive import open_zip
+        open_zip(path).close()  # a broken or hostile zip says so here, more useful than "unknown"
+    raise DataError(path, f"no reader recognises this source. Supported formats:\n{_formats()}")
+
+
+def read_source(path: str | os.PathLike, reader: str | None = None, **options) -> ReadResult:
+    """Read any supported source into records, with the reader named or detected."""
+    if reader is None:
+        reader = detect_source(path)
+        how = "detected"
+    elif reader not in READERS:
+        raise ConfigError(f"unknown reader {reader!r}. Supported formats:\n{_formats()}")
+    else:
+        how = "requested"
+    chosen = READERS[reader]
+    message = f"Reading {path} with the {chosen.name!r} reader ({how}: {chosen.description})"
+    log.info(message)
+    print(message)
+    result = chosen.read(Path(path), **options)
+    validate_records(result.records, str(path))
+    return result
+
+
+# Registration lives here so that importing helpers.data.datasets is enough to get every reader.
+from helpers.data.datasets import affectnet as _affectnet  # noqa: E402
+
+register_reader("affectnet", _affectnet.looks_like_affectnet, _affectnet.read_affectnet_zip,
+                "AffectNet-layout zip: .../images/{id}.jpg and "
+                ".../annotations/{id}_{exp,val,aro,lnd}.npy")
+
+# More sources. Order matters: the FER-2013 folder layout before the generic
+# class-folder tree, which comes last because almost any labelled image tree matches it.
+from helpers.data.datasets import csv_boxes as _csv_boxes  # noqa: E402
+from helpers.data.datasets import expw as _expw  # noqa: E402
+from helpers.data.datasets import fer2013 as _fer2013  # noqa: E402
+from helpers.data.datasets import folders as _folders  # noqa: E402
+
+register_reader("fer2013", _fer2013.looks_like_fer_folders, _fer2013.read_fer_folders,
+                "FER-2013 image folders (zip or folder): train/<class>/*.jpg|png and "
+                "test/<class>/*, class folders named angry, disgust, fear, happy, neutral, "
+                "sad, surprise")
+register_reader("fer2013_csv", _fer2013.looks_like_fer_csv, _fer2013.read_fer_csv,
+                "FER-2013 CSV (fer2013.csv, or a zip holding it): emotion, pixels "
+                "(2304 integers) and optional Usage columns")
+register_reader("expw", _expw.looks_like_expw, _expw.read_expw,
+                "ExpW: a folder with label.lst (image face_id top left right bottom "
+                "confidence label) and image/origin/ (or image/, images/, origin/)")
+register_reader("csv_boxes", _csv_boxes.looks_like_box_csv, _csv_boxes.read_box_csv,
+                "CSV of face boxes: image, label (expression name) and optional x, y, w, h "
+                "(or left, top, right, bottom), confidence, split columns")
+register_reader("folders", _folders.looks_like_class_folders, _folders.read_class_tree,
+                "class-per-folder images (folder or zip): <expression name>/*.jpg, "
+                "optionally under train/, val/, test/")

@@ -1,0 +1,379 @@
+"""Reader for CSVs of image names, face boxes, optional confidence and label names; and the
+face-cropping cache it shares with the ExpW reader (and the FER-2013 CSV reader's PNG cache).
+
+A face box is cropped once, when the source is read, and written as PNG to a cache folder, so
+the records' image column stays a plain file path every later stage can open. The cache lives
+under `data/cache/<reader>-<fingerprint>/` (or a `cache_dir` you pass): never inside the
+source's folder, which may be read-only. A crop is rewritten when its source image is newer.
+
+CSV columns (matched case-insensitively; map your own names with `columns=`):
+  image        file name, relative to `images_dir` (default: the CSV's folder, or an
+               images/ or image/ folder beside the CSV when the names are found there)
+  label        expression name: neutral, happy/happiness, sad, surprise, fear, disgust,
+               angry/anger, contempt (helpers.core.labels.SYNONYMS)
+  x, y, w, h   the face box in pixels (or left, top, right, bottom); no box columns at all
+               means whole images, not cropped
+  confidence   optional; used with `min_confidence`
+  split        optional: train/val/test (training, validation, testing accepted)
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from helpers.core import paths
+from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets.folders import split_of
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.images import read_image
+from helpers.core.labels import expression_index
+from helpers.core.records import make_records
+
+READER = "csv_boxes"
+DEFAULT_COLUMNS: dict[str, str] = {
+    "image": "image", "label": "label", "confidence": "confidence", "split": "split",
+    "x": "x", "y": "y", "w": "w", "h": "h",
+    "left": "left", "top": "top", "right": "right", "bottom": "bottom",
+}
+BOX_FORMATS: dict[str, tuple[str, ...]] = {"xywh": ("x", "y", "w", "h"),
+                                           "ltrb": ("left", "top", "right", "bottom")}
+Box = tuple[int, int, int, int]  # left, top, right, bottom; right and bottom exclusive
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# ---- the derived-image cache ----------------------------------------------------------------
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Content hash naming a cache folder, so an edited source never reuses stale images."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def cache_folder(kind: str, fingerprint: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """<cache_dir or data/cache>/<kind>-<fingerprint>/, created; DataError if not writable."""
+    root = Path(cache_dir) if cache_dir is not None else paths.DATA_DIR / "cache"
+    folder = root / f"{kind}-{fingerprint[:16]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(folder, f"cannot create the image cache ({exc.strerror or exc}); "
+                                "pass cache_dir= a writable folder") from exc
+    return folder.resolve()
+
+
+def save_png(pixels: np.ndarray, target: Path) -> None:
+    """Write atomically, so an interrupted run never leaves a half file that looks cached."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(target, f"cannot write a cached image ({exc})") from exc
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe, bounded rendering of an id; a hash suffix keeps altered names unique."""
+    safe = _UNSAFE.sub("_", text)[:100]
+    if safe != text:
+        safe += "-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    return safe
+
+
+# ---- faces and boxes ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Face:
+    """One face to keep: its record fields, the box to crop (None: whole image) and where it
+    came from (shown as the example when it is dropped)."""
+
+    id: str
+    image: Path
+    box: Box | None
+    expression: int
+    where: str
+    split: str | None = None
+
+
+def box_problem(box: Box, width: int, height: int) -> str | None:
+    """Why a box cannot be cropped from a width x height image, or None."""
+    left, top, right, bottom = box
+    if min(box) < 0:
+        return "box has negative coordinates"
+    if right <= left or bottom <= top:  # inverted boxes too
+        return "box has zero area"
+    if right > width or bottom > height:
+        return "box outside the image"
+    return None
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header alone, or None when it is not a readable image."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+Outcome = tuple[int, "str | None", "str | None"]  # face position, image reference, drop reason
+
+
+def _crop_one_image(image: Path, faces: list[tuple[int, Face]], cache: Path) -> list[Outcome]:
+    """Validate every box on one image and write the crops that are missing or stale."""
+    try:
+        mtime = image.stat().st_mtime_ns
+    except OSError:
+        return [(i, None, "missing image") for i, _ in faces]
+    except ValueError:  # e.g. a NUL byte in the name: no such file can exist
+        return [(i, None, "unusable image name") for i, _ in faces]
+    size = _image_size(image) if image.is_file() else None
+    if size is None:
+        return [(i, None, "missing image" if not image.is_file() else "unreadable image")
+                for i, _ in faces]
+    out: list[Outcome] = []
+    todo: list[tuple[int, Box, Path]] = []
+    for i, face in faces:
+        if face.box is None:
+            out.append((i, str(image.resolve()), None))
+        elif problem := box_problem(face.box, *size):
+            out.append((i, None, problem))
+        else:
+            target = cache / f"{safe_name(face.id)}.png"
+            if not (target.is_file() and target.stat().st_mtime_ns >= mtime):
+                todo.append((i, face.box, target))
+            out.append((i, str(target), None))
+    if todo:
+        try:
+            pixels = read_image(str(image))
+        except DataError:
+            bad = {i for i, _, _ in todo}
+            return [(o[0], None, "unreadable image") if o[0] in bad else o for o in out]
+        for _, (left, top, right, bottom), target in todo:
+            save_png(pixels[top:bottom, left:right], target)
+    return out
+
+
+def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: str,
+               workers: int | None = None, progress: bool = True, desc: str = "Cropping"
+               ) -> list[dict]:
+    """Record rows for the faces whose image and box are good; the others counted in tally.
+    Images are opened once each, in worker threads; the result does not depend on them."""
+    groups: dict[Path, list[tuple[int, Face]]] = {}
+    for i, face in enumerate(faces):
+        groups.setdefault(face.image, []).append((i, face))
+    if cache is None and any(face.box is not None for face in faces):
+        raise ValueError("crop_faces needs a cache folder for faces with boxes")
+    workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+    outcomes: list[Outcome | None] = [None] * len(faces)
+
+    def work(item: tuple[Path, list[tuple[int, Face]]]) -> list[Outcome]:
+        return _crop_one_image(item[0], item[1], cache)
+
+    with ThreadPoolExecutor(workers) as pool:
+        for result in tqdm(pool.map(work, groups.items()), total=len(groups), desc=desc,
+                           unit=" images", disable=not progress, mininterval=0.5):
+            for outcome in result:
+                outcomes[outcome[0]] = outcome
+    rows = []
+    for face, (_, image, reason) in zip(faces, outcomes):
+        if reason is not None:
+            tally.drop(reason, face.where)
+            continue
+        rows.append({"id": face.id, "image": image, "source": reader,
+                     "expression": face.expression, "split": face.split})
+    return rows
+
+
+def no_records(path: str | os.PathLike, tally: Tally, what: str) -> DataError:
+    """The error for a source that yielded nothing, with what was dropped and why."""
+    reasons = ", ".join(f"{n:,} x {r}" for r, n in
+                        sorted(tally.dropped.items(), key=lambda kv: -kv[1]))
+    return DataError(path, f"no usable {what} (dropped: {reasons or 'nothing found'})")
+
+
+# ---- the CSV layout -------------------------------------------------------------------------
+
+def _header(path: Path) -> list[str]:
+    """Column names of a CSV, lower-cased and stripped, from its first line only."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        first = f.readline(1 << 16)
+    return [c.strip().lower() for c in next(csv.reader(io.StringIO(first)), [])]
+
+
+def fields_of(table: pd.DataFrame, present: Mapping[str, str]) -> list[str]:
+    """The image names of a CSV table, as written."""
+    return table[present["image"]].astype(str).tolist() if "image" in present else []
+
+
+def _images_folder(csv_path: Path, names: list[str]) -> Path:
+    """Where the CSV's image names resolve: its own folder, or an images/ (image/) beside it."""
+    candidates = [csv_path.parent] + [csv_path.parent / d for d in ("images", "image", "imgs")]
+    probe = [n for n in names[:20] if n and "\x00" not in n]
+    for folder in candidates:
+        if probe and any((folder / n).is_file() for n in probe):
+            return folder
+    return csv_path.parent
+
+
+def _single_csv(folder: Path) -> Path | None:
+    """The one face-box CSV directly in a folder, so users can pass the folder."""
+    found = [p for p in folder.glob("*.csv") if looks_like_box_csv(p)]
+    return found[0] if len(found) == 1 else None
+
+
+def looks_like_box_csv(path: str | os.PathLike) -> bool:
+    """A .csv whose header has the default image and label columns (or a folder with one)."""
+    path = Path(path)
+    if path.is_dir():
+        return _single_csv(path) is not None
+    if not path.is_file() or path.suffix.lower() != ".csv":
+        return False
+    header = set(_header(path))
+    return {DEFAULT_COLUMNS["image"], DEFAULT_COLUMNS["label"]} <= header
+
+
+def _resolve_columns(path: Path, header: list[str], columns: Mapping[str, str] | None,
+                     box_format: str | None) -> tuple[dict[str, str], str | None]:
+    """Field -> actual column name for the fields present, and the box format in use."""
+    unknown = set(columns or {}) - set(DEFAULT_COLUMNS)
+    if unknown:
+        raise ConfigError(f"unknown column fields {sorted(unknown)}; "
+                          f"expected some of {sorted(DEFAULT_COLUMNS)}")
+    if box_format not in (None, *BOX_FORMATS):
+        raise ConfigError(f"box_format must be one of {sorted(BOX_FORMATS)} or None (detect), "
+                          f"got {box_format!r}")
+    wanted = {**DEFAULT_COLUMNS, **(columns or {})}
+    actual = {c.strip().lower(): c for c in header}
+    present = {field: actual[name.strip().lower()] for field, name in wanted.items()
+               if name.strip().lower() in actual}
+    for field in ("image", "label"):
+        if field not in present:
+            raise DataError(path, f"no {field} column (looked for {wanted[field]!r}; columns "
+                                  f"are {list(header)}); map yours with columns="
+                                  f"{{{field!r}: 'your name'}}")
+    formats = [box_format] if box_format else list(BOX_FORMATS)
+    for name in formats:
+        fields = BOX_FORMATS[name]
+        found = [f for f in fields if f in present]
+        if len(found) == len(fields):
+            return present, name
+        if found or box_format:
+            missing = [wanted[f] for f in fields if f not in present]
+            raise DataError(path, f"box columns incomplete for {name}: missing {missing}")
+    return present, None
+
+
+def _number(text: str) -> float:
+    """A finite float from a cell, or ValueError."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _box(row: Mapping[str, str], fields: tuple[str, ...], box_format: str) -> Box:
+    """The row's box as integer left, top, right, bottom (detector floats rounded)."""
+    a, b, c, d = (round(_number(row[f])) for f in fields)
+    return (a, b, a + c, b + d) if box_format == "xywh" else (a, b, c, d)
+
+
+def read_box_csv(path: str | os.PathLike, columns: Mapping[str, str] | None = None,
+                 box_format: str | None = None, images_dir: str | os.PathLike | None = None,
+                 min_confidence: float | None = None,
+                 cache_dir: str | os.PathLike | None = None, workers: int | None = None,
+                 progress: bool = True) -> ReadResult:
+    """Records from a CSV of image names, boxes and label names; crops go to the cache.
+
+    path may also be a folder holding one such CSV (and its images).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = _single_csv(path) or path
+    if not path.is_file():
+        raise DataError(path, "CSV file not found")
+    tally = Tally()
+    bad_lines: list[list[str]] = []
+
+    def skip(fields: list[str]) -> None:
+        bad_lines.append(fields)  # returning None tells pandas to skip the line
+
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, engine="python",
+                            skipinitialspace=True, encoding="utf-8-sig", on_bad_lines=skip)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+            csv.Error) as exc:
+        raise DataError(path, f"not a readable CSV ({exc})") from exc
+    for fields in bad_lines:
+        tally.drop("malformed line", ",".join(fields)[:80])
+    present, fmt = _resolve_columns(path, list(table.columns), columns, box_format)
+    if min_confidence is not None and "confidence" not in present:
+        raise DataError(path, "min_confidence given but the CSV has no confidence column "
+                              f"(looked for {(columns or {}).get('confidence', 'confidence')!r})")
+    folder = Path(images_dir) if images_dir is not None else _images_folder(path, fields_of(table, present))
+    cache = None
+    if fmt is not None:
+        fingerprint = hashlib.sha256("\n".join(
+            [file_sha256(path), str(folder.resolve()), fmt, repr(sorted(present.items()))]
+        ).encode()).hexdigest()
+        cache = cache_folder(READER, fingerprint, cache_dir)
+    fields = pd.DataFrame({field: table[column] for field, column in present.items()})
+    faces = _faces(fields, folder, fmt, min_confidence, tally)
+    rows = crop_faces(faces, cache, tally, READER, workers, progress, f"Reading {path.name}")
+    if not rows:
+        raise no_records(path, tally, "faces")
+    return tally.result(make_records(rows, where=str(path)), READER, path)
+
+
+def _faces(table: pd.DataFrame, folder: Path, fmt: str | None, min_confidence: float | None,
+           tally: Tally) -> list[Face]:
+    """Faces from the table's rows (columns renamed to field names), bad rows counted."""
+    faces: list[Face] = []
+    fields = BOX_FORMATS.get(fmt, ())
+    for n, row in enumerate(table.to_dict("records")):
+        name = str(row["image"]).strip()
+        where = f"row {n}: {name or '(no name)'}"
+        if not name:
+            tally.drop("no image name", where)
+            continue
+        label = expression_index(str(row["label"]))
+        if label is None:
+            tally.drop("unknown label", f"row {n}: {row['label']!r}")
+            continue
+        if min_confidence is not None:
+            try:
+                confidence = _number(str(row["confidence"]))
+            except ValueError:
+                tally.drop("unparseable confidence", where)
+                continue
+            if confidence < min_confidence:
+                tally.drop(f"confidence below {min_confidence:g}", where)
+                continue
+        box = None
+        if fmt is not None:
+            try:
+                box = _box(row, fields, fmt)
+            except (ValueError, OverflowError):
+                tally.drop("unparseable box", where)
+                continue
+        split = None
+        if text := str(row.get("split", "")).strip():
+            split = split_of(text)
+            if split is None:
+                tally.null("unknown split value", f"row {n}: {text!r}")
+        faces.append(Face(f"{n:06d}_{Path(name).stem}", folder / name, box, label, where, split))
+    return faces

@@ -1,0 +1,248 @@
+"""Readers for FER-2013: the Kaggle image folders (zip or folder) and the original fer2013.csv.
+
+Image folders: `train/<class>/*.jpg|png` and `test/<class>/*`, optionally under a wrapper folder
+(`fer2013/train/...`). Official splits are kept (train -> train, test -> test), class folders
+map by their FER name (case-insensitive), other folders and non-image files are counted. Files
+are not decoded; their first 16 bytes are checked (a fraction of a second for the 32,298-member
+zip). See helpers.data.datasets.folders, which does the work.
+
+fer2013.csv: columns emotion (FER order 0 Angry ... 6 Neutral), pixels (2304 space-separated
+integers, a 48x48 grayscale face) and, optionally, Usage. Usage maps to splits by
+`usage_splits`: "standard" (the default: Training -> train, PublicTest -> val, PrivateTest ->
+test, the three-way protocol the challenge was built on) or "coursework" (PublicTest and
+PrivateTest both -> test, as the Kaggle image-folder release and the coursework treat them;
+03 then carves val from train), or your own mapping. Faces are written once as PNGs into
+`data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
+The CSV may sit inside a zip (e.g. Kaggle's download); it is read in place, with a per-member
+size limit raised to 2 GiB (`limits=` to change).
+
+Both sources have seven classes: no record is ever Contempt (7).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_member
+from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets.csv_boxes import cache_folder, no_records, save_png
+from helpers.data.datasets.folders import (class_groups, image_folders, is_junk, is_zip,
+                                      read_class_tree)
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import FER_TO_AFFECTNET, expression_index
+from helpers.core.records import make_records
+
+READER = "fer2013"
+CSV_READER = "fer2013_csv"
+FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_CLASS_INDEX: dict[str, int] = {name: FER_TO_AFFECTNET[i] for i, name in enumerate(FER_CLASSES)}
+SIDE = 48
+N_PIXELS = SIDE * SIDE
+USAGE_SPLITS: dict[str, dict[str, str]] = {
+    "standard": {"training": "train", "publictest": "val", "privatetest": "test"},
+    "coursework": {"training": "train", "publictest": "test", "privatetest": "test"},
+}
+CSV_LIMITS = ArchiveLimits(max_member_bytes=2 * GiB)
+_MIN_FER_CLASSES = 4  # FER class folders under train/ before a tree counts as FER-2013
+_HEAD = 4096
+
+
+# ---- image folders --------------------------------------------------------------------------
+
+def fer_class_index(name: str) -> int | None:
+    """Shared index of a FER class folder name ('Angry' -> 6), None for anything else."""
+    return FER_CLASS_INDEX.get(name.strip().lower())
+
+
+def looks_like_fer_folders(path: str | os.PathLike) -> bool:
+    """train/ and test/ side by side whose expression-named folders are all FER names."""
+    groups = class_groups(image_folders(Path(path)))
+    for base in {base for base, _ in groups}:
+        train, test = groups.get((base, "train"), set()), groups.get((base, "test"), set())
+        if not train or not test:
+            continue
+        named = {n.strip().lower() for n in train | test if expression_index(n) is not None}
+        fer_in_train = {n.strip().lower() for n in train} & set(FER_CLASSES)
+        if named <= set(FER_CLASSES) and len(fer_in_train) >= _MIN_FER_CLASSES:
+            return True
+    return False
+
+
+def read_fer_folders(path: str | os.PathLike, check_headers: bool = True,
+                     limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
+    """Records from the Kaggle image-folder layout, as a zip or a folder."""
+    return read_class_tree(path, reader=READER, class_index=fer_class_index,
+                           check_headers=check_headers, limits=limits, progress=progress)
+
+
+# ---- fer2013.csv ----------------------------------------------------------------------------
+
+def _is_fer_header(first_line: str) -> bool:
+    """The header names emotion and pixels columns."""
+    names = {c.strip().lower() for c in next(csv.reader([first_line]), [])}
+    return {"emotion", "pixels"} <= names
+
+
+def _first_line(data: bytes) -> str:
+    """The first line of some leading bytes of a text file."""
+    return data.decode("utf-8-sig", errors="replace").splitlines()[0] if data else ""
+
+
+def _csv_members(zf: zipfile.ZipFile) -> list[str]:
+    """Members of a zip that are FER-style CSVs, the ones with a Usage column first."""
+    found = []
+    for info in zf.infolist():
+        parts = tuple(info.filename.split("/"))
+        if info.is_dir() or is_junk(parts) or not info.filename.lower().endswith(".csv"):
+            continue
+        try:
+            line = _first_line(read_head(zf, info.filename, _HEAD))
+        except DataError:
+            continue
+        if _is_fer_header(line):
+            has_usage = "usage" in {c.strip().lower() for c in next(csv.reader([line]))}
+            found.append((not has_usage, -info.file_size, info.filename))
+    return [name for *_, name in sorted(found)]
+
+
+def looks_like_fer_csv(path: str | os.PathLike) -> bool:
+    """A .csv with emotion and pixels columns, or a zip holding one."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        with open(path, "rb") as f:
+            return _is_fer_header(_first_line(f.read(_HEAD)))
+    if is_zip(path):
+        with zipfile.ZipFile(path) as zf:
+            return bool(_csv_members(zf))
+    return False
+
+
+def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
+    """A preset name or a mapping Usage -> split, keys compared case-insensitively."""
+    if isinstance(usage_splits, str):
+        if usage_splits not in USAGE_SPLITS:
+            raise ConfigError(f"usage_splits must be one of {sorted(USAGE_SPLITS)} or a "
+                              f"mapping, got {usage_splits!r}")
+        return USAGE_SPLITS[usage_splits]
+    mapping = {str(k).strip().lower(): v for k, v in usage_splits.items()}
+    bad = sorted({v for v in mapping.values() if v not in ("train", "val", "test")})
+    if bad:
+        raise ConfigError(f"usage_splits values must be train/val/test, got {bad}")
+    return mapping
+
+
+def _load_csv(path: Path, member: str | None, limits: ArchiveLimits | None
+              ) -> tuple[bytes, str]:
+    """The CSV's bytes and a name for messages, from a file or from inside a zip."""
+    limits = limits or CSV_LIMITS
+    if not is_zip(path):
+        if member is not None:
+            raise ConfigError("member= applies only to a zip source")
+        try:
+            size = path.stat().st_size
+            if size > limits.max_member_bytes:  # the real file is 0.3 GB; read whole below
+                raise DataError(path, f"{size / GiB:.1f} GB is over the "
+                                      f"{limits.max_member_bytes / GiB:.1f} GB limit for a "
+                                      "FER-2013 CSV (the real one is 0.3 GB); pass limits="
+                                      "ArchiveLimits(max_member_bytes=...) to read it anyway")
+            return path.read_bytes(), str(path)
+        except OSError as exc:
+            raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+    with open_zip(path, limits) as zf:
+        if member is None:
+            members = _csv_members(zf)
+            if not members:
+                raise DataError(path, "no CSV with emotion and pixels columns in the archive")
+            member = members[0]
+        return read_member(zf, member, limits), f"{path}!{member}"
+
+
+def _pixels(text: str) -> np.ndarray | str:
+    """A 48x48 uint8 face, or the reason the pixel string is unusable."""
+    tokens = text.split()
+    if len(tokens) != N_PIXELS:
+        return "wrong pixel count"
+    if max(map(len, tokens)) > 18:  # past int64 parsing (OverflowError); no pixel is that long
+        return "pixel out of range"
+    digits = "".join(tokens)
+    if digits.isascii() and digits.isdigit():  # the common case: fromstring is ~4x faster
+        values = np.fromstring(text, dtype=np.int64, sep=" ")
+        if values.size == N_PIXELS and values.max() <= 255:
+            return values.astype(np.uint8).reshape(SIDE, SIDE)
+    try:
+        values = np.array(tokens, dtype=np.int64)
+    except (ValueError, OverflowError):
+        return "non-integer pixels"
+    if values.min() < 0 or values.max() > 255:
+        return "pixel out of range"
+    return values.astype(np.uint8).reshape(SIDE, SIDE)
+
+
+def _rows(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
+    """The CSV's rows, None for one the csv module cannot parse (a huge field, a NUL byte)."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield None
+
+
+def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] = "standard",
+                 cache_dir: str | os.PathLike | None = None, member: str | None = None,
+                 limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
+    """Records from fer2013.csv (or a zip holding it); faces cached as 48x48 PNGs."""
+    path = Path(path)
+    splits = _usage_map(usage_splits)
+    data, where = _load_csv(path, member, limits)
+    rows_in = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
+    header = [c.strip().lower() for c in next(rows_in, [])]
+    if not {"emotion", "pixels"} <= set(header):
+        raise DataError(where, f"not a FER-2013 CSV: expected emotion and pixels columns, "
+                               f"found {header}")
+    e, p = header.index("emotion"), header.index("pixels")
+    u = header.index("usage") if "usage" in header else None
+    cache = cache_folder(CSV_READER, hashlib.sha256(data).hexdigest(), cache_dir)
+    del data
+    tally, rows, n = Tally(), [], -1
+    for fields in tqdm(_rows(rows_in), desc=f"Reading {path.name}", unit=" rows",
+                       disable=not progress, mininterval=0.5):
+        if fields is not None and not any(f.strip() for f in fields):
+            continue
+        n += 1  # ids count every data row, so they do not shift when rows are dropped
+        ident = f"{n:05d}"
+        if fields is None or len(fields) != len(header):
+            tally.drop("malformed line", f"row {ident}")
+            continue
+        emotion = fields[e].strip()
+        # isascii: "²" is a digit to str.isdigit() but not to int().
+        if not (emotion.isascii() and emotion.isdigit() and int(emotion) in FER_TO_AFFECTNET):
+            tally.drop("unknown emotion", f"row {ident}: {emotion!r}")
+            continue
+        split = None
+        if u is not None:
+            split = splits.get(fields[u].strip().lower())
+            if split is None:
+                tally.drop("unknown Usage", f"row {ident}: {fields[u].strip()!r}")
+                continue
+        face = _pixels(fields[p])
+        if isinstance(face, str):
+            tally.drop(face, f"row {ident}")
+            continue
+        target = cache / f"{ident}.png"
+        if not target.is_file():  # the folder is named by the CSV's hash: present is current
+            save_png(face, target)
+        rows.append({"id": ident, "image": str(target), "source": CSV_READER,
+                     "expression": FER_TO_AFFECTNET[int(emotion)], "split": split})
+    if not rows:
+        raise no_records(where, tally, "rows")
+    return tally.result(make_records(rows, where=where), CSV_READER, path)

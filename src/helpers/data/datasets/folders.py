@@ -1,0 +1,241 @@
+"""Reader for class-per-folder image trees: <class>/<image>, optionally under train/val/test/.
+
+Works on a folder or a zip (members read in place). Class folder names map to the shared label
+space by name (helpers.core.labels.expression_index, so 'happiness' and 'Angry' both work). Images
+are not decoded: each file's first bytes are checked against known image signatures, which
+costs well under a second for FER-2013's 32,298 files. The FER-2013 image-folder reader
+(helpers.data.datasets.fer2013) is this reader with the seven FER names and its own detection.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+from helpers.core.archive import ArchiveLimits, open_zip, read_head
+from helpers.data.datasets import ReadResult, Tally
+from helpers.core.errors import DataError
+from helpers.core.images import is_image_header, make_uri
+from helpers.core.labels import expression_index
+from helpers.core.records import make_records
+
+READER = "folders"
+# The formats helpers.core.images can decode; anything else is counted, not crashed on.
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+SPLIT_NAMES: dict[str, str] = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+_JUNK_FILES = {"thumbs.db", "desktop.ini"}
+_DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
+_HEAD_BYTES = 16
+
+ClassIndex = Callable[[str], "int | None"]
+Parts = tuple[str, ...]
+
+
+def is_junk(parts: Parts) -> bool:
+    """OS droppings (macOS resource forks, .DS_Store, Thumbs.db) are skipped, not counted."""
+    name = parts[-1]
+    return ("__MACOSX" in parts or any(p.startswith(".") for p in parts)
+            or name.lower() in _JUNK_FILES)
+
+
+def split_of(folder: str | None) -> str | None:
+    """The split a folder name stands for ('Training' -> 'train'), or None."""
+    return SPLIT_NAMES.get(folder.strip().lower()) if folder else None
+
+
+def is_zip(path: Path) -> bool:
+    """A regular file that zipfile recognises (cheap: reads the end of the file)."""
+    return path.is_file() and zipfile.is_zipfile(path)
+
+
+def _tidy(found: Iterable[Parts]) -> list[Parts]:
+    """Sorted file paths without OS junk."""
+    return sorted(p for p in found if p and p[-1] and not is_junk(p))
+
+
+def image_folders(path: Path) -> set[Parts]:
+    """Folders (as parts) directly holding an image-extension file; cheap enough for detect."""
+    if path.is_dir():
+        found: set[Parts] = set()
+        for folder, dirs, files in os.walk(path):
+            rel = Path(folder).relative_to(path).parts
+            if len(rel) >= _DETECT_DEPTH:
+                dirs.clear()
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+            if rel and any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
+                found.add(rel)
+        return found
+    if not is_zip(path):
+        return set()
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    return {parts[:-1] for n in names
+            if len(parts := tuple(n.replace("\\", "/").split("/"))) >= 2
+            and not is_junk(parts) and Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS}
+
+
+def class_groups(folders: Iterable[Parts]) -> dict[tuple[Parts, str | None], set[str]]:
+    """Image folders grouped as (wrapper parts, split or None) -> class folder names."""
+    groups: dict[tuple[Parts, str | None], set[str]] = {}
+    for parts in folders:
+        parent = parts[:-1]
+        split = split_of(parent[-1]) if parent else None
+        base = parent[:-1] if split else parent
+        groups.setdefault((base, split), set()).add(parts[-1])
+    return groups
+
+
+def looks_like_class_folders(path: str | os.PathLike) -> bool:
+    """At least two folders named after expressions side by side, holding images."""
+    path = Path(path)
+    groups = class_groups(image_folders(path))
+    return any(sum(expression_index(name) is not None for name in names) >= 2
+               for names in groups.values())
+
+
+def _common_prefix(entries: list[Parts]) -> int:
+    """How many leading folders every kept file shares (a wrapper like 'fer2013/')."""
+    if not entries:
+        return 0
+    first = entries[0][:-1]
+    n = len(first)
+    for parts in entries[1:]:
+        folders = parts[:-1]
+        n = min(n, len(folders))
+        while n and folders[:n] != first[:n]:
+            n -= 1
+        if not n:
+            break
+    return n
+
+
+class _Tree:
+    """The files of a folder or of a validated zip: listing, first bytes, references."""
+
+    def __init__(self, path: Path, limits: ArchiveLimits) -> None:
+        self.path = path
+        self.root = path.resolve()
+        self.zf = None if path.is_dir() else open_zip(path, limits)
+        self.members: dict[str, str] = {}  # '/'-joined parts -> the zip's own member name
+
+    def __enter__(self) -> _Tree:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.zf is not None:
+            self.zf.close()
+
+    def files(self, tally: Tally) -> list[Parts]:
+        """Every non-junk file as path parts, sorted ('\\' separators from Windows zips too).
+
+        Folders: symlinked folders are followed (each real folder read once, so a link loop
+        ends); anything that is not a regular file (a FIFO, a socket, a device) is counted, not
+        opened: reading a FIFO would wait forever.
+        """
+        if self.zf is not None:
+            self.members = {n.replace("\\", "/"): n for n in self.zf.namelist()
+                            if not n.endswith(("/", "\\"))}
+            return _tidy(tuple(n.split("/")) for n in self.members)
+        found, visited = [], set()
+        for folder, dirs, files in os.walk(self.path, followlinks=True):
+            rel = Path(folder).relative_to(self.path).parts
+            real = os.path.realpath(folder)
+            if real in visited:
+                dirs.clear()
+                tally.drop("folder reached twice through a symlink", "/".join(rel) + "/")
+                continue
+            visited.add(real)
+            for name in files:
+                parts = rel + (name,)
+                try:
+                    regular = stat.S_ISREG(os.stat(os.path.join(folder, name)).st_mode)
+                except OSError:  # a dangling symlink
+                    tally.drop("unreadable image", "/".join(parts))
+                    continue
+                if regular:
+                    found.append(parts)
+                elif not is_junk(parts):
+                    tally.drop("not a regular file", "/".join(parts))
+        return _tidy(found)
+
+    def looks_like_image(self, member: str) -> bool | None:
+        """Whether the file starts like an image; None when it cannot be read."""
+        try:
+            if self.zf is not None:
+                head = read_head(self.zf, self.members.get(member, member), _HEAD_BYTES)
+            else:
+                with open(self.path / member, "rb") as f:
+                    head = f.read(_HEAD_BYTES)
+        except (DataError, OSError):
+            return None
+        return is_image_header(head)
+
+    def reference(self, member: str) -> str:
+        """The records' image column: a zip URI or an absolute file path."""
+        if self.zf is not None:
+            return make_uri(self.path, self.members.get(member, member))
+        return str(self.root / member)
+
+
+def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally
+              ) -> list[tuple[Parts, int, str | None]]:
+    """(parts, label, split) of the files in known class folders; the others counted."""
+    kept = []
+    unknown_folders: set[Parts] = set()
+    for parts in files:
+        member = "/".join(parts)
+        if Path(parts[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
+            tally.drop("not an image extension", member)
+        elif len(parts) < 2:
+            tally.drop("file outside a class folder", member)
+        elif (label := class_index(parts[-2])) is None:
+            # One example per folder: the folder name is what the user needs to see.
+            new = parts[:-1] not in unknown_folders
+            unknown_folders.add(parts[:-1])
+            tally.drop("unknown class folder", "/".join(parts[:-1]) + "/" if new else None)
+        else:
+            kept.append((parts, label, split_of(parts[-3]) if len(parts) >= 3 else None))
+    return kept
+
+
+def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
+                    class_index: ClassIndex = expression_index, check_headers: bool = True,
+                    limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
+    """Records from a class-per-folder tree (folder or zip); raises DataError if none usable."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "not found")
+    if not path.is_dir() and not is_zip(path):
+        raise DataError(path, "expected a folder or a .zip of class folders")
+    tally = Tally()
+    with _Tree(path, limits or ArchiveLimits()) as tree:
+        kept = _classify(tree.files(tally), class_index, tally)
+        skip = _common_prefix([parts for parts, _, _ in kept])
+        rows, seen = [], set()
+        for parts, label, split in tqdm(kept, desc=f"Reading {path.name}", unit=" files",
+                                        disable=not progress, mininterval=0.5):
+            member = "/".join(parts)
+            if check_headers and not (ok := tree.looks_like_image(member)):
+                tally.drop("unreadable image" if ok is None else "not an image", member)
+                continue
+            ident = "/".join(parts[skip:-1] + (Path(parts[-1]).stem,))
+            if ident in seen:  # a.jpg beside a.png
+                tally.drop("duplicate id", member)
+                continue
+            seen.add(ident)
+            rows.append({"id": ident, "image": tree.reference(member), "source": reader,
+                         "expression": label, "split": split})
+    if not rows:
+        reasons = ", ".join(f"{n:,} x {r}" for r, n in
+                            sorted(tally.dropped.items(), key=lambda kv: -kv[1]))
+        raise DataError(path, "no usable images in class folders (dropped: "
+                              f"{reasons or 'no files found'})")
+    return tally.result(make_records(rows, where=str(path)), reader, path)

@@ -1,0 +1,268 @@
+"""Train/val/test assignment done BEFORE any augmentation, so no face is seen in two splits."""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import train_test_split
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import EXPRESSIONS
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+# sklearn's stratified splitter needs at least two members per class.
+_MIN_TO_STRATIFY = 2
+
+
+class LeakageError(DataError):
+    """Augmented rows derived from images outside the training split."""
+
+
+def assign_splits(
+    df: pd.DataFrame,
+    val_share: float = 0.1,
+    test_share: float = 0.1,
+    seed: int = 0,
+    keep_official: bool = True,
+    groups: pd.Series | Sequence | None = None,
+) -> pd.DataFrame:
+    """Fill `split` stratified by expression, honouring official splits and duplicate groups.
+
+    Rows whose split is already set keep it (unless keep_official=False). A source that
+    ships train but lacks val (or test), with every row assigned, gets it carved out of its
+    own train rows: val_share (test_share) of them, stratified. Every other row is split afresh: test_share and
+    val_share of those rows, the rest train. With `groups` (a label per row, NaN = alone),
+    each group lands in a single split; shares then count groups rather than rows. Classes
+    too small to stratify stay in train, with a warning that names them.
+    """
+    _check_shares(val_share, test_share)
+    if "expression" not in df.columns:
+        raise DataError("records table", "no 'expression' column to stratify by")
+    out = df.copy()
+    split = _initial_splits(out, keep_official)
+    labels = pd.to_numeric(out["expression"], errors="coerce").fillna(-1).to_numpy(np.int64)
+    units = _unit_codes(out, groups)
+    tiny: dict[int, int] = {}
+
+    split = _follow_assigned_group_members(split, units)
+    sources = out["source"].astype(str).to_numpy() if "source" in out.columns else None
+    if sources is not None:
+        for src in pd.unique(sources[pd.notna(split)]):
+            split = _carve_missing(split, labels, units, sources == src, str(src),
+                                   val_share, test_share, seed, tiny)
+    todo = pd.isna(split)
+    if todo.any():
+        rows = np.flatnonzero(todo)
+        split[rows] = _stratified_assign(labels[rows], units[rows],
+                                         [("test", test_share), ("val", val_share)], seed, tiny)
+    if tiny:
+        named = ", ".join(f"{_class_name(c)} ({n})" for c, n in sorted(tiny.items()))
+        warnings.warn("assign_splits: classes with too few rows (or groups) left to stratify "
+                      f"were kept in train: {named}",
+                      stacklevel=2)
+    out["split"] = pd.Series(split, index=out.index, dtype="str")  # records.py canonical dtype
+    return out
+
+
+def split_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows per class and split, with totals, to eyeball balance and stratification."""
+    names = df["expression"].map(lambda c: _class_name(c) if pd.notna(c) else "(missing)")
+    split = df["split"].astype(object).where(df["split"].notna(), "(none)")
+    table = pd.crosstab(names, split)
+    order = [c for c in SPLITS if c in table.columns] + [c for c in table.columns if c not in SPLITS]
+    rows = [n for n in EXPRESSIONS] + sorted(set(table.index) - set(EXPRESSIONS))
+    table = table.reindex(index=rows, columns=order, fill_value=0)
+    table["total"] = table.sum(axis=1)
+    table.loc["total"] = table.sum(axis=0)
+    table.index.name, table.columns.name = "expression", "split"
+    return table.astype(int)
+
+
+def check_no_leakage(df: pd.DataFrame, derived: pd.DataFrame) -> None:
+    """Refuse derived (augmented) rows whose source image is not in the training split."""
+    if "source_id" not in derived.columns:
+        raise LeakageError("derived table", "no 'source_id' column naming the original rows")
+    if len(derived) == 0:
+        return
+    by_source = "source" in df.columns and "source" in derived.columns
+    split_of = dict(zip(_keys(df, "id", by_source), df["split"]))
+    derived_keys = _keys(derived, "source_id", by_source)
+    bad = [k for k in derived_keys if split_of.get(k) != "train"]
+    if bad:
+        found = pd.Series([split_of.get(k, "(unknown id)") for k in bad]).fillna("(none)")
+        counts = ", ".join(f"{s}: {n}" for s, n in found.value_counts().items())
+        examples = ", ".join(str(k[-1] if isinstance(k, tuple) else k) for k in bad[:5])
+        raise LeakageError(
+            "derived table",
+            f"{len(bad)} augmented rows come from images outside the train split ({counts}); "
+            f"e.g. source ids {examples}",
+        )
+
+
+def duplicate_groups(df: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
+    """Group ids joined by duplicate pairs (id_a, id_b), so assign_splits keeps each together."""
+    ids = df["id"].astype(str)
+    pos = {v: i for i, v in enumerate(ids)}
+    known = [(pos[a], pos[b]) for a, b in zip(pairs["id_a"].astype(str), pairs["id_b"].astype(str))
+             if a in pos and b in pos]
+    n = len(ids)
+    if known:
+        a, b = np.array(known).T
+        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    else:
+        graph = coo_matrix((n, n))
+    _, labels = connected_components(graph, directed=False)
+    return pd.Series(labels, index=df.index, name="group")
+
+
+def _check_shares(val_share: float, test_share: float) -> None:
+    """Bad shares are a parameter mistake, caught before any work."""
+    for name, value in (("val_share", val_share), ("test_share", test_share)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}")
+    if val_share + test_share >= 1:
+        raise ConfigError(
+            f"val_share + test_share must leave rows for training, got {val_share} + {test_share}")
+
+
+def _initial_splits(df: pd.DataFrame, keep_official: bool) -> np.ndarray:
+    """Existing split values (None where unset), validated."""
+    if "split" not in df.columns or not keep_official:
+        return np.full(len(df), None, dtype=object)
+    split = df["split"].astype(object).where(df["split"].notna(), None).to_numpy(dtype=object, copy=True)
+    split[split == ""] = None
+    bad = sorted({str(s) for s in split if s is not None and s not in SPLITS})
+    if bad:
+        raise DataError("records table", f"unknown split values {bad}; expected {list(SPLITS)}")
+    return split
+
+
+def _unit_codes(df: pd.DataFrame, groups: pd.Series | Sequence | None) -> np.ndarray:
+    """One integer per row naming the unit that must stay in one split (a group or the row)."""
+    n = len(df)
+    if groups is None:
+        return np.arange(n)
+    if isinstance(groups, pd.Series):
+        if not groups.index.equals(df.index):
+            if not df.index.isin(groups.index).all():
+                raise ConfigError("groups must be a Series aligned to the records table's index")
+            groups = groups.reindex(df.index)
+        values = groups.to_numpy(dtype=object)
+    else:
+        values = np.asarray(groups, dtype=object)
+        if len(values) != n:
+            raise ConfigError(f"groups has {len(values)} entries for {n} rows")
+    missing = pd.isna(values)
+    codes = np.asarray(pd.factorize(pd.Series(values))[0], dtype=np.int64)
+    # Rows without a group become units of their own, numbered after the real groups.
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(missing.sum())
+    return codes
+
+
+def _follow_assigned_group_members(split: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Unassigned members of a group join the split its assigned members already have."""
+    frame = pd.DataFrame({"unit": units, "split": split})
+    assigned = frame.dropna(subset=["split"])
+    per_unit = assigned.groupby("unit")["split"].agg(lambda s: s.mode().iloc[0])
+    crossing = assigned.groupby("unit")["split"].nunique()
+    if (crossing > 1).any():
+        warnings.warn(
+            f"assign_splits: {(crossing > 1).sum()} duplicate groups already span more than one "
+            "split in the source's own split; left as the source set them", stacklevel=3)
+    todo = pd.isna(split) & frame["unit"].isin(per_unit.index).to_numpy()
+    split = split.copy()
+    split[todo] = frame.loc[todo, "unit"].map(per_unit).to_numpy()
+    return split
+
+
+def _carve_missing(split: np.ndarray, labels: np.ndarray, units: np.ndarray, in_source: np.ndarray,
+                   source: str, val_share: float, test_share: float, seed: int,
+                   tiny: dict[int, int]) -> np.ndarray:
+    """Give a source with official train but no val (or test) one, taken from its train rows."""
+    if pd.isna(split[in_source]).any():
+        return split  # partly unassigned: its fresh rows will supply val and test
+    present = set(split[in_source])
+    wanted = [(name, share) for name, share in (("test", test_share), ("val", val_share))
+              if share > 0 and name not in present]
+    if "train" not in present or not wanted:
+        return split
+    train_rows = in_source & (split == "train")
+    # Units with members elsewhere stay in train: moving part of a group would split it.
+    outside = np.unique(units[~train_rows])
+    rows = np.flatnonzero(train_rows & ~np.isin(units, outside))
+    split = split.copy()
+    split[rows] = _stratified_assign(labels[rows], units[rows], wanted, seed, tiny)
+    warnings.warn(
+        f"assign_splits: source {source!r} has official splits without "
+        f"{' or '.join(n for n, _ in wanted)}; carved out of its train rows (stratified)",
+        stacklevel=3)
+    return split
+
+
+def _stratified_assign(labels: np.ndarray, units: np.ndarray, shares: list[tuple[str, float]],
+                       seed: int, tiny: dict[int, int]) -> np.ndarray:
+    """Split rows into train plus each named share, stratified, whole units at a time."""
+    codes, inverse = np.unique(units, return_inverse=True)
+    unit_labels = _majority_label(labels, inverse, len(codes))
+    result = np.full(len(codes), "train", dtype=object)
+    pool = np.arange(len(codes))
+    for step, (name, share) in enumerate(shares):
+        if share <= 0:
+            continue
+        n_pick = int(round(share * len(codes)))
+        picked = _pick(pool, unit_labels, n_pick, seed + step, tiny)
+        result[picked] = name
+        pool = np.setdiff1d(pool, picked)
+    return result[inverse]
+
+
+def _majority_label(labels: np.ndarray, inverse: np.ndarray, n_units: int) -> np.ndarray:
+    """The most common class of each unit (ties: smallest index), to stratify units by."""
+    frame = pd.DataFrame({"unit": inverse, "label": labels})
+    counts = frame.groupby(["unit", "label"]).size().reset_index(name="n")
+    counts = counts.sort_values(["unit", "n", "label"], ascending=[True, False, True])
+    first = counts.drop_duplicates("unit").set_index("unit")["label"]
+    return first.reindex(range(n_units)).to_numpy(np.int64)
+
+
+def _pick(pool: np.ndarray, labels: np.ndarray, n_pick: int, seed: int,
+          tiny: dict[int, int]) -> np.ndarray:
+    """Draw n_pick units from the pool, stratified; tiny classes are never drawn."""
+    pool_labels = labels[pool]
+    classes, counts = np.unique(pool_labels, return_counts=True)
+    small = classes[counts < _MIN_TO_STRATIFY]
+    for c in small:
+        tiny[int(c)] = max(tiny.get(int(c), 0), int(counts[classes == c][0]))
+    candidates = pool[~np.isin(pool_labels, small)]
+    n_pick = min(n_pick, len(candidates) - 1)
+    if n_pick <= 0:
+        return np.empty(0, dtype=np.int64)
+    try:
+        _, picked = train_test_split(candidates, test_size=n_pick, random_state=seed,
+                                     stratify=labels[candidates])
+    except ValueError as exc:
+        warnings.warn(f"assign_splits: could not stratify ({exc}); used a plain seeded shuffle",
+                      stacklevel=4)
+        _, picked = train_test_split(candidates, test_size=n_pick, random_state=seed)
+    return np.sort(picked)
+
+
+def _keys(df: pd.DataFrame, column: str, by_source: bool) -> list:
+    """Row keys: (source, id) when sources are known, since ids are unique only per source."""
+    ids = df[column].astype(str)
+    if by_source:
+        return list(zip(df["source"].astype(str), ids))
+    return list(ids)
+
+
+def _class_name(code: object) -> str:
+    """Expression name for a class index, or the raw value when out of range."""
+    try:
+        i = int(code)
+    except (TypeError, ValueError):
+        return str(code)
+    return EXPRESSIONS[i] if 0 <= i < len(EXPRESSIONS) else str(code)

@@ -1,0 +1,1 @@
+"""Scoring predictions: metrics, bootstrap intervals, model health, comparison and leaderboard."""

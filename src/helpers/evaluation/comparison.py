@@ -1,0 +1,251 @@
+"""Puts the models of a run side by side: one table row per model from its metrics JSON and
+model card, the best model per task (never a collapsed one) and the summary notebooks 06-07
+read, so every comparison ranks models the same way."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from helpers.core.errors import ConfigError
+from helpers.core.jsonio import read_json
+from helpers.core.labels import HEADS
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation import health
+from helpers.train.card import CardFacts, read_history
+
+# The metric that ranks models per task, and whether lower is better.
+HEADLINE: dict[str, tuple[str, bool]] = {
+    "expression": ("f1_macro", False),
+    "valence": ("ccc", False),
+    "arousal": ("ccc", False),
+    "landmarks": ("nme", True),
+}
+HEADLINE_LABELS = {"f1_macro": "macro F1", "ccc": "CCC", "nme": "NME"}
+# Comparison column of each model-card fact (helpers.train.card.CardFacts).
+CARD_COLUMNS: dict[str, str] = {
+    "params": "params",
+    "training_time_s": "train_seconds",
+    "images_per_s": "train_images_per_s",
+    "epochs_run": "epochs",
+}
+# Keys of a head's metrics that describe the scoring rather than measure the model.
+_NOT_METRICS = frozenset(
+    {"restricted_to", "n_dropped", "n_pred_outside_labels", "failure_threshold"}
+)
+
+
+def to_number(value: Any) -> float:
+    """A float for a table cell; NaN for null or anything non-numeric."""
+    if isinstance(value, bool) or value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
+    """One table row from a metrics JSON: <head>_<metric>, CIs as <..>_ci_low/_ci_high."""
+    row: dict[str, Any] = {
+        "model": d.get("model"),
+        "dataset": d.get("dataset"),
+        "n": to_number(d.get("n")),
+    }
+    for head in HEADS:
+        block = d.get(head)
+        if not isinstance(block, Mapping):
+            continue
+        for key, value in block.items():
+            if key.endswith("_ci") and isinstance(value, (list, tuple)) and len(value) == 2:
+                row[f"{head}_{key}_low"] = to_number(value[0])
+                row[f"{head}_{key}_high"] = to_number(value[1])
+            elif key not in _NOT_METRICS and (
+                value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            ):
+                row[f"{head}_{key}"] = to_number(value)
+    inference = d.get("inference")
+    if isinstance(inference, Mapping):
+        row["inference_images_per_s"] = to_number(inference.get("images_per_s"))
+    row["tta"] = d.get("tta") or "none"
+    without = d.get("without_tta")
+    for head, block in without.items() if isinstance(without, Mapping) else ():
+        for key, value in block.items() if isinstance(block, Mapping) else ():
+            row[f"no_tta_{head}_{key}"] = to_number(value)
+    state = d.get("health")
+    heads = state.get("collapsed_heads") if isinstance(state, Mapping) else None
+    row["collapsed_heads"] = ",".join(str(h) for h in heads) if isinstance(heads, list) else ""
+    return row
+
+
+def _card_columns(path: os.PathLike) -> dict[str, float]:
+    """Parameters, training time, speed and epochs from a model card (NaN where missing)."""
+    facts = CardFacts.read(path)
+    return {column: getattr(facts, fact) for fact, column in CARD_COLUMNS.items()}
+
+
+def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.DataFrame:
+    """One row per model: metrics (+ CIs) from <run>/metrics, size and speed from <run>/models.
+
+    dataset None reads the test-split files <model>.json; a name reads <model>.<name>.json.
+    """
+    run = RunFolder(run_dir)
+    rows = []
+    for path in run.metrics_files(dataset):
+        model = path.stem.partition(".")[0]
+        d = read_json(path)
+        row = flatten_metrics(d)
+        row["model"] = d.get("model") or model
+        row["dataset"] = dataset
+        row.update(_card_columns(run.card_path(model)))
+        state = d.get("health")
+        row["health"] = (
+            health_note(run, row["model"], state)
+            if isinstance(state, Mapping) and state.get("collapsed")
+            else ""
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return pd.DataFrame(columns=["model", "dataset", "n"])
+    first = ["model", "dataset", "n"]
+    return table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
+
+
+def health_note(run_dir: str | os.PathLike, model: str, state: Any) -> str:
+    """Whether a model learned; if it collapsed, what it predicts and why (from its history)."""
+    if not isinstance(state, Mapping):
+        return health.health_text(model, None)
+    history_path = RunFolder(run_dir).history_path(model)
+    history = None
+    if state.get("collapsed") and history_path.is_file():
+        history = read_history(history_path)
+    return health.health_text(model, state, history)
+
+
+def collapsed(table: pd.DataFrame, task: str) -> pd.Series:
+    """Rows whose `task` head collapsed (helpers.evaluation.health): never ranked for that task."""
+    if "collapsed_heads" not in table:
+        return pd.Series(False, index=table.index)
+    return (
+        table["collapsed_heads"]
+        .fillna("")
+        .astype(str)
+        .str.split(",")
+        .map(lambda heads: task in heads)
+    )
+
+
+def _headline(task: str) -> tuple[str, bool, str]:
+    """Column, lower-is-better and metric name of a task's headline metric."""
+    metric, lower = HEADLINE[task]
+    return f"{task}_{metric}", lower, metric
+
+
+def best_models(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Best model per task by its headline metric (tasks nobody scored are left out)."""
+    best = {}
+    for task in HEADLINE:
+        column, lower, metric = _headline(task)
+        if column not in table:
+            continue
+        scores = pd.to_numeric(table[column], errors="coerce").where(~collapsed(table, task))
+        if scores.isna().all():
+            continue
+        row = table.loc[scores.idxmin() if lower else scores.idxmax()]
+        ci = [row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")]
+        best[task] = {
+            "model": row["model"],
+            "metric": metric,
+            "value": float(row[column]),
+            "lower_is_better": lower,
+            "ci": [float(v) for v in ci] if all(pd.notna(v) for v in ci) else None,
+        }
+    return best
+
+
+def model_to_use(table: pd.DataFrame) -> str:
+    """The model to predict with: best expression macro-F1 among those that learned, else the
+    best of those that did not (a tiny run may have only collapsed models), else the first."""
+    if table.empty:
+        raise ConfigError("no evaluated model in this run: run notebook 05 first")
+    best = best_models(table).get("expression")
+    if best:
+        return str(best["model"])
+    column = "expression_f1_macro"
+    if column in table and pd.to_numeric(table[column], errors="coerce").notna().any():
+        return str(table.loc[pd.to_numeric(table[column], errors="coerce").idxmax(), "model"])
+    return str(table["model"].iloc[0])
+
+
+def _fmt(value: float) -> str:
+    """Three significant decimals for metrics in the summary."""
+    return f"{value:.3f}"
+
+
+def summary_text(table: pd.DataFrame) -> str:
+    """A few sentences naming the winners, whether their lead is beyond the CI, size and speed."""
+    if table.empty:
+        return "No model metrics found."
+    n = table["n"].dropna()
+    lines = [
+        f"{len(table)} model(s) compared"
+        + (f" on {int(n.max()):,} test images." if len(n) else ".")
+    ]
+    for task, info in best_models(table).items():
+        column, lower, metric = _headline(task)
+        label = HEADLINE_LABELS.get(metric, metric)
+        text = f"{task.capitalize()}: {info['model']} is best, {label} {_fmt(info['value'])}"
+        if info["ci"]:
+            text += f" (95% CI {_fmt(info['ci'][0])}-{_fmt(info['ci'][1])})"
+        others = table[(table["model"] != info["model"]) & ~collapsed(table, task)].dropna(
+            subset=[column]
+        )
+        if not others.empty:
+            runner = others.loc[others[column].idxmin() if lower else others[column].idxmax()]
+            text += f"; next {runner['model']} {_fmt(runner[column])}"
+            low, high = runner.get(f"{column}_ci_low"), runner.get(f"{column}_ci_high")
+            if info["ci"] and pd.notna(low) and pd.notna(high):
+                overlap = info["ci"][0] <= high and low <= info["ci"][1]
+                text += (
+                    ", the CIs overlap, so the lead may be noise"
+                    if overlap
+                    else ", a lead beyond both CIs"
+                )
+        lines.append(text + (" (lower is better)." if lower else "."))
+    if "health" in table:
+        lines += [note for note in table["health"].fillna("") if note]
+    for column, what, pick, unit in (
+        ("inference_images_per_s", "Fastest at inference", "max", " images/s"),
+        ("params", "Smallest", "min", " parameters"),
+    ):
+        if column in table and table[column].notna().any():
+            row = table.loc[getattr(table[column], f"idx{pick}")()]
+            lines.append(f"{what}: {row['model']} ({row[column]:,.0f}{unit}).")
+    return "\n".join(lines)
+
+
+def load_metrics(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, dict]:
+    """Metrics JSONs of a run by model: the test split (dataset None) or one external set."""
+    return {
+        path.stem.partition(".")[0]: read_json(path)
+        for path in RunFolder(run_dir).metrics_files(dataset)
+    }
+
+
+def external_datasets(run_dir: str | os.PathLike) -> list[str]:
+    """Names of the external test sets a run was evaluated on (metrics/<model>.<name>.json)."""
+    return RunFolder(run_dir).external_datasets()
+
+
+def confusion_matrices(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, tuple]:
+    """(matrix, labels) per model, for plots.plot_confusion_grid."""
+    return {
+        m: (d["expression"]["confusion_matrix"], d["expression"]["labels"])
+        for m, d in load_metrics(run_dir, dataset).items()
+        if d.get("expression")
+    }

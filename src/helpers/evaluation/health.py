@@ -1,0 +1,165 @@
+"""Is a trained model alive? Tells a collapsed model (one class, constant outputs, chance level)
+from a weak one, says what it predicts and the likely cause, so no report ranks a dead model.
+
+A model collapses when most of its predictions are one class, or its macro-F1 is near what
+guessing gets (1/K for K scored classes: the macro-F1 of uniform random guesses is at most
+that). A regression head collapses when its predictions barely vary against the truth's spread.
+The cause is read from the training history where there is one: a model that learned in
+training mode (BatchNorm on batch statistics) but not in inference mode has BatchNorm moving
+statistics that lag behind its weights; one that learned nothing in either mode had a learning
+rate too high for a randomly initialised network, or too few steps; one in between was still
+learning slowly and needs more steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.labels import EXPRESSIONS
+
+COLLAPSE_SHARE = 0.8  # one class for at least this share of predictions: collapsed
+CHANCE_FACTOR = 1.5  # macro-F1 below CHANCE_FACTOR / K: near chance
+FLAT_REGRESSION = 0.1  # prediction spread below this share of the truth's spread: constant
+LEARNED_FACTOR = 3.0  # training accuracy this many times chance: it learned in training
+BARELY_FACTOR = 1.5  # below this many times chance: it learned nothing at all
+
+
+def expression_health(
+    y_true: Any, y_pred: Any, labels: Sequence[int] | None = None, f1_macro: float | None = None
+) -> dict[str, Any] | None:
+    """Collapse check of class predictions (ids in AffectNet order); None with nothing to check.
+
+    labels: the scored classes (default: those in y_true). f1_macro: the score to compare with
+    chance (default: computed here with scikit-learn on the scored classes).
+    """
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    keep = np.isfinite(t) & (t >= 0) & np.isfinite(p)
+    t, p = t[keep].astype(np.int64), p[keep].astype(np.int64)
+    if not len(t):
+        return None
+    scored = sorted(int(c) for c in (labels if labels is not None else np.unique(t)))
+    k = max(len(scored), 2)
+    if f1_macro is None:
+        from sklearn.metrics import f1_score
+
+        f1_macro = float(f1_score(t, p, labels=scored, average="macro", zero_division=0))
+    classes, counts = np.unique(p, return_counts=True)
+    top = int(classes[counts.argmax()])
+    share = float(counts.max() / len(p))
+    chance = 1.0 / k
+    reasons = []
+    if share >= COLLAPSE_SHARE:
+        reasons.append(f"predicts {_name(top)} for {share:.0%} of images")
+    if f1_macro < CHANCE_FACTOR * chance:
+        reasons.append(f"macro-F1 {f1_macro:.3f} is near chance ({chance:.3f} for {k} classes)")
+    return {
+        "collapsed": bool(reasons),
+        "reasons": reasons,
+        "top_class": _name(top),
+        "top_share": share,
+        "classes_predicted": len(classes),
+        "n_classes": k,
+        "f1_macro": float(f1_macro),
+        "chance_f1_macro": chance,
+    }
+
+
+def regression_health(y_true: Any, y_pred: Any, head: str) -> dict[str, Any] | None:
+    """Constant-output check of a valence or arousal head; None with nothing to check."""
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    keep = np.isfinite(t) & np.isfinite(p)
+    t, p = t[keep], p[keep]
+    if len(t) < 2 or float(t.std()) == 0.0:
+        return None
+    ratio = float(p.std() / t.std())
+    reasons = (
+        [
+            f"{head} predictions barely vary (spread {ratio:.0%} of the truth's), "
+            f"around {float(p.mean()):+.2f}"
+        ]
+        if ratio < FLAT_REGRESSION
+        else []
+    )
+    return {"collapsed": bool(reasons), "reasons": reasons, "spread_ratio": ratio}
+
+
+def prediction_health(
+    predictions: pd.DataFrame | Mapping[str, Any],
+    labels: Sequence[int] | None = None,
+    f1_macro: float | None = None,
+) -> dict[str, Any]:
+    """Health of every head a prediction table has, and whether any collapsed."""
+    cols = predictions
+    heads: dict[str, Any] = {}
+    if "expression" in cols and "expression_pred" in cols:
+        heads["expression"] = expression_health(
+            cols["expression"], cols["expression_pred"], labels, f1_macro
+        )
+    for head in ("valence", "arousal"):
+        if head in cols and f"{head}_pred" in cols:
+            heads[head] = regression_health(cols[head], cols[f"{head}_pred"], head)
+    heads = {h: v for h, v in heads.items() if v is not None}
+    return {
+        "collapsed": any(v["collapsed"] for v in heads.values()),
+        "collapsed_heads": [h for h, v in heads.items() if v["collapsed"]],
+        **heads,
+    }
+
+
+def likely_cause(history: pd.DataFrame | None, n_classes: int = len(EXPRESSIONS)) -> str:
+    """Why a collapsed model collapsed, read from its training history (train vs validation)."""
+    generic = (
+        "usual causes: a learning rate too high for a randomly initialised network, too "
+        "few training steps, or BatchNorm statistics that lag behind the weights"
+    )
+    if history is None or "expression_accuracy" not in getattr(history, "columns", ()):
+        return generic
+    train_acc = pd.to_numeric(history["expression_accuracy"], errors="coerce").dropna()
+    if train_acc.empty:
+        return generic
+    chance, best = 1.0 / max(n_classes, 2), float(train_acc.max())
+    if best >= LEARNED_FACTOR * chance:
+        return (
+            f"it learned in training mode (training accuracy up to {best:.2f}) but not in "
+            "inference mode: its BatchNorm moving statistics lag behind the weights "
+            "(recalibrate them, or train longer with a faster BatchNorm momentum)"
+        )
+    if best >= BARELY_FACTOR * chance:
+        return (
+            f"it was still learning slowly (training accuracy up to {best:.2f}, chance "
+            f"{chance:.2f}): it needs more steps (a longer time budget, smaller images) "
+            "or a learning rate better suited to a randomly initialised network"
+        )
+    return (
+        f"it learned nothing even in training mode (training accuracy at most {best:.2f}, "
+        f"chance {chance:.2f}): the learning rate is likely too high for a randomly "
+        "initialised network, or it had too few steps"
+    )
+
+
+def health_text(
+    model: str, health: Mapping[str, Any] | None, history: pd.DataFrame | None = None
+) -> str:
+    """One paragraph for a notebook or the report: alive, or collapsed with what and why."""
+    if not health:
+        return f"{model}: nothing to check (no expression, valence or arousal predictions)."
+    if not health.get("collapsed"):
+        return f"{model}: learned (no head collapsed)."
+    reasons = [r for h in health.get("collapsed_heads", []) for r in health[h]["reasons"]]
+    n_classes = (health.get("expression") or {}).get("n_classes", len(EXPRESSIONS))
+    heads = ", ".join(health.get("collapsed_heads", []))
+    return (
+        f"**{model} collapsed** ({heads}): {'; '.join(reasons)}. Likely cause: "
+        f"{likely_cause(history, n_classes)}. Not ranked for {heads}."
+    )
+
+
+def _name(class_id: int) -> str:
+    """Class name in the shared order, or the id when it is outside it."""
+    return EXPRESSIONS[class_id] if 0 <= class_id < len(EXPRESSIONS) else str(class_id)

@@ -1,0 +1,330 @@
+"""Every metric a model is scored by, in one place (scikit-learn, SciPy, `krippendorff`), so all
+heads treat missing targets alike: rows without a target (expression < 0 or NaN, valence/arousal
+NaN, landmarks with any NaN, as in helpers.models.losses) are dropped, a head with nothing left
+is None, and an undefined value is NaN (null in JSON), never a made-up number."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import krippendorff
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    precision_recall_fscore_support,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+
+from helpers.core.errors import ConfigError
+from helpers.core.labels import EXPRESSIONS, FER_TO_AFFECTNET, N_EXPRESSIONS
+from helpers.core.landmarks import N_POINTS, interocular_distance
+
+NME_FAILURE_THRESHOLD = 0.1
+# Label spaces, each as a map into the shared AffectNet order (helpers.core.labels).
+LABEL_SPACES: dict[str, dict[int, int]] = {
+    "affectnet": {i: i for i in range(N_EXPRESSIONS)},
+    "fer": FER_TO_AFFECTNET,
+    "fer2013": FER_TO_AFFECTNET,
+    "expw": FER_TO_AFFECTNET,
+}
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def classification_metrics(
+    y_true: Any,
+    y_pred: Any,
+    proba: Any = None,
+    labels: Sequence[int] | None = None,
+    label_names: Sequence[str] | None = None,
+) -> dict | None:
+    """Expression scores on the classes the model and the data share, never a made-up class.
+
+    `labels` are class indices (default: every class the model has, i.e. proba's columns, or
+    all 8); only those also present in y_true are scored, the others are listed in
+    `labels_left_out`. Rows whose truth is missing (< 0) or outside the scored labels are
+    dropped (`n_dropped`). Predictions outside them stay, as errors (`n_pred_outside_labels`).
+    `label_names` name classes by index (default helpers.core.labels.EXPRESSIONS). ROC-AUC and
+    PR-AUC are one-vs-rest macro averages over the scored classes (raw proba columns);
+    model classes not scored are listed in `auc_skipped`.
+    """
+    t, p, proba, labels, space = classification_rows(y_true, y_pred, proba, labels)
+    names = class_names(label_names, space)
+    if t.size == 0:
+        return None
+    n_rows = np.asarray(y_true).size
+    scores = _ovr_auc(t, proba, labels)
+    return {
+        "n": int(t.size),
+        "accuracy": float(accuracy_score(t, p)),
+        "f1_macro": as_float(f1_score(t, p, labels=labels, average="macro", zero_division=0)),
+        "f1_weighted": as_float(f1_score(t, p, labels=labels, average="weighted", zero_division=0)),
+        "precision_macro": as_float(
+            precision_score(t, p, labels=labels, average="macro", zero_division=0)
+        ),
+        "recall_macro": as_float(
+            recall_score(t, p, labels=labels, average="macro", zero_division=0)
+        ),
+        # No `labels` here: a prediction outside them is a disagreement, not a dropped row.
+        "kappa": _cohen_kappa(t, p),
+        "krippendorff_alpha": krippendorff_alpha(t, p),
+        **scores,
+        "auc_skipped": (
+            [names[c] for c in range(proba.shape[1]) if c not in labels]
+            if proba is not None
+            else []
+        ),
+        "confusion_matrix": _confusion_matrix(t, p, labels),
+        "labels": [names[c] for c in labels],
+        "label_ids": [int(c) for c in labels],
+        "labels_left_out": [names[c] for c in space if c not in labels],
+        "n_dropped": int(n_rows - t.size),
+        "n_pred_outside_labels": int(np.count_nonzero(~np.isin(p, labels))),
+    }
+
+
+def per_class_report(
+    y_true: Any,
+    y_pred: Any,
+    labels: Sequence[int] | None = None,
+    label_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Per-class precision/recall/F1/support, on the same rows and classes as the summary."""
+    t, p, _, labels, space = classification_rows(y_true, y_pred, None, labels)
+    names = class_names(label_names, space)
+    prec, rec, f1, support = precision_recall_fscore_support(
+        t, p, labels=labels, average=None, zero_division=0
+    )
+    return pd.DataFrame(
+        {"precision": prec, "recall": rec, "f1": f1, "support": support.astype(np.int64)},
+        index=pd.Index([names[c] for c in labels], name="class"),
+    )
+
+
+def _confusion_matrix(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> list[list[int]]:
+    """Rows true, columns predicted, over the scored labels only."""
+    with warnings.catch_warnings():
+        # sklearn warns about a single label even when `labels` fixes the shape.
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+        return confusion_matrix(t, p, labels=labels).tolist()
+
+
+def _cohen_kappa(t: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's kappa over every class either side uses; NaN when only one class occurs."""
+    if np.union1d(t, p).size < 2:
+        return math.nan  # chance agreement is total: kappa is 0/0
+    return float(cohen_kappa_score(t, p))
+
+
+def krippendorff_alpha(y_true: Any, y_pred: Any) -> float:
+    """Nominal alpha with truth and prediction as two raters; NaN when only one value occurs."""
+    data = np.vstack([np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)])
+    if np.unique(data[np.isfinite(data)]).size < 2:
+        return math.nan  # the package raises: agreement on a single value says nothing
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+
+
+def map_label_space(y: Any, from_space: str, to_space: str = "affectnet") -> np.ndarray:
+    """Move labels between label spaces via the AffectNet order; classes the target lacks
+    (Contempt in FER order) and missing labels (< 0) become -1."""
+    to_shared, from_shared = _space(from_space), {v: k for k, v in _space(to_space).items()}
+    y = _labels_array(y, "y")
+    unknown = sorted(set(np.unique(y[y >= 0]).tolist()) - set(to_shared))
+    if unknown:
+        raise ValueError(
+            f"map_label_space: labels {unknown} do not exist in the "
+            f"{from_space!r} space (classes {sorted(to_shared)})"
+        )
+    lookup = np.full(max(to_shared) + 1, -1, dtype=np.int64)
+    for src, shared in to_shared.items():
+        lookup[src] = from_shared.get(shared, -1)
+    return np.where(y >= 0, lookup[np.clip(y, 0, None)], -1)
+
+
+def restrict_predictions(proba: Any, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions of a model confined to a data set's label space (argmax over `classes`),
+    with the probabilities renormalised over them; other columns become 0."""
+    proba = np.asarray(proba, dtype=np.float64)
+    keep = np.zeros(proba.shape[1], dtype=bool)
+    keep[list(classes)] = True
+    kept = np.where(keep, proba, 0.0)
+    total = kept.sum(axis=1, keepdims=True)
+    kept = np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
+    return kept.argmax(axis=1), kept
+
+
+# --------------------------------------------------------------------------- regression
+
+
+def regression_metrics(y_true: Any, y_pred: Any) -> dict | None:
+    """Valence/arousal scores on the present targets; None when none is present.
+
+    SAGR uses numpy's sign, so 0 is its own sign: a 0 target matches only a 0 prediction.
+    CCC uses population moments (ddof=0).
+    """
+    t, p = present_pairs(y_true, y_pred)
+    if t.size == 0:
+        return None
+    constant = t.size < 2 or np.ptp(t) == 0 or np.ptp(p) == 0
+    return {
+        "n": int(t.size),
+        "rmse": float(root_mean_squared_error(t, p)),
+        "mae": float(mean_absolute_error(t, p)),
+        # A constant truth leaves R2 undefined: NaN (null), not sklearn's stand-in 0 or 1.
+        "r2": math.nan if t.size < 2 or np.ptp(t) == 0 else float(r2_score(t, p)),
+        "corr": math.nan if constant else float(stats.pearsonr(t, p).statistic),
+        "sagr": float(np.mean(np.sign(t) == np.sign(p))),
+        "ccc": float(ccc(t, p)),
+    }
+
+
+def ccc(y_true: Any, y_pred: Any) -> np.ndarray:
+    """Lin's concordance correlation (population moments) along the last axis, so a whole
+    stack of bootstrap resamples is scored at once; NaN where both series are equal constants."""
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    mt, mp = t.mean(axis=-1, keepdims=True), p.mean(axis=-1, keepdims=True)
+    cov = ((t - mt) * (p - mp)).mean(axis=-1)
+    denom = t.var(axis=-1) + p.var(axis=-1) + (mt - mp)[..., 0] ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom > 0, 2.0 * cov / denom, np.nan)
+
+
+# --------------------------------------------------------------------------- landmarks
+
+
+def landmark_nme(true: Any, pred: Any, threshold: float = NME_FAILURE_THRESHOLD) -> dict | None:
+    """NME normalised by the outer-eye-corner distance: mean, median and failure rate
+    (share of images above `threshold`); images without (complete) truth are skipped."""
+    per_image = per_image_nme(true, pred)
+    if per_image.size == 0:
+        return None
+    return {
+        "n": int(per_image.size),
+        "nme": float(per_image.mean()),
+        "nme_median": float(np.median(per_image)),
+        "failure_rate": float(np.mean(per_image > threshold)),
+        "failure_threshold": float(threshold),
+    }
+
+
+def per_image_nme(true: Any, pred: Any) -> np.ndarray:
+    """Mean point-to-point error over inter-ocular distance, one value per scorable image."""
+    t, p = landmark_array(true, "true"), landmark_array(pred, "pred")
+    if t.shape != p.shape:
+        raise ValueError(f"landmark_nme: truth {t.shape} and prediction {p.shape} differ in shape")
+    iod = interocular_distance(t)
+    # Rows without truth, or with both eye corners on one point, cannot be normalised.
+    keep = np.isfinite(t).all(axis=(1, 2)) & (iod > 0)
+    if not np.isfinite(p[keep]).all():
+        raise ValueError("landmark_nme: predictions are NaN/inf where the truth is present")
+    err = np.linalg.norm(t[keep] - p[keep], axis=-1).mean(axis=-1)
+    return err / iod[keep]
+
+
+# --------------------------------------------------------------------------- input shaping
+
+
+def classification_rows(
+    y_true: Any, y_pred: Any, proba: Any, labels: Sequence[int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, range]:
+    """Rows and classes to score: truth present and in (labels present in the truth)."""
+    t, p = _labels_array(y_true, "y_true"), _labels_array(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"classification_metrics: y_true {t.shape} and y_pred {p.shape} differ")
+    if proba is not None:
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.ndim != 2 or proba.shape[0] != t.size:
+            raise ValueError(
+                f"classification_metrics: proba must be (n, classes) = "
+                f"({t.size}, K), got {proba.shape}"
+            )
+    space = range(
+        proba.shape[1]
+        if proba is not None
+        else max(N_EXPRESSIONS, int(max(t.max(initial=-1), p.max(initial=-1))) + 1)
+    )
+    wanted = np.asarray(space if labels is None else labels, dtype=np.int64)
+    labels = np.intersect1d(wanted, t[t >= 0])
+    keep = np.isin(t, labels)
+    return t[keep], p[keep], None if proba is None else proba[keep], labels, space
+
+
+def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dict:
+    """One-vs-rest macro ROC-AUC and PR-AUC (average precision); None below two classes."""
+    if proba is None or labels.size < 2:
+        return {"roc_auc_ovr": None, "pr_auc_macro": None}
+    roc, pr = [], []
+    for c in labels:
+        positive = t == c
+        roc.append(roc_auc_score(positive, proba[:, c]))
+        pr.append(average_precision_score(positive, proba[:, c]))
+    return {"roc_auc_ovr": float(np.mean(roc)), "pr_auc_macro": float(np.mean(pr))}
+
+
+def _labels_array(y: Any, what: str) -> np.ndarray:
+    """Integer class labels, NaN (missing) as -1; non-integral values are refused."""
+    arr = np.asarray(y).reshape(-1)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    arr = arr.astype(np.float64)
+    present = np.isfinite(arr)
+    if not np.all(arr[present] == np.round(arr[present])):
+        raise ValueError(f"{what}: class labels must be whole numbers")
+    return np.where(present, arr, -1).astype(np.int64)
+
+
+def present_pairs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Target/prediction pairs whose target is present; a NaN prediction there is a bug."""
+    t = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
+    if t.shape != p.shape:
+        raise ValueError(f"regression_metrics: y_true {t.shape} and y_pred {p.shape} differ")
+    keep = np.isfinite(t)
+    if not np.isfinite(p[keep]).all():
+        raise ValueError("regression_metrics: predictions are NaN/inf where the target is present")
+    return t[keep], p[keep]
+
+
+def landmark_array(x: Any, what: str) -> np.ndarray:
+    """(N, 68, 2) float64 from (N, 68, 2) or (N, 136) x0, y0, x1, ..."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 2 * N_POINTS:
+        arr = arr.reshape(-1, N_POINTS, 2)
+    if arr.ndim != 3 or arr.shape[1:] != (N_POINTS, 2):
+        raise ValueError(f"landmark_nme: {what} must be (N, 68, 2) or (N, 136), got {arr.shape}")
+    return arr
+
+
+def class_names(label_names: Sequence[str] | None, space: range) -> list[str]:
+    """Class names by index: the given ones, AffectNet's, or the index itself."""
+    if label_names is not None:
+        return list(label_names)
+    return [EXPRESSIONS[c] if c < N_EXPRESSIONS else str(c) for c in space]
+
+
+def _space(name: str) -> dict[int, int]:
+    """A label space by name."""
+    try:
+        return LABEL_SPACES[name.lower()]
+    except KeyError:
+        raise ConfigError(f"unknown label space {name!r}; known: {sorted(LABEL_SPACES)}") from None
+
+
+def as_float(x: Any) -> float:
+    """A float from a metric value, NaN for None."""
+    return math.nan if x is None else float(x)

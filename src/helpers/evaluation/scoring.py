@@ -1,0 +1,453 @@
+"""The metrics JSON of a model on a data set (the DESIGN.md contract notebooks 04-06 read):
+scored from its predictions with bootstrap CIs, notes on classes left out and a health check,
+plus the recorded results a regression run must reproduce."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.errors import DataError
+from helpers.core.jsonio import json_ready, read_json, write_json
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.landmarks import N_POINTS
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation import health
+from helpers.evaluation.bootstrap import with_confidence_intervals
+from helpers.evaluation.comparison import comparison_table, flatten_metrics, to_number
+from helpers.evaluation.metrics import (
+    class_names,
+    classification_metrics,
+    landmark_array,
+    landmark_nme,
+    regression_metrics,
+    restrict_predictions,
+)
+from helpers.evaluation.predictions import (
+    REGRESSION_HEADS,
+    class_names_text,
+    predict_table,
+    proba_classes,
+    proba_column,
+    restrict_table,
+    shared_classes,
+)
+from helpers.inference.tta import check_tta
+
+# --------------------------------------------------------------------------- metrics JSON
+
+
+def evaluate_predictions(
+    table: pd.DataFrame | Mapping[str, Any],
+    model: str = "model",
+    *,
+    data_classes: Sequence[int] | None = None,
+    label_names: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """The metrics JSON contract for one model on one data set, from columns of predictions.
+
+    table: a DataFrame or a mapping of arrays holding, per head h, the truth in column `h` and
+    the prediction in `h_pred`; the expression head may add `expression_proba` (an (N, K) array
+    of class probabilities in AffectNet order, or in a DataFrame an object column of length-K
+    arrays), from which `expression_pred` is derived when absent. Landmarks are (N, 68, 2) or
+    (N, 136), truth and prediction in the same units (pixels, or image fractions for square
+    images only: NME is invariant to uniform scaling alone).
+
+    data_classes: the data set's label space in AffectNet order (e.g. 0-6 for FER-2013);
+    when given with probabilities, predictions are confined to it (`restricted_to`), so a
+    7-class set never sees Contempt predicted. n_boot=0 skips confidence intervals.
+    """
+    cols = _columns(table)
+    n = _n_rows(cols)
+    result: dict[str, Any] = {"model": model, "n": n}
+
+    result["expression"] = _expression_head(cols, data_classes, label_names, n_boot, ci, seed)
+    for head in ("valence", "arousal"):
+        result[head] = None
+        if head in cols and f"{head}_pred" in cols:
+            t = np.asarray(cols[head], dtype=np.float64).reshape(-1)
+            p = np.asarray(cols[f"{head}_pred"], dtype=np.float64).reshape(-1)
+            result[head] = _maybe_ci(regression_metrics(t, p), head, (t, p), n_boot, ci, seed)
+    result["landmarks"] = None
+    if "landmarks" in cols and "landmarks_pred" in cols:
+        t, p = _stack_landmarks(cols["landmarks"]), _stack_landmarks(cols["landmarks_pred"])
+        result["landmarks"] = _maybe_ci(landmark_nme(t, p), "landmarks", (t, p), n_boot, ci, seed)
+    return result
+
+
+def _expression_head(
+    cols: dict[str, Any],
+    data_classes: Sequence[int] | None,
+    label_names: Sequence[str] | None,
+    n_boot: int,
+    ci: float,
+    seed: int,
+) -> dict | None:
+    """Expression metrics (with CIs) from predicted labels and/or probabilities."""
+    if "expression" not in cols:
+        return None
+    proba = cols.get("expression_proba")
+    proba = None if proba is None else _stack_rows(proba).astype(np.float64)
+    pred = cols.get("expression_pred")
+    if proba is None and pred is None:
+        return None
+    if proba is not None and data_classes is not None:
+        pred, proba = restrict_predictions(proba, data_classes)
+    elif pred is None:
+        pred = proba.argmax(axis=1)
+    metrics = classification_metrics(cols["expression"], pred, proba, data_classes, label_names)
+    if metrics is not None:
+        metrics["restricted_to"] = (
+            None
+            if data_classes is None or proba is None
+            else [class_names(label_names, range(proba.shape[1]))[c] for c in sorted(data_classes)]
+        )
+    return _maybe_ci(metrics, "expression", (cols["expression"], pred), n_boot, ci, seed)
+
+
+def _maybe_ci(
+    metrics: dict | None, kind: str, arrays: tuple, n_boot: int, ci: float, seed: int
+) -> dict | None:
+    """Confidence intervals unless switched off (n_boot=0)."""
+    if metrics is None or n_boot <= 0:
+        return metrics
+    return with_confidence_intervals(metrics, kind, *arrays, n_boot=n_boot, ci=ci, seed=seed)
+
+
+def _stack_rows(values: Any) -> np.ndarray:
+    """A 2-D array from an array, or from a column of equal-length arrays."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return values
+    return np.stack([np.asarray(v, dtype=np.float64) for v in values])
+
+
+def _stack_landmarks(values: Any) -> np.ndarray:
+    """(N, 68, 2) with NaN rows where a table cell holds None (no landmarks)."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return landmark_array(values, "landmarks")
+    nan = np.full((N_POINTS, 2), np.nan)
+    rows = [
+        nan
+        if v is None or (isinstance(v, float) and np.isnan(v))
+        else np.asarray(v, dtype=np.float64).reshape(N_POINTS, 2)
+        for v in values
+    ]
+    return np.stack(rows) if rows else np.empty((0, N_POINTS, 2))
+
+
+def _columns(table: pd.DataFrame | Mapping[str, Any]) -> dict[str, Any]:
+    """Column name -> values, from a DataFrame or a mapping of arrays."""
+    if isinstance(table, pd.DataFrame):
+        return {str(c): table[c].to_numpy() for c in table.columns}
+    return dict(table)
+
+
+def _n_rows(cols: dict[str, Any]) -> int:
+    """Row count, the same for every column."""
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"evaluate_predictions: columns differ in length {lengths}")
+    return next(iter(lengths.values()), 0)
+
+
+def _metric_inputs(predictions: pd.DataFrame, classes: list[int] | None) -> dict[str, Any]:
+    """Columns for evaluate_predictions, probabilities as one (N, K) array."""
+    cols: dict[str, Any] = {}
+    model_classes = proba_classes(predictions)
+    if "expression" in predictions and classes != []:
+        cols["expression"] = predictions["expression"].to_numpy()
+        if model_classes:
+            # Columns in AffectNet order; a class the model lacks gets probability 0.
+            proba = np.zeros((len(predictions), max(model_classes) + 1))
+            for c in model_classes:
+                proba[:, c] = predictions[proba_column(EXPRESSIONS[c])].to_numpy(np.float64)
+            cols["expression_proba"] = proba
+        if "expression_pred" in predictions:
+            cols["expression_pred"] = predictions["expression_pred"].to_numpy()
+        if len(cols) == 1:
+            del cols["expression"]
+    for head in (*REGRESSION_HEADS, "landmarks"):
+        for column in (head, f"{head}_pred"):
+            if column in predictions:
+                cols[column] = predictions[column].to_numpy()
+    return cols
+
+
+def evaluate(
+    model_name: str,
+    predictions: pd.DataFrame,
+    n_boot: int = 1000,
+    seed: int = 0,
+    classes: Iterable[Any] | None = None,
+    *,
+    dataset: str | None = None,
+    notes: Sequence[str] = (),
+) -> dict:
+    """The metrics JSON (DESIGN.md contract) with 95% bootstrap CIs on the headline metrics.
+
+    classes: None scores the model's own label space (the test split of its own data set);
+    otherwise the test set's classes (e.g. 0-6 for FER-2013), and only the classes both sides
+    have are scored, as shared_classes explains; what was done is listed under "notes".
+    """
+    notes = list(notes)
+    model_classes = proba_classes(predictions)
+    has_expression = bool(model_classes) or "expression_pred" in predictions
+    shared = None
+    if classes is not None and has_expression:
+        shared, more = shared_classes(
+            [EXPRESSIONS[c] for c in model_classes] or EXPRESSIONS, classes
+        )
+        notes += more
+    elif model_classes and "expression" in predictions:
+        lacking = sorted(
+            set(predictions["expression"][predictions["expression"] >= 0]) - set(model_classes)
+        )
+        if lacking:
+            notes.append(
+                f"the model does not predict {class_names_text(lacking)}: those test "
+                "images are left out of the expression metrics"
+            )
+    # Probabilities with a gap (a class the model lacks) would otherwise let argmax pick it.
+    restrict = (
+        shared
+        if shared is not None
+        else (model_classes if model_classes and len(model_classes) <= max(model_classes) else None)
+    )
+    result = evaluate_predictions(
+        _metric_inputs(predictions, shared),
+        model_name,
+        data_classes=restrict,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    result["dataset"] = dataset
+    result["notes"] = notes
+    expression = result.get("expression") or {}
+    scored = restrict_table(predictions, shared) if shared else predictions
+    result["health"] = health.prediction_health(
+        scored, expression.get("label_ids"), expression.get("f1_macro")
+    )
+    if n_boot > 0:
+        result["ci"] = {
+            "level": 0.95,
+            "n_boot": int(n_boot),
+            "seed": int(seed),
+            "method": "percentile bootstrap over images",
+        }
+    inference = predictions.attrs.get("inference")
+    if inference:
+        result["inference"] = dict(inference)
+    return json_ready(result)
+
+
+TTA_HEADLINE = {
+    "expression": ("accuracy", "f1_macro"),
+    "valence": ("ccc",),
+    "arousal": ("ccc",),
+    "landmarks": ("nme",),
+}
+
+
+def evaluate_model(
+    model: Any,
+    model_name: str,
+    table: pd.DataFrame,
+    *,
+    tta: str = "none",
+    batch_size: int = 64,
+    n_boot: int = 1000,
+    seed: int = 0,
+    classes: Iterable[Any] | None = None,
+    dataset: str | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[dict, pd.DataFrame]:
+    """Metrics JSON and predictions of a model on a table, with test-time augmentation `tta`.
+
+    With tta other than "none" the headline metrics without it are kept too, under
+    `without_tta`, so the report shows what the augmentation bought.
+    """
+    tta = check_tta(tta)
+    predictions = predict_table(model, table, batch_size=batch_size, tta=tta)
+    scores = evaluate(
+        model_name,
+        predictions,
+        n_boot=n_boot,
+        seed=seed,
+        classes=classes,
+        dataset=dataset,
+        notes=notes,
+    )
+    scores["tta"] = tta
+    if tta != "none":
+        plain = evaluate(
+            model_name,
+            predict_table(model, table, batch_size=batch_size, progress=False),
+            n_boot=0,
+            classes=classes,
+            dataset=dataset,
+        )
+        scores["without_tta"] = {
+            head: {k: (plain.get(head) or {}).get(k) for k in keys}
+            for head, keys in TTA_HEADLINE.items()
+            if plain.get(head)
+        }
+    return json_ready(scores), predictions
+
+
+HEADLINE_ROWS = {
+    "accuracy": ("expression", "accuracy"),
+    "macro F1": ("expression", "f1_macro"),
+    "kappa": ("expression", "kappa"),
+    "valence CCC": ("valence", "ccc"),
+    "arousal CCC": ("arousal", "ccc"),
+    "landmark NME": ("landmarks", "nme"),
+}
+
+
+def headline_table(scores: Mapping[str, Any]) -> pd.DataFrame:
+    """The metrics a reader looks at first, with CIs (and without TTA when it was used)."""
+    without = scores.get("without_tta") or {}
+    rows = []
+    for name, (head, key) in HEADLINE_ROWS.items():
+        block = scores.get(head) or {}
+        row = {"metric": name, "value": block.get(key), "95% CI": block.get(f"{key}_ci")}
+        if without:
+            row["without TTA"] = (without.get(head) or {}).get(key)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_metrics(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write a metrics dict as strict JSON (NaN -> null) atomically, so a reader never sees half."""
+    return write_json(path, d)
+
+
+def dataset_name(source_path: str | os.PathLike) -> str:
+    """Short file-name-safe name of a test set, for metrics/<model>.<name>.json (no dots)."""
+    name = Path(str(source_path).rstrip("/\\")).name.lower()
+    for suffix in (".tar.gz", ".tgz", ".zip", ".csv", ".lst", ".txt", ".parquet", ".tar"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    name = re.sub(r"[^a-z0-9_-]+", "_", name).strip("_-")[:40].strip("_-")
+    return name or "external"
+
+
+def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> dict[str, Any]:
+    """helpers.evaluation.health on a model's predictions for a table (notebook 04: validation)."""
+    if not len(table):
+        return {}
+    return health.prediction_health(
+        predict_table(model, table, batch_size=batch_size, progress=False)
+    )
+
+
+def evaluate_external(
+    model: Any,
+    model_name: str,
+    source: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 64,
+    reader: str | None = None,
+    tta: str = "none",
+) -> tuple[dict, pd.DataFrame]:
+    """Cross-dataset check: score a trained model on another source, in the shared label space.
+
+    Writes <run>/metrics/<model>.<dataset>.json; classes only one side has are handled and
+    explained in the JSON's notes (see shared_classes).
+    """
+    from helpers.data.datasets import read_source
+    from helpers.models.factory import model_metadata
+
+    external = read_source(source, reader=reader).records
+    name = dataset_name(source)
+    classes, notes = shared_classes(model_metadata(model)["labels"], external["expression"])
+    scores, preds = evaluate_model(
+        model,
+        model_name,
+        external,
+        tta=tta,
+        batch_size=batch_size,
+        n_boot=n_boot,
+        seed=seed,
+        classes=classes,
+        dataset=name,
+        notes=notes,
+    )
+    write_metrics(scores, RunFolder(run_dir).metrics_path(model_name, name))
+    return scores, preds
+
+
+# --------------------------------------------------------------------------- recorded results
+
+RECORDED_METRICS = (
+    "expression_accuracy",
+    "expression_f1_macro",
+    "valence_ccc",
+    "arousal_ccc",
+    "landmarks_nme",
+)
+RECORDED_TOLERANCE = 0.15  # absolute; the smoke test split is small (one image = 0.03)
+
+
+def record_results(
+    run_dir: str | os.PathLike, path: str | os.PathLike, tolerance: float = RECORDED_TOLERANCE
+) -> dict[str, Any]:
+    """Keep a run's headline metrics per model, so a later run can show it reproduces them."""
+    table = comparison_table(run_dir)
+    models = {
+        str(row["model"]): {
+            k: float(row[k]) for k in sorted(RECORDED_METRICS) if k in row and pd.notna(row[k])
+        }
+        for _, row in table.iterrows()
+    }
+    # Keys in sorted order, so a re-recorded file differs only where a number moved.
+    recorded = {"models": dict(sorted(models.items())), "tolerance": float(tolerance)}
+    write_json(path, recorded)
+    return recorded
+
+
+def compare_recorded(scores: Mapping[str, Any], path: str | os.PathLike | None) -> str:
+    """One line: does this model's metrics JSON match the recorded results within tolerance?
+
+    The line names metrics, never values, when everything matches (so a notebook check that
+    prints it holds for every model); a mismatch names the value, the record and the tolerance.
+    """
+    if not path:
+        return "no recorded results to compare with (set `recorded` to a file from record_results)"
+    recorded = read_json(Path(path))
+    model = str(scores.get("model"))
+    expected = (recorded.get("models") or {}).get(model)
+    tolerance = to_number(recorded.get("tolerance", RECORDED_TOLERANCE))
+    if not isinstance(expected, Mapping) or not expected:
+        return f"no recorded results for {model} in {Path(path).name}"
+    row = flatten_metrics(scores)
+    off = [
+        f"{key} {to_number(row.get(key)):.3f} (recorded {float(value):.3f} ± {tolerance:.2f})"
+        for key, value in sorted(expected.items())
+        if not abs(to_number(row.get(key)) - float(value)) <= tolerance
+    ]
+    if off:
+        return "differs from the recorded results: " + "; ".join(off)
+    return "matches the recorded results within tolerance: " + ", ".join(sorted(expected))
+
+
+def check_recorded(scores: Mapping[str, Any], path: str | os.PathLike | None) -> str:
+    """compare_recorded's line, or a DataError naming the record when the metrics differ: a
+    notebook run with `recorded` set (as the regression checks do) stops there."""
+    line = compare_recorded(scores, path)
+    if line.startswith("differs"):
+        raise DataError(path, line)
+    return line

@@ -1,0 +1,2 @@
+"""Running a trained model: Keras and TFLite behind one interface, face detection, the predict
+command, export."""

@@ -1,0 +1,184 @@
+"""What deploying a model costs: TFLite against Keras on the test split, in accuracy, agreement,
+latency and file size."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helpers.core.errors import ConfigError
+from helpers.core.preprocess import model_inputs, to_model_input
+from helpers.core.run_folder import RunFolder
+from helpers.inference.export import export_tflite
+from helpers.inference.runtime import Backend, TFLiteModel, open_model
+
+
+def _stack_inputs(images: Any, size: int, channels: int) -> np.ndarray:
+    """A model-ready float batch from model-sized arrays or any images (resized like crops)."""
+    if (
+        isinstance(images, np.ndarray)
+        and images.ndim == 4
+        and images.shape[1:] == (size, size, channels)
+    ):
+        return images.astype(np.float32)
+    return np.stack([to_model_input(np.asarray(im), size, channels) for im in images])
+
+
+def _chunks(x: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Consecutive batches of at most batch_size rows."""
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size]
+
+
+def _timed(model: Backend, x: np.ndarray, batch_size: int) -> tuple[dict[str, np.ndarray], float]:
+    """Outputs over all of x and milliseconds per image, after one warm-up call."""
+    model(x[:batch_size])
+    start = time.perf_counter()
+    parts = [model(chunk) for chunk in _chunks(x, batch_size)]
+    ms = (time.perf_counter() - start) * 1000.0 / len(x)
+    return {h: np.concatenate([p[h] for p in parts]) for h in parts[0]}, ms
+
+
+def compare_backends(
+    keras_model: Any, tflite_model: Any, images: Any, *, batch_size: int = 64, n_single: int = 32
+) -> dict[str, Any]:
+    """How far a TFLite model strays from its Keras source, and how fast each runs.
+
+    Per head: max and mean absolute difference (probabilities for expression, plus argmax
+    agreement, also over the `n_decided` images whose Keras top-2 margin exceeds two int8
+    output steps, since a near-uniform softmax makes argmax a coin toss). Latency in ms per
+    image batched (batch_size) and one at a time (the first n_single images), and images/s
+    batched; timings cover only the model calls, after a warm-up call.
+    """
+    reference, candidate = open_model(keras_model, "keras"), open_model(tflite_model, "tflite")
+    meta = reference.metadata
+    x = _stack_inputs(images, meta["image_size"], meta["channels"])
+    if not len(x):
+        raise ConfigError("compare_backends needs at least one image")
+    result: dict[str, Any] = {
+        "n": len(x),
+        "batch_size": batch_size,
+        "n_single": int(min(n_single, len(x))),
+        "quantize": getattr(candidate, "quantize", None),
+        "tflite_bytes": getattr(candidate, "size_bytes", None),
+    }
+    outputs, latency = {}, {}
+    for name, model in (("keras", reference), ("tflite", candidate)):
+        outputs[name], batched = _timed(model, x, batch_size)
+        _, single = _timed(model, x[:n_single], 1)
+        latency[name] = {
+            "batched_ms": batched,
+            "single_ms": single,
+            "images_per_s": 1000.0 / batched if batched > 0 else float("inf"),
+        }
+    for head in meta["heads"]:
+        a, b = outputs["keras"][head].astype(np.float64), outputs["tflite"][head].astype(np.float64)
+        diff = np.abs(a - b)
+        entry: dict[str, Any] = {
+            "max_abs_diff": float(diff.max()),
+            "mean_abs_diff": float(diff.mean()),
+        }
+        if head == "expression":
+            same = a.argmax(1) == b.argmax(1)
+            entry["argmax_agreement"] = float(np.mean(same))
+            # int8 outputs move in steps of `scale`: closer calls are ties, not disagreements
+            step = getattr(candidate, "outputs", {}).get(head, {}).get("scale", 0.0) or 0.0
+            top2 = np.sort(a, axis=1)[:, -2:]
+            decided = (top2[:, 1] - top2[:, 0]) > 2 * step
+            entry["n_decided"] = int(decided.sum())
+            entry["decided_argmax_agreement"] = (
+                float(np.mean(same[decided])) if decided.any() else None
+            )
+        result[head] = entry
+    result["latency"] = latency
+    return result
+
+
+def deployment_check(
+    model: Any,
+    model_name: str,
+    test_table: Any,
+    calibration_table: Any,
+    out_dir: str | os.PathLike,
+    *,
+    n_calibration: int = 100,
+    max_images: int = 500,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Export float and int8 TFLite files and measure what each costs on the test split.
+
+    Accuracy (expression argmax against the labels) for Keras and both TFLite files on up to
+    max_images test images, the change against Keras, agreement, latency and file size.
+    Writes out_dir/<model>.float.tflite, <model>.int8.tflite (with sidecars) and <model>.json.
+    """
+    import pandas as pd
+
+    from helpers.models.factory import model_metadata
+
+    meta = model_metadata(model)
+    size, channels = meta["image_size"], meta["channels"]
+    rng = np.random.default_rng(seed)
+    test = test_table.iloc[np.sort(rng.permutation(len(test_table))[:max_images])]
+    calib = calibration_table.iloc[np.sort(rng.permutation(len(calibration_table))[:n_calibration])]
+    x = model_inputs(test["image"].tolist(), size, channels)
+    y = pd.to_numeric(test["expression"], errors="coerce").to_numpy()
+    labelled = np.isfinite(y) & (y >= 0)
+    out = Path(out_dir)
+    result: dict[str, Any] = {"model": model_name, "n": len(x), "n_calibration": len(calib)}
+    keras_accuracy = None
+    for quantize in (None, "int8"):
+        kind = quantize or "float"
+        path = export_tflite(
+            model,
+            out / f"{model_name}.{kind}.tflite",
+            quantize=quantize,
+            calibration_images=model_inputs(calib["image"].tolist(), size, channels),
+        )
+        tfl = TFLiteModel(path)
+        compared = compare_backends(model, tfl, x)
+        entry: dict[str, Any] = {
+            "file": path.name,
+            "size_bytes": path.stat().st_size,
+            "latency": compared["latency"]["tflite"],
+        }
+        if "expression" in meta["heads"] and labelled.any():
+            keras_pred = open_model(model, "keras")(x)["expression"].argmax(1)
+            tfl_pred = tfl(x)["expression"].argmax(1)
+            keras_accuracy = float(np.mean(keras_pred[labelled] == y[labelled]))
+            entry["accuracy"] = float(np.mean(tfl_pred[labelled] == y[labelled]))
+            entry["accuracy_change"] = entry["accuracy"] - keras_accuracy
+            entry["argmax_agreement"] = compared["expression"]["argmax_agreement"]
+        result[f"tflite_{kind}"] = entry
+        result["keras"] = {"accuracy": keras_accuracy, "latency": compared["latency"]["keras"]}
+    (out / f"{model_name}.json").write_text(json.dumps(result, indent=2, default=float))
+    return result
+
+
+def deployment_table(run_dir: str | os.PathLike) -> Any:
+    """One row per model from <run>/export/*.json, for the report."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(RunFolder(run_dir).export_dir.glob("*.json")):
+        if path.name.endswith(".tflite.json"):
+            continue  # sidecars
+        d = json.loads(path.read_text())
+        row = {
+            "model": d["model"],
+            "keras_accuracy": d["keras"]["accuracy"],
+            "keras_ms_batched": d["keras"]["latency"]["batched_ms"],
+            "keras_ms_single": d["keras"]["latency"]["single_ms"],
+        }
+        for kind in ("float", "int8"):
+            e = d.get(f"tflite_{kind}", {})
+            row[f"{kind}_accuracy_change"] = e.get("accuracy_change")
+            row[f"{kind}_ms_single"] = e.get("latency", {}).get("single_ms")
+            row[f"{kind}_MB"] = e.get("size_bytes", 0) / 1e6
+        rows.append(row)
+    return pd.DataFrame(rows)

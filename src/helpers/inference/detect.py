@@ -1,0 +1,117 @@
+"""Finding faces: OpenCV's bundled Haar cascade, overlapping boxes merged, square crops with a
+margin."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from helpers.core.errors import ConfigError
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+
+# Haar boxes span brows to chin; a 0.2 margin on each side gives the framing of the demo data
+# (measured: stored image side / detected box side = 1.36-1.40 on rendered faces).
+DEFAULT_MARGIN = 0.2
+
+
+@functools.lru_cache(maxsize=1)
+def _cascade() -> cv2.CascadeClassifier:
+    """OpenCV's bundled frontal-face cascade, loaded once (opencv-python<5 wheels ship it)."""
+    path = os.path.join(os.path.dirname(cv2.__file__), "data", CASCADE_FILE)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise ConfigError(
+            f"cannot load the Haar cascade {path}: is opencv-python(-headless)<5 "
+            "installed (OpenCV 5 wheels no longer ship the cascades)?"
+        )
+    return cascade
+
+
+@dataclass(frozen=True)
+class Detector:
+    """Haar-cascade face finder; defaults measured on the demo faces pasted into noisy scenes.
+
+    scale_factor 1.05 finds more faces than OpenCV's usual 1.1 (about 73% vs 55% of rendered
+    faces rolled up to 15 degrees) for about twice the time; min_neighbors 5 keeps false
+    positives rare. min_face is in pixels of the original image. Images with a side above
+    max_side are searched at reduced size (the boxes are scaled back).
+    """
+
+    scale_factor: float = 1.05
+    min_neighbors: int = 5
+    min_face: int = 30
+    max_side: int = 1600
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.scale_factor, (int, float)) and self.scale_factor > 1.0):
+            raise ConfigError(f"scale_factor must be > 1, got {self.scale_factor!r}")
+        for name in ("min_neighbors", "min_face", "max_side"):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, (int, np.integer))
+                or isinstance(value, bool)
+                or value < (0 if name == "min_neighbors" else 1)
+            ):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """(n, 4) int boxes x, y, w, h in image pixels, left to right, nested duplicates dropped."""
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+        scale = min(1.0, self.max_side / max(gray.shape[:2]))
+        if scale < 1.0:
+            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        min_size = max(1, round(self.min_face * scale))
+        found = _cascade().detectMultiScale(
+            gray,
+            scaleFactor=float(self.scale_factor),
+            minNeighbors=int(self.min_neighbors),
+            minSize=(min_size, min_size),
+        )
+        boxes = np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale
+        boxes = np.rint(_drop_nested(boxes)).astype(np.int64)
+        return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))] if len(boxes) else boxes
+
+
+def _drop_nested(boxes: np.ndarray, overlap: float = 0.5) -> np.ndarray:
+    """The cascade sometimes reports a face twice (a box inside a box): keep the larger one."""
+    order = np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")
+    kept: list[np.ndarray] = []
+    for box in boxes[order]:
+        if all(_intersection(box, k) <= overlap * box[2] * box[3] for k in kept):
+            kept.append(box)
+    return np.array(kept).reshape(-1, 4)
+
+
+def _intersection(a: np.ndarray, b: np.ndarray) -> float:
+    """Area shared by two x, y, w, h boxes."""
+    dx = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    dy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return float(max(dx, 0) * max(dy, 0))
+
+
+def crop_face(
+    image: np.ndarray, box: Sequence[float], margin: float = DEFAULT_MARGIN
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Square crop around a box, `margin` of its side added on every side; edges replicated
+    where the crop leaves the image, so the face keeps its proportions. Returns the crop and
+    its region (x0, y0, side, side) in image pixels (x0, y0 may be negative)."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(1, round(max(w, h) * (1.0 + 2.0 * margin)))
+    x0 = round(x + w / 2 - side / 2)
+    y0 = round(y + h / 2 - side / 2)
+    height, width = image.shape[:2]
+    ix0, iy0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+    ix1, iy1 = max(min(x0 + side, width), ix0 + 1), max(min(y0 + side, height), iy0 + 1)
+    patch = image[iy0:iy1, ix0:ix1]
+    pads = (iy0 - y0, y0 + side - iy1, ix0 - x0, x0 + side - ix1)
+    if any(pads):
+        top, bottom, left, right = (max(p, 0) for p in pads)
+        patch = cv2.copyMakeBorder(patch, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    return patch, (x0, y0, side, side)

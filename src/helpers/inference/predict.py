@@ -1,0 +1,345 @@
+"""Predict expression, valence/arousal and landmarks of every face in photos, folders and videos.
+
+Faces are found with OpenCV's bundled Haar cascade, cropped square with a margin and fed to the
+model exactly as in training (helpers.core.preprocess): gray or RGB per the model, resized to its
+image size, raw 0-255 floats (the model holds its own preprocessing). Faces from many images
+share one batch. One row per face comes back; a file that cannot be read or has no face gets
+one row saying so (`status`, `error`) and never stops the others.
+
+Notebook API: `predict_images(model_or_path, inputs) -> DataFrame` and `annotate(image, rows)`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.landmarks import from_model_output
+from helpers.core.preprocess import as_rgb, to_model_input
+from helpers.inference.detect import DEFAULT_MARGIN, Detector, crop_face
+from helpers.inference.runtime import Backend, open_model
+from helpers.inference.sources import expand_inputs, iter_frames
+from helpers.inference.tta import TTAModel, check_tta
+
+if TYPE_CHECKING:
+    pass
+
+STATUSES = ("ok", "no_face", "error")  # the `status` column
+
+
+# --------------------------------------------------------------------------- models
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+# --------------------------------------------------------------------------- detection
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def _columns(meta: Mapping[str, Any]) -> list[str]:
+    """Output columns for this model's heads, fixed so every table has the same layout."""
+    heads = meta["heads"]
+    cols = ["file", "frame", "face", "status", "error", "box_x", "box_y", "box_w", "box_h"]
+    if "expression" in heads:
+        cols += ["expression", "confidence"] + [f"p_{name}" for name in meta["labels"]]
+    cols += [h for h in ("valence", "arousal") if h in heads]
+    return cols + (["landmarks"] if "landmarks" in heads else [])
+
+
+@dataclass
+class _Pending:
+    """Faces waiting for a batch: their inputs, the rows to fill and where the crops came from."""
+
+    inputs: list[np.ndarray] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    regions: list[tuple[int, int, int, int]] = field(default_factory=list)
+    images: list[tuple[str, int | None, np.ndarray, list[dict[str, Any]]]] = field(
+        default_factory=list
+    )
+
+
+def _fill(
+    rows: list[dict[str, Any]],
+    regions: list,
+    out: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+) -> None:
+    """Write one batch of model outputs into its rows (probabilities, V/A, landmarks in pixels)."""
+    size, labels = meta["image_size"], meta["labels"]
+    for i, row in enumerate(rows):
+        if "expression" in out:
+            proba = np.asarray(out["expression"][i], dtype=np.float64)
+            best = int(np.argmax(proba))
+            row["expression"], row["confidence"] = labels[best], float(proba[best])
+            row.update({f"p_{name}": float(p) for name, p in zip(labels, proba, strict=False)})
+        for head in ("valence", "arousal"):
+            if head in out:
+                row[head] = float(np.asarray(out[head][i]).reshape(-1)[0])
+        if "landmarks" in out:
+            x0, y0, rw, rh = regions[i]
+            pts = from_model_output(out["landmarks"][i], rw, rh, size, (x0, y0))[0]
+            row["landmarks"] = np.round(pts, 2).tolist()
+
+
+def _run(
+    model: Backend,
+    pending: _Pending,
+    batch_size: int,
+    annotate_dir: Path | None,
+    names: dict[str, int],
+) -> None:
+    """Predict every pending face in batches, then write the finished images' annotations."""
+    for start in range(0, len(pending.inputs), batch_size):
+        stop = start + batch_size
+        out = model(np.stack(pending.inputs[start:stop]))
+        _fill(pending.rows[start:stop], pending.regions[start:stop], out, model.metadata)
+    if annotate_dir is not None:
+        for name, frame, image, rows in pending.images:
+            _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
+    for done in (pending.inputs, pending.rows, pending.regions, pending.images):
+        done.clear()
+
+
+def _faces(
+    image: np.ndarray, detector: Detector | None, margin: float
+) -> list[tuple[np.ndarray, tuple[int, ...], tuple[int, int, int, int]]]:
+    """(crop, detected box, crop region) per face; the whole image when detection is off."""
+    if detector is None:
+        h, w = image.shape[:2]
+        return [(image, (0, 0, w, h), (0, 0, w, h))]
+    found = []
+    for box in detector(image):
+        crop, region = crop_face(image, box, margin)
+        found.append((crop, tuple(int(v) for v in box), region))
+    return found
+
+
+def check_args(margin: float, batch_size: int, every: int) -> None:
+    """Bad settings fail before the model is loaded or any file is read."""
+    if not isinstance(margin, (int, float)) or not 0.0 <= margin <= 2.0:
+        raise ConfigError(
+            f"margin must be a number in [0, 2] (share of the face box), got {margin!r}"
+        )
+    for name, value in (("batch_size", batch_size), ("every", every)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def predict_images(
+    model_or_path: Any,
+    inputs: Any,
+    *,
+    detect: bool = True,
+    margin: float = DEFAULT_MARGIN,
+    batch_size: int = 64,
+    every: int = 10,
+    backend: str | None = None,
+    progress: bool = True,
+    detector: Detector | None = None,
+    annotate_dir: str | os.PathLike | None = None,
+    tta: str = "none",
+) -> pd.DataFrame:
+    """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
+
+    model_or_path: a Keras model, a .keras / .tflite file, or a TFLiteModel; backend None infers
+    it, "tflite" with a Keras model converts it in memory. detect=False treats each image as
+    one pre-cropped face. Unreadable inputs and images without a face come back as rows with
+    status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
+    tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
+    """
+    check_args(margin, batch_size, every)
+    tta = check_tta(tta)
+    detector = (detector or Detector()) if detect else None
+    model = open_model(model_or_path, backend)
+    if tta != "none":
+        model = TTAModel(model, tta)
+    meta = model.metadata
+    size, channels = meta["image_size"], meta["channels"]
+    out_dir = None if annotate_dir is None else Path(annotate_dir)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    sources = expand_inputs(inputs)
+    rows: list[dict[str, Any]] = []
+    pending, names = _Pending(), dict[str, int]()
+    for source in tqdm(sources, desc="predicting", unit="file", disable=not progress):
+        try:
+            for frame, image in iter_frames(source, every):
+                faces = _faces(image, detector, margin)
+                if not faces:
+                    rows.append(
+                        {
+                            "file": source.name,
+                            "frame": frame,
+                            "status": "no_face",
+                            "error": "no face found",
+                        }
+                    )
+                    continue
+                face_rows = []
+                for k, (crop, box, region) in enumerate(faces):
+                    row = {
+                        "file": source.name,
+                        "frame": frame,
+                        "face": k,
+                        "status": "ok",
+                        "box_x": box[0],
+                        "box_y": box[1],
+                        "box_w": box[2],
+                        "box_h": box[3],
+                    }
+                    rows.append(row)
+                    face_rows.append(row)
+                    pending.inputs.append(to_model_input(crop, size, channels))
+                    pending.rows.append(row)
+                    pending.regions.append(region)
+                if out_dir is not None:
+                    pending.images.append((source.name, frame, image, face_rows))
+                if len(pending.inputs) >= batch_size:
+                    _run(model, pending, batch_size, out_dir, names)
+        except DataError as error:
+            rows.append({"file": source.name, "status": "error", "error": str(error)})
+        except OSError as error:  # EIO, permission denied: this file only
+            why = error.strerror or type(error).__name__
+            rows.append(
+                {
+                    "file": source.name,
+                    "status": "error",
+                    "error": str(DataError(source.name, f"cannot be read ({why})")),
+                }
+            )
+        except cv2.error as error:  # a decoder/codec failure inside OpenCV: this file only
+            problem = " ".join(str(error).split())[-200:]
+            rows.append(
+                {
+                    "file": source.name,
+                    "status": "error",
+                    "error": str(DataError(source.name, f"OpenCV failed: {problem}")),
+                }
+            )
+    _run(model, pending, batch_size, out_dir, names)
+    table = _table(rows, meta)
+    table.attrs["summary"] = summarize(table)
+    table.attrs["model"] = dict(meta)
+    return table
+
+
+def _table(rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows in a frame with fixed columns and nullable integers (frame is None for stills)."""
+    table = pd.DataFrame(rows, columns=_columns(meta))
+    for col in ("frame", "face", "box_x", "box_y", "box_w", "box_h"):
+        table[col] = pd.array(table[col], dtype="Int64")
+    for col in ("file", "status"):
+        table[col] = table[col].astype(object)
+    if "landmarks" in table:
+        table["landmarks"] = pd.Series(
+            [v if isinstance(v, list) else None for v in table["landmarks"]], dtype=object
+        )
+    return table
+
+
+def summarize(table: pd.DataFrame) -> dict[str, int]:
+    """Counts per input file (not per frame): read with a face, read without any, unreadable."""
+    per_file = table.groupby("file", sort=False)["status"].agg(set)
+    return {
+        "files": len(per_file),
+        "with_faces": int(sum("ok" in s for s in per_file)),
+        "without_faces": int(sum(s == {"no_face"} for s in per_file)),
+        "errors": int(sum("error" in s for s in per_file)),
+        "faces": int((table["status"] == "ok").sum()),
+    }
+
+
+def summary_line(summary: Mapping[str, int]) -> str:
+    """One line for the CLI and notebooks."""
+    return (
+        f"{summary['files']} input(s): {summary['with_faces']} with faces "
+        f"({summary['faces']} face(s)), {summary['without_faces']} without a face, "
+        f"{summary['errors']} could not be read"
+    )
+
+
+# --------------------------------------------------------------------------- annotation
+
+
+def _colour(row: Mapping[str, Any]) -> tuple[int, int, int]:
+    """A fixed colour per expression, so the same class looks the same across images."""
+    palette = (
+        (200, 200, 200),
+        (255, 200, 0),
+        (60, 120, 255),
+        (255, 120, 255),
+        (160, 80, 255),
+        (60, 200, 60),
+        (255, 60, 60),
+        (0, 200, 200),
+    )
+    name = row.get("expression")
+    return palette[EXPRESSIONS.index(name)] if name in EXPRESSIONS else (255, 255, 0)
+
+
+def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
+    """A copy of the RGB image with each face's box, label, confidence and landmarks drawn."""
+    canvas = as_rgb(image, "<image>").copy()
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    scale = max(canvas.shape[:2]) / 640.0
+    thick = max(1, round(2 * scale))
+    for row in records:
+        if row.get("status", "ok") != "ok" or pd.isna(row.get("box_x")):
+            continue
+        x, y, w, h = (int(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+        colour = _colour(row)
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thick)
+        label = row.get("expression")
+        if isinstance(label, str):
+            text = f"{label} {float(row.get('confidence', math.nan)):.2f}"
+            font = 0.5 * max(scale, 0.6)
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+            ty = y - 4 if y - th - base - 4 >= 0 else y + h + th + 4
+            cv2.rectangle(canvas, (x, ty - th - base), (x + tw, ty + base), colour, cv2.FILLED)
+            cv2.putText(
+                canvas, text, (x, ty), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA
+            )
+        points = row.get("landmarks")
+        if isinstance(points, (list, np.ndarray)):
+            for px, py in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+                if np.isfinite(px) and np.isfinite(py):
+                    cv2.circle(canvas, (round(px), round(py)), thick, colour, cv2.FILLED)
+    return canvas
+
+
+def _save_annotated(
+    image: np.ndarray, out_dir: Path, name: str, frame: int | None, used: dict[str, int]
+) -> Path:
+    """<stem>[_f000123].jpg in out_dir; a repeated name gets -2, -3... (inputs come in order)."""
+    stem = Path(name).stem.strip("<>").replace(" ", "_") or "image"
+    stem = stem if frame is None else f"{stem}_f{frame:06d}"
+    used[stem] = used.get(stem, 0) + 1
+    if used[stem] > 1:
+        stem = f"{stem}-{used[stem]}"
+    path = out_dir / f"{stem}.jpg"
+    Image.fromarray(image).save(path, quality=92)
+    return path
+
+
+# --------------------------------------------------------------------------- output files
+
+
+# --------------------------------------------------------------------------- CLI

@@ -1,0 +1,182 @@
+"""Feature extractors: built from their registry entry, ImageNet weights fetched with a timeout
+and a fallback, and what a randomly initialised one needs to learn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from helpers.core.errors import ConfigError, one_line
+from helpers.models import registry
+
+log = logging.getLogger(__name__)
+
+# BatchNorm momentum of a randomly initialised backbone. keras.applications use 0.99 (0.999 in
+# MobileNetV2), tuned for fine-tuning pretrained statistics: from scratch, after a few hundred
+# steps the moving averages still hold mostly their 0/1 start (0.999**400 = 0.67), so inference
+# mode, validation and the saved model see a dead network. 0.9 follows the weights within ~20
+# steps (PyTorch's default).
+SCRATCH_BN_MOMENTUM = 0.9
+
+
+BACKBONE_LAYER = "backbone"  # name of the nested feature extractor inside every model
+
+
+def rescale_unit(x: Any) -> Any:
+    """Bring raw 0-255 pixels to [0, 1] for the custom CNN, which has no ImageNet convention."""
+    return x / 255.0
+
+
+@keras.saving.register_keras_serializable(package="helpers")
+class Preprocess(layers.Layer):
+    """Raw pixels in, what the backbone expects out: saved models need no outside preprocessing."""
+
+    def __init__(self, backbone: str, to_rgb: bool = False, **kwargs: Any):
+        kwargs.setdefault("dtype", "float32")  # mean subtraction in float32 under mixed precision
+        super().__init__(**kwargs)
+        self._preprocess = registry.resolve(registry.get(backbone).preprocess)
+        self.backbone = backbone
+        self.to_rgb = bool(to_rgb)
+
+    def call(self, x: Any) -> Any:
+        """Replicate grayscale for ImageNet backbones, then their own preprocess_input."""
+        x = ops.cast(x, self.compute_dtype)
+        if self.to_rgb:
+            x = ops.repeat(x, 3, axis=-1)
+        return self._preprocess(x)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """Only the channel count can change (gray -> RGB)."""
+        return tuple(input_shape[:-1]) + ((3,) if self.to_rgb else (input_shape[-1],))
+
+    def get_config(self) -> dict:
+        """Keep backbone and replication so a loaded .keras model preprocesses identically."""
+        return {**super().get_config(), "backbone": self.backbone, "to_rgb": self.to_rgb}
+
+
+def custom_cnn(
+    include_top: bool = False,
+    weights: Any = None,
+    input_shape: tuple[int, int, int] = (48, 48, 1),
+    name: str = BACKBONE_LAYER,
+) -> keras.Model:
+    """Small VGG-style extractor for 48 px faces: fast on a CPU, trained from scratch.
+
+    Takes keras.applications' arguments so the registry builds it like any other; it has no
+    classifier top and no published weights."""
+    if include_top or weights not in (None, "imagenet"):
+        raise ConfigError("custom_cnn: builds the feature extractor only, without weights")
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block, filters in enumerate((32, 64, 128, 256), start=1):
+        for conv in (1, 2):
+            x = layers.Conv2D(
+                filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}"
+            )(x)
+            x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
+        x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        x = layers.Dropout(0.1 * block, name=f"block{block}_dropout")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _construct(entry: registry.ModelSpec, input_shape: tuple, weights: str | None) -> keras.Model:
+    """The feature extractor an entry names, without its classifier top."""
+    build = registry.resolve(entry.builder)
+    return build(
+        include_top=False,
+        weights=weights,
+        input_shape=input_shape,
+        name=BACKBONE_LAYER,
+        **entry.builder_kwargs,
+    )
+
+
+def _imagenet_backbone(
+    entry: registry.ModelSpec, input_shape: tuple, timeout_s: float
+) -> keras.Model:
+    """Ask keras for ImageNet weights (its cache in ~/.keras/models first) without hanging."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)  # keras.applications downloads have no timeout of their own
+    try:
+        return _construct(entry, input_shape, "imagenet")
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def build_backbone(cfg: dict[str, Any], input_shape: tuple) -> tuple[keras.Model, Any]:
+    """Backbone plus the weights source still to load after assembly (a path) or None."""
+    name, entry = cfg["name"], registry.get(cfg["name"])
+    if not entry.imagenet:
+        if cfg["weights"] == "imagenet":
+            log.warning("%s: has no ImageNet weights; continuing with random initialisation.", name)
+            return _construct(entry, input_shape, None), None
+        return _construct(entry, input_shape, None), cfg["weights"]
+    if cfg["weights"] != "imagenet":
+        return _construct(entry, input_shape, None), cfg["weights"]
+    try:
+        return _imagenet_backbone(entry, input_shape, cfg["download_timeout_s"]), "imagenet"
+    except Exception as error:  # keras reports a failed download as a bare Exception
+        fallback = cfg["weights_fallback"]
+        cache = os.path.join(os.environ.get("KERAS_HOME", "~/.keras"), "models")
+        why = f"not in the {cache} cache; download failed: {one_line(error)}"
+        if fallback == "error":
+            raise ConfigError(
+                f"{name}: ImageNet weights unavailable ({why}); "
+                "weights_fallback='error', so stopping."
+            ) from error
+        next_step = (
+            "random initialisation"
+            if fallback == "random"
+            else f"the local weights file {str(fallback)!r}"
+        )
+        log.warning(
+            "%s: ImageNet weights unavailable (%s); continuing with %s.", name, why, next_step
+        )
+    keras.utils.set_random_seed(int(cfg["seed"]))  # same initial weights as weights=None
+    backbone = _construct(entry, input_shape, None)
+    return backbone, (None if fallback == "random" else fallback)
+
+
+def _residual_branch_norms(backbone: keras.Model) -> list[layers.BatchNormalization]:
+    """The BatchNorm that ends each residual branch: of an Add's BatchNorm inputs, the one
+    computed last (the shortcut, or the previous block's output, comes first)."""
+    order = {id(layer): i for i, layer in enumerate(backbone.layers)}
+
+    def producer(tensor: Any) -> Any:
+        """The layer that made a tensor, looking through dropout (EfficientNet's drop path)."""
+        layer = tensor._keras_history.operation
+        while isinstance(layer, layers.Dropout):
+            layer = layer.input._keras_history.operation
+        return layer
+
+    found = []
+    for layer in backbone.layers:
+        if isinstance(layer, layers.Add):
+            inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+            last = max((producer(t) for t in inputs), key=lambda p: order.get(id(p), -1))
+            if isinstance(last, layers.BatchNormalization):
+                found.append(last)
+    return found
+
+
+def prepare_from_scratch(backbone: keras.Model) -> None:
+    """What a randomly initialised backbone needs to learn in minutes, not days.
+
+    BatchNorm momentum SCRATCH_BN_MOMENTUM, so inference mode keeps up with the weights. And
+    every residual branch starts at zero (its last BatchNorm's gamma = 0, "zero-gamma", Goyal
+    et al. 2017): each block starts as the identity, so a 50-layer ResNet's output does not
+    grow with depth; from the usual gamma = 1, ResNet50 learns nothing in 1,000 steps.
+    """
+    for layer in backbone.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = SCRATCH_BN_MOMENTUM
+    for norm in _residual_branch_norms(backbone):
+        if norm.gamma is not None:
+            norm.gamma.assign(np.zeros(norm.gamma.shape, dtype=norm.gamma.dtype))

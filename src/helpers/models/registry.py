@@ -1,0 +1,136 @@
+"""The one list of models: every architecture the project can build, by name, with its default
+input size and training facts. Importing it does not import Keras, so option checks, the
+`--models` list and error messages are instant.
+
+Adding an architecture is one `register(ModelSpec(...))` entry: `builder` names a function that
+takes Keras's application arguments (include_top, weights, input_shape, name) and returns the
+feature extractor; `preprocess` names the function that turns raw 0-255 pixels into what it
+expects. Both are "module:attribute" strings, imported only when a model is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from helpers.core.errors import ConfigError
+
+# Adam learning rate of the heads over a frozen pretrained backbone (the first phase).
+PRETRAINED_LEARNING_RATE = 1e-3
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One architecture: how to build its feature extractor and feed it raw pixels."""
+
+    name: str
+    builder: str  # "module:function" with keras.applications' arguments
+    preprocess: str  # "module:function" from raw 0-255 pixels to the input it wants
+    preprocessing: str  # what `preprocess` does, in words for metadata and reports
+    min_size: int  # smallest input side the architecture accepts
+    default_image_size: int  # input side when a profile does not set one
+    imagenet: bool = True  # ImageNet weights exist (keras.applications); takes RGB input
+    # Adam learning rate a randomly initialised network of this kind trains at. VGG16 has no
+    # BatchNorm: from scratch at 1e-3 it collapses to the majority class within an epoch.
+    scratch_learning_rate: float = 1e-3
+    compared: bool = True  # in the default comparison (`./run_all.sh` without --models)
+    builder_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"alpha": 0.35}
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Make an architecture buildable by name: the single place one is declared."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(compared_only: bool = False) -> list[str]:
+    """Registered names in registration order (compared_only: the default comparison)."""
+    return [name for name, spec in _REGISTRY.items() if spec.compared or not compared_only]
+
+
+def get(name: str) -> ModelSpec:
+    """The entry for a name, or one ConfigError listing the valid names."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown model {name!r}; valid names: {', '.join(list_models())}"
+        ) from None
+
+
+def default_image_size(name: str) -> int:
+    """The input side a model is built at when nothing else says."""
+    return get(name).default_image_size
+
+
+def default_learning_rate(name: str, pretrained: bool) -> float:
+    """The learning rate a model trains at when none is given: its from-scratch rate, or the
+    head warm-up rate over pretrained weights (known only once the weights are loaded)."""
+    return PRETRAINED_LEARNING_RATE if pretrained else get(name).scratch_learning_rate
+
+
+def resolve(reference: str) -> Any:
+    """The object a "module:attribute" reference names (imports the module now)."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+_CAFFE = "(caffe: RGB->BGR, ImageNet mean subtracted)"
+register(
+    ModelSpec(
+        "custom_cnn",
+        "helpers.models.backbones:custom_cnn",
+        "helpers.models.backbones:rescale_unit",
+        "pixels / 255 -> [0, 1]",
+        min_size=16,
+        default_image_size=48,
+        imagenet=False,
+    )
+)
+register(
+    ModelSpec(
+        "vgg16",
+        "keras.applications:VGG16",
+        "keras.applications.vgg16:preprocess_input",
+        f"keras.applications.vgg16.preprocess_input {_CAFFE}",
+        min_size=32,
+        default_image_size=224,
+        scratch_learning_rate=1e-4,
+    )
+)
+register(
+    ModelSpec(
+        "resnet50",
+        "keras.applications:ResNet50",
+        "keras.applications.resnet50:preprocess_input",
+        f"keras.applications.resnet50.preprocess_input {_CAFFE}",
+        min_size=32,
+        default_image_size=224,
+    )
+)
+register(
+    ModelSpec(
+        "mobilenetv2",
+        "keras.applications:MobileNetV2",
+        "keras.applications.mobilenet_v2:preprocess_input",
+        "keras.applications.mobilenet_v2.preprocess_input (tf: pixels / 127.5 - 1)",
+        min_size=32,
+        default_image_size=224,
+    )
+)
+# Registered to show what adding an architecture takes; not in the default comparison.
+register(
+    ModelSpec(
+        "efficientnetb0",
+        "keras.applications:EfficientNetB0",
+        "keras.applications.efficientnet:preprocess_input",
+        "keras.applications.efficientnet.preprocess_input (identity: the backbone rescales itself)",
+        min_size=32,
+        default_image_size=224,
+        compared=False,
+    )
+)

@@ -1,0 +1,54 @@
+"""Loading a saved model safely: the classes it may refer to, and a clear error for a bad file."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from helpers.core.errors import DataError, one_line
+from helpers.models import backbones, losses, train_metrics
+
+
+def custom_objects() -> dict[str, Any]:
+    """Classes a saved model refers to (also registered; listed for safe_mode loading)."""
+    return {
+        "Preprocess": backbones.Preprocess,
+        "MaskedSparseCategoricalCrossentropy": losses.MaskedSparseCategoricalCrossentropy,
+        "MaskedMSE": losses.MaskedMSE,
+        "MaskedCCCLoss": losses.MaskedCCCLoss,
+        "MaskedLandmarkLoss": losses.MaskedLandmarkLoss,
+        "MaskedAccuracy": train_metrics.MaskedAccuracy,
+        "MaskedRMSE": train_metrics.MaskedRMSE,
+        "MaskedCCC": train_metrics.MaskedCCC,
+    }
+
+
+def load_trained(path: str | os.PathLike, compile: bool = False) -> keras.Model:
+    """A model saved by train(), loaded with safe_mode (no code from the file runs).
+
+    A missing, damaged, altered or foreign file is a DataError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "model file not found")
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise DataError(path, "not a Keras .keras model file")
+    try:
+        model = keras.saving.load_model(
+            path, custom_objects=custom_objects(), compile=compile, safe_mode=True
+        )
+    except Exception as error:  # Keras raises ValueError, KeyError, OSError, zip errors...
+        raise DataError(
+            path,
+            "cannot load the model: the file is damaged, was altered, or "
+            f"was not written by this project ({one_line(error)})",
+        ) from error
+    if not isinstance(model, keras.Model) or "preprocess" not in {
+        layer.name for layer in model.layers
+    }:
+        raise DataError(path, "not a model built by helpers.models.factory (no 'preprocess' layer)")
+    return model

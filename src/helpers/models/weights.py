@@ -1,0 +1,91 @@
+"""Local weights files (.keras, .weights.h5, legacy .h5) loaded into a built model by layer
+name, with an error that says what did not match."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from helpers.core.errors import DataError, one_line
+from helpers.models.backbones import BACKBONE_LAYER
+
+
+def _walk(layer: keras.layers.Layer, prefix: str = "") -> dict[str, keras.layers.Layer]:
+    """Every layer by its path ('backbone/block1_conv1'), so nested backbones match by name."""
+    found = {}
+    for child in getattr(layer, "layers", []):
+        path = f"{prefix}{child.name}"
+        found[path] = child
+        found.update(_walk(child, path + "/"))
+    return found
+
+
+def _copy_by_name(source: keras.Model, target: keras.Model) -> int:
+    """Copy weights of same-named, same-shaped layers; a .keras file may have other heads."""
+    donors, copied = _walk(source), 0
+    for path, layer in _walk(target).items():
+        donor = donors.get(path)
+        if donor is None or getattr(layer, "layers", None) or not layer.weights:
+            continue
+        values = donor.get_weights()
+        if [v.shape for v in values] == [tuple(w.shape) for w in layer.weights]:
+            layer.set_weights(values)
+            copied += 1
+    return copied
+
+
+def _fingerprint(model: keras.Model) -> float:
+    """Cheap checksum to tell whether a lenient load changed anything."""
+    return float(sum(np.abs(np.asarray(w)).sum() for w in model.weights))
+
+
+def _load_weights_h5(model: keras.Model, backbone: keras.Model, path: Path) -> None:
+    """A .weights.h5 from the same model (same arguments) or from its bare backbone.
+
+    Keras matches these files by layer position, not name, so other heads need a .keras file.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # keras warns per skipped layer before it raises
+        try:
+            model.load_weights(path)
+        except ValueError as whole_model_error:
+            try:
+                backbone.load_weights(path)
+            except ValueError:
+                raise DataError(
+                    path,
+                    f"does not fit {model.name} built with these arguments "
+                    "(to change heads, load its .keras file instead): "
+                    f"{one_line(whole_model_error)}",
+                ) from whole_model_error
+
+
+def load_weights_file(model: keras.Model, path: Path) -> None:
+    """Load a local weights file: a .keras model, a .weights.h5 or a legacy (notop) .h5."""
+    backbone = model.get_layer(BACKBONE_LAYER)
+    suffix = path.name.lower()
+    try:
+        if suffix.endswith(".keras"):
+            source = keras.saving.load_model(path, compile=False)
+            if _copy_by_name(source, model) == 0:
+                raise DataError(path, f"no layer matches model {model.name!r} by name and shape")
+        elif suffix.endswith(".weights.h5"):
+            _load_weights_h5(model, backbone, path)
+        elif suffix.endswith((".h5", ".hdf5")):
+            before = _fingerprint(backbone)
+            backbone.load_weights(path, by_name=True, skip_mismatch=True)
+            if _fingerprint(backbone) == before:
+                raise DataError(path, f"no layer of the {model.name} backbone found in the file")
+        else:
+            raise DataError(path, "unknown weights format: use .keras, .weights.h5 or .h5")
+    except DataError:
+        raise
+    except Exception as error:
+        raise DataError(
+            path,
+            f"cannot load weights into {model.name} "
+            f"(same name, image size, channels and heads?): {one_line(error)}",
+        ) from error

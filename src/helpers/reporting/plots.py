@@ -1,0 +1,847 @@
+"""Figures for the notebooks and the report; each returns a Figure and never calls plt.show.
+
+Figures are built as bare `matplotlib.figure.Figure` objects rather than through pyplot, so
+Jupyter shows a returned figure once (no second copy from the inline backend), nothing piles
+up in pyplot's registry, and any backend (Agg included) works.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from helpers.core.images import read_image
+from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
+from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
+
+# Okabe-Ito, the colour-blind-safe qualitative palette, in AffectNet class order
+# (its black is replaced by grey so Neutral stays visible on dark images).
+CLASS_COLORS: tuple[str, ...] = (
+    "#999999",  # Neutral
+    "#E69F00",  # Happy
+    "#0072B2",  # Sad
+    "#56B4E9",  # Surprise
+    "#CC79A7",  # Fear
+    "#009E73",  # Disgust
+    "#D55E00",  # Anger
+    "#F0E442",  # Contempt
+)
+CLASS_PALETTE: dict[str, str] = dict(zip(EXPRESSIONS, CLASS_COLORS, strict=False))
+
+# One colour per landmark group (Okabe-Ito again, bright enough on faces), cycled.
+_GROUP_COLORS = (
+    "#56B4E9",
+    "#E69F00",
+    "#E69F00",
+    "#009E73",
+    "#009E73",
+    "#F0E442",
+    "#F0E442",
+    "#CC79A7",
+    "#D55E00",
+)
+# Outer eye corners get their own markers so users can tell the subject's right from left.
+_HIGHLIGHTS = {RIGHT_EYE_OUTER: "#D55E00", LEFT_EYE_OUTER: "#0072B2"}
+_CELL_INCHES = 1.6
+
+
+def _png(fig: Figure) -> bytes:
+    """PNG bytes of a figure, cropped to its content, for notebook display and reports."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
+
+
+def _register_notebook_display() -> None:
+    """Let Jupyter show the pyplot-free figures these functions return, inline, as PNG."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _png)
+
+
+_register_notebook_display()
+
+
+def _figure(
+    nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any
+) -> tuple[Figure, np.ndarray]:
+    """A pyplot-free figure with a 2-D array of axes."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
+
+
+def _message_figure(text: str, figsize: tuple[float, float] = (6, 2)) -> Figure:
+    """A figure that says why there is nothing to plot, instead of an empty or failing one."""
+    fig, axes = _figure(1, 1, figsize)
+    axes[0, 0].text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    axes[0, 0].set_axis_off()
+    return fig
+
+
+def _face_grid(n: int, ncols: int = 4, title_inches: float = 0.6) -> tuple[Figure, np.ndarray]:
+    """Up to ncols faces a row, frames off, room for a suptitle."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _figure(nrows, ncols, (3.0 * ncols, 3.2 * nrows + title_inches))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, axes
+
+
+def _bare(ax: Axes) -> None:
+    """Hide ticks and frame but keep the y label, which carries the row name in grids."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _sample_rows(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Up to n seeded rows in table order."""
+    if len(df) <= n:
+        return df
+    return df.iloc[np.sort(rng.choice(len(df), size=n, replace=False))]
+
+
+def _show_image(ax: Axes, uri: str) -> np.ndarray:
+    """Draw an image in its own pixel coordinates; grayscale stays gray, not viridis."""
+    image = read_image(uri)
+    if image.ndim == 2:
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image)
+    return image
+
+
+def as_points(landmarks: Any) -> np.ndarray | None:
+    """(68, 2) float32 points from an array, a flat x0,y0,... list or a parquet nested list; None
+    if absent."""
+    if landmarks is None or (not hasattr(landmarks, "__len__") and pd.isna(landmarks)):
+        return None
+    pts = np.asarray(landmarks)
+    if pts.dtype == object:  # parquet gives an object array of per-point arrays
+        pts = np.stack([np.asarray(p, dtype=np.float32) for p in pts])
+    pts = pts.astype(np.float32)
+    if pts.size != 2 * N_POINTS:
+        raise ValueError(f"landmarks must hold {N_POINTS} (x, y) points, got shape {pts.shape}")
+    pts = pts.reshape(N_POINTS, 2)
+    return None if np.isnan(pts).all() else pts
+
+
+def _class_names(labels: pd.Series) -> pd.Series:
+    """Expression indices as class names, for legends and titles."""
+    return labels.astype(int).map(dict(enumerate(EXPRESSIONS)))
+
+
+def draw_landmarks(
+    ax: Axes,
+    landmarks: Any,
+    *,
+    color: str | None = None,
+    size: float = 8.0,
+    linewidth: float = 1.0,
+    alpha: float = 0.9,
+    highlight: bool = True,
+    annotate: bool = False,
+) -> Axes:
+    """Draw 68 points as connected groups (closed eyes and lips) so a wrong layout is visible.
+
+    `color` None gives each group its own colour; `highlight` marks points 36 (subject's right
+    eye, outer corner: image left in a frontal photo) and 45; `annotate` writes their numbers.
+    """
+    pts = as_points(landmarks)
+    if pts is None:
+        return ax
+    for k, (group, idx) in enumerate(GROUPS.items()):
+        line = pts[list(idx)]
+        if group in CLOSED_GROUPS:
+            line = np.vstack([line, line[:1]])
+        c = color or _GROUP_COLORS[k % len(_GROUP_COLORS)]
+        ax.plot(line[:, 0], line[:, 1], "-", color=c, linewidth=linewidth, alpha=alpha)
+        ax.scatter(line[:, 0], line[:, 1], s=size, color=c, alpha=alpha, linewidths=0, zorder=3)
+    if highlight:
+        for i, c in _HIGHLIGHTS.items():
+            ax.scatter(
+                pts[i, 0],
+                pts[i, 1],
+                s=size * 5,
+                color=c,
+                edgecolors="white",
+                linewidths=0.8,
+                zorder=4,
+            )
+            if annotate:
+                ax.annotate(
+                    str(i),
+                    pts[i],
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    color="white",
+                    fontsize=8,
+                    fontweight="bold",
+                    bbox={"boxstyle": "round,pad=0.1", "fc": c, "ec": "none"},
+                )
+    return ax
+
+
+def plot_class_distribution(dist: pd.DataFrame) -> Figure:
+    """Counts per class with share labels, one panel per split when the table has splits."""
+    groups = list(dist.groupby("split", sort=False)) if "split" in dist.columns else [(None, dist)]
+    if not groups:
+        return _message_figure("No records: nothing to count.")
+    fig, axes = _figure(1, len(groups), (max(6.0, 4.5 * len(groups)), 4.0))
+    for ax, (split, block) in zip(axes[0], groups, strict=False):
+        block = block.sort_values("expression")
+        colors = [CLASS_COLORS[int(e)] for e in block["expression"]]
+        bars = ax.bar(block["name"], block["count"], color=colors, edgecolor="0.3", linewidth=0.5)
+        ax.bar_label(bars, labels=[f"{s:.1%}" for s in block["share"]], fontsize=8, padding=2)
+        ax.tick_params(axis="x", labelrotation=45)
+        ax.set_ylabel("records")
+        ax.margins(y=0.12)
+        total = int(block["count"].sum())
+        ax.set_title(
+            f"{split} (n={total:,})" if split is not None else f"Expression classes (n={total:,})"
+        )
+    return fig
+
+
+def plot_va_scatter(df: pd.DataFrame, max_points: int | None = 5000, seed: int = 0) -> Figure:
+    """Valence-arousal circumplex by class with marginal histograms; says so when there is none."""
+    cols = [c for c in ("expression", "valence", "arousal") if c in df.columns]
+    if len(cols) < 3:
+        return _message_figure("No valence/arousal in this dataset: nothing to plot.")
+    va = df[cols].apply(pd.to_numeric, errors="coerce").dropna()
+    if va.empty:
+        return _message_figure("No valence/arousal in this dataset: nothing to plot.")
+    n_all = len(va)
+    if max_points is not None:
+        va = _sample_rows(va, max_points, np.random.default_rng(seed))
+    va = va.assign(expression=_class_names(va["expression"]))
+    order = [name for name in EXPRESSIONS if name in set(va["expression"])]
+
+    fig = Figure(figsize=(7.5, 7.0), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(4, 1), height_ratios=(1, 4))
+    ax = fig.add_subplot(grid[1, 0])
+    top = fig.add_subplot(grid[0, 0], sharex=ax)
+    right = fig.add_subplot(grid[1, 1], sharey=ax)
+    legend_ax = fig.add_subplot(grid[0, 1])
+    common = {"data": va, "hue": "expression", "hue_order": order, "palette": CLASS_PALETTE}
+    sns.scatterplot(x="valence", y="arousal", s=12, alpha=0.6, linewidth=0, ax=ax, **common)
+    bins = np.linspace(-1, 1, 41)
+    sns.histplot(x="valence", bins=bins, multiple="stack", legend=False, ax=top, **common)
+    sns.histplot(y="arousal", bins=bins, multiple="stack", legend=False, ax=right, **common)
+
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="valence", ylabel="arousal")
+    ax.set_aspect("equal")
+    for line in (ax.axhline, ax.axvline):
+        line(0, color="0.4", linewidth=0.8, zorder=0)
+    top.set(xlabel="", ylabel="")
+    right.set(xlabel="", ylabel="")
+    top.tick_params(labelbottom=False)
+    right.tick_params(labelleft=False)
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    legend_ax.set_axis_off()
+    legend_ax.legend(
+        handles, labels, loc="center", fontsize="small", frameon=False, markerscale=1.5
+    )
+    shown = f"{len(va):,} of {n_all:,} shown" if len(va) < n_all else f"n={n_all:,}"
+    fig.suptitle(f"Valence-arousal by expression ({shown})")
+    return fig
+
+
+def plot_sample_grid(
+    df: pd.DataFrame,
+    per_class: int = 6,
+    seed: int = 0,
+    landmarks: bool = False,
+    size: tuple[float, float] | None = None,
+) -> Figure:
+    """Seeded examples, one row per class (all 8, empty ones say so); size is the figure size in
+    inches."""
+    rng = np.random.default_rng(seed)
+    labels = pd.to_numeric(df["expression"], errors="coerce")
+    figsize = size or (_CELL_INCHES * per_class + 1.0, _CELL_INCHES * N_EXPRESSIONS)
+    fig, axes = _figure(N_EXPRESSIONS, per_class, figsize)
+    for k, name in enumerate(EXPRESSIONS):
+        members = df[labels == k]
+        picked = _sample_rows(members, per_class, rng)
+        for col, ax in enumerate(axes[k]):
+            _bare(ax)
+            if col < len(picked):
+                rec = picked.iloc[col]
+                _show_image(ax, rec["image"])
+                if landmarks and "landmarks" in df.columns:
+                    draw_landmarks(ax, rec["landmarks"], size=3, linewidth=0.6, highlight=False)
+        axes[k, 0].set_ylabel(f"{name}\n(n={len(members):,})", rotation=0, ha="right", va="center")
+        if picked.empty:
+            axes[k, 0].text(
+                0.5,
+                0.5,
+                "no samples",
+                ha="center",
+                va="center",
+                transform=axes[k, 0].transAxes,
+                color="0.5",
+            )
+    return fig
+
+
+def plot_landmarks(df: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
+    """Seeded faces with their landmarks by group and points 36/45 marked, to check coordinates."""
+    if "landmarks" not in df.columns:
+        return _message_figure("No landmarks in this dataset: nothing to draw.")
+    has = df["landmarks"].map(lambda v: as_points(v) is not None).astype(bool)
+    picked = _sample_rows(df[has], n, np.random.default_rng(seed))
+    if picked.empty:
+        return _message_figure("No landmarks in this dataset: nothing to draw.")
+    fig, axes = _face_grid(len(picked), title_inches=0.6)
+    for ax, (_, rec) in zip(axes.flat, picked.iterrows(), strict=False):
+        _show_image(ax, rec["image"])
+        draw_landmarks(ax, rec["landmarks"], annotate=True)
+        label = EXPRESSIONS[int(rec["expression"])] if "expression" in rec else ""
+        ax.set_title(f"{rec['id']}  {label}", fontsize=9)
+    fig.suptitle(
+        "Landmarks by group; 36 = subject's right eye outer corner (image left when "
+        "frontal), 45 = left eye outer corner",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_image_stats(stats: pd.DataFrame) -> Figure:
+    """Brightness and contrast histograms and the most common image sizes."""
+    if stats.empty:
+        return _message_figure("No image statistics: the sample is empty.")
+    fig, axes = _figure(1, 3, (13.0, 3.8))
+    sns.histplot(
+        stats["brightness"], bins=np.linspace(0, 255, 52), color=CLASS_COLORS[2], ax=axes[0, 0]
+    )
+    axes[0, 0].set(title="Mean brightness", xlabel="grey level (0-255)", ylabel="images")
+    sns.histplot(stats["contrast"], bins=40, color=CLASS_COLORS[1], ax=axes[0, 1])
+    axes[0, 1].set(title="RMS contrast", xlabel="grey-level std", ylabel="images")
+    kinds = (
+        stats["width"].astype(str)
+        + "×"
+        + stats["height"].astype(str)
+        + " "
+        + stats["channels"].map({1: "gray", 3: "RGB"}).fillna(stats["channels"].astype(str) + "ch")
+    )
+    counts = kinds.value_counts().head(10).iloc[::-1]
+    bars = axes[0, 2].barh(counts.index, counts.to_numpy(), color=CLASS_COLORS[5])
+    axes[0, 2].bar_label(bars, fontsize=8, padding=2)
+    axes[0, 2].margins(x=0.15)
+    axes[0, 2].set(title=f"Image sizes (top {len(counts)})", xlabel="images")
+    fig.suptitle(f"Image statistics over {len(stats):,} images")
+    return fig
+
+
+def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure:
+    """The closest duplicate pairs side by side, with their kind, distance and splits."""
+    if pairs.empty:
+        return _message_figure("No duplicate pairs found.")
+    by_id = df.drop_duplicates("id").set_index("id")
+    top = pairs.head(n)
+    missing = sorted(set(top["id_a"]).union(top["id_b"]) - set(by_id.index))
+    if missing:
+        raise ValueError(f"duplicate pairs name ids missing from the records table: {missing[:5]}")
+    fig, axes = _figure(len(top), 2, (6.0, 3.0 * len(top)))
+    for row, pair in zip(axes, top.itertuples(index=False), strict=False):
+        for ax, rid in zip(row, (pair.id_a, pair.id_b), strict=False):
+            rec = by_id.loc[rid]
+            _bare(ax)
+            _show_image(ax, rec["image"])
+            split = rec.get("split")
+            where = f" [{split}]" if isinstance(split, str) else ""
+            ax.set_title(f"{rid}{where}", fontsize=9)
+        row[0].set_ylabel(f"{pair.kind}\nd={pair.distance}", rotation=0, ha="right", va="center")
+    fig.suptitle(f"Top {len(top)} of {len(pairs):,} duplicate pairs")
+    return fig
+
+
+def plot_balance(summary: pd.DataFrame) -> Figure:
+    """Train-split counts per class before and after balancing, side by side on one scale."""
+    if summary.empty:
+        return _message_figure("No training rows: nothing to balance.")
+    names = list(summary.index)
+    colors = [CLASS_PALETTE.get(n, "#777777") for n in names]
+    fig, axes = _figure(1, 2, (12.0, 4.0), sharey=True)
+    for ax, column, title in (
+        (axes[0, 0], "before", "Before balancing"),
+        (axes[0, 1], "after", "After balancing"),
+    ):
+        bars = ax.bar(names, summary[column].to_numpy(), color=colors)
+        ax.bar_label(bars, fontsize=8, padding=2)
+        ax.set_title(f"{title} ({int(summary[column].sum()):,} train images)")
+        ax.tick_params(axis="x", rotation=45)
+    axes[0, 0].set_ylabel("train images")
+    if "generated" in summary.columns and summary["generated"].sum():
+        kept = summary["after"] - summary["generated"]
+        axes[0, 1].bar(
+            names,
+            kept.to_numpy(),
+            color="white",
+            alpha=0.35,
+            hatch="//",
+            edgecolor="0.3",
+            linewidth=0,
+            label="originals",
+        )
+        axes[0, 1].legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def plot_augmented_examples(
+    records: pd.DataFrame,
+    manifest: pd.DataFrame,
+    n: int = 4,
+    copies: int = 4,
+    seed: int = 0,
+    cfg: Any = None,
+) -> Figure:
+    """Source faces next to their augmented copies, landmarks drawn, so transforms can be checked.
+
+    Copies are read from their files; with `cfg` (an AugmentConfig) they are rendered from the
+    source with each copy's transform seed instead, as online augmentation will produce them.
+    """
+    if manifest.empty:
+        return _message_figure("No augmented images were written (balancing did not upsample).")
+    rng = np.random.default_rng(seed)
+    sources = manifest["source_id"].drop_duplicates()
+    picked = sources.iloc[
+        np.sort(rng.choice(len(sources), size=min(n, len(sources)), replace=False))
+    ]
+    by_id = records.drop_duplicates("id").set_index("id")
+    fig, axes = _figure(
+        len(picked), copies + 1, (_CELL_INCHES * (copies + 1), _CELL_INCHES * len(picked) + 0.5)
+    )
+    for row, source_id in zip(axes, picked, strict=False):
+        rec = by_id.loc[source_id]
+        for ax in row:
+            _bare(ax)
+        _show_image(row[0], rec["image"])
+        draw_landmarks(row[0], rec.get("landmarks"), size=3, linewidth=0.6, highlight=True)
+        row[0].set_title(f"source {source_id}", fontsize=8)
+        row[0].set_ylabel(EXPRESSIONS[int(rec["expression"])], rotation=0, ha="right", va="center")
+        made = manifest[manifest["source_id"] == source_id].head(copies)
+        for ax, (_, aug) in zip(row[1:], made.iterrows(), strict=False):
+            if cfg is None:
+                _show_image(ax, aug["image"])
+                pts = aug["landmarks"]
+            else:
+                from helpers.data.augment import augment
+
+                image, pts = augment(
+                    read_image(rec["image"]),
+                    as_points(rec.get("landmarks")),
+                    cfg,
+                    int(aug["transform_seed"]),
+                )
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+            draw_landmarks(ax, pts, size=3, linewidth=0.6, highlight=True)
+            ax.set_title(f"seed {aug['transform_seed']}", fontsize=8)
+    fig.suptitle(
+        "Augmented copies (right) of training faces (left); points 36/45 marked "
+        "to show left/right stay right after flips",
+        fontsize=10,
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------- evaluation (05, 06)
+
+# Truth and prediction in landmark overlays: Okabe-Ito bluish green and vermillion.
+TRUTH_COLOR, PRED_COLOR = "#009E73", "#D55E00"
+# Models in comparison charts, in table order (Okabe-Ito without its yellow, which is faint).
+_MODEL_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#999999")
+# Headline metric per task for comparisons: (column suffix, label, lower is better).
+_HEADLINE_METRICS = {
+    "expression": ("f1_macro", "macro F1", False),
+    "valence": ("ccc", "CCC", False),
+    "arousal": ("ccc", "CCC", False),
+    "landmarks": ("nme", "NME", True),
+}
+_LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "nme", "error")
+
+
+def _row_normalised(cm: np.ndarray) -> np.ndarray:
+    """Each true class's row as shares (recall on the diagonal); NaN for classes never seen."""
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.full(cm.shape, np.nan), where=totals > 0)
+
+
+def _heatmap(ax: Axes, values: np.ndarray, labels: list[str], fmt: str, **kw: Any) -> None:
+    """A labelled confusion heatmap, annotation size scaled to the class count."""
+    size = 9 if len(labels) <= 8 else 7
+    sns.heatmap(
+        values,
+        annot=True,
+        fmt=fmt,
+        cmap="Blues",
+        square=True,
+        cbar=False,
+        xticklabels=labels,
+        yticklabels=labels,
+        annot_kws={"fontsize": size},
+        ax=ax,
+        **kw,
+    )
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.tick_params(axis="y", labelrotation=0)
+
+
+def plot_confusion_matrices(cm: Any, labels: list[str], title: str = "") -> Figure:
+    """Counts show where the data is; row shares show per-class recall whatever the imbalance."""
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.size == 0 or cm.sum() == 0:
+        return _message_figure("No scored predictions: no confusion matrix.")
+    k = len(labels)
+    fig, axes = _figure(1, 2, (2 * (0.7 * k + 1.5) + 0.5, 0.7 * k + 2.4))
+    _heatmap(axes[0, 0], cm, list(labels), "d")
+    axes[0, 0].set_title(f"Counts (n={int(cm.sum()):,})")
+    _heatmap(axes[0, 1], _row_normalised(cm), list(labels), ".2f", vmin=0, vmax=1)
+    axes[0, 1].set_title("Share of each true class (recall on the diagonal)")
+    accuracy = np.trace(cm) / cm.sum()
+    fig.suptitle(f"{title + ': ' if title else ''}accuracy {accuracy:.3f}")
+    return fig
+
+
+def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]]) -> Figure:
+    """Row-normalised confusion matrices of several models on one scale, to compare errors."""
+    items = [
+        (m, np.asarray(cm, dtype=np.int64), list(lab))
+        for m, (cm, lab) in cms.items()
+        if np.asarray(cm).size and np.asarray(cm).sum() > 0
+    ]
+    if not items:
+        return _message_figure("No confusion matrices to compare.")
+    ncols = min(3, len(items))
+    nrows = math.ceil(len(items) / ncols)
+    k = max(len(lab) for _, _, lab in items)
+    side = 0.6 * k + 1.5
+    fig, axes = _figure(nrows, ncols, (side * ncols, (side + 0.3) * nrows))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (model, cm, labels) in zip(axes.flat, items, strict=False):
+        ax.set_axis_on()
+        _heatmap(ax, _row_normalised(cm), labels, ".2f", vmin=0, vmax=1)
+        ax.set_title(f"{model} (accuracy {np.trace(cm) / cm.sum():.3f})")
+    fig.suptitle("Share of each true class predicted as each class")
+    return fig
+
+
+def _class_scores(
+    predictions: pd.DataFrame, labels: list[str]
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(class, is-this-class truth, its probability) for classes with positives and negatives."""
+    if "expression" not in predictions.columns:
+        return []
+    scored = predictions[pd.to_numeric(predictions["expression"], errors="coerce") >= 0]
+    truth = scored["expression"].astype(int).to_numpy()
+    out = []
+    for name in labels:
+        column = f"p_{name}"
+        if name not in EXPRESSIONS or column not in scored.columns:
+            continue
+        positive = truth == EXPRESSIONS.index(name)
+        if 0 < positive.sum() < len(positive):
+            out.append((name, positive, scored[column].to_numpy(dtype=np.float64)))
+    return out
+
+
+def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
+    """One-vs-rest ROC and precision-recall per class; classes the truth lacks are skipped."""
+    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    curves = _class_scores(predictions, list(labels))
+    if not curves:
+        return _message_figure(
+            "No class has both positive and negative examples with "
+            "probabilities: no ROC or PR curves."
+        )
+    fig, axes = _figure(1, 2, (12.0, 5.0))
+    roc_ax, pr_ax = axes[0, 0], axes[0, 1]
+    for name, positive, score in curves:
+        color = CLASS_PALETTE.get(name)
+        fpr, tpr, _ = roc_curve(positive, score)
+        roc_ax.plot(fpr, tpr, color=color, label=f"{name} (AUC {auc(fpr, tpr):.2f})")
+        precision, recall, _ = precision_recall_curve(positive, score)
+        ap = average_precision_score(positive, score)
+        pr_ax.plot(
+            recall,
+            precision,
+            color=color,
+            drawstyle="steps-post",
+            label=f"{name} (AUC {ap:.2f}, base {positive.mean():.2f})",
+        )
+    roc_ax.plot([0, 1], [0, 1], ":", color="0.5", linewidth=1)
+    roc_ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title="ROC, one class vs the rest",
+    )
+    pr_ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        title="Precision-recall (AUC = average precision; base = chance level)",
+    )
+    for ax in (roc_ax, pr_ax):
+        ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "best")
+        ax.set_aspect("equal")
+    return fig
+
+
+def plot_va_predictions(predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> Figure:
+    """Predicted against true valence and arousal; points on the diagonal are right."""
+    from helpers.evaluation.metrics import ccc
+
+    pairs = {}
+    for head in ("valence", "arousal"):
+        if {head, f"{head}_pred"} <= set(predictions.columns):
+            t = pd.to_numeric(predictions[head], errors="coerce").to_numpy(np.float64)
+            p = pd.to_numeric(predictions[f"{head}_pred"], errors="coerce").to_numpy(np.float64)
+            keep = np.isfinite(t) & np.isfinite(p)
+            if keep.any():
+                pairs[head] = (t[keep], p[keep])
+    if not pairs:
+        return _message_figure("No valence/arousal truth and predictions: nothing to plot.")
+    rng = np.random.default_rng(seed)
+    fig, axes = _figure(1, 2, (10.5, 5.2))
+    for ax, head in zip(axes[0], ("valence", "arousal"), strict=False):
+        if head not in pairs:
+            ax.text(0.5, 0.5, f"no {head} truth or prediction", ha="center", va="center")
+            ax.set_axis_off()
+            continue
+        t, p = pairs[head]
+        shown = (
+            rng.choice(t.size, max_points, replace=False) if t.size > max_points else slice(None)
+        )
+        ax.scatter(t[shown], p[shown], s=8, alpha=0.4, linewidths=0, color=CLASS_COLORS[2])
+        ax.plot([-1, 1], [-1, 1], "--", color="0.3", linewidth=1, label="prediction = truth")
+        ax.set(
+            xlim=(-1.05, 1.05),
+            ylim=(-1.05, 1.05),
+            xlabel=f"true {head}",
+            ylabel=f"predicted {head}",
+        )
+        ax.set_aspect("equal")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title(f"{head.capitalize()}: CCC {float(ccc(t, p)):.3f} (n={t.size:,})")
+    return fig
+
+
+def plot_landmark_predictions(predictions: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
+    """Predicted and true landmarks on the faces, with each face's NME, to see how errors look."""
+    from matplotlib.lines import Line2D
+
+    from helpers.evaluation.metrics import per_image_nme
+
+    if "landmarks_pred" not in predictions.columns or "image" not in predictions.columns:
+        return _message_figure("The model predicts no landmarks: nothing to draw.")
+    pred = predictions["landmarks_pred"].map(lambda v: as_points(v) is not None).astype(bool)
+    truth = (
+        predictions["landmarks"].map(lambda v: as_points(v) is not None).astype(bool)
+        if "landmarks" in predictions.columns
+        else pd.Series(False, index=predictions.index)
+    )
+    pool = predictions[pred & truth] if (pred & truth).any() else predictions[pred]
+    picked = _sample_rows(pool, n, np.random.default_rng(seed))
+    if picked.empty:
+        return _message_figure("No landmark predictions: nothing to draw.")
+    fig, axes = _face_grid(len(picked), title_inches=0.8)
+    for ax, (_, rec) in zip(axes.flat, picked.iterrows(), strict=False):
+        _show_image(ax, rec["image"])
+        true_pts = as_points(rec["landmarks"]) if "landmarks" in rec else None
+        pred_pts = as_points(rec["landmarks_pred"])
+        label = str(rec["id"])
+        if true_pts is not None:
+            draw_landmarks(ax, true_pts, color=TRUTH_COLOR, size=5, linewidth=0.8, highlight=False)
+            nme = per_image_nme(true_pts[None], pred_pts[None])
+            if nme.size:
+                label += f"  NME {float(nme[0]):.3f}"
+        draw_landmarks(ax, pred_pts, color=PRED_COLOR, size=5, linewidth=0.8, highlight=False)
+        ax.set_title(label, fontsize=9)
+    handles = [
+        Line2D([], [], color=TRUTH_COLOR, marker="o", label="truth"),
+        Line2D([], [], color=PRED_COLOR, marker="o", label="prediction"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+    fig.suptitle(
+        "Predicted landmarks against the truth (NME: mean error / outer-eye distance)", fontsize=10
+    )
+    return fig
+
+
+def plot_confident_mistakes(predictions: pd.DataFrame, n: int = 12) -> Figure:
+    """The wrong answers the model was surest of: often label noise, look-alike classes or bias."""
+    from helpers.evaluation.predictions import confident_mistakes
+
+    wrong = confident_mistakes(predictions, n=n)
+    if wrong.empty or "image" not in wrong.columns:
+        return _message_figure("No wrong expression predictions to show.")
+    ncols = min(6, len(wrong))
+    nrows = math.ceil(len(wrong) / ncols)
+    fig, axes = _figure(nrows, ncols, (2.2 * ncols, 2.6 * nrows + 0.5))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, (_, rec) in zip(axes.flat, wrong.iterrows(), strict=False):
+        _show_image(ax, rec["image"])
+        true_name = EXPRESSIONS[int(rec["expression"])]
+        pred_name = EXPRESSIONS[int(rec["expression_pred"])]
+        ax.set_title(f"true {true_name}\npred {pred_name} ({rec['confidence']:.2f})", fontsize=8)
+    fig.suptitle(
+        f"The {len(wrong)} most confident mistakes (predicted class, its probability)", fontsize=10
+    )
+    return fig
+
+
+def _metric_pairs(history: pd.DataFrame) -> list[tuple[str, str | None, str | None]]:
+    """(metric, train column, val column) for each metric, pairing x with val_x."""
+    # Bookkeeping columns training.py logs beside the metrics.
+    skip = {
+        "epoch",
+        "lr",
+        "learning_rate",
+        "time",
+        "seconds",
+        "time_s",
+        "phase",
+        "train_images_per_s",
+    }
+    columns = [
+        str(c)
+        for c in history.columns
+        if str(c) not in skip and pd.api.types.is_numeric_dtype(history[c])
+    ]
+    pairs = []
+    for c in columns:
+        if c.startswith("val_"):
+            if c[4:] not in columns:
+                pairs.append((c[4:], None, c))
+        else:
+            pairs.append((c, c, f"val_{c}" if f"val_{c}" in columns else None))
+    return pairs
+
+
+def plot_learning_curves(history: pd.DataFrame, title: str = "") -> Figure:
+    """Train vs validation per loss and metric; a gap that widens means overfitting."""
+    pairs = _metric_pairs(history) if history is not None and len(history) else []
+    if not pairs:
+        return _message_figure("No training history: nothing to plot.")
+    x = (
+        (history["epoch"].to_numpy() + 1)
+        if "epoch" in history.columns
+        else np.arange(1, len(history) + 1)
+    )
+    ncols = min(4, len(pairs))
+    nrows = math.ceil(len(pairs) / ncols)
+    fig, axes = _figure(nrows, ncols, (3.6 * ncols, 2.8 * nrows + 0.5))
+    for ax in axes.flat[len(pairs) :]:
+        ax.set_axis_off()
+    for ax, (metric, train, val) in zip(axes.flat, pairs, strict=False):
+        if train is not None:
+            ax.plot(x, history[train], "-o", markersize=3, color=CLASS_COLORS[2], label="train")
+        if val is not None:
+            values = history[val].to_numpy(dtype=np.float64)
+            ax.plot(x, values, "--o", markersize=3, color=CLASS_COLORS[6], label="val")
+            if np.isfinite(values).any():
+                lower = any(w in metric for w in _LOWER_IS_BETTER)
+                best = int(np.nanargmin(values) if lower else np.nanargmax(values))
+                ax.scatter(
+                    [x[best]],
+                    [values[best]],
+                    s=60,
+                    facecolors="none",
+                    edgecolors="black",
+                    zorder=4,
+                    label=f"best val (epoch {x[best]})",
+                )
+        if "phase" in history.columns:  # where fine-tuning starts (two-phase transfer learning)
+            for start in np.flatnonzero(np.diff(history["phase"].to_numpy()) != 0) + 1:
+                ax.axvline(x[start] - 0.5, color="0.5", linestyle=":", linewidth=1)
+        ax.set(title=metric, xlabel="epoch")
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Learning curves")
+    return fig
+
+
+def plot_metric_comparison(table: pd.DataFrame) -> Figure:
+    """Each task's headline metric per model with 95% CI bars, to see which leads are real."""
+    tasks = [
+        t
+        for t, (m, _, _) in _HEADLINE_METRICS.items()
+        if f"{t}_{m}" in table.columns and table[f"{t}_{m}"].notna().any()
+    ]
+    if table.empty or not tasks:
+        return _message_figure("No model metrics to compare.")
+    models = table["model"].astype(str).tolist()
+    colors = [_MODEL_COLORS[i % len(_MODEL_COLORS)] for i in range(len(models))]
+    fig, axes = _figure(1, len(tasks), (max(4.0, 0.8 * len(models) + 2.0) * len(tasks), 4.2))
+    for ax, task in zip(axes[0], tasks, strict=False):
+        metric, label, lower = _HEADLINE_METRICS[task]
+        column = f"{task}_{metric}"
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
+        low = pd.to_numeric(
+            table.get(f"{column}_ci_low", pd.Series(np.nan, index=table.index)), errors="coerce"
+        ).to_numpy(np.float64)
+        high = pd.to_numeric(
+            table.get(f"{column}_ci_high", pd.Series(np.nan, index=table.index)), errors="coerce"
+        ).to_numpy(np.float64)
+        bars = ax.bar(models, np.nan_to_num(values), color=colors)
+        has_ci = np.isfinite(values) & np.isfinite(low) & np.isfinite(high)
+        if has_ci.any():
+            err = np.vstack([values - low, high - values])[:, has_ci].clip(min=0)
+            ax.errorbar(
+                np.flatnonzero(has_ci),
+                values[has_ci],
+                yerr=err,
+                fmt="none",
+                capsize=4,
+                elinewidth=1,
+                ecolor="0.2",
+            )
+        ax.bar_label(
+            bars,
+            labels=["n/a" if np.isnan(v) else f"{v:.3f}" for v in values],
+            fontsize=8,
+            label_type="center",
+            color="white",
+            fontweight="bold",
+        )
+        ax.set_title(f"{task.capitalize()}: {label} ({'lower' if lower else 'higher'} is better)")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.axhline(0, color="0.4", linewidth=0.8)
+    fig.suptitle("Headline metric per model, 95% bootstrap CI")
+    return fig
+
+
+def plot_image_files(paths: list, titles: list | None = None, ncols: int = 2) -> Figure:
+    """Images from files in a grid (annotated predictions, for instance), titles underneath."""
+    if not paths:
+        return _message_figure("No images to show.")
+    nrows = math.ceil(len(paths) / ncols)
+    fig, axes = _figure(nrows, ncols, (6.0 * ncols, 4.6 * nrows))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (ax, path) in enumerate(zip(axes.flat, paths, strict=False)):
+        _show_image(ax, str(path))
+        ax.set_title(titles[i] if titles else Path(path).name, fontsize=9)
+    return fig

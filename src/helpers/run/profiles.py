@@ -1,0 +1,211 @@
+"""Profiles (named parameter sets), so every notebook and `./run_all.sh` agree on them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from helpers.core import paths
+from helpers.core.errors import ConfigError
+from helpers.models import registry
+
+if TYPE_CHECKING:
+    from helpers.train.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of parameters; notebooks read their defaults from one."""
+
+    name: str
+    description: str
+    demo_n: int = 4000  # images in the generated demo zip
+    demo_size: int = 224  # side of the demo images, px
+    image_size: int | None = None  # model input side, px; None: each model's registry default
+    channels: int = 3
+    val_share: float = 0.1
+    test_share: float = 0.1
+    balance: str = "upsample"  # upsample | downsample | class_weights | none
+    balance_target: int | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    weights: str | None = None  # None (random init) | "imagenet" | path to a weights file
+    models: tuple[str, ...] = field(  # the compared models of the registry
+        default_factory=lambda: tuple(registry.list_models(compared_only=True))
+    )
+    eda_sample: int = 500  # images decoded for the image statistics
+    learning_rate: float | None = (
+        None  # None: each backbone's own (helpers.models.factory registry)
+    )
+    max_steps_per_epoch: int | None = None  # caps an epoch so slow backbones fit a time budget
+    tta: str = "none"  # test-time augmentation in evaluation: none | flip (helpers.inference.tta)
+    # Per-model overrides of the fields above: backbones differ 15x in speed on a CPU.
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for manifests and notebook display."""
+        d = dataclasses.asdict(self)
+        d["models"] = list(self.models)
+        return d
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            name="smoke",
+            description="CI and nbval: tiny demo set, 48 px, one epoch; minutes for everything",
+            demo_n=320,
+            demo_size=96,
+            image_size=48,
+            channels=3,
+            balance_target=60,
+            epochs=1,
+            batch_size=32,
+            eda_sample=120,
+        ),
+        Profile(
+            name="cpu",
+            description="README main job on a laptop: 4,000 demo images, all four models in "
+            "~20 min of training",
+            demo_n=4000,
+            demo_size=224,
+            image_size=64,
+            channels=3,
+            balance_target=600,
+            epochs=8,
+            batch_size=32,
+            # Sized from measured 2-core throughput (custom CNN ~310 img/s at 48 px, MobileNetV2
+            # ~250 at 48 px, ResNet50 ~120 and VGG16 ~100 at 32 px): each backbone gets whole
+            # epochs until its time budget, the fewest pixels that still learn the task.
+            per_model={
+                "custom_cnn": {"image_size": 48, "epochs": 12},
+                "mobilenetv2": {"image_size": 48, "epochs": 16, "time_budget_minutes": 4.5},
+                "resnet50": {"image_size": 32, "epochs": 12, "time_budget_minutes": 4.5},
+                "vgg16": {"image_size": 32, "epochs": 8, "time_budget_minutes": 4.5},
+            },
+        ),
+        Profile(
+            name="fer2013-cpu",
+            description="FER-2013 (48x48 grayscale) on a CPU: the custom CNN, about an hour of "
+            "training",
+            demo_n=320,
+            demo_size=96,
+            image_size=48,
+            channels=1,
+            balance="none",
+            epochs=60,
+            batch_size=64,
+            models=("custom_cnn",),
+            eda_sample=1000,
+            # An hour on a 2-core laptop: the time budget ends training with the best epoch.
+            per_model={
+                "custom_cnn": {
+                    "label_smoothing": 0.1,
+                    "early_stopping_patience": 8,
+                    "reduce_lr_patience": 3,
+                    "time_budget_minutes": 55.0,
+                }
+            },
+        ),
+        Profile(
+            name="gpu",
+            description="the coursework configuration: ImageNet weights, backbones at 224 px "
+            "(the custom CNN at 48), tens of epochs",
+            demo_n=4000,
+            demo_size=224,
+            channels=3,  # each model at its registry size
+            balance_target=2000,
+            epochs=30,
+            batch_size=32,
+            weights="imagenet",
+            eda_sample=1000,
+        ),
+    )
+}
+
+
+# Profile fields whose default is None, by the type a value given for them must have.
+_OPTIONAL_TYPES: dict[str, type] = {
+    f.name: {"int": int, "float": float}[str(f.type).split(" | ")[0]]
+    for f in dataclasses.fields(Profile)
+    if str(f.type).endswith("| None") and str(f.type).split(" | ")[0] in ("int", "float")
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Look a profile up by name, with an error that lists the valid names."""
+    try:
+        return PROFILES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}"
+        ) from None
+
+
+def resolve(profile: str, model: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """Profile values, then the profile's per-model values, then the notebook's non-None
+    parameters."""
+    values = get_profile(profile).to_dict()
+    per_model = values.pop("per_model")
+    values.update(per_model.get(model, {}) if model else {})
+    if model and values["image_size"] is None:
+        values["image_size"] = registry.default_image_size(model)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        current = values.get(key)
+        if current is None and key in _OPTIONAL_TYPES:  # a None default still has a type
+            current = _OPTIONAL_TYPES[key]()
+        # bool is an int to Python, but epochs=True is a mistake, not one epoch.
+        wrong_bool = (
+            isinstance(value, bool) and current is not None and not isinstance(current, bool)
+        )
+        int_for_float = isinstance(current, float) and isinstance(value, int)
+        if wrong_bool or (
+            current is not None and not isinstance(value, type(current)) and not int_for_float
+        ):
+            raise ConfigError(f"parameter {key}={value!r} should be {type(current).__name__}")
+        values[key] = value
+    return values
+
+
+def train_config(profile: str, model: str, **overrides: Any) -> TrainConfig:
+    """A profile's TrainConfig for one model (its per-model values applied), then non-None
+    overrides."""
+    from helpers.train.config import TrainConfig  # keras: seconds, so only here
+
+    return TrainConfig.from_profile(resolve(profile, model=model), model, **overrides)
+
+
+def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Accept 'a,b' or a list; refuse unknown names before any work is done."""
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
+    names = list(dict.fromkeys(m for m in names if m))  # a name given twice runs once
+    if not names:
+        raise ConfigError("no model names given")
+    known = registry.list_models()
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise ConfigError(f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}")
+    return names
+
+
+def demo_zip_path(profile: str, seed: int = 0) -> Path:
+    """Where the demo zip for a profile lives; its name says how it was made."""
+    p = get_profile(profile)
+    return paths.DEMO_DIR / f"affectnet_demo_n{p.demo_n}_px{p.demo_size}_seed{seed}.zip"
+
+
+def ensure_demo_zip(profile: str, seed: int = 0, progress: bool = True) -> Path:
+    """Generate the demo dataset once per (profile, seed); it is deterministic, so reuse is safe."""
+    path = demo_zip_path(profile, seed)
+    if not path.exists():
+        from helpers.data.synthetic import generate_zip
+
+        p = get_profile(profile)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate_zip(path, n=p.demo_n, seed=seed, size=p.demo_size, progress=progress)
+    return path

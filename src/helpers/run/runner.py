@@ -1,0 +1,456 @@
+"""Batch driver behind run_all.sh: every numbered notebook, in order, into one run folder."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from helpers.core import paths
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.jsonio import write_json
+from helpers.core.run_folder import RunFolder
+from helpers.run import profiles as config
+
+PACKAGES = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "albumentations",
+    "opencv-python-headless",
+    "papermill",
+    "matplotlib",
+)
+
+
+REPORT_NOTEBOOK = "06_report"  # exported, code hidden, to <run>/report.html
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One papermill execution: a notebook, maybe once per model."""
+
+    notebook: Path
+    model: str | None = None
+
+    @property
+    def name(self) -> str:
+        """File stem of the executed copy, e.g. 04_train.custom_cnn."""
+        return self.notebook.stem + (f".{self.model}" if self.model else "")
+
+
+def notebook_parameters(path: Path) -> set[str]:
+    """Names declared in a notebook's parameters cell (papermill passes only those)."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)).keys())
+
+
+def plan_stages(models: list[str], notebooks_dir: Path | None = None) -> list[Stage]:
+    """Numbered notebooks in order; one that declares `model` runs once per model."""
+    notebooks_dir = notebooks_dir or paths.NOTEBOOKS_DIR  # read now, so tests can point it
+    stages: list[Stage] = []
+    for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
+        if "model" in notebook_parameters(nb):
+            stages += [Stage(nb, m) for m in models]
+        else:
+            stages.append(Stage(nb))
+    return stages
+
+
+def data_fingerprint(path: Path) -> str:
+    """sha256 of a file, or of a folder's file names and sizes (cheap, stable)."""
+    h = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    else:
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                h.update(f"{p.relative_to(path)}\0{p.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide results, for the manifest."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def git_commit() -> str | None:
+    """The code version that made the run, when the repo is a git checkout."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(paths.REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prepare_run_dir(run_dir: str | None, resume: bool) -> Path:
+    """A new folder by default; an existing one only when resuming it, never overwritten."""
+    if not run_dir:
+        if resume:
+            raise ConfigError("--resume needs --run-dir naming the run to continue")
+        return RunFolder.new().root
+    path = Path(run_dir).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--run-dir {path} is a file, not a folder")
+    if path.exists() and any(path.iterdir()) and not resume:
+        raise ConfigError(
+            f"{path} already exists and is not empty; pass --resume to continue that run, "
+            "or choose a new --run-dir (earlier runs are never overwritten)"
+        )
+    if resume and not (path / "manifest.json").exists():
+        raise ConfigError(f"{path} has no manifest.json, so there is no run to resume")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run folder {path} ({exc.strerror or exc})") from exc
+    return path
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of a run to resume; a damaged one is a ConfigError, not a traceback."""
+    path = run_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        _ = manifest["profile"]["name"], manifest["models"], manifest["data"]["path"]  # needed
+        manifest.setdefault("stages", {})
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"{path} is damaged, so the run cannot be resumed ({exc!r}); start a new run instead"
+        ) from exc
+    return manifest
+
+
+def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
+    """A resume continues the run as it was started: other --data, --test-data or --seed, or
+    data changed on disk since (its sha256), would mix two experiments in one run folder."""
+    given = {
+        "--data": (args.data, manifest["data"]["path"]),
+        "--test-data": (args.test_data, manifest.get("test_data") or ""),
+    }
+    for flag, (value, started) in given.items():
+        if value and str(Path(value).expanduser().resolve()) != started:
+            raise ConfigError(
+                f"{run_dir} was started with {flag} {started or '(none)'}; a resume "
+                f"keeps it (leave {flag} out, or start a new run)"
+            )
+    if args.seed is not None and args.seed != manifest.get("seed", 0):
+        raise ConfigError(
+            f"{run_dir} was started with --seed {manifest.get('seed', 0)}; a resume "
+            "keeps it (leave --seed out, or start a new run)"
+        )
+    data = Path(manifest["data"]["path"])
+    if not data.exists():
+        raise ConfigError(f"{run_dir} was started on {data}, which no longer exists")
+    if manifest["data"].get("sha256") not in (None, data_fingerprint(data)):
+        raise ConfigError(
+            f"{data} has changed since {run_dir} was started (its sha256 differs "
+            "from the manifest's); start a new run on the new data"
+        )
+
+
+def export_html(executed: Path, html_dir: Path) -> Path:
+    """HTML copy of an executed notebook, readable without Jupyter."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    html_dir.mkdir(exist_ok=True)
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    out = html_dir / f"{executed.stem}.html"
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def execute_stage(stage: Stage, run_dir: Path, params: dict[str, Any], log_output: bool) -> Path:
+    """Run one notebook with papermill; the executed copy lands in <run>/notebooks/."""
+    import papermill as pm
+
+    declared = notebook_parameters(stage.notebook)
+    given = {k: v for k, v in {**params, "model": stage.model}.items() if k in declared}
+    out = run_dir / "notebooks" / f"{stage.name}.ipynb"
+    out.parent.mkdir(exist_ok=True)
+    pm.execute_notebook(
+        str(stage.notebook),
+        str(out),
+        parameters=given,
+        kernel_name="python3",
+        cwd=str(stage.notebook.parent),
+        progress_bar=True,
+        log_output=log_output,
+    )
+    return out
+
+
+def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
+    """One paragraph naming the notebook, the cell and the error, instead of a traceback."""
+    cell = getattr(exc, "exec_count", None)
+    ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    return (
+        f"Stage {stage.name} failed in {where}: {ename}: {evalue}\n"
+        f"The executed notebook, with the full traceback, is {out}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The run_all.sh command line (see DESIGN.md)."""
+    p = argparse.ArgumentParser(
+        prog="run_all.sh",
+        description="Run every numbered notebook with papermill into a new run folder.",
+    )
+    p.add_argument(
+        "--profile",
+        default="",
+        help=f"one of {', '.join(config.PROFILES)} (default cpu, or the resumed run's)",
+    )
+    p.add_argument(
+        "--data", default="", help="dataset source (zip or folder); default: the generated demo set"
+    )
+    p.add_argument(
+        "--test-data", default="", help="extra external test set, evaluated by every model"
+    )
+    p.add_argument(
+        "--models",
+        default="",
+        help="comma-separated model names (default: the profile's, or the resumed run's)",
+    )
+    p.add_argument("--run-dir", default="", help="run folder (default: a new reports/<timestamp>/)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="one seed for splits, augmentation and init (default 0, or the resumed run's)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir, skipping finished stages",
+    )
+    p.add_argument(
+        "--only", default="", help="comma-separated notebook prefixes to run, e.g. 01,02"
+    )
+    p.add_argument(
+        "--log-output", action="store_true", help="stream every cell's output to the terminal"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate everything first, then run the stages; the last line printed is the run folder."""
+    args = parse_args(argv)
+    manifest: dict[str, Any] = {}
+    try:
+        if args.resume:  # the run's own profile and models, unless the user names others
+            run_dir = prepare_run_dir(args.run_dir, resume=True)
+            manifest = read_manifest(run_dir)
+            started = manifest["profile"]["name"]
+            if args.profile and args.profile != started:
+                raise ConfigError(
+                    f"{run_dir} was started with --profile {started}; resume it "
+                    "with that profile (or without --profile)"
+                )
+            args.profile, args.models = started, args.models or ",".join(manifest["models"])
+            check_resume(args, manifest, run_dir)
+        args.seed = manifest.get("seed", 0) if args.resume else (args.seed or 0)
+        profile = config.get_profile(args.profile or "cpu")
+        models = config.parse_models(args.models or ",".join(profile.models))
+        for flag, value in (("--data", args.data), ("--test-data", args.test_data)):
+            if value and not Path(value).expanduser().exists():
+                raise ConfigError(f"{flag} {value}: no such file or folder")
+        stages = plan_stages(models)
+        if args.only:
+            prefixes = tuple(s.strip() for s in args.only.split(",") if s.strip())
+            stages = [s for s in stages if s.notebook.name.startswith(prefixes)]
+        if not stages:
+            raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
+        if not args.resume:
+            run_dir = prepare_run_dir(args.run_dir, resume=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        lock = lock_run_dir(run_dir)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_stages(args, argv, run_dir, manifest, profile, models, stages)
+    except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
+        where = (
+            str(exc)
+            if isinstance(exc, DataError)
+            else (f"{exc.filename or run_dir}: {exc.strerror or exc}")
+        )
+        print(f"[run_all] error: {where}", file=sys.stderr)
+        if (run_dir / "manifest.json").exists():
+            print(
+                f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
+            )
+        print(run_dir)
+        return 1
+    finally:
+        lock.close()
+
+
+class _RunLock:
+    """An exclusive POSIX flock on the run folder itself (no lock file is written into it)."""
+
+    def __init__(self, run_dir: Path):
+        self.fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; two runs on one folder are the user's to avoid
+            return
+        self.fd = os.open(run_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise ConfigError(
+                f"{run_dir} is in use by another run_all.sh; wait for it to "
+                "finish (or choose another --run-dir)"
+            ) from None
+
+    def close(self) -> None:
+        """Closing the descriptor releases the lock."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def lock_run_dir(run_dir: Path) -> _RunLock:
+    """Held while stages run: a second run_all.sh on the same folder is refused instead of
+    interleaving with the first."""
+    return _RunLock(run_dir)
+
+
+def run_stages(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    profile: config.Profile,
+    models: list[str],
+    stages: list[Stage],
+) -> int:
+    """Write the manifest of a new run, then every stage not yet done; returns the exit code."""
+    manifest_path = run_dir / "manifest.json"
+    if not args.resume:
+        if args.data:
+            data = Path(args.data).expanduser().resolve()
+        else:
+            print(
+                f"[run_all] generating the demo dataset for profile {profile.name} "
+                "(once, then cached)"
+            )
+            try:
+                data = config.ensure_demo_zip(profile.name, args.seed)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    exc.strerror or str(exc),
+                    str(config.demo_zip_path(profile.name, args.seed)),
+                ) from exc
+        manifest = {
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "profile": profile.to_dict(),
+            "seed": args.seed,
+            "models": models,
+            "data": {"path": str(data), "sha256": data_fingerprint(data), "demo": not args.data},
+            "test_data": str(Path(args.test_data).expanduser().resolve())
+            if args.test_data
+            else None,
+            "packages": package_versions(),
+            "git_commit": git_commit(),
+            "command": " ".join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])]),
+            "stages": {},
+        }
+        write_json(manifest_path, manifest)
+    manifest["models"] = models  # a resume may add models
+    params = {
+        "run_dir": str(run_dir),
+        "profile": profile.name,
+        "seed": manifest["seed"],
+        "data": manifest["data"]["path"],
+        "test_data": manifest.get("test_data") or "",
+    }
+
+    print(f"[run_all] run folder: {run_dir}")
+    for i, stage in enumerate(stages, 1):
+        done = manifest["stages"].get(stage.name, {}).get("status") == "ok"
+        if done:
+            print(f"[run_all] [{i}/{len(stages)}] {stage.name}: already done, skipped (--resume)")
+            continue
+        print(f"[run_all] [{i}/{len(stages)}] {stage.name} ...", flush=True)
+        t0 = time.perf_counter()
+        out = run_dir / "notebooks" / f"{stage.name}.ipynb"
+        try:
+            out = execute_stage(stage, run_dir, params, args.log_output)
+            export_html(out, run_dir / "html")
+            if stage.notebook.stem == REPORT_NOTEBOOK:
+                from helpers.reporting.html import export_report
+
+                export_report(
+                    out, run_dir / "report.html", title=f"Facial affect report: {run_dir.name}"
+                )
+                print(f"[run_all] report: {run_dir / 'report.html'}")
+        except KeyboardInterrupt:  # Ctrl-C: record it, and say how to continue
+            manifest["stages"][stage.name] = {
+                "status": "interrupted",
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            write_json(manifest_path, manifest)
+            print(f"[run_all] interrupted during {stage.name}", file=sys.stderr)
+            print(
+                f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
+            )
+            print(run_dir)
+            return 130
+        except Exception as exc:  # papermill raises its own error type per failing cell
+            manifest["stages"][stage.name] = {
+                "status": "failed",
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            write_json(manifest_path, manifest)
+            print(f"[run_all] {describe_failure(stage, out, exc)}", file=sys.stderr)
+            print(
+                f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
+            )
+            print(run_dir)
+            return 1
+        seconds = round(time.perf_counter() - t0, 1)
+        manifest["stages"][stage.name] = {"status": "ok", "seconds": seconds}
+        write_json(manifest_path, manifest)
+        print(f"[run_all] [{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s", flush=True)
+    print(f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}")
+    print(run_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

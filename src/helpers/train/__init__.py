@@ -1,0 +1,1 @@
+"""Training: the configuration, the input pipeline, fitting, resuming, the model card."""

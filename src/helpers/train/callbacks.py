@@ -1,0 +1,77 @@
+"""Keras callbacks of train(): epoch timing, a time budget, early stopping carried over a resume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import keras
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds time_s (whole epoch) and train_images_per_s (training steps only) to the logs."""
+
+    def __init__(self, images_per_epoch: int, phase: int):
+        super().__init__()
+        self.images, self.phase = images_per_epoch, phase
+        self.start = self.train_end = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start, self.train_end = time.perf_counter(), 0.0
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if not self.train_end:  # validation starts when the epoch's training steps end
+            self.train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        train_s = (self.train_end or now) - self.start
+        if logs is not None:
+            logs["time_s"] = now - self.start
+            logs["train_images_per_s"] = self.images / train_s if train_s > 0 else float("nan")
+            logs["phase"] = self.phase
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop before the next epoch would end past the budget; the best checkpoint is kept.
+
+    Counts training time across phases and resumed runs (`spent_s` from the history), so a
+    laptop user can say "train for at most an hour" and get the best model found in that hour.
+    """
+
+    def __init__(self, minutes: float, spent_s: float = 0.0):
+        super().__init__()
+        self.budget_s = minutes * 60.0
+        self.spent_s = spent_s
+        self.stopped = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        last = time.perf_counter() - self._start
+        self.spent_s += last
+        if self.spent_s + last > self.budget_s:
+            self.stopped = True
+            self.model.stop_training = True
+            print(
+                f"time budget: {self.spent_s / 60:.1f} of {self.budget_s / 60:.0f} min used; "
+                "another epoch would not fit, stopping with the best model so far"
+            )
+
+
+class RestoreProgress(keras.callbacks.Callback):
+    """After a resume, give EarlyStopping and ReduceLROnPlateau the best/wait they had.
+
+    Both reset themselves in on_train_begin; this runs after them (later in the list).
+    """
+
+    def __init__(self, targets: Sequence[keras.callbacks.Callback], best: float | None, wait: int):
+        super().__init__()
+        self.targets, self.best, self.wait = targets, best, wait
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.best is None:
+            return
+        for callback in self.targets:
+            callback.best, callback.wait = self.best, self.wait

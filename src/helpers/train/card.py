@@ -1,0 +1,149 @@
+"""What a training run leaves behind: the history CSV and the model card."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import platform
+import statistics
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.jsonio import json_ready, read_json
+from helpers.core.records import landmarks_array
+
+if TYPE_CHECKING:  # Keras and TensorFlow load only when a card is made, not when one is read
+    import keras
+
+    from helpers.train.config import Phase, TrainConfig
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """The figures of a model card that comparisons and the report put side by side."""
+
+    params: float = math.nan  # trainable and frozen weights (helpers.train.fit)
+    training_time_s: float = math.nan  # every epoch, validation included
+    images_per_s: float = math.nan  # training throughput, steady epochs
+    epochs_run: float = math.nan
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> CardFacts:
+        """The facts of <run>/models/<model>.json; NaN for a missing card or field."""
+        path = Path(path)
+        if not path.is_file():
+            return cls()
+        card = read_json(path)
+        return cls(**{f.name: _number(card.get(f.name)) for f in dataclasses.fields(cls)})
+
+
+def _number(value: Any) -> float:
+    """A card value as a float, NaN when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    """History CSV as a DataFrame, one row per epoch (a repeated epoch keeps its last row)."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame({"epoch": pd.Series(dtype=int)})
+    history = pd.read_csv(path)
+    return history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+
+
+def write_history(history: pd.DataFrame, path: Path) -> None:
+    """Rewrite the CSV (after dropping epochs a resume will redo)."""
+    if history.empty:
+        path.unlink(missing_ok=True)
+    else:
+        history.to_csv(path, index=False)
+
+
+def data_hash(table: pd.DataFrame) -> str:
+    """sha256 of ids and labels in id order: the same data gives the same hash on any machine."""
+    order = np.argsort(table["id"].astype(str).to_numpy(), kind="stable")
+    digest = hashlib.sha256()
+    points = landmarks_array(table) if "landmarks" in table.columns else None
+    columns = {
+        c: table[c].to_numpy() for c in ("expression", "valence", "arousal") if c in table.columns
+    }
+    ids = table["id"].astype(str).to_numpy()
+    for i in order:
+        labels = "\t".join(f"{float(columns[c][i])!r}" for c in columns)
+        digest.update(f"{ids[i]}\t{labels}\n".encode())
+        if points is not None and not np.isnan(points[i]).all():
+            digest.update(points[i].astype("<f4").tobytes())
+    return digest.hexdigest()
+
+
+def _throughput(history: pd.DataFrame) -> float | None:
+    """Median training images/s, leaving out each phase's first epoch (graph tracing, cache
+    fill)."""
+    if "train_images_per_s" not in history.columns or history.empty:
+        return None
+    steady = history
+    if "phase" in history.columns:
+        later = history[history["phase"].duplicated()]
+        steady = later if len(later) else history
+    values = steady["train_images_per_s"].dropna()
+    return float(statistics.median(values)) if len(values) else None
+
+
+def make_card(
+    cfg: TrainConfig,
+    model: keras.Model,
+    history: pd.DataFrame,
+    monitor: str,
+    phases: list[Phase],
+    notes: dict[str, Any],
+) -> dict[str, Any]:
+    """The model card: how the model was made and how it did on validation."""
+    import keras
+    import tensorflow as tf
+
+    from helpers.models.factory import model_metadata
+
+    best: dict[str, Any] = {"monitor": monitor, "value": None, "epoch": None, "metrics": {}}
+    if monitor in history.columns and np.isfinite(history[monitor].to_numpy(float)).any():
+        row = history.iloc[int(np.nanargmin(history[monitor].to_numpy(float)))]
+        best.update(
+            value=float(row[monitor]),
+            epoch=int(row["epoch"]) + 1,
+            metrics={
+                k: float(row[k])
+                for k in history.columns
+                if k.startswith("val_") and pd.notna(row[k])
+            },
+        )
+    return json_ready(
+        {
+            "model": cfg.model,
+            "architecture": model_metadata(model),
+            "parameters": cfg.to_dict(),
+            "profile": cfg.profile,
+            "seed": cfg.seed,
+            "phases": [dataclasses.asdict(p) for p in phases],
+            "epochs_run": len(history),
+            "best_epoch": best["epoch"],  # 1-based, as Keras prints it
+            "best": best,
+            "training_time_s": float(history["time_s"].sum()) if "time_s" in history else None,
+            "images_per_s": _throughput(history),
+            "versions": {
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **notes,
+        }
+    )

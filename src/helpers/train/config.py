@@ -1,0 +1,234 @@
+"""The settings of one training run, checked on creation, and the phase schedule they imply."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from helpers.core.errors import ConfigError
+from helpers.core.labels import HEADS, check_heads
+from helpers.models import losses as losses_module
+from helpers.models import registry, transfer
+from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+CACHE_MODES = ("auto", "memory", "disk", "none")
+# Fields that must match a backup for it to be resumed (the rest may change between calls).
+RESUME_KEYS = (
+    "model",
+    "image_size",
+    "channels",
+    "heads",
+    "batch_size",
+    "learning_rate",
+    "optimizer",
+    "va_loss",
+    "label_smoothing",
+    "landmark_loss",
+    "loss_weights",
+    "transfer",
+    "trainable_top_n",
+    "warmup_epochs",
+    "finetune_lr",
+    "weights",
+    "shared_units",
+    "dropout",
+    "n_classes",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; validated on creation, saved in the model card.
+
+    transfer is the backbone's trainability after the warm-up: "frozen", "top_n" (the last
+    trainable_top_n backbone layers) or "full". With pretrained weights and warmup_epochs > 0,
+    phase 1 trains the heads on a frozen backbone at learning_rate, phase 2 unfreezes at
+    finetune_lr (default learning_rate / 10). A randomly initialised backbone has nothing to
+    protect: it trains whole, in a single phase at learning_rate.
+    """
+
+    model: str
+    image_size: int = 96
+    channels: int = 3
+    heads: tuple[str, ...] = HEADS
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float | None = None  # None: the model's (registry.default_learning_rate)
+    optimizer: str = "adam"
+    va_loss: str = "mse"
+    label_smoothing: float = 0.0
+    landmark_loss: str = "mse"
+    loss_weights: dict[str, float] | None = None
+    transfer: str = "full"
+    trainable_top_n: int = 20
+    warmup_epochs: int = 0
+    finetune_lr: float | None = None
+    weights: str | None = None  # None | "imagenet" | path to a weights file
+    weights_fallback: str = "random"  # when ImageNet is unavailable: random | error | path
+    shared_units: int = 256
+    dropout: float = 0.3
+    n_classes: int = 8
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 2
+    reduce_lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    max_steps_per_epoch: int | None = None  # each epoch: this many batches of a fresh shuffle
+    time_budget_minutes: float | None = None  # stop before an epoch would end past this budget
+    seed: int = 0
+    mixed_precision: str | bool = "auto"  # "auto": on when a GPU is present
+    tensorboard: bool = False
+    cache: str = "auto"  # auto | memory | disk | none (decoded images)
+    cache_memory_limit_gb: float = 2.0  # "auto" caches in memory up to this size, else on disk
+    profile: str | None = None
+    verbose: int = 2  # Keras: 0 silent, 1 progress bar, 2 one line per epoch
+
+    def __post_init__(self) -> None:
+        """Normalise (lists from papermill become tuples) and reject bad values by field name."""
+        object.__setattr__(self, "heads", check_heads(self.heads, where="TrainConfig.heads"))
+        if self.model not in registry.list_models():
+            self._fail("model", f"must be one of {registry.list_models()}")
+        for name, low in (
+            ("image_size", 8),
+            ("channels", 1),
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("trainable_top_n", 0),
+            ("warmup_epochs", 0),
+            ("shared_units", 1),
+            ("n_classes", 2),
+            ("early_stopping_patience", 0),
+            ("reduce_lr_patience", 0),
+            ("seed", 0),
+        ) + ((("max_steps_per_epoch", 1),) if self.max_steps_per_epoch is not None else ()):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                self._fail(name, f"must be an integer >= {low}")
+        if self.channels not in (1, 3):
+            self._fail("channels", "must be 1 (grayscale) or 3 (RGB)")
+        for name in (
+            ("min_lr", "cache_memory_limit_gb")
+            + (("learning_rate",) if self.learning_rate is not None else ())
+            + (("finetune_lr",) if self.finetune_lr is not None else ())
+            + (("time_budget_minutes",) if self.time_budget_minutes is not None else ())
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0)
+            ):
+                self._fail(name, "must be a positive number")
+        for name, low, high in (
+            ("label_smoothing", 0.0, 1.0),
+            ("dropout", 0.0, 1.0),
+            ("reduce_lr_factor", 0.0, 1.0),
+        ):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (low <= value < high)
+                or (name == "reduce_lr_factor" and value == 0)
+            ):
+                self._fail(name, f"must be a number in [{low}, {high})")
+        choices = {
+            "optimizer": OPTIMIZERS,
+            "va_loss": VA_LOSSES,
+            "landmark_loss": LANDMARK_LOSSES,
+            "transfer": transfer.TRANSFER_MODES,
+            "cache": CACHE_MODES,
+            "mixed_precision": ("auto", True, False),
+            "verbose": (0, 1, 2),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed or isinstance(getattr(self, name), float):
+                self._fail(name, f"must be one of {list(allowed)}")
+        if self.loss_weights is not None:
+            object.__setattr__(self, "loss_weights", dict(self.loss_weights))
+            try:
+                losses_module.default_loss_weights(self.heads, self.loss_weights)
+            except ConfigError as error:
+                self._fail("loss_weights", str(error))
+        if self.weights not in (None, "imagenet"):
+            object.__setattr__(self, "weights", os.fspath(self.weights))
+
+    def _fail(self, name: str, problem: str) -> None:
+        """Every error names the field, so a notebook user knows which parameter to fix."""
+        raise ConfigError(f"TrainConfig.{name} {problem} (got {getattr(self, name)!r})")
+
+    @classmethod
+    def from_profile(cls, resolved: Mapping[str, Any], model: str, **overrides: Any) -> TrainConfig:
+        """Resolved profile values (helpers.run.profiles.train_config), then non-None overrides.
+
+        resolved: helpers.run.profiles.resolve(profile, model=model), per-model values included.
+        Pretrained profiles (weights set) default to a 2-epoch warm-up and top_n fine-tuning.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(
+                f"TrainConfig: unknown parameter(s) {unknown}; known: {sorted(known)}"
+            )
+        values: dict[str, Any] = {"profile": resolved["name"]}
+        if resolved.get("weights") is not None:
+            values.update(transfer="top_n", warmup_epochs=min(2, max(resolved["epochs"] - 1, 0)))
+        values.update({k: v for k, v in resolved.items() if k in known and k != "model"})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(model=model, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values for the model card."""
+        d = dataclasses.asdict(self)
+        d["heads"] = list(self.heads)
+        return d
+
+    def first_lr(self, pretrained: bool) -> float:
+        """The learning rate training starts at: the one given, or the backbone's default."""
+        if self.learning_rate is not None:
+            return float(self.learning_rate)
+        return registry.default_learning_rate(self.model, pretrained)
+
+    @property
+    def phase2_lr(self) -> float:
+        """Fine-tuning learning rate (pretrained backbones)."""
+        return (
+            self.finetune_lr
+            if self.finetune_lr is not None
+            else self.first_lr(pretrained=True) / 10
+        )
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One fit() call: which epochs, what the backbone may change, at which learning rate."""
+
+    name: str
+    transfer: str
+    learning_rate: float
+    first_epoch: int  # 0-based, inclusive
+    end_epoch: int  # exclusive
+
+
+def plan_phases(cfg: TrainConfig, pretrained: bool) -> list[Phase]:
+    """The schedule: warm-up on a frozen backbone then fine-tuning, or a single phase.
+
+    A randomly initialised backbone always trains whole: frozen random layers only hold back.
+    """
+    lr = cfg.first_lr(pretrained)
+    if not pretrained:
+        return [Phase("train", "full", lr, 0, cfg.epochs)]
+    if cfg.warmup_epochs > 0 and cfg.transfer != "frozen":
+        warm = min(cfg.warmup_epochs, cfg.epochs)
+        phases = [Phase("warmup", "frozen", lr, 0, warm)]
+        if cfg.epochs > warm:
+            phases.append(Phase("finetune", cfg.transfer, cfg.phase2_lr, warm, cfg.epochs))
+        return phases
+    return [Phase("train", cfg.transfer, lr, 0, cfg.epochs)]

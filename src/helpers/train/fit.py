@@ -1,0 +1,470 @@
+"""Train one model on a run folder's tables: build, compile and fit it phase by phase.
+
+train() ties the other train modules together: the settings and phase plan (config), the
+callbacks, the resume bookkeeping in `<out_dir>/checkpoints/<model>/` (resume) and the files
+it leaves behind (card). Calling `train` again with the same configuration continues from the
+last finished epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import pandas as pd
+import tensorflow as tf
+
+from helpers.core.jsonio import json_ready
+from helpers.core.records import load_records
+from helpers.core.run_folder import RunFolder
+from helpers.data.augment import AugmentSettings, make_online_augmenter
+from helpers.models import factory, train_metrics, transfer
+from helpers.models import losses as losses_module
+from helpers.models.saving import load_trained
+from helpers.train.callbacks import EpochTimer, RestoreProgress, TimeBudget
+from helpers.train.card import (
+    data_hash,
+    make_card,
+    read_history,
+    write_history,
+)
+from helpers.train.config import Phase, TrainConfig, plan_phases
+from helpers.train.pipeline import (
+    EpochClock,
+    cache_bytes,
+    make_dataset,
+    surface_data_errors,
+)
+from helpers.train.resume import (
+    backup_epoch,
+    best_so_far,
+    check_resumable,
+    read_progress,
+)
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class TrainingInputs:
+    """What notebook 03 left for training: the balanced train table, val rows, settings."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    augment: AugmentSettings | None
+
+
+def load_training_inputs(run_dir: str | os.PathLike) -> TrainingInputs:
+    """train.parquet, the val rows of splits.parquet and augment.json (optional) of a run."""
+    run = RunFolder(run_dir)
+    splits = load_records(run.splits)
+    settings = (
+        AugmentSettings.read(run.augment_settings) if run.augment_settings.is_file() else None
+    )
+    return TrainingInputs(
+        load_records(run.train_table),
+        splits[splits["split"] == "val"].reset_index(drop=True),
+        settings,
+    )
+
+
+def _augment_options(
+    settings: AugmentSettings | Mapping[str, Any] | None,
+) -> tuple[Any, dict[int, float] | None]:
+    """Online augmenter and class weights from notebook 03's settings (either may be absent)."""
+    if not settings:
+        return None, None
+    if not isinstance(settings, AugmentSettings):
+        settings = AugmentSettings.from_dict(settings)
+    augmenter = make_online_augmenter(settings.config, settings.seed) if settings.online else None
+    return augmenter, settings.class_weights
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class TrainResult:
+    """The best model (reloaded from its file), the history, the model card and the paths."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    card: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed: bool) -> Iterator[None]:
+    """mixed_float16 for the model built inside, restoring the global policy afterwards."""
+    previous = keras.config.dtype_policy()
+    if mixed:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _use_mixed_precision(setting: str | bool) -> bool:
+    """ "auto": on with a GPU, where float16 is fast; on a CPU it only slows things down."""
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return bool(setting)
+
+
+def _strategy() -> tf.distribute.Strategy:
+    """Data parallelism over every visible GPU, else the default (single device) strategy."""
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+class _Collect(logging.Handler):
+    """Collects helpers.models.factory warnings (the ImageNet fallback message) for the model
+    card."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
+    """The model, whether its backbone is pretrained, and any fallback message."""
+    collector, models_log = _Collect(), logging.getLogger("helpers.models")
+    models_log.addHandler(collector)
+    try:
+        model = factory.build_model(
+            cfg.model,
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            heads=cfg.heads,
+            weights=cfg.weights,
+            weights_fallback=cfg.weights_fallback,
+            transfer=None,
+            trainable_top_n=cfg.trainable_top_n,
+            shared_units=cfg.shared_units,
+            dropout=cfg.dropout,
+            n_classes=cfg.n_classes,
+            seed=cfg.seed,
+        )
+    finally:
+        models_log.removeHandler(collector)
+    # With transfer=None, build_model freezes the backbone exactly when weights were loaded.
+    return model, transfer.transfer_mode(model) == "frozen", collector.messages
+
+
+def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """A fresh optimizer (each phase gets its own, since trainable weights change)."""
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    return {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "rmsprop": keras.optimizers.RMSprop,
+    }[name](learning_rate)
+
+
+def _compile(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
+    """Masked losses and metrics per head (helpers.models.losses)."""
+    model.compile(
+        optimizer=_optimizer(cfg.optimizer, learning_rate),
+        loss=losses_module.build_losses(
+            cfg.heads,
+            va_loss=cfg.va_loss,
+            label_smoothing=cfg.label_smoothing,
+            landmark_loss=cfg.landmark_loss,
+            n_classes=cfg.n_classes,
+        ),
+        loss_weights=losses_module.default_loss_weights(cfg.heads, cfg.loss_weights),
+        metrics=train_metrics.build_metrics(cfg.heads),
+    )
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _cache_targets(
+    cfg: TrainConfig, tables: dict[str, pd.DataFrame], cache_dir: Path
+) -> dict[str, bool | Path]:
+    """Per table: memory (True), none (False) or a memory-mapped file under cache_dir."""
+    need = sum(cache_bytes(t, cfg.image_size, cfg.channels) for t in tables.values())
+    mode = cfg.cache
+    if mode == "auto":
+        mode = "memory" if need <= cfg.cache_memory_limit_gb * (1 << 30) else "disk"
+    if mode == "disk":
+        return {name: cache_dir / f"{name}.npy" for name in tables}
+    return dict.fromkeys(tables, mode == "memory")
+
+
+def _datasets(
+    cfg: TrainConfig,
+    train_table: pd.DataFrame,
+    val_table: pd.DataFrame | None,
+    augment_settings: AugmentSettings | Mapping[str, Any] | None,
+    cache_dir: Path,
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None, EpochClock, dict[str, Any]]:
+    """Training and validation pipelines, the clock fit() drives, and facts for the card."""
+    augmenter, class_weights = _augment_options(augment_settings)
+    has_val = val_table is not None and len(val_table) > 0
+    tables = {"train": train_table, **({"val": val_table} if has_val else {})}
+    caches = _cache_targets(cfg, tables, cache_dir)
+    clock = EpochClock()
+    common = {
+        "image_size": cfg.image_size,
+        "channels": cfg.channels,
+        "batch_size": cfg.batch_size,
+        "heads": cfg.heads,
+        "seed": cfg.seed,
+    }
+    train_ds = make_dataset(
+        train_table,
+        training=True,
+        augmenter=augmenter,
+        cache=caches["train"],
+        class_weights=class_weights,
+        epoch_clock=clock,
+        **common,
+    )
+    n_seen = len(train_table)
+    if cfg.max_steps_per_epoch is not None:  # a new random subset every epoch, same clock
+        train_ds = train_ds.take(cfg.max_steps_per_epoch)
+        n_seen = min(n_seen, cfg.max_steps_per_epoch * cfg.batch_size)
+    val_ds = (
+        make_dataset(val_table, training=False, cache=caches["val"], **common) if has_val else None
+    )
+    facts = {
+        "train_rows": len(train_table),
+        "images_per_epoch": n_seen,
+        "val_rows": len(val_table) if has_val else 0,
+        "val_hash": data_hash(val_table) if has_val else None,
+        "cache": {
+            k: str(v) if isinstance(v, Path) else ("memory" if v else "none")
+            for k, v in caches.items()
+        },
+        "online_augmentation": augmenter is not None,
+        "class_weights": class_weights,
+    }
+    return train_ds, val_ds, clock, facts
+
+
+def train(
+    cfg: TrainConfig,
+    train_table: pd.DataFrame,
+    val_table: pd.DataFrame | None,
+    out_dir: str | os.PathLike,
+    augment_settings: AugmentSettings | Mapping[str, Any] | None = None,
+    resume: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> TrainResult:
+    """Fit cfg.model and write model, history, card (and resume state while running).
+
+    augment_settings: augment.json of notebook 03 (online augmentation, class weights).
+    resume: continue an interrupted run from `<out_dir>/checkpoints/<model>/`; False starts
+    over. callbacks: extra Keras callbacks, given to every phase.
+    """
+    started = time.perf_counter()
+    run, name = RunFolder(out_dir), cfg.model
+    paths = {
+        "model": run.model_path(name),
+        "card": run.card_path(name),
+        "history": run.history_path(name),
+        "tensorboard": run.tensorboard_dir(name),
+        "checkpoints": run.checkpoints_dir(name),
+        "cache": run.cache_dir(name),
+    }
+    for key in ("model", "history"):
+        paths[key].parent.mkdir(parents=True, exist_ok=True)
+    ckpt = paths["checkpoints"]
+    if not resume:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    progress_path = ckpt / "progress.json"
+    progress = read_progress(progress_path)
+    train_hash = data_hash(train_table)
+    check_resumable(progress, cfg, train_hash, ckpt)
+    resuming = bool(progress)
+    if not resuming:
+        paths["history"].unlink(missing_ok=True)  # a fresh run owns its history
+
+    keras.utils.set_random_seed(cfg.seed)
+    mixed = _use_mixed_precision(cfg.mixed_precision)
+    strategy = _strategy()
+    with _dtype_policy(mixed), strategy.scope():
+        model, pretrained, build_messages = _build(cfg)
+    phases = plan_phases(cfg, pretrained)
+    notes: dict[str, Any] = {
+        "weights_fallback": " ".join(build_messages) or None,
+        "pretrained_backbone": pretrained,
+        "mixed_precision": mixed,
+        "strategy": type(strategy).__name__,
+        "replicas": strategy.num_replicas_in_sync,
+        "devices": [
+            d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "CPU")
+        ],
+        "resumed": resuming,
+    }
+    if not pretrained and (cfg.warmup_epochs or cfg.transfer != "full"):
+        notes["schedule_note"] = (
+            "the backbone is randomly initialised, so it trains whole "
+            "from the first epoch (warm-up and transfer mode unused)"
+        )
+    tensorboard = cfg.tensorboard and importlib.util.find_spec("tensorboard") is not None
+    if cfg.tensorboard and not tensorboard:
+        notes["tensorboard_note"] = "tensorboard is not installed; no logs written"
+        log.warning("tensorboard is not installed; the TensorBoard callback is skipped")
+
+    train_ds, val_ds, clock, notes["data"] = _datasets(
+        cfg, train_table, val_table, augment_settings, paths["cache"]
+    )
+    notes["data"]["train_hash"] = train_hash
+    monitor = "val_loss" if val_ds is not None else "loss"
+    progress = {"config": cfg.to_dict(), "data_hash": train_hash, "done": progress.get("done", [])}
+    ckpt.mkdir(parents=True, exist_ok=True)
+    progress_path.write_text(json.dumps(json_ready(progress), indent=2))
+
+    budget = None
+    if cfg.time_budget_minutes is not None:
+        spent = read_history(paths["history"])
+        budget = TimeBudget(
+            cfg.time_budget_minutes, float(spent["time_s"].sum()) if "time_s" in spent else 0.0
+        )
+    try:
+        for index, phase in enumerate(phases, start=1):
+            phase_weights = ckpt / f"{phase.name}.weights.h5"
+            if phase.name in progress["done"] and phase_weights.is_file():
+                model.load_weights(phase_weights)
+                continue
+            if budget is not None and budget.stopped:
+                break
+            _run_phase(
+                model,
+                cfg,
+                phase,
+                index,
+                train_ds,
+                val_ds,
+                clock,
+                monitor,
+                paths,
+                notes["data"]["images_per_epoch"],
+                strategy,
+                tensorboard,
+                [*callbacks, *([budget] if budget else [])],
+            )
+            if index < len(phases):  # the next phase starts from these weights, even on resume
+                model.save_weights(phase_weights)
+                progress["done"].append(phase.name)
+                progress_path.write_text(json.dumps(json_ready(progress), indent=2))
+    finally:
+        _remove(paths["cache"])
+
+    if not paths["model"].is_file():  # no finite monitored value ever: keep the last state
+        model.save(paths["model"])
+    history = read_history(paths["history"])
+    best_model = load_trained(paths["model"])
+    _compile(best_model, cfg, phases[-1].learning_rate)  # ready for evaluate(), fresh optimizer
+    card = make_card(cfg, best_model, history, monitor, phases, notes)
+    card["wall_time_s"] = time.perf_counter() - started
+    card["params"] = int(best_model.count_params())
+    if budget is not None:
+        card["stopped_by_time_budget"] = budget.stopped
+    paths["card"].write_text(json.dumps(card, indent=2, allow_nan=False))
+    _remove(ckpt)  # finished: nothing left to resume
+    return TrainResult(best_model, history, card, paths)
+
+
+def _remove(folder: Path) -> None:
+    """Delete a per-model work folder, and its parent (checkpoints/, cache/) once empty."""
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()
+
+
+def _run_phase(
+    model: keras.Model,
+    cfg: TrainConfig,
+    phase: Phase,
+    index: int,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset | None,
+    clock: EpochClock,
+    monitor: str,
+    paths: dict[str, Path],
+    n_train: int,
+    strategy: tf.distribute.Strategy,
+    tensorboard: bool,
+    extra: Sequence[keras.callbacks.Callback],
+) -> None:
+    """One fit() with its own backup folder; resumes it if a backup is there."""
+    backup_dir = paths["checkpoints"] / phase.name
+    restart_at = backup_epoch(backup_dir) or phase.first_epoch
+    history = read_history(paths["history"])
+    history = history[history["epoch"] < restart_at]  # epochs after the backup are redone
+    write_history(history, paths["history"])
+    best_overall, _ = best_so_far(history, monitor)
+    best_here, wait_here = best_so_far(history[history["epoch"] >= phase.first_epoch], monitor)
+
+    with strategy.scope():
+        transfer.set_transfer_mode(model, phase.transfer, cfg.trainable_top_n)
+        _compile(model, cfg, phase.learning_rate)
+    model._initial_epoch = None  # set by a previous phase's BackupAndRestore; Keras reads it
+
+    early = keras.callbacks.EarlyStopping(
+        monitor=monitor,
+        patience=cfg.early_stopping_patience,
+        restore_best_weights=True,
+        verbose=int(cfg.verbose > 0),
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor,
+        factor=cfg.reduce_lr_factor,
+        patience=cfg.reduce_lr_patience,
+        min_lr=cfg.min_lr,
+        verbose=int(cfg.verbose > 0),
+    )
+    callbacks: list[keras.callbacks.Callback] = [
+        clock.callback(),
+        EpochTimer(n_train, index),
+        keras.callbacks.ModelCheckpoint(
+            paths["model"],
+            monitor=monitor,
+            save_best_only=True,
+            initial_value_threshold=best_overall,
+        ),
+        early,
+        plateau,
+        RestoreProgress([early, plateau], best_here, wait_here),
+        keras.callbacks.CSVLogger(paths["history"], append=True),
+        keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(paths["tensorboard"]))
+    callbacks.extend(extra)
+    with surface_data_errors():
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=phase.end_epoch,
+            initial_epoch=phase.first_epoch,
+            callbacks=callbacks,
+            verbose=cfg.verbose,
+            shuffle=False,
+        )
+    model._initial_epoch = None

@@ -1,0 +1,69 @@
+"""Resume bookkeeping: what an interrupted run left behind and whether it may continue.
+
+Everything a run needs to be resumed lives in `<out_dir>/checkpoints/<model>/`: the Keras
+BackupAndRestore state of the phase in progress, the final weights of finished phases and
+`progress.json`. train() deletes the folder when training completes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.train.config import RESUME_KEYS, TrainConfig
+
+
+def read_progress(path: Path) -> dict[str, Any]:
+    """progress.json of an interrupted run, or an empty record."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"damaged resume record ({exc}); pass resume=False to start over"
+        ) from exc
+
+
+def check_resumable(progress: dict[str, Any], cfg: TrainConfig, data: str, where: Path) -> None:
+    """Refuse to continue a backup made with other settings or other data."""
+    saved = progress.get("config", {})
+    ours = cfg.to_dict()
+    changed = [k for k in RESUME_KEYS if k in saved and saved[k] != ours[k]]
+    if changed:
+        raise ConfigError(
+            f"{where} holds an interrupted run with other settings "
+            f"({', '.join(changed)}); pass resume=False to start over"
+        )
+    if progress.get("data_hash") not in (None, data):
+        raise ConfigError(
+            f"{where} holds an interrupted run on other training data; "
+            "pass resume=False to start over"
+        )
+
+
+def backup_epoch(backup_dir: Path) -> int | None:
+    """The epoch BackupAndRestore will resume at, if it saved one."""
+    meta = backup_dir / "training_metadata.json"
+    if not meta.is_file():
+        return None
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(meta, f"damaged backup ({exc}); pass resume=False to start over") from exc
+
+
+def best_so_far(history: pd.DataFrame, monitor: str) -> tuple[float | None, int]:
+    """Best monitored value in the history and the epochs since it (for a resumed phase)."""
+    if monitor not in history.columns:
+        return None, 0
+    values = history[monitor].to_numpy(dtype=float)
+    if not np.isfinite(values).any():
+        return None, 0
+    best = int(np.nanargmin(values))
+    return float(values[best]), len(values) - 1 - best

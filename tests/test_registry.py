@@ -1,0 +1,67 @@
+"""The registry is the one list of models: names, default sizes and learning rates, known
+without importing Keras, and every name in it builds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers.core.errors import ConfigError
+from helpers.models import registry
+from helpers.run import profiles
+
+
+def test_importing_the_registry_and_profiles_does_not_import_keras():
+    code = (
+        "import sys, helpers.models.registry, helpers.run.profiles as p\n"
+        "p.parse_models('custom_cnn,efficientnetb0'); p.resolve('gpu', 'vgg16')\n"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_compared_models_are_the_registry_minus_the_example_entry():
+    assert registry.list_models(compared_only=True) == [
+        "custom_cnn",
+        "vgg16",
+        "resnet50",
+        "mobilenetv2",
+    ]
+    assert registry.list_models() == [*registry.list_models(compared_only=True), "efficientnetb0"]
+    assert profiles.get_profile("cpu").models == tuple(registry.list_models(compared_only=True))
+
+
+def test_unknown_name_is_one_error_listing_the_valid_names():
+    with pytest.raises(
+        ConfigError, match="unknown model 'alexnet'; valid names: custom_cnn, vgg16"
+    ):
+        registry.get("alexnet")
+    with pytest.raises(ConfigError, match="efficientnetb0"):
+        profiles.parse_models("custom_cnn,alexnet")
+
+
+def test_a_profile_without_an_image_size_uses_each_models_default():
+    assert profiles.resolve("gpu", "custom_cnn")["image_size"] == 48
+    assert profiles.resolve("gpu", "resnet50")["image_size"] == 224
+    assert profiles.resolve("smoke", "resnet50")["image_size"] == 48  # the profile decides
+    assert profiles.resolve("cpu", "vgg16")["image_size"] == 32  # its per-model entry
+
+
+def test_default_learning_rates_come_from_the_entry():
+    assert registry.default_learning_rate("vgg16", pretrained=False) == 1e-4
+    assert registry.default_learning_rate("resnet50", pretrained=False) == 1e-3
+    assert (
+        registry.default_learning_rate("vgg16", pretrained=True)
+        == registry.PRETRAINED_LEARNING_RATE
+    )
+
+
+def test_every_entry_names_a_builder_and_a_preprocessing_that_exist():
+    for name in registry.list_models():
+        spec = registry.get(name)
+        assert callable(registry.resolve(spec.builder)) and callable(
+            registry.resolve(spec.preprocess)
+        )
+        assert spec.min_size <= spec.default_image_size

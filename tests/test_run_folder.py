@@ -1,0 +1,79 @@
+"""The run folder's layout is a contract (DESIGN.md): every stage finds files through RunFolder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from helpers.core.run_folder import RunFolder
+
+
+def test_the_layout_every_stage_relies_on(tmp_path):
+    run = RunFolder(tmp_path)
+    rel = {
+        k: os.path.relpath(v, tmp_path)
+        for k, v in {
+            "records": run.records,
+            "splits": run.splits,
+            "train": run.train_table,
+            "augment": run.augment_settings,
+            "manifest": run.manifest,
+            "report": run.report,
+            "model": run.model_path("vgg16"),
+            "card": run.card_path("vgg16"),
+            "history": run.history_path("vgg16"),
+            "checkpoints": run.checkpoints_dir("vgg16"),
+            "metrics": run.metrics_path("vgg16"),
+            "external": run.metrics_path("vgg16", "ckplus"),
+            "predictions": run.predictions_path("vgg16"),
+            "export": run.deployment_path("vgg16"),
+        }.items()
+    }
+    assert rel == {
+        "records": "records.parquet",
+        "splits": "splits.parquet",
+        "train": "train.parquet",
+        "augment": "augment.json",
+        "manifest": "manifest.json",
+        "report": "report.html",
+        "model": "models/vgg16.keras",
+        "card": "models/vgg16.json",
+        "history": "history/vgg16.csv",
+        "checkpoints": "checkpoints/vgg16",
+        "metrics": "metrics/vgg16.json",
+        "external": "metrics/vgg16.ckplus.json",
+        "predictions": "predictions/vgg16.parquet",
+        "export": "export/vgg16.json",
+    }
+
+
+def test_it_stands_in_for_a_path(tmp_path):
+    run = RunFolder(tmp_path)
+    assert run / "eda" == tmp_path / "eda" and os.fspath(run) == str(tmp_path)
+    assert run.name == tmp_path.name and run == tmp_path and Path(run) == tmp_path
+
+
+def test_metrics_files_are_told_apart_by_dataset(tmp_path):
+    run = RunFolder(tmp_path)
+    for path in (
+        run.metrics_path("a"),
+        run.metrics_path("b"),
+        run.metrics_path("a", "jaffe"),
+        run.metrics_path("b", "ckplus"),
+    ):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("{}")
+    assert [p.name for p in run.metrics_files()] == ["a.json", "b.json"]
+    assert [p.name for p in run.metrics_files("jaffe")] == ["a.jaffe.json"]
+    assert run.external_datasets() == ["ckplus", "jaffe"]
+
+
+def test_resolve_makes_a_new_folder_or_finds_the_latest(tmp_path, monkeypatch):
+    from helpers.core import paths
+
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    first = RunFolder.resolve("", create=True)
+    first.records.write_bytes(b"x")
+    assert RunFolder.resolve("") == first
+    given = RunFolder.resolve(str(tmp_path / "mine"))
+    assert given.root.is_dir() and given.root.is_absolute()
