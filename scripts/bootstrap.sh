@@ -27,35 +27,42 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 vpy="$venv/bin/python"
 
-# Which TensorFlow: leave a working one alone (Colab, a user's own CUDA build), else pick by GPU.
-tf_spec=""
-if "$vpy" -c "import tensorflow" >/dev/null 2>&1; then
-  tf_spec="(preinstalled)"
-elif [ "$(uname -s)" = "Darwin" ]; then
-  tf_spec="tensorflow==$tf_version"
-elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  tf_spec="tensorflow[and-cuda]==$tf_version"
-else
-  tf_spec="tensorflow-cpu==$tf_version"
-fi
-
+# The stamp names what was installed from: the pinned requirements and the package metadata.
+# It does not name the TensorFlow flavour, so a second call finds it unchanged and skips pip.
 stamp="$venv/.affect-stamp"
-want="$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -c1-16) $tf_spec"
+want="$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "environment up to date ($venv)"
 else
-  say "installing packages into $venv (first run: a few minutes)"
-  "$vpy" -m pip install --quiet --upgrade pip >&2
-  if [ "$tf_spec" != "(preinstalled)" ]; then
-    say "TensorFlow flavour: $tf_spec"
-    "$vpy" -m pip install --quiet "$tf_spec" >&2
-  else
+  log="$venv/.affect-install.log"
+  : > "$log"
+  # pip's own output goes to the log; on a failure its last lines are shown, with the log's path.
+  pip_install() {
+    if ! "$vpy" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; then
+      tail -n 25 "$log" >&2
+      say "error: pip install $* failed; the whole log is $log"
+      exit 1
+    fi
+  }
+  say "installing packages into $venv (first run: a few minutes; pip's log: $log)"
+  # Which TensorFlow: leave a working one alone (Colab, a user's own CUDA build), else by GPU.
+  if "$vpy" -c "import tensorflow" >/dev/null 2>&1; then
     say "TensorFlow already installed in the environment; leaving it alone"
+  else
+    if [ "$(uname -s)" = "Darwin" ]; then
+      tf_spec="tensorflow==$tf_version"
+    elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+      tf_spec="tensorflow[and-cuda]==$tf_version"
+    else
+      tf_spec="tensorflow-cpu==$tf_version"
+    fi
+    say "TensorFlow flavour: $tf_spec"
+    pip_install "$tf_spec"
   fi
-  "$vpy" -m pip install --quiet -r "$root/requirements.txt" >&2
-  "$vpy" -m pip install --quiet --no-deps -e "$root" >&2
+  pip_install -r "$root/requirements.txt"
+  pip_install --no-deps -e "$root"
   # The notebooks name the kernel "python3"; point it at this environment.
-  "$vpy" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (facial affect)" >/dev/null
+  "$vpy" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (facial affect)" >>"$log" 2>&1
   echo "$want" > "$stamp"
   say "environment ready"
 fi

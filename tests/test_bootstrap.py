@@ -33,3 +33,67 @@ def test_python_older_than_3_11_is_refused_before_anything_is_installed(tmp_path
     assert "Python 3.11 or newer is needed" in done.stderr and "3.10.12" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not venv.exists()
+
+
+FAKE_VENV_PYTHON = """#!/bin/sh
+# Stands in for a virtual environment's python: records pip calls, "installs" TensorFlow.
+here="$(dirname "$0")"
+if [ "$1" = "-c" ]; then
+  case "$2" in *tensorflow*) [ -f "$here/tf-installed" ]; exit $? ;; esac
+  exit 0
+fi
+if [ "$1 $2" = "-m pip" ]; then
+  shift 2
+  echo "$*" >> "$here/pip-calls"
+  echo "Collecting something (pip chatter)"
+  case "$*" in *tensorflow*) touch "$here/tf-installed" ;; esac
+  case "$*" in *requirements*)
+    [ -z "$FAIL_REQUIREMENTS" ] || { echo "ERROR: no matching distribution for keras"; exit 1; } ;;
+  esac
+  exit 0
+fi
+exit 0
+"""
+
+
+def _fake_venv(tmp_path: Path) -> Path:
+    """A venv folder whose python is FAKE_VENV_PYTHON, so bootstrap runs without the network."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = bin_dir / "python"
+    python.write_text(FAKE_VENV_PYTHON)
+    python.chmod(0o755)
+    return tmp_path / "venv"
+
+
+def _bootstrap(venv: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "bootstrap.sh")],
+        env={**os.environ, "AFFECT_VENV": str(venv), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_second_run_installs_nothing_and_pip_chatter_stays_in_the_log(tmp_path: Path) -> None:
+    venv = _fake_venv(tmp_path)
+    first = _bootstrap(venv)
+    assert first.returncode == 0 and first.stdout.strip() == str(venv / "bin" / "python")
+    calls = (venv / "bin" / "pip-calls").read_text().splitlines()
+    assert any("tensorflow" in c for c in calls) and any("requirements.txt" in c for c in calls)
+    assert "Collecting" not in first.stderr and len(first.stderr.strip().splitlines()) <= 4
+    assert "Collecting" in (venv / ".affect-install.log").read_text()
+
+    second = _bootstrap(venv)  # TensorFlow is now "preinstalled": the stamp must still match
+    assert second.returncode == 0 and "environment up to date" in second.stderr
+    assert (venv / "bin" / "pip-calls").read_text().splitlines() == calls
+
+
+def test_a_failed_pip_install_shows_its_last_lines_and_the_log(tmp_path: Path) -> None:
+    venv = _fake_venv(tmp_path)
+    done = _bootstrap(venv, FAIL_REQUIREMENTS="1")
+    assert done.returncode == 1
+    assert "no matching distribution for keras" in done.stderr
+    assert f"the whole log is {venv / '.affect-install.log'}" in done.stderr
+    assert not (venv / ".affect-stamp").exists()
