@@ -395,3 +395,23 @@ def test_a_repeated_npy_header_reads_like_np_load(arr):
         np.testing.assert_array_equal(got, reference)
     with pytest.raises(affectnet._Invalid, match="unparseable"):
         affectnet._load_npy(data[:-1])  # same header, too few data bytes: np.load's refusal
+
+
+def test_the_summary_counts_each_class_and_names_the_absent_ones(tmp_path):
+    path = build(
+        tmp_path / "a.zip", record("1", exp="1"), record("2", exp="1"), record("3", exp="6")
+    )
+    result = read(path)
+    assert result.class_counts().to_dict() == {
+        "Neutral": 0,
+        "Happy": 2,
+        "Sad": 0,
+        "Surprise": 0,
+        "Fear": 0,
+        "Disgust": 0,
+        "Anger": 1,
+        "Contempt": 0,
+    }
+    text = str(result).splitlines()
+    assert text[1] == "  per class: Happy 2, Anger 1"
+    assert text[2] == "  absent: Neutral, Sad, Surprise, Fear, Disgust, Contempt"

@@ -281,3 +281,51 @@ def test_load_errors(tmp_path):
     pd.DataFrame({"id": ["a"]}).to_parquet(tmp_path / "other.parquet")
     with pytest.raises(DataError, match="landmarks"):
         load_records(tmp_path / "other.parquet")
+
+
+def test_a_run_folder_still_works_after_it_is_moved(tmp_path):
+    """Tables keep images inside the run folder relative to it; sources outside stay as given."""
+    import shutil
+
+    from PIL import Image
+
+    from helpers.core.images import read_image
+    from helpers.core.run_folder import RunFolder
+    from helpers.data import augment
+    from helpers.train.fit import load_training_inputs
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    rows = []
+    for i in range(6):
+        Image.new("RGB", (24, 24), (40 * i, 90, 200 - 30 * i)).save(source / f"{i}.png")
+        rows.append(
+            {
+                "id": f"r{i}",
+                "image": str(source / f"{i}.png"),
+                "source": "s",
+                "expression": i % 2,
+                "split": "train" if i < 4 else "val",
+            }
+        )
+    table = make_records(rows)
+    run = RunFolder(tmp_path / "first" / "run")
+    train = table[table["split"] == "train"]
+    plan = augment.plan_balance(train, "upsample", target_per_class=4, seed=0)
+    manifest = augment.materialize(
+        plan, table, augment.AugmentConfig(), run.augmented_dir, progress=False, workers=1
+    )
+    save_records(table, run.splits)
+    save_records(augment.balanced_training_table(table, plan, manifest), run.train_table)
+
+    moved = RunFolder(tmp_path / "elsewhere" / "run")
+    moved.root.parent.mkdir()
+    shutil.move(run.root, moved.root)
+    inputs = load_training_inputs(moved)
+    copies = inputs.train[inputs.train["augmented"]]
+    assert len(copies) == 4 and all(p.startswith(str(moved.root)) for p in copies["image"])
+    assert set(inputs.train.loc[~inputs.train["augmented"], "image"]) <= set(table["image"])
+    for image in inputs.train["image"]:
+        assert read_image(image).shape[:2] == (24, 24)
+    stored = load_records(moved.augmented_dir / "manifest.parquet")["image"]
+    assert all(p.startswith(str(moved.augmented_dir)) for p in stored)

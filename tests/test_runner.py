@@ -1,6 +1,7 @@
 """run_all.sh's driver: validation before work, stage planning, no overwrites, clear failures."""
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -57,7 +58,28 @@ def test_bad_arguments_fail_fast_with_exit_2(tmp_path, capsys):
         == 2
     )
     assert "no such file" in capsys.readouterr().err
+    assert runner.main(["--only", "01,09", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "no notebook starts with 09; the notebooks are 01_extract, 02_eda" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_model_name_is_refused_without_importing_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom helpers.run import runner\n"
+        f"code = runner.main(['--models', 'resnet999', '--run-dir', {str(tmp_path / 'r')!r}])\n"
+        "assert code == 2 and 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        "error: unknown model name(s) ['resnet999']; known: custom_cnn, efficientnetb0, "
+        "mobilenetv2, resnet50, vgg16"
+    )
 
 
 def test_failure_message_names_stage_cell_and_error(tmp_path):
@@ -83,3 +105,47 @@ def test_write_json_is_atomic(tmp_path):
     write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_stage_keeps_kernel_chatter_in_its_log_and_shows_progress_lines(tmp_path, capfd):
+    import subprocess
+    import sys
+
+    stage = runner.Stage(tmp_path / "04_train.ipynb", "custom_cnn")
+    kernel = (  # what a kernel does: library chatter on stderr, progress through the helper
+        "import sys\n"
+        "print('I0000 port.cc:153] oneDNN custom operations are on.', file=sys.stderr)\n"
+        "from helpers.core.progress import line\n"
+        "line('custom_cnn epoch 1/2: loss 2.100, 3 s, about 3 s left')\n"
+        "line('custom_cnn epoch 2/2: loss 1.900, 3 s')\n"
+    )
+    with runner.stage_output(tmp_path, stage, quiet=True) as log:
+        subprocess.run([sys.executable, "-c", kernel], check=True)
+    out, err = capfd.readouterr()
+    assert "oneDNN" not in out + err and "oneDNN" in log.read_text()
+    assert out.splitlines() == [
+        "[run_all]       custom_cnn epoch 1/2: loss 2.100, 3 s, about 3 s left",
+        "[run_all]       custom_cnn epoch 2/2: loss 1.900, 3 s",
+    ]
+    assert log == tmp_path / "logs" / "04_train.custom_cnn.log"
+
+
+def test_progress_lines_are_only_written_under_the_runner(tmp_path, monkeypatch):
+    from helpers.core import progress
+
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    progress.line("nobody reads this")  # no runner: nothing written, nothing raised
+    target = tmp_path / "lines"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(target))
+    with open(os.devnull, "w") as hidden:
+        for _ in progress.bar(range(3), desc="quick", file=hidden):  # seconds: no line
+            pass
+        assert not target.exists()
+        monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)  # as if every step took long
+        for _ in progress.bar(range(3), desc="decoding", unit="img", file=hidden, mininterval=0):
+            pass
+    progress.line("two   spaces\nand a newline")
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("decoding: 33% (1/3 img,")
+    assert lines[-2].startswith("decoding: 100% (3/3 img,")
+    assert lines[-1] == "two spaces and a newline"

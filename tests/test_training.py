@@ -326,3 +326,19 @@ def test_card_facts_read_the_figures_a_comparison_shows(trained, tmp_path):
     (tmp_path / "odd.json").write_text('{"params": "many", "epochs_run": true}')
     odd = CardFacts.read(tmp_path / "odd.json")
     assert math.isnan(odd.params) and math.isnan(odd.epochs_run)
+
+
+def test_each_epoch_sends_one_line_with_the_time_left(tmp_path, monkeypatch):
+    from helpers.core import progress
+    from helpers.train.callbacks import EpochLine, TimeBudget
+
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(tmp_path / "lines"))
+    logs = {"loss": 1.0, "val_loss": 0.9, "val_expression_accuracy": 0.5, "time_s": 30.0}
+    EpochLine("vgg16", 4).on_epoch_end(0, dict(logs))
+    EpochLine("vgg16", 4, TimeBudget(1.0)).on_epoch_end(0, dict(logs))  # budget ends sooner
+    EpochLine("vgg16", 4).on_epoch_end(3, {"loss": 0.5, "time_s": 200.0})
+    assert (tmp_path / "lines").read_text().splitlines() == [
+        "vgg16 epoch 1/4: loss 1.000, val loss 0.900, val accuracy 0.500, 30 s, about 2 min left",
+        "vgg16 epoch 1/4: loss 1.000, val loss 0.900, val accuracy 0.500, 30 s, about 30 s left",
+        "vgg16 epoch 4/4: loss 0.500, 200 s",
+    ]

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.core.errors import DataError
+from helpers.core.images import ZIP_SCHEME
 from helpers.core.labels import N_EXPRESSIONS
 from helpers.core.landmarks import N_POINTS
 
@@ -222,13 +223,54 @@ def landmarks_from_arrow(column: pa.ChunkedArray, where: str) -> list[np.ndarray
     return out
 
 
+# Schema metadata of a table whose image paths inside its own folder are stored relative to it.
+_RELATIVE_KEY = b"helpers.records.images_relative_to_folder"
+
+
+def _inside(folder: Path) -> tuple[str, ...]:
+    """Prefixes of paths inside a folder, as written (absolute) and with links resolved."""
+    return tuple(
+        dict.fromkeys(os.path.join(str(f), "") for f in (folder.absolute(), folder.resolve()))
+    )
+
+
+def relative_images(images: pd.Series, folder: Path) -> pd.Series:
+    """Plain image paths inside `folder` made relative to it (POSIX separators), so a run
+    folder still works after it is moved, copied to Drive or zipped; others stay as given."""
+    prefixes = _inside(folder)
+
+    def relative(value: object) -> object:
+        if isinstance(value, str) and value.startswith(prefixes):
+            for prefix in prefixes:
+                if value.startswith(prefix):
+                    return Path(value[len(prefix) :]).as_posix()
+        return value
+
+    return images.map(relative)
+
+
+def absolute_images(images: pd.Series, folder: Path) -> pd.Series:
+    """Inverse of relative_images: relative plain paths joined to the table's folder."""
+    root = folder.absolute()
+
+    def absolute(value: object) -> object:
+        if not isinstance(value, str) or not value or value.startswith(ZIP_SCHEME):
+            return value
+        return value if os.path.isabs(value) else str(root / value)
+
+    return images.map(absolute)
+
+
 def save_records(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a validated table to parquet; load_records gives back an equal table."""
+    """Write a validated table to parquet; load_records gives back an equal table (images in
+    the table's own folder are stored relative to it, see relative_images)."""
     path = Path(path)
     validate_records(df, str(path))
-    table = pa.Table.from_pandas(df.drop(columns=["landmarks"]), preserve_index=False)
+    stored = df.drop(columns=["landmarks"]).assign(image=relative_images(df["image"], path.parent))
+    table = pa.Table.from_pandas(stored, preserve_index=False)
     position = list(df.columns).index("landmarks")
     table = table.add_column(position, "landmarks", landmarks_to_arrow(df["landmarks"]))
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _RELATIVE_KEY: b"1"})
     write_parquet(table, path, "records table")
 
 
@@ -267,6 +309,8 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
     landmarks = landmarks_from_arrow(table.column("landmarks"), str(path))
     df = table.drop_columns(["landmarks"]).to_pandas()
     df.insert(position, "landmarks", pd.Series(landmarks, dtype=object))
+    if (table.schema.metadata or {}).get(_RELATIVE_KEY) and "image" in df:
+        df["image"] = absolute_images(df["image"], path.parent)
     validate_records(df, str(path))
     return _canonical(df)
 

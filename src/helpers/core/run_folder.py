@@ -146,6 +146,11 @@ class RunFolder(os.PathLike):
         return self.export_dir / f"{model}.json"
 
     @property
+    def logs_dir(self) -> Path:
+        """`./run_all.sh`: each stage's kernel messages and progress lines."""
+        return self.root / "logs"
+
+    @property
     def report(self) -> Path:
         """Notebook 06, exported by `./run_all.sh`."""
         return self.root / "report.html"

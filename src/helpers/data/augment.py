@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import fit_square, read_image
@@ -616,7 +616,7 @@ def materialize(plan: BalancePlan, records: pd.DataFrame, cfg: AugmentConfig,
 
     rows: list[dict[str, Any] | None] = [None] * len(gen)
     n_workers = workers or min(4, os.cpu_count() or 1)
-    with tqdm(total=len(gen), desc="augmenting", unit="img", disable=not progress) as bar, \
+    with progress_bar(total=len(gen), desc="augmenting", unit="img", disable=not progress) as bar, \
             ThreadPoolExecutor(n_workers) as pool:
         futures = [pool.submit(copies_of, item) for item in jobs.items()]
         try:

@@ -8,7 +8,7 @@ import imagehash
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core.errors import DataError
 from helpers.core.images import decode_image, read_image, read_image_bytes
@@ -115,7 +115,7 @@ def image_stats(
     _require(df, ["id", "image"], "records table")
     subset = _sample(df, sample, seed)
     rows, unreadable = [], []
-    for rec in tqdm(subset.itertuples(index=False), total=len(subset), desc="image stats",
+    for rec in progress_bar(subset.itertuples(index=False), total=len(subset), desc="image stats",
                     disable=not progress):
         try:
             image = read_image(rec.image)
@@ -148,7 +148,7 @@ def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """sha1 of the stored bytes (exact copies) and phash of the pixels (near copies), per record."""
     _require(df, ["id", "image"], "records table")
     ids, sha1s, phashes, unreadable = [], [], [], []
-    for rec in tqdm(df.itertuples(index=False), total=len(df), desc="hashing",
+    for rec in progress_bar(df.itertuples(index=False), total=len(df), desc="hashing",
                     disable=not progress):
         try:
             data = read_image_bytes(rec.image)  # read once: hashed as bytes, then decoded

@@ -23,7 +23,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
@@ -771,7 +771,7 @@ def generate_zip(out: str | Path, n: int = 4000, seed: int = 0, size: int = 224,
             for d in ("Dataset/", ROOT, IMAGES_DIR, ANNOTATIONS_DIR):
                 zf.writestr(_zip_info(d, zipfile.ZIP_STORED), b"")
             annotations: list[tuple[str, bytes]] = []
-            for i in tqdm(range(n), desc="demo faces", unit="img", disable=not progress, mininterval=1.0):
+            for i in progress_bar(range(n), desc="demo faces", unit="img", disable=not progress, mininterval=1.0):
                 rng = np.random.default_rng(seqs[i])
                 p = sample_face_params(rng, int(expr[i]), size)
                 val, aro = valence_arousal(p, rng)

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from tqdm import tqdm
 
 from helpers.core.jsonio import json_ready
 from helpers.core.labels import EXPRESSIONS, expression_index
 from helpers.core.landmarks import N_POINTS, from_model_output
 from helpers.core.preprocess import decode_for_model
+from helpers.core.progress import bar as progress_bar
 from helpers.core.records import (
     landmarks_from_arrow,
     landmarks_to_arrow,
@@ -133,7 +133,7 @@ def predict_table(
     sizes: list[np.ndarray] = []
     timings: list[tuple[int, float]] = []  # (images, seconds) per model call
     started = time.perf_counter()
-    with tqdm(
+    with progress_bar(
         total=len(uris), desc=f"predicting ({meta['name']})", unit="img", disable=not progress
     ) as bar:
         for images, wh in _batches(uris, size, channels, batch_size, workers):

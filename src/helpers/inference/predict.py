@@ -22,12 +22,12 @@ import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
+from helpers.core.progress import bar as progress_bar
 from helpers.inference.detect import DEFAULT_MARGIN, Detector, crop_face
 from helpers.inference.runtime import Backend, open_model
 from helpers.inference.sources import expand_inputs, iter_frames
@@ -179,7 +179,7 @@ def predict_images(
     sources = expand_inputs(inputs)
     rows: list[dict[str, Any]] = []
     pending, names = _Pending(), dict[str, int]()
-    for source in tqdm(sources, desc="predicting", unit="file", disable=not progress):
+    for source in progress_bar(sources, desc="predicting", unit="file", disable=not progress):
         try:
             for frame, image in iter_frames(source, every):
                 faces = _faces(image, detector, margin)

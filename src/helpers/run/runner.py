@@ -10,7 +10,9 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -20,6 +22,7 @@ from typing import Any
 from helpers.core import paths
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import write_json
+from helpers.core.progress import PROGRESS_ENV
 from helpers.core.run_folder import RunFolder
 from helpers.run import profiles as config
 
@@ -200,10 +203,59 @@ def execute_stage(stage: Stage, run_dir: Path, params: dict[str, Any], log_outpu
         parameters=given,
         kernel_name="python3",
         cwd=str(stage.notebook.parent),
-        progress_bar=True,
+        progress_bar=log_output,
         log_output=log_output,
     )
     return out
+
+
+@contextlib.contextmanager
+def stage_output(run_dir: Path, stage: Stage, quiet: bool) -> Iterator[Path]:
+    """While a stage runs, its kernel's stderr (TensorFlow, absl, converter and kernel warnings)
+    goes to <run>/logs/<stage>.log instead of the terminal (unless not quiet), and the progress
+    lines the kernel sends (helpers.core.progress) are printed as they come. Yields the log."""
+    logs = RunFolder(run_dir).logs_dir
+    logs.mkdir(parents=True, exist_ok=True)
+    log, lines = logs / f"{stage.name}.log", logs / f"{stage.name}.progress"
+    lines.write_text("")
+    stop = threading.Event()
+
+    def follow() -> None:
+        """Print each complete line the kernel appends, until the stage ends and all is read."""
+        with open(lines, encoding="utf-8") as source:
+            pending = ""
+            while True:
+                chunk = source.readline()
+                if chunk:
+                    pending += chunk
+                    if pending.endswith("\n"):
+                        print(f"[run_all]       {pending.rstrip()}", flush=True)
+                        pending = ""
+                elif stop.is_set():
+                    return
+                else:
+                    time.sleep(0.25)
+
+    follower = threading.Thread(target=follow, name="progress", daemon=True)
+    follower.start()
+    os.environ[PROGRESS_ENV] = str(lines)
+    saved = None
+    if quiet:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, 2)
+        os.close(target)
+    try:
+        yield log
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        os.environ.pop(PROGRESS_ENV, None)
+        stop.set()
+        follower.join()
 
 
 def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
@@ -283,11 +335,19 @@ def main(argv: list[str] | None = None) -> int:
             if value and not Path(value).expanduser().exists():
                 raise ConfigError(f"{flag} {value}: no such file or folder")
         stages = plan_stages(models)
-        if args.only:
-            prefixes = tuple(s.strip() for s in args.only.split(",") if s.strip())
-            stages = [s for s in stages if s.notebook.name.startswith(prefixes)]
         if not stages:
             raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
+        if args.only:
+            prefixes = tuple(s.strip() for s in args.only.split(",") if s.strip())
+            known = list(dict.fromkeys(s.notebook.stem for s in stages))
+            unmatched = [p for p in prefixes if not any(k.startswith(p) for k in known)]
+            if unmatched or not prefixes:
+                missing = ", ".join(unmatched) or "(nothing)"
+                raise ConfigError(
+                    f"--only {args.only}: no notebook starts with {missing}; "
+                    f"the notebooks are {', '.join(known)}"
+                )
+            stages = [s for s in stages if s.notebook.name.startswith(prefixes)]
         if not args.resume:
             run_dir = prepare_run_dir(args.run_dir, resume=False)
     except ConfigError as exc:
@@ -364,10 +424,11 @@ def run_stages(
         if args.data:
             data = Path(args.data).expanduser().resolve()
         else:
-            print(
-                f"[run_all] generating the demo dataset for profile {profile.name} "
-                "(once, then cached)"
-            )
+            if not config.demo_zip_path(profile.name, args.seed).exists():
+                print(
+                    f"[run_all] generating the demo dataset for profile {profile.name} "
+                    "(once, then cached)"
+                )
             try:
                 data = config.ensure_demo_zip(profile.name, args.seed)
             except OSError as exc:
@@ -409,8 +470,10 @@ def run_stages(
         print(f"[run_all] [{i}/{len(stages)}] {stage.name} ...", flush=True)
         t0 = time.perf_counter()
         out = run_dir / "notebooks" / f"{stage.name}.ipynb"
+        log = RunFolder(run_dir).logs_dir / f"{stage.name}.log"
         try:
-            out = execute_stage(stage, run_dir, params, args.log_output)
+            with stage_output(run_dir, stage, quiet=not args.log_output):
+                out = execute_stage(stage, run_dir, params, args.log_output)
             export_html(out, run_dir / "html")
             if stage.notebook.stem == REPORT_NOTEBOOK:
                 from helpers.reporting.html import export_report
@@ -438,6 +501,8 @@ def run_stages(
             }
             write_json(manifest_path, manifest)
             print(f"[run_all] {describe_failure(stage, out, exc)}", file=sys.stderr)
+            if log.is_file() and log.stat().st_size:
+                print(f"[run_all] the kernel's own messages: {log}", file=sys.stderr)
             print(
                 f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
             )

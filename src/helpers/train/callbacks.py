@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import keras
 
+from helpers.core.progress import line
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Adds time_s (whole epoch) and train_images_per_s (training steps only) to the logs."""
@@ -54,10 +56,49 @@ class TimeBudget(keras.callbacks.Callback):
         if self.spent_s + last > self.budget_s:
             self.stopped = True
             self.model.stop_training = True
-            print(
+            message = (
                 f"time budget: {self.spent_s / 60:.1f} of {self.budget_s / 60:.0f} min used; "
                 "another epoch would not fit, stopping with the best model so far"
             )
+            print(message)
+            line(message)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch for the terminal of `./run_all.sh` (helpers.core.progress): loss,
+    validation loss and accuracy, and the time left, so an hour of training is not an hour of
+    silence. Needs EpochTimer before it (time_s) and, if there is one, the TimeBudget after it."""
+
+    def __init__(self, name: str, epochs: int, budget: TimeBudget | None = None):
+        super().__init__()
+        self.name, self.epochs, self.budget = name, epochs, budget
+        self.times: list[float] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        took = float(logs.get("time_s", 0.0))
+        self.times.append(took)
+        parts = [f"{self.name} epoch {epoch + 1}/{self.epochs}:"]
+        for key, label in (
+            ("loss", "loss"),
+            ("val_loss", "val loss"),
+            ("val_expression_accuracy", "val accuracy"),
+        ):
+            if key in logs:
+                parts.append(f"{label} {float(logs[key]):.3f},")
+        left = sum(self.times) / len(self.times) * max(self.epochs - epoch - 1, 0)
+        if self.budget is not None:
+            left = min(left, max(self.budget.budget_s - self.budget.spent_s - took, 0.0))
+        parts.append(f"{took:.0f} s" + (f", about {_duration(left)} left" if left else ""))
+        line(" ".join(parts))
+
+
+def _duration(seconds: float) -> str:
+    """45 s, 3 min, 1 h 05 min."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 class RestoreProgress(keras.callbacks.Callback):

@@ -31,7 +31,7 @@ from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
 from helpers.models.saving import load_trained
-from helpers.train.callbacks import EpochTimer, RestoreProgress, TimeBudget
+from helpers.train.callbacks import EpochLine, EpochTimer, RestoreProgress, TimeBudget
 from helpers.train.card import (
     data_hash,
     make_card,
@@ -366,7 +366,11 @@ def train(
                 notes["data"]["images_per_epoch"],
                 strategy,
                 tensorboard,
-                [*callbacks, *([budget] if budget else [])],
+                [
+                    *callbacks,
+                    EpochLine(cfg.model, cfg.epochs, budget),
+                    *([budget] if budget else []),
+                ],
             )
             if index < len(phases):  # the next phase starts from these weights, even on resume
                 model.save_weights(phase_weights)

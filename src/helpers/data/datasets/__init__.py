@@ -4,6 +4,7 @@ A reader is registered with a cheap `detect(path) -> bool` and a `read(path, **o
 ReadResult`; `read_source` picks the first reader whose detect accepts the path.
 A new format: add a module here and a register_reader call at the bottom of this file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import validate_records
 
 log = logging.getLogger(__name__)
@@ -35,19 +37,34 @@ class ReadResult:
 
     def summary(self) -> pd.DataFrame:
         """One row per reason, most frequent first, for display in notebooks."""
-        rows = [{"reason": reason, "outcome": outcome, "count": count,
-                 "examples": ", ".join(self.examples.get(reason, []))}
-                for outcome, tally in (("dropped", self.dropped), ("nulled", self.nulled))
-                for reason, count in tally.items()]
+        rows = [
+            {
+                "reason": reason,
+                "outcome": outcome,
+                "count": count,
+                "examples": ", ".join(self.examples.get(reason, [])),
+            }
+            for outcome, tally in (("dropped", self.dropped), ("nulled", self.nulled))
+            for reason, count in tally.items()
+        ]
         table = pd.DataFrame(rows, columns=["reason", "outcome", "count", "examples"])
-        return table.sort_values(["count", "reason"], ascending=[False, True],
-                                 ignore_index=True)
+        return table.sort_values(["count", "reason"], ascending=[False, True], ignore_index=True)
+
+    def class_counts(self) -> pd.Series:
+        """Records per expression class in the shared order, 0 for a class the source lacks."""
+        labels = pd.to_numeric(self.records.get("expression"), errors="coerce")
+        counts = labels.value_counts().reindex(range(len(EXPRESSIONS)), fill_value=0)
+        return pd.Series(counts.to_numpy(), index=list(EXPRESSIONS), name="records")
 
     def __str__(self) -> str:
-        """What a notebook prints after reading."""
+        """What a notebook prints after reading: what was kept, per class, and what was not."""
         kept = f"{self.reader}: {len(self.records):,} records from {self.source}"
+        counts = self.class_counts()
+        per_class = "  per class: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+        absent = [k for k, v in counts.items() if not v]
+        lines = [kept, per_class] + ([f"  absent: {', '.join(absent)}"] if absent else [])
         problems = [f"  {r.outcome} {r.count:,} x {r.reason}" for r in self.summary().itertuples()]
-        return "\n".join([kept, *problems])
+        return "\n".join([*lines, *problems])
 
 
 class Tally:
@@ -75,8 +92,14 @@ class Tally:
 
     def result(self, records: pd.DataFrame, reader: str, source: str | os.PathLike) -> ReadResult:
         """Package the records with this tally."""
-        return ReadResult(records, reader, str(source), dict(self.dropped),
-                          {k: list(v) for k, v in self.examples.items()}, dict(self.nulled))
+        return ReadResult(
+            records,
+            reader,
+            str(source),
+            dict(self.dropped),
+            {k: list(v) for k, v in self.examples.items()},
+            dict(self.nulled),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +115,9 @@ class Reader:
 READERS: dict[str, Reader] = {}
 
 
-def register_reader(name: str, detect: Callable[[Path], bool], read: Callable[..., ReadResult],
-                    description: str) -> None:
+def register_reader(
+    name: str, detect: Callable[[Path], bool], read: Callable[..., ReadResult], description: str
+) -> None:
     """Make a format available to detect_source/read_source; first registered, first tried."""
     if name in READERS:
         raise ConfigError(f"a reader named {name!r} is already registered")
@@ -109,7 +133,7 @@ def _detects(reader: Reader, path: Path) -> bool:
     """A detect that crashes means 'not this format': one buggy reader must not block others."""
     try:
         return bool(reader.detect(path))
-    except Exception:  # noqa: BLE001 - detection must never raise
+    except Exception:
         log.debug("detect of reader %s failed on %s", reader.name, path, exc_info=True)
         return False
 
@@ -124,6 +148,7 @@ def detect_source(path: str | os.PathLike) -> str:
             return reader.name
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         from helpers.core.archive import open_zip
+
         open_zip(path).close()  # a broken or hostile zip says so here, more useful than "unknown"
     raise DataError(path, f"no reader recognises this source. Supported formats:\n{_formats()}")
 
@@ -149,9 +174,12 @@ def read_source(path: str | os.PathLike, reader: str | None = None, **options) -
 # Registration lives here so that importing helpers.data.datasets is enough to get every reader.
 from helpers.data.datasets import affectnet as _affectnet  # noqa: E402
 
-register_reader("affectnet", _affectnet.looks_like_affectnet, _affectnet.read_affectnet_zip,
-                "AffectNet-layout zip: .../images/{id}.jpg and "
-                ".../annotations/{id}_{exp,val,aro,lnd}.npy")
+register_reader(
+    "affectnet",
+    _affectnet.looks_like_affectnet,
+    _affectnet.read_affectnet_zip,
+    "AffectNet-layout zip: .../images/{id}.jpg and .../annotations/{id}_{exp,val,aro,lnd}.npy",
+)
 
 # More sources. Order matters: the FER-2013 folder layout before the generic
 # class-folder tree, which comes last because almost any labelled image tree matches it.
@@ -160,19 +188,39 @@ from helpers.data.datasets import expw as _expw  # noqa: E402
 from helpers.data.datasets import fer2013 as _fer2013  # noqa: E402
 from helpers.data.datasets import folders as _folders  # noqa: E402
 
-register_reader("fer2013", _fer2013.looks_like_fer_folders, _fer2013.read_fer_folders,
-                "FER-2013 image folders (zip or folder): train/<class>/*.jpg|png and "
-                "test/<class>/*, class folders named angry, disgust, fear, happy, neutral, "
-                "sad, surprise")
-register_reader("fer2013_csv", _fer2013.looks_like_fer_csv, _fer2013.read_fer_csv,
-                "FER-2013 CSV (fer2013.csv, or a zip holding it): emotion, pixels "
-                "(2304 integers) and optional Usage columns")
-register_reader("expw", _expw.looks_like_expw, _expw.read_expw,
-                "ExpW: a folder with label.lst (image face_id top left right bottom "
-                "confidence label) and image/origin/ (or image/, images/, origin/)")
-register_reader("csv_boxes", _csv_boxes.looks_like_box_csv, _csv_boxes.read_box_csv,
-                "CSV of face boxes: image, label (expression name) and optional x, y, w, h "
-                "(or left, top, right, bottom), confidence, split columns")
-register_reader("folders", _folders.looks_like_class_folders, _folders.read_class_tree,
-                "class-per-folder images (folder or zip): <expression name>/*.jpg, "
-                "optionally under train/, val/, test/")
+register_reader(
+    "fer2013",
+    _fer2013.looks_like_fer_folders,
+    _fer2013.read_fer_folders,
+    "FER-2013 image folders (zip or folder): train/<class>/*.jpg|png and "
+    "test/<class>/*, class folders named angry, disgust, fear, happy, neutral, "
+    "sad, surprise",
+)
+register_reader(
+    "fer2013_csv",
+    _fer2013.looks_like_fer_csv,
+    _fer2013.read_fer_csv,
+    "FER-2013 CSV (fer2013.csv, or a zip holding it): emotion, pixels "
+    "(2304 integers) and optional Usage columns",
+)
+register_reader(
+    "expw",
+    _expw.looks_like_expw,
+    _expw.read_expw,
+    "ExpW: a folder with label.lst (image face_id top left right bottom "
+    "confidence label) and image/origin/ (or image/, images/, origin/)",
+)
+register_reader(
+    "csv_boxes",
+    _csv_boxes.looks_like_box_csv,
+    _csv_boxes.read_box_csv,
+    "CSV of face boxes: image, label (expression name) and optional x, y, w, h "
+    "(or left, top, right, bottom), confidence, split columns",
+)
+register_reader(
+    "folders",
+    _folders.looks_like_class_folders,
+    _folders.read_class_tree,
+    "class-per-folder images (folder or zip): <expression name>/*.jpg, "
+    "optionally under train/, val/, test/",
+)

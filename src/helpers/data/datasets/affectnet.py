@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
@@ -289,7 +289,7 @@ def read_affectnet_zip(path: str | os.PathLike, limits: ArchiveLimits | None = N
                                   "an annotations/ folder of {id}_exp.npy files")
         keys = sorted(set(images) | set(annotations), key=_sort_key)
         rows, seen = [], set()
-        for key in tqdm(keys, desc=f"Reading {path.name}", unit=" records",
+        for key in progress_bar(keys, desc=f"Reading {path.name}", unit=" records",
                         disable=not progress, mininterval=0.5):
             record = _read_one(zf, key, images.get(key), annotations.get(key, {}), tally, limits)
             if record is None:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core import paths
 from helpers.data.datasets import ReadResult, Tally
@@ -185,7 +185,7 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
         return _crop_one_image(item[0], item[1], cache)
 
     with ThreadPoolExecutor(workers) as pool:
-        for result in tqdm(pool.map(work, groups.items()), total=len(groups), desc=desc,
+        for result in progress_bar(pool.map(work, groups.items()), total=len(groups), desc=desc,
                            unit=" images", disable=not progress, mininterval=0.5):
             for outcome in result:
                 outcomes[outcome[0]] = outcome

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
@@ -214,7 +214,7 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
     cache = cache_folder(CSV_READER, hashlib.sha256(data).hexdigest(), cache_dir)
     del data
     tally, rows, n = Tally(), [], -1
-    for fields in tqdm(_rows(rows_in), desc=f"Reading {path.name}", unit=" rows",
+    for fields in progress_bar(_rows(rows_in), desc=f"Reading {path.name}", unit=" rows",
                        disable=not progress, mininterval=0.5):
         if fields is not None and not any(f.strip() for f in fields):
             continue

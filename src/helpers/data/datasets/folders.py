@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tqdm import tqdm
+from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import ArchiveLimits, open_zip, read_head
 from helpers.data.datasets import ReadResult, Tally
@@ -220,7 +220,7 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
         kept = _classify(tree.files(tally), class_index, tally)
         skip = _common_prefix([parts for parts, _, _ in kept])
         rows, seen = [], set()
-        for parts, label, split in tqdm(kept, desc=f"Reading {path.name}", unit=" files",
+        for parts, label, split in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
                                         disable=not progress, mininterval=0.5):
             member = "/".join(parts)
             if check_headers and not (ok := tree.looks_like_image(member)):

@@ -1,0 +1,68 @@
+"""Progress a person can follow: tqdm bars in a notebook, and under `./run_all.sh` plain lines
+that the runner shows in the terminal while a stage runs (the kernel's own output goes to the
+stage's log there, so TensorFlow's chatter stays out of sight).
+
+The runner names a file in the environment variable PROGRESS_ENV; `line()` appends to it and the
+runner prints what arrives. Outside the runner both functions cost nothing extra.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from tqdm import tqdm
+
+PROGRESS_ENV = "AFFECT_PROGRESS_FILE"
+# A long loop reports at most this often; a loop shorter than this prints nothing at all.
+LINE_EVERY_S = 10.0
+
+
+def line(text: str) -> None:
+    """One line for the terminal of `./run_all.sh`; nothing when not running under it."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(" ".join(text.split()) + "\n")
+    except OSError:
+        pass  # progress is a courtesy: a full disk must not stop the work
+
+
+class _Bar(tqdm):
+    """tqdm that also reports to line() every LINE_EVERY_S seconds, and once more at the end."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._started = self._last = time.monotonic()
+        self._reported = False
+
+    def _report(self) -> None:
+        total = f"/{self.total:,}" if self.total else ""
+        share = f"{self.n / self.total:.0%} " if self.total else ""
+        rate = self.n / max(time.monotonic() - self._started, 1e-9)
+        line(f"{self.desc}: {share}({self.n:,}{total} {self.unit}, {rate:,.0f} {self.unit}/s)")
+        self._last, self._reported = time.monotonic(), True
+
+    def update(self, n: float | None = 1) -> bool | None:
+        shown = super().update(n)
+        if time.monotonic() - self._last >= LINE_EVERY_S:
+            self._report()
+        return shown
+
+    def close(self) -> None:
+        if self._reported and not self.disable and self.n != getattr(self, "_closed_n", None):
+            self._closed_n = self.n
+            self._report()
+        super().close()
+
+
+def bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
+    """tqdm(iterable, **kwargs); under the runner the bar itself goes to the stage log and a
+    long loop also sends a line to the terminal every LINE_EVERY_S seconds."""
+    if os.environ.get(PROGRESS_ENV) and not kwargs.get("disable"):
+        return _Bar(iterable, **kwargs)
+    return tqdm(iterable, **kwargs)
