@@ -155,6 +155,11 @@ class RunFolder(os.PathLike):
         """Notebook 06, exported by `./run_all.sh`."""
         return self.root / "report.html"
 
+    @property
+    def report_screenshot(self) -> Path:
+        """The report as headless Chromium showed it, when a Chromium is installed."""
+        return self.root / "report.png"
+
     # ------------------------------------------------------------------ finding one
     @classmethod
     def new(cls, base: Path | None = None) -> RunFolder:

@@ -258,6 +258,27 @@ def stage_output(run_dir: Path, stage: Stage, quiet: bool) -> Iterator[Path]:
         follower.join()
 
 
+def check_in_browser(run: RunFolder) -> None:
+    """Open the report in headless Chromium (when installed), keep a screenshot, and say what a
+    reader would meet: images that did not load, tables cut off, machine paths, tracebacks."""
+    from helpers.reporting.browser import check_report, find_chromium
+
+    if find_chromium() is None:
+        return
+    try:
+        check = check_report(run.report, run.report_screenshot)
+    except (DataError, OSError, subprocess.SubprocessError) as exc:
+        print(f"[run_all] report not checked in Chromium: {exc}")
+        return
+    for problem in check.problems:
+        print(f"[run_all] report, as Chromium shows it: {problem}")
+    if not check.problems:
+        print(
+            f"[run_all] report checked in Chromium: {check.images} images loaded, nothing cut "
+            f"off; screenshot {check.screenshot}"
+        )
+
+
 def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
     """One paragraph naming the notebook, the cell and the error, instead of a traceback."""
     cell = getattr(exc, "exec_count", None)
@@ -482,6 +503,7 @@ def run_stages(
                     out, run_dir / "report.html", title=f"Facial affect report: {run_dir.name}"
                 )
                 print(f"[run_all] report: {run_dir / 'report.html'}")
+                check_in_browser(RunFolder(run_dir))
         except KeyboardInterrupt:  # Ctrl-C: record it, and say how to continue
             manifest["stages"][stage.name] = {
                 "status": "interrupted",
