@@ -41,6 +41,10 @@ def test_model_files(tmp_path, untouched):
     (tmp_path / "model.h5").write_bytes(data)
     rezip(good, tmp_path / "weights.keras", {"model.weights.h5": b"\x89HDF\r\n junk"})
     rezip(good, tmp_path / "config.keras", {"config.json": b'{"class_name": "Nope"'})
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(tmp_path / "bomb.keras", "w") as zout:
+        for info in zin.infolist():  # the weights inflate 1000-fold: refused before Keras reads
+            data = bytes(16 << 20) if info.filename == "model.weights.h5" else zin.read(info)
+            zout.writestr(info.filename, data, compress_type=zipfile.ZIP_DEFLATED)
 
     assert saving.load_trained(good).name == "custom_cnn"
     cases = {
@@ -51,6 +55,7 @@ def test_model_files(tmp_path, untouched):
         "model.h5": "not a Keras .keras model file",
         "weights.keras": "cannot load the model",
         "config.keras": "cannot load the model",
+        "bomb.keras": "compression ratio .* exceeds the limit",
         "missing.keras": "model file not found",
     }
     with untouched():
@@ -118,3 +123,26 @@ def test_tflite_sidecar_fields(exported, tmp_path, untouched, field, value, mess
     assert message in str(caught.value)
     sidecar_path(model).write_text(json.dumps(side))
     assert TFLiteModel(model).metadata["heads"] == ["expression", "valence"]
+
+
+def test_the_model_itself_says_its_input_not_a_card_beside_it(tmp_path):
+    """A card (or a file name) that disagrees with the model is not what the predictor trusts."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from helpers.inference.predict import predict_images
+
+    path = tmp_path / "models" / "custom_cnn.keras"
+    path.parent.mkdir()
+    build_model("custom_cnn", image_size=32, channels=1, heads=("expression",), n_classes=7).save(
+        path
+    )
+    card = {"parameters": {"image_size": 96, "channels": 3}, "architecture": {"n_classes": 8}}
+    (tmp_path / "models" / "custom_cnn.json").write_text(json.dumps(card))
+    face = tmp_path / "face.png"
+    Image.fromarray(np.full((60, 60, 3), 128, np.uint8)).save(face)
+    rows = predict_images(path, [face], detect=False, progress=False)
+    assert rows["status"].tolist() == ["ok"]
+    assert len([c for c in rows.columns if c.startswith("p_")]) == 7  # the model's 7 classes

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 
+from helpers.core.archive import ArchiveLimits, GiB, open_zip
 from helpers.core.errors import DataError, one_line
 from helpers.models import backbones, losses, train_metrics
 
@@ -27,6 +28,11 @@ def custom_objects() -> dict[str, Any]:
     }
 
 
+# A .keras file is a zip: its weights (tens to hundreds of MB) barely compress, so a member
+# that inflates 200-fold, or past these sizes, is not a model but a zip bomb.
+MODEL_LIMITS = ArchiveLimits(max_members=1000, max_member_bytes=4 * GiB, max_total_bytes=8 * GiB)
+
+
 def load_trained(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     """A model saved by train(), loaded with safe_mode (no code from the file runs).
 
@@ -37,6 +43,7 @@ def load_trained(path: str | os.PathLike, compile: bool = False) -> keras.Model:
         raise DataError(path, "model file not found")
     if path.suffix != ".keras" or not zipfile.is_zipfile(path):
         raise DataError(path, "not a Keras .keras model file")
+    open_zip(path, MODEL_LIMITS).close()  # every member checked before Keras inflates any
     try:
         model = keras.saving.load_model(
             path, custom_objects=custom_objects(), compile=compile, safe_mode=True

@@ -208,7 +208,11 @@ def _landmarks(data: bytes) -> np.ndarray:
         raise _Invalid("unparseable") from exc
     if not np.isfinite(values).all():
         raise _Invalid("not finite")
-    return values.astype(np.float32).reshape(N_POINTS, 2)
+    with np.errstate(over="ignore"):  # checked as stored: 1e39 is finite, not as float32
+        stored = values.astype(np.float32)
+    if not np.isfinite(stored).all():
+        raise _Invalid("out of range")
+    return stored.reshape(N_POINTS, 2)
 
 
 def _reason(kind: str, problem: str) -> str:
