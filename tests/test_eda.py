@@ -339,3 +339,20 @@ def test_undecodable_images_are_counted_and_dropped_not_fatal(tmp_path):
     assert list(eda.drop_unreadable(df, hashes)["id"]) == ["a"]
     stats = eda.image_stats(df, sample=None, progress=False)
     assert list(stats["id"]) == ["a"] and list(stats.attrs["unreadable"]["id"]) == ["b"]
+
+
+def test_the_balance_sentence_describes_this_data_not_the_demo():
+    from helpers.core.records import make_records
+
+    rows = [
+        {"id": f"r{i}", "image": f"{i}.png", "source": "fer", "expression": e}
+        for i, e in enumerate([1] * 6 + [6] * 3 + [4])
+    ]
+    text = eda.balance_text(eda.class_distribution(make_records(rows)))
+    assert text.startswith(
+        "Happy (60%) and Anger (30%) are the largest classes of these 10 faces; "
+        "Fear (10%) is the smallest; absent: Neutral, Sad, Surprise, Disgust, "
+        "Contempt. A model that always answers Happy scores 60% accuracy"
+    )
+    assert not eda.has_valence_arousal(make_records(rows))
+    assert eda.has_valence_arousal(make_records([{**rows[0], "valence": 0.1, "arousal": 0.2}]))

@@ -106,10 +106,8 @@ def test_va_predictions(predictions: pd.DataFrame) -> None:
     only_valence = predictions.assign(arousal=np.nan)
     fig = _check(plots.plot_va_predictions(only_valence), 2)
     assert "CCC" in fig.axes[0].get_title() and not fig.axes[1].axison
-    assert _is_message(
-        plots.plot_va_predictions(predictions.assign(valence=np.nan, arousal=np.nan))
-    )
-    assert _is_message(plots.plot_va_predictions(predictions[["id", "expression"]]))
+    assert plots.plot_va_predictions(predictions.assign(valence=np.nan, arousal=np.nan)) is None
+    assert plots.plot_va_predictions(predictions[["id", "expression"]]) is None
 
 
 def test_landmark_predictions(predictions: pd.DataFrame) -> None:
@@ -158,6 +156,10 @@ def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
     assert fig.get_suptitle() == "vgg16"
     assert _is_message(plots.plot_learning_curves(pd.DataFrame({"epoch": []})))
     assert _is_message(plots.plot_learning_curves(pd.DataFrame()))
+    one = _check(plots.plot_learning_curves(history.head(1), title="smoke"))  # not lone dots
+    bars = [[b.get_height() for b in ax.patches] for ax in one.axes if ax.axison]
+    assert bars[0] == pytest.approx([2.0, 2.1]) and bars[2] == pytest.approx([0.2])
+    assert one.get_suptitle() == "smoke: one epoch, train against validation"
 
 
 def test_metric_comparison() -> None:

@@ -27,7 +27,9 @@ def _png() -> str:
 
 def _report(tmp_path, *outputs) -> object:
     """An executed notebook with these outputs, exported as the runner exports notebook 06."""
-    nb = new_notebook(cells=[new_markdown_cell("# A report"), new_code_cell("x", outputs=list(outputs))])
+    nb = new_notebook(
+        cells=[new_markdown_cell("# A report"), new_code_cell("x", outputs=list(outputs))]
+    )
     path = tmp_path / "06_report.ipynb"
     nbformat.write(nb, path)
     return export_report(path, tmp_path / "report.html")

@@ -61,8 +61,20 @@ class _Bar(tqdm):
 
 
 def bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
-    """tqdm(iterable, **kwargs); under the runner the bar itself goes to the stage log and a
-    long loop also sends a line to the terminal every LINE_EVERY_S seconds."""
+    """tqdm(iterable, **kwargs); under the runner the bar is not drawn (it would be a red stderr
+    box in the executed notebook and its HTML) and a long loop sends a line to the terminal
+    every LINE_EVERY_S seconds instead."""
     if os.environ.get(PROGRESS_ENV) and not kwargs.get("disable"):
+        kwargs.setdefault("file", _Hidden())  # not a red stderr box in the executed notebook
         return _Bar(iterable, **kwargs)
     return tqdm(iterable, **kwargs)
+
+
+class _Hidden:
+    """Where a bar is drawn when it should not be seen."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass

@@ -1,4 +1,5 @@
 """Exploratory tables over the records table: class balance, image statistics, duplicates, leakage."""
+
 from __future__ import annotations
 
 import hashlib
@@ -27,6 +28,7 @@ _BLOCK_ELEMENTS = 4_000_000
 
 UNREADABLE_COLUMNS = ["id", "image", "problem"]
 
+
 def _require(df: pd.DataFrame, columns: list[str], what: str) -> None:
     """Fail early with the missing column names instead of a KeyError deep inside pandas."""
     missing = [c for c in columns if c not in df.columns]
@@ -50,7 +52,9 @@ def _expressions(df: pd.DataFrame) -> np.ndarray:
 
 def split_key(split: str) -> tuple[int, str]:
     """Sort train, val, test first and anything else after, alphabetically."""
-    return (SPLIT_ORDER.index(split), "") if split in SPLIT_ORDER else (len(SPLIT_ORDER), str(split))
+    return (
+        (SPLIT_ORDER.index(split), "") if split in SPLIT_ORDER else (len(SPLIT_ORDER), str(split))
+    )
 
 
 def _split_labels(df: pd.DataFrame) -> pd.Series:
@@ -65,12 +69,14 @@ def _distribution(labels: np.ndarray) -> pd.DataFrame:
     counts = np.bincount(labels, minlength=N_EXPRESSIONS)
     total = counts.sum()
     shares = counts / total if total else np.zeros(N_EXPRESSIONS)
-    return pd.DataFrame({
-        "expression": np.arange(N_EXPRESSIONS),
-        "name": list(EXPRESSIONS),
-        "count": counts.astype(np.int64),
-        "share": shares.astype(np.float64),
-    })
+    return pd.DataFrame(
+        {
+            "expression": np.arange(N_EXPRESSIONS),
+            "name": list(EXPRESSIONS),
+            "count": counts.astype(np.int64),
+            "share": shares.astype(np.float64),
+        }
+    )
 
 
 def class_distribution(df: pd.DataFrame, by_split: bool = False) -> pd.DataFrame:
@@ -89,6 +95,40 @@ def class_distribution(df: pd.DataFrame, by_split: bool = False) -> pd.DataFrame
         empty.insert(0, "split", pd.Series(dtype=object))
         return empty
     return pd.concat(blocks, ignore_index=True)
+
+
+def balance_text(dist: pd.DataFrame) -> str:
+    """What class_distribution says about this data, in a sentence, whatever the data is."""
+    present = dist[dist["count"] > 0].sort_values("count", ascending=False, kind="stable")
+    if present.empty:
+        return "No labelled faces."
+    top, bottom = present.iloc[:2], present.iloc[-1]
+    largest = " and ".join(f"{r.name} ({r.share:.0%})" for r in top.itertuples())
+    text = (
+        f"{largest} {'are the largest classes' if len(top) > 1 else 'is the only class'} "
+        f"of these {int(dist['count'].sum()):,} faces"
+    )
+    if len(present) > 2:
+        text += f"; {bottom['name']} ({bottom['share']:.0%}) is the smallest"
+    absent = dist.loc[dist["count"] == 0, "name"].tolist()
+    if absent:
+        text += f"; absent: {', '.join(absent)}"
+    return (
+        f"{text}. A model that always answers {top.iloc[0]['name']} scores "
+        f"{top.iloc[0]['share']:.0%} accuracy, which is why the training split is balanced "
+        "(notebook 03) and models are compared by macro F1 and Cohen's kappa (05)."
+    )
+
+
+def has_valence_arousal(df: pd.DataFrame) -> bool:
+    """Whether any record carries both valence and arousal (AffectNet does, FER-2013 does not)."""
+    if not {"valence", "arousal"} <= set(df.columns):
+        return False
+    both = (
+        pd.to_numeric(df["valence"], errors="coerce").notna()
+        & pd.to_numeric(df["arousal"], errors="coerce").notna()
+    )
+    return bool(both.any())
 
 
 def _sample(df: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFrame:
@@ -115,23 +155,26 @@ def image_stats(
     _require(df, ["id", "image"], "records table")
     subset = _sample(df, sample, seed)
     rows, unreadable = [], []
-    for rec in progress_bar(subset.itertuples(index=False), total=len(subset), desc="image stats",
-                    disable=not progress):
+    for rec in progress_bar(
+        subset.itertuples(index=False), total=len(subset), desc="image stats", disable=not progress
+    ):
         try:
             image = read_image(rec.image)
         except DataError as error:  # one bad file among thousands is counted, not fatal
             unreadable.append({"id": rec.id, "image": rec.image, "problem": error.problem})
             continue
         grey = _luminance(image)
-        rows.append({
-            "id": rec.id,
-            "expression": getattr(rec, "expression", None),
-            "width": image.shape[1],
-            "height": image.shape[0],
-            "channels": 1 if image.ndim == 2 else image.shape[2],
-            "brightness": float(grey.mean()),
-            "contrast": float(grey.std()),
-        })
+        rows.append(
+            {
+                "id": rec.id,
+                "expression": getattr(rec, "expression", None),
+                "width": image.shape[1],
+                "height": image.shape[0],
+                "channels": 1 if image.ndim == 2 else image.shape[2],
+                "brightness": float(grey.mean()),
+                "contrast": float(grey.std()),
+            }
+        )
     columns = ["id", "expression", "width", "height", "channels", "brightness", "contrast"]
     stats = pd.DataFrame(rows, columns=columns)
     stats.attrs["unreadable"] = pd.DataFrame(unreadable, columns=UNREADABLE_COLUMNS)
@@ -148,8 +191,9 @@ def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """sha1 of the stored bytes (exact copies) and phash of the pixels (near copies), per record."""
     _require(df, ["id", "image"], "records table")
     ids, sha1s, phashes, unreadable = [], [], [], []
-    for rec in progress_bar(df.itertuples(index=False), total=len(df), desc="hashing",
-                    disable=not progress):
+    for rec in progress_bar(
+        df.itertuples(index=False), total=len(df), desc="hashing", disable=not progress
+    ):
         try:
             data = read_image_bytes(rec.image)  # read once: hashed as bytes, then decoded
             code = phash_uint64(decode_image(data, rec.image))
@@ -159,11 +203,13 @@ def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
         ids.append(rec.id)
         sha1s.append(hashlib.sha1(data).hexdigest())
         phashes.append(code)
-    hashes = pd.DataFrame({
-        "id": pd.Series(ids, dtype=object),
-        "sha1": pd.Series(sha1s, dtype=object),
-        "phash": np.array(phashes, dtype=np.uint64),
-    })
+    hashes = pd.DataFrame(
+        {
+            "id": pd.Series(ids, dtype=object),
+            "sha1": pd.Series(sha1s, dtype=object),
+            "phash": np.array(phashes, dtype=np.uint64),
+        }
+    )
     hashes.attrs["unreadable"] = pd.DataFrame(unreadable, columns=UNREADABLE_COLUMNS)
     return hashes
 
@@ -205,8 +251,11 @@ def _near_pairs(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
     if not found_i:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, empty
-    return (np.concatenate(found_i), np.concatenate(found_j),
-            np.concatenate(found_d).astype(np.int64))
+    return (
+        np.concatenate(found_i),
+        np.concatenate(found_j),
+        np.concatenate(found_d).astype(np.int64),
+    )
 
 
 def _exact_pairs(sha1: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +265,7 @@ def _exact_pairs(sha1: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     _, starts, sizes = np.unique(codes[order], return_index=True, return_counts=True)
     found_i, found_j = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
-        members = order[start:start + size]
+        members = order[start : start + size]
         a, b = np.triu_indices(size, k=1)
         found_i.append(members[a])
         found_j.append(members[b])
@@ -244,27 +293,37 @@ def find_duplicates(hashes: pd.DataFrame, max_distance: int = 4) -> pd.DataFrame
     dist = np.concatenate([ex_d, near_d])
     order = np.lexsort((j, i, kind_rank, dist))
     i, j, dist, kind_rank = i[order], j[order], dist[order], kind_rank[order]
-    return pd.DataFrame({
-        "id_a": pd.Series(ids[i], dtype=object),
-        "id_b": pd.Series(ids[j], dtype=object),
-        "distance": dist.astype(np.int64),
-        "kind": pd.Series(np.array(DUPLICATE_KINDS, dtype=object)[kind_rank], dtype=object),
-    }, columns=_PAIR_COLUMNS)
+    return pd.DataFrame(
+        {
+            "id_a": pd.Series(ids[i], dtype=object),
+            "id_b": pd.Series(ids[j], dtype=object),
+            "distance": dist.astype(np.int64),
+            "kind": pd.Series(np.array(DUPLICATE_KINDS, dtype=object)[kind_rank], dtype=object),
+        },
+        columns=_PAIR_COLUMNS,
+    )
 
 
 def _empty_leaks() -> pd.DataFrame:
     """The leakage frame with no rows but the right columns and dtypes."""
-    return pd.DataFrame({
-        "id_a": pd.Series(dtype=object), "id_b": pd.Series(dtype=object),
-        "distance": pd.Series(dtype=np.int64), "kind": pd.Series(dtype=object),
-        "split_a": pd.Series(dtype=object), "split_b": pd.Series(dtype=object),
-    })
+    return pd.DataFrame(
+        {
+            "id_a": pd.Series(dtype=object),
+            "id_b": pd.Series(dtype=object),
+            "distance": pd.Series(dtype=np.int64),
+            "kind": pd.Series(dtype=object),
+            "split_a": pd.Series(dtype=object),
+            "split_b": pd.Series(dtype=object),
+        }
+    )
 
 
 def _orient(leaks: pd.DataFrame) -> pd.DataFrame:
     """Put the earlier split (train < val < test) on the a side so split pairs group together."""
-    swap = np.array([split_key(a) > split_key(b) for a, b in zip(leaks["split_a"], leaks["split_b"])],
-                    dtype=bool)
+    swap = np.array(
+        [split_key(a) > split_key(b) for a, b in zip(leaks["split_a"], leaks["split_b"])],
+        dtype=bool,
+    )
     if not swap.any():
         return leaks
     out = leaks.copy()
@@ -275,7 +334,9 @@ def _orient(leaks: pd.DataFrame) -> pd.DataFrame:
 
 
 def leakage_check(
-    df: pd.DataFrame, hashes: pd.DataFrame | None, max_distance: int = 4,
+    df: pd.DataFrame,
+    hashes: pd.DataFrame | None,
+    max_distance: int = 4,
     pairs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Duplicates and ids that cross splits; empty is good. attrs['checked'] is False without splits.
@@ -290,9 +351,10 @@ def leakage_check(
     leaks = _empty_leaks()
     if assigned.empty:
         leaks.attrs.update(
-            checked=False, n_unassigned=n_unassigned,
+            checked=False,
+            n_unassigned=n_unassigned,
             message="No record has a split, so there is nothing to check for leakage "
-                    "(splits are made in 03_augment, or come from the source).",
+            "(splits are made in 03_augment, or come from the source).",
         )
         return leaks
 
@@ -302,29 +364,52 @@ def leakage_check(
     repeated = split_of[split_of["id"].duplicated(keep=False)]
     for rid, group in repeated.groupby("id", sort=False):
         for a, b in combinations(sorted(group["split"], key=split_key), 2):
-            parts.append(pd.DataFrame({"id_a": [rid], "id_b": [rid], "distance": [0],
-                                       "kind": ["same_id"], "split_a": [a], "split_b": [b]}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "id_a": [rid],
+                        "id_b": [rid],
+                        "distance": [0],
+                        "kind": ["same_id"],
+                        "split_a": [a],
+                        "split_b": [b],
+                    }
+                )
+            )
 
     if pairs is None:
         _require(hashes, ["id", "sha1", "phash"], "hash table")
         pairs = find_duplicates(hashes[hashes["id"].isin(split_of["id"])], max_distance)
     if len(pairs):
-        merged = (pairs[_PAIR_COLUMNS]
-                  .merge(split_of.rename(columns={"id": "id_a", "split": "split_a"}), on="id_a")
-                  .merge(split_of.rename(columns={"id": "id_b", "split": "split_b"}), on="id_b"))
+        merged = (
+            pairs[_PAIR_COLUMNS]
+            .merge(split_of.rename(columns={"id": "id_a", "split": "split_a"}), on="id_a")
+            .merge(split_of.rename(columns={"id": "id_b", "split": "split_b"}), on="id_b")
+        )
         parts.append(merged[merged["split_a"] != merged["split_b"]])
 
     parts = [p for p in parts if len(p)]
     if parts:
         leaks = _orient(pd.concat(parts, ignore_index=True)[_LEAK_COLUMNS])
-        leaks = leaks.astype({"id_a": object, "id_b": object, "distance": np.int64,
-                              "kind": object, "split_a": object, "split_b": object})
+        leaks = leaks.astype(
+            {
+                "id_a": object,
+                "id_b": object,
+                "distance": np.int64,
+                "kind": object,
+                "split_a": object,
+                "split_b": object,
+            }
+        )
         leaks = leaks.sort_values(
             ["split_a", "split_b", "distance", "kind"],
             key=lambda s: s.map(split_key) if s.name.startswith("split") else s,
         ).reset_index(drop=True)
-    message = (f"{len(leaks)} pair(s) cross splits: drop or move one side of each."
-               if len(leaks) else "No leakage: no duplicate or repeated id crosses splits.")
+    message = (
+        f"{len(leaks)} pair(s) cross splits: drop or move one side of each."
+        if len(leaks)
+        else "No leakage: no duplicate or repeated id crosses splits."
+    )
     if n_unassigned:
         message += f" {n_unassigned} record(s) without a split were not checked."
     leaks.attrs.update(checked=True, n_unassigned=n_unassigned, message=message)
@@ -335,11 +420,13 @@ def leakage_summary(leaks: pd.DataFrame) -> pd.DataFrame:
     """Leaked pairs per split pair and kind, plus how many split_b records are involved."""
     columns = ["split_a", "split_b", *LEAK_KINDS, "total", "records_b"]
     if leaks.empty:
-        out = pd.DataFrame({c: pd.Series(dtype=object if c.startswith("split") else np.int64)
-                            for c in columns})
+        out = pd.DataFrame(
+            {c: pd.Series(dtype=object if c.startswith("split") else np.int64) for c in columns}
+        )
     else:
-        counts = (pd.crosstab([leaks["split_a"], leaks["split_b"]], leaks["kind"])
-                  .reindex(columns=list(LEAK_KINDS), fill_value=0))
+        counts = pd.crosstab([leaks["split_a"], leaks["split_b"]], leaks["kind"]).reindex(
+            columns=list(LEAK_KINDS), fill_value=0
+        )
         counts["total"] = counts.sum(axis=1)
         counts["records_b"] = leaks.groupby(["split_a", "split_b"])["id_b"].nunique()
         out = counts.reset_index().rename_axis(columns=None)[columns]
@@ -352,23 +439,29 @@ def leakage_summary(leaks: pd.DataFrame) -> pd.DataFrame:
 def valence_arousal_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per-class valence/arousal moments and how many records carry them (all 8 classes listed)."""
     labels = _expressions(df)
-    frame = pd.DataFrame({
-        "expression": labels,
-        "valence": pd.to_numeric(df["valence"], errors="coerce").to_numpy(dtype=np.float64)
-        if "valence" in df.columns else np.nan,
-        "arousal": pd.to_numeric(df["arousal"], errors="coerce").to_numpy(dtype=np.float64)
-        if "arousal" in df.columns else np.nan,
-    })
+    frame = pd.DataFrame(
+        {
+            "expression": labels,
+            "valence": pd.to_numeric(df["valence"], errors="coerce").to_numpy(dtype=np.float64)
+            if "valence" in df.columns
+            else np.nan,
+            "arousal": pd.to_numeric(df["arousal"], errors="coerce").to_numpy(dtype=np.float64)
+            if "arousal" in df.columns
+            else np.nan,
+        }
+    )
     frame["has_va"] = frame["valence"].notna() & frame["arousal"].notna()
     grouped = frame.groupby("expression")
-    out = pd.DataFrame({
-        "n": grouped.size(),
-        "n_va": grouped["has_va"].sum(),
-        "valence_mean": grouped["valence"].mean(),
-        "valence_std": grouped["valence"].std(),
-        "arousal_mean": grouped["arousal"].mean(),
-        "arousal_std": grouped["arousal"].std(),
-    }).reindex(range(N_EXPRESSIONS))
+    out = pd.DataFrame(
+        {
+            "n": grouped.size(),
+            "n_va": grouped["has_va"].sum(),
+            "valence_mean": grouped["valence"].mean(),
+            "valence_std": grouped["valence"].std(),
+            "arousal_mean": grouped["arousal"].mean(),
+            "arousal_std": grouped["arousal"].std(),
+        }
+    ).reindex(range(N_EXPRESSIONS))
     out[["n", "n_va"]] = out[["n", "n_va"]].fillna(0).astype(np.int64)
     out.insert(2, "va_share", np.where(out["n"] > 0, out["n_va"] / out["n"].clip(lower=1), 0.0))
     out.insert(0, "name", list(EXPRESSIONS))

@@ -217,14 +217,17 @@ def plot_class_distribution(dist: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_va_scatter(df: pd.DataFrame, max_points: int | None = 5000, seed: int = 0) -> Figure:
-    """Valence-arousal circumplex by class with marginal histograms; says so when there is none."""
+def plot_va_scatter(
+    df: pd.DataFrame, max_points: int | None = 5000, seed: int = 0
+) -> Figure | None:
+    """Valence-arousal circumplex by class with marginal histograms; None for data without
+    valence/arousal (FER-2013, ExpW), so no empty figure reaches the notebook or the report."""
     cols = [c for c in ("expression", "valence", "arousal") if c in df.columns]
     if len(cols) < 3:
-        return _message_figure("No valence/arousal in this dataset: nothing to plot.")
+        return None
     va = df[cols].apply(pd.to_numeric, errors="coerce").dropna()
     if va.empty:
-        return _message_figure("No valence/arousal in this dataset: nothing to plot.")
+        return None
     n_all = len(va)
     if max_points is not None:
         va = _sample_rows(va, max_points, np.random.default_rng(seed))
@@ -609,8 +612,11 @@ def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
     return fig
 
 
-def plot_va_predictions(predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0) -> Figure:
-    """Predicted against true valence and arousal; points on the diagonal are right."""
+def plot_va_predictions(
+    predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0
+) -> Figure | None:
+    """Predicted against true valence and arousal; points on the diagonal are right. None when
+    there is no valence/arousal truth with predictions, so no empty figure is shown."""
     from helpers.evaluation.metrics import ccc
 
     pairs = {}
@@ -622,7 +628,7 @@ def plot_va_predictions(predictions: pd.DataFrame, max_points: int = 5000, seed:
             if keep.any():
                 pairs[head] = (t[keep], p[keep])
     if not pairs:
-        return _message_figure("No valence/arousal truth and predictions: nothing to plot.")
+        return None
     rng = np.random.default_rng(seed)
     fig, axes = _figure(1, 2, (10.5, 5.2))
     for ax, head in zip(axes[0], ("valence", "arousal"), strict=False):
@@ -756,6 +762,14 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "") -> Figure:
     fig, axes = _figure(nrows, ncols, (3.6 * ncols, 2.8 * nrows + 0.5))
     for ax in axes.flat[len(pairs) :]:
         ax.set_axis_off()
+    if len(history) == 1:  # one epoch has no curve: compare train and validation as bars
+        for ax, (metric, train, val) in zip(axes.flat, pairs, strict=False):
+            names = [n for n, c in (("train", train), ("val", val)) if c is not None]
+            values = [float(history[c].iloc[0]) for c in (train, val) if c is not None]
+            ax.bar(names, values, color=[CLASS_COLORS[2], CLASS_COLORS[6]][: len(names)])
+            ax.set(title=metric)
+        fig.suptitle(f"{title or 'Training'}: one epoch, train against validation")
+        return fig
     for ax, (metric, train, val) in zip(axes.flat, pairs, strict=False):
         if train is not None:
             ax.plot(x, history[train], "-o", markersize=3, color=CLASS_COLORS[2], label="train")
