@@ -29,7 +29,11 @@ def test_the_compared_models_are_the_registry_minus_the_example_entry():
         "resnet50",
         "mobilenetv2",
     ]
-    assert registry.list_models() == [*registry.list_models(compared_only=True), "efficientnetb0"]
+    assert registry.list_models() == [
+        *registry.list_models(compared_only=True),
+        "vggnet",
+        "efficientnetb0",
+    ]
     assert profiles.get_profile("cpu").models == tuple(registry.list_models(compared_only=True))
 
 
@@ -65,3 +69,19 @@ def test_every_entry_names_a_builder_and_a_preprocessing_that_exist():
             registry.resolve(spec.preprocess)
         )
         assert spec.min_size <= spec.default_image_size
+
+
+def test_a_wider_custom_network_is_one_entry_and_the_fer_gpu_recipe_uses_it():
+    from helpers.data.augment import AugmentConfig
+    from helpers.models.factory import build_model
+
+    model = build_model("vggnet", image_size=48, channels=1, heads=("expression",), n_classes=7)
+    widths = [
+        layer.filters for layer in model.get_layer("backbone").layers if hasattr(layer, "filters")
+    ]
+    assert widths == [64, 64, 128, 128, 256, 256, 512, 512]
+    cfg = profiles.train_config("fer2013-gpu", "vggnet")
+    assert (cfg.optimizer, cfg.learning_rate, cfg.reduce_lr_factor) == ("sgd", 0.01, 0.75)
+    params = profiles.resolve("fer2013-gpu", "vggnet")
+    assert params["tta"] == "tencrop" and params["image_size"] == 48
+    assert AugmentConfig.from_dict(params["augment"]).dropout_p == 0.5  # random erasing on

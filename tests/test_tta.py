@@ -58,8 +58,8 @@ def test_landmarks_from_the_mirror_image_are_mapped_back() -> None:
 
 
 def test_unknown_modes_are_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="tta must be one of none, flip"):
-        tta.check_tta("tencrop")
+    with pytest.raises(ConfigError, match="tta must be one of none, flip, tencrop"):
+        tta.check_tta("fivecrop")
     assert tta.check_tta(None) == "none"
 
 
@@ -106,3 +106,31 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     assert plain["tta"] == "none" and "without_tta" not in plain
     assert scores["without_tta"]["expression"]["accuracy"] == plain["expression"]["accuracy"]
     assert list(headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
+
+
+def test_tencrop_averages_ten_views_and_maps_crop_landmarks_back() -> None:
+    size = 48
+    boxes = tta.crop_boxes(size)
+    assert boxes[0] == (0, 0, 44) and boxes[3] == (4, 4, 44) and boxes[4] == (2, 2, 44)
+    points = np.random.default_rng(1).uniform(5, 40, (68, 2))
+    for box in boxes:  # forward as a crop resized to S (pixel-centre convention), then back
+        x0, y0, side = box
+        in_view = ((points - [x0, y0] + 0.5) * size / side - 0.5) / size
+        back = tta.uncrop_landmarks(in_view.reshape(1, -1), box, size).reshape(68, 2)
+        np.testing.assert_allclose(back, points / size, atol=1e-9)
+
+    seen = []
+
+    def brightness(images: np.ndarray) -> dict[str, np.ndarray]:
+        seen.append(images.copy())
+        mean = images.mean(axis=(1, 2, 3)) / 255.0
+        return {"expression": np.stack([mean, 1 - mean], axis=1).astype(np.float32)}
+
+    images = np.zeros((1, size, size, 1), np.float32)
+    images[:, :4, :4] = 255.0  # a bright top-left corner: only some crops see it
+    out = tta.predict(brightness, images, "tencrop")["expression"]
+    assert len(seen) == 10 and all(v.shape == images.shape for v in seen)
+    expected = np.mean([v.mean() / 255.0 for v in seen])
+    np.testing.assert_allclose(out[0, 0], expected, rtol=1e-5)
+    assert 0 < out[0, 0] < images.mean() / 255.0  # the crops cut most of the corner away
+    np.testing.assert_array_equal(tta.predict(brightness, images, "tencrop")["expression"], out)

@@ -65,16 +65,19 @@ def custom_cnn(
     weights: Any = None,
     input_shape: tuple[int, int, int] = (48, 48, 1),
     name: str = BACKBONE_LAYER,
+    widths: tuple[int, ...] = (32, 64, 128, 256),
 ) -> keras.Model:
-    """Small VGG-style extractor for 48 px faces: fast on a CPU, trained from scratch.
+    """VGG-style extractor for 48 px faces, trained from scratch: per block two 3x3 conv +
+    BatchNorm + ReLU, 2x2 max-pooling and rising dropout. The default widths are fast on a
+    CPU; `widths` (64, 128, 256, 512) is the VGGNet of Khaireddin & Chen (2021) for FER-2013.
 
     Takes keras.applications' arguments so the registry builds it like any other; it has no
     classifier top and no published weights."""
     if include_top or weights not in (None, "imagenet"):
-        raise ConfigError("custom_cnn: builds the feature extractor only, without weights")
+        raise ConfigError(f"{name}: builds the feature extractor only, without weights")
     inputs = keras.Input(input_shape)
     x = inputs
-    for block, filters in enumerate((32, 64, 128, 256), start=1):
+    for block, filters in enumerate(widths, start=1):
         for conv in (1, 2):
             x = layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}"

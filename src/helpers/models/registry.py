@@ -122,6 +122,21 @@ register(
         default_image_size=224,
     )
 )
+# The FER-2013 VGGNet of Khaireddin & Chen (2021): the custom network, twice as wide. Used by
+# the fer2013-gpu profile; too slow for the default comparison on a CPU.
+register(
+    ModelSpec(
+        "vggnet",
+        "helpers.models.backbones:custom_cnn",
+        "helpers.models.backbones:rescale_unit",
+        "pixels / 255 -> [0, 1]",
+        min_size=16,
+        default_image_size=48,
+        imagenet=False,
+        compared=False,
+        builder_kwargs={"widths": (64, 128, 256, 512)},
+    )
+)
 # Registered to show what adding an architecture takes; not in the default comparison.
 register(
     ModelSpec(

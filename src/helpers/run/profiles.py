@@ -36,11 +36,11 @@ class Profile:
         default_factory=lambda: tuple(registry.list_models(compared_only=True))
     )
     eda_sample: int = 500  # images decoded for the image statistics
-    learning_rate: float | None = (
-        None  # None: each backbone's own (helpers.models.factory registry)
-    )
+    learning_rate: float | None = None  # None: each model's own (helpers.models.registry)
     max_steps_per_epoch: int | None = None  # caps an epoch so slow backbones fit a time budget
-    tta: str = "none"  # test-time augmentation in evaluation: none | flip (helpers.inference.tta)
+    tta: str = "none"  # test-time augmentation in evaluation: none | flip | tencrop
+    # AugmentConfig fields for notebook 03 (its `augment` parameter overrides them).
+    augment: dict[str, Any] = field(default_factory=dict)
     # Per-model overrides of the fields above: backbones differ 15x in speed on a CPU.
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -107,6 +107,40 @@ PROFILES: dict[str, Profile] = {
                     "early_stopping_patience": 8,
                     "reduce_lr_patience": 3,
                     "time_budget_minutes": 55.0,
+                }
+            },
+        ),
+        Profile(
+            name="fer2013-gpu",
+            description="FER-2013 on a GPU: the VGGNet recipe of Khaireddin & Chen (2021), SGD "
+            "with Nesterov momentum, a plateau schedule, crops and random erasing, ten-crop at "
+            "test",
+            demo_n=320,
+            demo_size=96,
+            image_size=48,
+            channels=1,
+            balance="none",
+            epochs=100,
+            batch_size=64,
+            models=("vggnet",),
+            eda_sample=1000,
+            tta="tencrop",
+            # Crops: zoom in by up to 1.2 (44 of 48 px is 1.09); random erasing: one hole.
+            augment={
+                "zoom_range": (1.0, 1.2),
+                "zoom_p": 0.5,
+                "dropout_p": 0.5,
+                "dropout_max_holes": 1,
+                "dropout_size": (0.1, 0.3),
+            },
+            per_model={
+                "vggnet": {
+                    "optimizer": "sgd",
+                    "learning_rate": 0.01,
+                    "reduce_lr_factor": 0.75,
+                    "reduce_lr_patience": 5,
+                    "early_stopping_patience": 20,
+                    "time_budget_minutes": 12.0,  # one GPU session: 15 minutes in all
                 }
             },
         ),
