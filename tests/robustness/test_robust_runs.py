@@ -265,6 +265,27 @@ def test_resume_refuses_another_profile(tmp_path, notebooks, data, capsys, untou
     assert "started with --profile smoke" in capsys.readouterr().err
 
 
+def test_several_external_test_sets(tmp_path, notebooks, data, capsys, untouched):
+    """--test-data repeats: the notebooks get every set, in order, and a resume keeps them."""
+    first, second = data.with_name("ck.zip"), data.with_name("jaffe.zip")
+    first.write_bytes(b"one"), second.write_bytes(b"two")
+    run = tmp_path / "run"
+    args = ["--profile", "smoke", "--data", str(data), "--run-dir", str(run), "--only", "01"]
+    sets = ["--test-data", str(first), "--test-data", str(second), "--test-data", str(first)]
+    assert runner.main([*args, *sets]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["test_data"] == [str(first.resolve()), str(second.resolve())]
+    executed = nbformat.read(run / "notebooks" / "01_first.ipynb", as_version=4)
+    assert f"test_data = {json.dumps([str(first.resolve()), str(second.resolve())])}" in "".join(
+        c.source for c in executed.cells
+    )
+    with untouched():
+        assert runner.main(["--resume", "--run-dir", str(run), "--test-data", str(first)]) == 2
+        assert f"started with --test-data {first.resolve()}, {second.resolve()}" in (
+            capsys.readouterr().err
+        )
+
+
 def test_resume_keeps_the_data_and_seed_it_started_with(
     tmp_path, notebooks, data, capsys, untouched
 ):

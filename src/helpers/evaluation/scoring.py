@@ -451,3 +451,12 @@ def check_recorded(scores: Mapping[str, Any], path: str | os.PathLike | None) ->
     if line.startswith("differs"):
         raise DataError(path, line)
     return line
+
+
+def external_sources(test_data: str | os.PathLike | list | tuple | None) -> list[str]:
+    """The external test sets of notebook 05's `test_data`: one path, a list of them, or none
+    ('' or None); each once, in the order given."""
+    if not test_data:
+        return []
+    items = [test_data] if isinstance(test_data, (str, os.PathLike)) else list(test_data)
+    return list(dict.fromkeys(os.fspath(item) for item in items if item))

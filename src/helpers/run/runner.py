@@ -152,16 +152,17 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
     """A resume continues the run as it was started: other --data, --test-data or --seed, or
     data changed on disk since (its sha256), would mix two experiments in one run folder."""
-    given = {
-        "--data": (args.data, manifest["data"]["path"]),
-        "--test-data": (args.test_data, manifest.get("test_data") or ""),
-    }
-    for flag, (value, started) in given.items():
-        if value and str(Path(value).expanduser().resolve()) != started:
-            raise ConfigError(
-                f"{run_dir} was started with {flag} {started or '(none)'}; a resume "
-                f"keeps it (leave {flag} out, or start a new run)"
-            )
+    if args.data and str(Path(args.data).expanduser().resolve()) != manifest["data"]["path"]:
+        raise ConfigError(
+            f"{run_dir} was started with --data {manifest['data']['path']}; a resume keeps it "
+            "(leave --data out, or start a new run)"
+        )
+    started = test_sets(manifest.get("test_data"))
+    if args.test_data and resolved(args.test_data) != started:
+        raise ConfigError(
+            f"{run_dir} was started with --test-data {', '.join(started) or '(none)'}; a "
+            "resume keeps it (leave --test-data out, or start a new run)"
+        )
     if args.seed is not None and args.seed != manifest.get("seed", 0):
         raise ConfigError(
             f"{run_dir} was started with --seed {manifest.get('seed', 0)}; a resume "
@@ -175,6 +176,18 @@ def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Pa
             f"{data} has changed since {run_dir} was started (its sha256 differs "
             "from the manifest's); start a new run on the new data"
         )
+
+
+def test_sets(value: str | list[str] | None) -> list[str]:
+    """The external test sets of a manifest: a list (one path in manifests of older runs)."""
+    if not value:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def resolved(paths: list[str]) -> list[str]:
+    """Absolute paths, in the order given, each once."""
+    return list(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))
 
 
 def export_html(executed: Path, html_dir: Path) -> Path:
@@ -305,7 +318,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data", default="", help="dataset source (zip or folder); default: the generated demo set"
     )
     p.add_argument(
-        "--test-data", default="", help="extra external test set, evaluated by every model"
+        "--test-data",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="an external test set every model is also scored on; repeat it for several",
     )
     p.add_argument(
         "--models",
@@ -352,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seed = manifest.get("seed", 0) if args.resume else (args.seed or 0)
         profile = config.get_profile(args.profile or "cpu")
         models = config.parse_models(args.models or ",".join(profile.models))
-        for flag, value in (("--data", args.data), ("--test-data", args.test_data)):
+        for flag, value in (("--data", args.data), *(("--test-data", v) for v in args.test_data)):
             if value and not Path(value).expanduser().exists():
                 raise ConfigError(f"{flag} {value}: no such file or folder")
         stages = plan_stages(models)
@@ -464,9 +481,7 @@ def run_stages(
             "seed": args.seed,
             "models": models,
             "data": {"path": str(data), "sha256": data_fingerprint(data), "demo": not args.data},
-            "test_data": str(Path(args.test_data).expanduser().resolve())
-            if args.test_data
-            else None,
+            "test_data": resolved(args.test_data),
             "packages": package_versions(),
             "git_commit": git_commit(),
             "command": " ".join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])]),
@@ -479,7 +494,7 @@ def run_stages(
         "profile": profile.name,
         "seed": manifest["seed"],
         "data": manifest["data"]["path"],
-        "test_data": manifest.get("test_data") or "",
+        "test_data": test_sets(manifest.get("test_data")),
     }
 
     print(f"[run_all] run folder: {run_dir}")
