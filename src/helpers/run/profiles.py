@@ -101,13 +101,19 @@ PROFILES: dict[str, Profile] = {
             models=("custom_cnn",),
             eda_sample=1000,
             # An hour on a 2-core laptop: the time budget ends training with the best epoch.
+            # The other architectures (--models) get 8 minutes each at FER-2013's own 48 px,
+            # for the real-face comparison in benchmarks/RESULTS.md.
             per_model={
                 "custom_cnn": {
                     "label_smoothing": 0.1,
                     "early_stopping_patience": 8,
                     "reduce_lr_patience": 3,
                     "time_budget_minutes": 55.0,
-                }
+                },
+                **{
+                    name: {"label_smoothing": 0.1, "time_budget_minutes": 8.0}
+                    for name in ("vgg16", "resnet50", "mobilenetv2", "efficientnetb0")
+                },
             },
         ),
         Profile(
