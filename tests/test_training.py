@@ -337,8 +337,10 @@ def test_each_epoch_sends_one_line_with_the_time_left(tmp_path, monkeypatch):
     EpochLine("vgg16", 4).on_epoch_end(0, dict(logs))
     EpochLine("vgg16", 4, TimeBudget(1.0)).on_epoch_end(0, dict(logs))  # budget ends sooner
     EpochLine("vgg16", 4).on_epoch_end(3, {"loss": 0.5, "time_s": 200.0})
+    EpochLine("vgg16", 4).on_epoch_end(3, {"loss": 0.5, "val_accuracy": 0.25, "time_s": 1.0})
     assert (tmp_path / "lines").read_text().splitlines() == [
         "vgg16 epoch 1/4: loss 1.000, val loss 0.900, val accuracy 0.500, 30 s, about 2 min left",
         "vgg16 epoch 1/4: loss 1.000, val loss 0.900, val accuracy 0.500, 30 s, about 30 s left",
         "vgg16 epoch 4/4: loss 0.500, 200 s",
+        "vgg16 epoch 4/4: loss 0.500, val accuracy 0.250, 1 s",  # one head: val_accuracy
     ]

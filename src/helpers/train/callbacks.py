@@ -79,11 +79,11 @@ class EpochLine(keras.callbacks.Callback):
         took = float(logs.get("time_s", 0.0))
         self.times.append(took)
         parts = [f"{self.name} epoch {epoch + 1}/{self.epochs}:"]
-        for key, label in (
-            ("loss", "loss"),
-            ("val_loss", "val loss"),
-            ("val_expression_accuracy", "val accuracy"),
-        ):
+        # A model with one head names its metrics without the head: val_accuracy.
+        accuracy = (
+            "val_expression_accuracy" if "val_expression_accuracy" in logs else "val_accuracy"
+        )
+        for key, label in (("loss", "loss"), ("val_loss", "val loss"), (accuracy, "val accuracy")):
             if key in logs:
                 parts.append(f"{label} {float(logs[key]):.3f},")
         left = sum(self.times) / len(self.times) * max(self.epochs - epoch - 1, 0)
