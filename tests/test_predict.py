@@ -507,5 +507,49 @@ def test_cli_tta_flip_averages_each_face_with_its_mirror(model_path, tmp_path):
         plain.filter(like="p_").iloc[0], plain.filter(like="p_").iloc[1], atol=1e-5
     )
     with pytest.raises(SystemExit) as refused:
-        main(["--model", str(model_path), str(tmp_path / "in"), "--tta", "tencrop"])
+        main(["--model", str(model_path), str(tmp_path / "in"), "--tta", "fivecrop"])
     assert refused.value.code == 2
+
+
+def test_first_use_messages(model_path, tmp_path, capsys):
+    """A demo-trained model says so; a crop-sized photo without a face suggests --no-detect;
+    a tiny image is annotated large enough to read."""
+    import json
+    import shutil
+
+    from helpers.inference.cli import no_face_hint, training_note
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    model = run / "models" / "custom_cnn.keras"
+    shutil.copy(model_path, model)
+    assert training_note(model) is None  # nothing says how it was trained
+    (run / "models" / "custom_cnn.json").write_text(json.dumps({"profile": "smoke"}))
+    assert "trained on the generated demo faces (profile smoke)" in training_note(model)
+    (run / "manifest.json").write_text(json.dumps({"data": {"demo": True}}))
+    assert f"(run {run.name} used the demo dataset)" in training_note(model)
+
+    crop = tmp_path / "crop.png"
+    Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(crop)
+    assert no_face_hint(str(crop)).endswith(
+        "(48x48: if it is already a face crop, pass --no-detect)"
+    )
+    assert main(["--model", str(model), str(crop), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("note: custom_cnn.keras was trained on the generated")
+    assert "pass --no-detect" in err
+
+    rows = pd.DataFrame(
+        [
+            {
+                "status": "ok",
+                "box_x": 4,
+                "box_y": 4,
+                "box_w": 40,
+                "box_h": 40,
+                "expression": "Happy",
+                "confidence": 0.9,
+            }
+        ]
+    )
+    assert annotate(np.zeros((48, 48, 3), np.uint8), rows).shape == (480, 480, 3)

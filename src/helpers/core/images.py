@@ -215,7 +215,13 @@ def decode_image_reduced(
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise _error(where, f"corrupt or truncated image ({exc})") from exc
+        truncated = "truncated" in str(exc).lower()  # Pillow knows when the data ends early
+        problem = (
+            "truncated image: the file ends before its image data does"
+            if truncated
+            else (f"corrupt image ({exc})")
+        )
+        raise _error(where, problem) from exc
     img = _to_8bit(img, where)
     if mode == "rgb" and img.mode != "RGB":
         img = img.convert("RGB")

@@ -13,14 +13,18 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.jsonio import read_json
+from helpers.core.run_folder import RunFolder
 from helpers.inference.detect import DEFAULT_MARGIN, Detector
 from helpers.inference.predict import check_args, predict_images, summary_line
 from helpers.inference.runtime import BACKENDS, open_model
@@ -143,6 +147,48 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# A face crop is at most this big: an image this small with no face found is likely one.
+CROP_SIDE = 160
+
+
+def training_note(model_path: str | os.PathLike) -> str | None:
+    """One line when the model file's run says it learned from the generated demo faces: on
+    real photos such a model gives near-uniform probabilities, which looks like a broken tool."""
+    path = Path(model_path)
+    run = RunFolder(path.parent.parent)  # <run>/models/<m>.keras or <run>/export/<m>.tflite
+    why = None
+    try:
+        if run.manifest.is_file() and read_json(run.manifest).get("data", {}).get("demo"):
+            why = f"run {run.name} used the demo dataset"
+        card = run.card_path(path.name.split(".")[0])
+        if why is None and card.is_file() and read_json(card).get("profile") == "smoke":
+            why = "profile smoke"
+    except (DataError, AttributeError):
+        return None
+    if why is None:
+        return None
+    return (
+        f"note: {path.name} was trained on the generated demo faces ({why}); on real photos "
+        "expect near-uniform probabilities. Train on real faces (./run_all.sh --data ...) "
+        "for real predictions."
+    )
+
+
+def no_face_hint(name: str) -> str:
+    """'no face found' for one input, with --no-detect suggested when it is crop-sized."""
+    try:
+        with Image.open(name) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        return f"no face found: {name}"
+    if max(width, height) <= CROP_SIDE:
+        return (
+            f"no face found: {name} ({width}x{height}: if it is already a face crop, "
+            "pass --no-detect)"
+        )
+    return f"no face found: {name}"
+
+
 def _print_table(table: pd.DataFrame) -> None:
     """The few columns a person reads, when no --out folder is given."""
     shown = [
@@ -186,23 +232,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
-    table = predict_images(
-        model,
-        args.inputs,
-        detect=args.detect,
-        margin=args.margin,
-        batch_size=args.batch_size,
-        every=args.every,
-        progress=not args.quiet,
-        detector=detector,
-        tta=args.tta,
-        annotate_dir=(out / "annotated") if out and args.annotate else None,
-    )
+    note = training_note(args.model)
+    if note:
+        print(note, file=sys.stderr)
+    with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
+        warnings.simplefilter("ignore")
+        table = predict_images(
+            model,
+            args.inputs,
+            detect=args.detect,
+            margin=args.margin,
+            batch_size=args.batch_size,
+            every=args.every,
+            progress=not args.quiet,
+            detector=detector,
+            tta=args.tta,
+            annotate_dir=(out / "annotated") if out and args.annotate else None,
+        )
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
     for name in table.loc[table["status"] == "no_face", "file"].unique():
         if not (table.loc[table["file"] == name, "status"] == "ok").any():
-            print(f"no face found: {name}", file=sys.stderr)
+            print(no_face_hint(name), file=sys.stderr)
     summary = table.attrs["summary"]
     if out is not None:
         written = write_outputs(table, out, formats)

@@ -295,16 +295,24 @@ def _colour(row: Mapping[str, Any]) -> tuple[int, int, int]:
     return palette[EXPRESSIONS.index(name)] if name in EXPRESSIONS else (255, 255, 0)
 
 
+# Smaller images (a 48 px FER crop) are enlarged before drawing, so labels stay legible.
+ANNOTATE_MIN_SIDE = 480
+
+
 def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
-    """A copy of the RGB image with each face's box, label, confidence and landmarks drawn."""
+    """A copy of the RGB image with each face's box, label, confidence and landmarks drawn;
+    an image smaller than ANNOTATE_MIN_SIDE is enlarged by a whole factor first."""
     canvas = as_rgb(image, "<image>").copy()
+    k = max(1, math.ceil(ANNOTATE_MIN_SIDE / max(canvas.shape[:2])))
+    if k > 1:
+        canvas = cv2.resize(canvas, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
     records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
     scale = max(canvas.shape[:2]) / 640.0
     thick = max(1, round(2 * scale))
     for row in records:
         if row.get("status", "ok") != "ok" or pd.isna(row.get("box_x")):
             continue
-        x, y, w, h = (int(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+        x, y, w, h = (int(row[key]) * k for key in ("box_x", "box_y", "box_w", "box_h"))
         colour = _colour(row)
         cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thick)
         label = row.get("expression")
@@ -319,7 +327,7 @@ def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
             )
         points = row.get("landmarks")
         if isinstance(points, (list, np.ndarray)):
-            for px, py in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+            for px, py in (np.asarray(points, dtype=np.float64).reshape(-1, 2) + 0.5) * k - 0.5:
                 if np.isfinite(px) and np.isfinite(py):
                     cv2.circle(canvas, (round(px), round(py)), thick, colour, cv2.FILLED)
     return canvas
