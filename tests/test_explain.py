@@ -2,12 +2,14 @@
 there, one that learned nothing does not; maps are shaped, scaled and repeatable for every
 architecture; the share on the face, its file, its figures, and the predictor's --explain.
 
-The learnable task: 48 px grey noise with two textured squares of the same contrast. The one
-in the top-left corner (the known place) carries the class, one of four stripe patterns; the
-one in the bottom-right corner (the decoy) is always the same diagonal texture and says
-nothing. Valence is +0.8 for classes 0-1 and -0.8 for 2-3, so its map has a sign to get right.
-The custom CNN learns it in seconds; a map that merely follows contrast splits its heat
-between the two squares.
+The learnable task: 48 px grey noise with two textured squares. The one in the top-left corner
+(the known place) carries the class, one of four stripe patterns; the one in the bottom-right
+corner (the decoy) holds the same fine diagonal texture in every image and says nothing.
+Valence is +0.8 for classes 0-1 and -0.8 for 2-3, so its map has a sign to get right. The
+custom CNN learns it in seconds and then puts most of its heat on the known place (measured:
+0.65-0.70 of it over held-out images, 0.14-0.19 on the decoy, across model seeds); untrained
+models (0.23-0.36, and more on the decoy) and models trained on shuffled labels (0.42-0.43) do
+not.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ VALENCE = np.array([0.8, 0.8, -0.8, -0.8])
 
 
 def _texture(kind: int) -> np.ndarray:
-    """Stripes 8 px wide: 0 horizontal, 1 vertical, 2 checks, 3 diagonal; 4 the decoy's."""
+    """Stripes 4 px wide: 0 horizontal, 1 vertical, 2 checks, 3 diagonal; 4 the decoy's, finer
+    and fainter."""
     yy, xx = np.mgrid[0:SIDE, 0:SIDE]
     bands = (
         (yy // 4) % 2,
@@ -72,7 +75,7 @@ def _region(corner: tuple[int, int]) -> np.ndarray:
 
 def looks_at_the_known_place(maps: np.ndarray) -> tuple[bool, float, float]:
     """The check: most of the heat on the known place (over held-out images), and at least
-    twice the heat the equally contrasted decoy gets."""
+    twice the heat the decoy gets."""
     n = len(maps)
     known = float(np.mean(heatmaps.heat_share(maps, np.repeat(_region(KNOWN)[None], n, 0))))
     decoy = float(np.mean(heatmaps.heat_share(maps, np.repeat(_region(DECOY)[None], n, 0))))
