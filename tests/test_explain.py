@@ -354,6 +354,18 @@ def test_without_landmarks_the_face_is_the_centre_and_the_summary_says_so(tmp_pa
     assert block["region"] == heatmaps.CENTRE and block["n"] + block["n_without_heat"] == 4
 
 
+def test_a_model_without_an_expression_head_has_nothing_to_explain(tmp_path) -> None:
+    table = _predictions(tmp_path, n=3)
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=("valence",))
+    seen = heatmaps.explain_predictions(model, table)
+    assert seen.empty and heatmaps.summary(seen)["on_face_share"] is None
+    check_figure(plots.plot_gradcam_panel(seen), n_axes=1)
+    assert heatmaps.explain_regression(model, table, n=2)["valence_map"].map(np.shape).tolist() == [
+        (32, 32),
+        (32, 32),
+    ]
+
+
 def test_the_comparison_table_gets_the_share_and_older_metrics_files_do_not() -> None:
     row = flatten_metrics(
         {"model": "m", "n": 3, "explain": {"on_face_share": 0.7, "face_area_share": 0.3}}

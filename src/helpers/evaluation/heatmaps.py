@@ -131,15 +131,17 @@ def explain_predictions(
 
     meta = model_metadata(model)
     size, channels = meta["image_size"], meta["channels"]
+    if "expression" not in meta["heads"] or "expression_pred" not in predictions:
+        return _empty(predictions.assign(role="", sampled=False), meta)
     shown = select_examples(predictions, per_class, mistakes)
-    pool = predictions[predictions.get("expression_pred", pd.Series(dtype=float)).notna()]
+    pool = predictions
     if n is not None and n < len(pool):
         pool = pool.iloc[np.sort(np.random.default_rng(seed).choice(len(pool), n, replace=False))]
     rows = pd.concat(
         [shown, pool.assign(role="")[~pool.index.isin(shown.index)]], ignore_index=False
     )
     rows = rows.assign(sampled=rows.index.isin(pool.index)).reset_index(drop=True)
-    if rows.empty or "expression" not in meta["heads"]:
+    if rows.empty:
         return _empty(rows, meta)
     images = np.stack([decode_for_model(str(u), size, channels)[0] for u in rows["image"]])
     target = rows["expression_pred"].to_numpy(np.int64)

@@ -936,7 +936,9 @@ def plot_gradcam_grid(explained: pd.DataFrame, title: str = "", per_row: int = 5
 def plot_gradcam_panel(explained: pd.DataFrame, title: str = "", n: int = 4) -> Figure:
     """One row for the report: n confident correct predictions and n confident mistakes."""
     if explained.empty or "heatmap" not in explained.columns:
-        return _message_figure(f"{title}: no heatmaps (notebook 05 writes them).")
+        return _message_figure(
+            f"{title + ': ' if title else ''}no heatmaps (notebook 05 writes them)."
+        )
     picked = pd.concat(
         [
             explained[explained["role"] == "correct"]
@@ -951,13 +953,18 @@ def plot_gradcam_panel(explained: pd.DataFrame, title: str = "", n: int = 4) -> 
     for ax, (_, rec) in zip(axes.flat, picked.iterrows(), strict=False):
         ax.set_axis_off()
         _show_heatmap(ax, rec, rec["heatmap"])
-        true, pred = EXPRESSIONS[int(rec["expression"])], EXPRESSIONS[int(rec["expression_pred"])]
+        label = int(rec["expression"])
+        true = EXPRESSIONS[label] if 0 <= label < len(EXPRESSIONS) else "unlabelled"
+        pred = EXPRESSIONS[int(rec["expression_pred"])]
         text = f"{pred} {float(rec['confidence']):.2f}" if true == pred else f"{true} -> {pred}"
         ax.set_title(
             text + _share_text(rec), fontsize=8, color="black" if true == pred else "#D55E00"
         )
     _heat_colorbar(fig, axes, False, "Grad-CAM")
-    fig.suptitle(f"{title}: correct (black) and mistaken (orange: true -> predicted)", fontsize=10)
+    fig.suptitle(
+        f"{title + ': ' if title else ''}correct (black) and mistaken (orange: true -> predicted)",
+        fontsize=10,
+    )
     return fig
 
 
