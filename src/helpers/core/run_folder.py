@@ -136,6 +136,10 @@ class RunFolder(os.PathLike):
         """Notebook 05: one row per test image with every head's prediction."""
         return self.root / "predictions" / f"{model}.parquet"
 
+    def explain_path(self, model: str) -> Path:
+        """Notebook 05: Grad-CAM heatmaps of the test images it shows (read by the report)."""
+        return self.root / "explain" / f"{model}.npz"
+
     @property
     def export_dir(self) -> Path:
         """Notebook 05: TFLite files, their sidecars and the deployment check."""

@@ -71,6 +71,10 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     inference = d.get("inference")
     if isinstance(inference, Mapping):
         row["inference_images_per_s"] = to_number(inference.get("images_per_s"))
+    explain = d.get("explain")
+    if isinstance(explain, Mapping):  # Grad-CAM: share of the heatmap on the face (notebook 05)
+        for key in ("on_face_share", "face_area_share"):
+            row[f"explain_{key}"] = to_number(explain.get(key))
     row["tta"] = d.get("tta") or "none"
     without = d.get("without_tta")
     for head, block in without.items() if isinstance(without, Mapping) else ():

@@ -1,7 +1,8 @@
 """The command-line predictor, `python -m helpers.predict`: options, output files, exit codes.
 
     python -m helpers.predict --model MODEL.keras INPUT... [--out DIR] [--every N] [--no-detect]
-                              [--annotate] [--margin 0.2] [--min-face 30] [--backend tflite]
+                              [--annotate] [--explain] [--margin 0.2] [--min-face 30]
+                              [--backend tflite]
 
 Exit 0 when at least one input was read, 1 when none was, 2 for bad options or a bad model.
 """
@@ -108,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--annotate", action="store_true", help="also write annotated images to OUT/annotated/"
     )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="also write OUT/annotated/<name>_gradcam.jpg: each face's Grad-CAM heatmap of its "
+        "predicted expression (Keras models only; implies --annotate)",
+    )
     p.add_argument("--every", type=int, default=10, help="video: every Nth frame (default 10)")
     p.add_argument(
         "--no-detect",
@@ -189,6 +196,17 @@ def no_face_hint(name: str) -> str:
     return f"no face found: {name}"
 
 
+def check_explain(model: str, backend: str | None, out: str | None) -> None:
+    """--explain needs gradients and a folder for its images: refused before any work."""
+    if backend == "tflite" or Path(model).suffix.lower() == ".tflite":
+        raise ConfigError(
+            f"--explain needs a Keras .keras model: {Path(model).name} runs as TFLite, "
+            "which carries no gradients"
+        )
+    if not out:
+        raise ConfigError("--explain writes heatmap images: give --out DIR")
+
+
 def _print_table(table: pd.DataFrame) -> None:
     """The few columns a person reads, when no --out folder is given."""
     shown = [
@@ -219,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     try:
+        if args.explain:
+            check_explain(args.model, args.backend, args.out)
         if not formats or set(formats) - set(FORMATS):
             raise ConfigError(f"--format must be csv, json or csv,json, got {args.format!r}")
         detector = Detector(
@@ -247,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.quiet,
             detector=detector,
             tta=args.tta,
-            annotate_dir=(out / "annotated") if out and args.annotate else None,
+            annotate_dir=(out / "annotated") if out and (args.annotate or args.explain) else None,
+            explain=args.explain,
         )
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
@@ -260,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "wrote "
             + ", ".join(str(p) for p in written)
-            + (f", {out / 'annotated'}/" if args.annotate else "")
+            + (f", {out / 'annotated'}/" if args.annotate or args.explain else "")
         )
     else:
         _print_table(table)

@@ -6,6 +6,9 @@ image size, raw 0-255 floats (the model holds its own preprocessing). Faces from
 share one batch. One row per face comes back; a file that cannot be read or has no face gets
 one row saying so (`status`, `error`) and never stops the others.
 
+With `explain` (Keras models only), each annotated image gets a twin, `<name>_gradcam.jpg`,
+with every face's Grad-CAM heatmap of its predicted expression (helpers.inference.explain).
+
 Notebook API: `predict_images(model_or_path, inputs) -> DataFrame` and `annotate(image, rows)`.
 """
 
@@ -29,7 +32,8 @@ from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
 from helpers.inference.detect import DEFAULT_MARGIN, Detector, crop_face
-from helpers.inference.runtime import Backend, open_model
+from helpers.inference.explain import Explainer, overlay
+from helpers.inference.runtime import Backend, KerasModel, open_model
 from helpers.inference.sources import expand_inputs, iter_frames
 from helpers.inference.tta import TTAModel, check_tta
 
@@ -71,6 +75,7 @@ class _Pending:
     inputs: list[np.ndarray] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     regions: list[tuple[int, int, int, int]] = field(default_factory=list)
+    heatmaps: list[np.ndarray] = field(default_factory=list)
     images: list[tuple[str, int | None, np.ndarray, list[dict[str, Any]]]] = field(
         default_factory=list
     )
@@ -105,17 +110,48 @@ def _run(
     batch_size: int,
     annotate_dir: Path | None,
     names: dict[str, int],
+    explainer: Explainer | None = None,
 ) -> None:
-    """Predict every pending face in batches, then write the finished images' annotations."""
+    """Predict every pending face in batches (with Grad-CAM of the predicted class when
+    explaining), then write the finished images' annotations."""
     for start in range(0, len(pending.inputs), batch_size):
         stop = start + batch_size
-        out = model(np.stack(pending.inputs[start:stop]))
+        batch = np.stack(pending.inputs[start:stop])
+        out = model(batch)
         _fill(pending.rows[start:stop], pending.regions[start:stop], out, model.metadata)
+        if explainer is not None:
+            target = np.argmax(np.asarray(out["expression"]), axis=1)
+            pending.heatmaps.extend(explainer(batch, target=target, batch_size=batch_size).maps)
     if annotate_dir is not None:
+        heat = {
+            id(row): (h, region)
+            for row, h, region in zip(pending.rows, pending.heatmaps, pending.regions, strict=False)
+        }
         for name, frame, image, rows in pending.images:
-            _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
-    for done in (pending.inputs, pending.rows, pending.regions, pending.images):
+            path = _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
+            if explainer is not None:
+                _save_heatmaps(image, rows, heat, path, names)
+    for done in (pending.inputs, pending.rows, pending.regions, pending.heatmaps, pending.images):
         done.clear()
+
+
+def _save_heatmaps(
+    image: np.ndarray,
+    rows: list[dict[str, Any]],
+    heat: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]],
+    annotated: Path,
+    used: dict[str, int],
+) -> Path:
+    """<annotated stem>_gradcam.jpg: each face's heatmap over its crop, boxes and labels on top
+    (landmarks left out, so the heat stays visible)."""
+    canvas = as_rgb(image, "<image>")
+    for row in rows:
+        if id(row) in heat:
+            canvas = overlay(canvas, *heat[id(row)])
+    plain = [{k: v for k, v in row.items() if k != "landmarks"} for row in rows]
+    path = annotated.with_name(f"{_unique(f'{annotated.stem}_gradcam', used)}.jpg")
+    Image.fromarray(annotate(canvas, plain)).save(path, quality=92)
+    return path
 
 
 def _faces(
@@ -156,6 +192,7 @@ def predict_images(
     detector: Detector | None = None,
     annotate_dir: str | os.PathLike | None = None,
     tta: str = "none",
+    explain: bool = False,
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
@@ -164,11 +201,26 @@ def predict_images(
     one pre-cropped face. Unreadable inputs and images without a face come back as rows with
     status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
+    explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
+    heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
     """
     check_args(margin, batch_size, every)
     tta = check_tta(tta)
+    if explain and annotate_dir is None:
+        raise ConfigError("explain writes heatmap images: it needs annotate_dir (--out)")
     detector = (detector or Detector()) if detect else None
     model = open_model(model_or_path, backend)
+    explainer = None
+    if explain:
+        if not isinstance(model, KerasModel):
+            raise ConfigError(
+                "Grad-CAM needs a Keras .keras model: a TFLite model carries no gradients"
+            )
+        explainer = Explainer(model.model)
+        if "expression" not in explainer.heads:
+            raise ConfigError(
+                "Grad-CAM in the predictor explains the expression head; this model has none"
+            )
     if tta != "none":
         model = TTAModel(model, tta)
     meta = model.metadata
@@ -213,7 +265,7 @@ def predict_images(
                 if out_dir is not None:
                     pending.images.append((source.name, frame, image, face_rows))
                 if len(pending.inputs) >= batch_size:
-                    _run(model, pending, batch_size, out_dir, names)
+                    _run(model, pending, batch_size, out_dir, names, explainer)
         except DataError as error:
             rows.append({"file": source.name, "status": "error", "error": str(error)})
         except OSError as error:  # EIO, permission denied: this file only
@@ -234,7 +286,7 @@ def predict_images(
                     "error": str(DataError(source.name, f"OpenCV failed: {problem}")),
                 }
             )
-    _run(model, pending, batch_size, out_dir, names)
+    _run(model, pending, batch_size, out_dir, names, explainer)
     table = _table(rows, meta)
     table.attrs["summary"] = summarize(table)
     table.attrs["model"] = dict(meta)
@@ -333,16 +385,19 @@ def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
     return canvas
 
 
+def _unique(stem: str, used: dict[str, int]) -> str:
+    """stem, or stem-2, stem-3... when an earlier image of this run already took it."""
+    used[stem] = used.get(stem, 0) + 1
+    return stem if used[stem] == 1 else f"{stem}-{used[stem]}"
+
+
 def _save_annotated(
     image: np.ndarray, out_dir: Path, name: str, frame: int | None, used: dict[str, int]
 ) -> Path:
     """<stem>[_f000123].jpg in out_dir; a repeated name gets -2, -3... (inputs come in order)."""
     stem = Path(name).stem.strip("<>").replace(" ", "_") or "image"
     stem = stem if frame is None else f"{stem}_f{frame:06d}"
-    used[stem] = used.get(stem, 0) + 1
-    if used[stem] > 1:
-        stem = f"{stem}-{used[stem]}"
-    path = out_dir / f"{stem}.jpg"
+    path = out_dir / f"{_unique(stem, used)}.jpg"
     Image.fromarray(image).save(path, quality=92)
     return path
 

@@ -859,3 +859,149 @@ def plot_image_files(paths: list, titles: list | None = None, ncols: int = 2) ->
         _show_image(ax, str(path))
         ax.set_title(titles[i] if titles else Path(path).name, fontsize=9)
     return fig
+
+
+# --------------------------------------------------------------------------- Grad-CAM heatmaps
+
+HEAT_CMAP, SIGNED_CMAP = "turbo", "RdBu_r"
+
+
+def _show_heatmap(ax: Axes, rec: Any, heatmap: Any, signed: bool = False) -> None:
+    """A face with a heatmap over it (stretched to the stored image), opacity rising with the
+    heat so the face stays visible where the model does not look; landmarks when present."""
+    image = _show_image(ax, str(rec["image"]))
+    h, w = image.shape[:2]
+    heat = np.asarray(heatmap, dtype=np.float32)
+    ax.imshow(
+        heat,
+        cmap=SIGNED_CMAP if signed else HEAT_CMAP,
+        vmin=-1.0 if signed else 0.0,
+        vmax=1.0,
+        alpha=np.clip(np.abs(heat) * 0.75, 0.0, 1.0),
+        extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+        interpolation="bilinear",
+    )
+    if "landmarks" in rec:
+        draw_landmarks(
+            ax, rec["landmarks"], color="white", size=2, linewidth=0.4, alpha=0.6, highlight=False
+        )
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+
+
+def _heat_colorbar(fig: Figure, axes: np.ndarray, signed: bool, label: str) -> None:
+    """One colour scale for a whole grid of heatmaps."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    norm = Normalize(-1.0 if signed else 0.0, 1.0)
+    mappable = ScalarMappable(norm=norm, cmap=SIGNED_CMAP if signed else HEAT_CMAP)
+    fig.colorbar(mappable, ax=list(axes.flat), shrink=0.6, label=label, pad=0.02)
+
+
+def _share_text(rec: Any) -> str:
+    """The heatmap's share on the face, for a title."""
+    share = rec.get("on_face")
+    return "" if share is None or pd.isna(share) else f", face {float(share):.0%}"
+
+
+def plot_gradcam_grid(explained: pd.DataFrame, title: str = "", per_row: int = 5) -> Figure:
+    """Grad-CAM per true class (rows): the most confident correct predictions, then the listed
+    confident mistakes (heatmap of the class wrongly predicted), landmarks drawn when known."""
+    shown = (
+        explained[explained["role"].isin(("correct", "mistake"))] if len(explained) else explained
+    )
+    if shown.empty or "heatmap" not in shown.columns:
+        return _message_figure("No expression predictions to explain.")
+    classes = sorted(int(c) for c in shown["expression"].unique())
+    cells: list[list[Any]] = []
+    hidden = 0
+    for c in classes:
+        mine = shown[shown["expression"] == c]
+        ordered = pd.concat([mine[mine["role"] == "correct"], mine[mine["role"] == "mistake"]])
+        hidden += max(0, len(ordered) - per_row)
+        cells.append([rec for _, rec in ordered.head(per_row).iterrows()])
+    ncols = max(len(row) for row in cells)
+    fig, axes = _figure(len(classes), ncols, (2.1 * ncols + 1.6, 2.2 * len(classes) + 0.8))
+    for r, (c, row) in enumerate(zip(classes, cells, strict=True)):
+        for ax in axes[r]:
+            _bare(ax)
+        axes[r, 0].set_ylabel(f"true\n{EXPRESSIONS[c]}", rotation=0, ha="right", va="center")
+        for ax, rec in zip(axes[r], row, strict=False):
+            _show_heatmap(ax, rec, rec["heatmap"])
+            pred = EXPRESSIONS[int(rec["expression_pred"])]
+            what = "correct" if rec["role"] == "correct" else f"pred {pred}"
+            ax.set_title(
+                f"{what} {float(rec['confidence']):.2f}{_share_text(rec)}",
+                fontsize=8,
+                color="black" if rec["role"] == "correct" else "#D55E00",
+            )
+    _heat_colorbar(fig, axes, False, "Grad-CAM (predicted class)")
+    layer = explained.attrs.get("layer")
+    note = f"; {hidden} more mistakes not shown" if hidden else ""
+    fig.suptitle(
+        f"{title + ': ' if title else ''}where the model looks (Grad-CAM of the predicted class"
+        f"{', ' + layer if layer else ''}); correct first, confident mistakes in orange{note}",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_gradcam_panel(explained: pd.DataFrame, title: str = "", n: int = 4) -> Figure:
+    """One row for the report: n confident correct predictions and n confident mistakes."""
+    if explained.empty or "heatmap" not in explained.columns:
+        return _message_figure(
+            f"{title + ': ' if title else ''}no heatmaps (notebook 05 writes them)."
+        )
+    picked = pd.concat(
+        [
+            explained[explained["role"] == "correct"]
+            .sort_values("confidence", ascending=False, kind="stable")
+            .head(n),
+            explained[explained["role"] == "mistake"].head(n),
+        ]
+    )
+    if picked.empty:
+        picked = explained.head(n)
+    fig, axes = _figure(1, len(picked), (2.1 * len(picked) + 1.2, 2.9))
+    for ax, (_, rec) in zip(axes.flat, picked.iterrows(), strict=False):
+        ax.set_axis_off()
+        _show_heatmap(ax, rec, rec["heatmap"])
+        label = int(rec["expression"])
+        true = EXPRESSIONS[label] if 0 <= label < len(EXPRESSIONS) else "unlabelled"
+        pred = EXPRESSIONS[int(rec["expression_pred"])]
+        text = f"{pred} {float(rec['confidence']):.2f}" if true == pred else f"{true} -> {pred}"
+        ax.set_title(
+            text + _share_text(rec), fontsize=8, color="black" if true == pred else "#D55E00"
+        )
+    _heat_colorbar(fig, axes, False, "Grad-CAM")
+    fig.suptitle(
+        f"{title + ': ' if title else ''}correct (black) and mistaken (orange: true -> predicted)",
+        fontsize=10,
+    )
+    return fig
+
+
+def plot_signed_heatmaps(explained: pd.DataFrame) -> Figure:
+    """Valence and arousal Grad-CAM, signed: red pushes the prediction up, blue down."""
+    heads = [h for h in ("valence", "arousal") if f"{h}_map" in explained.columns]
+    if explained.empty or not heads:
+        return _message_figure("The model predicts no valence or arousal: nothing to explain.")
+    fig, axes = _figure(
+        len(heads), len(explained), (2.1 * len(explained) + 1.4, 2.4 * len(heads) + 0.6)
+    )
+    for r, head in enumerate(heads):
+        for ax, (_, rec) in zip(axes[r], explained.iterrows(), strict=False):
+            _bare(ax)
+            _show_heatmap(ax, rec, rec[f"{head}_map"], signed=True)
+            truth = rec.get(head)
+            known = truth is not None and not pd.isna(truth)
+            ax.set_title(
+                f"pred {float(rec[f'{head}_pred']):+.2f}"
+                + (f", true {float(truth):+.2f}" if known else ""),
+                fontsize=8,
+            )
+        axes[r, 0].set_ylabel(head, rotation=0, ha="right", va="center")
+    _heat_colorbar(fig, axes, True, "pushes the output down (blue) or up (red)")
+    fig.suptitle("Valence and arousal: signed Grad-CAM of the regression output", fontsize=10)
+    return fig

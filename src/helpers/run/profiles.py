@@ -41,6 +41,9 @@ class Profile:
     tta: str = "none"  # test-time augmentation in evaluation: none | flip | tencrop
     # AugmentConfig fields for notebook 03 (its `augment` parameter overrides them).
     augment: dict[str, Any] = field(default_factory=dict)
+    # Test images whose Grad-CAM heatmap is measured for its share on the face (notebook 05);
+    # None: every test image.
+    explain_n: int | None = None
     # Per-model overrides of the fields above: backbones differ 15x in speed on a CPU.
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -65,6 +68,7 @@ PROFILES: dict[str, Profile] = {
             epochs=1,
             batch_size=32,
             eda_sample=120,
+            explain_n=8,
         ),
         Profile(
             name="cpu",
