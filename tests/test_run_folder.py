@@ -77,3 +77,18 @@ def test_resolve_makes_a_new_folder_or_finds_the_latest(tmp_path, monkeypatch):
     assert RunFolder.resolve("") == first
     given = RunFolder.resolve(str(tmp_path / "mine"))
     assert given.root.is_dir() and given.root.is_absolute()
+
+
+def test_paths_are_shown_without_the_machines_folders(tmp_path):
+    from helpers.core import paths
+
+    assert paths.shown(paths.REPORTS_DIR / "leaderboard.csv") == "reports/leaderboard.csv"
+    assert paths.shown(tmp_path / "board.csv") == "board.csv"  # outside the project: the name
+
+
+def test_external_test_sets_come_as_one_or_many():
+    from helpers.evaluation.scoring import external_sources
+
+    assert external_sources("") == [] and external_sources(None) == []
+    assert external_sources("ck.zip") == ["ck.zip"]
+    assert external_sources(["ck.zip", "jaffe", "ck.zip", ""]) == ["ck.zip", "jaffe"]

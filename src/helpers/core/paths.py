@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -9,3 +10,13 @@ DATA_DIR = REPO_ROOT / "data"
 DEMO_DIR = DATA_DIR / "demo"
 REPORTS_DIR = REPO_ROOT / "reports"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def shown(path: str | os.PathLike) -> str:
+    """A path as a report shows it: relative to the project when inside it, so no machine's
+    own folders (/home/..., /work/...) reach a reader."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(REPO_ROOT.resolve()).as_posix()
+    except ValueError:
+        return resolved.name if resolved.is_absolute() else str(path)

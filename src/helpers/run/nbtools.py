@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--profile", default="smoke")
     args = p.parse_args(argv)
     if args.cmd == "prepare":
-        extra = {"test_data": str(Path(args.test_data).resolve())} if args.test_data else None
+        extra = {"test_data": [str(Path(args.test_data).resolve())]} if args.test_data else None
         for path in prepare(args.profile, args.out, extra=extra):
             print(path)
     elif args.cmd == "clean":
