@@ -148,4 +148,5 @@ def test_progress_lines_are_only_written_under_the_runner(tmp_path, monkeypatch)
     lines = target.read_text().splitlines()
     assert lines[0].startswith("decoding: 33% (1/3 img,")
     assert lines[-2].startswith("decoding: 100% (3/3 img,")
+    assert sum(line.startswith("decoding: 100%") for line in lines) == 1  # once, not at close too
     assert lines[-1] == "two spaces and a newline"

@@ -38,14 +38,14 @@ class _Bar(tqdm):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._started = self._last = time.monotonic()
-        self._reported = False
+        self._reported: float | None = None  # the count last reported
 
     def _report(self) -> None:
         total = f"/{self.total:,}" if self.total else ""
         share = f"{self.n / self.total:.0%} " if self.total else ""
         rate = self.n / max(time.monotonic() - self._started, 1e-9)
         line(f"{self.desc}: {share}({self.n:,}{total} {self.unit}, {rate:,.0f} {self.unit}/s)")
-        self._last, self._reported = time.monotonic(), True
+        self._last, self._reported = time.monotonic(), self.n
 
     def update(self, n: float | None = 1) -> bool | None:
         shown = super().update(n)
@@ -54,9 +54,8 @@ class _Bar(tqdm):
         return shown
 
     def close(self) -> None:
-        if self._reported and not self.disable and self.n != getattr(self, "_closed_n", None):
-            self._closed_n = self.n
-            self._report()
+        if self._reported is not None and not self.disable and self.n != self._reported:
+            self._report()  # where a long loop ended, unless that was just reported
         super().close()
 
 
