@@ -510,3 +510,37 @@ def test_recorded_results_are_reproduced_within_tolerance_or_refused(
     assert "no recorded results for c" in compare_recorded(
         {**same, "model": "c"}, tmp_path / "recorded.json"
     )
+
+
+def test_a_metrics_file_is_read_back_checked(tmp_path: Path) -> None:
+    from helpers.evaluation.comparison import MetricsFile
+
+    good = tmp_path / "vgg16.json"
+    good.write_text(
+        json.dumps(
+            {
+                "model": "vgg16",
+                "n": 3,
+                "expression": {
+                    "confusion_matrix": [[1, 0], [0, 2]],
+                    "labels": ["Neutral", "Happy"],
+                },
+                "valence": None,
+            }
+        )
+    )
+    record = MetricsFile.read(good)
+    assert (record.model, record.n, record.dataset) == ("vgg16", 3, None)
+    assert record.heads["valence"] is None and record.heads["landmarks"] is None
+    assert record.confusion() == ([[1, 0], [0, 2]], ["Neutral", "Happy"])
+    (tmp_path / "a.ck.json").write_text("{}")  # no model: named by its file
+    assert MetricsFile.read(tmp_path / "a.ck.json").model == "a"
+    for field, value, problem in (
+        ("n", "3", "must be a count of images"),
+        ("expression", [0.5], "must be an object or null"),
+        ("model", 7, "must name the model"),
+    ):
+        bad = tmp_path / f"bad_{field}.json"
+        bad.write_text(json.dumps({"model": "m", field: value}))
+        with pytest.raises(DataError, match=f"metrics file: {field} {problem}"):
+            MetricsFile.read(bad)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pandas as pd
 
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json
 from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
@@ -47,6 +49,53 @@ def to_number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+@dataclass(frozen=True)
+class MetricsFile:
+    """A metrics JSON (notebook 05's, the DESIGN.md contract) read back and checked: which
+    model, on which data, how many images, and one block per head (None where the model has no
+    such head or the data no such target); `data` keeps the whole file for the other keys."""
+
+    model: str
+    dataset: str | None
+    n: int | None
+    heads: dict[str, Mapping[str, Any] | None]
+    data: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> MetricsFile:
+        """The file at <run>/metrics/<model>[.<dataset>].json; a field of the wrong type is a
+        DataError naming it (a file without `model` is named by its file name)."""
+        path = Path(path)
+        d = read_json(path)
+
+        def fail(field: str, problem: str) -> NoReturn:
+            raise DataError(path, f"metrics file: {field} {problem} (got {d.get(field)!r})")
+
+        model = d.get("model", path.name.partition(".")[0])
+        if not isinstance(model, str) or not model:
+            fail("model", "must name the model")
+        n = d.get("n")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            fail("n", "must be a count of images")
+        dataset = d.get("dataset")
+        if dataset is not None and not isinstance(dataset, str):
+            fail("dataset", "must be a data set's name or null")
+        heads: dict[str, Mapping[str, Any] | None] = {}
+        for head in HEADS:
+            block = d.get(head)
+            if block is not None and not isinstance(block, Mapping):
+                fail(head, "must be an object or null")
+            heads[head] = block
+        return cls(model, dataset, n, heads, d)
+
+    def confusion(self) -> tuple[list, list] | None:
+        """(matrix, class names) of the expression head, or None without one."""
+        expr = self.heads["expression"]
+        if not expr or "confusion_matrix" not in expr:
+            return None
+        return expr["confusion_matrix"], expr.get("labels", [])
 
 
 def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,9 +150,10 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
     rows = []
     for path in run.metrics_files(dataset):
         model = path.stem.partition(".")[0]
-        d = read_json(path)
+        record = MetricsFile.read(path)
+        d = record.data
         row = flatten_metrics(d)
-        row["model"] = d.get("model") or model
+        row["model"] = record.model
         row["dataset"] = dataset
         row.update(_card_columns(run.card_path(model)))
         state = d.get("health")
@@ -236,7 +286,7 @@ def summary_text(table: pd.DataFrame) -> str:
 def load_metrics(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, dict]:
     """Metrics JSONs of a run by model: the test split (dataset None) or one external set."""
     return {
-        path.stem.partition(".")[0]: read_json(path)
+        path.stem.partition(".")[0]: MetricsFile.read(path).data
         for path in RunFolder(run_dir).metrics_files(dataset)
     }
 
@@ -248,8 +298,9 @@ def external_datasets(run_dir: str | os.PathLike) -> list[str]:
 
 def confusion_matrices(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, tuple]:
     """(matrix, labels) per model, for plots.plot_confusion_grid."""
-    return {
-        m: (d["expression"]["confusion_matrix"], d["expression"]["labels"])
-        for m, d in load_metrics(run_dir, dataset).items()
-        if d.get("expression")
-    }
+    found = {}
+    for path in RunFolder(run_dir).metrics_files(dataset):
+        confusion = MetricsFile.read(path).confusion()
+        if confusion is not None:
+            found[path.stem.partition(".")[0]] = confusion
+    return found
