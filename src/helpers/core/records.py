@@ -240,11 +240,10 @@ def relative_images(images: pd.Series, folder: Path) -> pd.Series:
     prefixes = _inside(folder)
 
     def relative(value: object) -> object:
-        if isinstance(value, str) and value.startswith(prefixes):
-            for prefix in prefixes:
-                if value.startswith(prefix):
-                    return Path(value[len(prefix) :]).as_posix()
-        return value
+        if not isinstance(value, str):
+            return value
+        inside = (Path(value[len(p) :]).as_posix() for p in prefixes if value.startswith(p))
+        return next(inside, value)
 
     return images.map(relative)
 
