@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from itertools import combinations
 
 import imagehash
@@ -24,6 +25,9 @@ _PAIR_COLUMNS = ["id_a", "id_b", "distance", "kind"]
 _LEAK_COLUMNS = ["id_a", "id_b", "distance", "kind", "split_a", "split_b"]
 # Elements per block of the pairwise XOR: ~32 MB of uint64, small enough for a laptop.
 _BLOCK_ELEMENTS = 4_000_000
+# Largest distance the near-duplicate search indexes by chunks: 64 bits cut into 10 chunks of
+# 6-7 bits; beyond it chunks are too short to separate codes and every pair is compared.
+_MAX_INDEXED_DISTANCE = 9
 
 
 UNREADABLE_COLUMNS = ["id", "image", "problem"]
@@ -233,8 +237,8 @@ def _phash_codes(hashes: pd.DataFrame) -> np.ndarray:
     return np.array([int(str(h), 16) for h in col], dtype=np.uint64)
 
 
-def _near_pairs(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All i < j with Hamming(codes[i], codes[j]) <= max_distance, in blocks of rows."""
+def _all_pairs(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All i < j with Hamming(codes[i], codes[j]) <= max_distance, comparing every pair in blocks."""
     n = len(codes)
     rows = max(1, _BLOCK_ELEMENTS // max(n, 1))
     found_i, found_j, found_d = [], [], []
@@ -248,14 +252,79 @@ def _near_pairs(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
         found_i.append(start + r)
         found_j.append(start + c)
         found_d.append(dist[r, c])
+    return _joined(found_i, found_j, found_d)
+
+
+def _joined(
+    found_i: list[np.ndarray], found_j: list[np.ndarray], found_d: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blocks of (i, j, distance) as three int64 arrays, empty ones when nothing was found."""
     if not found_i:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, empty
     return (
-        np.concatenate(found_i),
-        np.concatenate(found_j),
+        np.concatenate(found_i).astype(np.int64),
+        np.concatenate(found_j).astype(np.int64),
         np.concatenate(found_d).astype(np.int64),
     )
+
+
+def _same_key_pairs(key: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every pair of positions whose keys are equal, in blocks of at most _BLOCK_ELEMENTS pairs.
+
+    Sorting groups equal keys; each position is paired with the rest of its group after it, so
+    the work is the number of such pairs, not n squared.
+    """
+    n = len(key)
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], n]
+    group_end = np.repeat(ends, ends - starts)
+    partners = group_end - np.arange(n) - 1  # later members of the same group
+    total_before = np.cumsum(partners)
+    start = 0
+    while start < n:
+        base = total_before[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(total_before, base + _BLOCK_ELEMENTS, "right")))
+        counts = partners[start:stop]
+        total = int(counts.sum())
+        if total:
+            p = np.repeat(np.arange(start, stop), counts)
+            first = np.repeat(np.cumsum(counts) - counts, counts)
+            q = p + 1 + (np.arange(total) - first)
+            yield order[p], order[q]
+        start = stop
+
+
+def _near_pairs(codes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All i < j with Hamming(codes[i], codes[j]) <= max_distance, without comparing every pair.
+
+    Multi-index hashing: cut the 64 bits into max_distance + 1 chunks; two codes within
+    max_distance bits agree exactly on at least one chunk (pigeonhole), so only codes that share
+    a chunk are compared, each pair once, in the first chunk they share. On a large data set
+    this is a small fraction of the n^2 / 2 pairs; with chunks too short to separate anything
+    (max_distance above _MAX_INDEXED_DISTANCE) every pair is compared.
+    """
+    if max_distance > _MAX_INDEXED_DISTANCE:
+        return _all_pairs(codes, max_distance)
+    bounds = np.linspace(0, 64, max_distance + 2).astype(np.uint64)
+    keys = [
+        (codes >> low) & np.uint64((1 << int(high - low)) - 1)
+        for low, high in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    found_i, found_j, found_d = [], [], []
+    for k, key in enumerate(keys):
+        for a, b in _same_key_pairs(key):
+            dist = np.bitwise_count(codes[a] ^ codes[b])
+            keep = dist <= max_distance
+            for earlier in keys[:k]:  # shared an earlier chunk: already compared there
+                keep &= earlier[a] != earlier[b]
+            a, b = a[keep], b[keep]
+            found_i.append(np.minimum(a, b))
+            found_j.append(np.maximum(a, b))
+            found_d.append(dist[keep])
+    return _joined(found_i, found_j, found_d)
 
 
 def _exact_pairs(sha1: pd.Series) -> tuple[np.ndarray, np.ndarray]:
