@@ -3,6 +3,7 @@ losses do."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -96,7 +97,7 @@ class MaskedCCC(keras.metrics.Metric):
 def build_metrics(heads: Any = HEADS) -> dict[str, list[keras.metrics.Metric]]:
     """Masked progress metrics per head (model.compile metrics); landmarks get none here."""
     heads = check_heads(heads)
-    make = {
+    make: dict[str, Callable[[], list[keras.metrics.Metric]]] = {
         "expression": lambda: [MaskedAccuracy()],
         "valence": lambda: [MaskedRMSE(), MaskedCCC()],
         "arousal": lambda: [MaskedRMSE(), MaskedCCC()],
