@@ -16,6 +16,7 @@ BENCHMARKS: tuple[str, ...] = (
     "ingestion",
     "input_pipeline",
     "training",
+    "bottleneck",
     "memory",
     "end_to_end",
     "inference",

@@ -64,6 +64,10 @@ class Scale:
     inference_batch: int
     inference_single: int
     inference_int8: bool
+    bottleneck_models: tuple[str, ...]  # input pipeline vs model step rate, per backbone
+    bottleneck_size: int
+    bottleneck_warmup_steps: int
+    bottleneck_timed_steps: int
 
 
 QUICK = Scale(
@@ -88,6 +92,10 @@ QUICK = Scale(
     inference_batch=8,
     inference_single=4,
     inference_int8=False,
+    bottleneck_models=("custom_cnn",),
+    bottleneck_size=32,
+    bottleneck_warmup_steps=1,
+    bottleneck_timed_steps=2,
 )
 FULL = Scale(
     demo_n=4000,
@@ -111,6 +119,10 @@ FULL = Scale(
     inference_batch=64,
     inference_single=32,
     inference_int8=True,
+    bottleneck_models=tuple(registry.list_models(compared_only=True)),
+    bottleneck_size=224,
+    bottleneck_warmup_steps=2,
+    bottleneck_timed_steps=8,
 )
 
 

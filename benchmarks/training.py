@@ -16,7 +16,7 @@ TITLE = "Training: pipeline overhead per model"
 TARGET_OVERHEAD = 0.10
 
 
-def _step_clock() -> Any:
+def step_clock() -> Any:
     """Keras callback stamping the end of every training step, per epoch."""
     import keras
 
@@ -46,7 +46,7 @@ def _step_clock() -> Any:
     return StepClock()
 
 
-def _compiled(name: str, size: int, seed: int) -> Any:
+def compiled_model(name: str, size: int, seed: int) -> Any:
     """The model as train() compiles it: every head, masked losses, Adam."""
     import keras
 
@@ -106,13 +106,13 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
             f"the demo zip has {len(rows)}"
         )
     keras.backend.clear_session()
-    model = _compiled(name, size, ctx.seed)
+    model = compiled_model(name, size, ctx.seed)
     in_memory = _in_memory(rows, size, batch)
     augmenter = make_online_augmenter(AugmentConfig(), ctx.seed)
 
     def fit_in_memory() -> float:
         """The baseline: the same batches from tensors already in memory."""
-        clock = _step_clock()
+        clock = step_clock()
         model.fit(in_memory, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
         return clock.images_per_s(warmup, steps, batch)
 
@@ -128,7 +128,7 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
             augmenter=augmenter,
             cache=cache,
         )
-        clock = _step_clock()
+        clock = step_clock()
         model.fit(dataset, epochs=epochs, shuffle=False, verbose=0, callbacks=[clock])
         return clock.images_per_s(warmup, steps, batch)
 

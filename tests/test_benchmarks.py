@@ -65,7 +65,7 @@ def _numbers(value: Any) -> list[float]:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One `python -m benchmarks --quick` run for the whole module (about half a minute)."""
+    """One `python -m benchmarks --quick` run for the whole module (about a minute)."""
     tmp = tmp_path_factory.mktemp("bench")
     run_dir = _fake_run(tmp / "run")
     out = tmp / "out"
@@ -160,6 +160,18 @@ def test_markdown_file_has_a_section_per_benchmark(quick_run: dict[str, Any]) ->
         assert f"\n## {name}: " in text
 
 
+def test_bottleneck_rates_each_compared_model_against_the_pipeline(
+    quick_run: dict[str, Any],
+) -> None:
+    bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
+    results = bench["bottleneck"]["results"]
+    assert results["pipeline"]["warm_images_per_s"] > 0
+    assert list(results["models"]) == ["custom_cnn"]
+    for model in results["models"].values():
+        assert model["model_images_per_s"] > 0
+        assert model["limit"] in ("input pipeline", "model")
+
+
 # --------------------------------------------------------------------------- in-process units
 
 
@@ -251,3 +263,10 @@ def test_unknown_benchmark_name_is_a_usage_error(capsys: pytest.CaptureFixture) 
 
     assert main(["--only", "nope"]) == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_bottleneck_limit_is_the_slower_side() -> None:
+    from benchmarks.bottleneck import limit
+
+    assert limit(pipeline=300.0, model=900.0) == "input pipeline"
+    assert limit(pipeline=900.0, model=300.0) == "model"
