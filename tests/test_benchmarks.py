@@ -65,7 +65,7 @@ def _numbers(value: Any) -> list[float]:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One `python -m benchmarks --quick` run for the whole module (about a minute)."""
+    """One `python -m benchmarks --quick` run for the whole module (about a minute and a half)."""
     tmp = tmp_path_factory.mktemp("bench")
     run_dir = _fake_run(tmp / "run")
     out = tmp / "out"
@@ -172,6 +172,19 @@ def test_bottleneck_rates_each_compared_model_against_the_pipeline(
         assert model["limit"] in ("input pipeline", "model")
 
 
+def test_input_pipeline_has_the_keras_baseline_side_by_side(quick_run: dict[str, Any]) -> None:
+    from benchmarks.input_pipeline import KERAS
+
+    bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
+    pipeline = bench["input_pipeline"]
+    for size in ("32", "48"):
+        speed = pipeline["results"]["sizes"][size]["images_per_s"]
+        assert speed["keras_cold"] > 0 and speed["keras_warm"] > 0
+    keras = [c for c in pipeline["comparisons"] if c["baseline_name"] == KERAS]
+    assert len(keras) == 4  # first and later epochs at both sizes
+    assert sum("epochs after the first" in note for note in pipeline["notes"]) == 2
+
+
 # --------------------------------------------------------------------------- in-process units
 
 
@@ -263,6 +276,14 @@ def test_unknown_benchmark_name_is_a_usage_error(capsys: pytest.CaptureFixture) 
 
     assert main(["--only", "nope"]) == 2
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_keras_verdict_says_when_the_project_is_not_ahead() -> None:
+    from benchmarks.input_pipeline import keras_verdict
+
+    assert "is ahead" in keras_verdict(224, 900.0, 600.0)
+    behind = keras_verdict(224, 300.0, 600.0)
+    assert "NOT ahead" in behind and "wall" in behind
 
 
 def test_bottleneck_limit_is_the_slower_side() -> None:
