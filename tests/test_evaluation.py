@@ -20,7 +20,8 @@ from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
 from helpers.core.records import make_records
 from helpers.evaluation.comparison import best_models, comparison_table, summary_text
-from helpers.evaluation.leaderboard import append_leaderboard
+from helpers.evaluation.leaderboard import append_leaderboard, merge_runs
+from helpers.evaluation.leaderboard import main as leaderboard_main
 from helpers.evaluation.predictions import (
     confident_mistakes,
     load_predictions,
@@ -418,6 +419,45 @@ def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path
     assert list(df["model"]) == ["a", "b", "a", "b"]
     assert df["expression_f1_macro"].tolist() == [0.6, 0.52, 0.6, 0.52]
     assert not list(board.parent.glob("*.tmp"))
+
+
+def _one_model_run(folder: Path, model: str, f1: float, seed: int = 0) -> Path:
+    """A run folder as `./run_all.sh --models <model>` leaves it on one machine."""
+    write_metrics(_metrics_json(model, f1, 0.05, None), folder / "metrics" / f"{model}.json")
+    (folder / "manifest.json").write_text(
+        json.dumps({"profile": {"name": "gpu"}, "seed": seed, "data": {"sha256": "d1"}})
+    )
+    return folder
+
+
+def test_merging_two_runs_that_each_trained_one_model(tmp_path: Path, capsys) -> None:
+    """Two machines, one model each: one leaderboard ranks both, and a second merge of the
+    same folders adds nothing."""
+    first = _one_model_run(tmp_path / "machine1" / "run", "resnet50", 0.48)
+    second = _one_model_run(tmp_path / "machine2" / "run", "vgg16", 0.51)
+    board = tmp_path / "leaderboard.csv"
+    assert leaderboard_main([str(first), str(second), "--board", str(board)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("vgg16") < printed.index("resnet50")  # best macro F1 first
+    rows = pd.read_csv(board)
+    assert list(rows["model"]) == ["resnet50", "vgg16"]
+    assert list(rows["run"]) == [str(first.resolve()), str(second.resolve())]
+    assert set(rows["profile"]) == {"gpu"} and set(rows["data_hash"]) == {"d1"}
+    merged = merge_runs([first, second], path=board)
+    assert list(merged["model"]) == ["vgg16", "resnet50"] and merged.attrs["notes"] == []
+    assert len(pd.read_csv(board)) == 2
+
+
+def test_merging_runs_of_different_seeds_warns_and_an_empty_run_is_an_error(
+    tmp_path: Path, capsys
+) -> None:
+    first = _one_model_run(tmp_path / "a", "resnet50", 0.48, seed=0)
+    second = _one_model_run(tmp_path / "b", "vgg16", 0.51, seed=1)
+    board = tmp_path / "board.csv"
+    assert "different seeds" in merge_runs([first, second], path=board).attrs["notes"][0]
+    (tmp_path / "empty").mkdir()
+    assert leaderboard_main([str(tmp_path / "empty"), "--board", str(board)]) == 1
+    assert "no metrics" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- report

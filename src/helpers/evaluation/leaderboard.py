@@ -1,14 +1,16 @@
 """The leaderboard: one CSV kept across runs, a row per model and run, so experiments with
 other profiles or data can be compared later; appends are atomic and locked because several
-runs may finish at once."""
+runs may finish at once. `python -m helpers.leaderboard RUN [RUN ...]` merges run folders made
+on several machines (one model each) into it."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +18,9 @@ import pandas as pd
 
 from helpers.core import paths
 from helpers.core.errors import DataError
+from helpers.core.jsonio import read_json
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation.comparison import comparison_table
 
 LEADERBOARD_METRICS = (
     "n",
@@ -100,3 +105,101 @@ def append_leaderboard(
                 os.unlink(tmp)
             raise
     return rows
+
+
+# Columns the merged ranking shows, best expression macro F1 first.
+SHOWN = (
+    "model",
+    "run",
+    "profile",
+    "n",
+    "expression_f1_macro",
+    "expression_f1_macro_ci_low",
+    "expression_f1_macro_ci_high",
+    "expression_kappa",
+    "valence_ccc",
+    "arousal_ccc",
+    "landmarks_nme",
+    "train_seconds",
+    "collapsed_heads",
+)
+
+
+def _on_board(path: Path) -> set[tuple[str, str]]:
+    """(run, model) pairs the leaderboard already holds, so a merge repeated adds nothing."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return set()
+    try:
+        old = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"leaderboard is not a readable CSV ({exc})") from exc
+    if not {"run", "model"} <= set(old.columns):
+        return set()
+    return set(zip(old["run"], old["model"], strict=True))
+
+
+def merge_runs(
+    run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """Every model of several run folders (one per machine, say) on one leaderboard, ranked.
+
+    Each run's models are appended as notebook 06 appends them (profile and data fingerprint
+    from its manifest), except those the board already lists for that run folder. Returns the
+    rows of these runs, best expression macro F1 first; attrs["notes"] warns when the runs were
+    made from different data or seeds, whose test splits differ and whose scores do not compare.
+    """
+    board = Path(path) if path is not None else paths.REPORTS_DIR / "leaderboard.csv"
+    rows, facts = [], {}
+    for run_dir in run_dirs:
+        run = RunFolder(Path(run_dir).expanduser().resolve())
+        if not run.root.is_dir():
+            raise DataError(run.root, "run folder not found")
+        table = comparison_table(run)
+        if table.empty:
+            raise DataError(run.root, "no metrics/<model>.json: evaluate its models (notebook 05)")
+        manifest = read_json(run.manifest) if run.manifest.is_file() else {}
+        profile = str(manifest.get("profile", {}).get("name", "unknown"))
+        data_hash = str(manifest.get("data", {}).get("sha256", "unknown"))
+        facts[str(run.root)] = (data_hash, manifest.get("seed"))
+        known = _on_board(board)
+        new = table[[(str(run.root), str(m)) not in known for m in table["model"]]]
+        if len(new):
+            append_leaderboard(run.root, new, profile, data_hash, path=board)
+        rows.append(table.assign(run=str(run.root), profile=profile, data_hash=data_hash))
+    merged = pd.concat(rows, ignore_index=True)
+    if "expression_f1_macro" in merged:
+        merged = merged.sort_values("expression_f1_macro", ascending=False, na_position="last")
+    merged = merged.reset_index(drop=True)
+    notes = []
+    if len({data for data, _ in facts.values()}) > 1:
+        notes.append("the runs were made from different data (sha256 in their manifests)")
+    if len({seed for _, seed in facts.values()}) > 1:
+        notes.append("the runs used different seeds, so their test splits differ")
+    merged.attrs["notes"] = notes
+    return merged
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m helpers.leaderboard RUN [RUN ...]`: merge run folders, print their ranking."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.leaderboard",
+        description="Put the models of several run folders (e.g. one per machine, each run "
+        "with ./run_all.sh --models X) on one leaderboard and print their ranking.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders to merge")
+    parser.add_argument(
+        "--board", default="", help="leaderboard CSV (default: reports/leaderboard.csv)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        merged = merge_runs(args.runs, path=args.board or None)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    shown = [c for c in SHOWN if c in merged.columns]
+    print(merged[shown].round(3).to_string(index=False))
+    for note in merged.attrs["notes"]:
+        print(f"warning: {note}; their scores do not compare", file=sys.stderr)
+    return 0
