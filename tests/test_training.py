@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -344,3 +347,49 @@ def test_each_epoch_sends_one_line_with_the_time_left(tmp_path, monkeypatch):
         "vgg16 epoch 4/4: loss 0.500, 200 s",
         "vgg16 epoch 4/4: loss 0.500, val accuracy 0.250, 1 s",  # one head: val_accuracy
     ]
+
+
+# Run in a fresh interpreter: logical devices must be set before TensorFlow initialises its
+# devices, which this test process did long ago.
+_MIRRORED = """
+import json, sys
+import pandas as pd
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from helpers.train import fit
+from helpers.train.config import TrainConfig
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+fit._strategy = lambda: strategy  # what _strategy() returns with two GPUs, on two CPU devices
+table = pd.read_pickle(sys.argv[1])
+train, val = (table[table["split"] == s].reset_index(drop=True) for s in ("train", "val"))
+cfg = TrainConfig(model="custom_cnn", image_size=32, epochs=1, batch_size=8, verbose=0,
+                  shared_units=16)
+result = fit.train(cfg, train, val, sys.argv[2], resume=False,
+                   augment_settings={"online": True, "config": {}})
+print("RESULT " + json.dumps({"strategy": result.card["strategy"],
+                              "replicas": result.card["replicas"],
+                              "loss": float(result.history["loss"].iloc[-1])}))
+"""
+
+
+def test_training_step_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
+    """The multi-GPU path of train(): MirroredStrategy with two replicas (here two logical CPU
+    devices) builds, compiles, fits with online augmentation and saves the model."""
+    table_path = tmp_path / "table.pkl"
+    _table(tmp_path / "images").to_pickle(table_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _MIRRORED, str(table_path), str(tmp_path / "run")],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    assert result["strategy"] == "MirroredStrategy" and result["replicas"] == 2
+    assert np.isfinite(result["loss"])
+    assert load_trained(tmp_path / "run" / "models" / "custom_cnn.keras") is not None
