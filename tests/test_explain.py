@@ -347,6 +347,30 @@ def test_explained_predictions_give_the_metrics_block_and_survive_their_file(tmp
         heatmaps.load_explained(tmp_path / "broken.npz")
 
 
+def test_every_test_image_is_explained_a_chunk_at_a_time(tmp_path, monkeypatch) -> None:
+    """n=None (the gpu profile: every test image) never holds more than a chunk of decoded
+    images, and chunking changes no figure."""
+    table = _predictions(tmp_path, n=10)
+    model = build_model("custom_cnn", image_size=48, channels=3)
+    whole = heatmaps.explain_predictions(model, table)
+    seen_sizes = []
+    call = Explainer.__call__
+
+    def counted(self, images, *args, **kwargs):
+        seen_sizes.append(len(images))
+        return call(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(Explainer, "__call__", counted)
+    monkeypatch.setattr(heatmaps, "EXPLAIN_CHUNK", 4)
+    chunked = heatmaps.explain_predictions(model, table)
+    assert seen_sizes == [4, 4, 2]
+    assert list(chunked["id"]) == list(whole["id"])
+    np.testing.assert_array_equal(chunked["target"], whole["target"])
+    np.testing.assert_allclose(np.stack(chunked["heatmap"]), np.stack(whole["heatmap"]), atol=1e-6)
+    np.testing.assert_allclose(chunked["on_face"], whole["on_face"])
+    assert heatmaps.summary(chunked) == pytest.approx(heatmaps.summary(whole))
+
+
 def test_without_landmarks_the_face_is_the_centre_and_the_summary_says_so(tmp_path) -> None:
     table = _predictions(tmp_path, n=4, landmarks=False)
     model = build_model("custom_cnn", image_size=32, channels=1)
