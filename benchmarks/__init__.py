@@ -1,6 +1,7 @@
 """Speed and memory of every stage, measured side by side with the coursework approach.
 
     python -m benchmarks [--quick] [--only NAME,...] [--out DIR] [--run-dir RUN ...] [--run-e2e]
+                         [--scale-sizes N,N,...]
 
 Each benchmark measures the project's way and the coursework's way in the same process run,
 interleaved, so the noise of a shared machine falls on both; results are ratios as well as
@@ -20,4 +21,5 @@ BENCHMARKS: tuple[str, ...] = (
     "memory",
     "end_to_end",
     "inference",
+    "scale",
 )

@@ -23,6 +23,7 @@ from typing import Any
 from benchmarks import BENCHMARKS
 from benchmarks.common import Context, Skip, finish_facts, machine_facts
 from benchmarks.report import render, write
+from benchmarks.scale import parse_sizes
 from helpers.core import paths
 from helpers.core.run_folder import RunFolder
 from helpers.run import profiles as config
@@ -60,6 +61,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--work",
         default="",
         help="scratch folder for generated data (default: a temporary folder, removed at the end)",
+    )
+    p.add_argument(
+        "--scale-sizes",
+        default="",
+        metavar="N,N,...",
+        help="scale: records per demo zip (default 4000,32000,128000; --quick 64,256)",
     )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -101,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         profiles = tuple(
             config.get_profile(p.strip()).name for p in args.e2e_profiles.split(",") if p.strip()
         )
+        scale_sizes = parse_sizes(args.scale_sizes) if args.scale_sizes else None
     except Exception as exc:  # ValueError, ConfigError: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dirs=[Path(d).expanduser().resolve() for d in args.run_dir],
         run_e2e=args.run_e2e,
         e2e_profiles=profiles,
+        scale_sizes=scale_sizes,
     )
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

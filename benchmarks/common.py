@@ -64,6 +64,11 @@ class Scale:
     inference_batch: int
     inference_single: int
     inference_int8: bool
+    scale_sizes: tuple[int, ...]  # records per demo zip of the scale benchmark
+    scale_demo_px: int  # their side, px
+    scale_train_px: int  # the custom CNN's input side in its training epoch
+    scale_n_boot: int  # bootstrap resamples of the predictions stage
+    scale_child_per_stage: bool  # a fresh process per stage (else one per size, peak reset)
     bottleneck_models: tuple[str, ...]  # input pipeline vs model step rate, per backbone
     bottleneck_size: int
     bottleneck_warmup_steps: int
@@ -92,6 +97,11 @@ QUICK = Scale(
     inference_batch=8,
     inference_single=4,
     inference_int8=False,
+    scale_sizes=(64, 256),
+    scale_demo_px=48,
+    scale_train_px=32,
+    scale_n_boot=50,
+    scale_child_per_stage=False,
     bottleneck_models=("custom_cnn",),
     bottleneck_size=32,
     bottleneck_warmup_steps=1,
@@ -119,6 +129,11 @@ FULL = Scale(
     inference_batch=64,
     inference_single=32,
     inference_int8=True,
+    scale_sizes=(4000, 32000, 128000),
+    scale_demo_px=96,
+    scale_train_px=48,
+    scale_n_boot=1000,
+    scale_child_per_stage=True,
     bottleneck_models=tuple(registry.list_models(compared_only=True)),
     bottleneck_size=224,
     bottleneck_warmup_steps=2,
@@ -140,6 +155,7 @@ class Context:
     run_dirs: list[Path] = field(default_factory=list)
     run_e2e: bool = False
     e2e_profiles: tuple[str, ...] = ("smoke", "cpu")
+    scale_sizes: tuple[int, ...] | None = None  # --scale-sizes; None: the mode's
     _made: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

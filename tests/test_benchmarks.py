@@ -65,7 +65,7 @@ def _numbers(value: Any) -> list[float]:
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One `python -m benchmarks --quick` run for the whole module (about a minute and a half)."""
+    """One `python -m benchmarks --quick` run for the whole module (about two minutes)."""
     tmp = tmp_path_factory.mktemp("bench")
     run_dir = _fake_run(tmp / "run")
     out = tmp / "out"
@@ -158,6 +158,36 @@ def test_markdown_file_has_a_section_per_benchmark(quick_run: dict[str, Any]) ->
     assert text.startswith("# Benchmarks (quick mode)")
     for name in BENCHMARKS:
         assert f"\n## {name}: " in text
+
+
+def test_scale_table_has_every_stage_size_and_exponent(quick_run: dict[str, Any]) -> None:
+    from benchmarks.scale import COST_COLUMNS, STAGE_NAMES
+
+    scale = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["scale"]
+    sizes = scale["params"]["sizes"]
+    assert sizes == [64, 256]
+    costs, projection = scale["tables"]
+    assert costs["columns"] == COST_COLUMNS and "exponent: time" in costs["columns"]
+    assert [(r[0], r[1]) for r in costs["rows"]] == [(s, n) for s in STAGE_NAMES for n in sizes]
+    for row in costs["rows"]:
+        cells = dict(zip(COST_COLUMNS, row, strict=True))
+        assert cells["seconds"] > 0 and cells["peak RSS (GB)"] > 0, row
+    assert [r[0] for r in projection["rows"][: len(STAGE_NAMES)]] == list(STAGE_NAMES)
+    assert scale["results"]["projection"]["target"] == 290_000
+    assert scale["results"]["projection"]["hours"] > 0
+    assert set(scale["results"]["exponents"]) == set(STAGE_NAMES)
+    text = (quick_run["out"] / "benchmarks.md").read_text()
+    assert "Projected for 290,000 images" in text and "| exponent: time |" in text
+
+
+def test_scale_stages_wrote_a_run_folder_as_the_notebooks_do(quick_run: dict[str, Any]) -> None:
+    run = quick_run["out"].parent / "work" / "scale" / "n256" / "run"
+    for name in ("records.parquet", "splits.parquet", "train.parquet", "augment.json"):
+        assert (run / name).is_file(), name
+    assert (run / "models" / "custom_cnn.keras").is_file()
+    assert (run / "metrics" / "custom_cnn.json").is_file()
+    assert len(list((run / "report_figures").glob("*.png"))) >= 4
+    assert not (run / "cache").exists()  # the decoded cache is removed, as train() does
 
 
 def test_bottleneck_rates_each_compared_model_against_the_pipeline(
@@ -291,3 +321,10 @@ def test_bottleneck_limit_is_the_slower_side() -> None:
 
     assert limit(pipeline=300.0, model=900.0) == "input pipeline"
     assert limit(pipeline=900.0, model=300.0) == "model"
+
+
+def test_bad_scale_sizes_are_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["--only", "scale", "--scale-sizes", "4000"]) == 2
+    assert "scale-sizes" in capsys.readouterr().err
