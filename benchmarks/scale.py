@@ -40,6 +40,7 @@ from benchmarks.common import (
     gb,
     human_bytes,
     memory_now,
+    pct,
     print_child_result,
     run_child,
     table,
@@ -574,6 +575,18 @@ def _series(per_size: list[dict[str, Any]], stage: str) -> dict[str, list[float]
     }
 
 
+def part_rows(per_size: list[dict[str, Any]]) -> list[list[Any]]:
+    """Where the stages that time their steps (02, 03) spend it: a row per step and size."""
+    rows = []
+    for stage in STAGE_NAMES:
+        for size in per_size:
+            facts = size["stages"][stage]
+            for part, seconds in facts.get("parts", {}).items():
+                share = pct(seconds / facts["seconds"] if facts["seconds"] > 0 else None)
+                rows.append([stage, size["records"], part, seconds, share])
+    return rows
+
+
 def cost_rows(sizes: Sequence[int], per_size: list[dict[str, Any]]) -> list[list[Any]]:
     """The cost-per-record table: a row per stage and size, exponents from the previous size."""
     rows = []
@@ -730,6 +743,11 @@ def run(ctx: Context) -> dict[str, Any]:
                 "Cost per record (exponent: growth from the size above; 1 linear, 2 quadratic)",
                 COST_COLUMNS,
                 cost_rows(sizes, per_size),
+            ),
+            table(
+                "Where 02 and 03 spend their time",
+                ["stage", "records", "step", "seconds", "share of the stage"],
+                part_rows(per_size),
             ),
             table(
                 f"Projected for {AFFECTNET_IMAGES:,} images on this machine, these settings "

@@ -166,7 +166,8 @@ def test_scale_table_has_every_stage_size_and_exponent(quick_run: dict[str, Any]
     scale = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["scale"]
     sizes = scale["params"]["sizes"]
     assert sizes == [64, 256]
-    costs, projection = scale["tables"]
+    costs, parts, projection = scale["tables"]
+    assert {row[0] for row in parts["rows"]} == {"eda", "split"}
     assert costs["columns"] == COST_COLUMNS and "exponent: time" in costs["columns"]
     assert [(r[0], r[1]) for r in costs["rows"]] == [(s, n) for s in STAGE_NAMES for n in sizes]
     for row in costs["rows"]:
