@@ -296,6 +296,21 @@ def test_time_budget_stops_before_an_epoch_would_overrun(monkeypatch):
     assert budget.stopped and budget.model.stop_training
 
 
+def test_time_budget_line_shows_the_budget_as_set(monkeypatch, capsys):
+    """A 5.5-minute budget reads 5.5 in the stop line, not a rounded 6."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import TimeBudget
+
+    clock = iter([0.0, 200.0])
+    monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: next(clock))
+    budget = TimeBudget(minutes=5.5)
+    budget.set_model(SimpleNamespace(stop_training=False))
+    budget.on_epoch_begin(0)
+    budget.on_epoch_end(0)
+    assert "time budget: 3.3 of 5.5 min used" in capsys.readouterr().out
+
+
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget_minutes"):
         TrainConfig(model="custom_cnn", time_budget_minutes=0)

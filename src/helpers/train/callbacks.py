@@ -57,7 +57,7 @@ class TimeBudget(keras.callbacks.Callback):
             self.stopped = True
             self.model.stop_training = True
             message = (
-                f"time budget: {self.spent_s / 60:.1f} of {self.budget_s / 60:.0f} min used; "
+                f"time budget: {self.spent_s / 60:.1f} of {self.budget_s / 60:g} min used; "
                 "another epoch would not fit, stopping with the best model so far"
             )
             print(message)
