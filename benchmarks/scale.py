@@ -678,30 +678,22 @@ def run(ctx: Context) -> dict[str, Any]:
         ]
         for stage, p in projection["stages"].items()
     ]
-    projection_rows.append(
-        [
-            "all stages, one epoch",
-            projection["hours"],
-            projection["cpu_hours"],
-            gb(projection["peak_rss_bytes"]),
-            gb(projection["disk_bytes"]),
-            "",
-            "",
-            "",
-        ]
-    )
-    projection_rows.append(
-        [
-            f"all stages, {epochs} epochs (the {PROFILE} profile's)",
-            run_projection["hours"],
-            run_projection["cpu_hours"],
-            gb(run_projection["peak_rss_bytes"]),
-            gb(run_projection["disk_bytes"]),
-            "",
-            "",
-            "",
-        ]
-    )
+    for label, total in (
+        ("all stages, one epoch", projection),
+        (f"all stages, {epochs} epochs (the {PROFILE} profile's)", run_projection),
+    ):
+        projection_rows.append(
+            [
+                label,
+                total["hours"],
+                total["cpu_hours"],
+                gb(total["peak_rss_bytes"]),
+                gb(total["disk_bytes"]),
+                "",
+                "",
+                "",
+            ]
+        )
     ctx.log(
         f"scale: projected for {AFFECTNET_IMAGES:,} images: {projection['hours']:.2f} h with one "
         f"epoch ({run_projection['hours']:.2f} h with {epochs}), peak RSS "
