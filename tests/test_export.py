@@ -222,7 +222,7 @@ def test_missing_or_damaged_files_raise_data_error_naming_them(float_path, tmp_p
         export_tflite(tmp_path / "absent.keras", tmp_path / "x.tflite")
 
 
-def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path):
+def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path, monkeypatch):
     """The numbers notebook 05 writes and the report shows: per TFLite flavour, vs Keras."""
     import cv2
     import pandas as pd
@@ -238,9 +238,18 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path):
         rows.append({"id": str(i), "image": str(path), "expression": i % 8})
     table = pd.DataFrame(rows)
     model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression",))
+    exports = []
+    original = type(model).export
+
+    def counting_export(self, *args, **kwargs):
+        exports.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "export", counting_export)
     result = deployment_check(
         model, "tiny", table, table, tmp_path / "run" / "export", n_calibration=8, max_images=10
     )
+    assert len(exports) == 1  # one SavedModel serves both conversions
     assert result["n"] == 10
     for kind in ("tflite_float", "tflite_int8"):
         entry = result[kind]
@@ -249,3 +258,12 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path):
     assert abs(result["tflite_float"]["accuracy_change"]) < 1e-9  # float export is exact
     board = deployment_table(tmp_path / "run")
     assert list(board["model"]) == ["tiny"] and board.loc[0, "int8_MB"] < board.loc[0, "float_MB"]
+
+
+def test_a_shared_saved_model_converts_to_the_same_file(keras_model, float_path, tmp_path):
+    """Converting from one SavedModel (as deployment_check does) changes nothing in the file."""
+    from helpers.inference.export import saved_model
+
+    with saved_model(keras_model) as saved:
+        again = export_tflite(keras_model, tmp_path / "again.tflite", saved=saved)
+    assert again.read_bytes() == float_path.read_bytes()

@@ -311,6 +311,49 @@ def test_time_budget_line_shows_the_budget_as_set(monkeypatch, capsys):
     assert "time budget: 3.3 of 5.5 min used" in capsys.readouterr().out
 
 
+def test_cosine_schedule_anneals_over_the_epochs(tmp_path):
+    """lr_schedule='cosine' without a budget: a half cosine over every step of the run, to
+    near min_lr by the last step, logged per epoch in the history."""
+    import math
+
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=40))  # 32 train: 4 steps
+    record = _Record()
+    cfg = _config(epochs=3, lr_schedule="cosine", min_lr=1e-6)
+    result = train(cfg, train_rows, val_rows, tmp_path / "run", callbacks=[record])
+
+    def expected(step):
+        return 1e-6 + (1e-3 - 1e-6) * 0.5 * (1 + math.cos(math.pi * step / 12))
+
+    assert record.lr[0] == pytest.approx(1e-3)
+    assert record.lr[1:] == pytest.approx([expected(3), expected(7)], rel=1e-5)
+    logged = result.history["learning_rate"].tolist()
+    assert logged == pytest.approx([expected(3), expected(7), expected(11)], rel=1e-5)
+    assert logged[-1] < 0.02 * 1e-3
+
+
+def test_cosine_schedule_follows_the_time_budget(monkeypatch):
+    """With a time budget the position is the share of the budget spent (a resume included),
+    since how many steps fit in the minutes is not known in advance."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import CosineAnneal, TimeBudget
+
+    budget = TimeBudget(minutes=1.0, spent_s=30.0)  # half of it spent before a resume
+    budget._start = 100.0
+    now = {"t": 100.0}
+    monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: now["t"])
+    lr = keras.Variable(0.01)
+    schedule = CosineAnneal(0.0, budget=budget)
+    schedule.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=lr)))
+    schedule.on_train_batch_begin(0)
+    assert float(lr.numpy()) == pytest.approx(0.005)  # halfway: half the starting rate
+    now["t"] = 130.0  # the budget is used up
+    schedule.on_train_batch_begin(1)
+    assert float(lr.numpy()) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TrainConfig(model="custom_cnn", lr_schedule="linear")
+
+
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget_minutes"):
         TrainConfig(model="custom_cnn", time_budget_minutes=0)

@@ -15,7 +15,7 @@ import numpy as np
 from helpers.core.errors import ConfigError
 from helpers.core.preprocess import model_inputs, to_model_input
 from helpers.core.run_folder import RunFolder
-from helpers.inference.export import export_tflite
+from helpers.inference.export import export_tflite, saved_model
 from helpers.inference.runtime import Backend, TFLiteModel, open_model
 
 
@@ -132,14 +132,25 @@ def deployment_check(
     out = Path(out_dir)
     result: dict[str, Any] = {"model": model_name, "n": len(x), "n_calibration": len(calib)}
     keras_accuracy = None
-    for quantize in (None, "int8"):
+    calibration_images = model_inputs(calib["image"].tolist(), size, channels)
+    with saved_model(model) as saved:
+        paths = {
+            quantize: export_tflite(
+                model,
+                out / f"{model_name}.{quantize or 'float'}.tflite",
+                quantize=quantize,
+                calibration_images=calibration_images,
+                saved=saved,
+            )
+            for quantize in (None, "int8")
+        }
+    keras_pred = (
+        open_model(model, "keras")(x)["expression"].argmax(1)
+        if "expression" in meta["heads"] and labelled.any()
+        else None
+    )
+    for quantize, path in paths.items():
         kind = quantize or "float"
-        path = export_tflite(
-            model,
-            out / f"{model_name}.{kind}.tflite",
-            quantize=quantize,
-            calibration_images=model_inputs(calib["image"].tolist(), size, channels),
-        )
         tfl = TFLiteModel(path)
         compared = compare_backends(model, tfl, x)
         entry: dict[str, Any] = {
@@ -147,8 +158,7 @@ def deployment_check(
             "size_bytes": path.stat().st_size,
             "latency": compared["latency"]["tflite"],
         }
-        if "expression" in meta["heads"] and labelled.any():
-            keras_pred = open_model(model, "keras")(x)["expression"].argmax(1)
+        if keras_pred is not None:
             tfl_pred = tfl(x)["expression"].argmax(1)
             keras_accuracy = float(np.mean(keras_pred[labelled] == y[labelled]))
             entry["accuracy"] = float(np.mean(tfl_pred[labelled] == y[labelled]))

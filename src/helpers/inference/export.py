@@ -15,7 +15,8 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -88,31 +89,42 @@ def _float32_model(model: Any) -> Any:
     return clone
 
 
-def _convert(model: Any, quantize: str | None, calibration: list[np.ndarray] | None) -> bytes:
+@contextmanager
+def saved_model(model: Any) -> Iterator[str]:
+    """A temporary SavedModel of `model` (float32), for several conversions of one model: the
+    export is half of a conversion's time (ResNet50: 11 of 23 s on a 2-core CPU)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "saved")
+        _float32_model(model).export(path, format="tf_saved_model", verbose=False)
+        yield path
+
+
+def _convert(
+    model: Any, quantize: str | None, calibration: list[np.ndarray] | None, saved: str | None
+) -> bytes:
     """SavedModel route: Keras 3 exports a frozen serving signature the converter accepts."""
     import tensorflow as tf
 
-    model = _float32_model(model)
-    with tempfile.TemporaryDirectory() as tmp:
-        model.export(os.path.join(tmp, "saved"), format="tf_saved_model", verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(os.path.join(tmp, "saved"))
-        if quantize == "int8":
-            # Full-integer post-training quantisation with int8 input and output (what
-            # microcontrollers and NPUs need); the activation ranges come from `calibration`.
-            if not calibration:
-                raise ConfigError("quantize='int8' needs calibration images")
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([x[None]] for x in calibration)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        try:
-            return converter.convert()
-        except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
-            raise ConfigError(
-                f"TFLite conversion of {model.name!r} failed "
-                f"(quantize={quantize!r}): {one_line(error)}"
-            ) from error
+    if saved is None:
+        with saved_model(model) as path:
+            return _convert(model, quantize, calibration, path)
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+    if quantize == "int8":
+        # Full-integer post-training quantisation with int8 input and output (what
+        # microcontrollers and NPUs need); the activation ranges come from `calibration`.
+        if not calibration:
+            raise ConfigError("quantize='int8' needs calibration images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
+        raise ConfigError(
+            f"TFLite conversion of {model.name!r} failed (quantize={quantize!r}): {one_line(error)}"
+        ) from error
 
 
 def _tensor_info(detail: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,11 +155,13 @@ def export_tflite(
     quantize: str | None = None,
     calibration_images: Any = None,
     n_calibration: int = 100,
+    saved: str | os.PathLike | None = None,
 ) -> Path:
     """Write a .tflite file and its sidecar; int8 is calibrated on raw 0-255 training images.
 
     calibration_images: an array (N, H, W[, C]) or an iterable of arrays or image paths, any
-    size (resized like the predictor's crops); n_calibration of them are used.
+    size (resized like the predictor's crops); n_calibration of them are used. saved: a
+    SavedModel of the same model from `saved_model`, to convert without exporting again.
     """
     import tensorflow as tf
 
@@ -174,7 +188,7 @@ def export_tflite(
         if quantize == "int8"
         else None
     )
-    content = _convert(model, quantize, calibration)
+    content = _convert(model, quantize, calibration, os.fspath(saved) if saved else None)
     described = _describe(content)
     missing = set(meta["heads"]) - set(described["outputs"])
     if missing:

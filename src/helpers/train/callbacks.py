@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 
@@ -62,6 +63,55 @@ class TimeBudget(keras.callbacks.Callback):
             )
             print(message)
             line(message)
+
+
+class CosineAnneal(keras.callbacks.Callback):
+    """Anneal the learning rate from its start to `floor` along a half cosine, per batch.
+
+    Keras' CosineDecay counts steps, but a time budget fixes minutes, not steps (how many fit
+    depends on the machine), so with a budget the position is the share of the budget spent,
+    read from the TimeBudget (resumed runs included). Without one it is the share of
+    `total_steps`. Annealing to near zero by the end is what budgeted training needs: the
+    last low-rate epochs are where most of the final accuracy comes from (Li et al. 2020).
+    """
+
+    def __init__(
+        self,
+        floor: float,
+        *,
+        budget: TimeBudget | None = None,
+        total_steps: int | None = None,
+        first_step: int = 0,
+    ):
+        super().__init__()
+        if budget is None and not total_steps:
+            raise ValueError("CosineAnneal needs a time budget or a number of steps")
+        self.floor, self.budget, self.total = floor, budget, total_steps
+        self.step = first_step
+        self.start_lr: float | None = None
+
+    def fraction(self) -> float:
+        """How far through the training this batch is, 0 to 1."""
+        if self.budget is not None:
+            running = time.perf_counter() - getattr(self.budget, "_start", time.perf_counter())
+            done = (self.budget.spent_s + running) / self.budget.budget_s
+        else:
+            done = self.step / float(self.total or 1)
+        return min(max(done, 0.0), 1.0)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        optimizer = self.model.optimizer
+        if self.start_lr is None:
+            self.start_lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * self.fraction()))
+        optimizer.learning_rate.assign(self.floor + (self.start_lr - self.floor) * cosine)
+        self.step += 1
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:  # the history shows the schedule, as with ReduceLROnPlateau
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
 
 
 class EpochLine(keras.callbacks.Callback):

@@ -18,6 +18,9 @@ from helpers.models import registry, transfer
 from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# plateau: cut the learning rate when validation stalls; cosine: anneal it to min_lr over the
+# time budget (or over the epochs without one).
+LR_SCHEDULES = ("plateau", "cosine")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 # Fields that must match a backup for it to be resumed (the rest may change between calls).
 RESUME_KEYS = (
@@ -28,6 +31,7 @@ RESUME_KEYS = (
     "batch_size",
     "learning_rate",
     "optimizer",
+    "lr_schedule",
     "va_loss",
     "label_smoothing",
     "landmark_loss",
@@ -63,6 +67,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float | None = None  # None: the model's (registry.default_learning_rate)
     optimizer: str = "adam"
+    lr_schedule: str = "plateau"  # plateau | cosine (LR_SCHEDULES)
     va_loss: str = "mse"
     label_smoothing: float = 0.0
     landmark_loss: str = "mse"
@@ -141,6 +146,7 @@ class TrainConfig:
                 self._fail(name, f"must be a number in [{low}, {high})")
         choices = {
             "optimizer": OPTIMIZERS,
+            "lr_schedule": LR_SCHEDULES,
             "va_loss": VA_LOSSES,
             "landmark_loss": LANDMARK_LOSSES,
             "transfer": transfer.TRANSFER_MODES,

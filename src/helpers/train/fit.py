@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -31,7 +32,13 @@ from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
 from helpers.models.saving import load_trained
-from helpers.train.callbacks import EpochLine, EpochTimer, RestoreProgress, TimeBudget
+from helpers.train.callbacks import (
+    CosineAnneal,
+    EpochLine,
+    EpochTimer,
+    RestoreProgress,
+    TimeBudget,
+)
 from helpers.train.card import (
     data_hash,
     make_card,
@@ -371,6 +378,7 @@ def train(
                     EpochLine(cfg.model, cfg.epochs, budget),
                     *([budget] if budget else []),
                 ],
+                budget,
             )
             if index < len(phases):  # the next phase starts from these weights, even on resume
                 model.save_weights(phase_weights)
@@ -415,6 +423,7 @@ def _run_phase(
     strategy: tf.distribute.Strategy,
     tensorboard: bool,
     extra: Sequence[keras.callbacks.Callback],
+    budget: TimeBudget | None = None,
 ) -> None:
     """One fit() with its own backup folder; resumes it if a backup is there."""
     backup_dir = paths["checkpoints"] / phase.name
@@ -436,13 +445,25 @@ def _run_phase(
         restore_best_weights=True,
         verbose=int(cfg.verbose > 0),
     )
-    plateau = keras.callbacks.ReduceLROnPlateau(
-        monitor=monitor,
-        factor=cfg.reduce_lr_factor,
-        patience=cfg.reduce_lr_patience,
-        min_lr=cfg.min_lr,
-        verbose=int(cfg.verbose > 0),
-    )
+    schedule: keras.callbacks.Callback
+    if cfg.lr_schedule == "cosine":
+        steps = math.ceil(n_train / cfg.batch_size)
+        schedule = CosineAnneal(
+            cfg.min_lr,
+            budget=budget,
+            total_steps=(phase.end_epoch - phase.first_epoch) * steps,
+            first_step=(restart_at - phase.first_epoch) * steps,
+        )
+        restored: list[keras.callbacks.Callback] = [early]
+    else:
+        schedule = keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=cfg.reduce_lr_factor,
+            patience=cfg.reduce_lr_patience,
+            min_lr=cfg.min_lr,
+            verbose=int(cfg.verbose > 0),
+        )
+        restored = [early, schedule]
     callbacks: list[keras.callbacks.Callback] = [
         clock.callback(),
         EpochTimer(n_train, index),
@@ -453,8 +474,8 @@ def _run_phase(
             initial_value_threshold=best_overall,
         ),
         early,
-        plateau,
-        RestoreProgress([early, plateau], best_here, wait_here),
+        schedule,
+        RestoreProgress(restored, best_here, wait_here),
         keras.callbacks.CSVLogger(paths["history"], append=True),
         keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
     ]
