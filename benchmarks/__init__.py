@@ -1,7 +1,7 @@
 """Speed and memory of every stage, measured side by side with the coursework approach.
 
     python -m benchmarks [--quick] [--only NAME,...] [--out DIR] [--run-dir RUN ...] [--run-e2e]
-                         [--scale-sizes N,N,...]
+                         [--scale-sizes N,N,...] [--levers-data fer2013.zip]
 
 Each benchmark measures the project's way and the coursework's way in the same process run,
 interleaved, so the noise of a shared machine falls on both; results are ratios as well as
@@ -22,4 +22,5 @@ BENCHMARKS: tuple[str, ...] = (
     "end_to_end",
     "inference",
     "scale",
+    "levers",
 )

@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks import BENCHMARKS
 from benchmarks.common import Context, Skip, finish_facts, machine_facts
+from benchmarks.levers import parse_levers
 from benchmarks.report import render, write
 from benchmarks.scale import parse_sizes
 from helpers.core import paths
@@ -68,6 +69,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N,N,...",
         help="scale: records per demo zip (default 4000,32000,128000; --quick 64,256)",
     )
+    p.add_argument(
+        "--levers-data",
+        default="",
+        metavar="SOURCE",
+        help="levers: FER-2013 (zip or folder) to compare recipe changes on (full mode needs it)",
+    )
+    p.add_argument(
+        "--levers-minutes",
+        type=float,
+        default=10.0,
+        help="levers: training minutes per lever (default 10)",
+    )
+    p.add_argument(
+        "--levers", default="", metavar="NAME,...", help="levers: which to train (default all)"
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -109,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             config.get_profile(p.strip()).name for p in args.e2e_profiles.split(",") if p.strip()
         )
         scale_sizes = parse_sizes(args.scale_sizes) if args.scale_sizes else None
+        levers = parse_levers(args.levers)
+        if not args.levers_minutes > 0:
+            raise ValueError(f"--levers-minutes must be positive, got {args.levers_minutes}")
     except Exception as exc:  # ValueError, ConfigError: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         run_e2e=args.run_e2e,
         e2e_profiles=profiles,
         scale_sizes=scale_sizes,
+        levers_data=Path(args.levers_data).expanduser().resolve() if args.levers_data else None,
+        levers_minutes=args.levers_minutes,
+        levers=levers,
     )
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

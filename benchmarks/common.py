@@ -156,6 +156,9 @@ class Context:
     run_e2e: bool = False
     e2e_profiles: tuple[str, ...] = ("smoke", "cpu")
     scale_sizes: tuple[int, ...] | None = None  # --scale-sizes; None: the mode's
+    levers_data: Path | None = None  # --levers-data: FER-2013 for the levers benchmark
+    levers_minutes: float = 10.0  # --levers-minutes: training budget per lever
+    levers: tuple[str, ...] = ()  # --levers: names of benchmarks.levers.LEVERS; () all
     _made: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

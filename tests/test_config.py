@@ -20,6 +20,14 @@ def test_unknown_profile_lists_the_valid_ones():
     assert all(name in str(err.value) for name in ("smoke", "cpu", "gpu", "fer2013-cpu"))
 
 
+def test_ferplus_profile_trains_like_the_fer2013_one():
+    """Same faces, other labels: one recipe, so a lever measured on one holds for the other."""
+    fer, ferplus = (config.get_profile(n).to_dict() for n in ("fer2013-cpu", "ferplus-cpu"))
+    assert {k for k in fer if fer[k] != ferplus[k]} == {"name", "description"}
+    assert config.resolve("ferplus-cpu", "custom_cnn")["time_budget_minutes"] == 55.0
+    assert config.resolve("ferplus-cpu")["test_share"] > 0  # FER+ trainval has no test split
+
+
 def test_overrides_win_and_none_means_profile_default():
     values = config.resolve("smoke", epochs=3, image_size=None)
     assert values["epochs"] == 3

@@ -73,7 +73,10 @@ _FER_CPU = Profile(
         "custom_cnn": {
             "label_smoothing": 0.1,
             "early_stopping_patience": 8,
-            "reduce_lr_patience": 3,
+            # Annealed along a cosine over the budget: 10-minute probes, same 4 epochs,
+            # validation accuracy 0.572 against 0.537 with the plateau schedule
+            # (benchmarks/RESULTS.md).
+            "lr_schedule": "cosine",
             "time_budget_minutes": 55.0,  # an hour on a 2-core laptop, the best epoch kept
         },
         **{

@@ -1,0 +1,281 @@
+"""Levers: what each change to the FER-2013 CPU recipe buys in the same minutes.
+
+    python -m benchmarks --only levers --levers-data fer2013.zip [--levers-minutes 10]
+                         [--levers plateau,cosine,...]
+
+A full hour per candidate recipe is too dear on a CPU, so each lever is compared on a short
+budget first, same seed, same data, and only the winners get the hour. One run folder is
+prepared as notebooks 01 and 03 prepare it (records; splits with near-duplicates kept together;
+the profile's balance and augmentation settings); then the profile's custom CNN trains once per
+lever with the same time budget, and is scored on the validation split (what a choice is made
+on) and on the test split, as it is and with each test-time augmentation. Without
+--levers-data the full mode skips (the faces are not in the repository); --quick runs every
+lever on the tiny demo zip for a step or two, to prove the script.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Context, Skip, comparison, table
+
+TITLE = "Levers: the FER-2013 CPU recipe, one change at a time, same minutes"
+PROFILE = "fer2013-cpu"
+MODEL = "custom_cnn"
+NEAR_DISTANCE = 4  # perceptual-hash bits, as notebooks 02 and 03
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One recipe change: TrainConfig overrides and AugmentConfig overrides on the profile."""
+
+    what: str
+    train: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
+
+
+# The first is the reference every other lever is compared with.
+LEVERS: dict[str, Lever] = {
+    "plateau": Lever(
+        "Adam 1e-3, learning rate halved after 3 epochs without progress (the recipe before)",
+        {"lr_schedule": "plateau"},
+    ),
+    "cosine": Lever(
+        "Adam 1e-3 annealed along a cosine over the time budget (the profile now)",
+        {"lr_schedule": "cosine"},
+    ),
+    "sgd_cosine": Lever(
+        "SGD with Nesterov momentum at 0.01, cosine over the budget",
+        {"optimizer": "sgd", "learning_rate": 0.01, "lr_schedule": "cosine"},
+    ),
+    "erasing_cosine": Lever(
+        "cosine, plus random erasing (one hole of 10-30% of the side, p 0.5)",
+        {"lr_schedule": "cosine"},
+        {"dropout_p": 0.5, "dropout_max_holes": 1, "dropout_size": (0.1, 0.3)},
+    ),
+}
+
+
+def parse_levers(text: str) -> tuple[str, ...]:
+    """Lever names from the command line, checked before any work."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip()) or tuple(LEVERS)
+    unknown = [n for n in names if n not in LEVERS]
+    if unknown:
+        raise ValueError(f"unknown lever(s) {unknown}; choose from {', '.join(LEVERS)}")
+    return names
+
+
+def prepare(source: Path, run_root: Path, seed: int) -> Any:
+    """A run folder as notebooks 01 and 03 leave it for the profile (made once, then reused)."""
+    from helpers.core import records
+    from helpers.core.run_folder import RunFolder
+    from helpers.data import augment as aug
+    from helpers.data import datasets, eda, splits
+    from helpers.run import profiles
+
+    run = RunFolder(run_root)
+    if run.augment_settings.is_file():
+        return run
+    run_root.mkdir(parents=True, exist_ok=True)
+    params = profiles.resolve(PROFILE)
+    table = datasets.read_source(source, progress=False).records
+    records.validate_records(table)
+    hashes = eda.image_hashes(table, progress=False)
+    table = eda.drop_unreadable(table, hashes)
+    pairs = eda.find_duplicates(hashes, max_distance=NEAR_DISTANCE)
+    split_table = splits.assign_splits(
+        table,
+        val_share=params["val_share"],
+        test_share=params["test_share"],
+        seed=seed,
+        groups=splits.duplicate_groups(table, pairs),
+    )
+    records.save_records(split_table, run.splits)
+    train = split_table[split_table["split"] == "train"]
+    plan = aug.plan_balance(train, strategy=params["balance"], target_per_class=None, seed=seed)
+    manifest = aug.planned_copies(plan, split_table)
+    records.save_records(aug.balanced_training_table(split_table, plan, manifest), run.train_table)
+    aug.AugmentSettings(
+        mode="online",
+        config=aug.AugmentConfig.from_dict(params["augment"]),
+        balance=params["balance"],
+        class_weights=plan.class_weights,
+        seed=seed,
+    ).write(run.augment_settings)
+    return run
+
+
+def _scores(model: Any, test_table: Any) -> dict[str, list[float]]:
+    """Accuracy and macro-F1 per test-time augmentation."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from helpers.evaluation.predictions import predict_table
+
+    out = {}
+    for tta in TTA_MODES:
+        pred = predict_table(model, test_table, progress=False, tta=tta)
+        truth, guess = pred["expression"], pred["expression_pred"]
+        out[tta] = [
+            float(accuracy_score(truth, guess)),
+            float(f1_score(truth, guess, average="macro")),
+        ]
+    return out
+
+
+def train_lever(ctx: Context, run: Any, name: str, minutes: float) -> dict[str, Any]:
+    """The profile's custom CNN with one lever, its time budget, scored on val and test."""
+    from helpers.core.records import load_records
+    from helpers.data.augment import AugmentConfig
+    from helpers.run import profiles
+    from helpers.train import pipeline
+    from helpers.train.fit import load_training_inputs, train
+
+    lever = LEVERS[name]
+    inputs = load_training_inputs(run.root)
+    settings = inputs.augment
+    if lever.augment and settings is not None:
+        config = AugmentConfig.from_dict({**settings.config.to_dict(), **lever.augment})
+        settings = replace(settings, config=config)
+    budget: dict[str, Any] = (
+        {"epochs": 1, "max_steps_per_epoch": 2, "time_budget_minutes": None, "batch_size": 8}
+        if ctx.quick
+        else {"time_budget_minutes": minutes}
+    )
+    cfg = profiles.train_config(
+        PROFILE,
+        MODEL,
+        seed=ctx.seed,
+        verbose=0,
+        heads=pipeline.heads_with_targets(inputs.train),  # as notebook 04
+        **lever.train,
+        **budget,
+    )
+    start = time.perf_counter()
+    result = train(
+        cfg,
+        inputs.train,
+        inputs.val,
+        ctx.work / "levers" / "models" / name,
+        augment_settings=settings,
+        resume=False,
+    )
+    seconds = time.perf_counter() - start
+    history = result.history
+    # A model with one head names its metrics without the head (val_accuracy).
+    accuracy = next(
+        (c for c in ("val_expression_accuracy", "val_accuracy") if c in history.columns), None
+    )
+    splits_table = load_records(run.splits)
+    scored = {
+        split: _scores(result.model, splits_table[splits_table["split"] == split])
+        for split in ("val", "test")
+    }
+    return {
+        "lever": name,
+        "what": lever.what,
+        "train": lever.train,
+        "augment": {k: list(v) if isinstance(v, tuple) else v for k, v in lever.augment.items()},
+        "epochs": len(history),
+        "minutes": seconds / 60.0,
+        "train_images_per_s": float(history["train_images_per_s"].median()),
+        "val_accuracy_by_epoch": [float(v) for v in history[accuracy]] if accuracy else [],
+        "val": scored["val"],
+        "test": scored["test"],
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """Prepare the folder once, train each lever, then the table and the comparisons."""
+    source = ctx.levers_data
+    if source is None:
+        if not ctx.quick:
+            raise Skip(
+                "needs FER-2013: python -m benchmarks --only levers --levers-data fer2013.zip"
+            )
+        source = ctx.demo_zip()
+    ctx.log(f"levers: preparing a {PROFILE} run folder from {source.name}")
+    run_folder = prepare(Path(source), ctx.work / "levers" / "run", ctx.seed)
+    minutes, names = ctx.levers_minutes, ctx.levers or tuple(LEVERS)
+    per_lever = []
+    for name in names:
+        ctx.log(f"levers: {name} ({'2 steps' if ctx.quick else f'{minutes:g} min'})")
+        per_lever.append(train_lever(ctx, run_folder, name, minutes))
+    reference = per_lever[0]
+    rows = [
+        [
+            r["lever"],
+            r["epochs"],
+            r["minutes"],
+            r["train_images_per_s"],
+            r["val"]["none"][0],
+            r["val"]["none"][1],
+            r["val"]["flip"][0],
+            r["val"]["tencrop"][0],
+            r["test"]["none"][0],
+            r["test"]["flip"][0],
+            r["test"]["tencrop"][0],
+        ]
+        for r in per_lever
+    ]
+    comparisons = [
+        comparison(
+            f"{r['lever']} vs {reference['lever']}: validation accuracy, same minutes",
+            r["val"]["none"][0],
+            reference["val"]["none"][0],
+            "accuracy",
+            higher_is_better=True,
+            baseline_name=reference["lever"],
+        )
+        for r in per_lever[1:]
+        if r["val"]["none"][0] > 0 and reference["val"]["none"][0] > 0
+    ]
+    return {
+        "title": TITLE,
+        "params": {
+            "profile": PROFILE,
+            "model": MODEL,
+            "data": Path(source).name,
+            "minutes_each": "2 steps" if ctx.quick else minutes,
+            "seed": ctx.seed,
+            "levers": list(names),
+        },
+        "results": {"levers": per_lever},
+        "comparisons": comparisons,
+        "tables": [
+            table(
+                "Per lever: epochs and minutes reached in the budget; accuracy on the validation "
+                "split (choose on this) and the test split, as it is and with test-time "
+                "augmentation",
+                [
+                    "lever",
+                    "epochs",
+                    "minutes",
+                    "train images/s",
+                    "val acc",
+                    "val macro-F1",
+                    "val acc, flip",
+                    "val acc, ten-crop",
+                    "test acc",
+                    "test acc, flip",
+                    "test acc, ten-crop",
+                ],
+                rows,
+            ),
+            table(
+                "What each lever changes",
+                ["lever", "change"],
+                [[r["lever"], r["what"]] for r in per_lever],
+            ),
+        ],
+        "notes": [
+            "Short budgets favour fast learners: a regulariser (random erasing) or SGD, which "
+            "often wins over an hour, can lose in ten minutes. A lever that wins here earns the "
+            "hour; one that loses here is not proven useless.",
+            "The time budget stops before an epoch would end past it, so levers whose epochs run "
+            "slower on a busy machine get fewer: compare the epochs column too.",
+        ],
+    }
