@@ -404,6 +404,8 @@ def test_best_models_and_summary(run_dir: Path) -> None:
     assert "CIs overlap" in text or "beyond both CIs" in text
     assert "Fastest at inference: b" in text
     assert summary_text(table.iloc[0:0]) == "No model metrics found."
+    assert text.startswith("2 models compared")
+    assert summary_text(table.iloc[:1]).startswith("1 model compared")
 
 
 def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path) -> None:

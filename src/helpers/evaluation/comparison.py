@@ -247,7 +247,7 @@ def summary_text(table: pd.DataFrame) -> str:
         return "No model metrics found."
     n = table["n"].dropna()
     lines = [
-        f"{len(table)} model(s) compared"
+        f"{len(table)} model{'s' if len(table) != 1 else ''} compared"
         + (f" on {int(n.max()):,} test images." if len(n) else ".")
     ]
     for task, info in best_models(table).items():
