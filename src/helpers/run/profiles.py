@@ -146,20 +146,15 @@ PROFILES: dict[str, Profile] = {
             description="FER+ (FER-2013 faces, majority labels, 8 classes, AffectNet layout) on "
             "a CPU: the custom CNN, about an hour of training",
         ),
-        Profile(
+        # The same data settings as fer2013-cpu, the published single-network recipe.
+        dataclasses.replace(
+            _FER_CPU,
             name="fer2013-gpu",
             description="FER-2013 on a GPU: the VGGNet recipe of Khaireddin & Chen (2021), SGD "
             "with Nesterov momentum, a plateau schedule, crops and random erasing, ten-crop at "
             "test",
-            demo_n=320,
-            demo_size=96,
-            image_size=48,
-            channels=1,
-            balance="none",
             epochs=100,
-            batch_size=64,
             models=("vggnet",),
-            eda_sample=1000,
             tta="tencrop",
             # Crops: zoom in by up to 1.2 (44 of 48 px is 1.09); random erasing: one hole.
             augment={
