@@ -250,8 +250,8 @@ def test_quick_end_to_end_without_a_run_skips_with_a_reason(tmp_path: Path) -> N
 
 
 def test_levers_train_and_score_every_lever(quick_run: dict[str, Any]) -> None:
-    """Each lever trained on one prepared folder, scored on val and test with every TTA mode,
-    and compared with the first lever."""
+    """Each lever trained on one prepared folder, scored on val and test with every TTA mode
+    and as a checkpoint ensemble, and compared with the first lever."""
     from benchmarks.levers import LEVERS, TTA_MODES
 
     bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
@@ -262,6 +262,10 @@ def test_levers_train_and_score_every_lever(quick_run: dict[str, Any]) -> None:
         for split in ("val", "test"):
             assert set(r[split]) == set(TTA_MODES)
             assert all(0.0 <= v <= 1.0 for pair in r[split].values() for v in pair)
+            # One epoch: the ensemble is that epoch's weights, the kept model, so it scores the
+            # same; its class mapping agrees with the predictions table's.
+            assert r["ensemble"][split] == pytest.approx(r[split]["none"][0])
+        assert r["ensemble"]["epochs"] == 1
     run = quick_run["out"].parent / "work" / "levers" / "run"
     assert (run / "splits.parquet").is_file() and (run / "augment.json").is_file()
     assert len(bench["levers"]["tables"][0]["rows"]) == len(LEVERS)
@@ -273,8 +277,8 @@ def test_levers_need_fer2013_in_full_mode_and_known_names(tmp_path: Path) -> Non
     with pytest.raises(Skip, match="--levers-data"):
         levers.run(Context(quick=False, out=tmp_path, work=tmp_path))
     assert levers.parse_levers("cosine, plateau") == ("cosine", "plateau")
-    with pytest.raises(ValueError, match="ema"):
-        levers.parse_levers("ema")
+    with pytest.raises(ValueError, match="mixup"):
+        levers.parse_levers("mixup")
 
 
 def test_coursework_reader_agrees_with_the_project_reader(tmp_path: Path) -> None:

@@ -354,6 +354,40 @@ def test_cosine_schedule_follows_the_time_budget(monkeypatch):
         TrainConfig(model="custom_cnn", lr_schedule="linear")
 
 
+class _Weights(keras.callbacks.Callback):
+    """The weights other callbacks see at each epoch's end, and the raw ones when the next
+    epoch begins (after the averaged weights have been swapped out)."""
+
+    def __init__(self):
+        super().__init__()
+        self.at_end, self.raw = {}, {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch:
+            self.raw[epoch - 1] = self.model.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_end[epoch] = self.model.get_weights()
+
+
+def test_ema_keeps_and_validates_the_averaged_weights(tmp_path):
+    """ema_momentum: the kept model is the moving average at the best epoch (the weights
+    validation scored), and the average is not the weights as trained."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=40))
+    seen = _Weights()
+    cfg = _config(epochs=3, ema_momentum=0.9, early_stopping_patience=5)
+    result = train(cfg, train_rows, val_rows, tmp_path / "run", callbacks=[seen])
+    history = result.history
+    best = int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    saved = result.model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, seen.at_end[best], strict=True))
+    assert not all(np.allclose(a, b) for a, b in zip(seen.at_end[0], seen.raw[0], strict=True))
+    assert result.card["parameters"]["ema_momentum"] == 0.9
+    for bad in (0, 1, 1.5, "fast"):
+        with pytest.raises(ConfigError, match="ema_momentum"):
+            TrainConfig(model="custom_cnn", ema_momentum=bad)
+
+
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget_minutes"):
         TrainConfig(model="custom_cnn", time_budget_minutes=0)

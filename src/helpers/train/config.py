@@ -32,6 +32,7 @@ RESUME_KEYS = (
     "learning_rate",
     "optimizer",
     "lr_schedule",
+    "ema_momentum",
     "va_loss",
     "label_smoothing",
     "landmark_loss",
@@ -68,6 +69,9 @@ class TrainConfig:
     learning_rate: float | None = None  # None: the model's (registry.default_learning_rate)
     optimizer: str = "adam"
     lr_schedule: str = "plateau"  # plateau | cosine (LR_SCHEDULES)
+    # Polyak averaging: validation, checkpoints and the saved model use an exponential moving
+    # average of the weights with this momentum (e.g. 0.999); None: the weights as trained.
+    ema_momentum: float | None = None
     va_loss: str = "mse"
     label_smoothing: float = 0.0
     landmark_loss: str = "mse"
@@ -133,6 +137,7 @@ class TrainConfig:
                 self._fail(name, "must be a positive number")
         for name, low, high in (
             ("label_smoothing", 0.0, 1.0),
+            *((("ema_momentum", 0.0, 1.0),) if self.ema_momentum is not None else ()),
             ("dropout", 0.0, 1.0),
             ("reduce_lr_factor", 0.0, 1.0),
         ):
@@ -141,7 +146,7 @@ class TrainConfig:
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
                 or not (low <= value < high)
-                or (name == "reduce_lr_factor" and value == 0)
+                or (name in ("reduce_lr_factor", "ema_momentum") and value == 0)
             ):
                 self._fail(name, f"must be a number in [{low}, {high})")
         choices = {

@@ -178,21 +178,24 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
     return model, transfer.transfer_mode(model) == "frozen", collector.messages
 
 
-def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def _optimizer(
+    name: str, learning_rate: float, ema_momentum: float | None = None
+) -> keras.optimizers.Optimizer:
     """A fresh optimizer (each phase gets its own, since trainable weights change)."""
+    ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum is not None else {}
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **ema)
     return {
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
         "rmsprop": keras.optimizers.RMSprop,
-    }[name](learning_rate)
+    }[name](learning_rate, **ema)
 
 
 def _compile(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
     """Masked losses and metrics per head (helpers.models.losses)."""
     model.compile(
-        optimizer=_optimizer(cfg.optimizer, learning_rate),
+        optimizer=_optimizer(cfg.optimizer, learning_rate, cfg.ema_momentum),
         loss=losses_module.build_losses(
             cfg.heads,
             va_loss=cfg.va_loss,
@@ -464,7 +467,11 @@ def _run_phase(
             verbose=int(cfg.verbose > 0),
         )
         restored = [early, schedule]
+    # The averaged weights go in before validation and stay in for the epoch-end callbacks
+    # (checkpoint, early stopping, backup), so the kept model is the averaged one.
+    averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
     callbacks: list[keras.callbacks.Callback] = [
+        *averaged,
         clock.callback(),
         EpochTimer(n_train, index),
         keras.callbacks.ModelCheckpoint(
