@@ -22,5 +22,6 @@ BENCHMARKS: tuple[str, ...] = (
     "end_to_end",
     "inference",
     "scale",
+    "step",
     "levers",
 )

@@ -271,6 +271,24 @@ def test_levers_train_and_score_every_lever(quick_run: dict[str, Any]) -> None:
     assert len(bench["levers"]["tables"][0]["rows"]) == len(LEVERS)
 
 
+def test_step_rates_every_variant_and_splits_the_step_by_block(
+    quick_run: dict[str, Any],
+) -> None:
+    """One rate per variant, the profile's first; the parts (four blocks and the head) add up
+    to the profile's step."""
+    from benchmarks.step import VARIANTS, WIDTHS
+
+    step = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["step"]
+    variants, parts = step["tables"]
+    assert [row[0] for row in variants["rows"]] == [v[0] for v in VARIANTS]
+    assert variants["rows"][0][5] == pytest.approx(1.0)
+    assert all(row[4] > 0 and row[6] > 0 for row in variants["rows"])
+    assert len(step["results"]["prefix_images_per_s"]) == len(WIDTHS)
+    assert len(parts["rows"]) == len(WIDTHS) + 1
+    total_ms = 1000.0 / step["results"]["images_per_s"][VARIANTS[0][0]]
+    assert sum(row[1] for row in parts["rows"]) == pytest.approx(total_ms)
+
+
 def test_levers_need_fer2013_in_full_mode_and_known_names(tmp_path: Path) -> None:
     from benchmarks import levers
 

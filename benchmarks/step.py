@@ -1,0 +1,170 @@
+"""Step: where the FER-2013 custom CNN's training step goes, and what a cheaper one would buy.
+
+    python -m benchmarks --only step
+
+On a CPU the `fer2013-cpu` hour is a count of training steps: each extra epoch the budget
+holds is more learning. Before changing the recipe to make the step cheaper, this measures it:
+the profile's model (custom CNN, grayscale, the expression head, batch 64) on tensors already
+in memory, the same network cut after each of its four blocks (so each block's share of the
+step is the difference), and the variants a cheaper or a wider step would use (a smaller
+input, a larger batch, the twice-as-wide `vggnet`). The input pipeline is left out: at 48 px
+it costs about 1% of the step (the training benchmark).
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import Context, table
+from benchmarks.training import step_clock
+
+TITLE = "Step: the FER-2013 custom CNN's training step, per block and per variant"
+EPOCH_IMAGES = 25_913  # FER-2013's training faces after the validation split is carved out
+BUDGET_MINUTES = 55.0  # the fer2013-cpu training budget
+# (what, model, input px, batch): the profile's step first, then the candidates.
+VARIANTS: tuple[tuple[str, str, int, int], ...] = (
+    ("the profile: custom CNN, 48 px, batch 64", "custom_cnn", 48, 64),
+    ("44 px input", "custom_cnn", 44, 64),
+    ("40 px input", "custom_cnn", 40, 64),
+    ("batch 128", "custom_cnn", 48, 128),
+    ("vggnet (twice as wide)", "vggnet", 48, 64),
+)
+WIDTHS = (32, 64, 128, 256)  # the custom CNN's blocks
+
+
+def _data(n: int, size: int, batch: int, seed: int) -> Any:
+    """n random grayscale images and expression labels, batched from memory."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (n, size, size, 1)).astype(np.float32)
+    labels = rng.integers(0, 8, n).astype(np.int32)
+    return tf.data.Dataset.from_tensor_slices((images, {"expression": labels})).batch(batch)
+
+
+def _model(name: str, size: int, seed: int) -> Any:
+    """The model as the profile trains it: one expression head, masked loss, Adam."""
+    import keras
+
+    from helpers.models import losses, train_metrics
+    from helpers.models.factory import build_model
+
+    heads = ("expression",)
+    model = build_model(name, image_size=size, channels=1, heads=heads, weights=None, seed=seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=losses.build_losses(heads),
+        loss_weights=losses.default_loss_weights(heads),
+        metrics=train_metrics.build_metrics(heads),
+    )
+    return model
+
+
+def _prefix(blocks: int, size: int, seed: int) -> Any:
+    """The custom CNN's first `blocks` blocks with a pooled 8-way softmax: its step minus the
+    previous prefix's is that block's cost."""
+    import keras
+
+    from helpers.models.backbones import custom_cnn, rescale_unit
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 1))
+    features = custom_cnn(input_shape=(size, size, 1), widths=WIDTHS[:blocks])(
+        keras.layers.Lambda(rescale_unit)(inputs)
+    )
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(8, activation="softmax", name="expression")(pooled)
+    model = keras.Model(inputs, {"expression": outputs})
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _rate(model: Any, size: int, batch: int, warmup: int, steps: int, seed: int) -> float:
+    """Images/s of fit()'s training step after the warm-up steps (tracing)."""
+    import keras
+
+    clock = step_clock()
+    data = _data((warmup + steps) * batch, size, batch, seed)
+    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+    rate = clock.images_per_s(warmup, steps, batch)
+    del model, data
+    keras.backend.clear_session()
+    gc.collect()
+    return rate
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    """Each variant's rate, then the prefixes' (blocks 1..4), then the shares of the step."""
+    warmup, steps = (1, 2) if ctx.quick else (3, 20)
+    size_of = (lambda px: 16) if ctx.quick else (lambda px: px)  # 4 poolings need 16 px
+    batch_of = (lambda b: 4) if ctx.quick else (lambda b: b)
+    rates: dict[str, float] = {}
+    for what, name, px, batch in VARIANTS:
+        ctx.log(f"step: {what}")
+        model = _model(name, size_of(px), ctx.seed)
+        rates[what] = _rate(model, size_of(px), batch_of(batch), warmup, steps, ctx.seed)
+    base_what, _, base_px, base_batch = VARIANTS[0]
+    prefix = []
+    for blocks in range(1, len(WIDTHS) + 1):
+        ctx.log(f"step: the first {blocks} block(s)")
+        model = _prefix(blocks, size_of(base_px), ctx.seed)
+        prefix.append(_rate(model, size_of(base_px), batch_of(base_batch), warmup, steps, ctx.seed))
+    per_image_ms = 1000.0 / rates[base_what]
+    cumulative = [1000.0 / r for r in prefix]
+    parts = [("block 1 (32 filters, 48 px)", cumulative[0])]
+    parts += [
+        (f"block {k + 1} ({WIDTHS[k]} filters, {48 >> k} px)", cumulative[k] - cumulative[k - 1])
+        for k in range(1, len(WIDTHS))
+    ]
+    parts.append(("flatten, dense layer and head", per_image_ms - cumulative[-1]))
+    variant_rows = [
+        [
+            what,
+            name,
+            px,
+            batch,
+            rates[what],
+            rates[what] / rates[base_what],
+            BUDGET_MINUTES * 60.0 * rates[what] / EPOCH_IMAGES,
+        ]
+        for what, name, px, batch in VARIANTS
+    ]
+    return {
+        "title": TITLE,
+        "params": {
+            "warmup_steps": warmup,
+            "timed_steps": steps,
+            "epoch_images": EPOCH_IMAGES,
+            "budget_minutes": BUDGET_MINUTES,
+        },
+        "results": {
+            "images_per_s": rates,
+            "prefix_images_per_s": prefix,
+            "step_ms_per_image": dict(parts),
+        },
+        "comparisons": [],
+        "tables": [
+            table(
+                "Training step per variant, tensors in memory (epochs: how many of FER-2013's "
+                f"{EPOCH_IMAGES:,} training faces a {BUDGET_MINUTES:g}-minute budget holds at "
+                "that rate, validation and input pipeline left out)",
+                ["variant", "model", "px", "batch", "images/s", "vs the profile", "epochs"],
+                variant_rows,
+            ),
+            table(
+                "Where the profile's step goes (ms per image; a block is the difference "
+                "between the network cut after it and cut before it)",
+                ["part", "ms per image", "share"],
+                [[part, ms, ms / per_image_ms] for part, ms in parts],
+            ),
+        ],
+        "notes": [
+            "Each rate is fit()'s training step (forward, backward, Adam) after the warm-up "
+            "steps, on random tensors in memory; real epochs also validate and run the input "
+            "pipeline, so they hold a little fewer images per second.",
+            "A block's share is a difference of two noisy rates: read it to a few points.",
+        ],
+    }
