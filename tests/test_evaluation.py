@@ -386,6 +386,22 @@ def test_comparison_table(run_dir: Path) -> None:
     assert comparison_table(run_dir / "nothing").empty
 
 
+def test_by_model_shows_counts_whole_and_scores_rounded(run_dir: Path) -> None:
+    """The report's per-model table: a column per model, rows in the order asked, counts as
+    integers and scores to three decimals whatever else shares the column."""
+    from helpers.evaluation.comparison import by_model
+
+    table = comparison_table(run_dir).assign(tta="none", expression_accuracy=0.84412)
+    shown = by_model(table, ["model", "n", "expression_accuracy", "params", "tta", "absent"])
+    assert list(shown.columns) == ["a", "b"]
+    assert list(shown.index) == ["n", "expression_accuracy", "params", "tta"]
+    assert shown.loc["params", "a"] == 1234 and isinstance(shown.loc["params", "a"], int)
+    assert isinstance(shown.loc["n", "a"], int)
+    assert shown.loc["expression_accuracy", "a"] == 0.844 and shown.loc["tta", "b"] == "none"
+    assert shown.loc["params", "b"] is None  # no model card
+    assert "1234.0" not in shown.to_string() and "0.84412" not in shown.to_string()
+
+
 def test_comparison_table_names_a_corrupt_file(run_dir: Path) -> None:
     (run_dir / "metrics" / "c.json").write_text("{not json")
     with pytest.raises(DataError, match=r"c\.json"):

@@ -35,6 +35,8 @@ CARD_COLUMNS: dict[str, str] = {
     "images_per_s": "train_images_per_s",
     "epochs_run": "epochs",
 }
+# Columns that count things: shown as whole numbers in the report's tables.
+COUNT_COLUMNS = frozenset({"n", "params", "epochs"})
 # Keys of a head's metrics that describe the scoring rather than measure the model.
 _NOT_METRICS = frozenset(
     {"restricted_to", "n_dropped", "n_pred_outside_labels", "failure_threshold"}
@@ -168,6 +170,26 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
         return pd.DataFrame(columns=["model", "dataset", "n"])
     first = ["model", "dataset", "n"]
     return table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
+
+
+def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.DataFrame:
+    """The chosen columns as rows and a column per model, counts as whole numbers and scores
+    rounded: transposing mixes text and numbers into one column type, which pandas would
+    show as stored (2806.0, 0.84412)."""
+    chosen = [c for c in columns if c in table.columns and c != "model"]
+
+    def cell(column: str, value: Any) -> Any:
+        number = to_number(value)
+        if not math.isnan(number):
+            return round(number) if column in COUNT_COLUMNS else round(number, digits)
+        return None if value is None or isinstance(value, float) else value  # missing: blank
+
+    return pd.DataFrame(
+        [[cell(c, v) for v in table[c]] for c in chosen],
+        index=chosen,
+        columns=list(table["model"]),
+        dtype=object,
+    )
 
 
 def health_note(run_dir: str | os.PathLike, model: str, state: Any) -> str:
