@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import Context, comparison, per_second, table
-from benchmarks.training import compiled_model, step_clock
+from benchmarks.training import compiled_model, fit_rate
 
 TITLE = "Input pipeline vs model: images/s each delivers alone, per backbone"
 
@@ -77,13 +77,7 @@ def model_rate(ctx: Context, name: str, size: int) -> float:
     keras.backend.clear_session()
     model = compiled_model(name, size, ctx.seed)
     data = synthetic_batches((warmup + steps) * batch, size, batch, ctx.seed)
-    clock = step_clock()
-    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-    rate = clock.images_per_s(warmup, steps, batch)
-    del model, data
-    keras.backend.clear_session()
-    gc.collect()
-    return rate
+    return fit_rate(model, data, warmup, steps, batch)
 
 
 def limit(pipeline: float, model: float) -> str:

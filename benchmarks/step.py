@@ -13,13 +13,12 @@ it costs about 1% of the step (the training benchmark).
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import numpy as np
 
 from benchmarks.common import Context, table
-from benchmarks.training import step_clock
+from benchmarks.training import compiled_model, fit_rate
 
 TITLE = "Step: the FER-2013 custom CNN's training step, per block and per variant"
 EPOCH_IMAGES = 25_913  # FER-2013's training faces after the validation split is carved out
@@ -45,24 +44,6 @@ def _data(n: int, size: int, batch: int, seed: int) -> Any:
     return tf.data.Dataset.from_tensor_slices((images, {"expression": labels})).batch(batch)
 
 
-def _model(name: str, size: int, seed: int) -> Any:
-    """The model as the profile trains it: one expression head, masked loss, Adam."""
-    import keras
-
-    from helpers.models import losses, train_metrics
-    from helpers.models.factory import build_model
-
-    heads = ("expression",)
-    model = build_model(name, image_size=size, channels=1, heads=heads, weights=None, seed=seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=losses.build_losses(heads),
-        loss_weights=losses.default_loss_weights(heads),
-        metrics=train_metrics.build_metrics(heads),
-    )
-    return model
-
-
 def _prefix(blocks: int, size: int, seed: int) -> Any:
     """The custom CNN's first `blocks` blocks with a pooled 8-way softmax: its step minus the
     previous prefix's is that block's cost."""
@@ -83,17 +64,8 @@ def _prefix(blocks: int, size: int, seed: int) -> Any:
 
 
 def _rate(model: Any, size: int, batch: int, warmup: int, steps: int, seed: int) -> float:
-    """Images/s of fit()'s training step after the warm-up steps (tracing)."""
-    import keras
-
-    clock = step_clock()
-    data = _data((warmup + steps) * batch, size, batch, seed)
-    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
-    rate = clock.images_per_s(warmup, steps, batch)
-    del model, data
-    keras.backend.clear_session()
-    gc.collect()
-    return rate
+    """Images/s of the model's training step on in-memory grayscale batches."""
+    return fit_rate(model, _data((warmup + steps) * batch, size, batch, seed), warmup, steps, batch)
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -104,7 +76,7 @@ def run(ctx: Context) -> dict[str, Any]:
     rates: dict[str, float] = {}
     for what, name, px, batch in VARIANTS:
         ctx.log(f"step: {what}")
-        model = _model(name, size_of(px), ctx.seed)
+        model = compiled_model(name, size_of(px), ctx.seed, channels=1, heads=("expression",))
         rates[what] = _rate(model, size_of(px), batch_of(batch), warmup, steps, ctx.seed)
     base_what, _, base_px, base_batch = VARIANTS[0]
     prefix = []

@@ -46,22 +46,40 @@ def step_clock() -> Any:
     return StepClock()
 
 
-def compiled_model(name: str, size: int, seed: int) -> Any:
-    """The model as train() compiles it: every head, masked losses, Adam."""
+def compiled_model(
+    name: str, size: int, seed: int, channels: int = 3, heads: tuple[str, ...] | None = None
+) -> Any:
+    """The model as train() compiles it: the heads (default every one), masked losses, Adam."""
     import keras
 
     from helpers.core.labels import HEADS
     from helpers.models import losses, train_metrics
     from helpers.models.factory import build_model
 
-    model = build_model(name, image_size=size, channels=3, heads=HEADS, weights=None, seed=seed)
+    heads = heads or HEADS
+    model = build_model(
+        name, image_size=size, channels=channels, heads=heads, weights=None, seed=seed
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss=losses.build_losses(HEADS),
-        loss_weights=losses.default_loss_weights(HEADS),
-        metrics=train_metrics.build_metrics(HEADS),
+        loss=losses.build_losses(heads),
+        loss_weights=losses.default_loss_weights(heads),
+        metrics=train_metrics.build_metrics(heads),
     )
     return model
+
+
+def fit_rate(model: Any, data: Any, warmup: int, steps: int, batch: int) -> float:
+    """Images/s of fit()'s training step over `data` after the warm-up steps (tracing), then
+    the Keras session cleared for the next model."""
+    import keras
+
+    clock = step_clock()
+    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+    rate = clock.images_per_s(warmup, steps, batch)
+    keras.backend.clear_session()
+    gc.collect()
+    return rate
 
 
 def _in_memory(rows: pd.DataFrame, size: int, batch: int) -> Any:
