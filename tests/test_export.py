@@ -258,6 +258,7 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path, mon
     assert abs(result["tflite_float"]["accuracy_change"]) < 1e-9  # float export is exact
     board = deployment_table(tmp_path / "run")
     assert list(board["model"]) == ["tiny"] and board.loc[0, "int8_MB"] < board.loc[0, "float_MB"]
+    assert board.loc[0, "n"] == 10  # the report says how many images the accuracies stand on
 
 
 def test_a_shared_saved_model_converts_to_the_same_file(keras_model, float_path, tmp_path):

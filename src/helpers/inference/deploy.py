@@ -181,6 +181,7 @@ def deployment_table(run_dir: str | os.PathLike) -> Any:
         d = json.loads(path.read_text())
         row = {
             "model": d["model"],
+            "n": d.get("n"),  # the test images scored here: a sample, not the whole split
             "keras_accuracy": d["keras"]["accuracy"],
             "keras_ms_batched": d["keras"]["latency"]["batched_ms"],
             "keras_ms_single": d["keras"]["latency"]["single_ms"],
