@@ -162,12 +162,13 @@ def _keep_last_weights(n: int) -> Any:
 
 def _ensemble_accuracy(model: Any, snapshots: Any, split_table: Any) -> float:
     """Accuracy of the softmax averaged over weight snapshots of one run (a checkpoint
-    ensemble: one training, several models)."""
+    ensemble: one training, several models). The model's own weights are put back after."""
     import numpy as np
 
     from helpers.core.labels import expression_index
     from helpers.evaluation.predictions import predict_table
 
+    own = model.get_weights()
     probs, columns, truth = [], [], None
     for weights in snapshots:
         model.set_weights(weights)
@@ -175,6 +176,7 @@ def _ensemble_accuracy(model: Any, snapshots: Any, split_table: Any) -> float:
         columns = [c for c in pred.columns if c.startswith("p_")]
         probs.append(pred[columns].to_numpy())
         truth = pred["expression"].to_numpy()
+    model.set_weights(own)
     classes = np.array([expression_index(c[2:]) for c in columns])
     guess = classes[np.mean(probs, axis=0).argmax(axis=1)]
     return float(np.mean(guess == truth))

@@ -86,10 +86,12 @@ def run(ctx: Context) -> dict[str, Any]:
         prefix.append(_rate(model, size_of(base_px), batch_of(base_batch), warmup, steps, ctx.seed))
     per_image_ms = 1000.0 / rates[base_what]
     cumulative = [1000.0 / r for r in prefix]
-    parts = [("block 1 (32 filters, 48 px)", cumulative[0])]
-    parts += [
-        (f"block {k + 1} ({WIDTHS[k]} filters, {48 >> k} px)", cumulative[k] - cumulative[k - 1])
-        for k in range(1, len(WIDTHS))
+    parts = [
+        (
+            f"block {k + 1} ({WIDTHS[k]} filters, {base_px >> k} px)",
+            cumulative[k] - (cumulative[k - 1] if k else 0.0),
+        )
+        for k in range(len(WIDTHS))
     ]
     parts.append(("flatten, dense layer and head", per_image_ms - cumulative[-1]))
     variant_rows = [
