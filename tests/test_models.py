@@ -57,6 +57,23 @@ def test_heads_switch_off(heads):
     assert model_metadata(model)["heads"] == [h for h in HEADS if h in heads]
 
 
+def test_flatten_pooling_lets_the_head_see_where_a_feature_is():
+    avg = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",), seed=3)
+    flat = build_model(
+        "custom_cnn", image_size=48, channels=1, heads=("expression",), seed=3, pooling="flatten"
+    )
+    # 48 px after four 2x2 poolings: a 3x3 map of 256 channels, every position its own input.
+    assert flat.get_layer("shared").kernel.shape == (3 * 3 * 256, 256)
+    assert avg.get_layer("shared").kernel.shape == (256, 256)
+    # A feature map and the same map with its positions swapped: one vector to averaging, two
+    # different ones to the flattened head.
+    features = np.random.default_rng(0).normal(size=(1, 3, 3, 256)).astype("float32")
+    moved = features[:, ::-1, ::-1]
+    for model, same in ((avg, True), (flat, False)):
+        a, b = (np.asarray(model.get_layer("pool")(f)) for f in (features, moved))
+        assert np.allclose(a, b, atol=1e-6) is same
+
+
 def test_unknown_name_raises_config_error_listing_the_valid_names():
     with pytest.raises(ConfigError) as caught:
         build_model("alexnet")
@@ -77,6 +94,7 @@ def test_unknown_name_raises_config_error_listing_the_valid_names():
         {"trainable_top_n": -1},
         {"dropout": 1.0},
         {"shared_units": 0},
+        {"pooling": "max"},
         {"n_classes": 9},
         {"landmark_activation": "relu"},
         {"weights": "/nonexistent/weights.h5"},

@@ -388,6 +388,20 @@ def test_ema_keeps_and_validates_the_averaged_weights(tmp_path):
             TrainConfig(model="custom_cnn", ema_momentum=bad)
 
 
+def test_pooling_reaches_the_model_and_its_card(tmp_path):
+    """pooling="flatten" is built, trained, saved and loaded back as a Flatten head."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    result = train(_config(epochs=1, pooling="flatten"), train_rows, val_rows, tmp_path / "run")
+    assert isinstance(result.model.get_layer("pool"), keras.layers.Flatten)
+    assert result.card["parameters"]["pooling"] == "flatten"
+    saved = sorted((tmp_path / "run").rglob("*.keras"))
+    assert saved and isinstance(
+        keras.models.load_model(saved[0], compile=False).get_layer("pool"), keras.layers.Flatten
+    )
+    with pytest.raises(ConfigError, match=r"TrainConfig\.pooling"):
+        TrainConfig(model="custom_cnn", pooling="max")
+
+
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget_minutes"):
         TrainConfig(model="custom_cnn", time_budget_minutes=0)

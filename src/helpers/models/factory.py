@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_FALLBACKS = ("random", "error")
 LANDMARK_ACTIVATIONS = ("sigmoid", "linear")
+# How the backbone's feature map becomes one vector: "avg" keeps what is there, "flatten" also
+# where (a face is aligned: a mouth feature at the bottom means something else at the top).
+POOLINGS = ("avg", "flatten")
 DOWNLOAD_TIMEOUT_S = 10.0
 
 
@@ -72,6 +75,8 @@ def _validate(name: str, **kw: Any) -> dict[str, Any]:
         raise ConfigError(f"{name}: shared_units must be an integer >= 1, got {units!r}")
     if not isinstance(kw["dropout"], (int, float)) or not 0.0 <= kw["dropout"] < 1.0:
         raise ConfigError(f"{name}: dropout must be in [0, 1), got {kw['dropout']!r}")
+    if kw["pooling"] not in POOLINGS:
+        raise ConfigError(f"{name}: pooling must be one of {POOLINGS}, got {kw['pooling']!r}")
     n_classes = kw["n_classes"]
     if not isinstance(n_classes, (int, np.integer)) or not 2 <= n_classes <= len(EXPRESSIONS):
         raise ConfigError(
@@ -103,6 +108,7 @@ def build_model(
     trainable_top_n: int = 20,
     shared_units: int = 256,
     dropout: float = 0.3,
+    pooling: str = "avg",
     n_classes: int = len(EXPRESSIONS),
     landmark_activation: str = "sigmoid",
     seed: int = 0,
@@ -116,6 +122,8 @@ def build_model(
     transfer: "frozen", "top_n" (the last `trainable_top_n` backbone layers), "full", or
     None = "frozen" when pretrained weights were loaded, else "full". Pretrained BatchNorm
     statistics stay frozen in every mode (see set_transfer_mode).
+    pooling: "avg" (global average of the backbone's feature map) or "flatten" (every position
+    kept: for small maps of aligned faces, such as the custom CNN's 3x3 at 48 px).
     """
     cfg = _validate(
         name,
@@ -128,6 +136,7 @@ def build_model(
         trainable_top_n=trainable_top_n,
         shared_units=shared_units,
         dropout=dropout,
+        pooling=pooling,
         n_classes=n_classes,
         landmark_activation=landmark_activation,
         seed=seed,
@@ -146,7 +155,8 @@ def build_model(
     x = backbone(x, training=False) if source is not None else backbone(x)
     if source is None:
         prepare_from_scratch(backbone)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    pool = layers.Flatten if pooling == "flatten" else layers.GlobalAveragePooling2D
+    x = pool(name="pool")(x)
     x = layers.Dense(shared_units, activation="relu", name="shared")(x)
     x = layers.Dropout(dropout, name="shared_dropout")(x)
     outputs = {h: head_layer(h, n_classes, landmark_activation)(x) for h in cfg["heads"]}
@@ -203,6 +213,7 @@ def model_metadata(model_or_kwargs: keras.Model | Mapping[str, Any]) -> dict[str
             "trainable_top_n": 20,
             "shared_units": 256,
             "dropout": 0.3,
+            "pooling": "avg",
             "n_classes": len(EXPRESSIONS),
             "landmark_activation": "sigmoid",
             "seed": 0,

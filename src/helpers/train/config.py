@@ -13,8 +13,8 @@ import numpy as np
 
 from helpers.core.errors import ConfigError
 from helpers.core.labels import HEADS, check_heads
+from helpers.models import factory, registry, transfer
 from helpers.models import losses as losses_module
-from helpers.models import registry, transfer
 from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -44,6 +44,7 @@ RESUME_KEYS = (
     "weights",
     "shared_units",
     "dropout",
+    "pooling",
     "n_classes",
     "seed",
 )
@@ -84,6 +85,7 @@ class TrainConfig:
     weights_fallback: str = "random"  # when ImageNet is unavailable: random | error | path
     shared_units: int = 256
     dropout: float = 0.3
+    pooling: str = "avg"  # avg | flatten (helpers.models.factory.POOLINGS)
     n_classes: int = 8
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 2
@@ -155,6 +157,7 @@ class TrainConfig:
             "va_loss": VA_LOSSES,
             "landmark_loss": LANDMARK_LOSSES,
             "transfer": transfer.TRANSFER_MODES,
+            "pooling": factory.POOLINGS,
             "cache": CACHE_MODES,
             "mixed_precision": ("auto", True, False),
             "verbose": (0, 1, 2),

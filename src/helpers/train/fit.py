@@ -169,6 +169,7 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
             trainable_top_n=cfg.trainable_top_n,
             shared_units=cfg.shared_units,
             dropout=cfg.dropout,
+            pooling=cfg.pooling,
             n_classes=cfg.n_classes,
             seed=cfg.seed,
         )
