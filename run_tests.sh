@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
-vpy="$(scripts/bootstrap.sh)"
+vpy="$(AFFECT_TEST_EXTRAS=1 scripts/bootstrap.sh)"
 export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
 # Code checks first (seconds): style and format (ruff), the layers contract (import-linter,
 # docs/architecture.md) and types (mypy on core and inference). Output only when one fails.

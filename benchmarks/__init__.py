@@ -2,6 +2,7 @@
 
     python -m benchmarks [--quick] [--only NAME,...] [--out DIR] [--run-dir RUN ...] [--run-e2e]
                          [--scale-sizes N,N,...] [--levers-data fer2013.zip]
+                         [--recipe-data fer2013.zip --recipe-profile fer2013-gpu]
 
 Each benchmark measures the project's way and the coursework's way in the same process run,
 interleaved, so the noise of a shared machine falls on both; results are ratios as well as
@@ -24,4 +25,5 @@ BENCHMARKS: tuple[str, ...] = (
     "scale",
     "step",
     "levers",
+    "recipe",
 )

@@ -84,6 +84,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--levers", default="", metavar="NAME,...", help="levers: which to train (default all)"
     )
+    p.add_argument(
+        "--recipe-data",
+        default="",
+        metavar="SOURCE",
+        help="recipe: the faces the profile trains on (zip or folder; full mode needs it, "
+        "unless --work already holds the prepared run folder)",
+    )
+    p.add_argument(
+        "--recipe-profile",
+        default="fer2013-gpu",
+        help="recipe: the profile whose models are trained and scored (default fer2013-gpu)",
+    )
+    p.add_argument(
+        "--recipe-minutes",
+        type=float,
+        default=None,
+        help="recipe: training minutes per model (default: the profile's budget)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -128,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         levers = parse_levers(args.levers)
         if not args.levers_minutes > 0:
             raise ValueError(f"--levers-minutes must be positive, got {args.levers_minutes}")
+        recipe_profile = config.get_profile(args.recipe_profile).name
+        if args.recipe_minutes is not None and not args.recipe_minutes > 0:
+            raise ValueError(f"--recipe-minutes must be positive, got {args.recipe_minutes}")
     except Exception as exc:  # ValueError, ConfigError: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         levers_data=Path(args.levers_data).expanduser().resolve() if args.levers_data else None,
         levers_minutes=args.levers_minutes,
         levers=levers,
+        recipe_data=Path(args.recipe_data).expanduser().resolve() if args.recipe_data else None,
+        recipe_profile=recipe_profile,
+        recipe_minutes=args.recipe_minutes,
     )
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

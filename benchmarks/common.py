@@ -159,6 +159,9 @@ class Context:
     levers_data: Path | None = None  # --levers-data: FER-2013 for the levers benchmark
     levers_minutes: float = 10.0  # --levers-minutes: training budget per lever
     levers: tuple[str, ...] = ()  # --levers: names of benchmarks.levers.LEVERS; () all
+    recipe_data: Path | None = None  # --recipe-data: the faces the recipe profile trains on
+    recipe_profile: str = "fer2013-gpu"  # --recipe-profile
+    recipe_minutes: float | None = None  # --recipe-minutes: training budget; None: the profile's
     _made: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -368,6 +371,23 @@ def _version(*names: str) -> str | None:
     return None
 
 
+def _gpu_name() -> str | None:
+    """The NVIDIA GPUs' names, as nvidia-smi gives them; None without one."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return ", ".join(names) if done.returncode == 0 and names else None
+
+
 def machine_facts() -> dict[str, Any]:
     """What the figures depend on, recorded once per run (load average: how busy it was)."""
     try:
@@ -386,6 +406,9 @@ def machine_facts() -> dict[str, Any]:
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow", "tensorflow-cpu"),
         "keras": _version("keras"),
+        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "jax": _version("jax"),
+        "gpu": _gpu_name(),
         "numpy": _version("numpy"),
         "opencv": _version("opencv-python-headless", "opencv-python"),
         "albumentations": _version("albumentations"),
@@ -395,13 +418,13 @@ def machine_facts() -> dict[str, Any]:
 
 
 def finish_facts(facts: dict[str, Any]) -> None:
-    """Facts known only after the benchmarks ran: load at the end, GPUs if TF was loaded."""
+    """Facts known only after the benchmarks ran: load at the end, GPUs if Keras was loaded."""
     if hasattr(os, "getloadavg"):
         facts["load_average_end"] = list(os.getloadavg())
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
+    if sys.modules.get("keras") is not None:
+        from helpers.train import backend
 
-        facts["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+        facts["gpus"] = backend.gpu_names()
 
 
 # --------------------------------------------------------------------------- results

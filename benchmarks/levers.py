@@ -99,19 +99,20 @@ def parse_levers(text: str) -> tuple[str, ...]:
     return names
 
 
-def prepare(source: Path, run_root: Path, seed: int) -> Any:
-    """A run folder as notebooks 01 and 03 leave it for the profile (made once, then reused)."""
-    from helpers.core import records
+def prepare(source: Path, run_root: Path, seed: int, profile: str = PROFILE) -> Any:
+    """A run folder as notebooks 01 and 03 leave it for a profile (made once, then reused)."""
     from helpers.core.run_folder import RunFolder
+
+    run = RunFolder(run_root)
+    if run.augment_settings.is_file():  # reused as it is: no image hashing needed
+        return run
+    from helpers.core import records
     from helpers.data import augment as aug
     from helpers.data import datasets, eda, splits
     from helpers.run import profiles
 
-    run = RunFolder(run_root)
-    if run.augment_settings.is_file():
-        return run
     run_root.mkdir(parents=True, exist_ok=True)
-    params = profiles.resolve(PROFILE)
+    params = profiles.resolve(profile)
     table = datasets.read_source(source, progress=False).records
     records.validate_records(table)
     hashes = eda.image_hashes(table, progress=False)
@@ -137,6 +138,13 @@ def prepare(source: Path, run_root: Path, seed: int) -> Any:
         seed=seed,
     ).write(run.augment_settings)
     return run
+
+
+def budget(ctx: Context, minutes: float | None) -> dict[str, Any]:
+    """Training overrides: the minutes given (None: the profile's), or --quick's two steps."""
+    if ctx.quick:
+        return {"epochs": 1, "max_steps_per_epoch": 2, "time_budget_minutes": None, "batch_size": 8}
+    return {"time_budget_minutes": minutes}
 
 
 def _scores(model: Any, test_table: Any) -> dict[str, list[float]]:
@@ -210,18 +218,13 @@ def train_lever(ctx: Context, run: Any, name: str, minutes: float) -> dict[str, 
     if lever.augment and settings is not None:
         config = AugmentConfig.from_dict({**settings.config.to_dict(), **lever.augment})
         settings = replace(settings, config=config)
-    budget: dict[str, Any] = (
-        {"epochs": 1, "max_steps_per_epoch": 2, "time_budget_minutes": None, "batch_size": 8}
-        if ctx.quick
-        else {"time_budget_minutes": minutes}
-    )
     cfg = profiles.train_config(
         PROFILE,
         MODEL,
         seed=ctx.seed,
         verbose=0,
         heads=pipeline.heads_with_targets(inputs.train),  # as notebook 04
-        **{**lever.train, **budget},  # --quick's tiny budget wins over a lever's batch size
+        **{**lever.train, **budget(ctx, minutes)},  # --quick's wins over a lever's batch size
     )
     kept = _keep_last_weights(ENSEMBLE_LAST)
     start = time.perf_counter()

@@ -31,19 +31,19 @@ vpy="$venv/bin/python"
 # It does not name the TensorFlow flavour, so a second call finds it unchanged and skips pip.
 stamp="$venv/.affect-stamp"
 want="$(cat "$root/requirements.txt" "$root/pyproject.toml" | sha256sum | cut -c1-16)"
+log="$venv/.affect-install.log"
+# pip's own output goes to the log; on a failure its last lines are shown, with the log's path.
+pip_install() {
+  if ! "$vpy" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; then
+    tail -n 25 "$log" >&2
+    say "error: pip install $* failed; the whole log is $log"
+    exit 1
+  fi
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   say "environment up to date ($venv)"
 else
-  log="$venv/.affect-install.log"
   : > "$log"
-  # pip's own output goes to the log; on a failure its last lines are shown, with the log's path.
-  pip_install() {
-    if ! "$vpy" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1; then
-      tail -n 25 "$log" >&2
-      say "error: pip install $* failed; the whole log is $log"
-      exit 1
-    fi
-  }
   say "installing packages into $venv (first run: a few minutes; pip's log: $log)"
   # Which TensorFlow: leave a working one alone (Colab, a user's own CUDA build), else by GPU.
   if "$vpy" -c "import tensorflow" >/dev/null 2>&1; then
@@ -65,5 +65,16 @@ else
   "$vpy" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (facial affect)" >>"$log" 2>&1
   echo "$want" > "$stamp"
   say "environment ready"
+fi
+# ./run_tests.sh asks for the test-only packages too (AFFECT_TEST_EXTRAS=1), with their own stamp,
+# so run_all.sh and run_tests.sh do not undo each other's installs.
+if [ "${AFFECT_TEST_EXTRAS:-0}" = 1 ]; then
+  test_stamp="$venv/.affect-stamp-tests"
+  test_want="$(sha256sum < "$root/requirements-tests.txt" | cut -c1-16)"
+  if [ ! -f "$test_stamp" ] || [ "$(cat "$test_stamp")" != "$test_want" ]; then
+    say "installing the test-only packages (requirements-tests.txt)"
+    pip_install -r "$root/requirements-tests.txt"
+    echo "$test_want" > "$test_stamp"
+  fi
 fi
 echo "$vpy"

@@ -271,6 +271,36 @@ def test_levers_train_and_score_every_lever(quick_run: dict[str, Any]) -> None:
     assert len(bench["levers"]["tables"][0]["rows"]) == len(LEVERS)
 
 
+def test_recipe_trains_and_scores_the_profiles_models(quick_run: dict[str, Any]) -> None:
+    """Each of the GPU profile's models trained and scored on test, without and with the
+    profile's test-time augmentation, each figure with its interval."""
+    from helpers.run import profiles
+
+    bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
+    recipe = bench["recipe"]
+    profile = profiles.resolve("fer2013-gpu")
+    models = recipe["results"]["models"]
+    assert [m["model"] for m in models] == list(profile["models"])
+    for m in models:
+        assert m["epochs"] == 1 and m["params"] > 0 and m["backend"] == "tensorflow"
+        assert m["input_pipeline"] == "tf.data" and m["tta"] == profile["tta"] == "tencrop"
+        assert set(m["test"]) == {"none", "tencrop"}
+        for scored in m["test"].values():
+            for key in ("accuracy", "f1_macro"):
+                low, high = scored[f"{key}_ci"]
+                assert 0.0 <= low <= scored[key] <= high <= 1.0
+    assert len(recipe["tables"][0]["rows"]) == 2 * len(models)
+    run = quick_run["out"].parent / "work" / "recipe" / "run" / "fer2013-gpu"
+    assert (run / "augment.json").is_file()
+
+
+def test_recipe_needs_faces_in_full_mode(tmp_path: Path) -> None:
+    from benchmarks import recipe
+
+    with pytest.raises(Skip, match="--recipe-data"):
+        recipe.run(Context(quick=False, out=tmp_path, work=tmp_path))
+
+
 def test_step_rates_every_variant_and_splits_the_step_by_block(
     quick_run: dict[str, Any],
 ) -> None:

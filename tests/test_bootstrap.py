@@ -97,3 +97,20 @@ def test_a_failed_pip_install_shows_its_last_lines_and_the_log(tmp_path: Path) -
     assert "no matching distribution for keras" in done.stderr
     assert f"the whole log is {venv / '.affect-install.log'}" in done.stderr
     assert not (venv / ".affect-stamp").exists()
+
+
+def test_test_extras_install_once_and_apart_from_the_main_packages(tmp_path: Path) -> None:
+    """./run_tests.sh adds requirements-tests.txt (a second Keras backend); ./run_all.sh does
+    not, and neither undoes the other's stamp."""
+    venv = _fake_venv(tmp_path)
+    plain = _bootstrap(venv)
+    assert plain.returncode == 0
+    calls = (venv / "bin" / "pip-calls").read_text().splitlines()
+    assert not any("requirements-tests.txt" in c for c in calls)
+    tests = _bootstrap(venv, AFFECT_TEST_EXTRAS="1")
+    assert tests.returncode == 0 and "environment up to date" in tests.stderr
+    added = (venv / "bin" / "pip-calls").read_text().splitlines()[len(calls) :]
+    assert len(added) == 1 and "requirements-tests.txt" in added[0]
+    again = [_bootstrap(venv, AFFECT_TEST_EXTRAS="1"), _bootstrap(venv)]
+    assert all(d.returncode == 0 for d in again)
+    assert len((venv / "bin" / "pip-calls").read_text().splitlines()) == len(calls) + 1

@@ -414,3 +414,99 @@ def test_a_large_jpeg_decodes_reduced_but_landmarks_keep_its_stored_pixels(tmp_p
         to_model_space(lnd, 224, 224, 48) / 48,
         atol=1e-6,
     )
+
+
+def _pydataset_pass(ds: pipeline.TableBatches) -> list:
+    """One pass as Keras fit() reads a PyDataset: worker threads, then the epoch's end."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    adapter = PyDatasetAdapter(ds, shuffle=False)
+    adapter.on_epoch_begin()
+    batches = list(adapter.get_numpy_iterator())
+    adapter.on_epoch_end()
+    return batches
+
+
+def test_pydataset_gives_the_tf_data_batches(tmp_path):
+    """Same rows, order, augmentation and sample weights, epoch by epoch, from worker threads;
+    take() as tf.data's."""
+    table = _table(tmp_path)
+    common = {
+        "image_size": 24,
+        "channels": 3,
+        "batch_size": 4,
+        "training": True,
+        "seed": 7,
+        "augmenter": make_online_augmenter(AugmentConfig(affine_p=1.0), 7),
+        "class_weights": {c: 1.0 + c for c in range(8)},
+    }
+    graph = make_dataset(table, epoch_clock=EpochClock(), **common)
+    clock = EpochClock()
+    python = pipeline.make_pydataset(table, epoch_clock=clock, workers=3, **common)
+    assert len(python) == int(graph.cardinality()) == 3
+    for _epoch in range(2):
+        assert _equal(_pydataset_pass(python), _batches(graph))
+    assert clock.peek() == 2  # each pass ended its epoch
+    clock.set(0)  # fit()'s callback pins the epoch; the first epoch again
+    assert _equal(_pydataset_pass(python), _batches(make_dataset(table, **common)))
+    plain = {k: v for k, v in common.items() if k not in ("augmenter", "class_weights")}
+    evaluation = {**plain, "training": False}
+    assert _equal(
+        _pydataset_pass(pipeline.make_pydataset(table, **evaluation)),
+        _batches(make_dataset(table, **evaluation)),
+    )
+    few = pipeline.make_pydataset(table, **plain).take(2)
+    assert len(few) == 2
+    assert _equal(_pydataset_pass(few), _batches(make_dataset(table, **plain).take(2)))
+
+
+def test_pydataset_raises_the_data_error_naming_the_file(tmp_path):
+    table = _table(tmp_path, n=3)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    bad = table.assign(image=table["image"].where(table.index != 2, str(tmp_path / "bad.png")))
+    ds = pipeline.make_pydataset(
+        bad, image_size=16, channels=3, batch_size=2, training=False, cache=False
+    )
+    with pytest.raises(DataError) as caught, pipeline.surface_data_errors():
+        _pydataset_pass(ds)
+    assert caught.value.path.endswith("bad.png")
+    with pytest.raises(IndexError):
+        ds[2]
+
+
+def test_training_and_scoring_run_on_jax_without_tensorflow(tmp_path):
+    """KERAS_BACKEND=jax with TensorFlow unimportable: train() reads the PyDataset, the card
+    names the backend, and predict_table scores with ten-crop (a GPU machine may have JAX and
+    no TensorFlow build)."""
+    table = _table(tmp_path, n=16)
+    table.to_pickle(tmp_path / "table.pkl")
+    code = f"""
+import sys
+sys.modules["tensorflow"] = None  # any import of it fails
+import pandas as pd
+from helpers.evaluation.predictions import predict_table
+from helpers.train.config import TrainConfig
+from helpers.train.fit import train
+table = pd.read_pickle({str(tmp_path / "table.pkl")!r})
+cfg = TrainConfig(model="custom_cnn", image_size=24, epochs=2, batch_size=4, verbose=0,
+                  shared_units=8, heads=("expression", "valence"))
+result = train(cfg, table.iloc[:12], table.iloc[12:], {str(tmp_path / "run")!r},
+               augment_settings={{"online": True, "config": {{"rotate_limit": 5.0}}, "seed": 0}})
+pred = predict_table(result.model, table.iloc[12:], progress=False, tta="tencrop")
+card = result.card
+print(card["versions"]["backend"], card["data"]["input_pipeline"], card["epochs_run"],
+      len(pred), pred["expression_pred"].between(0, 7).all())
+"""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-5:] == ["jax", "python", "2", "4", "True"]

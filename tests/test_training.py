@@ -402,6 +402,31 @@ def test_pooling_reaches_the_model_and_its_card(tmp_path):
         TrainConfig(model="custom_cnn", pooling="max")
 
 
+def test_python_input_pipeline_trains_as_tf_data_does(tmp_path):
+    """input_pipeline="python" (the PyDataset JAX and PyTorch read) feeds the same batches, so
+    the same seed gives the same losses; the card says which loader fed the model."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    settings = {"online": True, "config": {"rotate_limit": 10.0}, "seed": 0}
+    runs = {
+        loader: train(
+            _config(epochs=2, input_pipeline=loader),
+            train_rows,
+            val_rows,
+            tmp_path / loader.replace(".", "_"),
+            augment_settings=settings,
+        )
+        for loader in ("tf.data", "python")
+    }
+    graph, python = runs["tf.data"], runs["python"]
+    assert graph.card["data"]["input_pipeline"] == "tf.data"
+    assert python.card["data"]["input_pipeline"] == "python"
+    assert python.card["versions"]["backend"] == "tensorflow"
+    for column in ("loss", "val_loss"):
+        np.testing.assert_allclose(python.history[column], graph.history[column], rtol=1e-4)
+    with pytest.raises(ConfigError, match=r"TrainConfig\.input_pipeline"):
+        TrainConfig(model="custom_cnn", input_pipeline="torch")
+
+
 def test_time_budget_must_be_positive():
     with pytest.raises(ConfigError, match="time_budget_minutes"):
         TrainConfig(model="custom_cnn", time_budget_minutes=0)
@@ -464,11 +489,11 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from helpers.train import fit
+from helpers.train import backend, fit
 from helpers.train.config import TrainConfig
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-fit._strategy = lambda: strategy  # what _strategy() returns with two GPUs, on two CPU devices
+backend.strategy = lambda: strategy  # what strategy() returns with two GPUs, on two CPU devices
 table = pd.read_pickle(sys.argv[1])
 train, val = (table[table["split"] == s].reset_index(drop=True) for s in ("train", "val"))
 cfg = TrainConfig(model="custom_cnn", image_size=32, epochs=1, batch_size=8, verbose=0,

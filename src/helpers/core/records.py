@@ -191,13 +191,21 @@ def validate_records(df: pd.DataFrame, where: str = "records table") -> None:
 
 
 def landmarks_to_arrow(column: pd.Series) -> pa.Array:
-    """Landmarks as fixed_size_list<float32>[136], null where absent."""
+    """Landmarks as list<float32> (136 values a row), null where absent.
+
+    Not a fixed_size_list: pyarrow 25 cannot read back a null row of one that pyarrow 26 wrote
+    ("Expected all lists to be of size=136"), and a run folder must open on a machine with
+    another pyarrow (Colab, a GPU box). load_records checks the 136 values on reading.
+    """
     present = ~column.map(_absent).to_numpy(dtype=bool)
-    flat = np.zeros((len(column), LANDMARK_VALUES), dtype=np.float32)
-    if present.any():
-        flat[present] = np.stack([np.asarray(v, np.float32).reshape(-1) for v in column[present]])
-    return pa.FixedSizeListArray.from_arrays(
-        pa.array(flat.reshape(-1)), LANDMARK_VALUES, mask=pa.array(~present)
+    values = (
+        np.stack([np.asarray(v, np.float32).reshape(-1) for v in column[present]])
+        if present.any()
+        else np.zeros((0, LANDMARK_VALUES), np.float32)
+    )
+    offsets = np.concatenate([[0], np.cumsum(present * LANDMARK_VALUES)]).astype(np.int32)
+    return pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(values.reshape(-1)), mask=pa.array(~present)
     )
 
 

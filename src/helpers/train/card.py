@@ -108,9 +108,9 @@ def make_card(
 ) -> dict[str, Any]:
     """The model card: how the model was made and how it did on validation."""
     import keras
-    import tensorflow as tf
 
     from helpers.models.factory import model_metadata
+    from helpers.train import backend
 
     best: dict[str, Any] = {"monitor": monitor, "value": None, "epoch": None, "metrics": {}}
     if monitor in history.columns and np.isfinite(history[monitor].to_numpy(float)).any():
@@ -138,7 +138,7 @@ def make_card(
             "training_time_s": float(history["time_s"].sum()) if "time_s" in history else None,
             "images_per_s": _throughput(history),
             "versions": {
-                "tensorflow": tf.__version__,
+                **backend.versions(),
                 "keras": keras.__version__,
                 "numpy": np.__version__,
                 "python": platform.python_version(),

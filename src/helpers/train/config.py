@@ -16,6 +16,7 @@ from helpers.core.labels import HEADS, check_heads
 from helpers.models import factory, registry, transfer
 from helpers.models import losses as losses_module
 from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
+from helpers.train.backend import INPUT_PIPELINES
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 # plateau: cut the learning rate when validation stalls; cosine: anneal it to min_lr over the
@@ -98,6 +99,8 @@ class TrainConfig:
     tensorboard: bool = False
     cache: str = "auto"  # auto | memory | disk | none (decoded images)
     cache_memory_limit_gb: float = 2.0  # "auto" caches in memory up to this size, else on disk
+    # auto: tf.data with TensorFlow, a Keras PyDataset on JAX or PyTorch (the same batches)
+    input_pipeline: str = "auto"  # auto | tf.data | python
     profile: str | None = None
     verbose: int = 2  # Keras: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -159,6 +162,7 @@ class TrainConfig:
             "transfer": transfer.TRANSFER_MODES,
             "pooling": factory.POOLINGS,
             "cache": CACHE_MODES,
+            "input_pipeline": INPUT_PIPELINES,
             "mixed_precision": ("auto", True, False),
             "verbose": (0, 1, 2),
         }

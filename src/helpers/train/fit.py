@@ -19,11 +19,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import pandas as pd
-import tensorflow as tf
 
 from helpers.core.jsonio import json_ready
 from helpers.core.records import load_records
@@ -32,6 +31,7 @@ from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
 from helpers.models.saving import load_trained
+from helpers.train import backend
 from helpers.train.callbacks import (
     CosineAnneal,
     EpochLine,
@@ -50,6 +50,7 @@ from helpers.train.pipeline import (
     EpochClock,
     cache_bytes,
     make_dataset,
+    make_pydataset,
     surface_data_errors,
 )
 from helpers.train.resume import (
@@ -58,6 +59,9 @@ from helpers.train.resume import (
     check_resumable,
     read_progress,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +135,8 @@ def _dtype_policy(mixed: bool) -> Iterator[None]:
 def _use_mixed_precision(setting: str | bool) -> bool:
     """ "auto": on with a GPU, where float16 is fast; on a CPU it only slows things down."""
     if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
+        return backend.gpu_count() > 0
     return bool(setting)
-
-
-def _strategy() -> tf.distribute.Strategy:
-    """Data parallelism over every visible GPU, else the default (single device) strategy."""
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 
 class _Collect(logging.Handler):
@@ -231,8 +229,9 @@ def _datasets(
     val_table: pd.DataFrame | None,
     augment_settings: AugmentSettings | Mapping[str, Any] | None,
     cache_dir: Path,
-) -> tuple[tf.data.Dataset, tf.data.Dataset | None, EpochClock, dict[str, Any]]:
-    """Training and validation pipelines, the clock fit() drives, and facts for the card."""
+) -> tuple[Any, Any, EpochClock, dict[str, Any]]:
+    """Training and validation batches (tf.data or a PyDataset: the same batches), the clock
+    fit() drives, and facts for the card."""
     augmenter, class_weights = _augment_options(augment_settings)
     has_val = val_table is not None and len(val_table) > 0
     tables = {"train": train_table, **({"val": val_table} if has_val else {})}
@@ -245,7 +244,9 @@ def _datasets(
         "heads": cfg.heads,
         "seed": cfg.seed,
     }
-    train_ds = make_dataset(
+    loader = backend.input_pipeline(cfg.input_pipeline)
+    make = make_dataset if loader == "tf.data" else make_pydataset
+    train_ds = make(
         train_table,
         training=True,
         augmenter=augmenter,
@@ -258,10 +259,9 @@ def _datasets(
     if cfg.max_steps_per_epoch is not None:  # a new random subset every epoch, same clock
         train_ds = train_ds.take(cfg.max_steps_per_epoch)
         n_seen = min(n_seen, cfg.max_steps_per_epoch * cfg.batch_size)
-    val_ds = (
-        make_dataset(val_table, training=False, cache=caches["val"], **common) if has_val else None
-    )
+    val_ds = make(val_table, training=False, cache=caches["val"], **common) if has_val else None
     facts = {
+        "input_pipeline": loader,
         "train_rows": len(train_table),
         "images_per_epoch": n_seen,
         "val_rows": len(val_table) if has_val else 0,
@@ -316,7 +316,7 @@ def train(
 
     keras.utils.set_random_seed(cfg.seed)
     mixed = _use_mixed_precision(cfg.mixed_precision)
-    strategy = _strategy()
+    strategy = backend.strategy()
     with _dtype_policy(mixed), strategy.scope():
         model, pretrained, build_messages = _build(cfg)
     phases = plan_phases(cfg, pretrained)
@@ -326,9 +326,7 @@ def train(
         "mixed_precision": mixed,
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
-        "devices": [
-            d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "CPU")
-        ],
+        "devices": backend.device_names(),
         "resumed": resuming,
     }
     if not pretrained and (cfg.warmup_epochs or cfg.transfer != "full"):
@@ -418,13 +416,13 @@ def _run_phase(
     cfg: TrainConfig,
     phase: Phase,
     index: int,
-    train_ds: tf.data.Dataset,
-    val_ds: tf.data.Dataset | None,
+    train_ds: Any,
+    val_ds: Any,
     clock: EpochClock,
     monitor: str,
     paths: dict[str, Path],
     n_train: int,
-    strategy: tf.distribute.Strategy,
+    strategy: tf.distribute.Strategy | backend.SingleDevice,
     tensorboard: bool,
     extra: Sequence[keras.callbacks.Callback],
     budget: TimeBudget | None = None,

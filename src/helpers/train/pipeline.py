@@ -1,4 +1,8 @@
-"""tf.data input pipelines: a records table in, (images, targets[, sample weights]) batches out.
+"""Input pipelines: a records table in, (images, targets[, sample weights]) batches out.
+
+Two loaders deliver the same batches: make_dataset (tf.data, for the TensorFlow backend) and
+make_pydataset (a Keras PyDataset, for any Keras backend: JAX or PyTorch where TensorFlow is not
+installed). TensorFlow is imported only by the first.
 
 Each image is decoded and resized once into a random-access cache (in memory, in a
 memory-mapped file, or not at all), so every epoch can take a full fresh permutation of the
@@ -18,18 +22,18 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import parse_uri
@@ -37,6 +41,9 @@ from helpers.core.labels import HEADS, check_heads
 from helpers.core.landmarks import N_POINTS, to_model_space
 from helpers.core.preprocess import decode_for_model
 from helpers.core.records import landmarks_array
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 Augmenter = Callable[[np.ndarray, np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
 _NO_EPOCH = -1  # evaluation passes: no augmentation
@@ -57,6 +64,11 @@ class EpochClock:
         with self._lock:
             epoch, self._next = self._next, self._next + 1
         return np.int64(epoch)
+
+    def peek(self) -> int:
+        """The epoch of the next pass, without taking it (a PyDataset reads it per batch)."""
+        with self._lock:
+            return self._next
 
     def set(self, epoch: int) -> None:
         """The next pass belongs to `epoch` (also after a resume, whatever ran before)."""
@@ -203,12 +215,21 @@ def surface_data_errors() -> Iterator[None]:
         _last_error.clear()
     try:
         yield
-    except tf.errors.OpError as op_error:
+    except Exception as error:
+        if not _is_op_error(error):
+            raise  # a PyDataset raises the DataError itself
         with _error_lock:
             found = _last_error[0] if _last_error else None
         if found is None:
             raise
-        raise found from op_error
+        raise found from error
+
+
+def _is_op_error(error: BaseException) -> bool:
+    """A TensorFlow op error (only when TensorFlow is loaded: other backends never raise one)."""
+    tf_module = sys.modules.get("tensorflow")
+    errors = getattr(tf_module, "errors", None)
+    return errors is not None and isinstance(error, errors.OpError)
 
 
 def check_images(table: pd.DataFrame) -> None:
@@ -314,6 +335,106 @@ def _validate(n: int, image_size: Any, channels: Any, batch_size: Any, seed: Any
         raise ConfigError("make_dataset: the table has no rows")
 
 
+class _TableSource:
+    """What both loaders share: the decoded cache, the targets as arrays and one batch's work."""
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        *,
+        image_size: int,
+        channels: int,
+        heads: tuple[str, ...],
+        augmenter: Augmenter | None,
+        cache: bool | str | os.PathLike,
+        class_weights: Mapping[Any, float] | None,
+    ):
+        self.n, self.size, self.channels, self.heads = len(table), image_size, channels, heads
+        uris = table["image"].astype(str).to_numpy()
+        unique, self.slots = np.unique(uris, return_inverse=True)
+        self.store = DecodedCache(
+            list(unique),
+            image_size,
+            channels,
+            path=cache if isinstance(cache, (str, os.PathLike)) else None,
+            enabled=cache is not False and cache is not None,
+        )
+        self.points = (
+            landmarks_array(table)
+            if "landmarks" in table.columns
+            else np.full((self.n, N_POINTS, 2), np.nan, np.float32)
+        )
+        self.augment = augmenter
+        self.columns = {
+            "expression": _expression_column(table),
+            "valence": _float_column(table, "valence")[:, None],
+            "arousal": _float_column(table, "arousal")[:, None],
+        }
+        self.weights = (
+            None
+            if class_weights is None
+            else _sample_weights(self.columns["expression"], class_weights)
+        )
+
+    def _fetch(
+        self, row: int, epoch: int, image: np.ndarray, hw: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Image and landmarks of one decoded row, augmented for this epoch."""
+        size = self.size
+        pts = to_model_space(self.points[row], *hw, size)
+        if self.augment is not None and epoch >= 0:
+            image, pts = self.augment(image, pts, row, epoch)
+            image = np.asarray(image, np.uint8).reshape(size, size, self.channels)
+        return image, np.asarray(pts, np.float32).reshape(N_POINTS * 2) / np.float32(size)
+
+    def pixels(self, rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A whole batch in one Python call: per-image calls would cost more than the work."""
+        images = np.empty((len(rows), self.size, self.size, self.channels), np.uint8)
+        lnds = np.empty((len(rows), N_POINTS * 2), np.float32)
+        try:
+            decoded = self.store.get_many(self.slots[rows])
+            for i, (row, epoch, (image, hw)) in enumerate(zip(rows, epochs, decoded, strict=False)):
+                images[i], lnds[i] = self._fetch(int(row), int(epoch), image, hw)
+        except DataError as error:
+            _remember(error)
+            raise
+        return images, lnds
+
+    def fill(self) -> None:
+        """Decode every image now (a PyDataset's worker threads then only augment)."""
+        for start in range(0, len(self.store.uris), 1024):
+            self.store.get_many(range(start, min(start + 1024, len(self.store.uris))))
+
+
+def _prepare(
+    table: pd.DataFrame,
+    image_size: Any,
+    channels: Any,
+    batch_size: Any,
+    heads: Any,
+    training: bool,
+    seed: Any,
+    augmenter: Augmenter | None,
+    cache: bool | str | os.PathLike,
+    class_weights: Mapping[Any, float] | None,
+    check_files: bool,
+) -> _TableSource:
+    """Checks shared by both loaders, then the source they read."""
+    heads = check_heads(heads)
+    _validate(len(table), image_size, channels, batch_size, seed)
+    if check_files:
+        check_images(table)
+    return _TableSource(
+        table,
+        image_size=int(image_size),
+        channels=int(channels),
+        heads=heads,
+        augmenter=augmenter if training else None,
+        cache=cache,
+        class_weights=class_weights,
+    )
+
+
 def make_dataset(
     table: pd.DataFrame,
     *,
@@ -330,7 +451,7 @@ def make_dataset(
     epoch_clock: EpochClock | None = None,
     check_files: bool = True,
 ) -> tf.data.Dataset:
-    """Batches for model.fit/evaluate/predict from a records table (see the module docstring).
+    """tf.data batches for model.fit/evaluate/predict from a records table (module docstring).
 
     training: a fresh seeded permutation each epoch and `augmenter(image, landmarks, row,
     epoch)` after the cache; otherwise table order, no augmentation. cache: True (memory),
@@ -338,66 +459,29 @@ def make_dataset(
     epoch_clock: share one with training's callback so fit()'s epoch drives order and
     augmentation; without it each pass over the dataset is the next epoch.
     """
-    heads = check_heads(heads)
-    n = len(table)
-    _validate(n, image_size, channels, batch_size, seed)
-    if check_files:
-        check_images(table)
-    size, n_channels = int(image_size), int(channels)
-    uris = table["image"].astype(str).to_numpy()
-    unique, slots = np.unique(uris, return_inverse=True)
-    store = DecodedCache(
-        list(unique),
-        size,
-        n_channels,
-        path=cache if isinstance(cache, (str, os.PathLike)) else None,
-        enabled=cache is not False and cache is not None,
-    )
-    points = (
-        landmarks_array(table)
-        if "landmarks" in table.columns
-        else np.full((n, N_POINTS, 2), np.nan, np.float32)
-    )
-    augment = augmenter if training else None
+    import tensorflow as tf
 
-    def fetch(
-        row: int, epoch: int, image: np.ndarray, hw: tuple[int, int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Image and landmarks of one decoded row, augmented for this epoch."""
-        pts = to_model_space(points[row], *hw, size)
-        if augment is not None and epoch >= 0:
-            image, pts = augment(image, pts, row, epoch)
-            image = np.asarray(image, np.uint8).reshape(size, size, n_channels)
-        return image, np.asarray(pts, np.float32).reshape(N_POINTS * 2) / np.float32(size)
-
-    columns = {
-        "expression": tf.constant(_expression_column(table)),
-        "valence": tf.constant(_float_column(table, "valence")[:, None]),
-        "arousal": tf.constant(_float_column(table, "arousal")[:, None]),
-    }
-    weights = (
-        None
-        if class_weights is None
-        else tf.constant(_sample_weights(_expression_column(table), class_weights))
+    source = _prepare(
+        table,
+        image_size,
+        channels,
+        batch_size,
+        heads,
+        training,
+        seed,
+        augmenter,
+        cache,
+        class_weights,
+        check_files,
     )
-
-    def fetch_batch(rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A whole batch in one Python call: per-image calls would cost more than the work."""
-        images = np.empty((len(rows), size, size, n_channels), np.uint8)
-        lnds = np.empty((len(rows), N_POINTS * 2), np.float32)
-        try:
-            decoded = store.get_many(slots[rows])
-            for i, (row, epoch, (image, hw)) in enumerate(zip(rows, epochs, decoded, strict=False)):
-                images[i], lnds[i] = fetch(int(row), int(epoch), image, hw)
-        except DataError as error:
-            _remember(error)
-            raise
-        return images, lnds
+    n, size, n_channels, heads = source.n, source.size, source.channels, source.heads
+    columns = {head: tf.constant(values) for head, values in source.columns.items()}
+    weights = None if source.weights is None else tf.constant(source.weights)
 
     def load(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
         """One batch: images, targets per head[, sample weights per head]."""
         images, lnd = tf.numpy_function(
-            fetch_batch, [rows, epochs], [tf.uint8, tf.float32], stateful=False
+            source.pixels, [rows, epochs], [tf.uint8, tf.float32], stateful=False
         )
         images = tf.cast(tf.ensure_shape(images, [None, size, size, n_channels]), tf.float32)
         lnd = tf.ensure_shape(lnd, [None, N_POINTS * 2])
@@ -417,7 +501,7 @@ def make_dataset(
         def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
             """All rows once, in this epoch's order."""
             order = tf.numpy_function(
-                lambda e: epoch_order(n, seed, e), [epoch], tf.int64, stateful=False
+                lambda e: epoch_order(n, int(seed), e), [epoch], tf.int64, stateful=False
             )
             rows = tf.data.Dataset.from_tensor_slices(tf.ensure_shape(order, [n]))
             return rows.map(lambda r: (r, epoch))
@@ -438,6 +522,120 @@ def make_dataset(
         tf.data.experimental.assert_cardinality(steps_per_epoch(n, int(batch_size), drop_remainder))
     )
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class TableBatches(keras.utils.PyDataset):
+    """make_dataset's batches as a Keras PyDataset, so JAX and PyTorch backends train too.
+
+    Batch k of epoch e holds the same rows, augmented the same way, as tf.data's: the epoch
+    comes from the clock that fit()'s callback pins, so worker threads may build batches in any
+    order. The cache is filled before the first batch, so workers only augment.
+    """
+
+    def __init__(
+        self,
+        source: _TableSource,
+        *,
+        batch_size: int,
+        training: bool,
+        seed: int,
+        clock: EpochClock,
+        drop_remainder: bool,
+        workers: int,
+    ):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=16)
+        self.source, self.batch_size, self.training = source, int(batch_size), training
+        self.seed, self.clock = int(seed), clock
+        self.steps = steps_per_epoch(source.n, self.batch_size, drop_remainder)
+        self._order: tuple[int, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def take(self, count: int) -> TableBatches:
+        """The first `count` batches of each epoch, as tf.data's take (same object, shorter)."""
+        self.steps = min(self.steps, int(count))
+        return self
+
+    def _rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of one batch and the epoch each is augmented for."""
+        rows = np.arange(index * self.batch_size, min((index + 1) * self.batch_size, self.source.n))
+        if not self.training:
+            return rows, np.full(len(rows), _NO_EPOCH, np.int64)
+        epoch = self.clock.peek()
+        with self._lock:
+            if self._order is None or self._order[0] != epoch:
+                self._order = (epoch, epoch_order(self.source.n, self.seed, epoch))
+            order = self._order[1]
+        return order[rows], np.full(len(rows), epoch, np.int64)
+
+    def __getitem__(self, index: int) -> tuple:
+        if not 0 <= index < self.steps:
+            raise IndexError(f"batch {index} of {self.steps}")
+        rows, epochs = self._rows(int(index))
+        images, lnd = self.source.pixels(rows, epochs)
+        columns = self.source.columns
+        targets = {h: lnd if h == "landmarks" else columns[h][rows] for h in self.source.heads}
+        if self.source.weights is None:
+            return images.astype(np.float32), targets
+        ones = np.ones(len(rows), np.float32)
+        weights = {
+            h: self.source.weights[rows] if h == "expression" else ones for h in self.source.heads
+        }
+        return images.astype(np.float32), targets, weights
+
+    def on_epoch_end(self) -> None:
+        """The next pass is the next epoch (fit()'s callback pins it again at its start)."""
+        if self.training:
+            self.clock.set(self.clock.peek() + 1)
+
+
+def make_pydataset(
+    table: pd.DataFrame,
+    *,
+    image_size: int,
+    channels: int,
+    batch_size: int,
+    heads: Any = HEADS,
+    training: bool,
+    seed: int = 0,
+    augmenter: Augmenter | None = None,
+    cache: bool | str | os.PathLike = True,
+    class_weights: Mapping[Any, float] | None = None,
+    drop_remainder: bool = False,
+    epoch_clock: EpochClock | None = None,
+    check_files: bool = True,
+    workers: int | None = None,
+) -> TableBatches:
+    """make_dataset's batches for any Keras backend (same arguments, same batches).
+
+    workers: threads that build batches (default: one per core, at most 8).
+    """
+    source = _prepare(
+        table,
+        image_size,
+        channels,
+        batch_size,
+        heads,
+        training,
+        seed,
+        augmenter,
+        cache,
+        class_weights,
+        check_files,
+    )
+    if source.store.enabled:
+        source.fill()
+    return TableBatches(
+        source,
+        batch_size=int(batch_size),
+        training=training,
+        seed=int(seed),
+        clock=epoch_clock or EpochClock(),
+        drop_remainder=drop_remainder,
+        workers=workers or max(1, min(8, os.cpu_count() or 1)),
+    )
 
 
 # --------------------------------------------------------------------------- for notebooks

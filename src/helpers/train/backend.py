@@ -1,0 +1,105 @@
+"""The Keras backend that trains: what it sees (GPUs, devices), its versions, its data loader.
+
+TensorFlow is the backend the project installs and the only one with tf.data and
+MirroredStrategy; Keras 3 also trains the same models on JAX or PyTorch (KERAS_BACKEND), which a
+machine may have where TensorFlow has no build for its CUDA. Nothing here imports TensorFlow
+unless it is the backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+
+INPUT_PIPELINES = ("auto", "tf.data", "python")
+
+
+def name() -> str:
+    """ "tensorflow", "jax", "torch" or "numpy"."""
+    return str(keras.backend.backend())
+
+
+def input_pipeline(setting: str) -> str:
+    """The loader a setting means: "auto" is tf.data on TensorFlow, a PyDataset elsewhere."""
+    if setting == "auto":
+        return "tf.data" if name() == "tensorflow" else "python"
+    return setting
+
+
+def _devices() -> list[tuple[str, str]]:
+    """(kind, name) of every device the backend computes on, kind "GPU" or "CPU"."""
+    backend = name()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [
+            (d.device_type, d.name)
+            for d in tf.config.list_logical_devices()
+            if d.device_type in ("GPU", "CPU")
+        ]
+    if backend == "jax":
+        import jax
+
+        return [
+            ("GPU" if d.platform in ("gpu", "cuda", "rocm") else "CPU", str(d))
+            for d in jax.devices()
+        ]
+    if backend == "torch":
+        import torch
+
+        gpus = [("GPU", f"cuda:{i}") for i in range(torch.cuda.device_count())]
+        return gpus or [("CPU", "cpu")]
+    return [("CPU", "cpu")]
+
+
+def device_names() -> list[str]:
+    """Names of the devices training runs on, for the model card."""
+    return [device for _, device in _devices()]
+
+
+def gpu_names() -> list[str]:
+    """GPUs the backend can compute on (TensorFlow: physical ones, before any split)."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    return [device for kind, device in _devices() if kind == "GPU"]
+
+
+def gpu_count() -> int:
+    """How many: mixed precision and data parallelism depend on it."""
+    return len(gpu_names())
+
+
+class SingleDevice:
+    """The strategy of backends without tf.distribute: everything on the default device."""
+
+    num_replicas_in_sync = 1
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Nothing to enter: variables go where the backend puts them."""
+        yield
+
+
+def strategy() -> Any:
+    """Data parallelism over every visible GPU with TensorFlow, else one device."""
+    if name() != "tensorflow":
+        return SingleDevice()
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+
+def versions() -> dict[str, str]:
+    """The backend's name and version (TensorFlow's under its own key, as cards always had)."""
+    backend = name()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    version = importlib.import_module(module).__version__ if module else keras.__version__
+    out = {"backend": backend, backend: str(version)}
+    return out
