@@ -82,6 +82,17 @@ LEVERS: dict[str, Lever] = {
         "head dropout 0.1 (not 0.3)",
         {"lr_schedule": "cosine", "label_smoothing": 0.0, "dropout": 0.1},
     ),
+    "deep_cosine": Lever(
+        "the profile with its arithmetic moved to the small maps: one conv at 48 px (the costly "
+        "one per multiply on a CPU), three in each of the last two blocks (1, 2, 3, 3): 60% more "
+        "weights for about the same step",
+        {"backbone_options": {"convs": (1, 2, 3, 3)}},
+    ),
+    "blockdrop_cosine": Lever(
+        "the profile with half the blocks' dropout (0.05 a block: 0.05 to 0.2, not 0.1 to 0.4), "
+        "for an hour that underfits",
+        {"backbone_options": {"block_dropout": 0.05}},
+    ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
         "the aligned face a feature is",

@@ -74,6 +74,62 @@ def test_flatten_pooling_lets_the_head_see_where_a_feature_is():
         assert np.allclose(a, b, atol=1e-6) is same
 
 
+def _layers_named(model, prefix: str) -> list:
+    return [layer for layer in model.get_layer("backbone").layers if layer.name.startswith(prefix)]
+
+
+def test_backbone_options_shape_the_custom_cnn():
+    """convs per block and block_dropout reach the layers; the registry's own builder
+    arguments (vggnet's widths) stay under the options."""
+    options = {"convs": (1, 2, 3, 3), "block_dropout": 0.05}
+    model = build_model(
+        "custom_cnn", image_size=48, channels=1, heads=("expression",), backbone_options=options
+    )
+    convs = [len(_layers_named(model, f"block{b}_conv")) for b in (1, 2, 3, 4)]
+    assert convs == [1, 2, 3, 3]
+    rates = [model.get_layer("backbone").get_layer(f"block{b}_dropout").rate for b in (1, 2, 3, 4)]
+    assert np.allclose(rates, [0.05, 0.10, 0.15, 0.20])
+    default = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
+    assert [len(_layers_named(default, f"block{b}_conv")) for b in (1, 2, 3, 4)] == [2] * 4
+    assert model.count_params() > default.count_params()
+    wide = build_model("vggnet", image_size=48, channels=1, backbone_options={"convs": 1})
+    assert [
+        layer.filters
+        for layer in _layers_named(wide, "block")
+        if isinstance(layer, keras.layers.Conv2D)
+    ] == [64, 128, 256, 512]
+    assert model(_pixels(2, 48, 1))["expression"].shape == (2, 8)
+
+
+def test_backbone_options_reach_keras_applications_builders():
+    model = build_model(
+        "mobilenetv2",
+        image_size=32,
+        channels=3,
+        heads=("expression",),
+        backbone_options={"alpha": 0.35},
+    )
+    full = build_model("mobilenetv2", image_size=32, channels=3, heads=("expression",))
+    assert model.count_params() < full.count_params() / 2
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"conv": 2}, r"unknown backbone option\(s\) \['conv'\].*'block_dropout', 'convs'"),
+        ({"convs": (1, 2, 3)}, "one such integer per block"),
+        ({"convs": 0}, "convs must be"),
+        ({"block_dropout": 0.3}, "block_dropout"),
+        ({"pooling": "max"}, "unknown backbone option"),
+        ({"input_shape": (8, 8, 1)}, "unknown backbone option"),
+        (["convs"], "must map argument names"),
+    ],
+)
+def test_bad_backbone_options_name_what_is_valid(options, message):
+    with pytest.raises(ConfigError, match=message):
+        build_model("custom_cnn", image_size=48, channels=1, backbone_options=options)
+
+
 def test_unknown_name_raises_config_error_listing_the_valid_names():
     with pytest.raises(ConfigError) as caught:
         build_model("alexnet")
@@ -99,6 +155,8 @@ def test_unknown_name_raises_config_error_listing_the_valid_names():
         {"landmark_activation": "relu"},
         {"weights": "/nonexistent/weights.h5"},
         {"weights_fallback": "maybe"},
+        {"backbone_options": {"convs": 2}},  # VGG16's builder has no such argument
+        {"backbone_options": {"include_top": True}},
     ],
 )
 def test_bad_arguments_raise_config_error_before_any_work(bad, monkeypatch):

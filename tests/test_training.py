@@ -25,6 +25,7 @@ from helpers.train import fit as training
 from helpers.train.card import data_hash, read_history
 from helpers.train.config import TrainConfig, plan_phases
 from helpers.train.fit import train
+from helpers.train.resume import check_resumable
 
 SIZE = 32
 
@@ -400,6 +401,24 @@ def test_pooling_reaches_the_model_and_its_card(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"TrainConfig\.pooling"):
         TrainConfig(model="custom_cnn", pooling="max")
+
+
+def test_backbone_options_reach_the_model_its_card_and_resume(tmp_path):
+    """Options are built, recorded as JSON gives them back, and a backup made with other
+    options is not resumed under these."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    cfg = _config(epochs=1, backbone_options={"convs": [1, 2, 2, 2]})
+    assert cfg.backbone_options == {"convs": (1, 2, 2, 2)}
+    result = train(cfg, train_rows, val_rows, tmp_path / "run")
+    names = [layer.name for layer in result.model.get_layer("backbone").layers]
+    assert "block1_conv1" in names and "block1_conv2" not in names and "block2_conv2" in names
+    assert result.card["parameters"]["backbone_options"] == {"convs": [1, 2, 2, 2]}
+    progress = {"config": json.loads(json.dumps(cfg.to_dict()))}
+    check_resumable(progress, cfg, "data", tmp_path)  # its own backup: resumable
+    with pytest.raises(ConfigError, match="backbone_options"):
+        check_resumable(progress, _config(epochs=1), "data", tmp_path)
+    with pytest.raises(ConfigError, match=r"TrainConfig\.backbone_options.*'widths'"):
+        TrainConfig(model="custom_cnn", backbone_options={"width": (8, 8, 8, 8)})
 
 
 def test_python_input_pipeline_trains_as_tf_data_does(tmp_path):

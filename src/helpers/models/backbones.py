@@ -3,9 +3,11 @@ and a fallback, and what a randomly initialised one needs to learn."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -66,30 +68,87 @@ def custom_cnn(
     input_shape: tuple[int, int, int] = (48, 48, 1),
     name: str = BACKBONE_LAYER,
     widths: tuple[int, ...] = (32, 64, 128, 256),
+    convs: int | tuple[int, ...] = 2,
+    block_dropout: float = 0.1,
 ) -> keras.Model:
-    """VGG-style extractor for 48 px faces, trained from scratch: per block two 3x3 conv +
-    BatchNorm + ReLU, 2x2 max-pooling and rising dropout. The default widths are fast on a
-    CPU; `widths` (64, 128, 256, 512) is the VGGNet of Khaireddin & Chen (2021) for FER-2013.
+    """VGG-style extractor for 48 px faces, trained from scratch: per block `convs` 3x3 conv +
+    BatchNorm + ReLU, 2x2 max-pooling and dropout rising by `block_dropout` a block. The default
+    widths are fast on a CPU; `widths` (64, 128, 256, 512) is the VGGNet of Khaireddin & Chen
+    (2021) for FER-2013. `convs` per block (one number or one per block) moves arithmetic
+    between resolutions: on a CPU a conv at full resolution costs more per multiply than one on
+    a small map with many channels (benchmarks/RESULTS.md, step).
 
     Takes keras.applications' arguments so the registry builds it like any other; it has no
     classifier top and no published weights."""
     if include_top or weights not in (None, "imagenet"):
         raise ConfigError(f"{name}: builds the feature extractor only, without weights")
+    per_block = (convs,) * len(widths) if isinstance(convs, (int, np.integer)) else tuple(convs)
+    if len(per_block) != len(widths) or not all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in per_block
+    ):
+        raise ConfigError(
+            f"custom CNN {name!r}: convs must be an integer >= 1 or one such integer per block "
+            f"({len(widths)} blocks), got {convs!r}"
+        )
+    if (
+        isinstance(block_dropout, bool)
+        or not isinstance(block_dropout, (int, float))
+        or not 0.0 <= block_dropout * len(widths) < 1.0
+    ):
+        raise ConfigError(
+            f"custom CNN {name!r}: block_dropout must be >= 0 with "
+            f"{len(widths)} x block_dropout < 1, got {block_dropout!r}"
+        )
     inputs = keras.Input(input_shape)
     x = inputs
-    for block, filters in enumerate(widths, start=1):
-        for conv in (1, 2):
+    for block, (filters, n_convs) in enumerate(zip(widths, per_block, strict=True), start=1):
+        for conv in range(1, int(n_convs) + 1):
             x = layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}"
             )(x)
             x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
             x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-        x = layers.Dropout(0.1 * block, name=f"block{block}_dropout")(x)
+        x = layers.Dropout(block_dropout * block, name=f"block{block}_dropout")(x)
     return keras.Model(inputs, x, name=name)
 
 
-def _construct(entry: registry.ModelSpec, input_shape: tuple, weights: str | None) -> keras.Model:
+# Arguments the factory sets itself (or that would give keras.applications a top or a pooling
+# of its own): not backbone options.
+RESERVED_BUILDER_ARGS = (
+    "include_top",
+    "weights",
+    "input_shape",
+    "name",
+    "input_tensor",
+    "pooling",
+    "classes",
+    "classifier_activation",
+)
+
+
+def builder_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A model's backbone options checked against its builder's own arguments, so a typo
+    fails naming the valid ones instead of deep inside keras.applications."""
+    options = {} if options is None else options
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ConfigError(f"{name}: backbone_options must map argument names to values")
+    parameters = inspect.signature(registry.resolve(registry.get(name).builder)).parameters
+    valid = sorted(p for p in parameters if p not in RESERVED_BUILDER_ARGS and p != "kwargs")
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"{name}: unknown backbone option(s) {unknown}; its builder takes {valid}"
+        )
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def _construct(
+    entry: registry.ModelSpec,
+    input_shape: tuple,
+    weights: str | None,
+    options: Mapping[str, Any] | None = None,
+) -> keras.Model:
     """The feature extractor an entry names, without its classifier top."""
     build = registry.resolve(entry.builder)
     return build(
@@ -97,18 +156,18 @@ def _construct(entry: registry.ModelSpec, input_shape: tuple, weights: str | Non
         weights=weights,
         input_shape=input_shape,
         name=BACKBONE_LAYER,
-        **entry.builder_kwargs,
+        **{**entry.builder_kwargs, **(options or {})},
     )
 
 
 def _imagenet_backbone(
-    entry: registry.ModelSpec, input_shape: tuple, timeout_s: float
+    entry: registry.ModelSpec, input_shape: tuple, timeout_s: float, options: Mapping[str, Any]
 ) -> keras.Model:
     """Ask keras for ImageNet weights (its cache in ~/.keras/models first) without hanging."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)  # keras.applications downloads have no timeout of their own
     try:
-        return _construct(entry, input_shape, "imagenet")
+        return _construct(entry, input_shape, "imagenet", options)
     finally:
         socket.setdefaulttimeout(previous)
 
@@ -116,15 +175,18 @@ def _imagenet_backbone(
 def build_backbone(cfg: dict[str, Any], input_shape: tuple) -> tuple[keras.Model, Any]:
     """Backbone plus the weights source still to load after assembly (a path) or None."""
     name, entry = cfg["name"], registry.get(cfg["name"])
+    options = cfg.get("backbone_options") or {}
     if not entry.imagenet:
         if cfg["weights"] == "imagenet":
             log.warning("%s: has no ImageNet weights; continuing with random initialisation.", name)
-            return _construct(entry, input_shape, None), None
-        return _construct(entry, input_shape, None), cfg["weights"]
+            return _construct(entry, input_shape, None, options), None
+        return _construct(entry, input_shape, None, options), cfg["weights"]
     if cfg["weights"] != "imagenet":
-        return _construct(entry, input_shape, None), cfg["weights"]
+        return _construct(entry, input_shape, None, options), cfg["weights"]
     try:
-        return _imagenet_backbone(entry, input_shape, cfg["download_timeout_s"]), "imagenet"
+        return _imagenet_backbone(
+            entry, input_shape, cfg["download_timeout_s"], options
+        ), "imagenet"
     except Exception as error:  # keras reports a failed download as a bare Exception
         fallback = cfg["weights_fallback"]
         cache = os.path.join(os.environ.get("KERAS_HOME", "~/.keras"), "models")
@@ -143,7 +205,7 @@ def build_backbone(cfg: dict[str, Any], input_shape: tuple) -> tuple[keras.Model
             "%s: ImageNet weights unavailable (%s); continuing with %s.", name, why, next_step
         )
     keras.utils.set_random_seed(int(cfg["seed"]))  # same initial weights as weights=None
-    backbone = _construct(entry, input_shape, None)
+    backbone = _construct(entry, input_shape, None, options)
     return backbone, (None if fallback == "random" else fallback)
 
 

@@ -20,7 +20,12 @@ from keras import layers
 from helpers.core.errors import ConfigError
 from helpers.core.labels import EXPRESSIONS, HEADS, check_heads
 from helpers.models import registry
-from helpers.models.backbones import Preprocess, build_backbone, prepare_from_scratch
+from helpers.models.backbones import (
+    Preprocess,
+    build_backbone,
+    builder_options,
+    prepare_from_scratch,
+)
 from helpers.models.heads import head_layer
 from helpers.models.transfer import TRANSFER_MODES, set_transfer_mode, transfer_mode
 from helpers.models.weights import load_weights_file
@@ -90,7 +95,15 @@ def _validate(name: str, **kw: Any) -> dict[str, Any]:
         )
     if not isinstance(kw["seed"], (int, np.integer)) or isinstance(kw["seed"], bool):
         raise ConfigError(f"{name}: seed must be an integer, got {kw['seed']!r}")
-    return {**kw, "name": name, "heads": heads, "weights": weights, "weights_fallback": fallback}
+    options = builder_options(name, kw["backbone_options"])
+    return {
+        **kw,
+        "name": name,
+        "heads": heads,
+        "weights": weights,
+        "weights_fallback": fallback,
+        "backbone_options": options,
+    }
 
 
 # --------------------------------------------------------------------------- the factory
@@ -109,6 +122,7 @@ def build_model(
     shared_units: int = 256,
     dropout: float = 0.3,
     pooling: str = "avg",
+    backbone_options: Mapping[str, Any] | None = None,
     n_classes: int = len(EXPRESSIONS),
     landmark_activation: str = "sigmoid",
     seed: int = 0,
@@ -124,6 +138,8 @@ def build_model(
     statistics stay frozen in every mode (see set_transfer_mode).
     pooling: "avg" (global average of the backbone's feature map) or "flatten" (every position
     kept: for small maps of aligned faces, such as the custom CNN's 3x3 at 48 px).
+    backbone_options: the backbone builder's own arguments (e.g. the custom CNN's `convs` and
+    `block_dropout`), over the registry entry's; unknown names are a ConfigError.
     """
     cfg = _validate(
         name,
@@ -137,6 +153,7 @@ def build_model(
         shared_units=shared_units,
         dropout=dropout,
         pooling=pooling,
+        backbone_options=backbone_options,
         n_classes=n_classes,
         landmark_activation=landmark_activation,
         seed=seed,
@@ -214,6 +231,7 @@ def model_metadata(model_or_kwargs: keras.Model | Mapping[str, Any]) -> dict[str
             "shared_units": 256,
             "dropout": 0.3,
             "pooling": "avg",
+            "backbone_options": None,
             "n_classes": len(EXPRESSIONS),
             "landmark_activation": "sigmoid",
             "seed": 0,

@@ -46,6 +46,7 @@ RESUME_KEYS = (
     "shared_units",
     "dropout",
     "pooling",
+    "backbone_options",
     "n_classes",
     "seed",
 )
@@ -87,6 +88,8 @@ class TrainConfig:
     shared_units: int = 256
     dropout: float = 0.3
     pooling: str = "avg"  # avg | flatten (helpers.models.factory.POOLINGS)
+    # The backbone builder's own arguments, e.g. {"convs": (1, 2, 3, 3)} for the custom CNN
+    backbone_options: dict[str, Any] | None = None
     n_classes: int = 8
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 2
@@ -177,6 +180,12 @@ class TrainConfig:
                 self._fail("loss_weights", str(error))
         if self.weights not in (None, "imagenet"):
             object.__setattr__(self, "weights", os.fspath(self.weights))
+        if self.backbone_options is not None:
+            try:
+                options = factory.builder_options(self.model, self.backbone_options)
+            except ConfigError as error:
+                self._fail("backbone_options", str(error))
+            object.__setattr__(self, "backbone_options", options)
 
     def _fail(self, name: str, problem: str) -> None:
         """Every error names the field, so a notebook user knows which parameter to fix."""
@@ -206,6 +215,10 @@ class TrainConfig:
         """Plain JSON-ready values for the model card."""
         d = dataclasses.asdict(self)
         d["heads"] = list(self.heads)
+        if self.backbone_options is not None:  # as JSON gives them back, for resume's check
+            d["backbone_options"] = {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self.backbone_options.items()
+            }
         return d
 
     def first_lr(self, pretrained: bool) -> float:

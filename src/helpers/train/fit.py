@@ -168,6 +168,7 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
             shared_units=cfg.shared_units,
             dropout=cfg.dropout,
             pooling=cfg.pooling,
+            backbone_options=cfg.backbone_options,
             n_classes=cfg.n_classes,
             seed=cfg.seed,
         )
