@@ -35,6 +35,7 @@ def test_fer_recipe_reaches_the_training_settings():
         cnn = config.train_config(profile, "custom_cnn")
         assert (cnn.label_smoothing, cnn.dropout, cnn.lr_schedule) == (0.0, 0.1, "cosine")
         assert (cnn.pooling, cnn.time_budget_minutes) == ("avg", 55.0)
+        assert cnn.backbone_options == {"block_dropout": 0.05}  # half the default's
     assert config.train_config("fer2013-cpu", "vgg16").label_smoothing == 0.1
 
 
