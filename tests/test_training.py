@@ -297,6 +297,25 @@ def test_time_budget_stops_before_an_epoch_would_overrun(monkeypatch):
     assert budget.stopped and budget.model.stop_training
 
 
+def test_time_budget_does_not_claim_the_last_epochs_stop(monkeypatch, capsys):
+    """When the epoch cap and the budget end together, the run ended by its epochs: the card
+    must not say the budget stopped it, nor the terminal that another epoch would not fit."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import TimeBudget
+
+    clock = iter([0.0, 25.0, 25.0, 50.0])
+    monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: next(clock))
+    budget = TimeBudget(minutes=1.0, epochs=2)  # 60 s; the same clock stops at epoch 2 above
+    budget.set_model(SimpleNamespace(stop_training=False))
+    for epoch in (0, 1):
+        budget.on_epoch_begin(epoch)
+        budget.on_epoch_end(epoch)
+    assert not budget.stopped and not budget.model.stop_training
+    assert budget.spent_s == 50.0  # still counted, for a later phase or resume
+    assert "another epoch would not fit" not in capsys.readouterr().out
+
+
 def test_time_budget_line_shows_the_budget_as_set(monkeypatch, capsys):
     """A 5.5-minute budget reads 5.5 in the stop line, not a rounded 6."""
     from types import SimpleNamespace

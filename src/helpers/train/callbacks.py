@@ -40,12 +40,15 @@ class TimeBudget(keras.callbacks.Callback):
 
     Counts training time across phases and resumed runs (`spent_s` from the history), so a
     laptop user can say "train for at most an hour" and get the best model found in that hour.
+    `epochs` is the run's epoch count over every phase: its last epoch ends the run anyway, so
+    the budget does not claim that stop (nor print that another epoch would not fit).
     """
 
-    def __init__(self, minutes: float, spent_s: float = 0.0):
+    def __init__(self, minutes: float, spent_s: float = 0.0, epochs: int | None = None):
         super().__init__()
         self.budget_s = minutes * 60.0
         self.spent_s = spent_s
+        self.epochs = epochs
         self.stopped = False
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -54,6 +57,8 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         last = time.perf_counter() - self._start
         self.spent_s += last
+        if self.epochs is not None and epoch + 1 >= self.epochs:
+            return
         if self.spent_s + last > self.budget_s:
             self.stopped = True
             self.model.stop_training = True

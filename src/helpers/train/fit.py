@@ -353,7 +353,9 @@ def train(
     if cfg.time_budget_minutes is not None:
         spent = read_history(paths["history"])
         budget = TimeBudget(
-            cfg.time_budget_minutes, float(spent["time_s"].sum()) if "time_s" in spent else 0.0
+            cfg.time_budget_minutes,
+            float(spent["time_s"].sum()) if "time_s" in spent else 0.0,
+            epochs=cfg.epochs,
         )
     try:
         for index, phase in enumerate(phases, start=1):
