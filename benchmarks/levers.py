@@ -86,12 +86,16 @@ LEVERS: dict[str, Lever] = {
         "the profile with its arithmetic moved to the small maps: one conv at 48 px (the costly "
         "one per multiply on a CPU), three in each of the last two blocks (1, 2, 3, 3): 60% more "
         "weights for about the same step",
-        {"backbone_options": {"convs": (1, 2, 3, 3)}},
+        {"backbone_options": {"convs": [1, 2, 3, 3]}},  # a list, as the results' JSON gives it
     ),
     "blockdrop_cosine": Lever(
         "the profile with half the blocks' dropout (0.05 a block: 0.05 to 0.2, not 0.1 to 0.4), "
-        "for an hour that underfits",
+        "for an hour that underfits (the profile now)",
         {"backbone_options": {"block_dropout": 0.05}},
+    ),
+    "noblockdrop_cosine": Lever(
+        "the profile without the blocks' dropout: does less regularisation keep paying",
+        {"backbone_options": {"block_dropout": 0.0}},
     ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
