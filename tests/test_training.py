@@ -440,6 +440,37 @@ def test_backbone_options_reach_the_model_its_card_and_resume(tmp_path):
         TrainConfig(model="custom_cnn", backbone_options={"width": (8, 8, 8, 8)})
 
 
+def test_online_augment_off_feeds_the_images_as_they_are(tmp_path):
+    """online_augment=False: notebook 03 asked for augmentation per batch, yet the batches are
+    the images as they are (those of a run without augmentation), its class weights still
+    apply, and the card's data facts say no augmentation ran."""
+    train_rows, _ = _split(_table(tmp_path / "images", n=24))
+    settings = {
+        "online": True,
+        "config": {"rotate_limit": 30.0, "affine_p": 1.0, "hflip_p": 0.5},
+        "seed": 0,
+        "class_weights": {str(c): 2.0 for c in range(8)},
+    }
+
+    def first_batch(cfg, augment):
+        ds, _, _, facts = training._datasets(cfg, train_rows, None, augment, tmp_path / "c")
+        return next(iter(ds)), facts
+
+    (aug_x, _, _), aug_facts = first_batch(_config(), settings)
+    (off_x, _, off_w), off_facts = first_batch(_config(online_augment=False), settings)
+    (plain_x, _), _ = first_batch(_config(), None)
+    assert np.array_equal(np.asarray(off_x), np.asarray(plain_x))
+    assert not np.array_equal(np.asarray(aug_x), np.asarray(plain_x))
+    assert np.allclose(np.asarray(off_w["expression"]), 2.0)  # the class weights kept
+    assert aug_facts["online_augmentation"] and not off_facts["online_augmentation"]
+    assert _config(online_augment=False).to_dict()["online_augment"] is False
+    with pytest.raises(ConfigError, match=r"TrainConfig\.online_augment"):
+        _config(online_augment="no")
+    progress = {"config": json.loads(json.dumps(_config().to_dict()))}
+    with pytest.raises(ConfigError, match="online_augment"):  # a resume key
+        check_resumable(progress, _config(online_augment=False), "data", tmp_path)
+
+
 def test_python_input_pipeline_trains_as_tf_data_does(tmp_path):
     """input_pipeline="python" (the PyDataset JAX and PyTorch read) feeds the same batches, so
     the same seed gives the same losses; the card says which loader fed the model."""

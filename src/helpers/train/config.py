@@ -47,6 +47,7 @@ RESUME_KEYS = (
     "dropout",
     "pooling",
     "backbone_options",
+    "online_augment",
     "n_classes",
     "seed",
 )
@@ -90,6 +91,10 @@ class TrainConfig:
     pooling: str = "avg"  # avg | flatten (helpers.models.factory.POOLINGS)
     # The backbone builder's own arguments, e.g. {"convs": (1, 2, 3, 3)} for the custom CNN
     backbone_options: dict[str, Any] | None = None
+    # Augment each batch as notebook 03's settings say (when they ask for it). False: train on
+    # the split's images and notebook 03's offline copies as they are, for budgets of minutes,
+    # where a network still leaving chance learns faster from the images it will be tested on.
+    online_augment: bool = True
     n_classes: int = 8
     early_stopping_patience: int = 5
     reduce_lr_patience: int = 2
@@ -172,6 +177,8 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed or isinstance(getattr(self, name), float):
                 self._fail(name, f"must be one of {list(allowed)}")
+        if not isinstance(self.online_augment, (bool, np.bool_)):
+            self._fail("online_augment", "must be True or False")
         if self.loss_weights is not None:
             object.__setattr__(self, "loss_weights", dict(self.loss_weights))
             try:

@@ -93,14 +93,16 @@ def load_training_inputs(run_dir: str | os.PathLike) -> TrainingInputs:
 
 
 def _augment_options(
-    settings: AugmentSettings | Mapping[str, Any] | None,
+    settings: AugmentSettings | Mapping[str, Any] | None, online: bool = True
 ) -> tuple[Any, dict[int, float] | None]:
-    """Online augmenter and class weights from notebook 03's settings (either may be absent)."""
+    """Online augmenter and class weights from notebook 03's settings (either may be absent);
+    online=False (TrainConfig.online_augment) keeps the class weights but not the augmenter."""
     if not settings:
         return None, None
     if not isinstance(settings, AugmentSettings):
         settings = AugmentSettings.from_dict(settings)
-    augmenter = make_online_augmenter(settings.config, settings.seed) if settings.online else None
+    augment = settings.online and online
+    augmenter = make_online_augmenter(settings.config, settings.seed) if augment else None
     return augmenter, settings.class_weights
 
 
@@ -233,7 +235,7 @@ def _datasets(
 ) -> tuple[Any, Any, EpochClock, dict[str, Any]]:
     """Training and validation batches (tf.data or a PyDataset: the same batches), the clock
     fit() drives, and facts for the card."""
-    augmenter, class_weights = _augment_options(augment_settings)
+    augmenter, class_weights = _augment_options(augment_settings, cfg.online_augment)
     has_val = val_table is not None and len(val_table) > 0
     tables = {"train": train_table, **({"val": val_table} if has_val else {})}
     caches = _cache_targets(cfg, tables, cache_dir)
