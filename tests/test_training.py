@@ -471,6 +471,53 @@ def test_online_augment_off_feeds_the_images_as_they_are(tmp_path):
         check_resumable(progress, _config(online_augment=False), "data", tmp_path)
 
 
+def test_bfloat16_trains_where_the_cpu_runs_it_and_falls_back_where_it_does_not(
+    tmp_path, monkeypatch, caplog
+):
+    """mixed_precision="bfloat16": a bfloat16 model on a CPU with bfloat16 instructions (its
+    outputs still float32, the card naming the policy), float32 with one warning on any other
+    CPU, where emulated bfloat16 would only slow training."""
+    from helpers.train import backend
+
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=16))
+    monkeypatch.setattr(backend, "cpu_runs_bfloat16", lambda: True)
+    result = train(
+        _config(epochs=1, mixed_precision="bfloat16"), train_rows, val_rows, tmp_path / "bf16"
+    )
+    assert result.card["mixed_precision"] == "mixed_bfloat16"
+    convs = [
+        layer
+        for layer in result.model.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert convs and {layer.compute_dtype for layer in convs} == {"bfloat16"}
+    x = np.zeros((2, SIZE, SIZE, 3), "float32")
+    assert result.model.predict(x, verbose=0)["expression"].dtype == np.float32
+    assert keras.config.dtype_policy().name == "float32"  # the global policy restored
+
+    monkeypatch.setattr(backend, "cpu_runs_bfloat16", lambda: False)
+    monkeypatch.setattr(backend, "gpu_count", lambda: 0)
+    with caplog.at_level("WARNING", logger="helpers.train.fit"):
+        assert training._mixed_policy("bfloat16") is None
+    assert "no bfloat16 instructions" in caplog.text
+    assert training._mixed_policy("auto") is None and training._mixed_policy(True)
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        _config(mixed_precision="bf16")
+
+
+def test_cpu_bfloat16_support_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
+    from helpers.train import backend
+
+    info = tmp_path / "cpuinfo"
+    monkeypatch.setattr(backend, "CPUINFO", str(info))
+    info.write_text("flags\t\t: fpu avx2 avx512f\n")
+    assert not backend.cpu_runs_bfloat16()
+    info.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n")
+    assert backend.cpu_runs_bfloat16()
+    monkeypatch.setattr(backend, "CPUINFO", str(tmp_path / "absent"))  # not Linux
+    assert not backend.cpu_runs_bfloat16()
+
+
 def test_python_input_pipeline_trains_as_tf_data_does(tmp_path):
     """input_pipeline="python" (the PyDataset JAX and PyTorch read) feeds the same batches, so
     the same seed gives the same losses; the card says which loader fed the model."""

@@ -103,7 +103,9 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # each epoch: this many batches of a fresh shuffle
     time_budget_minutes: float | None = None  # stop before an epoch would end past this budget
     seed: int = 0
-    mixed_precision: str | bool = "auto"  # "auto": on when a GPU is present
+    # "auto": float16 on a GPU, float32 elsewhere; True: float16; "bfloat16": bfloat16 on a GPU
+    # or a CPU with bfloat16 instructions (AMX, AVX512-BF16), float32 on any other CPU
+    mixed_precision: str | bool = "auto"
     tensorboard: bool = False
     cache: str = "auto"  # auto | memory | disk | none (decoded images)
     cache_memory_limit_gb: float = 2.0  # "auto" caches in memory up to this size, else on disk
@@ -171,7 +173,7 @@ class TrainConfig:
             "pooling": factory.POOLINGS,
             "cache": CACHE_MODES,
             "input_pipeline": INPUT_PIPELINES,
-            "mixed_precision": ("auto", True, False),
+            "mixed_precision": ("auto", True, False, "bfloat16"),
             "verbose": (0, 1, 2),
         }
         for name, allowed in choices.items():

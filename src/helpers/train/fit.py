@@ -123,22 +123,31 @@ class TrainResult:
 
 
 @contextlib.contextmanager
-def _dtype_policy(mixed: bool) -> Iterator[None]:
-    """mixed_float16 for the model built inside, restoring the global policy afterwards."""
+def _dtype_policy(policy: str | None) -> Iterator[None]:
+    """A mixed dtype policy for the model built inside, restoring the global one afterwards."""
     previous = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy("mixed_float16")
+    if policy:
+        keras.config.set_dtype_policy(policy)
     try:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
 
 
-def _use_mixed_precision(setting: str | bool) -> bool:
-    """ "auto": on with a GPU, where float16 is fast; on a CPU it only slows things down."""
+def _mixed_policy(setting: str | bool) -> str | None:
+    """The Keras policy a mixed_precision setting means here: float16 where a GPU runs it fast,
+    bfloat16 only where the hardware has it (emulated on other CPUs, it slows training)."""
+    gpu = backend.gpu_count() > 0
+    if setting == "bfloat16":
+        if gpu or backend.cpu_runs_bfloat16():
+            return "mixed_bfloat16"
+        log.warning(
+            "mixed_precision 'bfloat16': this CPU has no bfloat16 instructions; training in float32"
+        )
+        return None
     if setting == "auto":
-        return backend.gpu_count() > 0
-    return bool(setting)
+        return "mixed_float16" if gpu else None
+    return "mixed_float16" if setting else None
 
 
 class _Collect(logging.Handler):
@@ -318,7 +327,7 @@ def train(
         paths["history"].unlink(missing_ok=True)  # a fresh run owns its history
 
     keras.utils.set_random_seed(cfg.seed)
-    mixed = _use_mixed_precision(cfg.mixed_precision)
+    mixed = _mixed_policy(cfg.mixed_precision)
     strategy = backend.strategy()
     with _dtype_policy(mixed), strategy.scope():
         model, pretrained, build_messages = _build(cfg)
@@ -326,7 +335,7 @@ def train(
     notes: dict[str, Any] = {
         "weights_fallback": " ".join(build_messages) or None,
         "pretrained_backbone": pretrained,
-        "mixed_precision": mixed,
+        "mixed_precision": mixed or False,  # the policy's name, or False: float32
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
         "devices": backend.device_names(),
