@@ -82,7 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="levers: training minutes per lever (default 10)",
     )
     p.add_argument(
-        "--levers", default="", metavar="NAME,...", help="levers: which to train (default all)"
+        "--levers",
+        default="",
+        metavar="NAME,...",
+        help="levers: which to train (default all; two with --quick)",
     )
     p.add_argument(
         "--recipe-data",
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             config.get_profile(p.strip()).name for p in args.e2e_profiles.split(",") if p.strip()
         )
         scale_sizes = parse_sizes(args.scale_sizes) if args.scale_sizes else None
-        levers = parse_levers(args.levers)
+        levers = parse_levers(args.levers) if args.levers.strip() else ()
         if not args.levers_minutes > 0:
             raise ValueError(f"--levers-minutes must be positive, got {args.levers_minutes}")
         recipe_profile = config.get_profile(args.recipe_profile).name

@@ -158,7 +158,7 @@ class Context:
     scale_sizes: tuple[int, ...] | None = None  # --scale-sizes; None: the mode's
     levers_data: Path | None = None  # --levers-data: FER-2013 for the levers benchmark
     levers_minutes: float = 10.0  # --levers-minutes: training budget per lever
-    levers: tuple[str, ...] = ()  # --levers: names of benchmarks.levers.LEVERS; () all
+    levers: tuple[str, ...] = ()  # --levers: names in benchmarks.levers.LEVERS; (): the default
     recipe_data: Path | None = None  # --recipe-data: the faces the recipe profile trains on
     recipe_profile: str = "fer2013-gpu"  # --recipe-profile
     recipe_minutes: float | None = None  # --recipe-minutes: training budget; None: the profile's

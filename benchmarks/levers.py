@@ -9,9 +9,9 @@ prepared as notebooks 01 and 03 prepare it (records; splits with near-duplicates
 the profile's balance and augmentation settings); then the profile's custom CNN trains once per
 lever with the same time budget, and is scored on the validation split (what a choice is made
 on) and on the test split, as it is, with each test-time augmentation, and as an ensemble of
-its last epochs' weights (softmax averaged). Without
---levers-data the full mode skips (the faces are not in the repository); --quick runs every
-lever on the tiny demo zip for a step or two, to prove the script.
+its last epochs' weights (softmax averaged). Without --levers-data the full mode skips (the
+faces are not in the repository); --quick runs two levers (the reference and one that changes
+the augmentation) on the tiny demo zip for a step or two, to prove the script.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ MODEL = "custom_cnn"
 NEAR_DISTANCE = 4  # perceptual-hash bits, as notebooks 02 and 03
 TTA_MODES = ("none", "flip", "tencrop")
 ENSEMBLE_LAST = 3  # epochs whose weights the checkpoint ensemble averages
+# --quick proves the script on the reference and on a lever that changes the augmentation;
+# every lever's settings are checked by the tests without training.
+QUICK_LEVERS = ("plateau", "erasing_cosine")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,11 @@ LEVERS: dict[str, Lever] = {
     "noblockdrop_cosine": Lever(
         "the profile without the blocks' dropout: does less regularisation keep paying",
         {"backbone_options": {"block_dropout": 0.0}},
+    ),
+    "bf16_cosine": Lever(
+        "the profile in mixed bfloat16 (mixed_precision 'bfloat16'): this CPU's AMX runs the "
+        "convolutions natively, 1.3x the images/s on the step, more epochs in the minutes",
+        {"mixed_precision": "bfloat16"},
     ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
@@ -219,27 +227,43 @@ def _ensemble_accuracy(model: Any, snapshots: Any, split_table: Any) -> float:
     return float(np.mean(guess == truth))
 
 
-def train_lever(ctx: Context, run: Any, name: str, minutes: float) -> dict[str, Any]:
-    """The profile's custom CNN with one lever, its time budget, scored on val and test."""
-    from helpers.core.records import load_records
+def lever_settings(
+    name: str, settings: Any, heads: tuple[str, ...], seed: int, overrides: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The profile's training config and augmentation settings with one lever applied, both
+    validated on creation, so a lever with a bad value fails before any training."""
     from helpers.data.augment import AugmentConfig
     from helpers.run import profiles
-    from helpers.train import pipeline
-    from helpers.train.fit import load_training_inputs, train
 
     lever = LEVERS[name]
-    inputs = load_training_inputs(run.root)
-    settings = inputs.augment
     if lever.augment and settings is not None:
         config = AugmentConfig.from_dict({**settings.config.to_dict(), **lever.augment})
         settings = replace(settings, config=config)
     cfg = profiles.train_config(
         PROFILE,
         MODEL,
-        seed=ctx.seed,
+        seed=seed,
         verbose=0,
-        heads=pipeline.heads_with_targets(inputs.train),  # as notebook 04
-        **{**lever.train, **budget(ctx, minutes)},  # --quick's wins over a lever's batch size
+        heads=heads,
+        **{**lever.train, **overrides},  # --quick's wins over a lever's batch size
+    )
+    return cfg, settings
+
+
+def train_lever(ctx: Context, run: Any, name: str, minutes: float) -> dict[str, Any]:
+    """The profile's custom CNN with one lever, its time budget, scored on val and test."""
+    from helpers.core.records import load_records
+    from helpers.train import pipeline
+    from helpers.train.fit import load_training_inputs, train
+
+    lever = LEVERS[name]
+    inputs = load_training_inputs(run.root)
+    cfg, settings = lever_settings(
+        name,
+        inputs.augment,
+        pipeline.heads_with_targets(inputs.train),  # as notebook 04
+        ctx.seed,
+        budget(ctx, minutes),
     )
     kept = _keep_last_weights(ENSEMBLE_LAST)
     start = time.perf_counter()
@@ -295,7 +319,10 @@ def run(ctx: Context) -> dict[str, Any]:
         source = ctx.demo_zip()
     ctx.log(f"levers: preparing a {PROFILE} run folder from {source.name}")
     run_folder = prepare(Path(source), ctx.work / "levers" / "run", ctx.seed)
-    minutes, names = ctx.levers_minutes, ctx.levers or tuple(LEVERS)
+    minutes, names = (
+        ctx.levers_minutes,
+        ctx.levers or (QUICK_LEVERS if ctx.quick else tuple(LEVERS)),
+    )
     per_lever = []
     for name in names:
         ctx.log(f"levers: {name} ({'2 steps' if ctx.quick else f'{minutes:g} min'})")

@@ -23,13 +23,14 @@ from benchmarks.training import compiled_model, fit_rate
 TITLE = "Step: the FER-2013 custom CNN's training step, per block and per variant"
 EPOCH_IMAGES = 25_913  # FER-2013's training faces after the validation split is carved out
 BUDGET_MINUTES = 55.0  # the fer2013-cpu training budget
-# (what, model, input px, batch): the profile's step first, then the candidates.
-VARIANTS: tuple[tuple[str, str, int, int], ...] = (
-    ("the profile: custom CNN, 48 px, batch 64", "custom_cnn", 48, 64),
-    ("44 px input", "custom_cnn", 44, 64),
-    ("40 px input", "custom_cnn", 40, 64),
-    ("batch 128", "custom_cnn", 48, 128),
-    ("vggnet (twice as wide)", "vggnet", 48, 64),
+# (what, model, input px, batch, dtype policy): the profile's step first, then the candidates.
+VARIANTS: tuple[tuple[str, str, int, int, str], ...] = (
+    ("the profile: custom CNN, 48 px, batch 64", "custom_cnn", 48, 64, "float32"),
+    ("44 px input", "custom_cnn", 44, 64, "float32"),
+    ("40 px input", "custom_cnn", 40, 64, "float32"),
+    ("batch 128", "custom_cnn", 48, 128, "float32"),
+    ("mixed bfloat16 (native on AMX or AVX512-BF16 CPUs)", "custom_cnn", 48, 64, "mixed_bfloat16"),
+    ("vggnet (twice as wide)", "vggnet", 48, 64, "float32"),
 )
 WIDTHS = (32, 64, 128, 256)  # the custom CNN's blocks
 
@@ -70,15 +71,22 @@ def _rate(model: Any, size: int, batch: int, warmup: int, steps: int, seed: int)
 
 def run(ctx: Context) -> dict[str, Any]:
     """Each variant's rate, then the prefixes' (blocks 1..4), then the shares of the step."""
+    import keras
+
     warmup, steps = (1, 2) if ctx.quick else (3, 20)
     size_of = (lambda px: 16) if ctx.quick else (lambda px: px)  # 4 poolings need 16 px
     batch_of = (lambda b: 4) if ctx.quick else (lambda b: b)
     rates: dict[str, float] = {}
-    for what, name, px, batch in VARIANTS:
+    for what, name, px, batch, policy in VARIANTS:
         ctx.log(f"step: {what}")
-        model = compiled_model(name, size_of(px), ctx.seed, channels=1, heads=("expression",))
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(policy)
+        try:
+            model = compiled_model(name, size_of(px), ctx.seed, channels=1, heads=("expression",))
+        finally:
+            keras.config.set_dtype_policy(previous)
         rates[what] = _rate(model, size_of(px), batch_of(batch), warmup, steps, ctx.seed)
-    base_what, _, base_px, base_batch = VARIANTS[0]
+    base_what, _, base_px, base_batch, _ = VARIANTS[0]
     prefix = []
     for blocks in range(1, len(WIDTHS) + 1):
         ctx.log(f"step: the first {blocks} block(s)")
@@ -104,7 +112,7 @@ def run(ctx: Context) -> dict[str, Any]:
             rates[what] / rates[base_what],
             BUDGET_MINUTES * 60.0 * rates[what] / EPOCH_IMAGES,
         ]
-        for what, name, px, batch in VARIANTS
+        for what, name, px, batch, _ in VARIANTS
     ]
     return {
         "title": TITLE,

@@ -249,14 +249,15 @@ def test_quick_end_to_end_without_a_run_skips_with_a_reason(tmp_path: Path) -> N
         end_to_end.run(ctx)
 
 
-def test_levers_train_and_score_every_lever(quick_run: dict[str, Any]) -> None:
+def test_levers_train_and_score_the_quick_levers(quick_run: dict[str, Any]) -> None:
     """Each lever trained on one prepared folder, scored on val and test with every TTA mode
     and as a checkpoint ensemble, and compared with the first lever."""
-    from benchmarks.levers import LEVERS, TTA_MODES
+    from benchmarks.levers import LEVERS, QUICK_LEVERS, TTA_MODES
 
     bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
     levers = bench["levers"]["results"]["levers"]
-    assert [r["lever"] for r in levers] == list(LEVERS)
+    assert [r["lever"] for r in levers] == list(QUICK_LEVERS)
+    assert any(LEVERS[name].augment for name in QUICK_LEVERS)  # the augmentation path runs
     for r in levers:
         assert r["epochs"] == 1 and r["train"] == LEVERS[r["lever"]].train
         for split in ("val", "test"):
@@ -268,7 +269,25 @@ def test_levers_train_and_score_every_lever(quick_run: dict[str, Any]) -> None:
         assert r["ensemble"]["epochs"] == 1
     run = quick_run["out"].parent / "work" / "levers" / "run"
     assert (run / "splits.parquet").is_file() and (run / "augment.json").is_file()
-    assert len(bench["levers"]["tables"][0]["rows"]) == len(LEVERS)
+    assert len(bench["levers"]["tables"][0]["rows"]) == len(QUICK_LEVERS)
+
+
+def test_every_lever_applies_to_the_profile_and_builds_its_model() -> None:
+    """Every lever's settings are accepted by the training and augmentation configs (a typo
+    or a bad value fails here, not an hour into a benchmark run) and change what they say."""
+    from benchmarks.levers import LEVERS, lever_settings
+    from helpers.data.augment import AugmentConfig, AugmentSettings
+    from helpers.train import fit
+
+    base = AugmentSettings(mode="online", config=AugmentConfig())
+    for name, lever in LEVERS.items():
+        cfg, settings = lever_settings(name, base, ("expression",), 0, {"epochs": 1})
+        for key, value in lever.train.items():
+            assert cfg.to_dict()[key] == value, (name, key)  # lists, as JSON gives them
+        for key, value in lever.augment.items():
+            assert getattr(settings.config, key) == value, (name, key)
+        model, pretrained, _ = fit._build(cfg)  # as train() builds it
+        assert model.count_params() > 0 and not pretrained
 
 
 def test_recipe_trains_and_scores_the_profiles_models(quick_run: dict[str, Any]) -> None:
