@@ -71,7 +71,7 @@ def _rate(model: Any, size: int, batch: int, warmup: int, steps: int, seed: int)
 
 def run(ctx: Context) -> dict[str, Any]:
     """Each variant's rate, then the prefixes' (blocks 1..4), then the shares of the step."""
-    import keras
+    from helpers.train.fit import dtype_policy
 
     warmup, steps = (1, 2) if ctx.quick else (3, 20)
     size_of = (lambda px: 16) if ctx.quick else (lambda px: px)  # 4 poolings need 16 px
@@ -79,12 +79,8 @@ def run(ctx: Context) -> dict[str, Any]:
     rates: dict[str, float] = {}
     for what, name, px, batch, policy in VARIANTS:
         ctx.log(f"step: {what}")
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(policy)
-        try:
+        with dtype_policy(policy):
             model = compiled_model(name, size_of(px), ctx.seed, channels=1, heads=("expression",))
-        finally:
-            keras.config.set_dtype_policy(previous)
         rates[what] = _rate(model, size_of(px), batch_of(batch), warmup, steps, ctx.seed)
     base_what, _, base_px, base_batch, _ = VARIANTS[0]
     prefix = []

@@ -123,7 +123,7 @@ class TrainResult:
 
 
 @contextlib.contextmanager
-def _dtype_policy(policy: str | None) -> Iterator[None]:
+def dtype_policy(policy: str | None) -> Iterator[None]:
     """A mixed dtype policy for the model built inside, restoring the global one afterwards."""
     previous = keras.config.dtype_policy()
     if policy:
@@ -329,7 +329,7 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     mixed = _mixed_policy(cfg.mixed_precision)
     strategy = backend.strategy()
-    with _dtype_policy(mixed), strategy.scope():
+    with dtype_policy(mixed), strategy.scope():
         model, pretrained, build_messages = _build(cfg)
     phases = plan_phases(cfg, pretrained)
     notes: dict[str, Any] = {
