@@ -108,6 +108,43 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     assert list(headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
 
 
+def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path) -> None:
+    import keras
+    from PIL import Image
+
+    from helpers.evaluation.scoring import (
+        evaluate_model,
+        tta_on_validation,
+        tta_validation_table,
+    )
+    from helpers.models.factory import build_model
+
+    rows = []
+    for i in range(10):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), np.uint8)).save(path)
+        rows.append({"id": str(i), "image": str(path), "expression": i % 3})
+    table = pd.DataFrame(rows)
+    keras.utils.set_random_seed(0)
+    model = build_model("custom_cnn", image_size=SIZE, heads=("expression",), n_classes=3)
+    block = tta_on_validation(model, table, classes=[0, 1, 2])
+    assert block["split"] == "val" and block["n"] == 10
+    assert list(block["modes"]) == list(tta.TTA_MODES)
+    for mode in tta.TTA_MODES:  # each mode is the evaluation notebook 05 would make with it
+        scores, _ = evaluate_model(model, "m", table, tta=mode, n_boot=0, classes=[0, 1, 2])
+        assert block["modes"][mode]["expression"] == {
+            "accuracy": scores["expression"]["accuracy"],
+            "f1_macro": scores["expression"]["f1_macro"],
+        }
+    assert tta_on_validation(model, table, classes=[0, 1, 2]) == block  # deterministic
+    shown = tta_validation_table({"tta": "flip", "tta_validation": block})
+    assert list(shown["tta"]) == list(tta.TTA_MODES)
+    assert list(shown["in use"]) == [False, True, False]
+    assert {"val accuracy", "val macro F1"} <= set(shown.columns)
+    assert tta_on_validation(model, table.iloc[:0]) == {}
+    assert tta_validation_table({"tta": "none"}).empty
+
+
 def test_tencrop_averages_ten_views_and_maps_crop_landmarks_back() -> None:
     size = 48
     boxes = tta.crop_boxes(size)

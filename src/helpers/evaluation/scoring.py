@@ -38,7 +38,7 @@ from helpers.evaluation.predictions import (
     restrict_table,
     shared_classes,
 )
-from helpers.inference.tta import check_tta
+from helpers.inference.tta import TTA_MODES, check_tta
 
 # --------------------------------------------------------------------------- metrics JSON
 
@@ -311,6 +311,47 @@ HEADLINE_ROWS = {
     "arousal CCC": ("arousal", "ccc"),
     "landmark NME": ("landmarks", "nme"),
 }
+
+
+def tta_on_validation(
+    model: Any,
+    table: pd.DataFrame,
+    *,
+    batch_size: int = 64,
+    classes: Iterable[Any] | None = None,
+) -> dict[str, Any]:
+    """Every test-time augmentation's headline metrics on the validation split, so the mode a
+    profile uses is chosen where choosing is allowed, not on the test split; {} without one."""
+    if not len(table):
+        return {}
+    modes = {}
+    for mode in TTA_MODES:
+        plain = evaluate(
+            "validation",
+            predict_table(model, table, batch_size=batch_size, progress=False, tta=mode),
+            n_boot=0,
+            classes=classes,
+        )
+        modes[mode] = {
+            head: {k: (plain.get(head) or {}).get(k) for k in keys}
+            for head, keys in TTA_HEADLINE.items()
+            if plain.get(head)
+        }
+    return json_ready({"split": "val", "n": len(table), "modes": modes})
+
+
+def tta_validation_table(scores: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per test-time augmentation with its validation metrics; the one in use marked."""
+    block = scores.get("tta_validation") or {}
+    rows = []
+    for mode, heads in (block.get("modes") or {}).items():
+        row: dict[str, Any] = {"tta": mode, "in use": mode == scores.get("tta", "none")}
+        for name, (head, key) in HEADLINE_ROWS.items():
+            value = (heads.get(head) or {}).get(key)
+            if value is not None:
+                row[f"val {name}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def headline_table(scores: Mapping[str, Any]) -> pd.DataFrame:
