@@ -7,8 +7,10 @@ holds is more learning. Before changing the recipe to make the step cheaper, thi
 the profile's model (custom CNN, grayscale, the expression head, batch 64) on tensors already
 in memory, the same network cut after each of its four blocks (so each block's share of the
 step is the difference), and the variants a cheaper or a wider step would use (a smaller
-input, a larger batch, the twice-as-wide `vggnet`). The input pipeline is left out: at 48 px
-it costs about 1% of the step (the training benchmark).
+input, a larger batch, mixed bfloat16, the twice-as-wide `vggnet`), and the other
+architectures of the real-face table in float32 and in mixed bfloat16, since which of them
+bfloat16 speeds up depends on their convolutions. The input pipeline is left out: at 48 px it
+costs about 1% of the step (the training benchmark).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ VARIANTS: tuple[tuple[str, str, int, int, str], ...] = (
     ("vggnet (twice as wide)", "vggnet", 48, 64, "float32"),
 )
 WIDTHS = (32, 64, 128, 256)  # the custom CNN's blocks
+# The other architectures of the real-face table at the profile's 48 px and batch 64, in float32
+# and in mixed bfloat16: which of them gets the cheaper step from it (--quick: the first only).
+BACKBONES = ("mobilenetv2", "vgg16", "resnet50", "efficientnetb0")
+POLICIES = ("float32", "mixed_bfloat16")
 
 
 def _data(n: int, size: int, batch: int, seed: int) -> Any:
@@ -64,6 +70,18 @@ def _prefix(blocks: int, size: int, seed: int) -> Any:
     return model
 
 
+def _backbone_rate(ctx: Context, name: str, policy: str, size: int, batch: int) -> float:
+    """Images/s of one architecture's training step under a dtype policy (at least 32 px, the
+    smallest input the ImageNet architectures take)."""
+    from helpers.train.fit import dtype_policy
+
+    warmup, steps = (1, 2) if ctx.quick else (2, 8)
+    ctx.log(f"step: {name}, {policy}")
+    with dtype_policy(policy):
+        model = compiled_model(name, size, ctx.seed, channels=1, heads=("expression",))
+    return _rate(model, size, batch, warmup, steps, ctx.seed)
+
+
 def _rate(model: Any, size: int, batch: int, warmup: int, steps: int, seed: int) -> float:
     """Images/s of the model's training step on in-memory grayscale batches."""
     return fit_rate(model, _data((warmup + steps) * batch, size, batch, seed), warmup, steps, batch)
@@ -82,6 +100,13 @@ def run(ctx: Context) -> dict[str, Any]:
         with dtype_policy(policy):
             model = compiled_model(name, size_of(px), ctx.seed, channels=1, heads=("expression",))
         rates[what] = _rate(model, size_of(px), batch_of(batch), warmup, steps, ctx.seed)
+    backbone_rates = {
+        name: {
+            policy: _backbone_rate(ctx, name, policy, 32 if ctx.quick else 48, batch_of(64))
+            for policy in POLICIES
+        }
+        for name in (BACKBONES[:1] if ctx.quick else BACKBONES)
+    }
     base_what, _, base_px, base_batch, _ = VARIANTS[0]
     prefix = []
     for blocks in range(1, len(WIDTHS) + 1):
@@ -122,6 +147,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "images_per_s": rates,
             "prefix_images_per_s": prefix,
             "step_ms_per_image": dict(parts),
+            "backbone_images_per_s": backbone_rates,
         },
         "comparisons": [],
         "tables": [
@@ -137,6 +163,15 @@ def run(ctx: Context) -> dict[str, Any]:
                 "between the network cut after it and cut before it)",
                 ["part", "ms per image", "share"],
                 [[part, ms, ms / per_image_ms] for part, ms in parts],
+            ),
+            table(
+                "The other architectures' step, grayscale 48 px, batch 64: float32 against mixed "
+                "bfloat16 (a speed-up above 1 is a cheaper step on this CPU)",
+                ["model", *(f"{p} images/s" for p in POLICIES), "bfloat16 speed-up"],
+                [
+                    [name, *(r[p] for p in POLICIES), r[POLICIES[1]] / r[POLICIES[0]]]
+                    for name, r in backbone_rates.items()
+                ],
             ),
         ],
         "notes": [
