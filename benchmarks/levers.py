@@ -29,7 +29,7 @@ MODEL = "custom_cnn"
 NEAR_DISTANCE = 4  # perceptual-hash bits, as notebooks 02 and 03
 TTA_MODES = ("none", "flip", "tencrop")
 ENSEMBLE_LAST = 3  # epochs whose weights the checkpoint ensemble averages
-# --quick proves the script on the reference and on a lever that changes the augmentation;
+# --quick proves the script on the reference and on a lever that sets the augmentation;
 # every lever's settings are checked by the tests without training.
 QUICK_LEVERS = ("plateau", "erasing_cosine")
 
@@ -58,7 +58,8 @@ LEVERS: dict[str, Lever] = {
         {"optimizer": "sgd", "learning_rate": 0.01, "lr_schedule": "cosine"},
     ),
     "erasing_cosine": Lever(
-        "cosine, plus random erasing (one hole of 10-30% of the side, p 0.5)",
+        "cosine, plus random erasing (one hole of 10-30% of the side, p 0.5; in the profile "
+        "since it had the hour)",
         {"lr_schedule": "cosine"},
         {"dropout_p": 0.5, "dropout_max_holes": 1, "dropout_size": (0.1, 0.3)},
     ),
@@ -102,7 +103,8 @@ LEVERS: dict[str, Lever] = {
     ),
     "bf16_cosine": Lever(
         "the profile in mixed bfloat16 (mixed_precision 'bfloat16'): this CPU's AMX runs the "
-        "convolutions natively, 1.3x the images/s on the step, more epochs in the minutes",
+        "convolutions natively, 1.3x the images/s on the step, more epochs in the minutes (in "
+        "the profile since it had the hour)",
         {"mixed_precision": "bfloat16"},
     ),
     "flatten_cosine": Lever(
