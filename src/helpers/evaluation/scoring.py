@@ -257,6 +257,15 @@ TTA_HEADLINE = {
 }
 
 
+def _tta_headline(scores: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The metrics one test-time augmentation is compared on, per head the scores have."""
+    return {
+        head: {k: scores[head].get(k) for k in keys}
+        for head, keys in TTA_HEADLINE.items()
+        if scores.get(head)
+    }
+
+
 def evaluate_model(
     model: Any,
     model_name: str,
@@ -295,11 +304,7 @@ def evaluate_model(
             classes=classes,
             dataset=dataset,
         )
-        scores["without_tta"] = {
-            head: {k: (plain.get(head) or {}).get(k) for k in keys}
-            for head, keys in TTA_HEADLINE.items()
-            if plain.get(head)
-        }
+        scores["without_tta"] = _tta_headline(plain)
     return json_ready(scores), predictions
 
 
@@ -332,11 +337,7 @@ def tta_on_validation(
             n_boot=0,
             classes=classes,
         )
-        modes[mode] = {
-            head: {k: (plain.get(head) or {}).get(k) for k in keys}
-            for head, keys in TTA_HEADLINE.items()
-            if plain.get(head)
-        }
+        modes[mode] = _tta_headline(plain)
     return json_ready({"split": "val", "n": len(table), "modes": modes})
 
 
