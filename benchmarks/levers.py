@@ -107,6 +107,11 @@ LEVERS: dict[str, Lever] = {
         "the profile since it had the hour)",
         {"mixed_precision": "bfloat16"},
     ),
+    "residual_cosine": Lever(
+        "the profile with a shortcut around each block (a 1x1 conv to the block's width, added "
+        "before the last ReLU; the branch starts at zero): faster optimisation for 4% more weights",
+        {"backbone_options": {"block_dropout": 0.05, "residual": True}},
+    ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
         "the aligned face a feature is",

@@ -14,6 +14,18 @@ def test_every_profile_resolves_with_the_documented_keys():
             assert key in values
 
 
+def test_every_profile_names_a_test_time_augmentation_the_evaluation_knows():
+    """A typo in a profile's tta would fail only in notebook 05, after the training."""
+    from helpers.inference.tta import check_tta_setting
+
+    for name, profile in config.PROFILES.items():
+        for model in (None, *profile.per_model):
+            setting = config.resolve(name, model)["tta"]
+            assert check_tta_setting(setting) == setting, (name, model)
+    # The main job evaluates each model with the mode that leads on its validation split.
+    assert config.resolve("cpu")["tta"] == "auto"
+
+
 def test_unknown_profile_lists_the_valid_ones():
     with pytest.raises(ConfigError) as err:
         config.get_profile("fast")
@@ -22,7 +34,8 @@ def test_unknown_profile_lists_the_valid_ones():
 
 def test_ferplus_profile_keeps_the_recipe_measured_on_it():
     """Same faces, other labels: FER+ trains the float32 hour its figure was measured with;
-    FER-2013's hour adds only mixed bfloat16, random erasing and ten-crop to it."""
+    FER-2013's hour adds only mixed bfloat16, random erasing and the test-time augmentation
+    that leads on validation (ten-crop for its measured model) to it."""
     fer, ferplus = (config.get_profile(n).to_dict() for n in ("fer2013-cpu", "ferplus-cpu"))
     assert {k for k in fer if fer[k] != ferplus[k]} == {
         "name",
@@ -31,7 +44,7 @@ def test_ferplus_profile_keeps_the_recipe_measured_on_it():
         "tta",
         "per_model",
     }
-    assert (ferplus["augment"], ferplus["tta"], fer["tta"]) == ({}, "none", "tencrop")
+    assert (ferplus["augment"], ferplus["tta"], fer["tta"]) == ({}, "none", "auto")
     assert fer["augment"] == {"dropout_p": 0.5, "dropout_max_holes": 1, "dropout_size": (0.1, 0.3)}
     fer_cnn, ferplus_cnn = fer["per_model"]["custom_cnn"], ferplus["per_model"]["custom_cnn"]
     assert fer_cnn == {**ferplus_cnn, "mixed_precision": "bfloat16"}
@@ -70,9 +83,10 @@ def test_fer_architectures_train_in_bfloat16_only_where_it_is_the_cheaper_step()
         "efficientnetb0": "auto",
     }
     assert config.train_config("ferplus-cpu", "custom_cnn").mixed_precision == "auto"
-    # Ten-crop for the custom CNN, trained with crops; none for those trained without them.
+    # The custom CNN, trained with crops, takes the mode that leads on validation; none for
+    # those trained without them (VGG16 loses with ten-crop on validation).
     tta = {m: config.resolve("fer2013-cpu", m)["tta"] for m in policies}
-    assert tta == {m: "tencrop" if m == "custom_cnn" else "none" for m in policies}
+    assert tta == {m: "auto" if m == "custom_cnn" else "none" for m in policies}
 
 
 def test_main_job_custom_cnn_gets_the_epochs_it_takes_off_in():

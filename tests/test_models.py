@@ -101,6 +101,41 @@ def test_backbone_options_shape_the_custom_cnn():
     assert model(_pixels(2, 48, 1))["expression"].shape == (2, 8)
 
 
+def test_residual_custom_cnn_starts_each_block_as_its_shortcut():
+    """A shortcut per block, added before the last ReLU; the branch's last BatchNorm starts at
+    zero (prepare_from_scratch), so each block starts as its 1x1 projection."""
+    model = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"residual": True, "convs": (1, 2, 2, 2)},
+    )
+    backbone = model.get_layer("backbone")
+    assert [layer.name for layer in _layers_named(model, "block") if "add" in layer.name] == [
+        f"block{b}_add" for b in (1, 2, 3, 4)
+    ]
+    for block, last in zip((1, 2, 3, 4), (1, 2, 2, 2), strict=True):
+        assert np.all(np.asarray(backbone.get_layer(f"block{block}_bn{last}").gamma) == 0)
+        assert np.all(np.asarray(backbone.get_layer(f"block{block}_shortcut_bn").gamma) == 1)
+        assert backbone.get_layer(f"block{block}_shortcut").kernel.shape[:2] == (1, 1)
+    plain = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"convs": (1, 2, 2, 2)},
+    )
+    assert not [layer for layer in _layers_named(plain, "block") if "add" in layer.name]
+    assert plain.count_params() < model.count_params() < 1.1 * plain.count_params()
+    # At the start each block is its shortcut: the branch adds nothing to the output.
+    x = _pixels(2, 48, 1)
+    block1 = keras.Model(backbone.input, backbone.get_layer("block1_relu1").output)
+    shortcut = keras.Model(backbone.input, backbone.get_layer("block1_shortcut_bn").output)
+    assert np.allclose(block1(x), np.maximum(shortcut(x), 0), atol=1e-5)
+    assert model(x)["expression"].shape == (2, 8)
+
+
 def test_backbone_options_reach_keras_applications_builders():
     model = build_model(
         "mobilenetv2",
@@ -120,6 +155,7 @@ def test_backbone_options_reach_keras_applications_builders():
         ({"convs": (1, 2, 3)}, "one such integer per block"),
         ({"convs": 0}, "convs must be"),
         ({"block_dropout": 0.3}, "block_dropout"),
+        ({"residual": "yes"}, "residual must be true or false"),
         ({"pooling": "max"}, "unknown backbone option"),
         ({"input_shape": (8, 8, 1)}, "unknown backbone option"),
         (["convs"], "must map argument names"),

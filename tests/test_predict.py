@@ -511,6 +511,34 @@ def test_cli_tta_flip_averages_each_face_with_its_mirror(model_path, tmp_path):
     assert refused.value.code == 2
 
 
+def test_cli_tta_auto_predicts_with_the_mode_the_evaluation_chose(model_path, tmp_path, capsys):
+    """--tta auto reads the mode from the model's run folder (metrics/<model>.json); without an
+    evaluation it refuses with what to do, before reading any image."""
+    import json
+    import shutil
+
+    rng = np.random.default_rng(6)
+    face = rng.integers(0, 255, (48, 48, 3), np.uint8)
+    _save(tmp_path / "in" / "a.png", face)
+    _save(tmp_path / "in" / "b.png", face[:, ::-1].copy())
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    shutil.copy(model_path, run / "models" / "custom_cnn.keras")
+    args = ["--model", str(run / "models" / "custom_cnn.keras"), str(tmp_path / "in")]
+    args += ["--no-detect", "--tta", "auto", "--quiet"]
+    assert main(args) == 2
+    assert "--tta auto uses the mode notebook 05 chose" in capsys.readouterr().err
+    (run / "metrics").mkdir()
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"tta": "flip"}))
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert "test-time augmentation: flip (as notebook 05 evaluated it)" in capsys.readouterr().err
+    probs = pd.read_csv(tmp_path / "out" / "predictions.csv").filter(like="p_")
+    np.testing.assert_allclose(probs.iloc[0], probs.iloc[1], atol=1e-5)  # mirror-averaged
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"tta": "fivecrop"}))
+    assert main(args) == 2
+    assert "fivecrop" in capsys.readouterr().err
+
+
 def test_first_use_messages(model_path, tmp_path, capsys):
     """A demo-trained model says so; a crop-sized photo without a face suggests --no-detect;
     a tiny image is annotated large enough to read."""

@@ -108,25 +108,31 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     assert list(headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
 
 
-def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path) -> None:
+def _faces_and_model(tmp_path, n: int, seed: int) -> tuple[pd.DataFrame, object]:
+    """n random face images in 3 classes as a records table, and a 3-class custom CNN."""
     import keras
     from PIL import Image
 
+    from helpers.models.factory import build_model
+
+    rows = []
+    for i in range(n):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), np.uint8)).save(path)
+        rows.append({"id": str(i), "image": str(path), "expression": i % 3})
+    keras.utils.set_random_seed(seed)
+    model = build_model("custom_cnn", image_size=SIZE, heads=("expression",), n_classes=3)
+    return pd.DataFrame(rows), model
+
+
+def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path) -> None:
     from helpers.evaluation.scoring import (
         evaluate_model,
         tta_on_validation,
         tta_validation_table,
     )
-    from helpers.models.factory import build_model
 
-    rows = []
-    for i in range(10):
-        path = tmp_path / f"{i}.png"
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), np.uint8)).save(path)
-        rows.append({"id": str(i), "image": str(path), "expression": i % 3})
-    table = pd.DataFrame(rows)
-    keras.utils.set_random_seed(0)
-    model = build_model("custom_cnn", image_size=SIZE, heads=("expression",), n_classes=3)
+    table, model = _faces_and_model(tmp_path, 10, seed=0)
     block = tta_on_validation(model, table, classes=[0, 1, 2])
     assert block["split"] == "val" and block["n"] == 10
     assert list(block["modes"]) == list(tta.TTA_MODES)
@@ -143,6 +149,50 @@ def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path
     assert {"val accuracy", "val macro F1"} <= set(shown.columns)
     assert tta_on_validation(model, table.iloc[:0]) == {}
     assert tta_validation_table({"tta": "none"}).empty
+
+
+def _validation(**modes: tuple[float, float]) -> dict:
+    return {
+        "split": "val",
+        "n": 10,
+        "modes": {
+            m: {"expression": {"f1_macro": f1, "accuracy": acc}} for m, (f1, acc) in modes.items()
+        },
+    }
+
+
+def test_auto_chooses_the_mode_that_leads_on_validation_macro_f1() -> None:
+    from helpers.evaluation.scoring import choose_tta
+
+    assert (
+        choose_tta(_validation(none=(0.5, 0.6), flip=(0.55, 0.59), tencrop=(0.52, 0.7))) == "flip"
+    )
+    # Accuracy breaks a macro-F1 tie; on a full tie the cheaper mode stays.
+    assert choose_tta(_validation(none=(0.5, 0.6), flip=(0.5, 0.62), tencrop=(0.5, 0.61))) == "flip"
+    assert choose_tta(_validation(none=(0.5, 0.6), flip=(0.5, 0.6), tencrop=(0.5, 0.6))) == "none"
+    assert choose_tta(_validation(none=(0.5, 0.6), tencrop=(0.6, 0.7))) == "tencrop"
+    # Nothing to choose on: no validation split, or no expression head.
+    assert choose_tta({}) == "none"
+    assert choose_tta({"modes": {"flip": {"valence": {"ccc": 0.9}}}}) == "none"
+
+
+def test_auto_evaluates_with_the_validation_leader_and_records_it(tmp_path) -> None:
+    from helpers.evaluation.scoring import choose_tta, tta_for_evaluation
+
+    table, model = _faces_and_model(tmp_path, 9, seed=1)
+    classes = [0, 1, 2]
+    mode, block = tta_for_evaluation(model, "auto", table, compare=False, classes=classes)
+    assert set(block["modes"]) == set(tta.TTA_MODES)  # auto compares even when not asked to
+    assert mode == block["chosen"] == choose_tta(block)
+    # A named mode is used as it is; the comparison only when asked for.
+    assert tta_for_evaluation(model, "flip", table, compare=False) == ("flip", {})
+    named, compared = tta_for_evaluation(model, "tencrop", table, classes=classes)
+    assert named == "tencrop" and "chosen" not in compared
+    assert compared["modes"] == block["modes"]
+    assert tta_for_evaluation(model, None, table.iloc[:0]) == ("none", {})
+    assert tta_for_evaluation(model, "auto", table.iloc[:0]) == ("none", {})  # no validation split
+    with pytest.raises(ConfigError, match="none, flip, tencrop, auto"):
+        tta_for_evaluation(model, "best", table)
 
 
 def test_tencrop_averages_ten_views_and_maps_crop_landmarks_back() -> None:

@@ -38,7 +38,7 @@ from helpers.evaluation.predictions import (
     restrict_table,
     shared_classes,
 )
-from helpers.inference.tta import TTA_MODES, check_tta
+from helpers.inference.tta import AUTO, TTA_MODES, check_tta, check_tta_setting
 
 # --------------------------------------------------------------------------- metrics JSON
 
@@ -339,6 +339,43 @@ def tta_on_validation(
         )
         modes[mode] = _tta_headline(plain)
     return json_ready({"split": "val", "n": len(table), "modes": modes})
+
+
+def choose_tta(validation: Mapping[str, Any]) -> str:
+    """The mode with the best validation macro-F1 (accuracy breaks ties; on a full tie the
+    cheaper mode), so "auto" picks on the metric the report ranks models by; "none" when there
+    is no expression score to choose on."""
+    best, best_key = "none", None
+    for mode in TTA_MODES:  # cheapest first: a dearer mode must score strictly higher
+        expression = (((validation or {}).get("modes") or {}).get(mode) or {}).get("expression")
+        key = tuple((expression or {}).get(k) for k in ("f1_macro", "accuracy"))
+        if None in key:
+            continue
+        if best_key is None or key > best_key:
+            best, best_key = mode, key
+    return best
+
+
+def tta_for_evaluation(
+    model: Any,
+    setting: str | None,
+    val_table: pd.DataFrame,
+    *,
+    compare: bool = True,
+    batch_size: int = 64,
+    classes: Iterable[Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The mode notebook 05 evaluates with, and the validation comparison ({} when not made):
+    a mode as it is; "auto" the one that leads on validation (choose_tta), recorded as
+    `chosen` in the comparison."""
+    setting = check_tta_setting(setting)
+    validation = {}
+    if compare or setting == AUTO:
+        validation = tta_on_validation(model, val_table, batch_size=batch_size, classes=classes)
+    if setting != AUTO:
+        return setting, validation
+    mode = choose_tta(validation)
+    return mode, ({**validation, "chosen": mode} if validation else {})
 
 
 def tta_validation_table(scores: Mapping[str, Any]) -> pd.DataFrame:

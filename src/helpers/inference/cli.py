@@ -29,7 +29,7 @@ from helpers.core.run_folder import RunFolder
 from helpers.inference.detect import DEFAULT_MARGIN, Detector
 from helpers.inference.predict import check_args, predict_images, summary_line
 from helpers.inference.runtime import BACKENDS, open_model
-from helpers.inference.tta import TTA_MODES
+from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
 
 FORMATS = ("csv", "json")
 
@@ -144,9 +144,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tta",
-        choices=TTA_MODES,
+        choices=TTA_SETTINGS,
         default="none",
-        help="test-time augmentation: flip averages each face with its mirror image",
+        help="test-time augmentation: flip averages each face with its mirror image, tencrop "
+        "ten crops and their mirrors; auto the mode notebook 05 chose for this model (its run "
+        "folder's metrics)",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backend", choices=BACKENDS, help="default: from the model file's suffix")
@@ -156,6 +158,23 @@ def _parser() -> argparse.ArgumentParser:
 
 # A face crop is at most this big: an image this small with no face found is likely one.
 CROP_SIDE = 160
+
+
+def evaluated_tta(model_path: str | os.PathLike) -> str:
+    """The test-time augmentation notebook 05 evaluated a run folder's model with, so the
+    predictor gives the predictions whose accuracy the report states."""
+    path = Path(model_path)
+    metrics = RunFolder(path.parent.parent).metrics_path(path.name.split(".")[0])
+    reason = "not found"
+    if metrics.is_file():
+        try:
+            return check_tta(read_json(metrics).get("tta"))
+        except (DataError, ConfigError) as error:
+            reason = str(error)
+    raise ConfigError(
+        f"--tta auto uses the mode notebook 05 chose for {path.name}, read from {metrics}: "
+        f"{reason}. Evaluate the model (notebook 05) or give a mode (none, flip, tencrop)"
+    )
 
 
 def training_note(model_path: str | os.PathLike) -> str | None:
@@ -247,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         check_args(args.margin, args.batch_size, args.every)
         if args.out:
             check_out_dir(args.out, formats, args.overwrite)
+        tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
         model = open_model(args.model, args.backend)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -255,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     note = training_note(args.model)
     if note:
         print(note, file=sys.stderr)
+    if args.tta == AUTO:
+        print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
     with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
         warnings.simplefilter("ignore")
         table = predict_images(
@@ -266,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             every=args.every,
             progress=not args.quiet,
             detector=detector,
-            tta=args.tta,
+            tta=tta,
             annotate_dir=(out / "annotated") if out and (args.annotate or args.explain) else None,
             explain=args.explain,
         )

@@ -27,6 +27,10 @@ from helpers.core.errors import ConfigError
 from helpers.core.landmarks import FLIP_PERMUTATION, N_POINTS
 
 TTA_MODES = ("none", "flip", "tencrop")
+# A setting, not a mode: evaluation (notebook 05) uses the mode that leads on the validation
+# split, and the predictor the mode its model's evaluation chose.
+AUTO = "auto"
+TTA_SETTINGS = (*TTA_MODES, AUTO)
 CROP_SHARE = 44 / 48  # ten-crop's crop side: 44 of FER-2013's 48 pixels
 Predict = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
@@ -38,6 +42,15 @@ def check_tta(mode: Any) -> str:
     if mode not in TTA_MODES:
         raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
     return str(mode)
+
+
+def check_tta_setting(setting: Any) -> str:
+    """A mode or "auto", or a ConfigError listing them (before any image is read)."""
+    if setting == AUTO:
+        return AUTO
+    if setting is not None and setting not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_SETTINGS)}, got {setting!r}")
+    return check_tta(setting)
 
 
 def unflip_landmarks(normalised: np.ndarray, image_size: int) -> np.ndarray:

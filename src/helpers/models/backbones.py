@@ -70,13 +70,16 @@ def custom_cnn(
     widths: tuple[int, ...] = (32, 64, 128, 256),
     convs: int | tuple[int, ...] = 2,
     block_dropout: float = 0.1,
+    residual: bool = False,
 ) -> keras.Model:
     """VGG-style extractor for 48 px faces, trained from scratch: per block `convs` 3x3 conv +
     BatchNorm + ReLU, 2x2 max-pooling and dropout rising by `block_dropout` a block. The default
     widths are fast on a CPU; `widths` (64, 128, 256, 512) is the VGGNet of Khaireddin & Chen
     (2021) for FER-2013. `convs` per block (one number or one per block) moves arithmetic
     between resolutions: on a CPU a conv at full resolution costs more per multiply than one on
-    a small map with many channels (benchmarks/RESULTS.md, step).
+    a small map with many channels (benchmarks/RESULTS.md, step). `residual` adds each block's
+    input, through a 1x1 conv + BatchNorm to its width, to its last conv before the ReLU (a
+    ResNet projection block with a VGG block's convs), for a few percent more arithmetic.
 
     Takes keras.applications' arguments so the registry builds it like any other; it has no
     classifier top and no published weights."""
@@ -99,14 +102,21 @@ def custom_cnn(
             f"custom CNN {name!r}: block_dropout must be >= 0 with "
             f"{len(widths)} x block_dropout < 1, got {block_dropout!r}"
         )
+    if not isinstance(residual, bool):
+        raise ConfigError(f"custom CNN {name!r}: residual must be true or false, got {residual!r}")
     inputs = keras.Input(input_shape)
     x = inputs
     for block, (filters, n_convs) in enumerate(zip(widths, per_block, strict=True), start=1):
+        if residual:  # before the branch, so zero-gamma (prepare_from_scratch) finds the branch
+            shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"block{block}_shortcut")(x)
+            shortcut = layers.BatchNormalization(name=f"block{block}_shortcut_bn")(shortcut)
         for conv in range(1, int(n_convs) + 1):
             x = layers.Conv2D(
                 filters, 3, padding="same", use_bias=False, name=f"block{block}_conv{conv}"
             )(x)
             x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+            if residual and conv == n_convs:
+                x = layers.Add(name=f"block{block}_add")([shortcut, x])
             x = layers.ReLU(name=f"block{block}_relu{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         x = layers.Dropout(block_dropout * block, name=f"block{block}_dropout")(x)
