@@ -109,7 +109,7 @@ LEVERS: dict[str, Lever] = {
     ),
     "residual_cosine": Lever(
         "the profile with a shortcut around each block (a 1x1 conv to the block's width, added "
-        "before the last ReLU; the branch starts at zero): faster optimisation for 4% more weights",
+        "before the last ReLU; the branch starts at zero): easier optimisation for 4% more weights",
         {"backbone_options": {"block_dropout": 0.05, "residual": True}},
     ),
     "flatten_cosine": Lever(
