@@ -160,11 +160,19 @@ def _parser() -> argparse.ArgumentParser:
 CROP_SIDE = 160
 
 
+def _run_of(model_path: str | os.PathLike) -> tuple[RunFolder, str]:
+    """The run folder a model file sits in and the model's name: <run>/models/<m>.keras or
+    <run>/export/<m>[.int8].tflite."""
+    path = Path(model_path)
+    return RunFolder(path.parent.parent), path.name.split(".")[0]
+
+
 def evaluated_tta(model_path: str | os.PathLike) -> str:
     """The test-time augmentation notebook 05 evaluated a run folder's model with, so the
     predictor gives the predictions whose accuracy the report states."""
     path = Path(model_path)
-    metrics = RunFolder(path.parent.parent).metrics_path(path.name.split(".")[0])
+    run, name = _run_of(path)
+    metrics = run.metrics_path(name)
     reason = "not found"
     if metrics.is_file():
         try:
@@ -181,12 +189,12 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     """One line when the model file's run says it learned from the generated demo faces: on
     real photos such a model gives near-uniform probabilities, which looks like a broken tool."""
     path = Path(model_path)
-    run = RunFolder(path.parent.parent)  # <run>/models/<m>.keras or <run>/export/<m>.tflite
+    run, name = _run_of(path)
     why = None
     try:
         if run.manifest.is_file() and read_json(run.manifest).get("data", {}).get("demo"):
             why = f"run {run.name} used the demo dataset"
-        card = run.card_path(path.name.split(".")[0])
+        card = run.card_path(name)
         if why is None and card.is_file() and read_json(card).get("profile") == "smoke":
             why = "profile smoke"
     except (DataError, AttributeError):

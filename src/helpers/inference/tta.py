@@ -35,22 +35,18 @@ CROP_SHARE = 44 / 48  # ten-crop's crop side: 44 of FER-2013's 48 pixels
 Predict = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 
 
-def check_tta(mode: Any) -> str:
-    """A valid mode, or a ConfigError listing them (before any image is read)."""
+def check_tta(mode: Any, allowed: tuple[str, ...] = TTA_MODES) -> str:
+    """A valid mode (None is "none"), or a ConfigError listing them (before any image is read)."""
     if mode is None:
         return "none"
-    if mode not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}")
+    if mode not in allowed:
+        raise ConfigError(f"tta must be one of {', '.join(allowed)}, got {mode!r}")
     return str(mode)
 
 
 def check_tta_setting(setting: Any) -> str:
-    """A mode or "auto", or a ConfigError listing them (before any image is read)."""
-    if setting == AUTO:
-        return AUTO
-    if setting is not None and setting not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_SETTINGS)}, got {setting!r}")
-    return check_tta(setting)
+    """A mode or "auto" (a profile's or notebook 05's setting)."""
+    return check_tta(setting, TTA_SETTINGS)
 
 
 def unflip_landmarks(normalised: np.ndarray, image_size: int) -> np.ndarray:
