@@ -94,7 +94,8 @@ def run(ctx: Context) -> dict[str, Any]:
     size_of = (lambda px: 16) if ctx.quick else (lambda px: px)  # 4 poolings need 16 px
     batch_of = (lambda b: 4) if ctx.quick else (lambda b: b)
     rates: dict[str, float] = {}
-    for what, name, px, batch, policy in VARIANTS:
+    variants = VARIANTS[:2] if ctx.quick else VARIANTS  # --quick: the profile and one variant
+    for what, name, px, batch, policy in variants:
         ctx.log(f"step: {what}")
         rates[what] = _model_rate(
             name, policy, size_of(px), batch_of(batch), warmup, steps, ctx.seed
@@ -134,7 +135,7 @@ def run(ctx: Context) -> dict[str, Any]:
             rates[what] / rates[base_what],
             BUDGET_MINUTES * 60.0 * rates[what] / EPOCH_IMAGES,
         ]
-        for what, name, px, batch, _ in VARIANTS
+        for what, name, px, batch, _ in variants
     ]
     return {
         "title": TITLE,

@@ -323,8 +323,8 @@ def test_recipe_needs_faces_in_full_mode(tmp_path: Path) -> None:
 def test_step_rates_every_variant_and_splits_the_step_by_block(
     quick_run: dict[str, Any],
 ) -> None:
-    """One rate per variant, the profile's first; the parts (four blocks and the head) add up
-    to the profile's step; the other architectures timed in both precisions."""
+    """One rate per variant measured, the profile's first; the parts (four blocks and the head)
+    add up to the profile's step; the other architectures timed in both precisions."""
     from benchmarks.step import BACKBONES, POLICIES, VARIANTS, WIDTHS
 
     step = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["step"]
@@ -334,7 +334,7 @@ def test_step_rates_every_variant_and_splits_the_step_by_block(
         assert all(rate > 0 for rate in row[1:3])
         assert row[3] == pytest.approx(row[2] / row[1])
     assert set(step["results"]["backbone_images_per_s"][BACKBONES[0]]) == set(POLICIES)
-    assert [row[0] for row in variants["rows"]] == [v[0] for v in VARIANTS]
+    assert [row[0] for row in variants["rows"]] == [v[0] for v in VARIANTS[:2]]  # --quick
     assert variants["rows"][0][5] == pytest.approx(1.0)
     assert all(row[4] > 0 and row[6] > 0 for row in variants["rows"])
     assert len(step["results"]["prefix_images_per_s"]) == len(WIDTHS)

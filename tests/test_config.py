@@ -26,6 +26,29 @@ def test_every_profile_names_a_test_time_augmentation_the_evaluation_knows():
     assert config.resolve("cpu")["tta"] == "auto"
 
 
+def test_every_per_model_key_is_a_setting_something_reads():
+    """A per-model key that is neither a profile field nor a training setting would be
+    ignored without a word (a typo like "export_tflte" would keep the export on)."""
+    import dataclasses
+
+    from helpers.train.config import TrainConfig
+
+    known = {f.name for f in dataclasses.fields(config.Profile)} | {
+        f.name for f in dataclasses.fields(TrainConfig)
+    }
+    for name, profile in config.PROFILES.items():
+        for model, values in profile.per_model.items():
+            assert set(values) <= known, (name, model, sorted(set(values) - known))
+
+
+def test_a_per_model_export_setting_gives_way_to_the_notebook_parameter():
+    assert config.resolve("smoke", "resnet50")["export_tflite"] is False
+    assert config.resolve("smoke", "custom_cnn")["export_tflite"] is True
+    assert config.resolve("smoke", "resnet50", export_tflite=True)["export_tflite"] is True
+    with pytest.raises(ConfigError, match="export_tflite"):
+        config.resolve("smoke", "resnet50", export_tflite="yes")
+
+
 def test_unknown_profile_lists_the_valid_ones():
     with pytest.raises(ConfigError) as err:
         config.get_profile("fast")
