@@ -161,7 +161,8 @@ PROFILES: dict[str, Profile] = {
             # Each model evaluated with the test-time augmentation that leads on its validation
             # split: on the demo faces ten-crop for the custom CNN (validation macro-F1 0.822
             # against 0.780 without; test 0.843 against 0.759), flip for MobileNetV2 (0.738
-            # against 0.696), none for VGG16 and ResNet50, trained without crops or flips.
+            # against 0.696), flip for VGG16 by a hair (0.766 against 0.757; on test it lost
+            # 0.02), none for ResNet50, trained without crops or flips.
             tta="auto",
             # Sized from measured 2-core throughput, at the fewest pixels that still learn the
             # task. Every model trains a fixed number of epochs, with no time budget: a budget
@@ -200,9 +201,9 @@ PROFILES: dict[str, Profile] = {
                 },
                 # Mixed bfloat16 where the CPU runs it natively (AMX, AVX512-BF16; float32 with
                 # one line elsewhere): at 32 px 118 images/s against 80, and the same learning
-                # per epoch (validation accuracy 0.81 after 5 epochs, 0.78 in float32); the
-                # minute it saves shortens the run. ResNet50 (91 against 134), MobileNetV2 and
-                # the custom CNN (168 against 206) are slower in it at these sizes.
+                # per epoch (validation accuracy 0.81 after 5 epochs, 0.78 in float32), so its
+                # 5 epochs take 4.4 min instead of 5.7. ResNet50 (91 against 134), MobileNetV2
+                # and the custom CNN (168 against 206) are slower in it at these sizes.
                 "vgg16": {
                     "image_size": 32,
                     "epochs": 5,
