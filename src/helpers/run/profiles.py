@@ -182,13 +182,12 @@ PROFILES: dict[str, Profile] = {
             # (0.79 against 0.68).
             per_model={
                 # It takes off in its fifth epoch (validation accuracy 0.33 to 0.86).
-                "custom_cnn": {"image_size": 48, "epochs": 5, "time_budget_minutes": None},
+                "custom_cnn": {"image_size": 48, "epochs": 5},
                 # Validation accuracy 0.76 after 7 epochs of about 21 s.
                 "mobilenetv2": {
                     "image_size": 48,
                     "batch_size": 64,
                     "epochs": 7,
-                    "time_budget_minutes": None,
                     "online_augment": False,
                 },
                 # Validation accuracy 0.67 by the eighth of 9 epochs of about 40 s.
@@ -196,7 +195,6 @@ PROFILES: dict[str, Profile] = {
                     "image_size": 32,
                     "batch_size": 64,
                     "epochs": 9,
-                    "time_budget_minutes": None,
                     "online_augment": False,
                 },
                 # Mixed bfloat16 where the CPU runs it natively (AMX, AVX512-BF16; float32 with
@@ -207,7 +205,6 @@ PROFILES: dict[str, Profile] = {
                 "vgg16": {
                     "image_size": 32,
                     "epochs": 5,
-                    "time_budget_minutes": None,
                     "online_augment": False,
                     "mixed_precision": "bfloat16",
                 },
