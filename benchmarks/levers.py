@@ -112,6 +112,11 @@ LEVERS: dict[str, Lever] = {
         "before the last ReLU; the branch starts at zero): easier optimisation for 4% more weights",
         {"backbone_options": {"block_dropout": 0.05, "residual": True}},
     ),
+    "wd_cosine": Lever(
+        "the profile with decoupled weight decay 0.05 of the kernels (Adam's rate times 0.05 a "
+        "step, biases and BatchNorm spared): for an hour that overfits late",
+        {"weight_decay": 0.05},
+    ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
         "the aligned face a feature is",

@@ -408,6 +408,35 @@ def test_ema_keeps_and_validates_the_averaged_weights(tmp_path):
             TrainConfig(model="custom_cnn", ema_momentum=bad)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_weight_decay_shrinks_kernels_and_spares_biases_and_batchnorm(name):
+    """weight_decay: each step takes lr * decay of every kernel, whatever the gradient, and
+    leaves biases and BatchNorm's scale and offset alone; None keeps the optimizer's own."""
+    inputs = keras.Input((4,))
+    outputs = keras.layers.BatchNormalization()(keras.layers.Dense(3)(inputs))
+    model = keras.Model(inputs, outputs)
+    for var in model.trainable_variables:
+        var.assign(np.ones(var.shape, "float32"))
+    optimizer = training._optimizer(name, 0.1, weight_decay=0.5)
+    before = {v.path: np.array(v) for v in model.trainable_variables}
+    optimizer.apply_gradients([(np.zeros(v.shape, "float32"), v) for v in model.trainable_variables])
+    for var in model.trainable_variables:
+        factor = 0.95 if var.name == "kernel" else 1.0
+        np.testing.assert_allclose(np.array(var), before[var.path] * factor, rtol=1e-6)
+    assert training._optimizer("adam", 0.1).weight_decay is None
+    for bad in (-0.1, 1, "strong", True):
+        with pytest.raises(ConfigError, match="weight_decay"):
+            TrainConfig(model="custom_cnn", weight_decay=bad)
+
+
+def test_weight_decay_reaches_training_and_its_card(tmp_path):
+    """The setting reaches the kept model's optimizer and the model card."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    result = train(_config(epochs=1, weight_decay=0.05), train_rows, val_rows, tmp_path / "run")
+    assert result.card["parameters"]["weight_decay"] == 0.05
+    assert result.model.optimizer.weight_decay == pytest.approx(0.05)
+
+
 def test_pooling_reaches_the_model_and_its_card(tmp_path):
     """pooling="flatten" is built, trained, saved and loaded back as a Flatten head."""
     train_rows, val_rows = _split(_table(tmp_path / "images", n=24))

@@ -34,6 +34,7 @@ RESUME_KEYS = (
     "optimizer",
     "lr_schedule",
     "ema_momentum",
+    "weight_decay",
     "va_loss",
     "label_smoothing",
     "landmark_loss",
@@ -76,6 +77,10 @@ class TrainConfig:
     # Polyak averaging: validation, checkpoints and the saved model use an exponential moving
     # average of the weights with this momentum (e.g. 0.999); None: the weights as trained.
     ema_momentum: float | None = None
+    # Decoupled weight decay of the kernels (biases and BatchNorm's scale and offset kept), a
+    # share of the learning rate per step, e.g. 0.05 with Adam; None: the optimizer's own
+    # (AdamW 0.004, none for the others).
+    weight_decay: float | None = None
     va_loss: str = "mse"
     label_smoothing: float = 0.0
     landmark_loss: str = "mse"
@@ -152,6 +157,7 @@ class TrainConfig:
                 self._fail(name, "must be a positive number")
         for name, low, high in (
             ("label_smoothing", 0.0, 1.0),
+            *((("weight_decay", 0.0, 1.0),) if self.weight_decay is not None else ()),
             *((("ema_momentum", 0.0, 1.0),) if self.ema_momentum is not None else ()),
             ("dropout", 0.0, 1.0),
             ("reduce_lr_factor", 0.0, 1.0),

@@ -189,24 +189,40 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
     return model, transfer.transfer_mode(model) == "frozen", collector.messages
 
 
+# Variables weight decay leaves alone: a bias or BatchNorm's scale and offset shrunk to zero
+# only moves the layer's output, it does not simplify the function.
+NO_DECAY = ("bias", "gamma", "beta")
+
+
 def _optimizer(
-    name: str, learning_rate: float, ema_momentum: float | None = None
+    name: str,
+    learning_rate: float,
+    ema_momentum: float | None = None,
+    weight_decay: float | None = None,
 ) -> keras.optimizers.Optimizer:
     """A fresh optimizer (each phase gets its own, since trainable weights change)."""
-    ema = {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum is not None else {}
+    kwargs: dict[str, Any] = (
+        {"use_ema": True, "ema_momentum": ema_momentum} if ema_momentum is not None else {}
+    )
+    if weight_decay is not None:
+        kwargs["weight_decay"] = weight_decay
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **ema)
-    return {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "rmsprop": keras.optimizers.RMSprop,
-    }[name](learning_rate, **ema)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **kwargs)
+    else:
+        optimizer = {
+            "adam": keras.optimizers.Adam,
+            "adamw": keras.optimizers.AdamW,
+            "rmsprop": keras.optimizers.RMSprop,
+        }[name](learning_rate, **kwargs)
+    if weight_decay is not None:
+        optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
+    return optimizer
 
 
 def _compile(model: keras.Model, cfg: TrainConfig, learning_rate: float) -> None:
     """Masked losses and metrics per head (helpers.models.losses)."""
     model.compile(
-        optimizer=_optimizer(cfg.optimizer, learning_rate, cfg.ema_momentum),
+        optimizer=_optimizer(cfg.optimizer, learning_rate, cfg.ema_momentum, cfg.weight_decay),
         loss=losses_module.build_losses(
             cfg.heads,
             va_loss=cfg.va_loss,
