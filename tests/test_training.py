@@ -419,7 +419,8 @@ def test_weight_decay_shrinks_kernels_and_spares_biases_and_batchnorm(name):
         var.assign(np.ones(var.shape, "float32"))
     optimizer = training._optimizer(name, 0.1, weight_decay=0.5)
     before = {v.path: np.array(v) for v in model.trainable_variables}
-    optimizer.apply_gradients([(np.zeros(v.shape, "float32"), v) for v in model.trainable_variables])
+    zeros = [np.zeros(v.shape, "float32") for v in model.trainable_variables]
+    optimizer.apply_gradients(zip(zeros, model.trainable_variables, strict=True))
     for var in model.trainable_variables:
         factor = 0.95 if var.name == "kernel" else 1.0
         np.testing.assert_allclose(np.array(var), before[var.path] * factor, rtol=1e-6)
