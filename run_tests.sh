@@ -30,13 +30,11 @@ else
   # a second demo set (another seed) is the external test set for cross-dataset evaluation.
   "$vpy" -m helpers.synthetic --out build/nbval-data/demo_seed1.zip --n 64 --seed 1 --size 96 --force --quiet >/dev/null
   "$vpy" -m helpers.run.nbtools prepare --profile smoke --out build/nbval --test-data build/nbval-data/demo_seed1.zip >/dev/null
-  # The notebooks, then the tests; under pytest-xdist the work unit of the most items (the
-  # notebooks) starts first.
-  targets=(build/nbval tests)
   # Every core, up to 4 (AFFECT_TEST_WORKERS to choose; 0 runs in this process): pytest-xdist
   # gives each worker a whole test file, and one worker all the notebooks, in order
-  # (tests/conftest.py). On 2 cores: 12-14 min, against 23 in one process.
+  # (tests/conftest.py). On 2 cores: 10-14 min, against 23 in one process. The notebooks come
+  # first: the work unit of the most items starts first.
   workers="${AFFECT_TEST_WORKERS:-$("$vpy" -c 'import os; n = os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}"
-  targets=(-n "$workers" "${targets[@]}")
+  targets=(-n "$workers" build/nbval tests)
 fi
 exec "$vpy" -m pytest --nbval-lax --nbval-current-env -q "${targets[@]}"
