@@ -117,6 +117,16 @@ LEVERS: dict[str, Lever] = {
         "step, biases and BatchNorm spared): for an hour that overfits late",
         {"weight_decay": 0.05},
     ),
+    "mixup_cosine": Lever(
+        "the profile with mixup (faces blended in pairs, the expression target alike; "
+        "Beta(0.2, 0.2), so most blends stay close to one face): for an hour that overfits late",
+        {"mixing": {"mode": "mixup", "alpha": 0.2, "p": 1.0}},
+    ),
+    "cutmix_cosine": Lever(
+        "the profile with CutMix on half the faces (a box of the partner pasted, the target "
+        "credited by area): occlusion that, unlike random erasing, keeps the pixels a face",
+        {"mixing": {"mode": "cutmix", "alpha": 1.0, "p": 0.5}},
+    ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
         "the aligned face a feature is",

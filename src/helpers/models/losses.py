@@ -49,6 +49,12 @@ def weights_like(sample_weight: Any, like: Any) -> Any:
     return ops.broadcast_to(w, ops.shape(like))
 
 
+def is_soft(y_true: Any, n_classes: int) -> bool:
+    """Expression targets as class shares [B, n_classes] rather than indices [B] or [B, 1]."""
+    shape = tuple(y_true.shape)
+    return len(shape) == 2 and shape[-1] == n_classes and n_classes > 1
+
+
 def _masked_mean(values: Any, mask: Any, weights: Any) -> Any:
     """Keras' sum_over_batch_size, counted over the present targets only; 0 when none."""
     return ops.sum(values * mask * weights) / ops.maximum(ops.sum(mask), 1.0)
@@ -100,10 +106,15 @@ class MaskedSparseCategoricalCrossentropy(_MaskedLoss):
         self.label_smoothing, self.n_classes = float(label_smoothing), int(n_classes)
 
     def elementwise(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-        """Per-sample cross-entropy with smoothed one-hot targets."""
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        present = labels >= 0
-        onehot = ops.one_hot(ops.where(present, labels, 0), self.n_classes)
+        """Per-sample cross-entropy with smoothed one-hot targets, or with soft targets
+        [B, n_classes] (blended batches: helpers.data.mixing), a row of zeros = no label."""
+        if is_soft(y_true, self.n_classes):
+            onehot = ops.cast(y_true, "float32")
+            present = ops.sum(onehot, axis=-1) > 0
+        else:
+            labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+            present = labels >= 0
+            onehot = ops.one_hot(ops.where(present, labels, 0), self.n_classes)
         onehot = onehot * (1.0 - self.label_smoothing) + self.label_smoothing / self.n_classes
         probs = ops.clip(ops.cast(y_pred, "float32"), EPS, 1.0)
         return -ops.sum(onehot * ops.log(probs), axis=-1), ops.cast(present, "float32")

@@ -10,7 +10,7 @@ import keras
 from keras import ops
 
 from helpers.core.labels import HEADS, check_heads
-from helpers.models.losses import EPS, flat, present, weights_like
+from helpers.models.losses import EPS, flat, is_soft, present, weights_like
 
 
 @keras.saving.register_keras_serializable(package="helpers")
@@ -23,8 +23,14 @@ class MaskedAccuracy(keras.metrics.Metric):
         self.count = self.add_variable((), initializer="zeros", name="count")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        """Accumulate hits among present labels."""
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        """Accumulate hits among present labels (a soft target's label: its largest share)."""
+        if is_soft(y_true, int(y_pred.shape[-1])):
+            shares = ops.cast(y_true, "float32")
+            labels = ops.where(
+                ops.sum(shares, axis=-1) > 0, ops.cast(ops.argmax(shares, axis=-1), "int32"), -1
+            )
+        else:
+            labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
         present = ops.cast(labels >= 0, "float32") * flat(weights_like(sample_weight, flat(labels)))
         hits = ops.cast(ops.equal(ops.argmax(y_pred, axis=-1), labels), "float32")
         self.correct.assign_add(ops.sum(hits * present))

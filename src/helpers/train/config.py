@@ -13,6 +13,7 @@ import numpy as np
 
 from helpers.core.errors import ConfigError
 from helpers.core.labels import HEADS, check_heads
+from helpers.data.mixing import MixSettings
 from helpers.models import factory, registry, transfer
 from helpers.models import losses as losses_module
 from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
@@ -35,6 +36,7 @@ RESUME_KEYS = (
     "lr_schedule",
     "ema_momentum",
     "weight_decay",
+    "mixing",
     "va_loss",
     "label_smoothing",
     "landmark_loss",
@@ -81,6 +83,9 @@ class TrainConfig:
     # share of the learning rate per step, e.g. 0.05 with Adam; None: the optimizer's own
     # (AdamW 0.004, none for the others).
     weight_decay: float | None = None
+    # Blend training faces in pairs, targets alike (helpers.data.mixing): e.g. {"mode": "mixup",
+    # "alpha": 0.2} or {"mode": "cutmix", "alpha": 1.0, "p": 0.5}; None: no blending.
+    mixing: dict[str, Any] | None = None
     va_loss: str = "mse"
     label_smoothing: float = 0.0
     landmark_loss: str = "mse"
@@ -193,6 +198,14 @@ class TrainConfig:
                 losses_module.default_loss_weights(self.heads, self.loss_weights)
             except ConfigError as error:
                 self._fail("loss_weights", str(error))
+        if self.mixing is not None:
+            try:
+                settings = MixSettings.from_value(self.mixing)
+            except ConfigError as error:
+                self._fail("mixing", str(error))
+            if "expression" not in self.heads:
+                self._fail("mixing", "blends expression targets; the model has no expression head")
+            object.__setattr__(self, "mixing", settings.to_dict())  # type: ignore[union-attr]
         if self.weights not in (None, "imagenet"):
             object.__setattr__(self, "weights", os.fspath(self.weights))
         if self.backbone_options is not None:

@@ -271,6 +271,7 @@ def _datasets(
         "batch_size": cfg.batch_size,
         "heads": cfg.heads,
         "seed": cfg.seed,
+        "n_classes": cfg.n_classes,
     }
     loader = backend.input_pipeline(cfg.input_pipeline)
     make = make_dataset if loader == "tf.data" else make_pydataset
@@ -281,6 +282,7 @@ def _datasets(
         cache=caches["train"],
         class_weights=class_weights,
         epoch_clock=clock,
+        mixing=cfg.mixing,
         **common,
     )
     n_seen = len(train_table)

@@ -14,7 +14,9 @@ uninterrupted run would have seen.
 Batches: images float32 [B, S, S, C] in 0..255; targets per head: expression int32 [B]
 (-1 = missing), valence / arousal float32 [B, 1] (NaN = missing), landmarks float32 [B, 136]
 = x0/S, y0/S, x1/S, ... in the model input (NaN row = missing); with class weights also
-sample weights per head float32 [B] (expression by its class weight, the other heads 1).
+sample weights per head float32 [B] (expression by its class weight, the other heads 1). Training
+batches blended by mixup or CutMix carry soft expression targets instead, float32 [B, n_classes]
+(a row of zeros = missing).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from helpers.core.labels import HEADS, check_heads
 from helpers.core.landmarks import N_POINTS, to_model_space
 from helpers.core.preprocess import decode_for_model
 from helpers.core.records import landmarks_array
+from helpers.data.mixing import MixSettings, batch_rng, mix_batch
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -348,8 +351,12 @@ class _TableSource:
         augmenter: Augmenter | None,
         cache: bool | str | os.PathLike,
         class_weights: Mapping[Any, float] | None,
+        mixing: MixSettings | None = None,
+        n_classes: int = 8,
+        seed: int = 0,
     ):
         self.n, self.size, self.channels, self.heads = len(table), image_size, channels, heads
+        self.mixing, self.n_classes, self.seed = mixing, int(n_classes), int(seed)
         uris = table["image"].astype(str).to_numpy()
         unique, self.slots = np.unique(uris, return_inverse=True)
         self.store = DecodedCache(
@@ -400,6 +407,49 @@ class _TableSource:
             raise
         return images, lnds
 
+    def mixed(self, rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A blended training batch (helpers.data.mixing): images, soft expression targets,
+        valence, arousal, landmarks and expression weights, all float32."""
+        images, lnd = self.pixels(rows, epochs)
+        batch = mix_batch(
+            images,
+            self.columns["expression"][rows],
+            self.n_classes,
+            self.mixing,  # type: ignore[arg-type]
+            batch_rng(
+                self.seed, int(epochs[0]) if len(epochs) else 0, int(rows[0]) if len(rows) else 0
+            ),
+        )
+        lnd = np.where(batch.mixed[:, None], np.float32(np.nan), lnd).astype(np.float32)
+        weights = np.ones(len(rows), np.float32) if self.weights is None else self.weights[rows]
+        return (
+            batch.images,
+            batch.soft,
+            batch.blend(self.columns["valence"][rows]),
+            batch.blend(self.columns["arousal"][rows]),
+            lnd,
+            batch.blend(weights),
+        )
+
+    def targets(
+        self, rows: np.ndarray, epochs: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+        """One batch in numpy: images float32, targets per head, sample weights per head."""
+        ones = np.ones(len(rows), np.float32)
+        if self.mixing is not None:
+            images, soft, valence, arousal, lnd, weights = self.mixed(rows, epochs)
+            columns = {"expression": soft, "valence": valence, "arousal": arousal}
+        else:
+            pixels, lnd = self.pixels(rows, epochs)
+            images, weights = pixels.astype(np.float32), ones
+            columns = {h: values[rows] for h, values in self.columns.items()}
+            if self.weights is not None:
+                weights = self.weights[rows]
+        targets = {h: lnd if h == "landmarks" else columns[h] for h in self.heads}
+        if self.weights is None:
+            return images, targets, None
+        return images, targets, {h: weights if h == "expression" else ones for h in self.heads}
+
     def fill(self) -> None:
         """Decode every image now (a PyDataset's worker threads then only augment)."""
         for start in range(0, len(self.store.uris), 1024):
@@ -418,6 +468,8 @@ def _prepare(
     cache: bool | str | os.PathLike,
     class_weights: Mapping[Any, float] | None,
     check_files: bool,
+    mixing: MixSettings | Mapping[str, Any] | None = None,
+    n_classes: int = 8,
 ) -> _TableSource:
     """Checks shared by both loaders, then the source they read."""
     heads = check_heads(heads)
@@ -432,6 +484,9 @@ def _prepare(
         augmenter=augmenter if training else None,
         cache=cache,
         class_weights=class_weights,
+        mixing=MixSettings.from_value(mixing) if training else None,
+        n_classes=n_classes,
+        seed=int(seed),
     )
 
 
@@ -450,6 +505,8 @@ def make_dataset(
     drop_remainder: bool = False,
     epoch_clock: EpochClock | None = None,
     check_files: bool = True,
+    mixing: MixSettings | Mapping[str, Any] | None = None,
+    n_classes: int = 8,
 ) -> tf.data.Dataset:
     """tf.data batches for model.fit/evaluate/predict from a records table (module docstring).
 
@@ -457,7 +514,9 @@ def make_dataset(
     epoch)` after the cache; otherwise table order, no augmentation. cache: True (memory),
     False (decode every time: streams any size), or a file path (memory-mapped .npy).
     epoch_clock: share one with training's callback so fit()'s epoch drives order and
-    augmentation; without it each pass over the dataset is the next epoch.
+    augmentation; without it each pass over the dataset is the next epoch. mixing: mixup or
+    CutMix of training batches (helpers.data.mixing); the expression target is then float32
+    [B, n_classes], blended as the images were.
     """
     import tensorflow as tf
 
@@ -473,10 +532,36 @@ def make_dataset(
         cache,
         class_weights,
         check_files,
+        mixing,
+        n_classes,
     )
     n, size, n_channels, heads = source.n, source.size, source.channels, source.heads
     columns = {head: tf.constant(values) for head, values in source.columns.items()}
     weights = None if source.weights is None else tf.constant(source.weights)
+
+    def load_mixed(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
+        """One blended batch: the numpy side blends images and targets together."""
+        parts = tf.numpy_function(source.mixed, [rows, epochs], [tf.float32] * 6, stateful=False)
+        images, soft, valence, arousal, lnd, expr_weights = parts
+        images = tf.ensure_shape(images, [None, size, size, n_channels])
+        found = {
+            "expression": tf.ensure_shape(soft, [None, source.n_classes]),
+            "valence": tf.ensure_shape(valence, [None, 1]),
+            "arousal": tf.ensure_shape(arousal, [None, 1]),
+            "landmarks": tf.ensure_shape(lnd, [None, N_POINTS * 2]),
+        }
+        targets = {h: found[h] for h in heads}
+        if weights is None:
+            return images, targets
+        ones = tf.ones(tf.shape(rows), tf.float32)
+        return (
+            images,
+            targets,
+            {
+                h: tf.ensure_shape(expr_weights, [None]) if h == "expression" else ones
+                for h in heads
+            },
+        )
 
     def load(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
         """One batch: images, targets per head[, sample weights per head]."""
@@ -516,7 +601,9 @@ def make_dataset(
     # One batch at a time: decoding inside a batch is already parallel (DecodedCache.get_many),
     # and two Python-bound batches at once only trade the GIL back and forth. prefetch still
     # keeps the next batches coming while the model trains.
-    ds = ds.map(load, num_parallel_calls=1, deterministic=True)
+    ds = ds.map(
+        load_mixed if source.mixing is not None else load, num_parallel_calls=1, deterministic=True
+    )
     # flat_map hides the length; Keras needs it for progress bars and its epoch bookkeeping.
     ds = ds.apply(
         tf.data.experimental.assert_cardinality(steps_per_epoch(n, int(batch_size), drop_remainder))
@@ -573,17 +660,8 @@ class TableBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple:
         if not 0 <= index < self.steps:
             raise IndexError(f"batch {index} of {self.steps}")
-        rows, epochs = self._rows(int(index))
-        images, lnd = self.source.pixels(rows, epochs)
-        columns = self.source.columns
-        targets = {h: lnd if h == "landmarks" else columns[h][rows] for h in self.source.heads}
-        if self.source.weights is None:
-            return images.astype(np.float32), targets
-        ones = np.ones(len(rows), np.float32)
-        weights = {
-            h: self.source.weights[rows] if h == "expression" else ones for h in self.source.heads
-        }
-        return images.astype(np.float32), targets, weights
+        images, targets, weights = self.source.targets(*self._rows(int(index)))
+        return (images, targets) if weights is None else (images, targets, weights)
 
     def on_epoch_end(self) -> None:
         """The next pass is the next epoch (fit()'s callback pins it again at its start)."""
@@ -606,6 +684,8 @@ def make_pydataset(
     drop_remainder: bool = False,
     epoch_clock: EpochClock | None = None,
     check_files: bool = True,
+    mixing: MixSettings | Mapping[str, Any] | None = None,
+    n_classes: int = 8,
     workers: int | None = None,
 ) -> TableBatches:
     """make_dataset's batches for any Keras backend (same arguments, same batches).
@@ -624,6 +704,8 @@ def make_pydataset(
         cache,
         class_weights,
         check_files,
+        mixing,
+        n_classes,
     )
     if source.store.enabled:
         source.fill()
