@@ -410,15 +410,15 @@ class _TableSource:
     def mixed(self, rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, ...]:
         """A blended training batch (helpers.data.mixing): images, soft expression targets,
         valence, arousal, landmarks and expression weights, all float32."""
+        if self.mixing is None:
+            raise ConfigError("this batch source was made without a mixing setting")
         images, lnd = self.pixels(rows, epochs)
         batch = mix_batch(
             images,
             self.columns["expression"][rows],
             self.n_classes,
-            self.mixing,  # type: ignore[arg-type]
-            batch_rng(
-                self.seed, int(epochs[0]) if len(epochs) else 0, int(rows[0]) if len(rows) else 0
-            ),
+            self.mixing,
+            batch_rng(self.seed, int(epochs[0]), int(rows[0])),  # a batch is never empty
         )
         lnd = np.where(batch.mixed[:, None], np.float32(np.nan), lnd).astype(np.float32)
         weights = np.ones(len(rows), np.float32) if self.weights is None else self.weights[rows]
