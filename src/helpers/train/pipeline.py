@@ -551,17 +551,7 @@ def make_dataset(
             "landmarks": tf.ensure_shape(lnd, [None, N_POINTS * 2]),
         }
         targets = {h: found[h] for h in heads}
-        if weights is None:
-            return images, targets
-        ones = tf.ones(tf.shape(rows), tf.float32)
-        return (
-            images,
-            targets,
-            {
-                h: tf.ensure_shape(expr_weights, [None]) if h == "expression" else ones
-                for h in heads
-            },
-        )
+        return with_weights(images, targets, tf.ensure_shape(expr_weights, [None]))
 
     def load(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
         """One batch: images, targets per head[, sample weights per head]."""
@@ -571,14 +561,14 @@ def make_dataset(
         images = tf.cast(tf.ensure_shape(images, [None, size, size, n_channels]), tf.float32)
         lnd = tf.ensure_shape(lnd, [None, N_POINTS * 2])
         targets = {h: lnd if h == "landmarks" else tf.gather(columns[h], rows) for h in heads}
-        if weights is None:
+        return with_weights(images, targets, None if weights is None else tf.gather(weights, rows))
+
+    def with_weights(images: tf.Tensor, targets: dict, expression: tf.Tensor | None) -> tuple:
+        """(images, targets), and with class weights the sample weights per head (others 1)."""
+        if weights is None or expression is None:
             return images, targets
-        ones = tf.ones(tf.shape(rows), tf.float32)
-        return (
-            images,
-            targets,
-            {h: tf.gather(weights, rows) if h == "expression" else ones for h in heads},
-        )
+        ones = tf.ones_like(expression)
+        return images, targets, {h: expression if h == "expression" else ones for h in heads}
 
     if training:
         clock = epoch_clock or EpochClock()
