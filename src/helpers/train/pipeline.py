@@ -435,20 +435,21 @@ class _TableSource:
         self, rows: np.ndarray, epochs: np.ndarray
     ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
         """One batch in numpy: images float32, targets per head, sample weights per head."""
-        ones = np.ones(len(rows), np.float32)
         if self.mixing is not None:
-            images, soft, valence, arousal, lnd, weights = self.mixed(rows, epochs)
+            images, soft, valence, arousal, lnd, expression = self.mixed(rows, epochs)
             columns = {"expression": soft, "valence": valence, "arousal": arousal}
         else:
             pixels, lnd = self.pixels(rows, epochs)
-            images, weights = pixels.astype(np.float32), ones
-            columns = {h: values[rows] for h, values in self.columns.items()}
-            if self.weights is not None:
-                weights = self.weights[rows]
+            images, columns = (
+                pixels.astype(np.float32),
+                {h: v[rows] for h, v in self.columns.items()},
+            )
+            expression = None if self.weights is None else self.weights[rows]
         targets = {h: lnd if h == "landmarks" else columns[h] for h in self.heads}
         if self.weights is None:
             return images, targets, None
-        return images, targets, {h: weights if h == "expression" else ones for h in self.heads}
+        ones = np.ones(len(rows), np.float32)
+        return images, targets, {h: expression if h == "expression" else ones for h in self.heads}
 
     def fill(self) -> None:
         """Decode every image now (a PyDataset's worker threads then only augment)."""
