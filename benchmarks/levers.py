@@ -127,6 +127,16 @@ LEVERS: dict[str, Lever] = {
         "credited by area): occlusion that, unlike random erasing, keeps the pixels a face",
         {"mixing": {"mode": "cutmix", "alpha": 1.0, "p": 0.5}},
     ),
+    "sgd05_cosine": Lever(
+        "the profile with SGD (Nesterov momentum 0.9) at 0.05 and weight decay 5e-4, the "
+        "optimiser of the published recipes at the rate BatchNorm networks train with at batch "
+        "64: slower to start than Adam, often ahead once the rate has annealed",
+        {"optimizer": "sgd", "learning_rate": 0.05, "weight_decay": 5e-4},
+    ),
+    "sgd10_cosine": Lever(
+        "as sgd05_cosine from twice the rate (0.1)",
+        {"optimizer": "sgd", "learning_rate": 0.1, "weight_decay": 5e-4},
+    ),
     "flatten_cosine": Lever(
         "cosine, the 3x3 feature map flattened instead of averaged: the head sees where on "
         "the aligned face a feature is",
