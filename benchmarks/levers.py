@@ -130,7 +130,7 @@ LEVERS: dict[str, Lever] = {
     "sgd05_cosine": Lever(
         "the profile with SGD (Nesterov momentum 0.9) at 0.05 and weight decay 5e-4, the "
         "optimiser of the published recipes at the rate BatchNorm networks train with at batch "
-        "64: slower to start than Adam, often ahead once the rate has annealed",
+        "64: slower to start than Adam; its case is made once the rate has annealed",
         {"optimizer": "sgd", "learning_rate": 0.05, "weight_decay": 5e-4},
     ),
     "sgd10_cosine": Lever(
