@@ -19,6 +19,7 @@ BENCHMARKS: tuple[str, ...] = (
     "input_pipeline",
     "training",
     "bottleneck",
+    "workers",
     "memory",
     "end_to_end",
     "inference",

@@ -216,6 +216,23 @@ def test_input_pipeline_has_the_keras_baseline_side_by_side(quick_run: dict[str,
     assert sum("epochs after the first" in note for note in pipeline["notes"]) == 2
 
 
+def test_workers_times_both_loaders_with_and_without_processes(quick_run: dict[str, Any]) -> None:
+    bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
+    results = bench["workers"]["results"]
+    assert sorted(results) == sorted(f"{lo}/{n}" for lo in ("python", "tf.data") for n in (0, 1, 2))
+    assert all(rate > 0 for rate in results.values())
+    assert bench["workers"]["comparisons"][0]["baseline_name"] == "threads in the training process"
+
+
+def test_process_counts_double_up_to_the_cores() -> None:
+    from benchmarks.workers import process_counts
+
+    assert process_counts(1) == (0, 1)
+    assert process_counts(2) == (0, 1, 2)
+    assert process_counts(16) == (0, 1, 2, 4, 8, 16)
+    assert process_counts(6) == (0, 1, 2, 4, 6)
+
+
 # --------------------------------------------------------------------------- in-process units
 
 

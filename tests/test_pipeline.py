@@ -474,9 +474,77 @@ def test_pydataset_raises_the_data_error_naming_the_file(tmp_path):
         ds[2]
 
 
+@pytest.mark.parametrize("mixing", [None, {"mode": "cutmix", "alpha": 1.0, "p": 0.5}])
+def test_worker_processes_give_the_batches_built_here(tmp_path, mixing):
+    """Forked workers build every training batch as this process would, epoch by epoch, for
+    both loaders; evaluation batches stay here."""
+    table = _table(tmp_path)
+    common = {
+        "image_size": 24,
+        "channels": 3,
+        "batch_size": 4,
+        "seed": 3,
+        "augmenter": make_online_augmenter(AugmentConfig(affine_p=1.0, dropout_p=0.5), 3),
+        "class_weights": {c: 1.0 + c for c in range(8)},
+        "mixing": mixing,
+    }
+    here = make_dataset(table, training=True, epoch_clock=EpochClock(), **common)
+    forked = make_dataset(table, training=True, epoch_clock=EpochClock(), processes=2, **common)
+    python = pipeline.make_pydataset(table, training=True, processes=2, workers=1, **common)
+    assert python.source.processes is not None and python.source.processes.processes == 2
+    assert python.workers == 2  # a Keras thread waits on each process
+    for _epoch in range(2):
+        expected = _batches(here)
+        assert _equal(_batches(forked), expected)
+        assert _equal(_pydataset_pass(python), expected)
+    evaluation = pipeline.make_pydataset(table, training=False, processes=2, **common)
+    assert evaluation.source.processes is None
+
+
+@pytest.mark.parametrize("loader", ["tf.data", "python"])
+def test_a_worker_process_error_names_the_file(tmp_path, loader):
+    table = _table(tmp_path, n=4)
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    bad = table.assign(image=table["image"].where(table.index != 2, str(tmp_path / "bad.png")))
+    make = make_dataset if loader == "tf.data" else pipeline.make_pydataset
+    ds = make(bad, image_size=16, channels=3, batch_size=2, training=True, cache=False, processes=2)
+    read = _batches if loader == "tf.data" else _pydataset_pass
+    with pytest.raises(DataError) as caught, pipeline.surface_data_errors():
+        read(ds)
+    assert caught.value.path.endswith("bad.png") and "corrupt" in caught.value.problem
+
+
+def test_input_processes_setting(monkeypatch):
+    """The "auto" setting: every core but two on a GPU when batches are augmented, else none;
+    a bad value names the setting."""
+    from helpers.train import backend, workers
+    from helpers.train.config import TrainConfig
+
+    assert workers.auto_processes(gpu=True, augmenting=True, cpus=16) == 14
+    assert workers.auto_processes(gpu=True, augmenting=True, cpus=64) == workers.MAX_PROCESSES
+    assert workers.auto_processes(gpu=True, augmenting=True, cpus=2) == 0
+    assert workers.auto_processes(gpu=True, augmenting=False, cpus=16) == 0
+    assert workers.auto_processes(gpu=False, augmenting=True, cpus=16) == 0
+    assert backend.input_processes("auto", augmenting=True) == 0  # this machine has no GPU
+    monkeypatch.setattr(backend, "gpu_count", lambda: 1)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 8)
+    assert backend.input_processes("auto", augmenting=True) == 6
+    assert backend.input_processes(3, augmenting=False) == 3
+    assert TrainConfig(model="custom_cnn", input_processes=4).input_processes == 4
+    for bad in (-1, 1.5, "many", True):
+        with pytest.raises(ConfigError, match="input_processes"):
+            TrainConfig(model="custom_cnn", input_processes=bad)
+    with pytest.raises(ConfigError, match="processes"):
+        make_dataset(_TINY, image_size=16, channels=3, batch_size=2, training=True, processes=-2)
+
+
+_TINY = pd.DataFrame({"image": ["unused.png"], "expression": [0]})
+
+
 def test_training_and_scoring_run_on_jax_without_tensorflow(tmp_path):
-    """KERAS_BACKEND=jax with TensorFlow unimportable: train() reads the PyDataset, the card
-    names the backend, and predict_table scores with ten-crop (a GPU machine may have JAX and
+    """KERAS_BACKEND=jax with TensorFlow unimportable: train() reads the PyDataset (its batches
+    built by two forked processes, as on a GPU machine), the card names the backend, and
+    predict_table scores with ten-crop (a GPU machine may have JAX and
     no TensorFlow build)."""
     table = _table(tmp_path, n=16)
     table.to_pickle(tmp_path / "table.pkl")
@@ -489,13 +557,14 @@ from helpers.train.config import TrainConfig
 from helpers.train.fit import train
 table = pd.read_pickle({str(tmp_path / "table.pkl")!r})
 cfg = TrainConfig(model="custom_cnn", image_size=24, epochs=2, batch_size=4, verbose=0,
-                  shared_units=8, heads=("expression", "valence"))
+                  shared_units=8, heads=("expression", "valence"), input_processes=2)
 result = train(cfg, table.iloc[:12], table.iloc[12:], {str(tmp_path / "run")!r},
                augment_settings={{"online": True, "config": {{"rotate_limit": 5.0}}, "seed": 0}})
 pred = predict_table(result.model, table.iloc[12:], progress=False, tta="tencrop")
 card = result.card
-print(card["versions"]["backend"], card["data"]["input_pipeline"], card["epochs_run"],
-      len(pred), pred["expression_pred"].between(0, 7).all())
+print(card["versions"]["backend"], card["data"]["input_pipeline"],
+      card["data"]["input_processes"], card["epochs_run"], len(pred),
+      pred["expression_pred"].between(0, 7).all())
 """
     import os
     import subprocess
@@ -509,4 +578,4 @@ print(card["versions"]["backend"], card["data"]["input_pipeline"], card["epochs_
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split()[-5:] == ["jax", "python", "2", "4", "True"]
+    assert done.stdout.split()[-6:] == ["jax", "python", "2", "2", "4", "True"]

@@ -13,6 +13,10 @@ class DataError(Exception):
         where = f"{self.path}!{member}" if member else self.path
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        """Pickles whole, so a worker process's error reaches its parent naming the file."""
+        return (type(self), (self.path, self.problem, self.member))
+
 
 class ConfigError(Exception):
     """Bad parameters (unknown profile, model name, wrong type), raised before any work."""

@@ -232,7 +232,9 @@ PROFILES: dict[str, Profile] = {
             description="FER-2013 on a GPU: the VGGNet recipe of Khaireddin & Chen (2021), SGD "
             "with Nesterov momentum, a plateau schedule, crops and random erasing, ten-crop at "
             "test",
-            epochs=100,
+            # The published recipe's length; the time budget ends it first below 10,800 images/s
+            # (300 passes over 25,913 faces in 12 minutes).
+            epochs=300,
             models=("vggnet",),
             tta="tencrop",
             # Crops: zoom in by up to 1.2 (44 of 48 px is 1.09); random erasing: one hole.
@@ -250,8 +252,9 @@ PROFILES: dict[str, Profile] = {
                     "reduce_lr_factor": 0.75,
                     "reduce_lr_patience": 5,
                     "early_stopping_patience": 20,
-                    # 12 minutes: about 40 epochs where the input pipeline feeds 1,758 images/s
-                    # (an H200, benchmarks/RESULTS.md); the published recipe trains 300.
+                    # 12 minutes: 40 epochs at the 1,758 images/s that threads fed an H200
+                    # (benchmarks/RESULTS.md, recipe); worker processes build the batches on a
+                    # GPU now (input_processes "auto"), 2.2 times the threads' rate on 2 cores.
                     "time_budget_minutes": 12.0,
                 }
             },

@@ -15,6 +15,8 @@ from typing import Any
 
 import keras
 
+from helpers.train import workers
+
 INPUT_PIPELINES = ("auto", "tf.data", "python")
 CPUINFO = "/proc/cpuinfo"  # Linux: the CPU's instruction set flags
 
@@ -29,6 +31,14 @@ def input_pipeline(setting: str) -> str:
     if setting == "auto":
         return "tf.data" if name() == "tensorflow" else "python"
     return setting
+
+
+def input_processes(setting: int | str, augmenting: bool) -> int:
+    """Worker processes a setting means: "auto" is every core but two on a GPU when training
+    batches are augmented (helpers.train.workers), none on a CPU."""
+    if setting == "auto":
+        return workers.auto_processes(gpu=gpu_count() > 0, augmenting=augmenting)
+    return int(setting)
 
 
 def _devices() -> list[tuple[str, str]]:

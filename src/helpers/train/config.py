@@ -18,6 +18,7 @@ from helpers.models import factory, registry, transfer
 from helpers.models import losses as losses_module
 from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
 from helpers.train.backend import INPUT_PIPELINES
+from helpers.train.workers import check_processes
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 # plateau: cut the learning rate when validation stalls; cosine: anneal it to min_lr over the
@@ -121,6 +122,9 @@ class TrainConfig:
     cache_memory_limit_gb: float = 2.0  # "auto" caches in memory up to this size, else on disk
     # auto: tf.data with TensorFlow, a Keras PyDataset on JAX or PyTorch (the same batches)
     input_pipeline: str = "auto"  # auto | tf.data | python
+    # Forked processes that build augmented training batches (helpers.train.workers): "auto" is
+    # every core but two on a GPU, none on a CPU (where the training step is the work); 0: none
+    input_processes: int | str = "auto"
     profile: str | None = None
     verbose: int = 2  # Keras: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -190,6 +194,10 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed or isinstance(getattr(self, name), float):
                 self._fail(name, f"must be one of {list(allowed)}")
+        try:
+            check_processes(self.input_processes)
+        except ConfigError:
+            self._fail("input_processes", 'must be "auto" or an integer >= 0')
         if not isinstance(self.online_augment, (bool, np.bool_)):
             self._fail("online_augment", "must be True or False")
         if self.loss_weights is not None:

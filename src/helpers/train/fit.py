@@ -275,6 +275,9 @@ def _datasets(
     }
     loader = backend.input_pipeline(cfg.input_pipeline)
     make = make_dataset if loader == "tf.data" else make_pydataset
+    processes = backend.input_processes(
+        cfg.input_processes, augmenting=augmenter is not None or cfg.mixing is not None
+    )
     train_ds = make(
         train_table,
         training=True,
@@ -283,6 +286,7 @@ def _datasets(
         class_weights=class_weights,
         epoch_clock=clock,
         mixing=cfg.mixing,
+        processes=processes,
         **common,
     )
     n_seen = len(train_table)
@@ -292,6 +296,7 @@ def _datasets(
     val_ds = make(val_table, training=False, cache=caches["val"], **common) if has_val else None
     facts = {
         "input_pipeline": loader,
+        "input_processes": processes,
         "train_rows": len(train_table),
         "images_per_epoch": n_seen,
         "val_rows": len(val_table) if has_val else 0,

@@ -9,7 +9,8 @@ memory-mapped file, or not at all), so every epoch can take a full fresh permuta
 rows without a shuffle buffer, and online augmentation runs after the cache. Order and
 augmentation depend only on (seed, epoch, row), never on TensorFlow's global seed or on how
 many times the dataset was iterated before, so a resumed run sees the batches an
-uninterrupted run would have seen.
+uninterrupted run would have seen. The same property lets forked worker processes build
+training batches (`processes`, helpers.train.workers) without changing a pixel of them.
 
 Batches: images float32 [B, S, S, C] in 0..255; targets per head: expression int32 [B]
 (-1 = missing), valence / arousal float32 [B, 1] (NaN = missing), landmarks float32 [B, 136]
@@ -44,6 +45,7 @@ from helpers.core.landmarks import N_POINTS, to_model_space
 from helpers.core.preprocess import decode_for_model
 from helpers.core.records import landmarks_array
 from helpers.data.mixing import MixSettings, batch_rng, mix_batch
+from helpers.train.workers import BatchProcesses, check_processes
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -372,6 +374,7 @@ class _TableSource:
             else np.full((self.n, N_POINTS, 2), np.nan, np.float32)
         )
         self.augment = augmenter
+        self.processes: BatchProcesses | None = None  # set by start_processes
         self.columns = {
             "expression": _expression_column(table),
             "valence": _float_column(table, "valence")[:, None],
@@ -431,15 +434,39 @@ class _TableSource:
             batch.blend(weights),
         )
 
+    def work(self, rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """A batch's Python-bound part, here: pixels and landmarks (uint8, float32), or the six
+        arrays of a blended batch (mixed)."""
+        return self.mixed(rows, epochs) if self.mixing is not None else self.pixels(rows, epochs)
+
+    def parts(self, rows: np.ndarray, epochs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """work() of a batch, in a worker process when training batches have them."""
+        if self.processes is None or len(epochs) == 0 or epochs[0] == _NO_EPOCH:
+            return self.work(rows, epochs)
+        try:
+            return tuple(self.processes.build(np.asarray(rows), np.asarray(epochs)))
+        except DataError as error:
+            _remember(error)
+            raise
+
+    def start_processes(self, processes: int) -> None:
+        """Build training batches in `processes` forked workers (0: here), the cache filled
+        first so that each reads its pixels instead of decoding its own copy."""
+        if processes <= 0:
+            return
+        if self.store.enabled:
+            self.fill()
+        self.processes = BatchProcesses(self.work, processes)
+
     def targets(
         self, rows: np.ndarray, epochs: np.ndarray
     ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray] | None]:
         """One batch in numpy: images float32, targets per head, sample weights per head."""
         if self.mixing is not None:
-            images, soft, valence, arousal, lnd, expression = self.mixed(rows, epochs)
+            images, soft, valence, arousal, lnd, expression = self.parts(rows, epochs)
             columns = {"expression": soft, "valence": valence, "arousal": arousal}
         else:
-            pixels, lnd = self.pixels(rows, epochs)
+            pixels, lnd = self.parts(rows, epochs)
             images, columns = (
                 pixels.astype(np.float32),
                 {h: v[rows] for h, v in self.columns.items()},
@@ -471,13 +498,18 @@ def _prepare(
     check_files: bool,
     mixing: MixSettings | Mapping[str, Any] | None = None,
     n_classes: int = 8,
+    processes: Any = 0,
 ) -> _TableSource:
-    """Checks shared by both loaders, then the source they read."""
+    """Checks shared by both loaders, then the source they read (with its worker processes
+    when training asks for them)."""
     heads = check_heads(heads)
     _validate(len(table), image_size, channels, batch_size, seed)
+    processes = check_processes(processes, where="processes")
+    if processes == "auto":
+        raise ConfigError('processes: resolve "auto" first (helpers.train.backend)')
     if check_files:
         check_images(table)
-    return _TableSource(
+    source = _TableSource(
         table,
         image_size=int(image_size),
         channels=int(channels),
@@ -489,6 +521,9 @@ def _prepare(
         n_classes=n_classes,
         seed=int(seed),
     )
+    if training:
+        source.start_processes(int(processes))
+    return source
 
 
 def make_dataset(
@@ -508,6 +543,7 @@ def make_dataset(
     check_files: bool = True,
     mixing: MixSettings | Mapping[str, Any] | None = None,
     n_classes: int = 8,
+    processes: int = 0,
 ) -> tf.data.Dataset:
     """tf.data batches for model.fit/evaluate/predict from a records table (module docstring).
 
@@ -517,7 +553,8 @@ def make_dataset(
     epoch_clock: share one with training's callback so fit()'s epoch drives order and
     augmentation; without it each pass over the dataset is the next epoch. mixing: mixup or
     CutMix of training batches (helpers.data.mixing); the expression target is then float32
-    [B, n_classes], blended as the images were.
+    [B, n_classes], blended as the images were. processes: forked workers that build training
+    batches (helpers.train.workers), that many in flight; 0 builds them here.
     """
     import tensorflow as tf
 
@@ -535,6 +572,7 @@ def make_dataset(
         check_files,
         mixing,
         n_classes,
+        processes,
     )
     n, size, n_channels, heads = source.n, source.size, source.channels, source.heads
     columns = {head: tf.constant(values) for head, values in source.columns.items()}
@@ -542,7 +580,7 @@ def make_dataset(
 
     def load_mixed(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
         """One blended batch: the numpy side blends images and targets together."""
-        parts = tf.numpy_function(source.mixed, [rows, epochs], [tf.float32] * 6, stateful=False)
+        parts = tf.numpy_function(source.parts, [rows, epochs], [tf.float32] * 6, stateful=False)
         images, soft, valence, arousal, lnd, expr_weights = parts
         images = tf.ensure_shape(images, [None, size, size, n_channels])
         found = {
@@ -557,7 +595,7 @@ def make_dataset(
     def load(rows: tf.Tensor, epochs: tf.Tensor) -> tuple:
         """One batch: images, targets per head[, sample weights per head]."""
         images, lnd = tf.numpy_function(
-            source.pixels, [rows, epochs], [tf.uint8, tf.float32], stateful=False
+            source.parts, [rows, epochs], [tf.uint8, tf.float32], stateful=False
         )
         images = tf.cast(tf.ensure_shape(images, [None, size, size, n_channels]), tf.float32)
         lnd = tf.ensure_shape(lnd, [None, N_POINTS * 2])
@@ -589,11 +627,14 @@ def make_dataset(
     else:
         indices = tf.data.Dataset.range(n).map(lambda r: (r, tf.constant(_NO_EPOCH, tf.int64)))
     ds = indices.batch(int(batch_size), drop_remainder=drop_remainder)
-    # One batch at a time: decoding inside a batch is already parallel (DecodedCache.get_many),
-    # and two Python-bound batches at once only trade the GIL back and forth. prefetch still
-    # keeps the next batches coming while the model trains.
+    # One batch at a time in this process: decoding inside a batch is already parallel
+    # (DecodedCache.get_many), and two Python-bound batches at once only trade the GIL back and
+    # forth. With worker processes, one batch in flight per process. prefetch still keeps the
+    # next batches coming while the model trains.
     ds = ds.map(
-        load_mixed if source.mixing is not None else load, num_parallel_calls=1, deterministic=True
+        load_mixed if source.mixing is not None else load,
+        num_parallel_calls=max(1, source.processes.processes if source.processes else 1),
+        deterministic=True,
     )
     # flat_map hides the length; Keras needs it for progress bars and its epoch bookkeeping.
     ds = ds.apply(
@@ -621,7 +662,11 @@ class TableBatches(keras.utils.PyDataset):
         drop_remainder: bool,
         workers: int,
     ):
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=16)
+        # Keras's threads only wait when worker processes build the batches: one per process.
+        in_flight = max(workers, source.processes.processes if source.processes else 0)
+        super().__init__(
+            workers=in_flight, use_multiprocessing=False, max_queue_size=max(16, 2 * in_flight)
+        )
         self.source, self.batch_size, self.training = source, int(batch_size), training
         self.seed, self.clock = int(seed), clock
         self.steps = steps_per_epoch(source.n, self.batch_size, drop_remainder)
@@ -678,10 +723,12 @@ def make_pydataset(
     mixing: MixSettings | Mapping[str, Any] | None = None,
     n_classes: int = 8,
     workers: int | None = None,
+    processes: int = 0,
 ) -> TableBatches:
     """make_dataset's batches for any Keras backend (same arguments, same batches).
 
-    workers: threads that build batches (default: one per core, at most 8).
+    workers: threads that build batches (default: one per core, at most 8); with worker
+    processes they only wait for them.
     """
     source = _prepare(
         table,
@@ -697,6 +744,7 @@ def make_pydataset(
         check_files,
         mixing,
         n_classes,
+        processes,
     )
     if source.store.enabled:
         source.fill()
