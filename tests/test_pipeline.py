@@ -491,14 +491,59 @@ def test_worker_processes_give_the_batches_built_here(tmp_path, mixing):
     here = make_dataset(table, training=True, epoch_clock=EpochClock(), **common)
     forked = make_dataset(table, training=True, epoch_clock=EpochClock(), processes=2, **common)
     python = pipeline.make_pydataset(table, training=True, processes=2, workers=1, **common)
+    mapped = make_dataset(
+        table, training=True, processes=1, cache=tmp_path / "cache.npy", **common
+    )  # a memory-mapped cache, filled before the fork
     assert python.source.processes is not None and python.source.processes.processes == 2
     assert python.workers == 2  # a Keras thread waits on each process
     for _epoch in range(2):
         expected = _batches(here)
         assert _equal(_batches(forked), expected)
         assert _equal(_pydataset_pass(python), expected)
+        assert _equal(_batches(mapped), expected)
     evaluation = pipeline.make_pydataset(table, training=False, processes=2, **common)
     assert evaluation.source.processes is None
+
+
+def test_worker_processes_fork_safely_beside_native_threads(tmp_path):
+    """A process whose OpenCV thread pool is running (any earlier warp or resize of a large
+    image), and whose garbage holds a finaliser that would wait for its threads, still forks
+    workers that finish their batches; in a child process, so a deadlock fails the test
+    instead of hanging the run."""
+    import subprocess
+    import sys
+
+    table = _table(tmp_path, n=8)
+    table.to_pickle(tmp_path / "table.pkl")
+    code = f"""
+import cv2, numpy as np, pandas as pd
+from helpers.data.augment import AugmentConfig, make_online_augmenter
+from helpers.train import pipeline
+import gc, os, time
+gc.disable()  # the garbage below outlives any automatic collection until the fork
+big = np.zeros((2000, 2000, 3), np.uint8)
+for _ in range(3):
+    cv2.warpAffine(big, np.float32([[1, 0.1, 5], [0.1, 1, 3]]), (2000, 2000))
+class Native:  # a finaliser that waits for this process's threads, as a tf.data iterator's
+    parent = os.getpid()
+    def __del__(self):
+        while os.getpid() != self.parent:
+            time.sleep(1)
+garbage = Native()
+garbage.cycle = garbage
+del garbage  # unreachable, not yet collected
+table = pd.read_pickle({str(tmp_path / "table.pkl")!r})
+augment = make_online_augmenter(AugmentConfig(affine_p=1.0), 0)
+def collecting(*args):  # a worker's collector runs mid-batch
+    gc.collect()
+    return augment(*args)
+ds = pipeline.make_pydataset(table, image_size=24, channels=3, batch_size=4, training=True,
+                             augmenter=collecting, processes=2)
+print(sum(len(ds[i][0]) for i in range(len(ds))))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "8"
 
 
 @pytest.mark.parametrize("loader", ["tf.data", "python"])
@@ -525,6 +570,9 @@ def test_input_processes_setting(monkeypatch):
     assert workers.auto_processes(gpu=True, augmenting=True, cpus=2) == 0
     assert workers.auto_processes(gpu=True, augmenting=False, cpus=16) == 0
     assert workers.auto_processes(gpu=False, augmenting=True, cpus=16) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(workers.sys, "platform", "darwin")
+        assert workers.auto_processes(gpu=True, augmenting=True, cpus=16) == 0
     assert backend.input_processes("auto", augmenting=True) == 0  # this machine has no GPU
     monkeypatch.setattr(backend, "gpu_count", lambda: 1)
     monkeypatch.setattr(workers.os, "cpu_count", lambda: 8)

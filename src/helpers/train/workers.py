@@ -14,6 +14,7 @@ asked. Where fork is not available (Windows), batches are built in the training 
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import multiprocessing
 import os
@@ -48,9 +49,10 @@ def can_fork() -> bool:
 def auto_processes(gpu: bool, augmenting: bool, cpus: int | None = None) -> int:
     """Processes the "auto" setting gives: on a GPU with augmentation, every core but two (one
     for the training loop, one for the rest), at most MAX_PROCESSES; none on a CPU, where the
-    training step is the work (at 48 px the pipeline costs about 1% of it)."""
+    training step is the work (at 48 px the pipeline costs about 1% of it), and none off Linux
+    (macOS's system libraries are not safe to fork once threads run; a number still forks)."""
     cpus = os.cpu_count() if cpus is None else cpus
-    if not (gpu and augmenting and can_fork()):
+    if not (gpu and augmenting and can_fork() and sys.platform.startswith("linux")):
         return 0
     return max(0, min(MAX_PROCESSES, (cpus or 1) - 2))
 
@@ -75,12 +77,16 @@ def _ready() -> int:
 
 
 def _start_worker() -> None:
-    """A worker leaves Ctrl-C to its parent (which shuts it down) and runs OpenCV on one
-    thread: the processes already take the cores."""
+    """A worker leaves Ctrl-C to its parent, which shuts it down, and never collects what it
+    inherited.
+
+    The parent's objects are frozen out of the worker's garbage collector: a finaliser run here
+    (a tf.data iterator's, say) would wait for the parent's threads, which a forked child does
+    not have. OpenCV's thread count is left alone for the same reason (resizing its pool waits
+    on them); its calls themselves run.
+    """
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2 = sys.modules.get("cv2")
-    if cv2 is not None:
-        cv2.setNumThreads(1)
 
 
 class BatchProcesses:
@@ -100,6 +106,10 @@ class BatchProcesses:
             # only numpy, OpenCV and albumentations, never the backend.
             warnings.filterwarnings("ignore", message=r".*fork\(\).*")
             _TARGETS[self.key] = target
+            # Garbage is collected here, where the threads its finalisers wait for exist; what
+            # is left is frozen through the fork, so the workers' collectors skip it.
+            gc.collect()
+            gc.freeze()
             try:
                 self.pool = ProcessPoolExecutor(
                     self.processes,
@@ -109,6 +119,7 @@ class BatchProcesses:
                 # The first task forks every process at once (fork pools do not grow later).
                 self.pool.submit(_ready).result()
             finally:
+                gc.unfreeze()
                 del _TARGETS[self.key]
         self._close = weakref.finalize(self, self.pool.shutdown, wait=False, cancel_futures=True)
 
