@@ -254,7 +254,7 @@ PROFILES: dict[str, Profile] = {
                     "early_stopping_patience": 20,
                     # 12 minutes: 40 epochs at the 1,758 images/s that threads fed an H200
                     # (benchmarks/RESULTS.md, recipe); worker processes build the batches on a
-                    # GPU now (input_processes "auto"), 2.2 times the threads' rate on 2 cores.
+                    # GPU now (input_processes "auto"), 2.4 times the threads' rate on 2 cores.
                     "time_budget_minutes": 12.0,
                 }
             },
