@@ -20,16 +20,11 @@ import time
 from typing import Any
 
 from benchmarks.common import Context, comparison, median, table
+from helpers.run.profiles import PROFILES
 
 TITLE = "Workers: training batches built in threads or in forked processes"
 SIZE, CHANNELS, BATCH = 48, 1, 64  # the fer2013-gpu recipe's input
-RECIPE_AUGMENT = {  # its augment settings (helpers.run.profiles)
-    "zoom_range": (1.0, 1.2),
-    "zoom_p": 0.5,
-    "dropout_p": 0.5,
-    "dropout_max_holes": 1,
-    "dropout_size": (0.1, 0.3),
-}
+RECIPE = "fer2013-gpu"  # whose augmentation settings the batches get (helpers.run.profiles)
 
 
 def process_counts(cpus: int | None = None) -> tuple[int, ...]:
@@ -49,18 +44,17 @@ def _loader(ctx: Context, loader: str, processes: int) -> Any:
     from helpers.train.pipeline import make_dataset, make_pydataset
 
     make = make_dataset if loader == "tf.data" else make_pydataset
-    dataset = make(
+    return make(
         ctx.records(),
         image_size=SIZE,
         channels=CHANNELS,
         batch_size=BATCH,
         training=True,
         seed=ctx.seed,
-        augmenter=make_online_augmenter(AugmentConfig(**RECIPE_AUGMENT), ctx.seed),
+        augmenter=make_online_augmenter(AugmentConfig(**PROFILES[RECIPE].augment), ctx.seed),
         heads=("expression",),
         processes=processes,
     )
-    return dataset
 
 
 def _passes(dataset: Any, loader: str, passes: int) -> tuple[int, float]:
@@ -122,7 +116,8 @@ def run(ctx: Context) -> dict[str, Any]:
             "channels": CHANNELS,
             "batch_size": BATCH,
             "augment": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in RECIPE_AUGMENT.items()
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in PROFILES[RECIPE].augment.items()
             },
             "process_counts": list(counts),
             "passes": passes,
