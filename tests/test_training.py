@@ -351,6 +351,25 @@ def test_cosine_schedule_anneals_over_the_epochs(tmp_path):
     assert logged[-1] < 0.02 * 1e-3
 
 
+@pytest.mark.parametrize(("schedule", "stops_early"), [("plateau", True), ("cosine", False)])
+def test_early_stopping_watches_plateau_runs_only(tmp_path, monkeypatch, schedule, stops_early):
+    """A cosine run ends where its schedule does: early stopping would fire on a plateau
+    halfway down and cut the low-rate tail. The plateau schedule keeps it."""
+    watching = []
+
+    class Spy(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            watching.append(self.patience)
+            super().on_train_begin(logs)
+
+    monkeypatch.setattr(keras.callbacks, "EarlyStopping", Spy)
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    cfg = _config(lr_schedule=schedule, early_stopping_patience=3)
+    result = train(cfg, train_rows, val_rows, tmp_path / "run")
+    assert watching == ([3] if stops_early else [])
+    assert result.card["epochs_run"] == 2
+
+
 def test_cosine_schedule_follows_the_time_budget(monkeypatch):
     """With a time budget the position is the share of the budget spent (a resume included),
     since how many steps fit in the minutes is not known in advance."""

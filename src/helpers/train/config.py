@@ -107,7 +107,7 @@ class TrainConfig:
     # where a network still leaving chance learns faster from the images it will be tested on.
     online_augment: bool = True
     n_classes: int = 8
-    early_stopping_patience: int = 5
+    early_stopping_patience: int = 5  # plateau schedule only: a cosine runs to its end
     reduce_lr_patience: int = 2
     reduce_lr_factor: float = 0.5
     min_lr: float = 1e-6

@@ -485,6 +485,7 @@ def _run_phase(
         verbose=int(cfg.verbose > 0),
     )
     schedule: keras.callbacks.Callback
+    stopping: list[keras.callbacks.Callback] = [early]
     if cfg.lr_schedule == "cosine":
         steps = math.ceil(n_train / cfg.batch_size)
         schedule = CosineAnneal(
@@ -493,7 +494,10 @@ def _run_phase(
             total_steps=(phase.end_epoch - phase.first_epoch) * steps,
             first_step=(restart_at - phase.first_epoch) * steps,
         )
-        restored: list[keras.callbacks.Callback] = [early]
+        # The cosine's end is the run's end: a plateau halfway down is where early stopping
+        # fires, and it would cut the low-rate tail that gives most of the final accuracy.
+        stopping = []
+        restored: list[keras.callbacks.Callback] = []
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
@@ -516,7 +520,7 @@ def _run_phase(
             save_best_only=True,
             initial_value_threshold=best_overall,
         ),
-        early,
+        *stopping,
         schedule,
         RestoreProgress(restored, best_here, wait_here),
         keras.callbacks.CSVLogger(paths["history"], append=True),
