@@ -478,14 +478,9 @@ def _run_phase(
         _compile(model, cfg, phase.learning_rate)
     model._initial_epoch = None  # set by a previous phase's BackupAndRestore; Keras reads it
 
-    early = keras.callbacks.EarlyStopping(
-        monitor=monitor,
-        patience=cfg.early_stopping_patience,
-        restore_best_weights=True,
-        verbose=int(cfg.verbose > 0),
-    )
     schedule: keras.callbacks.Callback
-    stopping: list[keras.callbacks.Callback] = [early]
+    stopping: list[keras.callbacks.Callback] = []
+    restored: list[keras.callbacks.Callback] = []  # what a resume gives back its best and wait
     if cfg.lr_schedule == "cosine":
         steps = math.ceil(n_train / cfg.batch_size)
         schedule = CosineAnneal(
@@ -494,10 +489,8 @@ def _run_phase(
             total_steps=(phase.end_epoch - phase.first_epoch) * steps,
             first_step=(restart_at - phase.first_epoch) * steps,
         )
-        # The cosine's end is the run's end: a plateau halfway down is where early stopping
-        # fires, and it would cut the low-rate tail that gives most of the final accuracy.
-        stopping = []
-        restored: list[keras.callbacks.Callback] = []
+        # No early stopping: the cosine's end is the run's end, and a plateau halfway down
+        # would cut the low-rate tail that gives most of the final accuracy.
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
@@ -506,7 +499,15 @@ def _run_phase(
             min_lr=cfg.min_lr,
             verbose=int(cfg.verbose > 0),
         )
-        restored = [early, schedule]
+        stopping = [
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=cfg.early_stopping_patience,
+                restore_best_weights=True,
+                verbose=int(cfg.verbose > 0),
+            )
+        ]
+        restored = [*stopping, schedule]
     # The averaged weights go in before validation and stay in for the epoch-end callbacks
     # (checkpoint, early stopping, backup), so the kept model is the averaged one.
     averaged = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum else []
