@@ -50,3 +50,21 @@ def test_papermill_sees_every_parameter(path):
         if isinstance(t, ast.Name)
     }
     assert set(pm.inspect_notebook(str(path))) == assigned
+
+
+def test_the_readme_training_settings_are_notebook_04_parameters():
+    """Every setting the README's training-settings table names can be set where it says."""
+    import re
+
+    import papermill as pm
+
+    readme = (paths.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Training settings", 1)[1].split("\n### ", 1)[0]
+    named = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    }
+    assert {"backbone_options", "weight_decay", "mixed_precision"} <= named
+    assert named <= set(pm.inspect_notebook(str(paths.NOTEBOOKS_DIR / "04_train.ipynb")))

@@ -65,4 +65,8 @@ def test_training_parameters_are_checked_before_any_training(tmp_path):
         "04_train.ipynb", tmp_path / "04b.ipynb", run_dir=str(run), profile="smoke", image_size=-1
     )
     assert error.ename == "ConfigError" and error.evalue.startswith("TrainConfig.image_size")
+    error = _fails(
+        "04_train.ipynb", tmp_path / "04c.ipynb", run_dir=str(run), profile="smoke", weight_decay=2
+    )
+    assert error.ename == "ConfigError" and error.evalue.startswith("TrainConfig.weight_decay")
     assert not run.model_path("custom_cnn").exists()
