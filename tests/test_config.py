@@ -57,8 +57,9 @@ def test_unknown_profile_lists_the_valid_ones():
 
 def test_ferplus_profile_keeps_the_recipe_measured_on_it():
     """Same faces, other labels: FER+ trains the float32 hour its figure was measured with;
-    FER-2013's hour adds only mixed bfloat16, random erasing and the test-time augmentation
-    that leads on validation (ten-crop for its measured model) to it."""
+    FER-2013's hour adds only mixed bfloat16, random 44 px windows in training, random erasing
+    and the test-time augmentation that leads on validation (ten-crop for its measured model)
+    to it."""
     fer, ferplus = (config.get_profile(n).to_dict() for n in ("fer2013-cpu", "ferplus-cpu"))
     assert {k for k in fer if fer[k] != ferplus[k]} == {
         "name",
@@ -70,7 +71,11 @@ def test_ferplus_profile_keeps_the_recipe_measured_on_it():
     assert (ferplus["augment"], ferplus["tta"], fer["tta"]) == ({}, "none", "auto")
     assert fer["augment"] == {"dropout_p": 0.5, "dropout_max_holes": 1, "dropout_size": (0.1, 0.3)}
     fer_cnn, ferplus_cnn = fer["per_model"]["custom_cnn"], ferplus["per_model"]["custom_cnn"]
-    assert fer_cnn == {**ferplus_cnn, "mixed_precision": "bfloat16"}
+    assert fer_cnn == {
+        **ferplus_cnn,
+        "mixed_precision": "bfloat16",
+        "backbone_options": {**ferplus_cnn["backbone_options"], "train_crop": 44},
+    }
     assert "mixed_precision" not in ferplus_cnn
     assert {k: v for k, v in fer["per_model"].items() if k != "custom_cnn"} == {
         k: v for k, v in ferplus["per_model"].items() if k != "custom_cnn"
@@ -86,7 +91,9 @@ def test_fer_recipe_reaches_the_training_settings():
         cnn = config.train_config(profile, "custom_cnn")
         assert (cnn.label_smoothing, cnn.dropout, cnn.lr_schedule) == (0.0, 0.1, "cosine")
         assert (cnn.pooling, cnn.time_budget_minutes) == ("avg", 55.0)
-        assert cnn.backbone_options == {"block_dropout": 0.05}  # half the default's
+        assert cnn.backbone_options["block_dropout"] == 0.05  # half the default's
+    assert config.train_config("fer2013-cpu", "custom_cnn").backbone_options["train_crop"] == 44
+    assert "train_crop" not in config.train_config("ferplus-cpu", "custom_cnn").backbone_options
     assert config.train_config("fer2013-cpu", "vgg16").label_smoothing == 0.1
 
 

@@ -217,6 +217,26 @@ def test_every_registered_architecture_gives_a_heatmap_at_its_smallest_size(name
     assert arousal.signed and not expression.signed
 
 
+def test_a_model_trained_on_crops_is_explained_on_the_window_it_sees() -> None:
+    """train_crop: the network sees the centre 44 of 48 px, so the map covers that window and
+    the 2 px frame around it carries no heat."""
+    model = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression", "valence"),
+        backbone_options={"train_crop": 44},
+    )
+    x = np.random.default_rng(2).uniform(0, 255, (3, 48, 48, 1)).astype(np.float32)
+    for head in ("expression", "valence"):
+        maps = gradcam(model, x, head=head).maps
+        assert maps.shape == (3, 48, 48)
+        frame = np.ones((48, 48), bool)
+        frame[2:46, 2:46] = False
+        assert np.all(maps[:, frame] == 0.0)
+        assert np.abs(maps[:, ~frame]).max() > 0.0
+
+
 def test_bad_requests_are_one_line_config_errors(trained) -> None:
     explainer = Explainer(trained)
     image = np.zeros((2, SIZE, SIZE, 1), np.float32)

@@ -174,6 +174,22 @@ def test_a_mixed_precision_model_exports_in_float32(tmp_path, policy):
     )
 
 
+def test_a_model_trained_on_crops_exports_its_centre_window(tmp_path):
+    """train_crop's inference gather converts: TFLite sees the centre window as Keras does."""
+    model = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"train_crop": 44},
+    )
+    path = export_tflite(model, tmp_path / "cropped.tflite")
+    x = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(
+        TFLiteModel(path)(x)["expression"], model.predict_on_batch(x)["expression"], atol=1e-4
+    )
+
+
 def test_calibration_accepts_image_paths(tmp_path):
     from PIL import Image
 

@@ -136,6 +136,77 @@ def test_residual_custom_cnn_starts_each_block_as_its_shortcut():
     assert model(x)["expression"].shape == (2, 8)
 
 
+def test_train_crop_trains_on_each_images_own_window_and_predicts_on_the_centre(tmp_path):
+    """train_crop: in training every image gives its own random window, pixel for pixel (no
+    resampling); in inference the centre window, so the network's maps have the same size in
+    both; the same seed, the same windows; the layer survives saving."""
+    options = {"train_crop": 44}
+    model = build_model(
+        "custom_cnn", image_size=48, channels=1, heads=("expression",), backbone_options=options
+    )
+    backbone = model.get_layer("backbone")
+    crop = backbone.get_layer("train_crop")
+    assert backbone.output.shape[1:3] == (2, 2)  # 44 px pools to 2x2 (48 px to 3x3)
+    x = np.arange(16 * 48 * 48, dtype="float32").reshape(16, 48, 48, 1)
+    assert np.array_equal(np.asarray(crop(x)), x[:, 2:46, 2:46])
+    keras.utils.set_random_seed(1)
+    windows = np.asarray(keras.layers.Layer.__call__(crop, x, training=True))
+    assert windows.shape == (16, 44, 44, 1)
+    offsets = set()
+    for image, window in zip(x[..., 0], windows[..., 0], strict=True):
+        y0, x0 = divmod(int(window[0, 0]) % (48 * 48), 48)
+        assert np.array_equal(window, image[y0 : y0 + 44, x0 : x0 + 44])
+        offsets.add((y0, x0))
+    assert len(offsets) > 4
+    again = (
+        build_model(
+            "custom_cnn", image_size=48, channels=1, heads=("expression",), backbone_options=options
+        )
+        .get_layer("backbone")
+        .get_layer("train_crop")
+    )
+    keras.utils.set_random_seed(1)
+    assert np.array_equal(np.asarray(keras.layers.Layer.__call__(again, x, training=True)), windows)
+    assert model(_pixels(2, 48, 1), training=True)["expression"].shape == (2, 8)
+    plain = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
+    assert "train_crop" not in {layer.name for layer in plain.get_layer("backbone").layers}
+    assert plain.count_params() == model.count_params()
+    model.save(tmp_path / "cropped.keras")
+    loaded = keras.saving.load_model(tmp_path / "cropped.keras", compile=False)
+    assert loaded.get_layer("backbone").get_layer("train_crop").size == 44
+    faces = _pixels(2, 48, 1)
+    assert np.allclose(loaded(faces)["expression"], model(faces)["expression"], atol=1e-6)
+    # Outside the centre window nothing reaches the prediction.
+    framed = faces.copy()
+    framed[:, :2] = framed[:, -2:] = framed[:, :, :2] = framed[:, :, -2:] = 0.0
+    assert np.allclose(model(framed)["expression"], model(faces)["expression"], atol=1e-6)
+
+
+def test_train_crop_is_left_out_with_a_landmark_head_in_one_line(caplog):
+    """A profile with train_crop still trains on data with landmarks: their targets are in the
+    whole image's pixels, so the model sees the whole image and the log says why."""
+    with caplog.at_level(logging.WARNING, logger="helpers.models"):
+        model = build_model(
+            "custom_cnn", image_size=48, channels=1, backbone_options={"train_crop": 44}
+        )
+    assert "train_crop" not in {layer.name for layer in model.get_layer("backbone").layers}
+    assert model.get_layer("backbone").output.shape[1:3] == (3, 3)
+    (line,) = [r.getMessage() for r in caplog.records if "train_crop" in r.getMessage()]
+    assert "landmark" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("bad", [48, 0, 44.0, True, "44"])
+def test_train_crop_must_be_a_window_inside_the_input(bad):
+    with pytest.raises(ConfigError, match="train_crop"):
+        build_model(
+            "custom_cnn",
+            image_size=48,
+            channels=1,
+            heads=("expression",),
+            backbone_options={"train_crop": bad},
+        )
+
+
 def test_backbone_options_reach_keras_applications_builders():
     model = build_model(
         "mobilenetv2",

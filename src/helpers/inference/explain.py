@@ -143,6 +143,17 @@ def _check_images(images: Any, shape: tuple[int, ...]) -> np.ndarray:
     return x
 
 
+def _window(backbone: Any, size: tuple) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Pixels of the image outside what the network sees ((top, bottom), (left, right)): a
+    custom CNN with `train_crop` sees the centre window, so its map covers that window only."""
+    try:
+        crop = backbone.get_layer("train_crop").size
+    except ValueError:
+        return (0, 0), (0, 0)
+    pads = [((int(s) - crop) // 2, int(s) - crop - (int(s) - crop) // 2) for s in size]
+    return pads[0], pads[1]
+
+
 class Explainer:
     """Grad-CAM for a model built by helpers.models.factory (or loaded by load_trained).
 
@@ -188,6 +199,7 @@ class Explainer:
         self.heads = tuple(h for h in EXPLAINED_HEADS if h in found)
         self.layer = f"{name} {'x'.join(str(s) for s in _spatial(found['features']) or ())}"
         self.input_shape = tuple(model.input_shape)
+        self.window = _window(backbone, self.input_shape[1:3])
         self.model_name = model.name
         self._net = keras.Model(
             clone.input, [found["features"], {h: found[h] for h in self.heads}, clone.output]
@@ -271,10 +283,14 @@ class Explainer:
             chosen.append(c)
             values.append(v)
         signed = head in SIGNED_HEADS
-        size = self.input_shape[1:3]
         cam = np.concatenate(cams) if cams else np.zeros((0, 1, 1))
+        (top, bottom), (left, right) = self.window
+        side = (int(self.input_shape[1]) - top - bottom, int(self.input_shape[2]) - left - right)
+        maps = np.pad(
+            upsample(normalise(cam, signed), side), ((0, 0), (top, bottom), (left, right))
+        )
         return Heatmaps(
-            maps=upsample(normalise(cam, signed), (int(size[0]), int(size[1]))),
+            maps=maps,
             head=head,
             targets=np.concatenate(chosen) if chosen else np.zeros(0, np.int64),
             outputs=np.concatenate(values) if values else np.zeros(0),

@@ -62,6 +62,43 @@ class Preprocess(layers.Layer):
         return {**super().get_config(), "backbone": self.backbone, "to_rgb": self.to_rgb}
 
 
+@keras.saving.register_keras_serializable(package="helpers")
+class TrainCrop(layers.Layer):
+    """Random crops inside the model: training sees each image's own random `size`-pixel
+    window at full resolution, inference the centre window, so both give the network the same
+    map sizes (44 px pools to 2x2 where 48 px pools to 3x3)."""
+
+    def __init__(self, size: int, seed: int | None = None, **kwargs: Any):
+        kwargs.setdefault("dtype", "float32")  # a gather: pixels pass unrounded
+        super().__init__(**kwargs)
+        self.size, self.seed = int(size), seed
+        self._seeds = keras.random.SeedGenerator(seed)
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        """Per-image offsets (the centre's in inference), then two gathers: no resampling."""
+        batch, height, width = ops.shape(x)[0], x.shape[1], x.shape[2]
+        window = ops.arange(self.size, dtype="int32")[None, :]
+        picks = []
+        for side in (height, width):
+            if training:
+                offset = keras.random.randint(
+                    (batch, 1), 0, side - self.size + 1, dtype="int32", seed=self._seeds
+                )
+            else:
+                offset = ops.full((batch, 1), (side - self.size) // 2, dtype="int32")
+            picks.append(offset + window)
+        x = ops.take_along_axis(x, picks[0][:, :, None, None], axis=1)
+        return ops.take_along_axis(x, picks[1][:, None, :, None], axis=2)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """The window's side in place of the image's."""
+        return (input_shape[0], self.size, self.size, *input_shape[3:])
+
+    def get_config(self) -> dict:
+        """The window's side and seed, so a loaded model crops as it did."""
+        return {**super().get_config(), "size": self.size, "seed": self.seed}
+
+
 def custom_cnn(
     include_top: bool = False,
     weights: Any = None,
@@ -71,6 +108,7 @@ def custom_cnn(
     convs: int | tuple[int, ...] = 2,
     block_dropout: float = 0.1,
     residual: bool = False,
+    train_crop: int | None = None,
 ) -> keras.Model:
     """VGG-style extractor for 48 px faces, trained from scratch: per block `convs` 3x3 conv +
     BatchNorm + ReLU, 2x2 max-pooling and dropout rising by `block_dropout` a block. The default
@@ -81,6 +119,8 @@ def custom_cnn(
     input, through a 1x1 conv + BatchNorm to its width, to its last conv before the ReLU (a
     ResNet projection block with a VGG block's convs): 4% more weights, a fifth fewer images/s
     on a CPU, and behind the plain network on FER-2013 (benchmarks/RESULTS.md, levers).
+    `train_crop` trains on a random window of that many pixels of each image and predicts on
+    the centre window (TrainCrop): the published FER-2013 recipes' random crops.
 
     Takes keras.applications' arguments so the registry builds it like any other; it has no
     classifier top and no published weights."""
@@ -105,8 +145,17 @@ def custom_cnn(
         )
     if not isinstance(residual, bool):
         raise ConfigError(f"custom CNN {name!r}: residual must be true or false, got {residual!r}")
+    if train_crop is not None and (
+        isinstance(train_crop, bool)
+        or not isinstance(train_crop, (int, np.integer))
+        or not 1 <= train_crop < min(input_shape[:2])
+    ):
+        raise ConfigError(
+            f"custom CNN {name!r}: train_crop must be a whole number of pixels below the input's "
+            f"side ({min(input_shape[:2])}), got {train_crop!r}"
+        )
     inputs = keras.Input(input_shape)
-    x = inputs
+    x = inputs if train_crop is None else TrainCrop(int(train_crop), name="train_crop")(inputs)
     for block, (filters, n_convs) in enumerate(zip(widths, per_block, strict=True), start=1):
         if residual:  # before the branch, so zero-gamma (prepare_from_scratch) finds the branch
             shortcut = layers.Conv2D(filters, 1, use_bias=False, name=f"block{block}_shortcut")(x)

@@ -96,6 +96,13 @@ def _validate(name: str, **kw: Any) -> dict[str, Any]:
     if not isinstance(kw["seed"], (int, np.integer)) or isinstance(kw["seed"], bool):
         raise ConfigError(f"{name}: seed must be an integer, got {kw['seed']!r}")
     options = builder_options(name, kw["backbone_options"])
+    if options.get("train_crop") is not None and "landmarks" in heads:
+        log.warning(
+            "%s: train_crop left out: a random window of each face would not match the "
+            "landmark targets, which are in the whole image's pixels.",
+            name,
+        )
+        options = {k: v for k, v in options.items() if k != "train_crop"}
     return {
         **kw,
         "name": name,
