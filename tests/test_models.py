@@ -150,7 +150,7 @@ def test_train_crop_trains_on_each_images_own_window_and_predicts_on_the_centre(
     x = np.arange(16 * 48 * 48, dtype="float32").reshape(16, 48, 48, 1)
     assert np.array_equal(np.asarray(crop(x)), x[:, 2:46, 2:46])
     keras.utils.set_random_seed(1)
-    windows = np.asarray(keras.layers.Layer.__call__(crop, x, training=True))
+    windows = np.asarray(crop(x, training=True))
     assert windows.shape == (16, 44, 44, 1)
     offsets = set()
     for image, window in zip(x[..., 0], windows[..., 0], strict=True):
@@ -166,7 +166,7 @@ def test_train_crop_trains_on_each_images_own_window_and_predicts_on_the_centre(
         .get_layer("train_crop")
     )
     keras.utils.set_random_seed(1)
-    assert np.array_equal(np.asarray(keras.layers.Layer.__call__(again, x, training=True)), windows)
+    assert np.array_equal(np.asarray(again(x, training=True)), windows)
     assert model(_pixels(2, 48, 1), training=True)["expression"].shape == (2, 8)
     plain = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
     assert "train_crop" not in {layer.name for layer in plain.get_layer("backbone").layers}
