@@ -74,6 +74,9 @@ def fit_rate(model: Any, data: Any, warmup: int, steps: int, batch: int) -> floa
     the Keras session cleared for the next model."""
     import keras
 
+    from helpers.train.fit import build_step_state
+
+    build_step_state(model, data)  # one trace of the step, as in train()
     clock = step_clock()
     model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
     rate = clock.images_per_s(warmup, steps, batch)
@@ -112,6 +115,7 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
     import keras
 
     from helpers.data.augment import AugmentConfig, make_online_augmenter
+    from helpers.train.fit import build_step_state
     from helpers.train.pipeline import make_dataset
 
     scale = ctx.scale
@@ -126,6 +130,7 @@ def measure_model(ctx: Context, name: str) -> dict[str, Any]:
     keras.backend.clear_session()
     model = compiled_model(name, size, ctx.seed)
     in_memory = _in_memory(rows, size, batch)
+    build_step_state(model, in_memory)
     augmenter = make_online_augmenter(AugmentConfig(), ctx.seed)
 
     def fit_in_memory() -> float:

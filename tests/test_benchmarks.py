@@ -342,15 +342,15 @@ def test_step_rates_every_variant_and_splits_the_step_by_block(
 ) -> None:
     """One rate per variant measured, the profile's first; the parts (four blocks and the head)
     add up to the profile's step; the other architectures timed in both precisions."""
-    from benchmarks.step import BACKBONES, POLICIES, VARIANTS, WIDTHS
+    from benchmarks.step import POLICIES, QUICK_BACKBONES, VARIANTS, WIDTHS
 
     step = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["step"]
     variants, parts, backbones = step["tables"]
-    assert [row[0] for row in backbones["rows"]] == list(BACKBONES[:1])  # --quick: the first
+    assert [row[0] for row in backbones["rows"]] == list(QUICK_BACKBONES)
     for row in backbones["rows"]:
         assert all(rate > 0 for rate in row[1:3])
         assert row[3] == pytest.approx(row[2] / row[1])
-    assert set(step["results"]["backbone_images_per_s"][BACKBONES[0]]) == set(POLICIES)
+    assert set(step["results"]["backbone_images_per_s"][QUICK_BACKBONES[0]]) == set(POLICIES)
     assert [row[0] for row in variants["rows"]] == [v[0] for v in VARIANTS[:2]]  # --quick
     assert variants["rows"][0][5] == pytest.approx(1.0)
     assert all(row[4] > 0 and row[6] > 0 for row in variants["rows"])

@@ -140,6 +140,32 @@ def test_fit_writes_model_history_and_card(trained):
     )
 
 
+def test_the_training_step_is_traced_once(tmp_path, monkeypatch):
+    """The optimizer's and the loss trackers' variables exist before fit() traces its step, so
+    TensorFlow traces it once, not twice (a second trace is tens of seconds for a big network)."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traced = []
+    step = TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traced.append(1)  # Python runs the step's body only while tracing it
+        return step(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    weights = {"online": False, "class_weights": {str(c): 1.0 + c for c in range(8)}}
+    result = train(
+        _config(epochs=2, max_steps_per_epoch=2),
+        train_rows,
+        val_rows,
+        tmp_path / "run",
+        augment_settings=weights,
+    )
+    assert result.card["epochs_run"] == 2
+    assert len(traced) == 1
+
+
 def test_data_hash_depends_on_labels_not_row_order(trained):
     root, _ = trained
     table = _table(root / "images")
