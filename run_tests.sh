@@ -32,7 +32,7 @@ else
   "$vpy" -m helpers.run.nbtools prepare --profile smoke --out build/nbval --test-data build/nbval-data/demo_seed1.zip >/dev/null
   # Every core, up to 4 (AFFECT_TEST_WORKERS to choose; 0 runs in this process): pytest-xdist
   # gives each worker a whole test file, and one worker all the notebooks, in order
-  # (tests/conftest.py). On 2 cores: 10-14 min, against 23 in one process. The notebooks come
+  # (tests/conftest.py). On 2 cores: 8-16 min, against 23 in one process. The notebooks come
   # first: the work unit of the most items starts first.
   workers="${AFFECT_TEST_WORKERS:-$("$vpy" -c 'import os; n = os.cpu_count() or 1; print(min(n, 4) if n > 1 else 0)')}"
   targets=(-n "$workers" build/nbval tests)
