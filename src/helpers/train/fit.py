@@ -239,7 +239,7 @@ def build_step_state(model: keras.Model, dataset: Any) -> None:
     """Create the optimizer's slots and the loss and metric trackers before fit() traces its
     step: TensorFlow traces a function twice when its first trace creates variables, and Keras
     leaves them to that trace where no tf.distribute strategy is set (ResNet50's one-epoch smoke
-    training: 97 s with the second trace, 68 s without, on a 2-core AVX2 CPU; same figures)."""
+    training: 97 s with the second trace, 68 s without, on a 2-core AVX2 CPU; the same history)."""
     if keras.backend.backend() != "tensorflow" or not hasattr(dataset, "element_spec"):
         return
     import tensorflow as tf
