@@ -7,6 +7,7 @@ import os
 # Before TensorFlow or albumentations load anywhere (children inherit these too).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as helpers sets it (its __init__ says why)
 
 import argparse
 import importlib

@@ -52,6 +52,7 @@ def synthetic_batches(n: int, size: int, batch: int, seed: int) -> Any:
     import tensorflow as tf
 
     from helpers.core.landmarks import N_POINTS
+    from helpers.train.pipeline import without_autotuning
 
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32)
@@ -61,7 +62,7 @@ def synthetic_batches(n: int, size: int, batch: int, seed: int) -> Any:
         "arousal": rng.uniform(-1, 1, (n, 1)).astype(np.float32),
         "landmarks": rng.uniform(0, 1, (n, N_POINTS * 2)).astype(np.float32),
     }
-    return tf.data.Dataset.from_tensor_slices((images, targets)).batch(batch)
+    return without_autotuning(tf.data.Dataset.from_tensor_slices((images, targets)).batch(batch))
 
 
 def model_rate(ctx: Context, name: str, size: int) -> float:

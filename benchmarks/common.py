@@ -295,6 +295,7 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     return env
 
 

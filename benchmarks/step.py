@@ -47,10 +47,13 @@ def _data(n: int, size: int, batch: int, seed: int) -> Any:
     """n random grayscale images and expression labels, batched from memory."""
     import tensorflow as tf
 
+    from helpers.train.pipeline import without_autotuning
+
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (n, size, size, 1)).astype(np.float32)
     labels = rng.integers(0, 8, n).astype(np.int32)
-    return tf.data.Dataset.from_tensor_slices((images, {"expression": labels})).batch(batch)
+    data = tf.data.Dataset.from_tensor_slices((images, {"expression": labels}))
+    return without_autotuning(data.batch(batch))
 
 
 def _prefix(blocks: int, size: int, seed: int) -> Any:

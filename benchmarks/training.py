@@ -93,7 +93,7 @@ def _in_memory(rows: pd.DataFrame, size: int, batch: int) -> Any:
     """
     import tensorflow as tf
 
-    from helpers.train.pipeline import make_dataset
+    from helpers.train.pipeline import make_dataset, without_autotuning
 
     dataset = make_dataset(
         rows, image_size=size, channels=3, batch_size=batch, training=False, cache=False
@@ -107,7 +107,7 @@ def _in_memory(rows: pd.DataFrame, size: int, batch: int) -> Any:
         tf.constant(np.concatenate(images)),
         {h: tf.constant(np.concatenate(v)) for h, v in targets.items()},
     )
-    return tf.data.Dataset.from_tensor_slices(tensors).batch(batch)
+    return without_autotuning(tf.data.Dataset.from_tensor_slices(tensors).batch(batch))
 
 
 def measure_model(ctx: Context, name: str) -> dict[str, Any]:

@@ -627,3 +627,11 @@ print(card["versions"]["backend"], card["data"]["input_pipeline"],
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-6:] == ["jax", "python", "2", "2", "4", "True"]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_datasets_run_without_tf_data_autotuning(tmp_path, training):
+    # Its model thread holds up the freeing of every iterator (so every fit()) by up to a minute.
+    ds = make_dataset(_table(tmp_path), image_size=32, channels=3, batch_size=4, training=training)
+    assert ds.options().autotune.enabled is False
+    assert len(list(ds)) == steps_per_epoch(len(_table(tmp_path)), 4)

@@ -715,3 +715,24 @@ def test_training_step_under_mirrored_strategy_on_two_cpu_devices(tmp_path):
     assert result["strategy"] == "MirroredStrategy" and result["replicas"] == 2
     assert np.isfinite(result["loss"])
     assert load_trained(tmp_path / "run" / "models" / "custom_cnn.keras") is not None
+
+
+_ONEDNN = """
+import helpers
+from tensorflow.python.util import _pywrap_util_port
+print("ONEDNN", _pywrap_util_port.IsMklEnabled())
+"""
+
+
+@pytest.mark.parametrize(("setting", "enabled"), [(None, True), ("0", False)])
+def test_tensorflow_runs_onednn_kernels_unless_told_not_to(setting, enabled):
+    """TensorFlow enables them by itself only on CPUs with AVX-512 VNNI, bfloat16 or AMX; the
+    project asks for them everywhere (ResNet50's step 5.5 times faster on an AVX2 CPU)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    done = subprocess.run(
+        [sys.executable, "-c", _ONEDNN], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"ONEDNN {enabled}" in done.stdout
