@@ -632,6 +632,7 @@ print(card["versions"]["backend"], card["data"]["input_pipeline"],
 @pytest.mark.parametrize("training", [True, False])
 def test_datasets_run_without_tf_data_autotuning(tmp_path, training):
     # Its model thread holds up the freeing of every iterator (so every fit()) by up to a minute.
-    ds = make_dataset(_table(tmp_path), image_size=32, channels=3, batch_size=4, training=training)
+    table = _table(tmp_path)
+    ds = make_dataset(table, image_size=32, channels=3, batch_size=4, training=training)
     assert ds.options().autotune.enabled is False
-    assert len(list(ds)) == steps_per_epoch(len(_table(tmp_path)), 4)
+    assert len(list(ds)) == steps_per_epoch(len(table), 4)
