@@ -158,7 +158,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="cpu",
             description="README main job on a laptop: 4,000 demo images; custom CNN, VGG16, "
-            "ResNet50 and MobileNetV2, a fixed number of epochs each (12-18 min of training "
+            "ResNet50 and MobileNetV2, a fixed number of epochs each (13-19 min of training "
             "on 2 cores)",
             demo_n=4000,
             demo_size=224,
