@@ -472,7 +472,8 @@ def test_planned_copies_point_at_train_sources_without_writing(records, tmp_path
     """Online-only balancing: copies reference their own train source image; nothing is written."""
     from helpers.data.augment import planned_copies
 
-    plan = plan_balance(records, strategy="upsample", seed=0)
+    with pytest.warns(UserWarning, match="using train rows only, ignored val: 20, test: 20"):
+        plan = plan_balance(records, strategy="upsample", seed=0)
     rows = planned_copies(plan, records)
     assert len(rows) == len(plan.generate) > 0
     by_id = records.set_index("id")

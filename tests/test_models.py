@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import urllib.request
+import warnings
 
 import keras
 import numpy as np
@@ -499,12 +500,13 @@ def _messages(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "helpers.models.backbones"]
 
 
-def test_imagenet_offline_falls_back_to_random_init_with_one_clear_line(offline, caplog):
+def test_imagenet_offline_falls_back_to_random_init_with_one_clear_line(offline, caplog, recwarn):
     caplog.set_level(logging.WARNING, logger="helpers.models.backbones")
     before = socket.getdefaulttimeout()
     model = build_model(
         "mobilenetv2", image_size=32, channels=1, heads=("expression",), weights="imagenet", seed=5
     )
+    assert [str(w.message) for w in recwarn] == []  # no Keras note on the input size either
     (message,) = _messages(caplog)
     assert "mobilenetv2" in message and "ImageNet weights unavailable" in message
     assert "random initialisation" in message and "\n" not in message
@@ -599,8 +601,32 @@ def test_legacy_h5_backbone_file_loads_by_layer_name(tmp_path):
     source.get_layer("backbone").save(path)
     model = build_model("custom_cnn", image_size=32, channels=1, seed=2, weights=path)
     assert _same_weights(model.get_layer("backbone"), source.get_layer("backbone"))
-    with pytest.raises(DataError, match="no layer of the vgg16 backbone"):
-        build_model("vgg16", image_size=32, channels=1, weights=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one clear error, not a Keras warning per layer first
+        with pytest.raises(DataError, match="no layer of the vgg16 backbone") as caught:
+            build_model("vgg16", image_size=32, channels=1, weights=path)
+    assert "same-named layer(s) of other shapes: block1_conv1, block1_conv2" in str(caught.value)
+
+
+def test_legacy_h5_file_of_other_channels_loads_the_rest_and_names_the_skipped_layer(
+    tmp_path, caplog
+):
+    """A grayscale model's notop file into an RGB model: every layer but the first fits."""
+    source = build_model("custom_cnn", image_size=32, channels=1, seed=1)
+    path = tmp_path / "custom_cnn_gray_notop.h5"
+    source.get_layer("backbone").save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = build_model("custom_cnn", image_size=32, channels=3, seed=2, weights=path)
+    loaded, saved = model.get_layer("backbone"), source.get_layer("backbone")
+    np.testing.assert_array_equal(
+        loaded.get_layer("block2_conv1").get_weights()[0],
+        saved.get_layer("block2_conv1").get_weights()[0],
+    )
+    skipped = [r.getMessage() for r in caplog.records if "initial weights" in r.getMessage()]
+    assert len(skipped) == 1
+    assert "1 layer(s) of the custom_cnn backbone" in skipped[0]
+    assert skipped[0].endswith(": block1_conv1")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import inspect
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -227,7 +228,10 @@ def _imagenet_backbone(
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)  # keras.applications downloads have no timeout of their own
     try:
-        return _construct(entry, input_shape, "imagenet", options)
+        with warnings.catch_warnings():
+            # notop weights are convolutions, valid at any input size: Keras' note is noise
+            warnings.filterwarnings("ignore", message="`input_shape` is undefined or non-square")
+            return _construct(entry, input_shape, "imagenet", options)
     finally:
         socket.setdefaulttimeout(previous)
 

@@ -3,6 +3,8 @@ name, with an error that says what did not match."""
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -11,6 +13,11 @@ import numpy as np
 
 from helpers.core.errors import DataError, one_line
 from helpers.models.backbones import BACKBONE_LAYER
+
+log = logging.getLogger(__name__)
+
+# Keras' by-name loader names each layer it skips: "... layer #4 (named block1_conv2) ..."
+_SKIPPED_LAYER = re.compile(r"\(named ([^)]+)\)")
 
 
 def _walk(layer: keras.layers.Layer, prefix: str = "") -> dict[str, keras.layers.Layer]:
@@ -63,6 +70,40 @@ def _load_weights_h5(model: keras.Model, backbone: keras.Model, path: Path) -> N
                 ) from whole_model_error
 
 
+def _load_legacy_h5(backbone: keras.Model, model_name: str, path: Path) -> None:
+    """A notop .h5 matched by layer name; Keras warns once per skipped layer, this says it once."""
+    before = _fingerprint(backbone)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone.load_weights(path, by_name=True, skip_mismatch=True)
+    skipped = []
+    for warning in caught:
+        named = _SKIPPED_LAYER.search(str(warning.message))
+        if named and str(warning.message).startswith("Skipping loading"):
+            skipped.append(named.group(1))
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    listed = ", ".join(skipped[:4]) + (", ..." if len(skipped) > 4 else "")
+    if _fingerprint(backbone) == before:
+        other_shapes = f" ({len(skipped)} same-named layer(s) of other shapes: {listed})"
+        raise DataError(
+            path,
+            f"no layer of the {model_name} backbone found in the file"
+            + (other_shapes if skipped else ""),
+        )
+    if skipped:
+        log.warning(
+            "%s: %d layer(s) of the %s backbone keep their initial weights (other shapes "
+            "in the file): %s",
+            path,
+            len(skipped),
+            model_name,
+            listed,
+        )
+
+
 def load_weights_file(model: keras.Model, path: Path) -> None:
     """Load a local weights file: a .keras model, a .weights.h5 or a legacy (notop) .h5."""
     backbone = model.get_layer(BACKBONE_LAYER)
@@ -75,10 +116,7 @@ def load_weights_file(model: keras.Model, path: Path) -> None:
         elif suffix.endswith(".weights.h5"):
             _load_weights_h5(model, backbone, path)
         elif suffix.endswith((".h5", ".hdf5")):
-            before = _fingerprint(backbone)
-            backbone.load_weights(path, by_name=True, skip_mismatch=True)
-            if _fingerprint(backbone) == before:
-                raise DataError(path, f"no layer of the {model.name} backbone found in the file")
+            _load_legacy_h5(backbone, model.name, path)
         else:
             raise DataError(path, "unknown weights format: use .keras, .weights.h5 or .h5")
     except DataError:
