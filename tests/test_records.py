@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -91,6 +93,16 @@ def test_round_trip_is_exact(tmp_path):
         assert (a is None and b is None) or (
             a.dtype == b.dtype == np.float32 and a.tobytes() == b.tobytes()
         )
+
+
+def test_in_memory_notes_are_not_written_and_raise_no_warning(tmp_path):
+    df = sample(3)
+    df.attrs["unreadable"] = pd.DataFrame({"id": ["x"], "problem": ["truncated"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_records(df, tmp_path / "r.parquet")
+    back = load_records(tmp_path / "r.parquet")
+    assert back.attrs == {} and len(back) == 3
 
 
 def test_empty_round_trip(tmp_path):

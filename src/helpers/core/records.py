@@ -274,6 +274,9 @@ def save_records(df: pd.DataFrame, path: str | os.PathLike) -> None:
     path = Path(path)
     validate_records(df, str(path))
     stored = df.drop(columns=["landmarks"]).assign(image=relative_images(df["image"], path.parent))
+    # attrs are in-memory notes (e.g. eda's table of unreadable images), not records: pandas
+    # would try to put them in the file's metadata and warn for any it cannot serialise.
+    stored.attrs = {}
     table = pa.Table.from_pandas(stored, preserve_index=False)
     position = list(df.columns).index("landmarks")
     table = table.add_column(position, "landmarks", landmarks_to_arrow(df["landmarks"]))

@@ -268,9 +268,9 @@ PROFILES: dict[str, Profile] = {
                     "reduce_lr_factor": 0.75,
                     "reduce_lr_patience": 5,
                     "early_stopping_patience": 20,
-                    # 12 minutes: 40 epochs at the 1,758 images/s that threads fed an H200
-                    # (benchmarks/RESULTS.md, recipe); worker processes build the batches on a
-                    # GPU now (input_processes "auto"), 2.4 times the threads' rate on 2 cores.
+                    # 12 minutes: about 160 epochs on an H200 at the 8,546 images/s that 14
+                    # worker processes feed it (83 epochs in 6.5 minutes; benchmarks/RESULTS.md,
+                    # recipe); the published recipe's 300 take about 25.
                     "time_budget_minutes": 12.0,
                 }
             },
