@@ -270,7 +270,7 @@ PROFILES: dict[str, Profile] = {
                     "early_stopping_patience": 20,
                     # 12 minutes: about 160 epochs on an H200 at the 8,546 images/s that 14
                     # worker processes feed it (83 epochs in 6.5 minutes; benchmarks/RESULTS.md,
-                    # recipe); the published recipe's 300 take about 25.
+                    # recipe); the published recipe's 300 take about 16.
                     "time_budget_minutes": 12.0,
                 }
             },
