@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -417,6 +418,45 @@ def test_cosine_schedule_follows_the_time_budget(monkeypatch):
     assert float(lr.numpy()) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ConfigError, match="lr_schedule"):
         TrainConfig(model="custom_cnn", lr_schedule="linear")
+
+
+def test_cosine_schedule_ends_with_the_epochs_when_they_run_out_first(monkeypatch):
+    """A machine fast enough to finish the epochs inside the budget still anneals to the floor
+    by the last step: the position is whichever of steps and minutes is further along."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import CosineAnneal, TimeBudget
+
+    budget = TimeBudget(minutes=10.0)
+    budget._start = 0.0
+    monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: 0.0)  # no time used
+    lr = keras.Variable(0.01)
+    schedule = CosineAnneal(0.0, budget=budget, total_steps=4)
+    schedule.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=lr)))
+    rates = []
+    for step in range(4):
+        schedule.on_train_batch_begin(step)
+        rates.append(float(lr.numpy()))
+    assert rates == pytest.approx([0.01 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)])
+    assert rates[2] == pytest.approx(0.005)  # halfway through the steps, none of the minutes
+
+
+def test_cosine_schedule_sets_the_rate_every_so_many_batches():
+    """On JAX the rate is set every 32nd batch (touching the model mid-epoch syncs the whole
+    training state there), elsewhere every batch; in between it stays where it was set."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import CosineAnneal, batches_between_updates
+
+    assert (batches_between_updates("jax"), batches_between_updates("tensorflow")) == (32, 1)
+    lr = keras.Variable(0.01)
+    schedule = CosineAnneal(0.0, total_steps=8, every=4)
+    schedule.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=lr)))
+    rates = []
+    for step in range(8):
+        schedule.on_train_batch_begin(step)
+        rates.append(float(lr.numpy()))
+    assert rates == pytest.approx([0.01] * 4 + [0.005] * 4)
 
 
 class _Weights(keras.callbacks.Callback):
