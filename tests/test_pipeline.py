@@ -546,6 +546,34 @@ print(sum(len(ds[i][0]) for i in range(len(ds))))
     assert done.stdout.split()[-1] == "8"
 
 
+def test_worker_processes_run_their_libraries_on_one_thread():
+    """Each worker process is one core's worth: OpenCV and BLAS at one thread in the children
+    (14 machine-sized pools oversubscribe a 16-core GPU host), the parent's own settings back
+    as they were; in a child process, so a deadlock fails the test instead of hanging it."""
+    import subprocess
+    import sys
+
+    code = """
+import cv2, numpy as np, threadpoolctl
+from helpers.train.workers import BatchProcesses
+big = np.zeros((2000, 2000, 3), np.uint8)
+cv2.warpAffine(big, np.float32([[1, 0.1, 5], [0.1, 1, 3]]), (2000, 2000))  # pool running
+np.ones((500, 500)) @ np.ones((500, 500))
+def blas():
+    return max([p["num_threads"] for p in threadpoolctl.threadpool_info()
+                if p["user_api"] == "blas"] or [0])
+cv2.setNumThreads(3)
+before = (cv2.getNumThreads(), blas())
+workers = BatchProcesses(lambda rows, epochs: (cv2.getNumThreads(), blas()), 2)
+print(before, workers.build(np.arange(2), np.zeros(2)), (cv2.getNumThreads(), blas()))
+workers.close()
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    before, child, after = eval(done.stdout.strip().replace(") (", "), ("))
+    assert child == (1, 1) and after == before and before[0] == 3
+
+
 @pytest.mark.parametrize("loader", ["tf.data", "python"])
 def test_a_worker_process_error_names_the_file(tmp_path, loader):
     table = _table(tmp_path, n=4)
