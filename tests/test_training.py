@@ -776,3 +776,41 @@ def test_tensorflow_runs_onednn_kernels_unless_told_not_to(setting, enabled):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"ONEDNN {enabled}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("heads", "monitor"),
+    [(("expression",), "val_accuracy"), (("expression", "valence"), "val_expression_accuracy")],
+)
+def test_checkpoint_metric_accuracy_keeps_the_most_accurate_epoch(
+    tmp_path, monkeypatch, heads, monitor
+):
+    """checkpoint_metric='accuracy': the checkpoint, the schedule and the card all watch the
+    expression accuracy and keep its highest epoch, not the lowest loss."""
+    seen = {}
+
+    class Spy(keras.callbacks.ModelCheckpoint):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen["checkpoint"] = (self.monitor, self.mode)
+
+    monkeypatch.setattr(keras.callbacks, "ModelCheckpoint", Spy)
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    cfg = _config(epochs=3, heads=heads, checkpoint_metric="accuracy")
+    result = train(cfg, train_rows, val_rows, tmp_path / "run")
+    assert seen["checkpoint"] == (monitor, "max")
+    scores = result.history[monitor].to_numpy(float)
+    assert result.card["best"]["monitor"] == monitor
+    assert result.card["best"]["epoch"] == int(np.argmax(scores)) + 1
+
+
+def test_best_epoch_is_the_highest_accuracy_or_the_lowest_loss():
+    from helpers.train.resume import best_so_far
+
+    history = pd.DataFrame({"val_loss": [1.0, 0.5, 0.7], "val_accuracy": [0.2, 0.5, 0.6]})
+    assert best_so_far(history, "val_loss") == (0.5, 1)
+    assert best_so_far(history, "val_accuracy") == (0.6, 0)
+    with pytest.raises(ConfigError, match="checkpoint_metric"):
+        _config(heads=("valence", "arousal"), checkpoint_metric="accuracy")
+    with pytest.raises(ConfigError, match="checkpoint_metric"):
+        _config(checkpoint_metric="f1")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from helpers.core.jsonio import json_ready, read_json
 from helpers.core.records import landmarks_array
+from helpers.train.resume import best_index
 
 if TYPE_CHECKING:  # Keras and TensorFlow load only when a card is made, not when one is read
     import keras
@@ -114,7 +115,7 @@ def make_card(
 
     best: dict[str, Any] = {"monitor": monitor, "value": None, "epoch": None, "metrics": {}}
     if monitor in history.columns and np.isfinite(history[monitor].to_numpy(float)).any():
-        row = history.iloc[int(np.nanargmin(history[monitor].to_numpy(float)))]
+        row = history.iloc[best_index(history[monitor].to_numpy(float), monitor)]
         best.update(
             value=float(row[monitor]),
             epoch=int(row["epoch"]) + 1,

@@ -24,6 +24,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 # plateau: cut the learning rate when validation stalls; cosine: anneal it to min_lr over the
 # time budget (or over the epochs without one).
 LR_SCHEDULES = ("plateau", "cosine")
+# The validation score that picks the kept epoch (and that the plateau schedule and early
+# stopping watch): loss, or the expression head's accuracy.
+CHECKPOINT_METRICS = ("loss", "accuracy")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 # Fields that must match a backup for it to be resumed (the rest may change between calls).
 RESUME_KEYS = (
@@ -77,6 +80,7 @@ class TrainConfig:
     learning_rate: float | None = None  # None: the model's (registry.default_learning_rate)
     optimizer: str = "adam"
     lr_schedule: str = "plateau"  # plateau | cosine (LR_SCHEDULES)
+    checkpoint_metric: str = "loss"  # loss | accuracy (CHECKPOINT_METRICS)
     # Polyak averaging: validation, checkpoints and the saved model use an exponential moving
     # average of the weights with this momentum (e.g. 0.999); None: the weights as trained.
     ema_momentum: float | None = None
@@ -182,6 +186,7 @@ class TrainConfig:
         choices = {
             "optimizer": OPTIMIZERS,
             "lr_schedule": LR_SCHEDULES,
+            "checkpoint_metric": CHECKPOINT_METRICS,
             "va_loss": VA_LOSSES,
             "landmark_loss": LANDMARK_LOSSES,
             "transfer": transfer.TRANSFER_MODES,
@@ -214,6 +219,8 @@ class TrainConfig:
             if "expression" not in self.heads:
                 self._fail("mixing", "blends expression targets; the model has no expression head")
             object.__setattr__(self, "mixing", settings.to_dict())  # type: ignore[union-attr]
+        if self.checkpoint_metric == "accuracy" and "expression" not in self.heads:
+            self._fail("checkpoint_metric", "accuracy is the expression head's; the model has none")
         if self.weights not in (None, "imagenet"):
             object.__setattr__(self, "weights", os.fspath(self.weights))
         if self.backbone_options is not None:

@@ -57,6 +57,7 @@ from helpers.train.resume import (
     backup_epoch,
     best_so_far,
     check_resumable,
+    higher_is_better,
     read_progress,
 )
 
@@ -401,7 +402,7 @@ def train(
         cfg, train_table, val_table, augment_settings, paths["cache"]
     )
     notes["data"]["train_hash"] = train_hash
-    monitor = "val_loss" if val_ds is not None else "loss"
+    monitor = _monitor(cfg, validating=val_ds is not None)
     progress = {"config": cfg.to_dict(), "data_hash": train_hash, "done": progress.get("done", [])}
     ckpt.mkdir(parents=True, exist_ok=True)
     progress_path.write_text(json.dumps(json_ready(progress), indent=2))
@@ -471,6 +472,16 @@ def _remove(folder: Path) -> None:
         folder.parent.rmdir()
 
 
+def _monitor(cfg: TrainConfig, validating: bool) -> str:
+    """The score that picks the kept epoch: the loss, or where the configuration asks, the
+    expression accuracy (the loss can rise with the network's confidence while accuracy still
+    climbs; benchmarks/RESULTS.md, recipe). Keras names a single head's metrics without it."""
+    name = "loss"
+    if cfg.checkpoint_metric == "accuracy":
+        name = "accuracy" if tuple(cfg.heads) == ("expression",) else "expression_accuracy"
+    return f"val_{name}" if validating else name
+
+
 def _run_phase(
     model: keras.Model,
     cfg: TrainConfig,
@@ -494,6 +505,7 @@ def _run_phase(
     history = history[history["epoch"] < restart_at]  # epochs after the backup are redone
     write_history(history, paths["history"])
     best_overall, _ = best_so_far(history, monitor)
+    mode = "max" if higher_is_better(monitor) else "min"
     best_here, wait_here = best_so_far(history[history["epoch"] >= phase.first_epoch], monitor)
 
     with strategy.scope():
@@ -518,6 +530,7 @@ def _run_phase(
     else:
         schedule = keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
+            mode=mode,
             factor=cfg.reduce_lr_factor,
             patience=cfg.reduce_lr_patience,
             min_lr=cfg.min_lr,
@@ -526,6 +539,7 @@ def _run_phase(
         stopping = [
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
+                mode=mode,
                 patience=cfg.early_stopping_patience,
                 restore_best_weights=True,
                 verbose=int(cfg.verbose > 0),
@@ -543,6 +557,7 @@ def _run_phase(
             paths["model"],
             monitor=monitor,
             save_best_only=True,
+            mode=mode,
             initial_value_threshold=best_overall,
         ),
         *stopping,

@@ -58,6 +58,16 @@ def backup_epoch(backup_dir: Path) -> int | None:
         raise DataError(meta, f"damaged backup ({exc}); pass resume=False to start over") from exc
 
 
+def higher_is_better(monitor: str) -> bool:
+    """Accuracies are maximised, losses minimised (the mode of Keras's callbacks)."""
+    return monitor.endswith("accuracy")
+
+
+def best_index(values: np.ndarray, monitor: str) -> int:
+    """Position of the best monitored value (NaN skipped; at least one must be finite)."""
+    return int(np.nanargmax(values) if higher_is_better(monitor) else np.nanargmin(values))
+
+
 def best_so_far(history: pd.DataFrame, monitor: str) -> tuple[float | None, int]:
     """Best monitored value in the history and the epochs since it (for a resumed phase)."""
     if monitor not in history.columns:
@@ -65,5 +75,5 @@ def best_so_far(history: pd.DataFrame, monitor: str) -> tuple[float | None, int]
     values = history[monitor].to_numpy(dtype=float)
     if not np.isfinite(values).any():
         return None, 0
-    best = int(np.nanargmin(values))
+    best = best_index(values, monitor)
     return float(values[best]), len(values) - 1 - best
