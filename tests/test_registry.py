@@ -81,7 +81,8 @@ def test_a_wider_custom_network_is_one_entry_and_the_fer_gpu_recipe_uses_it():
     ]
     assert widths == [64, 64, 128, 128, 256, 256, 512, 512]
     cfg = profiles.train_config("fer2013-gpu", "vggnet")
-    assert (cfg.optimizer, cfg.learning_rate, cfg.lr_schedule) == ("sgd", 0.01, "cosine")
+    assert (cfg.optimizer, cfg.learning_rate, cfg.lr_schedule) == ("sgd", 0.02, "cosine")
+    assert (cfg.batch_size, cfg.checkpoint_metric) == (128, "accuracy")
     params = profiles.resolve("fer2013-gpu", "vggnet")
     assert params["tta"] == "tencrop" and params["image_size"] == 48
     assert AugmentConfig.from_dict(params["augment"]).dropout_p == 0.5  # random erasing on
