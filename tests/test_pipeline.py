@@ -547,14 +547,15 @@ print(sum(len(ds[i][0]) for i in range(len(ds))))
 
 
 def test_worker_processes_run_their_libraries_on_one_thread():
-    """Each worker process is one core's worth: OpenCV and BLAS at one thread in the children
-    (14 machine-sized pools oversubscribe a 16-core GPU host), the parent's own settings back
-    as they were; in a child process, so a deadlock fails the test instead of hanging it."""
+    """Each worker process is one core's worth: OpenCV and BLAS at one thread in the children,
+    which start no thread pool of their own (14 machine-sized pools oversubscribe a 16-core GPU
+    host), the parent's own settings back as they were; in a child process, so a deadlock fails
+    the test instead of hanging it. Linux: threads counted in /proc."""
     import subprocess
     import sys
 
     code = """
-import cv2, numpy as np, threadpoolctl
+import cv2, numpy as np, os, threadpoolctl
 from helpers.train.workers import BatchProcesses
 big = np.zeros((2000, 2000, 3), np.uint8)
 cv2.warpAffine(big, np.float32([[1, 0.1, 5], [0.1, 1, 3]]), (2000, 2000))  # pool running
@@ -562,16 +563,20 @@ np.ones((500, 500)) @ np.ones((500, 500))
 def blas():
     return max([p["num_threads"] for p in threadpoolctl.threadpool_info()
                 if p["user_api"] == "blas"] or [0])
+def in_worker(rows, epochs):
+    cv2.warpAffine(big[:48, :48], np.float32([[1, 0.1, 5], [0.1, 1, 3]]), (48, 48))
+    np.ones((3, 3)) @ np.ones((3, 3))
+    return cv2.getNumThreads(), blas(), len(os.listdir("/proc/self/task"))
 cv2.setNumThreads(3)
 before = (cv2.getNumThreads(), blas())
-workers = BatchProcesses(lambda rows, epochs: (cv2.getNumThreads(), blas()), 2)
+workers = BatchProcesses(in_worker, 2)
 print(before, workers.build(np.arange(2), np.zeros(2)), (cv2.getNumThreads(), blas()))
 workers.close()
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     before, child, after = eval(done.stdout.strip().replace(") (", "), ("))
-    assert child == (1, 1) and after == before and before[0] == 3
+    assert child == (1, 1, 1) and after == before and before[0] == 3  # no pool started either
 
 
 @pytest.mark.parametrize("loader", ["tf.data", "python"])

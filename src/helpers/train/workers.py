@@ -84,26 +84,24 @@ def _start_worker() -> None:
 
     The parent's objects are frozen out of the worker's garbage collector: a finaliser run here
     (a tf.data iterator's, say) would wait for the parent's threads, which a forked child does
-    not have. OpenCV's thread count is set before the fork for the same reason (resizing its
-    pool here would wait on them).
+    not have. Thread counts are set before the fork for the same reason (_one_thread_each).
     """
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The processes are the parallelism: a BLAS or OpenMP pool in each would put cores x
-    # processes threads on the cores. Safe here, unlike OpenCV's (see _one_opencv_thread).
-    threadpoolctl.threadpool_limits(1)
 
 
 @contextlib.contextmanager
-def _one_opencv_thread() -> Iterator[None]:
-    """OpenCV at one thread while the workers fork, so that each inherits one thread instead of
-    a pool as large as the machine (14 such pools on 16 cores); restored in the parent after.
-    Set here because the parent's pool threads exist to be stopped: a forked child resizing its
-    inherited pool waits for threads it does not have."""
+def _one_thread_each() -> Iterator[None]:
+    """OpenCV and BLAS (OpenMP too) at one thread while the workers fork, so that each inherits
+    one thread instead of pools as large as the machine (14 sets on 16 cores); restored in the
+    parent after. Set in the parent because there the pools' threads exist: a forked child
+    resizing its inherited OpenCV pool waits for threads it does not have, and one setting its
+    BLAS count starts a fresh pool of every core first."""
     before = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        yield
+        with threadpoolctl.threadpool_limits(1):
+            yield
     finally:
         cv2.setNumThreads(before)
 
@@ -120,7 +118,7 @@ class BatchProcesses:
             raise ConfigError("input processes need fork, which this platform lacks; use 0")
         self.processes = int(processes)
         self.key = next(_keys)
-        with _fork_lock, warnings.catch_warnings(), _one_opencv_thread():
+        with _fork_lock, warnings.catch_warnings(), _one_thread_each():
             # Forking beside the backend's threads warns (Python 3.12+, JAX); the children run
             # only numpy, OpenCV and albumentations, never the backend.
             warnings.filterwarnings("ignore", message=r".*fork\(\).*")
