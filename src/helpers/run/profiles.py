@@ -275,9 +275,9 @@ PROFILES: dict[str, Profile] = {
                     # validation accuracy still rising (83 epochs, RESULTS.md, recipe). A
                     # cosine ends at the floor whichever comes first, budget or epochs.
                     "lr_schedule": "cosine",
-                    # Over 175 epochs on an H200 the validation loss was lowest at the 56th
+                    # Over 175 epochs on an H200 the validation loss was lowest at the 57th
                     # (accuracy 0.665) and rose with the network's confidence while accuracy
-                    # climbed to 0.690 (the 139th): keep the most accurate.
+                    # climbed to 0.690 (the 140th): keep the most accurate.
                     "checkpoint_metric": "accuracy",
                     # 12 minutes: the published 300 epochs take about 6.5 on an H200 (epochs of
                     # 1.3 s with validation; 109 in 3.6 minutes, benchmarks/RESULTS.md, recipe),
