@@ -137,6 +137,47 @@ def test_residual_custom_cnn_starts_each_block_as_its_shortcut():
     assert model(x)["expression"].shape == (2, 8)
 
 
+def test_squeeze_excite_gates_each_blocks_channels_per_image():
+    """se_ratio: a gate per block, after its last ReLU and before the pooling, scaling each
+    channel by a sigmoid of a bottleneck over the map's average; a few weights, none at 0."""
+    options = {"se_ratio": 0.25}
+    model = build_model(
+        "custom_cnn", image_size=48, channels=1, heads=("expression",), backbone_options=options
+    )
+    backbone = model.get_layer("backbone")
+    assert [layer.name for layer in backbone.layers if layer.name.endswith("_excite")] == [
+        f"block{b}_se_excite" for b in (1, 2, 3, 4)
+    ]
+    assert backbone.get_layer("block3_se_reduce").kernel.shape == (128, 32)
+    plain = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
+    gates = sum(2 * w * (w // 4) + w + w // 4 for w in (32, 64, 128, 256))
+    assert model.count_params() == plain.count_params() + gates
+    # A gate of sigmoid(0) = 0.5 halves every channel of every image.
+    expand = backbone.get_layer("block1_se_expand")
+    expand.set_weights([np.zeros_like(w) for w in expand.get_weights()])
+    x = _pixels(3, 48, 1)
+    relu = keras.Model(backbone.input, backbone.get_layer("block1_relu2").output)
+    gated = keras.Model(backbone.input, backbone.get_layer("block1_se_excite").output)
+    assert np.allclose(gated(x), 0.5 * np.asarray(relu(x)), atol=1e-6)
+    # With its weights, the gate differs between images: context per face, not a constant.
+    backbone.get_layer("block2_se_expand").bias.assign(np.zeros(64, "float32"))
+    gate = keras.Model(backbone.input, backbone.get_layer("block2_se_expand").output)(x)
+    assert not np.allclose(gate[0], gate[1])
+    assert model(x)["expression"].shape == (3, 8)
+    # One share per block: the gates where the maps are small, none at 48 and 24 px.
+    late = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"se_ratio": (0, 0, 0.25, 0.25)},
+    ).get_layer("backbone")
+    assert [layer.name for layer in late.layers if layer.name.endswith("_excite")] == [
+        "block3_se_excite",
+        "block4_se_excite",
+    ]
+
+
 def test_train_crop_trains_on_each_images_own_window_and_predicts_on_the_centre(tmp_path):
     """train_crop: in training every image gives its own random window, pixel for pixel (no
     resampling); in inference the centre window, so the network's maps have the same size in
@@ -228,6 +269,9 @@ def test_backbone_options_reach_keras_applications_builders():
         ({"convs": 0}, "convs must be"),
         ({"block_dropout": 0.3}, "block_dropout"),
         ({"residual": "yes"}, "residual must be true or false"),
+        ({"se_ratio": 1.5}, "se_ratio must be between 0 and 1"),
+        ({"se_ratio": True}, "se_ratio must be between 0 and 1"),
+        ({"se_ratio": (0.25, 0.25)}, "one such share per block"),
         ({"pooling": "max"}, "unknown backbone option"),
         ({"input_shape": (8, 8, 1)}, "unknown backbone option"),
         (["convs"], "must map argument names"),
