@@ -131,7 +131,7 @@ LEVERS: dict[str, Lever] = {
             "backbone_options": {
                 "block_dropout": 0.05,
                 "train_crop": 44,
-                "se_ratio": (0, 0, 0.25, 0.25),
+                "se_ratio": [0, 0, 0.25, 0.25],  # a list, as the results' JSON gives it
             }
         },
     ),
