@@ -126,7 +126,7 @@ LEVERS: dict[str, Lever] = {
     "se_cosine": Lever(
         "the profile with a squeeze-and-excitation gate ending each of the last two blocks (a "
         "quarter of their channels in the bottleneck): global context per face for 3% more "
-        "weights, where the maps are small enough for the gate to cost next to nothing",
+        "weights, on the small maps only (even there a fifth of the step in bfloat16 on a CPU)",
         {
             "backbone_options": {
                 "block_dropout": 0.05,
