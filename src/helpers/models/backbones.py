@@ -110,6 +110,20 @@ def _squeeze_excite(x: Any, filters: int, ratio: float, prefix: str) -> Any:
     return layers.Multiply(name=f"{prefix}_excite")([x, gate])
 
 
+def _per_block(name: str, option: str, value: Any, blocks: int, valid: Any, wanted: str) -> tuple:
+    """One number for every block or one per block, each checked, so a bad value fails naming
+    the option before any layer is built."""
+    number = (int, float, np.integer, np.floating)
+    values = (value,) * blocks if isinstance(value, number) else tuple(value)
+    if len(values) != blocks or not all(
+        isinstance(v, number) and not isinstance(v, bool) and valid(v) for v in values
+    ):
+        raise ConfigError(
+            f"custom CNN {name!r}: {option} must be {wanted} ({blocks} blocks), got {value!r}"
+        )
+    return values
+
+
 def custom_cnn(
     include_top: bool = False,
     weights: Any = None,
@@ -142,14 +156,14 @@ def custom_cnn(
     classifier top and no published weights."""
     if include_top or weights not in (None, "imagenet"):
         raise ConfigError(f"{name}: builds the feature extractor only, without weights")
-    per_block = (convs,) * len(widths) if isinstance(convs, (int, np.integer)) else tuple(convs)
-    if len(per_block) != len(widths) or not all(
-        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in per_block
-    ):
-        raise ConfigError(
-            f"custom CNN {name!r}: convs must be an integer >= 1 or one such integer per block "
-            f"({len(widths)} blocks), got {convs!r}"
-        )
+    per_block = _per_block(
+        name,
+        "convs",
+        convs,
+        len(widths),
+        lambda n: isinstance(n, (int, np.integer)) and n >= 1,
+        "an integer >= 1 or one such integer per block",
+    )
     if (
         isinstance(block_dropout, bool)
         or not isinstance(block_dropout, (int, float))
@@ -170,17 +184,14 @@ def custom_cnn(
             f"custom CNN {name!r}: train_crop must be a whole number of pixels below the input's "
             f"side ({min(input_shape[:2])}), got {train_crop!r}"
         )
-    se_per_block = (
-        (se_ratio,) * len(widths) if isinstance(se_ratio, (int, float)) else tuple(se_ratio)
+    se_per_block = _per_block(
+        name,
+        "se_ratio",
+        se_ratio,
+        len(widths),
+        lambda r: 0 <= r <= 1,
+        "between 0 and 1, or one such share per block",
     )
-    if len(se_per_block) != len(widths) or not all(
-        isinstance(r, (int, float)) and not isinstance(r, bool) and 0 <= r <= 1
-        for r in se_per_block
-    ):
-        raise ConfigError(
-            f"custom CNN {name!r}: se_ratio must be between 0 and 1, or one such share per "
-            f"block ({len(widths)} blocks), got {se_ratio!r}"
-        )
     inputs = keras.Input(input_shape)
     x = inputs if train_crop is None else TrainCrop(int(train_crop), name="train_crop")(inputs)
     blocks = zip(widths, per_block, se_per_block, strict=True)
