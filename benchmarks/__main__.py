@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks import BENCHMARKS
 from benchmarks.common import Context, Skip, finish_facts, machine_facts
 from benchmarks.levers import parse_levers
+from benchmarks.recipe import parse_settings
 from benchmarks.report import render, write
 from benchmarks.scale import parse_sizes
 from helpers.core import paths
@@ -106,6 +107,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="recipe: training minutes per model (default: the profile's budget)",
     )
+    p.add_argument(
+        "--recipe-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="recipe: a training setting over the profile's (VALUE as JSON, e.g. "
+        'weight_decay=0.001 or \'mixing={"mode": "mixup", "alpha": 0.2}\'); repeat it '
+        "for several",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -153,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe_profile = config.get_profile(args.recipe_profile).name
         if args.recipe_minutes is not None and not args.recipe_minutes > 0:
             raise ValueError(f"--recipe-minutes must be positive, got {args.recipe_minutes}")
+        recipe_settings = parse_settings(args.recipe_set, recipe_profile)
     except Exception as exc:  # ValueError, ConfigError: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe_data=Path(args.recipe_data).expanduser().resolve() if args.recipe_data else None,
         recipe_profile=recipe_profile,
         recipe_minutes=args.recipe_minutes,
+        recipe_settings=recipe_settings,
     )
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

@@ -162,6 +162,8 @@ class Context:
     recipe_data: Path | None = None  # --recipe-data: the faces the recipe profile trains on
     recipe_profile: str = "fer2013-gpu"  # --recipe-profile
     recipe_minutes: float | None = None  # --recipe-minutes: training budget; None: the profile's
+    # --recipe-set NAME=VALUE: training settings over the recipe profile's, e.g. weight_decay
+    recipe_settings: dict[str, Any] = field(default_factory=dict)
     _made: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

@@ -2,7 +2,7 @@
 backend and the device this machine has.
 
     python -m benchmarks --only recipe --recipe-data fer2013.zip [--recipe-profile fer2013-gpu]
-                         [--recipe-minutes N]
+                         [--recipe-minutes N] [--recipe-set NAME=VALUE ...]
 
 The figure of a profile measured without notebooks, and so also where `./run_all.sh` cannot
 run: a GPU machine with JAX or PyTorch but no TensorFlow build for its CUDA
@@ -10,14 +10,16 @@ run: a GPU machine with JAX or PyTorch but no TensorFlow build for its CUDA
 run folder is prepared as notebooks 01 and 03 prepare it (benchmarks.levers.prepare; a folder
 already under --work is reused, so it can be prepared on another machine), each of the
 profile's models trains with its per-model settings (helpers.train.fit.train, the budget
---recipe-minutes when given), and the test split is scored as notebook 05 scores it: without
-and with the profile's test-time augmentation, 95% bootstrap intervals beside each figure.
+--recipe-minutes when given, each --recipe-set a training setting over the profile's), and the
+test split is scored as notebook 05 scores it: without and with the profile's test-time
+augmentation, 95% bootstrap intervals beside each figure.
 Without --recipe-data the full mode skips (the faces are not in the repository); --quick
 trains for two steps on the tiny demo zip, to prove the script.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,30 @@ from benchmarks.common import Context, Skip, table
 
 TITLE = "Recipe: a profile's models on real faces, on this machine's Keras backend and device"
 PROFILE = "fer2013-gpu"
+
+
+def parse_settings(items: list[str] | tuple[str, ...], profile: str) -> dict[str, Any]:
+    """NAME=VALUE training settings from the command line (VALUE as JSON where it parses, else
+    a string), checked against every model of the profile before any work, so that a variant of
+    a recipe is one command rather than an edited profile."""
+    if not items:
+        return {}
+    from helpers.run import profiles
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(
+                f"--recipe-set wants NAME=VALUE, e.g. weight_decay=0.001; got {item!r}"
+            )
+        try:
+            settings[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            settings[name.strip()] = text
+    for model in profiles.resolve(profile)["models"]:
+        profiles.train_config(profile, model, **settings)  # unknown names, bad values: raise
+    return settings
 
 
 def _scores(model: Any, test_table: Any, tta: str) -> dict[str, Any]:
@@ -53,6 +79,11 @@ def _scores(model: Any, test_table: Any, tta: str) -> dict[str, Any]:
     }
 
 
+def _given(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that set something: an unset budget leaves a --recipe-set one alone."""
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
 def train_model(ctx: Context, run: Any, profile: str, model_name: str) -> dict[str, Any]:
     """One of the profile's models, trained with its per-model settings and scored on test."""
     from benchmarks.levers import budget
@@ -68,7 +99,7 @@ def train_model(ctx: Context, run: Any, profile: str, model_name: str) -> dict[s
         seed=ctx.seed,
         verbose=0,
         heads=pipeline.heads_with_targets(inputs.train),  # as notebook 04
-        **budget(ctx, ctx.recipe_minutes),
+        **{**ctx.recipe_settings, **_given(budget(ctx, ctx.recipe_minutes))},
     )
     ctx.log(
         f"recipe: {model_name} on {backend.name()} ({', '.join(backend.device_names())}), "
@@ -150,6 +181,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "profile": profile,
             "data": Path(source).name if source else str(run_root),
             "minutes": "2 steps" if ctx.quick else (ctx.recipe_minutes or "the profile's"),
+            "settings": ctx.recipe_settings,
             "seed": ctx.seed,
         },
         "results": {"models": per_model},

@@ -85,6 +85,8 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             str(tmp / "work"),
             "--run-dir",
             str(run_dir),
+            "--recipe-set",
+            "weight_decay=0.001",
         ],
         cwd=REPO,
         env=env,
@@ -328,6 +330,42 @@ def test_recipe_trains_and_scores_the_profiles_models(quick_run: dict[str, Any])
     assert len(recipe["tables"][0]["rows"]) == 2 * len(models)
     run = quick_run["out"].parent / "work" / "recipe" / "run" / "fer2013-gpu"
     assert (run / "augment.json").is_file()
+    # --recipe-set reached training, over the profile's own value (none for vggnet)
+    assert recipe["params"]["settings"] == {"weight_decay": 0.001}
+    assert profiles.train_config("fer2013-gpu", "vggnet").weight_decay is None
+    for m in models:
+        card_path = run.parents[1] / "models" / "fer2013-gpu" / "models" / f"{m['model']}.json"
+        card = json.loads(card_path.read_text())
+        assert card["parameters"]["weight_decay"] == 0.001
+
+
+def test_recipe_settings_are_parsed_as_json_and_checked_before_any_work() -> None:
+    from benchmarks.recipe import parse_settings
+    from helpers.core.errors import ConfigError
+
+    assert parse_settings([], "fer2013-gpu") == {}
+    got = parse_settings(
+        ["weight_decay=1e-3", "lr_schedule=plateau", 'mixing={"mode": "mixup", "alpha": 0.2}'],
+        "fer2013-gpu",
+    )
+    assert got == {
+        "weight_decay": 0.001,
+        "lr_schedule": "plateau",  # not JSON: kept as the string
+        "mixing": {"mode": "mixup", "alpha": 0.2},
+    }
+    with pytest.raises(ValueError, match=r"NAME=VALUE.*'weight_decay'"):
+        parse_settings(["weight_decay"], "fer2013-gpu")
+    with pytest.raises(ConfigError, match="wieght_decay"):
+        parse_settings(["wieght_decay=0.001"], "fer2013-gpu")
+    with pytest.raises(ConfigError, match="weight_decay"):
+        parse_settings(["weight_decay=-1"], "fer2013-gpu")
+
+
+def test_bad_recipe_settings_are_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    from benchmarks.__main__ import main
+
+    assert main(["--only", "recipe", "--recipe-set", "lr_schedule=stepwise"]) == 2
+    assert "lr_schedule" in capsys.readouterr().err
 
 
 def test_recipe_needs_faces_in_full_mode(tmp_path: Path) -> None:
