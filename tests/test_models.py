@@ -272,6 +272,8 @@ def test_backbone_options_reach_keras_applications_builders():
         ({"se_ratio": 1.5}, "se_ratio must be between 0 and 1"),
         ({"se_ratio": True}, "se_ratio must be between 0 and 1"),
         ({"se_ratio": (0.25, 0.25)}, "one such share per block"),
+        ({"se_ratio": None}, "se_ratio must be between 0 and 1"),
+        ({"convs": "22"}, "convs must be"),
         ({"pooling": "max"}, "unknown backbone option"),
         ({"input_shape": (8, 8, 1)}, "unknown backbone option"),
         (["convs"], "must map argument names"),

@@ -114,7 +114,10 @@ def _per_block(name: str, option: str, value: Any, blocks: int, valid: Any, want
     """One number for every block or one per block, each checked, so a bad value fails naming
     the option before any layer is built."""
     number = (int, float, np.integer, np.floating)
-    values = (value,) * blocks if isinstance(value, number) else tuple(value)
+    if isinstance(value, number):
+        values: tuple = (value,) * blocks
+    else:
+        values = tuple(value) if isinstance(value, (list, tuple, np.ndarray)) else ()
     if len(values) != blocks or not all(
         isinstance(v, number) and not isinstance(v, bool) and valid(v) for v in values
     ):
