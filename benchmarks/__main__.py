@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="tiny inputs (64-image demo zip at 48 px, 1-2 steps): proves the scripts "
-        "work in about a minute; the figures mean nothing",
+        "work in a few minutes; the figures mean nothing",
     )
     p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     p.add_argument(

@@ -304,7 +304,7 @@ def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The run_all.sh command line (see DESIGN.md)."""
+    """The run_all.sh command line (the README's "Two commands")."""
     p = argparse.ArgumentParser(
         prog="run_all.sh",
         description="Run every numbered notebook with papermill into a new run folder.",
