@@ -147,6 +147,21 @@ LEVERS: dict[str, Lever] = {
             }
         },
     ),
+    "crop44_noblockdrop_cosine": Lever(
+        "the profile without the blocks' dropout, the 44 px windows and random erasing still "
+        "regularising: less regularisation for an hour that ends with training accuracy only "
+        "3-4 points above validation, and a step 5-8% cheaper in bfloat16 (in memory)",
+        {"backbone_options": {"block_dropout": 0.0, "train_crop": 44}},
+    ),
+    "crop44_noblockdrop_acc_cosine": Lever(
+        "as crop44_noblockdrop_cosine, keeping the most accurate epoch on validation rather "
+        "than the lowest loss: without the dropout the loss levels off from the 28th epoch "
+        "while accuracy still climbs",
+        {
+            "backbone_options": {"block_dropout": 0.0, "train_crop": 44},
+            "checkpoint_metric": "accuracy",
+        },
+    ),
     "wd_cosine": Lever(
         "the profile with decoupled weight decay 0.05 of the kernels (Adam's rate times 0.05 a "
         "step, biases and BatchNorm spared): for an hour that overfits late",
