@@ -43,6 +43,10 @@ class Lever:
     augment: dict[str, Any] = field(default_factory=dict)
 
 
+# The custom CNN's options with the 44 px windows (crop44_cosine): the base the later levers
+# change one thing of. Sequences are lists, as the results' JSON gives them.
+_CROP44: dict[str, Any] = {"block_dropout": 0.05, "train_crop": 44}
+
 # The first is the reference every other lever is compared with.
 LEVERS: dict[str, Lever] = {
     "plateau": Lever(
@@ -121,44 +125,32 @@ LEVERS: dict[str, Lever] = {
         "the profile trained on a random 44 px window of each 48 px face, pixel for pixel (the "
         "published recipes' random crops), and predicting on the centre window: crops as "
         "augmentation, where resizing to 44 px had paid for its cheaper step in detail",
-        {"backbone_options": {"block_dropout": 0.05, "train_crop": 44}},
+        {"backbone_options": dict(_CROP44)},
     ),
     "se_cosine": Lever(
         "the profile with a squeeze-and-excitation gate ending each of the last two blocks (a "
         "quarter of their channels in the bottleneck): global context per face for 3% more "
         "weights, on the small maps only (even there a fifth of the step in bfloat16 on a CPU)",
-        {
-            "backbone_options": {
-                "block_dropout": 0.05,
-                "train_crop": 44,
-                "se_ratio": [0, 0, 0.25, 0.25],  # a list, as the results' JSON gives it
-            }
-        },
+        {"backbone_options": {**_CROP44, "se_ratio": [0, 0, 0.25, 0.25]}},
     ),
     "stem1_cosine": Lever(
         "the profile with one conv instead of two in the first block (1, 2, 2, 2): the full-"
         "resolution conv, the most bytes per multiply, left out for a cheaper step and more "
         "epochs in the hour; 0.8% of the weights go with it",
-        {
-            "backbone_options": {
-                "block_dropout": 0.05,
-                "train_crop": 44,
-                "convs": [1, 2, 2, 2],  # a list, as the results' JSON gives it
-            }
-        },
+        {"backbone_options": {**_CROP44, "convs": [1, 2, 2, 2]}},
     ),
     "crop44_noblockdrop_cosine": Lever(
         "the profile without the blocks' dropout, the 44 px windows and random erasing still "
         "regularising: less regularisation for an hour that ends with training accuracy only "
         "3-4 points above validation, and a step 5-8% cheaper in bfloat16 (in memory)",
-        {"backbone_options": {"block_dropout": 0.0, "train_crop": 44}},
+        {"backbone_options": {**_CROP44, "block_dropout": 0.0}},
     ),
     "crop44_noblockdrop_acc_cosine": Lever(
         "as crop44_noblockdrop_cosine, keeping the most accurate epoch on validation rather "
         "than the lowest loss: without the dropout the loss levels off from the 28th epoch "
         "while accuracy still climbs",
         {
-            "backbone_options": {"block_dropout": 0.0, "train_crop": 44},
+            "backbone_options": {**_CROP44, "block_dropout": 0.0},
             "checkpoint_metric": "accuracy",
         },
     ),
@@ -166,25 +158,13 @@ LEVERS: dict[str, Lever] = {
         "the profile with 16 filters in the first block instead of 32: the full-resolution "
         "block's BatchNorm, ReLU, pooling and dropout work on half the values, for 1.3% fewer "
         "weights; in memory a bfloat16 step 1.1-1.5 times the profile's rate (nine rounds)",
-        {
-            "backbone_options": {
-                "block_dropout": 0.05,
-                "train_crop": 44,
-                "widths": [16, 64, 128, 256],  # a list, as the results' JSON gives it
-            }
-        },
+        {"backbone_options": {**_CROP44, "widths": [16, 64, 128, 256]}},
     ),
     "crop44_w16_48_cosine": Lever(
         "as crop44_w16_cosine with 48 filters in the second block instead of 64: the 22 px "
         "block's values cut by a quarter too, for 4% fewer weights than the profile; in memory "
         "a bfloat16 step about 1.5 times the profile's rate",
-        {
-            "backbone_options": {
-                "block_dropout": 0.05,
-                "train_crop": 44,
-                "widths": [16, 48, 128, 256],  # a list, as the results' JSON gives it
-            }
-        },
+        {"backbone_options": {**_CROP44, "widths": [16, 48, 128, 256]}},
     ),
     "wd_cosine": Lever(
         "the profile with decoupled weight decay 0.05 of the kernels (Adam's rate times 0.05 a "
