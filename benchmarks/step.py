@@ -9,8 +9,9 @@ in memory, the same network cut after each of its four blocks (so each block's s
 step is the difference), and the variants a cheaper or a wider step would use (a smaller
 input, a larger batch, mixed bfloat16, the twice-as-wide `vggnet`), and the other
 architectures of the real-face table in float32 and in mixed bfloat16, since which of them
-bfloat16 speeds up depends on their convolutions. The input pipeline is left out: at 48 px it
-costs about 1% of the step (the training benchmark).
+bfloat16 speeds up depends on their convolutions; last, the profile's network with Keras's own
+BatchNorm in place of the fused kernel it trains with. The input pipeline is left out: at 48 px
+it costs about 1% of the step (the training benchmark).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ WIDTHS = (32, 64, 128, 256)  # the custom CNN's blocks
 BACKBONES = ("mobilenetv2", "vgg16", "resnet50", "efficientnetb0")
 QUICK_BACKBONES = ("vgg16",)
 POLICIES = ("float32", "mixed_bfloat16")
+# The custom CNN whose BatchNorm is timed both ways: the profile the hour trains.
+NORM_PROFILE = "fer2013-cpu"
 
 
 def _data(n: int, size: int, batch: int, seed: int) -> Any:
@@ -72,6 +75,34 @@ def _prefix(blocks: int, size: int, seed: int) -> Any:
     outputs = keras.layers.Dense(8, activation="softmax", name="expression")(pooled)
     model = keras.Model(inputs, {"expression": outputs})
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def _norm_model(fused: bool, policy: str, size: int, seed: int) -> Any:
+    """The profile's custom CNN under `policy`, with the fused BatchNorm it trains with or
+    Keras's composed layer in its place: what the fused kernel buys."""
+    import keras
+
+    from helpers.models.backbones import custom_cnn, rescale_unit, with_norm
+    from helpers.run.profiles import PROFILES
+    from helpers.train.fit import dtype_policy
+
+    options = dict(PROFILES[NORM_PROFILE].per_model["custom_cnn"]["backbone_options"])
+    if options.get("train_crop", 0) >= size:  # --quick's 16 px
+        del options["train_crop"]
+    keras.utils.set_random_seed(seed)
+    with dtype_policy(policy):
+        backbone = custom_cnn(input_shape=(size, size, 1), **options)
+        if not fused:
+            backbone = with_norm(backbone, keras.layers.BatchNormalization)
+        inputs = keras.Input((size, size, 1))
+        features = backbone(keras.layers.Lambda(rescale_unit)(inputs))
+        pooled = keras.layers.GlobalAveragePooling2D()(features)
+        outputs = keras.layers.Dense(8, activation="softmax", dtype="float32", name="expression")(
+            pooled
+        )
+        model = keras.Model(inputs, {"expression": outputs})
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     return model
 
 
@@ -115,6 +146,14 @@ def run(ctx: Context) -> dict[str, Any]:
                 name, policy, backbone_size, batch_of(64), bb_warmup, bb_steps, ctx.seed
             )
     base_what, _, base_px, base_batch, _ = VARIANTS[0]
+    norm_rates: dict[str, dict[str, float]] = {}
+    for policy in POLICIES:
+        for kind in ("keras", "fused"):
+            ctx.log(f"step: {NORM_PROFILE}'s custom CNN, {policy}, {kind} BatchNorm")
+            model = _norm_model(kind == "fused", policy, size_of(base_px), ctx.seed)
+            norm_rates.setdefault(policy, {})[kind] = _rate(
+                model, size_of(base_px), batch_of(base_batch), warmup, steps, ctx.seed
+            )
     prefix = []
     for blocks in range(1, len(WIDTHS) + 1):
         ctx.log(f"step: the first {blocks} block(s)")
@@ -155,6 +194,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "prefix_images_per_s": prefix,
             "step_ms_per_image": dict(parts),
             "backbone_images_per_s": backbone_rates,
+            "batchnorm_images_per_s": norm_rates,
         },
         "comparisons": [],
         "tables": [
@@ -178,6 +218,23 @@ def run(ctx: Context) -> dict[str, Any]:
                 [
                     [name, *(r[p] for p in POLICIES), r[POLICIES[1]] / r[POLICIES[0]]]
                     for name, r in backbone_rates.items()
+                ],
+            ),
+            table(
+                f"BatchNorm in the {NORM_PROFILE} custom CNN's step, {base_px} px, batch "
+                f"{base_batch}: Keras's layer (separate reductions and element-wise ops, cast to "
+                "float32 under mixed precision) against TensorFlow's fused kernel, which the "
+                "custom CNN trains with",
+                ["policy", "Keras images/s", "fused images/s", "speed-up", "epochs (fused)"],
+                [
+                    [
+                        policy,
+                        r["keras"],
+                        r["fused"],
+                        r["fused"] / r["keras"],
+                        BUDGET_MINUTES * 60.0 * r["fused"] / EPOCH_IMAGES,
+                    ]
+                    for policy, r in norm_rates.items()
                 ],
             ),
         ],

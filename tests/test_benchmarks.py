@@ -379,11 +379,15 @@ def test_step_rates_every_variant_and_splits_the_step_by_block(
     quick_run: dict[str, Any],
 ) -> None:
     """One rate per variant measured, the profile's first; the parts (four blocks and the head)
-    add up to the profile's step; the other architectures timed in both precisions."""
+    add up to the profile's step; the other architectures timed in both precisions; the
+    profile's network timed with either BatchNorm in both."""
     from benchmarks.step import POLICIES, QUICK_BACKBONES, VARIANTS, WIDTHS
 
     step = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["step"]
-    variants, parts, backbones = step["tables"]
+    variants, parts, backbones, norms = step["tables"]
+    assert [row[0] for row in norms["rows"]] == list(POLICIES)
+    for row in norms["rows"]:
+        assert row[1] > 0 and row[2] > 0 and row[3] == pytest.approx(row[2] / row[1])
     assert [row[0] for row in backbones["rows"]] == list(QUICK_BACKBONES)
     for row in backbones["rows"]:
         assert all(rate > 0 for rate in row[1:3])
@@ -396,6 +400,30 @@ def test_step_rates_every_variant_and_splits_the_step_by_block(
     assert len(parts["rows"]) == len(WIDTHS) + 1
     total_ms = 1000.0 / step["results"]["images_per_s"][VARIANTS[0][0]]
     assert sum(row[1] for row in parts["rows"]) == pytest.approx(total_ms)
+
+
+def test_step_times_the_same_network_with_either_batchnorm() -> None:
+    """The unfused variant is the profile's network with Keras's BatchNorm in every place of the
+    fused one, and nothing else changed."""
+    import keras
+
+    from benchmarks.step import _norm_model
+    from helpers.models.backbones import FusedBatchNormalization
+
+    def norms(model: Any) -> list[type]:
+        return [
+            type(x)
+            for x in model.layers[2].layers
+            if isinstance(x, keras.layers.BatchNormalization)
+        ]
+
+    fused, plain = (_norm_model(f, "float32", 48, 0) for f in (True, False))
+    assert norms(fused) == [FusedBatchNormalization] * 8
+    assert norms(plain) == [keras.layers.BatchNormalization] * 8
+    assert [x.name for x in fused.layers[2].layers[1:]] == [
+        x.name for x in plain.layers[2].layers[1:]
+    ]
+    assert fused.count_params() == plain.count_params()
 
 
 def test_levers_need_fer2013_in_full_mode_and_known_names(tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ import pytest
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS, HEADS
 from helpers.models import factory, registry
-from helpers.models.backbones import SCRATCH_BN_MOMENTUM
+from helpers.models.backbones import SCRATCH_BN_MOMENTUM, FusedBatchNormalization, with_norm
 from helpers.models.factory import build_model, model_metadata
 from helpers.models.losses import build_losses
 from helpers.models.registry import ModelSpec
+from helpers.models.saving import load_trained
 from helpers.models.transfer import set_transfer_mode, transfer_mode
 
 NAMES = registry.list_models()
@@ -247,6 +248,146 @@ def test_train_crop_must_be_a_window_inside_the_input(bad):
             heads=("expression",),
             backbone_options={"train_crop": bad},
         )
+
+
+def _fused_calls(monkeypatch) -> list[int]:
+    """Counts the custom CNN's calls of TensorFlow's fused BatchNorm kernel."""
+    import tensorflow as tf
+
+    calls: list[int] = []
+    kernel = tf.compat.v1.nn.fused_batch_norm
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(tf.compat.v1.nn, "fused_batch_norm", counted)
+    return calls
+
+
+def _batchnorm_pair(shape: tuple[int, ...], **options) -> tuple[keras.layers.Layer, ...]:
+    """Keras's BatchNorm and the fused one, built with the same (non-trivial) weights."""
+    ours = FusedBatchNormalization(momentum=0.9, **options)
+    theirs = keras.layers.BatchNormalization(momentum=0.9, **options)
+    ours.build(shape)
+    theirs.build(shape)
+    rng = np.random.default_rng(1)
+    weights = [rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("policy, atol", [("float32", 1e-5), ("mixed_bfloat16", 0.05)])
+def test_fused_batchnorm_trains_as_keras_batchnorm_does(policy, atol, monkeypatch):
+    """The same outputs, gradients and moving averages (Keras's biased batch variance, not the
+    kernel's unbiased one), step after step, in float32 and in mixed bfloat16; inference is
+    Keras's own."""
+    import tensorflow as tf
+
+    calls = _fused_calls(monkeypatch)
+    x = np.random.default_rng(0).normal(2.0, 3.0, (4, 5, 5, 6)).astype("float32")
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        ours, theirs = _batchnorm_pair(x.shape)
+        for _ in range(3):
+            grads = []
+            for layer in (ours, theirs):
+                inputs = tf.constant(x)
+                with tf.GradientTape() as tape:
+                    tape.watch(inputs)
+                    y = layer(inputs, training=True)
+                    loss = tf.reduce_sum(tf.cast(y, "float32") * np.arange(6, dtype="float32"))
+                grads.append(tape.gradient(loss, [inputs, layer.gamma.value, layer.beta.value]))
+                assert keras.backend.standardize_dtype(y.dtype) == layer.compute_dtype
+            for a, b in zip(*grads, strict=True):
+                np.testing.assert_allclose(np.float32(a), np.float32(b), atol=atol * 10, rtol=0.02)
+            np.testing.assert_allclose(
+                np.float32(ours(x, training=True)), np.float32(theirs(x, training=True)), atol=atol
+            )
+        for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5)
+        np.testing.assert_allclose(np.float32(ours(x)), np.float32(theirs(x)), atol=atol)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert len(calls) == 6  # every training call fused, no inference call
+
+
+@pytest.mark.parametrize(
+    "shape, options, frozen",
+    [
+        ((4, 6), {}, False),  # a dense layer's features
+        ((4, 3, 5, 5), {"axis": 1}, False),  # channels first
+        ((4, 5, 5, 3), {"renorm": True}, False),
+        ((4, 5, 5, 3), {"scale": False}, False),
+        ((4, 5, 5, 3), {}, True),  # frozen: inference statistics
+    ],
+)
+def test_fused_batchnorm_takes_keras_path_where_the_kernel_does_not_fit(
+    shape, options, frozen, monkeypatch
+):
+    calls = _fused_calls(monkeypatch)
+    x = np.random.default_rng(0).normal(1.0, 2.0, shape).astype("float32")
+    ours, theirs = _batchnorm_pair(shape, **options)
+    ours.trainable = theirs.trainable = not frozen
+    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), atol=1e-6)
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert calls == []
+
+
+def test_custom_cnn_trains_fused_batchnorm_and_loads_back(tmp_path, monkeypatch):
+    """Every BatchNorm of the custom CNN (the residual shortcuts' too) is the fused one, fit()
+    takes the kernel, and a saved model loads safely with the same predictions."""
+    calls = _fused_calls(monkeypatch)
+    model = build_model(
+        "custom_cnn",
+        image_size=32,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"residual": True},
+    )
+    norms = [
+        layer
+        for layer in model.get_layer("backbone").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) == 12 and all(isinstance(n, FusedBatchNormalization) for n in norms)
+    _fit_one_step(model, 32, 1)
+    assert len(calls) == 12
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = load_trained(path)
+    assert type(loaded.get_layer("backbone").get_layer("block1_bn1")) is FusedBatchNormalization
+    faces = _pixels(2, 32, 1)
+    np.testing.assert_allclose(loaded(faces)["expression"], model(faces)["expression"], atol=1e-6)
+
+
+def test_applications_train_fused_batchnorm_and_read_keras_weights_files(tmp_path, monkeypatch):
+    """A keras.applications network gets the fused kernel in every BatchNorm, and weights files
+    saved with Keras's own layer (before the fused kernel) load into it, and back."""
+    calls = _fused_calls(monkeypatch)
+    model = build_model("mobilenetv2", image_size=32, channels=1, heads=("expression",))
+    backbone = model.get_layer("backbone")
+    norms = [x for x in backbone.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert len(norms) == 52 and {type(x) for x in norms} == {FusedBatchNormalization}
+    assert {x.momentum for x in norms} == {SCRATCH_BN_MOMENTUM}
+    _fit_one_step(model, 32, 1)
+    assert len(calls) == len(norms)
+    keras_norms = with_norm(backbone, keras.layers.BatchNormalization)
+    assert FusedBatchNormalization not in {type(x) for x in keras_norms.layers}
+    keras_norms.save_weights(tmp_path / "keras.weights.h5")
+    warm = build_model(
+        "mobilenetv2", image_size=32, channels=1, weights=tmp_path / "keras.weights.h5"
+    )
+    assert _same_weights(warm.get_layer("backbone"), backbone)
+    backbone.save_weights(tmp_path / "fused.weights.h5")
+    fresh = with_norm(
+        build_model("mobilenetv2", image_size=32, channels=1, seed=1).get_layer("backbone"),
+        keras.layers.BatchNormalization,
+    )
+    fresh.load_weights(tmp_path / "fused.weights.h5")
+    assert _same_weights(fresh, backbone)
 
 
 def test_backbone_options_reach_keras_applications_builders():

@@ -21,10 +21,12 @@ from helpers.core.errors import ConfigError
 from helpers.core.labels import EXPRESSIONS, HEADS, check_heads
 from helpers.models import registry
 from helpers.models.backbones import (
+    FusedBatchNormalization,
     Preprocess,
     build_backbone,
     builder_options,
     prepare_from_scratch,
+    with_norm,
 )
 from helpers.models.heads import head_layer
 from helpers.models.transfer import TRANSFER_MODES, set_transfer_mode, transfer_mode
@@ -170,6 +172,8 @@ def build_model(
     rgb_backbone = registry.get(name).imagenet
     backbone_shape = (image_size, image_size, 3 if rgb_backbone else channels)
     backbone, source = build_backbone(cfg, backbone_shape)
+    if keras.backend.backend() == "tensorflow":
+        backbone = with_norm(backbone, FusedBatchNormalization)
 
     inputs = keras.Input((image_size, image_size, channels), name="image")
     x = Preprocess(name, to_rgb=rgb_backbone and channels == 1, name="preprocess")(inputs)
