@@ -151,8 +151,9 @@ FusedBatchNormalization.__name__ = "BatchNormalization"
 
 def with_norm(backbone: keras.Model, norm: type[layers.BatchNormalization]) -> keras.Model:
     """The backbone with every BatchNorm rebuilt as `norm` from its config, weights copied: how a
-    keras.applications network trained from scratch gets the fused kernel (MobileNetV2's step
-    1.3 times the images/s on a CPU, benchmarks/RESULTS.md, step)."""
+    keras.applications network gets the fused kernel (MobileNetV2's step 1.3 times the images/s
+    on a CPU, benchmarks/RESULTS.md, step). The copy's initialisers run before the weights are
+    copied, so the seed's later draws (a head built after it) differ from the unswapped one's."""
     norms = [x for x in backbone.layers if isinstance(x, layers.BatchNormalization)]
     if all(type(x) is norm for x in norms):
         return backbone

@@ -105,6 +105,9 @@ _FER_CPU = Profile(
     image_size=48,
     channels=1,
     balance="none",
+    # The cosine anneals over these or the budget, whichever ends first: in bfloat16, with
+    # BatchNorm's fused kernel, 60 epochs take 48 of the 55 minutes on an EPYC Zen 4, and their
+    # validation loss was lowest at the 43rd (benchmarks/RESULTS.md): the cap stays.
     epochs=60,
     batch_size=64,
     models=("custom_cnn",),
@@ -126,9 +129,10 @@ _FER_CPU = Profile(
         # against 0.672 (ten-crop 0.684 against 0.678), test 0.683 against 0.680, 45 epochs
         # against 41 (benchmarks/RESULTS.md). 16 filters in the first block, not 32: the
         # full-resolution block's BatchNorm, ReLU, pooling and dropout handle half the values, so
-        # the hour holds 52 epochs against 39 on the same CPU; validation accuracy 0.666-0.673
-        # against 0.665-0.667 by test-time augmentation, macro-F1 0.643-0.653 against 0.606-0.620,
-        # test 0.685 against 0.675 (48 filters in the second block too: 58 epochs, behind).
+        # the hour holds 52 epochs against 39 on the same CPU (both with Keras's own BatchNorm);
+        # validation accuracy 0.666-0.673 against 0.665-0.667 by test-time augmentation,
+        # macro-F1 0.643-0.653 against 0.606-0.620, test 0.685 against 0.675 (48 filters in the
+        # second block too: 58 epochs, behind).
         "custom_cnn": {
             **_FER_CNN_FLOAT32,
             "mixed_precision": "bfloat16",
@@ -166,7 +170,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="cpu",
             description="README main job on a laptop: 4,000 demo images; custom CNN, VGG16, "
-            "ResNet50 and MobileNetV2, a fixed number of epochs each (13-19 min of training "
+            "ResNet50 and MobileNetV2, a fixed number of epochs each (about 13 min of training "
             "on 2 cores)",
             demo_n=4000,
             demo_size=224,
@@ -186,7 +190,7 @@ PROFILES: dict[str, Profile] = {
             # in minutes gave fewer epochs on a slow hour of the same machine, and models that
             # take off late fell under 0.5 macro-F1 (1.45 times slower: MobileNetV2 4 epochs,
             # 0.427; ResNet50 6, 0.444), so the figures followed the hour's speed. Fixed epochs
-            # give the same models on any machine (the seed fixes the rest); about 23 minutes
+            # give the same models on any machine (the seed fixes the rest); about 17 minutes
             # end to end on the 2-core machine at its usual speed. MobileNetV2 and ResNet50
             # train at batch 64: on a CPU it runs 30-40% more images/s than 32, and BatchNorm
             # of a randomly initialised network learns from steadier batch statistics (5 min:
