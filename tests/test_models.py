@@ -251,7 +251,7 @@ def test_train_crop_must_be_a_window_inside_the_input(bad):
 
 
 def _fused_calls(monkeypatch) -> list[int]:
-    """Counts the custom CNN's calls of TensorFlow's fused BatchNorm kernel."""
+    """Counts the calls of TensorFlow's fused BatchNorm kernel from here on."""
     import tensorflow as tf
 
     calls: list[int] = []
