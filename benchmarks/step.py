@@ -59,23 +59,33 @@ def _data(n: int, size: int, batch: int, seed: int) -> Any:
     return without_autotuning(data.batch(batch))
 
 
+def _classifier(backbone: Any, size: int) -> Any:
+    """A backbone on grayscale pixels with a pooled 8-way softmax, compiled with Adam: the
+    least a step needs around the layers being timed."""
+    import keras
+
+    from helpers.models.backbones import rescale_unit
+
+    inputs = keras.Input((size, size, 1))
+    features = backbone(keras.layers.Lambda(rescale_unit)(inputs))
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(8, activation="softmax", dtype="float32", name="expression")(
+        pooled
+    )
+    model = keras.Model(inputs, {"expression": outputs})
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return model
+
+
 def _prefix(blocks: int, size: int, seed: int) -> Any:
     """The custom CNN's first `blocks` blocks with a pooled 8-way softmax: its step minus the
     previous prefix's is that block's cost."""
     import keras
 
-    from helpers.models.backbones import custom_cnn, rescale_unit
+    from helpers.models.backbones import custom_cnn
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((size, size, 1))
-    features = custom_cnn(input_shape=(size, size, 1), widths=WIDTHS[:blocks])(
-        keras.layers.Lambda(rescale_unit)(inputs)
-    )
-    pooled = keras.layers.GlobalAveragePooling2D()(features)
-    outputs = keras.layers.Dense(8, activation="softmax", name="expression")(pooled)
-    model = keras.Model(inputs, {"expression": outputs})
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    return model
+    return _classifier(custom_cnn(input_shape=(size, size, 1), widths=WIDTHS[:blocks]), size)
 
 
 def _norm_model(fused: bool, policy: str, size: int, seed: int) -> Any:
@@ -83,7 +93,7 @@ def _norm_model(fused: bool, policy: str, size: int, seed: int) -> Any:
     Keras's composed layer in its place: what the fused kernel buys."""
     import keras
 
-    from helpers.models.backbones import custom_cnn, rescale_unit, with_norm
+    from helpers.models.backbones import custom_cnn, with_norm
     from helpers.run.profiles import PROFILES
     from helpers.train.fit import dtype_policy
 
@@ -95,15 +105,7 @@ def _norm_model(fused: bool, policy: str, size: int, seed: int) -> Any:
         backbone = custom_cnn(input_shape=(size, size, 1), **options)
         if not fused:
             backbone = with_norm(backbone, keras.layers.BatchNormalization)
-        inputs = keras.Input((size, size, 1))
-        features = backbone(keras.layers.Lambda(rescale_unit)(inputs))
-        pooled = keras.layers.GlobalAveragePooling2D()(features)
-        outputs = keras.layers.Dense(8, activation="softmax", dtype="float32", name="expression")(
-            pooled
-        )
-        model = keras.Model(inputs, {"expression": outputs})
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    return model
+        return _classifier(backbone, size)
 
 
 def _model_rate(
