@@ -208,16 +208,18 @@ PROFILES: dict[str, Profile] = {
                 # 0.66 after the fourth, 0.30 after the fifth): two more epochs settle it
                 # (0.90, 0.97), and the best epoch is kept.
                 "custom_cnn": {"image_size": 48, "epochs": 7},
-                # Validation accuracy 0.76 after 7 epochs of about 21 s.
+                # Validation accuracy 0.79 after 7 epochs of about 10 s on an EPYC Zen 4 (13 s
+                # with Keras's BatchNorm in place of the fused kernel, the same day).
                 "mobilenetv2": {
                     "image_size": 48,
                     "batch_size": 64,
                     "epochs": 7,
                     "online_augment": False,
                 },
-                # 9 epochs of about 40 s, the learning rate annealed along a cosine: on the AVX2
-                # EPYC validation accuracy 0.707 at the eighth against 0.619 at a constant rate
-                # (the plateau schedule never cut it), which had levelled off from the sixth.
+                # 9 epochs of 26-28 s on an EPYC Zen 4 (27-29 s with Keras's BatchNorm), the
+                # learning rate annealed along a cosine: on the AVX2 EPYC validation accuracy
+                # 0.707 at the eighth against 0.619 at a constant rate (the plateau schedule
+                # never cut it), which had levelled off from the sixth.
                 "resnet50": {
                     "image_size": 32,
                     "batch_size": 64,
