@@ -174,14 +174,16 @@ def test_a_mixed_precision_model_exports_in_float32(tmp_path, policy):
     )
 
 
-def test_a_model_trained_on_crops_exports_its_centre_window(tmp_path):
-    """train_crop's inference gather converts: TFLite sees the centre window as Keras does."""
+@pytest.mark.parametrize("standardize", [False, True])
+def test_a_model_trained_on_crops_exports_its_centre_window(tmp_path, standardize):
+    """train_crop's inference gather converts: TFLite sees the centre window as Keras does, and
+    standardize's per-face moments with it."""
     model = build_model(
         "custom_cnn",
         image_size=48,
         channels=1,
         heads=("expression",),
-        backbone_options={"train_crop": 44},
+        backbone_options={"train_crop": 44, "standardize": standardize},
     )
     path = export_tflite(model, tmp_path / "cropped.tflite")
     x = np.random.default_rng(0).uniform(0, 255, (3, 48, 48, 1)).astype(np.float32)

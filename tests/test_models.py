@@ -20,6 +20,7 @@ from helpers.models.losses import build_losses
 from helpers.models.registry import ModelSpec
 from helpers.models.saving import load_trained
 from helpers.models.transfer import set_transfer_mode, transfer_mode
+from helpers.train.fit import dtype_policy
 
 NAMES = registry.list_models()
 
@@ -225,6 +226,54 @@ def test_train_crop_trains_on_each_images_own_window_and_predicts_on_the_centre(
     assert np.allclose(model(framed)["expression"], model(faces)["expression"], atol=1e-6)
 
 
+def test_standardize_takes_each_faces_lighting_and_contrast_out(tmp_path):
+    """standardize: each face (the window, with train_crop) at zero mean and unit variance
+    before the first convolution, in float32 under mixed precision; a brighter, flatter copy of
+    a face gives the same features, a flat face comes out finite; no weights added; the layer
+    survives saving."""
+    options = {"train_crop": 44, "standardize": True}
+    with dtype_policy("mixed_bfloat16"):
+        half = build_model(
+            "custom_cnn", image_size=48, channels=1, heads=("expression",), backbone_options=options
+        )
+    assert half.get_layer("backbone").get_layer("standardize").compute_dtype == "float32"
+    model = build_model(
+        "custom_cnn", image_size=48, channels=1, heads=("expression",), backbone_options=options
+    )
+    backbone = model.get_layer("backbone")
+    layer = backbone.get_layer("standardize")
+    assert [lyr.name for lyr in backbone.layers[1:3]] == ["train_crop", "standardize"]
+    faces = _pixels(4, 48, 1) / 255.0
+    out = np.asarray(layer(faces))
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+    flat = np.asarray(layer(np.full((1, 44, 44, 1), 0.5, dtype="float32")))
+    assert np.array_equal(flat, np.zeros_like(flat))
+
+    def change(net: keras.Model) -> float:
+        """How far the features move when the faces are darker in contrast and brighter."""
+        features = net.get_layer("backbone")
+        before = np.asarray(features(faces))
+        after = np.asarray(features(faces * 0.6 + 0.15))
+        return float(np.abs(after - before).max() / np.abs(before).max())
+
+    plain = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"train_crop": 44},
+    )
+    assert "standardize" not in {lyr.name for lyr in plain.get_layer("backbone").layers}
+    assert plain.count_params() == model.count_params()
+    assert change(model) < 1e-4 < 0.1 < change(plain)
+    model.save(tmp_path / "standardized.keras")
+    loaded = keras.saving.load_model(tmp_path / "standardized.keras", compile=False)
+    assert loaded.get_layer("backbone").get_layer("standardize").epsilon == layer.epsilon
+    pixels = _pixels(2, 48, 1)
+    np.testing.assert_allclose(loaded(pixels)["expression"], model(pixels)["expression"], atol=1e-6)
+
+
 def test_train_crop_is_left_out_with_a_landmark_head_in_one_line(caplog):
     """A profile with train_crop still trains on data with landmarks: their targets are in the
     whole image's pixels, so the model sees the whole image and the log says why."""
@@ -410,6 +459,7 @@ def test_backbone_options_reach_keras_applications_builders():
         ({"convs": 0}, "convs must be"),
         ({"block_dropout": 0.3}, "block_dropout"),
         ({"residual": "yes"}, "residual must be true or false"),
+        ({"standardize": 1}, "standardize must be true or false"),
         ({"se_ratio": 1.5}, "se_ratio must be between 0 and 1"),
         ({"se_ratio": True}, "se_ratio must be between 0 and 1"),
         ({"se_ratio": (0.25, 0.25)}, "one such share per block"),

@@ -101,6 +101,32 @@ class TrainCrop(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="helpers")
+class Standardize(layers.Layer):
+    """Each image to zero mean and unit variance over its own pixels: a face's lighting and
+    contrast taken out before the first convolution, as the FER-2013 challenge's winner did
+    (Tang 2013); BatchNorm normalises over the batch, not per face. `epsilon` (in the scale of
+    the layer's input) keeps a flat image finite: it comes out as zeros."""
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs: Any):
+        kwargs.setdefault("dtype", "float32")  # the moments unrounded under mixed precision
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, x: Any) -> Any:
+        """Subtract each image's mean, divide by its standard deviation (floored by epsilon)."""
+        mean, variance = ops.moments(x, axes=(1, 2, 3), keepdims=True)
+        return (x - mean) * ops.rsqrt(variance + self.epsilon**2)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """The image's own shape."""
+        return tuple(input_shape)
+
+    def get_config(self) -> dict:
+        """The floor, so a loaded model standardises as it did."""
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="helpers")
 class FusedBatchNormalization(layers.BatchNormalization):
     """BatchNorm whose training step is TensorFlow's fused kernel. Keras 3 composes it from
     separate reductions and element-wise ops, cast to float32 under mixed precision: in
@@ -206,6 +232,7 @@ def custom_cnn(
     residual: bool = False,
     train_crop: int | None = None,
     se_ratio: float | tuple[float, ...] = 0.0,
+    standardize: bool = False,
 ) -> keras.Model:
     """VGG-style extractor for 48 px faces, trained from scratch: per block `convs` 3x3 conv +
     BatchNorm + ReLU, 2x2 max-pooling and dropout rising by `block_dropout` a block. The default
@@ -222,6 +249,8 @@ def custom_cnn(
     al. 2018; keras.applications' EfficientNet names it the same): its channels reweighted per
     image by a bottleneck of that share of them over their global average. Few multiplies, yet on
     the last two blocks a fifth of the step on a CPU in bfloat16 (benchmarks/RESULTS.md).
+    `standardize` takes each face (the window, with `train_crop`) to zero mean and unit variance
+    first (Standardize): its lighting and contrast out of what the network has to learn.
 
     Takes keras.applications' arguments so the registry builds it like any other; it has no
     classifier top and no published weights."""
@@ -244,8 +273,9 @@ def custom_cnn(
             f"custom CNN {name!r}: block_dropout must be >= 0 with "
             f"{len(widths)} x block_dropout < 1, got {block_dropout!r}"
         )
-    if not isinstance(residual, bool):
-        raise ConfigError(f"custom CNN {name!r}: residual must be true or false, got {residual!r}")
+    for flag, value in (("residual", residual), ("standardize", standardize)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"custom CNN {name!r}: {flag} must be true or false, got {value!r}")
     if train_crop is not None and (
         isinstance(train_crop, bool)
         or not isinstance(train_crop, (int, np.integer))
@@ -265,6 +295,8 @@ def custom_cnn(
     )
     inputs = keras.Input(input_shape)
     x = inputs if train_crop is None else TrainCrop(int(train_crop), name="train_crop")(inputs)
+    if standardize:
+        x = Standardize(name="standardize")(x)
     blocks = zip(widths, per_block, se_per_block, strict=True)
     for block, (filters, n_convs, ratio) in enumerate(blocks, start=1):
         if residual:  # before the branch, so zero-gamma (prepare_from_scratch) finds the branch
