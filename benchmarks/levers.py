@@ -196,6 +196,12 @@ LEVERS: dict[str, Lever] = {
         "step, biases and BatchNorm spared): for an hour that overfits late",
         {"weight_decay": 0.05},
     ),
+    "ls_cosine": Lever(
+        "the profile with label smoothing 0.1 back: its validation loss rises over the hour's "
+        "last epochs while accuracy holds, a network growing overconfident, which softer "
+        "targets work against",
+        {"label_smoothing": 0.1},
+    ),
     "mixup_cosine": Lever(
         "the profile with mixup (faces blended in pairs, the expression target alike; "
         "Beta(0.2, 0.2), so most blends stay close to one face): for an hour that overfits late",
