@@ -101,32 +101,6 @@ class TrainCrop(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="helpers")
-class Standardize(layers.Layer):
-    """Each image to zero mean and unit variance over its own pixels: a face's lighting and
-    contrast taken out before the first convolution, as the FER-2013 challenge's winner did
-    (Tang 2013); BatchNorm normalises over the batch, not per face. `epsilon` (in the scale of
-    the layer's input) keeps a flat image finite: it comes out as zeros."""
-
-    def __init__(self, epsilon: float = 1e-3, **kwargs: Any):
-        kwargs.setdefault("dtype", "float32")  # the moments unrounded under mixed precision
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def call(self, x: Any) -> Any:
-        """Subtract each image's mean, divide by its standard deviation (floored by epsilon)."""
-        mean, variance = ops.moments(x, axes=(1, 2, 3), keepdims=True)
-        return (x - mean) * ops.rsqrt(variance + self.epsilon**2)
-
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
-        """The image's own shape."""
-        return tuple(input_shape)
-
-    def get_config(self) -> dict:
-        """The floor, so a loaded model standardises as it did."""
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
-@keras.saving.register_keras_serializable(package="helpers")
 class FusedBatchNormalization(layers.BatchNormalization):
     """BatchNorm whose training step is TensorFlow's fused kernel. Keras 3 composes it from
     separate reductions and element-wise ops, cast to float32 under mixed precision: in
@@ -250,7 +224,8 @@ def custom_cnn(
     image by a bottleneck of that share of them over their global average. Few multiplies, yet on
     the last two blocks a fifth of the step on a CPU in bfloat16 (benchmarks/RESULTS.md).
     `standardize` takes each face (the window, with `train_crop`) to zero mean and unit variance
-    first (Standardize): its lighting and contrast out of what the network has to learn.
+    over its own pixels first, as the FER-2013 challenge's winner did (Tang 2013): its lighting
+    and contrast out of what the network has to learn, where BatchNorm normalises over the batch.
 
     Takes keras.applications' arguments so the registry builds it like any other; it has no
     classifier top and no published weights."""
@@ -295,8 +270,15 @@ def custom_cnn(
     )
     inputs = keras.Input(input_shape)
     x = inputs if train_crop is None else TrainCrop(int(train_crop), name="train_crop")(inputs)
-    if standardize:
-        x = Standardize(name="standardize")(x)
+    if standardize:  # Keras's layer norm over each image, no scale or offset; float32 moments
+        x = layers.LayerNormalization(
+            axis=(1, 2, 3),
+            center=False,
+            scale=False,
+            epsilon=1e-6,
+            dtype="float32",
+            name="standardize",
+        )(x)
     blocks = zip(widths, per_block, se_per_block, strict=True)
     for block, (filters, n_convs, ratio) in enumerate(blocks, start=1):
         if residual:  # before the branch, so zero-gamma (prepare_from_scratch) finds the branch
