@@ -216,6 +216,12 @@ LEVERS: dict[str, Lever] = {
         {"checkpoint_metric": "accuracy"},
         {"affine_p": 0.35},
     ),
+    "swa_cosine": Lever(
+        "the profile with stochastic weight averaging: the cosine reaches a tenth of the rate "
+        "at three quarters of the hour and holds it, the last quarter's epochs averaged "
+        "(BatchNorm recomputed) and kept when validation prefers the average to the best epoch",
+        {"swa_start": 0.75, "swa_rate": 0.1},
+    ),
     "mixup_cosine": Lever(
         "the profile with mixup (faces blended in pairs, the expression target alike; "
         "Beta(0.2, 0.2), so most blends stay close to one face): for an hour that overfits late",

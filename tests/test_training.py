@@ -493,6 +493,124 @@ def test_ema_keeps_and_validates_the_averaged_weights(tmp_path):
             TrainConfig(model="custom_cnn", ema_momentum=bad)
 
 
+def test_cosine_schedule_holds_a_share_of_the_rate_for_weight_averaging():
+    """With `hold`, the cosine ends at `until` of the training at that share of the starting
+    rate, and the rate stays there to the end (the averaged epochs)."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import CosineAnneal
+
+    lr = keras.Variable(0.01)
+    schedule = CosineAnneal(1e-6, total_steps=8, until=0.5, hold=0.1)
+    schedule.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=lr)))
+    rates = []
+    for step in range(8):
+        schedule.on_train_batch_begin(step)
+        rates.append(float(lr.numpy()))
+    cosine = [0.001 + 0.009 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]
+    assert rates == pytest.approx(cosine + [0.001] * 4)
+
+
+def test_weight_average_is_the_mean_of_the_epochs_past_its_start(tmp_path):
+    """Epochs ending before `start` are left out, the rest averaged with equal weight; the
+    file lets a run resumed after the last averaged epoch go on with the mean, and only that."""
+    from helpers.train.averaging import WeightAverage
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    at = {"position": 0.0}
+    path = tmp_path / "average.npz"
+    average = WeightAverage(0.5, lambda: at["position"], path)
+    average.set_model(model)
+    for epoch, (position, value) in enumerate([(0.25, 100.0), (0.5, 1.0), (0.75, 2.0), (1, 6.0)]):
+        at["position"] = position
+        model.set_weights([np.full(w.shape, value, "float32") for w in model.get_weights()])
+        average.on_epoch_end(epoch)
+    assert average.epochs == [1, 2, 3] and average.count == 3
+    average.apply()
+    assert all(np.allclose(w, 3.0) for w in model.get_weights())
+    resumed = WeightAverage(0.5, lambda: 1.0, path, resumed_after=3)
+    assert resumed.epochs == [1, 2, 3]
+    assert all(np.allclose(m, 3.0) for m in resumed.mean)
+    assert WeightAverage(0.5, lambda: 1.0, path, resumed_after=2).count == 0  # a later file
+    assert WeightAverage(0.5, lambda: 1.0, path).count == 0  # a fresh run starts over
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_recompute_batchnorm_sets_the_exact_average_of_the_batches(fused):
+    """Moving mean and variance become the plain average of the batches' own statistics
+    (Keras's biased variance), whatever they were; the layer's momentum is put back."""
+    from helpers.models.backbones import FusedBatchNormalization
+    from helpers.train.averaging import recompute_batchnorm
+
+    norm = (FusedBatchNormalization if fused else keras.layers.BatchNormalization)(momentum=0.9)
+    model = keras.Sequential([keras.Input((2, 2, 3)), norm])
+    rng = np.random.default_rng(0)
+    batches = [(rng.normal(k, k + 1, (4, 2, 2, 3)).astype("float32"), None) for k in range(3)]
+    norm.moving_mean.assign(np.full(3, 50.0, "float32"))
+    assert recompute_batchnorm(model, batches) == 3
+    means = [x.mean(axis=(0, 1, 2)) for x, _ in batches]
+    variances = [x.var(axis=(0, 1, 2)) for x, _ in batches]
+    np.testing.assert_allclose(np.array(norm.moving_mean), np.mean(means, 0), rtol=1e-5)
+    np.testing.assert_allclose(np.array(norm.moving_variance), np.mean(variances, 0), rtol=1e-4)
+    assert norm.momentum == 0.9
+    assert recompute_batchnorm(model, []) == 0  # no batches: the statistics stay
+    np.testing.assert_allclose(np.array(norm.moving_mean), np.mean(means, 0), rtol=1e-5)
+
+
+def test_weight_averaging_keeps_whichever_validation_prefers(tmp_path):
+    """swa_start: the rate is held over the averaged epochs, the average (BatchNorm recomputed)
+    is compared with the best epoch on validation, and the saved model is the one that won;
+    the card says which."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=40))
+    cfg = _config(epochs=4, lr_schedule="cosine", swa_start=0.5, swa_rate=0.2)
+    result = train(cfg, train_rows, val_rows, tmp_path / "run")
+    facts = result.card["weight_average"]
+    assert facts["epochs"] == [2, 4] and facts["count"] == 3 and facts["batchnorm_batches"] == 4
+    rates = result.history["learning_rate"].tolist()  # each epoch's last batch's
+    assert rates[1] > 2e-4 and rates[2:] == pytest.approx([2e-4] * 2)
+    best = float(result.history["val_loss"].min())
+    assert facts["best_epoch_value"] == pytest.approx(best)
+    assert facts["kept"] == (facts["value"] < best)
+    val_loss = result.model.evaluate(
+        training._datasets(cfg, train_rows, val_rows, None, tmp_path / "cache")[1],
+        verbose=0,
+        return_dict=True,
+    )["loss"]
+    assert val_loss == pytest.approx(facts["value"] if facts["kept"] else best, rel=1e-4)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert train(_config(), train_rows, val_rows, tmp_path / "other").card["weight_average"] is None
+
+
+def test_weight_averaging_goes_on_after_a_resume(tmp_path):
+    """An interrupted run resumes with the mean it had: every epoch past the start counts."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    cfg = _config(epochs=4, lr_schedule="cosine", swa_start=0.5)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, train_rows, val_rows, out, callbacks=[_Interrupt(after=2)])
+    assert (out / "checkpoints" / "custom_cnn" / "average.npz").is_file()
+    result = train(cfg, train_rows, val_rows, out)
+    assert result.card["weight_average"]["epochs"] == [2, 4]
+    assert result.card["weight_average"]["count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"swa_start": 0.75}, "swa_start"),  # the plateau schedule
+        ({"swa_start": 0.75, "lr_schedule": "cosine", "ema_momentum": 0.99}, "swa_start"),
+        ({"swa_start": 1.0, "lr_schedule": "cosine"}, "swa_start"),
+        ({"swa_start": 0, "lr_schedule": "cosine"}, "swa_start"),
+        ({"swa_rate": 0}, "swa_rate"),
+        ({"swa_rate": 1.5}, "swa_rate"),
+        ({"swa_rate": "low"}, "swa_rate"),
+    ],
+)
+def test_weight_averaging_settings_are_checked(values, field):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(model="custom_cnn", **values)
+
+
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
 def test_weight_decay_shrinks_kernels_and_spares_biases_and_batchnorm(name):
     """weight_decay: each step takes lr * decay of every kernel, whatever the gradient, and

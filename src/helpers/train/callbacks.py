@@ -88,7 +88,8 @@ class CosineAnneal(keras.callbacks.Callback):
     before minutes, and its last epochs still get the low rate). Annealing to near zero by the
     end is what budgeted training needs: the last low-rate epochs are where most of the final
     accuracy comes from (Li et al. 2020). The rate is set every `every` batches (default:
-    batches_between_updates).
+    batches_between_updates). With `hold` (stochastic weight averaging), the cosine ends at
+    `until` of the training at `hold` times the starting rate, which it then keeps.
     """
 
     def __init__(
@@ -99,11 +100,14 @@ class CosineAnneal(keras.callbacks.Callback):
         total_steps: int | None = None,
         first_step: int = 0,
         every: int | None = None,
+        until: float = 1.0,
+        hold: float | None = None,
     ):
         super().__init__()
         if budget is None and not total_steps:
             raise ValueError("CosineAnneal needs a time budget or a number of steps")
         self.floor, self.budget, self.total = floor, budget, total_steps
+        self.until, self.hold = until, hold
         self.step = first_step
         self.every = batches_between_updates(keras.backend.backend()) if every is None else every
         self.seen = 0
@@ -117,13 +121,18 @@ class CosineAnneal(keras.callbacks.Callback):
             done = max(done, (self.budget.spent_s + running) / self.budget.budget_s)
         return min(max(done, 0.0), 1.0)
 
+    def rate(self, start: float) -> float:
+        """The learning rate at this point of the training, from `start`."""
+        end = self.floor if self.hold is None else max(self.floor, self.hold * start)
+        progress = min(self.fraction() / self.until, 1.0)
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self.seen % self.every == 0:  # self.model is touched only here (see the default)
             optimizer = self.model.optimizer
             if self.start_lr is None:
                 self.start_lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-            cosine = 0.5 * (1.0 + math.cos(math.pi * self.fraction()))
-            optimizer.learning_rate.assign(self.floor + (self.start_lr - self.floor) * cosine)
+            optimizer.learning_rate.assign(self.rate(self.start_lr))
         self.step += 1
         self.seen += 1
 

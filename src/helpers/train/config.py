@@ -39,6 +39,8 @@ RESUME_KEYS = (
     "optimizer",
     "lr_schedule",
     "ema_momentum",
+    "swa_start",
+    "swa_rate",
     "weight_decay",
     "mixing",
     "va_loss",
@@ -84,6 +86,12 @@ class TrainConfig:
     # Polyak averaging: validation, checkpoints and the saved model use an exponential moving
     # average of the weights with this momentum (e.g. 0.999); None: the weights as trained.
     ema_momentum: float | None = None
+    # Stochastic weight averaging (helpers.train.averaging), with the cosine schedule: from this
+    # share of the training on (e.g. 0.75) the rate is held at swa_rate times the starting one
+    # and each epoch's weights join an equal-weight mean, kept (BatchNorm's statistics
+    # recomputed) when it beats the best single epoch on validation; None: no averaging.
+    swa_start: float | None = None
+    swa_rate: float = 0.1
     # Decoupled weight decay of the kernels (biases and BatchNorm's scale and offset kept), a
     # share of the learning rate per step, e.g. 0.05 with Adam; None: the optimizer's own
     # (AdamW 0.004, none for the others).
@@ -172,6 +180,7 @@ class TrainConfig:
             ("label_smoothing", 0.0, 1.0),
             *((("weight_decay", 0.0, 1.0),) if self.weight_decay is not None else ()),
             *((("ema_momentum", 0.0, 1.0),) if self.ema_momentum is not None else ()),
+            *((("swa_start", 0.0, 1.0),) if self.swa_start is not None else ()),
             ("dropout", 0.0, 1.0),
             ("reduce_lr_factor", 0.0, 1.0),
         ):
@@ -180,9 +189,19 @@ class TrainConfig:
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
                 or not (low <= value < high)
-                or (name in ("reduce_lr_factor", "ema_momentum") and value == 0)
+                or (name in ("reduce_lr_factor", "ema_momentum", "swa_start") and value == 0)
             ):
                 self._fail(name, f"must be a number in [{low}, {high})")
+        rate = self.swa_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+            self._fail("swa_rate", "must be a share of the starting rate in (0, 1]")
+        if self.swa_start is not None and self.lr_schedule != "cosine":
+            self._fail(
+                "swa_start",
+                "holds the rate where the cosine schedule ends: needs lr_schedule='cosine'",
+            )
+        if self.swa_start is not None and self.ema_momentum is not None:
+            self._fail("swa_start", "and ema_momentum are two averages of the weights: set one")
         choices = {
             "optimizer": OPTIMIZERS,
             "lr_schedule": LR_SCHEDULES,

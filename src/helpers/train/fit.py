@@ -25,6 +25,7 @@ import keras
 import pandas as pd
 
 from helpers.core.jsonio import json_ready
+from helpers.core.progress import line
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, make_online_augmenter
@@ -32,6 +33,12 @@ from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
 from helpers.models.saving import load_trained
 from helpers.train import backend
+from helpers.train.averaging import (
+    RECOMPUTE_BATCHES,
+    WeightAverage,
+    recompute_batchnorm,
+    some_batches,
+)
 from helpers.train.callbacks import (
     CosineAnneal,
     EpochLine,
@@ -387,6 +394,7 @@ def train(
         "replicas": strategy.num_replicas_in_sync,
         "devices": backend.device_names(),
         "resumed": resuming,
+        "weight_average": None,
     }
     if not pretrained and (cfg.warmup_epochs or cfg.transfer != "full"):
         notes["schedule_note"] = (
@@ -415,6 +423,7 @@ def train(
             float(spent["time_s"].sum()) if "time_s" in spent else 0.0,
             epochs=cfg.epochs,
         )
+    averager = None
     try:
         for index, phase in enumerate(phases, start=1):
             phase_weights = ckpt / f"{phase.name}.weights.h5"
@@ -423,7 +432,7 @@ def train(
                 continue
             if budget is not None and budget.stopped:
                 break
-            _run_phase(
+            averager = _run_phase(
                 model,
                 cfg,
                 phase,
@@ -442,11 +451,16 @@ def train(
                     *([budget] if budget else []),
                 ],
                 budget,
+                average=index == len(phases),
             )
             if index < len(phases):  # the next phase starts from these weights, even on resume
                 model.save_weights(phase_weights)
                 progress["done"].append(phase.name)
                 progress_path.write_text(json.dumps(json_ready(progress), indent=2))
+        if averager is not None and averager.count:
+            notes["weight_average"] = _keep_average(
+                model, averager, train_ds, val_ds, monitor, paths, cfg.model
+            )
     finally:
         _remove(paths["cache"])
 
@@ -497,10 +511,13 @@ def _run_phase(
     tensorboard: bool,
     extra: Sequence[keras.callbacks.Callback],
     budget: TimeBudget | None = None,
-) -> None:
-    """One fit() with its own backup folder; resumes it if a backup is there."""
+    average: bool = False,
+) -> WeightAverage | None:
+    """One fit() with its own backup folder; resumes it if a backup is there. average: the
+    phase whose weights cfg.swa_start averages (the last); returns the average."""
     backup_dir = paths["checkpoints"] / phase.name
-    restart_at = backup_epoch(backup_dir) or phase.first_epoch
+    backed_up = backup_epoch(backup_dir)
+    restart_at = backed_up or phase.first_epoch
     history = read_history(paths["history"])
     history = history[history["epoch"] < restart_at]  # epochs after the backup are redone
     write_history(history, paths["history"])
@@ -517,14 +534,26 @@ def _run_phase(
     schedule: keras.callbacks.Callback
     stopping: list[keras.callbacks.Callback] = []
     restored: list[keras.callbacks.Callback] = []  # what a resume gives back its best and wait
+    averaging: list[WeightAverage] = []
     if cfg.lr_schedule == "cosine":
         steps = math.ceil(n_train / cfg.batch_size)
+        swa = cfg.swa_start if average else None
         schedule = CosineAnneal(
             cfg.min_lr,
             budget=budget,
             total_steps=(phase.end_epoch - phase.first_epoch) * steps,
             first_step=(restart_at - phase.first_epoch) * steps,
+            **({"until": swa, "hold": cfg.swa_rate} if swa is not None else {}),
         )
+        if swa is not None:
+            averaging = [
+                WeightAverage(
+                    swa,
+                    schedule.fraction,
+                    paths["checkpoints"] / "average.npz",
+                    resumed_after=restart_at - 1 if backed_up else None,
+                )
+            ]
         # No early stopping: the cosine's end is the run's end, and a plateau halfway down
         # would cut the low-rate tail that gives most of the final accuracy.
     else:
@@ -562,6 +591,7 @@ def _run_phase(
         ),
         *stopping,
         schedule,
+        *averaging,  # before the time budget's epoch end, which moves the schedule's clock
         RestoreProgress(restored, best_here, wait_here),
         keras.callbacks.CSVLogger(paths["history"], append=True),
         keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
@@ -580,3 +610,53 @@ def _run_phase(
             shuffle=False,
         )
     model._initial_epoch = None
+    return averaging[0] if averaging else None
+
+
+def _keep_average(
+    model: keras.Model,
+    averager: WeightAverage,
+    train_ds: Any,
+    val_ds: Any,
+    monitor: str,
+    paths: dict[str, Path],
+    name: str,
+) -> dict[str, Any]:
+    """The averaged weights, BatchNorm's statistics recomputed on training batches, saved as
+    the model when validation prefers them to the best single epoch (or there is no
+    validation); what was compared, for the card and the terminal."""
+    best, _ = best_so_far(read_history(paths["history"]), monitor)
+    averager.apply(model)
+    batches = recompute_batchnorm(model, some_batches(train_ds, RECOMPUTE_BATCHES))
+    first, last = averager.epochs[0] + 1, averager.epochs[-1] + 1
+    facts: dict[str, Any] = {
+        "epochs": [first, last],  # 1-based, as Keras prints them
+        "count": averager.count,
+        "batchnorm_batches": batches,
+        "monitor": monitor,
+        "best_epoch_value": best,
+        "value": None,
+        "val": None,
+    }
+    if val_ds is not None:
+        scores = model.evaluate(val_ds, verbose=0, return_dict=True)
+        facts["val"] = {f"val_{k}": float(v) for k, v in scores.items()}
+        facts["value"] = facts["val"].get(monitor)
+    value = facts["value"]
+    kept = value is None or best is None or not math.isfinite(best)
+    if not kept:
+        kept = value > best if higher_is_better(monitor) else value < best
+    facts["kept"] = bool(kept)
+    if kept:
+        model.save(paths["model"])
+    compared = (
+        f": {monitor} {value:.4f} against the best epoch's {best:.4f}"
+        if value is not None and best is not None
+        else ""
+    )
+    line(
+        f"{name}: weights "
+        f"averaged over epochs {first}-{last} ({averager.count}){compared}; kept "
+        + ("the average" if kept else "the best epoch")
+    )
+    return facts
