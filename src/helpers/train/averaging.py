@@ -102,18 +102,12 @@ def _norms(model: keras.Model) -> list[keras.layers.BatchNormalization]:
 def recompute_batchnorm(model: keras.Model, batches: Iterable[Any]) -> int:
     """Replace each BatchNorm's moving mean and variance by their exact average over the
     batches' (x, ...) in training mode ("precise BN"), for weights the moving averages never
-    followed. Returns how many batches were averaged (0: no BatchNorm, nothing changed)."""
+    followed. Returns how many batches were averaged (0: no BatchNorm or no batches, the
+    statistics as they were)."""
     norms = _norms(model)
     if not norms:
         return 0
     momenta = [layer.momentum for layer in norms]
-    before = [
-        (
-            keras.ops.convert_to_numpy(layer.moving_mean),
-            keras.ops.convert_to_numpy(layer.moving_variance),
-        )
-        for layer in norms
-    ]
     seen = 0
     try:
         for batch in batches:
@@ -125,10 +119,6 @@ def recompute_batchnorm(model: keras.Model, batches: Iterable[Any]) -> int:
     finally:
         for layer, momentum in zip(norms, momenta, strict=True):
             layer.momentum = momentum
-    if not seen:
-        for layer, (mean, variance) in zip(norms, before, strict=True):
-            layer.moving_mean.assign(mean)
-            layer.moving_variance.assign(variance)
     return seen
 
 
