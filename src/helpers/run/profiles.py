@@ -106,7 +106,7 @@ _FER_CPU = Profile(
     image_size=48,
     channels=1,
     balance="none",
-    # The validation split stays at 10%: at 5% (5.7% more training faces) the hour's model was a
+    # The validation split stays at 10%: at 5% (5.4% more training faces) the hour's model was a
     # point behind on the validation faces neither trained on (ten-crop 0.682 against 0.692),
     # though 69.1% on test against 68.8% (benchmarks/RESULTS.md).
     # The cosine anneals over these or the budget, whichever ends first: in bfloat16, with
