@@ -54,7 +54,9 @@ class WeightAverage(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.position() < self.start:
             return
-        weights = [np.asarray(keras.ops.convert_to_numpy(v), np.float64) for v in self._variables()]
+        # float32, as the variables are kept (mixed precision too): the file a resume reads is
+        # the weights' own size, rewritten each epoch like the backup's.
+        weights = [np.asarray(keras.ops.convert_to_numpy(v), np.float32) for v in self._variables()]
         n = self.count
         if not n:
             self.mean = weights

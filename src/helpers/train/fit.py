@@ -654,9 +654,9 @@ def _keep_average(
         if value is not None and best is not None
         else ""
     )
+    winner = "the average" if kept else "the best epoch"
     line(
-        f"{name}: weights "
-        f"averaged over epochs {first}-{last} ({averager.count}){compared}; kept "
-        + ("the average" if kept else "the best epoch")
+        f"{name}: weights averaged over epochs {first}-{last} ({averager.count}){compared}; "
+        f"kept {winner}"
     )
     return facts
