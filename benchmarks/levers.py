@@ -222,6 +222,18 @@ LEVERS: dict[str, Lever] = {
         "(BatchNorm recomputed) and kept when validation prefers the average to the best epoch",
         {"swa_start": 0.75, "swa_rate": 0.1},
     ),
+    "swa03_cosine": Lever(
+        "as swa_cosine with three tenths of the rate held from 60% of the hour: at a tenth the "
+        "averaged weights stayed in one basin and their mean was one more draw of it; a higher "
+        "held rate moves them apart, as the published recipe's constant rate does",
+        {"swa_start": 0.6, "swa_rate": 0.3},
+    ),
+    "lr2_cosine": Lever(
+        "the profile with the cosine starting at twice Adam's rate (2e-3): the one setting of "
+        "the optimizer no hour had changed, a larger step as a regulariser for an hour whose "
+        "network fits its training faces only 5 points above validation",
+        {"learning_rate": 0.002},
+    ),
     "mixup_cosine": Lever(
         "the profile with mixup (faces blended in pairs, the expression target alike; "
         "Beta(0.2, 0.2), so most blends stay close to one face): for an hour that overfits late",
