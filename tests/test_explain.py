@@ -6,10 +6,10 @@ The learnable task: 48 px grey noise with two textured squares. The one in the t
 (the known place) carries the class, one of four stripe patterns; the one in the bottom-right
 corner (the decoy) holds the same fine diagonal texture in every image and says nothing.
 Valence is +0.8 for classes 0-1 and -0.8 for 2-3, so its map has a sign to get right. The
-custom CNN learns it in seconds and then puts most of its heat on the known place (measured:
-0.65-0.70 of it over held-out images, 0.14-0.19 on the decoy, across model seeds); untrained
-models (0.23-0.36, and more on the decoy) and models trained on shuffled labels (0.42-0.43) do
-not.
+custom CNN learns it in seconds and then puts most of its heat on the known place (measured on
+two CPUs: 0.64-0.70 of it over held-out images, 3.6-4.2 times the decoy's, across model seeds);
+untrained models (0.19-0.36, and as much on the decoy) and models trained on labels independent
+of the texture (0.27-0.51, at most 2.4 times the decoy's) do not.
 """
 
 from __future__ import annotations
@@ -74,19 +74,31 @@ def _region(corner: tuple[int, int]) -> np.ndarray:
 
 
 def looks_at_the_known_place(maps: np.ndarray) -> tuple[bool, float, float]:
-    """The check: most of the heat on the known place (over held-out images), and at least
-    twice the heat the decoy gets."""
+    """The check: more than 0.55 of the heat on the known place (over held-out images), and
+    more than three times the heat the decoy gets: thresholds midway between trained models and
+    models trained on labels independent of the texture (the module's docstring)."""
     n = len(maps)
     known = float(np.mean(heatmaps.heat_share(maps, np.repeat(_region(KNOWN)[None], n, 0))))
     decoy = float(np.mean(heatmaps.heat_share(maps, np.repeat(_region(DECOY)[None], n, 0))))
-    return known > 0.5 and known > 2 * decoy, known, decoy
+    return known > 0.55 and known > 3 * decoy, known, decoy
+
+
+def _independent_labels(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Labels shuffled so that each texture's images get every label equally often: a plain
+    permutation of 160 labels leaves chance associations with the texture that a network learns
+    (held-out accuracy 0.04, below chance: it looked at the known place to be wrong)."""
+    shuffled = np.empty_like(y)
+    for kind in np.unique(y):
+        where = np.flatnonzero(y == kind)
+        shuffled[where] = rng.permutation(np.resize(np.unique(y), len(where)))
+    return shuffled
 
 
 def _model(shuffle: bool, epochs: int = 6, seed: int = 0) -> keras.Model:
     """The custom CNN with expression (4 classes) and valence heads, trained on the task."""
     x, y = _images(N_TRAIN, 0)
     if shuffle:
-        y = np.random.default_rng(3).permutation(y)
+        y = _independent_labels(y, np.random.default_rng(3))
     model = build_model(
         "custom_cnn",
         image_size=SIZE,
