@@ -88,16 +88,19 @@ def _prefix(blocks: int, size: int, seed: int) -> Any:
     return _classifier(custom_cnn(input_shape=(size, size, 1), widths=WIDTHS[:blocks]), size)
 
 
-def _norm_model(fused: bool, policy: str, size: int, seed: int) -> Any:
+def _norm_model(
+    fused: bool, policy: str, size: int, seed: int, options_key: str = "backbone_options"
+) -> Any:
     """The profile's custom CNN under `policy`, with the fused BatchNorm it trains with or
-    Keras's composed layer in its place: what the fused kernel buys."""
+    Keras's composed layer in its place: what the fused kernel buys. options_key
+    "float32_backbone_options": the lighter network it trains where bfloat16 falls back."""
     import keras
 
     from helpers.models.backbones import custom_cnn, with_norm
     from helpers.run.profiles import PROFILES
     from helpers.train.fit import dtype_policy
 
-    options = dict(PROFILES[NORM_PROFILE].per_model["custom_cnn"]["backbone_options"])
+    options = dict(PROFILES[NORM_PROFILE].per_model["custom_cnn"][options_key])
     if options.get("train_crop", 0) >= size:  # --quick's 16 px
         del options["train_crop"]
     keras.utils.set_random_seed(seed)
@@ -156,12 +159,16 @@ def run(ctx: Context) -> dict[str, Any]:
             norm_rates.setdefault(policy, {})[kind] = _rate(
                 model, size_of(base_px), batch_of(base_batch), warmup, steps, ctx.seed
             )
+    ctx.log(f"step: {NORM_PROFILE}'s float32 network (float32_backbone_options)")
+    model = _norm_model(True, "float32", size_of(base_px), ctx.seed, "float32_backbone_options")
+    float32_rate = _rate(model, size_of(base_px), batch_of(base_batch), warmup, steps, ctx.seed)
     prefix = []
     for blocks in range(1, len(WIDTHS) + 1):
         ctx.log(f"step: the first {blocks} block(s)")
         model = _prefix(blocks, size_of(base_px), ctx.seed)
         prefix.append(_rate(model, size_of(base_px), batch_of(base_batch), warmup, steps, ctx.seed))
     per_image_ms = 1000.0 / rates[base_what]
+    epochs_per_rate = BUDGET_MINUTES * 60.0 / EPOCH_IMAGES
     cumulative = [1000.0 / r for r in prefix]
     parts = [
         (
@@ -197,6 +204,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "step_ms_per_image": dict(parts),
             "backbone_images_per_s": backbone_rates,
             "batchnorm_images_per_s": norm_rates,
+            "float32_network_images_per_s": float32_rate,
         },
         "comparisons": [],
         "tables": [
@@ -237,6 +245,19 @@ def run(ctx: Context) -> dict[str, Any]:
                         BUDGET_MINUTES * 60.0 * r["fused"] / EPOCH_IMAGES,
                     ]
                     for policy, r in norm_rates.items()
+                ],
+            ),
+            table(
+                f"Where bfloat16 falls back to float32 (a CPU without bfloat16 instructions): "
+                f"the {NORM_PROFILE} custom CNN and the lighter network its profile trains "
+                "there (float32_backbone_options), both in float32",
+                ["network", "images/s", "vs its own network", "epochs"],
+                [
+                    [what, rate, rate / norm_rates["float32"]["fused"], rate * epochs_per_rate]
+                    for what, rate in (
+                        ("its own network", norm_rates["float32"]["fused"]),
+                        ("float32_backbone_options", float32_rate),
+                    )
                 ],
             ),
         ],

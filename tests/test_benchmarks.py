@@ -380,11 +380,16 @@ def test_step_rates_every_variant_and_splits_the_step_by_block(
 ) -> None:
     """One rate per variant measured, the profile's first; the parts (four blocks and the head)
     add up to the profile's step; the other architectures timed in both precisions; the
-    profile's network timed with either BatchNorm in both."""
+    profile's network timed with either BatchNorm in both, and against the lighter network it
+    trains where bfloat16 falls back to float32."""
     from benchmarks.step import POLICIES, QUICK_BACKBONES, VARIANTS, WIDTHS
 
     step = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]["step"]
-    variants, parts, backbones, norms = step["tables"]
+    variants, parts, backbones, norms, float32 = step["tables"]
+    own, lighter = float32["rows"]
+    assert own[1] == step["results"]["batchnorm_images_per_s"]["float32"]["fused"]
+    assert own[2] == pytest.approx(1.0) and lighter[2] == pytest.approx(lighter[1] / own[1])
+    assert lighter[1] == step["results"]["float32_network_images_per_s"] > 0
     assert [row[0] for row in norms["rows"]] == list(POLICIES)
     for row in norms["rows"]:
         assert row[1] > 0 and row[2] > 0 and row[3] == pytest.approx(row[2] / row[1])
@@ -424,6 +429,9 @@ def test_step_times_the_same_network_with_either_batchnorm() -> None:
         x.name for x in plain.layers[2].layers[1:]
     ]
     assert fused.count_params() == plain.count_params()
+    lighter = _norm_model(True, "float32", 48, 0, "float32_backbone_options")
+    assert lighter.layers[2].get_layer("block1_conv1").filters == 24
+    assert fused.layers[2].get_layer("block1_conv1").filters == 32
 
 
 def test_levers_need_fer2013_in_full_mode_and_known_names(tmp_path: Path) -> None:

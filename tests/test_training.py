@@ -738,6 +738,56 @@ def test_bfloat16_trains_where_the_cpu_runs_it_and_falls_back_where_it_does_not(
         _config(mixed_precision="bf16")
 
 
+def test_where_bfloat16_falls_back_the_profiles_float32_network_trains(
+    tmp_path, monkeypatch, caplog
+):
+    """float32_backbone_options: on a CPU without bfloat16 instructions the run trains the
+    lighter network given for the slower step, its card saying so; where bfloat16 runs, the
+    network of backbone_options."""
+    from helpers.train import backend
+
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=16))
+    light = {"widths": [8, 16, 32, 64]}  # a list, as a papermill parameter gives it
+    cfg = _config(epochs=1, mixed_precision="bfloat16", float32_backbone_options=light)
+    monkeypatch.setattr(backend, "gpu_count", lambda: 0)
+    trained = {}
+    for native in (True, False):
+        monkeypatch.setattr(backend, "cpu_runs_bfloat16", lambda native=native: native)
+        with caplog.at_level("WARNING", logger="helpers.train.fit"):
+            result = train(cfg, train_rows, val_rows, tmp_path / f"native{native}")
+        first = result.model.get_layer("backbone").get_layer("block1_conv1")
+        trained[native] = (
+            first.filters,
+            first.compute_dtype,
+            result.card["parameters"]["backbone_options"],
+        )
+    assert trained[True] == (32, "bfloat16", None)
+    assert trained[False] == (8, "float32", {"widths": [8, 16, 32, 64]})
+    assert "the profile's network for float32: {'widths': (8, 16, 32, 64)}" in caplog.text
+    assert cfg.in_float32().backbone_options == {"widths": (8, 16, 32, 64)}
+
+
+def test_float32_backbone_options_are_checked_and_yield_to_the_callers_network():
+    with pytest.raises(ConfigError, match=r"TrainConfig\.float32_backbone_options.*widthz"):
+        _config(mixed_precision="bfloat16", float32_backbone_options={"widthz": [8]})
+    with pytest.raises(ConfigError, match="needs mixed_precision='bfloat16'"):
+        _config(float32_backbone_options={"widths": [8, 16, 32, 64]})
+    resolved = {
+        "name": "p",
+        "epochs": 1,
+        "mixed_precision": "bfloat16",
+        "backbone_options": {"block_dropout": 0.05},
+        "float32_backbone_options": {"widths": [8, 16, 32, 64]},
+    }
+    profile_cfg = TrainConfig.from_profile(resolved, "custom_cnn")
+    assert profile_cfg.in_float32().backbone_options == {"widths": (8, 16, 32, 64)}
+    # The caller's own network, or float32 asked for outright, trains as given on any CPU.
+    own = TrainConfig.from_profile(resolved, "custom_cnn", backbone_options={"convs": 1})
+    assert own.in_float32().backbone_options == {"convs": 1}
+    in_float32 = TrainConfig.from_profile(resolved, "custom_cnn", mixed_precision=False)
+    assert in_float32.in_float32().backbone_options == {"block_dropout": 0.05}
+
+
 def test_cpu_bfloat16_support_is_read_from_the_cpu_flags(tmp_path, monkeypatch):
     from helpers.train import backend
 

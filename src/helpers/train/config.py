@@ -114,6 +114,10 @@ class TrainConfig:
     pooling: str = "avg"  # avg | flatten (helpers.models.factory.POOLINGS)
     # The backbone builder's own arguments, e.g. {"convs": (1, 2, 3, 3)} for the custom CNN
     backbone_options: dict[str, Any] | None = None
+    # Where mixed_precision "bfloat16" falls back to float32 (a CPU without bfloat16
+    # instructions), these replace backbone_options: a lighter network for the slower step, so
+    # that a time budget still holds its epochs; None: the same network in float32.
+    float32_backbone_options: dict[str, Any] | None = None
     # Augment each batch as notebook 03's settings say (when they ask for it). False: train on
     # the split's images and notebook 03's offline copies as they are, for budgets of minutes,
     # where a network still leaving chance learns faster from the images it will be tested on.
@@ -242,12 +246,19 @@ class TrainConfig:
             self._fail("checkpoint_metric", "accuracy is the expression head's; the model has none")
         if self.weights not in (None, "imagenet"):
             object.__setattr__(self, "weights", os.fspath(self.weights))
-        if self.backbone_options is not None:
-            try:
-                options = factory.builder_options(self.model, self.backbone_options)
-            except ConfigError as error:
-                self._fail("backbone_options", str(error))
-            object.__setattr__(self, "backbone_options", options)
+        for name in ("backbone_options", "float32_backbone_options"):
+            if getattr(self, name) is not None:
+                try:
+                    options = factory.builder_options(self.model, getattr(self, name))
+                except ConfigError as error:
+                    self._fail(name, str(error))
+                object.__setattr__(self, name, options)
+        if self.float32_backbone_options is not None and self.mixed_precision != "bfloat16":
+            self._fail(
+                "float32_backbone_options",
+                "replace backbone_options where bfloat16 falls back to float32: needs "
+                "mixed_precision='bfloat16'",
+            )
 
     def _fail(self, name: str, problem: str) -> None:
         """Every error names the field, so a notebook user knows which parameter to fix."""
@@ -271,17 +282,28 @@ class TrainConfig:
             values.update(transfer="top_n", warmup_epochs=min(2, max(resolved["epochs"] - 1, 0)))
         values.update({k: v for k, v in resolved.items() if k in known and k != "model"})
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if overrides.get("backbone_options") is not None:  # the caller's network, on any CPU
+            values["float32_backbone_options"] = overrides.get("float32_backbone_options")
+        if values.get("mixed_precision") != "bfloat16":  # nothing to fall back from
+            values["float32_backbone_options"] = None
         return cls(model=model, **values)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values for the model card."""
         d = dataclasses.asdict(self)
         d["heads"] = list(self.heads)
-        if self.backbone_options is not None:  # as JSON gives them back, for resume's check
-            d["backbone_options"] = {
-                k: list(v) if isinstance(v, tuple) else v for k, v in self.backbone_options.items()
-            }
+        for name in ("backbone_options", "float32_backbone_options"):
+            options = getattr(self, name)
+            if options is not None:  # as JSON gives them back, for resume's check
+                d[name] = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
         return d
+
+    def in_float32(self) -> TrainConfig:
+        """This run where bfloat16 falls back to float32: the lighter network the profile gives
+        for the slower step in place of its own (the same config where it gives none)."""
+        if self.float32_backbone_options is None:
+            return self
+        return dataclasses.replace(self, backbone_options=self.float32_backbone_options)
 
     def first_lr(self, pretrained: bool) -> float:
         """The learning rate training starts at: the one given, or the backbone's default."""

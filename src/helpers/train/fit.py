@@ -358,6 +358,10 @@ def train(
     over. callbacks: extra Keras callbacks, given to every phase.
     """
     started = time.perf_counter()
+    mixed = _mixed_policy(cfg.mixed_precision)
+    if cfg.mixed_precision == "bfloat16" and mixed is None and cfg.float32_backbone_options:
+        cfg = cfg.in_float32()
+        log.warning("%s: the profile's network for float32: %s", cfg.model, cfg.backbone_options)
     run, name = RunFolder(out_dir), cfg.model
     paths = {
         "model": run.model_path(name),
@@ -381,7 +385,6 @@ def train(
         paths["history"].unlink(missing_ok=True)  # a fresh run owns its history
 
     keras.utils.set_random_seed(cfg.seed)
-    mixed = _mixed_policy(cfg.mixed_precision)
     strategy = backend.strategy()
     with dtype_policy(mixed), strategy.scope():
         model, pretrained, build_messages = _build(cfg)
