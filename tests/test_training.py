@@ -786,6 +786,11 @@ def test_float32_backbone_options_are_checked_and_yield_to_the_callers_network()
     assert own.in_float32().backbone_options == {"convs": 1}
     in_float32 = TrainConfig.from_profile(resolved, "custom_cnn", mixed_precision=False)
     assert in_float32.in_float32().backbone_options == {"block_dropout": 0.05}
+    # ... but a float32 network the caller asks for without bfloat16 has nothing to replace.
+    with pytest.raises(ConfigError, match="needs mixed_precision='bfloat16'"):
+        TrainConfig.from_profile(
+            resolved, "custom_cnn", mixed_precision=False, float32_backbone_options={"convs": 1}
+        )
 
 
 def test_cpu_bfloat16_support_is_read_from_the_cpu_flags(tmp_path, monkeypatch):

@@ -284,7 +284,9 @@ class TrainConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if overrides.get("backbone_options") is not None:  # the caller's network, on any CPU
             values["float32_backbone_options"] = overrides.get("float32_backbone_options")
-        if values.get("mixed_precision") != "bfloat16":  # nothing to fall back from
+        if values.get("mixed_precision") != "bfloat16" and (
+            overrides.get("float32_backbone_options") is None
+        ):  # nothing to fall back from; the caller's own is checked by __post_init__
             values["float32_backbone_options"] = None
         return cls(model=model, **values)
 
