@@ -104,6 +104,10 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     assert row["tta"] == "flip" and "no_tta_expression_f1_macro" in row
     plain, _ = evaluate_model(model, "m", table, n_boot=0)
     assert plain["tta"] == "none" and "without_tta" not in plain
+    # In the report's table a model scored without augmentation shows its own score there.
+    plain_row = flatten_metrics(plain)
+    assert plain_row["no_tta_expression_f1_macro"] == plain_row["expression_f1_macro"]
+    assert plain_row["no_tta_valence_ccc"] == plain_row["valence_ccc"]
     assert scores["without_tta"]["expression"]["accuracy"] == plain["expression"]["accuracy"]
     assert list(headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
 

@@ -28,6 +28,13 @@ HEADLINE: dict[str, tuple[str, bool]] = {
     "landmarks": ("nme", True),
 }
 HEADLINE_LABELS = {"f1_macro": "macro F1", "ccc": "CCC", "nme": "NME"}
+# The metrics a test-time augmentation is compared on (a metrics JSON's `without_tta`).
+TTA_HEADLINE: dict[str, tuple[str, ...]] = {
+    "expression": ("accuracy", "f1_macro"),
+    "valence": ("ccc",),
+    "arousal": ("ccc",),
+    "landmarks": ("nme",),
+}
 # Comparison column of each model-card fact (helpers.train.card.CardFacts).
 CARD_COLUMNS: dict[str, str] = {
     "params": "params",
@@ -128,6 +135,12 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
             row[f"explain_{key}"] = to_number(explain.get(key))
     row["tta"] = d.get("tta") or "none"
     without = d.get("without_tta")
+    if row["tta"] == "none" and not isinstance(without, Mapping):  # its score is the one without
+        without = {
+            head: {k: block.get(k) for k in keys}
+            for head, keys in TTA_HEADLINE.items()
+            if isinstance(block := d.get(head), Mapping)
+        }
     for head, block in without.items() if isinstance(without, Mapping) else ():
         for key, value in block.items() if isinstance(block, Mapping) else ():
             row[f"no_tta_{head}_{key}"] = to_number(value)

@@ -20,7 +20,12 @@ from helpers.core.landmarks import N_POINTS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
 from helpers.evaluation.bootstrap import with_confidence_intervals
-from helpers.evaluation.comparison import comparison_table, flatten_metrics, to_number
+from helpers.evaluation.comparison import (
+    TTA_HEADLINE,
+    comparison_table,
+    flatten_metrics,
+    to_number,
+)
 from helpers.evaluation.metrics import (
     class_names,
     classification_metrics,
@@ -247,14 +252,6 @@ def evaluate(
     if inference:
         result["inference"] = dict(inference)
     return json_ready(result)
-
-
-TTA_HEADLINE = {
-    "expression": ("accuracy", "f1_macro"),
-    "valence": ("ccc",),
-    "arousal": ("ccc",),
-    "landmarks": ("nme",),
-}
 
 
 def _tta_headline(scores: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
