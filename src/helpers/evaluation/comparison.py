@@ -107,6 +107,15 @@ class MetricsFile:
         return expr["confusion_matrix"], expr.get("labels", [])
 
 
+def tta_headline(scores: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The metrics one test-time augmentation is compared on, per head the scores have."""
+    return {
+        head: {k: block.get(k) for k in keys}
+        for head, keys in TTA_HEADLINE.items()
+        if isinstance(block := scores.get(head), Mapping) and block
+    }
+
+
 def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     """One table row from a metrics JSON: <head>_<metric>, CIs as <..>_ci_low/_ci_high."""
     row: dict[str, Any] = {
@@ -136,11 +145,7 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     row["tta"] = d.get("tta") or "none"
     without = d.get("without_tta")
     if row["tta"] == "none" and not isinstance(without, Mapping):  # its score is the one without
-        without = {
-            head: {k: block.get(k) for k in keys}
-            for head, keys in TTA_HEADLINE.items()
-            if isinstance(block := d.get(head), Mapping)
-        }
+        without = tta_headline(d)
     for head, block in without.items() if isinstance(without, Mapping) else ():
         for key, value in block.items() if isinstance(block, Mapping) else ():
             row[f"no_tta_{head}_{key}"] = to_number(value)

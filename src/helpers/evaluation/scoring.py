@@ -21,10 +21,10 @@ from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
 from helpers.evaluation.bootstrap import with_confidence_intervals
 from helpers.evaluation.comparison import (
-    TTA_HEADLINE,
     comparison_table,
     flatten_metrics,
     to_number,
+    tta_headline,
 )
 from helpers.evaluation.metrics import (
     class_names,
@@ -254,15 +254,6 @@ def evaluate(
     return json_ready(result)
 
 
-def _tta_headline(scores: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The metrics one test-time augmentation is compared on, per head the scores have."""
-    return {
-        head: {k: scores[head].get(k) for k in keys}
-        for head, keys in TTA_HEADLINE.items()
-        if scores.get(head)
-    }
-
-
 def evaluate_model(
     model: Any,
     model_name: str,
@@ -301,7 +292,7 @@ def evaluate_model(
             classes=classes,
             dataset=dataset,
         )
-        scores["without_tta"] = _tta_headline(plain)
+        scores["without_tta"] = tta_headline(plain)
     return json_ready(scores), predictions
 
 
@@ -334,7 +325,7 @@ def tta_on_validation(
             n_boot=0,
             classes=classes,
         )
-        modes[mode] = _tta_headline(plain)
+        modes[mode] = tta_headline(plain)
     return json_ready({"split": "val", "n": len(table), "modes": modes})
 
 
