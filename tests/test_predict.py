@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from helpers.core import faces as detect
 from helpers.core.errors import ConfigError
+from helpers.core.faces import Detector, crop_face
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import N_POINTS, from_model_output
 from helpers.core.preprocess import to_model_input
 from helpers.data.synthetic import render_face, sample_face_params
-from helpers.inference import detect
 from helpers.inference.cli import main
-from helpers.inference.detect import Detector, crop_face
 from helpers.inference.predict import annotate, predict_images, summarize
 from helpers.inference.runtime import open_model
 

@@ -24,9 +24,9 @@ import pandas as pd
 from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.faces import DEFAULT_MARGIN, Detector
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder
-from helpers.inference.detect import DEFAULT_MARGIN, Detector
 from helpers.inference.predict import check_args, predict_images, summary_line
 from helpers.inference.runtime import BACKENDS, open_model
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta

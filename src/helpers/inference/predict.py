@@ -27,11 +27,11 @@ import pandas as pd
 from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.faces import DEFAULT_MARGIN, Detector, crop_face
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
-from helpers.inference.detect import DEFAULT_MARGIN, Detector, crop_face
 from helpers.inference.explain import Explainer, overlay
 from helpers.inference.runtime import Backend, KerasModel, open_model
 from helpers.inference.sources import expand_inputs, iter_frames

@@ -34,6 +34,7 @@ class ReadResult:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> records/files left out
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few members
     nulled: dict[str, int] = field(default_factory=dict)  # reason -> values set to NaN/None
+    repaired: dict[str, int] = field(default_factory=dict)  # reason -> records kept, mended
 
     def summary(self) -> pd.DataFrame:
         """One row per reason, most frequent first, for display in notebooks."""
@@ -44,7 +45,11 @@ class ReadResult:
                 "count": count,
                 "examples": ", ".join(self.examples.get(reason, [])),
             }
-            for outcome, tally in (("dropped", self.dropped), ("nulled", self.nulled))
+            for outcome, tally in (
+                ("dropped", self.dropped),
+                ("nulled", self.nulled),
+                ("repaired", self.repaired),
+            )
             for reason, count in tally.items()
         ]
         table = pd.DataFrame(rows, columns=["reason", "outcome", "count", "examples"])
@@ -73,6 +78,7 @@ class Tally:
     def __init__(self) -> None:
         self.dropped: dict[str, int] = {}
         self.nulled: dict[str, int] = {}
+        self.repaired: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
 
     def _note(self, counts: dict[str, int], reason: str, example: str | None) -> None:
@@ -90,6 +96,10 @@ class Tally:
         """A value blanked (NaN/None) while its record is kept."""
         self._note(self.nulled, reason, example)
 
+    def repair(self, reason: str, example: str | None = None) -> None:
+        """A record kept after mending (e.g. no face found: the centre of the image used)."""
+        self._note(self.repaired, reason, example)
+
     def result(self, records: pd.DataFrame, reader: str, source: str | os.PathLike) -> ReadResult:
         """Package the records with this tally."""
         return ReadResult(
@@ -99,6 +109,7 @@ class Tally:
             dict(self.dropped),
             {k: list(v) for k, v in self.examples.items()},
             dict(self.nulled),
+            dict(self.repaired),
         )
 
 
@@ -183,10 +194,12 @@ register_reader(
 
 # More sources. Order matters: the FER-2013 folder layout before the generic
 # class-folder tree, which comes last because almost any labelled image tree matches it.
+from helpers.data.datasets import ckplus as _ckplus  # noqa: E402
 from helpers.data.datasets import csv_boxes as _csv_boxes  # noqa: E402
 from helpers.data.datasets import expw as _expw  # noqa: E402
 from helpers.data.datasets import fer2013 as _fer2013  # noqa: E402
 from helpers.data.datasets import folders as _folders  # noqa: E402
+from helpers.data.datasets import jaffe as _jaffe  # noqa: E402
 
 register_reader(
     "fer2013",
@@ -209,6 +222,20 @@ register_reader(
     _expw.read_expw,
     "ExpW: a folder with label.lst (image face_id top left right bottom "
     "confidence label) and image/origin/ (or image/, images/, origin/)",
+)
+register_reader(
+    "jaffe",
+    _jaffe.looks_like_jaffe,
+    _jaffe.read_jaffe,
+    "JAFFE (folder or zip): frames named like KA.AN1.39.tiff, the label in the name; "
+    "each face found and cropped",
+)
+register_reader(
+    "ckplus",
+    _ckplus.looks_like_ckplus,
+    _ckplus.read_ckplus,
+    "CK+ (folder or zip): cohn-kanade-images/ sequences and Emotion/*_emotion.txt; "
+    "each labelled sequence's peak frame, the face found and cropped",
 )
 register_reader(
     "csv_boxes",

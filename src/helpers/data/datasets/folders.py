@@ -16,7 +16,7 @@ from pathlib import Path
 
 from helpers.core.progress import bar as progress_bar
 
-from helpers.core.archive import ArchiveLimits, open_zip, read_head
+from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
 from helpers.core.errors import DataError
 from helpers.core.images import is_image_header, make_uri
@@ -82,6 +82,23 @@ def image_folders(path: Path) -> set[Parts]:
             and not is_junk(parts) and Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS}
 
 
+def file_names(path: Path) -> list[str]:
+    """The names (last part) of every non-junk file under a folder or in a zip, read from the
+    listing alone: cheap enough for a reader's detect."""
+    if path.is_dir():
+        found: list[Parts] = []
+        for folder, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
+            rel = Path(folder).relative_to(path).parts
+            found += [(*rel, name) for name in files]
+    elif is_zip(path):
+        with zipfile.ZipFile(path) as zf:
+            found = [tuple(n.replace("\\", "/").split("/")) for n in zf.namelist()]
+    else:
+        return []
+    return [parts[-1] for parts in _tidy(found)]
+
+
 def class_groups(folders: Iterable[Parts]) -> dict[tuple[Parts, str | None], set[str]]:
     """Image folders grouped as (wrapper parts, split or None) -> class folder names."""
     groups: dict[tuple[Parts, str | None], set[str]] = {}
@@ -117,8 +134,9 @@ def _common_prefix(entries: list[Parts]) -> int:
     return n
 
 
-class _Tree:
-    """The files of a folder or of a validated zip: listing, first bytes, references."""
+class FileTree:
+    """The files of a folder or of a validated zip: listing, contents, references (the readers
+    of class folders, JAFFE and CK+ share it)."""
 
     def __init__(self, path: Path, limits: ArchiveLimits) -> None:
         self.path = path
@@ -126,7 +144,7 @@ class _Tree:
         self.zf = None if path.is_dir() else open_zip(path, limits)
         self.members: dict[str, str] = {}  # '/'-joined parts -> the zip's own member name
 
-    def __enter__(self) -> _Tree:
+    def __enter__(self) -> FileTree:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -178,6 +196,12 @@ class _Tree:
             return None
         return is_image_header(head)
 
+    def read(self, member: str) -> bytes:
+        """A whole (small) file, from the folder or the validated zip; DataError or OSError."""
+        if self.zf is not None:
+            return read_member(self.zf, self.members.get(member, member))
+        return (self.path / member).read_bytes()
+
     def reference(self, member: str) -> str:
         """The records' image column: a zip URI or an absolute file path."""
         if self.zf is not None:
@@ -216,7 +240,7 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
     if not path.is_dir() and not is_zip(path):
         raise DataError(path, "expected a folder or a .zip of class folders")
     tally = Tally()
-    with _Tree(path, limits or ArchiveLimits()) as tree:
+    with FileTree(path, limits or ArchiveLimits()) as tree:
         kept = _classify(tree.files(tally), class_index, tally)
         skip = _common_prefix([parts for parts, _, _ in kept])
         rows, seen = [], set()
