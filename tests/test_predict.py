@@ -581,3 +581,40 @@ def test_first_use_messages(model_path, tmp_path, capsys):
         ]
     )
     assert annotate(np.zeros((48, 48, 3), np.uint8), rows).shape == (480, 480, 3)
+
+
+def test_faces_are_cropped_as_the_models_training_faces_were(
+    model_path, tmp_path, capsys, monkeypatch
+):
+    """The crop margin is the framing measured on the model's training faces (its card), the
+    default 0.2 without one, or --margin; the command says which."""
+    import json
+    import shutil
+
+    from helpers.inference import predict as predict_module
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    model = run / "models" / "custom_cnn.keras"
+    shutil.copy(model_path, model)
+    _save(tmp_path / "in" / "scene.png", _scene(FACE_SEEDS[:1])[0])
+    margins: list[float] = []
+    crop = predict_module.crop_face
+    monkeypatch.setattr(
+        predict_module, "crop_face", lambda image, box, m: margins.append(m) or crop(image, box, m)
+    )
+    args = ["--model", str(model), str(tmp_path / "in"), "--quiet"]
+    assert main(args) == 0 and margins == [0.2]
+    assert "margin 0.2 of the face box per side (the default: no measured" in (
+        capsys.readouterr().err
+    )
+    card = {"face_framing": {"margin": 0.01, "side_over_box": 1.02, "found": 80, "sampled": 100}}
+    (run / "models" / "custom_cnn.json").write_text(json.dumps(card))
+    assert main(args) == 0 and margins[-1] == 0.01
+    assert "margin 0.01 of the face box per side (the framing of its training faces" in (
+        capsys.readouterr().err
+    )
+    assert main([*args, "--margin", "0.3"]) == 0 and margins[-1] == 0.3
+    assert "(--margin)" in capsys.readouterr().err
+    predict_images(model, [tmp_path / "in"], progress=False)  # the Python API reads it too
+    assert margins[-1] == 0.01

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from helpers.core.errors import DataError
-from helpers.core.faces import centre_square, face_square
+from helpers.core.faces import centre_square, face_square, measure_framing
 from helpers.core.images import close_archives
 from helpers.core.labels import EXPRESSIONS, SYNONYMS
 from helpers.data.datasets import detect_source, read_source
@@ -246,10 +246,40 @@ def test_a_model_is_scored_on_jaffe_faces(tmp_path, monkeypatch):
         "custom_cnn", image_size=48, channels=1, heads=("expression",), weights=None, seed=0
     )
     run = tmp_path / "run"
-    run.mkdir()
+    (run / "models").mkdir(parents=True)  # its card: trained on faces framed at margin 0.05
+    (run / "models" / "custom_cnn.json").write_text(json.dumps({"face_framing": {"margin": 0.05}}))
     scores, preds = evaluate_external(model, "custom_cnn", archive, run, n_boot=20, batch_size=8)
     assert len(preds) == 7
     written = json.loads((run / "metrics" / "custom_cnn.jaffe.json").read_text())
     assert written["expression"]["accuracy"] == pytest.approx(scores["expression"]["accuracy"])
     assert "Contempt" in json.dumps(written.get("notes"))
-    assert len(list((tmp_path / "data" / "cache").glob("jaffe-*/*.png"))) == 7
+    crops = {p.name.split(".face")[0]: p for p in (tmp_path / "data" / "cache").glob("jaffe-*/*")}
+    assert len(crops) == 7
+    frame = np.asarray(Image.open(tmp_path / "src" / "jaffe" / "KA.AN1.30.tiff"))
+    left, top, right, bottom = face_square(frame, margin=0.05)
+    assert np.array_equal(np.asarray(Image.open(crops["KA.AN1.30"])), frame[top:bottom, left:right])
+
+
+def test_the_framing_of_stored_faces_is_measured():
+    """Demo faces are stored with brow-to-chin at about 1.4 of the side (margin 0.2); cut to
+    about the Haar box, as FER-2013's are, the margin that reproduces them is near 0."""
+    rng = np.random.default_rng(0)
+    demo = [render_face(sample_face_params(rng, i % 8, 96), 96)[0] for i in range(48)]
+    framing = measure_framing(demo)
+    assert framing is not None and 0.12 <= framing.margin <= 0.28
+    assert framing.found >= 20 and framing.sampled == 48
+    tight = measure_framing([face[14:82, 14:82] for face in demo])
+    assert tight is not None and tight.margin <= 0.07
+    assert measure_framing(demo[:5]) is None  # too few faces to say
+
+
+def test_frames_are_cropped_with_the_margin_asked_for(tmp_path):
+    root = jaffe_folder(tmp_path / "src")
+    tight = read_source(root, face_margin=0.0, cache_dir=tmp_path / "cache", progress=False)
+    loose = read_source(root, cache_dir=tmp_path / "cache", progress=False)
+    frame = np.asarray(Image.open(root / "jaffe" / "KA.AN1.30.tiff"))
+    left, top, right, bottom = face_square(frame, margin=0.0)
+    crop = np.asarray(Image.open(tight.records.set_index("id").loc["KA.AN1.30", "image"]))
+    assert np.array_equal(crop, frame[top:bottom, left:right])
+    side = np.asarray(Image.open(loose.records.set_index("id").loc["KA.AN1.30", "image"])).shape
+    assert side[0] > crop.shape[0] * 1.3

@@ -132,6 +132,7 @@ def test_fit_writes_model_history_and_card(trained):
     assert card["best_epoch"] in (1, 2) and "val_loss" in card["best"]["metrics"]
     assert card["versions"]["keras"] == keras.__version__
     assert card["weights_fallback"] is None and card["mixed_precision"] is False
+    assert card["face_framing"] is None  # noise images: no face to measure the framing on
     x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     again = load_trained(run / "models" / "custom_cnn.keras")
     np.testing.assert_allclose(
@@ -987,3 +988,23 @@ def test_best_epoch_is_the_highest_accuracy_or_the_lowest_loss():
         _config(heads=("valence", "arousal"), checkpoint_metric="accuracy")
     with pytest.raises(ConfigError, match="checkpoint_metric"):
         _config(checkpoint_metric="f1")
+
+
+def test_the_card_records_how_the_training_faces_are_framed(tmp_path):
+    """The predictor and the frame readers crop new faces with it: measured on a seeded sample
+    of the original training faces, augmented copies left out."""
+    from helpers.data.synthetic import render_face, sample_face_params
+    from helpers.train.card import face_framing
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        face = render_face(sample_face_params(rng, i % 8, 96), 96)[0]
+        augmented = i >= 50  # these copies are cut tight: they must not count
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(face[14:82, 14:82] if augmented else face).save(path)
+        rows.append({"image": str(path), "augmented": augmented})
+    framing = face_framing(pd.DataFrame(rows), seed=0)
+    assert framing is not None and framing["sampled"] == 50
+    assert 0.12 <= framing["margin"] <= 0.28
+    assert face_framing(pd.DataFrame(rows[50:]).assign(augmented=False), seed=0) is None

@@ -148,3 +148,53 @@ def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     return left, top, left + side, top + side
+
+
+# Stored faces are scaled to this side and set in a replicated border of half of it before the
+# cascade looks, so that a face filling its image (FER-2013) is found whole and at a size the
+# cascade sees well.
+_FRAMING_SIDE = 192
+_MIN_FRAMED = 20  # faces found before a framing is trusted
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How a dataset's stored faces are framed: the crop margin that reproduces them."""
+
+    margin: float  # per side, as a share of the Haar box (the predictor's `margin`)
+    side_over_box: float  # median stored-image side / detected box side
+    found: int
+    sampled: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "margin": self.margin,
+            "side_over_box": self.side_over_box,
+            "found": self.found,
+            "sampled": self.sampled,
+        }
+
+
+def measure_framing(images: Sequence[np.ndarray]) -> Framing | None:
+    """The margin at which the predictor's crops frame a face as these stored faces are framed;
+    None when the cascade finds fewer than 20 of them.
+
+    A model sees faces as its training data framed them: FER-2013's faces fill the image (the
+    Haar box is 1.02 of the side; margin 0.01), the demo faces have brow-to-chin at 1.4 (0.2).
+    Cropped at the demo's 0.2, FER-2013 test faces shrank to 71% and an hour's FER-2013 model
+    fell from 0.670 to 0.592 accuracy on them (0.655 at 0.0; 664 faces).
+    """
+    ratios = []
+    for image in images:
+        scaled = cv2.resize(image, (_FRAMING_SIDE, _FRAMING_SIDE), interpolation=cv2.INTER_LINEAR)
+        pad = _FRAMING_SIDE // 2
+        framed = cv2.copyMakeBorder(scaled, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        boxes = Detector(min_face=_FRAMING_SIDE // 5)(framed)
+        if len(boxes):
+            largest = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
+            ratios.append(_FRAMING_SIDE / float(max(largest[2], largest[3])))
+    if len(ratios) < _MIN_FRAMED:
+        return None
+    ratio = float(np.median(ratios))
+    margin = round(min(max((ratio - 1.0) / 2.0, 0.0), 1.0), 2)
+    return Framing(margin, round(ratio, 3), len(ratios), len(images))

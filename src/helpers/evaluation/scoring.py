@@ -43,6 +43,7 @@ from helpers.evaluation.predictions import (
     restrict_table,
     shared_classes,
 )
+from helpers.inference.predict import training_margin
 from helpers.inference.tta import AUTO, TTA_MODES, check_tta, check_tta_setting
 
 # --------------------------------------------------------------------------- metrics JSON
@@ -433,12 +434,14 @@ def evaluate_external(
     """Cross-dataset check: score a trained model on another source, in the shared label space.
 
     Writes <run>/metrics/<model>.<dataset>.json; classes only one side has are handled and
-    explained in the JSON's notes (see shared_classes).
+    explained in the JSON's notes (see shared_classes). Sources of whole frames (JAFFE, CK+) are
+    cropped around each face as the model's training faces were framed (its card).
     """
     from helpers.data.datasets import read_source
     from helpers.models.factory import model_metadata
 
-    external = read_source(source, reader=reader).records
+    margin, _ = training_margin(RunFolder(run_dir).model_path(model_name))
+    external = read_source(source, reader=reader, face_margin=margin).records
     name = dataset_name(source)
     classes, notes = shared_classes(model_metadata(model)["labels"], external["expression"])
     scores, preds = evaluate_model(

@@ -26,8 +26,13 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.faces import DEFAULT_MARGIN, Detector
 from helpers.core.jsonio import read_json
-from helpers.core.run_folder import RunFolder
-from helpers.inference.predict import check_args, predict_images, summary_line
+from helpers.inference.predict import (
+    check_args,
+    predict_images,
+    run_of_model,
+    summary_line,
+    training_margin,
+)
 from helpers.inference.runtime import BACKENDS, open_model
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
 
@@ -125,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--margin",
         type=float,
-        default=DEFAULT_MARGIN,
-        help="crop margin per side, as a share of the face box (default 0.2)",
+        default=None,
+        help="crop margin per side, as a share of the face box (default: the framing of the "
+        f"model's training faces, from its card; {DEFAULT_MARGIN} without one)",
     )
     d = Detector()
     p.add_argument("--min-face", type=int, default=d.min_face, help="smallest face side, px")
@@ -160,18 +166,11 @@ def _parser() -> argparse.ArgumentParser:
 CROP_SIDE = 160
 
 
-def _run_of(model_path: str | os.PathLike) -> tuple[RunFolder, str]:
-    """The run folder a model file sits in and the model's name: <run>/models/<m>.keras or
-    <run>/export/<m>[.int8].tflite."""
-    path = Path(model_path)
-    return RunFolder(path.parent.parent), path.name.split(".")[0]
-
-
 def evaluated_tta(model_path: str | os.PathLike) -> str:
     """The test-time augmentation notebook 05 evaluated a run folder's model with, so the
     predictor gives the predictions whose accuracy the report states."""
     path = Path(model_path)
-    run, name = _run_of(path)
+    run, name = run_of_model(path)
     metrics = run.metrics_path(name)
     reason = "not found"
     if metrics.is_file():
@@ -189,7 +188,7 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     """One line when the model file's run says it learned from the generated demo faces: on
     real photos such a model gives near-uniform probabilities, which looks like a broken tool."""
     path = Path(model_path)
-    run, name = _run_of(path)
+    run, name = run_of_model(path)
     why = None
     try:
         if run.manifest.is_file() and read_json(run.manifest).get("data", {}).get("demo"):
@@ -271,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         detector = Detector(
             scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, min_face=args.min_face
         )
-        check_args(args.margin, args.batch_size, args.every)
+        margin, margin_source = (
+            (args.margin, "--margin") if args.margin is not None else training_margin(args.model)
+        )
+        check_args(margin, args.batch_size, args.every)
         if args.out:
             check_out_dir(args.out, formats, args.overwrite)
         tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
@@ -285,13 +287,18 @@ def main(argv: list[str] | None = None) -> int:
         print(note, file=sys.stderr)
     if args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
+    if args.detect:
+        print(
+            f"face crops: margin {margin:g} of the face box per side ({margin_source})",
+            file=sys.stderr,
+        )
     with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
         warnings.simplefilter("ignore")
         table = predict_images(
             model,
             args.inputs,
             detect=args.detect,
-            margin=args.margin,
+            margin=margin,
             batch_size=args.batch_size,
             every=args.every,
             progress=not args.quiet,

@@ -28,10 +28,12 @@ from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.faces import DEFAULT_MARGIN, Detector, crop_face
+from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
+from helpers.core.run_folder import RunFolder
 from helpers.inference.explain import Explainer, overlay
 from helpers.inference.runtime import Backend, KerasModel, open_model
 from helpers.inference.sources import expand_inputs, iter_frames
@@ -168,6 +170,29 @@ def _faces(
     return found
 
 
+def run_of_model(model_path: str | os.PathLike) -> tuple[RunFolder, str]:
+    """The run folder a model file sits in and the model's name: <run>/models/<m>.keras or
+    <run>/export/<m>[.int8].tflite."""
+    path = Path(model_path)
+    return RunFolder(path.parent.parent), path.name.split(".")[0]
+
+
+def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
+    """The crop margin that frames faces as the model's training faces were framed (its card's
+    `face_framing`, measured by notebook 04), and where it came from: the demo's 0.2 for a
+    FER-2013 model shrinks the face to 71% of what it learned on and costs accuracy."""
+    run, name = run_of_model(model_path)
+    card = run.card_path(name)
+    try:
+        framing = read_json(card).get("face_framing") if card.is_file() else None
+    except DataError:
+        framing = None
+    margin = framing.get("margin") if isinstance(framing, dict) else None
+    if isinstance(margin, (int, float)) and 0.0 <= margin <= 2.0:
+        return float(margin), f"the framing of its training faces ({card.name})"
+    return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
+
+
 def check_args(margin: float, batch_size: int, every: int) -> None:
     """Bad settings fail before the model is loaded or any file is read."""
     if not isinstance(margin, (int, float)) or not 0.0 <= margin <= 2.0:
@@ -184,7 +209,7 @@ def predict_images(
     inputs: Any,
     *,
     detect: bool = True,
-    margin: float = DEFAULT_MARGIN,
+    margin: float | None = None,
     batch_size: int = 64,
     every: int = 10,
     backend: str | None = None,
@@ -198,12 +223,17 @@ def predict_images(
 
     model_or_path: a Keras model, a .keras / .tflite file, or a TFLiteModel; backend None infers
     it, "tflite" with a Keras model converts it in memory. detect=False treats each image as
-    one pre-cropped face. Unreadable inputs and images without a face come back as rows with
+    one pre-cropped face. margin: of the face box, added on every side of a crop; None frames
+    faces as the model's training faces were (training_margin), 0.2 for a model outside a run
+    folder. Unreadable inputs and images without a face come back as rows with
     status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
     heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
     """
+    if margin is None:
+        is_file = isinstance(model_or_path, (str, os.PathLike))
+        margin = training_margin(model_or_path)[0] if is_file else DEFAULT_MARGIN
     check_args(margin, batch_size, every)
     tta = check_tta(tta)
     if explain and annotate_dir is None:

@@ -48,6 +48,7 @@ from helpers.train.callbacks import (
 )
 from helpers.train.card import (
     data_hash,
+    face_framing,
     make_card,
     read_history,
     write_history,
@@ -472,6 +473,7 @@ def train(
     history = read_history(paths["history"])
     best_model = load_trained(paths["model"])
     _compile(best_model, cfg, phases[-1].learning_rate)  # ready for evaluate(), fresh optimizer
+    notes["face_framing"] = face_framing(train_table, cfg.seed)
     card = make_card(cfg, best_model, history, monitor, phases, notes)
     card["wall_time_s"] = time.perf_counter() - started
     card["params"] = int(best_model.count_params())

@@ -121,18 +121,23 @@ class Reader:
     detect: Callable[[Path], bool]
     read: Callable[..., ReadResult]
     description: str
+    crops_faces: bool = False  # whole frames: read() takes the crop `margin`
 
 
 READERS: dict[str, Reader] = {}
 
 
 def register_reader(
-    name: str, detect: Callable[[Path], bool], read: Callable[..., ReadResult], description: str
+    name: str,
+    detect: Callable[[Path], bool],
+    read: Callable[..., ReadResult],
+    description: str,
+    crops_faces: bool = False,
 ) -> None:
     """Make a format available to detect_source/read_source; first registered, first tried."""
     if name in READERS:
         raise ConfigError(f"a reader named {name!r} is already registered")
-    READERS[name] = Reader(name, detect, read, description)
+    READERS[name] = Reader(name, detect, read, description, crops_faces)
 
 
 def _formats() -> str:
@@ -164,8 +169,17 @@ def detect_source(path: str | os.PathLike) -> str:
     raise DataError(path, f"no reader recognises this source. Supported formats:\n{_formats()}")
 
 
-def read_source(path: str | os.PathLike, reader: str | None = None, **options) -> ReadResult:
-    """Read any supported source into records, with the reader named or detected."""
+def read_source(
+    path: str | os.PathLike,
+    reader: str | None = None,
+    face_margin: float | None = None,
+    **options,
+) -> ReadResult:
+    """Read any supported source into records, with the reader named or detected.
+
+    face_margin: for sources of whole frames (JAFFE, CK+), the crop margin around each face
+    (a model's training framing, so its test faces look like its training faces); other
+    readers take their images as they are and ignore it."""
     if reader is None:
         reader = detect_source(path)
         how = "detected"
@@ -175,6 +189,9 @@ def read_source(path: str | os.PathLike, reader: str | None = None, **options) -
         how = "requested"
     chosen = READERS[reader]
     message = f"Reading {path} with the {chosen.name!r} reader ({how}: {chosen.description})"
+    if chosen.crops_faces and face_margin is not None:
+        options = {"margin": face_margin, **options}
+        message += f"; faces cropped with margin {face_margin:g} of the face box"
     log.info(message)
     print(message)
     result = chosen.read(Path(path), **options)
@@ -229,6 +246,7 @@ register_reader(
     _jaffe.read_jaffe,
     "JAFFE (folder or zip): frames named like KA.AN1.39.tiff, the label in the name; "
     "each face found and cropped",
+    crops_faces=True,
 )
 register_reader(
     "ckplus",
@@ -236,6 +254,7 @@ register_reader(
     _ckplus.read_ckplus,
     "CK+ (folder or zip): cohn-kanade-images/ sequences and Emotion/*_emotion.txt; "
     "each labelled sequence's peak frame, the face found and cropped",
+    crops_faces=True,
 )
 register_reader(
     "csv_boxes",
