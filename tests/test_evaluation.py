@@ -602,3 +602,32 @@ def test_a_metrics_file_is_read_back_checked(tmp_path: Path) -> None:
         bad.write_text(json.dumps({"model": "m", field: value}))
         with pytest.raises(DataError, match=f"metrics file: {field} {problem}"):
             MetricsFile.read(bad)
+
+
+def test_an_external_test_set_is_scored_on_its_test_split() -> None:
+    """fer2013.csv holds FER-2013's training faces and both test halves: as a test set, only its
+    test split counts (a model trained on FER-2013 would be scored on what it learned)."""
+    from helpers.evaluation.scoring import external_test_records
+
+    records = make_records(
+        [
+            {"id": str(i), "image": f"{i}.png", "source": "t", "expression": i % 7, "split": s}
+            for i, s in enumerate(["train"] * 5 + ["val"] * 2 + ["test"] * 3)
+        ]
+    )
+    part, note = external_test_records(records)
+    assert part["id"].tolist() == ["7", "8", "9"]
+    assert note == (
+        "scored on the source's test split: 3 of its 10 records "
+        "(its train and validation splits left out)"
+    )
+    unsplit = records.assign(split=None)
+    assert (
+        external_test_records(unsplit)[0].equals(unsplit)
+        and external_test_records(unsplit)[1] is None
+    )
+    only_test = records.assign(split="test")
+    assert (
+        len(external_test_records(only_test)[0]) == 10
+        and external_test_records(only_test)[1] is None
+    )

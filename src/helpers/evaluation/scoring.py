@@ -419,6 +419,22 @@ def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> 
     )
 
 
+def external_test_records(records: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """The records an external test set is scored on: its test split when it has one (FER-2013's
+    PrivateTest half of fer2013.csv, the test/ folder of the image zip), else all of them; and
+    a note when part was left out. Scoring a source's training faces too would report, for a
+    model trained on them, what it memorised."""
+    split = records["split"].astype("string").str.lower()
+    is_test = (split == "test").fillna(False).to_numpy(bool)
+    if not is_test.any() or is_test.all():
+        return records, None
+    note = (
+        f"scored on the source's test split: {int(is_test.sum()):,} of its {len(records):,} "
+        "records (its train and validation splits left out)"
+    )
+    return records[is_test].reset_index(drop=True), note
+
+
 def evaluate_external(
     model: Any,
     model_name: str,
@@ -434,16 +450,20 @@ def evaluate_external(
     """Cross-dataset check: score a trained model on another source, in the shared label space.
 
     Writes <run>/metrics/<model>.<dataset>.json; classes only one side has are handled and
-    explained in the JSON's notes (see shared_classes). Sources of whole frames (JAFFE, CK+) are
+    explained in the JSON's notes (see shared_classes). A source with a test split is scored on
+    it alone (external_test_records), said in the notes. Sources of whole frames (JAFFE, CK+) are
     cropped around each face as the model's training faces were framed (its card).
     """
     from helpers.data.datasets import read_source
     from helpers.models.factory import model_metadata
 
     margin, _ = training_margin(RunFolder(run_dir).model_path(model_name))
-    external = read_source(source, reader=reader, face_margin=margin).records
+    external, split_note = external_test_records(
+        read_source(source, reader=reader, face_margin=margin).records
+    )
     name = dataset_name(source)
     classes, notes = shared_classes(model_metadata(model)["labels"], external["expression"])
+    notes = [*([split_note] if split_note else []), *notes]
     scores, preds = evaluate_model(
         model,
         model_name,
