@@ -3,6 +3,7 @@
     python -m benchmarks [--quick] [--only NAME,...] [--out DIR] [--run-dir RUN ...] [--run-e2e]
                          [--scale-sizes N,N,...] [--levers-data fer2013.zip]
                          [--recipe-data fer2013.zip --recipe-profile fer2013-gpu]
+                         [--framing-data fer2013.zip --framing-model MODEL.keras]
 
 Each benchmark measures the project's way and the coursework's way in the same process run,
 interleaved, so the noise of a shared machine falls on both; results are ratios as well as
@@ -27,4 +28,5 @@ BENCHMARKS: tuple[str, ...] = (
     "step",
     "levers",
     "recipe",
+    "framing",
 )

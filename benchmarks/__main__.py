@@ -116,6 +116,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         'weight_decay=0.001 or \'mixing={"mode": "mixup", "alpha": 0.2}\'); repeat it '
         "for several",
     )
+    p.add_argument(
+        "--framing-data",
+        default="",
+        metavar="SOURCE",
+        help="framing: faces with a test split (e.g. fer2013.zip; full mode needs it)",
+    )
+    p.add_argument(
+        "--framing-model",
+        default="",
+        metavar="MODEL",
+        help="framing: a .keras model trained on --framing-data (full mode needs it)",
+    )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -164,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.recipe_minutes is not None and not args.recipe_minutes > 0:
             raise ValueError(f"--recipe-minutes must be positive, got {args.recipe_minutes}")
         recipe_settings = parse_settings(args.recipe_set, recipe_profile)
+        framing_model = (
+            Path(args.framing_model).expanduser().resolve() if args.framing_model else None
+        )
+        if framing_model is not None and not framing_model.is_file():
+            raise ValueError(f"--framing-model {framing_model}: not found")
     except Exception as exc:  # ValueError, ConfigError: a usage error
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -194,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe_profile=recipe_profile,
         recipe_minutes=args.recipe_minutes,
         recipe_settings=recipe_settings,
+        framing_data=Path(args.framing_data).expanduser().resolve() if args.framing_data else None,
+        framing_model=framing_model,
     )
     report: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",

@@ -164,6 +164,8 @@ class Context:
     recipe_minutes: float | None = None  # --recipe-minutes: training budget; None: the profile's
     # --recipe-set NAME=VALUE: training settings over the recipe profile's, e.g. weight_decay
     recipe_settings: dict[str, Any] = field(default_factory=dict)
+    framing_data: Path | None = None  # --framing-data: faces with a test split
+    framing_model: Path | None = None  # --framing-model: a model trained on them
     _made: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

@@ -524,3 +524,16 @@ def test_bad_scale_sizes_are_a_usage_error(capsys: pytest.CaptureFixture) -> Non
 
     assert main(["--only", "scale", "--scale-sizes", "4000"]) == 2
     assert "scale-sizes" in capsys.readouterr().err
+
+
+def test_framing_scores_the_faces_as_stored_and_at_every_margin(quick_run: dict[str, Any]) -> None:
+    from benchmarks.framing import MARGINS
+
+    bench = json.loads((quick_run["out"] / "benchmarks.json").read_text())["benchmarks"]
+    framing = bench["framing"]
+    accuracy = framing["results"]["accuracy"]
+    measured = framing["results"]["framing"]
+    assert measured is not None and 0.1 <= measured["margin"] <= 0.3  # the demo faces: about 0.2
+    assert {"as stored", *(str(m) for m in MARGINS), str(measured["margin"])} == set(accuracy)
+    assert all(0.0 <= a <= 1.0 for a in accuracy.values())
+    assert framing["params"]["found"] > 0
