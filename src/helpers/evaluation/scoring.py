@@ -212,7 +212,7 @@ def evaluate(
         shared, more = shared_classes(
             [EXPRESSIONS[c] for c in model_classes] or EXPRESSIONS, classes
         )
-        notes += more
+        notes += [note for note in more if note not in notes]  # a caller's shared_classes too
     elif model_classes and "expression" in predictions:
         lacking = sorted(
             set(predictions["expression"][predictions["expression"] >= 0]) - set(model_classes)
@@ -458,9 +458,10 @@ def evaluate_external(
     from helpers.models.factory import model_metadata
 
     margin, _ = training_margin(RunFolder(run_dir).model_path(model_name))
-    external, split_note = external_test_records(
-        read_source(source, reader=reader, face_margin=margin).records
-    )
+    read = read_source(source, reader=reader, face_margin=margin)
+    if read.dropped or read.repaired:  # what was left out or mended, by reason, with examples
+        print(read)
+    external, split_note = external_test_records(read.records)
     name = dataset_name(source)
     classes, notes = shared_classes(model_metadata(model)["labels"], external["expression"])
     notes = [*([split_note] if split_note else []), *notes]
