@@ -286,3 +286,31 @@ def test_frames_are_cropped_with_the_margin_asked_for(tmp_path):
     assert np.array_equal(crop, frame[top:bottom, left:right])
     side = np.asarray(Image.open(loose.records.set_index("id").loc["KA.AN1.30", "image"])).shape
     assert side[0] > crop.shape[0] * 1.3
+
+
+def test_fer2013_csv_as_a_test_set_is_scored_on_its_privatetest_half(tmp_path, monkeypatch):
+    """`--test-data fer2013.csv`: the other FER-2013 half (PrivateTest), not its training faces."""
+    from helpers.core import paths
+    from helpers.evaluation.scoring import evaluate_external
+    from helpers.models.factory import build_model
+
+    monkeypatch.setattr(paths, "DATA_DIR", tmp_path / "data")
+    rng = np.random.default_rng(0)
+    usages = ["Training"] * 6 + ["PublicTest"] * 3 + ["PrivateTest"] * 4
+    lines = ["emotion,pixels,Usage"] + [
+        f"{i % 7},{' '.join(map(str, rng.integers(0, 256, 48 * 48)))},{use}"
+        for i, use in enumerate(usages)
+    ]
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    model = build_model(
+        "custom_cnn", image_size=48, channels=1, heads=("expression",), weights=None, seed=0
+    )
+    (tmp_path / "run").mkdir()
+    scores, preds = evaluate_external(
+        model, "custom_cnn", tmp_path / "fer2013.csv", tmp_path / "run", n_boot=10
+    )
+    assert len(preds) == 4 and scores["n"] == 4
+    assert scores["notes"][0] == (
+        "scored on the source's test split: 4 of its 13 records "
+        "(its train and validation splits left out)"
+    )
