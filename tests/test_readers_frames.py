@@ -86,17 +86,10 @@ def test_jaffe_labels_from_names_faces_cropped_and_refusals_named(tmp_path):
     assert sorted(df.index) == sorted(
         f"KA.{code}{i % 3 + 1}.{30 + i}" for i, code in enumerate(JAFFE_CODES)
     )
-    names = {
-        "AN": "anger",
-        "DI": "disgust",
-        "FE": "fear",
-        "HA": "happy",
-        "NE": "neutral",
-        "SA": "sad",
-        "SU": "surprise",
-    }
+    expected = {"AN": "Anger", "DI": "Disgust", "FE": "Fear", "HA": "Happy"}
+    expected |= {"NE": "Neutral", "SA": "Sad", "SU": "Surprise"}
     for ident, row in df.iterrows():
-        assert row["expression"] == SYNONYMS[names[ident.split(".")[1][:2]]]
+        assert EXPRESSIONS[row["expression"]] == expected[ident.split(".")[1][:2]], ident
     assert df["split"].isna().all() and (df["source"] == "jaffe").all()
     assert result.dropped == {
         "unreadable image": 1,

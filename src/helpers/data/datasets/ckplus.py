@@ -22,11 +22,9 @@ from helpers.core.archive import ArchiveLimits
 from helpers.core.errors import DataError
 from helpers.core.faces import DEFAULT_MARGIN
 from helpers.core.labels import SYNONYMS
-from helpers.core.records import make_records
 from helpers.data.datasets import ReadResult, Tally
-from helpers.data.datasets.csv_boxes import no_records
-from helpers.data.datasets.folders import IMAGE_EXTENSIONS, FileTree, file_names, is_zip
-from helpers.data.datasets.frames import Frame, crop_frames, fingerprint
+from helpers.data.datasets.folders import IMAGE_EXTENSIONS, FileTree, file_names
+from helpers.data.datasets.frames import Frame, fingerprint, frames_result, frames_source
 
 READER = "ckplus"
 EMOTION = re.compile(r"^(S\d+_\d+)_(\d+)_emotion\.txt$", re.IGNORECASE)
@@ -87,13 +85,7 @@ def read_ckplus(
     progress: bool = True,
 ) -> ReadResult:
     """Records (the peak frame of each labelled sequence, its face cropped into the cache)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "not found")
-    if not (path.is_dir() or is_zip(path)):
-        raise DataError(
-            path, "expected a folder or a .zip holding cohn-kanade-images/ and Emotion/"
-        )
+    path = frames_source(path, "holding cohn-kanade-images/ and Emotion/")
     tally = Tally()
     chosen: list[Frame] = []
     with FileTree(path, limits or ArchiveLimits()) as tree:
@@ -129,17 +121,15 @@ def read_ckplus(
                 )
         used = [frame.where for frame in chosen]
         key = fingerprint(path, [*used, *labels], margin)
-    rows = crop_frames(
+    return frames_result(
+        path,
         chosen,
         reader=READER,
         key=key,
         tally=tally,
+        what="labelled CK+ frames",
         cache_dir=cache_dir,
         margin=margin,
         workers=workers,
         progress=progress,
-        desc=f"Finding faces in {path.name}",
     )
-    if not rows:
-        raise no_records(path, tally, "labelled CK+ frames")
-    return tally.result(make_records(rows, where=str(path)), READER, path)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,10 @@ from helpers.core.errors import DataError
 from helpers.core.faces import DEFAULT_MARGIN, Detector, centre_square, face_square
 from helpers.core.images import read_image
 from helpers.core.progress import bar as progress_bar
-from helpers.data.datasets import Tally
-from helpers.data.datasets.csv_boxes import cache_folder, safe_name, save_png
+from helpers.core.records import make_records
+from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets.csv_boxes import cache_folder, no_records, safe_name, save_png
+from helpers.data.datasets.folders import is_zip
 
 NO_FACE = "no face found: the centre square of the frame kept"
 _FACE, _CENTRE = "face", "centre"  # the cached crop's suffix says which it was
@@ -42,6 +45,16 @@ class Frame:
     image: str
     expression: int
     where: str
+
+
+def frames_source(path: str | os.PathLike, what: str) -> Path:
+    """The source as a Path: a folder or a zip, else a DataError saying what was expected."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "not found")
+    if not (path.is_dir() or is_zip(path)):
+        raise DataError(path, f"expected a folder or a .zip {what}")
+    return path
 
 
 def fingerprint(path: Path, members: Sequence[str], margin: float = DEFAULT_MARGIN) -> str:
@@ -121,3 +134,23 @@ def crop_frames(
             {"id": frame.id, "image": image, "source": reader, "expression": frame.expression}
         )
     return rows
+
+
+def frames_result(
+    path: Path,
+    frames: Sequence[Frame],
+    *,
+    reader: str,
+    key: str,
+    tally: Tally,
+    what: str,
+    **crop: Any,
+) -> ReadResult:
+    """A frame reader's result: the frames cropped (crop_frames' options), a DataError naming
+    what was dropped when none is left."""
+    rows = crop_frames(
+        frames, reader=reader, key=key, tally=tally, desc=f"Finding faces in {path.name}", **crop
+    )
+    if not rows:
+        raise no_records(path, tally, what)
+    return tally.result(make_records(rows, where=str(path)), reader, path)

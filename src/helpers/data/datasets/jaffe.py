@@ -15,14 +15,11 @@ import re
 from pathlib import Path
 
 from helpers.core.archive import ArchiveLimits
-from helpers.core.errors import DataError
 from helpers.core.faces import DEFAULT_MARGIN
 from helpers.core.labels import SYNONYMS
-from helpers.core.records import make_records
 from helpers.data.datasets import ReadResult, Tally
-from helpers.data.datasets.csv_boxes import no_records
-from helpers.data.datasets.folders import IMAGE_EXTENSIONS, FileTree, file_names, is_zip
-from helpers.data.datasets.frames import Frame, crop_frames, fingerprint
+from helpers.data.datasets.folders import IMAGE_EXTENSIONS, FileTree, file_names
+from helpers.data.datasets.frames import Frame, fingerprint, frames_result, frames_source
 
 READER = "jaffe"
 # subject . expression code + take . image number . extension
@@ -60,11 +57,7 @@ def read_jaffe(
     progress: bool = True,
 ) -> ReadResult:
     """Records (one per frame, the face cropped into the cache) from a JAFFE folder or zip."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "not found")
-    if not (path.is_dir() or is_zip(path)):
-        raise DataError(path, "expected a folder or a .zip of JAFFE images")
+    path = frames_source(path, "of JAFFE images")
     tally = Tally()
     frames: list[Frame] = []
     seen: set[str] = set()
@@ -88,17 +81,15 @@ def read_jaffe(
                 frames.append(Frame(ident, tree.reference(member), label, member))
                 members.append(member)
         key = fingerprint(path, members, margin)
-    rows = crop_frames(
+    return frames_result(
+        path,
         frames,
         reader=READER,
         key=key,
         tally=tally,
+        what="JAFFE frames",
         cache_dir=cache_dir,
         margin=margin,
         workers=workers,
         progress=progress,
-        desc=f"Finding faces in {path.name}",
     )
-    if not rows:
-        raise no_records(path, tally, "JAFFE frames")
-    return tally.result(make_records(rows, where=str(path)), READER, path)
