@@ -91,6 +91,7 @@ def test_jaffe_labels_from_names_faces_cropped_and_refusals_named(tmp_path):
     for ident, row in df.iterrows():
         assert EXPRESSIONS[row["expression"]] == expected[ident.split(".")[1][:2]], ident
     assert df["split"].isna().all() and (df["source"] == "jaffe").all()
+    assert (df["subject"] == "KA").all()  # the person, so splits keep their faces together
     assert result.dropped == {
         "unreadable image": 1,
         "unknown expression code XX": 1,
@@ -190,6 +191,7 @@ def test_ckplus_peak_frames_labelled_and_cropped(tmp_path):
         "labelled frame missing": 1,
         "not a CK+ frame or emotion file": 1,
     }
+    assert df["subject"].to_dict() == {i: i[:4] for i in df.index}  # S005_001_... -> S005
     assert result.examples["labelled frame missing"] == [
         "Emotion/S026/003/S026_003_00000009_emotion.txt"
     ]

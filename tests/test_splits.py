@@ -182,6 +182,24 @@ def test_check_no_leakage_accepts_train_sources_and_rejects_others():
         check_no_leakage(df, pd.DataFrame({"id": ["x"]}))
 
 
+def test_one_persons_faces_stay_in_one_split():
+    """JAFFE and CK+ records name the person (`subject`): ten people posing every expression
+    split by person, so no test face shares a person with a training face."""
+    rows = [
+        {"id": f"{p}-{c}", "image": "x.png", "source": "jaffe", "expression": c, "subject": p}
+        for p in [f"P{i}" for i in range(10)]
+        for c in range(7)
+    ]
+    df = pd.DataFrame(rows)
+    df.loc[0, "subject"] = None  # a face of nobody in particular stays alone
+    groups = duplicate_groups(df, pd.DataFrame({"id_a": [], "id_b": []}))
+    assert groups.nunique() == 11
+    out = assign_splits(df, val_share=0.2, test_share=0.2, seed=0, groups=groups)
+    per_person = out.dropna(subset=["subject"]).groupby("subject")["split"].nunique()
+    assert (per_person == 1).all()
+    assert {"train", "val", "test"} == set(out["split"])
+
+
 def test_duplicate_groups_join_pairs_transitively():
     df = make_table(6)
     pairs = pd.DataFrame({"id_a": ["r0", "r1", "r4"], "id_b": ["r1", "r2", "zzz"]})

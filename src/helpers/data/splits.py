@@ -104,11 +104,18 @@ def check_no_leakage(df: pd.DataFrame, derived: pd.DataFrame) -> None:
 
 
 def duplicate_groups(df: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
-    """Group ids joined by duplicate pairs (id_a, id_b), so assign_splits keeps each together."""
+    """Group ids joined by duplicate pairs (id_a, id_b), and rows of one person (a `subject`
+    column, as the JAFFE and CK+ readers write), so assign_splits keeps each together: with a
+    few people posing every expression, a face of the same person in train and test scores
+    identity, not expression."""
     ids = df["id"].astype(str)
     pos = {v: i for i, v in enumerate(ids)}
     known = [(pos[a], pos[b]) for a, b in zip(pairs["id_a"].astype(str), pairs["id_b"].astype(str))
              if a in pos and b in pos]
+    if "subject" in df.columns:
+        subjects = pd.Series(df["subject"].to_numpy(), dtype="string")
+        for rows in subjects.groupby(subjects, dropna=True).indices.values():
+            known += [(int(rows[0]), int(r)) for r in rows[1:]]
     n = len(ids)
     if known:
         a, b = np.array(known).T

@@ -94,6 +94,7 @@ def read_ckplus(
             match = EMOTION.match(member.rsplit("/", 1)[-1])
             assert match is not None  # _sequences kept matching names only
             sequence, peak = match.group(1).upper(), int(match.group(2))
+            subject = sequence.split("_")[0]  # S005_001: subject S005, sequence 001
             try:
                 code = _code(tree.read(member)[:_MAX_LABEL_BYTES])
             except (DataError, OSError):
@@ -107,7 +108,13 @@ def read_ckplus(
                 continue
             label = SYNONYMS[CODES[code]]
             chosen.append(
-                Frame(f"{sequence}_{peak:08d}", tree.reference(images[peak]), label, images[peak])
+                Frame(
+                    f"{sequence}_{peak:08d}",
+                    tree.reference(images[peak]),
+                    label,
+                    images[peak],
+                    subject,
+                )
             )
             first = min(images)
             if first_frame_neutral and first != peak:
@@ -117,6 +124,7 @@ def read_ckplus(
                         tree.reference(images[first]),
                         SYNONYMS["neutral"],
                         images[first],
+                        subject,
                     )
                 )
         used = [frame.where for frame in chosen]

@@ -45,6 +45,7 @@ class Frame:
     image: str
     expression: int
     where: str
+    subject: str | None = None  # the person: splits keep one person's faces together
 
 
 def frames_source(path: str | os.PathLike, what: str) -> Path:
@@ -131,7 +132,13 @@ def crop_frames(
         if not face:
             tally.repair(NO_FACE, frame.where)
         rows.append(
-            {"id": frame.id, "image": image, "source": reader, "expression": frame.expression}
+            {
+                "id": frame.id,
+                "image": image,
+                "source": reader,
+                "expression": frame.expression,
+                "subject": frame.subject,
+            }
         )
     return rows
 

@@ -78,7 +78,8 @@ def read_jaffe(
                     continue
                 seen.add(ident)
                 label = SYNONYMS[CODES[code]]
-                frames.append(Frame(ident, tree.reference(member), label, member))
+                subject = match.group(1).upper()
+                frames.append(Frame(ident, tree.reference(member), label, member, subject))
                 members.append(member)
         key = fingerprint(path, members, margin)
     return frames_result(
