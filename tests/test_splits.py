@@ -13,6 +13,7 @@ from helpers.data.splits import (
     LeakageError,
     assign_splits,
     check_no_leakage,
+    check_split_sizes,
     duplicate_groups,
     split_summary,
 )
@@ -206,3 +207,21 @@ def test_duplicate_groups_join_pairs_transitively():
     groups = duplicate_groups(df, pairs)
     assert groups.iloc[0] == groups.iloc[1] == groups.iloc[2]
     assert len(set(groups.iloc[3:])) == 3 and groups.iloc[3] != groups.iloc[0]
+
+
+def test_an_empty_test_split_is_an_error_that_names_the_cause():
+    """One group holding every record (a single person, or duplicates joining all) cannot be
+    split: 03 stops with why, not 05 with nothing to score."""
+    df = make_table(20).assign(subject="P0")
+    groups = duplicate_groups(df, pd.DataFrame({"id_a": [], "id_b": []}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = assign_splits(df, val_share=0.1, test_share=0.1, seed=0, groups=groups)
+    with pytest.raises(
+        DataError, match=r"no record landed in the test split.*20 records form 1 group "
+    ):
+        check_split_sizes(out, groups, 0.1, 0.1)
+    with pytest.warns(UserWarning, match="no record landed in the validation split"):
+        check_split_sizes(out, groups, 0.1, 0.0)
+    fine = assign_splits(make_table(200), val_share=0.1, test_share=0.1, seed=0)
+    check_split_sizes(fine, None, 0.1, 0.1)  # both splits there: silent

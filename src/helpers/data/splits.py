@@ -82,6 +82,34 @@ def split_summary(df: pd.DataFrame) -> pd.DataFrame:
     return table.astype(int)
 
 
+def check_split_sizes(
+    df: pd.DataFrame, groups: pd.Series | None, val_share: float, test_share: float
+) -> None:
+    """A test split asked for but empty is a DataError before any training (notebook 05 would
+    have nothing to score); an empty validation split a warning (training runs without it).
+    The usual cause, named: too few groups, since each group stays in one split."""
+    split = df["split"].astype("string")
+    units = groups.nunique() if groups is not None else len(df)
+    largest = int(groups.value_counts().max()) if groups is not None and len(groups) else 1
+    why = (
+        f"the {len(df):,} records form {units:,} group{'s' if units != 1 else ''} that each "
+        "stay in one split "
+        f"(near-duplicates, one person's faces; the largest holds {largest:,})"
+    )
+    if test_share > 0 and not (split == "test").any():
+        raise DataError(
+            "records table",
+            f"no record landed in the test split (test_share {test_share:g}): {why}. Add "
+            "records, or set test_share to 0 and score the model on another source (test_data)",
+        )
+    if val_share > 0 and not (split == "val").any():
+        warnings.warn(
+            f"no record landed in the validation split (val_share {val_share:g}): {why}; "
+            "training runs without validation",
+            stacklevel=2,
+        )
+
+
 def check_no_leakage(df: pd.DataFrame, derived: pd.DataFrame) -> None:
     """Refuse derived (augmented) rows whose source image is not in the training split."""
     if "source_id" not in derived.columns:
