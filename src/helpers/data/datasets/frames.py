@@ -5,9 +5,8 @@ A model trained on FER-2013 or AffectNet sees a face filling the image; a JAFFE 
 resized whole gives it a small face with hair, shoulders and background, and scores it on
 something it never saw. The crop is the predictor's (helpers.core.faces: the largest face, a
 `margin` of its side added on every side, by default a fifth; notebook 05 passes the model's
-training framing), kept inside the frame. A frame without a detected face
-keeps its centre square and is counted as repaired, by name, so a test set never loses images
-silently. Crops are cached under `data/cache/<reader>-<fingerprint>/` (or `cache_dir`), keyed by
+training framing), kept inside the frame. A frame without a detected face keeps its centre
+square and is counted as repaired, by name, so a test set never loses images silently. Crops are cached under `data/cache/<reader>-<fingerprint>/` (or `cache_dir`), keyed by
 the source's files, sizes and times and by the crop settings.
 """
 
