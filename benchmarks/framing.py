@@ -28,16 +28,6 @@ TITLE = "Framing: a model on its test faces cropped at each margin, against the 
 MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3)
 FACES, QUICK_FACES = 1000, 60  # test faces sampled (seeded)
 FRAMING_SAMPLE = 200  # training faces the framing is measured on
-SIDE = 192  # px a stored face is scaled to before it is framed
-
-
-def _framed(image: np.ndarray) -> np.ndarray:
-    """The face scaled to SIDE and set in a frame of twice its side, edges replicated."""
-    import cv2
-
-    scaled = cv2.resize(image, (SIDE, SIDE), interpolation=cv2.INTER_LINEAR)
-    pad = SIDE // 2
-    return cv2.copyMakeBorder(scaled, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 def _sample(records: Any, split: str, n: int, seed: int) -> Any:
@@ -61,7 +51,7 @@ def _model(ctx: Context) -> tuple[Any, str]:
 
 def run(ctx: Context) -> dict[str, Any]:
     """Measure the training framing, then score the test faces as stored and at each margin."""
-    from helpers.core.faces import Detector, crop_face, measure_framing
+    from helpers.core.faces import Detector, crop_face, in_frame, largest_face, measure_framing
     from helpers.core.images import read_image
     from helpers.core.preprocess import to_model_input
     from helpers.data.datasets import read_source
@@ -86,13 +76,13 @@ def run(ctx: Context) -> dict[str, Any]:
     stored, framed, boxes, labels = [], [], [], []
     for uri, label in zip(test["image"], test["expression"], strict=True):
         image = read_image(uri)
-        frame = _framed(image)
-        found = detector(frame)
-        if not len(found):
+        frame = in_frame(image)
+        box = largest_face(detector(frame))
+        if box is None:
             continue
         stored.append(image)
         framed.append(frame)
-        boxes.append(found[int(np.argmax(found[:, 2] * found[:, 3]))])
+        boxes.append(box)
         labels.append(int(label))
     if not labels:
         raise Skip(f"the cascade found none of the {len(test)} test faces")

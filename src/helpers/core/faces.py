@@ -126,16 +126,21 @@ def crop_face(
     return patch, (x0, y0, side, side)
 
 
+def largest_face(boxes: np.ndarray) -> np.ndarray | None:
+    """The largest of a detector's x, y, w, h boxes (the subject of a portrait), or None."""
+    return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))] if len(boxes) else None
+
+
 def face_square(
     image: np.ndarray, detector: Detector | None = None, margin: float = DEFAULT_MARGIN
 ) -> tuple[int, int, int, int] | None:
     """The largest face's square crop (margin on every side) as left, top, right, bottom, kept
     inside the image (shrunk to its shorter side if need be, so no edge is invented); None when
     no face is found."""
-    boxes = (detector or Detector())(image)
-    if not len(boxes):
+    box = largest_face((detector or Detector())(image))
+    if box is None:
         return None
-    x, y, w, h = (int(v) for v in boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))])
+    x, y, w, h = (int(v) for v in box)
     height, width = image.shape[:2]
     side = min(max(1, round(max(w, h) * (1.0 + 2.0 * margin))), width, height)
     left = min(max(round(x + w / 2 - side / 2), 0), width - side)
@@ -150,11 +155,17 @@ def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
     return left, top, left + side, top + side
 
 
-# Stored faces are scaled to this side and set in a replicated border of half of it before the
-# cascade looks, so that a face filling its image (FER-2013) is found whole and at a size the
-# cascade sees well.
-_FRAMING_SIDE = 192
+FRAMING_SIDE = 192  # px a stored face is scaled to before in_frame sets it in a frame
 _MIN_FRAMED = 20  # faces found before a framing is trusted
+
+
+def in_frame(image: np.ndarray, side: int = FRAMING_SIDE) -> np.ndarray:
+    """A stored face scaled to `side` and set in a frame of twice that, its edges replicated:
+    a face that fills its image (FER-2013) is then found whole, at a size the cascade sees
+    well, with room around it for any margin."""
+    scaled = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
+    pad = side // 2
+    return cv2.copyMakeBorder(scaled, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 @dataclass(frozen=True)
@@ -186,14 +197,11 @@ def measure_framing(images: Sequence[np.ndarray]) -> Framing | None:
     `python -m benchmarks --only framing`).
     """
     ratios = []
+    detector = Detector(min_face=FRAMING_SIDE // 5)
     for image in images:
-        scaled = cv2.resize(image, (_FRAMING_SIDE, _FRAMING_SIDE), interpolation=cv2.INTER_LINEAR)
-        pad = _FRAMING_SIDE // 2
-        framed = cv2.copyMakeBorder(scaled, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        boxes = Detector(min_face=_FRAMING_SIDE // 5)(framed)
-        if len(boxes):
-            largest = boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
-            ratios.append(_FRAMING_SIDE / float(max(largest[2], largest[3])))
+        largest = largest_face(detector(in_frame(image)))
+        if largest is not None:
+            ratios.append(FRAMING_SIDE / float(max(largest[2], largest[3])))
     if len(ratios) < _MIN_FRAMED:
         return None
     ratio = float(np.median(ratios))
