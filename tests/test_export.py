@@ -22,7 +22,7 @@ from helpers.data.synthetic import render_face, sample_face_params
 from helpers.inference.deploy import compare_backends
 from helpers.inference.export import export_tflite, sidecar_path
 from helpers.inference.predict import predict_images
-from helpers.inference.runtime import TFLiteModel
+from helpers.inference.runtime import KerasModel, TFLiteModel
 from helpers.models.factory import build_model, model_metadata
 
 SIZE = 48
@@ -243,6 +243,16 @@ def test_missing_or_damaged_files_raise_data_error_naming_them(float_path, tmp_p
         export_tflite(tmp_path / "absent.keras", tmp_path / "x.tflite")
 
 
+def _counted(call, calls, name):
+    """A backend's __call__ that counts its calls under `name`."""
+
+    def counting(self, images):
+        calls[name] += 1
+        return call(self, images)
+
+    return counting
+
+
 def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path, monkeypatch):
     """The numbers notebook 05 writes and the report shows: per TFLite flavour, vs Keras."""
     import cv2
@@ -267,10 +277,18 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path, mon
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(type(model), "export", counting_export)
+    calls = {"KerasModel": 0, "TFLiteModel": 0}
+    for backend in (KerasModel, TFLiteModel):
+        monkeypatch.setattr(
+            backend, "__call__", _counted(backend.__call__, calls, backend.__name__)
+        )
     result = deployment_check(
         model, "tiny", table, table, tmp_path / "run" / "export", n_calibration=8, max_images=10
     )
     assert len(exports) == 1  # one SavedModel serves both conversions
+    # Keras runs over the images once, for its accuracy, latency and both comparisons; each
+    # TFLite file once: the two files together call as often as Keras twice
+    assert calls["KerasModel"] > 0 and calls["TFLiteModel"] == 2 * calls["KerasModel"]
     assert result["n"] == 10
     for kind in ("tflite_float", "tflite_int8"):
         entry = result[kind]

@@ -45,6 +45,20 @@ def _timed(model: Backend, x: np.ndarray, batch_size: int) -> tuple[dict[str, np
     return {h: np.concatenate([p[h] for p in parts]) for h in parts[0]}, ms
 
 
+def _run_backend(
+    model: Backend, x: np.ndarray, *, batch_size: int = 64, n_single: int = 32
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """One backend's outputs over x and its latency: run once, so a comparison reuses both."""
+    outputs, batched = _timed(model, x, batch_size)
+    _, single = _timed(model, x[:n_single], 1)
+    latency = {
+        "batched_ms": batched,
+        "single_ms": single,
+        "images_per_s": 1000.0 / batched if batched > 0 else float("inf"),
+    }
+    return outputs, latency
+
+
 def compare_backends(
     keras_model: Any, tflite_model: Any, images: Any, *, batch_size: int = 64, n_single: int = 32
 ) -> dict[str, Any]:
@@ -56,8 +70,28 @@ def compare_backends(
     image batched (batch_size) and one at a time (the first n_single images), and images/s
     batched; timings cover only the model calls, after a warm-up call.
     """
-    reference, candidate = open_model(keras_model, "keras"), open_model(tflite_model, "tflite")
-    meta = reference.metadata
+    return _compare(
+        open_model(keras_model, "keras"),
+        open_model(tflite_model, "tflite"),
+        images,
+        batch_size=batch_size,
+        n_single=n_single,
+        reference=None,
+    )[0]
+
+
+def _compare(
+    reference_model: Backend,
+    candidate: Backend,
+    images: Any,
+    *,
+    batch_size: int,
+    n_single: int,
+    reference: tuple[dict[str, np.ndarray], dict[str, float]] | None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """compare_backends' report and the candidate's outputs; `reference`, the Keras model's
+    _run_backend over the same images, spares running it again for each file compared."""
+    meta = reference_model.metadata
     x = _stack_inputs(images, meta["image_size"], meta["channels"])
     if not len(x):
         raise ConfigError("compare_backends needs at least one image")
@@ -68,15 +102,13 @@ def compare_backends(
         "quantize": getattr(candidate, "quantize", None),
         "tflite_bytes": getattr(candidate, "size_bytes", None),
     }
-    outputs, latency = {}, {}
-    for name, model in (("keras", reference), ("tflite", candidate)):
-        outputs[name], batched = _timed(model, x, batch_size)
-        _, single = _timed(model, x[:n_single], 1)
-        latency[name] = {
-            "batched_ms": batched,
-            "single_ms": single,
-            "images_per_s": 1000.0 / batched if batched > 0 else float("inf"),
-        }
+    if reference is None:
+        reference = _run_backend(reference_model, x, batch_size=batch_size, n_single=n_single)
+    outputs = {"keras": reference[0]}
+    outputs["tflite"], tflite_latency = _run_backend(
+        candidate, x, batch_size=batch_size, n_single=n_single
+    )
+    latency = {"keras": reference[1], "tflite": tflite_latency}
     for head in meta["heads"]:
         a, b = outputs["keras"][head].astype(np.float64), outputs["tflite"][head].astype(np.float64)
         diff = np.abs(a - b)
@@ -97,7 +129,12 @@ def compare_backends(
             )
         result[head] = entry
     result["latency"] = latency
-    return result
+    return result, outputs["tflite"]
+
+
+def _accuracy(outputs: dict[str, np.ndarray], y: np.ndarray, labelled: np.ndarray) -> float:
+    """Expression argmax against the labels, over the labelled images."""
+    return float(np.mean(outputs["expression"].argmax(1)[labelled] == y[labelled]))
 
 
 def deployment_check(
@@ -144,28 +181,27 @@ def deployment_check(
             )
             for quantize in (None, "int8")
         }
-    keras_pred = (
-        open_model(model, "keras")(x)["expression"].argmax(1)
-        if "expression" in meta["heads"] and labelled.any()
-        else None
-    )
+    keras = open_model(model, "keras")
+    reference = _run_backend(keras, x)
+    scored = "expression" in meta["heads"] and labelled.any()
+    if scored:
+        keras_accuracy = _accuracy(reference[0], y, labelled)
+    result["keras"] = {"accuracy": keras_accuracy, "latency": reference[1]}
     for quantize, path in paths.items():
-        kind = quantize or "float"
         tfl = TFLiteModel(path)
-        compared = compare_backends(model, tfl, x)
+        compared, tfl_outputs = _compare(
+            keras, tfl, x, batch_size=64, n_single=32, reference=reference
+        )
         entry: dict[str, Any] = {
             "file": path.name,
             "size_bytes": path.stat().st_size,
             "latency": compared["latency"]["tflite"],
         }
-        if keras_pred is not None:
-            tfl_pred = tfl(x)["expression"].argmax(1)
-            keras_accuracy = float(np.mean(keras_pred[labelled] == y[labelled]))
-            entry["accuracy"] = float(np.mean(tfl_pred[labelled] == y[labelled]))
+        if scored:
+            entry["accuracy"] = _accuracy(tfl_outputs, y, labelled)
             entry["accuracy_change"] = entry["accuracy"] - keras_accuracy
             entry["argmax_agreement"] = compared["expression"]["argmax_agreement"]
-        result[f"tflite_{kind}"] = entry
-        result["keras"] = {"accuracy": keras_accuracy, "latency": compared["latency"]["keras"]}
+        result[f"tflite_{quantize or 'float'}"] = entry
     (out / f"{model_name}.json").write_text(json.dumps(result, indent=2, default=float))
     return result
 
