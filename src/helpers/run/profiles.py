@@ -160,8 +160,10 @@ _FER_CPU = Profile(
             # 22 epochs in the hour. Three quarters of the widths run at 350: 39 epochs, level
             # on validation in the chosen mode (flip 0.663 against 0.662), ahead in loss (0.898
             # against 0.908), macro-F1 and without augmentation (0.663 against 0.653); test
-            # 0.669 against 0.657 (benchmarks/RESULTS.md). FER+ (ferplus-cpu) with it there: 43
-            # epochs, 0.851 (0.857 in bfloat16 on the Zen 4).
+            # 0.669 against 0.657 (benchmarks/RESULTS.md). Half of every width (16 to 128) ran
+            # out of weights first: the cap of 60 epochs in 46 minutes, behind on validation
+            # (loss 0.924, 0.649 without augmentation), test 0.671. FER+ (ferplus-cpu) with
+            # three quarters there: 43 epochs, 0.851 (0.857 in bfloat16 on the Zen 4).
             "float32_backbone_options": {**_FER_CNN_WINDOWS, "widths": (24, 48, 96, 192)},
         },
         **_FER_OTHER_MODELS,
