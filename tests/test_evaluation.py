@@ -421,7 +421,11 @@ def test_best_models_and_summary(run_dir: Path) -> None:
     assert "Fastest at inference: b" in text
     assert summary_text(table.iloc[0:0]) == "No model metrics found."
     assert text.startswith("2 models compared")
-    assert summary_text(table.iloc[:1]).startswith("1 model compared")
+    # One model (the FER profiles train one) is described, not ranked against itself
+    alone = summary_text(table.iloc[:1])
+    assert alone.startswith("1 model evaluated") and "Expression: a, macro F1" in alone
+    assert "is best" not in alone and "Fastest" not in alone and "Smallest" not in alone
+    assert alone.splitlines()[-1].startswith("a: ") and "1,234 parameters" in alone
 
 
 def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path) -> None:

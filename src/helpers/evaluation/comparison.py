@@ -282,18 +282,21 @@ def _fmt(value: float) -> str:
 
 
 def summary_text(table: pd.DataFrame) -> str:
-    """A few sentences naming the winners, whether their lead is beyond the CI, size and speed."""
+    """A few sentences naming the winners, whether their lead is beyond the CI, size and speed;
+    a run of one model (as the FER profiles train) is described, not ranked against itself."""
     if table.empty:
         return "No model metrics found."
     n = table["n"].dropna()
+    alone = len(table) == 1
     lines = [
-        f"{len(table)} model{'s' if len(table) != 1 else ''} compared"
+        ("1 model evaluated" if alone else f"{len(table)} models compared")
         + (f" on {int(n.max()):,} test images." if len(n) else ".")
     ]
     for task, info in best_models(table).items():
         column, lower, metric = _headline(task)
         label = HEADLINE_LABELS.get(metric, metric)
-        text = f"{task.capitalize()}: {info['model']} is best, {label} {_fmt(info['value'])}"
+        verdict = "" if alone else " is best"
+        text = f"{task.capitalize()}: {info['model']}{verdict}, {label} {_fmt(info['value'])}"
         if info["ci"]:
             text += f" (95% CI {_fmt(info['ci'][0])}-{_fmt(info['ci'][1])})"
         others = table[(table["model"] != info["model"]) & ~collapsed(table, task)].dropna(
@@ -313,13 +316,25 @@ def summary_text(table: pd.DataFrame) -> str:
         lines.append(text + (" (lower is better)." if lower else "."))
     if "health" in table:
         lines += [note for note in table["health"].fillna("") if note]
-    for column, what, pick, unit in (
-        ("inference_images_per_s", "Fastest at inference", "max", " images/s"),
-        ("params", "Smallest", "min", " parameters"),
+    facts = []
+    for column, what, pick, unit, alone_unit in (
+        (
+            "inference_images_per_s",
+            "Fastest at inference",
+            "max",
+            "images/s",
+            "images/s at inference",
+        ),
+        ("params", "Smallest", "min", "parameters", "parameters"),
     ):
         if column in table and table[column].notna().any():
             row = table.loc[getattr(table[column], f"idx{pick}")()]
-            lines.append(f"{what}: {row['model']} ({row[column]:,.0f}{unit}).")
+            if alone:
+                facts.append(f"{row[column]:,.0f} {alone_unit}")
+            else:
+                lines.append(f"{what}: {row['model']} ({row[column]:,.0f} {unit}).")
+    if facts:
+        lines.append(f"{table['model'].iloc[0]}: {', '.join(facts)}.")
     return "\n".join(lines)
 
 
