@@ -76,7 +76,6 @@ def compare_backends(
         images,
         batch_size=batch_size,
         n_single=n_single,
-        reference=None,
     )[0]
 
 
@@ -85,9 +84,9 @@ def _compare(
     candidate: Backend,
     images: Any,
     *,
-    batch_size: int,
-    n_single: int,
-    reference: tuple[dict[str, np.ndarray], dict[str, float]] | None,
+    batch_size: int = 64,
+    n_single: int = 32,
+    reference: tuple[dict[str, np.ndarray], dict[str, float]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """compare_backends' report and the candidate's outputs; `reference`, the Keras model's
     _run_backend over the same images, spares running it again for each file compared."""
@@ -189,9 +188,7 @@ def deployment_check(
     result["keras"] = {"accuracy": keras_accuracy, "latency": reference[1]}
     for quantize, path in paths.items():
         tfl = TFLiteModel(path)
-        compared, tfl_outputs = _compare(
-            keras, tfl, x, batch_size=64, n_single=32, reference=reference
-        )
+        compared, tfl_outputs = _compare(keras, tfl, x, reference=reference)
         entry: dict[str, Any] = {
             "file": path.name,
             "size_bytes": path.stat().st_size,

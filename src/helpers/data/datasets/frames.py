@@ -6,8 +6,9 @@ resized whole gives it a small face with hair, shoulders and background, and sco
 something it never saw. The crop is the predictor's (helpers.core.faces: the largest face, a
 `margin` of its side added on every side, by default a fifth; notebook 05 passes the model's
 training framing), kept inside the frame. A frame without a detected face keeps its centre
-square and is counted as repaired, by name, so a test set never loses images silently. Crops are cached under `data/cache/<reader>-<fingerprint>/` (or `cache_dir`), keyed by
-the source's files, sizes and times and by the crop settings.
+square and is counted as repaired, by name, so a test set never loses images silently. Crops
+are cached under `data/cache/<reader>-<fingerprint>/` (or `cache_dir`), keyed by the source's
+files, sizes and times and by the crop settings.
 """
 
 from __future__ import annotations
