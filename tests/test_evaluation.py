@@ -402,6 +402,25 @@ def test_by_model_shows_counts_whole_and_scores_rounded(run_dir: Path) -> None:
     assert "1234.0" not in shown.to_string() and "0.84412" not in shown.to_string()
 
 
+def test_speed_is_compared_on_one_view_and_negative_intervals_read_as_ranges(
+    run_dir: Path,
+) -> None:
+    """A model evaluated with ten-crop calls itself ten times per face: its speed without it
+    is the one compared. A CCC interval below zero reads "-0.300 to 0.134", not "-0.300-0.134"."""
+    slow = _metrics_json("a", 0.60, 0.08, -0.10) | {
+        "tta": "tencrop",
+        "inference": {"images_per_s": 60.0},
+        "without_tta": {"expression": {"f1_macro": 0.58}, "inference": {"images_per_s": 600.0}},
+    }
+    slow["valence"]["ccc_ci"] = [-0.3, 0.134]
+    write_metrics(slow, run_dir / "metrics" / "a.json")
+    table = comparison_table(run_dir)
+    assert table.set_index("model").loc["a", "one_view_images_per_s"] == 600.0
+    text = summary_text(table)
+    assert "without test-time augmentation): a (600 images/s)" in text
+    assert "(95% CI -0.300 to 0.134)" in text
+
+
 def test_comparison_table_names_a_corrupt_file(run_dir: Path) -> None:
     (run_dir / "metrics" / "c.json").write_text("{not json")
     with pytest.raises(DataError, match=r"c\.json"):
@@ -418,7 +437,7 @@ def test_best_models_and_summary(run_dir: Path) -> None:
     text = summary_text(table)
     assert "Expression: a is best" in text and "Landmarks: b is best" in text
     assert "CIs overlap" in text or "beyond both CIs" in text
-    assert "Fastest at inference: b" in text
+    assert "Fastest at inference (one view per image, without test-time augmentation): b" in text
     assert summary_text(table.iloc[0:0]) == "No model metrics found."
     assert text.startswith("2 models compared")
     # One model (the FER profiles train one) is described, not ranked against itself

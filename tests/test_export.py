@@ -307,3 +307,19 @@ def test_a_shared_saved_model_converts_to_the_same_file(keras_model, float_path,
     with saved_model(keras_model) as saved:
         again = export_tflite(keras_model, tmp_path / "again.tflite", saved=saved)
     assert again.read_bytes() == float_path.read_bytes()
+
+
+def test_export_and_the_interpreter_print_nothing(keras_model, tmp_path, capfd):
+    """The converter's and the interpreter's INFO lines (C++ logging on descriptor 2, Python
+    logging) stay out of the notebook and the terminal."""
+    path = export_tflite(
+        keras_model,
+        tmp_path / "quiet.int8.tflite",
+        quantize="int8",
+        calibration_images=_faces(0, 4),
+        n_calibration=4,
+    )
+    TFLiteModel(path)(np.zeros((1, SIZE, SIZE, 1), np.float32))
+    out, err = capfd.readouterr()
+    for notice in ("fully_quantize", "XNNPACK", "Assets written"):
+        assert notice not in out + err

@@ -172,3 +172,56 @@ def test_evaluate_writes_health_into_the_metrics_json() -> None:
     alive = evaluate("m", preds.assign(expression_pred=_noisy(0.9)), n_boot=0)
     assert not alive["health"]["collapsed"]
     assert "learned" in health_note("", "m", alive["health"])
+
+
+def _faces(n: int = 200, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks (n, 68, 2) in pixels of images of two sizes, and each image's (width, height)."""
+    rng = np.random.default_rng(seed)
+    shape = rng.uniform(0.2, 0.8, (68, 2))
+    sizes = np.where(rng.random((n, 1)) < 0.5, [48.0, 48.0], [224.0, 160.0])
+    return (shape + rng.normal(0, 0.03, (n, 68, 2))) * sizes[:, None], sizes
+
+
+def test_a_landmark_head_at_the_average_shape_learned_nothing() -> None:
+    truth, sizes = _faces()
+    average = (truth / sizes[:, None]).mean(axis=0) * sizes[:, None]
+    dead = health.landmark_health(truth, average, sizes)
+    assert dead["collapsed"] and "average shape" in dead["reasons"][0]
+    assert dead["nme"] == pytest.approx(dead["baseline_nme"])
+    near = truth + np.random.default_rng(5).normal(0, 0.3, truth.shape)
+    alive = health.landmark_health(truth, near, sizes)
+    assert not alive["collapsed"] and alive["nme"] < 0.5 * alive["baseline_nme"]
+    # Without each image's size the two frames mix and the average shape fits neither.
+    assert health.landmark_health(truth, average)["baseline_nme"] > dead["baseline_nme"]
+
+
+def test_a_regression_head_that_does_not_agree_with_the_truth_is_flagged() -> None:
+    truth = RNG.uniform(-1, 1, 300)
+    unrelated = health.regression_health(truth, RNG.uniform(-1, 1, 300), "arousal")
+    assert unrelated["spread_ratio"] > 0.5  # it varies, but not with the truth
+    assert unrelated["collapsed"] and "arousal CCC" in unrelated["reasons"][0]
+
+
+def test_a_head_other_than_expression_is_named_without_a_batchnorm_story(tmp_path: Path) -> None:
+    truth, sizes = _faces(len(TRUTH))
+    average = (truth / sizes[:, None]).mean(axis=0) * sizes[:, None]
+    table = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(len(TRUTH))],
+            "width": sizes[:, 0],
+            "height": sizes[:, 1],
+            "expression": TRUTH,
+            "expression_pred": _noisy(0.9),
+            "landmarks": list(truth),
+            "landmarks_pred": list(average),
+        }
+    )
+    scores = evaluate("custom_cnn", table, n_boot=0)
+    assert scores["health"]["collapsed_heads"] == ["landmarks"]
+    assert scores["landmarks"]["baseline_nme"] == pytest.approx(scores["landmarks"]["nme"])
+    text = health.health_text("custom_cnn", scores["health"], _history(0.9))
+    assert "custom_cnn learned nothing for landmarks" in text and "average shape" in text
+    assert "BatchNorm" not in text and "Not ranked for landmarks" in text
+    write_metrics(scores, tmp_path / "metrics" / "custom_cnn.json")
+    assert "landmarks" not in best_models(comparison_table(tmp_path))
+    assert "expression" in best_models(comparison_table(tmp_path))

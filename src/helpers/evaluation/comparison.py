@@ -27,6 +27,7 @@ HEADLINE: dict[str, tuple[str, bool]] = {
     "arousal": ("ccc", False),
     "landmarks": ("nme", True),
 }
+NO_MODEL = "no model learned it"  # best_per_task: every model was flagged for the task
 HEADLINE_LABELS = {"f1_macro": "macro F1", "ccc": "CCC", "nme": "NME"}
 # The metrics a test-time augmentation is compared on (a metrics JSON's `without_tta`).
 TTA_HEADLINE: dict[str, tuple[str, ...]] = {
@@ -149,6 +150,9 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     for head, block in without.items() if isinstance(without, Mapping) else ():
         for key, value in block.items() if isinstance(block, Mapping) else ():
             row[f"no_tta_{head}_{key}"] = to_number(value)
+    row["one_view_images_per_s"] = row.get(
+        "inference_images_per_s" if row["tta"] == "none" else "no_tta_inference_images_per_s"
+    )
     state = d.get("health")
     heads = state.get("collapsed_heads") if isinstance(state, Mapping) else None
     row["collapsed_heads"] = ",".join(str(h) for h in heads) if isinstance(heads, list) else ""
@@ -262,6 +266,18 @@ def best_models(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return best
 
 
+def best_per_task(table: pd.DataFrame) -> dict[str, str]:
+    """Each scored task's best model, or NO_MODEL where every model was flagged for it."""
+    best = best_models(table)
+    scored = {
+        task: best[task]["model"] if task in best else NO_MODEL
+        for task in HEADLINE
+        if (column := _headline(task)[0]) in table
+        and pd.to_numeric(table[column], errors="coerce").notna().any()
+    }
+    return dict(sorted(scored.items()))
+
+
 def model_to_use(table: pd.DataFrame) -> str:
     """The model to predict with: best expression macro-F1 among those that learned, else the
     best of those that did not (a tiny run may have only collapsed models), else the first."""
@@ -281,6 +297,11 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
+def ci_text(low: float, high: float) -> str:
+    """ "95% CI 0.61-0.66", or "-0.30 to 0.13" where a hyphen would read as a minus sign."""
+    return f"95% CI {_fmt(low)}{' to ' if min(low, high) < 0 else '-'}{_fmt(high)}"
+
+
 def summary_text(table: pd.DataFrame) -> str:
     """A few sentences naming the winners, whether their lead is beyond the CI, size and speed;
     a run of one model (as the FER profiles train) is described, not ranked against itself."""
@@ -292,13 +313,22 @@ def summary_text(table: pd.DataFrame) -> str:
         ("1 model evaluated" if alone else f"{len(table)} models compared")
         + (f" on {int(n.max()):,} test images." if len(n) else ".")
     ]
-    for task, info in best_models(table).items():
+    best = best_models(table)
+    for task, name in best_per_task(table).items():
+        if name == NO_MODEL:
+            lines.append(
+                f"{task.capitalize()}: "
+                + ("the model learned nothing for it" if alone else "no model learned it")
+                + " (below), so none is ranked."
+            )
+            continue
+        info = best[task]
         column, lower, metric = _headline(task)
         label = HEADLINE_LABELS.get(metric, metric)
         verdict = "" if alone else " is best"
         text = f"{task.capitalize()}: {info['model']}{verdict}, {label} {_fmt(info['value'])}"
         if info["ci"]:
-            text += f" (95% CI {_fmt(info['ci'][0])}-{_fmt(info['ci'][1])})"
+            text += f" ({ci_text(*info['ci'])})"
         others = table[(table["model"] != info["model"]) & ~collapsed(table, task)].dropna(
             subset=[column]
         )
@@ -319,11 +349,11 @@ def summary_text(table: pd.DataFrame) -> str:
     facts = []
     for column, what, pick, unit, alone_unit in (
         (
-            "inference_images_per_s",
-            "Fastest at inference",
+            "one_view_images_per_s",
+            "Fastest at inference (one view per image, without test-time augmentation)",
             "max",
             "images/s",
-            "images/s at inference",
+            "images/s at inference (one view per image)",
         ),
         ("params", "Smallest", "min", "parameters", "parameters"),
     ):

@@ -3,7 +3,9 @@ from a weak one, says what it predicts and the likely cause, so no report ranks 
 
 A model collapses when most of its predictions are one class, or its macro-F1 is near what
 guessing gets (1/K for K scored classes: the macro-F1 of uniform random guesses is at most
-that). A regression head collapses when its predictions barely vary against the truth's spread.
+that). A regression head collapses when its predictions barely vary against the truth's spread,
+or agree with the truth no better than a constant does (CCC near 0); a landmark head when its
+NME is no better than always predicting the faces' average shape.
 The cause is read from the training history where there is one: a model that learned in
 training mode (BatchNorm on batch statistics) but not in inference mode has BatchNorm moving
 statistics that lag behind its weights; one that learned nothing in either mode had a learning
@@ -20,10 +22,19 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.labels import EXPRESSIONS
+from helpers.evaluation.metrics import (
+    ccc,
+    image_sizes,
+    mean_shape_nme,
+    per_image_nme,
+    stack_landmarks,
+)
 
 COLLAPSE_SHARE = 0.8  # one class for at least this share of predictions: collapsed
 CHANCE_FACTOR = 1.5  # macro-F1 below CHANCE_FACTOR / K: near chance
 FLAT_REGRESSION = 0.1  # prediction spread below this share of the truth's spread: constant
+NO_AGREEMENT = 0.1  # concordance (CCC) below this: no better than a constant (CCC 0)
+LANDMARK_GAIN = 0.9  # NME above this share of the average face shape's: learned no landmarks
 LEARNED_FACTOR = 3.0  # training accuracy this many times chance: it learned in training
 BARELY_FACTOR = 1.5  # below this many times chance: it learned nothing at all
 
@@ -78,15 +89,35 @@ def regression_health(y_true: Any, y_pred: Any, head: str) -> dict[str, Any] | N
     if len(t) < 2 or float(t.std()) == 0.0:
         return None
     ratio = float(p.std() / t.std())
-    reasons = (
-        [
+    agreement = float(ccc(t, p))
+    reasons = []
+    if ratio < FLAT_REGRESSION:
+        reasons.append(
             f"{head} predictions barely vary (spread {ratio:.0%} of the truth's), "
             f"around {float(p.mean()):+.2f}"
+        )
+    elif not agreement >= NO_AGREEMENT:
+        reasons.append(f"{head} CCC {agreement:.2f}: no better than a constant (CCC 0)")
+    return {"collapsed": bool(reasons), "reasons": reasons, "spread_ratio": ratio, "ccc": agreement}
+
+
+def landmark_health(true: Any, pred: Any, sizes: Any | None = None) -> dict[str, Any] | None:
+    """Whether a landmark head beats the faces' average shape (metrics.mean_shape_nme); None
+    with nothing to check. sizes: (N, 2) width and height of each image."""
+    per_image = per_image_nme(true, pred)
+    baseline = mean_shape_nme(true, sizes)
+    if not per_image.size or not baseline:
+        return None
+    nme = float(per_image.mean())
+    reasons = (
+        [
+            f"landmark NME {nme:.3f}, no better than always predicting the faces' average "
+            f"shape ({baseline:.3f})"
         ]
-        if ratio < FLAT_REGRESSION
+        if nme > LANDMARK_GAIN * baseline
         else []
     )
-    return {"collapsed": bool(reasons), "reasons": reasons, "spread_ratio": ratio}
+    return {"collapsed": bool(reasons), "reasons": reasons, "nme": nme, "baseline_nme": baseline}
 
 
 def prediction_health(
@@ -104,6 +135,12 @@ def prediction_health(
     for head in ("valence", "arousal"):
         if head in cols and f"{head}_pred" in cols:
             heads[head] = regression_health(cols[head], cols[f"{head}_pred"], head)
+    if "landmarks" in cols and "landmarks_pred" in cols:
+        heads["landmarks"] = landmark_health(
+            stack_landmarks(cols["landmarks"]),
+            stack_landmarks(cols["landmarks_pred"]),
+            image_sizes(cols),
+        )
     heads = {h: v for h, v in heads.items() if v is not None}
     return {
         "collapsed": any(v["collapsed"] for v in heads.values()),
@@ -151,12 +188,19 @@ def health_text(
         return f"{model}: nothing to check (no expression, valence or arousal predictions)."
     if not health.get("collapsed"):
         return f"{model}: learned (no head collapsed)."
-    reasons = [r for h in health.get("collapsed_heads", []) for r in health[h]["reasons"]]
-    n_classes = (health.get("expression") or {}).get("n_classes", len(EXPRESSIONS))
-    heads = ", ".join(health.get("collapsed_heads", []))
+    dead = list(health.get("collapsed_heads", []))
+    reasons = "; ".join(r for h in dead for r in health[h]["reasons"])
+    heads = ", ".join(dead)
+    if "expression" in dead:
+        n_classes = (health.get("expression") or {}).get("n_classes", len(EXPRESSIONS))
+        return (
+            f"**{model} collapsed** ({heads}): {reasons}. Likely cause: "
+            f"{likely_cause(history, n_classes)}. Not ranked for {heads}."
+        )
     return (
-        f"**{model} collapsed** ({heads}): {'; '.join(reasons)}. Likely cause: "
-        f"{likely_cause(history, n_classes)}. Not ranked for {heads}."
+        f"**{model} learned nothing for {heads}**: {reasons}. Usual causes: too few steps for "
+        f"{'that head' if len(dead) == 1 else 'those heads'}, or a loss weight (`loss_weights`) "
+        f"too small beside the expression loss. Not ranked for {heads}."
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import krippendorff
@@ -222,6 +222,22 @@ def landmark_nme(true: Any, pred: Any, threshold: float = NME_FAILURE_THRESHOLD)
     }
 
 
+def mean_shape_nme(true: Any, sizes: Any | None = None) -> float | None:
+    """NME of always predicting these faces' average shape (in fractions of each image's width
+    and height when `sizes` (N, 2) is given): what a landmark head must beat to have learned
+    anything from the pixels. None without scorable truth."""
+    t = landmark_array(true, "true")
+    scale = np.ones((len(t), 1, 2)) if sizes is None else np.asarray(sizes, np.float64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fractions = t / scale
+    present = np.isfinite(fractions).all(axis=(1, 2))
+    if not present.any():
+        return None
+    guess = np.where(present[:, None, None], fractions[present].mean(axis=0) * scale, np.nan)
+    per_image = per_image_nme(np.where(present[:, None, None], t, np.nan), guess)
+    return float(per_image.mean()) if per_image.size else None
+
+
 def per_image_nme(true: Any, pred: Any) -> np.ndarray:
     """Mean point-to-point error over inter-ocular distance, one value per scorable image."""
     t, p = landmark_array(true, "true"), landmark_array(pred, "pred")
@@ -298,6 +314,27 @@ def present_pairs(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(p[keep]).all():
         raise ValueError("regression_metrics: predictions are NaN/inf where the target is present")
     return t[keep], p[keep]
+
+
+def image_sizes(cols: Mapping[str, Any]) -> np.ndarray | None:
+    """(N, 2) width and height of each stored image, where a prediction table has them."""
+    if "width" not in cols or "height" not in cols:
+        return None
+    return np.stack([np.asarray(cols[c], dtype=np.float64) for c in ("width", "height")], axis=1)
+
+
+def stack_landmarks(values: Any) -> np.ndarray:
+    """(N, 68, 2) with NaN rows where a table cell holds None (no landmarks)."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return landmark_array(values, "landmarks")
+    nan = np.full((N_POINTS, 2), np.nan)
+    rows = [
+        nan
+        if v is None or (isinstance(v, float) and np.isnan(v))
+        else np.asarray(v, dtype=np.float64).reshape(N_POINTS, 2)
+        for v in values
+    ]
+    return np.stack(rows) if rows else np.empty((0, N_POINTS, 2))
 
 
 def landmark_array(x: Any, what: str) -> np.ndarray:

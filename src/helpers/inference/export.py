@@ -12,6 +12,7 @@ the predictor) needs to run it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -26,6 +27,7 @@ import numpy as np
 from helpers.core.errors import ConfigError, one_line
 from helpers.core.images import read_image
 from helpers.core.preprocess import to_model_input
+from helpers.core.quiet_import import NOTICES, stderr_without
 
 QUANTIZE = (None, "int8")
 SIGNATURE = "serving_default"
@@ -95,8 +97,33 @@ def saved_model(model: Any) -> Iterator[str]:
     export is half of a conversion's time (ResNet50: 11 of 23 s on a 2-core CPU)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "saved")
-        _float32_model(model).export(path, format="tf_saved_model", verbose=False)
+        with quiet_conversion():
+            _float32_model(model).export(path, format="tf_saved_model", verbose=False)
         yield path
+
+
+# What exporting and converting print on every model, with nothing a user can act on.
+CONVERSION_NOTICES = (
+    "Assets written to",
+    "fully_quantize:",
+    "Created TensorFlow Lite XNNPACK delegate",
+)
+
+
+@contextmanager
+def quiet_conversion() -> Iterator[None]:
+    """The block's TensorFlow INFO lines (Python logging and the C++ converter's, which only
+    the stderr descriptor reaches) left out of the notebook and terminal; warnings kept."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with stderr_without((*NOTICES, *CONVERSION_NOTICES)):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _convert(
@@ -120,7 +147,8 @@ def _convert(
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        with quiet_conversion():
+            return converter.convert()
     except Exception as error:  # the converter raises ConverterError, RuntimeError, ...
         raise ConfigError(
             f"TFLite conversion of {model.name!r} failed (quantize={quantize!r}): {one_line(error)}"
@@ -224,9 +252,11 @@ def interpreter(content: bytes, num_threads: int | None) -> Any:
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet_conversion():
         warnings.simplefilter("ignore")  # TF's interpreter warns that it moves to LiteRT
-        return Interpreter(model_content=content, num_threads=num_threads)
+        runtime = Interpreter(model_content=content, num_threads=num_threads)
+        runtime.allocate_tensors()  # where it announces its XNNPACK delegate
+        return runtime
 
 
 # --------------------------------------------------------------------------- comparison
