@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from helpers.core.errors import ConfigError
 from helpers.core.run_folder import RunFolder
 
 
@@ -18,6 +21,7 @@ def test_the_layout_every_stage_relies_on(tmp_path):
             "train": run.train_table,
             "augment": run.augment_settings,
             "manifest": run.manifest,
+            "settings": run.settings,
             "report": run.report,
             "model": run.model_path("vgg16"),
             "card": run.card_path("vgg16"),
@@ -35,6 +39,7 @@ def test_the_layout_every_stage_relies_on(tmp_path):
         "train": "train.parquet",
         "augment": "augment.json",
         "manifest": "manifest.json",
+        "settings": "settings.json",
         "report": "report.html",
         "model": "models/vgg16.keras",
         "card": "models/vgg16.json",
@@ -75,8 +80,28 @@ def test_resolve_makes_a_new_folder_or_finds_the_latest(tmp_path, monkeypatch):
     first = RunFolder.resolve("", create=True)
     first.records.write_bytes(b"x")
     assert RunFolder.resolve("") == first
-    given = RunFolder.resolve(str(tmp_path / "mine"))
+    given = RunFolder.resolve(str(tmp_path / "mine"), create=True)
     assert given.root.is_dir() and given.root.is_absolute()
+    assert RunFolder.resolve(str(tmp_path / "mine")) == given
+    # A later notebook's mistyped run_dir is an error, not a new empty folder.
+    with pytest.raises(ConfigError, match="does not exist"):
+        RunFolder.resolve(str(tmp_path / "mien"))
+    assert not (tmp_path / "mien").exists()
+
+
+def test_the_notebooks_after_01_follow_the_profile_it_recorded(tmp_path, capsys):
+    from helpers.run import profiles
+
+    run = RunFolder(tmp_path)
+    assert profiles.of_run(run, None) == "cpu"  # nothing recorded: the default
+    (tmp_path / "manifest.json").write_text('{"profile": {"name": "gpu"}}')
+    assert profiles.of_run(run, None) == "gpu"  # run_all.sh's manifest
+    profiles.record_profile(run, "smoke")
+    assert profiles.of_run(run, None) == "smoke"
+    assert profiles.of_run(run, "cpu") == "cpu"  # a notebook's own choice wins, and is said
+    assert "profile cpu given" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="unknown profile"):
+        profiles.record_profile(run, "smok")
 
 
 def test_paths_are_shown_without_the_machines_folders(tmp_path):

@@ -61,6 +61,11 @@ class RunFolder(os.PathLike):
         return self.root / "manifest.json"
 
     @property
+    def settings(self) -> Path:
+        """Notebook 01: the profile the run started with, for the notebooks after it."""
+        return self.root / "settings.json"
+
+    @property
     def records(self) -> Path:
         """Notebook 01: one row per face."""
         return self.root / "records.parquet"
@@ -199,6 +204,9 @@ class RunFolder(os.PathLike):
         """A notebook's run_dir parameter: '' means a new folder (create=True) or the latest."""
         if run_dir:
             path = Path(run_dir).expanduser().resolve()
-            path.mkdir(parents=True, exist_ok=True)
+            if create:
+                path.mkdir(parents=True, exist_ok=True)
+            elif not path.is_dir():  # a mistyped name, not a new empty folder
+                raise ConfigError(f"run folder {path} does not exist (run_dir = {run_dir!r})")
             return cls(path)
         return cls.new() if create else cls.latest()

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from helpers.core import paths
 from helpers.core.errors import ConfigError
+from helpers.core.jsonio import read_json, write_json
+from helpers.core.run_folder import RunFolder
 from helpers.models import registry
 
 if TYPE_CHECKING:
@@ -356,6 +358,33 @@ def get_profile(name: str) -> Profile:
         raise ConfigError(
             f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}"
         ) from None
+
+
+DEFAULT_PROFILE = "cpu"
+
+
+def record_profile(run: RunFolder, profile: str) -> None:
+    """Notebook 01 notes the run's profile, so the notebooks after it, run by hand with
+    `profile = None`, use the same one (run_all.sh passes it to each)."""
+    get_profile(profile)
+    write_json(run.settings, {"profile": profile})
+
+
+def of_run(run: RunFolder, profile: str | None) -> str:
+    """The profile a notebook uses: the one given, else the run's (notebook 01's record, or
+    run_all.sh's manifest), else cpu; a given one that differs from the run's is said once."""
+    recorded = None
+    for path, read in (
+        (run.settings, lambda d: d.get("profile")),
+        (run.manifest, lambda d: (d.get("profile") or {}).get("name")),
+    ):
+        if recorded is None and path.is_file():
+            recorded = read(read_json(path))
+    if profile is None:
+        return get_profile(recorded or DEFAULT_PROFILE).name
+    if recorded and recorded != profile:
+        print(f"note: profile {profile} given; run {run.name} was started with {recorded}")
+    return get_profile(profile).name
 
 
 def resolve(profile: str, model: str | None = None, **overrides: Any) -> dict[str, Any]:
