@@ -98,7 +98,8 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     model = build_model("custom_cnn", image_size=SIZE, heads=("expression", "valence"), n_classes=4)
     scores, preds = evaluate_model(model, "m", table, tta="flip", n_boot=0)
     assert scores["tta"] == "flip" and preds.attrs["inference"]["tta"] == "flip"
-    assert set(scores["without_tta"]) == {"expression", "valence"}
+    assert set(scores["without_tta"]) == {"expression", "valence", "inference"}
+    assert scores["without_tta"]["inference"]["images_per_s"] > 0  # one view per face
     assert set(scores["without_tta"]["expression"]) == {"accuracy", "f1_macro"}
     row = flatten_metrics(scores)
     assert row["tta"] == "flip" and "no_tta_expression_f1_macro" in row
@@ -109,7 +110,10 @@ def test_metrics_json_keeps_the_scores_without_tta(tmp_path) -> None:
     assert plain_row["no_tta_expression_f1_macro"] == plain_row["expression_f1_macro"]
     assert plain_row["no_tta_valence_ccc"] == plain_row["valence_ccc"]
     assert scores["without_tta"]["expression"]["accuracy"] == plain["expression"]["accuracy"]
-    assert list(headline_table(scores).columns) == ["metric", "value", "95% CI", "without TTA"]
+    shown = headline_table(scores)
+    assert list(shown.columns) == ["metric", "value", "95% CI", "without TTA"]
+    kappa = shown.set_index("metric").loc["kappa"]
+    assert kappa["without TTA"] == "" and len(kappa["value"].split(".")[1]) == 3
 
 
 def _faces_and_model(tmp_path, n: int, seed: int) -> tuple[pd.DataFrame, object]:

@@ -297,9 +297,14 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
+def ci_range(low: float, high: float, digits: int = 3) -> str:
+    """0.611-0.657, or -0.300 to 0.134 where a hyphen would read as a minus sign."""
+    return f"{low:.{digits}f}{' to ' if min(low, high) < 0 else '-'}{high:.{digits}f}"
+
+
 def ci_text(low: float, high: float) -> str:
-    """ "95% CI 0.61-0.66", or "-0.30 to 0.13" where a hyphen would read as a minus sign."""
-    return f"95% CI {_fmt(low)}{' to ' if min(low, high) < 0 else '-'}{_fmt(high)}"
+    """The summary's "95% CI 0.611-0.657"."""
+    return f"95% CI {ci_range(low, high)}"
 
 
 def summary_text(table: pd.DataFrame) -> str:

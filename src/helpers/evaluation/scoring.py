@@ -4,6 +4,7 @@ plus the recorded results a regression run must reproduce."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +21,7 @@ from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
 from helpers.evaluation.bootstrap import with_confidence_intervals
 from helpers.evaluation.comparison import (
+    ci_range,
     comparison_table,
     flatten_metrics,
     to_number,
@@ -376,15 +378,26 @@ def tta_validation_table(scores: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def headline_table(scores: Mapping[str, Any]) -> pd.DataFrame:
-    """The metrics a reader looks at first, with CIs (and without TTA when it was used)."""
+def headline_table(scores: Mapping[str, Any], digits: int = 3) -> pd.DataFrame:
+    """The metrics a reader looks at first, with CIs (and without TTA when it was used), as
+    text: rounded, an interval as a range, blank where a head has no such score."""
+
+    def shown(value: Any) -> str:
+        number = to_number(value)
+        return "" if math.isnan(number) else f"{number:.{digits}f}"
+
     without = scores.get("without_tta") or {}
     rows = []
     for name, (head, key) in HEADLINE_ROWS.items():
         block = scores.get(head) or {}
-        row = {"metric": name, "value": block.get(key), "95% CI": block.get(f"{key}_ci")}
+        ci = block.get(f"{key}_ci")
+        row = {
+            "metric": name,
+            "value": shown(block.get(key)),
+            "95% CI": ci_range(*ci, digits=digits) if ci and None not in ci else "",
+        }
         if without:
-            row["without TTA"] = (without.get(head) or {}).get(key)
+            row["without TTA"] = shown((without.get(head) or {}).get(key))
         rows.append(row)
     return pd.DataFrame(rows)
 
