@@ -7,6 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 vpy="$(AFFECT_TEST_EXTRAS=1 scripts/bootstrap.sh)"
 export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
+# This checkout's code, whichever checkout a shared environment was installed from.
+export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}"
 # oneDNN kernels on CPUs with AVX2 alone too (see src/helpers/__init__.py).
 export TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-1}"
 # Code checks first (seconds): style and format (ruff), the layers contract (import-linter,

@@ -114,3 +114,27 @@ def test_test_extras_install_once_and_apart_from_the_main_packages(tmp_path: Pat
     again = [_bootstrap(venv, AFFECT_TEST_EXTRAS="1"), _bootstrap(venv)]
     assert all(d.returncode == 0 for d in again)
     assert len((venv / "bin" / "pip-calls").read_text().splitlines()) == len(calls) + 1
+
+
+def test_both_commands_run_their_own_checkouts_code(tmp_path: Path) -> None:
+    """A virtual environment shared by two checkouts has one of them installed; each command
+    puts its own src/ first, so a clone runs the code it holds."""
+    scripts = tmp_path / "clone" / "scripts"
+    scripts.mkdir(parents=True)
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\necho "PYTHONPATH=$PYTHONPATH"\n')
+    (scripts / "bootstrap.sh").write_text(f'#!/bin/sh\necho "{python}"\n')
+    for path in (python, scripts / "bootstrap.sh"):
+        path.chmod(0o755)
+    for command in ("run_all.sh", "run_tests.sh"):
+        copy = tmp_path / "clone" / command
+        copy.write_text((REPO_ROOT / command).read_text())
+        copy.chmod(0o755)
+        done = subprocess.run(
+            ["bash", str(copy), "--help"] if command == "run_all.sh" else ["bash", str(copy), "x"],
+            env={**os.environ, "PYTHONPATH": "/elsewhere/src"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.stdout.strip() == f"PYTHONPATH={tmp_path / 'clone' / 'src'}:/elsewhere/src"
