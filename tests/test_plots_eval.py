@@ -177,3 +177,12 @@ def test_metric_comparison() -> None:
     assert "macro F1" in fig.axes[0].get_title() and "lower" in fig.axes[1].get_title()
     assert _is_message(plots.plot_metric_comparison(table.iloc[0:0]))
     assert _is_message(plots.plot_metric_comparison(pd.DataFrame({"model": ["a"]})))
+
+
+def test_a_near_zero_bar_keeps_a_readable_label() -> None:
+    """White text in the middle of a bar vanishes when the bar is a sliver: above it instead."""
+    table = pd.DataFrame({"model": ["a", "b"], "expression_f1_macro": [0.8, 0.002]})
+    ax = plots.plot_metric_comparison(table).axes[0]
+    shown = {t.get_text(): t for t in ax.texts if t.get_text()}
+    assert set(shown) == {"0.800", "0.002"}
+    assert shown["0.800"].get_color() == "white" and shown["0.002"].get_color() != "white"

@@ -832,14 +832,20 @@ def plot_metric_comparison(table: pd.DataFrame) -> Figure:
                 elinewidth=1,
                 ecolor="0.2",
             )
-        ax.bar_label(
-            bars,
-            labels=["n/a" if np.isnan(v) else f"{v:.3f}" for v in values],
-            fontsize=8,
-            label_type="center",
-            color="white",
-            fontweight="bold",
-        )
+        text = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values]
+        # Inside a bar in white where it has room; above a short one (0.002 would vanish).
+        room = np.abs(np.nan_to_num(values)) >= 0.15 * max(np.abs(ax.get_ylim()))
+        for inside, style in (
+            (True, {"label_type": "center", "color": "white"}),
+            (False, {"label_type": "edge", "color": "0.15", "padding": 2}),
+        ):
+            ax.bar_label(
+                bars,
+                labels=[t if r == inside else "" for t, r in zip(text, room, strict=True)],
+                fontsize=8,
+                fontweight="bold",
+                **style,
+            )
         ax.set_title(f"{task.capitalize()}: {label} ({'lower' if lower else 'higher'} is better)")
         ax.tick_params(axis="x", labelrotation=30)
         ax.axhline(0, color="0.4", linewidth=0.8)
