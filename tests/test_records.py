@@ -346,3 +346,22 @@ def test_a_run_folder_still_works_after_it_is_moved(tmp_path):
         assert read_image(image).shape[:2] == (24, 24)
     stored = load_records(moved.augmented_dir / "manifest.parquet")["image"]
     assert all(p.startswith(str(moved.augmented_dir)) for p in stored)
+
+
+def test_the_preview_shows_names_not_this_machines_paths_and_no_empty_columns() -> None:
+    from helpers.core.records import make_records, preview
+
+    table = make_records(
+        {
+            "id": ["a", "b"],
+            "image": ["zip:///home/me/data/set.zip!Dataset/images/a.jpg", "/home/me/faces/b.png"],
+            "source": ["set", "set"],
+            "expression": [1, 2],
+            "landmarks": [np.zeros((68, 2)), None],
+        }
+    )
+    shown = preview(table)
+    assert shown["image"].tolist() == ["Dataset/images/a.jpg", "b.png"]
+    assert shown["landmarks"].tolist() == ["68 points", ""]
+    assert "split" in table and "split" not in shown  # no row has one before notebook 03
+    assert "/home/me" not in shown.to_string()

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.core.errors import DataError
-from helpers.core.images import ZIP_SCHEME
+from helpers.core.images import ZIP_SCHEME, parse_uri
 from helpers.core.labels import N_EXPRESSIONS
 from helpers.core.landmarks import N_POINTS
 
@@ -323,6 +323,23 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
         df["image"] = absolute_images(df["image"], path.parent)
     validate_records(df, str(path))
     return _canonical(df)
+
+
+def preview(df: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The first rows as a reader wants them: each image by its name in the source (not this
+    machine's path to it), landmarks as a point count, and the columns no row fills left out
+    (`split` before notebook 03 assigns it)."""
+    head = df.head(n).copy()
+    if "image" in head:
+        head["image"] = [
+            member if archive else Path(member).name
+            for archive, member in map(parse_uri, head["image"].astype(str))
+        ]
+    if "landmarks" in head:
+        head["landmarks"] = [
+            "" if _absent(v) else f"{np.asarray(v).size // 2} points" for v in head["landmarks"]
+        ]
+    return head[[c for c in head.columns if df[c].map(lambda v: not _absent(v)).any()]]
 
 
 def landmarks_array(df: pd.DataFrame) -> np.ndarray:
