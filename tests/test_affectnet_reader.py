@@ -103,6 +103,14 @@ def test_lnd_shapes_and_text_accepted(tmp_path, lnd):
     np.testing.assert_allclose(df["landmarks"][0], landmarks(3).reshape(68, 2), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(2, 68), (1, 136), (136, 1)])
+def test_lnd_in_other_shapes_is_blanked_not_scrambled(tmp_path, shape):
+    lnd = landmarks(3).reshape(68, 2).T.reshape(shape)  # a row of x and a row of y, and others
+    result = read(build(tmp_path / "a.zip", record("1", lnd=lnd)))
+    assert result.records["landmarks"][0] is None and len(result.records) == 1
+    assert result.nulled == {"landmarks wrong shape": 1}
+
+
 def test_any_prefix_and_no_prefix(tmp_path):
     deep = read(build(tmp_path / "deep.zip", record("1", root="my/own folder"))).records
     bare = read(build(tmp_path / "bare.zip", record("1", root=""))).records

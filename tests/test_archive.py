@@ -152,6 +152,17 @@ def test_dots_inside_names_are_fine(tmp_path):
         assert read_member(zf, "a..b/c...jpg") == b"x"
 
 
+def test_encrypted_archive_refused_before_reading(tmp_path):
+    path = make_zip(tmp_path / "locked.zip", {"a.txt": b"hello", "b.txt": b"world"})
+    data = bytearray(path.read_bytes())
+    at = central_entries(bytes(data))[1] + 8  # general purpose flags; bit 0: encrypted
+    data[at] |= 0x1
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"encrypted \(password-protected\) archive") as err:
+        open_zip(path)
+    assert err.value.path == str(path) and err.value.member == "b.txt"
+
+
 def test_member_over_size_limit(tmp_path):
     path = make_zip(tmp_path / "big.zip", {"small.txt": b"x", "big.bin": os.urandom(5000)})
     with pytest.raises(DataError, match="declared size") as err:

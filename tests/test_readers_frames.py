@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.core.errors import DataError
+from helpers.core.errors import ConfigError, DataError
 from helpers.core.faces import centre_square, face_square, measure_framing
 from helpers.core.images import close_archives
 from helpers.core.labels import EXPRESSIONS, SYNONYMS
@@ -309,3 +309,16 @@ def test_fer2013_csv_as_a_test_set_is_scored_on_its_privatetest_half(tmp_path, m
         "scored on the source's test split: 4 of its 13 records "
         "(its train and validation splits left out)"
     )
+
+
+@pytest.mark.parametrize("margin", [-0.6, float("nan"), float("inf"), "0.3", 2.5, True])
+def test_a_bad_face_margin_is_refused_before_reading(tmp_path, margin):
+    root = jaffe_folder(tmp_path / "src")
+    cache = tmp_path / "cache"
+    with pytest.raises(ConfigError, match=r"face_margin must be a finite number in \[0, 2\]"):
+        read_source(root, face_margin=margin, cache_dir=cache, progress=False)
+    with pytest.raises(ConfigError, match=r"margin must be .* for the 'jaffe' reader"):
+        read_jaffe(root, margin=margin, cache_dir=cache, progress=False)
+    with pytest.raises(ConfigError, match=r"margin must be .* for the 'ckplus' reader"):
+        read_ckplus(root, margin=margin, cache_dir=cache, progress=False)
+    assert not cache.exists()

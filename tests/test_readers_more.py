@@ -584,5 +584,136 @@ def test_box_csv_finds_images_beside_it_and_accepts_its_folder(tmp_path):
     PILImage.fromarray(np.full((60, 60, 3), 120, np.uint8)).save(tmp_path / "images" / "a.jpg")
     (tmp_path / "faces.csv").write_text("image,label,x,y,w,h\na.jpg,happiness,10,10,30,30\n")
     assert detect_source(tmp_path) == "csv_boxes"
-    result = read_source(tmp_path, progress=False)
+    result = read_source(tmp_path, cache_dir=tmp_path / "cache", progress=False)
     assert len(result.records) == 1 and result.records["expression"].tolist() == [1]
+
+
+# ---- face-box CSV rows, names and box columns -----------------------------------------------
+
+
+def test_box_csv_short_and_long_rows_are_counted(tmp_path):
+    short, _ = box_csv(tmp_path, "label,image", ["happy", "sad,images/p1.png"], name="s.csv")
+    result = read_box_csv(short, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["expression"].tolist() == [2]
+    assert result.dropped == {"no image name": 1}
+    long, _ = box_csv(
+        tmp_path, "image,label", ["images/p1.png,happy,extra", "images/p1.png,sad"], name="l.csv"
+    )
+    result = read_box_csv(long, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["expression"].tolist() == [2]
+    assert result.dropped == {"malformed line": 1}
+    assert result.examples["malformed line"] == ["images/p1.png,happy,extra"]
+
+
+def test_box_csv_trailing_comma_on_every_row(tmp_path):
+    path, pixels = box_csv(
+        tmp_path,
+        "image,label,x,y,w,h",
+        ["images/p1.png,happy,2,3,10,8,", "images/p1.png,sad,0,0,30,20,"],
+    )
+    result = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["expression"].tolist() == [1, 2] and result.dropped == {}
+    np.testing.assert_array_equal(read_image(result.records["image"][0]), pixels[3:11, 2:12])
+
+
+def test_box_csv_names_are_stripped_when_finding_the_images(tmp_path):
+    path, _ = box_csv(tmp_path, "image,label", ["p1.png ,happy", "p1.png  ,sad"])
+    result = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.dropped == {}
+    assert set(result.records["image"]) == {str((tmp_path / "images/p1.png").resolve())}
+
+
+@pytest.mark.parametrize("header", ["image,label,xmin,ymin,xmax,ymax", "image,label,X1,Y1,X2,Y2"])
+def test_box_csv_reads_common_corner_columns(tmp_path, header):
+    path, pixels = box_csv(tmp_path, header, ["images/p1.png,happy,2,3,12,11"])
+    result = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(read_image(result.records["image"][0]), pixels[3:11, 2:12])
+    assert result.notes == []
+
+
+def test_box_csv_notes_box_like_columns_it_does_not_use(tmp_path):
+    path, _ = box_csv(tmp_path, "image,label,width,height", ["images/p1.png,happy,4,4"])
+    result = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["image"][0] == str((tmp_path / "images/p1.png").resolve())
+    assert len(result.notes) == 1 and "['width', 'height'] not used" in result.notes[0]
+    assert "note: box-like columns" in str(result) and "columns=" in str(result)
+
+
+# ---- archives given to readers of plain files ------------------------------------------------
+
+CSV_TEXT = b"image,label\nimages/p1.png,happy\n"
+
+
+@pytest.mark.parametrize(
+    "members, problem",
+    [
+        ({"../../outside.csv": CSV_TEXT}, "path traversal"),
+        ({"faces.csv": CSV_TEXT + b"images/p1.png,sad\n" * 200_000}, "compression ratio"),
+        ({"a.csv": CSV_TEXT, "b.csv": CSV_TEXT}, "a zip archive: the face-box CSV reader"),
+    ],
+)
+def test_box_csv_reader_validates_then_refuses_zips(tmp_path, members, problem):
+    path = write_zip(tmp_path / "faces.zip", members)
+    with pytest.raises(DataError, match=problem):
+        read_source(path, reader="csv_boxes", cache_dir=tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("reader", ["csv_boxes", "fer2013_csv"])
+def test_a_file_named_zip_that_is_not_one_is_named_so(tmp_path, reader):
+    fake = tmp_path / "faces.zip"
+    fake.write_bytes(CSV_TEXT)
+    with pytest.raises(DataError, match="not a zip archive"):
+        read_source(fake, reader=reader, cache_dir=tmp_path / "c", progress=False)
+
+
+# ---- options, ExpW's byte-order mark, fer2013.csv in a folder --------------------------------
+
+
+def test_options_are_checked_against_the_reader(tmp_path):
+    fer = write_zip(tmp_path / "fer.zip", fer_files())
+    result = read_source(fer, cache_dir=tmp_path / "c", progress=False)  # no cache: ignored
+    assert result.reader == "fer2013" and not (tmp_path / "c").exists()
+    with pytest.raises(ConfigError, match=r"'fer2013' reader takes no option 'min_confidence'"):
+        read_source(fer, min_confidence=0.5)
+    with pytest.raises(ConfigError, match=r"it accepts: limits, progress"):
+        read_source(fer, reader="affectnet", columns={})
+    root, _ = expw_tree(tmp_path / "expw")
+    for value in ("abc", float("nan"), None, True):
+        with pytest.raises(ConfigError, match=r"min_confidence must be a finite number.*'expw'"):
+            read_source(root, min_confidence=value, cache_dir=tmp_path / "c")
+    with pytest.raises(ConfigError, match="workers must be a whole number"):
+        read_expw(root, workers=0, cache_dir=tmp_path / "c")
+    path, _ = box_csv(tmp_path / "b", "image,label,confidence", ["images/p1.png,happy,1"])
+    with pytest.raises(ConfigError, match="min_confidence"):
+        read_box_csv(path, min_confidence="0.5", cache_dir=tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+
+
+def test_expw_label_file_with_a_byte_order_mark_keeps_its_first_face(tmp_path):
+    root, _ = expw_tree(tmp_path / "expw")
+    label = root / "data/label/label.lst"
+    plain = read_expw(root, cache_dir=tmp_path / "c", progress=False)
+    label.write_bytes(b"\xef\xbb\xbf" + label.read_bytes())
+    marked = read_expw(root, cache_dir=tmp_path / "c", progress=False)
+    assert marked.records["id"].tolist() == plain.records["id"].tolist()
+    assert marked.dropped == plain.dropped
+
+
+def test_fer_csv_in_a_folder_is_detected_and_read(tmp_path):
+    (tmp_path / "src" / "fer2013").mkdir(parents=True)
+    path, good = fer_csv(tmp_path / "src" / "fer2013" / "fer2013.csv")
+    (tmp_path / "src" / "notes.csv").write_text("a,b\n1,2\n")
+    folder = tmp_path / "src"
+    assert detect_source(folder) == "fer2013_csv"
+    result = read_source(folder, cache_dir=tmp_path / "c", progress=False)
+    from_file = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["id"].tolist() == from_file.records["id"].tolist() == sorted(good)
+    picked = read_fer_csv(
+        folder, member="fer2013/fer2013.csv", cache_dir=tmp_path / "c", progress=False
+    )
+    assert len(picked.records) == len(good)
+    with pytest.raises(ConfigError, match="is not a file inside"):
+        read_fer_csv(folder, member="../elsewhere.csv", cache_dir=tmp_path / "c")
+    with pytest.raises(DataError, match="no CSV with emotion and pixels columns in the folder"):
+        read_source(tmp_path / "c", reader="fer2013_csv")

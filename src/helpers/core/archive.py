@@ -19,6 +19,7 @@ GiB = 1 << 30
 # Local file header size before the name; a lower bound on where a member's data ends.
 _LOCAL_HEADER_BYTES = 30
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_ENCRYPTED = 0x1  # general purpose flag bit 0: the member's data is encrypted
 # Errors the zipfile/decompressor stack raises on damaged or unsupported data.
 _READ_ERRORS = (
     zipfile.BadZipFile,
@@ -78,6 +79,13 @@ def _check_member(path: Path, info: zipfile.ZipInfo, limits: ArchiveLimits) -> N
     reason = unsafe_name_reason(name)
     if reason:
         raise DataError(path, reason, _printable(name))
+    if info.flag_bits & _ENCRYPTED:
+        raise DataError(
+            path,
+            "encrypted (password-protected) archive: its members cannot be read; "
+            "re-create it without a password",
+            _printable(name),
+        )
     if info.file_size > limits.max_member_bytes:
         raise DataError(
             path,

@@ -7,7 +7,10 @@ A new format: add a module here and a register_reader call at the bottom of this
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
+import numbers
 import os
 import zipfile
 from collections.abc import Callable
@@ -22,6 +25,9 @@ from helpers.core.records import validate_records
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
+MARGIN_RANGE = (0.0, 2.0)  # a face crop's margin per side, as the predictor accepts it
+# Options read_source takes for every reader: passed on where the reader uses them.
+COMMON_OPTIONS = ("face_margin", "cache_dir")
 
 
 @dataclass
@@ -35,6 +41,7 @@ class ReadResult:
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few members
     nulled: dict[str, int] = field(default_factory=dict)  # reason -> values set to NaN/None
     repaired: dict[str, int] = field(default_factory=dict)  # reason -> records kept, mended
+    notes: list[str] = field(default_factory=list)  # what the reader did that users should know
 
     def summary(self) -> pd.DataFrame:
         """One row per reason, most frequent first, for display in notebooks."""
@@ -69,7 +76,8 @@ class ReadResult:
         absent = [k for k, v in counts.items() if not v]
         lines = [kept, per_class] + ([f"  absent: {', '.join(absent)}"] if absent else [])
         problems = [f"  {r.outcome} {r.count:,} x {r.reason}" for r in self.summary().itertuples()]
-        return "\n".join([*lines, *problems])
+        notes = [f"  note: {note}" for note in self.notes]
+        return "\n".join([*lines, *problems, *notes])
 
 
 class Tally:
@@ -80,6 +88,7 @@ class Tally:
         self.nulled: dict[str, int] = {}
         self.repaired: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
+        self.notes: list[str] = []
 
     def _note(self, counts: dict[str, int], reason: str, example: str | None) -> None:
         """Count one occurrence and keep the example if there is room."""
@@ -100,6 +109,11 @@ class Tally:
         """A record kept after mending (e.g. no face found: the centre of the image used)."""
         self._note(self.repaired, reason, example)
 
+    def note(self, text: str) -> None:
+        """Something about the whole source worth saying (e.g. columns left unused)."""
+        if text not in self.notes:
+            self.notes.append(text)
+
     def result(self, records: pd.DataFrame, reader: str, source: str | os.PathLike) -> ReadResult:
         """Package the records with this tally."""
         return ReadResult(
@@ -110,6 +124,38 @@ class Tally:
             {k: list(v) for k, v in self.examples.items()},
             dict(self.nulled),
             dict(self.repaired),
+            list(self.notes),
+        )
+
+
+def check_number(
+    name: str,
+    value: object,
+    reader: str,
+    low: float | None = None,
+    high: float | None = None,
+) -> float:
+    """A reader's numeric option as a float, or a ConfigError naming it, before any reading."""
+    number = math.nan  # not a number at all ('0.3', None, True): refused below like NaN
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    within = (low is None or number >= low) and (high is None or number <= high)
+    if not (math.isfinite(number) and within):
+        bounds = f" in [{low:g}, {high:g}]" if low is not None and high is not None else ""
+        raise ConfigError(
+            f"{name} must be a finite number{bounds} for the {reader!r} reader, got {value!r}"
+        )
+    return number
+
+
+def check_workers(workers: object, reader: str) -> None:
+    """workers is None (automatic) or a whole number >= 1; a ConfigError otherwise."""
+    if workers is None:
+        return
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ConfigError(
+            f"workers must be a whole number >= 1 (or None) for the {reader!r} reader, "
+            f"got {workers!r}"
         )
 
 
@@ -169,17 +215,45 @@ def detect_source(path: str | os.PathLike) -> str:
     raise DataError(path, f"no reader recognises this source. Supported formats:\n{_formats()}")
 
 
+def reader_options(reader: Reader) -> list[str]:
+    """The options a reader's read() takes, by name (the source path excluded)."""
+    params = list(inspect.signature(reader.read).parameters.values())[1:]
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in kinds]
+
+
+def _option_names(reader: Reader) -> list[str]:
+    """The options a caller may pass through read_source's **options to this reader."""
+    return [name for name in reader_options(reader) if name not in ("reader", "cache_dir")]
+
+
+def _check_options(reader: Reader, options: dict) -> None:
+    """Every option is one the reader takes: a ConfigError naming it and those it accepts."""
+    accepted = _option_names(reader)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = ", ".join(accepted) or "none"
+        raise ConfigError(
+            f"the {reader.name!r} reader takes no option {', '.join(map(repr, unknown))}; "
+            f"it accepts: {takes} (and read_source's {', '.join(COMMON_OPTIONS)})"
+        )
+
+
 def read_source(
     path: str | os.PathLike,
     reader: str | None = None,
     face_margin: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
     **options,
 ) -> ReadResult:
     """Read any supported source into records, with the reader named or detected.
 
     face_margin: for sources of whole frames (JAFFE, CK+), the crop margin around each face
-    (a model's training framing, so its test faces look like its training faces); other
-    readers take their images as they are and ignore it."""
+    (a model's training framing, so its test faces look like its training faces), a number in
+    [0, 2]; other readers take their images as they are and ignore it.
+    cache_dir: where readers that write derived images (crops, decoded faces) keep them;
+    readers that write none ignore it. Any other option must be one the chosen reader takes
+    (a ConfigError lists them)."""
     if reader is None:
         reader = detect_source(path)
         how = "detected"
@@ -188,6 +262,11 @@ def read_source(
     else:
         how = "requested"
     chosen = READERS[reader]
+    _check_options(chosen, options)
+    if face_margin is not None:
+        face_margin = check_number("face_margin", face_margin, chosen.name, *MARGIN_RANGE)
+    if cache_dir is not None and "cache_dir" in reader_options(chosen):
+        options = {"cache_dir": cache_dir, **options}
     message = f"Reading {path} with the {chosen.name!r} reader ({how}: {chosen.description})"
     if chosen.crops_faces and face_margin is not None:
         options = {"margin": face_margin, **options}
@@ -230,7 +309,7 @@ register_reader(
     "fer2013_csv",
     _fer2013.looks_like_fer_csv,
     _fer2013.read_fer_csv,
-    "FER-2013 CSV (fer2013.csv, or a zip holding it): emotion, pixels "
+    "FER-2013 CSV (fer2013.csv, or a zip or folder holding it): emotion, pixels "
     "(2304 integers) and optional Usage columns",
 )
 register_reader(
@@ -261,7 +340,8 @@ register_reader(
     _csv_boxes.looks_like_box_csv,
     _csv_boxes.read_box_csv,
     "CSV of face boxes: image, label (expression name) and optional x, y, w, h "
-    "(or left, top, right, bottom), confidence, split columns",
+    "(or left, top, right, bottom; xmin, ymin, xmax, ymax; x1, y1, x2, y2), confidence, "
+    "split columns",
 )
 register_reader(
     "folders",

@@ -196,12 +196,16 @@ def _affect(data: bytes) -> float:
 
 
 def _landmarks(data: bytes) -> np.ndarray:
-    """136 values x0,y0,x1,y1,... as (68, 2) float32 pixels, or _Invalid."""
+    """(136,) values x0,y0,x1,y1,... or (68, 2) rows of x, y, as (68, 2) float32 pixels, or
+    _Invalid. Other shapes, (2, 68) among them, are refused: read as x0,y0,... they would
+    scramble the points, and which layout was meant cannot be told from the values."""
     arr = _load_npy(data)
     if arr.dtype.kind not in "USiuf":  # complex, bool, dates, records: not coordinates
         raise _Invalid("unparseable")
     if arr.size != N_POINTS * 2:  # checked before converting, so a forged shape costs nothing
         raise _Invalid("wrong length")
+    if arr.shape not in ((N_POINTS * 2,), (N_POINTS, 2)):
+        raise _Invalid("wrong shape")
     try:
         values = np.asarray(arr, dtype=np.float64).reshape(-1)
     except (ValueError, TypeError) as exc:

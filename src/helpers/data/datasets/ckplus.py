@@ -24,7 +24,13 @@ from helpers.core.faces import DEFAULT_MARGIN
 from helpers.core.labels import SYNONYMS
 from helpers.data.datasets import ReadResult, Tally
 from helpers.data.datasets.folders import IMAGE_EXTENSIONS, FileTree, file_names
-from helpers.data.datasets.frames import Frame, fingerprint, frames_result, frames_source
+from helpers.data.datasets.frames import (
+    Frame,
+    check_crop,
+    fingerprint,
+    frames_result,
+    frames_source,
+)
 
 READER = "ckplus"
 EMOTION = re.compile(r"^(S\d+_\d+)_(\d+)_emotion\.txt$", re.IGNORECASE)
@@ -85,6 +91,7 @@ def read_ckplus(
     progress: bool = True,
 ) -> ReadResult:
     """Records (the peak frame of each labelled sequence, its face cropped into the cache)."""
+    margin = check_crop(margin, workers, READER)
     path = frames_source(path, "holding cohn-kanade-images/ and Emotion/")
     tally = Tally()
     chosen: list[Frame] = []

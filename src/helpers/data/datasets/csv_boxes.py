@@ -11,10 +11,16 @@ CSV columns (matched case-insensitively; map your own names with `columns=`):
                images/ or image/ folder beside the CSV when the names are found there)
   label        expression name: neutral, happy/happiness, sad, surprise, fear, disgust,
                angry/anger, contempt (helpers.core.labels.SYNONYMS)
-  x, y, w, h   the face box in pixels (or left, top, right, bottom); no box columns at all
-               means whole images, not cropped
+  x, y, w, h   the face box in pixels (or left, top, right, bottom; or xmin, ymin, xmax,
+               ymax; or x1, y1, x2, y2); no box columns at all means whole images, not
+               cropped (box-like columns left unused are noted in the result)
   confidence   optional; used with `min_confidence`
   split        optional: train/val/test (training, validation, testing accepted)
+
+Rows are read as text: a row with fewer fields than the header has the rest blank, one with
+more is dropped as a malformed line (a trailing comma on every row is fine). The source must be
+a .csv file (or a folder holding one): a zip is validated and refused, since the crops need its
+images as files.
 """
 from __future__ import annotations
 
@@ -25,18 +31,19 @@ import math
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 from helpers.core.progress import bar as progress_bar
 
 from helpers.core import paths
-from helpers.data.datasets import ReadResult, Tally
+from helpers.core.archive import open_zip
+from helpers.data.datasets import ReadResult, Tally, check_number, check_workers
 from helpers.data.datasets.folders import split_of
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import read_image
@@ -51,7 +58,17 @@ DEFAULT_COLUMNS: dict[str, str] = {
 }
 BOX_FORMATS: dict[str, tuple[str, ...]] = {"xywh": ("x", "y", "w", "h"),
                                            "ltrb": ("left", "top", "right", "bottom")}
+# Other common spellings of a left/top/right/bottom box, tried when no box column is found.
+BOX_ALIASES: tuple[dict[str, str], ...] = (
+    {"left": "xmin", "top": "ymin", "right": "xmax", "bottom": "ymax"},
+    {"left": "x1", "top": "y1", "right": "x2", "bottom": "y2"},
+)
+# Column names that look like a face box; noted when a CSV has them but no usable box.
+BOX_LIKE = frozenset({"x", "y", "w", "h", "left", "top", "right", "bottom", "width", "height",
+                      "box", "bbox", "x0", "y0", "x1", "y1", "x2", "y2",
+                      "xmin", "ymin", "xmax", "ymax"})
 Box = tuple[int, int, int, int]  # left, top, right, bottom; right and bottom exclusive
+Row = tuple[int, dict[str, str]]  # data row number (ids and examples), column -> text
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -215,15 +232,79 @@ def _header(path: Path) -> list[str]:
     return [c.strip().lower() for c in next(csv.reader(io.StringIO(first)), [])]
 
 
-def fields_of(table: pd.DataFrame, present: Mapping[str, str]) -> list[str]:
-    """The image names of a CSV table, as written."""
-    return table[present["image"]].astype(str).tolist() if "image" in present else []
+def _parsed(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
+    """The CSV's rows, None for one the csv module cannot parse (a field over its size limit)."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield None
+
+
+def _unique(header: list[str]) -> list[str]:
+    """Header names made unique as pandas does ('x', 'x.1'), so no column hides another."""
+    seen: set[str] = set()
+    out = []
+    for name in header:
+        unique, n = name, 0
+        while unique in seen:
+            n += 1
+            unique = f"{name}.{n}"
+        seen.add(unique)
+        out.append(unique)
+    return out
+
+
+def _fit(fields: list[str], width: int) -> list[str] | None:
+    """A row as exactly `width` fields: missing ones blank, empty extras (a trailing comma)
+    cut; None when an extra field holds text, so no value lands in the wrong column."""
+    if len(fields) > width and any(f.strip() for f in fields[width:]):
+        return None
+    return (fields + [""] * width)[:width]
+
+
+def _table(path: Path, tally: Tally) -> tuple[list[str], list[Row]]:
+    """The header and the data rows as text; blank rows skipped, malformed ones counted."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not a readable CSV ({exc})") from exc
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+    header: list[str] | None = None
+    rows: list[Row] = []
+    for fields in _parsed(csv.reader(io.StringIO(text), skipinitialspace=True)):
+        if fields is not None and not any(f.strip() for f in fields):
+            continue
+        if header is None:
+            if fields is None:
+                raise DataError(path, "not a readable CSV (the header line cannot be parsed)")
+            header = _unique(fields)
+            continue
+        fitted = _fit(fields, len(header)) if fields is not None else None
+        if fitted is None:
+            tally.drop("malformed line", ",".join(fields or ["(unparseable)"])[:80])
+        else:
+            rows.append((len(rows), dict(zip(header, fitted))))
+    if header is None:
+        raise DataError(path, "not a readable CSV (No columns to parse from file)")
+    return header, rows
+
+
+def fields_of(rows: Sequence[Row], present: Mapping[str, str]) -> list[str]:
+    """The image names of a CSV's rows, stripped as the faces' names are."""
+    if "image" not in present:
+        return []
+    return [row[present["image"]].strip() for _, row in rows]
 
 
 def _images_folder(csv_path: Path, names: list[str]) -> Path:
     """Where the CSV's image names resolve: its own folder, or an images/ (image/) beside it."""
     candidates = [csv_path.parent] + [csv_path.parent / d for d in ("images", "image", "imgs")]
-    probe = [n for n in names[:20] if n and "\x00" not in n]
+    probe = [n.strip() for n in names[:20] if n.strip() and "\x00" not in n]
     for folder in candidates:
         if probe and any((folder / n).is_file() for n in probe):
             return folder
@@ -247,6 +328,27 @@ def looks_like_box_csv(path: str | os.PathLike) -> bool:
     return {DEFAULT_COLUMNS["image"], DEFAULT_COLUMNS["label"]} <= header
 
 
+def _refuse_archive(path: Path) -> None:
+    """A zip is checked like every archive (unsafe or corrupt ones say so), then refused: the
+    crops need the images as files, and the CSV's names are relative to a folder."""
+    if path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
+        open_zip(path).close()
+        raise DataError(path, "a zip archive: the face-box CSV reader reads a .csv file (or a "
+                              "folder holding one) beside its images; unzip the archive first")
+
+
+def _box_aliases(present: dict[str, str], actual: Mapping[str, str],
+                 columns: Mapping[str, str] | None) -> dict[str, str]:
+    """present plus the first complete alias set (xmin.., x1..) when no box column was found."""
+    box_fields = {f for fields in BOX_FORMATS.values() for f in fields}
+    if box_fields & (set(present) | set(columns or {})):
+        return present
+    for alias in BOX_ALIASES:
+        if all(name in actual for name in alias.values()):
+            return {**present, **{field: actual[name] for field, name in alias.items()}}
+    return present
+
+
 def _resolve_columns(path: Path, header: list[str], columns: Mapping[str, str] | None,
                      box_format: str | None) -> tuple[dict[str, str], str | None]:
     """Field -> actual column name for the fields present, and the box format in use."""
@@ -266,6 +368,7 @@ def _resolve_columns(path: Path, header: list[str], columns: Mapping[str, str] |
             raise DataError(path, f"no {field} column (looked for {wanted[field]!r}; columns "
                                   f"are {list(header)}); map yours with columns="
                                   f"{{{field!r}: 'your name'}}")
+    present = _box_aliases(present, actual, columns)
     formats = [box_format] if box_format else list(BOX_FORMATS)
     for name in formats:
         fields = BOX_FORMATS[name]
@@ -276,6 +379,17 @@ def _resolve_columns(path: Path, header: list[str], columns: Mapping[str, str] |
             missing = [wanted[f] for f in fields if f not in present]
             raise DataError(path, f"box columns incomplete for {name}: missing {missing}")
     return present, None
+
+
+def _unused_box_note(header: list[str], present: Mapping[str, str]) -> str | None:
+    """What to say when box-like columns are present but no box is used (whole images)."""
+    used = set(present.values())
+    unused = [c for c in header if c.strip().lower() in BOX_LIKE and c not in used]
+    if not unused:
+        return None
+    return (f"box-like columns {unused} not used: whole images kept, not cropped; map them "
+            "with columns={'x': ..., 'y': ..., 'w': ..., 'h': ...} (or left, top, right, "
+            "bottom)")
 
 
 def _number(text: str) -> float:
@@ -301,62 +415,57 @@ def read_box_csv(path: str | os.PathLike, columns: Mapping[str, str] | None = No
 
     path may also be a folder holding one such CSV (and its images).
     """
+    if min_confidence is not None:
+        min_confidence = check_number("min_confidence", min_confidence, READER)
+    check_workers(workers, READER)
     path = Path(path)
     if path.is_dir():
         path = _single_csv(path) or path
     if not path.is_file():
         raise DataError(path, "CSV file not found")
+    _refuse_archive(path)
     tally = Tally()
-    bad_lines: list[list[str]] = []
-
-    def skip(fields: list[str]) -> None:
-        bad_lines.append(fields)  # returning None tells pandas to skip the line
-
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, engine="python",
-                            skipinitialspace=True, encoding="utf-8-sig", on_bad_lines=skip)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-            csv.Error) as exc:
-        raise DataError(path, f"not a readable CSV ({exc})") from exc
-    for fields in bad_lines:
-        tally.drop("malformed line", ",".join(fields)[:80])
-    present, fmt = _resolve_columns(path, list(table.columns), columns, box_format)
+    header, rows = _table(path, tally)
+    present, fmt = _resolve_columns(path, header, columns, box_format)
     if min_confidence is not None and "confidence" not in present:
         raise DataError(path, "min_confidence given but the CSV has no confidence column "
                               f"(looked for {(columns or {}).get('confidence', 'confidence')!r})")
-    folder = Path(images_dir) if images_dir is not None else _images_folder(path, fields_of(table, present))
+    folder = (Path(images_dir) if images_dir is not None
+              else _images_folder(path, fields_of(rows, present)))
     cache = None
     if fmt is not None:
         fingerprint = hashlib.sha256("\n".join(
             [file_sha256(path), str(folder.resolve()), fmt, repr(sorted(present.items()))]
         ).encode()).hexdigest()
         cache = cache_folder(READER, fingerprint, cache_dir)
-    fields = pd.DataFrame({field: table[column] for field, column in present.items()})
+    elif note := _unused_box_note(header, present):
+        tally.note(note)
+    fields = [(n, {field: row[column] for field, column in present.items()}) for n, row in rows]
     faces = _faces(fields, folder, fmt, min_confidence, tally)
-    rows = crop_faces(faces, cache, tally, READER, workers, progress, f"Reading {path.name}")
-    if not rows:
+    found = crop_faces(faces, cache, tally, READER, workers, progress, f"Reading {path.name}")
+    if not found:
         raise no_records(path, tally, "faces")
-    return tally.result(make_records(rows, where=str(path)), READER, path)
+    return tally.result(make_records(found, where=str(path)), READER, path)
 
 
-def _faces(table: pd.DataFrame, folder: Path, fmt: str | None, min_confidence: float | None,
+def _faces(rows: Sequence[Row], folder: Path, fmt: str | None, min_confidence: float | None,
            tally: Tally) -> list[Face]:
-    """Faces from the table's rows (columns renamed to field names), bad rows counted."""
+    """Faces from the rows (columns renamed to field names), bad rows counted."""
     faces: list[Face] = []
     fields = BOX_FORMATS.get(fmt, ())
-    for n, row in enumerate(table.to_dict("records")):
-        name = str(row["image"]).strip()
+    for n, row in rows:
+        name = row["image"].strip()
         where = f"row {n}: {name or '(no name)'}"
         if not name:
             tally.drop("no image name", where)
             continue
-        label = expression_index(str(row["label"]))
+        label = expression_index(row["label"])
         if label is None:
             tally.drop("unknown label", f"row {n}: {row['label']!r}")
             continue
         if min_confidence is not None:
             try:
-                confidence = _number(str(row["confidence"]))
+                confidence = _number(row["confidence"])
             except ValueError:
                 tally.drop("unparseable confidence", where)
                 continue
@@ -371,7 +480,7 @@ def _faces(table: pd.DataFrame, folder: Path, fmt: str | None, min_confidence: f
                 tally.drop("unparseable box", where)
                 continue
         split = None
-        if text := str(row.get("split", "")).strip():
+        if text := row.get("split", "").strip():
             split = split_of(text)
             if split is None:
                 tally.null("unknown split value", f"row {n}: {text!r}")

@@ -13,7 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets import ReadResult, Tally, check_number, check_workers
 from helpers.data.datasets.csv_boxes import (Face, cache_folder, crop_faces, file_sha256,
                                         no_records)
 from helpers.core.errors import DataError
@@ -94,6 +94,8 @@ def read_expw(path: str | os.PathLike, min_confidence: float = DEFAULT_MIN_CONFI
               cache_dir: str | os.PathLike | None = None, workers: int | None = None,
               progress: bool = True) -> ReadResult:
     """Records (one per face, cropped into the cache) from an ExpW folder or its label.lst."""
+    min_confidence = check_number("min_confidence", min_confidence, READER)
+    check_workers(workers, READER)
     path = Path(path)
     label_file = find_label_file(path)
     if label_file is None:
@@ -103,11 +105,12 @@ def read_expw(path: str | os.PathLike, min_confidence: float = DEFAULT_MIN_CONFI
         raise DataError(label_file, "no image folder found beside it (looked for "
                                     f"{', '.join(_IMAGE_PLACES)}); pass images_dir=")
     try:
-        lines = label_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        # utf-8-sig: a byte-order mark (Windows editors) must not cost the first line
+        lines = label_file.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError as exc:
         raise DataError(label_file, f"cannot read ({exc.strerror or exc})") from exc
     tally = Tally()
-    faces = _faces(lines, images, float(min_confidence), tally)
+    faces = _faces(lines, images, min_confidence, tally)
     fingerprint = hashlib.sha256(
         f"{file_sha256(label_file)}\n{images.resolve()}".encode()).hexdigest()
     cache = cache_folder(READER, fingerprint, cache_dir)

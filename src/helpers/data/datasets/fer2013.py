@@ -14,7 +14,9 @@ PrivateTest both -> test, as the Kaggle image-folder release and the coursework 
 03 then carves val from train), or your own mapping. Faces are written once as PNGs into
 `data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
 The CSV may sit inside a zip (e.g. Kaggle's download); it is read in place, with a per-member
-size limit raised to 2 GiB (`limits=` to change).
+size limit raised to 2 GiB (`limits=` to change). A folder holding it (at most two folders
+down) works too. When a zip or folder holds several, the ones with a Usage column come first,
+then the largest; `member=` (its path inside) picks another.
 
 Both sources have seven classes: no record is ever Contempt (7).
 """
@@ -53,6 +55,7 @@ USAGE_SPLITS: dict[str, dict[str, str]] = {
 CSV_LIMITS = ArchiveLimits(max_member_bytes=2 * GiB)
 _MIN_FER_CLASSES = 4  # FER class folders under train/ before a tree counts as FER-2013
 _HEAD = 4096
+_CSV_DEPTH = 2  # folders below a source folder searched for fer2013.csv
 
 
 # ---- image folders --------------------------------------------------------------------------
@@ -96,6 +99,17 @@ def _first_line(data: bytes) -> str:
     return data.decode("utf-8-sig", errors="replace").splitlines()[0] if data else ""
 
 
+Candidate = tuple[bool, int, str]  # (no Usage column, -size, name): sorts the likeliest first
+
+
+def _candidate(line: str, size: int, name: str) -> Candidate | None:
+    """A FER-style CSV's sort key from its first line, or None when it is not one."""
+    if not _is_fer_header(line):
+        return None
+    has_usage = "usage" in {c.strip().lower() for c in next(csv.reader([line]))}
+    return (not has_usage, -size, name)
+
+
 def _csv_members(zf: zipfile.ZipFile) -> list[str]:
     """Members of a zip that are FER-style CSVs, the ones with a Usage column first."""
     found = []
@@ -107,20 +121,44 @@ def _csv_members(zf: zipfile.ZipFile) -> list[str]:
             line = _first_line(read_head(zf, info.filename, _HEAD))
         except DataError:
             continue
-        if _is_fer_header(line):
-            has_usage = "usage" in {c.strip().lower() for c in next(csv.reader([line]))}
-            found.append((not has_usage, -info.file_size, info.filename))
+        if key := _candidate(line, info.file_size, info.filename):
+            found.append(key)
+    return [name for *_, name in sorted(found)]
+
+
+def _folder_csvs(folder: Path) -> list[str]:
+    """FER-style CSVs in a folder or up to _CSV_DEPTH below ('/'-joined), likeliest first."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder).parts
+        keep = len(rel) < _CSV_DEPTH
+        dirs[:] = [d for d in dirs if keep and not d.startswith(".") and d != "__MACOSX"]
+        for name in files:
+            parts = (*rel, name)
+            file = Path(root, name)
+            # is_file: a FIFO named like a CSV would block the open forever
+            if is_junk(parts) or not name.lower().endswith(".csv") or not file.is_file():
+                continue
+            try:
+                with open(file, "rb") as f:
+                    line, size = _first_line(f.read(_HEAD)), os.fstat(f.fileno()).st_size
+            except OSError:
+                continue
+            if key := _candidate(line, size, "/".join(parts)):
+                found.append(key)
     return [name for *_, name in sorted(found)]
 
 
 def looks_like_fer_csv(path: str | os.PathLike) -> bool:
-    """A .csv with emotion and pixels columns, or a zip holding one."""
+    """A .csv with emotion and pixels columns, or a zip or folder holding one."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".csv":
         with open(path, "rb") as f:
             return _is_fer_header(_first_line(f.read(_HEAD)))
+    if path.is_dir():
+        return bool(_folder_csvs(path))
     if is_zip(path):
-        with zipfile.ZipFile(path) as zf:
+        with open_zip(path, CSV_LIMITS) as zf:  # members are read only from a validated zip
             return bool(_csv_members(zf))
     return False
 
@@ -139,23 +177,47 @@ def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     return mapping
 
 
+def _read_file(path: Path, limits: ArchiveLimits) -> bytes:
+    """A CSV file's bytes, after checking its size against the limit."""
+    try:
+        size = path.stat().st_size
+        if size > limits.max_member_bytes:  # the real file is 0.3 GB; read whole below
+            raise DataError(path, f"{size / GiB:.1f} GB is over the "
+                                  f"{limits.max_member_bytes / GiB:.1f} GB limit for a "
+                                  "FER-2013 CSV (the real one is 0.3 GB); pass limits="
+                                  "ArchiveLimits(max_member_bytes=...) to read it anyway")
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+
+
+def _folder_csv(folder: Path, member: str | None) -> Path:
+    """The FER-2013 CSV in a folder: `member` (relative to it) or the likeliest one found."""
+    if member is None:
+        found = _folder_csvs(folder)
+        if not found:
+            raise DataError(folder, "no CSV with emotion and pixels columns in the folder "
+                                    f"(looked {_CSV_DEPTH} folders down)")
+        member = found[0]
+    target = (folder / member).resolve()
+    if folder.resolve() not in target.parents or not target.is_file():
+        raise ConfigError(f"member={member!r} is not a file inside {folder}")
+    return target
+
+
 def _load_csv(path: Path, member: str | None, limits: ArchiveLimits | None
               ) -> tuple[bytes, str]:
-    """The CSV's bytes and a name for messages, from a file or from inside a zip."""
+    """The CSV's bytes and a name for messages, from a file or from inside a zip or folder."""
     limits = limits or CSV_LIMITS
+    if path.is_dir():
+        path = _folder_csv(path, member)
+        return _read_file(path, limits), str(path)
+    if path.suffix.lower() == ".zip" and not is_zip(path):
+        open_zip(path, limits).close()  # says what is wrong with it (not a zip, truncated)
     if not is_zip(path):
         if member is not None:
-            raise ConfigError("member= applies only to a zip source")
-        try:
-            size = path.stat().st_size
-            if size > limits.max_member_bytes:  # the real file is 0.3 GB; read whole below
-                raise DataError(path, f"{size / GiB:.1f} GB is over the "
-                                      f"{limits.max_member_bytes / GiB:.1f} GB limit for a "
-                                      "FER-2013 CSV (the real one is 0.3 GB); pass limits="
-                                      "ArchiveLimits(max_member_bytes=...) to read it anyway")
-            return path.read_bytes(), str(path)
-        except OSError as exc:
-            raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
+            raise ConfigError("member= applies only to a zip or folder source")
+        return _read_file(path, limits), str(path)
     with open_zip(path, limits) as zf:
         if member is None:
             members = _csv_members(zf)

@@ -28,7 +28,13 @@ from helpers.core.faces import DEFAULT_MARGIN, Detector, centre_square, face_squ
 from helpers.core.images import read_image
 from helpers.core.progress import bar as progress_bar
 from helpers.core.records import make_records
-from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets import (
+    MARGIN_RANGE,
+    ReadResult,
+    Tally,
+    check_number,
+    check_workers,
+)
 from helpers.data.datasets.csv_boxes import cache_folder, no_records, safe_name, save_png
 from helpers.data.datasets.folders import is_zip
 
@@ -56,6 +62,13 @@ def frames_source(path: str | os.PathLike, what: str) -> Path:
     if not (path.is_dir() or is_zip(path)):
         raise DataError(path, f"expected a folder or a .zip {what}")
     return path
+
+
+def check_crop(margin: object, workers: object, reader: str) -> float:
+    """The crop margin as a float after checking it and workers: bad settings fail before any
+    frame is read, not as a 1-pixel crop or an error inside a worker thread."""
+    check_workers(workers, reader)
+    return check_number("margin", margin, reader, *MARGIN_RANGE)
 
 
 def fingerprint(path: Path, members: Sequence[str], margin: float = DEFAULT_MARGIN) -> str:
@@ -111,6 +124,7 @@ def crop_frames(
     """Record rows for the frames, each pointing at its face crop; unreadable frames dropped
     and frames without a face repaired (centre square), both counted in tally. Frames are
     decoded in worker threads (OpenCV releases the GIL); the result does not depend on them."""
+    margin = check_crop(margin, workers, reader)
     cache = cache_folder(reader, key, cache_dir)
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:

@@ -19,7 +19,13 @@ from helpers.core.faces import DEFAULT_MARGIN
 from helpers.core.labels import SYNONYMS
 from helpers.data.datasets import ReadResult, Tally
 from helpers.data.datasets.folders import IMAGE_EXTENSIONS, FileTree, file_names
-from helpers.data.datasets.frames import Frame, fingerprint, frames_result, frames_source
+from helpers.data.datasets.frames import (
+    Frame,
+    check_crop,
+    fingerprint,
+    frames_result,
+    frames_source,
+)
 
 READER = "jaffe"
 # subject . expression code + take . image number . extension
@@ -57,6 +63,7 @@ def read_jaffe(
     progress: bool = True,
 ) -> ReadResult:
     """Records (one per frame, the face cropped into the cache) from a JAFFE folder or zip."""
+    margin = check_crop(margin, workers, READER)
     path = frames_source(path, "of JAFFE images")
     tally = Tally()
     frames: list[Frame] = []
