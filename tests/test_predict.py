@@ -618,3 +618,261 @@ def test_faces_are_cropped_as_the_models_training_faces_were(
     assert "(--margin)" in capsys.readouterr().err
     predict_images(model, [tmp_path / "in"], progress=False)  # the Python API reads it too
     assert margins[-1] == 0.01
+
+
+# --------------------------------------------------------------------------- odd inputs
+
+
+def _cli_err(capsys, argv: list[str]) -> tuple[int, str]:
+    """Exit status and stderr of one command."""
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_a_name_that_is_not_utf8_gets_its_row_and_the_rest_carry_on(model_path, tmp_path):
+    folder = tmp_path / "in"
+    odd = _save(
+        Path(os.fsdecode(bytes(folder) + b"/bad\xff\xfename.png")), np.zeros((30, 30, 3), np.uint8)
+    )
+    _save(folder / "ok.png", np.zeros((30, 30, 3), np.uint8))
+    table = predict_images(Stub(), folder, detect=False, progress=False)
+    assert list(table["status"]) == ["ok", "ok"]
+    assert table["file"].iloc[0] == str(odd).encode("utf-8", "surrogateescape").decode(
+        "utf-8", "replace"
+    )
+    out = tmp_path / "out"
+    args = ["--model", str(model_path), str(folder), "--no-detect", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    assert pd.read_csv(out / "predictions.csv")["file"].str.contains("bad\ufffd\ufffdname").any()
+
+
+def test_repeated_inputs_are_read_once(tmp_path, monkeypatch):
+    image = _save(tmp_path / "a.png", np.zeros((30, 30, 3), np.uint8))
+    (tmp_path / "link.png").symlink_to(image)
+    monkeypatch.chdir(tmp_path)
+    stub = Stub()
+    table = predict_images(
+        stub, ["a.png", "a.png", "./a.png", tmp_path], detect=False, progress=False
+    )
+    assert list(table["file"]) == ["a.png"] and [b[0] for b in stub.batches] == [1]
+
+
+def test_heic_photos_are_named_and_files_a_folder_skips_are_counted(model_path, tmp_path, capsys):
+    folder = tmp_path / "in"
+    _save(folder / "a.png", np.zeros((30, 30, 3), np.uint8))
+    (folder / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 100)
+    (folder / "notes.txt").write_text("not a picture")
+    table = predict_images(Stub(), folder / "photo.heic", progress=False)
+    assert "HEIC/HEIF photos are not supported: convert" in table["error"].iloc[0]
+    code, err = _cli_err(
+        capsys, ["--model", str(model_path), str(folder), "--no-detect", "--quiet"]
+    )
+    assert code == 0
+    assert "left out 2 file(s) in the input folders without an image or video extension" in err
+    assert "HEIC/HEIF photos are not supported" in err
+
+
+def test_decoder_chatter_stays_off_the_terminal(tmp_path, capfd):
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8), (0, 0), 3)
+    data = bytearray(cv2.imencode(".jpg", image)[1].tobytes())
+    for i in range(600, len(data) - 10, 97):  # damaged scan data that libjpeg still decodes
+        data[i] = 0 if data[i] == 0xFF else 0xFF
+    (tmp_path / "damaged.jpg").write_bytes(bytes(data))
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    table = predict_images(Stub(), tmp_path, detect=False, progress=False)
+    assert table.set_index("file")["status"].to_dict() == {
+        str(tmp_path / "broken.mp4"): "error",
+        str(tmp_path / "damaged.jpg"): "ok",
+    }
+    err = capfd.readouterr().err
+    assert "Corrupt JPEG data" not in err and "moov atom" not in err
+
+
+# --------------------------------------------------------------------------- model files
+
+
+def _run_with_card(tmp_path: Path, model_path: Path) -> Path:
+    """A run folder holding the model, a card with a measured margin and its evaluation."""
+    import shutil
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "metrics").mkdir()
+    shutil.copy(model_path, run / "models" / "custom_cnn.keras")
+    card = {"face_framing": {"margin": 0.01}, "profile": "smoke"}
+    (run / "models" / "custom_cnn.json").write_text(json.dumps(card))
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"tta": "flip"}))
+    return run / "models" / "custom_cnn.keras"
+
+
+def test_a_model_named_without_its_folder_keeps_its_run(model_path, tmp_path, monkeypatch):
+    from helpers.inference.cli import evaluated_tta, training_note
+    from helpers.inference.predict import training_margin
+
+    model = _run_with_card(tmp_path, model_path)
+    link = tmp_path / "elsewhere" / "best.keras"
+    link.parent.mkdir()
+    link.symlink_to(model)
+    monkeypatch.chdir(model.parent)
+    for typed in ("custom_cnn.keras", "./custom_cnn.keras", str(link)):
+        assert training_margin(typed)[0] == 0.01, typed
+        assert evaluated_tta(typed) == "flip", typed
+        assert "profile smoke" in training_note(typed), typed
+    outside = tmp_path / "blob.keras"  # a link in a run folder to a file outside any run
+    outside.write_bytes(b"")
+    (model.parent / "other.keras").symlink_to(outside)
+    (model.parent / "other.json").write_text(json.dumps({"face_framing": {"margin": 0.3}}))
+    assert training_margin("other.keras")[0] == 0.3
+
+
+def test_model_files_in_upper_case_and_model_folders(model_path, tmp_path, capsys):
+    import shutil
+
+    upper = tmp_path / "CUSTOM.KERAS"
+    shutil.copy(model_path, upper)
+    assert open_model(upper).metadata["image_size"] == 48
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    code, err = _cli_err(capsys, ["--model", str(tmp_path), str(image)])
+    assert code == 2 and "is a folder, not a model file" in err
+
+
+def test_a_sidecar_whose_labels_do_not_fit_the_output_is_refused(tmp_path):
+    from helpers.core.errors import DataError
+    from helpers.inference.runtime import TFLiteModel
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"TFL3")
+    tensor = {"dtype": "float32", "scale": 0.0, "zero_point": 0}
+    side = {
+        "input": {**tensor, "name": "image"},
+        "outputs": {"expression": {**tensor, "shape": [-1, 8]}},
+        "metadata": {"heads": ["expression"], "image_size": 48, "channels": 1, "labels": ["a"]},
+    }
+    (tmp_path / "m.tflite.json").write_text(json.dumps(side))
+    with pytest.raises(DataError, match=r"m\.tflite\.json: damaged sidecar: metadata\.labels"):
+        TFLiteModel(path)
+
+
+# --------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--scale-factor", "inf"),
+        ("--scale-factor", "nan"),
+        ("--scale-factor", "1e9"),
+        ("--min-face", "100000000000"),
+        ("--min-neighbors", "100000000000"),
+        ("--every", "0"),
+    ],
+)
+def test_out_of_range_options_name_their_flag(flag, value, tmp_path, capsys):
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    code, err = _cli_err(capsys, ["--model", str(tmp_path / "m.keras"), str(image), flag, value])
+    assert code == 2 and err.startswith(f"error: {flag} must be") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"scale_factor": float("inf")}, {"scale_factor": 3.0}, {"min_face": 10**11}]
+)
+def test_detector_settings_have_upper_bounds(kwargs):
+    with pytest.raises(ConfigError, match="must be"):
+        Detector(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--annotate"], "--annotate writes annotated images: give --out DIR"),
+        (["--backend", "keras"], "--backend keras cannot run m.tflite"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(extra, message, tmp_path, capsys):
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    code, err = _cli_err(capsys, ["--model", str(tmp_path / "m.tflite"), str(image), *extra])
+    assert code == 2 and message in err
+
+
+# --------------------------------------------------------------------------- output folder
+
+
+def _out_cases(tmp_path: Path) -> dict[str, tuple[Path, bool, bool, str]]:
+    """--out folders that cannot take this run: (folder, overwrite, annotate, message)."""
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "o4" / "predictions.csv").mkdir(parents=True)
+    (tmp_path / "o3").mkdir()
+    (tmp_path / "o3" / "annotated").write_text("")
+    return {
+        "dangling link": (tmp_path / "link", False, False, "is a link to a missing"),
+        "csv is a folder": (tmp_path / "o4", True, False, "predictions.csv is a folder"),
+        "annotated is a file": (tmp_path / "o3", False, True, "annotated is a file, not a folder"),
+        "proc": (Path("/proc/predout"), False, False, "cannot create or write to /proc/predout"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["dangling link", "csv is a folder", "annotated is a file", "proc"]
+)
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(
+    case, tmp_path, capsys, monkeypatch
+):
+    from helpers.inference import cli
+
+    out, overwrite, annotate_, message = _out_cases(tmp_path)[case]
+    if case == "proc" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    monkeypatch.setattr(cli, "open_model", lambda *a: pytest.fail("loaded the model"))
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    argv = ["--model", str(tmp_path / "m.keras"), str(image), "--out", str(out)]
+    argv += ["--overwrite"] * overwrite + ["--annotate"] * annotate_
+    code, err = _cli_err(capsys, argv)
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_outputs_that_cannot_be_written_after_the_work_are_one_line(
+    model_path, tmp_path, capsys, monkeypatch
+):
+    from helpers.inference import cli
+
+    folder = tmp_path / "o"
+    (folder / "predictions.json").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"predictions\.json: cannot be written"):
+        cli.write_outputs(pd.DataFrame({"file": ["a"]}), folder)
+
+    def full(*args, **kwargs):
+        raise ConfigError(f"{tmp_path / 'x' / 'predictions.csv'}: cannot be written (No space)")
+
+    monkeypatch.setattr(cli, "write_outputs", full)
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    argv = ["--model", str(model_path), str(image), "--no-detect", "--quiet"]
+    code, err = _cli_err(capsys, [*argv, "--out", str(tmp_path / "x")])
+    assert code == 2 and "Traceback" not in err and err.endswith("(No space)\n")
+
+
+def test_an_out_folder_holds_one_run(model_path, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    _save(inputs / "a.png", np.zeros((30, 30, 3), np.uint8))
+    out = tmp_path / "o2"
+    base = ["--model", str(model_path), str(inputs), "--no-detect", "--quiet", "--out", str(out)]
+    assert main([*base, "--format", "json", "--annotate"]) == 0
+    (out / "annotated" / "mine.txt").write_text("kept")
+    capsys.readouterr()
+    code, err = _cli_err(capsys, [*base, "--format", "csv"])
+    assert code == 2 and "already holds predictions.json, annotated/" in err
+    assert main([*base, "--format", "csv", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["annotated", "predictions.csv"]
+    assert [p.name for p in (out / "annotated").iterdir()] == ["mine.txt"]
+
+
+def test_an_out_folder_inside_an_input_folder_is_not_read_back(model_path, tmp_path):
+    folder = tmp_path / "selfin"
+    _save(folder / "a.png", np.zeros((30, 30, 3), np.uint8))
+    out = folder / "out"
+    args = ["--model", str(model_path), str(folder), "--no-detect", "--quiet", "--out", str(out)]
+    for again in ([], ["--overwrite"]):
+        assert main([*args, "--annotate", *again]) == 0
+        assert pd.read_csv(out / "predictions.csv")["file"].tolist() == [str(folder / "a.png")]
+    table = predict_images(Stub(), folder, detect=False, progress=False, exclude=[out])
+    assert table["file"].tolist() == [str(folder / "a.png")]

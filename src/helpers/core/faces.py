@@ -43,6 +43,34 @@ def _cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
+# Bounds of the Detector's settings: past them OpenCV fails inside detectMultiScale (out of
+# memory, or an int overflow) and the failure would be blamed on the image being searched. A
+# pyramid step above 2 skips most face sizes; no image the readers accept has a side of 1e6 px.
+MAX_SCALE_FACTOR = 2.0
+MAX_SIDE_PX = 1_000_000
+MAX_NEIGHBORS = 10_000
+
+
+def setting_problem(name: str, value: object) -> str | None:
+    """What is wrong with one Detector setting (None when it is usable): checked when the
+    detector is made, before any image is searched."""
+    if name == "scale_factor":
+        ok = (
+            isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool)
+            and 1.0 < float(value) <= MAX_SCALE_FACTOR
+        )
+        return None if ok else f"must be a number in (1, {MAX_SCALE_FACTOR:g}], got {value!r}"
+    low, high = (0, MAX_NEIGHBORS) if name == "min_neighbors" else (1, MAX_SIDE_PX)
+    if (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and low <= value <= high
+    ):
+        return None
+    return f"must be an integer in [{low}, {high:,}], got {value!r}"
+
+
 @dataclass(frozen=True)
 class Detector:
     """Haar-cascade face finder; defaults measured on the demo faces pasted into noisy scenes.
@@ -50,7 +78,8 @@ class Detector:
     scale_factor 1.05 finds more faces than OpenCV's usual 1.1 (about 73% vs 55% of rendered
     faces rolled up to 15 degrees) for about twice the time; min_neighbors 5 keeps false
     positives rare. min_face is in pixels of the original image. Images with a side above
-    max_side are searched at reduced size (the boxes are scaled back).
+    max_side are searched at reduced size (the boxes are scaled back). Bounds: scale_factor in
+    (1, 2], min_neighbors in [0, 10,000], min_face and max_side in [1, 1,000,000] px.
     """
 
     scale_factor: float = 1.05
@@ -59,16 +88,10 @@ class Detector:
     max_side: int = 1600
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.scale_factor, (int, float)) and self.scale_factor > 1.0):
-            raise ConfigError(f"scale_factor must be > 1, got {self.scale_factor!r}")
-        for name in ("min_neighbors", "min_face", "max_side"):
-            value = getattr(self, name)
-            if (
-                not isinstance(value, (int, np.integer))
-                or isinstance(value, bool)
-                or value < (0 if name == "min_neighbors" else 1)
-            ):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("scale_factor", "min_neighbors", "min_face", "max_side"):
+            problem = setting_problem(name, getattr(self, name))
+            if problem:
+                raise ConfigError(f"{name} {problem}")
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """(n, 4) int boxes x, y, w, h in image pixels, left to right, nested duplicates dropped."""

@@ -14,7 +14,9 @@ import json
 import math
 import os
 import sys
+import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers.core.errors import ConfigError, DataError
-from helpers.core.faces import DEFAULT_MARGIN, Detector
+from helpers.core.errors import ConfigError, DataError, one_line
+from helpers.core.faces import DEFAULT_MARGIN, Detector, setting_problem
 from helpers.core.jsonio import read_json
 from helpers.inference.predict import (
     check_args,
@@ -34,6 +36,7 @@ from helpers.inference.predict import (
     training_margin,
 )
 from helpers.inference.runtime import BACKENDS, open_model
+from helpers.inference.sources import HEIC_EXTENSIONS
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
 
 FORMATS = ("csv", "json")
@@ -48,47 +51,113 @@ def _json_value(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+PREDICTION_FILES = tuple(f"predictions.{f}" for f in FORMATS)
+ANNOTATED = "annotated"
+
+
 def write_outputs(
     table: pd.DataFrame, out_dir: str | os.PathLike, formats: Iterable[str] = FORMATS
 ) -> list[Path]:
-    """predictions.csv (landmarks as a JSON string) and/or predictions.json (a list of rows)."""
+    """predictions.csv (landmarks as a JSON string) and/or predictions.json (a list of rows);
+    a file that cannot be written is a ConfigError naming it, not a traceback."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
-    if "csv" in formats:
-        flat = table.copy()
-        if "landmarks" in flat:
-            flat["landmarks"] = [
-                json.dumps(v) if isinstance(v, list) else None for v in flat["landmarks"]
+    target = out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if "csv" in formats:
+            target = out / "predictions.csv"
+            flat = table.copy()
+            if "landmarks" in flat:
+                flat["landmarks"] = [
+                    json.dumps(v) if isinstance(v, list) else None for v in flat["landmarks"]
+                ]
+            flat.to_csv(target, index=False)
+            written.append(target)
+        if "json" in formats:
+            target = out / "predictions.json"
+            records = [
+                {k: _json_value(v) for k, v in row.items()} for row in table.to_dict("records")
             ]
-        flat.to_csv(out / "predictions.csv", index=False)
-        written.append(out / "predictions.csv")
-    if "json" in formats:
-        records = [{k: _json_value(v) for k, v in row.items()} for row in table.to_dict("records")]
-        (out / "predictions.json").write_text(json.dumps(records, indent=1) + "\n")
-        written.append(out / "predictions.json")
+            target.write_text(json.dumps(records, indent=1) + "\n")
+            written.append(target)
+    except OSError as error:
+        raise ConfigError(f"{target}: cannot be written ({_why(error)})") from error
     return written
 
 
+def _why(error: OSError) -> str:
+    """An OS error's reason in a few words (No space left on device, Permission denied)."""
+    return error.strerror or one_line(error)
+
+
+def _previous(out: Path) -> list[str]:
+    """What an earlier run left in a folder: predictions in either format, annotated images."""
+    found = [name for name in PREDICTION_FILES if os.path.lexists(out / name)]
+    annotated = out / ANNOTATED
+    if annotated.is_dir() and any(annotated.iterdir()):
+        found.append(f"{ANNOTATED}/")
+    return found
+
+
+def _make_folder(out: Path, folder: Path) -> None:
+    """Create a folder (parents too) and prove it takes a file, before any work is done."""
+    if folder.is_symlink() and not folder.exists():
+        raise ConfigError(f"--out {out}: {folder} is a link to a missing {os.readlink(folder)}")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {out}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"--out {out}: cannot create or write to {folder} ({_why(error)})"
+        ) from error
+
+
 def check_out_dir(
-    out_dir: str | os.PathLike, formats: Iterable[str] = FORMATS, overwrite: bool = False
+    out_dir: str | os.PathLike,
+    formats: Iterable[str] = FORMATS,
+    overwrite: bool = False,
+    annotate: bool = False,
 ) -> Path:
-    """The output folder, usable before any prediction is made: an existing file, or a path
-    under one, is a ConfigError now rather than a traceback after all the work; so is a folder
-    already holding predictions, unless overwrite."""
+    """The output folder (and annotated/ when annotating), created and shown writable before
+    any prediction is made, so a bad --out is a ConfigError now rather than a traceback after
+    all the work. A folder holding an earlier run's predictions (csv or json, whichever formats
+    are asked for now, or annotated images) is refused unless overwrite: one folder, one run."""
     out = Path(out_dir)
     for part in (out, *out.parents):
         if part.exists():
             if not part.is_dir():
                 raise ConfigError(f"--out {out}: {part} is a file, not a folder")
             break
-    taken = [f"predictions.{f}" for f in formats if (out / f"predictions.{f}").exists()]
+    for name in PREDICTION_FILES:
+        if (out / name).is_dir():
+            raise ConfigError(f"--out {out}: {out / name} is a folder, not a file")
+    taken = _previous(out) if out.is_dir() else []
     if taken and not overwrite:
         raise ConfigError(
-            f"--out {out} already holds {', '.join(taken)}; pass --overwrite to "
-            "replace it, or choose another folder"
+            f"--out {out} already holds {', '.join(taken)}; pass --overwrite to replace "
+            "an earlier run's predictions, or choose another folder"
         )
+    _make_folder(out, out)
+    if annotate:
+        _make_folder(out, out / ANNOTATED)
     return out
+
+
+def clear_out_dir(out: Path) -> None:
+    """An earlier run's predictions.csv/.json and annotated/*.jpg removed (--overwrite), so the
+    folder ends up holding one run; other files are left alone."""
+    annotated = out / ANNOTATED
+    images = sorted(annotated.glob("*.jpg")) if annotated.is_dir() else []
+    for path in [out / name for name in PREDICTION_FILES] + images:
+        try:
+            if os.path.lexists(path) and not path.is_dir():
+                path.unlink()
+        except OSError as error:
+            raise ConfigError(f"--overwrite: cannot remove {path} ({_why(error)})") from error
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,7 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace predictions already in OUT (refused without it)",
+        help="replace an earlier run's predictions in OUT (predictions.csv/.json and the "
+        ".jpg files in annotated/); a folder holding them is refused without it",
     )
     p.add_argument(
         "--annotate", action="store_true", help="also write annotated images to OUT/annotated/"
@@ -222,6 +292,47 @@ def no_face_hint(name: str) -> str:
     return f"no face found: {name}"
 
 
+def check_model_file(model: str, backend: str | None) -> None:
+    """--model and --backend that cannot work together, refused before any work."""
+    path = Path(model)
+    if path.is_dir():
+        raise ConfigError(
+            f"--model {model}: is a folder, not a model file (give its .keras or .tflite file)"
+        )
+    if backend == "keras" and path.suffix.lower() == ".tflite":
+        raise ConfigError(
+            f"--backend keras cannot run {path.name}, a TFLite file: leave --backend out"
+        )
+
+
+def make_detector(args: argparse.Namespace) -> Detector:
+    """The face detector of the command's options; a bad value names its option."""
+    for flag in ("scale_factor", "min_neighbors", "min_face"):
+        problem = setting_problem(flag, getattr(args, flag))
+        if problem:
+            raise ConfigError(f"--{flag.replace('_', '-')} {problem}")
+    return Detector(
+        scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, min_face=args.min_face
+    )
+
+
+def left_out_line(left_out: list[str]) -> str | None:
+    """One line saying how many files the input folders held that were not read, and why."""
+    if not left_out:
+        return None
+    counts = Counter(Path(p).suffix.lower() or "(no extension)" for p in left_out)
+    kinds = ", ".join(f"{n} {suffix}" for suffix, n in counts.most_common())
+    heic = (
+        " (HEIC/HEIF photos are not supported: convert them to JPEG or PNG)"
+        if any(s in HEIC_EXTENSIONS for s in counts)
+        else ""
+    )
+    return (
+        f"left out {len(left_out)} file(s) in the input folders without an image or video "
+        f"extension: {kinds}{heic}"
+    )
+
+
 def check_explain(model: str, backend: str | None, out: str | None) -> None:
     """--explain needs gradients and a folder for its images: refused before any work."""
     if backend == "tflite" or Path(model).suffix.lower() == ".tflite":
@@ -262,22 +373,26 @@ def main(argv: list[str] | None = None) -> int:
     """Exit 0 when at least one input was read, 1 when none was, 2 for bad options or model."""
     args = _parser().parse_args(argv)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    annotating = args.annotate or args.explain
     try:
         if args.explain:
             check_explain(args.model, args.backend, args.out)
+        if args.annotate and not args.out:
+            raise ConfigError("--annotate writes annotated images: give --out DIR")
         if not formats or set(formats) - set(FORMATS):
             raise ConfigError(f"--format must be csv, json or csv,json, got {args.format!r}")
-        detector = Detector(
-            scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, min_face=args.min_face
-        )
+        check_model_file(args.model, args.backend)
+        detector = make_detector(args)
         margin, margin_source = (
             (args.margin, "--margin") if args.margin is not None else training_margin(args.model)
         )
-        check_args(margin, args.batch_size, args.every)
+        check_args(margin, args.batch_size, args.every, flags=True)
         if args.out:
-            check_out_dir(args.out, formats, args.overwrite)
+            check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
         tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
         model = open_model(args.model, args.backend)
+        if args.out and args.overwrite:
+            clear_out_dir(Path(args.out))
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -292,38 +407,51 @@ def main(argv: list[str] | None = None) -> int:
             f"face crops: margin {margin:g} of the face box per side ({margin_source})",
             file=sys.stderr,
         )
-    with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
-        warnings.simplefilter("ignore")
-        table = predict_images(
-            model,
-            args.inputs,
-            detect=args.detect,
-            margin=margin,
-            batch_size=args.batch_size,
-            every=args.every,
-            progress=not args.quiet,
-            detector=detector,
-            tta=tta,
-            annotate_dir=(out / "annotated") if out and (args.annotate or args.explain) else None,
-            explain=args.explain,
-        )
+    try:
+        with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
+            warnings.simplefilter("ignore")
+            table = predict_images(
+                model,
+                args.inputs,
+                detect=args.detect,
+                margin=margin,
+                batch_size=args.batch_size,
+                every=args.every,
+                progress=not args.quiet,
+                detector=detector,
+                tta=tta,
+                annotate_dir=(out / ANNOTATED) if out and annotating else None,
+                explain=args.explain,
+                exclude=[out] if out else [],
+            )
+        _report(table)
+        summary = table.attrs["summary"]
+        if out is not None:
+            written = write_outputs(table, out, formats)
+            print(
+                "wrote "
+                + ", ".join(str(p) for p in written)
+                + (f", {out / ANNOTATED}/" if annotating else "")
+            )
+        else:
+            _print_table(table)
+    except ConfigError as error:  # the output folder stopped taking files
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary_line(summary))
+    return 0 if summary["with_faces"] + summary["without_faces"] else 1
+
+
+def _report(table: pd.DataFrame) -> None:
+    """The terminal's lines about inputs: what was skipped, left out or had no face."""
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
+    line = left_out_line(table.attrs.get("left_out", []))
+    if line:
+        print(line, file=sys.stderr)
     for name in table.loc[table["status"] == "no_face", "file"].unique():
         if not (table.loc[table["file"] == name, "status"] == "ok").any():
             print(no_face_hint(name), file=sys.stderr)
-    summary = table.attrs["summary"]
-    if out is not None:
-        written = write_outputs(table, out, formats)
-        print(
-            "wrote "
-            + ", ".join(str(p) for p in written)
-            + (f", {out / 'annotated'}/" if args.annotate or args.explain else "")
-        )
-    else:
-        _print_table(table)
-    print(summary_line(summary))
-    return 0 if summary["with_faces"] + summary["without_faces"] else 1
 
 
 if __name__ == "__main__":

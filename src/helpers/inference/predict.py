@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers.core.errors import ConfigError, DataError
+from helpers.core.errors import ConfigError, DataError, one_line
 from helpers.core.faces import DEFAULT_MARGIN, Detector, crop_face
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
@@ -36,7 +36,13 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.run_folder import RunFolder
 from helpers.inference.explain import Explainer, overlay
 from helpers.inference.runtime import Backend, KerasModel, open_model
-from helpers.inference.sources import expand_inputs, iter_frames
+from helpers.inference.sources import (
+    Source,
+    expand_inputs,
+    iter_frames,
+    printable,
+    read_quietly,
+)
 from helpers.inference.tta import TTAModel, check_tta
 
 if TYPE_CHECKING:
@@ -152,7 +158,7 @@ def _save_heatmaps(
             canvas = overlay(canvas, *heat[id(row)])
     plain = [{k: v for k, v in row.items() if k != "landmarks"} for row in rows]
     path = annotated.with_name(f"{_unique(f'{annotated.stem}_gradcam', used)}.jpg")
-    Image.fromarray(annotate(canvas, plain)).save(path, quality=92)
+    _write_jpeg(annotate(canvas, plain), path)
     return path
 
 
@@ -170,11 +176,21 @@ def _faces(
     return found
 
 
+def _knows(run: RunFolder, name: str) -> bool:
+    """Whether a folder looks like the run that trained the named model."""
+    return any(p.is_file() for p in (run.card_path(name), run.metrics_path(name), run.manifest))
+
+
 def run_of_model(model_path: str | os.PathLike) -> tuple[RunFolder, str]:
     """The run folder a model file sits in and the model's name: <run>/models/<m>.keras or
-    <run>/export/<m>[.int8].tflite."""
-    path = Path(model_path)
-    return RunFolder(path.parent.parent), path.name.split(".")[0]
+    <run>/export/<m>[.int8].tflite. The path is made absolute first, so a bare name or ./name
+    keeps its run; a link is followed to its target's run, or kept where it is when only the
+    link's own folder knows the model."""
+    typed = Path(os.path.abspath(model_path))
+    candidates = [
+        (RunFolder(p.parent.parent), p.name.split(".")[0]) for p in (typed.resolve(), typed)
+    ]
+    return next((c for c in candidates if _knows(*c)), candidates[0])
 
 
 def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
@@ -193,15 +209,20 @@ def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
     return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
 
 
-def check_args(margin: float, batch_size: int, every: int) -> None:
-    """Bad settings fail before the model is loaded or any file is read."""
+def check_args(margin: float, batch_size: int, every: int, flags: bool = False) -> None:
+    """Bad settings fail before the model is loaded or any file is read; with flags the
+    message names the command-line option (--every) rather than the argument (every)."""
+
+    def named(name: str) -> str:
+        return f"--{name.replace('_', '-')}" if flags else name
+
     if not isinstance(margin, (int, float)) or not 0.0 <= margin <= 2.0:
         raise ConfigError(
-            f"margin must be a number in [0, 2] (share of the face box), got {margin!r}"
+            f"{named('margin')} must be a number in [0, 2] (share of the face box), got {margin!r}"
         )
     for name, value in (("batch_size", batch_size), ("every", every)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+            raise ConfigError(f"{named(name)} must be an integer >= 1, got {value!r}")
 
 
 def predict_images(
@@ -218,6 +239,7 @@ def predict_images(
     annotate_dir: str | os.PathLike | None = None,
     tta: str = "none",
     explain: bool = False,
+    exclude: Iterable[str | os.PathLike] = (),
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
@@ -230,6 +252,8 @@ def predict_images(
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
     heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
+    exclude: folders not searched when an input folder holds them (annotate_dir always is);
+    the files a folder holds without a media extension are listed in df.attrs["left_out"].
     """
     if margin is None:
         is_file = isinstance(model_or_path, (str, os.PathLike))
@@ -258,12 +282,14 @@ def predict_images(
     out_dir = None if annotate_dir is None else Path(annotate_dir)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    sources = expand_inputs(inputs)
+    left_out: list[Path] = []
+    skip = [*exclude, *([out_dir] if out_dir is not None else [])]
+    sources = expand_inputs(inputs, exclude=skip, left_out=left_out)
     rows: list[dict[str, Any]] = []
     pending, names = _Pending(), dict[str, int]()
     for source in progress_bar(sources, desc="predicting", unit="file", disable=not progress):
         try:
-            for frame, image in iter_frames(source, every):
+            for frame, image in read_quietly(iter_frames(source, every)):
                 faces = _faces(image, detector, margin)
                 if not faces:
                     rows.append(
@@ -297,34 +323,33 @@ def predict_images(
                 if len(pending.inputs) >= batch_size:
                     _run(model, pending, batch_size, out_dir, names, explainer)
         except DataError as error:
-            rows.append({"file": source.name, "status": "error", "error": str(error)})
+            rows.append(_error_row(source, error))
         except OSError as error:  # EIO, permission denied: this file only
             why = error.strerror or type(error).__name__
-            rows.append(
-                {
-                    "file": source.name,
-                    "status": "error",
-                    "error": str(DataError(source.name, f"cannot be read ({why})")),
-                }
-            )
+            rows.append(_error_row(source, DataError(source.name, f"cannot be read ({why})")))
         except cv2.error as error:  # a decoder/codec failure inside OpenCV: this file only
             problem = " ".join(str(error).split())[-200:]
-            rows.append(
-                {
-                    "file": source.name,
-                    "status": "error",
-                    "error": str(DataError(source.name, f"OpenCV failed: {problem}")),
-                }
-            )
+            rows.append(_error_row(source, DataError(source.name, f"OpenCV failed: {problem}")))
     _run(model, pending, batch_size, out_dir, names, explainer)
     table = _table(rows, meta)
     table.attrs["summary"] = summarize(table)
     table.attrs["model"] = dict(meta)
+    table.attrs["left_out"] = [str(p) for p in left_out]
     return table
 
 
+def _error_row(source: Source, error: DataError) -> dict[str, Any]:
+    """An unreadable input's row, the error naming the file as the terminal shows it."""
+    return {"file": source.name, "status": "error", "error": str(error)}
+
+
 def _table(rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> pd.DataFrame:
-    """Rows in a frame with fixed columns and nullable integers (frame is None for stills)."""
+    """Rows in a frame with fixed columns and nullable integers (frame is None for stills);
+    names that are not UTF-8 made printable, so one odd name cannot stop the table."""
+    for row in rows:
+        for col in ("file", "error"):
+            if isinstance(row.get(col), str):
+                row[col] = printable(row[col])
     table = pd.DataFrame(rows, columns=_columns(meta))
     for col in ("frame", "face", "box_x", "box_y", "box_w", "box_h"):
         table[col] = pd.array(table[col], dtype="Int64")
@@ -428,8 +453,18 @@ def _save_annotated(
     stem = Path(name).stem.strip("<>").replace(" ", "_") or "image"
     stem = stem if frame is None else f"{stem}_f{frame:06d}"
     path = out_dir / f"{_unique(stem, used)}.jpg"
-    Image.fromarray(image).save(path, quality=92)
+    _write_jpeg(image, path)
     return path
+
+
+def _write_jpeg(image: np.ndarray, path: Path) -> None:
+    """One output image; a folder that stops taking files (full, removed) is the output's
+    problem, a ConfigError, never blamed on the input being read."""
+    try:
+        Image.fromarray(image).save(path, quality=92)
+    except OSError as error:
+        why = error.strerror or one_line(error)
+        raise ConfigError(f"{path}: cannot write the annotated image ({why})") from error
 
 
 # --------------------------------------------------------------------------- output files

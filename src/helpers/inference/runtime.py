@@ -64,6 +64,14 @@ def _check_sidecar(info: Any, side: Path) -> None:
         fail("outputs", "is missing or not an object")
     for head in heads:
         tensor(outputs.get(head), f"outputs.{head}")
+    if "expression" in heads:
+        shape = outputs["expression"].get("shape")
+        if isinstance(shape, list) and shape and shape[-1] != len(meta["labels"]):
+            fail(
+                "metadata.labels",
+                f"names {len(meta['labels'])} classes but outputs.expression has "
+                f"{shape[-1]!r} (shape {shape!r})",
+            )
 
 
 class TFLiteModel:
@@ -104,6 +112,7 @@ class TFLiteModel:
                 f"does not match {self.path.name}: outputs {sorted(names)} "
                 f"vs sidecar {sorted(self.outputs)}",
             )
+        self._check_classes(side)
         self.input_name = input_info["name"]
         shape = [
             int(v)
@@ -121,6 +130,20 @@ class TFLiteModel:
         self.input_scale, self.input_zero_point = input_info["scale"], input_info["zero_point"]
         self.quantize = self.info.get("quantize")
         self.size_bytes = len(content)
+
+    def _check_classes(self, side: Path) -> None:
+        """The expression output as wide as the sidecar's label list, so every class has a
+        name: a sidecar from another export would otherwise mislabel or crash the table."""
+        if "expression" not in self.metadata["heads"]:
+            return
+        detail = self._runner.get_output_details().get("expression", {})
+        shape = [int(v) for v in detail.get("shape", [])]
+        if not shape or shape[-1] != len(self.metadata["labels"]):
+            raise DataError(
+                side,
+                f"damaged sidecar: metadata.labels names {len(self.metadata['labels'])} "
+                f"classes but {self.path.name}'s expression output has shape {shape}",
+            )
 
     def _quantized_input(self, images: np.ndarray) -> np.ndarray:
         """Float pixels in the input's integer grid, where the model wants integers."""
@@ -169,6 +192,22 @@ class KerasModel:
         return {str(k): np.asarray(v) for k, v in out.items()}
 
 
+def _load_keras(path: Path) -> keras.Model:
+    """A .keras file, its suffix in any case (Keras itself reads only a lower-case .keras, so an
+    upper-case one is read through a link); DataError naming the file when it cannot load."""
+    from helpers.models.saving import load_trained  # keras and TF load only when needed
+
+    if path.suffix == ".keras" or path.suffix.lower() != ".keras" or not path.is_file():
+        return load_trained(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        link = Path(tmp) / f"{path.stem}.keras"
+        link.symlink_to(path.resolve())
+        try:
+            return load_trained(link)
+        except DataError as error:
+            raise DataError(path, error.problem) from error
+
+
 def open_model(model_or_path: Any, backend: str | None = None) -> Backend:
     """A Keras model, a .keras file, a .tflite file, a TFLiteModel or any Backend, ready to call.
 
@@ -185,15 +224,13 @@ def open_model(model_or_path: Any, backend: str | None = None) -> Backend:
         return model_or_path  # any other runtime that follows the Backend protocol
     if isinstance(model_or_path, (str, os.PathLike)):
         path = Path(model_or_path)
+        if path.is_dir():
+            raise DataError(path, "is a folder, not a model file (give its .keras or .tflite file)")
         if path.suffix.lower() == ".tflite":
             if backend == "keras":
                 raise ConfigError(f"{path}: a .tflite file needs backend='tflite'")
             return TFLiteModel(path)
-        from helpers.models.saving import (
-            load_trained,  # keras and TF load only when needed
-        )
-
-        model = load_trained(path)  # safe mode; DataError naming the file when it cannot load
+        model = _load_keras(path)
     else:
         import keras
 

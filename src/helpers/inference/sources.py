@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from PIL import Image
 from helpers.core.errors import DataError
 from helpers.core.images import MAX_PIXELS, ZIP_SCHEME, read_image
 from helpers.core.preprocess import as_rgb
+from helpers.core.quiet_import import stderr_without
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -25,6 +26,39 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 )
+
+# Phone photos this OpenCV/Pillow build cannot decode: named, so the message says what to do.
+HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
+
+# Lines the decoders (libjpeg, libtiff, FFmpeg) print on descriptor 2 while reading a damaged
+# file: the file's own row already says whether it was read.
+DECODER_NOISE = (
+    "Corrupt JPEG data",
+    "Premature end of JPEG file",
+    "Invalid SOS parameters",
+    "Unsupported marker type",
+    "libpng warning",
+    "TIFFRead",
+    "TIFFFetch",
+    "TIFFFillStrip",
+    "TIFFFillTile",
+    "moov atom not found",
+    "[mov,mp4,m4a,3gp,3g2,mj2 @",
+    "[avi @",
+    "[mjpeg @",
+    "[matroska,webm @",
+    "[h264 @",
+    "[hevc @",
+    "[mpeg4 @",
+    "global cap_ffmpeg",
+    "global cap.cpp",
+)
+
+
+def printable(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 (kept by surrogateescape) become
+    U+FFFD, so the name can go into the table, the output files and the terminal."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -41,35 +75,67 @@ def _kind(path: Path) -> str:
     return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
 
 
-def expand_inputs(inputs: Any) -> list[Source]:
+def _is_under(path: Path, folders: tuple[Path, ...]) -> bool:
+    """Whether a resolved path lies in one of the (resolved) folders."""
+    return any(path == f or f in path.parents for f in folders)
+
+
+def _folder_files(folder: Path, exclude: tuple[Path, ...]) -> tuple[list[Path], list[Path]]:
+    """A folder's media files (sorted) and its other files, the excluded folders left out: the
+    predictor's own output folder inside an input folder is not read back as input."""
+    media: list[Path] = []
+    other: list[Path] = []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or _is_under(p.resolve(), exclude):
+            continue
+        (media if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS else other).append(p)
+    return media, other
+
+
+def expand_inputs(
+    inputs: Any,
+    exclude: Iterable[str | os.PathLike] = (),
+    left_out: list[Path] | None = None,
+) -> list[Source]:
     """Files, folders (recursive, image and video extensions, sorted), zip:// image references
-    and arrays (one image, or a batch along the first axis), in order."""
+    and arrays (one image, or a batch along the first axis), in order.
+
+    A file named twice (or reached twice through folders and links) is read once, where it
+    first appears. Folders under `exclude` are not searched; a folder's files without a media
+    extension are appended to `left_out` when it is given."""
     if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
         inputs = list(inputs)
     elif isinstance(inputs, (str, os.PathLike, np.ndarray)):
         inputs = [inputs]
+    skip = tuple(Path(p).resolve() for p in exclude)
     sources: list[Source] = []
+    seen: set[str | Path] = set()
+
+    def add(source: Source, key: str | Path) -> None:
+        if key not in seen:
+            seen.add(key)
+            sources.append(source)
+
     for i, item in enumerate(inputs):
         if isinstance(item, np.ndarray):
             sources.append(Source(f"<array {i}>", "array", item))
             continue
         if isinstance(item, str) and item.startswith(ZIP_SCHEME):
-            sources.append(Source(item, "image"))  # read_image checks archive and member
+            add(Source(item, "image"), item)  # read_image checks archive and member
             continue
         path = Path(item)
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-            )
-            sources.extend(Source(str(p), _kind(p)) for p in found)
+            found, other = _folder_files(path, skip)
+            for p in found:
+                add(Source(str(p), _kind(p)), p.resolve())
+            if left_out is not None:
+                left_out.extend(other)
             if not found:
-                sources.append(Source(str(path), "empty"))
+                add(Source(str(path), "empty"), path.resolve())
         elif path.is_file():
-            sources.append(Source(str(path), _kind(path)))
+            add(Source(str(path), _kind(path)), path.resolve())
         else:
-            sources.append(Source(str(path), _special(path)))
+            add(Source(str(path), _special(path)), path.absolute())
     return sources
 
 
@@ -128,6 +194,30 @@ def upright(image: np.ndarray, path: str) -> np.ndarray:
     return image if method is None else np.asarray(Image.fromarray(image).transpose(method))
 
 
+def _read_still(name: str) -> np.ndarray:
+    """An image file as RGB; a HEIC/HEIF photo that cannot be decoded says what to do."""
+    try:
+        return read_image(name, mode="rgb")
+    except DataError as error:
+        if Path(name).suffix.lower() not in HEIC_EXTENSIONS:
+            raise
+        raise DataError(
+            name, "HEIC/HEIF photos are not supported: convert it to JPEG or PNG"
+        ) from error
+
+
+def read_quietly(frames: Iterator[Any]) -> Iterator[Any]:
+    """Each step of a reader with the decoders' own lines (DECODER_NOISE) kept off the
+    terminal; everything else they print still shows."""
+    end = object()
+    while True:
+        with stderr_without(DECODER_NOISE):
+            item = next(frames, end)
+        if item is end:
+            return
+        yield item
+
+
 def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, np.ndarray]]:
     """(frame index or None for stills, RGB uint8 image); DataError when nothing is readable."""
     if source.kind == "missing":
@@ -146,7 +236,7 @@ def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, n
         yield None, image
         return
     if source.kind == "image":
-        yield None, upright(read_image(source.name, mode="rgb"), source.name)
+        yield None, upright(_read_still(source.name), source.name)
         return
     capture = cv2.VideoCapture(source.name)
     if not capture.isOpened():
