@@ -25,6 +25,7 @@ def _fails(notebook: str, out, **parameters) -> pm.PapermillExecutionError:
 
 
 def test_a_wrong_type_is_named_by_the_parameters_check(tmp_path):
+    (tmp_path / "run").mkdir()  # notebook 01 made it; 02 checks its parameters first
     error = _fails(
         "02_eda.ipynb",
         tmp_path / "02.ipynb",
@@ -37,6 +38,12 @@ def test_a_wrong_type_is_named_by_the_parameters_check(tmp_path):
         "parameter eda_sample='abc' should be int",
     )
     assert "profiles.resolve(profile, eda_sample=eda_sample)" in error.source  # first cell
+
+
+def test_a_mistyped_run_folder_is_named_not_made(tmp_path):
+    error = _fails("02_eda.ipynb", tmp_path / "02.ipynb", run_dir=str(tmp_path / "rnu"))
+    assert error.ename == "ConfigError" and "does not exist" in error.evalue
+    assert not (tmp_path / "rnu").exists()
 
 
 def test_training_parameters_are_checked_before_any_training(tmp_path):
