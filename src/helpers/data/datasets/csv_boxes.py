@@ -232,8 +232,9 @@ def _header(path: Path) -> list[str]:
     return [c.strip().lower() for c in next(csv.reader(io.StringIO(first)), [])]
 
 
-def _parsed(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
-    """The CSV's rows, None for one the csv module cannot parse (a field over its size limit)."""
+def csv_rows(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
+    """A CSV's rows, None for one the csv module cannot parse (a huge field, a NUL byte), so
+    a bad row is counted and the rest are read."""
     while True:
         try:
             yield next(reader)
@@ -276,7 +277,7 @@ def _table(path: Path, tally: Tally) -> tuple[list[str], list[Row]]:
         raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
     header: list[str] | None = None
     rows: list[Row] = []
-    for fields in _parsed(csv.reader(io.StringIO(text), skipinitialspace=True)):
+    for fields in csv_rows(csv.reader(io.StringIO(text), skipinitialspace=True)):
         if fields is not None and not any(f.strip() for f in fields):
             continue
         if header is None:

@@ -35,7 +35,7 @@ from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
-from helpers.data.datasets.csv_boxes import cache_folder, no_records, save_png
+from helpers.data.datasets.csv_boxes import cache_folder, csv_rows, no_records, save_png
 from helpers.data.datasets.folders import (class_groups, image_folders, is_junk, is_zip,
                                       read_class_tree)
 from helpers.core.errors import ConfigError, DataError
@@ -248,17 +248,6 @@ def _pixels(text: str) -> np.ndarray | str:
     return values.astype(np.uint8).reshape(SIDE, SIDE)
 
 
-def _rows(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
-    """The CSV's rows, None for one the csv module cannot parse (a huge field, a NUL byte)."""
-    while True:
-        try:
-            yield next(reader)
-        except StopIteration:
-            return
-        except csv.Error:
-            yield None
-
-
 def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] = "standard",
                  cache_dir: str | os.PathLike | None = None, member: str | None = None,
                  limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
@@ -276,7 +265,7 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
     cache = cache_folder(CSV_READER, hashlib.sha256(data).hexdigest(), cache_dir)
     del data
     tally, rows, n = Tally(), [], -1
-    for fields in progress_bar(_rows(rows_in), desc=f"Reading {path.name}", unit=" rows",
+    for fields in progress_bar(csv_rows(rows_in), desc=f"Reading {path.name}", unit=" rows",
                        disable=not progress, mininterval=0.5):
         if fields is not None and not any(f.strip() for f in fields):
             continue
