@@ -391,13 +391,20 @@ def test_by_model_shows_counts_whole_and_scores_rounded(run_dir: Path) -> None:
     integers and scores to three decimals whatever else shares the column."""
     from helpers.evaluation.comparison import by_model
 
-    table = comparison_table(run_dir).assign(tta="none", expression_accuracy=0.84412)
-    shown = by_model(table, ["model", "n", "expression_accuracy", "params", "tta", "absent"])
+    table = comparison_table(run_dir).assign(
+        tta="none", expression_accuracy=0.84412, expression_f1_macro=[0.85, 0.8814]
+    )
+    shown = by_model(
+        table,
+        ["model", "n", "expression_accuracy", "expression_f1_macro", "params", "tta", "absent"],
+    )
     assert list(shown.columns) == ["a", "b"]
-    assert list(shown.index) == ["n", "expression_accuracy", "params", "tta"]
+    assert list(shown.index) == ["n", "expression_accuracy", "expression_f1_macro", "params", "tta"]
+    assert shown.loc["expression_f1_macro"].tolist() == ["0.850", "0.881"]  # as precise alike
     assert shown.loc["params", "a"] == 1234 and isinstance(shown.loc["params", "a"], int)
     assert isinstance(shown.loc["n", "a"], int)
-    assert shown.loc["expression_accuracy", "a"] == 0.844 and shown.loc["tta", "b"] == "none"
+    assert shown.loc["expression_accuracy", "a"] == "0.844" and shown.loc["tta", "b"] == "none"
+    assert by_model(table.assign(train_seconds=253.64), ["train_seconds"]).iloc[0, 0] == "253.6"
     assert shown.loc["params", "b"] is None  # no model card
     assert "1234.0" not in shown.to_string() and "0.84412" not in shown.to_string()
 
