@@ -876,3 +876,21 @@ def test_an_out_folder_inside_an_input_folder_is_not_read_back(model_path, tmp_p
         assert pd.read_csv(out / "predictions.csv")["file"].tolist() == [str(folder / "a.png")]
     table = predict_images(Stub(), folder, detect=False, progress=False, exclude=[out])
     assert table["file"].tolist() == [str(folder / "a.png")]
+
+
+def test_a_model_that_fails_to_load_leaves_no_out_folder_behind(tmp_path, capsys):
+    """The output folder is made and tried before the model loads; a model that then fails
+    takes the empty folders it made away again, and leaves a folder that was there."""
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a model")
+    image = _save(tmp_path / "a.png", np.zeros((20, 20, 3), np.uint8))
+    out = tmp_path / "new" / "out"
+    code, err = _cli_err(
+        capsys, ["--model", str(broken), str(image), "--out", str(out), "--annotate"]
+    )
+    assert code == 2 and "broken.keras" in err
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    code, _ = _cli_err(capsys, ["--model", str(broken), str(image), "--out", str(kept)])
+    assert code == 2 and kept.is_dir()

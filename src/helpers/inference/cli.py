@@ -10,6 +10,7 @@ Exit 0 when at least one input was read, 1 when none was, 2 for bad options or a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -145,6 +146,23 @@ def check_out_dir(
     if annotate:
         _make_folder(out, out / ANNOTATED)
     return out
+
+
+def _missing_folders(out: Path, annotate: bool) -> list[Path]:
+    """The folders check_out_dir would create: out and its missing parents, annotated/ inside."""
+    folders = [out / ANNOTATED] if annotate and not os.path.lexists(out / ANNOTATED) else []
+    for part in (out, *out.parents):
+        if os.path.lexists(part):
+            break
+        folders.append(part)
+    return folders
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this run created that are still empty, innermost first."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def clear_out_dir(out: Path) -> None:
@@ -374,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     annotating = args.annotate or args.explain
+    made: list[Path] = []  # folders the checks create, removed again if the model fails
     try:
         if args.explain:
             check_explain(args.model, args.backend, args.out)
@@ -387,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.margin, "--margin") if args.margin is not None else training_margin(args.model)
         )
         check_args(margin, args.batch_size, args.every, flags=True)
+        made = _missing_folders(Path(args.out), annotating) if args.out else []
         if args.out:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
         tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
@@ -394,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.out and args.overwrite:
             clear_out_dir(Path(args.out))
     except (ConfigError, DataError) as error:
+        _remove_empty(made)  # the checks' own folders, when the model then failed to load
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
