@@ -20,6 +20,7 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # Haar boxes span brows to chin; a 0.2 margin on each side gives the framing of the demo data
 # (measured: stored image side / detected box side = 1.36-1.40 on rendered faces).
 DEFAULT_MARGIN = 0.2
+MARGIN_RANGE = (0.0, 2.0)  # the margins the predictor and the frame readers accept
 
 
 _LOCAL = threading.local()

@@ -339,7 +339,7 @@ def preview(df: pd.DataFrame, n: int = 5) -> pd.DataFrame:
         head["landmarks"] = [
             "" if _absent(v) else f"{np.asarray(v).size // 2} points" for v in head["landmarks"]
         ]
-    return head[[c for c in head.columns if df[c].map(lambda v: not _absent(v)).any()]]
+    return head[[c for c in head.columns if df[c].notna().any()]]
 
 
 def landmarks_array(df: pd.DataFrame) -> np.ndarray:

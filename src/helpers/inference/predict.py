@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError, one_line
-from helpers.core.faces import DEFAULT_MARGIN, Detector, crop_face
+from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, Detector, crop_face
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
@@ -204,7 +204,7 @@ def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
     except DataError:
         framing = None
     margin = framing.get("margin") if isinstance(framing, dict) else None
-    if isinstance(margin, (int, float)) and 0.0 <= margin <= 2.0:
+    if isinstance(margin, (int, float)) and MARGIN_RANGE[0] <= margin <= MARGIN_RANGE[1]:
         return float(margin), f"the framing of its training faces ({card.name})"
     return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
 
@@ -216,7 +216,7 @@ def check_args(margin: float, batch_size: int, every: int, flags: bool = False) 
     def named(name: str) -> str:
         return f"--{name.replace('_', '-')}" if flags else name
 
-    if not isinstance(margin, (int, float)) or not 0.0 <= margin <= 2.0:
+    if not isinstance(margin, (int, float)) or not MARGIN_RANGE[0] <= margin <= MARGIN_RANGE[1]:
         raise ConfigError(
             f"{named('margin')} must be a number in [0, 2] (share of the face box), got {margin!r}"
         )

@@ -382,12 +382,10 @@ def of_run(run: RunFolder, profile: str | None) -> str:
     """The profile a notebook uses: the one given, else the run's (notebook 01's record, or
     run_all.sh's manifest), else cpu; a given one that differs from the run's is said once."""
     recorded = None
-    for path, read in (
-        (run.settings, lambda d: d.get("profile")),
-        (run.manifest, lambda d: (d.get("profile") or {}).get("name")),
-    ):
-        if recorded is None and path.is_file():
-            recorded = read(read_json(path))
+    if run.settings.is_file():
+        recorded = read_json(run.settings).get("profile")
+    elif run.manifest.is_file():
+        recorded = (read_json(run.manifest).get("profile") or {}).get("name")
     if profile is None:
         return get_profile(recorded or DEFAULT_PROFILE).name
     if recorded and recorded != profile:

@@ -20,12 +20,12 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.faces import MARGIN_RANGE
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import validate_records
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
-MARGIN_RANGE = (0.0, 2.0)  # a face crop's margin per side, as the predictor accepts it
 # Options read_source takes for every reader: passed on where the reader uses them.
 COMMON_OPTIONS = ("face_margin", "cache_dir")
 

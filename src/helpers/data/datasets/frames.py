@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from helpers.core.errors import DataError
-from helpers.core.faces import DEFAULT_MARGIN, Detector, centre_square, face_square
+from helpers.core.faces import (DEFAULT_MARGIN, MARGIN_RANGE, Detector, centre_square,
+                                 face_square)
 from helpers.core.images import read_image
 from helpers.core.progress import bar as progress_bar
 from helpers.core.records import make_records
 from helpers.data.datasets import (
-    MARGIN_RANGE,
     ReadResult,
     Tally,
     check_number,
