@@ -5,6 +5,11 @@ The task: 48 px grey noise with a bright square in one of four places, the place
 class. Any working network learns it in a few epochs; a broken one (dead gradients, a loss
 that ignores the labels, BatchNorm statistics that never catch up, a pipeline that pairs
 images with the wrong labels) stays near 0.25.
+
+Landmarks get the same guard: the square sits anywhere, and 68 points drawn around it follow
+it. A landmark head that learned must place them well inside the error of always predicting
+their average place (helpers.evaluation.health.landmark_health); trained on landmarks shuffled
+between images it must not.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from helpers.core.landmarks import N_POINTS
 from helpers.evaluation import health
 from helpers.evaluation.predictions import predict_table
 from helpers.train.config import TrainConfig
@@ -85,3 +91,75 @@ def test_the_guard_fails_a_model_trained_on_shuffled_labels(
     accuracy, state = _held_out_accuracy(tmp_path, shuffle_labels)
     assert not passes_guard(accuracy, state), (accuracy, state)
     assert accuracy < 0.5
+
+
+# A ring of 68 points about the square's centre; points 36 and 45 (the outer eye corners that
+# normalise the NME) lie 10 px apart.
+ANGLES = np.linspace(0.0, 2.0 * np.pi, N_POINTS, endpoint=False)
+RING = np.stack([np.cos(ANGLES), np.sin(ANGLES)], axis=1) * [9.0, 7.0]
+RING[36], RING[45] = (-5.0, -2.0), (5.0, -2.0)
+MIDDLE = (SIZE - PATCH) // 2  # the square's corner beyond it: the lower or right half
+
+
+def _located_squares(folder: Path, n: int, seed: int) -> pd.DataFrame:
+    """n PNGs with the square anywhere; its 68 points follow it, the class is its quadrant."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        r, c = rng.integers(4, SIZE - PATCH - 4, size=2)
+        image = rng.normal(90, 25, (SIZE, SIZE)).clip(0, 255)
+        image[r : r + PATCH, c : c + PATCH] += 110
+        path = folder / f"{seed}_{i}.png"
+        Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path)
+        centre = np.array([c, r], np.float32) + PATCH / 2.0  # x, y
+        rows.append(
+            {
+                "id": f"{seed}_{i}",
+                "image": str(path),
+                "expression": int(
+                    2 * (r >= SIZE // 2 - PATCH // 2) + (c >= SIZE // 2 - PATCH // 2)
+                ),
+                "landmarks": (RING + centre).astype(np.float32),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _held_out_landmarks(tmp: Path, shuffle_landmarks: bool) -> dict:
+    """Train on one set, score another: helpers.evaluation.health's landmark verdict."""
+    fit, val, test = (
+        _located_squares(tmp / name, n, seed)
+        for name, n, seed in (("train", N_TRAIN, 0), ("val", 32, 1), ("test", N_TEST, 2))
+    )
+    if shuffle_landmarks:
+        order = np.random.default_rng(3).permutation(len(fit))
+        fit["landmarks"] = fit["landmarks"].to_numpy()[order]
+    cfg = TrainConfig(
+        model="custom_cnn",
+        image_size=SIZE,
+        channels=1,
+        heads=("expression", "landmarks"),
+        epochs=6,
+        batch_size=16,
+        n_classes=4,
+        verbose=0,
+        seed=0,
+        early_stopping_patience=6,
+    )
+    result = train(cfg, fit, val, tmp / "run", resume=False)
+    preds = predict_table(result.model, test, progress=False)
+    verdict = health.prediction_health(preds)["landmarks"]
+    assert verdict is not None
+    return verdict
+
+
+def test_the_landmark_head_learns_where_the_points_are(tmp_path: Path) -> None:
+    verdict = _held_out_landmarks(tmp_path, shuffle_landmarks=False)
+    assert not verdict["collapsed"], verdict
+    assert verdict["nme"] < 0.5 * verdict["baseline_nme"], verdict
+
+
+def test_the_guard_flags_a_landmark_head_trained_on_shuffled_points(tmp_path: Path) -> None:
+    verdict = _held_out_landmarks(tmp_path, shuffle_landmarks=True)
+    assert verdict["collapsed"], verdict
