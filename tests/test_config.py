@@ -5,6 +5,7 @@ import pytest
 from helpers.core.errors import ConfigError
 from helpers.core.run_folder import RunFolder
 from helpers.run import profiles as config
+from helpers.train.config import settings_table
 
 
 def test_every_profile_resolves_with_the_documented_keys():
@@ -190,3 +191,22 @@ def test_latest_run_dir_picks_the_newest_with_records(tmp_path):
 def test_demo_zip_name_says_how_it_was_made():
     p = config.demo_zip_path("smoke", seed=3)
     assert p.name == "affectnet_demo_n320_px96_seed3.zip"
+
+
+def test_the_settings_table_shows_what_a_run_changes_beside_the_defaults():
+    cfg = config.train_config(
+        "cpu",
+        "custom_cnn",
+        heads=("expression", "landmarks"),
+        backbone_options={"widths": (8, 16, 32, 64)},
+    )
+    table = settings_table(cfg).set_index("setting")
+    assert table.loc["epochs"].tolist() == ["7", "10"]
+    assert table.loc["loss_weights", "value"] == "landmarks: 50.0"
+    assert table.loc["heads"].tolist() == [
+        "expression, landmarks",
+        "expression, valence, arousal, landmarks",
+    ]
+    assert table.loc["backbone_options", "value"] == "widths: [8, 16, 32, 64]"
+    assert "batch_size" not in table.index  # the default, so not shown
+    assert not {"model", "profile", "verbose"} & set(table.index)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from helpers.core.errors import ConfigError
 from helpers.core.labels import HEADS, check_heads
@@ -321,6 +322,35 @@ class TrainConfig:
             if self.finetune_lr is not None
             else self.first_lr(pretrained=True) / 10
         )
+
+
+# Settings that say how the run is reported, not what it trains.
+NOT_SHOWN = ("model", "profile", "verbose")
+
+
+def settings_table(cfg: TrainConfig) -> pd.DataFrame:
+    """The settings this run changes from TrainConfig's defaults, each beside its default: what
+    the profile and the notebook's parameters decided, readable where the whole config is not."""
+    defaults = {
+        f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING
+    }
+    defaults["heads"] = list(HEADS)
+    rows = [
+        {"setting": name, "value": _shown(value), "default": _shown(defaults[name])}
+        for name, value in cfg.to_dict().items()
+        if name in defaults and name not in NOT_SHOWN and value != defaults[name]
+    ]
+    return pd.DataFrame(rows, columns=["setting", "value", "default"])
+
+
+def _shown(value: Any, nested: bool = False) -> str:
+    """A setting as a reader writes it: heads and options without Python's quotes."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {_shown(v, True)}" for k, v in value.items()) or "{}"
+    if isinstance(value, (list, tuple)):
+        listed = ", ".join(_shown(v, True) for v in value)
+        return f"[{listed}]" if nested else listed
+    return str(value)
 
 
 @dataclass(frozen=True)
