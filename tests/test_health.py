@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.core.progress import PROGRESS_ENV
 from helpers.evaluation import health
 from helpers.evaluation.comparison import (
     best_models,
+    best_per_task_line,
     comparison_table,
     health_note,
     summary_text,
 )
-from helpers.evaluation.scoring import evaluate, write_metrics
+from helpers.evaluation.scoring import announce, evaluate, result_line, write_metrics
 
 RNG = np.random.default_rng(0)
 TRUTH = RNG.integers(0, 8, size=400)
@@ -222,6 +224,32 @@ def test_a_head_other_than_expression_is_named_without_a_batchnorm_story(tmp_pat
     text = health.health_text("custom_cnn", scores["health"], _history(0.9))
     assert "custom_cnn learned nothing for landmarks" in text and "average shape" in text
     assert "BatchNorm" not in text and "Not ranked for landmarks" in text
+    line = result_line(scores)
+    assert line.startswith("custom_cnn: accuracy 0.") and "(the average shape 0." in line
+    assert line.endswith("; learned nothing for landmarks (not ranked for it)")
     write_metrics(scores, tmp_path / "metrics" / "custom_cnn.json")
     assert "landmarks" not in best_models(comparison_table(tmp_path))
     assert "expression" in best_models(comparison_table(tmp_path))
+    assert best_per_task_line(comparison_table(tmp_path)) == (
+        "best per task: expression: custom_cnn; landmarks: no model learned it"
+    )
+
+
+def test_each_evaluation_ends_with_its_result_line_in_the_runners_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scores = {
+        "model": "vgg16",
+        "expression": {"accuracy": 0.754, "f1_macro": 0.679, "f1_macro_ci": [0.625, 0.727]},
+        "valence": {"ccc": -0.2, "ccc_ci": [-0.3, -0.1]},
+        "landmarks": None,
+        "tta": "flip",
+    }
+    announce(scores)  # outside the runner: nothing written anywhere
+    lines = tmp_path / "stage.progress"
+    monkeypatch.setenv(PROGRESS_ENV, str(lines))
+    announce(scores)
+    assert lines.read_text() == (
+        "vgg16: accuracy 0.754, macro F1 0.679 (95% CI 0.625-0.727), valence CCC -0.200; "
+        "test-time augmentation flip\n"
+    )

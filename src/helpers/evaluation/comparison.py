@@ -281,6 +281,13 @@ def best_per_task(table: pd.DataFrame) -> dict[str, str]:
     return dict(sorted(scored.items()))
 
 
+def best_per_task_line(table: pd.DataFrame) -> str:
+    """best_per_task in one line, as notebook 06 prints it and the terminal of a run shows it."""
+    return "best per task: " + "; ".join(
+        f"{task}: {name}" for task, name in best_per_task(table).items()
+    )
+
+
 def model_to_use(table: pd.DataFrame) -> str:
     """The model to predict with: best expression macro-F1 among those that learned, else the
     best of those that did not (a tiny run may have only collapsed models), else the first."""

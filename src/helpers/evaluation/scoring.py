@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core import progress
 from helpers.core.errors import DataError
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
@@ -400,6 +401,40 @@ def headline_table(scores: Mapping[str, Any], digits: int = 3) -> pd.DataFrame:
             row["without TTA"] = shown((without.get(head) or {}).get(key))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def result_line(scores: Mapping[str, Any]) -> str:
+    """One model's test scores in a line, with any head that learned nothing: what the terminal
+    of `./run_all.sh` shows as each evaluation ends, so a long run reads without the report."""
+
+    def number(block: Mapping[str, Any], key: str) -> float:
+        return to_number(block.get(key))
+
+    parts = []
+    for name, (head, key) in HEADLINE_ROWS.items():
+        block = scores.get(head) or {}
+        value = number(block, key)
+        if name == "kappa" or math.isnan(value):
+            continue
+        text = f"{name} {value:.3f}"
+        ci = block.get(f"{key}_ci")
+        if key == "f1_macro" and ci and None not in ci:
+            text += f" (95% CI {ci_range(*ci)})"
+        if head == "landmarks" and not math.isnan(number(block, "baseline_nme")):
+            text += f" (the average shape {number(block, 'baseline_nme'):.3f})"
+        parts.append(text)
+    line = f"{scores.get('model', 'model')}: " + (", ".join(parts) or "no head scored")
+    if scores.get("tta"):
+        line += f"; test-time augmentation {scores['tta']}"
+    dead = list((scores.get("health") or {}).get("collapsed_heads") or [])
+    if dead:
+        line += f"; learned nothing for {', '.join(dead)} (not ranked for it)"
+    return line
+
+
+def announce(scores: Mapping[str, Any]) -> None:
+    """result_line in the terminal of `./run_all.sh` (nothing elsewhere)."""
+    progress.line(result_line(scores))
 
 
 def write_metrics(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
