@@ -18,6 +18,7 @@ from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
+from helpers.core.progress import PROGRESS_ENV
 from helpers.core.records import make_records
 from helpers.evaluation.comparison import best_models, comparison_table, summary_text
 from helpers.evaluation.leaderboard import append_leaderboard, merge_runs
@@ -36,6 +37,7 @@ from helpers.evaluation.scoring import (
     dataset_name,
     evaluate,
     record_results,
+    validation_health,
     write_metrics,
 )
 from helpers.reporting import html as report_html
@@ -660,4 +662,16 @@ def test_an_external_test_set_is_scored_on_its_test_split() -> None:
     assert (
         len(external_test_records(only_test)[0]) == 10
         and external_test_records(only_test)[1] is None
+    )
+
+
+def test_a_head_that_learned_nothing_on_validation_is_named_in_the_runners_terminal(
+    table: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = tmp_path / "stage.progress"
+    monkeypatch.setenv(PROGRESS_ENV, str(lines))
+    state = validation_health(_tiny_model(heads=("expression",)), table)
+    assert state["collapsed_heads"] == ["expression"]  # class 3 for every image
+    assert lines.read_text().startswith(
+        "tiny learned nothing for expression on the validation split"
     )

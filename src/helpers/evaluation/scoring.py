@@ -454,12 +454,20 @@ def dataset_name(source_path: str | os.PathLike) -> str:
 
 
 def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> dict[str, Any]:
-    """helpers.evaluation.health on a model's predictions for a table (notebook 04: validation)."""
+    """helpers.evaluation.health on a model's predictions for a table (notebook 04: validation);
+    a head that learned nothing is also named in the terminal of `./run_all.sh`."""
     if not len(table):
         return {}
-    return health.prediction_health(
+    state = health.prediction_health(
         predict_table(model, table, batch_size=batch_size, progress=False)
     )
+    dead = state.get("collapsed_heads") or []
+    if dead:
+        progress.line(
+            f"{model.name} learned nothing for {', '.join(dead)} on the validation split "
+            "(notebook 04 says what it predicts; it will not be ranked for that)"
+        )
+    return state
 
 
 def external_test_records(records: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
