@@ -253,3 +253,5 @@ def test_each_evaluation_ends_with_its_result_line_in_the_runners_terminal(
         "vgg16: accuracy 0.754, macro F1 0.679 (95% CI 0.625-0.727), valence CCC -0.200; "
         "test-time augmentation flip\n"
     )
+    dead = result_line({**scores, "health": {"collapsed_heads": ["expression", "valence"]}})
+    assert dead.endswith("; learned nothing for expression, valence (not ranked for them)")

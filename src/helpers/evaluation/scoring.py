@@ -428,8 +428,13 @@ def result_line(scores: Mapping[str, Any]) -> str:
         line += f"; test-time augmentation {scores['tta']}"
     dead = list((scores.get("health") or {}).get("collapsed_heads") or [])
     if dead:
-        line += f"; learned nothing for {', '.join(dead)} (not ranked for it)"
+        line += f"; learned nothing for {', '.join(dead)} (not ranked for {_it(dead)})"
     return line
+
+
+def _it(heads: Sequence[str]) -> str:
+    """The pronoun for a list of heads."""
+    return "it" if len(heads) == 1 else "them"
 
 
 def announce(scores: Mapping[str, Any]) -> None:
@@ -465,7 +470,7 @@ def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> 
     if dead:
         progress.line(
             f"{model.name} learned nothing for {', '.join(dead)} on the validation split "
-            "(notebook 04 says what it predicts; it will not be ranked for that)"
+            f"(notebook 04 says what it predicts; it will not be ranked for {_it(dead)})"
         )
     return state
 
