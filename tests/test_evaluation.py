@@ -407,6 +407,8 @@ def test_by_model_shows_counts_whole_and_scores_rounded(run_dir: Path) -> None:
     assert isinstance(shown.loc["n", "a"], int)
     assert shown.loc["expression_accuracy", "a"] == "0.844" and shown.loc["tta", "b"] == "none"
     assert by_model(table.assign(train_seconds=253.64), ["train_seconds"]).iloc[0, 0] == "253.6"
+    heads = by_model(table.assign(collapsed_heads="expression,landmarks"), ["collapsed_heads"])
+    assert heads.iloc[0, 0] == "expression, landmarks"  # wraps in a narrow column
     assert shown.loc["params", "b"] is None  # no model card
     assert "1234.0" not in shown.to_string() and "0.84412" not in shown.to_string()
 

@@ -198,7 +198,9 @@ def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.Dat
     """The chosen columns as rows and a column per model, counts as whole numbers and scores
     as text to `digits` decimals (seconds and speeds, 10 and over, to one): transposing mixes
     text and numbers into one column type, which pandas would show as stored (2806.0,
-    0.84412), and a rounded 0.85 beside 0.881 reads as less precise."""
+    0.84412), and a rounded 0.85 beside 0.881 reads as less precise. Listed text gets a space
+    after each comma, so a narrow column can wrap it (four collapsed heads were one 1,309 px
+    word in the report)."""
     chosen = [c for c in columns if c in table.columns and c != "model"]
 
     def cell(column: str, value: Any) -> Any:
@@ -207,6 +209,8 @@ def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.Dat
             if column in COUNT_COLUMNS:
                 return round(number)
             return f"{number:.{digits if abs(number) < 10 else 1}f}"
+        if isinstance(value, str):  # a list such as the collapsed heads, wrapped where it is long
+            return ", ".join(part.strip() for part in value.split(","))
         return None if value is None or isinstance(value, float) else value  # missing: blank
 
     return pd.DataFrame(
