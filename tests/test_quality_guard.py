@@ -14,6 +14,7 @@ between images it must not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from helpers.train.fit import train
 
 SIZE, PATCH, N_TRAIN, N_TEST = 48, 14, 192, 96
 CORNERS = [(4, 4), (4, 30), (30, 4), (30, 30)]  # (row, column) of the patch, per class
+SETS = (("train", N_TRAIN, 0), ("val", 32, 1), ("test", N_TEST, 2))  # name, images, seed
 
 
 def _images(folder: Path, n: int, seed: int) -> pd.DataFrame:
@@ -47,20 +49,22 @@ def _images(folder: Path, n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _held_out_accuracy(tmp: Path, shuffle_labels: bool) -> tuple[float, dict]:
-    """Train on one set, score another: accuracy and helpers.evaluation.health of the
-    predictions."""
-    fit, val, test = (
-        _images(tmp / name, n, seed)
-        for name, n, seed in (("train", N_TRAIN, 0), ("val", 32, 1), ("test", N_TEST, 2))
-    )
-    if shuffle_labels:
-        fit["expression"] = np.random.default_rng(3).permutation(fit["expression"].to_numpy())
+def _sets(make: Callable[[Path, int, int], pd.DataFrame], tmp: Path) -> list[pd.DataFrame]:
+    """Training, validation and held-out test images of one task, each from its own seed."""
+    return [make(tmp / name, n, seed) for name, n, seed in SETS]
+
+
+def _trained_predictions(
+    tmp: Path, sets: list[pd.DataFrame], heads: tuple[str, ...]
+) -> pd.DataFrame:
+    """The custom CNN trained for seconds on the first set (the second validating), predicting
+    the third."""
+    fit, val, test = sets
     cfg = TrainConfig(
         model="custom_cnn",
         image_size=SIZE,
         channels=1,
-        heads=("expression",),
+        heads=heads,
         epochs=6,
         batch_size=16,
         n_classes=4,
@@ -69,7 +73,17 @@ def _held_out_accuracy(tmp: Path, shuffle_labels: bool) -> tuple[float, dict]:
         early_stopping_patience=6,
     )
     result = train(cfg, fit, val, tmp / "run", resume=False)
-    preds = predict_table(result.model, test, progress=False)
+    return predict_table(result.model, test, progress=False)
+
+
+def _held_out_accuracy(tmp: Path, shuffle_labels: bool) -> tuple[float, dict]:
+    """Train on one set, score another: accuracy and helpers.evaluation.health of the
+    predictions."""
+    sets = _sets(_images, tmp)
+    if shuffle_labels:
+        labels = sets[0]["expression"].to_numpy()
+        sets[0]["expression"] = np.random.default_rng(3).permutation(labels)
+    preds = _trained_predictions(tmp, sets, ("expression",))
     accuracy = float((preds["expression_pred"] == preds["expression"]).mean())
     return accuracy, health.prediction_health(preds)
 
@@ -128,27 +142,11 @@ def _located_squares(folder: Path, n: int, seed: int) -> pd.DataFrame:
 
 def _held_out_landmarks(tmp: Path, shuffle_landmarks: bool) -> dict:
     """Train on one set, score another: helpers.evaluation.health's landmark verdict."""
-    fit, val, test = (
-        _located_squares(tmp / name, n, seed)
-        for name, n, seed in (("train", N_TRAIN, 0), ("val", 32, 1), ("test", N_TEST, 2))
-    )
+    sets = _sets(_located_squares, tmp)
     if shuffle_landmarks:
-        order = np.random.default_rng(3).permutation(len(fit))
-        fit["landmarks"] = fit["landmarks"].to_numpy()[order]
-    cfg = TrainConfig(
-        model="custom_cnn",
-        image_size=SIZE,
-        channels=1,
-        heads=("expression", "landmarks"),
-        epochs=6,
-        batch_size=16,
-        n_classes=4,
-        verbose=0,
-        seed=0,
-        early_stopping_patience=6,
-    )
-    result = train(cfg, fit, val, tmp / "run", resume=False)
-    preds = predict_table(result.model, test, progress=False)
+        order = np.random.default_rng(3).permutation(len(sets[0]))
+        sets[0]["landmarks"] = sets[0]["landmarks"].to_numpy()[order]
+    preds = _trained_predictions(tmp, sets, ("expression", "landmarks"))
     verdict = health.prediction_health(preds)["landmarks"]
     assert verdict is not None
     return verdict
