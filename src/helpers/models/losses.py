@@ -22,7 +22,9 @@ from helpers.core.labels import HEADS, check_heads
 VA_LOSSES = ("mse", "ccc")
 LANDMARK_LOSSES = ("mse", "l1", "wing")
 # Landmark errors are in image fractions (MSE ~1e-3 once trained) against a cross-entropy of
-# ~1-2, so landmarks get a larger default weight to matter at all.
+# ~1-2, so landmarks get a larger default weight to matter at all. In minutes of training from
+# scratch even 10 left every main-job model at the faces' average shape: the `cpu` profile
+# weighs them at 50 (custom CNN) and 300 (the ImageNet architectures; benchmarks/RESULTS.md).
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
     "expression": 1.0,
     "valence": 1.0,
