@@ -867,6 +867,23 @@ def test_card_facts_read_the_figures_a_comparison_shows(trained, tmp_path):
     assert math.isnan(odd.params) and math.isnan(odd.epochs_run)
 
 
+def test_the_outcome_table_reads_the_kept_epoch_and_its_validation_scores(trained):
+    from helpers.train.card import outcome_table
+
+    _, result = trained
+    table = outcome_table(result.card)["value"]
+    best = result.card["best"]
+    assert table["epochs run"] == 2 and table["epoch kept"] == result.card["best_epoch"]
+    assert table["chosen by"] == f"{best['monitor']} {best['value']:.4f}"
+    accuracy = best["metrics"]["val_expression_accuracy"]
+    assert table["val_expression_accuracy"] == f"{accuracy:.3f}"
+    assert not any(name.endswith("_loss") for name in table.index)  # the monitor says enough
+    assert isinstance(table["training time (s)"], int)
+    averaged = outcome_table({**result.card, "weight_average": {"kept": False}})["value"]
+    assert averaged["weight average"] == "not kept"
+    assert "weight average" not in table.index  # none was made
+
+
 def test_each_epoch_sends_one_line_with_the_time_left(tmp_path, monkeypatch):
     from helpers.core import progress
     from helpers.train.callbacks import EpochLine, TimeBudget

@@ -55,6 +55,40 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+def outcome_table(card: dict[str, Any]) -> pd.DataFrame:
+    """What a training run ended with, a row per fact: the epoch kept and the score that chose
+    it, that epoch's validation scores, the weight average's verdict, time and speed (notebook
+    04's last word, where the card itself nests them three deep)."""
+    best = card.get("best") or {}
+    rows: list[tuple[str, Any]] = [
+        ("epochs run", card.get("epochs_run")),
+        ("epoch kept", card.get("best_epoch")),
+    ]
+    if best.get("monitor") is not None and best.get("value") is not None:
+        rows.append(("chosen by", f"{best['monitor']} {best['value']:.4f}"))
+    rows += [
+        (name, f"{value:.3f}")
+        for name, value in sorted((best.get("metrics") or {}).items())
+        if not name.endswith("_loss") and isinstance(value, (int, float))
+    ]
+    average = card.get("weight_average")
+    if isinstance(average, dict):
+        rows.append(("weight average", "kept" if average.get("kept") else "not kept"))
+    rows += [
+        ("training time (s)", _rounded(card.get("training_time_s"))),
+        ("training images/s", _rounded(card.get("images_per_s"))),
+    ]
+    if card.get("weights_fallback"):
+        rows.append(("weights", card["weights_fallback"]))
+    return pd.DataFrame(rows, columns=["fact", "value"]).set_index("fact")
+
+
+def _rounded(value: Any) -> Any:
+    """Seconds and speeds to whole numbers; a missing one stays as it is."""
+    number = _number(value)
+    return value if math.isnan(number) else round(number)
+
+
 FRAMING_SAMPLE = 100  # training faces the framing is measured on (2-4 s on 2 cores)
 
 
