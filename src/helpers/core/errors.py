@@ -26,3 +26,8 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     """Library errors (urllib, Keras, the TFLite converter) span lines; messages stay one line."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def os_reason(error: OSError) -> str:
+    """An OS error's reason in a few words (No space left on device, Permission denied)."""
+    return error.strerror or one_line(error)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers.core.errors import ConfigError, DataError, one_line
+from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, Detector, setting_problem
 from helpers.core.jsonio import read_json
 from helpers.inference.predict import (
@@ -83,13 +83,8 @@ def write_outputs(
             target.write_text(json.dumps(records, indent=1) + "\n")
             written.append(target)
     except OSError as error:
-        raise ConfigError(f"{target}: cannot be written ({_why(error)})") from error
+        raise ConfigError(f"{target}: cannot be written ({os_reason(error)})") from error
     return written
-
-
-def _why(error: OSError) -> str:
-    """An OS error's reason in a few words (No space left on device, Permission denied)."""
-    return error.strerror or one_line(error)
 
 
 def _previous(out: Path) -> list[str]:
@@ -113,7 +108,7 @@ def _make_folder(out: Path, folder: Path) -> None:
             pass
     except OSError as error:
         raise ConfigError(
-            f"--out {out}: cannot create or write to {folder} ({_why(error)})"
+            f"--out {out}: cannot create or write to {folder} ({os_reason(error)})"
         ) from error
 
 
@@ -175,7 +170,7 @@ def clear_out_dir(out: Path) -> None:
             if os.path.lexists(path) and not path.is_dir():
                 path.unlink()
         except OSError as error:
-            raise ConfigError(f"--overwrite: cannot remove {path} ({_why(error)})") from error
+            raise ConfigError(f"--overwrite: cannot remove {path} ({os_reason(error)})") from error
 
 
 def _parser() -> argparse.ArgumentParser:

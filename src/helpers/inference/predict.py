@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from helpers.core.errors import ConfigError, DataError, one_line
+from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, Detector, crop_face
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
@@ -463,8 +463,9 @@ def _write_jpeg(image: np.ndarray, path: Path) -> None:
     try:
         Image.fromarray(image).save(path, quality=92)
     except OSError as error:
-        why = error.strerror or one_line(error)
-        raise ConfigError(f"{path}: cannot write the annotated image ({why})") from error
+        raise ConfigError(
+            f"{path}: cannot write the annotated image ({os_reason(error)})"
+        ) from error
 
 
 # --------------------------------------------------------------------------- output files
