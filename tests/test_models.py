@@ -14,7 +14,12 @@ import pytest
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS, HEADS
 from helpers.models import factory, registry
-from helpers.models.backbones import SCRATCH_BN_MOMENTUM, FusedBatchNormalization, with_norm
+from helpers.models.backbones import (
+    SCRATCH_BN_MOMENTUM,
+    FusedBatchNormalization,
+    preprocessing_gain,
+    with_norm,
+)
 from helpers.models.factory import build_model, model_metadata
 from helpers.models.losses import build_losses
 from helpers.models.registry import ModelSpec
@@ -652,6 +657,40 @@ def test_randomly_initialised_batchnorm_follows_the_weights_within_steps(tmp_pat
         for layer in loaded.get_layer("backbone").layers
         if isinstance(layer, keras.layers.BatchNormalization)
     } == {SCRATCH_BN_MOMENTUM}
+
+
+def _feature_spread(model: keras.Model, x: np.ndarray) -> float:
+    """Standard deviation of the backbone's features for raw pixels x."""
+    features = model.get_layer("backbone")(model.get_layer("preprocess")(x))
+    return float(np.std(keras.ops.convert_to_numpy(features)))
+
+
+def test_preprocessing_gain_is_what_each_preprocessing_scales_pixels_by():
+    assert preprocessing_gain("vgg16") == pytest.approx(1.0)  # caffe: the mean subtracted
+    assert preprocessing_gain("mobilenetv2") == pytest.approx(2 / 255)  # x / 127.5 - 1
+    assert preprocessing_gain("custom_cnn") == pytest.approx(1 / 255)
+
+
+def test_a_plain_backbone_from_scratch_starts_with_its_features_near_unit_scale():
+    """VGG16 has no BatchNorm: from Keras's Glorot default its 13 ReLU convolutions shrink the
+    signal layer by layer, and the heads see features near zero. He initialised, with the
+    first layer scaled for its caffe-preprocessed pixels, they start near 1."""
+    x = _pixels(8, 32, 3)
+    model = build_model("vgg16", image_size=32, channels=3, heads=("expression",))
+    glorot = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    as_shipped = float(np.std(keras.ops.convert_to_numpy(glorot(model.get_layer("preprocess")(x)))))
+    assert as_shipped < 0.1
+    assert 0.3 < _feature_spread(model, x) < 3.0
+    again = build_model("vgg16", image_size=32, channels=3, heads=("expression",))
+    assert _same_weights(model, again)  # the seed fixes the draw
+
+
+def test_backbones_with_batchnorm_keep_their_builders_initialisation():
+    """BatchNorm rescales every layer's output, so He initialisation is left to plain stacks."""
+    model = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
+    kernel = np.asarray(model.get_layer("backbone").get_layer("block1_conv1").kernel)
+    glorot_limit = np.sqrt(6 / (9 * 1 + 9 * kernel.shape[-1]))
+    assert np.abs(kernel).max() <= glorot_limit
 
 
 def test_pretrained_batchnorm_keeps_its_momentum(tmp_path):

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # mode, validation and the saved model see a dead network. 0.9 follows the weights within ~20
 # steps (PyTorch's default).
 SCRATCH_BN_MOMENTUM = 0.9
+# The spread of ImageNet's pixels in 0-255 units: torchvision's normalisation standard deviations
+# (0.229, 0.224, 0.225) times 255, averaged. A plain (BatchNorm-free) backbone's first layer is
+# scaled by it, through its preprocessing's gain, so it starts near unit scale.
+IMAGENET_PIXEL_STD = 57.6
 
 
 BACKBONE_LAYER = "backbone"  # name of the nested feature extractor inside every model
@@ -420,17 +424,47 @@ def _residual_branch_norms(backbone: keras.Model) -> list[layers.BatchNormalizat
     return found
 
 
-def prepare_from_scratch(backbone: keras.Model) -> None:
+def preprocessing_gain(name: str) -> float:
+    """How much a model's preprocessing scales pixels. Every registered one is affine per
+    channel (caffe's mean subtraction, x / 127.5 - 1, x / 255, the identity), so a black and a
+    white pixel measure it."""
+    preprocess = registry.resolve(registry.get(name).preprocess)
+    pair = np.array([[[[0.0] * 3]], [[[255.0] * 3]]], dtype="float32")
+    out = keras.ops.convert_to_numpy(preprocess(keras.ops.convert_to_tensor(pair)))
+    return float(np.mean(np.abs(out[1] - out[0]))) / 255.0
+
+
+def _he_initialise(backbone: keras.Model, input_spread: float, seed: int) -> None:
+    """Every convolution's kernel drawn He-normal (variance 2 / fan-in, which a ReLU halves back
+    to the input's), the first one's divided by the spread of the pixels it is fed."""
+    convs = [layer for layer in backbone.layers if isinstance(layer, layers.Conv2D)]
+    for index, conv in enumerate(convs):
+        kernel = keras.initializers.HeNormal(seed=seed + index)(conv.kernel.shape)
+        scale = 1.0 / input_spread if index == 0 else 1.0
+        conv.kernel.assign(keras.ops.cast(kernel * scale, conv.kernel.dtype))
+
+
+def prepare_from_scratch(backbone: keras.Model, input_spread: float = 1.0, seed: int = 0) -> None:
     """What a randomly initialised backbone needs to learn in minutes, not days.
 
     BatchNorm momentum SCRATCH_BN_MOMENTUM, so inference mode keeps up with the weights. And
     every residual branch starts at zero (its last BatchNorm's gamma = 0, "zero-gamma", Goyal
     et al. 2017): each block starts as the identity, so a 50-layer ResNet's output does not
     grow with depth; from the usual gamma = 1, ResNet50 learns nothing in 1,000 steps.
+
+    A backbone without BatchNorm (VGG16) starts from He initialisation (He et al. 2015), its
+    first layer scaled by `input_spread`, the standard deviation of the preprocessed pixels:
+    from Keras's Glorot default each of VGG16's 13 ReLU convolutions halves the signal's
+    variance, so on demo faces at 32 px its features reach the heads at 0.037 from pixels at 59
+    (standard deviations), and it predicts the majority class for its first two epochs; He
+    initialised, its features start at 1 and it leaves the majority an epoch sooner
+    (benchmarks/RESULTS.md).
     """
-    for layer in backbone.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.momentum = SCRATCH_BN_MOMENTUM
+    norms = [layer for layer in backbone.layers if isinstance(layer, layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = SCRATCH_BN_MOMENTUM
     for norm in _residual_branch_norms(backbone):
         if norm.gamma is not None:
             norm.gamma.assign(np.zeros(norm.gamma.shape, dtype=norm.gamma.dtype))
+    if not norms:
+        _he_initialise(backbone, input_spread, seed)

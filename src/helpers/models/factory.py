@@ -21,11 +21,13 @@ from helpers.core.errors import ConfigError
 from helpers.core.labels import EXPRESSIONS, HEADS, check_heads
 from helpers.models import registry
 from helpers.models.backbones import (
+    IMAGENET_PIXEL_STD,
     FusedBatchNormalization,
     Preprocess,
     build_backbone,
     builder_options,
     prepare_from_scratch,
+    preprocessing_gain,
     with_norm,
 )
 from helpers.models.heads import head_layer
@@ -182,7 +184,8 @@ def build_model(
     # see there). A randomly initialised backbone must learn its statistics.
     x = backbone(x, training=False) if source is not None else backbone(x)
     if source is None:
-        prepare_from_scratch(backbone)
+        spread = IMAGENET_PIXEL_STD * preprocessing_gain(name)  # the first layer's input
+        prepare_from_scratch(backbone, input_spread=spread, seed=int(seed))
     pool = layers.Flatten if pooling == "flatten" else layers.GlobalAveragePooling2D
     x = pool(name="pool")(x)
     x = layers.Dense(shared_units, activation="relu", name="shared")(x)
