@@ -227,64 +227,75 @@ PROFILES: dict[str, Profile] = {
             # pose, light and scale (same budgets, test macro-F1: MobileNetV2 0.80 against 0.35,
             # ResNet50 0.79 against 0.45, VGG16 0.62 against 0.58). The custom CNN keeps it
             # (0.79 against 0.68).
+            # No dropout anywhere in the four (the head's 0.3 and the custom CNN's blocks' 0.1
+            # to 0.4 are the library's defaults): in minutes from scratch each network is still
+            # underfitting, and dropout only slowed it, the landmark regression most, whose
+            # weight of 50-300 makes the dropped features' noise the largest gradient. One
+            # change at a time on the main job's run folder, validation split, EPYC Zen 2
+            # (benchmarks/RESULTS.md): ResNet50 in 10 epochs 0.862 accuracy against 0.724 in 12
+            # with the dropout, the custom CNN off the majority class in its second epoch
+            # instead of its fifth, VGG16 (He-initialised) 0.877 in 4 epochs against 0.774 in 5.
             per_model={
-                # It takes off in its fourth or fifth epoch at the full learning rate, which it
-                # needs (annealed along a cosine over 5 epochs it reached validation accuracy
-                # 0.45), and on some CPUs it steps off again right after (on an AVX2 EPYC
-                # 0.66 after the fourth, 0.30 after the fifth): two more epochs settle it
-                # (0.90, 0.97), and the best epoch is kept. At the default landmark weight (10)
-                # its landmarks stay at the faces' average shape (validation NME 0.164, the
-                # shape's 0.146); at 50 they learn (0.107) with expression and valence level
-                # (validation accuracy 0.955 against 0.952, CCC 0.871 against 0.873); at 100
-                # (0.101) expression gives 5 points. The ImageNet architectures, at 32-48 px,
-                # need heavier weights still (below).
+                # Without its blocks' dropout it takes off in its second epoch (validation
+                # accuracy 0.60 after it, 0.33 with the dropout), and 5 epochs along a cosine
+                # reach validation accuracy 0.980, valence CCC 0.953 and landmark NME 0.105
+                # (the shape's 0.146), against 0.955, 0.871 and 0.107 from 7 epochs at a
+                # constant rate with the dropout; 4 along a cosine leave the landmarks at the
+                # shape (0.136). At the default landmark weight (10) its landmarks stay at the
+                # faces' average shape (validation NME 0.164); at 50 they learn, at 100 (0.101)
+                # expression gives 5 points. The ImageNet architectures, at 32-48 px, need
+                # heavier weights still (below).
                 "custom_cnn": {
                     "image_size": 48,
-                    "epochs": 7,
+                    "epochs": 5,
+                    "lr_schedule": "cosine",
+                    "backbone_options": {"block_dropout": 0.0},
+                    "dropout": 0.0,
                     "loss_weights": {"landmarks": 50.0},
                 },
-                # Validation accuracy 0.79 after 7 epochs of about 10 s on an EPYC Zen 4 (13 s
-                # with Keras's BatchNorm in place of the fused kernel, the same day). Its
+                # Validation accuracy 0.825 after 7 epochs of about 17 s on an EPYC Zen 2 without
+                # the head's dropout, level with 9 epochs with it (0.842; macro-F1 0.787 against
+                # 0.798, valence CCC 0.860 against 0.798, landmark NME 0.081 against 0.084). Its
                 # landmarks stay at the faces' average shape at weights 10 and 50 (validation
-                # NME 0.155, the shape's 0.146) and learn at 150 (0.093) and 300 (0.079), where
-                # expression gives 5 points in 7 epochs (validation accuracy 0.75 against 0.80)
-                # and takes them back in 9 (0.84; NME 0.084), on an EPYC Zen 2.
+                # NME 0.155, the shape's 0.146) and learn at 150 (0.093) and 300 (0.079).
                 "mobilenetv2": {
                     "image_size": 48,
                     "batch_size": 64,
-                    "epochs": 9,
+                    "epochs": 7,
                     "online_augment": False,
+                    "dropout": 0.0,
                     "loss_weights": {"landmarks": 300.0},
                 },
-                # 9 epochs of 26-28 s on an EPYC Zen 4 (27-29 s with Keras's BatchNorm), the
-                # learning rate annealed along a cosine: on the AVX2 EPYC validation accuracy
-                # 0.707 at the eighth against 0.619 at a constant rate (the plateau schedule
-                # never cut it), which had levelled off from the sixth. Its landmarks stay at
-                # the faces' average shape at weights 10 and 150 (validation NME 0.144, the
-                # shape's 0.146); at 300 they learn, slowly (0.123 in 9 epochs, expression
-                # giving 11 points: accuracy 0.61 against 0.72), and in 12 epochs along the
-                # same cosine both do (0.106; accuracy 0.72, valence CCC 0.83), on an EPYC Zen 2.
+                # About 38 s an epoch on an EPYC Zen 2, the learning rate annealed along a cosine
+                # (0.707 against 0.619 at a constant rate on an AVX2 EPYC). Without the head's
+                # dropout, 10 epochs reach validation accuracy 0.862, macro-F1 0.826, landmark
+                # NME 0.090 (the shape's 0.146) and valence CCC 0.884, against 0.724, 0.649,
+                # 0.106 and 0.828 from 12 epochs with it; 8 epochs 0.830 and NME 0.113. Its
+                # landmarks need weight 300 (at 10 and 150 they stay at the shape).
                 "resnet50": {
                     "image_size": 32,
                     "batch_size": 64,
-                    "epochs": 12,
+                    "epochs": 10,
                     "online_augment": False,
                     "lr_schedule": "cosine",
+                    "dropout": 0.0,
                     "loss_weights": {"landmarks": 300.0},
                 },
                 # Mixed bfloat16 where the CPU runs it natively (AMX, AVX512-BF16; float32 with
                 # one line elsewhere): at 32 px 118 images/s against 80, and the same learning
-                # per epoch (validation accuracy 0.81 after 5 epochs, 0.78 in float32), so its
-                # 5 epochs take 4.4 min instead of 5.7. ResNet50 (91 against 134), MobileNetV2
-                # and the custom CNN (168 against 206) are slower in it at these sizes. Its
-                # landmarks learn at weight 300 (validation NME 0.087, the shape's 0.146; at 10
-                # they stay at the shape) with expression and valence close to level (validation
-                # accuracy 0.77 against 0.79, CCC 0.81 against 0.88; float32 on an EPYC Zen 2).
+                # per epoch, so its epochs take 0.88 min instead of 1.14. ResNet50 (91 against
+                # 134), MobileNetV2 and the custom CNN (168 against 206) are slower in it at these
+                # sizes. He-initialised (helpers.models.backbones.prepare_from_scratch) and
+                # without the head's dropout, 4 epochs reach validation accuracy 0.877, macro-F1
+                # 0.854, landmark NME 0.102 (the shape's 0.146) and valence CCC 0.818, against
+                # 0.774, 0.716, 0.087 and 0.810 from 5 epochs Glorot-initialised with it (float32
+                # on an EPYC Zen 2). Its landmarks need weight 300 (at 10 they stay at the shape).
                 "vgg16": {
                     "image_size": 32,
-                    "epochs": 5,
+                    "epochs": 4,
                     "online_augment": False,
                     "mixed_precision": "bfloat16",
+                    "dropout": 0.0,
                     "loss_weights": {"landmarks": 300.0},
                 },
             },
