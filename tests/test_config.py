@@ -128,14 +128,26 @@ def test_main_job_trains_in_bfloat16_only_the_model_it_speeds_up():
 
 
 def test_main_job_trains_the_same_epochs_on_any_machine():
-    """Each model learns late (the custom CNN takes off in its fourth or fifth epoch): no time
-    budget may cut one short on a slower machine or hour, so the main job's models and figures
-    are the same wherever it runs. ResNet50 anneals its rate over its fixed epochs."""
+    """No time budget may cut a model short on a slower machine or hour, so the main job's
+    models and figures are the same wherever it runs. The custom CNN and ResNet50 anneal their
+    rate over their fixed epochs."""
     for model in config.PROFILES["cpu"].models:
         cfg = config.train_config("cpu", model)
         assert cfg.time_budget_minutes is None, model
-    assert config.train_config("cpu", "custom_cnn").epochs == 7
-    assert config.train_config("cpu", "resnet50").lr_schedule == "cosine"
+    assert config.train_config("cpu", "custom_cnn").epochs == 5
+    for model in ("custom_cnn", "resnet50"):
+        assert config.train_config("cpu", model).lr_schedule == "cosine"
+
+
+def test_main_job_trains_every_model_without_dropout():
+    """In minutes from scratch each network still underfits, and dropout only slowed it
+    (ResNet50: validation accuracy 0.862 in 10 epochs without, 0.724 in 12 with); elsewhere
+    the library's default stays."""
+    for model in config.PROFILES["cpu"].models:
+        assert config.train_config("cpu", model).dropout == 0.0, model
+    assert config.train_config("cpu", "custom_cnn").backbone_options == {"block_dropout": 0.0}
+    assert config.train_config("smoke", "custom_cnn").dropout == 0.3
+    assert config.train_config("smoke", "custom_cnn").backbone_options is None
 
 
 def test_main_job_imagenet_architectures_train_on_the_images_as_they_are():
@@ -201,7 +213,7 @@ def test_the_settings_table_shows_what_a_run_changes_beside_the_defaults():
         backbone_options={"widths": (8, 16, 32, 64)},
     )
     table = settings_table(cfg).set_index("setting")
-    assert table.loc["epochs"].tolist() == ["7", "10"]
+    assert table.loc["epochs"].tolist() == ["5", "10"]
     assert table.loc["loss_weights", "value"] == "landmarks: 50.0"
     assert table.loc["heads"].tolist() == [
         "expression, landmarks",
