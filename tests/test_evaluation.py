@@ -20,15 +20,22 @@ from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import from_model_output
 from helpers.core.progress import PROGRESS_ENV
 from helpers.core.records import make_records
-from helpers.evaluation.comparison import best_models, comparison_table, summary_text
+from helpers.evaluation.comparison import (
+    best_models,
+    comparison_table,
+    flatten_metrics,
+    summary_text,
+)
 from helpers.evaluation.leaderboard import append_leaderboard, merge_runs
 from helpers.evaluation.leaderboard import main as leaderboard_main
+from helpers.evaluation.metrics import expected_calibration_error
 from helpers.evaluation.predictions import (
     confident_mistakes,
     load_predictions,
     predict_table,
     restrict_table,
     save_predictions,
+    scored_confidence,
     shared_classes,
 )
 from helpers.evaluation.scoring import (
@@ -36,7 +43,9 @@ from helpers.evaluation.scoring import (
     compare_recorded,
     dataset_name,
     evaluate,
+    headline_table,
     record_results,
+    result_line,
     validation_health,
     write_metrics,
 )
@@ -580,6 +589,37 @@ def test_restrict_table_matches_the_restricted_metrics() -> None:
     accuracy = (seven["expression_pred"] == seven["expression"]).mean()
     assert d["expression"]["accuracy"] == pytest.approx(accuracy)
     assert (preds["expression_pred"] == 7).any()  # the input is left as it was
+
+
+def test_the_reliability_diagram_scores_the_rows_and_confidences_of_the_metrics_ece() -> None:
+    preds = _fake_predictions(200)
+    d = evaluate("m", preds, n_boot=0, classes=range(7))
+    correct, confidence = scored_confidence(preds, d["expression"])
+    assert correct.size == 200
+    assert expected_calibration_error(correct, confidence) == pytest.approx(d["expression"]["ece"])
+    # The stored confidence is the 8-class one: it would give another ECE.
+    hit = (preds["expression_pred"] == preds["expression"]).to_numpy()
+    unrestricted = expected_calibration_error(hit, preds["confidence"])
+    assert abs(unrestricted - d["expression"]["ece"]) > 0.05
+    # Truth the model cannot predict (Contempt) is left out, as in the metrics.
+    seven = _fake_predictions(200).drop(columns=["p_Contempt"])
+    seven["expression"] = np.arange(len(seven)) % 8
+    seven["confidence"] = seven[[f"p_{c}" for c in EXPRESSIONS[:7]]].max(axis=1)
+    d = evaluate("seven", seven, n_boot=0, classes=range(8))
+    correct, confidence = scored_confidence(seven, d["expression"])
+    assert correct.size == d["expression"]["n"] == 175
+    assert expected_calibration_error(correct, confidence) == pytest.approx(d["expression"]["ece"])
+    assert scored_confidence(preds, None)[0].size == 0  # no expression head: nothing to plot
+
+
+def test_ece_is_a_headline_row_and_a_table_column_but_not_in_the_result_line() -> None:
+    d = evaluate("m", _fake_predictions(), n_boot=0, classes=range(7))
+    ece = d["expression"]["ece"]
+    assert 0 < ece < 1
+    assert headline_table(d).set_index("metric").loc["ECE", "value"] == f"{ece:.3f}"
+    assert flatten_metrics(d)["expression_ece"] == pytest.approx(ece)
+    line = result_line(d)
+    assert line.startswith("m: accuracy ") and "ECE" not in line and f"{ece:.3f}" not in line
 
 
 def test_recorded_results_are_reproduced_within_tolerance_or_refused(

@@ -34,11 +34,13 @@ from helpers.evaluation.bootstrap import (
 from helpers.evaluation.metrics import (
     ccc,
     classification_metrics,
+    expected_calibration_error,
     krippendorff_alpha,
     landmark_nme,
     map_label_space,
     per_class_report,
     regression_metrics,
+    reliability_bins,
     restrict_predictions,
 )
 from helpers.evaluation.scoring import evaluate_predictions
@@ -324,6 +326,81 @@ def test_confidence_intervals_for_every_headline_metric():
         with_confidence_intervals(r, "valence", y, yp, keys=("kappa",))
 
 
+# --------------------------------------------------------------------------- calibration
+
+
+def test_ece_of_calibrated_predictions_is_near_zero():
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0, 1, 200_000)
+    correct = rng.uniform(0, 1, confidence.size) < confidence  # right as often as it says
+    assert expected_calibration_error(correct, confidence) < 0.02
+    # The same confidences with a coin flip's accuracy are far from calibrated.
+    assert expected_calibration_error(rng.uniform(0, 1, confidence.size) < 0.5, confidence) > 0.2
+
+
+def test_ece_of_an_overconfident_model_is_its_gap():
+    correct = np.arange(1000) % 2 == 0  # right half the time, always fully sure
+    assert expected_calibration_error(correct, np.ones(1000)) == pytest.approx(0.5)
+
+
+def test_ece_by_hand_ignores_empty_bins():
+    correct = [0, 1, 1, 1, 0]
+    confidence = [0.1, 0.1, 0.5, 0.95, 0.95]
+    # 15 bins of 1/15: 0.1 in (1/15, 2/15], 0.5 in (7/15, 8/15], 0.95 in (14/15, 1].
+    # 2/5 * |0.5 - 0.1| + 1/5 * |1 - 0.5| + 2/5 * |0.5 - 0.95| = 0.16 + 0.1 + 0.18 = 0.44;
+    # the 12 bins without rows add nothing (and no NaN).
+    assert expected_calibration_error(correct, confidence) == pytest.approx(0.44)
+    bins = reliability_bins(correct, confidence)
+    assert len(bins) == 15 and bins["count"].tolist() == [0, 2] + [0] * 5 + [1] + [0] * 6 + [2]
+    assert bins.loc[1, "accuracy"] == pytest.approx(0.5)
+    assert bins.loc[14, "confidence"] == pytest.approx(0.95)
+    assert bins.loc[bins["count"] == 0, ["accuracy", "confidence"]].isna().all().all()
+    np.testing.assert_allclose(bins["high"] - bins["low"], 1 / 15)
+    # One bin: |3/5 - 2.6/5| = 0.08, overall accuracy against overall mean confidence.
+    assert expected_calibration_error(correct, confidence, n_bins=1) == pytest.approx(0.08)
+
+
+def test_reliability_bins_are_right_closed_with_one_in_the_last():
+    bins = reliability_bins([True, False, True, True], [1.0, 0.0, 2 / 15, 0.5])
+    assert bins["count"].iloc[-1] == 1 and bins["accuracy"].iloc[-1] == 1.0
+    assert bins["count"].iloc[0] == 1  # 0 has no bin below the first
+    assert bins["count"].iloc[1] == 1  # an edge belongs to the bin it closes: (1/15, 2/15]
+    assert bins["count"].sum() == 4
+    with pytest.raises(ValueError, match="confidences in"):
+        reliability_bins([True], [1.5])
+    assert math.isnan(expected_calibration_error([], []))
+
+
+def test_ece_in_the_metrics_json_uses_the_renormalised_top_probability():
+    t, proba, p = _classifier(400, 7, seed=5, skill=0.6)
+    proba[:, 7] += 0.5  # Contempt soaks up mass the 7-class data set cannot use
+    proba /= proba.sum(axis=1, keepdims=True)
+    plain = evaluate_predictions({"expression": t, "expression_proba": proba}, n_boot=0)
+    pred = proba.argmax(axis=1)
+    assert plain["expression"]["ece"] == pytest.approx(
+        expected_calibration_error(pred == t, proba.max(axis=1))
+    )
+    seven = evaluate_predictions(
+        {"expression": t, "expression_proba": proba}, data_classes=range(7), n_boot=0
+    )
+    pred, kept = restrict_predictions(proba, range(7))
+    expected = expected_calibration_error(pred == t, kept.max(axis=1))
+    assert seven["expression"]["ece"] == pytest.approx(expected)
+    raw = expected_calibration_error(pred == t, proba[np.arange(t.size), pred])
+    assert abs(expected - raw) > 0.05  # renormalising matters here
+    # Only the scored rows count: a row without truth adds nothing.
+    t_missing = np.concatenate([t, [-1, -1]])
+    with_missing = np.vstack([proba, np.eye(8)[[7, 7]]])
+    again = evaluate_predictions(
+        {"expression": t_missing, "expression_proba": with_missing}, n_boot=0
+    )
+    assert again["expression"]["ece"] == pytest.approx(plain["expression"]["ece"])
+    # Without probabilities there is nothing to calibrate: null, not a number.
+    labels_only = evaluate_predictions({"expression": t, "expression_pred": p}, n_boot=0)
+    assert labels_only["expression"]["ece"] is None
+    assert json.loads(json.dumps(json_ready(labels_only)))["expression"]["ece"] is None
+
+
 # --------------------------------------------------------------------------- whole model
 
 
@@ -366,6 +443,7 @@ def test_evaluate_predictions_contract_and_null_heads():
         "krippendorff_alpha",
         "roc_auc_ovr",
         "pr_auc_macro",
+        "ece",
         "confusion_matrix",
         "labels",
         "accuracy_ci",

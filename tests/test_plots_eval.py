@@ -100,6 +100,21 @@ def test_roc_pr_skips_classes_absent_from_the_truth(predictions: pd.DataFrame) -
     assert _is_message(plots.plot_roc_pr(predictions.iloc[0:0], list(EXPRESSIONS)))
 
 
+def test_reliability_diagram_has_a_bar_per_filled_bin() -> None:
+    confidence = np.array([0.1, 0.1, 0.5, 0.95, 0.95, 1.0])
+    correct = np.array([False, True, True, True, False, True])
+    fig = _check(plots.plot_reliability(correct, confidence, title="vgg16"), 2)
+    top, counts = fig.axes
+    assert len(top.patches) == 3 and len(counts.patches) == 3  # 12 of 15 bins are empty
+    assert sorted(p.get_height() for p in counts.patches) == [1, 2, 3]
+    assert sorted(round(p.get_height(), 3) for p in top.patches) == [0.5, 0.667, 1.0]
+    assert any(list(line.get_xdata()) == [0, 1] for line in top.lines)  # the diagonal
+    assert fig.get_suptitle().startswith("vgg16: ECE 0.")
+    fig = _check(plots.plot_reliability(correct, confidence, n_bins=5), 2)
+    assert len(fig.axes[0].patches) == 3 and "5 bins" in fig.get_suptitle()
+    assert _is_message(plots.plot_reliability([], []))
+
+
 def test_va_predictions(predictions: pd.DataFrame) -> None:
     fig = _check(plots.plot_va_predictions(predictions), 2)
     assert all("CCC" in ax.get_title() for ax in fig.axes)

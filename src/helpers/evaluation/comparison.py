@@ -245,7 +245,7 @@ def collapsed(table: pd.DataFrame, task: str) -> pd.Series:
     )
 
 
-def _headline(task: str) -> tuple[str, bool, str]:
+def headline(task: str) -> tuple[str, bool, str]:
     """Column, lower-is-better and metric name of a task's headline metric."""
     metric, lower = HEADLINE[task]
     return f"{task}_{metric}", lower, metric
@@ -255,7 +255,7 @@ def best_models(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Best model per task by its headline metric (tasks nobody scored are left out)."""
     best = {}
     for task in HEADLINE:
-        column, lower, metric = _headline(task)
+        column, lower, metric = headline(task)
         if column not in table:
             continue
         scores = pd.to_numeric(table[column], errors="coerce").where(~collapsed(table, task))
@@ -279,7 +279,7 @@ def best_per_task(table: pd.DataFrame) -> dict[str, str]:
     scored = {
         task: best[task]["model"] if task in best else NO_MODEL
         for task in HEADLINE
-        if (column := _headline(task)[0]) in table
+        if (column := headline(task)[0]) in table
         and pd.to_numeric(table[column], errors="coerce").notna().any()
     }
     return dict(sorted(scored.items()))
@@ -321,9 +321,13 @@ def ci_text(low: float, high: float) -> str:
     return f"95% CI {ci_range(low, high)}"
 
 
-def summary_text(table: pd.DataFrame) -> str:
-    """A few sentences naming the winners, whether their lead is beyond the CI, size and speed;
-    a run of one model (as the FER profiles train) is described, not ranked against itself."""
+def summary_text(table: pd.DataFrame, paired: pd.DataFrame | None = None) -> str:
+    """A few sentences naming the winners, whether their lead is real, size and speed; a run
+    of one model (as the FER profiles train) is described, not ranked against itself.
+
+    paired: helpers.evaluation.paired.paired_table, whose interval of each lead over the same
+    test images decides it; without it (or a row for the pair), whether the two models'
+    own intervals overlap, which can only say that a lead may be noise."""
     if table.empty:
         return "No model metrics found."
     n = table["n"].dropna()
@@ -342,7 +346,7 @@ def summary_text(table: pd.DataFrame) -> str:
             )
             continue
         info = best[task]
-        column, lower, metric = _headline(task)
+        column, lower, metric = headline(task)
         label = HEADLINE_LABELS.get(metric, metric)
         verdict = "" if alone else " is best"
         text = f"{task.capitalize()}: {info['model']}{verdict}, {label} {_fmt(info['value'])}"
@@ -354,8 +358,11 @@ def summary_text(table: pd.DataFrame) -> str:
         if not others.empty:
             runner = others.loc[others[column].idxmin() if lower else others[column].idxmax()]
             text += f"; next {runner['model']} {_fmt(runner[column])}"
+            lead = _paired_row(paired, task, str(runner["model"]))
             low, high = runner.get(f"{column}_ci_low"), runner.get(f"{column}_ci_high")
-            if info["ci"] and pd.notna(low) and pd.notna(high):
+            if lead is not None:
+                text += f", {lead}"
+            elif info["ci"] and pd.notna(low) and pd.notna(high):
                 overlap = info["ci"][0] <= high and low <= info["ci"][1]
                 text += (
                     ", the CIs overlap, so the lead may be noise"
@@ -385,6 +392,23 @@ def summary_text(table: pd.DataFrame) -> str:
     if facts:
         lines.append(f"{table['model'].iloc[0]}: {', '.join(facts)}.")
     return "\n".join(lines)
+
+
+def _paired_row(paired: pd.DataFrame | None, task: str, other: str) -> str | None:
+    """The paired table's sentence on the best model's lead over `other`, if it compared them."""
+    if paired is None or paired.empty:
+        return None
+    rows = paired[(paired["task"] == task) & (paired["other"] == other)]
+    if rows.empty or not math.isfinite(to_number(rows["lead"].iloc[0])):
+        return None
+    row = rows.iloc[0]
+    label = HEADLINE_LABELS.get(str(row["metric"]), str(row["metric"]))
+    return (
+        f"a {label} lead of {float(row['lead']):.3f} (paired 95% CI "
+        f"{ci_range(float(row['lead_ci_low']), float(row['lead_ci_high']))} over the same "
+        f"{int(row['n']):,} test images): "
+        + ("ahead" if row["lead_ci_low"] > 0 else "not told apart, the interval includes 0")
+    )
 
 
 def load_metrics(run_dir: str | os.PathLike, dataset: str | None = None) -> dict[str, dict]:

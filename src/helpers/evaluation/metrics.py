@@ -34,6 +34,7 @@ from helpers.core.labels import EXPRESSIONS, FER_TO_AFFECTNET, N_EXPRESSIONS
 from helpers.core.landmarks import N_POINTS, interocular_distance
 
 NME_FAILURE_THRESHOLD = 0.1
+ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017
 # Label spaces, each as a map into the shared AffectNet order (helpers.core.labels).
 LABEL_SPACES: dict[str, dict[int, int]] = {
     "affectnet": {i: i for i in range(N_EXPRESSIONS)},
@@ -61,7 +62,8 @@ def classification_metrics(
     dropped (`n_dropped`). Predictions outside them stay, as errors (`n_pred_outside_labels`).
     `label_names` name classes by index (default helpers.core.labels.EXPRESSIONS). ROC-AUC and
     PR-AUC are one-vs-rest macro averages over the scored classes (raw proba columns);
-    model classes not scored are listed in `auc_skipped`.
+    model classes not scored are listed in `auc_skipped`. `ece` is the top-label expected
+    calibration error of the top probability (None without probabilities).
     """
     t, p, proba, labels, space = classification_rows(y_true, y_pred, proba, labels)
     names = class_names(label_names, space)
@@ -84,6 +86,7 @@ def classification_metrics(
         "kappa": _cohen_kappa(t, p),
         "krippendorff_alpha": krippendorff_alpha(t, p),
         **scores,
+        "ece": None if proba is None else expected_calibration_error(p == t, proba.max(axis=1)),
         "auc_skipped": (
             [names[c] for c in range(proba.shape[1]) if c not in labels]
             if proba is not None
@@ -290,6 +293,46 @@ def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dic
         roc.append(roc_auc_score(positive, proba[:, c]))
         pr.append(average_precision_score(positive, proba[:, c]))
     return {"roc_auc_ovr": float(np.mean(roc)), "pr_auc_macro": float(np.mean(pr))}
+
+
+def expected_calibration_error(correct: Any, confidence: Any, n_bins: int = ECE_BINS) -> float:
+    """Top-label ECE, by hand: sklearn's calibration_curve is binary-only, without bin weights."""
+    bins = reliability_bins(correct, confidence, n_bins)
+    n = int(bins["count"].sum())
+    if n == 0:
+        return math.nan
+    filled = bins[bins["count"] > 0]
+    gaps = (filled["accuracy"] - filled["confidence"]).abs()
+    return float((filled["count"] / n * gaps).sum())
+
+
+def reliability_bins(correct: Any, confidence: Any, n_bins: int = ECE_BINS) -> pd.DataFrame:
+    """Count, accuracy, mean confidence per (low, high] bin: the data of ECE and its diagram."""
+    hit = np.asarray(correct, dtype=bool).reshape(-1)
+    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    if hit.shape != conf.shape:
+        raise ValueError(
+            f"reliability_bins: correct {hit.shape} and confidence {conf.shape} differ"
+        )
+    if n_bins < 1 or not np.all((conf > -1e-6) & (conf < 1 + 1e-6)):  # NaN refused too
+        raise ValueError("reliability_bins: needs n_bins >= 1 and confidences in [0, 1]")
+    conf = np.clip(conf, 0.0, 1.0)  # float32 softmax rounding
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # Bins are right-closed, as in Guo et al.: 1.0 lands in the last one, 0 in the first.
+    index = np.searchsorted(edges[1:-1], conf, side="left")
+    count = np.bincount(index, minlength=n_bins)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accuracy = np.bincount(index, weights=hit, minlength=n_bins) / count
+        mean_conf = np.bincount(index, weights=conf, minlength=n_bins) / count
+    return pd.DataFrame(
+        {
+            "low": edges[:-1],
+            "high": edges[1:],
+            "count": count.astype(np.int64),
+            "accuracy": accuracy,
+            "confidence": mean_conf,
+        }
+    )
 
 
 def _labels_array(y: Any, what: str) -> np.ndarray:

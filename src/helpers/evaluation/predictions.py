@@ -327,6 +327,21 @@ def restrict_table(predictions: pd.DataFrame, classes: Sequence[int]) -> pd.Data
     return out
 
 
+def scored_confidence(
+    predictions: pd.DataFrame, expression: Mapping[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, confidence) on the rows and classes an expression block of the metrics JSON
+    scored, confined as it was (`restricted_to`), so a reliability diagram shows its `ece`."""
+    needed = {"expression", "expression_pred", "confidence"}
+    if not expression or not needed <= set(predictions.columns):
+        return np.empty(0, dtype=bool), np.empty(0)
+    restricted = [EXPRESSIONS.index(c) for c in expression.get("restricted_to") or []]
+    table = restrict_table(predictions, restricted) if restricted else predictions
+    scored = table[table["expression"].isin(expression.get("label_ids") or [])]
+    correct = (scored["expression_pred"] == scored["expression"]).to_numpy(dtype=bool)
+    return correct, scored["confidence"].to_numpy(dtype=np.float64)
+
+
 def confident_mistakes(predictions: pd.DataFrame, n: int = 12) -> pd.DataFrame:
     """The wrong predictions the model was surest of: where to look for label noise and biases."""
     if not {"expression", "expression_pred", "confidence"} <= set(predictions.columns):

@@ -107,15 +107,9 @@ def _expression_head(
     """Expression metrics (with CIs) from predicted labels and/or probabilities."""
     if "expression" not in cols:
         return None
-    proba = cols.get("expression_proba")
-    proba = None if proba is None else _stack_rows(proba).astype(np.float64)
-    pred = cols.get("expression_pred")
-    if proba is None and pred is None:
+    pred, proba = _expression_pred(cols, data_classes)
+    if pred is None:
         return None
-    if proba is not None and data_classes is not None:
-        pred, proba = restrict_predictions(proba, data_classes)
-    elif pred is None:
-        pred = proba.argmax(axis=1)
     metrics = classification_metrics(cols["expression"], pred, proba, data_classes, label_names)
     if metrics is not None:
         metrics["restricted_to"] = (
@@ -124,6 +118,23 @@ def _expression_head(
             else [class_names(label_names, range(proba.shape[1]))[c] for c in sorted(data_classes)]
         )
     return _maybe_ci(metrics, "expression", (cols["expression"], pred), n_boot, ci, seed)
+
+
+def _expression_pred(
+    cols: Mapping[str, Any], data_classes: Sequence[int] | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The predicted classes scored (confined to data_classes where probabilities allow) and
+    the probabilities they came from; (None, None) without either."""
+    proba = cols.get("expression_proba")
+    proba = None if proba is None else _stack_rows(proba).astype(np.float64)
+    pred = cols.get("expression_pred")
+    if proba is None and pred is None:
+        return None, None
+    if proba is not None and data_classes is not None:
+        pred, proba = restrict_predictions(proba, data_classes)
+    elif pred is None:
+        pred = proba.argmax(axis=1)
+    return np.asarray(pred), proba
 
 
 def _maybe_ci(
@@ -182,6 +193,30 @@ def _metric_inputs(predictions: pd.DataFrame, classes: list[int] | None) -> dict
     return cols
 
 
+def _own_classes(model_classes: list[int]) -> list[int] | None:
+    """The classes a model's predictions are confined to on its own data: its own, where they
+    leave a gap (a class it lacks) that argmax over the probabilities could otherwise pick."""
+    return model_classes if model_classes and len(model_classes) <= max(model_classes) else None
+
+
+def scored_pairs(predictions: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each head's truth and prediction as `evaluate` scores a model on its own test split, so
+    a paired comparison of two models resamples the very labels their metrics JSONs scored."""
+    restrict = _own_classes(proba_classes(predictions))
+    cols = _metric_inputs(predictions, None)
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    pred, _ = _expression_pred(cols, restrict)
+    if "expression" in cols and pred is not None:
+        pairs["expression"] = (np.asarray(cols["expression"]), pred)
+    for head in (*REGRESSION_HEADS, "landmarks"):
+        if head in cols and f"{head}_pred" in cols:
+            truth, guess = cols[head], cols[f"{head}_pred"]
+            if head == "landmarks":
+                truth, guess = stack_landmarks(truth), stack_landmarks(guess)
+            pairs[head] = (np.asarray(truth, dtype=np.float64), np.asarray(guess, dtype=np.float64))
+    return pairs
+
+
 def evaluate(
     model_name: str,
     predictions: pd.DataFrame,
@@ -216,12 +251,7 @@ def evaluate(
                 f"the model does not predict {class_names_text(lacking)}: those test "
                 "images are left out of the expression metrics"
             )
-    # Probabilities with a gap (a class the model lacks) would otherwise let argmax pick it.
-    restrict = (
-        shared
-        if shared is not None
-        else (model_classes if model_classes and len(model_classes) <= max(model_classes) else None)
-    )
+    restrict = shared if shared is not None else _own_classes(model_classes)
     result = evaluate_predictions(
         _metric_inputs(predictions, shared),
         model_name,
@@ -299,6 +329,7 @@ HEADLINE_ROWS = {
     "accuracy": ("expression", "accuracy"),
     "macro F1": ("expression", "f1_macro"),
     "kappa": ("expression", "kappa"),
+    "ECE": ("expression", "ece"),
     "valence CCC": ("valence", "ccc"),
     "arousal CCC": ("arousal", "ccc"),
     "landmark NME": ("landmarks", "nme"),
@@ -414,7 +445,7 @@ def result_line(scores: Mapping[str, Any]) -> str:
     for name, (head, key) in HEADLINE_ROWS.items():
         block = scores.get(head) or {}
         value = number(block, key)
-        if name == "kappa" or math.isnan(value):
+        if name in ("kappa", "ECE") or math.isnan(value):
             continue
         text = f"{name} {value:.3f}"
         ci = block.get(f"{key}_ci")

@@ -612,6 +612,33 @@ def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
     return fig
 
 
+def plot_reliability(correct: Any, confidence: Any, n_bins: int = 15, title: str = "") -> Figure:
+    """Accuracy against confidence per bin: a bar below the diagonal is over-confidence."""
+    from helpers.evaluation.metrics import expected_calibration_error, reliability_bins
+
+    bins = reliability_bins(correct, confidence, n_bins)
+    filled = bins[bins["count"] > 0]
+    if filled.empty:
+        return _message_figure("No scored expression probabilities: no reliability diagram.")
+    centres = (filled["low"] + filled["high"]) / 2
+    bar = {"width": 1.0 / n_bins, "edgecolor": "white"}
+    fig, axes = _figure(2, 1, (5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+    top, counts = axes[0, 0], axes[1, 0]
+    top.bar(centres, filled["accuracy"], color=CLASS_COLORS[2], label="accuracy", **bar)
+    top.plot(
+        centres, filled["confidence"], "_", color="0.2", markersize=12, label="mean confidence"
+    )
+    top.plot([0, 1], [0, 1], "--", color="0.4", linewidth=1, label="perfectly calibrated")
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.01))
+    top.legend(loc="upper left", fontsize=8)
+    counts.bar(centres, filled["count"], color="0.8", **bar)
+    counts.set(xlabel="confidence (top probability)", ylabel="images")
+    ece = expected_calibration_error(correct, confidence, n_bins)
+    n = int(filled["count"].sum())
+    fig.suptitle(f"{title + ': ' if title else ''}ECE {ece:.3f} (n={n:,}, {n_bins} bins)")
+    return fig
+
+
 def plot_va_predictions(
     predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0
 ) -> Figure | None:
@@ -798,7 +825,8 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "") -> Figure:
 
 
 def plot_metric_comparison(table: pd.DataFrame) -> Figure:
-    """Each task's headline metric per model with 95% CI bars, to see which leads are real."""
+    """Each task's headline metric per model with its 95% CI: the scores at a glance (whether a
+    lead is real is plot_paired_leads', from the same test images)."""
     tasks = [
         t
         for t, (m, _, _) in _HEADLINE_METRICS.items()
@@ -850,6 +878,51 @@ def plot_metric_comparison(table: pd.DataFrame) -> Figure:
         ax.tick_params(axis="x", labelrotation=30)
         ax.axhline(0, color="0.4", linewidth=0.8)
     fig.suptitle("Headline metric per model, 95% bootstrap CI")
+    return fig
+
+
+def plot_paired_leads(paired: pd.DataFrame) -> Figure:
+    """Each best model's lead over every other model with its paired 95% CI, a panel per task
+    (helpers.evaluation.paired.paired_table): a lead whose bar clears 0 is one the test images
+    support, where the models' own intervals in plot_metric_comparison may still overlap."""
+    lead = pd.to_numeric(paired.get("lead", pd.Series(dtype=float)), errors="coerce")
+    rows = paired[np.isfinite(lead.to_numpy(np.float64))] if len(paired) else paired
+    if rows.empty:
+        return _message_figure("No task has two models that learned it: no lead to compare.")
+    tasks = list(dict.fromkeys(rows["task"]))
+    tallest = int(rows.groupby("task").size().max())
+    fig, axes = _figure(1, len(tasks), (4.6 * len(tasks), 0.55 * tallest + 1.9))
+    for ax, task in zip(axes[0], tasks, strict=False):
+        part = rows[rows["task"] == task]
+        y = np.arange(len(part))
+        value, low, high = (
+            part[c].to_numpy(np.float64) for c in ("lead", "lead_ci_low", "lead_ci_high")
+        )
+        for ahead, color in ((True, _MODEL_COLORS[2]), (False, "0.55")):
+            pick = (low > 0) == ahead
+            if pick.any():
+                ax.errorbar(
+                    value[pick],
+                    y[pick],
+                    xerr=np.vstack([value - low, high - value])[:, pick],
+                    fmt="o",
+                    color=color,
+                    capsize=4,
+                    elinewidth=1.5,
+                    label="ahead (CI excludes 0)" if ahead else "not told apart (CI includes 0)",
+                )
+        ax.axvline(0, color="0.3", linewidth=0.8, linestyle="--")
+        ax.set_yticks(y, [f"over {name}" for name in part["other"]])
+        ax.set_ylim(len(part) - 0.5, -0.5)
+        metric, label, lower = _HEADLINE_METRICS.get(task, (str(part["metric"].iloc[0]), "", False))
+        ax.set_title(f"{task.capitalize()}: {part['best'].iloc[0]}'s {label or metric} lead")
+        ax.set_xlabel("lead (positive: the best is better" + (", lower NME)" if lower else ")"))
+    handles = {}
+    for ax in axes[0]:
+        found, texts = ax.get_legend_handles_labels()
+        handles.update(zip(texts, found, strict=True))
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
+    fig.suptitle("The best model's lead over each other model, paired 95% bootstrap CI")
     return fig
 
 

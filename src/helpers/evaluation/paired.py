@@ -1,0 +1,173 @@
+"""Whether a best model's lead is real: each task's best model against every other model that
+learned the task, on the same test images, with a paired bootstrap interval of the difference.
+Two models' separate 95% intervals overlap long after one is reliably ahead, since both are
+scored on the same faces; resampling the faces once for both (helpers.evaluation.bootstrap
+.paired_difference) leaves only what differs between them in the interval."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation.bootstrap import paired_difference
+from helpers.evaluation.comparison import (
+    HEADLINE_LABELS,
+    best_models,
+    ci_range,
+    collapsed,
+    comparison_table,
+    headline,
+    load_metrics,
+)
+from helpers.evaluation.predictions import load_predictions
+from helpers.evaluation.scoring import scored_pairs
+
+COLUMNS = [
+    "task",
+    "metric",
+    "best",
+    "other",
+    "best_value",
+    "other_value",
+    "lead",
+    "lead_ci_low",
+    "lead_ci_high",
+    "p_value",
+    "n",
+    "verdict",
+]
+AHEAD = "ahead: the interval excludes 0"
+LEVEL = "not told apart: the interval includes 0"
+
+
+def paired_table(
+    run_dir: str | os.PathLike,
+    table: pd.DataFrame | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per task and other model: the best model's lead over it in the task's headline
+    metric (positive: the best is better, also where lower is better), its paired 95%
+    interval and p-value over the test images both were scored on, and the verdict."""
+    run = RunFolder(run_dir)
+    table = comparison_table(run) if table is None else table
+    metrics = load_metrics(run)
+    pairs: dict[str, dict[str, Any] | str] = {}
+    rows = []
+    for task, info in best_models(table).items():
+        column, lower, metric = headline(task)
+        others = table[(table["model"] != info["model"]) & ~collapsed(table, task)]
+        for other in others.dropna(subset=[column])["model"]:
+            row: dict[str, Any] = {
+                "task": task,
+                "metric": metric,
+                "best": info["model"],
+                "other": other,
+                "best_value": info["value"],
+                "other_value": float(others.loc[others["model"] == other, column].iloc[0]),
+            }
+            found = _lead(run, metrics, pairs, task, info["model"], other, n_boot, seed)
+            if isinstance(found, str):
+                row.update(lead=math.nan, verdict=f"not compared: {found}")
+            else:
+                sign = -1.0 if lower else 1.0
+                low, high = sorted(sign * v for v in found["ci"])
+                row.update(
+                    lead=sign * found["difference"],
+                    lead_ci_low=low,
+                    lead_ci_high=high,
+                    p_value=found["p_value"],
+                    n=found["n"],
+                    verdict=AHEAD if low > 0 else LEVEL,
+                )
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out.attrs["n_boot"] = n_boot
+    return out
+
+
+def _lead(
+    run: RunFolder,
+    metrics: dict[str, dict],
+    cache: dict[str, dict[str, Any] | str],
+    task: str,
+    best: str,
+    other: str,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any] | str:
+    """paired_difference of best minus other on the task, or why the two cannot be paired."""
+    a, b = _pairs(run, cache, best), _pairs(run, cache, other)
+    if isinstance(a, str) or isinstance(b, str):
+        return a if isinstance(a, str) else b
+    ids_a, ids_b = a["ids"], b["ids"]
+    if set(ids_a) != set(ids_b):
+        return "scored on different test images"
+    if task not in a["heads"] or task not in b["heads"]:
+        return f"no {task} predictions"
+    order = pd.Index(ids_b).get_indexer(ids_a)
+    truth_b, guess_b = (x[order] for x in b["heads"][task])
+    labels = None
+    if task == "expression":
+        labels = (metrics.get(best, {}).get("expression") or {}).get("label_ids")
+        other_labels = (metrics.get(other, {}).get("expression") or {}).get("label_ids")
+        if labels is None or labels != other_labels:
+            return "scored on different classes"
+    return paired_difference(
+        task, headline(task)[2], a["heads"][task], (truth_b, guess_b),
+        label_ids=labels, n_boot=n_boot, seed=seed,
+    )  # fmt: skip
+
+
+def _pairs(
+    run: RunFolder, cache: dict[str, dict[str, Any] | str], model: str
+) -> dict[str, Any] | str:
+    """A model's test-split ids and scored (truth, prediction) pairs per head, read once."""
+    if model not in cache:
+        path = run.predictions_path(model)
+        if not path.is_file():
+            cache[model] = f"no predictions/{path.name} (notebook 05)"
+        else:
+            predictions = load_predictions(path)
+            ids = predictions["id"].astype(str).to_numpy()
+            if len(set(ids)) != len(ids):
+                cache[model] = f"repeated ids in predictions/{path.name}"
+            else:
+                cache[model] = {"ids": ids, "heads": scored_pairs(predictions)}
+    return cache[model]
+
+
+def shown(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired table as the report shows it: scores to 3 decimals, the lead with its
+    interval in one cell, a p-value of 0 as below the bootstrap's resolution."""
+    if paired.empty:
+        return pd.DataFrame(columns=["task", "metric", "best", "other", "lead (95% CI)", "p"])
+    n_boot = int(paired.attrs.get("n_boot", 1000))
+
+    def lead(row: pd.Series) -> str:
+        if not np.isfinite(row["lead"]):
+            return ""
+        return f"{row['lead']:.3f} ({ci_range(row['lead_ci_low'], row['lead_ci_high'])})"
+
+    def p(value: float) -> str:
+        if not np.isfinite(value):
+            return ""
+        return f"<{1 / n_boot:.3g}" if value == 0 else f"{value:.3f}"
+
+    return pd.DataFrame(
+        {
+            "task": paired["task"],
+            "metric": paired["metric"].map(lambda m: HEADLINE_LABELS.get(m, m)),
+            "best": paired["best"] + " " + paired["best_value"].map("{:.3f}".format),
+            "other": paired["other"] + " " + paired["other_value"].map("{:.3f}".format),
+            "lead (95% CI)": paired.apply(lead, axis=1),
+            "p": paired["p_value"].map(p),
+            "verdict": paired["verdict"],
+        }
+    )
