@@ -404,7 +404,7 @@ def _paired_row(paired: pd.DataFrame | None, task: str, other: str) -> str | Non
     row = rows.iloc[0]
     label = HEADLINE_LABELS.get(str(row["metric"]), str(row["metric"]))
     return (
-        f"a {label} lead of {float(row['lead']):.3f} (paired 95% CI "
+        f"a lead of {float(row['lead']):.3f} in {label} (paired 95% CI "
         f"{ci_range(float(row['lead_ci_low']), float(row['lead_ci_high']))} over the same "
         f"{int(row['n']):,} test images): "
         + ("ahead" if row["lead_ci_low"] > 0 else "not told apart, the interval includes 0")

@@ -891,7 +891,7 @@ def plot_paired_leads(paired: pd.DataFrame) -> Figure:
         return _message_figure("No task has two models that learned it: no lead to compare.")
     tasks = list(dict.fromkeys(rows["task"]))
     tallest = int(rows.groupby("task").size().max())
-    fig, axes = _figure(1, len(tasks), (4.6 * len(tasks), 0.55 * tallest + 1.9))
+    fig, axes = _figure(1, len(tasks), (max(6.5, 4.6 * len(tasks)), 0.55 * tallest + 1.9))
     for ax, task in zip(axes[0], tasks, strict=False):
         part = rows[rows["task"] == task]
         y = np.arange(len(part))
