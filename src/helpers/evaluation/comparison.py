@@ -143,6 +143,12 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(explain, Mapping):  # Grad-CAM: share of the heatmap on the face (notebook 05)
         for key in ("on_face_share", "face_area_share"):
             row[f"explain_{key}"] = to_number(explain.get(key))
+    calibration = d.get("calibration")
+    if isinstance(calibration, Mapping):  # the expression head's temperature (notebook 05)
+        row["calibration_temperature"] = to_number(calibration.get("temperature"))
+        after = calibration.get("test_ece")
+        if isinstance(after, (list, tuple)) and len(after) == 2:
+            row["calibrated_expression_ece"] = to_number(after[1])
     row["tta"] = d.get("tta") or "none"
     without = d.get("without_tta")
     if row["tta"] == "none" and not isinstance(without, Mapping):  # its score is the one without

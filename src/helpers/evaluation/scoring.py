@@ -21,6 +21,7 @@ from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
 from helpers.evaluation.bootstrap import with_confidence_intervals
+from helpers.evaluation.calibration import calibration_block
 from helpers.evaluation.comparison import (
     ci_range,
     comparison_table,
@@ -334,6 +335,32 @@ HEADLINE_ROWS = {
     "arousal CCC": ("arousal", "ccc"),
     "landmark NME": ("landmarks", "nme"),
 }
+
+
+def calibrate(
+    model: Any,
+    val_table: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    *,
+    tta: str = "none",
+    batch_size: int = 64,
+) -> dict[str, Any] | None:
+    """The metrics JSON's `calibration` (helpers.evaluation.calibration): the expression head's
+    temperature fitted on the validation split, predicted with the test split's augmentation
+    `tta`, so the predictor's confidence means what it says; None without an expression head or
+    validation images."""
+    if not len(val_table) or not proba_classes(test_predictions):
+        return None
+    val = _metric_inputs(
+        predict_table(model, val_table, batch_size=batch_size, progress=False, tta=tta), None
+    )
+    test = _metric_inputs(test_predictions, None)
+    if "expression_proba" not in val or "expression" not in val:
+        return None
+    block = calibration_block(
+        val["expression_proba"], val["expression"], test["expression_proba"], test["expression"]
+    )
+    return json_ready(block)
 
 
 def tta_on_validation(

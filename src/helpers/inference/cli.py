@@ -2,7 +2,7 @@
 
     python -m helpers.predict --model MODEL.keras INPUT... [--out DIR] [--every N] [--no-detect]
                               [--annotate] [--explain] [--margin 0.2] [--min-face 30]
-                              [--backend tflite]
+                              [--backend tflite] [--uncalibrated]
 
 Exit 0 when at least one input was read, 1 when none was, 2 for bad options or a bad model.
 """
@@ -31,6 +31,7 @@ from helpers.core.faces import DEFAULT_MARGIN, Detector, setting_problem
 from helpers.core.jsonio import read_json
 from helpers.inference.predict import (
     check_args,
+    model_temperature,
     predict_images,
     run_of_model,
     summary_line,
@@ -239,6 +240,12 @@ def _parser() -> argparse.ArgumentParser:
         "ten crops and their mirrors; auto the mode notebook 05 chose for this model (its run "
         "folder's metrics)",
     )
+    p.add_argument(
+        "--uncalibrated",
+        action="store_true",
+        help="the raw softmax as confidence, not the temperature notebook 05 fitted on the "
+        "validation split (its run folder's metrics)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backend", choices=BACKENDS, help="default: from the model file's suffix")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -405,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
         tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
+        temperature, temperature_source = (
+            (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model)
+        )
         model = open_model(args.model, args.backend)
         if args.out and args.overwrite:
             clear_out_dir(Path(args.out))
@@ -418,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         print(note, file=sys.stderr)
     if args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
+    if temperature != 1.0:
+        print(
+            f"confidence: temperature {temperature:.3g} ({temperature_source}); "
+            "--uncalibrated for the raw softmax",
+            file=sys.stderr,
+        )
     if args.detect:
         print(
             f"face crops: margin {margin:g} of the face box per side ({margin_source})",
@@ -436,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.quiet,
                 detector=detector,
                 tta=tta,
+                temperature=temperature,
                 annotate_dir=(out / ANNOTATED) if out and annotating else None,
                 explain=args.explain,
                 exclude=[out] if out else [],

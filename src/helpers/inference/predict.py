@@ -34,6 +34,7 @@ from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
 from helpers.core.run_folder import RunFolder
+from helpers.inference.calibration import CalibratedModel, check_temperature, fitted_temperature
 from helpers.inference.explain import Explainer, overlay
 from helpers.inference.runtime import Backend, KerasModel, open_model
 from helpers.inference.sources import (
@@ -209,6 +210,18 @@ def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
     return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
 
 
+def model_temperature(model_path: str | os.PathLike) -> tuple[float, str]:
+    """The expression head's temperature for a model file (its run's metrics JSON, fitted on
+    the validation split by notebook 05) and where it came from; 1 (the raw softmax) where the
+    model was not evaluated in its run folder."""
+    run, name = run_of_model(model_path)
+    metrics = run.metrics_path(name)
+    temperature = fitted_temperature(metrics)
+    if temperature is None:
+        return 1.0, "none: no temperature fitted in the model's run (notebook 05)"
+    return temperature, f"fitted on the validation split ({metrics.parent.name}/{metrics.name})"
+
+
 def check_args(margin: float, batch_size: int, every: int, flags: bool = False) -> None:
     """Bad settings fail before the model is loaded or any file is read; with flags the
     message names the command-line option (--every) rather than the argument (every)."""
@@ -240,6 +253,7 @@ def predict_images(
     tta: str = "none",
     explain: bool = False,
     exclude: Iterable[str | os.PathLike] = (),
+    temperature: float | None = None,
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
@@ -254,11 +268,18 @@ def predict_images(
     heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
     exclude: folders not searched when an input folder holds them (annotate_dir always is);
     the files a folder holds without a media extension are listed in df.attrs["left_out"].
+    temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
+    None uses the one notebook 05 fitted for a model file in its run folder (model_temperature),
+    1 for a model object or where none was fitted; 1.0 gives the raw softmax.
     """
     if margin is None:
         is_file = isinstance(model_or_path, (str, os.PathLike))
         margin = training_margin(model_or_path)[0] if is_file else DEFAULT_MARGIN
+    if temperature is None:
+        is_file = isinstance(model_or_path, (str, os.PathLike))
+        temperature = model_temperature(model_or_path)[0] if is_file else 1.0
     check_args(margin, batch_size, every)
+    temperature = check_temperature(temperature)
     tta = check_tta(tta)
     if explain and annotate_dir is None:
         raise ConfigError("explain writes heatmap images: it needs annotate_dir (--out)")
@@ -277,6 +298,8 @@ def predict_images(
             )
     if tta != "none":
         model = TTAModel(model, tta)
+    if temperature != 1.0:
+        model = CalibratedModel(model, temperature)
     meta = model.metadata
     size, channels = meta["image_size"], meta["channels"]
     out_dir = None if annotate_dir is None else Path(annotate_dir)

@@ -1,0 +1,230 @@
+"""Temperature scaling of the expression head: fitted on validation (helpers.evaluation
+.calibration, scoring.calibrate), kept in the metrics JSON, applied by the predictor
+(helpers.inference.calibration)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import EXPRESSIONS
+from helpers.evaluation import scoring
+from helpers.evaluation.calibration import calibration_block, fit_temperature
+from helpers.evaluation.metrics import expected_calibration_error
+from helpers.evaluation.predictions import scored_confidence
+from helpers.inference.calibration import (
+    CalibratedModel,
+    fitted_temperature,
+    scale_probabilities,
+)
+
+K = 8
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _overconfident(n: int, sharpen: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels drawn from softmax(z), probabilities given as softmax(sharpen * z): a model whose
+    confidence is off by exactly the temperature `sharpen`."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, (n, K))
+    calibrated = _softmax(z)
+    truth = (calibrated.cumsum(axis=1) > rng.uniform(size=(n, 1))).argmax(axis=1)
+    return _softmax(sharpen * z), truth
+
+
+def test_scaling_keeps_every_prediction_and_a_lacking_class_at_zero() -> None:
+    proba = np.array([[0.7, 0.2, 0.1, 0.0], [0.25, 0.25, 0.4, 0.1]])
+    np.testing.assert_array_equal(scale_probabilities(proba, 1.0), proba)
+    for temperature in (0.5, 2.0, 7.0):
+        scaled = scale_probabilities(proba, temperature)
+        np.testing.assert_allclose(scaled.sum(axis=1), 1.0)
+        assert (scaled.argmax(axis=1) == proba.argmax(axis=1)).all()
+        assert scaled[0, 3] == 0.0
+    assert scale_probabilities(proba, 2.0)[0, 0] < 0.7 < scale_probabilities(proba, 0.5)[0, 0]
+
+
+@pytest.mark.parametrize("sharpen", [2.0, 0.6])
+def test_the_fit_finds_the_temperature_the_model_is_off_by(sharpen: float) -> None:
+    """An over-confident model (probabilities sharpened 2x) gets temperature about 2, a timid
+    one about 0.6; after it the ECE is small, before it large."""
+    proba, truth = _overconfident(20_000, sharpen, seed=1)
+    temperature = fit_temperature(proba, truth)
+    assert temperature == pytest.approx(sharpen, rel=0.08)
+    before = expected_calibration_error(proba.argmax(1) == truth, proba.max(1))
+    scaled = scale_probabilities(proba, temperature)
+    after = expected_calibration_error(scaled.argmax(1) == truth, scaled.max(1))
+    assert before > 0.05 and after < 0.02
+
+
+def test_the_block_is_fitted_on_validation_and_reports_the_test_split() -> None:
+    """The temperature comes from the validation rows alone: the same validation with another
+    test split gives the same temperature; rows without a label or of a class the model lacks
+    are left out; NLL and ECE fall on validation and ECE on test."""
+    val_proba, val_truth = _overconfident(6000, 2.0, seed=2)
+    test_proba, test_truth = _overconfident(3000, 2.0, seed=3)
+    block = calibration_block(val_proba, val_truth, test_proba, test_truth)
+    assert block["fitted_on"] == "val" and block["n"] == 6000
+    assert block["val_nll"][1] < block["val_nll"][0]
+    assert block["val_ece"][1] < block["val_ece"][0] and block["test_ece"][1] < block["test_ece"][0]
+    other = calibration_block(val_proba, val_truth, test_proba[:100], test_truth[:100])
+    assert other["temperature"] == block["temperature"]
+    lacking = val_proba.copy()
+    lacking[:, 7] = 0.0  # a model without Contempt: its Contempt faces are not scored
+    unlabelled = np.where(np.arange(6000) % 10 == 0, -1, val_truth)
+    block = calibration_block(lacking, unlabelled, test_proba, test_truth)
+    assert block["n"] == int(((unlabelled >= 0) & (unlabelled != 7)).sum())
+    assert calibration_block(val_proba[:0], val_truth[:0], test_proba, test_truth) is None
+
+
+def _predictions(proba: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
+    """A predictions table as notebook 05 saves it."""
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(truth))],
+            "expression": truth,
+            "expression_pred": proba.argmax(axis=1),
+            "confidence": proba.max(axis=1),
+            **{f"p_{name}": proba[:, c] for c, name in enumerate(EXPRESSIONS)},
+        }
+    )
+
+
+def test_calibrate_writes_the_block_the_reliability_diagram_and_metrics_agree_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """scoring.calibrate predicts the validation split with the test split's augmentation and
+    fits there; its test ECE before is the metrics JSON's `ece`, after it the diagram's."""
+    val_proba, val_truth = _overconfident(4000, 2.0, seed=4)
+    test_proba, test_truth = _overconfident(2000, 2.0, seed=5)
+    asked = {}
+
+    def fake_predict(model, table, **kw):
+        asked.update(kw, n=len(table))
+        return _predictions(val_proba, val_truth)
+
+    monkeypatch.setattr(scoring, "predict_table", fake_predict)
+    test = _predictions(test_proba, test_truth)
+    block = scoring.calibrate(None, pd.DataFrame({"id": range(4000)}), test, tta="flip")
+    assert asked["tta"] == "flip" and asked["n"] == 4000
+    assert block["temperature"] == pytest.approx(2.0, rel=0.1)
+    expression = scoring.evaluate("m", test, n_boot=0)["expression"]
+    assert block["test_ece"][0] == pytest.approx(expression["ece"])
+    correct, confidence = scored_confidence(test, expression, block["temperature"])
+    assert expected_calibration_error(correct, confidence) == pytest.approx(block["test_ece"][1])
+    assert scoring.calibrate(None, pd.DataFrame(), test) is None  # no validation split
+
+
+def test_the_temperature_is_read_from_the_metrics_file_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "metrics" / "m.json"
+    assert fitted_temperature(path) is None  # not evaluated
+    path.parent.mkdir()
+    path.write_text(json.dumps({"calibration": None}))
+    assert fitted_temperature(path) is None
+    path.write_text(json.dumps({"calibration": {"temperature": 1.7}}))
+    assert fitted_temperature(path) == 1.7
+    for bad in (-1, 0, "warm", 1e9, True):
+        path.write_text(json.dumps({"calibration": {"temperature": bad}}))
+        with pytest.raises(DataError, match=r"m\.json: calibration temperature"):
+            fitted_temperature(path)
+    with pytest.raises(ConfigError, match="temperature"):
+        CalibratedModel(lambda x: x, 0.0)
+
+
+class Stub:
+    """A Backend without TensorFlow: a fixed softmax and a valence."""
+
+    def __init__(self) -> None:
+        heads = ["expression", "valence"]
+        self.metadata = {"name": "stub", "image_size": 48, "channels": 1, "heads": heads}
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        proba = np.full((len(images), 8), 0.05)
+        proba[:, 1] = 0.65
+        return {"expression": proba, "valence": np.full((len(images), 1), 0.5)}
+
+
+def test_a_calibrated_model_scales_the_expression_head_alone() -> None:
+    out = CalibratedModel(Stub(), 2.0)(np.zeros((3, 48, 48, 1)))
+    np.testing.assert_allclose(
+        out["expression"],
+        scale_probabilities(Stub()(np.zeros((3, 1)))["expression"], 2.0),
+        rtol=1e-6,
+    )
+    assert out["expression"][0, 1] < 0.65 and (out["valence"] == 0.5).all()
+    assert CalibratedModel(Stub(), 2.0).metadata["temperature"] == 2.0
+
+
+@pytest.fixture(scope="module")
+def run_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A custom CNN saved in a run folder, as notebook 04 leaves it."""
+    from helpers.models.factory import build_model
+
+    run = tmp_path_factory.mktemp("run")
+    (run / "models").mkdir()
+    path = run / "models" / "custom_cnn.keras"
+    build_model("custom_cnn", image_size=48, channels=1).save(path)
+    return path
+
+
+def test_the_predictor_applies_the_fitted_temperature_unless_told_not_to(
+    run_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model file whose run holds a fitted temperature predicts with it (the same classes,
+    other confidences) and says so in one line; --uncalibrated and temperature=1 give the raw
+    softmax; a malformed temperature stops the command with the file named."""
+    from PIL import Image
+
+    from helpers.inference.cli import main
+    from helpers.inference.predict import model_temperature, predict_images
+
+    face = np.random.default_rng(0).integers(0, 255, (48, 48), np.uint8)
+    Image.fromarray(face).save(tmp_path / "face.png")
+    metrics = run_model.parent.parent / "metrics" / "custom_cnn.json"
+    shutil.rmtree(metrics.parent, ignore_errors=True)
+    assert model_temperature(run_model)[0] == 1.0
+    raw = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
+    metrics.parent.mkdir()
+    metrics.write_text(json.dumps({"calibration": {"temperature": 3.0}}))
+    assert model_temperature(run_model) == (
+        3.0,
+        "fitted on the validation split (metrics/custom_cnn.json)",
+    )
+    scaled = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
+    columns = [f"p_{name}" for name in EXPRESSIONS]
+    expected = scale_probabilities(raw[columns].to_numpy(np.float64), 3.0)
+    np.testing.assert_allclose(scaled[columns].to_numpy(np.float64), expected, atol=1e-5)
+    assert (scaled["expression"] == raw["expression"]).all()
+    assert scaled["confidence"].iloc[0] == pytest.approx(expected.max(), abs=1e-5)
+    again = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False,
+                           temperature=1.0)  # fmt: skip
+    np.testing.assert_allclose(again[columns], raw[columns], atol=1e-6)
+    args = ["--model", str(run_model), str(tmp_path / "face.png"), "--no-detect", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "calibrated")]) == 0
+    assert "confidence: temperature 3 (fitted on the validation split" in capsys.readouterr().err
+    assert main([*args, "--uncalibrated", "--out", str(tmp_path / "raw")]) == 0
+    assert "temperature" not in capsys.readouterr().err
+    read = {d: pd.read_csv(tmp_path / d / "predictions.csv") for d in ("calibrated", "raw")}
+    assert read["calibrated"]["confidence"][0] == pytest.approx(expected.max(), abs=1e-4)
+    assert read["raw"]["confidence"][0] == pytest.approx(raw["confidence"].iloc[0], abs=1e-4)
+    metrics.write_text(json.dumps({"calibration": {"temperature": "warm"}}))
+    assert main(args) == 2
+    assert "custom_cnn.json: calibration temperature" in capsys.readouterr().err
+
+
+def test_the_report_table_shows_the_temperature_and_the_ece_after_it() -> None:
+    from helpers.evaluation.comparison import flatten_metrics
+
+    block = {"temperature": 1.6, "test_ece": [0.09, 0.02]}
+    row = flatten_metrics({"model": "m", "n": 10, "calibration": block})
+    assert row["calibration_temperature"] == 1.6 and row["calibrated_expression_ece"] == 0.02
+    assert "calibration_temperature" not in flatten_metrics({"model": "m", "calibration": None})
