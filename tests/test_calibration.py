@@ -99,43 +99,65 @@ def _predictions(proba: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
     )
 
 
+@pytest.mark.parametrize("classes", [None, list(range(7))])
 def test_calibrate_writes_the_block_the_reliability_diagram_and_metrics_agree_on(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, classes: list[int] | None
 ) -> None:
     """scoring.calibrate predicts the validation split with the test split's augmentation and
-    fits there; its test ECE before is the metrics JSON's `ece`, after it the diagram's."""
+    with one view, and fits a temperature for each; its test ECE before is the metrics JSON's
+    `ece`, after it the diagram's, also where a 7-class data set confines an 8-class model's
+    predictions (`classes`, as notebook 05 passes the data's classes)."""
     val_proba, val_truth = _overconfident(4000, 2.0, seed=4)
     test_proba, test_truth = _overconfident(2000, 2.0, seed=5)
-    asked = {}
+    if classes is not None:  # FER-2013's seven: no Contempt face, the model still predicts it
+        val_truth, test_truth = val_truth % 7, test_truth % 7
+    asked = []
 
     def fake_predict(model, table, **kw):
-        asked.update(kw, n=len(table))
+        asked.append((kw["tta"], len(table)))
         return _predictions(val_proba, val_truth)
 
     monkeypatch.setattr(scoring, "predict_table", fake_predict)
     test = _predictions(test_proba, test_truth)
-    block = scoring.calibrate(None, pd.DataFrame({"id": range(4000)}), test, tta="flip")
-    assert asked["tta"] == "flip" and asked["n"] == 4000
-    assert block["temperature"] == pytest.approx(2.0, rel=0.1)
-    expression = scoring.evaluate("m", test, n_boot=0)["expression"]
+    expression = scoring.evaluate("m", test, n_boot=0, classes=classes)["expression"]
+    assert bool(expression["restricted_to"]) == (classes is not None)
+    val = pd.DataFrame({"id": range(4000)})
+    block = scoring.calibrate(None, val, test, tta="flip", expression=expression)
+    assert asked == [("flip", 4000), ("none", 4000)]
+    assert block["tta"] == "flip" and set(block["temperatures"]) == {"flip", "none"}
+    assert block["temperatures"]["flip"] == block["temperature"]
+    if classes is None:  # folding Contempt's faces into Neutral changes the truth's temperature
+        assert block["temperature"] == pytest.approx(2.0, rel=0.15)
+    assert block["temperature"] > 1.5 and block["temperatures"]["none"] > 1.5
     assert block["test_ece"][0] == pytest.approx(expression["ece"])
     correct, confidence = scored_confidence(test, expression, block["temperature"])
     assert expected_calibration_error(correct, confidence) == pytest.approx(block["test_ece"][1])
+    asked.clear()
+    one_view = scoring.calibrate(None, val, test, expression=expression)
+    assert set(one_view["temperatures"]) == {"none"} and asked == [("none", 4000)]
     assert scoring.calibrate(None, pd.DataFrame(), test) is None  # no validation split
 
 
 def test_the_temperature_is_read_from_the_metrics_file_and_checked(tmp_path: Path) -> None:
+    """The predictor's temperature is the one fitted for its test-time augmentation; a file
+    without one for that mode gives none, a malformed one an error naming the file."""
     path = tmp_path / "metrics" / "m.json"
     assert fitted_temperature(path) is None  # not evaluated
     path.parent.mkdir()
     path.write_text(json.dumps({"calibration": None}))
     assert fitted_temperature(path) is None
-    path.write_text(json.dumps({"calibration": {"temperature": 1.7}}))
-    assert fitted_temperature(path) == 1.7
+    path.write_text(json.dumps({"calibration": {"temperatures": {"none": 1.7, "flip": 1.2}}}))
+    assert fitted_temperature(path) == 1.7 and fitted_temperature(path, "flip") == 1.2
+    assert fitted_temperature(path, "tencrop") is None
     for bad in (-1, 0, "warm", 1e9, True):
-        path.write_text(json.dumps({"calibration": {"temperature": bad}}))
+        path.write_text(json.dumps({"calibration": {"temperatures": {"none": bad}}}))
         with pytest.raises(DataError, match=r"m\.json: calibration temperature"):
             fitted_temperature(path)
+    path.write_text(json.dumps({"calibration": {"temperature": 1.5}}))
+    assert fitted_temperature(path) is None  # not known for which test-time augmentation
+    path.write_text(json.dumps({"calibration": {"temperatures": [1.5]}}))
+    with pytest.raises(DataError, match=r"m\.json: calibration.temperatures must map"):
+        fitted_temperature(path)
     with pytest.raises(ConfigError, match="temperature"):
         CalibratedModel(lambda x: x, 0.0)
 
@@ -180,8 +202,9 @@ def test_the_predictor_applies_the_fitted_temperature_unless_told_not_to(
     run_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A model file whose run holds a fitted temperature predicts with it (the same classes,
-    other confidences) and says so in one line; --uncalibrated and temperature=1 give the raw
-    softmax; a malformed temperature stops the command with the file named."""
+    other confidences) and says so in one line; --uncalibrated, temperature=1 and a test-time
+    augmentation without a fit of its own give the raw softmax; a malformed temperature stops
+    the command with the file named."""
     from PIL import Image
 
     from helpers.inference.cli import main
@@ -194,7 +217,7 @@ def test_the_predictor_applies_the_fitted_temperature_unless_told_not_to(
     assert model_temperature(run_model)[0] == 1.0
     raw = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
     metrics.parent.mkdir()
-    metrics.write_text(json.dumps({"calibration": {"temperature": 3.0}}))
+    metrics.write_text(json.dumps({"calibration": {"temperatures": {"none": 3.0}}}))
     assert model_temperature(run_model) == (
         3.0,
         "fitted on the validation split (metrics/custom_cnn.json)",
@@ -216,7 +239,12 @@ def test_the_predictor_applies_the_fitted_temperature_unless_told_not_to(
     read = {d: pd.read_csv(tmp_path / d / "predictions.csv") for d in ("calibrated", "raw")}
     assert read["calibrated"]["confidence"][0] == pytest.approx(expected.max(), abs=1e-4)
     assert read["raw"]["confidence"][0] == pytest.approx(raw["confidence"].iloc[0], abs=1e-4)
-    metrics.write_text(json.dumps({"calibration": {"temperature": "warm"}}))
+    flipped = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False,
+                             tta="flip")  # fmt: skip
+    raw_flip = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False,
+                              tta="flip", temperature=1.0)  # fmt: skip
+    np.testing.assert_allclose(flipped[columns], raw_flip[columns], atol=1e-6)  # none for flip
+    metrics.write_text(json.dumps({"calibration": {"temperatures": {"none": "warm"}}}))
     assert main(args) == 2
     assert "custom_cnn.json: calibration temperature" in capsys.readouterr().err
 

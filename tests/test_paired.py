@@ -175,7 +175,7 @@ def test_pairs_that_cannot_be_compared_say_why(run_dir: Path) -> None:
         "verdict",
     ]
     assert shown["lead (95% CI)"].str.match(r"^$|^0\.\d{3} \(").all()
-    assert (shown["p"] == "<0.001").any()  # no resample on the far side of zero
+    assert (shown["p"] == "<0.002").any()  # no resample on the far side of zero
 
 
 def test_paired_difference_refuses_mismatched_inputs() -> None:
@@ -234,3 +234,49 @@ def test_the_leads_plot_draws_a_panel_per_task_and_colours_the_verdict(run_dir: 
     assert labels == ["ahead (CI excludes 0)", "not told apart (CI includes 0)"]
     empty = check_figure(plots.plot_paired_leads(result.iloc[0:0]), 1)
     assert not empty.axes[0].axison
+
+
+def test_the_terminal_line_names_whom_each_best_model_leads(run_dir: Path) -> None:
+    line = paired.verdict_line(paired.paired_table(run_dir))
+    assert line.startswith("leads on the same test images: expression: best ahead of close")
+    assert (
+        "not told apart from other" in line and "landmarks: best ahead of every other model" in line
+    )
+    (run_dir / "predictions" / "other.parquet").unlink()
+    assert "not compared with other" in paired.verdict_line(paired.paired_table(run_dir))
+    assert paired.verdict_line(paired.paired_table(run_dir).iloc[0:0]) == ""
+
+
+def test_a_seven_class_test_split_is_paired_as_its_metrics_were_scored(tmp_path: Path) -> None:
+    """On 7-class data an 8-class model's predictions are confined to the 7 (Contempt's
+    probability left out), in the metrics JSON and so in the paired lead, which is their
+    difference; unconfined, `a`'s Contempt guesses would count as mistakes."""
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 7, N)
+    tables = {}
+    for name, wrong in (("a", 40), ("b", 80)):
+        proba = np.full((N, CLASSES), 0.01)
+        proba[np.arange(N), truth] = 0.5
+        proba[rng.permutation(N)[:wrong], 7] = 0.9  # Contempt on top: the runner-up is the truth
+        rows = rng.permutation(N)[: wrong // 2]
+        proba[rows, (truth[rows] + 1) % 7] = 0.6  # real mistakes, inside the seven
+        table = pd.DataFrame(
+            {
+                "id": [f"r{i}" for i in range(N)],
+                "expression": truth,
+                "expression_pred": proba.argmax(1),
+                "confidence": proba.max(1),
+            }
+        )
+        for c, label in enumerate(EXPRESSIONS):
+            table[f"p_{label}"] = proba[:, c]
+        tables[name] = table
+        save_predictions(table, tmp_path / "predictions" / f"{name}.parquet")
+        scores = evaluate(name, table, classes=list(range(7)))
+        assert scores["expression"]["restricted_to"]
+        write_metrics(scores, tmp_path / "metrics" / f"{name}.json")
+    by = comparison_table(tmp_path).set_index("model")["expression_f1_macro"]
+    row = paired.paired_table(tmp_path).set_index(["task", "other"]).loc[("expression", "b")]
+    assert row["lead"] == pytest.approx(by["a"] - by["b"])
+    plain = scored_pairs(tables["a"])["expression"]
+    assert (plain[1] == 7).any()  # without the metrics' confinement Contempt would be predicted

@@ -21,7 +21,7 @@ from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
 from helpers.evaluation.bootstrap import with_confidence_intervals
-from helpers.evaluation.calibration import calibration_block
+from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.comparison import (
     ci_range,
     comparison_table,
@@ -200,10 +200,20 @@ def _own_classes(model_classes: list[int]) -> list[int] | None:
     return model_classes if model_classes and len(model_classes) <= max(model_classes) else None
 
 
-def scored_pairs(predictions: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each head's truth and prediction as `evaluate` scores a model on its own test split, so
-    a paired comparison of two models resamples the very labels their metrics JSONs scored."""
-    restrict = _own_classes(proba_classes(predictions))
+def restricted_classes(expression: Mapping[str, Any] | None) -> list[int] | None:
+    """The classes an expression block's predictions were confined to (`restricted_to`, e.g.
+    FER-2013's 7 for an 8-class model), as AffectNet indices; None where they were not."""
+    names = (expression or {}).get("restricted_to")
+    return [EXPRESSIONS.index(name) for name in names] if names else None
+
+
+def scored_pairs(
+    predictions: pd.DataFrame, expression: Mapping[str, Any] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each head's truth and prediction as `evaluate` scored a model on its own test split (its
+    metrics JSON's expression block says which classes it confined predictions to), so a paired
+    comparison of two models resamples the very labels their metrics JSONs scored."""
+    restrict = restricted_classes(expression) or _own_classes(proba_classes(predictions))
     cols = _metric_inputs(predictions, None)
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     pred, _ = _expression_pred(cols, restrict)
@@ -343,24 +353,42 @@ def calibrate(
     test_predictions: pd.DataFrame,
     *,
     tta: str = "none",
+    expression: Mapping[str, Any] | None = None,
     batch_size: int = 64,
 ) -> dict[str, Any] | None:
     """The metrics JSON's `calibration` (helpers.evaluation.calibration): the expression head's
-    temperature fitted on the validation split, predicted with the test split's augmentation
-    `tta`, so the predictor's confidence means what it says; None without an expression head or
-    validation images."""
+    temperature fitted on the validation split, so the predictor's confidence means what it
+    says; None without an expression head or validation images.
+
+    Averaging views flattens the probabilities, so a temperature holds for one test-time
+    augmentation: it is fitted for the mode the test split was scored with (`tta`, whose
+    figures the block reports) and for one view ("none", the predictor's default and every
+    TFLite run), kept by mode in `temperatures`. The probabilities are confined to the classes
+    the expression block was (`expression`'s `restricted_to`), so `test_ece[0]` is its `ece`.
+    """
     if not len(val_table) or not proba_classes(test_predictions):
         return None
-    val = _metric_inputs(
-        predict_table(model, val_table, batch_size=batch_size, progress=False, tta=tta), None
-    )
-    test = _metric_inputs(test_predictions, None)
-    if "expression_proba" not in val or "expression" not in val:
-        return None
-    block = calibration_block(
-        val["expression_proba"], val["expression"], test["expression_proba"], test["expression"]
-    )
-    return json_ready(block)
+    restrict = restricted_classes(expression) or _own_classes(proba_classes(test_predictions))
+
+    def scored(predictions: pd.DataFrame) -> tuple[Any, Any]:
+        cols = _metric_inputs(predictions, None)
+        return _expression_pred(cols, restrict)[1], cols.get("expression")
+
+    test_proba, test_truth = scored(test_predictions)
+    block, temperatures = None, {}
+    for mode in dict.fromkeys((check_tta(tta), "none")):
+        val = predict_table(model, val_table, batch_size=batch_size, progress=False, tta=mode)
+        val_proba, val_truth = scored(val)
+        if val_proba is None or val_truth is None:
+            return None
+        if mode == tta:
+            block = calibration_block(val_proba, val_truth, test_proba, test_truth)
+            if block is None:
+                return None
+            temperatures[mode] = block["temperature"]
+        else:
+            temperatures[mode] = fit_temperature(val_proba, val_truth)
+    return json_ready({**block, "tta": tta, "temperatures": temperatures})
 
 
 def tta_on_validation(

@@ -43,15 +43,24 @@ def check_temperature(value: Any, source: str | None = None) -> float:
     return float(number)
 
 
-def fitted_temperature(metrics_path: str | os.PathLike) -> float | None:
-    """The temperature notebook 05 fitted for a model (its metrics JSON's `calibration`), or None
-    where the file or the fit is absent; a malformed one is a DataError naming the file."""
+def fitted_temperature(metrics_path: str | os.PathLike, tta: str = "none") -> float | None:
+    """The temperature notebook 05 fitted for a model under test-time augmentation `tta` (its
+    metrics JSON's `calibration.temperatures`), or None where the file, the fit or a fit for
+    that mode is absent; a malformed one is a DataError naming the file."""
     if not os.path.isfile(metrics_path):
         return None
     calibration = read_json(metrics_path).get("calibration")
-    if not isinstance(calibration, dict) or calibration.get("temperature") is None:
+    if not isinstance(calibration, dict):
         return None
-    return check_temperature(calibration["temperature"], str(metrics_path))
+    temperatures = calibration.get("temperatures")
+    if temperatures is None:  # a fit without its modes: which views it holds for is unknown
+        return None
+    if not isinstance(temperatures, dict):
+        raise DataError(str(metrics_path), "calibration.temperatures must map a test-time "
+                        f"augmentation to its temperature, got {temperatures!r}")  # fmt: skip
+    if temperatures.get(tta) is None:
+        return None
+    return check_temperature(temperatures[tta], str(metrics_path))
 
 
 class CalibratedModel:

@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
         tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
         temperature, temperature_source = (
-            (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model)
+            (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model, tta)
         )
         model = open_model(args.model, args.backend)
         if args.out and args.overwrite:

@@ -210,15 +210,15 @@ def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
     return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
 
 
-def model_temperature(model_path: str | os.PathLike) -> tuple[float, str]:
-    """The expression head's temperature for a model file (its run's metrics JSON, fitted on
-    the validation split by notebook 05) and where it came from; 1 (the raw softmax) where the
-    model was not evaluated in its run folder."""
+def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple[float, str]:
+    """The expression head's temperature for a model file predicting with test-time
+    augmentation `tta` (its run's metrics JSON, fitted on the validation split by notebook 05)
+    and where it came from; 1 (the raw softmax) where none was fitted for that mode."""
     run, name = run_of_model(model_path)
     metrics = run.metrics_path(name)
-    temperature = fitted_temperature(metrics)
+    temperature = fitted_temperature(metrics, check_tta(tta))
     if temperature is None:
-        return 1.0, "none: no temperature fitted in the model's run (notebook 05)"
+        return 1.0, f"none fitted for tta {tta} in the model's run (notebook 05)"
     return temperature, f"fitted on the validation split ({metrics.parent.name}/{metrics.name})"
 
 
@@ -269,18 +269,18 @@ def predict_images(
     exclude: folders not searched when an input folder holds them (annotate_dir always is);
     the files a folder holds without a media extension are listed in df.attrs["left_out"].
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
-    None uses the one notebook 05 fitted for a model file in its run folder (model_temperature),
-    1 for a model object or where none was fitted; 1.0 gives the raw softmax.
+    None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
+    (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
     """
     if margin is None:
         is_file = isinstance(model_or_path, (str, os.PathLike))
         margin = training_margin(model_or_path)[0] if is_file else DEFAULT_MARGIN
+    tta = check_tta(tta)
     if temperature is None:
         is_file = isinstance(model_or_path, (str, os.PathLike))
-        temperature = model_temperature(model_or_path)[0] if is_file else 1.0
+        temperature = model_temperature(model_or_path, tta)[0] if is_file else 1.0
     check_args(margin, batch_size, every)
     temperature = check_temperature(temperature)
-    tta = check_tta(tta)
     if explain and annotate_dir is None:
         raise ConfigError("explain writes heatmap images: it needs annotate_dir (--out)")
     detector = (detector or Detector()) if detect else None

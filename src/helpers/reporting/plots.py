@@ -904,7 +904,7 @@ def plot_paired_leads(paired: pd.DataFrame) -> Figure:
                 ax.errorbar(
                     value[pick],
                     y[pick],
-                    xerr=np.vstack([value - low, high - value])[:, pick],
+                    xerr=np.vstack([value - low, high - value])[:, pick].clip(min=0),
                     fmt="o",
                     color=color,
                     capsize=4,
