@@ -17,7 +17,6 @@ from helpers.core.labels import EXPRESSIONS
 from helpers.evaluation import scoring
 from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.metrics import expected_calibration_error
-from helpers.evaluation.predictions import scored_confidence
 from helpers.inference.calibration import (
     CalibratedModel,
     fitted_temperature,
@@ -130,12 +129,17 @@ def test_calibrate_writes_the_block_the_reliability_diagram_and_metrics_agree_on
         assert block["temperature"] == pytest.approx(2.0, rel=0.15)
     assert block["temperature"] > 1.5 and block["temperatures"]["none"] > 1.5
     assert block["test_ece"][0] == pytest.approx(expression["ece"])
-    correct, confidence = scored_confidence(test, expression, block["temperature"])
+    correct, confidence = scoring.scored_confidence(test, expression, block["temperature"])
     assert expected_calibration_error(correct, confidence) == pytest.approx(block["test_ece"][1])
     asked.clear()
     one_view = scoring.calibrate(None, val, test, expression=expression)
     assert set(one_view["temperatures"]) == {"none"} and asked == [("none", 4000)]
     assert scoring.calibrate(None, pd.DataFrame(), test) is None  # no validation split
+    asked.clear()  # validation predictions the choice of augmentation made are not made again
+    kept = {"flip": _predictions(val_proba, val_truth)}
+    again = scoring.calibrate(None, val, test, tta="flip", expression=expression, kept=kept)
+    assert asked == [("none", 4000)] and set(kept) == {"flip", "none"}
+    assert again["temperatures"] == block["temperatures"]
 
 
 def test_the_temperature_is_read_from_the_metrics_file_and_checked(tmp_path: Path) -> None:

@@ -35,7 +35,6 @@ from helpers.evaluation.predictions import (
     predict_table,
     restrict_table,
     save_predictions,
-    scored_confidence,
     shared_classes,
 )
 from helpers.evaluation.scoring import (
@@ -46,6 +45,7 @@ from helpers.evaluation.scoring import (
     headline_table,
     record_results,
     result_line,
+    scored_confidence,
     validation_health,
     write_metrics,
 )

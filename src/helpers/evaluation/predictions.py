@@ -29,7 +29,6 @@ from helpers.core.records import (
     write_parquet,
 )
 from helpers.evaluation.metrics import restrict_predictions
-from helpers.inference.calibration import scale_probabilities
 from helpers.inference.tta import check_tta
 from helpers.inference.tta import predict as tta_predict
 
@@ -326,29 +325,6 @@ def restrict_table(predictions: pd.DataFrame, classes: Sequence[int]) -> pd.Data
     out["expression_pred"] = np.asarray(model_classes, dtype=np.int64)[pred]
     out["confidence"] = proba.max(axis=1)
     return out
-
-
-def scored_confidence(
-    predictions: pd.DataFrame, expression: Mapping[str, Any] | None, temperature: float = 1.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(correct, confidence) on the rows and classes an expression block of the metrics JSON
-    scored, confined as it was (`restricted_to`), so a reliability diagram shows its `ece`;
-    with a temperature, the confidence the predictor gives after calibration (the metrics
-    JSON's `calibration`), the predictions unchanged."""
-    needed = {"expression", "expression_pred", "confidence"}
-    if not expression or not needed <= set(predictions.columns):
-        return np.empty(0, dtype=bool), np.empty(0)
-    restricted = [EXPRESSIONS.index(c) for c in expression.get("restricted_to") or []]
-    table = restrict_table(predictions, restricted) if restricted else predictions
-    scored = table[table["expression"].isin(expression.get("label_ids") or [])]
-    correct = (scored["expression_pred"] == scored["expression"]).to_numpy(dtype=bool)
-    confidence = scored["confidence"].to_numpy(dtype=np.float64)
-    columns = [proba_column(EXPRESSIONS[c]) for c in proba_classes(scored)]
-    if temperature != 1.0 and columns:
-        confidence = scale_probabilities(scored[columns].to_numpy(np.float64), temperature).max(
-            axis=1
-        )
-    return correct, confidence
 
 
 def confident_mistakes(predictions: pd.DataFrame, n: int = 12) -> pd.DataFrame:

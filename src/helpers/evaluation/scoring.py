@@ -48,6 +48,7 @@ from helpers.evaluation.predictions import (
     restrict_table,
     shared_classes,
 )
+from helpers.inference.calibration import scale_probabilities
 from helpers.inference.predict import training_margin
 from helpers.inference.tta import AUTO, TTA_MODES, check_tta, check_tta_setting
 
@@ -207,6 +208,34 @@ def restricted_classes(expression: Mapping[str, Any] | None) -> list[int] | None
     return [EXPRESSIONS.index(name) for name in names] if names else None
 
 
+def _scored_expression(
+    predictions: pd.DataFrame, expression: Mapping[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Truth and class probabilities as an expression block of the metrics JSON scored them
+    (confined to `restricted_to`, or to the model's own classes), or None without both."""
+    restrict = restricted_classes(expression) or _own_classes(proba_classes(predictions))
+    cols = _metric_inputs(predictions, None)
+    proba = _expression_pred(cols, restrict)[1]
+    if proba is None or "expression" not in cols:
+        return None
+    return np.asarray(cols["expression"]), proba
+
+
+def scored_confidence(
+    predictions: pd.DataFrame, expression: Mapping[str, Any] | None, temperature: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, confidence) on the rows and classes an expression block of the metrics JSON
+    scored, so a reliability diagram shows its `ece`; with a temperature, the confidence the
+    predictor gives after calibration (the block's `calibration`), the predictions unchanged."""
+    found = _scored_expression(predictions, expression) if expression else None
+    if found is None:
+        return np.empty(0, dtype=bool), np.empty(0)
+    truth, proba = found
+    keep = np.isin(truth, (expression or {}).get("label_ids") or [])
+    scaled = scale_probabilities(proba[keep], temperature)
+    return scaled.argmax(axis=1) == truth[keep], scaled.max(axis=1)
+
+
 def scored_pairs(
     predictions: pd.DataFrame, expression: Mapping[str, Any] | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -355,6 +384,7 @@ def calibrate(
     tta: str = "none",
     expression: Mapping[str, Any] | None = None,
     batch_size: int = 64,
+    kept: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any] | None:
     """The metrics JSON's `calibration` (helpers.evaluation.calibration): the expression head's
     temperature fitted on the validation split, so the predictor's confidence means what it
@@ -365,30 +395,43 @@ def calibrate(
     figures the block reports) and for one view ("none", the predictor's default and every
     TFLite run), kept by mode in `temperatures`. The probabilities are confined to the classes
     the expression block was (`expression`'s `restricted_to`), so `test_ece[0]` is its `ece`.
+    kept: validation predictions by mode (tta_on_validation's), predicted here only if absent.
     """
-    if not len(val_table) or not proba_classes(test_predictions):
+    tta = check_tta(tta)
+    test = _scored_expression(test_predictions, expression)
+    if not len(val_table) or test is None:
         return None
-    restrict = restricted_classes(expression) or _own_classes(proba_classes(test_predictions))
-
-    def scored(predictions: pd.DataFrame) -> tuple[Any, Any]:
-        cols = _metric_inputs(predictions, None)
-        return _expression_pred(cols, restrict)[1], cols.get("expression")
-
-    test_proba, test_truth = scored(test_predictions)
     block, temperatures = None, {}
-    for mode in dict.fromkeys((check_tta(tta), "none")):
-        val = predict_table(model, val_table, batch_size=batch_size, progress=False, tta=mode)
-        val_proba, val_truth = scored(val)
-        if val_proba is None or val_truth is None:
+    for mode in dict.fromkeys((tta, "none")):
+        val = _validation_predictions(model, val_table, mode, batch_size, kept)
+        found = _scored_expression(val, expression)
+        if found is None:
             return None
         if mode == tta:
-            block = calibration_block(val_proba, val_truth, test_proba, test_truth)
+            block = calibration_block(found[1], found[0], test[1], test[0])
             if block is None:
                 return None
             temperatures[mode] = block["temperature"]
         else:
-            temperatures[mode] = fit_temperature(val_proba, val_truth)
+            temperatures[mode] = fit_temperature(found[1], found[0])
     return json_ready({**block, "tta": tta, "temperatures": temperatures})
+
+
+def _validation_predictions(
+    model: Any,
+    table: pd.DataFrame,
+    mode: str,
+    batch_size: int,
+    kept: dict[str, pd.DataFrame] | None,
+) -> pd.DataFrame:
+    """The validation split predicted with test-time augmentation `mode`, once per notebook:
+    from `kept` where an earlier step predicted it, else predicted now and kept there."""
+    if kept is not None and mode in kept:
+        return kept[mode]
+    predictions = predict_table(model, table, batch_size=batch_size, progress=False, tta=mode)
+    if kept is not None:
+        kept[mode] = predictions
+    return predictions
 
 
 def tta_on_validation(
@@ -397,16 +440,18 @@ def tta_on_validation(
     *,
     batch_size: int = 64,
     classes: Iterable[Any] | None = None,
+    kept: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Every test-time augmentation's headline metrics on the validation split, so the mode a
-    profile uses is chosen where choosing is allowed, not on the test split; {} without one."""
+    profile uses is chosen where choosing is allowed, not on the test split; {} without one.
+    kept: a dict that receives each mode's validation predictions, for calibrate to reuse."""
     if not len(table):
         return {}
     modes = {}
     for mode in TTA_MODES:
         plain = evaluate(
             "validation",
-            predict_table(model, table, batch_size=batch_size, progress=False, tta=mode),
+            _validation_predictions(model, table, mode, batch_size, kept),
             n_boot=0,
             classes=classes,
         )
@@ -437,14 +482,17 @@ def tta_for_evaluation(
     compare: bool = True,
     batch_size: int = 64,
     classes: Iterable[Any] | None = None,
+    kept: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The mode notebook 05 evaluates with, and the validation comparison ({} when not made):
     a mode as it is; "auto" the one that leads on validation (choose_tta), recorded as
-    `chosen` in the comparison."""
+    `chosen` in the comparison. kept: as tta_on_validation's."""
     setting = check_tta_setting(setting)
     validation = {}
     if compare or setting == AUTO:
-        validation = tta_on_validation(model, val_table, batch_size=batch_size, classes=classes)
+        validation = tta_on_validation(
+            model, val_table, batch_size=batch_size, classes=classes, kept=kept
+        )
     if setting != AUTO:
         return setting, validation
     mode = choose_tta(validation)

@@ -272,12 +272,11 @@ def predict_images(
     None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
     (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
     """
+    is_file = isinstance(model_or_path, (str, os.PathLike))
     if margin is None:
-        is_file = isinstance(model_or_path, (str, os.PathLike))
         margin = training_margin(model_or_path)[0] if is_file else DEFAULT_MARGIN
     tta = check_tta(tta)
     if temperature is None:
-        is_file = isinstance(model_or_path, (str, os.PathLike))
         temperature = model_temperature(model_or_path, tta)[0] if is_file else 1.0
     check_args(margin, batch_size, every)
     temperature = check_temperature(temperature)
