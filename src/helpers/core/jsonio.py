@@ -36,15 +36,18 @@ def json_ready(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
-    """Strict JSON (NaN -> null) written beside the target and renamed, so a reader or an
-    interrupted run never sees half a file; a failed write names the file."""
+    """Strict JSON (NaN -> null), written whole or not at all (write_text)."""
+    return write_text(path, json.dumps(json_ready(payload), indent=2, allow_nan=False) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """A text file written beside the target and renamed, so a reader or an interrupted run
+    never sees half a file; a failed write names the file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(
-            json.dumps(json_ready(payload), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:  # a full disk: no half file left, and the error names the file
         tmp.unlink(missing_ok=True)

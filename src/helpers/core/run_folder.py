@@ -137,6 +137,16 @@ class RunFolder(os.PathLike):
         """Names of the external test sets any model was scored on."""
         return sorted({p.stem.partition(".")[2] for p in (self.root / "metrics").glob("*.*.json")})
 
+    @property
+    def methods(self) -> Path:
+        """Notebook 06: the methods section, written from what the run recorded."""
+        return self.root / "methods.md"
+
+    @property
+    def references(self) -> Path:
+        """Notebook 06: BibTeX of the works the methods section cites."""
+        return self.root / "references.bib"
+
     def predictions_path(self, model: str) -> Path:
         """Notebook 05: one row per test image with every head's prediction."""
         return self.root / "predictions" / f"{model}.parquet"

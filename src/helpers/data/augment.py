@@ -356,8 +356,9 @@ def describe_pipeline(cfg: AugmentConfig) -> pd.DataFrame:
         ("Gaussian noise", cfg.noise_p, f"std {cfg.noise_std[0]:g}-{cfg.noise_std[1]:g} x 255",
          "albumentations GaussNoise"),
         ("coarse dropout", cfg.dropout_p,
-         f"1-{cfg.dropout_max_holes} holes of {cfg.dropout_size[0]:g}-{cfg.dropout_size[1]:g} "
-         f"of the side; landmarks kept", "albumentations CoarseDropout"),
+         f"{'1 hole' if cfg.dropout_max_holes == 1 else f'1-{cfg.dropout_max_holes} holes'} of "
+         f"{cfg.dropout_size[0]:g}-{cfg.dropout_size[1]:g} of the side; landmarks kept",
+         "albumentations CoarseDropout"),
     ]
     table = pd.DataFrame(rows, columns=["step", "p", "settings", "applied by"])
     return table[table["p"] > 0].reset_index(drop=True)

@@ -36,6 +36,7 @@ class ModelSpec:
     scratch_learning_rate: float = 1e-3
     compared: bool = True  # in the default comparison (`./run_all.sh` without --models)
     builder_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"alpha": 0.35}
+    reference: str | None = None  # the paper a methods section cites (helpers.reporting.references)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -100,6 +101,7 @@ register(
         min_size=32,
         default_image_size=224,
         scratch_learning_rate=1e-4,
+        reference="simonyan2015very",
     )
 )
 register(
@@ -110,6 +112,7 @@ register(
         f"keras.applications.resnet50.preprocess_input {_CAFFE}",
         min_size=32,
         default_image_size=224,
+        reference="he2016deep",
     )
 )
 register(
@@ -120,6 +123,7 @@ register(
         "keras.applications.mobilenet_v2.preprocess_input (tf: pixels / 127.5 - 1)",
         min_size=32,
         default_image_size=224,
+        reference="sandler2018mobilenetv2",
     )
 )
 # The FER-2013 VGGNet of Khaireddin & Chen (2021): the custom network, twice as wide. Used by
@@ -135,6 +139,7 @@ register(
         imagenet=False,
         compared=False,
         builder_kwargs={"widths": (64, 128, 256, 512)},
+        reference="khaireddin2021facial",
     )
 )
 # Registered to show what adding an architecture takes; not in the default comparison.
@@ -147,5 +152,6 @@ register(
         min_size=32,
         default_image_size=224,
         compared=False,
+        reference="tan2019efficientnet",
     )
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import platform
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,6 +98,46 @@ def cpu_runs_bfloat16() -> bool:
     except OSError:  # not Linux: no way to tell, so no
         return False
     return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def cpu_name() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what the platform says), for the
+    model card: a training time means little without the machine that gave it."""
+    try:
+        with open(CPUINFO, encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def gpu_models() -> list[str]:
+    """The GPUs' model names (e.g. "NVIDIA H200") where the backend says them, else devices."""
+    if name() == "tensorflow":
+        import tensorflow as tf
+
+        found = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:
+                details = tf.config.experimental.get_device_details(gpu)
+            except (RuntimeError, ValueError):
+                details = {}
+            found.append(str(details.get("device_name") or gpu.name))
+        return found
+    return gpu_names()
+
+
+def machine() -> dict[str, Any]:
+    """What trained a model: CPU model and cores, bfloat16 instructions, GPUs."""
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "bfloat16_instructions": cpu_runs_bfloat16(),
+        "gpus": gpu_models(),
+    }
 
 
 class SingleDevice:

@@ -397,6 +397,7 @@ def train(
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
         "devices": backend.device_names(),
+        "machine": backend.machine(),
         "resumed": resuming,
         "weight_average": None,
     }

@@ -168,6 +168,8 @@ class Reader:
     read: Callable[..., ReadResult]
     description: str
     crops_faces: bool = False  # whole frames: read() takes the crop `margin`
+    dataset: str | None = None  # the data set, where the format is one data set's own
+    reference: str | None = None  # its paper, for a methods section (helpers.reporting)
 
 
 READERS: dict[str, Reader] = {}
@@ -179,11 +181,13 @@ def register_reader(
     read: Callable[..., ReadResult],
     description: str,
     crops_faces: bool = False,
+    dataset: str | None = None,
+    reference: str | None = None,
 ) -> None:
     """Make a format available to detect_source/read_source; first registered, first tried."""
     if name in READERS:
         raise ConfigError(f"a reader named {name!r} is already registered")
-    READERS[name] = Reader(name, detect, read, description, crops_faces)
+    READERS[name] = Reader(name, detect, read, description, crops_faces, dataset, reference)
 
 
 def _formats() -> str:
@@ -304,6 +308,8 @@ register_reader(
     "FER-2013 image folders (zip or folder): train/<class>/*.jpg|png and "
     "test/<class>/*, class folders named angry, disgust, fear, happy, neutral, "
     "sad, surprise",
+    dataset="FER-2013",
+    reference="goodfellow2013challenges",
 )
 register_reader(
     "fer2013_csv",
@@ -311,6 +317,8 @@ register_reader(
     _fer2013.read_fer_csv,
     "FER-2013 CSV (fer2013.csv, or a zip or folder holding it): emotion, pixels "
     "(2304 integers) and optional Usage columns",
+    dataset="FER-2013",
+    reference="goodfellow2013challenges",
 )
 register_reader(
     "expw",
@@ -318,6 +326,8 @@ register_reader(
     _expw.read_expw,
     "ExpW: a folder with label.lst (image face_id top left right bottom "
     "confidence label) and image/origin/ (or image/, images/, origin/)",
+    dataset="ExpW",
+    reference="zhang2018expw",
 )
 register_reader(
     "jaffe",
@@ -326,6 +336,8 @@ register_reader(
     "JAFFE (folder or zip): frames named like KA.AN1.39.tiff, the label in the name; "
     "each face found and cropped",
     crops_faces=True,
+    dataset="JAFFE",
+    reference="lyons1998coding",
 )
 register_reader(
     "ckplus",
@@ -334,6 +346,8 @@ register_reader(
     "CK+ (folder or zip): cohn-kanade-images/ sequences and Emotion/*_emotion.txt; "
     "each labelled sequence's peak frame, the face found and cropped",
     crops_faces=True,
+    dataset="CK+",
+    reference="lucey2010extended",
 )
 register_reader(
     "csv_boxes",

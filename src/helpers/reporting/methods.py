@@ -1,0 +1,836 @@
+"""A run's methods section, written from what the run recorded: the manifest, the records and
+their splits, augment.json, each model card and metrics JSON.
+
+A paragraph for each step a reader needs to judge or repeat the work (data, splits,
+augmentation, each model and its training, evaluation, results, software), every technique cited
+where the run used it, with the BibTeX of those works; and a list of what the run cannot know
+(whose faces an AffectNet-layout zip holds), for the author to check. Written rather than typed,
+so the methods a report states are the ones that ran, to the number.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.core import paths
+from helpers.core.errors import DataError
+from helpers.core.jsonio import read_json, write_text
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.records import load_records
+from helpers.core.run_folder import RunFolder
+from helpers.data.augment import AugmentSettings, describe_pipeline
+from helpers.data.datasets import READERS
+from helpers.evaluation.comparison import MetricsFile
+from helpers.evaluation.health import COLLAPSE_SHARE
+from helpers.inference.tta import CROP_SHARE
+from helpers.models import registry
+from helpers.reporting.references import Citations
+
+SPLIT_ORDER = ("train", "val", "test")
+OPTIMIZERS = {
+    "adam": ("Adam", "kingma2015adam"),
+    "adamw": ("AdamW", "loshchilov2019decoupled"),
+    "sgd": ("SGD with Nesterov momentum 0.9", "sutskever2013importance"),
+    "rmsprop": ("RMSprop", None),
+}
+HEAD_LOSSES = {
+    "mse": "mean squared error",
+    "ccc": "1 - CCC",
+    "l1": "mean absolute error",
+    "wing": "the wing loss",
+}
+TTA_WORDS = {"none": "one view", "flip": "flip", "tencrop": "ten-crop"}
+
+
+@dataclass(frozen=True)
+class Methods:
+    """The section's Markdown, the BibTeX of what it cites, and what the author must check."""
+
+    text: str
+    bibtex: str
+    cited: tuple[str, ...]
+    checks: tuple[str, ...] = ()
+
+    def markdown(self) -> str:
+        """The section as methods.md holds it: the text, then the checks."""
+        if not self.checks:
+            return self.text
+        listed = "\n".join(f"- {check}" for check in self.checks)
+        return f"{self.text}\n\n### Before you use this text\n\n{listed}\n"
+
+    def write(self, run_dir: str | os.PathLike) -> tuple[Path, Path]:
+        """<run>/methods.md and <run>/references.bib, each written whole or not at all."""
+        run = RunFolder(run_dir)
+        return write_text(run.methods, self.markdown()), write_text(run.references, self.bibtex)
+
+    def note(self) -> str:
+        """One line for the terminal: where the section is, and whether anything awaits a check."""
+        checks = len(self.checks)
+        return f"methods section in methods.md, {len(self.cited)} works in references.bib" + (
+            f"; {checks} thing{'s' if checks > 1 else ''} to check under it" if checks else ""
+        )
+
+    def headings(self) -> list[str]:
+        """The paragraphs' bold lead words, in order: Data, Splits, ..., one per model."""
+        return re.findall(r"^\*\*(.+?)\.?\*\*", self.text, flags=re.MULTILINE)
+
+
+@dataclass
+class _Run:
+    """What the writer reads from a run folder, each piece None where the run lacks it."""
+
+    run: RunFolder
+    manifest: dict[str, Any]
+    records: pd.DataFrame | None
+    splits: pd.DataFrame | None
+    augment: AugmentSettings | None
+    cards: dict[str, dict[str, Any]]
+    metrics: dict[str, MetricsFile]
+    checks: list[str] = field(default_factory=list)
+    said_scratch: bool = False  # the from-scratch preparation, described once
+
+    @property
+    def models(self) -> list[str]:
+        """Every model with a card or metrics, in the run's order where it recorded one."""
+        named = [
+            m for m in self.manifest.get("models") or [] if m in self.cards or m in self.metrics
+        ]
+        return named + sorted((set(self.cards) | set(self.metrics)) - set(named))
+
+
+def methods(run_dir: str | os.PathLike) -> Methods:
+    """The methods section of a run folder (notebook 06); a DataError for a folder that is not
+    a run (no records table)."""
+    facts = _read(RunFolder(run_dir))
+    cite = Citations()
+    paragraphs = [
+        _data(facts, cite),
+        _splits(facts),
+        _augmentation(facts, cite),
+        *(_model(facts, name, cite) for name in facts.models if name in facts.cards),
+        _evaluation(facts, cite),
+        _results(facts),
+        _software(facts, cite),
+    ]
+    for name in facts.models:
+        if name not in facts.metrics:
+            facts.checks.append(
+                f"{name} was trained but not evaluated (notebook 05): its results "
+                "are missing from the text."
+            )
+    text = "\n\n".join(p for p in paragraphs if p)
+    return Methods(text, cite.bibtex(), tuple(cite.keys), tuple(facts.checks))
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _read(run: RunFolder) -> _Run:
+    """The run's files, read and checked once; missing stages leave their piece out."""
+    table = run.splits if run.splits.is_file() else run.records
+    if not table.is_file():
+        raise DataError(run.root, "no records table (notebook 01): not a run folder")
+    manifest = read_json(run.manifest) if run.manifest.is_file() else {}
+    checks = (
+        []
+        if manifest
+        else [
+            "No manifest.json: the command and the data's file and fingerprint were not "
+            "recorded (the notebooks ran by hand): state them yourself."
+        ]
+    )
+    cards = {p.stem: read_json(p) for p in sorted((run.root / "models").glob("*.json"))}
+    metrics = {}
+    for path in run.metrics_files():
+        scores = MetricsFile.read(path)
+        metrics[scores.model] = scores
+    return _Run(
+        run=run,
+        manifest=manifest,
+        records=load_records(run.records) if run.records.is_file() else None,
+        splits=load_records(run.splits) if run.splits.is_file() else None,
+        augment=AugmentSettings.read(run.augment_settings)
+        if run.augment_settings.is_file()
+        else None,
+        cards=cards,
+        metrics=metrics,
+        checks=checks,
+    )
+
+
+# ------------------------------------------------------------------------------- paragraphs
+
+
+def _data(facts: _Run, cite: Citations) -> str:
+    """Which faces, from which file, read how, with which labels; what was left out."""
+    table = facts.splits if facts.splits is not None else facts.records
+    assert table is not None  # _read refuses a run without one
+    data = facts.manifest.get("data") or {}
+    where = f"`{Path(data['path']).name}`" if data.get("path") else ""
+    if where and data.get("sha256"):
+        where += f" (SHA-256 {str(data['sha256'])[:12]}...)"
+    sources = table["source"].astype(str).value_counts() if "source" in table else pd.Series()
+    parts = []
+    if data.get("demo"):
+        parts.append(
+            f"The faces are the project's synthetic demo set: {len(table):,} generated "
+            f"images{f' read from {where}' if where else ''}, not photographs of people."
+        )
+        facts.checks.append(
+            "The data is the synthetic demo set: its figures show that the "
+            "pipeline works, not how a model does on real faces."
+        )
+    else:
+        described = []
+        for source, count in sources.items():
+            reader = READERS.get(source)
+            if reader is not None and reader.dataset:
+                how = (
+                    f"{count:,} faces of {reader.dataset} {cite(reader.reference)}"
+                    if reader.reference
+                    else f"{count:,} faces of {reader.dataset}"
+                )
+            else:
+                how = f"{count:,} faces in the layout the `{source}` reader reads"
+                facts.checks.append(
+                    f"The `{source}` reader reads a layout, not one data set: name the data set "
+                    f"behind {where or 'the run'} and cite it."
+                )
+            if reader is not None and reader.crops_faces:
+                how += (
+                    ", each face found in its frame by OpenCV's Haar cascade "
+                    f"{cite('viola2001rapid')} and cropped"
+                )
+            described.append(how)
+        parts.append(
+            f"The data are {_join(described) or f'{len(table):,} faces'}"
+            + (f", read from {where}." if where else ".")
+        )
+    dropped = _dropped(facts.run)
+    if dropped:
+        parts.append(f"Reading left out {dropped}.")
+    parts.append(_labels(table))
+    return "**Data.** " + " ".join(parts)
+
+
+def _dropped(run: RunFolder) -> str:
+    """ "12 records (unreadable image: 10; no label: 2)" from notebook 01's ingest report."""
+    if not run.ingest_report.is_file():
+        return ""
+    report = pd.read_csv(run.ingest_report)
+    report = report[report.get("outcome", pd.Series(dtype=str)) == "dropped"]
+    if report.empty:
+        return ""
+    reasons = "; ".join(f"{r.reason}: {int(r.count):,}" for r in report.itertuples())
+    return f"{int(report['count'].sum()):,} records ({reasons})"
+
+
+def _labels(table: pd.DataFrame) -> str:
+    """The classes with their counts, and the other targets where the data has them."""
+    counts = pd.to_numeric(table["expression"], errors="coerce").dropna().astype(int)
+    counts = counts.value_counts().sort_index()
+    named = ", ".join(
+        f"{EXPRESSIONS[c] if 0 <= c < len(EXPRESSIONS) else c} {n:,}" for c, n in counts.items()
+    )
+    text = f"Expression labels: {len(counts)} classes ({named})"
+    missing = [name for c, name in enumerate(EXPRESSIONS) if c not in counts.index]
+    if missing:
+        text += f"; the data has no {_join(missing)}"
+    extras = []
+    for column, what in (("valence", "valence"), ("arousal", "arousal")):
+        if column in table and table[column].notna().any():
+            extras.append(f"{what} for {int(table[column].notna().sum()):,} faces")
+    if "landmarks" in table and table["landmarks"].notna().any():
+        extras.append(f"68 landmarks for {int(table['landmarks'].notna().sum()):,} faces")
+    if extras:
+        text += "; " + ", ".join(extras)
+    return text + "."
+
+
+def _splits(facts: _Run) -> str:
+    """How many faces each split holds and how they were drawn."""
+    if facts.splits is None:
+        return ""
+    counts = facts.splits["split"].value_counts()
+    n = {s: int(counts.get(s, 0)) for s in SPLIT_ORDER}
+    given = pd.Series(dtype=int)
+    if facts.records is not None and "split" in facts.records:
+        given = facts.records["split"].dropna().astype(str).value_counts()
+    text = (
+        f"**Splits.** {n['train']:,} faces trained the models, {n['val']:,} were held out "
+        "for validation (the epoch kept, the test-time augmentation and the calibration "
+        f"temperature were chosen on them) and {n['test']:,} for the test."
+    )
+    own = [s for s in SPLIT_ORDER if given.get(s, 0)]
+    if own:
+        text += f" The data's own {_join([_split_word(s) for s in own])} split"
+        text += "s were kept." if len(own) > 1 else " was kept."
+    drawn = [s for s in ("val", "test") if n[s] and s not in own]
+    if drawn:
+        text += (
+            f" The {_join([_split_word(s) for s in drawn])} faces were drawn from "
+            f"{'the training images' if 'train' in own else 'all faces'}, stratified by "
+            "expression"
+        )
+        seed = facts.augment.seed if facts.augment else facts.manifest.get("seed")
+        text += f" with seed {seed}." if seed is not None else "."
+    grouped = "near-duplicate images (perceptual hash)"
+    if facts.records is not None and "subject" in facts.records:
+        grouped += " and each person's images"
+    return (
+        f"{text} Splits were assigned before any augmentation, with {grouped} kept within "
+        "one split, so no face or a copy of it is in two splits."
+    )
+
+
+def _split_word(split: str) -> str:
+    """ "training", "validation", "test"."""
+    return {"train": "training", "val": "validation"}.get(split, split)
+
+
+def _augmentation(facts: _Run, cite: Citations) -> str:
+    """What the training faces went through, and how the classes were balanced."""
+    settings = facts.augment
+    if settings is None:
+        return ""
+    steps = describe_pipeline(settings.config)
+    copies = _augmented_copies(facts.run)
+    how = {
+        "online": "Each training batch was augmented afresh",
+        "offline": "Augmented copies of the training faces were written once, before training",
+        "both": "Copies for balancing were written once and each training batch was augmented "
+        "afresh"
+        if copies
+        else "Each training batch was augmented afresh",
+        "none": "",
+    }[settings.mode]
+    text = "**Augmentation.** "
+    if how and len(steps):
+        described = [f"{row.step} (p {row.p:g}; {row.settings})" for row in steps.itertuples()]
+        text += f"{how}: {_join(described)}."
+        if (steps["step"] == "coarse dropout").any():
+            text += f" Coarse dropout is random erasing {cite('zhong2020random')}."
+        libraries = "OpenCV"
+        if steps["applied by"].str.contains("albumentations").any():
+            libraries += f" and albumentations {cite('buslaev2020albumentations')}"
+        text += f" Transforms by {libraries}, drawn from the run's seed."
+    else:
+        text += "The training faces were not augmented."
+    balance = {
+        "upsample": f"The classes were balanced by augmented copies, to "
+        f"{settings.target_per_class or 'the largest class'} faces per class.",
+        "downsample": f"The classes were balanced by drawing {settings.target_per_class} faces "
+        "per class.",
+        "class_weights": "The expression loss weighted each class by its inverse frequency.",
+    }.get(settings.balance, "The classes were not balanced.")
+    return f"{text} {balance}"
+
+
+def _augmented_copies(run: RunFolder) -> int:
+    """How many augmented copies notebook 03 added to the training table."""
+    if not run.train_table.is_file():
+        return 0
+    table = pd.read_parquet(run.train_table, columns=None)
+    return int(table["augmented"].sum()) if "augmented" in table else 0
+
+
+def _model(facts: _Run, name: str, cite: Citations) -> str:
+    """One model: its network, initialisation, input, losses and how it trained."""
+    card = facts.cards[name]
+    params: Mapping[str, Any] = card.get("parameters") or {}
+    arch: Mapping[str, Any] = card.get("architecture") or {}
+    spec = registry.get(name) if name in registry.list_models() else None
+    sentences = [_network(name, params, spec, card, cite)]
+    sentences.append(_start(name, card, facts, cite))
+    sentences.append(_inputs(arch, params))
+    sentences.append(_losses(arch, params, cite))
+    sentences.append(_optimisation(card, params, cite))
+    sentences.append(_kept(card))
+    return f"**{name}.** " + " ".join(s for s in sentences if s)
+
+
+def _network(
+    name: str,
+    params: Mapping[str, Any],
+    spec: registry.ModelSpec | None,
+    card: Mapping[str, Any],
+    cite: Citations,
+) -> str:
+    """The architecture in a sentence, with its size."""
+    size = card.get("params")
+    weights = f", {int(size):,} parameters" if isinstance(size, (int, float)) else ""
+    reference = f" {cite(spec.reference)}" if spec and spec.reference else ""
+    if spec and spec.builder.endswith(":custom_cnn"):
+        options = {**spec.builder_kwargs, **(params.get("backbone_options") or {})}
+        widths = list(options.get("widths", (32, 64, 128, 256)))
+        convs = options.get("convs", 2)
+        per_block = f"{convs}" if isinstance(convs, int) else "/".join(str(c) for c in convs)
+        text = (
+            f"A VGG-style network{reference}{weights}: {len(widths)} blocks of {per_block} "
+            f"3x3 convolutions ({'-'.join(map(str, widths))} filters), each with batch "
+            f"normalisation {cite('ioffe2015batch')} and ReLU, then 2x2 max pooling"
+        )
+        rising = options.get("block_dropout", 0.1)
+        text += f" and dropout rising by {rising:g} a block" if rising else " (no dropout)"
+        if options.get("residual"):
+            text += ", a 1x1 projection shortcut around each block"
+        ratio = options.get("se_ratio", 0.0)
+        if ratio if isinstance(ratio, (int, float)) else any(ratio):
+            text += f", squeeze-and-excitation gates {cite('hu2018squeeze')}"
+        if options.get("standardize"):
+            text += (
+                ", each face standardised to zero mean and unit variance over its own "
+                f"pixels first {cite('tang2013deep')}"
+            )
+        text += "."
+    else:
+        built = spec.builder.rpartition(":")[2] if spec else name
+        text = (
+            f"{built}{reference} as keras.applications builds it, without its classifier{weights}."
+        )
+    pooling = "global average pooling" if params.get("pooling", "avg") == "avg" else "flattening"
+    dropout = params.get("dropout", 0.3)
+    return (
+        f"{text} Its features go through {pooling} and a shared "
+        f"{params.get('shared_units', 256)}-unit layer"
+        f"{f' with dropout {dropout:g}' if dropout else ''} to the heads."
+    )
+
+
+def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> str:
+    """Where its weights started."""
+    if card.get("pretrained_backbone"):
+        return f"The backbone started from ImageNet weights {cite('deng2009imagenet')}."
+    if card.get("weights_fallback"):
+        facts.checks.append(
+            f"{name} was to start from ImageNet weights and started from random "
+            f"initialisation instead ({card['weights_fallback']})."
+        )
+    if facts.said_scratch:
+        return "It was randomly initialised and prepared as above."
+    facts.said_scratch = True
+    return (
+        "It was randomly initialised and prepared to learn from scratch: BatchNorm "
+        "statistics at momentum 0.9, the last BatchNorm of each residual branch at zero "
+        f"{cite('goyal2017accurate')} and, for a network without BatchNorm, He "
+        f"initialisation {cite('he2015delving')}."
+    )
+
+
+def _inputs(arch: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    """The faces it sees."""
+    size, channels = arch.get("image_size"), arch.get("channels")
+    if not size:
+        return ""
+    colour = "grayscale" if channels == 1 else "RGB"
+    text = f"Input: {size}x{size} {colour} faces"
+    preprocessing = str(arch.get("preprocessing") or "").removeprefix("inside the model: ")
+    if preprocessing:
+        text += f"; inside the model, {preprocessing}"
+    crop = (params.get("backbone_options") or {}).get("train_crop")
+    if crop:
+        text += (
+            f"; in training a random {crop}x{crop} window of each face, at inference the "
+            "centre window"
+        )
+    if params.get("online_augment") is False:
+        text += "; without augmentation per batch"
+    return text + "."
+
+
+def _losses(arch: Mapping[str, Any], params: Mapping[str, Any], cite: Citations) -> str:
+    """Each head and its loss."""
+    heads = list(arch.get("heads") or params.get("heads") or [])
+    if not heads:
+        return ""
+    parts = []
+    if "expression" in heads:
+        loss = f"{arch.get('n_classes', len(EXPRESSIONS))}-way softmax, cross-entropy"
+        if params.get("label_smoothing"):
+            loss += (
+                f" with label smoothing {params['label_smoothing']:g} "
+                f"{cite('szegedy2016rethinking')}"
+            )
+        parts.append(f"expression ({loss})")
+    va_loss = HEAD_LOSSES.get(str(params.get("va_loss", "mse")), str(params.get("va_loss")))
+    parts += [f"{h} ({va_loss})" for h in ("valence", "arousal") if h in heads]
+    if "landmarks" in heads:
+        kind = str(params.get("landmark_loss", "mse"))
+        parts.append(f"68 landmarks ({HEAD_LOSSES.get(kind, kind)})")
+    text = f"Heads, each loss masked where a face has no target: {_join(parts)}"
+    weights = params.get("loss_weights")
+    if weights:
+        text += "; loss weights " + ", ".join(f"{h} {w:g}" for h, w in weights.items())
+    return text + "."
+
+
+def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Citations) -> str:
+    """Optimiser, rate, schedule, precision, regularisers, and what the training ran."""
+    optimizer, key = OPTIMIZERS.get(
+        str(params.get("optimizer", "adam")), (str(params.get("optimizer")), None)
+    )
+    phases = card.get("phases") or []
+    rate = phases[0].get("learning_rate") if phases else params.get("learning_rate")
+    text = f"Trained with {optimizer}{' ' + cite(key) if key else ''}"
+    if rate:
+        text += f" at a learning rate of {rate:g}"
+    text += f", batch {params.get('batch_size', '?')}"
+    budget = params.get("time_budget_minutes")
+    if params.get("lr_schedule") == "cosine":
+        over = (
+            f"a {budget:g}-minute budget or {params.get('epochs')} epochs, whichever came first"
+            if budget
+            else f"{params.get('epochs')} epochs"
+        )
+        text += (
+            f", the rate annealed to zero along a cosine {cite('loshchilov2017sgdr')} over {over}"
+        )
+    else:
+        text += (
+            f", the rate halved when the validation loss stalled for "
+            f"{params.get('reduce_lr_patience', 2)} epochs, early stopping after "
+            f"{params.get('early_stopping_patience', 5)}"
+        )
+        if budget:
+            text += f", within a {budget:g}-minute budget"
+    extras = []
+    if params.get("weight_decay"):
+        extras.append(
+            f"decoupled weight decay {params['weight_decay']:g} {cite('loshchilov2019decoupled')}"
+        )
+    mixing = params.get("mixing") or {}
+    if mixing.get("mode") in ("mixup", "cutmix"):
+        key = "zhang2018mixup" if mixing["mode"] == "mixup" else "yun2019cutmix"
+        extras.append(f"{'mixup' if mixing['mode'] == 'mixup' else 'CutMix'} {cite(key)}")
+    if params.get("ema_momentum"):
+        extras.append(
+            f"a moving average of the weights (momentum {params['ema_momentum']:g}) "
+            f"{cite('polyak1992acceleration')}"
+        )
+    if params.get("swa_start"):
+        extras.append(
+            f"stochastic weight averaging from {params['swa_start']:g} of the training "
+            f"{cite('izmailov2018averaging')}"
+        )
+    precision = str(card.get("mixed_precision") or "")
+    if "bfloat16" in precision:
+        extras.append(f"mixed bfloat16 precision {cite('kalamkar2019study')}")
+    elif "float16" in precision:
+        extras.append(f"mixed float16 precision {cite('micikevicius2018mixed')}")
+    if extras:
+        text += "; " + ", ".join(extras)
+    return text + ". " + _ran(card)
+
+
+def _ran(card: Mapping[str, Any]) -> str:
+    """How long it trained, how fast, on what."""
+    epochs = card.get("epochs_run")
+    if not epochs:
+        return ""
+    text = f"It ran {epochs} epoch{'s' if epochs != 1 else ''}"
+    if card.get("stopped_by_time_budget"):
+        text += " (stopped by the time budget)"
+    seconds, speed = card.get("training_time_s"), card.get("images_per_s")
+    if isinstance(seconds, (int, float)):
+        text += f" in {seconds / 60:.1f} minutes"
+    if isinstance(speed, (int, float)):
+        text += f" at {speed:,.0f} images/s"
+    return text + f" on {_machine(card)}."
+
+
+def _machine(card: Mapping[str, Any]) -> str:
+    """ "AMD EPYC (2 cores)", "NVIDIA H200", or the devices where the card predates the machine."""
+    machine = card.get("machine") or {}
+    gpus = machine.get("gpus") or [d for d in card.get("devices") or [] if "GPU" in str(d)]
+    if gpus:
+        return _join(
+            [
+                f"{count} x {model}" if count > 1 else str(model)
+                for model, count in pd.Series(gpus).value_counts().items()
+            ]
+        )
+    if machine.get("cpu"):
+        cores = f" ({machine['cores']} cores)" if machine.get("cores") else ""
+        return f"the CPU, {machine['cpu']}{cores}"
+    return "the CPU"
+
+
+def _kept(card: Mapping[str, Any]) -> str:
+    """Which epoch became the model, and why."""
+    best = card.get("best") or {}
+    if not best.get("epoch"):
+        return ""
+    monitor = str(best.get("monitor", "val_loss"))
+    rule = "lowest validation loss" if monitor.endswith("loss") else "highest validation accuracy"
+    scores = best.get("metrics") or {}
+    accuracy = scores.get("val_expression_accuracy", scores.get("val_accuracy"))
+    text = f"The epoch with the {rule} was kept: epoch {best['epoch']}"
+    if isinstance(accuracy, (int, float)):
+        text += f", validation accuracy {accuracy:.3f}"
+    average = card.get("weight_average") or {}
+    if isinstance(average, Mapping) and average.get("kept"):
+        text += "; the weight average scored higher and replaced it"
+    return text + "."
+
+
+def _evaluation(facts: _Run, cite: Citations) -> str:
+    """What was measured on the test faces, and how the intervals and choices were made."""
+    scored = list(facts.metrics.values())
+    if not scored:
+        return ""
+    n = max((m.n or 0) for m in scored)
+    heads = {h for m in scored for h, block in m.heads.items() if block}
+    parts = [f"**Evaluation.** Each model was scored once on the {n:,} test faces."]
+    if "expression" in heads:
+        text = (
+            "Expression: accuracy, macro-averaged F1, precision and recall, Cohen's kappa "
+            f"{cite('cohen1960coefficient')}, Krippendorff's alpha "
+            f"{cite('krippendorff2018content')} and one-vs-rest ROC and precision-recall AUC, "
+            f"with scikit-learn {cite('pedregosa2011scikit')}"
+        )
+        if any((m.heads.get("expression") or {}).get("labels_left_out") for m in scored):
+            text += (
+                ", over the classes the test faces have, a prediction being the most "
+                "probable of those"
+            )
+        parts.append(text + ".")
+    if heads & {"valence", "arousal"}:
+        parts.append(
+            f"Valence and arousal: the concordance correlation coefficient (CCC) "
+            f"{cite('lin1989concordance')}, RMSE, MAE, Pearson correlation and the "
+            "share of predictions with the right sign (SAGR)."
+        )
+    if "landmarks" in heads:
+        parts.append(
+            "Landmarks: the normalised mean error (NME), each face's mean "
+            "point-to-point error over its inter-ocular distance (outer eye corners) "
+            f"{cite('sagonas2016300')}, the share of faces above 0.1, and the NME of "
+            "always predicting the faces' average shape beside it."
+        )
+    ci = next((m.data.get("ci") for m in scored if m.data.get("ci")), None)
+    if ci:
+        parts.append(
+            f"Intervals: {ci.get('level', 0.95):.0%}, percentile bootstrap over the test "
+            f"images, {ci.get('n_boot', 1000):,} resamples with seed {ci.get('seed', 0)} "
+            f"{cite('efron1993introduction')}."
+        )
+    modes = (
+        f"one view, flip (the face and its mirror averaged) or ten-crop (four corner and "
+        f"the centre crops of {round(CROP_SHARE * 100)}% of the side, and their mirrors, "
+        "averaged)"
+    )
+    if any((m.data.get("tta_validation") or {}).get("chosen") for m in scored):
+        parts.append(
+            "Test-time augmentation was chosen per model on the validation faces, by "
+            f"macro-F1 with accuracy breaking ties: {modes}; the test faces were scored "
+            "with the mode chosen, and on one view for comparison."
+        )
+    elif any(str(m.data.get("tta") or "none") != "none" for m in scored):
+        parts.append(f"Test-time augmentation as the results say: {modes}.")
+    if any((m.data.get("calibration") or {}).get("temperature") for m in scored):
+        parts.append(
+            "Calibration: the expected calibration error of the top class over 15 "
+            "equal-width confidence bins, and one temperature per model fitted on the "
+            f"validation faces by negative log-likelihood {cite('guo2017calibration')}."
+        )
+    if sum(facts.run.predictions_path(name).is_file() for name in facts.metrics) > 1:
+        parts.append(
+            "Each task's best model was compared with every other on the same test "
+            "faces by a paired bootstrap (both models' predictions resampled together): "
+            "a lead counts where its 95% interval excludes zero."
+        )
+    parts.append(
+        "A head was flagged as having learned nothing, and left out of any ranking, "
+        "where one class took 80% or more of its predictions or its macro-F1 was below "
+        "1.5/K for K classes, its valence or arousal CCC was below 0.1, or its landmark "
+        "NME was above 0.9 times the average shape's."
+    )
+    if any(m.data.get("explain") for m in scored):
+        parts.append(
+            f"Grad-CAM {cite('selvaraju2017gradcam')} heatmaps of the predicted class "
+            "show where each model looks, with the share of each heatmap on the face."
+        )
+    external = facts.run.external_datasets()
+    if external:
+        parts.append(
+            f"Each model was also scored on {_join([f'`{e}`' for e in external])}, in "
+            "the label space the two share."
+        )
+    return " ".join(parts)
+
+
+def _results(facts: _Run) -> str:
+    """Each model's headline figures on the test faces, as its metrics JSON holds them."""
+    lines = []
+    for name in facts.models:
+        scores = facts.metrics.get(name)
+        if scores is None:
+            continue
+        figures: list[str] = []
+        expression = scores.heads.get("expression")
+        if expression:
+            figures.append(_figure("accuracy", expression, "accuracy"))
+            figures.append(_figure("macro-F1", expression, "f1_macro"))
+        for head in ("valence", "arousal"):
+            if scores.heads.get(head):
+                figures.append(_figure(f"{head} CCC", scores.heads[head], "ccc"))
+        landmarks = scores.heads.get("landmarks")
+        if landmarks:
+            baseline = landmarks.get("baseline_nme")
+            figures.append(
+                _figure(
+                    "landmark NME",
+                    landmarks,
+                    "nme",
+                    f"the average shape {baseline:.3f}"
+                    if isinstance(baseline, (int, float))
+                    else "",
+                )
+            )
+        figures = [f for f in figures if f]
+        if not figures:
+            continue
+        mode = str(scores.data.get("tta") or "none")
+        line = f"{name}{f', with {TTA_WORDS.get(mode, mode)}' if mode != 'none' else ''}: "
+        line += ", ".join(figures) + _tta_note(scores.data)
+        line += _health_note(facts, name, scores.data)
+        lines.append(line + ".")
+    if not lines:
+        return ""
+    return "**Results on the test faces** (95% intervals). " + " ".join(lines)
+
+
+def _figure(label: str, block: Mapping[str, Any], key: str, aside: str = "") -> str:
+    """ "accuracy 0.687 (0.671-0.701)", an aside after the interval; "" without the value."""
+    value = block.get(key)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return ""
+    interval = block.get(f"{key}_ci")
+    inside = []
+    if (
+        isinstance(interval, Sequence)
+        and len(interval) == 2
+        and all(isinstance(v, (int, float)) for v in interval)
+    ):
+        dash = " to " if min(interval) < 0 else "-"
+        inside.append(f"{interval[0]:.3f}{dash}{interval[1]:.3f}")
+    if aside:
+        inside.append(aside)
+    return f"{label} {value:.3f}" + (f" ({'; '.join(inside)})" if inside else "")
+
+
+def _tta_note(data: Mapping[str, Any]) -> str:
+    """The expression figures on one view where a test-time augmentation scored them, and the
+    calibration error before and after the temperature."""
+    mode = str(data.get("tta") or "none")
+    plain = (data.get("without_tta") or {}).get("expression") or {}
+    text = ""
+    if mode != "none" and isinstance(plain.get("accuracy"), (int, float)):
+        text += f"; on one view accuracy {plain['accuracy']:.3f}"
+        if isinstance(plain.get("f1_macro"), (int, float)):
+            text += f", macro-F1 {plain['f1_macro']:.3f}"
+    ece = (data.get("expression") or {}).get("ece")
+    calibration = data.get("calibration") or {}
+    if isinstance(ece, (int, float)):
+        text += f"; calibration error {ece:.3f}"
+        after = calibration.get("test_ece")
+        if isinstance(after, Sequence) and len(after) == 2 and calibration.get("temperature"):
+            text += f", {after[1]:.3f} at temperature {calibration['temperature']:.2f}"
+    return text
+
+
+def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:
+    """What a head that learned nothing predicts; the author is asked to say so."""
+    health = data.get("health") or {}
+    heads = list(health.get("collapsed_heads") or [])
+    if not heads:
+        return ""
+    facts.checks.append(
+        f"{name}: its {_join(heads)} head{'s' if len(heads) > 1 else ''} "
+        "learned nothing (see the report): say so wherever it is compared."
+    )
+    text = f" ({_join(heads)} learned nothing"
+    expression = health.get("expression") or {}
+    if "expression" in heads and expression.get("top_share", 0) >= COLLAPSE_SHARE:
+        text += (
+            f": it predicts {expression['top_class']} for "
+            f"{expression.get('top_share', 0):.0%} of the faces"
+        )
+    return text + ")"
+
+
+def _software(facts: _Run, cite: Citations) -> str:
+    """Versions, the commit and the command that repeat the run: the manifest's, or without
+    one (notebooks run by hand) the versions a model card recorded."""
+    manifest = facts.manifest
+    packages: Mapping[str, Any] = manifest.get("packages") or next(
+        (
+            {k: v for k, v in card["versions"].items() if k != "backend"}
+            for card in facts.cards.values()
+            if isinstance(card.get("versions"), Mapping)
+        ),
+        {},
+    )
+    cited = {
+        "tensorflow": "abadi2016tensorflow",
+        "tensorflow-cpu": "abadi2016tensorflow",
+        "keras": "chollet2015keras",
+    }
+    named = [
+        f"{'Python' if name == 'python' else name} {version}"
+        + (f" {cite(cited[name])}" if name in cited else "")
+        for name, version in packages.items()
+    ]
+    sentences = [f"{_join(named)}."] if named else []
+    commit, command = manifest.get("git_commit"), manifest.get("command")
+    if commit or command:
+        sentences.append(
+            "The pipeline"
+            + (f" at commit {str(commit)[:12]}" if commit else "")
+            + (f", run as `{_portable(str(command))}`." if command else ".")
+        )
+    if manifest and not commit:
+        facts.checks.append(
+            "The code's commit was not recorded (not a git clone): name the "
+            "version of the pipeline you ran."
+        )
+    seed = manifest.get("seed", facts.augment.seed if facts.augment else None)
+    if seed is not None:
+        sentences.append(
+            f"Seed {seed} fixes the splits, the augmentation and the initialisation; "
+            "training on a GPU or with other library versions can still move the last digits."
+        )
+    return "**Software and reproduction.** " + " ".join(sentences) if sentences else ""
+
+
+def _portable(command: str) -> str:
+    """The command with this machine's folders taken out of its paths (paths.shown), as a
+    reader elsewhere would type it."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    out = []
+    for word in words:
+        option, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        if os.path.isabs(value):
+            value = paths.shown(value)
+        out.append(f"{option}{equals}{value}")
+    return shlex.join(out)
+
+
+def _join(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    items = [str(i) for i in items]
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -1,0 +1,502 @@
+"""The works a run's methods section can cite, each as (author-year text, BibTeX entry).
+
+Kept as data beside the writer (helpers.reporting.methods), so a new data set, architecture or
+technique is one entry here; the writer cites a key only where the run used what it names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+REFERENCES: dict[str, tuple[str, str]] = {
+    # ------------------------------------------------------------------------------ data sets
+    "goodfellow2013challenges": (
+        "Goodfellow et al., 2013",
+        """@inproceedings{goodfellow2013challenges,
+  author = {Goodfellow, Ian J. and Erhan, Dumitru and Carrier, Pierre Luc and Courville, Aaron
+    and Mirza, Mehdi and Hamner, Ben and Cukierski, Will and Tang, Yichuan and Thaler, David
+    and Lee, Dong-Hyun and others},
+  title = {Challenges in Representation Learning: A Report on Three Machine Learning Contests},
+  booktitle = {Neural Information Processing (ICONIP 2013)},
+  series = {Lecture Notes in Computer Science},
+  volume = {8228},
+  pages = {117--124},
+  publisher = {Springer},
+  year = {2013}
+}""",
+    ),
+    "barsoum2016training": (
+        "Barsoum et al., 2016",
+        """@inproceedings{barsoum2016training,
+  author = {Barsoum, Emad and Zhang, Cha and Canton Ferrer, Cristian and Zhang, Zhengyou},
+  title = {Training Deep Networks for Facial Expression Recognition with Crowd-Sourced Label
+    Distribution},
+  booktitle = {Proceedings of the 18th ACM International Conference on Multimodal Interaction
+    (ICMI)},
+  pages = {279--283},
+  year = {2016}
+}""",
+    ),
+    "mollahosseini2019affectnet": (
+        "Mollahosseini et al., 2019",
+        """@article{mollahosseini2019affectnet,
+  author = {Mollahosseini, Ali and Hasani, Behzad and Mahoor, Mohammad H.},
+  title = {{AffectNet}: A Database for Facial Expression, Valence, and Arousal Computing in the
+    Wild},
+  journal = {IEEE Transactions on Affective Computing},
+  volume = {10},
+  number = {1},
+  pages = {18--31},
+  year = {2019}
+}""",
+    ),
+    "lyons1998coding": (
+        "Lyons et al., 1998",
+        """@inproceedings{lyons1998coding,
+  author = {Lyons, Michael and Akamatsu, Shigeru and Kamachi, Miyuki and Gyoba, Jiro},
+  title = {Coding Facial Expressions with {Gabor} Wavelets},
+  booktitle = {Proceedings of the Third IEEE International Conference on Automatic Face and
+    Gesture Recognition},
+  pages = {200--205},
+  year = {1998}
+}""",
+    ),
+    "lucey2010extended": (
+        "Lucey et al., 2010",
+        """@inproceedings{lucey2010extended,
+  author = {Lucey, Patrick and Cohn, Jeffrey F. and Kanade, Takeo and Saragih, Jason and
+    Ambadar, Zara and Matthews, Iain},
+  title = {The Extended {Cohn-Kanade} Dataset ({CK+}): A Complete Dataset for Action Unit and
+    Emotion-Specified Expression},
+  booktitle = {IEEE Computer Society Conference on Computer Vision and Pattern Recognition
+    Workshops},
+  pages = {94--101},
+  year = {2010}
+}""",
+    ),
+    "zhang2018expw": (
+        "Zhang et al., 2018",
+        """@article{zhang2018expw,
+  author = {Zhang, Zhanpeng and Luo, Ping and Loy, Chen Change and Tang, Xiaoou},
+  title = {From Facial Expression Recognition to Interpersonal Relation Prediction},
+  journal = {International Journal of Computer Vision},
+  volume = {126},
+  number = {5},
+  pages = {550--569},
+  year = {2018}
+}""",
+    ),
+    "viola2001rapid": (
+        "Viola & Jones, 2001",
+        """@inproceedings{viola2001rapid,
+  author = {Viola, Paul and Jones, Michael},
+  title = {Rapid Object Detection Using a Boosted Cascade of Simple Features},
+  booktitle = {Proceedings of the IEEE Computer Society Conference on Computer Vision and Pattern
+    Recognition (CVPR)},
+  volume = {1},
+  pages = {511--518},
+  year = {2001}
+}""",
+    ),
+    # -------------------------------------------------------------------------- architectures
+    "simonyan2015very": (
+        "Simonyan & Zisserman, 2015",
+        """@inproceedings{simonyan2015very,
+  author = {Simonyan, Karen and Zisserman, Andrew},
+  title = {Very Deep Convolutional Networks for Large-Scale Image Recognition},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2015}
+}""",
+    ),
+    "he2016deep": (
+        "He et al., 2016",
+        """@inproceedings{he2016deep,
+  author = {He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},
+  title = {Deep Residual Learning for Image Recognition},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
+    (CVPR)},
+  pages = {770--778},
+  year = {2016}
+}""",
+    ),
+    "sandler2018mobilenetv2": (
+        "Sandler et al., 2018",
+        """@inproceedings{sandler2018mobilenetv2,
+  author = {Sandler, Mark and Howard, Andrew and Zhu, Menglong and Zhmoginov, Andrey and Chen,
+    Liang-Chieh},
+  title = {{MobileNetV2}: Inverted Residuals and Linear Bottlenecks},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
+    (CVPR)},
+  pages = {4510--4520},
+  year = {2018}
+}""",
+    ),
+    "tan2019efficientnet": (
+        "Tan & Le, 2019",
+        """@inproceedings{tan2019efficientnet,
+  author = {Tan, Mingxing and Le, Quoc},
+  title = {{EfficientNet}: Rethinking Model Scaling for Convolutional Neural Networks},
+  booktitle = {Proceedings of the 36th International Conference on Machine Learning (ICML)},
+  series = {Proceedings of Machine Learning Research},
+  volume = {97},
+  pages = {6105--6114},
+  year = {2019}
+}""",
+    ),
+    "khaireddin2021facial": (
+        "Khaireddin & Chen, 2021",
+        """@misc{khaireddin2021facial,
+  author = {Khaireddin, Yousif and Chen, Zhuofa},
+  title = {Facial Emotion Recognition: State of the Art Performance on {FER2013}},
+  howpublished = {arXiv:2105.03588},
+  year = {2021}
+}""",
+    ),
+    "ioffe2015batch": (
+        "Ioffe & Szegedy, 2015",
+        """@inproceedings{ioffe2015batch,
+  author = {Ioffe, Sergey and Szegedy, Christian},
+  title = {Batch Normalization: Accelerating Deep Network Training by Reducing Internal
+    Covariate Shift},
+  booktitle = {Proceedings of the 32nd International Conference on Machine Learning (ICML)},
+  series = {Proceedings of Machine Learning Research},
+  volume = {37},
+  pages = {448--456},
+  year = {2015}
+}""",
+    ),
+    "hu2018squeeze": (
+        "Hu et al., 2018",
+        """@inproceedings{hu2018squeeze,
+  author = {Hu, Jie and Shen, Li and Sun, Gang},
+  title = {Squeeze-and-Excitation Networks},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
+    (CVPR)},
+  pages = {7132--7141},
+  year = {2018}
+}""",
+    ),
+    "tang2013deep": (
+        "Tang, 2013",
+        """@misc{tang2013deep,
+  author = {Tang, Yichuan},
+  title = {Deep Learning using Linear Support Vector Machines},
+  howpublished = {arXiv:1306.0239},
+  year = {2013}
+}""",
+    ),
+    "deng2009imagenet": (
+        "Deng et al., 2009",
+        """@inproceedings{deng2009imagenet,
+  author = {Deng, Jia and Dong, Wei and Socher, Richard and Li, Li-Jia and Li, Kai and Fei-Fei,
+    Li},
+  title = {{ImageNet}: A Large-Scale Hierarchical Image Database},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
+    (CVPR)},
+  pages = {248--255},
+  year = {2009}
+}""",
+    ),
+    "he2015delving": (
+        "He et al., 2015",
+        """@inproceedings{he2015delving,
+  author = {He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},
+  title = {Delving Deep into Rectifiers: Surpassing Human-Level Performance on {ImageNet}
+    Classification},
+  booktitle = {Proceedings of the IEEE International Conference on Computer Vision (ICCV)},
+  pages = {1026--1034},
+  year = {2015}
+}""",
+    ),
+    "goyal2017accurate": (
+        "Goyal et al., 2017",
+        """@misc{goyal2017accurate,
+  author = {Goyal, Priya and Doll{\\'a}r, Piotr and Girshick, Ross and Noordhuis, Pieter and
+    Wesolowski, Lukasz and Kyrola, Aapo and Tulloch, Andrew and Jia, Yangqing and He, Kaiming},
+  title = {Accurate, Large Minibatch {SGD}: Training {ImageNet} in 1 Hour},
+  howpublished = {arXiv:1706.02677},
+  year = {2017}
+}""",
+    ),
+    # ----------------------------------------------------------------------------- training
+    "kingma2015adam": (
+        "Kingma & Ba, 2015",
+        """@inproceedings{kingma2015adam,
+  author = {Kingma, Diederik P. and Ba, Jimmy},
+  title = {Adam: A Method for Stochastic Optimization},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2015}
+}""",
+    ),
+    "loshchilov2019decoupled": (
+        "Loshchilov & Hutter, 2019",
+        """@inproceedings{loshchilov2019decoupled,
+  author = {Loshchilov, Ilya and Hutter, Frank},
+  title = {Decoupled Weight Decay Regularization},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2019}
+}""",
+    ),
+    "loshchilov2017sgdr": (
+        "Loshchilov & Hutter, 2017",
+        """@inproceedings{loshchilov2017sgdr,
+  author = {Loshchilov, Ilya and Hutter, Frank},
+  title = {{SGDR}: Stochastic Gradient Descent with Warm Restarts},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2017}
+}""",
+    ),
+    "sutskever2013importance": (
+        "Sutskever et al., 2013",
+        """@inproceedings{sutskever2013importance,
+  author = {Sutskever, Ilya and Martens, James and Dahl, George and Hinton, Geoffrey},
+  title = {On the Importance of Initialization and Momentum in Deep Learning},
+  booktitle = {Proceedings of the 30th International Conference on Machine Learning (ICML)},
+  series = {Proceedings of Machine Learning Research},
+  volume = {28},
+  number = {3},
+  pages = {1139--1147},
+  year = {2013}
+}""",
+    ),
+    "szegedy2016rethinking": (
+        "Szegedy et al., 2016",
+        """@inproceedings{szegedy2016rethinking,
+  author = {Szegedy, Christian and Vanhoucke, Vincent and Ioffe, Sergey and Shlens, Jon and
+    Wojna, Zbigniew},
+  title = {Rethinking the Inception Architecture for Computer Vision},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
+    (CVPR)},
+  pages = {2818--2826},
+  year = {2016}
+}""",
+    ),
+    "zhong2020random": (
+        "Zhong et al., 2020",
+        """@inproceedings{zhong2020random,
+  author = {Zhong, Zhun and Zheng, Liang and Kang, Guoliang and Li, Shaozi and Yang, Yi},
+  title = {Random Erasing Data Augmentation},
+  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  volume = {34},
+  number = {7},
+  pages = {13001--13008},
+  year = {2020}
+}""",
+    ),
+    "zhang2018mixup": (
+        "Zhang et al., 2018",
+        """@inproceedings{zhang2018mixup,
+  author = {Zhang, Hongyi and Cisse, Moustapha and Dauphin, Yann N. and Lopez-Paz, David},
+  title = {mixup: Beyond Empirical Risk Minimization},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2018}
+}""",
+    ),
+    "yun2019cutmix": (
+        "Yun et al., 2019",
+        """@inproceedings{yun2019cutmix,
+  author = {Yun, Sangdoo and Han, Dongyoon and Oh, Seong Joon and Chun, Sanghyuk and Choe,
+    Junsuk and Yoo, Youngjoon},
+  title = {{CutMix}: Regularization Strategy to Train Strong Classifiers with Localizable
+    Features},
+  booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  pages = {6023--6032},
+  year = {2019}
+}""",
+    ),
+    "polyak1992acceleration": (
+        "Polyak & Juditsky, 1992",
+        """@article{polyak1992acceleration,
+  author = {Polyak, Boris T. and Juditsky, Anatoli B.},
+  title = {Acceleration of Stochastic Approximation by Averaging},
+  journal = {SIAM Journal on Control and Optimization},
+  volume = {30},
+  number = {4},
+  pages = {838--855},
+  year = {1992}
+}""",
+    ),
+    "izmailov2018averaging": (
+        "Izmailov et al., 2018",
+        """@inproceedings{izmailov2018averaging,
+  author = {Izmailov, Pavel and Podoprikhin, Dmitrii and Garipov, Timur and Vetrov, Dmitry and
+    Wilson, Andrew Gordon},
+  title = {Averaging Weights Leads to Wider Optima and Better Generalization},
+  booktitle = {Proceedings of the 34th Conference on Uncertainty in Artificial Intelligence
+    (UAI)},
+  pages = {876--885},
+  year = {2018}
+}""",
+    ),
+    "micikevicius2018mixed": (
+        "Micikevicius et al., 2018",
+        """@inproceedings{micikevicius2018mixed,
+  author = {Micikevicius, Paulius and Narang, Sharan and Alben, Jonah and Diamos, Gregory and
+    Elsen, Erich and Garcia, David and Ginsburg, Boris and Houston, Michael and Kuchaiev,
+    Oleksii and Venkatesh, Ganesh and Wu, Hao},
+  title = {Mixed Precision Training},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2018}
+}""",
+    ),
+    "kalamkar2019study": (
+        "Kalamkar et al., 2019",
+        """@misc{kalamkar2019study,
+  author = {Kalamkar, Dhiraj and Mudigere, Dheevatsa and Mellempudi, Naveen and Das, Dipankar
+    and Banerjee, Kunal and Avancha, Sasikanth and others},
+  title = {A Study of {BFLOAT16} for Deep Learning Training},
+  howpublished = {arXiv:1905.12322},
+  year = {2019}
+}""",
+    ),
+    # --------------------------------------------------------------------------- evaluation
+    "efron1993introduction": (
+        "Efron & Tibshirani, 1993",
+        """@book{efron1993introduction,
+  author = {Efron, Bradley and Tibshirani, Robert J.},
+  title = {An Introduction to the Bootstrap},
+  publisher = {Chapman \\& Hall/CRC},
+  year = {1993}
+}""",
+    ),
+    "cohen1960coefficient": (
+        "Cohen, 1960",
+        """@article{cohen1960coefficient,
+  author = {Cohen, Jacob},
+  title = {A Coefficient of Agreement for Nominal Scales},
+  journal = {Educational and Psychological Measurement},
+  volume = {20},
+  number = {1},
+  pages = {37--46},
+  year = {1960}
+}""",
+    ),
+    "krippendorff2018content": (
+        "Krippendorff, 2018",
+        """@book{krippendorff2018content,
+  author = {Krippendorff, Klaus},
+  title = {Content Analysis: An Introduction to Its Methodology},
+  edition = {4},
+  publisher = {SAGE},
+  year = {2018}
+}""",
+    ),
+    "lin1989concordance": (
+        "Lin, 1989",
+        """@article{lin1989concordance,
+  author = {Lin, Lawrence I-Kuei},
+  title = {A Concordance Correlation Coefficient to Evaluate Reproducibility},
+  journal = {Biometrics},
+  volume = {45},
+  number = {1},
+  pages = {255--268},
+  year = {1989}
+}""",
+    ),
+    "sagonas2016300": (
+        "Sagonas et al., 2016",
+        """@article{sagonas2016300,
+  author = {Sagonas, Christos and Antonakos, Epameinondas and Tzimiropoulos, Georgios and
+    Zafeiriou, Stefanos and Pantic, Maja},
+  title = {300 Faces In-The-Wild Challenge: Database and Results},
+  journal = {Image and Vision Computing},
+  volume = {47},
+  pages = {3--18},
+  year = {2016}
+}""",
+    ),
+    "guo2017calibration": (
+        "Guo et al., 2017",
+        """@inproceedings{guo2017calibration,
+  author = {Guo, Chuan and Pleiss, Geoff and Sun, Yu and Weinberger, Kilian Q.},
+  title = {On Calibration of Modern Neural Networks},
+  booktitle = {Proceedings of the 34th International Conference on Machine Learning (ICML)},
+  series = {Proceedings of Machine Learning Research},
+  volume = {70},
+  pages = {1321--1330},
+  year = {2017}
+}""",
+    ),
+    "selvaraju2017gradcam": (
+        "Selvaraju et al., 2017",
+        """@inproceedings{selvaraju2017gradcam,
+  author = {Selvaraju, Ramprasaath R. and Cogswell, Michael and Das, Abhishek and Vedantam,
+    Ramakrishna and Parikh, Devi and Batra, Dhruv},
+  title = {{Grad-CAM}: Visual Explanations from Deep Networks via Gradient-Based Localization},
+  booktitle = {Proceedings of the IEEE International Conference on Computer Vision (ICCV)},
+  pages = {618--626},
+  year = {2017}
+}""",
+    ),
+    # ----------------------------------------------------------------------------- software
+    "abadi2016tensorflow": (
+        "Abadi et al., 2016",
+        """@inproceedings{abadi2016tensorflow,
+  author = {Abadi, Mart{\\'\\i}n and Barham, Paul and Chen, Jianmin and Chen, Zhifeng and Davis,
+    Andy and Dean, Jeffrey and others},
+  title = {{TensorFlow}: A System for Large-Scale Machine Learning},
+  booktitle = {12th USENIX Symposium on Operating Systems Design and Implementation (OSDI)},
+  pages = {265--283},
+  year = {2016}
+}""",
+    ),
+    "chollet2015keras": (
+        "Chollet et al., 2015",
+        """@misc{chollet2015keras,
+  author = {Chollet, Fran{\\c{c}}ois and others},
+  title = {Keras},
+  howpublished = {\\url{https://keras.io}},
+  year = {2015}
+}""",
+    ),
+    "pedregosa2011scikit": (
+        "Pedregosa et al., 2011",
+        """@article{pedregosa2011scikit,
+  author = {Pedregosa, Fabian and Varoquaux, Ga{\\"e}l and Gramfort, Alexandre and Michel,
+    Vincent and Thirion, Bertrand and others},
+  title = {Scikit-learn: Machine Learning in {Python}},
+  journal = {Journal of Machine Learning Research},
+  volume = {12},
+  pages = {2825--2830},
+  year = {2011}
+}""",
+    ),
+    "buslaev2020albumentations": (
+        "Buslaev et al., 2020",
+        """@article{buslaev2020albumentations,
+  author = {Buslaev, Alexander and Iglovikov, Vladimir I. and Khvedchenya, Eugene and Parinov,
+    Alex and Druzhinin, Mikhail and Kalinin, Alexandr A.},
+  title = {Albumentations: Fast and Flexible Image Augmentations},
+  journal = {Information},
+  volume = {11},
+  number = {2},
+  pages = {125},
+  year = {2020}
+}""",
+    ),
+}
+
+
+class Citations:
+    """The keys a text cites, in the order first cited, and their author-year form."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def __call__(self, *keys: str) -> str:
+        """ "(Author et al., 2016; Other, 2017)", the keys remembered for the bibliography."""
+        for key in keys:
+            if key not in REFERENCES:
+                raise KeyError(f"no reference {key!r} in helpers.reporting.references")
+            if key not in self.keys:
+                self.keys.append(key)
+        return "(" + "; ".join(REFERENCES[k][0] for k in keys) + ")"
+
+    def bibtex(self) -> str:
+        """The cited works' BibTeX entries, in the order first cited."""
+        return bibtex(self.keys)
+
+
+def bibtex(keys: Iterable[str]) -> str:
+    """BibTeX entries of these keys, one blank line apart."""
+    return "\n\n".join(REFERENCES[k][1] for k in keys) + "\n"

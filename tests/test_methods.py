@@ -1,0 +1,319 @@
+"""helpers.reporting.methods: a run's methods section written from its own files, with the
+works it cites and only those, and the facts the run cannot know listed for the author."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from helpers.core.errors import DataError
+from helpers.core.jsonio import write_json
+from helpers.core.records import make_records, save_records
+from helpers.core.run_folder import RunFolder
+from helpers.data.augment import AugmentConfig, AugmentSettings
+from helpers.data.datasets import READERS
+from helpers.models import registry
+from helpers.reporting.methods import methods
+from helpers.reporting.references import REFERENCES
+from helpers.train import backend
+
+# FER-2013 as its reader gives it: the data's own train and test splits, no validation.
+COUNTS = {"train": 40, "test": 12}
+
+
+def _records(source: str = "fer2013") -> pd.DataFrame:
+    """Faces of classes 0-6 (no Contempt), with the data's own train/test split."""
+    rows = [
+        {
+            "id": f"{split}/{i}",
+            "image": f"/data/{split}/{i}.png",
+            "source": source,
+            "expression": i % 7,
+            "split": split,
+        }
+        for split, n in COUNTS.items()
+        for i in range(n)
+    ]
+    return make_records(rows)
+
+
+def _card(**changes: Any) -> dict[str, Any]:
+    """A model card as notebook 04 writes it, for the FER-2013 hour's custom CNN."""
+    card: dict[str, Any] = {
+        "model": "custom_cnn",
+        "architecture": {
+            "image_size": 48,
+            "channels": 1,
+            "heads": ["expression"],
+            "n_classes": 8,
+            "preprocessing": "inside the model: pixels / 255",
+        },
+        "parameters": {
+            "optimizer": "adam",
+            "batch_size": 64,
+            "epochs": 60,
+            "lr_schedule": "cosine",
+            "time_budget_minutes": 55.0,
+            "label_smoothing": 0.0,
+            "dropout": 0.1,
+            "shared_units": 256,
+            "backbone_options": {"block_dropout": 0.05, "train_crop": 44},
+            "online_augment": True,
+            "va_loss": "mse",
+        },
+        "phases": [{"name": "train", "learning_rate": 0.001, "first_epoch": 0, "end_epoch": 60}],
+        "epochs_run": 55,
+        "best_epoch": 43,
+        "best": {
+            "monitor": "val_loss",
+            "value": 0.885,
+            "epoch": 43,
+            "metrics": {"val_accuracy": 0.6759},
+        },
+        "training_time_s": 3247.9,
+        "images_per_s": 466.8,
+        "params": 1242408,
+        "pretrained_backbone": False,
+        "weights_fallback": None,
+        "mixed_precision": "mixed_bfloat16",
+        "machine": {"cpu": "AMD EPYC 9R14", "cores": 2, "bfloat16_instructions": True, "gpus": []},
+        "stopped_by_time_budget": True,
+    }
+    card.update(changes)
+    return card
+
+
+def _metrics(**changes: Any) -> dict[str, Any]:
+    """A metrics JSON as notebook 05 writes it (the parts the section reads)."""
+    scores: dict[str, Any] = {
+        "model": "custom_cnn",
+        "n": COUNTS["test"],
+        "expression": {
+            "accuracy": 0.6868,
+            "accuracy_ci": [0.6712, 0.7013],
+            "f1_macro": 0.6617,
+            "f1_macro_ci": [0.6394, 0.6804],
+            "ece": 0.0211,
+            "labels_left_out": ["Contempt"],
+        },
+        "valence": None,
+        "arousal": None,
+        "landmarks": None,
+        "ci": {"level": 0.95, "n_boot": 1000, "seed": 0},
+        "tta": "tencrop",
+        "without_tta": {"expression": {"accuracy": 0.6854, "f1_macro": 0.6554}},
+        "tta_validation": {"split": "val", "modes": {}, "chosen": "tencrop"},
+        "calibration": {"temperature": 1.0858, "test_ece": [0.0211, 0.0219]},
+        "health": {"collapsed": False, "collapsed_heads": []},
+    }
+    scores.update(changes)
+    return scores
+
+
+def _run(
+    tmp_path: Path,
+    source: str = "fer2013",
+    manifest: bool = True,
+    card: dict | None = None,
+    scores: dict | None = None,
+) -> RunFolder:
+    """A run folder with what notebooks 01-05 leave (run_all's manifest where asked)."""
+    run = RunFolder(tmp_path / "run")
+    records = _records(source)
+    save_records(records, run.records)
+    split = records.copy()
+    split.loc[split.index[:4], "split"] = "val"  # validation drawn from the training faces
+    save_records(split, run.splits)
+    config = AugmentConfig.from_dict({"dropout_p": 0.5, "dropout_max_holes": 1})
+    AugmentSettings(mode="both", config=config, balance="none", seed=0).write(run.augment_settings)
+    write_json(run.card_path("custom_cnn"), card or _card())
+    write_json(run.metrics_path("custom_cnn"), scores or _metrics())
+    if manifest:
+        write_json(
+            run.manifest,
+            {
+                "profile": {"name": "fer2013-cpu"},
+                "seed": 0,
+                "models": ["custom_cnn"],
+                "data": {"path": "/home/someone/data/fer2013.zip", "sha256": "377e0e6b34ead61b"},
+                "packages": {"python": "3.11.7", "tensorflow-cpu": "2.21.0", "keras": "3.15.1"},
+                "git_commit": "8a4dab5558b295c51e5b37143dd797db63abee41",
+                "command": "./run_all.sh --profile fer2013-cpu --data "
+                "/home/someone/data/fer2013.zip",
+            },
+        )
+    return run
+
+
+def _cited_in_text(text: str) -> set[str]:
+    """The keys whose author-year form the text carries."""
+    return {
+        key for key, (short, _) in REFERENCES.items() if f"({short}" in text or f"; {short}" in text
+    }
+
+
+def test_the_section_states_the_runs_own_figures(tmp_path: Path) -> None:
+    section = methods(_run(tmp_path))
+    text = section.text
+    assert section.headings() == [
+        "Data",
+        "Splits",
+        "Augmentation",
+        "custom_cnn",
+        "Evaluation",
+        "Results on the test faces",
+        "Software and reproduction",
+    ]
+    assert "52 faces of FER-2013 (Goodfellow et al., 2013), read from `fer2013.zip`" in text
+    assert "the data has no Contempt" in text
+    # 40 training faces, 4 of them drawn for validation; the data's own test split kept
+    assert "36 faces trained the models, 4 were held out for validation" in text
+    assert "and 12 for the test" in text
+    assert "The data's own training and test splits were kept" in text
+    assert "validation faces were drawn from the training images, stratified" in text
+    assert "coarse dropout (p 0.5; 1 hole of" in text and "(Zhong et al., 2020)" in text
+    assert "1,242,408 parameters" in text
+    assert "a random 44x44 window of each face, at inference the centre window" in text
+    assert "Adam (Kingma & Ba, 2015) at a learning rate of 0.001, batch 64" in text
+    assert "cosine (Loshchilov & Hutter, 2017) over a 55-minute budget or 60 epochs" in text
+    assert "mixed bfloat16 precision" in text
+    assert "It ran 55 epochs (stopped by the time budget) in 54.1 minutes at 467 images/s" in text
+    assert "on the CPU, AMD EPYC 9R14 (2 cores)" in text
+    assert "epoch 43, validation accuracy 0.676" in text
+    # the metrics JSON's figures, to the digit shown, with their intervals
+    assert (
+        "custom_cnn, with ten-crop: accuracy 0.687 (0.671-0.701), macro-F1 0.662 "
+        "(0.639-0.680); on one view accuracy 0.685, macro-F1 0.655; calibration error "
+        "0.021, 0.022 at temperature 1.09."
+    ) in text
+    assert "over the classes the test faces have" in text
+    assert "chosen per model on the validation faces" in text
+    # reproducible elsewhere: no folder of this machine in the command
+    assert "run as `./run_all.sh --profile fer2013-cpu --data fer2013.zip`" in text
+    assert "/home/someone" not in section.markdown()
+    assert "commit 8a4dab5558b2" in text and "Seed 0 fixes" in text
+    assert section.checks == ()
+
+
+def test_every_work_cited_is_in_the_bibliography_and_no_other(tmp_path: Path) -> None:
+    section = methods(_run(tmp_path))
+    entries = re.findall(r"^@\w+\{([^,]+),", section.bibtex, flags=re.MULTILINE)
+    assert entries == list(section.cited)
+    assert set(entries) == _cited_in_text(section.text)
+    # what the run did not use is not cited: no label smoothing, mixup, weight decay, landmarks
+    for unused in (
+        "szegedy2016rethinking",
+        "zhang2018mixup",
+        "loshchilov2019decoupled",
+        "sagonas2016300",
+        "lin1989concordance",
+        "deng2009imagenet",
+    ):
+        assert unused not in section.cited
+
+
+def test_a_technique_is_cited_where_a_model_used_it(tmp_path: Path) -> None:
+    params = {
+        **_card()["parameters"],
+        "label_smoothing": 0.1,
+        "lr_schedule": "plateau",
+        "mixing": {"mode": "mixup", "alpha": 0.2},
+        "weight_decay": 0.05,
+    }
+    section = methods(_run(tmp_path, card=_card(parameters=params)))
+    assert "cross-entropy with label smoothing 0.1 (Szegedy et al., 2016)" in section.text
+    assert "mixup (Zhang et al., 2018)" in section.text
+    assert "decoupled weight decay 0.05 (Loshchilov & Hutter, 2019)" in section.text
+    assert "the rate halved when the validation loss stalled" in section.text
+    assert "loshchilov2017sgdr" not in section.cited
+
+
+def test_every_reference_is_well_formed_and_every_source_of_one_resolves() -> None:
+    for key, (short, entry) in REFERENCES.items():
+        assert re.match(rf"@\w+\{{{key},\n", entry), key
+        assert entry.count("{") == entry.count("}"), key
+        assert re.search(r"\d{4}", short), key
+        assert re.search(r"year = \{\d{4}\}", entry), key
+    named = [spec.reference for spec in map(registry.get, registry.list_models())]
+    named += [reader.reference for reader in READERS.values()]
+    assert all(key in REFERENCES for key in named if key)
+    assert registry.get("vgg16").reference == "simonyan2015very"
+    assert READERS["fer2013"].reference == "goodfellow2013challenges"
+
+
+def test_what_the_run_cannot_know_is_listed_to_check(tmp_path: Path) -> None:
+    collapsed = _metrics(
+        health={
+            "collapsed": True,
+            "collapsed_heads": ["expression"],
+            "expression": {"top_class": "Happy", "top_share": 0.95},
+        }
+    )
+    section = methods(
+        _run(
+            tmp_path,
+            source="folders",
+            manifest=False,
+            card=_card(weights_fallback="ImageNet weights could not be downloaded (offline)"),
+            scores=collapsed,
+        )
+    )
+    checks = "\n".join(section.checks)
+    assert "The `folders` reader reads a layout, not one data set" in checks
+    assert "No manifest.json" in checks
+    assert "custom_cnn was to start from ImageNet weights" in checks and "(offline)" in checks
+    assert "custom_cnn: its expression head learned nothing" in checks
+    assert "(expression learned nothing: it predicts Happy for 95% of the faces)" in section.text
+    assert "52 faces in the layout the `folders` reader reads" in section.text
+    assert "### Before you use this text" in section.markdown()
+
+
+def test_the_demo_set_and_a_model_not_evaluated_are_named(tmp_path: Path) -> None:
+    run = _run(tmp_path, source="affectnet")
+    manifest = run.manifest.read_text().replace('"sha256"', '"demo": true, "sha256"')
+    run.manifest.write_text(manifest)
+    write_json(run.card_path("vgg16"), _card(model="vgg16", params=14_883_538))
+    section = methods(run)
+    checks = "\n".join(section.checks)
+    assert "synthetic demo set" in section.text and "synthetic demo set" in checks
+    assert "vgg16 was trained but not evaluated" in checks
+    assert "VGG16 (Simonyan & Zisserman, 2015) as keras.applications builds it" in section.text
+    assert "It was randomly initialised and prepared as above." in section.text
+
+
+def test_write_puts_the_section_and_its_bibtex_in_the_run_folder(tmp_path: Path) -> None:
+    run = _run(tmp_path, source="folders")
+    section = methods(run)
+    written = section.write(run)
+    assert written == (run.methods, run.references)
+    assert run.methods.read_text() == section.markdown()
+    assert run.references.read_text().count("@") == len(section.cited)
+
+
+def test_a_folder_without_records_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a run folder") as error:
+        methods(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+def test_the_model_card_names_the_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512_bf16\n")
+    monkeypatch.setattr(backend, "CPUINFO", str(info))
+    assert backend.cpu_name() == "AMD EPYC 9R14"
+    machine = backend.machine()
+    assert machine["cpu"] == "AMD EPYC 9R14" and machine["bfloat16_instructions"] is True
+    assert isinstance(machine["cores"], int) and machine["gpus"] == []
+
+
+def test_the_terminal_line_says_where_the_section_is_and_what_to_check(tmp_path: Path) -> None:
+    clean = methods(_run(tmp_path / "a"))
+    assert (
+        clean.note() == f"methods section in methods.md, {len(clean.cited)} works in references.bib"
+    )
+    flagged = methods(_run(tmp_path / "b", source="folders", manifest=False))
+    assert flagged.note().endswith("; 2 things to check under it")
