@@ -17,6 +17,7 @@ from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentConfig, AugmentSettings
 from helpers.data.datasets import READERS
 from helpers.models import registry
+from helpers.reporting import results
 from helpers.reporting.methods import methods
 from helpers.reporting.references import REFERENCES
 from helpers.train import backend
@@ -289,7 +290,7 @@ def test_write_puts_the_section_and_its_bibtex_in_the_run_folder(tmp_path: Path)
     run = _run(tmp_path, source="folders")
     section = methods(run)
     written = section.write(run)
-    assert written == (run.methods, run.references)
+    assert written == (run.methods, run.methods_tex, run.references)
     assert run.methods.read_text() == section.markdown()
     assert run.references.read_text().count("@") == len(section.cited)
 
@@ -312,8 +313,80 @@ def test_the_model_card_names_the_machine(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_the_terminal_line_says_where_the_section_is_and_what_to_check(tmp_path: Path) -> None:
     clean = methods(_run(tmp_path / "a"))
-    assert (
-        clean.note() == f"methods section in methods.md, {len(clean.cited)} works in references.bib"
+    assert clean.note() == (
+        f"methods section in methods.md and methods.tex, {len(clean.cited)} works in references.bib"
     )
     flagged = methods(_run(tmp_path / "b", source="folders", manifest=False))
     assert flagged.note().endswith("; 2 things to check under it")
+
+
+def test_the_latex_section_cites_with_natbib_and_escapes_the_text(tmp_path: Path) -> None:
+    section = methods(_run(tmp_path, source="folders"))
+    latex = section.latex()
+    assert r"\paragraph{Data.} The data are 52 faces in the layout the \texttt{folders}" in latex
+    assert r"\paragraph{custom\_cnn.}" in latex
+    assert r"Adam \citep{kingma2015adam} at a learning rate" in latex
+    assert r"95\%, percentile bootstrap" in latex
+    assert "% CHECK: The `folders` reader reads a layout" in latex
+    body = "\n".join(line for line in latex.splitlines() if not line.startswith("%"))
+    assert "(Kingma & Ba" not in body and "**" not in body and "`" not in body
+    assert body.count("{") == body.count("}")
+    assert set(re.findall(r"\\citep\{([^}]+)\}", body)) <= set(section.cited)
+    written = section.write(tmp_path / "run")
+    assert [p.name for p in written] == ["methods.md", "methods.tex", "references.bib"]
+
+
+def test_the_results_table_bolds_each_tasks_best_and_marks_a_head_that_learned_nothing(
+    tmp_path: Path,
+) -> None:
+    run = _run(tmp_path)
+    weak = _metrics(
+        model="vgg16",
+        tta="none",
+        expression={
+            "accuracy": 0.30,
+            "accuracy_ci": [0.20, 0.40],
+            "f1_macro": 0.05,
+            "f1_macro_ci": [0.03, 0.07],
+        },
+        health={
+            "collapsed": True,
+            "collapsed_heads": ["expression"],
+            "expression": {
+                "collapsed": True,
+                "reasons": ["Happy for 95%"],
+                "top_class": "Happy",
+                "top_share": 0.95,
+            },
+        },
+    )
+    write_json(run.metrics_path("vgg16"), weak)
+    table = results.results_table(run)
+    assert list(table["model"]) == ["custom_cnn", "vgg16"]
+    assert list(table["expression_best"]) == [True, False]
+    assert list(table["expression_learned"]) == [True, False]
+    assert table.loc[0, "expression_f1_macro_ci_low"] == pytest.approx(0.6394)
+    shown = results.shown(table)
+    assert list(shown.columns) == ["Model", "Parameters", "Accuracy", "Macro-F1", "TTA"]
+    assert shown.loc[0, "Macro-F1"] == "**0.662 [0.639, 0.680]**"
+    assert shown.loc[0, "Accuracy"] == "0.687 [0.671, 0.701]"  # bold: the headline metric only
+    assert shown.loc[1, "Macro-F1"] == "0.050 [0.030, 0.070]\u2020"
+    assert list(shown["TTA"]) == ["ten-crop", "one view"]
+    latex = results.to_latex(table, caption="FER-2013, PublicTest.")
+    assert r"\toprule" in latex and r"\label{tab:results}" in latex
+    assert r"custom\_cnn & 1,242,408 & 0.687 & \textbf{0.662} & ten-crop \\" in latex
+    assert r"{\footnotesize [0.639, 0.680]}" in latex
+    assert r"0.050$^\dagger$" in latex and r"$^\dagger$ a head that learned nothing" in latex
+    assert latex.count(r"\begin{") == latex.count(r"\end{")
+    csv_path, tex_path = results.write_results(run)
+    assert pd.read_csv(csv_path)["expression_accuracy"].tolist() == [0.6868, 0.30]
+    assert tex_path.read_text() == results.to_latex(table)
+    assert "| custom_cnn | 1,242,408 |" in results.to_markdown(table)
+
+
+def test_a_run_without_metrics_writes_no_results_table(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    run.metrics_path("custom_cnn").unlink()
+    assert results.write_results(run) is None
+    assert not run.results_csv.exists()
+    assert results.to_markdown(results.results_table(run)).startswith("No model has")

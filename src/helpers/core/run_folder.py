@@ -143,6 +143,21 @@ class RunFolder(os.PathLike):
         return self.root / "methods.md"
 
     @property
+    def methods_tex(self) -> Path:
+        """Notebook 06: the same section in LaTeX, citing with natbib's \\citep."""
+        return self.root / "methods.tex"
+
+    @property
+    def results_csv(self) -> Path:
+        """Notebook 06: each model's headline metrics with their intervals, as numbers."""
+        return self.root / "results.csv"
+
+    @property
+    def results_tex(self) -> Path:
+        """Notebook 06: the same as a booktabs table for a paper."""
+        return self.root / "results.tex"
+
+    @property
     def references(self) -> Path:
         """Notebook 06: BibTeX of the works the methods section cites."""
         return self.root / "references.bib"

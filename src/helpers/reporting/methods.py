@@ -33,6 +33,7 @@ from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.health import COLLAPSE_SHARE
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
+from helpers.reporting import references
 from helpers.reporting.references import Citations
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -53,12 +54,18 @@ TTA_WORDS = {"none": "one view", "flip": "flip", "tencrop": "ten-crop"}
 
 @dataclass(frozen=True)
 class Methods:
-    """The section's Markdown, the BibTeX of what it cites, and what the author must check."""
+    """The section (its citations as markers), the BibTeX of what it cites, and what the
+    author must check; rendered as Markdown (`text`, `markdown`) or LaTeX (`latex`)."""
 
-    text: str
+    source: str
     bibtex: str
     cited: tuple[str, ...]
     checks: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The paragraphs in Markdown, citations as (Author et al., 2016)."""
+        return references.markdown(self.source)
 
     def markdown(self) -> str:
         """The section as methods.md holds it: the text, then the checks."""
@@ -67,21 +74,83 @@ class Methods:
         listed = "\n".join(f"- {check}" for check in self.checks)
         return f"{self.text}\n\n### Before you use this text\n\n{listed}\n"
 
-    def write(self, run_dir: str | os.PathLike) -> tuple[Path, Path]:
-        """<run>/methods.md and <run>/references.bib, each written whole or not at all."""
+    def latex(self) -> str:
+        """The section as methods.tex holds it: paragraphs with natbib's \\citep, the checks
+        as comments above them, for `\\input{methods}` beside `\\bibliography{references}`."""
+        header = [
+            "% The methods section of this run, written from its files by helpers.reporting.",
+            "% Needs \\usepackage{natbib} and \\bibliography{references} (references.bib).",
+        ]
+        header += [f"% CHECK: {latex_comment(check)}" for check in self.checks]
+        body = "\n\n".join(latex_paragraph(p) for p in self.source.split("\n\n"))
+        return "\n".join(header) + "\n\n" + body + "\n"
+
+    def write(self, run_dir: str | os.PathLike) -> tuple[Path, Path, Path]:
+        """<run>/methods.md, methods.tex and references.bib, each written whole or not at all."""
         run = RunFolder(run_dir)
-        return write_text(run.methods, self.markdown()), write_text(run.references, self.bibtex)
+        return (
+            write_text(run.methods, self.markdown()),
+            write_text(run.methods_tex, self.latex()),
+            write_text(run.references, self.bibtex),
+        )
 
     def note(self) -> str:
         """One line for the terminal: where the section is, and whether anything awaits a check."""
         checks = len(self.checks)
-        return f"methods section in methods.md, {len(self.cited)} works in references.bib" + (
-            f"; {checks} thing{'s' if checks > 1 else ''} to check under it" if checks else ""
+        return (
+            f"methods section in methods.md and methods.tex, {len(self.cited)} works in "
+            "references.bib"
+            + (f"; {checks} thing{'s' if checks > 1 else ''} to check under it" if checks else "")
         )
 
     def headings(self) -> list[str]:
         """The paragraphs' bold lead words, in order: Data, Splits, ..., one per model."""
-        return re.findall(r"^\*\*(.+?)\.?\*\*", self.text, flags=re.MULTILINE)
+        return re.findall(r"^\*\*(.+?)\.?\*\*", self.source, flags=re.MULTILINE)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "#": r"\#",
+    "^": r"\^{}",
+    "_": r"\_",
+    "~": r"\textasciitilde{}",
+    "%": r"\%",
+}
+_PIECES = re.compile("(\u27e8cite:[^\u27e9]+\u27e9|`[^`]+`|\\*\\*[^*]+\\*\\*)")
+
+
+def latex_escape(text: str) -> str:
+    """Plain text with LaTeX's special characters escaped."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+
+
+def latex_comment(text: str) -> str:
+    """One line of text safe inside a LaTeX comment."""
+    return " ".join(text.split())
+
+
+def latex_paragraph(paragraph: str) -> str:
+    """A Markdown paragraph of the section in LaTeX: its bold lead as \\paragraph, `code` as
+    \\texttt, citation markers as \\citep, everything else escaped."""
+    out = []
+    for index, piece in enumerate(_PIECES.split(paragraph)):
+        if not piece:
+            continue
+        cited = references.CITE.fullmatch(piece)
+        if cited:
+            out.append(r"\citep{" + cited.group(1) + "}")
+        elif piece.startswith("`") and piece.endswith("`"):
+            out.append(r"\texttt{" + latex_escape(piece[1:-1]) + "}")
+        elif piece.startswith("**") and piece.endswith("**"):
+            command = r"\paragraph" if index == 1 and paragraph.startswith("**") else r"\textbf"
+            out.append(command + "{" + latex_escape(piece[2:-2]) + "}")
+        else:
+            out.append(latex_escape(piece))
+    return "".join(out)
 
 
 @dataclass
@@ -127,8 +196,8 @@ def methods(run_dir: str | os.PathLike) -> Methods:
                 f"{name} was trained but not evaluated (notebook 05): its results "
                 "are missing from the text."
             )
-    text = "\n\n".join(p for p in paragraphs if p)
-    return Methods(text, cite.bibtex(), tuple(cite.keys), tuple(facts.checks))
+    source = "\n\n".join(p for p in paragraphs if p)
+    return Methods(source, cite.bibtex(), tuple(cite.keys), tuple(facts.checks))
 
 
 # ---------------------------------------------------------------------------------- reading

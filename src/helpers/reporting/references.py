@@ -6,6 +6,7 @@ technique is one entry here; the writer cites a key only where the run used what
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 REFERENCES: dict[str, tuple[str, str]] = {
@@ -278,7 +279,6 @@ REFERENCES: dict[str, tuple[str, str]] = {
   title = {Random Erasing Data Augmentation},
   booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
   volume = {34},
-  number = {7},
   pages = {13001--13008},
   year = {2020}
 }""",
@@ -477,24 +477,35 @@ REFERENCES: dict[str, tuple[str, str]] = {
 }
 
 
+CITE = re.compile("\u27e8cite:([^\u27e9]+)\u27e9")  # a citation in a text, rendered later
+
+
 class Citations:
-    """The keys a text cites, in the order first cited, and their author-year form."""
+    """The keys a text cites, in the order first cited. A call returns a marker that
+    `markdown` renders as (Author et al., 2016) and a LaTeX writer as \\citep{key}."""
 
     def __init__(self) -> None:
         self.keys: list[str] = []
 
     def __call__(self, *keys: str) -> str:
-        """ "(Author et al., 2016; Other, 2017)", the keys remembered for the bibliography."""
+        """A marker for these works, remembered for the bibliography."""
         for key in keys:
             if key not in REFERENCES:
                 raise KeyError(f"no reference {key!r} in helpers.reporting.references")
             if key not in self.keys:
                 self.keys.append(key)
-        return "(" + "; ".join(REFERENCES[k][0] for k in keys) + ")"
+        return "\u27e8cite:" + ",".join(keys) + "\u27e9"
 
     def bibtex(self) -> str:
         """The cited works' BibTeX entries, in the order first cited."""
         return bibtex(self.keys)
+
+
+def markdown(text: str) -> str:
+    """Citation markers as "(Author et al., 2016; Other, 2017)"."""
+    return CITE.sub(
+        lambda m: "(" + "; ".join(REFERENCES[k][0] for k in m.group(1).split(",")) + ")", text
+    )
 
 
 def bibtex(keys: Iterable[str]) -> str:
