@@ -149,6 +149,12 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
         after = calibration.get("test_ece")
         if isinstance(after, (list, tuple)) and len(after) == 2:
             row["calibrated_expression_ece"] = to_number(after[1])
+    corrupted = d.get("corruptions")
+    if isinstance(corrupted, Mapping):  # the test faces degraded, one view (notebook 05)
+        for prefix, part in (("corrupted", "mean"), ("retained", "retained")):
+            for head, block in (corrupted.get(part) or {}).items():
+                for key, value in block.items() if isinstance(block, Mapping) else ():
+                    row[f"{prefix}_{head}_{key}"] = to_number(value)
     row["tta"] = d.get("tta") or "none"
     without = d.get("without_tta")
     if row["tta"] == "none" and not isinstance(without, Mapping):  # its score is the one without

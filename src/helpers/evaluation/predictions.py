@@ -8,7 +8,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -55,21 +55,27 @@ def proba_classes(predictions: pd.DataFrame) -> list[int]:
 
 
 def _batches(
-    uris: Sequence[str], image_size: int, channels: int, batch_size: int, workers: int
+    uris: Sequence[str],
+    image_size: int,
+    channels: int,
+    batch_size: int,
+    workers: int,
+    transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(images float 0-255, stored sizes as (width, height) rows) per batch, in table order.
 
     Decoding and resizing are helpers.core.preprocess's, so the model sees what it saw in training;
-    threads overlap it (OpenCV and Pillow release the GIL).
+    threads overlap it (OpenCV and Pillow release the GIL). transform(image, row), where given,
+    changes each image as the model would see it (helpers.evaluation.corruptions).
     """
+
+    def load(row: int) -> tuple[np.ndarray, tuple[int, int]]:
+        image, size = decode_for_model(uris[row], image_size, channels)
+        return (transform(image, row) if transform else image), size
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for start in range(0, len(uris), batch_size):
-            loaded = list(
-                pool.map(
-                    lambda uri: decode_for_model(uri, image_size, channels),
-                    uris[start : start + batch_size],
-                )
-            )
+            loaded = list(pool.map(load, range(start, min(start + batch_size, len(uris)))))
             yield (
                 np.stack([image for image, _ in loaded]).astype(np.float32),
                 np.array([(w, h) for _, (h, w) in loaded], dtype=np.float64),
@@ -95,6 +101,7 @@ def predict_table(
     progress: bool = True,
     workers: int = 4,
     tta: str = "none",
+    transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Every row's predictions next to its truth, batched, one row per image:
 
@@ -116,7 +123,9 @@ def predict_table(
 
     Image size, channels, heads and class names come from helpers.models.factory.model_metadata, so
     any model the factory built works; `workers` threads decode the images. tta: "none" or
-    "flip" (outputs averaged with the mirror image's, helpers.inference.tta).
+    "flip" (outputs averaged with the mirror image's, helpers.inference.tta). transform(image,
+    row): each image changed before the model sees it (a corruption), None for the images as
+    they are.
     """
     # keras: imported only when predicting
     from helpers.models.factory import model_metadata
@@ -136,7 +145,7 @@ def predict_table(
     with progress_bar(
         total=len(uris), desc=f"predicting ({meta['name']})", unit="img", disable=not progress
     ) as bar:
-        for images, wh in _batches(uris, size, channels, batch_size, workers):
+        for images, wh in _batches(uris, size, channels, batch_size, workers, transform):
             k = len(images)
             if k < batch_size:  # pad the last batch: one input shape, no second graph trace
                 images = np.concatenate(

@@ -723,6 +723,15 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
         "1.5/K for K classes, its valence or arousal CCC was below 0.1, or its landmark "
         "NME was above 0.9 times the average shape's."
     )
+    degraded = next((m.data["corruptions"] for m in scored if m.data.get("corruptions")), None)
+    if degraded:
+        parts.append(
+            f"Robustness: {degraded.get('n', 0):,} test images (a seeded sample) were scored "
+            "again, one view each, after each of seven corruptions at three severities "
+            "(Gaussian blur, Gaussian noise, darkening, lower contrast, JPEG compression, the "
+            "face at 24, 16 and 12 pixels across, and a grey square over part of the face), in "
+            f"the manner of ImageNet-C {cite('hendrycks2019benchmarking')}."
+        )
     if any(m.data.get("explain") for m in scored):
         parts.append(
             f"Grad-CAM {cite('selvaraju2017gradcam')} heatmaps of the predicted class "
@@ -770,7 +779,7 @@ def _results(facts: _Run) -> str:
             continue
         mode = str(scores.data.get("tta") or "none")
         line = f"{name}{f', with {TTA_WORDS.get(mode, mode)}' if mode != 'none' else ''}: "
-        line += ", ".join(figures) + _tta_note(scores.data)
+        line += ", ".join(figures) + _tta_note(scores.data) + _corruption_note(scores.data)
         line += _health_note(facts, name, scores.data)
         lines.append(line + ".")
     if not lines:
@@ -815,6 +824,21 @@ def _tta_note(data: Mapping[str, Any]) -> str:
         if isinstance(after, Sequence) and len(after) == 2 and calibration.get("temperature"):
             text += f", {after[1]:.3f} at temperature {calibration['temperature']:.2f}"
     return text
+
+
+def _corruption_note(data: Mapping[str, Any]) -> str:
+    """The headline metric's mean under the corruptions, and its share of the clean score."""
+    block = data.get("corruptions") or {}
+    for head, key, label in (
+        ("expression", "f1_macro", "macro-F1"),
+        ("valence", "ccc", "valence CCC"),
+        ("landmarks", "nme", "landmark NME"),
+    ):
+        mean = ((block.get("mean") or {}).get(head) or {}).get(key)
+        kept = ((block.get("retained") or {}).get(head) or {}).get(key)
+        if isinstance(mean, (int, float)) and isinstance(kept, (int, float)):
+            return f"; on the corrupted images {label} {mean:.3f} on average ({kept:.0%} of clean)"
+    return ""
 
 
 def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:

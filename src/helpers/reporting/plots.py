@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -1083,4 +1084,85 @@ def plot_signed_heatmaps(explained: pd.DataFrame) -> Figure:
         axes[r, 0].set_ylabel(head, rotation=0, ha="right", va="center")
     _heat_colorbar(fig, axes, True, "pushes the output down (blue) or up (red)")
     fig.suptitle("Valence and arousal: signed Grad-CAM of the regression output", fontsize=10)
+    return fig
+
+
+_CORRUPTION_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#999999")
+
+
+def plot_corruptions(block: Mapping[str, Any], title: str = "") -> Figure:
+    """Each headline metric against severity, a line per corruption from the clean score at 0
+    (helpers.evaluation.corruptions): a line that falls fast is a degradation the model has not
+    learned to ignore."""
+    results = block.get("results") or {}
+    clean = block.get("clean") or {}
+    panels = [(head, *_HEADLINE_METRICS[head]) for head in _HEADLINE_METRICS if clean.get(head)]
+    if not results or not panels:
+        return _message_figure("No corrupted test images were scored.")
+    fig, axes = _figure(1, len(panels), (4.6 * len(panels), 3.8), sharex=True)
+    for ax, (head, key, label, lower) in zip(axes[0], panels, strict=True):
+        for index, (name, by_severity) in enumerate(results.items()):
+            levels = sorted(by_severity, key=int)
+            xs = [0, *(int(s) for s in levels)]
+            ys = [clean[head].get(key)]
+            ys += [((by_severity[s] or {}).get(head) or {}).get(key) for s in levels]
+            color = _CORRUPTION_COLORS[index % len(_CORRUPTION_COLORS)]
+            ax.plot(
+                xs,
+                [np.nan if y is None else y for y in ys],
+                "o-",
+                color=color,
+                label=name.replace("_", " "),
+                markersize=4,
+            )
+        ax.set(
+            xlabel="severity (0: clean)",
+            ylabel=f"{head} {label}",
+            xticks=[0, *(int(s) for s in block.get("severities") or (1, 2, 3))],
+        )
+        ax.set_title(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle(
+        f"{title + ': ' if title else ''}the test faces degraded "
+        f"(n={block.get('n', 0):,}, one view)"
+    )
+    return fig
+
+
+def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Every model's expression macro-F1 (or its first headline metric) per corruption, averaged
+    over the severities, beside its clean score: which model holds up where."""
+    scored = {model: block for model, block in blocks.items() if block and block.get("results")}
+    if not scored:
+        return _message_figure("No model was scored on corrupted test images.")
+    first = next(iter(scored.values()))
+    head = next((h for h in _HEADLINE_METRICS if (first.get("clean") or {}).get(h)), None)
+    if head is None:
+        return _message_figure("No headline metric was scored on corrupted test images.")
+    key, label, lower = _HEADLINE_METRICS[head]
+    names = ["clean", *first["results"]]
+    width = 0.8 / len(scored)
+    fig, axes = _figure(1, 1, (max(7.0, 1.1 * len(names) * max(1, len(scored) / 2)), 4.0))
+    ax = axes[0, 0]
+    for index, (model, block) in enumerate(scored.items()):
+        values = [((block.get("clean") or {}).get(head) or {}).get(key)]
+        for name in names[1:]:
+            by_severity = (block.get("results") or {}).get(name) or {}
+            found = [((h or {}).get(head) or {}).get(key) for h in by_severity.values()]
+            found = [v for v in found if isinstance(v, (int, float))]
+            values.append(float(np.mean(found)) if found else None)
+        xs = np.arange(len(names)) + (index - (len(scored) - 1) / 2) * width
+        ax.bar(
+            xs,
+            [np.nan if v is None else v for v in values],
+            width,
+            color=_MODEL_COLORS[index % len(_MODEL_COLORS)],
+            label=model,
+        )
+    ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names], rotation=20)
+    ax.set(ylabel=f"{head} {label}" + (" (lower is better)" if lower else ""))
+    ax.set_title(f"{head} {label} on the test faces degraded, mean over severities", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig

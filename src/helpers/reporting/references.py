@@ -405,6 +405,15 @@ REFERENCES: dict[str, tuple[str, str]] = {
   year = {2016}
 }""",
     ),
+    "hendrycks2019benchmarking": (
+        "Hendrycks & Dietterich, 2019",
+        """@inproceedings{hendrycks2019benchmarking,
+  author = {Hendrycks, Dan and Dietterich, Thomas},
+  title = {Benchmarking Neural Network Robustness to Common Corruptions and Perturbations},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year = {2019}
+}""",
+    ),
     "guo2017calibration": (
         "Guo et al., 2017",
         """@inproceedings{guo2017calibration,
