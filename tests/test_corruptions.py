@@ -178,6 +178,17 @@ def test_the_methods_section_describes_the_corruptions(tmp_path: Path) -> None:
         }
     )
     section = methods(_run(tmp_path, scores=scores))
-    assert "Robustness: 12 test images (a seeded sample)" in section.text
+    assert "Robustness: the 12 test images were scored again" in section.text
     assert "(Hendrycks & Dietterich, 2019)" in section.text
     assert "on the corrupted images macro-F1 0.483 on average (74% of clean)" in section.text
+
+
+def test_a_stored_uint8_photo_is_corrupted_rounded_and_each_row_gets_its_own_noise() -> None:
+    photo = np.clip(_face(seed=3), 0, 255).astype(np.uint8)
+    for name in corruptions.CORRUPTIONS:
+        out = corruptions.corrupt(photo, name, 2, seed=5)
+        assert out.dtype == np.uint8 and out.shape == photo.shape
+        exact = corruptions.corrupt(photo.astype(np.float32), name, 2, seed=5)
+        np.testing.assert_array_equal(out, np.rint(exact).astype(np.uint8))
+    rows = [corruptions.corrupt(photo, "noise", 1, seed=row) for row in range(3)]
+    assert not np.array_equal(rows[0], rows[1]) and not np.array_equal(rows[1], rows[2])

@@ -172,18 +172,22 @@ def test_the_section_states_the_runs_own_figures(tmp_path: Path) -> None:
     assert "52 faces of FER-2013 (Goodfellow et al., 2013), read from `fer2013.zip`" in text
     assert "the data has no Contempt" in text
     # 40 training faces, 4 of them drawn for validation; the data's own test split kept
-    assert "36 faces trained the models, 4 were held out for validation" in text
-    assert "and 12 for the test" in text
+    assert (
+        "The training split held 36 faces; 4 were held out for validation (the epoch kept, the "
+        "test-time augmentation and the calibration temperature chosen on them) and 12 for the "
+        "test." in text
+    )
     assert "The data's own training and test splits were kept" in text
     assert "validation faces were drawn from the training images, stratified" in text
-    assert "coarse dropout (p 0.5; 1 hole of" in text and "(Zhong et al., 2020)" in text
+    assert "coarse dropout (p 0.5; 1 hole of" in text
+    assert "sets a rectangle to zero, as Cutout does (DeVries & Taylor, 2017)" in text
     assert "1,242,408 parameters" in text
     assert "a random 44x44 window of each face, at inference the centre window" in text
-    assert "Adam (Kingma & Ba, 2015) at a learning rate of 0.001, batch 64" in text
-    assert "cosine (Loshchilov & Hutter, 2017) over a 55-minute budget or 60 epochs" in text
+    assert "Adam (Kingma & Ba, 2015), batch 64, at a learning rate of 0.001" in text
+    assert "annealed to 1e-06 along a cosine (Loshchilov & Hutter, 2017) over a 55-minute" in text
     assert "mixed bfloat16 precision" in text
     assert "It ran 55 epochs (stopped by the time budget) in 54.1 minutes at 467 images/s" in text
-    assert "on the CPU, AMD EPYC 9R14 (2 cores)" in text
+    assert "on the CPU, AMD EPYC 9R14 (2 logical CPUs)" in text
     assert "epoch 43, validation accuracy 0.676" in text
     # the metrics JSON's figures, to the digit shown, with their intervals
     assert (
@@ -229,7 +233,7 @@ def test_a_technique_is_cited_where_a_model_used_it(tmp_path: Path) -> None:
     assert "cross-entropy with label smoothing 0.1 (Szegedy et al., 2016)" in section.text
     assert "mixup (Zhang et al., 2018)" in section.text
     assert "decoupled weight decay 0.05 (Loshchilov & Hutter, 2019)" in section.text
-    assert "the rate halved when the validation loss stalled" in section.text
+    assert "the rate multiplied by 0.5 when the validation loss stalled for 2" in section.text
     assert "loshchilov2017sgdr" not in section.cited
 
 
@@ -305,6 +309,7 @@ def test_the_model_card_names_the_machine(tmp_path: Path, monkeypatch: pytest.Mo
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx512_bf16\n")
     monkeypatch.setattr(backend, "CPUINFO", str(info))
+    monkeypatch.setattr(backend, "gpu_models", list)  # whatever GPUs the test machine has
     assert backend.cpu_name() == "AMD EPYC 9R14"
     machine = backend.machine()
     assert machine["cpu"] == "AMD EPYC 9R14" and machine["bfloat16_instructions"] is True
@@ -325,7 +330,7 @@ def test_the_latex_section_cites_with_natbib_and_escapes_the_text(tmp_path: Path
     latex = section.latex()
     assert r"\paragraph{Data.} The data are 52 faces in the layout the \texttt{folders}" in latex
     assert r"\paragraph{custom\_cnn.}" in latex
-    assert r"Adam \citep{kingma2015adam} at a learning rate" in latex
+    assert r"Adam \citep{kingma2015adam}, batch 64" in latex
     assert r"95\%, percentile bootstrap" in latex
     assert "% CHECK: The `folders` reader reads a layout" in latex
     body = "\n".join(line for line in latex.splitlines() if not line.startswith("%"))
@@ -390,3 +395,112 @@ def test_a_run_without_metrics_writes_no_results_table(tmp_path: Path) -> None:
     assert results.write_results(run) is None
     assert not run.results_csv.exists()
     assert results.to_markdown(results.results_table(run)).startswith("No model has")
+
+
+def test_duplicates_across_the_datas_own_splits_are_stated_and_listed_to_check(
+    tmp_path: Path,
+) -> None:
+    run = _run(tmp_path)
+    assert "kept together in the splits this run drew." in methods(run).text  # no leakage table
+    leakage = run.eda_dir / "leakage.csv"
+    leakage.parent.mkdir(parents=True)
+    pd.DataFrame(columns=["id_a", "id_b", "distance", "kind", "split_a", "split_b"]).to_csv(
+        leakage, index=False
+    )
+    assert "no duplicate pair crosses two splits" in methods(run).text
+    pd.DataFrame(
+        {
+            "id_a": ["a", "b", "c"],
+            "id_b": ["d", "e", "f"],
+            "distance": [0, 0, 3],
+            "kind": ["exact", "exact", "near"],
+            "split_a": ["train", "test", "train"],
+            "split_b": ["test", "train", "val"],
+        }
+    ).to_csv(leakage, index=False)
+    section = methods(run)
+    assert (
+        "3 pairs of duplicate or near-duplicate images cross the splits the data came with "
+        "(2 train-test, 1 train-val)" in section.text
+    )
+    assert "no face or a copy" not in section.text
+    assert any("eda/leakage.csv" in check for check in section.checks)
+
+
+def test_what_the_augmentation_modes_did_is_what_the_text_says(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    config = AugmentConfig.from_dict({"dropout_p": 0.5})
+    AugmentSettings(mode="offline", config=config, balance="none").write(run.augment_settings)
+    assert "The training faces were not augmented. The classes were not balanced." in (
+        methods(run).text
+    )  # offline, but nothing to balance: no copy was written
+    AugmentSettings(mode="none", config=config, balance="upsample", target_per_class=9).write(
+        run.augment_settings
+    )
+    assert "balanced by repeated faces, to 9 faces per class" in methods(run).text
+
+
+def test_a_pretrained_model_is_described_phase_by_phase(tmp_path: Path) -> None:
+    params = {
+        **_card()["parameters"],
+        "weights": "imagenet",
+        "transfer": "top_n",
+        "trainable_top_n": 20,
+        "lr_schedule": "plateau",
+        "reduce_lr_factor": 0.2,
+    }
+    phases = [
+        {
+            "name": "warmup",
+            "transfer": "frozen",
+            "learning_rate": 0.001,
+            "first_epoch": 0,
+            "end_epoch": 2,
+        },
+        {
+            "name": "finetune",
+            "transfer": "top_n",
+            "learning_rate": 0.0001,
+            "first_epoch": 2,
+            "end_epoch": 10,
+        },
+    ]
+    card = _card(
+        model="vgg16",
+        pretrained_backbone=True,
+        parameters=params,
+        phases=phases,
+        resumed=True,
+        weight_average={"kept": True, "value": None},
+    )
+    write_json_card = _run(tmp_path, card=card)
+    (write_json_card.card_path("custom_cnn")).unlink()
+    write_json(write_json_card.card_path("vgg16"), card)
+    section = methods(write_json_card)
+    text = section.text
+    assert "The backbone started from ImageNet weights (Deng et al., 2009)." in text
+    assert "randomly initialised" not in text
+    assert (
+        "in phases: epochs 1-2, the backbone frozen, at 0.001; epochs 3-10, the last 20 "
+        "backbone layers trainable, at 0.0001" in text
+    )
+    assert "the rate multiplied by 0.2 when the validation loss stalled" in text
+    assert "the weight average replaced it, there being no validation score to compare" in text
+    assert any("resumed" in check for check in section.checks)
+    params["weights"] = "/home/someone/weights/vgg16_faces.h5"
+    write_json(write_json_card.card_path("vgg16"), {**card, "parameters": params})
+    assert "started from the weights in `vgg16_faces.h5`" in methods(write_json_card).text
+
+
+def test_a_multi_task_model_states_its_loss_weights_defaults_included(tmp_path: Path) -> None:
+    arch = {
+        **_card()["architecture"],
+        "heads": ["expression", "landmarks"],
+        "preprocessing": "inside the model: pixels / 255 -> [0, 1]",
+    }
+    section = methods(_run(tmp_path, card=_card(architecture=arch)))
+    assert "loss weights expression 1, landmarks 10" in section.text
+    latex = section.latex()
+    assert r"pixels / 255 -\textgreater{} [0, 1]" in latex
+    body = "\n".join(line for line in latex.splitlines() if not line.startswith("%"))
+    assert ">" not in body and "<" not in body

@@ -8,13 +8,13 @@ the network as the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from helpers.core.errors import DataError
-from helpers.core.images import fit_square, read_image_reduced
+from helpers.core.images import fit_square, read_image, read_image_reduced
 
 
 def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
@@ -49,6 +49,21 @@ def decode_for_model(uri: str, size: int, channels: int) -> tuple[np.ndarray, tu
     image, (h, w) = read_image_reduced(uri, size, mode="gray" if channels == 1 else "rgb")
     image = fit_square(image, size)
     return image.reshape(size, size, channels), (h, w)
+
+
+def decode_changed(
+    uri: str, size: int, channels: int, change: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """As decode_for_model, with the stored image changed at its own resolution first (a
+    corruption of the photo, helpers.evaluation.corruptions), so models of every input size
+    meet the same changed pixels. Decoded whole: no reduced JPEG decoding before the change."""
+    image = read_image(uri, mode="gray" if channels == 1 else "rgb")
+    height, width = image.shape[:2]
+    changed = change(image.reshape(height, width, channels))
+    return fit_square(changed.reshape(image.shape), size).reshape(size, size, channels), (
+        height,
+        width,
+    )
 
 
 def model_inputs(uris: Sequence[str], size: int, channels: int) -> np.ndarray:

@@ -5,10 +5,12 @@ Test sets are clean crops; faces from a webcam, a phone at night or a video call
 the same test faces after each corruption (in the spirit of ImageNet-C, Hendrycks & Dietterich
 2019) says which model degrades gracefully, which a single accuracy on clean faces cannot.
 
-Each corruption works on the image as the model sees it (its input size, float 0-255) with
-OpenCV and numpy. Blur and the covered square are set relative to the image's side and low
-resolution as the pixels left across the face, so a model fed 32 px and one fed 48 px meet the
-same corruption of the face; noise, darkening, contrast and JPEG act on each pixel.
+Each corruption degrades the stored photo at its own resolution, with OpenCV and numpy, before
+each model fits it to its input size as usual: models fed 32 px and 224 px meet the same
+degraded pixels. Blur and the covered square are set relative to the image's side and low
+resolution as the pixels left across the face; noise, darkening, contrast and JPEG act on each
+stored pixel (noise on a 224 px photo is partly averaged away when a model shrinks it, as it
+would be for a real photo).
 Deterministic: the noise and the covered square of each image are drawn from a seed made of the
 corruption, severity and the image's row, and the test images scored are a seeded sample of at
 most `n` of them.
@@ -44,8 +46,9 @@ DEFAULT_N = 2000  # test images per corruption and severity: seconds per model o
 
 
 def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
-    """The image (H, W, C float 0-255) with one corruption at severity 1-3, same shape and
-    dtype; a ValueError names an unknown corruption or severity."""
+    """The image (H, W, C; uint8 or float 0-255) with one corruption at severity 1-3, same
+    shape and dtype (rounded for an integer dtype); a ValueError names an unknown corruption or
+    severity."""
     if name not in LEVELS:
         raise ValueError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
@@ -82,8 +85,10 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
         left = int(rng.integers(0, max(1, width - side + 1)))
         out = pixels.copy()
         out[top : top + side, left : left + side] = 128.0
-    out = np.asarray(out, dtype=np.float32).reshape(image.shape)
-    return np.clip(out, 0, 255).astype(image.dtype, copy=False)
+    out = np.clip(np.asarray(out, dtype=np.float32).reshape(image.shape), 0, 255)
+    if np.issubdtype(image.dtype, np.integer):
+        out = np.rint(out)
+    return out.astype(image.dtype, copy=False)
 
 
 def corruption_scores(
@@ -130,6 +135,7 @@ def corruption_scores(
             bar.update(1)
     return {
         "n": len(sample),
+        "of": len(table),  # test images: n is all of them or a seeded sample
         "tta": "none",
         "severities": list(SEVERITIES),
         "levels": {name: list(levels) for name, (levels, _) in LEVELS.items()},
@@ -176,7 +182,10 @@ def _retained(clean: Mapping[str, Any], mean: Mapping[str, Any]) -> dict[str, di
     for head, block in mean.items():
         for key, value in block.items():
             base = (clean.get(head) or {}).get(key)
-            if not isinstance(base, (int, float)) or not base or not value:
+            # a share of a score at or below 0 (a CCC, an accuracy of 0) means nothing
+            if not isinstance(base, (int, float)) or base <= 0 or value is None:
+                continue
+            if key == "nme" and value <= 0:
                 continue
             share = base / value if key == "nme" else value / base
             out.setdefault(head, {})[key] = float(share)

@@ -20,7 +20,7 @@ import pyarrow as pa
 from helpers.core.jsonio import json_ready
 from helpers.core.labels import EXPRESSIONS, expression_index
 from helpers.core.landmarks import N_POINTS, from_model_output
-from helpers.core.preprocess import decode_for_model
+from helpers.core.preprocess import decode_changed, decode_for_model
 from helpers.core.progress import bar as progress_bar
 from helpers.core.records import (
     landmarks_from_arrow,
@@ -66,12 +66,14 @@ def _batches(
 
     Decoding and resizing are helpers.core.preprocess's, so the model sees what it saw in training;
     threads overlap it (OpenCV and Pillow release the GIL). transform(image, row), where given,
-    changes each image as the model would see it (helpers.evaluation.corruptions).
+    changes each stored image at its own resolution before it is fitted to the model's input
+    (helpers.evaluation.corruptions: the photo degraded, the same for every model).
     """
 
     def load(row: int) -> tuple[np.ndarray, tuple[int, int]]:
-        image, size = decode_for_model(uris[row], image_size, channels)
-        return (transform(image, row) if transform else image), size
+        if transform is None:
+            return decode_for_model(uris[row], image_size, channels)
+        return decode_changed(uris[row], image_size, channels, lambda image: transform(image, row))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for start in range(0, len(uris), batch_size):
@@ -124,8 +126,8 @@ def predict_table(
     Image size, channels, heads and class names come from helpers.models.factory.model_metadata, so
     any model the factory built works; `workers` threads decode the images. tta: "none" or
     "flip" (outputs averaged with the mirror image's, helpers.inference.tta). transform(image,
-    row): each image changed before the model sees it (a corruption), None for the images as
-    they are.
+    row): each stored image (uint8, H x W x channels) changed at its own resolution before it is
+    fitted to the model's input (a corruption), None for the images as they are.
     """
     # keras: imported only when predicting
     from helpers.models.factory import model_metadata

@@ -29,10 +29,12 @@ from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
+from helpers.evaluation import health
 from helpers.evaluation.comparison import MetricsFile
-from helpers.evaluation.health import COLLAPSE_SHARE
+from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
+from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
 from helpers.reporting import references
 from helpers.reporting.references import Citations
 
@@ -119,6 +121,10 @@ _LATEX_SPECIAL = {
     "_": r"\_",
     "~": r"\textasciitilde{}",
     "%": r"\%",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    '"': r"\textquotedbl{}",
 }
 _PIECES = re.compile("(\u27e8cite:[^\u27e9]+\u27e9|`[^`]+`|\\*\\*[^*]+\\*\\*)")
 
@@ -296,7 +302,9 @@ def _dropped(run: RunFolder) -> str:
     if not run.ingest_report.is_file():
         return ""
     report = pd.read_csv(run.ingest_report)
-    report = report[report.get("outcome", pd.Series(dtype=str)) == "dropped"]
+    if not {"outcome", "reason", "count"} <= set(report.columns):
+        return ""
+    report = report[report["outcome"] == "dropped"]
     if report.empty:
         return ""
     reasons = "; ".join(f"{r.reason}: {int(r.count):,}" for r in report.itertuples())
@@ -334,11 +342,19 @@ def _splits(facts: _Run) -> str:
     given = pd.Series(dtype=int)
     if facts.records is not None and "split" in facts.records:
         given = facts.records["split"].dropna().astype(str).value_counts()
-    text = (
-        f"**Splits.** {n['train']:,} faces trained the models, {n['val']:,} were held out "
-        "for validation (the epoch kept, the test-time augmentation and the calibration "
-        f"temperature were chosen on them) and {n['test']:,} for the test."
-    )
+    chosen = ["the epoch kept"] if n["val"] else []
+    scored = [m.data for m in facts.metrics.values()]
+    if any((d.get("tta_validation") or {}).get("chosen") for d in scored):
+        chosen.append("the test-time augmentation")
+    if any((d.get("calibration") or {}).get("temperature") for d in scored):
+        chosen.append("the calibration temperature")
+    text = f"**Splits.** The training split held {n['train']:,} faces; "
+    if n["val"]:
+        text += f"{n['val']:,} were held out for validation"
+        text += f" ({_join(chosen)} chosen on them)" if chosen else ""
+    else:
+        text += "none was held out for validation"
+    text += f" and {n['test']:,} for the test."
     own = [s for s in SPLIT_ORDER if given.get(s, 0)]
     if own:
         text += f" The data's own {_join([_split_word(s) for s in own])} split"
@@ -355,10 +371,38 @@ def _splits(facts: _Run) -> str:
     grouped = "near-duplicate images (perceptual hash)"
     if facts.records is not None and "subject" in facts.records:
         grouped += " and each person's images"
-    return (
-        f"{text} Splits were assigned before any augmentation, with {grouped} kept within "
-        "one split, so no face or a copy of it is in two splits."
+    text += f" Splits were assigned before any augmentation, {grouped} kept together"
+    crossing = _crossing_pairs(facts.run)
+    if crossing is None:
+        return text + " in the splits this run drew."
+    if not crossing:
+        return text + "; no duplicate pair crosses two splits (notebook 02's leakage check)."
+    pairs = ", ".join(f"{count:,} {between}" for between, count in crossing.items())
+    total = sum(crossing.values())
+    facts.checks.append(
+        f"{total:,} pairs of duplicate or near-duplicate images cross the data's own splits "
+        f"({pairs}; eda/leakage.csv): say so, or remove them and run again."
     )
+    return (
+        text + f" where the data's own splits allow it; {total:,} pairs of duplicate or "
+        f"near-duplicate images cross the splits the data came with ({pairs})."
+    )
+
+
+def _crossing_pairs(run: RunFolder) -> dict[str, int] | None:
+    """Duplicate pairs across two splits by the splits they join ("train-test": 659), from
+    notebook 02's leakage table; None where the run has none."""
+    path = run.eda_dir / "leakage.csv"
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path)
+    if table.empty or not {"split_a", "split_b"} <= set(table.columns):
+        return {}
+    between = [
+        "-".join(sorted((str(a), str(b)), key=lambda s: (*SPLIT_ORDER, s).index(s)))
+        for a, b in zip(table["split_a"], table["split_b"], strict=True)
+    ]
+    return {str(k): int(v) for k, v in pd.Series(between).value_counts().items()}
 
 
 def _split_word(split: str) -> str:
@@ -373,13 +417,15 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
         return ""
     steps = describe_pipeline(settings.config)
     copies = _augmented_copies(facts.run)
+    online = "each training batch was augmented afresh"
     how = {
-        "online": "Each training batch was augmented afresh",
-        "offline": "Augmented copies of the training faces were written once, before training",
-        "both": "Copies for balancing were written once and each training batch was augmented "
-        "afresh"
+        "online": online.capitalize(),
+        "offline": "Augmented copies of training faces were written once, before training"
         if copies
-        else "Each training batch was augmented afresh",
+        else "",
+        "both": f"Copies for balancing were written once and {online}"
+        if copies
+        else online.capitalize(),
         "none": "",
     }[settings.mode]
     text = "**Augmentation.** "
@@ -387,15 +433,19 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
         described = [f"{row.step} (p {row.p:g}; {row.settings})" for row in steps.itertuples()]
         text += f"{how}: {_join(described)}."
         if (steps["step"] == "coarse dropout").any():
-            text += f" Coarse dropout is random erasing {cite('zhong2020random')}."
+            text += (
+                " Coarse dropout sets a rectangle to zero, as Cutout does "
+                f"{cite('devries2017improved')}."
+            )
         libraries = "OpenCV"
         if steps["applied by"].str.contains("albumentations").any():
             libraries += f" and albumentations {cite('buslaev2020albumentations')}"
         text += f" Transforms by {libraries}, drawn from the run's seed."
     else:
         text += "The training faces were not augmented."
+    copied = "augmented copies" if how else "repeated faces"
     balance = {
-        "upsample": f"The classes were balanced by augmented copies, to "
+        "upsample": f"The classes were balanced by {copied}, to "
         f"{settings.target_per_class or 'the largest class'} faces per class.",
         "downsample": f"The classes were balanced by drawing {settings.target_per_class} faces "
         "per class.",
@@ -424,6 +474,11 @@ def _model(facts: _Run, name: str, cite: Citations) -> str:
     sentences.append(_losses(arch, params, cite))
     sentences.append(_optimisation(card, params, cite))
     sentences.append(_kept(card))
+    if card.get("resumed"):
+        facts.checks.append(
+            f"{name} was trained in more than one session (resumed): its minutes, speed and "
+            "machine are the last session's."
+        )
     return f"**{name}.** " + " ".join(s for s in sentences if s)
 
 
@@ -477,8 +532,17 @@ def _network(
 
 def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> str:
     """Where its weights started."""
+    weights = (card.get("parameters") or {}).get("weights")
+    if card.get("weights_fallback") and card.get("pretrained_backbone"):
+        facts.checks.append(
+            f"{name} was to start from {weights} weights and started from a fallback "
+            f"instead ({card['weights_fallback']}): name the weights it started from."
+        )
+        return "The backbone started from pretrained weights (see the model card)."
     if card.get("pretrained_backbone"):
-        return f"The backbone started from ImageNet weights {cite('deng2009imagenet')}."
+        if weights == "imagenet":
+            return f"The backbone started from ImageNet weights {cite('deng2009imagenet')}."
+        return f"The backbone started from the weights in `{Path(str(weights)).name}`."
     if card.get("weights_fallback"):
         facts.checks.append(
             f"{name} was to start from ImageNet weights and started from random "
@@ -536,8 +600,9 @@ def _losses(arch: Mapping[str, Any], params: Mapping[str, Any], cite: Citations)
         kind = str(params.get("landmark_loss", "mse"))
         parts.append(f"68 landmarks ({HEAD_LOSSES.get(kind, kind)})")
     text = f"Heads, each loss masked where a face has no target: {_join(parts)}"
-    weights = params.get("loss_weights")
-    if weights:
+    if len(heads) > 1:  # the defaults are not uniform (landmarks 10): always say them
+        given = params.get("loss_weights") or {}
+        weights = {h: given.get(h, DEFAULT_LOSS_WEIGHTS.get(h, 1.0)) for h in heads}
         text += "; loss weights " + ", ".join(f"{h} {w:g}" for h, w in weights.items())
     return text + "."
 
@@ -548,12 +613,15 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
         str(params.get("optimizer", "adam")), (str(params.get("optimizer")), None)
     )
     phases = card.get("phases") or []
-    rate = phases[0].get("learning_rate") if phases else params.get("learning_rate")
     text = f"Trained with {optimizer}{' ' + cite(key) if key else ''}"
-    if rate:
-        text += f" at a learning rate of {rate:g}"
     text += f", batch {params.get('batch_size', '?')}"
+    if len(phases) > 1 or any(p.get("transfer") not in (None, "full") for p in phases):
+        text += ", in phases: " + "; ".join(_phase(p, params) for p in phases)
+    else:
+        rate = phases[0].get("learning_rate") if phases else params.get("learning_rate")
+        text += f", at a learning rate of {rate:g}" if rate else ""
     budget = params.get("time_budget_minutes")
+    monitor = str((card.get("best") or {}).get("monitor") or "val_loss")
     if params.get("lr_schedule") == "cosine":
         over = (
             f"a {budget:g}-minute budget or {params.get('epochs')} epochs, whichever came first"
@@ -561,16 +629,25 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
             else f"{params.get('epochs')} epochs"
         )
         text += (
-            f", the rate annealed to zero along a cosine {cite('loshchilov2017sgdr')} over {over}"
+            f"; the rate annealed to {params.get('min_lr', 1e-6):g} along a cosine "
+            f"{cite('loshchilov2017sgdr')} over {over}"
+            + (" in each phase" if len(phases) > 1 else "")
         )
+        if params.get("swa_start"):
+            text += (
+                f", held from {params['swa_start']:g} of the training at "
+                f"{params.get('swa_rate', 0.1):g} of its start"
+            )
     else:
         text += (
-            f", the rate halved when the validation loss stalled for "
-            f"{params.get('reduce_lr_patience', 2)} epochs, early stopping after "
-            f"{params.get('early_stopping_patience', 5)}"
+            f"; the rate multiplied by {params.get('reduce_lr_factor', 0.5):g} when "
+            f"{_monitor_words(monitor)} stalled for {params.get('reduce_lr_patience', 2)} epochs, "
+            f"early stopping after {params.get('early_stopping_patience', 5)}"
         )
         if budget:
             text += f", within a {budget:g}-minute budget"
+    if params.get("max_steps_per_epoch"):
+        text += f", at most {params['max_steps_per_epoch']} steps an epoch"
     extras = []
     if params.get("weight_decay"):
         extras.append(
@@ -587,8 +664,8 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
         )
     if params.get("swa_start"):
         extras.append(
-            f"stochastic weight averaging from {params['swa_start']:g} of the training "
-            f"{cite('izmailov2018averaging')}"
+            f"stochastic weight averaging of the epochs from then on "
+            f"{cite('izmailov2018averaging')}, BatchNorm's statistics recomputed"
         )
     precision = str(card.get("mixed_precision") or "")
     if "bfloat16" in precision:
@@ -598,6 +675,25 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
     if extras:
         text += "; " + ", ".join(extras)
     return text + ". " + _ran(card)
+
+
+def _phase(phase: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    """ "epochs 1-2, the backbone frozen, at 0.001"."""
+    first, end = int(phase.get("first_epoch", 0)) + 1, int(phase.get("end_epoch", 0))
+    transfer = {
+        "frozen": "the backbone frozen",
+        "top_n": f"the last {params.get('trainable_top_n', 20)} backbone layers trainable",
+        "full": "the whole network trainable",
+    }.get(str(phase.get("transfer")), str(phase.get("transfer")))
+    rate = phase.get("learning_rate")
+    return f"epochs {first}-{end}, {transfer}" + (f", at {rate:g}" if rate else "")
+
+
+def _monitor_words(monitor: str) -> str:
+    """ "the validation loss", "the validation expression accuracy", "the training loss"."""
+    validation = monitor.startswith("val_")
+    what = monitor.removeprefix("val_").replace("_", " ")
+    return f"the {'validation' if validation else 'training'} {what}"
 
 
 def _ran(card: Mapping[str, Any]) -> str:
@@ -628,7 +724,7 @@ def _machine(card: Mapping[str, Any]) -> str:
             ]
         )
     if machine.get("cpu"):
-        cores = f" ({machine['cores']} cores)" if machine.get("cores") else ""
+        cores = f" ({machine['cores']} logical CPUs)" if machine.get("cores") else ""
         return f"the CPU, {machine['cpu']}{cores}"
     return "the CPU"
 
@@ -639,7 +735,7 @@ def _kept(card: Mapping[str, Any]) -> str:
     if not best.get("epoch"):
         return ""
     monitor = str(best.get("monitor", "val_loss"))
-    rule = "lowest validation loss" if monitor.endswith("loss") else "highest validation accuracy"
+    rule = ("lowest " if monitor.endswith("loss") else "highest ") + _monitor_words(monitor)[4:]
     scores = best.get("metrics") or {}
     accuracy = scores.get("val_expression_accuracy", scores.get("val_accuracy"))
     text = f"The epoch with the {rule} was kept: epoch {best['epoch']}"
@@ -647,7 +743,11 @@ def _kept(card: Mapping[str, Any]) -> str:
         text += f", validation accuracy {accuracy:.3f}"
     average = card.get("weight_average") or {}
     if isinstance(average, Mapping) and average.get("kept"):
-        text += "; the weight average scored higher and replaced it"
+        text += "; the weight average replaced it, " + (
+            "scoring better on validation"
+            if average.get("value") is not None
+            else "there being no validation score to compare"
+        )
     return text + "."
 
 
@@ -662,9 +762,9 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     if "expression" in heads:
         text = (
             "Expression: accuracy, macro-averaged F1, precision and recall, Cohen's kappa "
-            f"{cite('cohen1960coefficient')}, Krippendorff's alpha "
-            f"{cite('krippendorff2018content')} and one-vs-rest ROC and precision-recall AUC, "
-            f"with scikit-learn {cite('pedregosa2011scikit')}"
+            f"{cite('cohen1960coefficient')} and one-vs-rest ROC and precision-recall AUC with "
+            f"scikit-learn {cite('pedregosa2011scikit')}, and Krippendorff's alpha "
+            f"{cite('krippendorff2018content')} with the krippendorff package"
         )
         if any((m.heads.get("expression") or {}).get("labels_left_out") for m in scored):
             text += (
@@ -697,9 +797,11 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
         f"the centre crops of {round(CROP_SHARE * 100)}% of the side, and their mirrors, "
         "averaged)"
     )
-    if any((m.data.get("tta_validation") or {}).get("chosen") for m in scored):
+    chose = [m.model for m in scored if (m.data.get("tta_validation") or {}).get("chosen")]
+    if chose:
+        whose = "per model" if len(chose) == len(scored) else f"for {_join(chose)}"
         parts.append(
-            "Test-time augmentation was chosen per model on the validation faces, by "
+            f"Test-time augmentation was chosen {whose} on the validation faces, by "
             f"macro-F1 with accuracy breaking ties: {modes}; the test faces were scored "
             "with the mode chosen, and on one view for comparison."
         )
@@ -717,19 +819,40 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
             "faces by a paired bootstrap (both models' predictions resampled together): "
             "a lead counts where its 95% interval excludes zero."
         )
-    parts.append(
-        "A head was flagged as having learned nothing, and left out of any ranking, "
-        "where one class took 80% or more of its predictions or its macro-F1 was below "
-        "1.5/K for K classes, its valence or arousal CCC was below 0.1, or its landmark "
-        "NME was above 0.9 times the average shape's."
-    )
+    flagged = []
+    if "expression" in heads:
+        flagged.append(
+            f"an expression head when one class took {health.COLLAPSE_SHARE:.0%} or more of its "
+            f"predictions or its macro-F1 was below {health.CHANCE_FACTOR:g}/K for K classes"
+        )
+    if heads & {"valence", "arousal"}:
+        flagged.append(
+            f"a valence or arousal head when its predictions spread less than "
+            f"{health.FLAT_REGRESSION:.0%} of the truth's or its CCC was below "
+            f"{health.NO_AGREEMENT:g}"
+        )
+    if "landmarks" in heads:
+        flagged.append(
+            f"a landmark head when its NME was above {health.LANDMARK_GAIN:g} times the "
+            "average shape's"
+        )
+    if flagged:
+        parts.append(
+            "A head was flagged as having learned nothing, and left out of any ranking: "
+            + "; ".join(flagged)
+            + "."
+        )
     degraded = next((m.data["corruptions"] for m in scored if m.data.get("corruptions")), None)
     if degraded:
+        n_degraded, of = degraded.get("n", 0), degraded.get("of")
+        which = (
+            f"a seeded sample of {n_degraded:,} of the test images"
+            if isinstance(of, int) and of > n_degraded
+            else f"the {n_degraded:,} test images"
+        )
         parts.append(
-            f"Robustness: {degraded.get('n', 0):,} test images (a seeded sample) were scored "
-            "again, one view each, after each of seven corruptions at three severities "
-            "(Gaussian blur, Gaussian noise, darkening, lower contrast, JPEG compression, the "
-            "face at 24, 16 and 12 pixels across, and a grey square over part of the face), in "
+            f"Robustness: {which} were scored again, one view each, with the stored photo "
+            f"degraded before each model's preprocessing: {_corruption_words(degraded)}, in "
             f"the manner of ImageNet-C {cite('hendrycks2019benchmarking')}."
         )
     if any(m.data.get("explain") for m in scored):
@@ -744,6 +867,17 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
             "the label space the two share."
         )
     return " ".join(parts)
+
+
+def _corruption_words(block: Mapping[str, Any]) -> str:
+    """Each corruption with its three settings, from the block's own levels."""
+    levels = block.get("levels") or {}
+    words = []
+    for name, values in levels.items():
+        what = CORRUPTION_LEVELS.get(name, (None, name))[1]
+        shown = ", ".join(f"{v:g}" for v in values)
+        words.append(f"{name.replace('_', ' ')} ({what}: {shown})")
+    return _join(words) or "seven corruptions at three severities"
 
 
 def _results(facts: _Run) -> str:
@@ -784,7 +918,9 @@ def _results(facts: _Run) -> str:
         lines.append(line + ".")
     if not lines:
         return ""
-    return "**Results on the test faces** (95% intervals). " + " ".join(lines)
+    ci = next((m.data.get("ci") for m in facts.metrics.values() if m.data.get("ci")), None)
+    level = f" ({ci.get('level', 0.95):.0%} intervals)" if ci else ""
+    return f"**Results on the test faces**{level}. " + " ".join(lines)
 
 
 def _figure(label: str, block: Mapping[str, Any], key: str, aside: str = "") -> str:
@@ -843,8 +979,8 @@ def _corruption_note(data: Mapping[str, Any]) -> str:
 
 def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:
     """What a head that learned nothing predicts; the author is asked to say so."""
-    health = data.get("health") or {}
-    heads = list(health.get("collapsed_heads") or [])
+    state = data.get("health") or {}
+    heads = list(state.get("collapsed_heads") or [])
     if not heads:
         return ""
     facts.checks.append(
@@ -852,8 +988,8 @@ def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:
         "learned nothing (see the report): say so wherever it is compared."
     )
     text = f" ({_join(heads)} learned nothing"
-    expression = health.get("expression") or {}
-    if "expression" in heads and expression.get("top_share", 0) >= COLLAPSE_SHARE:
+    expression = state.get("expression") or {}
+    if "expression" in heads and expression.get("top_share", 0) >= health.COLLAPSE_SHARE:
         text += (
             f": it predicts {expression['top_class']} for "
             f"{expression.get('top_share', 0):.0%} of the faces"

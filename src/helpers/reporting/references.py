@@ -272,15 +272,13 @@ REFERENCES: dict[str, tuple[str, str]] = {
   year = {2016}
 }""",
     ),
-    "zhong2020random": (
-        "Zhong et al., 2020",
-        """@inproceedings{zhong2020random,
-  author = {Zhong, Zhun and Zheng, Liang and Kang, Guoliang and Li, Shaozi and Yang, Yi},
-  title = {Random Erasing Data Augmentation},
-  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
-  volume = {34},
-  pages = {13001--13008},
-  year = {2020}
+    "devries2017improved": (
+        "DeVries & Taylor, 2017",
+        """@misc{devries2017improved,
+  author = {DeVries, Terrance and Taylor, Graham W.},
+  title = {Improved Regularization of Convolutional Neural Networks with {Cutout}},
+  howpublished = {arXiv:1708.04552},
+  year = {2017}
 }""",
     ),
     "zhang2018mixup": (
@@ -454,7 +452,7 @@ REFERENCES: dict[str, tuple[str, str]] = {
         """@misc{chollet2015keras,
   author = {Chollet, Fran{\\c{c}}ois and others},
   title = {Keras},
-  howpublished = {\\url{https://keras.io}},
+  howpublished = {https://keras.io},
   year = {2015}
 }""",
     ),

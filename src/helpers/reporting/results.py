@@ -128,11 +128,10 @@ def to_latex(results: pd.DataFrame, caption: str = "") -> str:
     text = shown(results)
     table = _latex_rows(text)
     table.columns = [latex_escape(c) for c in table.columns]
-    notes = (
-        "Test images; 95\\% bootstrap intervals in brackets; the best model per task in bold "
-        "(highest macro-F1 and CCC, lowest NME); TTA: the test-time augmentation, chosen on "
-        "the validation images"
-    )
+    intervals = results.filter(like="_ci_low").notna().to_numpy().any()
+    notes = "Test images" + ("; 95\\% bootstrap intervals in brackets" if intervals else "")
+    notes += "; the best model per task in bold (highest macro-F1 and CCC, lowest NME)"
+    notes += "; TTA: the test-time augmentation each model was scored with"
     if text.map(lambda t: DAGGER in t).to_numpy().any():
         notes += r"; $^\dagger$ a head that learned nothing, not ranked"
     latex = table.to_latex(

@@ -134,7 +134,9 @@ def machine() -> dict[str, Any]:
     """What trained a model: CPU model and cores, bfloat16 instructions, GPUs."""
     return {
         "cpu": cpu_name(),
-        "cores": os.cpu_count(),
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "bfloat16_instructions": cpu_runs_bfloat16(),
         "gpus": gpu_models(),
     }
