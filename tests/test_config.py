@@ -234,3 +234,15 @@ def test_the_settings_table_shows_what_a_run_changes_beside_the_defaults():
     assert table.loc["backbone_options", "value"] == "widths: [8, 16, 32, 64]"
     assert "batch_size" not in table.index  # the default, so not shown
     assert not {"model", "profile", "verbose"} & set(table.index)
+
+
+def test_the_robust_fer_profile_is_the_fer_hour_with_noise_and_blur() -> None:
+    fer, robust = (config.get_profile(n).to_dict() for n in ("fer2013-cpu", "fer2013-cpu-robust"))
+    differs = {k for k in fer if fer[k] != robust[k]}
+    assert differs == {"name", "description", "augment"}
+    assert robust["augment"] == {**fer["augment"], "noise_p": 0.3, "blur_p": 0.2}
+    trained = [
+        {k: v for k, v in config.train_config(n, "custom_cnn").to_dict().items() if k != "profile"}
+        for n in ("fer2013-cpu", "fer2013-cpu-robust")
+    ]
+    assert trained[0] == trained[1]  # the same network, budget and schedule

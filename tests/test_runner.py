@@ -150,3 +150,21 @@ def test_progress_lines_are_only_written_under_the_runner(tmp_path, monkeypatch)
     assert lines[-2].startswith("decoding: 100% (3/3 img,")
     assert sum(line.startswith("decoding: 100%") for line in lines) == 1  # once, not at close too
     assert lines[-1] == "two spaces and a newline"
+
+
+def test_a_slow_loop_reports_seconds_per_step_not_zero_a_second(tmp_path, monkeypatch):
+    from helpers.core import progress
+
+    target = tmp_path / "lines"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(target))
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+    clock = iter(float(t) for t in range(0, 1000, 5))  # every reading 5 s after the last
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    with open(os.devnull, "w") as hidden:
+        for _ in progress.bar(
+            range(2), desc="corruptions", unit="pass", file=hidden, mininterval=0
+        ):
+            pass
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("corruptions: 50% (1/2 pass, ") and lines[0].endswith(" s/pass)")
+    assert "0 pass/s" not in target.read_text()

@@ -43,8 +43,15 @@ class _Bar(tqdm):
     def _report(self) -> None:
         total = f"/{self.total:,}" if self.total else ""
         share = f"{self.n / self.total:.0%} " if self.total else ""
-        rate = self.n / max(time.monotonic() - self._started, 1e-9)
-        line(f"{self.desc}: {share}({self.n:,}{total} {self.unit}, {rate:,.0f} {self.unit}/s)")
+        seconds = max(time.monotonic() - self._started, 1e-9)
+        rate = self.n / seconds
+        # a slow loop (a pass of minutes) reads as seconds per step, not "0 pass/s"
+        pace = (
+            f"{rate:,.0f} {self.unit}/s"
+            if rate >= 1 or not self.n
+            else (f"{seconds / self.n:,.0f} s/{self.unit}")
+        )
+        line(f"{self.desc}: {share}({self.n:,}{total} {self.unit}, {pace})")
         self._last, self._reported = time.monotonic(), self.n
 
     def update(self, n: float | None = 1) -> bool | None:
