@@ -473,10 +473,10 @@ def test_a_pretrained_model_is_described_phase_by_phase(tmp_path: Path) -> None:
         resumed=True,
         weight_average={"kept": True, "value": None},
     )
-    write_json_card = _run(tmp_path, card=card)
-    (write_json_card.card_path("custom_cnn")).unlink()
-    write_json(write_json_card.card_path("vgg16"), card)
-    section = methods(write_json_card)
+    run = _run(tmp_path, card=card)
+    run.card_path("custom_cnn").unlink()
+    write_json(run.card_path("vgg16"), card)
+    section = methods(run)
     text = section.text
     assert "The backbone started from ImageNet weights (Deng et al., 2009)." in text
     assert "randomly initialised" not in text
@@ -488,8 +488,8 @@ def test_a_pretrained_model_is_described_phase_by_phase(tmp_path: Path) -> None:
     assert "the weight average replaced it, there being no validation score to compare" in text
     assert any("resumed" in check for check in section.checks)
     params["weights"] = "/home/someone/weights/vgg16_faces.h5"
-    write_json(write_json_card.card_path("vgg16"), {**card, "parameters": params})
-    assert "started from the weights in `vgg16_faces.h5`" in methods(write_json_card).text
+    write_json(run.card_path("vgg16"), {**card, "parameters": params})
+    assert "started from the weights in `vgg16_faces.h5`" in methods(run).text
 
 
 def test_a_multi_task_model_states_its_loss_weights_defaults_included(tmp_path: Path) -> None:
