@@ -141,8 +141,8 @@ def corruption_scores(
         "levels": {name: list(levels) for name, (levels, _) in LEVELS.items()},
         "clean": clean,
         "results": results,
-        "mean": _mean(results),
-        "retained": _retained(clean, _mean(results)),
+        "mean": (mean := _mean(results)),
+        "retained": _retained(clean, mean),
     }
 
 

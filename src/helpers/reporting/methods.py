@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from helpers.core import paths
 from helpers.core.errors import DataError
@@ -458,8 +459,9 @@ def _augmented_copies(run: RunFolder) -> int:
     """How many augmented copies notebook 03 added to the training table."""
     if not run.train_table.is_file():
         return 0
-    table = pd.read_parquet(run.train_table, columns=None)
-    return int(table["augmented"].sum()) if "augmented" in table else 0
+    if "augmented" not in pq.read_schema(run.train_table).names:
+        return 0
+    return int(pd.read_parquet(run.train_table, columns=["augmented"])["augmented"].sum())
 
 
 def _model(facts: _Run, name: str, cite: Citations) -> str:
@@ -476,8 +478,8 @@ def _model(facts: _Run, name: str, cite: Citations) -> str:
     sentences.append(_kept(card))
     if card.get("resumed"):
         facts.checks.append(
-            f"{name} was trained in more than one session (resumed): its minutes, speed and "
-            "machine are the last session's."
+            f"{name} was trained in more than one sitting (resumed): its minutes, speed and "
+            "machine are those of the last one."
         )
     return f"**{name}.** " + " ".join(s for s in sentences if s)
 

@@ -17,7 +17,7 @@ import pandas as pd
 from helpers.core.jsonio import write_text
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import comparison
-from helpers.reporting.methods import latex_escape
+from helpers.reporting.methods import TTA_WORDS, latex_escape
 
 # (task, metric) in the order a table reads them, with their column titles.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -27,7 +27,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("arousal", "ccc", "Arousal CCC"),
     ("landmarks", "nme", "Landmark NME"),
 )
-TTA_WORDS = {"none": "one view", "flip": "flip", "tencrop": "ten-crop"}
 DAGGER = "\u2020"  # marks a head that learned nothing
 
 
