@@ -22,6 +22,20 @@ EXPRESSIONS: tuple[str, ...] = (
 )
 N_EXPRESSIONS = len(EXPRESSIONS)
 
+# One colour per class wherever a class is drawn (figures, the report, annotated photos, video
+# timelines): Okabe-Ito, the colour-blind-safe qualitative palette, in this order (its black
+# replaced by grey so Neutral stays visible on dark images).
+EXPRESSION_COLORS: tuple[str, ...] = (
+    "#999999",  # Neutral
+    "#E69F00",  # Happy
+    "#0072B2",  # Sad
+    "#56B4E9",  # Surprise
+    "#CC79A7",  # Fear
+    "#009E73",  # Disgust
+    "#D55E00",  # Anger
+    "#F0E442",  # Contempt
+)
+
 # FER-2013 / ExpW order: 0 Angry, 1 Disgust, 2 Fear, 3 Happy, 4 Sad, 5 Surprise, 6 Neutral.
 FER_TO_AFFECTNET: dict[int, int] = {0: 6, 1: 5, 2: 4, 3: 1, 4: 2, 5: 3, 6: 0}
 

@@ -878,3 +878,56 @@ def make_scene(seed: int = 0, n_faces: int = 3, shape: tuple[int, int] = (480, 6
         scene[y:y + face_px, x:x + face_px] = render_face(p, face_px)[0]
         placed.append((x, y, face_px, face_px, expression))
     return scene, placed
+
+
+def make_clip(path: str | Path, seed: int = 0, n_faces: int = 2, segments: int = 3,
+              seconds: float = 1.5, fps: int = 10, shape: tuple[int, int] = (240, 480),
+              face_px: int = 160) -> list[tuple[int, float, float, str]]:
+    """A short video (Motion-JPEG .avi) of demo faces whose expressions change, for the
+    predictor's video timeline: each face keeps its identity, shows `segments` different
+    expressions of `seconds` each and sways a few pixels, so a track has to follow it.
+
+    Returns what was drawn: (face, start s, end s, expression name) per segment, faces numbered
+    left to right.
+    """
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    sway = 8
+    if n_faces < 1 or n_faces * (face_px + 2 * sway + 10) + 10 > width or face_px + 20 > height:
+        raise ConfigError(f"{n_faces} faces of {face_px} px do not fit a {width}x{height} video")
+    if segments < 1 or seconds <= 0 or fps < 1:
+        raise ConfigError(f"segments, seconds and fps must be positive, got {segments}, "
+                          f"{seconds}, {fps}")
+    background = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+                                  (0, 0), 3)
+    gap = (width - n_faces * face_px) // (n_faces + 1)
+    per_segment = max(1, round(seconds * fps))
+    drawn: list[tuple[int, float, float, str]] = []
+    faces = []  # per face: its rendered segments and where it stands
+    for j in range(n_faces):
+        codes = rng.permutation(len(CLASS_SHARES) - 1)[:segments]  # no Contempt: rare
+        base = sample_face_params(rng, int(codes[0]), face_px)
+        base = replace(base, roll=0.0, occluder=None)
+        crops = [render_face(replace(base, expression=int(c)), face_px)[0]
+                 for c in codes]
+        y = int(rng.integers(10, height - face_px - 10))
+        faces.append((crops, gap + j * (face_px + gap), y, float(rng.uniform(0, 2 * math.pi))))
+        for k, code in enumerate(codes):
+            start = k * per_segment / fps
+            drawn.append((j, round(start, 3), round(start + (per_segment - 1) / fps, 3),
+                          EXPRESSIONS[int(code)]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    if not writer.isOpened():
+        raise ConfigError(f"{path}: OpenCV cannot write a Motion-JPEG video here")
+    try:
+        for t in range(segments * per_segment):
+            frame = background.copy()
+            for crops, x, y, phase in faces:
+                dx = round(sway * math.sin(2 * math.pi * t / (2 * fps) + phase))
+                frame[y:y + face_px, x + dx:x + dx + face_px] = crops[t // per_segment]
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return sorted(drawn)

@@ -40,6 +40,7 @@ from helpers.inference.predict import (
 from helpers.inference.runtime import BACKENDS, open_model
 from helpers.inference.sources import HEIC_EXTENSIONS
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
+from helpers.inference.video import summary_lines, video_summary, write_timelines
 
 FORMATS = ("csv", "json")
 
@@ -55,6 +56,8 @@ def _json_value(value: Any) -> Any:
 
 PREDICTION_FILES = tuple(f"predictions.{f}" for f in FORMATS)
 ANNOTATED = "annotated"
+VIDEO_SUMMARY = "video_summary.csv"  # one row per face followed in a video
+TIMELINES = "timelines"  # one figure per video: its faces' expressions over time
 
 
 def write_outputs(
@@ -88,12 +91,26 @@ def write_outputs(
     return written
 
 
+def write_videos(table: pd.DataFrame, videos: pd.DataFrame, out: Path) -> list[Path]:
+    """video_summary.csv and timelines/<video>.png when a video had a face followed; a file
+    that cannot be written is a ConfigError naming it."""
+    if videos.empty:
+        return []
+    target = out / VIDEO_SUMMARY
+    try:
+        videos.to_csv(target, index=False)
+        return [target, *write_timelines(table, out / TIMELINES)]
+    except OSError as error:
+        raise ConfigError(f"{target.parent}: cannot be written ({os_reason(error)})") from error
+
+
 def _previous(out: Path) -> list[str]:
     """What an earlier run left in a folder: predictions in either format, annotated images."""
-    found = [name for name in PREDICTION_FILES if os.path.lexists(out / name)]
-    annotated = out / ANNOTATED
-    if annotated.is_dir() and any(annotated.iterdir()):
-        found.append(f"{ANNOTATED}/")
+    names = (*PREDICTION_FILES, VIDEO_SUMMARY)
+    found = [name for name in names if os.path.lexists(out / name)]
+    for folder in (ANNOTATED, TIMELINES):
+        if (out / folder).is_dir() and any((out / folder).iterdir()):
+            found.append(f"{folder}/")
     return found
 
 
@@ -162,11 +179,13 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def clear_out_dir(out: Path) -> None:
-    """An earlier run's predictions.csv/.json and annotated/*.jpg removed (--overwrite), so the
-    folder ends up holding one run; other files are left alone."""
-    annotated = out / ANNOTATED
-    images = sorted(annotated.glob("*.jpg")) if annotated.is_dir() else []
-    for path in [out / name for name in PREDICTION_FILES] + images:
+    """An earlier run's predictions.csv/.json, video_summary.csv, annotated/*.jpg and
+    timelines/*.png removed (--overwrite), so the folder ends up holding one run; other files
+    are left alone."""
+    images = []
+    for folder, pattern in ((ANNOTATED, "*.jpg"), (TIMELINES, "*.png")):
+        images += sorted((out / folder).glob(pattern)) if (out / folder).is_dir() else []
+    for path in [out / name for name in (*PREDICTION_FILES, VIDEO_SUMMARY)] + images:
         try:
             if os.path.lexists(path) and not path.is_dir():
                 path.unlink()
@@ -365,13 +384,17 @@ def check_explain(model: str, backend: str | None, out: str | None) -> None:
 
 
 def _print_table(table: pd.DataFrame) -> None:
-    """The few columns a person reads, when no --out folder is given."""
+    """The few columns a person reads, when no --out folder is given (a video's frame, time and
+    track only when a video was read)."""
+    ok = table[table["status"] == "ok"]
     shown = [
         c
         for c in (
             "file",
             "frame",
+            "time",
             "face",
+            "track",
             "status",
             "expression",
             "confidence",
@@ -382,9 +405,8 @@ def _print_table(table: pd.DataFrame) -> None:
             "box_w",
             "box_h",
         )
-        if c in table
+        if c in table and (c not in ("frame", "time", "track") or ok[c].notna().any())
     ]
-    ok = table[table["status"] == "ok"]
     if len(ok):
         print(ok[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
@@ -459,8 +481,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         _report(table)
         summary = table.attrs["summary"]
+        videos = video_summary(table)
+        for line in summary_lines(videos, table):
+            print(line)
         if out is not None:
             written = write_outputs(table, out, formats)
+            written += write_videos(table, videos, out)
             print(
                 "wrote "
                 + ", ".join(str(p) for p in written)

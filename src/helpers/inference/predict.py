@@ -29,7 +29,7 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, Detector, crop_face
 from helpers.core.jsonio import read_json
-from helpers.core.labels import EXPRESSIONS
+from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
@@ -45,6 +45,7 @@ from helpers.inference.sources import (
     read_quietly,
 )
 from helpers.inference.tta import TTAModel, check_tta
+from helpers.inference.video import track_faces
 
 if TYPE_CHECKING:
     pass
@@ -70,7 +71,8 @@ STATUSES = ("ok", "no_face", "error")  # the `status` column
 def _columns(meta: Mapping[str, Any]) -> list[str]:
     """Output columns for this model's heads, fixed so every table has the same layout."""
     heads = meta["heads"]
-    cols = ["file", "frame", "face", "status", "error", "box_x", "box_y", "box_w", "box_h"]
+    cols = ["file", "frame", "time", "face", "track", "status", "error"]
+    cols += ["box_x", "box_y", "box_w", "box_h"]
     if "expression" in heads:
         cols += ["expression", "confidence"] + [f"p_{name}" for name in meta["labels"]]
     cols += [h for h in ("valence", "arousal") if h in heads]
@@ -263,6 +265,8 @@ def predict_images(
     faces as the model's training faces were (training_margin), 0.2 for a model outside a run
     folder. Unreadable inputs and images without a face come back as rows with
     status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
+    A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
+    `track`, the same number for one face from frame to frame (helpers.inference.video).
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
     heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
@@ -311,13 +315,14 @@ def predict_images(
     pending, names = _Pending(), dict[str, int]()
     for source in progress_bar(sources, desc="predicting", unit="file", disable=not progress):
         try:
-            for frame, image in read_quietly(iter_frames(source, every)):
+            for frame, time, image in read_quietly(iter_frames(source, every)):
                 faces = _faces(image, detector, margin)
                 if not faces:
                     rows.append(
                         {
                             "file": source.name,
                             "frame": frame,
+                            "time": time,
                             "status": "no_face",
                             "error": "no face found",
                         }
@@ -328,6 +333,7 @@ def predict_images(
                     row = {
                         "file": source.name,
                         "frame": frame,
+                        "time": time,
                         "face": k,
                         "status": "ok",
                         "box_x": box[0],
@@ -375,6 +381,8 @@ def _table(rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=_columns(meta))
     for col in ("frame", "face", "box_x", "box_y", "box_w", "box_h"):
         table[col] = pd.array(table[col], dtype="Int64")
+    table["time"] = pd.to_numeric(table["time"]).astype("float64")
+    table["track"] = track_faces(table)
     for col in ("file", "status"):
         table[col] = table[col].astype(object)
     if "landmarks" in table:
@@ -409,19 +417,13 @@ def summary_line(summary: Mapping[str, int]) -> str:
 
 
 def _colour(row: Mapping[str, Any]) -> tuple[int, int, int]:
-    """A fixed colour per expression, so the same class looks the same across images."""
-    palette = (
-        (200, 200, 200),
-        (255, 200, 0),
-        (60, 120, 255),
-        (255, 120, 255),
-        (160, 80, 255),
-        (60, 200, 60),
-        (255, 60, 60),
-        (0, 200, 200),
-    )
+    """The class's colour of every figure (helpers.core.labels), so a class looks the same in
+    annotated photos, the report and a video's timeline; yellow-green for no expression head."""
     name = row.get("expression")
-    return palette[EXPRESSIONS.index(name)] if name in EXPRESSIONS else (255, 255, 0)
+    if name not in EXPRESSIONS:
+        return (160, 255, 0)
+    code = EXPRESSION_COLORS[EXPRESSIONS.index(name)].lstrip("#")
+    return (int(code[0:2], 16), int(code[2:4], 16), int(code[4:6], 16))
 
 
 # Smaller images (a 48 px FER crop) are enlarged before drawing, so labels stay legible.
@@ -451,8 +453,9 @@ def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
             ty = y - 4 if y - th - base - 4 >= 0 else y + h + th + 4
             cv2.rectangle(canvas, (x, ty - th - base), (x + tw, ty + base), colour, cv2.FILLED)
+            ink = (0, 0, 0) if np.dot(colour, (0.299, 0.587, 0.114)) > 110 else (255, 255, 255)
             cv2.putText(
-                canvas, text, (x, ty), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA
+                canvas, text, (x, ty), cv2.FONT_HERSHEY_SIMPLEX, font, ink, thick, cv2.LINE_AA
             )
         points = row.get("landmarks")
         if isinstance(points, (list, np.ndarray)):

@@ -3,6 +3,7 @@ upright and checked, one verdict per input."""
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import warnings
@@ -26,6 +27,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 )
+
+MAX_FPS = 1000.0  # above it a stated frame rate is a container's placeholder, not a camera's
 
 # Phone photos this OpenCV/Pillow build cannot decode: named, so the message says what to do.
 HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
@@ -218,8 +221,18 @@ def read_quietly(frames: Iterator[Any]) -> Iterator[Any]:
         yield item
 
 
-def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, np.ndarray]]:
-    """(frame index or None for stills, RGB uint8 image); DataError when nothing is readable."""
+def video_fps(capture: Any) -> float | None:
+    """The frames per second a video's container states; None where it states none or a value
+    no camera records (some streams say 0 or 90,000), so times are left empty, not wrong."""
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if math.isfinite(fps) and 0.0 < fps <= MAX_FPS else None
+
+
+def iter_frames(
+    source: Source, every: int = 10
+) -> Iterator[tuple[int | None, float | None, np.ndarray]]:
+    """(frame index or None for stills, its time in seconds or None, RGB uint8 image);
+    DataError when nothing is readable."""
     if source.kind == "missing":
         raise DataError(source.name, "file or folder not found")
     if source.kind not in ("empty", "array", "image", "video"):
@@ -233,10 +246,10 @@ def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, n
     if source.array is not None:  # kind "array"
         image = as_rgb(source.array, source.name)
         check_pixels(image, source.name)
-        yield None, image
+        yield None, None, image
         return
     if source.kind == "image":
-        yield None, upright(_read_still(source.name), source.name)
+        yield None, None, upright(_read_still(source.name), source.name)
         return
     capture = cv2.VideoCapture(source.name)
     if not capture.isOpened():
@@ -247,6 +260,7 @@ def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, n
             "this OpenCV build cannot decode)",
         )
     index = decoded = 0
+    fps = video_fps(capture)
     try:
         while True:
             if index % every:  # grab() skips decoding the frames we do not use
@@ -258,7 +272,8 @@ def iter_frames(source: Source, every: int = 10) -> Iterator[tuple[int | None, n
                     break
                 decoded += 1
                 check_pixels(frame, source.name)
-                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                time = None if fps is None else round(index / fps, 3)
+                yield index, time, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             index += 1
     finally:
         capture.release()

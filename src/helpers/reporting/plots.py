@@ -20,21 +20,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from helpers.core.images import read_image
-from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
+from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS
 from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
 
-# Okabe-Ito, the colour-blind-safe qualitative palette, in AffectNet class order
-# (its black is replaced by grey so Neutral stays visible on dark images).
-CLASS_COLORS: tuple[str, ...] = (
-    "#999999",  # Neutral
-    "#E69F00",  # Happy
-    "#0072B2",  # Sad
-    "#56B4E9",  # Surprise
-    "#CC79A7",  # Fear
-    "#009E73",  # Disgust
-    "#D55E00",  # Anger
-    "#F0E442",  # Contempt
-)
+CLASS_COLORS: tuple[str, ...] = EXPRESSION_COLORS  # helpers.core.labels: one palette
 CLASS_PALETTE: dict[str, str] = dict(zip(EXPRESSIONS, CLASS_COLORS, strict=False))
 
 # One colour per landmark group (Okabe-Ito again, bright enough on faces), cycled.

@@ -1,0 +1,272 @@
+"""Faces in a video followed over time: each face's track across the sampled frames, a summary
+per face (how long it was seen, what it mostly showed, its mean valence and arousal) and a
+timeline figure of its expression probabilities.
+
+The predictor finds faces in every sampled frame on its own; a face's number in one frame (`face`,
+left to right as the detector lists them) says nothing about the next. A track links them: boxes
+of consecutive sampled frames are paired by overlap (intersection over union), the pairing that
+overlaps most overall (scipy's linear_sum_assignment), and a face unseen for a few sampled frames
+(a missed detection, a turned head) keeps its track when it comes back where it was. Faces that
+cross each other or leave and return elsewhere start new tracks: the summary says how long each
+was seen, so a short one is easy to tell from a person.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from helpers.core.errors import ConfigError
+from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+TRACK_MIN_IOU = 0.3  # boxes of one face two sampled frames apart overlap at least this much
+TRACK_MAX_GAP = 2  # sampled frames a face may go unseen and keep its track
+TIMELINE_TRACKS = 4  # the longest tracks drawn in a video's timeline figure
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every (x, y, w, h) box in a (n, 4) against b (m, 4): (n, m)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+    y1 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _check_tracking(min_iou: float, max_gap: int) -> None:
+    """Settings that could link nothing or everything are refused by name."""
+    if not 0.0 < min_iou <= 1.0:
+        raise ConfigError(f"min_iou must be in (0, 1], got {min_iou!r}")
+    if isinstance(max_gap, bool) or not isinstance(max_gap, (int, np.integer)) or max_gap < 0:
+        raise ConfigError(f"max_gap must be a whole number of sampled frames >= 0, got {max_gap!r}")
+
+
+def _track_video(
+    frames: pd.Series, boxes: np.ndarray, sampled: np.ndarray, min_iou: float, max_gap: int
+) -> np.ndarray:
+    """Track ids for one video's faces: frames (their frame index), boxes (n, 4), sampled (every
+    frame index the predictor read, with or without a face, in order)."""
+    position = {int(f): k for k, f in enumerate(sampled)}
+    ids = np.full(len(frames), -1, dtype=np.int64)
+    live: list[tuple[int, int, np.ndarray]] = []  # (track id, last position, last box)
+    count = 0
+    order = np.argsort(frames.to_numpy(dtype=np.int64), kind="stable")
+    by_frame = pd.Series(order).groupby(frames.to_numpy(dtype=np.int64)[order], sort=True)
+    for frame, rows in by_frame:
+        rows = rows.to_numpy()
+        here = position[int(frame)]
+        live = [t for t in live if here - t[1] - 1 <= max_gap]
+        taken: set[int] = set()
+        if live:
+            overlap = box_iou(np.stack([t[2] for t in live]), boxes[rows])
+            for i, j in zip(*linear_sum_assignment(-overlap), strict=True):
+                if overlap[i, j] >= min_iou:
+                    ids[rows[j]] = live[i][0]
+                    live[i] = (live[i][0], here, boxes[rows[j]])
+                    taken.add(int(j))
+        for j, row in enumerate(rows):
+            if j not in taken:
+                ids[row] = count
+                live.append((count, here, boxes[row]))
+                count += 1
+    return ids
+
+
+def track_faces(
+    table: pd.DataFrame, min_iou: float = TRACK_MIN_IOU, max_gap: int = TRACK_MAX_GAP
+) -> pd.Series:
+    """Each video face's track id (0, 1, ... per video, in order of first appearance), <NA> for
+    stills and rows without a face: so a per-person question ("how long was this face happy?")
+    can be asked of a video."""
+    _check_tracking(min_iou, max_gap)
+    tracks = pd.Series(pd.array([pd.NA] * len(table), dtype="Int64"), index=table.index)
+    videos = table[table["frame"].notna()]
+    for _, rows in videos.groupby("file", sort=False):
+        faces = rows[rows["status"] == "ok"]
+        if faces.empty:
+            continue
+        sampled = np.unique(rows["frame"].to_numpy(dtype=np.int64))
+        boxes = faces[["box_x", "box_y", "box_w", "box_h"]].to_numpy(dtype=np.float64)
+        ids = _track_video(faces["frame"], boxes, sampled, min_iou, max_gap)
+        # number the tracks by first appearance, then left to right within a frame
+        first = pd.DataFrame({"id": ids, "frame": faces["frame"].to_numpy(), "x": boxes[:, 0]})
+        ranked = first.sort_values(["frame", "x"], kind="stable").drop_duplicates("id")["id"]
+        renumber = {int(old): new for new, old in enumerate(ranked)}
+        tracks.loc[faces.index] = [renumber[int(i)] for i in ids]
+    return tracks
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """The model's class names, from its probability columns."""
+    return [c[2:] for c in table.columns if c.startswith("p_")]
+
+
+def video_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per tracked face of every video: when it was seen (frame numbers, and seconds where
+    the video states its frame rate), in how many sampled frames and in what share of them, the
+    expression it showed most and each expression's share of its frames, its mean valence and
+    arousal; empty (with its columns) when no video face was found."""
+    labels = _labels(table)
+    heads = [h for h in ("valence", "arousal") if h in table]
+    columns = ["file", "track", "first_frame", "last_frame", "start", "end", "frames", "seen"]
+    columns += (["expression", "share"] + [f"share_{n}" for n in labels]) if labels else []
+    columns += [f"mean_{h}" for h in heads]
+    faces = table[table["track"].notna() & (table["status"] == "ok")]
+    rows = []
+    for (name, track), group in faces.groupby(["file", "track"], sort=False):
+        sampled = table.loc[table["file"] == name, "frame"].nunique()
+        row = {
+            "file": name,
+            "track": int(track),
+            "first_frame": int(group["frame"].min()),
+            "last_frame": int(group["frame"].max()),
+            "start": group["time"].min(),
+            "end": group["time"].max(),
+            "frames": len(group),
+            "seen": len(group) / sampled,
+        }
+        if labels:
+            shares = group["expression"].value_counts(normalize=True)
+            row["expression"], row["share"] = shares.index[0], float(shares.iloc[0])
+            row.update({f"share_{n}": float(shares.get(n, 0.0)) for n in labels})
+        row.update({f"mean_{h}": float(group[h].mean()) for h in heads})
+        rows.append(row)
+    summary = pd.DataFrame(rows, columns=columns)
+    for col in ("track", "first_frame", "last_frame", "frames"):
+        summary[col] = summary[col].astype("int64")
+    return summary
+
+
+def summary_lines(summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """One terminal line per video: its length, the faces followed and what each mostly showed."""
+    lines = []
+    for name, group in summary.groupby("file", sort=False):
+        rows = table[table["file"] == name]
+        end = rows["time"].max()
+        span = f"0-{end:.1f} s" if pd.notna(end) else f"frames 0-{rows['frame'].max()}"
+        longest = group.sort_values(["frames", "track"], ascending=[False, True]).head(3)
+        if "expression" in group:
+            faces = [f"face {r.track}: {r.expression} {r.share:.0%}" for r in longest.itertuples()]
+        else:
+            faces = [f"face {r.track}: {r.frames} frames" for r in longest.itertuples()]
+        more = f", {len(group) - len(longest)} more" if len(group) > len(longest) else ""
+        lines.append(
+            f"video {name}: {rows['frame'].nunique()} frames sampled ({span}), "
+            f"{len(group)} face(s) followed ({'; '.join(faces)}{more})"
+        )
+    return lines
+
+
+def _axis_of_time(rows: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Seconds where the video states its frame rate, else frame numbers."""
+    if rows["time"].notna().all():
+        return rows["time"], "time (s)"
+    return rows["frame"].astype("float64"), "frame"
+
+
+def _longest(table: pd.DataFrame, name: str, most: int) -> list[int]:
+    """The video's `most` longest tracks, longest first (the lower id on a tie)."""
+    faces = table[(table["file"] == name) & table["track"].notna()]
+    counts = faces.groupby("track").size()
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [int(t) for t, _ in ranked[:most]]
+
+
+def plot_timeline(table: pd.DataFrame, name: str, tracks: Sequence[int] | None = None) -> Figure:
+    """A video's timeline: for each face followed (the longest TIMELINE_TRACKS by default, in
+    their order), its expression probabilities stacked over time, and beneath them its valence
+    and arousal where the model has them; a frame where the face was not seen is a gap."""
+    from matplotlib.figure import Figure
+
+    rows = table[table["file"] == name]
+    if rows.empty:
+        raise ConfigError(f"{name}: not in the predictions")
+    chosen = list(tracks) if tracks is not None else sorted(_longest(table, name, TIMELINE_TRACKS))
+    if not chosen:
+        raise ConfigError(f"{name}: no face was followed in it (no tracked rows)")
+    labels = _labels(table)
+    heads = [h for h in ("valence", "arousal") if h in table]
+    panels = int(bool(labels)) + int(bool(heads))
+    if not panels:
+        raise ConfigError("the predictions hold no expression, valence or arousal to draw")
+    sampled = rows.drop_duplicates("frame").sort_values("frame")[["frame", "time"]]
+    x, xlabel = _axis_of_time(sampled)
+    fig = Figure(figsize=(9, 2.2 * panels * len(chosen) + 0.6), layout="constrained")
+    axes = fig.subplots(panels * len(chosen), 1, sharex=True, squeeze=False)[:, 0]
+    for k, track in enumerate(chosen):
+        face = rows[rows["track"] == track].set_index("frame")
+        if face.empty:
+            raise ConfigError(f"{name}: no face with track {track}")
+        on = sampled.set_index("frame").join(face.drop(columns="time"), how="left")
+        seen = int(face.shape[0])
+        ax = axes[panels * k]
+        if labels:
+            probs = on[[f"p_{n}" for n in labels]].to_numpy(dtype=np.float64)
+            seen_at = ~np.isnan(probs).any(axis=1)
+            top = np.cumsum(np.nan_to_num(probs), axis=1)
+            for j, label in enumerate(labels):  # stacked; each sampled frame fills its interval
+                ax.fill_between(
+                    x.to_numpy(),
+                    top[:, j] - np.nan_to_num(probs[:, j]),
+                    top[:, j],
+                    where=seen_at,
+                    step="mid",
+                    color=EXPRESSION_COLORS[EXPRESSIONS.index(label)],
+                    label=label,
+                    linewidth=0,
+                )
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("probability")
+            ax.set_title(
+                f"{name}: face {track} (seen in {seen} of {len(sampled)} frames)", loc="left"
+            )
+            if k == 0:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+            ax = axes[panels * k + 1] if heads else ax
+        if heads:
+            for head, color in zip(heads, ("#0072B2", "#D55E00"), strict=False):
+                values = on[head].to_numpy(dtype=np.float64)
+                ax.plot(x.to_numpy(), values, label=head, color=color, marker=".", markersize=3)
+            ax.axhline(0.0, color="#999999", linewidth=0.8)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_ylabel("valence, arousal")
+            if not labels:
+                ax.set_title(f"{name}: face {track}", loc="left")
+            if k == 0:
+                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    axes[-1].set_xlabel(xlabel)
+    return fig
+
+
+def _stem(name: str, used: dict[str, int]) -> str:
+    """The video's file stem, or stem-2, stem-3... when another video of this run took it."""
+    stem = Path(name).stem or "video"
+    used[stem] = used.get(stem, 0) + 1
+    return stem if used[stem] == 1 else f"{stem}-{used[stem]}"
+
+
+def write_timelines(table: pd.DataFrame, folder: str | os.PathLike) -> list[Path]:
+    """Each video's timeline figure as <folder>/<video stem>.png (only videos with a face
+    followed); the folder is created when there is one to write."""
+    written: list[Path] = []
+    used: dict[str, int] = {}
+    names = table.loc[table["track"].notna(), "file"].unique()
+    for name in names:
+        target = Path(folder) / f"{_stem(str(name), used)}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        plot_timeline(table, str(name)).savefig(target, dpi=100)
+        written.append(target)
+    return written

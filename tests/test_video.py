@@ -1,0 +1,235 @@
+"""Faces in a video followed over time: tracks, the summary per face, the timeline figure, the
+demo clip and the predictor's video outputs."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.core.errors import ConfigError
+from helpers.core.faces import Detector
+from helpers.core.labels import EXPRESSIONS
+from helpers.data.synthetic import make_clip
+from helpers.inference import cli, video
+from helpers.inference.predict import predict_images
+from test_predict import Stub
+
+
+def _rows(spec: list[tuple]) -> pd.DataFrame:
+    """A predictions table from (file, frame, x, expression) rows: 100 px boxes at y 50;
+    x None is a sampled frame without a face, frame None a still photo."""
+    rows = []
+    for file, frame, x, expression in spec:
+        row = {"file": file, "frame": frame, "time": None if frame is None else frame / 10}
+        if x is None:
+            row["status"] = "no_face"
+        else:
+            row.update(status="ok", box_x=x, box_y=50, box_w=100, box_h=100)
+            row["expression"] = expression
+            row.update({f"p_{n}": float(n == expression) for n in EXPRESSIONS})
+            row["valence"] = 0.5 if expression == "Happy" else -0.5
+            row["arousal"] = 0.2
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    for col in ("frame", "box_x", "box_y", "box_w", "box_h"):
+        table[col] = pd.array(table[col], dtype="Int64")
+    table["time"] = pd.to_numeric(table["time"]).astype("float64")
+    table["track"] = video.track_faces(table)
+    return table
+
+
+def test_box_iou_of_known_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [5, 0, 10, 10], [20, 20, 5, 5]])
+    iou = video.box_iou(boxes, boxes)
+    assert np.allclose(np.diag(iou), 1.0)
+    assert iou[0, 1] == pytest.approx(50 / 150) and iou[0, 2] == 0.0 and iou[1, 0] == iou[0, 1]
+    assert video.box_iou(boxes[:0], boxes).shape == (0, 3)
+
+
+def test_a_track_follows_its_face_not_the_detectors_order() -> None:
+    # two faces drifting towards each other; in frame 10 the detector lists them right first
+    table = _rows(
+        [
+            ("v.mp4", 0, 0, "Happy"),
+            ("v.mp4", 0, 300, "Sad"),
+            ("v.mp4", 5, 290, "Sad"),
+            ("v.mp4", 5, 10, "Happy"),
+            ("v.mp4", 10, 280, "Sad"),
+            ("v.mp4", 10, 20, "Happy"),
+            ("photo.jpg", None, 0, "Happy"),
+        ]
+    )
+    assert table["track"].tolist()[:6] == [0, 1, 1, 0, 1, 0]
+    assert table["track"].isna().tolist()[6]  # a still has no track
+
+
+def test_a_face_unseen_for_a_few_frames_keeps_its_track_and_a_long_absence_starts_a_new_one() -> (
+    None
+):
+    spec = [("v.mp4", 0, 0, "Happy"), ("v.mp4", 1, None, None), ("v.mp4", 2, None, None)]
+    spec += [("v.mp4", 3, 5, "Happy"), ("v.mp4", 4, None, None), ("v.mp4", 5, None, None)]
+    spec += [("v.mp4", 6, None, None), ("v.mp4", 7, 5, "Happy"), ("w.mp4", 0, 400, "Sad")]
+    table = _rows(spec)
+    ok = table[table["status"] == "ok"]
+    # two sampled frames unseen: kept (TRACK_MAX_GAP); three: a new track; each video from 0
+    assert ok["track"].tolist() == [0, 0, 1, 0]
+    assert table.loc[table["status"] == "no_face", "track"].isna().all()
+    assert video.track_faces(table, max_gap=3)[ok.index].tolist() == [0, 0, 0, 0]
+    assert video.track_faces(table, max_gap=1)[ok.index].tolist() == [0, 1, 2, 0]
+
+
+def test_boxes_that_barely_overlap_are_different_faces() -> None:
+    table = _rows([("v.mp4", 0, 0, "Happy"), ("v.mp4", 1, 80, "Happy")])  # IoU 20/180
+    assert table["track"].tolist() == [0, 1]
+    assert video.track_faces(table, min_iou=0.1).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("setting", [{"min_iou": 0.0}, {"min_iou": 1.5}, {"max_gap": -1}])
+def test_tracking_settings_that_link_nothing_or_everything_are_refused(setting) -> None:
+    with pytest.raises(ConfigError, match=next(iter(setting))):
+        video.track_faces(_rows([("v.mp4", 0, 0, "Happy")]), **setting)
+
+
+def test_the_summary_counts_each_faces_frames_and_shares() -> None:
+    spec = [("v.mp4", f, 0, "Happy" if f < 3 else "Sad") for f in range(4)]
+    spec += [("v.mp4", f, 300, "Sad") for f in (2, 3)] + [("photo.jpg", None, 0, "Happy")]
+    table = _rows(spec)
+    summary = video.video_summary(table).set_index("track")
+    assert summary.loc[0, ["first_frame", "last_frame", "frames"]].tolist() == [0, 3, 4]
+    assert summary.loc[0, ["start", "end", "seen"]].tolist() == [0.0, 0.3, 1.0]
+    assert summary.loc[0, "expression"] == "Happy" and summary.loc[0, "share"] == 0.75
+    assert summary.loc[0, ["share_Happy", "share_Sad", "share_Fear"]].tolist() == [0.75, 0.25, 0]
+    assert summary.loc[0, "mean_valence"] == pytest.approx(0.25)
+    assert summary.loc[1, ["frames", "seen", "expression", "share"]].tolist() == [2, 0.5, "Sad", 1]
+    line = video.summary_lines(video.video_summary(table), table)
+    assert line == [
+        "video v.mp4: 4 frames sampled (0-0.3 s), 2 face(s) followed "
+        "(face 0: Happy 75%; face 1: Sad 100%)"
+    ]
+
+
+def test_no_video_face_gives_an_empty_summary_with_its_columns() -> None:
+    table = _rows([("photo.jpg", None, 0, "Happy"), ("v.mp4", 0, None, None)])
+    summary = video.video_summary(table)
+    assert summary.empty and "share_Happy" in summary and "mean_arousal" in summary
+    assert video.summary_lines(summary, table) == []
+
+
+def test_the_timeline_draws_each_face_and_leaves_a_gap_where_it_was_unseen() -> None:
+    spec = [("v.mp4", f, 0, "Happy") for f in (0, 1, 4, 5)] + [
+        ("v.mp4", f, None, None) for f in (2, 3)
+    ]
+    spec += [("v.mp4", f, 300, "Sad") for f in range(6)]
+    table = _rows(spec)
+    fig = video.plot_timeline(table, "v.mp4")
+    axes = fig.get_axes()
+    assert len(axes) == 4  # per face: the stacked probabilities, then valence and arousal
+    assert "face 0 (seen in 4 of 6 frames)" in axes[0].get_title(loc="left")
+    happy = axes[0].collections[EXPRESSIONS.index("Happy")]
+    assert len(happy.get_paths()) == 2  # frames 0-1 and 4-5: no band across frames 2-3
+    assert axes[-1].get_xlabel() == "time (s)"
+    valence = axes[1].get_lines()[0].get_ydata()
+    assert np.isnan(valence[2:4]).all() and (valence[[0, 1, 4, 5]] == 0.5).all()
+    only = video.plot_timeline(table, "v.mp4", tracks=[1])
+    assert len(only.get_axes()) == 2
+    with pytest.raises(ConfigError, match="no face with track 7"):
+        video.plot_timeline(table, "v.mp4", tracks=[7])
+    with pytest.raises(ConfigError, match="not in the predictions"):
+        video.plot_timeline(table, "other.mp4")
+
+
+def test_the_demo_clip_is_followed_face_by_face_with_times(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    drawn = make_clip(path, seed=0, segments=2, seconds=1.0, fps=10)
+    assert [d[0] for d in drawn] == [0, 0, 1, 1] and drawn[1][1:3] == (1.0, 1.9)
+    capture = cv2.VideoCapture(str(path))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 20 and capture.get(cv2.CAP_PROP_FPS) == 10
+    capture.release()
+    table = predict_images(Stub(), path, every=3, progress=False, detector=Detector(min_face=100))
+    ok = table[table["status"] == "ok"]
+    assert ok["frame"].unique().tolist() == [0, 3, 6, 9, 12, 15, 18]
+    assert np.allclose(table["time"], table["frame"].astype(float) / 10)
+    # both swaying faces found in every sampled frame, each keeping one track
+    assert ok.groupby("track")["box_x"].agg(["size", "min", "max"]).shape == (2, 3)
+    assert (ok.groupby("track").size() == 7).all()
+    assert (ok.groupby("track")["box_x"].agg(lambda x: x.max() - x.min()) > 0).all()
+    with pytest.raises(ConfigError, match="do not fit"):
+        make_clip(tmp_path / "big.avi", n_faces=5)
+
+
+def test_a_video_without_a_stated_frame_rate_has_no_times(monkeypatch, tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    make_clip(path, seed=0, segments=1, seconds=0.5, fps=10)
+    monkeypatch.setattr("helpers.inference.sources.MAX_FPS", 5.0)  # as if it stated 90,000
+    table = predict_images(Stub(), path, every=2, progress=False, detector=Detector(min_face=100))
+    assert table["time"].isna().all() and table["track"].notna().all()
+    assert video.plot_timeline(table, str(path)).get_axes()[-1].get_xlabel() == "frame"
+    assert "(frames 0-4)" in video.summary_lines(video.video_summary(table), table)[0]
+
+
+def test_the_predictor_writes_each_videos_summary_and_timeline(model_path, tmp_path, capsys):
+    clip = make_clip(tmp_path / "in" / "clip.avi", seed=0, segments=2, seconds=1.0, fps=10)
+    assert clip
+    photo = tmp_path / "in" / "photo.png"
+    cv2.imwrite(str(photo), np.zeros((30, 30, 3), np.uint8))
+    out = tmp_path / "out"
+    args = ["--model", str(model_path), str(tmp_path / "in"), "--min-face", "100", "--quiet"]
+    assert cli.main([*args, "--every", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"video {tmp_path / 'in' / 'clip.avi'}: 4 frames sampled (0-1.5 s), 2 face(s)" in printed
+    summary = pd.read_csv(out / "video_summary.csv")
+    assert summary["track"].tolist() == [0, 1] and summary["frames"].tolist() == [4, 4]
+    assert [p.name for p in (out / "timelines").iterdir()] == ["clip.png"]
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert predictions.columns[:5].tolist() == ["file", "frame", "time", "face", "track"]
+    assert predictions.loc[predictions["file"].str.endswith("photo.png"), "track"].isna().all()
+    # one folder, one run: the video outputs count as an earlier run's and go with --overwrite
+    assert cli.main([*args, "--out", str(out)]) == 2
+    assert "already holds predictions.csv, predictions.json, video_summary.csv, timelines/" in (
+        capsys.readouterr().err
+    )
+    (out / "timelines" / "notes.txt").write_text("kept")
+    assert cli.main([*args, "--out", str(out), "--overwrite", "--every", "100"]) == 0
+    assert sorted(p.name for p in (out / "timelines").iterdir()) == ["clip.png", "notes.txt"]
+
+
+def test_without_out_the_terminal_shows_a_videos_time_and_track(model_path, tmp_path, capsys):
+    make_clip(tmp_path / "clip.avi", seed=0, segments=1, seconds=0.5, fps=10)
+    args = ["--model", str(model_path), str(tmp_path / "clip.avi"), "--min-face", "100"]
+    assert cli.main([*args, "--quiet", "--every", "2"]) == 0
+    printed = capsys.readouterr().out
+    header = printed.splitlines()[1].split()
+    assert header[:5] == ["file", "frame", "time", "face", "track"]
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((30, 30, 3), 90, np.uint8))
+    assert cli.main(["--model", str(model_path), str(photo), "--no-detect", "--quiet"]) == 0
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert "frame" not in header and "time" not in header and "track" not in header
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    from helpers.models.factory import build_model
+
+    path = tmp_path_factory.mktemp("model") / "custom_cnn.keras"
+    build_model("custom_cnn", image_size=48, channels=1).save(path)
+    return path
+
+
+def test_fps_placeholders_are_not_times() -> None:
+    class Capture:
+        def __init__(self, fps: float) -> None:
+            self.fps = fps
+
+        def get(self, prop: int) -> float:
+            return self.fps
+
+    from helpers.inference.sources import video_fps
+
+    assert video_fps(Capture(25.0)) == 25.0
+    assert [video_fps(Capture(v)) for v in (0.0, math.nan, 90_000.0, -1.0)] == [None] * 4
