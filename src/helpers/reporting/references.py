@@ -75,6 +75,17 @@ REFERENCES: dict[str, tuple[str, str]] = {
   year = {2010}
 }""",
     ),
+    "li2017reliable": (
+        "Li et al., 2017",
+        """@inproceedings{li2017reliable,
+  author = {Li, Shan and Deng, Weihong and Du, JunPing},
+  title = {Reliable Crowdsourcing and Deep Locality-Preserving Learning for Expression
+    Recognition in the Wild},
+  booktitle = {IEEE Conference on Computer Vision and Pattern Recognition},
+  pages = {2852--2861},
+  year = {2017}
+}""",
+    ),
     "zhang2018expw": (
         "Zhang et al., 2018",
         """@article{zhang2018expw,

@@ -300,6 +300,7 @@ from helpers.data.datasets import expw as _expw  # noqa: E402
 from helpers.data.datasets import fer2013 as _fer2013  # noqa: E402
 from helpers.data.datasets import folders as _folders  # noqa: E402
 from helpers.data.datasets import jaffe as _jaffe  # noqa: E402
+from helpers.data.datasets import rafdb as _rafdb  # noqa: E402
 
 register_reader(
     "fer2013",
@@ -348,6 +349,15 @@ register_reader(
     crops_faces=True,
     dataset="CK+",
     reference="lucey2010extended",
+)
+register_reader(  # before csv_boxes: the redistribution's train_labels.csv is not a box CSV
+    "rafdb",
+    _rafdb.looks_like_rafdb,
+    _rafdb.read_rafdb,
+    "RAF-DB basic (folder or zip): EmoLabel/list_patition_label.txt and Image/aligned/, or "
+    "train/ and test/ with class folders 1-7; the aligned faces, the official split kept",
+    dataset="RAF-DB",
+    reference="li2017reliable",
 )
 register_reader(
     "csv_boxes",
