@@ -105,6 +105,12 @@ def test_the_release_is_read_face_by_face_with_its_split(tmp_path: Path, as_zip:
     assert any("7 annotation files not read" in note for note in result.notes)
 
 
+def test_an_oversized_label_file_is_refused_by_name(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("helpers.data.datasets.rafdb._MAX_LABEL_BYTES", 50)
+    with pytest.raises(DataError, match=r"list_patition_label\.txt\): 1\d\d bytes, not a label"):
+        read_rafdb(_folder(_release(), tmp_path / "raf"))
+
+
 def test_compound_labels_are_refused_by_name(tmp_path: Path) -> None:
     compound = _release("train_00007.jpg 11\n")
     with pytest.raises(

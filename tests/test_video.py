@@ -109,7 +109,7 @@ def test_the_summary_counts_each_faces_frames_and_shares() -> None:
     line = video.summary_lines(video.video_summary(table), table)
     assert line == [
         "video v.mp4: 4 frames sampled (0-0.3 s), 2 face(s) followed "
-        "(face 0: Happy 75%; face 1: Sad 100%)"
+        "(track 0: Happy 75%; track 1: Sad 100%)"
     ]
 
 
@@ -129,18 +129,78 @@ def test_the_timeline_draws_each_face_and_leaves_a_gap_where_it_was_unseen() -> 
     fig = video.plot_timeline(table, "v.mp4")
     axes = fig.get_axes()
     assert len(axes) == 4  # per face: the stacked probabilities, then valence and arousal
-    assert "face 0 (seen in 4 of 6 frames)" in axes[0].get_title(loc="left")
-    happy = axes[0].collections[EXPRESSIONS.index("Happy")]
-    assert len(happy.get_paths()) == 2  # frames 0-1 and 4-5: no band across frames 2-3
+    assert "track 0 (seen in 4 of 6 frames)" in axes[0].get_title(loc="left")
+    bars = axes[0].containers[EXPRESSIONS.index("Happy")]
+    assert [b.get_x() + b.get_width() / 2 for b in bars] == pytest.approx([0.0, 0.1, 0.4, 0.5])
+    assert [b.get_height() for b in bars] == [1.0] * 4  # nothing drawn at frames 2-3
     assert axes[-1].get_xlabel() == "time (s)"
     valence = axes[1].get_lines()[0].get_ydata()
     assert np.isnan(valence[2:4]).all() and (valence[[0, 1, 4, 5]] == 0.5).all()
     only = video.plot_timeline(table, "v.mp4", tracks=[1])
     assert len(only.get_axes()) == 2
+    # a face seen in single frames between gaps, and a one-frame video, are drawn all the same
+    lone = _rows([("v.mp4", 0, 0, "Sad"), ("v.mp4", 1, None, None), ("v.mp4", 2, 0, "Sad")])
+    sad = video.plot_timeline(lone, "v.mp4").get_axes()[0].containers[EXPRESSIONS.index("Sad")]
+    assert len(sad) == 2 and sad[0].get_width() == pytest.approx(0.1)
+    single = video.plot_timeline(_rows([("v.mp4", 0, 0, "Sad")]), "v.mp4")
+    assert single.get_axes()[0].containers[EXPRESSIONS.index("Sad")][0].get_height() == 1.0
     with pytest.raises(ConfigError, match="no face with track 7"):
         video.plot_timeline(table, "v.mp4", tracks=[7])
-    with pytest.raises(ConfigError, match="not in the predictions"):
+    with pytest.raises(ConfigError, match="no video frame of it"):
         video.plot_timeline(table, "other.mp4")
+
+
+def test_a_video_that_failed_part_way_keeps_its_time_axis() -> None:
+    table = _rows([("v.mp4", 0, 0, "Happy"), ("v.mp4", 1, 0, "Happy")])
+    broken = pd.concat([table, pd.DataFrame([{"file": "v.mp4", "status": "error"}])])
+    broken = broken.astype({"frame": "Int64", "track": "Int64"}).reset_index(drop=True)
+    fig = video.plot_timeline(broken, "v.mp4")
+    assert fig.get_axes()[-1].get_xlabel() == "time (s)"
+    assert "seen in 2 of 2 frames" in fig.get_axes()[0].get_title(loc="left")
+
+
+def test_labels_of_a_models_own_are_drawn_in_grey() -> None:
+    table = _rows([("v.mp4", 0, 0, "Happy")]).rename(columns={"p_Happy": "p_joy"})
+    bars = video.plot_timeline(table, "v.mp4").get_axes()[0].containers
+    joy = next(c for c in bars if c.get_label() == "joy")
+    assert joy[0].get_facecolor()[:3] == pytest.approx((0x77 / 255,) * 3)
+
+
+def test_one_good_pair_is_not_traded_for_two_weak_ones() -> None:
+    # faces A (x 0) and B (x 107.7); next frame: one box overlapping A by 0.31 and B by 0.29,
+    # one overlapping A by 0.29 alone. Pairing both weak overlaps (0.58 in all) would beat the
+    # one good pair (0.31) and leave both below the threshold: A keeps its face instead.
+    from helpers.inference.video import _track_video
+
+    xs = [0.0, 107.71, 52.67, -55.04]
+    boxes = np.array([[x, 0.0, 100.0, 100.0] for x in xs])
+    assert video.box_iou(boxes[:2], boxes[2:]).round(2).tolist() == [[0.31, 0.29], [0.29, 0.0]]
+    ids = _track_video(pd.Series([0, 0, 1, 1]), boxes, np.array([0, 1]), 0.3, 2)
+    assert ids.tolist() == [0, 1, 0, 2]
+
+
+def test_timeline_files_of_videos_with_one_name_do_not_collide() -> None:
+    spec = [(name, 0, 0, "Happy") for name in ("a.mp4", "x/a.mp4", "a-2.mp4", "y/a.mp4")]
+    names = video.timeline_names(_rows(spec))
+    assert names == {
+        "a.mp4": "a.png",
+        "x/a.mp4": "a-2.png",
+        "a-2.mp4": "a-2-2.png",
+        "y/a.mp4": "a-3.png",
+    }
+
+
+def test_a_landmarks_only_model_gets_a_summary_but_no_timeline(tmp_path: Path) -> None:
+    table = _rows([("v.mp4", 0, 0, "Happy")]).drop(
+        columns=["expression", "valence", "arousal", *[f"p_{n}" for n in EXPRESSIONS]]
+    )
+    assert not video.drawable(table)
+    summary = video.video_summary(table)
+    assert summary["frames"].tolist() == [1] and "expression" not in summary
+    assert video.write_timelines(table, tmp_path / "t") == [] and not (tmp_path / "t").exists()
+    written = cli.write_videos(table, summary, tmp_path)
+    assert [p.name for p in written] == ["video_summary.csv"]
+    assert pd.read_csv(tmp_path / "video_summary.csv")["timeline"].isna().all()
 
 
 def test_the_demo_clip_is_followed_face_by_face_with_times(tmp_path: Path) -> None:
@@ -160,6 +220,8 @@ def test_the_demo_clip_is_followed_face_by_face_with_times(tmp_path: Path) -> No
     assert (ok.groupby("track")["box_x"].agg(lambda x: x.max() - x.min()) > 0).all()
     with pytest.raises(ConfigError, match="do not fit"):
         make_clip(tmp_path / "big.avi", n_faces=5)
+    with pytest.raises(ConfigError, match="segments must be 1-7"):
+        make_clip(tmp_path / "long.avi", segments=8)
 
 
 def test_a_video_without_a_stated_frame_rate_has_no_times(monkeypatch, tmp_path: Path) -> None:
@@ -184,6 +246,7 @@ def test_the_predictor_writes_each_videos_summary_and_timeline(model_path, tmp_p
     assert f"video {tmp_path / 'in' / 'clip.avi'}: 4 frames sampled (0-1.5 s), 2 face(s)" in printed
     summary = pd.read_csv(out / "video_summary.csv")
     assert summary["track"].tolist() == [0, 1] and summary["frames"].tolist() == [4, 4]
+    assert summary["timeline"].tolist() == ["timelines/clip.png"] * 2
     assert [p.name for p in (out / "timelines").iterdir()] == ["clip.png"]
     predictions = pd.read_csv(out / "predictions.csv")
     assert predictions.columns[:5].tolist() == ["file", "frame", "time", "face", "track"]
@@ -194,8 +257,28 @@ def test_the_predictor_writes_each_videos_summary_and_timeline(model_path, tmp_p
         capsys.readouterr().err
     )
     (out / "timelines" / "notes.txt").write_text("kept")
+    (out / "timelines" / "old.png").write_bytes(b"an earlier run's")
+    (out / "annotated").mkdir()
+    (out / "annotated" / "clip.avi").write_bytes(b"an earlier run's")
     assert cli.main([*args, "--out", str(out), "--overwrite", "--every", "100"]) == 0
     assert sorted(p.name for p in (out / "timelines").iterdir()) == ["clip.png", "notes.txt"]
+    assert not (out / "annotated" / "clip.avi").exists()
+    assert pd.read_csv(out / "video_summary.csv")["frames"].tolist() == [1, 1]
+
+
+def test_an_out_folder_whose_video_outputs_cannot_be_written_is_refused_first(
+    model_path, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "timelines").write_text("a file where the figures go")
+    args = ["--model", str(model_path), str(tmp_path), "--quiet", "--out", str(out)]
+    assert cli.main(args) == 2
+    assert f"{out / 'timelines'} is a file, not a folder" in capsys.readouterr().err
+    (out / "timelines").unlink()
+    (out / "video_summary.csv").mkdir()
+    assert cli.main(args) == 2
+    assert "video_summary.csv is a folder, not a file" in capsys.readouterr().err
 
 
 def test_without_out_the_terminal_shows_a_videos_time_and_track(model_path, tmp_path, capsys):
@@ -233,3 +316,51 @@ def test_fps_placeholders_are_not_times() -> None:
 
     assert video_fps(Capture(25.0)) == 25.0
     assert [video_fps(Capture(v)) for v in (0.0, math.nan, 90_000.0, -1.0)] == [None] * 4
+
+
+def test_a_faces_label_carries_its_track_in_a_video() -> None:
+    from helpers.inference.predict import label_text
+
+    row = {"expression": "Happy", "confidence": 0.934, "track": 2}
+    assert label_text(row) == "#2 Happy 0.93"
+    assert label_text({**row, "track": pd.NA}) == label_text({**row, "track": None}) == "Happy 0.93"
+    assert label_text({"valence": 0.2}) is None
+
+
+def test_an_annotated_video_holds_every_sampled_frame_at_its_pace(model_path, tmp_path) -> None:
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, seed=0, segments=2, seconds=1.0, fps=10)
+    out = tmp_path / "annotated"
+    detector = Detector(min_face=100)
+    table = predict_images(
+        Stub(), clip, every=4, annotate_dir=out, detector=detector, progress=False
+    )
+    assert [p.name for p in out.iterdir()] == ["clip.avi"]  # no frame as a photo of its own
+    capture = cv2.VideoCapture(str(out / "clip.avi"))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == table["frame"].nunique() == 5
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10 / 4)
+    ok, first = capture.read()
+    capture.release()
+    plain = cv2.VideoCapture(str(clip))
+    _, original = plain.read()
+    plain.release()
+    assert ok and first.shape == original.shape  # frames keep their size
+    # the boxes are drawn: the annotated frame differs from the original where a face is
+    x, y, w = table.loc[0, ["box_x", "box_y", "box_w"]].astype(int)
+    edge = np.abs(first[y, x : x + w].astype(int) - original[y, x : x + w].astype(int))
+    assert edge.mean() > 40
+    explained = tmp_path / "explained"
+    predict_images(
+        model_path,
+        clip,
+        every=10,
+        annotate_dir=explained,
+        detector=detector,
+        explain=True,
+        progress=False,
+    )
+    assert sorted(p.name for p in explained.iterdir()) == [
+        "clip.avi",
+        "clip_f000000_gradcam.jpg",
+        "clip_f000010_gradcam.jpg",
+    ]

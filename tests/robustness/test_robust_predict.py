@@ -122,7 +122,7 @@ def test_exif_orientation_is_applied_to_photos(tmp_path, orientation, shape):
     exif = image.getexif()
     exif[0x0112] = orientation
     image.save(path, exif=exif.tobytes(), quality=95)
-    ((_, shown),) = list(iter_frames(Source(str(path), "image")))
+    ((_, _, shown),) = list(iter_frames(Source(str(path), "image")))
     assert shown.shape[:2] == shape
     expected = np.asarray(
         Image.open(path).transpose(Image.Transpose.ROTATE_270)

@@ -35,6 +35,14 @@ EXPRESSION_COLORS: tuple[str, ...] = (
     "#D55E00",  # Anger
     "#F0E442",  # Contempt
 )
+OTHER_COLOR = "#777777"  # a class name outside the shared eight (a model's own labels)
+
+
+def expression_color(name: str) -> str:
+    """The class's colour in every figure and annotated photo; grey for a name not among the
+    shared eight, so a model with its own labels still draws."""
+    return EXPRESSION_COLORS[EXPRESSIONS.index(name)] if name in EXPRESSIONS else OTHER_COLOR
+
 
 # FER-2013 / ExpW order: 0 Angry, 1 Disgust, 2 Fear, 3 Happy, 4 Sad, 5 Surprise, 6 Neutral.
 FER_TO_AFFECTNET: dict[int, int] = {0: 6, 1: 5, 2: 4, 3: 1, 4: 2, 5: 3, 6: 0}

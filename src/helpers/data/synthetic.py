@@ -895,9 +895,10 @@ def make_clip(path: str | Path, seed: int = 0, n_faces: int = 2, segments: int =
     sway = 8
     if n_faces < 1 or n_faces * (face_px + 2 * sway + 10) + 10 > width or face_px + 20 > height:
         raise ConfigError(f"{n_faces} faces of {face_px} px do not fit a {width}x{height} video")
-    if segments < 1 or seconds <= 0 or fps < 1:
-        raise ConfigError(f"segments, seconds and fps must be positive, got {segments}, "
-                          f"{seconds}, {fps}")
+    if not 1 <= segments <= len(CLASS_SHARES) - 1 or seconds <= 0 or fps < 1:
+        raise ConfigError(f"segments must be 1-{len(CLASS_SHARES) - 1} (each a different "
+                          f"expression), seconds and fps positive, got {segments}, {seconds}, "
+                          f"{fps}")
     background = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
                                   (0, 0), 3)
     gap = (width - n_faces * face_px) // (n_faces + 1)

@@ -40,7 +40,13 @@ from helpers.inference.predict import (
 from helpers.inference.runtime import BACKENDS, open_model
 from helpers.inference.sources import HEIC_EXTENSIONS
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
-from helpers.inference.video import summary_lines, video_summary, write_timelines
+from helpers.inference.video import (
+    drawable,
+    summary_lines,
+    timeline_names,
+    video_summary,
+    write_timelines,
+)
 
 FORMATS = ("csv", "json")
 
@@ -92,20 +98,23 @@ def write_outputs(
 
 
 def write_videos(table: pd.DataFrame, videos: pd.DataFrame, out: Path) -> list[Path]:
-    """video_summary.csv and timelines/<video>.png when a video had a face followed; a file
-    that cannot be written is a ConfigError naming it."""
+    """video_summary.csv (each track's row naming its video's figure) and timelines/<video>.png
+    when a video had a face followed; a file that cannot be written is a ConfigError naming it."""
     if videos.empty:
         return []
+    figures = timeline_names(table) if drawable(table) else {}
+    column = [f"{TIMELINES}/{figures[v]}" if v in figures else "" for v in videos["file"]]
     target = out / VIDEO_SUMMARY
     try:
-        videos.to_csv(target, index=False)
-        return [target, *write_timelines(table, out / TIMELINES)]
+        videos.assign(timeline=column).to_csv(target, index=False)
     except OSError as error:
-        raise ConfigError(f"{target.parent}: cannot be written ({os_reason(error)})") from error
+        raise ConfigError(f"{target}: cannot be written ({os_reason(error)})") from error
+    return [target, *write_timelines(table, out / TIMELINES)]
 
 
 def _previous(out: Path) -> list[str]:
-    """What an earlier run left in a folder: predictions in either format, annotated images."""
+    """What an earlier run left in a folder: predictions in either format, video_summary.csv,
+    annotated images and videos, timeline figures."""
     names = (*PREDICTION_FILES, VIDEO_SUMMARY)
     found = [name for name in names if os.path.lexists(out / name)]
     for folder in (ANNOTATED, TIMELINES):
@@ -138,17 +147,21 @@ def check_out_dir(
 ) -> Path:
     """The output folder (and annotated/ when annotating), created and shown writable before
     any prediction is made, so a bad --out is a ConfigError now rather than a traceback after
-    all the work. A folder holding an earlier run's predictions (csv or json, whichever formats
-    are asked for now, or annotated images) is refused unless overwrite: one folder, one run."""
+    all the work. A folder holding an earlier run's outputs (predictions in either format,
+    video_summary.csv, annotated images or videos, timelines) is refused unless overwrite: one
+    folder, one run."""
     out = Path(out_dir)
     for part in (out, *out.parents):
         if part.exists():
             if not part.is_dir():
                 raise ConfigError(f"--out {out}: {part} is a file, not a folder")
             break
-    for name in PREDICTION_FILES:
+    for name in (*PREDICTION_FILES, VIDEO_SUMMARY):
         if (out / name).is_dir():
             raise ConfigError(f"--out {out}: {out / name} is a folder, not a file")
+    for name in (ANNOTATED, TIMELINES):
+        if os.path.lexists(out / name) and not (out / name).is_dir():
+            raise ConfigError(f"--out {out}: {out / name} is a file, not a folder")
     taken = _previous(out) if out.is_dir() else []
     if taken and not overwrite:
         raise ConfigError(
@@ -179,11 +192,11 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def clear_out_dir(out: Path) -> None:
-    """An earlier run's predictions.csv/.json, video_summary.csv, annotated/*.jpg and
+    """An earlier run's predictions.csv/.json, video_summary.csv, annotated/*.jpg and *.avi and
     timelines/*.png removed (--overwrite), so the folder ends up holding one run; other files
     are left alone."""
     images = []
-    for folder, pattern in ((ANNOTATED, "*.jpg"), (TIMELINES, "*.png")):
+    for folder, pattern in ((ANNOTATED, "*.jpg"), (ANNOTATED, "*.avi"), (TIMELINES, "*.png")):
         images += sorted((out / folder).glob(pattern)) if (out / folder).is_dir() else []
     for path in [out / name for name in (*PREDICTION_FILES, VIDEO_SUMMARY)] + images:
         try:

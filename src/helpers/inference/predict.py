@@ -29,7 +29,7 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, Detector, crop_face
 from helpers.core.jsonio import read_json
-from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS
+from helpers.core.labels import expression_color
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
@@ -139,7 +139,10 @@ def _run(
             for row, h, region in zip(pending.rows, pending.heatmaps, pending.regions, strict=False)
         }
         for name, frame, image, rows in pending.images:
-            path = _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
+            if frame is None:
+                path = _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
+            else:  # a video's frames go into its annotated video once tracked; here its heat
+                path = annotate_dir / f"{_stem(name)}_f{frame:06d}.jpg"
             if explainer is not None:
                 _save_heatmaps(image, rows, heat, path, names)
     for done in (pending.inputs, pending.rows, pending.regions, pending.heatmaps, pending.images):
@@ -346,7 +349,7 @@ def predict_images(
                     pending.inputs.append(to_model_input(crop, size, channels))
                     pending.rows.append(row)
                     pending.regions.append(region)
-                if out_dir is not None:
+                if out_dir is not None and (frame is None or explainer is not None):
                     pending.images.append((source.name, frame, image, face_rows))
                 if len(pending.inputs) >= batch_size:
                     _run(model, pending, batch_size, out_dir, names, explainer)
@@ -360,6 +363,10 @@ def predict_images(
             rows.append(_error_row(source, DataError(source.name, f"OpenCV failed: {problem}")))
     _run(model, pending, batch_size, out_dir, names, explainer)
     table = _table(rows, meta)
+    if out_dir is not None:
+        for source in sources:
+            if source.kind == "video" and (table["file"] == printable(source.name)).any():
+                _save_annotated_video(source, table, every, out_dir, names)
     table.attrs["summary"] = summarize(table)
     table.attrs["model"] = dict(meta)
     table.attrs["left_out"] = [str(p) for p in left_out]
@@ -420,9 +427,9 @@ def _colour(row: Mapping[str, Any]) -> tuple[int, int, int]:
     """The class's colour of every figure (helpers.core.labels), so a class looks the same in
     annotated photos, the report and a video's timeline; yellow-green for no expression head."""
     name = row.get("expression")
-    if name not in EXPRESSIONS:
+    if not isinstance(name, str):
         return (160, 255, 0)
-    code = EXPRESSION_COLORS[EXPRESSIONS.index(name)].lstrip("#")
+    code = expression_color(name).lstrip("#")
     return (int(code[0:2], 16), int(code[2:4], 16), int(code[4:6], 16))
 
 
@@ -430,11 +437,22 @@ def _colour(row: Mapping[str, Any]) -> tuple[int, int, int]:
 ANNOTATE_MIN_SIDE = 480
 
 
-def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
+def label_text(row: Mapping[str, Any]) -> str | None:
+    """What a face's box is labelled with: its track in a video (#0), expression, confidence."""
+    label = row.get("expression")
+    if not isinstance(label, str):
+        return None
+    track = row.get("track")
+    prefix = "" if track is None or pd.isna(track) else f"#{int(track)} "
+    return f"{prefix}{label} {float(row.get('confidence', math.nan)):.2f}"
+
+
+def annotate(image: np.ndarray, rows: Any, enlarge: bool = True) -> np.ndarray:
     """A copy of the RGB image with each face's box, label, confidence and landmarks drawn;
-    an image smaller than ANNOTATE_MIN_SIDE is enlarged by a whole factor first."""
+    an image smaller than ANNOTATE_MIN_SIDE is enlarged by a whole factor first (enlarge=False:
+    a video's frames keep their size)."""
     canvas = as_rgb(image, "<image>").copy()
-    k = max(1, math.ceil(ANNOTATE_MIN_SIDE / max(canvas.shape[:2])))
+    k = max(1, math.ceil(ANNOTATE_MIN_SIDE / max(canvas.shape[:2]))) if enlarge else 1
     if k > 1:
         canvas = cv2.resize(canvas, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
     records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
@@ -446,9 +464,8 @@ def annotate(image: np.ndarray, rows: Any) -> np.ndarray:
         x, y, w, h = (int(row[key]) * k for key in ("box_x", "box_y", "box_w", "box_h"))
         colour = _colour(row)
         cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thick)
-        label = row.get("expression")
-        if isinstance(label, str):
-            text = f"{label} {float(row.get('confidence', math.nan)):.2f}"
+        text = label_text(row)
+        if text is not None:
             font = 0.5 * max(scale, 0.6)
             (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
             ty = y - 4 if y - th - base - 4 >= 0 else y + h + th + 4
@@ -471,14 +488,56 @@ def _unique(stem: str, used: dict[str, int]) -> str:
     return stem if used[stem] == 1 else f"{stem}-{used[stem]}"
 
 
+def _stem(name: str) -> str:
+    """An input's name as an output file's stem."""
+    return Path(name).stem.strip("<>").replace(" ", "_") or "image"
+
+
 def _save_annotated(
     image: np.ndarray, out_dir: Path, name: str, frame: int | None, used: dict[str, int]
 ) -> Path:
     """<stem>[_f000123].jpg in out_dir; a repeated name gets -2, -3... (inputs come in order)."""
-    stem = Path(name).stem.strip("<>").replace(" ", "_") or "image"
-    stem = stem if frame is None else f"{stem}_f{frame:06d}"
+    stem = _stem(name) if frame is None else f"{_stem(name)}_f{frame:06d}"
     path = out_dir / f"{_unique(stem, used)}.jpg"
     _write_jpeg(image, path)
+    return path
+
+
+ANNOTATED_VIDEO_FPS = 5.0  # a video without a stated frame rate is played back at this rate
+
+
+def _save_annotated_video(
+    source: Source, table: pd.DataFrame, every: int, out_dir: Path, used: dict[str, int]
+) -> Path | None:
+    """<stem>.avi in out_dir (Motion-JPEG): the video's sampled frames at their own pace, each
+    face's box, track number, expression and landmarks drawn. The frames are decoded a second
+    time, so no frame is held in memory while the faces are tracked; None when the video could
+    not be read again."""
+    rows = table[table["file"] == printable(source.name)]
+    by_frame = {int(f): group for f, group in rows[rows["status"] == "ok"].groupby("frame")}
+    path = out_dir / f"{_unique(_stem(source.name), used)}.avi"
+    timed = rows[(rows["frame"] > 0) & rows["time"].notna()]
+    fps = ANNOTATED_VIDEO_FPS
+    if len(timed):  # the sampled frames at their own pace: the video's rate over the step
+        fps = float(timed["frame"].iloc[0]) / float(timed["time"].iloc[0]) / every
+    writer = None
+    try:
+        for frame, _, image in read_quietly(iter_frames(source, every)):
+            if writer is None:
+                height, width = image.shape[:2]
+                writer = cv2.VideoWriter(
+                    str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height)
+                )
+                if not writer.isOpened():
+                    raise ConfigError(f"{path}: cannot write the annotated video")
+            if frame is not None and frame in by_frame:
+                image = annotate(image, by_frame[frame], enlarge=False)
+            writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except (DataError, cv2.error):
+        return None
+    finally:
+        if writer is not None:
+            writer.release()
     return path
 
 

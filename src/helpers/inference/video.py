@@ -22,15 +22,16 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from helpers.core.errors import ConfigError
-from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS
+from helpers.core.errors import ConfigError, os_reason
+from helpers.core.labels import expression_color
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 TRACK_MIN_IOU = 0.3  # boxes of one face two sampled frames apart overlap at least this much
 TRACK_MAX_GAP = 2  # sampled frames a face may go unseen and keep its track
-TIMELINE_TRACKS = 4  # the longest tracks drawn in a video's timeline figure
+TIMELINE_TRACKS = 4  # the longest tracks drawn in a video's timeline figure (a crowd's: the 4)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -72,6 +73,7 @@ def _track_video(
         taken: set[int] = set()
         if live:
             overlap = box_iou(np.stack([t[2] for t in live]), boxes[rows])
+            overlap[overlap < min_iou] = 0.0  # a pair too far apart never outweighs one that is not
             for i, j in zip(*linear_sum_assignment(-overlap), strict=True):
                 if overlap[i, j] >= min_iou:
                     ids[rows[j]] = live[i][0]
@@ -151,17 +153,18 @@ def video_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_lines(summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """One terminal line per video: its length, the faces followed and what each mostly showed."""
+    """One terminal line per video with a face followed: the span its sampled frames cover, the
+    tracks and what each mostly showed."""
     lines = []
     for name, group in summary.groupby("file", sort=False):
-        rows = table[table["file"] == name]
+        rows = table[(table["file"] == name) & table["frame"].notna()]
         end = rows["time"].max()
         span = f"0-{end:.1f} s" if pd.notna(end) else f"frames 0-{rows['frame'].max()}"
         longest = group.sort_values(["frames", "track"], ascending=[False, True]).head(3)
         if "expression" in group:
-            faces = [f"face {r.track}: {r.expression} {r.share:.0%}" for r in longest.itertuples()]
+            faces = [f"track {r.track}: {r.expression} {r.share:.0%}" for r in longest.itertuples()]
         else:
-            faces = [f"face {r.track}: {r.frames} frames" for r in longest.itertuples()]
+            faces = [f"track {r.track}: {r.frames} frames" for r in longest.itertuples()]
         more = f", {len(group) - len(longest)} more" if len(group) > len(longest) else ""
         lines.append(
             f"video {name}: {rows['frame'].nunique()} frames sampled ({span}), "
@@ -170,11 +173,26 @@ def summary_lines(summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _axis_of_time(rows: pd.DataFrame) -> tuple[pd.Series, str]:
+def drawable(table: pd.DataFrame) -> bool:
+    """Whether the predictions hold anything a timeline draws (a landmarks-only model's do not)."""
+    return bool(_labels(table)) or any(h in table for h in ("valence", "arousal"))
+
+
+def _axis_of_time(rows: pd.DataFrame) -> tuple[np.ndarray, str]:
     """Seconds where the video states its frame rate, else frame numbers."""
     if rows["time"].notna().all():
-        return rows["time"], "time (s)"
-    return rows["frame"].astype("float64"), "frame"
+        return rows["time"].to_numpy(dtype=np.float64), "time (s)"
+    return rows["frame"].to_numpy(dtype=np.float64), "frame"
+
+
+def _widths(x: np.ndarray) -> np.ndarray:
+    """Each sampled frame's share of the time axis: from the midpoint before it to the one after,
+    so a face seen in one frame is drawn and a frame it was missed in is a gap of one interval."""
+    if len(x) < 2:
+        return np.ones_like(x)
+    edges = np.concatenate([[x[0] - (x[1] - x[0]) / 2], (x[:-1] + x[1:]) / 2])
+    edges = np.append(edges, x[-1] + (x[-1] - x[-2]) / 2)
+    return np.diff(edges)
 
 
 def _longest(table: pd.DataFrame, name: str, most: int) -> list[int]:
@@ -185,23 +203,53 @@ def _longest(table: pd.DataFrame, name: str, most: int) -> list[int]:
     return [int(t) for t, _ in ranked[:most]]
 
 
+def _probability_panel(ax: Axes, x: np.ndarray, on: pd.DataFrame, labels: list[str]) -> None:
+    """The track's expression probabilities as stacked bars, one per sampled frame it was seen
+    in."""
+    probs = on[[f"p_{n}" for n in labels]].to_numpy(dtype=np.float64)
+    seen = ~np.isnan(probs).any(axis=1)
+    width, bottom = _widths(x)[seen], np.zeros(int(seen.sum()))
+    for j, label in enumerate(labels):
+        ax.bar(
+            x[seen],
+            probs[seen, j],
+            width,
+            bottom,
+            color=expression_color(label),
+            label=label,
+            linewidth=0,
+        )
+        bottom = bottom + probs[seen, j]
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability")
+
+
+def _affect_panel(ax: Axes, x: np.ndarray, on: pd.DataFrame, heads: list[str]) -> None:
+    """The track's valence and arousal as lines, broken where it was not seen."""
+    for head, style in zip(heads, ("-", "--"), strict=False):
+        values = on[head].to_numpy(dtype=np.float64)
+        ax.plot(x, values, style, label=head, color="black", marker=".", markersize=4)
+    ax.axhline(0.0, color="#999999", linewidth=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("valence, arousal")
+
+
 def plot_timeline(table: pd.DataFrame, name: str, tracks: Sequence[int] | None = None) -> Figure:
-    """A video's timeline: for each face followed (the longest TIMELINE_TRACKS by default, in
-    their order), its expression probabilities stacked over time, and beneath them its valence
-    and arousal where the model has them; a frame where the face was not seen is a gap."""
+    """A video's timeline: for each track drawn (the TIMELINE_TRACKS longest by default, in their
+    order), its expression probabilities stacked over time, and beneath them its valence and
+    arousal where the model has them; a frame where the face was not seen is a gap."""
     from matplotlib.figure import Figure
 
-    rows = table[table["file"] == name]
+    rows = table[(table["file"] == name) & table["frame"].notna()]  # an error row has no frame
     if rows.empty:
-        raise ConfigError(f"{name}: not in the predictions")
+        raise ConfigError(f"{name}: no video frame of it in the predictions")
     chosen = list(tracks) if tracks is not None else sorted(_longest(table, name, TIMELINE_TRACKS))
     if not chosen:
         raise ConfigError(f"{name}: no face was followed in it (no tracked rows)")
-    labels = _labels(table)
-    heads = [h for h in ("valence", "arousal") if h in table]
-    panels = int(bool(labels)) + int(bool(heads))
-    if not panels:
+    if not drawable(table):
         raise ConfigError("the predictions hold no expression, valence or arousal to draw")
+    labels, heads = _labels(table), [h for h in ("valence", "arousal") if h in table]
+    panels = int(bool(labels)) + int(bool(heads))
     sampled = rows.drop_duplicates("frame").sort_values("frame")[["frame", "time"]]
     x, xlabel = _axis_of_time(sampled)
     fig = Figure(figsize=(9, 2.2 * panels * len(chosen) + 0.6), layout="constrained")
@@ -211,62 +259,49 @@ def plot_timeline(table: pd.DataFrame, name: str, tracks: Sequence[int] | None =
         if face.empty:
             raise ConfigError(f"{name}: no face with track {track}")
         on = sampled.set_index("frame").join(face.drop(columns="time"), how="left")
-        seen = int(face.shape[0])
-        ax = axes[panels * k]
+        first, second = axes[panels * k], axes[panels * k + panels - 1]
         if labels:
-            probs = on[[f"p_{n}" for n in labels]].to_numpy(dtype=np.float64)
-            seen_at = ~np.isnan(probs).any(axis=1)
-            top = np.cumsum(np.nan_to_num(probs), axis=1)
-            for j, label in enumerate(labels):  # stacked; each sampled frame fills its interval
-                ax.fill_between(
-                    x.to_numpy(),
-                    top[:, j] - np.nan_to_num(probs[:, j]),
-                    top[:, j],
-                    where=seen_at,
-                    step="mid",
-                    color=EXPRESSION_COLORS[EXPRESSIONS.index(label)],
-                    label=label,
-                    linewidth=0,
-                )
-            ax.set_ylim(0, 1)
-            ax.set_ylabel("probability")
-            ax.set_title(
-                f"{name}: face {track} (seen in {seen} of {len(sampled)} frames)", loc="left"
-            )
-            if k == 0:
-                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-            ax = axes[panels * k + 1] if heads else ax
+            _probability_panel(first, x, on, labels)
         if heads:
-            for head, color in zip(heads, ("#0072B2", "#D55E00"), strict=False):
-                values = on[head].to_numpy(dtype=np.float64)
-                ax.plot(x.to_numpy(), values, label=head, color=color, marker=".", markersize=3)
-            ax.axhline(0.0, color="#999999", linewidth=0.8)
-            ax.set_ylim(-1.05, 1.05)
-            ax.set_ylabel("valence, arousal")
-            if not labels:
-                ax.set_title(f"{name}: face {track}", loc="left")
-            if k == 0:
+            _affect_panel(second, x, on, heads)
+        title = f"{name}: track {track} (seen in {len(face)} of {len(sampled)} frames)"
+        first.set_title(title, loc="left")
+        if k == 0:
+            for ax in {first, second}:
                 ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
     axes[-1].set_xlabel(xlabel)
     return fig
 
 
-def _stem(name: str, used: dict[str, int]) -> str:
-    """The video's file stem, or stem-2, stem-3... when another video of this run took it."""
-    stem = Path(name).stem or "video"
-    used[stem] = used.get(stem, 0) + 1
-    return stem if used[stem] == 1 else f"{stem}-{used[stem]}"
+def timeline_names(table: pd.DataFrame) -> dict[str, str]:
+    """Each video with a track, and its figure's file name: the video's stem, with -2, -3...
+    where another video of the run has it (x/a.mp4 beside a.mp4 and a-2.mp4 too)."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for video in table.loc[table["track"].notna(), "file"].unique():
+        stem, n = Path(str(video)).stem or "video", 1
+        name = f"{stem}.png"
+        while name in taken:
+            n += 1
+            name = f"{stem}-{n}.png"
+        taken.add(name)
+        names[str(video)] = name
+    return names
 
 
 def write_timelines(table: pd.DataFrame, folder: str | os.PathLike) -> list[Path]:
-    """Each video's timeline figure as <folder>/<video stem>.png (only videos with a face
-    followed); the folder is created when there is one to write."""
+    """Each video's timeline figure in folder, named by timeline_names (only videos with a face
+    followed, and only when the model predicts something a timeline draws); a figure that
+    cannot be written is a ConfigError naming it."""
+    if not drawable(table):
+        return []
     written: list[Path] = []
-    used: dict[str, int] = {}
-    names = table.loc[table["track"].notna(), "file"].unique()
-    for name in names:
-        target = Path(folder) / f"{_stem(str(name), used)}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        plot_timeline(table, str(name)).savefig(target, dpi=100)
+    for video, name in timeline_names(table).items():
+        target = Path(folder) / name
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            plot_timeline(table, video).savefig(target, dpi=100)
+        except OSError as error:
+            raise ConfigError(f"{target}: cannot be written ({os_reason(error)})") from error
         written.append(target)
     return written

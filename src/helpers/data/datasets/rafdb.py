@@ -50,7 +50,7 @@ CODES: dict[int, str] = {
 LABEL_FILE = "list_patition_label.txt"  # sic: the release's spelling
 # train_00001.jpg (the label file) and train_00001_aligned.jpg (the faces), case as released
 FACE = re.compile(r"^(train|test)_(\d+)(_aligned)?\.[A-Za-z]+$", re.IGNORECASE)
-_MIN_CODE_FOLDERS = 4  # folders named 1-7 under train/ before a tree counts as RAF-DB's
+_MIN_CODE_FOLDERS = 4  # folders named 1-7 in train/ and test/ before a tree counts as RAF-DB's
 _MAX_LABEL_BYTES = 16 << 20  # the release's: 15,339 lines, about 280 kB
 
 
@@ -61,6 +61,7 @@ def raf_class_index(name: str) -> int | None:
 
 
 def _is_face(name: str) -> bool:
+    """An image named like a RAF-DB face (train_00001.jpg, test_0001_aligned.jpg)."""
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS and bool(FACE.match(name))
 
 
@@ -88,6 +89,8 @@ def looks_like_rafdb(path: str | os.PathLike) -> bool:
 def _label_file(path: Path, members: list[str]) -> str:
     """The basic set's label file; a tree holding only the compound set's is refused by name."""
     found = [m for m in members if m.rsplit("/", 1)[-1].lower() == LABEL_FILE]
+    if not found:  # listed, yet not a regular file (a dangling link, a FIFO)
+        raise DataError(path, f"its {LABEL_FILE} cannot be read as a file")
     basic = [m for m in found if "compound" not in m.lower()]
     if not basic:
         raise DataError(
@@ -130,6 +133,39 @@ def _labels(text: bytes, path: Path, member: str, tally: Tally) -> dict[str, tup
     return labels
 
 
+def _aligned_faces(members: list[str], source: str, tally: Tally) -> dict[str, str]:
+    """Face stem (train_00001) -> its aligned image; the original photos and the annotations are
+    counted in a note each (expected, not read), anything else is dropped by name."""
+    faces: dict[str, str] = {}
+    originals = annotations = 0
+    for member in members:
+        name = member.rsplit("/", 1)[-1]
+        match = FACE.match(name)
+        if member == source or name.lower() == LABEL_FILE:
+            continue
+        if match and match.group(3) and _is_face(name):
+            stem = f"{match.group(1).lower()}_{match.group(2)}"
+            if stem in faces:  # the same face as .jpg and .png
+                tally.drop("duplicate id", member)
+            else:
+                faces[stem] = member
+        elif match and _is_face(name):
+            originals += 1
+        elif Path(name).suffix.lower() == ".txt":
+            annotations += 1
+        else:
+            tally.drop("not a RAF-DB face or label file", member)
+    if originals:
+        tally.note(
+            f"{originals:,} original photos (Image/original/) not read: the aligned faces are"
+        )
+    if annotations:
+        tally.note(
+            f"{annotations:,} annotation files not read (5 or 37 landmarks; records hold 68)"
+        )
+    return faces
+
+
 def _read_release(path: Path, limits: ArchiveLimits, progress: bool) -> ReadResult:
     """The layout as released: the label file and Image/aligned/."""
     tally = Tally()
@@ -137,36 +173,16 @@ def _read_release(path: Path, limits: ArchiveLimits, progress: bool) -> ReadResu
         members = ["/".join(parts) for parts in tree.files(tally)]
         source = _label_file(path, members)
         try:
-            labels = _labels(tree.read(source)[:_MAX_LABEL_BYTES], path, source, tally)
+            text = tree.read(source)
         except OSError as error:
             raise DataError(f"{path} ({source})", f"cannot be read ({error})") from None
-        faces: dict[str, str] = {}
-        originals = annotations = 0
-        for member in members:
-            name = member.rsplit("/", 1)[-1]
-            match = FACE.match(name)
-            if member == source or name.lower() == LABEL_FILE:
-                continue
-            if match and match.group(3) and _is_face(name):
-                stem = f"{match.group(1).lower()}_{match.group(2)}"
-                if stem in faces:  # the same face as .jpg and .png
-                    tally.drop("duplicate id", member)
-                else:
-                    faces[stem] = member
-            elif match and _is_face(name):
-                originals += 1
-            elif Path(name).suffix.lower() == ".txt":
-                annotations += 1
-            else:
-                tally.drop("not a RAF-DB face or label file", member)
-        if originals:
-            tally.note(
-                f"{originals:,} original photos (Image/original/) not read: the aligned faces are"
+        if len(text) > _MAX_LABEL_BYTES:
+            raise DataError(
+                f"{path} ({source})",
+                f"{len(text):,} bytes, not a label file (the release's is about 280 kB)",
             )
-        if annotations:
-            tally.note(
-                f"{annotations:,} annotation files not read (5 or 37 landmarks; records hold 68)"
-            )
+        labels = _labels(text, path, source, tally)
+        faces = _aligned_faces(members, source, tally)
         rows = []
         for stem, (label, split) in progress_bar(
             sorted(labels.items()), desc=f"Reading {path.name}", unit=" faces", disable=not progress
