@@ -168,3 +168,81 @@ def test_a_slow_loop_reports_seconds_per_step_not_zero_a_second(tmp_path, monkey
     lines = target.read_text().splitlines()
     assert lines[0].startswith("corruptions: 50% (1/2 pass, ") and lines[0].endswith(" s/pass)")
     assert "0 pass/s" not in target.read_text()
+
+
+def _fake_run(calls, fail_seed=None):
+    """A stand-in for one seed's ./run_all.sh: records its command line and leaves a run folder
+    with a manifest and one model's metrics (macro-F1 0.5 + seed / 100)."""
+
+    def run_one(argv):
+        calls.append(argv)
+        seed = int(argv[argv.index("--seed") + 1])
+        run = runner.Path(argv[argv.index("--run-dir") + 1])
+        run.mkdir(parents=True, exist_ok=True)
+        manifest = {"profile": {"name": "smoke"}, "seed": seed, "data": {"sha256": "x"}}
+        write_json(run / "manifest.json", manifest)
+        if seed == fail_seed:
+            return 1
+        f1 = 0.5 + seed / 100
+        metrics = {"model": "custom_cnn", "n": 10, "expression": {"f1_macro": f1, "accuracy": f1}}
+        write_json(run / "metrics" / "custom_cnn.json", metrics)
+        return 0
+
+    return run_one
+
+
+def test_seeds_run_one_after_the_other_and_are_summed_up(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(runner, "run_one", _fake_run(calls))
+    base = tmp_path / "three"
+    argv = ["--profile", "smoke", "--seeds", "0,1,2", "--run-dir", str(base), "--only=01,05"]
+    assert runner.main(argv) == 0
+    assert calls == [
+        [
+            "--profile",
+            "smoke",
+            "--only=01,05",
+            "--seed",
+            str(k),
+            "--run-dir",
+            str(base / f"seed-{k}"),
+        ]
+        for k in (0, 1, 2)
+    ]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == str(base) and "| custom_cnn | 0, 1, 2 |" in "\n".join(printed)
+    assert "0.510 ± 0.010" in (base / "seeds.md").read_text()
+    assert {p.name for p in base.iterdir()} >= {"seed-0", "seed-2", "seeds.csv", "seeds.tex"}
+
+
+def test_a_stopped_seed_is_gone_on_with_by_the_same_command_and_resume(
+    tmp_path, monkeypatch, capsys
+):
+    calls = []
+    monkeypatch.setattr(runner, "run_one", _fake_run(calls, fail_seed=1))
+    base = tmp_path / "seeds"
+    argv = ["--seeds", "0,1,2", "--run-dir", str(base)]
+    assert runner.main(argv) == 1
+    assert len(calls) == 2 and not (base / "seed-2").exists()
+    err = capsys.readouterr().err
+    assert f"go on with: ./run_all.sh --seeds 0,1,2 --run-dir {base} --resume" in err
+    calls.clear()
+    monkeypatch.setattr(runner, "run_one", _fake_run(calls))
+    assert runner.main([*argv, "--resume"]) == 0
+    assert [c[-1] for c in calls] == ["--resume", "--resume", str(base / "seed-2")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--seeds", "1"], "two or more different seeds"),
+        (["--seeds", "0,0"], "two or more different seeds"),
+        (["--seeds", "a,b"], "whole numbers separated by commas"),
+        (["--seeds", "0,1", "--seed", "3"], "leave out --seed"),
+        (["--seeds", "0,1", "--resume"], "needs --run-dir naming the seeds' folder"),
+    ],
+)
+def test_bad_seeds_are_refused_before_any_run(argv, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "run_one", lambda argv: pytest.fail("ran a seed"))
+    assert runner.main([*argv]) == 2
+    assert says in capsys.readouterr().err

@@ -337,6 +337,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one seed for splits, augmentation and init (default 0, or the resumed run's)",
     )
     p.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated seeds, e.g. 0,1,2: one run per seed in --run-dir/seed-<n>/, then "
+        "each model's metrics as mean ± standard deviation over them (seeds.md, .csv, .tex)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --run-dir, skipping finished stages",
@@ -350,9 +356,95 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """--seeds 0,1,2: two or more different whole numbers, or a ConfigError saying what is not."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--seeds {text}: whole numbers separated by commas, e.g. 0,1,2"
+        ) from None
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text}: two or more different seeds (one run: --seed N)")
+    return seeds
+
+
+def _without(argv: list[str], options: set[str], flags: set[str]) -> list[str]:
+    """argv less the named options (with their values, as `--x v` or `--x=v`) and flags."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif arg not in flags and arg.partition("=")[0] not in options:
+            kept.append(arg)
+    return kept
+
+
+def seed_argv(argv: list[str], seed: int, run_dir: Path, resume: bool) -> list[str]:
+    """One seed's own command line: the shared options, its --seed and --run-dir (and --resume
+    where its run was started)."""
+    kept = _without(argv, {"--seeds", "--run-dir", "--seed"}, {"--resume"})
+    return [*kept, "--seed", str(seed), "--run-dir", str(run_dir), *(["--resume"] * resume)]
+
+
+def run_one(argv: list[str]) -> int:
+    """One seed's run, as ./run_all.sh with that command line would do it."""
+    return main(argv)
+
+
+def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
+    """One run per seed in <run-dir>/seed-<n>/, one after the other, then the spread over them;
+    a failed seed stops the rest, and the same command with --resume goes on from there."""
+    try:
+        if args.seed is not None:
+            raise ConfigError("--seeds runs one run per seed: leave out --seed")
+        seeds = parse_seeds(args.seeds)
+        if args.resume:
+            if not args.run_dir or not Path(args.run_dir).expanduser().is_dir():
+                raise ConfigError("--resume with --seeds needs --run-dir naming the seeds' folder")
+            base = Path(args.run_dir).expanduser().resolve()
+        else:
+            base = prepare_run_dir(args.run_dir, resume=False)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    runs = []
+    for seed in seeds:
+        run = base / f"seed-{seed}"
+        started = args.resume and (run / "manifest.json").exists()
+        print(f"[run_all] seed {seed} of {', '.join(map(str, seeds))}: {run}", flush=True)
+        code = run_one(seed_argv(argv, seed, run, started))
+        if code:
+            again = [*_without(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
+            print(
+                f"[run_all] seed {seed} stopped; go on with: ./run_all.sh {' '.join(again)} "
+                "--resume",
+                file=sys.stderr,
+            )
+            print(base)
+            return code
+        runs.append(run)
+    from helpers.reporting.seeds import write_seeds  # pandas and the metrics: after the runs
+
+    try:
+        written = write_seeds(runs, base)
+    except (ConfigError, DataError) as exc:
+        print(f"[run_all] no spread over the seeds: {exc}")
+    else:
+        print(written[1].read_text(encoding="utf-8"), end="")
+        print(f"[run_all] over the seeds: {', '.join(str(p) for p in written)}")
+    print(base)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Validate everything first, then run the stages; the last line printed is the run folder."""
     args = parse_args(argv)
+    if args.seeds:
+        return run_seeds(args, list(argv if argv is not None else sys.argv[1:]))
     manifest: dict[str, Any] = {}
     try:
         if args.resume:  # the run's own profile and models, unless the user names others
