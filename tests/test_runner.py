@@ -246,3 +246,69 @@ def test_bad_seeds_are_refused_before_any_run(argv, says, tmp_path, monkeypatch,
     monkeypatch.setattr(runner, "run_one", lambda argv: pytest.fail("ran a seed"))
     assert runner.main([*argv]) == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value"),
+    [
+        ("learning_rate=0.002", "learning_rate", 0.002),
+        ("lr_schedule=cosine", "lr_schedule", "cosine"),
+        ("augment={'noise_p': 0.3}", "augment", {"noise_p": 0.3}),
+        ("04:batch_size=128", "04:batch_size", 128),
+        ("04_train.vgg16:weights=None", "04_train.vgg16:weights", None),
+    ],
+)
+def test_a_setting_is_a_name_and_a_python_value(text, key, value):
+    setting = runner.parse_setting(text)
+    assert setting.key == key and setting.value == value
+
+
+def test_settings_reach_the_stages_that_declare_them(tmp_path):
+    _notebook(tmp_path / "03_augment.ipynb", "run_dir = ''\naugment = {}\nbatch_size = 1")
+    _notebook(tmp_path / "04_train.ipynb", "run_dir = ''\nmodel = 'a'\nbatch_size = None")
+    stages = runner.plan_stages(["custom_cnn", "vgg16"], tmp_path)
+    settings = [
+        runner.parse_setting(t)
+        for t in ("batch_size=16", "04_train.vgg16:batch_size=8", "augment={'hflip_p': 0}")
+    ]
+    runner.check_settings(settings, stages)
+    taken = {s.name: runner.stage_settings(s, settings) for s in stages}
+    assert taken == {
+        "03_augment": {"batch_size": 16, "augment": {"hflip_p": 0}},
+        "04_train.custom_cnn": {"batch_size": 16, "augment": {"hflip_p": 0}},
+        "04_train.vgg16": {"batch_size": 8, "augment": {"hflip_p": 0}},
+    }
+    for text, says in (
+        ("batch_szie=3", "not a parameter of any notebook; did you mean batch_size"),
+        ("03:model=x", "model is set with --models"),
+        ("seed=3", "seed is set with --seed"),
+        ("09:batch_size=3", "no stage starts with '09'; the stages are 03_augment, 04_train"),
+        ("03:augmentation=3", "not a parameter of the 03 stages; did you mean augment"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            runner.check_settings([runner.parse_setting(text)], stages)
+    with pytest.raises(ConfigError, match="expected NAME=VALUE"):
+        runner.parse_setting("learning_rate")
+
+
+def test_a_run_records_its_settings_and_a_resume_keeps_them(tmp_path, monkeypatch, capsys):
+    _notebook(tmp_path / "04_train.ipynb", "run_dir = ''\nmodel = 'a'\nlearning_rate = None")
+    monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", tmp_path)
+    given = []
+    monkeypatch.setattr(
+        runner, "execute_stage", lambda stage, run, params, log, settings: given.append(settings)
+    )
+    monkeypatch.setattr(runner, "export_html", lambda out, html: out)
+    data = tmp_path / "data.zip"
+    data.write_bytes(b"PK")
+    run = tmp_path / "run"
+    argv = ["--data", str(data), "--models", "custom_cnn", "--run-dir", str(run)]
+    assert runner.main([*argv, "--set", "learning_rate=0.002"]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["parameters"] == {"learning_rate": 0.002}
+    assert given == [{"learning_rate": 0.002}]
+    manifest["stages"] = {}
+    write_json(run / "manifest.json", manifest)
+    assert runner.main([*argv, "--resume"]) == 0 and given[-1] == {"learning_rate": 0.002}
+    assert runner.main([*argv, "--resume", "--set", "learning_rate=0.01"]) == 2
+    assert "started with --set learning_rate=0.002; a resume keeps them" in capsys.readouterr().err

@@ -75,6 +75,74 @@ def plan_stages(models: list[str], notebooks_dir: Path | None = None) -> list[St
     return stages
 
 
+# Parameters with flags of their own (or set per stage by the runner): --set leaves them alone.
+RESERVED_PARAMETERS = frozenset({"run_dir", "profile", "seed", "data", "test_data", "model"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One --set: a notebook parameter's value, for the stages whose name starts with `target`
+    (every stage declaring it when target is empty)."""
+
+    target: str
+    name: str
+    value: Any
+
+    @property
+    def key(self) -> str:
+        """How the manifest records it: `04:batch_size` or `learning_rate`."""
+        return f"{self.target}:{self.name}" if self.target else self.name
+
+
+def parse_setting(text: str) -> Setting:
+    """`[STAGE:]NAME=VALUE`, the value a Python literal (0.002, True, {'noise_p': 0.3}) or else
+    the text itself (cosine)."""
+    import ast
+
+    head, sep, raw = text.partition("=")
+    target, _, name = head.rpartition(":")
+    if not sep or not name.strip().isidentifier():
+        raise ConfigError(
+            f"--set {text}: expected NAME=VALUE or STAGE:NAME=VALUE, e.g. learning_rate=0.002 "
+            "or 04:batch_size=128"
+        )
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    return Setting(target.strip(), name.strip(), value)
+
+
+def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
+    """Each --set names a parameter some stage declares (a typo is caught before any work, with
+    the closest names), not one with a flag of its own, and a stage that exists."""
+    import difflib
+
+    declared = {stage.name: notebook_parameters(stage.notebook) for stage in stages}
+    for setting in settings:
+        if setting.name in RESERVED_PARAMETERS:
+            flag = "--models" if setting.name == "model" else f"--{setting.name.replace('_', '-')}"
+            raise ConfigError(f"--set {setting.key}: {setting.name} is set with {flag}")
+        chosen = [n for n in declared if n.startswith(setting.target)]
+        if not chosen:
+            raise ConfigError(
+                f"--set {setting.key}: no stage starts with {setting.target!r}; the stages are "
+                f"{', '.join(declared)}"
+            )
+        names = set().union(*(declared[n] for n in chosen))
+        if setting.name not in names:
+            close = difflib.get_close_matches(setting.name, sorted(names), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            where = f"the {setting.target} stages" if setting.target else "any notebook"
+            raise ConfigError(f"--set {setting.key}: not a parameter of {where}{hint}")
+
+
+def stage_settings(stage: Stage, settings: list[Setting]) -> dict[str, Any]:
+    """The --set values this stage takes: those aimed at it, a stage-named one over a plain one."""
+    ordered = sorted(settings, key=lambda s: bool(s.target))
+    return {s.name: s.value for s in ordered if stage.name.startswith(s.target)}
+
+
 def data_fingerprint(path: Path) -> str:
     """sha256 of a file, or of a folder's file names and sizes (cheap, stable)."""
     h = hashlib.sha256()
@@ -149,6 +217,23 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def run_settings(args: argparse.Namespace, manifest: dict[str, Any]) -> list[Setting]:
+    """The run's --set values: as given, or on a resume the manifest's (other values would mix
+    two experiments in one run folder, and are refused)."""
+    given = [parse_setting(text) for text in args.set]
+    if not args.resume:
+        return given
+    started = manifest.get("parameters") or {}
+    recorded = [parse_setting(f"{key}={value!r}") for key, value in started.items()]
+    if given and {s.key: s.value for s in given} != started:
+        shown = " ".join(f"--set {key}={value!r}" for key, value in started.items()) or "none"
+        raise ConfigError(
+            f"{args.run_dir} was started with {shown}; a resume keeps them (leave --set out, "
+            "or start a new run)"
+        )
+    return recorded
+
+
 def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
     """A resume continues the run as it was started: other --data, --test-data or --seed, or
     data changed on disk since (its sha256), would mix two experiments in one run folder."""
@@ -202,12 +287,20 @@ def export_html(executed: Path, html_dir: Path) -> Path:
     return out
 
 
-def execute_stage(stage: Stage, run_dir: Path, params: dict[str, Any], log_output: bool) -> Path:
-    """Run one notebook with papermill; the executed copy lands in <run>/notebooks/."""
+def execute_stage(
+    stage: Stage,
+    run_dir: Path,
+    params: dict[str, Any],
+    log_output: bool,
+    settings: dict[str, Any] | None = None,
+) -> Path:
+    """Run one notebook with papermill; the executed copy lands in <run>/notebooks/. settings:
+    --set values, passed where the notebook declares them."""
     import papermill as pm
 
     declared = notebook_parameters(stage.notebook)
-    given = {k: v for k, v in {**params, "model": stage.model}.items() if k in declared}
+    merged = {**params, "model": stage.model, **(settings or {})}
+    given = {k: v for k, v in merged.items() if k in declared}
     out = run_dir / "notebooks" / f"{stage.name}.ipynb"
     out.parent.mkdir(exist_ok=True)
     pm.execute_notebook(
@@ -335,6 +428,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=None,
         help="one seed for splits, augmentation and init (default 0, or the resumed run's)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[STAGE:]NAME=VALUE",
+        help="a notebook parameter for this run, e.g. learning_rate=0.002, "
+        "\"augment={'noise_p': 0.3}\" or 04:batch_size=128 (the 04 stages only); repeat it",
     )
     p.add_argument(
         "--seeds",
@@ -467,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
         stages = plan_stages(models)
         if not stages:
             raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
+        args.settings = run_settings(args, manifest)
+        check_settings(args.settings, stages)
         if args.only:
             prefixes = tuple(s.strip() for s in args.only.split(",") if s.strip())
             known = list(dict.fromkeys(s.notebook.stem for s in stages))
@@ -577,6 +680,7 @@ def run_stages(
             "packages": package_versions(),
             "git_commit": git_commit(),
             "command": " ".join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])]),
+            "parameters": {setting.key: setting.value for setting in args.settings},
             "stages": {},
         }
         write_json(manifest_path, manifest)
@@ -601,7 +705,8 @@ def run_stages(
         log = RunFolder(run_dir).logs_dir / f"{stage.name}.log"
         try:
             with stage_output(run_dir, stage, quiet=not args.log_output):
-                out = execute_stage(stage, run_dir, params, args.log_output)
+                settings = stage_settings(stage, args.settings)
+                out = execute_stage(stage, run_dir, params, args.log_output, settings)
             export_html(out, run_dir / "html")
             if stage.notebook.stem == REPORT_NOTEBOOK:
                 from helpers.reporting.html import export_report
