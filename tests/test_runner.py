@@ -256,6 +256,8 @@ def test_bad_seeds_are_refused_before_any_run(argv, says, tmp_path, monkeypatch,
         ("augment={'noise_p': 0.3}", "augment", {"noise_p": 0.3}),
         ("04:batch_size=128", "04:batch_size", 128),
         ("04_train.vgg16:weights=None", "04_train.vgg16:weights", None),
+        ("weights=/tmp/a:b.h5", "weights", "/tmp/a:b.h5"),
+        ("04:backbone_options={'convs': (1, 2)}", "04:backbone_options", {"convs": [1, 2]}),
     ],
 )
 def test_a_setting_is_a_name_and_a_python_value(text, key, value):
@@ -289,6 +291,14 @@ def test_settings_reach_the_stages_that_declare_them(tmp_path):
             runner.check_settings([runner.parse_setting(text)], stages)
     with pytest.raises(ConfigError, match="expected NAME=VALUE"):
         runner.parse_setting("learning_rate")
+    for text in ("x={1, 2}", "x=1e999", "x=b'raw'"):
+        with pytest.raises(ConfigError, match="cannot be recorded in the manifest"):
+            runner.parse_setting(text)
+    assert runner.parse_setting("x={[1]: 2}").value == "{[1]: 2}"  # not a literal: the text
+    # the most specific target wins, whatever the order they were given in
+    late = [runner.parse_setting(t) for t in ("04_train.vgg16:batch_size=8", "04:batch_size=4")]
+    assert stages[2].name == "04_train.vgg16"
+    assert runner.stage_settings(stages[2], late) == {"batch_size": 8}
 
 
 def test_a_run_records_its_settings_and_a_resume_keeps_them(tmp_path, monkeypatch, capsys):
@@ -312,3 +322,34 @@ def test_a_run_records_its_settings_and_a_resume_keeps_them(tmp_path, monkeypatc
     assert runner.main([*argv, "--resume"]) == 0 and given[-1] == {"learning_rate": 0.002}
     assert runner.main([*argv, "--resume", "--set", "learning_rate=0.01"]) == 2
     assert "started with --set learning_rate=0.002; a resume keeps them" in capsys.readouterr().err
+
+
+def test_a_stage_gets_only_the_parameters_its_notebook_declares(tmp_path, monkeypatch):
+    import papermill
+
+    _notebook(tmp_path / "05_evaluate.ipynb", "run_dir = ''\nmodel = 'a'\nbatch_size = 64")
+    passed = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: passed.update(kw))
+    stage = runner.Stage(tmp_path / "05_evaluate.ipynb", "vgg16")
+    params = {"run_dir": str(tmp_path), "profile": "smoke"}
+    runner.execute_stage(stage, tmp_path, params, False, {"batch_size": 8, "augment": {}})
+    assert passed["parameters"] == {"run_dir": str(tmp_path), "model": "vgg16", "batch_size": 8}
+
+
+def test_a_first_seed_refused_before_any_work_leaves_no_folder_and_no_resume_hint(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(runner, "run_one", lambda argv: 2)
+    base = tmp_path / "seeds"
+    assert runner.main(["--seeds", "0,1", "--run-dir", str(base)]) == 2
+    assert not base.exists() and "go on with" not in capsys.readouterr().err
+
+
+def test_seeds_resume_refuses_one_runs_folder_and_abbreviations_are_not_options(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text("{}")
+    assert runner.main(["--seeds", "0,1", "--run-dir", str(run), "--resume"]) == 2
+    assert "is one run's folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--res"])

@@ -75,6 +75,7 @@ def test_each_model_gets_the_mean_and_spread_of_its_runs(tmp_path: Path) -> None
     text = seeds.to_markdown(seeds.seeds_table(_three(tmp_path)))
     assert "| cnn | 0, 1, 2 | 0.670 ± 0.020 | 0.620 ± 0.020 | 0.540 ± 0.040 |" in text
     assert "| vgg | 0, 1 | 0.470 ± 0.028 (2 of 3 runs) | 0.420 ± 0.028 (2 of 3 runs) |  |" in text
+    assert table.loc["cnn", "valence_ccc_n"] == 3 and table.loc["vgg", "valence_ccc_n"] == 0
     assert "over 3 runs of the `fer2013-cpu` profile" in text and "demo" not in text
 
 
@@ -100,8 +101,16 @@ def test_runs_that_are_not_one_recipe_under_several_seeds_are_refused(tmp_path: 
     with pytest.raises(ConfigError, match=r"read different data \(a: /data/d1\.zip, c: /data/d2"):
         seeds.check_runs([a, data])
     twin = _run(tmp_path / "d", 0, {"cnn": (0.6, None)})
-    with pytest.raises(ConfigError, match="seed 0 appears in more than one run"):
+    with pytest.raises(ConfigError, match="runs a, d share seed 0"):
         seeds.check_runs([a, twin])
+    with pytest.raises(ConfigError, match="a run folder is given twice"):
+        seeds.check_runs([a, a])
+    ablation = _run(tmp_path / "g", 1, {"cnn": (0.6, None)})
+    manifest = json.loads((ablation / "manifest.json").read_text())
+    manifest["parameters"] = {"augment": {"noise_p": 0.3}}
+    (ablation / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"different --set parameters \(a: none; g: {'augment'"):
+        seeds.check_runs([a, ablation])
     (tmp_path / "e").mkdir()
     with pytest.raises(DataError, match=r"no manifest\.json"):
         seeds.check_runs([a, tmp_path / "e"])
@@ -127,7 +136,9 @@ def test_the_files_and_the_command(tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["seeds.csv", "seeds.md", "seeds.tex"]
     printed = capsys.readouterr().out
     assert "| cnn | 0, 1, 2 |" in printed and f"wrote {out / 'seeds.csv'}" in printed
-    assert pd.read_csv(out / "seeds.csv")["runs"].tolist() == [3, 2]
+    csv = pd.read_csv(out / "seeds.csv")
+    assert csv["runs"].tolist() == [3, 2] and set(csv["profile"]) == {"fer2013-cpu"}
+    assert csv["expression_collapsed"].dtype.kind == "i"
     tex = (out / "seeds.tex").read_text()
     assert r"0.620 $\pm$ 0.020" in tex and r"\label{tab:seeds}" in tex and "±" not in tex
     assert seeds.main([str(runs[0])]) == 2
@@ -138,3 +149,13 @@ def test_the_files_and_the_command(tmp_path: Path, capsys) -> None:
     assert (
         shown.returncode == 0 and "| cnn | 0, 1 | 0.670 ± 0.028 | 0.620 ± 0.028 |" in shown.stdout
     )
+
+
+def test_a_metric_missing_from_one_run_says_over_how_many_runs(tmp_path: Path) -> None:
+    runs = [
+        _run(tmp_path / "a", 0, {"cnn": (0.60, 0.50)}),
+        _run(tmp_path / "b", 1, {"cnn": (0.62, None)}),
+        _run(tmp_path / "c", 2, {"cnn": (0.64, 0.54)}),
+    ]
+    text = seeds.to_markdown(seeds.seeds_table(runs))
+    assert "| cnn | 0, 1, 2 | 0.670 ± 0.020 | 0.620 ± 0.020 | 0.520 ± 0.028 (2 of 3 runs) |" in text

@@ -14,6 +14,7 @@ Written as seeds.csv (the numbers), seeds.md and seeds.tex (a booktabs table).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -71,20 +72,27 @@ def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
     if not demo and len({m["data"]["sha256"] for m in manifests}) > 1:
         listed = ", ".join(f"{r.name}: {m['data'].get('path')}" for r, m in pairs)
         raise ConfigError(f"the runs read different data ({listed})")
+    settings = {json.dumps(m.get("parameters") or {}, sort_keys=True) for m in manifests}
+    if len(settings) > 1:
+        listed = "; ".join(f"{r.name}: {m.get('parameters') or 'none'}" for r, m in pairs)
+        raise ConfigError(f"the runs were given different --set parameters ({listed})")
+    if len(set(runs)) < len(runs):
+        raise ConfigError("a run folder is given twice: " + ", ".join(map(str, runs)))
     seeds = tuple(int(m["seed"]) for m in manifests)
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
-    if twice:
+    for seed in sorted({s for s in seeds if seeds.count(s) > 1}):
+        named = ", ".join(r.name for r, s in zip(runs, seeds, strict=True) if s == seed)
         raise ConfigError(
-            f"seed {', '.join(map(str, twice))} appears in more than one run: on one machine a "
-            "seed trains the same models, so the spread would be understated"
+            f"runs {named} share seed {seed}: on one machine a seed trains the same models, so "
+            "the spread would be understated"
         )
     return SeedRuns(runs, seeds, profiles.pop(), demo)
 
 
 def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
-    """One row per model: the runs it was scored in, their seeds, and per headline metric the
-    mean, standard deviation (n - 1), lowest and highest; `<task>_collapsed` counts the runs
-    whose head for the task learned nothing (their scores are in the figures, and said so)."""
+    """One row per model: the profile, the runs it was scored in, their seeds, and per headline
+    metric the runs that scored it (`_n`), mean, standard deviation (n - 1), lowest and highest;
+    `<task>_collapsed` counts the runs whose head for the task learned nothing (their scores are
+    in the figures, and said so)."""
     checked = check_runs(run_dirs)
     tables = []
     for run, seed in zip(checked.runs, checked.seeds, strict=True):
@@ -112,6 +120,7 @@ def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
                 continue
             row.update(
                 {
+                    f"{column}_n": len(values),
                     f"{column}_mean": values.mean(),
                     f"{column}_sd": values.std(ddof=1) if len(values) > 1 else math.nan,
                     f"{column}_min": values.min(),
@@ -121,6 +130,10 @@ def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
             row[f"{task}_collapsed"] = int(group[f"{task}_collapsed"].sum())
         rows.append(row)
     out = pd.DataFrame(rows)
+    for column in out.columns:
+        if column.endswith(("_collapsed", "_n")):
+            out[column] = out[column].fillna(0).astype(int)
+    out.insert(1, "profile", checked.profile)
     out.attrs.update(runs=len(checked.runs), profile=checked.profile, demo=checked.demo)
     return out
 
@@ -133,8 +146,9 @@ def _cell(row: pd.Series, column: str, task: str, runs: int) -> str:
         return ""
     sd = row.get(f"{column}_sd")
     text = f"{mean:.3f}" + ("" if sd is None or pd.isna(sd) else f" ± {sd:.3f}")
-    if row["runs"] < runs:
-        text += f" ({row['runs']} of {runs} runs)"
+    counted = int(row.get(f"{column}_n", row["runs"]))
+    if counted < runs:
+        text += f" ({counted} of {runs} runs)"
     failed = int(row.get(f"{task}_collapsed", 0) or 0)
     return text + (f" ({failed} learned nothing)" if failed else "")
 

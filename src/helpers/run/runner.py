@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import threading
@@ -108,8 +109,15 @@ def parse_setting(text: str) -> Setting:
         )
     try:
         value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         value = raw.strip()
+    try:  # as the manifest will hold it (a tuple becomes a list), so a resume compares alike
+        value = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"--set {text}: {type(value).__name__} values cannot be recorded in the manifest; "
+            "use numbers, text, True/False/None, lists or dicts"
+        ) from None
     return Setting(target.strip(), name.strip(), value)
 
 
@@ -139,7 +147,7 @@ def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
 
 def stage_settings(stage: Stage, settings: list[Setting]) -> dict[str, Any]:
     """The --set values this stage takes: those aimed at it, a stage-named one over a plain one."""
-    ordered = sorted(settings, key=lambda s: bool(s.target))
+    ordered = sorted(settings, key=lambda s: len(s.target))  # the most specific target wins
     return {s.name: s.value for s in ordered if stage.name.startswith(s.target)}
 
 
@@ -224,7 +232,7 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any]) -> list[Set
     if not args.resume:
         return given
     started = manifest.get("parameters") or {}
-    recorded = [parse_setting(f"{key}={value!r}") for key, value in started.items()]
+    recorded = [Setting(*key.rpartition(":")[::2], value) for key, value in started.items()]
     if given and {s.key: s.value for s in given} != started:
         shown = " ".join(f"--set {key}={value!r}" for key, value in started.items()) or "none"
         raise ConfigError(
@@ -400,6 +408,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The run_all.sh command line (the README's "Two commands")."""
     p = argparse.ArgumentParser(
         prog="run_all.sh",
+        allow_abbrev=False,  # --seeds passes options on to each seed's run by their full names
         description="Run every numbered notebook with papermill into a new run folder.",
     )
     p.add_argument(
@@ -492,8 +501,22 @@ def seed_argv(argv: list[str], seed: int, run_dir: Path, resume: bool) -> list[s
 
 
 def run_one(argv: list[str]) -> int:
-    """One seed's run, as ./run_all.sh with that command line would do it."""
+    """One seed's run, as ./run_all.sh with that command line would do it (a function of its
+    own so tests can stand in for a whole run)."""
     return main(argv)
+
+
+def _seeds_base(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The folder that holds one run per seed, and whether this call created it."""
+    if not args.resume:
+        existed = bool(args.run_dir) and Path(args.run_dir).expanduser().exists()
+        return prepare_run_dir(args.run_dir, resume=False), not existed
+    base = Path(args.run_dir).expanduser().resolve() if args.run_dir else None
+    if base is None or not base.is_dir():
+        raise ConfigError("--resume with --seeds needs --run-dir naming the seeds' folder")
+    if (base / "manifest.json").exists():
+        raise ConfigError(f"{base} is one run's folder; --seeds resumes the folder holding seed-N/")
+    return base, False
 
 
 def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
@@ -503,12 +526,7 @@ def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
         if args.seed is not None:
             raise ConfigError("--seeds runs one run per seed: leave out --seed")
         seeds = parse_seeds(args.seeds)
-        if args.resume:
-            if not args.run_dir or not Path(args.run_dir).expanduser().is_dir():
-                raise ConfigError("--resume with --seeds needs --run-dir naming the seeds' folder")
-            base = Path(args.run_dir).expanduser().resolve()
-        else:
-            base = prepare_run_dir(args.run_dir, resume=False)
+        base, created = _seeds_base(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -518,13 +536,15 @@ def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
         started = args.resume and (run / "manifest.json").exists()
         print(f"[run_all] seed {seed} of {', '.join(map(str, seeds))}: {run}", flush=True)
         code = run_one(seed_argv(argv, seed, run, started))
+        if code and not (run / "manifest.json").exists():  # refused before any work
+            for folder in (run, base) if created else (run,):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only while empty
+            return code
         if code:
             again = [*_without(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
-            print(
-                f"[run_all] seed {seed} stopped; go on with: ./run_all.sh {' '.join(again)} "
-                "--resume",
-                file=sys.stderr,
-            )
+            hint = shlex.join(["./run_all.sh", *again, "--resume"])
+            print(f"[run_all] seed {seed} stopped; go on with: {hint}", file=sys.stderr)
             print(base)
             return code
         runs.append(run)
@@ -533,10 +553,11 @@ def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         written = write_seeds(runs, base)
     except (ConfigError, DataError) as exc:
-        print(f"[run_all] no spread over the seeds: {exc}")
-    else:
-        print(written[1].read_text(encoding="utf-8"), end="")
-        print(f"[run_all] over the seeds: {', '.join(str(p) for p in written)}")
+        print(f"[run_all] no spread over the seeds: {exc}", file=sys.stderr)
+        print(base)
+        return 0 if args.only else 1  # --only may stop before notebook 05 on purpose
+    print(written[1].read_text(encoding="utf-8"), end="")
+    print(f"[run_all] over the seeds: {', '.join(str(p) for p in written)}")
     print(base)
     return 0
 
@@ -679,7 +700,7 @@ def run_stages(
             "test_data": resolved(args.test_data),
             "packages": package_versions(),
             "git_commit": git_commit(),
-            "command": " ".join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])]),
+            "command": shlex.join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])]),
             "parameters": {setting.key: setting.value for setting in args.settings},
             "stages": {},
         }
