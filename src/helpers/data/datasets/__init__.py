@@ -292,6 +292,19 @@ register_reader(
     "AffectNet-layout zip: .../images/{id}.jpg and .../annotations/{id}_{exp,val,aro,lnd}.npy",
 )
 
+from helpers.data.datasets import affectnet_release as _affectnet_release  # noqa: E402
+
+register_reader(
+    "affectnet_release",
+    _affectnet_release.looks_like_affectnet_release,
+    _affectnet_release.read_affectnet_release,
+    "AffectNet as released (a folder): Manually_Annotated_file_lists/{training,validation}.csv "
+    "and Manually_Annotated_Images/; each face cropped by its box, with valence, arousal and "
+    "landmarks",
+    dataset="AffectNet",
+    reference="mollahosseini2019affectnet",
+)
+
 # More sources. Order matters: the FER-2013 folder layout before the generic
 # class-folder tree, which comes last because almost any labelled image tree matches it.
 from helpers.data.datasets import ckplus as _ckplus  # noqa: E402
