@@ -301,6 +301,7 @@ register_reader(
     "AffectNet as released (a folder): Manually_Annotated_file_lists/{training,validation}.csv "
     "and Manually_Annotated_Images/; each face cropped by its box, with valence, arousal and "
     "landmarks",
+    crops_faces=True,
     dataset="AffectNet",
     reference="mollahosseini2019affectnet",
 )

@@ -147,49 +147,72 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-Outcome = tuple[int, "str | None", "str | None"]  # face position, image reference, drop reason
+# face position, image reference, drop reason, and the box cropped (the given one, or clipped)
+Outcome = tuple[int, "str | None", "str | None", "Box | None"]
+MIN_KEPT_SHARE = 0.5  # a clipped box keeps at least this share of its area, or the face is dropped
 
 
-def _crop_one_image(image: Path, faces: list[tuple[int, Face]], cache: Path) -> list[Outcome]:
-    """Validate every box on one image and write the crops that are missing or stale."""
+def clip_box(box: Box, width: int, height: int) -> Box | None:
+    """The box cut to the image, or None when less than MIN_KEPT_SHARE of it lies inside: boxes
+    of some releases reach a few pixels past the photo, and the face is still there."""
+    left, top, right, bottom = box
+    inside = (max(left, 0), max(top, 0), min(right, width), min(bottom, height))
+    area = max(right - left, 0) * max(bottom - top, 0)
+    kept = max(inside[2] - inside[0], 0) * max(inside[3] - inside[1], 0)
+    return inside if area and kept >= MIN_KEPT_SHARE * area else None
+
+
+def _crop_one_image(
+    image: Path, faces: list[tuple[int, Face]], cache: Path, clip: bool = False
+) -> list[Outcome]:
+    """Validate every box on one image (clip: cut boxes that reach past it to the image) and
+    write the crops that are missing or stale."""
     try:
         mtime = image.stat().st_mtime_ns
     except OSError:
-        return [(i, None, "missing image") for i, _ in faces]
+        return [(i, None, "missing image", None) for i, _ in faces]
     except ValueError:  # e.g. a NUL byte in the name: no such file can exist
-        return [(i, None, "unusable image name") for i, _ in faces]
+        return [(i, None, "unusable image name", None) for i, _ in faces]
     size = _image_size(image) if image.is_file() else None
     if size is None:
-        return [(i, None, "missing image" if not image.is_file() else "unreadable image")
+        return [(i, None, "missing image" if not image.is_file() else "unreadable image", None)
                 for i, _ in faces]
     out: list[Outcome] = []
     todo: list[tuple[int, Box, Path]] = []
     for i, face in faces:
-        if face.box is None:
-            out.append((i, str(image.resolve()), None))
-        elif problem := box_problem(face.box, *size):
-            out.append((i, None, problem))
+        box = face.box
+        if box is not None and clip:
+            box = clip_box(box, *size)
+            if box is None:
+                out.append((i, None, "box mostly outside the image", None))
+                continue
+        if box is None:
+            out.append((i, str(image.resolve()), None, None))
+        elif problem := box_problem(box, *size):
+            out.append((i, None, problem, None))
         else:
             target = cache / f"{safe_name(face.id)}.png"
             if not (target.is_file() and target.stat().st_mtime_ns >= mtime):
-                todo.append((i, face.box, target))
-            out.append((i, str(target), None))
+                todo.append((i, box, target))
+            out.append((i, str(target), None, box))
     if todo:
         try:
             pixels = read_image(str(image))
         except DataError:
             bad = {i for i, _, _ in todo}
-            return [(o[0], None, "unreadable image") if o[0] in bad else o for o in out]
+            return [(o[0], None, "unreadable image", None) if o[0] in bad else o for o in out]
         for _, (left, top, right, bottom), target in todo:
             save_png(pixels[top:bottom, left:right], target)
     return out
 
 
 def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: str,
-               workers: int | None = None, progress: bool = True, desc: str = "Cropping"
-               ) -> list[dict]:
+               workers: int | None = None, progress: bool = True, desc: str = "Cropping",
+               clip: bool = False) -> list[dict]:
     """Record rows for the faces whose image and box are good; the others counted in tally.
-    Images are opened once each, in worker threads; the result does not depend on them."""
+    Images are opened once each, in worker threads; the result does not depend on them.
+    clip: a box reaching past the image is cut to it (counted as repaired) and each row gets
+    the box cropped (`box`: left, top, right, bottom), for landmarks to follow it."""
     groups: dict[Path, list[tuple[int, Face]]] = {}
     for i, face in enumerate(faces):
         groups.setdefault(face.image, []).append((i, face))
@@ -199,7 +222,7 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
     outcomes: list[Outcome | None] = [None] * len(faces)
 
     def work(item: tuple[Path, list[tuple[int, Face]]]) -> list[Outcome]:
-        return _crop_one_image(item[0], item[1], cache)
+        return _crop_one_image(item[0], item[1], cache, clip)
 
     with ThreadPoolExecutor(workers) as pool:
         for result in progress_bar(pool.map(work, groups.items()), total=len(groups), desc=desc,
@@ -207,12 +230,17 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
             for outcome in result:
                 outcomes[outcome[0]] = outcome
     rows = []
-    for face, (_, image, reason) in zip(faces, outcomes):
+    for face, (_, image, reason, box) in zip(faces, outcomes, strict=True):
         if reason is not None:
             tally.drop(reason, face.where)
             continue
-        rows.append({"id": face.id, "image": image, "source": reader,
-                     "expression": face.expression, "split": face.split})
+        row = {"id": face.id, "image": image, "source": reader,
+               "expression": face.expression, "split": face.split}
+        if clip:
+            row["box"] = box
+            if box != face.box:
+                tally.repair("box clipped to the image", face.where)
+        rows.append(row)
     return rows
 
 
