@@ -155,12 +155,14 @@ def test_numbered_folders_of_other_images_are_not_taken_for_rafdb(tmp_path: Path
         detect_source(source)
 
 
-def test_a_label_file_without_faces_is_not_rafdb_and_reading_none_says_why(tmp_path: Path) -> None:
+def test_a_release_without_its_faces_says_what_is_missing(tmp_path: Path) -> None:
     labels_only = {"basic/EmoLabel/list_patition_label.txt": b"train_00001.jpg 4\n"}
     folder = _folder(labels_only, tmp_path / "labels")
-    with pytest.raises(DataError, match="no reader recognises"):
-        detect_source(folder)
+    assert detect_source(folder) == "rafdb"  # the label file's name is the release's alone
     with pytest.raises(DataError, match=r"no RAF-DB face could be read \(dropped: 1 x labelled"):
         read_rafdb(folder)
+    packed = _folder({**labels_only, "basic/Image/aligned.zip": b"PK"}, tmp_path / "packed")
+    with pytest.raises(DataError, match=r"aligned\.zip\): the aligned faces are still in this"):
+        read_source(packed)
     with pytest.raises(DataError, match="not found"):
         read_rafdb(tmp_path / "nothing")

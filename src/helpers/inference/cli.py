@@ -217,18 +217,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video files")
     p.add_argument(
         "--out",
-        help="folder for predictions.csv/.json (and annotated/); "
-        "without it a short table is printed",
+        help="folder for predictions.csv/.json (and annotated/; for videos video_summary.csv "
+        "and timelines/); without it a short table is printed",
     )
     p.add_argument("--format", default="csv,json", help="csv, json or csv,json (default)")
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an earlier run's predictions in OUT (predictions.csv/.json and the "
-        ".jpg files in annotated/); a folder holding them is refused without it",
+        help="replace an earlier run's predictions in OUT (predictions.csv/.json, "
+        "video_summary.csv, the .jpg and .avi files in annotated/ and the .png files in "
+        "timelines/); a folder holding them is refused without it",
     )
     p.add_argument(
-        "--annotate", action="store_true", help="also write annotated images to OUT/annotated/"
+        "--annotate",
+        action="store_true",
+        help="also write annotated images (a video: one annotated .avi) to OUT/annotated/",
     )
     p.add_argument(
         "--explain",

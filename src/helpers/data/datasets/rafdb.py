@@ -77,12 +77,12 @@ def _looks_like_redistribution(path: Path) -> bool:
 
 
 def looks_like_rafdb(path: str | os.PathLike) -> bool:
-    """RAF-DB's label file beside aligned faces, or its redistribution's numbered class folders
-    holding faces named like RAF-DB's (train_00001_aligned.jpg)."""
+    """RAF-DB's label file (its name is the release's alone), or its redistribution's numbered
+    class folders holding faces named like RAF-DB's (train_00001_aligned.jpg)."""
     names = [n.rsplit("/", 1)[-1] for n in file_names(Path(path))]
-    faces = sum(_is_face(n) for n in names)
     if any(n.lower() == LABEL_FILE for n in names):
-        return faces > 0
+        return True
+    faces = sum(_is_face(n) for n in names)
     return faces * 2 > len(names) and _looks_like_redistribution(Path(path))
 
 
@@ -206,6 +206,13 @@ def _read_release(path: Path, limits: ArchiveLimits, progress: bool) -> ReadResu
         for member in sorted(faces.values()):
             tally.drop("aligned face without a label", member)
     if not rows:
+        packed = [m for m in members if m.rsplit("/", 1)[-1].lower() == "aligned.zip"]
+        if packed:
+            raise DataError(
+                f"{path} ({packed[0]})",
+                "the aligned faces are still in this zip: unzip it where it lies (with the "
+                "password the RAF-DB team sends), so that Image/aligned/ holds the faces",
+            )
         reasons = ", ".join(f"{n:,} x {r}" for r, n in tally.dropped.items())
         raise DataError(path, f"no RAF-DB face could be read (dropped: {reasons or 'none'})")
     return tally.result(make_records(rows, where=str(path)), READER, path)
