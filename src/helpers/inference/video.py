@@ -127,9 +127,10 @@ def video_summary(table: pd.DataFrame) -> pd.DataFrame:
     columns += (["expression", "share"] + [f"share_{n}" for n in labels]) if labels else []
     columns += [f"mean_{h}" for h in heads]
     faces = table[table["track"].notna() & (table["status"] == "ok")]
+    sampled_in = table.groupby("file")["frame"].nunique()  # once per video, not per track
     rows = []
     for (name, track), group in faces.groupby(["file", "track"], sort=False):
-        sampled = table.loc[table["file"] == name, "frame"].nunique()
+        sampled = int(sampled_in[name])
         row = {
             "file": name,
             "track": int(track),

@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from helpers.core.images import read_image
-from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS
+from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS, expression_color
 from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
 
 CLASS_COLORS: tuple[str, ...] = EXPRESSION_COLORS  # helpers.core.labels: one palette
@@ -370,7 +370,7 @@ def plot_balance(summary: pd.DataFrame) -> Figure:
     if summary.empty:
         return _message_figure("No training rows: nothing to balance.")
     names = list(summary.index)
-    colors = [CLASS_PALETTE.get(n, "#777777") for n in names]
+    colors = [expression_color(n) for n in names]
     fig, axes = _figure(1, 2, (12.0, 4.0), sharey=True)
     for ax, column, title in (
         (axes[0, 0], "before", "Before balancing"),

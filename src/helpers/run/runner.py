@@ -126,7 +126,8 @@ def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
     the closest names), not one with a flag of its own, and a stage that exists."""
     import difflib
 
-    declared = {stage.name: notebook_parameters(stage.notebook) for stage in stages}
+    by_notebook = {nb: notebook_parameters(nb) for nb in {stage.notebook for stage in stages}}
+    declared = {stage.name: by_notebook[stage.notebook] for stage in stages}
     for setting in settings:
         if setting.name in RESERVED_PARAMETERS:
             flag = "--models" if setting.name == "model" else f"--{setting.name.replace('_', '-')}"

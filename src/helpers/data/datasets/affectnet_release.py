@@ -79,14 +79,14 @@ def _near(root: Path) -> list[Path]:
     return [root, *first, *(grand for child in first for grand in _children(child))]
 
 
-def _find_folder(root: Path, name: str) -> Path | None:
-    """The folder called `name` (any case) at most two levels below root."""
-    return next((p for p in _near(root)[1:] if p.name.lower() == name.lower()), None)
+def _find_folder(near: list[Path], name: str) -> Path | None:
+    """The folder called `name` (any case) among `near` (root's _near, root itself excluded)."""
+    return next((p for p in near[1:] if p.name.lower() == name.lower()), None)
 
 
-def _file_lists(root: Path) -> list[Path]:
+def _file_lists(near: list[Path]) -> list[Path]:
     """training.csv and validation.csv: in the file-list folder, else where they sit near root."""
-    folders = [f for f in (_find_folder(root, LISTS),) if f] + _near(root)
+    folders = [f for f in (_find_folder(near, LISTS),) if f] + near
     for folder in folders:
         found = [folder / name for name in SPLITS if (folder / name).is_file()]
         if found:
@@ -104,7 +104,7 @@ def looks_like_affectnet_release(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    for csv_path in _file_lists(path):
+    for csv_path in _file_lists(_near(path)):
         try:
             with open(csv_path, encoding="utf-8-sig", errors="replace", newline="") as handle:
                 first = next(csv.reader(handle), [])
@@ -261,10 +261,11 @@ def read_affectnet_release(
     path = Path(path)
     if not path.is_dir():
         raise DataError(path, f"expected the folder holding {LISTS}/ and {IMAGES}/ (extracted)")
-    lists = _file_lists(path)
+    near = _near(path)  # one listing of the folders for every lookup below
+    lists = _file_lists(near)
     if not lists:
         raise DataError(path, f"no training.csv or validation.csv (looked in {LISTS}/)")
-    images = Path(images_dir) if images_dir is not None else _find_folder(path, IMAGES)
+    images = Path(images_dir) if images_dir is not None else _find_folder(near, IMAGES)
     if images is None or not images.is_dir():
         raise DataError(path, f"no {IMAGES}/ folder found below it; pass images_dir=")
     tally = Tally()
@@ -286,7 +287,7 @@ def read_affectnet_release(
             arousal=row.arousal,
             landmarks=None if points is None else points - np.float32([left, top]),
         )
-    automatic = [p for p in _near(path) if p.name.lower().startswith("automatic")]
+    automatic = [p for p in near if p.name.lower().startswith("automatic")]
     if automatic:
         tally.note(f"the automatically annotated part ({automatic[0].name}/) is not read")
     return tally.result(make_records(kept, where=str(path)), READER, path)
