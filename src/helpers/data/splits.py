@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS
@@ -66,6 +66,86 @@ def assign_splits(
                       stacklevel=2)
     out["split"] = pd.Series(split, index=out.index, dtype="str")  # records.py canonical dtype
     return out
+
+
+def assign_fold(
+    df: pd.DataFrame,
+    folds: int,
+    fold: int,
+    val_share: float = 0.1,
+    seed: int = 0,
+    groups: pd.Series | Sequence | None = None,
+) -> pd.DataFrame:
+    """Fill `split` for k-fold cross-validation, the protocol small sets (JAFFE, CK+) are
+    reported with: test is fold `fold` (1..folds) of `folds` folds over every record,
+    stratified by expression with each group (near-duplicates, one person's faces) in one
+    fold; the source's own splits are set aside, and val is drawn from the other folds as
+    assign_splits draws it. One seed gives one set of folds, so the runs of folds 1..folds
+    test every record once."""
+    check_fold(folds, fold)
+    _check_shares(val_share, 0.0)
+    if "expression" not in df.columns:
+        raise DataError("records table", "no 'expression' column to stratify by")
+    labels = pd.to_numeric(df["expression"], errors="coerce").fillna(-1).to_numpy(np.int64)
+    units = _unit_codes(df, groups)
+    test = fold_numbers(labels, units, folds, seed) == fold
+    rest = df.loc[~test].drop(columns="split", errors="ignore")
+    drawn = assign_splits(
+        rest, val_share=val_share, test_share=0.0, seed=seed, keep_official=False,
+        groups=pd.Series(units[~test], index=rest.index),
+    )  # fmt: skip
+    split = np.full(len(df), "test", dtype=object)
+    split[~test] = drawn["split"].to_numpy(dtype=object)
+    out = df.copy()
+    out["split"] = pd.Series(split, index=out.index, dtype="str")
+    return out
+
+
+def check_fold(folds: int, fold: int) -> None:
+    """Fold numbers a cross-validation can have: 2 or more folds, fold in 1..folds."""
+    for name, value in (("folds", folds), ("fold", fold)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    if folds < 2 or not 1 <= fold <= folds:
+        raise ConfigError(f"fold {fold} of {folds}: two folds or more, the fold in 1..{folds}")
+
+
+def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each row's fold (1..folds), stratified by label, whole units at a time: scikit-learn's
+    StratifiedGroupKFold, or StratifiedKFold where every unit is one row (the same folds'
+    balance, without the grouped search's loop over every row)."""
+    n_units = len(np.unique(units))
+    if n_units < folds:
+        raise DataError(
+            "records table",
+            f"{folds} folds need {folds} groups or more; the {len(units):,} records form "
+            f"{n_units:,} (near-duplicates and one person's faces stay in one fold)",
+        )
+    placeholder = np.zeros((len(units), 1))
+    if n_units == len(units):
+        parts = StratifiedKFold(folds, shuffle=True, random_state=seed).split(placeholder, labels)
+    else:
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        parts = splitter.split(placeholder, labels, units)
+    number = np.zeros(len(units), dtype=np.int64)
+    for index, (_, test_rows) in enumerate(parts, start=1):
+        number[test_rows] = index
+    return number
+
+
+def fold_note(records: pd.DataFrame, table: pd.DataFrame, folds: int, fold: int) -> str:
+    """One line for notebook 03: which fold is the test split, and the source's own splits
+    set aside where it had them."""
+    n_test = int((table["split"] == "test").sum())
+    note = (
+        f"cross-validation: fold {fold} of {folds} is the test split "
+        f"({n_test:,} of {len(table):,} records)"
+    )
+    own = records["split"].dropna().astype(str) if "split" in records.columns else pd.Series()
+    own = [name for name in SPLITS if name in set(own)]
+    if own:
+        note += f"; the source's own {'/'.join(own)} splits are set aside"
+    return note
 
 
 def split_summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -356,6 +356,9 @@ def _splits(facts: _Run) -> str:
     else:
         text += "none was held out for validation"
     text += f" and {n['test']:,} for the test."
+    fold = facts.manifest.get("fold")
+    if isinstance(fold, dict):  # ./run_all.sh --fold I/K: the test split is one fold
+        return text + _fold_text(facts, fold, given)
     own = [s for s in SPLIT_ORDER if given.get(s, 0)]
     if own:
         text += f" The data's own {_join([_split_word(s) for s in own])} split"
@@ -388,6 +391,28 @@ def _splits(facts: _Run) -> str:
         text + f" where the data's own splits allow it; {total:,} pairs of duplicate or "
         f"near-duplicate images cross the splits the data came with ({pairs})."
     )
+
+
+def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series) -> str:
+    """How a cross-validation fold's splits were drawn: the folds over every face, then the
+    validation faces from the other folds."""
+    seed = facts.manifest.get("seed")
+    grouped = "near-duplicate images (perceptual hash)"
+    if facts.records is not None and "subject" in facts.records:
+        grouped += " and each person's images"
+    text = (
+        f" This run is fold {fold.get('fold')} of a {fold.get('folds')}-fold cross-validation: "
+        f"all faces were dealt into {fold.get('folds')} folds stratified by expression "
+        f"with scikit-learn (seed {seed}), {grouped} kept in one fold, "
+        f"fold {fold.get('fold')} is the test split, and the validation faces were drawn from "
+        "the others, stratified by expression, before any augmentation."
+    )
+    own = [_split_word(s) for s in SPLIT_ORDER if given.get(s, 0)]
+    if own:
+        text += (
+            f" The data's own {_join(own)} split{'s were' if len(own) > 1 else ' was'} set aside."
+        )
+    return text
 
 
 def _crossing_pairs(run: RunFolder) -> dict[str, int] | None:

@@ -43,7 +43,7 @@ class SeedRuns:
     demo: bool
 
 
-def _manifest(run: Path) -> dict[str, Any]:
+def run_manifest(run: Path) -> dict[str, Any]:
     """A run's manifest.json, the profile, seed and data it records checked present."""
     path = run / "manifest.json"
     if not path.is_file():
@@ -56,13 +56,17 @@ def _manifest(run: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
-    """Two or more run folders of one profile on one data set with different seeds; a
-    ConfigError names the runs that differ and how."""
+def check_recipe(
+    run_dirs: list[str | os.PathLike], what: str
+) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
+    """Two or more different run folders of one profile on one data set with the same --set
+    values, and their manifests; a ConfigError names the runs that differ and how."""
     runs = tuple(Path(r).expanduser().resolve() for r in run_dirs)
     if len(runs) < 2:
-        raise ConfigError(f"a spread over seeds needs two runs or more, got {len(runs)}")
-    manifests = [_manifest(run) for run in runs]
+        raise ConfigError(f"{what} needs two runs or more, got {len(runs)}")
+    if len(set(runs)) < len(runs):
+        raise ConfigError("a run folder is given twice: " + ", ".join(map(str, runs)))
+    manifests = [run_manifest(run) for run in runs]
     pairs = list(zip(runs, manifests, strict=True))
     profiles = {m["profile"]["name"] for m in manifests}
     if len(profiles) > 1:
@@ -76,8 +80,13 @@ def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
     if len(settings) > 1:
         listed = "; ".join(f"{r.name}: {m.get('parameters') or 'none'}" for r, m in pairs)
         raise ConfigError(f"the runs were given different --set parameters ({listed})")
-    if len(set(runs)) < len(runs):
-        raise ConfigError("a run folder is given twice: " + ", ".join(map(str, runs)))
+    return runs, manifests
+
+
+def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
+    """Two or more run folders of one profile on one data set with different seeds; a
+    ConfigError names the runs that differ and how."""
+    runs, manifests = check_recipe(run_dirs, "a spread over seeds")
     seeds = tuple(int(m["seed"]) for m in manifests)
     for seed in sorted({s for s in seeds if seeds.count(s) > 1}):
         named = ", ".join(r.name for r, s in zip(runs, seeds, strict=True) if s == seed)
@@ -85,31 +94,36 @@ def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
             f"runs {named} share seed {seed}: on one machine a seed trains the same models, so "
             "the spread would be understated"
         )
-    return SeedRuns(runs, seeds, profiles.pop(), demo)
+    demo = all(bool(m["data"].get("demo")) for m in manifests)
+    return SeedRuns(runs, seeds, manifests[0]["profile"]["name"], demo)
 
 
-def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
-    """One row per model: the profile, the runs it was scored in, their seeds, and per headline
-    metric the runs that scored it (`_n`), mean, standard deviation (n - 1), lowest and highest;
-    `<task>_collapsed` counts the runs whose head for the task learned nothing (their scores are
-    in the figures, and said so)."""
-    checked = check_runs(run_dirs)
+def scored_runs(runs: tuple[Path, ...], key: str, values: tuple[int, ...]) -> pd.DataFrame:
+    """Every run's test metrics (one row per model, `comparison_table`'s columns), the run's
+    seed or fold in column `key`, and `<task>_collapsed` per headline task."""
     tables = []
-    for run, seed in zip(checked.runs, checked.seeds, strict=True):
+    for run, value in zip(runs, values, strict=True):
         table = comparison.comparison_table(run)
         if table.empty:
             raise DataError(run, "no test metrics (notebook 05 has not run)")
-        table["seed"] = seed
+        table[key] = value
         for task in comparison.HEADLINE:
             table[f"{task}_collapsed"] = comparison.collapsed(table, task)
         tables.append(table)
-    scores = pd.concat(tables, ignore_index=True)
+    return pd.concat(tables, ignore_index=True)
+
+
+def spread(scores: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per model: the runs it was scored in, their `key` values (column `<key>s`), and
+    per headline metric the runs that scored it (`_n`), mean, standard deviation (n - 1),
+    lowest and highest; `<task>_collapsed` counts the runs whose head for the task learned
+    nothing (their scores are in the figures, and said so)."""
     rows = []
     for model, group in scores.groupby("model", sort=False):
         row: dict[str, Any] = {
             "model": model,
             "runs": len(group),
-            "seeds": ", ".join(str(s) for s in sorted(group["seed"])),
+            f"{key}s": ", ".join(str(s) for s in sorted(group[key])),
         }
         for task, metric, _ in COLUMNS:
             column = f"{task}_{metric}"
@@ -133,6 +147,14 @@ def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     for column in out.columns:
         if column.endswith(("_collapsed", "_n")):
             out[column] = out[column].fillna(0).astype(int)
+    return out
+
+
+def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
+    """One row per model: the profile, the runs it was scored in, their seeds, and per headline
+    metric over the runs as `spread` gives them."""
+    checked = check_runs(run_dirs)
+    out = spread(scored_runs(checked.runs, "seed", checked.seeds), "seed")
     out.insert(1, "profile", checked.profile)
     out.attrs.update(runs=len(checked.runs), profile=checked.profile, demo=checked.demo)
     return out
@@ -177,30 +199,40 @@ def _note(table: pd.DataFrame) -> str:
     return note + "."
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """`shown` as a Markdown table with its note beneath."""
-    text = shown(table)
+def markdown_table(text: pd.DataFrame, note: str) -> str:
+    """A table of text cells as Markdown, its note beneath."""
     lines = ["| " + " | ".join(text.columns) + " |", "|" + "---|" * len(text.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in text.itertuples(index=False)]
-    return "\n".join([*lines, "", _note(table)])
+    return "\n".join([*lines, "", note])
 
 
-def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs table (pandas' to_latex) of `shown`, ± typeset as $\\pm$, scaled to the line."""
-    text = shown(table).map(lambda cell: latex_escape(str(cell)).replace("±", r"$\pm$"))
+def latex_table(text: pd.DataFrame, note: str, caption: str, label: str, first: int = 2) -> str:
+    """A booktabs table (pandas' to_latex) of text cells, ± typeset as $\\pm$, scaled to the
+    line; the first `first` columns left-aligned."""
+    text = text.map(lambda cell: latex_escape(str(cell)).replace("±", r"$\pm$"))
     text.columns = [latex_escape(c) for c in text.columns]
-    note = latex_escape(_note(table).replace("±", "+/-")).replace("+/-", r"$\pm$")
+    note = latex_escape(note.replace("±", "+/-")).replace("+/-", r"$\pm$")
     latex = text.to_latex(
         index=False,
         escape=False,
-        column_format="ll" + "r" * (len(text.columns) - 2),
+        column_format="l" * first + "r" * (len(text.columns) - first),
         caption=latex_escape(caption) + (" " if caption else "") + note,
-        label="tab:seeds",
+        label=label,
         position="t",
     )
     latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}")
     latex = latex.replace("\\end{tabular}", "\\end{tabular}}")
     return "% Needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n" + latex
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """`shown` as a Markdown table with its note beneath."""
+    return markdown_table(shown(table), _note(table))
+
+
+def to_latex(table: pd.DataFrame, caption: str = "") -> str:
+    """`shown` as a booktabs table, its note in the caption."""
+    return latex_table(shown(table), _note(table), caption, "tab:seeds")
 
 
 def write_seeds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:

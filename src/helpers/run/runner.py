@@ -77,7 +77,9 @@ def plan_stages(models: list[str], notebooks_dir: Path | None = None) -> list[St
 
 
 # Parameters with flags of their own (or set per stage by the runner): --set leaves them alone.
-RESERVED_PARAMETERS = frozenset({"run_dir", "profile", "seed", "data", "test_data", "model"})
+RESERVED_PARAMETERS = frozenset(
+    {"run_dir", "profile", "seed", "data", "test_data", "model", "folds", "fold"}
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,9 @@ def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
     declared = {stage.name: by_notebook[stage.notebook] for stage in stages}
     for setting in settings:
         if setting.name in RESERVED_PARAMETERS:
-            flag = "--models" if setting.name == "model" else f"--{setting.name.replace('_', '-')}"
+            flag = {"model": "--models", "fold": "--fold or --folds", "folds": "--folds"}.get(
+                setting.name, f"--{setting.name.replace('_', '-')}"
+            )
             raise ConfigError(f"--set {setting.key}: {setting.name} is set with {flag}")
         chosen = [n for n in declared if n.startswith(setting.target)]
         if not chosen:
@@ -261,6 +265,13 @@ def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Pa
         raise ConfigError(
             f"{run_dir} was started with --seed {manifest.get('seed', 0)}; a resume "
             "keeps it (leave --seed out, or start a new run)"
+        )
+    if args.fold and parse_fold(args.fold) != manifest_fold(manifest):
+        started = manifest_fold(manifest)
+        shown = f"--fold {started[0]}/{started[1]}" if started else "no --fold"
+        raise ConfigError(
+            f"{run_dir} was started with {shown}; a resume keeps it (leave --fold out, or "
+            "start a new run)"
         )
     data = Path(manifest["data"]["path"])
     if not data.exists():
@@ -454,6 +465,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "each model's metrics as mean ± standard deviation over them (seeds.md, .csv, .tex)",
     )
     p.add_argument(
+        "--folds",
+        default="",
+        metavar="K",
+        help="k-fold cross-validation: K runs in --run-dir/fold-<i>/, each testing on one of K "
+        "folds of all the data (a person's faces in one fold), then each model's metrics over "
+        "every face and per fold (folds.md, .csv, .tex)",
+    )
+    p.add_argument(
+        "--fold",
+        default="",
+        metavar="I/K",
+        help="one fold's run of a cross-validation, e.g. 2/5 (what --folds runs K times)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --run-dir, skipping finished stages",
@@ -494,71 +519,151 @@ def _without(argv: list[str], options: set[str], flags: set[str]) -> list[str]:
     return kept
 
 
-def seed_argv(argv: list[str], seed: int, run_dir: Path, resume: bool) -> list[str]:
-    """One seed's own command line: the shared options, its --seed and --run-dir (and --resume
-    where its run was started)."""
-    kept = _without(argv, {"--seeds", "--run-dir", "--seed"}, {"--resume"})
-    return [*kept, "--seed", str(seed), "--run-dir", str(run_dir), *(["--resume"] * resume)]
+def parse_folds(text: str) -> int:
+    """--folds 5: a whole number of folds, 2 or more, or a ConfigError saying what is not."""
+    try:
+        folds = int(text)
+    except ValueError:
+        raise ConfigError(f"--folds {text}: a whole number of folds, e.g. 5 or 10") from None
+    if folds < 2:
+        raise ConfigError(f"--folds {text}: two folds or more (no cross-validation: leave it out)")
+    return folds
+
+
+def parse_fold(text: str) -> tuple[int, int]:
+    """--fold 2/5: (fold, folds) with the fold in 1..folds, or a ConfigError saying what is not."""
+    fold, sep, folds = text.partition("/")
+    try:
+        pair = (int(fold), int(folds))
+    except ValueError:
+        pair = (0, 0)
+    if not sep or pair[1] < 2 or not 1 <= pair[0] <= pair[1]:
+        raise ConfigError(f"--fold {text}: I/K with 1 <= I <= K and K >= 2, e.g. 2/5")
+    return pair
+
+
+def manifest_fold(manifest: dict[str, Any]) -> tuple[int, int] | None:
+    """(fold, folds) of a run made with --fold, as its manifest records it; None otherwise."""
+    fold = manifest.get("fold")
+    return (int(fold["fold"]), int(fold["folds"])) if isinstance(fold, dict) else None
+
+
+@dataclass(frozen=True)
+class Series:
+    """Runs of one command that differ in one option: seeds, or the folds of a
+    cross-validation. Each member is (its folder's name, its label, its own options)."""
+
+    what: str
+    option: str
+    members: list[tuple[str, str, list[str]]]
+    replaced: frozenset[str]
+    among: str  # "0, 1, 2" or "5": what "seed 1 of ..." and "fold 2 of ..." name
+
+
+def member_argv(argv: list[str], series: Series, extra: list[str], run_dir: Path, resume: bool
+                ) -> list[str]:  # fmt: skip
+    """One member's own command line: the shared options, its own (--seed N, --fold I/K) and
+    --run-dir (and --resume where its run was started)."""
+    kept = _without(argv, {series.option, "--run-dir", *series.replaced}, {"--resume"})
+    return [*kept, *extra, "--run-dir", str(run_dir), *(["--resume"] * resume)]
+
+
+def seed_series(seeds: list[int]) -> Series:
+    """--seeds 0,1,2: one run per seed in seed-<n>/."""
+    members = [(f"seed-{seed}", f"seed {seed}", ["--seed", str(seed)]) for seed in seeds]
+    return Series("seeds", "--seeds", members, frozenset({"--seed"}), ", ".join(map(str, seeds)))
+
+
+def fold_series(folds: int) -> Series:
+    """--folds K: one run per fold in fold-<i>/, the seed shared (it draws the folds)."""
+    members = [(f"fold-{i}", f"fold {i}", ["--fold", f"{i}/{folds}"]) for i in range(1, folds + 1)]
+    return Series("folds", "--folds", members, frozenset({"--fold"}), str(folds))
 
 
 def run_one(argv: list[str]) -> int:
-    """One seed's run, as ./run_all.sh with that command line would do it (a function of its
+    """One member's run, as ./run_all.sh with that command line would do it (a function of its
     own so tests can stand in for a whole run)."""
     return main(argv)
 
 
-def _seeds_base(args: argparse.Namespace) -> tuple[Path, bool]:
-    """The folder that holds one run per seed, and whether this call created it."""
+def _series_base(args: argparse.Namespace, series: Series) -> tuple[Path, bool]:
+    """The folder that holds one run per member, and whether this call created it."""
     if not args.resume:
         existed = bool(args.run_dir) and Path(args.run_dir).expanduser().exists()
         return prepare_run_dir(args.run_dir, resume=False), not existed
     base = Path(args.run_dir).expanduser().resolve() if args.run_dir else None
     if base is None or not base.is_dir():
-        raise ConfigError("--resume with --seeds needs --run-dir naming the seeds' folder")
+        raise ConfigError(
+            f"--resume with {series.option} needs --run-dir naming the {series.what}' folder"
+        )
     if (base / "manifest.json").exists():
-        raise ConfigError(f"{base} is one run's folder; --seeds resumes the folder holding seed-N/")
+        first = series.members[0][0].rpartition("-")[0]
+        raise ConfigError(
+            f"{base} is one run's folder; {series.option} resumes the folder holding {first}-N/"
+        )
     return base, False
 
 
-def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
-    """One run per seed in <run-dir>/seed-<n>/, one after the other, then the spread over them;
-    a failed seed stops the rest, and the same command with --resume goes on from there."""
-    try:
+def series_of(args: argparse.Namespace) -> Series:
+    """The series --seeds or --folds asks for, its options checked."""
+    if args.seeds and args.folds:
+        raise ConfigError("--seeds and --folds together are not supported: one or the other")
+    if args.seeds:
         if args.seed is not None:
             raise ConfigError("--seeds runs one run per seed: leave out --seed")
-        seeds = parse_seeds(args.seeds)
-        base, created = _seeds_base(args)
+        return seed_series(parse_seeds(args.seeds))
+    if args.fold:
+        raise ConfigError("--folds runs every fold: leave out --fold")
+    return fold_series(parse_folds(args.folds))
+
+
+def run_series(args: argparse.Namespace, argv: list[str]) -> int:
+    """One run per member (seed, fold) in <run-dir>/<member>/, one after the other, then the
+    summary over them; a failed member stops the rest, and the same command with --resume goes
+    on from there."""
+    try:
+        series = series_of(args)
+        base, created = _series_base(args, series)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     runs = []
-    for seed in seeds:
-        run = base / f"seed-{seed}"
+    for folder, label, extra in series.members:
+        run = base / folder
         started = args.resume and (run / "manifest.json").exists()
-        print(f"[run_all] seed {seed} of {', '.join(map(str, seeds))}: {run}", flush=True)
-        code = run_one(seed_argv(argv, seed, run, started))
+        print(f"[run_all] {label} of {series.among}: {run}", flush=True)
+        code = run_one(member_argv(argv, series, extra, run, started))
         if code and not (run / "manifest.json").exists():  # refused before any work
-            for folder in (run, base) if created else (run,):
+            for empty in (run, base) if created else (run,):
                 with contextlib.suppress(OSError):
-                    folder.rmdir()  # only while empty
+                    empty.rmdir()  # only while empty
             return code
         if code:
             again = [*_without(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
             hint = shlex.join(["./run_all.sh", *again, "--resume"])
-            print(f"[run_all] seed {seed} stopped; go on with: {hint}", file=sys.stderr)
+            print(f"[run_all] {label} stopped; go on with: {hint}", file=sys.stderr)
             print(base)
             return code
         runs.append(run)
-    from helpers.reporting.seeds import write_seeds  # pandas and the metrics: after the runs
+    return summarise_series(args, series, runs, base)
 
+
+def summarise_series(args: argparse.Namespace, series: Series, runs: list[Path], base: Path
+                     ) -> int:  # fmt: skip
+    """seeds.* or folds.* beside the runs, printed; a summary that cannot be made is one line."""
+    # pandas and the metrics: after the runs
+    if series.what == "seeds":
+        from helpers.reporting.seeds import write_seeds as write
+    else:
+        from helpers.reporting.folds import write_folds as write
     try:
-        written = write_seeds(runs, base)
+        written = write(runs, base)
     except (ConfigError, DataError) as exc:
-        print(f"[run_all] no spread over the seeds: {exc}", file=sys.stderr)
+        print(f"[run_all] no summary over the {series.what}: {exc}", file=sys.stderr)
         print(base)
         return 0 if args.only else 1  # --only may stop before notebook 05 on purpose
     print(written[1].read_text(encoding="utf-8"), end="")
-    print(f"[run_all] over the seeds: {', '.join(str(p) for p in written)}")
+    print(f"[run_all] over the {series.what}: {', '.join(str(p) for p in written)}")
     print(base)
     return 0
 
@@ -566,8 +671,8 @@ def run_seeds(args: argparse.Namespace, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Validate everything first, then run the stages; the last line printed is the run folder."""
     args = parse_args(argv)
-    if args.seeds:
-        return run_seeds(args, list(argv if argv is not None else sys.argv[1:]))
+    if args.seeds or args.folds:
+        return run_series(args, list(argv if argv is not None else sys.argv[1:]))
     manifest: dict[str, Any] = {}
     try:
         if args.resume:  # the run's own profile and models, unless the user names others
@@ -582,6 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             args.profile, args.models = started, args.models or ",".join(manifest["models"])
             check_resume(args, manifest, run_dir)
         args.seed = manifest.get("seed", 0) if args.resume else (args.seed or 0)
+        args.fold_pair = parse_fold(args.fold) if args.fold else manifest_fold(manifest)
         profile = config.get_profile(args.profile or "cpu")
         models = config.parse_models(args.models or ",".join(profile.models))
         for flag, value in (("--data", args.data), *(("--test-data", v) for v in args.test_data)):
@@ -705,6 +811,8 @@ def run_stages(
             "parameters": {setting.key: setting.value for setting in args.settings},
             "stages": {},
         }
+        if args.fold_pair:
+            manifest["fold"] = dict(zip(("fold", "folds"), args.fold_pair, strict=True))
         write_json(manifest_path, manifest)
     manifest["models"] = models  # a resume may add models
     params = {
@@ -714,6 +822,8 @@ def run_stages(
         "data": manifest["data"]["path"],
         "test_data": test_sets(manifest.get("test_data")),
     }
+    if manifest_fold(manifest):
+        params["fold"], params["folds"] = manifest_fold(manifest)
 
     print(f"[run_all] run folder: {run_dir}")
     for i, stage in enumerate(stages, 1):

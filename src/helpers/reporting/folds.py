@@ -1,0 +1,236 @@
+"""The runs of a k-fold cross-validation, summed up as small data sets (JAFFE, CK+) are
+reported: each model scored on every face once, its K test folds' predictions pooled (with a
+bootstrap interval over the faces), and the mean ± standard deviation over the folds.
+
+    python -m helpers.folds RUN RUN ... [--out DIR]
+    ./run_all.sh --folds 5 [options]      # the runs, then this summary
+
+The runs must share the profile, the data, the seed (it draws the folds) and the --set values,
+and be folds 1..K of one K (`./run_all.sh --fold I/K`). Written as folds.csv (the numbers),
+folds.md and folds.tex (a booktabs table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.jsonio import write_text
+from helpers.core.records import load_records
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation import comparison, scoring
+from helpers.evaluation.predictions import load_predictions
+from helpers.reporting.results import COLUMNS
+from helpers.reporting.seeds import (
+    check_recipe,
+    latex_table,
+    markdown_table,
+    scored_runs,
+    spread,
+)
+
+FOLD_FILES = ("folds.csv", "folds.md", "folds.tex")
+
+
+@dataclass(frozen=True)
+class FoldRuns:
+    """The runs summed up, checked to be folds 1..K of one cross-validation."""
+
+    runs: tuple[Path, ...]
+    folds: tuple[int, ...]
+    k: int
+    profile: str
+    seed: int
+    demo: bool
+
+
+def check_folds(run_dirs: list[str | os.PathLike]) -> FoldRuns:
+    """The runs of folds 1..K of one cross-validation (one profile, data, seed and --set values),
+    ordered by fold; a ConfigError names what differs or which folds are missing."""
+    runs, manifests = check_recipe(run_dirs, "a cross-validation")
+    pairs = list(zip(runs, manifests, strict=True))
+    unmarked = [r.name for r, m in pairs if not isinstance(m.get("fold"), dict)]
+    if unmarked:
+        raise ConfigError(
+            f"{', '.join(unmarked)}: not a fold's run (made without --fold or --folds)"
+        )
+    seeds = {int(m["seed"]) for m in manifests}
+    if len(seeds) > 1:
+        listed = ", ".join(f"{r.name}: {m['seed']}" for r, m in pairs)
+        raise ConfigError(f"the runs have different seeds ({listed}), so different folds")
+    ks = {int(m["fold"]["folds"]) for m in manifests}
+    if len(ks) > 1:
+        listed = ", ".join(f"{r.name}: {m['fold']['folds']}" for r, m in pairs)
+        raise ConfigError(f"the runs split the data into different numbers of folds ({listed})")
+    k = ks.pop()
+    folds = [int(m["fold"]["fold"]) for m in manifests]
+    twice = sorted({f for f in folds if folds.count(f) > 1})
+    if twice:
+        raise ConfigError(f"fold {twice[0]} is given twice")
+    missing = sorted(set(range(1, k + 1)) - set(folds))
+    if missing:
+        raise ConfigError(
+            f"folds {', '.join(map(str, missing))} of {k} are missing: every face is tested "
+            "once only over all the folds"
+        )
+    ordered = sorted(zip(folds, runs, strict=True))
+    return FoldRuns(
+        runs=tuple(run for _, run in ordered),
+        folds=tuple(fold for fold, _ in ordered),
+        k=k,
+        profile=manifests[0]["profile"]["name"],
+        seed=seeds.pop(),
+        demo=all(bool(m["data"].get("demo")) for m in manifests),
+    )
+
+
+def pooled_metrics(checked: FoldRuns, model: str, n_boot: int = 1000) -> dict[str, Any] | None:
+    """A model's metrics JSON over every fold's test predictions together (each face once), as
+    notebook 05 scores one test split; None where a fold has no saved predictions for it."""
+    tables = []
+    for run in checked.runs:
+        path = RunFolder(run).predictions_path(model)
+        if not path.is_file():
+            return None
+        tables.append(load_predictions(path))
+    pooled = pd.concat(tables, ignore_index=True)
+    ids = pooled["id"].astype(str)
+    if ids.duplicated().any():
+        raise DataError(
+            RunFolder(checked.runs[0]).predictions_path(model),
+            f"face {ids[ids.duplicated()].iloc[0]} is in two folds' test predictions: the runs "
+            "did not draw the same folds",
+        )
+    splits = load_records(RunFolder(checked.runs[0]).splits)
+    present = sorted(splits["expression"].unique())  # as notebook 05 scores each fold
+    return scoring.evaluate(model, pooled, n_boot=n_boot, seed=0, classes=present)
+
+
+def folds_table(run_dirs: list[str | os.PathLike], n_boot: int = 1000) -> pd.DataFrame:
+    """One row per model: its folds, per headline metric the pooled figure over every face
+    (`<metric>_pooled`, with `_ci_low`/`_ci_high` and `faces`) and the spread over the folds
+    (`spread`'s `_n`, `_mean`, `_sd`, `_min`, `_max`)."""
+    checked = check_folds(run_dirs)
+    out = spread(scored_runs(checked.runs, "fold", checked.folds), "fold")
+    for index, model in out["model"].items():
+        found = pooled_metrics(checked, str(model), n_boot)
+        if found is None:
+            continue
+        row = comparison.flatten_metrics(found)
+        out.loc[index, "faces"] = row.get("n")
+        for task, metric, _ in COLUMNS:
+            column = f"{task}_{metric}"
+            for suffix in ("", "_ci_low", "_ci_high"):
+                if row.get(column + suffix) is not None:
+                    out.loc[index, f"{column}_pooled{suffix}"] = row[column + suffix]
+    out.insert(1, "profile", checked.profile)
+    out.attrs.update(
+        runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
+        demo=checked.demo, n_boot=n_boot,
+    )  # fmt: skip
+    return out
+
+
+def _cell(row: pd.Series, column: str, task: str, k: int) -> str:
+    """ "0.842 (0.801-0.879); folds 0.840 ± 0.051", with the folds a head learned nothing in."""
+    pooled, mean = row.get(f"{column}_pooled"), row.get(f"{column}_mean")
+    parts = []
+    if pooled is not None and pd.notna(pooled):
+        low, high = row.get(f"{column}_pooled_ci_low"), row.get(f"{column}_pooled_ci_high")
+        interval = f" ({low:.3f}-{high:.3f})" if pd.notna(low) and pd.notna(high) else ""
+        parts.append(f"{pooled:.3f}{interval}")
+    if mean is not None and pd.notna(mean):
+        sd = row.get(f"{column}_sd")
+        counted = int(row.get(f"{column}_n", k))
+        text = f"folds {mean:.3f}" + ("" if sd is None or pd.isna(sd) else f" ± {sd:.3f}")
+        parts.append(text + (f" ({counted} of {k})" if counted < k else ""))
+    failed = int(row.get(f"{task}_collapsed", 0) or 0)
+    if parts and failed:
+        parts[-1] += f" (learned nothing in {failed})"
+    return "; ".join(parts)
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as text: model, faces and a cell per metric any model has."""
+    k = int(table.attrs.get("k", table["runs"].max()))
+    rows = []
+    for _, row in table.iterrows():
+        faces = row.get("faces")
+        cells = {"Model": row["model"], "Faces": "" if pd.isna(faces) else f"{int(faces):,}"}
+        for task, metric, title in COLUMNS:
+            column = f"{task}_{metric}"
+            if f"{column}_mean" in table or f"{column}_pooled" in table:
+                cells[title] = _cell(row, column, task, k)
+        rows.append(cells)
+    return pd.DataFrame(rows)
+
+
+def _note(table: pd.DataFrame) -> str:
+    """What the figures are: the folds pooled, then the spread over them; the protocol."""
+    k, boot = table.attrs.get("k"), table.attrs.get("n_boot", 1000)
+    note = (
+        f"{k}-fold cross-validation of the `{table.attrs.get('profile')}` profile, seed "
+        f"{table.attrs.get('seed')}: folds stratified by expression, each person's faces and "
+        "near-duplicate images in one fold. First each model's test predictions of all "
+        f"{k} folds pooled, every face tested once (95% bootstrap interval over the faces, "
+        f"{boot:,} resamples), then the mean ± standard deviation over the {k} folds."
+    )
+    if table.attrs.get("demo"):
+        note += " The generated demo set is drawn from the seed."
+    return note
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """`shown` as a Markdown table with its note beneath."""
+    return markdown_table(shown(table), _note(table))
+
+
+def to_latex(table: pd.DataFrame, caption: str = "") -> str:
+    """`shown` as a booktabs table, its note in the caption."""
+    return latex_table(shown(table), _note(table), caption, "tab:folds")
+
+
+def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
+    """folds.csv, folds.md and folds.tex in out (created), each whole or not at all."""
+    table = folds_table(run_dirs)
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{folder}: cannot be created ({error.strerror or error})") from None
+    csv, md, tex = (folder / name for name in FOLD_FILES)
+    return [
+        write_text(csv, table.to_csv(index=False)),
+        write_text(md, to_markdown(table) + "\n"),
+        write_text(tex, to_latex(table)),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m helpers.folds RUN RUN ... [--out DIR]`: 0, or 2 with one line for bad runs."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.folds",
+        description="Each model's test metrics over the folds of a cross-validation: every "
+        "face's prediction pooled, and the mean ± standard deviation over the folds.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="the folds' run folders")
+    parser.add_argument("--out", default="", help="folder for folds.csv/.md/.tex (default: none)")
+    args = parser.parse_args(argv)
+    try:
+        if args.out:
+            written = write_folds(args.runs, args.out)
+            print(written[1].read_text(encoding="utf-8"), end="")
+            print("wrote " + ", ".join(str(p) for p in written))
+        else:
+            print(to_markdown(folds_table(args.runs)))
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,358 @@
+"""k-fold cross-validation: the folds each record is tested in once, a person's faces in one
+fold; the folds' runs summed up (every face pooled, and per fold), and refused when they are not
+the folds of one cross-validation; ./run_all.sh --folds and --fold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.jsonio import write_json
+from helpers.core.labels import EXPRESSIONS
+from helpers.core.records import make_records, save_records
+from helpers.core.run_folder import RunFolder
+from helpers.data import splits
+from helpers.evaluation.predictions import save_predictions
+from helpers.evaluation.scoring import evaluate, write_metrics
+from helpers.reporting import folds as report
+from helpers.reporting import methods
+from helpers.run import runner
+
+N, SUBJECTS = 300, 30
+
+
+def _records(seed: int = 0, official: bool = False) -> pd.DataFrame:
+    """Faces of 30 people over 7 classes, every class in every person's faces."""
+    rng = np.random.default_rng(seed)
+    table = {
+        "id": [f"f{i:03d}" for i in range(N)],
+        "image": [f"faces/f{i:03d}.png" for i in range(N)],
+        "source": "jaffe",
+        "expression": np.arange(N) % 7,
+        "subject": [f"s{i % SUBJECTS}" for i in rng.permutation(N)],
+    }
+    if official:
+        table["split"] = ["train"] * 250 + ["test"] * 50
+    return make_records(table)
+
+
+def _groups(table: pd.DataFrame) -> pd.Series:
+    return splits.duplicate_groups(table, pd.DataFrame(columns=["id_a", "id_b"]))
+
+
+def _all_folds(table: pd.DataFrame, k: int, seed: int = 0) -> list[pd.DataFrame]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few groups per class: assign_splits says so
+        return [splits.assign_fold(table, k, i, seed=seed, groups=_groups(table)) for i in
+                range(1, k + 1)]  # fmt: skip
+
+
+def test_every_record_is_tested_once_over_the_folds_and_a_person_stays_in_one_split() -> None:
+    table = _records(official=True)
+    dealt = _all_folds(table, 5)
+    tested = pd.concat([t.loc[t["split"] == "test", "id"] for t in dealt])
+    assert sorted(tested) == sorted(table["id"]) and tested.is_unique
+    for t in dealt:
+        assert t.groupby("subject")["split"].nunique().max() == 1
+        assert set(t["split"]) == {"train", "val", "test"}
+        assert (t["split"] == "test").sum() == pytest.approx(N / 5, abs=10)  # six people each
+    assert "set aside" in splits.fold_note(table, dealt[0], 5, 1)
+    assert splits.fold_note(table.drop(columns="split"), dealt[0], 5, 1) == (
+        f"cross-validation: fold 1 of 5 is the test split ({(dealt[0]['split'] == 'test').sum()}"
+        f" of {N} records)"
+    )
+
+
+def test_folds_of_single_faces_are_stratified_and_one_seed_draws_one_set_of_folds() -> None:
+    table = _records().drop(columns="subject").assign(split=None)
+    first = _all_folds(table, 3, seed=4)
+    again = _all_folds(table, 3, seed=4)
+    other = _all_folds(table, 3, seed=5)
+    assert all(a["split"].equals(b["split"]) for a, b in zip(first, again, strict=True))
+    assert not all(a["split"].equals(b["split"]) for a, b in zip(first, other, strict=True))
+    for t in first:
+        counts = t.loc[t["split"] == "test", "expression"].value_counts()
+        assert counts.min() >= counts.max() - 1  # each class dealt evenly into the folds
+
+
+def test_bad_folds_are_refused_by_name() -> None:
+    table = _records()
+    for folds, fold in ((1, 1), (5, 0), (5, 6), (2.5, 1)):
+        with pytest.raises(ConfigError, match="fold"):
+            splits.assign_fold(table, folds, fold)  # type: ignore[arg-type]
+    few = table[table["subject"].isin(["s0", "s1", "s2"])]
+    with pytest.raises(DataError, match="5 folds need 5 groups or more; the 30 records form 3"):
+        splits.assign_fold(few, 5, 1, groups=_groups(few))
+
+
+# ------------------------------------------------------------------ the folds' runs summed up
+
+
+def _fold_run(
+    folder: Path,
+    table: pd.DataFrame,
+    fold: int,
+    k: int,
+    truth_wrong: float = 0.2,
+    seed: int = 0,
+    models: tuple[str, ...] = ("cnn", "vgg"),
+) -> Path:
+    """A fold's run folder as ./run_all.sh --fold leaves it: manifest, splits, and per model
+    the test predictions and metrics JSON (wrong on a seeded share of the faces)."""
+    test = table[table["split"] == "test"].reset_index(drop=True)
+    rng = np.random.default_rng(fold)
+    for model in models:
+        truth = test["expression"].to_numpy()
+        wrong = rng.random(len(test)) < (truth_wrong if model == "cnn" else 0.5)
+        pred = np.where(wrong, (truth + 1) % 7, truth)
+        proba = np.full((len(test), 7), 0.05)
+        proba[np.arange(len(test)), pred] = 0.7
+        predictions = pd.DataFrame(
+            {
+                "id": test["id"],
+                "expression": truth,
+                "expression_pred": pred,
+                **{f"p_{EXPRESSIONS[c]}": proba[:, c] for c in range(7)},
+            }
+        )
+        save_predictions(predictions, RunFolder(folder).predictions_path(model))
+        scores = evaluate(model, predictions, n_boot=50, classes=list(range(7)))
+        write_metrics(scores, RunFolder(folder).metrics_path(model))
+    save_records(table, RunFolder(folder).splits)
+    save_records(table.drop(columns="split").assign(split=None), RunFolder(folder).records)
+    manifest = {
+        "profile": {"name": "cpu"},
+        "seed": seed,
+        "data": {"path": "/data/jaffe.zip", "sha256": "j", "demo": False},
+        "fold": {"fold": fold, "folds": k},
+    }
+    write_json(folder / "manifest.json", manifest)
+    return folder
+
+
+@pytest.fixture()
+def fold_runs(tmp_path: Path) -> list[Path]:
+    dealt = _all_folds(_records(), 3)
+    return [_fold_run(tmp_path / f"fold-{i}", t, i, 3) for i, t in enumerate(dealt, start=1)]
+
+
+def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
+    fold_runs: list[Path],
+) -> None:
+    table = report.folds_table(list(reversed(fold_runs))).set_index("model")
+    pooled = pd.concat(
+        [pd.read_parquet(RunFolder(run).predictions_path("cnn")) for run in fold_runs]
+    )
+    accuracy = accuracy_score(pooled["expression"], pooled["expression_pred"])
+    f1 = f1_score(pooled["expression"], pooled["expression_pred"], average="macro")
+    assert table.loc["cnn", "faces"] == N and table.loc["cnn", "folds"] == "1, 2, 3"
+    assert table.loc["cnn", "expression_accuracy_pooled"] == pytest.approx(accuracy)
+    assert table.loc["cnn", "expression_f1_macro_pooled"] == pytest.approx(f1)
+    low, high = table.loc["cnn", ["expression_accuracy_pooled_ci_low",
+                                  "expression_accuracy_pooled_ci_high"]]  # fmt: skip
+    assert low < accuracy < high
+    per_fold = [
+        json.loads(RunFolder(run).metrics_path("cnn").read_text())["expression"]["accuracy"]
+        for run in fold_runs
+    ]
+    assert table.loc["cnn", "expression_accuracy_mean"] == pytest.approx(np.mean(per_fold))
+    assert table.loc["cnn", "expression_accuracy_sd"] == pytest.approx(np.std(per_fold, ddof=1))
+    assert table.loc["vgg", "expression_accuracy_pooled"] < 0.6 < accuracy
+    text = report.to_markdown(report.folds_table(fold_runs))
+    cell = (
+        f"{accuracy:.3f} ({low:.3f}-{high:.3f}); folds {np.mean(per_fold):.3f} ± "
+        f"{np.std(per_fold, ddof=1):.3f}"
+    )
+    assert f"| cnn | {N} | {cell} |" in text
+    assert "3-fold cross-validation of the `cpu` profile, seed 0" in text
+
+
+def test_a_model_without_a_folds_predictions_keeps_its_spread_and_no_pooled_figure(
+    fold_runs: list[Path],
+) -> None:
+    RunFolder(fold_runs[1]).predictions_path("vgg").unlink()
+    table = report.folds_table(fold_runs).set_index("model")
+    assert pd.isna(table.loc["vgg", "expression_accuracy_pooled"])
+    assert table.loc["vgg", "runs"] == 3 and pd.notna(table.loc["vgg", "expression_accuracy_mean"])
+    assert "| vgg |  | folds " in report.to_markdown(report.folds_table(fold_runs))
+
+
+def test_runs_that_are_not_the_folds_of_one_cross_validation_are_refused(
+    tmp_path: Path, fold_runs: list[Path]
+) -> None:
+    def manifest_edit(run: Path, **changes: object) -> None:
+        path = run / "manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+    with pytest.raises(ConfigError, match="folds 3 of 3 are missing"):
+        report.folds_table(fold_runs[:2])
+    manifest_edit(fold_runs[2], fold={"fold": 2, "folds": 3})
+    with pytest.raises(ConfigError, match="fold 2 is given twice"):
+        report.folds_table(fold_runs)
+    manifest_edit(fold_runs[2], fold={"fold": 3, "folds": 4})
+    with pytest.raises(ConfigError, match="different numbers of folds"):
+        report.folds_table(fold_runs)
+    manifest_edit(fold_runs[2], fold={"fold": 3, "folds": 3}, seed=1)
+    with pytest.raises(ConfigError, match="different seeds"):
+        report.folds_table(fold_runs)
+    manifest_edit(fold_runs[2], seed=0, fold=None)
+    with pytest.raises(ConfigError, match="fold-3: not a fold's run"):
+        report.folds_table(fold_runs)
+    manifest_edit(fold_runs[2], fold={"fold": 3, "folds": 3}, parameters={"epochs": 2})
+    with pytest.raises(ConfigError, match="different --set parameters"):
+        report.folds_table(fold_runs)
+
+
+def test_folds_that_tested_a_face_twice_are_refused_naming_it(tmp_path: Path) -> None:
+    first = _all_folds(_records(), 3, seed=0)
+    other = _all_folds(_records(), 3, seed=1)  # another seed: other folds
+    runs = [
+        _fold_run(tmp_path / "a", first[0], 1, 3),
+        _fold_run(tmp_path / "b", other[1], 2, 3),
+        _fold_run(tmp_path / "c", first[2], 3, 3),
+    ]
+    with pytest.raises(DataError, match="is in two folds' test predictions"):
+        report.folds_table(runs)
+
+
+def test_the_command_writes_the_three_files_and_says_what_is_wrong(
+    tmp_path: Path, fold_runs: list[Path]
+) -> None:
+    out = tmp_path / "summary"
+    command = [sys.executable, "-m", "helpers.folds", *map(str, fold_runs), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["folds.csv", "folds.md", "folds.tex"]
+    tex = (out / "folds.tex").read_text()
+    assert "\\label{tab:folds}" in tex and "$\\pm$" in tex and "±" not in tex
+    bad = [sys.executable, "-m", "helpers.folds", str(fold_runs[0]), str(fold_runs[1])]
+    done = subprocess.run(bad, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and done.stderr.startswith("error: folds 3 of 3 are missing")
+
+
+def test_the_methods_section_says_which_fold_was_tested(fold_runs: list[Path]) -> None:
+    text = methods.methods(fold_runs[1]).text
+    assert "This run is fold 2 of a 3-fold cross-validation" in text
+    assert "each person's images kept in one fold" in text
+
+
+# ------------------------------------------------------------------ ./run_all.sh --folds
+
+
+def _fake_fold_run(calls: list[list[str]], fail: int | None = None):
+    """A stand-in for one fold's ./run_all.sh: records its command line and leaves that fold's
+    run folder (the folds dealt from the --seed it was given)."""
+    table = _records()
+
+    def run_one(argv: list[str]) -> int:
+        calls.append(argv)
+        fold, k = runner.parse_fold(argv[argv.index("--fold") + 1])
+        seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
+        run = Path(argv[argv.index("--run-dir") + 1])
+        if fold == fail:
+            run.mkdir(parents=True)
+            write_json(run / "manifest.json", {"profile": {"name": "cpu"}})
+            return 1
+        dealt = _all_folds(table, k, seed=seed)[fold - 1]
+        _fold_run(run, dealt, fold, k, seed=seed)
+        return 0
+
+    return run_one
+
+
+def test_folds_run_each_fold_then_sum_them_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(runner, "run_one", _fake_fold_run(calls))
+    base = tmp_path / "cv"
+    argv = ["--data", "jaffe.zip", "--folds", "3", "--seed", "2", "--run-dir", str(base)]
+    assert runner.main(argv) == 0
+    shared = ["--data", "jaffe.zip", "--seed", "2"]
+    assert calls == [
+        [*shared, "--fold", f"{i}/3", "--run-dir", str(base / f"fold-{i}")] for i in (1, 2, 3)
+    ]
+    out = capsys.readouterr().out
+    assert "[run_all] fold 2 of 3: " in out and out.splitlines()[-1] == str(base)
+    assert "| cnn | 300 | " in (base / "folds.md").read_text()
+    assert {p.name for p in base.iterdir()} >= {"fold-1", "fold-3", "folds.csv", "folds.tex"}
+
+
+def test_a_stopped_fold_is_gone_on_with_by_the_same_command_and_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(runner, "run_one", _fake_fold_run(calls, fail=2))
+    base = tmp_path / "cv"
+    assert runner.main(["--folds", "3", "--run-dir", str(base)]) == 1
+    assert len(calls) == 2 and not (base / "fold-3").exists()
+    hint = f"go on with: ./run_all.sh --folds 3 --run-dir {base} --resume"
+    assert hint in capsys.readouterr().err
+    calls.clear()
+    (base / "fold-2" / "manifest.json").unlink()
+    (base / "fold-2").rmdir()
+    monkeypatch.setattr(runner, "run_one", _fake_fold_run(calls))
+    assert runner.main(["--folds", "3", "--run-dir", str(base), "--resume"]) == 0
+    assert [c[-1] for c in calls] == ["--resume", str(base / "fold-2"), str(base / "fold-3")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--folds", "1"], "two folds or more"),
+        (["--folds", "x"], "a whole number of folds"),
+        (["--folds", "3", "--fold", "1/3"], "leave out --fold"),
+        (["--folds", "3", "--seeds", "0,1"], "one or the other"),
+        (["--fold", "4/3"], "I/K with 1 <= I <= K"),
+        (["--fold", "1/1"], "I/K with 1 <= I <= K"),
+        (["--fold", "2"], "I/K with 1 <= I <= K"),
+        (["--set", "fold=2"], "fold is set with --fold or --folds"),
+        (["--folds", "3", "--resume"], "needs --run-dir naming the folds' folder"),
+    ],
+)
+def test_bad_folds_are_refused_before_any_run(
+    argv: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(runner, "run_one", lambda argv: pytest.fail("ran a fold"))
+    monkeypatch.setattr(runner, "run_stages", lambda *a: pytest.fail("ran a stage"))
+    assert runner.main(argv) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_folds_run_records_its_fold_passes_it_to_notebook_03_and_a_resume_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    passed: dict[str, dict] = {}
+
+    def execute(stage, run_dir, params, log_output, settings=None):
+        passed[stage.name] = params
+        out = run_dir / "notebooks" / f"{stage.name}.ipynb"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text("{}")
+        return out
+
+    monkeypatch.setattr(runner, "execute_stage", execute)
+    monkeypatch.setattr(runner, "export_html", lambda *a: None)
+    data = tmp_path / "faces.zip"
+    data.write_bytes(b"zip")
+    run = tmp_path / "run"
+    argv = ["--data", str(data), "--fold", "2/5", "--run-dir", str(run), "--only", "03"]
+    assert runner.main(argv) == 0
+    assert json.loads((run / "manifest.json").read_text())["fold"] == {"fold": 2, "folds": 5}
+    assert passed["03_augment"]["fold"] == 2 and passed["03_augment"]["folds"] == 5
+    capsys.readouterr()
+    resume = ["--resume", "--run-dir", str(run), "--fold", "3/5"]
+    assert runner.main(resume) == 2
+    assert "was started with --fold 2/5; a resume keeps it" in capsys.readouterr().err
