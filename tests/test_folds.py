@@ -114,14 +114,16 @@ def _fold_run(
         truth = test["expression"].to_numpy()
         wrong = rng.random(len(test)) < (truth_wrong if model == "cnn" else 0.5)
         pred = np.where(wrong, (truth + 1) % 7, truth)
-        proba = np.full((len(test), 7), 0.05)
-        proba[np.arange(len(test)), pred] = 0.7
+        proba = np.full((len(test), 8), 0.04)  # an 8-class model on data of 7 classes
+        proba[np.arange(len(test)), pred] = 0.5
+        contempt = rng.random(len(test)) < 0.1  # Contempt first: right once confined to 7
+        proba[contempt, 7] = 0.6
         predictions = pd.DataFrame(
             {
                 "id": test["id"],
                 "expression": truth,
-                "expression_pred": pred,
-                **{f"p_{EXPRESSIONS[c]}": proba[:, c] for c in range(7)},
+                "expression_pred": np.where(contempt, 7, pred),
+                **{f"p_{EXPRESSIONS[c]}": proba[:, c] for c in range(8)},
             }
         )
         save_predictions(predictions, RunFolder(folder).predictions_path(model))
@@ -152,8 +154,10 @@ def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
     pooled = pd.concat(
         [pd.read_parquet(RunFolder(run).predictions_path("cnn")) for run in fold_runs]
     )
-    accuracy = accuracy_score(pooled["expression"], pooled["expression_pred"])
-    f1 = f1_score(pooled["expression"], pooled["expression_pred"], average="macro")
+    confined = pooled[[f"p_{name}" for name in EXPRESSIONS[:7]]].to_numpy().argmax(axis=1)
+    accuracy = accuracy_score(pooled["expression"], confined)
+    f1 = f1_score(pooled["expression"], confined, average="macro")
+    assert accuracy > accuracy_score(pooled["expression"], pooled["expression_pred"]) + 0.05
     assert table.loc["cnn", "faces"] == N and table.loc["cnn", "folds"] == "1, 2, 3"
     assert table.loc["cnn", "expression_accuracy_pooled"] == pytest.approx(accuracy)
     assert table.loc["cnn", "expression_f1_macro_pooled"] == pytest.approx(f1)
@@ -174,6 +178,11 @@ def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
     )
     assert f"| cnn | {N} | {cell} |" in text
     assert "3-fold cross-validation of the `cpu` profile, seed 0" in text
+    assert "each person's faces and near-duplicate images in one fold" in text
+    assert "interval drawing a person's faces and near-duplicate images whole" in text
+    checked = report.check_folds(fold_runs)
+    method = report.pooled_metrics(checked, "cnn")["ci"]["method"]  # type: ignore[index]
+    assert method == "percentile bootstrap over groups of images, each group drawn whole"
 
 
 def test_a_model_without_a_folds_predictions_keeps_its_spread_and_no_pooled_figure(
@@ -193,8 +202,14 @@ def test_runs_that_are_not_the_folds_of_one_cross_validation_are_refused(
         path = run / "manifest.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
-    with pytest.raises(ConfigError, match="folds 3 of 3 are missing"):
+    with pytest.raises(ConfigError, match="fold 3 of 3 is missing"):
         report.folds_table(fold_runs[:2])
+    manifest_edit(fold_runs[1], fold={"fold": 2, "folds": 4})
+    manifest_edit(fold_runs[0], fold={"fold": 1, "folds": 4})
+    with pytest.raises(ConfigError, match="folds 3, 4 of 4 are missing"):
+        report.folds_table(fold_runs[:2])
+    manifest_edit(fold_runs[0], fold={"fold": 1, "folds": 3})
+    manifest_edit(fold_runs[1], fold={"fold": 2, "folds": 3})
     manifest_edit(fold_runs[2], fold={"fold": 2, "folds": 3})
     with pytest.raises(ConfigError, match="fold 2 is given twice"):
         report.folds_table(fold_runs)
@@ -212,16 +227,24 @@ def test_runs_that_are_not_the_folds_of_one_cross_validation_are_refused(
         report.folds_table(fold_runs)
 
 
-def test_folds_that_tested_a_face_twice_are_refused_naming_it(tmp_path: Path) -> None:
-    first = _all_folds(_records(), 3, seed=0)
+def test_folds_dealt_otherwise_or_testing_a_face_twice_or_never_are_refused(
+    tmp_path: Path, fold_runs: list[Path]
+) -> None:
     other = _all_folds(_records(), 3, seed=1)  # another seed: other folds
-    runs = [
-        _fold_run(tmp_path / "a", first[0], 1, 3),
-        _fold_run(tmp_path / "b", other[1], 2, 3),
-        _fold_run(tmp_path / "c", first[2], 3, 3),
-    ]
-    with pytest.raises(DataError, match="is in two folds' test predictions"):
-        report.folds_table(runs)
+    elsewhere = _fold_run(tmp_path / "other-2", other[1], 2, 3)
+    with pytest.raises(ConfigError, match="fold-1 and other-2 dealt the faces into different"):
+        report.folds_table([fold_runs[0], elsewhere, fold_runs[2]])
+    first = RunFolder(fold_runs[0]).predictions_path("cnn")
+    second = RunFolder(fold_runs[1]).predictions_path("cnn")
+    own = pd.read_parquet(second)
+    save_predictions(pd.concat([pd.read_parquet(first), own], ignore_index=True), second)
+    with pytest.raises(
+        DataError, match=r"face f\d+ is in the test predictions of fold-1 and fold-2"
+    ):
+        report.folds_table(fold_runs)
+    save_predictions(own.iloc[5:], second)
+    with pytest.raises(DataError, match="5 faces were tested in no fold"):
+        report.folds_table(fold_runs)
 
 
 def test_the_command_writes_the_three_files_and_says_what_is_wrong(
@@ -236,7 +259,7 @@ def test_the_command_writes_the_three_files_and_says_what_is_wrong(
     assert "\\label{tab:folds}" in tex and "$\\pm$" in tex and "±" not in tex
     bad = [sys.executable, "-m", "helpers.folds", str(fold_runs[0]), str(fold_runs[1])]
     done = subprocess.run(bad, capture_output=True, text=True, check=False)
-    assert done.returncode == 2 and done.stderr.startswith("error: folds 3 of 3 are missing")
+    assert done.returncode == 2 and done.stderr.startswith("error: fold 3 of 3 is missing")
 
 
 def test_the_methods_section_says_which_fold_was_tested(fold_runs: list[Path]) -> None:
@@ -312,6 +335,7 @@ def test_a_stopped_fold_is_gone_on_with_by_the_same_command_and_resume(
         (["--folds", "x"], "a whole number of folds"),
         (["--folds", "3", "--fold", "1/3"], "leave out --fold"),
         (["--folds", "3", "--seeds", "0,1"], "one or the other"),
+        (["--seeds", "0,1", "--fold", "1/3"], "each seed deals other folds"),
         (["--fold", "4/3"], "I/K with 1 <= I <= K"),
         (["--fold", "1/1"], "I/K with 1 <= I <= K"),
         (["--fold", "2"], "I/K with 1 <= I <= K"),
@@ -356,3 +380,39 @@ def test_a_folds_run_records_its_fold_passes_it_to_notebook_03_and_a_resume_keep
     resume = ["--resume", "--run-dir", str(run), "--fold", "3/5"]
     assert runner.main(resume) == 2
     assert "was started with --fold 2/5; a resume keeps it" in capsys.readouterr().err
+
+
+def test_a_leaderboard_of_several_folds_says_their_test_faces_differ(
+    tmp_path: Path, fold_runs: list[Path]
+) -> None:
+    from helpers.evaluation.leaderboard import merge_runs
+
+    notes = merge_runs(fold_runs[:2], path=tmp_path / "board.csv").attrs["notes"]
+    assert notes == [
+        "the runs tested different folds of a cross-validation, or a fold and a whole test split "
+        "(python -m helpers.folds sums folds up)"
+    ]
+    assert merge_runs(fold_runs[:1], path=tmp_path / "other.csv").attrs["notes"] == []
+
+
+def test_notebook_03_tests_the_fold_the_run_is_given(tmp_path: Path) -> None:
+    """Notebooks 01 and 03 as ./run_all.sh --fold 2/3 runs them: the saved split's test faces
+    are fold 2 of the folds dealt into it, and another fold's run tests others."""
+    from helpers.core.records import load_records
+    from helpers.data.synthetic import generate_zip
+
+    data = tmp_path / "faces.zip"
+    generate_zip(data, n=60, seed=1, size=48, progress=False)
+    tested = []
+    for fold in (2, 3):
+        run = tmp_path / f"fold-{fold}"
+        argv = ["--profile", "smoke", "--data", str(data), "--fold", f"{fold}/3"]
+        assert runner.main([*argv, "--run-dir", str(run), "--only", "01,03"]) == 0
+        table = load_records(RunFolder(run).splits)
+        assert set(table["fold"]) == {1, 2, 3}
+        test = table.loc[table["split"] == "test", "id"]
+        assert sorted(test) == sorted(table.loc[table["fold"] == fold, "id"])
+        tested.append(set(test))
+        log = (run / "notebooks" / "03_augment.ipynb").read_text()
+        assert f"cross-validation: fold {fold} of 3 is the test split" in log
+    assert tested[0] and tested[1] and not tested[0] & tested[1]

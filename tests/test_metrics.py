@@ -326,6 +326,57 @@ def test_confidence_intervals_for_every_headline_metric():
         with_confidence_intervals(r, "valence", y, yp, keys=("kappa",))
 
 
+def test_a_grouped_bootstrap_draws_whole_groups_so_alike_rows_are_not_counted_as_independent():
+    """40 people, 10 faces each, every face of a person right or wrong alike: over the faces
+    the interval is as narrow as 400 independent faces would give, drawing people it is as
+    wide as 40; each face its own group is the plain bootstrap, resample for resample."""
+
+    def acc(t, p):
+        return (t == p).mean(axis=-1)
+
+    rng = np.random.default_rng(3)
+    right = rng.random(40) < 0.6
+    t = np.zeros(400, dtype=np.int64)
+    p = np.repeat(np.where(right, 0, 1), 10)
+    people = np.repeat(np.arange(40), 10)
+    faces = bootstrap_ci(acc, t, p, n_boot=1000, seed=0, batched=True)
+    grouped = bootstrap_ci(acc, t, p, n_boot=1000, seed=0, batched=True, groups=people)
+    alone = bootstrap_ci(acc, t[::10], p[::10], n_boot=1000, seed=0, batched=True)
+    assert grouped[1] - grouped[0] > 2.5 * (faces[1] - faces[0])
+    assert grouped[1] - grouped[0] == pytest.approx(alone[1] - alone[0], rel=0.2)
+    assert grouped[0] <= acc(t, p) <= grouped[1]
+    singles = bootstrap_ci(acc, t, p, n_boot=1000, seed=0, batched=True, groups=np.arange(400))
+    assert singles == faces
+    with pytest.raises(ValueError, match="39 group labels for 400 rows"):
+        bootstrap_ci(acc, t, p, n_boot=10, groups=people[:39])
+
+
+def test_grouped_intervals_follow_the_rows_each_head_scores():
+    """Faces without a label (expression -1, valence NaN) are not scored: the groups of the
+    scored faces are the ones drawn, whichever rows are left out."""
+    rng = np.random.default_rng(4)
+    people = np.repeat(np.arange(30), 8)
+    t = np.repeat(rng.integers(0, 3, 30), 8)
+    p = np.where(np.repeat(rng.random(30) < 0.7, 8), t, (t + 1) % 3)
+    t_missing = t.copy()
+    t_missing[::5] = -1  # a fifth of the faces unlabelled
+    scored = t_missing >= 0
+    m = classification_metrics(t_missing, p)
+    grouped = with_confidence_intervals(m, "expression", t_missing, p, n_boot=300, groups=people)
+    kept = classification_metrics(t[scored], p[scored])
+    same = with_confidence_intervals(
+        kept, "expression", t[scored], p[scored], n_boot=300, groups=people[scored]
+    )
+    assert grouped["accuracy_ci"] == same["accuracy_ci"]
+    y = np.repeat(rng.uniform(-1, 1, 30), 8)
+    y[::7] = np.nan
+    yp = np.nan_to_num(y) + 0.1
+    r = with_confidence_intervals(
+        regression_metrics(y, yp), "valence", y, yp, n_boot=200, groups=people
+    )
+    assert r["ccc_ci"][0] <= r["ccc"] <= r["ccc_ci"][1]
+
+
 # --------------------------------------------------------------------------- calibration
 
 

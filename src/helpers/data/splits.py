@@ -81,14 +81,16 @@ def assign_fold(
     stratified by expression with each group (near-duplicates, one person's faces) in one
     fold; the source's own splits are set aside, and val is drawn from the other folds as
     assign_splits draws it. One seed gives one set of folds, so the runs of folds 1..folds
-    test every record once."""
+    test every record once. Adds `fold` (each record's fold) and `group` (the unit it was
+    dealt with), so the folds' runs can be checked alike and their intervals drawn by group."""
     check_fold(folds, fold)
     _check_shares(val_share, 0.0)
     if "expression" not in df.columns:
         raise DataError("records table", "no 'expression' column to stratify by")
     labels = pd.to_numeric(df["expression"], errors="coerce").fillna(-1).to_numpy(np.int64)
     units = _unit_codes(df, groups)
-    test = fold_numbers(labels, units, folds, seed) == fold
+    numbers = fold_numbers(labels, units, folds, seed)
+    test = numbers == fold
     rest = df.loc[~test].drop(columns="split", errors="ignore")
     drawn = assign_splits(
         rest, val_share=val_share, test_share=0.0, seed=seed, keep_official=False,
@@ -98,6 +100,7 @@ def assign_fold(
     split[~test] = drawn["split"].to_numpy(dtype=object)
     out = df.copy()
     out["split"] = pd.Series(split, index=out.index, dtype="str")
+    out["fold"], out["group"] = numbers, units
     return out
 
 
@@ -128,8 +131,11 @@ def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
         parts = splitter.split(placeholder, labels, units)
     number = np.zeros(len(units), dtype=np.int64)
-    for index, (_, test_rows) in enumerate(parts, start=1):
-        number[test_rows] = index
+    try:
+        for index, (_, test_rows) in enumerate(parts, start=1):
+            number[test_rows] = index
+    except ValueError as exc:  # scikit-learn's own check, e.g. every class smaller than folds
+        raise DataError("records table", f"cannot deal {folds} folds: {exc}") from None
     return number
 
 

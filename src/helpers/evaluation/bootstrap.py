@@ -17,6 +17,7 @@ from helpers.evaluation.metrics import (
     classification_rows,
     per_image_nme,
     present_pairs,
+    scored_rows,
 )
 
 # The headline metrics that get a bootstrap confidence interval, per kind of head.
@@ -36,12 +37,15 @@ def bootstrap_ci(
     ci: float = 0.95,
     seed: int = 0,
     batched: bool = False,
+    groups: Any = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval: rows of all arrays resampled jointly, seeded.
 
     With batched=True, metric_fn receives arrays with a leading resample axis (n_boot, n, ...)
     and returns one value per resample, which avoids a Python loop. Resamples where the
-    metric is undefined (NaN/None) are left out; (NaN, NaN) when all are.
+    metric is undefined (NaN/None) are left out; (NaN, NaN) when all are. groups (one label per
+    row): whole groups are drawn (a cluster bootstrap), so rows that are alike (one person's
+    faces) do not count as independent evidence.
     """
     if not 0 < ci < 1:
         raise ValueError(f"bootstrap_ci: ci must be in (0, 1), got {ci}")
@@ -53,8 +57,10 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap_ci: arrays differ in length {[len(a) for a in arrays]}")
     if n == 0:
         return math.nan, math.nan
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"bootstrap_ci: {len(groups)} group labels for {n} rows")
     values = []
-    for idx in _resample_indices(n, n_boot, seed):
+    for idx in _resample_indices(n, n_boot, seed, groups):
         if batched:
             out = np.asarray(metric_fn(*(a[idx] for a in arrays)), dtype=np.float64)
             values.append(out.reshape(-1))
@@ -77,12 +83,14 @@ def with_confidence_intervals(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    groups: Any = None,
 ) -> dict | None:
     """A copy of a head's metrics with `<key>_ci: [low, high]` for its headline metrics.
 
     kind: "expression" (arrays y_true, y_pred; metrics from classification_metrics, whose
     label_ids fix the scored classes), "regression"/"valence"/"arousal" (y_true, y_pred) or
-    "landmarks" (true, pred). The same rows are scored as for the point estimates.
+    "landmarks" (true, pred). The same rows are scored as for the point estimates. groups: one
+    label per row of the arrays, to draw whole groups (bootstrap_ci).
     """
     if metrics is None:
         return None
@@ -93,6 +101,9 @@ def with_confidence_intervals(
             f"{[*sorted(CI_KEYS), 'valence', 'arousal']}, got {kind!r}"
         )
     fns, data = _batched_metrics(metrics, kind, arrays)
+    if groups is not None:
+        labels = metrics.get("label_ids") if kind == "expression" else None
+        groups = np.asarray(groups)[scored_rows(kind, arrays, labels)]
     out = dict(metrics)
     for key in keys if keys is not None else CI_KEYS[kind]:
         if key not in fns:
@@ -101,7 +112,9 @@ def with_confidence_intervals(
                 f"{key!r}; choose from {sorted(fns)}"
             )
         out[f"{key}_ci"] = list(
-            bootstrap_ci(fns[key], *data, n_boot=n_boot, ci=ci, seed=seed, batched=True)
+            bootstrap_ci(
+                fns[key], *data, n_boot=n_boot, ci=ci, seed=seed, batched=True, groups=groups
+            )
         )
     return out
 
@@ -186,12 +199,24 @@ def _batched_metrics(
     return {"nme": lambda e: e.mean(axis=-1)}, (per_image_nme(*arrays),)
 
 
-def _resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Bootstrap row indices, in chunks of resamples, the same for a given seed."""
+def _resample_indices(n: int, n_boot: int, seed: int, groups: Any = None) -> Iterator[np.ndarray]:
+    """Bootstrap row indices, in chunks of resamples, the same for a given seed; with groups,
+    one resample at a time of whole groups drawn with replacement (its length varies)."""
     rng = np.random.default_rng(seed)
-    chunk = max(1, _MAX_INDEX_CELLS // n)
-    for start in range(0, n_boot, chunk):
-        yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+    codes = None if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if codes is None or codes.max(initial=0) + 1 == n:  # every row its own group
+        chunk = max(1, _MAX_INDEX_CELLS // n)
+        for start in range(0, n_boot, chunk):
+            yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        return
+    order = np.argsort(codes, kind="stable")  # rows of group g: order[starts[g]:+sizes[g]]
+    sizes = np.bincount(codes)
+    starts = np.cumsum(sizes) - sizes
+    for _ in range(n_boot):
+        drawn = rng.integers(0, sizes.size, size=sizes.size)
+        counts = sizes[drawn]
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        yield order[np.repeat(starts[drawn], counts) + within][None]
 
 
 def _confusions(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> np.ndarray:

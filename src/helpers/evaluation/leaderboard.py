@@ -146,7 +146,8 @@ def merge_runs(
     Each run's models are appended as notebook 06 appends them (profile and data fingerprint
     from its manifest), except those the board already lists for that run folder. Returns the
     rows of these runs, best expression macro F1 first; attrs["notes"] warns when the runs were
-    made from different data or seeds, whose test splits differ and whose scores do not compare.
+    made from different data or seeds, or tested different folds of a cross-validation, whose
+    test splits differ and whose scores do not compare.
     """
     board = Path(path) if path is not None else paths.REPORTS_DIR / "leaderboard.csv"
     rows, facts = [], {}
@@ -160,7 +161,7 @@ def merge_runs(
         manifest = read_json(run.manifest) if run.manifest.is_file() else {}
         profile = str(manifest.get("profile", {}).get("name", "unknown"))
         data_hash = str(manifest.get("data", {}).get("sha256", "unknown"))
-        facts[str(run.root)] = (data_hash, manifest.get("seed"))
+        facts[str(run.root)] = (data_hash, manifest.get("seed"), str(manifest.get("fold")))
         known = _on_board(board)
         new = table[[(str(run.root), str(m)) not in known for m in table["model"]]]
         if len(new):
@@ -171,10 +172,15 @@ def merge_runs(
         merged = merged.sort_values("expression_f1_macro", ascending=False, na_position="last")
     merged = merged.reset_index(drop=True)
     notes = []
-    if len({data for data, _ in facts.values()}) > 1:
+    if len({data for data, _, _ in facts.values()}) > 1:
         notes.append("the runs were made from different data (sha256 in their manifests)")
-    if len({seed for _, seed in facts.values()}) > 1:
+    if len({seed for _, seed, _ in facts.values()}) > 1:
         notes.append("the runs used different seeds, so their test splits differ")
+    if len({fold for _, _, fold in facts.values()}) > 1:
+        notes.append(
+            "the runs tested different folds of a cross-validation, or a fold and a whole test "
+            "split (python -m helpers.folds sums folds up)"
+        )
     merged.attrs["notes"] = notes
     return merged
 

@@ -283,6 +283,20 @@ def classification_rows(
     return t[keep], p[keep], None if proba is None else proba[keep], labels, space
 
 
+def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int] | None = None
+                ) -> np.ndarray:  # fmt: skip
+    """Which input rows a head's metrics score (truth present; for expression, in `labels`;
+    for landmarks, eyes apart), as a mask: the rows a grouped bootstrap draws groups of."""
+    if kind == "expression":
+        t = _labels_array(arrays[0], "y_true")
+        wanted = np.asarray(labels if labels is not None else np.unique(t[t >= 0]), np.int64)
+        return np.isin(t, np.intersect1d(wanted, t[t >= 0]))
+    if kind == "landmarks":
+        t = landmark_array(arrays[0], "true")
+        return np.isfinite(t).all(axis=(1, 2)) & (interocular_distance(t) > 0)
+    return np.isfinite(np.asarray(arrays[0], dtype=np.float64).reshape(-1))
+
+
 def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dict:
     """One-vs-rest macro ROC-AUC and PR-AUC (average precision); None below two classes."""
     if proba is None or labels.size < 2:

@@ -64,6 +64,7 @@ def evaluate_predictions(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    groups: Any = None,
 ) -> dict:
     """The metrics JSON contract for one model on one data set, from columns of predictions.
 
@@ -76,23 +77,25 @@ def evaluate_predictions(
 
     data_classes: the data set's label space in AffectNet order (e.g. 0-6 for FER-2013);
     when given with probabilities, predictions are confined to it (`restricted_to`), so a
-    7-class set never sees Contempt predicted. n_boot=0 skips confidence intervals.
+    7-class set never sees Contempt predicted. n_boot=0 skips confidence intervals; groups
+    (one label per row, e.g. the person) makes them draw whole groups.
     """
     cols = _columns(table)
     n = _n_rows(cols)
     result: dict[str, Any] = {"model": model, "n": n}
 
-    result["expression"] = _expression_head(cols, data_classes, label_names, n_boot, ci, seed)
+    boot = (n_boot, ci, seed, groups)
+    result["expression"] = _expression_head(cols, data_classes, label_names, *boot)
     for head in ("valence", "arousal"):
         result[head] = None
         if head in cols and f"{head}_pred" in cols:
             t = np.asarray(cols[head], dtype=np.float64).reshape(-1)
             p = np.asarray(cols[f"{head}_pred"], dtype=np.float64).reshape(-1)
-            result[head] = _maybe_ci(regression_metrics(t, p), head, (t, p), n_boot, ci, seed)
+            result[head] = _maybe_ci(regression_metrics(t, p), head, (t, p), *boot)
     result["landmarks"] = None
     if "landmarks" in cols and "landmarks_pred" in cols:
         t, p = stack_landmarks(cols["landmarks"]), stack_landmarks(cols["landmarks_pred"])
-        result["landmarks"] = _maybe_ci(landmark_nme(t, p), "landmarks", (t, p), n_boot, ci, seed)
+        result["landmarks"] = _maybe_ci(landmark_nme(t, p), "landmarks", (t, p), *boot)
         if result["landmarks"] is not None:  # the bar a head must clear to have learned
             result["landmarks"]["baseline_nme"] = mean_shape_nme(t, image_sizes(cols))
     return result
@@ -105,6 +108,7 @@ def _expression_head(
     n_boot: int,
     ci: float,
     seed: int,
+    groups: Any = None,
 ) -> dict | None:
     """Expression metrics (with CIs) from predicted labels and/or probabilities."""
     if "expression" not in cols:
@@ -119,7 +123,7 @@ def _expression_head(
             if data_classes is None or proba is None
             else [class_names(label_names, range(proba.shape[1]))[c] for c in sorted(data_classes)]
         )
-    return _maybe_ci(metrics, "expression", (cols["expression"], pred), n_boot, ci, seed)
+    return _maybe_ci(metrics, "expression", (cols["expression"], pred), n_boot, ci, seed, groups)
 
 
 def _expression_pred(
@@ -140,12 +144,20 @@ def _expression_pred(
 
 
 def _maybe_ci(
-    metrics: dict | None, kind: str, arrays: tuple, n_boot: int, ci: float, seed: int
+    metrics: dict | None,
+    kind: str,
+    arrays: tuple,
+    n_boot: int,
+    ci: float,
+    seed: int,
+    groups: Any = None,
 ) -> dict | None:
     """Confidence intervals unless switched off (n_boot=0)."""
     if metrics is None or n_boot <= 0:
         return metrics
-    return with_confidence_intervals(metrics, kind, *arrays, n_boot=n_boot, ci=ci, seed=seed)
+    return with_confidence_intervals(
+        metrics, kind, *arrays, n_boot=n_boot, ci=ci, seed=seed, groups=groups
+    )
 
 
 def _stack_rows(values: Any) -> np.ndarray:
@@ -266,12 +278,15 @@ def evaluate(
     *,
     dataset: str | None = None,
     notes: Sequence[str] = (),
+    groups: Any = None,
 ) -> dict:
     """The metrics JSON (DESIGN.md contract) with 95% bootstrap CIs on the headline metrics.
 
     classes: None scores the model's own label space (the test split of its own data set);
     otherwise the test set's classes (e.g. 0-6 for FER-2013), and only the classes both sides
     have are scored, as shared_classes explains; what was done is listed under "notes".
+    groups: one label per row (a person, a set of near-duplicates): the intervals draw whole
+    groups, as `ci.method` then says.
     """
     notes = list(notes)
     model_classes = proba_classes(predictions)
@@ -298,6 +313,7 @@ def evaluate(
         data_classes=restrict,
         n_boot=n_boot,
         seed=seed,
+        groups=groups,
     )
     result["dataset"] = dataset
     result["notes"] = notes
@@ -311,7 +327,9 @@ def evaluate(
             "level": 0.95,
             "n_boot": int(n_boot),
             "seed": int(seed),
-            "method": "percentile bootstrap over images",
+            "method": "percentile bootstrap over images"
+            if groups is None
+            else "percentile bootstrap over groups of images, each group drawn whole",
         }
     inference = predictions.attrs.get("inference")
     if inference:

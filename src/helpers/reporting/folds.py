@@ -56,7 +56,11 @@ def check_folds(run_dirs: list[str | os.PathLike]) -> FoldRuns:
     ordered by fold; a ConfigError names what differs or which folds are missing."""
     runs, manifests = check_recipe(run_dirs, "a cross-validation")
     pairs = list(zip(runs, manifests, strict=True))
-    unmarked = [r.name for r, m in pairs if not isinstance(m.get("fold"), dict)]
+    unmarked = [
+        r.name
+        for r, m in pairs
+        if not (isinstance(m.get("fold"), dict) and {"fold", "folds"} <= set(m["fold"]))
+    ]
     if unmarked:
         raise ConfigError(
             f"{', '.join(unmarked)}: not a fold's run (made without --fold or --folds)"
@@ -76,10 +80,10 @@ def check_folds(run_dirs: list[str | os.PathLike]) -> FoldRuns:
         raise ConfigError(f"fold {twice[0]} is given twice")
     missing = sorted(set(range(1, k + 1)) - set(folds))
     if missing:
-        raise ConfigError(
-            f"folds {', '.join(map(str, missing))} of {k} are missing: every face is tested "
-            "once only over all the folds"
-        )
+        named = f"folds {', '.join(map(str, missing))} of {k} are" if len(missing) > 1 else (
+            f"fold {missing[0]} of {k} is"
+        )  # fmt: skip
+        raise ConfigError(f"{named} missing: every face is tested once only over all the folds")
     ordered = sorted(zip(folds, runs, strict=True))
     return FoldRuns(
         runs=tuple(run for _, run in ordered),
@@ -91,36 +95,78 @@ def check_folds(run_dirs: list[str | os.PathLike]) -> FoldRuns:
     )
 
 
-def pooled_metrics(checked: FoldRuns, model: str, n_boot: int = 1000) -> dict[str, Any] | None:
+def dealt_folds(checked: FoldRuns) -> pd.DataFrame:
+    """The records of the cross-validation (the first fold's splits), checked to be dealt into
+    the same folds in every fold's run: other library versions or data would deal others."""
+    tables = [load_records(RunFolder(run).splits) for run in checked.runs]
+    first = tables[0]
+    if "fold" not in first.columns:
+        raise DataError(
+            RunFolder(checked.runs[0]).splits, "no fold column (notebook 03 with folds)"
+        )
+    dealt = first.set_index(first["id"].astype(str))["fold"]
+    for run, table in zip(checked.runs[1:], tables[1:], strict=True):
+        other = table.set_index(table["id"].astype(str)).get("fold")
+        if other is None or not other.sort_index().equals(dealt.sort_index()):
+            raise ConfigError(
+                f"{checked.runs[0].name} and {run.name} dealt the faces into different folds "
+                "(other data or library versions): run every fold in one environment"
+            )
+    return first
+
+
+def pooled_metrics(
+    checked: FoldRuns, model: str, dealt: pd.DataFrame | None = None
+) -> dict[str, Any] | None:
     """A model's metrics JSON over every fold's test predictions together (each face once), as
-    notebook 05 scores one test split; None where a fold has no saved predictions for it."""
+    notebook 05 scores one test split (its classes, resamples and seed), the intervals drawing
+    each group of faces (a person's, near-duplicates) whole; None where a fold has no saved
+    predictions for it."""
+    dealt = dealt_folds(checked) if dealt is None else dealt
     tables = []
     for run in checked.runs:
         path = RunFolder(run).predictions_path(model)
         if not path.is_file():
             return None
-        tables.append(load_predictions(path))
+        tables.append(load_predictions(path).assign(_fold=run.name))
     pooled = pd.concat(tables, ignore_index=True)
     ids = pooled["id"].astype(str)
     if ids.duplicated().any():
+        face = ids[ids.duplicated()].iloc[0]
+        runs = " and ".join(pooled.loc[ids == face, "_fold"])
         raise DataError(
-            RunFolder(checked.runs[0]).predictions_path(model),
-            f"face {ids[ids.duplicated()].iloc[0]} is in two folds' test predictions: the runs "
-            "did not draw the same folds",
+            RunFolder(checked.runs[0]).predictions_path(model).name,
+            f"face {face} is in the test predictions of {runs}",
         )
-    splits = load_records(RunFolder(checked.runs[0]).splits)
-    present = sorted(splits["expression"].unique())  # as notebook 05 scores each fold
-    return scoring.evaluate(model, pooled, n_boot=n_boot, seed=0, classes=present)
+    untested = sorted(set(dealt["id"].astype(str)) - set(ids))
+    if untested:
+        raise DataError(
+            RunFolder(checked.runs[0]).predictions_path(model).name,
+            f"{len(untested):,} faces were tested in no fold (e.g. {untested[0]})",
+        )
+    groups = ids.map(dict(zip(dealt["id"].astype(str), dealt["group"], strict=True)))
+    present = sorted(dealt["expression"].unique())  # as notebook 05 scores each fold
+    ci = comparison.MetricsFile.read(RunFolder(checked.runs[0]).metrics_path(model)).data
+    ci = ci.get("ci") or {}
+    return scoring.evaluate(
+        model,
+        pooled.drop(columns="_fold"),
+        n_boot=int(ci.get("n_boot", 1000)),
+        seed=int(ci.get("seed", checked.seed)),
+        classes=present,
+        groups=groups.to_numpy(),
+    )
 
 
-def folds_table(run_dirs: list[str | os.PathLike], n_boot: int = 1000) -> pd.DataFrame:
+def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     """One row per model: its folds, per headline metric the pooled figure over every face
     (`<metric>_pooled`, with `_ci_low`/`_ci_high` and `faces`) and the spread over the folds
     (`spread`'s `_n`, `_mean`, `_sd`, `_min`, `_max`)."""
     checked = check_folds(run_dirs)
     out = spread(scored_runs(checked.runs, "fold", checked.folds), "fold")
+    dealt = dealt_folds(checked)
     for index, model in out["model"].items():
-        found = pooled_metrics(checked, str(model), n_boot)
+        found = pooled_metrics(checked, str(model), dealt)
         if found is None:
             continue
         row = comparison.flatten_metrics(found)
@@ -133,7 +179,8 @@ def folds_table(run_dirs: list[str | os.PathLike], n_boot: int = 1000) -> pd.Dat
     out.insert(1, "profile", checked.profile)
     out.attrs.update(
         runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
-        demo=checked.demo, n_boot=n_boot,
+        demo=checked.demo, people="subject" in dealt.columns,
+        grouped=bool(dealt["group"].duplicated().any()),
     )  # fmt: skip
     return out
 
@@ -174,13 +221,21 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
 
 def _note(table: pd.DataFrame) -> str:
     """What the figures are: the folds pooled, then the spread over them; the protocol."""
-    k, boot = table.attrs.get("k"), table.attrs.get("n_boot", 1000)
+    k = table.attrs.get("k")
+    together = "each person's faces and near-duplicate images" if table.attrs.get("people") else (
+        "near-duplicate images"
+    )  # fmt: skip
+    drawn = (
+        f"drawing {together.replace('each', 'a')} whole"
+        if table.attrs.get("grouped")
+        else "over the faces"
+    )
     note = (
         f"{k}-fold cross-validation of the `{table.attrs.get('profile')}` profile, seed "
-        f"{table.attrs.get('seed')}: folds stratified by expression, each person's faces and "
-        "near-duplicate images in one fold. First each model's test predictions of all "
-        f"{k} folds pooled, every face tested once (95% bootstrap interval over the faces, "
-        f"{boot:,} resamples), then the mean ± standard deviation over the {k} folds."
+        f"{table.attrs.get('seed')}: folds stratified by expression, {together} in one fold. "
+        f"First each model's test predictions of all {k} folds pooled, every face tested once "
+        f"(95% bootstrap interval {drawn}), then the mean ± standard deviation over the {k} "
+        "folds."
     )
     if table.attrs.get("demo"):
         note += " The generated demo set is drawn from the seed."

@@ -611,6 +611,8 @@ def series_of(args: argparse.Namespace) -> Series:
     if args.seeds:
         if args.seed is not None:
             raise ConfigError("--seeds runs one run per seed: leave out --seed")
+        if args.fold:  # each seed deals other folds, so each would test other faces
+            raise ConfigError("--seeds with --fold is not supported: each seed deals other folds")
         return seed_series(parse_seeds(args.seeds))
     if args.fold:
         raise ConfigError("--folds runs every fold: leave out --fold")
