@@ -254,7 +254,16 @@ def test_the_command_writes_the_three_files_and_says_what_is_wrong(
     command = [sys.executable, "-m", "helpers.folds", *map(str, fold_runs), "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["folds.csv", "folds.md", "folds.tex"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "folds.csv",
+        "folds.md",
+        "folds.tex",
+        "folds_confusion.png",
+        "pooled",
+    ]
+    pooled = json.loads((out / "pooled" / "cnn.json").read_text())
+    assert np.sum(pooled["expression"]["confusion_matrix"]) == N and pooled["n"] == N
+    assert sorted(p.name for p in (out / "pooled").iterdir()) == ["cnn.json", "vgg.json"]
     tex = (out / "folds.tex").read_text()
     assert "\\label{tab:folds}" in tex and "$\\pm$" in tex and "±" not in tex
     bad = [sys.executable, "-m", "helpers.folds", str(fold_runs[0]), str(fold_runs[1])]

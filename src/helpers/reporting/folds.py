@@ -27,6 +27,7 @@ from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import comparison, scoring
 from helpers.evaluation.predictions import load_predictions
+from helpers.reporting.plots import plot_confusion_grid
 from helpers.reporting.results import COLUMNS
 from helpers.reporting.seeds import (
     check_recipe,
@@ -37,6 +38,7 @@ from helpers.reporting.seeds import (
 )
 
 FOLD_FILES = ("folds.csv", "folds.md", "folds.tex")
+CONFUSION_FIGURE = "folds_confusion.png"
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,12 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     checked = check_folds(run_dirs)
     out = spread(scored_runs(checked.runs, "fold", checked.folds), "fold")
     dealt = dealt_folds(checked)
+    pooled = {}
     for index, model in out["model"].items():
         found = pooled_metrics(checked, str(model), dealt)
         if found is None:
             continue
+        pooled[str(model)] = found
         row = comparison.flatten_metrics(found)
         out.loc[index, "faces"] = row.get("n")
         for task, metric, _ in COLUMNS:
@@ -180,7 +184,7 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     out.attrs.update(
         runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
         demo=checked.demo, people="subject" in dealt.columns,
-        grouped=bool(dealt["group"].duplicated().any()),
+        grouped=bool(dealt["group"].duplicated().any()), pooled=pooled,
     )  # fmt: skip
     return out
 
@@ -253,7 +257,9 @@ def to_latex(table: pd.DataFrame, caption: str = "") -> str:
 
 
 def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
-    """folds.csv, folds.md and folds.tex in out (created), each whole or not at all."""
+    """folds.csv, folds.md and folds.tex in out (created), each whole or not at all; then each
+    model's pooled metrics JSON (pooled/<model>.json: per class, the confusion matrix) and
+    their confusion matrices side by side (folds_confusion.png)."""
     table = folds_table(run_dirs)
     folder = Path(out)
     try:
@@ -261,11 +267,29 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
     except OSError as error:
         raise ConfigError(f"{folder}: cannot be created ({error.strerror or error})") from None
     csv, md, tex = (folder / name for name in FOLD_FILES)
-    return [
+    written = [
         write_text(csv, table.to_csv(index=False)),
         write_text(md, to_markdown(table) + "\n"),
         write_text(tex, to_latex(table)),
     ]
+    pooled: dict[str, dict[str, Any]] = table.attrs.get("pooled") or {}
+    written += [
+        scoring.write_metrics(metrics, folder / "pooled" / f"{model}.json")
+        for model, metrics in pooled.items()
+    ]
+    matrices = {
+        model: (block["confusion_matrix"], block.get("labels", []))
+        for model, metrics in pooled.items()
+        if (block := metrics.get("expression") or {}).get("confusion_matrix")
+    }
+    if matrices:
+        target = folder / CONFUSION_FIGURE
+        try:
+            plot_confusion_grid(matrices).savefig(target, dpi=100, bbox_inches="tight")
+        except OSError as error:
+            raise ConfigError(f"{target}: cannot be written ({error.strerror or error})") from None
+        written.append(target)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
