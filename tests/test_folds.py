@@ -173,7 +173,7 @@ def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
     assert table.loc["vgg", "expression_accuracy_pooled"] < 0.6 < accuracy
     text = report.to_markdown(report.folds_table(fold_runs))
     cell = (
-        f"{accuracy:.3f} ({low:.3f}-{high:.3f}); folds {np.mean(per_fold):.3f} ± "
+        f"{accuracy:.3f} [{low:.3f}, {high:.3f}]; folds {np.mean(per_fold):.3f} ± "
         f"{np.std(per_fold, ddof=1):.3f}"
     )
     assert f"| cnn | {N} | {cell} |" in text
@@ -425,3 +425,31 @@ def test_notebook_03_tests_the_fold_the_run_is_given(tmp_path: Path) -> None:
         log = (run / "notebooks" / "03_augment.ipynb").read_text()
         assert f"cross-validation: fold {fold} of 3 is the test split" in log
     assert tested[0] and tested[1] and not tested[0] & tested[1]
+
+
+def test_notebook_05s_intervals_draw_a_persons_faces_together_where_the_data_names_them(
+    tmp_path: Path,
+) -> None:
+    """evaluate_model, as notebook 05 scores a test split or a test set: with `subject` (JAFFE,
+    CK+) the intervals draw people, the point figures unchanged; without it, images."""
+    from helpers.data.datasets import read_source
+    from helpers.data.synthetic import generate_zip
+    from helpers.evaluation.scoring import evaluate_model, person_groups
+    from helpers.models.factory import build_model
+
+    generate_zip(tmp_path / "faces.zip", n=48, seed=2, size=48, progress=False)
+    table = read_source(tmp_path / "faces.zip").records
+    table = table[table["expression"] >= 0].reset_index(drop=True)
+    model = build_model("custom_cnn", image_size=48, channels=3, heads=("expression",), seed=0)
+    plain, predictions = evaluate_model(model, "m", table, n_boot=200, batch_size=16)
+    people = table.assign(subject=[f"p{i % 6}" if i % 7 else None for i in range(len(table))])
+    grouped, _ = evaluate_model(model, "m", people, n_boot=200, batch_size=16)
+    assert plain["ci"]["method"] == "percentile bootstrap over images"
+    assert grouped["ci"]["method"].startswith("percentile bootstrap over groups of images")
+    assert grouped["expression"]["accuracy"] == plain["expression"]["accuracy"]
+    assert grouped["expression"]["accuracy_ci"] != plain["expression"]["accuracy_ci"]
+    groups = person_groups(people, predictions)
+    assert groups is not None and groups[0] == f"face {people['id'][0]}"
+    assert groups[1] == "person p1" and len(set(groups)) == 6 + (len(table) + 6) // 7
+    one = table.assign(subject="p0")  # one person: no spread over people to draw
+    assert evaluate_model(model, "m", one, n_boot=20)[0]["ci"]["method"].endswith("over images")

@@ -504,3 +504,15 @@ def test_a_multi_task_model_states_its_loss_weights_defaults_included(tmp_path: 
     assert r"pixels / 255 -\textgreater{} [0, 1]" in latex
     body = "\n".join(line for line in latex.splitlines() if not line.startswith("%"))
     assert ">" not in body and "<" not in body
+
+
+def test_the_intervals_say_when_they_draw_a_persons_faces_together(tmp_path: Path) -> None:
+    plain = methods(_run(tmp_path / "a")).text
+    assert "percentile bootstrap over the test images, 1,000 resamples" in plain
+    grouped = {"level": 0.95, "n_boot": 1000, "seed": 0, "method": "percentile bootstrap over "
+               "groups of images, each group drawn whole"}  # fmt: skip
+    text = methods(_run(tmp_path / "b", scores=_metrics(ci=grouped))).text
+    assert (
+        "percentile bootstrap over the people of the test images, each person's faces drawn "
+        "together, 1,000 resamples"
+    ) in " ".join(text.split())

@@ -280,3 +280,27 @@ def test_a_seven_class_test_split_is_paired_as_its_metrics_were_scored(tmp_path:
     assert row["lead"] == pytest.approx(by["a"] - by["b"])
     plain = scored_pairs(tables["a"])["expression"]
     assert (plain[1] == 7).any()  # without the metrics' confinement Contempt would be predicted
+
+
+def test_where_the_splits_name_each_persons_faces_the_pairs_draw_people(run_dir: Path) -> None:
+    """A run on faces of 40 people (the splits' `subject`): the same leads, their intervals
+    from people drawn whole; a person for every face or for none draws images as before."""
+    from helpers.core.records import make_records, save_records
+    from helpers.core.run_folder import RunFolder
+
+    plain = paired.paired_table(run_dir, n_boot=300).set_index(["task", "other"])
+    truth, _ = _truth()
+    records = {
+        "id": [f"r{i}" for i in range(N)],
+        "image": [f"faces/r{i}.png" for i in range(N)],
+        "source": "ck",
+        "expression": truth,
+        "split": "test",
+    }
+    splits = RunFolder(run_dir).splits
+    for subject, same in (([f"p{i % 40}" for i in range(N)], False), (None, True)):
+        save_records(make_records({**records, "subject": subject}), splits)
+        table = paired.paired_table(run_dir, n_boot=300).set_index(["task", "other"])
+        assert table["lead"].equals(plain["lead"])
+        bounds = ["lead_ci_low", "lead_ci_high"]
+        assert table[bounds].equals(plain[bounds]) is same

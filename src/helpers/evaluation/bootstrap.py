@@ -129,6 +129,7 @@ def paired_difference(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    groups: Any = None,
 ) -> dict[str, Any]:
     """Metric `key` of model a minus model b on the same images, with a paired percentile
     bootstrap: each resample draws the images once for both models, so the faces both find
@@ -138,7 +139,8 @@ def paired_difference(
     a, b: the arrays `with_confidence_intervals` takes for `kind` (truth first), over the same
     rows in the same order; label_ids: the scored classes (expression). Returns the
     difference, its interval `ci` and `p_value`, the share of resamples on the far side of
-    zero, doubled (two-sided; 0 means none of n_boot), and `n`, the images compared.
+    zero, doubled (two-sided; 0 means none of n_boot), and `n`, the images compared. groups:
+    one label per row, to draw whole groups (a person's faces) as bootstrap_ci does.
     """
     kind = "regression" if kind in ("valence", "arousal") else kind
     if kind not in CI_KEYS:
@@ -159,12 +161,14 @@ def paired_difference(
     fn, n = fns[key], len(data_a[0])
     if n == 0 or any(len(x) != n for x in data_b):
         return {"difference": math.nan, "ci": [math.nan, math.nan], "p_value": math.nan, "n": n}
+    if groups is not None:
+        groups = np.asarray(groups)[scored_rows(kind, a, metrics["label_ids"] or None)]
     whole = np.arange(n)[None]
     point = float(fn(*(x[whole] for x in data_a))[0] - fn(*(x[whole] for x in data_b))[0])
     diffs = np.concatenate(
         [
             np.asarray(fn(*(x[idx] for x in data_a)) - fn(*(x[idx] for x in data_b)), float)
-            for idx in _resample_indices(n, n_boot, seed)
+            for idx in _resample_indices(n, n_boot, seed, groups)
         ]
     )
     diffs = diffs[np.isfinite(diffs)]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation.bootstrap import paired_difference
 from helpers.evaluation.comparison import (
@@ -25,7 +26,7 @@ from helpers.evaluation.comparison import (
     load_metrics,
 )
 from helpers.evaluation.predictions import load_predictions
-from helpers.evaluation.scoring import scored_pairs
+from helpers.evaluation.scoring import person_groups, scored_pairs
 
 COLUMNS = [
     "task",
@@ -58,6 +59,7 @@ def paired_table(
     run = RunFolder(run_dir)
     table = comparison_table(run) if table is None else table
     metrics = load_metrics(run)
+    people = _people(run)
     pairs: dict[str, dict[str, Any] | str] = {}
     rows = []
     for task, info in best_models(table).items():
@@ -72,7 +74,7 @@ def paired_table(
                 "best_value": info["value"],
                 "other_value": float(others.loc[others["model"] == other, column].iloc[0]),
             }
-            found = _lead(run, metrics, pairs, task, info["model"], other, n_boot, seed)
+            found = _lead(run, metrics, pairs, task, info["model"], other, n_boot, seed, people)
             if isinstance(found, str):
                 row.update(lead=math.nan, verdict=f"not compared: {found}")
             else:
@@ -105,6 +107,7 @@ def _lead(
     other: str,
     n_boot: int,
     seed: int,
+    people: pd.DataFrame | None = None,
 ) -> dict[str, Any] | str:
     """paired_difference of best minus other on the task, or why the two cannot be paired."""
     a, b = _pairs(run, cache, best, metrics), _pairs(run, cache, other, metrics)
@@ -127,8 +130,25 @@ def _lead(
             return "scored on different classes"
     return paired_difference(
         task, headline(task)[2], a["heads"][task], (truth_b, guess_b),
-        label_ids=labels, n_boot=n_boot, seed=seed,
+        label_ids=labels, n_boot=n_boot, seed=seed, groups=_groups(people, ids_a),
     )  # fmt: skip
+
+
+def _people(run: RunFolder) -> pd.DataFrame | None:
+    """The run's records with their person where its splits name them (JAFFE, CK+), so the
+    paired bootstrap draws a person's faces together, as the models' own intervals do."""
+    if not run.splits.is_file():
+        return None
+    table = load_records(run.splits)
+    return table if "subject" in table and table["subject"].notna().any() else None
+
+
+def _groups(people: pd.DataFrame | None, ids: np.ndarray) -> np.ndarray | None:
+    """The person of each of these images (person_groups), None where that draws no groups."""
+    if people is None:
+        return None
+    groups = person_groups(people, pd.DataFrame({"id": ids}))
+    return groups if groups is not None and 1 < len(set(groups.tolist())) < len(groups) else None
 
 
 def _pairs(

@@ -286,9 +286,11 @@ def evaluate(
     otherwise the test set's classes (e.g. 0-6 for FER-2013), and only the classes both sides
     have are scored, as shared_classes explains; what was done is listed under "notes".
     groups: one label per row (a person, a set of near-duplicates): the intervals draw whole
-    groups, as `ci.method` then says.
+    groups, as `ci.method` then says (not where there is one group, or each row is its own).
     """
     notes = list(notes)
+    if groups is not None and not 1 < len(set(np.asarray(groups).tolist())) < len(predictions):
+        groups = None  # every face its own group, or one group (no spread to draw): plain
     model_classes = proba_classes(predictions)
     has_expression = bool(model_classes) or "expression_pred" in predictions
     shared = None
@@ -366,6 +368,7 @@ def evaluate_model(
         classes=classes,
         dataset=dataset,
         notes=notes,
+        groups=person_groups(table, predictions),
     )
     scores["tta"] = tta
     if tta != "none":
@@ -381,6 +384,18 @@ def evaluate_model(
         if speed is not None:  # one view per image: the speed models compare on
             scores["without_tta"]["inference"] = {"images_per_s": speed}
     return json_ready(scores), predictions
+
+
+def person_groups(table: pd.DataFrame, predictions: pd.DataFrame) -> np.ndarray | None:
+    """Each prediction's person where the data names them (`subject`: JAFFE, CK+), so the
+    intervals draw a person's faces together (they are alike, not independent evidence); a
+    face without one is a group of its own. None where no face has a person."""
+    if "subject" not in table.columns or table["subject"].isna().all():
+        return None
+    people = dict(zip(table["id"].astype(str), table["subject"], strict=False))
+    ids = predictions["id"].astype(str)
+    named = ids.map(people)
+    return np.where(named.isna(), "face " + ids, "person " + named.astype(str)).astype(str)
 
 
 HEADLINE_ROWS = {

@@ -190,12 +190,12 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
 
 
 def _cell(row: pd.Series, column: str, task: str, k: int) -> str:
-    """ "0.842 (0.801-0.879); folds 0.840 ± 0.051", with the folds a head learned nothing in."""
+    """ "0.842 [0.801, 0.879]; folds 0.840 ± 0.051", with the folds a head learned nothing in."""
     pooled, mean = row.get(f"{column}_pooled"), row.get(f"{column}_mean")
     parts = []
     if pooled is not None and pd.notna(pooled):
         low, high = row.get(f"{column}_pooled_ci_low"), row.get(f"{column}_pooled_ci_high")
-        interval = f" ({low:.3f}-{high:.3f})" if pd.notna(low) and pd.notna(high) else ""
+        interval = f" [{low:.3f}, {high:.3f}]" if pd.notna(low) and pd.notna(high) else ""
         parts.append(f"{pooled:.3f}{interval}")
     if mean is not None and pd.notna(mean):
         sd = row.get(f"{column}_sd")

@@ -814,9 +814,13 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
         )
     ci = next((m.data.get("ci") for m in scored if m.data.get("ci")), None)
     if ci:
+        grouped = "groups" in str(ci.get("method", ""))
+        over = "the test images" if not grouped else (
+            "the people of the test images, each person's faces drawn together"
+        )  # fmt: skip
         parts.append(
-            f"Intervals: {ci.get('level', 0.95):.0%}, percentile bootstrap over the test "
-            f"images, {ci.get('n_boot', 1000):,} resamples with seed {ci.get('seed', 0)} "
+            f"Intervals: {ci.get('level', 0.95):.0%}, percentile bootstrap over {over}, "
+            f"{ci.get('n_boot', 1000):,} resamples with seed {ci.get('seed', 0)} "
             f"{cite('efron1993introduction')}."
         )
     modes = (
