@@ -364,3 +364,62 @@ def test_an_annotated_video_holds_every_sampled_frame_at_its_pace(model_path, tm
         "clip_f000000_gradcam.jpg",
         "clip_f000010_gradcam.jpg",
     ]
+
+
+def test_smoothing_averages_each_face_over_the_seconds_around_each_frame() -> None:
+    """A face Happy at every sampled frame but one (0.5 s): over a second centred on each
+    frame the flicker is gone, its neighbours' means and valence as the window says; another
+    face in the same frames, a still photo and 0 seconds are left as they were."""
+    spec = [("v.mp4", f, 0, "Sad" if f == 5 else "Happy") for f in range(10)]
+    spec += [("v.mp4", f, 300, "Anger") for f in range(10)] + [("photo.jpg", None, 0, "Sad")]
+    table = _rows(spec)
+    table["confidence"] = 1.0
+    smoothed = video.smooth_tracks(table, 1.0)
+    first = smoothed[smoothed["track"] == 0].set_index("frame")
+    assert (first["expression"] == "Happy").all()
+    # each frame's window is the second centred on it, (t - 0.5, t + 0.5]: frame 5's holds
+    # frames 1-9 (one Sad face of nine), frame 0's frames 0-5, frame 9's frames 5-9
+    assert first["p_Sad"].loc[[5, 0, 9]].tolist() == pytest.approx([1 / 9, 1 / 6, 1 / 5])
+    assert first.loc[5, "p_Happy"] == pytest.approx(8 / 9)
+    assert first.loc[5, "confidence"] == pytest.approx(8 / 9)
+    assert first.loc[5, "valence"] == pytest.approx((8 * 0.5 - 0.5) / 9)
+    assert first.loc[5, "arousal"] == pytest.approx(0.2)
+    other = smoothed[smoothed["track"] == 1]
+    assert (other["expression"] == "Anger").all() and (other["p_Anger"] == 1.0).all()
+    assert smoothed.loc[smoothed["file"] == "photo.jpg", "expression"].tolist() == ["Sad"]
+    assert video.smooth_tracks(table, 0).equals(table)
+    assert table.loc[table["frame"] == 5, "expression"].tolist() == ["Sad", "Anger"]  # a copy
+    for bad in (-1, float("nan"), "1", True):
+        with pytest.raises(ConfigError, match="smooth must be a number of seconds >= 0"):
+            video.smooth_tracks(table, bad)  # type: ignore[arg-type]
+
+
+def test_the_predictor_smooths_videos_when_asked(model_path, tmp_path, monkeypatch, capsys):
+    """--smooth S: a video's rows are the unsmoothed ones averaged as smooth_tracks averages
+    them (the summary counts the smoothed expressions); a bad value is refused first; a video
+    without a frame rate is said to be left as it is."""
+    make_clip(tmp_path / "in" / "clip.avi", seed=0, segments=2, seconds=1.0, fps=10)
+    args = ["--model", str(model_path), str(tmp_path / "in"), "--min-face", "100", "--quiet"]
+    args += ["--every", "2"]
+    assert cli.main([*args, "--out", str(tmp_path / "raw")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "smooth"), "--smooth", "0.6"]) == 0
+    assert "videos: each followed face averaged over 0.6 s (--smooth)" in capsys.readouterr().err
+    raw = pd.read_csv(tmp_path / "raw" / "predictions.csv")
+    smooth = pd.read_csv(tmp_path / "smooth" / "predictions.csv")
+    expected = video.smooth_tracks(raw.astype({"track": "Int64"}), 0.6)
+    probabilities = [c for c in raw if c.startswith("p_")] + ["valence", "arousal"]
+    assert np.allclose(smooth[probabilities], expected[probabilities])
+    assert not np.allclose(smooth[probabilities], raw[probabilities])
+    assert smooth["expression"].tolist() == expected["expression"].tolist()
+    summary = pd.read_csv(tmp_path / "smooth" / "video_summary.csv")
+    shares = smooth.groupby("track")["expression"].agg(
+        lambda e: e.value_counts(normalize=True).iloc[0]
+    )
+    assert summary["share"].tolist() == pytest.approx(shares.tolist())
+    assert cli.main([*args, "--smooth", "-1"]) == 2
+    assert "--smooth must be a number of seconds >= 0, got -1.0" in capsys.readouterr().err
+    monkeypatch.setattr("helpers.inference.sources.MAX_FPS", 5.0)  # as if it stated 90,000
+    assert cli.main([*args, "--smooth", "0.6"]) == 0
+    assert "clip.avi: states no frame rate, so its faces are not smoothed" in (
+        capsys.readouterr().err
+    )

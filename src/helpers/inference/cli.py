@@ -41,6 +41,7 @@ from helpers.inference.runtime import BACKENDS, open_model
 from helpers.inference.sources import HEIC_EXTENSIONS
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
 from helpers.inference.video import (
+    check_smooth,
     drawable,
     summary_lines,
     timeline_names,
@@ -240,6 +241,14 @@ def _parser() -> argparse.ArgumentParser:
         "predicted expression (Keras models only; implies --annotate)",
     )
     p.add_argument("--every", type=int, default=10, help="video: every Nth frame (default 10)")
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="video: each followed face's probabilities, valence and arousal averaged over "
+        "SECONDS centred on each frame, its expression read from the means (default 0: none)",
+    )
     p.add_argument(
         "--no-detect",
         dest="detect",
@@ -446,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.margin, "--margin") if args.margin is not None else training_margin(args.model)
         )
         check_args(margin, args.batch_size, args.every, flags=True)
+        check_smooth(args.smooth, "--smooth")
         made = _missing_folders(Path(args.out), annotating) if args.out else []
         if args.out:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
@@ -477,6 +487,11 @@ def main(argv: list[str] | None = None) -> int:
             f"face crops: margin {margin:g} of the face box per side ({margin_source})",
             file=sys.stderr,
         )
+    if args.smooth:
+        print(
+            f"videos: each followed face averaged over {args.smooth:g} s (--smooth)",
+            file=sys.stderr,
+        )
     try:
         with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
             warnings.simplefilter("ignore")
@@ -494,8 +509,11 @@ def main(argv: list[str] | None = None) -> int:
                 annotate_dir=(out / ANNOTATED) if out and annotating else None,
                 explain=args.explain,
                 exclude=[out] if out else [],
+                smooth=args.smooth,
             )
         _report(table)
+        for name in table.attrs.get("unsmoothed", []):
+            print(f"{name}: states no frame rate, so its faces are not smoothed", file=sys.stderr)
         summary = table.attrs["summary"]
         videos = video_summary(table)
         for line in summary_lines(videos, table):

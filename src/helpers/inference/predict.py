@@ -45,7 +45,7 @@ from helpers.inference.sources import (
     read_quietly,
 )
 from helpers.inference.tta import TTAModel, check_tta
-from helpers.inference.video import track_faces
+from helpers.inference.video import check_smooth, smooth_tracks, track_faces
 
 if TYPE_CHECKING:
     pass
@@ -259,6 +259,7 @@ def predict_images(
     explain: bool = False,
     exclude: Iterable[str | os.PathLike] = (),
     temperature: float | None = None,
+    smooth: float = 0.0,
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
@@ -278,6 +279,8 @@ def predict_images(
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
     None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
     (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
+    smooth: seconds of video each followed face's outputs are averaged over, centred on the
+    frame (helpers.inference.video.smooth_tracks; the annotated video shows the means); 0: none.
     """
     is_file = isinstance(model_or_path, (str, os.PathLike))
     if margin is None:
@@ -286,6 +289,7 @@ def predict_images(
     if temperature is None:
         temperature = model_temperature(model_or_path, tta)[0] if is_file else 1.0
     check_args(margin, batch_size, every)
+    check_smooth(smooth)
     temperature = check_temperature(temperature)
     if explain and annotate_dir is None:
         raise ConfigError("explain writes heatmap images: it needs annotate_dir (--out)")
@@ -362,7 +366,7 @@ def predict_images(
             problem = " ".join(str(error).split())[-200:]
             rows.append(_error_row(source, DataError(source.name, f"OpenCV failed: {problem}")))
     _run(model, pending, batch_size, out_dir, names, explainer)
-    table = _table(rows, meta)
+    table = smooth_tracks(_table(rows, meta), smooth)
     if out_dir is not None:
         for source in sources:
             if source.kind == "video" and (table["file"] == printable(source.name)).any():

@@ -111,6 +111,44 @@ def track_faces(
     return tracks
 
 
+def check_smooth(seconds: float, name: str = "smooth") -> None:
+    """A smoothing window that is not a finite number of seconds >= 0 is refused by name."""
+    number = not isinstance(seconds, bool) and isinstance(seconds, (int, float, np.number))
+    if not number or not np.isfinite(seconds) or seconds < 0:
+        raise ConfigError(f"{name} must be a number of seconds >= 0, got {seconds!r}")
+
+
+def smooth_tracks(table: pd.DataFrame, seconds: float) -> pd.DataFrame:
+    """A copy whose followed faces' expression probabilities, valence and arousal are each the
+    mean over the `seconds` of video centred on the frame (the face's own sampled frames in
+    it), the expression and confidence read again from the means: a face's expression is held
+    for a second or more, so frame-to-frame flicker is the model's noise, not the person's.
+    Faces of a video that states no frame rate are left as they are and its name is listed in
+    attrs["unsmoothed"]; 0 seconds changes nothing."""
+    check_smooth(seconds)
+    out = table.copy()
+    out.attrs = dict(table.attrs)
+    if seconds == 0:
+        return out
+    labels = _labels(table)
+    columns = [f"p_{name}" for name in labels] + [h for h in ("valence", "arousal") if h in table]
+    faces = out[out["track"].notna() & (out["status"] == "ok")]
+    timed = faces[faces["time"].notna()]
+    out.attrs["unsmoothed"] = sorted(set(faces.loc[faces["time"].isna(), "file"]))
+    window = pd.Timedelta(seconds=seconds)
+    for _, group in timed.groupby(["file", "track"], sort=False):
+        ordered = group.sort_values("time")
+        values = ordered[columns].astype("float64")
+        values.index = pd.to_timedelta(ordered["time"].to_numpy(), unit="s")
+        means = values.rolling(window, center=True, min_periods=1).mean()
+        out.loc[ordered.index, columns] = means.to_numpy()
+    if labels and len(timed):
+        proba = out.loc[timed.index, [f"p_{name}" for name in labels]].to_numpy(np.float64)
+        out.loc[timed.index, "expression"] = np.asarray(labels, dtype=object)[proba.argmax(1)]
+        out.loc[timed.index, "confidence"] = proba.max(axis=1)
+    return out
+
+
 def _labels(table: pd.DataFrame) -> list[str]:
     """The model's class names, from its probability columns."""
     return [c[2:] for c in table.columns if c.startswith("p_")]
