@@ -451,5 +451,7 @@ def test_notebook_05s_intervals_draw_a_persons_faces_together_where_the_data_nam
     groups = person_groups(people, predictions)
     assert groups is not None and groups[0] == f"face {people['id'][0]}"
     assert groups[1] == "person p1" and len(set(groups)) == 6 + (len(table) + 6) // 7
-    one = table.assign(subject="p0")  # one person: no spread over people to draw
-    assert evaluate_model(model, "m", one, n_boot=20)[0]["ci"]["method"].endswith("over images")
+    assert grouped["ci"]["groups"] == len(set(groups)) and "groups" not in plain["ci"]
+    one, _ = evaluate_model(model, "m", table.assign(subject="p0"), n_boot=20)
+    assert one["ci"]["method"].endswith("over images")  # one person: no spread over people
+    assert one["notes"][-1].startswith("the test faces are all of one person: the intervals")

@@ -510,9 +510,9 @@ def test_the_intervals_say_when_they_draw_a_persons_faces_together(tmp_path: Pat
     plain = methods(_run(tmp_path / "a")).text
     assert "percentile bootstrap over the test images, 1,000 resamples" in plain
     grouped = {"level": 0.95, "n_boot": 1000, "seed": 0, "method": "percentile bootstrap over "
-               "groups of images, each group drawn whole"}  # fmt: skip
+               "groups of images, each group drawn whole", "groups": 12}  # fmt: skip
     text = methods(_run(tmp_path / "b", scores=_metrics(ci=grouped))).text
     assert (
-        "percentile bootstrap over the people of the test images, each person's faces drawn "
+        "percentile bootstrap over the 12 people of the test images, each person's faces drawn "
         "together, 1,000 resamples"
     ) in " ".join(text.split())

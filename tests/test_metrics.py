@@ -29,6 +29,8 @@ from helpers.evaluation.bootstrap import (
     _f1_macro,
     _kappa,
     bootstrap_ci,
+    group_codes,
+    paired_difference,
     with_confidence_intervals,
 )
 from helpers.evaluation.metrics import (
@@ -352,29 +354,76 @@ def test_a_grouped_bootstrap_draws_whole_groups_so_alike_rows_are_not_counted_as
 
 
 def test_grouped_intervals_follow_the_rows_each_head_scores():
-    """Faces without a label (expression -1, valence NaN) are not scored: the groups of the
-    scored faces are the ones drawn, whichever rows are left out."""
+    """Faces a head does not score (no label, a class outside label_ids, NaN valence, landmarks
+    without truth) drop their group labels with them: the grouped interval is the one of the
+    scored faces alone, and on people who are right or wrong alike it is the wider one."""
     rng = np.random.default_rng(4)
     people = np.repeat(np.arange(30), 8)
     t = np.repeat(rng.integers(0, 3, 30), 8)
     p = np.where(np.repeat(rng.random(30) < 0.7, 8), t, (t + 1) % 3)
     t_missing = t.copy()
     t_missing[::5] = -1  # a fifth of the faces unlabelled
-    scored = t_missing >= 0
-    m = classification_metrics(t_missing, p)
+    t_missing[1::9] = 7  # and some of a class outside the scored ones
+    scored = np.isin(t_missing, [0, 1, 2])
+    m = classification_metrics(t_missing, p, labels=[0, 1, 2])
     grouped = with_confidence_intervals(m, "expression", t_missing, p, n_boot=300, groups=people)
-    kept = classification_metrics(t[scored], p[scored])
+    kept = classification_metrics(t[scored], p[scored], labels=[0, 1, 2])
     same = with_confidence_intervals(
         kept, "expression", t[scored], p[scored], n_boot=300, groups=people[scored]
     )
     assert grouped["accuracy_ci"] == same["accuracy_ci"]
+    plain = with_confidence_intervals(kept, "expression", t[scored], p[scored], n_boot=300)
+    width = np.diff(grouped["accuracy_ci"])[0]
+    assert width > 1.8 * np.diff(plain["accuracy_ci"])[0]
     y = np.repeat(rng.uniform(-1, 1, 30), 8)
-    y[::7] = np.nan
-    yp = np.nan_to_num(y) + 0.1
+    yp = y + np.repeat(rng.normal(0, 0.4, 30), 8)  # each person's error the same
+    y_missing = y.copy()
+    y_missing[::7] = np.nan
+    keep = np.isfinite(y_missing)
     r = with_confidence_intervals(
-        regression_metrics(y, yp), "valence", y, yp, n_boot=200, groups=people
+        regression_metrics(y_missing, yp), "valence", y_missing, yp, n_boot=300, groups=people
     )
-    assert r["ccc_ci"][0] <= r["ccc"] <= r["ccc_ci"][1]
+    alone = with_confidence_intervals(
+        regression_metrics(y[keep], yp[keep]), "valence", y[keep], yp[keep], n_boot=300,
+        groups=people[keep],
+    )  # fmt: skip
+    assert r["ccc_ci"] == alone["ccc_ci"]
+    faces = np.stack([_face(rng) for _ in range(40)])
+    guess = faces + np.repeat(rng.normal(0, 3, (8, 1, 1)), 5, axis=0) + rng.normal(
+        0, 0.5, faces.shape
+    )  # fmt: skip
+    faces[::6] = np.nan  # no truth
+    who = np.repeat(np.arange(8), 5)
+    lm = with_confidence_intervals(
+        landmark_nme(faces, guess), "landmarks", faces, guess, n_boot=300, groups=who
+    )
+    ok = np.isfinite(faces).all(axis=(1, 2))
+    lm_alone = with_confidence_intervals(
+        landmark_nme(faces[ok], guess[ok]), "landmarks", faces[ok], guess[ok], n_boot=300,
+        groups=who[ok],
+    )  # fmt: skip
+    assert lm["nme_ci"] == lm_alone["nme_ci"]
+    with pytest.raises(ValueError, match="29 group labels for 240 rows"):
+        with_confidence_intervals(m, "expression", t_missing, p, n_boot=10, groups=people[:29])
+    with pytest.raises(ValueError, match="paired_difference: 29 group labels for 240 rows"):
+        paired_difference(
+            "expression", "accuracy", (t, p), (t, t), label_ids=[0, 1, 2], groups=people[:29]
+        )
+
+
+def test_group_labels_missing_or_of_one_group_are_not_merged_into_a_person():
+    """A face without a person (None, NaN) is a group of its own; 1 and "1" are two labels;
+    scored faces all of one group resample faces, never giving an interval of zero width."""
+    codes = group_codes([None, "a", float("nan"), "a", 1, "1", None])
+    assert len(set(codes)) == 6 and codes[1] == codes[3] and codes[0] != codes[6]
+
+    def acc(t, p):
+        return (t == p).mean(axis=-1)
+
+    t, p = np.zeros(50, dtype=np.int64), (np.arange(50) % 3 == 0).astype(np.int64)
+    one = bootstrap_ci(acc, t, p, n_boot=200, seed=0, batched=True, groups=["x"] * 50)
+    assert one == bootstrap_ci(acc, t, p, n_boot=200, seed=0, batched=True)
+    assert one[1] - one[0] > 0.1
 
 
 # --------------------------------------------------------------------------- calibration

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from helpers.core.errors import ConfigError
 from helpers.evaluation.metrics import (
@@ -103,7 +104,9 @@ def with_confidence_intervals(
     fns, data = _batched_metrics(metrics, kind, arrays)
     if groups is not None:
         labels = metrics.get("label_ids") if kind == "expression" else None
-        groups = np.asarray(groups)[scored_rows(kind, arrays, labels)]
+        if len(groups) != len(arrays[0]):
+            raise ValueError(f"{len(groups)} group labels for {len(arrays[0])} rows")
+        groups = np.asarray(groups, dtype=object)[scored_rows(kind, arrays, labels)]
     out = dict(metrics)
     for key in keys if keys is not None else CI_KEYS[kind]:
         if key not in fns:
@@ -162,7 +165,10 @@ def paired_difference(
     if n == 0 or any(len(x) != n for x in data_b):
         return {"difference": math.nan, "ci": [math.nan, math.nan], "p_value": math.nan, "n": n}
     if groups is not None:
-        groups = np.asarray(groups)[scored_rows(kind, a, metrics["label_ids"] or None)]
+        if len(groups) != len(a[0]):
+            raise ValueError(f"paired_difference: {len(groups)} group labels for {len(a[0])} rows")
+        keep = scored_rows(kind, a, metrics["label_ids"] or None)
+        groups = np.asarray(groups, dtype=object)[keep]
     whole = np.arange(n)[None]
     point = float(fn(*(x[whole] for x in data_a))[0] - fn(*(x[whole] for x in data_b))[0])
     diffs = np.concatenate(
@@ -203,12 +209,24 @@ def _batched_metrics(
     return {"nme": lambda e: e.mean(axis=-1)}, (per_image_nme(*arrays),)
 
 
+def group_codes(groups: Any) -> np.ndarray:
+    """One integer per row naming its group: labels compared as given (1 and "1" differ), a
+    missing label (None, NaN) a group of its own, as the splits treat it."""
+    codes, _ = pd.factorize(pd.Series(np.asarray(groups, dtype=object)), use_na_sentinel=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(missing.sum())
+    return codes
+
+
 def _resample_indices(n: int, n_boot: int, seed: int, groups: Any = None) -> Iterator[np.ndarray]:
     """Bootstrap row indices, in chunks of resamples, the same for a given seed; with groups,
-    one resample at a time of whole groups drawn with replacement (its length varies)."""
+    one resample at a time of whole groups drawn with replacement (its length varies). Groups
+    that are each one row, or one group for all (no spread over groups to draw: every resample
+    would be the same), resample rows."""
     rng = np.random.default_rng(seed)
-    codes = None if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-    if codes is None or codes.max(initial=0) + 1 == n:  # every row its own group
+    codes = None if groups is None else group_codes(groups)
+    if codes is None or codes.max(initial=0) + 1 in (1, n):
         chunk = max(1, _MAX_INDEX_CELLS // n)
         for start in range(0, n_boot, chunk):
             yield rng.integers(0, n, size=(min(chunk, n_boot - start), n))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
-from helpers.evaluation.bootstrap import paired_difference
+from helpers.evaluation.bootstrap import group_codes, paired_difference
 from helpers.evaluation.comparison import (
     HEADLINE_LABELS,
     best_models,
@@ -148,7 +148,9 @@ def _groups(people: pd.DataFrame | None, ids: np.ndarray) -> np.ndarray | None:
     if people is None:
         return None
     groups = person_groups(people, pd.DataFrame({"id": ids}))
-    return groups if groups is not None and 1 < len(set(groups.tolist())) < len(groups) else None
+    if groups is None or not 1 < len(np.unique(group_codes(groups))) < len(groups):
+        return None
+    return groups
 
 
 def _pairs(

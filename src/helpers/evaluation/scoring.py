@@ -20,7 +20,7 @@ from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
-from helpers.evaluation.bootstrap import with_confidence_intervals
+from helpers.evaluation.bootstrap import group_codes, with_confidence_intervals
 from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.comparison import (
     ci_range,
@@ -289,7 +289,14 @@ def evaluate(
     groups, as `ci.method` then says (not where there is one group, or each row is its own).
     """
     notes = list(notes)
-    if groups is not None and not 1 < len(set(np.asarray(groups).tolist())) < len(predictions):
+    n_groups = len(np.unique(group_codes(groups))) if groups is not None else 0
+    if n_groups == 1 and len(predictions) > 1:
+        notes.append(
+            "the test faces are all of one person: the intervals are over that person's images "
+            "and say nothing of other people (cross-validation, ./run_all.sh --folds, tests "
+            "every person)"
+        )
+    if not 1 < n_groups < len(predictions):
         groups = None  # every face its own group, or one group (no spread to draw): plain
     model_classes = proba_classes(predictions)
     has_expression = bool(model_classes) or "expression_pred" in predictions
@@ -333,6 +340,8 @@ def evaluate(
             if groups is None
             else "percentile bootstrap over groups of images, each group drawn whole",
         }
+        if groups is not None:
+            result["ci"]["groups"] = n_groups
     inference = predictions.attrs.get("inference")
     if inference:
         result["inference"] = dict(inference)
@@ -392,7 +401,7 @@ def person_groups(table: pd.DataFrame, predictions: pd.DataFrame) -> np.ndarray 
     face without one is a group of its own. None where no face has a person."""
     if "subject" not in table.columns or table["subject"].isna().all():
         return None
-    people = dict(zip(table["id"].astype(str), table["subject"], strict=False))
+    people = dict(zip(table["id"].astype(str), table["subject"], strict=True))
     ids = predictions["id"].astype(str)
     named = ids.map(people)
     return np.where(named.isna(), "face " + ids, "person " + named.astype(str)).astype(str)

@@ -815,8 +815,9 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     ci = next((m.data.get("ci") for m in scored if m.data.get("ci")), None)
     if ci:
         grouped = "groups" in str(ci.get("method", ""))
+        people = f" {ci['groups']:,}" if isinstance(ci.get("groups"), int) else ""
         over = "the test images" if not grouped else (
-            "the people of the test images, each person's faces drawn together"
+            f"the{people} people of the test images, each person's faces drawn together"
         )  # fmt: skip
         parts.append(
             f"Intervals: {ci.get('level', 0.95):.0%}, percentile bootstrap over {over}, "
