@@ -104,6 +104,7 @@ def test_the_summary_counts_each_faces_frames_and_shares() -> None:
     assert summary.loc[0, ["start", "end", "seen"]].tolist() == [0.0, 0.3, 1.0]
     assert summary.loc[0, "expression"] == "Happy" and summary.loc[0, "share"] == 0.75
     assert summary.loc[0, ["share_Happy", "share_Sad", "share_Fear"]].tolist() == [0.75, 0.25, 0]
+    assert summary["switches"].tolist() == [1, 0]
     assert summary.loc[0, "mean_valence"] == pytest.approx(0.25)
     assert summary.loc[1, ["frames", "seen", "expression", "share"]].tolist() == [2, 0.5, "Sad", 1]
     line = video.summary_lines(video.video_summary(table), table)
@@ -384,6 +385,8 @@ def test_smoothing_averages_each_face_over_the_seconds_around_each_frame() -> No
     assert first.loc[5, "confidence"] == pytest.approx(8 / 9)
     assert first.loc[5, "valence"] == pytest.approx((8 * 0.5 - 0.5) / 9)
     assert first.loc[5, "arousal"] == pytest.approx(0.2)
+    switches = video.video_summary(table)["switches"].tolist()
+    assert switches == [2, 0] and video.video_summary(smoothed)["switches"].tolist() == [0, 0]
     other = smoothed[smoothed["track"] == 1]
     assert (other["expression"] == "Anger").all() and (other["p_Anger"] == 1.0).all()
     assert smoothed.loc[smoothed["file"] == "photo.jpg", "expression"].tolist() == ["Sad"]

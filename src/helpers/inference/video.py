@@ -157,12 +157,15 @@ def _labels(table: pd.DataFrame) -> list[str]:
 def video_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per tracked face of every video: when it was seen (frame numbers, and seconds where
     the video states its frame rate), in how many sampled frames and in what share of them, the
-    expression it showed most and each expression's share of its frames, its mean valence and
-    arousal; empty (with its columns) when no video face was found."""
+    expression it showed most, how often its expression changed from one of its frames to the
+    next (`switches`: flicker, where a person held one) and each expression's share of its
+    frames, its mean valence and arousal; empty (with its columns) when no video face was found."""
     labels = _labels(table)
     heads = [h for h in ("valence", "arousal") if h in table]
     columns = ["file", "track", "first_frame", "last_frame", "start", "end", "frames", "seen"]
-    columns += (["expression", "share"] + [f"share_{n}" for n in labels]) if labels else []
+    columns += (
+        (["expression", "share", "switches"] + [f"share_{n}" for n in labels]) if labels else []
+    )
     columns += [f"mean_{h}" for h in heads]
     faces = table[table["track"].notna() & (table["status"] == "ok")]
     sampled_in = table.groupby("file")["frame"].nunique()  # once per video, not per track
@@ -182,12 +185,15 @@ def video_summary(table: pd.DataFrame) -> pd.DataFrame:
         if labels:
             shares = group["expression"].value_counts(normalize=True)
             row["expression"], row["share"] = shares.index[0], float(shares.iloc[0])
+            shown = group.sort_values("frame")["expression"]
+            row["switches"] = int((shown != shown.shift()).sum() - 1)
             row.update({f"share_{n}": float(shares.get(n, 0.0)) for n in labels})
         row.update({f"mean_{h}": float(group[h].mean()) for h in heads})
         rows.append(row)
     summary = pd.DataFrame(rows, columns=columns)
-    for col in ("track", "first_frame", "last_frame", "frames"):
-        summary[col] = summary[col].astype("int64")
+    for col in ("track", "first_frame", "last_frame", "frames", "switches"):
+        if col in summary:
+            summary[col] = summary[col].astype("int64")
     return summary
 
 
