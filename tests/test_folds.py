@@ -94,6 +94,27 @@ def test_bad_folds_are_refused_by_name() -> None:
         splits.assign_fold(few, 5, 1, groups=_groups(few))
 
 
+@pytest.mark.filterwarnings("ignore:assign_splits")
+def test_a_fold_per_person_deals_people_when_no_class_can_be_stratified() -> None:
+    """Leave-one-subject-out on a CK+-like set (12 people, no class with 12 faces): the folds
+    are dealt by person alone, a warning says so, and each fold tests one person."""
+    table = make_records(
+        {
+            "id": [f"c{i:02d}" for i in range(36)],
+            "image": [f"ck/c{i:02d}.png" for i in range(36)],
+            "source": "ck",
+            "expression": np.arange(36) % 7,
+            "subject": [f"S{i // 3:03d}" for i in range(36)],
+        }
+    )
+    people = []
+    for fold in range(1, 13):
+        with pytest.warns(UserWarning, match="dealt by group alone, not stratified"):
+            dealt = splits.assign_fold(table, 12, fold, seed=0, groups=_groups(table))
+        people.append(set(dealt.loc[dealt["split"] == "test", "subject"]))
+    assert all(len(p) == 1 for p in people) and len(set().union(*people)) == 12
+
+
 # ------------------------------------------------------------------ the folds' runs summed up
 
 
@@ -176,10 +197,15 @@ def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
         f"{accuracy:.3f} [{low:.3f}, {high:.3f}]; folds {np.mean(per_fold):.3f} ± "
         f"{np.std(per_fold, ddof=1):.3f}"
     )
-    assert f"| cnn | {N} | {cell} |" in text
+    assert f"| cnn | {N} | none | {cell} |" in text
     assert "3-fold cross-validation of the `cpu` profile, seed 0" in text
     assert "each person's faces and near-duplicate images in one fold" in text
-    assert "interval drawing a person's faces and near-duplicate images whole" in text
+    assert "interval drawing a person's faces together" in text
+    metrics_path = RunFolder(fold_runs[1]).metrics_path("vgg")
+    metrics_path.write_text(json.dumps({**json.loads(metrics_path.read_text()), "tta": "flip"}))
+    assert "| vgg | 300 | none in 2, flip in 1 |" in report.to_markdown(
+        report.folds_table(fold_runs)
+    )
     checked = report.check_folds(fold_runs)
     method = report.pooled_metrics(checked, "cnn")["ci"]["method"]  # type: ignore[index]
     assert method == "percentile bootstrap over groups of images, each group drawn whole"
@@ -192,7 +218,7 @@ def test_a_model_without_a_folds_predictions_keeps_its_spread_and_no_pooled_figu
     table = report.folds_table(fold_runs).set_index("model")
     assert pd.isna(table.loc["vgg", "expression_accuracy_pooled"])
     assert table.loc["vgg", "runs"] == 3 and pd.notna(table.loc["vgg", "expression_accuracy_mean"])
-    assert "| vgg |  | folds " in report.to_markdown(report.folds_table(fold_runs))
+    assert "| vgg |  | none | folds " in report.to_markdown(report.folds_table(fold_runs))
 
 
 def test_runs_that_are_not_the_folds_of_one_cross_validation_are_refused(
@@ -275,6 +301,9 @@ def test_the_methods_section_says_which_fold_was_tested(fold_runs: list[Path]) -
     text = methods.methods(fold_runs[1]).text
     assert "This run is fold 2 of a 3-fold cross-validation" in text
     assert "each person's images kept in one fold" in text
+    manifest = fold_runs[2] / "manifest.json"  # notebook 03 given folds by hand: no --fold
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "fold": None}))
+    assert "This run is fold 3 of a 3-fold cross-validation" in methods.methods(fold_runs[2]).text
 
 
 # ------------------------------------------------------------------ ./run_all.sh --folds
@@ -315,7 +344,7 @@ def test_folds_run_each_fold_then_sum_them_up(
     ]
     out = capsys.readouterr().out
     assert "[run_all] fold 2 of 3: " in out and out.splitlines()[-1] == str(base)
-    assert "| cnn | 300 | " in (base / "folds.md").read_text()
+    assert "| cnn | 300 | none | " in (base / "folds.md").read_text()
     assert {p.name for p in base.iterdir()} >= {"fold-1", "fold-3", "folds.csv", "folds.tex"}
 
 

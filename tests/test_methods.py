@@ -489,7 +489,17 @@ def test_a_pretrained_model_is_described_phase_by_phase(tmp_path: Path) -> None:
     assert any("resumed" in check for check in section.checks)
     params["weights"] = "/home/someone/weights/vgg16_faces.h5"
     write_json(run.card_path("vgg16"), {**card, "parameters": params})
-    assert "started from the weights in `vgg16_faces.h5`" in methods(run).text
+    assert "started from the weights in `vgg16_faces.h5`." in methods(run).text
+    params["weights"] = "/runs/ferplus/models/vgg16.keras"
+    loaded = (
+        "vgg16: 20 of 22 layers from vgg16.keras; left as initialised: expression (256x8 in "
+        "the file, 256x7 here), arousal (not in the file)"
+    )
+    write_json(run.card_path("vgg16"), {**card, "parameters": params, "weights_loaded": loaded})
+    assert (
+        "started from the weights in `vgg16.keras`; expression and arousal started from their "
+        "initial weights."
+    ) in " ".join(methods(run).text.split())
 
 
 def test_a_multi_task_model_states_its_loss_weights_defaults_included(tmp_path: Path) -> None:

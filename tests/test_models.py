@@ -976,3 +976,27 @@ def test_outputs_stay_float32_under_mixed_precision():
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert {keras.backend.standardize_dtype(v.dtype) for v in out.values()} == {"float32"}
+
+
+def test_another_runs_model_as_weights_says_which_layers_start_from_scratch(tmp_path):
+    """A grayscale 8-class model's file as the start of a colour 7-class one (the fine-tuning
+    of a FER+ model on a 7-class set, say): every layer of one shape copied, and the one line
+    names the first convolution and the expression head, left as initialised, with shapes."""
+    source = build_model("custom_cnn", image_size=32, channels=1, heads=("expression", "valence"))
+    path = tmp_path / "ferplus.keras"
+    source.save(path)
+    loaded: list[str] = []
+    model = build_model(
+        "custom_cnn", image_size=32, channels=3, heads=("expression", "arousal"),
+        weights=path, n_classes=7, loaded=loaded, seed=1,
+    )  # fmt: skip
+    [summary] = loaded
+    assert summary.startswith("custom_cnn: ") and " layers from ferplus.keras; left as " in summary
+    assert "backbone/block1_conv1 (3x3x1x32 in the file, 3x3x3x32 here)" in summary
+    assert "expression (256x8 in the file, 256x7 here)" in summary
+    assert "arousal (not in the file)" in summary and "valence" not in summary
+    copied, total = map(int, summary.split(": ")[1].split(" layers")[0].split(" of "))
+    assert total - copied == 3
+    donor = source.get_layer("backbone").get_layer("block2_conv1").get_weights()[0]
+    mine = model.get_layer("backbone").get_layer("block2_conv1").get_weights()[0]
+    np.testing.assert_array_equal(donor, mine)

@@ -228,6 +228,8 @@ def test_two_phase_schedule_switches_trainability(trained, tmp_path):
     result = train(cfg, train_rows, val_rows, tmp_path / "run", callbacks=[record, snapshot])
     assert [p["name"] for p in result.card["phases"]] == ["warmup", "finetune"]
     assert result.card["pretrained_backbone"] is True
+    copied = result.card["weights_loaded"].split(": ")[1]
+    assert copied.endswith(" layers from pretrained.keras") and "left" not in copied
     assert record.backbone_trainable == [False, True]
     np.testing.assert_allclose(record.lr, [1e-3, 1e-4], rtol=1e-5)
     assert all(np.array_equal(a, b) for a, b in zip(snapshot.before, snapshot.after, strict=False))

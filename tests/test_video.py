@@ -406,7 +406,9 @@ def test_the_predictor_smooths_videos_when_asked(model_path, tmp_path, monkeypat
     args += ["--every", "2"]
     assert cli.main([*args, "--out", str(tmp_path / "raw")]) == 0
     assert cli.main([*args, "--out", str(tmp_path / "smooth"), "--smooth", "0.6"]) == 0
-    assert "videos: each followed face averaged over 0.6 s (--smooth)" in capsys.readouterr().err
+    assert (
+        "videos: each followed face averaged over 0.6 s (--smooth); its" in capsys.readouterr().err
+    )
     raw = pd.read_csv(tmp_path / "raw" / "predictions.csv")
     smooth = pd.read_csv(tmp_path / "smooth" / "predictions.csv")
     expected = video.smooth_tracks(raw.astype({"track": "Int64"}), 0.6)

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import (
+    GroupKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS
@@ -116,7 +121,9 @@ def check_fold(folds: int, fold: int) -> None:
 def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Each row's fold (1..folds), stratified by label, whole units at a time: scikit-learn's
     StratifiedGroupKFold, or StratifiedKFold where every unit is one row (the same folds'
-    balance, without the grouped search's loop over every row)."""
+    balance, without the grouped search's loop over every row). Where every class has fewer
+    members than folds (leave-one-subject-out on CK+: a fold per person), nothing can be
+    stratified: GroupKFold deals whole units alone, and a warning says so."""
     n_units = len(np.unique(units))
     if n_units < folds:
         raise DataError(
@@ -125,7 +132,14 @@ def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -
             f"{n_units:,} (near-duplicates and one person's faces stay in one fold)",
         )
     placeholder = np.zeros((len(units), 1))
-    if n_units == len(units):
+    if np.unique(labels, return_counts=True)[1].max() < folds:
+        warnings.warn(
+            f"assign_fold: every class has fewer than {folds} records, so the folds are dealt "
+            "by group alone, not stratified by expression",
+            stacklevel=3,
+        )
+        parts = GroupKFold(folds, shuffle=True, random_state=seed).split(placeholder, labels, units)
+    elif n_units == len(units):
         parts = StratifiedKFold(folds, shuffle=True, random_state=seed).split(placeholder, labels)
     else:
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
@@ -134,7 +148,7 @@ def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -
     try:
         for index, (_, test_rows) in enumerate(parts, start=1):
             number[test_rows] = index
-    except ValueError as exc:  # scikit-learn's own check, e.g. every class smaller than folds
+    except ValueError as exc:  # scikit-learn's own checks
         raise DataError("records table", f"cannot deal {folds} folds: {exc}") from None
     return number
 

@@ -489,7 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.smooth:
         print(
-            f"videos: each followed face averaged over {args.smooth:g} s (--smooth)",
+            f"videos: each followed face averaged over {args.smooth:g} s (--smooth); its "
+            "confidence is then its class's mean probability over that time, not one frame's",
             file=sys.stderr,
         )
     try:

@@ -138,6 +138,7 @@ def build_model(
     landmark_activation: str = "sigmoid",
     seed: int = 0,
     download_timeout_s: float = DOWNLOAD_TIMEOUT_S,
+    loaded: list[str] | None = None,
 ) -> keras.Model:
     """Build any registered model with the same arguments, so notebooks loop over names.
 
@@ -151,6 +152,7 @@ def build_model(
     kept: for small maps of aligned faces, such as the custom CNN's 3x3 at 48 px).
     backbone_options: the backbone builder's own arguments (e.g. the custom CNN's `convs` and
     `block_dropout`), over the registry entry's; unknown names are a ConfigError.
+    loaded: a list the weights file's one-line summary is appended to (load_weights_file).
     """
     cfg = _validate(
         name,
@@ -194,7 +196,9 @@ def build_model(
     model = keras.Model(inputs, outputs, name=name)
 
     if isinstance(source, Path):
-        load_weights_file(model, source)
+        summary = load_weights_file(model, source)
+        if loaded is not None:
+            loaded.append(summary)
     mode = transfer or ("frozen" if source is not None else "full")
     return set_transfer_mode(model, mode, trainable_top_n)
 

@@ -30,18 +30,31 @@ def _walk(layer: keras.layers.Layer, prefix: str = "") -> dict[str, keras.layers
     return found
 
 
-def _copy_by_name(source: keras.Model, target: keras.Model) -> int:
-    """Copy weights of same-named, same-shaped layers; a .keras file may have other heads."""
-    donors, copied = _walk(source), 0
+def _shapes(shapes: list[tuple[int, ...]]) -> str:
+    """A layer's weight shapes, short: the kernel's alone where it has one (3x3x1x32)."""
+    return "x".join(map(str, shapes[0])) if shapes else "none"
+
+
+def _copy_by_name(source: keras.Model, target: keras.Model) -> tuple[int, list[str]]:
+    """Copy weights of same-named, same-shaped layers (a .keras file may have other heads);
+    the count copied, and each layer left as initialised with why."""
+    donors, copied, left = _walk(source), 0, []
     for path, layer in _walk(target).items():
+        if getattr(layer, "layers", None) or not layer.weights:
+            continue
         donor = donors.get(path)
-        if donor is None or getattr(layer, "layers", None) or not layer.weights:
+        if donor is None:
+            left.append(f"{path} (not in the file)")
             continue
         values = donor.get_weights()
-        if [v.shape for v in values] == [tuple(w.shape) for w in layer.weights]:
+        here = [tuple(w.shape) for w in layer.weights]
+        if [v.shape for v in values] == here:
             layer.set_weights(values)
             copied += 1
-    return copied
+        else:
+            there = _shapes([v.shape for v in values])
+            left.append(f"{path} ({there} in the file, {_shapes(here)} here)")
+    return copied, left
 
 
 def _fingerprint(model: keras.Model) -> float:
@@ -104,15 +117,23 @@ def _load_legacy_h5(backbone: keras.Model, model_name: str, path: Path) -> None:
         )
 
 
-def load_weights_file(model: keras.Model, path: Path) -> None:
-    """Load a local weights file: a .keras model, a .weights.h5 or a legacy (notop) .h5."""
+def load_weights_file(model: keras.Model, path: Path) -> str:
+    """Load a local weights file: a .keras model, a .weights.h5 or a legacy (notop) .h5; one
+    line says what was loaded, and for a .keras file (another run's model, say) which layers
+    keep their initial weights and why (a head of other classes, a first convolution for
+    other channels), since those train from scratch."""
     backbone = model.get_layer(BACKBONE_LAYER)
     suffix = path.name.lower()
+    summary = f"{model.name}: weights from {path.name}"
     try:
         if suffix.endswith(".keras"):
             source = keras.saving.load_model(path, compile=False)
-            if _copy_by_name(source, model) == 0:
+            copied, left = _copy_by_name(source, model)
+            if copied == 0:
                 raise DataError(path, f"no layer matches model {model.name!r} by name and shape")
+            summary = f"{model.name}: {copied} of {copied + len(left)} layers from {path.name}"
+            if left:
+                summary += "; left as initialised: " + ", ".join(left)
         elif suffix.endswith(".weights.h5"):
             _load_weights_h5(model, backbone, path)
         elif suffix.endswith((".h5", ".hdf5")):
@@ -127,3 +148,4 @@ def load_weights_file(model: keras.Model, path: Path) -> None:
             f"cannot load weights into {model.name} "
             f"(same name, image size, channels and heads?): {one_line(error)}",
         ) from error
+    return summary

@@ -121,8 +121,8 @@ def pooled_metrics(
     checked: FoldRuns, model: str, dealt: pd.DataFrame | None = None
 ) -> dict[str, Any] | None:
     """A model's metrics JSON over every fold's test predictions together (each face once), as
-    notebook 05 scores one test split (its classes, resamples and seed), the intervals drawing
-    each group of faces (a person's, near-duplicates) whole; None where a fold has no saved
+    notebook 05 scores one test split (its classes, resamples and seed; the intervals drawing a
+    person's faces together where the data names them); None where a fold has no saved
     predictions for it."""
     dealt = dealt_folds(checked) if dealt is None else dealt
     tables = []
@@ -146,7 +146,6 @@ def pooled_metrics(
             RunFolder(checked.runs[0]).predictions_path(model).name,
             f"{len(untested):,} faces were tested in no fold (e.g. {untested[0]})",
         )
-    groups = ids.map(dict(zip(dealt["id"].astype(str), dealt["group"], strict=True)))
     present = sorted(dealt["expression"].unique())  # as notebook 05 scores each fold
     ci = comparison.MetricsFile.read(RunFolder(checked.runs[0]).metrics_path(model)).data
     ci = ci.get("ci") or {}
@@ -156,7 +155,7 @@ def pooled_metrics(
         n_boot=int(ci.get("n_boot", 1000)),
         seed=int(ci.get("seed", checked.seed)),
         classes=present,
-        groups=groups.to_numpy(),
+        groups=scoring.person_groups(dealt, pooled),
     )
 
 
@@ -165,7 +164,9 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     (`<metric>_pooled`, with `_ci_low`/`_ci_high` and `faces`) and the spread over the folds
     (`spread`'s `_n`, `_mean`, `_sd`, `_min`, `_max`)."""
     checked = check_folds(run_dirs)
-    out = spread(scored_runs(checked.runs, "fold", checked.folds), "fold")
+    scores = scored_runs(checked.runs, "fold", checked.folds)
+    out = spread(scores, "fold")
+    out.insert(2, "tta", out["model"].map(_modes(scores)))
     dealt = dealt_folds(checked)
     pooled = {}
     for index, model in out["model"].items():
@@ -183,10 +184,24 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     out.insert(1, "profile", checked.profile)
     out.attrs.update(
         runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
-        demo=checked.demo, people="subject" in dealt.columns,
-        grouped=bool(dealt["group"].duplicated().any()), pooled=pooled,
+        demo=checked.demo, pooled=pooled,
+        people="subject" in dealt.columns and bool(dealt["subject"].notna().any()),
     )  # fmt: skip
     return out
+
+
+def _modes(scores: pd.DataFrame) -> dict[str, str]:
+    """Each model's test-time augmentation over its folds ("flip", or "flip in 3, none in 2"
+    where the folds chose differently on their validation faces)."""
+    modes = {}
+    for model, group in scores.groupby("model", sort=False):
+        counts = group["tta"].fillna("none").value_counts()
+        modes[str(model)] = (
+            str(counts.index[0])
+            if len(counts) == 1
+            else ", ".join(f"{mode} in {n}" for mode, n in counts.items())
+        )
+    return modes
 
 
 def _cell(row: pd.Series, column: str, task: str, k: int) -> str:
@@ -215,6 +230,7 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     for _, row in table.iterrows():
         faces = row.get("faces")
         cells = {"Model": row["model"], "Faces": "" if pd.isna(faces) else f"{int(faces):,}"}
+        cells["TTA"] = row.get("tta") or "none"
         for task, metric, title in COLUMNS:
             column = f"{task}_{metric}"
             if f"{column}_mean" in table or f"{column}_pooled" in table:
@@ -225,21 +241,18 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
 
 def _note(table: pd.DataFrame) -> str:
     """What the figures are: the folds pooled, then the spread over them; the protocol."""
-    k = table.attrs.get("k")
-    together = "each person's faces and near-duplicate images" if table.attrs.get("people") else (
+    k, people = table.attrs.get("k"), table.attrs.get("people")
+    together = "each person's faces and near-duplicate images" if people else (
         "near-duplicate images"
     )  # fmt: skip
-    drawn = (
-        f"drawing {together.replace('each', 'a')} whole"
-        if table.attrs.get("grouped")
-        else "over the faces"
-    )
+    drawn = "drawing a person's faces together" if people else "over the faces"
     note = (
         f"{k}-fold cross-validation of the `{table.attrs.get('profile')}` profile, seed "
-        f"{table.attrs.get('seed')}: folds stratified by expression, {together} in one fold. "
-        f"First each model's test predictions of all {k} folds pooled, every face tested once "
-        f"(95% bootstrap interval {drawn}), then the mean ± standard deviation over the {k} "
-        "folds."
+        f"{table.attrs.get('seed')}: folds stratified by expression (where a class has {k} "
+        f"faces or more), {together} in one fold. First each model's test predictions of all "
+        f"{k} folds pooled, every face tested once (95% bootstrap interval {drawn}), then the "
+        f"mean ± standard deviation over the {k} folds. TTA: the test-time augmentation each "
+        "fold chose on its validation faces."
     )
     if table.attrs.get("demo"):
         note += " The generated demo set is drawn from the seed."
@@ -300,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         "face's prediction pooled, and the mean ± standard deviation over the folds.",
     )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="the folds' run folders")
-    parser.add_argument("--out", default="", help="folder for folds.csv/.md/.tex (default: none)")
+    parser.add_argument(
+        "--out",
+        default="",
+        help="folder for folds.csv/.md/.tex, folds_confusion.png and pooled/<model>.json "
+        "(default: the table printed, nothing written)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.out:

@@ -357,6 +357,10 @@ def _splits(facts: _Run) -> str:
         text += "none was held out for validation"
     text += f" and {n['test']:,} for the test."
     fold = facts.manifest.get("fold")
+    if not isinstance(fold, dict) and "fold" in facts.splits:  # notebook 03 run by hand
+        tested = facts.splits.loc[facts.splits["split"] == "test", "fold"]
+        if len(tested):
+            fold = {"fold": int(tested.mode().iloc[0]), "folds": int(facts.splits["fold"].max())}
     if isinstance(fold, dict):  # ./run_all.sh --fold I/K: the test split is one fold
         return text + _fold_text(facts, fold, given)
     own = [s for s in SPLIT_ORDER if given.get(s, 0)]
@@ -569,7 +573,13 @@ def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> 
     if card.get("pretrained_backbone"):
         if weights == "imagenet":
             return f"The backbone started from ImageNet weights {cite('deng2009imagenet')}."
-        return f"The backbone started from the weights in `{Path(str(weights)).name}`."
+        loaded = str(card.get("weights_loaded") or "")
+        kept = loaded.partition("; left as initialised: ")[2]
+        start = f"The backbone started from the weights in `{Path(str(weights)).name}`"
+        if kept:
+            layers_ = [item.split(" (")[0] for item in kept.split("), ")]
+            return start + f"; {_join(layers_)} started from their initial weights."
+        return start + "."
     if card.get("weights_fallback"):
         facts.checks.append(
             f"{name} was to start from ImageNet weights and started from random "

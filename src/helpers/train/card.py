@@ -80,6 +80,8 @@ def outcome_table(card: dict[str, Any]) -> pd.DataFrame:
     ]
     if card.get("weights_fallback"):
         rows.append(("weights", card["weights_fallback"]))
+    elif card.get("weights_loaded"):
+        rows.append(("weights", card["weights_loaded"]))
     return pd.DataFrame(rows, columns=["fact", "value"]).set_index("fact")
 
 

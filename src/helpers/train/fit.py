@@ -171,10 +171,12 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
-    """The model, whether its backbone is pretrained, and any fallback message."""
+def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str], str | None]:
+    """The model, whether its backbone is pretrained, any fallback message, and what a weights
+    file gave it (which layers keep their initial weights), said in the notebook and terminal."""
     collector, models_log = _Collect(), logging.getLogger("helpers.models")
     models_log.addHandler(collector)
+    loaded: list[str] = []
     try:
         model = factory.build_model(
             cfg.model,
@@ -191,11 +193,16 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str]]:
             backbone_options=cfg.backbone_options,
             n_classes=cfg.n_classes,
             seed=cfg.seed,
+            loaded=loaded,
         )
     finally:
         models_log.removeHandler(collector)
+    for summary in loaded:
+        print(summary)
+        line(summary)
     # With transfer=None, build_model freezes the backbone exactly when weights were loaded.
-    return model, transfer.transfer_mode(model) == "frozen", collector.messages
+    pretrained = transfer.transfer_mode(model) == "frozen"
+    return model, pretrained, collector.messages, (loaded[0] if loaded else None)
 
 
 # Variables weight decay leaves alone: a bias or BatchNorm's scale and offset shrunk to zero
@@ -388,11 +395,12 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     strategy = backend.strategy()
     with dtype_policy(mixed), strategy.scope():
-        model, pretrained, build_messages = _build(cfg)
+        model, pretrained, build_messages, weights_loaded = _build(cfg)
     phases = plan_phases(cfg, pretrained)
     notes: dict[str, Any] = {
         "weights_fallback": " ".join(build_messages) or None,
         "pretrained_backbone": pretrained,
+        "weights_loaded": weights_loaded,
         "mixed_precision": mixed or False,  # the policy's name, or False: float32
         "strategy": type(strategy).__name__,
         "replicas": strategy.num_replicas_in_sync,
