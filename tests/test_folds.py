@@ -285,8 +285,15 @@ def test_the_command_writes_the_three_files_and_says_what_is_wrong(
         "folds.md",
         "folds.tex",
         "folds_confusion.png",
+        "folds_leads.csv",
         "pooled",
     ]
+    leads = pd.read_csv(out / "folds_leads.csv")
+    assert leads[["task", "best", "other"]].values.tolist() == [["expression", "cnn", "vgg"]]
+    assert leads.loc[0, "lead_ci_low"] > 0 and leads.loc[0, "n"] == N
+    text = (out / "folds.md").read_text()
+    assert "| expression | macro F1 | cnn 0.7" in text and "a person drawn whole" in text
+    assert "leads over every face: expression: cnn ahead of every other model." in text
     pooled = json.loads((out / "pooled" / "cnn.json").read_text())
     assert np.sum(pooled["expression"]["confusion_matrix"]) == N and pooled["n"] == N
     assert sorted(p.name for p in (out / "pooled").iterdir()) == ["cnn.json", "vgg.json"]

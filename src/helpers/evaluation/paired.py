@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,27 @@ def paired_table(
     run = RunFolder(run_dir)
     table = comparison_table(run) if table is None else table
     metrics = load_metrics(run)
-    people = _people(run)
-    pairs: dict[str, dict[str, Any] | str] = {}
+    cache: dict[str, dict[str, Any] | str] = {}
+
+    def pairs_of(model: str) -> dict[str, Any] | str:
+        return _pairs(run, cache, model, metrics)
+
+    return leads_table(table, metrics, pairs_of, _people(run), n_boot=n_boot, seed=seed)
+
+
+def leads_table(
+    table: pd.DataFrame,
+    metrics: dict[str, dict],
+    pairs_of: Callable[[str], dict[str, Any] | str],
+    people: pd.DataFrame | None = None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """paired_table's rows for any scored predictions: table (comparison_table's columns: one
+    row per model), each model's metrics JSON, pairs_of(model) giving its `ids` and scored
+    (truth, prediction) `heads` (or why there are none), people (records with `subject`, to
+    draw a person's faces together)."""
     rows = []
     for task, info in best_models(table).items():
         column, lower, metric = headline(task)
@@ -74,7 +94,7 @@ def paired_table(
                 "best_value": info["value"],
                 "other_value": float(others.loc[others["model"] == other, column].iloc[0]),
             }
-            found = _lead(run, metrics, pairs, task, info["model"], other, n_boot, seed, people)
+            found = _lead(pairs_of, metrics, task, info["model"], other, n_boot, seed, people)
             if isinstance(found, str):
                 row.update(lead=math.nan, verdict=f"not compared: {found}")
             else:
@@ -99,9 +119,8 @@ def paired_table(
 
 
 def _lead(
-    run: RunFolder,
+    pairs_of: Callable[[str], dict[str, Any] | str],
     metrics: dict[str, dict],
-    cache: dict[str, dict[str, Any] | str],
     task: str,
     best: str,
     other: str,
@@ -110,7 +129,7 @@ def _lead(
     people: pd.DataFrame | None = None,
 ) -> dict[str, Any] | str:
     """paired_difference of best minus other on the task, or why the two cannot be paired."""
-    a, b = _pairs(run, cache, best, metrics), _pairs(run, cache, other, metrics)
+    a, b = pairs_of(best), pairs_of(other)
     if isinstance(a, str) or isinstance(b, str):
         return a if isinstance(a, str) else b
     ids_a, ids_b = a["ids"], b["ids"]

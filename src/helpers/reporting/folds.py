@@ -25,7 +25,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import write_text
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
-from helpers.evaluation import comparison, scoring
+from helpers.evaluation import comparison, paired, scoring
 from helpers.evaluation.predictions import load_predictions
 from helpers.reporting.plots import plot_confusion_grid
 from helpers.reporting.results import COLUMNS
@@ -39,6 +39,7 @@ from helpers.reporting.seeds import (
 
 FOLD_FILES = ("folds.csv", "folds.md", "folds.tex")
 CONFUSION_FIGURE = "folds_confusion.png"
+LEADS_FILE = "folds_leads.csv"
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,11 @@ def dealt_folds(checked: FoldRuns) -> pd.DataFrame:
     return first
 
 
-def pooled_metrics(
+def pooled_predictions(
     checked: FoldRuns, model: str, dealt: pd.DataFrame | None = None
-) -> dict[str, Any] | None:
-    """A model's metrics JSON over every fold's test predictions together (each face once), as
-    notebook 05 scores one test split (its classes, resamples and seed; the intervals drawing a
-    person's faces together where the data names them); None where a fold has no saved
-    predictions for it."""
+) -> pd.DataFrame | None:
+    """A model's test predictions of every fold together, checked to hold each face of the
+    data once; None where a fold has no saved predictions for it."""
     dealt = dealt_folds(checked) if dealt is None else dealt
     tables = []
     for run in checked.runs:
@@ -146,17 +145,59 @@ def pooled_metrics(
             RunFolder(checked.runs[0]).predictions_path(model).name,
             f"{len(untested):,} faces were tested in no fold (e.g. {untested[0]})",
         )
+    return pooled.drop(columns="_fold")
+
+
+def pooled_metrics(
+    checked: FoldRuns,
+    model: str,
+    dealt: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+) -> dict[str, Any] | None:
+    """A model's metrics JSON over every fold's test predictions together (each face once), as
+    notebook 05 scores one test split (its classes, resamples and seed; the intervals drawing a
+    person's faces together where the data names them); None where a fold has no saved
+    predictions for it."""
+    dealt = dealt_folds(checked) if dealt is None else dealt
+    pooled = pooled_predictions(checked, model, dealt) if predictions is None else predictions
+    if pooled is None:
+        return None
     present = sorted(dealt["expression"].unique())  # as notebook 05 scores each fold
     ci = comparison.MetricsFile.read(RunFolder(checked.runs[0]).metrics_path(model)).data
     ci = ci.get("ci") or {}
     return scoring.evaluate(
         model,
-        pooled.drop(columns="_fold"),
+        pooled,
         n_boot=int(ci.get("n_boot", 1000)),
         seed=int(ci.get("seed", checked.seed)),
         classes=present,
         groups=scoring.person_groups(dealt, pooled),
     )
+
+
+def pooled_leads(
+    metrics: dict[str, dict[str, Any]],
+    predictions: dict[str, pd.DataFrame],
+    dealt: pd.DataFrame,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each task's best model over every face against every other model that learned the
+    task, on the same faces (helpers.evaluation.paired): the comparison one fold's few faces
+    cannot settle."""
+    rows = [{**comparison.flatten_metrics(d), "model": model} for model, d in metrics.items()]
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return paired.leads_table(table, metrics, lambda model: "no predictions")
+
+    def pairs_of(model: str) -> dict[str, Any] | str:
+        found = predictions[model]
+        expression = metrics[model].get("expression")
+        ids = found["id"].astype(str).to_numpy()
+        return {"ids": ids, "heads": scoring.scored_pairs(found, expression)}
+
+    people = dealt if "subject" in dealt and dealt["subject"].notna().any() else None
+    n_boot = int(next(iter(metrics.values())).get("ci", {}).get("n_boot", 1000))
+    return paired.leads_table(table, metrics, pairs_of, people, n_boot=n_boot, seed=seed)
 
 
 def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
@@ -168,12 +209,13 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     out = spread(scores, "fold")
     out.insert(2, "tta", out["model"].map(_modes(scores)))
     dealt = dealt_folds(checked)
-    pooled = {}
+    pooled, predictions = {}, {}
     for index, model in out["model"].items():
-        found = pooled_metrics(checked, str(model), dealt)
-        if found is None:
+        faces = pooled_predictions(checked, str(model), dealt)
+        found = None if faces is None else pooled_metrics(checked, str(model), dealt, faces)
+        if faces is None or found is None:
             continue
-        pooled[str(model)] = found
+        pooled[str(model)], predictions[str(model)] = found, faces
         row = comparison.flatten_metrics(found)
         out.loc[index, "faces"] = row.get("n")
         for task, metric, _ in COLUMNS:
@@ -185,6 +227,7 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     out.attrs.update(
         runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
         demo=checked.demo, pooled=pooled,
+        leads=pooled_leads(pooled, predictions, dealt, checked.seed) if len(pooled) > 1 else None,
         people="subject" in dealt.columns and bool(dealt["subject"].notna().any()),
     )  # fmt: skip
     return out
@@ -260,8 +303,20 @@ def _note(table: pd.DataFrame) -> str:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    """`shown` as a Markdown table with its note beneath."""
-    return markdown_table(shown(table), _note(table))
+    """`shown` as a Markdown table with its note beneath, then each task's best model's leads
+    over every face where two models or more were pooled."""
+    text = markdown_table(shown(table), _note(table))
+    leads = table.attrs.get("leads")
+    if leads is None or leads.empty:
+        return text
+    lines = markdown_table(paired.shown(leads).astype(str), "")
+    return (
+        f"{text}\n\nEach task's best model over every face against every other model that "
+        "learned it, on the same faces (a paired bootstrap"
+        f"{', a person drawn whole' if table.attrs.get('people') else ''}): the lead in its "
+        f"headline metric, its 95% interval and p-value.\n\n{lines.rstrip()}\n\n"
+        f"{paired.verdict_line(leads).replace('on the same test images', 'over every face')}."
+    )
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
@@ -270,9 +325,10 @@ def to_latex(table: pd.DataFrame, caption: str = "") -> str:
 
 
 def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
-    """folds.csv, folds.md and folds.tex in out (created), each whole or not at all; then each
-    model's pooled metrics JSON (pooled/<model>.json: per class, the confusion matrix) and
-    their confusion matrices side by side (folds_confusion.png)."""
+    """folds.csv, folds.md and folds.tex in out (created), each whole or not at all; then the
+    best models' leads over every face (folds_leads.csv), each model's pooled metrics JSON
+    (pooled/<model>.json: per class, the confusion matrix) and their confusion matrices side by
+    side (folds_confusion.png)."""
     table = folds_table(run_dirs)
     folder = Path(out)
     try:
@@ -285,6 +341,9 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
         write_text(md, to_markdown(table) + "\n"),
         write_text(tex, to_latex(table)),
     ]
+    leads = table.attrs.get("leads")
+    if leads is not None and not leads.empty:
+        written.append(write_text(folder / LEADS_FILE, leads.to_csv(index=False)))
     pooled: dict[str, dict[str, Any]] = table.attrs.get("pooled") or {}
     written += [
         scoring.write_metrics(metrics, folder / "pooled" / f"{model}.json")
@@ -316,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         default="",
-        help="folder for folds.csv/.md/.tex, folds_confusion.png and pooled/<model>.json "
+        help="folder for folds.csv/.md/.tex, folds_leads.csv, folds_confusion.png and "
+        "pooled/<model>.json "
         "(default: the table printed, nothing written)",
     )
     args = parser.parse_args(argv)
