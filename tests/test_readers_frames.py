@@ -249,8 +249,10 @@ def test_a_model_is_scored_on_jaffe_faces(tmp_path, monkeypatch):
     assert written["expression"]["accuracy"] == pytest.approx(scores["expression"]["accuracy"])
     assert written["notes"] == [
         "the test set has no Contempt: predictions are the argmax over the 7 shared classes, "
-        "probabilities renormalised over them"
-    ]  # once
+        "probabilities renormalised over them",
+        "the test faces are all of one person: the intervals are over that person's images and "
+        "say nothing of other people",  # the fixture's frames are all of KA
+    ]  # once each
     crops = {p.name.split(".face")[0]: p for p in (tmp_path / "data" / "cache").glob("jaffe-*/*")}
     assert len(crops) == 7
     frame = np.asarray(Image.open(tmp_path / "src" / "jaffe" / "KA.AN1.30.tiff"))

@@ -293,8 +293,7 @@ def evaluate(
     if n_groups == 1 and len(predictions) > 1:
         notes.append(
             "the test faces are all of one person: the intervals are over that person's images "
-            "and say nothing of other people (cross-validation, ./run_all.sh --folds, tests "
-            "every person)"
+            "and say nothing of other people"
         )
     if not 1 < n_groups < len(predictions):
         groups = None  # every face its own group, or one group (no spread to draw): plain
