@@ -113,6 +113,8 @@ def test_a_fold_per_person_deals_people_when_no_class_can_be_stratified() -> Non
             dealt = splits.assign_fold(table, 12, fold, seed=0, groups=_groups(table))
         people.append(set(dealt.loc[dealt["split"] == "test", "subject"]))
     assert all(len(p) == 1 for p in people) and len(set().union(*people)) == 12
+    assert not splits.stratifiable(table["expression"], 12)
+    assert splits.stratifiable(table["expression"], 6) and not splits.stratifiable([], 2)
 
 
 # ------------------------------------------------------------------ the folds' runs summed up
@@ -209,6 +211,19 @@ def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
     checked = report.check_folds(fold_runs)
     method = report.pooled_metrics(checked, "cnn")["ci"]["method"]  # type: ignore[index]
     assert method == "percentile bootstrap over groups of images, each group drawn whole"
+
+
+def test_folds_scored_without_intervals_are_pooled_without_them(fold_runs: list[Path]) -> None:
+    for run in fold_runs:
+        for model in ("cnn", "vgg"):
+            path = RunFolder(run).metrics_path(model)
+            path.write_text(json.dumps({**json.loads(path.read_text()), "ci": None}))
+    table = report.folds_table(fold_runs).set_index("model")
+    assert pd.notna(table.loc["cnn", "expression_accuracy_pooled"])
+    assert "expression_accuracy_pooled_ci_low" not in table or table[
+        "expression_accuracy_pooled_ci_low"
+    ].isna().all()  # fmt: skip
+    assert table.attrs["leads"] is None and "ci" not in table.attrs["pooled"]["cnn"]
 
 
 def test_a_model_without_a_folds_predictions_keeps_its_spread_and_no_pooled_figure(
@@ -308,6 +323,12 @@ def test_the_methods_section_says_which_fold_was_tested(fold_runs: list[Path]) -
     text = methods.methods(fold_runs[1]).text
     assert "This run is fold 2 of a 3-fold cross-validation" in text
     assert "each person's images kept in one fold" in text
+    assert "folds stratified by expression with scikit-learn" in text
+    many = fold_runs[1] / "manifest.json"  # more folds than any class has faces
+    many.write_text(json.dumps({**json.loads(many.read_text()), "fold": {"fold": 2, "folds": 50}}))
+    assert "50 folds by group alone (no class has a face for every fold)" in " ".join(
+        methods.methods(fold_runs[1]).text.split()
+    )
     manifest = fold_runs[2] / "manifest.json"  # notebook 03 given folds by hand: no --fold
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "fold": None}))
     assert "This run is fold 3 of a 3-fold cross-validation" in methods.methods(fold_runs[2]).text

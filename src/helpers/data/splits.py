@@ -132,7 +132,7 @@ def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -
             f"{n_units:,} (near-duplicates and one person's faces stay in one fold)",
         )
     placeholder = np.zeros((len(units), 1))
-    if np.unique(labels, return_counts=True)[1].max() < folds:
+    if not stratifiable(labels, folds):
         warnings.warn(
             f"assign_fold: every class has fewer than {folds} records, so the folds are dealt "
             "by group alone, not stratified by expression",
@@ -151,6 +151,13 @@ def fold_numbers(labels: np.ndarray, units: np.ndarray, folds: int, seed: int) -
     except ValueError as exc:  # scikit-learn's own checks
         raise DataError("records table", f"cannot deal {folds} folds: {exc}") from None
     return number
+
+
+def stratifiable(labels: np.ndarray | pd.Series, folds: int) -> bool:
+    """Whether folds can be stratified by these labels: scikit-learn needs a class with a member
+    per fold at least; otherwise (a fold per person on CK+) they are dealt by group alone."""
+    codes = pd.to_numeric(pd.Series(np.asarray(labels)), errors="coerce").fillna(-1)
+    return bool(len(codes)) and int(codes.value_counts().max()) >= folds
 
 
 def fold_note(records: pd.DataFrame, table: pd.DataFrame, folds: int, fold: int) -> str:

@@ -25,6 +25,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import write_text
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
+from helpers.data.splits import stratifiable
 from helpers.evaluation import comparison, paired, scoring
 from helpers.evaluation.predictions import load_predictions
 from helpers.reporting.plots import plot_confusion_grid
@@ -168,7 +169,7 @@ def pooled_metrics(
     return scoring.evaluate(
         model,
         pooled,
-        n_boot=int(ci.get("n_boot", 1000)),
+        n_boot=int(ci.get("n_boot", 0)),  # none where notebook 05 computed none
         seed=int(ci.get("seed", checked.seed)),
         classes=present,
         groups=scoring.person_groups(dealt, pooled),
@@ -186,8 +187,6 @@ def pooled_leads(
     cannot settle."""
     rows = [{**comparison.flatten_metrics(d), "model": model} for model, d in metrics.items()]
     table = pd.DataFrame(rows)
-    if table.empty:
-        return paired.leads_table(table, metrics, lambda model: "no predictions")
 
     def pairs_of(model: str) -> dict[str, Any] | str:
         found = predictions[model]
@@ -196,7 +195,7 @@ def pooled_leads(
         return {"ids": ids, "heads": scoring.scored_pairs(found, expression)}
 
     people = dealt if "subject" in dealt and dealt["subject"].notna().any() else None
-    n_boot = int(next(iter(metrics.values())).get("ci", {}).get("n_boot", 1000))
+    n_boot = int((next(iter(metrics.values())).get("ci") or {}).get("n_boot", 0))
     return paired.leads_table(table, metrics, pairs_of, people, n_boot=n_boot, seed=seed)
 
 
@@ -227,7 +226,10 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
     out.attrs.update(
         runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
         demo=checked.demo, pooled=pooled,
-        leads=pooled_leads(pooled, predictions, dealt, checked.seed) if len(pooled) > 1 else None,
+        leads=pooled_leads(pooled, predictions, dealt, checked.seed)
+        if len(pooled) > 1 and all(d.get("ci") for d in pooled.values())
+        else None,
+        stratified=stratifiable(dealt["expression"], checked.k),
         people="subject" in dealt.columns and bool(dealt["subject"].notna().any()),
     )  # fmt: skip
     return out
@@ -289,10 +291,13 @@ def _note(table: pd.DataFrame) -> str:
         "near-duplicate images"
     )  # fmt: skip
     drawn = "drawing a person's faces together" if people else "over the faces"
+    dealt = "stratified by expression" if table.attrs.get("stratified", True) else (
+        "dealt by group alone (no class has a face for every fold)"
+    )  # fmt: skip
     note = (
         f"{k}-fold cross-validation of the `{table.attrs.get('profile')}` profile, seed "
-        f"{table.attrs.get('seed')}: folds stratified by expression (where a class has {k} "
-        f"faces or more), {together} in one fold. First each model's test predictions of all "
+        f"{table.attrs.get('seed')}: folds {dealt}, "
+        f"{together} in one fold. First each model's test predictions of all "
         f"{k} folds pooled, every face tested once (95% bootstrap interval {drawn}), then the "
         f"mean ± standard deviation over the {k} folds. TTA: the test-time augmentation each "
         "fold chose on its validation faces."

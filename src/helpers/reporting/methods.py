@@ -30,6 +30,7 @@ from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
+from helpers.data.splits import stratifiable
 from helpers.evaluation import health
 from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
@@ -402,11 +403,15 @@ def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series) -> str:
     validation faces from the other folds."""
     seed = facts.manifest.get("seed")
     grouped = "near-duplicate images (perceptual hash)"
-    if facts.records is not None and "subject" in facts.records:
+    records = facts.records
+    if records is not None and "subject" in records and records["subject"].notna().any():
         grouped += " and each person's images"
+    dealt = "stratified by expression"
+    if facts.splits is not None and not stratifiable(facts.splits["expression"], fold["folds"]):
+        dealt = "by group alone (no class has a face for every fold)"
     text = (
         f" This run is fold {fold.get('fold')} of a {fold.get('folds')}-fold cross-validation: "
-        f"all faces were dealt into {fold.get('folds')} folds stratified by expression "
+        f"all faces were dealt into {fold.get('folds')} folds {dealt} "
         f"with scikit-learn (seed {seed}), {grouped} kept in one fold, "
         f"fold {fold.get('fold')} is the test split, and the validation faces were drawn from "
         "the others, stratified by expression, before any augmentation."
