@@ -22,6 +22,7 @@ from sklearn.metrics import (
 from sklearn.preprocessing import label_binarize
 
 from helpers.core.errors import ConfigError
+from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready
 from helpers.core.labels import EXPRESSIONS
 from helpers.evaluation.bootstrap import (
@@ -29,7 +30,6 @@ from helpers.evaluation.bootstrap import (
     _f1_macro,
     _kappa,
     bootstrap_ci,
-    group_codes,
     paired_difference,
     with_confidence_intervals,
 )

@@ -16,6 +16,7 @@ from sklearn.model_selection import (
 )
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.groups import group_codes
 from helpers.core.labels import EXPRESSIONS
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -298,11 +299,7 @@ def _unit_codes(df: pd.DataFrame, groups: pd.Series | Sequence | None) -> np.nda
         values = np.asarray(groups, dtype=object)
         if len(values) != n:
             raise ConfigError(f"groups has {len(values)} entries for {n} rows")
-    missing = pd.isna(values)
-    codes = np.asarray(pd.factorize(pd.Series(values))[0], dtype=np.int64)
-    # Rows without a group become units of their own, numbered after the real groups.
-    codes[missing] = codes.max(initial=-1) + 1 + np.arange(missing.sum())
-    return codes
+    return group_codes(values)  # rows without a group are units of their own
 
 
 def _follow_assigned_group_members(split: np.ndarray, units: np.ndarray) -> np.ndarray:

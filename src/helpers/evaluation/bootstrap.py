@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from helpers.core.errors import ConfigError
+from helpers.core.groups import group_codes
 from helpers.evaluation.metrics import (
     as_float,
     ccc,
@@ -207,16 +207,6 @@ def _batched_metrics(
         }, present_pairs(*arrays)
     # Landmarks: resample the per-image values, not the (N, 68, 2) arrays (memory).
     return {"nme": lambda e: e.mean(axis=-1)}, (per_image_nme(*arrays),)
-
-
-def group_codes(groups: Any) -> np.ndarray:
-    """One integer per row naming its group: labels compared as given (1 and "1" differ), a
-    missing label (None, NaN) a group of its own, as the splits treat it."""
-    codes, _ = pd.factorize(pd.Series(np.asarray(groups, dtype=object)), use_na_sentinel=True)
-    codes = np.asarray(codes, dtype=np.int64)
-    missing = codes < 0
-    codes[missing] = codes.max(initial=-1) + 1 + np.arange(missing.sum())
-    return codes
 
 
 def _resample_indices(n: int, n_boot: int, seed: int, groups: Any = None) -> Iterator[np.ndarray]:

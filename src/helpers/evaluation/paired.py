@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core.groups import group_codes
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
-from helpers.evaluation.bootstrap import group_codes, paired_difference
+from helpers.evaluation.bootstrap import paired_difference
 from helpers.evaluation.comparison import (
     HEADLINE_LABELS,
     best_models,

@@ -16,11 +16,12 @@ import pandas as pd
 
 from helpers.core import progress
 from helpers.core.errors import DataError
+from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
-from helpers.evaluation.bootstrap import group_codes, with_confidence_intervals
+from helpers.evaluation.bootstrap import with_confidence_intervals
 from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.comparison import (
     ci_range,

@@ -29,14 +29,14 @@ from helpers.data.splits import stratifiable
 from helpers.evaluation import comparison, paired, scoring
 from helpers.evaluation.predictions import load_predictions
 from helpers.reporting.plots import plot_confusion_grid
-from helpers.reporting.results import COLUMNS
-from helpers.reporting.seeds import (
+from helpers.reporting.repeats import (
     check_recipe,
     latex_table,
     markdown_table,
     scored_runs,
     spread,
 )
+from helpers.reporting.results import COLUMNS
 
 FOLD_FILES = ("folds.csv", "folds.md", "folds.tex")
 CONFUSION_FIGURE = "folds_confusion.png"

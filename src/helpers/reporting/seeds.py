@@ -14,20 +14,22 @@ Written as seeds.csv (the numbers), seeds.md and seeds.tex (a booktabs table).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.jsonio import read_json, write_text
-from helpers.evaluation import comparison
-from helpers.reporting.methods import latex_escape
+from helpers.core.jsonio import write_text
+from helpers.reporting.repeats import (
+    check_recipe,
+    latex_table,
+    markdown_table,
+    scored_runs,
+    spread,
+)
 from helpers.reporting.results import COLUMNS
 
 SEED_FILES = ("seeds.csv", "seeds.md", "seeds.tex")
@@ -43,46 +45,6 @@ class SeedRuns:
     demo: bool
 
 
-def run_manifest(run: Path) -> dict[str, Any]:
-    """A run's manifest.json, the profile, seed and data it records checked present."""
-    path = run / "manifest.json"
-    if not path.is_file():
-        raise DataError(run, "no manifest.json: not a run folder of ./run_all.sh")
-    manifest = read_json(path)
-    try:
-        _ = manifest["profile"]["name"], int(manifest["seed"]), manifest["data"]["sha256"]
-    except (KeyError, TypeError, ValueError):
-        raise DataError(path, "no profile name, seed or data sha256 in it") from None
-    return manifest
-
-
-def check_recipe(
-    run_dirs: list[str | os.PathLike], what: str
-) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
-    """Two or more different run folders of one profile on one data set with the same --set
-    values, and their manifests; a ConfigError names the runs that differ and how."""
-    runs = tuple(Path(r).expanduser().resolve() for r in run_dirs)
-    if len(runs) < 2:
-        raise ConfigError(f"{what} needs two runs or more, got {len(runs)}")
-    if len(set(runs)) < len(runs):
-        raise ConfigError("a run folder is given twice: " + ", ".join(map(str, runs)))
-    manifests = [run_manifest(run) for run in runs]
-    pairs = list(zip(runs, manifests, strict=True))
-    profiles = {m["profile"]["name"] for m in manifests}
-    if len(profiles) > 1:
-        listed = ", ".join(f"{r.name}: {m['profile']['name']}" for r, m in pairs)
-        raise ConfigError(f"the runs have different profiles ({listed}); one recipe, please")
-    demo = all(bool(m["data"].get("demo")) for m in manifests)
-    if not demo and len({m["data"]["sha256"] for m in manifests}) > 1:
-        listed = ", ".join(f"{r.name}: {m['data'].get('path')}" for r, m in pairs)
-        raise ConfigError(f"the runs read different data ({listed})")
-    settings = {json.dumps(m.get("parameters") or {}, sort_keys=True) for m in manifests}
-    if len(settings) > 1:
-        listed = "; ".join(f"{r.name}: {m.get('parameters') or 'none'}" for r, m in pairs)
-        raise ConfigError(f"the runs were given different --set parameters ({listed})")
-    return runs, manifests
-
-
 def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
     """Two or more run folders of one profile on one data set with different seeds; a
     ConfigError names the runs that differ and how."""
@@ -96,58 +58,6 @@ def check_runs(run_dirs: list[str | os.PathLike]) -> SeedRuns:
         )
     demo = all(bool(m["data"].get("demo")) for m in manifests)
     return SeedRuns(runs, seeds, manifests[0]["profile"]["name"], demo)
-
-
-def scored_runs(runs: tuple[Path, ...], key: str, values: tuple[int, ...]) -> pd.DataFrame:
-    """Every run's test metrics (one row per model, `comparison_table`'s columns), the run's
-    seed or fold in column `key`, and `<task>_collapsed` per headline task."""
-    tables = []
-    for run, value in zip(runs, values, strict=True):
-        table = comparison.comparison_table(run)
-        if table.empty:
-            raise DataError(run, "no test metrics (notebook 05 has not run)")
-        table[key] = value
-        for task in comparison.HEADLINE:
-            table[f"{task}_collapsed"] = comparison.collapsed(table, task)
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
-
-
-def spread(scores: pd.DataFrame, key: str) -> pd.DataFrame:
-    """One row per model: the runs it was scored in, their `key` values (column `<key>s`), and
-    per headline metric the runs that scored it (`_n`), mean, standard deviation (n - 1),
-    lowest and highest; `<task>_collapsed` counts the runs whose head for the task learned
-    nothing (their scores are in the figures, and said so)."""
-    rows = []
-    for model, group in scores.groupby("model", sort=False):
-        row: dict[str, Any] = {
-            "model": model,
-            "runs": len(group),
-            f"{key}s": ", ".join(str(s) for s in sorted(group[key])),
-        }
-        for task, metric, _ in COLUMNS:
-            column = f"{task}_{metric}"
-            if column not in group:
-                continue
-            values = pd.to_numeric(group[column], errors="coerce").dropna()
-            if values.empty:
-                continue
-            row.update(
-                {
-                    f"{column}_n": len(values),
-                    f"{column}_mean": values.mean(),
-                    f"{column}_sd": values.std(ddof=1) if len(values) > 1 else math.nan,
-                    f"{column}_min": values.min(),
-                    f"{column}_max": values.max(),
-                }
-            )
-            row[f"{task}_collapsed"] = int(group[f"{task}_collapsed"].sum())
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    for column in out.columns:
-        if column.endswith(("_collapsed", "_n")):
-            out[column] = out[column].fillna(0).astype(int)
-    return out
 
 
 def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
@@ -197,32 +107,6 @@ def _note(table: pd.DataFrame) -> str:
     if table.attrs.get("demo"):
         note += " (the generated demo set is drawn from each run's seed, so the spread includes it)"
     return note + "."
-
-
-def markdown_table(text: pd.DataFrame, note: str) -> str:
-    """A table of text cells as Markdown, its note beneath."""
-    lines = ["| " + " | ".join(text.columns) + " |", "|" + "---|" * len(text.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in text.itertuples(index=False)]
-    return "\n".join([*lines, "", note])
-
-
-def latex_table(text: pd.DataFrame, note: str, caption: str, label: str, first: int = 2) -> str:
-    """A booktabs table (pandas' to_latex) of text cells, ± typeset as $\\pm$, scaled to the
-    line; the first `first` columns left-aligned."""
-    text = text.map(lambda cell: latex_escape(str(cell)).replace("±", r"$\pm$"))
-    text.columns = [latex_escape(c) for c in text.columns]
-    note = latex_escape(note.replace("±", "+/-")).replace("+/-", r"$\pm$")
-    latex = text.to_latex(
-        index=False,
-        escape=False,
-        column_format="l" * first + "r" * (len(text.columns) - first),
-        caption=latex_escape(caption) + (" " if caption else "") + note,
-        label=label,
-        position="t",
-    )
-    latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}")
-    latex = latex.replace("\\end{tabular}", "\\end{tabular}}")
-    return "% Needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n" + latex
 
 
 def to_markdown(table: pd.DataFrame) -> str:
