@@ -12,9 +12,7 @@ folds.md and folds.tex (a booktabs table).
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,8 @@ from helpers.reporting.repeats import (
     markdown_table,
     scored_runs,
     spread,
+    summary_command,
+    write_tables,
 )
 from helpers.reporting.results import COLUMNS
 
@@ -336,16 +336,7 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
     side (folds_confusion.png)."""
     table = folds_table(run_dirs)
     folder = Path(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"{folder}: cannot be created ({error.strerror or error})") from None
-    csv, md, tex = (folder / name for name in FOLD_FILES)
-    written = [
-        write_text(csv, table.to_csv(index=False)),
-        write_text(md, to_markdown(table) + "\n"),
-        write_text(tex, to_latex(table)),
-    ]
+    written = write_tables(folder, FOLD_FILES, table, to_markdown, to_latex)
     leads = table.attrs.get("leads")
     if leads is not None and not leads.empty:
         written.append(write_text(folder / LEADS_FILE, leads.to_csv(index=False)))
@@ -371,28 +362,13 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m helpers.folds RUN RUN ... [--out DIR]`: 0, or 2 with one line for bad runs."""
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.folds",
-        description="Each model's test metrics over the folds of a cross-validation: every "
-        "face's prediction pooled, and the mean ± standard deviation over the folds.",
+    return summary_command(
+        argv,
+        "python -m helpers.folds",
+        "Each model's test metrics over the folds of a cross-validation: every face's "
+        "prediction pooled, and the mean ± standard deviation over the folds.",
+        "folder for folds.csv/.md/.tex, folds_leads.csv, folds_confusion.png and "
+        "pooled/<model>.json (default: the table printed, nothing written)",
+        lambda runs: to_markdown(folds_table(runs)),
+        write_folds,
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="the folds' run folders")
-    parser.add_argument(
-        "--out",
-        default="",
-        help="folder for folds.csv/.md/.tex, folds_leads.csv, folds_confusion.png and "
-        "pooled/<model>.json "
-        "(default: the table printed, nothing written)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.out:
-            written = write_folds(args.runs, args.out)
-            print(written[1].read_text(encoding="utf-8"), end="")
-            print("wrote " + ", ".join(str(p) for p in written))
-        else:
-            print(to_markdown(folds_table(args.runs)))
-    except (ConfigError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0

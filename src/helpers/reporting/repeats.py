@@ -4,16 +4,19 @@ a paper takes (Markdown, booktabs LaTeX), shared by helpers.reporting.seeds and 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.jsonio import read_json
+from helpers.core.jsonio import read_json, write_text
 from helpers.evaluation import comparison
 from helpers.reporting.methods import latex_escape
 from helpers.reporting.results import COLUMNS
@@ -135,3 +138,53 @@ def latex_table(text: pd.DataFrame, note: str, caption: str, label: str, first: 
     latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}")
     latex = latex.replace("\\end{tabular}", "\\end{tabular}}")
     return "% Needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n" + latex
+
+
+def write_tables(
+    folder: str | os.PathLike,
+    names: tuple[str, str, str],
+    table: pd.DataFrame,
+    markdown: Callable[[pd.DataFrame], str],
+    latex: Callable[[pd.DataFrame], str],
+) -> list[Path]:
+    """A summary's CSV (the numbers), Markdown and LaTeX files in folder (created), each whole
+    or not at all."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be created ({error.strerror or error})") from None
+    csv, md, tex = (path / name for name in names)
+    return [
+        write_text(csv, table.to_csv(index=False)),
+        write_text(md, markdown(table) + "\n"),
+        write_text(tex, latex(table)),
+    ]
+
+
+def summary_command(
+    argv: list[str] | None,
+    prog: str,
+    description: str,
+    out_help: str,
+    markdown_of: Callable[[list[str]], str],
+    write: Callable[[list[str], str], list[Path]],
+) -> int:
+    """A summing-up command's command line (`prog RUN RUN ... [--out DIR]`): the Markdown table
+    printed, and with --out the files written and named; 2 with one line for runs that do not
+    make one summary."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders of ./run_all.sh")
+    parser.add_argument("--out", default="", help=out_help)
+    args = parser.parse_args(argv)
+    try:
+        if args.out:
+            written = write(args.runs, args.out)
+            print(written[1].read_text(encoding="utf-8"), end="")
+            print("wrote " + ", ".join(str(p) for p in written))
+        else:
+            print(markdown_of(args.runs))
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -13,22 +13,21 @@ Written as seeds.csv (the numbers), seeds.md and seeds.tex (a booktabs table).
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from helpers.core.errors import ConfigError, DataError
-from helpers.core.jsonio import write_text
+from helpers.core.errors import ConfigError
 from helpers.reporting.repeats import (
     check_recipe,
     latex_table,
     markdown_table,
     scored_runs,
     spread,
+    summary_command,
+    write_tables,
 )
 from helpers.reporting.results import COLUMNS
 
@@ -121,38 +120,17 @@ def to_latex(table: pd.DataFrame, caption: str = "") -> str:
 
 def write_seeds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
     """seeds.csv, seeds.md and seeds.tex in out (created), each whole or not at all."""
-    table = seeds_table(run_dirs)
-    folder = Path(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"{folder}: cannot be created ({error.strerror or error})") from None
-    csv, md, tex = (folder / name for name in SEED_FILES)
-    return [
-        write_text(csv, table.to_csv(index=False)),
-        write_text(md, to_markdown(table) + "\n"),
-        write_text(tex, to_latex(table)),
-    ]
+    return write_tables(out, SEED_FILES, seeds_table(run_dirs), to_markdown, to_latex)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m helpers.seeds RUN RUN ... [--out DIR]`: 0, or 2 with one line for bad runs."""
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.seeds",
-        description="Each model's test metrics as mean ± standard deviation over runs that "
-        "differ only in their seed.",
+    return summary_command(
+        argv,
+        "python -m helpers.seeds",
+        "Each model's test metrics as mean ± standard deviation over runs that differ only in "
+        "their seed.",
+        "folder for seeds.csv/.md/.tex (default: the table printed, nothing written)",
+        lambda runs: to_markdown(seeds_table(runs)),
+        write_seeds,
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders of ./run_all.sh")
-    parser.add_argument("--out", default="", help="folder for seeds.csv/.md/.tex (default: none)")
-    args = parser.parse_args(argv)
-    try:
-        if args.out:
-            written = write_seeds(args.runs, args.out)
-            print(written[1].read_text(encoding="utf-8"), end="")
-            print("wrote " + ", ".join(str(p) for p in written))
-        else:
-            print(to_markdown(seeds_table(args.runs)))
-    except (ConfigError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
