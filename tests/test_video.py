@@ -421,6 +421,10 @@ def test_the_predictor_smooths_videos_when_asked(model_path, tmp_path, monkeypat
         lambda e: e.value_counts(normalize=True).iloc[0]
     )
     assert summary["share"].tolist() == pytest.approx(shares.tolist())
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((30, 30, 3), 90, np.uint8))
+    still = ["--model", str(model_path), str(photo), "--no-detect", "--quiet", "--smooth", "1"]
+    assert cli.main(still) == 0 and "--smooth" not in capsys.readouterr().err  # no video
     assert cli.main([*args, "--smooth", "-1"]) == 2
     assert "--smooth must be a number of seconds >= 0, got -1.0" in capsys.readouterr().err
     monkeypatch.setattr("helpers.inference.sources.MAX_FPS", 5.0)  # as if it stated 90,000

@@ -487,12 +487,6 @@ def main(argv: list[str] | None = None) -> int:
             f"face crops: margin {margin:g} of the face box per side ({margin_source})",
             file=sys.stderr,
         )
-    if args.smooth:
-        print(
-            f"videos: each followed face averaged over {args.smooth:g} s (--smooth); its "
-            "confidence is then its class's mean probability over that time, not one frame's",
-            file=sys.stderr,
-        )
     try:
         with warnings.catch_warnings():  # library warnings (Pillow's corrupt EXIF...) stay quiet
             warnings.simplefilter("ignore")
@@ -513,6 +507,12 @@ def main(argv: list[str] | None = None) -> int:
                 smooth=args.smooth,
             )
         _report(table)
+        if args.smooth and table["frame"].notna().any():  # said where a video was read
+            print(
+                f"videos: each followed face averaged over {args.smooth:g} s (--smooth); its "
+                "confidence is then its class's mean probability over that time, not one frame's",
+                file=sys.stderr,
+            )
         for name in table.attrs.get("unsmoothed", []):
             print(f"{name}: states no frame rate, so its faces are not smoothed", file=sys.stderr)
         summary = table.attrs["summary"]
