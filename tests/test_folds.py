@@ -94,6 +94,19 @@ def test_bad_folds_are_refused_by_name() -> None:
         splits.assign_fold(few, 5, 1, groups=_groups(few))
 
 
+def test_notebook_03s_split_is_a_plain_split_or_one_fold_with_its_line() -> None:
+    table = _records(official=True)
+    plain, line = splits.split_records(table, None, val_share=0.1, test_share=0.1, seed=2)
+    assert line is None and plain["split"].equals(splits.assign_splits(table, 0.1, 0.1, 2)["split"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dealt, line = splits.split_records(
+            table, _groups(table), val_share=0.1, test_share=0.1, seed=2, folds=5, fold=3
+        )
+        same = splits.assign_fold(table, 5, 3, val_share=0.1, seed=2, groups=_groups(table))
+    assert dealt["split"].equals(same["split"]) and line == splits.fold_note(table, dealt, 5, 3)
+
+
 @pytest.mark.filterwarnings("ignore:assign_splits")
 def test_a_fold_per_person_deals_people_when_no_class_can_be_stratified() -> None:
     """Leave-one-subject-out on a CK+-like set (12 people, no class with 12 faces): the folds

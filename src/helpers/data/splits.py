@@ -110,6 +110,24 @@ def assign_fold(
     return out
 
 
+def split_records(
+    df: pd.DataFrame,
+    groups: pd.Series | Sequence | None,
+    *,
+    val_share: float,
+    test_share: float,
+    seed: int,
+    folds: int = 0,
+    fold: int = 1,
+) -> tuple[pd.DataFrame, str | None]:
+    """Notebook 03's split: assign_splits, or with `folds` one fold of a cross-validation
+    (assign_fold) and the line that says which fold is tested."""
+    if not folds:
+        return assign_splits(df, val_share, test_share, seed, groups=groups), None
+    table = assign_fold(df, folds, fold, val_share=val_share, seed=seed, groups=groups)
+    return table, fold_note(df, table, folds, fold)
+
+
 def check_fold(folds: int, fold: int) -> None:
     """Fold numbers a cross-validation can have: 2 or more folds, fold in 1..folds."""
     for name, value in (("folds", folds), ("fold", fold)):

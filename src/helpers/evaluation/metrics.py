@@ -246,9 +246,7 @@ def per_image_nme(true: Any, pred: Any) -> np.ndarray:
     t, p = landmark_array(true, "true"), landmark_array(pred, "pred")
     if t.shape != p.shape:
         raise ValueError(f"landmark_nme: truth {t.shape} and prediction {p.shape} differ in shape")
-    iod = interocular_distance(t)
-    # Rows without truth, or with both eye corners on one point, cannot be normalised.
-    keep = np.isfinite(t).all(axis=(1, 2)) & (iod > 0)
+    iod, keep = _normalisable(t)
     if not np.isfinite(p[keep]).all():
         raise ValueError("landmark_nme: predictions are NaN/inf where the truth is present")
     err = np.linalg.norm(t[keep] - p[keep], axis=-1).mean(axis=-1)
@@ -277,10 +275,21 @@ def classification_rows(
         if proba is not None
         else max(N_EXPRESSIONS, int(max(t.max(initial=-1), p.max(initial=-1))) + 1)
     )
-    wanted = np.asarray(space if labels is None else labels, dtype=np.int64)
-    labels = np.intersect1d(wanted, t[t >= 0])
-    keep = np.isin(t, labels)
+    labels, keep = _scored_classes(t, space if labels is None else labels)
     return t[keep], p[keep], None if proba is None else proba[keep], labels, space
+
+
+def _scored_classes(t: np.ndarray, wanted: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The classes scored (those wanted that the truth holds) and the rows whose truth is one."""
+    labels = np.intersect1d(np.asarray(wanted, dtype=np.int64), t[t >= 0])
+    return labels, np.isin(t, labels)
+
+
+def _normalisable(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inter-ocular distances, and the faces with truth whose eye corners are apart: the others
+    cannot be normalised."""
+    iod = interocular_distance(t)
+    return iod, np.isfinite(t).all(axis=(1, 2)) & (iod > 0)
 
 
 def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int] | None = None
@@ -289,12 +298,10 @@ def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int] | None
     for landmarks, eyes apart), as a mask: the rows a grouped bootstrap draws groups of."""
     if kind == "expression":
         t = _labels_array(arrays[0], "y_true")
-        wanted = np.asarray(labels if labels is not None else np.unique(t[t >= 0]), np.int64)
-        return np.isin(t, np.intersect1d(wanted, t[t >= 0]))
+        return _scored_classes(t, labels if labels is not None else np.unique(t[t >= 0]))[1]
     if kind == "landmarks":
-        t = landmark_array(arrays[0], "true")
-        return np.isfinite(t).all(axis=(1, 2)) & (interocular_distance(t) > 0)
-    return np.isfinite(np.asarray(arrays[0], dtype=np.float64).reshape(-1))
+        return _normalisable(landmark_array(arrays[0], "true"))[1]
+    return np.isfinite(np.asarray(arrays[0], dtype=np.float64).reshape(-1))  # present_pairs
 
 
 def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dict:

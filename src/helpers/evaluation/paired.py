@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.core.groups import group_codes
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation.bootstrap import paired_difference
@@ -155,22 +154,24 @@ def _lead(
 
 
 def _people(run: RunFolder) -> pd.DataFrame | None:
-    """The run's records with their person where its splits name them (JAFFE, CK+), so the
-    paired bootstrap draws a person's faces together, as the models' own intervals do."""
-    if not run.splits.is_file():
-        return None
-    table = load_records(run.splits)
-    return table if "subject" in table and table["subject"].notna().any() else None
+    """The run's records, whose `subject` (JAFFE, CK+) lets the paired bootstrap draw a
+    person's faces together, as the models' own intervals do."""
+    return load_records(run.splits) if run.splits.is_file() else None
 
 
 def _groups(people: pd.DataFrame | None, ids: np.ndarray) -> np.ndarray | None:
-    """The person of each of these images (person_groups), None where that draws no groups."""
-    if people is None:
-        return None
-    groups = person_groups(people, pd.DataFrame({"id": ids}))
-    if groups is None or not 1 < len(np.unique(group_codes(groups))) < len(groups):
-        return None
-    return groups
+    """The person of each of these images (person_groups; the bootstrap draws faces where
+    that makes one group or one per face)."""
+    return None if people is None else person_groups(people, pd.DataFrame({"id": ids}))
+
+
+def scored_predictions(predictions: pd.DataFrame, expression: Any) -> dict[str, Any] | str:
+    """A model's test ids and scored (truth, prediction) pairs per head, as `leads_table`'s
+    pairs_of gives them, its predictions confined to the classes its metrics JSON scored."""
+    ids = predictions["id"].astype(str).to_numpy()
+    if len(set(ids)) != len(ids):
+        return "repeated ids"
+    return {"ids": ids, "heads": scored_pairs(predictions, expression)}
 
 
 def _pairs(
@@ -183,13 +184,11 @@ def _pairs(
         if not path.is_file():
             cache[model] = f"no predictions/{path.name} (notebook 05)"
         else:
-            predictions = load_predictions(path)
-            ids = predictions["id"].astype(str).to_numpy()
-            if len(set(ids)) != len(ids):
-                cache[model] = f"repeated ids in predictions/{path.name}"
-            else:
-                expression = metrics.get(model, {}).get("expression")
-                cache[model] = {"ids": ids, "heads": scored_pairs(predictions, expression)}
+            expression = metrics.get(model, {}).get("expression")
+            found = scored_predictions(load_predictions(path), expression)
+            cache[model] = (
+                f"{found} in predictions/{path.name}" if isinstance(found, str) else found
+            )
     return cache[model]
 
 

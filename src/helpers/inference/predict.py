@@ -366,7 +366,9 @@ def predict_images(
             problem = " ".join(str(error).split())[-200:]
             rows.append(_error_row(source, DataError(source.name, f"OpenCV failed: {problem}")))
     _run(model, pending, batch_size, out_dir, names, explainer)
-    table = smooth_tracks(_table(rows, meta), smooth)
+    table = _table(rows, meta)
+    if smooth:  # the table is copied only where a window asks for it
+        table = smooth_tracks(table, smooth)
     if out_dir is not None:
         for source in sources:
             if source.kind == "video" and (table["file"] == printable(source.name)).any():

@@ -117,6 +117,15 @@ def _load_legacy_h5(backbone: keras.Model, model_name: str, path: Path) -> None:
         )
 
 
+LEFT = "; left as initialised: "  # in load_weights_file's line, before the layers it names
+
+
+def left_layers(summary: str) -> list[str]:
+    """The layers a load_weights_file line names as left as initialised (for the methods)."""
+    listed = summary.partition(LEFT)[2]
+    return [item.split(" (")[0] for item in listed.split("), ")] if listed else []
+
+
 def load_weights_file(model: keras.Model, path: Path) -> str:
     """Load a local weights file: a .keras model, a .weights.h5 or a legacy (notop) .h5; one
     line says what was loaded, and for a .keras file (another run's model, say) which layers
@@ -133,7 +142,7 @@ def load_weights_file(model: keras.Model, path: Path) -> str:
                 raise DataError(path, f"no layer matches model {model.name!r} by name and shape")
             summary = f"{model.name}: {copied} of {copied + len(left)} layers from {path.name}"
             if left:
-                summary += "; left as initialised: " + ", ".join(left)
+                summary += LEFT + ", ".join(left)
         elif suffix.endswith(".weights.h5"):
             _load_weights_h5(model, backbone, path)
         elif suffix.endswith((".h5", ".hdf5")):

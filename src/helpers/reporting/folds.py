@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.core.errors import ConfigError, DataError
+from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.jsonio import write_text
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
@@ -188,15 +188,12 @@ def pooled_leads(
     rows = [{**comparison.flatten_metrics(d), "model": model} for model, d in metrics.items()]
     table = pd.DataFrame(rows)
 
-    def pairs_of(model: str) -> dict[str, Any] | str:
-        found = predictions[model]
-        expression = metrics[model].get("expression")
-        ids = found["id"].astype(str).to_numpy()
-        return {"ids": ids, "heads": scoring.scored_pairs(found, expression)}
-
-    people = dealt if "subject" in dealt and dealt["subject"].notna().any() else None
+    scored = {
+        model: paired.scored_predictions(found, metrics[model].get("expression"))
+        for model, found in predictions.items()
+    }  # once per model, not once per pair
     n_boot = int((next(iter(metrics.values())).get("ci") or {}).get("n_boot", 0))
-    return paired.leads_table(table, metrics, pairs_of, people, n_boot=n_boot, seed=seed)
+    return paired.leads_table(table, metrics, scored.__getitem__, dealt, n_boot=n_boot, seed=seed)
 
 
 def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
@@ -355,7 +352,7 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
         try:
             plot_confusion_grid(matrices).savefig(target, dpi=100, bbox_inches="tight")
         except OSError as error:
-            raise ConfigError(f"{target}: cannot be written ({error.strerror or error})") from None
+            raise ConfigError(f"{target}: cannot be written ({os_reason(error)})") from None
         written.append(target)
     return written
 

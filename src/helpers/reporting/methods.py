@@ -37,6 +37,7 @@ from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
+from helpers.models.weights import left_layers
 from helpers.reporting import references
 from helpers.reporting.references import Citations
 
@@ -578,12 +579,10 @@ def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> 
     if card.get("pretrained_backbone"):
         if weights == "imagenet":
             return f"The backbone started from ImageNet weights {cite('deng2009imagenet')}."
-        loaded = str(card.get("weights_loaded") or "")
-        kept = loaded.partition("; left as initialised: ")[2]
+        kept = left_layers(str(card.get("weights_loaded") or ""))
         start = f"The backbone started from the weights in `{Path(str(weights)).name}`"
         if kept:
-            layers_ = [item.split(" (")[0] for item in kept.split("), ")]
-            return start + f"; {_join(layers_)} started from their initial weights."
+            return start + f"; {_join(kept)} started from their initial weights."
         return start + "."
     if card.get("weights_fallback"):
         facts.checks.append(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.core.errors import ConfigError, DataError
+from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.jsonio import read_json, write_text
 from helpers.evaluation import comparison
 from helpers.reporting.methods import latex_escape
@@ -153,7 +153,7 @@ def write_tables(
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise ConfigError(f"{path}: cannot be created ({error.strerror or error})") from None
+        raise ConfigError(f"{path}: cannot be created ({os_reason(error)})") from None
     csv, md, tex = (path / name for name in names)
     return [
         write_text(csv, table.to_csv(index=False)),

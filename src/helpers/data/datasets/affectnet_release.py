@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from helpers.core.errors import DataError
+from helpers.core.errors import DataError, os_reason
 from helpers.core.faces import MARGIN_RANGE
 from helpers.core.labels import N_EXPRESSIONS
 from helpers.core.landmarks import N_POINTS
@@ -128,7 +128,7 @@ def _rows(csv_path: Path) -> Iterator[tuple[int, list[str]]]:
                     continue
                 yield number, fields
     except OSError as exc:
-        raise DataError(csv_path, f"cannot read ({exc.strerror or exc})") from exc
+        raise DataError(csv_path, f"cannot read ({os_reason(exc)})") from exc
     except csv.Error as exc:
         raise DataError(csv_path, f"line {number + 1}: not CSV ({exc})") from None
 
