@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fresh clone -> virtual environment -> demo data -> every notebook -> a new run folder.
 # Options: --profile smoke|cpu|gpu  --data SOURCE  --test-data SOURCE  --models a,b
-#          --run-dir DIR  --seed N  --seeds 0,1,2  --set NAME=VALUE  --resume  --only 01,02
-#          --log-output
+#          --run-dir DIR  --seed N  --seeds 0,1,2  --folds K  --fold I/K  --set NAME=VALUE
+#          --resume  --only 01,02  --log-output
 #          (--help for details)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

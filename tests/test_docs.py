@@ -1,0 +1,171 @@
+"""The commands the README and the docs show run as written: every code block parses, and every
+option, profile and --set name a documented command uses is one its command line takes."""
+
+import argparse
+import ast
+import itertools
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from helpers.core import paths
+from helpers.core.errors import ConfigError
+from helpers.models import registry
+from helpers.run import profiles, runner
+
+DOCS = [
+    paths.REPO_ROOT / "README.md",
+    paths.REPO_ROOT / "data" / "README.md",
+    *sorted((paths.REPO_ROOT / "docs").glob("*.md")),
+    paths.REPO_ROOT / "benchmarks" / "RESULTS.md",
+]
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+# Each documented program and the module whose command line it is.
+PROGRAMS = {
+    "./run_all.sh": "helpers.run.runner",
+    "helpers.predict": "helpers.predict",
+    "helpers.seeds": "helpers.seeds",
+    "helpers.folds": "helpers.folds",
+    "helpers.leaderboard": "helpers.leaderboard",
+    "helpers.synthetic": "helpers.synthetic",
+    "helpers.run.nbtools": "helpers.run.nbtools",
+    "benchmarks": "benchmarks",
+    "benchmarks.scale": "benchmarks.scale",
+    "benchmarks.memory": "benchmarks.memory",
+}
+
+
+def _blocks(path: Path) -> list[tuple[str, str, int]]:
+    """(language, body, line) of each fenced block."""
+    text = path.read_text(encoding="utf-8")
+    return [
+        (m.group(1), m.group(2), text[: m.start()].count("\n") + 1) for m in BLOCK.finditer(text)
+    ]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_every_code_block_parses(path):
+    """A reader pastes these: a Python block must compile, a shell block must parse."""
+    bad = []
+    for lang, body, line in _blocks(path):
+        if lang == "python":
+            # Notebook shell lines (`!pip ...`) are IPython's, not Python's.
+            lines = body.split("\n")
+            code = "\n".join("" if s.lstrip().startswith(("!", "%")) else s for s in lines)
+            try:
+                ast.parse(code)
+            except SyntaxError as e:
+                bad.append(f"line {line + (e.lineno or 0)}: {e.msg}")
+        elif lang in ("bash", "sh", "shell"):
+            done = subprocess.run(["bash", "-n"], input=body, text=True, capture_output=True)
+            if done.returncode:
+                bad.append(f"line {line}: {done.stderr.strip()}")
+    assert bad == []
+
+
+def _commands(path: Path) -> list[tuple[str, list[str], str]]:
+    """(program, its arguments, where) for each documented command: each line of a shell
+    block (continuations joined, comments dropped) and each inline code span."""
+    text = path.read_text(encoding="utf-8")
+    found: list[tuple[str, str]] = []
+    for lang, body, line in _blocks(path):
+        if lang in ("bash", "sh", "shell"):
+            joined = body.replace("\\\n", " ")
+            found += [(s, f"{path.name}, block at line {line}") for s in joined.split("\n")]
+    prose = BLOCK.sub("", text)
+    found += [(m.group(1), f"{path.name}: `{m.group(1)}`") for m in INLINE.finditer(prose)]
+    commands = []
+    for source, where in found:
+        try:
+            words = shlex.split(source, comments=True)
+        except ValueError:
+            words = source.split()
+        for i, word in enumerate(words):
+            program = None
+            if word.endswith("run_all.sh"):
+                program = "./run_all.sh"
+            elif word == "-m" and i + 1 < len(words):
+                program = words[i + 1]
+            if program in PROGRAMS:
+                rest = words[i + 1 if word.endswith("run_all.sh") else i + 2 :]
+                commands.append((program, rest, where))
+    return commands
+
+
+class _Parser(Exception):
+    """Carries the parser a command line built, caught before it parses anything."""
+
+
+def _parser(module: str, monkeypatch) -> argparse.ArgumentParser:
+    """The argparse parser `python -m module` builds, without running the command."""
+
+    def capture(self, *args, **kwargs):
+        raise _Parser(self)
+
+    with monkeypatch.context() as m:
+        m.setattr(argparse.ArgumentParser, "parse_args", capture)
+        m.setattr(argparse.ArgumentParser, "parse_known_args", capture)
+        m.setattr(sys, "argv", [module])
+        try:
+            with warnings.catch_warnings():  # the module is already imported: runpy says so
+                warnings.simplefilter("ignore", RuntimeWarning)
+                runpy.run_module(module, run_name="__main__", alter_sys=False)
+        except _Parser as caught:
+            return caught.args[0]
+        except SystemExit:
+            pass
+    raise AssertionError(f"python -m {module} built no argparse parser")
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return set(parser._option_string_actions)
+
+
+def test_the_documents_show_every_program():
+    """The extraction below finds the commands (so a test of none cannot pass by accident)."""
+    shown = {program for path in DOCS for program, _, _ in _commands(path)}
+    assert {"./run_all.sh", "helpers.predict", "helpers.seeds", "helpers.folds"} <= shown
+    assert "benchmarks" in shown
+
+
+def test_every_documented_option_exists(monkeypatch):
+    """A flag the README shows and the command refuses is the first thing a reader meets."""
+    options = {program: _options(_parser(m, monkeypatch)) for program, m in PROGRAMS.items()}
+    bad = []
+    for path in DOCS:
+        for program, words, where in _commands(path):
+            for word in words:
+                flag = word.split("=", 1)[0]
+                if re.fullmatch(r"--[a-z][a-z0-9-]*", flag) and flag not in options[program]:
+                    bad.append(f"{where}: {program} has no {flag}")
+    assert bad == []
+
+
+def test_every_documented_profile_model_and_setting_exists():
+    """`--profile X`, `--models a,b` and `--set NAME=VALUE` in the docs name what there is."""
+    stages = runner.plan_stages(registry.list_models())
+    bad = []
+    for path in DOCS:
+        for program, words, where in _commands(path):
+            if program != "./run_all.sh":
+                continue
+            for flag, value in itertools.pairwise(words):
+                if "<" in value or "..." in value:  # a placeholder, not a value
+                    continue
+                try:
+                    if flag == "--profile":
+                        profiles.get_profile(value)
+                    elif flag == "--models":
+                        profiles.parse_models(value)
+                    elif flag == "--set":
+                        runner.check_settings([runner.parse_setting(value)], stages)
+                except ConfigError as e:
+                    bad.append(f"{where}: {flag} {value}: {e}")
+    assert bad == []
