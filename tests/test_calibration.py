@@ -19,8 +19,10 @@ from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.metrics import expected_calibration_error
 from helpers.inference.calibration import (
     CalibratedModel,
+    confine,
     fitted_temperature,
     scale_probabilities,
+    scored_classes,
 )
 
 K = 8
@@ -251,6 +253,92 @@ def test_the_predictor_applies_the_fitted_temperature_unless_told_not_to(
     metrics.write_text(json.dumps({"calibration": {"temperatures": {"none": "warm"}}}))
     assert main(args) == 2
     assert "custom_cnn.json: calibration temperature" in capsys.readouterr().err
+
+
+def test_confining_renormalises_over_the_classes_and_zeroes_the_rest() -> None:
+    proba = _softmax(np.random.default_rng(3).normal(0, 2, (50, K)))
+    kept = confine(proba, [0, 1, 2, 6])
+    np.testing.assert_allclose(kept.sum(axis=1), 1.0)
+    assert (kept[:, [3, 4, 5, 7]] == 0).all()
+    np.testing.assert_allclose(kept[:, 1] / kept[:, 0], proba[:, 1] / proba[:, 0])
+    assert set(kept.argmax(axis=1)) <= {0, 1, 2, 6}
+    assert (confine(np.zeros((2, K)), [0, 1]) == 0).all()  # nothing to renormalise
+
+
+def test_the_classes_notebook_05_scored_are_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    assert scored_classes(path) is None  # not evaluated
+    path.write_text(json.dumps({"expression": {"accuracy": 0.5}}))
+    assert scored_classes(path) is None  # every class scored
+    path.write_text(json.dumps({"expression": {"restricted_to": ["Anger", "Neutral"]}}))
+    assert scored_classes(path) == [0, 6]
+    path.write_text(json.dumps({"expression": {"restricted_to": ["Anger", "Joy"]}}))
+    with pytest.raises(DataError, match=r"m\.json: expression.restricted_to must list"):
+        scored_classes(path)
+
+
+def test_the_predictor_chooses_among_the_classes_its_model_was_scored_on(
+    run_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model notebook 05 scored on four classes (its data's) predicts among those four, with
+    the temperature fitted on them, and says so; --uncalibrated and classes="all" give the
+    raw softmax over all eight; a test-time augmentation without a fit says it uses the raw
+    softmax; a temperature at the edge of its range says the model was no better than a guess."""
+    from PIL import Image
+
+    from helpers.inference.cli import main
+    from helpers.inference.predict import model_classes, predict_images
+
+    face = np.random.default_rng(1).integers(0, 255, (48, 48), np.uint8)
+    Image.fromarray(face).save(tmp_path / "face.png")
+    metrics = run_model.parent.parent / "metrics" / "custom_cnn.json"
+    shutil.rmtree(metrics.parent, ignore_errors=True)
+    assert model_classes(run_model) == (None, "every class of its expression head")
+    raw = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
+    four = ["Neutral", "Happy", "Sad", "Anger"]
+    metrics.parent.mkdir()
+    metrics.write_text(
+        json.dumps(
+            {
+                "expression": {"restricted_to": four},
+                "calibration": {"n": 6, "temperatures": {"none": 2.0}},
+            }
+        )
+    )
+    assert model_classes(run_model)[0] == [0, 1, 2, 6]
+    columns = [f"p_{name}" for name in EXPRESSIONS]
+    got = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
+    expected = scale_probabilities(confine(raw[columns].to_numpy(np.float64), [0, 1, 2, 6]), 2.0)
+    np.testing.assert_allclose(got[columns].to_numpy(np.float64), expected, atol=1e-5)
+    assert got["expression"].iloc[0] in four
+    assert (got[[f"p_{n}" for n in EXPRESSIONS if n not in four]] == 0).all().all()
+    every = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False,
+                           classes="all", temperature=1.0)  # fmt: skip
+    np.testing.assert_allclose(every[columns], raw[columns], atol=1e-6)
+    with pytest.raises(ConfigError, match="classes must be"):
+        predict_images(run_model, [tmp_path / "face.png"], detect=False, classes="some")
+
+    args = ["--model", str(run_model), str(tmp_path / "face.png"), "--no-detect", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "confined")]) == 0
+    err = capsys.readouterr().err
+    assert "classes: 4 of 8 (Neutral, Happy, Sad, Anger), as notebook 05 scored it" in err
+    assert "temperature 2 (fitted on 6 validation faces (metrics/custom_cnn.json))" in err
+    assert main([*args, "--uncalibrated", "--out", str(tmp_path / "raw")]) == 0
+    assert "classes:" not in capsys.readouterr().err
+    read = {d: pd.read_csv(tmp_path / d / "predictions.csv") for d in ("confined", "raw")}
+    assert read["confined"]["p_Contempt"][0] == 0 and read["raw"]["p_Contempt"][0] > 0
+    assert main([*args, "--tta", "flip"]) == 0
+    err = capsys.readouterr().err
+    assert "confidence: the raw softmax (none fitted for tta flip in the model's run; " in err
+    assert "notebook 05 fitted one for none)" in err
+    metrics.write_text(json.dumps({"calibration": {"n": 6, "temperatures": {"none": 20.0}}}))
+    assert main(args) == 0
+    assert "at the edge of its range [0.05, 20.0]: on those faces the model did no better" in (
+        capsys.readouterr().err
+    )
+    metrics.write_text(json.dumps({"expression": {"restricted_to": "Happy"}}))
+    assert main(args) == 2
+    assert "custom_cnn.json: expression.restricted_to must list" in capsys.readouterr().err
 
 
 def test_the_report_table_shows_the_temperature_and_the_ece_after_it() -> None:

@@ -552,8 +552,11 @@ def test_first_use_messages(model_path, tmp_path, capsys):
     model = run / "models" / "custom_cnn.keras"
     shutil.copy(model_path, model)
     assert training_note(model) is None  # nothing says how it was trained
-    (run / "models" / "custom_cnn.json").write_text(json.dumps({"profile": "smoke"}))
-    assert "trained on the generated demo faces (profile smoke)" in training_note(model)
+    card = {"profile": "smoke", "epochs_run": 1}
+    (run / "models" / "custom_cnn.json").write_text(json.dumps(card))
+    (run / "manifest.json").write_text(json.dumps({"data": {"demo": False}}))  # its own faces
+    note = training_note(model)
+    assert "trained by the smoke profile (1 epoch(s)" in note and "demo" not in note
     (run / "manifest.json").write_text(json.dumps({"data": {"demo": True}}))
     assert f"(run {run.name} used the demo dataset)" in training_note(model)
 
@@ -581,6 +584,21 @@ def test_first_use_messages(model_path, tmp_path, capsys):
         ]
     )
     assert annotate(np.zeros((48, 48, 3), np.uint8), rows).shape == (480, 480, 3)
+
+
+def test_no_detect_on_a_whole_photo_says_so(model_path, tmp_path, capsys):
+    """--no-detect reads each image as one face: a photo far from square gets a line saying
+    so; square crops do not."""
+    photo, crop = tmp_path / "photo.jpg", tmp_path / "crop.png"
+    Image.fromarray(np.full((480, 640, 3), 90, np.uint8)).save(photo)
+    Image.fromarray(np.full((48, 48, 3), 90, np.uint8)).save(crop)
+    args = ["--model", str(model_path), "--no-detect", "--quiet"]
+    assert main([*args, str(crop)]) == 0
+    assert "far from square" not in capsys.readouterr().err
+    assert main([*args, str(crop), str(photo)]) == 0
+    err = capsys.readouterr().err
+    assert f"{photo} (640x480) is far from square: leave --no-detect out" in err
+    assert "crop.png" not in err.split("far from square")[0]
 
 
 def test_faces_are_cropped_as_the_models_training_faces_were(
@@ -718,7 +736,7 @@ def test_a_model_named_without_its_folder_keeps_its_run(model_path, tmp_path, mo
     for typed in ("custom_cnn.keras", "./custom_cnn.keras", str(link)):
         assert training_margin(typed)[0] == 0.01, typed
         assert evaluated_tta(typed) == "flip", typed
-        assert "profile smoke" in training_note(typed), typed
+        assert "the smoke profile" in training_note(typed), typed
     outside = tmp_path / "blob.keras"  # a link in a run folder to a file outside any run
     outside.write_bytes(b"")
     (model.parent / "other.keras").symlink_to(outside)

@@ -32,6 +32,7 @@ from sklearn.metrics import (
 from helpers.core.errors import ConfigError
 from helpers.core.labels import EXPRESSIONS, FER_TO_AFFECTNET, N_EXPRESSIONS
 from helpers.core.landmarks import N_POINTS, interocular_distance
+from helpers.inference.calibration import confine
 
 NME_FAILURE_THRESHOLD = 0.1
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017
@@ -162,12 +163,7 @@ def map_label_space(y: Any, from_space: str, to_space: str = "affectnet") -> np.
 def restrict_predictions(proba: Any, classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Predictions of a model confined to a data set's label space (argmax over `classes`),
     with the probabilities renormalised over them; other columns become 0."""
-    proba = np.asarray(proba, dtype=np.float64)
-    keep = np.zeros(proba.shape[1], dtype=bool)
-    keep[list(classes)] = True
-    kept = np.where(keep, proba, 0.0)
-    total = kept.sum(axis=1, keepdims=True)
-    kept = np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
+    kept = confine(proba, classes)
     return kept.argmax(axis=1), kept
 
 

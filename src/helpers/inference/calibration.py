@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json
+from helpers.core.labels import EXPRESSIONS
 
 # Temperatures a fit may return and a metrics file may hold: beyond them the probabilities are
 # a one-hot or a uniform vector, and the fit has found a broken model, not a calibration.
@@ -30,6 +32,18 @@ def scale_probabilities(proba: Any, temperature: float) -> np.ndarray:
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def confine(proba: Any, classes: Sequence[int]) -> np.ndarray:
+    """Each row's probabilities over `classes` alone, renormalised, the rest 0: a model trained
+    or scored on some of its head's classes (7-class FER-2013, a data set of four) chooses among
+    those, in notebook 05's metrics and in the predictor alike."""
+    p = np.asarray(proba, dtype=np.float64)
+    keep = np.zeros(p.shape[-1], dtype=bool)
+    keep[list(classes)] = True
+    kept = np.where(keep, p, 0.0)
+    total = kept.sum(axis=-1, keepdims=True)
+    return np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
 
 
 def check_temperature(value: Any, source: str | None = None) -> float:
@@ -63,18 +77,62 @@ def fitted_temperature(metrics_path: str | os.PathLike, tta: str = "none") -> fl
     return check_temperature(temperatures[tta], str(metrics_path))
 
 
+def calibration_fit(metrics_path: str | os.PathLike) -> dict[str, Any]:
+    """What the predictor says about a fitted temperature: the validation faces it was fitted
+    on (`n`) and the modes fitted (`modes`); empty where the metrics JSON holds no fit."""
+    if not os.path.isfile(metrics_path):
+        return {}
+    calibration = read_json(metrics_path).get("calibration")
+    if not isinstance(calibration, dict):
+        return {}
+    temperatures = calibration.get("temperatures")
+    n = calibration.get("n")
+    return {
+        "n": n if isinstance(n, int) and not isinstance(n, bool) else None,
+        "modes": sorted(temperatures) if isinstance(temperatures, dict) else [],
+    }
+
+
+def at_range_edge(temperature: float) -> bool:
+    """A fit that ran into TEMPERATURE_RANGE: on its validation faces the model was no better
+    than a uniform guess (or right about all of them), so its confidences say little."""
+    low, high = TEMPERATURE_RANGE
+    return temperature >= high * 0.99 or temperature <= low * 1.01
+
+
+def scored_classes(metrics_path: str | os.PathLike) -> list[int] | None:
+    """The classes notebook 05 confined a model's expression predictions to (its metrics
+    JSON's `expression.restricted_to`: the classes its data has), as indices of EXPRESSIONS;
+    None where it scored every class or there is no file."""
+    if not os.path.isfile(metrics_path):
+        return None
+    expression = read_json(metrics_path).get("expression")
+    names = expression.get("restricted_to") if isinstance(expression, dict) else None
+    if not names:
+        return None
+    if not isinstance(names, list) or not set(names) <= set(EXPRESSIONS):
+        raise DataError(str(metrics_path), "expression.restricted_to must list expression "
+                        f"names ({', '.join(EXPRESSIONS)}), got {names!r}")  # fmt: skip
+    return sorted(EXPRESSIONS.index(name) for name in names)
+
+
 class CalibratedModel:
     """Any predictor backend (Keras, TFLite, with test-time augmentation) whose expression
-    probabilities are temperature-scaled; the other heads pass through unchanged."""
+    probabilities are confined to `classes` (None: all) and temperature-scaled, as notebook 05
+    scored and calibrated them; the other heads pass through unchanged."""
 
-    def __init__(self, backend: Any, temperature: float):
+    def __init__(self, backend: Any, temperature: float, classes: Sequence[int] | None = None):
         self.backend, self.temperature = backend, check_temperature(temperature)
+        self.classes = None if classes is None else sorted(set(classes))
         self.metadata = {**backend.metadata, "temperature": self.temperature}
+        if self.classes is not None:
+            self.metadata["classes"] = self.classes
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
         out = dict(self.backend(images))
         if "expression" in out:
-            out["expression"] = scale_probabilities(out["expression"], self.temperature).astype(
-                np.float32
-            )
+            proba = out["expression"]
+            if self.classes is not None:
+                proba = confine(proba, self.classes)
+            out["expression"] = scale_probabilities(proba, self.temperature).astype(np.float32)
         return out

@@ -29,8 +29,11 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, Detector, setting_problem
 from helpers.core.jsonio import read_json
+from helpers.core.labels import EXPRESSIONS
+from helpers.inference.calibration import calibration_fit
 from helpers.inference.predict import (
     check_args,
+    model_classes,
     model_temperature,
     predict_images,
     run_of_model,
@@ -287,8 +290,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--uncalibrated",
         action="store_true",
-        help="the raw softmax as confidence, not the temperature notebook 05 fitted on the "
-        "validation split (its run folder's metrics)",
+        help="the raw softmax over every class of the head as confidence, not the temperature "
+        "notebook 05 fitted on the validation split nor the classes it scored the model on (its "
+        "run folder's metrics)",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--backend", choices=BACKENDS, help="default: from the model file's suffix")
@@ -323,21 +327,23 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     real photos such a model gives near-uniform probabilities, which looks like a broken tool."""
     path = Path(model_path)
     run, name = run_of_model(path)
-    why = None
     try:
         if run.manifest.is_file() and read_json(run.manifest).get("data", {}).get("demo"):
-            why = f"run {run.name} used the demo dataset"
-        card = run.card_path(name)
-        if why is None and card.is_file() and read_json(card).get("profile") == "smoke":
-            why = "profile smoke"
+            return (
+                f"note: {path.name} was trained on the generated demo faces (run {run.name} "
+                "used the demo dataset); on real photos expect near-uniform probabilities. "
+                "Train on real faces (./run_all.sh --data ...) for real predictions."
+            )
+        card = read_json(run.card_path(name)) if run.card_path(name).is_file() else {}
     except (DataError, AttributeError):
         return None
-    if why is None:
+    if card.get("profile") != "smoke":
         return None
+    epochs = card.get("epochs_run")
     return (
-        f"note: {path.name} was trained on the generated demo faces ({why}); on real photos "
-        "expect near-uniform probabilities. Train on real faces (./run_all.sh --data ...) "
-        "for real predictions."
+        f"note: {path.name} was trained by the smoke profile ({epochs} epoch(s): a check that "
+        "the pipeline runs, not a model); expect near-chance predictions. Train with a real "
+        "profile (./run_all.sh --profile cpu, fer2013-cpu, ...) for real ones."
     )
 
 
@@ -463,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         temperature, temperature_source = (
             (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model, tta)
         )
+        classes, classes_source = (
+            (None, "--uncalibrated") if args.uncalibrated else model_classes(args.model)
+        )
         model = open_model(args.model, args.backend)
         if args.out and args.overwrite:
             clear_out_dir(Path(args.out))
@@ -476,12 +485,8 @@ def main(argv: list[str] | None = None) -> int:
         print(note, file=sys.stderr)
     if args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
-    if temperature != 1.0:
-        print(
-            f"confidence: temperature {temperature:.3g} ({temperature_source}); "
-            "--uncalibrated for the raw softmax",
-            file=sys.stderr,
-        )
+    for line in calibration_lines(args, classes, classes_source, temperature, temperature_source):
+        print(line, file=sys.stderr)
     if args.detect:
         print(
             f"face crops: margin {margin:g} of the face box per side ({margin_source})",
@@ -505,8 +510,12 @@ def main(argv: list[str] | None = None) -> int:
                 explain=args.explain,
                 exclude=[out] if out else [],
                 smooth=args.smooth,
+                classes="all" if classes is None else classes,
             )
         _report(table)
+        uncropped = None if args.detect else uncropped_line(table)
+        if uncropped:
+            print(uncropped, file=sys.stderr)
         if args.smooth and table["frame"].notna().any():  # said where a video was read
             print(
                 f"videos: each followed face averaged over {args.smooth:g} s (--smooth); its "
@@ -534,6 +543,51 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(summary_line(summary))
     return 0 if summary["with_faces"] + summary["without_faces"] else 1
+
+
+def calibration_lines(
+    args: argparse.Namespace,
+    classes: list[int] | None,
+    classes_source: str,
+    temperature: float,
+    temperature_source: str,
+) -> list[str]:
+    """What the predictor does to the expression head's probabilities, as notebook 05 scored
+    and calibrated the model: the classes it chooses among, the temperature or why none."""
+    lines = []
+    if classes is not None:
+        names = ", ".join(EXPRESSIONS[c] for c in classes)
+        lines.append(
+            f"classes: {len(classes)} of {len(EXPRESSIONS)} ({names}), {classes_source}; the "
+            "others get probability 0 (--uncalibrated for every class)"
+        )
+    if temperature != 1.0:
+        lines.append(
+            f"confidence: temperature {temperature:.3g} ({temperature_source}); "
+            "--uncalibrated for the raw softmax"
+        )
+    elif not args.uncalibrated:
+        run, name = run_of_model(args.model)
+        if calibration_fit(run.metrics_path(name)).get("modes"):
+            lines.append(f"confidence: the raw softmax ({temperature_source})")
+    return lines
+
+
+def uncropped_line(table: pd.DataFrame) -> str | None:
+    """With --no-detect each image is read as one face: say so for images far from a square
+    crop (a whole photo read as one face gives a meaningless prediction)."""
+    ok = table[(table["status"] == "ok") & table["frame"].isna()]
+    wide = ok[np.maximum(ok["box_w"], ok["box_h"]) > 1.3 * np.minimum(ok["box_w"], ok["box_h"])]
+    if wide.empty:
+        return None
+    shown = ", ".join(
+        f"{row.file} ({row.box_w:.0f}x{row.box_h:.0f})" for row in wide.head(3).itertuples()
+    )
+    more = f" and {len(wide) - 3} more" if len(wide) > 3 else ""
+    return (
+        f"--no-detect read each image as one face crop, but {shown}{more} is far from square: "
+        "leave --no-detect out to find the faces in a photo"
+    )
 
 
 def _report(table: pd.DataFrame) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,15 @@ from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
 from helpers.core.run_folder import RunFolder
-from helpers.inference.calibration import CalibratedModel, check_temperature, fitted_temperature
+from helpers.inference.calibration import (
+    TEMPERATURE_RANGE,
+    CalibratedModel,
+    at_range_edge,
+    calibration_fit,
+    check_temperature,
+    fitted_temperature,
+    scored_classes,
+)
 from helpers.inference.explain import Explainer, overlay
 from helpers.inference.runtime import Backend, KerasModel, open_model
 from helpers.inference.sources import (
@@ -222,9 +230,32 @@ def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple
     run, name = run_of_model(model_path)
     metrics = run.metrics_path(name)
     temperature = fitted_temperature(metrics, check_tta(tta))
+    fit = calibration_fit(metrics)
     if temperature is None:
-        return 1.0, f"none fitted for tta {tta} in the model's run (notebook 05)"
-    return temperature, f"fitted on the validation split ({metrics.parent.name}/{metrics.name})"
+        fitted = (
+            f"; notebook 05 fitted one for {', '.join(fit['modes'])}" if fit.get("modes") else ""
+        )
+        return 1.0, f"none fitted for tta {tta} in the model's run{fitted}"
+    faces = f"{fit['n']} validation faces" if fit.get("n") else "the validation split"
+    source = f"fitted on {faces} ({metrics.parent.name}/{metrics.name})"
+    if at_range_edge(temperature):
+        source += (
+            f"; at the edge of its range {list(TEMPERATURE_RANGE)}: on those faces the model "
+            "did no better than a uniform guess, so its confidences say little"
+        )
+    return temperature, source
+
+
+def model_classes(model_path: str | os.PathLike) -> tuple[list[int] | None, str]:
+    """The expression classes a model file predicts among, as notebook 05 scored it (its run's
+    metrics JSON: the classes its data has, e.g. FER-2013's 7) and where that came from; None
+    (every class of its head) for a model outside a run folder or scored on every class."""
+    run, name = run_of_model(model_path)
+    metrics = run.metrics_path(name)
+    classes = scored_classes(metrics)
+    if classes is None:
+        return None, "every class of its expression head"
+    return classes, f"as notebook 05 scored it ({metrics.parent.name}/{metrics.name})"
 
 
 def check_args(margin: float, batch_size: int, every: int, flags: bool = False) -> None:
@@ -260,6 +291,7 @@ def predict_images(
     exclude: Iterable[str | os.PathLike] = (),
     temperature: float | None = None,
     smooth: float = 0.0,
+    classes: Sequence[int] | str = "auto",
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
@@ -279,6 +311,10 @@ def predict_images(
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
     None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
     (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
+    classes: the expression classes the model chooses among (the rest get probability 0);
+    "auto": for a model file, those notebook 05 scored it on (model_classes: the classes of
+    its data, as the temperature was fitted), every class for a model object; "all": every
+    class of its head.
     smooth: seconds of video each followed face's outputs are averaged over, centred on the
     frame (helpers.inference.video.smooth_tracks; the annotated video shows the means); 0: none.
     """
@@ -288,6 +324,11 @@ def predict_images(
     tta = check_tta(tta)
     if temperature is None:
         temperature = model_temperature(model_or_path, tta)[0] if is_file else 1.0
+    chosen: Sequence[int] | None = None if isinstance(classes, str) else classes
+    if isinstance(classes, str) and classes not in ("auto", "all"):
+        raise ConfigError(f"classes must be 'auto', 'all' or class indices, got {classes!r}")
+    if classes == "auto" and is_file:
+        chosen = model_classes(model_or_path)[0]
     check_args(margin, batch_size, every)
     check_smooth(smooth)
     temperature = check_temperature(temperature)
@@ -308,8 +349,8 @@ def predict_images(
             )
     if tta != "none":
         model = TTAModel(model, tta)
-    if temperature != 1.0:
-        model = CalibratedModel(model, temperature)
+    if temperature != 1.0 or chosen is not None:
+        model = CalibratedModel(model, temperature, chosen)
     meta = model.metadata
     size, channels = meta["image_size"], meta["channels"]
     out_dir = None if annotate_dir is None else Path(annotate_dir)
