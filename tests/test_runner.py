@@ -353,3 +353,31 @@ def test_seeds_resume_refuses_one_runs_folder_and_abbreviations_are_not_options(
     assert "is one run's folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         runner.parse_args(["--res"])
+
+
+def test_stage_03_names_a_class_too_small_to_split_in_the_terminal(tmp_path, capfd):
+    import pandas as pd
+
+    from helpers.data import splits
+
+    labels = [1] * 10 + [2] * 10 + [4]  # one Fear face
+    table = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(labels))],
+            "image": "x.png",
+            "source": "faces",
+            "expression": labels,
+            "split": None,
+        }
+    )
+    stage = runner.Stage(tmp_path / "03_augment.ipynb")
+    with (
+        runner.stage_output(tmp_path / "run", stage, quiet=True),
+        pytest.warns(UserWarning, match=r"kept in train: Fear \(1\)"),
+    ):
+        out = splits.split_records(table, None, val_share=0.2, test_share=0.2, seed=0)[0]
+    assert out.loc[out["expression"] == 4, "split"].tolist() == ["train"]
+    assert capfd.readouterr().out.splitlines() == [
+        "[run_all]       too few faces to split, kept in train only (no validation or test "
+        "faces for it): Fear 1 face"
+    ]

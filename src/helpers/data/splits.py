@@ -15,6 +15,7 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
+from helpers.core import progress
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.groups import group_codes
 from helpers.core.labels import EXPRESSIONS
@@ -70,8 +71,23 @@ def assign_splits(
         warnings.warn("assign_splits: classes with too few rows (or groups) left to stratify "
                       f"were kept in train: {named}",
                       stacklevel=2)
+        progress.line(tiny_classes_line(tiny, labels))
     out["split"] = pd.Series(split, index=out.index, dtype="str")  # records.py canonical dtype
     return out
+
+
+def tiny_classes_line(tiny: dict[int, int], labels: np.ndarray) -> str:
+    """What the terminal of `./run_all.sh` says of classes too small to split: each class with
+    its faces, kept in train, so none of its faces is validated or tested."""
+    named = []
+    for code, units in sorted(tiny.items()):
+        faces = int((labels == code).sum())
+        text = f"{_class_name(code)} {faces} face{'s' if faces != 1 else ''}"
+        if units != faces:  # near-duplicates (or one person's faces) count once
+            text += f" ({units} group{'s' if units != 1 else ''} of near-duplicates or a person)"
+        named.append(text)
+    return (f"too few faces to split, kept in train only (no validation or test faces for "
+            f"{'it' if len(named) == 1 else 'them'}): {', '.join(named)}")
 
 
 def assign_fold(
