@@ -55,7 +55,9 @@ def test_valid_archive(tmp_path):
     result = read(path)
     df = result.records
     assert result.reader == "affectnet" and result.source == str(path)
-    assert result.dropped == {} and result.nulled == {}
+    assert result.dropped == {}
+    # 7 lacks the valence and arousal files the others have: blanked, and said
+    assert result.nulled == {"valence missing": 1, "arousal missing": 1}
     assert df["id"].tolist() == ["2", "7", "10"]  # numeric order
     assert df["expression"].tolist() == [0, 7, 3]
     assert df["expression"].dtype == np.int64

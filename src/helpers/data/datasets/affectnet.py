@@ -31,6 +31,8 @@ _JUNK_FILES = {"thumbs.db", "desktop.ini"}
 _SPLIT_FOLDERS = {"train_set": "train", "val_set": "test"}
 _NAMES = {"val": "valence", "aro": "arousal"}
 _NPY_MAGIC = b"\x93NUMPY"
+_OPTIONAL = ("val", "aro")  # counted when missing for some records (not lnd: often absent)
+_EXP_FILE = re.compile(r"_exp\.npy$", re.IGNORECASE)
 
 Key = tuple[str, str]  # (folder holding images/ and annotations/, id)
 
@@ -284,6 +286,19 @@ def _read_one(zf: zipfile.ZipFile, key: Key, image: str | None, ann: dict[str, s
     return record
 
 
+def _count_missing(kept: list[dict[str, str]], tally: Tally) -> None:
+    """Valence or arousal files that some kept records have and others lack are
+    counted as blanked (the file expected as the example): a copy missing part of a release
+    says so. A kind no record has is the source's own choice, not counted."""
+    for kind in _OPTIONAL:
+        have = [kind in ann for ann in kept]
+        if not any(have) or all(have):
+            continue
+        for ann in kept:
+            if kind not in ann:
+                tally.null(_reason(kind, "missing"), _EXP_FILE.sub(f"_{kind}.npy", ann["exp"]))
+
+
 def read_affectnet_zip(path: str | os.PathLike, limits: ArchiveLimits | None = None,
                        progress: bool = True) -> ReadResult:
     """Records from an AffectNet-layout zip; raises DataError for unsafe/corrupt archives."""
@@ -296,7 +311,7 @@ def read_affectnet_zip(path: str | os.PathLike, limits: ArchiveLimits | None = N
             raise DataError(path, "not an AffectNet layout: expected an images/ folder beside "
                                   "an annotations/ folder of {id}_exp.npy files")
         keys = sorted(set(images) | set(annotations), key=_sort_key)
-        rows, seen = [], set()
+        rows, seen, kept = [], set(), []
         for key in progress_bar(keys, desc=f"Reading {path.name}", unit=" records",
                         disable=not progress, mininterval=0.5):
             record = _read_one(zf, key, images.get(key), annotations.get(key, {}), tally, limits)
@@ -306,8 +321,10 @@ def read_affectnet_zip(path: str | os.PathLike, limits: ArchiveLimits | None = N
                 tally.drop("duplicate id", record["image"])
                 continue
             seen.add(record["id"])
+            kept.append(annotations[key])
             record["image"] = make_uri(path, record["image"])
             rows.append(record)
+    _count_missing(kept, tally)
     if not rows:
         reasons = ", ".join(f"{n:,} x {r}" for r, n in
                             sorted(tally.dropped.items(), key=lambda kv: -kv[1]))
