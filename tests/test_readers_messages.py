@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import numpy as np
 import pytest
+from PIL import Image
 
 from builders import ROOT, record, write_zip
+from helpers.core.errors import DataError
 from helpers.core.images import close_archives
+from helpers.data.datasets import read_source
 from helpers.data.datasets.affectnet import read_affectnet_zip
+from helpers.data.datasets.csv_boxes import read_box_csv
 
 
 @pytest.fixture(autouse=True)
@@ -15,7 +23,55 @@ def _fresh_cache():
     close_archives()
 
 
-# ---- AffectNet ------------------------------------------------------------------------------
+def png(shade: int = 90, size: int = 8) -> bytes:
+    """A small real PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), shade, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Files under a folder."""
+    for name, data in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
+def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
+    """`each` images in every folder."""
+    return {f"{folder}/{k}.png": png(10 * k) for folder in folders for k in range(each)}
+
+
+def test_a_printed_result_shows_examples_of_each_reason(tmp_path):
+    tree = write_tree(tmp_path / "typo", faces("happy", "sad", "Freude", "suprise"))
+    text = str(read_source(tree, progress=False))
+    assert "  dropped 4 x unknown class folder, e.g. Freude/, suprise/" in text.splitlines()
+
+
+def test_box_csv_that_keeps_nothing_shows_examples(tmp_path):
+    write_tree(tmp_path, {"images/a.png": png()})
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("image,label\nimages/a.png,3\nimages/a.png,3\nimages/a.png,4\n")
+    with pytest.raises(DataError) as err:
+        read_box_csv(numbers, cache_dir=tmp_path / "c", progress=False)
+    # each value once, so the values to map show even when the first rows share one
+    assert "(dropped: 3 x unknown label, e.g. row 0: '3', row 2: '4')" in str(err.value)
+    assert "happy/happiness/joy" in str(err.value)
+    missing = tmp_path / "missing.csv"
+    missing.write_text("image,label\nimages/b.png,happy\nimages/c.png,sad\n")
+    with pytest.raises(DataError) as err:
+        read_box_csv(missing, cache_dir=tmp_path / "c", progress=False)
+    assert "2 x missing image, e.g. row 0: images/b.png, row 1: images/c.png" in str(err.value)
+
+
+def test_box_csv_reads_windows_separators_in_image_names(tmp_path):
+    write_tree(tmp_path, {"images/a.png": png(size=20)})
+    path = tmp_path / "faces.csv"
+    path.write_bytes(b"image,label,x,y,w,h\r\nimages\\a.png,sad,1,1,8,8\r\n")
+    result = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.dropped == {} and result.records["id"].tolist() == ["000000_a"]
 
 
 def test_affectnet_counts_valence_and_arousal_files_missing_for_some_records(tmp_path):

@@ -76,6 +76,15 @@ def expression_index(name: str) -> int | None:
     return SYNONYMS.get(name.strip().lower())
 
 
+def accepted_names() -> str:
+    """The label names expression_index maps, grouped by class, for messages that refuse one:
+    "neutral/calm, happy/happiness/joy, ..."."""
+    groups: dict[int, list[str]] = {}
+    for name, index in SYNONYMS.items():
+        groups.setdefault(index, []).append(name)
+    return ", ".join("/".join(groups[index]) for index in sorted(groups))
+
+
 def check_heads(heads: str | Iterable[str], where: str = "heads") -> tuple[str, ...]:
     """Head names in the canonical order, or one ConfigError naming the valid ones."""
     given = (heads,) if isinstance(heads, str) else tuple(heads)

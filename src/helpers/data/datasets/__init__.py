@@ -26,6 +26,8 @@ from helpers.core.records import validate_records
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 5
+PRINTED_EXAMPLES = 2  # examples per reason in a printed result or the terminal
+ERROR_EXAMPLES = 3  # examples per reason in the error of a source that yielded nothing
 # Options read_source takes for every reader: passed on where the reader uses them.
 COMMON_OPTIONS = ("face_margin", "cache_dir")
 
@@ -75,9 +77,30 @@ class ReadResult:
         per_class = "  per class: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
         absent = [k for k, v in counts.items() if not v]
         lines = [kept, per_class] + ([f"  absent: {', '.join(absent)}"] if absent else [])
-        problems = [f"  {r.outcome} {r.count:,} x {r.reason}" for r in self.summary().itertuples()]
         notes = [f"  note: {note}" for note in self.notes]
-        return "\n".join([*lines, *problems, *notes])
+        return "\n".join([*lines, *(f"  {problem}" for problem in self.problems()), *notes])
+
+    def problems(self) -> list[str]:
+        """Each reason with its outcome, count and an example or two: what to look at first."""
+        return [
+            f"{r.outcome} {reason_text(r.count, r.reason, self.examples.get(r.reason, []))}"
+            for r in self.summary().itertuples()
+        ]
+
+
+def reason_text(count: int, reason: str, examples: list[str], shown: int = PRINTED_EXAMPLES) -> str:
+    """'40 x unknown class folder, e.g. Freude/, suprise/': a reason with members to look at."""
+    listed = ", ".join(examples[:shown])
+    return f"{count:,} x {reason}" + (f", e.g. {listed}" if listed else "")
+
+
+def dropped_text(dropped: dict[str, int], examples: dict[str, list[str]]) -> str:
+    """Every drop reason, most frequent first, with examples: what the error of a source that
+    yielded nothing says, so the user sees which files, labels or values failed."""
+    ranked = sorted(dropped.items(), key=lambda kv: -kv[1])
+    return "; ".join(
+        reason_text(n, reason, examples.get(reason, []), ERROR_EXAMPLES) for reason, n in ranked
+    )
 
 
 class Tally:

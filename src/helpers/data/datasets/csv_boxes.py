@@ -8,7 +8,8 @@ source's folder, which may be read-only. A crop is rewritten when its source ima
 
 CSV columns (matched case-insensitively; map your own names with `columns=`):
   image        file name, relative to `images_dir` (default: the CSV's folder, or an
-               images/ or image/ folder beside the CSV when the names are found there)
+               images/ or image/ folder beside the CSV when the names are found there);
+               Windows separators (images\\a.jpg) read as folders
   label        expression name: neutral, happy/happiness, sad, surprise, fear, disgust,
                angry/anger, contempt (helpers.core.labels.SYNONYMS)
   x, y, w, h   the face box in pixels (or left, top, right, bottom; or xmin, ymin, xmax,
@@ -43,11 +44,11 @@ from helpers.core.progress import bar as progress_bar
 
 from helpers.core import paths
 from helpers.core.archive import open_zip
-from helpers.data.datasets import ReadResult, Tally, check_number, check_workers
+from helpers.data.datasets import ReadResult, Tally, check_number, check_workers, dropped_text
 from helpers.data.datasets.folders import split_of
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import read_image
-from helpers.core.labels import expression_index
+from helpers.core.labels import accepted_names, expression_index
 from helpers.core.records import make_records
 
 READER = "csv_boxes"
@@ -245,10 +246,11 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
 
 
 def no_records(path: str | os.PathLike, tally: Tally, what: str) -> DataError:
-    """The error for a source that yielded nothing, with what was dropped and why."""
-    reasons = ", ".join(f"{n:,} x {r}" for r, n in
-                        sorted(tally.dropped.items(), key=lambda kv: -kv[1]))
-    return DataError(path, f"no usable {what} (dropped: {reasons or 'nothing found'})")
+    """The error for a source that yielded nothing: what was dropped and why, with examples,
+    and the reader's notes (how to map what it did not recognise)."""
+    reasons = dropped_text(tally.dropped, tally.examples)
+    notes = "".join(f"; {note}" for note in tally.notes)
+    return DataError(path, f"no usable {what} (dropped: {reasons or 'nothing found'}){notes}")
 
 
 # ---- the CSV layout -------------------------------------------------------------------------
@@ -327,7 +329,12 @@ def fields_of(rows: Sequence[Row], present: Mapping[str, str]) -> list[str]:
     """The image names of a CSV's rows, stripped as the faces' names are."""
     if "image" not in present:
         return []
-    return [row[present["image"]].strip() for _, row in rows]
+    return [image_name(row[present["image"]]) for _, row in rows]
+
+
+def image_name(text: str) -> str:
+    """An image name from a cell, Windows separators ('images\\a.jpg') read as folders."""
+    return text.strip().replace("\\", "/")
 
 
 def _images_folder(csv_path: Path, names: list[str]) -> Path:
@@ -482,15 +489,19 @@ def _faces(rows: Sequence[Row], folder: Path, fmt: str | None, min_confidence: f
     """Faces from the rows (columns renamed to field names), bad rows counted."""
     faces: list[Face] = []
     fields = BOX_FORMATS.get(fmt, ())
+    labels_seen: set[str] = set()
     for n, row in rows:
-        name = row["image"].strip()
+        name = image_name(row["image"])
         where = f"row {n}: {name or '(no name)'}"
         if not name:
             tally.drop("no image name", where)
             continue
         label = expression_index(row["label"])
-        if label is None:
-            tally.drop("unknown label", f"row {n}: {row['label']!r}")
+        if label is None:  # one example per value: the values are what the user must map
+            value = row["label"].strip()
+            example = None if value in labels_seen else f"row {n}: {row['label']!r}"
+            tally.drop("unknown label", example)
+            labels_seen.add(value)
             continue
         if min_confidence is not None:
             try:
@@ -514,4 +525,6 @@ def _faces(rows: Sequence[Row], folder: Path, fmt: str | None, min_confidence: f
             if split is None:
                 tally.null("unknown split value", f"row {n}: {text!r}")
         faces.append(Face(f"{n:06d}_{Path(name).stem}", folder / name, box, label, where, split))
+    if labels_seen:
+        tally.note(f"labels are expression names, in any case: {accepted_names()}")
     return faces

@@ -17,7 +17,7 @@ from pathlib import Path
 from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
-from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
 from helpers.core.images import is_image_header, make_uri
 from helpers.core.labels import expression_index
@@ -258,8 +258,7 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
             rows.append({"id": ident, "image": tree.reference(member), "source": reader,
                          "expression": label, "split": split})
     if not rows:
-        reasons = ", ".join(f"{n:,} x {r}" for r, n in
-                            sorted(tally.dropped.items(), key=lambda kv: -kv[1]))
+        reasons = dropped_text(tally.dropped, tally.examples)
         raise DataError(path, "no usable images in class folders (dropped: "
                               f"{reasons or 'no files found'})")
     return tally.result(make_records(rows, where=str(path)), reader, path)
