@@ -12,7 +12,7 @@ from PIL import Image
 from builders import ROOT, record, write_zip
 from helpers.core.errors import DataError
 from helpers.core.images import close_archives
-from helpers.data.datasets import read_source
+from helpers.data.datasets import detect_source, read_source
 from helpers.data.datasets.affectnet import read_affectnet_zip
 from helpers.data.datasets.csv_boxes import read_box_csv
 
@@ -42,6 +42,31 @@ def write_tree(root: Path, files: dict[str, bytes]) -> Path:
 def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
     """`each` images in every folder."""
     return {f"{folder}/{k}.png": png(10 * k) for folder in folders for k in range(each)}
+
+
+def test_class_folders_not_named_after_expressions_are_named_with_the_accepted_names(tmp_path):
+    tree = write_tree(tmp_path / "lang", faces("glücklich", "traurig", "suprise", "happy"))
+    with pytest.raises(DataError, match="no reader recognises this source") as err:
+        detect_source(tree)
+    text = str(err.value)
+    assert "names are not expressions: glücklich/, suprise/, traurig/ (only happy/ is one)" in text
+    assert "neutral/calm, happy/happiness/joy" in text and "0_disgust" in text
+    assert "- folders:" in text  # the formats are still listed
+    one = write_zip(tmp_path / "one.zip", faces("My Faces/happy"))
+    with pytest.raises(DataError, match=r"a single class folder \(happy/\)"):
+        read_source(one)
+    assert len(read_source(one, reader="folders", progress=False).records) == 2
+
+
+def test_index_before_a_class_name_maps_by_the_name(tmp_path):
+    tree = write_tree(tmp_path / "numbered", faces("0_disgust", "3-happy", "07 neutral", "5"))
+    result = read_source(tree, progress=False)
+    assert result.reader == "folders"
+    folders = result.records["id"].str.split("/").str[0]
+    by_folder = dict(zip(folders, result.records["expression"], strict=True))
+    assert by_folder == {"0_disgust": 5, "3-happy": 1, "07 neutral": 0}
+    assert result.dropped == {"unknown class folder": 2}  # a bare number names no class
+    assert any("0_disgust" in note and "neutral/calm" in note for note in result.notes)
 
 
 def test_a_printed_result_shows_examples_of_each_reason(tmp_path):

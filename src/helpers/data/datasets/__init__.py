@@ -239,7 +239,11 @@ def detect_source(path: str | os.PathLike) -> str:
         from helpers.core.archive import open_zip
 
         open_zip(path).close()  # a broken or hostile zip says so here, more useful than "unknown"
-    raise DataError(path, f"no reader recognises this source. Supported formats:\n{_formats()}")
+    hint = _folders.unmapped_class_folders(path)
+    said = f": {hint}" if hint else ""
+    raise DataError(
+        path, f"no reader recognises this source{said}. Supported formats:\n{_formats()}"
+    )
 
 
 def reader_options(reader: Reader) -> list[str]:

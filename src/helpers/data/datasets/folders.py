@@ -9,6 +9,7 @@ costs well under a second for FER-2013's 32,298 files. The FER-2013 image-folder
 from __future__ import annotations
 
 import os
+import re
 import stat
 import zipfile
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
 from helpers.core.images import is_image_header, make_uri
-from helpers.core.labels import expression_index
+from helpers.core.labels import accepted_names, expression_index
 from helpers.core.records import make_records
 
 READER = "folders"
@@ -34,6 +35,11 @@ SPLIT_NAMES: dict[str, str] = {
 _JUNK_FILES = {"thumbs.db", "desktop.ini"}
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
 _HEAD_BYTES = 16
+# A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
+_INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
+_LISTED = 8  # folder names quoted in the message of a tree no reader recognises
+_NAMING = ("class folders are named, in any case and optionally after an index (0_disgust, "
+           f"3-happy): {accepted_names()}")
 
 ClassIndex = Callable[[str], "int | None"]
 Parts = tuple[str, ...]
@@ -110,12 +116,43 @@ def class_groups(folders: Iterable[Parts]) -> dict[tuple[Parts, str | None], set
     return groups
 
 
+def folder_class_index(name: str) -> int | None:
+    """Shared index of a class folder: an expression name, or one after an index ('0_disgust',
+    '3-happy'). The name decides; the number is ignored, as datasets order classes differently."""
+    index = expression_index(name)
+    if index is None and (match := _INDEXED.match(name.strip())):
+        index = expression_index(match["name"])
+    return index
+
+
 def looks_like_class_folders(path: str | os.PathLike) -> bool:
     """At least two folders named after expressions side by side, holding images."""
     path = Path(path)
     groups = class_groups(image_folders(path))
-    return any(sum(expression_index(name) is not None for name in names) >= 2
+    return any(sum(folder_class_index(name) is not None for name in names) >= 2
                for names in groups.values())
+
+
+def unmapped_class_folders(path: str | os.PathLike) -> str | None:
+    """Why folders of images are not read as class folders (names that are no expression, or a
+    single class), with the names accepted; None when the source holds no folders of images."""
+    groups = class_groups(image_folders(Path(path)))
+    if not groups:
+        return None
+    names = sorted(min(groups.values(), key=lambda found: (-len(found), sorted(found))))
+    known = [f"{n}/" for n in names if folder_class_index(n) is not None]
+    unknown = [f"{n}/" for n in names if folder_class_index(n) is None]
+    if len(known) >= 2:
+        return None
+    if unknown:
+        more = f" and {len(unknown) - _LISTED} more" if len(unknown) > _LISTED else ""
+        said = (f"folders of images whose names are not expressions: "
+                f"{', '.join(unknown[:_LISTED])}{more}"
+                + (f" (only {known[0]} is one)" if known else ""))
+    else:
+        said = (f"a single class folder ({known[0]}): detection needs two or more side by "
+                "side (reader='folders' reads one class)")
+    return f"{said}; {_NAMING}"
 
 
 def _common_prefix(entries: list[Parts]) -> int:
@@ -231,7 +268,7 @@ def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally
 
 
 def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
-                    class_index: ClassIndex = expression_index, check_headers: bool = True,
+                    class_index: ClassIndex = folder_class_index, check_headers: bool = True,
                     limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
     """Records from a class-per-folder tree (folder or zip); raises DataError if none usable."""
     path = Path(path)
@@ -257,6 +294,8 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
             seen.add(ident)
             rows.append({"id": ident, "image": tree.reference(member), "source": reader,
                          "expression": label, "split": split})
+    if "unknown class folder" in tally.dropped and class_index is folder_class_index:
+        tally.note(_NAMING)
     if not rows:
         reasons = dropped_text(tally.dropped, tally.examples)
         raise DataError(path, "no usable images in class folders (dropped: "
