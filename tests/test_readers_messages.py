@@ -75,6 +75,16 @@ def test_a_printed_result_shows_examples_of_each_reason(tmp_path):
     assert "  dropped 4 x unknown class folder, e.g. Freude/, suprise/" in text.splitlines()
 
 
+def test_a_zip_holding_only_another_zip_says_to_unzip_it(tmp_path):
+    inner = write_zip(tmp_path / "split.zip", faces("happy", "sad"))
+    outer = write_zip(
+        tmp_path / "nested.zip",
+        {"dataset/split.zip": inner.read_bytes(), "__MACOSX/dataset/._split.zip": b"x"},
+    )
+    with pytest.raises(DataError, match=r"holds another zip \(dataset/split.zip\): unzip it"):
+        read_source(outer)
+
+
 def test_box_csv_that_keeps_nothing_shows_examples(tmp_path):
     write_tree(tmp_path, {"images/a.png": png()})
     numbers = tmp_path / "numbers.csv"

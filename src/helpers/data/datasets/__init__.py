@@ -239,11 +239,31 @@ def detect_source(path: str | os.PathLike) -> str:
         from helpers.core.archive import open_zip
 
         open_zip(path).close()  # a broken or hostile zip says so here, more useful than "unknown"
+        _refuse_zip_in_zip(path)
     hint = _folders.unmapped_class_folders(path)
     said = f": {hint}" if hint else ""
     raise DataError(
         path, f"no reader recognises this source{said}. Supported formats:\n{_formats()}"
     )
+
+
+def _refuse_zip_in_zip(path: Path) -> None:
+    """A zip holding zips and no images is a data set zipped twice: say to unzip it, rather
+    than that no reader knows it."""
+    with zipfile.ZipFile(path) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+    parts = [tuple(n.replace("\\", "/").split("/")) for n in names]
+    inner = [
+        "/".join(p) for p in parts if not _folders.is_junk(p) and p[-1].lower().endswith(".zip")
+    ]
+    if inner and not _folders.image_folders(path):
+        listed = ", ".join(inner[:3]) + (f" and {len(inner) - 3} more" if len(inner) > 3 else "")
+        which = "it" if len(inner) == 1 else "one of them"
+        raise DataError(
+            path,
+            f"holds another zip ({listed}): unzip it, and pass {which} (no reader looks inside "
+            "a zip within a zip)",
+        )
 
 
 def reader_options(reader: Reader) -> list[str]:
