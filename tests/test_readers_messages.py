@@ -15,6 +15,7 @@ from helpers.core.images import close_archives
 from helpers.data.datasets import detect_source, read_source
 from helpers.data.datasets.affectnet import read_affectnet_zip
 from helpers.data.datasets.csv_boxes import read_box_csv
+from helpers.data.datasets.fer2013 import read_fer_csv
 
 
 @pytest.fixture(autouse=True)
@@ -83,6 +84,39 @@ def test_a_zip_holding_only_another_zip_says_to_unzip_it(tmp_path):
     )
     with pytest.raises(DataError, match=r"holds another zip \(dataset/split.zip\): unzip it"):
         read_source(outer)
+
+
+def fer_lines(usages: list[str], sep: str = ",") -> str:
+    """A FER-2013 CSV with one happy face per Usage value."""
+    pixels = " ".join(["7"] * 48 * 48)
+    rows = [sep.join(["emotion", "pixels", "Usage"])]
+    rows += [sep.join(["3", pixels, usage]) for usage in usages]
+    return "\n".join(rows) + "\n"
+
+
+def test_fer_csv_reads_split_names_in_its_usage_column(tmp_path):
+    usages = ["train", "Train", "val", "validation", "test", "TEST", "Training", "PublicTest"]
+    path = tmp_path / "fer.csv"
+    path.write_text(fer_lines(usages))
+    result = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["split"].tolist() == [
+        "train", "train", "val", "val", "test", "test", "train", "val",
+    ]  # fmt: skip
+    assert result.dropped == {}
+
+
+def test_fer_csv_names_usage_values_it_cannot_map_and_the_option(tmp_path):
+    path = tmp_path / "fer.csv"
+    path.write_text(fer_lines(["train", "holdout", "extra", "holdout"]))
+    result = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.dropped == {"unknown Usage": 3}
+    assert result.examples["unknown Usage"] == ["row 00001: 'holdout'", "row 00002: 'extra'"]
+    assert "usage_splits={'holdout': 'train', ...}" in " ".join(result.notes)
+    path.write_text(fer_lines(["holdout", "extra"]))
+    with pytest.raises(DataError) as err:
+        read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert "2 x unknown Usage, e.g. row 00000: 'holdout', row 00001: 'extra'" in str(err.value)
+    assert "usage_splits=" in str(err.value)
 
 
 def test_box_csv_that_keeps_nothing_shows_examples(tmp_path):

@@ -218,7 +218,7 @@ def fer_csv(path: Path, usage: bool = True) -> tuple[Path, dict[str, np.ndarray]
     add("7", text, "Training")  # unknown emotion
     add("x", text, "Training")
     if usage:
-        add("2", text, "Validation")  # unknown usage
+        add("2", text, "Holdout")  # unknown usage
         lines.append(f"2,{text},Training,extra")  # malformed
         lines.append(f"2,{'1 ' * 70000},Training")  # over csv's field limit
     path.write_text("\n".join(lines) + "\n\n")

@@ -11,7 +11,8 @@ integers, a 48x48 grayscale face) and, optionally, Usage. Usage maps to splits b
 `usage_splits`: "standard" (the default: Training -> train, PublicTest -> val, PrivateTest ->
 test, the three-way protocol the challenge was built on) or "coursework" (PublicTest and
 PrivateTest both -> test, as the Kaggle image-folder release and the coursework treat them;
-03 then carves val from train), or your own mapping. Faces are written once as PNGs into
+03 then carves val from train), or your own mapping; Usage values named like split folders
+(train, val, validation, test, any case) map as they say. Faces are written once as PNGs into
 `data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
 The CSV may sit inside a zip (e.g. Kaggle's download); it is read in place, with a per-member
 size limit raised to 2 GiB (`limits=` to change). A folder holding it (at most two folders
@@ -36,8 +37,8 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
 from helpers.data.datasets.csv_boxes import cache_folder, csv_rows, no_records, save_png
-from helpers.data.datasets.folders import (class_groups, image_folders, is_junk, is_zip,
-                                      read_class_tree)
+from helpers.data.datasets.folders import (SPLIT_NAMES, class_groups, image_folders, is_junk,
+                                      is_zip, read_class_tree)
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import FER_TO_AFFECTNET, expression_index
 from helpers.core.records import make_records
@@ -164,17 +165,26 @@ def looks_like_fer_csv(path: str | os.PathLike) -> bool:
 
 
 def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
-    """A preset name or a mapping Usage -> split, keys compared case-insensitively."""
+    """A preset name or a mapping Usage -> split, keys compared case-insensitively; the split
+    names class folders may have (train, val, validation, test...) map as they do there."""
     if isinstance(usage_splits, str):
         if usage_splits not in USAGE_SPLITS:
             raise ConfigError(f"usage_splits must be one of {sorted(USAGE_SPLITS)} or a "
                               f"mapping, got {usage_splits!r}")
-        return USAGE_SPLITS[usage_splits]
+        return {**SPLIT_NAMES, **USAGE_SPLITS[usage_splits]}
     mapping = {str(k).strip().lower(): v for k, v in usage_splits.items()}
     bad = sorted({v for v in mapping.values() if v not in ("train", "val", "test")})
     if bad:
         raise ConfigError(f"usage_splits values must be train/val/test, got {bad}")
-    return mapping
+    return {**SPLIT_NAMES, **mapping}
+
+
+def _usage_note(values: list[str]) -> str:
+    """How to map Usage values that name no split, for the result's notes and the error."""
+    shown = ", ".join(map(repr, values[:5])) + (" ..." if len(values) > 5 else "")
+    return (f"Usage values {shown} name no split (their rows are left out): map them with "
+            f"usage_splits={{{values[0]!r}: 'train', ...}} (to train, val or test; split names "
+            "such as train, val, validation and test are read as they say)")
 
 
 def _read_file(path: Path, limits: ArchiveLimits) -> bytes:
@@ -265,6 +275,7 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
     cache = cache_folder(CSV_READER, hashlib.sha256(data).hexdigest(), cache_dir)
     del data
     tally, rows, n = Tally(), [], -1
+    unknown_usage: list[str] = []
     for fields in progress_bar(csv_rows(rows_in), desc=f"Reading {path.name}", unit=" rows",
                        disable=not progress, mininterval=0.5):
         if fields is not None and not any(f.strip() for f in fields):
@@ -282,8 +293,12 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
         split = None
         if u is not None:
             split = splits.get(fields[u].strip().lower())
-            if split is None:
-                tally.drop("unknown Usage", f"row {ident}: {fields[u].strip()!r}")
+            if split is None:  # one example per value: the values are what usage_splits maps
+                value = fields[u].strip()
+                example = None if value in unknown_usage else f"row {ident}: {value!r}"
+                tally.drop("unknown Usage", example)
+                if value not in unknown_usage:
+                    unknown_usage.append(value)
                 continue
         face = _pixels(fields[p])
         if isinstance(face, str):
@@ -294,6 +309,8 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
             save_png(face, target)
         rows.append({"id": ident, "image": str(target), "source": CSV_READER,
                      "expression": FER_TO_AFFECTNET[int(emotion)], "split": split})
+    if unknown_usage:
+        tally.note(_usage_note(unknown_usage))
     if not rows:
         raise no_records(where, tally, "rows")
     return tally.result(make_records(rows, where=where), CSV_READER, path)
