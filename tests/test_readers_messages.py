@@ -119,6 +119,28 @@ def test_fer_csv_names_usage_values_it_cannot_map_and_the_option(tmp_path):
     assert "usage_splits=" in str(err.value)
 
 
+# ---- separators -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_csvs_are_read(tmp_path, sep):
+    write_tree(tmp_path, {"images/a.png": png(size=20)})
+    boxes = tmp_path / "faces.csv"
+    boxes.write_text(
+        "\n".join(sep.join(row) for row in [["image", "label", "x", "y", "w", "h"],
+                                            ["images/a.png", "happy", "2", "2", "10", "10"]])
+    )  # fmt: skip
+    assert detect_source(boxes) == "csv_boxes"
+    result = read_source(boxes, cache_dir=tmp_path / "c", progress=False)
+    assert len(result.records) == 1 and Image.open(result.records["image"][0]).size == (10, 10)
+    fer = tmp_path / "fer" / "fer2013.csv"
+    fer.parent.mkdir()
+    fer.write_text(fer_lines(["Training", "PrivateTest"], sep))
+    assert detect_source(fer) == "fer2013_csv"
+    result = read_source(fer, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["split"].tolist() == ["train", "test"]
+
+
 def test_box_csv_that_keeps_nothing_shows_examples(tmp_path):
     write_tree(tmp_path, {"images/a.png": png()})
     numbers = tmp_path / "numbers.csv"

@@ -18,7 +18,8 @@ CSV columns (matched case-insensitively; map your own names with `columns=`):
   confidence   optional; used with `min_confidence`
   split        optional: train/val/test (training, validation, testing accepted)
 
-Rows are read as text: a row with fewer fields than the header has the rest blank, one with
+The separator (comma, semicolon, tab or bar) is the one that splits the header into the most
+columns. Rows are read as text: a row with fewer fields than the header has the rest blank, one with
 more is dropped as a malformed line (a trailing comma on every row is fine). The source must be
 a .csv file (or a folder holding one): a zip is validated and refused, since the crops need its
 images as files.
@@ -71,6 +72,8 @@ BOX_LIKE = frozenset({"x", "y", "w", "h", "left", "top", "right", "bottom", "wid
 Box = tuple[int, int, int, int]  # left, top, right, bottom; right and bottom exclusive
 Row = tuple[int, dict[str, str]]  # data row number (ids and examples), column -> text
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Column separators a CSV may use: Excel saves with semicolons in many locales.
+DELIMITERS = (",", ";", "\t", "|")
 
 
 # ---- the derived-image cache ----------------------------------------------------------------
@@ -255,11 +258,28 @@ def no_records(path: str | os.PathLike, tally: Tally, what: str) -> DataError:
 
 # ---- the CSV layout -------------------------------------------------------------------------
 
+def delimiter_of(first_line: str) -> str:
+    """The separator that splits a CSV's header into the most columns (a comma on a tie), so a
+    semicolon- or tab-separated file reads like a comma-separated one."""
+    best, most = ",", 1
+    for delimiter in DELIMITERS:
+        found = len(next(csv.reader([first_line], delimiter=delimiter), []))
+        if found > most:
+            best, most = delimiter, found
+    return best
+
+
+def header_names(first_line: str) -> list[str]:
+    """A CSV's column names from its first line, lower-cased and stripped, any separator."""
+    names = next(csv.reader([first_line], delimiter=delimiter_of(first_line)), [])
+    return [c.strip().lower() for c in names]
+
+
 def _header(path: Path) -> list[str]:
     """Column names of a CSV, lower-cased and stripped, from its first line only."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         first = f.readline(1 << 16)
-    return [c.strip().lower() for c in next(csv.reader(io.StringIO(first)), [])]
+    return header_names(first.rstrip("\r\n"))
 
 
 def csv_rows(reader: Iterator[list[str]]) -> Iterator[list[str] | None]:
@@ -307,7 +327,10 @@ def _table(path: Path, tally: Tally) -> tuple[list[str], list[Row]]:
         raise DataError(path, f"cannot read ({exc.strerror or exc})") from exc
     header: list[str] | None = None
     rows: list[Row] = []
-    for fields in csv_rows(csv.reader(io.StringIO(text), skipinitialspace=True)):
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = delimiter_of(first)
+    for fields in csv_rows(csv.reader(io.StringIO(text), skipinitialspace=True,
+                                      delimiter=delimiter)):
         if fields is not None and not any(f.strip() for f in fields):
             continue
         if header is None:
@@ -317,7 +340,7 @@ def _table(path: Path, tally: Tally) -> tuple[list[str], list[Row]]:
             continue
         fitted = _fit(fields, len(header)) if fields is not None else None
         if fitted is None:
-            tally.drop("malformed line", ",".join(fields or ["(unparseable)"])[:80])
+            tally.drop("malformed line", delimiter.join(fields or ["(unparseable)"])[:80])
         else:
             rows.append((len(rows), dict(zip(header, fitted))))
     if header is None:

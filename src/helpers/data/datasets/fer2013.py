@@ -7,7 +7,8 @@ are not decoded; their first 16 bytes are checked (a fraction of a second for th
 zip). See helpers.data.datasets.folders, which does the work.
 
 fer2013.csv: columns emotion (FER order 0 Angry ... 6 Neutral), pixels (2304 space-separated
-integers, a 48x48 grayscale face) and, optionally, Usage. Usage maps to splits by
+integers, a 48x48 grayscale face) and, optionally, Usage, separated by commas (or semicolons
+or tabs, as the header line shows). Usage maps to splits by
 `usage_splits`: "standard" (the default: Training -> train, PublicTest -> val, PrivateTest ->
 test, the three-way protocol the challenge was built on) or "coursework" (PublicTest and
 PrivateTest both -> test, as the Kaggle image-folder release and the coursework treat them;
@@ -36,7 +37,8 @@ from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
-from helpers.data.datasets.csv_boxes import cache_folder, csv_rows, no_records, save_png
+from helpers.data.datasets.csv_boxes import (cache_folder, csv_rows, delimiter_of, header_names,
+                                        no_records, save_png)
 from helpers.data.datasets.folders import (SPLIT_NAMES, class_groups, image_folders, is_junk,
                                       is_zip, read_class_tree)
 from helpers.core.errors import ConfigError, DataError
@@ -90,9 +92,8 @@ def read_fer_folders(path: str | os.PathLike, check_headers: bool = True,
 # ---- fer2013.csv ----------------------------------------------------------------------------
 
 def _is_fer_header(first_line: str) -> bool:
-    """The header names emotion and pixels columns."""
-    names = {c.strip().lower() for c in next(csv.reader([first_line]), [])}
-    return {"emotion", "pixels"} <= names
+    """The header names emotion and pixels columns (comma-, semicolon- or tab-separated)."""
+    return {"emotion", "pixels"} <= set(header_names(first_line))
 
 
 def _first_line(data: bytes) -> str:
@@ -107,7 +108,7 @@ def _candidate(line: str, size: int, name: str) -> Candidate | None:
     """A FER-style CSV's sort key from its first line, or None when it is not one."""
     if not _is_fer_header(line):
         return None
-    has_usage = "usage" in {c.strip().lower() for c in next(csv.reader([line]))}
+    has_usage = "usage" in header_names(line)
     return (not has_usage, -size, name)
 
 
@@ -265,7 +266,9 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
     path = Path(path)
     splits = _usage_map(usage_splits)
     data, where = _load_csv(path, member, limits)
-    rows_in = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="replace")))
+    text = data.decode("utf-8-sig", errors="replace")
+    rows_in = csv.reader(io.StringIO(text), delimiter=delimiter_of(text.split("\n", 1)[0]))
+    del text
     header = [c.strip().lower() for c in next(rows_in, [])]
     if not {"emotion", "pixels"} <= set(header):
         raise DataError(where, f"not a FER-2013 CSV: expected emotion and pixels columns, "
