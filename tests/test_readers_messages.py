@@ -165,6 +165,16 @@ def test_box_csv_reads_windows_separators_in_image_names(tmp_path):
     assert result.dropped == {} and result.records["id"].tolist() == ["000000_a"]
 
 
+def test_columns_without_a_reader_choose_the_box_csv_reader(tmp_path):
+    write_tree(tmp_path, {"images/a.png": png()})
+    path = tmp_path / "faces.csv"
+    path.write_text("filename,emotion\nimages/a.png,happy\n")
+    with pytest.raises(DataError, match="no reader recognises"):
+        detect_source(path)
+    result = read_source(path, columns={"image": "filename", "label": "emotion"}, progress=False)
+    assert result.reader == "csv_boxes" and result.records["expression"].tolist() == [1]
+
+
 def test_affectnet_counts_valence_and_arousal_files_missing_for_some_records(tmp_path):
     path = write_zip(
         tmp_path / "a.zip",

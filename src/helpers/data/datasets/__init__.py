@@ -290,6 +290,18 @@ def _check_options(reader: Reader, options: dict) -> None:
         )
 
 
+def _choose(path: str | os.PathLike, options: dict) -> tuple[str, str]:
+    """The reader detected for the source or, when none is, the one reader that takes every
+    option given (columns= is the face-box CSV reader's alone); with how it was chosen."""
+    try:
+        return detect_source(path), "detected"
+    except DataError:
+        takers = [r.name for r in READERS.values() if set(options) <= set(_option_names(r))]
+        if not options or len(takers) != 1:
+            raise
+        return takers[0], f"the only reader taking {', '.join(f'{o}=' for o in options)}"
+
+
 def read_source(
     path: str | os.PathLike,
     reader: str | None = None,
@@ -304,10 +316,10 @@ def read_source(
     [0, 2]; other readers take their images as they are and ignore it.
     cache_dir: where readers that write derived images (crops, decoded faces) keep them;
     readers that write none ignore it. Any other option must be one the chosen reader takes
-    (a ConfigError lists them)."""
+    (a ConfigError lists them); where no reader recognises the source, options only one reader
+    takes choose it (columns=: the face-box CSV reader)."""
     if reader is None:
-        reader = detect_source(path)
-        how = "detected"
+        reader, how = _choose(path, options)
     elif reader not in READERS:
         raise ConfigError(f"unknown reader {reader!r}. Supported formats:\n{_formats()}")
     else:
