@@ -355,6 +355,34 @@ def test_seeds_resume_refuses_one_runs_folder_and_abbreviations_are_not_options(
         runner.parse_args(["--res"])
 
 
+def test_stage_01_shows_what_it_read_in_the_terminal(tmp_path, capfd):
+    """`./run_all.sh --only 01` checks a dataset: the terminal shows records per split and per
+    class, the absent classes and each drop reason with an example, as notebook 01 sends them."""
+    from PIL import Image
+
+    from helpers.core import paths
+    from helpers.data import datasets
+
+    source = tmp_path / "faces"
+    for folder, n in (("train/happy", 2), ("train/sad", 1), ("test/happy", 1), ("train/x", 1)):
+        (source / folder).mkdir(parents=True)
+        for k in range(n):
+            Image.new("L", (4, 4), 9 * k).save(source / folder / f"{k}.png")
+    result = datasets.read_source(source, progress=False)
+    capfd.readouterr()
+    stage = runner.Stage(tmp_path / "01_extract.ipynb")
+    with runner.stage_output(tmp_path / "run", stage, quiet=True):
+        datasets.announce(result)
+    out = capfd.readouterr().out.splitlines()
+    assert out == [
+        "[run_all]       folders: 4 records from faces (train 3, test 1); per class: Happy 3, "
+        "Sad 1; absent: Neutral, Surprise, Fear, Disgust, Anger, Contempt",
+        "[run_all]       dropped 1 x unknown class folder, e.g. train/x/",
+    ]
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / "01_extract.ipynb", as_version=4)
+    assert any("datasets.announce(result)" in cell.source for cell in notebook.cells)
+
+
 def test_stage_03_names_a_class_too_small_to_split_in_the_terminal(tmp_path, capfd):
     import pandas as pd
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from helpers.core import progress
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.faces import MARGIN_RANGE
 from helpers.core.labels import EXPRESSIONS
@@ -87,6 +88,27 @@ class ReadResult:
             for r in self.summary().itertuples()
         ]
 
+    def terminal_lines(self) -> list[str]:
+        """One or two lines on what was read, for a terminal that shows no notebook: records per
+        split and per class, absent classes, and what was left out and why."""
+        counts = self.class_counts()
+        per_split = self.records["split"].fillna("no split").value_counts()
+        if per_split.index.tolist() == ["no split"]:
+            splits = "no split given: notebook 03 draws one"
+        else:
+            order = ["train", "val", "test", "no split"]
+            splits = ", ".join(f"{k} {per_split[k]:,}" for k in order if k in per_split)
+        first = (
+            f"{self.reader}: {len(self.records):,} records from {Path(self.source).name} "
+            f"({splits}); per class: "
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+        )
+        absent = [k for k, v in counts.items() if not v]
+        if absent:
+            first += f"; absent: {', '.join(absent)}"
+        problems = self.problems()
+        return [first] + (["; ".join(problems)] if problems else [])
+
 
 def reason_text(count: int, reason: str, examples: list[str], shown: int = PRINTED_EXAMPLES) -> str:
     """'40 x unknown class folder, e.g. Freude/, suprise/': a reason with members to look at."""
@@ -101,6 +123,12 @@ def dropped_text(dropped: dict[str, int], examples: dict[str, list[str]]) -> str
     return "; ".join(
         reason_text(n, reason, examples.get(reason, []), ERROR_EXAMPLES) for reason, n in ranked
     )
+
+
+def announce(result: ReadResult) -> None:
+    """ReadResult.terminal_lines in the terminal of `./run_all.sh` (nothing elsewhere)."""
+    for text in result.terminal_lines():
+        progress.line(text)
 
 
 class Tally:
