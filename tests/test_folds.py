@@ -451,7 +451,7 @@ def test_a_folds_run_records_its_fold_passes_it_to_notebook_03_and_a_resume_keep
     data = tmp_path / "faces.zip"
     data.write_bytes(b"zip")
     run = tmp_path / "run"
-    argv = ["--data", str(data), "--fold", "2/5", "--run-dir", str(run), "--only", "03"]
+    argv = ["--data", str(data), "--fold", "2/5", "--run-dir", str(run), "--only", "01,03"]
     assert runner.main(argv) == 0
     assert json.loads((run / "manifest.json").read_text())["fold"] == {"fold": 2, "folds": 5}
     assert passed["03_augment"]["fold"] == 2 and passed["03_augment"]["folds"] == 5

@@ -156,6 +156,100 @@ def stage_settings(stage: Stage, settings: list[Setting]) -> dict[str, Any]:
     return {s.name: s.value for s in ordered if stage.name.startswith(s.target)}
 
 
+def only_stages(only: str, stages: list[Stage]) -> list[Stage]:
+    """The stages of the notebooks --only names (by prefix), or a ConfigError listing them."""
+    prefixes = tuple(s.strip() for s in only.split(",") if s.strip())
+    known = list(dict.fromkeys(s.notebook.stem for s in stages))
+    unmatched = [p for p in prefixes if not any(k.startswith(p) for k in known)]
+    if unmatched or not prefixes:
+        missing = ", ".join(unmatched) or "(nothing)"
+        raise ConfigError(
+            f"--only {only}: no notebook starts with {missing}; the notebooks are "
+            f"{', '.join(known)}"
+        )
+    return [s for s in stages if s.notebook.name.startswith(prefixes)]
+
+
+def stage_status(manifest: dict[str, Any], stage: Stage) -> str | None:
+    """ok, failed, interrupted or outdated as the manifest records it; None: it never ran."""
+    return manifest.get("stages", {}).get(stage.name, {}).get("status")
+
+
+def check_first_stage(only: str, plan: list[Stage], chosen: list[Stage], manifest: dict[str, Any]
+                      ) -> None:  # fmt: skip
+    """--only without the first notebook reads the records it writes: so it must have finished
+    in the run (refused here, not in a kernel over a missing records file)."""
+    first = plan[0]
+    if first in chosen or stage_status(manifest, first) == "ok":
+        return
+    number = first.notebook.stem.partition("_")[0]
+    if not manifest:
+        raise ConfigError(
+            f"--only {only}: a new run has no records yet: --only must include {number}"
+        )
+    raise ConfigError(
+        f"--only {only}: {first.name} has not finished in this run, so it has no records yet: "
+        f"--only must include {number}"
+    )
+
+
+def choose_stages(args: argparse.Namespace, plan: list[Stage], manifest: dict[str, Any],
+                  member: bool) -> list[Stage]:  # fmt: skip
+    """The stages this call runs: those --only names (on a resume without --only, those of the
+    --only the stopped command had), and which of them run even if done (args.rerun): a resume
+    with --only runs the stages it names again, unless the resume is a series' member going on."""
+    given = args.only
+    args.only_recorded = args.resume and not given and bool(manifest.get("only"))
+    args.only = given or (manifest.get("only") if args.only_recorded else "")
+    args.rerun = set()
+    if not args.only:
+        return plan
+    chosen = only_stages(args.only, plan)
+    check_first_stage(args.only, plan, chosen, manifest)
+    if args.resume and given and not member:
+        args.rerun = {stage.name for stage in chosen}
+    return chosen
+
+
+def depends_on(later: Stage, earlier: Stage) -> bool:
+    """Whether `later` reads what `earlier` writes: a stage for all models feeds every stage
+    after it, and a model's stage that model's later stages and those for all models."""
+    return earlier.model is None or later.model is None or earlier.model == later.model
+
+
+def mark_outdated(manifest: dict[str, Any], plan: list[Stage], ran: Stage) -> set[str]:
+    """Finished stages after `ran` that read what it writes are done no longer (their inputs
+    change): they run again, in this call or the next --resume. Returns their names."""
+    later = plan[plan.index(ran) + 1 :] if ran in plan else []
+    names = {s.name for s in later if depends_on(s, ran) and stage_status(manifest, s) == "ok"}
+    for name in names:
+        manifest["stages"][name]["status"] = "outdated"
+    return names
+
+
+def announce_stage(args: argparse.Namespace, head: str, status: str | None, outdated: set[str]
+                   ) -> str:  # fmt: skip
+    """The line a stage starts with: why it runs again, where it had finished before."""
+    name = head.rpartition(" ")[2]
+    if status == "outdated":
+        when = "in this resume" if name in outdated else "after it had finished"
+        return f"{head}: runs again: an earlier stage ran {when}"
+    if status == "ok" and name in args.rerun:
+        return f"{head}: runs again (--only names it)"
+    return f"{head} ..."
+
+
+def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
+    """The command that goes on with a stopped run (its --only too: the manifest keeps it); a
+    series' member leaves it to the series, whose own command goes on with every member."""
+    if args.member:
+        return
+    command = f"./run_all.sh --resume --run-dir {run_dir}"
+    if args.only:
+        command += f"  # the --only {args.only} stages left"
+    print(f"[run_all] resume with: {command}", file=sys.stderr)
+
+
 def data_fingerprint(path: Path) -> str:
     """sha256 of a file, or of a folder's file names and sizes (cheap, stable)."""
     h = hashlib.sha256()
@@ -193,20 +287,17 @@ def git_commit() -> str | None:
         return None
 
 
-def prepare_run_dir(run_dir: str | None, resume: bool) -> Path:
+def prepare_run_dir(run_dir: str | None, resume: bool, only: str = "") -> Path:
     """A new folder by default; an existing one only when resuming it, never overwritten."""
     if not run_dir:
         if resume:
             raise ConfigError("--resume needs --run-dir naming the run to continue")
         return RunFolder.new().root
     path = Path(run_dir).expanduser().resolve()
-    if path.exists() and not path.is_dir():
+    if not resume:
+        refuse_existing(path, only)
+    elif not path.is_dir() and path.exists():
         raise ConfigError(f"--run-dir {path} is a file, not a folder")
-    if path.exists() and any(path.iterdir()) and not resume:
-        raise ConfigError(
-            f"{path} already exists and is not empty; pass --resume to continue that run, "
-            "or choose a new --run-dir (earlier runs are never overwritten)"
-        )
     if resume and not (path / "manifest.json").exists():
         raise ConfigError(f"{path} has no manifest.json, so there is no run to resume")
     try:
@@ -214,6 +305,18 @@ def prepare_run_dir(run_dir: str | None, resume: bool) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create the run folder {path} ({exc.strerror or exc})") from exc
     return path
+
+
+def refuse_existing(path: Path, only: str = "") -> None:
+    """A new run's folder: none yet, or an empty one (earlier runs are never overwritten)."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--run-dir {path} is a file, not a folder")
+    if path.exists() and any(path.iterdir()):
+        what = f"run the --only {only} stages again in it" if only else "continue that run"
+        raise ConfigError(
+            f"{path} already exists and is not empty; add --resume to {what}, "
+            "or choose a new --run-dir (earlier runs are never overwritten)"
+        )
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -583,7 +686,7 @@ def fold_series(folds: int) -> Series:
 def run_one(argv: list[str]) -> int:
     """One member's run, as ./run_all.sh with that command line would do it (a function of its
     own so tests can stand in for a whole run)."""
-    return main(argv)
+    return main(argv, member=True)
 
 
 def _series_base(args: argparse.Namespace, series: Series) -> tuple[Path, bool]:
@@ -670,9 +773,11 @@ def summarise_series(args: argparse.Namespace, series: Series, runs: list[Path],
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate everything first, then run the stages; the last line printed is the run folder."""
+def main(argv: list[str] | None = None, member: bool = False) -> int:
+    """Validate everything first, then run the stages; the last line printed is the run folder.
+    member: one run of a --seeds or --folds series, which prints the series' own resume command."""
     args = parse_args(argv)
+    args.member = member
     if args.seeds or args.folds:
         return run_series(args, list(argv if argv is not None else sys.argv[1:]))
     manifest: dict[str, Any] = {}
@@ -700,19 +805,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
         args.settings = run_settings(args, manifest)
         check_settings(args.settings, stages)
-        if args.only:
-            prefixes = tuple(s.strip() for s in args.only.split(",") if s.strip())
-            known = list(dict.fromkeys(s.notebook.stem for s in stages))
-            unmatched = [p for p in prefixes if not any(k.startswith(p) for k in known)]
-            if unmatched or not prefixes:
-                missing = ", ".join(unmatched) or "(nothing)"
-                raise ConfigError(
-                    f"--only {args.only}: no notebook starts with {missing}; "
-                    f"the notebooks are {', '.join(known)}"
-                )
-            stages = [s for s in stages if s.notebook.name.startswith(prefixes)]
+        if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
+            refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
+        plan, stages = stages, choose_stages(args, stages, manifest, member)
         if not args.resume:
-            run_dir = prepare_run_dir(args.run_dir, resume=False)
+            run_dir = prepare_run_dir(args.run_dir, resume=False, only=args.only)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -722,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        return run_stages(args, argv, run_dir, manifest, profile, models, stages)
+        return run_stages(args, argv, run_dir, manifest, profile, models, stages, plan)
     except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
         where = (
             str(exc)
@@ -731,9 +828,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"[run_all] error: {where}", file=sys.stderr)
         if (run_dir / "manifest.json").exists():
-            print(
-                f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
-            )
+            print_resume_hint(args, run_dir)
         print(run_dir)
         return 1
     finally:
@@ -780,8 +875,11 @@ def run_stages(
     profile: config.Profile,
     models: list[str],
     stages: list[Stage],
+    plan: list[Stage] | None = None,
 ) -> int:
-    """Write the manifest of a new run, then every stage not yet done; returns the exit code."""
+    """Write the manifest of a new run, then every stage not yet done; returns the exit code.
+    plan: every stage of the run (stages: those --only chose), for what a rerun makes outdated."""
+    plan = plan or stages
     manifest_path = run_dir / "manifest.json"
     if not args.resume:
         if args.data:
@@ -817,6 +915,8 @@ def run_stages(
             manifest["fold"] = dict(zip(("fold", "folds"), args.fold_pair, strict=True))
         write_json(manifest_path, manifest)
     manifest["models"] = models  # a resume may add models
+    if args.only:  # so a resume goes on with these stages, not every one
+        manifest["only"] = args.only
     params = {
         "run_dir": str(run_dir),
         "profile": profile.name,
@@ -828,12 +928,19 @@ def run_stages(
         params["fold"], params["folds"] = manifest_fold(manifest)
 
     print(f"[run_all] run folder: {run_dir}")
+    if args.only_recorded:
+        print(f"[run_all] going on with the --only {args.only} stages of the command that stopped")
+    outdated: set[str] = set()  # finished stages that run again as an earlier one ran
     for i, stage in enumerate(stages, 1):
-        done = manifest["stages"].get(stage.name, {}).get("status") == "ok"
-        if done:
-            print(f"[run_all] [{i}/{len(stages)}] {stage.name}: already done, skipped (--resume)")
+        head, status = f"[run_all] [{i}/{len(stages)}] {stage.name}", stage_status(manifest, stage)
+        if status == "ok" and stage.name not in args.rerun:
+            print(f"{head}: already done, skipped (--resume)")
             continue
-        print(f"[run_all] [{i}/{len(stages)}] {stage.name} ...", flush=True)
+        print(announce_stage(args, head, status, outdated), flush=True)
+        marked = mark_outdated(manifest, plan, stage)
+        if marked:
+            outdated |= marked
+            write_json(manifest_path, manifest)
         t0 = time.perf_counter()
         out = run_dir / "notebooks" / f"{stage.name}.ipynb"
         log = RunFolder(run_dir).logs_dir / f"{stage.name}.log"
@@ -857,9 +964,7 @@ def run_stages(
             }
             write_json(manifest_path, manifest)
             print(f"[run_all] interrupted during {stage.name}", file=sys.stderr)
-            print(
-                f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
-            )
+            print_resume_hint(args, run_dir)
             print(run_dir)
             return 130
         except Exception as exc:  # papermill raises its own error type per failing cell
@@ -871,16 +976,22 @@ def run_stages(
             print(f"[run_all] {describe_failure(stage, out, exc)}", file=sys.stderr)
             if log.is_file() and log.stat().st_size:
                 print(f"[run_all] the kernel's own messages: {log}", file=sys.stderr)
-            print(
-                f"[run_all] resume with: ./run_all.sh --resume --run-dir {run_dir}", file=sys.stderr
-            )
+            print_resume_hint(args, run_dir)
             print(run_dir)
             return 1
         seconds = round(time.perf_counter() - t0, 1)
         manifest["stages"][stage.name] = {"status": "ok", "seconds": seconds}
         write_json(manifest_path, manifest)
         print(f"[run_all] [{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s", flush=True)
+    if manifest.pop("only", None):  # done: a later --resume goes on with every stage
+        write_json(manifest_path, manifest)
     print(f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}")
+    left = [name for name, record in manifest["stages"].items() if record["status"] == "outdated"]
+    if left:
+        print(
+            f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
+            f"./run_all.sh --resume --run-dir {run_dir} runs them"
+        )
     print(run_dir)
     return 0
 

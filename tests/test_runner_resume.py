@@ -1,0 +1,120 @@
+"""run_all.sh's --resume and --only: what runs again, what is refused, what a stop prints."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from helpers.run import runner
+from test_runner import _notebook
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """Four stages in place of the notebooks (two of them once per model), each run recorded
+    instead of executed; `fake.stop_at` names a stage that is interrupted as Ctrl-C does."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_extract.ipynb", "run_dir = ''\ndata = ''")
+    _notebook(folder / "04_train.ipynb", "run_dir = ''\nmodel = 'a'\nepochs = None")
+    _notebook(folder / "05_evaluate.ipynb", "run_dir = ''\nmodel = 'a'\ntta = None")
+    _notebook(folder / "06_summary.ipynb", "run_dir = ''")
+    monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", folder)
+    data = tmp_path / "data.zip"
+    data.write_bytes(b"PK")
+
+    fake = SimpleNamespace(ran=[], stop_at="")
+    fake.argv = ["--profile", "smoke", "--data", str(data), "--models", "custom_cnn"]
+
+    def execute(stage, run_dir, params, log_output, settings=None):
+        if stage.name == fake.stop_at:
+            raise KeyboardInterrupt
+        fake.ran.append(stage.name)
+        return run_dir / "notebooks" / f"{stage.name}.ipynb"
+
+    monkeypatch.setattr(runner, "execute_stage", execute)
+    monkeypatch.setattr(runner, "export_html", lambda out, html: out)
+    return fake
+
+
+def statuses(run):
+    """Stage -> status, as the manifest records them."""
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    return {name: record["status"] for name, record in stages.items()}
+
+
+def test_a_resume_that_adds_a_model_runs_the_stages_after_it_again(fake, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 0
+    fake.ran.clear()
+    resume = ["--resume", "--run-dir", str(run), "--models", "custom_cnn,mobilenetv2"]
+    fake.stop_at = "05_evaluate.mobilenetv2"
+    assert runner.main(resume) == 130
+    # the summary read the models before this one was trained: no longer done
+    assert statuses(run)["06_summary"] == "outdated"
+    assert statuses(run)["05_evaluate.custom_cnn"] == "ok"  # another model's: untouched
+    fake.stop_at = ""
+    capsys.readouterr()
+    assert runner.main(resume) == 0
+    assert fake.ran == ["04_train.mobilenetv2", "05_evaluate.mobilenetv2", "06_summary"]
+    out = capsys.readouterr().out
+    assert "06_summary: runs again: an earlier stage ran after it had finished" in out
+    assert "05_evaluate.custom_cnn: already done, skipped" in out
+    fake.ran.clear()
+    run2 = tmp_path / "run2"
+    assert runner.main([*fake.argv, "--run-dir", str(run2)]) == 0
+    fake.ran.clear()
+    assert runner.main(["--resume", "--run-dir", str(run2), "--models", "custom_cnn,vgg16"]) == 0
+    assert fake.ran == ["04_train.vgg16", "05_evaluate.vgg16", "06_summary"]
+    assert "06_summary: runs again: an earlier stage ran in this resume" in capsys.readouterr().out
+    assert set(statuses(run2).values()) == {"ok"}
+
+
+def test_only_with_resume_runs_the_stages_it_names_again(fake, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 0
+    fake.ran.clear()
+    assert runner.main(["--only", "04", "--run-dir", str(run)]) == 2
+    assert "add --resume to run the --only 04 stages again in it" in capsys.readouterr().err
+    assert runner.main(["--only", "04", "--run-dir", str(run), "--resume"]) == 0
+    assert fake.ran == ["04_train.custom_cnn"]
+    out = capsys.readouterr().out
+    assert "04_train.custom_cnn: runs again (--only names it)" in out
+    assert "out of date, as stages before them ran again: 05_evaluate.custom_cnn, 06_summary" in (
+        out
+    )
+    fake.ran.clear()
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 0
+    assert fake.ran == ["05_evaluate.custom_cnn", "06_summary"]
+
+
+def test_only_without_01_on_a_new_run_is_refused_before_any_stage(fake, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--only", "04,05", "--run-dir", str(run)]) == 2
+    assert "a new run has no records yet: --only must include 01" in capsys.readouterr().err
+    assert fake.ran == [] and not run.exists()
+
+
+def test_a_stopped_only_run_goes_on_with_its_stages_alone(fake, tmp_path, capsys):
+    run = tmp_path / "run"
+    fake.stop_at = "04_train.custom_cnn"
+    assert runner.main([*fake.argv, "--only", "01,04", "--run-dir", str(run)]) == 130
+    hint = f"resume with: ./run_all.sh --resume --run-dir {run}  # the --only 01,04 stages left"
+    assert hint in capsys.readouterr().err
+    fake.stop_at, fake.ran[:] = "", []
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 0
+    assert fake.ran == ["04_train.custom_cnn"]  # not 05 and 06, which the command left out
+    assert "going on with the --only 01,04 stages" in capsys.readouterr().out
+    fake.ran.clear()
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 0  # that done: every stage
+    assert fake.ran == ["05_evaluate.custom_cnn", "06_summary"]
+
+
+def test_a_stopped_series_prints_its_own_command_alone(fake, tmp_path, capsys):
+    base = tmp_path / "seeds"
+    fake.stop_at = "04_train.custom_cnn"
+    argv = [*fake.argv, "--seeds", "0,1", "--run-dir", str(base)]
+    assert runner.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "resume with" not in err and err.count("./run_all.sh") == 1
+    assert f"seed 0 stopped; go on with: ./run_all.sh {' '.join(argv)} --resume" in err
