@@ -118,3 +118,20 @@ def test_a_stopped_series_prints_its_own_command_alone(fake, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "resume with" not in err and err.count("./run_all.sh") == 1
     assert f"seed 0 stopped; go on with: ./run_all.sh {' '.join(argv)} --resume" in err
+
+
+def test_a_series_member_refused_as_in_use_shows_the_refusal_alone(tmp_path, monkeypatch, capsys):
+    base = tmp_path / "folds"
+    (base / "fold-1").mkdir(parents=True)
+    (base / "fold-1" / "manifest.json").write_text("{}")  # started, running elsewhere
+
+    def in_use(argv):
+        print(f"error: {argv[argv.index('--run-dir') + 1]} is in use by another run_all.sh")
+        return 2
+
+    monkeypatch.setattr(runner, "run_one", in_use)
+    assert runner.main(["--folds", "3", "--run-dir", str(base), "--resume"]) == 2
+    printed = capsys.readouterr()
+    assert "is in use by another run_all.sh" in printed.out
+    assert "stopped" not in printed.err and "go on with" not in printed.err
+    assert (base / "fold-1" / "manifest.json").exists()

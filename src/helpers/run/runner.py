@@ -42,6 +42,7 @@ PACKAGES = (
 
 
 REPORT_NOTEBOOK = "06_report"  # exported, code hidden, to <run>/report.html
+REFUSED = 2  # the exit status of a command refused before any work
 
 
 @dataclass(frozen=True)
@@ -731,14 +732,16 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
         base, created = _series_base(args, series)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return REFUSED
     runs = []
     for folder, label, extra in series.members:
         run = base / folder
         started = args.resume and (run / "manifest.json").exists()
         print(f"[run_all] {label} of {series.among}: {run}", flush=True)
         code = run_one(member_argv(argv, series, extra, run, started))
-        if code and not (run / "manifest.json").exists():  # refused before any work
+        if code == REFUSED or (code and not (run / "manifest.json").exists()):
+            # refused before any work (its folder in use by another run_all.sh, a --set it
+            # keeps): the refusal says it all; nothing stopped, so nothing to go on with
             for empty in (run, base) if created else (run,):
                 with contextlib.suppress(OSError):
                     empty.rmdir()  # only while empty
@@ -812,12 +815,12 @@ def main(argv: list[str] | None = None, member: bool = False) -> int:
             run_dir = prepare_run_dir(args.run_dir, resume=False, only=args.only)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return REFUSED
     try:
         lock = lock_run_dir(run_dir)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return REFUSED
     try:
         return run_stages(args, argv, run_dir, manifest, profile, models, stages, plan)
     except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
