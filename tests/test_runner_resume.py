@@ -135,3 +135,26 @@ def test_a_series_member_refused_as_in_use_shows_the_refusal_alone(tmp_path, mon
     assert "is in use by another run_all.sh" in printed.out
     assert "stopped" not in printed.err and "go on with" not in printed.err
     assert (base / "fold-1" / "manifest.json").exists()
+
+
+def test_sigterm_stops_a_run_as_ctrl_c_does(fake, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    def killed(stage, *a, **kw):
+        if stage.name == "04_train.custom_cnn":
+            os.kill(os.getpid(), signal.SIGTERM)  # `kill <pid>`, or `timeout` running out
+            time.sleep(5)  # the handler ends this at once
+        fake.ran.append(stage.name)
+
+    monkeypatch.setattr(runner, "execute_stage", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    run = tmp_path / "run"
+    t0 = time.monotonic()
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 143
+    assert time.monotonic() - t0 < 4 and signal.getsignal(signal.SIGTERM) is before
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM during 04_train.custom_cnn" in err
+    assert f"resume with: ./run_all.sh --resume --run-dir {run}" in err
+    assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "interrupted"}

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -822,7 +823,8 @@ def main(argv: list[str] | None = None, member: bool = False) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return REFUSED
     try:
-        return run_stages(args, argv, run_dir, manifest, profile, models, stages, plan)
+        with sigterm_as_interrupt():
+            return run_stages(args, argv, run_dir, manifest, profile, models, stages, plan)
     except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
         where = (
             str(exc)
@@ -836,6 +838,30 @@ def main(argv: list[str] | None = None, member: bool = False) -> int:
         return 1
     finally:
         lock.close()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a plain kill, `timeout`, a job scheduler's end of time), stopping as Ctrl-C does."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    """The SIGTERM handler: stop the stage where it is, as Ctrl-C's KeyboardInterrupt does."""
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While stages run, SIGTERM ends the run as Ctrl-C does (the stage recorded as interrupted,
+    the resume command printed) instead of killing it without a word; the handler before is
+    restored after. Signals reach the main thread only, so elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _RunLock:
@@ -960,16 +986,17 @@ def run_stages(
                 )
                 print(f"[run_all] report: {run_dir / 'report.html'}")
                 check_in_browser(RunFolder(run_dir))
-        except KeyboardInterrupt:  # Ctrl-C: record it, and say how to continue
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: record it, say how to go on
             manifest["stages"][stage.name] = {
                 "status": "interrupted",
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             write_json(manifest_path, manifest)
-            print(f"[run_all] interrupted during {stage.name}", file=sys.stderr)
+            how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+            print(f"[run_all] {how} during {stage.name}", file=sys.stderr)
             print_resume_hint(args, run_dir)
             print(run_dir)
-            return 130
+            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
         except Exception as exc:  # papermill raises its own error type per failing cell
             manifest["stages"][stage.name] = {
                 "status": "failed",
