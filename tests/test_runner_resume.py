@@ -158,3 +158,27 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(fake, tmp_path, monkeypatch, capsys)
     assert "stopped by SIGTERM during 04_train.custom_cnn" in err
     assert f"resume with: ./run_all.sh --resume --run-dir {run}" in err
     assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "interrupted"}
+
+
+def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, capsys):
+    data = tmp_path / "data.zip"
+    run = tmp_path / "run"
+    fake.stop_at = "04_train.custom_cnn"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    moved = data.rename(tmp_path / "moved.zip")
+    other = tmp_path / "other.zip"
+    other.write_bytes(b"other bytes")
+    fake.stop_at = ""
+    capsys.readouterr()
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 2
+    sha = runner.data_fingerprint(moved)
+    assert f"which no longer exists; give --data naming a copy of it (sha256 {sha})" in (
+        capsys.readouterr().err
+    )
+    assert runner.main(["--resume", "--run-dir", str(run), "--data", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"(sha256 {sha}); --data {other} has sha256 {runner.data_fingerprint(other)}" in err
+    assert runner.main(["--resume", "--run-dir", str(run), "--data", str(moved)]) == 0
+    assert f"--data {moved} has the sha256 of {data}" in capsys.readouterr().out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["data"]["path"] == str(moved) and set(statuses(run).values()) == {"ok"}

@@ -355,11 +355,6 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any]) -> list[Set
 def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
     """A resume continues the run as it was started: other --data, --test-data or --seed, or
     data changed on disk since (its sha256), would mix two experiments in one run folder."""
-    if args.data and str(Path(args.data).expanduser().resolve()) != manifest["data"]["path"]:
-        raise ConfigError(
-            f"{run_dir} was started with --data {manifest['data']['path']}; a resume keeps it "
-            "(leave --data out, or start a new run)"
-        )
     started = test_sets(manifest.get("test_data"))
     if args.test_data and resolved(args.test_data) != started:
         raise ConfigError(
@@ -378,14 +373,41 @@ def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Pa
             f"{run_dir} was started with {shown}; a resume keeps it (leave --fold out, or "
             "start a new run)"
         )
-    data = Path(manifest["data"]["path"])
+    if args.data and str(Path(args.data).expanduser().resolve()) != manifest["data"]["path"]:
+        move_data(args.data, manifest, run_dir)
+    data, sha256 = Path(manifest["data"]["path"]), manifest["data"].get("sha256")
     if not data.exists():
-        raise ConfigError(f"{run_dir} was started on {data}, which no longer exists")
-    if manifest["data"].get("sha256") not in (None, data_fingerprint(data)):
+        where = f"; give --data naming a copy of it (sha256 {sha256})" if sha256 else ""
+        raise ConfigError(f"{run_dir} was started on {data}, which no longer exists{where}")
+    if sha256 not in (None, data_fingerprint(data)):
         raise ConfigError(
             f"{data} has changed since {run_dir} was started (its sha256 differs "
             "from the manifest's); start a new run on the new data"
         )
+
+
+def move_data(given: str, manifest: dict[str, Any], run_dir: Path) -> None:
+    """A resume's --data at another path: the same bytes (the manifest's sha256) moved or copied
+    there are taken, and the new path recorded; other data would mix two experiments."""
+    started, sha256 = manifest["data"]["path"], manifest["data"].get("sha256")
+    path = Path(given).expanduser().resolve()
+    if not sha256:
+        raise ConfigError(
+            f"{run_dir} was started with --data {started}; a resume keeps it "
+            "(leave --data out, or start a new run)"
+        )
+    if not path.exists():
+        raise ConfigError(f"--data {given}: no such file or folder")
+    found = data_fingerprint(path)
+    if found != sha256:
+        raise ConfigError(
+            f"{run_dir} was started with --data {started} (sha256 {sha256}); --data {path} has "
+            f"sha256 {found}, so it is other data: a resume keeps the run's (start a new run on "
+            "this data)"
+        )
+    print(f"[run_all] --data {path} has the sha256 of {started}, which the run started on: the "
+          "run goes on with it, and the manifest records its path")  # fmt: skip
+    manifest["data"]["path"] = str(path)
 
 
 def test_sets(value: str | list[str] | None) -> list[str]:
@@ -946,6 +968,8 @@ def run_stages(
     manifest["models"] = models  # a resume may add models
     if args.only:  # so a resume goes on with these stages, not every one
         manifest["only"] = args.only
+    if args.resume:  # and its data's new place, where it was moved
+        write_json(manifest_path, manifest)
     params = {
         "run_dir": str(run_dir),
         "profile": profile.name,
