@@ -321,7 +321,9 @@ def test_a_run_records_its_settings_and_a_resume_keeps_them(tmp_path, monkeypatc
     write_json(run / "manifest.json", manifest)
     assert runner.main([*argv, "--resume"]) == 0 and given[-1] == {"learning_rate": 0.002}
     assert runner.main([*argv, "--resume", "--set", "learning_rate=0.01"]) == 2
-    assert "started with --set learning_rate=0.002; a resume keeps them" in capsys.readouterr().err
+    assert "started with --set learning_rate=0.002, and 04_train.custom_cnn finished with it" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_stage_gets_only_the_parameters_its_notebook_declares(tmp_path, monkeypatch):

@@ -16,20 +16,22 @@ def fake(tmp_path, monkeypatch):
     folder = tmp_path / "notebooks"
     folder.mkdir()
     _notebook(folder / "01_extract.ipynb", "run_dir = ''\ndata = ''")
-    _notebook(folder / "04_train.ipynb", "run_dir = ''\nmodel = 'a'\nepochs = None")
+    train = "run_dir = ''\nmodel = 'a'\nepochs = None\noptimizer = None"
+    _notebook(folder / "04_train.ipynb", train)
     _notebook(folder / "05_evaluate.ipynb", "run_dir = ''\nmodel = 'a'\ntta = None")
     _notebook(folder / "06_summary.ipynb", "run_dir = ''")
     monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", folder)
     data = tmp_path / "data.zip"
     data.write_bytes(b"PK")
 
-    fake = SimpleNamespace(ran=[], stop_at="")
+    fake = SimpleNamespace(ran=[], stop_at="", settings={})
     fake.argv = ["--profile", "smoke", "--data", str(data), "--models", "custom_cnn"]
 
     def execute(stage, run_dir, params, log_output, settings=None):
         if stage.name == fake.stop_at:
             raise KeyboardInterrupt
         fake.ran.append(stage.name)
+        fake.settings[stage.name] = settings
         return run_dir / "notebooks" / f"{stage.name}.ipynb"
 
     monkeypatch.setattr(runner, "execute_stage", execute)
@@ -182,3 +184,52 @@ def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, c
     assert f"--data {moved} has the sha256 of {data}" in capsys.readouterr().out
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["data"]["path"] == str(moved) and set(statuses(run).values()) == {"ok"}
+
+
+def test_set_values_are_checked_before_any_stage(fake, tmp_path, capsys):
+    run = tmp_path / "run"
+    for setting, says in (
+        ("tta=flipp", "--set for 05_evaluate.custom_cnn: tta must be one of"),
+        ("04:optimizer=adamm", "--set for 04_train.custom_cnn: TrainConfig.optimizer must be"),
+        ("04:epochs=0", "TrainConfig.epochs must be an integer >= 1"),
+    ):
+        assert runner.main([*fake.argv, "--run-dir", str(run), "--set", setting]) == 2
+        assert says in capsys.readouterr().err, setting
+    assert fake.ran == [] and not run.exists()
+    assert runner.main([*fake.argv, "--run-dir", str(run), "--set", "tta=flip"]) == 0
+
+
+def test_the_notebooks_own_checks_are_those_run_up_front():
+    from helpers.core import paths
+    from helpers.core.errors import ConfigError
+    from helpers.run import values
+
+    stems = {nb.stem for nb in paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")}
+    assert set(values.CHECKS) <= stems
+    for notebook, given, says in (
+        ("03_augment", {"augment_mode": "sometimes"}, "augment_mode must be one of"),
+        ("03_augment", {"balance": "evenly"}, "balance strategy must be one of"),
+        ("03_augment", {"augment": {"hflip": 0.5}}, "unknown field"),
+        ("03_augment", {"val_share": "0.1"}, "parameter val_share='0.1' should be float"),
+        ("05_evaluate", {"export_tflite": "yes"}, "should be bool"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            values.check_values("smoke", notebook, None, given)
+    values.check_values("smoke", "03_augment", None, {"augment": {"hflip_p": 0.0}})
+
+
+def test_a_resume_takes_new_set_values_for_the_stages_not_yet_done(fake, tmp_path, capsys):
+    run = tmp_path / "run"
+    fake.stop_at = "05_evaluate.custom_cnn"  # as a bad value would stop it
+    argv = [*fake.argv, "--run-dir", str(run), "--set", "tta=none", "--set", "04:epochs=2"]
+    assert runner.main(argv) == 130
+    fake.stop_at = ""
+    resume = ["--resume", "--run-dir", str(run)]
+    assert runner.main([*resume, "--set", "04:epochs=3"]) == 2
+    err = capsys.readouterr().err
+    assert "started with --set 04:epochs=2, and 04_train.custom_cnn finished with it" in err
+    assert runner.main([*resume, "--set", "tta=flip"]) == 0
+    assert "--set tta='flip' in place of tta='none'" in capsys.readouterr().out
+    assert fake.settings["05_evaluate.custom_cnn"] == {"tta": "flip"}
+    recorded = json.loads((run / "manifest.json").read_text())["parameters"]
+    assert recorded == {"tta": "flip", "04:epochs": 2}

@@ -462,6 +462,24 @@ class BalancePlan:
         return table
 
 
+def check_balance(strategy: Any) -> None:
+    """A balancing strategy notebook 03 knows (also checked by run_all.sh before any work)."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"balance strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+
+
+def check_image_format(image_format: Any) -> None:
+    """How augmented copies are written: jpg or png (also checked by run_all.sh up front)."""
+    if image_format not in ("png", "jpg"):
+        raise ConfigError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+
+
+def check_mode(mode: Any) -> None:
+    """Notebook 03's augment_mode: when copies are made (also checked by run_all.sh up front)."""
+    if mode not in MODES:
+        raise ConfigError(f"augment_mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
 def plan_balance(train_df: pd.DataFrame, strategy: str = "upsample",
                  target_per_class: int | None = None, seed: int = 0,
                  filter_train: bool = True) -> BalancePlan:
@@ -473,8 +491,7 @@ def plan_balance(train_df: pd.DataFrame, strategy: str = "upsample",
     it at random. class_weights: data untouched, "balanced" weights returned. none: nothing.
     Rows not in the train split are dropped with a warning (filter_train=True) or refused.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"balance strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    check_balance(strategy)
     if target_per_class is not None and (
             isinstance(target_per_class, bool) or not isinstance(target_per_class, (int, np.integer))
             or target_per_class < 1):
@@ -572,8 +589,7 @@ def materialize(plan: BalancePlan, records: pd.DataFrame, cfg: AugmentConfig,
     manifest is also saved as out_dir/manifest.parquet. image_format "jpg" (quality 95) is
     much faster to encode than the lossless default "png".
     """
-    if image_format not in ("png", "jpg"):
-        raise ConfigError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+    check_image_format(image_format)
     if image_size is not None and (isinstance(image_size, bool)
                                    or not isinstance(image_size, (int, np.integer))
                                    or image_size < 8):

@@ -55,6 +55,13 @@ def _check_path(value: Any, what: str) -> Path:
     return path
 
 
+def check_fallback(fallback: Any, name: str) -> Any:
+    """What replaces ImageNet weights that cannot be had: random, error or a weights file."""
+    if fallback in WEIGHTS_FALLBACKS:
+        return fallback
+    return _check_path(fallback, f"{name} weights_fallback (or one of {WEIGHTS_FALLBACKS})")
+
+
 def _validate(name: str, **kw: Any) -> dict[str, Any]:
     """Check every argument up front and return them normalised; ConfigError says what is valid."""
     entry = registry.get(name)
@@ -69,9 +76,7 @@ def _validate(name: str, **kw: Any) -> dict[str, Any]:
     weights = kw["weights"]
     if weights not in (None, "imagenet"):
         weights = _check_path(weights, f"{name} weights")
-    fallback = kw["weights_fallback"]
-    if fallback not in WEIGHTS_FALLBACKS:
-        fallback = _check_path(fallback, f"{name} weights_fallback (or one of {WEIGHTS_FALLBACKS})")
+    fallback = check_fallback(kw["weights_fallback"], name)
     if kw["transfer"] not in (None, *TRANSFER_MODES):
         raise ConfigError(
             f"{name}: transfer must be one of {TRANSFER_MODES} or None, got {kw['transfer']!r}"

@@ -335,21 +335,55 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def run_settings(args: argparse.Namespace, manifest: dict[str, Any]) -> list[Setting]:
-    """The run's --set values: as given, or on a resume the manifest's (other values would mix
-    two experiments in one run folder, and are refused)."""
+def run_settings(args: argparse.Namespace, manifest: dict[str, Any], plan: list[Stage]
+                 ) -> list[Setting]:  # fmt: skip
+    """The run's --set values: as given, or on a resume the manifest's with the given ones over
+    them. A value that changes for a finished stage would mix two experiments in one run
+    folder, and is refused; for stages not yet done (a run stopped by a bad value) it is taken."""
     given = [parse_setting(text) for text in args.set]
     if not args.resume:
         return given
     started = manifest.get("parameters") or {}
-    recorded = [Setting(*key.rpartition(":")[::2], value) for key, value in started.items()]
-    if given and {s.key: s.value for s in given} != started:
-        shown = " ".join(f"--set {key}={value!r}" for key, value in started.items()) or "none"
-        raise ConfigError(
-            f"{args.run_dir} was started with {shown}; a resume keeps them (leave --set out, "
-            "or start a new run)"
-        )
-    return recorded
+    merged = {**started, **{s.key: s.value for s in given}}
+    for key, value in merged.items():
+        if key in started and started[key] == value:
+            continue
+        setting = Setting(*key.rpartition(":")[::2], value)
+        finished = [
+            stage.name
+            for stage in plan
+            if stage_status(manifest, stage) == "ok"
+            and stage.name.startswith(setting.target)
+            and setting.name in notebook_parameters(stage.notebook)
+        ]
+        was = f"--set {key}={started[key]!r}" if key in started else f"no --set {key}"
+        if finished:
+            raise ConfigError(
+                f"{args.run_dir} was started with {was}, and {', '.join(finished)} finished "
+                "with it; a resume keeps the values of finished stages (leave that --set out, "
+                "or start a new run)"
+            )
+        print(f"[run_all] --set {key}={value!r} in place of {was.removeprefix('--set ')}, for "
+              "the stages not yet done")  # fmt: skip
+    manifest["parameters"] = merged
+    return [Setting(*key.rpartition(":")[::2], value) for key, value in merged.items()]
+
+
+def check_values(profile: str, stages: list[Stage], settings: list[Setting],
+                 manifest: dict[str, Any], rerun: set[str]) -> None:  # fmt: skip
+    """The --set values of every stage that will run, checked as its notebook checks them (an
+    unknown optimizer or tta), so a bad one is refused now, not after the stages before it."""
+    from helpers.run import values  # the checks import their modules: only with --set
+
+    for stage in stages:
+        if stage_status(manifest, stage) == "ok" and stage.name not in rerun:
+            continue
+        declared = notebook_parameters(stage.notebook)
+        given = {k: v for k, v in stage_settings(stage, settings).items() if k in declared}
+        try:
+            values.check_values(profile, stage.notebook.stem, stage.model, given)
+        except ConfigError as exc:
+            raise ConfigError(f"--set for {stage.name}: {exc}") from None
 
 
 def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
@@ -829,11 +863,13 @@ def main(argv: list[str] | None = None, member: bool = False) -> int:
         stages = plan_stages(models)
         if not stages:
             raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
-        args.settings = run_settings(args, manifest)
+        args.settings = run_settings(args, manifest, stages)
         check_settings(args.settings, stages)
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, member)
+        if args.settings:
+            check_values(profile.name, stages, args.settings, manifest, args.rerun)
         if not args.resume:
             run_dir = prepare_run_dir(args.run_dir, resume=False, only=args.only)
     except ConfigError as exc:

@@ -1,0 +1,87 @@
+"""--set values checked before any work, by the checks the notebooks themselves run on them: a
+bad value is refused in a second, not after hours of the stages before the one that reads it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from helpers.core.errors import ConfigError
+from helpers.run import profiles
+
+# The notebook 03 parameters a profile gives when they are None (profiles.resolve checks types).
+_SPLIT_PARAMETERS = ("val_share", "test_share", "balance", "balance_target")
+# The notebook 05 parameters a profile gives when they are None.
+_EVALUATE_PARAMETERS = ("tta", "explain_n", "export_tflite")
+
+
+def _given(values: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The values among `names` that were set (None keeps the profile's, as in the notebook)."""
+    return {name: values[name] for name in names if values.get(name) is not None}
+
+
+def check_augment(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
+    """Notebook 03: split shares and balancing as the profile resolves them, the augmentation
+    fields over the profile's, the augment mode and the copies' image format."""
+    from helpers.data import augment  # albumentations and OpenCV: only when there is a value
+
+    resolved = profiles.resolve(profile, **_given(values, _SPLIT_PARAMETERS))
+    augment.check_balance(resolved["balance"])
+    if "augment" in values:
+        extra = values["augment"]
+        if not isinstance(extra, Mapping):
+            raise ConfigError(f"augment must be a dict of AugmentConfig fields, got {extra!r}")
+        augment.AugmentConfig.from_dict({**resolved["augment"], **extra})
+    if "augment_mode" in values:
+        augment.check_mode(values["augment_mode"])
+    if "image_format" in values:
+        augment.check_image_format(values["image_format"])
+
+
+def check_train(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
+    """Notebook 04: the TrainConfig it builds from the profile and its parameters, and the
+    weights fallback (a file path is read from the notebooks' folder, where the kernel runs)."""
+    from helpers.models import factory  # Keras: seconds, so only when there is a value
+    from helpers.train.config import TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in values.items() if k in fields}
+    profiles.train_config(profile, model or "custom_cnn", **overrides)
+    if values.get("weights_fallback") is not None:
+        with contextlib.chdir(_notebooks_dir()):
+            factory.check_fallback(values["weights_fallback"], model or "the model")
+
+
+def check_evaluate(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
+    """Notebook 05: the profile's values where a parameter is None, and the test-time
+    augmentation setting."""
+    from helpers.inference.tta import check_tta_setting
+
+    resolved = profiles.resolve(profile, model, **_given(values, _EVALUATE_PARAMETERS))
+    check_tta_setting(resolved["tta"])
+
+
+def _notebooks_dir() -> Path:
+    """Where the notebooks run (their kernels' working folder), read now so tests can point it."""
+    from helpers.core import paths
+
+    return paths.NOTEBOOKS_DIR
+
+
+# By notebook (file stem): the notebooks whose parameters have checks of their own.
+CHECKS: dict[str, Callable[[str, str | None, Mapping[str, Any]], None]] = {
+    "03_augment": check_augment,
+    "04_train": check_train,
+    "05_evaluate": check_evaluate,
+}
+
+
+def check_values(profile: str, notebook: str, model: str | None, values: Mapping[str, Any]
+                 ) -> None:  # fmt: skip
+    """The ConfigError a notebook would raise over these --set values, raised now."""
+    check = CHECKS.get(notebook)
+    if check is not None and values:
+        check(profile, model, values)
