@@ -526,3 +526,18 @@ def test_the_intervals_say_when_they_draw_a_persons_faces_together(tmp_path: Pat
         "percentile bootstrap over the 12 people of the test images, each person's faces drawn "
         "together, 1,000 resamples"
     ) in " ".join(text.split())
+
+
+def test_metrics_of_an_earlier_training_are_left_out_and_the_author_told(tmp_path: Path) -> None:
+    old = _metrics(trained={"model_sha256": "0" * 64, "card_finished_at": "2026-01-01T10:00:00"})
+    run = _run(tmp_path, scores=old)
+    run.model_path("custom_cnn").write_bytes(b"trained again")  # notebook 04 rerun, 05 not
+    section = methods(run)
+    assert "accuracy 0.687" not in section.text
+    assert (
+        "custom_cnn: figures left out (its metrics describe an earlier training)." in section.text
+    )
+    assert (
+        "custom_cnn: metrics/custom_cnn.json describes an earlier training of custom_cnn: run "
+        "notebook 05 again (model = 'custom_cnn'); its figures are left out." in section.checks
+    )

@@ -20,7 +20,7 @@ from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
-from helpers.evaluation import health
+from helpers.evaluation import freshness, health
 from helpers.evaluation.bootstrap import with_confidence_intervals
 from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.comparison import (
@@ -621,6 +621,22 @@ def announce(scores: Mapping[str, Any]) -> None:
 def write_metrics(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write a metrics dict as strict JSON (NaN -> null) atomically, so a reader never sees half."""
     return write_json(path, d)
+
+
+def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str, Any]]:
+    """The model notebook 04 trained in this run folder, loaded, and what identifies that
+    training (freshness.training_of), so the metrics say which training they scored; a model
+    not trained yet is a DataError that says how to train it."""
+    from helpers.models.saving import load_trained  # keras: seconds, so only here
+
+    run = RunFolder(run_dir)
+    path = run.model_path(model)
+    if not path.is_file():
+        raise DataError(
+            path, f"model file not found: train it with notebook 04 (model = '{model}') first"
+        )
+    identity = freshness.training_of(run, model)  # before loading: the file that was read
+    return load_trained(path), identity
 
 
 def dataset_name(source_path: str | os.PathLike) -> str:

@@ -31,7 +31,7 @@ from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
 from helpers.data.splits import stratifiable
-from helpers.evaluation import health
+from helpers.evaluation import freshness, health
 from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
 from helpers.inference.tta import CROP_SHARE
@@ -932,6 +932,11 @@ def _results(facts: _Run) -> str:
     for name in facts.models:
         scores = facts.metrics.get(name)
         if scores is None:
+            continue
+        stale = freshness.stale_note(facts.run, name, scores.data)
+        if stale:  # the figures are another model's: left out, and the author told why
+            facts.checks.append(f"{name}: {stale}; its figures are left out.")
+            lines.append(f"{name}: figures left out (its metrics describe an earlier training).")
             continue
         figures: list[str] = []
         expression = scores.heads.get("expression")

@@ -67,6 +67,7 @@ from helpers.train.resume import (
     check_resumable,
     higher_is_better,
     read_progress,
+    replacing_line,
 )
 
 if TYPE_CHECKING:
@@ -391,6 +392,10 @@ def train(
     resuming = bool(progress)
     if not resuming:
         paths["history"].unlink(missing_ok=True)  # a fresh run owns its history
+        replacing = replacing_line(run, name)
+        if replacing:
+            print(replacing)
+            line(replacing)
 
     keras.utils.set_random_seed(cfg.seed)
     strategy = backend.strategy()

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.jsonio import read_json
+from helpers.core.run_folder import RunFolder
 from helpers.train.config import RESUME_KEYS, TrainConfig
 
 
@@ -77,3 +79,23 @@ def best_so_far(history: pd.DataFrame, monitor: str) -> tuple[float | None, int]
         return None, 0
     best = best_index(values, monitor)
     return float(values[best]), len(values) - 1 - best
+
+
+def replacing_line(run: RunFolder, model: str) -> str | None:
+    """One line when a fresh training is about to overwrite a model that finished training
+    (notebook 04 run again), so its metrics and report are known to describe the old one."""
+    path = run.model_path(model)
+    if not path.is_file():
+        return None
+    try:
+        card = read_json(run.card_path(model)) if run.card_path(model).is_file() else {}
+        finished = card.get("finished_at")
+    except (DataError, AttributeError):
+        finished = None
+    when = f", finished {finished}" if finished else ""
+    scored = (
+        f"; metrics/{model}.json describes the old one until notebook 05 runs again"
+        if run.metrics_path(model).is_file()
+        else ""
+    )
+    return f"{model}: replacing the trained models/{path.name}{when}{scored}"

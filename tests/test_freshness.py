@@ -1,0 +1,91 @@
+"""Which training of a model its metrics describe: notebook 05 records it, notebook 06 and the
+methods section flag metrics of an earlier training, notebook 04 says when it replaces a
+trained model, and notebook 05 before 04 names the next step."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers.core.errors import DataError
+from helpers.core.jsonio import write_json
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation import freshness, scoring
+from helpers.train.resume import replacing_line
+
+
+def _trained(
+    folder: Path, weights: bytes = b"first", finished: str = "2026-01-01T10:00:00"
+) -> RunFolder:
+    """A run folder holding a 'trained' model file and its card."""
+    run = RunFolder(folder)
+    run.model_path("custom_cnn").parent.mkdir(parents=True, exist_ok=True)
+    run.model_path("custom_cnn").write_bytes(weights)
+    write_json(run.card_path("custom_cnn"), {"model": "custom_cnn", "finished_at": finished})
+    return run
+
+
+def _scored(run: RunFolder) -> dict:
+    """Metrics as notebook 05 writes them for the model now in the folder."""
+    scores = {"model": "custom_cnn", "n": 10, "trained": freshness.training_of(run, "custom_cnn")}
+    write_json(run.metrics_path("custom_cnn"), scores)
+    return scores
+
+
+def test_metrics_of_the_model_in_the_folder_are_current_even_in_a_copied_folder(
+    tmp_path: Path,
+) -> None:
+    run = _trained(tmp_path / "run")
+    scores = _scored(run)
+    assert freshness.stale_note(run, "custom_cnn", scores) is None
+    copy = RunFolder(shutil.copytree(run.root, tmp_path / "elsewhere"))
+    assert freshness.stale_notes(copy) == {}
+
+
+def test_a_model_trained_again_after_its_metrics_is_flagged(tmp_path: Path, capsys) -> None:
+    run = _trained(tmp_path / "run")
+    _scored(run)
+    _trained(run.root, weights=b"second", finished="2026-01-01T11:00:00")
+    expected = (
+        "metrics/custom_cnn.json describes an earlier training of custom_cnn: run notebook 05 "
+        "again (model = 'custom_cnn')"
+    )
+    assert freshness.stale_notes(run) == {"custom_cnn": expected}
+    assert freshness.warn_stale(run) == [f"warning: {expected}"]
+    assert expected in capsys.readouterr().out
+
+
+def test_without_the_model_file_the_card_decides_and_old_metrics_are_not_judged(
+    tmp_path: Path,
+) -> None:
+    run = _trained(tmp_path / "run")
+    scores = _scored(run)
+    run.model_path("custom_cnn").unlink()  # metrics and cards copied without the weights
+    assert freshness.stale_note(run, "custom_cnn", scores) is None
+    write_json(run.card_path("custom_cnn"), {"finished_at": "2026-02-02T00:00:00"})
+    assert freshness.stale_note(run, "custom_cnn", scores) is not None
+    assert freshness.stale_note(run, "custom_cnn", {"model": "custom_cnn"}) is None
+
+
+def test_evaluating_a_model_not_trained_yet_names_the_next_step(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        scoring.trained_model(tmp_path / "run", "custom_cnn")
+    assert str(caught.value) == (
+        f"{tmp_path / 'run' / 'models' / 'custom_cnn.keras'}: model file not found: train it "
+        "with notebook 04 (model = 'custom_cnn') first"
+    )
+
+
+def test_training_again_says_it_replaces_the_trained_model(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    assert replacing_line(run, "custom_cnn") is None  # nothing trained yet
+    _trained(run.root)
+    assert replacing_line(run, "custom_cnn") == (
+        "custom_cnn: replacing the trained models/custom_cnn.keras, finished 2026-01-01T10:00:00"
+    )
+    _scored(run)
+    assert replacing_line(run, "custom_cnn").endswith(
+        "; metrics/custom_cnn.json describes the old one until notebook 05 runs again"
+    )
