@@ -470,8 +470,9 @@ def test_best_models_and_summary(run_dir: Path) -> None:
 def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path) -> None:
     table = comparison_table(run_dir)
     board = tmp_path / "reports" / "leaderboard.csv"
+    other = tmp_path / "other_run"
     append_leaderboard(run_dir, table, "smoke", "abc123", path=board)
-    append_leaderboard(run_dir, table, "cpu", "abc123", path=board)
+    append_leaderboard(other, table, "cpu", "abc123", path=board)
     lines = board.read_text().splitlines()
     assert sum(line.startswith("timestamp,") for line in lines) == 1
     df = pd.read_csv(board)
@@ -480,6 +481,18 @@ def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path
     assert list(df["model"]) == ["a", "b", "a", "b"]
     assert df["expression_f1_macro"].tolist() == [0.6, 0.52, 0.6, 0.52]
     assert not list(board.parent.glob("*.tmp"))
+
+
+def test_notebook_06_run_again_replaces_the_runs_rows(run_dir: Path, tmp_path: Path) -> None:
+    table = comparison_table(run_dir)
+    board = tmp_path / "leaderboard.csv"
+    append_leaderboard(tmp_path / "earlier", table.iloc[:1], "smoke", "abc123", path=board)
+    append_leaderboard(run_dir, table, "smoke", "abc123", path=board)
+    again = table.assign(expression_f1_macro=[0.7, 0.5])
+    append_leaderboard(run_dir, again, "smoke", "abc123", path=board)
+    df = pd.read_csv(board)
+    assert list(df["run"]) == [str(tmp_path / "earlier"), str(run_dir), str(run_dir)]
+    assert df["expression_f1_macro"].tolist() == [0.6, 0.7, 0.5]
 
 
 def _one_model_run(folder: Path, model: str, f1: float, seed: int = 0) -> Path:

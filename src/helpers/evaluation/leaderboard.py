@@ -57,6 +57,15 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _without(old: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The board's rows less those of the same run folder and model as the new rows."""
+    if not {"run", "model"} <= set(old.columns):
+        return old
+    replaced = set(zip(rows["run"].astype(str), rows["model"].astype(str), strict=True))
+    keep = [pair not in replaced for pair in zip(old["run"], old["model"], strict=True)]
+    return old[keep]
+
+
 def append_leaderboard(
     run_dir: str | os.PathLike,
     table: pd.DataFrame,
@@ -64,7 +73,9 @@ def append_leaderboard(
     data_hash: str,
     path: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Add one row per model to a CSV kept across runs, so experiments can be compared later.
+    """Add one row per model to a CSV kept across runs, so experiments can be compared later;
+    rows the board already holds for the same run folder and model are replaced, so notebook 06
+    run again updates the run's rows instead of adding a second set.
 
     The file is rewritten whole to a temporary file and renamed over the old one, under a lock,
     so a crash or a concurrent run never leaves it half written. Returns the rows added.
@@ -92,7 +103,7 @@ def append_leaderboard(
                 old = pd.read_csv(path, dtype=str, keep_default_na=False)
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
                 raise DataError(path, f"leaderboard is not a readable CSV ({exc})") from exc
-            merged = pd.concat([old, rows.astype(object)], ignore_index=True)
+            merged = pd.concat([_without(old, rows), rows.astype(object)], ignore_index=True)
         else:
             merged = rows
         handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
