@@ -534,6 +534,28 @@ def test_merging_runs_of_different_seeds_warns_and_an_empty_run_is_an_error(
     assert "no metrics" in capsys.readouterr().err
 
 
+def test_merging_checks_every_folder_before_writing_the_board(tmp_path: Path, capsys) -> None:
+    first = _one_model_run(tmp_path / "a", "resnet50", 0.48)
+    (tmp_path / "unscored").mkdir()
+    board = tmp_path / "board.csv"
+    assert leaderboard_main([str(first), str(tmp_path / "unscored"), "--board", str(board)]) == 1
+    assert "unscored: no metrics/<model>.json" in capsys.readouterr().err
+    assert not board.exists()  # nothing written: the run that was fine is not half-merged
+
+
+def test_the_folder_of_a_seeds_or_folds_series_stands_for_its_runs(tmp_path: Path) -> None:
+    series = tmp_path / "seeds01"
+    members = [
+        _one_model_run(series / f"seed-{seed}", "vgg16", 0.5 + seed / 10, seed=seed)
+        for seed in (0, 1)
+    ]
+    (series / "seeds.md").write_text("summary")
+    board = tmp_path / "board.csv"
+    merged = merge_runs([members[0], series], path=board)
+    assert sorted(merged["run"]) == [str(m.resolve()) for m in members]
+    assert list(pd.read_csv(board)["run"]) == [str(m.resolve()) for m in members]
+
+
 # --------------------------------------------------------------------------- report
 
 

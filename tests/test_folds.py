@@ -525,3 +525,13 @@ def test_notebook_05s_intervals_draw_a_persons_faces_together_where_the_data_nam
     one, _ = evaluate_model(model, "m", table.assign(subject="p0"), n_boot=20)
     assert one["ci"]["method"].endswith("over images")  # one person: no spread over people
     assert one["notes"][-1].startswith("the test faces are all of one person: the intervals")
+
+
+def test_the_folder_of_a_folds_series_stands_for_its_runs(
+    fold_runs: list[Path], tmp_path: Path
+) -> None:
+    checked = report.check_folds([tmp_path])  # the folder ./run_all.sh --folds 3 filled
+    assert checked.runs == tuple(fold_runs) and checked.folds == (1, 2, 3)
+    with pytest.raises(ConfigError) as caught:
+        report.check_folds([fold_runs[2], fold_runs[0], fold_runs[1], fold_runs[1]])
+    assert str(caught.value) == f"a run folder is given twice: {fold_runs[1]}"

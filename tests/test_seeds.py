@@ -159,3 +159,18 @@ def test_a_metric_missing_from_one_run_says_over_how_many_runs(tmp_path: Path) -
     ]
     text = seeds.to_markdown(seeds.seeds_table(runs))
     assert "| cnn | 0, 1, 2 | 0.670 ± 0.020 | 0.620 ± 0.020 | 0.520 ± 0.028 (2 of 3 runs) |" in text
+
+
+def test_the_folder_of_a_seeds_series_stands_for_its_runs(tmp_path: Path) -> None:
+    series = tmp_path / "seeds01"
+    runs = [_run(series / f"seed-{k}", k, {"cnn": (0.6 + k / 100, None)}) for k in (0, 1, 10)]
+    (series / "seeds.md").write_text("| the series' own summary |")
+    checked = seeds.check_runs([series])
+    assert checked.runs == tuple(runs) and checked.seeds == (0, 1, 10)
+
+
+def test_a_folder_given_twice_is_named_alone(tmp_path: Path) -> None:
+    a, b, c = _three(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        seeds.check_runs([a, b, c, b])
+    assert str(caught.value) == f"a run folder is given twice: {b}"

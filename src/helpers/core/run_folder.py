@@ -235,3 +235,34 @@ class RunFolder(os.PathLike):
                 raise ConfigError(f"run folder {path} does not exist (run_dir = {run_dir!r})")
             return cls(path)
         return cls.new() if create else cls.latest()
+
+
+_MEMBER = re.compile(r"(seed|fold)-(\d+)")
+
+
+def series_members(folder: str | os.PathLike[str]) -> list[Path]:
+    """The runs of a `./run_all.sh --seeds` or `--folds` series that a folder holds (seed-0/,
+    fold-1/, ...), in number order, so commands given the series' folder can take its runs;
+    [] for a folder that is a run itself or holds no such runs."""
+    root = Path(folder)
+    if (
+        not root.is_dir()
+        or (root / "manifest.json").is_file()
+        or (root / "records.parquet").is_file()
+    ):
+        return []
+    found = [
+        (match.group(1), int(match.group(2)), child)
+        for child in root.iterdir()
+        if child.is_dir() and (match := _MEMBER.fullmatch(child.name))
+    ]
+    return [child for _, _, child in sorted(found)]
+
+
+def expand_series(folders: list[str | os.PathLike[str]]) -> list[Path]:
+    """The folders given, each series folder replaced by its runs (series_members)."""
+    out: list[Path] = []
+    for folder in folders:
+        path = Path(folder).expanduser().resolve()
+        out.extend(series_members(path) or [path])
+    return out

@@ -13,13 +13,14 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import RunFolder, expand_series
 from helpers.evaluation.comparison import comparison_table
 
 LEADERBOARD_METRICS = (
@@ -149,11 +150,26 @@ def _on_board(path: Path) -> set[tuple[str, str]]:
     return set(zip(old["run"], old["model"], strict=True))
 
 
+def _checked_run(folder: Path) -> tuple[RunFolder, pd.DataFrame, dict[str, Any]]:
+    """A run folder given to merge, its test metrics and manifest; a DataError names a folder
+    that is missing or holds no evaluated model."""
+    run = RunFolder(folder)
+    if not run.root.is_dir():
+        raise DataError(run.root, "run folder not found")
+    table = comparison_table(run)
+    if table.empty:
+        raise DataError(run.root, "no metrics/<model>.json: evaluate its models (notebook 05)")
+    manifest = read_json(run.manifest) if run.manifest.is_file() else {}
+    return run, table, manifest
+
+
 def merge_runs(
     run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike | None = None
 ) -> pd.DataFrame:
     """Every model of several run folders (one per machine, say) on one leaderboard, ranked.
 
+    A folder holding a --seeds or --folds series (seed-0/, fold-1/, ...) stands for its runs.
+    Every folder is checked before the board is written, so a bad one leaves it as it was.
     Each run's models are appended as notebook 06 appends them (profile and data fingerprint
     from its manifest), except those the board already lists for that run folder. Returns the
     rows of these runs, best expression macro F1 first; attrs["notes"] warns when the runs were
@@ -161,19 +177,13 @@ def merge_runs(
     test splits differ and whose scores do not compare.
     """
     board = Path(path) if path is not None else paths.REPORTS_DIR / "leaderboard.csv"
+    checked = [_checked_run(folder) for folder in dict.fromkeys(expand_series(list(run_dirs)))]
     rows, facts = [], {}
-    for run_dir in run_dirs:
-        run = RunFolder(Path(run_dir).expanduser().resolve())
-        if not run.root.is_dir():
-            raise DataError(run.root, "run folder not found")
-        table = comparison_table(run)
-        if table.empty:
-            raise DataError(run.root, "no metrics/<model>.json: evaluate its models (notebook 05)")
-        manifest = read_json(run.manifest) if run.manifest.is_file() else {}
+    known = _on_board(board)
+    for run, table, manifest in checked:
         profile = str(manifest.get("profile", {}).get("name", "unknown"))
         data_hash = str(manifest.get("data", {}).get("sha256", "unknown"))
         facts[str(run.root)] = (data_hash, manifest.get("seed"), str(manifest.get("fold")))
-        known = _on_board(board)
         new = table[[(str(run.root), str(m)) not in known for m in table["model"]]]
         if len(new):
             append_leaderboard(run.root, new, profile, data_hash, path=board)

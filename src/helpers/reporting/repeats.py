@@ -17,6 +17,7 @@ import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.jsonio import read_json, write_text
+from helpers.core.run_folder import expand_series
 from helpers.evaluation import comparison
 from helpers.reporting.methods import latex_escape
 from helpers.reporting.results import COLUMNS
@@ -39,12 +40,18 @@ def check_recipe(
     run_dirs: list[str | os.PathLike], what: str
 ) -> tuple[tuple[Path, ...], list[dict[str, Any]]]:
     """Two or more different run folders of one profile on one data set with the same --set
-    values, and their manifests; a ConfigError names the runs that differ and how."""
-    runs = tuple(Path(r).expanduser().resolve() for r in run_dirs)
+    values, and their manifests; a folder holding a --seeds or --folds series stands for its
+    runs (seed-0/, fold-1/, ...). A ConfigError names the runs that differ and how."""
+    runs = tuple(expand_series(list(run_dirs)))
     if len(runs) < 2:
         raise ConfigError(f"{what} needs two runs or more, got {len(runs)}")
-    if len(set(runs)) < len(runs):
-        raise ConfigError("a run folder is given twice: " + ", ".join(map(str, runs)))
+    repeated = [str(run) for run in dict.fromkeys(runs) if runs.count(run) > 1]
+    if repeated:
+        raise ConfigError(
+            f"a run folder is given twice: {', '.join(repeated)}"
+            if len(repeated) == 1
+            else f"run folders are given twice: {', '.join(repeated)}"
+        )
     manifests = [run_manifest(run) for run in runs]
     pairs = list(zip(runs, manifests, strict=True))
     profiles = {m["profile"]["name"] for m in manifests}
