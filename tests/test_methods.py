@@ -287,7 +287,28 @@ def test_the_demo_set_and_a_model_not_evaluated_are_named(tmp_path: Path) -> Non
     assert "synthetic demo set" in section.text and "synthetic demo set" in checks
     assert "vgg16 was trained but not evaluated" in checks
     assert "VGG16 (Simonyan & Zisserman, 2015) as keras.applications builds it" in section.text
-    assert "It was randomly initialised and prepared as above." in section.text
+    # VGG16 has no BatchNorm: He initialisation, cited for it alone
+    assert "He initialisation (He et al., 2015), as it has no BatchNorm" in section.text
+    assert "he2015delving" in section.cited and "goyal2017accurate" not in section.cited
+
+
+def test_a_preparation_from_scratch_is_cited_only_where_the_network_had_it(
+    tmp_path: Path,
+) -> None:
+    plain = methods(_run(tmp_path / "plain"))  # the custom CNN: BatchNorm, no residual branch
+    assert (
+        "It was randomly initialised and prepared to learn from scratch: BatchNorm statistics "
+        "at momentum 0.9." in plain.text
+    )
+    assert not {"goyal2017accurate", "he2015delving"} & set(plain.cited)
+    assert "goyal2017accurate" not in plain.bibtex and "he2015delving" not in plain.bibtex
+    recorded = {"batchnorm_momentum": 0.9, "zero_gamma_branches": 4, "he_initialisation": False}
+    run = _run(tmp_path / "residual", card=_card(from_scratch=recorded))
+    write_json(run.card_path("resnet50"), _card(model="resnet50", from_scratch=recorded))
+    residual = methods(run)
+    assert "residual branch at zero (Goyal et al., 2017)" in residual.text
+    assert "It was randomly initialised and prepared as above." in residual.text
+    assert "he2015delving" not in residual.cited
 
 
 def test_write_puts_the_section_and_its_bibtex_in_the_run_folder(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from helpers.models.backbones import (
     SCRATCH_BN_MOMENTUM,
     FusedBatchNormalization,
     preprocessing_gain,
+    scratch_preparation,
     with_norm,
 )
 from helpers.models.factory import build_model, model_metadata
@@ -683,6 +684,25 @@ def test_a_plain_backbone_from_scratch_starts_with_its_features_near_unit_scale(
     assert 0.3 < _feature_spread(model, x) < 3.0
     again = build_model("vgg16", image_size=32, channels=3, heads=("expression",))
     assert _same_weights(model, again)  # the seed fixes the draw
+
+
+def test_the_card_records_what_preparing_from_scratch_did():
+    """Read by the methods section, which cites zero-gamma and He initialisation only for the
+    networks that had them."""
+    plain = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
+    assert scratch_preparation(plain.get_layer("backbone")) == {
+        "batchnorm_momentum": 0.9,
+        "zero_gamma_branches": 0,
+        "he_initialisation": False,
+    }
+    residual = build_model(
+        "custom_cnn",
+        image_size=48,
+        channels=1,
+        heads=("expression",),
+        backbone_options={"residual": True},
+    )
+    assert scratch_preparation(residual.get_layer("backbone"))["zero_gamma_branches"] == 4
 
 
 def test_backbones_with_batchnorm_keep_their_builders_initialisation():

@@ -133,6 +133,11 @@ def test_fit_writes_model_history_and_card(trained):
     assert card["versions"]["keras"] == keras.__version__
     assert card["weights_fallback"] is None and card["mixed_precision"] is False
     assert card["face_framing"] is None  # noise images: no face to measure the framing on
+    assert card["from_scratch"] == {  # what methods.md cites, and only that
+        "batchnorm_momentum": 0.9,
+        "zero_gamma_branches": 0,
+        "he_initialisation": False,
+    }
     x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
     again = load_trained(run / "models" / "custom_cnn.keras")
     np.testing.assert_allclose(

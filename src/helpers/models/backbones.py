@@ -444,6 +444,17 @@ def _he_initialise(backbone: keras.Model, input_spread: float, seed: int) -> Non
         conv.kernel.assign(keras.ops.cast(kernel * scale, conv.kernel.dtype))
 
 
+def scratch_preparation(backbone: keras.Model) -> dict[str, Any]:
+    """What prepare_from_scratch does to this backbone, for its model card and methods section:
+    BatchNorm (momentum set), the residual branches started at zero, or He initialisation."""
+    norms = any(isinstance(layer, layers.BatchNormalization) for layer in backbone.layers)
+    return {
+        "batchnorm_momentum": SCRATCH_BN_MOMENTUM if norms else None,
+        "zero_gamma_branches": len(_residual_branch_norms(backbone)),
+        "he_initialisation": not norms,
+    }
+
+
 def prepare_from_scratch(backbone: keras.Model, input_spread: float = 1.0, seed: int = 0) -> None:
     """What a randomly initialised backbone needs to learn in minutes, not days.
 

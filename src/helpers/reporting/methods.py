@@ -36,6 +36,7 @@ from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
+from helpers.models.backbones import SCRATCH_BN_MOMENTUM
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
 from helpers.models.weights import left_layers
 from helpers.reporting import references
@@ -174,7 +175,7 @@ class _Run:
     cards: dict[str, dict[str, Any]]
     metrics: dict[str, MetricsFile]
     checks: list[str] = field(default_factory=list)
-    said_scratch: bool = False  # the from-scratch preparation, described once
+    said_scratch: dict[str, Any] | None = None  # the last from-scratch preparation described
 
     @property
     def models(self) -> list[str]:
@@ -589,15 +590,47 @@ def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> 
             f"{name} was to start from ImageNet weights and started from random "
             f"initialisation instead ({card['weights_fallback']})."
         )
-    if facts.said_scratch:
+    prepared = _scratch_facts(name, card)
+    if prepared == facts.said_scratch:
         return "It was randomly initialised and prepared as above."
-    facts.said_scratch = True
-    return (
-        "It was randomly initialised and prepared to learn from scratch: BatchNorm "
-        "statistics at momentum 0.9, the last BatchNorm of each residual branch at zero "
-        f"{cite('goyal2017accurate')} and, for a network without BatchNorm, He "
-        f"initialisation {cite('he2015delving')}."
-    )
+    facts.said_scratch = prepared
+    steps = []
+    if prepared.get("batchnorm_momentum"):
+        steps.append(f"BatchNorm statistics at momentum {prepared['batchnorm_momentum']:g}")
+    if prepared.get("zero_gamma_branches"):
+        steps.append(
+            "the last BatchNorm of each residual branch at zero "
+            f"{cite('goyal2017accurate')}, so each block starts as its shortcut"
+        )
+    if prepared.get("he_initialisation"):
+        steps.append(
+            f"He initialisation {cite('he2015delving')}, as it has no BatchNorm, the first "
+            "layer scaled to the spread of its input pixels"
+        )
+    if not steps:
+        return "It was randomly initialised."
+    return f"It was randomly initialised and prepared to learn from scratch: {_join(steps)}."
+
+
+def _scratch_facts(name: str, card: Mapping[str, Any]) -> dict[str, Any]:
+    """What preparing the network from scratch did (the card's `from_scratch`); for a card
+    written before it was recorded, what the builder does to that network."""
+    recorded = card.get("from_scratch")
+    if isinstance(recorded, Mapping):
+        return dict(recorded)
+    if name not in registry.list_models():
+        return {}
+    spec = registry.get(name)
+    if spec.builder.endswith(":custom_cnn"):  # BatchNorm after every convolution
+        options = {
+            **spec.builder_kwargs,
+            **((card.get("parameters") or {}).get("backbone_options") or {}),
+        }
+        branches = len(options.get("widths", (32, 64, 128, 256))) if options.get("residual") else 0
+        return {"batchnorm_momentum": SCRATCH_BN_MOMENTUM, "zero_gamma_branches": branches}
+    if spec.builder.endswith(":VGG16"):  # the one keras.applications network without BatchNorm
+        return {"he_initialisation": True}
+    return {"batchnorm_momentum": SCRATCH_BN_MOMENTUM, "zero_gamma_branches": 1}
 
 
 def _inputs(arch: Mapping[str, Any], params: Mapping[str, Any]) -> str:

@@ -31,6 +31,7 @@ from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
+from helpers.models.backbones import BACKBONE_LAYER, scratch_preparation
 from helpers.models.saving import load_trained
 from helpers.train import backend
 from helpers.train.averaging import (
@@ -403,6 +404,9 @@ def train(
         model, pretrained, build_messages, weights_loaded = _build(cfg)
     phases = plan_phases(cfg, pretrained)
     notes: dict[str, Any] = {
+        "from_scratch": None
+        if pretrained
+        else scratch_preparation(model.get_layer(BACKBONE_LAYER)),
         "weights_fallback": " ".join(build_messages) or None,
         "pretrained_backbone": pretrained,
         "weights_loaded": weights_loaded,
