@@ -556,6 +556,16 @@ def test_the_folder_of_a_seeds_or_folds_series_stands_for_its_runs(tmp_path: Pat
     assert list(pd.read_csv(board)["run"]) == [str(m.resolve()) for m in members]
 
 
+def test_a_run_made_by_hand_goes_on_the_board_with_notebook_01s_record(tmp_path: Path) -> None:
+    run = _one_model_run(tmp_path / "by_hand", "custom_cnn", 0.3)
+    (run / "manifest.json").unlink()
+    (run / "settings.json").write_text(
+        json.dumps({"profile": "smoke", "data": {"path": "/d.zip", "sha256": "98fe", "demo": True}})
+    )
+    merged = merge_runs([run], path=tmp_path / "board.csv")
+    assert list(merged["data_hash"]) == ["98fe"] and list(merged["profile"]) == ["smoke"]
+
+
 # --------------------------------------------------------------------------- report
 
 

@@ -562,3 +562,18 @@ def test_metrics_of_an_earlier_training_are_left_out_and_the_author_told(tmp_pat
         "custom_cnn: metrics/custom_cnn.json describes an earlier training of custom_cnn: run "
         "notebook 05 again (model = 'custom_cnn'); its figures are left out." in section.checks
     )
+
+
+def test_a_run_made_by_hand_on_the_demo_set_names_it_from_notebook_01s_record(
+    tmp_path: Path,
+) -> None:
+    run = _run(tmp_path, source="affectnet", manifest=False)
+    write_json(
+        run.settings,
+        {"profile": "smoke", "data": {"path": "/x/demo.zip", "sha256": "98fe9297aa", "demo": True}},
+    )
+    section = methods(run)
+    assert "synthetic demo set: 52 generated images read from `demo.zip`" in section.text
+    checks = "\n".join(section.checks)
+    assert "name the data set" not in checks
+    assert "No manifest.json: the command was not recorded" in checks

@@ -104,6 +104,39 @@ def test_the_notebooks_after_01_follow_the_profile_it_recorded(tmp_path, capsys)
         profiles.record_profile(run, "smok")
 
 
+def test_notebook_01_records_the_data_it_read_and_the_manifest_stays_the_authority(
+    tmp_path, monkeypatch
+):
+    import hashlib
+
+    from helpers.core import paths
+    from helpers.core.run_folder import recorded_data
+    from helpers.run import profiles
+
+    monkeypatch.setattr(paths, "DEMO_DIR", tmp_path / "demo")
+    demo = profiles.demo_zip_path("smoke", 0)
+    demo.parent.mkdir()
+    demo.write_bytes(b"generated faces")
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    assert recorded_data(run) == {}
+    profiles.record_profile(run, "smoke")
+    profiles.record_data(run, demo, "smoke", 0)
+    expected = {
+        "path": str(demo.resolve()),
+        "sha256": hashlib.sha256(b"generated faces").hexdigest(),
+        "demo": True,
+    }
+    assert recorded_data(run) == expected
+    assert profiles.of_run(run, None) == "smoke"  # the profile kept beside it
+    own = tmp_path / "faces.zip"
+    own.write_bytes(b"photos")
+    profiles.record_data(run, own, "smoke", 0)
+    assert recorded_data(run)["demo"] is False
+    run.manifest.write_text('{"data": {"path": "/d.zip", "sha256": "abc", "demo": false}}')
+    assert recorded_data(run) == {"path": "/d.zip", "sha256": "abc", "demo": False}
+
+
 def test_paths_are_shown_without_the_machines_folders(tmp_path):
     from helpers.core import paths
 

@@ -20,3 +20,21 @@ def shown(path: str | os.PathLike) -> str:
         return resolved.relative_to(REPO_ROOT.resolve()).as_posix()
     except ValueError:
         return resolved.name if resolved.is_absolute() else str(path)
+
+
+def data_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 of a data file, or of a folder's file names and sizes (cheap, stable): the same
+    fingerprint ./run_all.sh records in manifest.json, so runs of either kind compare."""
+    import hashlib
+
+    root = Path(path)
+    digest = hashlib.sha256()
+    if root.is_file():
+        with root.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                digest.update(f"{p.relative_to(root)}\0{p.stat().st_size}\n".encode())
+    return digest.hexdigest()

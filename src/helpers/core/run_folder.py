@@ -15,9 +15,11 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from helpers.core import paths
 from helpers.core.errors import ConfigError
+from helpers.core.jsonio import read_json
 
 _STAMP = re.compile(r"\d{8}-\d{6}")
 
@@ -266,3 +268,15 @@ def expand_series(folders: list[str | os.PathLike[str]]) -> list[Path]:
         path = Path(folder).expanduser().resolve()
         out.extend(series_members(path) or [path])
     return out
+
+
+def recorded_data(run: RunFolder) -> dict[str, Any]:
+    """The data a run read: path, sha256 and whether it was the generated demo set, from
+    ./run_all.sh's manifest.json, else from notebook 01's settings.json (notebooks run by
+    hand); {} where neither recorded it."""
+    for path in (run.manifest, run.settings):
+        if path.is_file():
+            data = read_json(path).get("data")
+            if isinstance(data, dict) and data:
+                return data
+    return {}

@@ -20,7 +20,7 @@ import pandas as pd
 from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json
-from helpers.core.run_folder import RunFolder, expand_series
+from helpers.core.run_folder import RunFolder, expand_series, recorded_data
 from helpers.evaluation.comparison import comparison_table
 
 LEADERBOARD_METRICS = (
@@ -150,6 +150,11 @@ def _on_board(path: Path) -> set[tuple[str, str]]:
     return set(zip(old["run"], old["model"], strict=True))
 
 
+def _settings(run: RunFolder) -> dict[str, Any]:
+    """Notebook 01's settings.json (the profile of a run made by hand), {} without one."""
+    return read_json(run.settings) if run.settings.is_file() else {}
+
+
 def _checked_run(folder: Path) -> tuple[RunFolder, pd.DataFrame, dict[str, Any]]:
     """A run folder given to merge, its test metrics and manifest; a DataError names a folder
     that is missing or holds no evaluated model."""
@@ -181,8 +186,10 @@ def merge_runs(
     rows, facts = [], {}
     known = _on_board(board)
     for run, table, manifest in checked:
-        profile = str(manifest.get("profile", {}).get("name", "unknown"))
-        data_hash = str(manifest.get("data", {}).get("sha256", "unknown"))
+        profile = str(
+            manifest.get("profile", {}).get("name") or _settings(run).get("profile") or "unknown"
+        )
+        data_hash = str(recorded_data(run).get("sha256", "unknown"))
         facts[str(run.root)] = (data_hash, manifest.get("seed"), str(manifest.get("fold")))
         new = table[[(str(run.root), str(m)) not in known for m in table["model"]]]
         if len(new):

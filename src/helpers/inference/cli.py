@@ -30,6 +30,7 @@ from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, Detector, setting_problem
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.run_folder import recorded_data
 from helpers.inference.calibration import calibration_fit
 from helpers.inference.predict import (
     check_args,
@@ -328,7 +329,7 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     path = Path(model_path)
     run, name = run_of_model(path)
     try:
-        if run.manifest.is_file() and read_json(run.manifest).get("data", {}).get("demo"):
+        if recorded_data(run).get("demo"):  # manifest.json, or notebook 01 run by hand
             return (
                 f"note: {path.name} was trained on the generated demo faces (run {run.name} "
                 "used the demo dataset); on real photos expect near-uniform probabilities. "

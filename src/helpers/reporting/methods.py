@@ -27,7 +27,7 @@ from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import load_records
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import RunFolder, recorded_data
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
 from helpers.data.splits import stratifiable
@@ -169,6 +169,7 @@ class _Run:
 
     run: RunFolder
     manifest: dict[str, Any]
+    data: dict[str, Any]  # the manifest's data, else notebook 01's record in settings.json
     records: pd.DataFrame | None
     splits: pd.DataFrame | None
     augment: AugmentSettings | None
@@ -219,14 +220,16 @@ def _read(run: RunFolder) -> _Run:
     if not table.is_file():
         raise DataError(run.root, "no records table (notebook 01): not a run folder")
     manifest = read_json(run.manifest) if run.manifest.is_file() else {}
-    checks = (
-        []
-        if manifest
-        else [
-            "No manifest.json: the command and the data's file and fingerprint were not "
+    data = recorded_data(run)
+    checks = []
+    if not manifest:
+        checks.append(
+            "No manifest.json: the command was not recorded (the notebooks ran by hand): "
+            "state it yourself."
+            if data
+            else "No manifest.json: the command and the data's file and fingerprint were not "
             "recorded (the notebooks ran by hand): state them yourself."
-        ]
-    )
+        )
     cards = {p.stem: read_json(p) for p in sorted((run.root / "models").glob("*.json"))}
     metrics = {}
     for path in run.metrics_files():
@@ -235,6 +238,7 @@ def _read(run: RunFolder) -> _Run:
     return _Run(
         run=run,
         manifest=manifest,
+        data=data,
         records=load_records(run.records) if run.records.is_file() else None,
         splits=load_records(run.splits) if run.splits.is_file() else None,
         augment=AugmentSettings.read(run.augment_settings)
@@ -253,7 +257,7 @@ def _data(facts: _Run, cite: Citations) -> str:
     """Which faces, from which file, read how, with which labels; what was left out."""
     table = facts.splits if facts.splits is not None else facts.records
     assert table is not None  # _read refuses a run without one
-    data = facts.manifest.get("data") or {}
+    data = facts.data
     where = f"`{Path(data['path']).name}`" if data.get("path") else ""
     if where and data.get("sha256"):
         where += f" (SHA-256 {str(data['sha256'])[:12]}...)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -425,6 +426,17 @@ def record_profile(run: RunFolder, profile: str) -> None:
     `profile = None`, use the same one (run_all.sh passes it to each)."""
     get_profile(profile)
     write_json(run.settings, {"profile": profile})
+
+
+def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: int = 0) -> None:
+    """Notebook 01 notes the data it read (path, sha256, whether it is the profile's generated
+    demo set) beside the profile, so methods.md and the leaderboard can name it in a run made
+    by hand, without ./run_all.sh's manifest."""
+    path = Path(source).expanduser().resolve()
+    demo = path == demo_zip_path(profile, seed).expanduser().resolve()
+    settings = read_json(run.settings) if run.settings.is_file() else {}
+    data = {"path": str(path), "sha256": paths.data_fingerprint(path), "demo": demo}
+    write_json(run.settings, {**settings, "data": data})
 
 
 def of_run(run: RunFolder, profile: str | None) -> str:
