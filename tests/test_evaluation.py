@@ -22,6 +22,7 @@ from helpers.core.progress import PROGRESS_ENV
 from helpers.core.records import make_records
 from helpers.evaluation.comparison import (
     best_models,
+    chosen_model,
     comparison_table,
     flatten_metrics,
     summary_text,
@@ -564,6 +565,24 @@ def test_a_run_made_by_hand_goes_on_the_board_with_notebook_01s_record(tmp_path:
     )
     merged = merge_runs([run], path=tmp_path / "board.csv")
     assert list(merged["data_hash"]) == ["98fe"] and list(merged["profile"]) == ["smoke"]
+
+
+def test_notebook_07_says_when_no_model_learned_expression(tmp_path: Path, capsys) -> None:
+    run = _one_model_run(tmp_path / "run", "custom_cnn", 0.3)
+    assert chosen_model(run) == "custom_cnn" and capsys.readouterr().out == ""
+    metrics = json.loads((run / "metrics" / "custom_cnn.json").read_text())
+    metrics["health"] = {
+        "collapsed": True,
+        "collapsed_heads": ["expression"],
+        "expression": {"collapsed": True, "reasons": ["predicts Happy for 95% of images"]},
+    }
+    write_metrics(metrics, run / "metrics" / "custom_cnn.json")
+    assert chosen_model(run) == "custom_cnn"
+    assert capsys.readouterr().out == (
+        "no model in this run learned expression (notebook 05's health check): using "
+        "custom_cnn, the best of those that did not; expect near-chance predictions\n"
+    )
+    assert chosen_model(run, "vgg16") == "vgg16" and capsys.readouterr().out == ""
 
 
 # --------------------------------------------------------------------------- report

@@ -912,3 +912,34 @@ def test_a_model_that_fails_to_load_leaves_no_out_folder_behind(tmp_path, capsys
     kept.mkdir()
     code, _ = _cli_err(capsys, ["--model", str(broken), str(image), "--out", str(kept)])
     assert code == 2 and kept.is_dir()
+
+
+def test_a_model_whose_head_learned_nothing_says_so(model_path, tmp_path, capsys):
+    """Notebook 05's health check, read from the metrics JSON beside the model."""
+    import json
+    import shutil
+
+    from helpers.inference.cli import health_note
+
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    model = run / "models" / "custom_cnn.keras"
+    shutil.copy(model_path, model)
+    assert health_note(model) is None  # not evaluated: nothing to say
+    (run / "metrics").mkdir()
+    health = {
+        "collapsed": True,
+        "collapsed_heads": ["expression"],
+        "expression": {"collapsed": True, "reasons": ["predicts Happy for 95% of images"]},
+    }
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"health": health}))
+    expected = (
+        "note: custom_cnn.keras learned nothing in its expression head, metrics/custom_cnn.json "
+        "says (expression: predicts Happy for 95% of images); treat its predictions as no "
+        "better than a guess"
+    )
+    assert health_note(model) == expected
+    photo = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(photo)
+    assert main(["--model", str(model), str(photo), "--no-detect", "--quiet"]) == 0
+    assert expected in capsys.readouterr().err.splitlines()

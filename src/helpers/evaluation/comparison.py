@@ -318,6 +318,21 @@ def model_to_use(table: pd.DataFrame) -> str:
     return str(table["model"].iloc[0])
 
 
+def chosen_model(run_dir: str | os.PathLike, use_model: str = "") -> str:
+    """The model notebook 07 predicts with: use_model, else model_to_use, with a line when no
+    model's expression head learned, so a near-chance model is not taken for the best one."""
+    if use_model:
+        return use_model
+    table = comparison_table(run_dir)
+    model = model_to_use(table)
+    if "expression" not in best_models(table):
+        print(
+            f"no model in this run learned expression (notebook 05's health check): using "
+            f"{model}, the best of those that did not; expect near-chance predictions"
+        )
+    return model
+
+
 def _fmt(value: float) -> str:
     """Three significant decimals for metrics in the summary."""
     return f"{value:.3f}"

@@ -348,6 +348,32 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     )
 
 
+def health_note(model_path: str | os.PathLike) -> str | None:
+    """One line when notebook 05 found that a head of this model learned nothing (the metrics
+    JSON's `health`), so its confident-looking rows are not taken at their word."""
+    path = Path(model_path)
+    run, name = run_of_model(path)
+    metrics = run.metrics_path(name)
+    try:
+        state = read_json(metrics).get("health") if metrics.is_file() else None
+    except (DataError, AttributeError):
+        return None
+    if not isinstance(state, dict) or not state.get("collapsed_heads"):
+        return None
+    heads = [str(head) for head in state["collapsed_heads"]]
+    found = [
+        f"{head}: {'; '.join(map(str, reasons))}"
+        for head in heads
+        if isinstance(state.get(head), dict) and (reasons := state[head].get("reasons"))
+    ]
+    what = f" ({', '.join(found)})" if found else ""
+    return (
+        f"note: {path.name} learned nothing in its {', '.join(heads)} "
+        f"head{'s' if len(heads) > 1 else ''}, metrics/{name}.json says{what}; treat "
+        f"{'their' if len(heads) > 1 else 'its'} predictions as no better than a guess"
+    )
+
+
 def no_face_hint(name: str) -> str:
     """'no face found' for one input, with --no-detect suggested when it is crop-sized."""
     try:
@@ -481,9 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
-    note = training_note(args.model)
-    if note:
-        print(note, file=sys.stderr)
+    for note in (training_note(args.model), health_note(args.model)):
+        if note:
+            print(note, file=sys.stderr)
     if args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
     for line in calibration_lines(args, classes, classes_source, temperature, temperature_source):
