@@ -7,6 +7,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from helpers.core import paths
 from helpers.core.errors import ConfigError
 from helpers.core.jsonio import write_json
 from helpers.run import runner
@@ -94,10 +95,10 @@ def test_failure_message_names_stage_cell_and_error(tmp_path):
 def test_data_fingerprint_is_stable_and_content_sensitive(tmp_path):
     f = tmp_path / "a.bin"
     f.write_bytes(b"abc")
-    first = runner.data_fingerprint(f)
-    assert first == runner.data_fingerprint(f)
+    first = paths.data_fingerprint(f)
+    assert first == paths.data_fingerprint(f)
     f.write_bytes(b"abd")
-    assert runner.data_fingerprint(f) != first
+    assert paths.data_fingerprint(f) != first
 
 
 def test_write_json_is_atomic(tmp_path):

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from helpers.core import paths
 from helpers.run import runner
 from test_runner import _notebook
 
@@ -173,13 +174,13 @@ def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, c
     fake.stop_at = ""
     capsys.readouterr()
     assert runner.main(["--resume", "--run-dir", str(run)]) == 2
-    sha = runner.data_fingerprint(moved)
+    sha = paths.data_fingerprint(moved)
     assert f"which no longer exists; give --data naming a copy of it (sha256 {sha})" in (
         capsys.readouterr().err
     )
     assert runner.main(["--resume", "--run-dir", str(run), "--data", str(other)]) == 2
     err = capsys.readouterr().err
-    assert f"(sha256 {sha}); --data {other} has sha256 {runner.data_fingerprint(other)}" in err
+    assert f"(sha256 {sha}); --data {other} has sha256 {paths.data_fingerprint(other)}" in err
     assert runner.main(["--resume", "--run-dir", str(run), "--data", str(moved)]) == 0
     assert f"--data {moved} has the sha256 of {data}" in capsys.readouterr().out
     manifest = json.loads((run / "manifest.json").read_text())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -252,20 +251,6 @@ def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
     print(f"[run_all] resume with: {command}", file=sys.stderr)
 
 
-def data_fingerprint(path: Path) -> str:
-    """sha256 of a file, or of a folder's file names and sizes (cheap, stable)."""
-    h = hashlib.sha256()
-    if path.is_file():
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    else:
-        for p in sorted(path.rglob("*")):
-            if p.is_file():
-                h.update(f"{p.relative_to(path)}\0{p.stat().st_size}\n".encode())
-    return h.hexdigest()
-
-
 def package_versions() -> dict[str, str]:
     """Versions of the packages that decide results, for the manifest."""
     out = {"python": platform.python_version()}
@@ -413,7 +398,7 @@ def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Pa
     if not data.exists():
         where = f"; give --data naming a copy of it (sha256 {sha256})" if sha256 else ""
         raise ConfigError(f"{run_dir} was started on {data}, which no longer exists{where}")
-    if sha256 not in (None, data_fingerprint(data)):
+    if sha256 not in (None, paths.data_fingerprint(data)):
         raise ConfigError(
             f"{data} has changed since {run_dir} was started (its sha256 differs "
             "from the manifest's); start a new run on the new data"
@@ -432,7 +417,7 @@ def move_data(given: str, manifest: dict[str, Any], run_dir: Path) -> None:
         )
     if not path.exists():
         raise ConfigError(f"--data {given}: no such file or folder")
-    found = data_fingerprint(path)
+    found = paths.data_fingerprint(path)
     if found != sha256:
         raise ConfigError(
             f"{run_dir} was started with --data {started} (sha256 {sha256}); --data {path} has "
@@ -990,7 +975,11 @@ def run_stages(
             "profile": profile.to_dict(),
             "seed": args.seed,
             "models": models,
-            "data": {"path": str(data), "sha256": data_fingerprint(data), "demo": not args.data},
+            "data": {
+                "path": str(data),
+                "sha256": paths.data_fingerprint(data),
+                "demo": not args.data,
+            },
             "test_data": resolved(args.test_data),
             "packages": package_versions(),
             "git_commit": git_commit(),
