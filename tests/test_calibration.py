@@ -272,6 +272,8 @@ def test_the_classes_notebook_05_scored_are_read_and_checked(tmp_path: Path) -> 
     assert scored_classes(path) is None  # every class scored
     path.write_text(json.dumps({"expression": {"restricted_to": ["Anger", "Neutral"]}}))
     assert scored_classes(path) == [0, 6]
+    path.write_text(json.dumps({"expression": {"restricted_to": list(EXPRESSIONS)}}))
+    assert scored_classes(path) is None  # all eight: nothing to confine
     path.write_text(json.dumps({"expression": {"restricted_to": ["Anger", "Joy"]}}))
     with pytest.raises(DataError, match=r"m\.json: expression.restricted_to must list"):
         scored_classes(path)
@@ -336,6 +338,15 @@ def test_the_predictor_chooses_among_the_classes_its_model_was_scored_on(
     assert "at the edge of its range [0.05, 20.0]: on those faces the model did no better" in (
         capsys.readouterr().err
     )
+    metrics.write_text(json.dumps({"calibration": {"n": 6, "temperatures": {"none": 0.05}}}))
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "at the edge of its range [0.05, 20.0]: the model was right about (nearly) every" in err
+    metrics.write_text(
+        json.dumps({"expression": {"restricted_to": list(EXPRESSIONS)}, "calibration": None})
+    )
+    assert main(args) == 0
+    assert "classes:" not in capsys.readouterr().err  # every class scored: nothing to say
     metrics.write_text(json.dumps({"expression": {"restricted_to": "Happy"}}))
     assert main(args) == 2
     assert "custom_cnn.json: expression.restricted_to must list" in capsys.readouterr().err

@@ -556,7 +556,9 @@ def test_first_use_messages(model_path, tmp_path, capsys):
     (run / "models" / "custom_cnn.json").write_text(json.dumps(card))
     (run / "manifest.json").write_text(json.dumps({"data": {"demo": False}}))  # its own faces
     note = training_note(model)
-    assert "trained by the smoke profile (1 epoch(s)" in note and "demo" not in note
+    assert "trained by the smoke profile (1 epoch(s): a check" in note and "demo" not in note
+    (run / "models" / "custom_cnn.json").write_text(json.dumps({"profile": "smoke"}))
+    assert "trained by the smoke profile (a check" in training_note(model)
     (run / "manifest.json").write_text(json.dumps({"data": {"demo": True}}))
     assert f"(run {run.name} used the demo dataset)" in training_note(model)
 

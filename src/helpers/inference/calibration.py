@@ -93,17 +93,25 @@ def calibration_fit(metrics_path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def at_range_edge(temperature: float) -> bool:
-    """A fit that ran into TEMPERATURE_RANGE: on its validation faces the model was no better
-    than a uniform guess (or right about all of them), so its confidences say little."""
+def range_edge_note(temperature: float) -> str | None:
+    """What a fit that ran into TEMPERATURE_RANGE means: at the top, the model did no better
+    than a uniform guess on its validation faces; at the bottom, it was right about (nearly)
+    all of them, so the fit sharpened as far as it may. Either way its confidences say little."""
     low, high = TEMPERATURE_RANGE
-    return temperature >= high * 0.99 or temperature <= low * 1.01
+    if temperature >= high * 0.99:
+        found = "on those faces the model did no better than a uniform guess"
+    elif temperature <= low * 1.01:
+        found = "the model was right about (nearly) every one of those faces"
+    else:
+        return None
+    edge = list(TEMPERATURE_RANGE)
+    return f"at the edge of its range {edge}: {found}, so its confidences say little"
 
 
 def scored_classes(metrics_path: str | os.PathLike) -> list[int] | None:
     """The classes notebook 05 confined a model's expression predictions to (its metrics
     JSON's `expression.restricted_to`: the classes its data has), as indices of EXPRESSIONS;
-    None where it scored every class or there is no file."""
+    None where it scored every class (listed or not) or there is no file."""
     if not os.path.isfile(metrics_path):
         return None
     expression = read_json(metrics_path).get("expression")
@@ -113,7 +121,8 @@ def scored_classes(metrics_path: str | os.PathLike) -> list[int] | None:
     if not isinstance(names, list) or not set(names) <= set(EXPRESSIONS):
         raise DataError(str(metrics_path), "expression.restricted_to must list expression "
                         f"names ({', '.join(EXPRESSIONS)}), got {names!r}")  # fmt: skip
-    return sorted(EXPRESSIONS.index(name) for name in names)
+    classes = sorted(EXPRESSIONS.index(name) for name in set(names))
+    return None if len(classes) == len(EXPRESSIONS) else classes
 
 
 class CalibratedModel:

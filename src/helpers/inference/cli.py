@@ -341,8 +341,9 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     if card.get("profile") != "smoke":
         return None
     epochs = card.get("epochs_run")
+    ran = f"{epochs} epoch(s): " if isinstance(epochs, int) else ""
     return (
-        f"note: {path.name} was trained by the smoke profile ({epochs} epoch(s): a check that "
+        f"note: {path.name} was trained by the smoke profile ({ran}a check that "
         "the pipeline runs, not a model); expect near-chance predictions. Train with a real "
         "profile (./run_all.sh --profile cpu, fer2013-cpu, ...) for real ones."
     )

@@ -35,12 +35,11 @@ from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
 from helpers.core.run_folder import RunFolder
 from helpers.inference.calibration import (
-    TEMPERATURE_RANGE,
     CalibratedModel,
-    at_range_edge,
     calibration_fit,
     check_temperature,
     fitted_temperature,
+    range_edge_note,
     scored_classes,
 )
 from helpers.inference.explain import Explainer, overlay
@@ -238,11 +237,9 @@ def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple
         return 1.0, f"none fitted for tta {tta} in the model's run{fitted}"
     faces = f"{fit['n']} validation faces" if fit.get("n") else "the validation split"
     source = f"fitted on {faces} ({metrics.parent.name}/{metrics.name})"
-    if at_range_edge(temperature):
-        source += (
-            f"; at the edge of its range {list(TEMPERATURE_RANGE)}: on those faces the model "
-            "did no better than a uniform guess, so its confidences say little"
-        )
+    edge = range_edge_note(temperature)
+    if edge:
+        source += f"; {edge}"
     return temperature, source
 
 
