@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,12 @@ def test_external_test_sets_come_as_one_or_many():
     assert external_sources("") == [] and external_sources(None) == []
     assert external_sources("ck.zip") == ["ck.zip"]
     assert external_sources(["ck.zip", "jaffe", "ck.zip", ""]) == ["ck.zip", "jaffe"]
+
+
+def test_importing_the_run_folder_loads_neither_pandas_nor_numpy():
+    code = (
+        "import sys, helpers.core.run_folder\n"
+        "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, "
+        "sorted(m for m in ('pandas', 'numpy') if m in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -19,7 +19,6 @@ from typing import Any
 
 from helpers.core import paths
 from helpers.core.errors import ConfigError
-from helpers.core.jsonio import read_json
 
 _STAMP = re.compile(r"\d{8}-\d{6}")
 
@@ -274,6 +273,8 @@ def recorded_data(run: RunFolder) -> dict[str, Any]:
     """The data a run read: path, sha256 and whether it was the generated demo set, from
     ./run_all.sh's manifest.json, else from notebook 01's settings.json (notebooks run by
     hand); {} where neither recorded it."""
+    from helpers.core.jsonio import read_json  # pandas and numpy: only where a file is read
+
     for path in (run.manifest, run.settings):
         if path.is_file():
             data = read_json(path).get("data")
