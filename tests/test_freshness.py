@@ -4,11 +4,13 @@ trained model, and notebook 05 before 04 names the next step."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
 import pytest
 
+from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import write_json
 from helpers.core.run_folder import RunFolder
@@ -89,3 +91,19 @@ def test_training_again_says_it_replaces_the_trained_model(tmp_path: Path) -> No
     assert replacing_line(run, "custom_cnn").endswith(
         "; metrics/custom_cnn.json describes the old one until notebook 05 runs again"
     )
+
+
+def test_one_reader_of_the_card_and_one_file_digest_serve_training_and_scoring(
+    tmp_path: Path,
+) -> None:
+    run = _trained(tmp_path / "run")
+    assert run.card_finished_at("custom_cnn") == "2026-01-01T10:00:00"
+    run.card_path("custom_cnn").write_text("{not json")  # a damaged card says nothing
+    assert run.card_finished_at("custom_cnn") is None
+    assert replacing_line(run, "custom_cnn") == (
+        "custom_cnn: replacing the trained models/custom_cnn.keras"
+    )
+    assert RunFolder(tmp_path / "none").card_finished_at("custom_cnn") is None
+    model = run.model_path("custom_cnn")
+    assert freshness.file_sha256(model) == paths.file_sha256(model) == paths.data_fingerprint(model)
+    assert paths.file_sha256(model) == hashlib.sha256(b"first").hexdigest()

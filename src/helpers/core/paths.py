@@ -28,13 +28,21 @@ def data_fingerprint(path: str | os.PathLike) -> str:
     import hashlib
 
     root = Path(path)
-    digest = hashlib.sha256()
     if root.is_file():
-        with root.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    else:
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                digest.update(f"{p.relative_to(root)}\0{p.stat().st_size}\n".encode())
+        return file_sha256(root)
+    digest = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            digest.update(f"{p.relative_to(root)}\0{p.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's contents, read a megabyte at a time."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
     return digest.hexdigest()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import paths
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, DataError
 
 _STAMP = re.compile(r"\d{8}-\d{6}")
 
@@ -108,6 +108,18 @@ class RunFolder(os.PathLike):
     def card_path(self, model: str) -> Path:
         """Notebook 04: the model card (parameters, best epoch, timings)."""
         return self.root / "models" / f"{model}.json"
+
+    def card_finished_at(self, model: str) -> str | None:
+        """When notebook 04 finished training the model (its card's `finished_at`), or None
+        where the card is missing, unreadable or does not say."""
+        from helpers.core.jsonio import read_json  # pandas and numpy: only where a file is read
+
+        path = self.card_path(model)
+        try:
+            value = read_json(path).get("finished_at") if path.is_file() else None
+        except (DataError, AttributeError):
+            return None
+        return str(value) if value else None
 
     def history_path(self, model: str) -> Path:
         """Notebook 04: one row per epoch."""

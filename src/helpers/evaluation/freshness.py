@@ -5,15 +5,13 @@ run folder copied or moved elsewhere still matches; file times would not."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from helpers.core import progress
-from helpers.core.errors import DataError
+from helpers.core import paths, progress
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder
 
@@ -24,11 +22,7 @@ KEY = "trained"  # the metrics JSON's block: {"model_sha256": ..., "card_finishe
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     """The file's sha256, read once per version of the file in this process (size and time key
     the cache only: the digest itself is of the contents)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return paths.file_sha256(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -37,23 +31,13 @@ def file_sha256(path: str | os.PathLike) -> str:
     return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def _finished_at(run: RunFolder, model: str) -> str | None:
-    """The card's `finished_at`, or None where the card is missing or unreadable."""
-    path = run.card_path(model)
-    try:
-        value = read_json(path).get("finished_at") if path.is_file() else None
-    except (DataError, AttributeError):
-        return None
-    return str(value) if value else None
-
-
 def training_of(run_dir: str | os.PathLike, model: str) -> dict[str, Any]:
     """What identifies the trained model now in the run folder, for its metrics JSON."""
     run = RunFolder(run_dir)
     path = run.model_path(model)
     return {
         "model_sha256": file_sha256(path) if path.is_file() else None,
-        "card_finished_at": _finished_at(run, model),
+        "card_finished_at": run.card_finished_at(model),
     }
 
 
@@ -68,7 +52,7 @@ def stale_note(run_dir: str | os.PathLike, model: str, scores: Mapping[str, Any]
     if recorded.get("model_sha256") and path.is_file():
         same = recorded["model_sha256"] == file_sha256(path)
     elif recorded.get("card_finished_at") and run.card_path(model).is_file():
-        same = recorded["card_finished_at"] == _finished_at(run, model)
+        same = recorded["card_finished_at"] == run.card_finished_at(model)
     else:
         return None
     if same:

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder
 from helpers.train.config import RESUME_KEYS, TrainConfig
 
@@ -87,11 +86,7 @@ def replacing_line(run: RunFolder, model: str) -> str | None:
     path = run.model_path(model)
     if not path.is_file():
         return None
-    try:
-        card = read_json(run.card_path(model)) if run.card_path(model).is_file() else {}
-        finished = card.get("finished_at")
-    except (DataError, AttributeError):
-        finished = None
+    finished = run.card_finished_at(model)
     when = f", finished {finished}" if finished else ""
     scored = (
         f"; metrics/{model}.json describes the old one until notebook 05 runs again"
