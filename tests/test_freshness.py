@@ -107,3 +107,23 @@ def test_one_reader_of_the_card_and_one_file_digest_serve_training_and_scoring(
     model = run.model_path("custom_cnn")
     assert freshness.file_sha256(model) == paths.file_sha256(model) == paths.data_fingerprint(model)
     assert paths.file_sha256(model) == hashlib.sha256(b"first").hexdigest()
+
+
+def test_external_test_metrics_of_an_earlier_training_are_flagged_too(tmp_path: Path) -> None:
+    run = _trained(tmp_path / "run")
+    scores = _scored(run)
+    write_json(run.metrics_path("custom_cnn", "jaffe"), {**scores, "dataset": "jaffe"})
+    assert freshness.stale_notes(run) == {}
+    _trained(run.root, weights=b"second", finished="2026-01-01T11:00:00")
+    _scored(run)  # notebook 05 scored the new training on the test split only
+    assert freshness.stale_notes(run) == {
+        "custom_cnn": "metrics/custom_cnn.jaffe.json describes an earlier training of "
+        "custom_cnn: run notebook 05 again (model = 'custom_cnn')"
+    }
+    write_json(run.metrics_path("custom_cnn"), scores)  # and the test split's is old as well
+    assert freshness.stale_notes(run)["custom_cnn"].startswith(
+        "metrics/custom_cnn.json and metrics/custom_cnn.jaffe.json describe an earlier training"
+    )
+    assert freshness.stale_note(run, "custom_cnn", scores, dataset="jaffe").startswith(
+        "metrics/custom_cnn.jaffe.json describes"
+    )

@@ -3,6 +3,7 @@ cropped once, frames without a face kept and counted, bad members named."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import replace
@@ -302,11 +303,17 @@ def test_fer2013_csv_as_a_test_set_is_scored_on_its_privatetest_half(tmp_path, m
     model = build_model(
         "custom_cnn", image_size=48, channels=1, heads=("expression",), weights=None, seed=0
     )
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "models").mkdir(parents=True)  # the model file the metrics name
+    (tmp_path / "run" / "models" / "custom_cnn.keras").write_bytes(b"weights")
     scores, preds = evaluate_external(
         model, "custom_cnn", tmp_path / "fer2013.csv", tmp_path / "run", n_boot=10
     )
     assert len(preds) == 4 and scores["n"] == 4
+    written = json.loads((tmp_path / "run" / "metrics" / "custom_cnn.fer2013.json").read_text())
+    assert written["trained"] == {
+        "model_sha256": hashlib.sha256(b"weights").hexdigest(),
+        "card_finished_at": None,
+    }
     assert scores["notes"][0] == (
         "scored on the source's test split: 4 of its 13 records "
         "(its train and validation splits left out)"

@@ -41,39 +41,60 @@ def training_of(run_dir: str | os.PathLike, model: str) -> dict[str, Any]:
     }
 
 
-def stale_note(run_dir: str | os.PathLike, model: str, scores: Mapping[str, Any]) -> str | None:
-    """A sentence when a metrics JSON scored another training of the model than the one now in
-    the run folder; None when they match, or when the metrics (older ones) recorded nothing."""
+def _file_name(model: str, dataset: str | None) -> str:
+    """metrics/<model>.json, or metrics/<model>.<dataset>.json of an external test set."""
+    return f"metrics/{model}.{dataset}.json" if dataset else f"metrics/{model}.json"
+
+
+def _same_training(run: RunFolder, model: str, scores: Mapping[str, Any]) -> bool | None:
+    """Whether a metrics JSON scored the training of the model now in the run folder; None
+    where it cannot be told (older metrics recorded nothing, or the files are missing)."""
     recorded = scores.get(KEY)
     if not isinstance(recorded, Mapping):
         return None
-    run = RunFolder(run_dir)
     path = run.model_path(model)
     if recorded.get("model_sha256") and path.is_file():
-        same = recorded["model_sha256"] == file_sha256(path)
-    elif recorded.get("card_finished_at") and run.card_path(model).is_file():
-        same = recorded["card_finished_at"] == run.card_finished_at(model)
-    else:
-        return None
-    if same:
-        return None
+        return bool(recorded["model_sha256"] == file_sha256(path))
+    if recorded.get("card_finished_at") and run.card_path(model).is_file():
+        return bool(recorded["card_finished_at"] == run.card_finished_at(model))
+    return None
+
+
+def _note(model: str, files: list[str]) -> str:
+    """The sentence naming the metrics files of an earlier training and the next step."""
+    named = files[0] if len(files) == 1 else ", ".join(files[:-1]) + f" and {files[-1]}"
+    verb = "describes" if len(files) == 1 else "describe"
     return (
-        f"metrics/{model}.json describes an earlier training of {model}: run notebook 05 "
-        f"again (model = '{model}')"
+        f"{named} {verb} an earlier training of {model}: run notebook 05 again (model = '{model}')"
     )
 
 
+def stale_note(
+    run_dir: str | os.PathLike,
+    model: str,
+    scores: Mapping[str, Any],
+    dataset: str | None = None,
+) -> str | None:
+    """A sentence when a metrics JSON (the test split's, or external test set `dataset`'s)
+    scored another training of the model than the one now in the run folder; None when they
+    match, or when the metrics (older ones) recorded nothing."""
+    if _same_training(RunFolder(run_dir), model, scores) is not False:
+        return None
+    return _note(model, [_file_name(model, dataset)])
+
+
 def stale_notes(run_dir: str | os.PathLike) -> dict[str, str]:
-    """Each model whose test metrics describe an earlier training, with its sentence."""
+    """Each model with a metrics file (the test split's or any external test set's) describing
+    an earlier training, with one sentence naming those files."""
     run = RunFolder(run_dir)
-    notes = {}
-    for path in run.metrics_files():
-        scores = read_json(path)
-        model = str(scores.get("model") or path.name.partition(".")[0])
-        note = stale_note(run, model, scores)
-        if note:
-            notes[model] = note
-    return notes
+    stale: dict[str, list[str]] = {}
+    for dataset in [None, *run.external_datasets()]:
+        for path in run.metrics_files(dataset):
+            scores = read_json(path)
+            model = str(scores.get("model") or path.name.partition(".")[0])
+            if _same_training(run, model, scores) is False:
+                stale.setdefault(model, []).append(_file_name(model, dataset))
+    return {model: _note(model, files) for model, files in stale.items()}
 
 
 def warn_stale(run_dir: str | os.PathLike) -> list[str]:

@@ -694,13 +694,16 @@ def evaluate_external(
     batch_size: int = 64,
     reader: str | None = None,
     tta: str = "none",
+    trained: Mapping[str, Any] | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Cross-dataset check: score a trained model on another source, in the shared label space.
 
     Writes <run>/metrics/<model>.<dataset>.json; classes only one side has are handled and
     explained in the JSON's notes (see shared_classes). A source with a test split is scored on
     it alone (external_test_records), said in the notes. Sources of whole frames (JAFFE, CK+) are
-    cropped around each face as the model's training faces were framed (its card).
+    cropped around each face as the model's training faces were framed (its card). The JSON
+    records which training of the model it scored (`trained`: trained_model's, else the model
+    now in the run folder), as the test split's does, so a later training shows it is stale.
     """
     from helpers.data.datasets import read_source
     from helpers.models.factory import model_metadata
@@ -725,6 +728,7 @@ def evaluate_external(
         dataset=name,
         notes=notes,
     )
+    scores[freshness.KEY] = dict(trained or freshness.training_of(run_dir, model_name))
     write_metrics(scores, RunFolder(run_dir).metrics_path(model_name, name))
     return scores, preds
 
