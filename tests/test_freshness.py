@@ -8,13 +8,16 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import write_json
 from helpers.core.run_folder import RunFolder
-from helpers.evaluation import freshness, scoring
+from helpers.evaluation import comparison, freshness, scoring
+from helpers.evaluation.leaderboard import append_leaderboard, appended_line, merge_runs
+from helpers.reporting import results
 from helpers.train.resume import replacing_line
 
 
@@ -126,4 +129,66 @@ def test_external_test_metrics_of_an_earlier_training_are_flagged_too(tmp_path: 
     )
     assert freshness.stale_note(run, "custom_cnn", scores, dataset="jaffe").startswith(
         "metrics/custom_cnn.jaffe.json describes"
+    )
+
+
+def _two_scored(folder: Path) -> RunFolder:
+    """A run with models a (macro-F1 0.9) and b (0.5), each scored after its training."""
+    run = RunFolder(folder)
+    run.model_path("a").parent.mkdir(parents=True, exist_ok=True)
+    for model, f1 in (("a", 0.9), ("b", 0.5)):
+        run.model_path(model).write_bytes(model.encode())
+        write_json(run.card_path(model), {"model": model, "finished_at": "2026-01-01T10:00:00"})
+        write_json(
+            run.metrics_path(model),
+            {
+                "model": model,
+                "n": 10,
+                "expression": {"accuracy": f1, "f1_macro": f1, "f1_macro_ci": [f1 - 0.1, f1]},
+                "trained": freshness.training_of(run, model),
+            },
+        )
+    return run
+
+
+def test_a_model_trained_again_is_shown_with_the_reason_and_left_out_of_every_ranking(
+    tmp_path: Path, capsys
+) -> None:
+    run = _two_scored(tmp_path / "run")
+    assert comparison.best_models(comparison.comparison_table(run))["expression"]["model"] == "a"
+    run.model_path("a").write_bytes(b"a, trained again")  # notebook 04 again, not 05
+    table = comparison.comparison_table(run)
+    reason = (
+        "metrics/a.json describes an earlier training of a: run notebook 05 again (model = 'a')"
+    )
+    assert dict(zip(table["model"], table["stale"], strict=True)) == {"a": reason, "b": ""}
+    assert comparison.best_models(table)["expression"]["model"] == "b"
+    assert comparison.best_per_task_line(table) == (
+        "best per task: expression: b (not ranked, its metrics describe an earlier training: a)"
+    )
+    assert f"a is not ranked: {reason}." in comparison.summary_text(table)
+    assert "Expression: b is best" in comparison.summary_text(table)
+    assert comparison.model_to_use(table) == "b" and comparison.chosen_model(run) == "b"
+    assert list(results.results_table(run)["model"]) == ["b"]
+    board = tmp_path / "board.csv"
+    added = append_leaderboard(run, table, "smoke", "hash", path=board)
+    assert list(pd.read_csv(board)["model"]) == ["b"]
+    assert appended_line(added, board) == (
+        f"appended 1 row to {paths.shown(board)}; left out a (its metrics describe an earlier "
+        "training: run notebook 05 again)"
+    )
+    merged = merge_runs([run.root], path=tmp_path / "merged.csv")
+    assert list(merged["model"]) == ["b"] and merged.attrs["left_out"] == [
+        f"a of {run.root} left out: its metrics describe an earlier training "
+        "(run notebook 05 again)"
+    ]
+    capsys.readouterr()
+    run.model_path("b").write_bytes(b"b, trained again")  # every model's figures are old
+    assert comparison.chosen_model(run) == "a"
+    assert capsys.readouterr().out == (
+        "every model's metrics describe an earlier training (run notebook 05 again): using a, "
+        "chosen by those figures\n"
+    )
+    assert comparison.best_per_task_line(comparison.comparison_table(run)) == (
+        "best per task: none (not ranked, its metrics describe an earlier training: a, b)"
     )

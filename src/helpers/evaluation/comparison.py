@@ -1,6 +1,7 @@
 """Puts the models of a run side by side: one table row per model from its metrics JSON and
-model card, the best model per task (never a collapsed one) and the summary notebooks 06-07
-read, so every comparison ranks models the same way."""
+model card, the best model per task (never a collapsed one, nor one whose metrics describe an
+earlier training) and the summary notebooks 06-07 read, so every comparison ranks models the
+same way."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json
 from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
-from helpers.evaluation import health
+from helpers.evaluation import freshness, health
 from helpers.train.card import CardFacts, read_history
 
 # The metric that ranks models per task, and whether lower is better.
@@ -28,6 +29,8 @@ HEADLINE: dict[str, tuple[str, bool]] = {
     "landmarks": ("nme", True),
 }
 NO_MODEL = "no model learned it"  # best_per_task: every model was flagged for the task
+# The `stale` column's short form: the metrics describe an earlier training of the model.
+STALE_REASON = "its metrics describe an earlier training"
 HEADLINE_LABELS = {"f1_macro": "macro F1", "ccc": "CCC", "nme": "NME"}
 # The metrics a test-time augmentation is compared on (a metrics JSON's `without_tta`).
 TTA_HEADLINE: dict[str, tuple[str, ...]] = {
@@ -181,6 +184,8 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
     """One row per model: metrics (+ CIs) from <run>/metrics, size and speed from <run>/models.
 
     dataset None reads the test-split files <model>.json; a name reads <model>.<name>.json.
+    `stale` holds, for a model trained again since these metrics were written, the sentence
+    saying so (helpers.evaluation.freshness), else "": such a row is not ranked.
     """
     run = RunFolder(run_dir)
     rows = []
@@ -192,6 +197,7 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
         row["model"] = record.model
         row["dataset"] = dataset
         row.update(_card_columns(run.card_path(model)))
+        row["stale"] = freshness.stale_note(run, record.model, d, dataset) or ""
         state = d.get("health")
         row["health"] = (
             health_note(run, row["model"], state)
@@ -257,6 +263,28 @@ def collapsed(table: pd.DataFrame, task: str) -> pd.Series:
     )
 
 
+def stale(table: pd.DataFrame) -> pd.Series:
+    """Rows whose metrics describe an earlier training of the model (comparison_table's
+    `stale`): never ranked, for any task."""
+    if "stale" not in table:
+        return pd.Series(False, index=table.index)
+    return table["stale"].fillna("").astype(str) != ""
+
+
+def ranked_out(table: pd.DataFrame, task: str) -> pd.Series:
+    """Rows not ranked for `task`: the head collapsed, or the metrics are of an earlier
+    training of the model."""
+    return collapsed(table, task) | stale(table)
+
+
+def stale_lines(table: pd.DataFrame) -> list[str]:
+    """A sentence per model left out of every ranking because its metrics are stale."""
+    return [
+        f"{row['model']} is not ranked: {row['stale']}."
+        for _, row in table[stale(table)].iterrows()
+    ]
+
+
 def headline(task: str) -> tuple[str, bool, str]:
     """Column, lower-is-better and metric name of a task's headline metric."""
     metric, lower = HEADLINE[task]
@@ -270,7 +298,7 @@ def best_models(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
         column, lower, metric = headline(task)
         if column not in table:
             continue
-        scores = pd.to_numeric(table[column], errors="coerce").where(~collapsed(table, task))
+        scores = pd.to_numeric(table[column], errors="coerce").where(~ranked_out(table, task))
         if scores.isna().all():
             continue
         row = table.loc[scores.idxmin() if lower else scores.idxmax()]
@@ -286,29 +314,40 @@ def best_models(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def best_per_task(table: pd.DataFrame) -> dict[str, str]:
-    """Each scored task's best model, or NO_MODEL where every model was flagged for it."""
-    best = best_models(table)
+    """Each task scored by a model with current metrics: its best model, or NO_MODEL where
+    every such model was flagged for it (models with stale metrics are left out)."""
+    current = table[~stale(table)]
+    best = best_models(current)
     scored = {
         task: best[task]["model"] if task in best else NO_MODEL
         for task in HEADLINE
-        if (column := headline(task)[0]) in table
-        and pd.to_numeric(table[column], errors="coerce").notna().any()
+        if (column := headline(task)[0]) in current
+        and pd.to_numeric(current[column], errors="coerce").notna().any()
     }
     return dict(sorted(scored.items()))
 
 
 def best_per_task_line(table: pd.DataFrame) -> str:
-    """best_per_task in one line, as notebook 06 prints it and the terminal of a run shows it."""
-    return "best per task: " + "; ".join(
-        f"{task}: {name}" for task, name in best_per_task(table).items()
+    """best_per_task in one line, as notebook 06 prints it and the terminal of a run shows it;
+    models left out because their metrics are stale are named after it."""
+    line = "best per task: " + (
+        "; ".join(f"{task}: {name}" for task, name in best_per_task(table).items()) or "none"
     )
+    left_out = [str(m) for m in table.loc[stale(table), "model"]] if "model" in table else []
+    if left_out:
+        line += f" (not ranked, {STALE_REASON}: {', '.join(left_out)})"
+    return line
 
 
 def model_to_use(table: pd.DataFrame) -> str:
     """The model to predict with: best expression macro-F1 among those that learned, else the
-    best of those that did not (a tiny run may have only collapsed models), else the first."""
+    best of those that did not (a tiny run may have only collapsed models), else the first.
+    Models whose metrics describe an earlier training are passed over while any other has
+    current metrics."""
     if table.empty:
         raise ConfigError("no evaluated model in this run: run notebook 05 first")
+    if not stale(table).all():
+        table = table[~stale(table)]
     best = best_models(table).get("expression")
     if best:
         return str(best["model"])
@@ -320,12 +359,18 @@ def model_to_use(table: pd.DataFrame) -> str:
 
 def chosen_model(run_dir: str | os.PathLike, use_model: str = "") -> str:
     """The model notebook 07 predicts with: use_model, else model_to_use, with a line when no
-    model's expression head learned, so a near-chance model is not taken for the best one."""
+    model's expression head learned, so a near-chance model is not taken for the best one, and
+    one when every model's metrics are of an earlier training."""
     if use_model:
         return use_model
     table = comparison_table(run_dir)
     model = model_to_use(table)
-    if "expression" not in best_models(table):
+    if stale(table).all():
+        print(
+            f"every model's metrics describe an earlier training (run notebook 05 again): "
+            f"using {model}, chosen by those figures"
+        )
+    elif "expression" not in best_models(table):
         print(
             f"no model in this run learned expression (notebook 05's health check): using "
             f"{model}, the best of those that did not; expect near-chance predictions"
@@ -379,7 +424,7 @@ def summary_text(table: pd.DataFrame, paired: pd.DataFrame | None = None) -> str
         text = f"{task.capitalize()}: {info['model']}{verdict}, {label} {_fmt(info['value'])}"
         if info["ci"]:
             text += f" ({ci_text(*info['ci'])})"
-        others = table[(table["model"] != info["model"]) & ~collapsed(table, task)].dropna(
+        others = table[(table["model"] != info["model"]) & ~ranked_out(table, task)].dropna(
             subset=[column]
         )
         if not others.empty:
@@ -399,6 +444,7 @@ def summary_text(table: pd.DataFrame, paired: pd.DataFrame | None = None) -> str
         lines.append(text + (" (lower is better)." if lower else "."))
     if "health" in table:
         lines += [note for note in table["health"].fillna("") if note]
+    lines += stale_lines(table)
     facts = []
     for column, what, pick, unit, alone_unit in (
         (

@@ -21,7 +21,7 @@ from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder, expand_series, recorded_data
-from helpers.evaluation.comparison import comparison_table
+from helpers.evaluation.comparison import STALE_REASON, comparison_table, stale
 
 LEADERBOARD_METRICS = (
     "n",
@@ -78,10 +78,15 @@ def append_leaderboard(
     rows the board already holds for the same run folder and model are replaced, so notebook 06
     run again updates the run's rows instead of adding a second set.
 
-    The file is rewritten whole to a temporary file and renamed over the old one, under a lock,
-    so a crash or a concurrent run never leaves it half written. Returns the rows added.
+    A model whose metrics describe an earlier training (comparison_table's `stale`) gets no
+    row: its figures are not those of the model in the run folder. The file is rewritten whole
+    to a temporary file and renamed over the old one, under a lock, so a crash or a concurrent
+    run never leaves it half written. Returns the rows added; attrs["left_out"] names the
+    models left out.
     """
     path = Path(path) if path is not None else paths.REPORTS_DIR / "leaderboard.csv"
+    left_out = [str(m) for m in table.loc[stale(table), "model"]] if "model" in table else []
+    table = table[~stale(table)]
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     rows = pd.DataFrame(
         {
@@ -116,7 +121,18 @@ def append_leaderboard(
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+    rows.attrs["left_out"] = left_out
     return rows
+
+
+def appended_line(rows: pd.DataFrame, path: str | os.PathLike) -> str:
+    """What append_leaderboard did, in one line: the rows added and the models left out."""
+    n = len(rows)
+    line = f"appended {n} row{'' if n == 1 else 's'} to {paths.shown(path)}"
+    left_out = rows.attrs.get("left_out") or []
+    if left_out:
+        line += f"; left out {', '.join(left_out)} ({STALE_REASON}: run notebook 05 again)"
+    return line
 
 
 # Columns the merged ranking shows, best expression macro F1 first.
@@ -179,11 +195,12 @@ def merge_runs(
     from its manifest), except those the board already lists for that run folder. Returns the
     rows of these runs, best expression macro F1 first; attrs["notes"] warns when the runs were
     made from different data or seeds, or tested different folds of a cross-validation, whose
-    test splits differ and whose scores do not compare.
+    test splits differ and whose scores do not compare; attrs["left_out"] names the models left
+    out because their metrics describe an earlier training.
     """
     board = Path(path) if path is not None else paths.REPORTS_DIR / "leaderboard.csv"
     checked = [_checked_run(folder) for folder in dict.fromkeys(expand_series(list(run_dirs)))]
-    rows, facts = [], {}
+    rows, facts, left_out = [], {}, []
     known = _on_board(board)
     for run, table, manifest in checked:
         profile = str(
@@ -191,6 +208,11 @@ def merge_runs(
         )
         data_hash = str(recorded_data(run).get("sha256", "unknown"))
         facts[str(run.root)] = (data_hash, manifest.get("seed"), str(manifest.get("fold")))
+        left_out += [
+            f"{model} of {run.root} left out: {STALE_REASON} (run notebook 05 again)"
+            for model in table.loc[stale(table), "model"]
+        ]
+        table = table[~stale(table)]
         new = table[[(str(run.root), str(m)) not in known for m in table["model"]]]
         if len(new):
             append_leaderboard(run.root, new, profile, data_hash, path=board)
@@ -210,6 +232,7 @@ def merge_runs(
             "split (python -m helpers.folds sums folds up)"
         )
     merged.attrs["notes"] = notes
+    merged.attrs["left_out"] = left_out
     return merged
 
 
@@ -236,4 +259,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(merged[shown].round(3).to_string(index=False))
     for note in merged.attrs["notes"]:
         print(f"warning: {note}; their scores do not compare", file=sys.stderr)
+    for line in merged.attrs["left_out"]:
+        print(f"warning: {line}", file=sys.stderr)
     return 0

@@ -21,10 +21,10 @@ from helpers.evaluation.comparison import (
     HEADLINE_LABELS,
     best_models,
     ci_range,
-    collapsed,
     comparison_table,
     headline,
     load_metrics,
+    ranked_out,
 )
 from helpers.evaluation.predictions import load_predictions
 from helpers.evaluation.scoring import person_groups, scored_pairs
@@ -84,7 +84,7 @@ def leads_table(
     rows = []
     for task, info in best_models(table).items():
         column, lower, metric = headline(task)
-        others = table[(table["model"] != info["model"]) & ~collapsed(table, task)]
+        others = table[(table["model"] != info["model"]) & ~ranked_out(table, task)]
         for other in others.dropna(subset=[column])["model"]:
             row: dict[str, Any] = {
                 "task": task,

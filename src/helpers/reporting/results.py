@@ -33,8 +33,10 @@ DAGGER = "\u2020"  # marks a head that learned nothing
 def results_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.DataFrame:
     """One row per model: its parameters, test-time augmentation and, per metric any model has,
     the value and its interval (columns `<task>_<metric>`, `..._ci_low`, `..._ci_high`), with
-    `<task>_best` naming the task's best model and `<task>_learned` whether this one learned it."""
+    `<task>_best` naming the task's best model and `<task>_learned` whether this one learned it.
+    A model whose metrics describe an earlier training is left out, as the methods say."""
     table = comparison.comparison_table(run_dir, dataset)
+    table = table[~comparison.stale(table)]
     if table.empty:
         return table
     out = pd.DataFrame({"model": table["model"]})
