@@ -781,3 +781,19 @@ def test_a_head_that_learned_nothing_on_validation_is_named_in_the_runners_termi
     assert lines.read_text().startswith(
         "tiny learned nothing for expression on the validation split"
     )
+
+
+def test_the_classes_scored_are_read_as_the_predictor_reads_them() -> None:
+    """`restricted_to` parsed once: sorted AffectNet indices, and names that are not
+    expressions an error naming where they came from, for scoring and the predictor alike."""
+    from helpers.evaluation.scoring import restricted_classes
+    from helpers.inference.calibration import class_indices
+
+    assert restricted_classes({"restricted_to": ["Neutral", "Anger"]}) == [0, 6]
+    assert restricted_classes({"restricted_to": None}) is None and restricted_classes(None) is None
+    assert class_indices(["Anger", "Neutral"], "m.json") == [0, 6]
+    for names in (["Anger", "Joy"], "Anger", [{"name": "Anger"}]):
+        with pytest.raises(DataError, match=r"m\.json: expression.restricted_to must list"):
+            restricted_classes({"restricted_to": names}, "m.json")
+    with pytest.raises(DataError, match=r"the metrics JSON: expression.restricted_to"):
+        restricted_classes({"restricted_to": ["Joy"]})

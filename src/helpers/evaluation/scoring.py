@@ -49,7 +49,7 @@ from helpers.evaluation.predictions import (
     restrict_table,
     shared_classes,
 )
-from helpers.inference.calibration import scale_probabilities
+from helpers.inference.calibration import class_indices, scale_probabilities
 from helpers.inference.predict import training_margin
 from helpers.inference.tta import AUTO, TTA_MODES, check_tta, check_tta_setting
 
@@ -214,11 +214,14 @@ def _own_classes(model_classes: list[int]) -> list[int] | None:
     return model_classes if model_classes and len(model_classes) <= max(model_classes) else None
 
 
-def restricted_classes(expression: Mapping[str, Any] | None) -> list[int] | None:
+def restricted_classes(
+    expression: Mapping[str, Any] | None, source: str | os.PathLike = "the metrics JSON"
+) -> list[int] | None:
     """The classes an expression block's predictions were confined to (`restricted_to`, e.g.
-    FER-2013's 7 for an 8-class model), as AffectNet indices; None where they were not."""
-    names = (expression or {}).get("restricted_to")
-    return [EXPRESSIONS.index(name) for name in names] if names else None
+    FER-2013's 7 for an 8-class model), as AffectNet indices; None where they were not. Read as
+    the predictor reads them (inference.calibration.class_indices): names that are not
+    expressions are a DataError naming `source`."""
+    return class_indices((expression or {}).get("restricted_to"), source)
 
 
 def _scored_expression(

@@ -116,10 +116,19 @@ def scored_classes(metrics_path: str | os.PathLike) -> list[int] | None:
         return None
     expression = read_json(metrics_path).get("expression")
     names = expression.get("restricted_to") if isinstance(expression, dict) else None
+    return class_indices(names, metrics_path)
+
+
+def class_indices(names: Any, source: str | os.PathLike) -> list[int] | None:
+    """An expression block's `restricted_to` (expression names) as sorted indices of
+    EXPRESSIONS; None where it names none; anything but a list of those names is a DataError
+    naming `source` (the metrics file, or what holds the block)."""
     if not names:
         return None
-    if not isinstance(names, list) or not set(names) <= set(EXPRESSIONS):
-        raise DataError(str(metrics_path), "expression.restricted_to must list expression "
+    if not isinstance(names, list) or not all(
+        isinstance(name, str) and name in EXPRESSIONS for name in names
+    ):
+        raise DataError(str(source), "expression.restricted_to must list expression "
                         f"names ({', '.join(EXPRESSIONS)}), got {names!r}")  # fmt: skip
     classes = sorted(EXPRESSIONS.index(name) for name in set(names))
     return None if len(classes) == len(EXPRESSIONS) else classes
