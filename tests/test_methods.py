@@ -42,6 +42,9 @@ def _records(source: str = "fer2013") -> pd.DataFrame:
     return make_records(rows)
 
 
+OLD = object()  # _card(key=OLD): a card written before training recorded that key
+
+
 def _card(**changes: Any) -> dict[str, Any]:
     """A model card as notebook 04 writes it, for the FER-2013 hour's custom CNN."""
     card: dict[str, Any] = {
@@ -79,13 +82,18 @@ def _card(**changes: Any) -> dict[str, Any]:
         "images_per_s": 466.8,
         "params": 1242408,
         "pretrained_backbone": False,
+        "from_scratch": {
+            "batchnorm_momentum": 0.9,
+            "zero_gamma_branches": 0,
+            "he_initialisation": False,
+        },
         "weights_fallback": None,
         "mixed_precision": "mixed_bfloat16",
         "machine": {"cpu": "AMD EPYC 9R14", "cores": 2, "bfloat16_instructions": True, "gpus": []},
         "stopped_by_time_budget": True,
     }
     card.update(changes)
-    return card
+    return {k: v for k, v in card.items() if v is not OLD}
 
 
 def _metrics(**changes: Any) -> dict[str, Any]:
@@ -281,7 +289,8 @@ def test_the_demo_set_and_a_model_not_evaluated_are_named(tmp_path: Path) -> Non
     run = _run(tmp_path, source="affectnet")
     manifest = run.manifest.read_text().replace('"sha256"', '"demo": true, "sha256"')
     run.manifest.write_text(manifest)
-    write_json(run.card_path("vgg16"), _card(model="vgg16", params=14_883_538))
+    he = {"batchnorm_momentum": None, "zero_gamma_branches": 0, "he_initialisation": True}
+    write_json(run.card_path("vgg16"), _card(model="vgg16", params=14_883_538, from_scratch=he))
     section = methods(run)
     checks = "\n".join(section.checks)
     assert "synthetic demo set" in section.text and "synthetic demo set" in checks
@@ -309,6 +318,21 @@ def test_a_preparation_from_scratch_is_cited_only_where_the_network_had_it(
     assert "residual branch at zero (Goyal et al., 2017)" in residual.text
     assert "It was randomly initialised and prepared as above." in residual.text
     assert "he2015delving" not in residual.cited
+
+
+def test_a_card_that_does_not_record_the_preparation_claims_none(tmp_path: Path) -> None:
+    """Written before training recorded it: no initialisation is cited from what the network
+    is assumed to be, and the author is asked to say what it was."""
+    run = _run(tmp_path / "old", card=_card(from_scratch=OLD))
+    write_json(run.card_path("vgg16"), _card(model="vgg16", from_scratch=OLD))
+    section = methods(run)
+    assert section.text.count("It was randomly initialised.") == 2
+    assert "BatchNorm statistics at momentum" not in section.text
+    assert not {"goyal2017accurate", "he2015delving"} & set(section.cited)
+    assert (
+        "vgg16's model card does not record how its randomly initialised network was prepared "
+        "to learn from scratch: describe it, or train it again to record it."
+    ) in section.checks
 
 
 def test_write_puts_the_section_and_its_bibtex_in_the_run_folder(tmp_path: Path) -> None:

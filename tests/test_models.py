@@ -17,8 +17,8 @@ from helpers.models import factory, registry
 from helpers.models.backbones import (
     SCRATCH_BN_MOMENTUM,
     FusedBatchNormalization,
+    prepare_from_scratch,
     preprocessing_gain,
-    scratch_preparation,
     with_norm,
 )
 from helpers.models.factory import build_model, model_metadata
@@ -26,7 +26,8 @@ from helpers.models.losses import build_losses
 from helpers.models.registry import ModelSpec
 from helpers.models.saving import load_trained
 from helpers.models.transfer import set_transfer_mode, transfer_mode
-from helpers.train.fit import dtype_policy
+from helpers.train.config import TrainConfig
+from helpers.train.fit import _build, dtype_policy
 
 NAMES = registry.list_models()
 
@@ -689,20 +690,31 @@ def test_a_plain_backbone_from_scratch_starts_with_its_features_near_unit_scale(
 def test_the_card_records_what_preparing_from_scratch_did():
     """Read by the methods section, which cites zero-gamma and He initialisation only for the
     networks that had them."""
-    plain = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
-    assert scratch_preparation(plain.get_layer("backbone")) == {
+    plain: dict = {}
+    build_model("custom_cnn", image_size=48, channels=1, heads=("expression",), from_scratch=plain)
+    assert plain == {
         "batchnorm_momentum": 0.9,
         "zero_gamma_branches": 0,
         "he_initialisation": False,
     }
-    residual = build_model(
+    residual: dict = {}
+    build_model(
         "custom_cnn",
         image_size=48,
         channels=1,
         heads=("expression",),
         backbone_options={"residual": True},
+        from_scratch=residual,
     )
-    assert scratch_preparation(residual.get_layer("backbone"))["zero_gamma_branches"] == 4
+    assert residual["zero_gamma_branches"] == 4
+    vgg: dict = {}
+    build_model("vgg16", image_size=32, channels=3, heads=("expression",), from_scratch=vgg)
+    assert vgg == {"batchnorm_momentum": None, "zero_gamma_branches": 0, "he_initialisation": True}
+    backbone = build_model("custom_cnn", image_size=48, channels=1, heads=("expression",))
+    assert prepare_from_scratch(backbone.get_layer("backbone"))["batchnorm_momentum"] == 0.9
+    cfg = TrainConfig(model="custom_cnn", image_size=48, channels=1, heads=("expression",))
+    built = _build(cfg)
+    assert built[4] == plain  # what notebook 04 writes into the card
 
 
 def test_backbones_with_batchnorm_keep_their_builders_initialisation():

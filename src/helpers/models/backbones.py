@@ -444,19 +444,12 @@ def _he_initialise(backbone: keras.Model, input_spread: float, seed: int) -> Non
         conv.kernel.assign(keras.ops.cast(kernel * scale, conv.kernel.dtype))
 
 
-def scratch_preparation(backbone: keras.Model) -> dict[str, Any]:
-    """What prepare_from_scratch does to this backbone, for its model card and methods section:
-    BatchNorm (momentum set), the residual branches started at zero, or He initialisation."""
-    norms = any(isinstance(layer, layers.BatchNormalization) for layer in backbone.layers)
-    return {
-        "batchnorm_momentum": SCRATCH_BN_MOMENTUM if norms else None,
-        "zero_gamma_branches": len(_residual_branch_norms(backbone)),
-        "he_initialisation": not norms,
-    }
-
-
-def prepare_from_scratch(backbone: keras.Model, input_spread: float = 1.0, seed: int = 0) -> None:
-    """What a randomly initialised backbone needs to learn in minutes, not days.
+def prepare_from_scratch(
+    backbone: keras.Model, input_spread: float = 1.0, seed: int = 0
+) -> dict[str, Any]:
+    """What a randomly initialised backbone needs to learn in minutes, not days; returns what
+    it did (`batchnorm_momentum` or None, `zero_gamma_branches`, `he_initialisation`), which
+    the model card records and the methods section cites.
 
     BatchNorm momentum SCRATCH_BN_MOMENTUM, so inference mode keeps up with the weights. And
     every residual branch starts at zero (its last BatchNorm's gamma = 0, "zero-gamma", Goyal
@@ -474,8 +467,15 @@ def prepare_from_scratch(backbone: keras.Model, input_spread: float = 1.0, seed:
     norms = [layer for layer in backbone.layers if isinstance(layer, layers.BatchNormalization)]
     for layer in norms:
         layer.momentum = SCRATCH_BN_MOMENTUM
+    zeroed = 0
     for norm in _residual_branch_norms(backbone):
         if norm.gamma is not None:
             norm.gamma.assign(np.zeros(norm.gamma.shape, dtype=norm.gamma.dtype))
+            zeroed += 1
     if not norms:
         _he_initialise(backbone, input_spread, seed)
+    return {
+        "batchnorm_momentum": SCRATCH_BN_MOMENTUM if norms else None,
+        "zero_gamma_branches": zeroed,
+        "he_initialisation": not norms,
+    }

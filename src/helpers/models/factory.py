@@ -144,6 +144,7 @@ def build_model(
     seed: int = 0,
     download_timeout_s: float = DOWNLOAD_TIMEOUT_S,
     loaded: list[str] | None = None,
+    from_scratch: dict[str, Any] | None = None,
 ) -> keras.Model:
     """Build any registered model with the same arguments, so notebooks loop over names.
 
@@ -158,6 +159,8 @@ def build_model(
     backbone_options: the backbone builder's own arguments (e.g. the custom CNN's `convs` and
     `block_dropout`), over the registry entry's; unknown names are a ConfigError.
     loaded: a list the weights file's one-line summary is appended to (load_weights_file).
+    from_scratch: a dict updated with what preparing a randomly initialised backbone did
+    (prepare_from_scratch's facts, for the model card); left empty when weights were loaded.
     """
     cfg = _validate(
         name,
@@ -192,7 +195,9 @@ def build_model(
     x = backbone(x, training=False) if source is not None else backbone(x)
     if source is None:
         spread = IMAGENET_PIXEL_STD * preprocessing_gain(name)  # the first layer's input
-        prepare_from_scratch(backbone, input_spread=spread, seed=int(seed))
+        prepared = prepare_from_scratch(backbone, input_spread=spread, seed=int(seed))
+        if from_scratch is not None:
+            from_scratch.update(prepared)
     pool = layers.Flatten if pooling == "flatten" else layers.GlobalAveragePooling2D
     x = pool(name="pool")(x)
     x = layers.Dense(shared_units, activation="relu", name="shared")(x)

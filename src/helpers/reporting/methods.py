@@ -36,7 +36,6 @@ from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
-from helpers.models.backbones import SCRATCH_BN_MOMENTUM
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
 from helpers.models.weights import left_layers
 from helpers.reporting import references
@@ -594,7 +593,14 @@ def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> 
             f"{name} was to start from ImageNet weights and started from random "
             f"initialisation instead ({card['weights_fallback']})."
         )
-    prepared = _scratch_facts(name, card)
+    prepared = card.get("from_scratch")
+    if not isinstance(prepared, Mapping):  # a card written before training recorded it
+        facts.checks.append(
+            f"{name}'s model card does not record how its randomly initialised network was "
+            "prepared to learn from scratch: describe it, or train it again to record it."
+        )
+        return "It was randomly initialised."
+    prepared = dict(prepared)
     if prepared == facts.said_scratch:
         return "It was randomly initialised and prepared as above."
     facts.said_scratch = prepared
@@ -614,27 +620,6 @@ def _start(name: str, card: Mapping[str, Any], facts: _Run, cite: Citations) -> 
     if not steps:
         return "It was randomly initialised."
     return f"It was randomly initialised and prepared to learn from scratch: {_join(steps)}."
-
-
-def _scratch_facts(name: str, card: Mapping[str, Any]) -> dict[str, Any]:
-    """What preparing the network from scratch did (the card's `from_scratch`); for a card
-    written before it was recorded, what the builder does to that network."""
-    recorded = card.get("from_scratch")
-    if isinstance(recorded, Mapping):
-        return dict(recorded)
-    if name not in registry.list_models():
-        return {}
-    spec = registry.get(name)
-    if spec.builder.endswith(":custom_cnn"):  # BatchNorm after every convolution
-        options = {
-            **spec.builder_kwargs,
-            **((card.get("parameters") or {}).get("backbone_options") or {}),
-        }
-        branches = len(options.get("widths", (32, 64, 128, 256))) if options.get("residual") else 0
-        return {"batchnorm_momentum": SCRATCH_BN_MOMENTUM, "zero_gamma_branches": branches}
-    if spec.builder.endswith(":VGG16"):  # the one keras.applications network without BatchNorm
-        return {"he_initialisation": True}
-    return {"batchnorm_momentum": SCRATCH_BN_MOMENTUM, "zero_gamma_branches": 1}
 
 
 def _inputs(arch: Mapping[str, Any], params: Mapping[str, Any]) -> str:

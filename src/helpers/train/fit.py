@@ -31,7 +31,6 @@ from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
-from helpers.models.backbones import BACKBONE_LAYER, scratch_preparation
 from helpers.models.saving import load_trained
 from helpers.train import backend
 from helpers.train.averaging import (
@@ -173,12 +172,16 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str], str | None]:
-    """The model, whether its backbone is pretrained, any fallback message, and what a weights
-    file gave it (which layers keep their initial weights), said in the notebook and terminal."""
+def _build(
+    cfg: TrainConfig,
+) -> tuple[keras.Model, bool, list[str], str | None, dict[str, Any] | None]:
+    """The model, whether its backbone is pretrained, any fallback message, what a weights
+    file gave it (which layers keep their initial weights), said in the notebook and terminal,
+    and what preparing a randomly initialised backbone did (None for a pretrained one)."""
     collector, models_log = _Collect(), logging.getLogger("helpers.models")
     models_log.addHandler(collector)
     loaded: list[str] = []
+    from_scratch: dict[str, Any] = {}
     try:
         model = factory.build_model(
             cfg.model,
@@ -196,6 +199,7 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str], str | None]:
             n_classes=cfg.n_classes,
             seed=cfg.seed,
             loaded=loaded,
+            from_scratch=from_scratch,
         )
     finally:
         models_log.removeHandler(collector)
@@ -204,7 +208,8 @@ def _build(cfg: TrainConfig) -> tuple[keras.Model, bool, list[str], str | None]:
         line(summary)
     # With transfer=None, build_model freezes the backbone exactly when weights were loaded.
     pretrained = transfer.transfer_mode(model) == "frozen"
-    return model, pretrained, collector.messages, (loaded[0] if loaded else None)
+    prepared = None if pretrained else (from_scratch or None)
+    return model, pretrained, collector.messages, (loaded[0] if loaded else None), prepared
 
 
 # Variables weight decay leaves alone: a bias or BatchNorm's scale and offset shrunk to zero
@@ -401,12 +406,10 @@ def train(
     keras.utils.set_random_seed(cfg.seed)
     strategy = backend.strategy()
     with dtype_policy(mixed), strategy.scope():
-        model, pretrained, build_messages, weights_loaded = _build(cfg)
+        model, pretrained, build_messages, weights_loaded, from_scratch = _build(cfg)
     phases = plan_phases(cfg, pretrained)
     notes: dict[str, Any] = {
-        "from_scratch": None
-        if pretrained
-        else scratch_preparation(model.get_layer(BACKBONE_LAYER)),
+        "from_scratch": from_scratch,
         "weights_fallback": " ".join(build_messages) or None,
         "pretrained_backbone": pretrained,
         "weights_loaded": weights_loaded,
