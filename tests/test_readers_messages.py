@@ -190,3 +190,29 @@ def test_affectnet_counts_valence_and_arousal_files_missing_for_some_records(tmp
         f"{ROOT}/annotations/3_val.npy",
     ]
     assert "nulled 2 x valence missing" in str(result)
+
+
+def test_the_terminal_lines_carry_the_readers_notes(tmp_path):
+    tree = write_tree(tmp_path / "typo", faces("happy", "sad", "Freude"))
+    result = read_source(tree, progress=False)
+    lines = result.terminal_lines()
+    assert lines[1] == "dropped 2 x unknown class folder, e.g. Freude/"
+    assert lines[2] == f"note: {'; '.join(result.notes)}" and "happy/happiness/joy" in lines[2]
+    path = tmp_path / "fer.csv"
+    path.write_text(fer_lines(["train", "holdout"]))
+    lines = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False).terminal_lines()
+    assert lines[-1].startswith("note: ") and "usage_splits={'holdout': 'train', ...}" in lines[-1]
+    kept = read_source(write_tree(tmp_path / "fine", faces("happy", "sad")), progress=False)
+    assert len(kept.terminal_lines()) == 1  # nothing left out, nothing to note
+
+
+def test_columns_choose_the_box_csv_reader_only_for_a_source_no_reader_recognises(tmp_path):
+    """A missing path, or a zip of zips, is said as such rather than read as a face-box CSV."""
+    columns = {"image": "filename", "label": "emotion"}
+    with pytest.raises(DataError, match=r"missing\.csv: not found$"):
+        read_source(tmp_path / "missing.csv", columns=columns, progress=False)
+    inner = write_zip(tmp_path / "split.zip", faces("happy", "sad"))
+    outer = write_zip(tmp_path / "nested.zip", {"dataset/split.zip": inner.read_bytes()})
+    with pytest.raises(DataError, match=r"holds another zip \(dataset/split.zip\): unzip it"):
+        read_source(outer, columns=columns, progress=False)
+

@@ -89,8 +89,9 @@ class ReadResult:
         ]
 
     def terminal_lines(self) -> list[str]:
-        """One or two lines on what was read, for a terminal that shows no notebook: records per
-        split and per class, absent classes, and what was left out and why."""
+        """One to three lines on what was read, for a terminal that shows no notebook: records
+        per split and per class, absent classes, what was left out and why, and the reader's
+        notes (such as the class-folder names it accepts, or the usage_splits= option)."""
         counts = self.class_counts()
         per_split = self.records["split"].fillna("no split").value_counts()
         if per_split.index.tolist() == ["no split"]:
@@ -107,7 +108,8 @@ class ReadResult:
         if absent:
             first += f"; absent: {', '.join(absent)}"
         problems = self.problems()
-        return [first] + (["; ".join(problems)] if problems else [])
+        notes = ["note: " + "; ".join(self.notes)] if self.notes else []
+        return [first] + (["; ".join(problems)] if problems else []) + notes
 
 
 def reason_text(count: int, reason: str, examples: list[str], shown: int = PRINTED_EXAMPLES) -> str:
@@ -255,8 +257,13 @@ def _detects(reader: Reader, path: Path) -> bool:
         return False
 
 
+class UnrecognisedSource(DataError):
+    """A source that exists and opens but that no reader recognises (detect_source)."""
+
+
 def detect_source(path: str | os.PathLike) -> str:
-    """Name of the first reader that recognises the source; DataError listing formats if none."""
+    """Name of the first reader that recognises the source; UnrecognisedSource, a DataError
+    listing the formats, if none does."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "not found")
@@ -270,7 +277,7 @@ def detect_source(path: str | os.PathLike) -> str:
         _refuse_zip_in_zip(path)
     hint = _folders.unmapped_class_folders(path)
     said = f": {hint}" if hint else ""
-    raise DataError(
+    raise UnrecognisedSource(
         path, f"no reader recognises this source{said}. Supported formats:\n{_formats()}"
     )
 
@@ -320,10 +327,11 @@ def _check_options(reader: Reader, options: dict) -> None:
 
 def _choose(path: str | os.PathLike, options: dict) -> tuple[str, str]:
     """The reader detected for the source or, when none is, the one reader that takes every
-    option given (columns= is the face-box CSV reader's alone); with how it was chosen."""
+    option given (columns= is the face-box CSV reader's alone); with how it was chosen. A
+    source missing, or a zip that is broken or holds zips, is said as such, not passed on."""
     try:
         return detect_source(path), "detected"
-    except DataError:
+    except UnrecognisedSource:
         takers = [r.name for r in READERS.values() if set(options) <= set(_option_names(r))]
         if not options or len(takers) != 1:
             raise

@@ -17,7 +17,7 @@ import numpy as np
 from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
-from helpers.data.datasets import ReadResult, Tally
+from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
 from helpers.core.images import is_image_header, make_uri
 from helpers.core.labels import N_EXPRESSIONS
@@ -326,8 +326,7 @@ def read_affectnet_zip(path: str | os.PathLike, limits: ArchiveLimits | None = N
             rows.append(record)
     _count_missing(kept, tally)
     if not rows:
-        reasons = ", ".join(f"{n:,} x {r}" for r, n in
-                            sorted(tally.dropped.items(), key=lambda kv: -kv[1]))
+        reasons = dropped_text(tally.dropped, tally.examples)
         raise DataError(path, f"no usable records (dropped: {reasons or 'nothing found'})")
     records = make_records([{**row, "source": READER} for row in rows], where=str(path))
     return tally.result(records, READER, path)
