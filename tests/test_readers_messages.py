@@ -216,3 +216,21 @@ def test_columns_choose_the_box_csv_reader_only_for_a_source_no_reader_recognise
     with pytest.raises(DataError, match=r"holds another zip \(dataset/split.zip\): unzip it"):
         read_source(outer, columns=columns, progress=False)
 
+
+def test_the_first_line_of_a_csv_is_found_without_copying_the_text():
+    import tracemalloc
+
+    from helpers.data.datasets.csv_boxes import first_line
+
+    assert first_line("emotion,pixels\r\n3,1 2\n") == "emotion,pixels"
+    assert first_line("emotion;pixels") == "emotion;pixels" and first_line("") == ""
+    assert first_line("\n  \r\n image\tlabel\n", skip_blank=True) == " image\tlabel"
+    assert first_line("\n \n", skip_blank=True) == "" and first_line("\nx") == ""
+    text = "emotion,pixels,Usage\n" + "3," + "7 " * 5_000_000 + ",Training\n"  # 10 MB
+    tracemalloc.start()
+    try:
+        assert first_line(text) == first_line(text, skip_blank=True) == "emotion,pixels,Usage"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000  # the rest of the text is not copied

@@ -37,8 +37,8 @@ from helpers.core.progress import bar as progress_bar
 
 from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally
-from helpers.data.datasets.csv_boxes import (cache_folder, csv_rows, delimiter_of, header_names,
-                                        no_records, save_png)
+from helpers.data.datasets.csv_boxes import (cache_folder, csv_rows, delimiter_of, first_line,
+                                        header_names, no_records, save_png)
 from helpers.data.datasets.folders import (SPLIT_NAMES, class_groups, image_folders, is_junk,
                                       is_zip, read_class_tree)
 from helpers.core.errors import ConfigError, DataError
@@ -267,7 +267,7 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
     splits = _usage_map(usage_splits)
     data, where = _load_csv(path, member, limits)
     text = data.decode("utf-8-sig", errors="replace")
-    rows_in = csv.reader(io.StringIO(text), delimiter=delimiter_of(text.split("\n", 1)[0]))
+    rows_in = csv.reader(io.StringIO(text), delimiter=delimiter_of(first_line(text)))
     del text
     header = [c.strip().lower() for c in next(rows_in, [])]
     if not {"emotion", "pixels"} <= set(header):
