@@ -234,3 +234,35 @@ def test_a_resume_takes_new_set_values_for_the_stages_not_yet_done(fake, tmp_pat
     assert fake.settings["05_evaluate.custom_cnn"] == {"tta": "flip"}
     recorded = json.loads((run / "manifest.json").read_text())["parameters"]
     assert recorded == {"tta": "flip", "04:epochs": 2}
+
+
+def test_a_mistyped_set_name_on_a_resume_is_refused_before_any_value_is_taken(
+    fake, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    fake.stop_at = "05_evaluate.custom_cnn"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    capsys.readouterr()
+    resume = ["--resume", "--run-dir", str(run)]
+    assert runner.main([*resume, "--set", "optimiser=adam"]) == 2
+    printed = capsys.readouterr()
+    assert "not a parameter of any notebook; did you mean optimizer?" in printed.err
+    assert "--set" not in printed.out  # nothing said about taking it
+    assert json.loads((run / "manifest.json").read_text())["parameters"] == {}
+    fake.stop_at = ""
+    assert runner.main([*resume, "--set", "tta=flip"]) == 0
+    out = capsys.readouterr().out
+    assert "--set tta='flip' (new), for the stages not yet done" in out
+    assert "in place of" not in out
+
+
+def test_the_line_a_stage_starts_with_names_the_stage_it_is_given(tmp_path):
+    args = SimpleNamespace(rerun={"04_train.custom_cnn"})
+    stage = runner.Stage(tmp_path / "04_train.ipynb", "custom_cnn")
+    head = "[run_all] [2/4] training custom_cnn"  # whatever the head's last word
+    assert runner.announce_stage(args, stage, head, "ok", set()) == (
+        f"{head}: runs again (--only names it)"
+    )
+    assert runner.announce_stage(args, stage, head, "outdated", {stage.name}).endswith(
+        "an earlier stage ran in this resume"
+    )

@@ -228,14 +228,13 @@ def mark_outdated(manifest: dict[str, Any], plan: list[Stage], ran: Stage) -> se
     return names
 
 
-def announce_stage(args: argparse.Namespace, head: str, status: str | None, outdated: set[str]
-                   ) -> str:  # fmt: skip
+def announce_stage(args: argparse.Namespace, stage: Stage, head: str, status: str | None,
+                   outdated: set[str]) -> str:  # fmt: skip
     """The line a stage starts with: why it runs again, where it had finished before."""
-    name = head.rpartition(" ")[2]
     if status == "outdated":
-        when = "in this resume" if name in outdated else "after it had finished"
+        when = "in this resume" if stage.name in outdated else "after it had finished"
         return f"{head}: runs again: an earlier stage ran {when}"
-    if status == "ok" and name in args.rerun:
+    if status == "ok" and stage.name in args.rerun:
         return f"{head}: runs again (--only names it)"
     return f"{head} ..."
 
@@ -326,6 +325,7 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any], plan: list[
     them. A value that changes for a finished stage would mix two experiments in one run
     folder, and is refused; for stages not yet done (a run stopped by a bad value) it is taken."""
     given = [parse_setting(text) for text in args.set]
+    check_settings(given, plan)  # a mistyped name is refused before any value is taken
     if not args.resume:
         return given
     started = manifest.get("parameters") or {}
@@ -348,8 +348,8 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any], plan: list[
                 "with it; a resume keeps the values of finished stages (leave that --set out, "
                 "or start a new run)"
             )
-        print(f"[run_all] --set {key}={value!r} in place of {was.removeprefix('--set ')}, for "
-              "the stages not yet done")  # fmt: skip
+        instead = f"in place of {key}={started[key]!r}" if key in started else "(new)"
+        print(f"[run_all] --set {key}={value!r} {instead}, for the stages not yet done")
     manifest["parameters"] = merged
     return [Setting(*key.rpartition(":")[::2], value) for key, value in merged.items()]
 
@@ -1014,7 +1014,7 @@ def run_stages(
         if status == "ok" and stage.name not in args.rerun:
             print(f"{head}: already done, skipped (--resume)")
             continue
-        print(announce_stage(args, head, status, outdated), flush=True)
+        print(announce_stage(args, stage, head, status, outdated), flush=True)
         marked = mark_outdated(manifest, plan, stage)
         if marked:
             outdated |= marked
