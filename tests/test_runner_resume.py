@@ -266,3 +266,88 @@ def test_the_line_a_stage_starts_with_names_the_stage_it_is_given(tmp_path):
     assert runner.announce_stage(args, stage, head, "outdated", {stage.name}).endswith(
         "an earlier stage ran in this resume"
     )
+
+
+def test_sigterm_between_stages_stops_the_run_as_in_a_stage(fake, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    marked = runner.mark_outdated
+
+    def killed_before_04(manifest, plan, ran):  # outside the stage's own try
+        if ran.name == "04_train.custom_cnn":
+            os.kill(os.getpid(), signal.SIGTERM)
+        return marked(manifest, plan, ran)
+
+    monkeypatch.setattr(runner, "mark_outdated", killed_before_04)
+    before = signal.getsignal(signal.SIGTERM)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+    printed = capsys.readouterr()
+    assert "[run_all] stopped by SIGTERM\n" in printed.err
+    assert f"resume with: ./run_all.sh --resume --run-dir {run}" in printed.err
+    assert printed.out.splitlines()[-1] == str(run)
+    monkeypatch.setattr(runner, "mark_outdated", marked)
+    fake.ran.clear()
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 0
+    assert fake.ran == ["04_train.custom_cnn", "05_evaluate.custom_cnn", "06_summary"]
+
+
+def test_a_second_signal_while_a_stop_is_recorded_is_ignored(fake, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    write = runner.write_json
+
+    def killed_again(path, manifest):  # the impatient second kill, as the stop is written
+        if "interrupted" in json.dumps(manifest.get("stages", {})):
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)
+        return write(path, manifest)
+
+    monkeypatch.setattr(runner, "write_json", killed_again)
+    fake.stop_at = "04_train.custom_cnn"
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    assert "interrupted during 04_train.custom_cnn" in capsys.readouterr().err
+    assert statuses(run)["04_train.custom_cnn"] == "interrupted"
+
+
+def test_a_resume_checks_its_options_before_hashing_the_data_and_hashes_it_once(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import fcntl
+    import os
+
+    data, run = tmp_path / "data.zip", tmp_path / "run"
+    fake.stop_at = "04_train.custom_cnn"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    moved = data.rename(tmp_path / "moved.zip")
+    hashed = []
+    fingerprint = runner.paths.data_fingerprint
+    monkeypatch.setattr(
+        runner.paths, "data_fingerprint", lambda p: hashed.append(p) or fingerprint(p)
+    )
+    capsys.readouterr()
+    resume = ["--resume", "--run-dir", str(run), "--data", str(moved)]
+    for refused, says in (
+        (["--set", "tta=flipp"], "tta must be one of"),
+        (["--set", "tt=flip"], "did you mean tta?"),
+        (["--only", "09"], "no notebook starts with 09"),
+    ):
+        assert runner.main([*resume, *refused]) == 2
+        printed = capsys.readouterr()
+        assert says in printed.err and "goes on with it" not in printed.out
+        assert hashed == []  # refused at once, the data not read
+    held = os.open(run, os.O_RDONLY)  # a run_all.sh on this folder already
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert runner.main([*resume, "--set", "tta=flipp"]) == 2
+        assert "is in use by another run_all.sh" in capsys.readouterr().err
+    finally:
+        os.close(held)
+    fake.stop_at = ""
+    assert runner.main(resume) == 0
+    assert hashed == [moved]
+    assert f"--data {moved} has the sha256 of {data}" in capsys.readouterr().out

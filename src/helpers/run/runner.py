@@ -372,8 +372,8 @@ def check_values(profile: str, stages: list[Stage], settings: list[Setting],
 
 
 def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
-    """A resume continues the run as it was started: other --data, --test-data or --seed, or
-    data changed on disk since (its sha256), would mix two experiments in one run folder."""
+    """A resume continues the run as it was started: other --test-data, --seed or --fold would
+    mix two experiments in one run folder (the data: check_data, once the cheap checks pass)."""
     started = test_sets(manifest.get("test_data"))
     if args.test_data and resolved(args.test_data) != started:
         raise ConfigError(
@@ -392,8 +392,14 @@ def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Pa
             f"{run_dir} was started with {shown}; a resume keeps it (leave --fold out, or "
             "start a new run)"
         )
+
+
+def check_data(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> str:
+    """A resume's data is the run's: the same sha256 as the manifest's, where it was or where
+    --data names a copy of it (hashed once, after every cheap check: a large zip takes seconds).
+    Returns the line to print when the run goes on with a copy ("" otherwise)."""
     if args.data and str(Path(args.data).expanduser().resolve()) != manifest["data"]["path"]:
-        move_data(args.data, manifest, run_dir)
+        return move_data(args.data, manifest, run_dir)
     data, sha256 = Path(manifest["data"]["path"]), manifest["data"].get("sha256")
     if not data.exists():
         where = f"; give --data naming a copy of it (sha256 {sha256})" if sha256 else ""
@@ -403,11 +409,13 @@ def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Pa
             f"{data} has changed since {run_dir} was started (its sha256 differs "
             "from the manifest's); start a new run on the new data"
         )
+    return ""
 
 
-def move_data(given: str, manifest: dict[str, Any], run_dir: Path) -> None:
+def move_data(given: str, manifest: dict[str, Any], run_dir: Path) -> str:
     """A resume's --data at another path: the same bytes (the manifest's sha256) moved or copied
-    there are taken, and the new path recorded; other data would mix two experiments."""
+    there are taken, and the new path recorded; other data would mix two experiments. Returns
+    the line that says so, printed once the run goes on."""
     started, sha256 = manifest["data"]["path"], manifest["data"].get("sha256")
     path = Path(given).expanduser().resolve()
     if not sha256:
@@ -424,9 +432,11 @@ def move_data(given: str, manifest: dict[str, Any], run_dir: Path) -> None:
             f"sha256 {found}, so it is other data: a resume keeps the run's (start a new run on "
             "this data)"
         )
-    print(f"[run_all] --data {path} has the sha256 of {started}, which the run started on: the "
-          "run goes on with it, and the manifest records its path")  # fmt: skip
     manifest["data"]["path"] = str(path)
+    return (
+        f"[run_all] --data {path} has the sha256 of {started}, which the run started on: the "
+        "run goes on with it, and the manifest records its path"
+    )
 
 
 def test_sets(value: str | list[str] | None) -> list[str]:
@@ -825,10 +835,61 @@ def main(argv: list[str] | None = None, member: bool = False) -> int:
     args.member = member
     if args.seeds or args.folds:
         return run_series(args, list(argv if argv is not None else sys.argv[1:]))
+    run: Prepared | None = None
+    try:
+        try:
+            run = prepare(args, member)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return REFUSED
+        run_dir = run.run_dir
+        try:
+            with sigterm_as_interrupt():
+                try:
+                    return run_stages(args, argv, run_dir, run.manifest, run.profile, run.models,
+                                      run.stages, run.plan)  # fmt: skip
+                except KeyboardInterrupt as stop:  # between stages, or a second signal
+                    with signals_held():
+                        return report_stop(args, run_dir, stop)
+        except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
+            where = (
+                str(exc)
+                if isinstance(exc, DataError)
+                else (f"{exc.filename or run_dir}: {exc.strerror or exc}")
+            )
+            print(f"[run_all] error: {where}", file=sys.stderr)
+            if (run_dir / "manifest.json").exists():
+                print_resume_hint(args, run_dir)
+            print(run_dir)
+            return 1
+    finally:
+        if run is not None:
+            run.lock.close()
+
+
+@dataclass
+class Prepared:
+    """A run checked and ready: its folder (locked while stages run), its manifest (empty for a
+    new run), profile and models, the stages this call runs and the run's whole plan."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    lock: _RunLock
+    profile: config.Profile
+    models: list[str]
+    stages: list[Stage]
+    plan: list[Stage]
+
+
+def prepare(args: argparse.Namespace, member: bool) -> Prepared:
+    """Every check before any work, the cheap ones first: a resume's folder locked, then its
+    options, --set and --only, and its data hashed last (a large zip takes seconds)."""
     manifest: dict[str, Any] = {}
+    lock: _RunLock | None = None
     try:
         if args.resume:  # the run's own profile and models, unless the user names others
             run_dir = prepare_run_dir(args.run_dir, resume=True)
+            lock = lock_run_dir(run_dir)
             manifest = read_manifest(run_dir)
             started = manifest["profile"]["name"]
             if args.profile and args.profile != started:
@@ -855,32 +916,16 @@ def main(argv: list[str] | None = None, member: bool = False) -> int:
         plan, stages = stages, choose_stages(args, stages, manifest, member)
         if args.settings:
             check_values(profile.name, stages, args.settings, manifest, args.rerun)
+        args.data_note = check_data(args, manifest, run_dir) if args.resume else ""
         if not args.resume:
             run_dir = prepare_run_dir(args.run_dir, resume=False, only=args.only)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return REFUSED
-    try:
-        lock = lock_run_dir(run_dir)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return REFUSED
-    try:
-        with sigterm_as_interrupt():
-            return run_stages(args, argv, run_dir, manifest, profile, models, stages, plan)
-    except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
-        where = (
-            str(exc)
-            if isinstance(exc, DataError)
-            else (f"{exc.filename or run_dir}: {exc.strerror or exc}")
-        )
-        print(f"[run_all] error: {where}", file=sys.stderr)
-        if (run_dir / "manifest.json").exists():
-            print_resume_hint(args, run_dir)
-        print(run_dir)
-        return 1
-    finally:
-        lock.close()
+            lock = lock_run_dir(run_dir)
+    except BaseException:
+        if lock is not None:
+            lock.close()
+        raise
+    assert lock is not None  # taken above, on either path
+    return Prepared(run_dir, manifest, lock, profile, models, stages, plan)
 
 
 class Terminated(KeyboardInterrupt):
@@ -905,6 +950,35 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """While a stop is recorded and said, a second Ctrl-C or SIGTERM is ignored: it would cut
+    the record short with a traceback. The handlers before are restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def report_stop(args: argparse.Namespace, run_dir: Path, stop: KeyboardInterrupt,
+                during: str = "") -> int:  # fmt: skip
+    """What Ctrl-C or SIGTERM prints, in a stage or between two: how it stopped, the command
+    that goes on (once the run has a manifest) and the run folder; returns the exit status."""
+    how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+    print(f"[run_all] {how}{f' during {during}' if during else ''}", file=sys.stderr)
+    if (run_dir / "manifest.json").exists():
+        print_resume_hint(args, run_dir)
+    print(run_dir)
+    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
 
 
 class _RunLock:
@@ -1006,6 +1080,8 @@ def run_stages(
         params["fold"], params["folds"] = manifest_fold(manifest)
 
     print(f"[run_all] run folder: {run_dir}")
+    if args.data_note:
+        print(args.data_note)
     if args.only_recorded:
         print(f"[run_all] going on with the --only {args.only} stages of the command that stopped")
     outdated: set[str] = set()  # finished stages that run again as an earlier one ran
@@ -1036,16 +1112,13 @@ def run_stages(
                 print(f"[run_all] report: {run_dir / 'report.html'}")
                 check_in_browser(RunFolder(run_dir))
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: record it, say how to go on
-            manifest["stages"][stage.name] = {
-                "status": "interrupted",
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-            write_json(manifest_path, manifest)
-            how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
-            print(f"[run_all] {how} during {stage.name}", file=sys.stderr)
-            print_resume_hint(args, run_dir)
-            print(run_dir)
-            return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            with signals_held():
+                manifest["stages"][stage.name] = {
+                    "status": "interrupted",
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
+                write_json(manifest_path, manifest)
+                return report_stop(args, run_dir, stop, stage.name)
         except Exception as exc:  # papermill raises its own error type per failing cell
             manifest["stages"][stage.name] = {
                 "status": "failed",
