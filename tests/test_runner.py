@@ -412,3 +412,34 @@ def test_stage_03_names_a_class_too_small_to_split_in_the_terminal(tmp_path, cap
         "[run_all]       too few faces to split, kept in train only (no validation or test "
         "faces for it): Fear 1 face"
     ]
+
+
+def test_notebook_01_under_the_runner_takes_the_manifests_sha256_of_the_data(tmp_path, monkeypatch):
+    import hashlib
+    import time
+
+    from helpers.core.run_folder import RunFolder
+    from helpers.run import profiles
+
+    def recorded(run):
+        return json.loads(run.settings.read_text())["data"]["sha256"]
+
+    data = tmp_path / "faces.zip"
+    data.write_bytes(b"many gigabytes")
+    sha = hashlib.sha256(b"many gigabytes").hexdigest()
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    started = runner.datetime.fromtimestamp(time.time() + 2, runner.UTC)  # after the data
+    created = started.isoformat(timespec="seconds")
+    write_json(run.manifest, {"created": created, "data": {"path": str(data), "sha256": sha}})
+    hashed = []
+    monkeypatch.setattr(paths, "data_fingerprint", lambda p: hashed.append(p) or "rehashed")
+    profiles.record_data(run, data, "smoke", 0)
+    assert recorded(run) == sha and hashed == []  # hashed once, by the runner
+    other = tmp_path / "other.zip"
+    other.write_bytes(b"other faces")
+    profiles.record_data(run, other, "smoke", 0)  # another file: its own sha256
+    assert hashed == [other.resolve()]
+    os.utime(data, (time.time() + 10, time.time() + 10))  # changed since the run started
+    profiles.record_data(run, data, "smoke", 0)
+    assert hashed[-1] == data.resolve() and recorded(run) == "rehashed"

@@ -431,11 +431,25 @@ def record_profile(run: RunFolder, profile: str) -> None:
 def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: int = 0) -> None:
     """Notebook 01 notes the data it read (path, sha256, whether it is the profile's generated
     demo set) beside the profile, so methods.md and the leaderboard can name it in a run made
-    by hand, without ./run_all.sh's manifest."""
+    by hand, without ./run_all.sh's manifest. Under ./run_all.sh, the sha256 its manifest holds
+    for the same file, unchanged since the run started, is taken: a large zip is hashed once."""
+    from datetime import datetime
+
+    from helpers.core.errors import DataError
+
     path = Path(source).expanduser().resolve()
     demo = path == demo_zip_path(profile, seed).expanduser().resolve()
     settings = read_json(run.settings) if run.settings.is_file() else {}
-    data = {"path": str(path), "sha256": paths.data_fingerprint(path), "demo": demo}
+    sha256 = None
+    if path.is_file() and run.manifest.is_file():
+        try:
+            manifest = read_json(run.manifest)
+            started = datetime.fromisoformat(manifest["created"]).timestamp()
+            if manifest["data"]["path"] == str(path) and path.stat().st_mtime <= started:
+                sha256 = manifest["data"].get("sha256")
+        except (DataError, KeyError, TypeError, ValueError, OSError):
+            sha256 = None  # a manifest of another shape: hashed here
+    data = {"path": str(path), "sha256": sha256 or paths.data_fingerprint(path), "demo": demo}
     write_json(run.settings, {**settings, "data": data})
 
 
