@@ -355,7 +355,7 @@ def _fake_fold_run(calls: list[list[str]], fail: int | None = None):
     run folder (the folds dealt from the --seed it was given)."""
     table = _records()
 
-    def run_one(argv: list[str]) -> int:
+    def run_one(argv: list[str], rerun: bool = False) -> int:
         calls.append(argv)
         fold, k = runner.parse_fold(argv[argv.index("--fold") + 1])
         seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
@@ -428,7 +428,7 @@ def test_bad_folds_are_refused_before_any_run(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(runner, "run_one", lambda argv: pytest.fail("ran a fold"))
+    monkeypatch.setattr(runner, "run_one", lambda argv, rerun=False: pytest.fail("ran a fold"))
     monkeypatch.setattr(runner, "run_stages", lambda *a: pytest.fail("ran a stage"))
     assert runner.main(argv) == 2
     assert says in capsys.readouterr().err

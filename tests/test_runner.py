@@ -175,7 +175,7 @@ def _fake_run(calls, fail_seed=None):
     """A stand-in for one seed's ./run_all.sh: records its command line and leaves a run folder
     with a manifest and one model's metrics (macro-F1 0.5 + seed / 100)."""
 
-    def run_one(argv):
+    def run_one(argv, rerun=False):
         calls.append(argv)
         seed = int(argv[argv.index("--seed") + 1])
         run = runner.Path(argv[argv.index("--run-dir") + 1])
@@ -244,7 +244,7 @@ def test_a_stopped_seed_is_gone_on_with_by_the_same_command_and_resume(
     ],
 )
 def test_bad_seeds_are_refused_before_any_run(argv, says, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "run_one", lambda argv: pytest.fail("ran a seed"))
+    monkeypatch.setattr(runner, "run_one", lambda argv, rerun=False: pytest.fail("ran a seed"))
     assert runner.main([*argv]) == 2
     assert says in capsys.readouterr().err
 
@@ -342,7 +342,7 @@ def test_a_stage_gets_only_the_parameters_its_notebook_declares(tmp_path, monkey
 def test_a_first_seed_refused_before_any_work_leaves_no_folder_and_no_resume_hint(
     tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(runner, "run_one", lambda argv: 2)
+    monkeypatch.setattr(runner, "run_one", lambda argv, rerun=False: 2)
     base = tmp_path / "seeds"
     assert runner.main(["--seeds", "0,1", "--run-dir", str(base)]) == 2
     assert not base.exists() and "go on with" not in capsys.readouterr().err

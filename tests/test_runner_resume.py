@@ -128,7 +128,7 @@ def test_a_series_member_refused_as_in_use_shows_the_refusal_alone(tmp_path, mon
     (base / "fold-1").mkdir(parents=True)
     (base / "fold-1" / "manifest.json").write_text("{}")  # started, running elsewhere
 
-    def in_use(argv):
+    def in_use(argv, rerun=False):
         print(f"error: {argv[argv.index('--run-dir') + 1]} is in use by another run_all.sh")
         return 2
 
@@ -351,3 +351,23 @@ def test_a_resume_checks_its_options_before_hashing_the_data_and_hashes_it_once(
     assert runner.main(resume) == 0
     assert hashed == [moved]
     assert f"--data {moved} has the sha256 of {data}" in capsys.readouterr().out
+
+
+def test_a_series_goes_on_with_a_stopped_only_and_resume_only_runs_stages_again(
+    fake, tmp_path, capsys
+):
+    base = tmp_path / "seeds"
+    argv = [*fake.argv, "--seeds", "0,1", "--run-dir", str(base), "--only", "01,04"]
+    fake.stop_at = "04_train.custom_cnn"  # in seed 0's run
+    assert runner.main(argv) == 130
+    fake.stop_at, fake.ran[:] = "", []
+    assert runner.main([*argv, "--resume"]) == 0  # the command the stop printed: goes on
+    assert fake.ran == ["04_train.custom_cnn", "01_extract", "04_train.custom_cnn"]
+    assert "run again" not in capsys.readouterr().out
+    fake.ran.clear()
+    again = [*fake.argv, "--seeds", "0,1", "--run-dir", str(base), "--resume", "--only", "04"]
+    assert runner.main(again) == 0  # as on one run: the stages it names run again
+    assert fake.ran == ["04_train.custom_cnn"] * 2
+    out = capsys.readouterr().out
+    assert "the --only 04 stages run again in every run of the series" in out
+    assert out.count("04_train.custom_cnn: runs again (--only names it)") == 2

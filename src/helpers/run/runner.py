@@ -195,10 +195,11 @@ def check_first_stage(only: str, plan: list[Stage], chosen: list[Stage], manifes
 
 
 def choose_stages(args: argparse.Namespace, plan: list[Stage], manifest: dict[str, Any],
-                  member: bool) -> list[Stage]:  # fmt: skip
+                  going_on: bool) -> list[Stage]:  # fmt: skip
     """The stages this call runs: those --only names (on a resume without --only, those of the
     --only the stopped command had), and which of them run even if done (args.rerun): a resume
-    with --only runs the stages it names again, unless the resume is a series' member going on."""
+    with --only runs the stages it names again, unless it is a series' member going on with the
+    --only of a series that stopped."""
     given = args.only
     args.only_recorded = args.resume and not given and bool(manifest.get("only"))
     args.only = given or (manifest.get("only") if args.only_recorded else "")
@@ -207,7 +208,7 @@ def choose_stages(args: argparse.Namespace, plan: list[Stage], manifest: dict[st
         return plan
     chosen = only_stages(args.only, plan)
     check_first_stage(args.only, plan, chosen, manifest)
-    if args.resume and given and not member:
+    if args.resume and given and not going_on:
         args.rerun = {stage.name for stage in chosen}
     return chosen
 
@@ -736,10 +737,24 @@ def fold_series(folds: int) -> Series:
     return Series("folds", "--folds", members, frozenset({"--fold"}), str(folds))
 
 
-def run_one(argv: list[str]) -> int:
+def run_one(argv: list[str], rerun: bool = False) -> int:
     """One member's run, as ./run_all.sh with that command line would do it (a function of its
-    own so tests can stand in for a whole run)."""
-    return main(argv, member=True)
+    own so tests can stand in for a whole run). rerun: its --only stages run again if done."""
+    return main(argv, member=True, rerun=rerun)
+
+
+def series_reruns(args: argparse.Namespace, series: Series, base: Path) -> bool:
+    """Whether a series' --resume --only runs the stages it names again in every run, as one
+    run's does: yes, unless a run stopped under that same --only (the command the stopped series
+    printed, which goes on with it: the runs that finished it are not run again)."""
+    if not (args.resume and args.only):
+        return False
+    for folder, _, _ in series.members:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            manifest = json.loads((base / folder / "manifest.json").read_text(encoding="utf-8"))
+            if manifest.get("only") == args.only:
+                return False
+    return True
 
 
 def _series_base(args: argparse.Namespace, series: Series) -> tuple[Path, bool]:
@@ -786,11 +801,14 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return REFUSED
     runs = []
+    rerun = series_reruns(args, series, base)
+    if rerun:
+        print(f"[run_all] the --only {args.only} stages run again in every run of the series")
     for folder, label, extra in series.members:
         run = base / folder
         started = args.resume and (run / "manifest.json").exists()
         print(f"[run_all] {label} of {series.among}: {run}", flush=True)
-        code = run_one(member_argv(argv, series, extra, run, started))
+        code = run_one(member_argv(argv, series, extra, run, started), rerun)
         if code == REFUSED or (code and not (run / "manifest.json").exists()):
             # refused before any work (its folder in use by another run_all.sh, a --set it
             # keeps): the refusal says it all; nothing stopped, so nothing to go on with
@@ -828,17 +846,18 @@ def summarise_series(args: argparse.Namespace, series: Series, runs: list[Path],
     return 0
 
 
-def main(argv: list[str] | None = None, member: bool = False) -> int:
+def main(argv: list[str] | None = None, member: bool = False, rerun: bool = False) -> int:
     """Validate everything first, then run the stages; the last line printed is the run folder.
-    member: one run of a --seeds or --folds series, which prints the series' own resume command."""
+    member: one run of a --seeds or --folds series, which prints the series' own resume command;
+    rerun: the series' --resume --only runs the stages it names again (else a member goes on)."""
     args = parse_args(argv)
-    args.member = member
+    args.member, args.going_on = member, member and not rerun
     if args.seeds or args.folds:
         return run_series(args, list(argv if argv is not None else sys.argv[1:]))
     run: Prepared | None = None
     try:
         try:
-            run = prepare(args, member)
+            run = prepare(args)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return REFUSED
@@ -881,7 +900,7 @@ class Prepared:
     plan: list[Stage]
 
 
-def prepare(args: argparse.Namespace, member: bool) -> Prepared:
+def prepare(args: argparse.Namespace) -> Prepared:
     """Every check before any work, the cheap ones first: a resume's folder locked, then its
     options, --set and --only, and its data hashed last (a large zip takes seconds)."""
     manifest: dict[str, Any] = {}
@@ -913,7 +932,7 @@ def prepare(args: argparse.Namespace, member: bool) -> Prepared:
         check_settings(args.settings, stages)
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
-        plan, stages = stages, choose_stages(args, stages, manifest, member)
+        plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
         if args.settings:
             check_values(profile.name, stages, args.settings, manifest, args.rerun)
         args.data_note = check_data(args, manifest, run_dir) if args.resume else ""
