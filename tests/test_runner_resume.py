@@ -213,9 +213,13 @@ def test_the_notebooks_own_checks_are_those_run_up_front():
         ("03_augment", {"augment": {"hflip": 0.5}}, "unknown field"),
         ("03_augment", {"val_share": "0.1"}, "parameter val_share='0.1' should be float"),
         ("05_evaluate", {"export_tflite": "yes"}, "should be bool"),
+        ("04_train", {"weights": "no/such.keras"}, "weights file 'no/such.keras' does not exist"),
     ):
         with pytest.raises(ConfigError, match=says):
             values.check_values("smoke", notebook, None, given)
+    # a weights path is read from the notebooks' folder, as the kernel reads it
+    values.check_values("smoke", "04_train", None, {"weights": "04_train.ipynb"})
+    values.check_values("smoke", "04_train", None, {"weights": "imagenet"})
     values.check_values("smoke", "03_augment", None, {"augment": {"hflip_p": 0.0}})
 
 

@@ -43,16 +43,23 @@ def check_augment(profile: str, model: str | None, values: Mapping[str, Any]) ->
 
 def check_train(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
     """Notebook 04: the TrainConfig it builds from the profile and its parameters, and the
-    weights fallback (a file path is read from the notebooks' folder, where the kernel runs)."""
+    weights and their fallback (a file path is read from the notebooks' folder, where the kernel
+    runs)."""
     from helpers.models import factory  # Keras: seconds, so only when there is a value
     from helpers.train.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     overrides = {k: v for k, v in values.items() if k in fields}
     profiles.train_config(profile, model or "custom_cnn", **overrides)
-    if values.get("weights_fallback") is not None:
-        with contextlib.chdir(_notebooks_dir()):
-            factory.check_fallback(values["weights_fallback"], model or "the model")
+    weights, fallback = values.get("weights"), values.get("weights_fallback")
+    with contextlib.chdir(_notebooks_dir()):
+        if weights not in (None, "imagenet") and not Path(weights).expanduser().is_file():
+            # worded as the model's builder words it in notebook 04
+            raise ConfigError(
+                f"{model or 'the model'} weights: weights file {weights!r} does not exist"
+            )
+        if fallback is not None:
+            factory.check_fallback(fallback, model or "the model")
 
 
 def check_evaluate(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
