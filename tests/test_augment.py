@@ -516,3 +516,21 @@ def test_a_wrong_augment_json_field_is_named_with_the_file(tmp_path, field, valu
     path.write_text(json.dumps({"mode": "online", field: value}))
     with pytest.raises(DataError, match=re.escape(f"{path}: {problem}")):
         AugmentSettings.read(path)
+
+
+def test_augment_settings_refuse_an_unknown_mode_and_notebook_03_checks_it_first():
+    import nbformat
+
+    from helpers.core import paths
+    from helpers.data.augment import AugmentSettings
+
+    with pytest.raises(ConfigError, match="mode must be one of offline, online, both, none"):
+        AugmentSettings(mode="sometimes")
+    cells = [
+        c.source
+        for c in nbformat.read(paths.NOTEBOOKS_DIR / "03_augment.ipynb", as_version=4).cells
+        if c.cell_type == "code"
+    ]
+    checked = next(i for i, code in enumerate(cells) if "aug.check_mode(augment_mode)" in code)
+    first_work = next(i for i, code in enumerate(cells) if "image_hashes(" in code)
+    assert checked < first_work  # run by hand, a bad mode is refused before any image is read

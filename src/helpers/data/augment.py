@@ -167,6 +167,10 @@ class AugmentSettings:
     class_weights: dict[int, float] | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """A mode notebook 04 knows, or a ConfigError (from_dict: a DataError naming the file)."""
+        check_mode(self.mode, "mode")
+
     @property
     def online(self) -> bool:
         """Whether training augments each batch on the fly."""
@@ -196,8 +200,6 @@ class AugmentSettings:
         if not isinstance(d, Mapping):
             raise DataError(where, f"expected a JSON object, got {type(d).__name__}")
         mode = d.get("mode", "online" if d.get("online") else "none")
-        if mode not in MODES:
-            fail("mode", f"must be one of {', '.join(MODES)}")
         try:
             config = AugmentConfig.from_dict(d.get("config"))
         except (ConfigError, TypeError) as error:
@@ -214,8 +216,11 @@ class AugmentSettings:
         target = d.get("target_per_class")
         if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
             fail("target_per_class", "must be an integer or null")
-        return cls(mode=mode, config=config, balance=str(d.get("balance", "none")),
-                   target_per_class=target, class_weights=weights or None, seed=seed)
+        try:
+            return cls(mode=mode, config=config, balance=str(d.get("balance", "none")),
+                       target_per_class=target, class_weights=weights or None, seed=seed)
+        except ConfigError as error:  # the mode, checked as the settings are made
+            raise DataError(where, str(error)) from error
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> AugmentSettings:
@@ -474,10 +479,11 @@ def check_image_format(image_format: Any) -> None:
         raise ConfigError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
 
 
-def check_mode(mode: Any) -> None:
-    """Notebook 03's augment_mode: when copies are made (also checked by run_all.sh up front)."""
+def check_mode(mode: Any, name: str = "augment_mode") -> None:
+    """Notebook 03's augment_mode: when copies are made (also checked by run_all.sh up front,
+    and as AugmentSettings are made)."""
     if mode not in MODES:
-        raise ConfigError(f"augment_mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(MODES)}, got {mode!r}")
 
 
 def plan_balance(train_df: pd.DataFrame, strategy: str = "upsample",
