@@ -375,3 +375,24 @@ def test_a_series_goes_on_with_a_stopped_only_and_resume_only_runs_stages_again(
     out = capsys.readouterr().out
     assert "the --only 04 stages run again in every run of the series" in out
     assert out.count("04_train.custom_cnn: runs again (--only names it)") == 2
+
+
+def test_the_profile_parameters_checked_up_front_are_those_the_notebooks_resolve():
+    """A parameter a notebook gives profiles.resolve is checked by run_all.sh without a list of
+    its own to keep in step: the list is read from the notebook."""
+    import ast
+
+    import nbformat
+
+    from helpers.run import values
+
+    for notebook in ("03_augment", "05_evaluate"):
+        cells = nbformat.read(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb", as_version=4).cells
+        code = "\n".join(c.source for c in cells if c.cell_type == "code")
+        resolved = {
+            keyword.arg
+            for node in ast.walk(ast.parse(code))
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "profiles.resolve"
+            for keyword in node.keywords
+        }
+        assert set(values.profile_parameters(notebook)) == resolved, notebook

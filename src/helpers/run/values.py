@@ -12,14 +12,22 @@ from typing import Any
 from helpers.core.errors import ConfigError
 from helpers.run import profiles
 
-# The notebook 03 parameters a profile gives when they are None (profiles.resolve checks types).
-_SPLIT_PARAMETERS = ("val_share", "test_share", "balance", "balance_target")
-# The notebook 05 parameters a profile gives when they are None.
-_EVALUATE_PARAMETERS = ("tta", "explain_n", "export_tflite")
+
+def profile_parameters(notebook: str) -> tuple[str, ...]:
+    """The parameters a profile gives where the notebook's are None: those its parameters cell
+    sets to None that name a profile field (the notebook passes them to profiles.resolve, which
+    checks their types), read from the notebook, so a new one is checked as soon as it is there."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str(_notebooks_dir() / f"{notebook}.ipynb"))
+    fields = {f.name for f in dataclasses.fields(profiles.Profile)}
+    return tuple(n for n, p in declared.items() if p["default"] == "None" and n in fields)
 
 
-def _given(values: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """The values among `names` that were set (None keeps the profile's, as in the notebook)."""
+def _given(values: Mapping[str, Any], notebook: str) -> dict[str, Any]:
+    """The values of the notebook's profile parameters that were set (None keeps the profile's,
+    as in the notebook)."""
+    names = profile_parameters(notebook)
     return {name: values[name] for name in names if values.get(name) is not None}
 
 
@@ -28,7 +36,7 @@ def check_augment(profile: str, model: str | None, values: Mapping[str, Any]) ->
     fields over the profile's, the augment mode and the copies' image format."""
     from helpers.data import augment  # albumentations and OpenCV: only when there is a value
 
-    resolved = profiles.resolve(profile, **_given(values, _SPLIT_PARAMETERS))
+    resolved = profiles.resolve(profile, **_given(values, "03_augment"))
     augment.check_balance(resolved["balance"])
     if "augment" in values:
         extra = values["augment"]
@@ -67,7 +75,7 @@ def check_evaluate(profile: str, model: str | None, values: Mapping[str, Any]) -
     augmentation setting."""
     from helpers.inference.tta import check_tta_setting
 
-    resolved = profiles.resolve(profile, model, **_given(values, _EVALUATE_PARAMETERS))
+    resolved = profiles.resolve(profile, model, **_given(values, "05_evaluate"))
     check_tta_setting(resolved["tta"])
 
 
