@@ -148,24 +148,47 @@ def test_every_documented_option_exists(monkeypatch):
     assert bad == []
 
 
+def _run_all_problems(words: list[str], where: str, stages: list[runner.Stage]) -> list[str]:
+    """What run_all.sh would refuse in one documented command before any work: an unknown
+    profile or model, a --set name no notebook declares, a --set value its notebook refuses."""
+    profile = dict(itertools.pairwise(words)).get("--profile", profiles.DEFAULT_PROFILE)
+    bad = []
+    for flag, value in itertools.pairwise(words):
+        if "<" in value or "..." in value:  # a placeholder, not a value
+            continue
+        try:
+            if flag == "--profile":
+                profiles.get_profile(value)
+            elif flag == "--models":
+                profiles.parse_models(value)
+            elif flag == "--set":
+                setting = runner.parse_setting(value)
+                runner.check_settings([setting], stages)
+                runner.check_values(profile, stages, [setting], {}, set())
+        except ConfigError as e:
+            bad.append(f"{where}: {flag} {value}: {e}")
+    return bad
+
+
 def test_every_documented_profile_model_and_setting_exists():
-    """`--profile X`, `--models a,b` and `--set NAME=VALUE` in the docs name what there is."""
+    """`--profile X`, `--models a,b` and `--set NAME=VALUE` in the docs name what there is, and
+    each documented --set value passes the check run_all.sh runs on it before any work."""
     stages = runner.plan_stages(registry.list_models())
     bad = []
     for path in DOCS:
         for program, words, where in _commands(path):
-            if program != "./run_all.sh":
-                continue
-            for flag, value in itertools.pairwise(words):
-                if "<" in value or "..." in value:  # a placeholder, not a value
-                    continue
-                try:
-                    if flag == "--profile":
-                        profiles.get_profile(value)
-                    elif flag == "--models":
-                        profiles.parse_models(value)
-                    elif flag == "--set":
-                        runner.check_settings([runner.parse_setting(value)], stages)
-                except ConfigError as e:
-                    bad.append(f"{where}: {flag} {value}: {e}")
+            if program == "./run_all.sh":
+                bad += _run_all_problems(words, where, stages)
     assert bad == []
+
+
+def test_a_documented_set_value_run_all_refuses_is_found():
+    stages = runner.plan_stages(["custom_cnn"])
+    for words, says in (
+        (["--set", "tta=flipp"], "tta must be one of"),
+        (["--profile", "smoke", "--set", "04:epochs=0"], "epochs must be an integer >= 1"),
+        (["--set", "augment_mode=sometimes"], "augment_mode must be one of"),
+    ):
+        (problem,) = _run_all_problems(words, "README.md", stages)
+        assert says in problem, words
+    assert _run_all_problems(["--set", "04:weights=<run>/models/a.keras"], "", stages) == []
