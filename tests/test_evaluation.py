@@ -792,6 +792,8 @@ def test_the_classes_scored_are_read_as_the_predictor_reads_them() -> None:
     assert restricted_classes({"restricted_to": ["Neutral", "Anger"]}) == [0, 6]
     assert restricted_classes({"restricted_to": None}) is None and restricted_classes(None) is None
     assert class_indices(["Anger", "Neutral"], "m.json") == [0, 6]
+    every = list(EXPRESSIONS)  # scoring confines to all eight (renormalised), as evaluate did
+    assert restricted_classes({"restricted_to": every}) == list(range(len(EXPRESSIONS)))
     for names in (["Anger", "Joy"], "Anger", [{"name": "Anger"}]):
         with pytest.raises(DataError, match=r"m\.json: expression.restricted_to must list"):
             restricted_classes({"restricted_to": names}, "m.json")

@@ -18,6 +18,7 @@ from helpers.core.run_folder import RunFolder
 from helpers.evaluation import comparison, freshness, scoring
 from helpers.evaluation.leaderboard import append_leaderboard, appended_line, merge_runs
 from helpers.reporting import results
+from helpers.reporting.repeats import scored_runs
 from helpers.train.resume import replacing_line
 
 
@@ -156,6 +157,9 @@ def test_a_model_trained_again_is_shown_with_the_reason_and_left_out_of_every_ra
 ) -> None:
     run = _two_scored(tmp_path / "run")
     assert comparison.best_models(comparison.comparison_table(run))["expression"]["model"] == "a"
+    board = tmp_path / "board.csv"
+    append_leaderboard(run, comparison.comparison_table(run), "smoke", "hash", path=board)
+    assert list(pd.read_csv(board)["model"]) == ["a", "b"]
     run.model_path("a").write_bytes(b"a, trained again")  # notebook 04 again, not 05
     table = comparison.comparison_table(run)
     reason = (
@@ -170,9 +174,11 @@ def test_a_model_trained_again_is_shown_with_the_reason_and_left_out_of_every_ra
     assert "Expression: b is best" in comparison.summary_text(table)
     assert comparison.model_to_use(table) == "b" and comparison.chosen_model(run) == "b"
     assert list(results.results_table(run)["model"]) == ["b"]
-    board = tmp_path / "board.csv"
+    assert list(scoring.record_results(run, tmp_path / "rec.json")["models"]) == ["b"]
+    with pytest.raises(DataError, match=r"metrics/a\.json describes an earlier training of a"):
+        scored_runs((run.root,), "seed", (0,))  # a seeds' or folds' summary of old figures
     added = append_leaderboard(run, table, "smoke", "hash", path=board)
-    assert list(pd.read_csv(board)["model"]) == ["b"]
+    assert list(pd.read_csv(board)["model"]) == ["b"]  # a's row of its earlier training gone
     assert appended_line(added, board) == (
         f"appended 1 row to {paths.shown(board)}; left out a (its metrics describe an earlier "
         "training: run notebook 05 again)"
@@ -192,3 +198,5 @@ def test_a_model_trained_again_is_shown_with_the_reason_and_left_out_of_every_ra
     assert comparison.best_per_task_line(comparison.comparison_table(run)) == (
         "best per task: none (not ranked, its metrics describe an earlier training: a, b)"
     )
+    table = comparison.comparison_table(run).assign(collapsed_heads=["expression", ""])
+    assert comparison.model_to_use(table) == "b"  # all old figures: still not a collapsed one

@@ -346,8 +346,8 @@ def model_to_use(table: pd.DataFrame) -> str:
     current metrics."""
     if table.empty:
         raise ConfigError("no evaluated model in this run: run notebook 05 first")
-    if not stale(table).all():
-        table = table[~stale(table)]
+    # Every model stale: rank them by those figures anyway, still passing over collapsed ones.
+    table = table[~stale(table)] if not stale(table).all() else table.assign(stale="")
     best = best_models(table).get("expression")
     if best:
         return str(best["model"])

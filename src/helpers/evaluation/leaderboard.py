@@ -58,11 +58,13 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _without(old: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """The board's rows less those of the same run folder and model as the new rows."""
+def _without(old: pd.DataFrame, rows: pd.DataFrame, run: str, gone: list[str]) -> pd.DataFrame:
+    """The board's rows less those of the same run folder and model as the new rows, and those
+    of this run's models left out now (a row of an earlier training would outlive it)."""
     if not {"run", "model"} <= set(old.columns):
         return old
     replaced = set(zip(rows["run"].astype(str), rows["model"].astype(str), strict=True))
+    replaced |= {(run, model) for model in gone}
     keep = [pair not in replaced for pair in zip(old["run"], old["model"], strict=True)]
     return old[keep]
 
@@ -79,7 +81,8 @@ def append_leaderboard(
     run again updates the run's rows instead of adding a second set.
 
     A model whose metrics describe an earlier training (comparison_table's `stale`) gets no
-    row: its figures are not those of the model in the run folder. The file is rewritten whole
+    row, and loses the one an earlier notebook 06 gave it: its figures are not those of the
+    model in the run folder. The file is rewritten whole
     to a temporary file and renamed over the old one, under a lock, so a crash or a concurrent
     run never leaves it half written. Returns the rows added; attrs["left_out"] names the
     models left out.
@@ -109,7 +112,8 @@ def append_leaderboard(
                 old = pd.read_csv(path, dtype=str, keep_default_na=False)
             except (pd.errors.ParserError, UnicodeDecodeError) as exc:
                 raise DataError(path, f"leaderboard is not a readable CSV ({exc})") from exc
-            merged = pd.concat([_without(old, rows), rows.astype(object)], ignore_index=True)
+            kept = _without(old, rows, str(run_dir), left_out)
+            merged = pd.concat([kept, rows.astype(object)], ignore_index=True)
         else:
             merged = rows
         handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)

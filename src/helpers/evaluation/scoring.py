@@ -27,6 +27,7 @@ from helpers.evaluation.comparison import (
     ci_range,
     comparison_table,
     flatten_metrics,
+    stale,
     to_number,
     tta_headline,
 )
@@ -751,8 +752,10 @@ RECORDED_TOLERANCE = 0.15  # absolute; the smoke test split is small (one image 
 def record_results(
     run_dir: str | os.PathLike, path: str | os.PathLike, tolerance: float = RECORDED_TOLERANCE
 ) -> dict[str, Any]:
-    """Keep a run's headline metrics per model, so a later run can show it reproduces them."""
+    """Keep a run's headline metrics per model, so a later run can show it reproduces them
+    (not those of a model trained again since notebook 05 scored it: they are no model's)."""
     table = comparison_table(run_dir)
+    table = table[~stale(table)]
     models = {
         str(row["model"]): {
             k: float(row[k]) for k in sorted(RECORDED_METRICS) if k in row and pd.notna(row[k])

@@ -116,7 +116,8 @@ def scored_classes(metrics_path: str | os.PathLike) -> list[int] | None:
         return None
     expression = read_json(metrics_path).get("expression")
     names = expression.get("restricted_to") if isinstance(expression, dict) else None
-    return class_indices(names, metrics_path)
+    classes = class_indices(names, metrics_path)
+    return None if classes is not None and len(classes) == len(EXPRESSIONS) else classes
 
 
 def class_indices(names: Any, source: str | os.PathLike) -> list[int] | None:
@@ -130,8 +131,7 @@ def class_indices(names: Any, source: str | os.PathLike) -> list[int] | None:
     ):
         raise DataError(str(source), "expression.restricted_to must list expression "
                         f"names ({', '.join(EXPRESSIONS)}), got {names!r}")  # fmt: skip
-    classes = sorted(EXPRESSIONS.index(name) for name in set(names))
-    return None if len(classes) == len(EXPRESSIONS) else classes
+    return sorted(EXPRESSIONS.index(name) for name in set(names))
 
 
 class CalibratedModel:

@@ -71,12 +71,16 @@ def check_recipe(
 
 def scored_runs(runs: tuple[Path, ...], key: str, values: tuple[int, ...]) -> pd.DataFrame:
     """Every run's test metrics (one row per model, `comparison_table`'s columns), the run's
-    seed or fold in column `key`, and `<task>_collapsed` per headline task."""
+    seed or fold in column `key`, and `<task>_collapsed` per headline task; a run whose metrics
+    describe an earlier training of a model is a DataError naming the files to score again."""
     tables = []
     for run, value in zip(runs, values, strict=True):
         table = comparison.comparison_table(run)
         if table.empty:
             raise DataError(run, "no test metrics (notebook 05 has not run)")
+        stale = comparison.stale(table)
+        if stale.any():  # another training's figures would be summed up as this run's
+            raise DataError(run, "; ".join(dict.fromkeys(table.loc[stale, "stale"])))
         table[key] = value
         for task in comparison.HEADLINE:
             table[f"{task}_collapsed"] = comparison.collapsed(table, task)
