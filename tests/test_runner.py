@@ -443,3 +443,22 @@ def test_notebook_01_under_the_runner_takes_the_manifests_sha256_of_the_data(tmp
     os.utime(data, (time.time() + 10, time.time() + 10))  # changed since the run started
     profiles.record_data(run, data, "smoke", 0)
     assert hashed[-1] == data.resolve() and recorded(run) == "rehashed"
+
+
+def test_notebook_01_takes_the_manifests_sha256_of_data_reached_through_a_link(tmp_path):
+    import time
+
+    from helpers.core.run_folder import RunFolder
+    from helpers.run import profiles
+
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "faces.zip").write_bytes(b"many gigabytes")
+    (tmp_path / "data").symlink_to(tmp_path / "disk")  # data/ a link to a larger disk
+    data = tmp_path / "data" / "faces.zip"
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    created = runner.datetime.fromtimestamp(time.time() + 2, runner.UTC).isoformat()
+    write_json(run.manifest, {"created": created, "data": {"path": str(data), "sha256": "kept"}})
+    for source in (data, tmp_path / "disk" / "faces.zip"):  # either name of the file
+        profiles.record_data(run, source, "smoke", 0)
+        assert json.loads(run.settings.read_text())["data"]["sha256"] == "kept"

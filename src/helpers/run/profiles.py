@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from helpers.core import paths
 from helpers.core.errors import ConfigError
 from helpers.core.jsonio import read_json, write_json
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import RunFolder, recorded_data
 from helpers.models import registry
 
 if TYPE_CHECKING:
@@ -443,10 +443,12 @@ def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: i
     sha256 = None
     if path.is_file() and run.manifest.is_file():
         try:
-            manifest = read_json(run.manifest)
-            started = datetime.fromisoformat(manifest["created"]).timestamp()
-            if manifest["data"]["path"] == str(path) and path.stat().st_mtime <= started:
-                sha256 = manifest["data"].get("sha256")
+            started = datetime.fromisoformat(read_json(run.manifest)["created"]).timestamp()
+            recorded = recorded_data(run)
+            # both resolved: a data/ reached through a link names the same file either way
+            same = Path(recorded["path"]).expanduser().resolve() == path
+            if same and path.stat().st_mtime <= started:
+                sha256 = recorded.get("sha256")
         except (DataError, KeyError, TypeError, ValueError, OSError):
             sha256 = None  # a manifest of another shape: hashed here
     data = {"path": str(path), "sha256": sha256 or paths.data_fingerprint(path), "demo": demo}
