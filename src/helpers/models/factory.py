@@ -47,8 +47,11 @@ DOWNLOAD_TIMEOUT_S = 10.0
 # --------------------------------------------------------------------------- argument checks
 
 
-def _check_path(value: Any, what: str) -> Path:
-    """A weights path must exist before any work starts."""
+def check_weights_path(value: Any, what: str) -> Path:
+    """A weights path must be text (or a path) naming a file that exists, before any work
+    starts; anything else is a ConfigError that says `what` it was given for."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{what}: expected a weights file's path, got {value!r}")
     path = Path(os.fspath(value)).expanduser()
     if not path.is_file():
         raise ConfigError(f"{what}: weights file {str(path)!r} does not exist")
@@ -59,7 +62,7 @@ def check_fallback(fallback: Any, name: str) -> Any:
     """What replaces ImageNet weights that cannot be had: random, error or a weights file."""
     if fallback in WEIGHTS_FALLBACKS:
         return fallback
-    return _check_path(fallback, f"{name} weights_fallback (or one of {WEIGHTS_FALLBACKS})")
+    return check_weights_path(fallback, f"{name} weights_fallback (or one of {WEIGHTS_FALLBACKS})")
 
 
 def _validate(name: str, **kw: Any) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def _validate(name: str, **kw: Any) -> dict[str, Any]:
     heads = check_heads(kw["heads"], f"{name}: heads")
     weights = kw["weights"]
     if weights not in (None, "imagenet"):
-        weights = _check_path(weights, f"{name} weights")
+        weights = check_weights_path(weights, f"{name} weights")
     fallback = check_fallback(kw["weights_fallback"], name)
     if kw["transfer"] not in (None, *TRANSFER_MODES):
         raise ConfigError(

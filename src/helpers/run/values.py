@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,16 @@ def profile_parameters(notebook: str) -> tuple[str, ...]:
     """The parameters a profile gives where the notebook's are None: those its parameters cell
     sets to None that name a profile field (the notebook passes them to profiles.resolve, which
     checks their types), read from the notebook, so a new one is checked as soon as it is there."""
+    return _profile_parameters(_notebooks_dir() / f"{notebook}.ipynb")
+
+
+@functools.lru_cache(maxsize=16)
+def _profile_parameters(path: Path) -> tuple[str, ...]:
+    """profile_parameters of the notebook at `path`, read once (a run checks one stage per
+    model of the same notebook)."""
     import papermill as pm
 
-    declared = pm.inspect_notebook(str(_notebooks_dir() / f"{notebook}.ipynb"))
+    declared = pm.inspect_notebook(str(path))
     fields = {f.name for f in dataclasses.fields(profiles.Profile)}
     return tuple(n for n, p in declared.items() if p["default"] == "None" and n in fields)
 
@@ -61,11 +69,8 @@ def check_train(profile: str, model: str | None, values: Mapping[str, Any]) -> N
     profiles.train_config(profile, model or "custom_cnn", **overrides)
     weights, fallback = values.get("weights"), values.get("weights_fallback")
     with contextlib.chdir(_notebooks_dir()):
-        if weights not in (None, "imagenet") and not Path(weights).expanduser().is_file():
-            # worded as the model's builder words it in notebook 04
-            raise ConfigError(
-                f"{model or 'the model'} weights: weights file {weights!r} does not exist"
-            )
+        if weights not in (None, "imagenet"):  # as the model's builder checks it in notebook 04
+            factory.check_weights_path(weights, f"{model or 'the model'} weights")
         if fallback is not None:
             factory.check_fallback(fallback, model or "the model")
 

@@ -246,7 +246,16 @@ class TrainConfig:
         if self.checkpoint_metric == "accuracy" and "expression" not in self.heads:
             self._fail("checkpoint_metric", "accuracy is the expression head's; the model has none")
         if self.weights not in (None, "imagenet"):
+            if not isinstance(self.weights, (str, os.PathLike)):
+                self._fail("weights", "must be None, 'imagenet' or a weights file's path")
             object.__setattr__(self, "weights", os.fspath(self.weights))
+        fallback = self.weights_fallback
+        if fallback not in factory.WEIGHTS_FALLBACKS and not isinstance(
+            fallback, (str, os.PathLike)
+        ):
+            self._fail(
+                "weights_fallback", f"must be one of {list(factory.WEIGHTS_FALLBACKS)} or a path"
+            )
         for name in ("backbone_options", "float32_backbone_options"):
             if getattr(self, name) is not None:
                 try:
