@@ -1,6 +1,7 @@
 """run_all.sh's --resume and --only: what runs again, what is refused, what a stop prints."""
 
 import json
+import shlex
 from types import SimpleNamespace
 
 import pytest
@@ -214,6 +215,9 @@ def test_the_notebooks_own_checks_are_those_run_up_front():
         ("03_augment", {"val_share": "0.1"}, "parameter val_share='0.1' should be float"),
         ("05_evaluate", {"export_tflite": "yes"}, "should be bool"),
         ("04_train", {"weights": "no/such.keras"}, "weights file 'no/such.keras' does not exist"),
+        ("04_train", {"weights": 5}, r"TrainConfig.weights must be None, 'imagenet' or a weights"),
+        ("04_train", {"weights": True}, r"TrainConfig.weights must be None, 'imagenet' or a"),
+        ("04_train", {"weights_fallback": 1}, r"TrainConfig.weights_fallback must be one of"),
     ):
         with pytest.raises(ConfigError, match=says):
             values.check_values("smoke", notebook, None, given)
@@ -221,6 +225,31 @@ def test_the_notebooks_own_checks_are_those_run_up_front():
     values.check_values("smoke", "04_train", None, {"weights": "04_train.ipynb"})
     values.check_values("smoke", "04_train", None, {"weights": "imagenet"})
     values.check_values("smoke", "03_augment", None, {"augment": {"hflip_p": 0.0}})
+
+
+def test_a_weights_value_that_is_no_path_is_refused_as_the_builder_refuses_it():
+    from helpers.core.errors import ConfigError
+    from helpers.models import factory
+
+    for value in (5, True, 1.5, ["a.keras"]):
+        with pytest.raises(ConfigError, match=r"custom_cnn weights: expected a weights file's pa"):
+            factory.check_weights_path(value, "custom_cnn weights")
+    with pytest.raises(ConfigError, match=r"weights_fallback \(or one of .*got 1"):
+        factory.check_fallback(1, "custom_cnn")
+
+
+def test_the_profile_parameters_of_a_notebook_are_read_from_it_once(monkeypatch):
+    import papermill
+
+    from helpers.run import values
+
+    values._profile_parameters.cache_clear()  # read by a test before
+    inspected = []
+    inspect = papermill.inspect_notebook
+    monkeypatch.setattr(papermill, "inspect_notebook", lambda p: inspected.append(p) or inspect(p))
+    for model in ("custom_cnn", "mobilenetv2"):  # one 05 stage per model
+        values.check_values("smoke", "05_evaluate", model, {"tta": "flip"})
+    assert len(inspected) == 1
 
 
 def test_a_resume_takes_new_set_values_for_the_stages_not_yet_done(fake, tmp_path, capsys):
@@ -292,6 +321,7 @@ def test_sigterm_between_stages_stops_the_run_as_in_a_stage(fake, tmp_path, monk
     assert "[run_all] stopped by SIGTERM\n" in printed.err
     assert f"resume with: ./run_all.sh --resume --run-dir {run}" in printed.err
     assert printed.out.splitlines()[-1] == str(run)
+    assert statuses(run) == {"01_extract": "ok"}  # the stage that had finished is not interrupted
     monkeypatch.setattr(runner, "mark_outdated", marked)
     fake.ran.clear()
     assert runner.main(["--resume", "--run-dir", str(run)]) == 0
@@ -343,6 +373,7 @@ def test_a_resume_checks_its_options_before_hashing_the_data_and_hashes_it_once(
         assert runner.main([*resume, *refused]) == 2
         printed = capsys.readouterr()
         assert says in printed.err and "goes on with it" not in printed.out
+        assert "--set" not in printed.out  # nothing said about a value the run did not take
         assert hashed == []  # refused at once, the data not read
     held = os.open(run, os.O_RDONLY)  # a run_all.sh on this folder already
     try:
@@ -396,3 +427,93 @@ def test_the_profile_parameters_checked_up_front_are_those_the_notebooks_resolve
             for keyword in node.keywords
         }
         assert set(values.profile_parameters(notebook)) == resolved, notebook
+
+
+def test_a_stopped_series_rerun_runs_the_stages_again_in_the_runs_it_had_not_reached(
+    fake, tmp_path, capsys
+):
+    base = tmp_path / "seeds"
+    argv = [*fake.argv, "--seeds", "0,1,2", "--run-dir", str(base)]
+    assert runner.main(argv) == 1  # finished (the stand-ins leave no metrics to sum up)
+    again = [*argv, "--resume", "--only", "04"]
+    assert runner.main([*again, "--set", "04:optimizer=adamm"]) == 2  # refused: nothing marked
+    assert all(set(statuses(base / f"seed-{n}").values()) == {"ok"} for n in range(3))
+    fake.stop_at, fake.ran[:] = "04_train.custom_cnn", []
+    assert runner.main(again) == 130  # stopped in seed 0's rerun of 04
+    printed = capsys.readouterr().err.partition("go on with: ./run_all.sh ")[2].splitlines()[0]
+    fake.stop_at = ""
+    assert runner.main(shlex.split(printed)) == 0  # the command the stop printed
+    assert fake.ran == ["04_train.custom_cnn"] * 3  # seeds 1 and 2 rerun it too
+    assert capsys.readouterr().out.count("04_train.custom_cnn: runs again (--only names it)") == 2
+    for n in range(3):
+        assert statuses(base / f"seed-{n}") == {
+            "01_extract": "ok",
+            "04_train.custom_cnn": "ok",
+            "05_evaluate.custom_cnn": "outdated",
+            "06_summary": "outdated",
+        }
+
+
+def test_a_run_checked_before_any_work_stops_on_ctrl_c_or_sigterm_without_a_traceback(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import fcntl
+    import os
+    import signal
+    import time
+
+    data, run = tmp_path / "data.zip", tmp_path / "run"
+    fake.stop_at = "04_train.custom_cnn"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    moved = data.rename(tmp_path / "moved.zip")
+    before = json.loads((run / "manifest.json").read_text())
+    capsys.readouterr()
+
+    def ctrl_c(path):  # a multi-GB zip being hashed
+        raise KeyboardInterrupt
+
+    def killed(path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler ends this at once
+
+    resume = ["--resume", "--run-dir", str(run), "--data", str(moved), "--set", "tta=flip"]
+    for hashing, status, says in (
+        (ctrl_c, 130, "interrupted"),
+        (killed, 143, "stopped by SIGTERM"),
+    ):
+        monkeypatch.setattr(runner.paths, "data_fingerprint", hashing)
+        assert runner.main(resume) == status
+        printed = capsys.readouterr()
+        assert printed.err == f"[run_all] {says} before any work\n"  # no resume hint
+        assert "--set" not in printed.out
+        assert json.loads((run / "manifest.json").read_text()) == before
+        held = os.open(run, os.O_RDONLY)  # the lock was released
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(held)
+
+
+def test_a_runs_set_names_are_checked_once(fake, tmp_path, monkeypatch):
+    checked = []
+    check = runner.check_settings
+    monkeypatch.setattr(
+        runner,
+        "check_settings",
+        lambda given, stages: checked.append(given) or check(given, stages),
+    )
+    assert runner.main([*fake.argv, "--run-dir", str(tmp_path / "run"), "--set", "tta=flip"]) == 0
+    assert len(checked) == 1
+
+
+def test_a_series_reads_its_runs_manifests_as_a_resume_does(tmp_path, monkeypatch):
+    base = tmp_path / "seeds"
+    (base / "seed-0").mkdir(parents=True)
+    (base / "seed-0" / "manifest.json").write_text('{"only": "04"}')  # damaged: no profile
+    read = []
+    reader = runner.read_manifest
+    monkeypatch.setattr(runner, "read_manifest", lambda run: read.append(run) or reader(run))
+    args = SimpleNamespace(resume=True, only="04")
+    series = runner.seed_series([0, 1])
+    assert runner.series_reruns(args, series, base) is True  # its own run refuses it
+    assert read == [base / "seed-0"]

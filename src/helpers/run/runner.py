@@ -203,13 +203,15 @@ def choose_stages(args: argparse.Namespace, plan: list[Stage], manifest: dict[st
     given = args.only
     args.only_recorded = args.resume and not given and bool(manifest.get("only"))
     args.only = given or (manifest.get("only") if args.only_recorded else "")
-    args.rerun = set()
+    # stages a series' --resume --only marked to run again, before a stop kept them from it
+    args.rerun = {name for name, record in manifest.get("stages", {}).items()
+                  if isinstance(record, dict) and record.get("rerun")}  # fmt: skip
     if not args.only:
         return plan
     chosen = only_stages(args.only, plan)
     check_first_stage(args.only, plan, chosen, manifest)
     if args.resume and given and not going_on:
-        args.rerun = {stage.name for stage in chosen}
+        args.rerun |= {stage.name for stage in chosen}
     return chosen
 
 
@@ -232,11 +234,12 @@ def mark_outdated(manifest: dict[str, Any], plan: list[Stage], ran: Stage) -> se
 def announce_stage(args: argparse.Namespace, stage: Stage, head: str, status: str | None,
                    outdated: set[str]) -> str:  # fmt: skip
     """The line a stage starts with: why it runs again, where it had finished before."""
-    if status == "outdated":
-        when = "in this resume" if stage.name in outdated else "after it had finished"
-        return f"{head}: runs again: an earlier stage ran {when}"
-    if status == "ok" and stage.name in args.rerun:
+    if status == "outdated" and stage.name in outdated:
+        return f"{head}: runs again: an earlier stage ran in this resume"
+    if status in ("ok", "outdated") and stage.name in args.rerun:
         return f"{head}: runs again (--only names it)"
+    if status == "outdated":
+        return f"{head}: runs again: an earlier stage ran after it had finished"
     return f"{head} ..."
 
 
@@ -324,7 +327,8 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any], plan: list[
                  ) -> list[Setting]:  # fmt: skip
     """The run's --set values: as given, or on a resume the manifest's with the given ones over
     them. A value that changes for a finished stage would mix two experiments in one run
-    folder, and is refused; for stages not yet done (a run stopped by a bad value) it is taken."""
+    folder, and is refused; for stages not yet done (a run stopped by a bad value) it is taken,
+    and args.notes gets the line that says so, printed once every check has passed."""
     given = [parse_setting(text) for text in args.set]
     check_settings(given, plan)  # a mistyped name is refused before any value is taken
     if not args.resume:
@@ -350,7 +354,7 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any], plan: list[
                 "or start a new run)"
             )
         instead = f"in place of {key}={started[key]!r}" if key in started else "(new)"
-        print(f"[run_all] --set {key}={value!r} {instead}, for the stages not yet done")
+        args.notes.append(f"[run_all] --set {key}={value!r} {instead}, for the stages not yet done")
     manifest["parameters"] = merged
     return [Setting(*key.rpartition(":")[::2], value) for key, value in merged.items()]
 
@@ -750,11 +754,56 @@ def series_reruns(args: argparse.Namespace, series: Series, base: Path) -> bool:
     if not (args.resume and args.only):
         return False
     for folder, _, _ in series.members:
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            manifest = json.loads((base / folder / "manifest.json").read_text(encoding="utf-8"))
-            if manifest.get("only") == args.only:
-                return False
+        if (base / folder / "manifest.json").is_file():
+            with contextlib.suppress(ConfigError):  # a damaged one: its own run refuses it
+                if read_manifest(base / folder).get("only") == args.only:
+                    return False
     return True
+
+
+def mark_reruns(only: str, series: Series, base: Path) -> dict[Path, dict[str, Any]]:
+    """Before a series' --resume --only runs its first member, the finished stages it names are
+    marked outdated, flagged as --only's, in every member's manifest: a stop in one member then
+    leaves them to run in the members after it, on the resume command the stop prints (a
+    member goes on there, not running again what it finished). Every member's folder is locked
+    first (one in use: a ConfigError, nothing marked). Returns each changed manifest as it was,
+    for restore_reruns when the first member is refused before any work."""
+    prefixes = tuple(p.strip() for p in only.split(",") if p.strip())
+    runs = [base / folder for folder, _, _ in series.members]
+    locks: list[_RunLock] = []
+    before: dict[Path, dict[str, Any]] = {}
+    try:
+        for run in runs:
+            if (run / "manifest.json").is_file():
+                locks.append(lock_run_dir(run))
+        for run in runs:
+            if not (run / "manifest.json").is_file():
+                continue
+            with contextlib.suppress(ConfigError):  # a damaged one: its own run refuses it
+                manifest = read_manifest(run)
+                original = json.loads(json.dumps(manifest))
+                named = [
+                    name
+                    for name, record in manifest["stages"].items()
+                    if name.partition(".")[0].startswith(prefixes)
+                    and isinstance(record, dict)
+                    and record.get("status") == "ok"
+                ]
+                for name in named:
+                    manifest["stages"][name].update(status="outdated", rerun=True)
+                if named:
+                    write_json(run / "manifest.json", manifest)
+                    before[run] = original
+    finally:
+        for lock in locks:
+            lock.close()
+    return before
+
+
+def restore_reruns(before: dict[Path, dict[str, Any]]) -> None:
+    """The manifests mark_reruns changed, put back as they were."""
+    for run, manifest in before.items():
+        write_json(run / "manifest.json", manifest)
 
 
 def _series_base(args: argparse.Namespace, series: Series) -> tuple[Path, bool]:
@@ -802,9 +851,15 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
         return REFUSED
     runs = []
     rerun = series_reruns(args, series, base)
+    marked: dict[Path, dict[str, Any]] = {}
     if rerun:
+        try:
+            marked = mark_reruns(args.only, series, base)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return REFUSED
         print(f"[run_all] the --only {args.only} stages run again in every run of the series")
-    for folder, label, extra in series.members:
+    for number, (folder, label, extra) in enumerate(series.members):
         run = base / folder
         started = args.resume and (run / "manifest.json").exists()
         print(f"[run_all] {label} of {series.among}: {run}", flush=True)
@@ -812,6 +867,8 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
         if code == REFUSED or (code and not (run / "manifest.json").exists()):
             # refused before any work (its folder in use by another run_all.sh, a --set it
             # keeps): the refusal says it all; nothing stopped, so nothing to go on with
+            if number == 0:  # nothing ran in this call: the --only stages are as they were
+                restore_reruns(marked)
             for empty in (run, base) if created else (run,):
                 with contextlib.suppress(OSError):
                     empty.rmdir()  # only while empty
@@ -857,10 +914,16 @@ def main(argv: list[str] | None = None, member: bool = False, rerun: bool = Fals
     run: Prepared | None = None
     try:
         try:
-            run = prepare(args)
+            with sigterm_as_interrupt():
+                run = prepare(args)
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return REFUSED
+        except KeyboardInterrupt as stop:  # while the data is hashed or Keras imported
+            with signals_held():  # prepare has released the lock; no stage ran, nothing to resume
+                how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+                print(f"[run_all] {how} before any work", file=sys.stderr)
+                return stop_status(stop)
         run_dir = run.run_dir
         try:
             with sigterm_as_interrupt():
@@ -928,14 +991,15 @@ def prepare(args: argparse.Namespace) -> Prepared:
         stages = plan_stages(models)
         if not stages:
             raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
+        args.notes = []  # what the run says it takes, once every check has passed
         args.settings = run_settings(args, manifest, stages)
-        check_settings(args.settings, stages)
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
         if args.settings:
             check_values(profile.name, stages, args.settings, manifest, args.rerun)
-        args.data_note = check_data(args, manifest, run_dir) if args.resume else ""
+        if args.resume and (moved := check_data(args, manifest, run_dir)):
+            args.notes.append(moved)
         if not args.resume:
             run_dir = prepare_run_dir(args.run_dir, resume=False, only=args.only)
             lock = lock_run_dir(run_dir)
@@ -997,6 +1061,11 @@ def report_stop(args: argparse.Namespace, run_dir: Path, stop: KeyboardInterrupt
     if (run_dir / "manifest.json").exists():
         print_resume_hint(args, run_dir)
     print(run_dir)
+    return stop_status(stop)
+
+
+def stop_status(stop: KeyboardInterrupt) -> int:
+    """The exit status of a run stopped by Ctrl-C (130) or SIGTERM (143), as a shell gives it."""
     return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
 
 
@@ -1099,8 +1168,8 @@ def run_stages(
         params["fold"], params["folds"] = manifest_fold(manifest)
 
     print(f"[run_all] run folder: {run_dir}")
-    if args.data_note:
-        print(args.data_note)
+    for note in args.notes:  # a --set or the data taken, said once every check has passed
+        print(note)
     if args.only_recorded:
         print(f"[run_all] going on with the --only {args.only} stages of the command that stopped")
     outdated: set[str] = set()  # finished stages that run again as an earlier one ran
