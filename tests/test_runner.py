@@ -377,11 +377,13 @@ def test_stage_01_shows_what_it_read_in_the_terminal(tmp_path, capfd):
     with runner.stage_output(tmp_path / "run", stage, quiet=True):
         datasets.announce(result)
     out = capfd.readouterr().out.splitlines()
-    assert out == [
+    assert out[:2] == [
         "[run_all]       folders: 4 records from faces (train 3, test 1); per class: Happy 3, "
         "Sad 1; absent: Neutral, Surprise, Fear, Disgust, Anger, Contempt",
         "[run_all]       dropped 1 x unknown class folder, e.g. train/x/",
     ]
+    # and how to name the folder it left out
+    assert len(out) == 3 and out[2].startswith("[run_all]       note: class folders are named")
     notebook = nbformat.read(paths.NOTEBOOKS_DIR / "01_extract.ipynb", as_version=4)
     assert any("datasets.announce(result)" in cell.source for cell in notebook.cells)
 
