@@ -305,7 +305,7 @@ def test_every_lever_applies_to_the_profile_and_builds_its_model() -> None:
             assert cfg.to_dict()[key] == value, (name, key)  # lists, as JSON gives them
         for key, value in lever.augment.items():
             assert getattr(settings.config, key) == value, (name, key)
-        model, pretrained, _, _ = fit._build(cfg)  # as train() builds it
+        model, pretrained, *_ = fit._build(cfg)  # as train() builds it
         assert model.count_params() > 0 and not pretrained
 
 
