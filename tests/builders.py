@@ -71,6 +71,15 @@ def record(
     return members
 
 
+def write_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Files under a folder (a dataset laid out on disk, as a zip would hold it)."""
+    for name, data in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
 def write_zip(
     path: Path, *parts: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
 ) -> Path:

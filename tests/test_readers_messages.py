@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from builders import ROOT, record, write_zip
+from builders import ROOT, record, write_tree, write_zip
 from helpers.core.errors import DataError
 from helpers.core.images import close_archives
 from helpers.data.datasets import detect_source, read_source
@@ -29,15 +28,6 @@ def png(shade: int = 90, size: int = 8) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((size, size), shade, np.uint8)).save(buf, "PNG")
     return buf.getvalue()
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    """Files under a folder."""
-    for name, data in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return root
 
 
 def faces(*folders: str, each: int = 2) -> dict[str, bytes]:

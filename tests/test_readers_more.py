@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from builders import write_tree
 from helpers.core import paths
 from helpers.core.archive import ArchiveLimits
 from helpers.core.errors import ConfigError, DataError
@@ -46,15 +47,6 @@ def gradient(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 PNG = image_bytes(np.full((4, 4), 90, np.uint8))
 JPG = image_bytes(np.full((4, 4, 3), 90, np.uint8), "JPEG")
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    """Files under a folder."""
-    for name, data in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return root
 
 
 def write_zip(path: Path, files: dict[str, bytes]) -> Path:
