@@ -16,9 +16,59 @@ from PIL import Image
 from helpers.core.errors import DataError
 from helpers.core.images import fit_square, read_image, read_image_reduced
 
+# Half a level of either scale: a float image resized or blurred strays this far past its range.
+_SLACK_01, _SLACK_255 = 0.5 / 255, 0.5
+
+
+def _as_uint8(image: np.ndarray, where: str) -> np.ndarray:
+    """The 0-255 levels of an array of any numeric dtype, by the rule as_rgb states; a
+    DataError naming the dtype and the values found where no rule reads them as an image."""
+    kind = image.dtype.kind
+    if kind == "b":
+        raise DataError(
+            where, "boolean array (a mask?), not an image: give uint8 0-255 or float 0-1 values"
+        )
+    if kind not in "uif":
+        raise DataError(where, f"array of dtype {image.dtype}, not numbers: not an image")
+    if image.dtype == np.uint16:  # a 16-bit image, as a 16-bit PNG is read
+        return ((image.astype(np.int64) + 128) // 257).astype(np.uint8)
+    values = image.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = ", ".join(
+            name
+            for name, hit in (
+                ("NaN", np.isnan(values).any()),
+                ("inf", np.isposinf(values).any()),
+                ("-inf", np.isneginf(values).any()),
+            )
+            if hit
+        )
+        raise DataError(
+            where, f"{image.dtype} array holds {bad} ({(~finite).sum():,} values): not an image"
+        )
+    low, high = float(values.min()), float(values.max())
+    if kind == "f" and low >= -_SLACK_01 and high <= 1 + _SLACK_01:
+        values = values * 255.0  # 0-1 floats: what skimage, matplotlib and img / 255 give
+    elif not (low >= -_SLACK_255 and high <= 255 + _SLACK_255):
+        scale = "0-1 or 0-255" if kind == "f" else "0-255"
+        raise DataError(
+            where,
+            f"{image.dtype} values from {low:g} to {high:g}: an image array holds {scale} "
+            "(uint16: 0-65535)",
+        )
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
 
 def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
-    """uint8 (H, W, 3) from a gray, gray+1 or RGB(A) array of 0-255 values."""
+    """uint8 (H, W, 3) from a gray, gray+1 or RGB(A) image array, its levels read by dtype, so
+    an image in any usual form reaches the model as the same 0-255 pixels.
+
+    uint8 as is; uint16 as a 16-bit image (0-65535, divided by 257, as a 16-bit PNG is read);
+    other integers 0-255; floats 0-1 (skimage, matplotlib: times 255) when every value lies in
+    [0, 1], else 0-255. Booleans, NaN or inf, and values outside these ranges are a DataError
+    naming the dtype and the values found, never a black or white picture.
+    """
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
@@ -27,7 +77,7 @@ def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
         raise DataError(where, f"expected an image array (H, W[, 1|3|4]), got shape {image.shape}")
     if image.dtype != np.uint8:
-        image = np.clip(np.rint(image.astype(np.float64)), 0, 255).astype(np.uint8)
+        image = _as_uint8(image[..., :3], where)
     return np.ascontiguousarray(image[..., :3])
 
 
