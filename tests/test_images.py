@@ -178,6 +178,16 @@ def test_truncated_jpeg(tmp_path):
     assert err.value.path == "face.jpg"
 
 
+@pytest.mark.parametrize(("fmt", "in_header"), [("JPEG", 200), ("PNG", 20), ("BMP", 20)])
+def test_a_file_cut_short_reads_as_truncated_wherever_it_ends(fmt, in_header):
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = encode(image, fmt)
+    for cut in (in_header, len(data) // 2):
+        with pytest.raises(DataError) as err:
+            decode_image(data[:cut], "face")
+        assert err.value.problem == "truncated image: the file ends before its image data does"
+
+
 def test_zero_bytes():
     with pytest.raises(DataError, match="empty"):
         decode_image(b"", "zero.jpg")

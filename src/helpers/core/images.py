@@ -165,6 +165,15 @@ def _to_8bit(img: Image.Image, where: str) -> Image.Image:
         raise _error(where, f"unsupported colour mode {mode!r} ({exc})") from exc
 
 
+TRUNCATED = "truncated image: the file ends before its image data does"
+
+
+def _damage(exc: BaseException, what: str) -> str:
+    """One wording for a file that ends early, whether it stops in its header or in its pixels
+    (Pillow says 'truncated' in both); any other damage as `what (Pillow's reason)`."""
+    return TRUNCATED if "truncated" in str(exc).lower() else f"{what} ({exc})"
+
+
 def decode_image(
     data: bytes, where: str, mode: str | None = None, max_pixels: int = MAX_PIXELS
 ) -> np.ndarray:
@@ -197,7 +206,7 @@ def decode_image_reduced(
     except Image.DecompressionBombError as exc:
         raise _error(where, f"image too large (decompression-bomb guard: {exc})") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise _error(where, f"corrupt image header ({exc})") from exc
+        raise _error(where, _damage(exc, "corrupt image header")) from exc
     width, height = img.size
     if width * height > max_pixels:
         raise _error(
@@ -215,13 +224,7 @@ def decode_image_reduced(
     try:
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        truncated = "truncated" in str(exc).lower()  # Pillow knows when the data ends early
-        problem = (
-            "truncated image: the file ends before its image data does"
-            if truncated
-            else (f"corrupt image ({exc})")
-        )
-        raise _error(where, problem) from exc
+        raise _error(where, _damage(exc, "corrupt image")) from exc
     img = _to_8bit(img, where)
     if mode == "rgb" and img.mode != "RGB":
         img = img.convert("RGB")
