@@ -12,6 +12,19 @@ REPORTS_DIR = REPO_ROOT / "reports"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 
 
+JUNK_FILES = frozenset({"thumbs.db", "desktop.ini"})
+
+
+def is_junk(parts: tuple[str, ...]) -> bool:
+    """OS droppings (macOS resource forks `._name` and `__MACOSX/`, .DS_Store, Thumbs.db,
+    anything under a hidden folder) are skipped, not counted: the dataset readers and the
+    predictor judge a path's parts (below the folder given) by this one rule."""
+    name = parts[-1]
+    return (
+        "__MACOSX" in parts or any(p.startswith(".") for p in parts) or name.lower() in JUNK_FILES
+    )
+
+
 def shown(path: str | os.PathLike) -> str:
     """A path as a report shows it: relative to the project when inside it, so no machine's
     own folders (/home/..., /work/...) reach a reader."""

@@ -22,6 +22,7 @@ from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
 from helpers.core.images import is_image_header, make_uri
 from helpers.core.labels import accepted_names, expression_index
+from helpers.core.paths import is_junk
 from helpers.core.records import make_records
 
 READER = "folders"
@@ -32,7 +33,6 @@ SPLIT_NAMES: dict[str, str] = {
     "val": "val", "valid": "val", "validation": "val", "dev": "val",
     "test": "test", "testing": "test",
 }
-_JUNK_FILES = {"thumbs.db", "desktop.ini"}
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
 _HEAD_BYTES = 16
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
@@ -43,13 +43,6 @@ _NAMING = ("class folders are named, in any case and optionally after an index (
 
 ClassIndex = Callable[[str], "int | None"]
 Parts = tuple[str, ...]
-
-
-def is_junk(parts: Parts) -> bool:
-    """OS droppings (macOS resource forks, .DS_Store, Thumbs.db) are skipped, not counted."""
-    name = parts[-1]
-    return ("__MACOSX" in parts or any(p.startswith(".") for p in parts)
-            or name.lower() in _JUNK_FILES)
 
 
 def split_of(folder: str | None) -> str | None:
