@@ -680,7 +680,9 @@ def test_repeated_inputs_are_read_once(tmp_path, monkeypatch):
 def test_heic_photos_are_named_and_files_a_folder_skips_are_counted(model_path, tmp_path, capsys):
     folder = tmp_path / "in"
     _save(folder / "a.png", np.zeros((30, 30, 3), np.uint8))
-    (folder / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 100)
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 100
+    (folder / "photo.heic").write_bytes(heic)
+    (folder / "phone.jpg").write_bytes(heic)  # a HEIC photo by its bytes, whatever its name
     (folder / "notes.txt").write_text("not a picture")
     table = predict_images(Stub(), folder / "photo.heic", progress=False)
     assert "HEIC/HEIF photos are not supported: convert" in table["error"].iloc[0]
@@ -688,8 +690,61 @@ def test_heic_photos_are_named_and_files_a_folder_skips_are_counted(model_path, 
         capsys, ["--model", str(model_path), str(folder), "--no-detect", "--quiet"]
     )
     assert code == 0
-    assert "left out 2 file(s) in the input folders without an image or video extension" in err
-    assert "HEIC/HEIF photos are not supported" in err
+    for name in ("photo.heic", "phone.jpg"):
+        assert f"skipped: {folder / name}: HEIC/HEIF photos are not supported" in err
+    assert "left out 1 file(s) in the input folders that are neither an image nor a video" in err
+
+
+def test_a_folder_judges_each_file_by_its_bytes_as_a_file_named_alone(tmp_path):
+    folder = tmp_path / "in"
+    jpeg = _save(folder / "a_photo.jpg", np.full((30, 40, 3), 90, np.uint8))
+    (folder / "b_iphone.heic").write_bytes(jpeg.read_bytes())
+    (folder / "c_photo.mp4").write_bytes(jpeg.read_bytes())
+    (folder / "d_video.jpg").write_bytes(_video(tmp_path / "clip.avi", 6).read_bytes())
+    (folder / "e_empty.mp4").write_bytes(b"")
+    table = predict_images(Stub(), folder, detect=False, every=5, progress=False)
+    alone = pd.concat(
+        [
+            predict_images(Stub(), p, detect=False, every=5, progress=False)
+            for p in table["file"].unique()
+        ]
+    )
+    for got in (table, alone):
+        frames = {
+            Path(f).name: [None if pd.isna(v) else int(v) for v in group]
+            for f, group in got.groupby("file")["frame"]
+        }
+        assert frames == {
+            "a_photo.jpg": [None],
+            "b_iphone.heic": [None],
+            "c_photo.mp4": [None],  # a photo, not a one-frame video
+            "d_video.jpg": [0, 5],
+            "e_empty.mp4": [None],
+        }
+        assert list(got["status"]) == ["ok"] * 5 + ["error"]
+        (error,) = got["error"].dropna()
+        assert error == f"{folder / 'e_empty.mp4'}: empty file (0 bytes), not a video"
+
+
+def test_links_to_nothing_are_listed_and_os_junk_is_passed_over(tmp_path, capsys):
+    folder = tmp_path / "in"
+    _save(folder / "a.png", np.zeros((30, 30, 3), np.uint8))
+    (folder / "gone.jpg").symlink_to(folder / "deleted.jpg")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")  # a macOS resource fork
+    (folder / ".DS_Store").write_bytes(b"Bud1")
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    _save(folder / "__MACOSX" / "._b.png", np.zeros((8, 8), np.uint8))
+    for given in (folder, folder / "gone.jpg"):
+        table = predict_images(Stub(), given, detect=False, progress=False)
+        assert table.attrs["left_out"] == []
+        errors = table[table["status"] == "error"]
+        assert list(errors["file"]) == [str(folder / "gone.jpg")]
+        assert (
+            errors["error"]
+            .iloc[0]
+            .endswith(f"broken symbolic link (to {folder}/deleted.jpg, not found)")
+        )
+    assert list(table["status"]) == ["error"]
 
 
 def test_decoder_chatter_stays_off_the_terminal(tmp_path, capfd):

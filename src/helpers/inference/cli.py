@@ -426,8 +426,8 @@ def left_out_line(left_out: list[str]) -> str | None:
         else ""
     )
     return (
-        f"left out {len(left_out)} file(s) in the input folders without an image or video "
-        f"extension: {kinds}{heic}"
+        f"left out {len(left_out)} file(s) in the input folders that are neither an image nor "
+        f"a video: {kinds}{heic}"
     )
 
 

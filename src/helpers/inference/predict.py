@@ -304,7 +304,8 @@ def predict_images(
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
     heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
     exclude: folders not searched when an input folder holds them (annotate_dir always is);
-    the files a folder holds without a media extension are listed in df.attrs["left_out"].
+    the files a folder holds that are neither an image nor a video (by their first bytes, or
+    their extension) are listed in df.attrs["left_out"]; OS junk (`._name`, .DS_Store) is not.
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
     None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
     (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.

@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from helpers.core.errors import DataError
-from helpers.core.images import MAX_PIXELS, ZIP_SCHEME, read_image
+from helpers.core.images import MAX_PIXELS, ZIP_SCHEME, is_image_header, read_image
+from helpers.core.paths import is_junk
 from helpers.core.preprocess import as_rgb
 from helpers.core.quiet_import import stderr_without
 
@@ -27,6 +28,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 )
+
+BROKEN_LINK = "broken link"  # a Source's kind: a symbolic link whose target does not exist
 
 MAX_FPS = 1000.0  # above it a stated frame rate is a container's placeholder, not a camera's
 
@@ -69,13 +72,57 @@ class Source:
     """One input: a still image file, a video file, or an in-memory array (notebooks)."""
 
     name: str
-    kind: str  # "image", "video", "array", "missing", "empty" (a folder with no media)
+    # "image", "video", "array", "missing", BROKEN_LINK, "empty" (a folder with no media)
+    kind: str
     array: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def _kind(path: Path) -> str:
-    """Videos by extension; anything else is tried as an image, so odd names still get a verdict."""
-    return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
+# ISO media brands of still images (HEIC, HEIF, AVIF): an `ftyp` box starts them as it does MP4.
+_STILL_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+)
+_HEAD_BYTES = 32
+
+
+def _head(path: Path) -> bytes:
+    """A file's first bytes, enough for every signature below; b"" when it cannot be read (its
+    row says why when it is read)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(_HEAD_BYTES)
+    except OSError:
+        return b""
+
+
+def is_heic_header(data: bytes) -> bool:
+    """Whether bytes start like a HEIC/HEIF/AVIF photo (an ISO media file of a still brand)."""
+    return data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS
+
+
+def is_video_header(data: bytes) -> bool:
+    """Whether bytes start like a video container OpenCV may read: MP4/MOV (ISO media), AVI,
+    Matroska/WebM, MPEG program stream, ASF (WMV)."""
+    return (
+        (data[4:8] in (b"ftyp", b"moov", b"mdat", b"wide") and not is_heic_header(data))
+        or (data[:4] == b"RIFF" and data[8:12] == b"AVI ")
+        or data.startswith((b"\x1a\x45\xdf\xa3", b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
+        or data.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11")
+    )
+
+
+def _kind(path: Path) -> str | None:
+    """What a file holds, judged by its first bytes, so a JPEG named .heic or .mp4 is read as
+    a photo and a video named .jpg as a video; by its extension where the bytes say neither
+    (a damaged or empty file then gets its verdict); None for a file that is neither."""
+    head = _head(path)
+    if is_image_header(head) or is_heic_header(head):
+        return "image"
+    if is_video_header(head):
+        return "video"
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return "image" if suffix in IMAGE_EXTENSIONS else None
 
 
 def _is_under(path: Path, folders: tuple[Path, ...]) -> bool:
@@ -83,15 +130,26 @@ def _is_under(path: Path, folders: tuple[Path, ...]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
-def _folder_files(folder: Path, exclude: tuple[Path, ...]) -> tuple[list[Path], list[Path]]:
-    """A folder's media files (sorted) and its other files, the excluded folders left out: the
-    predictor's own output folder inside an input folder is not read back as input."""
-    media: list[Path] = []
+def _folder_files(
+    folder: Path, exclude: tuple[Path, ...]
+) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """A folder's inputs (sorted) with their kind, and the files that hold no image or video, the
+    excluded folders left out: the predictor's own output folder inside an input folder is not
+    read back as input. OS junk (`._name`, .DS_Store, hidden folders) is passed over as the
+    dataset readers pass it over; a link to nothing is an input, so its row says so."""
+    media: list[tuple[Path, str]] = []
     other: list[Path] = []
     for p in sorted(folder.rglob("*")):
-        if not p.is_file() or _is_under(p.resolve(), exclude):
+        if is_junk(p.relative_to(folder).parts) or _is_under(p.resolve(), exclude):
             continue
-        (media if p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS else other).append(p)
+        if p.is_symlink() and not p.exists():
+            media.append((p, BROKEN_LINK))
+        elif p.is_file():
+            kind = _kind(p)
+            if kind is None:
+                other.append(p)
+            else:
+                media.append((p, kind))
     return media, other
 
 
@@ -100,12 +158,13 @@ def expand_inputs(
     exclude: Iterable[str | os.PathLike] = (),
     left_out: list[Path] | None = None,
 ) -> list[Source]:
-    """Files, folders (recursive, image and video extensions, sorted), zip:// image references
-    and arrays (one image, or a batch along the first axis), in order.
+    """Files, folders (recursive, sorted; their images and videos judged by their first bytes,
+    by their extension where the bytes say neither), zip:// image references and arrays (one
+    image, or a batch along the first axis), in order.
 
     A file named twice (or reached twice through folders and links) is read once, where it
-    first appears. Folders under `exclude` are not searched; a folder's files without a media
-    extension are appended to `left_out` when it is given."""
+    first appears. Folders under `exclude` are not searched; a folder's files that are neither
+    an image nor a video are appended to `left_out` when it is given."""
     if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
         inputs = list(inputs)
     elif isinstance(inputs, (str, os.PathLike, np.ndarray)):
@@ -129,21 +188,24 @@ def expand_inputs(
         path = Path(item)
         if path.is_dir():
             found, other = _folder_files(path, skip)
-            for p in found:
-                add(Source(str(p), _kind(p)), p.resolve())
+            for p, kind in found:
+                add(Source(str(p), kind), p.absolute() if kind == BROKEN_LINK else p.resolve())
             if left_out is not None:
                 left_out.extend(other)
             if not found:
                 add(Source(str(path), "empty"), path.resolve())
         elif path.is_file():
-            add(Source(str(path), _kind(path)), path.resolve())
+            add(Source(str(path), _kind(path) or "image"), path.resolve())
         else:
             add(Source(str(path), _special(path)), path.absolute())
     return sources
 
 
 def _special(path: Path) -> str:
-    """What a path that is neither a file nor a folder is: missing, or a special file."""
+    """What a path that is neither a file nor a folder is: missing, a link to nothing, or a
+    special file."""
+    if path.is_symlink() and not path.exists():
+        return BROKEN_LINK
     try:
         mode = path.stat().st_mode
     except OSError:
@@ -157,6 +219,14 @@ def _special(path: Path) -> str:
         if test(mode):
             return what
     return "not a regular file"
+
+
+def _target(name: str) -> str:
+    """Where a symbolic link points, as it was written."""
+    try:
+        return os.readlink(name)
+    except OSError:
+        return "?"
 
 
 def check_pixels(image: np.ndarray, where: str) -> None:
@@ -198,11 +268,14 @@ def upright(image: np.ndarray, path: str) -> np.ndarray:
 
 
 def _read_still(name: str) -> np.ndarray:
-    """An image file as RGB; a HEIC/HEIF photo that cannot be decoded says what to do."""
+    """An image file as RGB; a HEIC/HEIF photo (by name or by its bytes) that cannot be decoded
+    says what to do."""
     try:
         return read_image(name, mode="rgb")
     except DataError as error:
-        if Path(name).suffix.lower() not in HEIC_EXTENSIONS:
+        plain = not name.startswith(ZIP_SCHEME)
+        heic = plain and is_heic_header(_head(Path(name)))
+        if not heic and Path(name).suffix.lower() not in HEIC_EXTENSIONS:
             raise
         raise DataError(
             name, "HEIC/HEIF photos are not supported: convert it to JPEG or PNG"
@@ -228,6 +301,14 @@ def video_fps(capture: Any) -> float | None:
     return fps if math.isfinite(fps) and 0.0 < fps <= MAX_FPS else None
 
 
+def _size(name: str) -> int | None:
+    """A file's size in bytes; None where it cannot be told (OpenCV then says what it can)."""
+    try:
+        return os.path.getsize(name)
+    except OSError:
+        return None
+
+
 def iter_frames(
     source: Source, every: int = 10
 ) -> Iterator[tuple[int | None, float | None, np.ndarray]]:
@@ -235,12 +316,14 @@ def iter_frames(
     DataError when nothing is readable."""
     if source.kind == "missing":
         raise DataError(source.name, "file or folder not found")
+    if source.kind == BROKEN_LINK:
+        raise DataError(source.name, f"broken symbolic link (to {_target(source.name)}, not found)")
     if source.kind not in ("empty", "array", "image", "video"):
         raise DataError(source.name, f"{source.kind}, not an image, video or folder: not read")
     if source.kind == "empty":
         raise DataError(
             source.name,
-            "folder holds no image or video files (extensions: "
+            "folder holds no image or video files (by their first bytes, or extensions "
             f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))})",
         )
     if source.array is not None:  # kind "array"
@@ -251,6 +334,8 @@ def iter_frames(
     if source.kind == "image":
         yield None, None, upright(_read_still(source.name), source.name)
         return
+    if _size(source.name) == 0:
+        raise DataError(source.name, "empty file (0 bytes), not a video")
     capture = cv2.VideoCapture(source.name)
     if not capture.isOpened():
         capture.release()
