@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -158,6 +159,7 @@ def test_an_image_without_a_face_is_one_no_face_row(tmp_path):
         "without_faces": 1,
         "errors": 0,
         "faces": 0,
+        "read_in_part": 0,
     }
 
 
@@ -375,6 +377,38 @@ def test_a_broken_video_is_an_error_row_not_a_crash(tmp_path):
         str(tmp_path / "broken.mp4"): "error",
         str(tmp_path / "ok.png"): "ok",
     }
+
+
+def test_inputs_read_in_part_say_so(model_path, tmp_path, capsys):
+    folder = tmp_path / "in"
+    whole = _video(tmp_path / "whole.avi", 30).read_bytes()
+    (folder / "cut.avi").parent.mkdir()
+    (folder / "cut.avi").write_bytes(whole[: len(whole) // 3])  # the first third of its frames
+    scene = Image.fromarray(np.full((40, 40, 3), 90, np.uint8))
+    pages = [Image.fromarray(np.full((40, 40, 3), 200, np.uint8))]
+    scene.save(folder / "pages.tiff", save_all=True, append_images=pages)
+    scene.save(folder / "anim.gif", save_all=True, append_images=pages, duration=100)
+    scene.save(folder / "plain.png")
+    table = predict_images(Stub(), folder, detect=False, every=5, progress=False)
+    assert (table["status"] == "ok").all()
+    (decoded,) = table.attrs["notes"][str(folder / "cut.avi")]
+    assert re.fullmatch(
+        r"decoded ([1-9]|1\d|2[0-8]) of 30 stated frames: cut short or damaged", decoded
+    )
+    assert table.attrs["notes"][str(folder / "pages.tiff")] == [
+        "holds 2 pages: the first alone was read"
+    ]
+    assert table.attrs["notes"][str(folder / "anim.gif")] == [
+        "holds 2 frames: the first alone was read"
+    ]
+    assert str(folder / "plain.png") not in table.attrs["notes"]
+    assert table.attrs["summary"]["read_in_part"] == 3
+    code = main(["--model", str(model_path), str(folder), "--no-detect", "--quiet", "--every", "5"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert f"note: {folder / 'cut.avi'}: {decoded}" in err
+    assert f"note: {folder / 'anim.gif'}: holds 2 frames" in err
+    assert "; 3 read in part (see the notes)" in out
 
 
 # --------------------------------------------------------------------------- annotation

@@ -112,6 +112,9 @@ def test_the_summary_counts_each_faces_frames_and_shares() -> None:
         "video v.mp4: 4 frames sampled (0-0.3 s), 2 face(s) followed "
         "(track 0: Happy 75%; track 1: Sad 100%)"
     ]
+    table.attrs["notes"] = {"v.mp4": ["decoded 4 of 30 stated frames: cut short or damaged"]}
+    (line,) = video.summary_lines(video.video_summary(table), table)
+    assert line.endswith("Sad 100%); decoded 4 of 30 stated frames: cut short or damaged")
 
 
 def test_no_video_face_gives_an_empty_summary_with_its_columns() -> None:

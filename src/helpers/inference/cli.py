@@ -36,6 +36,7 @@ from helpers.inference.predict import (
     check_args,
     model_classes,
     model_temperature,
+    note_lines,
     predict_images,
     run_of_model,
     summary_line,
@@ -622,6 +623,8 @@ def _report(table: pd.DataFrame) -> None:
     """The terminal's lines about inputs: what was skipped, left out or had no face."""
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
+    for note in note_lines(table):
+        print(note, file=sys.stderr)
     line = left_out_line(table.attrs.get("left_out", []))
     if line:
         print(line, file=sys.stderr)

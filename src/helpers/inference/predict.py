@@ -298,6 +298,8 @@ def predict_images(
     faces as the model's training faces were (training_margin), 0.2 for a model outside a run
     folder. Unreadable inputs and images without a face come back as rows with
     status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
+    df.attrs["notes"] names the inputs read in part (a multi-page or animated image read by its
+    first frame, a video that ends before the frame count its container states).
     A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
     `track`, the same number for one face from frame to frame (helpers.inference.video).
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
@@ -358,10 +360,12 @@ def predict_images(
     skip = [*exclude, *([out_dir] if out_dir is not None else [])]
     sources = expand_inputs(inputs, exclude=skip, left_out=left_out)
     rows: list[dict[str, Any]] = []
+    notes: dict[str, list[str]] = {}
     pending, names = _Pending(), dict[str, int]()
     for source in progress_bar(sources, desc="predicting", unit="file", disable=not progress):
+        found: list[str] = []
         try:
-            for frame, time, image in read_quietly(iter_frames(source, every)):
+            for frame, time, image in read_quietly(iter_frames(source, every, found)):
                 faces = _faces(image, detector, margin)
                 if not faces:
                     rows.append(
@@ -404,6 +408,8 @@ def predict_images(
         except cv2.error as error:  # a decoder/codec failure inside OpenCV: this file only
             problem = " ".join(str(error).split())[-200:]
             rows.append(_error_row(source, DataError(source.name, f"OpenCV failed: {problem}")))
+        if found:
+            notes[printable(source.name)] = found
     _run(model, pending, batch_size, out_dir, names, explainer)
     table = _table(rows, meta)
     if smooth:  # the table is copied only where a window asks for it
@@ -412,7 +418,8 @@ def predict_images(
         for source in sources:
             if source.kind == "video" and (table["file"] == printable(source.name)).any():
                 _save_annotated_video(source, table, every, out_dir, names)
-    table.attrs["summary"] = summarize(table)
+    table.attrs["summary"] = {**summarize(table), "read_in_part": len(notes)}
+    table.attrs["notes"] = notes
     table.attrs["model"] = dict(meta)
     table.attrs["left_out"] = [str(p) for p in left_out]
     return table
@@ -457,12 +464,24 @@ def summarize(table: pd.DataFrame) -> dict[str, int]:
 
 
 def summary_line(summary: Mapping[str, int]) -> str:
-    """One line for the CLI and notebooks."""
+    """One line for the CLI and notebooks; inputs read in part (their notes say how) counted
+    too, so a cut-short video is not taken for a whole one."""
+    part = summary.get("read_in_part", 0)
     return (
         f"{summary['files']} input(s): {summary['with_faces']} with faces "
         f"({summary['faces']} face(s)), {summary['without_faces']} without a face, "
         f"{summary['errors']} could not be read"
+        + (f"; {part} read in part (see the notes)" if part else "")
     )
+
+
+def note_lines(table: pd.DataFrame) -> list[str]:
+    """One line per input read in part: `note: clip.avi: decoded 10 of 30 stated frames ...`."""
+    return [
+        f"note: {name}: {note}"
+        for name, notes in table.attrs.get("notes", {}).items()
+        for note in notes
+    ]
 
 
 # --------------------------------------------------------------------------- annotation

@@ -309,11 +309,37 @@ def _size(name: str) -> int | None:
         return None
 
 
+def still_note(name: str) -> str | None:
+    """What a still image file holds beyond the picture the predictor reads: a multi-page TIFF
+    or an animated GIF, WebP or PNG is read by its first page or frame alone."""
+    if name.startswith(ZIP_SCHEME):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(name) as im:
+                count, kind = int(getattr(im, "n_frames", 1)), im.format
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return None
+    if count < 2:
+        return None
+    what = "pages" if kind == "TIFF" else "frames"
+    return f"holds {count} {what}: the first alone was read"
+
+
+def stated_frames(capture: Any) -> int | None:
+    """The frame count a video's container states; None where it states none."""
+    count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+    return int(count) if math.isfinite(count) and count > 0 else None
+
+
 def iter_frames(
-    source: Source, every: int = 10
+    source: Source, every: int = 10, notes: list[str] | None = None
 ) -> Iterator[tuple[int | None, float | None, np.ndarray]]:
     """(frame index or None for stills, its time in seconds or None, RGB uint8 image);
-    DataError when nothing is readable."""
+    DataError when nothing is readable. `notes` gets a line for an input read in part: a
+    multi-page or animated image read by its first frame, a video that ends before the frame
+    count its container states (cut short or damaged)."""
     if source.kind == "missing":
         raise DataError(source.name, "file or folder not found")
     if source.kind == BROKEN_LINK:
@@ -332,7 +358,11 @@ def iter_frames(
         yield None, None, image
         return
     if source.kind == "image":
-        yield None, None, upright(_read_still(source.name), source.name)
+        image = upright(_read_still(source.name), source.name)
+        note = None if notes is None else still_note(source.name)
+        if notes is not None and note:
+            notes.append(note)
+        yield None, None, image
         return
     if _size(source.name) == 0:
         raise DataError(source.name, "empty file (0 bytes), not a video")
@@ -345,7 +375,7 @@ def iter_frames(
             "this OpenCV build cannot decode)",
         )
     index = decoded = 0
-    fps = video_fps(capture)
+    fps, stated = video_fps(capture), stated_frames(capture)
     try:
         while True:
             if index % every:  # grab() skips decoding the frames we do not use
@@ -364,3 +394,6 @@ def iter_frames(
         capture.release()
     if not decoded:
         raise DataError(source.name, "no video frame could be decoded")
+    # A container's count may be an estimate from its duration: a frame or 1% short is not news.
+    if notes is not None and stated is not None and stated - index > max(1, stated // 100):
+        notes.append(f"decoded {index} of {stated} stated frames: cut short or damaged")

@@ -199,7 +199,7 @@ def video_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary_lines(summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     """One terminal line per video with a face followed: the span its sampled frames cover, the
-    tracks and what each mostly showed."""
+    tracks and what each mostly showed, and its notes (table.attrs["notes"]: cut short)."""
     lines = []
     for name, group in summary.groupby("file", sort=False):
         rows = table[(table["file"] == name) & table["frame"].notna()]
@@ -211,9 +211,10 @@ def summary_lines(summary: pd.DataFrame, table: pd.DataFrame) -> list[str]:
         else:
             faces = [f"track {r.track}: {r.frames} frames" for r in longest.itertuples()]
         more = f", {len(group) - len(longest)} more" if len(group) > len(longest) else ""
+        notes = "".join(f"; {note}" for note in table.attrs.get("notes", {}).get(name, []))
         lines.append(
             f"video {name}: {rows['frame'].nunique()} frames sampled ({span}), "
-            f"{len(group)} face(s) followed ({'; '.join(faces)}{more})"
+            f"{len(group)} face(s) followed ({'; '.join(faces)}{more}){notes}"
         )
     return lines
 
