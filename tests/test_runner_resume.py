@@ -114,6 +114,19 @@ def test_a_stopped_only_run_goes_on_with_its_stages_alone(fake, tmp_path, capsys
     assert fake.ran == ["05_evaluate.custom_cnn", "06_summary"]
 
 
+def test_the_printed_commands_and_paths_paste_back_whole(fake, tmp_path, capsys):
+    run = tmp_path / "odd run ü"
+    fake.stop_at = "04_train.custom_cnn"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "resume with: " in line]
+    pasted = shlex.split(line.split("resume with: ", 1)[1])
+    assert pasted == ["./run_all.sh", "--resume", "--run-dir", str(run)]
+    stage = runner.Stage(tmp_path / "02_eda.ipynb")
+    text = runner.describe_failure(stage, run / "executed nb.ipynb", Exception("bad"))
+    assert shlex.split(text.split(" is ")[-1]) == [str(run / "executed nb.ipynb")]
+
+
 def test_a_stopped_series_prints_its_own_command_alone(fake, tmp_path, capsys):
     base = tmp_path / "seeds"
     fake.stop_at = "04_train.custom_cnn"

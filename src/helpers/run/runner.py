@@ -244,11 +244,12 @@ def announce_stage(args: argparse.Namespace, stage: Stage, head: str, status: st
 
 
 def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
-    """The command that goes on with a stopped run (its --only too: the manifest keeps it); a
-    series' member leaves it to the series, whose own command goes on with every member."""
+    """The command that goes on with a stopped run (its --only too: the manifest keeps it),
+    quoted for the shell, so a folder with spaces pastes as one argument; a series' member
+    leaves it to the series, whose own command goes on with every member."""
     if args.member:
         return
-    command = f"./run_all.sh --resume --run-dir {run_dir}"
+    command = shlex.join(["./run_all.sh", "--resume", "--run-dir", str(run_dir)])
     if args.only:
         command += f"  # the --only {args.only} stages left"
     print(f"[run_all] resume with: {command}", file=sys.stderr)
@@ -573,7 +574,7 @@ def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
     where = f"cell [{cell}]" if cell is not None else "a cell"
     return (
         f"Stage {stage.name} failed in {where}: {ename}: {evalue}\n"
-        f"The executed notebook, with the full traceback, is {out}"
+        f"The executed notebook, with the full traceback, is {shlex.quote(str(out))}"
     )
 
 
@@ -1230,7 +1231,7 @@ def run_stages(
     if left:
         print(
             f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
-            f"./run_all.sh --resume --run-dir {run_dir} runs them"
+            f"{shlex.join(['./run_all.sh', '--resume', '--run-dir', str(run_dir)])} runs them"
         )
     print(run_dir)
     return 0
