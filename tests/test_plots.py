@@ -168,3 +168,27 @@ def test_plot_duplicates(records):
     _check(plots.plot_duplicates(records, pairs.iloc[:0]), n_axes=1)
     with pytest.raises(ValueError, match="missing"):
         plots.plot_duplicates(records, pairs.assign(id_b="nope"))
+
+
+def test_sample_figures_skip_an_image_that_cannot_be_decoded(records, tmp_path):
+    # One truncated file among the samples: the figures draw a stand-in and say so, not raise.
+    cut = tmp_path / "cut.jpg"
+    noisy = np.random.default_rng(3).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "full.jpg")
+    data = (tmp_path / "full.jpg").read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    bad = records.copy()
+    bad.loc[0, "image"] = str(cut)  # row 0 is Neutral's first image and has landmarks
+    fig = _check(plots.plot_sample_grid(bad, per_class=6, seed=0))
+    assert _n_images(fig) == 19  # Neutral's other two images drawn, the cut one skipped
+    assert "1 image(s) could not be decoded" in fig.get_suptitle()
+    assert "cut.jpg" in fig.get_suptitle()
+    fig = _check(plots.plot_landmarks(bad, n=50))
+    assert _n_images(fig) == 9
+    assert "could not be decoded" in fig.get_suptitle()
+    skips = 0
+    for seed in range(6):  # the next image with landmarks stands in for a skipped one
+        fig = _check(plots.plot_landmarks(bad, n=2, seed=seed))
+        assert _n_images(fig) == 2
+        skips += "could not be decoded" in fig.get_suptitle()
+    assert skips

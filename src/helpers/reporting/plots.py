@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from helpers.core.errors import DataError
 from helpers.core.images import read_image
 from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS, expression_color
 from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
@@ -108,11 +109,52 @@ def _sample_rows(df: pd.DataFrame, n: int, rng: np.random.Generator) -> pd.DataF
 def _show_image(ax: Axes, uri: str) -> np.ndarray:
     """Draw an image in its own pixel coordinates; grayscale stays gray, not viridis."""
     image = read_image(uri)
+    _show_pixels(ax, image)
+    return image
+
+
+def _show_pixels(ax: Axes, image: np.ndarray) -> None:
+    """Draw decoded pixels; grayscale stays gray, not viridis."""
     if image.ndim == 2:
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
     else:
         ax.imshow(image)
-    return image
+
+
+class _Skipped:
+    """Images a sample figure could not decode: counted, so the figure says so and carries on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.example = ""
+
+    def add(self, error: DataError) -> None:
+        """Count one undecodable image, keeping the first as the example."""
+        self.count += 1
+        name = Path(error.member or error.path).name
+        self.example = self.example or f"{name}: {error.problem}"
+
+    def text(self) -> str:
+        """What the figure's title says about them (empty when none were skipped)."""
+        if not self.count:
+            return ""
+        return (
+            f"{self.count} image(s) could not be decoded and were skipped (e.g. "
+            f"{self.example}); notebook 03 leaves such images out"
+        )
+
+
+def _readable(
+    picked: pd.DataFrame, pool: pd.DataFrame, skipped: _Skipped
+) -> Iterator[tuple[pd.Series, np.ndarray]]:
+    """The picked rows with their pixels, then the pool's other rows in table order as stand-ins
+    for picked images that cannot be decoded: one bad file never stops a sample figure."""
+    rest = pool.loc[~pool.index.isin(picked.index)]
+    for _, rec in pd.concat([picked, rest]).iterrows():
+        try:
+            yield rec, read_image(rec["image"])
+        except DataError as error:
+            skipped.add(error)
 
 
 def as_points(landmarks: Any) -> np.ndarray | None:
@@ -269,16 +311,17 @@ def plot_sample_grid(
     labels = pd.to_numeric(df["expression"], errors="coerce")
     figsize = size or (_CELL_INCHES * per_class + 1.0, _CELL_INCHES * N_EXPRESSIONS)
     fig, axes = _figure(N_EXPRESSIONS, per_class, figsize)
+    skipped = _Skipped()
     for k, name in enumerate(EXPRESSIONS):
         members = df[labels == k]
         picked = _sample_rows(members, per_class, rng)
-        for col, ax in enumerate(axes[k]):
+        for ax in axes[k]:
             _bare(ax)
-            if col < len(picked):
-                rec = picked.iloc[col]
-                _show_image(ax, rec["image"])
-                if landmarks and "landmarks" in df.columns:
-                    draw_landmarks(ax, rec["landmarks"], size=3, linewidth=0.6, highlight=False)
+        drawn = zip(axes[k], _readable(picked, members, skipped), strict=False)
+        for ax, (rec, image) in drawn:
+            _show_pixels(ax, image)
+            if landmarks and "landmarks" in df.columns:
+                draw_landmarks(ax, rec["landmarks"], size=3, linewidth=0.6, highlight=False)
         axes[k, 0].set_ylabel(f"{name}\n(n={len(members):,})", rotation=0, ha="right", va="center")
         if picked.empty:
             axes[k, 0].text(
@@ -290,6 +333,8 @@ def plot_sample_grid(
                 transform=axes[k, 0].transAxes,
                 color="0.5",
             )
+    if skipped.count:
+        fig.suptitle(skipped.text(), fontsize=9)
     return fig
 
 
@@ -302,16 +347,17 @@ def plot_landmarks(df: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
     if picked.empty:
         return _message_figure("No landmarks in this dataset: nothing to draw.")
     fig, axes = _face_grid(len(picked), title_inches=0.6)
-    for ax, (_, rec) in zip(axes.flat, picked.iterrows(), strict=False):
-        _show_image(ax, rec["image"])
+    skipped = _Skipped()
+    for ax, (rec, image) in zip(axes.flat, _readable(picked, df[has], skipped), strict=False):
+        _show_pixels(ax, image)
         draw_landmarks(ax, rec["landmarks"], annotate=True)
         label = EXPRESSIONS[int(rec["expression"])] if "expression" in rec else ""
         ax.set_title(f"{rec['id']}  {label}", fontsize=9)
-    fig.suptitle(
+    title = (
         "Landmarks by group; 36 = subject's right eye outer corner (image left when "
-        "frontal), 45 = left eye outer corner",
-        fontsize=10,
+        "frontal), 45 = left eye outer corner"
     )
+    fig.suptitle(title + (f"\n{skipped.text()}" if skipped.count else ""), fontsize=10)
     return fig
 
 
