@@ -369,10 +369,14 @@ def test_expw_cache_reused_and_refreshed(tmp_path):
     pd.testing.assert_frame_equal(first.records, second.records)
     assert second.dropped == first.dropped and crop.stat().st_mtime_ns == stamp
     source = root / "data/image/origin/sad_b.jpg"
-    source.write_bytes(image_bytes(255 - images["sad_b.jpg"]))  # the user replaced an image
-    os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
-    read_expw(root, cache_dir=tmp_path / "c", progress=False)
-    np.testing.assert_array_equal(read_image(str(crop)), 255 - images["sad_b.jpg"][2:12, 3:13])
+    before = source.stat().st_mtime_ns
+    for when in (stamp + 10**9, before - 10**12):  # newer, or older as unzip and cp -p leave it
+        source.write_bytes(image_bytes(255 - images["sad_b.jpg"]))  # the user replaced an image
+        os.utime(source, ns=(when, when))
+        again = read_expw(root, cache_dir=tmp_path / "c", progress=False)
+        crop = Path(again.records["image"][2])
+        np.testing.assert_array_equal(read_image(str(crop)), 255 - images["sad_b.jpg"][2:12, 3:13])
+        images["sad_b.jpg"] = 255 - images["sad_b.jpg"]
 
 
 def test_expw_missing_parts(tmp_path):
@@ -709,3 +713,44 @@ def test_fer_csv_in_a_folder_is_detected_and_read(tmp_path):
         read_fer_csv(folder, member="../elsewhere.csv", cache_dir=tmp_path / "c")
     with pytest.raises(DataError, match="no CSV with emotion and pixels columns in the folder"):
         read_source(tmp_path / "c", reader="fer2013_csv")
+
+
+def test_box_csv_crops_a_replaced_photo_again_whatever_its_time(tmp_path):
+    # A photo replaced by another whose time is older (unzip, cp -p, rsync -t, a restored
+    # backup): the cached crop of the old photo must not be reused.
+    path, pixels = box_csv(tmp_path, "image,x,y,w,h,label", ["images/p1.png,2,3,10,8,happy"])
+    first = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(read_image(first.records["image"][0]), pixels[3:11, 2:12])
+    photo = tmp_path / "images/p1.png"
+    old = photo.stat().st_mtime_ns
+    photo.write_bytes(image_bytes(255 - pixels))
+    os.utime(photo, ns=(old - 10**12, old - 10**12))
+    second = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(read_image(second.records["image"][0]), 255 - pixels[3:11, 2:12])
+
+
+def exif_rotated(upright: np.ndarray, orientation: int = 6) -> bytes:
+    """A JPEG of the picture stored turned, with the EXIF orientation that shows it upright."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = Image.fromarray(upright).rotate(90, expand=True)  # orientation 6 turns it back
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    return buf.getvalue()
+
+
+def test_box_csv_crops_exif_rotated_photos_upright(tmp_path):
+    # Boxes are drawn on the photo as viewers show it: a phone photo stored sideways with EXIF
+    # orientation 6 is cropped where the box is on the upright view, and the reader says so.
+    upright = np.zeros((40, 60, 3), np.uint8)  # 60 wide, 40 high as shown
+    upright[5:25, 30:50] = 255  # the "face", white, at x 30-50, y 5-25 of the upright view
+    write_tree(tmp_path, {"images/phone.jpg": exif_rotated(upright)})
+    path = tmp_path / "faces.csv"
+    path.write_text(
+        "image,x,y,w,h,label\nimages/phone.jpg,30,5,20,20,happy\nimages/phone.jpg,45,0,10,10,sad\n"
+    )  # fits upright (60x40), not stored
+    result = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert len(result.records) == 2
+    crop = read_image(result.records["image"][0])
+    assert crop.shape[:2] == (20, 20) and crop.mean() > 240  # the white face, not background
+    assert any("EXIF orientation: turned upright" in note for note in result.notes)

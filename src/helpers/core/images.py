@@ -6,6 +6,7 @@ import io
 import os
 import re
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -310,3 +311,39 @@ def read_image_reduced(
     return decode_image_reduced(
         read_image_bytes(uri), uri, mode=mode, max_pixels=max_pixels, min_side=min_side
     )
+
+
+# EXIF orientation -> the PIL transpose that shows the photo upright (as ImageOps.exif_transpose).
+UPRIGHT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation an opened image declares (2-8: viewers turn it), 1 when none: phone
+    photos are stored sideways and shown upright, and boxes are drawn on what viewers show."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; it is optional
+            value = img.getexif().get(_ORIENTATION_TAG)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError):
+        return 1
+    return value if isinstance(value, int) and value in UPRIGHT else 1
+
+
+def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """(width, height) as viewers show an image with this EXIF orientation (5-8 swap sides)."""
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def turn_upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Stored pixels turned as their EXIF orientation says, so they match what viewers show."""
+    method = UPRIGHT.get(orientation)
+    return pixels if method is None else np.asarray(Image.fromarray(pixels).transpose(method))

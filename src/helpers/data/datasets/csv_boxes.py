@@ -4,7 +4,9 @@ face-cropping cache it shares with the ExpW reader (and the FER-2013 CSV reader'
 A face box is cropped once, when the source is read, and written as PNG to a cache folder, so
 the records' image column stays a plain file path every later stage can open. The cache lives
 under `data/cache/<reader>-<fingerprint>/` (or a `cache_dir` you pass): never inside the
-source's folder, which may be read-only. A crop is rewritten when its source image is newer.
+source's folder, which may be read-only. A crop's name carries its source photo's exact size and
+time, so a replaced photo is cropped again. Boxes are on the photo as viewers show it: a photo
+with an EXIF orientation is turned upright before it is cropped.
 
 CSV columns (matched case-insensitively; map your own names with `columns=`):
   image        file name, relative to `images_dir` (default: the CSV's folder, or an
@@ -48,7 +50,7 @@ from helpers.core.archive import open_zip
 from helpers.data.datasets import ReadResult, Tally, check_number, check_workers, dropped_text
 from helpers.data.datasets.folders import split_of
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.images import read_image
+from helpers.core.images import exif_orientation, read_image, turn_upright, upright_size
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.records import make_records
 
@@ -142,17 +144,27 @@ def box_problem(box: Box, width: int, height: int) -> str | None:
     return None
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the header alone, or None when it is not a readable image."""
+def _image_size(path: Path) -> tuple[int, int, int] | None:
+    """(width, height) as viewers show the image (its EXIF orientation applied) and that
+    orientation, from the header alone; None when it is not a readable image."""
     try:
         with Image.open(path) as img:
-            return img.size
+            orientation = exif_orientation(img)
+            return (*upright_size(*img.size, orientation), orientation)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
 
 
-# face position, image reference, drop reason, and the box cropped (the given one, or clipped)
-Outcome = tuple[int, "str | None", "str | None", "Box | None"]
+def crop_name(ident: str, size: int, mtime_ns: int) -> str:
+    """A crop's file name, keyed on its source's exact size and time: a photo replaced by
+    another (even one with an older time, as unzip or cp -p leave) is cropped again."""
+    stamp = hashlib.sha1(f"{size}:{mtime_ns}".encode()).hexdigest()[:10]
+    return f"{safe_name(ident)}.{stamp}.png"
+
+
+# face position, image reference, drop reason, the box cropped (the given one, or clipped), and
+# whether the photo has an EXIF orientation
+Outcome = tuple[int, "str | None", "str | None", "Box | None", bool]
 MIN_KEPT_SHARE = 0.5  # a clipped box keeps at least this share of its area, or the face is dropped
 
 
@@ -167,44 +179,52 @@ def clip_box(box: Box, width: int, height: int) -> Box | None:
 
 
 def _crop_one_image(
-    image: Path, faces: list[tuple[int, Face]], cache: Path, clip: bool = False
+    image: Path, faces: list[tuple[int, Face]], cache: Path, clip: bool = False,
+    upright: bool = False
 ) -> list[Outcome]:
     """Validate every box on one image (clip: cut boxes that reach past it to the image) and
-    write the crops that are missing or stale."""
+    write the crops that are missing. upright: boxes are on the photo as viewers show it, so
+    a photo with an EXIF orientation is turned upright before cropping."""
     try:
-        mtime = image.stat().st_mtime_ns
+        info = image.stat()
     except OSError:
-        return [(i, None, "missing image", None) for i, _ in faces]
+        return [(i, None, "missing image", None, False) for i, _ in faces]
     except ValueError:  # e.g. a NUL byte in the name: no such file can exist
-        return [(i, None, "unusable image name", None) for i, _ in faces]
-    size = _image_size(image) if image.is_file() else None
-    if size is None:
-        return [(i, None, "missing image" if not image.is_file() else "unreadable image", None)
-                for i, _ in faces]
+        return [(i, None, "unusable image name", None, False) for i, _ in faces]
+    found = _image_size(image) if image.is_file() else None
+    if found is None:
+        problem = "missing image" if not image.is_file() else "unreadable image"
+        return [(i, None, problem, None, False) for i, _ in faces]
+    width, height, orientation = found
+    turned = orientation != 1
+    if not upright:
+        width, height = upright_size(width, height, orientation)  # back to the stored size
+        orientation = 1
     out: list[Outcome] = []
     todo: list[tuple[int, Box, Path]] = []
     for i, face in faces:
         box = face.box
         if box is not None and clip:
-            box = clip_box(box, *size)
+            box = clip_box(box, width, height)
             if box is None:
-                out.append((i, None, "box mostly outside the image", None))
+                out.append((i, None, "box mostly outside the image", None, turned))
                 continue
         if box is None:
-            out.append((i, str(image.resolve()), None, None))
-        elif problem := box_problem(box, *size):
-            out.append((i, None, problem, None))
+            out.append((i, str(image.resolve()), None, None, turned))
+        elif problem := box_problem(box, width, height):
+            out.append((i, None, problem, None, turned))
         else:
-            target = cache / f"{safe_name(face.id)}.png"
-            if not (target.is_file() and target.stat().st_mtime_ns >= mtime):
+            target = cache / crop_name(face.id, info.st_size, info.st_mtime_ns)
+            if not target.is_file():
                 todo.append((i, box, target))
-            out.append((i, str(target), None, box))
+            out.append((i, str(target), None, box, turned))
     if todo:
         try:
-            pixels = read_image(str(image))
+            pixels = turn_upright(read_image(str(image)), orientation)
         except DataError:
             bad = {i for i, _, _ in todo}
-            return [(o[0], None, "unreadable image", None) if o[0] in bad else o for o in out]
+            return [(o[0], None, "unreadable image", None, turned) if o[0] in bad else o
+                    for o in out]
         for _, (left, top, right, bottom), target in todo:
             save_png(pixels[top:bottom, left:right], target)
     return out
@@ -212,11 +232,14 @@ def _crop_one_image(
 
 def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: str,
                workers: int | None = None, progress: bool = True, desc: str = "Cropping",
-               clip: bool = False) -> list[dict]:
+               clip: bool = False, upright: bool = False) -> list[dict]:
     """Record rows for the faces whose image and box are good; the others counted in tally.
     Images are opened once each, in worker threads; the result does not depend on them.
     clip: a box reaching past the image is cut to it (counted as repaired) and each row gets
-    the box cropped (`box`: left, top, right, bottom), for landmarks to follow it."""
+    the box cropped (`box`: left, top, right, bottom), for landmarks to follow it.
+    upright: boxes are on photos as viewers show them (EXIF orientation applied); otherwise on
+    the stored pixels, as a release's boxes and landmarks are. Either way the photos with an
+    EXIF orientation are counted in a note."""
     groups: dict[Path, list[tuple[int, Face]]] = {}
     for i, face in enumerate(faces):
         groups.setdefault(face.image, []).append((i, face))
@@ -226,7 +249,7 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
     outcomes: list[Outcome | None] = [None] * len(faces)
 
     def work(item: tuple[Path, list[tuple[int, Face]]]) -> list[Outcome]:
-        return _crop_one_image(item[0], item[1], cache, clip)
+        return _crop_one_image(item[0], item[1], cache, clip, upright)
 
     with ThreadPoolExecutor(workers) as pool:
         for result in progress_bar(pool.map(work, groups.items()), total=len(groups), desc=desc,
@@ -234,10 +257,17 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
             for outcome in result:
                 outcomes[outcome[0]] = outcome
     rows = []
-    for face, (_, image, reason, box) in zip(faces, outcomes, strict=True):
+    turned_crops = turned_whole = 0
+    for face, (_, image, reason, box, turned) in zip(faces, outcomes, strict=True):
         if reason is not None:
+            if turned and reason.startswith("box"):
+                reason += (" (the photo turned upright by its EXIF orientation)" if upright
+                           else " (the photo has an EXIF orientation; boxes are on its stored "
+                           "pixels)")
             tally.drop(reason, face.where)
             continue
+        turned_crops += turned and box is not None
+        turned_whole += turned and box is None
         row = {"id": face.id, "image": image, "source": reader,
                "expression": face.expression, "split": face.split}
         if clip:
@@ -245,7 +275,22 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
             if box != face.box:
                 tally.repair("box clipped to the image", face.where)
         rows.append(row)
+    _note_turned(tally, turned_crops, turned_whole, upright)
     return rows
+
+
+def _note_turned(tally: Tally, crops: int, whole: int, upright: bool) -> None:
+    """Say how faces from photos with an EXIF orientation were read (crops upright or as
+    stored, whole images as stored), so a sideways training image is never a surprise."""
+    if crops and upright:
+        tally.note(f"{crops:,} face(s) cropped from photos with an EXIF orientation: turned "
+                   "upright first, as viewers show them and as boxes are drawn")
+    elif crops:
+        tally.note(f"{crops:,} face(s) cropped from photos with an EXIF orientation: cropped "
+                   "as stored, where the release's boxes are; look at a few in notebook 02")
+    if whole:
+        tally.note(f"{whole:,} whole image(s) have an EXIF orientation: training reads them as "
+                   "stored, which may be sideways; the predictor turns photos upright")
 
 
 def no_records(path: str | os.PathLike, tally: Tally, what: str) -> DataError:
@@ -514,7 +559,8 @@ def read_box_csv(path: str | os.PathLike, columns: Mapping[str, str] | None = No
         tally.note(note)
     fields = [(n, {field: row[column] for field, column in present.items()}) for n, row in rows]
     faces = _faces(fields, folder, fmt, min_confidence, tally)
-    found = crop_faces(faces, cache, tally, READER, workers, progress, f"Reading {path.name}")
+    found = crop_faces(faces, cache, tally, READER, workers, progress, f"Reading {path.name}",
+                       upright=True)
     if not found:
         raise no_records(path, tally, "faces")
     return tally.result(make_records(found, where=str(path)), READER, path)
