@@ -27,8 +27,8 @@ def _fresh_cache():
 
 
 def landmarks(seed: int) -> np.ndarray:
-    """136 floats x0,y0,x1,y1,... as the release stores them."""
-    return np.random.default_rng(seed).uniform(0, 224, 136)
+    """136 floats x0,y0,x1,y1,... as the release stores them, on the 12x12 test image."""
+    return np.random.default_rng(seed).uniform(0, 12, 136)
 
 
 def build(path: Path, *records: dict[str, bytes], extra: dict[str, bytes] | None = None) -> Path:
@@ -105,12 +105,19 @@ def test_lnd_shapes_and_text_accepted(tmp_path, lnd):
     np.testing.assert_allclose(df["landmarks"][0], landmarks(3).reshape(68, 2), rtol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(2, 68), (1, 136), (136, 1)])
+@pytest.mark.parametrize("shape", [(2, 68), (4, 34)])
 def test_lnd_in_other_shapes_is_blanked_not_scrambled(tmp_path, shape):
     lnd = landmarks(3).reshape(68, 2).T.reshape(shape)  # a row of x and a row of y, and others
     result = read(build(tmp_path / "a.zip", record("1", lnd=lnd)))
     assert result.records["landmarks"][0] is None and len(result.records) == 1
     assert result.nulled == {"landmarks wrong shape": 1}
+
+
+@pytest.mark.parametrize("shape", [(1, 136), (136, 1), (1, 68, 2)])
+def test_lnd_with_extra_axes_of_length_one_is_read(tmp_path, shape):
+    result = read(build(tmp_path / "a.zip", record("1", lnd=landmarks(3).reshape(shape))))
+    np.testing.assert_allclose(result.records["landmarks"][0], landmarks(3).reshape(68, 2), 1e-6)
+    assert result.nulled == {}
 
 
 def test_any_prefix_and_no_prefix(tmp_path):
@@ -425,3 +432,59 @@ def test_the_summary_counts_each_class_and_names_the_absent_ones(tmp_path):
     text = str(result).splitlines()
     assert text[1] == "  per class: Happy 2, Anger 1"
     assert text[2] == "  absent: Neutral, Sad, Surprise, Fear, Disgust, Contempt"
+
+
+def face_points(width: float, height: float) -> np.ndarray:
+    """68 plausible points spread over a width x height image (eye corners apart)."""
+    unit = np.random.default_rng(0).uniform(0.2, 0.8, (68, 2))
+    return unit * np.array([width - 1, height - 1])
+
+
+def test_landmarks_that_cannot_be_on_the_image_are_blanked_and_counted(tmp_path):
+    # Points far past the edges, normalised to [0, 1], or with no spread cannot be a face on
+    # the image; the stored size comes from the image's header alone.
+    big = jpeg(size=96)
+    path = build(
+        tmp_path / "a.zip",
+        record("1", lnd=face_points(96, 96).reshape(-1), image=big),  # good
+        record("2", lnd=(face_points(96, 96) + 1000).reshape(-1), image=big),  # past the edge
+        record("3", lnd=(face_points(96, 96) - 200).reshape(-1), image=big),
+        record("4", lnd=face_points(2, 2).reshape(-1) / 1.0, image=big),  # within [0, 1]
+        record("5", lnd=np.zeros(136), image=big),  # all equal
+        record(
+            "6", lnd=(face_points(96, 96) + np.array([110, 0])).reshape(-1), image=big
+        ),  # > 25% out
+        record(
+            "7", lnd=(face_points(96, 96) + np.array([30, -25])).reshape(-1), image=big
+        ),  # a bit out
+        record("8", lnd=face_points(96, 96).reshape(-1)),  # 96-pixel points on a 12-pixel image
+    )
+    result = read(path)
+    lnd = result.records.set_index("id")["landmarks"]
+    assert lnd[["2", "3", "4", "5", "6", "8"]].isna().all()
+    assert lnd[["1", "7"]].notna().all()
+    assert result.nulled == {
+        "landmarks outside the image": 4,
+        "landmarks normalised to [0, 1], not pixels": 1,
+        "landmarks degenerate (no spread)": 1,
+    }
+    assert result.examples["landmarks degenerate (no spread)"] == [f"{ROOT}/annotations/5_lnd.npy"]
+
+
+def test_affect_values_agree_with_the_release_reader(tmp_path):
+    # -2 is the release's mark of no rating; float32 rounding past 1 is clipped, not refused.
+    path = build(
+        tmp_path / "a.zip",
+        record("1", val=np.float32(1.0000001), aro=np.float32(-1.0000001)),
+        record("2", val="-2", aro="-2.0"),
+        record("3", val="1.01", aro="0.5"),
+    )
+    result = read(path)
+    df = result.records.set_index("id")
+    assert (df.loc["1", "valence"], df.loc["1", "arousal"]) == (1.0, -1.0)
+    assert df.loc[["2", "3"], "valence"].isna().all()
+    assert result.nulled == {
+        "valence -2 (no rating)": 1,
+        "arousal -2 (no rating)": 1,
+        "valence out of range": 1,
+    }

@@ -228,7 +228,7 @@ def test_fer_csv_rows_drops_and_cached_pngs(tmp_path):
     assert df["split"].tolist() == ["train", "train", "val", "test", "train"]
     assert (df["source"] == "fer2013_csv").all()
     assert result.dropped == {
-        "wrong pixel count": 2,
+        "wrong pixel count (expected 2,304 = 48x48)": 2,
         "non-integer pixels": 2,
         "pixel out of range": 1,
         "unknown emotion": 2,
@@ -754,3 +754,19 @@ def test_box_csv_crops_exif_rotated_photos_upright(tmp_path):
     crop = read_image(result.records["image"][0])
     assert crop.shape[:2] == (20, 20) and crop.mean() > 240  # the white face, not background
     assert any("EXIF orientation: turned upright" in note for note in result.notes)
+
+
+def test_fer_csv_reads_whole_float_emotions_and_says_the_pixel_count_found(tmp_path):
+    # A spreadsheet saves the emotion 3 as 3.0; the AffectNet reader reads such values too.
+    text = " ".join(["7"] * 2304)
+    path = tmp_path / "fer.csv"
+    path.write_text(
+        f"emotion,pixels\n3.0,{text}\n 4 ,{text}\n3.5,{text}\n1_0,{text}\n"
+        f"2,{' '.join(['7'] * 9216)}\n"
+    )
+    result = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
+    assert result.records["expression"].tolist() == [1, 2]  # FER 3 Happy, 4 Sad
+    assert result.dropped == {"unknown emotion": 2, "wrong pixel count (expected 2,304 = 48x48)": 1}
+    assert result.examples["wrong pixel count (expected 2,304 = 48x48)"] == [
+        "row 00004: 9,216 values"
+    ]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from builders import ROOT, npy, record, write_zip
+from builders import ROOT, jpeg, npy, record, write_zip
 from helpers.core.errors import DataError
 from helpers.core.records import load_records, make_records, save_records
 from helpers.data.datasets import read_source
@@ -80,7 +80,7 @@ def test_wrong_shapes_or_dtypes(tmp_path, untouched):
     }
     path = write_zip(
         tmp_path / "a.zip",
-        record("1", lnd=np.zeros((68, 2), ">f8")),
+        record("1", lnd=(np.arange(136.0) % 12).reshape(68, 2).astype(">f8")),  # on the image
         *[record(i, exp=v) for i, v in bad_exp.items()],
         *[record(i, lnd=v) for i, v in bad_lnd.items()],
         record("15", val=np.array([0.1, 0.2]), aro=np.array(["a", "b"])),
@@ -161,18 +161,23 @@ def test_a_value_is_checked_in_the_form_it_is_stored(tmp_path, untouched):
     """1e39 is a finite float64 but infinite as the float32 the table stores: checked as
     float64 alone, one such landmark file refused the whole source when the table was built."""
     huge = np.full(136, 1e39)
-    path = write_zip(tmp_path / "a.zip", record("1", lnd=huge), record("2", lnd=huge * 1e-37))
+    big = jpeg(size=128)  # 100-pixel points lie on it
+    path = write_zip(
+        tmp_path / "a.zip",
+        record("1", lnd=huge, image=big),
+        record("2", lnd=huge * 1e-37 - np.arange(136) % 7, image=big),
+    )
     with untouched():
         result = read(path)
     lnd = result.records.set_index("id")["landmarks"]
-    assert lnd["1"] is None and np.allclose(lnd["2"], 100.0)
+    assert lnd["1"] is None and np.allclose(lnd["2"], 100.0 - np.arange(136).reshape(68, 2) % 7)
     assert result.nulled == {"landmarks out of range": 1}
 
 
 def test_landmarks_of_the_wrong_length(tmp_path, untouched):
     path = write_zip(
         tmp_path / "a.zip",
-        record("1", lnd=np.arange(136.0)),
+        record("1", lnd=np.arange(136.0) % 12),  # points on the 12x12 image
         record("2", lnd=np.arange(134.0)),
         record("3", lnd=np.arange(138.0)),
         record("4", lnd=np.zeros(0)),

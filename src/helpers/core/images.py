@@ -347,3 +347,30 @@ def turn_upright(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """Stored pixels turned as their EXIF orientation says, so they match what viewers show."""
     method = UPRIGHT.get(orientation)
     return pixels if method is None else np.asarray(Image.fromarray(pixels).transpose(method))
+
+
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """(height, width) an image's first bytes declare (Pillow decodes no pixels), or None when
+    they hold no readable header: a cheap size for checking annotations against."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(head)) as img:
+                width, height = img.size
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return None
+    return (height, width) if width > 0 and height > 0 else None
+
+
+def frame_count(data: bytes) -> int:
+    """Pages of a TIFF or frames of a GIF (other formats, or unreadable ones: 1): every reader
+    and the predictor use the first alone, so readers say how many files hold more."""
+    if not data.startswith((b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")):
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return int(getattr(img, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return 1

@@ -3,6 +3,7 @@ the names of the model's heads."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from helpers.core.errors import ConfigError
@@ -95,3 +96,33 @@ def check_heads(heads: str | Iterable[str], where: str = "heads") -> tuple[str, 
             f"repeats, got {list(given)!r}"
         )
     return tuple(h for h in HEADS if h in given)
+
+
+# Valence and arousal lie in [-1, 1]; a value this close past an edge is float rounding
+# (float32 1.0000001) and is clipped onto it.
+AFFECT_TOLERANCE = 1e-6
+NO_RATING = -2.0  # AffectNet's valence or arousal of a face the annotators gave none
+
+
+def affect_value(value: float) -> tuple[float, str | None]:
+    """(the value, clipped into [-1, 1], None), or (NaN, why): 'not finite', '-2 (no rating)' or
+    'out of range', so every reader of valence and arousal counts one value alike."""
+    if not math.isfinite(value):
+        return math.nan, "not finite"
+    if value == NO_RATING:
+        return math.nan, "-2 (no rating)"
+    if not -1.0 - AFFECT_TOLERANCE <= value <= 1.0 + AFFECT_TOLERANCE:
+        return math.nan, "out of range"
+    return min(max(value, -1.0), 1.0), None
+
+
+def class_number(text: str) -> int | None:
+    """A whole number written as '3', ' 3 ' or '3.0' (spreadsheets save numbers as floats), or
+    None for '3.5', 'nan', '²' or text."""
+    if not text.isascii() or "_" in text:  # float() reads '1_0' as 10 and Arabic-Indic digits
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None

@@ -90,3 +90,25 @@ def from_model_output(
     ).reshape(-1, 1, 2)
     xy = np.asarray(offset, np.float64).reshape(-1, 1, 2)
     return (pts * s + 0.5) * wh / s - 0.5 + xy
+
+
+# How far past an image's edge a landmark may lie, as a share of its side: a jaw or brow
+# can leave a tight crop, a face cannot be mostly outside it.
+OUTSIDE_TOLERANCE = 0.25
+
+
+def landmark_problem(points: np.ndarray, height: int, width: int) -> str | None:
+    """Why (68, 2) pixel landmarks cannot be a face on a height x width image, or None: points
+    beyond OUTSIDE_TOLERANCE of the image past its edges, values all within [0, 1] on a larger
+    image (normalised, not pixels), or no spread (all equal, or the outer eye corners at one
+    point, which NME cannot normalise by either)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(N_POINTS, 2)
+    if np.ptp(pts[:, 0]) == 0 or np.ptp(pts[:, 1]) == 0 or interocular_distance(pts) == 0:
+        return "degenerate (no spread)"
+    low = -OUTSIDE_TOLERANCE * np.array([width, height])
+    high = np.array([width, height]) * (1 + OUTSIDE_TOLERANCE)
+    if (pts < low).any() or (pts > high).any():
+        return "outside the image"
+    if max(height, width) > 2 and pts.min() >= 0 and pts.max() <= 1:
+        return "normalised to [0, 1], not pixels"
+    return None

@@ -7,7 +7,6 @@ blanked, each counted by reason in the ReadResult.
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import zipfile
@@ -19,9 +18,9 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
-from helpers.core.images import is_image_header, make_uri
-from helpers.core.labels import N_EXPRESSIONS
-from helpers.core.landmarks import N_POINTS
+from helpers.core.images import header_size, is_image_header, make_uri
+from helpers.core.labels import N_EXPRESSIONS, affect_value
+from helpers.core.landmarks import N_POINTS, landmark_problem
 from helpers.core.records import make_records
 
 READER = "affectnet"
@@ -33,6 +32,7 @@ _NAMES = {"val": "valence", "aro": "arousal"}
 _NPY_MAGIC = b"\x93NUMPY"
 _OPTIONAL = ("val", "aro")  # counted when missing for some records (not lnd: often absent)
 _EXP_FILE = re.compile(r"_exp\.npy$", re.IGNORECASE)
+_SIZE_HEAD = (2048, 1 << 17)  # bytes read for an image's size from its header
 
 Key = tuple[str, str]  # (folder holding images/ and annotations/, id)
 
@@ -188,25 +188,26 @@ def _expression(data: bytes) -> int:
 
 
 def _affect(data: bytes) -> float:
-    """Valence or arousal in [-1, 1], or _Invalid."""
-    value = _scalar(_load_npy(data))
-    if not math.isfinite(value):
-        raise _Invalid("not finite")
-    if not -1.0 <= value <= 1.0:
-        raise _Invalid("out of range")
+    """Valence or arousal in [-1, 1] (a hair past an edge clipped onto it), or _Invalid; -2 is
+    the release's mark of no rating, counted as such (helpers.core.labels.affect_value)."""
+    value, problem = affect_value(_scalar(_load_npy(data)))
+    if problem is not None:
+        raise _Invalid(problem)
     return value
 
 
 def _landmarks(data: bytes) -> np.ndarray:
     """(136,) values x0,y0,x1,y1,... or (68, 2) rows of x, y, as (68, 2) float32 pixels, or
-    _Invalid. Other shapes, (2, 68) among them, are refused: read as x0,y0,... they would
-    scramble the points, and which layout was meant cannot be told from the values."""
+    _Invalid; extra axes of length 1, as in (1, 136), change nothing. Other shapes, (2, 68)
+    among them, are refused: read as x0,y0,... they would scramble the points, and which
+    layout was meant cannot be told from the values."""
     arr = _load_npy(data)
     if arr.dtype.kind not in "USiuf":  # complex, bool, dates, records: not coordinates
         raise _Invalid("unparseable")
     if arr.size != N_POINTS * 2:  # checked before converting, so a forged shape costs nothing
         raise _Invalid("wrong length")
-    if arr.shape not in ((N_POINTS * 2,), (N_POINTS, 2)):
+    shape = tuple(n for n in arr.shape if n != 1)
+    if shape not in ((N_POINTS * 2,), (N_POINTS, 2)):
         raise _Invalid("wrong shape")
     try:
         values = np.asarray(arr, dtype=np.float64).reshape(-1)
@@ -283,7 +284,25 @@ def _read_one(zf: zipfile.ZipFile, key: Key, image: str | None, ann: dict[str, s
                 tally.null(_reason(kind, "unreadable"), ann[kind])
             except _Invalid as bad:
                 tally.null(_reason(kind, bad.reason), ann[kind])
+    points = record["landmarks"]
+    size = _stored_size(zf, image) if points is not None else None
+    if size is not None and (problem := landmark_problem(points, *size)):
+        record["landmarks"] = None
+        tally.null(_reason("lnd", problem), ann["lnd"])
     return record
+
+
+def _stored_size(zf: zipfile.ZipFile, image: str) -> tuple[int, int] | None:
+    """(height, width) from the image's header, the pixels its landmarks are in; None when the
+    header cannot be read (the image is then left out when notebook 03 decodes it)."""
+    for n in _SIZE_HEAD:  # most headers fit the first; a large EXIF block needs the second
+        try:
+            size = header_size(read_head(zf, image, n))
+        except DataError:
+            return None
+        if size is not None:
+            return size
+    return None
 
 
 def _count_missing(kept: list[dict[str, str]], tally: Tally) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from helpers.core.errors import DataError, os_reason
 from helpers.core.faces import MARGIN_RANGE
-from helpers.core.labels import N_EXPRESSIONS
+from helpers.core.labels import N_EXPRESSIONS, affect_value
 from helpers.core.landmarks import N_POINTS
 from helpers.core.records import make_records
 from helpers.data.datasets import ReadResult, Tally, check_number, check_workers
@@ -58,7 +58,6 @@ COLUMNS = (
     "arousal",
 )
 LEFT_OUT = {8: "expression 8 (none)", 9: "expression 9 (uncertain)", 10: "expression 10 (no face)"}
-NO_RATING = -2.0  # valence or arousal of a face the annotators gave none
 MALFORMED = "malformed line (not the release's nine columns)"
 
 
@@ -147,12 +146,11 @@ def _rating(text: str, what: str, where: str, tally: Tally) -> float:
         value = float(text)
     except ValueError:
         value = math.nan
-    if value == NO_RATING:
+    value, problem = affect_value(value)  # a hair past an edge is clipped onto it
+    if problem == "-2 (no rating)":
         tally.null(f"{what} -2 (no rating)", where)
-        return math.nan
-    if not -1.0 <= value <= 1.0:  # NaN fails too
+    elif problem is not None:
         tally.null(f"{what} not a number in [-1, 1]", where)
-        return math.nan
     return value
 
 

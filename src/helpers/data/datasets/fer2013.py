@@ -42,7 +42,7 @@ from helpers.data.datasets.csv_boxes import (cache_folder, csv_rows, delimiter_o
 from helpers.data.datasets.folders import (SPLIT_NAMES, class_groups, image_folders, is_junk,
                                       is_zip, read_class_tree)
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.labels import FER_TO_AFFECTNET, expression_index
+from helpers.core.labels import FER_TO_AFFECTNET, class_number, expression_index
 from helpers.core.records import make_records
 
 READER = "fer2013"
@@ -59,6 +59,7 @@ CSV_LIMITS = ArchiveLimits(max_member_bytes=2 * GiB)
 _MIN_FER_CLASSES = 4  # FER class folders under train/ before a tree counts as FER-2013
 _HEAD = 4096
 _CSV_DEPTH = 2  # folders below a source folder searched for fer2013.csv
+WRONG_COUNT = f"wrong pixel count (expected {N_PIXELS:,} = {SIDE}x{SIDE})"
 
 
 # ---- image folders --------------------------------------------------------------------------
@@ -239,10 +240,11 @@ def _load_csv(path: Path, member: str | None, limits: ArchiveLimits | None
 
 
 def _pixels(text: str) -> np.ndarray | str:
-    """A 48x48 uint8 face, or the reason the pixel string is unusable."""
+    """A 48x48 uint8 face, or the reason the pixel string is unusable (for a wrong count,
+    after a tab: how many values were found)."""
     tokens = text.split()
     if len(tokens) != N_PIXELS:
-        return "wrong pixel count"
+        return f"{WRONG_COUNT}\t{len(tokens):,} values"
     if max(map(len, tokens)) > 18:  # past int64 parsing (OverflowError); no pixel is that long
         return "pixel out of range"
     digits = "".join(tokens)
@@ -289,8 +291,8 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
             tally.drop("malformed line", f"row {ident}")
             continue
         emotion = fields[e].strip()
-        # isascii: "²" is a digit to str.isdigit() but not to int().
-        if not (emotion.isascii() and emotion.isdigit() and int(emotion) in FER_TO_AFFECTNET):
+        number = class_number(emotion)  # '3' and '3.0' alike, as spreadsheets save it
+        if number is None or number not in FER_TO_AFFECTNET:
             tally.drop("unknown emotion", f"row {ident}: {emotion!r}")
             continue
         split = None
@@ -305,13 +307,14 @@ def read_fer_csv(path: str | os.PathLike, usage_splits: str | Mapping[str, str] 
                 continue
         face = _pixels(fields[p])
         if isinstance(face, str):
-            tally.drop(face, f"row {ident}")
+            reason, _, found = face.partition("\t")
+            tally.drop(reason, f"row {ident}" + (f": {found}" if found else ""))
             continue
         target = cache / f"{ident}.png"
         if not target.is_file():  # the folder is named by the CSV's hash: present is current
             save_png(face, target)
         rows.append({"id": ident, "image": str(target), "source": CSV_READER,
-                     "expression": FER_TO_AFFECTNET[int(emotion)], "split": split})
+                     "expression": FER_TO_AFFECTNET[number], "split": split})
     if unknown_usage:
         tally.note(_usage_note(unknown_usage))
     if not rows:
