@@ -770,3 +770,41 @@ def test_fer_csv_reads_whole_float_emotions_and_says_the_pixel_count_found(tmp_p
     assert result.examples["wrong pixel count (expected 2,304 = 48x48)"] == [
         "row 00004: 9,216 values"
     ]
+
+
+def test_class_folders_read_an_image_by_its_content_and_say_which_hold_several_frames(tmp_path):
+    # A JPEG named .heic is an image, whatever its name says; a text file is not. A multi-page
+    # TIFF or an animated GIF is used by its first page or frame, and the reader says so.
+    face = gradient(16, 16, 3)
+    frames = [Image.fromarray(face), Image.fromarray(255 - face)]
+    gif, tiff = io.BytesIO(), io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(tiff, "TIFF", save_all=True, append_images=frames[1:])
+    write_tree(
+        tmp_path / "faces",
+        {
+            "happy/a.png": image_bytes(face),
+            "happy/photo.heic": image_bytes(face, "JPEG"),
+            "happy/notes.txt": b"taken in 2020",
+            "sad/anim.gif": gif.getvalue(),
+            "sad/multi.tiff": tiff.getvalue(),
+            "sad/b.png": image_bytes(255 - face),
+        },
+    )
+    result = read_class_tree(tmp_path / "faces", progress=False)
+    assert sorted(result.records["id"]) == [
+        "happy/a",
+        "happy/photo",
+        "sad/anim",
+        "sad/b",
+        "sad/multi",
+    ]
+    assert result.dropped == {"not an image extension": 1}
+    assert result.examples["not an image extension"] == ["happy/notes.txt"]
+    assert any("read by their content, e.g. happy/photo.heic" in n for n in result.notes)
+    assert any(
+        "2 multi-page TIFF or animated GIF" in n and "sad/anim.gif" in n for n in result.notes
+    )
+    np.testing.assert_array_equal(
+        read_image(result.records.set_index("id").loc["sad/multi", "image"]), face
+    )

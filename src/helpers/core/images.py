@@ -31,6 +31,8 @@ _OPEN_LIMITS = ArchiveLimits(
 _READ_LIMITS = ArchiveLimits()
 _MAX_OPEN_ARCHIVES = 8
 
+# Formats that may hold several pages or frames (TIFF, GIF).
+MULTI_FRAME_MAGIC: tuple[bytes, ...] = (b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 _MAGIC: tuple[bytes, ...] = (
     b"\xff\xd8\xff",  # JPEG
     b"\x89PNG\r\n\x1a\n",  # PNG
@@ -365,7 +367,7 @@ def header_size(head: bytes) -> tuple[int, int] | None:
 def frame_count(data: bytes) -> int:
     """Pages of a TIFF or frames of a GIF (other formats, or unreadable ones: 1): every reader
     and the predictor use the first alone, so readers say how many files hold more."""
-    if not data.startswith((b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")):
+    if not data.startswith(MULTI_FRAME_MAGIC):
         return 1
     try:
         with warnings.catch_warnings():

@@ -20,7 +20,7 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
-from helpers.core.images import is_image_header, make_uri
+from helpers.core.images import MULTI_FRAME_MAGIC, frame_count, is_image_header, make_uri
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
@@ -214,17 +214,29 @@ class FileTree:
                     tally.drop("not a regular file", "/".join(parts))
         return _tidy(found)
 
-    def looks_like_image(self, member: str) -> bool | None:
-        """Whether the file starts like an image; None when it cannot be read."""
+    def head(self, member: str) -> bytes | None:
+        """The file's first bytes; None when it cannot be read."""
         try:
             if self.zf is not None:
-                head = read_head(self.zf, self.members.get(member, member), _HEAD_BYTES)
-            else:
-                with open(self.path / member, "rb") as f:
-                    head = f.read(_HEAD_BYTES)
+                return read_head(self.zf, self.members.get(member, member), _HEAD_BYTES)
+            with open(self.path / member, "rb") as f:
+                return f.read(_HEAD_BYTES)
         except (DataError, OSError):
             return None
-        return is_image_header(head)
+
+    def looks_like_image(self, member: str) -> bool | None:
+        """Whether the file starts like an image; None when it cannot be read."""
+        head = self.head(member)
+        return None if head is None else is_image_header(head)
+
+    def frames(self, member: str, head: bytes) -> int:
+        """How many pages or frames a TIFF or GIF holds (read whole; other files: 1)."""
+        if not head.startswith(MULTI_FRAME_MAGIC):
+            return 1
+        try:
+            return frame_count(self.read(member))
+        except (DataError, OSError):
+            return 1
 
     def read(self, member: str) -> bytes:
         """A whole (small) file, from the folder or the validated zip; DataError or OSError."""
@@ -241,12 +253,15 @@ class FileTree:
 
 def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally
               ) -> list[tuple[Parts, int, str | None]]:
-    """(parts, label, split) of the files in known class folders; the others counted."""
+    """(parts, label, split) of the files in known class folders; the others counted. A file
+    with another extension in a class folder is kept for its first bytes to decide (a JPEG
+    named .heic is an image)."""
     kept = []
     unknown_folders: set[Parts] = set()
     for parts in files:
         member = "/".join(parts)
-        if Path(parts[-1]).suffix.lower() not in IMAGE_EXTENSIONS:
+        named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
+        if not named and (len(parts) < 2 or class_index(parts[-2]) is None):
             tally.drop("not an image extension", member)
         elif len(parts) < 2:
             tally.drop("file outside a class folder", member)
@@ -258,6 +273,20 @@ def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally
         else:
             kept.append((parts, label, split_of(parts[-3]) if len(parts) >= 3 else None))
     return kept
+
+
+def note_read_by_content(tally: Tally, members: list[str]) -> None:
+    """Say which images were kept by their first bytes though their extension is another."""
+    if members:
+        tally.note(f"{len(members):,} image(s) named with another extension read by their "
+                   f"content, e.g. {', '.join(members[:2])}")
+
+
+def note_multi_frame(tally: Tally, members: list[str]) -> None:
+    """Say which files hold several pages or frames, of which training uses the first."""
+    if members:
+        tally.note(f"{len(members):,} multi-page TIFF or animated GIF file(s): the first page "
+                   f"or frame is used, e.g. {', '.join(members[:2])}")
 
 
 def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
@@ -274,12 +303,23 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
         kept = _classify(tree.files(tally), class_index, tally)
         skip = _common_prefix([parts for parts, _, _ in kept])
         rows, seen = [], set()
+        renamed: list[str] = []
+        multi: list[str] = []
         for parts, label, split in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
                                         disable=not progress, mininterval=0.5):
             member = "/".join(parts)
-            if check_headers and not (ok := tree.looks_like_image(member)):
-                tally.drop("unreadable image" if ok is None else "not an image", member)
+            named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
+            head = tree.head(member) if check_headers or not named else b""
+            if not named and not (head and is_image_header(head)):
+                tally.drop("not an image extension", member)
                 continue
+            if check_headers and not (head and is_image_header(head)):
+                tally.drop("unreadable image" if head is None else "not an image", member)
+                continue
+            if not named:
+                renamed.append(member)
+            if head and tree.frames(member, head) > 1:
+                multi.append(member)
             ident = "/".join(parts[skip:-1] + (Path(parts[-1]).stem,))
             if ident in seen:  # a.jpg beside a.png
                 tally.drop("duplicate id", member)
@@ -289,6 +329,8 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                          "expression": label, "split": split})
     if "unknown class folder" in tally.dropped and class_index is folder_class_index:
         tally.note(_NAMING)
+    note_read_by_content(tally, renamed)
+    note_multi_frame(tally, multi)
     if not rows:
         reasons = dropped_text(tally.dropped, tally.examples)
         raise DataError(path, "no usable images in class folders (dropped: "
