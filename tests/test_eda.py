@@ -394,3 +394,38 @@ def test_the_balance_sentence_describes_this_data_not_the_demo():
     )
     assert not eda.has_valence_arousal(make_records(rows))
     assert eda.has_valence_arousal(make_records([{**rows[0], "valence": 0.1, "arousal": 0.2}]))
+
+
+def test_exact_copies_with_different_labels_are_named_and_left_out(tmp_path, monkeypatch):
+    # The same bytes in two class folders (a copy, or a symlink) give contradictory targets:
+    # 02 names them, 03 leaves all of them out, and both say so in the runner's terminal.
+    df = build_records(tmp_path)
+    df.loc[df["id"] == "r22", "expression"] = 5  # r22 is a copy of r01 (Happy): now Disgust
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(tmp_path / "phone.jpg", exif=exif)
+    df.loc[len(df)] = {**df.iloc[0].to_dict(), "id": "phone", "image": str(tmp_path / "phone.jpg")}
+    hashes = eda.image_hashes(df, progress=False)
+    conflicts = eda.label_conflicts(df, hashes)
+    assert conflicts.to_dict("records") == [
+        {"id": "r01", "expression": "Happy", "copy_of": "r01"},
+        {"id": "r22", "expression": "Disgust", "copy_of": "r01"},
+    ]
+    assert eda.label_conflicts(build_records(tmp_path), hashes).empty  # copies that agree
+    progress_file = tmp_path / "progress.txt"
+    monkeypatch.setenv("AFFECT_PROGRESS_FILE", str(progress_file))
+    eda.announce(eda.hash_findings(hashes, conflicts))
+    said = progress_file.read_text()
+    assert (
+        "2 record(s) are exact copies of one another with different labels, e.g. r22 = r01" in said
+    )
+    assert "1 image(s) carry an EXIF orientation, e.g. phone" in said
+    kept = eda.drop_label_conflicts(eda.drop_unreadable(df, hashes), hashes)
+    assert not kept["id"].isin(["r01", "r22"]).any() and len(kept) == len(df) - 2
+    assert len(kept.attrs["unreadable"]) == 0 and len(kept.attrs["label_conflicts"]) == 2
+    progress_file.unlink()
+    eda.announce(eda.left_out_lines(kept))
+    assert progress_file.read_text() == (
+        f"left out 2 exact copies with different labels, e.g. r01, r22; {len(kept)} records go "
+        "on to the split\n"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Iterator
 from itertools import combinations
 
@@ -12,8 +13,9 @@ import pandas as pd
 from PIL import Image
 from helpers.core.progress import bar as progress_bar
 
+from helpers.core import progress as terminal
 from helpers.core.errors import DataError
-from helpers.core.images import decode_image, read_image, read_image_bytes
+from helpers.core.images import decode_image, exif_orientation, read_image, read_image_bytes
 from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
 
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
@@ -31,6 +33,9 @@ _MAX_INDEXED_DISTANCE = 9
 
 
 UNREADABLE_COLUMNS = ["id", "image", "problem"]
+CONFLICT_COLUMNS = ["id", "expression", "copy_of"]
+ORIENTED_COLUMNS = ["id", "image", "orientation"]
+_LISTED = 2  # examples named in a terminal line
 
 
 def _require(df: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -194,7 +199,7 @@ def phash_uint64(image: np.ndarray) -> int:
 def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """sha1 of the stored bytes (exact copies) and phash of the pixels (near copies), per record."""
     _require(df, ["id", "image"], "records table")
-    ids, sha1s, phashes, unreadable = [], [], [], []
+    ids, sha1s, phashes, unreadable, oriented = [], [], [], [], []
     for rec in progress_bar(
         df.itertuples(index=False), total=len(df), desc="hashing", disable=not progress
     ):
@@ -204,6 +209,8 @@ def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
         except DataError as error:  # every image is decoded here: the place to catch bad ones
             unreadable.append({"id": rec.id, "image": rec.image, "problem": error.problem})
             continue
+        if (turn := _orientation(data)) != 1:
+            oriented.append({"id": rec.id, "image": rec.image, "orientation": turn})
         ids.append(rec.id)
         sha1s.append(hashlib.sha1(data).hexdigest())
         phashes.append(code)
@@ -215,7 +222,19 @@ def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
         }
     )
     hashes.attrs["unreadable"] = pd.DataFrame(unreadable, columns=UNREADABLE_COLUMNS)
+    hashes.attrs["oriented"] = pd.DataFrame(oriented, columns=ORIENTED_COLUMNS)
     return hashes
+
+
+def _orientation(data: bytes) -> int:
+    """The EXIF orientation of image bytes that decoded (header only; 1 when none)."""
+    if not data.startswith((b"\xff\xd8", b"II*\x00", b"MM\x00*", b"RIFF", b"\x89PNG")):
+        return 1
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return exif_orientation(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return 1
 
 
 def drop_unreadable(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
@@ -225,8 +244,96 @@ def drop_unreadable(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
     """
     bad = hashes.attrs.get("unreadable", pd.DataFrame(columns=UNREADABLE_COLUMNS))
     kept = df[~df["id"].isin(set(bad["id"]))].reset_index(drop=True)
-    kept.attrs["unreadable"] = bad
+    kept.attrs = {**df.attrs, "unreadable": bad}
     return kept
+
+
+def label_conflicts(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
+    """Records whose exact copies (the same bytes, under another name or class folder) carry
+    another expression: contradictory targets, since which label is right cannot be told.
+
+    One row per such record: id, expression (its name) and copy_of (the first id of its copies).
+    """
+    _require(hashes, ["id", "sha1"], "hash table")
+    merged = hashes[["id", "sha1"]].merge(
+        df[["id", "expression"]].drop_duplicates("id"), on="id", how="inner"
+    )
+    labels = pd.to_numeric(merged["expression"], errors="coerce")
+    kinds = labels.groupby(merged["sha1"]).transform("nunique")
+    bad = merged[kinds.to_numpy() > 1]
+    first = bad.groupby("sha1")["id"].transform("first")
+    names = pd.to_numeric(bad["expression"]).map(lambda k: EXPRESSIONS[int(k)])
+    out = pd.DataFrame(
+        {"id": bad["id"].to_numpy(), "expression": names.to_numpy(), "copy_of": first.to_numpy()},
+        columns=CONFLICT_COLUMNS,
+    )
+    return out.reset_index(drop=True)
+
+
+def drop_label_conflicts(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
+    """Records without an exact copy labelled otherwise; those with one are left out, all of
+    them, as none can be trusted over another. They are in attrs["label_conflicts"]."""
+    bad = label_conflicts(df, hashes)
+    kept = df[~df["id"].isin(set(bad["id"]))].reset_index(drop=True)
+    kept.attrs = {**df.attrs, "label_conflicts": bad}
+    return kept
+
+
+def _examples(ids: pd.Series) -> str:
+    """', e.g. a, b' naming a few records, or nothing."""
+    listed = ", ".join(map(str, ids.head(_LISTED)))
+    return f", e.g. {listed}" if listed else ""
+
+
+def hash_findings(hashes: pd.DataFrame, conflicts: pd.DataFrame) -> list[str]:
+    """What hashing every image found that changes what is trained on: undecodable images,
+    exact copies labelled otherwise (both left out by notebook 03), and photos with an EXIF
+    orientation (read as stored, which may be sideways). Empty when there is none."""
+    lines = []
+    bad = hashes.attrs.get("unreadable", pd.DataFrame(columns=UNREADABLE_COLUMNS))
+    if len(bad):
+        first = f"{bad['id'].iloc[0]} ({bad['problem'].iloc[0]})"
+        lines.append(
+            f"{len(bad):,} image(s) could not be decoded, e.g. {first}; notebook 03 leaves them out"
+        )
+    if len(conflicts):
+        pairs = conflicts[conflicts["id"] != conflicts["copy_of"]]
+        said = [f"{r.id} = {r.copy_of}" for r in pairs.head(_LISTED).itertuples()]
+        lines.append(
+            f"{len(conflicts):,} record(s) are exact copies of one another with different "
+            f"labels, e.g. {', '.join(said)}; notebook 03 leaves them all out"
+        )
+    oriented = hashes.attrs.get("oriented", pd.DataFrame(columns=ORIENTED_COLUMNS))
+    if len(oriented):
+        lines.append(
+            f"{len(oriented):,} image(s) carry an EXIF orientation{_examples(oriented['id'])}: "
+            "training reads them as stored, which may be sideways (the predictor turns photos "
+            "upright); turn them upright in the source to train on them upright"
+        )
+    return lines
+
+
+def left_out_lines(table: pd.DataFrame) -> list[str]:
+    """What drop_unreadable and drop_label_conflicts left out of a table, for the terminal."""
+    unreadable = table.attrs.get("unreadable", pd.DataFrame(columns=UNREADABLE_COLUMNS))
+    conflicts = table.attrs.get("label_conflicts", pd.DataFrame(columns=CONFLICT_COLUMNS))
+    parts = []
+    if len(unreadable):
+        parts.append(f"{len(unreadable):,} undecodable image(s){_examples(unreadable['id'])}")
+    if len(conflicts):
+        parts.append(
+            f"{len(conflicts):,} exact copies with different labels{_examples(conflicts['id'])}"
+        )
+    if not parts:
+        return []
+    return [f"left out {'; '.join(parts)}; {len(table):,} records go on to the split"]
+
+
+def announce(lines: list[str]) -> None:
+    """Print each line here and in the terminal of `./run_all.sh`, which shows no notebook."""
+    for text in lines:
+        print(text)
+        terminal.line(text)
 
 
 def _phash_codes(hashes: pd.DataFrame) -> np.ndarray:
