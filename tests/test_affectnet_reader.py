@@ -160,6 +160,13 @@ def test_macos_junk_is_ignored(tmp_path):
     assert len(result.records) == 1 and result.dropped == {}
 
 
+def test_a_dot_folder_prefix_is_read_and_a_hidden_folder_passed_over(tmp_path):
+    # "./Dataset/..." is how some zip tools name members; ".Trash/" is an OS folder.
+    path = build(tmp_path / "a.zip", record("1", root="./Dataset"), record("2", root=".Trash/x"))
+    result = read(path)
+    assert result.records["id"].tolist() == ["1"] and result.dropped == {}
+
+
 def test_deterministic_and_round_trips(tmp_path):
     path = build(
         tmp_path / "a.zip", *[record(str(i), exp=str(i % 8), lnd=landmarks(i)) for i in range(12)]

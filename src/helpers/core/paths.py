@@ -21,7 +21,9 @@ def is_junk(parts: tuple[str, ...]) -> bool:
     predictor judge a path's parts (below the folder given) by this one rule."""
     name = parts[-1]
     return (
-        "__MACOSX" in parts or any(p.startswith(".") for p in parts) or name.lower() in JUNK_FILES
+        "__MACOSX" in parts
+        or any(p.startswith(".") and p not in (".", "..") for p in parts)
+        or name.lower() in JUNK_FILES
     )
 
 

@@ -17,7 +17,14 @@ import numpy as np
 from PIL import Image
 
 from helpers.core.errors import DataError
-from helpers.core.images import MAX_PIXELS, ZIP_SCHEME, is_image_header, read_image
+from helpers.core.images import (
+    MAX_PIXELS,
+    ZIP_SCHEME,
+    exif_orientation,
+    is_image_header,
+    read_image,
+    turn_upright,
+)
 from helpers.core.paths import is_junk
 from helpers.core.preprocess import as_rgb
 from helpers.core.quiet_import import stderr_without
@@ -239,32 +246,17 @@ def check_pixels(image: np.ndarray, where: str) -> None:
         )
 
 
-# EXIF orientation -> the PIL transpose that shows the photo upright (as ImageOps.exif_transpose).
-_UPRIGHT = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
 def upright(image: np.ndarray, path: str) -> np.ndarray:
     """A photo turned as its EXIF orientation says: a phone photo taken upright is stored
     sideways with orientation 6, and the face detector only finds upright faces."""
     if path.startswith(ZIP_SCHEME):
         return image
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; it is optional
-            with Image.open(path) as im:
-                orientation = im.getexif().get(0x0112)
+        with Image.open(path) as im:
+            orientation = exif_orientation(im)
     except (OSError, ValueError, SyntaxError):
         return image
-    method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
-    return image if method is None else np.asarray(Image.fromarray(image).transpose(method))
+    return turn_upright(image, orientation)
 
 
 def _read_still(name: str) -> np.ndarray:

@@ -20,12 +20,12 @@ from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
 from helpers.core.images import header_size, is_image_header, make_uri
 from helpers.core.labels import N_EXPRESSIONS, affect_value
+from helpers.core.paths import is_junk
 from helpers.core.landmarks import N_POINTS, landmark_problem
 from helpers.core.records import make_records
 
 READER = "affectnet"
 _ANNOTATION = re.compile(r"^(?P<id>.+)_(?P<kind>exp|val|aro|lnd)\.npy$", re.IGNORECASE)
-_JUNK_FILES = {"thumbs.db", "desktop.ini"}
 # Folder names of the real release; AffectNet's own validation set serves as the test set.
 _SPLIT_FOLDERS = {"train_set": "train", "val_set": "test"}
 _NAMES = {"val": "valence", "aro": "arousal"}
@@ -48,11 +48,9 @@ class _Invalid(Exception):
 def _parts(member: str) -> tuple[str, str, str] | None:
     """(prefix, folder, file name) of a member, or None for folders and OS junk."""
     parts = member.replace("\\", "/").split("/")
-    if len(parts) < 2 or not parts[-1] or "__MACOSX" in parts:
+    if len(parts) < 2 or not parts[-1] or is_junk(tuple(parts)):
         return None
     name = parts[-1]
-    if name.startswith(".") or name.lower() in _JUNK_FILES:
-        return None
     return "/".join(parts[:-2]), parts[-2].lower(), name
 
 
