@@ -482,7 +482,10 @@ def test_what_the_augmentation_modes_did_is_what_the_text_says(tmp_path: Path) -
     AugmentSettings(mode="none", config=config, balance="upsample", target_per_class=9).write(
         run.augment_settings
     )
-    assert "balanced by repeated faces, to 9 faces per class" in methods(run).text
+    assert (
+        "The classes under 9 faces were upsampled by repeated faces to 9 each; larger classes "
+        "kept their own." in methods(run).text
+    )  # no training table to count: the target, and what happens above it
 
 
 def test_a_pretrained_model_is_described_phase_by_phase(tmp_path: Path) -> None:
@@ -601,3 +604,49 @@ def test_a_run_made_by_hand_on_the_demo_set_names_it_from_notebook_01s_record(
     checks = "\n".join(section.checks)
     assert "name the data set" not in checks
     assert "No manifest.json: the command was not recorded" in checks
+
+
+def _train_table(run: RunFolder, counts: dict[int, int], originals: int) -> None:
+    """A training table as notebook 03 writes it: `originals` faces per class, copies after."""
+    rows = [
+        {"expression": c, "augmented": i >= originals} for c, n in counts.items() for i in range(n)
+    ]
+    pd.DataFrame(rows).to_parquet(run.train_table)
+
+
+def test_the_balance_is_stated_from_the_training_tables_own_counts(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    config = AugmentConfig.from_dict({"dropout_p": 0.5})
+    AugmentSettings(mode="both", config=config, balance="upsample", target_per_class=6).write(
+        run.augment_settings
+    )
+    _train_table(run, {0: 9, 1: 12, 2: 6, 3: 6}, originals=4)  # Neutral and Happy above 6
+    text = methods(run).text
+    assert (
+        "The smaller classes were upsampled by augmented copies to 6 faces each; "
+        "Neutral (9) and Happy (12) kept their own." in text
+    )
+    assert "6 faces per class" not in text
+    _train_table(run, {0: 6, 1: 6, 2: 6}, originals=4)  # every class at the target
+    assert "The classes were balanced by augmented copies, to 6 faces per class." in (
+        methods(run).text
+    )
+
+
+def test_each_models_augmentation_per_batch_is_stated_from_its_card(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    _train_table(run, {0: 6, 1: 6}, originals=4)
+    plain = {**_card()["parameters"], "online_augment": False}
+    write_json(run.card_path("vgg16"), _card(model="vgg16", parameters=plain))
+    write_json(run.card_path("custom_cnn"), _card(data={"online_augmentation": True}))
+    text = methods(run).text
+    assert (
+        "Copies for balancing were written once and the training batches of custom_cnn were "
+        "augmented afresh, those of vgg16 not (they trained on the faces and the copies as "
+        "written): horizontal flip" in text
+    )
+    assert "each training batch was augmented afresh" not in text
+    write_json(run.card_path("custom_cnn"), _card(data={"online_augmentation": False}))
+    text = methods(run).text
+    assert "Augmented copies of training faces were written once, before training: horiz" in text
+    assert "No model's training batches were augmented afresh (`online_augment = False`)." in text

@@ -451,23 +451,33 @@ def _split_word(split: str) -> str:
 
 
 def _augmentation(facts: _Run, cite: Citations) -> str:
-    """What the training faces went through, and how the classes were balanced."""
+    """What the training faces went through, model by model, and how the classes were
+    balanced, from the counts the training table holds rather than the target asked for."""
     settings = facts.augment
     if settings is None:
         return ""
     steps = describe_pipeline(settings.config)
     copies = _augmented_copies(facts.run)
-    online = "each training batch was augmented afresh"
+    fresh, plain = _per_batch(facts) if settings.online else ([], [])
+    online = ""
+    if settings.online and (fresh or not plain):
+        online = (
+            "each training batch was augmented afresh"
+            if not plain
+            else f"the training batches of {_join(fresh)} were augmented afresh, those of "
+            f"{_join(plain)} not (they trained on the faces "
+            f"{'and the copies as written' if copies else 'as they are'})"
+        )
+    written = "Augmented copies of training faces were written once, before training"
     how = {
-        "online": online.capitalize(),
-        "offline": "Augmented copies of training faces were written once, before training"
+        "online": online,
+        "offline": written if copies else "",
+        "both": (f"Copies for balancing were written once and {online}" if online else written)
         if copies
-        else "",
-        "both": f"Copies for balancing were written once and {online}"
-        if copies
-        else online.capitalize(),
+        else online,
         "none": "",
     }[settings.mode]
+    how = how[:1].upper() + how[1:]
     text = "**Augmentation.** "
     if how and len(steps):
         described = [f"{row.step} (p {row.p:g}; {row.settings})" for row in steps.itertuples()]
@@ -483,15 +493,76 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
         text += f" Transforms by {libraries}, drawn from the run's seed."
     else:
         text += "The training faces were not augmented."
+    if plain and not fresh:
+        text += " No model's training batches were augmented afresh (`online_augment = False`)."
     copied = "augmented copies" if how else "repeated faces"
-    balance = {
-        "upsample": f"The classes were balanced by {copied}, to "
-        f"{settings.target_per_class or 'the largest class'} faces per class.",
-        "downsample": f"The classes were balanced by drawing {settings.target_per_class} faces "
-        "per class.",
-        "class_weights": "The expression loss weighted each class by its inverse frequency.",
-    }.get(settings.balance, "The classes were not balanced.")
-    return f"{text} {balance}"
+    return f"{text} {_balance(settings, _training_counts(facts.run), copied)}"
+
+
+def _per_batch(facts: _Run) -> tuple[list[str], list[str]]:
+    """The models whose training batches were augmented afresh and those whose were not, as
+    each card records it (a model can train without it, `online_augment = False`, where
+    notebook 03 asked for it); a card that says neither is in neither list."""
+    fresh, plain = [], []
+    for name in facts.models:
+        card = facts.cards.get(name) or {}
+        data = card.get("data")
+        done = data.get("online_augmentation") if isinstance(data, Mapping) else None
+        if not isinstance(done, bool):  # a card written before training recorded it
+            done = (card.get("parameters") or {}).get("online_augment")
+        if isinstance(done, bool):
+            (fresh if done else plain).append(name)
+    return fresh, plain
+
+
+def _training_counts(run: RunFolder) -> pd.Series | None:
+    """Faces per class in the training table (originals and copies), by class name; None
+    without one."""
+    if not run.train_table.is_file():
+        return None
+    if "expression" not in pq.read_schema(run.train_table).names:
+        return None
+    labels = pd.read_parquet(run.train_table, columns=["expression"])["expression"]
+    counts = pd.to_numeric(labels, errors="coerce").dropna().astype(int).value_counts()
+    return pd.Series(
+        {EXPRESSIONS[c] if 0 <= c < len(EXPRESSIONS) else str(c): int(n)
+         for c, n in counts.sort_index().items()},
+        dtype="int64",
+    )  # fmt: skip
+
+
+def _balance(settings: AugmentSettings, counts: pd.Series | None, copied: str) -> str:
+    """How the classes were evened out, as the training table's counts show: a class already
+    above the target keeps its own faces, and the text names it with its count."""
+    if settings.balance == "class_weights":
+        return "The expression loss weighted each class by its inverse frequency."
+    if settings.balance not in ("upsample", "downsample"):
+        return "The classes were not balanced."
+    target = settings.target_per_class
+    if not target:  # the largest class (upsample) or the smallest (downsample)
+        if counts is None or not len(counts):
+            return (
+                f"The classes were balanced by {copied}."
+                if settings.balance == "upsample"
+                else "The classes were balanced by drawing as many faces as the smallest has."
+            )
+        target = int(counts.max() if settings.balance == "upsample" else counts.min())
+    if counts is None or not len(counts):  # no training table to check the target against
+        if settings.balance == "upsample":
+            return (
+                f"The classes under {target} faces were upsampled by {copied} to {target} "
+                "each; larger classes kept their own."
+            )
+        return f"The classes above {target} faces were cut to {target} each, drawn at random."
+    off = [f"{name} ({n:,})" for name, n in counts.items() if n != target]
+    if not off:
+        if settings.balance == "upsample":
+            return f"The classes were balanced by {copied}, to {target} faces per class."
+        return f"The classes were balanced by drawing {target} faces per class."
+    kept = f"{_join(off)} kept {'its' if len(off) == 1 else 'their'} own"
+    if settings.balance == "upsample":
+        return f"The smaller classes were upsampled by {copied} to {target} faces each; {kept}."
+    return f"The larger classes were cut to {target} faces each, drawn at random; {kept}."
 
 
 def _augmented_copies(run: RunFolder) -> int:
