@@ -192,3 +192,11 @@ def test_a_documented_set_value_run_all_refuses_is_found():
         (problem,) = _run_all_problems(words, "README.md", stages)
         assert says in problem, words
     assert _run_all_problems(["--set", "04:weights=<run>/models/a.keras"], "", stages) == []
+
+
+def test_the_readme_does_not_take_a_bootstrap_interval_for_a_retraining():
+    """An interval resamples the test images; weights trained on another CPU, or in bfloat16
+    rather than float32, can land outside it, so the README must not promise otherwise."""
+    text = " ".join((paths.REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "differ within their intervals" not in text
+    assert "A bootstrap interval covers drawing other test images, not training again" in text
