@@ -177,6 +177,36 @@ def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
     assert one.get_suptitle() == "smoke: one epoch, train against validation"
 
 
+def test_learning_curves_mark_the_epoch_kept_not_each_panels_own_best() -> None:
+    """The model card's epoch (chosen by validation loss) is the one marked in every panel,
+    also where a metric peaked earlier; the epoch axis counts whole epochs."""
+    history = pd.DataFrame(
+        {
+            "epoch": range(4),  # 0-based, as Keras logs it; the card counts from 1
+            "loss": [3.0, 2.0, 1.5, 1.2],
+            "val_loss": [3.1, 2.2, 1.9, 1.8],  # lowest at epoch 4
+            "val_valence_ccc": [0.2, 0.5, 0.7, 0.6],  # its own best at epoch 3
+        }
+    )
+    card = {"best": {"monitor": "val_loss", "value": 1.8, "epoch": 4}}
+    fig = _check(plots.plot_learning_curves(history, title="vgg16", card=card))
+    panels = [ax for ax in fig.axes if ax.axison]
+    for ax in panels:
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "kept: epoch 4 (lowest val_loss)" in labels, ax.get_title()
+        assert not any(label.startswith("best val") for label in labels)
+        kept = [line for line in ax.get_lines() if line.get_label().startswith("kept")]
+        assert [float(line.get_xdata()[0]) for line in kept] == [4.0]
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 4]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    averaged = {**card, "weight_average": {"kept": True}}
+    fig = _check(plots.plot_learning_curves(history, card=averaged))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "epoch 4 (lowest val_loss); the weight average kept" in labels
+    plain = _check(plots.plot_learning_curves(history))  # no card: nothing claims to be kept
+    assert [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["train", "val"]
+
+
 def test_metric_comparison() -> None:
     table = pd.DataFrame(
         {

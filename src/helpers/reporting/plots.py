@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from helpers.core.errors import DataError
 from helpers.core.images import read_image
@@ -810,8 +811,12 @@ def _metric_pairs(history: pd.DataFrame) -> list[tuple[str, str | None, str | No
     return pairs
 
 
-def plot_learning_curves(history: pd.DataFrame, title: str = "") -> Figure:
-    """Train vs validation per loss and metric; a gap that widens means overfitting."""
+def plot_learning_curves(
+    history: pd.DataFrame, title: str = "", card: Mapping[str, Any] | None = None
+) -> Figure:
+    """Train vs validation per loss and metric; a gap that widens means overfitting. With the
+    model card, every panel marks the epoch kept (the card's `best`, chosen by one validation
+    score), so no panel's own best validation epoch is taken for the model kept."""
     pairs = _metric_pairs(history) if history is not None and len(history) else []
     if not pairs:
         return _message_figure("No training history: nothing to plot.")
@@ -833,31 +838,43 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "") -> Figure:
             ax.set(title=metric)
         fig.suptitle(f"{title or 'Training'}: one epoch, train against validation")
         return fig
+    kept = kept_epoch_label(card)
     for ax, (metric, train, val) in zip(axes.flat, pairs, strict=False):
         if train is not None:
             ax.plot(x, history[train], "-o", markersize=3, color=CLASS_COLORS[2], label="train")
         if val is not None:
             values = history[val].to_numpy(dtype=np.float64)
             ax.plot(x, values, "--o", markersize=3, color=CLASS_COLORS[6], label="val")
-            if np.isfinite(values).any():
-                lower = any(w in metric for w in _LOWER_IS_BETTER)
-                best = int(np.nanargmin(values) if lower else np.nanargmax(values))
-                ax.scatter(
-                    [x[best]],
-                    [values[best]],
-                    s=60,
-                    facecolors="none",
-                    edgecolors="black",
-                    zorder=4,
-                    label=f"best val (epoch {x[best]})",
-                )
+        if kept is not None and kept[0] in x:
+            ax.axvline(kept[0], color="black", linewidth=1.2, alpha=0.7, label=kept[1])
+            if val is not None:  # the kept model's own validation score, on the dashed curve
+                at = int(np.flatnonzero(x == kept[0])[0])
+                ax.scatter([kept[0]], [history[val].iloc[at]], marker="D", s=28, color="black",
+                           zorder=4, label="_nolegend_")  # fmt: skip
         if "phase" in history.columns:  # where fine-tuning starts (two-phase transfer learning)
             for start in np.flatnonzero(np.diff(history["phase"].to_numpy()) != 0) + 1:
                 ax.axvline(x[start] - 0.5, color="0.5", linestyle=":", linewidth=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         ax.set(title=metric, xlabel="epoch")
         ax.legend(fontsize=7)
     fig.suptitle(title or "Learning curves")
     return fig
+
+
+def kept_epoch_label(card: Mapping[str, Any] | None) -> tuple[int, str] | None:
+    """The epoch a model card says was kept (1-based, as the card counts) and its legend
+    label, saying which validation score chose it; None without one."""
+    best = (card or {}).get("best") or {}
+    epoch = best.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int):
+        return None
+    monitor = str(best.get("monitor") or "val_loss")
+    rule = "lowest" if any(w in monitor for w in _LOWER_IS_BETTER) else "highest"
+    label = f"kept: epoch {epoch} ({rule} {monitor})"
+    average = (card or {}).get("weight_average")
+    if isinstance(average, Mapping) and average.get("kept"):
+        label = f"epoch {epoch} ({rule} {monitor}); the weight average kept"
+    return epoch, label
 
 
 def plot_metric_comparison(table: pd.DataFrame) -> Figure:

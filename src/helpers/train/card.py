@@ -112,6 +112,13 @@ def face_framing(train_table: pd.DataFrame, seed: int, n: int = FRAMING_SAMPLE) 
     return framing.as_dict() if framing else None
 
 
+def read_card(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A model card as notebook 04 wrote it, None where there is none, so a figure that marks
+    the epoch kept can do without it."""
+    path = Path(path)
+    return read_json(path) if path.is_file() else None
+
+
 def read_history(path: str | os.PathLike) -> pd.DataFrame:
     """History CSV as a DataFrame, one row per epoch (a repeated epoch keeps its last row)."""
     path = Path(path)
