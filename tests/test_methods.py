@@ -650,3 +650,19 @@ def test_each_models_augmentation_per_batch_is_stated_from_its_card(tmp_path: Pa
     text = methods(run).text
     assert "Augmented copies of training faces were written once, before training: horiz" in text
     assert "No model's training batches were augmented afresh (`online_augment = False`)." in text
+
+
+def test_the_results_say_where_the_other_metrics_computed_are_given(tmp_path: Path) -> None:
+    """Evaluation names more metrics than the headline figures: Results says where each is."""
+    text = methods(_run(tmp_path)).text
+    results_paragraph = next(p for p in text.split("\n\n") if p.startswith("**Results"))
+    assert results_paragraph.endswith(
+        "The other metrics named above are in the report's table of secondary metrics."
+    )
+    per_class = {"Neutral": {"precision": 0.7, "recall": 0.6, "f1": 0.65, "support": 2}}
+    expression = {**_metrics()["expression"], "per_class": per_class}
+    text = methods(_run(tmp_path / "b", scores=_metrics(expression=expression))).text
+    assert (
+        "secondary metrics, each class's F1 in its per-class figure, and each class's "
+        "precision, recall and F1 in `metrics/<model>.json`." in text
+    )

@@ -14,6 +14,7 @@ from sklearn.metrics import (
     average_precision_score,
     cohen_kappa_score,
     f1_score,
+    precision_recall_fscore_support,
     precision_score,
     r2_score,
     recall_score,
@@ -174,6 +175,30 @@ def test_per_class_report_matches_sklearn():
     assert list(rep.index) == list(EXPRESSIONS[:7])
     np.testing.assert_allclose(rep["f1"], f1_score(t, p, labels=range(7), average=None))
     assert rep["support"].tolist() == np.bincount(t, minlength=7).tolist()
+
+
+def test_the_metrics_keep_each_classs_scores_for_the_json():
+    """Per-class precision, recall, F1 and support land in the metrics, by class name in
+    label order, on the same rows as the summary (a missing truth dropped)."""
+    t, _, p = _classifier(200, 7, seed=4, skill=0.5)
+    t = t.copy()
+    t[:5] = -1  # no label: not scored, as in the summary
+    m = classification_metrics(t, p, labels=range(7))
+    kept = t >= 0
+    prec, rec, f1, support = precision_recall_fscore_support(
+        t[kept], p[kept], labels=range(7), average=None, zero_division=0
+    )
+    assert list(m["per_class"]) == m["labels"] == list(EXPRESSIONS[:7])
+    for i, name in enumerate(m["labels"]):
+        scores = m["per_class"][name]
+        assert scores == pytest.approx(
+            {"precision": prec[i], "recall": rec[i], "f1": f1[i], "support": support[i]}
+        )
+        assert isinstance(scores["support"], int)
+    assert sum(s["support"] for s in m["per_class"].values()) == m["n"]
+    assert json.loads(json.dumps(m["per_class"])) == m["per_class"]  # JSON as it is
+    table = per_class_report(t, p, labels=range(7))
+    assert table["f1"].tolist() == pytest.approx([m["per_class"][c]["f1"] for c in m["labels"]])
 
 
 def test_map_label_space():

@@ -16,7 +16,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from figure_checks import check_figure as _check
+from helpers.core.jsonio import write_json
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.run_folder import RunFolder
+from helpers.evaluation import comparison
+from helpers.evaluation.scoring import evaluate_predictions
 from helpers.reporting import plots
 
 
@@ -205,6 +209,65 @@ def test_learning_curves_mark_the_epoch_kept_not_each_panels_own_best() -> None:
     assert "epoch 4 (lowest val_loss); the weight average kept" in labels
     plain = _check(plots.plot_learning_curves(history))  # no card: nothing claims to be kept
     assert [t.get_text() for t in plain.axes[0].get_legend().get_texts()] == ["train", "val"]
+
+
+def _scored_run(tmp_path: Path, models: dict[str, float]) -> Path:
+    """A run folder with a metrics JSON per model, scored by notebook 05's own function from
+    made-up predictions (`skill` per model: how far its right class leads)."""
+    run = RunFolder(tmp_path / "run")
+    rng = np.random.default_rng(0)
+    n = 120
+    for model, skill in models.items():
+        t = np.arange(n) % 8
+        proba = rng.dirichlet(np.ones(8), n)
+        proba[np.arange(n), t] += skill
+        proba /= proba.sum(axis=1, keepdims=True)
+        va = rng.uniform(-1, 1, n)
+        points = rng.uniform(50, 150, (n, 68, 2))
+        points[:, 36], points[:, 45] = (80.0, 100.0), (130.0, 100.0)
+        scores = evaluate_predictions(
+            {
+                "expression": t,
+                "expression_proba": proba,
+                "valence": va,
+                "valence_pred": va + rng.normal(0, 0.2, n),
+                "arousal": va,
+                "arousal_pred": va + rng.normal(0, 0.3, n),
+                "landmarks": points,
+                "landmarks_pred": points + rng.normal(0, 4, points.shape),
+            },
+            model,
+            n_boot=20,
+        )
+        write_json(run.metrics_path(model), scores)
+    return run.root
+
+
+def test_the_report_shows_each_classs_f1_and_every_secondary_metric(tmp_path: Path) -> None:
+    """What notebook 05 computes reaches the report: F1 per class per model, and the metrics
+    beyond the headline (RMSE, MAE, Pearson, SAGR, ROC-AUC, PR-AUC, NME failure rate...)."""
+    run = _scored_run(tmp_path, {"custom_cnn": 1.0, "vgg16": 0.2})
+    per_class = comparison.per_class_scores(run)
+    assert list(per_class.index) == ["custom_cnn", "vgg16"]
+    assert list(per_class.columns) == list(EXPRESSIONS)
+    assert per_class.attrs["missing"] == []
+    fig = _check(plots.plot_per_class_f1(per_class))
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert cells == [f"{v:.2f}" for v in per_class.to_numpy().ravel()]
+    table = comparison.comparison_table(run)
+    shown = comparison.by_model(table, comparison.SECONDARY_COLUMNS)
+    assert list(shown.index) == comparison.SECONDARY_COLUMNS  # every one of them was computed
+    assert shown.notna().all().all()
+    for name in ("valence_rmse", "arousal_sagr", "expression_roc_auc_ovr", "valence_corr"):
+        assert name in comparison.SECONDARY_COLUMNS
+    assert {"landmarks_failure_rate", "landmarks_nme_median"} <= set(shown.index)
+    (tmp_path / "run" / "metrics" / "vgg16.json").write_text(
+        '{"model": "vgg16", "n": 1, "expression": {"accuracy": 0.5}}'
+    )  # written before the metrics kept each class: named, not a blank row
+    older = comparison.per_class_scores(run)
+    assert list(older.index) == ["custom_cnn"] and older.attrs["missing"] == ["vgg16"]
+    title = _check(plots.plot_per_class_f1(older)).axes[0].get_title()
+    assert "not in the metrics of vgg16 (run notebook 05 again)" in title
 
 
 def test_metric_comparison() -> None:

@@ -505,3 +505,50 @@ def confusion_matrices(run_dir: str | os.PathLike, dataset: str | None = None) -
         if confusion is not None:
             found[path.stem.partition(".")[0]] = confusion
     return found
+
+
+# The report's second table: what each metrics JSON holds beyond the headline columns, so no
+# metric the methods section names as computed goes unshown.
+SECONDARY_COLUMNS: list[str] = [
+    "expression_f1_weighted",
+    "expression_precision_macro",
+    "expression_recall_macro",
+    "expression_kappa_ci_low",
+    "expression_kappa_ci_high",
+    "expression_roc_auc_ovr",
+    "expression_pr_auc_macro",
+    *(
+        f"{head}_{key}"
+        for head in ("valence", "arousal")
+        for key in ("rmse", "rmse_ci_low", "rmse_ci_high", "mae", "r2", "corr", "sagr")
+    ),
+    "landmarks_nme_median",
+    "landmarks_failure_rate",
+]
+
+
+def per_class_scores(
+    run_dir: str | os.PathLike, key: str = "f1", dataset: str | None = None
+) -> pd.DataFrame:
+    """Each model's `key` (precision, recall, f1 or support) per expression class: a row per
+    model, a column per class in label order, NaN where a model did not score a class. Models
+    whose metrics file predates `expression.per_class` (notebook 05 run again adds it) are
+    named in `attrs["missing"]`."""
+    rows: dict[str, dict[str, float]] = {}
+    missing = []
+    for model, scores in load_metrics(run_dir, dataset).items():
+        block = scores.get("expression")
+        if not isinstance(block, Mapping):
+            continue
+        per_class = block.get("per_class")
+        if not isinstance(per_class, Mapping):
+            missing.append(model)
+            continue
+        rows[model] = {
+            str(name): to_number(values.get(key)) if isinstance(values, Mapping) else math.nan
+            for name, values in per_class.items()
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index", dtype=float)
+    table.index.name = "model"
+    table.attrs["missing"] = missing
+    return table

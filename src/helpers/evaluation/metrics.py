@@ -35,6 +35,8 @@ from helpers.core.landmarks import N_POINTS, interocular_distance
 from helpers.inference.calibration import confine
 
 NME_FAILURE_THRESHOLD = 0.1
+# Each class's scores in a metrics JSON's `expression.per_class` (and per_class_report's columns).
+PER_CLASS_KEYS = ("precision", "recall", "f1", "support")
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. 2017
 # Label spaces, each as a map into the shared AffectNet order (helpers.core.labels).
 LABEL_SPACES: dict[str, dict[int, int]] = {
@@ -94,6 +96,7 @@ def classification_metrics(
             else []
         ),
         "confusion_matrix": _confusion_matrix(t, p, labels),
+        "per_class": _per_class(t, p, labels, names),
         "labels": [names[c] for c in labels],
         "label_ids": [int(c) for c in labels],
         "labels_left_out": [names[c] for c in space if c not in labels],
@@ -110,14 +113,29 @@ def per_class_report(
 ) -> pd.DataFrame:
     """Per-class precision/recall/F1/support, on the same rows and classes as the summary."""
     t, p, _, labels, space = classification_rows(y_true, y_pred, None, labels)
-    names = class_names(label_names, space)
+    scores = _per_class(t, p, labels, class_names(label_names, space))
+    table = pd.DataFrame.from_dict(scores, orient="index", columns=list(PER_CLASS_KEYS))
+    table.index.name = "class"
+    return table.astype({"support": np.int64})
+
+
+def _per_class(
+    t: np.ndarray, p: np.ndarray, labels: np.ndarray, names: Sequence[str]
+) -> dict[str, dict[str, float | int]]:
+    """Precision, recall, F1 and support of each scored class, by name in label order: what
+    a macro average hides (a rare class a model never predicts), kept in the metrics JSON."""
     prec, rec, f1, support = precision_recall_fscore_support(
         t, p, labels=labels, average=None, zero_division=0
     )
-    return pd.DataFrame(
-        {"precision": prec, "recall": rec, "f1": f1, "support": support.astype(np.int64)},
-        index=pd.Index([names[c] for c in labels], name="class"),
-    )
+    return {
+        names[c]: {
+            "precision": float(prec[i]),
+            "recall": float(rec[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, c in enumerate(labels)
+    }
 
 
 def _confusion_matrix(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> list[list[int]]:

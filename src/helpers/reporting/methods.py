@@ -1064,7 +1064,14 @@ def _results(facts: _Run) -> str:
         return ""
     ci = next((m.data.get("ci") for m in facts.metrics.values() if m.data.get("ci")), None)
     level = f" ({ci.get('level', 0.95):.0%} intervals)" if ci else ""
-    return f"**Results on the test faces**{level}. " + " ".join(lines)
+    rest = " The other metrics named above are in the report's table of secondary metrics"
+    if any((m.heads.get("expression") or {}).get("per_class") for m in facts.metrics.values()):
+        rest += (
+            ", each class's F1 in its per-class figure, and each class's precision, recall "
+            "and F1 in `metrics/<model>.json`"
+        )
+    rest += "."
+    return f"**Results on the test faces**{level}. " + " ".join(lines) + rest
 
 
 def _figure(label: str, block: Mapping[str, Any], key: str, aside: str = "") -> str:

@@ -584,6 +584,37 @@ def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]]) -> Figure:
     return fig
 
 
+def plot_per_class_f1(table: pd.DataFrame) -> Figure:
+    """Each model's F1 per expression class on one 0-1 scale (comparison.per_class_scores): a
+    class a model misses, which its macro-F1 averages away, shows as one pale cell."""
+    missing = [str(m) for m in table.attrs.get("missing", [])]
+    later = (
+        f"; not in the metrics of {', '.join(missing)} (run notebook 05 again)" if missing else ""
+    )
+    if table.empty:
+        return _message_figure(f"No per-class scores to compare{later}.", figsize=(8, 1.5))
+    values = table.astype(float)
+    fig, axes = _figure(1, 1, (max(6.0, 0.95 * values.shape[1] + 2.5), 0.45 * len(values) + 1.9))
+    ax = axes[0, 0]
+    sns.heatmap(
+        values,
+        annot=True,
+        fmt=".2f",
+        cmap="Blues",
+        vmin=0,
+        vmax=1,
+        linewidths=0.5,
+        cbar_kws={"label": "F1"},
+        annot_kws={"fontsize": 9},
+        ax=ax,
+    )
+    ax.set(xlabel="class", ylabel="")
+    ax.tick_params(axis="x", labelrotation=30)
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_title(f"F1 of each expression class on the test split{later}", fontsize=10)
+    return fig
+
+
 def _class_scores(
     predictions: pd.DataFrame, labels: list[str]
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
