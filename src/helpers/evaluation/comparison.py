@@ -19,6 +19,7 @@ from helpers.core.jsonio import read_json
 from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import freshness, health
+from helpers.inference.speed import MEASURE
 from helpers.train.card import CardFacts, read_history
 
 # The metric that ranks models per task, and whether lower is better.
@@ -31,6 +32,8 @@ HEADLINE: dict[str, tuple[str, bool]] = {
 NO_MODEL = "no model learned it"  # best_per_task: every model was flagged for the task
 # The `stale` column's short form: the metrics describe an earlier training of the model.
 STALE_REASON = "its metrics describe an earlier training"
+# How every inference speed is measured (helpers.inference.speed), named where one is ranked.
+SPEED_MEASURE = f"{MEASURE}, as the deployment table's latency"
 HEADLINE_LABELS = {"f1_macro": "macro F1", "ccc": "CCC", "nme": "NME"}
 # The metrics a test-time augmentation is compared on (a metrics JSON's `without_tta`).
 TTA_HEADLINE: dict[str, tuple[str, ...]] = {
@@ -451,8 +454,8 @@ def summary_text(table: pd.DataFrame, paired: pd.DataFrame | None = None) -> str
             "one_view_images_per_s",
             "Fastest at inference (one view per image, without test-time augmentation)",
             "max",
-            "images/s",
-            "images/s at inference (one view per image)",
+            f"images/s: {SPEED_MEASURE}",
+            f"images/s at inference (one view per image; {SPEED_MEASURE})",
         ),
         ("params", "Smallest", "min", "parameters", "parameters"),
     ):

@@ -29,6 +29,7 @@ from helpers.core.records import (
     write_parquet,
 )
 from helpers.evaluation.metrics import restrict_predictions
+from helpers.inference.speed import MEASURE, batch_throughput, padded
 from helpers.inference.tta import check_tta
 from helpers.inference.tta import predict as tta_predict
 
@@ -104,6 +105,7 @@ def predict_table(
     workers: int = 4,
     tta: str = "none",
     transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    timed: bool = False,
 ) -> pd.DataFrame:
     """Every row's predictions next to its truth, batched, one row per image:
 
@@ -114,20 +116,24 @@ def predict_table(
       expression_pred            argmax of the model's softmax, in AffectNet order
       confidence                 that class's probability (restrict_table confines both to the
                                  classes of a cross-dataset test set, as its metrics do)
-      p_<Class>                  the softmax, one column per class the model has (p_Neutral, ...)
+      p_<Class>                  the softmax, one column per class the model has (p_Neutral, ...),
+                                 uncalibrated (the predictor divides by the fitted temperature)
       valence, arousal           truth (NaN where missing); `<head>_pred` the model's output
       landmarks                  truth, (68, 2) float32 pixels of the stored image, or None
       landmarks_pred             prediction in the same pixels
 
     A `<head>_pred` column exists only when the model has that head, so a missing head scores
     null; column names follow helpers.evaluation.scoring.evaluate_predictions (`h`, `h_pred`).
-    Timings of the model calls are kept in `attrs["inference"]` (and in the parquet file).
+    What the pass cost is kept in `attrs["inference"]` (and in the parquet file); with timed,
+    also the speed in images/s, measured as helpers.inference.speed measures every speed (the
+    median of a few passes over full batches of the first images, with the same `tta`).
 
     Image size, channels, heads and class names come from helpers.models.factory.model_metadata, so
-    any model the factory built works; `workers` threads decode the images. tta: "none" or
-    "flip" (outputs averaged with the mirror image's, helpers.inference.tta). transform(image,
-    row): each stored image (uint8, H x W x channels) changed at its own resolution before it is
-    fitted to the model's input (a corruption), None for the images as they are.
+    any model the factory built works; `workers` threads decode the images. tta: "none",
+    "flip" (outputs averaged with the mirror image's) or "tencrop" (ten crops and their mirrors,
+    helpers.inference.tta). transform(image, row): each stored image (uint8, H x W x channels)
+    changed at its own resolution before it is fitted to the model's input (a corruption), None
+    for the images as they are.
     """
     # keras: imported only when predicting
     from helpers.models.factory import model_metadata
@@ -142,20 +148,23 @@ def predict_table(
     uris = table["image"].astype(str).tolist()
     collected: dict[str, list[np.ndarray]] = {h: [] for h in heads}
     sizes: list[np.ndarray] = []
-    timings: list[tuple[int, float]] = []  # (images, seconds) per model call
+    first: np.ndarray | None = None  # the first batch, for the timed speed
+    model_seconds = 0.0
+
+    def call(images: np.ndarray) -> dict[str, np.ndarray]:
+        return tta_predict(lambda x: _as_dict(model.predict_on_batch(x), model), images, tta)
+
     started = time.perf_counter()
     with progress_bar(
         total=len(uris), desc=f"predicting ({meta['name']})", unit="img", disable=not progress
     ) as bar:
         for images, wh in _batches(uris, size, channels, batch_size, workers, transform):
             k = len(images)
-            if k < batch_size:  # pad the last batch: one input shape, no second graph trace
-                images = np.concatenate(
-                    [images, np.zeros((batch_size - k, *images.shape[1:]), images.dtype)]
-                )
+            images = padded(images, batch_size)  # one input shape, no second graph trace
+            first = images if first is None else first
             t0 = time.perf_counter()
-            outputs = tta_predict(lambda x: _as_dict(model.predict_on_batch(x), model), images, tta)
-            timings.append((k, time.perf_counter() - t0))
+            outputs = call(images)
+            model_seconds += time.perf_counter() - t0
             for head in heads:
                 collected[head].append(outputs[head][:k].reshape(k, -1))
             sizes.append(wh)
@@ -214,18 +223,16 @@ def predict_table(
         pixels = from_model_output(stacked["landmarks"], wh[:, 0], wh[:, 1], size)
         pixels = pixels.astype(np.float32)
         out["landmarks_pred"] = pd.Series(list(pixels), dtype=object)
-    # Speed of the model calls alone (decoding is in total_seconds), leaving out the first
-    # call, which traces the graph, whenever there is more than one.
-    steady = timings[1:] if len(timings) > 1 else timings
-    steady_images, steady_seconds = sum(k for k, _ in steady), sum(t for _, t in steady)
     out.attrs["inference"] = {
         "images": n,
         "tta": tta,
         "batch_size": int(batch_size),
-        "model_seconds": sum(t for _, t in timings),
-        "total_seconds": total_seconds,
-        "images_per_s": steady_images / steady_seconds if steady_seconds > 0 else None,
+        "model_seconds": model_seconds,  # this pass, the first call's graph building included
+        "total_seconds": total_seconds,  # decoding too
     }
+    if timed and first is not None:  # the model calls alone, on full batches, repeated
+        speed = batch_throughput(call, first, batch_size)
+        out.attrs["inference"].update(speed, measure=MEASURE)
     return out
 
 

@@ -369,10 +369,11 @@ def evaluate_model(
 
     With tta other than "none" the headline metrics without it are kept too, under
     `without_tta` (with the speed of one view per image), so the report shows what the
-    augmentation bought and compares models' speed on the same work.
+    augmentation bought and compares models' speed on the same work. Speeds are
+    helpers.inference.speed's measure (`inference.measure` says which).
     """
     tta = check_tta(tta)
-    predictions = predict_table(model, table, batch_size=batch_size, tta=tta)
+    predictions = predict_table(model, table, batch_size=batch_size, tta=tta, timed=True)
     scores = evaluate(
         model_name,
         predictions,
@@ -387,7 +388,7 @@ def evaluate_model(
     if tta != "none":
         plain = evaluate(
             model_name,
-            predict_table(model, table, batch_size=batch_size, progress=False),
+            predict_table(model, table, batch_size=batch_size, progress=False, timed=True),
             n_boot=0,
             classes=classes,
             dataset=dataset,

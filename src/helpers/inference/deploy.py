@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from helpers.core.preprocess import model_inputs, to_model_input
 from helpers.core.run_folder import RunFolder
 from helpers.inference.export import export_tflite, saved_model
 from helpers.inference.runtime import Backend, TFLiteModel, open_model
+from helpers.inference.speed import MEASURE, batch_throughput, padded, throughput
 
 
 def _stack_inputs(images: Any, size: int, channels: int) -> np.ndarray:
@@ -36,31 +36,33 @@ def _chunks(x: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
         yield x[start : start + batch_size]
 
 
-def _timed(model: Backend, x: np.ndarray, batch_size: int) -> tuple[dict[str, np.ndarray], float]:
-    """Outputs over all of x and milliseconds per image, after one warm-up call."""
-    model(x[:batch_size])
-    start = time.perf_counter()
-    parts = [model(chunk) for chunk in _chunks(x, batch_size)]
-    ms = (time.perf_counter() - start) * 1000.0 / len(x)
-    return {h: np.concatenate([p[h] for p in parts]) for h in parts[0]}, ms
-
-
 def _run_backend(
-    model: Backend, x: np.ndarray, *, batch_size: int = 64, n_single: int = 32
+    model: Backend, x: np.ndarray, *, batch_size: int = 64, n_single: int = 16
 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """One backend's outputs over x and its latency: run once, so a comparison reuses both."""
-    outputs, batched = _timed(model, x, batch_size)
-    _, single = _timed(model, x[:n_single], 1)
+    """One backend's outputs over x and its latency: run once, so a comparison reuses both.
+
+    Batched latency is helpers.inference.speed's measure, the one the metrics JSON's images/s
+    and the report's fastest model use (full batches of the first images, the median of a
+    few passes); one at a time, the same over the first n_single images."""
+    parts = [model(padded(chunk, batch_size)) for chunk in _chunks(x, batch_size)]
+    sizes = [len(chunk) for chunk in _chunks(x, batch_size)]
+    outputs = {
+        h: np.concatenate([p[h][:k] for p, k in zip(parts, sizes, strict=True)]) for h in parts[0]
+    }
+    batched = batch_throughput(model, x, batch_size)["images_per_s"]
+    singles = [x[i : i + 1] for i in range(min(n_single, len(x)))]
+    single = throughput(model, singles)["images_per_s"]
     latency = {
-        "batched_ms": batched,
-        "single_ms": single,
-        "images_per_s": 1000.0 / batched if batched > 0 else float("inf"),
+        "batched_ms": 1000.0 / batched,
+        "single_ms": 1000.0 / single,
+        "images_per_s": batched,
+        "measure": MEASURE,
     }
     return outputs, latency
 
 
 def compare_backends(
-    keras_model: Any, tflite_model: Any, images: Any, *, batch_size: int = 64, n_single: int = 32
+    keras_model: Any, tflite_model: Any, images: Any, *, batch_size: int = 64, n_single: int = 16
 ) -> dict[str, Any]:
     """How far a TFLite model strays from its Keras source, and how fast each runs.
 
@@ -68,7 +70,7 @@ def compare_backends(
     agreement, also over the `n_decided` images whose Keras top-2 margin exceeds two int8
     output steps, since a near-uniform softmax makes argmax a coin toss). Latency in ms per
     image batched (batch_size) and one at a time (the first n_single images), and images/s
-    batched; timings cover only the model calls, after a warm-up call.
+    batched; timings cover only the model calls (helpers.inference.speed's measure).
     """
     return _compare(
         open_model(keras_model, "keras"),
@@ -85,7 +87,7 @@ def _compare(
     images: Any,
     *,
     batch_size: int = 64,
-    n_single: int = 32,
+    n_single: int = 16,
     reference: tuple[dict[str, np.ndarray], dict[str, float]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """compare_backends' report and the candidate's outputs; `reference`, the Keras model's
@@ -204,7 +206,9 @@ def deployment_check(
 
 
 def deployment_table(run_dir: str | os.PathLike) -> Any:
-    """One row per model from <run>/export/*.json, for the report."""
+    """One row per model from <run>/export/*.json, for the report; latencies are ms per image
+    and keras_images_per_s the same batched figure as images/s, all as helpers.inference.speed
+    measures the report's inference speed."""
     import pandas as pd
 
     rows = []
@@ -217,6 +221,8 @@ def deployment_table(run_dir: str | os.PathLike) -> Any:
             "n": d.get("n"),  # the test images scored here: a sample, not the whole split
             "keras_accuracy": d["keras"]["accuracy"],
             "keras_ms_batched": d["keras"]["latency"]["batched_ms"],
+            # the measure of the metrics JSON's images/s (helpers.inference.speed), one view
+            "keras_images_per_s": d["keras"]["latency"].get("images_per_s"),
             "keras_ms_single": d["keras"]["latency"]["single_ms"],
         }
         for kind in ("float", "int8"):
