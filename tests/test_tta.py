@@ -159,12 +159,18 @@ def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path
     assert tta_validation_table({"tta": "none"}).empty
 
 
-def _validation(**modes: tuple[float, float]) -> dict:
+def _validation(leads: dict | None = None, **modes: tuple[float, float]) -> dict:
+    """A validation comparison; `leads`: each costlier mode's macro-F1 lead interval over one
+    view (by default every one beyond noise)."""
+    leads = leads if leads is not None else {m: (0.01, 0.05) for m in modes if m != "none"}
     return {
         "split": "val",
         "n": 10,
         "modes": {
             m: {"expression": {"f1_macro": f1, "accuracy": acc}} for m, (f1, acc) in modes.items()
+        },
+        "leads": {
+            m: {"metric": "f1_macro", "lead": 0.03, "ci": list(ci)} for m, ci in leads.items()
         },
     }
 
@@ -179,9 +185,60 @@ def test_auto_chooses_the_mode_that_leads_on_validation_macro_f1() -> None:
     assert choose_tta(_validation(none=(0.5, 0.6), flip=(0.5, 0.62), tencrop=(0.5, 0.61))) == "flip"
     assert choose_tta(_validation(none=(0.5, 0.6), flip=(0.5, 0.6), tencrop=(0.5, 0.6))) == "none"
     assert choose_tta(_validation(none=(0.5, 0.6), tencrop=(0.6, 0.7))) == "tencrop"
+    # A costlier mode whose lead over one view is within noise is passed over.
+    within = {"flip": (0.01, 0.03), "tencrop": (-0.004, 0.02)}
+    assert choose_tta(
+        _validation(within, none=(0.5, 0.6), flip=(0.52, 0.6), tencrop=(0.6, 0.7))
+    ) == ("flip")
+    assert choose_tta(_validation({}, none=(0.5, 0.6), tencrop=(0.6, 0.7))) == "none"
     # Nothing to choose on: no validation split, or no expression head.
     assert choose_tta({}) == "none"
     assert choose_tta({"modes": {"flip": {"valence": {"ccc": 0.9}}}}) == "none"
+
+
+def _kept(n: int, wrong: dict[str, range]) -> dict[str, pd.DataFrame]:
+    """Validation predictions by mode over n faces in 3 classes, wrong on the given faces."""
+    truth = np.arange(n) % 3
+    kept = {}
+    for mode, rows in wrong.items():
+        pred = truth.copy()
+        pred[list(rows)] = (truth[list(rows)] + 1) % 3
+        proba = np.full((n, 3), 0.1)
+        proba[np.arange(n), pred] = 0.8
+        kept[mode] = pd.DataFrame(
+            {
+                "id": [str(i) for i in range(n)],
+                "expression": truth,
+                "expression_pred": pred,
+                "confidence": proba.max(axis=1),
+                **{f"p_{name}": proba[:, c] for c, name in enumerate(("Neutral", "Happy", "Sad"))},
+            }
+        )
+    return kept
+
+
+def test_auto_buys_a_costlier_mode_only_with_a_lead_beyond_noise() -> None:
+    """One more face right of 399 (the cost ten times) keeps one view; thirty faces mended and
+    ten broken is a lead beyond noise. Both choices are explained in the comparison."""
+    from helpers.evaluation.scoring import tta_for_evaluation
+
+    faces = pd.DataFrame({"id": [str(i) for i in range(399)]})
+    one_face = _kept(399, {"none": range(6), "flip": range(6), "tencrop": range(5)})
+    mode, block = tta_for_evaluation(None, "auto", faces, classes=[0, 1, 2], kept=one_face)
+    assert (
+        block["modes"]["tencrop"]["expression"]["f1_macro"]
+        > (block["modes"]["none"]["expression"]["f1_macro"])
+    )
+    assert mode == block["chosen"] == "none"
+    assert block["leads"]["tencrop"]["ci"][0] <= 0 < block["leads"]["tencrop"]["lead"]
+    assert "beyond noise" in block.get("rule", "")
+    assert block["reason"].startswith("none: no costlier mode")
+    real = _kept(399, {"none": range(60), "flip": range(60), "tencrop": range(30, 70)})
+    mode, block = tta_for_evaluation(None, "auto", faces, classes=[0, 1, 2], kept=real)
+    assert mode == "tencrop" and block["leads"]["tencrop"]["ci"][0] > 0
+    assert block["reason"].startswith("tencrop: beats one view") and "95% CI" in block["reason"]
+    named, block = tta_for_evaluation(None, "flip", faces, classes=[0, 1, 2], kept=real)
+    assert named == "flip" and block["reason"] == "flip: named by the setting (tta)"
 
 
 def test_auto_evaluates_with_the_validation_leader_and_records_it(tmp_path) -> None:

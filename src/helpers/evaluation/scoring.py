@@ -21,7 +21,7 @@ from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import freshness, health
-from helpers.evaluation.bootstrap import with_confidence_intervals
+from helpers.evaluation.bootstrap import paired_difference, with_confidence_intervals
 from helpers.evaluation.calibration import calibration_block, fit_temperature
 from helpers.evaluation.comparison import (
     ci_range,
@@ -481,6 +481,18 @@ def _validation_predictions(
     return predictions
 
 
+# How `auto` weighs a test-time augmentation's cost (flip 2 views, ten-crop 10) against its
+# lead, said in the metrics JSON (`tta_validation.rule`) and the README.
+TTA_LEAD_BOOT = 1000
+TTA_RULE = (
+    "a mode costlier than one view is used only when it beats one view on the validation split "
+    "beyond noise: the paired bootstrap 95% interval of its macro-F1 lead over one view "
+    f"({TTA_LEAD_BOOT} resamples of the same faces for both) lies above 0; of one view and the "
+    "modes that clear it, the best validation macro-F1 wins (accuracy breaks ties, then the "
+    "cheaper mode)"
+)
+
+
 def tta_on_validation(
     model: Any,
     table: pd.DataFrame,
@@ -491,34 +503,73 @@ def tta_on_validation(
 ) -> dict[str, Any]:
     """Every test-time augmentation's headline metrics on the validation split, so the mode a
     profile uses is chosen where choosing is allowed, not on the test split; {} without one.
-    kept: a dict that receives each mode's validation predictions, for calibrate to reuse."""
+    `leads`: each costlier mode's macro-F1 lead over one view with its paired 95% interval
+    (TTA_RULE). kept: a dict that receives each mode's validation predictions, for calibrate."""
     if not len(table):
         return {}
-    modes = {}
+    modes, pairs, label_ids = {}, {}, None
     for mode in TTA_MODES:
-        plain = evaluate(
-            "validation",
-            _validation_predictions(model, table, mode, batch_size, kept),
-            n_boot=0,
-            classes=classes,
-        )
+        predictions = _validation_predictions(model, table, mode, batch_size, kept)
+        plain = evaluate("validation", predictions, n_boot=0, classes=classes)
         modes[mode] = tta_headline(plain)
-    return json_ready({"split": "val", "n": len(table), "modes": modes})
+        if plain.get("expression"):
+            pairs[mode] = scored_pairs(predictions, plain["expression"]).get("expression")
+            label_ids = plain["expression"].get("label_ids")
+    leads = {}
+    for mode in TTA_MODES[1:]:
+        if pairs.get(mode) is not None and pairs.get("none") is not None and label_ids:
+            found = paired_difference(
+                "expression",
+                "f1_macro",
+                pairs[mode],
+                pairs["none"],
+                label_ids=label_ids,
+                n_boot=TTA_LEAD_BOOT,
+            )
+            leads[mode] = {"metric": "f1_macro", "lead": found["difference"], "ci": found["ci"]}
+    block: dict[str, Any] = {"split": "val", "n": len(table), "modes": modes}
+    if leads:
+        block["leads"] = leads
+    return json_ready(block)
+
+
+def _clears_noise(validation: Mapping[str, Any], mode: str) -> bool:
+    """Whether a mode's validation macro-F1 lead over one view is beyond noise (TTA_RULE)."""
+    if mode == "none":
+        return True
+    low = ((((validation or {}).get("leads") or {}).get(mode) or {}).get("ci") or [None])[0]
+    return low is not None and math.isfinite(low) and low > 0
 
 
 def choose_tta(validation: Mapping[str, Any]) -> str:
-    """The mode with the best validation macro-F1 (accuracy breaks ties; on a full tie the
-    cheaper mode), so "auto" picks on the metric the report ranks models by; "none" when there
-    is no expression score to choose on."""
+    """The mode `auto` evaluates with (TTA_RULE): a costlier mode only where its lead over one
+    view is beyond noise, so ten times the work is never bought with a face or two; among
+    those, the best validation macro-F1, the metric the report ranks models by; "none" when
+    there is no expression score to choose on."""
     best, best_key = "none", None
     for mode in TTA_MODES:  # cheapest first: a dearer mode must score strictly higher
         expression = (((validation or {}).get("modes") or {}).get(mode) or {}).get("expression")
         key = tuple((expression or {}).get(k) for k in ("f1_macro", "accuracy"))
-        if None in key:
+        if None in key or not _clears_noise(validation, mode):
             continue
         if best_key is None or key > best_key:
             best, best_key = mode, key
     return best
+
+
+def tta_reason(validation: Mapping[str, Any], chosen: str) -> str:
+    """Why `auto` chose a mode, with each costlier mode's lead over one view, for the JSON."""
+    leads = (validation or {}).get("leads") or {}
+    shown = "; ".join(
+        f"{mode} {to_number(lead.get('lead')):+.3f} "
+        f"(95% CI {ci_range(to_number(lead['ci'][0]), to_number(lead['ci'][1]))})"
+        for mode, lead in leads.items()
+        if lead.get("ci") and None not in lead["ci"]
+    )
+    where = f" (macro-F1 lead over one view: {shown})" if shown else ""
+    if chosen == "none":
+        return "none: no costlier mode beats one view on validation beyond noise" + where
+    return f"{chosen}: beats one view on validation beyond noise, best of those that do" + where
 
 
 def tta_for_evaluation(
@@ -532,8 +583,9 @@ def tta_for_evaluation(
     kept: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The mode notebook 05 evaluates with, and the validation comparison ({} when not made):
-    a mode as it is; "auto" the one that leads on validation (choose_tta), recorded as
-    `chosen` in the comparison. kept: as tta_on_validation's."""
+    a mode as it is; "auto" the one that leads on validation beyond noise (choose_tta), recorded
+    as `chosen` with the `rule` and the `reason` in the comparison. kept: as
+    tta_on_validation's."""
     setting = check_tta_setting(setting)
     validation = {}
     if compare or setting == AUTO:
@@ -541,9 +593,14 @@ def tta_for_evaluation(
             model, val_table, batch_size=batch_size, classes=classes, kept=kept
         )
     if setting != AUTO:
+        if validation:
+            validation = {**validation, "reason": f"{setting}: named by the setting (tta)"}
         return setting, validation
     mode = choose_tta(validation)
-    return mode, ({**validation, "chosen": mode} if validation else {})
+    if not validation:
+        return mode, {}
+    reason = tta_reason(validation, mode)
+    return mode, {**validation, "chosen": mode, "rule": TTA_RULE, "reason": reason}
 
 
 def tta_validation_table(scores: Mapping[str, Any]) -> pd.DataFrame:
