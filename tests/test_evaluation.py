@@ -537,6 +537,53 @@ def test_leaderboard_appends_rows_under_one_header(run_dir: Path, tmp_path: Path
     assert not list(board.parent.glob("*.tmp"))
 
 
+def test_leaderboard_rows_name_their_tta_and_compare_speed_on_one_view(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """A row scored with ten-crop says so, keeps its one-view scores beside, and its speed is
+    the one-view speed the report compares; counts are whole numbers."""
+    ten_crop = _metrics_json("a", 0.60, 0.08, 0.40) | {
+        "tta": "tencrop",
+        "inference": {"images_per_s": 60.0},
+        "without_tta": {"expression": {"f1_macro": 0.58}, "inference": {"images_per_s": 600.0}},
+    }
+    write_metrics(ten_crop, run_dir / "metrics" / "a.json")
+    board = tmp_path / "leaderboard.csv"
+    append_leaderboard(run_dir, comparison_table(run_dir), "cpu", "abc123", path=board)
+    rows = pd.read_csv(board, dtype=str, keep_default_na=False).set_index("model")
+    assert rows.loc["a", "tta"] == "tencrop" and rows.loc["b", "tta"] == "none"
+    assert float(rows.loc["a", "one_view_images_per_s"]) == 600.0
+    assert float(rows.loc["b", "one_view_images_per_s"]) == 250.0
+    assert float(rows.loc["a", "no_tta_expression_f1_macro"]) == 0.58
+    assert float(rows.loc["b", "no_tta_expression_f1_macro"]) == 0.52  # its score is one view
+    assert "inference_images_per_s" not in rows.columns  # the ten-crop speed is not compared
+    assert rows.loc["a", "n"] == "100" and rows.loc["a", "params"] == "1234"
+    assert rows.loc["b", "params"] == ""
+
+
+def test_merging_leaves_a_model_that_learned_nothing_out_of_the_ranking(
+    tmp_path: Path, capsys
+) -> None:
+    """A collapsed expression head's macro-F1 ranks nothing, however high it happens to be."""
+    dead = _one_model_run(tmp_path / "m1" / "run", "resnet50", 0.9)
+    metrics = read_json(dead / "metrics" / "resnet50.json")
+    metrics["health"] = {
+        "collapsed": True,
+        "collapsed_heads": ["expression", "landmarks"],
+        "expression": {"reasons": ["one class for 95% of the faces"]},
+        "landmarks": {"reasons": ["no better than the average shape"]},
+    }
+    write_metrics(metrics, dead / "metrics" / "resnet50.json")
+    alive = _one_model_run(tmp_path / "m2" / "run", "vgg16", 0.51)
+    board = tmp_path / "leaderboard.csv"
+    assert leaderboard_main([str(dead), str(alive), "--board", str(board)]) == 0
+    out, err = capsys.readouterr()
+    assert out.index("vgg16") < out.index("resnet50")
+    dead_line = next(line for line in out.splitlines() if "resnet50" in line)
+    assert "0.9" not in dead_line and "100.0" not in out and " 100 " in dead_line
+    assert "resnet50 of" in err and "learned nothing for expression, landmarks" in err
+
+
 def test_notebook_06_run_again_replaces_the_runs_rows(run_dir: Path, tmp_path: Path) -> None:
     table = comparison_table(run_dir)
     board = tmp_path / "leaderboard.csv"

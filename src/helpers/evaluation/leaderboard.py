@@ -21,10 +21,20 @@ from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder, expand_series, recorded_data
-from helpers.evaluation.comparison import STALE_REASON, comparison_table, stale
+from helpers.evaluation.comparison import (
+    HEADLINE,
+    STALE_REASON,
+    collapsed,
+    comparison_table,
+    stale,
+)
 
+# Scores are those of the test-time augmentation in `tta` (each model's own, chosen on
+# validation); the no_tta_ columns are one view per image, and so is the speed, as the report
+# compares models.
 LEADERBOARD_METRICS = (
     "n",
+    "tta",
     "expression_accuracy",
     "expression_f1_macro",
     "expression_f1_macro_ci_low",
@@ -35,11 +45,27 @@ LEADERBOARD_METRICS = (
     "arousal_ccc",
     "arousal_rmse",
     "landmarks_nme",
+    "no_tta_expression_accuracy",
+    "no_tta_expression_f1_macro",
+    "no_tta_valence_ccc",
+    "no_tta_arousal_ccc",
+    "no_tta_landmarks_nme",
     "params",
     "train_seconds",
-    "inference_images_per_s",
+    "one_view_images_per_s",
     "collapsed_heads",
 )
+# Columns that count things: written as whole numbers.
+COUNTS = ("n", "params")
+
+
+def _column(table: pd.DataFrame, column: str) -> Any:
+    """A table column for the board: counts as whole numbers (blank where unknown)."""
+    if column not in table:
+        return [math.nan] * len(table)
+    if column in COUNTS:
+        return pd.to_numeric(table[column], errors="coerce").round().astype("Int64").array
+    return table[column].to_numpy()
 
 
 @contextlib.contextmanager
@@ -99,10 +125,7 @@ def append_leaderboard(
             "data_hash": data_hash,
             "model": table["model"].astype(str).to_numpy() if "model" in table else [],
             "dataset": (table["dataset"].to_numpy() if "dataset" in table else [None] * len(table)),
-            **{
-                c: (table[c].to_numpy() if c in table else [math.nan] * len(table))
-                for c in LEADERBOARD_METRICS
-            },
+            **{c: _column(table, c) for c in LEADERBOARD_METRICS},
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,6 +168,7 @@ SHOWN = (
     "run",
     "profile",
     "n",
+    "tta",
     "expression_f1_macro",
     "expression_f1_macro_ci_low",
     "expression_f1_macro_ci_high",
@@ -197,7 +221,8 @@ def merge_runs(
     Every folder is checked before the board is written, so a bad one leaves it as it was.
     Each run's models are appended as notebook 06 appends them (profile and data fingerprint
     from its manifest), except those the board already lists for that run folder. Returns the
-    rows of these runs, best expression macro F1 first; attrs["notes"] warns when the runs were
+    rows of these runs, best expression macro F1 first (a model that learned nothing for
+    expression after the rest, named in attrs["unranked"]); attrs["notes"] warns when the runs were
     made from different data or seeds, or tested different folds of a cross-validation, whose
     test splits differ and whose scores do not compare; attrs["left_out"] names the models left
     out because their metrics describe an earlier training.
@@ -222,8 +247,15 @@ def merge_runs(
             append_leaderboard(run.root, new, profile, data_hash, path=board)
         rows.append(table.assign(run=str(run.root), profile=profile, data_hash=data_hash))
     merged = pd.concat(rows, ignore_index=True)
+    for column in COUNTS:
+        if column in merged:
+            merged[column] = _column(merged, column)
+    # A model that learned nothing for expression is not ranked by it: listed after the rest.
     if "expression_f1_macro" in merged:
-        merged = merged.sort_values("expression_f1_macro", ascending=False, na_position="last")
+        merged = merged.assign(_unranked=collapsed(merged, "expression")).sort_values(
+            ["_unranked", "expression_f1_macro"], ascending=[True, False], na_position="last"
+        )
+        merged = merged.drop(columns="_unranked")
     merged = merged.reset_index(drop=True)
     notes = []
     if len({data for data, _, _ in facts.values()}) > 1:
@@ -237,7 +269,31 @@ def merge_runs(
         )
     merged.attrs["notes"] = notes
     merged.attrs["left_out"] = left_out
+    merged.attrs["unranked"] = _unranked_lines(merged)
     return merged
+
+
+def _unranked_lines(merged: pd.DataFrame) -> list[str]:
+    """A line per model whose metrics flag heads that learned nothing (collapsed_heads)."""
+    lines = []
+    for _, row in merged.iterrows():
+        heads = [h for h in str(row.get("collapsed_heads") or "").split(",") if h]
+        if heads:
+            lines.append(
+                f"{row['model']} of {row['run']} learned nothing for {', '.join(heads)}: "
+                f"not ranked for {'it' if len(heads) == 1 else 'them'} (its scores there blank)"
+            )
+    return lines
+
+
+def ranking_text(merged: pd.DataFrame) -> str:
+    """merge_runs' rows as the terminal shows them: a head that learned nothing left blank, so
+    no model is ranked for a task it failed, counts as whole numbers."""
+    shown = merged[[c for c in SHOWN if c in merged.columns]].copy()
+    for task in HEADLINE:
+        columns = [c for c in shown.columns if c.startswith(f"{task}_")]
+        shown.loc[collapsed(merged, task), columns] = math.nan
+    return shown.round(3).to_string(index=False, na_rep="")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,10 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    shown = [c for c in SHOWN if c in merged.columns]
-    print(merged[shown].round(3).to_string(index=False))
+    print(ranking_text(merged))
     for note in merged.attrs["notes"]:
         print(f"warning: {note}; their scores do not compare", file=sys.stderr)
-    for line in merged.attrs["left_out"]:
+    for line in merged.attrs["left_out"] + merged.attrs["unranked"]:
         print(f"warning: {line}", file=sys.stderr)
     return 0
