@@ -251,6 +251,21 @@ def test_the_deployment_latency_is_the_same_measure_as_the_metrics_speed(
     assert latency["batched_ms"] == pytest.approx(10.0)
 
 
+def test_the_readme_documents_every_column_of_the_predictions_file(
+    predictions: pd.DataFrame,
+) -> None:
+    """What a run produces names each column predict_table writes, and that the probabilities
+    are the uncalibrated softmax of the evaluated test-time augmentation."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("<run>/predictions/<model>.parquet")
+    entry = readme[start : readme.index("\n<run>/", start + 1)]
+    for column in predictions.columns:
+        name = "p_<Class>" if column.startswith("p_") else column
+        name = "<head>_pred" if name.endswith("_pred") and name != "expression_pred" else name
+        assert name in entry, column
+    assert "uncalibrated" in entry and "`tta`" in entry
+
+
 def test_save_and_load_predictions_round_trip(predictions: pd.DataFrame, tmp_path: Path) -> None:
     path = save_predictions(predictions, tmp_path / "p" / "tiny.parquet")
     back = load_predictions(path)
