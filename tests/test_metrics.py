@@ -240,7 +240,7 @@ def test_sagr_counts_zero_as_its_own_sign():
     p = [0.0, 0.1, 0.2, 0.3, -0.1]
     # matches: 0/0 yes, +/+ yes, -/+ no, 0/+ no, -/- yes
     assert regression_metrics(t, p)["sagr"] == pytest.approx(3 / 5)
-    assert regression_metrics([0.1, 0.2], [0.0, 0.0])["sagr"] == 0.0
+    assert regression_metrics([0.1, 0.2, -0.3], [0.0, 0.0, -0.1])["sagr"] == pytest.approx(1 / 3)
 
 
 def test_regression_scores_match_references_and_mask_nan():
@@ -266,6 +266,32 @@ def test_undefined_regression_values_are_nan_not_invented():
     m = regression_metrics([0.5, 0.5, 0.5], [0.1, 0.2, 0.3])
     assert math.isnan(m["r2"]) and math.isnan(m["corr"])
     assert math.isnan(regression_metrics([0.3], [0.3])["corr"])
+
+
+def test_constant_predictions_have_no_correlation_or_sign_agreement(tmp_path):
+    """A saturated head's outputs differ only by float rounding: Pearson's r and SAGR of them
+    would measure the rounding, so both are missing (null in the JSON), as for equal outputs;
+    the spread is the health check's own measure."""
+    from helpers.core.jsonio import read_json
+    from helpers.evaluation.health import regression_health
+    from helpers.evaluation.scoring import write_metrics
+
+    rng = np.random.default_rng(7)
+    t = rng.uniform(-1, 1, 200)
+    rounding = 0.3 + 1e-8 * rng.normal(size=200)
+    for p in (rounding, np.full(200, 0.3)):
+        m = regression_metrics(t, p)
+        assert math.isnan(m["corr"]) and math.isnan(m["sagr"]), m
+        assert abs(m["ccc"]) < 1e-6 and m["rmse"] > 0
+    from helpers.evaluation.metrics import spread_ratio  # the one measure of spread
+
+    assert regression_health(t, rounding, "valence")["spread_ratio"] == spread_ratio(t, rounding)
+    write_metrics({"valence": regression_metrics(t, rounding)}, tmp_path / "m.json")
+    written = read_json(tmp_path / "m.json")["valence"]
+    assert written["corr"] is None and written["sagr"] is None
+    # Outputs that vary, however weakly, keep both.
+    weak = regression_metrics(t, 0.01 * t + 0.3)
+    assert weak["corr"] == pytest.approx(1.0) and weak["sagr"] == pytest.approx(np.mean(t > 0))
 
 
 # --------------------------------------------------------------------------- landmarks

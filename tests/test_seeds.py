@@ -79,6 +79,13 @@ def test_each_model_gets_the_mean_and_spread_of_its_runs(tmp_path: Path) -> None
     assert "over 3 runs of the `fer2013-cpu` profile" in text and "demo" not in text
 
 
+def test_a_mean_that_rounds_to_zero_is_written_without_a_minus_sign(tmp_path: Path) -> None:
+    """Two constant valence heads score CCC -1e-10: the table says 0.000, not -0.000."""
+    runs = [_run(tmp_path / f"s{seed}", seed, {"cnn": (0.6, -1e-10)}) for seed in (0, 1)]
+    text = seeds.to_markdown(seeds.seeds_table(runs))
+    assert "| 0.000 ± 0.000 |" in text and "-0.000" not in text
+
+
 def test_a_head_that_learned_nothing_is_counted_not_hidden(tmp_path: Path) -> None:
     runs = [
         _run(tmp_path / "a", 0, {"cnn": (0.60, None)}),

@@ -229,7 +229,7 @@ def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.Dat
         if not math.isnan(number):
             if column in COUNT_COLUMNS:
                 return round(number)
-            return f"{number:.{digits if abs(number) < 10 else 1}f}"
+            return fixed(number, digits if abs(number) < 10 else 1)
         if isinstance(value, str):  # a list such as the collapsed heads, wrapped where it is long
             return ", ".join(part.strip() for part in value.split(","))
         return None if value is None or isinstance(value, float) else value  # missing: blank
@@ -381,14 +381,23 @@ def chosen_model(run_dir: str | os.PathLike, use_model: str = "") -> str:
     return model
 
 
+def fixed(value: float, digits: int = 3) -> str:
+    """value to `digits` decimals, a value that rounds to zero as 0.000, never -0.000 (a mean
+    CCC of -1e-10 is no negative score)."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def _fmt(value: float) -> str:
     """Three significant decimals for metrics in the summary."""
-    return f"{value:.3f}"
+    return fixed(value)
 
 
 def ci_range(low: float, high: float, digits: int = 3) -> str:
     """0.611-0.657, or -0.300 to 0.134 where a hyphen would read as a minus sign."""
-    return f"{low:.{digits}f}{' to ' if min(low, high) < 0 else '-'}{high:.{digits}f}"
+    low_text, high_text = fixed(low, digits), fixed(high, digits)
+    negative = low_text.startswith("-") or high_text.startswith("-")
+    return f"{low_text}{' to ' if negative else '-'}{high_text}"
 
 
 def ci_text(low: float, high: float) -> str:

@@ -27,6 +27,7 @@ from helpers.evaluation.metrics import (
     image_sizes,
     mean_shape_nme,
     per_image_nme,
+    spread_ratio,
     stack_landmarks,
 )
 
@@ -88,7 +89,7 @@ def regression_health(y_true: Any, y_pred: Any, head: str) -> dict[str, Any] | N
     t, p = t[keep], p[keep]
     if len(t) < 2 or float(t.std()) == 0.0:
         return None
-    ratio = float(p.std() / t.std())
+    ratio = spread_ratio(t, p)
     agreement = float(ccc(t, p))
     reasons = []
     if ratio < FLAT_REGRESSION:

@@ -188,16 +188,41 @@ def restrict_predictions(proba: Any, classes: Sequence[int]) -> tuple[np.ndarray
 # --------------------------------------------------------------------------- regression
 
 
+# Predictions whose spread is below this share of the targets' are constant but for float
+# rounding (a saturated tanh): their correlation and sign agreement measure rounding, not the
+# model. (The health check's FLAT_REGRESSION, far above it, flags a head that barely varies.)
+NEGLIGIBLE_SPREAD = 1e-3
+
+
+def spread_ratio(y_true: Any, y_pred: Any) -> float:
+    """Standard deviation of the predictions over the targets'; NaN where the targets are
+    constant: the one measure of how much a regression head's outputs vary."""
+    t, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    spread = float(t.std()) if t.size else 0.0
+    return float(p.std()) / spread if spread > 0 else math.nan
+
+
+def constant_predictions(y_true: Any, y_pred: Any) -> bool:
+    """Whether predictions are constant: equal, or their spread negligible beside the targets'."""
+    p = np.asarray(y_pred, dtype=np.float64)
+    if p.size < 2 or np.ptp(p) == 0:
+        return True
+    ratio = spread_ratio(y_true, p)
+    return not math.isnan(ratio) and ratio < NEGLIGIBLE_SPREAD
+
+
 def regression_metrics(y_true: Any, y_pred: Any) -> dict | None:
     """Valence/arousal scores on the present targets; None when none is present.
 
     SAGR uses numpy's sign, so 0 is its own sign: a 0 target matches only a 0 prediction.
-    CCC uses population moments (ddof=0).
+    CCC uses population moments (ddof=0). Pearson's r and SAGR of constant predictions
+    (constant_predictions) are missing (NaN, null in the JSON), not numbers made of rounding.
     """
     t, p = present_pairs(y_true, y_pred)
     if t.size == 0:
         return None
-    constant = t.size < 2 or np.ptp(t) == 0 or np.ptp(p) == 0
+    flat = constant_predictions(t, p)
+    constant = t.size < 2 or np.ptp(t) == 0 or flat
     return {
         "n": int(t.size),
         "rmse": float(root_mean_squared_error(t, p)),
@@ -205,7 +230,7 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict | None:
         # A constant truth leaves R2 undefined: NaN (null), not sklearn's stand-in 0 or 1.
         "r2": math.nan if t.size < 2 or np.ptp(t) == 0 else float(r2_score(t, p)),
         "corr": math.nan if constant else float(stats.pearsonr(t, p).statistic),
-        "sagr": float(np.mean(np.sign(t) == np.sign(p))),
+        "sagr": math.nan if flat else float(np.mean(np.sign(t) == np.sign(p))),
         "ccc": float(ccc(t, p)),
     }
 

@@ -252,12 +252,18 @@ def _cell(row: pd.Series, column: str, task: str, k: int) -> str:
     parts = []
     if pooled is not None and pd.notna(pooled):
         low, high = row.get(f"{column}_pooled_ci_low"), row.get(f"{column}_pooled_ci_high")
-        interval = f" [{low:.3f}, {high:.3f}]" if pd.notna(low) and pd.notna(high) else ""
-        parts.append(f"{pooled:.3f}{interval}")
+        interval = (
+            f" [{comparison.fixed(low)}, {comparison.fixed(high)}]"
+            if pd.notna(low) and pd.notna(high)
+            else ""
+        )
+        parts.append(f"{comparison.fixed(pooled)}{interval}")
     if mean is not None and pd.notna(mean):
         sd = row.get(f"{column}_sd")
         counted = int(row.get(f"{column}_n", k))
-        text = f"folds {mean:.3f}" + ("" if sd is None or pd.isna(sd) else f" ± {sd:.3f}")
+        text = f"folds {comparison.fixed(mean)}" + (
+            "" if sd is None or pd.isna(sd) else f" ± {comparison.fixed(sd)}"
+        )
         parts.append(text + (f" ({counted} of {k})" if counted < k else ""))
     failed = int(row.get(f"{task}_collapsed", 0) or 0)
     if parts and failed:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core.errors import ConfigError
+from helpers.evaluation.comparison import fixed
 from helpers.reporting.repeats import (
     check_recipe,
     latex_table,
@@ -76,7 +77,7 @@ def _cell(row: pd.Series, column: str, task: str, runs: int) -> str:
     if mean is None or pd.isna(mean):
         return ""
     sd = row.get(f"{column}_sd")
-    text = f"{mean:.3f}" + ("" if sd is None or pd.isna(sd) else f" ± {sd:.3f}")
+    text = fixed(mean) + ("" if sd is None or pd.isna(sd) else f" ± {fixed(sd)}")
     counted = int(row.get(f"{column}_n", row["runs"]))
     if counted < runs:
         text += f" ({counted} of {runs} runs)"
