@@ -359,3 +359,53 @@ def test_the_report_table_shows_the_temperature_and_the_ece_after_it() -> None:
     row = flatten_metrics({"model": "m", "n": 10, "calibration": block})
     assert row["calibration_temperature"] == 1.6 and row["calibrated_expression_ece"] == 0.02
     assert "calibration_temperature" not in flatten_metrics({"model": "m", "calibration": None})
+
+
+def test_metrics_of_an_earlier_training_are_not_applied_by_the_predictor(
+    run_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Metrics stamped with another model file's sha256 (notebook 04 run again since 05) lend
+    the predictor neither their temperature, classes nor health note: one line says so and the
+    raw softmax over every class is used; with the file's own stamp they are applied."""
+    from PIL import Image
+
+    from helpers.core.paths import file_sha256
+    from helpers.inference.cli import health_note, main
+    from helpers.inference.predict import model_classes, model_temperature, predict_images
+
+    face = np.random.default_rng(2).integers(0, 255, (48, 48), np.uint8)
+    Image.fromarray(face).save(tmp_path / "face.png")
+    metrics = run_model.parent.parent / "metrics" / "custom_cnn.json"
+    shutil.rmtree(metrics.parent, ignore_errors=True)
+    raw = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
+    health = {"collapsed_heads": ["expression"], "expression": {"reasons": ["predicts Sad"]}}
+    scores = {
+        "expression": {"restricted_to": ["Neutral", "Happy", "Sad", "Anger"]},
+        "calibration": {"n": 6, "temperatures": {"none": 2.0}},
+        "health": health,
+        "trained": {"model_sha256": "0" * 64, "card_finished_at": None},
+    }
+    metrics.parent.mkdir()
+    metrics.write_text(json.dumps(scores))
+    temperature, why = model_temperature(run_model)
+    assert temperature == 1.0 and "describes an earlier training of custom_cnn" in why
+    assert model_classes(run_model)[0] is None
+    assert health_note(run_model) is None
+    got = predict_images(run_model, [tmp_path / "face.png"], detect=False, progress=False)
+    columns = [f"p_{name}" for name in EXPRESSIONS]
+    np.testing.assert_allclose(got[columns], raw[columns], atol=1e-6)
+    capsys.readouterr()
+    assert (
+        main(["--model", str(run_model), str(tmp_path / "face.png"), "--no-detect", "--quiet"]) == 0
+    )
+    err = capsys.readouterr().err.splitlines()
+    stale = [line for line in err if "earlier training" in line]
+    assert len(stale) == 1 and stale[0].startswith("note: metrics/custom_cnn.json describes")
+    assert not [line for line in err if line.startswith(("confidence:", "classes:"))]
+    assert not [line for line in err if "learned nothing" in line]
+    scores["trained"] = {"model_sha256": file_sha256(run_model), "card_finished_at": None}
+    metrics.write_text(json.dumps(scores))
+    assert model_temperature(run_model)[0] == 2.0
+    assert model_classes(run_model)[0] == [0, 1, 2, 6]
+    assert health_note(run_model) is not None
+    shutil.rmtree(metrics.parent)

@@ -7,28 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from helpers.core import paths, progress
+from helpers.core import progress, trained
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder
 
-KEY = "trained"  # the metrics JSON's block: {"model_sha256": ..., "card_finished_at": ...}
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """The file's sha256, read once per version of the file in this process (size and time key
-    the cache only: the digest itself is of the contents)."""
-    return paths.file_sha256(path)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a model file, so the metrics name the exact weights they scored."""
-    stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+KEY = trained.KEY
+file_sha256 = trained.file_sha256  # one digest (and cache) for notebook 05 and the predictor
 
 
 def training_of(run_dir: str | os.PathLike, model: str) -> dict[str, Any]:
@@ -44,20 +30,6 @@ def training_of(run_dir: str | os.PathLike, model: str) -> dict[str, Any]:
 def _file_name(model: str, dataset: str | None) -> str:
     """metrics/<model>.json, or metrics/<model>.<dataset>.json of an external test set."""
     return f"metrics/{model}.{dataset}.json" if dataset else f"metrics/{model}.json"
-
-
-def _same_training(run: RunFolder, model: str, scores: Mapping[str, Any]) -> bool | None:
-    """Whether a metrics JSON scored the training of the model now in the run folder; None
-    where it cannot be told (older metrics recorded nothing, or the files are missing)."""
-    recorded = scores.get(KEY)
-    if not isinstance(recorded, Mapping):
-        return None
-    path = run.model_path(model)
-    if recorded.get("model_sha256") and path.is_file():
-        return bool(recorded["model_sha256"] == file_sha256(path))
-    if recorded.get("card_finished_at") and run.card_path(model).is_file():
-        return bool(recorded["card_finished_at"] == run.card_finished_at(model))
-    return None
 
 
 def _note(model: str, files: list[str]) -> str:
@@ -78,7 +50,7 @@ def stale_note(
     """A sentence when a metrics JSON (the test split's, or external test set `dataset`'s)
     scored another training of the model than the one now in the run folder; None when they
     match, or when the metrics (older ones) recorded nothing."""
-    if _same_training(RunFolder(run_dir), model, scores) is not False:
+    if trained.same_training(RunFolder(run_dir), model, scores) is not False:
         return None
     return _note(model, [_file_name(model, dataset)])
 
@@ -92,7 +64,7 @@ def stale_notes(run_dir: str | os.PathLike) -> dict[str, str]:
         for path in run.metrics_files(dataset):
             scores = read_json(path)
             model = str(scores.get("model") or path.name.partition(".")[0])
-            if _same_training(run, model, scores) is False:
+            if trained.same_training(run, model, scores) is False:
                 stale.setdefault(model, []).append(_file_name(model, dataset))
     return {model: _note(model, files) for model, files in stale.items()}
 

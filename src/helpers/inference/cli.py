@@ -39,6 +39,7 @@ from helpers.inference.predict import (
     note_lines,
     predict_images,
     run_of_model,
+    stale_metrics,
     summary_line,
     training_margin,
 )
@@ -352,12 +353,15 @@ def training_note(model_path: str | os.PathLike) -> str | None:
 
 def health_note(model_path: str | os.PathLike) -> str | None:
     """One line when notebook 05 found that a head of this model learned nothing (the metrics
-    JSON's `health`), so its confident-looking rows are not taken at their word."""
+    JSON's `health`), so its confident-looking rows are not taken at their word; None when
+    those metrics scored an earlier training of the model (stale_metrics)."""
     path = Path(model_path)
     run, name = run_of_model(path)
     metrics = run.metrics_path(name)
     try:
         state = read_json(metrics).get("health") if metrics.is_file() else None
+        if stale_metrics(path):
+            return None
     except (DataError, AttributeError):
         return None
     if not isinstance(state, dict) or not state.get("collapsed_heads"):
@@ -509,12 +513,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else None
-    for note in (training_note(args.model), health_note(args.model)):
+    stale = None if args.uncalibrated else stale_metrics(args.model)
+    for note in (training_note(args.model), health_note(args.model), stale and f"note: {stale}"):
         if note:
             print(note, file=sys.stderr)
     if args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
-    for line in calibration_lines(args, classes, classes_source, temperature, temperature_source):
+    calibration = calibration_lines(args, classes, classes_source, temperature, temperature_source)
+    for line in [] if stale else calibration:
         print(line, file=sys.stderr)
     if args.detect:
         print(

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from helpers.core import trained
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, Detector, crop_face
 from helpers.core.jsonio import read_json
@@ -222,10 +223,32 @@ def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
     return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
 
 
+def stale_metrics(model_path: str | os.PathLike) -> str | None:
+    """A sentence when the metrics JSON of a model file's run scored an earlier training of it
+    (notebook 04 run again since notebook 05): its temperature, classes and health then describe
+    other weights and are not applied; None when they match or the metrics recorded nothing."""
+    run, name = run_of_model(model_path)
+    metrics = run.metrics_path(name)
+    if not metrics.is_file():
+        return None
+    scores = read_json(metrics)
+    if not isinstance(scores, dict) or trained.same_training(run, name, scores) is not False:
+        return None
+    return (
+        f"{metrics.parent.name}/{metrics.name} describes an earlier training of {name}, so its "
+        "temperature, classes and health are not applied (the raw softmax over every class): "
+        f"run notebook 05 again (model = '{name}')"
+    )
+
+
 def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple[float, str]:
     """The expression head's temperature for a model file predicting with test-time
     augmentation `tta` (its run's metrics JSON, fitted on the validation split by notebook 05)
-    and where it came from; 1 (the raw softmax) where none was fitted for that mode."""
+    and where it came from; 1 (the raw softmax) where none was fitted for that mode, or the
+    metrics describe an earlier training of the model (stale_metrics)."""
+    stale = stale_metrics(model_path)
+    if stale:
+        return 1.0, stale
     run, name = run_of_model(model_path)
     metrics = run.metrics_path(name)
     temperature = fitted_temperature(metrics, check_tta(tta))
@@ -246,7 +269,11 @@ def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple
 def model_classes(model_path: str | os.PathLike) -> tuple[list[int] | None, str]:
     """The expression classes a model file predicts among, as notebook 05 scored it (its run's
     metrics JSON: the classes its data has, e.g. FER-2013's 7) and where that came from; None
-    (every class of its head) for a model outside a run folder or scored on every class."""
+    (every class of its head) for a model outside a run folder or scored on every class, or
+    whose metrics describe an earlier training of it (stale_metrics)."""
+    stale = stale_metrics(model_path)
+    if stale:
+        return None, stale
     run, name = run_of_model(model_path)
     metrics = run.metrics_path(name)
     classes = scored_classes(metrics)
