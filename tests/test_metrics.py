@@ -517,7 +517,7 @@ def test_reliability_bins_are_right_closed_with_one_in_the_last():
     assert bins["count"].iloc[0] == 1  # 0 has no bin below the first
     assert bins["count"].iloc[1] == 1  # an edge belongs to the bin it closes: (1/15, 2/15]
     assert bins["count"].sum() == 4
-    with pytest.raises(ValueError, match="confidences in"):
+    with pytest.raises(ConfigError, match="reliability_bins: confidences must be in"):
         reliability_bins([True], [1.5])
     assert math.isnan(expected_calibration_error([], []))
 

@@ -312,3 +312,15 @@ def test_where_the_splits_name_each_persons_faces_the_pairs_draw_people(run_dir:
     assert np.diff(table.loc[row, bounds])[0] > 1.5 * np.diff(plain.loc[row, bounds])[0]
     save_records(make_records({**records, "subject": None}), splits)
     assert paired.paired_table(run_dir, n_boot=500).set_index(["task", "other"]).equals(plain)
+
+
+def test_a_folder_that_is_no_run_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
+    """A mistyped run folder, or one that holds no run, says so rather than reading as a run in
+    which no model leads anything."""
+    from helpers.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"paired_table: run folder .*nope does not exist"):
+        paired.paired_table(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="is not a run folder"):
+        paired.paired_table(tmp_path / "empty")

@@ -1034,3 +1034,33 @@ def test_a_model_whose_head_learned_nothing_says_so(model_path, tmp_path, capsys
     Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(photo)
     assert main(["--model", str(model), str(photo), "--no-detect", "--quiet"]) == 0
     assert expected in capsys.readouterr().err.splitlines()
+
+
+def test_wrong_python_api_arguments_are_one_line_config_errors(tmp_path):
+    """Inputs, classes and detectors of the wrong kind, read_source given a number and the
+    metrics given unknown class names or confidences outside [0, 1] each name the argument
+    and what is accepted, instead of a bare TypeError or IndexError from deep inside."""
+    from helpers.data.datasets import read_source
+    from helpers.evaluation import metrics
+
+    face = np.full((48, 48), 128, np.uint8)
+    with pytest.raises(ConfigError, match=r"inputs must be a path .* got int"):
+        predict_images(Stub(), 123, progress=False)
+    with pytest.raises(ConfigError, match=r"inputs must be .* got float"):
+        predict_images(Stub(), [face, 1.5], progress=False)
+    with pytest.raises(ConfigError, match=r"classes: 9 is not one of the class indices 0-7"):
+        predict_images(Stub(), face, detect=False, classes=[9], progress=False)
+    with pytest.raises(ConfigError, match="classes: 'Joy' is not one of"):
+        predict_images(Stub(), face, detect=False, classes=["Happy", "Joy"], progress=False)
+    named = predict_images(Stub(), face, detect=False, classes=["Happy", "Sad"], progress=False)
+    assert named["expression"].iloc[0] == "Happy" and named["p_Neutral"].iloc[0] == 0
+    with pytest.raises(ConfigError, match=r"detector must be a helpers.core.faces.Detector"):
+        predict_images(Stub(), face, detector="x", progress=False)
+    with pytest.raises(ConfigError, match=r"read_source: path must be .* got int"):
+        read_source(123)
+    scores = metrics.classification_metrics(["Happy", "Sad"], ["Happy", "Happy"])
+    assert scores is not None and scores["accuracy"] == 0.5
+    with pytest.raises(ConfigError, match="y_true: class labels must be indices or names"):
+        metrics.classification_metrics(["Happy", "Joy"], ["Happy", "Happy"])
+    with pytest.raises(ConfigError, match=r"expected_calibration_error: .* \[0, 1\], got 1.9, 60"):
+        metrics.expected_calibration_error([True, False], [1.9, 60])

@@ -357,7 +357,7 @@ def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dic
 
 def expected_calibration_error(correct: Any, confidence: Any, n_bins: int = ECE_BINS) -> float:
     """Top-label ECE, by hand: sklearn's calibration_curve is binary-only, without bin weights."""
-    bins = reliability_bins(correct, confidence, n_bins)
+    bins = reliability_bins(correct, confidence, n_bins, caller="expected_calibration_error")
     n = int(bins["count"].sum())
     if n == 0:
         return math.nan
@@ -366,16 +366,23 @@ def expected_calibration_error(correct: Any, confidence: Any, n_bins: int = ECE_
     return float((filled["count"] / n * gaps).sum())
 
 
-def reliability_bins(correct: Any, confidence: Any, n_bins: int = ECE_BINS) -> pd.DataFrame:
-    """Count, accuracy, mean confidence per (low, high] bin: the data of ECE and its diagram."""
+def reliability_bins(
+    correct: Any, confidence: Any, n_bins: int = ECE_BINS, caller: str = "reliability_bins"
+) -> pd.DataFrame:
+    """Count, accuracy, mean confidence per (low, high] bin: the data of ECE and its diagram;
+    a bad argument is a ConfigError naming `caller`, the function the user called."""
     hit = np.asarray(correct, dtype=bool).reshape(-1)
     conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
     if hit.shape != conf.shape:
-        raise ValueError(
-            f"reliability_bins: correct {hit.shape} and confidence {conf.shape} differ"
+        raise ConfigError(f"{caller}: correct {hit.shape} and confidence {conf.shape} differ")
+    if not isinstance(n_bins, int) or isinstance(n_bins, bool) or n_bins < 1:
+        raise ConfigError(f"{caller}: n_bins must be an integer >= 1, got {n_bins!r}")
+    bad = conf[~((conf > -1e-6) & (conf < 1 + 1e-6))]  # NaN refused too
+    if bad.size:
+        shown = ", ".join(f"{v:g}" for v in bad[:3]) + (
+            f" and {bad.size - 3} more" if bad.size > 3 else ""
         )
-    if n_bins < 1 or not np.all((conf > -1e-6) & (conf < 1 + 1e-6)):  # NaN refused too
-        raise ValueError("reliability_bins: needs n_bins >= 1 and confidences in [0, 1]")
+        raise ConfigError(f"{caller}: confidences must be in [0, 1], got {shown}")
     conf = np.clip(conf, 0.0, 1.0)  # float32 softmax rounding
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # Bins are right-closed, as in Guo et al.: 1.0 lands in the last one, 0 in the first.
@@ -396,10 +403,19 @@ def reliability_bins(correct: Any, confidence: Any, n_bins: int = ECE_BINS) -> p
 
 
 def _labels_array(y: Any, what: str) -> np.ndarray:
-    """Integer class labels, NaN (missing) as -1; non-integral values are refused."""
+    """Integer class labels, NaN (missing) as -1; class names (helpers.core.labels.EXPRESSIONS,
+    None for a missing one) as their indices; non-integral values are refused."""
     arr = np.asarray(y).reshape(-1)
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64)
+    if arr.dtype.kind in "USO" and any(isinstance(v, str) for v in arr.tolist()):
+        unknown = sorted({str(v) for v in arr.tolist() if v is not None and v not in EXPRESSIONS})
+        if unknown:
+            raise ConfigError(
+                f"{what}: class labels must be indices or names among {', '.join(EXPRESSIONS)}; "
+                f"got {', '.join(map(repr, unknown[:3]))}"
+            )
+        return np.array([-1 if v is None else EXPRESSIONS.index(v) for v in arr.tolist()])
     arr = arr.astype(np.float64)
     present = np.isfinite(arr)
     if not np.all(arr[present] == np.round(arr[present])):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core.errors import ConfigError
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation.bootstrap import paired_difference
@@ -56,8 +57,17 @@ def paired_table(
 ) -> pd.DataFrame:
     """One row per task and other model: the best model's lead over it in the task's headline
     metric (positive: the best is better, also where lower is better), its paired 95%
-    interval and p-value over the test images both were scored on, and the verdict."""
+    interval and p-value over the test images both were scored on, and the verdict. A folder
+    that does not exist or holds no run (no settings, records, metrics or manifest) is a
+    ConfigError: a mistyped path would otherwise read as "no model leads anything"."""
     run = RunFolder(run_dir)
+    if not run.root.is_dir():
+        raise ConfigError(f"paired_table: run folder {run_dir} does not exist")
+    if not any(p.exists() for p in (run.settings, run.records, run.manifest, run / "metrics")):
+        raise ConfigError(
+            f"paired_table: {run_dir} is not a run folder (no settings.json, records.parquet, "
+            "metrics/ or manifest.json): give a folder notebook 01 or ./run_all.sh wrote"
+        )
     table = comparison_table(run) if table is None else table
     metrics = load_metrics(run)
     cache: dict[str, dict[str, Any] | str] = {}

@@ -298,6 +298,47 @@ def check_args(margin: float, batch_size: int, every: int, flags: bool = False) 
             raise ConfigError(f"{named(name)} must be an integer >= 1, got {value!r}")
 
 
+def check_inputs(inputs: Any) -> Any:
+    """predict_images' inputs as expand_inputs takes them (an iterable read once, as a list);
+    anything else a one-line ConfigError saying what is accepted."""
+    one = (str, os.PathLike, np.ndarray)
+    if isinstance(inputs, one):
+        return inputs
+    items = list(inputs) if isinstance(inputs, Iterable) and not isinstance(inputs, bytes) else None
+    odd = None if items is None else next((i for i in items if not isinstance(i, one)), None)
+    if items is None or odd is not None:
+        got = type(inputs if items is None else odd).__name__
+        raise ConfigError(
+            "inputs must be a path (str or Path: an image, folder or video), an image array, "
+            f"or a list of those; got {got}"
+        )
+    return items
+
+
+def check_classes(classes: Any, labels: Sequence[str]) -> list[int]:
+    """predict_images' classes (indices or names of the expression head's classes) as indices;
+    anything else a one-line ConfigError listing what is accepted."""
+    wanted = [classes] if isinstance(classes, (int, np.integer)) else classes
+    accepted = f"indices 0-{len(labels) - 1} or names of {', '.join(labels)}"
+    if not isinstance(wanted, Iterable) or isinstance(wanted, (str, bytes)):
+        raise ConfigError(f"classes must be 'auto', 'all' or class {accepted}; got {classes!r}")
+    indices = []
+    for item in wanted:
+        if isinstance(item, str) and item in labels:
+            indices.append(list(labels).index(item))
+        elif (
+            isinstance(item, (int, np.integer))
+            and not isinstance(item, bool)
+            and 0 <= item < len(labels)
+        ):
+            indices.append(int(item))
+        else:
+            raise ConfigError(f"classes: {item!r} is not one of the class {accepted}")
+    if not indices:
+        raise ConfigError(f"classes: give at least one class ({accepted}), or 'all'")
+    return indices
+
+
 def predict_images(
     model_or_path: Any,
     inputs: Any,
@@ -338,7 +379,8 @@ def predict_images(
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
     None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
     (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
-    classes: the expression classes the model chooses among (the rest get probability 0);
+    classes: the expression classes the model chooses among, as indices or names (the rest
+    get probability 0);
     "auto": for a model file, those notebook 05 scored it on (model_classes: the classes of
     its data, as the temperature was fitted), every class for a model object; "all": every
     class of its head.
@@ -361,8 +403,16 @@ def predict_images(
     temperature = check_temperature(temperature)
     if explain and annotate_dir is None:
         raise ConfigError("explain writes heatmap images: it needs annotate_dir (--out)")
+    if detector is not None and not callable(detector):
+        raise ConfigError(
+            "detector must be a helpers.core.faces.Detector (or a function from an image to "
+            f"x, y, w, h boxes), got {type(detector).__name__}"
+        )
+    inputs = check_inputs(inputs)
     detector = (detector or Detector()) if detect else None
     model = open_model(model_or_path, backend)
+    if chosen is not None and "expression" in model.metadata["heads"]:
+        chosen = check_classes(chosen, model.metadata["labels"])
     explainer = None
     if explain:
         if not isinstance(model, KerasModel):

@@ -101,8 +101,7 @@ class ReadResult:
             splits = ", ".join(f"{k} {per_split[k]:,}" for k in order if k in per_split)
         first = (
             f"{self.reader}: {len(self.records):,} records from {Path(self.source).name} "
-            f"({splits}); per class: "
-            + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+            f"({splits}); per class: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
         )
         absent = [k for k, v in counts.items() if not v]
         if absent:
@@ -354,6 +353,10 @@ def read_source(
     readers that write none ignore it. Any other option must be one the chosen reader takes
     (a ConfigError lists them); where no reader recognises the source, options only one reader
     takes choose it (columns=: the face-box CSV reader)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(
+            f"read_source: path must be a file or folder path (str or Path), got {type(path).__name__}"
+        )
     if reader is None:
         reader, how = _choose(path, options)
     elif reader not in READERS:
