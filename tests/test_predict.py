@@ -1064,3 +1064,23 @@ def test_wrong_python_api_arguments_are_one_line_config_errors(tmp_path):
         metrics.classification_metrics(["Happy", "Joy"], ["Happy", "Happy"])
     with pytest.raises(ConfigError, match=r"expected_calibration_error: .* \[0, 1\], got 1.9, 60"):
         metrics.expected_calibration_error([True, False], [1.9, 60])
+
+
+def test_predicting_again_and_again_in_one_process_retraces_nothing(model_path, tmp_path):
+    """A notebook loop calling predict_images on a model file, batches of every size, prints no
+    TensorFlow retracing warning: the model is called directly, no tf.function per call."""
+    code = (
+        "import numpy as np\n"
+        "from helpers.inference.predict import predict_images\n"
+        "faces = np.full((5, 48, 48, 1), 128, np.uint8)\n"
+        "for i in range(7):\n"
+        f"    predict_images({str(model_path)!r}, faces[: i % 5 + 1], detect=False,\n"
+        "                   progress=False, batch_size=3)\n"
+        "print('done')\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0 and "done" in result.stdout, result.stderr[-2000:]
+    assert "retracing" not in result.stderr, result.stderr[-2000:]

@@ -187,9 +187,13 @@ class KerasModel:
         self.metadata = model_metadata(model)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """predict_on_batch: predict() builds a dataset per call, which dominates small batches."""
-        out = self.model.predict_on_batch(np.asarray(images, dtype=np.float32))
-        return {str(k): np.asarray(v) for k, v in out.items()}
+        """The model called directly, in inference mode: predict() builds a dataset per call,
+        and predict_on_batch a tf.function per model, traced again for every batch shape and
+        every model loaded again (a notebook looping over photos warned of retracing)."""
+        from keras import ops
+
+        out = self.model(np.asarray(images, dtype=np.float32), training=False)
+        return {str(k): np.asarray(ops.convert_to_numpy(v)) for k, v in out.items()}
 
 
 def _load_keras(path: Path) -> keras.Model:
