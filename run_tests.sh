@@ -5,6 +5,37 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
+# The script's own usage, before any setup: pytest's help is `.venv/bin/python -m pytest --help`.
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  cat <<'USAGE'
+usage: ./run_tests.sh [PYTEST ARGUMENTS...]
+
+Sets up .venv first where needed, like ./run_all.sh, with the test-only packages of
+requirements-tests.txt too (JAX's CPU build, pytest-xdist): this script asks scripts/bootstrap.sh
+for them with AFFECT_TEST_EXTRAS=1.
+
+Without arguments: the code checks (ruff lint and format, the import layers of
+docs/architecture.md, mypy on helpers.core and helpers.inference; silent unless one fails), then
+every test in tests/ and every notebook under nbval in the smoke profile (cells marked
+# NBVAL_CHECK_OUTPUT must reproduce their committed output), shared out over the cores.
+
+With arguments: pytest alone, in one process, on what they name; no checks, no notebooks.
+
+environment:
+  AFFECT_TEST_WORKERS=N   pytest-xdist workers for the whole run (default: every core, up to 4;
+                          1 for one worker, 0 for none: in this process)
+  AFFECT_VENV=DIR         the virtual environment to set up and use (default: .venv)
+  TF_ENABLE_ONEDNN_OPTS=0 turn TensorFlow's oneDNN kernels off (default 1)
+
+examples:
+  ./run_tests.sh                                  # checks, unit tests and notebooks (8-20 min)
+  ./run_tests.sh tests/test_records.py            # one file (and sets up .venv on first use)
+  ./run_tests.sh tests/test_predict.py -k video -x  # any pytest arguments
+  ./run_tests.sh tests/ -n 2                      # unit tests only, on two workers
+  AFFECT_TEST_WORKERS=1 ./run_tests.sh            # the whole run on one worker
+USAGE
+  exit 0
+fi
 vpy="$(AFFECT_TEST_EXTRAS=1 scripts/bootstrap.sh)"
 export NO_ALBUMENTATIONS_UPDATE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONHASHSEED=0
 # This checkout's code, whichever checkout a shared environment was installed from.

@@ -200,3 +200,44 @@ def test_the_readme_does_not_take_a_bootstrap_interval_for_a_retraining():
     text = " ".join((paths.REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
     assert "differ within their intervals" not in text
     assert "A bootstrap interval covers drawing other test images, not training again" in text
+
+
+def _examples(parser: argparse.ArgumentParser, program: str) -> list[list[str]]:
+    """The command lines a parser's --help epilog shows, less the program and any comment."""
+    lines = (parser.epilog or "").partition("examples:\n")[2].splitlines()
+    return [shlex.split(line.partition("#")[0])[len(program.split()) :] for line in lines]
+
+
+def test_help_ends_with_examples_that_parse(monkeypatch, capsys):
+    """./run_all.sh --help and python -m helpers.predict --help end with examples, each one a
+    command line their parsers take, so the examples cannot drift from the options."""
+    from helpers.inference import cli
+
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--help"])
+    assert "examples:\n  ./run_all.sh --profile smoke" in capsys.readouterr().out
+    run_all = _parser("helpers.run.runner", monkeypatch)
+    predict = cli._parser()
+    cases = [(run_all, "./run_all.sh"), (predict, "python -m helpers.predict")]
+    for parser, program in cases:
+        examples = _examples(parser, program)
+        assert len(examples) >= 4, program
+        for argv in examples:
+            parser.parse_args(argv)
+
+
+def test_run_tests_help_is_its_own_usage_and_sets_nothing_up(tmp_path):
+    """./run_tests.sh --help says what the script runs, its environment and how pytest
+    arguments pass, before any setup (no virtual environment is made), not pytest's help."""
+    env = {"PATH": "/usr/bin:/bin", "AFFECT_VENV": str(tmp_path / "venv")}
+    script = paths.REPO_ROOT / "run_tests.sh"
+    result = subprocess.run(
+        ["bash", str(script), "--help"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("usage: ./run_tests.sh [PYTEST ARGUMENTS...]")
+    for word in ("AFFECT_TEST_WORKERS", "AFFECT_TEST_EXTRAS", "nbval", "examples:"):
+        assert word in text, word
+    assert "[bootstrap]" not in text + result.stderr and "--nbval-lax" not in text
+    assert not (tmp_path / "venv").exists()

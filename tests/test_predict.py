@@ -1084,3 +1084,44 @@ def test_predicting_again_and_again_in_one_process_retraces_nothing(model_path, 
     )
     assert result.returncode == 0 and "done" in result.stdout, result.stderr[-2000:]
     assert "retracing" not in result.stderr, result.stderr[-2000:]
+
+
+def test_the_cli_follows_the_demo_clips_two_faces_by_default(model_path, tmp_path, capsys):
+    """The generated clip holds two faces and a small false face the cascade finds in some
+    frames: faces under a fifth of the frame's shorter side are not faces by default, so the
+    CLI (and notebook 07, which uses the same default) follows two."""
+    from helpers.data.synthetic import make_clip
+
+    clip = tmp_path / "clip.avi"
+    make_clip(clip, seed=0)
+    assert main(["--model", str(model_path), str(clip), "--every", "5", "--quiet"]) == 0
+    assert "2 face(s) followed" in capsys.readouterr().out
+    table = predict_images(Stub(), clip, every=5, progress=False)
+    assert table["track"].nunique() == 2
+    assert main(["--model", str(model_path), str(clip), "--min-face-share", "2"]) == 2
+    assert "--min-face-share must be a number in [0, 1]" in capsys.readouterr().err
+
+
+def test_every_option_of_the_predictor_and_the_demo_generator_shows_its_default(monkeypatch):
+    """--help states each default, and the predictor's ends with examples."""
+    import argparse
+
+    from helpers.data import synthetic
+    from helpers.inference import cli
+
+    parsers = {"predict": cli._parser()}
+
+    def capture(self, *args, **kwargs):
+        parsers["synthetic"] = self
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        synthetic.main([])
+    for name, parser in parsers.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.option_strings and action.nargs != 0 and action.default is not None:
+                text = formatter._get_help_string(action)
+                assert "default" in text, (name, action.option_strings, text)
+    assert "examples:\n  python -m helpers.predict --model" in parsers["predict"].format_help()

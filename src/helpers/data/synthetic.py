@@ -26,6 +26,7 @@ import numpy as np
 from helpers.core.progress import bar as progress_bar
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.helptext import HelpFormatter
 from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
 from helpers.core.landmarks import FLIP_PERMUTATION, N_POINTS
 
@@ -825,17 +826,28 @@ def summary_line(summary: dict) -> str:
             f"in {summary['seconds']:.1f}s")
 
 
+SYNTHETIC_EXAMPLES = """examples:
+  python -m helpers.synthetic --out data/demo/demo.zip
+  python -m helpers.synthetic --out small.zip --n 320 --size 96 --seed 1 --force"""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write the demo zip and print a one-line summary."""
     ap = argparse.ArgumentParser(prog="python -m helpers.synthetic",
-                                 description=__doc__.splitlines()[0])
+                                 description=__doc__.splitlines()[0],
+                                 formatter_class=HelpFormatter, epilog=SYNTHETIC_EXAMPLES)
     ap.add_argument("--out", required=True, help="zip file to write")
-    ap.add_argument("--n", type=int, default=4000, help="number of images (default 4000)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
-    ap.add_argument("--balanced", action="store_true", help="equal class counts")
-    ap.add_argument("--invalid-exp-share", type=float, default=0.01)
-    ap.add_argument("--missing-exp-share", type=float, default=0.005)
+    ap.add_argument("--n", type=int, default=4000, help="number of images")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="draws the faces, labels and order: same options, same bytes")
+    ap.add_argument("--size", type=int, default=224, help="image side in pixels")
+    ap.add_argument("--balanced", action="store_true",
+                    help="equal class counts (default: AffectNet's class shares)")
+    ap.add_argument("--invalid-exp-share", type=float, default=0.01, metavar="SHARE",
+                    help="share of records whose expression label is an invalid code, as real "
+                    "data has (the readers drop and count them)")
+    ap.add_argument("--missing-exp-share", type=float, default=0.005, metavar="SHARE",
+                    help="share of records without an expression label file")
     ap.add_argument("--force", action="store_true", help="overwrite an existing file")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)

@@ -27,7 +27,8 @@ import pandas as pd
 from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError, os_reason
-from helpers.core.faces import DEFAULT_MARGIN, Detector, setting_problem
+from helpers.core.faces import DEFAULT_MARGIN, MIN_FACE_SHARE, Detector, setting_problem
+from helpers.core.helptext import HelpFormatter
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import recorded_data
@@ -213,12 +214,23 @@ def clear_out_dir(out: Path) -> None:
             raise ConfigError(f"--overwrite: cannot remove {path} ({os_reason(error)})") from error
 
 
+EXAMPLES = """examples:
+  python -m helpers.predict --model reports/<run>/models/custom_cnn.keras photos/ --out p --annotate
+  python -m helpers.predict --model model.keras interview.mp4 --every 5 --smooth 1 --out video-out
+  python -m helpers.predict --model model.keras photos/ --out explained --explain
+  python -m helpers.predict --model reports/<run>/export/custom_cnn.int8.tflite photos/
+  python -m helpers.predict --model model.keras fer_faces/ --no-detect   # pre-cropped faces
+  python -m helpers.predict --model model.keras group.jpg --min-face-share 0   # small faces too"""
+
+
 def _parser() -> argparse.ArgumentParser:
     """Options of `python -m helpers.predict`."""
     p = argparse.ArgumentParser(
         prog="python -m helpers.predict",
         description="Expression, valence/arousal and landmarks for every face in images, "
         "folders (recursive) and videos.",
+        formatter_class=HelpFormatter,
+        epilog=EXAMPLES,
     )
     p.add_argument("--model", required=True, help="trained .keras file, or an exported .tflite")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video files")
@@ -271,6 +283,14 @@ def _parser() -> argparse.ArgumentParser:
     d = Detector()
     p.add_argument("--min-face", type=int, default=d.min_face, help="smallest face side, px")
     p.add_argument(
+        "--min-face-share",
+        type=float,
+        default=MIN_FACE_SHARE,
+        metavar="SHARE",
+        help="smallest face side as a share of the image's shorter side, over --min-face: the "
+        "cascade's false faces are small; 0 for the small faces of group photos",
+    )
+    p.add_argument(
         "--scale-factor",
         type=float,
         default=d.scale_factor,
@@ -297,7 +317,7 @@ def _parser() -> argparse.ArgumentParser:
         "notebook 05 fitted on the validation split nor the classes it scored the model on (its "
         "run folder's metrics)",
     )
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="faces per model call")
     p.add_argument("--backend", choices=BACKENDS, help="default: from the model file's suffix")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -410,12 +430,15 @@ def check_model_file(model: str, backend: str | None) -> None:
 
 def make_detector(args: argparse.Namespace) -> Detector:
     """The face detector of the command's options; a bad value names its option."""
-    for flag in ("scale_factor", "min_neighbors", "min_face"):
+    for flag in ("scale_factor", "min_neighbors", "min_face", "min_face_share"):
         problem = setting_problem(flag, getattr(args, flag))
         if problem:
             raise ConfigError(f"--{flag.replace('_', '-')} {problem}")
     return Detector(
-        scale_factor=args.scale_factor, min_neighbors=args.min_neighbors, min_face=args.min_face
+        scale_factor=args.scale_factor,
+        min_neighbors=args.min_neighbors,
+        min_face=args.min_face,
+        min_face_share=args.min_face_share,
     )
 
 

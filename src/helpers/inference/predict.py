@@ -28,7 +28,7 @@ from PIL import Image
 
 from helpers.core import trained
 from helpers.core.errors import ConfigError, DataError, os_reason
-from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, Detector, crop_face
+from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, MIN_FACE_SHARE, Detector, crop_face
 from helpers.core.jsonio import read_json
 from helpers.core.labels import expression_color
 from helpers.core.landmarks import from_model_output
@@ -362,12 +362,14 @@ def predict_images(
 
     model_or_path: a Keras model, a .keras / .tflite file, or a TFLiteModel; backend None infers
     it, "tflite" with a Keras model converts it in memory. detect=False treats each image as
-    one pre-cropped face. margin: of the face box, added on every side of a crop; None frames
-    faces as the model's training faces were (training_margin), 0.2 for a model outside a run
-    folder. Unreadable inputs and images without a face come back as rows with
-    status "error" / "no_face" and the reason in `error`; df.attrs["summary"] counts them.
-    df.attrs["notes"] names the inputs read in part (a multi-page or animated image read by its
-    first frame, a video that ends before the frame count its container states).
+    one pre-cropped face. detector: None finds faces of at least a fifth of the image's shorter
+    side (Detector(min_face_share=MIN_FACE_SHARE), as the CLI does). margin: of the face box,
+    added on every side of a crop; None frames faces as the model's training faces were
+    (training_margin), 0.2 for a model outside a run folder. Unreadable inputs and images
+    without a face come back as rows with status "error" / "no_face" and the reason in
+    `error`; df.attrs["summary"] counts them. df.attrs["notes"] names the inputs read in part
+    (a multi-page or animated image read by its first frame, a video that ends before the
+    frame count its container states).
     A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
     `track`, the same number for one face from frame to frame (helpers.inference.video).
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
@@ -409,7 +411,7 @@ def predict_images(
             f"x, y, w, h boxes), got {type(detector).__name__}"
         )
     inputs = check_inputs(inputs)
-    detector = (detector or Detector()) if detect else None
+    detector = (detector or Detector(min_face_share=MIN_FACE_SHARE)) if detect else None
     model = open_model(model_or_path, backend)
     if chosen is not None and "expression" in model.metadata["heads"]:
         chosen = check_classes(chosen, model.metadata["labels"])

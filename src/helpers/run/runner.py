@@ -578,12 +578,23 @@ def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
     )
 
 
+RUN_ALL_EXAMPLES = """examples:
+  ./run_all.sh --profile smoke                 # a few minutes: tiny demo set, 48 px, one epoch
+  ./run_all.sh --data data/affectnet.zip       # your own AffectNet-layout zip
+  ./run_all.sh --resume --run-dir reports/exp1 # continue an interrupted run
+  ./run_all.sh --models custom_cnn,mobilenetv2 # which models notebooks 04 and 05 run for
+  ./run_all.sh --seeds 0,1,2                   # one run per seed, then mean ± sd of the metrics
+  ./run_all.sh --set learning_rate=0.002       # any notebook parameter for this run"""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The run_all.sh command line (the README's "Two commands")."""
     p = argparse.ArgumentParser(
         prog="run_all.sh",
         allow_abbrev=False,  # --seeds passes options on to each seed's run by their full names
         description="Run every numbered notebook with papermill into a new run folder.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=RUN_ALL_EXAMPLES,
     )
     p.add_argument(
         "--profile",
