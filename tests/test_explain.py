@@ -495,3 +495,23 @@ def test_predict_explain_needs_an_output_folder(faces, capsys) -> None:
     model_path, folder = faces
     assert main(["--model", str(model_path), str(folder), "--explain"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_grad_cam_on_another_keras_backend_is_one_line_and_leaves_no_folder(
+    tmp_path, capsys, monkeypatch
+):
+    """Grad-CAM's tf.GradientTape needs TensorFlow: on JAX or PyTorch, Explainer raises a
+    ConfigError and `--explain` exits 2 with one line, before any output folder is made."""
+    model = build_model("custom_cnn", image_size=48, channels=1, heads=["expression"])
+    path = tmp_path / "custom_cnn.keras"
+    model.save(path)
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(tmp_path / "face.png")
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ConfigError, match=r"Grad-CAM needs the TensorFlow Keras backend; .* jax"):
+        Explainer(model)
+    out = tmp_path / "out"
+    argv = ["--model", str(path), str(tmp_path / "face.png"), "--out", str(out), "--explain"]
+    assert main([*argv, "--no-detect", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Grad-CAM needs the TensorFlow Keras backend" in err[0]
+    assert not out.exists()

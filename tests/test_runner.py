@@ -464,3 +464,19 @@ def test_notebook_01_takes_the_manifests_sha256_of_data_reached_through_a_link(t
     for source in (data, tmp_path / "disk" / "faces.zip"):  # either name of the file
         profiles.record_data(run, source, "smoke", 0)
         assert json.loads(run.settings.read_text())["data"]["sha256"] == "kept"
+
+
+def test_another_keras_backend_is_refused_at_once_in_one_line(tmp_path, capsys, monkeypatch):
+    """Under KERAS_BACKEND=jax the notebooks' TensorFlow-only steps (Grad-CAM, TFLite) would
+    fail minutes in: ./run_all.sh refuses before any work, naming what needs TensorFlow."""
+
+    def ran(*args, **kwargs):
+        raise AssertionError("stages ran under another Keras backend")
+
+    monkeypatch.setattr(runner, "run_stages", ran)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert runner.main(["--profile", "smoke", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ./run_all.sh needs the TensorFlow Keras")
+    assert "Grad-CAM" in err[0] and "jax" in err[0]
+    assert not (tmp_path / "r").exists()

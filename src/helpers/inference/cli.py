@@ -33,6 +33,7 @@ from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import recorded_data
 from helpers.inference.calibration import calibration_fit
+from helpers.inference.explain import check_backend
 from helpers.inference.predict import (
     check_args,
     model_classes,
@@ -468,6 +469,7 @@ def check_explain(model: str, backend: str | None, out: str | None) -> None:
         )
     if not out:
         raise ConfigError("--explain writes heatmap images: give --out DIR")
+    check_backend()  # tf.GradientTape: refused now, before any folder is made
 
 
 def _print_table(table: pd.DataFrame) -> None:

@@ -36,6 +36,7 @@ inference mode, and each image's map depends only on that image.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -154,6 +155,19 @@ def _window(backbone: Any, size: tuple) -> tuple[tuple[int, int], tuple[int, int
     return pads[0], pads[1]
 
 
+def check_backend() -> None:
+    """Grad-CAM takes its gradients with tf.GradientTape: on another Keras backend (JAX, PyTorch)
+    a ConfigError says so before any work, not an error from deep inside the tape."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ConfigError(
+            f"Grad-CAM needs the TensorFlow Keras backend; this process runs {backend} "
+            f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')}): unset KERAS_BACKEND"
+        )
+
+
 class Explainer:
     """Grad-CAM for a model built by helpers.models.factory (or loaded by load_trained).
 
@@ -166,6 +180,8 @@ class Explainer:
         from keras import layers
 
         from helpers.models.backbones import BACKBONE_LAYER
+
+        check_backend()
 
         try:
             backbone = model.get_layer(BACKBONE_LAYER)

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from helpers.core import paths
+from helpers.core import keras_backend, paths
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import write_json
 from helpers.core.progress import PROGRESS_ENV
@@ -975,11 +975,16 @@ class Prepared:
     plan: list[Stage]
 
 
+# What of the notebooks runs on TensorFlow alone (training and scoring run on JAX too).
+NEEDS_TENSORFLOW = "05's Grad-CAM and TFLite export, 07's heatmaps"
+
+
 def prepare(args: argparse.Namespace) -> Prepared:
     """Every check before any work, the cheap ones first: a resume's folder locked, then its
     options, --set and --only, and its data hashed last (a large zip takes seconds)."""
     manifest: dict[str, Any] = {}
     lock: _RunLock | None = None
+    keras_backend.need_tensorflow("./run_all.sh", NEEDS_TENSORFLOW)
     try:
         if args.resume:  # the run's own profile and models, unless the user names others
             run_dir = prepare_run_dir(args.run_dir, resume=True)
