@@ -22,19 +22,28 @@ def test_importing_the_registry_and_profiles_does_not_import_keras():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_the_compared_models_are_the_registry_minus_the_example_entry():
-    assert registry.list_models(compared_only=True) == [
-        "custom_cnn",
-        "vgg16",
-        "resnet50",
-        "mobilenetv2",
-    ]
-    assert registry.list_models() == [
-        *registry.list_models(compared_only=True),
-        "vggnet",
-        "efficientnetb0",
-    ]
-    assert profiles.get_profile("cpu").models == tuple(registry.list_models(compared_only=True))
+def test_every_default_model_list_is_the_registry_entries_not_marked_compared_false():
+    """The default comparison is derived from the registry, so a new entry needs no list edited:
+    one left with `compared` joins every profile's default models, one with compared=False does
+    not (it stays opt-in); the entries marked so here are the registry's example and vggnet."""
+    compared = registry.list_models(compared_only=True)
+    assert compared == [name for name in registry.list_models() if registry.get(name).compared]
+    assert {"vggnet", "efficientnetb0"}.isdisjoint(compared) and "custom_cnn" in compared
+    assert profiles.get_profile("cpu").models == tuple(compared)
+    code = (  # a fresh process: profiles read the registry when they are imported
+        "from dataclasses import replace\n"
+        "from helpers.models import registry as r\n"
+        "spec = r.get('mobilenetv2')\n"
+        "r.register(replace(spec, name='joins'))\n"
+        "r.register(replace(spec, name='opt_in', compared=False))\n"
+        "from helpers.run import profiles\n"
+        "for name in ('smoke', 'cpu', 'gpu'):\n"
+        "    models = profiles.get_profile(name).models\n"
+        "    assert 'joins' in models and 'opt_in' not in models, (name, models)\n"
+        "assert 'opt_in' in r.list_models()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_unknown_name_is_one_error_listing_the_valid_names():

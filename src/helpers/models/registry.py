@@ -6,6 +6,13 @@ Adding an architecture is one `register(ModelSpec(...))` entry: `builder` names 
 takes Keras's application arguments (include_top, weights, input_shape, name) and returns the
 feature extractor; `preprocess` names the function that turns raw 0-255 pixels into what it
 expects. Both are "module:attribute" strings, imported only when a model is built.
+
+`compared` (default True) puts the entry in every profile's default model list (smoke, cpu, gpu
+and the others that do not name their models): `./run_all.sh` without --models trains and
+scores it, which lengthens the main job and the notebook tests. `compared=False` keeps it opt-in
+(`--models name`), as vggnet and efficientnetb0 are. A new entry may also want `reference=` (a
+key of helpers.reporting.references, so methods.md cites its paper) and per-profile settings in
+helpers.run.profiles (`per_model`: an image size, batch size or `export_tflite` for it).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ class ModelSpec:
     # Adam learning rate a randomly initialised network of this kind trains at. VGG16 has no
     # BatchNorm: from scratch at 1e-3 it collapses to the majority class within an epoch.
     scratch_learning_rate: float = 1e-3
-    compared: bool = True  # in the default comparison (`./run_all.sh` without --models)
+    compared: bool = True  # in every profile's default models (`./run_all.sh` without --models)
     builder_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"alpha": 0.35}
     reference: str | None = None  # the paper a methods section cites (helpers.reporting.references)
 
