@@ -601,8 +601,17 @@ def test_first_use_messages(model_path, tmp_path, capsys):
     assert no_face_hint(str(crop)).endswith(
         "(48x48: if it is already a face crop, pass --no-detect)"
     )
-    assert main(["--model", str(model), str(crop), "--quiet"]) == 0
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((400, 600, 3), 128, np.uint8)).save(photo)
+    assert no_face_hint(str(photo), 0.2).endswith(
+        "(faces under 0.2 of its shorter side, 80 px, were not looked for: "
+        "--min-face-share 0 looks for every face)"
+    )
+    assert no_face_hint(str(photo)) == f"no face found: {photo}"
+    assert main(["--model", str(model), str(crop), str(photo), "--quiet"]) == 0
     err = capsys.readouterr().err
+    assert "were not looked for: --min-face-share 0" in err
+    assert "faces under 0.2 of an image's shorter side are not looked for" in err
     assert err.splitlines()[0].startswith("note: custom_cnn.keras was trained on the generated")
     assert "pass --no-detect" in err
 

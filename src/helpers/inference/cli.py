@@ -401,8 +401,9 @@ def health_note(model_path: str | os.PathLike) -> str | None:
     )
 
 
-def no_face_hint(name: str) -> str:
-    """'no face found' for one input, with --no-detect suggested when it is crop-sized."""
+def no_face_hint(name: str, min_face_share: float = 0.0) -> str:
+    """'no face found' for one input, with --no-detect suggested when it is crop-sized, and
+    --min-face-share 0 when faces smaller than its share were not looked for (a group photo)."""
     try:
         with Image.open(name) as image:
             width, height = image.size
@@ -412,6 +413,12 @@ def no_face_hint(name: str) -> str:
         return (
             f"no face found: {name} ({width}x{height}: if it is already a face crop, "
             "pass --no-detect)"
+        )
+    if min_face_share > 0:
+        return (
+            f"no face found: {name} (faces under {min_face_share:g} of its shorter side, "
+            f"{round(min_face_share * min(width, height))} px, were not looked for: "
+            "--min-face-share 0 looks for every face)"
         )
     return f"no face found: {name}"
 
@@ -548,8 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     for line in [] if stale else calibration:
         print(line, file=sys.stderr)
     if args.detect:
+        smaller = (
+            f"; faces under {detector.min_face_share:g} of an image's shorter side are not "
+            "looked for (--min-face-share 0: every face)"
+            if detector.min_face_share > 0
+            else ""
+        )
         print(
-            f"face crops: margin {margin:g} of the face box per side ({margin_source})",
+            f"face crops: margin {margin:g} of the face box per side ({margin_source}){smaller}",
             file=sys.stderr,
         )
     try:
@@ -572,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                 smooth=args.smooth,
                 classes="all" if classes is None else classes,
             )
-        _report(table)
+        _report(table, detector.min_face_share if args.detect else 0.0)
         uncropped = None if args.detect else uncropped_line(table)
         if uncropped:
             print(uncropped, file=sys.stderr)
@@ -650,7 +663,7 @@ def uncropped_line(table: pd.DataFrame) -> str | None:
     )
 
 
-def _report(table: pd.DataFrame) -> None:
+def _report(table: pd.DataFrame, min_face_share: float = 0.0) -> None:
     """The terminal's lines about inputs: what was skipped, left out or had no face."""
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
@@ -661,7 +674,7 @@ def _report(table: pd.DataFrame) -> None:
         print(line, file=sys.stderr)
     for name in table.loc[table["status"] == "no_face", "file"].unique():
         if not (table.loc[table["file"] == name, "status"] == "ok").any():
-            print(no_face_hint(name), file=sys.stderr)
+            print(no_face_hint(name, min_face_share), file=sys.stderr)
 
 
 if __name__ == "__main__":
