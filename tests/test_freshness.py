@@ -200,3 +200,14 @@ def test_a_model_trained_again_is_shown_with_the_reason_and_left_out_of_every_ra
     )
     table = comparison.comparison_table(run).assign(collapsed_heads=["expression", ""])
     assert comparison.model_to_use(table) == "b"  # all old figures: still not a collapsed one
+
+
+def test_evaluating_a_model_still_training_says_so_not_that_it_is_damaged(tmp_path: Path) -> None:
+    run = _trained(tmp_path / "run")
+    run.card_path("custom_cnn").unlink()  # notebook 04 writes the card as training ends
+    with pytest.raises(DataError, match="still training or stopped before its model card") as e:
+        scoring.trained_model(run, "custom_cnn")
+    assert "run notebook 04 (model = 'custom_cnn') to its end (or ./run_all.sh --resume)" in str(
+        e.value
+    )
+    assert "damaged" not in str(e.value)

@@ -1032,3 +1032,30 @@ def test_the_card_records_how_the_training_faces_are_framed(tmp_path):
     assert framing is not None and framing["sampled"] == 50
     assert 0.12 <= framing["margin"] <= 0.28
     assert face_framing(pd.DataFrame(rows[50:]).assign(augmented=False), seed=0) is None
+
+
+def test_the_model_file_is_replaced_whole_never_written_in_place(tmp_path, monkeypatch):
+    """Notebook 05 may read the model while 04 still trains: each checkpoint is written beside
+    it and renamed into place, so the file is always a whole model."""
+    train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
+    model_path = tmp_path / "run" / "models" / "custom_cnn.keras"
+    saved, seen = [], []
+    original = keras.Model.save
+
+    def save(self, filepath, *args, **kwargs):
+        saved.append(Path(filepath))
+        return original(self, filepath, *args, **kwargs)
+
+    class _Look(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(zipfile.is_zipfile(model_path))
+
+    monkeypatch.setattr(keras.Model, "save", save)
+    cfg = _config(epochs=2, max_steps_per_epoch=1)
+    train(cfg, train_rows, val_rows, tmp_path / "run", callbacks=[_Look()])
+    assert saved and model_path not in saved and seen == [True, True]
+    assert {p.parent for p in saved} == {model_path.parent}  # same folder: an atomic rename
+    assert sorted(p.name for p in model_path.parent.iterdir()) == [
+        "custom_cnn.json",
+        "custom_cnn.keras",
+    ]

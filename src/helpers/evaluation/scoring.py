@@ -697,6 +697,12 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
         raise DataError(
             path, f"model file not found: train it with notebook 04 (model = '{model}') first"
         )
+    if not run.card_path(model).is_file():  # the card is written last, as training ends
+        raise DataError(
+            path,
+            f"{model} is still training or stopped before its model card was written: run "
+            f"notebook 04 (model = '{model}') to its end (or ./run_all.sh --resume) first",
+        )
     identity = freshness.training_of(run, model)  # before loading: the file that was read
     return load_trained(path), identity
 

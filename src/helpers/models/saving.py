@@ -33,6 +33,30 @@ def custom_objects() -> dict[str, Any]:
 MODEL_LIMITS = ArchiveLimits(max_members=1000, max_member_bytes=4 * GiB, max_total_bytes=8 * GiB)
 
 
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where a model is written before it takes `path`'s place: the same folder, so the move
+    is one atomic rename and a reader never meets half a file (a .keras name, as Keras asks)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def publish(path: str | os.PathLike) -> bool:
+    """Move a model written to partial_path() into place; False when there was none."""
+    partial = partial_path(path)
+    if not partial.is_file():
+        return False
+    os.replace(partial, path)
+    return True
+
+
+def save_whole(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Save a model beside `path` and rename it into place, so notebook 05 reading the file
+    while notebook 04 trains loads a whole model, never a half-written one."""
+    model.save(partial_path(path))
+    publish(path)
+    return Path(path)
+
+
 def load_trained(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     """A model saved by train(), loaded with safe_mode (no code from the file runs).
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 
 from helpers.core.progress import line
+from helpers.models.saving import publish
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -195,3 +198,18 @@ class RestoreProgress(keras.callbacks.Callback):
             return
         for callback in self.targets:
             callback.best, callback.wait = self.best, self.wait
+
+
+class PublishModel(keras.callbacks.Callback):
+    """After the checkpoint callback wrote an improved model beside its place (partial_path),
+    rename it into place at once: a reader never loads a half-written model file."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        publish(self.path)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        publish(self.path)

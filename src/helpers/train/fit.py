@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 import keras
 import pandas as pd
 
-from helpers.core.jsonio import json_ready
+from helpers.core.jsonio import json_ready, write_text
 from helpers.core.progress import line
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
-from helpers.models.saving import load_trained
+from helpers.models.saving import load_trained, partial_path, save_whole
 from helpers.train import backend
 from helpers.train.averaging import (
     RECOMPUTE_BATCHES,
@@ -43,6 +43,7 @@ from helpers.train.callbacks import (
     CosineAnneal,
     EpochLine,
     EpochTimer,
+    PublishModel,
     RestoreProgress,
     TimeBudget,
 )
@@ -388,6 +389,7 @@ def train(
     }
     for key in ("model", "history"):
         paths[key].parent.mkdir(parents=True, exist_ok=True)
+    partial_path(paths["model"]).unlink(missing_ok=True)  # half written when a run was killed
     ckpt = paths["checkpoints"]
     if not resume:
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -402,6 +404,7 @@ def train(
         if replacing:
             print(replacing)
             line(replacing)
+        paths["card"].unlink(missing_ok=True)  # written when it ends: till then, still training
 
     keras.utils.set_random_seed(cfg.seed)
     strategy = backend.strategy()
@@ -490,7 +493,7 @@ def train(
         _remove(paths["cache"])
 
     if not paths["model"].is_file():  # no finite monitored value ever: keep the last state
-        model.save(paths["model"])
+        save_whole(model, paths["model"])
     history = read_history(paths["history"])
     best_model = load_trained(paths["model"])
     _compile(best_model, cfg, phases[-1].learning_rate)  # ready for evaluate(), fresh optimizer
@@ -500,7 +503,7 @@ def train(
     card["params"] = int(best_model.count_params())
     if budget is not None:
         card["stopped_by_time_budget"] = budget.stopped
-    paths["card"].write_text(json.dumps(card, indent=2, allow_nan=False))
+    write_text(paths["card"], json.dumps(card, indent=2, allow_nan=False))  # whole, at once
     _remove(ckpt)  # finished: nothing left to resume
     return TrainResult(best_model, history, card, paths)
 
@@ -608,13 +611,14 @@ def _run_phase(
         *averaged,
         clock.callback(),
         EpochTimer(n_train, index),
-        keras.callbacks.ModelCheckpoint(
-            paths["model"],
+        keras.callbacks.ModelCheckpoint(  # beside the model, then renamed into place
+            partial_path(paths["model"]),
             monitor=monitor,
             save_best_only=True,
             mode=mode,
             initial_value_threshold=best_overall,
         ),
+        PublishModel(paths["model"]),
         *stopping,
         schedule,
         *averaging,  # before the time budget's epoch end, which moves the schedule's clock
@@ -674,7 +678,7 @@ def _keep_average(
         kept = value > best if higher_is_better(monitor) else value < best
     facts["kept"] = bool(kept)
     if kept:
-        model.save(paths["model"])
+        save_whole(model, paths["model"])
     compared = (
         f": {monitor} {value:.4f} against the best epoch's {best:.4f}"
         if value is not None and best is not None
