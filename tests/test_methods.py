@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers.core.errors import DataError
-from helpers.core.jsonio import write_json
+from helpers.core.jsonio import read_json, write_json
 from helpers.core.records import make_records, save_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentConfig, AugmentSettings
@@ -666,3 +666,15 @@ def test_the_results_say_where_the_other_metrics_computed_are_given(tmp_path: Pa
         "secondary metrics, each class's F1 in its per-class figure, and each class's "
         "precision, recall and F1 in `metrics/<model>.json`." in text
     )
+
+
+def test_a_run_made_from_uncommitted_code_says_so(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    manifest = read_json(run.manifest)
+    write_json(run.manifest, {**manifest, "git_dirty": True})
+    section = methods(run)
+    assert "The pipeline at commit 8a4dab5558b2 with uncommitted changes, run as" in section.text
+    assert any("uncommitted changes" in check for check in section.checks)
+    by_hand = _run(tmp_path / "hand", manifest=False)
+    write_json(by_hand.settings, {"profile": "smoke", "git_commit": "8a4dab55", "git_dirty": True})
+    assert "The pipeline at commit 8a4dab55 with uncommitted changes." in methods(by_hand).text

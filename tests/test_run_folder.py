@@ -161,3 +161,31 @@ def test_importing_the_run_folder_loads_neither_pandas_nor_numpy():
         "sorted(m for m in ('pandas', 'numpy') if m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_code_version_says_whether_it_had_uncommitted_changes(tmp_path, monkeypatch):
+    from helpers.core import paths
+    from helpers.core.run_folder import recorded_code
+    from helpers.run import profiles
+
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "clone")
+    assert paths.source_version() == {"git_commit": None, "git_dirty": None}  # no git clone
+    clone = tmp_path / "clone"
+    (clone / "src").mkdir(parents=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (clone / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    (clone / "notes.txt").write_text("not code")  # untracked, outside src/ and notebooks/
+    clean = paths.source_version()
+    assert len(clean["git_commit"]) == 40 and clean["git_dirty"] is False
+    (clone / "src" / "new.py").write_text("")  # a new module: the commit cannot rebuild it
+    assert paths.source_version()["git_dirty"] is True
+    (clone / "src" / "new.py").unlink()
+    (clone / "a.py").write_text("x = 2\n")
+    assert paths.source_version()["git_dirty"] is True
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    profiles.record_profile(run, "smoke")  # notebook 01 by hand records it too
+    assert recorded_code(run) == {"git_commit": clean["git_commit"], "git_dirty": True}

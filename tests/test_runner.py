@@ -480,3 +480,19 @@ def test_another_keras_backend_is_refused_at_once_in_one_line(tmp_path, capsys, 
     assert len(err) == 1 and err[0].startswith("error: ./run_all.sh needs the TensorFlow Keras")
     assert "Grad-CAM" in err[0] and "jax" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_the_manifest_says_whether_the_code_had_uncommitted_changes(tmp_path, monkeypatch):
+    _notebook(tmp_path / "02_eda.ipynb", "run_dir = ''")
+    monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", tmp_path)
+    monkeypatch.setattr(runner, "execute_stage", lambda *a: None)
+    monkeypatch.setattr(runner, "export_html", lambda out, html: out)
+    monkeypatch.setattr(
+        runner.paths, "source_version", lambda: {"git_commit": "8a4dab55", "git_dirty": True}
+    )
+    data = tmp_path / "data.zip"
+    data.write_bytes(b"PK")
+    run = tmp_path / "run"
+    assert runner.main(["--data", str(data), "--models", "custom_cnn", "--run-dir", str(run)]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["git_commit"] == "8a4dab55" and manifest["git_dirty"] is True

@@ -61,3 +61,29 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def source_version() -> dict[str, str | bool | None]:
+    """The commit of this checkout and whether its code differs from it (a tracked file changed,
+    or a new file under src/ or notebooks/), so a run made from uncommitted code says so; None
+    for each where git or the clone is missing."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(REPO_ROOT), *args],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout
+
+    commit = git("rev-parse", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    added = git("ls-files", "--others", "--exclude-standard", "--", "src", "notebooks")
+    dirty = None if changed is None or added is None else bool(changed.strip() or added.strip())
+    return {"git_commit": commit.strip() if commit else None, "git_dirty": dirty}

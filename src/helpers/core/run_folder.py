@@ -293,3 +293,17 @@ def recorded_data(run: RunFolder) -> dict[str, Any]:
             if isinstance(data, dict) and data:
                 return data
     return {}
+
+
+def recorded_code(run: RunFolder) -> dict[str, Any]:
+    """The commit the run's code was at and whether it had uncommitted changes (git_commit,
+    git_dirty), from the manifest, else from notebook 01's settings.json; {} where neither
+    recorded it."""
+    from helpers.core.jsonio import read_json  # pandas and numpy: only where a file is read
+
+    for path in (run.manifest, run.settings):
+        if path.is_file():
+            facts = read_json(path)
+            if facts.get("git_commit"):
+                return {"git_commit": facts["git_commit"], "git_dirty": facts.get("git_dirty")}
+    return {}

@@ -27,7 +27,7 @@ from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import load_records
-from helpers.core.run_folder import RunFolder, recorded_data
+from helpers.core.run_folder import RunFolder, recorded_code, recorded_data
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
 from helpers.data.splits import stratifiable
@@ -1171,12 +1171,19 @@ def _software(facts: _Run, cite: Citations) -> str:
         for name, version in packages.items()
     ]
     sentences = [f"{_join(named)}."] if named else []
-    commit, command = manifest.get("git_commit"), manifest.get("command")
+    code = recorded_code(facts.run)  # the manifest's, or notebook 01's by hand
+    commit, command = code.get("git_commit"), manifest.get("command")
+    dirty = " with uncommitted changes" if code.get("git_dirty") else ""
     if commit or command:
         sentences.append(
             "The pipeline"
-            + (f" at commit {str(commit)[:12]}" if commit else "")
+            + (f" at commit {str(commit)[:12]}{dirty}" if commit else "")
             + (f", run as `{_portable(str(command))}`." if command else ".")
+        )
+    if commit and dirty:
+        facts.checks.append(
+            f"The code had uncommitted changes when the run was made: commit {str(commit)[:12]} "
+            "alone does not repeat it; commit them and name that commit instead."
         )
     if manifest and not commit:
         facts.checks.append(

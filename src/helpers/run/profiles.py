@@ -423,9 +423,10 @@ DEFAULT_PROFILE = "cpu"
 
 def record_profile(run: RunFolder, profile: str) -> None:
     """Notebook 01 notes the run's profile, so the notebooks after it, run by hand with
-    `profile = None`, use the same one (run_all.sh passes it to each)."""
+    `profile = None`, use the same one (run_all.sh passes it to each); and the code's commit
+    and whether it had uncommitted changes, for methods.md of a run made by hand."""
     get_profile(profile)
-    write_json(run.settings, {"profile": profile})
+    write_json(run.settings, {"profile": profile, **paths.source_version()})
 
 
 def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: int = 0) -> None:

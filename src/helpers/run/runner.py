@@ -264,20 +264,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def git_commit() -> str | None:
-    """The code version that made the run, when the repo is a git checkout."""
-    try:
-        return subprocess.run(
-            ["git", "-C", str(paths.REPO_ROOT), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def prepare_run_dir(run_dir: str | None, resume: bool, only: str = "") -> Path:
     """A new folder by default; an existing one only when resuming it, never overwritten."""
     if not run_dir:
@@ -1161,7 +1147,7 @@ def run_stages(
             },
             "test_data": resolved(args.test_data),
             "packages": package_versions(),
-            "git_commit": git_commit(),
+            **paths.source_version(),  # git_commit, and git_dirty: uncommitted changes
             "command": shlex.join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])]),
             "parameters": {setting.key: setting.value for setting in args.settings},
             "stages": {},
