@@ -211,3 +211,21 @@ def test_evaluating_a_model_still_training_says_so_not_that_it_is_damaged(tmp_pa
         e.value
     )
     assert "damaged" not in str(e.value)
+
+
+def test_notebook_06_with_no_evaluated_model_says_which_notebook_to_run(tmp_path: Path) -> None:
+    empty = comparison.comparison_table(tmp_path / "none")
+    assert comparison.evaluated_line(tmp_path / "none", empty, "smoke") == (
+        "run none: profile smoke, 0 models evaluated: train a model with notebook 04, then run "
+        "notebook 05 first"
+    )
+    run = _trained(tmp_path / "run")
+    assert comparison.evaluated_line(run, empty, "smoke").endswith(
+        ": run notebook 05 first (model = 'custom_cnn')"
+    )
+    _scored(run)
+    table = comparison.comparison_table(run)
+    assert (
+        comparison.evaluated_line(run, table, "smoke")
+        == "run run: profile smoke, 1 model evaluated"
+    )

@@ -163,6 +163,71 @@ def test_importing_the_run_folder_loads_neither_pandas_nor_numpy():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_notebook_01_refuses_a_folder_that_holds_a_run_and_takes_an_empty_one(
+    tmp_path, monkeypatch
+):
+    from helpers.core.run_folder import RUNNER_ENV
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    for held in ("records.parquet", "settings.json", "manifest.json"):
+        finished = tmp_path / held.partition(".")[0]
+        finished.mkdir()
+        (finished / held).write_text("{}")
+        with pytest.raises(ConfigError, match="already holds a run") as caught:
+            RunFolder.resolve(str(finished), create=True)
+        assert str(finished) in str(caught.value) and "--resume" in str(caught.value)
+        assert (finished / held).read_text() == "{}"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert RunFolder.resolve(str(empty), create=True) == empty
+    # ./run_all.sh made the folder (its manifest is there) and runs notebook 01 in it
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "manifest.json").write_text("{}")
+    monkeypatch.setenv(RUNNER_ENV, str(made))
+    assert RunFolder.resolve(str(made), create=True) == made
+    with pytest.raises(ConfigError, match="already holds a run"):
+        RunFolder.resolve(str(tmp_path / "records"), create=True)  # another folder still is
+
+
+def test_notebook_01s_folder_cell_run_again_reuses_the_folder_it_made(tmp_path, monkeypatch):
+    from helpers.core import paths
+    from helpers.run import profiles
+
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    first = RunFolder.resolve("", create=True)
+    profiles.record_profile(first, "smoke")  # as cell 4 does, before any records
+    assert RunFolder.resolve("", create=True) == first
+    assert [p.name for p in (tmp_path / "reports").iterdir()] == [first.name]
+    given = RunFolder.resolve(str(tmp_path / "mine"), create=True)
+    profiles.record_profile(given, "smoke")
+    assert RunFolder.resolve(str(tmp_path / "mine"), create=True) == given  # its own, again
+    first.records.write_bytes(b"x")  # the records saved: that run is started
+    assert RunFolder.resolve("", create=True) != first
+
+
+def test_the_notebooks_after_01_say_which_run_they_continue_and_what_to_run_first(
+    tmp_path, monkeypatch
+):
+    from helpers.core import paths
+    from helpers.core.errors import DataError
+
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    for name in ("20261207-133759", "20261207-133801"):
+        (tmp_path / "reports" / name).mkdir(parents=True)
+        (tmp_path / "reports" / name / "records.parquet").write_bytes(b"x")
+    newest = RunFolder.resolve("")
+    assert newest.continued == (
+        "run folder 20261207-133801 (the newest run under reports/ with records; set run_dir "
+        "for another)"
+    )
+    given = RunFolder.resolve(str(tmp_path / "reports" / "20261207-133759"))
+    assert given.continued == "run folder 20261207-133759 (run_dir)"
+    with pytest.raises(DataError, match=r"splits\.parquet: not found .*: run notebook 03 first"):
+        given.need(given.splits)
+    assert given.need(given.records) == given.records
+
+
 def test_the_code_version_says_whether_it_had_uncommitted_changes(tmp_path, monkeypatch):
     from helpers.core import paths
     from helpers.core.run_folder import recorded_code
@@ -189,3 +254,22 @@ def test_the_code_version_says_whether_it_had_uncommitted_changes(tmp_path, monk
     run.root.mkdir()
     profiles.record_profile(run, "smoke")  # notebook 01 by hand records it too
     assert recorded_code(run) == {"git_commit": clean["git_commit"], "git_dirty": True}
+
+
+def test_every_notebook_after_01_names_the_run_it_continues():
+    import nbformat
+
+    from helpers.core import paths
+
+    for number in ("02", "03", "04", "05", "06", "07"):
+        (path,) = paths.NOTEBOOKS_DIR.glob(f"{number}_*.ipynb")
+        source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+        assert "print(run.continued)" in source, path.name
+
+
+def test_notebook_04_without_notebook_03s_split_says_to_run_it_first(tmp_path):
+    from helpers.core.errors import DataError
+    from helpers.train import fit
+
+    with pytest.raises(DataError, match="run notebook 03 first"):
+        fit.load_training_inputs(tmp_path)

@@ -482,6 +482,31 @@ def test_another_keras_backend_is_refused_at_once_in_one_line(tmp_path, capsys, 
     assert not (tmp_path / "r").exists()
 
 
+def test_notebook_01_is_told_the_folder_the_runner_made_for_it(tmp_path, monkeypatch):
+    import papermill
+
+    from helpers.core.run_folder import RUNNER_ENV, RunFolder
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    _notebook(tmp_path / "01_extract.ipynb", "run_dir = ''")
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json(run / "manifest.json", {"stages": {}})  # the runner writes it before stage 01
+    started = []
+    monkeypatch.setattr(
+        papermill,
+        "execute_notebook",
+        lambda *a, **kw: started.append(
+            RunFolder.resolve(kw["parameters"]["run_dir"], create=True)
+        ),
+    )
+    runner.execute_stage(runner.Stage(tmp_path / "01_extract.ipynb"), run, {"run_dir": str(run)},
+                         False)  # fmt: skip
+    assert started == [run] and RUNNER_ENV not in os.environ
+    with pytest.raises(ConfigError, match="already holds a run"):  # by hand it is a run's
+        RunFolder.resolve(str(run), create=True)
+
+
 def test_the_manifest_says_whether_the_code_had_uncommitted_changes(tmp_path, monkeypatch):
     _notebook(tmp_path / "02_eda.ipynb", "run_dir = ''")
     monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", tmp_path)
@@ -496,3 +521,21 @@ def test_the_manifest_says_whether_the_code_had_uncommitted_changes(tmp_path, mo
     assert runner.main(["--data", str(data), "--models", "custom_cnn", "--run-dir", str(run)]) == 0
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["git_commit"] == "8a4dab55" and manifest["git_dirty"] is True
+
+
+def test_html_copies_show_paths_from_the_project_or_the_run_folder_on(tmp_path):
+    from nbformat.v4 import new_output
+
+    run = tmp_path / "elsewhere" / "rf_smoke"
+    (run / "notebooks").mkdir(parents=True)
+    nb = new_notebook()
+    cell = new_code_cell("print(paths)")
+    cell.outputs = [
+        new_output("stream", name="stdout", text=f"video {run}/demo_scenes/clip.avi: 9 frames\n"),
+        new_output("stream", name="stdout", text=f"{paths.REPO_ROOT}/reports/leaderboard.csv\n"),
+    ]
+    nb.cells = [cell]
+    nbformat.write(nb, run / "notebooks" / "07_predict.ipynb")
+    html = runner.export_html(run / "notebooks" / "07_predict.ipynb", run / "html").read_text()
+    assert str(tmp_path) not in html and str(paths.REPO_ROOT) not in html
+    assert "video rf_smoke/demo_scenes/clip.avi" in html and "reports/leaderboard.csv" in html

@@ -21,13 +21,28 @@ from helpers.core import paths
 from helpers.core.errors import ConfigError, DataError
 
 _STAMP = re.compile(r"\d{8}-\d{6}")
+# ./run_all.sh names the run folder it is executing a notebook in, so notebook 01 can tell the
+# folder the runner made for it (manifest.json and logs already there) from a finished run.
+RUNNER_ENV = "AFFECT_RUN_ALL_DIR"
+# Run folders notebook 01 started in this process and has not written records to yet: running
+# its folder cell again reuses one instead of leaving an empty folder behind.
+_started: list[Path] = []
+# Which notebook writes a file the later ones read, for the error when it is missing.
+_WRITTEN_BY = {
+    "records.parquet": "01",
+    "settings.json": "01",
+    "splits.parquet": "03",
+    "train.parquet": "03",
+    "augment.json": "03",
+}
 
 
 class RunFolder(os.PathLike):
     """A run folder (reports/<timestamp>/ by default) and the paths of what stages write there."""
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], chosen: str = ""):
         self.root = Path(root)
+        self.chosen = chosen  # how resolve() found it: given as run_dir, the newest, or new
 
     # ------------------------------------------------------------------ a path, where one is wanted
     def __fspath__(self) -> str:
@@ -207,6 +222,31 @@ class RunFolder(os.PathLike):
         """The report as headless Chromium showed it, when a Chromium is installed."""
         return self.root / "report.png"
 
+    def need(self, path: Path) -> Path:
+        """`path` when it exists, else a DataError naming the notebook that writes it, so a
+        notebook run out of order says what to run first."""
+        if path.exists():
+            return path
+        writer = _WRITTEN_BY.get(path.name)
+        hint = f": run notebook {writer} first" if writer else ""
+        raise DataError(path, f"not found in run folder {self.name}{hint}")
+
+    def holds_run(self) -> bool:
+        """Whether a run already started here: notebook 01's records or settings, or the
+        manifest of ./run_all.sh."""
+        return any(p.exists() for p in (self.records, self.settings, self.manifest))
+
+    @property
+    def continued(self) -> str:
+        """The line a notebook after 01 prints first: which run it continues and why, so a run
+        another session started since is never taken silently."""
+        why = {
+            "given": "run_dir",
+            "latest": "the newest run under reports/ with records; set run_dir for another",
+            "new": "a new run",
+        }.get(self.chosen, self.chosen or "given")
+        return f"run folder {paths.shown(self.root)} ({why})"
+
     # ------------------------------------------------------------------ finding one
     @classmethod
     def new(cls, base: Path | None = None) -> RunFolder:
@@ -235,19 +275,56 @@ class RunFolder(os.PathLike):
             raise ConfigError(
                 f"no run folder under {base} has {needs}; run notebook 01 first or set run_dir"
             )
-        return cls(runs[-1])
+        return cls(runs[-1], chosen="latest")
 
     @classmethod
     def resolve(cls, run_dir: str | os.PathLike[str] | None, *, create: bool = False) -> RunFolder:
-        """A notebook's run_dir parameter: '' means a new folder (create=True) or the latest."""
+        """A notebook's run_dir parameter: '' means a new folder (create=True) or the latest.
+        create=True (notebook 01) starts a run, so it refuses a folder that holds one (start)."""
+        if create:
+            return cls.start(run_dir)
         if run_dir:
             path = Path(run_dir).expanduser().resolve()
-            if create:
-                path.mkdir(parents=True, exist_ok=True)
-            elif not path.is_dir():  # a mistyped name, not a new empty folder
+            if not path.is_dir():  # a mistyped name, not a new empty folder
                 raise ConfigError(f"run folder {path} does not exist (run_dir = {run_dir!r})")
-            return cls(path)
-        return cls.new() if create else cls.latest()
+            return cls(path, chosen="given")
+        return cls.latest()
+
+    @classmethod
+    def start(cls, run_dir: str | os.PathLike[str] | None) -> RunFolder:
+        """Notebook 01's folder: a new or empty one, never a run that already started there
+        (its records and settings would no longer match its models and metrics), except the
+        folder ./run_all.sh made for this run and one this process started moments ago."""
+        unused = [p for p in _started if p.is_dir() and not (p / "records.parquet").exists()]
+        if not run_dir:
+            made = [p for p in unused if p.parent == paths.REPORTS_DIR.resolve()]
+            if made:  # the folder cell ran again: the folder it made, not another
+                return cls(made[-1], chosen="new")
+            run = cls.new()
+            _started.append(run.root.resolve())
+            run.chosen = "new"
+            return run
+        path = Path(run_dir).expanduser().resolve()
+        run = cls(path, chosen="given")
+        runner = os.environ.get(RUNNER_ENV)
+        held = path.is_dir() and run.holds_run()
+        ours = path in unused or (runner and Path(runner).resolve() == path)
+        if held and not ours:
+            raise ConfigError(
+                f"run folder {path} already holds a run (run_dir = {str(run_dir)!r}); notebook 01 "
+                "never overwrites one: set run_dir to a new or empty folder ('' makes "
+                "reports/<timestamp>/), or continue that run with the notebooks after 01 "
+                f"(./run_all.sh --resume --run-dir {path} for one ./run_all.sh started)"
+            )
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the run folder {path} ({exc.strerror or exc})"
+            ) from exc
+        if not held:  # a new or empty folder: this process started the run
+            _started.append(path)
+        return run
 
 
 _MEMBER = re.compile(r"(seed|fold)-(\d+)")

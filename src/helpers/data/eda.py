@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterator
 from itertools import combinations
+from pathlib import Path
 
 import imagehash
 import numpy as np
@@ -507,6 +509,18 @@ def _orient(leaks: pd.DataFrame) -> pd.DataFrame:
         out.loc[swap, left] = leaks.loc[swap, right].to_numpy()
         out.loc[swap, right] = leaks.loc[swap, left].to_numpy()
     return out
+
+
+def with_made_splits(table: pd.DataFrame, splits: str | os.PathLike) -> pd.DataFrame:
+    """The records with the split notebook 03 gave each (its splits.parquet) where it has run,
+    so notebook 02 run after 03 checks that split for leakage; the records as they are before.
+    A record 03 left out (unreadable) has no split."""
+    from helpers.core.records import load_records
+
+    if not Path(splits).is_file():
+        return table
+    made = load_records(splits).drop_duplicates("id").set_index("id")["split"]
+    return table.assign(split=table["id"].map(made).astype(object))
 
 
 def leakage_check(

@@ -215,6 +215,19 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
     return table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
 
 
+def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str) -> str:
+    """Notebook 06's first line: the run, its profile and how many models it compares; with
+    none, which notebook gives it one to compare."""
+    run, n = RunFolder(run_dir), len(table)
+    said = f"run {run.name}: profile {profile}, {n} model{'s' if n != 1 else ''} evaluated"
+    if n:
+        return said
+    trained = sorted(p.stem for p in (run.root / "models").glob("*.keras"))
+    if trained:
+        return f"{said}: run notebook 05 first (model = {', '.join(map(repr, trained))})"
+    return f"{said}: train a model with notebook 04, then run notebook 05 first"
+
+
 def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.DataFrame:
     """The chosen columns as rows and a column per model, counts as whole numbers and scores
     as text to `digits` decimals (seconds and speeds, 10 and over, to one): transposing mixes

@@ -24,7 +24,7 @@ from helpers.core import keras_backend, paths
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import write_json
 from helpers.core.progress import PROGRESS_ENV
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import RUNNER_ENV, RunFolder
 from helpers.run import profiles as config
 
 PACKAGES = (
@@ -444,15 +444,29 @@ def resolved(paths: list[str]) -> list[str]:
 
 
 def export_html(executed: Path, html_dir: Path) -> Path:
-    """HTML copy of an executed notebook, readable without Jupyter."""
+    """HTML copy of an executed notebook, readable without Jupyter; the run folder (html_dir's
+    parent) and the project folder are taken out of the paths it shows (shown_paths)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     html_dir.mkdir(exist_ok=True)
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     out = html_dir / f"{executed.stem}.html"
-    out.write_text(body, encoding="utf-8")
+    out.write_text(shown_paths(body, html_dir.parent), encoding="utf-8")
     return out
+
+
+def shown_paths(text: str, run_dir: Path) -> str:
+    """Text with this machine's folders left out of the paths in it: relative to the project
+    where inside it, else from the run folder's name on, so an HTML copy sent to someone shows
+    reports/<run>/... or <run>/..., not /home/<user>/..."""
+    run = run_dir.resolve()
+    roots = [paths.REPO_ROOT.resolve()]
+    if not run.is_relative_to(roots[0]):
+        roots.insert(0, run.parent)
+    for root in roots:
+        text = text.replace(f"{root}{os.sep}", "")
+    return text
 
 
 def execute_stage(
@@ -471,15 +485,19 @@ def execute_stage(
     given = {k: v for k, v in merged.items() if k in declared}
     out = run_dir / "notebooks" / f"{stage.name}.ipynb"
     out.parent.mkdir(exist_ok=True)
-    pm.execute_notebook(
-        str(stage.notebook),
-        str(out),
-        parameters=given,
-        kernel_name="python3",
-        cwd=str(stage.notebook.parent),
-        progress_bar=log_output,
-        log_output=log_output,
-    )
+    os.environ[RUNNER_ENV] = str(run_dir)  # notebook 01 may write into the folder made for it
+    try:
+        pm.execute_notebook(
+            str(stage.notebook),
+            str(out),
+            parameters=given,
+            kernel_name="python3",
+            cwd=str(stage.notebook.parent),
+            progress_bar=log_output,
+            log_output=log_output,
+        )
+    finally:
+        os.environ.pop(RUNNER_ENV, None)
     return out
 
 

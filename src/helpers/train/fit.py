@@ -92,12 +92,12 @@ class TrainingInputs:
 def load_training_inputs(run_dir: str | os.PathLike) -> TrainingInputs:
     """train.parquet, the val rows of splits.parquet and augment.json (optional) of a run."""
     run = RunFolder(run_dir)
-    splits = load_records(run.splits)
+    splits = load_records(run.need(run.splits))  # missing: says to run notebook 03 first
     settings = (
         AugmentSettings.read(run.augment_settings) if run.augment_settings.is_file() else None
     )
     return TrainingInputs(
-        load_records(run.train_table),
+        load_records(run.need(run.train_table)),
         splits[splits["split"] == "val"].reset_index(drop=True),
         settings,
     )
