@@ -539,3 +539,41 @@ def test_html_copies_show_paths_from_the_project_or_the_run_folder_on(tmp_path):
     html = runner.export_html(run / "notebooks" / "07_predict.ipynb", run / "html").read_text()
     assert str(tmp_path) not in html and str(paths.REPO_ROOT) not in html
     assert "video rf_smoke/demo_scenes/clip.avi" in html and "reports/leaderboard.csv" in html
+
+
+def test_a_report_is_made_from_notebooks_run_by_hand_as_the_runner_makes_it(
+    tmp_path, monkeypatch, capsys
+):
+    from nbformat.v4 import new_output
+
+    from helpers.core.run_folder import RUNNER_ENV
+    from helpers.run import nbtools
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "records.parquet").write_bytes(b"x")
+    nbtools.report_note(run)
+    assert f"nbtools report {run}" in capsys.readouterr().out
+    executed = []
+
+    def execute(stage, run_dir, params, log_output, settings=None):
+        executed.append((stage.name, params))
+        nb = new_notebook()
+        cell = new_code_cell("print(1)")
+        cell.outputs = [new_output("stream", name="stdout", text="2 models evaluated\n")]
+        nb.cells = [cell]
+        out = run_dir / "notebooks" / f"{stage.name}.ipynb"
+        out.parent.mkdir(exist_ok=True)
+        nbformat.write(nb, out)
+        return out
+
+    monkeypatch.setattr(runner, "execute_stage", execute)
+    assert nbtools.main(["report", str(run)]) == 0
+    assert executed == [("06_report", {"run_dir": str(run), "seed": 0})]
+    assert "2 models evaluated" in (run / "report.html").read_text()
+    assert (run / "html" / "06_report.html").is_file()
+    assert capsys.readouterr().out.splitlines()[-1] == f"report: {run / 'report.html'}"
+    monkeypatch.setenv(RUNNER_ENV, str(run))
+    nbtools.report_note(run)  # ./run_all.sh writes it: nothing to say
+    assert capsys.readouterr().out == ""

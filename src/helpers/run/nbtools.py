@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 import nbformat
 
 from helpers.core import paths
+from helpers.core.errors import ConfigError
+from helpers.core.run_folder import RUNNER_ENV
 from helpers.run import profiles as config
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
@@ -134,6 +137,20 @@ def problems(nb_path: Path) -> list[str]:
     return found
 
 
+def report_command(run_dir: str | os.PathLike[str]) -> str:
+    """The command that makes report.html of a run whose notebook 06 ran by hand."""
+    folder = Path(run_dir).resolve()
+    shown = paths.shown(folder) if folder.is_relative_to(paths.REPO_ROOT.resolve()) else folder
+    return f".venv/bin/python -m helpers.run.nbtools report {shown}"
+
+
+def report_note(run_dir: str | os.PathLike[str]) -> None:
+    """Notebook 06's last line when run by hand, where no report.html is written: the command
+    that writes it (./run_all.sh writes it itself, so under it nothing is said)."""
+    if not os.environ.get(RUNNER_ENV):
+        print(f"report.html is not written by a notebook run by hand: {report_command(run_dir)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: prepare nbval copies, clean notebooks, sync checked outputs, check hygiene."""
     p = argparse.ArgumentParser(prog="python -m helpers.run.nbtools")
@@ -146,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     sy = sub.add_parser("sync", help="copy checked outputs from executed copies")
     sy.add_argument("executed_dir", type=Path)
     sub.add_parser("check", help="report hygiene problems")
+    rep = sub.add_parser(
+        "report", help="execute notebook 06 on a run as run_all.sh does: <run>/report.html"
+    )
+    rep.add_argument("run_dir", nargs="?", default="", help="empty: the newest run folder")
     rec = sub.add_parser("record", help="keep a run's headline metrics for nbval to assert")
     rec.add_argument("run_dir", type=Path)
     rec.add_argument("--profile", default="smoke")
@@ -163,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         target = RECORDED_DIR / f"{args.profile}.json"
         recorded = record_results(args.run_dir, target)
         print(f"{target}: {', '.join(sorted(recorded['models']))}")
+    elif args.cmd == "report":
+        from helpers.run.runner import write_report
+
+        try:
+            print(f"report: {write_report(args.run_dir)}")
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     elif args.cmd == "sync":
         sync_checked_outputs(args.executed_dir)
     elif args.cmd == "check":

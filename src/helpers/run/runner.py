@@ -22,7 +22,7 @@ from typing import Any
 
 from helpers.core import keras_backend, paths
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.jsonio import write_json
+from helpers.core.jsonio import read_json, write_json
 from helpers.core.progress import PROGRESS_ENV
 from helpers.core.run_folder import RUNNER_ENV, RunFolder
 from helpers.run import profiles as config
@@ -467,6 +467,40 @@ def shown_paths(text: str, run_dir: Path) -> str:
     for root in roots:
         text = text.replace(f"{root}{os.sep}", "")
     return text
+
+
+def export_stage(stage: Stage, out: Path, run_dir: Path) -> Path | None:
+    """An executed notebook's HTML copy in <run>/html/; for the report notebook also the
+    self-contained <run>/report.html (returned), checked in Chromium where one is installed."""
+    export_html(out, run_dir / "html")
+    if stage.notebook.stem != REPORT_NOTEBOOK:
+        return None
+    from helpers.reporting.html import export_report
+
+    report = export_report(
+        out, run_dir / "report.html", title=f"Facial affect report: {run_dir.name}"
+    )
+    print(f"[run_all] report: {report}")
+    check_in_browser(RunFolder(run_dir))
+    return report
+
+
+def write_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Notebook 06 executed on a run as ./run_all.sh executes it, then exported to
+    <run>/report.html and html/06_report.html: the report of a run whose notebooks ran by hand.
+    Its kernel messages go to <run>/logs/06_report.log."""
+    run = RunFolder.resolve(run_dir)
+    stage = Stage(paths.NOTEBOOKS_DIR / f"{REPORT_NOTEBOOK}.ipynb")
+    manifest = read_json(run.manifest) if run.manifest.is_file() else {}
+    params = {"run_dir": str(run.root), "seed": manifest.get("seed", 0)}
+    out, log = run.root / "notebooks" / f"{stage.name}.ipynb", run.logs_dir / f"{stage.name}.log"
+    try:
+        with stage_output(run.root, stage, quiet=True):
+            execute_stage(stage, run.root, params, log_output=False)
+    except Exception as exc:  # papermill raises its own error type per failing cell
+        raise ConfigError(f"{describe_failure(stage, out, exc)} (its messages: {log})") from exc
+    export_stage(stage, out, run.root)
+    return run.report
 
 
 def execute_stage(
@@ -1211,15 +1245,7 @@ def run_stages(
             with stage_output(run_dir, stage, quiet=not args.log_output):
                 settings = stage_settings(stage, args.settings)
                 out = execute_stage(stage, run_dir, params, args.log_output, settings)
-            export_html(out, run_dir / "html")
-            if stage.notebook.stem == REPORT_NOTEBOOK:
-                from helpers.reporting.html import export_report
-
-                export_report(
-                    out, run_dir / "report.html", title=f"Facial affect report: {run_dir.name}"
-                )
-                print(f"[run_all] report: {run_dir / 'report.html'}")
-                check_in_browser(RunFolder(run_dir))
+            export_stage(stage, out, run_dir)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: record it, say how to go on
             with signals_held():
                 manifest["stages"][stage.name] = {
