@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from helpers.core.errors import ConfigError
@@ -164,19 +165,27 @@ def test_importing_the_run_folder_loads_neither_pandas_nor_numpy():
 
 
 def test_notebook_01_refuses_a_folder_that_holds_a_run_and_takes_an_empty_one(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, capsys
 ):
     from helpers.core.run_folder import RUNNER_ENV
 
     monkeypatch.delenv(RUNNER_ENV, raising=False)
-    for held in ("records.parquet", "settings.json", "manifest.json"):
+    for held in ("records.parquet", "manifest.json"):
         finished = tmp_path / held.partition(".")[0]
         finished.mkdir()
         (finished / held).write_text("{}")
+        (finished / "settings.json").write_text("{}")
         with pytest.raises(ConfigError, match="already holds a run") as caught:
             RunFolder.resolve(str(finished), create=True)
         assert str(finished) in str(caught.value) and "--resume" in str(caught.value)
         assert (finished / held).read_text() == "{}"
+    # a notebook 01 that stopped before its records (a mistyped data path), in a new kernel
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "settings.json").write_text("{}")
+    assert RunFolder.resolve(str(unfinished), create=True) == unfinished
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "holds settings.json but no records" in said[0]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert RunFolder.resolve(str(empty), create=True) == empty
@@ -237,18 +246,33 @@ def test_the_code_version_says_whether_it_had_uncommitted_changes(tmp_path, monk
     assert paths.source_version() == {"git_commit": None, "git_dirty": None}  # no git clone
     clone = tmp_path / "clone"
     (clone / "src").mkdir(parents=True)
+    (clone / "notebooks").mkdir()
     git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
-    (clone / "a.py").write_text("x = 1\n")
-    subprocess.run([*git, "add", "a.py"], check=True)
+    (clone / "src" / "a.py").write_text("x = 1\n")
+    (clone / "README.md").write_text("# read me\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    nbformat.write(nb, clone / "notebooks" / "01_extract.ipynb")
+    subprocess.run([*git, "add", "src", "README.md", "notebooks"], check=True)
     subprocess.run([*git, "commit", "-qm", "a"], check=True)
     (clone / "notes.txt").write_text("not code")  # untracked, outside src/ and notebooks/
     clean = paths.source_version()
     assert len(clean["git_commit"]) == 40 and clean["git_dirty"] is False
+    (clone / "README.md").write_text("# read me, changed\n")  # docs are not code
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells[0].execution_count = 1
+    nb.metadata["widgets"] = {"saved": "by Jupyter"}
+    nbformat.write(nb, clone / "notebooks" / "01_extract.ipynb")  # run and saved: same code
+    assert paths.source_version()["git_dirty"] is False
+    nb.cells[0].source = "print(2)"
+    nbformat.write(nb, clone / "notebooks" / "01_extract.ipynb")  # a code cell edited
+    assert paths.source_version()["git_dirty"] is True
+    subprocess.run([*git, "checkout", "-q", "--", "notebooks"], check=True)
+    assert paths.source_version()["git_dirty"] is False
     (clone / "src" / "new.py").write_text("")  # a new module: the commit cannot rebuild it
     assert paths.source_version()["git_dirty"] is True
     (clone / "src" / "new.py").unlink()
-    (clone / "a.py").write_text("x = 2\n")
+    (clone / "src" / "a.py").write_text("x = 2\n")
     assert paths.source_version()["git_dirty"] is True
     run = RunFolder(tmp_path / "run")
     run.root.mkdir()

@@ -63,16 +63,33 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+# What a run's code is: tracked changes elsewhere (README.md, tests/recorded/) do not make it
+# differ, and a notebook differs only where its code cells do (source_version).
+CODE_PATHS = (
+    "src",
+    "scripts",
+    "run_all.sh",
+    "run_tests.sh",
+    "pyproject.toml",
+    "requirements*.txt",
+)
+
+
 def source_version() -> dict[str, str | bool | None]:
-    """The commit of this checkout and whether its code differs from it (a tracked file changed,
-    or a new file under src/ or notebooks/), so a run made from uncommitted code says so; None
-    for each where git or the clone is missing."""
+    """The commit of this checkout and whether its code differs from it, so a run made from
+    uncommitted code says so; None for each where git or the clone is missing.
+
+    Code is a tracked change under src/ or scripts/, in run_all.sh, run_tests.sh,
+    pyproject.toml or requirements*.txt, a notebook whose code cells differ from the commit's
+    (new outputs or metadata from saving it in Jupyter do not count), or a new file under src/
+    or notebooks/. git never takes its index lock here, so a run does not get in the way of
+    the user's own git commands."""
     import subprocess
 
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
-                ["git", "-C", str(REPO_ROOT), *args],
+                ["git", "--no-optional-locks", "-C", str(REPO_ROOT), *args],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -82,8 +99,45 @@ def source_version() -> dict[str, str | bool | None]:
             return None
         return done.stdout
 
-    commit = git("rev-parse", "HEAD")
-    changed = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    head = git("rev-parse", "HEAD", "--show-toplevel")
+    if not head or len(head.split()) != 2:
+        return {"git_commit": None, "git_dirty": None}
+    commit, top = head.split()
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    notebooks = git("diff", "--name-only", "--no-renames", "HEAD", "--", "notebooks")
     added = git("ls-files", "--others", "--exclude-standard", "--", "src", "notebooks")
-    dirty = None if changed is None or added is None else bool(changed.strip() or added.strip())
-    return {"git_commit": commit.strip() if commit else None, "git_dirty": dirty}
+    if changed is None or notebooks is None or added is None:
+        return {"git_commit": commit, "git_dirty": None}
+    code_changed = any(
+        not _same_code_cells(Path(top) / name, git("show", f"HEAD:{name}"))
+        for name in notebooks.splitlines()
+        if name
+    )
+    dirty = bool(changed.strip() or added.strip()) or code_changed
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def _same_code_cells(path: Path, committed: str | None) -> bool:
+    """Whether a notebook's code cells read as in its committed text; a file that is no
+    notebook (or is gone) compares as text."""
+    import json
+
+    def code(text: str) -> list[str] | None:
+        try:
+            cells = json.loads(text)["cells"]
+            return [
+                "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                for c in cells
+                if c.get("cell_type") == "code"
+            ]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    try:
+        current = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if committed is None:
+        return False
+    ours, theirs = code(current), code(committed)
+    return ours == theirs if ours is not None and theirs is not None else current == committed

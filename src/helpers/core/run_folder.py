@@ -232,9 +232,10 @@ class RunFolder(os.PathLike):
         raise DataError(path, f"not found in run folder {self.name}{hint}")
 
     def holds_run(self) -> bool:
-        """Whether a run already started here: notebook 01's records or settings, or the
-        manifest of ./run_all.sh."""
-        return any(p.exists() for p in (self.records, self.settings, self.manifest))
+        """Whether a run already started here: notebook 01's records or the manifest of
+        ./run_all.sh. settings.json alone is a notebook 01 that stopped before its records (a
+        mistyped data path, say), which may start again in the folder."""
+        return any(p.exists() for p in (self.records, self.manifest))
 
     @property
     def continued(self) -> str:
@@ -294,7 +295,9 @@ class RunFolder(os.PathLike):
     def start(cls, run_dir: str | os.PathLike[str] | None) -> RunFolder:
         """Notebook 01's folder: a new or empty one, never a run that already started there
         (its records and settings would no longer match its models and metrics), except the
-        folder ./run_all.sh made for this run and one this process started moments ago."""
+        folder ./run_all.sh made for this run and one this process started moments ago. A
+        folder with settings.json but no records (a notebook 01 that stopped before them) is
+        started again, with a line saying so."""
         unused = [p for p in _started if p.is_dir() and not (p / "records.parquet").exists()]
         if not run_dir:
             made = [p for p in unused if p.parent == paths.REPORTS_DIR.resolve()]
@@ -323,7 +326,13 @@ class RunFolder(os.PathLike):
                 f"cannot create the run folder {path} ({exc.strerror or exc})"
             ) from exc
         if not held:  # a new or empty folder: this process started the run
-            _started.append(path)
+            if path not in unused and run.settings.exists():
+                print(
+                    f"run folder {path} holds settings.json but no records: a notebook 01 that "
+                    "stopped before saving them; this run starts again in it"
+                )
+            if path not in _started:
+                _started.append(path)
         return run
 
 
