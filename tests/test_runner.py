@@ -2,6 +2,8 @@
 
 import json
 import os
+import shlex
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -482,6 +484,36 @@ def test_another_keras_backend_is_refused_at_once_in_one_line(tmp_path, capsys, 
     assert not (tmp_path / "r").exists()
 
 
+def test_stages_that_run_on_any_keras_backend_are_not_refused(tmp_path, capsys, monkeypatch):
+    for name in ("01_extract", "02_eda", "06_report", "07_predict"):
+        _notebook(tmp_path / f"{name}.ipynb", "run_dir = ''")
+    _notebook(tmp_path / "05_evaluate.ipynb", "run_dir = ''\nmodel = ''")
+    monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", tmp_path)
+    ran = []
+    monkeypatch.setattr(runner, "run_stages", lambda *a: ran.append([s.name for s in a[6]]) or 0)
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    data = tmp_path / "data.zip"
+    data.write_bytes(b"PK")
+    given = ["--data", str(data), "--models", "custom_cnn"]
+    assert runner.main([*given, "--only", "01,02", "--run-dir", str(tmp_path / "a")]) == 0
+    assert ran == [["01_extract", "02_eda"]]
+    capsys.readouterr()
+    for only in ("01,05", "01,07"):
+        run = tmp_path / f"r{only[-1]}"
+        assert runner.main([*given, "--only", only, "--run-dir", str(run)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "jax" in err[0] and f"this call runs {only[-2:]}_" in err[0]
+        assert not run.exists()
+    # a --resume --only 06 runs 06 again alone: not refused either
+    plan = runner.plan_stages(["custom_cnn"])
+    stages = {s.name: {"status": "ok"} for s in plan}
+    only = runner.only_stages("06", plan)
+    assert runner.tensorflow_stages(only, {"stages": stages}, {"06_report"}) == []
+    stages["02_eda"] = {"status": "failed"}  # 02 runs again: 05 and 07 after it turn outdated
+    names = runner.tensorflow_stages(plan, {"stages": stages}, set())
+    assert [s.name for s in names] == ["05_evaluate.custom_cnn", "07_predict"]
+
+
 def test_notebook_01_is_told_the_folder_the_runner_made_for_it(tmp_path, monkeypatch):
     import papermill
 
@@ -577,3 +609,63 @@ def test_a_report_is_made_from_notebooks_run_by_hand_as_the_runner_makes_it(
     monkeypatch.setenv(RUNNER_ENV, str(run))
     nbtools.report_note(run)  # ./run_all.sh writes it: nothing to say
     assert capsys.readouterr().out == ""
+
+
+def test_html_copies_of_a_run_directly_under_the_root_keep_images_links_and_paths(
+    tmp_path, monkeypatch
+):
+    from nbformat.v4 import new_output
+
+    run = tmp_path / "results"
+    (run / "notebooks").mkdir(parents=True)
+    png = "iVBORw0KGgo//AB//CD+/"
+    nb = new_notebook()
+    cell = new_code_cell("print(paths)")
+    cell.outputs = [
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+        new_output("stream", name="stdout", text="see https://cdn.x/data/y.js and /data/z.csv\n"),
+    ]
+    nb.cells = [cell]
+    nbformat.write(nb, run / "notebooks" / "07_predict.ipynb")
+    real = Path.resolve
+    # the run folder is /results: its parent, /, is never taken out of the paths shown
+    monkeypatch.setattr(
+        Path, "resolve", lambda p, strict=False: Path("/results") if p == run else real(p, strict)
+    )
+    html = runner.export_html(run / "notebooks" / "07_predict.ipynb", run / "html").read_text()
+    assert f"data:image/png;base64,{png}" in html
+    assert "https://cdn.x/data/y.js and /data/z.csv" in html
+    assert runner.shown_paths("base64,AB//CD https://cdn.x/y.js", Path("/results")) == (
+        "base64,AB//CD https://cdn.x/y.js"
+    )
+    monkeypatch.setattr(runner.paths, "REPO_ROOT", Path("/data"))
+    shown = "data:image/png;base64,/data/AB https://x.org/data/y /data/run/a.csv my/data/b"
+    assert runner.shown_paths(shown, Path("/data/run")) == (
+        "data:image/png;base64,/data/AB https://x.org/data/y run/a.csv my/data/b"
+    )
+
+
+def test_the_report_command_pastes_back_and_a_series_folder_names_its_runs(
+    tmp_path, monkeypatch, capsys
+):
+    from helpers.core.run_folder import RUNNER_ENV
+    from helpers.run import nbtools
+
+    monkeypatch.delenv(RUNNER_ENV, raising=False)
+    run = tmp_path / "my runs" / "run 1"
+    run.mkdir(parents=True)
+    command = nbtools.report_command(run)
+    assert shlex.split(command)[-2:] == ["report", str(run)]
+    series = tmp_path / "my runs" / "seeds"
+    for member in ("seed-0", "seed-1"):
+        (series / member).mkdir(parents=True)
+        (series / member / "records.parquet").write_bytes(b"x")
+    monkeypatch.setattr(runner, "execute_stage", lambda *a, **k: pytest.fail("06 ran"))
+    assert nbtools.main(["report", str(series)]) == 2
+    err = capsys.readouterr().err
+    assert "give one of its runs" in err
+    assert shlex.split(err.partition("give one of its runs: ")[2]) == [
+        str(series / "seed-0"),
+        str(series / "seed-1"),
+    ]
+    assert not (series / "report.html").exists() and not (series / "notebooks").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -138,10 +139,11 @@ def problems(nb_path: Path) -> list[str]:
 
 
 def report_command(run_dir: str | os.PathLike[str]) -> str:
-    """The command that makes report.html of a run whose notebook 06 ran by hand."""
+    """The command that makes report.html of a run whose notebook 06 ran by hand, quoted so
+    that it pastes back into a shell as it is."""
     folder = Path(run_dir).resolve()
     shown = paths.shown(folder) if folder.is_relative_to(paths.REPO_ROOT.resolve()) else folder
-    return f".venv/bin/python -m helpers.run.nbtools report {shown}"
+    return shlex.join([".venv/bin/python", "-m", "helpers.run.nbtools", "report", str(shown)])
 
 
 def report_note(run_dir: str | os.PathLike[str]) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from helpers.core import keras_backend, paths
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json, write_json
 from helpers.core.progress import PROGRESS_ENV
-from helpers.core.run_folder import RUNNER_ENV, RunFolder
+from helpers.core.run_folder import RUNNER_ENV, RunFolder, series_members
 from helpers.run import profiles as config
 
 PACKAGES = (
@@ -445,28 +446,62 @@ def resolved(paths: list[str]) -> list[str]:
 
 def export_html(executed: Path, html_dir: Path) -> Path:
     """HTML copy of an executed notebook, readable without Jupyter; the run folder (html_dir's
-    parent) and the project folder are taken out of the paths it shows (shown_paths)."""
+    parent) and the project folder are taken out of the paths its text shows (shown_paths), in
+    the notebook's text before it is rendered, so images and links stay as they are."""
     import nbformat
     from nbconvert import HTMLExporter
 
     html_dir.mkdir(exist_ok=True)
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        cell.source = shown_paths(cell.source, html_dir.parent)
+        for output in cell.get("outputs", []):
+            shown_output(output, html_dir.parent)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     out = html_dir / f"{executed.stem}.html"
-    out.write_text(shown_paths(body, html_dir.parent), encoding="utf-8")
+    out.write_text(body, encoding="utf-8")
     return out
+
+
+def shown_output(output: Any, run_dir: Path) -> None:
+    """One notebook output with shown_paths applied to its text (stream text, text/* data, an
+    error's message and traceback); images and other data are left as they are."""
+    if "text" in output:
+        output["text"] = shown_paths(output["text"], run_dir)
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith("text/") and isinstance(value, str):
+            output["data"][mime] = shown_paths(value, run_dir)
+    if "evalue" in output:
+        output["evalue"] = shown_paths(output["evalue"], run_dir)
+    if "traceback" in output:
+        output["traceback"] = [shown_paths(line, run_dir) for line in output["traceback"]]
+
+
+# data: URIs and URLs (scheme://...): never rewritten, since their text is not a path here.
+_NOT_PATHS = re.compile(r"((?:\bdata:[^\s\"'<>(),;]*[;,]|\b[A-Za-z][\w+.-]*://)[^\s\"'<>()]*)")
 
 
 def shown_paths(text: str, run_dir: Path) -> str:
     """Text with this machine's folders left out of the paths in it: relative to the project
     where inside it, else from the run folder's name on, so an HTML copy sent to someone shows
-    reports/<run>/... or <run>/..., not /home/<user>/..."""
+    reports/<run>/... or <run>/..., not /home/<user>/...
+
+    A folder is taken out only where a path starts with it (not inside a longer name or a URL),
+    data: URIs and URLs are left alone, and a root such as / or C:\\ is never taken out."""
     run = run_dir.resolve()
     roots = [paths.REPO_ROOT.resolve()]
     if not run.is_relative_to(roots[0]):
         roots.insert(0, run.parent)
-    for root in roots:
-        text = text.replace(f"{root}{os.sep}", "")
-    return text
+    patterns = [
+        re.compile(rf"(?<![\w/\\.~-]){re.escape(str(root))}[/\\]")
+        for root in roots
+        if root != Path(root.anchor)
+    ]
+    parts = _NOT_PATHS.split(text)
+    for i in range(0, len(parts), 2):  # the odd parts are the URIs and URLs split out
+        for pattern in patterns:
+            parts[i] = pattern.sub("", parts[i])
+    return "".join(parts)
 
 
 def export_stage(stage: Stage, out: Path, run_dir: Path) -> Path | None:
@@ -488,8 +523,16 @@ def export_stage(stage: Stage, out: Path, run_dir: Path) -> Path | None:
 def write_report(run_dir: str | os.PathLike[str]) -> Path:
     """Notebook 06 executed on a run as ./run_all.sh executes it, then exported to
     <run>/report.html and html/06_report.html: the report of a run whose notebooks ran by hand.
-    Its kernel messages go to <run>/logs/06_report.log."""
+    Its kernel messages go to <run>/logs/06_report.log. A --seeds or --folds series' folder is
+    refused, naming its runs: each has its own report (the series' summary is written by
+    ./run_all.sh)."""
     run = RunFolder.resolve(run_dir)
+    members = series_members(run.root)
+    if members:
+        runs = " ".join(shlex.quote(str(m)) for m in members)
+        raise ConfigError(
+            f"{run.root} holds a series of runs, not one run: give one of its runs: {runs}"
+        )
     stage = Stage(paths.NOTEBOOKS_DIR / f"{REPORT_NOTEBOOK}.ipynb")
     manifest = read_json(run.manifest) if run.manifest.is_file() else {}
     params = {"run_dir": str(run.root), "seed": manifest.get("seed", 0)}
@@ -1015,6 +1058,29 @@ class Prepared:
 
 # What of the notebooks runs on TensorFlow alone (training and scoring run on JAX too).
 NEEDS_TENSORFLOW = "05's Grad-CAM and TFLite export, 07's heatmaps"
+TENSORFLOW_NOTEBOOKS = ("05_", "07_")
+
+
+def tensorflow_stages(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]
+                      ) -> list[Stage]:  # fmt: skip
+    """The stages of this call that run on TensorFlow alone (05, 07) and will run: not done
+    yet, named to run again, or after a stage that runs and feeds them (they turn outdated)."""
+    pending = [s for s in stages if stage_status(manifest, s) != "ok" or s.name in rerun]
+    return [
+        stage
+        for i, stage in enumerate(stages)
+        if stage.notebook.name.startswith(TENSORFLOW_NOTEBOOKS)
+        and (stage in pending or any(depends_on(stage, p) for p in pending if p in stages[:i]))
+    ]
+
+
+def check_backend(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]) -> None:
+    """A ConfigError, before any work, when a stage this call runs needs TensorFlow and Keras
+    is set to another backend; stages that run on any backend (01-04, 06) are not refused."""
+    needing = tensorflow_stages(stages, manifest, rerun)
+    if needing:
+        names = ", ".join(dict.fromkeys(s.notebook.stem for s in needing))
+        keras_backend.need_tensorflow("./run_all.sh", f"{NEEDS_TENSORFLOW}; this call runs {names}")
 
 
 def prepare(args: argparse.Namespace) -> Prepared:
@@ -1022,7 +1088,6 @@ def prepare(args: argparse.Namespace) -> Prepared:
     options, --set and --only, and its data hashed last (a large zip takes seconds)."""
     manifest: dict[str, Any] = {}
     lock: _RunLock | None = None
-    keras_backend.need_tensorflow("./run_all.sh", NEEDS_TENSORFLOW)
     try:
         if args.resume:  # the run's own profile and models, unless the user names others
             run_dir = prepare_run_dir(args.run_dir, resume=True)
@@ -1051,6 +1116,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
+        check_backend(stages, manifest, args.rerun)
         if args.settings:
             check_values(profile.name, stages, args.settings, manifest, args.rerun)
         if args.resume and (moved := check_data(args, manifest, run_dir)):
