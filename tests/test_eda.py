@@ -412,6 +412,19 @@ def test_exact_copies_with_different_labels_are_named_and_left_out(tmp_path, mon
         {"id": "r22", "expression": "Disgust", "copy_of": "r01"},
     ]
     assert eda.label_conflicts(build_records(tmp_path), hashes).empty  # copies that agree
+    unlabelled = df.astype({"expression": float})
+    unlabelled.loc[unlabelled["id"] == "r01", "expression"] = np.nan  # a missing label
+    assert eda.label_conflicts(unlabelled, hashes).empty
+    unlabelled.loc[unlabelled["id"] == "r01", "expression"] = -1
+    assert eda.label_conflicts(unlabelled, hashes).empty
+    # r01 and r22 disagree; a third copy without a label is no part of it
+    third = unlabelled.loc[unlabelled["id"] == "r01"].assign(id="r99", expression=np.nan)
+    unlabelled.loc[unlabelled["id"] == "r01", "expression"] = 3
+    with_third = pd.concat([unlabelled, third], ignore_index=True)
+    copies = hashes[["id", "sha1"]].copy()
+    copies.attrs = {}
+    copies = pd.concat([copies, copies[copies["id"] == "r01"].assign(id="r99")])
+    assert eda.label_conflicts(with_third, copies)["id"].tolist() == ["r01", "r22"]
     progress_file = tmp_path / "progress.txt"
     monkeypatch.setenv("AFFECT_PROGRESS_FILE", str(progress_file))
     eda.announce(eda.hash_findings(hashes, conflicts))

@@ -255,11 +255,15 @@ def label_conflicts(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
     another expression: contradictory targets, since which label is right cannot be told.
 
     One row per such record: id, expression (its name) and copy_of (the first id of its copies).
+    A record without an expression (NaN or below 0) conflicts with nothing: a missing label is
+    no other label.
     """
     _require(hashes, ["id", "sha1"], "hash table")
     merged = hashes[["id", "sha1"]].merge(
         df[["id", "expression"]].drop_duplicates("id"), on="id", how="inner"
     )
+    labelled = pd.to_numeric(merged["expression"], errors="coerce") >= 0  # NaN compares False
+    merged = merged[labelled.to_numpy()]
     labels = pd.to_numeric(merged["expression"], errors="coerce")
     kinds = labels.groupby(merged["sha1"]).transform("nunique")
     bad = merged[kinds.to_numpy() > 1]
