@@ -495,3 +495,35 @@ def test_affect_values_agree_with_the_release_reader(tmp_path):
         "arousal -2 (no rating)": 1,
         "valence out of range": 1,
     }
+
+
+def test_each_image_is_opened_once_and_again_only_for_a_size_past_its_head(tmp_path, monkeypatch):
+    # The image's first bytes serve both the format check and the landmarks' stored size; only
+    # a header whose size lies past them (a large ICC or EXIF block) costs one more read.
+    from PIL import Image
+
+    from builders import encode
+
+    padded = encode(Image.new("RGB", (96, 96), (90, 60, 40)), "JPEG", icc_profile=b"\0" * 6000)
+    points = face_points(96, 96).reshape(-1)
+    path = build(
+        tmp_path / "a.zip",
+        record("1", lnd=points, image=jpeg(size=96)),
+        record("2", lnd=points, image=padded),
+        record("3", image=padded),  # no landmarks: no size needed
+        record("4", lnd=(face_points(96, 96) + 1000).reshape(-1), image=padded),
+    )
+    opened: list[str] = []
+    real = zipfile.ZipFile.open
+
+    def counting(self, name, *args, **kwargs):
+        opened.append(name if isinstance(name, str) else name.filename)
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", counting)
+    result = read(path)
+    images = {i: opened.count(f"{ROOT}/images/{i}.jpg") for i in "1234"}
+    assert images == {"1": 1, "2": 2, "3": 1, "4": 2}
+    lnd = result.records.set_index("id")["landmarks"]
+    assert lnd[["1", "2"]].notna().all() and lnd[["3", "4"]].isna().all()
+    assert result.nulled == {"landmarks outside the image": 1}

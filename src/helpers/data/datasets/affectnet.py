@@ -264,12 +264,13 @@ def _read_one(zf: zipfile.ZipFile, key: Key, image: str | None, ann: dict[str, s
     except _Invalid as bad:
         tally.drop(_reason("exp", bad.reason), ann["exp"])
         return None
-    try:
-        if not is_image_header(read_head(zf, image, 16)):
-            tally.drop("not an image", image)
-            return None
+    try:  # one read of the head serves both the format check and, below, the stored size
+        head = read_head(zf, image, _SIZE_HEAD[0])
     except DataError:
         tally.drop(_reason("image", "unreadable"), image)
+        return None
+    if not is_image_header(head):
+        tally.drop("not an image", image)
         return None
     record = {"id": key[1], "image": image, "expression": expression,
               "valence": np.nan, "arousal": np.nan, "landmarks": None, "split": _split(key[0])}
@@ -283,24 +284,25 @@ def _read_one(zf: zipfile.ZipFile, key: Key, image: str | None, ann: dict[str, s
             except _Invalid as bad:
                 tally.null(_reason(kind, bad.reason), ann[kind])
     points = record["landmarks"]
-    size = _stored_size(zf, image) if points is not None else None
+    size = _stored_size(zf, image, head) if points is not None else None
     if size is not None and (problem := landmark_problem(points, *size)):
         record["landmarks"] = None
         tally.null(_reason("lnd", problem), ann["lnd"])
     return record
 
 
-def _stored_size(zf: zipfile.ZipFile, image: str) -> tuple[int, int] | None:
+def _stored_size(zf: zipfile.ZipFile, image: str, head: bytes) -> tuple[int, int] | None:
     """(height, width) from the image's header, the pixels its landmarks are in; None when the
-    header cannot be read (the image is then left out when notebook 03 decodes it)."""
-    for n in _SIZE_HEAD:  # most headers fit the first; a large EXIF block needs the second
-        try:
-            size = header_size(read_head(zf, image, n))
-        except DataError:
-            return None
-        if size is not None:
-            return size
-    return None
+    header cannot be read (the image is then left out when notebook 03 decodes it). `head` is
+    the member's first bytes, already read: most headers fit them, and the member is read
+    again, further, only for one whose size lies past them (a large EXIF or ICC block)."""
+    size = header_size(head)
+    if size is not None or len(head) < _SIZE_HEAD[0]:  # a short head is the whole member
+        return size
+    try:
+        return header_size(read_head(zf, image, _SIZE_HEAD[1]))
+    except DataError:
+        return None
 
 
 def _count_missing(kept: list[dict[str, str]], tally: Tally) -> None:
