@@ -729,6 +729,32 @@ def test_box_csv_crops_a_replaced_photo_again_whatever_its_time(tmp_path):
     np.testing.assert_array_equal(read_image(second.records["image"][0]), 255 - pixels[3:11, 2:12])
 
 
+def test_box_csv_removes_the_crops_of_a_replaced_photo(tmp_path):
+    # The cache keeps one crop per face: when a photo is replaced, its faces' crops of the old
+    # photo go as the new ones are written; other files in the folder are left alone.
+    path, pixels = box_csv(
+        tmp_path,
+        "image,x,y,w,h,label",
+        ["images/p1.png,2,3,10,8,happy", "images/p1.png,0,0,9,9,sad"],
+    )
+    first = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    old = [Path(p) for p in first.records["image"]]
+    cache = old[0].parent
+    other = cache / f"{first.records['id'][0]}.x.0123456789.png"  # another face's, by its name
+    other.write_bytes(b"kept")
+    photo = tmp_path / "images/p1.png"
+    photo.write_bytes(image_bytes(255 - pixels))
+    os.utime(photo, ns=(10**18, 10**18))
+    second = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)
+    new = [Path(p) for p in second.records["image"]]
+    assert not set(new) & set(old)
+    assert sorted(cache.iterdir()) == sorted([*new, other])
+    np.testing.assert_array_equal(read_image(str(new[0])), 255 - pixels[3:11, 2:12])
+    third = read_box_csv(path, cache_dir=tmp_path / "c", progress=False)  # nothing to remove
+    assert third.records["image"].tolist() == second.records["image"].tolist()
+    assert sorted(cache.iterdir()) == sorted([*new, other])
+
+
 def exif_rotated(upright: np.ndarray, orientation: int = 6) -> bytes:
     """A JPEG of the picture stored turned, with the EXIF orientation that shows it upright."""
     exif = Image.Exif()

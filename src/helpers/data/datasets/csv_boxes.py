@@ -5,8 +5,9 @@ A face box is cropped once, when the source is read, and written as PNG to a cac
 the records' image column stays a plain file path every later stage can open. The cache lives
 under `data/cache/<reader>-<fingerprint>/` (or a `cache_dir` you pass): never inside the
 source's folder, which may be read-only. A crop's name carries its source photo's exact size and
-time, so a replaced photo is cropped again. Boxes are on the photo as viewers show it: a photo
-with an EXIF orientation is turned upright before it is cropped.
+time, so a replaced photo is cropped again, and the crop of the photo it replaced is removed. The
+cache can always be deleted: the next read crops again. Boxes are on the photo as viewers show
+it: a photo with an EXIF orientation is turned upright before it is cropped.
 
 CSV columns (matched case-insensitively; map your own names with `columns=`):
   image        file name, relative to `images_dir` (default: the CSV's folder, or an
@@ -162,6 +163,34 @@ def crop_name(ident: str, size: int, mtime_ns: int) -> str:
     return f"{safe_name(ident)}.{stamp}.png"
 
 
+_CROP_NAME = re.compile(r"(.+)\.[0-9a-f]{10}\.png")  # crop_name's form: the face, then the stamp
+
+
+def cached_crops(cache: Path) -> dict[str, list[str]]:
+    """The crop files in a cache folder by the face they are of (its safe_name), listed once
+    per read, so a face's crops of earlier versions of its photo can be found cheaply."""
+    crops: dict[str, list[str]] = {}
+    try:
+        with os.scandir(cache) as entries:
+            for entry in entries:
+                if match := _CROP_NAME.fullmatch(entry.name):
+                    crops.setdefault(match.group(1), []).append(entry.name)
+    except OSError:
+        pass  # a cache that cannot be listed is only not pruned
+    return crops
+
+
+def prune_crops(cache: Path, current: Path, earlier: list[str]) -> None:
+    """Remove a face's crops of earlier versions of its photo (`earlier`, from cached_crops),
+    keeping `current`: the cache holds one crop per face, not one per photo ever read."""
+    for name in earlier:
+        if name != current.name:
+            try:
+                (cache / name).unlink(missing_ok=True)
+            except OSError:
+                pass  # a crop that cannot be removed is only left over
+
+
 # face position, image reference, drop reason, the box cropped (the given one, or clipped), and
 # whether the photo has an EXIF orientation
 Outcome = tuple[int, "str | None", "str | None", "Box | None", bool]
@@ -180,11 +209,13 @@ def clip_box(box: Box, width: int, height: int) -> Box | None:
 
 def _crop_one_image(
     image: Path, faces: list[tuple[int, Face]], cache: Path, clip: bool = False,
-    upright: bool = False
+    upright: bool = False, cached: Mapping[str, list[str]] | None = None
 ) -> list[Outcome]:
     """Validate every box on one image (clip: cut boxes that reach past it to the image) and
     write the crops that are missing. upright: boxes are on the photo as viewers show it, so
-    a photo with an EXIF orientation is turned upright before cropping."""
+    a photo with an EXIF orientation is turned upright before cropping. cached: the cache's
+    crops by face (cached_crops); a face's crops of an earlier version of its photo are
+    removed once its current crop is written."""
     try:
         info = image.stat()
     except OSError:
@@ -202,6 +233,7 @@ def _crop_one_image(
         orientation = 1
     out: list[Outcome] = []
     todo: list[tuple[int, Box, Path]] = []
+    targets: dict[int, Path] = {}
     for i, face in faces:
         box = face.box
         if box is not None and clip:
@@ -215,6 +247,7 @@ def _crop_one_image(
             out.append((i, None, problem, None, turned))
         else:
             target = cache / crop_name(face.id, info.st_size, info.st_mtime_ns)
+            targets[i] = target
             if not target.is_file():
                 todo.append((i, box, target))
             out.append((i, str(target), None, box, turned))
@@ -227,6 +260,9 @@ def _crop_one_image(
                     for o in out]
         for _, (left, top, right, bottom), target in todo:
             save_png(pixels[top:bottom, left:right], target)
+    for i, face in faces:
+        if cached and i in targets and (earlier := cached.get(safe_name(face.id))):
+            prune_crops(cache, targets[i], earlier)
     return out
 
 
@@ -248,8 +284,10 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
     outcomes: list[Outcome | None] = [None] * len(faces)
 
+    cached = cached_crops(cache) if cache is not None else {}
+
     def work(item: tuple[Path, list[tuple[int, Face]]]) -> list[Outcome]:
-        return _crop_one_image(item[0], item[1], cache, clip, upright)
+        return _crop_one_image(item[0], item[1], cache, clip, upright, cached)
 
     with ThreadPoolExecutor(workers) as pool:
         for result in progress_bar(pool.map(work, groups.items()), total=len(groups), desc=desc,
