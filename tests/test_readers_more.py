@@ -834,3 +834,74 @@ def test_class_folders_read_an_image_by_its_content_and_say_which_hold_several_f
     np.testing.assert_array_equal(
         read_image(result.records.set_index("id").loc["sad/multi", "image"]), face
     )
+
+
+def test_class_folders_count_frames_without_reading_whole_files(tmp_path, monkeypatch):
+    # Pages and frames are counted from the file opened lazily, in a folder or a zip: a large
+    # single-page TIFF costs little more than its head, and a multi-page one its directories.
+    big = gradient(300, 300, 3)  # 270 KB a page, stored uncompressed
+    pages = [Image.fromarray(big), Image.fromarray(255 - big), Image.fromarray(big[::-1])]
+    single, multi = io.BytesIO(), io.BytesIO()
+    pages[0].save(single, "TIFF")
+    pages[0].save(multi, "TIFF", save_all=True, append_images=pages[1:])
+    files = {"happy/one.tiff": single.getvalue(), "sad/three.tiff": multi.getvalue()}
+    write_tree(tmp_path / "faces", files)
+    with zipfile.ZipFile(tmp_path / "faces.zip", "w", zipfile.ZIP_STORED) as zf:
+        for name, data in files.items():
+            zf.writestr(f"faces/{name}", data)
+    read_bytes: dict[str, int] = {}
+    real_read = zipfile.ZipExtFile.read
+    real_open = open
+
+    def counting_read(self, n=-1):
+        data = real_read(self, n)
+        read_bytes[self.name] = read_bytes.get(self.name, 0) + len(data)
+        return data
+
+    class Counted(io.FileIO):
+        def read(self, n=-1):
+            data = super().read(n)
+            read_bytes[self.name] = read_bytes.get(self.name, 0) + len(data)
+            return data
+
+        def readinto(self, b):
+            n = super().readinto(b)
+            read_bytes[self.name] = read_bytes.get(self.name, 0) + (n or 0)
+            return n
+
+    def counting_open(file, mode="r", *args, **kwargs):
+        if mode == "rb" and str(file).endswith(".tiff"):
+            return Counted(str(file), "rb")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting_read)
+    monkeypatch.setattr("builtins.open", counting_open)
+    monkeypatch.setattr("io.open", counting_open)  # Path.read_bytes opens through it
+    for source in (tmp_path / "faces", tmp_path / "faces.zip"):
+        read_bytes.clear()
+        result = read_class_tree(source, progress=False)
+        assert sorted(result.records["id"]) == ["happy/one", "sad/three"]
+        assert any("1 multi-page TIFF" in n and "sad/three.tiff" in n for n in result.notes)
+        one = sum(n for name, n in read_bytes.items() if str(name).endswith("one.tiff"))
+        three = sum(n for name, n in read_bytes.items() if str(name).endswith("three.tiff"))
+        assert 0 < one < 20_000, (source, read_bytes)
+        # a file seeks to each directory; a zip member (seeking back inflates again) is read once
+        whole = len(files["sad/three.tiff"])
+        assert 0 < three < (whole // 2 if source.is_dir() else whole + 20_000), (source, read_bytes)
+
+
+def test_a_tiff_head_tells_one_page_from_several_in_either_byte_order():
+    from helpers.core.images import tiff_next_page
+
+    face = Image.fromarray(gradient(16, 16, 3))
+    one, two, packed = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    face.save(one, "TIFF")
+    face.save(two, "TIFF", save_all=True, append_images=[face])
+    face.save(packed, "TIFF", compression="tiff_deflate")  # its directory after the pixels
+    assert tiff_next_page(one.getvalue()) == 0
+    assert tiff_next_page(two.getvalue()) > 0
+    assert tiff_next_page(packed.getvalue()[:64]) is None
+    big_endian = b"MM\x00*" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big") + bytes(12)
+    assert tiff_next_page(big_endian + (0).to_bytes(4, "big")) == 0
+    assert tiff_next_page(big_endian + (999).to_bytes(4, "big")) == 999
+    assert tiff_next_page(big_endian) is None

@@ -10,6 +10,7 @@ import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 import cv2
 import numpy as np
@@ -369,10 +370,32 @@ def frame_count(data: bytes) -> int:
     and the predictor use the first alone, so readers say how many files hold more."""
     if not data.startswith(MULTI_FRAME_MAGIC):
         return 1
+    return frames_in(io.BytesIO(data))
+
+
+def tiff_next_page(head: bytes) -> int | None:
+    """Where a TIFF's second page directory starts (0: it has one page), read from the first
+    directory when `head`, the file's first bytes, holds it; None when it does not."""
+    if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+        return None
+    order: Literal["little", "big"] = "little" if head[:2] == b"II" else "big"
+    first = int.from_bytes(head[4:8], order)
+    if first < 8 or first + 2 > len(head):
+        return None
+    end = first + 2 + 12 * int.from_bytes(head[first : first + 2], order)  # 12 bytes an entry
+    if end + 4 > len(head):
+        return None
+    return int.from_bytes(head[end : end + 4], order)
+
+
+def frames_in(f: BinaryIO) -> int:
+    """frame_count of an open, seekable file (a file or a zip member), read lazily: Pillow
+    follows a TIFF's chain of page directories, or steps over a GIF's frames, without
+    decoding pixels; a single-page TIFF costs its first directory alone."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(f) as img:
                 return int(getattr(img, "n_frames", 1))
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return 1

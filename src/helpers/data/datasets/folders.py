@@ -20,7 +20,8 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
-from helpers.core.images import MULTI_FRAME_MAGIC, frame_count, is_image_header, make_uri
+from helpers.core.images import (MULTI_FRAME_MAGIC, frame_count, frames_in, is_image_header,
+                                  make_uri, tiff_next_page)
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
@@ -35,6 +36,7 @@ SPLIT_NAMES: dict[str, str] = {
 }
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
 _HEAD_BYTES = 16
+_TIFF_HEAD_BYTES = 4096  # holds the first page directory of most TIFFs that put it first
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
 _INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
 _LISTED = 8  # folder names quoted in the message of a tree no reader recognises
@@ -214,13 +216,13 @@ class FileTree:
                     tally.drop("not a regular file", "/".join(parts))
         return _tidy(found)
 
-    def head(self, member: str) -> bytes | None:
-        """The file's first bytes; None when it cannot be read."""
+    def head(self, member: str, n: int = _HEAD_BYTES) -> bytes | None:
+        """The file's first n bytes; None when it cannot be read."""
         try:
             if self.zf is not None:
-                return read_head(self.zf, self.members.get(member, member), _HEAD_BYTES)
+                return read_head(self.zf, self.members.get(member, member), n)
             with open(self.path / member, "rb") as f:
-                return f.read(_HEAD_BYTES)
+                return f.read(n)
         except (DataError, OSError):
             return None
 
@@ -230,11 +232,21 @@ class FileTree:
         return None if head is None else is_image_header(head)
 
     def frames(self, member: str, head: bytes) -> int:
-        """How many pages or frames a TIFF or GIF holds (read whole; other files: 1)."""
+        """How many pages or frames a TIFF or GIF holds (other files: 1). A TIFF whose first
+        page directory, near its start, says there is no second costs a few KB; otherwise a
+        file is opened lazily (Pillow follows the page directories or steps over the GIF
+        frames) and a zip member, which cannot seek back without inflating again, read once."""
         if not head.startswith(MULTI_FRAME_MAGIC):
             return 1
+        if not head.startswith((b"GIF87a", b"GIF89a")):
+            longer = self.head(member, _TIFF_HEAD_BYTES)
+            if longer is not None and tiff_next_page(longer) == 0:
+                return 1
         try:
-            return frame_count(self.read(member))
+            if self.zf is not None:
+                return frame_count(self.read(member))
+            with open(self.path / member, "rb") as f:
+                return frames_in(f)
         except (DataError, OSError):
             return 1
 
