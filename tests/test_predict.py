@@ -369,6 +369,37 @@ def test_video_faces_are_detected_per_frame(model, tmp_path):
     assert table["frame"].tolist() == [0, 3] and (table["status"] == "ok").all()
 
 
+def test_a_still_is_opened_once_for_its_exif_orientation_and_its_note(tmp_path, monkeypatch):
+    # One header read gives both the EXIF orientation that turns a photo upright and the page
+    # count that says a multi-page file was read by its first page.
+    import types
+
+    from helpers.inference import sources
+
+    stored = Image.fromarray(np.zeros((40, 80, 3), np.uint8))
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    stored.save(tmp_path / "pages.tiff", save_all=True, append_images=[stored])
+    opened: list[str] = []
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(str(fp))
+        return Image.open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(sources, "Image", types.SimpleNamespace(open=counting_open))
+    for name, shape, note in (
+        ("phone.jpg", (80, 40), []),  # turned upright
+        ("pages.tiff", (40, 80), ["holds 2 pages: the first alone was read"]),
+    ):
+        notes: list[str] = []
+        ((_, _, shown),) = sources.iter_frames(
+            sources.Source(str(tmp_path / name), "image"), notes=notes
+        )
+        assert shown.shape[:2] == shape and notes == note
+    assert opened == [str(tmp_path / "phone.jpg"), str(tmp_path / "pages.tiff")]
+
+
 def test_a_broken_video_is_an_error_row_not_a_crash(tmp_path):
     (tmp_path / "broken.mp4").write_bytes(b"\x00" * 1000)
     _save(tmp_path / "ok.png", np.zeros((30, 30, 3), np.uint8))

@@ -246,17 +246,25 @@ def check_pixels(image: np.ndarray, where: str) -> None:
         )
 
 
-def upright(image: np.ndarray, path: str) -> np.ndarray:
-    """A photo turned as its EXIF orientation says: a phone photo taken upright is stored
-    sideways with orientation 6, and the face detector only finds upright faces."""
-    if path.startswith(ZIP_SCHEME):
-        return image
+def still_facts(name: str) -> tuple[int, int, str | None]:
+    """(EXIF orientation, pages or frames, format) of a still image file, from one Pillow open
+    of its header (no pixels decoded); (1, 1, None) for a zip member or where it cannot be
+    told. A phone photo taken upright is stored sideways with orientation 6, and the face
+    detector only finds upright faces."""
+    if name.startswith(ZIP_SCHEME):
+        return 1, 1, None
     try:
-        with Image.open(path) as im:
-            orientation = exif_orientation(im)
-    except (OSError, ValueError, SyntaxError):
-        return image
-    return turn_upright(image, orientation)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(name) as im:
+                orientation, kind = exif_orientation(im), im.format
+                try:
+                    count = int(getattr(im, "n_frames", 1))
+                except (OSError, ValueError, SyntaxError, EOFError):
+                    count = 1
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return 1, 1, None
+    return orientation, count, kind
 
 
 def _read_still(name: str) -> np.ndarray:
@@ -301,18 +309,10 @@ def _size(name: str) -> int | None:
         return None
 
 
-def still_note(name: str) -> str | None:
-    """What a still image file holds beyond the picture the predictor reads: a multi-page TIFF
-    or an animated GIF, WebP or PNG is read by its first page or frame alone."""
-    if name.startswith(ZIP_SCHEME):
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(name) as im:
-                count, kind = int(getattr(im, "n_frames", 1)), im.format
-    except (OSError, ValueError, SyntaxError, EOFError):
-        return None
+def still_note(count: int, kind: str | None) -> str | None:
+    """What a still image file holds beyond the picture the predictor reads (its frame count
+    and format, from still_facts): a multi-page TIFF or an animated GIF, WebP or PNG is read by
+    its first page or frame alone."""
     if count < 2:
         return None
     what = "pages" if kind == "TIFF" else "frames"
@@ -350,9 +350,10 @@ def iter_frames(
         yield None, None, image
         return
     if source.kind == "image":
-        image = upright(_read_still(source.name), source.name)
-        note = None if notes is None else still_note(source.name)
-        if notes is not None and note:
+        image = _read_still(source.name)
+        orientation, count, kind = still_facts(source.name)
+        image = turn_upright(image, orientation)
+        if notes is not None and (note := still_note(count, kind)):
             notes.append(note)
         yield None, None, image
         return
