@@ -241,6 +241,27 @@ def test_auto_buys_a_costlier_mode_only_with_a_lead_beyond_noise() -> None:
     assert named == "flip" and block["reason"] == "flip: named by the setting (tta)"
 
 
+def test_the_lead_draws_a_persons_faces_together_where_the_records_name_people() -> None:
+    """Ten-crop mends thirty faces of two people and breaks ten of others: faces drawn singly,
+    that is beyond noise; with the people named, the two are drawn or missed whole, the
+    interval widens past 0 and one view stays, as the test split's paired comparison would."""
+    from helpers.evaluation.scoring import tta_for_evaluation
+
+    faces = pd.DataFrame({"id": [str(i) for i in range(399)]})
+    people = faces.assign(
+        subject=[("KA" if i < 15 else "KM") if i < 30 else None for i in range(399)]
+    )
+    real = _kept(399, {"none": range(60), "flip": range(60), "tencrop": range(30, 70)})
+    single, alone = tta_for_evaluation(None, "auto", faces, classes=[0, 1, 2], kept=real)
+    grouped, together = tta_for_evaluation(None, "auto", people, classes=[0, 1, 2], kept=real)
+    assert single == "tencrop" and grouped == together["chosen"] == "none"
+    assert together["leads"]["tencrop"]["lead"] == alone["leads"]["tencrop"]["lead"]
+    low, high = together["leads"]["tencrop"]["ci"]
+    assert low <= 0 < alone["leads"]["tencrop"]["ci"][0]
+    assert high - low > np.subtract(*alone["leads"]["tencrop"]["ci"][::-1])
+    assert "a person's faces drawn together" in together["rule"]
+
+
 def test_auto_evaluates_with_the_validation_leader_and_records_it(tmp_path) -> None:
     from helpers.evaluation.scoring import choose_tta, tta_for_evaluation
 

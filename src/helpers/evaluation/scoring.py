@@ -487,7 +487,8 @@ TTA_LEAD_BOOT = 1000
 TTA_RULE = (
     "a mode costlier than one view is used only when it beats one view on the validation split "
     "beyond noise: the paired bootstrap 95% interval of its macro-F1 lead over one view "
-    f"({TTA_LEAD_BOOT} resamples of the same faces for both) lies above 0; of one view and the "
+    f"({TTA_LEAD_BOOT} resamples of the same faces for both, a person's faces drawn together "
+    "where the data names people) lies above 0; of one view and the "
     "modes that clear it, the best validation macro-F1 wins (accuracy breaks ties, then the "
     "cheaper mode)"
 )
@@ -504,12 +505,16 @@ def tta_on_validation(
     """Every test-time augmentation's headline metrics on the validation split, so the mode a
     profile uses is chosen where choosing is allowed, not on the test split; {} without one.
     `leads`: each costlier mode's macro-F1 lead over one view with its paired 95% interval
-    (TTA_RULE). kept: a dict that receives each mode's validation predictions, for calibrate."""
+    (TTA_RULE), drawing a person's faces together where the records name people (`subject`:
+    JAFFE, CK+), as the test split's paired comparison does. kept: a dict that receives each
+    mode's validation predictions, for calibrate."""
     if not len(table):
         return {}
-    modes, pairs, label_ids = {}, {}, None
+    modes, pairs, label_ids, groups = {}, {}, None, None
     for mode in TTA_MODES:
         predictions = _validation_predictions(model, table, mode, batch_size, kept)
+        if mode == "none":
+            groups = person_groups(table, predictions)
         plain = evaluate("validation", predictions, n_boot=0, classes=classes)
         modes[mode] = tta_headline(plain)
         if plain.get("expression"):
@@ -525,6 +530,7 @@ def tta_on_validation(
                 pairs["none"],
                 label_ids=label_ids,
                 n_boot=TTA_LEAD_BOOT,
+                groups=groups,
             )
             leads[mode] = {"metric": "f1_macro", "lead": found["difference"], "ci": found["ci"]}
     block: dict[str, Any] = {"split": "val", "n": len(table), "modes": modes}
