@@ -415,3 +415,19 @@ def test_fast_jpeg_path_matches_pillow_and_leaves_odd_files_to_it():
     # A truncated file has no end-of-image marker: Pillow decodes it and refuses it.
     with pytest.raises(DataError, match=r"truncated|corrupt"):
         decode_image(jpeg[: len(jpeg) // 2], "cut.jpg")
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF"])
+def test_a_photo_with_an_exif_orientation_comes_out_upright_once(tmp_path, fmt):
+    """Stored 40 wide and 80 high with orientation 6 (turn 90 degrees): shown 80 wide, 40 high,
+    whether the decoder turns it (TIFF) or the caller does (JPEG)."""
+    from helpers.core.images import exif_orientation, turn_upright
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / f"phone.{fmt.lower()}"
+    Image.fromarray(np.zeros((80, 40, 3), np.uint8)).save(path, format=fmt, exif=exif)
+    with Image.open(path) as img:
+        orientation = exif_orientation(img)
+    shown = turn_upright(read_image(str(path), mode="rgb"), orientation)
+    assert shown.shape[:2] == (40, 80)

@@ -331,7 +331,11 @@ _ORIENTATION_TAG = 0x0112
 
 def exif_orientation(img: Image.Image) -> int:
     """The EXIF orientation an opened image declares (2-8: viewers turn it), 1 when none: phone
-    photos are stored sideways and shown upright, and boxes are drawn on what viewers show."""
+    photos are stored sideways and shown upright, and boxes are drawn on what viewers show.
+    A TIFF's is 1: Pillow's TIFF reader already turns its pixels (and size) upright, so turning
+    them again would lay the photo on its side."""
+    if img.format == "TIFF":
+        return 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; it is optional
