@@ -198,20 +198,23 @@ def test_predict_table_without_some_heads_and_seven_classes(table: pd.DataFrame)
     assert d["expression"]["labels"] == list(EXPRESSIONS[:4])
 
 
-def _clocked(model, monkeypatch: pytest.MonkeyPatch, slow_call: int) -> list[int]:
-    """A clock that moves only in the model's calls, 10 ms per row computed, and a hundred
-    times that in call number `slow_call` (the machine busy elsewhere); the rows of each call."""
+def _clocked(monkeypatch: pytest.MonkeyPatch, slow_call: int) -> list[int]:
+    """A clock that moves only in the one call that runs a Keras model (KerasModel's), 10 ms per
+    row computed, and a hundred times that in call number `slow_call` (the machine busy
+    elsewhere); the rows of each call."""
     import time
 
-    now, rows = [0.0], []
-    original = model.predict_on_batch
+    from helpers.inference.runtime import KerasModel
 
-    def predict_on_batch(x):
+    now, rows = [0.0], []
+    original = KerasModel.__call__
+
+    def call(self, x):
         now[0] += 0.01 * len(x) * (100 if len(rows) == slow_call else 1)
         rows.append(len(x))
-        return original(x)
+        return original(self, x)
 
-    monkeypatch.setattr(model, "predict_on_batch", predict_on_batch)
+    monkeypatch.setattr(KerasModel, "__call__", call)
     monkeypatch.setattr(time, "perf_counter", lambda: now[0])
     return rows
 
@@ -225,7 +228,7 @@ def test_inference_speed_counts_every_row_computed_and_is_the_median_of_repeated
     from helpers.evaluation.scoring import evaluate_model
 
     model = _tiny_model(heads=("expression",))
-    rows = _clocked(model, monkeypatch, slow_call=7 * views)
+    rows = _clocked(monkeypatch, slow_call=7 * views)
     scores, _ = evaluate_model(model, "m", table, batch_size=2, tta=tta, n_boot=0)
     assert set(rows) == {2}  # every call a full batch
     assert scores["inference"]["images_per_s"] == pytest.approx(100.0 / views)
@@ -237,18 +240,34 @@ def test_inference_speed_counts_every_row_computed_and_is_the_median_of_repeated
 def test_the_deployment_latency_is_the_same_measure_as_the_metrics_speed(
     table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The report's fastest model and its deployment table time the same work the same way."""
+    """The report's fastest model and its deployment table time the same work the same way:
+    both hand helpers.inference.speed the one call that runs a Keras model (the predictor's),
+    on the same full batches, as many passes, and get the same figure."""
     from helpers.core.preprocess import model_inputs
+    from helpers.inference import speed
     from helpers.inference.deploy import _run_backend
     from helpers.inference.runtime import open_model
 
+    timed, original = [], speed.throughput
+
+    def recorded(call, batches, **kwargs):
+        result = original(call, batches, **kwargs)
+        timed.append(([b.shape for b in batches], result["passes"], result["images_per_s"]))
+        return result
+
+    monkeypatch.setattr(speed, "throughput", recorded)
+    rows = _clocked(monkeypatch, slow_call=-1)  # time passes only inside the shared call
     model = _tiny_model(heads=("expression",))
-    _clocked(model, monkeypatch, slow_call=-1)
     measured = predict_table(model, table, batch_size=2, progress=False, timed=True)
+    metrics_speed = measured.attrs["inference"]["images_per_s"]
+    assert len(timed) == 1 and rows
     x = model_inputs(table["image"].tolist(), SIZE, 3)
     _, latency = _run_backend(open_model(model, "keras"), x, batch_size=2, n_single=2)
-    assert latency["images_per_s"] == pytest.approx(measured.attrs["inference"]["images_per_s"])
+    assert len(timed) == 2 and timed[1][:2] == timed[0][:2]  # same batches, same passes
+    assert metrics_speed == pytest.approx(100.0)  # finite: the model ran inside the shared call
+    assert latency["images_per_s"] == pytest.approx(metrics_speed)
     assert latency["batched_ms"] == pytest.approx(10.0)
+    assert latency["single_ms"] == pytest.approx(10.0)
 
 
 def test_the_readme_documents_every_column_of_the_predictions_file(

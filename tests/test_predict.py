@@ -1126,6 +1126,21 @@ def test_predicting_again_and_again_in_one_process_retraces_nothing(model_path, 
     assert "retracing" not in result.stderr, result.stderr[-2000:]
 
 
+def test_a_model_file_is_loaded_once_while_it_is_unchanged(tmp_path):
+    """Opening one .keras file again reuses the loaded model, whose compiled predict step is
+    traced already; a file written again (another model) is loaded again."""
+    from helpers.models.factory import build_model
+
+    path = tmp_path / "m.keras"
+    build_model("custom_cnn", image_size=32, channels=1, heads=("expression",)).save(path)
+    first = open_model(path).model
+    assert open_model(str(path)).model is first
+    build_model("custom_cnn", image_size=40, channels=1, heads=("expression",)).save(path)
+    os.utime(path, ns=(0, path.stat().st_mtime_ns + 10**9))  # a later time, as a new file has
+    again = open_model(path)
+    assert again.model is not first and again.metadata["image_size"] == 40
+
+
 def test_the_cli_follows_the_demo_clips_two_faces_by_default(model_path, tmp_path, capsys):
     """The generated clip holds two faces and a small false face the cascade finds in some
     frames: faces under a fifth of the frame's shorter side are not faces by default, so the

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -85,17 +85,6 @@ def _batches(
             )
 
 
-def _as_dict(outputs: Any, model: Any) -> dict[str, np.ndarray]:
-    """Model outputs keyed by head name, whether the model returns a dict or a list."""
-    if isinstance(outputs, Mapping):
-        return {str(k): np.asarray(v) for k, v in outputs.items()}
-    names = list(getattr(model, "output_names", None) or [])
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    if len(names) != len(outputs):
-        raise ValueError(f"cannot tell which head is which: outputs {len(outputs)}, names {names}")
-    return {n: np.asarray(o) for n, o in zip(names, outputs, strict=False)}
-
-
 def predict_table(
     model: Any,
     table: pd.DataFrame,
@@ -136,6 +125,7 @@ def predict_table(
     for the images as they are.
     """
     # keras: imported only when predicting
+    from helpers.inference.runtime import KerasModel
     from helpers.models.factory import model_metadata
     from helpers.train.pipeline import check_images
 
@@ -151,8 +141,10 @@ def predict_table(
     first: np.ndarray | None = None  # the first batch, for the timed speed
     model_seconds = 0.0
 
+    runner = KerasModel(model)  # the call the predictor and the deployment table time too
+
     def call(images: np.ndarray) -> dict[str, np.ndarray]:
-        return tta_predict(lambda x: _as_dict(model.predict_on_batch(x), model), images, tta)
+        return tta_predict(runner, images, tta)
 
     started = time.perf_counter()
     with progress_bar(

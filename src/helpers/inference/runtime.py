@@ -177,8 +177,23 @@ class Backend(Protocol):
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
+def head_outputs(outputs: Any, model: Any) -> dict[str, np.ndarray]:
+    """Model outputs keyed by head name, whether the model returns a dict or a list."""
+    if isinstance(outputs, Mapping):
+        return {str(k): np.asarray(v) for k, v in outputs.items()}
+    names = list(getattr(model, "output_names", None) or [])
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    if len(names) != len(outputs):
+        raise ValueError(f"cannot tell which head is which: outputs {len(outputs)}, names {names}")
+    return {n: np.asarray(o) for n, o in zip(names, outputs, strict=False)}
+
+
 class KerasModel:
-    """A Keras model behind the same call as TFLiteModel: float batch in, numpy dict out."""
+    """A Keras model behind the same call as TFLiteModel: float batch in, numpy dict out.
+
+    The one way a Keras model is run: the predictor, predict_table (the metrics JSON's
+    images/s) and the deployment table's latency all call it, so every speed times one path.
+    """
 
     def __init__(self, model: keras.Model):
         from helpers.models.factory import model_metadata
@@ -187,13 +202,33 @@ class KerasModel:
         self.metadata = model_metadata(model)
 
     def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """The model called directly, in inference mode: predict() builds a dataset per call,
-        and predict_on_batch a tf.function per model, traced again for every batch shape and
-        every model loaded again (a notebook looping over photos warned of retracing)."""
-        from keras import ops
+        """predict_on_batch, Keras's compiled predict step: one tf.function per model that
+        relaxes to any batch size after a second one (so a model traces at most twice).
+        predict() builds a dataset per call, and calling the model directly runs eagerly,
+        several times slower one image at a time."""
+        out = self.model.predict_on_batch(np.asarray(images, dtype=np.float32))
+        return head_outputs(out, self.model)
 
-        out = self.model(np.asarray(images, dtype=np.float32), training=False)
-        return {str(k): np.asarray(ops.convert_to_numpy(v)) for k, v in out.items()}
+
+OPENED_KEPT = 2  # .keras files kept loaded, so a loop predicting with one file loads it once
+_opened: dict[tuple[str, int, int, int], keras.Model] = {}
+
+
+def _open_keras(path: Path) -> keras.Model:
+    """_load_keras, reusing the model last loaded from this file while the file is unchanged
+    (same size, modification time and inode): loading again would trace its predict step
+    again, and a notebook looping over photos would warn of retracing."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return _load_keras(path)  # missing: _load_keras names the file
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _opened:
+        model = _load_keras(path)
+        while len(_opened) >= OPENED_KEPT:
+            del _opened[next(iter(_opened))]
+        _opened[key] = model
+    return _opened[key]
 
 
 def _load_keras(path: Path) -> keras.Model:
@@ -234,7 +269,7 @@ def open_model(model_or_path: Any, backend: str | None = None) -> Backend:
             if backend == "keras":
                 raise ConfigError(f"{path}: a .tflite file needs backend='tflite'")
             return TFLiteModel(path)
-        model = _load_keras(path)
+        model = _open_keras(path)
     else:
         import keras
 
