@@ -202,6 +202,19 @@ def test_the_readme_does_not_take_a_bootstrap_interval_for_a_retraining():
     assert "A bootstrap interval covers drawing other test images, not training again" in text
 
 
+def test_the_readme_states_the_speed_measure_as_it_is_taken():
+    """One batch of the first test faces, padded, called TIMED_BATCHES times per pass, the
+    median of TIMED_PASSES passes: the README's sentence names the same numbers."""
+    from helpers.inference.speed import TIMED_BATCHES, TIMED_PASSES
+
+    text = " ".join((paths.REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    start = text.index("Every inference speed (")
+    sentence = text[start : text.index("(`measure` says so)", start)]
+    assert "first batch of test faces (`batch_size`" in sentence and "zero-padded" in sentence
+    assert f"called {TIMED_BATCHES} times per pass" in sentence
+    assert f"median of {TIMED_PASSES} timed passes" in sentence
+
+
 def _examples(parser: argparse.ArgumentParser, program: str) -> list[list[str]]:
     """The command lines a parser's --help epilog shows, less the program and any comment."""
     lines = (parser.epilog or "").partition("examples:\n")[2].splitlines()
