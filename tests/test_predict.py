@@ -1126,6 +1126,21 @@ def test_predicting_again_and_again_in_one_process_retraces_nothing(model_path, 
     assert "retracing" not in result.stderr, result.stderr[-2000:]
 
 
+def test_one_class_name_is_taken_like_one_class_index():
+    """classes="Happy" chooses the one class, as classes=3 and classes=["Happy"] do; a lone
+    unknown name is refused naming the classes accepted."""
+    face = np.full((48, 48), 128, np.uint8)
+    tables = [
+        predict_images(Stub(), face, detect=False, classes=chosen, progress=False)
+        for chosen in ("Happy", EXPRESSIONS.index("Happy"), ["Happy"])
+    ]
+    for table in tables:
+        assert table["expression"].iloc[0] == "Happy" and table["p_Happy"].iloc[0] == 1
+        pd.testing.assert_frame_equal(table, tables[0])
+    with pytest.raises(ConfigError, match=r"classes: 'Joy' is not one of .* names of Neutral"):
+        predict_images(Stub(), face, detect=False, classes="Joy", progress=False)
+
+
 def test_a_model_file_is_loaded_once_while_it_is_unchanged(tmp_path):
     """Opening one .keras file again reuses the loaded model, whose compiled predict step is
     traced already; a file written again (another model) is loaded again."""

@@ -317,8 +317,9 @@ def check_inputs(inputs: Any) -> Any:
 
 def check_classes(classes: Any, labels: Sequence[str]) -> list[int]:
     """predict_images' classes (indices or names of the expression head's classes) as indices;
-    anything else a one-line ConfigError listing what is accepted."""
-    wanted = [classes] if isinstance(classes, (int, np.integer)) else classes
+    anything else a one-line ConfigError listing what is accepted. A lone index or name is a
+    list of one."""
+    wanted = [classes] if isinstance(classes, (int, np.integer, str)) else classes
     accepted = f"indices 0-{len(labels) - 1} or names of {', '.join(labels)}"
     if not isinstance(wanted, Iterable) or isinstance(wanted, (str, bytes)):
         raise ConfigError(f"classes must be 'auto', 'all' or class {accepted}; got {classes!r}")
@@ -356,7 +357,7 @@ def predict_images(
     exclude: Iterable[str | os.PathLike] = (),
     temperature: float | None = None,
     smooth: float = 0.0,
-    classes: Sequence[int] | str = "auto",
+    classes: Sequence[int | str] | int | str = "auto",
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
@@ -381,8 +382,8 @@ def predict_images(
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
     None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
     (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
-    classes: the expression classes the model chooses among, as indices or names (the rest
-    get probability 0);
+    classes: the expression classes the model chooses among, as indices or names, or one
+    index or name (the rest get probability 0);
     "auto": for a model file, those notebook 05 scored it on (model_classes: the classes of
     its data, as the temperature was fitted), every class for a model object; "all": every
     class of its head.
@@ -395,9 +396,8 @@ def predict_images(
     tta = check_tta(tta)
     if temperature is None:
         temperature = model_temperature(model_or_path, tta)[0] if is_file else 1.0
-    chosen: Sequence[int] | None = None if isinstance(classes, str) else classes
-    if isinstance(classes, str) and classes not in ("auto", "all"):
-        raise ConfigError(f"classes must be 'auto', 'all' or class indices, got {classes!r}")
+    whole = isinstance(classes, str) and classes in ("auto", "all")
+    chosen: Any = None if whole else classes  # a lone name or index: check_classes wraps it
     if classes == "auto" and is_file:
         chosen = model_classes(model_or_path)[0]
     check_args(margin, batch_size, every)
