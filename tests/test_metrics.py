@@ -629,3 +629,19 @@ def test_result_survives_a_json_round_trip_without_nan():
         "ci": [0.1, 0.2],
     }
     assert back["expression"]["confusion_matrix"] == res["expression"]["confusion_matrix"]
+
+
+def test_a_missing_class_name_is_missing_whichever_marker_pandas_or_python_writes() -> None:
+    """None, NaN (what pandas writes, e.g. mapping a label of -1 to names) and pd.NA in a
+    column of class names are missing labels, left out like -1; an unknown name is refused."""
+    names = pd.Series([0, 2, -1, 2]).map(dict(enumerate(EXPRESSIONS)))  # NaN for the -1
+    assert names.isna().sum() == 1
+    want = classification_metrics([0, 2, -1, 2], [0, 2, 1, 1])
+    assert want is not None and want["n"] == 3
+    for missing in (None, np.nan, pd.NA):
+        truth = pd.Series(["Neutral", "Sad", missing, "Sad"], dtype=object)
+        got = classification_metrics(truth, [0, 2, 1, 1])
+        assert got is not None and got["n"] == 3 and got["accuracy"] == want["accuracy"]
+    assert classification_metrics(names, [0, 2, 1, 1])["accuracy"] == want["accuracy"]
+    with pytest.raises(ConfigError, match="got 'nan!'"):
+        classification_metrics(["Sad", "nan!"], [2, 2])

@@ -13,6 +13,7 @@ from typing import Any
 import krippendorff
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_scalar
 from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
@@ -403,19 +404,26 @@ def reliability_bins(
 
 
 def _labels_array(y: Any, what: str) -> np.ndarray:
-    """Integer class labels, NaN (missing) as -1; class names (helpers.core.labels.EXPRESSIONS,
-    None for a missing one) as their indices; non-integral values are refused."""
+    """Integer class labels, NaN (missing) as -1; class names (helpers.core.labels.EXPRESSIONS;
+    None, NaN or pandas' NA for a missing one) as their indices; non-integral values are
+    refused."""
     arr = np.asarray(y).reshape(-1)
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64)
     if arr.dtype.kind in "USO" and any(isinstance(v, str) for v in arr.tolist()):
-        unknown = sorted({str(v) for v in arr.tolist() if v is not None and v not in EXPRESSIONS})
+        values = arr.tolist()
+        missing = [not isinstance(v, str) and is_scalar(v) and bool(pd.isna(v)) for v in values]
+        unknown = sorted(
+            {str(v) for v, gone in zip(values, missing, strict=True) if not gone} - set(EXPRESSIONS)
+        )
         if unknown:
             raise ConfigError(
                 f"{what}: class labels must be indices or names among {', '.join(EXPRESSIONS)}; "
                 f"got {', '.join(map(repr, unknown[:3]))}"
             )
-        return np.array([-1 if v is None else EXPRESSIONS.index(v) for v in arr.tolist()])
+        return np.array(
+            [-1 if gone else EXPRESSIONS.index(v) for v, gone in zip(values, missing, strict=True)]
+        )
     arr = arr.astype(np.float64)
     present = np.isfinite(arr)
     if not np.all(arr[present] == np.round(arr[present])):
