@@ -618,6 +618,20 @@ def test_merging_leaves_a_model_that_learned_nothing_out_of_the_ranking(
     assert "resnet50 of" in err and "learned nothing for expression, landmarks" in err
 
 
+def test_a_model_without_a_collapsed_heads_entry_is_ranked_and_named_for_nothing() -> None:
+    """Rows merged from a table without collapsed_heads hold NaN there: those models learned
+    something, and no line says one "learned nothing for nan"."""
+    from helpers.evaluation.leaderboard import _unranked_lines
+
+    flagged = pd.DataFrame({"model": ["a"], "run": ["r1"], "collapsed_heads": ["valence"]})
+    older = pd.DataFrame({"model": ["b", "c"], "run": ["r2", "r2"]})
+    merged = pd.concat([flagged, older], ignore_index=True)
+    assert merged["collapsed_heads"].isna().sum() == 2
+    assert _unranked_lines(merged) == [
+        "a of r1 learned nothing for valence: not ranked for it (its scores there blank)"
+    ]
+
+
 def test_notebook_06_run_again_replaces_the_runs_rows(run_dir: Path, tmp_path: Path) -> None:
     table = comparison_table(run_dir)
     board = tmp_path / "leaderboard.csv"

@@ -274,10 +274,12 @@ def merge_runs(
 
 
 def _unranked_lines(merged: pd.DataFrame) -> list[str]:
-    """A line per model whose metrics flag heads that learned nothing (collapsed_heads)."""
+    """A line per model whose metrics flag heads that learned nothing (collapsed_heads); a row
+    without the flag (NaN where a merged table lacks the column) flags none."""
     lines = []
     for _, row in merged.iterrows():
-        heads = [h for h in str(row.get("collapsed_heads") or "").split(",") if h]
+        flagged = row.get("collapsed_heads")
+        heads = [h for h in (flagged if isinstance(flagged, str) else "").split(",") if h]
         if heads:
             lines.append(
                 f"{row['model']} of {row['run']} learned nothing for {', '.join(heads)}: "
