@@ -202,6 +202,24 @@ def test_a_model_trained_again_is_shown_with_the_reason_and_left_out_of_every_ra
     assert comparison.model_to_use(table) == "b"  # all old figures: still not a collapsed one
 
 
+def test_a_half_written_model_is_not_named_as_a_model_to_evaluate(tmp_path: Path) -> None:
+    """A run killed while its checkpoint was written leaves a hidden .<m>.partial.keras beside
+    the models: notebook 06 names only the models themselves."""
+    from helpers.models.saving import partial_path
+
+    empty = comparison.comparison_table(tmp_path / "none")
+    models = tmp_path / "run" / "models"
+    models.mkdir(parents=True)
+    partial_path(models / "vgg16.keras").write_bytes(b"half")
+    assert comparison.evaluated_line(tmp_path / "run", empty, "smoke").endswith(
+        "train a model with notebook 04, then run notebook 05 first"
+    )
+    (models / "custom_cnn.keras").write_bytes(b"model")
+    assert comparison.evaluated_line(tmp_path / "run", empty, "smoke").endswith(
+        ": run notebook 05 first (model = 'custom_cnn')"
+    )
+
+
 def test_evaluating_a_model_still_training_says_so_not_that_it_is_damaged(tmp_path: Path) -> None:
     run = _trained(tmp_path / "run")
     run.card_path("custom_cnn").unlink()  # notebook 04 writes the card as training ends

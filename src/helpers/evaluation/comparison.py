@@ -222,7 +222,8 @@ def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str
     said = f"run {run.name}: profile {profile}, {n} model{'s' if n != 1 else ''} evaluated"
     if n:
         return said
-    trained = sorted(p.stem for p in (run.root / "models").glob("*.keras"))
+    models = (run.root / "models").glob("*.keras")  # not the hidden, half-written .m.partial
+    trained = sorted(p.stem for p in models if not p.name.startswith("."))
     if trained:
         return f"{said}: run notebook 05 first (model = {', '.join(map(repr, trained))})"
     return f"{said}: train a model with notebook 04, then run notebook 05 first"
