@@ -1137,7 +1137,7 @@ def test_one_class_name_is_taken_like_one_class_index():
     for table in tables:
         assert table["expression"].iloc[0] == "Happy" and table["p_Happy"].iloc[0] == 1
         pd.testing.assert_frame_equal(table, tables[0])
-    with pytest.raises(ConfigError, match=r"classes: 'Joy' is not one of .* names of Neutral"):
+    with pytest.raises(ConfigError, match=r"classes must be 'auto', 'all' or .*Neutral.*'Joy'"):
         predict_images(Stub(), face, detect=False, classes="Joy", progress=False)
 
 

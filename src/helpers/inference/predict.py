@@ -319,7 +319,10 @@ def check_classes(classes: Any, labels: Sequence[str]) -> list[int]:
     """predict_images' classes (indices or names of the expression head's classes) as indices;
     anything else a one-line ConfigError listing what is accepted. A lone index or name is a
     list of one."""
-    wanted = [classes] if isinstance(classes, (int, np.integer, str)) else classes
+    lone = isinstance(classes, (int, np.integer)) or (
+        isinstance(classes, str) and classes in labels
+    )
+    wanted = [classes] if lone else classes
     accepted = f"indices 0-{len(labels) - 1} or names of {', '.join(labels)}"
     if not isinstance(wanted, Iterable) or isinstance(wanted, (str, bytes)):
         raise ConfigError(f"classes must be 'auto', 'all' or class {accepted}; got {classes!r}")
