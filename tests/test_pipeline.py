@@ -589,7 +589,8 @@ def test_a_worker_process_error_names_the_file(tmp_path, loader):
     read = _batches if loader == "tf.data" else _pydataset_pass
     with pytest.raises(DataError) as caught, pipeline.surface_data_errors():
         read(ds)
-    assert caught.value.path.endswith("bad.png") and "corrupt" in caught.value.problem
+    problem = caught.value.problem  # its chunk lengths are garbage: read past the file's end
+    assert caught.value.path.endswith("bad.png") and problem.startswith("truncated image")
 
 
 def test_input_processes_setting(monkeypatch):
