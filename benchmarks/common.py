@@ -400,7 +400,7 @@ def machine_facts() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    from helpers.run.runner import git_commit
+    from helpers.core.paths import source_version
 
     return {
         "cpu_model": _cpu_model(),
@@ -418,7 +418,7 @@ def machine_facts() -> dict[str, Any]:
         "opencv": _version("opencv-python-headless", "opencv-python"),
         "albumentations": _version("albumentations"),
         "load_average_start": list(load) if load else None,
-        "git_commit": git_commit(),
+        **source_version(),  # git_commit, and git_dirty: uncommitted code
     }
 
 
