@@ -430,6 +430,7 @@ def test_the_results_table_bolds_each_tasks_best_and_marks_a_head_that_learned_n
     assert latex.count(r"\begin{") == latex.count(r"\end{")
     csv_path, tex_path = results.write_results(run)
     assert pd.read_csv(csv_path)["expression_accuracy"].tolist() == [0.6868, 0.30]
+    assert csv_path.read_text().splitlines()[1].startswith("custom_cnn,1242408,")
     assert tex_path.read_text() == results.to_latex(table)
     assert "| custom_cnn | 1,242,408 |" in results.to_markdown(table)
 

@@ -40,7 +40,8 @@ def results_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.
     if table.empty:
         return table
     out = pd.DataFrame({"model": table["model"]})
-    out["parameters"] = table.get("params")
+    params = table["params"] if "params" in table else pd.Series(pd.NA, index=table.index)
+    out["parameters"] = pd.to_numeric(params).round().astype("Int64")  # a count, not 1278450.0
     out["tta"] = table.get("tta", pd.Series("none", index=table.index)).fillna("none")
     best = comparison.best_models(table)
     for task, metric, _ in COLUMNS:
