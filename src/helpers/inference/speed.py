@@ -16,8 +16,8 @@ import numpy as np
 TIMED_BATCHES = 2  # calls per timed pass
 TIMED_PASSES = 3  # timed passes; their median is the speed
 MEASURE = (
-    f"the median of {TIMED_PASSES} timed passes over {TIMED_BATCHES} full batches, "
-    "after a warm-up call"
+    f"the median of {TIMED_PASSES} timed passes of {TIMED_BATCHES} calls on one full batch of "
+    "the first faces (zero-padded when fewer), after a warm-up call"
 )
 
 
