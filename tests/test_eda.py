@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from helpers.core import progress
 from helpers.core.labels import EXPRESSIONS
 from helpers.data import eda
 
@@ -427,7 +428,7 @@ def test_exact_copies_with_different_labels_are_named_and_left_out(tmp_path, mon
     assert eda.label_conflicts(with_third, copies)["id"].tolist() == ["r01", "r22"]
     progress_file = tmp_path / "progress.txt"
     monkeypatch.setenv("AFFECT_PROGRESS_FILE", str(progress_file))
-    eda.announce(eda.hash_findings(hashes, conflicts))
+    progress.say(eda.hash_findings(hashes, conflicts))
     said = progress_file.read_text()
     assert (
         "2 record(s) are exact copies of one another with different labels, e.g. r22 = r01" in said
@@ -437,7 +438,7 @@ def test_exact_copies_with_different_labels_are_named_and_left_out(tmp_path, mon
     assert not kept["id"].isin(["r01", "r22"]).any() and len(kept) == len(df) - 2
     assert len(kept.attrs["unreadable"]) == 0 and len(kept.attrs["label_conflicts"]) == 2
     progress_file.unlink()
-    eda.announce(eda.left_out_lines(kept))
+    progress.say(eda.left_out_lines(kept))
     assert progress_file.read_text() == (
         f"left out 2 exact copies with different labels, e.g. r01, r22; {len(kept)} records go "
         "on to the split\n"

@@ -32,6 +32,14 @@ def line(text: str) -> None:
         pass  # progress is a courtesy: a full disk must not stop the work
 
 
+def say(lines: list[str]) -> None:
+    """Print each line here (a notebook's output) and in the terminal of `./run_all.sh`, which
+    shows no notebook: what a stage left out or found wrong must reach both."""
+    for text in lines:
+        print(text)
+        line(text)
+
+
 class _Bar(tqdm):
     """tqdm that also reports to line() every LINE_EVERY_S seconds, and once more at the end."""
 

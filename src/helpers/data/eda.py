@@ -15,7 +15,6 @@ import pandas as pd
 from PIL import Image
 from helpers.core.progress import bar as progress_bar
 
-from helpers.core import progress as terminal
 from helpers.core.errors import DataError
 from helpers.core.images import decode_image, exif_orientation, read_image, read_image_bytes
 from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
@@ -333,13 +332,6 @@ def left_out_lines(table: pd.DataFrame) -> list[str]:
     if not parts:
         return []
     return [f"left out {'; '.join(parts)}; {len(table):,} records go on to the split"]
-
-
-def announce(lines: list[str]) -> None:
-    """Print each line here and in the terminal of `./run_all.sh`, which shows no notebook."""
-    for text in lines:
-        print(text)
-        terminal.line(text)
 
 
 def _phash_codes(hashes: pd.DataFrame) -> np.ndarray:

@@ -73,7 +73,5 @@ def warn_stale(run_dir: str | os.PathLike) -> list[str]:
     """Print (and send to the terminal of ./run_all.sh) a warning per model whose metrics
     describe an earlier training, so a report never passes old figures off as the model's."""
     lines = [f"warning: {note}" for note in stale_notes(run_dir).values()]
-    for text in lines:
-        print(text)
-        progress.line(text)
+    progress.say(lines)
     return lines
