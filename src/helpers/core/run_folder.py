@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -298,7 +299,7 @@ class RunFolder(os.PathLike):
         folder ./run_all.sh made for this run and one this process started moments ago. A
         folder with settings.json but no records (a notebook 01 that stopped before them) is
         started again, with a line saying so."""
-        unused = [p for p in _started if p.is_dir() and not (p / "records.parquet").exists()]
+        unused = [p for p in _started if p.is_dir() and not cls(p).records.exists()]
         if not run_dir:
             made = [p for p in unused if p.parent == paths.REPORTS_DIR.resolve()]
             if made:  # the folder cell ran again: the folder it made, not another
@@ -317,7 +318,8 @@ class RunFolder(os.PathLike):
                 f"run folder {path} already holds a run (run_dir = {str(run_dir)!r}); notebook 01 "
                 "never overwrites one: set run_dir to a new or empty folder ('' makes "
                 "reports/<timestamp>/), or continue that run with the notebooks after 01 "
-                f"(./run_all.sh --resume --run-dir {path} for one ./run_all.sh started)"
+                f"(./run_all.sh --resume --run-dir {shlex.quote(str(path))} for one "
+                "./run_all.sh started)"
             )
         try:
             path.mkdir(parents=True, exist_ok=True)

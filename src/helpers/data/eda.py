@@ -16,7 +16,13 @@ from PIL import Image
 from helpers.core.progress import bar as progress_bar
 
 from helpers.core.errors import DataError
-from helpers.core.images import decode_image, exif_orientation, read_image, read_image_bytes
+from helpers.core.images import (
+    decode_image,
+    exif_orientation,
+    is_image_header,
+    read_image,
+    read_image_bytes,
+)
 from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
 
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
@@ -229,7 +235,7 @@ def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
 
 def _orientation(data: bytes) -> int:
     """The EXIF orientation of image bytes that decoded (header only; 1 when none)."""
-    if not data.startswith((b"\xff\xd8", b"II*\x00", b"MM\x00*", b"RIFF", b"\x89PNG")):
+    if not is_image_header(data):
         return 1
     try:
         with Image.open(io.BytesIO(data)) as img:
