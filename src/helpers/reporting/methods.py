@@ -84,7 +84,8 @@ class Methods:
         as comments above them, for `\\input{methods}` beside `\\bibliography{references}`."""
         header = [
             "% The methods section of this run, written from its files by helpers.reporting.",
-            "% Needs \\usepackage{natbib} and \\bibliography{references} (references.bib).",
+            "% Needs \\usepackage{natbib}, \\usepackage{url} (for the DOIs in references.bib)"
+            " and \\bibliography{references}.",
         ]
         header += [f"% CHECK: {latex_comment(check)}" for check in self.checks]
         body = "\n\n".join(latex_paragraph(p) for p in self.source.split("\n\n"))

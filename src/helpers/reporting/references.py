@@ -16,14 +16,18 @@ REFERENCES: dict[str, tuple[str, str]] = {
         """@inproceedings{goodfellow2013challenges,
   author = {Goodfellow, Ian J. and Erhan, Dumitru and Carrier, Pierre Luc and Courville, Aaron
     and Mirza, Mehdi and Hamner, Ben and Cukierski, Will and Tang, Yichuan and Thaler, David
-    and Lee, Dong-Hyun and others},
+    and Lee, Dong-Hyun and Zhou, Yingbo and Ramaiah, Chetan and Feng, Fangxiang and Li, Ruifan
+    and Wang, Xiaojie and Athanasakis, Dimitris and Shawe-Taylor, John and Milakov, Maxim and
+    Park, John and Ionescu, Radu and Popescu, Marius and Grozea, Cristian and Bergstra, James
+    and Xie, Jingjing and Romaszko, Lukasz and Xu, Bing and Chuang, Zhang and Bengio, Yoshua},
   title = {Challenges in Representation Learning: A Report on Three Machine Learning Contests},
   booktitle = {Neural Information Processing (ICONIP 2013)},
   series = {Lecture Notes in Computer Science},
   volume = {8228},
   pages = {117--124},
   publisher = {Springer},
-  year = {2013}
+  year = {2013},
+  doi = {10.1007/978-3-642-42051-1_16}
 }""",
     ),
     "barsoum2016training": (
@@ -35,7 +39,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the 18th ACM International Conference on Multimodal Interaction
     (ICMI)},
   pages = {279--283},
-  year = {2016}
+  year = {2016},
+  doi = {10.1145/2993148.2993165}
 }""",
     ),
     "mollahosseini2019affectnet": (
@@ -48,7 +53,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   volume = {10},
   number = {1},
   pages = {18--31},
-  year = {2019}
+  year = {2019},
+  doi = {10.1109/TAFFC.2017.2740923}
 }""",
     ),
     "lyons1998coding": (
@@ -59,7 +65,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the Third IEEE International Conference on Automatic Face and
     Gesture Recognition},
   pages = {200--205},
-  year = {1998}
+  year = {1998},
+  doi = {10.1109/AFGR.1998.670949}
 }""",
     ),
     "lucey2010extended": (
@@ -72,7 +79,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {IEEE Computer Society Conference on Computer Vision and Pattern Recognition
     Workshops},
   pages = {94--101},
-  year = {2010}
+  year = {2010},
+  doi = {10.1109/CVPRW.2010.5543262}
 }""",
     ),
     "li2017reliable": (
@@ -83,7 +91,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
     Recognition in the Wild},
   booktitle = {IEEE Conference on Computer Vision and Pattern Recognition},
   pages = {2852--2861},
-  year = {2017}
+  year = {2017},
+  doi = {10.1109/CVPR.2017.277}
 }""",
     ),
     "zhang2018expw": (
@@ -95,7 +104,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   volume = {126},
   number = {5},
   pages = {550--569},
-  year = {2018}
+  year = {2018},
+  doi = {10.1007/s11263-017-1055-1}
 }""",
     ),
     "viola2001rapid": (
@@ -107,7 +117,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
     Recognition (CVPR)},
   volume = {1},
   pages = {511--518},
-  year = {2001}
+  year = {2001},
+  doi = {10.1109/CVPR.2001.990517}
 }""",
     ),
     # -------------------------------------------------------------------------- architectures
@@ -117,7 +128,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Simonyan, Karen and Zisserman, Andrew},
   title = {Very Deep Convolutional Networks for Large-Scale Image Recognition},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2015}
+  year = {2015},
+  eprint = {1409.1556},
+  archivePrefix = {arXiv}
 }""",
     ),
     "he2016deep": (
@@ -128,7 +141,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
     (CVPR)},
   pages = {770--778},
-  year = {2016}
+  year = {2016},
+  doi = {10.1109/CVPR.2016.90}
 }""",
     ),
     "sandler2018mobilenetv2": (
@@ -140,7 +154,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
     (CVPR)},
   pages = {4510--4520},
-  year = {2018}
+  year = {2018},
+  doi = {10.1109/CVPR.2018.00474}
 }""",
     ),
     "tan2019efficientnet": (
@@ -152,7 +167,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   series = {Proceedings of Machine Learning Research},
   volume = {97},
   pages = {6105--6114},
-  year = {2019}
+  year = {2019},
+  url = {https://proceedings.mlr.press/v97/tan19a.html}
 }""",
     ),
     "khaireddin2021facial": (
@@ -161,7 +177,10 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Khaireddin, Yousif and Chen, Zhuofa},
   title = {Facial Emotion Recognition: State of the Art Performance on {FER2013}},
   howpublished = {arXiv:2105.03588},
-  year = {2021}
+  year = {2021},
+  eprint = {2105.03588},
+  archivePrefix = {arXiv},
+  url = {https://arxiv.org/abs/2105.03588}
 }""",
     ),
     "ioffe2015batch": (
@@ -174,7 +193,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   series = {Proceedings of Machine Learning Research},
   volume = {37},
   pages = {448--456},
-  year = {2015}
+  year = {2015},
+  url = {https://proceedings.mlr.press/v37/ioffe15.html}
 }""",
     ),
     "hu2018squeeze": (
@@ -185,7 +205,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
     (CVPR)},
   pages = {7132--7141},
-  year = {2018}
+  year = {2018},
+  doi = {10.1109/CVPR.2018.00745}
 }""",
     ),
     "tang2013deep": (
@@ -194,7 +215,10 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Tang, Yichuan},
   title = {Deep Learning using Linear Support Vector Machines},
   howpublished = {arXiv:1306.0239},
-  year = {2013}
+  year = {2013},
+  eprint = {1306.0239},
+  archivePrefix = {arXiv},
+  url = {https://arxiv.org/abs/1306.0239}
 }""",
     ),
     "deng2009imagenet": (
@@ -206,7 +230,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
     (CVPR)},
   pages = {248--255},
-  year = {2009}
+  year = {2009},
+  doi = {10.1109/CVPR.2009.5206848}
 }""",
     ),
     "he2015delving": (
@@ -217,7 +242,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
     Classification},
   booktitle = {Proceedings of the IEEE International Conference on Computer Vision (ICCV)},
   pages = {1026--1034},
-  year = {2015}
+  year = {2015},
+  doi = {10.1109/ICCV.2015.123}
 }""",
     ),
     "goyal2017accurate": (
@@ -227,7 +253,10 @@ REFERENCES: dict[str, tuple[str, str]] = {
     Wesolowski, Lukasz and Kyrola, Aapo and Tulloch, Andrew and Jia, Yangqing and He, Kaiming},
   title = {Accurate, Large Minibatch {SGD}: Training {ImageNet} in 1 Hour},
   howpublished = {arXiv:1706.02677},
-  year = {2017}
+  year = {2017},
+  eprint = {1706.02677},
+  archivePrefix = {arXiv},
+  url = {https://arxiv.org/abs/1706.02677}
 }""",
     ),
     # ----------------------------------------------------------------------------- training
@@ -237,7 +266,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Kingma, Diederik P. and Ba, Jimmy},
   title = {Adam: A Method for Stochastic Optimization},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2015}
+  year = {2015},
+  eprint = {1412.6980},
+  archivePrefix = {arXiv}
 }""",
     ),
     "loshchilov2019decoupled": (
@@ -246,7 +277,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Loshchilov, Ilya and Hutter, Frank},
   title = {Decoupled Weight Decay Regularization},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2019}
+  year = {2019},
+  eprint = {1711.05101},
+  archivePrefix = {arXiv}
 }""",
     ),
     "loshchilov2017sgdr": (
@@ -255,7 +288,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Loshchilov, Ilya and Hutter, Frank},
   title = {{SGDR}: Stochastic Gradient Descent with Warm Restarts},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2017}
+  year = {2017},
+  eprint = {1608.03983},
+  archivePrefix = {arXiv}
 }""",
     ),
     "sutskever2013importance": (
@@ -266,9 +301,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the 30th International Conference on Machine Learning (ICML)},
   series = {Proceedings of Machine Learning Research},
   volume = {28},
-  number = {3},
   pages = {1139--1147},
-  year = {2013}
+  year = {2013},
+  url = {https://proceedings.mlr.press/v28/sutskever13.html}
 }""",
     ),
     "szegedy2016rethinking": (
@@ -280,7 +315,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition
     (CVPR)},
   pages = {2818--2826},
-  year = {2016}
+  year = {2016},
+  doi = {10.1109/CVPR.2016.308}
 }""",
     ),
     "devries2017improved": (
@@ -289,7 +325,10 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {DeVries, Terrance and Taylor, Graham W.},
   title = {Improved Regularization of Convolutional Neural Networks with {Cutout}},
   howpublished = {arXiv:1708.04552},
-  year = {2017}
+  year = {2017},
+  eprint = {1708.04552},
+  archivePrefix = {arXiv},
+  url = {https://arxiv.org/abs/1708.04552}
 }""",
     ),
     "zhang2018mixup": (
@@ -298,7 +337,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Zhang, Hongyi and Cisse, Moustapha and Dauphin, Yann N. and Lopez-Paz, David},
   title = {mixup: Beyond Empirical Risk Minimization},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2018}
+  year = {2018},
+  eprint = {1710.09412},
+  archivePrefix = {arXiv}
 }""",
     ),
     "yun2019cutmix": (
@@ -309,8 +350,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   title = {{CutMix}: Regularization Strategy to Train Strong Classifiers with Localizable
     Features},
   booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
-  pages = {6023--6032},
-  year = {2019}
+  pages = {6022--6031},
+  year = {2019},
+  doi = {10.1109/ICCV.2019.00612}
 }""",
     ),
     "polyak1992acceleration": (
@@ -322,7 +364,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   volume = {30},
   number = {4},
   pages = {838--855},
-  year = {1992}
+  year = {1992},
+  doi = {10.1137/0330046}
 }""",
     ),
     "izmailov2018averaging": (
@@ -334,7 +377,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   booktitle = {Proceedings of the 34th Conference on Uncertainty in Artificial Intelligence
     (UAI)},
   pages = {876--885},
-  year = {2018}
+  year = {2018},
+  eprint = {1803.05407},
+  archivePrefix = {arXiv}
 }""",
     ),
     "micikevicius2018mixed": (
@@ -345,17 +390,25 @@ REFERENCES: dict[str, tuple[str, str]] = {
     Oleksii and Venkatesh, Ganesh and Wu, Hao},
   title = {Mixed Precision Training},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2018}
+  year = {2018},
+  eprint = {1710.03740},
+  archivePrefix = {arXiv}
 }""",
     ),
     "kalamkar2019study": (
         "Kalamkar et al., 2019",
         """@misc{kalamkar2019study,
   author = {Kalamkar, Dhiraj and Mudigere, Dheevatsa and Mellempudi, Naveen and Das, Dipankar
-    and Banerjee, Kunal and Avancha, Sasikanth and others},
+    and Banerjee, Kunal and Avancha, Sasikanth and Vooturi, Dharma Teja and Jammalamadaka,
+    Nataraj and Huang, Jianyu and Yuen, Hector and Yang, Jiyan and Park, Jongsoo and Heinecke,
+    Alexander and Georganas, Evangelos and Srinivasan, Sudarshan and Kundu, Abhisek and
+    Smelyanskiy, Misha and Kaul, Bharat and Dubey, Pradeep},
   title = {A Study of {BFLOAT16} for Deep Learning Training},
   howpublished = {arXiv:1905.12322},
-  year = {2019}
+  year = {2019},
+  eprint = {1905.12322},
+  archivePrefix = {arXiv},
+  url = {https://arxiv.org/abs/1905.12322}
 }""",
     ),
     # --------------------------------------------------------------------------- evaluation
@@ -377,7 +430,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   volume = {20},
   number = {1},
   pages = {37--46},
-  year = {1960}
+  year = {1960},
+  doi = {10.1177/001316446002000104}
 }""",
     ),
     "krippendorff2018content": (
@@ -385,7 +439,7 @@ REFERENCES: dict[str, tuple[str, str]] = {
         """@book{krippendorff2018content,
   author = {Krippendorff, Klaus},
   title = {Content Analysis: An Introduction to Its Methodology},
-  edition = {4},
+  edition = {Fourth},
   publisher = {SAGE},
   year = {2018}
 }""",
@@ -399,7 +453,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   volume = {45},
   number = {1},
   pages = {255--268},
-  year = {1989}
+  year = {1989},
+  doi = {10.2307/2532051}
 }""",
     ),
     "sagonas2016300": (
@@ -411,7 +466,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   journal = {Image and Vision Computing},
   volume = {47},
   pages = {3--18},
-  year = {2016}
+  year = {2016},
+  doi = {10.1016/j.imavis.2016.01.002}
 }""",
     ),
     "hendrycks2019benchmarking": (
@@ -420,7 +476,9 @@ REFERENCES: dict[str, tuple[str, str]] = {
   author = {Hendrycks, Dan and Dietterich, Thomas},
   title = {Benchmarking Neural Network Robustness to Common Corruptions and Perturbations},
   booktitle = {International Conference on Learning Representations (ICLR)},
-  year = {2019}
+  year = {2019},
+  eprint = {1903.12261},
+  archivePrefix = {arXiv}
 }""",
     ),
     "guo2017calibration": (
@@ -432,7 +490,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   series = {Proceedings of Machine Learning Research},
   volume = {70},
   pages = {1321--1330},
-  year = {2017}
+  year = {2017},
+  url = {https://proceedings.mlr.press/v70/guo17a.html}
 }""",
     ),
     "selvaraju2017gradcam": (
@@ -443,7 +502,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   title = {{Grad-CAM}: Visual Explanations from Deep Networks via Gradient-Based Localization},
   booktitle = {Proceedings of the IEEE International Conference on Computer Vision (ICCV)},
   pages = {618--626},
-  year = {2017}
+  year = {2017},
+  doi = {10.1109/ICCV.2017.74}
 }""",
     ),
     # ----------------------------------------------------------------------------- software
@@ -451,32 +511,40 @@ REFERENCES: dict[str, tuple[str, str]] = {
         "Abadi et al., 2016",
         """@inproceedings{abadi2016tensorflow,
   author = {Abadi, Mart{\\'\\i}n and Barham, Paul and Chen, Jianmin and Chen, Zhifeng and Davis,
-    Andy and Dean, Jeffrey and others},
+    Andy and Dean, Jeffrey and Devin, Matthieu and Ghemawat, Sanjay and Irving, Geoffrey and
+    Isard, Michael and Kudlur, Manjunath and Levenberg, Josh and Monga, Rajat and Moore, Sherry
+    and Murray, Derek G. and Steiner, Benoit and Tucker, Paul and Vasudevan, Vijay and Warden,
+    Pete and Wicke, Martin and Yu, Yuan and Zheng, Xiaoqiang},
   title = {{TensorFlow}: A System for Large-Scale Machine Learning},
   booktitle = {12th USENIX Symposium on Operating Systems Design and Implementation (OSDI)},
   pages = {265--283},
-  year = {2016}
+  year = {2016},
+  url = {https://www.usenix.org/conference/osdi16/technical-sessions/presentation/abadi}
 }""",
     ),
     "chollet2015keras": (
         "Chollet et al., 2015",
+        # "and others" is how the Keras team asks to be cited: the contributors are many
         """@misc{chollet2015keras,
   author = {Chollet, Fran{\\c{c}}ois and others},
   title = {Keras},
-  howpublished = {https://keras.io},
-  year = {2015}
+  year = {2015},
+  url = {https://keras.io}
 }""",
     ),
     "pedregosa2011scikit": (
         "Pedregosa et al., 2011",
         """@article{pedregosa2011scikit,
   author = {Pedregosa, Fabian and Varoquaux, Ga{\\"e}l and Gramfort, Alexandre and Michel,
-    Vincent and Thirion, Bertrand and others},
+    Vincent and Thirion, Bertrand and Grisel, Olivier and Blondel, Mathieu and Prettenhofer,
+    Peter and Weiss, Ron and Dubourg, Vincent and Vanderplas, Jake and Passos, Alexandre and
+    Cournapeau, David and Brucher, Matthieu and Perrot, Matthieu and Duchesnay, {\\'E}douard},
   title = {Scikit-learn: Machine Learning in {Python}},
   journal = {Journal of Machine Learning Research},
   volume = {12},
   pages = {2825--2830},
-  year = {2011}
+  year = {2011},
+  url = {https://jmlr.org/papers/v12/pedregosa11a.html}
 }""",
     ),
     "buslaev2020albumentations": (
@@ -489,7 +557,8 @@ REFERENCES: dict[str, tuple[str, str]] = {
   volume = {11},
   number = {2},
   pages = {125},
-  year = {2020}
+  year = {2020},
+  doi = {10.3390/info11020125}
 }""",
     ),
 }
@@ -529,3 +598,19 @@ def markdown(text: str) -> str:
 def bibtex(keys: Iterable[str]) -> str:
     """BibTeX entries of these keys, one blank line apart."""
     return "\n\n".join(REFERENCES[k][1] for k in keys) + "\n"
+
+
+def fields(key: str) -> dict[str, str]:
+    """An entry's fields as BibTeX holds them (braces and TeX kept, lines joined), with its
+    type under "type"."""
+    entry = REFERENCES[key][1]
+    kind = re.match(r"@(\w+)\{", entry)
+    assert kind is not None, key
+    out = {"type": kind.group(1).lower()}
+    for name in re.finditer(r"^  (\w+) = \{", entry, flags=re.MULTILINE):
+        depth, end = 1, name.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(entry[end], 0)
+            end += 1
+        out[name.group(1).lower()] = " ".join(entry[name.end() : end - 1].split())
+    return out

@@ -1,0 +1,97 @@
+"""The works a methods section cites: BibTeX a journal or a reference manager accepts as it is."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers.reporting import references
+from helpers.reporting.methods import methods
+from helpers.reporting.references import REFERENCES
+from test_methods import _run
+
+# Venues that give their papers no DOI: the ICLR and NeurIPS proceedings, PMLR (ICML), UAI,
+# JMLR, USENIX OSDI and Dr. Dobb's Journal. Every other journal or proceedings paper has one.
+NO_DOI = re.compile(
+    r"Learning Representations|Neural Information Processing Systems|Machine Learning Research"
+    r"|Uncertainty in Artificial Intelligence|USENIX|Dr\. Dobb"
+)
+
+
+def _entries() -> dict[str, dict[str, str]]:
+    """Every entry's fields, by key."""
+    return {key: references.fields(key) for key in REFERENCES}
+
+
+def test_every_journal_and_proceedings_paper_carries_its_doi() -> None:
+    for key, entry in _entries().items():
+        if "doi" in entry:
+            assert re.fullmatch(r"10\.\d{4,}/\S+", entry["doi"]), key
+        elif entry["type"] in {"article", "inproceedings"}:
+            venue = entry.get("journal", "") + entry.get("booktitle", "") + entry.get("series", "")
+            assert NO_DOI.search(venue), f"{key} has no DOI"
+    assert references.fields("he2016deep")["doi"] == "10.1109/CVPR.2016.90"
+
+
+def test_author_lists_are_whole() -> None:
+    cut = [key for key, entry in _entries().items() if entry["author"].endswith("and others")]
+    assert cut == ["chollet2015keras"]  # Keras asks to be cited so: its contributors are many
+    assert references.fields("abadi2016tensorflow")["author"].count(" and ") == 21
+    assert references.fields("pedregosa2011scikit")["author"].count(" and ") == 15
+    assert references.fields("kalamkar2019study")["author"].count(" and ") == 18
+    assert references.fields("goodfellow2013challenges")["author"].count(" and ") == 27
+
+
+def test_fields_hold_what_bibtex_styles_expect() -> None:
+    for key, entry in _entries().items():
+        # an edition as a word: plainnat prints "SAGE, fourth edition", not "4 edition"
+        assert re.fullmatch(r"[A-Z][a-z]+", entry.get("edition", "First")), key
+        # a URL in url, where styles print and break it, not as text in another field
+        assert not [name for name, value in entry.items() if "://" in value and name != "url"]
+        if "arXiv:" in entry.get("howpublished", "") or "eprint" in entry:
+            assert entry["archiveprefix"] == "arXiv", key
+            assert re.fullmatch(r"\d{4}\.\d{4,5}", entry["eprint"]), key
+            if entry["type"] == "misc":
+                assert entry["url"] == f"https://arxiv.org/abs/{entry['eprint']}", key
+                assert entry["howpublished"] == f"arXiv:{entry['eprint']}", key
+
+
+@pytest.mark.skipif(
+    not (shutil.which("pdflatex") and shutil.which("bibtex")), reason="no pdflatex or bibtex"
+)
+def test_methods_tex_and_every_entry_compile_with_the_packages_its_header_names(
+    tmp_path: Path,
+) -> None:
+    section = methods(_run(tmp_path))
+    latex = section.latex()
+    packages = re.findall(r"\\usepackage\{(\w+)\}", latex.split("\n\n")[0])
+    assert {"natbib", "url"} <= set(packages)
+    folder = tmp_path / "tex"
+    folder.mkdir()
+    (folder / "methods.tex").write_text(latex)
+    (folder / "references.bib").write_text(references.bibtex(REFERENCES))
+    (folder / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage[T1]{fontenc}"
+        + "".join(f"\\usepackage{{{p}}}" for p in packages)
+        + "\n\\begin{document}\n\\input{methods}\n\\nocite{*}\n"
+        "\\bibliographystyle{plainnat}\\bibliography{references}\n\\end{document}\n"
+    )
+
+    def run(*command: str) -> str:
+        """One TeX step in the folder; its terminal output."""
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+        return done.stdout
+
+    run("pdflatex", "-interaction=nonstopmode", "doc")
+    bibtex = run("bibtex", "doc")
+    run("pdflatex", "-interaction=nonstopmode", "doc")
+    run("pdflatex", "-interaction=nonstopmode", "doc")
+    log = (folder / "doc.log").read_text(errors="replace")
+    assert "Warning" not in bibtex, bibtex
+    assert not re.findall(r"^!.*", log, flags=re.MULTILINE)
+    assert "undefined" not in log
+    assert (folder / "doc.pdf").is_file()
