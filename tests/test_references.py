@@ -1,4 +1,5 @@
-"""The works a methods section cites: BibTeX a journal or a reference manager accepts as it is."""
+"""The works a methods section cites: BibTeX a journal or a reference manager accepts as it is,
+and the reference list under methods.md formatted from the same entries."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from helpers.reporting import references
 from helpers.reporting.methods import methods
-from helpers.reporting.references import REFERENCES
+from helpers.reporting.references import REFERENCES, Citations
 from test_methods import _run
 
 # Venues that give their papers no DOI: the ICLR and NeurIPS proceedings, PMLR (ICML), UAI,
@@ -58,6 +59,59 @@ def test_fields_hold_what_bibtex_styles_expect() -> None:
             if entry["type"] == "misc":
                 assert entry["url"] == f"https://arxiv.org/abs/{entry['eprint']}", key
                 assert entry["howpublished"] == f"arXiv:{entry['eprint']}", key
+
+
+def test_the_reference_list_reads_as_the_citations_do() -> None:
+    listed = references.reference_list(
+        ["kingma2015adam", "lin1989concordance", "goyal2017accurate", "krippendorff2018content"]
+    )
+    assert listed.startswith("### References\n\n")
+    works = listed.split("\n\n")[1:]
+    assert works == [
+        "Goyal, P., Doll\u00e1r, P., Girshick, R., Noordhuis, P., Wesolowski, L., Kyrola, A., "
+        "Tulloch, A., Jia, Y. and He, K. (2017). Accurate, Large Minibatch SGD: Training ImageNet "
+        "in 1 Hour. arXiv:1706.02677. <https://arxiv.org/abs/1706.02677>",
+        "Kingma, D. P. and Ba, J. (2015). Adam: A Method for Stochastic Optimization. In "
+        "*International Conference on Learning Representations (ICLR)*. arXiv:1412.6980.",
+        "Krippendorff, K. (2018). Content Analysis: An Introduction to Its Methodology (Fourth "
+        "edition). SAGE.",
+        "Lin, L. I.-K. (1989). A Concordance Correlation Coefficient to Evaluate Reproducibility. "
+        "*Biometrics*, 45(1), 255\u2013268. <https://doi.org/10.2307/2532051>\n",
+    ]
+    every = references.reference_list(REFERENCES)
+    assert "\\" not in every and "{" not in every  # TeX spelled out: no accent commands left
+    assert "Duchesnay, \u00c9. (2011)" in every and "Chollet, F. et al. (2015). Keras." in every
+    assert references.reference_list([]) == ""
+
+
+def test_two_works_that_would_read_alike_are_told_apart_by_a_letter() -> None:
+    cite = Citations()
+    text = f"ExpW {cite('zhang2018expw')}, mixup {cite('zhang2018mixup')}"
+    assert references.markdown(text) == "ExpW (Zhang et al., 2018b), mixup (Zhang et al., 2018a)"
+    listed = references.reference_list(references.cited(text))
+    assert listed.index("(2018a). mixup") < listed.index("(2018b). From Facial Expression")
+    alone = cite("zhang2018mixup")
+    assert references.markdown(alone) == "(Zhang et al., 2018)"
+    assert "(2018). mixup" in references.reference_list(references.cited(alone))
+
+
+def test_methods_md_ends_with_the_list_of_the_works_it_cites(tmp_path: Path) -> None:
+    section = methods(_run(tmp_path))
+    markdown = section.markdown()
+    text, listed = markdown.split("\n\n### References\n\n")
+    assert "### Before you use this text" not in listed
+    works = listed.rstrip("\n").split("\n\n")
+    assert len(works) == len(section.cited) and works == sorted(works, key=str.casefold)
+    for key in section.cited:  # each in-text citation resolves to one entry of the list
+        short, _ = REFERENCES[key]
+        surname, year = short.split(" ")[0].rstrip(","), short.rsplit(", ", 1)[1]
+        assert f"({short}" in text or f"; {short}" in text, key
+        assert sum(w.startswith(surname) and f"({year})" in w for w in works) == 1, key
+    checked = methods(_run(tmp_path / "b", source="folders"))
+    assert checked.checks
+    assert checked.markdown().index("### Before you use this text") < checked.markdown().index(
+        "### References"
+    )
 
 
 @pytest.mark.skipif(

@@ -73,11 +73,12 @@ class Methods:
         return references.markdown(self.source)
 
     def markdown(self) -> str:
-        """The section as methods.md holds it: the text, then the checks."""
+        """The section as methods.md holds it: the text, the checks, then the works it cites."""
+        works = "\n\n" + references.reference_list(self.cited) if self.cited else "\n"
         if not self.checks:
-            return self.text
+            return self.text + works
         listed = "\n".join(f"- {check}" for check in self.checks)
-        return f"{self.text}\n\n### Before you use this text\n\n{listed}\n"
+        return f"{self.text}\n\n### Before you use this text\n\n{listed}" + works
 
     def latex(self) -> str:
         """The section as methods.tex holds it: paragraphs with natbib's \\citep, the checks
@@ -208,7 +209,8 @@ def methods(run_dir: str | os.PathLike) -> Methods:
                 "are missing from the text."
             )
     source = "\n\n".join(p for p in paragraphs if p)
-    return Methods(source, cite.bibtex(), tuple(cite.keys), tuple(facts.checks))
+    keys = references.cited(source)  # what the text cites, as worded
+    return Methods(source, references.bibtex(keys), keys, tuple(facts.checks))
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -1,12 +1,16 @@
-"""The works a run's methods section can cite, each as (author-year text, BibTeX entry).
+"""The works a run's methods section can cite, each as (author-year text, BibTeX entry), and the
+reference list a Markdown reader gets from those entries.
 
 Kept as data beside the writer (helpers.reporting.methods), so a new data set, architecture or
-technique is one entry here; the writer cites a key only where the run used what it names.
+technique is one entry here; the writer cites a key only where the run used what it names. The
+list under methods.md is formatted from the same BibTeX that references.bib holds, so the two
+cannot disagree.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 REFERENCES: dict[str, tuple[str, str]] = {
@@ -588,16 +592,41 @@ class Citations:
         return bibtex(self.keys)
 
 
+def cited(text: str) -> tuple[str, ...]:
+    """The keys a text's markers cite, in the order first cited: what its bibliography holds."""
+    keys: dict[str, None] = {}
+    for match in CITE.finditer(text):
+        keys.update(dict.fromkeys(match.group(1).split(",")))
+    return tuple(keys)
+
+
 def markdown(text: str) -> str:
-    """Citation markers as "(Author et al., 2016; Other, 2017)"."""
+    """Citation markers as "(Author et al., 2016; Other, 2017)", two works whose author-year
+    text would read alike told apart as 2018a and 2018b, as the reference list gives them."""
+    labels = _labels(cited(text))
+
     return CITE.sub(
-        lambda m: "(" + "; ".join(REFERENCES[k][0] for k in m.group(1).split(",")) + ")", text
+        lambda m: "(" + "; ".join(labels[key] for key in m.group(1).split(",")) + ")", text
     )
 
 
 def bibtex(keys: Iterable[str]) -> str:
     """BibTeX entries of these keys, one blank line apart."""
     return "\n\n".join(REFERENCES[k][1] for k in keys) + "\n"
+
+
+def reference_list(keys: Iterable[str]) -> str:
+    """The works as a Markdown "References" section, one paragraph each, sorted by author and
+    year, in the author-year form the citations take; empty for no works."""
+    keys = tuple(keys)
+    if not keys:
+        return ""
+    labels = _labels(keys)
+    entries = [_entry(key, labels[key].rsplit(", ", 1)[1]) for key in _sorted(keys)]
+    return "### References\n\n" + "\n\n".join(entries) + "\n"
+
+
+# ------------------------------------------------------------------------------- the entries
 
 
 def fields(key: str) -> dict[str, str]:
@@ -614,3 +643,102 @@ def fields(key: str) -> dict[str, str]:
             end += 1
         out[name.group(1).lower()] = " ".join(entry[name.end() : end - 1].split())
     return out
+
+
+def _labels(keys: Iterable[str]) -> dict[str, str]:
+    """Each key's author-year text; where two read alike, the year gets a, b, ... in the order
+    the reference list sorts them."""
+    ordered = _sorted(dict.fromkeys(keys))
+    labels = {key: REFERENCES[key][0] for key in ordered}
+    for key in ordered:
+        alike = [k for k in ordered if REFERENCES[k][0] == REFERENCES[key][0]]
+        if len(alike) > 1:
+            labels[key] += "abcdefghijklmnopqrstuvwxyz"[alike.index(key)]
+    return labels
+
+
+def _sorted(keys: Iterable[str]) -> list[str]:
+    """The keys in reference-list order: authors' surnames, then year, then title."""
+
+    def order(key: str) -> tuple[str, str, str]:
+        entry = fields(key)
+        folded = unicodedata.normalize("NFKD", _names(entry["author"])).casefold()
+        plain = "".join(c for c in folded if not unicodedata.combining(c))
+        return plain, entry["year"], _plain(entry["title"]).casefold()
+
+    return sorted(keys, key=order)
+
+
+def _entry(key: str, year: str) -> str:
+    """One work in the list: "Kingma, D. P. and Ba, J. (2015). Adam: A Method for Stochastic
+    Optimization. In *International Conference on Learning Representations (ICLR)*."."""
+    entry = fields(key)
+    title = _plain(entry["title"])
+    if "edition" in entry:
+        title += f" ({entry['edition']} edition)"
+    text = f"{_names(entry['author'])} ({year}). {title}{'' if title[-1] in '?!' else '.'}"
+    venue = _venue(entry)
+    if venue:
+        text += f" {venue}."
+    if entry.get("archiveprefix") == "arXiv" and "arXiv:" not in venue:
+        text += f" arXiv:{entry['eprint']}."
+    if "doi" in entry:
+        text += f" <https://doi.org/{entry['doi']}>"
+    elif "url" in entry:
+        text += f" <{entry['url']}>"
+    return text
+
+
+def _venue(entry: dict[str, str]) -> str:
+    """Where the work appeared: journal, volume(number), pages; "In" the proceedings, pages;
+    the publisher and edition of a book; the school of a thesis; else how it was published."""
+    pages = _plain(entry.get("pages", ""))
+    kind = entry["type"]
+    if kind == "article":
+        where = f"*{_plain(entry['journal'])}*"
+        if "volume" in entry:
+            where += f", {entry['volume']}" + (f"({entry['number']})" if "number" in entry else "")
+        return where + (f", {pages}" if pages else "")
+    if kind == "inproceedings":
+        where = f"In *{_plain(entry['booktitle'])}*"
+        if "series" in entry and "volume" in entry:
+            where += f", {_plain(entry['series'])} {entry['volume']}"
+        return where + (f", pp. {pages}" if pages else "")
+    if kind == "book":
+        return _plain(entry["publisher"])
+    if kind == "mastersthesis":
+        return f"Master's thesis, {_plain(entry['school'])}"
+    return _plain(entry.get("howpublished", ""))
+
+
+def _names(authors: str) -> str:
+    """A BibTeX author field as "Kingma, D. P. and Ba, J.", or "A, B., C, D. and E, F."."""
+    people = []
+    for person in re.split(r"\s+and\s+", _plain(authors)):
+        if person == "others":
+            people[-1] += " et al."
+            continue
+        last, _, first = person.partition(", ")
+        initials = " ".join(
+            "-".join(part[0] + "." for part in word.split("-") if part) for word in first.split()
+        )
+        people.append(f"{last}, {initials}" if initials else last)
+    if len(people) == 1:  # one author, or "Chollet, F. et al." where the entry ends "and others"
+        return people[0]
+    return ", ".join(people[:-1]) + " and " + people[-1]
+
+
+_ACCENTS = {"'": "\u0301", '"': "\u0308", "`": "\u0300", "^": "\u0302", "~": "\u0303",
+            "c": "\u0327", "v": "\u030c", "=": "\u0304", ".": "\u0307", "u": "\u0306",
+            "H": "\u030b"}  # fmt: skip
+
+
+def _plain(tex: str) -> str:
+    """BibTeX text as Unicode: accents composed, \\& as &, -- as an en dash, braces gone."""
+    tex = re.sub(
+        r"\\([\'\"`^~=.]|[cvuH](?=[\s{]))\s*\{?\\?([A-Za-z])\}?",
+        lambda m: ("i" if m.group(2) == "i" else m.group(2)) + _ACCENTS[m.group(1)],
+        tex,
+    )
+    tex = tex.replace("\\&", "&").replace("--", "\u2013").replace("~", "\u00a0")
+    return unicodedata.normalize("NFC", tex.replace("{", "").replace("}", ""))
