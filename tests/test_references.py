@@ -1,5 +1,6 @@
 """The works a methods section cites: BibTeX a journal or a reference manager accepts as it is,
-and the reference list under methods.md formatted from the same entries."""
+the reference list under methods.md formatted from the same entries, and every tool the text
+names cited where it names it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers.core.jsonio import read_json, write_json
 from helpers.reporting import references
 from helpers.reporting.methods import methods
 from helpers.reporting.references import REFERENCES, Citations
-from test_methods import _run
+from test_methods import _metrics, _run
 
 # Venues that give their papers no DOI: the ICLR and NeurIPS proceedings, PMLR (ICML), UAI,
 # JMLR, USENIX OSDI and Dr. Dobb's Journal. Every other journal or proceedings paper has one.
@@ -36,6 +38,7 @@ def test_every_journal_and_proceedings_paper_carries_its_doi() -> None:
             venue = entry.get("journal", "") + entry.get("booktitle", "") + entry.get("series", "")
             assert NO_DOI.search(venue), f"{key} has no DOI"
     assert references.fields("he2016deep")["doi"] == "10.1109/CVPR.2016.90"
+    assert references.fields("kossaifi2017afew")["doi"] == "10.1016/j.imavis.2017.02.001"
 
 
 def test_author_lists_are_whole() -> None:
@@ -86,8 +89,11 @@ def test_the_reference_list_reads_as_the_citations_do() -> None:
 
 def test_two_works_that_would_read_alike_are_told_apart_by_a_letter() -> None:
     cite = Citations()
-    text = f"ExpW {cite('zhang2018expw')}, mixup {cite('zhang2018mixup')}"
-    assert references.markdown(text) == "ExpW (Zhang et al., 2018b), mixup (Zhang et al., 2018a)"
+    text = f"ExpW {cite('zhang2018expw')}, mixup {cite('zhang2018mixup')}, "
+    text += f"SGD {cite.within('kingma2015adam')}"
+    assert references.markdown(text) == (
+        "ExpW (Zhang et al., 2018b), mixup (Zhang et al., 2018a), SGD Kingma & Ba, 2015"
+    )
     listed = references.reference_list(references.cited(text))
     assert listed.index("(2018a). mixup") < listed.index("(2018b). From Facial Expression")
     alone = cite("zhang2018mixup")
@@ -112,6 +118,41 @@ def test_methods_md_ends_with_the_list_of_the_works_it_cites(tmp_path: Path) -> 
     assert checked.markdown().index("### Before you use this text") < checked.markdown().index(
         "### References"
     )
+
+
+def test_the_tools_the_text_names_are_cited_where_it_names_them(tmp_path: Path) -> None:
+    scores = _metrics(valence={"ccc": 0.41, "sagr": 0.7}, arousal={"ccc": 0.3, "sagr": 0.6})
+    run = _run(tmp_path, scores=scores)
+    section = methods(run)
+    text = section.text
+    assert "near-duplicate images (perceptual hash; Zauner, 2010)" in text
+    assert "Transforms by OpenCV (Bradski, 2000)" in text
+    assert "(SAGR; Kossaifi et al., 2017)" in text
+    assert "their mirrors, averaged; Krizhevsky et al., 2012)" in text
+    assert set(section.cited) >= {
+        "zauner2010implementation",
+        "bradski2000opencv",
+        "kossaifi2017afew",
+        "krizhevsky2012imagenet",
+    }
+    latex = section.latex()
+    assert r"(perceptual hash; \citealp{zauner2010implementation})" in latex
+    assert r"Transforms by OpenCV \citep{bradski2000opencv}" in latex
+    # a cross-validation fold's splits cite it too
+    manifest = read_json(run.manifest)
+    write_json(run.manifest, {**manifest, "fold": {"fold": 1, "folds": 2}})
+    assert "(perceptual hash; Zauner, 2010) kept in one fold" in methods(run).text
+
+
+def test_a_work_the_text_does_not_cite_stays_out_of_the_bibliography(tmp_path: Path) -> None:
+    # one view only: ten-crop is not described, so its paper is not cited
+    scores = _metrics(tta="none", tta_validation=None, without_tta=None)
+    section = methods(_run(tmp_path, scores=scores))
+    assert "ten-crop" not in section.text
+    assert "krizhevsky2012imagenet" not in section.cited
+    assert "krizhevsky2012imagenet" not in section.bibtex
+    entries = re.findall(r"^@\w+\{([^,]+),", section.bibtex, flags=re.MULTILINE)
+    assert entries == list(section.cited) == list(references.cited(section.source))
 
 
 @pytest.mark.skipif(

@@ -131,7 +131,7 @@ _LATEX_SPECIAL = {
     "|": r"\textbar{}",
     '"': r"\textquotedbl{}",
 }
-_PIECES = re.compile("(\u27e8cite:[^\u27e9]+\u27e9|`[^`]+`|\\*\\*[^*]+\\*\\*)")
+_PIECES = re.compile(f"({references.MARKER}|`[^`]+`|\\*\\*[^*]+\\*\\*)")
 
 
 def latex_escape(text: str) -> str:
@@ -153,7 +153,7 @@ def latex_paragraph(paragraph: str) -> str:
             continue
         cited = references.CITE.fullmatch(piece)
         if cited:
-            out.append(r"\citep{" + cited.group(1) + "}")
+            out.append("\\" + cited.group(1) + "{" + cited.group(2) + "}")
         elif piece.startswith("`") and piece.endswith("`"):
             out.append(r"\texttt{" + latex_escape(piece[1:-1]) + "}")
         elif piece.startswith("**") and piece.endswith("**"):
@@ -195,7 +195,7 @@ def methods(run_dir: str | os.PathLike) -> Methods:
     cite = Citations()
     paragraphs = [
         _data(facts, cite),
-        _splits(facts),
+        _splits(facts, cite),
         _augmentation(facts, cite),
         *(_model(facts, name, cite) for name in facts.models if name in facts.cards),
         _evaluation(facts, cite),
@@ -343,7 +343,7 @@ def _labels(table: pd.DataFrame) -> str:
     return text + "."
 
 
-def _splits(facts: _Run) -> str:
+def _splits(facts: _Run, cite: Citations) -> str:
     """How many faces each split holds and how they were drawn."""
     if facts.splits is None:
         return ""
@@ -371,7 +371,7 @@ def _splits(facts: _Run) -> str:
         if len(tested):
             fold = {"fold": int(tested.mode().iloc[0]), "folds": int(facts.splits["fold"].max())}
     if isinstance(fold, dict):  # ./run_all.sh --fold I/K: the test split is one fold
-        return text + _fold_text(facts, fold, given)
+        return text + _fold_text(facts, fold, given, cite)
     own = [s for s in SPLIT_ORDER if given.get(s, 0)]
     if own:
         text += f" The data's own {_join([_split_word(s) for s in own])} split"
@@ -385,7 +385,7 @@ def _splits(facts: _Run) -> str:
         )
         seed = facts.augment.seed if facts.augment else facts.manifest.get("seed")
         text += f" with seed {seed}." if seed is not None else "."
-    grouped = "near-duplicate images (perceptual hash)"
+    grouped = f"near-duplicate images (perceptual hash; {cite.within('zauner2010implementation')})"
     if facts.records is not None and "subject" in facts.records:
         grouped += " and each person's images"
     text += f" Splits were assigned before any augmentation, {grouped} kept together"
@@ -406,11 +406,11 @@ def _splits(facts: _Run) -> str:
     )
 
 
-def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series) -> str:
+def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series, cite: Citations) -> str:
     """How a cross-validation fold's splits were drawn: the folds over every face, then the
     validation faces from the other folds."""
     seed = facts.manifest.get("seed")
-    grouped = "near-duplicate images (perceptual hash)"
+    grouped = f"near-duplicate images (perceptual hash; {cite.within('zauner2010implementation')})"
     records = facts.records
     if records is not None and "subject" in records and records["subject"].notna().any():
         grouped += " and each person's images"
@@ -490,7 +490,7 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
                 " Coarse dropout sets a rectangle to zero, as Cutout does "
                 f"{cite('devries2017improved')}."
             )
-        libraries = "OpenCV"
+        libraries = f"OpenCV {cite('bradski2000opencv')}"
         if steps["applied by"].str.contains("albumentations").any():
             libraries += f" and albumentations {cite('buslaev2020albumentations')}"
         text += f" Transforms by {libraries}, drawn from the run's seed."
@@ -913,7 +913,7 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
         parts.append(
             f"Valence and arousal: the concordance correlation coefficient (CCC) "
             f"{cite('lin1989concordance')}, RMSE, MAE, Pearson correlation and the "
-            "share of predictions with the right sign (SAGR)."
+            f"share of predictions with the right sign (SAGR; {cite.within('kossaifi2017afew')})."
         )
     if "landmarks" in heads:
         parts.append(
@@ -937,7 +937,7 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     modes = (
         f"one view, flip (the face and its mirror averaged) or ten-crop (four corner and "
         f"the centre crops of {round(CROP_SHARE * 100)}% of the side, and their mirrors, "
-        "averaged)"
+        f"averaged; {cite.within('krizhevsky2012imagenet')})"
     )
     chose = [m.model for m in scored if (m.data.get("tta_validation") or {}).get("chosen")]
     if chose:
@@ -958,7 +958,8 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     if sum(facts.run.predictions_path(name).is_file() for name in facts.metrics) > 1:
         parts.append(
             "Each task's best model was compared with every other on the same test "
-            "faces by a paired bootstrap (both models' predictions resampled together): "
+            "faces by a paired bootstrap (both models' predictions resampled together; "
+            f"{cite.within('efron1993introduction')}): "
             "a lead counts where its 95% interval excludes zero."
         )
     flagged = []
@@ -1167,6 +1168,7 @@ def _software(facts: _Run, cite: Citations) -> str:
         "tensorflow": "abadi2016tensorflow",
         "tensorflow-cpu": "abadi2016tensorflow",
         "keras": "chollet2015keras",
+        "opencv-python-headless": "bradski2000opencv",
     }
     named = [
         f"{'Python' if name == 'python' else name} {version}"

@@ -461,6 +461,18 @@ REFERENCES: dict[str, tuple[str, str]] = {
   doi = {10.2307/2532051}
 }""",
     ),
+    "kossaifi2017afew": (
+        "Kossaifi et al., 2017",
+        """@article{kossaifi2017afew,
+  author = {Kossaifi, Jean and Tzimiropoulos, Georgios and Todorovic, Sinisa and Pantic, Maja},
+  title = {{AFEW-VA} Database for Valence and Arousal Estimation In-the-Wild},
+  journal = {Image and Vision Computing},
+  volume = {65},
+  pages = {23--36},
+  year = {2017},
+  doi = {10.1016/j.imavis.2017.02.001}
+}""",
+    ),
     "sagonas2016300": (
         "Sagonas et al., 2016",
         """@article{sagonas2016300,
@@ -472,6 +484,17 @@ REFERENCES: dict[str, tuple[str, str]] = {
   pages = {3--18},
   year = {2016},
   doi = {10.1016/j.imavis.2016.01.002}
+}""",
+    ),
+    "krizhevsky2012imagenet": (
+        "Krizhevsky et al., 2012",
+        """@inproceedings{krizhevsky2012imagenet,
+  author = {Krizhevsky, Alex and Sutskever, Ilya and Hinton, Geoffrey E.},
+  title = {{ImageNet} Classification with Deep Convolutional Neural Networks},
+  booktitle = {Advances in Neural Information Processing Systems 25 (NeurIPS)},
+  pages = {1097--1105},
+  year = {2012},
+  url = {https://proceedings.neurips.cc/paper/2012/hash/c399862d3b9d6b76c8436e924a68c45b-Abstract.html}
 }""",
     ),
     "hendrycks2019benchmarking": (
@@ -508,6 +531,15 @@ REFERENCES: dict[str, tuple[str, str]] = {
   pages = {618--626},
   year = {2017},
   doi = {10.1109/ICCV.2017.74}
+}""",
+    ),
+    "zauner2010implementation": (
+        "Zauner, 2010",
+        """@mastersthesis{zauner2010implementation,
+  author = {Zauner, Christoph},
+  title = {Implementation and Benchmarking of Perceptual Image Hash Functions},
+  school = {Upper Austria University of Applied Sciences, Hagenberg Campus},
+  year = {2010}
 }""",
     ),
     # ----------------------------------------------------------------------------- software
@@ -565,27 +597,49 @@ REFERENCES: dict[str, tuple[str, str]] = {
   doi = {10.3390/info11020125}
 }""",
     ),
+    "bradski2000opencv": (
+        "Bradski, 2000",
+        """@article{bradski2000opencv,
+  author = {Bradski, Gary},
+  title = {The {OpenCV} Library},
+  journal = {Dr. Dobb's Journal of Software Tools},
+  year = {2000}
+}""",
+    ),
 }
 
 
-CITE = re.compile("\u27e8cite:([^\u27e9]+)\u27e9")  # a citation in a text, rendered later
+# a citation in a text, rendered later, named by the natbib command a LaTeX writer gives it:
+# citep in parentheses of its own, citealp inside a parenthesis the text opened
+MARKER = "\u27e8cit(?:ep|ealp):[^\u27e9]+\u27e9"
+CITE = re.compile("\u27e8(citep|citealp):([^\u27e9]+)\u27e9")
 
 
 class Citations:
     """The keys a text cites, in the order first cited. A call returns a marker that
-    `markdown` renders as (Author et al., 2016) and a LaTeX writer as \\citep{key}."""
+    `markdown` renders as (Author et al., 2016) and a LaTeX writer as \\citep{key}; `within`
+    one for inside a parenthesis: Author et al., 2016 (\\citealp)."""
 
     def __init__(self) -> None:
         self.keys: list[str] = []
 
     def __call__(self, *keys: str) -> str:
         """A marker for these works, remembered for the bibliography."""
+        return self._marker("citep", keys)
+
+    def within(self, *keys: str) -> str:
+        """A marker for these works inside a parenthesis the text opened, "(perceptual hash;
+        Zauner, 2010)", remembered for the bibliography."""
+        return self._marker("citealp", keys)
+
+    def _marker(self, command: str, keys: tuple[str, ...]) -> str:
+        """The marker, each key checked against REFERENCES and remembered."""
         for key in keys:
             if key not in REFERENCES:
                 raise KeyError(f"no reference {key!r} in helpers.reporting.references")
             if key not in self.keys:
                 self.keys.append(key)
-        return "\u27e8cite:" + ",".join(keys) + "\u27e9"
+        return f"\u27e8{command}:" + ",".join(keys) + "\u27e9"
 
     def bibtex(self) -> str:
         """The cited works' BibTeX entries, in the order first cited."""
@@ -596,7 +650,7 @@ def cited(text: str) -> tuple[str, ...]:
     """The keys a text's markers cite, in the order first cited: what its bibliography holds."""
     keys: dict[str, None] = {}
     for match in CITE.finditer(text):
-        keys.update(dict.fromkeys(match.group(1).split(",")))
+        keys.update(dict.fromkeys(match.group(2).split(",")))
     return tuple(keys)
 
 
@@ -605,9 +659,11 @@ def markdown(text: str) -> str:
     text would read alike told apart as 2018a and 2018b, as the reference list gives them."""
     labels = _labels(cited(text))
 
-    return CITE.sub(
-        lambda m: "(" + "; ".join(labels[key] for key in m.group(1).split(",")) + ")", text
-    )
+    def render(match: re.Match[str]) -> str:
+        inner = "; ".join(labels[key] for key in match.group(2).split(","))
+        return inner if match.group(1) == "citealp" else f"({inner})"
+
+    return CITE.sub(render, text)
 
 
 def bibtex(keys: Iterable[str]) -> str:
