@@ -166,6 +166,7 @@ class AugmentSettings:
     target_per_class: int | None = None
     class_weights: dict[int, float] | None = None
     seed: int = 0
+    near_distance: int | None = None  # perceptual-hash bits apart still one face (splits)
 
     def __post_init__(self) -> None:
         """A mode notebook 04 knows, or a ConfigError (from_dict: a DataError naming the file)."""
@@ -182,7 +183,7 @@ class AugmentSettings:
                    if self.class_weights else None)
         return {"mode": self.mode, "online": self.online, "config": self.config.to_dict(),
                 "balance": self.balance, "target_per_class": self.target_per_class,
-                "class_weights": weights, "seed": self.seed}
+                "class_weights": weights, "seed": self.seed, "near_distance": self.near_distance}
 
     def write(self, path: str | os.PathLike) -> Path:
         """augment.json, written whole or not at all."""
@@ -213,12 +214,15 @@ class AugmentSettings:
         seed = d.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
             fail("seed", "must be an integer")
-        target = d.get("target_per_class")
+        target, near = d.get("target_per_class"), d.get("near_distance")
         if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
             fail("target_per_class", "must be an integer or null")
+        if near is not None and (isinstance(near, bool) or not isinstance(near, int)):
+            fail("near_distance", "must be an integer or null")
         try:
             return cls(mode=mode, config=config, balance=str(d.get("balance", "none")),
-                       target_per_class=target, class_weights=weights or None, seed=seed)
+                       target_per_class=target, class_weights=weights or None, seed=seed,
+                       near_distance=near)
         except ConfigError as error:  # the mode, checked as the settings are made
             raise DataError(where, str(error)) from error
 

@@ -44,6 +44,7 @@ COLUMNS = [
     "n",
     "verdict",
 ]
+N_BOOT = 1000  # resamples of the test images for each lead (notebook 06, the methods text)
 AHEAD = "ahead: the interval excludes 0"
 LEVEL = "not told apart: the interval includes 0"
 
@@ -52,7 +53,7 @@ def paired_table(
     run_dir: str | os.PathLike,
     table: pd.DataFrame | None = None,
     *,
-    n_boot: int = 1000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> pd.DataFrame:
     """One row per task and other model: the best model's lead over it in the task's headline
@@ -84,7 +85,7 @@ def leads_table(
     pairs_of: Callable[[str], dict[str, Any] | str],
     people: pd.DataFrame | None = None,
     *,
-    n_boot: int = 1000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> pd.DataFrame:
     """paired_table's rows for any scored predictions: table (comparison_table's columns: one

@@ -487,7 +487,7 @@ TTA_LEAD_BOOT = 1000
 TTA_RULE = (
     "a mode costlier than one view is used only when it beats one view on the validation split "
     "beyond noise: the paired bootstrap 95% interval of its macro-F1 lead over one view "
-    f"({TTA_LEAD_BOOT} resamples of the same faces for both, a person's faces drawn together "
+    f"({TTA_LEAD_BOOT:,} resamples of the same faces for both, a person's faces drawn together "
     "where the data names people) lies above 0; of one view and the "
     "modes that clear it, the best validation macro-F1 wins (accuracy breaks ties, then the "
     "cheaper mode)"

@@ -39,6 +39,10 @@ PACKAGES = (
     "opencv-python-headless",
     "papermill",
     "matplotlib",
+    "scipy",  # the methods text relies on these too: calibration, its metrics
+    "pillow",
+    "ImageHash",  # the perceptual hash that keeps near-duplicates in one split
+    "krippendorff",
 )
 
 

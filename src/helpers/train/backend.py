@@ -130,13 +130,23 @@ def gpu_models() -> list[str]:
     return gpu_names()
 
 
+def memory_gib() -> float | None:
+    """The machine's memory in GiB, as the operating system reports it, for the model card and
+    the methods text; None where it cannot say (Windows)."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def machine() -> dict[str, Any]:
-    """What trained a model: CPU model and cores, bfloat16 instructions, GPUs."""
+    """What trained a model: CPU model and cores, memory, bfloat16 instructions, GPUs."""
     return {
         "cpu": cpu_name(),
         "cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
+        "memory_gib": memory_gib(),
         "bfloat16_instructions": cpu_runs_bfloat16(),
         "gpus": gpu_models(),
     }
