@@ -180,7 +180,8 @@ def test_the_methods_section_describes_the_corruptions(tmp_path: Path) -> None:
     section = methods(_run(tmp_path, scores=scores))
     assert "Robustness: the 12 test images were scored again" in section.text
     assert "(Hendrycks & Dietterich, 2019)" in section.text
-    assert "on the corrupted images macro-F1 0.483 on average (74% of clean)" in section.text
+    assert "on the corrupted images" in section.text
+    assert "macro-F1 0.483 on average (74% of its" in section.text
 
 
 def test_a_stored_uint8_photo_is_corrupted_rounded_and_each_row_gets_its_own_noise() -> None:

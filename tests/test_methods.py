@@ -18,7 +18,7 @@ from helpers.data.augment import AugmentConfig, AugmentSettings
 from helpers.data.datasets import READERS
 from helpers.models import registry
 from helpers.reporting import results
-from helpers.reporting.methods import methods
+from helpers.reporting.methods import RELIED_ON, methods
 from helpers.reporting.references import REFERENCES
 from helpers.train import backend
 
@@ -149,13 +149,22 @@ def _run(
                 "seed": 0,
                 "models": ["custom_cnn"],
                 "data": {"path": "/home/someone/data/fer2013.zip", "sha256": "377e0e6b34ead61b"},
-                "packages": {"python": "3.11.7", "tensorflow-cpu": "2.21.0", "keras": "3.15.1"},
+                "packages": {
+                    "python": "3.11.7",
+                    "tensorflow-cpu": "2.21.0",
+                    **dict.fromkeys(RELIED_ON, "1.0"),
+                },
                 "git_commit": "8a4dab5558b295c51e5b37143dd797db63abee41",
                 "command": "./run_all.sh --profile fer2013-cpu --data "
                 "/home/someone/data/fer2013.zip",
             },
         )
     return run
+
+
+def _spaced(text: str) -> str:
+    """The text with its no-break spaces as plain ones, to compare wording."""
+    return text.replace("\u00a0", " ")
 
 
 def _cited_in_text(text: str) -> set[str]:
@@ -183,33 +192,36 @@ def test_the_section_states_the_runs_own_figures(tmp_path: Path) -> None:
     assert (
         "The training split held 36 faces; 4 were held out for validation (the epoch kept, the "
         "test-time augmentation and the calibration temperature chosen on them) and 12 for the "
-        "test." in text
+        "test (Neutral 2, Happy 2, Sad 2, Surprise 2, Fear 2, Disgust 1, Anger 1)." in text
     )
     assert "The data's own training and test splits were kept" in text
     assert "validation faces were drawn from the training images, stratified" in text
     assert "coarse dropout (p 0.5; 1 hole of" in text
     assert "sets a rectangle to zero, as Cutout does (DeVries & Taylor, 2017)" in text
     assert "1,242,408 parameters" in text
-    assert "a random 44x44 window of each face, at inference the centre window" in text
+    assert "a random 44×44 window of each face, at inference the centre window" in text
     assert "Adam (Kingma & Ba, 2015), batch 64, at a learning rate of 0.001" in text
-    assert "annealed to 1e-06 along a cosine (Loshchilov & Hutter, 2017) over a 55-minute" in text
+    assert "annealed to 10⁻⁶ along a cosine (Loshchilov & Hutter, 2017) over a 55-minute" in text
     assert "mixed bfloat16 precision" in text
     assert "It ran 55 epochs (stopped by the time budget) in 54.1 minutes at 467 images/s" in text
-    assert "on the CPU, AMD EPYC 9R14 (2 logical CPUs)" in text
+    assert "on the CPU, AMD EPYC 9R14 (2 logical CPUs, bfloat16 instructions)" in text
     assert "epoch 43, validation accuracy 0.676" in text
     # the metrics JSON's figures, to the digit shown, with their intervals
     assert (
-        "custom_cnn, with ten-crop: accuracy 0.687 (0.671-0.701), macro-F1 0.662 "
-        "(0.639-0.680); on one view accuracy 0.685, macro-F1 0.655; calibration error "
-        "0.021, 0.022 at temperature 1.09."
-    ) in text
+        "custom_cnn, with ten-crop: accuracy 0.687 (0.671–0.701), macro-F1 0.662 "
+        "(0.639–0.680); on one view accuracy 0.685, macro-F1 0.655; expected calibration error "
+        "0.021 before and 0.022 after temperature scaling (T = 1.09, fitted on the validation "
+        "faces: it raised the error on the test faces)."
+    ) in _spaced(text)
     assert "over the classes the test faces have" in text
     assert "chosen per model on the validation faces" in text
     # reproducible elsewhere: no folder of this machine in the command
     assert "run as `./run_all.sh --profile fer2013-cpu --data fer2013.zip`" in text
     assert "/home/someone" not in section.markdown()
     assert "commit 8a4dab5558b2" in text and "Seed 0 fixes" in text
-    assert section.checks == ()
+    assert [check.partition(":")[0] for check in section.checks] == [
+        "These figures come from a single seed"
+    ]
 
 
 def test_every_work_cited_is_in_the_bibliography_and_no_other(tmp_path: Path) -> None:
@@ -295,7 +307,7 @@ def test_the_demo_set_and_a_model_not_evaluated_are_named(tmp_path: Path) -> Non
     checks = "\n".join(section.checks)
     assert "synthetic demo set" in section.text and "synthetic demo set" in checks
     assert "vgg16 was trained but not evaluated" in checks
-    assert "VGG16 (Simonyan & Zisserman, 2015) as keras.applications builds it" in section.text
+    assert "VGG16 (Simonyan & Zisserman, 2015) as `keras.applications` builds it" in section.text
     # VGG16 has no BatchNorm: He initialisation, cited for it alone
     assert "He initialisation (He et al., 2015), as it has no BatchNorm" in section.text
     assert "he2015delving" in section.cited and "goyal2017accurate" not in section.cited
@@ -364,10 +376,11 @@ def test_the_model_card_names_the_machine(tmp_path: Path, monkeypatch: pytest.Mo
 def test_the_terminal_line_says_where_the_section_is_and_what_to_check(tmp_path: Path) -> None:
     clean = methods(_run(tmp_path / "a"))
     assert clean.note() == (
-        f"methods section in methods.md and methods.tex, {len(clean.cited)} works in references.bib"
+        f"methods section in methods.md and methods.tex, {len(clean.cited)} works in "
+        "references.bib; 1 thing to check under it"  # the single seed
     )
     flagged = methods(_run(tmp_path / "b", source="folders", manifest=False))
-    assert flagged.note().endswith("; 2 things to check under it")
+    assert flagged.note().endswith("; 4 things to check under it")
 
 
 def test_the_latex_section_cites_with_natbib_and_escapes_the_text(tmp_path: Path) -> None:
@@ -530,7 +543,7 @@ def test_a_pretrained_model_is_described_phase_by_phase(tmp_path: Path) -> None:
     assert "The backbone started from ImageNet weights (Deng et al., 2009)." in text
     assert "randomly initialised" not in text
     assert (
-        "in phases: epochs 1-2, the backbone frozen, at 0.001; epochs 3-10, the last 20 "
+        "in phases: epochs 1–2, the backbone frozen, at 0.001; epochs 3–10, the last 20 "
         "backbone layers trainable, at 0.0001" in text
     )
     assert "the rate multiplied by 0.2 when the validation loss stalled" in text
@@ -560,7 +573,7 @@ def test_a_multi_task_model_states_its_loss_weights_defaults_included(tmp_path: 
     section = methods(_run(tmp_path, card=_card(architecture=arch)))
     assert "loss weights expression 1, landmarks 10" in section.text
     latex = section.latex()
-    assert r"pixels / 255 -\textgreater{} [0, 1]" in latex
+    assert r"pixels / 255 $\rightarrow$ [0, 1]" in latex
     body = "\n".join(line for line in latex.splitlines() if not line.startswith("%"))
     assert ">" not in body and "<" not in body
 

@@ -125,7 +125,8 @@ def test_the_tools_the_text_names_are_cited_where_it_names_them(tmp_path: Path) 
     run = _run(tmp_path, scores=scores)
     section = methods(run)
     text = section.text
-    assert "near-duplicate images (perceptual hash; Zauner, 2010)" in text
+    assert "near-duplicate images (perceptual hashes at most 4" in text
+    assert "of their 64 bits apart; Zauner, 2010)" in text
     assert "Transforms by OpenCV (Bradski, 2000)" in text
     assert "(SAGR; Kossaifi et al., 2017)" in text
     assert "their mirrors, averaged; Krizhevsky et al., 2012)" in text
@@ -136,12 +137,12 @@ def test_the_tools_the_text_names_are_cited_where_it_names_them(tmp_path: Path) 
         "krizhevsky2012imagenet",
     }
     latex = section.latex()
-    assert r"(perceptual hash; \citealp{zauner2010implementation})" in latex
+    assert r"64 bits apart; \citealp{zauner2010implementation})" in latex
     assert r"Transforms by OpenCV \citep{bradski2000opencv}" in latex
     # a cross-validation fold's splits cite it too
     manifest = read_json(run.manifest)
     write_json(run.manifest, {**manifest, "fold": {"fold": 1, "folds": 2}})
-    assert "(perceptual hash; Zauner, 2010) kept in one fold" in methods(run).text
+    assert "64 bits apart; Zauner, 2010) kept in one fold" in methods(run).text
 
 
 def test_a_work_the_text_does_not_cite_stays_out_of_the_bibliography(tmp_path: Path) -> None:

@@ -27,18 +27,19 @@ from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import load_records
-from helpers.core.run_folder import RunFolder, recorded_code, recorded_data
+from helpers.core.run_folder import RunFolder, recorded_code, recorded_data, series_members
+from helpers.data import eda
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
 from helpers.data.splits import stratifiable
-from helpers.evaluation import freshness, health
+from helpers.evaluation import freshness, health, paired
 from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
 from helpers.models.weights import left_layers
-from helpers.reporting import references
+from helpers.reporting import notation, references
 from helpers.reporting.references import Citations
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -50,7 +51,7 @@ OPTIMIZERS = {
 }
 HEAD_LOSSES = {
     "mse": "mean squared error",
-    "ccc": "1 - CCC",
+    "ccc": f"1 {notation.MINUS} CCC",
     "l1": "mean absolute error",
     "wing": "the wing loss",
 }
@@ -90,6 +91,7 @@ class Methods:
         ]
         header += [f"% CHECK: {latex_comment(check)}" for check in self.checks]
         body = "\n\n".join(latex_paragraph(p) for p in self.source.split("\n\n"))
+        body = f"{LATEX_STRETCH}\n{body}\n\\par\\endgroup"  # the stretch for these paragraphs only
         return "\n".join(header) + "\n\n" + body + "\n"
 
     def write(self, run_dir: str | os.PathLike) -> tuple[Path, Path, Path]:
@@ -131,12 +133,23 @@ _LATEX_SPECIAL = {
     "|": r"\textbar{}",
     '"': r"\textquotedbl{}",
 }
+# A line with a long file name, hash or command in it may stretch its spaces rather than run
+# into the margin (TeX's third pass; a primitive, so no package).
+LATEX_STRETCH = r"\begingroup\emergencystretch=2em\relax"
 _PIECES = re.compile(f"({references.MARKER}|`[^`]+`|\\*\\*[^*]+\\*\\*)")
 
 
 def latex_escape(text: str) -> str:
-    """Plain text with LaTeX's special characters escaped."""
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in text)
+    """Plain text with LaTeX's special characters escaped, and ±, ×, −, →, 10⁻⁶ as math."""
+    out = []
+    for index, piece in enumerate(notation.POWER.split(text)):
+        if index % 2:  # the exponent of a power of ten
+            out.append(notation.latex_power(piece))
+        else:
+            out.append(
+                "".join(_LATEX_SPECIAL.get(c, notation.LATEX_SYMBOLS.get(c, c)) for c in piece)
+            )
+    return "".join(out)
 
 
 def latex_comment(text: str) -> str:
@@ -144,9 +157,31 @@ def latex_comment(text: str) -> str:
     return " ".join(text.split())
 
 
+# In \texttt: `--` would print as an en dash under T1 encoding, and \textless has no
+# typewriter glyph under OT1; a long name may break after each separator.
+_CODE_WORDS = {"--": "-{}-", r"\textless{}": r"{\char60}", r"\textgreater{}": r"{\char62}"}
+_CODE_BREAKS = (
+    re.compile(r"(\\_|(?<=\w)\.|/)(?=[^\s{}])"),  # after a separator
+    re.compile(r"([0-9A-Za-z]{8})(?=[0-9A-Za-z]{4})"),  # every 8 characters of a hash
+)
+_NUMBER = r"(?:\$-\$)?\d(?:[\d.,]*\d)?"
+_RANGE = re.compile(rf"({_NUMBER})--({_NUMBER})")
+
+
+def latex_code(text: str) -> str:
+    """Code or a file name as \\texttt that prints the same under any font encoding and can
+    break after an underscore, a dot or a slash (or every 8 characters of a hash)."""
+    code = latex_escape(text)
+    for word, replacement in _CODE_WORDS.items():
+        code = code.replace(word, replacement)
+    for pattern in _CODE_BREAKS:
+        code = pattern.sub(lambda found: found.group(1) + r"\allowbreak{}", code)
+    return r"\texttt{" + code + "}"
+
+
 def latex_paragraph(paragraph: str) -> str:
     """A Markdown paragraph of the section in LaTeX: its bold lead as \\paragraph, `code` as
-    \\texttt, citation markers as \\citep, everything else escaped."""
+    \\texttt, citation markers as \\citep, a range kept on one line, everything else escaped."""
     out = []
     for index, piece in enumerate(_PIECES.split(paragraph)):
         if not piece:
@@ -155,12 +190,12 @@ def latex_paragraph(paragraph: str) -> str:
         if cited:
             out.append("\\" + cited.group(1) + "{" + cited.group(2) + "}")
         elif piece.startswith("`") and piece.endswith("`"):
-            out.append(r"\texttt{" + latex_escape(piece[1:-1]) + "}")
+            out.append(latex_code(piece[1:-1]))
         elif piece.startswith("**") and piece.endswith("**"):
             command = r"\paragraph" if index == 1 and paragraph.startswith("**") else r"\textbf"
             out.append(command + "{" + latex_escape(piece[2:-2]) + "}")
         else:
-            out.append(latex_escape(piece))
+            out.append(_RANGE.sub(lambda r: r"\mbox{" + r[0] + "}", latex_escape(piece)))
     return "".join(out)
 
 
@@ -262,7 +297,7 @@ def _data(facts: _Run, cite: Citations) -> str:
     data = facts.data
     where = f"`{Path(data['path']).name}`" if data.get("path") else ""
     if where and data.get("sha256"):
-        where += f" (SHA-256 {str(data['sha256'])[:12]}...)"
+        where += f" (SHA-256 `{data['sha256']}`)"
     sources = table["source"].astype(str).value_counts() if "source" in table else pd.Series()
     parts = []
     if data.get("demo"):
@@ -317,18 +352,40 @@ def _dropped(run: RunFolder) -> str:
     report = report[report["outcome"] == "dropped"]
     if report.empty:
         return ""
-    reasons = "; ".join(f"{r.reason}: {int(r.count):,}" for r in report.itertuples())
+    reasons = "; ".join(f"{_reason_words(r.reason)}: {int(r.count):,}" for r in report.itertuples())
     return f"{int(report['count'].sum()):,} records ({reasons})"
+
+
+# A reader's short names for its annotation files (AffectNet's <id>_exp.npy ...), in words.
+_FILE_WORDS = {"exp": "expression label", "val": "valence", "aro": "arousal", "lnd": "landmarks"}
+
+
+def _reason_words(reason: str) -> str:
+    """A reason a record was left out, as a reader of the paper says it: "missing exp" is "no
+    expression label"."""
+    words = str(reason).split()
+    if len(words) == 2 and words[0] == "missing" and words[1] in _FILE_WORDS:
+        return f"no {_FILE_WORDS[words[1]]}"
+    return " ".join(_FILE_WORDS.get(word, word) for word in words)
+
+
+def _class_counts(table: pd.DataFrame) -> pd.Series:
+    """Faces per expression class index, in class order."""
+    counts = pd.to_numeric(table["expression"], errors="coerce").dropna().astype(int)
+    return counts.value_counts().sort_index()
+
+
+def _counts_words(counts: pd.Series) -> str:
+    """ "Neutral 87, Happy 117, ..." """
+    return ", ".join(
+        f"{EXPRESSIONS[c] if 0 <= c < len(EXPRESSIONS) else c} {n:,}" for c, n in counts.items()
+    )
 
 
 def _labels(table: pd.DataFrame) -> str:
     """The classes with their counts, and the other targets where the data has them."""
-    counts = pd.to_numeric(table["expression"], errors="coerce").dropna().astype(int)
-    counts = counts.value_counts().sort_index()
-    named = ", ".join(
-        f"{EXPRESSIONS[c] if 0 <= c < len(EXPRESSIONS) else c} {n:,}" for c, n in counts.items()
-    )
-    text = f"Expression labels: {len(counts)} classes ({named})"
+    counts = _class_counts(table)
+    text = f"Expression labels: {len(counts)} classes ({_counts_words(counts)})"
     missing = [name for c, name in enumerate(EXPRESSIONS) if c not in counts.index]
     if missing:
         text += f"; the data has no {_join(missing)}"
@@ -364,7 +421,10 @@ def _splits(facts: _Run, cite: Citations) -> str:
         text += f" ({_join(chosen)} chosen on them)" if chosen else ""
     else:
         text += "none was held out for validation"
-    text += f" and {n['test']:,} for the test."
+    tested = _class_counts(facts.splits[facts.splits["split"] == "test"])
+    text += f" and {n['test']:,} for the test" + (
+        f" ({_counts_words(tested)})." if len(tested) else "."
+    )
     fold = facts.manifest.get("fold")
     if not isinstance(fold, dict) and "fold" in facts.splits:  # notebook 03 run by hand
         tested = facts.splits.loc[facts.splits["split"] == "test", "fold"]
@@ -385,7 +445,7 @@ def _splits(facts: _Run, cite: Citations) -> str:
         )
         seed = facts.augment.seed if facts.augment else facts.manifest.get("seed")
         text += f" with seed {seed}." if seed is not None else "."
-    grouped = f"near-duplicate images (perceptual hash; {cite.within('zauner2010implementation')})"
+    grouped = _near_words(facts, cite)
     if facts.records is not None and "subject" in facts.records:
         grouped += " and each person's images"
     text += f" Splits were assigned before any augmentation, {grouped} kept together"
@@ -410,7 +470,7 @@ def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series, cite: Citati
     """How a cross-validation fold's splits were drawn: the folds over every face, then the
     validation faces from the other folds."""
     seed = facts.manifest.get("seed")
-    grouped = f"near-duplicate images (perceptual hash; {cite.within('zauner2010implementation')})"
+    grouped = _near_words(facts, cite)
     records = facts.records
     if records is not None and "subject" in records and records["subject"].notna().any():
         grouped += " and each person's images"
@@ -430,6 +490,24 @@ def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series, cite: Citati
             f" The data's own {_join(own)} split{'s were' if len(own) > 1 else ' was'} set aside."
         )
     return text
+
+
+def _near_words(facts: _Run, cite: Citations) -> str:
+    """ "near-duplicate images (perceptual hashes at most 4 of their 64 bits apart)": the
+    distance notebook 03 recorded, else the command's --set, else its default where run_all ran
+    it; no number for a run by hand that did not record it."""
+    near = facts.augment.near_distance if facts.augment else None
+    given = (facts.manifest.get("parameters") or {}).get("near_distance")
+    if near is None and isinstance(given, int) and not isinstance(given, bool):
+        near = given
+    if near is None and facts.manifest:
+        near = eda.NEAR_DISTANCE
+    if near is None:
+        return f"near-duplicate images (perceptual hash; {cite.within('zauner2010implementation')})"
+    return (
+        f"near-duplicate images (perceptual hashes at most {near} of their 64 bits apart; "
+        f"{cite.within('zauner2010implementation')})"
+    )
 
 
 def _crossing_pairs(run: RunFolder) -> dict[str, int] | None:
@@ -483,7 +561,10 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
     how = how[:1].upper() + how[1:]
     text = "**Augmentation.** "
     if how and len(steps):
-        described = [f"{row.step} (p {row.p:g}; {row.settings})" for row in steps.itertuples()]
+        described = [
+            f"{row.step} (p {row.p:g}; {notation.plain_notation(str(row.settings))})"
+            for row in steps.itertuples()
+        ]
         text += f"{how}: {_join(described)}."
         if (steps["step"] == "coarse dropout").any():
             text += (
@@ -499,7 +580,15 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
     if plain and not fresh:
         text += " No model's training batches were augmented afresh (`online_augment = False`)."
     copied = "augmented copies" if how else "repeated faces"
-    return f"{text} {_balance(settings, _training_counts(facts.run), copied)}"
+    counts = _training_counts(facts.run)
+    text += f" {_balance(settings, counts, copied)}"
+    if counts is not None and len(counts):
+        counted = settings.balance in ("upsample", "downsample")
+        text += (
+            f" The training table{' these counts come from' if counted else ''} "
+            f"(`{facts.run.train_table.name}`) held {int(counts.sum()):,} faces in all."
+        )
+    return text
 
 
 def _per_batch(facts: _Run) -> tuple[list[str], list[str]]:
@@ -615,13 +704,14 @@ def _network(
         per_block = f"{convs}" if isinstance(convs, int) else "/".join(str(c) for c in convs)
         text = (
             f"A VGG-style network{reference}{weights}: {len(widths)} blocks of {per_block} "
-            f"3x3 convolutions ({'-'.join(map(str, widths))} filters), each with batch "
-            f"normalisation {cite('ioffe2015batch')} and ReLU, then 2x2 max pooling"
+            f"3{notation.TIMES}3 convolutions ({_join([str(w) for w in widths])} filters), each "
+            f"with batch normalisation {cite('ioffe2015batch')} and ReLU, then "
+            f"2{notation.TIMES}2 max pooling"
         )
         rising = options.get("block_dropout", 0.1)
         text += f" and dropout rising by {rising:g} a block" if rising else " (no dropout)"
         if options.get("residual"):
-            text += ", a 1x1 projection shortcut around each block"
+            text += f", a 1{notation.TIMES}1 projection shortcut around each block"
         ratio = options.get("se_ratio", 0.0)
         if ratio if isinstance(ratio, (int, float)) else any(ratio):
             text += f", squeeze-and-excitation gates {cite('hu2018squeeze')}"
@@ -634,7 +724,8 @@ def _network(
     else:
         built = spec.builder.rpartition(":")[2] if spec else name
         text = (
-            f"{built}{reference} as keras.applications builds it, without its classifier{weights}."
+            f"{built}{reference} as `keras.applications` builds it, without its "
+            f"classifier{weights}."
         )
     pooling = "global average pooling" if params.get("pooling", "avg") == "avg" else "flattening"
     dropout = params.get("dropout", 0.3)
@@ -702,19 +793,29 @@ def _inputs(arch: Mapping[str, Any], params: Mapping[str, Any]) -> str:
     if not size:
         return ""
     colour = "grayscale" if channels == 1 else "RGB"
-    text = f"Input: {size}x{size} {colour} faces"
+    text = f"Input: {size}{notation.TIMES}{size} {colour} faces"
     preprocessing = str(arch.get("preprocessing") or "").removeprefix("inside the model: ")
     if preprocessing:
-        text += f"; inside the model, {preprocessing}"
+        text += f"; inside the model, {_preprocessing_words(preprocessing)}"
     crop = (params.get("backbone_options") or {}).get("train_crop")
     if crop:
         text += (
-            f"; in training a random {crop}x{crop} window of each face, at inference the "
-            "centre window"
+            f"; in training a random {crop}{notation.TIMES}{crop} window of each face, at "
+            "inference the centre window"
         )
     if params.get("online_augment") is False:
         text += "; without augmentation per batch"
     return text + "."
+
+
+def _preprocessing_words(preprocessing: str) -> str:
+    """A model card's preprocessing as a paper writes it: the function as code, so a long name
+    can break, and its arithmetic in symbols ("pixels / 255 → [0, 1]")."""
+    parts = re.split(r"\b(keras(?:\.\w+)+)", preprocessing)
+    return "".join(
+        f"`{part}`" if index % 2 else notation.plain_notation(part)
+        for index, part in enumerate(parts)
+    )
 
 
 def _losses(arch: Mapping[str, Any], params: Mapping[str, Any], cite: Citations) -> str:
@@ -756,7 +857,7 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
         text += ", in phases: " + "; ".join(_phase(p, params) for p in phases)
     else:
         rate = phases[0].get("learning_rate") if phases else params.get("learning_rate")
-        text += f", at a learning rate of {rate:g}" if rate else ""
+        text += f", at a learning rate of {notation.general(rate)}" if rate else ""
     budget = params.get("time_budget_minutes")
     monitor = str((card.get("best") or {}).get("monitor") or "val_loss")
     if params.get("lr_schedule") == "cosine":
@@ -766,7 +867,7 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
             else f"{params.get('epochs')} epochs"
         )
         text += (
-            f"; the rate annealed to {params.get('min_lr', 1e-6):g} along a cosine "
+            f"; the rate annealed to {notation.general(params.get('min_lr', 1e-6))} along a cosine "
             f"{cite('loshchilov2017sgdr')} over {over}"
             + (" in each phase" if len(phases) > 1 else "")
         )
@@ -788,7 +889,8 @@ def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Cita
     extras = []
     if params.get("weight_decay"):
         extras.append(
-            f"decoupled weight decay {params['weight_decay']:g} {cite('loshchilov2019decoupled')}"
+            f"decoupled weight decay {notation.general(params['weight_decay'])} "
+            f"{cite('loshchilov2019decoupled')}"
         )
     mixing = params.get("mixing") or {}
     if mixing.get("mode") in ("mixup", "cutmix"):
@@ -823,7 +925,8 @@ def _phase(phase: Mapping[str, Any], params: Mapping[str, Any]) -> str:
         "full": "the whole network trainable",
     }.get(str(phase.get("transfer")), str(phase.get("transfer")))
     rate = phase.get("learning_rate")
-    return f"epochs {first}-{end}, {transfer}" + (f", at {rate:g}" if rate else "")
+    epochs = f"epoch {first}" if first == end else f"epochs {first}{notation.EN_DASH}{end}"
+    return f"{epochs}, {transfer}" + (f", at {notation.general(rate)}" if rate else "")
 
 
 def _monitor_words(monitor: str) -> str:
@@ -850,7 +953,8 @@ def _ran(card: Mapping[str, Any]) -> str:
 
 
 def _machine(card: Mapping[str, Any]) -> str:
-    """ "AMD EPYC (2 cores)", "NVIDIA H200", or the devices where the card predates the machine."""
+    """ "the CPU, AMD EPYC (2 logical CPUs, 7.8 GiB of memory, bfloat16 instructions)", "NVIDIA
+    H200", or the devices where the card predates the machine."""
     machine = card.get("machine") or {}
     gpus = machine.get("gpus") or [d for d in card.get("devices") or [] if "GPU" in str(d)]
     if gpus:
@@ -861,8 +965,16 @@ def _machine(card: Mapping[str, Any]) -> str:
             ]
         )
     if machine.get("cpu"):
-        cores = f" ({machine['cores']} logical CPUs)" if machine.get("cores") else ""
-        return f"the CPU, {machine['cpu']}{cores}"
+        told = [f"{machine['cores']} logical CPUs"] if machine.get("cores") else []
+        memory = machine.get("memory_gib")
+        if isinstance(memory, (int, float)) and memory > 0:
+            told.append(
+                f"{memory:.1f} GiB of memory" if memory < 10 else f"{memory:.0f} GiB of memory"
+            )
+        bfloat16 = machine.get("bfloat16_instructions")
+        if isinstance(bfloat16, bool):
+            told.append(f"{'' if bfloat16 else 'no '}bfloat16 instructions")
+        return f"the CPU, {machine['cpu']}" + (f" ({', '.join(told)})" if told else "")
     return "the CPU"
 
 
@@ -939,14 +1051,9 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
         f"the centre crops of {round(CROP_SHARE * 100)}% of the side, and their mirrors, "
         f"averaged; {cite.within('krizhevsky2012imagenet')})"
     )
-    chose = [m.model for m in scored if (m.data.get("tta_validation") or {}).get("chosen")]
+    chose = [m for m in scored if (m.data.get("tta_validation") or {}).get("chosen")]
     if chose:
-        whose = "per model" if len(chose) == len(scored) else f"for {_join(chose)}"
-        parts.append(
-            f"Test-time augmentation was chosen {whose} on the validation faces, by "
-            f"macro-F1 with accuracy breaking ties: {modes}; the test faces were scored "
-            "with the mode chosen, and on one view for comparison."
-        )
+        parts.append(_tta_rule(chose, len(scored), modes))
     elif any(str(m.data.get("tta") or "none") != "none" for m in scored):
         parts.append(f"Test-time augmentation as the results say: {modes}.")
     if any((m.data.get("calibration") or {}).get("temperature") for m in scored):
@@ -958,8 +1065,8 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     if sum(facts.run.predictions_path(name).is_file() for name in facts.metrics) > 1:
         parts.append(
             "Each task's best model was compared with every other on the same test "
-            "faces by a paired bootstrap (both models' predictions resampled together; "
-            f"{cite.within('efron1993introduction')}): "
+            "faces by a paired bootstrap (both models' predictions resampled together, "
+            f"{paired.N_BOOT:,} resamples; {cite.within('efron1993introduction')}): "
             "a lead counts where its 95% interval excludes zero."
         )
     flagged = []
@@ -1012,13 +1119,41 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     return " ".join(parts)
 
 
+# How `auto` chose before the metrics JSON recorded its rule (tta_validation.rule).
+EARLIER_TTA_RULE = (
+    "the mode with the best validation macro-F1 is used (accuracy breaks ties, then the "
+    "cheaper mode)"
+)
+
+
+def _tta_rule(chose: Sequence[MetricsFile], n_scored: int, modes: str) -> str:
+    """How the test-time augmentation was chosen, in the words of the rule each model's metrics
+    JSON records as applied (helpers.evaluation.scoring.TTA_RULE), so the text and the choice
+    cannot part; a JSON from before the rule was recorded was chosen by the earlier one."""
+    rules: dict[str, list[str]] = {}
+    for scores in chose:
+        rule = str((scores.data.get("tta_validation") or {}).get("rule") or EARLIER_TTA_RULE)
+        rules.setdefault(rule, []).append(scores.model)
+    text = f"Test-time augmentation, {modes}, was chosen"
+    if len(rules) == 1:
+        whose = "per model" if len(chose) == n_scored else f"for {_join([m.model for m in chose])}"
+        text += f" {whose} on the validation faces, by the rule that {next(iter(rules))}."
+    else:
+        text += " on the validation faces. " + " ".join(
+            f"For {_join(models)}, by the rule that {rule}." for rule, models in rules.items()
+        )
+    return (
+        f"{text} The test faces were scored with the mode chosen, and on one view for comparison."
+    )
+
+
 def _corruption_words(block: Mapping[str, Any]) -> str:
     """Each corruption with its three settings, from the block's own levels."""
     levels = block.get("levels") or {}
     words = []
     for name, values in levels.items():
         what = CORRUPTION_LEVELS.get(name, (None, name))[1]
-        shown = ", ".join(f"{v:g}" for v in values)
+        shown = ", ".join(notation.general(v) for v in values)
         words.append(f"{name.replace('_', ' ')} ({what}: {shown})")
     return _join(words) or "seven corruptions at three severities"
 
@@ -1079,22 +1214,22 @@ def _results(facts: _Run) -> str:
 
 
 def _figure(label: str, block: Mapping[str, Any], key: str, aside: str = "") -> str:
-    """ "accuracy 0.687 (0.671-0.701)", an aside after the interval; "" without the value."""
+    """ "accuracy 0.687 (0.671–0.701)", an aside after the interval; "" without the value."""
     value = block.get(key)
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _is_number(value):
         return ""
     interval = block.get(f"{key}_ci")
     inside = []
-    if (
-        isinstance(interval, Sequence)
-        and len(interval) == 2
-        and all(isinstance(v, (int, float)) for v in interval)
-    ):
-        dash = " to " if min(interval) < 0 else "-"
-        inside.append(f"{interval[0]:.3f}{dash}{interval[1]:.3f}")
+    if isinstance(interval, Sequence) and len(interval) == 2 and all(map(_is_number, interval)):
+        inside.append(notation.span(interval[0], interval[1]))
     if aside:
         inside.append(aside)
-    return f"{label} {value:.3f}" + (f" ({'; '.join(inside)})" if inside else "")
+    return f"{label} {notation.fixed(value)}" + (f" ({'; '.join(inside)})" if inside else "")
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _tta_note(data: Mapping[str, Any]) -> str:
@@ -1103,23 +1238,40 @@ def _tta_note(data: Mapping[str, Any]) -> str:
     mode = str(data.get("tta") or "none")
     plain = (data.get("without_tta") or {}).get("expression") or {}
     text = ""
-    if mode != "none" and isinstance(plain.get("accuracy"), (int, float)):
-        text += f"; on one view accuracy {plain['accuracy']:.3f}"
-        if isinstance(plain.get("f1_macro"), (int, float)):
-            text += f", macro-F1 {plain['f1_macro']:.3f}"
-    ece = (data.get("expression") or {}).get("ece")
+    if mode != "none" and _is_number(plain.get("accuracy")):
+        text += f"; on one view accuracy {notation.fixed(plain['accuracy'])}"
+        if _is_number(plain.get("f1_macro")):
+            text += f", macro-F1 {notation.fixed(plain['f1_macro'])}"
+    return text + _calibration_note(data)
+
+
+def _calibration_note(data: Mapping[str, Any]) -> str:
+    """ "; expected calibration error 0.020 before and 0.014 after temperature scaling
+    (T = 0.65)", and where the temperature fitted on the validation faces raised it on the
+    test faces, that it did."""
     calibration = data.get("calibration") or {}
-    if isinstance(ece, (int, float)):
-        text += f"; calibration error {ece:.3f}"
-        after = calibration.get("test_ece")
-        if isinstance(after, Sequence) and len(after) == 2 and calibration.get("temperature"):
-            text += f", {after[1]:.3f} at temperature {calibration['temperature']:.2f}"
-    return text
+    pair = calibration.get("test_ece")
+    temperature = calibration.get("temperature")
+    fitted = isinstance(pair, Sequence) and len(pair) == 2 and all(map(_is_number, pair))
+    if fitted and _is_number(temperature):
+        before, after = (notation.fixed(v) for v in pair)
+        text = (
+            f"; expected calibration error {before} before and {after} after temperature "
+            f"scaling (T{notation.NBSP}={notation.NBSP}{temperature:.2f}"
+        )
+        if round(pair[1], 3) > round(pair[0], 3):
+            text += ", fitted on the validation faces: it raised the error on the test faces"
+        return text + ")"
+    ece = (data.get("expression") or {}).get("ece")
+    return f"; expected calibration error {notation.fixed(ece)}" if _is_number(ece) else ""
 
 
 def _corruption_note(data: Mapping[str, Any]) -> str:
-    """The headline metric's mean under the corruptions, and its share of the clean score."""
+    """The headline metric's mean under the corruptions, against the clean score it is a share
+    of: each image's one view, which is not the headline score of a model with a test-time
+    augmentation."""
     block = data.get("corruptions") or {}
+    one_view = str(data.get("tta") or "none") != "none"
     for head, key, label in (
         ("expression", "f1_macro", "macro-F1"),
         ("valence", "ccc", "valence CCC"),
@@ -1127,8 +1279,19 @@ def _corruption_note(data: Mapping[str, Any]) -> str:
     ):
         mean = ((block.get("mean") or {}).get(head) or {}).get(key)
         kept = ((block.get("retained") or {}).get(head) or {}).get(key)
-        if isinstance(mean, (int, float)) and isinstance(kept, (int, float)):
-            return f"; on the corrupted images {label} {mean:.3f} on average ({kept:.0%} of clean)"
+        clean = ((block.get("clean") or {}).get(head) or {}).get(key)
+        if not _is_number(mean):
+            continue
+        text = f"; on the corrupted images{', one view,' if one_view else ''} {label} "
+        text += f"{notation.fixed(mean)} on average"
+        base = f"{'one-view ' if one_view else ''}clean score"
+        if key == "nme":  # lower is better: the clean error beside it, not a share
+            return text + (f" against {notation.fixed(clean)} clean" if _is_number(clean) else "")
+        if _is_number(kept) and _is_number(clean):
+            return text + f" ({kept:.0%} of its {base}, {notation.fixed(clean)})"
+        if _is_number(kept):
+            return text + f" ({kept:.0%} of its {base})"
+        return text
     return ""
 
 
@@ -1154,7 +1317,8 @@ def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:
 
 def _software(facts: _Run, cite: Citations) -> str:
     """Versions, the commit and the command that repeat the run: the manifest's, or without
-    one (notebooks run by hand) the versions a model card recorded."""
+    one (notebooks run by hand) the versions a model card recorded; and what another machine
+    changes."""
     manifest = facts.manifest
     packages: Mapping[str, Any] = manifest.get("packages") or next(
         (
@@ -1176,14 +1340,21 @@ def _software(facts: _Run, cite: Citations) -> str:
         for name, version in packages.items()
     ]
     sentences = [f"{_join(named)}."] if named else []
+    unrecorded = [name for name in RELIED_ON if name not in packages]
+    if unrecorded:
+        facts.checks.append(
+            f"The versions of {_join(unrecorded)}, which the text relies on, were not recorded "
+            "with the run: requirements.txt pins them; state the versions the run used."
+        )
     code = recorded_code(facts.run)  # the manifest's, or notebook 01's by hand
     commit, command = code.get("git_commit"), manifest.get("command")
     dirty = " with uncommitted changes" if code.get("git_dirty") else ""
+    profile = _profile_name(facts)
     if commit or command:
         sentences.append(
             "The pipeline"
             + (f" at commit {str(commit)[:12]}{dirty}" if commit else "")
-            + (f", run as `{_portable(str(command))}`." if command else ".")
+            + (f", run as `{_portable(str(command), profile)}`." if command else ".")
         )
     if commit and dirty:
         facts.checks.append(
@@ -1198,15 +1369,94 @@ def _software(facts: _Run, cite: Citations) -> str:
     seed = manifest.get("seed", facts.augment.seed if facts.augment else None)
     if seed is not None:
         sentences.append(
-            f"Seed {seed} fixes the splits, the augmentation and the initialisation; "
-            "training on a GPU or with other library versions can still move the last digits."
+            f"Seed {seed} fixes the splits, the augmentation and the initialisation, not the "
+            "order in which the arithmetic is summed: another CPU (with or without bfloat16 "
+            "instructions), a GPU or other library versions can train other weights from the "
+            "same seed, and so move figures beyond their intervals (which cover drawing other "
+            "test images, not training again) and reorder the models."
         )
+        sentences += _precision_notes(facts)
+        if not _in_series(facts):
+            facts.checks.append(
+                "These figures come from a single seed: "
+                f"`{_seeds_command(command, profile, int(seed))}` gives each metric's mean and "
+                "standard deviation over three seeds, which a paper should report."
+            )
     return "**Software and reproduction.** " + " ".join(sentences) if sentences else ""
 
 
-def _portable(command: str) -> str:
+# The packages whose work the text names beyond TensorFlow (helpers.run.runner.PACKAGES
+# records them in the manifest): their versions belong in it.
+RELIED_ON = (
+    "keras",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "albumentations",
+    "opencv-python-headless",
+    "pillow",
+    "ImageHash",
+    "krippendorff",
+)
+
+# Why a model's precision depends on the machine (helpers.train.fit: bfloat16 where the CPU
+# has the instructions, float16 on a GPU), keyed by (precision set, precision used, on a GPU).
+_PRECISION_WORDS = {
+    ("bfloat16", "bfloat16", False): "trained in mixed bfloat16 precision, as this CPU has "
+    "bfloat16 instructions; a CPU without them trains {it} in float32",
+    ("bfloat16", "float32", False): "trained in float32, as this CPU has no bfloat16 "
+    "instructions; a CPU with them trains {it} in mixed bfloat16 precision",
+    ("bfloat16", "bfloat16", True): "trained in mixed bfloat16 precision on the GPU; a CPU "
+    "without bfloat16 instructions trains {it} in float32",
+    ("auto", "float16", True): "trained in mixed float16 precision on the GPU; a CPU trains "
+    "{it} in float32",
+}
+
+
+def _precision_notes(facts: _Run) -> list[str]:
+    """ "vgg16 trained in mixed bfloat16 precision, as this CPU has bfloat16 instructions; a
+    CPU without them trains it in float32.": each precision that another machine changes."""
+    groups: dict[str, list[str]] = {}
+    for name in facts.models:
+        card = facts.cards.get(name) or {}
+        used = str(card.get("mixed_precision") or "")
+        used = "bfloat16" if "bfloat16" in used else "float16" if "float16" in used else "float32"
+        setting = (card.get("parameters") or {}).get("mixed_precision")
+        if setting is None:  # a card that does not say what was asked: what was used
+            setting = "bfloat16" if used == "bfloat16" else "auto"
+        gpu = bool((card.get("machine") or {}).get("gpus"))
+        words = _PRECISION_WORDS.get((str(setting), used, gpu))
+        if words:
+            groups.setdefault(words, []).append(name)
+    return [
+        f"{_join(names)} {words.format(it='it' if len(names) == 1 else 'them')}."
+        for words, names in groups.items()
+    ]
+
+
+def _in_series(facts: _Run) -> bool:
+    """Whether the run is one of a `--seeds` or `--folds` series, whose summary gives the
+    spread over its runs."""
+    if isinstance(facts.manifest.get("fold"), dict):
+        return True
+    root = facts.run.root.resolve()
+    return root in series_members(root.parent)
+
+
+def _profile_name(facts: _Run) -> str | None:
+    """The profile the run used: the manifest's, else notebook 01's record."""
+    profile = facts.manifest.get("profile")
+    if isinstance(profile, Mapping):
+        profile = profile.get("name")
+    if not profile and facts.run.settings.is_file():
+        profile = read_json(facts.run.settings).get("profile")
+    return str(profile) if profile else None
+
+
+def _portable(command: str, profile: str | None = None) -> str:
     """The command with this machine's folders taken out of its paths (paths.shown), as a
-    reader elsewhere would type it."""
+    reader elsewhere would type it, naming its profile where it left it to the default."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -1217,7 +1467,30 @@ def _portable(command: str) -> str:
         if os.path.isabs(value):
             value = paths.shown(value)
         out.append(f"{option}{equals}{value}")
+    if profile and out and not any(w == "--profile" or w.startswith("--profile=") for w in out):
+        out[1:1] = ["--profile", profile]
     return shlex.join(out)
+
+
+def _seeds_command(command: str | None, profile: str | None, seed: int) -> str:
+    """The command that repeats the run over three seeds, this one first, into a new folder."""
+    try:
+        words = shlex.split(_portable(command, profile)) if command else []
+    except ValueError:  # a command that does not parse: the profile's alone
+        words = []
+    if not words:
+        words = ["./run_all.sh", *(["--profile", profile] if profile else [])]
+    dropped = {"--run-dir", "--seed", "--only"}  # each with its value
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in dropped:
+            skip = True
+        elif word != "--resume" and word.partition("=")[0] not in dropped:
+            kept.append(word)
+    return shlex.join([*kept, "--seeds", ",".join(str(seed + i) for i in range(3))])
 
 
 def _join(items: Sequence[str]) -> str:
