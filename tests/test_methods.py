@@ -436,7 +436,7 @@ def test_the_results_table_bolds_each_tasks_best_and_marks_a_head_that_learned_n
     assert shown.loc[1, "Macro-F1"] == "0.050 [0.030, 0.070]\u2020"
     assert list(shown["TTA"]) == ["ten-crop", "one view"]
     latex = results.to_latex(table, caption="FER-2013, PublicTest.")
-    assert r"\toprule" in latex and r"\label{tab:results}" in latex
+    assert r"\toprule" in latex and r"\label{tab:results-run}" in latex
     assert r"custom\_cnn & 1,242,408 & 0.687 & \textbf{0.662} & ten-crop \\" in latex
     assert r"{\footnotesize [0.639, 0.680]}" in latex
     assert r"0.050$^\dagger$" in latex and r"$^\dagger$ a head that learned nothing" in latex
