@@ -212,13 +212,13 @@ def test_the_folds_are_pooled_over_every_face_and_spread_over_the_folds(
         f"{accuracy:.3f} [{low:.3f}, {high:.3f}]; folds {np.mean(per_fold):.3f} ± "
         f"{np.std(per_fold, ddof=1):.3f}"
     )
-    assert f"| cnn | {N} | none | {cell} |" in text
+    assert f"| cnn | {N} | one view | {cell} |" in text
     assert "3-fold cross-validation of the `cpu` profile, seed 0" in text
     assert "each person's faces and near-duplicate images in one fold" in text
     assert "interval drawing a person's faces together" in text
     metrics_path = RunFolder(fold_runs[1]).metrics_path("vgg")
     metrics_path.write_text(json.dumps({**json.loads(metrics_path.read_text()), "tta": "flip"}))
-    assert "| vgg | 300 | none in 2, flip in 1 |" in report.to_markdown(
+    assert "| vgg | 300 | one view in 2, flip in 1 |" in report.to_markdown(
         report.folds_table(fold_runs)
     )
     checked = report.check_folds(fold_runs)
@@ -246,7 +246,7 @@ def test_a_model_without_a_folds_predictions_keeps_its_spread_and_no_pooled_figu
     table = report.folds_table(fold_runs).set_index("model")
     assert pd.isna(table.loc["vgg", "expression_accuracy_pooled"])
     assert table.loc["vgg", "runs"] == 3 and pd.notna(table.loc["vgg", "expression_accuracy_mean"])
-    assert "| vgg |  | none | folds " in report.to_markdown(report.folds_table(fold_runs))
+    assert "| vgg |  | one view | folds " in report.to_markdown(report.folds_table(fold_runs))
 
 
 def test_runs_that_are_not_the_folds_of_one_cross_validation_are_refused(
@@ -316,6 +316,8 @@ def test_the_command_writes_the_three_files_and_says_what_is_wrong(
         "folds_leads.csv",
         "pooled",
     ]
+    faces = pd.read_csv(out / "folds.csv")["faces"]
+    assert faces.dtype.kind == "i" and faces.tolist() == [N, N]  # a count: 300, not 300.0
     leads = pd.read_csv(out / "folds_leads.csv")
     assert leads[["task", "best", "other"]].values.tolist() == [["expression", "cnn", "vgg"]]
     assert leads.loc[0, "lead_ci_low"] > 0 and leads.loc[0, "n"] == N
@@ -326,7 +328,7 @@ def test_the_command_writes_the_three_files_and_says_what_is_wrong(
     assert np.sum(pooled["expression"]["confusion_matrix"]) == N and pooled["n"] == N
     assert sorted(p.name for p in (out / "pooled").iterdir()) == ["cnn.json", "vgg.json"]
     tex = (out / "folds.tex").read_text()
-    assert "\\label{tab:folds}" in tex and "$\\pm$" in tex and "±" not in tex
+    assert "\\label{tab:folds-summary}" in tex and "$\\pm$" in tex and "±" not in tex
     bad = [sys.executable, "-m", "helpers.folds", str(fold_runs[0]), str(fold_runs[1])]
     done = subprocess.run(bad, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and done.stderr.startswith("error: fold 3 of 3 is missing")
@@ -385,7 +387,7 @@ def test_folds_run_each_fold_then_sum_them_up(
     ]
     out = capsys.readouterr().out
     assert "[run_all] fold 2 of 3: " in out and out.splitlines()[-1] == str(base)
-    assert "| cnn | 300 | none | " in (base / "folds.md").read_text()
+    assert "| cnn | 300 | one view | " in (base / "folds.md").read_text()
     assert {p.name for p in base.iterdir()} >= {"fold-1", "fold-3", "folds.csv", "folds.tex"}
 
 

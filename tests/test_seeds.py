@@ -147,7 +147,8 @@ def test_the_files_and_the_command(tmp_path: Path, capsys) -> None:
     assert csv["runs"].tolist() == [3, 2] and set(csv["profile"]) == {"fer2013-cpu"}
     assert csv["expression_collapsed"].dtype.kind == "i"
     tex = (out / "seeds.tex").read_text()
-    assert r"0.620 $\pm$ 0.020" in tex and r"\label{tab:seeds}" in tex and "±" not in tex
+    assert r"0.620 & \multicolumn" not in tex and r"{\footnotesize $\pm$ 0.020}" in tex
+    assert r"\label{tab:seeds-summary}" in tex and "±" not in tex
     assert seeds.main([str(runs[0])]) == 2
     assert "needs two runs" in capsys.readouterr().err
     shown = subprocess.run(

@@ -26,6 +26,8 @@ from helpers.core.run_folder import RunFolder
 from helpers.data.splits import stratifiable
 from helpers.evaluation import comparison, paired, scoring
 from helpers.evaluation.predictions import load_predictions
+from helpers.reporting import latex
+from helpers.reporting.methods import TTA_WORDS
 from helpers.reporting.plots import plot_confusion_grid
 from helpers.reporting.repeats import (
     check_recipe,
@@ -36,7 +38,7 @@ from helpers.reporting.repeats import (
     summary_command,
     write_tables,
 )
-from helpers.reporting.results import COLUMNS
+from helpers.reporting.results import COLUMNS, metric_layout
 
 FOLD_FILES = ("folds.csv", "folds.md", "folds.tex")
 CONFUSION_FIGURE = "folds_confusion.png"
@@ -219,6 +221,10 @@ def folds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
             for suffix in ("", "_ci_low", "_ci_high"):
                 if row.get(column + suffix) is not None:
                     out.loc[index, f"{column}_pooled{suffix}"] = row[column + suffix]
+    if "faces" in out:
+        out["faces"] = (
+            pd.to_numeric(out["faces"]).round().astype("Int64")
+        )  # a count: 314, not 314.0
     out.insert(1, "profile", checked.profile)
     out.attrs.update(
         runs=len(checked.runs), k=checked.k, profile=checked.profile, seed=checked.seed,
@@ -242,8 +248,16 @@ def _modes(scores: pd.DataFrame) -> dict[str, str]:
             str(counts.index[0])
             if len(counts) == 1
             else ", ".join(f"{mode} in {n}" for mode, n in counts.items())
-        )
+        )  # keys, as the CSV keeps them; `tta_words` for the tables
     return modes
+
+
+def tta_words(modes: str) -> str:
+    """A `_modes` text in the tables' words: "one view" for none, "ten-crop" for tencrop."""
+    return ", ".join(
+        " in ".join([TTA_WORDS.get(mode, mode), *count])
+        for mode, *count in (part.split(" in ") for part in modes.split(", "))
+    )
 
 
 def _cell(row: pd.Series, column: str, task: str, k: int) -> str:
@@ -278,7 +292,7 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     for _, row in table.iterrows():
         faces = row.get("faces")
         cells = {"Model": row["model"], "Faces": "" if pd.isna(faces) else f"{int(faces):,}"}
-        cells["TTA"] = row.get("tta") or "none"
+        cells["TTA"] = tta_words(row.get("tta") or "none")
         for task, metric, title in COLUMNS:
             column = f"{task}_{metric}"
             if f"{column}_mean" in table or f"{column}_pooled" in table:
@@ -287,8 +301,9 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _note(table: pd.DataFrame) -> str:
-    """What the figures are: the folds pooled, then the spread over them; the protocol."""
+def _note(table: pd.DataFrame, rows: bool = False) -> str:
+    """What the figures are: the folds pooled, then the spread over them; the protocol; `rows`
+    where a model's pooled figure, its interval and the spread are on rows of their own."""
     k, people = table.attrs.get("k"), table.attrs.get("people")
     together = "each person's faces and near-duplicate images" if people else (
         "near-duplicate images"
@@ -297,13 +312,15 @@ def _note(table: pd.DataFrame) -> str:
     dealt = "stratified by expression" if table.attrs.get("stratified", True) else (
         "dealt by group alone (no class has a face for every fold)"
     )  # fmt: skip
+    interval = f"95% bootstrap interval {drawn}" + (", beneath it" if rows else "")
+    where = ", on the row \u201cfolds\u201d, " if rows else " "
     note = (
         f"{k}-fold cross-validation of the `{table.attrs.get('profile')}` profile, seed "
         f"{table.attrs.get('seed')}: folds {dealt}, "
         f"{together} in one fold. First each model's test predictions of all "
-        f"{k} folds pooled, every face tested once (95% bootstrap interval {drawn}), then the "
-        f"mean ± standard deviation over the {k} folds. TTA: the test-time augmentation each "
-        "fold chose on its validation faces."
+        f"{k} folds pooled, every face tested once ({interval}), then{where}the mean ± "
+        f"standard deviation over the {k} folds. TTA: the test-time augmentation each fold "
+        "chose on its validation faces."
     )
     if table.attrs.get("demo"):
         note += " The generated demo set is drawn from the seed."
@@ -327,9 +344,55 @@ def to_markdown(table: pd.DataFrame) -> str:
     )
 
 
+def _latex_block(
+    row: pd.Series, metrics: list[tuple[str, str]], k: int, notes: latex.Notes
+) -> list[list[str]]:
+    """A model's rows: its pooled figures (marked where the head learned nothing in some
+    folds), their intervals in small type, and the row "folds": mean ± sd over the folds; the
+    folds' test-time augmentations one to a row, so that the column stays narrow."""
+    faces = row.get("faces")
+    pooled = [
+        latex.latex_escape(str(row["model"])),
+        "" if faces is None or pd.isna(faces) else f"{int(faces):,}",
+        "",
+    ]
+    intervals, spreads = ["", "", ""], [r"\quad folds", "", ""]
+    for task, metric in metrics:
+        column = f"{task}_{metric}"
+        failed = int(row.get(f"{task}_collapsed", 0) or 0)
+        said = [f"the head learned nothing in {failed} of {k} folds"] if failed else []
+        value = latex.number(row.get(f"{column}_pooled"))
+        low, high = (latex.number(row.get(f"{column}_pooled_ci_{s}")) for s in ("low", "high"))
+        pooled.append(value + notes.mark(said) if value else "")
+        intervals.append(latex.small(f"[{low}, {high}]") if value and low and high else "")
+        mean, sd = latex.number(row.get(f"{column}_mean")), latex.number(row.get(f"{column}_sd"))
+        counted = int(row.get(f"{column}_n", k))
+        said = ([] if value else said) + (
+            [f"scored in {counted} of {k} folds"] if mean and counted < k else []
+        )
+        spread = mean + (r" $\pm$ " + sd if sd else "") if mean else ""
+        spreads.append(latex.small(spread + notes.mark(said) if spread else ""))
+    block = [pooled, *([intervals] if any(intervals[3:]) else []), spreads]
+    modes = tta_words(row.get("tta") or "none").split(", ")
+    modes = [*modes[: len(block) - 1], ", ".join(modes[len(block) - 1 :])]
+    modes = [mode for mode in modes if mode]
+    for index, (line, mode) in enumerate(zip(block, modes, strict=False)):
+        line[2] = latex.latex_escape(mode + ("," if index < len(modes) - 1 else ""))
+    return block
+
+
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    """`shown` as a booktabs table, its note in the caption."""
-    return latex_table(shown(table), _note(table), caption, "tab:folds")
+    """A booktabs table: per model its pooled figures, their intervals beneath, then the mean
+    ± standard deviation over the folds on a row of its own; notes as marks under the table."""
+    k = int(table.attrs.get("k", table["runs"].max()))
+    lead = [("Model", "l"), ("Faces", "r"), ("TTA", "l")]
+    layout, metrics = metric_layout(lead, table, ("_mean", "_pooled"))
+    notes, rows, ends = latex.Notes(), [], []
+    for _, row in table.iterrows():
+        rows += _latex_block(row, metrics, k, notes)
+        ends.append(len(rows) - 1)
+    note = _note(table, rows=True)
+    return latex_table(table, layout, (rows, tuple(ends)), note, caption, "folds", notes)
 
 
 def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:

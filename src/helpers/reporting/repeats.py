@@ -19,7 +19,7 @@ from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.run_folder import expand_series
 from helpers.evaluation import comparison
-from helpers.reporting.methods import latex_escape
+from helpers.reporting import latex
 from helpers.reporting.results import COLUMNS
 
 
@@ -132,23 +132,21 @@ def markdown_table(text: pd.DataFrame, note: str) -> str:
     return "\n".join([*lines, "", note])
 
 
-def latex_table(text: pd.DataFrame, note: str, caption: str, label: str, first: int = 2) -> str:
-    """A booktabs table (pandas' to_latex) of text cells, ± typeset as $\\pm$, scaled to the
-    line; the first `first` columns left-aligned."""
-    text = text.map(lambda cell: latex_escape(str(cell)).replace("±", r"$\pm$"))
-    text.columns = [latex_escape(c) for c in text.columns]
-    note = latex_escape(note.replace("±", "+/-")).replace("+/-", r"$\pm$")
-    latex = text.to_latex(
-        index=False,
-        escape=False,
-        column_format="l" * first + "r" * (len(text.columns) - first),
-        caption=latex_escape(caption) + (" " if caption else "") + note,
-        label=label,
-        position="t",
-    )
-    latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}")
-    latex = latex.replace("\\end{tabular}", "\\end{tabular}}")
-    return "% Needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n" + latex
+def latex_table(
+    table: pd.DataFrame,
+    layout: latex.Layout,
+    rows: tuple[list[list[str]], tuple[int, ...]],
+    note: str,
+    caption: str,
+    kind: str,
+    notes: latex.Notes,
+) -> str:
+    """A summary's booktabs table (latex.booktabs) of its rows and the rows that end a model's
+    block: `caption` (plain text), then `note` (Markdown) as its caption, the notes' marks
+    explained under it, labelled `tab:<kind>-<the summary folder's name>`."""
+    text = latex.latex_escape(caption) + (" " if caption else "") + latex.inline(note)
+    name = str(table.attrs.get("name", ""))
+    return latex.booktabs(layout, rows[0], text, kind, name, notes.lines(), rows[1])
 
 
 def write_tables(
@@ -156,7 +154,7 @@ def write_tables(
     names: tuple[str, str, str],
     table: pd.DataFrame,
     markdown: Callable[[pd.DataFrame], str],
-    latex: Callable[[pd.DataFrame], str],
+    latex_of: Callable[[pd.DataFrame], str],
 ) -> list[Path]:
     """A summary's CSV (the numbers), Markdown and LaTeX files in folder (created), each whole
     or not at all."""
@@ -166,10 +164,11 @@ def write_tables(
     except OSError as error:
         raise ConfigError(f"{path}: cannot be created ({os_reason(error)})") from None
     csv, md, tex = (path / name for name in names)
+    table.attrs["name"] = path.resolve().name  # the LaTeX table's label
     return [
         write_text(csv, table.to_csv(index=False)),
         write_text(md, markdown(table) + "\n"),
-        write_text(tex, latex(table)),
+        write_text(tex, latex_of(table)),
     ]
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from helpers.core.errors import ConfigError
 from helpers.evaluation.comparison import fixed
+from helpers.reporting import latex
 from helpers.reporting.repeats import (
     check_recipe,
     latex_table,
@@ -30,7 +31,7 @@ from helpers.reporting.repeats import (
     summary_command,
     write_tables,
 )
-from helpers.reporting.results import COLUMNS
+from helpers.reporting.results import COLUMNS, metric_layout
 
 SEED_FILES = ("seeds.csv", "seeds.md", "seeds.tex")
 
@@ -98,12 +99,15 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _note(table: pd.DataFrame) -> str:
-    """What the figures are: test images, mean ± standard deviation over n runs, the data."""
+def _note(table: pd.DataFrame, beneath: bool = False) -> str:
+    """What the figures are: test images, mean ± standard deviation over n runs, the data;
+    `beneath` where each standard deviation is on the row under its mean."""
     note = (
         f"Test images; mean ± standard deviation over {table.attrs.get('runs')} runs of the "
         f"`{table.attrs.get('profile')}` profile with different seeds"
     )
+    if beneath:
+        note += ", each standard deviation beneath its mean"
     if table.attrs.get("demo"):
         note += " (the generated demo set is drawn from each run's seed, so the spread includes it)"
     return note + "."
@@ -114,9 +118,40 @@ def to_markdown(table: pd.DataFrame) -> str:
     return markdown_table(shown(table), _note(table))
 
 
+def _latex_cells(
+    row: pd.Series, column: str, task: str, runs: int, notes: latex.Notes
+) -> tuple[str, str]:
+    """A metric's mean, marked where fewer runs than all scored it or its head learned nothing
+    in some, and its standard deviation for the row beneath ("" where there is none)."""
+    mean = row.get(f"{column}_mean")
+    if mean is None or pd.isna(mean):
+        return "", ""
+    counted = int(row.get(f"{column}_n", row["runs"]))
+    failed = int(row.get(f"{task}_collapsed", 0) or 0)
+    said = [f"scored in {counted} of {runs} runs"] if counted < runs else []
+    said += [f"the head learned nothing in {failed} of {counted} runs"] if failed else []
+    sd = row.get(f"{column}_sd")
+    spread = "" if sd is None or pd.isna(sd) else r"$\pm$ " + latex.number(sd)
+    return latex.number(mean) + notes.mark(said), spread
+
+
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    """`shown` as a booktabs table, its note in the caption."""
-    return latex_table(shown(table), _note(table), caption, "tab:seeds")
+    """A booktabs table: per model its means, then their standard deviations in small type;
+    the notes as marks explained under the table."""
+    runs = int(table.attrs.get("runs", table["runs"].max()))
+    layout, metrics = metric_layout([("Model", "l"), ("Seeds", "l")], table, ("_mean",))
+    notes, rows, ends = latex.Notes(), [], []
+    for _, row in table.iterrows():
+        means = [latex.latex_escape(str(row["model"])), latex.latex_escape(str(row["seeds"]))]
+        spreads = ["", ""]
+        for task, metric in metrics:
+            mean, spread = _latex_cells(row, f"{task}_{metric}", task, runs, notes)
+            means.append(mean)
+            spreads.append(latex.small(spread))
+        rows += [means, spreads] if any(spreads) else [means]
+        ends.append(len(rows) - 1)
+    note = _note(table, beneath=True)
+    return latex_table(table, layout, (rows, tuple(ends)), note, caption, "seeds", notes)
 
 
 def write_seeds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
