@@ -645,3 +645,15 @@ def test_a_missing_class_name_is_missing_whichever_marker_pandas_or_python_write
     assert classification_metrics(names, [0, 2, 1, 1])["accuracy"] == want["accuracy"]
     with pytest.raises(ConfigError, match="got 'nan!'"):
         classification_metrics(["Sad", "nan!"], [2, 2])
+
+
+def test_labels_take_class_names_as_y_true_does_and_refuse_an_unknown_one_by_name() -> None:
+    """`labels=` names classes as y_true and y_pred may: names score as their indices, and a
+    misspelt name is the one-line ConfigError naming it, not an int() ValueError."""
+    t, p = [1, 2, 1, 2, 0], [1, 2, 2, 2, 0]
+    by_index = classification_metrics(t, p, labels=[1, 2])
+    by_name = classification_metrics(t, p, labels=["Happy", "Sad"])
+    assert by_name == by_index and by_name is not None and by_name["labels"] == ["Happy", "Sad"]
+    assert per_class_report(t, p, labels=["Happy"]).index.tolist() == ["Happy"]
+    with pytest.raises(ConfigError, match=r"^labels: class labels must be .*got 'Sadd'$"):
+        classification_metrics(t, p, labels=["Happy", "Sadd"])

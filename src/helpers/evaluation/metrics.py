@@ -55,13 +55,13 @@ def classification_metrics(
     y_true: Any,
     y_pred: Any,
     proba: Any = None,
-    labels: Sequence[int] | None = None,
+    labels: Sequence[int | str] | None = None,
     label_names: Sequence[str] | None = None,
 ) -> dict | None:
     """Expression scores on the classes the model and the data share, never a made-up class.
 
-    `labels` are class indices (default: every class the model has, i.e. proba's columns, or
-    all 8); only those also present in y_true are scored, the others are listed in
+    `labels` are class indices or names, as in y_true/y_pred (default: every class the model
+    has, i.e. proba's columns, or all 8); only those also present in y_true are scored, the others are listed in
     `labels_left_out`. Rows whose truth is missing (< 0) or outside the scored labels are
     dropped (`n_dropped`). Predictions outside them stay, as errors (`n_pred_outside_labels`).
     `label_names` name classes by index (default helpers.core.labels.EXPRESSIONS). ROC-AUC and
@@ -109,7 +109,7 @@ def classification_metrics(
 def per_class_report(
     y_true: Any,
     y_pred: Any,
-    labels: Sequence[int] | None = None,
+    labels: Sequence[int | str] | None = None,
     label_names: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Per-class precision/recall/F1/support, on the same rows and classes as the summary."""
@@ -297,7 +297,7 @@ def per_image_nme(true: Any, pred: Any) -> np.ndarray:
 
 
 def classification_rows(
-    y_true: Any, y_pred: Any, proba: Any, labels: Sequence[int] | None
+    y_true: Any, y_pred: Any, proba: Any, labels: Sequence[int | str] | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, range]:
     """Rows and classes to score: truth present and in (labels present in the truth)."""
     t, p = _labels_array(y_true, "y_true"), _labels_array(y_pred, "y_pred")
@@ -320,8 +320,9 @@ def classification_rows(
 
 
 def _scored_classes(t: np.ndarray, wanted: Any) -> tuple[np.ndarray, np.ndarray]:
-    """The classes scored (those wanted that the truth holds) and the rows whose truth is one."""
-    labels = np.intersect1d(np.asarray(wanted, dtype=np.int64), t[t >= 0])
+    """The classes scored (those wanted that the truth holds) and the rows whose truth is one;
+    `wanted` names classes as y_true may, so an unknown name is refused by name."""
+    labels = np.intersect1d(_labels_array(list(wanted), "labels"), t[t >= 0])
     return labels, np.isin(t, labels)
 
 
@@ -332,7 +333,7 @@ def _normalisable(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return iod, np.isfinite(t).all(axis=(1, 2)) & (iod > 0)
 
 
-def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int] | None = None
+def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int | str] | None = None
                 ) -> np.ndarray:  # fmt: skip
     """Which input rows a head's metrics score (truth present; for expression, in `labels`;
     for landmarks, eyes apart), as a mask: the rows a grouped bootstrap draws groups of."""
