@@ -61,13 +61,14 @@ def classification_metrics(
     """Expression scores on the classes the model and the data share, never a made-up class.
 
     `labels` are class indices or names, as in y_true/y_pred (default: every class the model
-    has, i.e. proba's columns, or all 8); only those also present in y_true are scored, the others are listed in
-    `labels_left_out`. Rows whose truth is missing (< 0) or outside the scored labels are
-    dropped (`n_dropped`). Predictions outside them stay, as errors (`n_pred_outside_labels`).
-    `label_names` name classes by index (default helpers.core.labels.EXPRESSIONS). ROC-AUC and
-    PR-AUC are one-vs-rest macro averages over the scored classes (raw proba columns);
-    model classes not scored are listed in `auc_skipped`. `ece` is the top-label expected
-    calibration error of the top probability (None without probabilities).
+    has, i.e. proba's columns, or all 8); only those also present in y_true are scored, the
+    others are listed in `labels_left_out`. Rows whose truth is missing (< 0) or outside the
+    scored labels are dropped (`n_dropped`). Predictions outside them stay, as errors
+    (`n_pred_outside_labels`). `label_names` name classes by index (default
+    helpers.core.labels.EXPRESSIONS). ROC-AUC and PR-AUC are one-vs-rest macro averages over the
+    scored classes (raw proba columns); model classes not scored are listed in `auc_skipped`.
+    `ece` is the top-label expected calibration error of the top probability (None without
+    probabilities).
     """
     t, p, proba, labels, space = classification_rows(y_true, y_pred, proba, labels)
     names = class_names(label_names, space)
