@@ -379,6 +379,43 @@ def test_explained_predictions_give_the_metrics_block_and_survive_their_file(tmp
         heatmaps.load_explained(tmp_path / "broken.npz")
 
 
+def test_heatmaps_of_a_run_whose_data_moved_are_read_with_data_or_refused_saying_so(
+    tmp_path,
+) -> None:
+    """The panel one-liner on a copied run: the zip the run read is gone, so load_explained
+    names it and the `data=` that fixes it; with `data=` every image is read from there."""
+    import shutil
+    import zipfile
+
+    from helpers.core.images import make_uri, read_image
+
+    table = _predictions(tmp_path / "faces", n=6)
+    archive = tmp_path / "source.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for image in table["image"]:
+            out.write(image, Path(image).name)
+    table["image"] = [make_uri(archive, Path(image).name) for image in table["image"]]
+    model = build_model("custom_cnn", image_size=48, channels=3)
+    explained = heatmaps.explain_predictions(model, table, n=3, per_class=1, mistakes=1, seed=0)
+    path = heatmaps.save_explained(explained, tmp_path / "run" / "explain" / "custom_cnn.npz")
+    moved = Path(shutil.move(archive, tmp_path / "elsewhere.zip"))
+    with pytest.raises(
+        DataError, match=r"source\.zip: file not found.*data='/path/to/source\.zip'"
+    ):
+        heatmaps.load_explained(path)
+    back = heatmaps.load_explained(path, data=moved)
+    assert all(uri.startswith(make_uri(moved, "")) for uri in back["image"])
+    assert [read_image(uri).shape for uri in back["image"]] == [(96, 96, 3)] * len(back)
+    with pytest.raises(DataError, match=r"nothere\.zip: file not found"):
+        heatmaps.load_explained(path, data=tmp_path / "nothere.zip")
+    plain = heatmaps.save_explained(
+        heatmaps.explain_predictions(model, _predictions(tmp_path / "files", n=4), n=2),
+        tmp_path / "plain.npz",
+    )
+    with pytest.raises(ConfigError, match="data= repoints a zip"):
+        heatmaps.load_explained(plain, data=moved)
+
+
 def test_every_test_image_is_explained_a_chunk_at_a_time(tmp_path, monkeypatch) -> None:
     """n=None (the gpu profile: every test image) never holds more than a chunk of decoded
     images, and chunking changes no figure."""

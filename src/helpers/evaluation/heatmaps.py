@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.core.errors import DataError
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.images import make_uri, parse_uri
 from helpers.core.landmarks import N_POINTS, to_model_space
 from helpers.core.preprocess import decode_for_model
 from helpers.evaluation.predictions import confident_mistakes
@@ -289,9 +290,41 @@ def save_explained(explained: pd.DataFrame, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_explained(path: str | os.PathLike) -> pd.DataFrame:
-    """What save_explained wrote, with `heatmap` back in [0, 1]; a bad file is a DataError."""
-    path = Path(path)
+def load_explained(path: str | os.PathLike, data: str | os.PathLike | None = None) -> pd.DataFrame:
+    """What save_explained wrote, with `heatmap` back in [0, 1]; a bad file is a DataError.
+
+    The images are read from the run's source data where the run found it; `data` names the
+    same zip where it is now, for a run whose data has moved since (a missing zip is a
+    DataError that says so)."""
+    table = _read_explained(Path(path))
+    table["image"] = _repointed(table["image"].astype(str).tolist(), data, Path(path))
+    return table
+
+
+def _repointed(images: list[str], data: str | os.PathLike | None, path: Path) -> list[str]:
+    """Zip references moved to `data`, after checking that the archives they name exist."""
+    refs = [parse_uri(uri) for uri in images]
+    archives = sorted({archive for archive, _ in refs if archive is not None})
+    if data is not None:
+        if not archives:
+            raise ConfigError(
+                f"load_explained: data= repoints a zip; {path.name}'s images are files"
+            )
+        if not Path(data).is_file():
+            raise DataError(data, "file not found (load_explained's data=)")
+        return [make_uri(data, member) for _, member in refs]
+    missing = [a for a in archives if not Path(a).is_file()]
+    if missing:
+        raise DataError(
+            missing[0],
+            f"file not found: the source data of {path} has moved; give its path now as "
+            f"load_explained(..., data='/path/to/{Path(missing[0]).name}')",
+        )
+    return images
+
+
+def _read_explained(path: Path) -> pd.DataFrame:
+    """The table save_explained wrote, images as recorded."""
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
