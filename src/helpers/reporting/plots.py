@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,80 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+# Where figures shown in a notebook are also written as files (keep_figures), and the names
+# given so far: the same figure shown twice is written once, two figures never share a file.
+_KEPT: dict[str, Any] = {"folder": None, "names": {}}
+
+
+def keep_figures(folder: str | Path | None) -> Path | None:
+    """Write every figure the notebook shows from now on also to folder, as a vector PDF and a
+    300-dpi PNG named after the figure (figure_name), so a paper can take any one of them;
+    None stops it."""
+    _KEPT["folder"] = None if folder is None else Path(folder)
+    _KEPT["names"] = {}
+    if _KEPT["folder"] is not None:
+        _KEPT["folder"].mkdir(parents=True, exist_ok=True)
+    return _KEPT["folder"]
+
+
+def _slug(text: str) -> str:
+    """A file name's stem from a figure's name or title: lower case, words joined by _."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:60]
+
+
+def figure_title(fig: Figure) -> str:
+    """A figure's title (its suptitle, else its panels' titles): the report's alt text."""
+    title = fig.get_suptitle().strip()
+    if title:
+        return title
+    texts = [ax.get_title().strip() for ax in fig.axes]
+    texts = [t for t in texts if t]
+    if texts:
+        return "; ".join(texts)
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts).strip() or "Figure"
+
+
+def figure_name(fig: Figure) -> str:
+    """The file name's stem a figure is kept under: its label (set by the plot functions),
+    else its title's words."""
+    return _slug(str(fig.get_label() or "")) or _slug(figure_title(fig)) or "figure"
+
+
+def save_figure(fig: Figure, folder: str | Path, name: str | None = None) -> list[Path]:
+    """A figure as <name>.pdf (vector) and <name>.png (300 dpi) in folder, cropped to its
+    content on white: the files a paper or a slide takes."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = name or figure_name(fig)
+    written = []
+    for suffix, dpi in ((".pdf", None), (".png", 300)):
+        path = folder / f"{stem}{suffix}"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+        written.append(path)
+    return written
+
+
+def _keep(fig: Figure) -> None:
+    """Write a shown figure to the keep_figures folder once, under a name no other has."""
+    folder, names = _KEPT["folder"], _KEPT["names"]
+    if folder is None or id(fig) in names:
+        return
+    base = figure_name(fig)
+    stem, count = base, 1
+    while stem in names.values():
+        count += 1
+        stem = f"{base}_{count}"
+    names[id(fig)] = stem
+    save_figure(fig, folder, stem)
+
+
+def _shown(fig: Figure) -> tuple[bytes, dict[str, str]]:
+    """What Jupyter shows for a figure: its PNG, with its title as the image's alt text (the
+    report's HTML export puts it on the <img>); kept as files too where keep_figures says."""
+    _keep(fig)
+    return _png(fig), {"alt": figure_title(fig)}
+
+
 def _register_notebook_display() -> None:
     """Let Jupyter show the pyplot-free figures these functions return, inline, as PNG."""
     try:
@@ -60,7 +135,7 @@ def _register_notebook_display() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        shell.display_formatter.formatters["image/png"].for_type(Figure, _png)
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _shown)
 
 
 _register_notebook_display()
@@ -507,6 +582,17 @@ def plot_augmented_examples(
 TRUTH_COLOR, PRED_COLOR = "#009E73", "#D55E00"
 # Models in comparison charts, in table order (Okabe-Ito without its yellow, which is faint).
 _MODEL_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#999999")
+PAGE_INCHES = 7.0  # a report figure's widest: a page's text width, so its text prints readably
+
+
+def _text_color(background: str) -> str:
+    """Black on a light colour, white on a dark one: a label inside a bar stays legible."""
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(background)
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
 # Headline metric per task for comparisons: (column suffix, label, lower is better).
 _HEADLINE_METRICS = {
     "expression": ("f1_macro", "macro F1", False),
@@ -560,8 +646,9 @@ def plot_confusion_matrices(cm: Any, labels: list[str], title: str = "") -> Figu
     return fig
 
 
-def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]]) -> Figure:
-    """Row-normalised confusion matrices of several models on one scale, to compare errors."""
+def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]], name: str = "") -> Figure:
+    """Row-normalised confusion matrices of several models on one scale, to compare errors;
+    name (a test set's) goes into the figure's file name."""
     items = [
         (m, np.asarray(cm, dtype=np.int64), list(lab))
         for m, (cm, lab) in cms.items()
@@ -569,18 +656,20 @@ def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]]) -> Figure:
     ]
     if not items:
         return _message_figure("No confusion matrices to compare.")
-    ncols = min(3, len(items))
+    ncols = min(2, len(items))
     nrows = math.ceil(len(items) / ncols)
     k = max(len(lab) for _, _, lab in items)
-    side = 0.6 * k + 1.5
+    side = min(PAGE_INCHES / ncols, 0.4 * k + 0.8)
     fig, axes = _figure(nrows, ncols, (side * ncols, (side + 0.3) * nrows))
+    fig.set_label(_slug(f"confusion_matrices_{name}"))
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, (model, cm, labels) in zip(axes.flat, items, strict=False):
         ax.set_axis_on()
         _heatmap(ax, _row_normalised(cm), labels, ".2f", vmin=0, vmax=1)
-        ax.set_title(f"{model} (accuracy {np.trace(cm) / cm.sum():.3f})")
-    fig.suptitle("Share of each true class predicted as each class")
+        ax.set_title(f"{model} (accuracy {np.trace(cm) / cm.sum():.3f})", fontsize=9)
+        ax.tick_params(labelsize=8)
+    fig.suptitle("Share of each true class predicted as each class", fontsize=10)
     return fig
 
 
@@ -594,7 +683,10 @@ def plot_per_class_f1(table: pd.DataFrame) -> Figure:
     if table.empty:
         return _message_figure(f"No per-class scores to compare{later}.", figsize=(8, 1.5))
     values = table.astype(float)
-    fig, axes = _figure(1, 1, (max(6.0, 0.95 * values.shape[1] + 2.5), 0.45 * len(values) + 1.9))
+    fig, axes = _figure(
+        1, 1, (min(PAGE_INCHES, max(6.0, 0.95 * values.shape[1] + 2.5)), 0.45 * len(values) + 1.9)
+    )
+    fig.set_label("per_class_f1")
     ax = axes[0, 0]
     sns.heatmap(
         values,
@@ -708,7 +800,7 @@ def plot_reliability(correct: Any, confidence: Any, n_bins: int = 15, title: str
 
 
 def plot_va_predictions(
-    predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0
+    predictions: pd.DataFrame, max_points: int = 5000, seed: int = 0, title: str = ""
 ) -> Figure | None:
     """Predicted against true valence and arousal; points on the diagonal are right. None when
     there is no valence/arousal truth with predictions, so no empty figure is shown."""
@@ -725,7 +817,8 @@ def plot_va_predictions(
     if not pairs:
         return None
     rng = np.random.default_rng(seed)
-    fig, axes = _figure(1, 2, (10.5, 5.2))
+    fig, axes = _figure(1, 2, (PAGE_INCHES, 3.8))
+    fig.set_label(_slug(f"va_predictions_{title}"))
     for ax, head in zip(axes[0], ("valence", "arousal"), strict=False):
         if head not in pairs:
             ax.text(0.5, 0.5, f"no {head} truth or prediction", ha="center", va="center")
@@ -745,7 +838,9 @@ def plot_va_predictions(
         )
         ax.set_aspect("equal")
         ax.legend(loc="upper left", fontsize=8)
-        ax.set_title(f"{head.capitalize()}: CCC {float(ccc(t, p)):.3f} (n={t.size:,})")
+        ax.set_title(f"{head.capitalize()}: CCC {float(ccc(t, p)):.3f} (n={t.size:,})", fontsize=9)
+    if title:
+        fig.suptitle(f"{title}: predicted against true valence and arousal", fontsize=10)
     return fig
 
 
@@ -859,6 +954,7 @@ def plot_learning_curves(
     ncols = min(4, len(pairs))
     nrows = math.ceil(len(pairs) / ncols)
     fig, axes = _figure(nrows, ncols, (3.6 * ncols, 2.8 * nrows + 0.5))
+    fig.set_label(_slug(f"learning_curves_{title}"))
     for ax in axes.flat[len(pairs) :]:
         ax.set_axis_off()
     if len(history) == 1:  # one epoch has no curve: compare train and validation as bars
@@ -920,8 +1016,14 @@ def plot_metric_comparison(table: pd.DataFrame) -> Figure:
         return _message_figure("No model metrics to compare.")
     models = table["model"].astype(str).tolist()
     colors = [_MODEL_COLORS[i % len(_MODEL_COLORS)] for i in range(len(models))]
-    fig, axes = _figure(1, len(tasks), (max(4.0, 0.8 * len(models) + 2.0) * len(tasks), 4.2))
-    for ax, task in zip(axes[0], tasks, strict=False):
+    ncols = min(2, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    width = min(PAGE_INCHES / ncols, max(2.6, 0.55 * len(models) + 1.2))
+    fig, axes = _figure(nrows, ncols, (width * ncols, 2.9 * nrows + 0.4))
+    fig.set_label("metric_comparison")
+    for ax in axes.flat[len(tasks) :]:
+        ax.remove()
+    for ax, task in zip(axes.flat, tasks, strict=False):
         metric, label, lower = _HEADLINE_METRICS[task]
         column = f"{task}_{metric}"
         values = pd.to_numeric(table[column], errors="coerce").to_numpy(np.float64)
@@ -947,19 +1049,28 @@ def plot_metric_comparison(table: pd.DataFrame) -> Figure:
         text = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values]
         # Inside a bar in white where it has room; above a short one (0.002 would vanish).
         room = np.abs(np.nan_to_num(values)) >= 0.15 * max(np.abs(ax.get_ylim()))
-        for inside, style in (
-            (True, {"label_type": "center", "color": "white"}),
-            (False, {"label_type": "edge", "color": "0.15", "padding": 2}),
-        ):
-            ax.bar_label(
-                bars,
-                labels=[t if r == inside else "" for t, r in zip(text, room, strict=True)],
+        for i, (bar, shown_text) in enumerate(zip(bars, text, strict=True)):
+            inside = bool(room[i])
+            ax.annotate(
+                shown_text,
+                (
+                    bar.get_x() + bar.get_width() / 2,
+                    bar.get_height() / 2 if inside else max(bar.get_height(), 0),
+                ),
+                xytext=(0, 0 if inside else 3),
+                textcoords="offset points",
+                ha="center",
+                va="center" if inside else "bottom",
                 fontsize=8,
                 fontweight="bold",
-                **style,
+                color=_text_color(colors[i]) if inside else "0.15",
             )
-        ax.set_title(f"{task.capitalize()}: {label} ({'lower' if lower else 'higher'} is better)")
-        ax.tick_params(axis="x", labelrotation=30)
+        ax.set_title(
+            f"{task.capitalize()}: {label}\n({'lower' if lower else 'higher'} is better)",
+            fontsize=9,
+        )
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
         ax.axhline(0, color="0.4", linewidth=0.8)
     fig.suptitle("Headline metric per model, 95% bootstrap CI")
     return fig
@@ -975,8 +1086,13 @@ def plot_paired_leads(paired: pd.DataFrame) -> Figure:
         return _message_figure("No task has two models that learned it: no lead to compare.")
     tasks = list(dict.fromkeys(rows["task"]))
     tallest = int(rows.groupby("task").size().max())
-    fig, axes = _figure(1, len(tasks), (max(6.5, 4.6 * len(tasks)), 0.55 * tallest + 1.9))
-    for ax, task in zip(axes[0], tasks, strict=False):
+    ncols = min(2, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    fig, axes = _figure(nrows, ncols, (PAGE_INCHES, (0.4 * tallest + 1.3) * nrows + 0.6))
+    fig.set_label("paired_leads")
+    for ax in axes.flat[len(tasks) :]:
+        ax.remove()
+    for ax, task in zip(axes.flat[: len(tasks)], tasks, strict=False):
         part = rows[rows["task"] == task]
         y = np.arange(len(part))
         value, low, high = (
@@ -999,14 +1115,21 @@ def plot_paired_leads(paired: pd.DataFrame) -> Figure:
         ax.set_yticks(y, [f"over {name}" for name in part["other"]])
         ax.set_ylim(len(part) - 0.5, -0.5)
         metric, label, lower = _HEADLINE_METRICS.get(task, (str(part["metric"].iloc[0]), "", False))
-        ax.set_title(f"{task.capitalize()}: {part['best'].iloc[0]}'s {label or metric} lead")
-        ax.set_xlabel("lead (positive: the best is better" + (", lower NME)" if lower else ")"))
+        ax.set_title(
+            f"{task.capitalize()}: {part['best'].iloc[0]}'s {label or metric} lead", fontsize=9
+        )
+        ax.set_xlabel(
+            "lead (positive: the best is better" + (", lower NME)" if lower else ")"), fontsize=8
+        )
+        ax.tick_params(labelsize=8)
     handles = {}
-    for ax in axes[0]:
+    for ax in fig.axes:
         found, texts = ax.get_legend_handles_labels()
         handles.update(zip(texts, found, strict=True))
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=8)
-    fig.suptitle("The best model's lead over each other model, paired 95% bootstrap CI")
+    fig.suptitle(
+        "The best model's lead over each other model, paired 95% bootstrap CI", fontsize=10
+    )
     return fig
 
 
@@ -1026,7 +1149,24 @@ def plot_image_files(paths: list, titles: list | None = None, ncols: int = 2) ->
 
 # --------------------------------------------------------------------------- Grad-CAM heatmaps
 
-HEAT_CMAP, SIGNED_CMAP = "turbo", "RdBu_r"
+# Perceptually uniform (equal steps look equal, colour-blind safe), unlike a rainbow map.
+HEAT_CMAP, SIGNED_CMAP = "magma", "RdBu_r"
+COARSEST_LOCALISING = 3  # a map of fewer cells a side cannot tell one part of a face from another
+
+
+def map_text(layer: str | None) -> str:
+    """The feature map a heatmap comes from, for a title: 'block5_conv3 2x2' (as stored) ->
+    'block5_conv3, 2x2 map', with a caveat when it is too coarse to localise anything."""
+    if not layer:
+        return ""
+    found = re.fullmatch(r"(.*\S)\s+(\d+)x(\d+)", str(layer).strip())
+    if not found:
+        return str(layer)
+    name, h, w = found.group(1), int(found.group(2)), int(found.group(3))
+    text = f"{name}, {h}x{w} map"
+    if min(h, w) < COARSEST_LOCALISING:
+        text += ", too coarse to localise within the face"
+    return text
 
 
 def _show_heatmap(ax: Axes, rec: Any, heatmap: Any, signed: bool = False) -> None:
@@ -1052,7 +1192,7 @@ def _show_heatmap(ax: Axes, rec: Any, heatmap: Any, signed: bool = False) -> Non
     ax.set_ylim(h - 0.5, -0.5)
 
 
-def _heat_colorbar(fig: Figure, axes: np.ndarray, signed: bool, label: str) -> None:
+def _heat_colorbar(fig: Figure, axes: Any, signed: bool, label: str) -> None:
     """One colour scale for a whole grid of heatmaps."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -1126,7 +1266,12 @@ def plot_gradcam_panel(explained: pd.DataFrame, title: str = "", n: int = 4) -> 
     )
     if picked.empty:
         picked = explained.head(n)
-    fig, axes = _figure(1, len(picked), (2.1 * len(picked) + 1.2, 2.9))
+    ncols = min(4, len(picked))
+    nrows = math.ceil(len(picked) / ncols)
+    fig, axes = _figure(nrows, ncols, (min(PAGE_INCHES, 1.5 * ncols + 1.0), 1.75 * nrows + 0.7))
+    fig.set_label(_slug(f"gradcam_{title}"))
+    for ax in axes.flat[len(picked) :]:
+        ax.remove()
     for ax, (_, rec) in zip(axes.flat, picked.iterrows(), strict=False):
         ax.set_axis_off()
         _show_heatmap(ax, rec, rec["heatmap"])
@@ -1135,12 +1280,15 @@ def plot_gradcam_panel(explained: pd.DataFrame, title: str = "", n: int = 4) -> 
         pred = EXPRESSIONS[int(rec["expression_pred"])]
         text = f"{pred} {float(rec['confidence']):.2f}" if true == pred else f"{true} -> {pred}"
         ax.set_title(
-            text + _share_text(rec), fontsize=8, color="black" if true == pred else "#D55E00"
+            text + _share_text(rec), fontsize=7, color="black" if true == pred else "#D55E00"
         )
-    _heat_colorbar(fig, axes, False, "Grad-CAM")
+    _heat_colorbar(fig, axes.flat[: len(picked)], False, "Grad-CAM")
+    where = map_text(explained.attrs.get("layer"))
+    head = f"{title}: " if title else ""
     fig.suptitle(
-        f"{title + ': ' if title else ''}correct (black) and mistaken (orange: true -> predicted)",
-        fontsize=10,
+        (f"{head}Grad-CAM of {where}\n" if where else head)
+        + "correct (black) and mistaken (orange: true -> predicted)",
+        fontsize=9,
     )
     return fig
 
@@ -1226,7 +1374,8 @@ def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figur
     key, label, lower = _HEADLINE_METRICS[head]
     names = ["clean", *first["results"]]
     width = 0.8 / len(scored)
-    fig, axes = _figure(1, 1, (max(7.0, 1.1 * len(names) * max(1, len(scored) / 2)), 4.0))
+    fig, axes = _figure(1, 1, (PAGE_INCHES, 4.2))
+    fig.set_label("corruption_comparison")
     ax = axes[0, 0]
     for index, (model, block) in enumerate(scored.items()):
         values = [((block.get("clean") or {}).get(head) or {}).get(key)]
@@ -1243,9 +1392,10 @@ def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figur
             color=_MODEL_COLORS[index % len(_MODEL_COLORS)],
             label=model,
         )
-    ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names], rotation=20)
-    ax.set(ylabel=f"{head} {label}" + (" (lower is better)" if lower else ""))
+    ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names], rotation=30)
+    ax.set_ylabel(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=9)
+    ax.tick_params(labelsize=9)
     ax.set_title(f"{head} {label} on the test faces degraded, mean over severities", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.legend(loc="outside lower center", ncols=min(4, len(scored)), fontsize=9)
     return fig
