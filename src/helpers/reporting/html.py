@@ -6,8 +6,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from helpers.core.errors import DataError
+
+# A cell tagged so runs in the notebook (its output a check for the reader of the notebook,
+# such as which files were written) but is left out of report.html.
+HIDDEN_TAG = "remove-cell"
+# A table cell holding an interval, "0.087 [0.086, 0.089]" or "0.087 (0.086-0.089)": kept on one
+# line, so a narrow window does not break an interval between its two ends.
+_INTERVAL = re.compile(r"\d\s*[\[(]\s*-?\d[^\])]*[\])]")
 
 
 def _external_images(html: str) -> list[str]:
@@ -16,18 +24,61 @@ def _external_images(html: str) -> list[str]:
     return [s for s in sources if not s.startswith("data:")]
 
 
+def _image_alts(nb: Any) -> dict[str, str]:
+    """Each figure's alt text (its title, which the notebook's display of it records in the
+    output's metadata), by the image's base64 data."""
+    alts = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {}).get("image/png")
+            alt = output.get("metadata", {}).get("image/png", {}).get("alt")
+            if isinstance(data, str) and alt:
+                alts["".join(data.split())] = str(alt)
+    return alts
+
+
+def _with_first_heading(nb: Any, title: str) -> None:
+    """The report's first heading is its title, not the notebook's own."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            lines = cell.source.split("\n")
+            if lines and lines[0].startswith("# "):
+                cell.source = "\n".join([f"# {title}", *lines[1:]])
+            return
+
+
+def finish_html(body: str, alts: dict[str, str]) -> str:
+    """The exported page with each figure's alt text in place of nbconvert's "No description
+    has been provided for this image", and interval cells kept on one line."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(body, features="html.parser")
+    for img in soup.find_all("img"):
+        src = str(img.get("src", ""))
+        data = "".join(src.partition("base64,")[2].split())
+        if data in alts:
+            img["alt"] = alts[data]
+    for cell in soup.find_all("td"):
+        if _INTERVAL.search(cell.get_text()):
+            style = str(cell.get("style", "")).rstrip("; ")
+            cell["style"] = (style + "; " if style else "") + "white-space: nowrap"
+    return str(soup)
+
+
 def export_report(
     executed_notebook: str | os.PathLike, out_html: str | os.PathLike, title: str | None = None
 ) -> Path:
     """One self-contained HTML file of an executed notebook: outputs only, figures embedded.
 
-    Code and prompts are hidden; PNG outputs are base64 data URIs already and images that
-    markdown cells link to are embedded too (embed_images). A DataError lists any image that
-    still points outside the file. nbconvert's CDN scripts (MathJax, require.js) are removed,
-    so opening the file fetches nothing.
+    Code and prompts are hidden, and cells tagged HIDDEN_TAG left out; the first heading is
+    the title; each figure's alt text is its title (finish_html). PNG outputs are base64 data
+    URIs already and images that markdown cells link to are embedded too (embed_images). A
+    DataError lists any image that still points outside the file. nbconvert's CDN scripts
+    (MathJax, require.js) are removed, so opening the file fetches nothing.
     """
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     src = Path(executed_notebook)
     if not src.is_file():
@@ -38,6 +89,7 @@ def export_report(
         raise DataError(src, f"not a readable notebook ({exc})") from exc
     title = title or src.stem.replace("_", " ")
     nb.metadata["title"] = title
+    _with_first_heading(nb, title)
     for cell in nb.cells:  # library chatter on stderr (TensorFlow's logs) is not the report
         if cell.cell_type == "code":
             cell.outputs = [
@@ -52,11 +104,15 @@ def export_report(
         exclude_output_prompt=True,
         embed_images=True,
     )
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={HIDDEN_TAG}, enabled=True), enabled=True
+    )
     body, _ = exporter.from_notebook_node(
         nb, resources={"metadata": {"name": title, "path": str(src.parent.resolve())}}
     )
     # The report has no maths or widgets: drop the CDN scripts so nothing is fetched offline.
     body = re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>', "", body)
+    body = finish_html(body, _image_alts(nb))
     external = _external_images(body)
     if external:
         raise DataError(

@@ -516,9 +516,7 @@ def export_stage(stage: Stage, out: Path, run_dir: Path) -> Path | None:
         return None
     from helpers.reporting.html import export_report
 
-    report = export_report(
-        out, run_dir / "report.html", title=f"Facial affect report: {run_dir.name}"
-    )
+    report = export_report(out, run_dir / "report.html", title=f"Report: {run_dir.name}")
     print(f"[run_all] report: {report}")
     check_in_browser(RunFolder(run_dir))
     return report
