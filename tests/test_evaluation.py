@@ -500,8 +500,10 @@ def test_by_model_shows_counts_whole_and_scores_rounded(run_dir: Path) -> None:
     assert list(shown.columns) == ["a", "b"]
     assert list(shown.index) == ["n", "expression_accuracy", "expression_f1_macro", "params", "tta"]
     assert shown.loc["expression_f1_macro"].tolist() == ["0.850", "0.881"]  # as precise alike
-    assert shown.loc["params", "a"] == 1234 and isinstance(shown.loc["params", "a"], int)
-    assert isinstance(shown.loc["n", "a"], int)
+    assert shown.loc["params", "a"] == "1,234"  # thousands separated, as in results.csv
+    assert shown.loc["n", "a"].isdigit()
+    mixed = by_model(table.assign(float_mb=[5.113, 96.24]), ["float_mb"], digits=4)
+    assert mixed.loc["float_mb"].tolist() == ["5.1", "96.2"]  # one precision in a row
     assert shown.loc["expression_accuracy", "a"] == "0.844" and shown.loc["tta", "b"] == "none"
     assert by_model(table.assign(train_seconds=253.64), ["train_seconds"]).iloc[0, 0] == "253.6"
     heads = by_model(table.assign(collapsed_heads="expression,landmarks"), ["collapsed_heads"])

@@ -230,29 +230,34 @@ def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str
 
 
 def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.DataFrame:
-    """The chosen columns as rows and a column per model, counts as whole numbers and scores
-    as text to `digits` decimals (seconds and speeds, 10 and over, to one): transposing mixes
-    text and numbers into one column type, which pandas would show as stored (2806.0,
-    0.84412), and a rounded 0.85 beside 0.881 reads as less precise. Listed text gets a space
-    after each comma, so a narrow column can wrap it (four collapsed heads were one 1,309 px
-    word in the report)."""
+    """The chosen columns as rows and a column per model, counts as whole numbers with
+    thousands separators (1,278,450) and scores as text to `digits` decimals, a row with a
+    value of 10 or over (seconds, speeds, sizes) to one decimal throughout, so every row reads
+    at one precision: transposing mixes text and numbers into one column type, which pandas
+    would show as stored (2806.0, 0.84412), and a rounded 0.85 beside 0.881 reads as less
+    precise. Listed text gets a space after each comma, so a narrow column can wrap it (four
+    collapsed heads were one 1,309 px word in the report)."""
     chosen = [c for c in columns if c in table.columns and c != "model"]
 
-    def cell(column: str, value: Any) -> Any:
-        number = to_number(value)
+    def row(column: str) -> list[Any]:
+        numbers = [to_number(v) for v in table[column]]
+        large = any(abs(n) >= 10 for n in numbers if not math.isnan(n))
+        return [
+            cell(column, v, n, 1 if large else digits)
+            for v, n in zip(table[column], numbers, strict=True)
+        ]
+
+    def cell(column: str, value: Any, number: float, places: int) -> Any:
         if not math.isnan(number):
             if column in COUNT_COLUMNS:
-                return round(number)
-            return fixed(number, digits if abs(number) < 10 else 1)
+                return f"{round(number):,}"
+            return fixed(number, places)
         if isinstance(value, str):  # a list such as the collapsed heads, wrapped where it is long
             return ", ".join(part.strip() for part in value.split(","))
         return None if value is None or isinstance(value, float) else value  # missing: blank
 
     return pd.DataFrame(
-        [[cell(c, v) for v in table[c]] for c in chosen],
-        index=chosen,
-        columns=list(table["model"]),
-        dtype=object,
+        [row(c) for c in chosen], index=chosen, columns=list(table["model"]), dtype=object
     )
 
 

@@ -1,0 +1,128 @@
+"""What the report says around its numbers: the data set its summary names, readable row names
+for its per-model tables, tables without pandas' index column, the caption of the results table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from helpers.core.run_folder import RunFolder, recorded_data
+
+# Row names the report's per-model tables show instead of the metrics files' keys.
+ROW_LABELS: dict[str, str] = {
+    "n": "test images",
+    "expression_accuracy": "Expression accuracy",
+    "expression_f1_macro": "Expression macro F1",
+    "expression_f1_macro_ci_low": "Expression macro F1, 95% CI low",
+    "expression_f1_macro_ci_high": "Expression macro F1, 95% CI high",
+    "no_tta_expression_f1_macro": "Expression macro F1, one view (no TTA)",
+    "expression_kappa": "Expression Cohen's kappa",
+    "expression_kappa_ci_low": "Expression Cohen's kappa, 95% CI low",
+    "expression_kappa_ci_high": "Expression Cohen's kappa, 95% CI high",
+    "expression_krippendorff_alpha": "Expression Krippendorff's alpha",
+    "expression_ece": "Expression ECE (calibration error)",
+    "calibrated_expression_ece": "Expression ECE after temperature scaling",
+    "calibration_temperature": "Calibration temperature",
+    "corrupted_expression_f1_macro": "Expression macro F1, degraded faces (mean)",
+    "retained_expression_f1_macro": "Share of macro F1 kept on degraded faces",
+    "expression_f1_weighted": "Expression weighted F1",
+    "expression_precision_macro": "Expression macro precision",
+    "expression_recall_macro": "Expression macro recall",
+    "expression_roc_auc_ovr": "Expression ROC-AUC (one vs rest, macro)",
+    "expression_pr_auc_macro": "Expression PR-AUC (macro)",
+    "valence_ccc": "Valence CCC (concordance)",
+    "arousal_ccc": "Arousal CCC (concordance)",
+    "landmarks_nme": "Landmarks NME (normalised mean error)",
+    "landmarks_baseline_nme": "Landmarks NME of the average shape",
+    "landmarks_nme_median": "Landmarks median NME",
+    "landmarks_failure_rate": "Landmarks failure rate (NME > 0.1)",
+    "explain_on_face_share": "Grad-CAM heat on the face (share)",
+    "explain_face_area_share": "Face's share of the image",
+    "params": "parameters",
+    "train_seconds": "training time (s)",
+    "train_images_per_s": "training speed (images/s)",
+    "inference_images_per_s": "inference speed (images/s)",
+    "one_view_images_per_s": "inference speed, one view (images/s)",
+    "tta": "test-time augmentation",
+    "collapsed_heads": "heads that collapsed",
+    "stale": "trained again since scored",
+    "keras_accuracy": "Keras accuracy",
+    "keras_ms_batched": "Keras ms per image, batched",
+    "keras_images_per_s": "Keras images/s, batched",
+    "keras_ms_single": "Keras ms per image, one at a time",
+    "float_accuracy_change": "TFLite float: accuracy change",
+    "float_ms_single": "TFLite float: ms per image",
+    "float_MB": "TFLite float: size (MB)",
+    "int8_accuracy_change": "TFLite int8: accuracy change",
+    "int8_ms_single": "TFLite int8: ms per image",
+    "int8_MB": "TFLite int8: size (MB)",
+}
+_REGRESSION = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "corr": "Pearson r", "sagr": "SAGR"}
+_VALUES = {"tta": {"none": "one view"}}  # a value a row's readers know by another name
+
+
+def row_label(key: str) -> str:
+    """The readable name of a metrics key (valence_rmse_ci_low: 'Valence RMSE, 95% CI low');
+    a key it does not know stays as it is."""
+    if key in ROW_LABELS:
+        return ROW_LABELS[key]
+    for head in ("valence", "arousal"):
+        for metric, name in _REGRESSION.items():
+            for suffix, tail in (
+                ("", ""),
+                ("_ci_low", ", 95% CI low"),
+                ("_ci_high", ", 95% CI high"),
+            ):
+                if key == f"{head}_{metric}{suffix}":
+                    return f"{head.capitalize()} {name}{tail}"
+    return key
+
+
+def labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """A per-model table (comparison.by_model) with readable row names and values."""
+    out = table.copy()
+    for key, names in _VALUES.items():
+        if key in out.index:
+            out.loc[key] = [names.get(v, v) if isinstance(v, str) else v for v in out.loc[key]]
+    out.index = [row_label(str(k)) for k in out.index]
+    return out
+
+
+def without_index(table: pd.DataFrame) -> Any:
+    """A table shown without pandas' row numbers, which mean nothing to a reader."""
+    from IPython.display import HTML
+
+    return HTML(table.to_html(index=False, border=0, classes="dataframe", na_rep=""))
+
+
+def data_sentence(run_dir: str | Path) -> str:
+    """The data set the run's scores are on, for the report's summary; the generated demo set
+    is called what it is, so no one takes its scores for scores on real faces."""
+    data = recorded_data(RunFolder(run_dir))
+    path = str(data.get("path") or "")
+    name = PurePosixPath(path.replace("\\", "/")).name if path else ""
+    if data.get("demo"):
+        shown = f" (`{name}`)" if name else ""
+        return (
+            f"Data: the synthetic demo set{shown}, faces drawn by `helpers.synthetic`: these "
+            "scores show the pipeline at work, not how well a model reads real faces."
+        )
+    if name:
+        digest = str(data.get("sha256") or "")[:12]
+        return f"Data: `{name}`" + (f" (sha256 {digest}...)." if digest else ".")
+    return "Data: not recorded in this run's manifest or settings."
+
+
+def results_caption(results: pd.DataFrame) -> str:
+    """The caption of the report's results table, as results.tex captions its table."""
+    intervals = bool(results.filter(like="_ci_low").notna().to_numpy().any())
+    n = pd.to_numeric(results.get("n", pd.Series(dtype=float)), errors="coerce").max()
+    images = f"the {int(n):,} test images" if pd.notna(n) else "the test images"
+    text = f"Each model's headline metrics on {images}"
+    text += "; 95% bootstrap intervals in brackets" if intervals else ""
+    text += "; the best model per task in bold (highest macro F1 and CCC, lowest NME)"
+    text += "; TTA: the test-time augmentation each model was scored with."
+    return f"**Table: results.** {text}"

@@ -1,0 +1,69 @@
+"""What report.html says around its numbers: the data set in the summary, readable row names,
+no index column, a caption on the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from helpers.core.jsonio import write_json
+from helpers.evaluation.comparison import by_model
+from helpers.reporting import report_text
+
+
+def _run(tmp_path: Path, data: dict) -> Path:
+    write_json(tmp_path / "settings.json", {"profile": "smoke", "data": data})
+    return tmp_path
+
+
+def test_the_summary_names_the_demo_set_as_synthetic(tmp_path: Path) -> None:
+    run = _run(tmp_path, {"path": "/x/data/demo/affectnet_demo_n64.zip", "demo": True})
+    text = report_text.data_sentence(run)
+    assert "synthetic demo set" in text and "affectnet_demo_n64.zip" in text
+    assert "/x/data" not in text  # no path of the machine
+
+
+def test_the_summary_names_real_data_by_its_file(tmp_path: Path) -> None:
+    run = _run(tmp_path, {"path": "/d/fer2013.csv", "sha256": "ab" * 32, "demo": False})
+    text = report_text.data_sentence(run)
+    assert "`fer2013.csv`" in text and "abababababab" in text and "synthetic" not in text
+    assert "not recorded" in report_text.data_sentence(tmp_path / "nothing")
+
+
+def test_rows_get_readable_names_and_values() -> None:
+    table = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "expression_f1_macro_ci_low": [0.5, 0.6],
+            "params": [1278450, 2623442],
+            "tta": ["none", "flip"],
+            "valence_rmse_ci_high": [0.2, 0.3],
+            "unknown_key": [1.0, 2.0],
+        }
+    )
+    shown = report_text.labelled(by_model(table, list(table.columns)))
+    assert list(shown.index) == [
+        "Expression macro F1, 95% CI low",
+        "parameters",
+        "test-time augmentation",
+        "Valence RMSE, 95% CI high",
+        "unknown_key",
+    ]
+    assert shown.loc["parameters"].tolist() == ["1,278,450", "2,623,442"]
+    assert shown.loc["test-time augmentation"].tolist() == ["one view", "flip"]
+
+
+def test_a_table_without_its_index_column() -> None:
+    html = report_text.without_index(pd.DataFrame({"task": ["expression"], "p": ["0.001"]})).data
+    assert "<th>task</th>" in html and "<th></th>" not in html and ">0<" not in html
+
+
+def test_the_results_table_has_a_caption() -> None:
+    results = pd.DataFrame({"model": ["a"], "valence_ccc": [0.5], "valence_ccc_ci_low": [0.4]})
+    caption = report_text.results_caption(results)
+    assert caption.startswith("**Table: results.**")
+    assert "95% bootstrap intervals" in caption and "best model per task in bold" in caption
+    assert "intervals" not in report_text.results_caption(
+        results.drop(columns="valence_ccc_ci_low")
+    )
