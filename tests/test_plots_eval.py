@@ -172,7 +172,7 @@ def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
     assert titles == ["loss", "expression_accuracy", "landmarks_nme", "valence_ccc"]
     loss_ax = fig.axes[0]
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()][:2] == ["train", "val"]
-    assert fig.get_suptitle() == "vgg16"
+    assert fig.get_suptitle() == "vgg16: learning curves"
     assert _is_message(plots.plot_learning_curves(pd.DataFrame({"epoch": []})))
     assert _is_message(plots.plot_learning_curves(pd.DataFrame()))
     one = _check(plots.plot_learning_curves(history.head(1), title="smoke"))  # not lone dots

@@ -64,6 +64,9 @@ def test_two_figures_of_one_name_get_two_files_and_none_without_a_folder(tmp_pat
         "learning_curves_vgg16",
         "learning_curves_vgg16_2",
     ]
+    figure = plots.plot_learning_curves(history, title="vgg16")
+    assert plots.figure_title(figure) == "vgg16: learning curves"  # its alt text names it
+    assert figure.get_size_inches()[0] <= plots.PAGE_INCHES
 
 
 def test_figure_names_and_titles_fall_back_to_the_panels() -> None:

@@ -951,9 +951,9 @@ def plot_learning_curves(
         if "epoch" in history.columns
         else np.arange(1, len(history) + 1)
     )
-    ncols = min(4, len(pairs))
+    ncols = min(3, len(pairs))
     nrows = math.ceil(len(pairs) / ncols)
-    fig, axes = _figure(nrows, ncols, (3.6 * ncols, 2.8 * nrows + 0.5))
+    fig, axes = _figure(nrows, ncols, (min(PAGE_INCHES, 3.0 * ncols), 2.3 * nrows + 0.5))
     fig.set_label(_slug(f"learning_curves_{title}"))
     for ax in axes.flat[len(pairs) :]:
         ax.set_axis_off()
@@ -982,9 +982,11 @@ def plot_learning_curves(
             for start in np.flatnonzero(np.diff(history["phase"].to_numpy()) != 0) + 1:
                 ax.axvline(x[start] - 0.5, color="0.5", linestyle=":", linewidth=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
-        ax.set(title=metric, xlabel="epoch")
-        ax.legend(fontsize=7)
-    fig.suptitle(title or "Learning curves")
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{title}: learning curves" if title else "Learning curves", fontsize=10)
     return fig
 
 
