@@ -604,6 +604,7 @@ def test_a_report_is_made_from_notebooks_run_by_hand_as_the_runner_makes_it(
     assert nbtools.main(["report", str(run)]) == 0
     assert executed == [("06_report", {"run_dir": str(run), "seed": 0})]
     assert "2 models evaluated" in (run / "report.html").read_text()
+    assert "<title>Report: run</title>" in (run / "report.html").read_text()
     assert (run / "html" / "06_report.html").is_file()
     assert capsys.readouterr().out.splitlines()[-1] == f"report: {run / 'report.html'}"
     monkeypatch.setenv(RUNNER_ENV, str(run))
