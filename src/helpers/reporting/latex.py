@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from helpers.evaluation.comparison import fixed
 
-_SPECIAL = {
+# LaTeX's special characters as text; the methods text escapes its prose with the same table.
+SPECIAL = {
     "\\": r"\textbackslash{}",
     "{": r"\{",
     "}": r"\}",
@@ -36,7 +37,7 @@ MARKS = "abcdefghijklmnopqrstuvwxyz"
 def latex_escape(text: str) -> str:
     """Plain text with LaTeX's special characters escaped, and `--` kept two hyphens: in the
     T1 encoding most papers load, TeX would join them into an en dash (--set, --run-dir)."""
-    escaped = "".join(_SPECIAL.get(c, c) for c in text)
+    escaped = "".join(SPECIAL.get(c, c) for c in text)
     return re.sub(r"-(?=-)", "-{}", escaped)
 
 

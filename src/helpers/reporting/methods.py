@@ -39,7 +39,7 @@ from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
 from helpers.models.weights import left_layers
-from helpers.reporting import notation, references
+from helpers.reporting import latex, notation, references
 from helpers.reporting.references import Citations
 
 SPLIT_ORDER = ("train", "val", "test")
@@ -117,22 +117,6 @@ class Methods:
         return re.findall(r"^\*\*(.+?)\.?\*\*", self.source, flags=re.MULTILINE)
 
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "{": r"\{",
-    "}": r"\}",
-    "$": r"\$",
-    "&": r"\&",
-    "#": r"\#",
-    "^": r"\^{}",
-    "_": r"\_",
-    "~": r"\textasciitilde{}",
-    "%": r"\%",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    '"': r"\textquotedbl{}",
-}
 # A line with a long file name, hash or command in it may stretch its spaces rather than run
 # into the margin (TeX's third pass; a primitive, so no package).
 LATEX_STRETCH = r"\begingroup\emergencystretch=2em\relax"
@@ -147,7 +131,7 @@ def latex_escape(text: str) -> str:
             out.append(notation.latex_power(piece))
         else:
             out.append(
-                "".join(_LATEX_SPECIAL.get(c, notation.LATEX_SYMBOLS.get(c, c)) for c in piece)
+                "".join(latex.SPECIAL.get(c, notation.LATEX_SYMBOLS.get(c, c)) for c in piece)
             )
     return "".join(out)
 
