@@ -41,7 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="tiny inputs (64-image demo zip at 48 px, 1-2 steps): proves the scripts "
         "work in a few minutes; the figures mean nothing",
     )
-    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    p.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of {','.join(BENCHMARKS)} (default: all of them)",
+    )
     p.add_argument(
         "--out", default="", help="output folder (default: a new reports/benchmarks/<timestamp>/)"
     )
@@ -50,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="RUN",
-        help="end_to_end: tabulate this existing run folder (repeatable)",
+        help="end_to_end: tabulate this existing run folder (repeatable; default: none)",
     )
     p.add_argument(
         "--run-e2e",
@@ -75,7 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--levers-data",
         default="",
         metavar="SOURCE",
-        help="levers: FER-2013 (zip or folder) to compare recipe changes on (full mode needs it)",
+        help="levers: FER-2013 (zip or folder) to compare recipe changes on (full mode needs it; "
+        "default: none)",
     )
     p.add_argument(
         "--levers-minutes",
@@ -94,7 +99,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="",
         metavar="SOURCE",
         help="recipe: the faces the profile trains on (zip or folder; full mode needs it, "
-        "unless --work already holds the prepared run folder)",
+        "unless --work already holds the prepared run folder; default: none)",
     )
     p.add_argument(
         "--recipe-profile",
@@ -114,21 +119,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="recipe: a training setting over the profile's (VALUE as JSON, e.g. "
         'weight_decay=0.001 or \'mixing={"mode": "mixup", "alpha": 0.2}\'); repeat it '
-        "for several",
+        "for several (default: none)",
     )
     p.add_argument(
         "--framing-data",
         default="",
         metavar="SOURCE",
-        help="framing: faces with a test split (e.g. fer2013.zip; full mode needs it)",
+        help="framing: faces with a test split (e.g. fer2013.zip; full mode needs it; default: "
+        "none)",
     )
     p.add_argument(
         "--framing-model",
         default="",
         metavar="MODEL",
-        help="framing: a .keras model trained on --framing-data (full mode needs it)",
+        help="framing: a .keras model trained on --framing-data (full mode needs it; "
+        "default: none)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the generated data, splits and training (default 0)",
+    )
     return p.parse_args(argv)
 
 

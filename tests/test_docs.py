@@ -239,6 +239,35 @@ def test_help_ends_with_examples_that_parse(monkeypatch, capsys):
             parser.parse_args(argv)
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A parser and each of its sub-commands' parsers, by the command line that shows them."""
+    found = {parser.prog: parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _subparsers(sub)
+    return found
+
+
+@pytest.mark.parametrize("module", ["helpers.run.runner", "benchmarks", "helpers.run.nbtools"])
+def test_every_option_and_positional_has_help_that_states_its_default(module, monkeypatch):
+    """--help (of every sub-command too) says what each option and positional is, and the
+    default of each that takes a value, as the README promises for every command."""
+    bad = []
+    for prog, parser in _subparsers(_parser(module, monkeypatch)).items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction | argparse._HelpAction):
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            text = formatter._get_help_string(action) or ""
+            if not text:
+                bad.append(f"{prog} {name}: no help")
+            elif action.nargs != 0 and action.option_strings and "default" not in text:
+                bad.append(f"{prog} {name}: no default in {text!r}")
+    assert bad == []
+
+
 def test_run_tests_help_is_its_own_usage_and_sets_nothing_up(tmp_path):
     """./run_tests.sh --help says what the script runs, its environment and how pytest
     arguments pass, before any setup (no virtual environment is made), not pytest's help."""

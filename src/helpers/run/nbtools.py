@@ -158,20 +158,41 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.run.nbtools")
     sub = p.add_subparsers(dest="cmd", required=True)
     pr = sub.add_parser("prepare", help="parameterised copies for nbval")
-    pr.add_argument("--profile", default="smoke")
-    pr.add_argument("--out", type=Path, default=paths.REPO_ROOT / "build" / "nbval")
-    pr.add_argument("--test-data", default="")
+    pr.add_argument(
+        "--profile", default="smoke", help="the profile the copies run in (default smoke)"
+    )
+    pr.add_argument(
+        "--out",
+        type=Path,
+        default=paths.REPO_ROOT / "build" / "nbval",
+        help="folder for the copies, emptied first, with their run folder in it "
+        "(default build/nbval)",
+    )
+    pr.add_argument(
+        "--test-data",
+        default="",
+        metavar="SOURCE",
+        help="an external test set the copies also score on (default: none)",
+    )
     sub.add_parser("clean", help="strip outputs except nbval-checked cells")
     sy = sub.add_parser("sync", help="copy checked outputs from executed copies")
-    sy.add_argument("executed_dir", type=Path)
+    sy.add_argument(
+        "executed_dir",
+        type=Path,
+        help="folder of executed notebooks (e.g. a run's notebooks/); required",
+    )
     sub.add_parser("check", help="report hygiene problems")
     rep = sub.add_parser(
         "report", help="execute notebook 06 on a run as run_all.sh does: <run>/report.html"
     )
-    rep.add_argument("run_dir", nargs="?", default="", help="empty: the newest run folder")
+    rep.add_argument("run_dir", nargs="?", default="", help="a run folder (default: the newest)")
     rec = sub.add_parser("record", help="keep a run's headline metrics for nbval to assert")
-    rec.add_argument("run_dir", type=Path)
-    rec.add_argument("--profile", default="smoke")
+    rec.add_argument("run_dir", type=Path, help="the finished run folder to read; required")
+    rec.add_argument(
+        "--profile",
+        default="smoke",
+        help="the profile it ran, naming tests/recorded/<profile>.json (default smoke)",
+    )
     args = p.parse_args(argv)
     if args.cmd == "prepare":
         extra = {"test_data": [str(Path(args.test_data).resolve())]} if args.test_data else None

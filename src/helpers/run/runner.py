@@ -692,7 +692,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="SOURCE",
-        help="an external test set every model is also scored on; repeat it for several",
+        help="an external test set every model is also scored on; repeat it for several "
+        "(default: none)",
     )
     p.add_argument(
         "--models",
@@ -712,13 +713,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="[STAGE:]NAME=VALUE",
         help="a notebook parameter for this run, e.g. learning_rate=0.002, "
-        "\"augment={'noise_p': 0.3}\" or 04:batch_size=128 (the 04 stages only); repeat it",
+        "\"augment={'noise_p': 0.3}\" or 04:batch_size=128 (the 04 stages only); repeat it (default: the profile's values)",
     )
     p.add_argument(
         "--seeds",
         default="",
         help="comma-separated seeds, e.g. 0,1,2: one run per seed in --run-dir/seed-<n>/, then "
-        "each model's metrics as mean ± standard deviation over them (seeds.md, .csv, .tex)",
+        "each model's metrics as mean ± standard deviation over them (seeds.md, .csv, .tex); "
+        "default: one run, seed --seed",
     )
     p.add_argument(
         "--folds",
@@ -726,13 +728,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="K",
         help="k-fold cross-validation: K runs in --run-dir/fold-<i>/, each testing on one of K "
         "folds of all the data (a person's faces in one fold), then each model's metrics over "
-        "every face and per fold (folds.md, .csv, .tex)",
+        "every face and per fold (folds.md, .csv, .tex); default: none",
     )
     p.add_argument(
         "--fold",
         default="",
         metavar="I/K",
-        help="one fold's run of a cross-validation, e.g. 2/5 (what --folds runs K times)",
+        help="one fold's run of a cross-validation, e.g. 2/5 (what --folds runs K times; "
+        "default: none, the profile's own split)",
     )
     p.add_argument(
         "--resume",
@@ -740,7 +743,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="continue the run in --run-dir, skipping finished stages",
     )
     p.add_argument(
-        "--only", default="", help="comma-separated notebook prefixes to run, e.g. 01,02"
+        "--only",
+        default="",
+        help="comma-separated notebook prefixes to run, e.g. 01,02 (default: every notebook, or "
+        "the --only of a resumed run that stopped)",
     )
     p.add_argument(
         "--log-output", action="store_true", help="stream every cell's output to the terminal"
