@@ -15,7 +15,7 @@ requirements-tests.txt too (JAX's CPU build, pytest-xdist): this script asks scr
 for them with AFFECT_TEST_EXTRAS=1.
 
 Without arguments: the code checks (ruff lint and format, the import layers of
-docs/architecture.md, mypy on helpers.core and helpers.inference; silent unless one fails), then
+docs/architecture.md, mypy on helpers.core and helpers.inference; one line when they pass), then
 every test in tests/ and every notebook under nbval in the smoke profile (cells marked
 # NBVAL_CHECK_OUTPUT must reproduce their committed output), shared out over the cores.
 
@@ -43,7 +43,7 @@ export PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}"
 # oneDNN kernels on CPUs with AVX2 alone too (see src/helpers/__init__.py).
 export TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-1}"
 # Code checks first (seconds): style and format (ruff), the layers contract (import-linter,
-# docs/architecture.md) and types (mypy on core and inference). Output only when one fails.
+# docs/architecture.md) and types (mypy on core and inference). One line when they pass.
 check() {
   local name="$1"; shift
   local out

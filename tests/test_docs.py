@@ -282,4 +282,11 @@ def test_run_tests_help_is_its_own_usage_and_sets_nothing_up(tmp_path):
     for word in ("AFFECT_TEST_WORKERS", "AFFECT_TEST_EXTRAS", "nbval", "examples:"):
         assert word in text, word
     assert "[bootstrap]" not in text + result.stderr and "--nbval-lax" not in text
+    # what the checks print when they pass: one line, as the usage and the README say
+    passed = re.findall(r'^\s*echo "(\[checks\][^"]*)"$', script.read_text(), re.M)
+    assert passed == ["[checks] ruff, import layers and types: ok"]
+    readme = " ".join((paths.REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    for said in (" ".join(text.split()), readme):
+        assert "checks (" in said and "one line when they pass" in said
+        assert "silent unless one fails" not in said
     assert not (tmp_path / "venv").exists()
