@@ -214,6 +214,29 @@ def test_set_values_are_checked_before_any_stage(fake, tmp_path, capsys):
     assert runner.main([*fake.argv, "--run-dir", str(run), "--set", "tta=flip"]) == 0
 
 
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("tta=1.5", "--set for 05_evaluate.custom_cnn: parameter tta=1.5 should be str"),
+        ("augment={'noise_pp': 0.3}", "--set for 03_augment: AugmentConfig: unknown field"),
+        ("04:backbone_options={'widthz': 3}", "--set for 04_train.custom_cnn: "),
+    ],
+)
+def test_set_values_of_the_stages_only_leaves_out_are_checked_before_any_work(
+    setting, says, tmp_path, monkeypatch, capsys
+):
+    """--only 01 runs 01 now and the rest on a --resume: a value that would stop them there is
+    refused before 01 runs, as in a run of every stage (the notebooks as committed)."""
+    data = tmp_path / "data.zip"
+    data.write_bytes(b"PK")
+    monkeypatch.setattr(runner, "execute_stage", lambda *a, **k: pytest.fail("a stage ran"))
+    run = tmp_path / "run"
+    argv = ["--profile", "smoke", "--data", str(data), "--models", "custom_cnn"]
+    assert runner.main([*argv, "--run-dir", str(run), "--only", "01", "--set", setting]) == 2
+    assert says in capsys.readouterr().err
+    assert not run.exists()
+
+
 def test_the_notebooks_own_checks_are_those_run_up_front():
     from helpers.core import paths
     from helpers.core.errors import ConfigError

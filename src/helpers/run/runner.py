@@ -353,8 +353,9 @@ def run_settings(args: argparse.Namespace, manifest: dict[str, Any], plan: list[
 
 def check_values(profile: str, stages: list[Stage], settings: list[Setting],
                  manifest: dict[str, Any], rerun: set[str]) -> None:  # fmt: skip
-    """The --set values of every stage that will run, checked as its notebook checks them (an
-    unknown optimizer or tta), so a bad one is refused now, not after the stages before it."""
+    """The --set values of every stage not yet done (or to run again), checked as its notebook
+    checks them (an unknown optimizer or tta), so a bad one is refused now, not after the stages
+    before it, nor on the --resume that runs the stages an --only left out."""
     from helpers.run import values  # the checks import their modules: only with --set
 
     for stage in stages:
@@ -1125,8 +1126,8 @@ def prepare(args: argparse.Namespace) -> Prepared:
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
         check_backend(stages, manifest, args.rerun)
-        if args.settings:
-            check_values(profile.name, stages, args.settings, manifest, args.rerun)
+        if args.settings:  # every stage of the run: one --only leaves out runs on a --resume
+            check_values(profile.name, plan, args.settings, manifest, args.rerun)
         if args.resume and (moved := check_data(args, manifest, run_dir)):
             args.notes.append(moved)
         if not args.resume:
