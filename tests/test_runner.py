@@ -670,3 +670,38 @@ def test_the_report_command_pastes_back_and_a_series_folder_names_its_runs(
         str(series / "seed-1"),
     ]
     assert not (series / "report.html").exists() and not (series / "notebooks").exists()
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_log_output_prints_every_cell_s_output_and_keeps_it_in_the_log(
+    flag, tmp_path, monkeypatch, capfd
+):
+    """--log-output: a cell's printed line reaches the terminal as the cell runs, and the
+    stage's log; without it the terminal shows the runner's own lines only."""
+    import logging
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = new_notebook()
+    params = new_code_cell("run_dir = ''")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell("print('the cell says 41 + 1')")]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, folder / "01_hello.ipynb")
+    monkeypatch.setattr(runner.paths, "NOTEBOOKS_DIR", folder)
+    monkeypatch.setattr(runner, "export_html", lambda out, html: out)
+    data = tmp_path / "data.zip"
+    data.write_bytes(b"PK")
+    run = tmp_path / "run"
+    argv = ["--profile", "smoke", "--data", str(data), "--run-dir", str(run)]
+    assert runner.main([*argv, *(["--log-output"] * flag)]) == 0
+    printed = capfd.readouterr()
+    assert ("the cell says 41 + 1" in printed.out + printed.err) is flag
+    log = run / "logs" / "01_hello.log"
+    assert ("the cell says 41 + 1" in log.read_text()) is flag
+    papermill_logger = logging.getLogger("papermill")
+    assert papermill_logger.handlers == [] and papermill_logger.level == logging.NOTSET

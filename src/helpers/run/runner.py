@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import platform
 import re
@@ -565,20 +566,57 @@ def execute_stage(
     given = {k: v for k, v in merged.items() if k in declared}
     out = run_dir / "notebooks" / f"{stage.name}.ipynb"
     out.parent.mkdir(exist_ok=True)
+    log = RunFolder(run_dir).logs_dir / f"{stage.name}.log"
     os.environ[RUNNER_ENV] = str(run_dir)  # notebook 01 may write into the folder made for it
     try:
-        pm.execute_notebook(
-            str(stage.notebook),
-            str(out),
-            parameters=given,
-            kernel_name="python3",
-            cwd=str(stage.notebook.parent),
-            progress_bar=log_output,
-            log_output=log_output,
-        )
+        with cell_output_shown(log if log_output else None):
+            pm.execute_notebook(
+                str(stage.notebook),
+                str(out),
+                parameters=given,
+                kernel_name="python3",
+                cwd=str(stage.notebook.parent),
+                progress_bar=log_output,
+                log_output=log_output,
+            )
     finally:
         os.environ.pop(RUNNER_ENV, None)
     return out
+
+
+class _Lines(logging.Formatter):
+    """A cell's output as it came: its own line ends, none added between two outputs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The message less the newline that ends it (the handler adds one)."""
+        return super().format(record).rstrip("\n")
+
+
+@contextlib.contextmanager
+def cell_output_shown(log: Path | None) -> Iterator[None]:
+    """With --log-output (log given), papermill's logger, which gets each cell's output at INFO,
+    is printed to the terminal, as papermill's own command line sets it up, and appended to the
+    stage's log; the logger is put back after. Without it nothing changes: a run stays quiet."""
+    if log is None:
+        yield
+        return
+    logger = logging.getLogger("papermill")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(log, encoding="utf-8")]
+    before = logger.level, logger.propagate
+    for handler in handlers:
+        handler.setFormatter(_Lines("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # once, not again by a handler the root logger may have
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
 
 
 @contextlib.contextmanager
@@ -714,7 +752,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="[STAGE:]NAME=VALUE",
         help="a notebook parameter for this run, e.g. learning_rate=0.002, "
-        "\"augment={'noise_p': 0.3}\" or 04:batch_size=128 (the 04 stages only); repeat it (default: the profile's values)",
+        "\"augment={'noise_p': 0.3}\" or 04:batch_size=128 (the 04 stages only); repeat it "
+        "(default: the profile's values)",
     )
     p.add_argument(
         "--seeds",
