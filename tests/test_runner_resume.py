@@ -553,3 +553,55 @@ def test_a_series_reads_its_runs_manifests_as_a_resume_does(tmp_path, monkeypatc
     series = runner.seed_series([0, 1])
     assert runner.series_reruns(args, series, base) is True  # its own run refuses it
     assert read == [base / "seed-0"]
+
+
+def test_the_manifest_names_the_command_that_repeats_the_run_as_a_resume_left_it(
+    fake, tmp_path, capsys
+):
+    """A resume that adds a model and replaces a --set value keeps the first command, adds its
+    own to `resumed`, and `repeat_command` makes the run as it stands: run again, its manifest
+    holds the same models and values."""
+    run = tmp_path / "run"
+    fake.stop_at = "05_evaluate.custom_cnn"  # as a bad value would stop it
+    first = [*fake.argv, "--run-dir", str(run), "--set", "tta=none", "--set", "04:epochs=2"]
+    assert runner.main(first) == 130
+    fake.stop_at = ""
+    resume = ["--resume", "--run-dir", str(run), "--models", "custom_cnn,mobilenetv2"]
+    assert runner.main([*resume, "--set", "tta=flip"]) == 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["command"] == shlex.join(["./run_all.sh", *first])
+    assert manifest["resumed"] == [shlex.join(["./run_all.sh", *resume, "--set", "tta=flip"])]
+    words = shlex.split(manifest["repeat_command"])
+    assert words[0] == "./run_all.sh" and words[-2:] == ["--run-dir", str(run)]
+    again = tmp_path / "again"
+    assert runner.main([*words[1:-2], "--run-dir", str(again)]) == 0
+    repeated = json.loads((again / "manifest.json").read_text())
+    for key in ("profile", "seed", "models", "data", "parameters", "test_data"):
+        assert repeated[key] == manifest[key], key
+    assert repeated["models"] == ["custom_cnn", "mobilenetv2"]
+    assert repeated["parameters"] == {"tta": "flip", "04:epochs": 2}
+
+
+def test_a_set_value_in_the_repeat_command_reads_back_as_the_value_recorded():
+    for key, value in (
+        ("tta", "flip"),
+        ("use_model", "1_2"),
+        ("tta", "1.5"),
+        ("learning_rate", 0.002),
+        ("augment", {"noise_p": 0.3}),
+        ("x", None),
+        ("x", "it's"),
+    ):
+        assert runner.parse_setting(f"{key}={runner.setting_text(key, value)}").value == value
+
+
+def test_the_methods_section_states_the_command_that_repeats_the_run(tmp_path):
+    from helpers.reporting.methods import methods
+    from test_methods import _run
+
+    run = _run(tmp_path)
+    manifest = json.loads(run.manifest.read_text())
+    manifest["repeat_command"] = manifest["command"] + " --models custom_cnn,vgg16"
+    run.manifest.write_text(json.dumps(manifest))
+    text = methods(run).text
+    assert "--data fer2013.zip --models custom_cnn,vgg16`" in text

@@ -1331,7 +1331,8 @@ def _software(facts: _Run, cite: Citations) -> str:
             "with the run: requirements.txt pins them; state the versions the run used."
         )
     code = recorded_code(facts.run)  # the manifest's, or notebook 01's by hand
-    commit, command = code.get("git_commit"), manifest.get("command")
+    commit = code.get("git_commit")
+    command = manifest.get("repeat_command") or manifest.get("command")  # after any resume
     dirty = " with uncommitted changes" if code.get("git_dirty") else ""
     profile = _profile_name(facts)
     if commit or command:

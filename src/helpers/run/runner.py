@@ -261,6 +261,31 @@ def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
     print(f"[run_all] resume with: {command}", file=sys.stderr)
 
 
+def setting_text(key: str, value: Any) -> str:
+    """A --set value as text that parse_setting reads back as the same value: text as it is
+    where it reads as text (flip), else the Python literal ('1.5', 0.002, {'noise_p': 0.3})."""
+    if isinstance(value, str) and parse_setting(f"{key}={value}").value == value:
+        return value
+    return repr(value)
+
+
+def repeat_command(manifest: dict[str, Any], run_dir: Path) -> str:
+    """The one command that makes the run as it stands, quoted for the shell: its profile, data,
+    test sets, models, seed, fold and --set values as the manifest holds them after every
+    resume (the first command, `command`, may name fewer models or other values)."""
+    words = ["./run_all.sh", "--profile", str(manifest["profile"]["name"])]
+    if not manifest["data"].get("demo"):  # the demo set is made again from profile and seed
+        words += ["--data", str(manifest["data"]["path"])]
+    for source in test_sets(manifest.get("test_data")):
+        words += ["--test-data", source]
+    words += ["--models", ",".join(manifest["models"]), "--seed", str(manifest.get("seed", 0))]
+    if fold := manifest_fold(manifest):
+        words += ["--fold", f"{fold[0]}/{fold[1]}"]
+    for key, value in (manifest.get("parameters") or {}).items():
+        words += ["--set", f"{key}={setting_text(key, value)}"]
+    return shlex.join([*words, "--run-dir", str(run_dir)])
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages that decide results, for the manifest."""
     out = {"python": platform.python_version()}
@@ -1320,11 +1345,15 @@ def run_stages(
         }
         if args.fold_pair:
             manifest["fold"] = dict(zip(("fold", "folds"), args.fold_pair, strict=True))
+        manifest["repeat_command"] = repeat_command(manifest, run_dir)
         write_json(manifest_path, manifest)
     manifest["models"] = models  # a resume may add models
     if args.only:  # so a resume goes on with these stages, not every one
         manifest["only"] = args.only
-    if args.resume:  # and its data's new place, where it was moved
+    if args.resume:  # and its data's new place, where it was moved, and what it changed
+        command = shlex.join(["./run_all.sh", *(argv if argv is not None else sys.argv[1:])])
+        manifest["resumed"] = [*manifest.get("resumed", []), command]
+        manifest["repeat_command"] = repeat_command(manifest, run_dir)
         write_json(manifest_path, manifest)
     params = {
         "run_dir": str(run_dir),
