@@ -70,18 +70,41 @@ def _column(table: pd.DataFrame, column: str) -> Any:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock beside `path` (POSIX); elsewhere the rename alone protects."""
+    """An exclusive advisory lock beside `path` (POSIX), its file removed as it is released, so
+    a run leaves no `.lock` behind; elsewhere the rename alone protects. A writer that waited
+    on a lock file its holder removed takes the new one (_held), so two never write at once."""
     try:
         import fcntl
     except ImportError:  # Windows: no flock; writes stay atomic, concurrent appends may race
         yield
         return
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = path.with_name(path.name + ".lock")
+    while True:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _held(fd, lock):
+            break
+        os.close(fd)  # removed while this waited: lock the file there now
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()  # still held: a waiter finds its file gone and takes a new one
+        os.close(fd)  # releases the lock
+
+
+def _held(fd: int, lock: Path) -> bool:
+    """Whether the locked descriptor is still the file at `lock` (not one unlinked since)."""
+    try:
+        there = os.stat(lock)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _without(old: pd.DataFrame, rows: pd.DataFrame, run: str, gone: list[str]) -> pd.DataFrame:
