@@ -297,3 +297,18 @@ def test_notebook_04_without_notebook_03s_split_says_to_run_it_first(tmp_path):
 
     with pytest.raises(DataError, match="run notebook 03 first"):
         fit.load_training_inputs(tmp_path)
+
+
+def test_the_code_version_is_recorded_for_a_clone_whose_path_has_spaces(tmp_path, monkeypatch):
+    from helpers.core import paths
+
+    clone = tmp_path / "my projects" / "affect repo"
+    (clone / "src").mkdir(parents=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (clone / "src" / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "src"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    monkeypatch.setattr(paths, "REPO_ROOT", clone)
+    version = paths.source_version()
+    assert len(version["git_commit"] or "") == 40 and version["git_dirty"] is False

@@ -99,10 +99,10 @@ def source_version() -> dict[str, str | bool | None]:
             return None
         return done.stdout
 
-    head = git("rev-parse", "HEAD", "--show-toplevel")
-    if not head or len(head.split()) != 2:
+    head = (git("rev-parse", "HEAD", "--show-toplevel") or "").splitlines()
+    if len(head) != 2:  # one line each: the top folder's path may hold spaces
         return {"git_commit": None, "git_dirty": None}
-    commit, top = head.split()
+    commit, top = head
     changed = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     notebooks = git("diff", "--name-only", "--no-renames", "HEAD", "--", "notebooks")
     added = git("ls-files", "--others", "--exclude-standard", "--", "src", "notebooks")
