@@ -177,6 +177,60 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(fake, tmp_path, monkeypatch, capsys)
     assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "interrupted"}
 
 
+def test_sighup_stops_a_run_as_sigterm_does(fake, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    def hung_up(stage, *a, **kw):
+        if stage.name == "04_train.custom_cnn":
+            os.kill(os.getpid(), signal.SIGHUP)  # the terminal closed, the ssh connection dropped
+            time.sleep(5)  # the handler ends this at once
+        fake.ran.append(stage.name)
+
+    monkeypatch.setattr(runner, "execute_stage", hung_up)
+    before = signal.getsignal(signal.SIGHUP)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 129
+    assert signal.getsignal(signal.SIGHUP) is before
+    err = capsys.readouterr().err
+    assert "stopped by SIGHUP (the terminal closed) during 04_train.custom_cnn" in err
+    assert f"resume with: ./run_all.sh --resume --run-dir {run}" in err
+    assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "interrupted"}
+
+
+def test_a_run_under_nohup_leaves_sighup_ignored(fake, tmp_path, monkeypatch):
+    import signal
+
+    seen = []
+    monkeypatch.setattr(runner, "execute_stage", lambda *a, **kw: seen.append(
+        signal.getsignal(signal.SIGHUP)))  # fmt: skip
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        assert runner.main([*fake.argv, "--run-dir", str(tmp_path / "run")]) == 0
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert seen and all(handler is signal.SIG_IGN for handler in seen)
+
+
+def test_the_printed_resume_command_runs_from_the_folder_it_was_started_in(
+    fake, tmp_path, monkeypatch, capsys
+):
+    root = paths.REPO_ROOT.resolve()
+    assert runner.run_all_command(["--resume"], cwd=root) == "./run_all.sh --resume"
+    above = runner.run_all_command(["-h"], cwd=root.parent)
+    assert shlex.split(above) == [f"{root.name}/run_all.sh", "-h"]
+    elsewhere = tmp_path / "other folder"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    fake.stop_at = "04_train.custom_cnn"
+    run = tmp_path / "run é"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 130
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "resume with: " in line]
+    pasted = shlex.split(line.split("resume with: ", 1)[1])
+    assert pasted == [str(root / "run_all.sh"), "--resume", "--run-dir", str(run)]
+
+
 def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, capsys):
     data = tmp_path / "data.zip"
     run = tmp_path / "run"

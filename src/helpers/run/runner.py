@@ -255,7 +255,7 @@ def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
     leaves it to the series, whose own command goes on with every member."""
     if args.member:
         return
-    command = shlex.join(["./run_all.sh", "--resume", "--run-dir", str(run_dir)])
+    command = run_all_command(["--resume", "--run-dir", str(run_dir)])
     if args.only:
         command += f"  # the --only {args.only} stages left"
     print(f"[run_all] resume with: {command}", file=sys.stderr)
@@ -284,6 +284,25 @@ def repeat_command(manifest: dict[str, Any], run_dir: Path) -> str:
     for key, value in (manifest.get("parameters") or {}).items():
         words += ["--set", f"{key}={setting_text(key, value)}"]
     return shlex.join([*words, "--run-dir", str(run_dir)])
+
+
+def run_all_command(argv: list[str], cwd: Path | None = None) -> str:
+    """run_all.sh with these arguments, quoted for the shell, as it runs from the folder the user
+    is in (cwd): `./run_all.sh` in the project's folder, else the script's path, relative where
+    the project is below that folder, so a printed command pastes back from where it was run."""
+    root = paths.REPO_ROOT.resolve()
+    try:
+        here = (cwd or Path.cwd()).resolve()
+    except OSError:  # the folder the run started in is gone
+        here = Path(root.anchor)
+    script = root / "run_all.sh"
+    if here == root:
+        head = "./run_all.sh"
+    elif root.is_relative_to(here) and here != Path(here.anchor):
+        head = str(script.relative_to(here))
+    else:
+        head = str(script)
+    return shlex.join([head, *argv])
 
 
 def package_versions() -> dict[str, str]:
@@ -1041,7 +1060,7 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
             return code
         if code:
             again = [*_without(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
-            hint = shlex.join(["./run_all.sh", *again, "--resume"])
+            hint = run_all_command([*again, "--resume"])
             print(f"[run_all] {label} stopped; go on with: {hint}", file=sys.stderr)
             print(base)
             return code
@@ -1087,7 +1106,7 @@ def main(argv: list[str] | None = None, member: bool = False, rerun: bool = Fals
             return REFUSED
         except KeyboardInterrupt as stop:  # while the data is hashed or Keras imported
             with signals_held():  # prepare has released the lock; no stage ran, nothing to resume
-                how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+                how = stop.how if isinstance(stop, Terminated) else "interrupted"
                 print(f"[run_all] {how} before any work", file=sys.stderr)
                 return stop_status(stop)
         run_dir = run.run_dir
@@ -1208,35 +1227,57 @@ def prepare(args: argparse.Namespace) -> Prepared:
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a plain kill, `timeout`, a job scheduler's end of time), stopping as Ctrl-C does."""
 
+    signum: int = signal.SIGTERM
+    how: str = "stopped by SIGTERM"
+
+
+class HungUp(Terminated):
+    """SIGHUP (the terminal window closed, an ssh connection dropped), stopping as SIGTERM does."""
+
+    signum = getattr(signal, "SIGHUP", signal.SIGTERM)
+    how = "stopped by SIGHUP (the terminal closed)"
+
 
 def _raise_terminated(signum: int, frame: object) -> None:
-    """The SIGTERM handler: stop the stage where it is, as Ctrl-C's KeyboardInterrupt does."""
-    raise Terminated
+    """The SIGTERM and SIGHUP handler: stop the stage where it is, as Ctrl-C's
+    KeyboardInterrupt does."""
+    raise Terminated if signum == signal.SIGTERM else HungUp
+
+
+def _stop_signals() -> list[signal.Signals]:
+    """SIGTERM, and SIGHUP where the platform has it and it is not ignored (under nohup the
+    run is meant to outlive the terminal)."""
+    hangup = getattr(signal, "SIGHUP", None)
+    wanted = [signal.SIGTERM]
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        wanted.append(hangup)
+    return wanted
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While stages run, SIGTERM ends the run as Ctrl-C does (the stage recorded as interrupted,
-    the resume command printed) instead of killing it without a word; the handler before is
-    restored after. Signals reach the main thread only, so elsewhere nothing changes."""
+    """While stages run, SIGTERM and SIGHUP end the run as Ctrl-C does (the stage recorded as
+    interrupted, the resume command printed) instead of killing it without a word; the handlers
+    before are restored after. Signals reach the main thread only, so elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signum: signal.signal(signum, _raise_terminated) for signum in _stop_signals()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """While a stop is recorded and said, a second Ctrl-C or SIGTERM is ignored: it would cut
-    the record short with a traceback. The handlers before are restored after."""
+    """While a stop is recorded and said, a second Ctrl-C, SIGTERM or SIGHUP is ignored: it
+    would cut the record short with a traceback. The handlers before are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = (signal.SIGINT, signal.SIGTERM)
+    held = [signal.SIGINT, signal.SIGTERM, *[s for s in [getattr(signal, "SIGHUP", None)] if s]]
     previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in held}
     try:
         yield
@@ -1248,19 +1289,22 @@ def signals_held() -> Iterator[None]:
 
 def report_stop(args: argparse.Namespace, run_dir: Path, stop: KeyboardInterrupt,
                 during: str = "") -> int:  # fmt: skip
-    """What Ctrl-C or SIGTERM prints, in a stage or between two: how it stopped, the command
-    that goes on (once the run has a manifest) and the run folder; returns the exit status."""
-    how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
-    print(f"[run_all] {how}{f' during {during}' if during else ''}", file=sys.stderr)
-    if (run_dir / "manifest.json").exists():
-        print_resume_hint(args, run_dir)
-    print(run_dir)
+    """What Ctrl-C, SIGTERM or SIGHUP prints, in a stage or between two: how it stopped, the
+    command that goes on (once the run has a manifest) and the run folder; returns the exit
+    status. A closed terminal may refuse the lines: the manifest has the stop recorded anyway."""
+    how = stop.how if isinstance(stop, Terminated) else "interrupted"
+    with contextlib.suppress(OSError):
+        print(f"[run_all] {how}{f' during {during}' if during else ''}", file=sys.stderr)
+        if (run_dir / "manifest.json").exists():
+            print_resume_hint(args, run_dir)
+        print(run_dir)
     return stop_status(stop)
 
 
 def stop_status(stop: KeyboardInterrupt) -> int:
-    """The exit status of a run stopped by Ctrl-C (130) or SIGTERM (143), as a shell gives it."""
-    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+    """The exit status of a run stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP (129), as a
+    shell gives it."""
+    return 128 + (stop.signum if isinstance(stop, Terminated) else signal.SIGINT)
 
 
 class _RunLock:
@@ -1420,7 +1464,7 @@ def run_stages(
     if left:
         print(
             f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
-            f"{shlex.join(['./run_all.sh', '--resume', '--run-dir', str(run_dir)])} runs them"
+            f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
         )
     print(run_dir)
     return 0
