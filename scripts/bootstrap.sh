@@ -10,9 +10,9 @@ py="${PYTHON:-python3}"
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-command -v "$py" >/dev/null || { say "error: $py not found; install Python 3.11+ first."; exit 1; }
-
 if [ ! -x "$venv/bin/python" ]; then
+  # PYTHON makes the environment; once made, its own python runs everything.
+  command -v "$py" >/dev/null || { say "error: $py not found; install Python 3.11+ first."; exit 1; }
   # The pinned numpy, pandas, keras, scipy, scikit-learn, pillow and pyarrow need 3.11+:
   # say so now, not half-way through pip.
   if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then

@@ -124,6 +124,8 @@ def test_both_commands_run_their_own_checkouts_code(tmp_path: Path) -> None:
     python = tmp_path / "python"
     python.write_text('#!/bin/sh\necho "PYTHONPATH=$PYTHONPATH"\n')
     (scripts / "bootstrap.sh").write_text(f'#!/bin/sh\necho "{python}"\n')
+    help_text = REPO_ROOT / "scripts" / "run_all_help.txt"
+    (scripts / help_text.name).write_text(help_text.read_text())
     for path in (python, scripts / "bootstrap.sh"):
         path.chmod(0o755)
     for command in ("run_all.sh", "run_tests.sh"):
@@ -131,10 +133,61 @@ def test_both_commands_run_their_own_checkouts_code(tmp_path: Path) -> None:
         copy.write_text((REPO_ROOT / command).read_text())
         copy.chmod(0o755)
         done = subprocess.run(
-            ["bash", str(copy), "--help"] if command == "run_all.sh" else ["bash", str(copy), "x"],
+            ["bash", str(copy), "--resume" if command == "run_all.sh" else "x"],
             env={**os.environ, "PYTHONPATH": "/elsewhere/src"},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert done.stdout.strip() == f"PYTHONPATH={tmp_path / 'clone' / 'src'}:/elsewhere/src"
+
+
+def test_python_is_needed_only_to_create_the_environment(tmp_path: Path) -> None:
+    venv = _fake_venv(tmp_path)
+    assert _bootstrap(venv).returncode == 0
+    done = _bootstrap(venv, PYTHON=str(tmp_path / "gone" / "python3.11"))
+    assert done.returncode == 0 and done.stdout.strip() == str(venv / "bin" / "python")
+    fresh = _bootstrap(tmp_path / "fresh venv", PYTHON=str(tmp_path / "gone" / "python3.11"))
+    assert fresh.returncode == 1 and "python3.11 not found" in fresh.stderr
+
+
+def _run_all(*args: str, venv: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO_ROOT / "run_all.sh"), *args],
+        env={**os.environ, "AFFECT_VENV": str(venv), "PYTHON": str(venv / "no python")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_all_help_answers_at_once_in_a_fresh_clone(tmp_path: Path) -> None:
+    venv = tmp_path / "no venv yet"
+    for flag in ("--help", "-h"):
+        done = _run_all("--profile", "smoke", flag, venv=venv)
+        assert done.returncode == 0 and done.stderr == ""
+        assert done.stdout == (REPO_ROOT / "scripts" / "run_all_help.txt").read_text()
+        assert done.stdout.startswith("usage: run_all.sh [-h]") and "examples:" in done.stdout
+    assert not venv.exists()
+
+
+def test_run_all_refuses_an_unknown_option_before_any_setup(tmp_path: Path) -> None:
+    venv = tmp_path / "no venv yet"
+    done = _run_all("--profile", "smoke", "--seed", "-1", "--set=a=1", "--prfile", "x", venv=venv)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("usage: run_all.sh [-h]")
+    assert done.stderr.splitlines()[-1] == "run_all.sh: error: unrecognized arguments: --prfile x"
+    assert not venv.exists()
+
+
+def test_the_help_run_all_prints_before_any_setup_is_the_runners(monkeypatch, capsys) -> None:
+    """scripts/run_all_help.txt is what the runner's argparse prints at 100 columns; after
+    a change to its options: COLUMNS=100 python -m helpers.run.runner --help > that file."""
+    import pytest
+
+    from helpers.run import runner
+
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--help"])
+    assert capsys.readouterr().out == (REPO_ROOT / "scripts" / "run_all_help.txt").read_text()
