@@ -231,6 +231,70 @@ def test_the_printed_resume_command_runs_from_the_folder_it_was_started_in(
     assert pasted == [str(root / "run_all.sh"), "--resume", "--run-dir", str(run)]
 
 
+def test_a_full_disk_in_a_stage_names_the_stage_the_cause_and_the_folder(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import errno
+    import os
+
+    def full(stage, run_dir, *a, **kw):
+        if stage.name == "04_train.custom_cnn":
+            target = run_dir / "notebooks" / f"{stage.name}.ipynb"
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        fake.ran.append(stage.name)
+        return run_dir / "notebooks" / f"{stage.name}.ipynb"
+
+    monkeypatch.setattr(runner, "execute_stage", full)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 1
+    printed = capsys.readouterr()
+    err = printed.err.splitlines()
+    assert err[0] == f"error: 04_train.custom_cnn failed: no space left on device in {run}"
+    assert err[1] == f"[run_all] resume with: ./run_all.sh --resume --run-dir {run}"
+    assert len(err) == 2 and printed.out.splitlines()[-1] != str(run)  # no result to point at
+    assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "failed"}
+
+
+def test_a_run_folder_that_cannot_be_written_is_named_and_not_printed_as_a_result(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import errno
+    import os
+
+    from helpers.core.errors import DataError
+
+    def read_only(path, payload):
+        cause = OSError(errno.EROFS, os.strerror(errno.EROFS), str(path.with_name(".x.tmp")))
+        raise DataError(path, cause.strerror) from cause
+
+    monkeypatch.setattr(runner, "write_json", read_only)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 1
+    printed = capsys.readouterr()
+    assert printed.err == f"error: cannot write to the run folder {run} (Read-only file system)\n"
+    assert str(run) not in printed.out
+
+
+def test_an_html_copy_that_cannot_be_written_whole_leaves_no_half_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import nbformat
+
+    from helpers.core import jsonio
+
+    executed = tmp_path / "02_eda.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x")]), executed)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(jsonio.os, "replace", full)
+    with pytest.raises(Exception, match="No space left on device"):
+        runner.export_html(executed, tmp_path / "html")
+    assert list((tmp_path / "html").iterdir()) == []
+
+
 def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, capsys):
     data = tmp_path / "data.zip"
     run = tmp_path / "run"

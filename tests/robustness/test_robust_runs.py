@@ -125,7 +125,7 @@ def test_stage_crash_then_resume(tmp_path, notebooks, data, monkeypatch, capsys,
         monkeypatch.setenv("ROBUST_FAIL", "raise")
         assert runner.main(args) == 1
         out, err = capsys.readouterr()
-        assert out.strip().splitlines()[-1] == str(run.resolve())
+        assert str(run.resolve()) not in out.strip().splitlines()[-1]  # no result to point at
         assert "Stage 02_flaky failed in cell" in err, err
         assert f"DataError: {data}: not a zip archive, or truncated/corrupt" in err
         assert f"--resume --run-dir {run.resolve()}" in err
@@ -364,7 +364,7 @@ def test_full_disk(tmp_path, notebooks, data, monkeypatch, capsys, untouched):
         m.setattr(Path, "write_text", half_then_enospc)
         assert runner.main(["--data", str(data), "--run-dir", str(run), "--only", "01"]) == 1
     err = capsys.readouterr().err
-    assert f"{run.resolve() / 'manifest.json'}: No space left on device" in err
+    assert f"error: cannot write to the run folder {run.resolve()} (No space left on device)" in err
     assert "Traceback" not in err and list(run.iterdir()) == []
 
     # the records table: the previous file survives whole, no temporary left

@@ -24,7 +24,7 @@ from typing import Any
 
 from helpers.core import keras_backend, paths
 from helpers.core.errors import ConfigError, DataError
-from helpers.core.jsonio import read_json, write_json
+from helpers.core.jsonio import read_json, write_json, write_text
 from helpers.core.progress import PROGRESS_ENV
 from helpers.core.run_folder import RUNNER_ENV, RunFolder, series_members
 from helpers.run import profiles as config
@@ -508,9 +508,7 @@ def export_html(executed: Path, html_dir: Path) -> Path:
         for output in cell.get("outputs", []):
             shown_output(output, html_dir.parent)
     body, _ = HTMLExporter().from_notebook_node(nb)
-    out = html_dir / f"{executed.stem}.html"
-    out.write_text(body, encoding="utf-8")
-    return out
+    return write_text(html_dir / f"{executed.stem}.html", body)  # no half file on a full disk
 
 
 def shown_output(output: Any, run_dir: Path) -> None:
@@ -731,6 +729,28 @@ def check_in_browser(run: RunFolder) -> None:
             f"[run_all] report checked in Chromium: {check.images} images loaded, nothing cut "
             f"off; screenshot {check.screenshot}"
         )
+
+
+def write_error(exc: BaseException) -> OSError | None:
+    """The OSError of a file the runner itself could not write (a full disk, a read-only
+    folder), as raised or behind write_json's DataError; None for any other failure."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, OSError):
+            return error
+    return None
+
+
+def cannot_write(run_dir: Path, exc: OSError, stage: str = "") -> str:
+    """One line naming the folder that could not be written, the cause and the stage if one ran:
+    `02_eda failed: no space left on device in <run>`."""
+    reason = exc.strerror or str(exc)
+    name = Path(os.fsdecode(exc.filename)) if exc.filename else run_dir
+    folder = run_dir if name.resolve().is_relative_to(run_dir.resolve()) else name.parent
+    if stage:
+        return f"{stage} failed: {reason[:1].lower()}{reason[1:]} in {folder}"
+    if folder == run_dir:
+        return f"cannot write to the run folder {run_dir} ({reason})"
+    return f"cannot write {name} ({reason})"
 
 
 def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
@@ -1062,7 +1082,8 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
             again = [*_without(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
             hint = run_all_command([*again, "--resume"])
             print(f"[run_all] {label} stopped; go on with: {hint}", file=sys.stderr)
-            print(base)
+            if code > 128:  # stopped by a signal, as one run prints its folder then; failed: not
+                print(base)
             return code
         runs.append(run)
     return summarise_series(args, series, runs, base)
@@ -1080,8 +1101,9 @@ def summarise_series(args: argparse.Namespace, series: Series, runs: list[Path],
         written = write(runs, base)
     except (ConfigError, DataError) as exc:
         print(f"[run_all] no summary over the {series.what}: {exc}", file=sys.stderr)
-        print(base)
-        return 0 if args.only else 1  # --only may stop before notebook 05 on purpose
+        if args.only:  # --only may stop before notebook 05 on purpose: the runs are the result
+            print(base)
+        return 0 if args.only else 1
     print(written[1].read_text(encoding="utf-8"), end="")
     print(f"[run_all] over the {series.what}: {', '.join(str(p) for p in written)}")
     print(base)
@@ -1119,15 +1141,11 @@ def main(argv: list[str] | None = None, member: bool = False, rerun: bool = Fals
                     with signals_held():
                         return report_stop(args, run_dir, stop)
         except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
-            where = (
-                str(exc)
-                if isinstance(exc, DataError)
-                else (f"{exc.filename or run_dir}: {exc.strerror or exc}")
-            )
-            print(f"[run_all] error: {where}", file=sys.stderr)
+            cause = write_error(exc)
+            where = cannot_write(run_dir, cause) if cause is not None else str(exc)
+            print(f"error: {where}", file=sys.stderr)
             if (run_dir / "manifest.json").exists():
                 print_resume_hint(args, run_dir)
-            print(run_dir)
             return 1
     finally:
         if run is not None:
@@ -1446,12 +1464,19 @@ def run_stages(
                 "status": "failed",
                 "seconds": round(time.perf_counter() - t0, 1),
             }
-            write_json(manifest_path, manifest)
-            print(f"[run_all] {describe_failure(stage, out, exc)}", file=sys.stderr)
-            if log.is_file() and log.stat().st_size:
-                print(f"[run_all] the kernel's own messages: {log}", file=sys.stderr)
+            cause = write_error(exc)  # the runner's own write: the folder, not the notebook
+            try:
+                write_json(manifest_path, manifest)
+            except DataError:  # a full disk: the record is written where it still can be
+                if cause is None:
+                    raise
+            if cause is not None:
+                print(f"error: {cannot_write(run_dir, cause, stage.name)}", file=sys.stderr)
+            else:
+                print(f"[run_all] {describe_failure(stage, out, exc)}", file=sys.stderr)
+                if log.is_file() and log.stat().st_size:
+                    print(f"[run_all] the kernel's own messages: {log}", file=sys.stderr)
             print_resume_hint(args, run_dir)
-            print(run_dir)
             return 1
         seconds = round(time.perf_counter() - t0, 1)
         manifest["stages"][stage.name] = {"status": "ok", "seconds": seconds}
