@@ -195,7 +195,7 @@ def test_table_without_valence_still_trains(tmp_path):
     assert not (tmp_path / "run" / "cache").exists()
 
 
-def test_interrupted_run_resumes_from_its_backup(tmp_path):
+def test_interrupted_run_resumes_from_its_backup(tmp_path, capsys):
     train_rows, val_rows = _split(_table(tmp_path / "images", n=24))
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
@@ -207,6 +207,7 @@ def test_interrupted_run_resumes_from_its_backup(tmp_path):
     record = _Record()
     result = train(_config(epochs=3), train_rows, val_rows, out, callbacks=[record])
     assert record.epochs == [1, 2]  # no restart at epoch 0
+    assert "custom_cnn: resuming from epoch 2 of 3" in capsys.readouterr().out.splitlines()
     assert result.history["epoch"].tolist() == [0, 1, 2]
     assert result.card["resumed"] is True and result.card["epochs_run"] == 3
     assert not (out / "checkpoints" / "custom_cnn").exists()

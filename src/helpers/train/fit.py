@@ -25,7 +25,7 @@ import keras
 import pandas as pd
 
 from helpers.core.jsonio import json_ready, write_text
-from helpers.core.progress import line
+from helpers.core.progress import line, say
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentSettings, make_online_augmenter
@@ -69,6 +69,7 @@ from helpers.train.resume import (
     higher_is_better,
     read_progress,
     replacing_line,
+    resuming_line,
 )
 
 if TYPE_CHECKING:
@@ -547,6 +548,8 @@ def _run_phase(
     backup_dir = paths["checkpoints"] / phase.name
     backed_up = backup_epoch(backup_dir)
     restart_at = backed_up or phase.first_epoch
+    if backed_up:
+        say([resuming_line(cfg.model, backed_up, cfg.epochs)])
     history = read_history(paths["history"])
     history = history[history["epoch"] < restart_at]  # epochs after the backup are redone
     write_history(history, paths["history"])

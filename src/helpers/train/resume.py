@@ -59,6 +59,12 @@ def backup_epoch(backup_dir: Path) -> int | None:
         raise DataError(meta, f"damaged backup ({exc}); pass resume=False to start over") from exc
 
 
+def resuming_line(model: str, next_epoch: int, epochs: int) -> str:
+    """What a resumed training says first, so the user sees its checkpoint was taken: the epoch
+    it goes on with (0-based here), counted from 1 as the epoch lines count."""
+    return f"{model}: resuming from epoch {next_epoch + 1} of {epochs}"
+
+
 def higher_is_better(monitor: str) -> bool:
     """Accuracies are maximised, losses minimised (the mode of Keras's callbacks)."""
     return monitor.endswith("accuracy")
