@@ -295,6 +295,55 @@ def test_an_html_copy_that_cannot_be_written_whole_leaves_no_half_file(tmp_path,
     assert list((tmp_path / "html").iterdir()) == []
 
 
+def test_a_finished_run_ends_with_what_to_open_then_its_folder(fake, tmp_path, monkeypatch, capsys):
+    _notebook(runner.paths.NOTEBOOKS_DIR / "07_predict.ipynb", "run_dir = ''")
+
+    def execute(stage, run_dir, *a, **kw):
+        if stage.name == "06_summary":
+            (run_dir / "report.html").write_text("<html></html>")
+        if stage.name == "07_predict":
+            (run_dir / "annotated").mkdir()
+        return run_dir / "notebooks" / f"{stage.name}.ipynb"
+
+    monkeypatch.setattr(runner, "execute_stage", execute)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 0
+    last = capsys.readouterr().out.splitlines()[-4:]
+    assert last[0].startswith("[run_all] profile smoke trains one epoch (")
+    assert "a model that learned nothing is expected here" in last[0]
+    assert last[1:] == [
+        f"[run_all] report: {run / 'report.html'}",
+        f"[run_all] the predictor's output: {run / 'annotated'}",
+        str(run),
+    ]
+    again = tmp_path / "six epochs"
+    assert runner.main([*fake.argv, "--run-dir", str(again), "--set", "04:epochs=6"]) == 0
+    assert "trains one epoch" not in capsys.readouterr().out
+
+
+def test_the_demo_data_is_announced_in_one_line(fake, tmp_path, monkeypatch, capsys):
+    import zipfile
+
+    from helpers.core.progress import bar
+    from helpers.data import synthetic
+
+    def generate(path, n, seed, size, progress=True):
+        for _ in bar(range(3), desc="demo faces", disable=not progress):
+            pass
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("a.txt", "a")
+
+    monkeypatch.setattr(synthetic, "generate_zip", generate)
+    monkeypatch.setattr(runner.config, "demo_zip_path", lambda *a: tmp_path / "demo" / "d.zip")
+    run = tmp_path / "run"
+    assert runner.main(["--profile", "smoke", "--models", "custom_cnn", "--run-dir", str(run)]) == 0
+    printed = capsys.readouterr()
+    assert "demo faces" not in printed.err and "\r" not in printed.err
+    out = printed.out.splitlines()
+    assert out[0].startswith("[run_all] generating the demo dataset for profile smoke")
+    assert out[1] == f"[run_all] run folder: {run}"
+
+
 def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, capsys):
     data = tmp_path / "data.zip"
     run = tmp_path / "run"

@@ -1111,7 +1111,8 @@ def summarise_series(args: argparse.Namespace, series: Series, runs: list[Path],
 
 
 def main(argv: list[str] | None = None, member: bool = False, rerun: bool = False) -> int:
-    """Validate everything first, then run the stages; the last line printed is the run folder.
+    """Validate everything first, then run the stages; the last line printed is the run folder
+    (not after a failure: the error and the resume command end it).
     member: one run of a --seeds or --folds series, which prints the series' own resume command;
     rerun: the series' --resume --only runs the stages it names again (else a member goes on)."""
     args = parse_args(argv)
@@ -1381,7 +1382,8 @@ def run_stages(
                     "(once, then cached)"
                 )
             try:
-                data = config.ensure_demo_zip(profile.name, args.seed)
+                # no bar: drawn outside a terminal it leaves a blank line
+                data = config.ensure_demo_zip(profile.name, args.seed, progress=False)
             except OSError as exc:
                 raise OSError(
                     exc.errno,
@@ -1484,15 +1486,39 @@ def run_stages(
         print(f"[run_all] [{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s", flush=True)
     if manifest.pop("only", None):  # done: a later --resume goes on with every stage
         write_json(manifest_path, manifest)
-    print(f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}")
+    for text in closing_lines(args, run_dir, manifest, profile, stages):
+        print(text)
+    print(run_dir)
+    return 0
+
+
+PREDICT_NOTEBOOK = "07_predict"  # draws its predictions on images in <run>/annotated/
+
+
+def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, Any],
+                  profile: config.Profile, stages: list[Stage]) -> list[str]:  # fmt: skip
+    """What a finished run ends with, before its folder: the HTML, what is out of date, why a
+    one-epoch profile's models learned nothing, and the files to open (the report, the
+    predictor's images where 07 ran)."""
+    lines = [f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}"]
     left = [name for name, record in manifest["stages"].items() if record["status"] == "outdated"]
     if left:
-        print(
+        lines.append(
             f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
             f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
         )
-    print(run_dir)
-    return 0
+    if profile.epochs <= 1 and not any(s.name == "epochs" for s in args.settings):
+        lines.append(
+            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): a model "
+            "that learned nothing is expected here, not a broken install"
+        )
+    report = RunFolder(run_dir).report
+    if report.is_file():
+        lines.append(f"[run_all] report: {report}")
+    annotated = run_dir / "annotated"
+    if any(s.notebook.stem == PREDICT_NOTEBOOK for s in stages) and annotated.is_dir():
+        lines.append(f"[run_all] the predictor's output: {annotated}")
+    return lines
 
 
 if __name__ == "__main__":
