@@ -133,6 +133,21 @@ def test_a_stage_keeps_kernel_chatter_in_its_log_and_shows_progress_lines(tmp_pa
     assert log == tmp_path / "logs" / "04_train.custom_cnn.log"
 
 
+def test_a_stage_log_leaves_out_the_kernels_start_up_notice(tmp_path):
+    import subprocess
+    import sys
+
+    stage = runner.Stage(tmp_path / "02_eda.ipynb")
+    notice = (
+        "[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All "
+        "communication (including code and outputs) is sent in plain text."
+    )
+    kernel = f"import sys\nprint({notice!r}, file=sys.stderr)\nprint('own', file=sys.stderr)\n"
+    with runner.stage_output(tmp_path, stage, quiet=True) as log:
+        subprocess.run([sys.executable, "-c", kernel], check=True)
+    assert log.read_text() == "own\n"
+
+
 def test_progress_lines_are_only_written_under_the_runner(tmp_path, monkeypatch):
     from helpers.core import progress
 

@@ -705,9 +705,25 @@ def stage_output(run_dir: Path, stage: Stage, quiet: bool) -> Iterator[Path]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            drop_kernel_notice(log)
         os.environ.pop(PROGRESS_ENV, None)
         stop.set()
         follower.join()
+
+
+# What every kernel says as it starts (papermill's kernels talk over local TCP): no message of
+# the stage's own, so its log leaves it out.
+KERNEL_NOTICE = "[IPKernelApp] WARNING | Kernel is running over TCP without encryption."
+
+
+def drop_kernel_notice(log: Path) -> None:
+    """A stage's log without the kernel's start-up notice (KERNEL_NOTICE), so what is left there
+    is the stage's own; a log that cannot be read or written is left as it is."""
+    with contextlib.suppress(OSError):
+        text = log.read_text(encoding="utf-8", errors="surrogateescape")
+        if KERNEL_NOTICE in text:
+            kept = [x for x in text.splitlines(keepends=True) if not x.startswith(KERNEL_NOTICE)]
+            log.write_text("".join(kept), encoding="utf-8", errors="surrogateescape")
 
 
 def check_in_browser(run: RunFolder) -> None:
