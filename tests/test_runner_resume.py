@@ -255,6 +255,23 @@ def test_a_full_disk_in_a_stage_names_the_stage_the_cause_and_the_folder(
     assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "failed"}
 
 
+def test_a_kernel_that_cannot_start_is_the_stages_failure_not_the_folders(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import errno
+    import os
+
+    def gone(stage, *a, **kw):  # the kernel's python no longer there
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/gone/bin/python")
+
+    monkeypatch.setattr(runner, "execute_stage", gone)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "Stage 01_extract failed in a cell: FileNotFoundError" in err and "/gone/bin" in err
+    assert "error:" not in err and statuses(run) == {"01_extract": "failed"}
+
+
 def test_a_run_folder_that_cannot_be_written_is_named_and_not_printed_as_a_result(
     fake, tmp_path, monkeypatch, capsys
 ):

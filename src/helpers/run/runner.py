@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -747,11 +748,16 @@ def check_in_browser(run: RunFolder) -> None:
         )
 
 
+# What a write into a folder that takes no more fails with: full, read-only, not allowed.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 def write_error(exc: BaseException) -> OSError | None:
     """The OSError of a file the runner itself could not write (a full disk, a read-only
-    folder), as raised or behind write_json's DataError; None for any other failure."""
+    folder), as raised or behind write_json's DataError; None for any other failure (a kernel
+    that cannot start is the stage's failure, said as such)."""
     for error in (exc, exc.__cause__):
-        if isinstance(error, OSError):
+        if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
             return error
     return None
 
@@ -1159,7 +1165,13 @@ def main(argv: list[str] | None = None, member: bool = False, rerun: bool = Fals
                         return report_stop(args, run_dir, stop)
         except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
             cause = write_error(exc)
-            where = cannot_write(run_dir, cause) if cause is not None else str(exc)
+            where = (
+                cannot_write(run_dir, cause)
+                if cause is not None
+                else str(exc)
+                if isinstance(exc, DataError)
+                else f"{exc.filename or run_dir}: {exc.strerror or exc}"
+            )
             print(f"error: {where}", file=sys.stderr)
             if (run_dir / "manifest.json").exists():
                 print_resume_hint(args, run_dir)
