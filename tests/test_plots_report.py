@@ -43,7 +43,7 @@ def test_a_shown_figure_is_kept_as_pdf_and_300_dpi_png(tmp_path: Path) -> None:
     png, metadata = plots._shown(fig)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert metadata == {"alt": "Headline metric per model, 95% bootstrap CI"}
-    assert sorted(p.name for p in folder.iterdir()) == [
+    assert sorted(p.name for p in folder.glob("[!.]*")) == [
         "metric_comparison.pdf",
         "metric_comparison.png",
     ]
@@ -51,7 +51,26 @@ def test_a_shown_figure_is_kept_as_pdf_and_300_dpi_png(tmp_path: Path) -> None:
     with Image.open(folder / "metric_comparison.png") as image:
         assert round(image.info["dpi"][0]) == 300
     plots._shown(fig)  # shown again: still one file pair
-    assert len(list(folder.iterdir())) == 2
+    assert len(list(folder.glob("[!.]*"))) == 2
+
+
+def test_a_report_made_again_clears_the_figures_it_wrote_before_and_only_those(
+    tmp_path: Path,
+) -> None:
+    history = pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5], "val_loss": [1.1, 0.7]})
+    folder = plots.keep_figures(tmp_path / "figures")
+    (folder / "my_sketch.png").write_bytes(b"mine")  # a user's file stays
+    for model in ("vgg16", "resnet50"):
+        plots._shown(plots.plot_learning_curves(history, title=model))
+    plots.keep_figures(folder)  # the report made again, vgg16 no longer in the run
+    plots._shown(plots.plot_learning_curves(history, title="resnet50"))
+    assert sorted(p.name for p in folder.glob("[!.]*")) == [
+        "learning_curves_resnet50.pdf",
+        "learning_curves_resnet50.png",
+        "my_sketch.png",
+    ]
+    plots.keep_figures(folder)  # nothing shown this time: none of the report's files stays
+    assert sorted(p.name for p in folder.glob("[!.]*")) == ["my_sketch.png"]
 
 
 def test_two_figures_of_one_name_get_two_files_and_none_without_a_folder(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ up in pyplot's registry, and any backend (Agg included) works.
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -23,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 
 from helpers.core.errors import DataError
 from helpers.core.images import read_image
+from helpers.core.jsonio import write_json
 from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS, expression_color
 from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
 
@@ -56,17 +58,34 @@ def _png(fig: Figure) -> bytes:
 # Where figures shown in a notebook are also written as files (keep_figures), and the names
 # given so far: the same figure shown twice is written once, two figures never share a file.
 _KEPT: dict[str, Any] = {"folder": None, "names": {}}
+# The files keep_figures wrote into a folder, listed in it, so the next report clears them.
+KEPT_INDEX = ".kept_figures.json"
 
 
 def keep_figures(folder: str | Path | None) -> Path | None:
     """Write every figure the notebook shows from now on also to folder, as a vector PDF and a
     300-dpi PNG named after the figure (figure_name), so a paper can take any one of them;
-    None stops it."""
+    None stops it. The files it wrote there before are removed first (a figure of a model no
+    longer in the run does not stay); other files in the folder are left alone."""
     _KEPT["folder"] = None if folder is None else Path(folder)
     _KEPT["names"] = {}
     if _KEPT["folder"] is not None:
         _KEPT["folder"].mkdir(parents=True, exist_ok=True)
+        _clear_kept(_KEPT["folder"])
     return _KEPT["folder"]
+
+
+def _clear_kept(folder: Path) -> None:
+    """Remove the files the index says keep_figures wrote to folder, then the index."""
+    index = folder / KEPT_INDEX
+    try:
+        names = json.loads(index.read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return
+    for name in names if isinstance(names, list) else []:
+        if isinstance(name, str) and Path(name).name == name and name.endswith(PRINT_SUFFIXES):
+            (folder / name).unlink(missing_ok=True)
+    index.unlink(missing_ok=True)
 
 
 def _slug(text: str) -> str:
@@ -92,6 +111,11 @@ def figure_name(fig: Figure) -> str:
     return _slug(str(fig.get_label() or "")) or _slug(figure_title(fig)) or "figure"
 
 
+# A figure for print: vector PDF, and PNG at 300 dpi for what takes no PDF.
+PRINT_FORMATS: tuple[tuple[str, int | None], ...] = ((".pdf", None), (".png", 300))
+PRINT_SUFFIXES = tuple(suffix for suffix, _ in PRINT_FORMATS)
+
+
 def save_figure(fig: Figure, folder: str | Path, name: str | None = None) -> list[Path]:
     """A figure as <name>.pdf (vector) and <name>.png (300 dpi) in folder, cropped to its
     content on white: the files a paper or a slide takes."""
@@ -99,7 +123,7 @@ def save_figure(fig: Figure, folder: str | Path, name: str | None = None) -> lis
     folder.mkdir(parents=True, exist_ok=True)
     stem = name or figure_name(fig)
     written = []
-    for suffix, dpi in ((".pdf", None), (".png", 300)):
+    for suffix, dpi in PRINT_FORMATS:
         path = folder / f"{stem}{suffix}"
         fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
         written.append(path)
@@ -118,6 +142,8 @@ def _keep(fig: Figure) -> None:
         stem = f"{base}_{count}"
     names[id(fig)] = stem
     save_figure(fig, folder, stem)
+    kept = [f"{s}{suffix}" for s in names.values() for suffix in PRINT_SUFFIXES]
+    write_json(folder / KEPT_INDEX, {"files": kept})
 
 
 def _shown(fig: Figure) -> tuple[bytes, dict[str, str]]:
