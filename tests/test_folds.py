@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
 
 from helpers.core.errors import ConfigError, DataError
@@ -312,10 +313,14 @@ def test_the_command_writes_the_three_files_and_says_what_is_wrong(
         "folds.csv",
         "folds.md",
         "folds.tex",
+        "folds_confusion.pdf",
         "folds_confusion.png",
         "folds_leads.csv",
         "pooled",
     ]
+    with Image.open(out / "folds_confusion.png") as image:  # for print, as the report's figures
+        assert round(image.info["dpi"][0]) == 300
+    assert (out / "folds_confusion.pdf").read_bytes()[:5] == b"%PDF-"
     faces = pd.read_csv(out / "folds.csv")["faces"]
     assert faces.dtype.kind == "i" and faces.tolist() == [N, N]  # a count: 300, not 300.0
     leads = pd.read_csv(out / "folds_leads.csv")

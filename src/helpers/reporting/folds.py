@@ -28,7 +28,7 @@ from helpers.evaluation import comparison, paired, scoring
 from helpers.evaluation.predictions import load_predictions
 from helpers.reporting import latex
 from helpers.reporting.methods import TTA_WORDS
-from helpers.reporting.plots import plot_confusion_grid
+from helpers.reporting.plots import plot_confusion_grid, save_figure
 from helpers.reporting.repeats import (
     check_recipe,
     latex_table,
@@ -399,7 +399,7 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
     """folds.csv, folds.md and folds.tex in out (created), each whole or not at all; then the
     best models' leads over every face (folds_leads.csv), each model's pooled metrics JSON
     (pooled/<model>.json: per class, the confusion matrix) and their confusion matrices side by
-    side (folds_confusion.png)."""
+    side, for print (folds_confusion.pdf and a 300-dpi .png, as the report's figures)."""
     table = folds_table(run_dirs)
     folder = Path(out)
     written = write_tables(folder, FOLD_FILES, table, to_markdown, to_latex)
@@ -417,12 +417,11 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
         if (block := metrics.get("expression") or {}).get("confusion_matrix")
     }
     if matrices:
-        target = folder / CONFUSION_FIGURE
+        stem = Path(CONFUSION_FIGURE).stem
         try:
-            plot_confusion_grid(matrices).savefig(target, dpi=100, bbox_inches="tight")
+            written += save_figure(plot_confusion_grid(matrices), folder, stem)
         except OSError as error:
-            raise ConfigError(f"{target}: cannot be written ({os_reason(error)})") from None
-        written.append(target)
+            raise ConfigError(f"{folder / stem}: cannot be written ({os_reason(error)})") from None
     return written
 
 
@@ -433,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "python -m helpers.folds",
         "Each model's test metrics over the folds of a cross-validation: every face's "
         "prediction pooled, and the mean ± standard deviation over the folds.",
-        "folder for folds.csv/.md/.tex, folds_leads.csv, folds_confusion.png and "
+        "folder for folds.csv/.md/.tex, folds_leads.csv, folds_confusion.pdf/.png and "
         "pooled/<model>.json (default: the table printed, nothing written)",
         lambda runs: to_markdown(folds_table(runs)),
         write_folds,
