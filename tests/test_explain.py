@@ -283,6 +283,19 @@ def test_overlay_colours_the_region_only_and_stays_in_the_image() -> None:
     assert changed[:15, 50:].all() and not changed[15:].any() and not changed[:, :50].any()
 
 
+def test_overlay_draws_heat_in_the_reports_colour_map() -> None:
+    from matplotlib import colormaps
+
+    from helpers.reporting import plots
+
+    black = np.zeros((4, 4, 3), np.uint8)
+    heat = np.array([[0.0, 0.5], [1.0, 1.0]])
+    out = overlay(black, np.kron(heat, np.ones((2, 2))), strength=1.0)
+    for value, pixel in ((0.5, out[0, 2]), (1.0, out[3, 3])):
+        expected = np.rint(np.asarray(colormaps[plots.HEAT_CMAP](value)[:3]) * 255 * value)
+        np.testing.assert_allclose(pixel, expected, atol=2)
+
+
 # --------------------------------------------------------------------------- share on the face
 
 

@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 EXPLAINED_HEADS = ("expression", "valence", "arousal")
 SIGNED_HEADS = frozenset({"valence", "arousal"})
 MIN_SIDE = 2  # a feature map of one cell cannot say where anything is
+# The heat's colour map wherever a heatmap is drawn (the predictor's overlays, the notebooks'
+# and the report's panels): perceptually uniform (equal steps look equal, colour-blind safe),
+# unlike a rainbow map.
+HEAT_CMAP = "magma"
 
 
 @dataclass(frozen=True)
@@ -350,14 +354,22 @@ def gradcam(
     return Explainer(model)(images, head=head, target=target, batch_size=batch_size)
 
 
+def heat_colours() -> np.ndarray:
+    """HEAT_CMAP as a (256, 3) uint8 RGB table, so overlays show the report's colour scale."""
+    from matplotlib import colormaps
+
+    rgba = colormaps[HEAT_CMAP](np.linspace(0.0, 1.0, 256))
+    return np.rint(rgba[:, :3] * 255).astype(np.uint8)
+
+
 def overlay(
     image: np.ndarray,
     heatmap: np.ndarray,
     region: tuple[int, int, int, int] | None = None,
     strength: float = 0.6,
 ) -> np.ndarray:
-    """A copy of the RGB image with a [0, 1] heatmap blended in (turbo colours, opacity rising
-    with the heat) over `region` (x, y, w, h; the whole image when None), clipped to the image."""
+    """A copy of the RGB image with a [0, 1] heatmap blended in (HEAT_CMAP's colours, as the
+    report's, opacity rising with the heat) over `region` (x, y, w, h; the whole image when None), clipped to the image."""
     import cv2
 
     from helpers.core.preprocess import as_rgb
@@ -370,8 +382,7 @@ def overlay(
     heat = cv2.resize(
         np.clip(np.asarray(heatmap, np.float32), 0, 1), (rw, rh), interpolation=cv2.INTER_LINEAR
     )
-    colour = cv2.applyColorMap(np.rint(heat * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+    colour = heat_colours()[np.rint(heat * 255).astype(np.uint8)]
     xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + rw, w_img), min(y0 + rh, h_img)
     if xa >= xb or ya >= yb:
         return canvas

@@ -27,6 +27,7 @@ from helpers.core.images import read_image
 from helpers.core.jsonio import write_json
 from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS, expression_color
 from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
+from helpers.inference.explain import HEAT_CMAP
 
 CLASS_COLORS: tuple[str, ...] = EXPRESSION_COLORS  # helpers.core.labels: one palette
 CLASS_PALETTE: dict[str, str] = dict(zip(EXPRESSIONS, CLASS_COLORS, strict=False))
@@ -1177,8 +1178,7 @@ def plot_image_files(paths: list, titles: list | None = None, ncols: int = 2) ->
 
 # --------------------------------------------------------------------------- Grad-CAM heatmaps
 
-# Perceptually uniform (equal steps look equal, colour-blind safe), unlike a rainbow map.
-HEAT_CMAP, SIGNED_CMAP = "magma", "RdBu_r"
+SIGNED_CMAP = "RdBu_r"  # valence and arousal maps: up red, down blue; HEAT_CMAP: explain's
 COARSEST_LOCALISING = 3  # a map of fewer cells a side cannot tell one part of a face from another
 
 
