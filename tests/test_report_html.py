@@ -52,6 +52,17 @@ def test_each_figure_has_its_title_as_alt_text(tmp_path: Path) -> None:
     assert alts[1] == "No description has been provided for this image"  # none recorded
 
 
+def test_the_runs_html_copies_get_the_alt_text_of_the_report(tmp_path: Path) -> None:
+    from helpers.run import runner
+
+    path = tmp_path / "notebooks" / "05_evaluate.ipynb"
+    path.parent.mkdir()
+    nbformat.write(new_notebook(cells=[new_code_cell("x", outputs=[_figure_output()])]), path)
+    copy = runner.export_html(path, tmp_path / "html").read_text(encoding="utf-8")
+    alts = [img["alt"] for img in BeautifulSoup(copy, "html.parser").find_all("img")]
+    assert alts == ["No model metrics to compare."]
+
+
 def test_cells_tagged_hidden_run_but_stay_out_of_the_report(tmp_path: Path) -> None:
     debug = new_code_cell(
         "print(x)",

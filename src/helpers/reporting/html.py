@@ -65,6 +65,12 @@ def finish_html(body: str, alts: dict[str, str]) -> str:
     return str(soup)
 
 
+def finish_export(body: str, nb: Any) -> str:
+    """finish_html with the alt texts the notebook's outputs record: the step every HTML copy
+    of a notebook ends with (report.html and the run's html/ copies), so they read alike."""
+    return finish_html(body, _image_alts(nb))
+
+
 def export_report(
     executed_notebook: str | os.PathLike, out_html: str | os.PathLike, title: str | None = None
 ) -> Path:
@@ -112,7 +118,7 @@ def export_report(
     )
     # The report has no maths or widgets: drop the CDN scripts so nothing is fetched offline.
     body = re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>', "", body)
-    body = finish_html(body, _image_alts(nb))
+    body = finish_export(body, nb)
     external = _external_images(body)
     if external:
         raise DataError(

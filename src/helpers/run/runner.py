@@ -498,9 +498,12 @@ def resolved(paths: list[str]) -> list[str]:
 def export_html(executed: Path, html_dir: Path) -> Path:
     """HTML copy of an executed notebook, readable without Jupyter; the run folder (html_dir's
     parent) and the project folder are taken out of the paths its text shows (shown_paths), in
-    the notebook's text before it is rendered, so images and links stay as they are."""
+    the notebook's text before it is rendered, so images and links stay as they are; each
+    figure's title is its alt text, as in report.html (finish_export)."""
     import nbformat
     from nbconvert import HTMLExporter
+
+    from helpers.reporting.html import finish_export
 
     html_dir.mkdir(exist_ok=True)
     nb = nbformat.read(executed, as_version=4)
@@ -509,6 +512,7 @@ def export_html(executed: Path, html_dir: Path) -> Path:
         for output in cell.get("outputs", []):
             shown_output(output, html_dir.parent)
     body, _ = HTMLExporter().from_notebook_node(nb)
+    body = finish_export(body, nb)
     return write_text(html_dir / f"{executed.stem}.html", body)  # no half file on a full disk
 
 
