@@ -369,7 +369,8 @@ def overlay(
     strength: float = 0.6,
 ) -> np.ndarray:
     """A copy of the RGB image with a [0, 1] heatmap blended in (HEAT_CMAP's colours, as the
-    report's, opacity rising with the heat) over `region` (x, y, w, h; the whole image when None), clipped to the image."""
+    report's, opacity rising with the heat) over `region` (x, y, w, h; the whole image when
+    None), clipped to the image."""
     import cv2
 
     from helpers.core.preprocess import as_rgb
