@@ -565,3 +565,34 @@ def test_grad_cam_on_another_keras_backend_is_one_line_and_leaves_no_folder(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Grad-CAM needs the TensorFlow Keras backend" in err[0]
     assert not out.exists()
+
+
+def test_the_report_draws_a_panel_or_says_why_it_cannot_for_a_run_whose_images_moved(
+    tmp_path,
+) -> None:
+    """Notebook 06 on a copied run whose source zip is gone: one line naming the zip and the fix
+    in place of the Grad-CAM panel, so the report is still made; a panel where the zip is."""
+    import shutil
+    import zipfile
+
+    from matplotlib.figure import Figure
+
+    from helpers.core.images import make_uri
+    from helpers.reporting import plots
+
+    table = _predictions(tmp_path / "faces", n=6)
+    archive = tmp_path / "source.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for image in table["image"]:
+            out.write(image, Path(image).name)
+    table["image"] = [make_uri(archive, Path(image).name) for image in table["image"]]
+    model = build_model("custom_cnn", image_size=48, channels=3)
+    explained = heatmaps.explain_predictions(model, table, n=3, per_class=1, mistakes=1, seed=0)
+    path = heatmaps.save_explained(explained, tmp_path / "run" / "explain" / "custom_cnn.npz")
+    assert isinstance(plots.gradcam_panel_or_note(path, "custom_cnn"), Figure)
+    shutil.move(archive, tmp_path / "elsewhere.zip")
+    note = plots.gradcam_panel_or_note(path, "custom_cnn")
+    assert isinstance(note, str) and note.startswith("**custom_cnn**: no heatmaps drawn:")
+    assert "source.zip: file not found" in note and "data=" in note
+    missing = plots.gradcam_panel_or_note(tmp_path / "run" / "explain" / "vgg16.npz", "vgg16")
+    assert missing == "**vgg16**: no heatmaps; run notebook 05 for it"

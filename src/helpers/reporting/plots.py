@@ -27,6 +27,7 @@ from helpers.core.images import read_image
 from helpers.core.jsonio import write_json
 from helpers.core.labels import EXPRESSION_COLORS, EXPRESSIONS, N_EXPRESSIONS, expression_color
 from helpers.core.landmarks import CLOSED_GROUPS, GROUPS, LEFT_EYE_OUTER, N_POINTS, RIGHT_EYE_OUTER
+from helpers.evaluation import heatmaps
 from helpers.inference.explain import HEAT_CMAP
 
 CLASS_COLORS: tuple[str, ...] = EXPRESSION_COLORS  # helpers.core.labels: one palette
@@ -1427,3 +1428,15 @@ def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figur
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=min(4, len(scored)), fontsize=9)
     return fig
+
+
+def gradcam_panel_or_note(path: Path, title: str) -> Figure | str:
+    """A model's Grad-CAM panel from its heatmaps file, or the line that says why there is none,
+    so that the report of a run whose images have moved since (a copied run folder) is still
+    made, without that panel."""
+    if not path.exists():
+        return f"**{title}**: no heatmaps; run notebook 05 for it"
+    try:
+        return plot_gradcam_panel(heatmaps.load_explained(path), title=title)
+    except DataError as error:
+        return f"**{title}**: no heatmaps drawn: {error}"
