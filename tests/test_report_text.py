@@ -67,3 +67,12 @@ def test_the_results_table_has_a_caption() -> None:
     assert "intervals" not in report_text.results_caption(
         results.drop(columns="valence_ccc_ci_low")
     )
+
+
+def test_the_results_caption_counts_the_test_images_of_notebook_06s_table(tmp_path: Path) -> None:
+    from test_tables_latex import _four
+
+    from helpers.reporting import results
+
+    caption = report_text.results_caption(results.results_table(_four(tmp_path / "run")))
+    assert "on the 391 test images;" in caption

@@ -119,7 +119,8 @@ def data_sentence(run_dir: str | Path) -> str:
 def results_caption(results: pd.DataFrame) -> str:
     """The caption of the report's results table, as results.tex captions its table."""
     intervals = bool(results.filter(like="_ci_low").notna().to_numpy().any())
-    n = pd.to_numeric(results.get("n", pd.Series(dtype=float)), errors="coerce").max()
+    counted = results.get("n_test", results.get("n", pd.Series(dtype=float)))  # `n`: by hand
+    n = pd.to_numeric(counted, errors="coerce").max()
     images = f"the {int(n):,} test images" if pd.notna(n) else "the test images"
     text = f"Each model's headline metrics on {images}"
     text += "; 95% bootstrap intervals in brackets" if intervals else ""
