@@ -168,6 +168,8 @@ def test_the_results_caption_gives_the_test_images_data_and_nme_unit_and_a_label
     assert r"\label{tab:results-s28b-run}" in results.to_latex(results.results_table(second))
     table = pd.read_csv(csv_path)
     assert table["n_test"].tolist() == [391] * 4 and table["n_test"].dtype.kind == "i"
+    assert list(table.columns[:4]) == ["model", "parameters", "tta", "expression_accuracy"]
+    assert table.columns[-1] == "n_test"  # added last: the older columns keep their places
     assert table["parameters"].isna().all() and "expression_f1_macro_ci_low" in table
     named = _run(tmp_path / "own", [_metrics("custom_cnn", 0, n=52)], demo=False)
     assert r"\caption{52 test images of \texttt{faces.zip};" in results.to_latex(

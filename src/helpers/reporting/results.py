@@ -55,7 +55,6 @@ def results_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.
     params = table["params"] if "params" in table else pd.Series(pd.NA, index=table.index)
     out["parameters"] = pd.to_numeric(params).round().astype("Int64")  # a count, not 1278450.0
     out["tta"] = table.get("tta", pd.Series("none", index=table.index)).fillna("none")
-    out["n_test"] = pd.to_numeric(table["n"]).round().astype("Int64")  # the faces scored
     best = comparison.best_models(table)
     for task, metric, _ in COLUMNS:
         column = f"{task}_{metric}"
@@ -66,6 +65,8 @@ def results_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.
             out[f"{column}_{side}"] = table.get(f"{column}_{side}")
         out[f"{task}_learned"] = ~comparison.collapsed(table, task)
         out[f"{task}_best"] = table["model"] == (best.get(task) or {}).get("model")
+    # The faces scored: last, as any column added later, so the older ones keep their places.
+    out["n_test"] = pd.to_numeric(table["n"]).round().astype("Int64")
     out = out.reset_index(drop=True)
     out.attrs.update(name=RunFolder(run_dir).name, data=data_name(RunFolder(run_dir), dataset))
     return out
