@@ -255,6 +255,47 @@ def test_a_full_disk_in_a_stage_names_the_stage_the_cause_and_the_folder(
     assert statuses(run) == {"01_extract": "ok", "04_train.custom_cnn": "failed"}
 
 
+def test_data_that_may_not_be_read_is_named_with_its_error_not_called_unwritable(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import errno
+    import os
+
+    data = tmp_path / "other" / "affectnet.zip"
+
+    def unreadable(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(data))
+
+    monkeypatch.setattr(runner.paths, "data_fingerprint", unreadable)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {data}: Permission denied" in err and "cannot write" not in err
+
+
+def test_a_stage_refused_a_read_fails_as_the_stage_and_a_refused_write_names_the_folder(
+    fake, tmp_path, monkeypatch, capsys
+):
+    import errno
+    import os
+
+    refused = [tmp_path / "other" / "faces.zip"]
+
+    def denied(stage, run_dir, *a, **kw):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(refused[0]))
+
+    monkeypatch.setattr(runner, "execute_stage", denied)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "Stage 01_extract failed in a cell: PermissionError" in err
+    assert "permission denied in" not in err
+    refused[0] = run / "records.parquet"
+    assert runner.main([*fake.argv, "--resume", "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: 01_extract failed: permission denied in {run}\n")
+
+
 def test_a_kernel_that_cannot_start_is_the_stages_failure_not_the_folders(
     fake, tmp_path, monkeypatch, capsys
 ):

@@ -752,17 +752,23 @@ def check_in_browser(run: RunFolder) -> None:
         )
 
 
-# What a write into a folder that takes no more fails with: full, read-only, not allowed.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# What only a write fails with: a full disk, a quota reached, a read-only file system.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+# What a read fails with too (an unreadable --data): a write's error only inside the run folder.
+DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
-def write_error(exc: BaseException) -> OSError | None:
+def write_error(exc: BaseException, run_dir: Path) -> OSError | None:
     """The OSError of a file the runner itself could not write (a full disk, a read-only
     folder), as raised or behind write_json's DataError; None for any other failure (a kernel
-    that cannot start is the stage's failure, said as such)."""
+    that cannot start is the stage's failure, said as such; a file outside the run folder that
+    may not be read is named with its own error, not called unwritable)."""
     for error in (exc, exc.__cause__):
         if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
             return error
+        if isinstance(error, OSError) and error.errno in DENIED_ERRNOS and error.filename:
+            name = Path(os.fsdecode(error.filename)).resolve()
+            return error if name.is_relative_to(run_dir.resolve()) else None
     return None
 
 
@@ -1168,7 +1174,7 @@ def main(argv: list[str] | None = None, member: bool = False, rerun: bool = Fals
                     with signals_held():
                         return report_stop(args, run_dir, stop)
         except (OSError, DataError) as exc:  # a full disk, a vanished folder: say which file
-            cause = write_error(exc)
+            cause = write_error(exc, run_dir)
             where = (
                 cannot_write(run_dir, cause)
                 if cause is not None
@@ -1498,7 +1504,7 @@ def run_stages(
                 "status": "failed",
                 "seconds": round(time.perf_counter() - t0, 1),
             }
-            cause = write_error(exc)  # the runner's own write: the folder, not the notebook
+            cause = write_error(exc, run_dir)  # the runner's own write: the folder, not the notebook
             try:
                 write_json(manifest_path, manifest)
             except DataError:  # a full disk: the record is written where it still can be
