@@ -331,3 +331,15 @@ def test_methods_tex_sets_without_an_overfull_line_or_a_missing_glyph(
     assert done.returncode == 0, log[-2000:]
     assert not re.findall(r"Overfull \\hbox|Font Warning", log)
     assert RunFolder(run.root).methods_tex.is_file()
+
+
+def test_only_a_hex_hash_breaks_every_8_characters_a_word_is_left_to_tex() -> None:
+    assert latex_code("keras.applications") == r"\texttt{keras.\allowbreak{}applications}"
+    assert latex_code("efficientnetb0_weights") == (
+        r"\texttt{efficientnetb0\_\allowbreak{}weights}"
+    )
+    commit = "3e7d1f11220c1ccaf05846e1e01e4c3a46db712c"
+    assert latex_code(f"commit {commit}") == (
+        r"\texttt{commit 3e7d1f11\allowbreak{}220c1cca\allowbreak{}f05846e1\allowbreak{}"
+        r"e01e4c3a\allowbreak{}46db712c}"
+    )

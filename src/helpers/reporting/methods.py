@@ -142,24 +142,27 @@ def latex_comment(text: str) -> str:
 
 
 # In \texttt: `--` would print as an en dash under T1 encoding, and \textless has no
-# typewriter glyph under OT1; a long name may break after each separator.
+# typewriter glyph under OT1; a long name may break after each separator, a hash (a commit, a
+# sha256: 12 or more hex digits) every 8 characters; other words are left whole to TeX.
 _CODE_WORDS = {"--": "-{}-", r"\textless{}": r"{\char60}", r"\textgreater{}": r"{\char62}"}
-_CODE_BREAKS = (
-    re.compile(r"(\\_|(?<=\w)\.|/)(?=[^\s{}])"),  # after a separator
-    re.compile(r"([0-9A-Za-z]{8})(?=[0-9A-Za-z]{4})"),  # every 8 characters of a hash
-)
+_CODE_SEPARATOR = re.compile(r"(\\_|(?<=\w)\.|/)(?=[^\s{}])")
+_CODE_HASH = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{12,}(?![0-9A-Za-z])")
+_HASH_PIECE = re.compile(r"([0-9a-f]{8})(?=[0-9a-f]{4})")
 _NUMBER = r"(?:\$-\$)?\d(?:[\d.,]*\d)?"
 _RANGE = re.compile(rf"({_NUMBER})--({_NUMBER})")
 
 
 def latex_code(text: str) -> str:
     """Code or a file name as \\texttt that prints the same under any font encoding and can
-    break after an underscore, a dot or a slash (or every 8 characters of a hash)."""
+    break after an underscore, a dot or a slash, and every 8 characters of a hex hash."""
     code = latex_escape(text)
     for word, replacement in _CODE_WORDS.items():
         code = code.replace(word, replacement)
-    for pattern in _CODE_BREAKS:
-        code = pattern.sub(lambda found: found.group(1) + r"\allowbreak{}", code)
+    code = _CODE_SEPARATOR.sub(lambda found: found.group(1) + r"\allowbreak{}", code)
+    code = _CODE_HASH.sub(
+        lambda found: _HASH_PIECE.sub(lambda piece: piece.group(1) + r"\allowbreak{}", found[0]),
+        code,
+    )
     return r"\texttt{" + code + "}"
 
 
