@@ -343,3 +343,22 @@ def test_only_a_hex_hash_breaks_every_8_characters_a_word_is_left_to_tex() -> No
         r"\texttt{commit 3e7d1f11\allowbreak{}220c1cca\allowbreak{}f05846e1\allowbreak{}"
         r"e01e4c3a\allowbreak{}46db712c}"
     )
+
+
+def test_one_tta_rule_recorded_before_and_after_its_digits_were_grouped_is_one_rule() -> None:
+    from types import SimpleNamespace
+
+    from helpers.reporting.methods import _tta_rule
+
+    earlier = scoring.TTA_RULE.replace("1,000 resamples", "1000 resamples")
+    assert earlier != scoring.TTA_RULE
+    chose = [
+        SimpleNamespace(model=model, data={"tta_validation": {"chosen": "none", "rule": rule}})
+        for model, rule in (("a", earlier), ("b", scoring.TTA_RULE), ("c", " " + earlier))
+    ]
+    text = _tta_rule(chose, 3, "one view or flip")  # type: ignore[arg-type]
+    assert (
+        f"was chosen per model on the validation faces, by the rule that {scoring.TTA_RULE}."
+        in (text)
+    )
+    assert "For a" not in text and "1000 resamples" not in text

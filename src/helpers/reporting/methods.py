@@ -1113,14 +1113,24 @@ EARLIER_TTA_RULE = (
 )
 
 
+def _rule_key(rule: str) -> str:
+    """A rule's words with spacing and digit grouping dropped ("1,000" is "1000"), so one rule
+    recorded before and after its wording grouped the digits is one rule."""
+    return re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", " ".join(rule.split()))
+
+
 def _tta_rule(chose: Sequence[MetricsFile], n_scored: int, modes: str) -> str:
     """How the test-time augmentation was chosen, in the words of the rule each model's metrics
     JSON records as applied (helpers.evaluation.scoring.TTA_RULE), so the text and the choice
     cannot part; a JSON from before the rule was recorded was chosen by the earlier one."""
     rules: dict[str, list[str]] = {}
+    worded: dict[str, str] = {}  # one rule however its numbers were grouped: the latest wording
     for scores in chose:
         rule = str((scores.data.get("tta_validation") or {}).get("rule") or EARLIER_TTA_RULE)
-        rules.setdefault(rule, []).append(scores.model)
+        same = _rule_key(rule)
+        worded[same] = max(worded.get(same, rule), rule, key=len)
+        rules.setdefault(same, []).append(scores.model)
+    rules = {worded[same]: models for same, models in rules.items()}
     text = f"Test-time augmentation, {modes}, was chosen"
     if len(rules) == 1:
         whose = "per model" if len(chose) == n_scored else f"for {_join([m.model for m in chose])}"
