@@ -9,7 +9,8 @@ import pandas as pd
 
 from helpers.core.jsonio import write_json
 from helpers.evaluation.comparison import by_model
-from helpers.reporting import report_text
+from helpers.reporting import report_text, results
+from test_tables_latex import _four
 
 
 def _run(tmp_path: Path, data: dict) -> Path:
@@ -70,9 +71,5 @@ def test_the_results_table_has_a_caption() -> None:
 
 
 def test_the_results_caption_counts_the_test_images_of_notebook_06s_table(tmp_path: Path) -> None:
-    from test_tables_latex import _four
-
-    from helpers.reporting import results
-
     caption = report_text.results_caption(results.results_table(_four(tmp_path / "run")))
     assert "on the 391 test images;" in caption
