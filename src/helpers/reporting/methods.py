@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from helpers.core import paths
+from helpers.core.argv import without_options
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
@@ -1478,16 +1479,7 @@ def _seeds_command(command: str | None, profile: str | None, seed: int) -> str:
         words = []
     if not words:
         words = ["./run_all.sh", *(["--profile", profile] if profile else [])]
-    dropped = {"--run-dir", "--seed", "--only"}  # each with its value
-    kept: list[str] = []
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-        elif word in dropped:
-            skip = True
-        elif word != "--resume" and word.partition("=")[0] not in dropped:
-            kept.append(word)
+    kept = without_options(words, {"--run-dir", "--seed", "--only"}, {"--resume"})
     return shlex.join([*kept, "--seeds", ",".join(str(seed + i) for i in range(3))])
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import keras_backend, paths
+from helpers.core.argv import without_options
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json, write_json, write_text
 from helpers.core.progress import PROGRESS_ENV
@@ -903,20 +904,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _without(argv: list[str], options: set[str], flags: set[str]) -> list[str]:
-    """argv less the named options (with their values, as `--x v` or `--x=v`) and flags."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in options:
-            skip = True
-        elif arg not in flags and arg.partition("=")[0] not in options:
-            kept.append(arg)
-    return kept
-
-
 def parse_folds(text: str) -> int:
     """--folds 5: a whole number of folds, 2 or more, or a ConfigError saying what is not."""
     try:
@@ -962,7 +949,7 @@ def member_argv(argv: list[str], series: Series, extra: list[str], run_dir: Path
                 ) -> list[str]:  # fmt: skip
     """One member's own command line: the shared options, its own (--seed N, --fold I/K) and
     --run-dir (and --resume where its run was started)."""
-    kept = _without(argv, {series.option, "--run-dir", *series.replaced}, {"--resume"})
+    kept = without_options(argv, {series.option, "--run-dir", *series.replaced}, {"--resume"})
     return [*kept, *extra, "--run-dir", str(run_dir), *(["--resume"] * resume)]
 
 
@@ -1111,7 +1098,7 @@ def run_series(args: argparse.Namespace, argv: list[str]) -> int:
                     empty.rmdir()  # only while empty
             return code
         if code:
-            again = [*_without(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
+            again = [*without_options(argv, {"--run-dir"}, {"--resume"}), "--run-dir", str(base)]
             hint = run_all_command([*again, "--resume"])
             print(f"[run_all] {label} stopped; go on with: {hint}", file=sys.stderr)
             if code > 128:  # stopped by a signal, as one run prints its folder then; failed: not
@@ -1504,7 +1491,8 @@ def run_stages(
                 "status": "failed",
                 "seconds": round(time.perf_counter() - t0, 1),
             }
-            cause = write_error(exc, run_dir)  # the runner's own write: the folder, not the notebook
+            # the runner's own write (or papermill's): the folder, not the notebook
+            cause = write_error(exc, run_dir)
             try:
                 write_json(manifest_path, manifest)
             except DataError:  # a full disk: the record is written where it still can be
