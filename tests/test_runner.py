@@ -148,6 +148,27 @@ def test_a_stage_log_leaves_out_the_kernels_start_up_notice(tmp_path):
     assert log.read_text() == "own\n"
 
 
+def test_a_stage_log_that_cannot_be_written_again_is_left_whole(tmp_path, monkeypatch):
+    import errno
+
+    log = tmp_path / "02_eda.log"
+    whole = f"{runner.KERNEL_NOTICE} plain text.\nown \udcff\n"
+    log.write_text(whole, encoding="utf-8", errors="surrogateescape")
+    written = Path.write_text
+
+    def full(self, data, *args, **kwargs):  # a full disk: the file is opened, then nothing fits
+        written(self, "", *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    runner.drop_kernel_notice(log)
+    assert log.read_text(encoding="utf-8", errors="surrogateescape") == whole
+    assert list(tmp_path.iterdir()) == [log]
+    monkeypatch.setattr(Path, "write_text", written)
+    runner.drop_kernel_notice(log)
+    assert log.read_bytes() == b"own \xff\n"
+
+
 def test_progress_lines_are_only_written_under_the_runner(tmp_path, monkeypatch):
     from helpers.core import progress
 

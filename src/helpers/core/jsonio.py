@@ -40,14 +40,15 @@ def write_json(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
     return write_text(path, json.dumps(json_ready(payload), indent=2, allow_nan=False) + "\n")
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
+def write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> Path:
     """A text file written beside the target and renamed, so a reader or an interrupted run
-    never sees half a file; a failed write names the file."""
+    never sees half a file; a failed write names the file. errors: as str.encode's, so a log
+    read with "surrogateescape" is written back byte for byte."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors=errors)
         os.replace(tmp, path)
     except OSError as exc:  # a full disk: no half file left, and the error names the file
         tmp.unlink(missing_ok=True)

@@ -724,12 +724,12 @@ KERNEL_NOTICE = "[IPKernelApp] WARNING | Kernel is running over TCP without encr
 
 def drop_kernel_notice(log: Path) -> None:
     """A stage's log without the kernel's start-up notice (KERNEL_NOTICE), so what is left there
-    is the stage's own; a log that cannot be read or written is left as it is."""
-    with contextlib.suppress(OSError):
+    is the stage's own; a log that cannot be read or written whole is left as it is."""
+    with contextlib.suppress(OSError, DataError):
         text = log.read_text(encoding="utf-8", errors="surrogateescape")
         if KERNEL_NOTICE in text:
             kept = [x for x in text.splitlines(keepends=True) if not x.startswith(KERNEL_NOTICE)]
-            log.write_text("".join(kept), encoding="utf-8", errors="surrogateescape")
+            write_text(log, "".join(kept), errors="surrogateescape")
 
 
 def check_in_browser(run: RunFolder) -> None:
