@@ -29,7 +29,7 @@ from helpers.core.landmarks import N_POINTS
 from helpers.evaluation import heatmaps
 from helpers.evaluation.comparison import flatten_metrics
 from helpers.inference.cli import main
-from helpers.inference.explain import Explainer, gradcam, normalise, overlay
+from helpers.inference.explain import Explainer, gradcam, heat_colours, normalise, overlay
 from helpers.models import registry
 from helpers.models.factory import build_model
 from helpers.reporting import plots
@@ -596,3 +596,9 @@ def test_the_report_draws_a_panel_or_says_why_it_cannot_for_a_run_whose_images_m
     assert "source.zip: file not found" in note and "data=" in note
     missing = plots.gradcam_panel_or_note(tmp_path / "run" / "explain" / "vgg16.npz", "vgg16")
     assert missing == "**vgg16**: no heatmaps; run notebook 05 for it"
+
+
+def test_the_heat_colours_are_made_once_and_cannot_be_changed() -> None:
+    colours = heat_colours()
+    assert heat_colours() is colours and colours.shape == (256, 3)
+    assert not colours.flags.writeable

@@ -36,6 +36,7 @@ inference mode, and each image's map depends only on that image.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -354,12 +355,16 @@ def gradcam(
     return Explainer(model)(images, head=head, target=target, batch_size=batch_size)
 
 
+@functools.lru_cache(maxsize=1)
 def heat_colours() -> np.ndarray:
-    """HEAT_CMAP as a (256, 3) uint8 RGB table, so overlays show the report's colour scale."""
+    """HEAT_CMAP as a (256, 3) uint8 RGB table, so overlays show the report's colour scale;
+    made once (read-only), as overlay asks for it per face."""
     from matplotlib import colormaps
 
     rgba = colormaps[HEAT_CMAP](np.linspace(0.0, 1.0, 256))
-    return np.rint(rgba[:, :3] * 255).astype(np.uint8)
+    table = np.rint(rgba[:, :3] * 255).astype(np.uint8)
+    table.setflags(write=False)
+    return table
 
 
 def overlay(
