@@ -124,8 +124,8 @@ LATEX_STRETCH = r"\begingroup\emergencystretch=2em\relax"
 _PIECES = re.compile(f"({references.MARKER}|`[^`]+`|\\*\\*[^*]+\\*\\*)")
 
 
-def latex_escape(text: str) -> str:
-    """Plain text with LaTeX's special characters escaped, and ±, ×, −, →, 10⁻⁶ as math."""
+def latex_prose(text: str) -> str:
+    """Prose for LaTeX: the tables' escaping (latex.SPECIAL), and ±, ×, −, →, 10⁻⁶ as math."""
     out = []
     for index, piece in enumerate(notation.POWER.split(text)):
         if index % 2:  # the exponent of a power of ten
@@ -156,7 +156,7 @@ _RANGE = re.compile(rf"({_NUMBER})--({_NUMBER})")
 def latex_code(text: str) -> str:
     """Code or a file name as \\texttt that prints the same under any font encoding and can
     break after an underscore, a dot or a slash, and every 8 characters of a hex hash."""
-    code = latex_escape(text)
+    code = latex_prose(text)
     for word, replacement in _CODE_WORDS.items():
         code = code.replace(word, replacement)
     code = _CODE_SEPARATOR.sub(lambda found: found.group(1) + r"\allowbreak{}", code)
@@ -181,9 +181,9 @@ def latex_paragraph(paragraph: str) -> str:
             out.append(latex_code(piece[1:-1]))
         elif piece.startswith("**") and piece.endswith("**"):
             command = r"\paragraph" if index == 1 and paragraph.startswith("**") else r"\textbf"
-            out.append(command + "{" + latex_escape(piece[2:-2]) + "}")
+            out.append(command + "{" + latex_prose(piece[2:-2]) + "}")
         else:
-            out.append(_RANGE.sub(lambda r: r"\mbox{" + r[0] + "}", latex_escape(piece)))
+            out.append(_RANGE.sub(lambda r: r"\mbox{" + r[0] + "}", latex_prose(piece)))
     return "".join(out)
 
 
