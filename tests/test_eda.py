@@ -455,3 +455,27 @@ def test_notebook_02_after_03_checks_the_split_03_made(records, hashes, tmp_path
     leaks = eda.leakage_check(eda.with_made_splits(records, absent), hashes)
     assert leaks.attrs["checked"] is True and leaks.attrs["n_unassigned"] == 1  # r05 left out
     assert set(leaks["kind"]) == {"exact", "near"}
+
+
+def test_exact_copies_labelled_otherwise_stay_in_the_datas_own_test_split(tmp_path, monkeypatch):
+    # FER-2013's PublicTest holds copies of training faces under other labels: the training
+    # copies are left out, the test split is scored as released (3,589 faces, as published),
+    # and the terminal says how many conflicting test faces were kept.
+    df = build_records(tmp_path)
+    df.loc[df["id"] == "r22", "expression"] = 5  # r22 is a copy of r01 (Happy): now Disgust
+    df["split"] = None
+    df.loc[df["id"] == "r22", "split"] = "test"
+    hashes = eda.image_hashes(df, progress=False)
+    kept = eda.drop_label_conflicts(df, hashes)
+    assert "r22" in set(kept["id"]) and "r01" not in set(kept["id"])
+    assert kept.attrs["label_conflicts"]["id"].tolist() == ["r01"]
+    assert kept.attrs["label_conflicts_tested"] == 1
+    assert eda.left_out_lines(kept) == [
+        f"left out 1 exact copies with different labels, e.g. r01; {len(kept)} records go on to "
+        "the split",
+        "kept 1 exact copies with different labels in the data's own test split: a benchmark's "
+        "test set is scored as released",
+    ]
+    folds = eda.drop_label_conflicts(df, hashes, keep_test=False)  # k-fold: its own test folds
+    assert not folds["id"].isin(["r01", "r22"]).any()
+    assert folds.attrs["label_conflicts_tested"] == 0

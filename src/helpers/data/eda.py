@@ -284,12 +284,28 @@ def label_conflicts(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def drop_label_conflicts(df: pd.DataFrame, hashes: pd.DataFrame) -> pd.DataFrame:
+def drop_label_conflicts(
+    df: pd.DataFrame, hashes: pd.DataFrame, keep_test: bool = True
+) -> pd.DataFrame:
     """Records without an exact copy labelled otherwise; those with one are left out, all of
-    them, as none can be trusted over another. They are in attrs["label_conflicts"]."""
+    them, as none can be trusted over another. They are in attrs["label_conflicts"].
+
+    With keep_test, those in the data's own test split (`split` "test": FER-2013's PublicTest)
+    stay, so a benchmark's test set is scored as released, its label noise included, and figures
+    compare with published ones; their count is attrs["label_conflicts_tested"]. A k-fold run
+    draws its own test folds and passes keep_test=False."""
     bad = label_conflicts(df, hashes)
-    kept = df[~df["id"].isin(set(bad["id"]))].reset_index(drop=True)
-    kept.attrs = {**df.attrs, "label_conflicts": bad}
+    tested = pd.Series(False, index=bad.index)
+    if keep_test and "split" in df.columns:
+        own_test = set(df.loc[df["split"].astype(str) == "test", "id"])
+        tested = bad["id"].isin(own_test)
+    dropped = bad[~tested.to_numpy()].reset_index(drop=True)
+    kept = df[~df["id"].isin(set(dropped["id"]))].reset_index(drop=True)
+    kept.attrs = {
+        **df.attrs,
+        "label_conflicts": dropped,
+        "label_conflicts_tested": int(tested.sum()),
+    }
     return kept
 
 
@@ -315,7 +331,8 @@ def hash_findings(hashes: pd.DataFrame, conflicts: pd.DataFrame) -> list[str]:
         said = [f"{r.id} = {r.copy_of}" for r in pairs.head(_LISTED).itertuples()]
         lines.append(
             f"{len(conflicts):,} record(s) are exact copies of one another with different "
-            f"labels, e.g. {', '.join(said)}; notebook 03 leaves them all out"
+            f"labels, e.g. {', '.join(said)}; notebook 03 leaves them out, except those in the "
+            "data's own test split, which is scored as released"
         )
     oriented = hashes.attrs.get("oriented", pd.DataFrame(columns=ORIENTED_COLUMNS))
     if len(oriented):
@@ -338,9 +355,16 @@ def left_out_lines(table: pd.DataFrame) -> list[str]:
         parts.append(
             f"{len(conflicts):,} exact copies with different labels{_examples(conflicts['id'])}"
         )
-    if not parts:
-        return []
-    return [f"left out {'; '.join(parts)}; {len(table):,} records go on to the split"]
+    lines = (
+        [f"left out {'; '.join(parts)}; {len(table):,} records go on to the split"] if parts else []
+    )
+    tested = int(table.attrs.get("label_conflicts_tested", 0))
+    if tested:
+        lines.append(
+            f"kept {tested:,} exact copies with different labels in the data's own test split: "
+            "a benchmark's test set is scored as released"
+        )
+    return lines
 
 
 def _phash_codes(hashes: pd.DataFrame) -> np.ndarray:
