@@ -189,10 +189,14 @@ def test_sighup_stops_a_run_as_sigterm_does(fake, tmp_path, monkeypatch, capsys)
         fake.ran.append(stage.name)
 
     monkeypatch.setattr(runner, "execute_stage", hung_up)
-    before = signal.getsignal(signal.SIGHUP)
-    run = tmp_path / "run"
-    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 129
-    assert signal.getsignal(signal.SIGHUP) is before
+    # as a terminal's shell starts it: the tests themselves may run under nohup (SIGHUP ignored)
+    inherited = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        run = tmp_path / "run"
+        assert runner.main([*fake.argv, "--run-dir", str(run)]) == 129
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, inherited)
     err = capsys.readouterr().err
     assert "stopped by SIGHUP (the terminal closed) during 04_train.custom_cnn" in err
     assert f"resume with: ./run_all.sh --resume --run-dir {run}" in err
