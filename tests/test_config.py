@@ -57,10 +57,12 @@ def test_unknown_profile_lists_the_valid_ones():
 
 
 def test_ferplus_profile_trains_the_fer2013_recipe():
-    """Same faces, other labels, one recipe: FER+ differs from FER-2013's hour in its name and
-    description alone (its test split comes from the shares, since its zip has none)."""
+    """Same faces, other labels, one recipe: FER+ differs from FER-2013's hour in its name,
+    description and the data set it names alone (its test split comes from the shares, since
+    its zip has none)."""
     fer, ferplus = (config.get_profile(n).to_dict() for n in ("fer2013-cpu", "ferplus-cpu"))
-    assert {k for k in fer if fer[k] != ferplus[k]} == {"name", "description"}
+    data_set = {"data_reader", "data_name", "data_reference"}
+    assert {k for k in fer if fer[k] != ferplus[k]} == {"name", "description", *data_set}
     assert ferplus["tta"] == "auto"
     assert ferplus["augment"] == {
         "dropout_p": 0.5,

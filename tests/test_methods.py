@@ -20,6 +20,7 @@ from helpers.models import registry
 from helpers.reporting import results
 from helpers.reporting.methods import RELIED_ON, methods
 from helpers.reporting.references import REFERENCES
+from helpers.run import profiles
 from helpers.train import backend
 
 # FER-2013 as its reader gives it: the data's own train and test splits, no validation.
@@ -692,3 +693,34 @@ def test_a_run_made_from_uncommitted_code_says_so(tmp_path: Path) -> None:
     by_hand = _run(tmp_path / "hand", manifest=False)
     write_json(by_hand.settings, {"profile": "smoke", "git_commit": "8a4dab55", "git_dirty": True})
     assert "The pipeline at commit 8a4dab55 with uncommitted changes." in methods(by_hand).text
+
+
+def _ferplus_run(tmp_path: Path, source: str, by_hand: bool = False) -> RunFolder:
+    """A run of the ferplus-cpu profile on faces its `source` reader read, the profile recorded
+    as ./run_all.sh records it (the manifest) or, by hand, as notebook 01 does (settings.json)."""
+    run = _run(tmp_path, source=source, manifest=not by_hand)
+    if by_hand:
+        profiles.record_profile(run, "ferplus-cpu")
+    else:
+        manifest = read_json(run.manifest)
+        manifest["profile"] = profiles.get_profile("ferplus-cpu").to_dict()
+        write_json(run.manifest, manifest)
+    return run
+
+
+@pytest.mark.parametrize("by_hand", [False, True])
+def test_a_profile_that_names_its_data_set_names_and_cites_it(
+    tmp_path: Path, by_hand: bool
+) -> None:
+    section = methods(_ferplus_run(tmp_path, "affectnet", by_hand))
+    assert "The data are 52 faces of FER+ (Barsoum et al., 2016)" in section.text
+    assert "barsoum2016training" in section.cited
+    assert not any("name the data set" in check for check in section.checks)
+
+
+def test_a_profiles_data_set_is_not_claimed_for_faces_another_reader_read(
+    tmp_path: Path,
+) -> None:
+    section = methods(_ferplus_run(tmp_path, "folders"))
+    assert "FER+" not in section.text and "barsoum2016training" not in section.cited
+    assert any("The `folders` reader reads a layout" in check for check in section.checks)

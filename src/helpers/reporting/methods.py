@@ -301,7 +301,15 @@ def _data(facts: _Run, cite: Citations) -> str:
         described = []
         for source, count in sources.items():
             reader = READERS.get(source)
-            if reader is not None and reader.dataset:
+            named = _profile_data_set(facts, str(source))
+            if named is not None:
+                name, key = named
+                how = (
+                    f"{count:,} faces of {name} {cite(key)}"
+                    if key
+                    else f"{count:,} faces of {name}"
+                )
+            elif reader is not None and reader.dataset:
                 how = (
                     f"{count:,} faces of {reader.dataset} {cite(reader.reference)}"
                     if reader.reference
@@ -328,6 +336,20 @@ def _data(facts: _Run, cite: Citations) -> str:
         parts.append(f"Reading left out {dropped}.")
     parts.append(_labels(table))
     return "**Data.** " + " ".join(parts)
+
+
+def _profile_data_set(facts: _Run, source: str) -> tuple[str, str | None] | None:
+    """The data set the run's profile names (FER+ for ferplus-cpu) and its paper's key, where
+    the faces came through that profile's reader; None for any other data."""
+    profile = facts.manifest.get("profile")
+    recorded = profile if isinstance(profile, dict) else {}
+    if not recorded.get("data_name") and facts.run.settings.is_file():  # a run made by hand
+        recorded = read_json(facts.run.settings)
+    name = recorded.get("data_name")
+    if not name or recorded.get("data_reader") != source:
+        return None
+    key = recorded.get("data_reference")
+    return str(name), str(key) if key in references.REFERENCES else None
 
 
 def _dropped(run: RunFolder) -> str:

@@ -51,6 +51,12 @@ class Profile:
     explain_n: int | None = None
     # Notebook 05 exports the model to TFLite (float and int8) and measures what each costs.
     export_tflite: bool = True
+    # The data set the profile is for, where its reader reads a layout rather than one data set
+    # (FER+ in AffectNet's layout): methods.md names and cites it for a run whose faces that
+    # reader read, and asks the author to name the data of any other.
+    data_reader: str | None = None  # the reader (helpers.data.datasets.READERS) of that data
+    data_name: str | None = None
+    data_reference: str | None = None  # its paper's key in helpers.reporting.references
     # Per-model overrides of the fields above: backbones differ 15x in speed on a CPU.
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -322,6 +328,9 @@ PROFILES: dict[str, Profile] = {
             name="ferplus-cpu",
             description="FER+ (FER-2013 faces, majority labels, 8 classes, AffectNet layout) on "
             "a CPU: the custom CNN, about an hour of training",
+            data_reader="affectnet",
+            data_name="FER+",
+            data_reference="barsoum2016training",
         ),
         # The hour's recipe for faces from webcams, phones and video calls: Gaussian noise on 30%
         # and blur on 20% of the training faces as well. Over the hour on an EPYC Zen 4, same
@@ -423,9 +432,11 @@ DEFAULT_PROFILE = "cpu"
 def record_profile(run: RunFolder, profile: str) -> None:
     """Notebook 01 notes the run's profile, so the notebooks after it, run by hand with
     `profile = None`, use the same one (run_all.sh passes it to each); and the code's commit
-    and whether it had uncommitted changes, for methods.md of a run made by hand."""
-    get_profile(profile)
-    write_json(run.settings, {"profile": profile, **paths.source_version()})
+    and whether it had uncommitted changes, and the data set the profile is for, for methods.md
+    of a run made by hand."""
+    named = get_profile(profile)
+    data_set = {key: getattr(named, key) for key in ("data_reader", "data_name", "data_reference")}
+    write_json(run.settings, {"profile": profile, **data_set, **paths.source_version()})
 
 
 def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: int = 0) -> None:
