@@ -195,7 +195,10 @@ def test_the_section_states_the_runs_own_figures(tmp_path: Path) -> None:
         "test-time augmentation and the calibration temperature chosen on them) and 12 for the "
         "test (Neutral 2, Happy 2, Sad 2, Surprise 2, Fear 2, Disgust 1, Anger 1)." in text
     )
-    assert "The data's own training and test splits were kept" in text
+    assert (
+        "The test faces are the data's own test split, FER-2013's PublicTest faces (12). "
+        "The data's own training split was kept." in text
+    )
     assert "validation faces were drawn from the training images, stratified" in text
     assert "coarse dropout (p 0.5; 1 hole of" in text
     assert "sets a rectangle to zero, as Cutout does (DeVries & Taylor, 2017)" in text
@@ -724,3 +727,14 @@ def test_a_profiles_data_set_is_not_claimed_for_faces_another_reader_read(
     section = methods(_ferplus_run(tmp_path, "folders"))
     assert "FER+" not in section.text and "barsoum2016training" not in section.cited
     assert any("The `folders` reader reads a layout" in check for check in section.checks)
+
+
+def test_a_test_split_the_data_came_with_is_named_as_the_datas_own(tmp_path: Path) -> None:
+    """Without a name for it (a generic layout) the split is still the data's own; where
+    notebook 03 left faces out of it, the data's own count is said as such."""
+    run = _run(tmp_path, source="folders")
+    splits = pd.read_parquet(run.splits)
+    save_records(splits[splits["id"] != "test/0"].reset_index(drop=True), run.splits)
+    text = methods(run).text
+    assert "The test faces are the data's own test split (12 in the data)." in text
+    assert "and 11 for the test" in text and "PublicTest" not in text

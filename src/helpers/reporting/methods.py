@@ -443,9 +443,12 @@ def _splits(facts: _Run, cite: Citations) -> str:
     if isinstance(fold, dict):  # ./run_all.sh --fold I/K: the test split is one fold
         return text + _fold_text(facts, fold, given, cite)
     own = [s for s in SPLIT_ORDER if given.get(s, 0)]
-    if own:
-        text += f" The data's own {_join([_split_word(s) for s in own])} split"
-        text += "s were kept." if len(own) > 1 else " was kept."
+    if "test" in own:
+        text += _own_test_split(facts, int(given["test"]), n["test"])
+    kept = [s for s in own if s != "test"]
+    if kept:
+        text += f" The data's own {_join([_split_word(s) for s in kept])} split"
+        text += "s were kept." if len(kept) > 1 else " was kept."
     drawn = [s for s in ("val", "test") if n[s] and s not in own]
     if drawn:
         text += (
@@ -474,6 +477,22 @@ def _splits(facts: _Run, cite: Citations) -> str:
         text + f" where the data's own splits allow it; {total:,} pairs of duplicate or "
         f"near-duplicate images cross the splits the data came with ({pairs})."
     )
+
+
+def _own_test_split(facts: _Run, given: int, tested: int) -> str:
+    """ "The test faces are the data's own test split, FER-2013's PublicTest faces (3,589)":
+    the name a reader of the paper knows them by, where the data set has one."""
+    assert facts.records is not None  # the data's own splits come from the records
+    test = facts.records[facts.records["split"].astype(str) == "test"]
+    sources = set(test["source"].astype(str)) if "source" in test else set()
+    reader = READERS.get(sources.pop()) if len(sources) == 1 else None
+    named = (
+        f", {reader.dataset}'s {reader.test_split} faces"
+        if reader is not None and reader.dataset and reader.test_split
+        else ""
+    )
+    count = f"{given:,} in the data" if given != tested else f"{given:,}"
+    return f" The test faces are the data's own test split{named} ({count})."
 
 
 def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series, cite: Citations) -> str:

@@ -222,6 +222,7 @@ class Reader:
     crops_faces: bool = False  # whole frames: read() takes the crop `margin`
     dataset: str | None = None  # the data set, where the format is one data set's own
     reference: str | None = None  # its paper, for a methods section (helpers.reporting)
+    test_split: str | None = None  # the data set's name for the faces of its own test split
 
 
 READERS: dict[str, Reader] = {}
@@ -235,11 +236,14 @@ def register_reader(
     crops_faces: bool = False,
     dataset: str | None = None,
     reference: str | None = None,
+    test_split: str | None = None,
 ) -> None:
     """Make a format available to detect_source/read_source; first registered, first tried."""
     if name in READERS:
         raise ConfigError(f"a reader named {name!r} is already registered")
-    READERS[name] = Reader(name, detect, read, description, crops_faces, dataset, reference)
+    READERS[name] = Reader(
+        name, detect, read, description, crops_faces, dataset, reference, test_split
+    )
 
 
 def _formats() -> str:
@@ -423,6 +427,7 @@ register_reader(
     "sad, surprise",
     dataset="FER-2013",
     reference="goodfellow2013challenges",
+    test_split="PublicTest",  # the Kaggle release's test/ folder: PublicTest_*.jpg, 3,589 faces
 )
 register_reader(
     "fer2013_csv",
