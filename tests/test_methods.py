@@ -738,3 +738,25 @@ def test_a_test_split_the_data_came_with_is_named_as_the_datas_own(tmp_path: Pat
     text = methods(run).text
     assert "The test faces are the data's own test split (12 in the data)." in text
     assert "and 11 for the test" in text and "PublicTest" not in text
+
+
+def test_an_expression_head_wider_than_the_datas_classes_says_which_are_never_a_target(
+    tmp_path: Path,
+) -> None:
+    """FER-2013's 7 classes train the model's 8-unit head: Contempt is in it, never a target."""
+    text = methods(_run(tmp_path)).text
+    assert (
+        "expression (8-way softmax, cross-entropy; the head keeps AffectNet's 8 classes, the "
+        "data has 7: Contempt is never a target)" in text
+    )
+
+
+def test_an_expression_head_as_wide_as_the_datas_classes_is_an_n_way_softmax(
+    tmp_path: Path,
+) -> None:
+    run = _run(tmp_path, source="affectnet")
+    for table in (run.records, run.splits):
+        records = pd.read_parquet(table)
+        records.loc[records.index[-1], "expression"] = 7  # one Contempt face, in the test split
+        save_records(records, table)
+    assert "expression (8-way softmax, cross-entropy)" in methods(run).text

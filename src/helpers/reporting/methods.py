@@ -704,7 +704,9 @@ def _model(facts: _Run, name: str, cite: Citations) -> str:
     sentences = [_network(name, params, spec, card, cite)]
     sentences.append(_start(name, card, facts, cite))
     sentences.append(_inputs(arch, params))
-    sentences.append(_losses(arch, params, cite))
+    table = facts.splits if facts.splits is not None else facts.records
+    present = set(_class_counts(table).index) if table is not None else set()
+    sentences.append(_losses(arch, params, cite, present))
     sentences.append(_optimisation(card, params, cite))
     sentences.append(_kept(card))
     if card.get("resumed"):
@@ -847,20 +849,23 @@ def _preprocessing_words(preprocessing: str) -> str:
     )
 
 
-def _losses(arch: Mapping[str, Any], params: Mapping[str, Any], cite: Citations) -> str:
-    """Each head and its loss."""
+def _losses(
+    arch: Mapping[str, Any], params: Mapping[str, Any], cite: Citations, present: set[int]
+) -> str:
+    """Each head and its loss; an expression head wider than the data's classes says so."""
     heads = list(arch.get("heads") or params.get("heads") or [])
     if not heads:
         return ""
     parts = []
     if "expression" in heads:
-        loss = f"{arch.get('n_classes', len(EXPRESSIONS))}-way softmax, cross-entropy"
+        width = int(arch.get("n_classes") or len(EXPRESSIONS))
+        loss = f"{width}-way softmax, cross-entropy"
         if params.get("label_smoothing"):
             loss += (
                 f" with label smoothing {params['label_smoothing']:g} "
                 f"{cite('szegedy2016rethinking')}"
             )
-        parts.append(f"expression ({loss})")
+        parts.append(f"expression ({loss}{_absent_words(arch, width, present)})")
     va_loss = HEAD_LOSSES.get(str(params.get("va_loss", "mse")), str(params.get("va_loss")))
     parts += [f"{h} ({va_loss})" for h in ("valence", "arousal") if h in heads]
     if "landmarks" in heads:
@@ -872,6 +877,21 @@ def _losses(arch: Mapping[str, Any], params: Mapping[str, Any], cite: Citations)
         weights = {h: given.get(h, DEFAULT_LOSS_WEIGHTS.get(h, 1.0)) for h in heads}
         text += "; loss weights " + ", ".join(f"{h} {w:g}" for h, w in weights.items())
     return text + "."
+
+
+def _absent_words(arch: Mapping[str, Any], width: int, present: set[int]) -> str:
+    """ "; the head keeps AffectNet's 8 classes, the data has 7: Contempt is never a target",
+    where the data lacks some of the head's classes (FER-2013 has no Contempt); else ""."""
+    labels = list(arch.get("labels") or EXPRESSIONS)[:width]
+    absent = [label for index, label in enumerate(labels) if index not in present]
+    if not present or not absent:
+        return ""
+    kept = "AffectNet's 8" if width == len(EXPRESSIONS) else f"its {width}"
+    never = "is never a target" if len(absent) == 1 else "are never targets"
+    return (
+        f"; the head keeps {kept} classes, the data has {width - len(absent)}: "
+        f"{_join(absent)} {never}"
+    )
 
 
 def _optimisation(card: Mapping[str, Any], params: Mapping[str, Any], cite: Citations) -> str:
