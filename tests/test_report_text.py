@@ -73,3 +73,31 @@ def test_the_results_table_has_a_caption() -> None:
 def test_the_results_caption_counts_the_test_images_of_notebook_06s_table(tmp_path: Path) -> None:
     caption = report_text.results_caption(results.results_table(_four(tmp_path / "run")))
     assert "on the 391 test images;" in caption
+
+
+def _support(per_class: dict[str, float]) -> pd.DataFrame:
+    """Test faces per class as comparison.per_class_scores(run, "support") gives them."""
+    return pd.DataFrame([per_class, per_class], index=["custom_cnn", "vgg16"])
+
+
+def test_the_per_class_note_names_the_rarest_class_the_test_split_has() -> None:
+    # FER-2013: no Contempt in the data, Disgust the rarest of its seven classes
+    fer = {"Neutral": 607, "Happy": 894, "Disgust": 55, "Anger": 465}
+    note = report_text.rare_class_note(_support(fer))
+    assert "never finds Disgust (55 of the 2,021 test faces)" in note
+    assert "Contempt" not in note
+    ferplus = {**fer, "Contempt": 12.0}
+    assert "never finds Contempt (12 of" in report_text.rare_class_note(_support(ferplus))
+    # a class scored with no test faces is not the rarest
+    assert "Contempt" not in report_text.rare_class_note(_support({**fer, "Contempt": 0.0}))
+    assert report_text.rare_class_note(pd.DataFrame()) == ""
+
+
+def test_notebook_06_names_no_class_of_its_own_in_the_per_class_note() -> None:
+    """The note comes from the run's test faces, not from the notebook's text."""
+    import nbformat
+
+    notebook = nbformat.read(Path(__file__).parents[1] / "notebooks/06_report.ipynb", 4)
+    text = "\n".join(cell.source for cell in notebook.cells)
+    assert "never finds Contempt" not in text
+    assert "report_text.rare_class_note(" in text

@@ -127,3 +127,20 @@ def results_caption(results: pd.DataFrame) -> str:
     text += "; the best model per task in bold (highest macro F1 and CCC, lowest NME)"
     text += "; TTA: the test-time augmentation each model was scored with."
     return f"**Table: results.** {text}"
+
+
+def rare_class_note(support: pd.DataFrame) -> str:
+    """Why the report gives F1 per class, told with the test split's rarest class: one the data
+    has no test faces of (FER-2013's Contempt) is never named. `support` is
+    comparison.per_class_scores(run, "support"); "" where no model scored classes."""
+    faces = support.max(axis=0).dropna() if not support.empty else pd.Series(dtype=float)
+    faces = faces[faces > 0]
+    if faces.empty:
+        return ""
+    rarest = str(faces.idxmin())
+    count = int(faces[rarest])
+    return (
+        f"Accuracy counts faces, so a model that never finds {rarest} ({count:,} of the "
+        f"{int(faces.sum()):,} test faces) can still score well on it; macro-F1 averages the "
+        f"classes, {rarest} counting as much as any other."
+    )
