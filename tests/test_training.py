@@ -910,6 +910,45 @@ def test_each_epoch_sends_one_line_with_the_time_left(tmp_path, monkeypatch):
     ]
 
 
+def test_training_says_what_starts_and_a_long_first_epoch_its_steps(tmp_path, monkeypatch):
+    import keras
+    import numpy as np
+
+    from helpers.core import progress
+    from helpers.train.callbacks import EpochLine, start_line
+
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(tmp_path / "lines"))
+    now = [0.0]
+
+    class Tick(keras.callbacks.Callback):
+        """A fake clock: each batch takes 2 s."""
+
+        def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+            now[0] += 2.0
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    start = start_line("custom_cnn", 25789, 64, 60, 55.0)
+    shown = EpochLine("custom_cnn", 2, start=start, steps=40, clock=lambda: now[0])
+    x, y = np.zeros((40, 2), "float32"), np.zeros((40, 1), "float32")
+    model.fit(x, y, batch_size=1, epochs=2, verbose=0, callbacks=[Tick(), shown])
+    lines = (tmp_path / "lines").read_text().splitlines()
+    # the clock is read every 10th batch, a line at most every 30 s, none after the first epoch
+    assert lines[:3] == [
+        "custom_cnn: training on 25,789 faces, batch 64, up to 60 epochs or 55 minutes",
+        "custom_cnn epoch 1/2: 20 of 40 steps, 40 s so far",  # not at 10 (20 s)
+        "custom_cnn epoch 1/2: 40 of 40 steps, 80 s so far",  # not at 30 (20 s after)
+    ]
+    assert [text.split(":")[0] for text in lines[3:]] == [
+        "custom_cnn epoch 1/2",
+        "custom_cnn epoch 2/2",
+    ]
+    assert "steps" not in lines[3] and "epoch 2/2: loss" in lines[4]
+    assert (
+        start_line("vgg16", 500, 32, 3) == "vgg16: training on 500 faces, batch 32, up to 3 epochs"
+    )
+
+
 # Run in a fresh interpreter: logical devices must be set before TensorFlow initialises its
 # devices, which this test process did long ago.
 _MIRRORED = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -151,10 +151,45 @@ class EpochLine(keras.callbacks.Callback):
     validation loss and accuracy, and the time left, so an hour of training is not an hour of
     silence. Needs EpochTimer before it (time_s) and, if there is one, the TimeBudget after it."""
 
-    def __init__(self, name: str, epochs: int, budget: TimeBudget | None = None):
+    def __init__(
+        self,
+        name: str,
+        epochs: int,
+        budget: TimeBudget | None = None,
+        *,
+        start: str | None = None,
+        steps: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__()
         self.name, self.epochs, self.budget = name, epochs, budget
+        self.start, self.steps, self.clock = start, steps, clock
         self.times: list[float] = []
+        self.epoch_start = self.last_line = 0.0
+        self.epoch = 0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.start:  # what starts and how big it is, before the first epoch's minutes
+            line(self.start)
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+        self.epoch_start = self.last_line = self.clock()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        # Only the first epoch, which has no time left to show yet; the clock is read every
+        # STEP_CHECK_EVERY batches, so the batches pay almost nothing for it.
+        if self.times or (batch + 1) % STEP_CHECK_EVERY:
+            return
+        now = self.clock()
+        if now - self.last_line >= STEP_LINE_EVERY_S:
+            self.last_line = now
+            done, seconds = batch + 1, now - self.epoch_start
+            line(
+                steps_line(
+                    f"{self.name} epoch {self.epoch + 1}/{self.epochs}", done, self.steps, seconds
+                )
+            )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -173,6 +208,25 @@ class EpochLine(keras.callbacks.Callback):
             left = min(left, max(self.budget.budget_s - self.budget.spent_s - took, 0.0))
         parts.append(f"{took:.0f} s" + (f", about {_duration(left)} left" if left else ""))
         line(" ".join(parts))
+
+
+# A first epoch longer than this reports its steps so far, at most this often.
+STEP_LINE_EVERY_S = 30.0
+STEP_CHECK_EVERY = 10  # batches between two looks at the clock
+
+
+def start_line(
+    name: str, faces: int, batch_size: int, epochs: int, minutes: float | None = None
+) -> str:
+    """What training starts and how big it is, for the terminal before the first epoch ends."""
+    limit = f" or {minutes:g} minutes" if minutes is not None else ""
+    return f"{name}: training on {faces:,} faces, batch {batch_size}, up to {epochs} epochs{limit}"
+
+
+def steps_line(epoch: str, done: int, steps: int | None, seconds: float) -> str:
+    """An epoch's progress so far: steps done of the total, and the time spent."""
+    total = f" of {steps:,}" if steps else ""
+    return f"{epoch}: {done:,}{total} steps, {_duration(seconds)} so far"
 
 
 def _duration(seconds: float) -> str:

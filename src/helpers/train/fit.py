@@ -46,6 +46,7 @@ from helpers.train.callbacks import (
     PublishModel,
     RestoreProgress,
     TimeBudget,
+    start_line,
 )
 from helpers.train.card import (
     data_hash,
@@ -453,6 +454,14 @@ def train(
             epochs=cfg.epochs,
         )
     averager = None
+    starting = start_line(
+        cfg.model,
+        notes["data"]["images_per_epoch"],
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.time_budget_minutes,
+    )
+    announced = False
     try:
         for index, phase in enumerate(phases, start=1):
             phase_weights = ckpt / f"{phase.name}.weights.h5"
@@ -476,12 +485,19 @@ def train(
                 tensorboard,
                 [
                     *callbacks,
-                    EpochLine(cfg.model, cfg.epochs, budget),
+                    EpochLine(
+                        cfg.model,
+                        cfg.epochs,
+                        budget,
+                        start=None if announced else starting,
+                        steps=math.ceil(notes["data"]["images_per_epoch"] / cfg.batch_size),
+                    ),
                     *([budget] if budget else []),
                 ],
                 budget,
                 average=index == len(phases),
             )
+            announced = True
             if index < len(phases):  # the next phase starts from these weights, even on resume
                 model.save_weights(phase_weights)
                 progress["done"].append(phase.name)
