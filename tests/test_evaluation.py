@@ -949,3 +949,27 @@ def test_the_classes_scored_are_read_as_the_predictor_reads_them() -> None:
             restricted_classes({"restricted_to": names}, "m.json")
     with pytest.raises(DataError, match=r"the metrics JSON: expression.restricted_to"):
         restricted_classes({"restricted_to": ["Joy"]})
+
+
+def test_each_long_step_of_the_evaluation_says_what_it_does_and_how_big():
+    from helpers.evaluation.corruptions import corruption_line
+    from helpers.evaluation.heatmaps import explain_line
+    from helpers.evaluation.scoring import calibration_line, scoring_line, tta_choice_line
+
+    assert tta_choice_line(3579) == (
+        "comparing test-time augmentation: scoring 3,579 validation faces in 3 modes "
+        "(none, flip, tencrop) ..."
+    )
+    assert scoring_line(3574, "none", 1000) == (
+        "scoring 3,574 test faces (one view, 1,000 bootstrap resamples) ..."
+    )
+    assert scoring_line(500, "flip", 0, "RAF-DB") == (
+        "scoring 500 RAF-DB faces (test-time augmentation flip, then one view) ..."
+    )
+    assert calibration_line(3579, ["flip", "none"]) == (
+        "calibrating: predicting 3,579 validation faces (flip, none) ..."
+    )
+    assert explain_line(3574) == "Grad-CAM: explaining 3,574 test faces ..."
+    assert corruption_line(2000, 22) == (
+        "corruptions: scoring 2,000 test faces in 22 passes (clean, then corrupted) ..."
+    )

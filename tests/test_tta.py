@@ -133,15 +133,24 @@ def _faces_and_model(tmp_path, n: int, seed: int) -> tuple[pd.DataFrame, object]
     return pd.DataFrame(rows), model
 
 
-def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path) -> None:
+def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(
+    tmp_path, monkeypatch
+) -> None:
+    from helpers.core.progress import PROGRESS_ENV
     from helpers.evaluation.scoring import (
         evaluate_model,
         tta_on_validation,
         tta_validation_table,
     )
 
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "lines"))
     table, model = _faces_and_model(tmp_path, 10, seed=0)
     block = tta_on_validation(model, table, classes=[0, 1, 2])
+    # the terminal hears what starts before the minutes it can take on a large split
+    assert (tmp_path / "lines").read_text().splitlines() == [
+        "comparing test-time augmentation: scoring 10 validation faces in 3 modes "
+        "(none, flip, tencrop) ..."
+    ]
     assert block["split"] == "val" and block["n"] == 10
     assert list(block["modes"]) == list(tta.TTA_MODES)
     for mode in tta.TTA_MODES:  # each mode is the evaluation notebook 05 would make with it
@@ -150,6 +159,11 @@ def test_every_mode_is_scored_on_validation_so_the_choice_is_made_there(tmp_path
             "accuracy": scores["expression"]["accuracy"],
             "f1_macro": scores["expression"]["f1_macro"],
         }
+    assert (tmp_path / "lines").read_text().splitlines()[1:] == [
+        "scoring 10 test faces (one view) ...",
+        "scoring 10 test faces (test-time augmentation flip, then one view) ...",
+        "scoring 10 test faces (test-time augmentation tencrop, then one view) ...",
+    ]
     assert tta_on_validation(model, table, classes=[0, 1, 2]) == block  # deterministic
     shown = tta_validation_table({"tta": "flip", "tta_validation": block})
     assert list(shown["tta"]) == list(tta.TTA_MODES)

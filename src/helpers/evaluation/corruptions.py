@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.progress import bar as progress_bar
+from helpers.core.progress import line
 from helpers.evaluation.comparison import tta_headline
 from helpers.evaluation.predictions import predict_table
 from helpers.evaluation.scoring import evaluate
@@ -91,6 +92,11 @@ def corrupt(image: np.ndarray, name: str, severity: int, seed: int = 0) -> np.nd
     return out.astype(image.dtype, copy=False)
 
 
+def corruption_line(n: int, passes: int) -> str:
+    """What scoring under corruptions does before its first progress line: faces and passes."""
+    return f"corruptions: scoring {n:,} test faces in {passes} passes (clean, then corrupted) ..."
+
+
 def corruption_scores(
     model: Any,
     table: pd.DataFrame,
@@ -120,6 +126,8 @@ def corruption_scores(
         return tta_headline(evaluate("corrupted", predicted, n_boot=0, classes=classes))
 
     steps = [(name, severity) for name in CORRUPTIONS for severity in SEVERITIES]
+    if progress:
+        line(corruption_line(len(sample), len(steps) + 1))
     results: dict[str, dict[str, Any]] = {}
     with progress_bar(
         total=len(steps) + 1, desc="corruptions", unit="pass", disable=not progress

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from helpers.core import progress
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import make_uri, parse_uri
 from helpers.core.landmarks import N_POINTS, to_model_space
@@ -116,6 +117,11 @@ def heat_share(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(total > 0, inside / np.where(total > 0, total, 1.0), np.nan)
 
 
+def explain_line(n: int) -> str:
+    """What explaining the predictions does before its figures: how many heatmaps it makes."""
+    return f"Grad-CAM: explaining {n:,} test faces ..."
+
+
 def explain_predictions(
     model: Any,
     predictions: pd.DataFrame,
@@ -147,6 +153,7 @@ def explain_predictions(
     rows = rows.assign(sampled=rows.index.isin(pool.index)).reset_index(drop=True)
     if rows.empty:
         return _empty(rows, meta)
+    progress.line(explain_line(len(rows)))
     explainer = Explainer(model)
     targets, maps, on_face, face_area, regions = [], [], [], [], []
     # A chunk of images at a time: decoded pixels, float inputs and masks are freed after each,

@@ -373,6 +373,7 @@ def evaluate_model(
     helpers.inference.speed's measure (`inference.measure` says which).
     """
     tta = check_tta(tta)
+    progress.line(scoring_line(len(table), tta, n_boot, dataset))
     predictions = predict_table(model, table, batch_size=batch_size, tta=tta, timed=True)
     scores = evaluate(
         model_name,
@@ -398,6 +399,13 @@ def evaluate_model(
         if speed is not None:  # one view per image: the speed models compare on
             scores["without_tta"]["inference"] = {"images_per_s": speed}
     return json_ready(scores), predictions
+
+
+def scoring_line(n: int, tta: str, n_boot: int, dataset: str | None = None) -> str:
+    """What scoring a split does before its result line: the faces, the views, the bootstrap."""
+    views = "one view" if tta == "none" else f"test-time augmentation {tta}, then one view"
+    resamples = f", {n_boot:,} bootstrap resamples" if n_boot else ""
+    return f"scoring {n:,} {dataset or 'test'} faces ({views}{resamples}) ..."
 
 
 def person_groups(table: pd.DataFrame, predictions: pd.DataFrame) -> np.ndarray | None:
@@ -449,7 +457,11 @@ def calibrate(
     if not len(val_table) or test is None:
         return None
     block, temperatures = None, {}
-    for mode in dict.fromkeys((tta, "none")):
+    modes = list(dict.fromkeys((tta, "none")))
+    missing = [mode for mode in modes if kept is None or mode not in kept]
+    if missing:
+        progress.line(calibration_line(len(val_table), missing))
+    for mode in modes:
         val = _validation_predictions(model, val_table, mode, batch_size, kept)
         found = _scored_expression(val, expression)
         if found is None:
@@ -462,6 +474,11 @@ def calibrate(
         else:
             temperatures[mode] = fit_temperature(found[1], found[0])
     return json_ready({**block, "tta": tta, "temperatures": temperatures})
+
+
+def calibration_line(n: int, modes: Sequence[str]) -> str:
+    """What fitting the temperature predicts first: the validation faces, in which modes."""
+    return f"calibrating: predicting {n:,} validation faces ({', '.join(modes)}) ..."
 
 
 def _validation_predictions(
@@ -510,6 +527,7 @@ def tta_on_validation(
     mode's validation predictions, for calibrate."""
     if not len(table):
         return {}
+    progress.line(tta_choice_line(len(table)))
     modes, pairs, label_ids, groups = {}, {}, None, None
     for mode in TTA_MODES:
         predictions = _validation_predictions(model, table, mode, batch_size, kept)
@@ -537,6 +555,14 @@ def tta_on_validation(
     if leads:
         block["leads"] = leads
     return json_ready(block)
+
+
+def tta_choice_line(n: int) -> str:
+    """What comparing test-time augmentations on validation does: faces, modes, their views."""
+    return (
+        f"comparing test-time augmentation: scoring {n:,} validation faces in "
+        f"{len(TTA_MODES)} modes ({', '.join(TTA_MODES)}) ..."
+    )
 
 
 def _clears_noise(validation: Mapping[str, Any], mode: str) -> bool:
