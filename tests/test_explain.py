@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -392,15 +393,11 @@ def test_explained_predictions_give_the_metrics_block_and_survive_their_file(tmp
         heatmaps.load_explained(tmp_path / "broken.npz")
 
 
-def test_heatmaps_of_a_run_whose_data_moved_are_read_with_data_or_refused_saying_so(
-    tmp_path,
-) -> None:
-    """The panel one-liner on a copied run: the zip the run read is gone, so load_explained
-    names it and the `data=` that fixes it; with `data=` every image is read from there."""
-    import shutil
+def _explained_from_a_zip(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """A run's heatmaps file whose faces were read from a zip: the model, the file, the zip."""
     import zipfile
 
-    from helpers.core.images import make_uri, read_image
+    from helpers.core.images import make_uri
 
     table = _predictions(tmp_path / "faces", n=6)
     archive = tmp_path / "source.zip"
@@ -411,6 +408,19 @@ def test_heatmaps_of_a_run_whose_data_moved_are_read_with_data_or_refused_saying
     model = build_model("custom_cnn", image_size=48, channels=3)
     explained = heatmaps.explain_predictions(model, table, n=3, per_class=1, mistakes=1, seed=0)
     path = heatmaps.save_explained(explained, tmp_path / "run" / "explain" / "custom_cnn.npz")
+    return model, path, archive
+
+
+def test_heatmaps_of_a_run_whose_data_moved_are_read_with_data_or_refused_saying_so(
+    tmp_path,
+) -> None:
+    """The panel one-liner on a copied run: the zip the run read is gone, so load_explained
+    names it and the `data=` that fixes it; with `data=` every image is read from there."""
+    import shutil
+
+    from helpers.core.images import make_uri, read_image
+
+    model, path, archive = _explained_from_a_zip(tmp_path)
     moved = Path(shutil.move(archive, tmp_path / "elsewhere.zip"))
     with pytest.raises(
         DataError, match=r"source\.zip: file not found.*data='/path/to/source\.zip'"
@@ -573,22 +583,12 @@ def test_the_report_draws_a_panel_or_says_why_it_cannot_for_a_run_whose_images_m
     """Notebook 06 on a copied run whose source zip is gone: one line naming the zip and the fix
     in place of the Grad-CAM panel, so the report is still made; a panel where the zip is."""
     import shutil
-    import zipfile
 
     from matplotlib.figure import Figure
 
-    from helpers.core.images import make_uri
     from helpers.reporting import plots
 
-    table = _predictions(tmp_path / "faces", n=6)
-    archive = tmp_path / "source.zip"
-    with zipfile.ZipFile(archive, "w") as out:
-        for image in table["image"]:
-            out.write(image, Path(image).name)
-    table["image"] = [make_uri(archive, Path(image).name) for image in table["image"]]
-    model = build_model("custom_cnn", image_size=48, channels=3)
-    explained = heatmaps.explain_predictions(model, table, n=3, per_class=1, mistakes=1, seed=0)
-    path = heatmaps.save_explained(explained, tmp_path / "run" / "explain" / "custom_cnn.npz")
+    _, path, archive = _explained_from_a_zip(tmp_path)
     assert isinstance(plots.gradcam_panel_or_note(path, "custom_cnn"), Figure)
     shutil.move(archive, tmp_path / "elsewhere.zip")
     note = plots.gradcam_panel_or_note(path, "custom_cnn")
