@@ -28,7 +28,7 @@ environment:
   TF_ENABLE_ONEDNN_OPTS=0 turn TensorFlow's oneDNN kernels off (default 1)
 
 examples:
-  ./run_tests.sh                                  # checks, unit tests and notebooks (8-20 min)
+  ./run_tests.sh                                  # checks, unit tests and notebooks (11-13 min, 2 cores)
   ./run_tests.sh tests/test_records.py            # one file (and sets up .venv on first use)
   ./run_tests.sh tests/test_predict.py -k video -x  # any pytest arguments
   ./run_tests.sh tests/ -n 2                      # unit tests only, on two workers
