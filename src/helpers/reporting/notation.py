@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from helpers.evaluation import comparison
+
 MINUS = "\u2212"  # −, not the hyphen
 EN_DASH = "\u2013"  # –, between the ends of a range
 TIMES = "\u00d7"
@@ -52,10 +54,7 @@ _PLAIN = (
 def fixed(value: float, digits: int = 3) -> str:
     """ "0.874", "−0.008": a minus sign, and a value that rounds to zero is 0.000, never
     −0.000."""
-    text = f"{value:.{digits}f}"
-    if float(text) == 0:
-        text = text.lstrip("-")
-    return text.replace("-", MINUS)
+    return comparison.fixed(value, digits).replace("-", MINUS)
 
 
 def span(low: float, high: float, digits: int = 3) -> str:
