@@ -36,6 +36,18 @@ _WRITTEN_BY = {
     "train.parquet": "03",
     "augment.json": "03",
 }
+# What notebooks 04 and 05 write per model: all of it rests on the split notebook 03 made.
+MODEL_FOLDERS = (
+    "models",
+    "history",
+    "checkpoints",
+    "cache",
+    "tensorboard",
+    "metrics",
+    "predictions",
+    "explain",
+    "export",
+)
 
 
 class RunFolder(os.PathLike):
@@ -237,6 +249,24 @@ class RunFolder(os.PathLike):
         ./run_all.sh. settings.json alone is a notebook 01 that stopped before its records (a
         mistyped data path, say), which may start again in the folder."""
         return any(p.exists() for p in (self.records, self.manifest))
+
+    def trained_models(self) -> list[str]:
+        """The models notebook 04 trained here or is training (a model file, or the progress
+        notes of a training under way), by name: what a model parameter may name."""
+        files = (self.root / "models").glob("*.keras")  # not the hidden, half-written partial
+        names = {p.stem for p in files if not p.name.startswith(".")}
+        names |= {p.parent.name for p in (self.root / "checkpoints").glob("*/progress.json")}
+        return sorted(names)
+
+    def discard_models(self) -> list[str]:
+        """Delete every model of the run and what was made from it (cards, histories, metrics,
+        predictions, heatmaps, exports), for a split written anew; the names deleted."""
+        import shutil
+
+        names = self.trained_models()
+        for folder in MODEL_FOLDERS:
+            shutil.rmtree(self.root / folder, ignore_errors=True)
+        return names
 
     @property
     def continued(self) -> str:

@@ -7,7 +7,7 @@ matches; file times would not."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,3 +43,53 @@ def same_training(run: RunFolder, model: str, scores: Mapping[str, Any]) -> bool
     if recorded.get("card_finished_at") and run.card_path(model).is_file():
         return bool(recorded["card_finished_at"] == run.card_finished_at(model))
     return None
+
+
+SPLIT_KEY = "split_sha256"  # the model card's data block: the split its model trained on
+
+
+def table_split_sha256(ids: Iterable[Any], splits: Iterable[Any]) -> str:
+    """sha256 of which face is in which split (id and split, in id order): the same assignment
+    gives the same digest on any machine, whatever order the rows are in."""
+    import hashlib
+
+    pairs = sorted(zip(map(str, ids), map(str, splits), strict=True))
+    digest = hashlib.sha256()
+    for face, split in pairs:
+        digest.update(f"{face}\t{split}\n".encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _split_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The digest of a splits.parquet, read once per version of the file in this process."""
+    import pandas as pd  # only where a split is read: importing this module stays light
+
+    table = pd.read_parquet(path, columns=["id", "split"])
+    return table_split_sha256(table["id"], table["split"])
+
+
+def split_sha256(run: RunFolder) -> str | None:
+    """The digest of the split notebook 03 left in the run folder (splits.parquet), None
+    without one, so a model card can name the split its model trained on."""
+    path = run.splits
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return _split_sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def trained_on_split(run: RunFolder, model: str) -> bool | None:
+    """Whether the model now in the run folder trained on the split splits.parquet holds; None
+    where it cannot be told (no card, a card from before cards named the split, no split)."""
+    from helpers.core.jsonio import read_json
+
+    card = run.card_path(model)
+    if not card.is_file():
+        return None
+    data = read_json(card).get("data")
+    recorded = data.get(SPLIT_KEY) if isinstance(data, Mapping) else None
+    current = split_sha256(run)
+    if not recorded or current is None:
+        return None
+    return bool(recorded == current)

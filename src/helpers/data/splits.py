@@ -15,10 +15,11 @@ from sklearn.model_selection import (
     train_test_split,
 )
 
-from helpers.core import progress
+from helpers.core import paths, progress, records, trained
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.groups import group_codes
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.run_folder import RunFolder
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # sklearn's stratified splitter needs at least two members per class.
@@ -208,6 +209,28 @@ def fold_note(records: pd.DataFrame, table: pd.DataFrame, folds: int, fold: int)
     if own:
         note += f"; the source's own {'/'.join(own)} splits are set aside"
     return note
+
+
+def save_split(table: pd.DataFrame, run: RunFolder, discard_models: bool = False) -> None:
+    """Write notebook 03's split to the run folder. One that differs from the split models here
+    trained on is refused (scoring them on it would count faces they trained on as test
+    faces), unless discard_models deletes those models and what was made from them; the same
+    split again (same seed and settings) is written as before."""
+    models = run.trained_models()
+    current = trained.split_sha256(run)
+    new = trained.table_split_sha256(table["id"], table["split"])
+    if models and current is not None and current != new:
+        named = ", ".join(models)
+        if not discard_models:
+            raise ConfigError(
+                f"{paths.shown(run.splits)}: the model{'s' if len(models) > 1 else ''} {named} "
+                "trained on the split there, and this one differs (another seed, share or "
+                "fold): start a new run with notebook 01 for another split, or set "
+                "discard_models = True to delete those models and their metrics"
+            )
+        run.discard_models()
+        print(f"deleted the models trained on the earlier split ({named}) and their metrics")
+    records.save_records(table, run.splits)
 
 
 def split_summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -51,8 +51,20 @@ def stale_note(
     scored another training of the model than the one now in the run folder; None when they
     match, or when the metrics (older ones) recorded nothing."""
     if trained.same_training(RunFolder(run_dir), model, scores) is not False:
-        return None
+        return split_note(run_dir, model)
     return _note(model, [_file_name(model, dataset)])
+
+
+def split_note(run_dir: str | os.PathLike, model: str) -> str | None:
+    """A sentence when the model now in the run folder trained on another split than the one
+    splits.parquet holds (notebook 03 ran again since): its test faces may be faces it trained
+    on, so it is neither scored nor ranked; None when they match or it cannot be told."""
+    if trained.trained_on_split(RunFolder(run_dir), model) is not False:
+        return None
+    return (
+        f"{model} was trained on another split than splits.parquet now holds (notebook 03 ran "
+        f"again since): train it again with notebook 04 (model = '{model}'), then run notebook 05"
+    )
 
 
 def stale_notes(run_dir: str | os.PathLike) -> dict[str, str]:
@@ -66,7 +78,12 @@ def stale_notes(run_dir: str | os.PathLike) -> dict[str, str]:
             model = str(scores.get("model") or path.name.partition(".")[0])
             if trained.same_training(run, model, scores) is False:
                 stale.setdefault(model, []).append(_file_name(model, dataset))
-    return {model: _note(model, files) for model, files in stale.items()}
+    notes = {model: _note(model, files) for model, files in stale.items()}
+    for model in run.trained_models():
+        note = None if model in notes else split_note(run, model)
+        if note:
+            notes[model] = note
+    return notes
 
 
 def warn_stale(run_dir: str | os.PathLike) -> list[str]:

@@ -735,6 +735,9 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
             f"{model} is still training or stopped before its model card was written: run "
             f"notebook 04 (model = '{model}') to its end (or ./run_all.sh --resume) first",
         )
+    split = freshness.split_note(run, model)
+    if split:  # its test faces may be faces it trained on
+        raise DataError(path, split)
     identity = freshness.training_of(run, model)  # before loading: the file that was read
     return load_trained(path), identity
 

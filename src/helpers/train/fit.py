@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import pandas as pd
 
+from helpers.core import trained
 from helpers.core.jsonio import json_ready, write_text
 from helpers.core.progress import line, say
 from helpers.core.records import load_records
@@ -440,6 +441,7 @@ def train(
         cfg, train_table, val_table, augment_settings, paths["cache"]
     )
     notes["data"]["train_hash"] = train_hash
+    notes["data"][trained.SPLIT_KEY] = trained.split_sha256(run)  # 05 and 06 compare it
     monitor = _monitor(cfg, validating=val_ds is not None)
     progress = {"config": cfg.to_dict(), "data_hash": train_hash, "done": progress.get("done", [])}
     ckpt.mkdir(parents=True, exist_ok=True)

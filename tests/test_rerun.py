@@ -1,0 +1,106 @@
+"""Notebooks run again, by hand, in a kernel: notebook 03 never re-splits under trained models,
+a model trained on another split is neither scored nor ranked, the run folder a notebook prints
+pastes back as run_dir from either kernel folder, a misspelt model name lists the run's models,
+and notebook 06 names a model trained but not evaluated in its first line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers.core import paths, trained
+from helpers.core.errors import ConfigError, DataError
+from helpers.core.jsonio import write_json
+from helpers.core.run_folder import RunFolder
+from helpers.data import splits
+from helpers.evaluation import comparison, freshness, scoring
+
+
+def _split_table(seed: int, n: int = 60) -> pd.DataFrame:
+    """A records table split by seed, as notebook 03 makes one."""
+    from test_splits import make_table
+
+    return splits.assign_splits(make_table(n), val_share=0.2, test_share=0.2, seed=seed)
+
+
+def _model(run: RunFolder, name: str, split: str | None = None) -> None:
+    """A 'trained' model file and its card, naming the split it trained on (None: a card from
+    before cards named it)."""
+    run.model_path(name).parent.mkdir(parents=True, exist_ok=True)
+    run.model_path(name).write_bytes(name.encode())
+    data = {} if split is None else {trained.SPLIT_KEY: split}
+    write_json(run.card_path(name), {"model": name, "finished_at": "2026-01-01", "data": data})
+
+
+def _scored(run: RunFolder, name: str) -> None:
+    """Metrics as notebook 05 writes them for the model now in the folder."""
+    scores = {"model": name, "n": 12, "trained": freshness.training_of(run, name)}
+    write_json(run.metrics_path(name), scores)
+
+
+def test_notebook_03_refuses_a_new_split_under_trained_models(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    first = _split_table(seed=0)
+    splits.save_split(first, run)  # no model yet: written
+    fingerprint = trained.split_sha256(run)
+    for name in ("custom_cnn", "mobilenetv2"):
+        _model(run, name, fingerprint)
+        _scored(run, name)
+    with pytest.raises(ConfigError) as caught:
+        splits.save_split(_split_table(seed=1), run)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("splits.parquet: the models custom_cnn, mobilenetv2 trained on")
+    assert "start a new run with notebook 01" in message and "discard_models = True" in message
+    assert trained.split_sha256(run) == fingerprint  # the split the models rest on is kept
+
+    splits.save_split(_split_table(seed=0).sample(frac=1, random_state=3), run)  # the same one
+    assert trained.split_sha256(run) == fingerprint
+    assert run.trained_models() == ["custom_cnn", "mobilenetv2"]
+
+
+def test_discard_models_deletes_the_models_and_their_metrics_then_splits(
+    tmp_path: Path, capsys
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    splits.save_split(_split_table(seed=0), run)
+    _model(run, "custom_cnn", trained.split_sha256(run))
+    _scored(run, "custom_cnn")
+    (run.root / "history").mkdir()
+    run.history_path("custom_cnn").write_text("epoch\n0\n")
+    splits.save_split(_split_table(seed=1), run, discard_models=True)
+    assert "deleted the models trained on the earlier split (custom_cnn)" in capsys.readouterr().out
+    assert run.trained_models() == []
+    assert not run.metrics_files() and not run.history_path("custom_cnn").exists()
+    new = _split_table(seed=1)
+    assert trained.split_sha256(run) == trained.table_split_sha256(new["id"], new["split"])
+
+
+def test_a_model_trained_on_another_split_is_not_scored_nor_ranked(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    splits.save_split(_split_table(seed=0), run)
+    _model(run, "custom_cnn", trained.split_sha256(run))
+    _model(run, "mobilenetv2", "0" * 64)  # trained before notebook 03 ran again
+    _model(run, "vgg16")  # a card from before cards named the split: not judged
+    for name in ("custom_cnn", "mobilenetv2", "vgg16"):
+        _scored(run, name)
+    assert freshness.split_note(run, "custom_cnn") is None
+    assert freshness.split_note(run, "vgg16") is None
+    expected = (
+        "mobilenetv2 was trained on another split than splits.parquet now holds (notebook 03 ran "
+        "again since): train it again with notebook 04 (model = 'mobilenetv2'), then run "
+        "notebook 05"
+    )
+    with pytest.raises(DataError) as caught:  # notebook 05
+        scoring.trained_model(run, "mobilenetv2")
+    assert str(caught.value).endswith(expected)
+    assert freshness.stale_notes(run) == {"mobilenetv2": expected}  # notebook 06
+    table = comparison.comparison_table(run).set_index("model")
+    assert table.loc["mobilenetv2", "stale"] == expected
+    assert table.loc["custom_cnn", "stale"] == "" and table.loc["vgg16", "stale"] == ""
