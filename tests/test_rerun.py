@@ -104,3 +104,31 @@ def test_a_model_trained_on_another_split_is_not_scored_nor_ranked(tmp_path: Pat
     table = comparison.comparison_table(run).set_index("model")
     assert table.loc["mobilenetv2", "stale"] == expected
     assert table.loc["custom_cnn", "stale"] == "" and table.loc["vgg16", "stale"] == ""
+
+
+@pytest.mark.parametrize("kernel", ["notebooks", "."])
+@pytest.mark.parametrize("given", ["reports/20261207-194612", "../reports/20261207-194612"])
+def test_the_run_folder_a_notebook_prints_pastes_back_from_either_kernel_folder(
+    tmp_path: Path, monkeypatch, capsys, kernel: str, given: str
+) -> None:
+    root = tmp_path / "clone"
+    run = root / "reports" / "20261207-194612"
+    (run).mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    monkeypatch.setattr(paths, "REPO_ROOT", root)
+    monkeypatch.setattr(paths, "REPORTS_DIR", root / "reports")
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", root / "notebooks")
+    monkeypatch.chdir(root / kernel)
+    assert RunFolder(run).continued.startswith("run folder reports/20261207-194612 ")
+    found = RunFolder.resolve(given)
+    assert found.root == run.resolve()
+    said = capsys.readouterr().out
+    here = kernel == "notebooks" and given.startswith("..") or kernel == "." and given[0] == "r"
+    if here:
+        assert said == ""
+    else:
+        assert said.startswith(f"run_dir '{given}': not in the working folder, read from ")
+    with pytest.raises(ConfigError, match="looked for from the working folder, the repository"):
+        RunFolder.resolve("reports/20261207-194613")
+    with pytest.raises(ConfigError, match="does not exist"):
+        RunFolder.resolve(os.fspath(run) + "3")
