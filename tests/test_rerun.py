@@ -132,3 +132,26 @@ def test_the_run_folder_a_notebook_prints_pastes_back_from_either_kernel_folder(
         RunFolder.resolve("reports/20261207-194613")
     with pytest.raises(ConfigError, match="does not exist"):
         RunFolder.resolve(os.fspath(run) + "3")
+
+
+def test_a_misspelt_model_name_lists_the_models_the_run_has(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "20261207-194612")
+    for name in ("custom_cnn", "mobilenetv2"):
+        _model(run, name)
+    (run.checkpoints_dir("vggnet")).mkdir(parents=True)
+    (run.checkpoints_dir("vggnet") / "progress.json").write_text("{}")  # training now
+    with pytest.raises(DataError) as caught:  # notebook 05
+        scoring.trained_model(run, "custom_cn")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.split(": ", 1)[1].startswith(
+        "run 20261207-194612 has no model 'custom_cn': it has custom_cnn, mobilenetv2, vggnet "
+        "(notebook 04 trains custom_cnn, "
+    )
+    with pytest.raises(DataError, match="has no model 'mobilenet': it has custom_cnn, mobilenet"):
+        comparison.chosen_model(run, "mobilenet")  # notebook 07
+    with pytest.raises(DataError, match="has no model 'vgg16': it has custom_cnn"):
+        comparison.chosen_model(run, "vgg16")  # 07 predicts with a trained one only
+    assert comparison.chosen_model(run, "mobilenetv2") == "mobilenetv2"
+    with pytest.raises(DataError, match="model file not found: train it with notebook 04"):
+        scoring.trained_model(run, "vgg16")  # a name notebook 04 trains: the step to take

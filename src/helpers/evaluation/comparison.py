@@ -384,6 +384,7 @@ def chosen_model(run_dir: str | os.PathLike, use_model: str = "") -> str:
     model's expression head learned, so a near-chance model is not taken for the best one, and
     one when every model's metrics are of an earlier training."""
     if use_model:
+        freshness.check_model_name(run_dir, use_model, trainable=False)  # else: the run's models
         return use_model
     table = comparison_table(run_dir)
     model = model_to_use(table)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpers.core import progress, trained
+from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder
 
@@ -92,3 +93,21 @@ def warn_stale(run_dir: str | os.PathLike) -> list[str]:
     lines = [f"warning: {note}" for note in stale_notes(run_dir).values()]
     progress.say(lines)
     return lines
+
+
+def check_model_name(run_dir: str | os.PathLike, model: str, trainable: bool = True) -> None:
+    """A DataError listing the models the run has when `model` is none of them, nor (with
+    trainable, as for notebook 05, which says to train one) a name notebook 04 can train: a
+    misspelt name is said to be one, not a model to train."""
+    from helpers.models.registry import list_models  # Keras-free
+
+    run = RunFolder(run_dir)
+    have = run.trained_models()
+    if model in have or (trainable and model in list_models()):
+        return
+    has = f"it has {', '.join(have)}" if have else "it has no trained model yet"
+    raise DataError(
+        run.model_path(model),
+        f"run {run.name} has no model '{model}': {has} (notebook 04 trains "
+        f"{', '.join(list_models())})",
+    )

@@ -724,6 +724,7 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
     from helpers.models.saving import load_trained  # keras: seconds, so only here
 
     run = RunFolder(run_dir)
+    freshness.check_model_name(run, model)  # a misspelt name: the models the run has
     path = run.model_path(model)
     if not path.is_file():
         raise DataError(
