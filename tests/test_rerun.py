@@ -155,3 +155,23 @@ def test_a_misspelt_model_name_lists_the_models_the_run_has(tmp_path: Path) -> N
     assert comparison.chosen_model(run, "mobilenetv2") == "mobilenetv2"
     with pytest.raises(DataError, match="model file not found: train it with notebook 04"):
         scoring.trained_model(run, "vgg16")  # a name notebook 04 trains: the step to take
+
+
+def test_notebook_06_names_a_model_trained_but_not_evaluated_in_its_first_line(
+    tmp_path: Path,
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    for name in ("custom_cnn", "mobilenetv2", "vggnet"):
+        _model(run, name)
+    for name in ("custom_cnn", "mobilenetv2"):
+        _scored(run, name)
+    table = comparison.comparison_table(run)
+    assert comparison.evaluated_line(run, table, "smoke") == (
+        "run run: profile smoke, 2 models evaluated; vggnet was trained but not evaluated, so "
+        "not in the tables: run notebook 05 with model = 'vggnet'"
+    )
+    _scored(run, "vggnet")
+    table = comparison.comparison_table(run)
+    assert comparison.evaluated_line(run, table, "smoke") == (
+        "run run: profile smoke, 3 models evaluated"
+    )

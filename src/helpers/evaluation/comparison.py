@@ -217,13 +217,21 @@ def comparison_table(run_dir: str | os.PathLike, dataset: str | None = None) -> 
 
 def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str) -> str:
     """Notebook 06's first line: the run, its profile and how many models it compares; with
-    none, which notebook gives it one to compare."""
+    none, or a model trained but not evaluated, which notebook gives it one to compare."""
     run, n = RunFolder(run_dir), len(table)
     said = f"run {run.name}: profile {profile}, {n} model{'s' if n != 1 else ''} evaluated"
-    if n:
-        return said
     models = (run.root / "models").glob("*.keras")  # not the hidden, half-written .m.partial
     trained = sorted(p.stem for p in models if not p.name.startswith("."))
+    if n:
+        scored = set(table["model"]) if "model" in table else set()
+        unscored = [m for m in trained if m not in scored]
+        if not unscored:
+            return said
+        verb = "was" if len(unscored) == 1 else "were"
+        return (
+            f"{said}; {', '.join(unscored)} {verb} trained but not evaluated, so not in the "
+            f"tables: run notebook 05 with model = {' / '.join(map(repr, unscored))}"
+        )
     if trained:
         return f"{said}: run notebook 05 first (model = {', '.join(map(repr, trained))})"
     return f"{said}: train a model with notebook 04, then run notebook 05 first"
