@@ -1099,3 +1099,45 @@ def test_the_model_file_is_replaced_whole_never_written_in_place(tmp_path, monke
         "custom_cnn.json",
         "custom_cnn.keras",
     ]
+
+
+def test_a_finished_training_run_again_with_its_settings_is_loaded_not_trained(
+    tmp_path, capsys
+):
+    """Notebook 04's fit cell run again (after a kernel restart its later cells need `result`):
+    the model the run holds, trained to its end with these settings on this split, comes back
+    with its history and card; other settings, or resume=False, train anew."""
+    from helpers.core import records, trained
+    from helpers.core.run_folder import RunFolder
+
+    table = _table(tmp_path / "images")
+    train_rows, val_rows = _split(table)
+    out = tmp_path / "run"
+    out.mkdir()
+    records.save_records(table, out / "splits.parquet")
+    first = train(_config(epochs=1), train_rows, val_rows, out)
+    card = first.card
+    assert card["data"]["split_sha256"] == trained.split_sha256(RunFolder(out))
+    model_file = out / "models" / "custom_cnn.keras"
+    stamp = model_file.stat().st_mtime_ns
+    capsys.readouterr()
+
+    again = train(_config(epochs=1), train_rows, val_rows, out)
+    said = capsys.readouterr().out
+    assert said == (
+        f"custom_cnn: already trained in this run with these settings (finished "
+        f"{card['finished_at']}): loaded, not trained again (resume = False trains it again)\n"
+    )
+    assert model_file.stat().st_mtime_ns == stamp and again.card == card
+    pd.testing.assert_frame_equal(again.history, first.history)
+    x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(
+        again.model.predict(x, verbose=0)["expression"],
+        first.model.predict(x, verbose=0)["expression"],
+        atol=1e-6,
+    )
+
+    train(_config(epochs=1, batch_size=4), train_rows, val_rows, out)  # other settings
+    assert "replacing the trained models/custom_cnn.keras" in capsys.readouterr().out
+    train(_config(epochs=1, batch_size=4), train_rows, val_rows, out, resume=False)
+    assert "replacing the trained models/custom_cnn.keras" in capsys.readouterr().out

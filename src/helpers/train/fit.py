@@ -3,7 +3,8 @@
 train() ties the other train modules together: the settings and phase plan (config), the
 callbacks, the resume bookkeeping in `<out_dir>/checkpoints/<model>/` (resume) and the files
 it leaves behind (card). Calling `train` again with the same configuration continues from the
-last finished epoch.
+last finished epoch, or, once training ended, gives back the model it left without training it
+again.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from helpers.train.card import (
     data_hash,
     face_framing,
     make_card,
+    read_card,
     read_history,
     write_history,
 )
@@ -373,8 +375,9 @@ def train(
     """Fit cfg.model and write model, history, card (and resume state while running).
 
     augment_settings: augment.json of notebook 03 (online augmentation, class weights).
-    resume: continue an interrupted run from `<out_dir>/checkpoints/<model>/`; False starts
-    over. callbacks: extra Keras callbacks, given to every phase.
+    resume: continue an interrupted run from `<out_dir>/checkpoints/<model>/`, or give back the
+    model trained to its end here with the same settings and data without training it again;
+    False starts over. callbacks: extra Keras callbacks, given to every phase.
     """
     started = time.perf_counter()
     mixed = _mixed_policy(cfg.mixed_precision)
@@ -401,6 +404,9 @@ def train(
     train_hash = data_hash(train_table)
     check_resumable(progress, cfg, train_hash, ckpt)
     resuming = bool(progress)
+    done = None if resuming or not resume else _trained_already(cfg, run, train_hash, paths)
+    if done is not None:  # the fit cell run again (after a kernel restart): nothing to train
+        return done
     if not resuming:
         paths["history"].unlink(missing_ok=True)  # a fresh run owns its history
         replacing = replacing_line(run, name)
@@ -525,6 +531,36 @@ def train(
     write_text(paths["card"], json.dumps(card, indent=2, allow_nan=False))  # whole, at once
     _remove(ckpt)  # finished: nothing left to resume
     return TrainResult(best_model, history, card, paths)
+
+
+def _trained_already(
+    cfg: TrainConfig, run: RunFolder, train_hash: str, paths: dict[str, Path]
+) -> TrainResult | None:
+    """The model the run holds trained to its end with these settings on this training table
+    and split, loaded with its history and card, with a line saying so; None where there is
+    none, so training goes on."""
+    card = read_card(paths["card"]) if paths["model"].is_file() else None
+    if not card:
+        return None
+    settings = json.loads(json.dumps(json_ready(cfg.to_dict())))
+    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    if (
+        card.get("parameters") != settings
+        or data.get("train_hash") != train_hash
+        or trained.trained_on_split(run, cfg.model) is False
+    ):
+        return None
+    model = load_trained(paths["model"])
+    phases = card.get("phases") or [{}]
+    _compile(model, cfg, float(phases[-1].get("learning_rate") or cfg.learning_rate or 1e-3))
+    finished = f" (finished {card['finished_at']})" if card.get("finished_at") else ""
+    say(
+        [
+            f"{cfg.model}: already trained in this run with these settings{finished}: loaded, "
+            "not trained again (resume = False trains it again)"
+        ]
+    )
+    return TrainResult(model, read_history(paths["history"]), card, paths)
 
 
 def _remove(folder: Path) -> None:
