@@ -73,3 +73,21 @@ def test_the_readme_and_data_readme_list_the_same_caches():
     assert readme == data
     for reader in ("FER-2013 CSV", "ExpW", "JAFFE", "CK+", "AffectNet as released"):
         assert reader in readme
+
+
+def test_notebook_04_names_every_architecture_the_registry_has():
+    """Notebook 04's introduction names each model it can train (custom CNN: custom_cnn)."""
+    import nbformat
+
+    intro = nbformat.read(ROOT / "notebooks" / "04_train.ipynb", as_version=4).cells[0].source
+    said = re.sub(r"[\s_]", "", intro.lower())
+    assert [m for m in registry.list_models() if m.replace("_", "") not in said] == []
+
+
+def test_notebook_04_says_what_the_learning_curves_of_one_epoch_look_like():
+    """One epoch has no curve: plots.plot_learning_curves draws bars, and the prose says so."""
+    import nbformat
+
+    cells = nbformat.read(ROOT / "notebooks" / "04_train.ipynb", as_version=4).cells
+    prose = next(c.source for c in cells if c.source.startswith("## Learning curves"))
+    assert "one epoch" in prose and "bars" in prose

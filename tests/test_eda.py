@@ -305,6 +305,42 @@ def test_no_leakage_when_duplicates_stay_in_one_split(records, hashes):
     assert summary.empty and "total" in summary.columns
 
 
+def _cell_value(source: str, namespace: dict) -> object:
+    """What a notebook cell shows below its printed lines: its last expression's value, as
+    IPython displays it (None: nothing)."""
+    import ast
+
+    tree = ast.parse(source)
+    *body, last = tree.body
+    exec(compile(ast.Module(body=body, type_ignores=[]), "<cell>", "exec"), namespace)
+    return eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+
+
+def test_notebook_02_shows_the_leakage_table_only_when_something_leaked(
+    records, hashes, tmp_path, capsys
+):
+    import nbformat
+
+    from helpers.core import paths
+    from helpers.core.run_folder import RunFolder
+
+    cell = nbformat.read(paths.NOTEBOOKS_DIR / "02_eda.ipynb", as_version=4).cells[19].source
+    assert "eda.leakage_summary(leaks)" in cell
+    namespace = {
+        "eda": eda,
+        "run": RunFolder(tmp_path),
+        "hashes": hashes,
+        "near_distance": eda.NEAR_DISTANCE,
+        "pairs": eda.find_duplicates(hashes),
+        "out": tmp_path,
+    }
+    namespace["table"] = _split(records, {"r05": "test", "r06": "val", "r07": "test"})
+    assert _cell_value(cell, namespace) is None  # the sentence alone, no empty table
+    assert "No leakage" in capsys.readouterr().out
+    namespace["table"] = _split(records, {"r21": "test"})
+    assert len(_cell_value(cell, namespace)) == 1
+
+
 def test_same_id_in_two_splits_is_leakage(records, hashes):
     df = _split(records, {})
     twin = df[df["id"] == "r05"].assign(split="test")

@@ -492,10 +492,11 @@ def plot_image_stats(stats: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure:
-    """The closest duplicate pairs side by side, with their kind, distance and splits."""
+def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure | None:
+    """The closest duplicate pairs side by side, with their kind, distance and splits; None
+    without any (the count of pairs, printed beside it, says so: no figure of a sentence)."""
     if pairs.empty:
-        return _message_figure("No duplicate pairs found.")
+        return None
     by_id = df.drop_duplicates("id").set_index("id")
     top = pairs.head(n)
     missing = sorted(set(top["id_a"]).union(top["id_b"]) - set(by_id.index))
