@@ -1101,9 +1101,7 @@ def test_the_model_file_is_replaced_whole_never_written_in_place(tmp_path, monke
     ]
 
 
-def test_a_finished_training_run_again_with_its_settings_is_loaded_not_trained(
-    tmp_path, capsys
-):
+def test_a_finished_training_run_again_with_its_settings_is_loaded_not_trained(tmp_path, capsys):
     """Notebook 04's fit cell run again (after a kernel restart its later cells need `result`):
     the model the run holds, trained to its end with these settings on this split, comes back
     with its history and card; other settings, or resume=False, train anew."""
