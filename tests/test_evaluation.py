@@ -732,6 +732,8 @@ def test_notebook_07_says_when_no_model_learned_expression(tmp_path: Path, capsy
         "no model in this run learned expression (notebook 05's health check): using "
         "custom_cnn, the best of those that did not; expect near-chance predictions\n"
     )
+    (run / "models").mkdir(exist_ok=True)
+    (run / "models" / "vgg16.keras").write_bytes(b"trained")  # use_model: one the run has
     assert chosen_model(run, "vgg16") == "vgg16" and capsys.readouterr().out == ""
 
 
