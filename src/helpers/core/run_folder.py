@@ -50,6 +50,29 @@ MODEL_FOLDERS = (
 )
 
 
+def _located(run_dir: str | os.PathLike[str]) -> Path:
+    """A later notebook's run_dir: a relative one from the working folder (a kernel's, which
+    may be notebooks/ or the repository root), else from the repository root (the form the
+    notebooks print, reports/<run>) or from notebooks/ (../reports/<run>), with a line saying
+    which; a mistyped name is an error, never a new empty folder."""
+    given = Path(run_dir).expanduser()
+    here = Path.cwd().resolve()
+    tried = [(here, "the working folder")]
+    if not given.is_absolute():
+        tried += [(paths.REPO_ROOT, "the repository root"), (paths.NOTEBOOKS_DIR, "notebooks/")]
+    for index, (base, name) in enumerate(tried):
+        path = (base / given).resolve()
+        if path.is_dir():
+            if index:
+                print(f"run_dir {str(run_dir)!r}: not in the working folder, read from {name}")
+            return path
+    looked = "; looked for from the working folder, the repository root and notebooks/"
+    looked = "" if given.is_absolute() else looked
+    raise ConfigError(
+        f"run folder {(here / given).resolve()} does not exist (run_dir = {run_dir!r}{looked})"
+    )
+
+
 class RunFolder(os.PathLike):
     """A run folder (reports/<timestamp>/ by default) and the paths of what stages write there."""
 
@@ -363,29 +386,6 @@ class RunFolder(os.PathLike):
             if path not in _started:
                 _started.append(path)
         return run
-
-
-def _located(run_dir: str | os.PathLike[str]) -> Path:
-    """A later notebook's run_dir: a relative one from the working folder (a kernel's, which
-    may be notebooks/ or the repository root), else from the repository root (the form the
-    notebooks print, reports/<run>) or from notebooks/ (../reports/<run>), with a line saying
-    which; a mistyped name is an error, never a new empty folder."""
-    given = Path(run_dir).expanduser()
-    here = Path.cwd().resolve()
-    tried = [(here, "the working folder")]
-    if not given.is_absolute():
-        tried += [(paths.REPO_ROOT, "the repository root"), (paths.NOTEBOOKS_DIR, "notebooks/")]
-    for index, (base, name) in enumerate(tried):
-        path = (base / given).resolve()
-        if path.is_dir():
-            if index:
-                print(f"run_dir {str(run_dir)!r}: not in the working folder, read from {name}")
-            return path
-    looked = "; looked for from the working folder, the repository root and notebooks/"
-    looked = "" if given.is_absolute() else looked
-    raise ConfigError(
-        f"run folder {(here / given).resolve()} does not exist (run_dir = {run_dir!r}{looked})"
-    )
 
 
 _MEMBER = re.compile(r"(seed|fold)-(\d+)")
