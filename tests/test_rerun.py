@@ -58,7 +58,9 @@ def test_notebook_03_refuses_a_new_split_under_trained_models(tmp_path: Path) ->
     assert "start a new run with notebook 01" in message and "discard_models = True" in message
     assert trained.split_sha256(run) == fingerprint  # the split the models rest on is kept
 
+    run.train_table.write_bytes(b"the training table of this split")
     splits.save_split(_split_table(seed=0).sample(frac=1, random_state=3), run)  # the same one
+    assert run.train_table.is_file()
     assert trained.split_sha256(run) == fingerprint
     assert run.trained_models() == ["custom_cnn", "mobilenetv2"]
 
@@ -73,7 +75,10 @@ def test_discard_models_deletes_the_models_and_their_metrics_then_splits(
     _scored(run, "custom_cnn")
     (run.root / "history").mkdir()
     run.history_path("custom_cnn").write_text("epoch\n0\n")
+    run.train_table.write_bytes(b"the training table of the split before")
     splits.save_split(_split_table(seed=1), run, discard_models=True)
+    with pytest.raises(DataError, match=r"train\.parquet: not found .*run notebook 03 first"):
+        run.need(run.train_table)  # notebook 04 before 03 has written the new split's own
     assert "deleted the models trained on the earlier split (custom_cnn)" in capsys.readouterr().out
     assert run.trained_models() == []
     assert not run.metrics_files() and not run.history_path("custom_cnn").exists()

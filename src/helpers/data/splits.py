@@ -215,7 +215,8 @@ def save_split(table: pd.DataFrame, run: RunFolder, discard_models: bool = False
     """Write notebook 03's split to the run folder. One that differs from the split models here
     trained on is refused (scoring them on it would count faces they trained on as test
     faces), unless discard_models deletes those models and what was made from them; the same
-    split again (same seed and settings) is written as before."""
+    split again (same seed and settings) is written as before. A new split removes the training
+    table of the one before, so notebook 04 cannot train on it before 03 writes its own."""
     models = run.trained_models()
     current = trained.split_sha256(run)
     new = trained.table_split_sha256(table["id"], table["split"])
@@ -230,6 +231,8 @@ def save_split(table: pd.DataFrame, run: RunFolder, discard_models: bool = False
             )
         run.discard_models()
         print(f"deleted the models trained on the earlier split ({named}) and their metrics")
+    if current is not None and current != new:  # the training table of the earlier split
+        run.train_table.unlink(missing_ok=True)  # 04 waits for 03 to write it again
     records.save_records(table, run.splits)
 
 
