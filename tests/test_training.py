@@ -1135,6 +1135,11 @@ def test_a_finished_training_run_again_with_its_settings_is_loaded_not_trained(t
         atol=1e-6,
     )
 
+    online = {"online": True, "config": {"rotate_limit": 5.0}, "seed": 0}
+    train(_config(epochs=1), train_rows, val_rows, out, augment_settings=online)  # 03 changed
+    assert "replacing the trained models/custom_cnn.keras" in capsys.readouterr().out
+    train(_config(epochs=1), train_rows, val_rows, out, augment_settings=online)
+    assert "already trained in this run" in capsys.readouterr().out
     train(_config(epochs=1, batch_size=4), train_rows, val_rows, out)  # other settings
     assert "replacing the trained models/custom_cnn.keras" in capsys.readouterr().out
     train(_config(epochs=1, batch_size=4), train_rows, val_rows, out, resume=False)

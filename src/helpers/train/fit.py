@@ -10,6 +10,7 @@ again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import logging
@@ -404,7 +405,11 @@ def train(
     train_hash = data_hash(train_table)
     check_resumable(progress, cfg, train_hash, ckpt)
     resuming = bool(progress)
-    done = None if resuming or not resume else _trained_already(cfg, run, train_hash, paths)
+    done = (
+        None
+        if resuming or not resume
+        else _trained_already(cfg, run, train_hash, _settings_sha256(augment_settings), paths)
+    )
     if done is not None:  # the fit cell run again (after a kernel restart): nothing to train
         return done
     if not resuming:
@@ -448,6 +453,7 @@ def train(
     )
     notes["data"]["train_hash"] = train_hash
     notes["data"][trained.SPLIT_KEY] = trained.split_sha256(run)  # 05 and 06 compare it
+    notes["data"]["augment_sha256"] = _settings_sha256(augment_settings)
     monitor = _monitor(cfg, validating=val_ds is not None)
     progress = {"config": cfg.to_dict(), "data_hash": train_hash, "done": progress.get("done", [])}
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -533,12 +539,25 @@ def train(
     return TrainResult(best_model, history, card, paths)
 
 
+def _settings_sha256(settings: AugmentSettings | Mapping[str, Any] | None) -> str | None:
+    """sha256 of notebook 03's augmentation settings as training reads them, for the card."""
+    if not settings:
+        return None
+    values = settings.to_dict() if isinstance(settings, AugmentSettings) else dict(settings)
+    text = json.dumps(json_ready(values), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _trained_already(
-    cfg: TrainConfig, run: RunFolder, train_hash: str, paths: dict[str, Path]
+    cfg: TrainConfig,
+    run: RunFolder,
+    train_hash: str,
+    augment_hash: str | None,
+    paths: dict[str, Path],
 ) -> TrainResult | None:
-    """The model the run holds trained to its end with these settings on this training table
-    and split, loaded with its history and card, with a line saying so; None where there is
-    none, so training goes on."""
+    """The model the run holds trained to its end with these settings on this training table,
+    augmentation and split, loaded with its history and card, with a line saying so; None
+    where there is none (or its card does not say), so training goes on."""
     card = read_card(paths["card"]) if paths["model"].is_file() else None
     if not card:
         return None
@@ -547,6 +566,8 @@ def _trained_already(
     if (
         card.get("parameters") != settings
         or data.get("train_hash") != train_hash
+        or "augment_sha256" not in data
+        or data["augment_sha256"] != augment_hash
         or trained.trained_on_split(run, cfg.model) is False
     ):
         return None
