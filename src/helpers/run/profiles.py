@@ -536,12 +536,12 @@ def demo_zip_path(profile: str, seed: int = 0) -> Path:
 
 
 def ensure_demo_zip(profile: str, seed: int = 0, progress: bool = True) -> Path:
-    """Generate the demo dataset once per (profile, seed); it is deterministic, so reuse is safe."""
+    """Generate the demo dataset once per (profile, seed); it is deterministic, so reuse is safe,
+    also of the copy a second run started at the same time finishes first."""
     path = demo_zip_path(profile, seed)
     if not path.exists():
-        from helpers.data.synthetic import generate_zip
+        from helpers.data.synthetic import ensure_zip
 
         p = get_profile(profile)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        generate_zip(path, n=p.demo_n, seed=seed, size=p.demo_size, progress=progress)
+        ensure_zip(path, n=p.demo_n, seed=seed, size=p.demo_size, progress=progress)
     return path
