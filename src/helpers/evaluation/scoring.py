@@ -20,6 +20,7 @@ from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
+from helpers.core.trained import weights_sha256
 from helpers.evaluation import freshness, health
 from helpers.evaluation.bootstrap import paired_difference, with_confidence_intervals
 from helpers.evaluation.calibration import calibration_block, fit_temperature
@@ -736,7 +737,9 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
             f"notebook 04 (model = '{model}') to its end (or ./run_all.sh --resume) first",
         )
     identity = freshness.training_of(run, model)  # before loading: the file that was read
-    return load_trained(path), identity
+    loaded = load_trained(path)
+    identity["weights_sha256"] = weights_sha256(loaded.get_weights())
+    return loaded, identity
 
 
 def dataset_name(source_path: str | os.PathLike) -> str:
@@ -828,7 +831,13 @@ def evaluate_external(
         dataset=name,
         notes=notes,
     )
-    scores[freshness.KEY] = dict(trained or freshness.training_of(run_dir, model_name))
+    scores[freshness.KEY] = dict(
+        trained
+        or {
+            **freshness.training_of(run_dir, model_name),
+            "weights_sha256": weights_sha256(model.get_weights()),
+        }
+    )
     write_metrics(scores, RunFolder(run_dir).metrics_path(model_name, name))
     return scores, preds
 
