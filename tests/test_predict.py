@@ -1201,7 +1201,8 @@ def test_the_readmes_python_example_loads_a_run_model_and_predicts(model_path, t
     """README's predictor section, as written, in a fresh interpreter: plain Keras included."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     (block,) = [
-        b for b in re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M)
+        b
+        for b in re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M)
         if "load_trained(" in b and "predict_images(" in b
     ]
     models = tmp_path / "reports" / "20261207-133001" / "models"
