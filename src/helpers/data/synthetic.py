@@ -840,6 +840,7 @@ def ensure_zip(out: str | Path, **kwargs) -> Path:
     the same arguments give the same bytes; a damaged one is a DataError naming it."""
     out = Path(out)
     if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
         try:
             generate_zip(out, **kwargs)
             return out
