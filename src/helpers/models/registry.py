@@ -22,7 +22,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, did_you_mean
 
 # Adam learning rate of the heads over a frozen pretrained backbone (the first phase).
 PRETRAINED_LEARNING_RATE = 1e-3
@@ -68,6 +68,7 @@ def get(name: str) -> ModelSpec:
     except (KeyError, TypeError):
         raise ConfigError(
             f"unknown model {name!r}; valid names: {', '.join(list_models())}"
+            + did_you_mean(name, list_models())
         ) from None
 
 

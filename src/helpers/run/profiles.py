@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helpers.core import paths
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, did_you_mean
 from helpers.core.jsonio import read_json, write_json
 from helpers.core.run_folder import RunFolder, recorded_data
 from helpers.models import registry
@@ -525,7 +525,10 @@ def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
     known = registry.list_models()
     unknown = [m for m in names if m not in known]
     if unknown:
-        raise ConfigError(f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}")
+        hint = "".join(did_you_mean(m, known) for m in unknown[:1])
+        raise ConfigError(
+            f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}{hint}"
+        )
     return names
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from helpers.core import keras_backend, paths
 from helpers.core.argv import without_options
-from helpers.core.errors import ConfigError, DataError
+from helpers.core.errors import ConfigError, DataError, did_you_mean
 from helpers.core.jsonio import read_json, write_json, write_text
 from helpers.core.progress import PROGRESS_ENV
 from helpers.core.run_folder import RUNNER_ENV, RunFolder, series_members
@@ -135,8 +135,6 @@ def parse_setting(text: str) -> Setting:
 def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
     """Each --set names a parameter some stage declares (a typo is caught before any work, with
     the closest names), not one with a flag of its own, and a stage that exists."""
-    import difflib
-
     by_notebook = {nb: notebook_parameters(nb) for nb in {stage.notebook for stage in stages}}
     declared = {stage.name: by_notebook[stage.notebook] for stage in stages}
     for setting in settings:
@@ -153,8 +151,7 @@ def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
             )
         names = set().union(*(declared[n] for n in chosen))
         if setting.name not in names:
-            close = difflib.get_close_matches(setting.name, sorted(names), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(setting.name, names)
             where = f"the {setting.target} stages" if setting.target else "any notebook"
             raise ConfigError(f"--set {setting.key}: not a parameter of {where}{hint}")
 
