@@ -1523,6 +1523,8 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
     """What a finished run ends with, before its folder: the HTML, what is out of date, why a
     one-epoch profile's models learned nothing, and the files to open (the report, the
     predictor's images where 07 ran)."""
+    from helpers.evaluation.health import EXPECTED_THERE, one_epoch  # numpy: not for --help
+
     lines = [f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}"]
     left = [name for name, record in manifest["stages"].items() if record["status"] == "outdated"]
     if left:
@@ -1530,10 +1532,10 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
             f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
             f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
         )
-    if profile.epochs <= 1 and not any(s.name == "epochs" for s in args.settings):
+    if one_epoch(profile.epochs) and not any(s.name == "epochs" for s in args.settings):
         lines.append(
-            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): a model "
-            "that learned nothing is expected here, not a broken install"
+            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): "
+            + EXPECTED_THERE
         )
     report = RunFolder(run_dir).report
     if report.is_file():
