@@ -710,7 +710,7 @@ def _it(heads: Sequence[str]) -> str:
 
 def announce(scores: Mapping[str, Any]) -> None:
     """result_line in the terminal of `./run_all.sh` (nothing elsewhere)."""
-    progress.line(result_line(scores))
+    progress.terminal(result_line(scores))
 
 
 def write_metrics(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
@@ -763,7 +763,7 @@ def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> 
     )
     dead = state.get("collapsed_heads") or []
     if dead:
-        progress.line(
+        progress.terminal(
             f"{model.name} learned nothing for {', '.join(dead)} on the validation split "
             f"(notebook 04 says what it predicts; it will not be ranked for {_it(dead)})"
         )

@@ -1,0 +1,73 @@
+"""What a notebook's kernel run by hand shows: progress lines under the cell. One real IPython
+kernel runs a small cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from helpers.core.progress import PROGRESS_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CELLS = {
+    "line": "from helpers.core import progress\n"
+    "progress.line('scoring 31 test faces ...')\n"
+    "progress.terminal('shown another way in the notebook')\n"
+    "progress.say(['said once'])",
+}
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """The cells run, in order, by one kernel started as a person's would be (no runner)."""
+    patch = pytest.MonkeyPatch()
+    patch.delenv(PROGRESS_ENV, raising=False)
+    patch.setenv("PYTHONPATH", str(ROOT / "src"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in CELLS.values()]
+    workdir = tmp_path_factory.mktemp("kernel")
+    try:
+        NotebookClient(
+            nb, timeout=300, kernel_name="python3", allow_errors=True,
+            resources={"metadata": {"path": str(workdir)}},
+        ).execute()  # fmt: skip
+    finally:
+        patch.undo()
+    return dict(zip(CELLS, nb.cells, strict=True))
+
+
+def _text(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def test_a_progress_line_prints_under_the_cell_once_and_a_terminal_line_not_at_all(executed):
+    assert _text(executed["line"]) == "scoring 31 test faces ...\nsaid once\n"
+
+
+class _Shell:
+    """Enough of an IPython shell for the choices made before any cell runs."""
+
+    custom_exceptions: tuple = ()
+
+    def set_custom_exc(self, exceptions: tuple, handler) -> None:
+        self.custom_exceptions, self.handler = exceptions, handler
+
+
+def test_a_kernel_run_by_the_runner_writes_its_lines_to_the_terminal_alone(
+    tmp_path, monkeypatch, capsys
+):
+    from helpers.core import progress
+
+    monkeypatch.setattr(progress, "ipython_shell", _Shell)
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "lines"))
+    progress.line("training on 496 faces")
+    assert (tmp_path / "lines").read_text() == "training on 496 faces\n"
+    assert capsys.readouterr().out == ""  # the stage's log: not a second copy
+    monkeypatch.setattr(progress, "ipython_shell", lambda: None)
+    monkeypatch.delenv(PROGRESS_ENV)
+    progress.line("a plain Python process")  # a command's output stays its own
+    assert capsys.readouterr().out == ""
