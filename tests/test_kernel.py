@@ -1,8 +1,9 @@
-"""What a notebook's kernel run by hand shows: progress lines under the cell. One real IPython
-kernel runs a small cell."""
+"""What a notebook's kernel run by hand shows: progress lines under the cell, and the project's
+own errors as their message. One real IPython kernel runs a few small cells."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -12,12 +13,19 @@ from nbclient import NotebookClient
 from helpers.core.progress import PROGRESS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 CELLS = {
     "line": "from helpers.core import progress\n"
     "progress.line('scoring 31 test faces ...')\n"
     "progress.terminal('shown another way in the notebook')\n"
     "progress.say(['said once'])",
+    "config": "from helpers.core.errors import ConfigError\n"
+    "def deep():\n    raise ConfigError('model must be one of [...]')\n"
+    "deep()",
+    "data": "from helpers.data.splits import LeakageError\n"
+    "raise LeakageError('splits.parquet', 'ids in two splits')",
+    "other": "def deep():\n    raise ValueError('not the project')\ndeep()",
 }
 
 
@@ -44,8 +52,28 @@ def _text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
+def _error(cell) -> dict:
+    (error,) = [o for o in cell.outputs if o.output_type == "error"]
+    return {**error, "traceback": [ANSI.sub("", t) for t in error["traceback"]]}
+
+
 def test_a_progress_line_prints_under_the_cell_once_and_a_terminal_line_not_at_all(executed):
     assert _text(executed["line"]) == "scoring 31 test faces ...\nsaid once\n"
+
+
+@pytest.mark.parametrize("cell", ["config", "data"])
+def test_the_projects_errors_show_as_their_message_not_a_traceback(executed, cell):
+    error = _error(executed[cell])
+    shown = "\n".join(error["traceback"]).strip()
+    assert error["ename"] in ("ConfigError", "LeakageError")  # still an error: the cell fails
+    assert "deep()" not in shown and "File " not in shown and "Traceback" not in shown
+    assert shown.splitlines()[-1] == f"{error['ename']}: {error['evalue']}"
+    assert "%tb" in shown  # IPython's hint: the traceback is a magic away
+
+
+def test_other_errors_keep_their_traceback(executed):
+    shown = "\n".join(_error(executed["other"])["traceback"])
+    assert "deep()" in shown and "ValueError: not the project" in shown
 
 
 class _Shell:
@@ -71,3 +99,17 @@ def test_a_kernel_run_by_the_runner_writes_its_lines_to_the_terminal_alone(
     monkeypatch.delenv(PROGRESS_ENV)
     progress.line("a plain Python process")  # a command's output stays its own
     assert capsys.readouterr().out == ""
+
+
+def test_a_kernel_run_by_the_runner_keeps_every_traceback(monkeypatch):
+    """The executed notebook is where run_all's failure message sends the reader."""
+    from helpers.core import kernel
+    from helpers.core.errors import ConfigError, DataError
+
+    shell = _Shell()
+    monkeypatch.setattr(kernel, "ipython_shell", lambda: shell)
+    monkeypatch.setenv(PROGRESS_ENV, "lines")
+    assert not kernel.install() and shell.custom_exceptions == ()
+    monkeypatch.delenv(PROGRESS_ENV)
+    assert kernel.install() and shell.custom_exceptions == (ConfigError, DataError)
+    assert not kernel.install()  # a handler already set is left alone
