@@ -23,6 +23,7 @@ CELLS = {
     "config": "from helpers.core.errors import ConfigError\n"
     "def deep():\n    raise ConfigError('model must be one of [...]')\n"
     "deep()",
+    "tb": "%tb",
     "data": "from helpers.data.splits import LeakageError\n"
     "raise LeakageError('splits.parquet', 'ids in two splits')",
     "other": "def deep():\n    raise ValueError('not the project')\ndeep()",
@@ -69,6 +70,11 @@ def test_the_projects_errors_show_as_their_message_not_a_traceback(executed, cel
     assert "deep()" not in shown and "File " not in shown and "Traceback" not in shown
     assert shown.splitlines()[-1] == f"{error['ename']}: {error['evalue']}"
     assert "%tb" in shown  # IPython's hint: the traceback is a magic away
+
+
+def test_the_traceback_of_the_projects_error_is_a_magic_away(executed):
+    shown = "\n".join(_error(executed["tb"])["traceback"])
+    assert "deep()" in shown and "ConfigError: model must be one of [...]" in shown
 
 
 def test_other_errors_keep_their_traceback(executed):
