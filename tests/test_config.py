@@ -196,6 +196,21 @@ def test_model_names_are_checked_before_any_work():
         config.parse_models(" , ")
 
 
+def test_a_mistyped_model_name_is_answered_with_the_closest_names():
+    """Notebook 04's `model` and run_all's --models, as run_all's --set answers a typo."""
+    from helpers.models import registry
+    from helpers.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"\(got 'mobilenet_v2'\); did you mean mobilenetv2\?$"):
+        TrainConfig(model="mobilenet_v2")
+    with pytest.raises(ConfigError, match=r"known: .*; did you mean mobilenetv2\?$"):
+        config.parse_models("custom_cnn,mobilenet_v2")
+    with pytest.raises(ConfigError, match=r"; did you mean resnet50\?$"):
+        registry.get("resnet_50")
+    with pytest.raises(ConfigError, match=r"'transformer'\)$"):  # nothing close: no guess
+        TrainConfig(model="transformer")
+
+
 def test_new_run_dirs_never_collide(tmp_path):
     dirs = {RunFolder.new(tmp_path) for _ in range(3)}
     assert len(dirs) == 3 and all(d.root.is_dir() for d in dirs)

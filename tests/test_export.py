@@ -18,6 +18,7 @@ import pytest
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import EXPRESSIONS, HEADS
 from helpers.core.preprocess import to_model_input
+from helpers.core.progress import PROGRESS_ENV
 from helpers.data.synthetic import render_face, sample_face_params
 from helpers.inference.deploy import compare_backends
 from helpers.inference.export import export_tflite, sidecar_path
@@ -282,9 +283,14 @@ def test_deployment_check_reports_accuracy_change_latency_and_size(tmp_path, mon
         monkeypatch.setattr(
             backend, "__call__", _counted(backend.__call__, calls, backend.__name__)
         )
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "lines"))
     result = deployment_check(
         model, "tiny", table, table, tmp_path / "run" / "export", n_calibration=8, max_images=10
     )
+    # said as it starts, with what it exports and how to turn it off: minutes for a backbone
+    (started,) = (tmp_path / "lines").read_text().splitlines()
+    assert started.startswith("tiny: exporting TFLite (float, and int8 calibrated on 8 training")
+    assert "timing each on 10 test faces" in started and "export_tflite=False" in started
     assert len(exports) == 1  # one SavedModel serves both conversions
     # Keras runs over the images once, for its accuracy, latency and both comparisons; each
     # TFLite file once: the two files together call as often as Keras twice

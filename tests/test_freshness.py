@@ -247,3 +247,43 @@ def test_notebook_06_with_no_evaluated_model_says_which_notebook_to_run(tmp_path
         comparison.evaluated_line(run, table, "smoke")
         == "run run: profile smoke, 1 model evaluated"
     )
+
+
+def test_the_weights_digest_reads_the_arrays_alone_in_order() -> None:
+    import numpy as np
+
+    from helpers.core.trained import weights_sha256
+
+    a, b = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3, dtype=np.float32)
+    assert weights_sha256([a, b]) == weights_sha256([a.copy(), b.copy()])
+    assert weights_sha256([a, b]) == weights_sha256([np.asfortranarray(a), b])  # memory order
+    assert weights_sha256([a, b]) == weights_sha256([a.astype(">f4"), b])  # byte order
+    assert weights_sha256([a, b]) != weights_sha256([b, a])
+    assert weights_sha256([a, b]) != weights_sha256([a.reshape(3, 2), b])
+    assert weights_sha256([a, b]) != weights_sha256([a.astype(np.float64), b])
+    changed = a.copy()
+    changed[1, 2] = np.nextafter(changed[1, 2], np.float32(9))
+    assert weights_sha256([a, b]) != weights_sha256([changed, b])
+
+
+def test_the_same_weights_saved_twice_differ_in_the_files_digest_not_the_weights(
+    tmp_path: Path,
+) -> None:
+    import time
+
+    from helpers.core.trained import weights_sha256
+    from helpers.models.factory import build_model
+
+    model = build_model("custom_cnn", image_size=16, channels=1, heads=("expression",), seed=0)
+    identities = []
+    for name in ("first", "second"):
+        run = _trained(tmp_path / name)
+        model.save(run.model_path("custom_cnn"))  # the file records when it was saved
+        loaded, identity = scoring.trained_model(run, "custom_cnn")
+        identities.append(identity)
+        assert identity["weights_sha256"] == weights_sha256(loaded.get_weights())
+        time.sleep(1.1)
+    first, second = identities
+    assert first["model_sha256"] != second["model_sha256"]
+    assert first["weights_sha256"] == second["weights_sha256"]
+    assert first["weights_sha256"] == weights_sha256(model.get_weights())

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from helpers.core.progress import PROGRESS_ENV
+from helpers.core.run_folder import RunFolder
 from helpers.evaluation import health
 from helpers.evaluation.comparison import (
     best_models,
@@ -255,3 +256,28 @@ def test_each_evaluation_ends_with_its_result_line_in_the_runners_terminal(
     )
     dead = result_line({**scores, "health": {"collapsed_heads": ["expression", "valence"]}})
     assert dead.endswith("; learned nothing for expression, valence (not ranked for them)")
+
+
+@pytest.mark.parametrize("epochs", [1, 10])
+def test_the_collapse_note_of_a_one_epoch_training_says_it_is_expected(tmp_path, epochs) -> None:
+    run = RunFolder(tmp_path)
+    run.card_path("custom_cnn").parent.mkdir()
+    phases = [{"name": "train", "first_epoch": 0, "end_epoch": epochs}]
+    card = {"profile": "smoke" if epochs == 1 else "cpu", "phases": phases, "epochs_run": epochs}
+    run.card_path("custom_cnn").write_text(json.dumps(card))
+    run.history_path("custom_cnn").parent.mkdir()
+    _history(0.12).to_csv(run.history_path("custom_cnn"), index=False)
+    dead = health.prediction_health(
+        {"expression": TRUTH, "expression_pred": np.full(len(TRUTH), 3)}
+    )
+    valence = {**dead, "collapsed_heads": ["valence"], "valence": {"reasons": ["flat"]}}
+    notes = [health_note(tmp_path, "custom_cnn", state) for state in (dead, valence)]
+    for note in notes:  # every collapse note ends the same way
+        assert note.endswith(f"Not ranked for {'expression' if note is notes[0] else 'valence'}.")
+    if epochs == 1:  # the smoke profile: learning nothing is what one epoch does
+        assert "it trained for one epoch, profile smoke (training accuracy at most 0.15" in notes[0]
+        assert all(health.EXPECTED_THERE in note for note in notes)
+        assert not any("learning rate" in note or "loss weight" in note for note in notes)
+    else:
+        assert "learning rate is likely too high" in notes[0] and "loss weight" in notes[1]
+        assert not any(health.EXPECTED_THERE in note for note in notes)

@@ -760,3 +760,29 @@ def test_an_expression_head_as_wide_as_the_datas_classes_is_an_n_way_softmax(
         records.loc[records.index[-1], "expression"] = 7  # one Contempt face, in the test split
         save_records(records, table)
     assert "expression (8-way softmax, cross-entropy)" in methods(run).text
+
+
+def test_an_architecture_without_a_reference_is_listed_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = registry.ModelSpec(
+        "densenet121",
+        "keras.applications:DenseNet121",
+        "keras.applications.densenet:preprocess_input",
+        "keras.applications.densenet.preprocess_input",
+        min_size=32,
+        default_image_size=224,
+        compared=False,
+    )
+    monkeypatch.setitem(registry._REGISTRY, "densenet121", spec)
+    run = _run(tmp_path)
+    write_json(run.card_path("densenet121"), _card(model="densenet121", params=7_337_426))
+    write_json(run.metrics_path("densenet121"), _metrics(model="densenet121"))
+    section = methods(run)
+    assert "DenseNet121 as `keras.applications` builds it" in section.text
+    (check,) = [c for c in section.checks if "densenet121" in c]
+    assert "DenseNet121" in check and "no reference to cite" in check
+    assert "`reference=`" in check and "ModelSpec" in check and "references.py" in check
+    # the project's own network is described in full, with nothing to cite: no such check
+    assert not [c for c in section.checks if c.startswith("custom_cnn")]
+    assert "% CHECK: densenet121" in section.latex()

@@ -1195,3 +1195,32 @@ def test_every_option_of_the_predictor_and_the_demo_generator_shows_its_default(
                 text = formatter._get_help_string(action)
                 assert "default" in text, (name, action.option_strings, text)
     assert "examples:\n  python -m helpers.predict --model" in parsers["predict"].format_help()
+
+
+def test_the_readmes_python_example_loads_a_run_model_and_predicts(model_path, tmp_path):
+    """README's predictor section, as written, in a fresh interpreter: plain Keras included."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    (block,) = [
+        b
+        for b in re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M)
+        if "load_trained(" in b and "predict_images(" in b
+    ]
+    models = tmp_path / "reports" / "20261207-133001" / "models"
+    models.mkdir(parents=True)
+    (models / "custom_cnn.keras").write_bytes(model_path.read_bytes())
+    _save(tmp_path / "photos" / "group.jpg", _scene(FACE_SEEDS)[0])
+    check = (
+        "\nassert len(table) == 3 and set(table['status']) == {'ok'}, table"
+        "\nimport numpy as np"
+        "\nassert all(np.array_equal(a, b) for a, b in zip(same.get_weights(), "
+        "model.get_weights()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", block + check],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "confidence" in done.stdout  # the table printed

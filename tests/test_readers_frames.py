@@ -18,6 +18,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.faces import centre_square, face_square, measure_framing
 from helpers.core.images import close_archives
 from helpers.core.labels import EXPRESSIONS, SYNONYMS
+from helpers.core.trained import weights_sha256
 from helpers.data.datasets import detect_source, read_source
 from helpers.data.datasets.ckplus import read_ckplus
 from helpers.data.datasets.frames import NO_FACE
@@ -313,6 +314,7 @@ def test_fer2013_csv_as_a_test_set_is_scored_on_its_privatetest_half(tmp_path, m
     assert written["trained"] == {
         "model_sha256": hashlib.sha256(b"weights").hexdigest(),
         "card_finished_at": None,
+        "weights_sha256": weights_sha256(model.get_weights()),  # the weights it scored
     }
     assert scores["notes"][0] == (
         "scored on the source's test split: 4 of its 13 records "

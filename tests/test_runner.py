@@ -81,7 +81,7 @@ def test_a_bad_model_name_is_refused_without_importing_tensorflow(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == (
         "error: unknown model name(s) ['resnet999']; known: custom_cnn, efficientnetb0, "
-        "mobilenetv2, resnet50, vgg16, vggnet"
+        "mobilenetv2, resnet50, vgg16, vggnet; did you mean resnet50?"
     )
 
 

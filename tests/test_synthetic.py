@@ -343,9 +343,65 @@ def test_cli_writes_then_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert zipfile.ZipFile(out).testzip() is None
 
     assert syn.main([*args[:-3], "--seed", "3", "--quiet"]) == 2
-    assert "--force" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--force" in err and "force=True" not in err  # the command's flag, not Python's
     assert out.read_bytes() == before
 
     assert syn.main([*args[:-3], "--seed", "3", "--quiet", "--force"]) == 0
     assert out.read_bytes() != before
     assert [f.name for f in out.parent.iterdir()] == ["demo.zip"]  # no temp file left
+
+
+# ---- the demo set of a profile, written once -----------------------------------------------
+
+
+@pytest.fixture
+def small_demo(tmp_path, monkeypatch):
+    """The smoke profile's demo zip at 12 faces of 48 px, cached under tmp_path; its path."""
+    from helpers.core import paths
+    from helpers.run import profiles
+
+    small = dataclasses.replace(profiles.get_profile("smoke"), demo_n=12, demo_size=48)
+    monkeypatch.setattr(paths, "DEMO_DIR", tmp_path / "demo")
+    monkeypatch.setattr(profiles, "get_profile", lambda name: small)
+    return profiles.demo_zip_path("smoke", 0)
+
+
+def _lands_while_writing(monkeypatch, target: Path, content: bytes) -> None:
+    """Another process renames its finished zip into place while this one draws its faces."""
+    draw = syn.render_face
+
+    def render(*args, **kwargs):
+        if not target.exists():
+            target.write_bytes(content)
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(syn, "render_face", render)
+
+
+def test_a_demo_zip_another_run_finishes_meanwhile_is_checked_and_reused(
+    small_demo, tmp_path, monkeypatch
+):
+    from helpers.run import profiles
+
+    other = tmp_path / "other.zip"
+    syn.generate_zip(other, n=12, seed=0, size=48, progress=False)
+    _lands_while_writing(monkeypatch, small_demo, other.read_bytes())
+    assert profiles.ensure_demo_zip("smoke", 0, progress=False) == small_demo
+    assert small_demo.read_bytes() == other.read_bytes()
+    assert list(small_demo.parent.iterdir()) == [small_demo]  # no temporary file left
+
+
+def test_a_damaged_demo_zip_that_appears_meanwhile_is_named_with_what_to_do(
+    small_demo, monkeypatch
+):
+    from helpers.core.errors import DataError
+    from helpers.run import profiles
+
+    _lands_while_writing(monkeypatch, small_demo, b"PK\x03\x04 cut short")
+    with pytest.raises(DataError) as raised:
+        profiles.ensure_demo_zip("smoke", 0, progress=False)
+    message = str(raised.value)
+    assert message.startswith(f"{small_demo}: ") and "delete it and run again" in message
+    assert "force" not in message
+    assert list(small_demo.parent.iterdir()) == [small_demo]

@@ -13,9 +13,12 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-# ... and says so in two lines at every import that no setting silences: they are dropped.
+# ... and says so in two lines at every import that no setting silences: they are dropped. In a
+# notebook run by hand, a ConfigError or DataError shows as its message, not a traceback.
+from helpers.core import kernel as _kernel
 from helpers.core import quiet_import as _quiet_import
 
 _quiet_import.install()
+_kernel.install()
 
 __version__ = "0.1.0"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class DataError(Exception):
     """Bad input: names the file (and member, if inside an archive) and what is wrong."""
@@ -20,6 +23,13 @@ class DataError(Exception):
 
 class ConfigError(Exception):
     """Bad parameters (unknown profile, model name, wrong type), raised before any work."""
+
+
+def did_you_mean(name: object, names: Iterable[str]) -> str:
+    """'; did you mean a, b?' for a mistyped name (difflib's closest, up to three), or '' when
+    none is close: the end of a refusal, so the fix is in the message."""
+    close = difflib.get_close_matches(str(name), sorted(names), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

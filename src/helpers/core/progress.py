@@ -2,13 +2,16 @@
 that the runner shows in the terminal while a stage runs (the kernel's own output goes to the
 stage's log there, so TensorFlow's chatter stays out of sight).
 
-The runner names a file in the environment variable PROGRESS_ENV; `line()` appends to it and the
-runner prints what arrives. Outside the runner both functions cost nothing extra.
+The runner names a file in the environment variable PROGRESS_ENV; `line()` and `terminal()`
+append to it and the runner prints what arrives. Without that file, `line()` (what a long step
+starts, how far it is) prints in a notebook's cell instead, and `terminal()` (what the notebook
+shows another way) says nothing; in a plain Python process neither prints.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -20,16 +23,32 @@ PROGRESS_ENV = "AFFECT_PROGRESS_FILE"
 LINE_EVERY_S = 10.0
 
 
+def ipython_shell() -> Any | None:
+    """The IPython shell this process runs (a notebook's kernel), or None; IPython is never
+    imported here, so a plain Python process pays nothing to ask."""
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
+
+
 def line(text: str) -> None:
-    """One line for the terminal of `./run_all.sh`; nothing when not running under it."""
+    """What a long step starts or how far it is: a line in the terminal of `./run_all.sh`, or
+    under a notebook's cell run by hand, which would otherwise sit silent for minutes."""
+    if not terminal(text) and ipython_shell() is not None:
+        print(" ".join(text.split()), flush=True)
+
+
+def terminal(text: str) -> bool:
+    """One line for the terminal of `./run_all.sh` alone (the notebook shows it another way);
+    False, and nothing done, when not running under it."""
     path = os.environ.get(PROGRESS_ENV)
     if not path:
-        return
+        return False
     try:
         with open(path, "a", encoding="utf-8") as out:
             out.write(" ".join(text.split()) + "\n")
     except OSError:
         pass  # progress is a courtesy: a full disk must not stop the work
+    return True
 
 
 def say(lines: list[str]) -> None:
@@ -37,11 +56,11 @@ def say(lines: list[str]) -> None:
     shows no notebook: what a stage left out or found wrong must reach both."""
     for text in lines:
         print(text)
-        line(text)
+        terminal(text)
 
 
 class _Bar(tqdm):
-    """tqdm that also reports to line() every LINE_EVERY_S seconds, and once more at the end."""
+    """tqdm that also reports to terminal() every LINE_EVERY_S seconds, and once more at the end."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -59,7 +78,7 @@ class _Bar(tqdm):
             if rate >= 1 or not self.n
             else (f"{seconds / self.n:,.0f} s/{self.unit}")
         )
-        line(f"{self.desc}: {share}({self.n:,}{total} {self.unit}, {pace})")
+        terminal(f"{self.desc}: {share}({self.n:,}{total} {self.unit}, {pace})")
         self._last, self._reported = time.monotonic(), self.n
 
     def update(self, n: float | None = 1) -> bool | None:

@@ -2,20 +2,25 @@
 model file's sha256 and its card's `finished_at` (the `trained` block), so whoever reads the
 metrics (the report, the predictor) can tell a model trained again afterwards from the one that
 was scored. Both are read from the files' contents, so a run folder copied elsewhere still
-matches; file times would not."""
+matches; file times would not. The block also holds the weights' own sha256 (weights_sha256),
+which, unlike the file's, is the same for two runs that trained the same weights."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from helpers.core import paths
 from helpers.core.run_folder import RunFolder
 
-KEY = "trained"  # the metrics JSON's block: {"model_sha256": ..., "card_finished_at": ...}
+# the metrics JSON's block: {"model_sha256": ..., "card_finished_at": ..., "weights_sha256": ...}
+KEY = "trained"
 
 
 @lru_cache(maxsize=64)
@@ -29,6 +34,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     """sha256 of a model file, so the metrics name the exact weights they scored."""
     stat = Path(path).stat()
     return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def weights_sha256(arrays: Iterable[Any]) -> str:
+    """sha256 of a model's weights alone (model.get_weights(): each array's dtype, shape and
+    little-endian bytes, in order), so two runs that trained the same weights show the same
+    digest where their .keras files' sha256s differ (the file records when it was saved)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        values = np.ascontiguousarray(array)
+        if values.dtype.byteorder == ">":
+            values = values.astype(values.dtype.newbyteorder("<"))
+        digest.update(f"{values.dtype.name} {values.shape}\n".encode())
+        digest.update(values.tobytes())
+    return digest.hexdigest()
 
 
 def same_training(run: RunFolder, model: str, scores: Mapping[str, Any]) -> bool | None:

@@ -72,7 +72,7 @@ def assign_splits(
         warnings.warn("assign_splits: classes with too few rows (or groups) left to stratify "
                       f"were kept in train: {named}",
                       stacklevel=2)
-        progress.line(tiny_classes_line(tiny, labels))
+        progress.terminal(tiny_classes_line(tiny, labels))
     out["split"] = pd.Series(split, index=out.index, dtype="str")  # records.py canonical dtype
     return out
 

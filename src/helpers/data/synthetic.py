@@ -752,7 +752,11 @@ def generate_zip(out: str | Path, n: int = 4000, seed: int = 0, size: int = 224,
                  balanced: bool = False, invalid_exp_share: float = 0.01,
                  missing_exp_share: float = 0.005, progress: bool = True,
                  force: bool = False) -> dict:
-    """Write the demo dataset as an AffectNet-layout zip; same arguments, same bytes."""
+    """Write the demo dataset as an AffectNet-layout zip; same arguments, same bytes.
+
+    Written under a temporary name beside `out`, then renamed into place, so nobody reads half
+    a zip. An `out` that exists, or appears while this one is written (another process made
+    it), is a FileExistsError unless `force`; ensure_zip reuses it instead."""
     t0 = time.perf_counter()
     out = Path(out)
     if n < 1:
@@ -760,7 +764,7 @@ def generate_zip(out: str | Path, n: int = 4000, seed: int = 0, size: int = 224,
     if size < _MIN_SIZE:
         raise ConfigError(f"image size must be at least {_MIN_SIZE} px, got {size}")
     if out.exists() and not force:
-        raise FileExistsError(f"{out} already exists; pass force=True (--force) to overwrite")
+        raise FileExistsError(f"{out} already exists")
     expr, labels, seqs = _plan(n, seed, balanced, invalid_exp_share, missing_exp_share)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -796,8 +800,12 @@ def generate_zip(out: str | Path, n: int = 4000, seed: int = 0, size: int = 224,
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)
         if out.exists() and not force:
-            raise FileExistsError(f"{out} appeared while writing; pass force=True to overwrite")
+            raise FileExistsError(f"{out} appeared while this copy was written (another process "
+                                  "wrote it)")
         os.replace(tmp, out)
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as exc:  # a full disk: no half zip left, and the message names the file
         tmp.unlink(missing_ok=True)
         raise DataError(out, f"cannot write the demo dataset ({exc.strerror or exc})") from exc
@@ -815,6 +823,33 @@ def generate_zip(out: str | Path, n: int = 4000, seed: int = 0, size: int = 224,
         "missing_exp": sum(1 for lab in labels if lab is None),
         "seconds": round(time.perf_counter() - t0, 2),
     }
+
+
+def is_whole_zip(path: str | Path) -> bool:
+    """Whether a file is a zip that reads to its end, every member's CRC right (not cut short)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return zf.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+def ensure_zip(out: str | Path, **kwargs) -> Path:
+    """The demo zip at `out`, written once (generate_zip's arguments): one that exists, or that
+    another process finishes while this one writes (two runs started at once), is kept, since
+    the same arguments give the same bytes; a damaged one is a DataError naming it."""
+    out = Path(out)
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            generate_zip(out, **kwargs)
+            return out
+        except FileExistsError:
+            pass  # the other process's copy, renamed into place whole: checked below
+    if not is_whole_zip(out):
+        raise DataError(out, "the demo dataset here is damaged or cut short (not a whole zip): "
+                             "delete it and run again, which writes it anew")
+    return out
 
 
 def summary_line(summary: dict) -> str:
@@ -856,7 +891,10 @@ def main(argv: list[str] | None = None) -> int:
                                invalid_exp_share=a.invalid_exp_share,
                                missing_exp_share=a.missing_exp_share, progress=not a.quiet,
                                force=a.force)
-    except (FileExistsError, ConfigError) as e:
+    except FileExistsError as e:
+        print(f"error: {e}; --force overwrites it", file=sys.stderr)
+        return 2
+    except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(summary_line(summary))

@@ -20,7 +20,7 @@ from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
 from helpers.evaluation import freshness, health
 from helpers.inference.speed import MEASURE
-from helpers.train.card import CardFacts, read_history
+from helpers.train.card import CardFacts, read_card, read_history
 
 # The metric that ranks models per task, and whether lower is better.
 HEADLINE: dict[str, tuple[str, bool]] = {
@@ -270,14 +270,30 @@ def by_model(table: pd.DataFrame, columns: list[str], digits: int = 3) -> pd.Dat
 
 
 def health_note(run_dir: str | os.PathLike, model: str, state: Any) -> str:
-    """Whether a model learned; if it collapsed, what it predicts and why (from its history)."""
+    """Whether a model learned; if it collapsed, what it predicts and why (from its history,
+    and its card: one epoch, as the smoke profile trains, is too short to learn)."""
     if not isinstance(state, Mapping):
         return health.health_text(model, None)
-    history_path = RunFolder(run_dir).history_path(model)
+    run = RunFolder(run_dir)
+    history_path = run.history_path(model)
     history = None
     if state.get("collapsed") and history_path.is_file():
         history = read_history(history_path)
-    return health.health_text(model, state, history)
+    return health.health_text(model, state, history, one_epoch_name(run.card_path(model)))
+
+
+def one_epoch_name(card_path: Path) -> str | None:
+    """'one epoch, profile smoke' for a model whose card plans one epoch (health.one_epoch),
+    else None."""
+    card = read_card(card_path)
+    if not isinstance(card, Mapping):
+        return None
+    ends = [p.get("end_epoch") for p in card.get("phases") or [] if isinstance(p, Mapping)]
+    planned = max((e for e in ends if isinstance(e, int)), default=card.get("epochs_run"))
+    if not health.one_epoch(planned if isinstance(planned, int) else None):
+        return None
+    profile = card.get("profile")
+    return f"one epoch, profile {profile}" if profile else "one epoch"
 
 
 def collapsed(table: pd.DataFrame, task: str) -> pd.Series:

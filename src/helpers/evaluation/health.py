@@ -10,7 +10,8 @@ The cause is read from the training history where there is one: a model that lea
 training mode (BatchNorm on batch statistics) but not in inference mode has BatchNorm moving
 statistics that lag behind its weights; one that learned nothing in either mode had a learning
 rate too high for a randomly initialised network, or too few steps; one in between was still
-learning slowly and needs more steps.
+learning slowly and needs more steps. After a training of one epoch (the smoke profile's),
+learning nothing is what is expected, and the note says so instead.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ NO_AGREEMENT = 0.1  # concordance (CCC) below this: no better than a constant (C
 LANDMARK_GAIN = 0.9  # NME above this share of the average face shape's: learned no landmarks
 LEARNED_FACTOR = 3.0  # training accuracy this many times chance: it learned in training
 BARELY_FACTOR = 1.5  # below this many times chance: it learned nothing at all
+# What a one-epoch training (the smoke profile's) is for: the pipeline running, not learning.
+EXPECTED_THERE = "a model that learned nothing is expected here, not a broken install"
+
+
+def one_epoch(epochs: int | None) -> bool:
+    """Whether a training of `epochs` epochs is one epoch long, too short to learn in: the rule
+    behind run_all's closing line and the collapse note of notebooks 04 and 05."""
+    return epochs is not None and epochs <= 1
 
 
 def expression_health(
@@ -150,23 +159,33 @@ def prediction_health(
     }
 
 
-def likely_cause(history: pd.DataFrame | None, n_classes: int = len(EXPRESSIONS)) -> str:
-    """Why a collapsed model collapsed, read from its training history (train vs validation)."""
+def likely_cause(
+    history: pd.DataFrame | None, n_classes: int = len(EXPRESSIONS), short: str | None = None
+) -> str:
+    """Why a collapsed model collapsed, read from its training history (train vs validation).
+    short: how a one-epoch training is named ("one epoch, profile smoke"): a model that learned
+    nothing is then expected, and no learning rate is to blame."""
     generic = (
         "usual causes: a learning rate too high for a randomly initialised network, too "
         "few training steps, or BatchNorm statistics that lag behind the weights"
     )
+    expected = f"it trained for {short}: {EXPECTED_THERE}; more epochs are what it needs"
     if history is None or "expression_accuracy" not in getattr(history, "columns", ()):
-        return generic
+        return expected if short else generic
     train_acc = pd.to_numeric(history["expression_accuracy"], errors="coerce").dropna()
     if train_acc.empty:
-        return generic
+        return expected if short else generic
     chance, best = 1.0 / max(n_classes, 2), float(train_acc.max())
     if best >= LEARNED_FACTOR * chance:
         return (
             f"it learned in training mode (training accuracy up to {best:.2f}) but not in "
             "inference mode: its BatchNorm moving statistics lag behind the weights "
             "(recalibrate them, or train longer with a faster BatchNorm momentum)"
+        )
+    if short:
+        return (
+            f"it trained for {short} (training accuracy at most {best:.2f}, chance "
+            f"{chance:.2f}): {EXPECTED_THERE}; more epochs are what it needs"
         )
     if best >= BARELY_FACTOR * chance:
         return (
@@ -182,9 +201,13 @@ def likely_cause(history: pd.DataFrame | None, n_classes: int = len(EXPRESSIONS)
 
 
 def health_text(
-    model: str, health: Mapping[str, Any] | None, history: pd.DataFrame | None = None
+    model: str,
+    health: Mapping[str, Any] | None,
+    history: pd.DataFrame | None = None,
+    short: str | None = None,
 ) -> str:
-    """One paragraph for a notebook or the report: alive, or collapsed with what and why."""
+    """One paragraph for a notebook or the report: alive, or collapsed with what and why
+    (short: a one-epoch training's name, as likely_cause takes it)."""
     if not health:
         return f"{model}: nothing to check (no expression, valence or arousal predictions)."
     if not health.get("collapsed"):
@@ -196,7 +219,12 @@ def health_text(
         n_classes = (health.get("expression") or {}).get("n_classes", len(EXPRESSIONS))
         return (
             f"**{model} collapsed** ({heads}): {reasons}. Likely cause: "
-            f"{likely_cause(history, n_classes)}. Not ranked for {heads}."
+            f"{likely_cause(history, n_classes, short)}. Not ranked for {heads}."
+        )
+    if short:
+        return (
+            f"**{model} learned nothing for {heads}**: {reasons}. Likely cause: it trained for "
+            f"{short}: {EXPECTED_THERE}. Not ranked for {heads}."
         )
     return (
         f"**{model} learned nothing for {heads}**: {reasons}. Usual causes: too few steps for "

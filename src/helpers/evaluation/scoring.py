@@ -20,6 +20,7 @@ from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import RunFolder
+from helpers.core.trained import weights_sha256
 from helpers.evaluation import freshness, health
 from helpers.evaluation.bootstrap import paired_difference, with_confidence_intervals
 from helpers.evaluation.calibration import calibration_block, fit_temperature
@@ -709,7 +710,7 @@ def _it(heads: Sequence[str]) -> str:
 
 def announce(scores: Mapping[str, Any]) -> None:
     """result_line in the terminal of `./run_all.sh` (nothing elsewhere)."""
-    progress.line(result_line(scores))
+    progress.terminal(result_line(scores))
 
 
 def write_metrics(d: Mapping[str, Any], path: str | os.PathLike) -> Path:
@@ -740,7 +741,9 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
     if split:  # its test faces may be faces it trained on
         raise DataError(path, split)
     identity = freshness.training_of(run, model)  # before loading: the file that was read
-    return load_trained(path), identity
+    loaded = load_trained(path)
+    identity["weights_sha256"] = weights_sha256(loaded.get_weights())
+    return loaded, identity
 
 
 def dataset_name(source_path: str | os.PathLike) -> str:
@@ -764,7 +767,7 @@ def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> 
     )
     dead = state.get("collapsed_heads") or []
     if dead:
-        progress.line(
+        progress.terminal(
             f"{model.name} learned nothing for {', '.join(dead)} on the validation split "
             f"(notebook 04 says what it predicts; it will not be ranked for {_it(dead)})"
         )
@@ -832,7 +835,13 @@ def evaluate_external(
         dataset=name,
         notes=notes,
     )
-    scores[freshness.KEY] = dict(trained or freshness.training_of(run_dir, model_name))
+    scores[freshness.KEY] = dict(
+        trained
+        or {
+            **freshness.training_of(run_dir, model_name),
+            "weights_sha256": weights_sha256(model.get_weights()),
+        }
+    )
     write_metrics(scores, RunFolder(run_dir).metrics_path(model_name, name))
     return scores, preds
 

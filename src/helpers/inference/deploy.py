@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from helpers.core import progress
 from helpers.core.errors import ConfigError
 from helpers.core.preprocess import model_inputs, to_model_input
 from helpers.core.run_folder import RunFolder
@@ -170,6 +171,7 @@ def deployment_check(
     out = Path(out_dir)
     result: dict[str, Any] = {"model": model_name, "n": len(x), "n_calibration": len(calib)}
     keras_accuracy = None
+    progress.line(export_line(model_name, model.count_params(), len(calib), len(x)))
     calibration_images = model_inputs(calib["image"].tolist(), size, channels)
     with saved_model(model) as saved:
         paths = {
@@ -203,6 +205,17 @@ def deployment_check(
         result[f"tflite_{quantize or 'float'}"] = entry
     (out / f"{model_name}.json").write_text(json.dumps(result, indent=2, default=float))
     return result
+
+
+def export_line(model_name: str, parameters: int, n_calibration: int, n_test: int) -> str:
+    """What the TFLite export starts, before its minutes of silence for a large backbone, and
+    how to turn it off."""
+    return (
+        f"{model_name}: exporting TFLite (float, and int8 calibrated on {n_calibration:,} "
+        f"training faces; {parameters / 1e6:.1f} M parameters: minutes for a large backbone), "
+        f"then timing each on {n_test:,} test faces; export_tflite=False turns it off "
+        "(./run_all.sh: --set export_tflite=False)"
+    )
 
 
 def deployment_table(run_dir: str | os.PathLike) -> Any:

@@ -11,7 +11,8 @@ expects. Both are "module:attribute" strings, imported only when a model is buil
 and the others that do not name their models): `./run_all.sh` without --models trains and
 scores it, which lengthens the main job and the notebook tests. `compared=False` keeps it opt-in
 (`--models name`), as vggnet and efficientnetb0 are. A new entry may also want `reference=` (a
-key of helpers.reporting.references, so methods.md cites its paper) and per-profile settings in
+key of helpers.reporting.references, so methods.md cites its paper; without one, its list of
+things to check names the architecture as uncited) and per-profile settings in
 helpers.run.profiles (`per_model`: an image size, batch size or `export_tflite` for it).
 """
 
@@ -21,7 +22,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, did_you_mean
 
 # Adam learning rate of the heads over a frozen pretrained backbone (the first phase).
 PRETRAINED_LEARNING_RATE = 1e-3
@@ -67,6 +68,7 @@ def get(name: str) -> ModelSpec:
     except (KeyError, TypeError):
         raise ConfigError(
             f"unknown model {name!r}; valid names: {', '.join(list_models())}"
+            + did_you_mean(name, list_models())
         ) from None
 
 

@@ -1,4 +1,7 @@
-"""Loading a saved model safely: the classes it may refer to, and a clear error for a bad file."""
+"""Loading a saved model safely: the classes it may refer to, and a clear error for a bad file.
+
+Importing this module registers the project's layers, losses and metrics with Keras, so plain
+`keras.saving.load_model(path)` reads a run's model too (`import helpers` alone loads no Keras)."""
 
 from __future__ import annotations
 

@@ -702,6 +702,9 @@ def _model(facts: _Run, name: str, cite: Citations) -> str:
     arch: Mapping[str, Any] = card.get("architecture") or {}
     spec = registry.get(name) if name in registry.list_models() else None
     sentences = [_network(name, params, spec, card, cite)]
+    uncited = _uncited(name, spec)
+    if uncited:
+        facts.checks.append(uncited)
     sentences.append(_start(name, card, facts, cite))
     sentences.append(_inputs(arch, params))
     table = facts.splits if facts.splits is not None else facts.records
@@ -715,6 +718,25 @@ def _model(facts: _Run, name: str, cite: Citations) -> str:
             "machine are those of the last one."
         )
     return f"**{name}.** " + " ".join(s for s in sentences if s)
+
+
+def _uncited(name: str, spec: registry.ModelSpec | None) -> str | None:
+    """What to do where the text names an architecture without its paper; None where it cites
+    one, or describes the project's own network in full (nothing to cite)."""
+    if spec is None:
+        return (
+            f"{name} is not in this checkout's model registry, so the text names its "
+            "architecture with no reference to cite: cite its paper yourself."
+        )
+    if spec.reference or spec.builder.endswith(":custom_cnn"):
+        return None
+    built = spec.builder.rpartition(":")[2]
+    return (
+        f"{name}: {built} has no reference to cite, so the text names it without its paper: "
+        "cite it yourself, or give its `ModelSpec` in `helpers/models/registry.py` "
+        "`reference=` with the key of its entry in `helpers/reporting/references.py` "
+        "(`REFERENCES`: the short form and the BibTeX), then run notebook 06 again."
+    )
 
 
 def _network(

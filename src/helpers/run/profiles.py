@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helpers.core import paths
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, did_you_mean
 from helpers.core.jsonio import read_json, write_json
 from helpers.core.run_folder import RunFolder, recorded_data
 from helpers.models import registry
@@ -525,7 +525,10 @@ def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
     known = registry.list_models()
     unknown = [m for m in names if m not in known]
     if unknown:
-        raise ConfigError(f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}")
+        hint = "".join(did_you_mean(m, known) for m in unknown[:1])
+        raise ConfigError(
+            f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}{hint}"
+        )
     return names
 
 
@@ -536,12 +539,12 @@ def demo_zip_path(profile: str, seed: int = 0) -> Path:
 
 
 def ensure_demo_zip(profile: str, seed: int = 0, progress: bool = True) -> Path:
-    """Generate the demo dataset once per (profile, seed); it is deterministic, so reuse is safe."""
+    """Generate the demo dataset once per (profile, seed); it is deterministic, so reuse is safe,
+    also of the copy a second run started at the same time finishes first."""
     path = demo_zip_path(profile, seed)
     if not path.exists():
-        from helpers.data.synthetic import generate_zip
+        from helpers.data.synthetic import ensure_zip
 
         p = get_profile(profile)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        generate_zip(path, n=p.demo_n, seed=seed, size=p.demo_size, progress=progress)
+        ensure_zip(path, n=p.demo_n, seed=seed, size=p.demo_size, progress=progress)
     return path

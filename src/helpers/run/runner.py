@@ -25,7 +25,7 @@ from typing import Any
 
 from helpers.core import keras_backend, paths
 from helpers.core.argv import without_options
-from helpers.core.errors import ConfigError, DataError
+from helpers.core.errors import ConfigError, DataError, did_you_mean
 from helpers.core.jsonio import read_json, write_json, write_text
 from helpers.core.progress import PROGRESS_ENV
 from helpers.core.run_folder import RUNNER_ENV, RunFolder, series_members
@@ -135,8 +135,6 @@ def parse_setting(text: str) -> Setting:
 def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
     """Each --set names a parameter some stage declares (a typo is caught before any work, with
     the closest names), not one with a flag of its own, and a stage that exists."""
-    import difflib
-
     by_notebook = {nb: notebook_parameters(nb) for nb in {stage.notebook for stage in stages}}
     declared = {stage.name: by_notebook[stage.notebook] for stage in stages}
     for setting in settings:
@@ -153,8 +151,7 @@ def check_settings(settings: list[Setting], stages: list[Stage]) -> None:
             )
         names = set().union(*(declared[n] for n in chosen))
         if setting.name not in names:
-            close = difflib.get_close_matches(setting.name, sorted(names), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(setting.name, names)
             where = f"the {setting.target} stages" if setting.target else "any notebook"
             raise ConfigError(f"--set {setting.key}: not a parameter of {where}{hint}")
 
@@ -1526,6 +1523,8 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
     """What a finished run ends with, before its folder: the HTML, what is out of date, why a
     one-epoch profile's models learned nothing, and the files to open (the report, the
     predictor's images where 07 ran)."""
+    from helpers.evaluation.health import EXPECTED_THERE, one_epoch  # numpy: not for --help
+
     lines = [f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}"]
     left = [name for name, record in manifest["stages"].items() if record["status"] == "outdated"]
     if left:
@@ -1533,10 +1532,10 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
             f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
             f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
         )
-    if profile.epochs <= 1 and not any(s.name == "epochs" for s in args.settings):
+    if one_epoch(profile.epochs) and not any(s.name == "epochs" for s in args.settings):
         lines.append(
-            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): a model "
-            "that learned nothing is expected here, not a broken install"
+            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): "
+            + EXPECTED_THERE
         )
     report = RunFolder(run_dir).report
     if report.is_file():

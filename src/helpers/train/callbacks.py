@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from helpers.core.progress import line
+from helpers.core.progress import line, say
 from helpers.models.saving import publish
 
 
@@ -69,8 +69,7 @@ class TimeBudget(keras.callbacks.Callback):
                 f"time budget: {self.spent_s / 60:.1f} of {self.budget_s / 60:g} min used; "
                 "another epoch would not fit, stopping with the best model so far"
             )
-            print(message)
-            line(message)
+            say([message])
 
 
 def batches_between_updates(backend: str) -> int:
@@ -147,9 +146,11 @@ class CosineAnneal(keras.callbacks.Callback):
 
 
 class EpochLine(keras.callbacks.Callback):
-    """One line per epoch for the terminal of `./run_all.sh` (helpers.core.progress): loss,
-    validation loss and accuracy, and the time left, so an hour of training is not an hour of
-    silence. Needs EpochTimer before it (time_s) and, if there is one, the TimeBudget after it."""
+    """One line per epoch (helpers.core.progress.line: the terminal of `./run_all.sh`, or under
+    a notebook's cell run by hand): loss, validation loss and accuracy, and the time left, so an
+    hour of training is not an hour of silence; before it, what starts, and the first epoch's
+    steps so far. Needs EpochTimer before it (time_s) and, if there is one, the TimeBudget after
+    it."""
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from helpers.core.faces import measure_framing
 from helpers.core.images import read_image
 from helpers.core.jsonio import json_ready, read_json
 from helpers.core.records import landmarks_array
+from helpers.core.trained import weights_sha256
 from helpers.train.resume import best_index
 
 if TYPE_CHECKING:  # Keras and TensorFlow load only when a card is made, not when one is read
@@ -212,6 +213,8 @@ def make_card(
                 "python": platform.python_version(),
             },
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            # the weights alone: equal for the same training, where the file's sha256 is not
+            "weights_sha256": weights_sha256(model.get_weights()),
             **notes,
         }
     )

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.core.errors import ConfigError
+from helpers.core.errors import ConfigError, did_you_mean
 from helpers.core.labels import HEADS, check_heads
 from helpers.data.mixing import MixSettings
 from helpers.models import factory, registry, transfer
@@ -149,7 +149,10 @@ class TrainConfig:
         """Normalise (lists from papermill become tuples) and reject bad values by field name."""
         object.__setattr__(self, "heads", check_heads(self.heads, where="TrainConfig.heads"))
         if self.model not in registry.list_models():
-            self._fail("model", f"must be one of {registry.list_models()}")
+            raise ConfigError(
+                f"TrainConfig.model must be one of {registry.list_models()} (got {self.model!r})"
+                + did_you_mean(self.model, registry.list_models())
+            )
         for name, low in (
             ("image_size", 8),
             ("channels", 1),

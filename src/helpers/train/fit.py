@@ -210,9 +210,7 @@ def _build(
         )
     finally:
         models_log.removeHandler(collector)
-    for summary in loaded:
-        print(summary)
-        line(summary)
+    say(loaded)
     # With transfer=None, build_model freezes the backbone exactly when weights were loaded.
     pretrained = transfer.transfer_mode(model) == "frozen"
     prepared = None if pretrained else (from_scratch or None)
@@ -416,8 +414,7 @@ def train(
         paths["history"].unlink(missing_ok=True)  # a fresh run owns its history
         replacing = replacing_line(run, name)
         if replacing:
-            print(replacing)
-            line(replacing)
+            say([replacing])
         paths["card"].unlink(missing_ok=True)  # written when it ends: till then, still training
 
     keras.utils.set_random_seed(cfg.seed)

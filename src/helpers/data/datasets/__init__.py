@@ -129,7 +129,7 @@ def dropped_text(dropped: dict[str, int], examples: dict[str, list[str]]) -> str
 def announce(result: ReadResult) -> None:
     """ReadResult.terminal_lines in the terminal of `./run_all.sh` (nothing elsewhere)."""
     for text in result.terminal_lines():
-        progress.line(text)
+        progress.terminal(text)
 
 
 class Tally:
