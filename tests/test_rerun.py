@@ -150,12 +150,13 @@ def test_a_misspelt_model_name_lists_the_models_the_run_has(tmp_path: Path) -> N
     message = str(caught.value)
     assert "\n" not in message
     assert message.split(": ", 1)[1].startswith(
-        "run 20261207-194612 has no model 'custom_cn': it has custom_cnn, mobilenetv2, vggnet "
-        "(notebook 04 trains custom_cnn, "
+        "run 20261207-194612 has no model 'custom_cn' (it has custom_cnn, mobilenetv2, vggnet; "
+        "notebook 04 trains custom_cnn, "
     )
-    with pytest.raises(DataError, match="has no model 'mobilenet': it has custom_cnn, mobilenet"):
+    assert message.endswith("); did you mean custom_cnn?")
+    with pytest.raises(DataError, match=r"no model 'mobilenet' \(it has custom_cnn, mobilenet"):
         comparison.chosen_model(run, "mobilenet")  # notebook 07
-    with pytest.raises(DataError, match="has no model 'vgg16': it has custom_cnn"):
+    with pytest.raises(DataError, match=r"has no model 'vgg16' \(it has custom_cnn"):
         comparison.chosen_model(run, "vgg16")  # 07 predicts with a trained one only
     assert comparison.chosen_model(run, "mobilenetv2") == "mobilenetv2"
     with pytest.raises(DataError, match="model file not found: train it with notebook 04"):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from helpers.core import progress, trained
-from helpers.core.errors import DataError
+from helpers.core.errors import DataError, did_you_mean
 from helpers.core.jsonio import read_json
 from helpers.core.run_folder import RunFolder
 
@@ -106,8 +106,9 @@ def check_model_name(run_dir: str | os.PathLike, model: str, trainable: bool = T
     if model in have or (trainable and model in list_models()):
         return
     has = f"it has {', '.join(have)}" if have else "it has no trained model yet"
+    hint = did_you_mean(model, have or list_models())
     raise DataError(
         run.model_path(model),
-        f"run {run.name} has no model '{model}': {has} (notebook 04 trains "
-        f"{', '.join(list_models())})",
+        f"run {run.name} has no model '{model}' ({has}; notebook 04 trains "
+        f"{', '.join(list_models())}){hint}",
     )
