@@ -1533,8 +1533,10 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
             f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
         )
     if one_epoch(profile.epochs) and not any(s.name == "epochs" for s in args.settings):
+        data = manifest["data"]  # the words from what the run read, demo set or not
+        read = "the generated demo set" if data.get("demo") else Path(data["path"]).name
         lines.append(
-            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): "
+            f"[run_all] profile {profile.name} trains one epoch (on {read} here): "
             + EXPECTED_THERE
         )
     report = RunFolder(run_dir).report
