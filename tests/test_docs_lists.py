@@ -73,3 +73,13 @@ def test_the_readme_and_data_readme_list_the_same_caches():
     assert readme == data
     for reader in ("FER-2013 CSV", "ExpW", "JAFFE", "CK+", "AffectNet as released"):
         assert reader in readme
+
+
+def test_the_readmes_face_box_csv_row_names_every_column_the_reader_reads():
+    """Every column the face-box CSV reader takes (its optional split and confidence too) is
+    named in README's row for it, so a user learns a split column keeps their test split."""
+    from helpers.data.datasets import csv_boxes
+
+    row = _after(_text("README.md"), "| face-box CSV |", "|")
+    for column in csv_boxes.DEFAULT_COLUMNS:
+        assert re.search(rf"\b{column}\b", row), f"README's face-box CSV row lacks {column!r}"
