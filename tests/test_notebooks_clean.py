@@ -68,3 +68,16 @@ def test_the_readme_training_settings_are_notebook_04_parameters():
     }
     assert {"backbone_options", "weight_decay", "mixed_precision"} <= named
     assert named <= set(pm.inspect_notebook(str(paths.NOTEBOOKS_DIR / "04_train.ipynb")))
+
+
+def test_notebook_04_names_the_files_it_wrote_not_a_placeholder():
+    """Its checked output lists the model's own files (the default model under nbval)."""
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / "04_train.ipynb", as_version=4)
+    outputs = [
+        "".join(o.get("text", "")) for c in notebook.cells if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    ]
+    written = [line for text in outputs for line in text.splitlines() if "written:" in line]
+    assert written == [
+        "written: models/custom_cnn.keras, models/custom_cnn.json, history/custom_cnn.csv"
+    ]

@@ -19,6 +19,7 @@ from helpers.core import progress
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.groups import group_codes
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.words import counted
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # sklearn's stratified splitter needs at least two members per class.
@@ -82,9 +83,9 @@ def tiny_classes_line(tiny: dict[int, int], labels: np.ndarray) -> str:
     named = []
     for code, units in sorted(tiny.items()):
         faces = int((labels == code).sum())
-        text = f"{_class_name(code)} {faces} face{'s' if faces != 1 else ''}"
+        text = f"{_class_name(code)} {counted(faces, 'face')}"
         if units != faces:  # near-duplicates (or one person's faces) count once
-            text += f" ({units} group{'s' if units != 1 else ''} of near-duplicates or a person)"
+            text += f" ({counted(units, 'group')} of near-duplicates or a person)"
         named.append(text)
     return (f"too few faces to split, kept in train only (no validation or test faces for "
             f"{'it' if len(named) == 1 else 'them'}): {', '.join(named)}")
@@ -234,7 +235,7 @@ def check_split_sizes(
     units = groups.nunique() if groups is not None else len(df)
     largest = int(groups.value_counts().max()) if groups is not None and len(groups) else 1
     why = (
-        f"the {len(df):,} records form {units:,} group{'s' if units != 1 else ''} that each "
+        f"the {len(df):,} records form {counted(units, 'group')} that each "
         "stay in one split "
         f"(near-duplicates, one person's faces; the largest holds {largest:,})"
     )

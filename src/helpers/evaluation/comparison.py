@@ -18,6 +18,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json
 from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
+from helpers.core.words import counted
 from helpers.evaluation import freshness, health
 from helpers.inference.speed import MEASURE
 from helpers.train.card import CardFacts, read_card, read_history
@@ -219,7 +220,7 @@ def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str
     """Notebook 06's first line: the run, its profile and how many models it compares; with
     none, which notebook gives it one to compare."""
     run, n = RunFolder(run_dir), len(table)
-    said = f"run {run.name}: profile {profile}, {n} model{'s' if n != 1 else ''} evaluated"
+    said = f"run {run.name}: profile {profile}, {counted(n, 'model')} evaluated"
     if n:
         return said
     models = (run.root / "models").glob("*.keras")  # not the hidden, half-written .m.partial

@@ -20,6 +20,7 @@ from helpers.core import paths
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.run_folder import RunFolder, expand_series, recorded_data
+from helpers.core.words import counted
 from helpers.evaluation.comparison import (
     HEADLINE,
     STALE_REASON,
@@ -169,8 +170,7 @@ def append_leaderboard(
 
 def appended_line(rows: pd.DataFrame, path: str | os.PathLike) -> str:
     """What append_leaderboard did, in one line: the rows added and the models left out."""
-    n = len(rows)
-    line = f"appended {n} row{'' if n == 1 else 's'} to {paths.shown(path)}"
+    line = f"appended {counted(len(rows), 'row')} to {paths.shown(path)}"
     left_out = rows.attrs.get("left_out") or []
     if left_out:
         line += f"; left out {', '.join(left_out)} ({STALE_REASON}: run notebook 05 again)"

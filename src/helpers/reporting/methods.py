@@ -29,6 +29,7 @@ from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder, recorded_code, recorded_data, series_members
+from helpers.core.words import counted
 from helpers.data import eda
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
@@ -1012,7 +1013,7 @@ def _ran(card: Mapping[str, Any]) -> str:
     epochs = card.get("epochs_run")
     if not epochs:
         return ""
-    text = f"It ran {epochs} epoch{'s' if epochs != 1 else ''}"
+    text = f"It ran {counted(epochs, 'epoch')}"
     if card.get("stopped_by_time_budget"):
         text += " (stopped by the time budget)"
     seconds, speed = card.get("training_time_s"), card.get("images_per_s")

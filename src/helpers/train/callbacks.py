@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 from helpers.core.progress import line, say
+from helpers.core.words import counted
 from helpers.models.saving import publish
 
 
@@ -221,7 +222,10 @@ def start_line(
 ) -> str:
     """What training starts and how big it is, for the terminal before the first epoch ends."""
     limit = f" or {minutes:g} minutes" if minutes is not None else ""
-    return f"{name}: training on {faces:,} faces, batch {batch_size}, up to {epochs} epochs{limit}"
+    return (
+        f"{name}: training on {counted(faces, 'face')}, batch {batch_size}, "
+        f"up to {counted(epochs, 'epoch')}{limit}"
+    )
 
 
 def steps_line(epoch: str, done: int, steps: int | None, seconds: float) -> str:
