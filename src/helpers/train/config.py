@@ -153,6 +153,7 @@ class TrainConfig:
                 f"TrainConfig.model must be one of {registry.list_models()} (got {self.model!r})"
                 + did_you_mean(self.model, registry.list_models())
             )
+        registry.check(self.model)  # a mistyped entry named now, not by the build in fit
         for name, low in (
             ("image_size", 8),
             ("channels", 1),
