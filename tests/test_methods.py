@@ -12,7 +12,7 @@ import pytest
 
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_json
-from helpers.core.records import make_records, save_records
+from helpers.core.records import load_records, make_records, save_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentConfig, AugmentSettings
 from helpers.data.datasets import READERS
@@ -786,3 +786,18 @@ def test_an_architecture_without_a_reference_is_listed_to_check(
     # the project's own network is described in full, with nothing to cite: no such check
     assert not [c for c in section.checks if c.startswith("custom_cnn")]
     assert "% CHECK: densenet121" in section.latex()
+
+
+def test_a_test_split_carved_out_of_the_training_faces_is_said_and_flagged(tmp_path: Path) -> None:
+    """A FER-2013 CSV with Training and PublicTest rows but no PrivateTest: notebook 03 takes
+    the test faces from the training split; the section says so and asks the author to."""
+    run = _run(tmp_path, source="fer2013_csv")
+    records = load_records(run.records)
+    records["split"] = records["split"].replace({"test": "val"})  # no test split of its own
+    save_records(records, run.records)
+    splits = load_records(run.splits)
+    splits.loc[splits.index[4:8], "split"] = "test"
+    save_records(splits, run.splits)
+    section = methods(run)
+    assert "no test split: the test faces were carved out of its training split." in section.text
+    assert any("carved out of its training split" in check for check in section.checks)

@@ -229,3 +229,21 @@ def test_an_empty_test_split_is_an_error_that_names_the_cause():
         check_split_sizes(out, groups, 0.1, 0.0)
     fine = assign_splits(make_table(200), val_share=0.1, test_share=0.1, seed=0)
     check_split_sizes(fine, None, 0.1, 0.1)  # both splits there: silent
+
+
+def test_a_split_carved_out_of_train_is_said_in_the_terminal(tmp_path, monkeypatch):
+    """A FER-2013 CSV with Training and PublicTest rows but no PrivateTest: its test split
+    comes out of Training, and the terminal of ./run_all.sh says so, not only a warning."""
+    from helpers.core.progress import PROGRESS_ENV
+
+    lines = tmp_path / "progress"
+    monkeypatch.setenv(PROGRESS_ENV, str(lines))
+    df = make_table(400, source="fer2013_csv")
+    df["split"] = ["train"] * 300 + ["val"] * 100
+    with pytest.warns(UserWarning, match="without test"):
+        out = assign_splits(df, val_share=0.1, test_share=0.1, seed=0)
+    n = int((out["split"] == "test").sum())
+    assert n and lines.read_text().splitlines() == [
+        "fer2013_csv: the data has no test split of its own; carved out of its train split, "
+        f"stratified: test {n} faces"
+    ]

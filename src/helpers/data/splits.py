@@ -374,7 +374,20 @@ def _carve_missing(split: np.ndarray, labels: np.ndarray, units: np.ndarray, in_
         f"assign_splits: source {source!r} has official splits without "
         f"{' or '.join(n for n, _ in wanted)}; carved out of its train rows (stratified)",
         stacklevel=3)
+    progress.line(carved_line(source, split[rows], [n for n, _ in wanted]))
     return split
+
+
+def carved_line(source: str, carved: np.ndarray, missing: list[str]) -> str:
+    """What the terminal of `./run_all.sh` says of a split the data lacks (a FER-2013 CSV
+    without PrivateTest rows has no test split): the faces taken for it from its train split."""
+    taken = ", ".join(
+        f"{name} {counted(int((carved == name).sum()), 'face')}" for name in reversed(missing)
+    )
+    return (
+        f"{source}: the data has no {' or '.join(reversed(missing))} split of its own; "
+        f"carved out of its train split, stratified: {taken}"
+    )
 
 
 def _stratified_assign(labels: np.ndarray, units: np.ndarray, shares: list[tuple[str, float]],

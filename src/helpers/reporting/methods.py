@@ -459,6 +459,17 @@ def _splits(facts: _Run, cite: Citations) -> str:
         )
         seed = facts.augment.seed if facts.augment else facts.manifest.get("seed")
         text += f" with seed {seed}." if seed is not None else "."
+        if "test" in drawn and "train" in own:  # e.g. a FER-2013 CSV without PrivateTest rows
+            text += (
+                " The data came with its own splits but no test split: the test faces were "
+                "carved out of its training split."
+            )
+            facts.checks.append(
+                "The data has no test split of its own (a FER-2013 CSV without PrivateTest "
+                f"rows, say): the {n['test']:,} test faces were carved out of its training "
+                "split, so the scores are not those on the data set's own test faces. Say so, "
+                "or score its test faces (`--test-data`)."
+            )
     grouped = _near_words(facts, cite)
     if facts.records is not None and "subject" in facts.records:
         grouped += " and each person's images"
