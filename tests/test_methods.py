@@ -801,3 +801,18 @@ def test_a_test_split_carved_out_of_the_training_faces_is_said_and_flagged(tmp_p
     section = methods(run)
     assert "no test split: the test faces were carved out of its training split." in section.text
     assert any("carved out of its training split" in check for check in section.checks)
+
+
+def test_a_model_trained_by_hand_on_a_run_is_named_beside_the_command(tmp_path: Path) -> None:
+    """Notebooks 04 and 05 run by hand add a model the recorded command does not make: the
+    section says which, and asks the author to state how it was trained."""
+    run = _run(tmp_path)
+    write_json(run.card_path("densenet121"), {**_card(), "model": "densenet121"})
+    write_json(run.metrics_path("densenet121"), {**_metrics(), "model": "densenet121"})
+    section = methods(run)
+    assert (
+        "run as `./run_all.sh --profile fer2013-cpu --data fer2013.zip`; densenet121 was trained "
+        "and scored outside that command (notebooks 04 and 05 run by hand)." in section.text
+    )
+    assert any(c.startswith("densenet121 was trained outside the recorded") for c in section.checks)
+    assert "outside" not in methods(_run(tmp_path / "alone")).text  # custom_cnn: the command's

@@ -1444,11 +1444,27 @@ def _software(facts: _Run, cite: Citations) -> str:
     command = manifest.get("repeat_command") or manifest.get("command")  # after any resume
     dirty = " with uncommitted changes" if code.get("git_dirty") else ""
     profile = _profile_name(facts)
+    # Models the run reports that the command did not make: notebooks 04 and 05 run by hand
+    recorded = manifest.get("models") or []
+    outside = [m for m in facts.models if m not in recorded] if recorded else []
     if commit or command:
         sentences.append(
             "The pipeline"
             + (f" at commit {str(commit)[:12]}{dirty}" if commit else "")
-            + (f", run as `{_portable(str(command), profile)}`." if command else ".")
+            + (f", run as `{_portable(str(command), profile)}`" if command else "")
+            + (
+                f"; {_join(outside)} {'was' if len(outside) == 1 else 'were'} trained and "
+                "scored outside that command (notebooks 04 and 05 run by hand)."
+                if command and outside
+                else "."
+            )
+        )
+    if command and outside:
+        facts.checks.append(
+            f"{_join(outside)} {'was' if len(outside) == 1 else 'were'} trained outside the "
+            "recorded command (notebooks 04 and 05 run by hand on this run folder): the command "
+            f"does not make {'its' if len(outside) == 1 else 'their'} results; state the "
+            "settings they were trained with, or train them with the command (`--models`)."
         )
     if commit and dirty:
         facts.checks.append(
