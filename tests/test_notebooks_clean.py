@@ -81,3 +81,12 @@ def test_notebook_04_names_the_files_it_wrote_not_a_placeholder():
     assert written == [
         "written: models/custom_cnn.keras, models/custom_cnn.json, history/custom_cnn.csv"
     ]
+
+
+def test_notebook_03_writes_its_split_into_records_parquet_too():
+    """It saves through splits.save_splits (records.parquet's split column, as the run folder's
+    contract says) and starts from the data's own split (records.as_read) when run again."""
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / "03_augment.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "splits.save_splits(run, split_table)" in code
+    assert "records.as_read(records.load_records(run.need(run.records)))" in code

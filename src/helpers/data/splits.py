@@ -19,6 +19,8 @@ from helpers.core import progress
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.groups import group_codes
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.records import load_records, save_records, with_split
+from helpers.core.run_folder import RunFolder
 from helpers.core.words import counted
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -125,6 +127,13 @@ def assign_fold(
     out["split"] = pd.Series(split, index=out.index, dtype="str")
     out["fold"], out["group"] = numbers, units
     return out
+
+
+def save_splits(run: RunFolder, split_table: pd.DataFrame) -> None:
+    """Notebook 03's split written where the run folder's contract puts it: splits.parquet, and
+    the split column of records.parquet (the data's own split kept there as source_split)."""
+    save_records(split_table, run.splits)
+    save_records(with_split(load_records(run.records), split_table), run.records)
 
 
 def split_records(

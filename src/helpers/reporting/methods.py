@@ -27,7 +27,7 @@ from helpers.core.argv import without_options
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
-from helpers.core.records import load_records
+from helpers.core.records import as_read, load_records
 from helpers.core.run_folder import RunFolder, recorded_code, recorded_data, series_members
 from helpers.core.words import counted
 from helpers.data import eda
@@ -265,7 +265,7 @@ def _read(run: RunFolder) -> _Run:
         run=run,
         manifest=manifest,
         data=data,
-        records=load_records(run.records) if run.records.is_file() else None,
+        records=as_read(load_records(run.records)) if run.records.is_file() else None,
         splits=load_records(run.splits) if run.splits.is_file() else None,
         augment=AugmentSettings.read(run.augment_settings)
         if run.augment_settings.is_file()
