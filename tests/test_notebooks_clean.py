@@ -74,7 +74,9 @@ def test_notebook_04_names_the_files_it_wrote_not_a_placeholder():
     """Its checked output lists the model's own files (the default model under nbval)."""
     notebook = nbformat.read(paths.NOTEBOOKS_DIR / "04_train.ipynb", as_version=4)
     outputs = [
-        "".join(o.get("text", "")) for c in notebook.cells if c.cell_type == "code"
+        "".join(o.get("text", ""))
+        for c in notebook.cells
+        if c.cell_type == "code"
         for o in c.get("outputs", [])
     ]
     written = [line for text in outputs for line in text.splitlines() if "written:" in line]

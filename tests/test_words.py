@@ -1,7 +1,6 @@
 """Counts the project prints read as a person writes them: one epoch, two epochs."""
 
 from helpers.core.words import counted
-from helpers.evaluation.leaderboard import appended_line
 from helpers.train.callbacks import start_line
 
 
