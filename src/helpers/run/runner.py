@@ -1606,8 +1606,7 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
         data = manifest["data"]  # the words from what the run read, demo set or not
         read = "the generated demo set" if data.get("demo") else Path(data["path"]).name
         lines.append(
-            f"[run_all] profile {profile.name} trains one epoch (on {read} here): "
-            + EXPECTED_THERE
+            f"[run_all] profile {profile.name} trains one epoch (on {read} here): " + EXPECTED_THERE
         )
     report = RunFolder(run_dir).report
     if report.is_file():
