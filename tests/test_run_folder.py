@@ -312,3 +312,48 @@ def test_the_code_version_is_recorded_for_a_clone_whose_path_has_spaces(tmp_path
     monkeypatch.setattr(paths, "REPO_ROOT", clone)
     version = paths.source_version()
     assert len(version["git_commit"] or "") == 40 and version["git_dirty"] is False
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"profile": "smok"}, "unknown profile 'smok'"),
+        ({"data": "data/demo/any.zip"}, "data/demo/any.zip: not found in "),
+        ({"data": "x.zip", "reader": "affectnett"}, "unknown reader 'affectnett'"),
+    ],
+)
+def test_notebook_01_checks_its_parameters_before_it_makes_a_run_folder(
+    given, said, tmp_path, monkeypatch
+):
+    from builders import run_cells
+    from helpers.core import paths
+    from helpers.core.errors import DataError
+
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    with pytest.raises((ConfigError, DataError), match=said):
+        run_cells("01_extract", [2, 4], **given)
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
+
+
+def test_a_relative_data_path_not_found_says_where_it_was_read_from(tmp_path, monkeypatch):
+    from helpers.core import paths
+    from helpers.core.errors import DataError
+    from helpers.data import datasets
+
+    (tmp_path / "repo" / "notebooks").mkdir(parents=True)
+    (tmp_path / "repo" / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "repo" / "data" / "demo" / "a.zip").write_bytes(b"PK")
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "notebooks")  # the kernel's folder
+    with pytest.raises(DataError) as caught:
+        datasets.check_exists("data/demo/a.zip")  # as from the repository's root
+    assert str(caught.value) == (
+        f"data/demo/a.zip: not found in {tmp_path / 'repo' / 'notebooks'} (the working folder, "
+        "where a relative path is read from; from there this repository's data/ is ../data/: "
+        "'../data/demo/a.zip')"
+    )
+    with pytest.raises(DataError, match=r"typo\.zip: not found in .*data/ is \.\./data/\)$"):
+        datasets.detect_source("../data/typo.zip")
+    with pytest.raises(DataError, match=r"gone\.zip: not found$"):
+        datasets.detect_source(tmp_path / "gone.zip")  # absolute: nothing to add
+    assert datasets.check_exists("../data/demo/a.zip") == Path("../data/demo/a.zip")

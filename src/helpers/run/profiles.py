@@ -472,6 +472,20 @@ def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: i
     write_json(run.settings, {**settings, "data": data})
 
 
+def data_source(profile: str, data: str | os.PathLike, seed: int = 0, reader: str = "") -> Path:
+    """Notebook 01's source, checked before it makes a run folder (a mistake leaves no folder
+    behind): the profile's name, the reader's, and that `data` exists (a relative path is read
+    from the kernel's folder, notebooks/); no `data`: the profile's generated demo set."""
+    from helpers.data import datasets
+
+    get_profile(profile)
+    if reader:
+        datasets.check_reader(reader)
+    if data:
+        return datasets.check_exists(data)
+    return ensure_demo_zip(profile, seed)
+
+
 def of_run(run: RunFolder, profile: str | None) -> str:
     """The profile a notebook uses: the one given, else the run's (notebook 01's record, or
     run_all.sh's manifest), else cpu; a given one that differs from the run's is said once."""
