@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from helpers.core import paths
 from helpers.core.errors import ConfigError, did_you_mean
 from helpers.core.jsonio import read_json, write_json
-from helpers.core.run_folder import RunFolder, recorded_data
+from helpers.core.run_folder import RunFolder, process_mark, recorded_data
 from helpers.models import registry
 
 if TYPE_CHECKING:
@@ -442,7 +442,15 @@ def record_profile(run: RunFolder, profile: str) -> None:
     of a run made by hand."""
     named = get_profile(profile)
     data_set = {key: getattr(named, key) for key in ("data_reader", "data_name", "data_reference")}
-    write_json(run.settings, {"profile": profile, **data_set, **paths.source_version()})
+    write_json(
+        run.settings,
+        {
+            "profile": profile,
+            **data_set,
+            **paths.source_version(),
+            "process": process_mark(),  # till the records are saved (record_data)
+        },
+    )
 
 
 def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: int = 0) -> None:
@@ -469,6 +477,7 @@ def record_data(run: RunFolder, source: str | os.PathLike, profile: str, seed: i
         except (DataError, KeyError, TypeError, ValueError, OSError):
             sha256 = None  # a manifest of another shape: hashed here
     data = {"path": str(path), "sha256": sha256 or paths.data_fingerprint(path), "demo": demo}
+    settings.pop("process", None)  # the records are saved: no other kernel may take the folder
     write_json(run.settings, {**settings, "data": data})
 
 
