@@ -726,6 +726,12 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
 
     run = RunFolder(run_dir)
     path = run.model_path(model)
+    if not path.is_file() and (run.checkpoints_dir(model) / "progress.json").is_file():
+        raise DataError(  # notebook 04 notes its progress there from the start of a training
+            path,
+            f"{model} is still training or stopped before its model file was written: run "
+            f"notebook 04 (model = '{model}') to its end (or ./run_all.sh --resume) first",
+        )
     if not path.is_file():
         raise DataError(
             path, f"model file not found: train it with notebook 04 (model = '{model}') first"
