@@ -187,6 +187,15 @@ def test_override_of_the_wrong_type_is_refused():
         config.resolve("smoke", epochs="three")
 
 
+def test_notebook_04_refuses_an_image_size_its_backbone_cannot_take_before_the_fit():
+    with pytest.raises(ConfigError) as caught:
+        config.train_config("smoke", "vgg16", image_size=16)  # notebook 04's settings cell
+    assert str(caught.value) == (
+        "TrainConfig.image_size must be an integer >= 32 for vgg16 (got 16)"
+    )
+    assert config.train_config("smoke", "custom_cnn", image_size=16).image_size == 16
+
+
 def test_model_names_are_checked_before_any_work():
     assert config.parse_models("custom_cnn, vgg16") == ["custom_cnn", "vgg16"]
     assert config.parse_models("custom_cnn,custom_cnn,vgg16") == ["custom_cnn", "vgg16"]

@@ -411,7 +411,7 @@ def check_values(profile: str, stages: list[Stage], settings: list[Setting],
         given = {k: v for k, v in stage_settings(stage, settings).items() if k in declared}
         try:
             values.check_values(profile, stage.notebook.stem, stage.model, given)
-        except ConfigError as exc:
+        except (ConfigError, DataError) as exc:  # DataError: a path it names is not there
             raise ConfigError(f"--set for {stage.name}: {exc}") from None
 
 

@@ -76,12 +76,14 @@ def check_train(profile: str, model: str | None, values: Mapping[str, Any]) -> N
 
 
 def check_evaluate(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
-    """Notebook 05: the profile's values where a parameter is None, and the test-time
-    augmentation setting."""
-    from helpers.inference.tta import check_tta_setting
+    """Notebook 05: the profile's values where a parameter is None, and its parameters as its
+    settings cell checks them (a path read from the notebooks' folder, where the kernel runs)."""
+    from helpers.evaluation import scoring  # Keras-free, but pandas and scikit-learn: only here
 
     resolved = profiles.resolve(profile, model, **_given(values, "05_evaluate"))
-    check_tta_setting(resolved["tta"])
+    own = {k: v for k, v in values.items() if k in scoring.PARAMETERS}
+    with contextlib.chdir(_notebooks_dir()):
+        scoring.check_parameters(resolved, **own)
 
 
 def _notebooks_dir() -> Path:
