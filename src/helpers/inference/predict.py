@@ -98,6 +98,7 @@ class _Pending:
     images: list[tuple[str, int | None, np.ndarray, list[dict[str, Any]]]] = field(
         default_factory=list
     )
+    written: list[Path] = field(default_factory=list)  # the annotated files, in order
 
 
 def _fill(
@@ -149,10 +150,11 @@ def _run(
         for name, frame, image, rows in pending.images:
             if frame is None:
                 path = _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
+                pending.written.append(path)
             else:  # a video's frames go into its annotated video once tracked; here its heat
                 path = annotate_dir / f"{_stem(name)}_f{frame:06d}.jpg"
             if explainer is not None:
-                _save_heatmaps(image, rows, heat, path, names)
+                pending.written.append(_save_heatmaps(image, rows, heat, path, names))
     for done in (pending.inputs, pending.rows, pending.regions, pending.heatmaps, pending.images):
         done.clear()
 
@@ -371,7 +373,9 @@ def predict_images(
     added on every side of a crop; None frames faces as the model's training faces were
     (training_margin), 0.2 for a model outside a run folder. Unreadable inputs and images
     without a face come back as rows with status "error" / "no_face" and the reason in
-    `error`; df.attrs["summary"] counts them. df.attrs["notes"] names the inputs read in part
+    `error`; df.attrs["summary"] counts them. df.attrs["annotated"] lists the files this call
+    wrote to annotate_dir, in order (not those an earlier call left there). df.attrs["notes"]
+    names the inputs read in part
     (a multi-page or animated image read by its first frame, a video that ends before the
     frame count its container states).
     A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
@@ -499,11 +503,13 @@ def predict_images(
     if out_dir is not None:
         for source in sources:
             if source.kind == "video" and (table["file"] == printable(source.name)).any():
-                _save_annotated_video(source, table, every, out_dir, names)
+                video_path = _save_annotated_video(source, table, every, out_dir, names)
+                pending.written.extend([video_path] if video_path is not None else [])
     table.attrs["summary"] = {**summarize(table), "read_in_part": len(notes)}
     table.attrs["notes"] = notes
     table.attrs["model"] = dict(meta)
     table.attrs["left_out"] = [str(p) for p in left_out]
+    table.attrs["annotated"] = list(pending.written)
     return table
 
 

@@ -86,6 +86,16 @@ def check_evaluate(profile: str, model: str | None, values: Mapping[str, Any]) -
         scoring.check_parameters(resolved, **own)
 
 
+def check_predict(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
+    """Notebook 07: its own photos exist (read from the notebooks' folder, where the kernel
+    runs)."""
+    from helpers.inference import gallery  # OpenCV: only when there is a value
+
+    if values.get("photos"):
+        with contextlib.chdir(_notebooks_dir()):
+            gallery.own_photos(values["photos"])
+
+
 def _notebooks_dir() -> Path:
     """Where the notebooks run (their kernels' working folder), read now so tests can point it."""
     from helpers.core import paths
@@ -98,6 +108,7 @@ CHECKS: dict[str, Callable[[str, str | None, Mapping[str, Any]], None]] = {
     "03_augment": check_augment,
     "04_train": check_train,
     "05_evaluate": check_evaluate,
+    "07_predict": check_predict,
 }
 
 
