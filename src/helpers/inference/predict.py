@@ -375,9 +375,8 @@ def predict_images(
     without a face come back as rows with status "error" / "no_face" and the reason in
     `error`; df.attrs["summary"] counts them. df.attrs["annotated"] lists the files this call
     wrote to annotate_dir, in order (not those an earlier call left there). df.attrs["notes"]
-    names the inputs read in part
-    (a multi-page or animated image read by its first frame, a video that ends before the
-    frame count its container states).
+    names the inputs read in part (a multi-page or animated image read by its first frame, a
+    video that ends before the frame count its container states).
     A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
     `track`, the same number for one face from frame to frame (helpers.inference.video).
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
