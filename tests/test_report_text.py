@@ -55,6 +55,22 @@ def test_rows_get_readable_names_and_values() -> None:
     assert shown.loc["test-time augmentation"].tolist() == ["one view", "flip"]
 
 
+def test_a_statistic_with_no_value_prints_as_n_a_not_none() -> None:
+    table = pd.DataFrame(
+        {
+            "model": ["custom_cnn", "mobilenetv2"],
+            "valence_corr": [0.41, None],
+            "tta": ["none", None],
+        }
+    )
+    shown = report_text.labelled(by_model(table, list(table.columns)))
+    assert shown.loc["Valence Pearson r"].tolist() == ["0.410", "n/a"]
+    assert shown.loc["test-time augmentation"].tolist() == ["one view", "n/a"]
+    html = shown.to_html()
+    assert "None" not in html and "NaN" not in html and "n/a" in html
+    assert report_text.MISSING_NOTE.startswith("n/a: ")
+
+
 def test_a_table_without_its_index_column() -> None:
     html = report_text.without_index(pd.DataFrame({"task": ["expression"], "p": ["0.001"]})).data
     assert "<th>task</th>" in html and "<th></th>" not in html and ">0<" not in html

@@ -62,6 +62,13 @@ ROW_LABELS: dict[str, str] = {
 }
 _REGRESSION = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "corr": "Pearson r", "sagr": "SAGR"}
 _VALUES = {"tta": {"none": "one view"}}  # a value a row's readers know by another name
+# A cell with no value (a statistic null for that model), printed for a reader, not as "None".
+MISSING = "n/a"
+MISSING_NOTE = (
+    f"{MISSING}: no value for that model: a statistic undefined where a head's predictions "
+    "are constant (Pearson r, SAGR, ROC-AUC, PR-AUC, the share kept on degraded faces), or a "
+    "task the data has no labels for."
+)
 
 
 def row_label(key: str) -> str:
@@ -82,8 +89,10 @@ def row_label(key: str) -> str:
 
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """A per-model table (comparison.by_model) with readable row names and values."""
-    out = table.copy()
+    """A per-model table (comparison.by_model) with readable row names and values, a missing
+    one as MISSING (MISSING_NOTE says what it means)."""
+    out = table.astype(object)
+    out = out.where(out.notna(), MISSING)
     for key, names in _VALUES.items():
         if key in out.index:
             out.loc[key] = [names.get(v, v) if isinstance(v, str) else v for v in out.loc[key]]
