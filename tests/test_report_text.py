@@ -117,3 +117,34 @@ def test_notebook_06_names_no_class_of_its_own_in_the_per_class_note() -> None:
     text = "\n".join(cell.source for cell in notebook.cells)
     assert "never finds Contempt" not in text
     assert "report_text.rare_class_note(" in text
+
+
+def test_the_deployment_table_sets_batched_beside_batched_and_says_which(tmp_path: Path) -> None:
+    from helpers.inference.deploy import deployment_table
+
+    export = {
+        "model": "custom_cnn",
+        "n": 500,
+        "keras": {"accuracy": 0.252, "latency": {"batched_ms": 4.4, "single_ms": 20.8}},
+        "tflite_float": {"accuracy_change": 0.0, "latency": {"batched_ms": 8.7, "single_ms": 5.5}},
+        "tflite_int8": {
+            "accuracy_change": -0.01,
+            "latency": {"batched_ms": 7.4, "single_ms": 11.8},
+        },
+    }
+    write_json(tmp_path / "export" / "custom_cnn.json", export)
+    shown = report_text.labelled(by_model(deployment_table(tmp_path), ["model", *_LATENCIES]))
+    for kind, batched, single in (("float", "8.700", "5.500"), ("int8", "7.400", "11.8")):
+        assert shown.loc[f"TFLite {kind}: ms per image, batched", "custom_cnn"] == batched
+        assert shown.loc[f"TFLite {kind}: ms per image, one at a time", "custom_cnn"] == single
+    assert all(label.endswith(("batched", "one at a time")) for label in shown.index)
+
+
+_LATENCIES = [
+    "keras_ms_batched",
+    "keras_ms_single",
+    "float_ms_batched",
+    "float_ms_single",
+    "int8_ms_batched",
+    "int8_ms_single",
+]

@@ -54,10 +54,12 @@ ROW_LABELS: dict[str, str] = {
     "keras_images_per_s": "Keras images/s, batched",
     "keras_ms_single": "Keras ms per image, one at a time",
     "float_accuracy_change": "TFLite float: accuracy change",
-    "float_ms_single": "TFLite float: ms per image",
+    "float_ms_batched": "TFLite float: ms per image, batched",
+    "float_ms_single": "TFLite float: ms per image, one at a time",
     "float_MB": "TFLite float: size (MB)",
     "int8_accuracy_change": "TFLite int8: accuracy change",
-    "int8_ms_single": "TFLite int8: ms per image",
+    "int8_ms_batched": "TFLite int8: ms per image, batched",
+    "int8_ms_single": "TFLite int8: ms per image, one at a time",
     "int8_MB": "TFLite int8: size (MB)",
 }
 _REGRESSION = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "corr": "Pearson r", "sagr": "SAGR"}
