@@ -120,7 +120,15 @@ def _expression_head(
     pred, proba = _expression_pred(cols, data_classes)
     if pred is None:
         return None
-    metrics = classification_metrics(cols["expression"], pred, proba, data_classes, label_names)
+    saved = cols.get("expression_proba")  # the p_ columns as saved: what the AUCs rank by
+    metrics = classification_metrics(
+        cols["expression"],
+        pred,
+        proba,
+        data_classes,
+        label_names,
+        scores=None if saved is None else _stack_rows(saved).astype(np.float64),
+    )
     if metrics is not None:
         metrics["restricted_to"] = (
             None
