@@ -278,6 +278,22 @@ def test_reasons_a_record_was_left_out_are_a_readers_words(tmp_path: Path) -> No
     assert "exp:" not in text
 
 
+def test_a_temperature_at_the_end_of_its_range_is_not_called_fitted(tmp_path: Path) -> None:
+    calibration = {"temperature": 19.99992, "test_ece": [0.114, 0.063], "at_bound": "upper"}
+    text = _spaced(methods(_run(tmp_path / "a", scores=_metrics(calibration=calibration))).text)
+    assert (
+        "0.114 before and 0.063 after temperature scaling (T = 20.00, the upper end of the "
+        "range searched, 0.05 to 20: the fit found no optimum inside it, so the error after is "
+        "that of the bound)" in text
+    )
+    older = {"temperature": 19.99992, "test_ece": [0.114, 0.063]}  # a file without at_bound
+    text = _spaced(methods(_run(tmp_path / "b", scores=_metrics(calibration=older))).text)
+    assert "T = 20.00, the upper end of the range searched" in text
+    inside = {"temperature": 0.65, "test_ece": [0.0201, 0.0143], "at_bound": None}
+    text = _spaced(methods(_run(tmp_path / "c", scores=_metrics(calibration=inside))).text)
+    assert "(T = 0.65)" in text and "range searched" not in text
+
+
 def test_calibration_and_robustness_say_what_each_number_is(tmp_path: Path) -> None:
     corruptions = {
         "n": 12,

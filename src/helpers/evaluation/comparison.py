@@ -153,6 +153,8 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     calibration = d.get("calibration")
     if isinstance(calibration, Mapping):  # the expression head's temperature (notebook 05)
         row["calibration_temperature"] = to_number(calibration.get("temperature"))
+        if "at_bound" in calibration:  # the search stopped at an end of its range: no optimum
+            row["calibration_at_bound"] = calibration["at_bound"] or "no"
         after = calibration.get("test_ece")
         if isinstance(after, (list, tuple)) and len(after) == 2:
             row["calibrated_expression_ece"] = to_number(after[1])

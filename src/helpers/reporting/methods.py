@@ -37,6 +37,7 @@ from helpers.data.splits import stratifiable
 from helpers.evaluation import freshness, health, paired
 from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
+from helpers.inference.calibration import TEMPERATURE_RANGE, range_edge
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
@@ -1341,7 +1342,7 @@ def _tta_note(data: Mapping[str, Any]) -> str:
 def _calibration_note(data: Mapping[str, Any]) -> str:
     """ "; expected calibration error 0.020 before and 0.014 after temperature scaling
     (T = 0.65)", and where the temperature fitted on the validation faces raised it on the
-    test faces, that it did."""
+    test faces, that it did; a temperature at an end of its search range is said to be one."""
     calibration = data.get("calibration") or {}
     pair = calibration.get("test_ece")
     temperature = calibration.get("temperature")
@@ -1352,7 +1353,15 @@ def _calibration_note(data: Mapping[str, Any]) -> str:
             f"; expected calibration error {before} before and {after} after temperature "
             f"scaling (T{notation.NBSP}={notation.NBSP}{temperature:.2f}"
         )
-        if round(pair[1], 3) > round(pair[0], 3):
+        edge = calibration.get("at_bound") or range_edge(float(temperature))
+        if edge in ("upper", "lower"):
+            low, high = calibration.get("range") or TEMPERATURE_RANGE
+            text += (
+                f", the {edge} end of the range searched, {notation.general(low)} to "
+                f"{notation.general(high)}: the fit found no optimum inside it, so the error "
+                "after is that of the bound"
+            )
+        elif round(pair[1], 3) > round(pair[0], 3):
             text += ", fitted on the validation faces: it raised the error on the test faces"
         return text + ")"
     ece = (data.get("expression") or {}).get("ece")

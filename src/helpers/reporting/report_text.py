@@ -26,6 +26,7 @@ ROW_LABELS: dict[str, str] = {
     "expression_ece": "Expression ECE (calibration error)",
     "calibrated_expression_ece": "Expression ECE after temperature scaling",
     "calibration_temperature": "Calibration temperature",
+    "calibration_at_bound": "Calibration temperature at an end of its search range",
     "corrupted_expression_f1_macro": "Expression macro F1, degraded faces (mean)",
     "retained_expression_f1_macro": "Share of macro F1 kept on degraded faces",
     "expression_f1_weighted": "Expression weighted F1",
