@@ -473,8 +473,8 @@ def test_duplicates_across_the_datas_own_splits_are_stated_and_listed_to_check(
     assert "no duplicate pair crosses two splits" in methods(run).text
     pd.DataFrame(
         {
-            "id_a": ["a", "b", "c"],
-            "id_b": ["d", "e", "f"],
+            "id_a": ["train/5", "test/1", "train/7"],
+            "id_b": ["test/0", "train/6", "train/0"],
             "distance": [0, 0, 3],
             "kind": ["exact", "exact", "near"],
             "split_a": ["train", "test", "train"],
@@ -488,6 +488,60 @@ def test_duplicates_across_the_datas_own_splits_are_stated_and_listed_to_check(
     )
     assert "no face or a copy" not in section.text
     assert any("eda/leakage.csv" in check for check in section.checks)
+
+
+def _left_out_before_the_split(tmp_path: Path) -> RunFolder:
+    """A FER-2013 run whose notebook 03 left out three training faces with an exact copy
+    labelled otherwise (02 lists them) and one undecodable, keeping two such copies in the
+    data's own test split; 02's leakage table lists pairs with faces 03 left out."""
+    run = _run(tmp_path)
+    splits = pd.read_parquet(run.splits)
+    gone = ["train/10", "train/11", "train/12", "train/13"]
+    save_records(make_records(splits[~splits["id"].isin(gone)].to_dict("records")), run.splits)
+    run.eda_dir.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "id": ["train/10", "train/11", "train/12", "test/3", "test/4"],
+            "expression": ["Anger", "Happy", "Sad", "Fear", "Sad"],
+            "copy_of": ["train/10", "train/10", "train/12", "test/3", "test/3"],
+        }
+    ).to_csv(run.eda_dir / "label_conflicts.csv", index=False)
+    pd.DataFrame(
+        {
+            "id_a": ["train/10", "train/5", "train/13"],
+            "id_b": ["test/0", "test/1", "test/2"],
+            "distance": [0, 0, 2],
+            "kind": ["exact", "exact", "near"],
+            "split_a": ["train", "train", "train"],
+            "split_b": ["test", "test", "test"],
+        }
+    ).to_csv(run.eda_dir / "leakage.csv", index=False)
+    return run
+
+
+def test_faces_left_out_before_the_split_are_counted(tmp_path: Path) -> None:
+    """The data paragraph counts all records as notebooks 01 and 02 do, then says what the
+    splits lack and which conflicting copies the test split keeps."""
+    text = _spaced(methods(_left_out_before_the_split(tmp_path)).text)
+    assert "The data are 52 faces of FER-2013" in text  # as notebook 01 read them
+    assert (
+        "Before the split, 3 faces of the data's own training split were left out as exact "
+        "copies of another face labelled otherwise (neither label can be trusted over the "
+        "other), and 1 whose image would not decode, so the splits hold 48 faces." in text
+    )
+    assert (
+        "The 2 faces of the data's own test split that are exact copies of another face "
+        "labelled otherwise were kept, so the test split is scored as released" in text
+    )
+    assert "The data's own training split was kept, less the faces left out" in text
+
+
+def test_pairs_crossing_the_splits_count_only_faces_still_in_them(tmp_path: Path) -> None:
+    section = methods(_left_out_before_the_split(tmp_path))
+    text = _spaced(section.text)
+    assert "1 pairs of duplicate or near-duplicate images cross the splits" in text
+    assert "(1 train-test)" in text and "3 pairs" not in text
+    assert any(check.startswith("1 pairs of duplicate") for check in section.checks)
 
 
 def test_what_the_augmentation_modes_did_is_what_the_text_says(tmp_path: Path) -> None:
