@@ -544,6 +544,16 @@ def test_pairs_crossing_the_splits_count_only_faces_still_in_them(tmp_path: Path
     assert any(check.startswith("1 pairs of duplicate") for check in section.checks)
 
 
+def test_a_budget_that_ended_inside_the_only_epoch_is_said(tmp_path: Path) -> None:
+    card = _card(epochs_run=1, training_time_s=684.0)
+    card["parameters"]["time_budget_minutes"] = 4.0
+    text = _spaced(methods(_run(tmp_path, card=card)).text)
+    assert (
+        "It ran 1 epoch (the 4-minute budget ended inside it, and it ran to its end) in 11.4 "
+        "minutes" in text
+    )
+
+
 def test_what_the_augmentation_modes_did_is_what_the_text_says(tmp_path: Path) -> None:
     run = _run(tmp_path)
     config = AugmentConfig.from_dict({"dropout_p": 0.5})

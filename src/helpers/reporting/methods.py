@@ -1130,9 +1130,14 @@ def _ran(card: Mapping[str, Any]) -> str:
     if not epochs:
         return ""
     text = f"It ran {counted(epochs, 'epoch')}"
-    if card.get("stopped_by_time_budget"):
-        text += " (stopped by the time budget)"
     seconds, speed = card.get("training_time_s"), card.get("images_per_s")
+    budget = (card.get("parameters") or {}).get("time_budget_minutes")
+    if (
+        epochs == 1 and _is_number(budget) and _is_number(seconds) and seconds > 1.05 * 60 * budget
+    ):  # an epoch runs whole: the budget cannot stop it
+        text += f" (the {budget:g}-minute budget ended inside it, and it ran to its end)"
+    elif card.get("stopped_by_time_budget"):
+        text += " (stopped by the time budget)"
     if isinstance(seconds, (int, float)):
         text += f" in {seconds / 60:.1f} minutes"
     if isinstance(speed, (int, float)):
