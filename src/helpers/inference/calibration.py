@@ -110,10 +110,10 @@ def range_edge_note(temperature: float) -> str | None:
     """What a fit that ran into TEMPERATURE_RANGE means: at the top, the model did no better
     than a uniform guess on its validation faces; at the bottom, it was right about (nearly)
     all of them, so the fit sharpened as far as it may. Either way its confidences say little."""
-    edge = range_edge(temperature)
-    if edge == "upper":
+    end = range_edge(temperature)
+    if end == "upper":
         found = "on those faces the model did no better than a uniform guess"
-    elif edge == "lower":
+    elif end == "lower":
         found = "the model was right about (nearly) every one of those faces"
     else:
         return None
