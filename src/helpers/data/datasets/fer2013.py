@@ -168,7 +168,8 @@ def looks_like_fer_csv(path: str | os.PathLike) -> bool:
 
 def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     """A preset name or a mapping Usage -> split, keys compared case-insensitively; the split
-    names class folders may have (train, val, validation, test...) map as they do there."""
+    names class folders may have (train, val, validation, test...) map as they do there; a
+    mapping of one's own decides the challenge's Usage values (one it leaves out is dropped)."""
     if isinstance(usage_splits, str):
         if usage_splits not in USAGE_SPLITS:
             raise ConfigError(f"usage_splits must be one of {sorted(USAGE_SPLITS)} or a "
@@ -178,7 +179,8 @@ def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     bad = sorted({v for v in mapping.values() if v not in ("train", "val", "test")})
     if bad:
         raise ConfigError(f"usage_splits values must be train/val/test, got {bad}")
-    return {**SPLIT_NAMES, **mapping}
+    generic = {k: v for k, v in SPLIT_NAMES.items() if k not in USAGE_SPLITS["standard"]}
+    return {**generic, **mapping}
 
 
 def _usage_note(values: list[str]) -> str:

@@ -29,10 +29,16 @@ from helpers.core.records import make_records
 READER = "folders"
 # The formats helpers.core.images can decode; anything else is counted, not crashed on.
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# Split folder names (any case) for every reader: the usual words, FER-2013's Usage values
+# (Training, PublicTest, PrivateTest, read as the challenge's three-way protocol) and the
+# `_set` names of AffectNet-style trees. A folder of class folders beside these under another
+# name is refused (_check_split_folders), so a held-out set is never re-split into training.
 SPLIT_NAMES: dict[str, str] = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test",
+    "train": "train", "training": "train", "train_set": "train", "trainset": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val", "val_set": "val",
+    "valset": "val", "validation_set": "val", "publictest": "val",
+    "test": "test", "testing": "test", "test_set": "test", "testset": "test",
+    "privatetest": "test", "holdout": "test", "heldout": "test", "held_out": "test",
 }
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
 _HEAD_BYTES = 16
@@ -50,6 +56,14 @@ Parts = tuple[str, ...]
 def split_of(folder: str | None) -> str | None:
     """The split a folder name stands for ('Training' -> 'train'), or None."""
     return SPLIT_NAMES.get(folder.strip().lower()) if folder else None
+
+
+def split_names_text() -> str:
+    """The split names known, grouped by split, for messages: 'train (training, ...); ...'."""
+    return "; ".join(
+        f"{split} ({', '.join(n for n, s in SPLIT_NAMES.items() if s == split and n != split)})"
+        for split in ("train", "val", "test")
+    )
 
 
 def is_zip(path: Path) -> bool:
@@ -120,10 +134,20 @@ def folder_class_index(name: str) -> int | None:
     return index
 
 
+def _up_to_class(parts: Parts) -> Parts:
+    """A folder's parts up to the deepest one named after an expression (happy/person01 ->
+    happy), where the images of its sub-folders are read as its class."""
+    for position in range(len(parts) - 1, -1, -1):
+        if folder_class_index(parts[position]) is not None:
+            return parts[:position + 1]
+    return parts
+
+
 def looks_like_class_folders(path: str | os.PathLike) -> bool:
-    """At least two folders named after expressions side by side, holding images."""
+    """At least two folders named after expressions side by side, holding images (directly or
+    in sub-folders)."""
     path = Path(path)
-    groups = class_groups(image_folders(path))
+    groups = class_groups({_up_to_class(parts) for parts in image_folders(path)})
     return any(sum(folder_class_index(name) is not None for name in names) >= 2
                for names in groups.values())
 
@@ -263,28 +287,70 @@ class FileTree:
         return str(self.root / member)
 
 
-def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally
-              ) -> list[tuple[Parts, int, str | None]]:
-    """(parts, label, split) of the files in known class folders; the others counted. A file
-    with another extension in a class folder is kept for its first bytes to decide (a JPEG
-    named .heic is an image)."""
-    kept = []
+def _class_folder(parts: Parts, class_index: ClassIndex) -> tuple[int, int] | None:
+    """(position in parts, label) of the deepest folder named after a class, so that images
+    sorted further by person or shoot (happy/person01/x.jpg) are read as that class."""
+    for position in range(len(parts) - 2, -1, -1):
+        label = class_index(parts[position])
+        if label is not None:
+            return position, label
+    return None
+
+
+Kept = tuple[Parts, int, "str | None", bool]  # (parts, label, split, in a sub-folder)
+
+
+def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally) -> list[Kept]:
+    """(parts, label, split, nested) of the files in known class folders or their sub-folders;
+    the others counted. A file with another extension in a class folder is kept for its first
+    bytes to decide (a JPEG named .heic is an image)."""
+    kept: list[Kept] = []
     unknown_folders: set[Parts] = set()
     for parts in files:
         member = "/".join(parts)
         named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
-        if not named and (len(parts) < 2 or class_index(parts[-2]) is None):
+        found = _class_folder(parts, class_index)
+        if not named and found is None:
             tally.drop("not an image extension", member)
         elif len(parts) < 2:
             tally.drop("file outside a class folder", member)
-        elif (label := class_index(parts[-2])) is None:
+        elif found is None:
             # One example per folder: the folder name is what the user needs to see.
             new = parts[:-1] not in unknown_folders
             unknown_folders.add(parts[:-1])
             tally.drop("unknown class folder", "/".join(parts[:-1]) + "/" if new else None)
         else:
-            kept.append((parts, label, split_of(parts[-3]) if len(parts) >= 3 else None))
+            position, label = found
+            split = split_of(parts[position - 1]) if position else None
+            kept.append((parts, label, split, position < len(parts) - 2))
     return kept
+
+
+def _check_split_folders(path: Path, kept: list[Kept], class_index: ClassIndex,
+                         tally: Tally) -> None:
+    """Folders of class folders side by side are split folders: one with a name no split has,
+    beside known ones, is refused (its faces would be re-split into training, though it is
+    most likely a held-out set); several, none known, are named in a note."""
+    levels: dict[Parts, set[str]] = {}  # the folder above split folders -> their names
+    for parts, _, _, _ in kept:
+        position = _class_folder(parts, class_index)[0]  # type: ignore[index]
+        if position:
+            levels.setdefault(parts[:position - 1], set()).add(parts[position - 1])
+    for above, names in sorted(levels.items()):
+        unknown = sorted(n for n in names if split_of(n) is None)
+        if len(names) < 2 or not unknown:
+            continue
+        where = "/".join(above) + "/" if above else ""
+        listed = ", ".join(f"{where}{n}/" for n in unknown)
+        known = sorted(n for n in names if split_of(n) is not None)
+        if known:
+            beside = ", ".join(f"{n}/" for n in known)
+            raise DataError(path, f"{listed} holds class folders beside the split folders "
+                                  f"{beside} but its name is no split's: rename it to train/, "
+                                  f"val/ or test/ (or move it out) so that it is not re-split into "
+                                  f"training; split names: {split_names_text()}")
+        tally.note(f"{listed} hold class folders but name no split: notebook 03 draws the "
+                   f"split for their images; split names: {split_names_text()}")
 
 
 def note_read_by_content(tally: Tally, members: list[str]) -> None:
@@ -301,6 +367,14 @@ def note_multi_frame(tally: Tally, members: list[str]) -> None:
                    f"or frame is used, e.g. {', '.join(members[:2])}")
 
 
+def note_nested(tally: Tally, folders: list[str]) -> None:
+    """Say how many images were read from sub-folders of class folders, and where."""
+    if folders:
+        shown = ", ".join(list(dict.fromkeys(folders))[:2])
+        tally.note(f"{len(folders):,} image(s) in sub-folders of class folders read as that "
+                   f"class, e.g. {shown}")
+
+
 def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                     class_index: ClassIndex = folder_class_index, check_headers: bool = True,
                     limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
@@ -313,11 +387,13 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
     tally = Tally()
     with FileTree(path, limits or ArchiveLimits()) as tree:
         kept = _classify(tree.files(tally), class_index, tally)
-        skip = _common_prefix([parts for parts, _, _ in kept])
+        _check_split_folders(path, kept, class_index, tally)
+        skip = _common_prefix([parts for parts, _, _, _ in kept])
         rows, seen = [], set()
         renamed: list[str] = []
         multi: list[str] = []
-        for parts, label, split in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
+        nested: list[str] = []
+        for parts, label, split, deeper in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
                                         disable=not progress, mininterval=0.5):
             member = "/".join(parts)
             named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
@@ -337,12 +413,15 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                 tally.drop("duplicate id", member)
                 continue
             seen.add(ident)
+            if deeper:
+                nested.append("/".join(parts[:-1]) + "/")
             rows.append({"id": ident, "image": tree.reference(member), "source": reader,
                          "expression": label, "split": split})
     if "unknown class folder" in tally.dropped and class_index is folder_class_index:
         tally.note(_NAMING)
     note_read_by_content(tally, renamed)
     note_multi_frame(tally, multi)
+    note_nested(tally, nested)
     if not rows:
         reasons = dropped_text(tally.dropped, tally.examples)
         raise DataError(path, "no usable images in class folders (dropped: "

@@ -1,0 +1,101 @@
+"""Folder layouts users give the readers: split folder names, nested folders, whole photos,
+image formats, and sources no reader takes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builders import write_tree, write_zip
+from helpers.core.errors import DataError
+from helpers.core.images import close_archives
+from helpers.data.datasets import read_source
+from helpers.data.datasets.folders import read_class_tree, split_of
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    yield
+    close_archives()
+
+
+def png(shade: int = 90, size: int = 8) -> bytes:
+    """A small real PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), shade, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
+    """`each` images in every folder."""
+    return {f"{folder}/{k}.png": png(10 * k) for folder in folders for k in range(each)}
+
+
+def splits_of(result) -> dict[str, str | None]:
+    """Each record's top folder -> its split (None when it has none)."""
+    tops = result.records["id"].str.split("/").str[0]
+    return dict(zip(tops, result.records["split"].where(result.records["split"].notna(), None)))
+
+
+# ---- split folders ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "split"),
+    [("PrivateTest", "test"), ("PublicTest", "val"), ("Training", "train"),
+     ("train_set", "train"), ("val_set", "val"), ("test_set", "test"), ("holdout", "test")],
+)  # fmt: skip
+def test_split_folders_named_as_fer_usage_or_set_names_keep_their_split(name, split):
+    assert split_of(name) == split
+
+
+def test_a_held_out_folder_named_as_fer_usage_is_kept_as_test(tmp_path):
+    tree = faces("Train/happy", "Train/sad", "PrivateTest/happy", "PrivateTest/sad")
+    result = read_source(write_zip(tmp_path / "splits.zip", tree), progress=False)
+    assert splits_of(result) == {"Train": "train", "PrivateTest": "test"}
+
+
+def test_a_folder_of_class_folders_beside_split_folders_under_another_name_is_refused(tmp_path):
+    tree = faces("train/happy", "train/sad", "eval/happy", "eval/sad")
+    with pytest.raises(DataError) as err:
+        read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    text = str(err.value)
+    assert "eval/ holds class folders beside the split folders train/" in text
+    assert "privatetest" in text and "\n" not in text
+
+
+def test_folders_of_class_folders_none_a_split_are_named_in_a_note(tmp_path):
+    tree = faces("studio/happy", "studio/sad", "street/happy", "street/sad")
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert len(result.records) == 8 and result.records["split"].isna().all()
+    assert any(n.startswith("street/, studio/ hold class folders but name no split")
+               for n in result.notes)  # fmt: skip
+
+
+def test_one_wrapper_folder_needs_no_note(tmp_path):
+    result = read_class_tree(write_tree(tmp_path / "mine", faces("data/happy", "data/sad")),
+                             progress=False)  # fmt: skip
+    assert len(result.records) == 4 and not result.notes
+
+
+# ---- sub-folders of class folders ------------------------------------------------------------
+
+
+def test_images_in_sub_folders_of_a_class_folder_are_read_as_that_class(tmp_path):
+    tree = faces("happy/person01", "happy/person02", "sad", "sad/2019 trip/été", "misc")
+    root = write_tree(tmp_path / "mine", tree)
+    result = read_source(root, progress=False)
+    assert result.reader == "folders"
+    assert result.class_counts()[["Happy", "Sad"]].tolist() == [4, 4]
+    assert result.dropped == {"unknown class folder": 2}
+    assert "6 image(s) in sub-folders of class folders read as that class, e.g. " \
+           "happy/person01/, happy/person02/" in result.notes  # fmt: skip
+
+
+def test_class_folders_holding_only_sub_folders_are_detected(tmp_path):
+    root = write_tree(tmp_path / "mine", faces("happy/person01", "sad/person02", "sad/person03"))
+    result = read_source(root, progress=False)
+    assert result.reader == "folders" and len(result.records) == 6
