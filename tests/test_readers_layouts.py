@@ -99,3 +99,20 @@ def test_class_folders_holding_only_sub_folders_are_detected(tmp_path):
     root = write_tree(tmp_path / "mine", faces("happy/person01", "sad/person02", "sad/person03"))
     result = read_source(root, progress=False)
     assert result.reader == "folders" and len(result.records) == 6
+
+
+# ---- face-box CSV ----------------------------------------------------------------------------
+
+
+def test_a_listed_image_whose_name_differs_only_in_case_is_named(tmp_path):
+    write_tree(tmp_path, {"Images/B.JPG": png(), "images2/c.png": png()})
+    (tmp_path / "labels.csv").write_text(
+        "image,label\nimages/b.jpg,happy\nimages2/c.png,sad\nimages/none.jpg,sad\n"
+    )
+    result = read_source(tmp_path / "labels.csv", cache_dir=tmp_path / "c", progress=False)
+    assert result.dropped == {"missing image": 2}
+    assert result.examples["missing image"] == [
+        "row 0: images/b.jpg (did you mean B.JPG?)", "row 2: images/none.jpg",
+    ]  # fmt: skip
+    assert any(n.startswith("1 missing image(s) exist under a name that differs only in "
+                            "letter case, e.g. b.jpg is B.JPG on disk") for n in result.notes)
