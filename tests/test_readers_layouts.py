@@ -11,7 +11,9 @@ from PIL import Image
 
 from builders import write_tree, write_zip
 from helpers.core.errors import DataError
-from helpers.core.images import close_archives
+from helpers.core.images import (AVIF_DECODES, NOT_DECODED_HEIC, close_archives,
+                                  is_image_header, read_image,
+                                  still_photo_format, unsupported_image)
 from helpers.data.datasets import read_source
 from helpers.data.datasets.folders import read_class_tree, split_of
 
@@ -116,3 +118,40 @@ def test_a_listed_image_whose_name_differs_only_in_case_is_named(tmp_path):
     ]  # fmt: skip
     assert any(n.startswith("1 missing image(s) exist under a name that differs only in "
                             "letter case, e.g. b.jpg is B.JPG on disk") for n in result.notes)
+
+
+# ---- photo formats ---------------------------------------------------------------------------
+
+HEIC_HEAD = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(40)
+AVIF_HEAD = b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B" + bytes(40)
+AVIF_AS_HEIF_HEAD = b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avifmiaf" + bytes(40)
+
+
+def avif(size: int = 16) -> bytes:
+    """A small real AVIF photo (where this Pillow writes AVIF)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size, 3), 120, np.uint8)).save(buf, format="AVIF")
+    return buf.getvalue()
+
+
+def test_heic_and_avif_photos_are_told_apart_by_their_first_bytes():
+    assert still_photo_format(AVIF_HEAD) == still_photo_format(AVIF_AS_HEIF_HEAD) == "avif"
+    assert still_photo_format(HEIC_HEAD) == "heif" and still_photo_format(png()) is None
+    assert unsupported_image(HEIC_HEAD) == NOT_DECODED_HEIC and unsupported_image(png()) is None
+    assert is_image_header(AVIF_HEAD) == AVIF_DECODES
+
+
+def test_heic_photos_in_class_folders_are_dropped_with_the_advice(tmp_path):
+    tree = {**faces("happy", "sad"), "happy/y.heic": HEIC_HEAD, "sad/phone.jpg": HEIC_HEAD}
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert result.dropped == {NOT_DECODED_HEIC: 2}
+    assert "convert it to JPEG or PNG" in NOT_DECODED_HEIC
+
+
+@pytest.mark.skipif(not AVIF_DECODES, reason="this Pillow has no AVIF plugin")
+def test_avif_photos_are_read_by_the_readers_as_the_predictor_reads_them(tmp_path):
+    tree = {**faces("happy", "sad"), "happy/x.avif": avif(), "sad/named.jpg": avif()}
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert len(result.records) == 6 and result.dropped == {}
+    for image in result.records["image"]:
+        assert read_image(image, mode="rgb").shape[2] == 3

@@ -20,15 +20,16 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
-from helpers.core.images import (MULTI_FRAME_MAGIC, frame_count, frames_in, is_image_header,
-                                  make_uri, tiff_next_page)
+from helpers.core.images import (IMAGE_EXTENSIONS, MULTI_FRAME_MAGIC, frame_count, frames_in,
+                                  is_image_header, make_uri, tiff_next_page, unsupported_image)
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
 
 READER = "folders"
-# The formats helpers.core.images can decode; anything else is counted, not crashed on.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# IMAGE_EXTENSIONS: the formats helpers.core.images decodes (AVIF where Pillow does); anything
+# else is counted, not crashed on, and a HEIC photo is named as one.
+
 # Split folder names (any case) for every reader: the usual words, FER-2013's Usage values
 # (Training, PublicTest, PrivateTest, read as the challenge's three-way protocol) and the
 # `_set` names of AffectNet-style trees. A folder of class folders beside these under another
@@ -41,7 +42,7 @@ SPLIT_NAMES: dict[str, str] = {
     "privatetest": "test", "holdout": "test", "heldout": "test", "held_out": "test",
 }
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
-_HEAD_BYTES = 16
+_HEAD_BYTES = 32  # an image signature, or an ISO media file's brands (AVIF or HEIC)
 _TIFF_HEAD_BYTES = 4096  # holds the first page directory of most TIFFs that put it first
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
 _INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
@@ -398,11 +399,12 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
             member = "/".join(parts)
             named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
             head = tree.head(member) if check_headers or not named else b""
-            if not named and not (head and is_image_header(head)):
-                tally.drop("not an image extension", member)
-                continue
-            if check_headers and not (head and is_image_header(head)):
-                tally.drop("unreadable image" if head is None else "not an image", member)
+            image = bool(head) and is_image_header(head)  # type: ignore[arg-type]
+            if (check_headers or not named) and not image:
+                said = unsupported_image(head) if head else None
+                tally.drop(said or ("not an image extension" if not named else
+                                    "unreadable image" if head is None else "not an image"),
+                           member)
                 continue
             if not named:
                 renamed.append(member)
