@@ -283,13 +283,20 @@ def check_exists(path: str | os.PathLike) -> Path:
 
 def detect_source(path: str | os.PathLike) -> str:
     """Name of the first reader that recognises the source; UnrecognisedSource, a DataError
-    listing the formats, if none does."""
+    listing the formats, if none does (or saying in one line what the path holds, where it is
+    plainly no dataset: a tar archive, an empty folder, one photo, a folder of zips)."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, paths.not_found(path))
     for reader in READERS.values():
         if _detects(reader, path):
             return reader.name
+    if problem := _not_a_dataset.not_a_dataset(path):  # what was given, not 10 formats
+        raise UnrecognisedSource(
+            path,
+            f"{problem}. The readers take a folder or a .zip of class folders (<class>/*.jpg), "
+            f"a CSV, or another layout of README's 'Your own data' ({', '.join(READERS)})",
+        )
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         from helpers.core.archive import open_zip
 
@@ -431,6 +438,7 @@ from helpers.data.datasets import expw as _expw  # noqa: E402
 from helpers.data.datasets import fer2013 as _fer2013  # noqa: E402
 from helpers.data.datasets import folders as _folders  # noqa: E402
 from helpers.data.datasets import jaffe as _jaffe  # noqa: E402
+from helpers.data.datasets import not_a_dataset as _not_a_dataset  # noqa: E402
 from helpers.data.datasets import rafdb as _rafdb  # noqa: E402
 
 register_reader(

@@ -21,7 +21,8 @@ from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
 from helpers.core.images import (IMAGE_EXTENSIONS, MULTI_FRAME_MAGIC, frame_count, frames_in,
-                                  is_image_header, make_uri, tiff_next_page, unsupported_image)
+                                  header_size, is_image_header, make_uri, tiff_next_page,
+                                  unsupported_image)
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
@@ -46,6 +47,15 @@ _HEAD_BYTES = 32  # an image signature, or an ISO media file's brands (AVIF or H
 _TIFF_HEAD_BYTES = 4096  # holds the first page directory of most TIFFs that put it first
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
 _INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
+# Whole photos among face crops: of up to _PHOTO_SAMPLE images spread over the source, those
+# whose header declares a long side of _PHOTO_SIDE px or more, _PHOTO_RATIO times the short one
+# (a 3:4 phone photo; face crops are about square). Most headers fit in a few KB; a JPEG's
+# size may sit after an EXIF block (its thumbnail), up to 64 KB in.
+_PHOTO_SAMPLE = 64
+_PHOTO_SIDE = 400
+_PHOTO_RATIO = 1.25
+_SIZE_HEAD = 4096
+_JPEG_SIZE_HEAD = 64 * 1024
 _LISTED = 8  # folder names quoted in the message of a tree no reader recognises
 _NAMING = ("class folders are named, in any case and optionally after an index (0_disgust, "
            f"3-happy): {accepted_names()}")
@@ -298,13 +308,13 @@ def _class_folder(parts: Parts, class_index: ClassIndex) -> tuple[int, int] | No
     return None
 
 
-Kept = tuple[Parts, int, "str | None", bool]  # (parts, label, split, in a sub-folder)
+Kept = tuple[Parts, int, "str | None", int]  # (parts, label, split, class folder's position)
 
 
 def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally) -> list[Kept]:
-    """(parts, label, split, nested) of the files in known class folders or their sub-folders;
-    the others counted. A file with another extension in a class folder is kept for its first
-    bytes to decide (a JPEG named .heic is an image)."""
+    """(parts, label, split, position of the class folder in parts) of the files in known
+    class folders or their sub-folders; the others counted. A file with another extension in
+    a class folder is kept for its first bytes to decide (a JPEG named .heic is an image)."""
     kept: list[Kept] = []
     unknown_folders: set[Parts] = set()
     for parts in files:
@@ -323,18 +333,16 @@ def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally) -> list
         else:
             position, label = found
             split = split_of(parts[position - 1]) if position else None
-            kept.append((parts, label, split, position < len(parts) - 2))
+            kept.append((parts, label, split, position))
     return kept
 
 
-def _check_split_folders(path: Path, kept: list[Kept], class_index: ClassIndex,
-                         tally: Tally) -> None:
+def _check_split_folders(path: Path, kept: list[Kept], tally: Tally) -> None:
     """Folders of class folders side by side are split folders: one with a name no split has,
     beside known ones, is refused (its faces would be re-split into training, though it is
     most likely a held-out set); several, none known, are named in a note."""
     levels: dict[Parts, set[str]] = {}  # the folder above split folders -> their names
-    for parts, _, _, _ in kept:
-        position = _class_folder(parts, class_index)[0]  # type: ignore[index]
+    for parts, _, _, position in kept:
         if position:
             levels.setdefault(parts[:position - 1], set()).add(parts[position - 1])
     for above, names in sorted(levels.items()):
@@ -346,10 +354,12 @@ def _check_split_folders(path: Path, kept: list[Kept], class_index: ClassIndex,
         known = sorted(n for n in names if split_of(n) is not None)
         if known:
             beside = ", ".join(f"{n}/" for n in known)
-            raise DataError(path, f"{listed} holds class folders beside the split folders "
-                                  f"{beside} but its name is no split's: rename it to train/, "
-                                  f"val/ or test/ (or move it out) so that it is not re-split into "
-                                  f"training; split names: {split_names_text()}")
+            verb, name, it = (("holds", "its name is", "it") if len(unknown) == 1
+                              else ("hold", "their names are", "them"))
+            raise DataError(path, f"{listed} {verb} class folders beside the split folders "
+                                  f"{beside} but {name} no split's: rename {it} to train/, val/ "
+                                  f"or test/ (or move {it} out), or the faces would be re-split "
+                                  f"into training; split names: {split_names_text()}")
         tally.note(f"{listed} hold class folders but name no split: notebook 03 draws the "
                    f"split for their images; split names: {split_names_text()}")
 
@@ -376,6 +386,29 @@ def note_nested(tally: Tally, folders: list[str]) -> None:
                    f"class, e.g. {shown}")
 
 
+def note_whole_photos(tree: FileTree, members: list[str], tally: Tally) -> None:
+    """Say when class folders hold whole photos rather than face crops: they are trained on as
+    they are, while the predictor crops each face, so training and use would see different
+    framings."""
+    sample = members[::max(1, len(members) // _PHOTO_SAMPLE)][:_PHOTO_SAMPLE]
+    photos = []
+    for member in sample:
+        head = tree.head(member, _SIZE_HEAD)
+        size = header_size(head) if head else None
+        if size is None and head and head.startswith(b"\xff\xd8") and len(head) == _SIZE_HEAD:
+            longer = tree.head(member, _JPEG_SIZE_HEAD)
+            size = header_size(longer) if longer else None
+        if size and max(size) >= _PHOTO_SIDE and max(size) >= _PHOTO_RATIO * min(size):
+            photos.append((member, size))
+    if photos:
+        member, (height, width) = photos[0]
+        checked = "" if len(sample) == len(members) else f" of {len(sample):,} checked"
+        tally.note(f"{len(photos):,}{checked} image(s) look like whole photos, not face crops "
+                   f"(e.g. {member}, {width}x{height}: large and far from square); class "
+                   "folders are trained on as they are: crop the faces first, or list each "
+                   "face's box in a face-box CSV, whose reader crops them")
+
+
 def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                     class_index: ClassIndex = folder_class_index, check_headers: bool = True,
                     limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
@@ -388,18 +421,19 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
     tally = Tally()
     with FileTree(path, limits or ArchiveLimits()) as tree:
         kept = _classify(tree.files(tally), class_index, tally)
-        _check_split_folders(path, kept, class_index, tally)
+        _check_split_folders(path, kept, tally)
         skip = _common_prefix([parts for parts, _, _, _ in kept])
         rows, seen = [], set()
         renamed: list[str] = []
         multi: list[str] = []
         nested: list[str] = []
-        for parts, label, split, deeper in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
+        read: list[str] = []
+        for parts, label, split, position in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
                                         disable=not progress, mininterval=0.5):
             member = "/".join(parts)
             named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
             head = tree.head(member) if check_headers or not named else b""
-            image = bool(head) and is_image_header(head)  # type: ignore[arg-type]
+            image = head is not None and is_image_header(head)
             if (check_headers or not named) and not image:
                 said = unsupported_image(head) if head else None
                 tally.drop(said or ("not an image extension" if not named else
@@ -415,10 +449,12 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                 tally.drop("duplicate id", member)
                 continue
             seen.add(ident)
-            if deeper:
+            if position < len(parts) - 2:  # in a sub-folder of its class folder
                 nested.append("/".join(parts[:-1]) + "/")
             rows.append({"id": ident, "image": tree.reference(member), "source": reader,
                          "expression": label, "split": split})
+            read.append(member)
+        note_whole_photos(tree, read, tally)
     if "unknown class folder" in tally.dropped and class_index is folder_class_index:
         tally.note(_NAMING)
     note_read_by_content(tally, renamed)

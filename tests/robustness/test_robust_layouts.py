@@ -11,17 +11,16 @@ from PIL import Image
 
 from builders import write_tree, write_zip
 from helpers.core.errors import DataError
-from helpers.core.images import (AVIF_DECODES, NOT_DECODED_HEIC, close_archives,
-                                  is_image_header, read_image,
-                                  still_photo_format, unsupported_image)
+from helpers.core.images import (
+    AVIF_DECODES,
+    NOT_DECODED_HEIC,
+    is_image_header,
+    read_image,
+    still_photo_format,
+    unsupported_image,
+)
 from helpers.data.datasets import read_source
 from helpers.data.datasets.folders import read_class_tree, split_of
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    yield
-    close_archives()
 
 
 def png(shade: int = 90, size: int = 8) -> bytes:
@@ -39,7 +38,8 @@ def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
 def splits_of(result) -> dict[str, str | None]:
     """Each record's top folder -> its split (None when it has none)."""
     tops = result.records["id"].str.split("/").str[0]
-    return dict(zip(tops, result.records["split"].where(result.records["split"].notna(), None)))
+    splits = result.records["split"].where(result.records["split"].notna(), None)
+    return dict(zip(tops, splits, strict=True))
 
 
 # ---- split folders ---------------------------------------------------------------------------
@@ -103,6 +103,33 @@ def test_class_folders_holding_only_sub_folders_are_detected(tmp_path):
     assert result.reader == "folders" and len(result.records) == 6
 
 
+# ---- whole photos ----------------------------------------------------------------------------
+
+
+def photo(width: int, height: int) -> bytes:
+    """A plain JPEG of the given size (only its header is read)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((height, width, 3), 100, np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_whole_photos_in_class_folders_are_said_to_be_no_face_crops(tmp_path):
+    tree = {**faces("happy", "sad"), "happy/selfie.jpg": photo(480, 640),
+            "sad/street.jpg": photo(800, 600)}  # fmt: skip
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert len(result.records) == 6
+    assert any(n.startswith("2 image(s) look like whole photos, not face crops (e.g. "
+                            "happy/selfie.jpg, 480x640: large and far from square)")
+               and "face-box CSV" in n for n in result.notes)  # fmt: skip
+
+
+def test_large_square_face_crops_are_not_taken_for_photos(tmp_path):
+    tree = {**faces("happy", "sad"), "happy/big.jpg": photo(512, 512),
+            "sad/wide_small.jpg": photo(160, 90)}  # fmt: skip
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert len(result.records) == 6 and not result.notes
+
+
 # ---- face-box CSV ----------------------------------------------------------------------------
 
 
@@ -116,8 +143,13 @@ def test_a_listed_image_whose_name_differs_only_in_case_is_named(tmp_path):
     assert result.examples["missing image"] == [
         "row 0: images/b.jpg (did you mean B.JPG?)", "row 2: images/none.jpg",
     ]  # fmt: skip
-    assert any(n.startswith("1 missing image(s) exist under a name that differs only in "
-                            "letter case, e.g. b.jpg is B.JPG on disk") for n in result.notes)
+    assert any(
+        n.startswith(
+            "1 missing image(s) exist under a name that differs only in "
+            "letter case, e.g. b.jpg is B.JPG on disk"
+        )
+        for n in result.notes
+    )
 
 
 # ---- photo formats ---------------------------------------------------------------------------
@@ -155,3 +187,50 @@ def test_avif_photos_are_read_by_the_readers_as_the_predictor_reads_them(tmp_pat
     assert len(result.records) == 6 and result.dropped == {}
     for image in result.records["image"]:
         assert read_image(image, mode="rgb").shape[2] == 3
+
+
+# ---- paths that are no dataset ---------------------------------------------------------------
+
+
+def _tar(path):
+    """A .tar.gz of class folders."""
+    import tarfile
+
+    folder = write_tree(path.parent / "to_tar", faces("happy", "sad"))
+    with tarfile.open(path, "w:gz") as tf:
+        tf.add(folder, arcname="faces")
+    return path
+
+
+def _zip_in_folder(folder):
+    """A folder holding a dataset's zip and nothing else."""
+    folder.mkdir()
+    write_zip(folder / "aff.zip", faces("happy", "sad"))
+    return folder
+
+
+def _file(folder, name, data):
+    """One file in a folder."""
+    return write_tree(folder, {name: data}) / name
+
+
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom" + bytes(64)
+RAR_HEAD = b"Rar!\x1a\x07\x00" + bytes(64)
+NO_DATASETS = {
+    "tar": (lambda p: _tar(p / "faces.tar.gz"), "a tar archive, which no reader opens: extract"),
+    "empty folder": (lambda p: (p / "empty").mkdir() or p / "empty", "an empty folder"),
+    "one photo": (lambda p: _file(p, "base.jpg", png()), "a single image, not a dataset"),
+    "video": (lambda p: _file(p, "clip.mp4", MP4_HEAD), "a video, not a dataset"),
+    "rar named zip": (lambda p: _file(p, "data.zip", RAR_HEAD), "a RAR archive, which no reader"),
+    "folder of a zip": (lambda p: _zip_in_folder(p / "holder"), "holds aff.zip and no images: "),
+}
+
+
+@pytest.mark.parametrize("case", NO_DATASETS)
+def test_a_path_no_reader_takes_is_said_in_one_line_without_the_format_list(tmp_path, case):
+    make, said = NO_DATASETS[case]
+    with pytest.raises(DataError) as err:
+        read_source(make(tmp_path), progress=False)
+    text = str(err.value)
+    assert said in text and "\n" not in text and "Supported formats" not in text
+    assert "The readers take a folder or a .zip of class folders" in text
