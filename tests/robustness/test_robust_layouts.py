@@ -73,8 +73,16 @@ def test_folders_of_class_folders_none_a_split_are_named_in_a_note(tmp_path):
     tree = faces("studio/happy", "studio/sad", "street/happy", "street/sad")
     result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
     assert len(result.records) == 8 and result.records["split"].isna().all()
-    assert any(n.startswith("street/, studio/ hold class folders but name no split")
+    assert any(n.startswith("street/, studio/ hold class folders but their names are no split's")
                for n in result.notes)  # fmt: skip
+
+
+def test_a_folder_of_class_folders_beside_class_folders_is_named_in_a_note(tmp_path):
+    tree = faces("happy", "sad", "extra/happy", "extra/sad")
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert len(result.records) == 8
+    said = "extra/ holds class folders but its name is no split's"
+    assert any(n.startswith(said) for n in result.notes)
 
 
 def test_one_wrapper_folder_needs_no_note(tmp_path):

@@ -338,30 +338,33 @@ def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally) -> list
 
 
 def _check_split_folders(path: Path, kept: list[Kept], tally: Tally) -> None:
-    """Folders of class folders side by side are split folders: one with a name no split has,
-    beside known ones, is refused (its faces would be re-split into training, though it is
-    most likely a held-out set); several, none known, are named in a note."""
+    """Folders of class folders side by side (or beside class folders) are split folders: one
+    with a name no split has, beside known ones, is refused (its faces would be re-split into
+    training, though it is most likely a held-out set); others no split names are noted."""
     levels: dict[Parts, set[str]] = {}  # the folder above split folders -> their names
+    holds_classes: set[Parts] = set()  # folders holding class folders directly
     for parts, _, _, position in kept:
+        holds_classes.add(parts[:position])
         if position:
             levels.setdefault(parts[:position - 1], set()).add(parts[position - 1])
     for above, names in sorted(levels.items()):
         unknown = sorted(n for n in names if split_of(n) is None)
-        if len(names) < 2 or not unknown:
-            continue
+        if not unknown or (len(names) < 2 and above not in holds_classes):
+            continue  # a lone wrapper folder ('fer2013/') names no split
         where = "/".join(above) + "/" if above else ""
         listed = ", ".join(f"{where}{n}/" for n in unknown)
         known = sorted(n for n in names if split_of(n) is not None)
+        verb, name, it = (("holds", "its name is", "it") if len(unknown) == 1
+                          else ("hold", "their names are", "them"))
         if known:
             beside = ", ".join(f"{n}/" for n in known)
-            verb, name, it = (("holds", "its name is", "it") if len(unknown) == 1
-                              else ("hold", "their names are", "them"))
             raise DataError(path, f"{listed} {verb} class folders beside the split folders "
                                   f"{beside} but {name} no split's: rename {it} to train/, val/ "
                                   f"or test/ (or move {it} out), or the faces would be re-split "
                                   f"into training; split names: {split_names_text()}")
-        tally.note(f"{listed} hold class folders but name no split: notebook 03 draws the "
-                   f"split for their images; split names: {split_names_text()}")
+        tally.note(f"{listed} {verb} class folders but {name} no split's: notebook 03 draws "
+                   f"the split for {'its' if it == 'it' else 'their'} images; split names: "
+                   f"{split_names_text()}")
 
 
 def note_read_by_content(tally: Tally, members: list[str]) -> None:
