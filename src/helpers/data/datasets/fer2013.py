@@ -13,7 +13,7 @@ or tabs, as the header line shows). Usage maps to splits by
 test, the three-way protocol the challenge was built on) or "coursework" (PublicTest and
 PrivateTest both -> test, as the Kaggle image-folder release and the coursework treat them;
 03 then carves val from train), or your own mapping; Usage values named like split folders
-(train, val, validation, test, any case) map as they say. Faces are written once as PNGs into
+(train, val, validation, test, holdout..., any case: folders.SPLIT_NAMES) map as they say. Faces are written once as PNGs into
 `data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
 The CSV may sit inside a zip (e.g. Kaggle's download); it is read in place, with a per-member
 size limit raised to 2 GiB (`limits=` to change). A folder holding it (at most two folders
