@@ -457,6 +457,31 @@ def test_annotate_draws_on_a_copy(model):
     np.testing.assert_array_equal(drawn[-40:, -40:], scene[-40:, -40:])  # far from the face
 
 
+def test_annotated_files_never_overwrite_one_another_and_each_row_names_its_own(tmp_path):
+    """Inputs whose stems meet (a-2.jpg, a.jpg, a.png; A.bmp, which a case-blind disk takes
+    for a.jpg; IMG_0001.jpg in two folders; clip.mp4 beside clip.avi and clip-2.avi) each get
+    their own annotated file, and each row's `annotated` names the file its face is in."""
+    folder, out = tmp_path / "in", tmp_path / "out" / "annotated"
+    sides = {"a-2.jpg": 500, "a.jpg": 510, "a.png": 520, "A.bmp": 530}
+    sides |= {"2023/IMG_0001.jpg": 540, "2024/IMG_0001.jpg": 550}
+    for name, side in sides.items():
+        _save(folder / name, np.full((side, side, 3), 90, np.uint8))
+    for name in ("clip-2.avi", "clip.avi", "clip.mp4"):
+        _video(folder / name, 3)
+    table = predict_images(Stub(), folder, detect=False, progress=False, annotate_dir=out)
+    assert len(list(out.iterdir())) == table["file"].nunique() == 9
+    assert list(table.columns)[-1] == "annotated"
+    named = table.groupby("file")["annotated"].agg(set)
+    assert all(len(files) == 1 for files in named)
+    assert len({next(iter(f)) for f in named}) == 9
+    for name, side in sides.items():
+        (shown,) = named[str(folder / name)]
+        assert shown.startswith("annotated/")
+        assert Image.open(out.parent / shown).size == (side, side)
+    assert named[str(folder / "clip.mp4")] == {"annotated/clip-3.avi"}
+    assert "annotated" not in predict_images(Stub(), folder, detect=False, progress=False)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -1025,6 +1050,23 @@ def test_an_out_folder_inside_an_input_folder_is_not_read_back(model_path, tmp_p
         assert pd.read_csv(out / "predictions.csv")["file"].tolist() == [str(folder / "a.png")]
     table = predict_images(Stub(), folder, detect=False, progress=False, exclude=[out])
     assert table["file"].tolist() == [str(folder / "a.png")]
+
+
+def test_an_out_folder_that_is_or_holds_an_input_folder_leaves_out_only_its_own_files(
+    model_path, tmp_path, capsys
+):
+    """--out beside the photos (the input folder itself) or above them (its parent): the
+    photos are read, the predictor's own files and folders from an earlier run are not."""
+    for above in (0, 1):
+        photos = tmp_path / f"par{above}" / "photos"
+        _save(photos / "a.png", np.zeros((30, 30, 3), np.uint8))
+        out = photos.parent if above else photos
+        args = ["--model", str(model_path), str(photos), "--no-detect", "--quiet"]
+        for again in ([], ["--overwrite"]):
+            assert main([*args, "--out", str(out), "--annotate", *again]) == 0
+            assert pd.read_csv(out / "predictions.csv")["file"].tolist() == [str(photos / "a.png")]
+            err = capsys.readouterr().err
+            assert "left out" not in err and "skipped" not in err
 
 
 def test_a_model_that_fails_to_load_leaves_no_out_folder_behind(tmp_path, capsys):

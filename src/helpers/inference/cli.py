@@ -121,6 +121,12 @@ def write_videos(table: pd.DataFrame, videos: pd.DataFrame, out: Path) -> list[P
     return [target, *write_timelines(table, out / TIMELINES)]
 
 
+def own_outputs(out: Path) -> list[Path]:
+    """What the predictor writes in an output folder, left out when an input folder holds it
+    (--out beside the photos, or above them): the rest of the folder is read as input."""
+    return [out / name for name in (*PREDICTION_FILES, VIDEO_SUMMARY, ANNOTATED, TIMELINES)]
+
+
 def _previous(out: Path) -> list[str]:
     """What an earlier run left in a folder: predictions in either format, video_summary.csv,
     annotated images and videos, timeline figures."""
@@ -581,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                 temperature=temperature,
                 annotate_dir=(out / ANNOTATED) if out and annotating else None,
                 explain=args.explain,
-                exclude=[out] if out else [],
+                exclude=own_outputs(out) if out else [],
                 smooth=args.smooth,
                 classes="all" if classes is None else classes,
             )
