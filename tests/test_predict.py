@@ -846,6 +846,30 @@ def test_links_to_nothing_are_listed_and_os_junk_is_passed_over(tmp_path, capsys
     assert list(table["status"]) == ["error"]
 
 
+def test_linked_sub_folders_are_searched_each_real_folder_once(tmp_path):
+    """A folder linked into an input folder (an external drive, a cloud folder) is searched; a
+    folder holding only such a link is not empty; a link back up is no loop, and a file
+    reached both directly and through a link is read once, by its real folder's name."""
+    elsewhere = tmp_path / "drive" / "2023"
+    _save(elsewhere / "IMG_0001.jpg", np.zeros((30, 30, 3), np.uint8))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "photos2023").symlink_to(elsewhere, target_is_directory=True)
+    table = predict_images(Stub(), alone, detect=False, progress=False)
+    assert table["file"].tolist() == [str(alone / "photos2023" / "IMG_0001.jpg")]
+    assert table["status"].tolist() == ["ok"]
+    mixed = tmp_path / "mixed"
+    _save(mixed / "real" / "a.png", np.zeros((30, 30, 3), np.uint8))
+    (mixed / "a_link").symlink_to(mixed / "real", target_is_directory=True)
+    (mixed / "real" / "up").symlink_to(mixed, target_is_directory=True)
+    (mixed / "drive").symlink_to(elsewhere, target_is_directory=True)
+    table = predict_images(Stub(), mixed, detect=False, progress=False)
+    assert table["file"].tolist() == [
+        str(mixed / "drive" / "IMG_0001.jpg"),
+        str(mixed / "real" / "a.png"),
+    ]
+
+
 def test_decoder_chatter_stays_off_the_terminal(tmp_path, capfd):
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8), (0, 0), 3)

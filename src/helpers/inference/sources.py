@@ -137,18 +137,41 @@ def _is_under(path: Path, folders: tuple[Path, ...]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
+def _walk(folder: Path, exclude: tuple[Path, ...]) -> Iterator[Path]:
+    """Every file (and link to nothing) under a folder, through linked sub-folders too (an
+    external drive or a cloud folder linked into a photo folder), each real folder once, so a
+    link to a folder above it is no loop; OS junk and excluded paths passed over."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        here = Path(root)
+        for name in files:
+            p = here / name
+            if not is_junk(p.relative_to(folder).parts) and not _is_under(p.resolve(), exclude):
+                yield p
+        kept = [
+            d
+            for d in dirs
+            if not is_junk((here / d).relative_to(folder).parts)
+            and not _is_under((here / d).resolve(), exclude)
+        ]
+        dirs[:] = sorted(kept, key=lambda d: ((here / d).is_symlink(), d))  # real ones first
+
+
 def _folder_files(
     folder: Path, exclude: tuple[Path, ...]
 ) -> tuple[list[tuple[Path, str]], list[Path]]:
     """A folder's inputs (sorted) with their kind, and the files that hold no image or video, the
-    excluded folders left out: the predictor's own output folder inside an input folder is not
+    excluded files and folders left out: the predictor's own outputs in an input folder are not
     read back as input. OS junk (`._name`, .DS_Store, hidden folders) is passed over as the
     dataset readers pass it over; a link to nothing is an input, so its row says so."""
     media: list[tuple[Path, str]] = []
     other: list[Path] = []
-    for p in sorted(folder.rglob("*")):
-        if is_junk(p.relative_to(folder).parts) or _is_under(p.resolve(), exclude):
-            continue
+    for p in sorted(_walk(folder, exclude)):
         if p.is_symlink() and not p.exists():
             media.append((p, BROKEN_LINK))
         elif p.is_file():
@@ -170,8 +193,9 @@ def expand_inputs(
     image, or a batch along the first axis), in order.
 
     A file named twice (or reached twice through folders and links) is read once, where it
-    first appears. Folders under `exclude` are not searched; a folder's files that are neither
-    an image nor a video are appended to `left_out` when it is given."""
+    first appears; linked sub-folders are searched too, each real folder once. Files and
+    folders under `exclude` are left out; a folder's files that are neither an image nor a
+    video are appended to `left_out` when it is given."""
     if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
         inputs = list(inputs)
     elif isinstance(inputs, (str, os.PathLike, np.ndarray)):
