@@ -627,6 +627,14 @@ def test_cli_tta_auto_predicts_with_the_mode_the_evaluation_chose(model_path, tm
     (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"tta": "fivecrop"}))
     assert main(args) == 2
     assert "fivecrop" in capsys.readouterr().err
+    stale = {"tta": "tencrop", "trained": {"model_sha256": "0" * 64, "card_finished_at": None}}
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps(stale))  # an earlier training's
+    assert main([*args, "--out", str(tmp_path / "stale")]) == 0
+    err = capsys.readouterr().err
+    assert "test-time augmentation: none, the plain view (--tta auto reads notebook 05" in err
+    assert "tencrop" not in err
+    probs = pd.read_csv(tmp_path / "stale" / "predictions.csv").filter(like="p_")
+    assert not np.allclose(probs.iloc[0], probs.iloc[1], atol=1e-5)  # one view each
 
 
 def test_first_use_messages(model_path, tmp_path, capsys):

@@ -536,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         made = _missing_folders(Path(args.out), annotating) if args.out else []
         if args.out:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
-        tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
+        stale_tta = args.tta == AUTO and bool(stale_metrics(args.model))
+        tta = "none" if stale_tta else evaluated_tta(args.model) if args.tta == AUTO else args.tta
         temperature, temperature_source = (
             (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model, tta)
         )
@@ -555,7 +556,13 @@ def main(argv: list[str] | None = None) -> int:
     for note in (training_note(args.model), health_note(args.model), stale and f"note: {stale}"):
         if note:
             print(note, file=sys.stderr)
-    if args.tta == AUTO:
+    if stale_tta:
+        print(
+            "test-time augmentation: none, the plain view (--tta auto reads notebook 05's "
+            "choice from metrics that describe an earlier training of the model)",
+            file=sys.stderr,
+        )
+    elif args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
     calibration = calibration_lines(args, classes, classes_source, temperature, temperature_source)
     for line in [] if stale else calibration:
