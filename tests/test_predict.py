@@ -695,6 +695,27 @@ def test_first_use_messages(model_path, tmp_path, capsys):
     assert annotate(np.zeros((48, 48, 3), np.uint8), rows).shape == (480, 480, 3)
 
 
+def test_a_folder_of_face_crops_searched_for_faces_gets_one_line_not_one_per_image(
+    model_path, tmp_path, capsys, monkeypatch
+):
+    """48 px crops without --no-detect: the detector finds a zoomed part of some and nothing
+    in others; one line counts both and suggests --no-detect, a larger photo keeps its own."""
+    folder = tmp_path / "crops"
+    for i, level in enumerate((90, 90, 90, 200, 200)):
+        _save(folder / f"c{i}.png", np.full((48, 48, 3), level, np.uint8))
+    _save(folder / "photo.png", np.full((400, 600, 3), 90, np.uint8))
+    monkeypatch.setattr(Detector, "__call__", lambda self, im: [(3, 1, 41, 41)] * int(im.mean() > 150))
+    code, err = _cli_err(capsys, ["--model", str(model_path), str(folder), "--quiet"])
+    assert code == 0
+    lines = [line for line in err.splitlines() if "no-detect" in line]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"5 image(s) of at most 160 px look like face crops ({folder / 'c0.png'} 48x48, "
+    )
+    assert "3 with no face found, 2 with a face found inside them; if they are" in lines[0]
+    assert f"no face found: {folder / 'photo.png'}" in err
+    assert "c0.png (48x48" not in err
+
+
 def test_no_detect_on_a_whole_photo_says_so(model_path, tmp_path, capsys):
     """--no-detect reads each image as one face: a photo far from square gets a line saying
     so; square crops do not."""

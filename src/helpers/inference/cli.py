@@ -407,14 +407,57 @@ def health_note(model_path: str | os.PathLike) -> str | None:
     )
 
 
+def _size(name: str) -> tuple[int, int] | None:
+    """An image file's width and height from its header; None where it cannot be opened."""
+    try:
+        with Image.open(name) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
+
+
+def crop_sized(table: pd.DataFrame) -> tuple[dict[str, tuple[int, int]], int]:
+    """The still images the detector searched that look like face crops already (no side over
+    CROP_SIDE; where a face was found in one, near square), with their sizes, and how many of
+    them had a face found inside: on a folder of FER-style crops the detector finds a zoomed
+    part of some and nothing in the others, where --no-detect reads each one whole."""
+    stills = table[table["frame"].isna() & (table["status"] != "error")]
+    found: dict[str, tuple[int, int]] = {}
+    inside = 0
+    for name, rows in stills.groupby("file", sort=False):
+        with_face = bool((rows["status"] == "ok").any())
+        if with_face and (rows["box_w"].max() > CROP_SIDE or rows["box_h"].max() > CROP_SIDE):
+            continue  # a face larger than a crop: the image is larger still
+        size = _size(str(name))
+        if size is None or max(size) > CROP_SIDE:
+            continue
+        if with_face and max(size) > 1.3 * min(size):
+            continue
+        found[str(name)] = size
+        inside += with_face
+    return found, inside
+
+
+def crop_sized_line(sizes: dict[str, tuple[int, int]], inside: int) -> str | None:
+    """One line for every crop-sized image of a run (crop_sized), not one per image."""
+    if not sizes:
+        return None
+    shown = ", ".join(f"{name} {w}x{h}" for name, (w, h) in list(sizes.items())[:2])
+    more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
+    return (
+        f"{len(sizes)} image(s) of at most {CROP_SIDE} px look like face crops ({shown}{more}): "
+        f"{len(sizes) - inside} with no face found, {inside} with a face found inside them; "
+        "if they are already face crops, pass --no-detect to read each one whole as one face"
+    )
+
+
 def no_face_hint(name: str, min_face_share: float = 0.0) -> str:
     """'no face found' for one input, with --no-detect suggested when it is crop-sized, and
     --min-face-share 0 when faces smaller than its share were not looked for (a group photo)."""
-    try:
-        with Image.open(name) as image:
-            width, height = image.size
-    except (OSError, ValueError):
+    size = _size(name)
+    if size is None:
         return f"no face found: {name}"
+    width, height = size
     if max(width, height) <= CROP_SIDE:
         return (
             f"no face found: {name} ({width}x{height}: if it is already a face crop, "
@@ -598,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
                 smooth=args.smooth,
                 classes="all" if classes is None else classes,
             )
-        _report(table, detector.min_face_share if args.detect else 0.0)
+        _report(table, detector.min_face_share if args.detect else 0.0, args.detect)
         uncropped = None if args.detect else uncropped_line(table)
         if uncropped:
             print(uncropped, file=sys.stderr)
@@ -676,8 +719,9 @@ def uncropped_line(table: pd.DataFrame) -> str | None:
     )
 
 
-def _report(table: pd.DataFrame, min_face_share: float = 0.0) -> None:
-    """The terminal's lines about inputs: what was skipped, left out or had no face."""
+def _report(table: pd.DataFrame, min_face_share: float = 0.0, detect: bool = True) -> None:
+    """The terminal's lines about inputs: what was skipped, left out or had no face; images
+    that look like face crops in one line, not one each."""
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
     for note in note_lines(table):
@@ -685,9 +729,13 @@ def _report(table: pd.DataFrame, min_face_share: float = 0.0) -> None:
     line = left_out_line(table.attrs.get("left_out", []))
     if line:
         print(line, file=sys.stderr)
+    crops, inside = crop_sized(table) if detect else ({}, 0)
     for name in table.loc[table["status"] == "no_face", "file"].unique():
-        if not (table.loc[table["file"] == name, "status"] == "ok").any():
+        if name not in crops and not (table.loc[table["file"] == name, "status"] == "ok").any():
             print(no_face_hint(name, min_face_share), file=sys.stderr)
+    line = crop_sized_line(crops, inside)
+    if line:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":
