@@ -704,7 +704,9 @@ def test_a_folder_of_face_crops_searched_for_faces_gets_one_line_not_one_per_ima
     for i, level in enumerate((90, 90, 90, 200, 200)):
         _save(folder / f"c{i}.png", np.full((48, 48, 3), level, np.uint8))
     _save(folder / "photo.png", np.full((400, 600, 3), 90, np.uint8))
-    monkeypatch.setattr(Detector, "__call__", lambda self, im: [(3, 1, 41, 41)] * int(im.mean() > 150))
+    monkeypatch.setattr(
+        Detector, "__call__", lambda self, im: [(3, 1, 41, 41)] * int(im.mean() > 150)
+    )
     code, err = _cli_err(capsys, ["--model", str(model_path), str(folder), "--quiet"])
     assert code == 0
     lines = [line for line in err.splitlines() if "no-detect" in line]
@@ -873,6 +875,44 @@ def test_links_to_nothing_are_listed_and_os_junk_is_passed_over(tmp_path, capsys
             .endswith(f"broken symbolic link (to {folder}/deleted.jpg, not found)")
         )
     assert list(table["status"]) == ["error"]
+
+
+def test_a_zip_of_photos_is_read_photo_by_photo_once_its_checks_pass(model_path, tmp_path, capsys):
+    """A .zip named as an input: its photos are read in place (zip:// rows), its other files
+    counted as left out, a video in it named with what to do; an archive that fails the
+    checks the dataset readers make, or holds no photo, is one row saying so."""
+    import zipfile
+
+    from helpers.core.images import make_uri
+
+    photo = _save(tmp_path / "p.png", np.full((40, 40, 3), 90, np.uint8)).read_bytes()
+    clip = _video(tmp_path / "clip.avi", 2).read_bytes()
+    faces, evil, docs = tmp_path / "faces.zip", tmp_path / "evil.zip", tmp_path / "docs.ZIP"
+    for archive, members in (
+        (faces, {"happy/a.png": photo, "b.jpg": photo, "notes.txt": b"x", "clip.avi": clip}),
+        (evil, {"../escape.png": photo}),
+        (docs, {"notes.txt": b"x"}),
+    ):
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+            if archive == faces:
+                zf.writestr("__MACOSX/._b.jpg", b"\x00\x05\x16\x07")
+    table = predict_images(Stub(), [faces, evil, docs], detect=False, progress=False)
+    ok = table[table["status"] == "ok"]
+    assert ok["file"].tolist() == [make_uri(faces, "b.jpg"), make_uri(faces, "happy/a.png")]
+    errors = dict(zip(table.loc[table["status"] == "error", "file"], table["error"].dropna()))
+    assert errors[make_uri(faces, "clip.avi")].endswith(
+        "cannot be decoded from it: extract it first"
+    )
+    assert "'..' component in member name" in errors[str(evil)]
+    assert errors[str(docs)].startswith(f"{docs}: zip archive holds no image or video files")
+    assert table.attrs["left_out"] == [make_uri(z, "notes.txt") for z in (faces, docs)]
+    out = tmp_path / "out"
+    argv = ["--model", str(model_path), str(faces), "--no-detect", "--quiet", "--out", str(out)]
+    code, err = _cli_err(capsys, [*argv, "--annotate"])
+    assert code == 0 and "left out 1 file(s)" in err
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == ["a.jpg", "b.jpg"]
 
 
 def test_linked_sub_folders_are_searched_each_real_folder_once(tmp_path):

@@ -240,7 +240,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
     )
     p.add_argument("--model", required=True, help="trained .keras file, or an exported .tflite")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video files")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image, folder or video files, or a .zip of photos (zip://ARCHIVE!MEMBER: one)",
+    )
     p.add_argument(
         "--out",
         help="folder for predictions.csv/.json (and annotated/; for videos video_summary.csv "
@@ -510,9 +515,10 @@ def left_out_line(left_out: list[str]) -> str | None:
         if any(s in HEIC_EXTENSIONS for s in counts)
         else ""
     )
+    archive = " (a .zip is read when named as an input itself)" if ".zip" in counts else ""
     return (
         f"left out {len(left_out)} file(s) in the input folders that are neither an image nor "
-        f"a video: {kinds}{heic}"
+        f"a video: {kinds}{heic}{archive}"
     )
 
 

@@ -29,6 +29,7 @@ from PIL import Image
 from helpers.core import trained
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, MIN_FACE_SHARE, Detector, crop_face
+from helpers.core.images import ZIP_SCHEME
 from helpers.core.jsonio import read_json
 from helpers.core.labels import expression_color
 from helpers.core.landmarks import from_model_output
@@ -474,7 +475,7 @@ def predict_images(
     annotated = None if out_dir is None else _Annotated(out_dir, explainer is not None)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    left_out: list[Path] = []
+    left_out: list[str | Path] = []
     skip = [*exclude, *([out_dir] if out_dir is not None else [])]
     sources = expand_inputs(inputs, exclude=skip, left_out=left_out)
     rows: list[dict[str, Any]] = []
@@ -675,7 +676,9 @@ def annotate(image: np.ndarray, rows: Any, enlarge: bool = True) -> np.ndarray:
 
 
 def _stem(name: str) -> str:
-    """An input's name as an output file's stem."""
+    """An input's name as an output file's stem (a zip member's own name, not the archive's)."""
+    if name.startswith(ZIP_SCHEME):
+        name = name.rpartition("!")[2]
     return Path(name).stem.strip("<>").replace(" ", "_") or "image"
 
 
@@ -685,10 +688,10 @@ ANNOTATED_VIDEO_FPS = 5.0  # a video without a stated frame rate is played back 
 def _save_annotated_video(
     source: Source, table: pd.DataFrame, every: int, annotated: _Annotated
 ) -> Path | None:
-    """<stem>.avi in the annotated folder (Motion-JPEG): the video's sampled frames at their own pace, each
-    face's box, track number, expression and landmarks drawn. The frames are decoded a second
-    time, so no frame is held in memory while the faces are tracked; None when the video could
-    not be read again."""
+    """<stem>.avi in the annotated folder (Motion-JPEG): the video's sampled frames at their
+    own pace, each face's box, track number, expression and landmarks drawn. The frames are
+    decoded a second time, so no frame is held in memory while the faces are tracked; None
+    when the video could not be read again."""
     rows = table[table["file"] == printable(source.name)]
     by_frame = {int(f): group for f, group in rows[rows["status"] == "ok"].groupby("frame")}
     path = annotated.folder / f"{annotated.stem(source.name, video=True)}.avi"
