@@ -901,7 +901,8 @@ def test_a_zip_of_photos_is_read_photo_by_photo_once_its_checks_pass(model_path,
     table = predict_images(Stub(), [faces, evil, docs], detect=False, progress=False)
     ok = table[table["status"] == "ok"]
     assert ok["file"].tolist() == [make_uri(faces, "b.jpg"), make_uri(faces, "happy/a.png")]
-    errors = dict(zip(table.loc[table["status"] == "error", "file"], table["error"].dropna()))
+    bad = table[table["status"] == "error"]
+    errors = dict(zip(bad["file"], bad["error"], strict=True))
     assert errors[make_uri(faces, "clip.avi")].endswith(
         "cannot be decoded from it: extract it first"
     )

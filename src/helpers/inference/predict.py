@@ -413,9 +413,13 @@ def predict_images(
     A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
     `track`, the same number for one face from frame to frame (helpers.inference.video).
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
+    annotate_dir: write each photo with faces, and each video, annotated there, one file per
+    input (a name an earlier input took gets -2, -3...); the `annotated` column names each
+    row's file from annotate_dir's parent (annotated/a.jpg).
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
-    heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
-    exclude: folders not searched when an input folder holds them (annotate_dir always is);
+    heatmaps (the predicted expression), `<name>_gradcam.jpg`, named in a `gradcam` column;
+    Keras models only.
+    exclude: files and folders left out when an input folder holds them (annotate_dir always is);
     the files a folder holds that are neither an image nor a video (by their first bytes, or
     their extension) are listed in df.attrs["left_out"]; OS junk (`._name`, .DS_Store) is not.
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
