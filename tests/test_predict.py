@@ -914,6 +914,8 @@ def test_a_zip_of_photos_is_read_photo_by_photo_once_its_checks_pass(model_path,
     code, err = _cli_err(capsys, [*argv, "--annotate"])
     assert code == 0 and "left out 1 file(s)" in err
     assert sorted(p.name for p in (out / "annotated").iterdir()) == ["a.jpg", "b.jpg"]
+    code, err = _cli_err(capsys, ["--model", str(model_path), str(faces), "--quiet"])
+    assert code == 0 and "2 image(s) of at most 160 px look like face crops" in err
 
 
 def test_linked_sub_folders_are_searched_each_real_folder_once(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MIN_FACE_SHARE, Detector, setting_problem
 from helpers.core.helptext import HelpFormatter
+from helpers.core.images import ZIP_SCHEME, read_image_bytes
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import recorded_data
@@ -413,11 +415,13 @@ def health_note(model_path: str | os.PathLike) -> str | None:
 
 
 def _size(name: str) -> tuple[int, int] | None:
-    """An image file's width and height from its header; None where it cannot be opened."""
+    """An image file's (or zip member's) width and height from its header; None where it
+    cannot be opened."""
     try:
-        with Image.open(name) as image:
+        source = io.BytesIO(read_image_bytes(name)) if name.startswith(ZIP_SCHEME) else name
+        with Image.open(source) as image:
             return image.size
-    except (OSError, ValueError):
+    except (OSError, ValueError, DataError):
         return None
 
 
