@@ -118,3 +118,27 @@ def listing(root: Path, skip: Iterable[Path] = ()) -> dict[str, tuple[int, int]]
         st = p.lstat()
         out[p.relative_to(root).as_posix()] = (0, 0) if p.is_dir() else (st.st_size, st.st_mtime_ns)
     return out
+
+
+# ---- notebooks cell by cell -------------------------------------------------------------
+
+
+def run_cells(notebook: str, cells: Iterable[int], **parameters: object) -> dict[str, object]:
+    """Run a notebook's parameters cell, the `parameters` given over it (as a person edits it),
+    then its code cells `cells` in order, in one namespace, in notebooks/ (the kernel's folder),
+    as a kernel runs them cell by cell; the namespace comes back."""
+    import contextlib
+
+    import nbformat
+
+    from helpers.core import paths
+
+    nb = nbformat.read(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb", as_version=4)
+    namespace: dict[str, object] = {}
+    with contextlib.chdir(paths.NOTEBOOKS_DIR):
+        exec(nb.cells[1].source, namespace)
+        namespace.update(parameters)
+        for index in cells:
+            assert nb.cells[index].cell_type == "code", (notebook, index)
+            exec(nb.cells[index].source, namespace)
+    return namespace

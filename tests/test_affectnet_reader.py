@@ -361,6 +361,9 @@ def test_unknown_source_lists_formats(tmp_path):
         detect_source(other)
     folder = tmp_path / "folder"
     folder.mkdir()
+    with pytest.raises(DataError, match="an empty folder"):
+        detect_source(folder)
+    (folder / "notes.txt").write_text("hello")
     with pytest.raises(DataError, match="Supported formats"):
         detect_source(folder)
     with pytest.raises(DataError, match="not found"):

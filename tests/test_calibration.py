@@ -87,6 +87,20 @@ def test_the_block_is_fitted_on_validation_and_reports_the_test_split() -> None:
     assert calibration_block(val_proba[:0], val_truth[:0], test_proba, test_truth) is None
 
 
+def test_a_temperature_stopped_at_the_end_of_its_range_is_flagged() -> None:
+    """A model no better than a uniform guess drives the fit to the top of its range: the
+    block says the search stopped there rather than found an optimum."""
+    val_proba, val_truth = _overconfident(3000, 2.0, seed=2)
+    block = calibration_block(val_proba, val_truth, val_proba, val_truth)
+    assert block["at_bound"] is None and block["range"] == [0.05, 20.0]
+    rng = np.random.default_rng(0)
+    guess = np.full((500, 8), 1 / 8) + rng.normal(0, 1e-3, (500, 8))
+    wrong = (guess.argmax(axis=1) + 1 + rng.integers(0, 7, 500)) % 8  # never its top class
+    block = calibration_block(guess, wrong, guess, wrong)
+    assert block["temperature"] == pytest.approx(20.0, rel=0.01)
+    assert block["at_bound"] == "upper"
+
+
 def _predictions(proba: np.ndarray, truth: np.ndarray) -> pd.DataFrame:
     """A predictions table as notebook 05 saves it."""
     return pd.DataFrame(
@@ -359,6 +373,19 @@ def test_the_report_table_shows_the_temperature_and_the_ece_after_it() -> None:
     row = flatten_metrics({"model": "m", "n": 10, "calibration": block})
     assert row["calibration_temperature"] == 1.6 and row["calibrated_expression_ece"] == 0.02
     assert "calibration_temperature" not in flatten_metrics({"model": "m", "calibration": None})
+
+
+def test_the_report_table_says_a_temperature_stopped_at_its_range() -> None:
+    from helpers.evaluation.comparison import flatten_metrics
+    from helpers.reporting.report_text import row_label
+
+    stopped = {"temperature": 19.9999, "test_ece": [0.11, 0.06], "at_bound": "upper"}
+    assert (
+        flatten_metrics({"model": "m", "calibration": stopped})["calibration_at_bound"] == "upper"
+    )
+    inside = {**stopped, "temperature": 1.6, "at_bound": None}
+    assert flatten_metrics({"model": "m", "calibration": inside})["calibration_at_bound"] == "no"
+    assert "search range" in row_label("calibration_at_bound")
 
 
 def test_metrics_of_an_earlier_training_are_not_applied_by_the_predictor(

@@ -187,6 +187,15 @@ def test_override_of_the_wrong_type_is_refused():
         config.resolve("smoke", epochs="three")
 
 
+def test_notebook_04_refuses_an_image_size_its_backbone_cannot_take_before_the_fit():
+    with pytest.raises(ConfigError) as caught:
+        config.train_config("smoke", "vgg16", image_size=16)  # notebook 04's settings cell
+    assert str(caught.value) == (
+        "TrainConfig.image_size must be an integer >= 32 for vgg16 (got 16)"
+    )
+    assert config.train_config("smoke", "custom_cnn", image_size=16).image_size == 16
+
+
 def test_model_names_are_checked_before_any_work():
     assert config.parse_models("custom_cnn, vgg16") == ["custom_cnn", "vgg16"]
     assert config.parse_models("custom_cnn,custom_cnn,vgg16") == ["custom_cnn", "vgg16"]
@@ -263,3 +272,19 @@ def test_the_robust_fer_profile_is_the_fer_hour_with_noise_and_blur() -> None:
         for n in ("fer2013-cpu", "fer2013-cpu-robust")
     ]
     assert trained[0] == trained[1]  # the same network, budget and schedule
+
+
+def test_the_smoke_profile_exports_the_custom_cnn_and_mobilenetv2_only(monkeypatch):
+    """A rule, not a list of the large backbones: an opt-in entry, or one added to the
+    registry, is not exported by the smoke profile (a DenseNet121 export takes minutes)."""
+    from dataclasses import replace
+
+    from helpers.models import registry
+
+    exported = {m for m in registry.list_models() if config.resolve("smoke", m)["export_tflite"]}
+    assert exported == {"custom_cnn", "mobilenetv2"}
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # undone after the test
+    registry.register(replace(registry.get("resnet50"), name="densenet121"))
+    assert config.resolve("smoke", "densenet121")["export_tflite"] is False
+    assert config.resolve("smoke", "densenet121", export_tflite=True)["export_tflite"] is True
+    assert config.resolve("cpu", "densenet121")["export_tflite"] is True

@@ -193,3 +193,31 @@ def test_a_stored_uint8_photo_is_corrupted_rounded_and_each_row_gets_its_own_noi
         np.testing.assert_array_equal(out, np.rint(exact).astype(np.uint8))
     rows = [corruptions.corrupt(photo, "noise", 1, seed=row) for row in range(3)]
     assert not np.array_equal(rows[0], rows[1]) and not np.array_equal(rows[1], rows[2])
+
+
+def test_a_head_constant_but_for_rounding_keeps_no_share_of_its_clean_score(
+    faces: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-1, 1, len(faces))
+
+    def predicted(model, sample, *, transform=None, **_) -> pd.DataFrame:
+        """A valence head stuck at 0.2 (rounding noise on top), an arousal head that reads."""
+        noise = rng.normal(0, 1e-9, len(sample))
+        arousal = truth[: len(sample)] + (
+            0 if transform is None else rng.normal(0, 0.5, len(sample))
+        )
+        return pd.DataFrame(
+            {
+                "valence": truth[: len(sample)],
+                "valence_pred": 0.2 + noise,
+                "arousal": truth[: len(sample)],
+                "arousal_pred": arousal,
+            }
+        )
+
+    monkeypatch.setattr(corruptions, "predict_table", predicted)
+    block = corruptions.corruption_scores(None, faces, n=16, progress=False)
+    assert block["retained"]["valence"]["ccc"] is None  # a share of rounding
+    assert abs(block["mean"]["valence"]["ccc"]) < 1e-6  # the mean itself stays, near 0
+    assert 0 < block["retained"]["arousal"]["ccc"] < 1

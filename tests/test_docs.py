@@ -290,3 +290,16 @@ def test_run_tests_help_is_its_own_usage_and_sets_nothing_up(tmp_path):
         assert "checks (" in said and "one line when they pass" in said
         assert "silent unless one fails" not in said
     assert not (tmp_path / "venv").exists()
+
+
+def test_the_readme_names_the_metrics_that_have_a_bootstrap_interval():
+    """Only bootstrap.CI_KEYS get an interval: the README names them, never "every metric"."""
+    from helpers.evaluation.bootstrap import CI_KEYS
+
+    text = " ".join((paths.REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "every metric with bootstrap" not in text and "with 95% bootstrap CIs" not in text
+    names = {"f1_macro": "macro-F1", "kappa": "Cohen's kappa"}
+    listed = "accuracy, macro-F1, Cohen's kappa, CCC, RMSE and NME each with its 95% bootstrap CI"
+    assert listed in text
+    for key in (k for keys in CI_KEYS.values() for k in keys):
+        assert names.get(key, key.upper() if key != "accuracy" else key) in listed, key

@@ -91,3 +91,13 @@ def test_notebook_04_says_what_the_learning_curves_of_one_epoch_look_like():
     cells = nbformat.read(ROOT / "notebooks" / "04_train.ipynb", as_version=4).cells
     prose = next(c.source for c in cells if c.source.startswith("## Learning curves"))
     assert "one epoch" in prose and "bars" in prose
+
+
+def test_the_readmes_face_box_csv_row_names_every_column_the_reader_reads():
+    """Every column the face-box CSV reader takes (its optional split and confidence too) is
+    named in README's row for it, so a user learns a split column keeps their test split."""
+    from helpers.data.datasets import csv_boxes
+
+    row = _after(_text("README.md"), "| face-box CSV |", "|")
+    for column in csv_boxes.DEFAULT_COLUMNS:
+        assert re.search(rf"\b{column}\b", row), f"README's face-box CSV row lacks {column!r}"

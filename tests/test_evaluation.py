@@ -975,3 +975,49 @@ def test_each_long_step_of_the_evaluation_says_what_it_does_and_how_big():
     assert corruption_line(2000, 22) == (
         "corruptions: scoring 2,000 test faces in 22 passes (clean, then corrupted) ..."
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"n_boot": "200"}, "n_boot must be an integer >= 0 (got '200')"),
+        ({"batch_size": "64"}, "batch_size must be an integer >= 1 (got '64')"),
+        ({"tta": "flipp"}, "tta must be one of none, flip, tencrop, auto, got 'flipp'"),
+        ({"seed": -1}, "seed must be an integer >= 0 (got -1)"),
+        ({"corruption_n": 2.5}, "corruption_n must be an integer >= 0 (got 2.5)"),
+        ({"compare_tta": "yes"}, "compare_tta must be True or False (got 'yes')"),
+        ({"model": "custom_cn"}, "(got 'custom_cn'); did you mean custom_cnn?"),
+        ({"test_data": ["../data/no_such.zip"]}, "no_such.zip: not found in "),
+        ({"recorded": "no_such.json"}, "(the parameter recorded)"),
+    ],
+)
+def test_notebook_05_checks_its_parameters_before_any_work(given, said, tmp_path):
+    """As a person edits the parameters cell: a wrong value stops the settings cell with one
+    line naming the parameter, before the model is even looked for."""
+    from builders import run_cells
+    from helpers.core.errors import ConfigError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "settings.json").write_text(json.dumps({"profile": "smoke"}))
+    with pytest.raises((ConfigError, DataError)) as caught:
+        run_cells("05_evaluate", [2], run_dir=str(run), **given)
+    assert said in str(caught.value)
+    with pytest.raises(DataError, match="model file not found"):  # the parameters as committed
+        run_cells("05_evaluate", [2], run_dir=str(run))
+
+
+def test_run_all_checks_notebook_05s_set_values_as_the_notebook_does():
+    from helpers.core.errors import ConfigError
+    from helpers.run import values
+
+    for given, says in (
+        ({"n_boot": "200"}, "n_boot must be an integer >= 0"),
+        ({"tta": "flipp"}, "tta must be one of"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            values.check_values("smoke", "05_evaluate", "custom_cnn", given)
+    with pytest.raises(DataError, match="not found"):
+        values.check_values("smoke", "05_evaluate", "custom_cnn", {"test_data": "none.zip"})
+    values.check_values("smoke", "05_evaluate", "custom_cnn", {"test_data": "05_evaluate.ipynb"})

@@ -532,7 +532,9 @@ def test_predict_explain_writes_a_heatmap_beside_each_annotated_face(faces, tmp_
     plain = np.asarray(Image.open(out / "annotated" / "a.jpg"), dtype=np.int16)
     heat = np.asarray(Image.open(out / "annotated" / "a_gradcam.jpg"), dtype=np.int16)
     assert plain.shape == heat.shape and np.abs(plain - heat).mean() > 5
-    assert len(pd.read_csv(out / "predictions.csv")) == 2
+    table = pd.read_csv(out / "predictions.csv")
+    assert table["annotated"].tolist() == ["annotated/a.jpg", "annotated/b.jpg"]
+    assert table["gradcam"].tolist() == ["annotated/a_gradcam.jpg", "annotated/b_gradcam.jpg"]
 
 
 @pytest.mark.parametrize("how", ["tflite file", "tflite backend"])

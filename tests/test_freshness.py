@@ -287,3 +287,18 @@ def test_the_same_weights_saved_twice_differ_in_the_files_digest_not_the_weights
     assert first["model_sha256"] != second["model_sha256"]
     assert first["weights_sha256"] == second["weights_sha256"]
     assert first["weights_sha256"] == weights_sha256(model.get_weights())
+
+
+def test_evaluating_a_model_in_its_first_training_says_to_let_it_end_not_to_train_it(
+    tmp_path: Path,
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.checkpoints_dir("vggnet").mkdir(parents=True)
+    (run.checkpoints_dir("vggnet") / "progress.json").write_text("{}")  # notebook 04 at work
+    with pytest.raises(DataError) as caught:
+        scoring.trained_model(run, "vggnet")
+    assert str(caught.value) == (
+        f"{run.model_path('vggnet')}: vggnet is still training or stopped before its model file "
+        "was written: run notebook 04 (model = 'vggnet') to its end (or ./run_all.sh --resume) "
+        "first"
+    )

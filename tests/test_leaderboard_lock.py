@@ -56,3 +56,17 @@ def test_a_writer_that_waited_on_a_removed_lock_file_still_excludes_the_next(
         leave.set()
         writer.join(60)
     assert not lock.exists()
+
+
+def test_the_board_gets_the_mode_of_every_other_output_under_the_umask(tmp_path: Path) -> None:
+    """A board kept across runs is read by others (a group, a web server) as results.csv is:
+    0644 under umask 022, not the 0600 a private temporary file has."""
+    board = tmp_path / "leaderboard.csv"
+    before = os.umask(0o022)
+    try:
+        append_leaderboard(tmp_path / "run", pd.DataFrame({"model": ["a"]}), "smoke", "abc", board)
+        beside = tmp_path / "results.csv"
+        pd.DataFrame({"model": ["a"]}).to_csv(beside, index=False)
+    finally:
+        os.umask(before)
+    assert oct(board.stat().st_mode & 0o777) == oct(beside.stat().st_mode & 0o777) == "0o644"

@@ -12,7 +12,7 @@ import pytest
 
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_json
-from helpers.core.records import make_records, save_records
+from helpers.core.records import load_records, make_records, save_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.augment import AugmentConfig, AugmentSettings
 from helpers.data.datasets import READERS
@@ -473,8 +473,8 @@ def test_duplicates_across_the_datas_own_splits_are_stated_and_listed_to_check(
     assert "no duplicate pair crosses two splits" in methods(run).text
     pd.DataFrame(
         {
-            "id_a": ["a", "b", "c"],
-            "id_b": ["d", "e", "f"],
+            "id_a": ["train/5", "test/1", "train/7"],
+            "id_b": ["test/0", "train/6", "train/0"],
             "distance": [0, 0, 3],
             "kind": ["exact", "exact", "near"],
             "split_a": ["train", "test", "train"],
@@ -488,6 +488,70 @@ def test_duplicates_across_the_datas_own_splits_are_stated_and_listed_to_check(
     )
     assert "no face or a copy" not in section.text
     assert any("eda/leakage.csv" in check for check in section.checks)
+
+
+def _left_out_before_the_split(tmp_path: Path) -> RunFolder:
+    """A FER-2013 run whose notebook 03 left out three training faces with an exact copy
+    labelled otherwise (02 lists them) and one undecodable, keeping two such copies in the
+    data's own test split; 02's leakage table lists pairs with faces 03 left out."""
+    run = _run(tmp_path)
+    splits = pd.read_parquet(run.splits)
+    gone = ["train/10", "train/11", "train/12", "train/13"]
+    save_records(make_records(splits[~splits["id"].isin(gone)].to_dict("records")), run.splits)
+    run.eda_dir.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "id": ["train/10", "train/11", "train/12", "test/3", "test/4"],
+            "expression": ["Anger", "Happy", "Sad", "Fear", "Sad"],
+            "copy_of": ["train/10", "train/10", "train/12", "test/3", "test/3"],
+        }
+    ).to_csv(run.eda_dir / "label_conflicts.csv", index=False)
+    pd.DataFrame(
+        {
+            "id_a": ["train/10", "train/5", "train/13"],
+            "id_b": ["test/0", "test/1", "test/2"],
+            "distance": [0, 0, 2],
+            "kind": ["exact", "exact", "near"],
+            "split_a": ["train", "train", "train"],
+            "split_b": ["test", "test", "test"],
+        }
+    ).to_csv(run.eda_dir / "leakage.csv", index=False)
+    return run
+
+
+def test_faces_left_out_before_the_split_are_counted(tmp_path: Path) -> None:
+    """The data paragraph counts all records as notebooks 01 and 02 do, then says what the
+    splits lack and which conflicting copies the test split keeps."""
+    text = _spaced(methods(_left_out_before_the_split(tmp_path)).text)
+    assert "The data are 52 faces of FER-2013" in text  # as notebook 01 read them
+    assert (
+        "Before the split, 3 faces of the data's own training split were left out as exact "
+        "copies of another face labelled otherwise (neither label can be trusted over the "
+        "other), and 1 whose image would not decode, so the splits hold 48 faces." in text
+    )
+    assert (
+        "The 2 faces of the data's own test split that are exact copies of another face "
+        "labelled otherwise were kept, so the test split is scored as released" in text
+    )
+    assert "The data's own training split was kept, less the faces left out" in text
+
+
+def test_pairs_crossing_the_splits_count_only_faces_still_in_them(tmp_path: Path) -> None:
+    section = methods(_left_out_before_the_split(tmp_path))
+    text = _spaced(section.text)
+    assert "1 pairs of duplicate or near-duplicate images cross the splits" in text
+    assert "(1 train-test)" in text and "3 pairs" not in text
+    assert any(check.startswith("1 pairs of duplicate") for check in section.checks)
+
+
+def test_a_budget_that_ended_inside_the_only_epoch_is_said(tmp_path: Path) -> None:
+    card = _card(epochs_run=1, training_time_s=684.0)
+    card["parameters"]["time_budget_minutes"] = 4.0
+    text = _spaced(methods(_run(tmp_path, card=card)).text)
+    assert (
+        "It ran 1 epoch (the 4-minute budget ended inside it, and it ran to its end) in 11.4 "
+        "minutes" in text
+    )
 
 
 def test_what_the_augmentation_modes_did_is_what_the_text_says(tmp_path: Path) -> None:
@@ -780,9 +844,39 @@ def test_an_architecture_without_a_reference_is_listed_to_check(
     write_json(run.metrics_path("densenet121"), _metrics(model="densenet121"))
     section = methods(run)
     assert "DenseNet121 as `keras.applications` builds it" in section.text
-    (check,) = [c for c in section.checks if "densenet121" in c]
-    assert "DenseNet121" in check and "no reference to cite" in check
+    (check,) = [c for c in section.checks if "no reference to cite" in c]
+    assert "DenseNet121" in check
     assert "`reference=`" in check and "ModelSpec" in check and "references.py" in check
     # the project's own network is described in full, with nothing to cite: no such check
     assert not [c for c in section.checks if c.startswith("custom_cnn")]
     assert "% CHECK: densenet121" in section.latex()
+
+
+def test_a_test_split_carved_out_of_the_training_faces_is_said_and_flagged(tmp_path: Path) -> None:
+    """A FER-2013 CSV with Training and PublicTest rows but no PrivateTest: notebook 03 takes
+    the test faces from the training split; the section says so and asks the author to."""
+    run = _run(tmp_path, source="fer2013_csv")
+    records = load_records(run.records)
+    records["split"] = records["split"].replace({"test": "val"})  # no test split of its own
+    save_records(records, run.records)
+    splits = load_records(run.splits)
+    splits.loc[splits.index[4:8], "split"] = "test"
+    save_records(splits, run.splits)
+    section = methods(run)
+    assert "no test split: the test faces were carved out of its training split." in section.text
+    assert any("carved out of its training split" in check for check in section.checks)
+
+
+def test_a_model_trained_by_hand_on_a_run_is_named_beside_the_command(tmp_path: Path) -> None:
+    """Notebooks 04 and 05 run by hand add a model the recorded command does not make: the
+    section says which, and asks the author to state how it was trained."""
+    run = _run(tmp_path)
+    write_json(run.card_path("densenet121"), {**_card(), "model": "densenet121"})
+    write_json(run.metrics_path("densenet121"), {**_metrics(), "model": "densenet121"})
+    section = methods(run)
+    assert (
+        "run as `./run_all.sh --profile fer2013-cpu --data fer2013.zip`; densenet121 was trained "
+        "and scored outside that command (notebooks 04 and 05 run by hand)." in section.text
+    )
+    assert any(c.startswith("densenet121 was trained outside the recorded") for c in section.checks)
+    assert "outside" not in methods(_run(tmp_path / "alone")).text  # custom_cnn: the command's

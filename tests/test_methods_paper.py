@@ -192,6 +192,7 @@ def test_numbers_have_a_minus_sign_one_range_notation_and_no_negative_zero() -> 
     assert notation.fixed(-0.0081) == "\u22120.008"
     assert notation.span(-0.0081, 0.0152) == "\u22120.008\u20130.015"
     assert notation.span(0.974, 0.997) == "0.974\u20130.997"
+    assert notation.span(-0.075, -0.024) == "\u22120.075 to \u22120.024"
     assert notation.general(1e-6) == "10\u207b\u2076"
     assert notation.general(5e-5) == "5\u00a0×\u00a010\u207b\u2075"
     assert notation.general(0.001) == "0.001"
@@ -209,6 +210,14 @@ def test_a_range_with_a_negative_end_reads_as_the_others(tmp_path: Path) -> None
     assert "macro-F1 0.000 (\u22120.008\u20130.015)" in text
     assert " to " not in text.split("**Results")[1].split("The other")[0]
     assert "-0.0" not in text
+
+
+def test_a_range_with_two_negative_ends_says_to_in_markdown_and_latex(tmp_path: Path) -> None:
+    expression = {**_metrics()["expression"], "f1_macro": -0.052, "f1_macro_ci": [-0.0751, -0.0243]}
+    section = methods(_run(tmp_path, scores=_metrics(expression=expression)))
+    assert "macro-F1 \u22120.052 (\u22120.075 to \u22120.024)" in section.text
+    assert "\u2013\u2212" not in section.text
+    assert "$-$0.075 to $-$0.024" in _body(section.latex())
 
 
 def test_code_and_file_names_print_alike_under_any_encoding_and_can_break() -> None:
@@ -267,6 +276,22 @@ def test_reasons_a_record_was_left_out_are_a_readers_words(tmp_path: Path) -> No
         "unreadable valence: 1)." in text
     )
     assert "exp:" not in text
+
+
+def test_a_temperature_at_the_end_of_its_range_is_not_called_fitted(tmp_path: Path) -> None:
+    calibration = {"temperature": 19.99992, "test_ece": [0.114, 0.063], "at_bound": "upper"}
+    text = _spaced(methods(_run(tmp_path / "a", scores=_metrics(calibration=calibration))).text)
+    assert (
+        "0.114 before and 0.063 after temperature scaling (T = 20.00, the upper end of the "
+        "range searched, 0.05 to 20: the fit found no optimum inside it, so the error after is "
+        "that of the bound)" in text
+    )
+    older = {"temperature": 19.99992, "test_ece": [0.114, 0.063]}  # a file without at_bound
+    text = _spaced(methods(_run(tmp_path / "b", scores=_metrics(calibration=older))).text)
+    assert "T = 20.00, the upper end of the range searched" in text
+    inside = {"temperature": 0.65, "test_ece": [0.0201, 0.0143], "at_bound": None}
+    text = _spaced(methods(_run(tmp_path / "c", scores=_metrics(calibration=inside))).text)
+    assert "(T = 0.65)" in text and "range searched" not in text
 
 
 def test_calibration_and_robustness_say_what_each_number_is(tmp_path: Path) -> None:

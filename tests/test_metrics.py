@@ -162,6 +162,49 @@ def test_restricting_predictions_to_the_data_label_space():
     assert res["expression"]["restricted_to"] == list(EXPRESSIONS[:7])
 
 
+def _saved_predictions(t: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """A predictions file's expression columns: truth, argmax and the p_<Class> softmax."""
+    table = pd.DataFrame({"expression": t, "expression_pred": proba.argmax(axis=1)})
+    for c, name in enumerate(EXPRESSIONS):
+        table[f"p_{name}"] = proba[:, c].astype(np.float32)
+    return table
+
+
+def _auc_from_file(table: pd.DataFrame, classes: range) -> tuple[float, float]:
+    """ROC-AUC and PR-AUC as a reader recomputes them from the saved p_ columns."""
+    t = table["expression"].to_numpy()
+    columns = [table[f"p_{EXPRESSIONS[c]}"].to_numpy() for c in classes]
+    roc = np.mean([roc_auc_score(t == c, col) for c, col in zip(classes, columns, strict=True)])
+    pr = np.mean(
+        [average_precision_score(t == c, col) for c, col in zip(classes, columns, strict=True)]
+    )
+    return float(roc), float(pr)
+
+
+def test_the_aucs_are_those_of_the_saved_probability_columns():
+    from helpers.evaluation.scoring import evaluate
+
+    t, proba, _ = _classifier(300, 7, seed=5, skill=0.4)  # seven classes, as FER-2013
+    table = _saved_predictions(t, proba)
+    m = evaluate("m", table, n_boot=0, classes=range(7))["expression"]
+    roc, pr = _auc_from_file(table, range(7))
+    assert m["roc_auc_ovr"] == pytest.approx(roc, abs=1e-12)
+    assert m["pr_auc_macro"] == pytest.approx(pr, abs=1e-12)
+
+
+def test_a_head_constant_but_for_rounding_has_no_auc():
+    from helpers.evaluation.scoring import evaluate
+
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 8, 200)
+    flat = np.full((200, 8), 1 / 8) + rng.normal(0, 2e-8, (200, 8))  # a collapsed softmax
+    m = evaluate("m", _saved_predictions(t, flat), n_boot=0)["expression"]
+    assert m["roc_auc_ovr"] is None and m["pr_auc_macro"] is None
+    assert m["accuracy"] == pytest.approx(np.mean(t == flat.argmax(axis=1)))  # still scored
+    _, alive, _ = _classifier(200, 8, seed=6, skill=0.2)  # a head that varies keeps its AUCs
+    assert evaluate("m", _saved_predictions(t, alive), n_boot=0)["expression"]["roc_auc_ovr"]
+
+
 def test_missing_truth_is_dropped_and_fewer_than_two_classes_give_no_auc():
     m = classification_metrics([-1, 2, 2, -1], [0, 2, 1, 3], np.full((4, 8), 1 / 8))
     assert m["n"] == 2 and m["n_dropped"] == 2

@@ -68,3 +68,28 @@ def test_the_readme_training_settings_are_notebook_04_parameters():
     }
     assert {"backbone_options", "weight_decay", "mixed_precision"} <= named
     assert named <= set(pm.inspect_notebook(str(paths.NOTEBOOKS_DIR / "04_train.ipynb")))
+
+
+def test_notebook_04_names_the_files_it_wrote_not_a_placeholder():
+    """Its checked output lists the model's own files (the default model under nbval)."""
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / "04_train.ipynb", as_version=4)
+    outputs = [
+        "".join(o.get("text", ""))
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    ]
+    written = [line for text in outputs for line in text.splitlines() if "written:" in line]
+    assert written == [
+        "written: models/custom_cnn.keras, models/custom_cnn.json, history/custom_cnn.csv"
+    ]
+
+
+def test_notebook_03_writes_its_split_into_records_parquet_too():
+    """It saves through splits.save_split, then save_splits (records.parquet's split column, as
+    the run folder's contract says) and starts from the data's own split (records.as_read) when
+    run again."""
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / "03_augment.ipynb", as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "splits.save_split(split_table, run" in code
+    assert "records.as_read(records.load_records(run.need(run.records)))" in code

@@ -457,6 +457,31 @@ def test_annotate_draws_on_a_copy(model):
     np.testing.assert_array_equal(drawn[-40:, -40:], scene[-40:, -40:])  # far from the face
 
 
+def test_annotated_files_never_overwrite_one_another_and_each_row_names_its_own(tmp_path):
+    """Inputs whose stems meet (a-2.jpg, a.jpg, a.png; A.bmp, which a case-blind disk takes
+    for a.jpg; IMG_0001.jpg in two folders; clip.mp4 beside clip.avi and clip-2.avi) each get
+    their own annotated file, and each row's `annotated` names the file its face is in."""
+    folder, out = tmp_path / "in", tmp_path / "out" / "annotated"
+    sides = {"a-2.jpg": 500, "a.jpg": 510, "a.png": 520, "A.bmp": 530}
+    sides |= {"2023/IMG_0001.jpg": 540, "2024/IMG_0001.jpg": 550}
+    for name, side in sides.items():
+        _save(folder / name, np.full((side, side, 3), 90, np.uint8))
+    for name in ("clip-2.avi", "clip.avi", "clip.mp4"):
+        _video(folder / name, 3)
+    table = predict_images(Stub(), folder, detect=False, progress=False, annotate_dir=out)
+    assert len(list(out.iterdir())) == table["file"].nunique() == 9
+    assert list(table.columns)[-1] == "annotated"
+    named = table.groupby("file")["annotated"].agg(set)
+    assert all(len(files) == 1 for files in named)
+    assert len({next(iter(f)) for f in named}) == 9
+    for name, side in sides.items():
+        (shown,) = named[str(folder / name)]
+        assert shown.startswith("annotated/")
+        assert Image.open(out.parent / shown).size == (side, side)
+    assert named[str(folder / "clip.mp4")] == {"annotated/clip-3.avi"}
+    assert "annotated" not in predict_images(Stub(), folder, detect=False, progress=False)
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -602,6 +627,14 @@ def test_cli_tta_auto_predicts_with_the_mode_the_evaluation_chose(model_path, tm
     (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"tta": "fivecrop"}))
     assert main(args) == 2
     assert "fivecrop" in capsys.readouterr().err
+    stale = {"tta": "tencrop", "trained": {"model_sha256": "0" * 64, "card_finished_at": None}}
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps(stale))  # an earlier training's
+    assert main([*args, "--out", str(tmp_path / "stale")]) == 0
+    err = capsys.readouterr().err
+    assert "test-time augmentation: none, the plain view (--tta auto reads notebook 05" in err
+    assert "tencrop" not in err
+    probs = pd.read_csv(tmp_path / "stale" / "predictions.csv").filter(like="p_")
+    assert not np.allclose(probs.iloc[0], probs.iloc[1], atol=1e-5)  # one view each
 
 
 def test_first_use_messages(model_path, tmp_path, capsys):
@@ -660,6 +693,29 @@ def test_first_use_messages(model_path, tmp_path, capsys):
         ]
     )
     assert annotate(np.zeros((48, 48, 3), np.uint8), rows).shape == (480, 480, 3)
+
+
+def test_a_folder_of_face_crops_searched_for_faces_gets_one_line_not_one_per_image(
+    model_path, tmp_path, capsys, monkeypatch
+):
+    """48 px crops without --no-detect: the detector finds a zoomed part of some and nothing
+    in others; one line counts both and suggests --no-detect, a larger photo keeps its own."""
+    folder = tmp_path / "crops"
+    for i, level in enumerate((90, 90, 90, 200, 200)):
+        _save(folder / f"c{i}.png", np.full((48, 48, 3), level, np.uint8))
+    _save(folder / "photo.png", np.full((400, 600, 3), 90, np.uint8))
+    monkeypatch.setattr(
+        Detector, "__call__", lambda self, im: [(3, 1, 41, 41)] * int(im.mean() > 150)
+    )
+    code, err = _cli_err(capsys, ["--model", str(model_path), str(folder), "--quiet"])
+    assert code == 0
+    lines = [line for line in err.splitlines() if "no-detect" in line]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"5 image(s) of at most 160 px look like face crops ({folder / 'c0.png'} 48x48, "
+    )
+    assert "3 with no face found, 2 with a face found inside them; if they are" in lines[0]
+    assert f"no face found: {folder / 'photo.png'}" in err
+    assert "c0.png (48x48" not in err
 
 
 def test_no_detect_on_a_whole_photo_says_so(model_path, tmp_path, capsys):
@@ -819,6 +875,71 @@ def test_links_to_nothing_are_listed_and_os_junk_is_passed_over(tmp_path, capsys
             .endswith(f"broken symbolic link (to {folder}/deleted.jpg, not found)")
         )
     assert list(table["status"]) == ["error"]
+
+
+def test_a_zip_of_photos_is_read_photo_by_photo_once_its_checks_pass(model_path, tmp_path, capsys):
+    """A .zip named as an input: its photos are read in place (zip:// rows), its other files
+    counted as left out, a video in it named with what to do; an archive that fails the
+    checks the dataset readers make, or holds no photo, is one row saying so."""
+    import zipfile
+
+    from helpers.core.images import make_uri
+
+    photo = _save(tmp_path / "p.png", np.full((40, 40, 3), 90, np.uint8)).read_bytes()
+    clip = _video(tmp_path / "clip.avi", 2).read_bytes()
+    faces, evil, docs = tmp_path / "faces.zip", tmp_path / "evil.zip", tmp_path / "docs.ZIP"
+    for archive, members in (
+        (faces, {"happy/a.png": photo, "b.jpg": photo, "notes.txt": b"x", "clip.avi": clip}),
+        (evil, {"../escape.png": photo}),
+        (docs, {"notes.txt": b"x"}),
+    ):
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+            if archive == faces:
+                zf.writestr("__MACOSX/._b.jpg", b"\x00\x05\x16\x07")
+    table = predict_images(Stub(), [faces, evil, docs], detect=False, progress=False)
+    ok = table[table["status"] == "ok"]
+    assert ok["file"].tolist() == [make_uri(faces, "b.jpg"), make_uri(faces, "happy/a.png")]
+    bad = table[table["status"] == "error"]
+    errors = dict(zip(bad["file"], bad["error"], strict=True))
+    assert errors[make_uri(faces, "clip.avi")].endswith(
+        "cannot be decoded from it: extract it first"
+    )
+    assert "'..' component in member name" in errors[str(evil)]
+    assert errors[str(docs)].startswith(f"{docs}: zip archive holds no image or video files")
+    assert table.attrs["left_out"] == [make_uri(z, "notes.txt") for z in (faces, docs)]
+    out = tmp_path / "out"
+    argv = ["--model", str(model_path), str(faces), "--no-detect", "--quiet", "--out", str(out)]
+    code, err = _cli_err(capsys, [*argv, "--annotate"])
+    assert code == 0 and "left out 1 file(s)" in err
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == ["a.jpg", "b.jpg"]
+    code, err = _cli_err(capsys, ["--model", str(model_path), str(faces), "--quiet"])
+    assert code == 0 and "2 image(s) of at most 160 px look like face crops" in err
+
+
+def test_linked_sub_folders_are_searched_each_real_folder_once(tmp_path):
+    """A folder linked into an input folder (an external drive, a cloud folder) is searched; a
+    folder holding only such a link is not empty; a link back up is no loop, and a file
+    reached both directly and through a link is read once, by its real folder's name."""
+    elsewhere = tmp_path / "drive" / "2023"
+    _save(elsewhere / "IMG_0001.jpg", np.zeros((30, 30, 3), np.uint8))
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "photos2023").symlink_to(elsewhere, target_is_directory=True)
+    table = predict_images(Stub(), alone, detect=False, progress=False)
+    assert table["file"].tolist() == [str(alone / "photos2023" / "IMG_0001.jpg")]
+    assert table["status"].tolist() == ["ok"]
+    mixed = tmp_path / "mixed"
+    _save(mixed / "real" / "a.png", np.zeros((30, 30, 3), np.uint8))
+    (mixed / "a_link").symlink_to(mixed / "real", target_is_directory=True)
+    (mixed / "real" / "up").symlink_to(mixed, target_is_directory=True)
+    (mixed / "drive").symlink_to(elsewhere, target_is_directory=True)
+    table = predict_images(Stub(), mixed, detect=False, progress=False)
+    assert table["file"].tolist() == [
+        str(mixed / "drive" / "IMG_0001.jpg"),
+        str(mixed / "real" / "a.png"),
+    ]
 
 
 def test_decoder_chatter_stays_off_the_terminal(tmp_path, capfd):
@@ -1025,6 +1146,23 @@ def test_an_out_folder_inside_an_input_folder_is_not_read_back(model_path, tmp_p
         assert pd.read_csv(out / "predictions.csv")["file"].tolist() == [str(folder / "a.png")]
     table = predict_images(Stub(), folder, detect=False, progress=False, exclude=[out])
     assert table["file"].tolist() == [str(folder / "a.png")]
+
+
+def test_an_out_folder_that_is_or_holds_an_input_folder_leaves_out_only_its_own_files(
+    model_path, tmp_path, capsys
+):
+    """--out beside the photos (the input folder itself) or above them (its parent): the
+    photos are read, the predictor's own files and folders from an earlier run are not."""
+    for above in (0, 1):
+        photos = tmp_path / f"par{above}" / "photos"
+        _save(photos / "a.png", np.zeros((30, 30, 3), np.uint8))
+        out = photos.parent if above else photos
+        args = ["--model", str(model_path), str(photos), "--no-detect", "--quiet"]
+        for again in ([], ["--overwrite"]):
+            assert main([*args, "--out", str(out), "--annotate", *again]) == 0
+            assert pd.read_csv(out / "predictions.csv")["file"].tolist() == [str(photos / "a.png")]
+            err = capsys.readouterr().err
+            assert "left out" not in err and "skipped" not in err
 
 
 def test_a_model_that_fails_to_load_leaves_no_out_folder_behind(tmp_path, capsys):

@@ -85,27 +85,28 @@ def fer_lines(usages: list[str], sep: str = ",") -> str:
 
 
 def test_fer_csv_reads_split_names_in_its_usage_column(tmp_path):
-    usages = ["train", "Train", "val", "validation", "test", "TEST", "Training", "PublicTest"]
+    usages = ["train", "Train", "val", "validation", "test", "TEST", "Training", "PublicTest",
+              "holdout"]  # fmt: skip
     path = tmp_path / "fer.csv"
     path.write_text(fer_lines(usages))
     result = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
     assert result.records["split"].tolist() == [
-        "train", "train", "val", "val", "test", "test", "train", "val",
+        "train", "train", "val", "val", "test", "test", "train", "val", "test",
     ]  # fmt: skip
     assert result.dropped == {}
 
 
 def test_fer_csv_names_usage_values_it_cannot_map_and_the_option(tmp_path):
     path = tmp_path / "fer.csv"
-    path.write_text(fer_lines(["train", "holdout", "extra", "holdout"]))
+    path.write_text(fer_lines(["train", "spare", "extra", "spare"]))
     result = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
     assert result.dropped == {"unknown Usage": 3}
-    assert result.examples["unknown Usage"] == ["row 00001: 'holdout'", "row 00002: 'extra'"]
-    assert "usage_splits={'holdout': 'train', ...}" in " ".join(result.notes)
-    path.write_text(fer_lines(["holdout", "extra"]))
+    assert result.examples["unknown Usage"] == ["row 00001: 'spare'", "row 00002: 'extra'"]
+    assert "usage_splits={'spare': 'train', ...}" in " ".join(result.notes)
+    path.write_text(fer_lines(["spare", "extra"]))
     with pytest.raises(DataError) as err:
         read_fer_csv(path, cache_dir=tmp_path / "c", progress=False)
-    assert "2 x unknown Usage, e.g. row 00000: 'holdout', row 00001: 'extra'" in str(err.value)
+    assert "2 x unknown Usage, e.g. row 00000: 'spare', row 00001: 'extra'" in str(err.value)
     assert "usage_splits=" in str(err.value)
 
 
@@ -189,9 +190,9 @@ def test_the_terminal_lines_carry_the_readers_notes(tmp_path):
     assert lines[1] == "dropped 2 x unknown class folder, e.g. Freude/"
     assert lines[2] == f"note: {'; '.join(result.notes)}" and "happy/happiness/joy" in lines[2]
     path = tmp_path / "fer.csv"
-    path.write_text(fer_lines(["train", "holdout"]))
+    path.write_text(fer_lines(["train", "spare"]))
     lines = read_fer_csv(path, cache_dir=tmp_path / "c", progress=False).terminal_lines()
-    assert lines[-1].startswith("note: ") and "usage_splits={'holdout': 'train', ...}" in lines[-1]
+    assert lines[-1].startswith("note: ") and "usage_splits={'spare': 'train', ...}" in lines[-1]
     kept = read_source(write_tree(tmp_path / "fine", faces("happy", "sad")), progress=False)
     assert len(kept.terminal_lines()) == 1  # nothing left out, nothing to note
 

@@ -210,7 +210,7 @@ def fer_csv(path: Path, usage: bool = True) -> tuple[Path, dict[str, np.ndarray]
     add("7", text, "Training")  # unknown emotion
     add("x", text, "Training")
     if usage:
-        add("2", text, "Holdout")  # unknown usage
+        add("2", text, "Spare")  # unknown usage
         lines.append(f"2,{text},Training,extra")  # malformed
         lines.append(f"2,{'1 ' * 70000},Training")  # over csv's field limit
     path.write_text("\n".join(lines) + "\n\n")
@@ -420,7 +420,7 @@ def test_box_csv_default_columns(tmp_path):
             "images/none.png,2,3,10,8,0.9,sad,train",  # missing image
             "images/bad.png,2,3,10,8,0.9,sad,train",  # unreadable image
             "images/p1.png,two,3,10,8,0.9,sad,train",  # unparseable box
-            "images/p1.png,2,3,10,8,0.9,neutral,holdout",  # unknown split: kept, split blank
+            "images/p1.png,2,3,10,8,0.9,neutral,spare",  # unknown split: kept, split blank
             "images/p1.png,2,3,10,8,0.9,fear,train,oops",  # malformed
         ],
     )

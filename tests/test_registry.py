@@ -106,3 +106,38 @@ def test_every_shipped_architecture_but_the_projects_own_network_cites_its_paper
         and not registry.get(name).builder.endswith(":custom_cnn")
     ]
     assert uncited == []
+
+
+def _mistyped(monkeypatch, builder="keras.applications:DenseNet12"):
+    """A registry entry whose builder names nothing, as a typo in a new entry leaves it."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # undone after the test
+    registry.register(replace(registry.get("mobilenetv2"), name="badnet", builder=builder))
+
+
+def test_a_mistyped_entry_is_one_error_naming_the_entry_and_its_field(monkeypatch):
+    _mistyped(monkeypatch)
+    expected = (
+        "registry entry 'badnet': builder 'keras.applications:DenseNet12': module "
+        "keras.applications has no 'DenseNet12'"
+    )
+    with pytest.raises(ConfigError) as error:
+        registry.check("badnet")
+    assert str(error.value) == expected
+    _mistyped(monkeypatch, builder="keras.aplications:DenseNet121")
+    with pytest.raises(ConfigError, match=r"builder 'keras\.aplications:DenseNet121': cannot"):
+        registry.check("badnet")
+    _mistyped(monkeypatch, builder="keras.applications.DenseNet121")
+    with pytest.raises(ConfigError, match="should be 'module:function'"):
+        registry.check("badnet")
+    registry.check("mobilenetv2")  # a good entry passes
+
+
+def test_notebook_04s_settings_refuse_a_mistyped_entry_before_training(monkeypatch):
+    """Its settings cell builds the TrainConfig: the entry is checked there, not by the fit."""
+    from helpers.train.config import TrainConfig
+
+    _mistyped(monkeypatch)
+    with pytest.raises(ConfigError, match="registry entry 'badnet': builder"):
+        TrainConfig(model="badnet")

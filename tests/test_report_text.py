@@ -55,6 +55,22 @@ def test_rows_get_readable_names_and_values() -> None:
     assert shown.loc["test-time augmentation"].tolist() == ["one view", "flip"]
 
 
+def test_a_statistic_with_no_value_prints_as_n_a_not_none() -> None:
+    table = pd.DataFrame(
+        {
+            "model": ["custom_cnn", "mobilenetv2"],
+            "valence_corr": [0.41, None],
+            "tta": ["none", None],
+        }
+    )
+    shown = report_text.labelled(by_model(table, list(table.columns)))
+    assert shown.loc["Valence Pearson r"].tolist() == ["0.410", "n/a"]
+    assert shown.loc["test-time augmentation"].tolist() == ["one view", "n/a"]
+    html = shown.to_html()
+    assert "None" not in html and "NaN" not in html and "n/a" in html
+    assert report_text.MISSING_NOTE.startswith("n/a: ")
+
+
 def test_a_table_without_its_index_column() -> None:
     html = report_text.without_index(pd.DataFrame({"task": ["expression"], "p": ["0.001"]})).data
     assert "<th>task</th>" in html and "<th></th>" not in html and ">0<" not in html
@@ -101,3 +117,34 @@ def test_notebook_06_names_no_class_of_its_own_in_the_per_class_note() -> None:
     text = "\n".join(cell.source for cell in notebook.cells)
     assert "never finds Contempt" not in text
     assert "report_text.rare_class_note(" in text
+
+
+def test_the_deployment_table_sets_batched_beside_batched_and_says_which(tmp_path: Path) -> None:
+    from helpers.inference.deploy import deployment_table
+
+    export = {
+        "model": "custom_cnn",
+        "n": 500,
+        "keras": {"accuracy": 0.252, "latency": {"batched_ms": 4.4, "single_ms": 20.8}},
+        "tflite_float": {"accuracy_change": 0.0, "latency": {"batched_ms": 8.7, "single_ms": 5.5}},
+        "tflite_int8": {
+            "accuracy_change": -0.01,
+            "latency": {"batched_ms": 7.4, "single_ms": 11.8},
+        },
+    }
+    write_json(tmp_path / "export" / "custom_cnn.json", export)
+    shown = report_text.labelled(by_model(deployment_table(tmp_path), ["model", *_LATENCIES]))
+    for kind, batched, single in (("float", "8.700", "5.500"), ("int8", "7.400", "11.8")):
+        assert shown.loc[f"TFLite {kind}: ms per image, batched", "custom_cnn"] == batched
+        assert shown.loc[f"TFLite {kind}: ms per image, one at a time", "custom_cnn"] == single
+    assert all(label.endswith(("batched", "one at a time")) for label in shown.index)
+
+
+_LATENCIES = [
+    "keras_ms_batched",
+    "keras_ms_single",
+    "float_ms_batched",
+    "float_ms_single",
+    "int8_ms_batched",
+    "int8_ms_single",
+]

@@ -26,6 +26,17 @@ def _split_table(seed: int, n: int = 60) -> pd.DataFrame:
     return splits.assign_splits(make_table(n), val_share=0.2, test_share=0.2, seed=seed)
 
 
+def _run(tmp_path: Path) -> RunFolder:
+    """A run folder holding notebook 01's records, which a split is written into too."""
+    from helpers.core.records import save_records
+    from test_splits import make_table
+
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    save_records(make_table(60), run.records)
+    return run
+
+
 def _model(run: RunFolder, name: str, split: str | None = None) -> None:
     """A 'trained' model file and its card, naming the split it trained on (None: a card from
     before cards named it)."""
@@ -42,8 +53,7 @@ def _scored(run: RunFolder, name: str) -> None:
 
 
 def test_notebook_03_refuses_a_new_split_under_trained_models(tmp_path: Path) -> None:
-    run = RunFolder(tmp_path / "run")
-    run.root.mkdir()
+    run = _run(tmp_path)
     first = _split_table(seed=0)
     splits.save_split(first, run)  # no model yet: written
     fingerprint = trained.split_sha256(run)
@@ -68,8 +78,7 @@ def test_notebook_03_refuses_a_new_split_under_trained_models(tmp_path: Path) ->
 def test_discard_models_deletes_the_models_and_their_metrics_then_splits(
     tmp_path: Path, capsys
 ) -> None:
-    run = RunFolder(tmp_path / "run")
-    run.root.mkdir()
+    run = _run(tmp_path)
     splits.save_split(_split_table(seed=0), run)
     _model(run, "custom_cnn", trained.split_sha256(run))
     _scored(run, "custom_cnn")
@@ -87,8 +96,7 @@ def test_discard_models_deletes_the_models_and_their_metrics_then_splits(
 
 
 def test_a_model_trained_on_another_split_is_not_scored_nor_ranked(tmp_path: Path) -> None:
-    run = RunFolder(tmp_path / "run")
-    run.root.mkdir()
+    run = _run(tmp_path)
     splits.save_split(_split_table(seed=0), run)
     _model(run, "custom_cnn", trained.split_sha256(run))
     _model(run, "mobilenetv2", "0" * 64)  # trained before notebook 03 ran again

@@ -312,3 +312,104 @@ def test_the_code_version_is_recorded_for_a_clone_whose_path_has_spaces(tmp_path
     monkeypatch.setattr(paths, "REPO_ROOT", clone)
     version = paths.source_version()
     assert len(version["git_commit"] or "") == 40 and version["git_dirty"] is False
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"profile": "smok"}, "unknown profile 'smok'"),
+        ({"data": "data/demo/any.zip"}, "data/demo/any.zip: not found in "),
+        ({"data": "x.zip", "reader": "affectnett"}, "unknown reader 'affectnett'"),
+    ],
+)
+def test_notebook_01_checks_its_parameters_before_it_makes_a_run_folder(
+    given, said, tmp_path, monkeypatch
+):
+    from builders import run_cells
+    from helpers.core import paths
+    from helpers.core.errors import DataError
+
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    with pytest.raises((ConfigError, DataError), match=said):
+        run_cells("01_extract", [2, 4], **given)
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").iterdir())
+
+
+def test_a_relative_data_path_not_found_says_where_it_was_read_from(tmp_path, monkeypatch):
+    from helpers.core import paths
+    from helpers.core.errors import DataError
+    from helpers.data import datasets
+
+    (tmp_path / "repo" / "notebooks").mkdir(parents=True)
+    (tmp_path / "repo" / "data" / "demo").mkdir(parents=True)
+    (tmp_path / "repo" / "data" / "demo" / "a.zip").write_bytes(b"PK")
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "notebooks")  # the kernel's folder
+    with pytest.raises(DataError) as caught:
+        datasets.check_exists("data/demo/a.zip")  # as from the repository's root
+    assert str(caught.value) == (
+        f"data/demo/a.zip: not found in {tmp_path / 'repo' / 'notebooks'} (the working folder, "
+        "where a relative path is read from; from there this repository's data/ is ../data/: "
+        "'../data/demo/a.zip')"
+    )
+    with pytest.raises(DataError, match=r"typo\.zip: not found in .*data/ is \.\./data/\)$"):
+        datasets.detect_source("../data/typo.zip")
+    with pytest.raises(DataError, match=r"gone\.zip: not found$"):
+        datasets.detect_source(tmp_path / "gone.zip")  # absolute: nothing to add
+    assert datasets.check_exists("../data/demo/a.zip") == Path("../data/demo/a.zip")
+
+
+def test_after_a_kernel_restart_notebook_01_takes_again_the_folder_it_left_with_settings_only(
+    tmp_path, monkeypatch, capsys
+):
+    import json
+    import socket
+
+    from helpers.core import paths, run_folder
+    from helpers.run import profiles
+
+    monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    mine = {"pid": os.getpid(), "host": socket.gethostname()}
+
+    def left(name: str, pid: int, *extra: str) -> Path:
+        """A notebook 01 that stopped in a kernel with this pid, before its records."""
+        folder = tmp_path / "reports" / name
+        folder.mkdir(parents=True)
+        profiles.record_profile(RunFolder(folder), "smoke")
+        settings = json.loads((folder / "settings.json").read_text())
+        assert settings.get("process", mine) == mine  # notebook 01 notes who writes the folder
+        settings["process"] = {**mine, "pid": pid}
+        (folder / "settings.json").write_text(json.dumps(settings))
+        for other in extra:
+            (folder / other).write_text("x")
+        return folder
+
+    try:
+        stopped = left("20261207-200034", int(ended.stdout))
+        left("20261207-200100", int(ended.stdout), "notes.txt")  # something else there: kept
+        left("20261207-200200", running.pid)  # another kernel still reading its data
+        monkeypatch.setattr(run_folder, "_started", [])  # a new kernel
+        again = RunFolder.resolve("", create=True)
+        assert again == stopped
+        said = capsys.readouterr().out
+        assert "20261207-200034 holds only the settings.json of a notebook 01" in said
+        assert RunFolder.resolve("", create=True) == stopped  # its folder cell run again
+        profiles.record_profile(again, "smoke")
+        again.records.write_bytes(b"x")
+        profiles.record_data(again, tmp_path / "reports", "smoke")
+        assert "process" not in json.loads(again.settings.read_text())  # the run is saved
+        newer = RunFolder.resolve("", create=True)
+        assert newer.root.parent == tmp_path / "reports" and newer.name > "20261207-200200"
+    finally:
+        running.kill()
+        running.wait()
+    # a settings.json without the process that wrote it, or from another machine: kept
+    for mark in (None, {"pid": int(ended.stdout), "host": "elsewhere"}):
+        base = tmp_path / f"other-{mark is None}"
+        (base / "20261207-200034").mkdir(parents=True)
+        text = {"profile": "smoke"} if mark is None else {"profile": "smoke", "process": mark}
+        (base / "20261207-200034" / "settings.json").write_text(json.dumps(text))
+        assert run_folder._stray(base) is None

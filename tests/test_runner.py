@@ -741,3 +741,57 @@ def test_log_output_prints_every_cell_s_output_and_keeps_it_in_the_log(
     assert ("the cell says 41 + 1" in log.read_text()) is flag
     papermill_logger = logging.getLogger("papermill")
     assert papermill_logger.handlers == [] and papermill_logger.level == logging.NOTSET
+
+
+def test_a_mistyped_registry_entry_is_refused_before_any_stage(tmp_path, capsys, monkeypatch):
+    """The entries of the models a run trains are resolved before 01 runs (in a process of
+    their own: the runner never imports Keras), one line naming the entry and its field."""
+    from dataclasses import replace
+
+    from helpers.models import registry
+
+    register = (
+        "from dataclasses import replace\nfrom helpers.models import registry as r\n"
+        "r.register(replace(r.get('custom_cnn'), name='badnet', builder='json:dumpz'))\n"
+    )
+    monkeypatch.setattr(runner, "ENTRY_CHECK", register + runner.ENTRY_CHECK)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry.register(replace(registry.get("custom_cnn"), name="badnet", builder="json:dumpz"))
+    monkeypatch.setattr(runner, "run_stages", lambda *a: pytest.fail("stages ran"))
+    runner.entry_problem.cache_clear()
+    run = tmp_path / "r"
+    assert runner.main(["--profile", "smoke", "--models", "badnet", "--run-dir", str(run)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: registry entry 'badnet': builder 'json:dumpz': module json has no 'dumpz'"
+    )
+    assert not run.exists()
+    runner.entry_problem.cache_clear()
+
+
+def test_a_notebook_kernel_imports_the_helpers_of_the_process_that_runs_it(tmp_path, monkeypatch):
+    """With one virtual environment for two clones, the kernel (started in notebooks/) must not
+    import another copy of `helpers` than the caller's, as `nbtools report` and ./run_all.sh
+    run: here a PYTHONPATH entry names another `helpers` first."""
+    import helpers
+
+    other = tmp_path / "other"
+    (other / "helpers").mkdir(parents=True)
+    (other / "helpers" / "__init__.py").write_text("")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(other), os.environ.get("PYTHONPATH", "")])
+    )
+    notebook = tmp_path / "notebooks" / "09_where.ipynb"
+    notebook.parent.mkdir()
+    _notebook(notebook, "run_dir = ''")
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(
+        new_code_cell(
+            "import helpers, pathlib\npathlib.Path(run_dir, 'where').write_text(helpers.__file__)"
+        )
+    )
+    nbformat.write(nb, notebook)
+    run = tmp_path / "run"
+    run.mkdir()
+    runner.execute_stage(runner.Stage(notebook), run, {"run_dir": str(run)}, log_output=False)
+    assert Path((run / "where").read_text()).resolve() == Path(helpers.__file__).resolve()
+    assert os.environ["PYTHONPATH"].startswith(str(other))  # the caller's own left as it was

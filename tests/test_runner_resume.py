@@ -371,8 +371,9 @@ def test_a_finished_run_ends_with_what_to_open_then_its_folder(fake, tmp_path, m
     run = tmp_path / "run"
     assert runner.main([*fake.argv, "--run-dir", str(run)]) == 0
     last = capsys.readouterr().out.splitlines()[-4:]
-    assert last[0].startswith("[run_all] profile smoke trains one epoch (")
-    assert "a model that learned nothing is expected here" in last[0]
+    assert last[0].startswith("[run_all] profile smoke trains one epoch (on data.zip here)")
+    assert "a model that learned nothing is expected" in last[0]
+    assert "demo" not in last[0]  # the run read the user's data.zip, not the demo set
     assert last[1:] == [
         f"[run_all] report: {run / 'report.html'}",
         f"[run_all] the predictor's output: {run / 'annotated'}",
@@ -834,3 +835,15 @@ def test_the_methods_section_states_the_command_that_repeats_the_run(tmp_path):
     run.manifest.write_text(json.dumps(manifest))
     text = methods(run).text
     assert "--data fer2013.zip --models custom_cnn,vgg16`" in text
+
+
+def test_the_one_epoch_note_names_the_demo_set_only_when_the_run_read_it(tmp_path):
+    args = SimpleNamespace(settings=[])
+    smoke = runner.config.get_profile("smoke")
+    for data, says in (
+        ({"path": "/data/demo/affectnet_demo.zip", "demo": True}, "on the generated demo set here"),
+        ({"path": "/home/me/faces.zip", "demo": False}, "on faces.zip here"),
+    ):
+        manifest = {"stages": {}, "data": data}
+        note = runner.closing_lines(args, tmp_path, manifest, smoke, [])[1]
+        assert f"profile smoke trains one epoch ({says})" in note, note

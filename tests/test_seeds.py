@@ -86,6 +86,13 @@ def test_a_mean_that_rounds_to_zero_is_written_without_a_minus_sign(tmp_path: Pa
     assert "| 0.000 ± 0.000 |" in text and "-0.000" not in text
 
 
+def test_a_negative_mean_has_the_minus_sign_methods_md_has(tmp_path: Path) -> None:
+    runs = [_run(tmp_path / f"s{seed}", seed, {"cnn": (0.6, ccc)}) for seed, ccc in ((0, -0.05),)]
+    runs.append(_run(tmp_path / "s1", 1, {"cnn": (0.6, 0.0)}))
+    text = seeds.to_markdown(seeds.seeds_table(runs))
+    assert "| \u22120.025 ± 0.035 |" in text and "-0.025" not in text
+
+
 def test_a_head_that_learned_nothing_is_counted_not_hidden(tmp_path: Path) -> None:
     runs = [
         _run(tmp_path / "a", 0, {"cnn": (0.60, None)}),

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.records import make_records
 from helpers.data.splits import (
     LeakageError,
     assign_splits,
@@ -229,3 +230,48 @@ def test_an_empty_test_split_is_an_error_that_names_the_cause():
         check_split_sizes(out, groups, 0.1, 0.0)
     fine = assign_splits(make_table(200), val_share=0.1, test_share=0.1, seed=0)
     check_split_sizes(fine, None, 0.1, 0.1)  # both splits there: silent
+
+
+def test_a_split_carved_out_of_train_is_said_in_the_terminal(tmp_path, monkeypatch):
+    """A FER-2013 CSV with Training and PublicTest rows but no PrivateTest: its test split
+    comes out of Training, and the terminal of ./run_all.sh says so, not only a warning."""
+    from helpers.core.progress import PROGRESS_ENV
+
+    lines = tmp_path / "progress"
+    monkeypatch.setenv(PROGRESS_ENV, str(lines))
+    df = make_table(400, source="fer2013_csv")
+    df["split"] = ["train"] * 300 + ["val"] * 100
+    with pytest.warns(UserWarning, match="without test"):
+        out = assign_splits(df, val_share=0.1, test_share=0.1, seed=0)
+    n = int((out["split"] == "test").sum())
+    assert n and lines.read_text().splitlines() == [
+        "fer2013_csv: the data has no test split of its own; carved out of its train split, "
+        f"stratified: test {n} faces"
+    ]
+
+
+def test_notebook_03s_split_fills_the_split_column_of_records_parquet(tmp_path):
+    """The run folder's contract: records.parquet carries each record's split once 03 ran,
+    the same as splits.parquet; the data's own split is kept (source_split), so 03 run again
+    with another seed starts from it, not from the split drawn before."""
+    from helpers.core.records import SOURCE_SPLIT, as_read, load_records, save_records
+    from helpers.core.run_folder import RunFolder
+    from helpers.data.splits import save_splits
+
+    run = RunFolder(tmp_path / "run")
+    read = make_table(300, source="fer2013_csv")
+    read["split"] = ["train"] * 250 + ["test"] * 50  # the data's own train and test
+    read = make_records(read)
+    save_records(read, run.records)
+    for seed in (0, 1):
+        table = as_read(load_records(run.records))
+        pd.testing.assert_frame_equal(table, read)  # nothing of 01's table lost
+        with pytest.warns(UserWarning, match="without val"):
+            drawn = assign_splits(table.iloc[1:], val_share=0.1, test_share=0.1, seed=seed)
+        save_splits(run, drawn)
+        records, splits = load_records(run.records), load_records(run.splits)
+        by_id = splits.set_index("id")["split"]
+        assert records["split"].iloc[1:].tolist() == by_id[records["id"].iloc[1:]].tolist()
+        assert pd.isna(records["split"].iloc[0])  # a record 03 left out has no split
+        assert set(records["split"].dropna()) == {"train", "val", "test"}
+        assert records[SOURCE_SPLIT].tolist() == read["split"].tolist()

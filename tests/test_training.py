@@ -454,6 +454,38 @@ def test_cosine_schedule_ends_with_the_epochs_when_they_run_out_first(monkeypatc
     assert rates[2] == pytest.approx(0.005)  # halfway through the steps, none of the minutes
 
 
+def test_a_budget_shorter_than_one_epoch_anneals_over_that_epoch(monkeypatch, capsys):
+    """The budget stops training only between epochs, so a first epoch of 200 s under a 60 s
+    budget runs to its end: the cosine runs over those 200 s, estimated from the steps' pace,
+    instead of sitting at its floor from 60 s on; a line says so once."""
+    from types import SimpleNamespace
+
+    from helpers.train.callbacks import CosineAnneal, TimeBudget
+
+    now = {"t": 0.0}
+    monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: now["t"])
+    budget = TimeBudget(minutes=1.0)
+    budget.set_model(SimpleNamespace(stop_training=False))
+    lr = keras.Variable(0.01)
+    schedule = CosineAnneal(1e-6, budget=budget, total_steps=300, steps_per_epoch=100, every=1)
+    schedule.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=lr)))
+    schedule.on_train_begin()
+    budget.on_epoch_begin(0)
+    schedule.on_epoch_begin(0)
+    rates = []
+    for step in range(100):
+        now["t"] = 5.0 + 2.0 * step  # the first step compiles (5 s), then 2 s a step
+        schedule.on_train_batch_begin(step)
+        rates.append(float(lr.numpy()))
+    assert rates[50] == pytest.approx(0.005, rel=0.1)  # halfway through the epoch
+    assert rates[95] > 1e-5  # still annealing near the end, not at the floor since 60 s
+    assert rates[-1] < 0.001
+    assert sum(rate <= 2e-6 for rate in rates) <= 1
+    shown = capsys.readouterr().out
+    assert shown.count("time budget: this epoch ends past the 1-minute budget") == 1
+    assert "about 3.4 min in all" in shown
+
+
 def test_cosine_schedule_sets_the_rate_every_so_many_batches():
     """On JAX the rate is set every 32nd batch (touching the model mid-epoch syncs the whole
     training state there), elsewhere every batch; in between it stays where it was set."""

@@ -14,7 +14,7 @@ from typing import BinaryIO, Literal
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
 from helpers.core.archive import ArchiveLimits, open_zip, read_member
 from helpers.core.errors import DataError
@@ -138,9 +138,53 @@ def read_image_bytes(uri: str) -> bytes:
         return read_member(zf, member, _READ_LIMITS)
 
 
+# AVIF is decoded where this Pillow has its AVIF plugin (Pillow 11.3 and later wheels do).
+AVIF_DECODES = bool(features.check_module("avif"))
+# The file extensions of the formats decode_image reads, for readers that list by name.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+    | ({".avif"} if AVIF_DECODES else set())
+)
+HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
+# ISO media brands of still images: an `ftyp` box starts them as it does an MP4.
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+NOT_DECODED_HEIC = "HEIC/HEIF photo, not supported (convert it to JPEG or PNG)"
+NOT_DECODED_AVIF = "AVIF photo, which this Pillow cannot decode (convert it to JPEG or PNG)"
+
+
+def still_photo_format(data: bytes) -> str | None:
+    """'avif' or 'heif' for bytes that start like an AVIF or HEIC/HEIF photo (an ISO media
+    file of a still-image brand; a generic HEIF brand counts as AVIF when it lists `avif`
+    among its compatible brands), None for anything else."""
+    if data[4:8] != b"ftyp":
+        return None
+    brand = data[8:12]
+    if brand in _AVIF_BRANDS:
+        return "avif"
+    if brand in _HEIF_BRANDS:
+        size = int.from_bytes(data[:4], "big")
+        compatible = data[16:size] if 16 <= size <= len(data) else data[16:]
+        return "avif" if b"avif" in compatible else "heif"
+    return None
+
+
+def unsupported_image(data: bytes) -> str | None:
+    """Why a photo in a known format is not read ('HEIC/HEIF photo, not supported (convert
+    it ...)'), None for bytes that are no such photo: what readers say instead of 'not an
+    image'."""
+    kind = still_photo_format(data)
+    if kind == "heif":
+        return NOT_DECODED_HEIC
+    return NOT_DECODED_AVIF if kind == "avif" and not AVIF_DECODES else None
+
+
 def is_image_header(data: bytes) -> bool:
-    """Cheap check that bytes start like a JPEG/PNG/BMP/GIF/WebP/TIFF file."""
+    """Cheap check that bytes start like a JPEG/PNG/BMP/GIF/WebP/TIFF file (or an AVIF photo,
+    where this Pillow decodes AVIF)."""
     if data.startswith(_MAGIC):
+        return True
+    if AVIF_DECODES and still_photo_format(data) == "avif":
         return True
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return True

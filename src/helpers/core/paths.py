@@ -37,6 +37,23 @@ def shown(path: str | os.PathLike) -> str:
         return resolved.name if resolved.is_absolute() else str(path)
 
 
+def not_found(path: str | os.PathLike) -> str:
+    """The problem of a missing input path: a relative one is read from the working folder (a
+    notebook's kernel runs in notebooks/), so say which folder that is and where this
+    repository's data/ is from there; one found from the repository's root is named."""
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        return "not found"
+    here = Path.cwd().resolve()
+    said = f"not found in {here} (the working folder, where a relative path is read from"
+    if here != REPO_ROOT.resolve() and REPO_ROOT.resolve() in here.parents:
+        up = Path(os.path.relpath(REPO_ROOT, here))
+        said += f"; from there this repository's data/ is {(up / 'data').as_posix()}/"
+        if (REPO_ROOT / given).exists():
+            said += f": {(up / given).as_posix()!r}"
+    return said + ")"
+
+
 def data_fingerprint(path: str | os.PathLike) -> str:
     """sha256 of a data file, or of a folder's file names and sizes (cheap, stable): the same
     fingerprint ./run_all.sh records in manifest.json, so runs of either kind compare."""

@@ -7,6 +7,11 @@ Columns (canonical dtypes, as make_records/empty_records/load_records return the
   landmarks           object: float32 (68, 2) ndarray in pixels of the stored image, or None
   split               pandas "str": "train" / "val" / "test", or missing (NaN; test with isna())
 Extra columns are allowed and kept by save/load. The index is not stored.
+
+A run's records.parquet is the table as notebook 01 read it, `split` the data's own; notebook 03
+fills `split` with the split it drew (as splits.parquet) and keeps the data's own as
+`source_split` (with_split), so a reader of records.parquet finds each record's split there and
+03 run again still starts from the data's own (as_read).
 """
 
 from __future__ import annotations
@@ -323,6 +328,30 @@ def load_records(path: str | os.PathLike) -> pd.DataFrame:
         df["image"] = absolute_images(df["image"], path.parent)
     validate_records(df, str(path))
     return _canonical(df)
+
+
+# records.parquet's copy of the split the data came with, once notebook 03 has filled `split`.
+SOURCE_SPLIT = "source_split"
+
+
+def as_read(df: pd.DataFrame) -> pd.DataFrame:
+    """The records as notebook 01 read them: `split` the data's own (its `source_split` copy
+    where notebook 03 has filled `split` in records.parquet), so a split is never taken for
+    one the data came with."""
+    if SOURCE_SPLIT not in df.columns:
+        return df
+    return df.assign(split=df[SOURCE_SPLIT].astype("str")).drop(columns=SOURCE_SPLIT)
+
+
+def with_split(records: pd.DataFrame, split_table: pd.DataFrame) -> pd.DataFrame:
+    """records.parquet as notebook 03 leaves it: each record's `split` as split_table (its
+    splits.parquet) gives it, none for a record it left out (unreadable), and the data's own
+    split kept as `source_split`; every other column as 01 read it."""
+    read = as_read(records)
+    made = split_table.drop_duplicates("id").set_index("id")["split"]
+    return read.assign(
+        split=read["id"].map(made).astype("str"), **{SOURCE_SPLIT: read["split"].astype("str")}
+    )
 
 
 def preview(df: pd.DataFrame, n: int = 5) -> pd.DataFrame:

@@ -11,9 +11,11 @@ report and the tests all read it, so it is written down once, here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -348,12 +350,21 @@ class RunFolder(os.PathLike):
         (its records and settings would no longer match its models and metrics), except the
         folder ./run_all.sh made for this run and one this process started moments ago. A
         folder with settings.json but no records (a notebook 01 that stopped before them) is
-        started again, with a line saying so."""
+        started again, with a line saying so: given as run_dir, or with run_dir '' the newest
+        under reports/ holding nothing else, once the process that wrote it has ended."""
         unused = [p for p in _started if p.is_dir() and not cls(p).records.exists()]
         if not run_dir:
             made = [p for p in unused if p.parent == paths.REPORTS_DIR.resolve()]
             if made:  # the folder cell ran again: the folder it made, not another
                 return cls(made[-1], chosen="new")
+            stray = _stray(paths.REPORTS_DIR)
+            if stray is not None:  # the kernel restarted since that notebook 01 stopped
+                print(
+                    f"run folder {paths.shown(stray)} holds only the settings.json of a notebook "
+                    "01 whose kernel stopped before saving its records; this run starts again in it"
+                )
+                _started.append(stray)
+                return cls(stray, chosen="new")
             run = cls.new()
             _started.append(run.root.resolve())
             run.chosen = "new"
@@ -386,6 +397,52 @@ class RunFolder(os.PathLike):
             if path not in _started:
                 _started.append(path)
         return run
+
+
+def process_mark() -> dict[str, Any]:
+    """Which process wrote a notebook 01's settings.json (kept in it until the records are
+    saved): a later kernel takes that folder again only once this process has ended."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _ended(mark: Any) -> bool:
+    """Whether the process a process_mark names has ended: this host's, and no longer running
+    (or this very process). Unknown, another host's or on Windows: running, so never taken."""
+    if not isinstance(mark, dict) or mark.get("host") != socket.gethostname():
+        return False
+    pid = mark.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or os.name == "nt":
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether it runs, sends nothing
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's process, say: it runs
+        return False
+    return False
+
+
+def _stray(base: Path) -> Path | None:
+    """The newest folder under `base` holding nothing but the settings.json of a notebook 01
+    whose process has ended before it saved its records (a mistyped data path, then a kernel
+    restart); a folder another kernel is still filling is never one."""
+    if not base.is_dir():
+        return None
+    for folder in sorted(base.iterdir(), key=lambda p: p.name, reverse=True):
+        if not (_STAMP.match(folder.name) and folder.is_dir()):
+            continue
+        try:
+            if [p.name for p in folder.iterdir()] != ["settings.json"]:
+                continue
+            settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        unsaved = isinstance(settings, dict) and "data" not in settings
+        if unsaved and _ended(settings.get("process")):
+            return folder.resolve()
+    return None
 
 
 _MEMBER = re.compile(r"(seed|fold)-(\d+)")

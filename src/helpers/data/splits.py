@@ -19,7 +19,9 @@ from helpers.core import paths, progress, records, trained
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.groups import group_codes
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.records import load_records, save_records, with_split
 from helpers.core.run_folder import RunFolder
+from helpers.core.words import counted
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # sklearn's stratified splitter needs at least two members per class.
@@ -83,9 +85,9 @@ def tiny_classes_line(tiny: dict[int, int], labels: np.ndarray) -> str:
     named = []
     for code, units in sorted(tiny.items()):
         faces = int((labels == code).sum())
-        text = f"{_class_name(code)} {faces} face{'s' if faces != 1 else ''}"
+        text = f"{_class_name(code)} {counted(faces, 'face')}"
         if units != faces:  # near-duplicates (or one person's faces) count once
-            text += f" ({units} group{'s' if units != 1 else ''} of near-duplicates or a person)"
+            text += f" ({counted(units, 'group')} of near-duplicates or a person)"
         named.append(text)
     return (f"too few faces to split, kept in train only (no validation or test faces for "
             f"{'it' if len(named) == 1 else 'them'}): {', '.join(named)}")
@@ -125,6 +127,13 @@ def assign_fold(
     out["split"] = pd.Series(split, index=out.index, dtype="str")
     out["fold"], out["group"] = numbers, units
     return out
+
+
+def save_splits(run: RunFolder, split_table: pd.DataFrame) -> None:
+    """Notebook 03's split written where the run folder's contract puts it: splits.parquet, and
+    the split column of records.parquet (the data's own split kept there as source_split)."""
+    save_records(split_table, run.splits)
+    save_records(with_split(load_records(run.records), split_table), run.records)
 
 
 def split_records(
@@ -233,7 +242,7 @@ def save_split(table: pd.DataFrame, run: RunFolder, discard_models: bool = False
         print(f"deleted the models trained on the earlier split ({named}) and their metrics")
     if current is not None and current != new:  # the training table of the earlier split
         run.train_table.unlink(missing_ok=True)  # 04 waits for 03 to write it again
-    records.save_records(table, run.splits)
+    save_splits(run, table)
 
 
 def split_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -260,7 +269,7 @@ def check_split_sizes(
     units = groups.nunique() if groups is not None else len(df)
     largest = int(groups.value_counts().max()) if groups is not None and len(groups) else 1
     why = (
-        f"the {len(df):,} records form {units:,} group{'s' if units != 1 else ''} that each "
+        f"the {len(df):,} records form {counted(units, 'group')} that each "
         "stay in one split "
         f"(near-duplicates, one person's faces; the largest holds {largest:,})"
     )
@@ -399,7 +408,20 @@ def _carve_missing(split: np.ndarray, labels: np.ndarray, units: np.ndarray, in_
         f"assign_splits: source {source!r} has official splits without "
         f"{' or '.join(n for n, _ in wanted)}; carved out of its train rows (stratified)",
         stacklevel=3)
+    progress.line(carved_line(source, split[rows], [n for n, _ in wanted]))
     return split
+
+
+def carved_line(source: str, carved: np.ndarray, missing: list[str]) -> str:
+    """What the terminal of `./run_all.sh` says of a split the data lacks (a FER-2013 CSV
+    without PrivateTest rows has no test split): the faces taken for it from its train split."""
+    taken = ", ".join(
+        f"{name} {counted(int((carved == name).sum()), 'face')}" for name in reversed(missing)
+    )
+    return (
+        f"{source}: the data has no {' or '.join(reversed(missing))} split of its own; "
+        f"carved out of its train split, stratified: {taken}"
+    )
 
 
 def _stratified_assign(labels: np.ndarray, units: np.ndarray, shares: list[tuple[str, float]],

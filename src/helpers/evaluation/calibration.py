@@ -11,7 +11,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from helpers.evaluation.metrics import expected_calibration_error
-from helpers.inference.calibration import TEMPERATURE_RANGE, scale_probabilities
+from helpers.inference.calibration import TEMPERATURE_RANGE, range_edge, scale_probabilities
 
 _FLOOR = 1e-12  # the smallest probability a log is taken of (float32 softmax underflows to 0)
 
@@ -58,7 +58,9 @@ def calibration_block(
 ) -> dict[str, Any] | None:
     """The metrics JSON's `calibration`: the temperature fitted on validation, the negative
     log-likelihood and ECE there before and after, and the test split's ECE after (its ECE
-    before is the expression block's `ece`); None without validation rows to fit on."""
+    before is the expression block's `ece`); `at_bound` "upper" or "lower" where the search
+    stopped at an end of `range` rather than at an optimum (null inside it); None without
+    validation rows to fit on."""
     vp, vt = _scored(val_proba, val_truth)
     if vt.size == 0:
         return None
@@ -69,6 +71,8 @@ def calibration_block(
         "fitted_on": "val",
         "n": int(vt.size),
         "temperature": temperature,
+        "range": list(TEMPERATURE_RANGE),
+        "at_bound": range_edge(temperature),
         "val_nll": [_nll(vp, vt, 1.0), _nll(vp, vt, temperature)],
         "val_ece": [_ece(vp, vt, 1.0), _ece(vp, vt, temperature)],
         "test_ece": [_ece(tp, tt, 1.0), _ece(tp, tt, temperature)] if tt.size else None,

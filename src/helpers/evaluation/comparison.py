@@ -18,6 +18,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.jsonio import read_json
 from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
+from helpers.core.words import counted
 from helpers.evaluation import freshness, health
 from helpers.inference.speed import MEASURE
 from helpers.train.card import CardFacts, read_card, read_history
@@ -152,6 +153,8 @@ def flatten_metrics(d: Mapping[str, Any]) -> dict[str, Any]:
     calibration = d.get("calibration")
     if isinstance(calibration, Mapping):  # the expression head's temperature (notebook 05)
         row["calibration_temperature"] = to_number(calibration.get("temperature"))
+        if "at_bound" in calibration:  # the search stopped at an end of its range: no optimum
+            row["calibration_at_bound"] = calibration["at_bound"] or "no"
         after = calibration.get("test_ece")
         if isinstance(after, (list, tuple)) and len(after) == 2:
             row["calibrated_expression_ece"] = to_number(after[1])
@@ -219,7 +222,7 @@ def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str
     """Notebook 06's first line: the run, its profile and how many models it compares; with
     none, or a model trained but not evaluated, which notebook gives it one to compare."""
     run, n = RunFolder(run_dir), len(table)
-    said = f"run {run.name}: profile {profile}, {n} model{'s' if n != 1 else ''} evaluated"
+    said = f"run {run.name}: profile {profile}, {counted(n, 'model')} evaluated"
     models = (run.root / "models").glob("*.keras")  # not the hidden, half-written .m.partial
     trained = sorted(p.stem for p in models if not p.name.startswith("."))
     if n:

@@ -28,7 +28,8 @@ import pandas as pd
 from helpers.core.progress import bar as progress_bar
 from helpers.core.progress import line
 from helpers.evaluation.comparison import tta_headline
-from helpers.evaluation.predictions import predict_table
+from helpers.evaluation.metrics import constant_predictions, present_pairs
+from helpers.evaluation.predictions import REGRESSION_HEADS, predict_table
 from helpers.evaluation.scoring import evaluate
 
 SEVERITIES = (1, 2, 3)
@@ -111,18 +112,23 @@ def corruption_scores(
     under every corruption and severity, on one view each: the metrics JSON's `corruptions`
     block ({} for an empty table or n = 0). `retained` is each headline metric's mean over
     corruptions and severities as a share of its clean value (NME: clean over corrupted, so 1
-    is no loss and less is worse for every metric)."""
+    is no loss and less is worse for every metric), null for a valence or arousal head whose
+    clean outputs are constant but for rounding (constant_heads)."""
     if n <= 0 or not len(table):
         return {}
     sample = table.sample(min(n, len(table)), random_state=seed) if len(table) > n else table
     sample = sample.reset_index(drop=True)
     classes = list(classes) if classes is not None else None
 
+    flat: list[str] = []  # heads whose clean outputs are constant but for rounding
+
     def scored(transform: Callable[[np.ndarray, int], np.ndarray] | None) -> dict[str, Any]:
         """Headline metrics of one pass over the sample."""
         predicted = predict_table(
             model, sample, batch_size=batch_size, progress=False, transform=transform
         )
+        if transform is None:
+            flat.extend(constant_heads(predicted))
         return tta_headline(evaluate("corrupted", predicted, n_boot=0, classes=classes))
 
     steps = [(name, severity) for name in CORRUPTIONS for severity in SEVERITIES]
@@ -150,8 +156,20 @@ def corruption_scores(
         "clean": clean,
         "results": results,
         "mean": (mean := _mean(results)),
-        "retained": _retained(clean, mean),
+        "retained": _retained(clean, mean, flat),
     }
+
+
+def constant_heads(predicted: pd.DataFrame) -> list[str]:
+    """The valence and arousal heads whose predictions are constant but for float rounding
+    (metrics.constant_predictions): their CCC is rounding, and so is any share of it."""
+    heads = []
+    for head in REGRESSION_HEADS:
+        if head in predicted and f"{head}_pred" in predicted:
+            truth, guess = present_pairs(predicted[head], predicted[f"{head}_pred"])
+            if truth.size and constant_predictions(truth, guess):
+                heads.append(head)
+    return heads
 
 
 def _values(results: Mapping[str, Any], head: str, key: str) -> list[float]:
@@ -184,11 +202,17 @@ def _mean(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _retained(clean: Mapping[str, Any], mean: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """The mean under corruption as a share of the clean value (NME inverted: lower is better)."""
-    out: dict[str, dict[str, float]] = {}
+def _retained(
+    clean: Mapping[str, Any], mean: Mapping[str, Any], constant: Iterable[str] = ()
+) -> dict[str, dict[str, float | None]]:
+    """The mean under corruption as a share of the clean value (NME inverted: lower is better);
+    null for a head whose clean outputs are constant (a share of rounding is no number)."""
+    out: dict[str, dict[str, float | None]] = {}
     for head, block in mean.items():
         for key, value in block.items():
+            if head in constant:
+                out.setdefault(head, {})[key] = None
+                continue
             base = (clean.get(head) or {}).get(key)
             # a share of a score at or below 0 (a CCC, an accuracy of 0) means nothing
             if not isinstance(base, (int, float)) or base <= 0 or value is None:

@@ -9,7 +9,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +18,9 @@ import pandas as pd
 
 from helpers.core import paths
 from helpers.core.errors import DataError
-from helpers.core.jsonio import read_json
+from helpers.core.jsonio import read_json, write_text
 from helpers.core.run_folder import RunFolder, expand_series, recorded_data
+from helpers.core.words import counted
 from helpers.evaluation.comparison import (
     HEADLINE,
     STALE_REASON,
@@ -162,23 +162,15 @@ def append_leaderboard(
             merged = pd.concat([kept, rows.astype(object)], ignore_index=True)
         else:
             merged = rows
-        handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
-                merged.to_csv(out, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # Written beside it and renamed (write_text): the mode of every other output (umask).
+        write_text(path, merged.to_csv(index=False, lineterminator="\n"))
     rows.attrs["left_out"] = left_out
     return rows
 
 
 def appended_line(rows: pd.DataFrame, path: str | os.PathLike) -> str:
     """What append_leaderboard did, in one line: the rows added and the models left out."""
-    n = len(rows)
-    line = f"appended {n} row{'' if n == 1 else 's'} to {paths.shown(path)}"
+    line = f"appended {counted(len(rows), 'row')} to {paths.shown(path)}"
     left_out = rows.attrs.get("left_out") or []
     if left_out:
         line += f"; left out {', '.join(left_out)} ({STALE_REASON}: run notebook 05 again)"

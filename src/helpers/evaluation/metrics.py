@@ -57,6 +57,7 @@ def classification_metrics(
     proba: Any = None,
     labels: Sequence[int | str] | None = None,
     label_names: Sequence[str] | None = None,
+    scores: Any = None,
 ) -> dict | None:
     """Expression scores on the classes the model and the data share, never a made-up class.
 
@@ -66,16 +67,20 @@ def classification_metrics(
     scored labels are dropped (`n_dropped`). Predictions outside them stay, as errors
     (`n_pred_outside_labels`). `label_names` name classes by index (default
     helpers.core.labels.EXPRESSIONS). ROC-AUC and PR-AUC are one-vs-rest macro averages over the
-    scored classes (raw proba columns); model classes not scored are listed in `auc_skipped`.
-    `ece` is the top-label expected calibration error of the top probability (None without
-    probabilities).
+    scored classes of `scores` (default proba), each class's column as it is: the predictions
+    file's p_<Class> columns, so sklearn's roc_auc_score and average_precision_score on them
+    give the same figures; None where those columns are constant but for float rounding
+    (constant_proba): the AUC of such a head ranks faces by rounding. Model classes not scored
+    are listed in `auc_skipped`. `ece` is the top-label expected calibration error of proba's
+    top probability, the confidence of the class predicted (None without probabilities).
     """
     t, p, proba, labels, space = classification_rows(y_true, y_pred, proba, labels)
     names = class_names(label_names, space)
     if t.size == 0:
         return None
     n_rows = np.asarray(y_true).size
-    scores = _ovr_auc(t, proba, labels)
+    ranked = proba if scores is None else classification_rows(y_true, y_pred, scores, labels)[2]
+    auc = _ovr_auc(t, ranked, labels)
     return {
         "n": int(t.size),
         "accuracy": float(accuracy_score(t, p)),
@@ -90,7 +95,7 @@ def classification_metrics(
         # No `labels` here: a prediction outside them is a disagreement, not a dropped row.
         "kappa": _cohen_kappa(t, p),
         "krippendorff_alpha": krippendorff_alpha(t, p),
-        **scores,
+        **auc,
         "ece": None if proba is None else expected_calibration_error(p == t, proba.max(axis=1)),
         "auc_skipped": (
             [names[c] for c in range(proba.shape[1]) if c not in labels]
@@ -346,9 +351,20 @@ def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int | str] 
     return np.isfinite(np.asarray(arrays[0], dtype=np.float64).reshape(-1))  # present_pairs
 
 
+def constant_proba(proba: Any, classes: Sequence[int]) -> bool:
+    """Whether every column of `classes` is constant across the rows but for float rounding:
+    its spread below NEGLIGIBLE_SPREAD of its mean (a collapsed head varies by ~1e-7 of it)."""
+    p = np.asarray(proba, dtype=np.float64)[:, list(classes)]
+    if p.shape[0] < 2:
+        return False
+    spread, level = p.std(axis=0), np.abs(p.mean(axis=0))
+    return bool(np.all(spread <= NEGLIGIBLE_SPREAD * level))
+
+
 def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dict:
-    """One-vs-rest macro ROC-AUC and PR-AUC (average precision); None below two classes."""
-    if proba is None or labels.size < 2:
+    """One-vs-rest macro ROC-AUC and PR-AUC (average precision); None below two classes or
+    for probabilities constant but for rounding."""
+    if proba is None or labels.size < 2 or constant_proba(proba, labels):
         return {"roc_auc_ovr": None, "pr_auc_macro": None}
     roc, pr = [], []
     for c in labels:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.core import progress
-from helpers.core.errors import DataError
+from helpers.core import paths, progress
+from helpers.core.errors import ConfigError, DataError, did_you_mean
 from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
@@ -54,6 +54,7 @@ from helpers.evaluation.predictions import (
 from helpers.inference.calibration import class_indices, scale_probabilities
 from helpers.inference.predict import training_margin
 from helpers.inference.tta import AUTO, TTA_MODES, check_tta, check_tta_setting
+from helpers.models import registry
 
 # --------------------------------------------------------------------------- metrics JSON
 
@@ -119,7 +120,15 @@ def _expression_head(
     pred, proba = _expression_pred(cols, data_classes)
     if pred is None:
         return None
-    metrics = classification_metrics(cols["expression"], pred, proba, data_classes, label_names)
+    saved = cols.get("expression_proba")  # the p_ columns as saved: what the AUCs rank by
+    metrics = classification_metrics(
+        cols["expression"],
+        pred,
+        proba,
+        data_classes,
+        label_names,
+        scores=None if saved is None else _stack_rows(saved).astype(np.float64),
+    )
     if metrics is not None:
         metrics["restricted_to"] = (
             None
@@ -727,6 +736,12 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
     run = RunFolder(run_dir)
     freshness.check_model_name(run, model)  # a misspelt name: the models the run has
     path = run.model_path(model)
+    if not path.is_file() and (run.checkpoints_dir(model) / "progress.json").is_file():
+        raise DataError(  # notebook 04 notes its progress there from the start of a training
+            path,
+            f"{model} is still training or stopped before its model file was written: run "
+            f"notebook 04 (model = '{model}') to its end (or ./run_all.sh --resume) first",
+        )
     if not path.is_file():
         raise DataError(
             path, f"model file not found: train it with notebook 04 (model = '{model}') first"
@@ -744,6 +759,57 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
     loaded = load_trained(path)
     identity["weights_sha256"] = weights_sha256(loaded.get_weights())
     return loaded, identity
+
+
+# Notebook 05's whole-number parameters, by the least each may be.
+_COUNTS = {"seed": 0, "n_boot": 0, "batch_size": 1, "corruption_n": 0, "explain_n": 0}
+# Notebook 05's parameters check_parameters knows (the profile's three come in `settings`).
+PARAMETERS = ("model", "seed", "n_boot", "batch_size", "test_data", "compare_tta", "recorded",
+              "corruption_n")  # fmt: skip
+
+
+def check_parameters(settings: Mapping[str, Any], **values: Any) -> None:
+    """Notebook 05's parameters (and its profile's values, resolved into `settings`) checked
+    before any work: a wrong type or value is one ConfigError naming the parameter, not an
+    error from deep inside after minutes of scoring; a relative path is read from the kernel's
+    folder (notebooks/)."""
+    shown = {k: settings[k] for k in ("tta", "explain_n", "export_tflite") if k in settings}
+    for name, value in {**shown, **values}.items():
+        if name in _COUNTS:
+            if not (name == "explain_n" and value is None):
+                _check_count(name, value, _COUNTS[name])
+        elif name == "model" and value not in registry.list_models():
+            raise ConfigError(
+                f"model must be one of {registry.list_models()} (got {value!r})"
+                + did_you_mean(value, registry.list_models())
+            )
+        elif name == "tta":
+            check_tta_setting(value)
+        elif name in ("compare_tta", "export_tflite") and not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True or False (got {value!r})")
+        elif name in ("test_data", "recorded"):
+            _check_paths(name, value)
+        elif name not in (*PARAMETERS, *shown):
+            raise ConfigError(f"check_parameters: notebook 05 has no parameter {name!r}")
+
+
+def _check_count(name: str, value: Any, least: int) -> None:
+    """A whole number of at least `least`, or a ConfigError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ConfigError(f"{name} must be an integer >= {least} (got {value!r})")
+
+
+def _check_paths(name: str, value: Any) -> None:
+    """`test_data` (one path or a list) or `recorded` (one path): paths that exist; empty is
+    none."""
+    many = name == "test_data" and isinstance(value, (list, tuple))
+    items = list(value) if many else [value]
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            kind = "a path or a list of paths" if name == "test_data" else "a path"
+            raise ConfigError(f"{name} must be {kind} (got {item!r})")
+        if os.fspath(item) and not Path(item).expanduser().exists():
+            raise DataError(item, f"{paths.not_found(item)} (the parameter {name})")
 
 
 def dataset_name(source_path: str | os.PathLike) -> str:

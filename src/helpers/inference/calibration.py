@@ -93,14 +93,27 @@ def calibration_fit(metrics_path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
+def range_edge(temperature: float) -> str | None:
+    """ "upper" or "lower" where a fitted temperature lies at an end of TEMPERATURE_RANGE
+    (within 1%): the search stopped at the bound, not at an optimum; None inside it."""
+    low, high = TEMPERATURE_RANGE
+    if not math.isfinite(temperature):
+        return None
+    if temperature >= high * 0.99:
+        return "upper"
+    if temperature <= low * 1.01:
+        return "lower"
+    return None
+
+
 def range_edge_note(temperature: float) -> str | None:
     """What a fit that ran into TEMPERATURE_RANGE means: at the top, the model did no better
     than a uniform guess on its validation faces; at the bottom, it was right about (nearly)
     all of them, so the fit sharpened as far as it may. Either way its confidences say little."""
-    low, high = TEMPERATURE_RANGE
-    if temperature >= high * 0.99:
+    end = range_edge(temperature)
+    if end == "upper":
         found = "on those faces the model did no better than a uniform guess"
-    elif temperature <= low * 1.01:
+    elif end == "lower":
         found = "the model was right about (nearly) every one of those faces"
     else:
         return None

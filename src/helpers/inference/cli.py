@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import math
 import os
@@ -29,6 +30,7 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MIN_FACE_SHARE, Detector, setting_problem
 from helpers.core.helptext import HelpFormatter
+from helpers.core.images import ZIP_SCHEME, read_image_bytes
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import recorded_data
@@ -119,6 +121,12 @@ def write_videos(table: pd.DataFrame, videos: pd.DataFrame, out: Path) -> list[P
     except OSError as error:
         raise ConfigError(f"{target}: cannot be written ({os_reason(error)})") from error
     return [target, *write_timelines(table, out / TIMELINES)]
+
+
+def own_outputs(out: Path) -> list[Path]:
+    """What the predictor writes in an output folder, left out when an input folder holds it
+    (--out beside the photos, or above them): the rest of the folder is read as input."""
+    return [out / name for name in (*PREDICTION_FILES, VIDEO_SUMMARY, ANNOTATED, TIMELINES)]
 
 
 def _previous(out: Path) -> list[str]:
@@ -234,7 +242,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
     )
     p.add_argument("--model", required=True, help="trained .keras file, or an exported .tflite")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video files")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image, folder or video files, or a .zip of photos (zip://ARCHIVE!MEMBER: one)",
+    )
     p.add_argument(
         "--out",
         help="folder for predictions.csv/.json (and annotated/; for videos video_summary.csv "
@@ -401,14 +414,59 @@ def health_note(model_path: str | os.PathLike) -> str | None:
     )
 
 
+def _size(name: str) -> tuple[int, int] | None:
+    """An image file's (or zip member's) width and height from its header; None where it
+    cannot be opened."""
+    try:
+        source = io.BytesIO(read_image_bytes(name)) if name.startswith(ZIP_SCHEME) else name
+        with Image.open(source) as image:
+            return image.size
+    except (OSError, ValueError, DataError):
+        return None
+
+
+def crop_sized(table: pd.DataFrame) -> tuple[dict[str, tuple[int, int]], int]:
+    """The still images the detector searched that look like face crops already (no side over
+    CROP_SIDE; where a face was found in one, near square), with their sizes, and how many of
+    them had a face found inside: on a folder of FER-style crops the detector finds a zoomed
+    part of some and nothing in the others, where --no-detect reads each one whole."""
+    stills = table[table["frame"].isna() & (table["status"] != "error")]
+    found: dict[str, tuple[int, int]] = {}
+    inside = 0
+    for name, rows in stills.groupby("file", sort=False):
+        with_face = bool((rows["status"] == "ok").any())
+        if with_face and (rows["box_w"].max() > CROP_SIDE or rows["box_h"].max() > CROP_SIDE):
+            continue  # a face larger than a crop: the image is larger still
+        size = _size(str(name))
+        if size is None or max(size) > CROP_SIDE:
+            continue
+        if with_face and max(size) > 1.3 * min(size):
+            continue
+        found[str(name)] = size
+        inside += with_face
+    return found, inside
+
+
+def crop_sized_line(sizes: dict[str, tuple[int, int]], inside: int) -> str | None:
+    """One line for every crop-sized image of a run (crop_sized), not one per image."""
+    if not sizes:
+        return None
+    shown = ", ".join(f"{name} {w}x{h}" for name, (w, h) in list(sizes.items())[:2])
+    more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
+    return (
+        f"{len(sizes)} image(s) of at most {CROP_SIDE} px look like face crops ({shown}{more}): "
+        f"{len(sizes) - inside} with no face found, {inside} with a face found inside them; "
+        "if they are already face crops, pass --no-detect to read each one whole as one face"
+    )
+
+
 def no_face_hint(name: str, min_face_share: float = 0.0) -> str:
     """'no face found' for one input, with --no-detect suggested when it is crop-sized, and
     --min-face-share 0 when faces smaller than its share were not looked for (a group photo)."""
-    try:
-        with Image.open(name) as image:
-            width, height = image.size
-    except (OSError, ValueError):
+    size = _size(name)
+    if size is None:
         return f"no face found: {name}"
+    width, height = size
     if max(width, height) <= CROP_SIDE:
         return (
             f"no face found: {name} ({width}x{height}: if it is already a face crop, "
@@ -461,9 +519,10 @@ def left_out_line(left_out: list[str]) -> str | None:
         if any(s in HEIC_EXTENSIONS for s in counts)
         else ""
     )
+    archive = " (a .zip is read when named as an input itself)" if ".zip" in counts else ""
     return (
         f"left out {len(left_out)} file(s) in the input folders that are neither an image nor "
-        f"a video: {kinds}{heic}"
+        f"a video: {kinds}{heic}{archive}"
     )
 
 
@@ -530,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         made = _missing_folders(Path(args.out), annotating) if args.out else []
         if args.out:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
-        tta = evaluated_tta(args.model) if args.tta == AUTO else args.tta
+        stale_tta = args.tta == AUTO and bool(stale_metrics(args.model))
+        tta = "none" if stale_tta else evaluated_tta(args.model) if args.tta == AUTO else args.tta
         temperature, temperature_source = (
             (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model, tta)
         )
@@ -549,7 +609,13 @@ def main(argv: list[str] | None = None) -> int:
     for note in (training_note(args.model), health_note(args.model), stale and f"note: {stale}"):
         if note:
             print(note, file=sys.stderr)
-    if args.tta == AUTO:
+    if stale_tta:
+        print(
+            "test-time augmentation: none, the plain view (--tta auto reads notebook 05's "
+            "choice from metrics that describe an earlier training of the model)",
+            file=sys.stderr,
+        )
+    elif args.tta == AUTO:
         print(f"test-time augmentation: {tta} (as notebook 05 evaluated it)", file=sys.stderr)
     calibration = calibration_lines(args, classes, classes_source, temperature, temperature_source)
     for line in [] if stale else calibration:
@@ -581,11 +647,11 @@ def main(argv: list[str] | None = None) -> int:
                 temperature=temperature,
                 annotate_dir=(out / ANNOTATED) if out and annotating else None,
                 explain=args.explain,
-                exclude=[out] if out else [],
+                exclude=own_outputs(out) if out else [],
                 smooth=args.smooth,
                 classes="all" if classes is None else classes,
             )
-        _report(table, detector.min_face_share if args.detect else 0.0)
+        _report(table, detector.min_face_share if args.detect else 0.0, args.detect)
         uncropped = None if args.detect else uncropped_line(table)
         if uncropped:
             print(uncropped, file=sys.stderr)
@@ -663,8 +729,9 @@ def uncropped_line(table: pd.DataFrame) -> str | None:
     )
 
 
-def _report(table: pd.DataFrame, min_face_share: float = 0.0) -> None:
-    """The terminal's lines about inputs: what was skipped, left out or had no face."""
+def _report(table: pd.DataFrame, min_face_share: float = 0.0, detect: bool = True) -> None:
+    """The terminal's lines about inputs: what was skipped, left out or had no face; images
+    that look like face crops in one line, not one each."""
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
     for note in note_lines(table):
@@ -672,9 +739,13 @@ def _report(table: pd.DataFrame, min_face_share: float = 0.0) -> None:
     line = left_out_line(table.attrs.get("left_out", []))
     if line:
         print(line, file=sys.stderr)
+    crops, inside = crop_sized(table) if detect else ({}, 0)
     for name in table.loc[table["status"] == "no_face", "file"].unique():
-        if not (table.loc[table["file"] == name, "status"] == "ok").any():
+        if name not in crops and not (table.loc[table["file"] == name, "status"] == "ok").any():
             print(no_face_hint(name, min_face_share), file=sys.stderr)
+    line = crop_sized_line(crops, inside)
+    if line:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

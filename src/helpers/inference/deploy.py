@@ -219,9 +219,10 @@ def export_line(model_name: str, parameters: int, n_calibration: int, n_test: in
 
 
 def deployment_table(run_dir: str | os.PathLike) -> Any:
-    """One row per model from <run>/export/*.json, for the report; latencies are ms per image
-    and keras_images_per_s the same batched figure as images/s, all as helpers.inference.speed
-    measures the report's inference speed."""
+    """One row per model from <run>/export/*.json, for the report; latencies are ms per image,
+    batched and one at a time for Keras and each TFLite file alike, and keras_images_per_s the
+    batched figure as images/s, all as helpers.inference.speed measures the report's inference
+    speed."""
     import pandas as pd
 
     rows = []
@@ -241,6 +242,8 @@ def deployment_table(run_dir: str | os.PathLike) -> Any:
         for kind in ("float", "int8"):
             e = d.get(f"tflite_{kind}", {})
             row[f"{kind}_accuracy_change"] = e.get("accuracy_change")
+            # both latencies, as Keras's: batched beside batched, one at a time beside one
+            row[f"{kind}_ms_batched"] = e.get("latency", {}).get("batched_ms")
             row[f"{kind}_ms_single"] = e.get("latency", {}).get("single_ms")
             row[f"{kind}_MB"] = e.get("size_bytes", 0) / 1e6
         rows.append(row)

@@ -29,6 +29,7 @@ from PIL import Image
 from helpers.core import trained
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, MIN_FACE_SHARE, Detector, crop_face
+from helpers.core.images import ZIP_SCHEME
 from helpers.core.jsonio import read_json
 from helpers.core.labels import expression_color
 from helpers.core.landmarks import from_model_output
@@ -44,6 +45,7 @@ from helpers.inference.calibration import (
     scored_classes,
 )
 from helpers.inference.explain import Explainer, overlay
+from helpers.inference.names import OutputNames
 from helpers.inference.runtime import Backend, KerasModel, open_model
 from helpers.inference.sources import (
     Source,
@@ -76,15 +78,40 @@ STATUSES = ("ok", "no_face", "error")  # the `status` column
 # --------------------------------------------------------------------------- prediction
 
 
-def _columns(meta: Mapping[str, Any]) -> list[str]:
-    """Output columns for this model's heads, fixed so every table has the same layout."""
+def _columns(meta: Mapping[str, Any], written: Sequence[str] = ()) -> list[str]:
+    """Output columns for this model's heads, fixed so every table has the same layout, and
+    at the end the output files each row's face is drawn in (`annotated`, `gradcam`) where
+    they are written."""
     heads = meta["heads"]
     cols = ["file", "frame", "time", "face", "track", "status", "error"]
     cols += ["box_x", "box_y", "box_w", "box_h"]
     if "expression" in heads:
         cols += ["expression", "confidence"] + [f"p_{name}" for name in meta["labels"]]
     cols += [h for h in ("valence", "arousal") if h in heads]
-    return cols + (["landmarks"] if "landmarks" in heads else [])
+    return cols + (["landmarks"] if "landmarks" in heads else []) + list(written)
+
+
+@dataclass
+class _Annotated:
+    """Where the annotated files of one run go: a name per input, claimed when its first file
+    is written, never one another input's file has (helpers.inference.names)."""
+
+    folder: Path
+    explain: bool = False
+    names: OutputNames = field(default_factory=OutputNames)
+    stems: dict[str, str] = field(default_factory=dict)
+
+    def stem(self, source: str, video: bool = False) -> str:
+        """The input's stem in the folder: a photo's .jpg (and its _gradcam.jpg twin when
+        explaining) or a video's .avi."""
+        if source not in self.stems:
+            ends = (".avi",) if video else (".jpg", "_gradcam.jpg") if self.explain else (".jpg",)
+            self.stems[source] = self.names.claim(_stem(source), *ends)
+        return self.stems[source]
+
+    def shown(self, path: Path) -> str:
+        """A written file as the table names it: from the folder above annotated/ (--out)."""
+        return f"{self.folder.name}/{path.name}"
 
 
 @dataclass
@@ -98,6 +125,7 @@ class _Pending:
     images: list[tuple[str, int | None, np.ndarray, list[dict[str, Any]]]] = field(
         default_factory=list
     )
+    written: list[Path] = field(default_factory=list)  # the annotated files, in order
 
 
 def _fill(
@@ -127,8 +155,7 @@ def _run(
     model: Backend,
     pending: _Pending,
     batch_size: int,
-    annotate_dir: Path | None,
-    names: dict[str, int],
+    annotated: _Annotated | None,
     explainer: Explainer | None = None,
 ) -> None:
     """Predict every pending face in batches (with Grad-CAM of the predicted class when
@@ -141,18 +168,28 @@ def _run(
         if explainer is not None:
             target = np.argmax(np.asarray(out["expression"]), axis=1)
             pending.heatmaps.extend(explainer(batch, target=target, batch_size=batch_size).maps)
-    if annotate_dir is not None:
+    if annotated is not None:
         heat = {
             id(row): (h, region)
             for row, h, region in zip(pending.rows, pending.heatmaps, pending.regions, strict=False)
         }
         for name, frame, image, rows in pending.images:
             if frame is None:
-                path = _save_annotated(annotate(image, rows), annotate_dir, name, frame, names)
+                stem = annotated.stem(name)
+                path = annotated.folder / f"{stem}.jpg"
+                _write_jpeg(annotate(image, rows), path)
+                pending.written.append(path)
+                for row in rows:
+                    row["annotated"] = annotated.shown(path)
+                twin = annotated.folder / f"{stem}_gradcam.jpg"
             else:  # a video's frames go into its annotated video once tracked; here its heat
-                path = annotate_dir / f"{_stem(name)}_f{frame:06d}.jpg"
+                stem = f"{annotated.stem(name, video=True)}_f{frame:06d}_gradcam"
+                twin = annotated.folder / f"{annotated.names.claim(stem, '.jpg')}.jpg"
             if explainer is not None:
-                _save_heatmaps(image, rows, heat, path, names)
+                _save_heatmaps(image, rows, heat, twin)
+                pending.written.append(twin)
+                for row in rows:
+                    row["gradcam"] = annotated.shown(twin)
     for done in (pending.inputs, pending.rows, pending.regions, pending.heatmaps, pending.images):
         done.clear()
 
@@ -161,8 +198,7 @@ def _save_heatmaps(
     image: np.ndarray,
     rows: list[dict[str, Any]],
     heat: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]],
-    annotated: Path,
-    used: dict[str, int],
+    path: Path,
 ) -> Path:
     """<annotated stem>_gradcam.jpg: each face's heatmap over its crop, boxes and labels on top
     (landmarks left out, so the heat stays visible)."""
@@ -171,7 +207,6 @@ def _save_heatmaps(
         if id(row) in heat:
             canvas = overlay(canvas, *heat[id(row)])
     plain = [{k: v for k, v in row.items() if k != "landmarks"} for row in rows]
-    path = annotated.with_name(f"{_unique(f'{annotated.stem}_gradcam', used)}.jpg")
     _write_jpeg(annotate(canvas, plain), path)
     return path
 
@@ -371,15 +406,20 @@ def predict_images(
     added on every side of a crop; None frames faces as the model's training faces were
     (training_margin), 0.2 for a model outside a run folder. Unreadable inputs and images
     without a face come back as rows with status "error" / "no_face" and the reason in
-    `error`; df.attrs["summary"] counts them. df.attrs["notes"] names the inputs read in part
-    (a multi-page or animated image read by its first frame, a video that ends before the
-    frame count its container states).
+    `error`; df.attrs["summary"] counts them. df.attrs["annotated"] lists the files this call
+    wrote to annotate_dir, in order (not those an earlier call left there). df.attrs["notes"]
+    names the inputs read in part (a multi-page or animated image read by its first frame, a
+    video that ends before the frame count its container states).
     A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
     `track`, the same number for one face from frame to frame (helpers.inference.video).
     tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
+    annotate_dir: write each photo with faces, and each video, annotated there, one file per
+    input (a name an earlier input took gets -2, -3...); the `annotated` column names each
+    row's file from annotate_dir's parent (annotated/a.jpg).
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
-    heatmaps (the predicted expression), `<name>_gradcam.jpg`; Keras models only.
-    exclude: folders not searched when an input folder holds them (annotate_dir always is);
+    heatmaps (the predicted expression), `<name>_gradcam.jpg`, named in a `gradcam` column;
+    Keras models only.
+    exclude: files and folders left out when an input folder holds them (annotate_dir always is);
     the files a folder holds that are neither an image nor a video (by their first bytes, or
     their extension) are listed in df.attrs["left_out"]; OS junk (`._name`, .DS_Store) is not.
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
@@ -436,14 +476,15 @@ def predict_images(
     meta = model.metadata
     size, channels = meta["image_size"], meta["channels"]
     out_dir = None if annotate_dir is None else Path(annotate_dir)
+    annotated = None if out_dir is None else _Annotated(out_dir, explainer is not None)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    left_out: list[Path] = []
+    left_out: list[str | Path] = []
     skip = [*exclude, *([out_dir] if out_dir is not None else [])]
     sources = expand_inputs(inputs, exclude=skip, left_out=left_out)
     rows: list[dict[str, Any]] = []
     notes: dict[str, list[str]] = {}
-    pending, names = _Pending(), dict[str, int]()
+    pending = _Pending()
     for source in progress_bar(sources, desc="predicting", unit="file", disable=not progress):
         found: list[str] = []
         try:
@@ -481,7 +522,7 @@ def predict_images(
                 if out_dir is not None and (frame is None or explainer is not None):
                     pending.images.append((source.name, frame, image, face_rows))
                 if len(pending.inputs) >= batch_size:
-                    _run(model, pending, batch_size, out_dir, names, explainer)
+                    _run(model, pending, batch_size, annotated, explainer)
         except DataError as error:
             rows.append(_error_row(source, error))
         except OSError as error:  # EIO, permission denied: this file only
@@ -492,18 +533,24 @@ def predict_images(
             rows.append(_error_row(source, DataError(source.name, f"OpenCV failed: {problem}")))
         if found:
             notes[printable(source.name)] = found
-    _run(model, pending, batch_size, out_dir, names, explainer)
-    table = _table(rows, meta)
+    _run(model, pending, batch_size, annotated, explainer)
+    written = [] if annotated is None else ["annotated"] + (["gradcam"] if explain else [])
+    table = _table(rows, meta, written)
     if smooth:  # the table is copied only where a window asks for it
         table = smooth_tracks(table, smooth)
-    if out_dir is not None:
+    if annotated is not None:
         for source in sources:
-            if source.kind == "video" and (table["file"] == printable(source.name)).any():
-                _save_annotated_video(source, table, every, out_dir, names)
+            mine = table["file"] == printable(source.name)
+            if source.kind == "video" and mine.any():
+                video = _save_annotated_video(source, table, every, annotated)
+                if video is not None:
+                    pending.written.append(video)
+                    table.loc[mine, "annotated"] = printable(annotated.shown(video))
     table.attrs["summary"] = {**summarize(table), "read_in_part": len(notes)}
     table.attrs["notes"] = notes
     table.attrs["model"] = dict(meta)
     table.attrs["left_out"] = [str(p) for p in left_out]
+    table.attrs["annotated"] = list(pending.written)
     return table
 
 
@@ -512,14 +559,18 @@ def _error_row(source: Source, error: DataError) -> dict[str, Any]:
     return {"file": source.name, "status": "error", "error": str(error)}
 
 
-def _table(rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> pd.DataFrame:
+def _table(
+    rows: list[dict[str, Any]], meta: Mapping[str, Any], written: Sequence[str] = ()
+) -> pd.DataFrame:
     """Rows in a frame with fixed columns and nullable integers (frame is None for stills);
     names that are not UTF-8 made printable, so one odd name cannot stop the table."""
     for row in rows:
-        for col in ("file", "error"):
+        for col in ("file", "error", "annotated", "gradcam"):
             if isinstance(row.get(col), str):
                 row[col] = printable(row[col])
-    table = pd.DataFrame(rows, columns=_columns(meta))
+    table = pd.DataFrame(rows, columns=_columns(meta, written))
+    for col in written:
+        table[col] = table[col].astype(object)
     for col in ("frame", "face", "box_x", "box_y", "box_w", "box_h"):
         table[col] = pd.array(table[col], dtype="Int64")
     table["time"] = pd.to_numeric(table["time"]).astype("float64")
@@ -628,40 +679,26 @@ def annotate(image: np.ndarray, rows: Any, enlarge: bool = True) -> np.ndarray:
     return canvas
 
 
-def _unique(stem: str, used: dict[str, int]) -> str:
-    """stem, or stem-2, stem-3... when an earlier image of this run already took it."""
-    used[stem] = used.get(stem, 0) + 1
-    return stem if used[stem] == 1 else f"{stem}-{used[stem]}"
-
-
 def _stem(name: str) -> str:
-    """An input's name as an output file's stem."""
+    """An input's name as an output file's stem (a zip member's own name, not the archive's)."""
+    if name.startswith(ZIP_SCHEME):
+        name = name.rpartition("!")[2]
     return Path(name).stem.strip("<>").replace(" ", "_") or "image"
-
-
-def _save_annotated(
-    image: np.ndarray, out_dir: Path, name: str, frame: int | None, used: dict[str, int]
-) -> Path:
-    """<stem>[_f000123].jpg in out_dir; a repeated name gets -2, -3... (inputs come in order)."""
-    stem = _stem(name) if frame is None else f"{_stem(name)}_f{frame:06d}"
-    path = out_dir / f"{_unique(stem, used)}.jpg"
-    _write_jpeg(image, path)
-    return path
 
 
 ANNOTATED_VIDEO_FPS = 5.0  # a video without a stated frame rate is played back at this rate
 
 
 def _save_annotated_video(
-    source: Source, table: pd.DataFrame, every: int, out_dir: Path, used: dict[str, int]
+    source: Source, table: pd.DataFrame, every: int, annotated: _Annotated
 ) -> Path | None:
-    """<stem>.avi in out_dir (Motion-JPEG): the video's sampled frames at their own pace, each
-    face's box, track number, expression and landmarks drawn. The frames are decoded a second
-    time, so no frame is held in memory while the faces are tracked; None when the video could
-    not be read again."""
+    """<stem>.avi in the annotated folder (Motion-JPEG): the video's sampled frames at their
+    own pace, each face's box, track number, expression and landmarks drawn. The frames are
+    decoded a second time, so no frame is held in memory while the faces are tracked; None
+    when the video could not be read again."""
     rows = table[table["file"] == printable(source.name)]
     by_frame = {int(f): group for f, group in rows[rows["status"] == "ok"].groupby("frame")}
-    path = out_dir / f"{_unique(_stem(source.name), used)}.avi"
+    path = annotated.folder / f"{annotated.stem(source.name, video=True)}.avi"
     timed = rows[(rows["frame"] > 0) & rows["time"].notna()]
     fps = ANNOTATED_VIDEO_FPS
     if len(timed):  # the sampled frames at their own pace: the video's rate over the step

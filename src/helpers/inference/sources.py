@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterable, Iterator
@@ -16,12 +17,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from helpers.core.archive import ArchiveLimits, open_zip, read_head
 from helpers.core.errors import DataError
 from helpers.core.images import (
     MAX_PIXELS,
     ZIP_SCHEME,
     exif_orientation,
     is_image_header,
+    make_uri,
     read_image,
     turn_upright,
 )
@@ -37,6 +40,14 @@ VIDEO_EXTENSIONS = frozenset(
 )
 
 BROKEN_LINK = "broken link"  # a Source's kind: a symbolic link whose target does not exist
+UNREADABLE = "unreadable"  # a Source's kind: known not to be readable, its `problem` says why
+
+# A zip given as an input is opened after its names and layout are checked (no member is
+# extracted); each member read is bounded by read_image's own per-member limit.
+_HUGE = 1 << 62
+ZIP_LIMITS = ArchiveLimits(
+    max_members=_HUGE, max_member_bytes=_HUGE, max_total_bytes=_HUGE, max_ratio=float("inf")
+)
 
 MAX_FPS = 1000.0  # above it a stated frame rate is a container's placeholder, not a camera's
 
@@ -79,9 +90,11 @@ class Source:
     """One input: a still image file, a video file, or an in-memory array (notebooks)."""
 
     name: str
-    # "image", "video", "array", "missing", BROKEN_LINK, "empty" (a folder with no media)
+    # "image", "video", "array", "missing", BROKEN_LINK, "empty" (a folder with no media),
+    # UNREADABLE (what is wrong in `problem`)
     kind: str
     array: np.ndarray | None = field(default=None, repr=False, compare=False)
+    problem: str | None = None
 
 
 # ISO media brands of still images (HEIC, HEIF, AVIF): an `ftyp` box starts them as it does MP4.
@@ -121,12 +134,15 @@ def _kind(path: Path) -> str | None:
     """What a file holds, judged by its first bytes, so a JPEG named .heic or .mp4 is read as
     a photo and a video named .jpg as a video; by its extension where the bytes say neither
     (a damaged or empty file then gets its verdict); None for a file that is neither."""
-    head = _head(path)
+    return _kind_of(_head(path), path.suffix.lower())
+
+
+def _kind_of(head: bytes, suffix: str) -> str | None:
+    """_kind of a file or zip member from its first bytes and its lower-case extension."""
     if is_image_header(head) or is_heic_header(head):
         return "image"
     if is_video_header(head):
         return "video"
-    suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     return "image" if suffix in IMAGE_EXTENSIONS else None
@@ -137,18 +153,41 @@ def _is_under(path: Path, folders: tuple[Path, ...]) -> bool:
     return any(path == f or f in path.parents for f in folders)
 
 
+def _walk(folder: Path, exclude: tuple[Path, ...]) -> Iterator[Path]:
+    """Every file (and link to nothing) under a folder, through linked sub-folders too (an
+    external drive or a cloud folder linked into a photo folder), each real folder once, so a
+    link to a folder above it is no loop; OS junk and excluded paths passed over."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        here = Path(root)
+        for name in files:
+            p = here / name
+            if not is_junk(p.relative_to(folder).parts) and not _is_under(p.resolve(), exclude):
+                yield p
+        kept = [
+            d
+            for d in dirs
+            if not is_junk((here / d).relative_to(folder).parts)
+            and not _is_under((here / d).resolve(), exclude)
+        ]
+        dirs[:] = sorted(kept, key=lambda d: ((here / d).is_symlink(), d))  # real ones first
+
+
 def _folder_files(
     folder: Path, exclude: tuple[Path, ...]
 ) -> tuple[list[tuple[Path, str]], list[Path]]:
     """A folder's inputs (sorted) with their kind, and the files that hold no image or video, the
-    excluded folders left out: the predictor's own output folder inside an input folder is not
+    excluded files and folders left out: the predictor's own outputs in an input folder are not
     read back as input. OS junk (`._name`, .DS_Store, hidden folders) is passed over as the
     dataset readers pass it over; a link to nothing is an input, so its row says so."""
     media: list[tuple[Path, str]] = []
     other: list[Path] = []
-    for p in sorted(folder.rglob("*")):
-        if is_junk(p.relative_to(folder).parts) or _is_under(p.resolve(), exclude):
-            continue
+    for p in sorted(_walk(folder, exclude)):
         if p.is_symlink() and not p.exists():
             media.append((p, BROKEN_LINK))
         elif p.is_file():
@@ -160,18 +199,66 @@ def _folder_files(
     return media, other
 
 
+def _media_note() -> str:
+    """What makes a file an input, for a folder or archive that holds none."""
+    return (
+        "image or video files (by their first bytes, or extensions "
+        f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))})"
+    )
+
+
+def _zip_members(path: Path) -> tuple[list[Source], list[str]]:
+    """A zip's photos as zip:// inputs (sorted, each judged by its first bytes as a file is),
+    and its other members; the archive is checked first (member names that point outside it,
+    encryption, overlapping members), as the dataset readers check theirs. A video inside
+    cannot be decoded from the archive and gets a row saying to extract it; a bad archive, or
+    one with no image, is one row saying so."""
+    try:
+        with open_zip(path, ZIP_LIMITS) as archive:
+            found: list[Source] = []
+            other: list[str] = []
+            for info in sorted(archive.infolist(), key=lambda i: i.filename):
+                name = info.filename
+                if info.is_dir() or is_junk(tuple(re.split(r"[/\\]", name))):
+                    continue
+                uri = make_uri(path, name)
+                kind = _kind_of(read_head(archive, name, _HEAD_BYTES), Path(name).suffix.lower())
+                if kind == "image":
+                    found.append(Source(uri, "image"))
+                elif kind == "video":
+                    found.append(Source(uri, UNREADABLE, problem=ZIPPED_VIDEO))
+                else:
+                    other.append(uri)
+    except DataError as error:
+        member = f" ({error.member})" if error.member else ""
+        return [Source(str(path), UNREADABLE, problem=f"{error.problem}{member}")], []
+    if not found:
+        found = [Source(str(path), UNREADABLE, problem=f"zip archive holds no {_media_note()}")]
+    return found, other
+
+
+ZIPPED_VIDEO = "a video inside a zip archive cannot be decoded from it: extract it first"
+
+
+def _is_zip(path: Path) -> bool:
+    """Whether an input file is a zip archive to read the photos of (by its .zip extension,
+    so an office document, itself a zip, stays a file that is not an image)."""
+    return path.suffix.lower() == ".zip"
+
+
 def expand_inputs(
     inputs: Any,
     exclude: Iterable[str | os.PathLike] = (),
-    left_out: list[Path] | None = None,
+    left_out: list[str | Path] | None = None,
 ) -> list[Source]:
     """Files, folders (recursive, sorted; their images and videos judged by their first bytes,
-    by their extension where the bytes say neither), zip:// image references and arrays (one
-    image, or a batch along the first axis), in order.
+    by their extension where the bytes say neither), zip archives (their photos), zip:// image
+    references and arrays (one image, or a batch along the first axis), in order.
 
     A file named twice (or reached twice through folders and links) is read once, where it
-    first appears. Folders under `exclude` are not searched; a folder's files that are neither
-    an image nor a video are appended to `left_out` when it is given."""
+    first appears; linked sub-folders are searched too, each real folder once. Files and
+    folders under `exclude` are left out; a folder's files that are neither an image nor a
+    video are appended to `left_out` when it is given."""
     if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
         inputs = list(inputs)
     elif isinstance(inputs, (str, os.PathLike, np.ndarray)):
@@ -201,6 +288,12 @@ def expand_inputs(
                 left_out.extend(other)
             if not found:
                 add(Source(str(path), "empty"), path.resolve())
+        elif path.is_file() and _is_zip(path):
+            members, others = _zip_members(path)
+            for member in members:
+                add(member, member.name)
+            if left_out is not None:
+                left_out.extend(others)
         elif path.is_file():
             add(Source(str(path), _kind(path) or "image"), path.resolve())
         else:
@@ -336,14 +429,12 @@ def iter_frames(
         raise DataError(source.name, "file or folder not found")
     if source.kind == BROKEN_LINK:
         raise DataError(source.name, f"broken symbolic link (to {_target(source.name)}, not found)")
+    if source.kind == UNREADABLE:
+        raise DataError(source.name, source.problem or "cannot be read")
     if source.kind not in ("empty", "array", "image", "video"):
         raise DataError(source.name, f"{source.kind}, not an image, video or folder: not read")
     if source.kind == "empty":
-        raise DataError(
-            source.name,
-            "folder holds no image or video files (by their first bytes, or extensions "
-            f"{', '.join(sorted(IMAGE_EXTENSIONS | VIDEO_EXTENSIONS))})",
-        )
+        raise DataError(source.name, f"folder holds no {_media_note()}")
     if source.array is not None:  # kind "array"
         image = as_rgb(source.array, source.name)
         check_pixels(image, source.name)

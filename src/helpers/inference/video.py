@@ -24,6 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from helpers.core.errors import ConfigError, os_reason
 from helpers.core.labels import expression_color
+from helpers.inference.names import OutputNames
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -322,17 +323,11 @@ def plot_timeline(table: pd.DataFrame, name: str, tracks: Sequence[int] | None =
 def timeline_names(table: pd.DataFrame) -> dict[str, str]:
     """Each video with a track, and its figure's file name: the video's stem, with -2, -3...
     where another video of the run has it (x/a.mp4 beside a.mp4 and a-2.mp4 too)."""
-    names: dict[str, str] = {}
-    taken: set[str] = set()
-    for video in table.loc[table["track"].notna(), "file"].unique():
-        stem, n = Path(str(video)).stem or "video", 1
-        name = f"{stem}.png"
-        while name in taken:
-            n += 1
-            name = f"{stem}-{n}.png"
-        taken.add(name)
-        names[str(video)] = name
-    return names
+    names = OutputNames()
+    return {
+        str(video): f"{names.claim(Path(str(video)).stem or 'video', '.png')}.png"
+        for video in table.loc[table["track"].notna(), "file"].unique()
+    }
 
 
 def write_timelines(table: pd.DataFrame, folder: str | os.PathLike) -> list[Path]:

@@ -47,7 +47,7 @@ class Preprocess(layers.Layer):
     def __init__(self, backbone: str, to_rgb: bool = False, **kwargs: Any):
         kwargs.setdefault("dtype", "float32")  # mean subtraction in float32 under mixed precision
         super().__init__(**kwargs)
-        self._preprocess = registry.resolve(registry.get(backbone).preprocess)
+        self._preprocess = registry.function(backbone, "preprocess")
         self.backbone = backbone
         self.to_rgb = bool(to_rgb)
 
@@ -323,7 +323,7 @@ def builder_options(name: str, options: Mapping[str, Any] | None) -> dict[str, A
     options = {} if options is None else options
     if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
         raise ConfigError(f"{name}: backbone_options must map argument names to values")
-    parameters = inspect.signature(registry.resolve(registry.get(name).builder)).parameters
+    parameters = inspect.signature(registry.function(name, "builder")).parameters
     valid = sorted(p for p in parameters if p not in RESERVED_BUILDER_ARGS and p != "kwargs")
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -340,7 +340,7 @@ def _construct(
     options: Mapping[str, Any] | None = None,
 ) -> keras.Model:
     """The feature extractor an entry names, without its classifier top."""
-    build = registry.resolve(entry.builder)
+    build = registry.function(entry.name, "builder")
     return build(
         include_top=False,
         weights=weights,
@@ -428,7 +428,7 @@ def preprocessing_gain(name: str) -> float:
     """How much a model's preprocessing scales pixels. Every registered one is affine per
     channel (caffe's mean subtraction, x / 127.5 - 1, x / 255, the identity), so a black and a
     white pixel measure it."""
-    preprocess = registry.resolve(registry.get(name).preprocess)
+    preprocess = registry.function(name, "preprocess")
     pair = np.array([[[[0.0] * 3]], [[[255.0] * 3]]], dtype="float32")
     out = keras.ops.convert_to_numpy(preprocess(keras.ops.convert_to_tensor(pair)))
     return float(np.mean(np.abs(out[1] - out[0]))) / 255.0

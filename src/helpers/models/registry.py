@@ -89,6 +89,33 @@ def resolve(reference: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
+def function(name: str, part: str) -> Any:
+    """The function an entry's `builder` or `preprocess` names, or one ConfigError naming the
+    entry, the field and what is wrong, so a mistyped entry is not a bare AttributeError from
+    deep inside a build."""
+    reference = getattr(get(name), part)
+    where = f"registry entry {name!r}: {part} {reference!r}"
+    module, colon, attribute = reference.partition(":")
+    if not (colon and module and attribute):
+        raise ConfigError(f"{where} should be 'module:function'")
+    try:
+        found = getattr(importlib.import_module(module), attribute)
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import {module} ({exc})") from None
+    except AttributeError:
+        raise ConfigError(f"{where}: module {module} has no {attribute!r}") from None
+    if not callable(found):
+        raise ConfigError(f"{where} is not a function ({type(found).__name__})")
+    return found
+
+
+def check(name: str) -> None:
+    """Both functions an entry names exist (imports their modules: Keras for most), so a
+    mistyped entry is refused before a run does any work."""
+    for part in ("builder", "preprocess"):
+        function(name, part)
+
+
 _CAFFE = "(caffe: RGB->BGR, ImageNet mean subtracted)"
 register(
     ModelSpec(

@@ -27,8 +27,9 @@ from helpers.core.argv import without_options
 from helpers.core.errors import DataError
 from helpers.core.jsonio import read_json, write_text
 from helpers.core.labels import EXPRESSIONS
-from helpers.core.records import load_records
+from helpers.core.records import as_read, load_records
 from helpers.core.run_folder import RunFolder, recorded_code, recorded_data, series_members
+from helpers.core.words import counted
 from helpers.data import eda
 from helpers.data.augment import AugmentSettings, describe_pipeline
 from helpers.data.datasets import READERS
@@ -36,6 +37,7 @@ from helpers.data.splits import stratifiable
 from helpers.evaluation import freshness, health, paired
 from helpers.evaluation.comparison import MetricsFile
 from helpers.evaluation.corruptions import LEVELS as CORRUPTION_LEVELS
+from helpers.inference.calibration import TEMPERATURE_RANGE, range_edge
 from helpers.inference.tta import CROP_SHARE
 from helpers.models import registry
 from helpers.models.losses import DEFAULT_LOSS_WEIGHTS
@@ -264,7 +266,7 @@ def _read(run: RunFolder) -> _Run:
         run=run,
         manifest=manifest,
         data=data,
-        records=load_records(run.records) if run.records.is_file() else None,
+        records=as_read(load_records(run.records)) if run.records.is_file() else None,
         splits=load_records(run.splits) if run.splits.is_file() else None,
         augment=AugmentSettings.read(run.augment_settings)
         if run.augment_settings.is_file()
@@ -279,8 +281,9 @@ def _read(run: RunFolder) -> _Run:
 
 
 def _data(facts: _Run, cite: Citations) -> str:
-    """Which faces, from which file, read how, with which labels; what was left out."""
-    table = facts.splits if facts.splits is not None else facts.records
+    """Which faces, from which file, read how, with which labels; what was left out: by the
+    reader, and by notebook 03 before the split (the faces the splits hold are fewer)."""
+    table = facts.records if facts.records is not None else facts.splits
     assert table is not None  # _read refuses a run without one
     data = facts.data
     where = f"`{Path(data['path']).name}`" if data.get("path") else ""
@@ -335,7 +338,97 @@ def _data(facts: _Run, cite: Citations) -> str:
     if dropped:
         parts.append(f"Reading left out {dropped}.")
     parts.append(_labels(table))
-    return "**Data.** " + " ".join(parts)
+    parts.append(_split_left_out_words(facts))
+    return "**Data.** " + " ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class _LeftOut:
+    """What notebook 03 left out of notebook 01's records before the split, and the exact
+    copies labelled otherwise it kept in the data's own test split."""
+
+    conflicting: pd.Series  # faces left out, exact copies labelled otherwise, by own split
+    other: int  # faces left out for another reason (an image that would not decode)
+    kept_in_test: int  # exact copies labelled otherwise kept in the data's own test split
+    remaining: int  # faces the splits hold
+    known: bool  # whether notebook 02's label_conflicts.csv said which faces conflict
+
+
+def _split_left_out(facts: _Run) -> _LeftOut | None:
+    """The records notebook 01 read that notebook 03's splits lack, told apart by notebook
+    02's list of exact copies labelled otherwise; None without both tables."""
+    if facts.records is None or facts.splits is None or "id" not in facts.splits:
+        return None
+    records = facts.records.drop_duplicates("id")
+    used = set(facts.splits["id"].astype(str))
+    gone = records[~records["id"].astype(str).isin(used)]
+    path = facts.run.eda_dir / "label_conflicts.csv"
+    known = path.is_file()
+    conflicts: set[str] = set()
+    if known:
+        listed = pd.read_csv(path, dtype=str)
+        conflicts = set(listed["id"]) if "id" in listed else set()
+    clash = gone["id"].astype(str).isin(conflicts)
+    own = (
+        gone.loc[clash, "split"].fillna("").astype(str)
+        if "split" in gone
+        else pd.Series([""] * int(clash.sum()), dtype=str)
+    )
+    return _LeftOut(
+        conflicting=own.value_counts(),
+        other=int((~clash).sum()),
+        kept_in_test=len(conflicts & used),
+        remaining=len(used),
+        known=known,
+    )
+
+
+def _split_left_out_words(facts: _Run) -> str:
+    """ "Before the split, 114 faces of the data's own training split were left out as exact
+    copies of another face labelled otherwise ...; the 15 such faces of its test split were
+    kept ...", so a reader can add up notebook 01's and 02's counts (all records) and the
+    splits' (fewer)."""
+    out = _split_left_out(facts)
+    if out is None:
+        return ""
+    clash = "exact copies of another face labelled otherwise"
+    n_conflicting = int(out.conflicting.sum())
+    text = ""
+    if not out.known and out.other:
+        text = (
+            f"Before the split, {out.other:,} faces were left out (images that would not decode "
+            f"or {clash})"
+        )
+    elif n_conflicting:
+        owned = {str(k): int(v) for k, v in out.conflicting.items() if k in SPLIT_ORDER}
+        faces = f"{n_conflicting:,} face{'s' if n_conflicting > 1 else ''}"
+        if len(owned) == 1 and sum(owned.values()) == n_conflicting:
+            faces += f" of the data's own {_split_word(next(iter(owned)))} split"
+        elif owned:
+            faces += " (" + _join([f"{n:,} {_split_word(k)}" for k, n in owned.items()]) + ")"
+        text = (
+            f"Before the split, {faces} were left out as {clash} (neither label can be "
+            "trusted over the other)"
+        )
+        if out.other:
+            text += f", and {out.other:,} whose image would not decode"
+    elif out.other:
+        text = f"Before the split, {out.other:,} faces whose image would not decode were left out"
+    if text:
+        text += f", so the splits hold {out.remaining:,} faces."
+    if out.kept_in_test == 1:
+        text += (
+            f"{' ' if text else ''}The one face of the data's own test split that is an exact "
+            "copy of another face labelled otherwise was kept, so the test split is scored as "
+            "released; its conflicting label caps the accuracy any model can reach on it."
+        )
+    elif out.kept_in_test:
+        text += (
+            f"{' ' if text else ''}The {out.kept_in_test:,} faces of the data's own test split "
+            f"that are {clash} were kept, so the test split is scored as released; their "
+            "conflicting labels cap the accuracy any model can reach on it."
+        )
+    return text
 
 
 def _profile_data_set(facts: _Run, source: str) -> tuple[str, str | None] | None:
@@ -448,7 +541,13 @@ def _splits(facts: _Run, cite: Citations) -> str:
     kept = [s for s in own if s != "test"]
     if kept:
         text += f" The data's own {_join([_split_word(s) for s in kept])} split"
-        text += "s were kept." if len(kept) > 1 else " was kept."
+        text += "s were kept" if len(kept) > 1 else " was kept"
+        left = _split_left_out(facts)
+        text += (
+            ", less the faces left out before the split (above)."
+            if left and (left.other or left.conflicting.sum())
+            else "."
+        )
     drawn = [s for s in ("val", "test") if n[s] and s not in own]
     if drawn:
         text += (
@@ -458,11 +557,22 @@ def _splits(facts: _Run, cite: Citations) -> str:
         )
         seed = facts.augment.seed if facts.augment else facts.manifest.get("seed")
         text += f" with seed {seed}." if seed is not None else "."
+        if "test" in drawn and "train" in own:  # e.g. a FER-2013 CSV without PrivateTest rows
+            text += (
+                " The data came with its own splits but no test split: the test faces were "
+                "carved out of its training split."
+            )
+            facts.checks.append(
+                "The data has no test split of its own (a FER-2013 CSV without PrivateTest "
+                f"rows, say): the {n['test']:,} test faces were carved out of its training "
+                "split, so the scores are not those on the data set's own test faces. Say so, "
+                "or score its test faces (`--test-data`)."
+            )
     grouped = _near_words(facts, cite)
     if facts.records is not None and "subject" in facts.records:
         grouped += " and each person's images"
     text += f" Splits were assigned before any augmentation, {grouped} kept together"
-    crossing = _crossing_pairs(facts.run)
+    crossing = _crossing_pairs(facts.run, facts.splits)
     if crossing is None:
         return text + " in the splits this run drew."
     if not crossing:
@@ -539,15 +649,22 @@ def _near_words(facts: _Run, cite: Citations) -> str:
     )
 
 
-def _crossing_pairs(run: RunFolder) -> dict[str, int] | None:
-    """Duplicate pairs across two splits by the splits they join ("train-test": 659), from
-    notebook 02's leakage table; None where the run has none."""
+def _crossing_pairs(run: RunFolder, used: pd.DataFrame | None = None) -> dict[str, int] | None:
+    """Duplicate pairs across two splits by the splits they join ("train-test": 615), from
+    notebook 02's leakage table, counting only pairs whose two faces are both in the splits
+    used (`used`: notebook 03's, which may leave faces out after 02 ran); None where the run
+    has no leakage table."""
     path = run.eda_dir / "leakage.csv"
     if not path.is_file():
         return None
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, dtype={"id_a": str, "id_b": str})
     if table.empty or not {"split_a", "split_b"} <= set(table.columns):
         return {}
+    if used is not None and "id" in used and {"id_a", "id_b"} <= set(table.columns):
+        ids = set(used["id"].astype(str))
+        table = table[table["id_a"].isin(ids) & table["id_b"].isin(ids)]
+        if table.empty:
+            return {}
     between = [
         "-".join(sorted((str(a), str(b)), key=lambda s: (*SPLIT_ORDER, s).index(s)))
         for a, b in zip(table["split_a"], table["split_b"], strict=True)
@@ -1012,10 +1129,15 @@ def _ran(card: Mapping[str, Any]) -> str:
     epochs = card.get("epochs_run")
     if not epochs:
         return ""
-    text = f"It ran {epochs} epoch{'s' if epochs != 1 else ''}"
-    if card.get("stopped_by_time_budget"):
-        text += " (stopped by the time budget)"
+    text = f"It ran {counted(epochs, 'epoch')}"
     seconds, speed = card.get("training_time_s"), card.get("images_per_s")
+    budget = (card.get("parameters") or {}).get("time_budget_minutes")
+    if (
+        epochs == 1 and _is_number(budget) and _is_number(seconds) and seconds > 1.05 * 60 * budget
+    ):  # an epoch runs whole: the budget cannot stop it
+        text += f" (the {budget:g}-minute budget ended inside it, and it ran to its end)"
+    elif card.get("stopped_by_time_budget"):
+        text += " (stopped by the time budget)"
     if isinstance(seconds, (int, float)):
         text += f" in {seconds / 60:.1f} minutes"
     if isinstance(speed, (int, float)):
@@ -1329,7 +1451,7 @@ def _tta_note(data: Mapping[str, Any]) -> str:
 def _calibration_note(data: Mapping[str, Any]) -> str:
     """ "; expected calibration error 0.020 before and 0.014 after temperature scaling
     (T = 0.65)", and where the temperature fitted on the validation faces raised it on the
-    test faces, that it did."""
+    test faces, that it did; a temperature at an end of its search range is said to be one."""
     calibration = data.get("calibration") or {}
     pair = calibration.get("test_ece")
     temperature = calibration.get("temperature")
@@ -1340,7 +1462,15 @@ def _calibration_note(data: Mapping[str, Any]) -> str:
             f"; expected calibration error {before} before and {after} after temperature "
             f"scaling (T{notation.NBSP}={notation.NBSP}{temperature:.2f}"
         )
-        if round(pair[1], 3) > round(pair[0], 3):
+        edge = calibration.get("at_bound") or range_edge(float(temperature))
+        if edge in ("upper", "lower"):
+            low, high = calibration.get("range") or TEMPERATURE_RANGE
+            text += (
+                f", the {edge} end of the range searched, {notation.general(low)} to "
+                f"{notation.general(high)}: the fit found no optimum inside it, so the error "
+                "after is that of the bound"
+            )
+        elif round(pair[1], 3) > round(pair[0], 3):
             text += ", fitted on the validation faces: it raised the error on the test faces"
         return text + ")"
     ece = (data.get("expression") or {}).get("ece")
@@ -1432,11 +1562,27 @@ def _software(facts: _Run, cite: Citations) -> str:
     command = manifest.get("repeat_command") or manifest.get("command")  # after any resume
     dirty = " with uncommitted changes" if code.get("git_dirty") else ""
     profile = _profile_name(facts)
+    # Models the run reports that the command did not make: notebooks 04 and 05 run by hand
+    recorded = manifest.get("models") or []
+    outside = [m for m in facts.models if m not in recorded] if recorded else []
     if commit or command:
         sentences.append(
             "The pipeline"
             + (f" at commit {str(commit)[:12]}{dirty}" if commit else "")
-            + (f", run as `{_portable(str(command), profile)}`." if command else ".")
+            + (f", run as `{_portable(str(command), profile)}`" if command else "")
+            + (
+                f"; {_join(outside)} {'was' if len(outside) == 1 else 'were'} trained and "
+                "scored outside that command (notebooks 04 and 05 run by hand)."
+                if command and outside
+                else "."
+            )
+        )
+    if command and outside:
+        facts.checks.append(
+            f"{_join(outside)} {'was' if len(outside) == 1 else 'were'} trained outside the "
+            "recorded command (notebooks 04 and 05 run by hand on this run folder): the command "
+            f"does not make {'its' if len(outside) == 1 else 'their'} results; state the "
+            "settings they were trained with, or train them with the command (`--models`)."
         )
     if commit and dirty:
         facts.checks.append(

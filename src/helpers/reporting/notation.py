@@ -1,5 +1,6 @@
 """Numbers and symbols as a paper prints them: a minus sign for a negative number, an en dash
-between the ends of a range, ±, ×, →, powers of ten (10⁻⁶) in Markdown, and their LaTeX forms.
+between the ends of a range ("to" where both ends are negative), ±, ×, →, powers of ten (10⁻⁶)
+in Markdown, and their LaTeX forms.
 
 One module, so the methods text and anything else written for a paper say -0.008 and 1e-06
 alike, and the LaTeX of a symbol is the same wherever it appears.
@@ -58,8 +59,11 @@ def fixed(value: float, digits: int = 3) -> str:
 
 
 def span(low: float, high: float, digits: int = 3) -> str:
-    """ "0.974–0.997", "−0.008–0.015": one notation for every range, an en dash between."""
-    return f"{fixed(low, digits)}{EN_DASH}{fixed(high, digits)}"
+    """ "0.974–0.997", "−0.008–0.015": an en dash between the ends; "−0.075 to −0.024" where
+    the upper end is negative too, since a dash before a minus sign reads as one mark."""
+    upper = fixed(high, digits)
+    joint = " to " if upper.startswith(MINUS) else EN_DASH
+    return f"{fixed(low, digits)}{joint}{upper}"
 
 
 def general(value: float) -> str:

@@ -26,6 +26,7 @@ ROW_LABELS: dict[str, str] = {
     "expression_ece": "Expression ECE (calibration error)",
     "calibrated_expression_ece": "Expression ECE after temperature scaling",
     "calibration_temperature": "Calibration temperature",
+    "calibration_at_bound": "Calibration temperature at an end of its search range",
     "corrupted_expression_f1_macro": "Expression macro F1, degraded faces (mean)",
     "retained_expression_f1_macro": "Share of macro F1 kept on degraded faces",
     "expression_f1_weighted": "Expression weighted F1",
@@ -54,14 +55,23 @@ ROW_LABELS: dict[str, str] = {
     "keras_images_per_s": "Keras images/s, batched",
     "keras_ms_single": "Keras ms per image, one at a time",
     "float_accuracy_change": "TFLite float: accuracy change",
-    "float_ms_single": "TFLite float: ms per image",
+    "float_ms_batched": "TFLite float: ms per image, batched",
+    "float_ms_single": "TFLite float: ms per image, one at a time",
     "float_MB": "TFLite float: size (MB)",
     "int8_accuracy_change": "TFLite int8: accuracy change",
-    "int8_ms_single": "TFLite int8: ms per image",
+    "int8_ms_batched": "TFLite int8: ms per image, batched",
+    "int8_ms_single": "TFLite int8: ms per image, one at a time",
     "int8_MB": "TFLite int8: size (MB)",
 }
 _REGRESSION = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "corr": "Pearson r", "sagr": "SAGR"}
 _VALUES = {"tta": {"none": "one view"}}  # a value a row's readers know by another name
+# A cell with no value (a statistic null for that model), printed for a reader, not as "None".
+MISSING = "n/a"
+MISSING_NOTE = (
+    f"{MISSING}: no value for that model: a statistic undefined where a head's predictions "
+    "are constant (Pearson r, SAGR, ROC-AUC, PR-AUC, the share kept on degraded faces), or a "
+    "task the data has no labels for."
+)
 
 
 def row_label(key: str) -> str:
@@ -82,8 +92,10 @@ def row_label(key: str) -> str:
 
 
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """A per-model table (comparison.by_model) with readable row names and values."""
-    out = table.copy()
+    """A per-model table (comparison.by_model) with readable row names and values, a missing
+    one as MISSING (MISSING_NOTE says what it means)."""
+    out = table.astype(object)
+    out = out.where(out.notna(), MISSING)
     for key, names in _VALUES.items():
         if key in out.index:
             out.loc[key] = [names.get(v, v) if isinstance(v, str) else v for v in out.loc[key]]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from helpers.core.errors import ConfigError
 from helpers.evaluation.comparison import fixed
-from helpers.reporting import latex
+from helpers.reporting import latex, notation
 from helpers.reporting.repeats import (
     check_recipe,
     latex_table,
@@ -72,13 +72,13 @@ def seeds_table(run_dirs: list[str | os.PathLike]) -> pd.DataFrame:
 
 
 def _cell(row: pd.Series, column: str, task: str, runs: int) -> str:
-    """ "0.662 ± 0.004", with the runs it covers where fewer than all, and how many of them had
-    the head learn nothing."""
+    """ "0.662 ± 0.004", "−0.025 ± 0.039" (a minus sign, as methods.md writes it), with the
+    runs it covers where fewer than all, and how many of them had the head learn nothing."""
     mean = row.get(f"{column}_mean")
     if mean is None or pd.isna(mean):
         return ""
     sd = row.get(f"{column}_sd")
-    text = fixed(mean) + ("" if sd is None or pd.isna(sd) else f" ± {fixed(sd)}")
+    text = notation.fixed(mean) + ("" if sd is None or pd.isna(sd) else f" ± {fixed(sd)}")
     counted = int(row.get(f"{column}_n", row["runs"]))
     if counted < runs:
         text += f" ({counted} of {runs} runs)"

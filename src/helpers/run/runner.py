@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import platform
 import re
 import shlex
 import signal
+import site
 import subprocess
 import sys
 import threading
@@ -409,8 +411,69 @@ def check_values(profile: str, stages: list[Stage], settings: list[Setting],
         given = {k: v for k, v in stage_settings(stage, settings).items() if k in declared}
         try:
             values.check_values(profile, stage.notebook.stem, stage.model, given)
-        except ConfigError as exc:
+        except (ConfigError, DataError) as exc:  # DataError: a path it names is not there
             raise ConfigError(f"--set for {stage.name}: {exc}") from None
+
+
+# Run apart (python -c): resolving an entry imports Keras, which the runner itself never holds.
+ENTRY_CHECK = """import sys
+from helpers.core.errors import ConfigError
+from helpers.models import registry
+try:
+    for name in sys.argv[1:]:
+        registry.check(name)
+except ConfigError as exc:
+    sys.exit(f"error: {exc}")
+"""
+
+
+def check_entries(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]) -> None:
+    """The registry entries of the models this call trains or scores, resolved before any work:
+    a mistyped `builder` or `preprocess` is one ConfigError naming the entry and the field, not
+    an AttributeError from notebook 04 after 01 and 03 ran."""
+    models = tuple(
+        dict.fromkeys(
+            s.model
+            for s in stages
+            if s.model and (stage_status(manifest, s) != "ok" or s.name in rerun)
+        )
+    )
+    if models and (problem := entry_problem(models)):
+        raise ConfigError(problem)
+
+
+@functools.cache
+def entry_problem(models: tuple[str, ...]) -> str | None:
+    """What is wrong with these models' registry entries, checked in a process of their own
+    (with this process's `helpers`, as the kernels get it); None when each resolves."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY_CHECK, *models],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": kernel_pythonpath()},
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    said = [line for line in done.stderr.splitlines() if line.strip()]
+    last = said[-1] if said else f"exit status {done.returncode}"
+    if last.startswith("error: "):
+        return last.removeprefix("error: ")
+    return f"checking the registry entries of {', '.join(models)}: {last}"
+
+
+def kernel_pythonpath() -> str:
+    """PYTHONPATH for a notebook kernel (started in notebooks/) or a check run apart: the folder
+    this process imported `helpers` from first, then the caller's own entries made absolute, so
+    the kernel runs the code that started it, not another copy that an editable install of a
+    shared virtual environment, or a relative entry read from another folder, would give it."""
+    import helpers
+
+    own = Path(helpers.__file__).resolve().parent.parent
+    given = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    installed = {str(Path(p).resolve()) for p in site.getsitepackages()}
+    first = [] if str(own) in installed else [str(own)]  # never ahead of the standard library
+    return os.pathsep.join(dict.fromkeys([*first, *(str(Path(p).resolve()) for p in given)]))
 
 
 def check_resume(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path) -> None:
@@ -612,7 +675,9 @@ def execute_stage(
     out = run_dir / "notebooks" / f"{stage.name}.ipynb"
     out.parent.mkdir(exist_ok=True)
     log = RunFolder(run_dir).logs_dir / f"{stage.name}.log"
-    os.environ[RUNNER_ENV] = str(run_dir)  # notebook 01 may write into the folder made for it
+    kernel = {RUNNER_ENV: str(run_dir), "PYTHONPATH": kernel_pythonpath()}
+    before = {name: os.environ.get(name) for name in kernel}
+    os.environ.update(kernel)  # 01 may write into the folder made for it; this helpers imported
     try:
         with cell_output_shown(log if log_output else None):
             pm.execute_notebook(
@@ -625,7 +690,11 @@ def execute_stage(
                 log_output=log_output,
             )
     finally:
-        os.environ.pop(RUNNER_ENV, None)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return out
 
 
@@ -1250,6 +1319,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
         check_backend(stages, manifest, args.rerun)
+        check_entries(stages, manifest, args.rerun)
         if args.settings:  # every stage of the run: one --only leaves out runs on a --resume
             check_values(profile.name, plan, args.settings, manifest, args.rerun)
         if args.resume and (moved := check_data(args, manifest, run_dir)):
@@ -1533,9 +1603,10 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
             f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
         )
     if one_epoch(profile.epochs) and not any(s.name == "epochs" for s in args.settings):
+        data = manifest["data"]  # the words from what the run read, demo set or not
+        read = "the generated demo set" if data.get("demo") else Path(data["path"]).name
         lines.append(
-            f"[run_all] profile {profile.name} trains one epoch ({profile.description}): "
-            + EXPECTED_THERE
+            f"[run_all] profile {profile.name} trains one epoch (on {read} here): " + EXPECTED_THERE
         )
     report = RunFolder(run_dir).report
     if report.is_file():

@@ -76,12 +76,24 @@ def check_train(profile: str, model: str | None, values: Mapping[str, Any]) -> N
 
 
 def check_evaluate(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
-    """Notebook 05: the profile's values where a parameter is None, and the test-time
-    augmentation setting."""
-    from helpers.inference.tta import check_tta_setting
+    """Notebook 05: the profile's values where a parameter is None, and its parameters as its
+    settings cell checks them (a path read from the notebooks' folder, where the kernel runs)."""
+    from helpers.evaluation import scoring  # Keras-free, but pandas and scikit-learn: only here
 
     resolved = profiles.resolve(profile, model, **_given(values, "05_evaluate"))
-    check_tta_setting(resolved["tta"])
+    own = {k: v for k, v in values.items() if k in scoring.PARAMETERS}
+    with contextlib.chdir(_notebooks_dir()):
+        scoring.check_parameters(resolved, **own)
+
+
+def check_predict(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
+    """Notebook 07: its own photos exist (read from the notebooks' folder, where the kernel
+    runs)."""
+    from helpers.inference import gallery  # OpenCV: only when there is a value
+
+    if values.get("photos"):
+        with contextlib.chdir(_notebooks_dir()):
+            gallery.own_photos(values["photos"])
 
 
 def _notebooks_dir() -> Path:
@@ -96,6 +108,7 @@ CHECKS: dict[str, Callable[[str, str | None, Mapping[str, Any]], None]] = {
     "03_augment": check_augment,
     "04_train": check_train,
     "05_evaluate": check_evaluate,
+    "07_predict": check_predict,
 }
 
 

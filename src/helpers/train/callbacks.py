@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 from helpers.core.progress import line, say
+from helpers.core.words import counted
 from helpers.models.saving import publish
 
 
@@ -92,6 +93,12 @@ class CosineAnneal(keras.callbacks.Callback):
     accuracy comes from (Li et al. 2020). The rate is set every `every` batches (default:
     batches_between_updates). With `hold` (stochastic weight averaging), the cosine ends at
     `until` of the training at `hold` times the starting rate, which it then keeps.
+
+    The budget stops training only between epochs, so an epoch under way runs to its end: where
+    it would end past the budget (a budget shorter than one epoch), the minutes the cosine runs
+    over are those to the epoch's end, estimated from the epoch's steps so far
+    (`steps_per_epoch`, else Keras's count), and a line says so once; otherwise the cosine would
+    sit at its floor for the rest of the epoch.
     """
 
     def __init__(
@@ -104,6 +111,7 @@ class CosineAnneal(keras.callbacks.Callback):
         every: int | None = None,
         until: float = 1.0,
         hold: float | None = None,
+        steps_per_epoch: int | None = None,
     ):
         super().__init__()
         if budget is None and not total_steps:
@@ -114,14 +122,56 @@ class CosineAnneal(keras.callbacks.Callback):
         self.every = batches_between_updates(keras.backend.backend()) if every is None else every
         self.seen = 0
         self.start_lr: float | None = None
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_steps = 0  # batches begun in the epoch under way
+        self.second_step_at: float | None = None  # the clock as its second batch began
+        self.reached = 0.0  # the position never goes back as the estimate of an epoch moves
+        self.warned = False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.steps_per_epoch is None:
+            self.steps_per_epoch = (getattr(self, "params", None) or {}).get("steps")
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_steps, self.second_step_at = 0, None
 
     def fraction(self) -> float:
         """How far through the training this batch is, 0 to 1."""
         done = self.step / float(self.total) if self.total else 0.0
         if self.budget is not None:
             running = time.perf_counter() - getattr(self.budget, "_start", time.perf_counter())
-            done = max(done, (self.budget.spent_s + running) / self.budget.budget_s)
-        return min(max(done, 0.0), 1.0)
+            spent = self.budget.spent_s + running
+            done = max(done, spent / self.horizon(spent))
+        self.reached = max(self.reached, min(max(done, 0.0), 1.0))
+        return self.reached
+
+    def horizon(self, spent: float) -> float:
+        """The seconds of training the cosine runs over: the budget, or where the epoch under
+        way will end past it (the budget cannot stop it sooner), that end."""
+        budget = self.budget
+        assert budget is not None
+        ends = self.epoch_end(spent)
+        if ends is None or ends <= budget.budget_s:
+            return budget.budget_s
+        if not self.warned and ends > 1.05 * budget.budget_s:  # not the clock's jitter
+            self.warned = True
+            message = (
+                f"time budget: this epoch ends past the {budget.budget_s / 60:g}-minute budget "
+                f"(about {ends / 60:.1f} min in all), so the learning rate anneals to its end "
+                "instead; a longer budget or fewer faces would train more"
+            )
+            print(message)
+            line(message)
+        return ends
+
+    def epoch_end(self, spent: float) -> float | None:
+        """Training seconds at the end of the epoch under way, from its steps so far (timed
+        from its second, so the first's compilation is left out); None before two steps."""
+        steps = self.steps_per_epoch
+        if not steps or self.second_step_at is None or self.epoch_steps < 3:
+            return None
+        per_step = (time.perf_counter() - self.second_step_at) / (self.epoch_steps - 2)
+        return spent + max(steps - self.epoch_steps + 1, 0) * per_step
 
     def rate(self, start: float) -> float:
         """The learning rate at this point of the training, from `start`."""
@@ -130,6 +180,9 @@ class CosineAnneal(keras.callbacks.Callback):
         return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.epoch_steps += 1
+        if self.epoch_steps == 2 and self.budget is not None:
+            self.second_step_at = time.perf_counter()
         if self.seen % self.every == 0:  # self.model is touched only here (see the default)
             optimizer = self.model.optimizer
             if self.start_lr is None:
@@ -221,7 +274,10 @@ def start_line(
 ) -> str:
     """What training starts and how big it is, for the terminal before the first epoch ends."""
     limit = f" or {minutes:g} minutes" if minutes is not None else ""
-    return f"{name}: training on {faces:,} faces, batch {batch_size}, up to {epochs} epochs{limit}"
+    return (
+        f"{name}: training on {counted(faces, 'face')}, batch {batch_size}, "
+        f"up to {counted(epochs, 'epoch')}{limit}"
+    )
 
 
 def steps_line(epoch: str, done: int, steps: int | None, seconds: float) -> str:

@@ -153,6 +153,7 @@ class TrainConfig:
                 f"TrainConfig.model must be one of {registry.list_models()} (got {self.model!r})"
                 + did_you_mean(self.model, registry.list_models())
             )
+        registry.check(self.model)  # a mistyped entry named now, not by the build in fit
         for name, low in (
             ("image_size", 8),
             ("channels", 1),
@@ -169,6 +170,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 self._fail(name, f"must be an integer >= {low}")
+        smallest = registry.get(self.model).min_size  # the fit would refuse it: now, not then
+        if self.image_size < smallest:
+            self._fail("image_size", f"must be an integer >= {smallest} for {self.model}")
         if self.channels not in (1, 3):
             self._fail("channels", "must be 1 (grayscale) or 3 (RGB)")
         for name in (

@@ -647,6 +647,7 @@ def _run_phase(
             budget=budget,
             total_steps=(phase.end_epoch - phase.first_epoch) * steps,
             first_step=(restart_at - phase.first_epoch) * steps,
+            steps_per_epoch=steps,
             **({"until": swa, "hold": cfg.swa_rate} if swa is not None else {}),
         )
         if swa is not None:

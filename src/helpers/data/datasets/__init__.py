@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers.core import progress
+from helpers.core import paths, progress
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.faces import MARGIN_RANGE
 from helpers.core.labels import EXPRESSIONS
@@ -264,15 +264,39 @@ class UnrecognisedSource(DataError):
     """A source that exists and opens but that no reader recognises (detect_source)."""
 
 
+def check_reader(name: str) -> str:
+    """A registered reader's name, or a ConfigError listing the formats."""
+    if name not in READERS:
+        raise ConfigError(f"unknown reader {name!r}. Supported formats:\n{_formats()}")
+    return name
+
+
+def check_exists(path: str | os.PathLike) -> Path:
+    """A source path that exists, or a DataError saying where a relative one was looked for:
+    notebook 01 checks it before it makes a run folder."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"data must be a file or folder path, got {type(path).__name__}")
+    if not Path(path).expanduser().exists():
+        raise DataError(path, paths.not_found(path))
+    return Path(path)
+
+
 def detect_source(path: str | os.PathLike) -> str:
     """Name of the first reader that recognises the source; UnrecognisedSource, a DataError
-    listing the formats, if none does."""
+    listing the formats, if none does (or saying in one line what the path holds, where it is
+    plainly no dataset: a tar archive, an empty folder, one photo, a folder of zips)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "not found")
+        raise DataError(path, paths.not_found(path))
     for reader in READERS.values():
         if _detects(reader, path):
             return reader.name
+    if problem := _not_a_dataset.not_a_dataset(path):  # what was given, not 10 formats
+        raise UnrecognisedSource(
+            path,
+            f"{problem}. The readers take a folder or a .zip of class folders (<class>/*.jpg), "
+            f"a CSV, or another layout of README's 'Your own data' ({', '.join(READERS)})",
+        )
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         from helpers.core.archive import open_zip
 
@@ -363,10 +387,8 @@ def read_source(
         )
     if reader is None:
         reader, how = _choose(path, options)
-    elif reader not in READERS:
-        raise ConfigError(f"unknown reader {reader!r}. Supported formats:\n{_formats()}")
     else:
-        how = "requested"
+        reader, how = check_reader(reader), "requested"
     chosen = READERS[reader]
     _check_options(chosen, options)
     if face_margin is not None:
@@ -416,6 +438,7 @@ from helpers.data.datasets import expw as _expw  # noqa: E402
 from helpers.data.datasets import fer2013 as _fer2013  # noqa: E402
 from helpers.data.datasets import folders as _folders  # noqa: E402
 from helpers.data.datasets import jaffe as _jaffe  # noqa: E402
+from helpers.data.datasets import not_a_dataset as _not_a_dataset  # noqa: E402
 from helpers.data.datasets import rafdb as _rafdb  # noqa: E402
 
 register_reader(

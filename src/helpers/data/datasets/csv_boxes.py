@@ -266,6 +266,26 @@ def _crop_one_image(
     return out
 
 
+def case_twin(path: Path, listings: dict[Path, list[str]]) -> Path | None:
+    """The file whose path differs from `path` only in letter case (a list made on Windows or
+    macOS, whose file systems ignore case, read on Linux), or None. listings caches each
+    folder's names, so a source whose every image is missing lists each folder once."""
+    current = Path(path.parts[0])
+    for part in path.parts[1:]:
+        if not (current / part).exists():
+            if current not in listings:
+                try:
+                    listings[current] = sorted(os.listdir(current))
+                except OSError:
+                    listings[current] = []
+            twins = [name for name in listings[current] if name.lower() == part.lower()]
+            if not twins:
+                return None
+            part = twins[0]
+        current = current / part
+    return current if current != path and current.is_file() else None
+
+
 def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: str,
                workers: int | None = None, progress: bool = True, desc: str = "Cropping",
                clip: bool = False, upright: bool = False) -> list[dict]:
@@ -296,13 +316,19 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
                 outcomes[outcome[0]] = outcome
     rows = []
     turned_crops = turned_whole = 0
+    listings: dict[Path, list[str]] = {}
+    twins: list[str] = []
     for face, (_, image, reason, box, turned) in zip(faces, outcomes, strict=True):
         if reason is not None:
             if turned and reason.startswith("box"):
                 reason += (" (the photo turned upright by its EXIF orientation)" if upright
                            else " (the photo has an EXIF orientation; boxes are on its stored "
                            "pixels)")
-            tally.drop(reason, face.where)
+            where = face.where
+            if reason == "missing image" and (twin := case_twin(face.image, listings)):
+                where += f" (did you mean {twin.name}?)"
+                twins.append(f"{face.image.name} is {twin.name}")
+            tally.drop(reason, where)
             continue
         turned_crops += turned and box is not None
         turned_whole += turned and box is None
@@ -314,6 +340,10 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
                 tally.repair("box clipped to the image", face.where)
         rows.append(row)
     _note_turned(tally, turned_crops, turned_whole, upright)
+    if twins:
+        tally.note(f"{len(twins):,} missing image(s) exist under a name that differs only in "
+                   f"letter case, e.g. {twins[0]} on disk: names are case-sensitive here, so "
+                   "correct the list or rename the files")
     return rows
 
 

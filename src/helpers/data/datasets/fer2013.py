@@ -13,7 +13,7 @@ or tabs, as the header line shows). Usage maps to splits by
 test, the three-way protocol the challenge was built on) or "coursework" (PublicTest and
 PrivateTest both -> test, as the Kaggle image-folder release and the coursework treat them;
 03 then carves val from train), or your own mapping; Usage values named like split folders
-(train, val, validation, test, any case) map as they say. Faces are written once as PNGs into
+(train, val, validation, test, holdout..., any case: folders.SPLIT_NAMES) map as they say. Faces are written once as PNGs into
 `data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
 The CSV may sit inside a zip (e.g. Kaggle's download); it is read in place, with a per-member
 size limit raised to 2 GiB (`limits=` to change). A folder holding it (at most two folders
@@ -168,7 +168,8 @@ def looks_like_fer_csv(path: str | os.PathLike) -> bool:
 
 def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     """A preset name or a mapping Usage -> split, keys compared case-insensitively; the split
-    names class folders may have (train, val, validation, test...) map as they do there."""
+    names class folders may have (train, val, validation, test...) map as they do there; a
+    mapping of one's own decides the challenge's Usage values (one it leaves out is dropped)."""
     if isinstance(usage_splits, str):
         if usage_splits not in USAGE_SPLITS:
             raise ConfigError(f"usage_splits must be one of {sorted(USAGE_SPLITS)} or a "
@@ -178,7 +179,8 @@ def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     bad = sorted({v for v in mapping.values() if v not in ("train", "val", "test")})
     if bad:
         raise ConfigError(f"usage_splits values must be train/val/test, got {bad}")
-    return {**SPLIT_NAMES, **mapping}
+    generic = {k: v for k, v in SPLIT_NAMES.items() if k not in USAGE_SPLITS["standard"]}
+    return {**generic, **mapping}
 
 
 def _usage_note(values: list[str]) -> str:

@@ -20,25 +20,42 @@ from helpers.core.progress import bar as progress_bar
 from helpers.core.archive import ArchiveLimits, open_zip, read_head, read_member
 from helpers.data.datasets import ReadResult, Tally, dropped_text
 from helpers.core.errors import DataError
-from helpers.core.images import (MULTI_FRAME_MAGIC, frame_count, frames_in, is_image_header,
-                                  make_uri, tiff_next_page)
+from helpers.core.images import (IMAGE_EXTENSIONS, MULTI_FRAME_MAGIC, frame_count, frames_in,
+                                  header_size, is_image_header, make_uri, tiff_next_page,
+                                  unsupported_image)
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
 
 READER = "folders"
-# The formats helpers.core.images can decode; anything else is counted, not crashed on.
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+# IMAGE_EXTENSIONS: the formats helpers.core.images decodes (AVIF where Pillow does); anything
+# else is counted, not crashed on, and a HEIC photo is named as one.
+
+# Split folder names (any case) for every reader: the usual words, FER-2013's Usage values
+# (Training, PublicTest, PrivateTest, read as the challenge's three-way protocol) and the
+# `_set` names of AffectNet-style trees. A folder of class folders beside these under another
+# name is refused (_check_split_folders), so a held-out set is never re-split into training.
 SPLIT_NAMES: dict[str, str] = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val", "dev": "val",
-    "test": "test", "testing": "test",
+    "train": "train", "training": "train", "train_set": "train", "trainset": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val", "val_set": "val",
+    "valset": "val", "validation_set": "val", "publictest": "val",
+    "test": "test", "testing": "test", "test_set": "test", "testset": "test",
+    "privatetest": "test", "holdout": "test", "heldout": "test", "held_out": "test",
 }
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
-_HEAD_BYTES = 16
+_HEAD_BYTES = 32  # an image signature, or an ISO media file's brands (AVIF or HEIC)
 _TIFF_HEAD_BYTES = 4096  # holds the first page directory of most TIFFs that put it first
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
 _INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
+# Whole photos among face crops: of up to _PHOTO_SAMPLE images spread over the source, those
+# whose header declares a long side of _PHOTO_SIDE px or more, _PHOTO_RATIO times the short one
+# (a 3:4 phone photo; face crops are about square). Most headers fit in a few KB; a JPEG's
+# size may sit after an EXIF block (its thumbnail), up to 64 KB in.
+_PHOTO_SAMPLE = 64
+_PHOTO_SIDE = 400
+_PHOTO_RATIO = 1.25
+_SIZE_HEAD = 4096
+_JPEG_SIZE_HEAD = 64 * 1024
 _LISTED = 8  # folder names quoted in the message of a tree no reader recognises
 _NAMING = ("class folders are named, in any case and optionally after an index (0_disgust, "
            f"3-happy): {accepted_names()}")
@@ -50,6 +67,14 @@ Parts = tuple[str, ...]
 def split_of(folder: str | None) -> str | None:
     """The split a folder name stands for ('Training' -> 'train'), or None."""
     return SPLIT_NAMES.get(folder.strip().lower()) if folder else None
+
+
+def split_names_text() -> str:
+    """The split names known, grouped by split, for messages: 'train (training, ...); ...'."""
+    return "; ".join(
+        f"{split} ({', '.join(n for n, s in SPLIT_NAMES.items() if s == split and n != split)})"
+        for split in ("train", "val", "test")
+    )
 
 
 def is_zip(path: Path) -> bool:
@@ -120,10 +145,20 @@ def folder_class_index(name: str) -> int | None:
     return index
 
 
+def _up_to_class(parts: Parts) -> Parts:
+    """A folder's parts up to the deepest one named after an expression (happy/person01 ->
+    happy), where the images of its sub-folders are read as its class."""
+    for position in range(len(parts) - 1, -1, -1):
+        if folder_class_index(parts[position]) is not None:
+            return parts[:position + 1]
+    return parts
+
+
 def looks_like_class_folders(path: str | os.PathLike) -> bool:
-    """At least two folders named after expressions side by side, holding images."""
+    """At least two folders named after expressions side by side, holding images (directly or
+    in sub-folders)."""
     path = Path(path)
-    groups = class_groups(image_folders(path))
+    groups = class_groups({_up_to_class(parts) for parts in image_folders(path)})
     return any(sum(folder_class_index(name) is not None for name in names) >= 2
                for names in groups.values())
 
@@ -263,28 +298,73 @@ class FileTree:
         return str(self.root / member)
 
 
-def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally
-              ) -> list[tuple[Parts, int, str | None]]:
-    """(parts, label, split) of the files in known class folders; the others counted. A file
-    with another extension in a class folder is kept for its first bytes to decide (a JPEG
-    named .heic is an image)."""
-    kept = []
+def _class_folder(parts: Parts, class_index: ClassIndex) -> tuple[int, int] | None:
+    """(position in parts, label) of the deepest folder named after a class, so that images
+    sorted further by person or shoot (happy/person01/x.jpg) are read as that class."""
+    for position in range(len(parts) - 2, -1, -1):
+        label = class_index(parts[position])
+        if label is not None:
+            return position, label
+    return None
+
+
+Kept = tuple[Parts, int, "str | None", int]  # (parts, label, split, class folder's position)
+
+
+def _classify(files: list[Parts], class_index: ClassIndex, tally: Tally) -> list[Kept]:
+    """(parts, label, split, position of the class folder in parts) of the files in known
+    class folders or their sub-folders; the others counted. A file with another extension in
+    a class folder is kept for its first bytes to decide (a JPEG named .heic is an image)."""
+    kept: list[Kept] = []
     unknown_folders: set[Parts] = set()
     for parts in files:
         member = "/".join(parts)
         named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
-        if not named and (len(parts) < 2 or class_index(parts[-2]) is None):
+        found = _class_folder(parts, class_index)
+        if not named and found is None:
             tally.drop("not an image extension", member)
         elif len(parts) < 2:
             tally.drop("file outside a class folder", member)
-        elif (label := class_index(parts[-2])) is None:
+        elif found is None:
             # One example per folder: the folder name is what the user needs to see.
             new = parts[:-1] not in unknown_folders
             unknown_folders.add(parts[:-1])
             tally.drop("unknown class folder", "/".join(parts[:-1]) + "/" if new else None)
         else:
-            kept.append((parts, label, split_of(parts[-3]) if len(parts) >= 3 else None))
+            position, label = found
+            split = split_of(parts[position - 1]) if position else None
+            kept.append((parts, label, split, position))
     return kept
+
+
+def _check_split_folders(path: Path, kept: list[Kept], tally: Tally) -> None:
+    """Folders of class folders side by side (or beside class folders) are split folders: one
+    with a name no split has, beside known ones, is refused (its faces would be re-split into
+    training, though it is most likely a held-out set); others no split names are noted."""
+    levels: dict[Parts, set[str]] = {}  # the folder above split folders -> their names
+    holds_classes: set[Parts] = set()  # folders holding class folders directly
+    for parts, _, _, position in kept:
+        holds_classes.add(parts[:position])
+        if position:
+            levels.setdefault(parts[:position - 1], set()).add(parts[position - 1])
+    for above, names in sorted(levels.items()):
+        unknown = sorted(n for n in names if split_of(n) is None)
+        if not unknown or (len(names) < 2 and above not in holds_classes):
+            continue  # a lone wrapper folder ('fer2013/') names no split
+        where = "/".join(above) + "/" if above else ""
+        listed = ", ".join(f"{where}{n}/" for n in unknown)
+        known = sorted(n for n in names if split_of(n) is not None)
+        verb, name, it = (("holds", "its name is", "it") if len(unknown) == 1
+                          else ("hold", "their names are", "them"))
+        if known:
+            beside = ", ".join(f"{n}/" for n in known)
+            raise DataError(path, f"{listed} {verb} class folders beside the split folders "
+                                  f"{beside} but {name} no split's: rename {it} to train/, val/ "
+                                  f"or test/ (or move {it} out), or the faces would be re-split "
+                                  f"into training; split names: {split_names_text()}")
+        tally.note(f"{listed} {verb} class folders but {name} no split's: notebook 03 draws "
+                   f"the split for {'its' if it == 'it' else 'their'} images; split names: "
+                   f"{split_names_text()}")
 
 
 def note_read_by_content(tally: Tally, members: list[str]) -> None:
@@ -301,6 +381,37 @@ def note_multi_frame(tally: Tally, members: list[str]) -> None:
                    f"or frame is used, e.g. {', '.join(members[:2])}")
 
 
+def note_nested(tally: Tally, folders: list[str]) -> None:
+    """Say how many images were read from sub-folders of class folders, and where."""
+    if folders:
+        shown = ", ".join(list(dict.fromkeys(folders))[:2])
+        tally.note(f"{len(folders):,} image(s) in sub-folders of class folders read as that "
+                   f"class, e.g. {shown}")
+
+
+def note_whole_photos(tree: FileTree, members: list[str], tally: Tally) -> None:
+    """Say when class folders hold whole photos rather than face crops: they are trained on as
+    they are, while the predictor crops each face, so training and use would see different
+    framings."""
+    sample = members[::max(1, len(members) // _PHOTO_SAMPLE)][:_PHOTO_SAMPLE]
+    photos = []
+    for member in sample:
+        head = tree.head(member, _SIZE_HEAD)
+        size = header_size(head) if head else None
+        if size is None and head and head.startswith(b"\xff\xd8") and len(head) == _SIZE_HEAD:
+            longer = tree.head(member, _JPEG_SIZE_HEAD)
+            size = header_size(longer) if longer else None
+        if size and max(size) >= _PHOTO_SIDE and max(size) >= _PHOTO_RATIO * min(size):
+            photos.append((member, size))
+    if photos:
+        member, (height, width) = photos[0]
+        checked = "" if len(sample) == len(members) else f" of {len(sample):,} checked"
+        tally.note(f"{len(photos):,}{checked} image(s) look like whole photos, not face crops "
+                   f"(e.g. {member}, {width}x{height}: large and far from square); class "
+                   "folders are trained on as they are: crop the faces first, or list each "
+                   "face's box in a face-box CSV, whose reader crops them")
+
+
 def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                     class_index: ClassIndex = folder_class_index, check_headers: bool = True,
                     limits: ArchiveLimits | None = None, progress: bool = True) -> ReadResult:
@@ -313,20 +424,24 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
     tally = Tally()
     with FileTree(path, limits or ArchiveLimits()) as tree:
         kept = _classify(tree.files(tally), class_index, tally)
-        skip = _common_prefix([parts for parts, _, _ in kept])
+        _check_split_folders(path, kept, tally)
+        skip = _common_prefix([parts for parts, _, _, _ in kept])
         rows, seen = [], set()
         renamed: list[str] = []
         multi: list[str] = []
-        for parts, label, split in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
+        nested: list[str] = []
+        read: list[str] = []
+        for parts, label, split, position in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
                                         disable=not progress, mininterval=0.5):
             member = "/".join(parts)
             named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
             head = tree.head(member) if check_headers or not named else b""
-            if not named and not (head and is_image_header(head)):
-                tally.drop("not an image extension", member)
-                continue
-            if check_headers and not (head and is_image_header(head)):
-                tally.drop("unreadable image" if head is None else "not an image", member)
+            image = head is not None and is_image_header(head)
+            if (check_headers or not named) and not image:
+                said = unsupported_image(head) if head else None
+                tally.drop(said or ("not an image extension" if not named else
+                                    "unreadable image" if head is None else "not an image"),
+                           member)
                 continue
             if not named:
                 renamed.append(member)
@@ -337,12 +452,17 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
                 tally.drop("duplicate id", member)
                 continue
             seen.add(ident)
+            if position < len(parts) - 2:  # in a sub-folder of its class folder
+                nested.append("/".join(parts[:-1]) + "/")
             rows.append({"id": ident, "image": tree.reference(member), "source": reader,
                          "expression": label, "split": split})
+            read.append(member)
+        note_whole_photos(tree, read, tally)
     if "unknown class folder" in tally.dropped and class_index is folder_class_index:
         tally.note(_NAMING)
     note_read_by_content(tally, renamed)
     note_multi_frame(tally, multi)
+    note_nested(tally, nested)
     if not rows:
         reasons = dropped_text(tally.dropped, tally.examples)
         raise DataError(path, "no usable images in class folders (dropped: "
