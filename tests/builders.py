@@ -39,6 +39,18 @@ def jpeg(shade: int = 128, size: int = 12) -> bytes:
     return encode(Image.new("RGB", (size, size), (shade, 255 - shade, 40)), "JPEG")
 
 
+def png(shade: int = 90, size: int = 8) -> bytes:
+    """A small real PNG."""
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), shade, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
+    """`each` images in every folder."""
+    return {f"{folder}/{k}.png": png(10 * k) for folder in folders for k in range(each)}
+
+
 def noisy_jpeg(size: int = 48, seed: int = 0) -> bytes:
     """A JPEG big enough that cutting it in half leaves scan data missing."""
     pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
 from PIL import Image
 
-from builders import ROOT, record, write_tree, write_zip
+from builders import ROOT, faces, png, record, write_tree, write_zip
 from helpers.core.errors import DataError
 from helpers.core.images import close_archives
 from helpers.data.datasets import detect_source, read_source
@@ -21,18 +18,6 @@ from helpers.data.datasets.fer2013 import read_fer_csv
 def _fresh_cache():
     yield
     close_archives()
-
-
-def png(shade: int = 90, size: int = 8) -> bytes:
-    """A small real PNG."""
-    buf = io.BytesIO()
-    Image.fromarray(np.full((size, size), shade, np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
-    """`each` images in every folder."""
-    return {f"{folder}/{k}.png": png(10 * k) for folder in folders for k in range(each)}
 
 
 def test_class_folders_not_named_after_expressions_are_named_with_the_accepted_names(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builders import write_tree, write_zip
+from builders import faces, png, write_tree, write_zip
 from helpers.core.errors import DataError
 from helpers.core.images import (
     AVIF_DECODES,
@@ -21,18 +21,6 @@ from helpers.core.images import (
 )
 from helpers.data.datasets import read_source
 from helpers.data.datasets.folders import read_class_tree, split_of
-
-
-def png(shade: int = 90, size: int = 8) -> bytes:
-    """A small real PNG."""
-    buf = io.BytesIO()
-    Image.fromarray(np.full((size, size), shade, np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def faces(*folders: str, each: int = 2) -> dict[str, bytes]:
-    """`each` images in every folder."""
-    return {f"{folder}/{k}.png": png(10 * k) for folder in folders for k in range(each)}
 
 
 def splits_of(result) -> dict[str, str | None]:
