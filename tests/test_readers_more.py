@@ -257,11 +257,28 @@ def test_fer_csv_usage_presets_and_no_usage(tmp_path):
         cache_dir=tmp_path,
         progress=False,
     )
-    assert own.dropped["unknown Usage"] == 2  # PrivateTest left out of the mapping
+    # a mapping of one's own overrides PublicTest; PrivateTest keeps the standard reading
+    assert own.records["split"].tolist() == ["train", "train", "test", "test", "train"]
+    assert own.dropped["unknown Usage"] == 1  # the Spare row
     with pytest.raises(ConfigError, match="usage_splits"):
         read_fer_csv(path, usage_splits="kaggle", cache_dir=tmp_path)
     bare, _ = fer_csv(tmp_path / "train.csv", usage=False)
     assert read_fer_csv(bare, cache_dir=tmp_path, progress=False).records["split"].isna().all()
+
+
+def test_fer_csv_own_mapping_of_an_extra_usage_keeps_the_challenge_values(tmp_path):
+    path, good = fer_csv(tmp_path / "fer2013.csv")
+    result = read_fer_csv(path, usage_splits={"spare": "train"}, cache_dir=tmp_path,
+                          progress=False)
+    assert result.records["split"].tolist() == ["train", "train", "val", "test", "train", "train"]
+    assert "unknown Usage" not in result.dropped
+
+
+def test_fer_usage_table_is_the_split_folders_one():
+    from helpers.data.datasets import fer2013, folders
+
+    assert fer2013.USAGE_SPLITS["standard"] is folders.FER_USAGE_SPLITS
+    assert folders.FER_USAGE_SPLITS.items() <= folders.SPLIT_NAMES.items()
 
 
 def test_fer_csv_in_zip_and_default_cache(tmp_path, monkeypatch):

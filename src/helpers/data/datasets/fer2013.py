@@ -12,9 +12,10 @@ or tabs, as the header line shows). Usage maps to splits by
 `usage_splits`: "standard" (the default: Training -> train, PublicTest -> val, PrivateTest ->
 test, the three-way protocol the challenge was built on) or "coursework" (PublicTest and
 PrivateTest both -> test, as the Kaggle image-folder release and the coursework treat them;
-03 then carves val from train), or your own mapping; Usage values named like split folders
-(train, val, validation, test, holdout..., any case: folders.SPLIT_NAMES) map as they say. Faces are written once as PNGs into
-`data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
+03 then carves val from train), or a mapping of your own, which adds to or overrides the
+standard one; Usage values named like split folders (train, val, validation, test,
+holdout..., any case: folders.SPLIT_NAMES) map as they say. Faces are written once as PNGs
+into `data/cache/fer2013_csv-<sha of the csv>/` (or under `cache_dir`) and records point there.
 The CSV may sit inside a zip (e.g. Kaggle's download); it is read in place, with a per-member
 size limit raised to 2 GiB (`limits=` to change). A folder holding it (at most two folders
 down) works too. When a zip or folder holds several, the ones with a Usage column come first,
@@ -39,8 +40,8 @@ from helpers.core.archive import GiB, ArchiveLimits, open_zip, read_head, read_m
 from helpers.data.datasets import ReadResult, Tally
 from helpers.data.datasets.csv_boxes import (cache_folder, csv_rows, delimiter_of, first_line,
                                         header_names, no_records, save_png)
-from helpers.data.datasets.folders import (SPLIT_NAMES, class_groups, image_folders, is_junk,
-                                      is_zip, read_class_tree)
+from helpers.data.datasets.folders import (FER_USAGE_SPLITS, SPLIT_NAMES, class_groups,
+                                      image_folders, is_junk, is_zip, read_class_tree)
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import FER_TO_AFFECTNET, class_number, expression_index
 from helpers.core.records import make_records
@@ -52,8 +53,8 @@ FER_CLASS_INDEX: dict[str, int] = {name: FER_TO_AFFECTNET[i] for i, name in enum
 SIDE = 48
 N_PIXELS = SIDE * SIDE
 USAGE_SPLITS: dict[str, dict[str, str]] = {
-    "standard": {"training": "train", "publictest": "val", "privatetest": "test"},
-    "coursework": {"training": "train", "publictest": "test", "privatetest": "test"},
+    "standard": FER_USAGE_SPLITS,
+    "coursework": {**FER_USAGE_SPLITS, "publictest": "test"},
 }
 CSV_LIMITS = ArchiveLimits(max_member_bytes=2 * GiB)
 _MIN_FER_CLASSES = 4  # FER class folders under train/ before a tree counts as FER-2013
@@ -168,8 +169,8 @@ def looks_like_fer_csv(path: str | os.PathLike) -> bool:
 
 def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     """A preset name or a mapping Usage -> split, keys compared case-insensitively; the split
-    names class folders may have (train, val, validation, test...) map as they do there; a
-    mapping of one's own decides the challenge's Usage values (one it leaves out is dropped)."""
+    names class folders may have (train, val, validation, test...) and the challenge's Usage
+    values map as they do there; a mapping of one's own adds to that table or overrides it."""
     if isinstance(usage_splits, str):
         if usage_splits not in USAGE_SPLITS:
             raise ConfigError(f"usage_splits must be one of {sorted(USAGE_SPLITS)} or a "
@@ -179,8 +180,7 @@ def _usage_map(usage_splits: str | Mapping[str, str]) -> dict[str, str]:
     bad = sorted({v for v in mapping.values() if v not in ("train", "val", "test")})
     if bad:
         raise ConfigError(f"usage_splits values must be train/val/test, got {bad}")
-    generic = {k: v for k, v in SPLIT_NAMES.items() if k not in USAGE_SPLITS["standard"]}
-    return {**generic, **mapping}
+    return {**SPLIT_NAMES, **mapping}
 
 
 def _usage_note(values: list[str]) -> str:

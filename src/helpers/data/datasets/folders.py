@@ -31,16 +31,20 @@ READER = "folders"
 # IMAGE_EXTENSIONS: the formats helpers.core.images decodes (AVIF where Pillow does); anything
 # else is counted, not crashed on, and a HEIC photo is named as one.
 
+# FER-2013's Usage values (any case), read as the challenge's three-way protocol: the one
+# table for split folders named so and for the CSV reader's "standard" preset.
+FER_USAGE_SPLITS: dict[str, str] = {"training": "train", "publictest": "val", "privatetest": "test"}
 # Split folder names (any case) for every reader: the usual words, FER-2013's Usage values
-# (Training, PublicTest, PrivateTest, read as the challenge's three-way protocol) and the
-# `_set` names of AffectNet-style trees. A folder of class folders beside these under another
-# name is refused (_check_split_folders), so a held-out set is never re-split into training.
+# and the `_set` names of AffectNet-style trees. A folder of class folders beside these under
+# another name is refused (_check_split_folders), so a held-out set is never re-split into
+# training.
 SPLIT_NAMES: dict[str, str] = {
-    "train": "train", "training": "train", "train_set": "train", "trainset": "train",
+    "train": "train", "train_set": "train", "trainset": "train",
     "val": "val", "valid": "val", "validation": "val", "dev": "val", "val_set": "val",
-    "valset": "val", "validation_set": "val", "publictest": "val",
+    "valset": "val", "validation_set": "val",
     "test": "test", "testing": "test", "test_set": "test", "testset": "test",
-    "privatetest": "test", "holdout": "test", "heldout": "test", "held_out": "test",
+    "holdout": "test", "heldout": "test", "held_out": "test",
+    **FER_USAGE_SPLITS,
 }
 _DETECT_DEPTH = 4  # folders below the root looked at by detection (wrapper/split/class/...)
 _HEAD_BYTES = 32  # an image signature, or an ISO media file's brands (AVIF or HEIC)
