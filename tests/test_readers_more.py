@@ -274,6 +274,21 @@ def test_fer_csv_own_mapping_of_an_extra_usage_keeps_the_challenge_values(tmp_pa
     assert "unknown Usage" not in result.dropped
 
 
+def test_a_source_under_home_given_with_a_tilde_is_read(tmp_path, monkeypatch):
+    from helpers.data import datasets
+
+    (tmp_path / "home" / "data").mkdir(parents=True)
+    fer_csv(tmp_path / "home" / "data" / "fer2013.csv")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    source = datasets.check_exists("~/data/fer2013.csv")  # notebook 01's early check
+    assert source == tmp_path / "home" / "data" / "fer2013.csv"
+    assert detect_source("~/data/fer2013.csv") == "fer2013_csv"
+    for reader in (None, "fer2013_csv"):
+        result = read_source("~/data/fer2013.csv", reader=reader, cache_dir=tmp_path / "cache")
+        assert len(result.records) == 5
+
+
 def test_fer_usage_table_is_the_split_folders_one():
     from helpers.data.datasets import fer2013, folders
 

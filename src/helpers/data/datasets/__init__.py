@@ -273,19 +273,20 @@ def check_reader(name: str) -> str:
 
 def check_exists(path: str | os.PathLike) -> Path:
     """A source path that exists, or a DataError saying where a relative one was looked for:
-    notebook 01 checks it before it makes a run folder."""
+    notebook 01 checks it before it makes a run folder. `~` is expanded, as the readers do."""
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"data must be a file or folder path, got {type(path).__name__}")
     if not Path(path).expanduser().exists():
         raise DataError(path, paths.not_found(path))
-    return Path(path)
+    return Path(path).expanduser()
 
 
 def detect_source(path: str | os.PathLike) -> str:
     """Name of the first reader that recognises the source; UnrecognisedSource, a DataError
     listing the formats, if none does (or saying in one line what the path holds, where it is
-    plainly no dataset: a tar archive, an empty folder, one photo, a folder of zips)."""
-    path = Path(path)
+    plainly no dataset: a tar archive, an empty folder, one photo, a folder of zips); `~` is
+    expanded."""
+    path = Path(path).expanduser()
     if not path.exists():
         raise DataError(path, paths.not_found(path))
     for reader in READERS.values():
@@ -385,6 +386,7 @@ def read_source(
         raise ConfigError(
             f"read_source: path must be a file or folder path (str or Path), got {type(path).__name__}"
         )
+    path = Path(path).expanduser()  # '~/data/x.zip' as a shell would read it
     if reader is None:
         reader, how = _choose(path, options)
     else:
