@@ -359,6 +359,30 @@ def test_a_relative_data_path_not_found_says_where_it_was_read_from(tmp_path, mo
     assert datasets.check_exists("../data/demo/a.zip") == Path("../data/demo/a.zip")
 
 
+def test_notebook_01_takes_the_printed_reports_form_of_run_dir_from_notebooks(
+    tmp_path, monkeypatch, capsys
+):
+    from helpers.core import paths, run_folder
+
+    repo = tmp_path / "repo"
+    (repo / "notebooks").mkdir(parents=True)
+    (repo / "reports" / "20261207-200034").mkdir(parents=True)  # left empty by a notebook 01
+    monkeypatch.setattr(paths, "REPO_ROOT", repo)
+    monkeypatch.setattr(paths, "REPORTS_DIR", repo / "reports")
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", repo / "notebooks")
+    monkeypatch.setattr(run_folder, "_started", [])
+    monkeypatch.chdir(repo / "notebooks")  # the kernel's folder
+    again = RunFolder.resolve("reports/20261207-200034", create=True)
+    assert again.root == repo / "reports" / "20261207-200034"
+    assert "read from the repository root" in capsys.readouterr().out
+    new = RunFolder.resolve("reports/mine", create=True)  # not there yet: under reports/ too
+    assert new.root == repo / "reports" / "mine" and new.root.is_dir()
+    assert "made under the repository root's reports/" in capsys.readouterr().out
+    assert not (repo / "notebooks" / "reports").exists()
+    other = RunFolder.resolve("elsewhere", create=True)  # any other name: the working folder
+    assert other.root == repo / "notebooks" / "elsewhere"
+
+
 def test_after_a_kernel_restart_notebook_01_takes_again_the_folder_it_left_with_settings_only(
     tmp_path, monkeypatch, capsys
 ):

@@ -57,9 +57,21 @@ def _located(run_dir: str | os.PathLike[str]) -> Path:
     may be notebooks/ or the repository root), else from the repository root (the form the
     notebooks print, reports/<run>) or from notebooks/ (../reports/<run>), with a line saying
     which; a mistyped name is an error, never a new empty folder."""
+    found = _existing(run_dir)
+    if found is not None:
+        return found
     given = Path(run_dir).expanduser()
-    here = Path.cwd().resolve()
-    tried = [(here, "the working folder")]
+    looked = "; looked for from the working folder, the repository root and notebooks/"
+    looked = "" if given.is_absolute() else looked
+    raise ConfigError(
+        f"run folder {given.resolve()} does not exist (run_dir = {run_dir!r}{looked})"
+    )
+
+
+def _existing(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The folder a run_dir names, looked for as _located says (with its line), or None."""
+    given = Path(run_dir).expanduser()
+    tried = [(Path.cwd().resolve(), "the working folder")]
     if not given.is_absolute():
         tried += [(paths.REPO_ROOT, "the repository root"), (paths.NOTEBOOKS_DIR, "notebooks/")]
     for index, (base, name) in enumerate(tried):
@@ -68,11 +80,24 @@ def _located(run_dir: str | os.PathLike[str]) -> Path:
             if index:
                 print(f"run_dir {str(run_dir)!r}: not in the working folder, read from {name}")
             return path
-    looked = "; looked for from the working folder, the repository root and notebooks/"
-    looked = "" if given.is_absolute() else looked
-    raise ConfigError(
-        f"run folder {(here / given).resolve()} does not exist (run_dir = {run_dir!r}{looked})"
-    )
+    return None
+
+
+def _start_path(run_dir: str | os.PathLike[str]) -> Path:
+    """Notebook 01's run_dir: a folder that exists, found as a later notebook finds it; a new
+    one of the printed form reports/<run> goes under the repository's reports/, wherever the
+    kernel runs; any other new one is made from the working folder."""
+    found = _existing(run_dir)
+    if found is not None:
+        return found
+    given = Path(run_dir).expanduser()
+    here = (Path.cwd() / given).resolve()
+    if given.is_absolute() or given.parts[:1] != (paths.REPORTS_DIR.name,):
+        return here
+    path = paths.REPORTS_DIR.joinpath(*given.parts[1:]).resolve()
+    if path != here:
+        print(f"run_dir {str(run_dir)!r}: made under the repository root's reports/")
+    return path
 
 
 class RunFolder(os.PathLike):
@@ -369,7 +394,7 @@ class RunFolder(os.PathLike):
             _started.append(run.root.resolve())
             run.chosen = "new"
             return run
-        path = Path(run_dir).expanduser().resolve()
+        path = _start_path(run_dir)
         run = cls(path, chosen="given")
         runner = os.environ.get(RUNNER_ENV)
         held = path.is_dir() and run.holds_run()
