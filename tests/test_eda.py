@@ -482,13 +482,15 @@ def test_exact_copies_with_different_labels_are_named_and_left_out(tmp_path, mon
 
 
 def test_notebook_02_after_03_checks_the_split_03_made(records, hashes, tmp_path):
-    from helpers.core.records import make_records, save_records
+    from helpers.core.records import make_records, save_records, with_split
 
     absent = tmp_path / "splits.parquet"
     assert eda.with_made_splits(records, absent) is records  # 03 has not run
     made = make_records(_split(records, {"r21": "test", "r23": "val"}).drop(index=[5]))
     save_records(made, absent)
-    leaks = eda.leakage_check(eda.with_made_splits(records, absent), hashes)
+    split_table = eda.with_made_splits(records, absent)
+    pd.testing.assert_frame_equal(split_table, with_split(records, made))  # one mapping of it
+    leaks = eda.leakage_check(split_table, hashes)
     assert leaks.attrs["checked"] is True and leaks.attrs["n_unassigned"] == 1  # r05 left out
     assert set(leaks["kind"]) == {"exact", "near"}
 

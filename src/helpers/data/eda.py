@@ -543,13 +543,12 @@ def _orient(leaks: pd.DataFrame) -> pd.DataFrame:
 def with_made_splits(table: pd.DataFrame, splits: str | os.PathLike) -> pd.DataFrame:
     """The records with the split notebook 03 gave each (its splits.parquet) where it has run,
     so notebook 02 run after 03 checks that split for leakage; the records as they are before.
-    A record 03 left out (unreadable) has no split."""
-    from helpers.core.records import load_records
+    As records.with_split puts it on records.parquet: a record 03 left out has no split."""
+    from helpers.core.records import load_records, with_split
 
     if not Path(splits).is_file():
         return table
-    made = load_records(splits).drop_duplicates("id").set_index("id")["split"]
-    return table.assign(split=table["id"].map(made).astype(object))
+    return with_split(table, load_records(splits))
 
 
 def leakage_check(
