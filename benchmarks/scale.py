@@ -302,7 +302,7 @@ def _split(spec: dict[str, Any], run: Any) -> dict[str, Any]:
     from helpers.run import profiles
 
     params, seed, parts = profiles.resolve(BALANCE_PROFILE), spec["seed"], {}
-    table = records.load_records(run.records)
+    table = records.as_read(records.load_records(run.records))  # the data's own split, as 03
     with _part(parts, "image_hashes"):
         hashes = eda.image_hashes(table, progress=False)
         table = eda.drop_unreadable(table, hashes)
@@ -316,7 +316,7 @@ def _split(spec: dict[str, Any], run: Any) -> dict[str, Any]:
             seed=seed,
             groups=splits.duplicate_groups(table, pairs),
         )
-        records.save_records(split_table, run.splits)
+        splits.save_split(split_table, run)  # splits.parquet and records.parquet's split, as 03
     with _part(parts, "balance"):
         train = split_table[split_table["split"] == "train"]
         plan = aug.plan_balance(

@@ -1,5 +1,6 @@
-"""The scale benchmark's arithmetic on made-up figures: growth exponents, the super-linear flag,
-the projection to full AffectNet and the cost table (benchmarks/scale.py)."""
+"""The scale benchmark (benchmarks/scale.py): its arithmetic on made-up figures (growth exponents,
+the super-linear flag, the projection to full AffectNet, the cost table) and its notebook 03
+stage on a small folder of faces."""
 
 from __future__ import annotations
 
@@ -143,3 +144,31 @@ def test_scale_sizes_option() -> None:
     for bad in ("4000", "x,y", "8,4000", ""):
         with pytest.raises(ValueError, match="scale-sizes"):
             parse_sizes(bad)
+
+
+def test_the_split_stage_writes_the_split_as_notebook_03_does(tmp_path: Path) -> None:
+    from builders import noisy_jpeg, write_tree
+
+    from benchmarks import scale
+    from helpers.core import records
+    from helpers.core.run_folder import RunFolder
+    from helpers.data import datasets
+
+    names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    files = {
+        f"faces/{name}/{k}.jpg": noisy_jpeg(seed=10 * c + k)
+        for c, name in enumerate(names)
+        for k in range(14)
+    }
+    source = write_tree(tmp_path / "data", files) / "faces"
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    records.save_records(datasets.read_source(source).records, run.records)
+    spec = {"seed": 0, "balance_target": 8}
+    for _ in range(2):  # a second run on the same folder reads the data's own split again
+        scale._split(spec, run)
+        table = records.load_records(run.records)
+        assert records.SOURCE_SPLIT in table.columns  # records.parquet carries 03's split
+        assert table[records.SOURCE_SPLIT].isna().all()  # the data came with none
+        made = records.load_records(run.splits).set_index("id")["split"]
+        assert table.set_index("id")["split"].equals(made.reindex(table["id"]).astype("str"))
