@@ -267,9 +267,8 @@ def test_fer_csv_usage_presets_and_no_usage(tmp_path):
 
 
 def test_fer_csv_own_mapping_of_an_extra_usage_keeps_the_challenge_values(tmp_path):
-    path, good = fer_csv(tmp_path / "fer2013.csv")
-    result = read_fer_csv(path, usage_splits={"spare": "train"}, cache_dir=tmp_path,
-                          progress=False)
+    path, _ = fer_csv(tmp_path / "fer2013.csv")
+    result = read_fer_csv(path, usage_splits={"spare": "train"}, cache_dir=tmp_path, progress=False)
     assert result.records["split"].tolist() == ["train", "train", "val", "test", "train", "train"]
     assert "unknown Usage" not in result.dropped
 

@@ -147,9 +147,8 @@ def test_scale_sizes_option() -> None:
 
 
 def test_the_split_stage_writes_the_split_as_notebook_03_does(tmp_path: Path) -> None:
-    from builders import noisy_jpeg, write_tree
-
     from benchmarks import scale
+    from builders import noisy_jpeg, write_tree
     from helpers.core import records
     from helpers.core.run_folder import RunFolder
     from helpers.data import datasets
