@@ -250,6 +250,19 @@ def test_a_split_carved_out_of_train_is_said_in_the_terminal(tmp_path, monkeypat
     ]
 
 
+def test_a_split_carved_out_of_train_is_said_once_in_a_kernel_run_by_hand(monkeypatch, capsys):
+    """In a notebook run by hand the warning says it; no printed line says it again."""
+    from helpers.core import progress
+
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    monkeypatch.setattr(progress, "ipython_shell", lambda: object())
+    df = make_table(400, source="fer2013_csv")
+    df["split"] = ["train"] * 300 + ["val"] * 100
+    with pytest.warns(UserWarning, match="without test"):
+        assign_splits(df, val_share=0.1, test_share=0.1, seed=0)
+    assert "carved" not in capsys.readouterr().out
+
+
 def test_notebook_03s_split_fills_the_split_column_of_records_parquet(tmp_path):
     """The run folder's contract: records.parquet carries each record's split once 03 ran,
     the same as splits.parquet; the data's own split is kept (source_split), so 03 run again

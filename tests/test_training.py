@@ -454,14 +454,20 @@ def test_cosine_schedule_ends_with_the_epochs_when_they_run_out_first(monkeypatc
     assert rates[2] == pytest.approx(0.005)  # halfway through the steps, none of the minutes
 
 
-def test_a_budget_shorter_than_one_epoch_anneals_over_that_epoch(monkeypatch, capsys):
+@pytest.mark.parametrize("by_hand", [False, True], ids=["plain", "kernel-by-hand"])
+def test_a_budget_shorter_than_one_epoch_anneals_over_that_epoch(monkeypatch, capsys, by_hand):
     """The budget stops training only between epochs, so a first epoch of 200 s under a 60 s
     budget runs to its end: the cosine runs over those 200 s, estimated from the steps' pace,
-    instead of sitting at its floor from 60 s on; a line says so once."""
+    instead of sitting at its floor from 60 s on; a line says so once, in a notebook's kernel
+    run by hand as well."""
     from types import SimpleNamespace
 
+    from helpers.core import progress
     from helpers.train.callbacks import CosineAnneal, TimeBudget
 
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    if by_hand:
+        monkeypatch.setattr(progress, "ipython_shell", lambda: object())
     now = {"t": 0.0}
     monkeypatch.setattr("helpers.train.callbacks.time.perf_counter", lambda: now["t"])
     budget = TimeBudget(minutes=1.0)

@@ -408,7 +408,7 @@ def _carve_missing(split: np.ndarray, labels: np.ndarray, units: np.ndarray, in_
         f"assign_splits: source {source!r} has official splits without "
         f"{' or '.join(n for n, _ in wanted)}; carved out of its train rows (stratified)",
         stacklevel=3)
-    progress.line(carved_line(source, split[rows], [n for n, _ in wanted]))
+    progress.terminal(carved_line(source, split[rows], [n for n, _ in wanted]))
     return split
 
 

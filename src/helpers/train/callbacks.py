@@ -160,8 +160,7 @@ class CosineAnneal(keras.callbacks.Callback):
                 f"(about {ends / 60:.1f} min in all), so the learning rate anneals to its end "
                 "instead; a longer budget or fewer faces would train more"
             )
-            print(message)
-            line(message)
+            say([message])
         return ends
 
     def epoch_end(self, spent: float) -> float | None:
