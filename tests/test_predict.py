@@ -815,14 +815,75 @@ def test_heic_photos_are_named_and_files_a_folder_skips_are_counted(model_path, 
     (folder / "phone.jpg").write_bytes(heic)  # a HEIC photo by its bytes, whatever its name
     (folder / "notes.txt").write_text("not a picture")
     table = predict_images(Stub(), folder / "photo.heic", progress=False)
-    assert "HEIC/HEIF photos are not supported: convert" in table["error"].iloc[0]
+    assert "HEIC/HEIF photo, not supported (convert it to JPEG or PNG)" in table["error"].iloc[0]
     code, err = _cli_err(
         capsys, ["--model", str(model_path), str(folder), "--no-detect", "--quiet"]
     )
     assert code == 0
     for name in ("photo.heic", "phone.jpg"):
-        assert f"skipped: {folder / name}: HEIC/HEIF photos are not supported" in err
+        assert f"skipped: {folder / name}: HEIC/HEIF photo, not supported" in err
     assert "left out 1 file(s) in the input folders that are neither an image nor a video" in err
+
+
+AVIF_HEAD = b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B" + bytes(40)
+
+
+def test_a_folder_with_no_photo_lists_avif_among_what_is_read_where_pillow_decodes_it(tmp_path):
+    """The predictor reads the extensions the readers read, AVIF among them on a Pillow that
+    decodes it, and its note for a folder with nothing to read says so."""
+    import zipfile
+
+    from helpers.core.images import AVIF_DECODES
+
+    docs = tmp_path / "docs.zip"
+    with zipfile.ZipFile(docs, "w") as zf:
+        zf.writestr("notes.txt", b"x")
+    table = predict_images(Stub(), docs, detect=False, progress=False)
+    (error,) = table["error"]
+    assert "holds no image or video files" in error and ".jpg" in error and ".3gp" in error
+    assert (".avif" in error) == AVIF_DECODES
+
+
+@pytest.mark.parametrize("in_zip", [False, True], ids=["file", "zip member"])
+def test_an_avif_photo_pillow_cannot_decode_is_called_avif_not_heic(tmp_path, monkeypatch, in_zip):
+    """On a Pillow without its AVIF plugin an AVIF photo is said to be one, as the readers say,
+    not a HEIC photo; a HEIC photo inside a zip input is named as one in a file is."""
+    import zipfile
+
+    from helpers.core import images
+    from helpers.core.images import NOT_DECODED_AVIF, NOT_DECODED_HEIC, make_uri
+
+    monkeypatch.setattr(images, "AVIF_DECODES", False)
+    heic = b"\x00\x00\x00\x18ftypheic" + b"\x00" * 100
+    if in_zip:
+        archive = tmp_path / "photos.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("x.avif", AVIF_HEAD)
+            zf.writestr("y.heic", heic)
+        names = [make_uri(archive, "x.avif"), make_uri(archive, "y.heic")]
+        inputs: list = [archive]
+    else:
+        (tmp_path / "x.avif").write_bytes(AVIF_HEAD)
+        (tmp_path / "y.heic").write_bytes(heic)
+        names = [str(tmp_path / "x.avif"), str(tmp_path / "y.heic")]
+        inputs = [Path(n) for n in names]
+    table = predict_images(Stub(), inputs, detect=False, progress=False)
+    errors = dict(zip(table["file"], table["error"], strict=True))
+    assert errors[names[0]].endswith(NOT_DECODED_AVIF) and "HEIC" not in errors[names[0]]
+    assert errors[names[1]].endswith(NOT_DECODED_HEIC)
+
+
+def test_a_pillow_that_predates_its_avif_module_does_not_read_avif(monkeypatch):
+    """Pillow before 11.2 raises for a module it has never heard of: no AVIF, no error."""
+    from PIL import features
+
+    from helpers.core import images
+
+    def unknown(name: str) -> bool:
+        raise ValueError(f"Unknown module {name}")
+
+    monkeypatch.setattr(features, "check_module", unknown)
+    assert images.avif_decodes() is False
 
 
 def test_a_folder_judges_each_file_by_its_bytes_as_a_file_named_alone(tmp_path):

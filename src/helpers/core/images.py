@@ -138,14 +138,26 @@ def read_image_bytes(uri: str) -> bytes:
         return read_member(zf, member, _READ_LIMITS)
 
 
-# AVIF is decoded where this Pillow has its AVIF plugin (Pillow 11.3 and later wheels do).
-AVIF_DECODES = bool(features.check_module("avif"))
+def avif_decodes() -> bool:
+    """Whether this Pillow decodes AVIF (11.3 and later wheels do); a Pillow that predates
+    its AVIF module (before 11.2) says so by raising, and then simply does not read AVIF."""
+    try:
+        return bool(features.check_module("avif"))
+    except ValueError:  # "Unknown module avif"
+        return False
+
+
+AVIF_DECODES = avif_decodes()
 # The file extensions of the formats decode_image reads, for readers that list by name.
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
     | ({".avif"} if AVIF_DECODES else set())
 )
 HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
+# The video files the predictor reads (OpenCV), and that readers of datasets refuse by name.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".wmv", ".mpg", ".mpeg", ".3gp"}
+)
 # ISO media brands of still images: an `ftyp` box starts them as it does an MP4.
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})

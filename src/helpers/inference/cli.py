@@ -30,7 +30,7 @@ from PIL import Image
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MIN_FACE_SHARE, Detector, setting_problem
 from helpers.core.helptext import HelpFormatter
-from helpers.core.images import ZIP_SCHEME, read_image_bytes
+from helpers.core.images import HEIC_EXTENSIONS, ZIP_SCHEME, read_image_bytes
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import recorded_data
@@ -48,7 +48,6 @@ from helpers.inference.predict import (
     training_margin,
 )
 from helpers.inference.runtime import BACKENDS, open_model
-from helpers.inference.sources import HEIC_EXTENSIONS
 from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
 from helpers.inference.video import (
     check_smooth,

@@ -20,24 +20,24 @@ from PIL import Image
 from helpers.core.archive import ArchiveLimits, open_zip, read_head
 from helpers.core.errors import DataError
 from helpers.core.images import (
+    HEIC_EXTENSIONS,
+    IMAGE_EXTENSIONS,
     MAX_PIXELS,
+    NOT_DECODED_HEIC,
+    VIDEO_EXTENSIONS,
     ZIP_SCHEME,
     exif_orientation,
     is_image_header,
     make_uri,
     read_image,
+    read_image_bytes,
+    still_photo_format,
     turn_upright,
+    unsupported_image,
 )
 from helpers.core.paths import is_junk
 from helpers.core.preprocess import as_rgb
 from helpers.core.quiet_import import stderr_without
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-)
 
 BROKEN_LINK = "broken link"  # a Source's kind: a symbolic link whose target does not exist
 UNREADABLE = "unreadable"  # a Source's kind: known not to be readable, its `problem` says why
@@ -50,9 +50,6 @@ ZIP_LIMITS = ArchiveLimits(
 )
 
 MAX_FPS = 1000.0  # above it a stated frame rate is a container's placeholder, not a camera's
-
-# Phone photos this OpenCV/Pillow build cannot decode: named, so the message says what to do.
-HEIC_EXTENSIONS = frozenset({".heic", ".heif"})
 
 # Lines the decoders (libjpeg, libtiff, FFmpeg) print on descriptor 2 while reading a damaged
 # file: the file's own row already says whether it was read.
@@ -97,10 +94,6 @@ class Source:
     problem: str | None = None
 
 
-# ISO media brands of still images (HEIC, HEIF, AVIF): an `ftyp` box starts them as it does MP4.
-_STILL_BRANDS = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
-)
 _HEAD_BYTES = 32
 
 
@@ -115,8 +108,9 @@ def _head(path: Path) -> bytes:
 
 
 def is_heic_header(data: bytes) -> bool:
-    """Whether bytes start like a HEIC/HEIF/AVIF photo (an ISO media file of a still brand)."""
-    return data[4:8] == b"ftyp" and data[8:12] in _STILL_BRANDS
+    """Whether bytes start like a HEIC/HEIF/AVIF photo (an ISO media file of a still brand),
+    so that it is taken as a photo, not as an MP4 video."""
+    return still_photo_format(data) is not None
 
 
 def is_video_header(data: bytes) -> bool:
@@ -361,18 +355,27 @@ def still_facts(name: str) -> tuple[int, int, str | None]:
 
 
 def _read_still(name: str) -> np.ndarray:
-    """An image file as RGB; a HEIC/HEIF photo (by name or by its bytes) that cannot be decoded
-    says what to do."""
+    """An image file or zip member as RGB; a HEIC/HEIF photo (by its bytes or its name), or an
+    AVIF one this Pillow cannot decode, says what it is and what to do, as the readers say."""
     try:
         return read_image(name, mode="rgb")
     except DataError as error:
-        plain = not name.startswith(ZIP_SCHEME)
-        heic = plain and is_heic_header(_head(Path(name)))
-        if not heic and Path(name).suffix.lower() not in HEIC_EXTENSIONS:
+        said = unsupported_image(_still_head(name))
+        if said is None and Path(name).suffix.lower() in HEIC_EXTENSIONS:
+            said = NOT_DECODED_HEIC
+        if said is None:
             raise
-        raise DataError(
-            name, "HEIC/HEIF photos are not supported: convert it to JPEG or PNG"
-        ) from error
+        raise DataError(name, said) from error
+
+
+def _still_head(name: str) -> bytes:
+    """The first bytes of a file or zip member; b"" where it cannot be read."""
+    if not name.startswith(ZIP_SCHEME):
+        return _head(Path(name))
+    try:
+        return read_image_bytes(name)[:_HEAD_BYTES]
+    except DataError:
+        return b""
 
 
 def read_quietly(frames: Iterator[Any]) -> Iterator[Any]:

@@ -12,14 +12,12 @@ from pathlib import Path
 from helpers.core.images import (
     HEIC_EXTENSIONS,
     IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
     is_image_header,
     still_photo_format,
 )
 from helpers.core.paths import is_junk
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".wmv", ".mpg", ".mpeg", ".3gp"}
-)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _OTHER_ARCHIVES = {b"Rar!\x1a\x07": "a RAR archive", b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive"}
 _HEAD_BYTES = 32
