@@ -539,9 +539,13 @@ def test_faces_left_out_before_the_split_are_counted(tmp_path: Path) -> None:
 def test_pairs_crossing_the_splits_count_only_faces_still_in_them(tmp_path: Path) -> None:
     section = methods(_left_out_before_the_split(tmp_path))
     text = _spaced(section.text)
-    assert "1 pairs of duplicate or near-duplicate images cross the splits" in text
+    assert "1 pair of duplicate or near-duplicate images crosses the splits" in text
     assert "(1 train-test)" in text and "3 pairs" not in text
-    assert any(check.startswith("1 pairs of duplicate") for check in section.checks)
+    assert any(
+        check.startswith("1 pair of duplicate or near-duplicate images crosses the data's")
+        and check.endswith("remove it and run again.")
+        for check in section.checks
+    )
 
 
 def test_a_budget_that_ended_inside_the_only_epoch_is_said(tmp_path: Path) -> None:

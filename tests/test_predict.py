@@ -711,7 +711,7 @@ def test_a_folder_of_face_crops_searched_for_faces_gets_one_line_not_one_per_ima
     assert code == 0
     lines = [line for line in err.splitlines() if "no-detect" in line]
     assert len(lines) == 1 and lines[0].startswith(
-        f"5 image(s) of at most 160 px look like face crops ({folder / 'c0.png'} 48x48, "
+        f"5 images of at most 160 px look like face crops ({folder / 'c0.png'} 48x48, "
     )
     assert "3 with no face found, 2 with a face found inside them; if they are" in lines[0]
     assert f"no face found: {folder / 'photo.png'}" in err
@@ -976,7 +976,7 @@ def test_a_zip_of_photos_is_read_photo_by_photo_once_its_checks_pass(model_path,
     assert code == 0 and "left out 1 file(s)" in err
     assert sorted(p.name for p in (out / "annotated").iterdir()) == ["a.jpg", "b.jpg"]
     code, err = _cli_err(capsys, ["--model", str(model_path), str(faces), "--quiet"])
-    assert code == 0 and "2 image(s) of at most 160 px look like face crops" in err
+    assert code == 0 and "2 images of at most 160 px look like face crops" in err
 
 
 def test_linked_sub_folders_are_searched_each_real_folder_once(tmp_path):

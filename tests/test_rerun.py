@@ -64,7 +64,7 @@ def test_notebook_03_refuses_a_new_split_under_trained_models(tmp_path: Path) ->
         splits.save_split(_split_table(seed=1), run)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("splits.parquet: the models custom_cnn, mobilenetv2 trained on")
+    assert message.startswith("splits.parquet: 2 models (custom_cnn, mobilenetv2) trained on")
     assert "start a new run with notebook 01" in message and "discard_models = True" in message
     assert trained.split_sha256(run) == fingerprint  # the split the models rest on is kept
 

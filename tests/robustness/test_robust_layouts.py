@@ -89,7 +89,7 @@ def test_images_in_sub_folders_of_a_class_folder_are_read_as_that_class(tmp_path
     assert result.reader == "folders"
     assert result.class_counts()[["Happy", "Sad"]].tolist() == [4, 4]
     assert result.dropped == {"unknown class folder": 2}
-    assert "6 image(s) in sub-folders of class folders read as that class, e.g. " \
+    assert "6 images in sub-folders of class folders read as that class, e.g. " \
            "happy/person01/, happy/person02/" in result.notes  # fmt: skip
 
 
@@ -114,7 +114,7 @@ def test_whole_photos_in_class_folders_are_said_to_be_no_face_crops(tmp_path):
             "sad/street.jpg": photo(800, 600)}  # fmt: skip
     result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
     assert len(result.records) == 6
-    assert any(n.startswith("2 image(s) look like whole photos, not face crops (e.g. "
+    assert any(n.startswith("2 images look like whole photos, not face crops (e.g. "
                             "happy/selfie.jpg, 480x640: large and far from square)")
                and "face-box CSV" in n for n in result.notes)  # fmt: skip
 
@@ -141,7 +141,7 @@ def test_a_listed_image_whose_name_differs_only_in_case_is_named(tmp_path):
     ]  # fmt: skip
     assert any(
         n.startswith(
-            "1 missing image(s) exist under a name that differs only in "
+            "1 missing image exists under a name that differs only in "
             "letter case, e.g. b.jpg is B.JPG on disk"
         )
         for n in result.notes

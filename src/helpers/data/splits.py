@@ -233,7 +233,7 @@ def save_split(table: pd.DataFrame, run: RunFolder, discard_models: bool = False
         named = ", ".join(models)
         if not discard_models:
             raise ConfigError(
-                f"{paths.shown(run.splits)}: the model{'s' if len(models) > 1 else ''} {named} "
+                f"{paths.shown(run.splits)}: {counted(len(models), 'model')} ({named}) "
                 "trained on the split there, and this one differs (another seed, share or "
                 "fold): start a new run with notebook 01 for another split, or set "
                 "discard_models = True to delete those models and their metrics"

@@ -34,6 +34,7 @@ from helpers.core.images import HEIC_EXTENSIONS, ZIP_SCHEME, read_image_bytes
 from helpers.core.jsonio import read_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.run_folder import recorded_data
+from helpers.core.words import counted
 from helpers.inference.calibration import calibration_fit
 from helpers.inference.explain import check_backend
 from helpers.inference.predict import (
@@ -453,7 +454,8 @@ def crop_sized_line(sizes: dict[str, tuple[int, int]], inside: int) -> str | Non
     shown = ", ".join(f"{name} {w}x{h}" for name, (w, h) in list(sizes.items())[:2])
     more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
     return (
-        f"{len(sizes)} image(s) of at most {CROP_SIDE} px look like face crops ({shown}{more}): "
+        f"{counted(len(sizes), 'image')} of at most {CROP_SIDE} px "
+        f"{'looks' if len(sizes) == 1 else 'look'} like face crops ({shown}{more}): "
         f"{len(sizes) - inside} with no face found, {inside} with a face found inside them; "
         "if they are already face crops, pass --no-detect to read each one whole as one face"
     )

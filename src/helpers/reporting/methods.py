@@ -401,13 +401,14 @@ def _split_left_out_words(facts: _Run) -> str:
         )
     elif n_conflicting:
         owned = {str(k): int(v) for k, v in out.conflicting.items() if k in SPLIT_ORDER}
-        faces = f"{n_conflicting:,} face{'s' if n_conflicting > 1 else ''}"
+        faces = counted(n_conflicting, "face")
         if len(owned) == 1 and sum(owned.values()) == n_conflicting:
             faces += f" of the data's own {_split_word(next(iter(owned)))} split"
         elif owned:
             faces += " (" + _join([f"{n:,} {_split_word(k)}" for k, n in owned.items()]) + ")"
         text = (
-            f"Before the split, {faces} were left out as {clash} (neither label can be "
+            f"Before the split, {faces} {'was' if n_conflicting == 1 else 'were'} left out as "
+            f"{clash} (neither label can be "
             "trusted over the other)"
         )
         if out.other:
@@ -579,13 +580,15 @@ def _splits(facts: _Run, cite: Citations) -> str:
         return text + "; no duplicate pair crosses two splits (notebook 02's leakage check)."
     pairs = ", ".join(f"{count:,} {between}" for between, count in crossing.items())
     total = sum(crossing.values())
+    these = f"{counted(total, 'pair')} of duplicate or near-duplicate images"
+    cross = "crosses" if total == 1 else "cross"
     facts.checks.append(
-        f"{total:,} pairs of duplicate or near-duplicate images cross the data's own splits "
-        f"({pairs}; eda/leakage.csv): say so, or remove them and run again."
+        f"{these} {cross} the data's own splits ({pairs}; eda/leakage.csv): say so, or remove "
+        f"{'it' if total == 1 else 'them'} and run again."
     )
     return (
-        text + f" where the data's own splits allow it; {total:,} pairs of duplicate or "
-        f"near-duplicate images cross the splits the data came with ({pairs})."
+        text + f" where the data's own splits allow it; {these} {cross} the splits the data "
+        f"came with ({pairs})."
     )
 
 

@@ -54,6 +54,7 @@ from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import exif_orientation, read_image, turn_upright, upright_size
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.records import make_records
+from helpers.core.words import counted
 
 READER = "csv_boxes"
 DEFAULT_COLUMNS: dict[str, str] = {
@@ -341,9 +342,10 @@ def crop_faces(faces: Sequence[Face], cache: Path | None, tally: Tally, reader: 
         rows.append(row)
     _note_turned(tally, turned_crops, turned_whole, upright)
     if twins:
-        tally.note(f"{len(twins):,} missing image(s) exist under a name that differs only in "
-                   f"letter case, e.g. {twins[0]} on disk: names are case-sensitive here, so "
-                   "correct the list or rename the files")
+        exist = "exists" if len(twins) == 1 else "exist"
+        tally.note(f"{counted(len(twins), 'missing image')} {exist} under a name that differs "
+                   f"only in letter case, e.g. {twins[0]} on disk: names are case-sensitive "
+                   "here, so correct the list or rename the files")
     return rows
 
 

@@ -26,6 +26,7 @@ from helpers.core.images import (IMAGE_EXTENSIONS, MULTI_FRAME_MAGIC, frame_coun
 from helpers.core.labels import accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
+from helpers.core.words import counted
 
 READER = "folders"
 # IMAGE_EXTENSIONS: the formats helpers.core.images decodes (AVIF where Pillow does); anything
@@ -389,8 +390,8 @@ def note_nested(tally: Tally, folders: list[str]) -> None:
     """Say how many images were read from sub-folders of class folders, and where."""
     if folders:
         shown = ", ".join(list(dict.fromkeys(folders))[:2])
-        tally.note(f"{len(folders):,} image(s) in sub-folders of class folders read as that "
-                   f"class, e.g. {shown}")
+        tally.note(f"{counted(len(folders), 'image')} in sub-folders of class folders read as "
+                   f"that class, e.g. {shown}")
 
 
 def note_whole_photos(tree: FileTree, members: list[str], tally: Tally) -> None:
@@ -410,7 +411,9 @@ def note_whole_photos(tree: FileTree, members: list[str], tally: Tally) -> None:
     if photos:
         member, (height, width) = photos[0]
         checked = "" if len(sample) == len(members) else f" of {len(sample):,} checked"
-        tally.note(f"{len(photos):,}{checked} image(s) look like whole photos, not face crops "
+        look = ("looks like a whole photo, not a face crop" if len(photos) == 1
+                else "look like whole photos, not face crops")
+        tally.note(f"{counted(len(photos), 'image')}{checked} {look} "
                    f"(e.g. {member}, {width}x{height}: large and far from square); class "
                    "folders are trained on as they are: crop the faces first, or list each "
                    "face's box in a face-box CSV, whose reader crops them")
