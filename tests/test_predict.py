@@ -807,6 +807,14 @@ def test_repeated_inputs_are_read_once(tmp_path, monkeypatch):
     assert list(table["file"]) == ["a.png"] and [b[0] for b in stub.batches] == [1]
 
 
+def test_one_crop_sized_image_is_said_in_the_singular():
+    from helpers.inference.cli import crop_sized_line
+
+    line = crop_sized_line({"a.png": (48, 48)}, 0)
+    assert line is not None
+    assert line.startswith("1 image of at most 160 px looks like a face crop (a.png")
+
+
 def test_heic_photos_are_named_and_files_a_folder_skips_are_counted(model_path, tmp_path, capsys):
     folder = tmp_path / "in"
     _save(folder / "a.png", np.zeros((30, 30, 3), np.uint8))

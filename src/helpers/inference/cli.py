@@ -455,7 +455,8 @@ def crop_sized_line(sizes: dict[str, tuple[int, int]], inside: int) -> str | Non
     more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
     return (
         f"{counted(len(sizes), 'image')} of at most {CROP_SIDE} px "
-        f"{'looks' if len(sizes) == 1 else 'look'} like face crops ({shown}{more}): "
+        f"{'looks like a face crop' if len(sizes) == 1 else 'look like face crops'} "
+        f"({shown}{more}): "
         f"{len(sizes) - inside} with no face found, {inside} with a face found inside them; "
         "if they are already face crops, pass --no-detect to read each one whole as one face"
     )
