@@ -92,6 +92,27 @@ def test_only_with_resume_runs_the_stages_it_names_again(fake, tmp_path, capsys)
     assert fake.ran == ["05_evaluate.custom_cnn", "06_summary"]
 
 
+def test_only_with_resume_trains_a_finished_model_again_and_an_interrupted_one_goes_on(
+    fake, tmp_path
+):
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 0
+    only = ["--only", "04,05", "--run-dir", str(run), "--resume"]
+    assert runner.main(only) == 0
+    # finished: notebook 04 starts over instead of giving back the model it made
+    assert fake.settings["04_train.custom_cnn"] == {"resume": False}
+    fake.settings.clear()
+    fake.stop_at = "04_train.custom_cnn"
+    assert runner.main(only) == 130
+    fake.stop_at = ""
+    assert runner.main(["--resume", "--run-dir", str(run)]) == 0
+    # interrupted: its training goes on from the last checkpoint (the notebook's own default)
+    assert "resume" not in fake.settings["04_train.custom_cnn"]
+    fake.settings.clear()
+    assert runner.main([*fake.argv, "--run-dir", str(tmp_path / "new")]) == 0
+    assert "resume" not in fake.settings["04_train.custom_cnn"]  # a first run: nothing to redo
+
+
 def test_only_without_01_on_a_new_run_is_refused_before_any_stage(fake, tmp_path, capsys):
     run = tmp_path / "run"
     assert runner.main([*fake.argv, "--only", "04,05", "--run-dir", str(run)]) == 2

@@ -250,6 +250,13 @@ def announce_stage(args: argparse.Namespace, stage: Stage, head: str, status: st
     return f"{head} ..."
 
 
+def restart(stage: Stage, status: str | None, rerun: set[str]) -> dict[str, Any]:
+    """resume=False for a finished stage --only runs again, so a training starts over rather than
+    giving back the model it made; an interrupted one (any other status) goes on from its last
+    checkpoint. A --set resume value still wins; stages that declare no `resume` ignore it."""
+    return {"resume": False} if status in ("ok", "outdated") and stage.name in rerun else {}
+
+
 def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
     """The command that goes on with a stopped run (its --only too: the manifest keeps it),
     quoted for the shell, so a folder with spaces pastes as one argument; a series' member
@@ -1542,7 +1549,10 @@ def run_stages(
         log = RunFolder(run_dir).logs_dir / f"{stage.name}.log"
         try:
             with stage_output(run_dir, stage, quiet=not args.log_output):
-                settings = stage_settings(stage, args.settings)
+                settings = {
+                    **restart(stage, status, args.rerun),
+                    **stage_settings(stage, args.settings),
+                }
                 out = execute_stage(stage, run_dir, params, args.log_output, settings)
             export_stage(stage, out, run_dir)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: record it, say how to go on
