@@ -205,6 +205,22 @@ def test_a_head_constant_but_for_rounding_has_no_auc():
     assert evaluate("m", _saved_predictions(t, alive), n_boot=0)["expression"]["roc_auc_ovr"]
 
 
+def test_a_weak_head_keeps_its_auc_and_one_varying_by_rounding_alone_has_none():
+    """One rule for both heads: a spread within float32 rounding of its scale is constant."""
+    rng = np.random.default_rng(3)
+    t = rng.integers(0, 8, 300)
+    signal = np.eye(8)[t] + rng.normal(0, 0.5, (300, 8))
+    for spread, kept in ((5e-4, True), (1e-8, False)):  # 0.05 % of the mean, then rounding
+        proba = (np.full((300, 8), 1 / 8) * (1 + spread * signal)).astype(np.float32)
+        m = classification_metrics(t, proba.argmax(axis=1), proba)
+        assert (m["roc_auc_ovr"] is not None) is kept, (spread, m["roc_auc_ovr"])
+        assert (m["pr_auc_macro"] is not None) is kept
+    truth = rng.uniform(-1, 1, 300)
+    weak = regression_metrics(truth, 0.3 + 1e-4 * truth)  # its spread 1e-4 of the targets'
+    assert weak["corr"] == pytest.approx(1.0)
+    assert math.isnan(regression_metrics(truth, 0.3 + 1e-8 * truth)["corr"])
+
+
 def test_missing_truth_is_dropped_and_fewer_than_two_classes_give_no_auc():
     m = classification_metrics([-1, 2, 2, -1], [0, 2, 1, 3], np.full((4, 8), 1 / 8))
     assert m["n"] == 2 and m["n_dropped"] == 2

@@ -195,10 +195,19 @@ def restrict_predictions(proba: Any, classes: Sequence[int]) -> tuple[np.ndarray
 # --------------------------------------------------------------------------- regression
 
 
-# Predictions whose spread is below this share of the targets' are constant but for float
-# rounding (a saturated tanh): their correlation and sign agreement measure rounding, not the
-# model. (The health check's FLAT_REGRESSION, far above it, flags a head that barely varies.)
-NEGLIGIBLE_SPREAD = 1e-3
+# One rule for "constant but for float rounding" (a saturated tanh, a collapsed softmax): outputs
+# whose spread is at most this share of the scale they are read against (a regression head's
+# targets' spread, a probability column's mean). float32 resolves about 1.2e-7 of a value, so
+# 1e-5 leaves rounding a hundredfold margin while a weak head that still ranks faces (its
+# outputs moving by 0.05 %) keeps its scores. Statistics of such outputs (correlation, sign
+# agreement, AUC) measure rounding, not the model. (The health check's FLAT_REGRESSION, far
+# above it, flags a head that barely varies.)
+NEGLIGIBLE_SPREAD = 1e-5
+
+
+def rounding_only(spread: Any, scale: Any) -> bool:
+    """Whether every spread is float rounding beside its scale (the rule of NEGLIGIBLE_SPREAD)."""
+    return bool(np.all(np.asarray(spread) <= NEGLIGIBLE_SPREAD * np.asarray(scale)))
 
 
 def spread_ratio(y_true: Any, y_pred: Any) -> float:
@@ -215,7 +224,7 @@ def constant_predictions(y_true: Any, y_pred: Any) -> bool:
     if p.size < 2 or np.ptp(p) == 0:
         return True
     ratio = spread_ratio(y_true, p)
-    return not math.isnan(ratio) and ratio < NEGLIGIBLE_SPREAD
+    return not math.isnan(ratio) and rounding_only(ratio, 1.0)
 
 
 def regression_metrics(y_true: Any, y_pred: Any) -> dict | None:
@@ -353,12 +362,13 @@ def scored_rows(kind: str, arrays: tuple[Any, ...], labels: Sequence[int | str] 
 
 def constant_proba(proba: Any, classes: Sequence[int]) -> bool:
     """Whether every column of `classes` is constant across the rows but for float rounding:
-    its spread below NEGLIGIBLE_SPREAD of its mean (a collapsed head varies by ~1e-7 of it)."""
+    its spread at most NEGLIGIBLE_SPREAD of its mean (rounding_only; a collapsed head varies by
+    ~1e-7 of it)."""
     p = np.asarray(proba, dtype=np.float64)[:, list(classes)]
     if p.shape[0] < 2:
         return False
     spread, level = p.std(axis=0), np.abs(p.mean(axis=0))
-    return bool(np.all(spread <= NEGLIGIBLE_SPREAD * level))
+    return rounding_only(spread, level)
 
 
 def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dict:
