@@ -71,6 +71,29 @@ def test_a_statistic_with_no_value_prints_as_n_a_not_none() -> None:
     assert report_text.MISSING_NOTE.startswith("n/a: ")
 
 
+def test_the_n_a_note_comes_only_under_a_table_with_an_n_a_cell() -> None:
+    whole = pd.DataFrame({"model": ["custom_cnn", "vgg16"], "valence_corr": [0.41, 0.38]})
+    assert (
+        report_text.missing_note(report_text.labelled(by_model(whole, ["model", "valence_corr"])))
+        == ""
+    )
+    gap = whole.assign(calibration_at_bound=[True, None])
+    shown = report_text.labelled(by_model(gap, list(gap.columns)))
+    assert report_text.missing_note(shown) == report_text.MISSING_NOTE
+    # a value an older notebook 05 did not record is n/a too, and the note says so
+    assert "not recorded by the notebook 05 that scored it" in report_text.MISSING_NOTE
+
+
+def test_notebook_06_shows_the_n_a_note_through_missing_note() -> None:
+    import json
+
+    from helpers.core import paths
+
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "report_text.MISSING_NOTE" not in code and "report_text.missing_note(" in code
+
+
 def test_a_table_without_its_index_column() -> None:
     html = report_text.without_index(pd.DataFrame({"task": ["expression"], "p": ["0.001"]})).data
     assert "<th>task</th>" in html and "<th></th>" not in html and ">0<" not in html

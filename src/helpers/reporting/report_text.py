@@ -69,8 +69,9 @@ _VALUES = {"tta": {"none": "one view"}}  # a value a row's readers know by anoth
 MISSING = "n/a"
 MISSING_NOTE = (
     f"{MISSING}: no value for that model: a statistic undefined where a head's predictions "
-    "are constant (Pearson r, SAGR, ROC-AUC, PR-AUC, the share kept on degraded faces), or a "
-    "task the data has no labels for."
+    "are constant (Pearson r, SAGR, ROC-AUC, PR-AUC, the share kept on degraded faces), a "
+    "task the data has no labels for, or a value not recorded by the notebook 05 that scored "
+    "it (an older one: run 05 again to fill it)."
 )
 
 
@@ -101,6 +102,12 @@ def labelled(table: pd.DataFrame) -> pd.DataFrame:
             out.loc[key] = [names.get(v, v) if isinstance(v, str) else v for v in out.loc[key]]
     out.index = [row_label(str(k)) for k in out.index]
     return out
+
+
+def missing_note(shown: pd.DataFrame) -> str:
+    """MISSING_NOTE where a labelled table shows MISSING in some cell, else "": a table whose
+    every statistic has a value needs no word on the ones without."""
+    return MISSING_NOTE if shown.isin([MISSING]).any().any() else ""
 
 
 def without_index(table: pd.DataFrame) -> Any:
