@@ -393,8 +393,7 @@ def test_after_a_kernel_restart_notebook_01_takes_again_the_folder_it_left_with_
     from helpers.run import profiles
 
     monkeypatch.setattr(paths, "REPORTS_DIR", tmp_path / "reports")
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)  # fmt: skip
+    ended = 2**22 + 1  # above any Linux pid_max: a process that cannot be running
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     mine = {"pid": os.getpid(), "host": socket.gethostname()}
 
@@ -412,8 +411,8 @@ def test_after_a_kernel_restart_notebook_01_takes_again_the_folder_it_left_with_
         return folder
 
     try:
-        stopped = left("20261207-200034", int(ended.stdout))
-        left("20261207-200100", int(ended.stdout), "notes.txt")  # something else there: kept
+        stopped = left("20261207-200034", ended)
+        left("20261207-200100", ended, "notes.txt")  # something else there: kept
         left("20261207-200200", running.pid)  # another kernel still reading its data
         monkeypatch.setattr(run_folder, "_started", [])  # a new kernel
         again = RunFolder.resolve("", create=True)
@@ -431,7 +430,7 @@ def test_after_a_kernel_restart_notebook_01_takes_again_the_folder_it_left_with_
         running.kill()
         running.wait()
     # a settings.json without the process that wrote it, or from another machine: kept
-    for mark in (None, {"pid": int(ended.stdout), "host": "elsewhere"}):
+    for mark in (None, {"pid": ended, "host": "elsewhere"}):
         base = tmp_path / f"other-{mark is None}"
         (base / "20261207-200034").mkdir(parents=True)
         text = {"profile": "smoke"} if mark is None else {"profile": "smoke", "process": mark}
