@@ -1,5 +1,7 @@
 """Committed notebooks stay clean: kernel python3, a parameters cell, outputs only where checked."""
 
+import re
+
 import nbformat
 import pytest
 
@@ -85,11 +87,15 @@ def test_notebook_04_names_the_files_it_wrote_not_a_placeholder():
     ]
 
 
-def test_notebook_03_writes_its_split_into_records_parquet_too():
-    """It saves through splits.save_split, then save_splits (records.parquet's split column, as
-    the run folder's contract says) and starts from the data's own split (records.as_read) when
-    run again."""
+def test_notebook_03_writes_its_split_through_the_guard_alone():
+    """It saves once, through splits.save_split with its parameter passed (records.parquet's
+    split column too, as the run folder's contract says; refused under models of another
+    split), writes neither table another way, and starts from the data's own split
+    (records.as_read) when run again."""
     notebook = nbformat.read(paths.NOTEBOOKS_DIR / "03_augment.ipynb", as_version=4)
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
-    assert "splits.save_split(split_table, run" in code
+    assert "discard_models = False" in notebook.cells[1].source
+    assert code.count("splits.save_split(split_table, run, discard_models=discard_models)") == 1
+    written = re.findall(r"save_records\([^)]*\)|to_parquet\([^)]*\)", code)
+    assert written == ["save_records(train_table, run.train_table)"], written
     assert "records.as_read(records.load_records(run.need(run.records)))" in code

@@ -189,14 +189,3 @@ def test_notebook_06_names_a_model_trained_but_not_evaluated_in_its_first_line(
     assert comparison.evaluated_line(run, table, "smoke") == (
         "run run: profile smoke, 3 models evaluated"
     )
-
-
-def test_notebook_03_writes_its_split_through_the_guard() -> None:
-    """The split cell saves with save_split, its parameter passed: no path around the check."""
-    import nbformat
-
-    cells = nbformat.read(paths.NOTEBOOKS_DIR / "03_augment.ipynb", as_version=4).cells
-    code = "\n".join(c.source for c in cells if c.cell_type == "code")
-    assert "discard_models = False" in cells[1].source
-    assert "splits.save_split(split_table, run, discard_models=discard_models)" in code
-    assert "save_records(split_table" not in code
