@@ -546,7 +546,7 @@ def test_the_model_contains_its_own_preprocessing(name, channels):
         expected = x / 255.0
     else:
         rgb = np.repeat(x, 3, axis=-1) if channels == 1 else x
-        expected = registry.resolve(registry.get(name).preprocess)(rgb.copy())
+        expected = registry.function(name, "preprocess")(rgb.copy())
     np.testing.assert_allclose(inside, expected, rtol=1e-5, atol=1e-4)
 
 

@@ -74,9 +74,8 @@ def test_default_learning_rates_come_from_the_entry():
 def test_every_entry_names_a_builder_and_a_preprocessing_that_exist():
     for name in registry.list_models():
         spec = registry.get(name)
-        assert callable(registry.resolve(spec.builder)) and callable(
-            registry.resolve(spec.preprocess)
-        )
+        assert callable(registry.function(name, "builder"))
+        assert callable(registry.function(name, "preprocess"))
         assert spec.min_size <= spec.default_image_size
 
 

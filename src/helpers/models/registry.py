@@ -83,12 +83,6 @@ def default_learning_rate(name: str, pretrained: bool) -> float:
     return PRETRAINED_LEARNING_RATE if pretrained else get(name).scratch_learning_rate
 
 
-def resolve(reference: str) -> Any:
-    """The object a "module:attribute" reference names (imports the module now)."""
-    module, _, attribute = reference.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 def function(name: str, part: str) -> Any:
     """The function an entry's `builder` or `preprocess` names, or one ConfigError naming the
     entry, the field and what is wrong, so a mistyped entry is not a bare AttributeError from
