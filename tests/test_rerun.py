@@ -189,3 +189,19 @@ def test_notebook_06_names_a_model_trained_but_not_evaluated_in_its_first_line(
     assert comparison.evaluated_line(run, table, "smoke") == (
         "run run: profile smoke, 3 models evaluated"
     )
+
+
+def test_the_models_notebook_06_expects_scores_of_are_the_finished_ones_alone(
+    tmp_path: Path,
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    _model(run, "custom_cnn")
+    (run.root / "models" / ".mobilenetv2.keras.partial").write_text("x")  # half written
+    (run.checkpoints_dir("vggnet")).mkdir(parents=True)
+    (run.checkpoints_dir("vggnet") / "progress.json").write_text("{}")  # its first training
+    assert run.trained_models() == ["custom_cnn", "vggnet"]  # what a model parameter may name
+    assert run.trained_models(finished_only=True) == ["custom_cnn"]  # what 05 can evaluate
+    table = comparison.comparison_table(run)
+    assert comparison.evaluated_line(run, table, "smoke") == (
+        "run run: profile smoke, 0 models evaluated: run notebook 05 first (model = 'custom_cnn')"
+    )

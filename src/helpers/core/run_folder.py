@@ -300,12 +300,14 @@ class RunFolder(os.PathLike):
         mistyped data path, say), which may start again in the folder."""
         return any(p.exists() for p in (self.records, self.manifest))
 
-    def trained_models(self) -> list[str]:
+    def trained_models(self, finished_only: bool = False) -> list[str]:
         """The models notebook 04 trained here or is training (a model file, or the progress
-        notes of a training under way), by name: what a model parameter may name."""
+        notes of a training under way), by name: what a model parameter may name.
+        finished_only: those with a model file alone, what notebook 05 can evaluate."""
         files = (self.root / "models").glob("*.keras")  # not the hidden, half-written partial
         names = {p.stem for p in files if not p.name.startswith(".")}
-        names |= {p.parent.name for p in (self.root / "checkpoints").glob("*/progress.json")}
+        if not finished_only:
+            names |= {p.parent.name for p in (self.root / "checkpoints").glob("*/progress.json")}
         return sorted(names)
 
     def discard_models(self) -> list[str]:

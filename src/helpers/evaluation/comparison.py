@@ -223,8 +223,7 @@ def evaluated_line(run_dir: str | os.PathLike, table: pd.DataFrame, profile: str
     none, or a model trained but not evaluated, which notebook gives it one to compare."""
     run, n = RunFolder(run_dir), len(table)
     said = f"run {run.name}: profile {profile}, {counted(n, 'model')} evaluated"
-    models = (run.root / "models").glob("*.keras")  # not the hidden, half-written .m.partial
-    trained = sorted(p.stem for p in models if not p.name.startswith("."))
+    trained = run.trained_models(finished_only=True)  # one in its first training: not yet
     if n:
         scored = set(table["model"]) if "model" in table else set()
         unscored = [m for m in trained if m not in scored]
