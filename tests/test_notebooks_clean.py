@@ -73,18 +73,21 @@ def test_the_readme_training_settings_are_notebook_04_parameters():
 
 
 def test_notebook_04_names_the_files_it_wrote_not_a_placeholder():
-    """Its checked output lists the model's own files (the default model under nbval)."""
+    """It prints the model's own file names, and its checked output holds none, so the copy of
+    the notebook nbval runs for every model checks the same lines."""
     notebook = nbformat.read(paths.NOTEBOOKS_DIR / "04_train.ipynb", as_version=4)
-    outputs = [
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert any('f"{p.parent.name}/{p.name}" for p in written' in c.source for c in code)
+    assert not any("<model>" in c.source for c in code)
+    checked = [
         "".join(o.get("text", ""))
-        for c in notebook.cells
-        if c.cell_type == "code"
+        for c in code
+        if c.source.startswith("# NBVAL_CHECK_OUTPUT")
         for o in c.get("outputs", [])
     ]
-    written = [line for text in outputs for line in text.splitlines() if "written:" in line]
-    assert written == [
-        "written: models/custom_cnn.keras, models/custom_cnn.json, history/custom_cnn.csv"
-    ]
+    assert "model, card and history written: True" in "".join(checked)
+    models = ("custom_cnn", "vgg16", "resnet50", "mobilenetv2")
+    assert not [text for text in checked if any(m in text for m in models)]
 
 
 def test_notebook_03_writes_its_split_through_the_guard_alone():
