@@ -153,3 +153,21 @@ def test_notebook_07_on_your_own_photos(trained_run, tmp_path, capsys):
     assert shown == ["holiday_0.jpg", "holiday_0_gradcam.jpg", "holiday_1.jpg",
                      "holiday_1_gradcam.jpg"]  # fmt: skip
     assert not (run / "demo_scenes").exists() or not list((run / "demo_scenes").glob("scene_*"))
+
+
+def test_the_gallery_leaves_out_video_frames_and_draws_at_most_six_photos(tmp_path, capsys):
+    """Hundreds of photos, or a clip's frame heatmaps, would make one figure past matplotlib's
+    size limit: the notebook draws the first photos with their twins and names the folder."""
+    folder = tmp_path / "annotated"
+    written = [folder / "clip.avi", folder / "clip_f000010_gradcam.jpg"]
+    for k in range(8):
+        written += [folder / f"p{k}.jpg", folder / f"p{k}_gradcam.jpg"]
+    rows = pd.DataFrame({"file": ["x"]})
+    rows.attrs["annotated"] = [str(p) for p in written]
+    shown = [p.name for p in gallery.pictures(rows)]
+    assert shown == [f"p{k}{twin}.jpg" for k in range(6) for twin in ("", "_gradcam")]
+    assert "showing the first 6 of 8 annotated photos" in capsys.readouterr().out
+    rows.attrs["annotated"] = [str(p) for p in written[:6]]  # a clip and two photos: all shown
+    assert [p.name for p in gallery.pictures(rows)] == ["p0.jpg", "p0_gradcam.jpg", "p1.jpg",
+                                                        "p1_gradcam.jpg"]  # fmt: skip
+    assert capsys.readouterr().out == ""

@@ -6,6 +6,7 @@ this run; two predictors' agreement on the faces both found. The predictor
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ import pandas as pd
 
 from helpers.core import paths
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.words import counted
 from helpers.inference.predict import summarize, summary_line
 
 DEMO_FACES = 3  # faces placed in each demo scene
+SHOWN_PICTURES = 6  # annotated photos notebook 07 draws; the folder holds every one
+_VIDEO_FRAME = re.compile(r"_f\d{6}_gradcam(-\d+)?$")  # a video frame's heatmap (predict.py)
 # The columns a person reads first; `error` joins them where a row failed.
 SHOWN = ("file", "face", "status", "box_x", "box_y", "box_w", "box_h", "expression", "confidence",
          "valence", "arousal")  # fmt: skip
@@ -113,10 +117,25 @@ def found_line(rows: pd.DataFrame, demo: bool) -> str:
     return summary_line(summarize(rows))
 
 
-def pictures(rows: pd.DataFrame) -> list[Path]:
+def pictures(rows: pd.DataFrame, limit: int = SHOWN_PICTURES) -> list[Path]:
     """The annotated pictures the predictor wrote for these rows (not those an earlier call
-    left in the folder); videos left out."""
-    return [Path(p) for p in rows.attrs.get("annotated", []) if Path(p).suffix == ".jpg"]
+    left in the folder), each beside its Grad-CAM copy: videos and their frames' heatmaps left
+    out, and at most `limit` photos, with a line naming the folder that holds them all (one
+    figure of hundreds of panels is unreadable, and past matplotlib's size limit)."""
+    files = [
+        Path(p)
+        for p in rows.attrs.get("annotated", [])
+        if Path(p).suffix == ".jpg" and not _VIDEO_FRAME.search(Path(p).stem)
+    ]
+    photos = [p for p in files if not p.stem.endswith("_gradcam")]
+    if len(photos) <= limit:
+        return files
+    kept = {p.stem for p in photos[:limit]}
+    print(
+        f"showing the first {limit} of {counted(len(photos), 'annotated photo')}; every one is "
+        f"in {paths.shown(photos[0].parent)}"
+    )
+    return [p for p in files if p.stem.removesuffix("_gradcam") in kept]
 
 
 def matched_faces(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
