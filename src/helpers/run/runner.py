@@ -422,7 +422,8 @@ def check_values(profile: str, stages: list[Stage], settings: list[Setting],
             raise ConfigError(f"--set for {stage.name}: {exc}") from None
 
 
-# Run apart (python -c): resolving an entry imports Keras, which the runner itself never holds.
+# Run apart (python -c): resolving an entry imports Keras, which the runner holds only where
+# --set values aim at notebook 04 (its TrainConfig checks them); a plain run starts at once.
 ENTRY_CHECK = """import sys
 from helpers.core.errors import ConfigError
 from helpers.models import registry
