@@ -165,6 +165,19 @@ NOT_DECODED_HEIC = "HEIC/HEIF photo, not supported (convert it to JPEG or PNG)"
 NOT_DECODED_AVIF = "AVIF photo, which this Pillow cannot decode (convert it to JPEG or PNG)"
 
 
+HEAD_BYTES = 32  # enough for every file signature the readers and the predictor check
+
+
+def file_head(path: str | os.PathLike, size: int = HEAD_BYTES) -> bytes:
+    """A file's first bytes, to tell its kind by signature; b"" when it cannot be read (what
+    reads it later says why)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return b""
+
+
 def still_photo_format(data: bytes) -> str | None:
     """'avif' or 'heif' for bytes that start like an AVIF or HEIC/HEIF photo (an ISO media
     file of a still-image brand; a generic HEIF brand counts as AVIF when it lists `avif`

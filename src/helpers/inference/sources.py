@@ -20,6 +20,7 @@ from PIL import Image
 from helpers.core.archive import ArchiveLimits, open_zip, read_head
 from helpers.core.errors import DataError
 from helpers.core.images import (
+    HEAD_BYTES,
     HEIC_EXTENSIONS,
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
@@ -27,6 +28,7 @@ from helpers.core.images import (
     VIDEO_EXTENSIONS,
     ZIP_SCHEME,
     exif_orientation,
+    file_head,
     is_image_header,
     make_uri,
     read_image,
@@ -94,19 +96,6 @@ class Source:
     problem: str | None = None
 
 
-_HEAD_BYTES = 32
-
-
-def _head(path: Path) -> bytes:
-    """A file's first bytes, enough for every signature below; b"" when it cannot be read (its
-    row says why when it is read)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(_HEAD_BYTES)
-    except OSError:
-        return b""
-
-
 def is_heic_header(data: bytes) -> bool:
     """Whether bytes start like a HEIC/HEIF/AVIF photo (an ISO media file of a still brand),
     so that it is taken as a photo, not as an MP4 video."""
@@ -128,7 +117,7 @@ def _kind(path: Path) -> str | None:
     """What a file holds, judged by its first bytes, so a JPEG named .heic or .mp4 is read as
     a photo and a video named .jpg as a video; by its extension where the bytes say neither
     (a damaged or empty file then gets its verdict); None for a file that is neither."""
-    return _kind_of(_head(path), path.suffix.lower())
+    return _kind_of(file_head(path), path.suffix.lower())
 
 
 def _kind_of(head: bytes, suffix: str) -> str | None:
@@ -216,7 +205,7 @@ def _zip_members(path: Path) -> tuple[list[Source], list[str]]:
                 if info.is_dir() or is_junk(tuple(re.split(r"[/\\]", name))):
                     continue
                 uri = make_uri(path, name)
-                kind = _kind_of(read_head(archive, name, _HEAD_BYTES), Path(name).suffix.lower())
+                kind = _kind_of(read_head(archive, name, HEAD_BYTES), Path(name).suffix.lower())
                 if kind == "image":
                     found.append(Source(uri, "image"))
                 elif kind == "video":
@@ -371,9 +360,9 @@ def _read_still(name: str) -> np.ndarray:
 def _still_head(name: str) -> bytes:
     """The first bytes of a file or zip member; b"" where it cannot be read."""
     if not name.startswith(ZIP_SCHEME):
-        return _head(Path(name))
+        return file_head(name)
     try:
-        return read_image_bytes(name)[:_HEAD_BYTES]
+        return read_image_bytes(name)[:HEAD_BYTES]
     except DataError:
         return b""
 

@@ -13,6 +13,7 @@ from helpers.core.images import (
     HEIC_EXTENSIONS,
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
+    file_head,
     is_image_header,
     still_photo_format,
 )
@@ -20,18 +21,8 @@ from helpers.core.paths import is_junk
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _OTHER_ARCHIVES = {b"Rar!\x1a\x07": "a RAR archive", b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive"}
-_HEAD_BYTES = 32
 _LISTED = 3
 _UNPACK = "extract it and pass the folder, or re-pack it as a .zip"
-
-
-def _head(path: Path) -> bytes:
-    """A file's first bytes; b'' when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(_HEAD_BYTES)
-    except OSError:
-        return b""
 
 
 def _is_tar(path: Path) -> bool:
@@ -46,7 +37,7 @@ def _is_tar(path: Path) -> bool:
 
 def _file_problem(path: Path) -> str | None:
     """What a file that is no dataset holds: an archive no reader opens, a photo, a video."""
-    head, suffix = _head(path), path.suffix.lower()
+    head, suffix = file_head(path), path.suffix.lower()
     for magic, what in _OTHER_ARCHIVES.items():
         if head.startswith(magic):
             return f"{what}, which no reader opens: {_UNPACK}"
