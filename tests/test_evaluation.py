@@ -986,7 +986,11 @@ def test_each_long_step_of_the_evaluation_says_what_it_does_and_how_big():
         ({"seed": -1}, "seed must be an integer >= 0 (got -1)"),
         ({"corruption_n": 2.5}, "corruption_n must be an integer >= 0 (got 2.5)"),
         ({"compare_tta": "yes"}, "compare_tta must be True or False (got 'yes')"),
-        ({"model": "custom_cn"}, "(got 'custom_cn'); did you mean custom_cnn?"),
+        (
+            {"model": "custom_cn"},
+            "model: unknown model 'custom_cn'; valid names: custom_cnn, vgg16, resnet50, "
+            "mobilenetv2, efficientnetb0, vggnet; did you mean custom_cnn?",
+        ),
         ({"test_data": ["../data/no_such.zip"]}, "no_such.zip: not found in "),
         ({"recorded": "no_such.json"}, "(the parameter recorded)"),
     ],

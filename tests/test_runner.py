@@ -80,8 +80,8 @@ def test_a_bad_model_name_is_refused_without_importing_tensorflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == (
-        "error: unknown model name(s) ['resnet999']; known: custom_cnn, efficientnetb0, "
-        "mobilenetv2, resnet50, vgg16, vggnet; did you mean resnet50?"
+        "error: unknown model 'resnet999'; valid names: custom_cnn, vgg16, resnet50, mobilenetv2, "
+        "efficientnetb0, vggnet; did you mean resnet50?"
     )
 
 

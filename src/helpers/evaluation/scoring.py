@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core import paths, progress
-from helpers.core.errors import ConfigError, DataError, did_you_mean
+from helpers.core.errors import ConfigError, DataError
 from helpers.core.groups import group_codes
 from helpers.core.jsonio import json_ready, read_json, write_json
 from helpers.core.labels import EXPRESSIONS
@@ -778,11 +778,8 @@ def check_parameters(settings: Mapping[str, Any], **values: Any) -> None:
         if name in _COUNTS:
             if not (name == "explain_n" and value is None):
                 _check_count(name, value, _COUNTS[name])
-        elif name == "model" and value not in registry.list_models():
-            raise ConfigError(
-                f"model must be one of {registry.list_models()} (got {value!r})"
-                + did_you_mean(value, registry.list_models())
-            )
+        elif name == "model":
+            registry.check_names([value], given_as="model")
         elif name == "tta":
             check_tta_setting(value)
         elif name in ("compare_tta", "export_tflite") and not isinstance(value, (bool, np.bool_)):

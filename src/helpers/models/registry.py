@@ -19,6 +19,7 @@ helpers.run.profiles (`per_model`: an image size, batch size or `export_tflite` 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,15 +62,25 @@ def list_models(compared_only: bool = False) -> list[str]:
     return [name for name, spec in _REGISTRY.items() if spec.compared or not compared_only]
 
 
+def check_names(names: Iterable[object], given_as: str = "") -> None:
+    """One ConfigError for names the registry lacks, worded the same wherever a model name is
+    given (runner, profile, TrainConfig, notebook 05): the name, the valid names, the closest."""
+    known = list_models()
+    unknown = [name for name in names if not isinstance(name, str) or name not in known]
+    if unknown:
+        compared = list_models(compared_only=True)  # the compared four first, in their order
+        listed = compared + sorted(set(known) - set(compared))
+        where = f"{given_as}: " if given_as else ""
+        raise ConfigError(
+            f"{where}unknown model {', '.join(repr(name) for name in unknown)}; "
+            f"valid names: {', '.join(listed)}" + did_you_mean(unknown[0], known)
+        )
+
+
 def get(name: str) -> ModelSpec:
     """The entry for a name, or one ConfigError listing the valid names."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown model {name!r}; valid names: {', '.join(list_models())}"
-            + did_you_mean(name, list_models())
-        ) from None
+    check_names([name])
+    return _REGISTRY[name]
 
 
 def default_image_size(name: str) -> int:

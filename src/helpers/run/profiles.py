@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from helpers.core import paths
-from helpers.core.errors import ConfigError, did_you_mean
+from helpers.core.errors import ConfigError
 from helpers.core.jsonio import read_json, write_json
 from helpers.core.run_folder import RunFolder, process_mark, recorded_data
 from helpers.models import registry
@@ -551,13 +551,7 @@ def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
     names = list(dict.fromkeys(m for m in names if m))  # a name given twice runs once
     if not names:
         raise ConfigError("no model names given")
-    known = registry.list_models()
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        hint = "".join(did_you_mean(m, known) for m in unknown[:1])
-        raise ConfigError(
-            f"unknown model name(s) {unknown}; known: {', '.join(sorted(known))}{hint}"
-        )
+    registry.check_names(names)
     return names
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.core.errors import ConfigError, did_you_mean
+from helpers.core.errors import ConfigError
 from helpers.core.labels import HEADS, check_heads
 from helpers.data.mixing import MixSettings
 from helpers.models import factory, registry, transfer
@@ -148,11 +148,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Normalise (lists from papermill become tuples) and reject bad values by field name."""
         object.__setattr__(self, "heads", check_heads(self.heads, where="TrainConfig.heads"))
-        if self.model not in registry.list_models():
-            raise ConfigError(
-                f"TrainConfig.model must be one of {registry.list_models()} (got {self.model!r})"
-                + did_you_mean(self.model, registry.list_models())
-            )
+        registry.check_names([self.model], given_as="TrainConfig.model")
         registry.check(self.model)  # a mistyped entry named now, not by the build in fit
         for name, low in (
             ("image_size", 8),
