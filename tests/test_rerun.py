@@ -205,3 +205,52 @@ def test_the_models_notebook_06_expects_scores_of_are_the_finished_ones_alone(
     assert comparison.evaluated_line(run, table, "smoke") == (
         "run run: profile smoke, 0 models evaluated: run notebook 05 first (model = 'custom_cnn')"
     )
+
+
+def test_a_model_trained_before_notebook_03_changed_its_augmentation_is_named(
+    tmp_path: Path, capsys
+) -> None:
+    """Notebook 03 run again on the same split with other augmentation rewrites train.parquet
+    and augment.json: the model's test figures stand, but 05 and 06 say it trained on others."""
+    from helpers.core.records import save_records
+    from helpers.data.augment import AugmentSettings
+    from helpers.train.card import augment_sha256, data_hash
+
+    run = _run(tmp_path)
+    splits.save_split(_split_table(seed=0), run)
+    table = _split_table(seed=0)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    save_records(train, run.train_table)
+    settings = AugmentSettings(mode="online", seed=0)
+    settings.write(run.augment_settings)
+    _model(run, "custom_cnn", trained.split_sha256(run))
+    card = {
+        "model": "custom_cnn",
+        "finished_at": "2026-01-01",
+        "data": {
+            trained.SPLIT_KEY: trained.split_sha256(run),
+            "train_hash": data_hash(train),
+            "augment_sha256": augment_sha256(settings),
+        },
+    }
+    write_json(run.card_path("custom_cnn"), card)
+    _scored(run, "custom_cnn")
+    assert freshness.training_note(run, "custom_cnn") is None
+    assert freshness.stale_notes(run) == {}
+
+    AugmentSettings(mode="online", balance="oversample", seed=0).write(run.augment_settings)
+    note = freshness.training_note(run, "custom_cnn")
+    assert note is not None and note.startswith(
+        "custom_cnn was trained on other training faces or augmentation than train.parquet and "
+        "augment.json now hold (notebook 03 ran again since)"
+    )
+    assert freshness.split_note(run, "custom_cnn") is None  # same split: still scored
+    assert freshness.warn_stale(run) == [f"warning: {note}"]  # notebook 06
+    assert note in capsys.readouterr().out
+    table = comparison.comparison_table(run).set_index("model")
+    assert table.loc["custom_cnn", "stale"] == ""  # its figures are its own: ranked
+
+    settings.write(run.augment_settings)  # the same augmentation, fewer training faces
+    assert freshness.training_note(run, "custom_cnn") is None
+    save_records(train.iloc[1:], run.train_table)
+    assert freshness.training_note(run, "custom_cnn") is not None

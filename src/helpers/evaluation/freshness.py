@@ -68,6 +68,22 @@ def split_note(run_dir: str | os.PathLike, model: str) -> str | None:
     )
 
 
+def training_note(run_dir: str | os.PathLike, model: str) -> str | None:
+    """A sentence when the model now in the run folder trained on other training faces or
+    augmentation than notebook 03 now leaves (it ran again on the same split): its test
+    figures hold, but what the report says of its training data would not; None otherwise."""
+    from helpers.train.card import trained_on_training_data  # Keras: only when asked
+
+    if trained_on_training_data(RunFolder(run_dir), model) is not False:
+        return None
+    return (
+        f"{model} was trained on other training faces or augmentation than train.parquet and "
+        f"augment.json now hold (notebook 03 ran again since): its test figures stand, but the "
+        f"report describes augment.json's; train it again with notebook 04 (model = '{model}') "
+        f"to match"
+    )
+
+
 def stale_notes(run_dir: str | os.PathLike) -> dict[str, str]:
     """Each model with a metrics file (the test split's or any external test set's) describing
     an earlier training, with one sentence naming those files."""
@@ -81,7 +97,7 @@ def stale_notes(run_dir: str | os.PathLike) -> dict[str, str]:
                 stale.setdefault(model, []).append(_file_name(model, dataset))
     notes = {model: _note(model, files) for model, files in stale.items()}
     for model in run.trained_models():
-        note = None if model in notes else split_note(run, model)
+        note = None if model in notes else split_note(run, model) or training_note(run, model)
         if note:
             notes[model] = note
     return notes

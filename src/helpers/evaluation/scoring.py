@@ -755,6 +755,9 @@ def trained_model(run_dir: str | os.PathLike, model: str) -> tuple[Any, dict[str
     split = freshness.split_note(run, model)
     if split:  # its test faces may be faces it trained on
         raise DataError(path, split)
+    other_training = freshness.training_note(run, model)
+    if other_training:  # same split: scored, but told
+        progress.say([f"warning: {other_training}"])
     identity = freshness.training_of(run, model)  # before loading: the file that was read
     loaded = load_trained(path)
     identity["weights_sha256"] = weights_sha256(loaded.get_weights())

@@ -686,6 +686,10 @@ def _augmentation(facts: _Run, cite: Citations) -> str:
     settings = facts.augment
     if settings is None:
         return ""
+    for name in facts.models:  # trained before notebook 03 ran again: described, not its own
+        other = freshness.training_note(facts.run, name)
+        if other:
+            facts.checks.append(f"{other}.")
     steps = describe_pipeline(settings.config)
     copies = _augmented_copies(facts.run)
     fresh, plain = _per_batch(facts) if settings.online else ([], [])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import platform
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +22,10 @@ from helpers.core.errors import DataError
 from helpers.core.faces import measure_framing
 from helpers.core.images import read_image
 from helpers.core.jsonio import json_ready, read_json
-from helpers.core.records import landmarks_array
+from helpers.core.records import landmarks_array, load_records
+from helpers.core.run_folder import RunFolder
 from helpers.core.trained import weights_sha256
+from helpers.data.augment import AugmentSettings
 from helpers.train.resume import best_index
 
 if TYPE_CHECKING:  # Keras and TensorFlow load only when a card is made, not when one is read
@@ -135,6 +139,34 @@ def write_history(history: pd.DataFrame, path: Path) -> None:
         path.unlink(missing_ok=True)
     else:
         history.to_csv(path, index=False)
+
+
+def augment_sha256(settings: AugmentSettings | Mapping[str, Any] | None) -> str | None:
+    """sha256 of notebook 03's augmentation settings as training reads them, for the card."""
+    if not settings:
+        return None
+    values = settings.to_dict() if isinstance(settings, AugmentSettings) else dict(settings)
+    text = json.dumps(json_ready(values), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def trained_on_training_data(run: RunFolder, model: str) -> bool | None:
+    """Whether the model now in the run folder trained on the training table and augmentation
+    notebook 03 now leaves (train.parquet, augment.json): run again with other augmentation on
+    the same split, its test figures still hold, but a report describing augment.json would
+    describe another training; None where it cannot be told (no card, or an older card)."""
+    card = run.card_path(model)
+    if not card.is_file() or not run.train_table.is_file():
+        return None
+    data = read_json(card).get("data")
+    if not isinstance(data, Mapping) or "train_hash" not in data or "augment_sha256" not in data:
+        return None
+    settings = (
+        AugmentSettings.read(run.augment_settings) if run.augment_settings.is_file() else None
+    )
+    if data["augment_sha256"] != augment_sha256(settings):
+        return False
+    return bool(data["train_hash"] == data_hash(load_records(run.train_table)))
 
 
 def data_hash(table: pd.DataFrame) -> str:

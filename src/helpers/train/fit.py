@@ -10,7 +10,6 @@ again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import logging
@@ -52,6 +51,7 @@ from helpers.train.callbacks import (
     start_line,
 )
 from helpers.train.card import (
+    augment_sha256,
     data_hash,
     face_framing,
     make_card,
@@ -406,7 +406,7 @@ def train(
     done = (
         None
         if resuming or not resume
-        else _trained_already(cfg, run, train_hash, _settings_sha256(augment_settings), paths)
+        else _trained_already(cfg, run, train_hash, augment_sha256(augment_settings), paths)
     )
     if done is not None:  # the fit cell run again (after a kernel restart): nothing to train
         return done
@@ -450,7 +450,7 @@ def train(
     )
     notes["data"]["train_hash"] = train_hash
     notes["data"][trained.SPLIT_KEY] = trained.split_sha256(run)  # 05 and 06 compare it
-    notes["data"]["augment_sha256"] = _settings_sha256(augment_settings)
+    notes["data"]["augment_sha256"] = augment_sha256(augment_settings)
     monitor = _monitor(cfg, validating=val_ds is not None)
     progress = {"config": cfg.to_dict(), "data_hash": train_hash, "done": progress.get("done", [])}
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -534,15 +534,6 @@ def train(
     write_text(paths["card"], json.dumps(card, indent=2, allow_nan=False))  # whole, at once
     _remove(ckpt)  # finished: nothing left to resume
     return TrainResult(best_model, history, card, paths)
-
-
-def _settings_sha256(settings: AugmentSettings | Mapping[str, Any] | None) -> str | None:
-    """sha256 of notebook 03's augmentation settings as training reads them, for the card."""
-    if not settings:
-        return None
-    values = settings.to_dict() if isinstance(settings, AugmentSettings) else dict(settings)
-    text = json.dumps(json_ready(values), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _trained_already(
