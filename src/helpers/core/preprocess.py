@@ -3,11 +3,13 @@
 Gray models get Pillow's 'L' conversion, every image is fitted to size x size by
 helpers.core.images.fit_square, and the model receives raw 0-255 floats (it holds its own
 rescaling layer). A training image and the same face cropped by the predictor therefore reach
-the network as the same numbers.
+the network as the same numbers. A non-square image is stretched to the square, neither cropped
+nor padded: training fits its stored images so, and the predictor's own face crops are square.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -30,6 +32,15 @@ def _as_uint8(image: np.ndarray, where: str) -> np.ndarray:
         )
     if kind not in "uif":
         raise DataError(where, f"array of dtype {image.dtype}, not numbers: not an image")
+    if image.dtype == np.uint16 and image.size and int(image.max()) <= 255:
+        warnings.warn(
+            f"{where}: uint16 values all at most 255, read as 0-255 levels (8-bit data in a "
+            "16-bit array); as a 16-bit image it would be black. A 16-bit image this dark: "
+            "give array / 65535 as floats",
+            UserWarning,
+            stacklevel=2,
+        )
+        return image.astype(np.uint8)
     if image.dtype == np.uint16:  # a 16-bit image, as a 16-bit PNG is read
         return ((image.astype(np.int64) + 128) // 257).astype(np.uint8)
     values = image.astype(np.float64)
@@ -49,6 +60,13 @@ def _as_uint8(image: np.ndarray, where: str) -> np.ndarray:
         )
     low, high = float(values.min()), float(values.max())
     if kind == "f" and low >= -_SLACK_01 and high <= 1 + _SLACK_01:
+        if high == 1.0 and np.array_equal(values, np.rint(values)):
+            warnings.warn(
+                f"{where}: {image.dtype} values only 0 and 1, read as 0-1 levels (1 is white); "
+                "a 0-255 frame this dark would be black: give it as uint8",
+                UserWarning,
+                stacklevel=2,
+            )
         values = values * 255.0  # 0-1 floats: what skimage, matplotlib and img / 255 give
     elif not (low >= -_SLACK_255 and high <= 255 + _SLACK_255):
         scale = "0-1 or 0-255" if kind == "f" else "0-255"
@@ -60,14 +78,36 @@ def _as_uint8(image: np.ndarray, where: str) -> np.ndarray:
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
-    """uint8 (H, W, 3) from a gray, gray+1 or RGB(A) image array, its levels read by dtype, so
-    an image in any usual form reaches the model as the same 0-255 pixels.
+def _shape_hint(shape: tuple[int, ...]) -> str:
+    """What an array that is not one (H, W[, 1|3|4]) image most likely is, and how to pass it:
+    a batch of gray images (N, H, W), channels first (C, H, W, PyTorch's layout), gray with
+    alpha (H, W, 2), a batch given inside a list."""
+    if len(shape) == 4:
+        return f": a batch of {shape[0]} images? pass the array itself, not in a list"
+    if len(shape) != 3:
+        return ""
+    if shape[2] == 2:
+        return ": gray and alpha? pass array[..., 0]"
+    if min(shape[1:]) < 8:  # no face fits in fewer pixels: not an image of them
+        return ""
+    batch = f"a batch of {shape[0]} gray images? pass list(array) or array[..., None]"
+    if shape[0] in (1, 3, 4):
+        return f": channels first? use array.transpose(1, 2, 0); {batch}"
+    return f": {batch}"
 
-    uint8 as is; uint16 as a 16-bit image (0-65535, divided by 257, as a 16-bit PNG is read);
-    other integers 0-255; floats 0-1 (skimage, matplotlib: times 255) when every value lies in
-    [0, 1], else 0-255. Booleans, NaN or inf, and values outside these ranges are a DataError
-    naming the dtype and the values found, never a black or white picture.
+
+def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
+    """uint8 (H, W, 3) RGB from a gray, gray+1 or RGB(A) image array, its levels read by dtype,
+    so an image in any usual form reaches the model as the same 0-255 pixels.
+
+    Colour arrays are in RGB order, as Pillow, imageio, skimage and matplotlib give them;
+    OpenCV's cv2.imread and VideoCapture give BGR: pass cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).
+    uint8 as is; uint16 as a 16-bit image (0-65535, divided by 257, as a 16-bit PNG is read),
+    or as 0-255 levels where every value is at most 255 (with a warning); other integers 0-255;
+    floats 0-1 (skimage, matplotlib: times 255) when every value lies in [0, 1] (a warning
+    where they are only 0 and 1, which may be a near-black 0-255 frame), else 0-255. Booleans,
+    NaN or inf, and values outside these ranges are a DataError naming the dtype and the values
+    found, never a black or white picture; so is any other shape, saying what it looks like.
     """
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
@@ -75,7 +115,11 @@ def as_rgb(image: np.ndarray, where: str) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
-        raise DataError(where, f"expected an image array (H, W[, 1|3|4]), got shape {image.shape}")
+        raise DataError(
+            where,
+            f"expected an image array (H, W[, 1|3|4]), got shape {image.shape}"
+            + _shape_hint(image.shape),
+        )
     if image.dtype != np.uint8:
         image = _as_uint8(image[..., :3], where)
     return np.ascontiguousarray(image[..., :3])

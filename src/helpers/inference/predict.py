@@ -335,8 +335,9 @@ def check_args(margin: float, batch_size: int, every: int, flags: bool = False) 
 
 def check_inputs(inputs: Any) -> Any:
     """predict_images' inputs as expand_inputs takes them (an iterable read once, as a list);
-    anything else a one-line ConfigError saying what is accepted."""
-    one = (str, os.PathLike, np.ndarray)
+    anything else a one-line ConfigError saying what is accepted. Arrays are RGB (OpenCV's
+    BGR frames: cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)); a Pillow image is read by its mode."""
+    one = (str, os.PathLike, np.ndarray, Image.Image)
     if isinstance(inputs, one):
         return inputs
     items = list(inputs) if isinstance(inputs, Iterable) and not isinstance(inputs, bytes) else None
@@ -344,8 +345,8 @@ def check_inputs(inputs: Any) -> Any:
     if items is None or odd is not None:
         got = type(inputs if items is None else odd).__name__
         raise ConfigError(
-            "inputs must be a path (str or Path: an image, folder or video), an image array, "
-            f"or a list of those; got {got}"
+            "inputs must be a path (str or Path: an image, folder or video), an RGB image "
+            f"array, a Pillow image, or a list of those; got {got}"
         )
     return items
 

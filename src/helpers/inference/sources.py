@@ -27,6 +27,7 @@ from helpers.core.images import (
     NOT_DECODED_HEIC,
     VIDEO_EXTENSIONS,
     ZIP_SCHEME,
+    _to_8bit,
     exif_orientation,
     file_head,
     is_image_header,
@@ -86,14 +87,16 @@ def printable(name: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """One input: a still image file, a video file, or an in-memory array (notebooks)."""
+    """One input: a still image file, a video file, or an in-memory array or Pillow image
+    (notebooks, scripts)."""
 
     name: str
-    # "image", "video", "array", "missing", BROKEN_LINK, "empty" (a folder with no media),
-    # UNREADABLE (what is wrong in `problem`)
+    # "image", "video", "array" (an array or a Pillow image), "missing", BROKEN_LINK, "empty"
+    # (a folder with no media), UNREADABLE (what is wrong in `problem`)
     kind: str
     array: np.ndarray | None = field(default=None, repr=False, compare=False)
     problem: str | None = None
+    picture: Image.Image | None = field(default=None, repr=False, compare=False)
 
 
 def is_heic_header(data: bytes) -> bool:
@@ -236,7 +239,8 @@ def expand_inputs(
 ) -> list[Source]:
     """Files, folders (recursive, sorted; their images and videos judged by their first bytes,
     by their extension where the bytes say neither), zip archives (their photos), zip:// image
-    references and arrays (one image, or a batch along the first axis), in order.
+    references, arrays (one RGB image, or a batch along the first axis) and Pillow images,
+    in order.
 
     A file named twice (or reached twice through folders and links) is read once, where it
     first appears; linked sub-folders are searched too, each real folder once. Files and
@@ -244,7 +248,7 @@ def expand_inputs(
     video are appended to `left_out` when it is given."""
     if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
         inputs = list(inputs)
-    elif isinstance(inputs, (str, os.PathLike, np.ndarray)):
+    elif isinstance(inputs, (str, os.PathLike, np.ndarray, Image.Image)):
         inputs = [inputs]
     skip = tuple(Path(p).resolve() for p in exclude)
     sources: list[Source] = []
@@ -258,6 +262,9 @@ def expand_inputs(
     for i, item in enumerate(inputs):
         if isinstance(item, np.ndarray):
             sources.append(Source(f"<array {i}>", "array", item))
+            continue
+        if isinstance(item, Image.Image):
+            sources.append(Source(f"<image {i}>", "array", picture=item))
             continue
         if isinstance(item, str) and item.startswith(ZIP_SCHEME):
             add(Source(item, "image"), item)  # read_image checks archive and member
@@ -341,6 +348,25 @@ def still_facts(name: str) -> tuple[int, int, str | None]:
     except (OSError, ValueError, SyntaxError, EOFError):
         return 1, 1, None
     return orientation, count, kind
+
+
+def picture_pixels(picture: Image.Image, where: str) -> np.ndarray:
+    """A Pillow image's pixels as a file of its mode is read (helpers.core.images): L and RGB
+    as they are, 1 and LA as gray, I;16 and I scaled from 16 bits, P via RGBA, RGBA, CMYK and
+    YCbCr as RGB (alpha dropped), F as floats; turned upright by its EXIF orientation, as a
+    photo file is. Its size is checked before any pixel is decoded."""
+    width, height = picture.size
+    check_pixels(np.empty((height, width, 0), np.uint8), where)  # shape alone, no pixels
+    try:
+        orientation = exif_orientation(picture)
+        pixels = (
+            np.asarray(picture, np.float32)
+            if picture.mode == "F"
+            else np.asarray(_to_8bit(picture, where))
+        )
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        raise DataError(where, f"Pillow image cannot be decoded ({error})") from error
+    return turn_upright(pixels, orientation)
 
 
 def _read_still(name: str) -> np.ndarray:
@@ -427,6 +453,11 @@ def iter_frames(
         raise DataError(source.name, f"{source.kind}, not an image, video or folder: not read")
     if source.kind == "empty":
         raise DataError(source.name, f"folder holds no {_media_note()}")
+    if source.picture is not None:  # kind "array": a Pillow image
+        image = as_rgb(picture_pixels(source.picture, source.name), source.name)
+        check_pixels(image, source.name)
+        yield None, None, image
+        return
     if source.array is not None:  # kind "array"
         image = as_rgb(source.array, source.name)
         check_pixels(image, source.name)
