@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from helpers.core.paths import REPO_ROOT
@@ -191,3 +192,28 @@ def test_the_help_run_all_prints_before_any_setup_is_the_runners(monkeypatch, ca
     with pytest.raises(SystemExit):
         runner.parse_args(["--help"])
     assert capsys.readouterr().out == (REPO_ROOT / "scripts" / "run_all_help.txt").read_text()
+
+
+def test_the_environment_imports_helpers_from_any_folder_as_the_readme_says(tmp_path: Path) -> None:
+    """A script of the user's own, outside the clone, run with the environment's Python: the
+    setup's editable install finds `helpers`, and the README says so, and what else to do."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import helpers; print(helpers.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).parts[-3:] == ("src", "helpers", "__init__.py")
+    bootstrap = (REPO_ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert 'pip_install --no-deps -e "$root"' in bootstrap
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    for words in (
+        "`.venv/bin/python my_script.py` imports `helpers` from any folder",
+        "`pip install -r <clone>/requirements.txt -e <clone>`",
+        "`PYTHONPATH=<clone>/src` picks one",
+    ):
+        assert words in readme
