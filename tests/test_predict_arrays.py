@@ -58,6 +58,7 @@ def _saved(tmp_path: Path) -> dict[str, Path]:
         "I16.png": Image.fromarray(gray16),
         "CMYK.jpg": rgb.convert("CMYK"),
         "LA.png": rgb.convert("LA"),
+        "1.png": rgb.convert("1"),
     }
     paths = {}
     for name, image in images.items():
@@ -102,6 +103,16 @@ def test_a_pillow_image_is_turned_upright_as_its_file_is(tmp_path):
     np.testing.assert_array_equal(from_file[0], from_picture[0])
     unturned, _ = _inputs([_photo()])
     assert not np.array_equal(from_picture[0], unturned[0])
+
+
+def test_a_pillow_image_of_a_truncated_file_is_an_error_row_not_a_stop(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(_photo()).save(path)
+    path.write_bytes(path.read_bytes()[:-400])
+    with Image.open(path) as picture:  # opened lazily: the pixels are read by the predictor
+        seen, table = _inputs([picture, _photo()])
+    assert list(table["status"]) == ["error", "ok"] and len(seen) == 1
+    assert table["error"].iloc[0].startswith("<image 0>: Pillow image of mode RGB cannot be read")
 
 
 def test_inputs_of_another_type_name_pillow_images_among_those_accepted():

@@ -27,7 +27,6 @@ from helpers.core.images import (
     NOT_DECODED_HEIC,
     VIDEO_EXTENSIONS,
     ZIP_SCHEME,
-    _to_8bit,
     exif_orientation,
     file_head,
     is_image_header,
@@ -350,22 +349,39 @@ def still_facts(name: str) -> tuple[int, int, str | None]:
     return orientation, count, kind
 
 
+def _picture_levels(picture: Image.Image) -> np.ndarray:
+    """A Pillow image's pixels by its mode, as helpers.core.images reads a file of that mode:
+    L and RGB as they are; 1 and LA as gray; I;16 and I from 16 bits (divided by 257, rounded);
+    P via RGBA, so its transparency is understood, then dropped; RGBA, CMYK, YCbCr... as RGB
+    (alpha dropped, not composited); F as floats, for as_rgb's float rule."""
+    mode = picture.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(picture)
+    if mode == "F":
+        return np.asarray(picture, np.float32)
+    if mode.startswith("I"):
+        wide = np.asarray(picture).astype(np.int64).clip(0, 65535)
+        return ((wide + 128) // 257).astype(np.uint8)
+    if mode in ("1", "LA", "La"):
+        return np.asarray(picture.convert("L"))
+    if mode in ("P", "PA"):
+        picture = picture.convert("RGBA")
+    return np.asarray(picture.convert("RGB"))
+
+
 def picture_pixels(picture: Image.Image, where: str) -> np.ndarray:
-    """A Pillow image's pixels as a file of its mode is read (helpers.core.images): L and RGB
-    as they are, 1 and LA as gray, I;16 and I scaled from 16 bits, P via RGBA, RGBA, CMYK and
-    YCbCr as RGB (alpha dropped), F as floats; turned upright by its EXIF orientation, as a
-    photo file is. Its size is checked before any pixel is decoded."""
+    """A Pillow image's pixels as a file of its mode is read (_picture_levels), turned upright
+    by its EXIF orientation, as a photo file is; its size checked before any pixel is decoded,
+    and one that cannot be decoded (a truncated file opened lazily) a DataError."""
     width, height = picture.size
     check_pixels(np.empty((height, width, 0), np.uint8), where)  # shape alone, no pixels
     try:
         orientation = exif_orientation(picture)
-        pixels = (
-            np.asarray(picture, np.float32)
-            if picture.mode == "F"
-            else np.asarray(_to_8bit(picture, where))
-        )
+        pixels = _picture_levels(picture)
     except (OSError, ValueError, SyntaxError, EOFError) as error:
-        raise DataError(where, f"Pillow image cannot be decoded ({error})") from error
+        raise DataError(
+            where, f"Pillow image of mode {picture.mode} cannot be read ({error})"
+        ) from error
     return turn_upright(pixels, orientation)
 
 
