@@ -217,8 +217,9 @@ def is_image_header(data: bytes) -> bool:
     return data[:2] == b"BM" and len(data) >= 10 and data[6:10] == b"\x00\x00\x00\x00"
 
 
-def _to_8bit(img: Image.Image, where: str) -> Image.Image:
-    """Reduce any decoded mode to 8-bit 'L' or 'RGB', dropping alpha without compositing."""
+def to_8bit(img: Image.Image, where: str) -> Image.Image:
+    """Reduce any decoded mode to 8-bit 'L' or 'RGB', dropping alpha without compositing: one
+    rule for a file and a Pillow image handed to the predictor."""
     mode = img.mode
     if mode in ("L", "RGB"):
         return img
@@ -298,7 +299,7 @@ def decode_image_reduced(
         img.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise _error(where, _damage(exc, "corrupt image")) from exc
-    img = _to_8bit(img, where)
+    img = to_8bit(img, where)
     if mode == "rgb" and img.mode != "RGB":
         img = img.convert("RGB")
     elif mode == "gray" and img.mode != "L":

@@ -34,6 +34,7 @@ from helpers.core.images import (
     read_image,
     read_image_bytes,
     still_photo_format,
+    to_8bit,
     turn_upright,
     unsupported_image,
 )
@@ -349,24 +350,12 @@ def still_facts(name: str) -> tuple[int, int, str | None]:
     return orientation, count, kind
 
 
-def _picture_levels(picture: Image.Image) -> np.ndarray:
-    """A Pillow image's pixels by its mode, as helpers.core.images reads a file of that mode:
-    L and RGB as they are; 1 and LA as gray; I;16 and I from 16 bits (divided by 257, rounded);
-    P via RGBA, so its transparency is understood, then dropped; RGBA, CMYK, YCbCr... as RGB
-    (alpha dropped, not composited); F as floats, for as_rgb's float rule."""
-    mode = picture.mode
-    if mode in ("L", "RGB"):
-        return np.asarray(picture)
-    if mode == "F":
+def _picture_levels(picture: Image.Image, where: str) -> np.ndarray:
+    """A Pillow image's pixels by its mode, as helpers.core.images reads a file of that mode
+    (to_8bit); F as floats, for as_rgb's float rule."""
+    if picture.mode == "F":
         return np.asarray(picture, np.float32)
-    if mode.startswith("I"):
-        wide = np.asarray(picture).astype(np.int64).clip(0, 65535)
-        return ((wide + 128) // 257).astype(np.uint8)
-    if mode in ("1", "LA", "La"):
-        return np.asarray(picture.convert("L"))
-    if mode in ("P", "PA"):
-        picture = picture.convert("RGBA")
-    return np.asarray(picture.convert("RGB"))
+    return np.asarray(to_8bit(picture, where))
 
 
 def picture_pixels(picture: Image.Image, where: str) -> np.ndarray:
@@ -377,7 +366,7 @@ def picture_pixels(picture: Image.Image, where: str) -> np.ndarray:
     check_pixels(np.empty((height, width, 0), np.uint8), where)  # shape alone, no pixels
     try:
         orientation = exif_orientation(picture)
-        pixels = _picture_levels(picture)
+        pixels = _picture_levels(picture, where)
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise DataError(
             where, f"Pillow image of mode {picture.mode} cannot be read ({error})"
