@@ -1272,7 +1272,7 @@ def test_a_model_whose_head_learned_nothing_says_so(model_path, tmp_path, capsys
     }
     (run / "metrics" / "custom_cnn.json").write_text(json.dumps({"health": health}))
     expected = (
-        "note: custom_cnn.keras learned nothing in its expression head, metrics/custom_cnn.json "
+        "custom_cnn.keras learned nothing in its expression head, metrics/custom_cnn.json "
         "says (expression: predicts Happy for 95% of images); treat its predictions as no "
         "better than a guess"
     )
@@ -1280,7 +1280,8 @@ def test_a_model_whose_head_learned_nothing_says_so(model_path, tmp_path, capsys
     photo = tmp_path / "face.png"
     Image.fromarray(np.full((48, 48, 3), 128, np.uint8)).save(photo)
     assert main(["--model", str(model), str(photo), "--no-detect", "--quiet"]) == 0
-    assert expected in capsys.readouterr().err.splitlines()
+    err = capsys.readouterr().err.splitlines()
+    assert err.count(f"note: {expected}") == 1  # said once, before the work
 
 
 def test_wrong_python_api_arguments_are_one_line_config_errors(tmp_path):
@@ -1431,3 +1432,164 @@ def test_the_readmes_python_example_loads_a_run_model_and_predicts(model_path, t
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "confidence" in done.stdout  # the table printed
+
+
+# --------------------------------------------------------------------------- the Python API
+
+
+def _evaluated_run(tmp_path: Path, model_path: Path) -> Path:
+    """A run folder of the demo data whose model notebook 05 evaluated with flip: a temperature
+    at the top of its range, four classes scored and a head that learned nothing."""
+    model = _run_with_card(tmp_path, model_path)
+    run = model.parents[1]
+    (run / "manifest.json").write_text(json.dumps({"data": {"demo": True}}))
+    metrics = {
+        "tta": "flip",
+        "calibration": {"temperatures": {"none": 20.0, "flip": 20.0}, "n": 40},
+        "expression": {"restricted_to": ["Neutral", "Happy", "Sad", "Surprise"]},
+        "health": {
+            "collapsed_heads": ["valence"],
+            "valence": {"collapsed": True, "reasons": ["spread 0.001"]},
+        },
+    }
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps(metrics))
+    return model
+
+
+def test_a_model_loaded_in_python_predicts_as_its_file_and_the_command_do(
+    model_path, tmp_path, capsys
+):
+    """load_trained records the file it read: the object gets its run's temperature, classes
+    and framing, as the path and the command do, and the command's notes on the model reach
+    the table; a model built in memory says what it lacks."""
+    from helpers.models.factory import build_model
+    from helpers.models.saving import load_trained
+
+    model = _evaluated_run(tmp_path, model_path)
+    face = np.random.default_rng(3).integers(0, 255, (48, 48), np.uint8)
+    _save(tmp_path / "in" / "face.png", face)
+    loaded = load_trained(model)
+    assert loaded.loaded_from == model
+    by_path = predict_images(model, [face], detect=False, progress=False)
+    by_object = predict_images(loaded, [face], detect=False, progress=False)
+    pd.testing.assert_frame_equal(by_object, by_path)
+    others = [f"p_{name}" for name in EXPRESSIONS[4:]]  # the classes it was not scored on
+    assert (by_path[others] == 0).all(axis=None)
+    args = ["--model", str(model), str(tmp_path / "in"), "--no-detect", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    command = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert command["confidence"].iloc[0] == pytest.approx(by_object["confidence"].iloc[0])
+    notes = by_object.attrs["notes"]["<model>"]
+    assert notes == by_path.attrs["notes"]["<model>"]
+    assert [n for n in notes if "trained on the generated demo faces" in n]
+    assert [n for n in notes if n.startswith("custom_cnn.keras learned nothing in its valence")]
+    assert [n for n in notes if n.startswith("confidence: temperature 20 (") and "edge" in n]
+    for note in notes[:2]:  # the command says them once, in the same words
+        assert err.count(note) == 1
+    framed = predict_images(loaded, [face], progress=False, detector=lambda im: [(8, 8, 32, 32)])
+    assert framed.attrs["model"]["name"] == "custom_cnn"
+    with_margin = predict_images(
+        model, [face], progress=False, detector=lambda im: [(8, 8, 32, 32)]
+    )
+    pd.testing.assert_frame_equal(framed, with_margin)  # margin 0.01, from the card
+
+    built = build_model("custom_cnn", image_size=48, channels=1)
+    table = predict_images(built, [face], detect=False, progress=False)
+    (note,) = table.attrs["notes"]["<model>"]
+    assert note.startswith("a model object that names no file it was read from predicts with ")
+    assert "temperature 1 (the raw softmax), every class of its head: give its .keras" in note
+
+
+def test_tta_auto_reads_the_run_folder_of_a_model_file_or_a_loaded_model(model_path, tmp_path):
+    """tta="auto", as the command's --tta auto: the mode notebook 05 evaluated the model with;
+    a model that names no file is one line saying what to give instead."""
+    from helpers.models.factory import build_model
+    from helpers.models.saving import load_trained
+
+    model = _run_with_card(tmp_path, model_path)  # metrics: tta flip
+    face = np.random.default_rng(4).integers(0, 255, (48, 48), np.uint8)
+    flip = predict_images(model, [face], detect=False, tta="flip", progress=False)
+    for given in (model, str(model), load_trained(model)):
+        auto = predict_images(given, [face], detect=False, tta="auto", progress=False)
+        pd.testing.assert_frame_equal(auto, flip)
+    built = build_model("custom_cnn", image_size=48, channels=1)
+    with pytest.raises(ConfigError, match=r"^tta='auto' reads the mode .* names no file: give"):
+        predict_images(built, [face], detect=False, tta="auto", progress=False)
+    (model.parents[1] / "metrics" / "custom_cnn.json").unlink()
+    with pytest.raises(ConfigError, match=r"^tta='auto' uses the mode notebook 05 chose for"):
+        predict_images(model, [face], detect=False, tta="auto", progress=False)
+
+
+def test_a_second_call_into_one_annotation_folder_overwrites_nothing(tmp_path):
+    """Arrays are named array_0, array_1... in every call: a later call writing into the same
+    folder takes the next free names, so the first call's pictures stay as they were."""
+    out = tmp_path / "ann"
+    faces = [np.full((48, 48), level, np.uint8) for level in (60, 120, 200)]
+    first = predict_images(Stub(), faces[:2], detect=False, progress=False, annotate_dir=out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["array_0.jpg", "array_1.jpg"]
+    second = predict_images(Stub(), faces[2:], detect=False, progress=False, annotate_dir=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+    assert second.attrs["annotated"] == [out / "array_0-2.jpg"]
+    assert list(second["annotated"]) == ["ann/array_0-2.jpg"]
+    assert first.attrs["annotated"] == [out / "array_0.jpg", out / "array_1.jpg"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"^annotate_dir .*file: cannot create or read"):
+        predict_images(
+            Stub(), faces[:1], detect=False, progress=False, annotate_dir=tmp_path / "file"
+        )
+
+
+def test_images_that_look_like_face_crops_get_the_commands_hint_in_the_notes(
+    model_path, tmp_path, monkeypatch, capsys
+):
+    """Small images searched for faces: one note suggests detect=False, as the command's line
+    suggests --no-detect (which the command alone prints); larger images and detect=False get
+    none."""
+    crops = [np.full((96, 96, 3), level, np.uint8) for level in (90, 200)]
+    _save(tmp_path / "in" / "c.png", crops[0])
+    monkeypatch.setattr(
+        Detector, "__call__", lambda self, im: [(3, 1, 60, 60)] * int(im.mean() > 150)
+    )
+    table = predict_images(Stub(), [*crops, tmp_path / "in"], progress=False)
+    assert table.attrs["notes"]["<inputs>"] == [
+        "3 images of at most 160 px look like face crops (<array 0> 96x96, <array 1> 96x96 "
+        "and 1 more): 2 with no face found, 1 with a face found inside them; if they are "
+        "already face crops, pass detect=False to read each one whole as one face"
+    ]
+    assert table.attrs["summary"]["read_in_part"] == 0
+    for quiet in (
+        predict_images(Stub(), crops, detect=False, progress=False),
+        predict_images(Stub(), [np.full((400, 600, 3), 90, np.uint8)], progress=False),
+    ):
+        assert "<inputs>" not in quiet.attrs["notes"]
+    assert main(["--model", str(model_path), str(tmp_path / "in"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "pass --no-detect" in err and "detect=False" not in err
+
+
+def test_flags_folders_and_model_paths_of_the_wrong_type_are_one_line_config_errors(tmp_path):
+    """detect and explain are True or False (a string is not read as true), annotate_dir a
+    folder path, load_trained's path a str or Path: each refused before any model is loaded."""
+    from helpers.models.saving import load_trained
+
+    face = np.full((48, 48), 128, np.uint8)
+    with pytest.raises(ConfigError, match=r"^detect must be True or False, got 'no'$"):
+        predict_images(Stub(), face, detect="no", progress=False)
+    with pytest.raises(ConfigError, match=r"^explain must be True or False, got 1$"):
+        predict_images(Stub(), face, explain=1, annotate_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"^annotate_dir must be a folder path .* got int$"):
+        predict_images("missing.keras", face, annotate_dir=5, progress=False)
+    with pytest.raises(ConfigError, match=r"^load_trained: path must be a .keras file .* int$"):
+        load_trained(123)
+    assert predict_images(Stub(), face, detect=np.bool_(False), progress=False)["status"][0] == "ok"
+
+
+def test_help_on_predict_images_names_every_parameter():
+    """help(predict_images) says what each argument does, one `name:` paragraph each."""
+    import inspect
+
+    doc = inspect.getdoc(predict_images)
+    described = {line.split(":")[0] for line in doc.splitlines() if ":" in line}
+    assert set(inspect.signature(predict_images).parameters) <= described

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import math
 import os
@@ -25,31 +24,34 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MIN_FACE_SHARE, Detector, setting_problem
 from helpers.core.helptext import HelpFormatter
-from helpers.core.images import HEIC_EXTENSIONS, ZIP_SCHEME, read_image_bytes
-from helpers.core.jsonio import read_json
+from helpers.core.images import HEIC_EXTENSIONS
 from helpers.core.labels import EXPRESSIONS
-from helpers.core.run_folder import recorded_data
-from helpers.core.words import counted
 from helpers.inference.calibration import calibration_fit
 from helpers.inference.explain import check_backend
 from helpers.inference.predict import (
+    CROP_SIDE,
     check_args,
+    crop_sized,
+    crop_sized_line,
+    evaluated_tta,
+    health_note,
     model_classes,
     model_temperature,
     note_lines,
     predict_images,
     run_of_model,
     stale_metrics,
+    stored_size,
     summary_line,
     training_margin,
+    training_note,
 )
 from helpers.inference.runtime import BACKENDS, open_model
-from helpers.inference.tta import AUTO, TTA_SETTINGS, check_tta
+from helpers.inference.tta import AUTO, TTA_SETTINGS
 from helpers.inference.video import (
     check_smooth,
     drawable,
@@ -337,135 +339,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-# A face crop is at most this big: an image this small with no face found is likely one.
-CROP_SIDE = 160
-
-
-def evaluated_tta(model_path: str | os.PathLike) -> str:
-    """The test-time augmentation notebook 05 evaluated a run folder's model with, so the
-    predictor gives the predictions whose accuracy the report states."""
-    path = Path(model_path)
-    run, name = run_of_model(path)
-    metrics = run.metrics_path(name)
-    reason = "not found"
-    if metrics.is_file():
-        try:
-            return check_tta(read_json(metrics).get("tta"))
-        except (DataError, ConfigError) as error:
-            reason = str(error)
-    raise ConfigError(
-        f"--tta auto uses the mode notebook 05 chose for {path.name}, read from {metrics}: "
-        f"{reason}. Evaluate the model (notebook 05) or give a mode (none, flip, tencrop)"
-    )
-
-
-def training_note(model_path: str | os.PathLike) -> str | None:
-    """One line when the model file's run says it learned from the generated demo faces: on
-    real photos such a model gives near-uniform probabilities, which looks like a broken tool."""
-    path = Path(model_path)
-    run, name = run_of_model(path)
-    try:
-        if recorded_data(run).get("demo"):  # manifest.json, or notebook 01 run by hand
-            return (
-                f"note: {path.name} was trained on the generated demo faces (run {run.name} "
-                "used the demo dataset); on real photos expect near-uniform probabilities. "
-                "Train on real faces (./run_all.sh --data ...) for real predictions."
-            )
-        card = read_json(run.card_path(name)) if run.card_path(name).is_file() else {}
-    except (DataError, AttributeError):
-        return None
-    if card.get("profile") != "smoke":
-        return None
-    epochs = card.get("epochs_run")
-    ran = f"{epochs} epoch(s): " if isinstance(epochs, int) else ""
-    return (
-        f"note: {path.name} was trained by the smoke profile ({ran}a check that "
-        "the pipeline runs, not a model); expect near-chance predictions. Train with a real "
-        "profile (./run_all.sh --profile cpu, fer2013-cpu, ...) for real ones."
-    )
-
-
-def health_note(model_path: str | os.PathLike) -> str | None:
-    """One line when notebook 05 found that a head of this model learned nothing (the metrics
-    JSON's `health`), so its confident-looking rows are not taken at their word; None when
-    those metrics scored an earlier training of the model (stale_metrics)."""
-    path = Path(model_path)
-    run, name = run_of_model(path)
-    metrics = run.metrics_path(name)
-    try:
-        state = read_json(metrics).get("health") if metrics.is_file() else None
-        if stale_metrics(path):
-            return None
-    except (DataError, AttributeError):
-        return None
-    if not isinstance(state, dict) or not state.get("collapsed_heads"):
-        return None
-    heads = [str(head) for head in state["collapsed_heads"]]
-    found = [
-        f"{head}: {'; '.join(map(str, reasons))}"
-        for head in heads
-        if isinstance(state.get(head), dict) and (reasons := state[head].get("reasons"))
-    ]
-    what = f" ({', '.join(found)})" if found else ""
-    return (
-        f"note: {path.name} learned nothing in its {', '.join(heads)} "
-        f"head{'s' if len(heads) > 1 else ''}, metrics/{name}.json says{what}; treat "
-        f"{'their' if len(heads) > 1 else 'its'} predictions as no better than a guess"
-    )
-
-
-def _size(name: str) -> tuple[int, int] | None:
-    """An image file's (or zip member's) width and height from its header; None where it
-    cannot be opened."""
-    try:
-        source = io.BytesIO(read_image_bytes(name)) if name.startswith(ZIP_SCHEME) else name
-        with Image.open(source) as image:
-            return image.size
-    except (OSError, ValueError, DataError):
-        return None
-
-
-def crop_sized(table: pd.DataFrame) -> tuple[dict[str, tuple[int, int]], int]:
-    """The still images the detector searched that look like face crops already (no side over
-    CROP_SIDE; where a face was found in one, near square), with their sizes, and how many of
-    them had a face found inside: on a folder of FER-style crops the detector finds a zoomed
-    part of some and nothing in the others, where --no-detect reads each one whole."""
-    stills = table[table["frame"].isna() & (table["status"] != "error")]
-    found: dict[str, tuple[int, int]] = {}
-    inside = 0
-    for name, rows in stills.groupby("file", sort=False):
-        with_face = bool((rows["status"] == "ok").any())
-        if with_face and (rows["box_w"].max() > CROP_SIDE or rows["box_h"].max() > CROP_SIDE):
-            continue  # a face larger than a crop: the image is larger still
-        size = _size(str(name))
-        if size is None or max(size) > CROP_SIDE:
-            continue
-        if with_face and max(size) > 1.3 * min(size):
-            continue
-        found[str(name)] = size
-        inside += with_face
-    return found, inside
-
-
-def crop_sized_line(sizes: dict[str, tuple[int, int]], inside: int) -> str | None:
-    """One line for every crop-sized image of a run (crop_sized), not one per image."""
-    if not sizes:
-        return None
-    shown = ", ".join(f"{name} {w}x{h}" for name, (w, h) in list(sizes.items())[:2])
-    more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
-    return (
-        f"{counted(len(sizes), 'image')} of at most {CROP_SIDE} px "
-        f"{'looks like a face crop' if len(sizes) == 1 else 'look like face crops'} "
-        f"({shown}{more}): "
-        f"{len(sizes) - inside} with no face found, {inside} with a face found inside them; "
-        "if they are already face crops, pass --no-detect to read each one whole as one face"
-    )
-
-
 def no_face_hint(name: str, min_face_share: float = 0.0) -> str:
     """'no face found' for one input, with --no-detect suggested when it is crop-sized, and
     --min-face-share 0 when faces smaller than its share were not looked for (a group photo)."""
-    size = _size(name)
+    size = stored_size(name)
     if size is None:
         return f"no face found: {name}"
     width, height = size
@@ -592,7 +469,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             check_out_dir(args.out, formats, args.overwrite, annotate=annotating)
         stale_tta = args.tta == AUTO and bool(stale_metrics(args.model))
-        tta = "none" if stale_tta else evaluated_tta(args.model) if args.tta == AUTO else args.tta
+        tta = (
+            "none"
+            if stale_tta
+            else evaluated_tta(args.model, "--tta auto")
+            if args.tta == AUTO
+            else args.tta
+        )
         temperature, temperature_source = (
             (1.0, "--uncalibrated") if args.uncalibrated else model_temperature(args.model, tta)
         )
@@ -608,9 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out) if args.out else None
     stale = None if args.uncalibrated else stale_metrics(args.model)
-    for note in (training_note(args.model), health_note(args.model), stale and f"note: {stale}"):
+    for note in (training_note(args.model), health_note(args.model), stale):
         if note:
-            print(note, file=sys.stderr)
+            print(f"note: {note}", file=sys.stderr)
     if stale_tta:
         print(
             "test-time augmentation: none, the plain view (--tta auto reads notebook 05's "
@@ -736,7 +619,7 @@ def _report(table: pd.DataFrame, min_face_share: float = 0.0, detect: bool = Tru
     that look like face crops in one line, not one each."""
     for row in table[table["status"] == "error"].itertuples():
         print(f"skipped: {row.error}", file=sys.stderr)
-    for note in note_lines(table):
+    for note in note_lines(table, inputs_only=True):  # the model's were said before
         print(note, file=sys.stderr)
     line = left_out_line(table.attrs.get("left_out", []))
     if line:

@@ -14,6 +14,7 @@ Notebook API: `predict_images(model_or_path, inputs) -> DataFrame` and `annotate
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,13 +30,14 @@ from PIL import Image
 from helpers.core import trained
 from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, MIN_FACE_SHARE, Detector, crop_face
-from helpers.core.images import ZIP_SCHEME
+from helpers.core.images import ZIP_SCHEME, read_image_bytes
 from helpers.core.jsonio import read_json
 from helpers.core.labels import expression_color
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import RunFolder, recorded_data
+from helpers.core.words import counted
 from helpers.inference.calibration import (
     CalibratedModel,
     calibration_fit,
@@ -46,7 +48,7 @@ from helpers.inference.calibration import (
 )
 from helpers.inference.explain import Explainer, overlay
 from helpers.inference.names import OutputNames
-from helpers.inference.runtime import Backend, KerasModel, open_model
+from helpers.inference.runtime import Backend, KerasModel, TFLiteModel, open_model
 from helpers.inference.sources import (
     Source,
     expand_inputs,
@@ -54,13 +56,17 @@ from helpers.inference.sources import (
     printable,
     read_quietly,
 )
-from helpers.inference.tta import TTAModel, check_tta
+from helpers.inference.tta import AUTO, TTA_MODES, TTAModel, check_tta
 from helpers.inference.video import check_smooth, smooth_tracks, track_faces
 
 if TYPE_CHECKING:
     pass
 
 STATUSES = ("ok", "no_face", "error")  # the `status` column
+
+# Keys of df.attrs["notes"] that name no input: notes on the model, and on the inputs together.
+MODEL_NOTES = "<model>"
+INPUTS_NOTES = "<inputs>"
 
 
 # --------------------------------------------------------------------------- models
@@ -317,6 +323,152 @@ def model_classes(model_path: str | os.PathLike) -> tuple[list[int] | None, str]
     return classes, f"as notebook 05 scored it ({metrics.parent.name}/{metrics.name})"
 
 
+def model_file(model_or_path: Any) -> Path | None:
+    """The file a model was read from, so a model object predicts as its file does: a path
+    itself, a TFLiteModel's file, or the `loaded_from` that helpers.models.saving.load_trained
+    records on a Keras model (also behind a KerasModel); None for a model built in memory."""
+    if isinstance(model_or_path, (str, os.PathLike)):
+        return Path(model_or_path)
+    if isinstance(model_or_path, TFLiteModel):
+        return model_or_path.path
+    inner = model_or_path.model if isinstance(model_or_path, KerasModel) else model_or_path
+    found = getattr(inner, "loaded_from", None)
+    return Path(found) if isinstance(found, (str, os.PathLike)) else None
+
+
+def evaluated_tta(model_path: str | os.PathLike, named: str = "tta='auto'") -> str:
+    """The test-time augmentation notebook 05 evaluated a run folder's model with, so the
+    predictor gives the predictions whose accuracy the report states; `named` is how the
+    message calls the setting (--tta auto on the command line)."""
+    path = Path(model_path)
+    run, name = run_of_model(path)
+    metrics = run.metrics_path(name)
+    reason = "not found"
+    if metrics.is_file():
+        try:
+            return check_tta(read_json(metrics).get("tta"))
+        except (DataError, ConfigError) as error:
+            reason = str(error)
+    raise ConfigError(
+        f"{named} uses the mode notebook 05 chose for {path.name}, read from {metrics}: "
+        f"{reason}. Evaluate the model (notebook 05) or give a mode ({', '.join(TTA_MODES)})"
+    )
+
+
+def training_note(model_path: str | os.PathLike) -> str | None:
+    """One sentence when the model file's run says it learned from the generated demo faces:
+    on real photos such a model gives near-uniform probabilities, which looks like a broken
+    tool."""
+    path = Path(model_path)
+    run, name = run_of_model(path)
+    try:
+        if recorded_data(run).get("demo"):  # manifest.json, or notebook 01 run by hand
+            return (
+                f"{path.name} was trained on the generated demo faces (run {run.name} "
+                "used the demo dataset); on real photos expect near-uniform probabilities. "
+                "Train on real faces (./run_all.sh --data ...) for real predictions."
+            )
+        card = read_json(run.card_path(name)) if run.card_path(name).is_file() else {}
+    except (DataError, AttributeError):
+        return None
+    if card.get("profile") != "smoke":
+        return None
+    epochs = card.get("epochs_run")
+    ran = f"{epochs} epoch(s): " if isinstance(epochs, int) else ""
+    return (
+        f"{path.name} was trained by the smoke profile ({ran}a check that "
+        "the pipeline runs, not a model); expect near-chance predictions. Train with a real "
+        "profile (./run_all.sh --profile cpu, fer2013-cpu, ...) for real ones."
+    )
+
+
+def health_note(model_path: str | os.PathLike) -> str | None:
+    """One sentence when notebook 05 found that a head of this model learned nothing (the
+    metrics JSON's `health`), so its confident-looking rows are not taken at their word; None
+    when those metrics scored an earlier training of the model (stale_metrics)."""
+    path = Path(model_path)
+    run, name = run_of_model(path)
+    metrics = run.metrics_path(name)
+    try:
+        state = read_json(metrics).get("health") if metrics.is_file() else None
+        if stale_metrics(path):
+            return None
+    except (DataError, AttributeError):
+        return None
+    if not isinstance(state, dict) or not state.get("collapsed_heads"):
+        return None
+    heads = [str(head) for head in state["collapsed_heads"]]
+    found = [
+        f"{head}: {'; '.join(map(str, reasons))}"
+        for head in heads
+        if isinstance(state.get(head), dict) and (reasons := state[head].get("reasons"))
+    ]
+    what = f" ({', '.join(found)})" if found else ""
+    return (
+        f"{path.name} learned nothing in its {', '.join(heads)} "
+        f"head{'s' if len(heads) > 1 else ''}, metrics/{name}.json says{what}; treat "
+        f"{'their' if len(heads) > 1 else 'its'} predictions as no better than a guess"
+    )
+
+
+# A face crop is at most this big: an image this small with no face found is likely one.
+CROP_SIDE = 160
+
+
+def stored_size(name: str) -> tuple[int, int] | None:
+    """An image file's (or zip member's) width and height from its header; None where it
+    cannot be opened."""
+    try:
+        source = io.BytesIO(read_image_bytes(name)) if name.startswith(ZIP_SCHEME) else name
+        with Image.open(source) as image:
+            return image.size
+    except (OSError, ValueError, DataError):
+        return None
+
+
+def crop_sized(
+    table: pd.DataFrame, sizes: Mapping[str, tuple[int, int]] | None = None
+) -> tuple[dict[str, tuple[int, int]], int]:
+    """The still images the detector searched that look like face crops already (no side over
+    CROP_SIDE; where a face was found in one, near square), with their sizes, and how many of
+    them had a face found inside: on a folder of FER-style crops the detector finds a zoomed
+    part of some and nothing in the others, where reading each whole (--no-detect) is right.
+    sizes: each input's width and height as read; None reads the files' headers."""
+    stills = table[table["frame"].isna() & (table["status"] != "error")]
+    found: dict[str, tuple[int, int]] = {}
+    inside = 0
+    for name, rows in stills.groupby("file", sort=False):
+        with_face = bool((rows["status"] == "ok").any())
+        if with_face and (rows["box_w"].max() > CROP_SIDE or rows["box_h"].max() > CROP_SIDE):
+            continue  # a face larger than a crop: the image is larger still
+        size = stored_size(str(name)) if sizes is None else sizes.get(str(name))
+        if size is None or max(size) > CROP_SIDE:
+            continue
+        if with_face and max(size) > 1.3 * min(size):
+            continue
+        found[str(name)] = size
+        inside += with_face
+    return found, inside
+
+
+def crop_sized_line(
+    sizes: dict[str, tuple[int, int]], inside: int, switch: str = "--no-detect"
+) -> str | None:
+    """One line for every crop-sized image of a run (crop_sized), not one per image; `switch`
+    is how the reader turns detection off (detect=False in Python)."""
+    if not sizes:
+        return None
+    shown = ", ".join(f"{name} {w}x{h}" for name, (w, h) in list(sizes.items())[:2])
+    more = f" and {len(sizes) - 2} more" if len(sizes) > 2 else ""
+    return (
+        f"{counted(len(sizes), 'image')} of at most {CROP_SIDE} px "
+        f"{'looks like a face crop' if len(sizes) == 1 else 'look like face crops'} "
+        f"({shown}{more}): "
+        f"{len(sizes) - inside} with no face found, {inside} with a face found inside them; "
+        f"if they are already face crops, pass {switch} to read each one whole as one face"
+    )
+
+
 def check_args(margin: float, batch_size: int, every: int, flags: bool = False) -> None:
     """Bad settings fail before the model is loaded or any file is read; with flags the
     message names the command-line option (--every) rather than the argument (every)."""
@@ -379,6 +531,84 @@ def check_classes(classes: Any, labels: Sequence[str]) -> list[int]:
     return indices
 
 
+def _file_settings(
+    model_or_path: Any,
+    detect: bool,
+    margin: float | None,
+    tta: Any,
+    temperature: float | None,
+    classes: Any,
+) -> tuple[Any, str, Any, Any, list[str]]:
+    """Margin, test-time augmentation, temperature and classes, those left to the model (None,
+    "auto") read from the run folder of the file it came from (model_file), as the command
+    reads them, with the notes the command prints about the model; a model with no file gets
+    the defaults and a note saying what it then lacks. Returns the classes as given or
+    chosen, None for every class."""
+    file = model_file(model_or_path)
+    auto = isinstance(classes, str) and classes == "auto"
+    every = auto or (isinstance(classes, str) and classes == "all")
+    chosen: Any = None if every else classes  # a lone name or index: check_classes wraps it
+    notes: list[str] = []
+    if file is None:
+        if isinstance(tta, str) and tta == AUTO:
+            raise ConfigError(
+                "tta='auto' reads the mode notebook 05 chose from the model's run folder, and "
+                "this model object names no file: give the model's path (or a model loaded by "
+                "helpers.models.saving.load_trained), or a mode (none, flip, tencrop)"
+            )
+        lacks = [
+            what
+            for what, left in (
+                ("temperature 1 (the raw softmax)", temperature is None),
+                ("every class of its head", auto),
+                (f"crop margin {DEFAULT_MARGIN}", margin is None and detect),
+            )
+            if left
+        ]
+        if lacks:
+            notes.append(
+                f"a model object that names no file it was read from predicts with "
+                f"{', '.join(lacks)}: give its .keras or .tflite path, or load it with "
+                "helpers.models.saving.load_trained, for the calibration and face framing of "
+                "its run"
+            )
+        margin = DEFAULT_MARGIN if margin is None else margin
+        return margin, check_tta(tta), 1.0 if temperature is None else temperature, chosen, notes
+    notes += [note for note in (training_note(file), health_note(file)) if note]
+    stale = stale_metrics(file)
+    if stale and (temperature is None or auto or tta == AUTO):
+        notes.append(stale)
+    if isinstance(tta, str) and tta == AUTO:
+        if stale:
+            notes.append(
+                "test-time augmentation: none, the plain view (tta='auto' reads notebook 05's "
+                "choice from metrics that describe an earlier training of the model)"
+            )
+        tta = "none" if stale else evaluated_tta(file)
+    tta = check_tta(tta)
+    if margin is None:
+        margin = training_margin(file)[0]
+    if temperature is None:
+        temperature, source = model_temperature(file, tta)
+        if range_edge_note(temperature):
+            notes.append(f"confidence: temperature {temperature:.3g} ({source})")
+    if auto:
+        chosen = model_classes(file)[0]
+    return margin, tta, temperature, chosen, notes
+
+
+def _names_in(folder: Path) -> set[str]:
+    """The names an annotation folder holds already (created if missing), so a second call
+    writing there takes other names and overwrites nothing."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return {entry.name.casefold() for entry in folder.iterdir()}
+    except OSError as error:
+        raise ConfigError(
+            f"annotate_dir {folder}: cannot create or read the folder ({os_reason(error)})"
+        ) from error
+
+
 def predict_images(
     model_or_path: Any,
     inputs: Any,
@@ -400,50 +630,71 @@ def predict_images(
 ) -> pd.DataFrame:
     """One row per face in images, folders, videos (every Nth frame) or arrays, batched.
 
-    model_or_path: a Keras model, a .keras / .tflite file, or a TFLiteModel; backend None infers
-    it, "tflite" with a Keras model converts it in memory. detect=False treats each image as
-    one pre-cropped face. detector: None finds faces of at least a fifth of the image's shorter
-    side (Detector(min_face_share=MIN_FACE_SHARE), as the CLI does). margin: of the face box,
-    added on every side of a crop; None frames faces as the model's training faces were
-    (training_margin), 0.2 for a model outside a run folder. Unreadable inputs and images
-    without a face come back as rows with status "error" / "no_face" and the reason in
-    `error`; df.attrs["summary"] counts them. df.attrs["annotated"] lists the files this call
-    wrote to annotate_dir, in order (not those an earlier call left there). df.attrs["notes"]
-    names the inputs read in part (a multi-page or animated image read by its first frame, a
-    video that ends before the frame count its container states).
-    A video's rows carry `frame`, `time` (seconds, where the file states its frame rate) and
-    `track`, the same number for one face from frame to frame (helpers.inference.video).
-    tta: "flip" averages each face's outputs with its mirror image's (helpers.inference.tta).
+    A model file, or a model object that names its file (load_trained records it, a TFLiteModel
+    keeps it), predicts as `python -m helpers.predict` does: the temperature, classes, crop
+    margin and (tta="auto") test-time augmentation of its run folder; a model built in memory
+    gets temperature 1, every class and margin 0.2, and a note saying so.
+
+    model_or_path: a Keras model, a .keras / .tflite file, a KerasModel or TFLiteModel, or any
+    Backend (helpers.inference.runtime).
+    inputs: an image, folder (searched recursively) or video path, a zip of photos, an image
+    array (H, W[, 1|3|4]) or a batch of them (N, H, W, C), or a list of those.
+    detect: True finds the faces in each image; False reads each image as one pre-cropped face.
+    margin: of the face box, added on every side of a crop; None frames faces as the model's
+    training faces were (training_margin), 0.2 for a model outside a run folder.
+    batch_size: faces per model call (faces from many images share one batch).
+    every: a video's every Nth frame is read.
+    backend: None infers it from the model; "tflite" with a Keras model converts it in memory.
+    progress: a progress bar (per input file) on stderr.
+    detector: None finds faces of at least a fifth of the image's shorter side
+    (Detector(min_face_share=MIN_FACE_SHARE), as the CLI does); or any function from an image
+    to x, y, w, h boxes.
     annotate_dir: write each photo with faces, and each video, annotated there, one file per
-    input (a name an earlier input took gets -2, -3...); the `annotated` column names each
-    row's file from annotate_dir's parent (annotated/a.jpg).
+    input named by its stem; a name an earlier input took, or a file already in the folder
+    (an earlier call's), gets -2, -3..., so nothing there is overwritten; the `annotated` column
+    names each row's file from annotate_dir's parent (annotated/a.jpg).
+    tta: test-time augmentation (helpers.inference.tta): "flip" averages each face's outputs
+    with its mirror image's, "tencrop" ten views'; "auto" the mode notebook 05 evaluated the
+    model with (evaluated_tta: a model file, or an object naming it, in its run folder).
     explain: with annotate_dir, also write each annotated image with its faces' Grad-CAM
     heatmaps (the predicted expression), `<name>_gradcam.jpg`, named in a `gradcam` column;
     Keras models only.
-    exclude: files and folders left out when an input folder holds them (annotate_dir always is);
-    the files a folder holds that are neither an image nor a video (by their first bytes, or
-    their extension) are listed in df.attrs["left_out"]; OS junk (`._name`, .DS_Store) is not.
+    exclude: files and folders left out when an input folder holds them (annotate_dir always is).
     temperature: divides the expression head's log-probabilities (helpers.inference.calibration);
-    None uses the one notebook 05 fitted for a model file in its run folder under this `tta`
-    (model_temperature), 1 for a model object or where none was fitted; 1.0: the raw softmax.
-    classes: the expression classes the model chooses among, as indices or names, or one
-    index or name (the rest get probability 0);
-    "auto": for a model file, those notebook 05 scored it on (model_classes: the classes of
-    its data, as the temperature was fitted), every class for a model object; "all": every
-    class of its head.
+    None uses the one notebook 05 fitted for the model's file under this `tta`
+    (model_temperature), 1 for a model without a file or where none was fitted; 1.0: the raw
+    softmax.
     smooth: seconds of video each followed face's outputs are averaged over, centred on the
     frame (helpers.inference.video.smooth_tracks; the annotated video shows the means); 0: none.
+    classes: the expression classes the model chooses among, as indices or names, or one
+    index or name (the rest get probability 0); "auto": for a model with its file, those
+    notebook 05 scored it on (model_classes: the classes of its data, as the temperature was
+    fitted), every class for one without; "all": every class of its head.
+
+    Unreadable inputs and images without a face come back as rows with status "error" /
+    "no_face" and the reason in `error`. A video's rows carry `frame`, `time` (seconds, where
+    the file states its frame rate) and `track`, the same number for one face from frame to
+    frame (helpers.inference.video). df.attrs holds "summary" (counts per input file),
+    "model" (its metadata), "left_out" (files an input folder holds that are neither an image
+    nor a video; OS junk such as `._name` or .DS_Store is not listed), "annotated" (the files
+    this call wrote to annotate_dir, in order) and "notes", lists of sentences by what they are
+    about: an input read in part (a multi-page or animated image read by its first frame, a
+    video that ends before the frame count its container states), "<model>" (what the command
+    says of the model: trained on the demo faces or by the smoke profile, a head that learned
+    nothing, a temperature at the edge of its range, metrics of an earlier training, no file)
+    and "<inputs>" (images searched for faces that look like face crops already: detect=False).
+    note_lines(df) gives them as the command's `note:` lines.
     """
-    is_file = isinstance(model_or_path, (str, os.PathLike))
-    if margin is None:
-        margin = training_margin(model_or_path)[0] if is_file else DEFAULT_MARGIN
-    tta = check_tta(tta)
-    if temperature is None:
-        temperature = model_temperature(model_or_path, tta)[0] if is_file else 1.0
-    whole = isinstance(classes, str) and classes in ("auto", "all")
-    chosen: Any = None if whole else classes  # a lone name or index: check_classes wraps it
-    if classes == "auto" and is_file:
-        chosen = model_classes(model_or_path)[0]
+    for name, flag in (("detect", detect), ("explain", explain)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True or False, got {flag!r}")
+    if annotate_dir is not None and not isinstance(annotate_dir, (str, os.PathLike)):
+        raise ConfigError(
+            f"annotate_dir must be a folder path (str or Path), got {type(annotate_dir).__name__}"
+        )
+    margin, tta, temperature, chosen, model_notes = _file_settings(
+        model_or_path, bool(detect), margin, tta, temperature, classes
+    )
     check_args(margin, batch_size, every)
     check_smooth(smooth)
     temperature = check_temperature(temperature)
@@ -477,19 +728,22 @@ def predict_images(
     meta = model.metadata
     size, channels = meta["image_size"], meta["channels"]
     out_dir = None if annotate_dir is None else Path(annotate_dir)
-    annotated = None if out_dir is None else _Annotated(out_dir, explainer is not None)
+    annotated = None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        annotated = _Annotated(out_dir, explainer is not None, OutputNames(_names_in(out_dir)))
     left_out: list[str | Path] = []
     skip = [*exclude, *([out_dir] if out_dir is not None else [])]
     sources = expand_inputs(inputs, exclude=skip, left_out=left_out)
     rows: list[dict[str, Any]] = []
     notes: dict[str, list[str]] = {}
+    sizes: dict[str, tuple[int, int]] = {}  # each still's width and height, as read
     pending = _Pending()
     for source in progress_bar(sources, desc="predicting", unit="file", disable=not progress):
         found: list[str] = []
         try:
             for frame, time, image in read_quietly(iter_frames(source, every, found)):
+                if frame is None:
+                    sizes[printable(source.name)] = (image.shape[1], image.shape[0])
                 faces = _faces(image, detector, margin)
                 if not faces:
                     rows.append(
@@ -548,7 +802,12 @@ def predict_images(
                     pending.written.append(video)
                     table.loc[mine, "annotated"] = printable(annotated.shown(video))
     table.attrs["summary"] = {**summarize(table), "read_in_part": len(notes)}
-    table.attrs["notes"] = notes
+    crops = crop_sized_line(*crop_sized(table, sizes), switch="detect=False") if detect else None
+    table.attrs["notes"] = {
+        **({MODEL_NOTES: model_notes} if model_notes else {}),
+        **notes,
+        **({INPUTS_NOTES: [crops]} if crops else {}),
+    }
     table.attrs["model"] = dict(meta)
     table.attrs["left_out"] = [str(p) for p in left_out]
     table.attrs["annotated"] = list(pending.written)
@@ -609,11 +868,13 @@ def summary_line(summary: Mapping[str, int]) -> str:
     )
 
 
-def note_lines(table: pd.DataFrame) -> list[str]:
-    """One line per input read in part: `note: clip.avi: decoded 10 of 30 stated frames ...`."""
+def note_lines(table: pd.DataFrame, inputs_only: bool = False) -> list[str]:
+    """One line per note: `note: clip.avi: decoded 10 of 30 stated frames ...`; inputs_only
+    keeps those of single inputs (the command says the rest in its own words)."""
     return [
         f"note: {name}: {note}"
         for name, notes in table.attrs.get("notes", {}).items()
+        if not (inputs_only and name in (MODEL_NOTES, INPUTS_NOTES))
         for note in notes
     ]
 

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 
 from helpers.core.archive import ArchiveLimits, GiB, open_zip
-from helpers.core.errors import DataError, one_line
+from helpers.core.errors import ConfigError, DataError, one_line
 from helpers.models import backbones, losses, train_metrics
 
 
@@ -63,8 +63,16 @@ def save_whole(model: keras.Model, path: str | os.PathLike) -> Path:
 def load_trained(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     """A model saved by train(), loaded with safe_mode (no code from the file runs).
 
-    A missing, damaged, altered or foreign file is a DataError naming the file.
+    A missing, damaged, altered or foreign file is a DataError naming the file; a path that is
+    no str or Path a ConfigError. The model's `loaded_from` is the file's absolute path, so
+    helpers.inference.predict.predict_images gives it the temperature, classes and face framing
+    of its run folder, as it gives the file itself.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(
+            "load_trained: path must be a .keras file path (str or Path), got "
+            f"{type(path).__name__}"
+        )
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "model file not found")
@@ -85,4 +93,5 @@ def load_trained(path: str | os.PathLike, compile: bool = False) -> keras.Model:
         layer.name for layer in model.layers
     }:
         raise DataError(path, "not a model built by helpers.models.factory (no 'preprocess' layer)")
+    model.loaded_from = Path(os.path.abspath(path))
     return model
