@@ -637,8 +637,9 @@ def predict_images(
 
     model_or_path: a Keras model, a .keras / .tflite file, a KerasModel or TFLiteModel, or any
     Backend (helpers.inference.runtime).
-    inputs: an image, folder (searched recursively) or video path, a zip of photos, an image
-    array (H, W[, 1|3|4]) or a batch of them (N, H, W, C), or a list of those.
+    inputs: an image, folder (searched recursively) or video path, a zip of photos, an RGB
+    image array (H, W[, 1|3|4]; OpenCV's BGR: cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)) or a
+    batch of them (N, H, W, C), a Pillow image (read by its mode), or a list of those.
     detect: True finds the faces in each image; False reads each image as one pre-cropped face.
     margin: of the face box, added on every side of a crop; None frames faces as the model's
     training faces were (training_margin), 0.2 for a model outside a run folder.
