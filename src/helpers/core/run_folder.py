@@ -426,6 +426,38 @@ class RunFolder(os.PathLike):
         return run
 
 
+# What any stage leaves in a run folder: a folder holding none of them is no run.
+RUN_MARKS = ("settings.json", "records.parquet", "manifest.json", "metrics", "export")
+# A run's own folders, which a table's run_dir is easily given instead of the run.
+_RUN_PARTS = (*MODEL_FOLDERS, "eda", "augmented", "figures", "logs")
+
+
+def read_run(run_dir: Any, what: str) -> RunFolder:
+    """The run folder a table is read from, checked: a folder that does not exist, holds no
+    run, or is one of a run's own folders (models/, metrics/, ...) is a ConfigError saying
+    so, since a mistyped path would otherwise read as a run without models."""
+    if not isinstance(run_dir, (str, os.PathLike)) or isinstance(run_dir, bytes):
+        raise ConfigError(
+            f"{what}: run_dir must be a run folder path (str or Path), got {type(run_dir).__name__}"
+        )
+    root = Path(run_dir).expanduser()
+    if not root.is_dir():
+        kind = "is a file, not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"{what}: run folder {run_dir} {kind}")
+    parent = root.resolve().parent
+    if root.resolve().name in _RUN_PARTS and any((parent / m).exists() for m in RUN_MARKS):
+        raise ConfigError(
+            f"{what}: {run_dir} is the {root.resolve().name}/ folder of the run {parent}, "
+            "not a run folder: give the run folder itself"
+        )
+    if not any((root / m).exists() for m in RUN_MARKS):
+        raise ConfigError(
+            f"{what}: {run_dir} is not a run folder (no settings.json, records.parquet, "
+            "manifest.json, metrics/ or export/): give a folder notebook 01 or ./run_all.sh wrote"
+        )
+    return run_dir if isinstance(run_dir, RunFolder) else RunFolder(root)
+
+
 def process_mark() -> dict[str, Any]:
     """Which process wrote a notebook 01's settings.json (kept in it until the records are
     saved): a later kernel takes that folder again only once this process has ended."""

@@ -14,7 +14,7 @@ import numpy as np
 from helpers.core import progress
 from helpers.core.errors import ConfigError
 from helpers.core.preprocess import model_inputs, to_model_input
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import read_run
 from helpers.inference.export import export_tflite, saved_model
 from helpers.inference.runtime import Backend, TFLiteModel, open_model
 from helpers.inference.speed import MEASURE, batch_throughput, padded, throughput
@@ -222,11 +222,13 @@ def deployment_table(run_dir: str | os.PathLike) -> Any:
     """One row per model from <run>/export/*.json, for the report; latencies are ms per image,
     batched and one at a time for Keras and each TFLite file alike, and keras_images_per_s the
     batched figure as images/s, all as helpers.inference.speed measures the report's inference
-    speed."""
+    speed. A folder that does not exist, holds no run or is a run's subfolder is a ConfigError:
+    a mistyped path would otherwise read as a run without exports."""
     import pandas as pd
 
+    run = read_run(run_dir, "deployment_table")
     rows = []
-    for path in sorted(RunFolder(run_dir).export_dir.glob("*.json")):
+    for path in sorted(run.export_dir.glob("*.json")):
         if path.name.endswith(".tflite.json"):
             continue  # sidecars
         d = json.loads(path.read_text())

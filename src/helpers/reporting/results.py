@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from helpers.core.jsonio import read_json, write_text
-from helpers.core.run_folder import RunFolder
+from helpers.core.run_folder import RunFolder, read_run
 from helpers.data.datasets import READERS
 from helpers.evaluation import comparison
 from helpers.reporting import latex
@@ -46,8 +46,10 @@ def results_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.
     """One row per model: its parameters, test-time augmentation and, per metric any model has,
     the value and its interval (columns `<task>_<metric>`, `..._ci_low`, `..._ci_high`), with
     `<task>_best` naming the task's best model and `<task>_learned` whether this one learned it.
-    A model whose metrics describe an earlier training is left out, as the methods say."""
-    table = comparison.comparison_table(run_dir, dataset)
+    A model whose metrics describe an earlier training is left out, as the methods say. A
+    folder that does not exist, holds no run or is a run's subfolder is a ConfigError."""
+    run = read_run(run_dir, "results_table")
+    table = comparison.comparison_table(run, dataset)
     table = table[~comparison.stale(table)]
     if table.empty:
         return table
@@ -68,7 +70,7 @@ def results_table(run_dir: str | os.PathLike, dataset: str | None = None) -> pd.
     # The faces scored: last, as any column added later, so the older ones keep their places.
     out["n_test"] = pd.to_numeric(table["n"]).round().astype("Int64")
     out = out.reset_index(drop=True)
-    out.attrs.update(name=RunFolder(run_dir).name, data=data_name(RunFolder(run_dir), dataset))
+    out.attrs.update(name=run.name, data=data_name(run, dataset))
     return out
 
 
