@@ -124,6 +124,94 @@ def test_int8_tflite_agrees_with_keras_within_quantisation_error(
     assert agreement >= 0.95
 
 
+def test_a_plain_interpreter_lists_the_outputs_by_head_name_in_keras_order(
+    float_path, int8_path, keras_model
+):
+    """Without the sidecar, a deployer's get_output_details() still says which output is which,
+    in the order the Keras model's predict gives its heads; the serving signature (the
+    project's reader) and the sidecar name the same tensors."""
+    from helpers.inference.export import interpreter
+
+    for path in (float_path, int8_path):
+        runtime = interpreter(path.read_bytes(), num_threads=1)
+        details = runtime.get_output_details()
+        assert [d["name"] for d in details] == model_metadata(keras_model)["heads"] == list(HEADS)
+        by_signature = runtime.get_signature_runner("serving_default").get_output_details()
+        assert {k: v["index"] for k, v in by_signature.items()} == {
+            d["name"]: d["index"] for d in details
+        }
+        side = json.loads(sidecar_path(path).read_text())
+        assert {k: v["index"] for k, v in side["outputs"].items()} == {
+            d["name"]: d["index"] for d in details
+        }
+
+
+def test_loading_leaves_out_the_interpreters_deprecation_warning_alone(float_path, monkeypatch):
+    """TensorFlow's interpreter warns on every load that it moves to LiteRT: the project's
+    reader leaves that warning out, and only that one."""
+    import sys
+    import types
+    import warnings
+
+    from helpers.inference.export import interpreter
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        TFLiteModel(float_path)
+    assert [str(w.message) for w in seen] == []
+
+    class Interpreter:
+        """An interpreter that warns as TF's does, and of something else."""
+
+        def __init__(self, **kwargs):
+            deprecated = "    Warning: tf.lite.Interpreter is deprecated and is ..."
+            warnings.warn(deprecated, UserWarning, stacklevel=2)
+            warnings.warn("delegate unavailable: running on the CPU", UserWarning, stacklevel=2)
+
+        def allocate_tensors(self):
+            pass
+
+    module = types.ModuleType("ai_edge_litert.interpreter")
+    module.Interpreter = Interpreter  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", types.ModuleType("ai_edge_litert"))
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", module)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        interpreter(b"", num_threads=1)
+    assert [str(w.message) for w in seen] == ["delegate unavailable: running on the CPU"]
+
+
+def _readme_deploy_snippet() -> str:
+    """The Python block of README's "Deploying the TFLite files"."""
+    from helpers.core import paths
+
+    text = (paths.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Deploying the TFLite files", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+@pytest.mark.parametrize("kind", ["float", "int8"])
+def test_the_readme_deploy_snippet_reads_an_export_as_the_project_does(float_path, int8_path, kind):
+    """The README's plain-interpreter code, run on a tiny export, gives every head as the
+    project's own reader does, and the face it names."""
+    path = {"float": float_path, "int8": int8_path}[kind]
+    snippet = _readme_deploy_snippet()
+    example = '"reports/20261207-133001/export/custom_cnn.int8.tflite"'
+    blank = "np.zeros((size, size, channels), np.float32)"
+    assert example in snippet and blank in snippet
+    face = to_model_input(_faces(3000, 1)[0], SIZE, 1)
+    namespace: dict = {"face_given": face}
+    exec(snippet.replace(example, repr(str(path))).replace(blank, "face_given"), namespace)
+    want = TFLiteModel(path)(face[None])
+    assert set(namespace["out"]) == set(HEADS)
+    for head in HEADS:
+        np.testing.assert_allclose(namespace["out"][head], want[head], atol=1e-6, err_msg=head)
+    labels = json.loads(sidecar_path(path).read_text())["metadata"]["labels"]
+    assert namespace["label"] == labels[int(want["expression"][0].argmax())]
+    np.testing.assert_allclose(namespace["points"], want["landmarks"].reshape(68, 2) * SIZE)
+
+
 def test_compare_backends_reports_differences_and_latency(keras_model, int8_path, test_batch):
     report = compare_backends(keras_model, int8_path, test_batch[:16], batch_size=8, n_single=4)
     assert report["n"] == 16 and report["n_single"] == 4 and report["quantize"] == "int8"

@@ -1,9 +1,11 @@
 """TFLite export: float, or int8 calibrated on training images, with a sidecar naming the outputs.
 
-TFLite orders a multi-output model's outputs its own way, so every export writes a sidecar
+TFLite names and orders a multi-output model's outputs its own way, so each export names every
+output tensor after its head, lists them in the Keras model's head order, and writes a sidecar
 `<file>.tflite.json` next to it: output names, shapes, tensor indices and quantisation, plus
 helpers.models.factory.model_metadata, which helpers.inference.runtime.TFLiteModel (and so
-the predictor) needs to run it.
+the predictor) needs to run it. README's "Deploying the TFLite files" says what a file takes
+and gives, for running it without this project.
 
     path = export_tflite("run/models/custom_cnn.keras", "custom_cnn.int8.tflite",
                          quantize="int8", calibration_images=train_images)
@@ -155,6 +157,61 @@ def _convert(
         ) from error
 
 
+# Where the schema (tensorflow/lite/schema/schema.fbs) keeps the fields renamed and reordered.
+_TENSOR_NAME = 10  # Tensor.name, its fourth field
+_SUBGRAPH_OUTPUTS = 8  # SubGraph.outputs, its third field
+
+
+def _named_outputs(content: bytes, heads: list[str]) -> bytes:
+    """The converted model with each output tensor named after its head (TFLite names them
+    `StatefulPartitionedCall_1:0` ...) and listed in the Keras model's head order, so a plain
+    interpreter's get_output_details() says which is which. Edited in place, every other byte
+    (and so the weights' alignment) kept; a name or list not where the schema puts it is left
+    as converted. The serving signature maps names to tensors by index, so it is unchanged."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    data = bytearray(content)
+    model = schema.Model.GetRootAs(data, 0)
+    if not model.SignatureDefsLength() or not model.SubgraphsLength():
+        return content
+    signature, graph = model.SignatureDefs(0), model.Subgraphs(0)
+    tensors = {
+        signature.Outputs(i).Name().decode(): signature.Outputs(i).TensorIndex()
+        for i in range(signature.OutputsLength())
+    }
+    starts = [_string_start(graph.Tensors(i)) for i in range(graph.TensorsLength())]
+    for head, index in tensors.items():
+        start, name, old = starts[index], head.encode(), graph.Tensors(index).Name() or b""
+        if (
+            start is None
+            or starts.count(start) > 1  # one string shared by two tensors: leave it
+            or len(name) > len(old)
+            or data[start + 4 : start + 4 + len(old)] != old
+        ):
+            continue
+        data[start : start + 4] = len(name).to_bytes(4, "little")
+        data[start + 4 : start + 5 + len(old)] = name + bytes(len(old) - len(name) + 1)
+    field = graph._tab.Offset(_SUBGRAPH_OUTPUTS)
+    listed = [int(v) for v in graph.OutputsAsNumpy()] if field else []
+    order = [tensors[h] for h in heads if h in tensors]
+    if field and sorted(order) == sorted(listed):
+        at = graph._tab.Vector(field)
+        words = [slice(at + 4 * i, at + 4 * i + 4) for i in range(len(listed))]
+        if [int.from_bytes(data[w], "little") for w in words] == listed:
+            for word, tensor in zip(words, order, strict=True):
+                data[word] = tensor.to_bytes(4, "little")
+    return bytes(data)
+
+
+def _string_start(tensor: Any) -> int | None:
+    """Where a tensor's name string (its length, then its bytes) lies in the model's bytes."""
+    field = tensor._tab.Offset(_TENSOR_NAME)
+    if not field:
+        return None
+    at = tensor._tab.Pos + field  # holds the string's offset from here (uint32, little-endian)
+    return int(at + int.from_bytes(tensor._tab.Bytes[at : at + 4], "little"))
+
+
 def _tensor_info(detail: Mapping[str, Any]) -> dict[str, Any]:
     """Shape (batch -1), dtype, index and quantisation of one interpreter tensor, JSON-ready."""
     scale, zero_point = detail["quantization"]
@@ -217,6 +274,7 @@ def export_tflite(
         else None
     )
     content = _convert(model, quantize, calibration, os.fspath(saved) if saved else None)
+    content = _named_outputs(content, list(meta["heads"]))
     described = _describe(content)
     missing = set(meta["heads"]) - set(described["outputs"])
     if missing:
@@ -244,6 +302,10 @@ def export_tflite(
 # --------------------------------------------------------------------------- running
 
 
+# The start of tf.lite.Interpreter's warning (TF 2.18 on) that it is deprecated for LiteRT's.
+DEPRECATED_INTERPRETER = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
+
+
 def interpreter(content: bytes, num_threads: int | None) -> Any:
     """LiteRT's interpreter when installed (tf.lite.Interpreter's successor), else TF's."""
     try:
@@ -253,7 +315,9 @@ def interpreter(content: bytes, num_threads: int | None) -> Any:
 
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings(), quiet_conversion():
-        warnings.simplefilter("ignore")  # TF's interpreter warns that it moves to LiteRT
+        # TF's interpreter warns on every load, in 5 lines, that it moves to LiteRT: that one
+        # warning is left out, any other kept
+        warnings.filterwarnings("ignore", DEPRECATED_INTERPRETER, UserWarning)
         runtime = Interpreter(model_content=content, num_threads=num_threads)
         runtime.allocate_tensors()  # where it announces its XNNPACK delegate
         return runtime
