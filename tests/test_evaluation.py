@@ -933,6 +933,8 @@ def test_a_head_that_learned_nothing_on_validation_is_named_in_the_runners_termi
     assert lines.read_text().startswith(
         "tiny learned nothing for expression on the validation split"
     )
+    assert "notebook 05 checks it again on the test split" in lines.read_text()
+    assert "will not be ranked" not in lines.read_text()  # the test split's check decides
 
 
 def test_the_classes_scored_are_read_as_the_predictor_reads_them() -> None:

@@ -22,6 +22,7 @@ from helpers.evaluation.comparison import (
 )
 from helpers.evaluation.scoring import announce, evaluate, result_line, write_metrics
 
+CHANCE_KAPPA = health.CHANCE_KAPPA
 RNG = np.random.default_rng(0)
 TRUTH = RNG.integers(0, 8, size=400)
 
@@ -53,6 +54,68 @@ def test_a_model_that_learned_is_not_collapsed(accuracy: float) -> None:
     state = health.expression_health(TRUTH, _noisy(accuracy))
     assert not state["collapsed"] and state["reasons"] == []
     assert state["f1_macro"] > 2 * state["chance_f1_macro"]
+
+
+def test_predicting_the_majority_class_as_often_as_it_occurs_is_no_collapse() -> None:
+    """85% Neutral predictions on a test set 85% Neutral: perfect, not one class for all."""
+    truth = np.repeat([0, 1, 2], [85, 10, 5])
+    state = health.expression_health(truth, truth)
+    assert not state["collapsed"] and state["reasons"] == []
+    assert state["top_share"] == state["top_true_share"] == pytest.approx(0.85)
+    assert state["kappa"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("classes", "accuracy"), [(2, 0.70), (3, 0.48)])
+def test_a_sound_model_on_few_classes_is_not_near_chance(classes: int, accuracy: float) -> None:
+    """70% on two balanced classes, 48% on three: well above chance (50%, 33%), whatever a
+    macro-F1 bar of 1.5/K (0.75, 0.5) would say."""
+    rng = np.random.default_rng(2)
+    truth = np.repeat(np.arange(classes), 300)
+    pred = truth.copy()
+    wrong = rng.permutation(len(truth))[: round((1 - accuracy) * len(truth))]
+    pred[wrong] = (truth[wrong] + rng.integers(1, classes, size=len(wrong))) % classes
+    state = health.expression_health(truth, pred)
+    assert np.mean(pred == truth) == pytest.approx(accuracy, abs=0.005)
+    assert not state["collapsed"] and state["kappa"] > 0.2
+
+
+def test_all_happy_on_a_test_set_30_percent_happy_is_collapsed() -> None:
+    """Accuracy 0.3 from one answer: the 'majority share' of the truth is no excuse."""
+    truth = np.repeat(np.arange(8), [22, 30, 10, 8, 5, 3, 5, 17])  # Happy (1) is 30%
+    state = health.expression_health(truth, np.full(len(truth), 1))
+    assert state["collapsed"] and state["one_class"] and state["near_chance"]
+    assert state["top_true_share"] == pytest.approx(0.30) and state["kappa"] == 0.0
+    assert state["reasons"][0] == "predicts Happy for 100% of images, though only 30% are Happy"
+
+
+def test_mostly_one_class_is_collapsed_even_when_its_few_other_answers_are_right() -> None:
+    """Happy for 90% of a test set 30% Happy, the other 10% right: kappa 0.17 is no chance
+    level, but the model has all but stopped telling the other classes apart."""
+    truth = np.repeat(np.arange(8), [10, 30, 10, 10, 10, 10, 10, 10])
+    pred = np.full(100, 1)
+    right = [0, 1, 40, 41, 50, 51, 60, 70, 80, 90]  # ten right answers, none of them Happy
+    pred[right] = truth[right]
+    state = health.expression_health(truth, pred)
+    assert state["top_share"] == pytest.approx(0.9) and state["kappa"] > CHANCE_KAPPA
+    assert state["collapsed"] and state["one_class"] and not state["near_chance"]
+
+
+def test_a_model_at_chance_on_eight_classes_is_collapsed() -> None:
+    """Accuracy about 0.22 and macro-F1 about 0.08 from answers that ignore the face."""
+    rng = np.random.default_rng(3)
+    truth = rng.choice(8, size=2000, p=[0.22, 0.30, 0.10, 0.08, 0.05, 0.03, 0.05, 0.17])
+    pred = rng.choice(8, size=2000, p=[0.60, 0.05, 0.25, 0.02, 0.02, 0.02, 0.02, 0.02])
+    state = health.expression_health(truth, pred, labels=range(8))
+    assert np.mean(truth == pred) == pytest.approx(0.17, abs=0.03)
+    assert state["f1_macro"] == pytest.approx(0.09, abs=0.02)
+    assert state["collapsed"] and state["near_chance"] and not state["one_class"]
+    assert abs(state["kappa"]) < 0.02 and "near chance (Cohen's kappa" in state["reasons"][0]
+
+
+def test_one_true_class_predicted_right_is_not_collapsed() -> None:
+    """With one class in the truth, kappa is 0/0: chance cannot be told from skill."""
+    state = health.expression_health(np.full(20, 3), np.full(20, 3))
+    assert not state["collapsed"] and state["kappa"] is None
 
 
 def test_chance_follows_the_number_of_scored_classes() -> None:
@@ -106,7 +169,22 @@ def test_cause_is_read_from_the_history() -> None:
     assert "BatchNorm" in health.likely_cause(_history(0.55))
     assert "still learning slowly" in health.likely_cause(_history(0.26))
     assert "learned nothing" in health.likely_cause(_history(0.16))
-    assert "usual causes" in health.likely_cause(None)
+    assert health.likely_cause(None).startswith("not told without its training history")
+
+
+def test_a_single_head_history_is_read_too() -> None:
+    """A model whose only head is expression logs `accuracy`, not `expression_accuracy`."""
+    single = _history(0.55).rename(columns=lambda c: c.replace("expression_", ""))
+    assert list(single.columns) == ["epoch", "accuracy", "val_accuracy"]
+    assert "BatchNorm moving statistics" in health.likely_cause(single)
+    assert "learned nothing even in training mode" in health.likely_cause(_history(0.16))
+
+
+def test_the_cause_of_a_model_without_history_is_not_said_twice() -> None:
+    dead = health.prediction_health({"expression": TRUTH, "expression_pred": np.full(400, 1)})
+    text = health.health_text("vgg16", dead)
+    assert "Likely cause: not told without its training history; most often a learning" in text
+    assert "usual causes" not in text.lower()
 
 
 def test_health_text_says_what_and_why() -> None:
@@ -155,7 +233,9 @@ def test_the_report_does_not_rank_a_collapsed_model(tmp_path: Path) -> None:
     text = summary_text(table)
     assert "next resnet50" not in text and "next vgg16" not in text
     assert "vgg16 collapsed" in text and "Happy for 100%" in text
-    assert "resnet50 collapsed" in text and "BatchNorm" in text  # learned in training mode only
+    # Answers spread over the classes at chance: near chance, not one class for everything.
+    assert "resnet50 is near chance" in text and "Cohen's kappa" in text
+    assert "BatchNorm moving statistics" in text  # learned in training mode only
     # Every model collapsed: nobody is best.
     only_dead = table[table["model"] != "custom_cnn"]
     assert "expression" not in best_models(only_dead)
@@ -281,3 +361,53 @@ def test_the_collapse_note_of_a_one_epoch_training_says_it_is_expected(tmp_path,
     else:
         assert "learning rate is likely too high" in notes[0] and "loss weight" in notes[1]
         assert not any(health.EXPECTED_THERE in note for note in notes)
+
+
+def test_the_verdict_names_the_images_it_judged() -> None:
+    """Notebook 04 judges the validation images, 05 the test images: a model near the line can
+    fall either side, so each note says which, and only the test images' verdict ranks."""
+    dead = health.prediction_health(
+        {"expression": TRUTH, "expression_pred": np.full(len(TRUTH), 1)}, split="validation"
+    )
+    text = health.health_text("custom_cnn", dead)
+    assert text.startswith("**custom_cnn collapsed** (expression) on the validation images: ")
+    assert text.endswith(
+        "Notebook 05 checks it again on the test images, and rankings follow that check."
+    )
+    alive = health.prediction_health({"expression": TRUTH, "expression_pred": TRUTH}, split="test")
+    assert health.health_text("custom_cnn", alive) == (
+        "custom_cnn: learned (no head collapsed on the test images)."
+    )
+    scores = evaluate("m", pd.DataFrame({"expression": TRUTH, "expression_pred": TRUTH}), n_boot=0)
+    assert scores["health"]["split"] == "test"
+
+
+@pytest.mark.parametrize("ran", [1, 2])
+def test_a_time_budget_that_stopped_training_after_one_epoch_is_the_cause(
+    tmp_path: Path, ran: int
+) -> None:
+    """Three epochs planned, the budget stopped it after one: no learning rate is to blame."""
+    run = RunFolder(tmp_path)
+    run.card_path("custom_cnn").parent.mkdir()
+    card = {
+        "profile": "fer2013-cpu",
+        "phases": [{"name": "train", "first_epoch": 0, "end_epoch": 3}],
+        "epochs_run": ran,
+        "stopped_by_time_budget": True,
+    }
+    run.card_path("custom_cnn").write_text(json.dumps(card))
+    run.history_path("custom_cnn").parent.mkdir()
+    history = pd.DataFrame({"epoch": range(ran), "accuracy": [0.16] * ran})
+    history.to_csv(run.history_path("custom_cnn"), index=False)
+    dead = health.prediction_health(
+        {"expression": TRUTH, "expression_pred": np.full(len(TRUTH), 3)}
+    )
+    note = health_note(tmp_path, "custom_cnn", dead)
+    if ran == 1:
+        assert (
+            "it trained for one epoch (its time budget stopped it there, of 3 planned), profile "
+            "fer2013-cpu (training accuracy at most 0.16" in note
+        )
+        assert health.EXPECTED_THERE in note and "learning rate" not in note
+    else:  # two epochs: the history's story, read from its `accuracy` column
+        assert "learned nothing even in training mode (training accuracy at most 0.16" in note

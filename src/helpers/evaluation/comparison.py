@@ -285,17 +285,23 @@ def health_note(run_dir: str | os.PathLike, model: str, state: Any) -> str:
 
 
 def one_epoch_name(card_path: Path) -> str | None:
-    """'one epoch, profile smoke' for a model whose card plans one epoch (health.one_epoch),
-    else None."""
+    """'one epoch, profile smoke' for a model whose card plans one epoch (health.one_epoch), or
+    whose time budget stopped it after one, else None."""
     card = read_card(card_path)
     if not isinstance(card, Mapping):
         return None
     ends = [p.get("end_epoch") for p in card.get("phases") or [] if isinstance(p, Mapping)]
-    planned = max((e for e in ends if isinstance(e, int)), default=card.get("epochs_run"))
+    ran = card.get("epochs_run")
+    planned = max((e for e in ends if isinstance(e, int)), default=ran)
+    name = "one epoch"
     if not health.one_epoch(planned if isinstance(planned, int) else None):
-        return None
+        if not (card.get("stopped_by_time_budget") is True and isinstance(ran, int)):
+            return None
+        if not health.one_epoch(ran):
+            return None
+        name = f"one epoch (its time budget stopped it there, of {planned} planned)"
     profile = card.get("profile")
-    return f"one epoch, profile {profile}" if profile else "one epoch"
+    return f"{name}, profile {profile}" if profile else name
 
 
 def collapsed(table: pd.DataFrame, task: str) -> pd.Series:

@@ -1,11 +1,15 @@
 """Is a trained model alive? Tells a collapsed model (one class, constant outputs, chance level)
 from a weak one, says what it predicts and the likely cause, so no report ranks a dead model.
 
-A model collapses when most of its predictions are one class, or its macro-F1 is near what
-guessing gets (1/K for K scored classes: the macro-F1 of uniform random guesses is at most
-that). A regression head collapses when its predictions barely vary against the truth's spread,
-or agree with the truth no better than a constant does (CCC near 0); a landmark head when its
-NME is no better than always predicting the faces' average shape.
+An expression head collapses when most of its predictions are one class that is far rarer in
+the truth (the other classes keep under a quarter of their true share: 85% Neutral predictions
+for a test set 85% Neutral is no collapse, 100% Happy for one 30% Happy is), or when its
+agreement with the truth is near chance: Cohen's kappa, 1 for perfect predictions and 0 for a
+constant class or, on average, for classes guessed without looking at the face, whatever the
+number of classes or their balance (a macro-F1 bar such as 1.5/K would call a sound two-class
+model at 70% accuracy chance). A regression head collapses when its predictions barely vary
+against the truth's spread, or agree with the truth no better than a constant does (CCC near
+0); a landmark head when its NME is no better than always predicting the faces' average shape.
 The cause is read from the training history where there is one: a model that learned in
 training mode (BatchNorm on batch statistics) but not in inference mode has BatchNorm moving
 statistics that lag behind its weights; one that learned nothing in either mode had a learning
@@ -16,6 +20,7 @@ learning nothing is what is expected, and the note says so instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,8 +37,9 @@ from helpers.evaluation.metrics import (
     stack_landmarks,
 )
 
-COLLAPSE_SHARE = 0.8  # one class for at least this share of predictions: collapsed
-CHANCE_FACTOR = 1.5  # macro-F1 below CHANCE_FACTOR / K: near chance
+COLLAPSE_SHARE = 0.8  # one class for at least this share of predictions ...
+OTHERS_KEPT = 0.25  # ... leaving the other classes under this share of their true share: collapsed
+CHANCE_KAPPA = 0.1  # Cohen's kappa below this: agreement with the truth near chance (0)
 FLAT_REGRESSION = 0.1  # prediction spread below this share of the truth's spread: constant
 NO_AGREEMENT = 0.1  # concordance (CCC) below this: no better than a constant (CCC 0)
 LANDMARK_GAIN = 0.9  # NME above this share of the average face shape's: learned no landmarks
@@ -54,9 +60,11 @@ def expression_health(
 ) -> dict[str, Any] | None:
     """Collapse check of class predictions (ids in AffectNet order); None with nothing to check.
 
-    labels: the scored classes (default: those in y_true). f1_macro: the score to compare with
-    chance (default: computed here with scikit-learn on the scored classes).
+    labels: the scored classes (default: those in y_true). f1_macro: the macro-F1 reported
+    beside the verdict (default: computed here with scikit-learn on the scored classes).
     """
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
     keep = np.isfinite(t) & (t >= 0) & np.isfinite(p)
@@ -66,27 +74,39 @@ def expression_health(
     scored = sorted(int(c) for c in (labels if labels is not None else np.unique(t)))
     k = max(len(scored), 2)
     if f1_macro is None:
-        from sklearn.metrics import f1_score
-
         f1_macro = float(f1_score(t, p, labels=scored, average="macro", zero_division=0))
     classes, counts = np.unique(p, return_counts=True)
     top = int(classes[counts.argmax()])
     share = float(counts.max() / len(p))
-    chance = 1.0 / k
+    true_share = float(np.mean(t == top))
+    one_class = share >= COLLAPSE_SHARE and 1.0 - share < OTHERS_KEPT * (1.0 - true_share)
+    # One class in the truth: any predictions agree with it only as well as chance (kappa 0).
+    kappa = float(cohen_kappa_score(t, p)) if np.unique(t).size > 1 else math.nan
+    near_chance = not math.isnan(kappa) and kappa < CHANCE_KAPPA
     reasons = []
-    if share >= COLLAPSE_SHARE:
-        reasons.append(f"predicts {_name(top)} for {share:.0%} of images")
-    if f1_macro < CHANCE_FACTOR * chance:
-        reasons.append(f"macro-F1 {f1_macro:.3f} is near chance ({chance:.3f} for {k} classes)")
+    if one_class:
+        reasons.append(
+            f"predicts {_name(top)} for {share:.0%} of images, though only {true_share:.0%} "
+            f"are {_name(top)}"
+        )
+    if near_chance:
+        reasons.append(
+            f"its agreement with the truth is near chance (Cohen's kappa {kappa:.2f}: 0 is "
+            f"guessing, 1 perfect; macro-F1 {f1_macro:.3f} over {k} classes)"
+        )
     return {
         "collapsed": bool(reasons),
         "reasons": reasons,
+        "one_class": one_class,
+        "near_chance": near_chance,
         "top_class": _name(top),
         "top_share": share,
+        "top_true_share": true_share,
         "classes_predicted": len(classes),
         "n_classes": k,
         "f1_macro": float(f1_macro),
-        "chance_f1_macro": chance,
+        "chance_f1_macro": 1.0 / k,
+        "kappa": None if math.isnan(kappa) else kappa,
     }
 
 
@@ -134,8 +154,11 @@ def prediction_health(
     predictions: pd.DataFrame | Mapping[str, Any],
     labels: Sequence[int] | None = None,
     f1_macro: float | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
-    """Health of every head a prediction table has, and whether any collapsed."""
+    """Health of every head a prediction table has, and whether any collapsed. split: which
+    images were predicted ("validation", "test"), named in health_text's verdict, since the two
+    checks of one model can differ."""
     cols = predictions
     heads: dict[str, Any] = {}
     if "expression" in cols and "expression_pred" in cols:
@@ -155,8 +178,17 @@ def prediction_health(
     return {
         "collapsed": any(v["collapsed"] for v in heads.values()),
         "collapsed_heads": [h for h, v in heads.items() if v["collapsed"]],
+        **({"split": split} if split else {}),
         **heads,
     }
+
+
+def training_accuracy_column(history: pd.DataFrame | None) -> str | None:
+    """The history's training accuracy of the expression head: `expression_accuracy` beside
+    other heads, plain `accuracy` when expression is the model's only head (Keras names a
+    single output's metrics without it); None when it has neither."""
+    columns = getattr(history, "columns", ())
+    return next((c for c in ("expression_accuracy", "accuracy") if c in columns), None)
 
 
 def likely_cause(
@@ -166,13 +198,15 @@ def likely_cause(
     short: how a one-epoch training is named ("one epoch, profile smoke"): a model that learned
     nothing is then expected, and no learning rate is to blame."""
     generic = (
-        "usual causes: a learning rate too high for a randomly initialised network, too "
-        "few training steps, or BatchNorm statistics that lag behind the weights"
+        "not told without its training history; most often a learning rate too high for a "
+        "randomly initialised network, too few training steps, or BatchNorm statistics that "
+        "lag behind the weights"
     )
     expected = f"it trained for {short}: {EXPECTED_THERE}; more epochs are what it needs"
-    if history is None or "expression_accuracy" not in getattr(history, "columns", ()):
+    column = training_accuracy_column(history)
+    if history is None or column is None:
         return expected if short else generic
-    train_acc = pd.to_numeric(history["expression_accuracy"], errors="coerce").dropna()
+    train_acc = pd.to_numeric(history[column], errors="coerce").dropna()
     if train_acc.empty:
         return expected if short else generic
     chance, best = 1.0 / max(n_classes, 2), float(train_acc.max())
@@ -207,29 +241,40 @@ def health_text(
     short: str | None = None,
 ) -> str:
     """One paragraph for a notebook or the report: alive, or collapsed with what and why
-    (short: a one-epoch training's name, as likely_cause takes it)."""
+    (short: a one-epoch training's name, as likely_cause takes it), on which images it was
+    judged; rankings follow the test images' verdict (notebook 05), not the validation's (04)."""
     if not health:
         return f"{model}: nothing to check (no expression, valence or arousal predictions)."
+    split = health.get("split")
+    on = f" on the {split} images" if split else ""
     if not health.get("collapsed"):
-        return f"{model}: learned (no head collapsed)."
+        return f"{model}: learned (no head collapsed{on})."
     dead = list(health.get("collapsed_heads", []))
     reasons = "; ".join(r for h in dead for r in health[h]["reasons"])
     heads = ", ".join(dead)
+    ranked = (
+        "Notebook 05 checks it again on the test images, and rankings follow that check."
+        if split == "validation"
+        else f"Not ranked for {heads}."
+    )
     if "expression" in dead:
-        n_classes = (health.get("expression") or {}).get("n_classes", len(EXPRESSIONS))
+        expression = health.get("expression") or {}
+        n_classes = expression.get("n_classes", len(EXPRESSIONS))
+        # Most predictions one class: collapsed; spread over classes but at chance: near chance.
+        verdict = "collapsed" if expression.get("one_class", True) else "is near chance"
         return (
-            f"**{model} collapsed** ({heads}): {reasons}. Likely cause: "
-            f"{likely_cause(history, n_classes, short)}. Not ranked for {heads}."
+            f"**{model} {verdict}** ({heads}){on}: {reasons}. Likely cause: "
+            f"{likely_cause(history, n_classes, short)}. {ranked}"
         )
     if short:
         return (
-            f"**{model} learned nothing for {heads}**: {reasons}. Likely cause: it trained for "
-            f"{short}: {EXPECTED_THERE}. Not ranked for {heads}."
+            f"**{model} learned nothing for {heads}**{on}: {reasons}. Likely cause: it trained "
+            f"for {short}: {EXPECTED_THERE}. {ranked}"
         )
     return (
-        f"**{model} learned nothing for {heads}**: {reasons}. Usual causes: too few steps for "
+        f"**{model} learned nothing for {heads}**{on}: {reasons}. Usual causes: too few steps for "
         f"{'that head' if len(dead) == 1 else 'those heads'}, or a loss weight (`loss_weights`) "
-        f"too small beside the expression loss. Not ranked for {heads}."
+        f"too small beside the expression loss. {ranked}"
     )
 
 

@@ -343,7 +343,7 @@ def evaluate(
     expression = result.get("expression") or {}
     scored = restrict_table(predictions, shared) if shared else predictions
     result["health"] = health.prediction_health(
-        scored, expression.get("label_ids"), expression.get("f1_macro")
+        scored, expression.get("label_ids"), expression.get("f1_macro"), split="test"
     )
     if n_boot > 0:
         result["ci"] = {
@@ -829,13 +829,14 @@ def validation_health(model: Any, table: pd.DataFrame, batch_size: int = 64) -> 
     if not len(table):
         return {}
     state = health.prediction_health(
-        predict_table(model, table, batch_size=batch_size, progress=False)
+        predict_table(model, table, batch_size=batch_size, progress=False), split="validation"
     )
     dead = state.get("collapsed_heads") or []
     if dead:
         progress.terminal(
             f"{model.name} learned nothing for {', '.join(dead)} on the validation split "
-            f"(notebook 04 says what it predicts; it will not be ranked for {_it(dead)})"
+            "(notebook 04 says what it predicts; notebook 05 checks it again on the test split, "
+            "and rankings follow that check)"
         )
     return state
 

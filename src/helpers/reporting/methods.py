@@ -1273,7 +1273,9 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
     if "expression" in heads:
         flagged.append(
             f"an expression head when one class took {health.COLLAPSE_SHARE:.0%} or more of its "
-            f"predictions or its macro-F1 was below {health.CHANCE_FACTOR:g}/K for K classes"
+            f"predictions, leaving the other classes under {health.OTHERS_KEPT:.0%} of their "
+            "share of the true labels, or when its agreement with the true labels was near "
+            f"chance (Cohen's kappa below {health.CHANCE_KAPPA:g})"
         )
     if heads & {"valence", "arousal"}:
         flagged.append(
@@ -1525,7 +1527,8 @@ def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:
     )
     text = f" ({_join(heads)} learned nothing"
     expression = state.get("expression") or {}
-    if "expression" in heads and expression.get("top_share", 0) >= health.COLLAPSE_SHARE:
+    one_class = expression.get("one_class", expression.get("top_share", 0) >= health.COLLAPSE_SHARE)
+    if "expression" in heads and one_class:
         text += (
             f": it predicts {expression['top_class']} for "
             f"{expression.get('top_share', 0):.0%} of the faces"
