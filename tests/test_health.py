@@ -22,7 +22,6 @@ from helpers.evaluation.comparison import (
 )
 from helpers.evaluation.scoring import announce, evaluate, result_line, write_metrics
 
-CHANCE_KAPPA = health.CHANCE_KAPPA
 RNG = np.random.default_rng(0)
 TRUTH = RNG.integers(0, 8, size=400)
 
@@ -96,7 +95,7 @@ def test_mostly_one_class_is_collapsed_even_when_its_few_other_answers_are_right
     right = [0, 1, 40, 41, 50, 51, 60, 70, 80, 90]  # ten right answers, none of them Happy
     pred[right] = truth[right]
     state = health.expression_health(truth, pred)
-    assert state["top_share"] == pytest.approx(0.9) and state["kappa"] > CHANCE_KAPPA
+    assert state["top_share"] == pytest.approx(0.9) and state["kappa"] > 0.15
     assert state["collapsed"] and state["one_class"] and not state["near_chance"]
 
 

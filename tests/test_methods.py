@@ -297,6 +297,14 @@ def test_what_the_run_cannot_know_is_listed_to_check(tmp_path: Path) -> None:
     assert "custom_cnn was to start from ImageNet weights" in checks and "(offline)" in checks
     assert "custom_cnn: its expression head learned nothing" in checks
     assert "(expression learned nothing: it predicts Happy for 95% of the faces)" in section.text
+    assert "its agreement with the true labels was near chance (Cohen's kappa below 0.1)" in (
+        _spaced(section.text)
+    )
+    # Spread over the classes at chance, the majority class as often as it occurs: no one class.
+    expression = {"top_class": "Neutral", "top_share": 0.85, "one_class": False}
+    near_chance = _metrics(health={**collapsed["health"], "expression": expression})
+    text = methods(_run(tmp_path / "b", source="folders", scores=near_chance)).text
+    assert "(expression learned nothing)" in text and "predicts Neutral" not in text
     assert "52 faces in the layout the `folders` reader reads" in section.text
     assert "### Before you use this text" in section.markdown()
 
