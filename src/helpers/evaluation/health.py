@@ -14,8 +14,11 @@ The cause is read from the training history where there is one: a model that lea
 training mode (BatchNorm on batch statistics) but not in inference mode has BatchNorm moving
 statistics that lag behind its weights; one that learned nothing in either mode had a learning
 rate too high for a randomly initialised network, or too few steps; one in between was still
-learning slowly and needs more steps. After a training of one epoch (the smoke profile's),
-learning nothing is what is expected, and the note says so instead.
+learning slowly and needs more steps. After a training of one epoch (the smoke profile's, or
+one its time budget stopped after the first), learning nothing is what is expected, and the note
+says so instead. Notebook 04 judges the validation images and 05 the test images; a model close
+to a line can fall either side of it on the two, so each note names its images, and rankings
+follow the test images' verdict.
 """
 
 from __future__ import annotations
