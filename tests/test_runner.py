@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -795,3 +796,14 @@ def test_a_notebook_kernel_imports_the_helpers_of_the_process_that_runs_it(tmp_p
     runner.execute_stage(runner.Stage(notebook), run, {"run_dir": str(run)}, log_output=False)
     assert Path((run / "where").read_text()).resolve() == Path(helpers.__file__).resolve()
     assert os.environ["PYTHONPATH"].startswith(str(other))  # the caller's own left as it was
+
+
+@pytest.mark.parametrize("columns", [60, 80, 100, 120])
+def test_help_never_breaks_an_option_name_across_two_lines(columns, monkeypatch, capsys):
+    """An option named in another's help (--run-dir) is found and copied whole."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    with pytest.raises(SystemExit):
+        runner.parse_args(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    split = [line for line in lines if re.search(r"(^|\s)--?[\w-]*-$", line)]
+    assert not split, split

@@ -880,13 +880,24 @@ RUN_ALL_EXAMPLES = """examples:
   ./run_all.sh --set learning_rate=0.002       # any notebook parameter for this run"""
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help, its lines broken at spaces only: an option named in a help text
+    (--run-dir) stays whole on one line, to be found and copied."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """The help text as words wrapped to the width, never at a hyphen."""
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The run_all.sh command line (the README's "Two commands")."""
     p = argparse.ArgumentParser(
         prog="run_all.sh",
         allow_abbrev=False,  # --seeds passes options on to each seed's run by their full names
         description="Run every numbered notebook with papermill into a new run folder.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
         epilog=RUN_ALL_EXAMPLES,
     )
     p.add_argument(
