@@ -866,5 +866,26 @@ def test_the_one_epoch_note_names_the_demo_set_only_when_the_run_read_it(tmp_pat
         ({"path": "/home/me/faces.zip", "demo": False}, "on faces.zip here"),
     ):
         manifest = {"stages": {}, "data": data}
-        note = runner.closing_lines(args, tmp_path, manifest, smoke, [])[1]
+        trained = [runner.Stage(tmp_path / "04_train.ipynb", "custom_cnn")]
+        note = runner.closing_lines(args, tmp_path, manifest, smoke, trained)[1]
         assert f"profile smoke trains one epoch ({says})" in note, note
+
+
+def test_an_only_run_that_trained_no_model_ends_with_the_stages_left_not_the_one_epoch_note(
+    fake, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--only", "01", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"[run_all] 1 stage finished; HTML in {run / 'html'}" in out
+    assert not any("trains one epoch" in line for line in out)  # no model trained
+    left = "04_train.custom_cnn, 05_evaluate.custom_cnn, 06_summary"
+    command = f"./run_all.sh --resume --run-dir {run}"
+    assert f"[run_all] 3 stages of the run not run yet ({left}); {command} runs them" in out
+    assert out[-1] == str(run)
+    assert runner.main(shlex.split(command)[1:]) == 0  # the command printed runs them
+    assert fake.ran == ["01_extract", "04_train.custom_cnn", "05_evaluate.custom_cnn", "06_summary"]
+    out = capsys.readouterr().out.splitlines()
+    assert f"[run_all] all 4 stages finished; HTML in {run / 'html'}" in out
+    assert not any("not run yet" in line for line in out)
+    assert any("trains one epoch" in line for line in out)

@@ -1601,7 +1601,7 @@ def run_stages(
         print(f"[run_all] [{i}/{len(stages)}] {stage.name}: done in {seconds:.1f} s", flush=True)
     if manifest.pop("only", None):  # done: a later --resume goes on with every stage
         write_json(manifest_path, manifest)
-    for text in closing_lines(args, run_dir, manifest, profile, stages):
+    for text in closing_lines(args, run_dir, manifest, profile, stages, plan):
         print(text)
     print(run_dir)
     return 0
@@ -1611,20 +1611,31 @@ PREDICT_NOTEBOOK = "07_predict"  # draws its predictions on images in <run>/anno
 
 
 def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, Any],
-                  profile: config.Profile, stages: list[Stage]) -> list[str]:  # fmt: skip
-    """What a finished run ends with, before its folder: the HTML, what is out of date, why a
-    one-epoch profile's models learned nothing, and the files to open (the report, the
-    predictor's images where 07 ran)."""
+                  profile: config.Profile, stages: list[Stage], plan: list[Stage] | None = None
+                  ) -> list[str]:  # fmt: skip
+    """What a finished run ends with, before its folder: the HTML, what is out of date or not
+    run yet (an --only run), why a one-epoch profile's models learned nothing (where a model's
+    stage ran), and the files to open (the report, the predictor's images where 07 ran)."""
+    from helpers.core.words import counted
     from helpers.evaluation.health import EXPECTED_THERE, one_epoch  # numpy: not for --help
 
-    lines = [f"[run_all] all {len(stages)} stages finished; HTML in {run_dir / 'html'}"]
+    finished = f"all {counted(len(stages), 'stage')}" if len(stages) > 1 else counted(1, "stage")
+    lines = [f"[run_all] {finished} finished; HTML in {run_dir / 'html'}"]
+    again = run_all_command(["--resume", "--run-dir", str(run_dir)])
     left = [name for name, record in manifest["stages"].items() if record["status"] == "outdated"]
     if left:
         lines.append(
             f"[run_all] out of date, as stages before them ran again: {', '.join(left)}; "
-            f"{run_all_command(['--resume', '--run-dir', str(run_dir)])} runs them"
+            f"{again} runs them"
         )
-    if one_epoch(profile.epochs) and not any(s.name == "epochs" for s in args.settings):
+    waiting = [s.name for s in plan or [] if stage_status(manifest, s) not in ("ok", "outdated")]
+    if waiting:
+        lines.append(
+            f"[run_all] {counted(len(waiting), 'stage')} of the run not run yet "
+            f"({', '.join(waiting)}); {again} runs them"
+        )
+    trained = any(s.model for s in stages)  # no model's stage ran: no model to have learned
+    if trained and one_epoch(profile.epochs) and not any(s.name == "epochs" for s in args.settings):
         data = manifest["data"]  # the words from what the run read, demo set or not
         read = "the generated demo set" if data.get("demo") else Path(data["path"]).name
         lines.append(
