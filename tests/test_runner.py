@@ -807,3 +807,21 @@ def test_help_never_breaks_an_option_name_across_two_lines(columns, monkeypatch,
     lines = capsys.readouterr().out.splitlines()
     split = [line for line in lines if re.search(r"(^|\s)--?[\w-]*-$", line)]
     assert not split, split
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_log_output_draws_papermills_bar_on_a_terminal_only(terminal, tmp_path, monkeypatch):
+    """--log-output piped to a file: no bar, whose carriage returns would glue its frames to
+    the cells' lines; on a terminal the bar is drawn."""
+    import papermill
+
+    _notebook(tmp_path / "01_hello.ipynb", "run_dir = ''")
+    given = {}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: given.update(kw))
+    monkeypatch.setattr(runner, "stderr_is_terminal", lambda: terminal)
+    (tmp_path / "run").mkdir()
+    stage = runner.Stage(tmp_path / "01_hello.ipynb")
+    runner.execute_stage(stage, tmp_path / "run", {"run_dir": "x"}, log_output=True)
+    assert given["progress_bar"] is terminal and given["log_output"] is True
+    runner.execute_stage(stage, tmp_path / "run", {"run_dir": "x"}, log_output=False)
+    assert given["progress_bar"] is False and given["log_output"] is False

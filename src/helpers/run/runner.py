@@ -694,7 +694,9 @@ def execute_stage(
                 parameters=given,
                 kernel_name="python3",
                 cwd=str(stage.notebook.parent),
-                progress_bar=log_output,
+                # a bar redraws its line with carriage returns: on a terminal only, so the
+                # output piped to a file is one line per cell's line
+                progress_bar=log_output and stderr_is_terminal(),
                 log_output=log_output,
             )
     finally:
@@ -704,6 +706,14 @@ def execute_stage(
             else:
                 os.environ[name] = value
     return out
+
+
+def stderr_is_terminal() -> bool:
+    """Whether the standard error stream is a terminal (not a file, a pipe or a closed one)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
 
 
 class _Lines(logging.Formatter):
