@@ -149,6 +149,20 @@ def test_a_stage_log_leaves_out_the_kernels_start_up_notice(tmp_path):
     assert log.read_text() == "own\n"
 
 
+def test_a_stage_log_leaves_out_the_interrupt_a_kernel_gets_as_it_is_shut_down(tmp_path):
+    """jupyter_client interrupts a kernel before it stops it; one caught between two messages is
+    logged as an ERROR that a stage which finished should not show."""
+    import subprocess
+    import sys
+
+    stage = runner.Stage(tmp_path / "01_extract.ipynb")
+    said = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel."
+    kernel = f"import sys\nprint('own', file=sys.stderr)\nprint({said!r}, file=sys.stderr)\n"
+    with runner.stage_output(tmp_path, stage, quiet=True) as log:
+        subprocess.run([sys.executable, "-c", kernel], check=True)
+    assert log.read_text() == "own\n"
+
+
 def test_a_stage_log_that_cannot_be_written_again_is_left_whole(tmp_path, monkeypatch):
     import errno
 

@@ -801,18 +801,23 @@ def stage_output(run_dir: Path, stage: Stage, quiet: bool) -> Iterator[Path]:
         follower.join()
 
 
-# What every kernel says as it starts (papermill's kernels talk over local TCP): no message of
-# the stage's own, so its log leaves it out.
+# What every kernel says as it starts (papermill's kernels talk over local TCP), and what one
+# may say as it is shut down (jupyter_client interrupts a kernel before it asks it to stop, and
+# an interrupt that lands between two messages is logged as an error): no message of the
+# stage's own, so its log leaves them out.
 KERNEL_NOTICE = "[IPKernelApp] WARNING | Kernel is running over TCP without encryption."
+KERNEL_SHUTDOWN = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel"
+KERNEL_NOISE = (KERNEL_NOTICE, KERNEL_SHUTDOWN)
 
 
 def drop_kernel_notice(log: Path) -> None:
-    """A stage's log without the kernel's start-up notice (KERNEL_NOTICE), so what is left there
-    is the stage's own; a log that cannot be read or written whole is left as it is."""
+    """A stage's log without the kernel's start-up notice and shut-down interrupt (KERNEL_NOISE),
+    so what is left there is the stage's own; a log that cannot be read or written whole is
+    left as it is."""
     with contextlib.suppress(OSError, DataError):
         text = log.read_text(encoding="utf-8", errors="surrogateescape")
-        if KERNEL_NOTICE in text:
-            kept = [x for x in text.splitlines(keepends=True) if not x.startswith(KERNEL_NOTICE)]
+        if any(noise in text for noise in KERNEL_NOISE):
+            kept = [x for x in text.splitlines(keepends=True) if not x.startswith(KERNEL_NOISE)]
             write_text(log, "".join(kept), errors="surrogateescape")
 
 
