@@ -889,3 +889,33 @@ def test_an_only_run_that_trained_no_model_ends_with_the_stages_left_not_the_one
     assert f"[run_all] all 4 stages finished; HTML in {run / 'html'}" in out
     assert not any("not run yet" in line for line in out)
     assert any("trains one epoch" in line for line in out)
+
+
+def test_a_failed_cells_traceback_is_written_to_the_stages_log_as_plain_text(
+    fake, tmp_path, monkeypatch, capsys
+):
+    from papermill.exceptions import PapermillExecutionError
+
+    frames = [
+        "\x1b[31m---------------------------------------------------------------------------\x1b[39m",
+        "\x1b[31mValueError\x1b[39m                                Traceback (most recent call last)",
+        "Cell \x1b[32mIn[5]\x1b[39m, line 1\n\x1b[32m----> 1\x1b[39m check(records)",
+        "\x1b[31mValueError\x1b[39m: no faces in the data",
+    ]
+
+    def failing(stage, run_dir, *a, **kw):
+        if stage.name == "04_train.custom_cnn":
+            raise PapermillExecutionError(3, 5, "check(records)", "ValueError", "no faces", frames)
+        return run_dir / "notebooks" / f"{stage.name}.ipynb"
+
+    monkeypatch.setattr(runner, "execute_stage", failing)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 1
+    log = run / "logs" / "04_train.custom_cnn.log"
+    text = log.read_text()
+    assert "\x1b" not in text
+    assert text.startswith("The traceback of cell [5]:\n")
+    assert "ValueError: no faces in the data" in text and "----> 1 check(records)" in text
+    err = capsys.readouterr().err
+    assert "Stage 04_train.custom_cnn failed in cell [5]: ValueError: no faces" in err
+    assert f"The traceback, as plain text: {log}; the executed notebook: " in err

@@ -661,7 +661,8 @@ def write_report(run_dir: str | os.PathLike[str]) -> Path:
         with stage_output(run.root, stage, quiet=True):
             execute_stage(stage, run.root, params, log_output=False)
     except Exception as exc:  # papermill raises its own error type per failing cell
-        raise ConfigError(f"{describe_failure(stage, out, exc)} (its messages: {log})") from exc
+        logged = log_traceback(log, exc)
+        raise ConfigError(describe_failure(stage, out, exc, log if logged else None)) from exc
     export_stage(stage, out, run.root)
     return run.report
 
@@ -875,15 +876,48 @@ def cannot_write(run_dir: Path, exc: OSError, stage: str = "") -> str:
     return f"cannot write {name} ({reason})"
 
 
-def describe_failure(stage: Stage, out: Path, exc: Exception) -> str:
-    """One paragraph naming the notebook, the cell and the error, instead of a traceback."""
+def describe_failure(stage: Stage, out: Path, exc: Exception, log: Path | None = None) -> str:
+    """One paragraph naming the notebook, the cell and the error, instead of a traceback, and
+    where the traceback is: the stage's log as plain text (log, where it was written there),
+    the executed notebook."""
     cell = getattr(exc, "exec_count", None)
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     where = f"cell [{cell}]" if cell is not None else "a cell"
+    if log is not None:
+        return (
+            f"Stage {stage.name} failed in {where}: {ename}: {evalue}\n"
+            f"The traceback, as plain text: {shlex.quote(str(log))}; the executed notebook: "
+            f"{shlex.quote(str(out))}"
+        )
     return (
         f"Stage {stage.name} failed in {where}: {ename}: {evalue}\n"
         f"The executed notebook, with the full traceback, is {shlex.quote(str(out))}"
     )
+
+
+# A terminal's colour and cursor codes, as IPython colours a traceback with them.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def log_traceback(log: Path, exc: BaseException) -> bool:
+    """The failing cell's traceback (or, where the stage failed outside a cell, the error's own)
+    appended to the stage's log as plain text, the colour codes taken out, so it is read
+    without Jupyter; False where the log cannot be written."""
+    import traceback
+
+    frames = getattr(exc, "traceback", None)
+    if isinstance(frames, list) and frames:
+        text = "\n".join(str(frame) for frame in frames)
+    else:
+        text = "".join(traceback.format_exception(exc))
+    cell = getattr(exc, "exec_count", None)
+    head = f"The traceback of cell [{cell}]:" if cell is not None else "The traceback:"
+    try:
+        with open(log, "a", encoding="utf-8", errors="replace") as out:
+            out.write(f"{head}\n{_ANSI.sub('', text).rstrip()}\n")
+    except OSError:
+        return False
+    return True
 
 
 RUN_ALL_EXAMPLES = """examples:
@@ -1605,9 +1639,11 @@ def run_stages(
             if cause is not None:
                 print(f"error: {cannot_write(run_dir, cause, stage.name)}", file=sys.stderr)
             else:
-                print(f"[run_all] {describe_failure(stage, out, exc)}", file=sys.stderr)
-                if log.is_file() and log.stat().st_size:
-                    print(f"[run_all] the kernel's own messages: {log}", file=sys.stderr)
+                written = log_traceback(log, exc)
+                print(
+                    f"[run_all] {describe_failure(stage, out, exc, log if written else None)}",
+                    file=sys.stderr,
+                )
             print_resume_hint(args, run_dir)
             return 1
         seconds = round(time.perf_counter() - t0, 1)
