@@ -919,3 +919,36 @@ def test_a_failed_cells_traceback_is_written_to_the_stages_log_as_plain_text(
     err = capsys.readouterr().err
     assert "Stage 04_train.custom_cnn failed in cell [5]: ValueError: no faces" in err
     assert f"The traceback, as plain text: {log}; the executed notebook: " in err
+
+
+def test_a_first_stage_that_fails_prints_a_new_run_that_works_not_a_resume(
+    fake, tmp_path, monkeypatch, capsys
+):
+    """01 failing on data it cannot read leaves no records; a resume keeps the run's data and a
+    new run may not reuse the folder: the command printed starts a new run, and it runs."""
+    from papermill.exceptions import PapermillExecutionError
+
+    unreadable = {"yes": True}
+
+    def extract(stage, run_dir, *a, **kw):
+        if stage.name == "01_extract" and unreadable["yes"]:
+            raise PapermillExecutionError(4, 5, "read()", "UnrecognisedSource", "empty.zip", [])
+        fake.ran.append(stage.name)
+        return run_dir / "notebooks" / f"{stage.name}.ipynb"
+
+    monkeypatch.setattr(runner, "execute_stage", extract)
+    monkeypatch.setattr(runner.paths, "REPORTS_DIR", tmp_path / "reports")
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--only", "01", "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "resume with" not in err
+    (line,) = [line for line in err.splitlines() if "start a new one: " in line]
+    assert line.startswith("[run_all] 01_extract wrote no records, so there is no run to resume")
+    command = shlex.split(line.split("start a new one: ", 1)[1], comments=True)
+    assert command[0] == "./run_all.sh" and "--resume" not in command
+    assert command[command.index("--only") + 1] == "01"
+    unreadable["yes"] = False  # the data mended
+    assert runner.main(command[1:]) == 0
+    (new,) = (tmp_path / "reports").iterdir()
+    assert statuses(new) == {"01_extract": "ok"} and statuses(run) == {"01_extract": "failed"}
+    assert capsys.readouterr().out.splitlines()[-1] == str(new)

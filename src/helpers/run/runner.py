@@ -269,6 +269,25 @@ def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
     print(f"[run_all] resume with: {command}", file=sys.stderr)
 
 
+def print_new_run_hint(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path,
+                       stage: Stage) -> None:  # fmt: skip
+    """After the first stage failed in its own cell (data it cannot read, most often), the run
+    has no records to go on from, and a resume keeps its data: the command that starts a new run
+    as this one was started (in a new folder), once the data is mended; a series' member leaves
+    it to the series."""
+    if args.member:
+        return
+    words = repeat_options(manifest)
+    if args.only:
+        words += ["--only", args.only]
+    print(
+        f"[run_all] {stage.name} wrote no records, so there is no run to resume: once the data "
+        f"is mended (or other --data named), start a new one: {run_all_command(words)}  "
+        f"# in a new reports/<time>/ folder; {shlex.quote(str(run_dir))} stays as it is",
+        file=sys.stderr,
+    )
+
+
 def setting_text(key: str, value: Any) -> str:
     """A --set value as text that parse_setting reads back as the same value: text as it is
     where it reads as text (flip), else the Python literal ('1.5', 0.002, {'noise_p': 0.3})."""
@@ -281,7 +300,12 @@ def repeat_command(manifest: dict[str, Any], run_dir: Path) -> str:
     """The one command that makes the run as it stands, quoted for the shell: its profile, data,
     test sets, models, seed, fold and --set values as the manifest holds them after every
     resume (the first command, `command`, may name fewer models or other values)."""
-    words = ["./run_all.sh", "--profile", str(manifest["profile"]["name"])]
+    return shlex.join(["./run_all.sh", *repeat_options(manifest), "--run-dir", str(run_dir)])
+
+
+def repeat_options(manifest: dict[str, Any]) -> list[str]:
+    """The options of repeat_command but --run-dir."""
+    words = ["--profile", str(manifest["profile"]["name"])]
     if not manifest["data"].get("demo"):  # the demo set is made again from profile and seed
         words += ["--data", str(manifest["data"]["path"])]
     for source in test_sets(manifest.get("test_data")):
@@ -291,7 +315,7 @@ def repeat_command(manifest: dict[str, Any], run_dir: Path) -> str:
         words += ["--fold", f"{fold[0]}/{fold[1]}"]
     for key, value in (manifest.get("parameters") or {}).items():
         words += ["--set", f"{key}={setting_text(key, value)}"]
-    return shlex.join([*words, "--run-dir", str(run_dir)])
+    return words
 
 
 def run_all_command(argv: list[str], cwd: Path | None = None) -> str:
@@ -1644,7 +1668,10 @@ def run_stages(
                     f"[run_all] {describe_failure(stage, out, exc, log if written else None)}",
                     file=sys.stderr,
                 )
-            print_resume_hint(args, run_dir)
+            if cause is None and plan and stage == plan[0]:
+                print_new_run_hint(args, manifest, run_dir, stage)
+            else:
+                print_resume_hint(args, run_dir)
             return 1
         seconds = round(time.perf_counter() - t0, 1)
         manifest["stages"][stage.name] = {"status": "ok", "seconds": seconds}
