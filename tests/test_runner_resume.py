@@ -952,3 +952,40 @@ def test_a_first_stage_that_fails_prints_a_new_run_that_works_not_a_resume(
     (new,) = (tmp_path / "reports").iterdir()
     assert statuses(new) == {"01_extract": "ok"} and statuses(run) == {"01_extract": "failed"}
     assert capsys.readouterr().out.splitlines()[-1] == str(new)
+
+
+def test_a_stop_in_a_cell_ends_with_the_run_folder_not_the_dead_kernels_task(
+    fake, tmp_path, monkeypatch, capsys, caplog
+):
+    """A stop while nbclient waits on a cell leaves that cell's task behind, to fail as the
+    kernel dies; asyncio would log it (`Task exception was never retrieved ... DeadKernelError`)
+    once the task is collected, after the run folder was printed as the last line."""
+    import asyncio
+    import gc
+    import os
+    import signal
+
+    from nbclient.exceptions import DeadKernelError
+
+    def killed_in_a_cell(stage, *a, **kw):
+        if stage.name != "05_evaluate.custom_cnn":
+            return None
+
+        async def execute_cell():
+            raise DeadKernelError("Kernel died")
+
+        loop = asyncio.new_event_loop()
+        cell = loop.create_task(execute_cell())
+        loop.run_until_complete(asyncio.sleep(0.01))  # the cell's task ends with the dead kernel
+        loop.close()
+        assert cell.done()
+        os.kill(os.getpid(), signal.SIGTERM)  # the stop, with the task left unretrieved
+        signal.pause()
+
+    monkeypatch.setattr(runner, "execute_stage", killed_in_a_cell)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 143
+    gc.collect()  # as the interpreter does by its exit at the latest
+    said = [r for r in caplog.records if r.name == "asyncio"]
+    assert not said, [r.getMessage() for r in said]
+    assert capsys.readouterr().out.splitlines()[-1] == str(run)

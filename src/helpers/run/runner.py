@@ -1490,12 +1490,35 @@ def signals_held() -> Iterator[None]:
                 signal.signal(signum, handler)
 
 
+# What asyncio logs of a task collected unfinished or failed: after a stop, nbclient's task of
+# the cell that was running (its kernel dies with the run: DeadKernelError), no news to a user.
+ORPHANED_TASK = ("Task exception was never retrieved", "Task was destroyed but it is pending")
+
+
+class _OrphanedTasks(logging.Filter):
+    """Leaves out asyncio's records of tasks the stop left behind (ORPHANED_TASK)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record of an orphaned task, so it is never printed."""
+        return not str(record.msg).startswith(ORPHANED_TASK)
+
+
+def quiet_orphaned_tasks() -> None:
+    """After a stop, the cell's task nbclient awaited is left behind and fails as its kernel
+    dies; once collected (at exit, after the run folder was printed), asyncio would log it with
+    a traceback. Its logger leaves such records out from then on."""
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _OrphanedTasks) for f in logger.filters):
+        logger.addFilter(_OrphanedTasks())
+
+
 def report_stop(args: argparse.Namespace, run_dir: Path, stop: KeyboardInterrupt,
                 during: str = "") -> int:  # fmt: skip
     """What Ctrl-C, SIGTERM or SIGHUP prints, in a stage or between two: how it stopped, the
     command that goes on (once the run has a manifest) and the run folder; returns the exit
     status. A closed terminal may refuse the lines: the manifest has the stop recorded anyway."""
     how = stop.how if isinstance(stop, Terminated) else "interrupted"
+    quiet_orphaned_tasks()  # the run folder stays the last line
     with contextlib.suppress(OSError):
         print(f"[run_all] {how}{f' during {during}' if during else ''}", file=sys.stderr)
         if (run_dir / "manifest.json").exists():
