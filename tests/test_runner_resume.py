@@ -989,3 +989,45 @@ def test_a_stop_in_a_cell_ends_with_the_run_folder_not_the_dead_kernels_task(
     said = [r for r in caplog.records if r.name == "asyncio"]
     assert not said, [r.getMessage() for r in said]
     assert capsys.readouterr().out.splitlines()[-1] == str(run)
+
+
+RESULTS_CSV = (  # as notebook 06 writes <run>/results.csv (helpers.reporting.results)
+    "model,parameters,tta,expression_accuracy,expression_accuracy_ci_low,"
+    "expression_accuracy_ci_high,expression_f1_macro,expression_f1_macro_ci_low,"
+    "expression_f1_macro_ci_high,expression_learned,expression_best,landmarks_nme,"
+    "landmarks_nme_ci_low,landmarks_nme_ci_high,landmarks_learned,landmarks_best,n_test\n"
+    "custom_cnn,1278450,none,0.5123,0.48,0.54,0.4329,0.40,0.46,True,True,0.0831,0.08,0.09,"
+    "True,True,320\n"
+    "vgg16,14800000,flip,0.065,0.04,0.09,0.015,0.0,0.035,False,False,0.365,0.35,0.38,False,"
+    "False,320\n"
+)
+
+
+def test_a_finished_run_closes_with_each_models_figures_and_where_its_table_is(
+    fake, tmp_path, monkeypatch, capsys
+):
+    def execute(stage, run_dir, *a, **kw):
+        if stage.name == "06_summary":
+            (run_dir / "results.csv").write_text(RESULTS_CSV)
+            (run_dir / "report.html").write_text("<html></html>")
+        return run_dir / "notebooks" / f"{stage.name}.ipynb"
+
+    monkeypatch.setattr(runner, "execute_stage", execute)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--run-dir", str(run)]) == 0
+    assert capsys.readouterr().out.splitlines()[-5:] == [
+        f"[run_all] results: {run / 'results.csv'}",
+        "[run_all]   custom_cnn: accuracy 0.512, macro F1 0.433, landmark NME 0.083; best for "
+        "expression, landmarks",
+        "[run_all]   vgg16: accuracy 0.065, macro F1 0.015, landmark NME 0.365; learned nothing "
+        "for expression, landmarks",
+        f"[run_all] report: {run / 'report.html'}",
+        str(run),
+    ]
+
+
+def test_the_closing_figures_are_the_headline_columns_of_the_results_table():
+    from helpers.reporting.results import COLUMNS
+    from helpers.run import recap
+
+    assert [column for column, _ in recap.FIGURES] == [f"{t}_{m}" for t, m, _ in COLUMNS]

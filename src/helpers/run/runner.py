@@ -32,6 +32,7 @@ from helpers.core.jsonio import read_json, write_json, write_text
 from helpers.core.progress import PROGRESS_ENV
 from helpers.core.run_folder import RUNNER_ENV, RunFolder, series_members
 from helpers.run import profiles as config
+from helpers.run.recap import recap_lines
 
 PACKAGES = (
     "tensorflow",
@@ -1742,6 +1743,8 @@ def closing_lines(args: argparse.Namespace, run_dir: Path, manifest: dict[str, A
         lines.append(
             f"[run_all] profile {profile.name} trains one epoch (on {read} here): " + EXPECTED_THERE
         )
+    if not left:  # the table as the report shows it; out of date, where stages wait to run
+        lines += recap_lines(RunFolder(run_dir).results_csv)
     report = RunFolder(run_dir).report
     if report.is_file():
         lines.append(f"[run_all] report: {report}")
