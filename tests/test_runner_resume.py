@@ -898,7 +898,7 @@ def test_a_failed_cells_traceback_is_written_to_the_stages_log_as_plain_text(
 
     frames = [
         "\x1b[31m---------------------------------------------------------------------------\x1b[39m",
-        "\x1b[31mValueError\x1b[39m                                Traceback (most recent call last)",
+        "\x1b[31mValueError\x1b[39m            Traceback (most recent call last)",
         "Cell \x1b[32mIn[5]\x1b[39m, line 1\n\x1b[32m----> 1\x1b[39m check(records)",
         "\x1b[31mValueError\x1b[39m: no faces in the data",
     ]
