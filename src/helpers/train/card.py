@@ -22,6 +22,7 @@ from helpers.core.errors import DataError
 from helpers.core.faces import measure_framing
 from helpers.core.images import read_image
 from helpers.core.jsonio import json_ready, read_json
+from helpers.core.labels import EXPRESSIONS
 from helpers.core.records import landmarks_array, load_records
 from helpers.core.run_folder import RunFolder
 from helpers.core.trained import weights_sha256
@@ -115,6 +116,16 @@ def face_framing(train_table: pd.DataFrame, seed: int, n: int = FRAMING_SAMPLE) 
             continue
     framing = measure_framing(images)
     return framing.as_dict() if framing else None
+
+
+def trained_classes(train_table: pd.DataFrame) -> list[str] | None:
+    """The expression classes the training faces hold, by name in the head's order, for the
+    card: a model trained on three of them chooses among those three wherever its file and
+    card go (the predictor reads them when no metrics of its run are beside the file)."""
+    if "expression" not in train_table.columns or not len(train_table):
+        return None
+    present = {int(code) for code in pd.unique(train_table["expression"])}
+    return [name for code, name in enumerate(EXPRESSIONS) if code in present]
 
 
 def read_card(path: str | os.PathLike) -> dict[str, Any] | None:

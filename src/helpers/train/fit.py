@@ -57,6 +57,7 @@ from helpers.train.card import (
     make_card,
     read_card,
     read_history,
+    trained_classes,
     write_history,
 )
 from helpers.train.config import Phase, TrainConfig, plan_phases
@@ -526,6 +527,8 @@ def train(
     best_model = load_trained(paths["model"])
     _compile(best_model, cfg, phases[-1].learning_rate)  # ready for evaluate(), fresh optimizer
     notes["face_framing"] = face_framing(train_table, cfg.seed)
+    if "expression" in cfg.heads:
+        notes["expression_classes"] = trained_classes(train_table)
     card = make_card(cfg, best_model, history, monitor, phases, notes)
     card["wall_time_s"] = time.perf_counter() - started
     card["params"] = int(best_model.count_params())
