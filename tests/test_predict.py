@@ -1065,6 +1065,83 @@ def test_a_model_named_without_its_folder_keeps_its_run(model_path, tmp_path, mo
     assert training_margin("other.keras")[0] == 0.3
 
 
+def test_a_model_copied_out_of_its_run_folder_keeps_the_classes_of_its_card(
+    model_path, tmp_path, capsys
+):
+    """A 3-class model shared as its .keras file and card chooses among the three classes the
+    card lists, framed as the card says, and says once that it is uncalibrated (temperature
+    1) outside its run folder; the file alone says it chooses among every class."""
+    import shutil
+
+    from helpers.models.saving import load_trained
+    from helpers.train.card import trained_classes
+
+    three = trained_classes(pd.DataFrame({"expression": [2, 0, 1, 1]}))
+    assert three == ["Neutral", "Happy", "Sad"]
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    (run / "metrics").mkdir()
+    model = run / "models" / "custom_cnn.keras"
+    shutil.copy(model_path, model)
+    card = {"expression_classes": three, "profile": "smoke", "face_framing": {"margin": 0.01}}
+    (run / "models" / "custom_cnn.json").write_text(json.dumps(card))
+    metrics = {
+        "expression": {"restricted_to": three},
+        "calibration": {"temperatures": {"none": 2.0}, "n": 40},
+    }
+    (run / "metrics" / "custom_cnn.json").write_text(json.dumps(metrics))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for file in ("custom_cnn.keras", "custom_cnn.json"):
+        shutil.copy(run / "models" / file, shared / file)
+    copied = shared / "custom_cnn.keras"
+    face = np.random.default_rng(5).integers(0, 255, (48, 48), np.uint8)
+    _save(tmp_path / "in" / "face.png", face)
+    others = [f"p_{name}" for name in EXPRESSIONS[3:]]
+    mine = [f"p_{name}" for name in three]
+
+    at_home = predict_images(model, [face], detect=False, progress=False)
+    assert (at_home[others] == 0).all(axis=None)
+    assert "<model>" in at_home.attrs["notes"]  # the smoke profile, and nothing about a copy
+    assert not [n for n in at_home.attrs["notes"]["<model>"] if "outside its run" in n]
+    raw = predict_images(model, [face], detect=False, progress=False, temperature=1.0)
+    for given in (copied, load_trained(copied)):
+        table = predict_images(given, [face], detect=False, progress=False)
+        assert (table[others] == 0).all(axis=None)
+        assert table[mine].sum(axis=1).iloc[0] == pytest.approx(1.0)
+        pd.testing.assert_frame_equal(table, raw)  # the run's classes, temperature 1
+        assert table.attrs["model"]["classes"] == [0, 1, 2]
+        notes = table.attrs["notes"]["<model>"]
+        assert [n for n in notes if "trained by the smoke profile" in n]
+        (outside,) = [n for n in notes if "outside its run folder" in n]
+        assert "uncalibrated (temperature 1, the raw softmax)" in outside
+        assert "its 3 classes (Neutral, Happy, Sad) are those its card custom_cnn.json" in outside
+    framed = predict_images(copied, [face], progress=False, detector=lambda im: [(8, 8, 32, 32)])
+    at_run = predict_images(
+        model, [face], progress=False, detector=lambda im: [(8, 8, 32, 32)], temperature=1.0
+    )
+    assert framed["confidence"].iloc[0] == pytest.approx(at_run["confidence"].iloc[0])
+
+    args = [str(tmp_path / "in"), "--no-detect", "--quiet"]
+    assert main(["--model", str(copied), *args, "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "classes: 3 of 8 (Neutral, Happy, Sad), those it trained on (custom_cnn.json" in err
+    assert err.count("is outside its run folder") == 1
+    rows = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert (rows[others] == 0).all(axis=None)
+
+    alone = tmp_path / "alone" / "mine.keras"  # the file alone, renamed
+    alone.parent.mkdir()
+    shutil.copy(model, alone)
+    table = predict_images(alone, [face], detect=False, progress=False)
+    assert (table[others] > 0).all(axis=None)
+    (note,) = table.attrs["notes"]["<model>"]
+    assert "mine.keras is outside its run folder" in note
+    assert "with no card mine.json beside it, it chooses among every class of its head" in note
+    assert main(["--model", str(alone), *args, "--uncalibrated"]) == 0
+    assert "outside its run folder" not in capsys.readouterr().err
+
+
 def test_model_files_in_upper_case_and_model_folders(model_path, tmp_path, capsys):
     import shutil
 

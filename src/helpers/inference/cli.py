@@ -42,6 +42,7 @@ from helpers.inference.predict import (
     model_classes,
     model_temperature,
     note_lines,
+    outside_note,
     predict_images,
     run_of_model,
     stale_metrics,
@@ -491,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out) if args.out else None
     stale = None if args.uncalibrated else stale_metrics(args.model)
-    for note in (training_note(args.model), health_note(args.model), stale):
+    outside = None if args.uncalibrated else outside_note(args.model)
+    for note in (training_note(args.model), health_note(args.model), stale, outside):
         if note:
             print(f"note: {note}", file=sys.stderr)
     if stale_tta:

@@ -32,7 +32,7 @@ from helpers.core.errors import ConfigError, DataError, os_reason
 from helpers.core.faces import DEFAULT_MARGIN, MARGIN_RANGE, MIN_FACE_SHARE, Detector, crop_face
 from helpers.core.images import ZIP_SCHEME, read_image_bytes
 from helpers.core.jsonio import read_json
-from helpers.core.labels import expression_color
+from helpers.core.labels import EXPRESSIONS, expression_color
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
@@ -42,6 +42,7 @@ from helpers.inference.calibration import (
     CalibratedModel,
     calibration_fit,
     check_temperature,
+    class_indices,
     fitted_temperature,
     range_edge_note,
     scored_classes,
@@ -248,18 +249,42 @@ def run_of_model(model_path: str | os.PathLike) -> tuple[RunFolder, str]:
     return next((c for c in candidates if _knows(*c)), candidates[0])
 
 
+def in_run_folder(model_path: str | os.PathLike) -> bool:
+    """Whether a model file sits in the run folder that trained it (run_of_model finds the
+    run's card, metrics or manifest), rather than copied out on its own or with its card."""
+    return _knows(*run_of_model(model_path))
+
+
+def model_card(model_path: str | os.PathLike) -> Path | None:
+    """A model file's card: its run's models/<name>.json, or <name>.json beside a file copied
+    out of its run folder (as a model is shared: the .keras and its card); None without one."""
+    run, name = run_of_model(model_path)
+    beside = Path(os.path.abspath(model_path)).with_name(f"{name}.json")
+    return next((card for card in (run.card_path(name), beside) if card.is_file()), None)
+
+
+def card_classes(card: Path | None) -> list[int] | None:
+    """The expression classes a card says its model trained on (`expression_classes`, written
+    by notebook 04 from the training faces), as indices; None where it lists none or every
+    class (a card from before cards listed them). A malformed list is a DataError naming it."""
+    if card is None:
+        return None
+    classes = class_indices(read_json(card).get("expression_classes"), card)
+    return None if classes is None or len(classes) == len(EXPRESSIONS) else classes
+
+
 def training_margin(model_path: str | os.PathLike) -> tuple[float, str]:
     """The crop margin that frames faces as the model's training faces were framed (its card's
     `face_framing`, measured by notebook 04), and where it came from: the demo's 0.2 for a
     FER-2013 model shrinks the face to 71% of what it learned on and costs accuracy."""
-    run, name = run_of_model(model_path)
-    card = run.card_path(name)
+    card = model_card(model_path)
     try:
-        framing = read_json(card).get("face_framing") if card.is_file() else None
+        framing = read_json(card).get("face_framing") if card is not None else None
     except DataError:
         framing = None
     margin = framing.get("margin") if isinstance(framing, dict) else None
-    if isinstance(margin, (int, float)) and MARGIN_RANGE[0] <= margin <= MARGIN_RANGE[1]:
+    low, high = MARGIN_RANGE
+    if card is not None and isinstance(margin, (int, float)) and low <= margin <= high:
         return float(margin), f"the framing of its training faces ({card.name})"
     return DEFAULT_MARGIN, "the default: no measured framing in the model's card"
 
@@ -294,6 +319,8 @@ def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple
     metrics = run.metrics_path(name)
     temperature = fitted_temperature(metrics, check_tta(tta))
     fit = calibration_fit(metrics)
+    if temperature is None and not in_run_folder(model_path):
+        return 1.0, "none: the model is outside its run folder, whose metrics hold it"
     if temperature is None:
         fitted = (
             f"; notebook 05 fitted one for {', '.join(fit['modes'])}" if fit.get("modes") else ""
@@ -308,19 +335,27 @@ def model_temperature(model_path: str | os.PathLike, tta: str = "none") -> tuple
 
 
 def model_classes(model_path: str | os.PathLike) -> tuple[list[int] | None, str]:
-    """The expression classes a model file predicts among, as notebook 05 scored it (its run's
-    metrics JSON: the classes its data has, e.g. FER-2013's 7) and where that came from; None
-    (every class of its head) for a model outside a run folder or scored on every class, or
-    whose metrics describe an earlier training of it (stale_metrics)."""
+    """The expression classes a model file predicts among, and where that came from: as
+    notebook 05 scored it (its run's metrics JSON: the classes its data has, e.g. FER-2013's
+    7); without those metrics (notebook 05 not run, or the file copied out of its run folder
+    with its card), the classes its card says it trained on. None (every class of its head)
+    for a model scored on every class, with neither, or whose metrics describe an earlier
+    training of it (stale_metrics)."""
     stale = stale_metrics(model_path)
     if stale:
         return None, stale
     run, name = run_of_model(model_path)
     metrics = run.metrics_path(name)
-    classes = scored_classes(metrics)
-    if classes is None:
+    if metrics.is_file():
+        classes = scored_classes(metrics)
+        if classes is None:
+            return None, "every class of its expression head"
+        return classes, f"as notebook 05 scored it ({metrics.parent.name}/{metrics.name})"
+    card = model_card(model_path)
+    classes = card_classes(card)
+    if classes is None or card is None:
         return None, "every class of its expression head"
-    return classes, f"as notebook 05 scored it ({metrics.parent.name}/{metrics.name})"
+    return classes, f"those it trained on ({card.name}, its card)"
 
 
 def model_file(model_or_path: Any) -> Path | None:
@@ -360,7 +395,7 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     on real photos such a model gives near-uniform probabilities, which looks like a broken
     tool."""
     path = Path(model_path)
-    run, name = run_of_model(path)
+    run = run_of_model(path)[0]
     try:
         if recorded_data(run).get("demo"):  # manifest.json, or notebook 01 run by hand
             return (
@@ -368,7 +403,8 @@ def training_note(model_path: str | os.PathLike) -> str | None:
                 "used the demo dataset); on real photos expect near-uniform probabilities. "
                 "Train on real faces (./run_all.sh --data ...) for real predictions."
             )
-        card = read_json(run.card_path(name)) if run.card_path(name).is_file() else {}
+        found = model_card(path)
+        card = read_json(found) if found is not None else {}
     except (DataError, AttributeError):
         return None
     if card.get("profile") != "smoke":
@@ -408,6 +444,31 @@ def health_note(model_path: str | os.PathLike) -> str | None:
         f"{path.name} learned nothing in its {', '.join(heads)} "
         f"head{'s' if len(heads) > 1 else ''}, metrics/{name}.json says{what}; treat "
         f"{'their' if len(heads) > 1 else 'its'} predictions as no better than a guess"
+    )
+
+
+def outside_note(model_path: str | os.PathLike) -> str | None:
+    """One sentence when a model file is outside the run folder that trained it (copied on its
+    own, or with its card beside it): notebook 05's temperature and its check that each head
+    learned something stay in that folder's metrics, so say what the model predicts with
+    instead and where its classes came from; None inside its run folder."""
+    path = Path(model_path)
+    if in_run_folder(path):
+        return None
+    name = run_of_model(path)[1]
+    card = model_card(path)
+    classes = card_classes(card)
+    if classes is not None and card is not None:
+        names = ", ".join(EXPRESSIONS[c] for c in classes)
+        chosen = f"its {len(classes)} classes ({names}) are those its card {card.name} lists"
+    elif card is not None:
+        chosen = f"its card {card.name} lists no classes it trained on, so it chooses among all"
+    else:
+        chosen = f"with no card {name}.json beside it, it chooses among every class of its head"
+    return (
+        f"{path.name} is outside its run folder (no metrics/{name}.json of its run), so its "
+        "confidences are uncalibrated (temperature 1, the raw softmax) and no check says "
+        f"whether a head learned nothing; {chosen}. Predict from the run folder for both"
     )
 
 
@@ -575,6 +636,9 @@ def _file_settings(
         margin = DEFAULT_MARGIN if margin is None else margin
         return margin, check_tta(tta), 1.0 if temperature is None else temperature, chosen, notes
     notes += [note for note in (training_note(file), health_note(file)) if note]
+    outside = outside_note(file)
+    if outside and (temperature is None or auto):
+        notes.append(outside)
     stale = stale_metrics(file)
     if stale and (temperature is None or auto or tta == AUTO):
         notes.append(stale)
@@ -632,8 +696,10 @@ def predict_images(
 
     A model file, or a model object that names its file (load_trained records it, a TFLiteModel
     keeps it), predicts as `python -m helpers.predict` does: the temperature, classes, crop
-    margin and (tta="auto") test-time augmentation of its run folder; a model built in memory
-    gets temperature 1, every class and margin 0.2, and a note saying so.
+    margin and (tta="auto") test-time augmentation of its run folder; a file copied out of its
+    run folder gets the classes and framing of its card beside it (<name>.json), temperature 1
+    and a note saying so; a model built in memory gets temperature 1, every class and margin
+    0.2, and a note saying so.
 
     model_or_path: a Keras model, a .keras / .tflite file, a KerasModel or TFLiteModel, or any
     Backend (helpers.inference.runtime).
@@ -642,7 +708,7 @@ def predict_images(
     batch of them (N, H, W, C), a Pillow image (read by its mode), or a list of those.
     detect: True finds the faces in each image; False reads each image as one pre-cropped face.
     margin: of the face box, added on every side of a crop; None frames faces as the model's
-    training faces were (training_margin), 0.2 for a model outside a run folder.
+    training faces were (training_margin, from the model's card), 0.2 without a card.
     batch_size: faces per model call (faces from many images share one batch).
     every: a video's every Nth frame is read.
     backend: None infers it from the model; "tflite" with a Keras model converts it in memory.
@@ -670,7 +736,8 @@ def predict_images(
     classes: the expression classes the model chooses among, as indices or names, or one
     index or name (the rest get probability 0); "auto": for a model with its file, those
     notebook 05 scored it on (model_classes: the classes of its data, as the temperature was
-    fitted), every class for one without; "all": every class of its head.
+    fitted), or without its run's metrics those its card lists as trained on; every class for
+    a model with neither, or without a file; "all": every class of its head.
 
     Unreadable inputs and images without a face come back as rows with status "error" /
     "no_face" and the reason in `error`. A video's rows carry `frame`, `time` (seconds, where
@@ -682,7 +749,8 @@ def predict_images(
     about: an input read in part (a multi-page or animated image read by its first frame, a
     video that ends before the frame count its container states), "<model>" (what the command
     says of the model: trained on the demo faces or by the smoke profile, a head that learned
-    nothing, a temperature at the edge of its range, metrics of an earlier training, no file)
+    nothing, a temperature at the edge of its range, metrics of an earlier training, a file
+    outside its run folder, no file)
     and "<inputs>" (images searched for faces that look like face crops already: detect=False).
     note_lines(df) gives them as the command's `note:` lines.
     """
