@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from helpers.core.errors import ConfigError, DataError
+from helpers.core.labels import EXPRESSIONS
 from helpers.core.trained import weights_sha256
 from helpers.data.augment import AugmentSettings
 from helpers.models.backbones import BACKBONE_LAYER
@@ -134,6 +135,7 @@ def test_fit_writes_model_history_and_card(trained):
     assert card["versions"]["keras"] == keras.__version__
     assert card["weights_fallback"] is None and card["mixed_precision"] is False
     assert card["face_framing"] is None  # noise images: no face to measure the framing on
+    assert card["expression_classes"] == list(EXPRESSIONS)  # every class has training faces
     # the weights alone, as the model file holds them (its own sha256 varies with the save time)
     kept = load_trained(run / "models" / "custom_cnn.keras")
     assert card["weights_sha256"] == weights_sha256(kept.get_weights())
