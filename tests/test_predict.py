@@ -1073,6 +1073,7 @@ def test_a_model_copied_out_of_its_run_folder_keeps_the_classes_of_its_card(
     1) outside its run folder; the file alone says it chooses among every class."""
     import shutil
 
+    from helpers.inference.predict import model_classes, outside_note
     from helpers.models.saving import load_trained
     from helpers.train.card import trained_classes
 
@@ -1140,6 +1141,13 @@ def test_a_model_copied_out_of_its_run_folder_keeps_the_classes_of_its_card(
     assert "with no card mine.json beside it, it chooses among every class of its head" in note
     assert main(["--model", str(alone), *args, "--uncalibrated"]) == 0
     assert "outside its run folder" not in capsys.readouterr().err
+    card_of_all = {"expression_classes": list(EXPRESSIONS)}
+    (shared / "custom_cnn.json").write_text(json.dumps(card_of_all))
+    assert model_classes(copied) == (None, "every class of its expression head")
+    assert "every class of its head, as its card custom_cnn.json lists" in outside_note(copied)
+    (shared / "custom_cnn.json").write_text(json.dumps({"profile": "cpu"}))  # an older card
+    assert "its card custom_cnn.json lists no classes it trained on" in outside_note(copied)
+    assert outside_note(model) is None
 
 
 def test_model_files_in_upper_case_and_model_folders(model_path, tmp_path, capsys):

@@ -461,14 +461,20 @@ def outside_note(model_path: str | os.PathLike) -> str | None:
     if classes is not None and card is not None:
         names = ", ".join(EXPRESSIONS[c] for c in classes)
         chosen = f"its {len(classes)} classes ({names}) are those its card {card.name} lists"
+    elif card is not None and read_json(card).get("expression_classes"):
+        chosen = f"it chooses among every class of its head, as its card {card.name} lists"
     elif card is not None:
-        chosen = f"its card {card.name} lists no classes it trained on, so it chooses among all"
+        chosen = (
+            f"its card {card.name} lists no classes it trained on, so it chooses among every "
+            "class of its head"
+        )
     else:
         chosen = f"with no card {name}.json beside it, it chooses among every class of its head"
     return (
         f"{path.name} is outside its run folder (no metrics/{name}.json of its run), so its "
         "confidences are uncalibrated (temperature 1, the raw softmax) and no check says "
-        f"whether a head learned nothing; {chosen}. Predict from the run folder for both"
+        f"whether a head learned nothing; {chosen}. Predict from its run folder for its "
+        "calibration and that check"
     )
 
 
