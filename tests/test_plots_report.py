@@ -152,3 +152,38 @@ def test_the_gradcam_panel_names_its_map_in_a_uniform_colour_map(tmp_path: Path)
     )
     assert fig.get_label() == "gradcam_vgg16"
     assert plots.HEAT_CMAP in {"magma", "inferno", "viridis", "cividis", "plasma"}
+
+
+def _overlaps(boxes: list) -> list:
+    """Pairs of drawn boxes that touch or overlap (indices)."""
+    return [
+        (i, j)
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes)
+        if i < j and a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+    ]
+
+
+def test_an_8_class_confusion_grid_of_4_models_reads_at_page_width() -> None:
+    rng = np.random.default_rng(0)
+    cm = rng.integers(0, 40, size=(8, 8))
+    cm[:, 3] += 300  # most faces predicted as one class, several rows with zero cells
+    cm[2, [0, 1, 4]] = 0
+    names = ["custom_cnn", "mobilenetv2", "resnet50", "vgg16"]
+    labels = ["Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger", "Contempt"]
+    fig = plots.plot_confusion_grid(dict.fromkeys(names, (cm, labels)))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        texts = [t for t in ax.texts if t.get_text()]
+        shown = [t.get_text() for t in texts]
+        assert all(len(s) <= 3 for s in shown), shown  # "0.00" fills an 8x8 cell edge to edge
+        assert "0" not in shown and "0.00" not in shown  # a zero cell is left blank
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        assert not _overlaps(boxes)
+        ticks = [t.get_window_extent(renderer) for t in ax.get_yticklabels() if t.get_text()]
+        touching = [a for a in boxes for b in ticks if a.x0 < b.x1 + 2 and b.y0 < a.y1 < b.y1]
+        assert not touching  # a first-column number clear of its row's label

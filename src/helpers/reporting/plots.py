@@ -638,12 +638,20 @@ def _row_normalised(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, totals, out=np.full(cm.shape, np.nan), where=totals > 0)
 
 
-def _heatmap(ax: Axes, values: np.ndarray, labels: list[str], fmt: str, **kw: Any) -> None:
-    """A labelled confusion heatmap, annotation size scaled to the class count."""
+def _heatmap(
+    ax: Axes,
+    values: np.ndarray,
+    labels: list[str],
+    fmt: str,
+    annot_text: np.ndarray | None = None,
+    **kw: Any,
+) -> None:
+    """A labelled confusion heatmap, annotation size scaled to the class count; annot_text,
+    where given, the text of each cell instead of its value in fmt."""
     size = 9 if len(labels) <= 8 else 7
     sns.heatmap(
         values,
-        annot=True,
+        annot=True if annot_text is None else annot_text,
         fmt=fmt,
         cmap="Blues",
         square=True,
@@ -695,11 +703,23 @@ def plot_confusion_grid(cms: dict[str, tuple[Any, list[str]]], name: str = "") -
         ax.set_axis_off()
     for ax, (model, cm, labels) in zip(axes.flat, items, strict=False):
         ax.set_axis_on()
-        _heatmap(ax, _row_normalised(cm), labels, ".2f", vmin=0, vmax=1)
+        shares = _row_normalised(cm)
+        _heatmap(ax, shares, labels, "", vmin=0, vmax=1, annot_text=_percent_cells(cm, shares))
         ax.set_title(f"{model} (accuracy {np.trace(cm) / cm.sum():.3f})", fontsize=9)
         ax.tick_params(labelsize=8)
-    fig.suptitle("Share of each true class predicted as each class", fontsize=10)
+    fig.suptitle("Percent of each true class predicted as each class (blank: none)", fontsize=10)
     return fig
+
+
+def _percent_cells(cm: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Each cell's share as a whole percent, blank where no face fell and "<1" where a few
+    did: at most three characters, so an 8x8 grid at a half page's width stays legible."""
+    text = np.full(cm.shape, "", dtype=object)
+    seen = (cm > 0) & np.isfinite(shares)
+    percent = np.rint(np.nan_to_num(shares) * 100).astype(int)
+    text[seen] = [str(v) for v in percent[seen]]
+    text[seen & (percent == 0)] = "<1"
+    return text
 
 
 def plot_per_class_f1(table: pd.DataFrame) -> Figure:
