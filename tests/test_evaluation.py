@@ -1027,3 +1027,17 @@ def test_run_all_checks_notebook_05s_set_values_as_the_notebook_does():
     with pytest.raises(DataError, match="not found"):
         values.check_values("smoke", "05_evaluate", "custom_cnn", {"test_data": "none.zip"})
     values.check_values("smoke", "05_evaluate", "custom_cnn", {"test_data": "05_evaluate.ipynb"})
+
+
+def test_a_constant_head_has_its_null_statistics_explained_in_the_notes() -> None:
+    preds = _fake_predictions()
+    jitter = np.random.default_rng(2).normal(0, 1e-9, size=(len(preds), 8))
+    for k, name in enumerate(EXPRESSIONS):
+        preds[f"p_{name}"] = 1 / 8 + jitter[:, k]
+    preds["valence"] = np.linspace(-1, 1, len(preds))
+    preds["valence_pred"] = 0.25 + jitter[:, 0]
+    d = evaluate("flat", preds, n_boot=10)
+    assert d["expression"]["roc_auc_ovr"] is None and d["valence"]["sagr"] is None
+    said = " ".join(d["notes"])
+    assert "ROC-AUC and PR-AUC are null" in said and "valence" in said and "SAGR" in said
+    assert not any("ROC-AUC" in n for n in evaluate("m", _fake_predictions(), n_boot=10)["notes"])

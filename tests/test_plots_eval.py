@@ -294,3 +294,27 @@ def test_a_near_zero_bar_keeps_a_readable_label() -> None:
     shown = {t.get_text(): t for t in ax.texts if t.get_text()}
     assert set(shown) == {"0.800", "0.002"}
     assert shown["0.800"].get_color() == "white" and shown["0.002"].get_color() != "white"
+
+
+def test_roc_pr_of_constant_probabilities_says_why_as_the_metrics_leave_auc_out(
+    predictions: pd.DataFrame,
+) -> None:
+    from helpers.evaluation.metrics import classification_metrics
+
+    flat = predictions.copy()
+    jitter = np.random.default_rng(1).normal(0, 1e-9, size=(len(flat), len(EXPRESSIONS)))
+    proba = np.full((len(flat), len(EXPRESSIONS)), 1 / len(EXPRESSIONS)) + jitter
+    for k, name in enumerate(EXPRESSIONS):
+        flat[f"p_{name}"] = proba[:, k]
+    scored = classification_metrics(flat["expression"], proba.argmax(axis=1), proba)
+    assert scored is not None and scored["roc_auc_ovr"] is None
+    fig = plots.plot_roc_pr(flat, list(EXPRESSIONS))
+    assert _is_message(fig)
+    assert "rounding" in fig.axes[0].texts[0].get_text()
+
+
+def test_roc_legends_sit_off_the_curves(predictions: pd.DataFrame) -> None:
+    fig = _check(plots.plot_roc_pr(predictions, list(EXPRESSIONS)), 2)
+    for ax in fig.axes:
+        anchor = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+        assert anchor.y0 < 0  # below the panel, where no curve runs

@@ -171,3 +171,28 @@ _LATENCIES = [
     "int8_ms_batched",
     "int8_ms_single",
 ]
+
+
+def test_the_n_a_note_gives_each_models_own_reason() -> None:
+    table = pd.DataFrame(
+        {"model": ["custom_cnn", "mobilenetv2"], "expression_roc_auc_ovr": [0.7, None]}
+    )
+    shown = report_text.labelled(by_model(table, list(table.columns)))
+    flat = {"expression": {"labels": ["Neutral", "Happy"], "roc_auc_ovr": None}}
+    metrics = {"custom_cnn": {"expression": {"labels": ["Neutral", "Happy"], "roc_auc_ovr": 0.7}}}
+    note = report_text.missing_note(shown, {**metrics, "mobilenetv2": flat})
+    assert note.startswith(report_text.MISSING_NOTE)
+    assert "mobilenetv2: expression: the class probabilities are the same" in note
+    assert "custom_cnn:" not in note
+
+
+def test_notebook_06_explains_n_a_under_every_per_model_table() -> None:
+    import json
+
+    from helpers.core import paths
+
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    for cell in cells:
+        code = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "SECONDARY_COLUMNS" in code:
+            assert "report_text.missing_note(" in code

@@ -69,8 +69,8 @@ def classification_metrics(
     helpers.core.labels.EXPRESSIONS). ROC-AUC and PR-AUC are one-vs-rest macro averages over the
     scored classes of `scores` (default proba), each class's column as it is: the predictions
     file's p_<Class> columns, so sklearn's roc_auc_score and average_precision_score on them
-    give the same figures; None where those columns are constant but for float rounding
-    (constant_proba): the AUC of such a head ranks faces by rounding. Model classes not scored
+    give the same figures, but for None where those columns are constant but for float
+    rounding (constant_proba): sklearn would rank faces by rounding. Model classes not scored
     are listed in `auc_skipped`. `ece` is the top-label expected calibration error of proba's
     top probability, the confidence of the class predicted (None without probabilities).
     """
@@ -382,6 +382,28 @@ def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dic
         roc.append(roc_auc_score(positive, proba[:, c]))
         pr.append(average_precision_score(positive, proba[:, c]))
     return {"roc_auc_ovr": float(np.mean(roc)), "pr_auc_macro": float(np.mean(pr))}
+
+
+def undefined_notes(result: Mapping[str, Any]) -> list[str]:
+    """Why a statistic is null in a metrics dict: a head whose outputs are constant but for float
+    rounding (metrics.constant_proba, constant_predictions) has no AUC, correlation or SAGR,
+    which would measure rounding; said in `notes` so that a null is not read as a failure."""
+    out = []
+    expression = result.get("expression") or {}
+    if len(expression.get("labels") or []) > 1 and expression.get("roc_auc_ovr") is None:
+        out.append(
+            "expression: the class probabilities are the same for every face but for float "
+            "rounding, so ROC-AUC and PR-AUC are null (they would rank faces by rounding)"
+        )
+    for head in ("valence", "arousal"):
+        block = result.get(head) or {}
+        sagr = block.get("sagr", 0.0)
+        if block and (sagr is None or (isinstance(sagr, float) and math.isnan(sagr))):
+            out.append(
+                f"{head}: the predictions are the same for every face but for float rounding, "
+                "so Pearson r and SAGR are null"
+            )
+    return out
 
 
 def expected_calibration_error(correct: Any, confidence: Any, n_bins: int = ECE_BINS) -> float:

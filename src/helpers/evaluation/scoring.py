@@ -41,6 +41,7 @@ from helpers.evaluation.metrics import (
     regression_metrics,
     restrict_predictions,
     stack_landmarks,
+    undefined_notes,
 )
 from helpers.evaluation.predictions import (
     REGRESSION_HEADS,
@@ -339,7 +340,7 @@ def evaluate(
         groups=groups,
     )
     result["dataset"] = dataset
-    result["notes"] = notes
+    result["notes"] = notes + [n for n in undefined_notes(result) if n not in notes]
     expression = result.get("expression") or {}
     scored = restrict_table(predictions, shared) if shared else predictions
     result["health"] = health.prediction_health(

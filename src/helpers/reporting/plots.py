@@ -775,9 +775,20 @@ def _class_scores(
     return out
 
 
+# Why a head whose class probabilities do not vary gets no ROC or PR curve, and ROC-AUC and
+# PR-AUC n/a in its metrics (metrics.constant_proba, the one rule for both).
+CONSTANT_PROBA_TEXT = (
+    "The class probabilities are the same for every face but for float rounding: ROC and PR "
+    "curves would rank the faces by rounding, so none is drawn (ROC-AUC and PR-AUC: n/a)."
+)
+
+
 def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
-    """One-vs-rest ROC and precision-recall per class; classes the truth lacks are skipped."""
+    """One-vs-rest ROC and precision-recall per class; classes the truth lacks are skipped,
+    and a head whose probabilities are constant gets a sentence, as its metrics get no AUC."""
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+    from helpers.evaluation.metrics import constant_proba
 
     curves = _class_scores(predictions, list(labels))
     if not curves:
@@ -785,6 +796,9 @@ def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
             "No class has both positive and negative examples with "
             "probabilities: no ROC or PR curves."
         )
+    columns = np.column_stack([score for _, _, score in curves])
+    if len(curves) > 1 and constant_proba(columns, range(len(curves))):
+        return _message_figure(CONSTANT_PROBA_TEXT, figsize=(7, 1.6))
     fig, axes = _figure(1, 2, (12.0, 5.0))
     roc_ax, pr_ax = axes[0, 0], axes[0, 1]
     for name, positive, score in curves:
@@ -815,8 +829,8 @@ def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
         ylim=(0, 1.01),
         title="Precision-recall (AUC = average precision; base = chance level)",
     )
-    for ax in (roc_ax, pr_ax):
-        ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "best")
+    for ax in (roc_ax, pr_ax):  # legends below the panels, off the curves
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
         ax.set_aspect("equal")
     return fig
 

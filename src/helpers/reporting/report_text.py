@@ -4,12 +4,14 @@ for its per-model tables, tables without pandas' index column, the caption of th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
 from helpers.core.run_folder import RunFolder, recorded_data
+from helpers.evaluation.metrics import undefined_notes
 
 # Row names the report's per-model tables show instead of the metrics files' keys.
 ROW_LABELS: dict[str, str] = {
@@ -104,10 +106,18 @@ def labelled(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def missing_note(shown: pd.DataFrame) -> str:
+def missing_note(shown: pd.DataFrame, metrics: Mapping[str, Any] | None = None) -> str:
     """MISSING_NOTE where a labelled table shows MISSING in some cell, else "": a table whose
-    every statistic has a value needs no word on the ones without."""
-    return MISSING_NOTE if shown.isin([MISSING]).any().any() else ""
+    every statistic has a value needs no word on the ones without. With the run's metrics
+    (comparison.load_metrics), each shown model's own reason follows, where it has one."""
+    if not shown.isin([MISSING]).any().any():
+        return ""
+    reasons = [
+        f"{model}: {'; '.join(undefined_notes(metrics[model]))}"
+        for model in map(str, shown.columns)
+        if metrics and metrics.get(model) and undefined_notes(metrics[model])
+    ]
+    return MISSING_NOTE + (" In this run, " + ". ".join(reasons) + "." if reasons else "")
 
 
 def without_index(table: pd.DataFrame) -> Any:
