@@ -191,3 +191,20 @@ def test_methods_tex_and_every_entry_compile_with_the_packages_its_header_names(
     assert not re.findall(r"^!.*", log, flags=re.MULTILINE)
     assert "undefined" not in log
     assert (folder / "doc.pdf").is_file()
+
+
+def test_the_reports_results_table_comes_before_the_references(tmp_path: Path) -> None:
+    section = methods(_run(tmp_path))
+    markdown = section.markdown(table="**Table: results.** a caption\n\n| model |\n|---|\n")
+    assert markdown.index("**Table: results.**") < markdown.index("### References")
+    assert section.markdown() == section.markdown(table="")  # methods.md as before
+
+
+def test_notebook_06_puts_the_results_table_inside_the_methods_section() -> None:
+    import json
+
+    from helpers.core import paths
+
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "section.markdown(table=" in code

@@ -76,13 +76,15 @@ class Methods:
         """The paragraphs in Markdown, citations as (Author et al., 2016)."""
         return references.markdown(self.source)
 
-    def markdown(self) -> str:
-        """The section as methods.md holds it: the text, the checks, then the works it cites."""
+    def markdown(self, table: str = "") -> str:
+        """The section as methods.md holds it: the text, the checks, then the works it cites;
+        `table` (the report's results table) goes after the text, so the references close it."""
         works = "\n\n" + references.reference_list(self.cited) if self.cited else "\n"
+        text = self.text + (f"\n\n{table.strip()}" if table.strip() else "")
         if not self.checks:
-            return self.text + works
+            return text + works
         listed = "\n".join(f"- {check}" for check in self.checks)
-        return f"{self.text}\n\n### Before you use this text\n\n{listed}" + works
+        return f"{text}\n\n### Before you use this text\n\n{listed}" + works
 
     def latex(self) -> str:
         """The section as methods.tex holds it: paragraphs with natbib's \\citep, the checks
