@@ -196,3 +196,34 @@ def test_notebook_06_explains_n_a_under_every_per_model_table() -> None:
         code = "".join(cell["source"])
         if cell["cell_type"] == "code" and "SECONDARY_COLUMNS" in code:
             assert "report_text.missing_note(" in code
+
+
+def test_the_va_section_says_why_it_has_no_figure() -> None:
+    import numpy as np
+
+    fer = pd.DataFrame({"expression": [0, 1, 2], "expression_pred": [0, 1, 1]})
+    assert report_text.va_figures_or_note({"custom_cnn": fer}) == report_text.NO_VA_NOTE
+    rng = np.random.default_rng(0)
+    va = fer.assign(valence=rng.uniform(-1, 1, 3), valence_pred=rng.uniform(-1, 1, 3))
+    shown = report_text.va_figures_or_note({"custom_cnn": fer, "vgg16": va})
+    assert isinstance(shown, list) and len(shown) == 1
+
+
+def test_no_report_heading_stands_over_cells_the_report_leaves_out() -> None:
+    import json
+
+    from helpers.core import paths
+
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    removed = [("remove-cell" in c["metadata"].get("tags", [])) for c in cells]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown" or removed[i]:
+            continue
+        text = "".join(cell["source"]).strip()
+        if text.startswith("#") and "\n" not in text:  # a heading alone: its code is its content
+            after = []
+            for j in range(i + 1, len(cells)):
+                if cells[j]["cell_type"] == "markdown":
+                    break
+                after.append(removed[j])
+            assert after and not all(after), text

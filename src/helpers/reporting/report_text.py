@@ -173,3 +173,19 @@ def rare_class_note(support: pd.DataFrame) -> str:
         f"{int(faces.sum()):,} test faces) can still score well on it; macro-F1 averages the "
         f"classes, {rarest} counting as much as any other."
     )
+
+
+NO_VA_NOTE = (
+    "No model here has valence or arousal predictions with a truth to set them against (the "
+    "test split has no valence or arousal labels): nothing to plot."
+)
+
+
+def va_figures_or_note(tables: Mapping[str, pd.DataFrame]) -> list[Any] | str:
+    """Each model's predicted-against-true valence and arousal figure (predictions tables by
+    model), or the one sentence that says why the section has none, never a bare heading."""
+    from helpers.reporting.plots import plot_va_predictions
+
+    drawn = [plot_va_predictions(table, title=model) for model, table in tables.items()]
+    shown = [figure for figure in drawn if figure is not None]
+    return shown or NO_VA_NOTE
