@@ -227,3 +227,26 @@ def test_no_report_heading_stands_over_cells_the_report_leaves_out() -> None:
                     break
                 after.append(removed[j])
             assert after and not all(after), text
+
+
+def test_the_learning_curves_caption_describes_the_figure_drawn() -> None:
+    one = pd.DataFrame({"loss": [1.2], "val_loss": [1.3]})
+    three = pd.DataFrame({"loss": [1.2, 1.0, 0.9], "val_loss": [1.3, 1.1, 1.0]})
+    single = report_text.learning_curves_caption({"custom_cnn": one})
+    assert "bars" in single and "dashed" not in single and "black line" not in single
+    curves = report_text.learning_curves_caption({"custom_cnn": three})
+    assert "dashed" in curves and "black line" in curves and "bars" not in curves
+    mixed = report_text.learning_curves_caption({"custom_cnn": three, "vgg16": one})
+    assert "For custom_cnn:" in mixed and "vgg16 trained one epoch" in mixed
+    assert "nothing to plot" in report_text.learning_curves_caption({})
+
+
+def test_notebook_06_captions_its_learning_curves_from_the_histories() -> None:
+    import json
+
+    from helpers.core import paths
+
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    prose = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "dashed" not in prose and "report_text.learning_curves_caption(" in code

@@ -189,3 +189,33 @@ def va_figures_or_note(tables: Mapping[str, pd.DataFrame]) -> list[Any] | str:
     drawn = [plot_va_predictions(table, title=model) for model, table in tables.items()]
     shown = [figure for figure in drawn if figure is not None]
     return shown or NO_VA_NOTE
+
+
+_CURVES_TEXT = (
+    "train (solid) against validation (dashed) for every loss and metric. The black line is the "
+    "epoch kept, the one whose validation score (the model card's `best`, the validation loss "
+    "unless the profile says otherwise) chose the model: a panel's own best validation epoch "
+    "can be another, and is not the model scored above."
+)
+_BARS_TEXT = (
+    "trained one epoch, which has no curve: {its} figure puts training and validation side by "
+    "side as bars, one panel per loss and metric, and the model scored above is that epoch's."
+)
+
+
+def learning_curves_caption(histories: Mapping[str, pd.DataFrame | None]) -> str:
+    """What the learning-curve figures below it show, from the histories they are drawn from:
+    curves and the epoch kept for a training of several epochs, bars for one of one epoch."""
+    epochs = {model: 0 if h is None else len(h) for model, h in histories.items()}
+    bars = [model for model, n in epochs.items() if n == 1]
+    curves = [model for model, n in epochs.items() if n > 1]
+    if not bars and not curves:
+        return "No training history in this run (notebook 04 writes one): nothing to plot."
+    parts = []
+    if curves:
+        lead = "Per model, " if not bars else f"For {', '.join(curves)}: "
+        parts.append(lead + _CURVES_TEXT)
+    if bars:
+        who = "Each model" if not curves else ", ".join(bars)
+        parts.append(f"{who} " + _BARS_TEXT.format(its="its" if len(bars) == 1 else "each"))
+    return " ".join(parts)
