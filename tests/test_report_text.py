@@ -250,3 +250,30 @@ def test_notebook_06_captions_its_learning_curves_from_the_histories() -> None:
     prose = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert "dashed" not in prose and "report_text.learning_curves_caption(" in code
+
+
+def test_the_gradcam_text_is_that_of_the_runs_own_maps() -> None:
+    scratch = {"explain": {"layer": "block4_relu2 5x5"}}
+    text = report_text.gradcam_maps_text(
+        {"custom_cnn": scratch}, {"custom_cnn": {"pretrained_backbone": False}}
+    )
+    assert "custom_cnn (trained from scratch): block4_relu2, a 5x5 map" in text
+    assert "2x2" not in text and "pretrained" not in text and "cannot localise" not in text
+    both = report_text.gradcam_maps_text(
+        {"custom_cnn": scratch, "vgg16": {"explain": {"layer": "block5_conv3 2x2"}}},
+        {"custom_cnn": None, "vgg16": {"pretrained_backbone": True}},
+    )
+    assert "vgg16 (pretrained backbone): block5_conv3, a 2x2 map" in both
+    assert "(vgg16) is stretched" in both and "cannot localise" in both
+    assert report_text.gradcam_maps_text({"m": {"explain": None}}, {}) == ""
+
+
+def test_notebook_06_says_nothing_of_a_map_size_the_run_did_not_have() -> None:
+    import json
+
+    from helpers.core import paths
+
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    prose = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "2x2" not in prose and "report_text.gradcam_maps_text(" in code

@@ -4,6 +4,7 @@ for its per-model tables, tables without pandas' index column, the caption of th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -219,3 +220,47 @@ def learning_curves_caption(histories: Mapping[str, pd.DataFrame | None]) -> str
         who = "Each model" if not curves else ", ".join(bars)
         parts.append(f"{who} " + _BARS_TEXT.format(its="its" if len(bars) == 1 else "each"))
     return " ".join(parts)
+
+
+def _map_cells(layer: Any) -> tuple[str, int] | None:
+    """('block4_relu2, 5x5 map', 5) from an explained layer as stored ('block4_relu2 5x5')."""
+    found = re.fullmatch(r"(.*\S)\s+(\d+)x(\d+)", str(layer or "").strip())
+    if not found:
+        return None
+    h, w = int(found.group(2)), int(found.group(3))
+    return f"{found.group(1)}, a {h}x{w} map", min(h, w)
+
+
+def gradcam_maps_text(
+    metrics: Mapping[str, Mapping[str, Any] | None], cards: Mapping[str, Mapping[str, Any] | None]
+) -> str:
+    """What each model's Grad-CAM map is, from the run's metrics (`explain.layer`) and model
+    cards (`pretrained_backbone`): its layer, its size, how the network was trained, and
+    whether a map that coarse can localise anything within the face."""
+    from helpers.reporting.plots import COARSEST_LOCALISING
+
+    described, coarse = [], []
+    for model, scores in metrics.items():
+        cells = _map_cells(((scores or {}).get("explain") or {}).get("layer"))
+        if cells is None:
+            continue
+        pretrained = (cards.get(model) or {}).get("pretrained_backbone")
+        how = {True: " (pretrained backbone)", False: " (trained from scratch)"}.get(pretrained, "")
+        described.append(f"{model}{how}: {cells[0]}")
+        if cells[1] < COARSEST_LOCALISING:
+            coarse.append(model)
+    if not described:
+        return ""
+    text = "Maps explained: " + "; ".join(described) + "."
+    if coarse:
+        text += (
+            f" A map under {COARSEST_LOCALISING} cells a side ({', '.join(coarse)}) is stretched "
+            "over the whole face and cannot localise anything within it, so its heat says "
+            "little about where the model looks."
+        )
+    else:
+        text += (
+            f" Each has at least {COARSEST_LOCALISING} cells a side, so it can tell parts of "
+            "the face apart, if coarsely: a cell covers a patch of the face, not a feature's edge."
+        )
+    return text
