@@ -221,3 +221,13 @@ def test_a_head_constant_but_for_rounding_keeps_no_share_of_its_clean_score(
     assert block["retained"]["valence"]["ccc"] is None  # a share of rounding
     assert abs(block["mean"]["valence"]["ccc"]) < 1e-6  # the mean itself stays, near 0
     assert 0 < block["retained"]["arousal"]["ccc"] < 1
+
+
+def test_the_reports_clean_bar_of_a_sample_is_called_the_samples() -> None:
+    clean = {"expression": {"f1_macro": 0.231}}
+    block = {"n": 2000, "of": 7178, "clean": clean, "results": {"blur": {"1": clean}}}
+    fig = plots.plot_corruption_comparison({"custom_cnn": block})
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks[0] == "clean (2,000-face sample)"
+    whole = plots.plot_corruption_comparison({"custom_cnn": {**block, "n": 7178}})
+    assert whole.axes[0].get_xticklabels()[0].get_text() == "clean"

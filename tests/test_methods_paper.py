@@ -387,3 +387,19 @@ def test_one_tta_rule_recorded_before_and_after_its_digits_were_grouped_is_one_r
         in (text)
     )
     assert "For a" not in text and "1000 resamples" not in text
+
+
+def test_a_clean_score_on_a_corruption_sample_is_called_the_samples(tmp_path: Path) -> None:
+    corruptions = {
+        "n": 2000,
+        "clean": {"expression": {"f1_macro": 0.231}},
+        "mean": {"expression": {"f1_macro": 0.169}},
+        "retained": {"expression": {"f1_macro": 0.73}},
+    }
+    scores = _metrics(corruptions=corruptions)
+    scores["n"] = 7178
+    text = _spaced(methods(_run(tmp_path, scores=scores)).text)
+    assert (
+        "on the corrupted images (2,000 of the 7,178 test faces), one view, macro-F1 0.169 on "
+        "average (73% of its one-view clean score on those faces, 0.231)" in text
+    )

@@ -1494,6 +1494,11 @@ def _corruption_note(data: Mapping[str, Any]) -> str:
     augmentation."""
     block = data.get("corruptions") or {}
     one_view = str(data.get("tta") or "none") != "none"
+    sample, total = block.get("n"), block.get("of", data.get("n"))
+    part = _is_number(sample) and _is_number(total) and 0 < sample < total
+    # A sample's clean score differs from the headline's: said to be the sample's.
+    where = f" ({int(sample):,} of the {int(total):,} test faces)" if part else ""
+    on_them = " on those faces" if part else ""
     for head, key, label in (
         ("expression", "f1_macro", "macro-F1"),
         ("valence", "ccc", "valence CCC"),
@@ -1504,11 +1509,12 @@ def _corruption_note(data: Mapping[str, Any]) -> str:
         clean = ((block.get("clean") or {}).get(head) or {}).get(key)
         if not _is_number(mean):
             continue
-        text = f"; on the corrupted images{', one view,' if one_view else ''} {label} "
+        text = f"; on the corrupted images{where}{', one view,' if one_view else ''} {label} "
         text += f"{notation.fixed(mean)} on average"
-        base = f"{'one-view ' if one_view else ''}clean score"
+        base = f"{'one-view ' if one_view else ''}clean score{on_them}"
         if key == "nme":  # lower is better: the clean error beside it, not a share
-            return text + (f" against {notation.fixed(clean)} clean" if _is_number(clean) else "")
+            clean_text = f" against {notation.fixed(clean)} clean{on_them}"
+            return text + (clean_text if _is_number(clean) else "")
         if _is_number(kept) and _is_number(clean):
             return text + f" ({kept:.0%} of its {base}, {notation.fixed(clean)})"
         if _is_number(kept):

@@ -11,7 +11,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -1456,13 +1456,25 @@ def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figur
             color=_MODEL_COLORS[index % len(_MODEL_COLORS)],
             label=model,
         )
-    ax.set_xticks(np.arange(len(names)), [n.replace("_", " ") for n in names], rotation=30)
+    shown = [_clean_label(scored.values()), *(n.replace("_", " ") for n in names[1:])]
+    ax.set_xticks(np.arange(len(names)), shown, rotation=30)
     ax.set_ylabel(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=9)
     ax.tick_params(labelsize=9)
     ax.set_title(f"{head} {label} on the test faces degraded, mean over severities", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.legend(loc="outside lower center", ncols=min(4, len(scored)), fontsize=9)
     return fig
+
+
+def _clean_label(blocks: Iterable[Mapping[str, Any]]) -> str:
+    """The clean bar's name: a sample's clean score (n of `of` test faces) is called the
+    sample's, so it is not taken for the headline score on the whole test split."""
+    sizes = {(block.get("n"), block.get("of")) for block in blocks}
+    if len(sizes) == 1:
+        n, total = next(iter(sizes))
+        if isinstance(n, int) and isinstance(total, int) and 0 < n < total:
+            return f"clean ({n:,}-face sample)"
+    return "clean"
 
 
 def gradcam_panel_or_note(path: Path, title: str) -> Figure | str:
