@@ -277,3 +277,12 @@ def test_notebook_06_says_nothing_of_a_map_size_the_run_did_not_have() -> None:
     prose = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert "2x2" not in prose and "report_text.gradcam_maps_text(" in code
+
+
+def test_a_model_with_no_collapsed_head_and_no_new_training_says_so() -> None:
+    table = pd.DataFrame(
+        {"model": ["custom_cnn", "vgg16"], "collapsed_heads": ["", "expression"], "stale": ["", ""]}
+    )
+    shown = report_text.labelled(by_model(table, list(table.columns)))
+    assert shown.loc["heads that collapsed"].tolist() == ["none", "expression"]
+    assert shown.loc["trained again since scored"].tolist() == ["no", "no"]

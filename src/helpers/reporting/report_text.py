@@ -67,7 +67,12 @@ ROW_LABELS: dict[str, str] = {
     "int8_MB": "TFLite int8: size (MB)",
 }
 _REGRESSION = {"rmse": "RMSE", "mae": "MAE", "r2": "R²", "corr": "Pearson r", "sagr": "SAGR"}
-_VALUES = {"tta": {"none": "one view"}}  # a value a row's readers know by another name
+# A value a row's readers know by another name; an empty cell would read as unknown.
+_VALUES = {
+    "tta": {"none": "one view"},
+    "collapsed_heads": {"": "none"},
+    "stale": {"": "no"},
+}
 # A cell with no value (a statistic null for that model), printed for a reader, not as "None".
 MISSING = "n/a"
 MISSING_NOTE = (
