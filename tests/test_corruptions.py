@@ -228,6 +228,6 @@ def test_the_reports_clean_bar_of_a_sample_is_called_the_samples() -> None:
     block = {"n": 2000, "of": 7178, "clean": clean, "results": {"blur": {"1": clean}}}
     fig = plots.plot_corruption_comparison({"custom_cnn": block})
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert ticks[0] == "clean (2,000-face sample)"
+    assert ticks[0] == "clean\n(2,000-face sample)"
     whole = plots.plot_corruption_comparison({"custom_cnn": {**block, "n": 7178}})
     assert whole.axes[0].get_xticklabels()[0].get_text() == "clean"

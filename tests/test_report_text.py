@@ -259,6 +259,7 @@ def test_the_gradcam_text_is_that_of_the_runs_own_maps() -> None:
     )
     assert "custom_cnn (trained from scratch): block4_relu2, a 5x5 map" in text
     assert "2x2" not in text and "pretrained" not in text and "cannot localise" not in text
+    assert "It has at least 3 cells a side" in text
     both = report_text.gradcam_maps_text(
         {"custom_cnn": scratch, "vgg16": {"explain": {"layer": "block5_conv3 2x2"}}},
         {"custom_cnn": None, "vgg16": {"pretrained_backbone": True}},

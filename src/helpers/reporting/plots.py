@@ -1457,7 +1457,7 @@ def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figur
             label=model,
         )
     shown = [_clean_label(scored.values()), *(n.replace("_", " ") for n in names[1:])]
-    ax.set_xticks(np.arange(len(names)), shown, rotation=30)
+    ax.set_xticks(np.arange(len(names)), shown, rotation=30, ha="right", rotation_mode="anchor")
     ax.set_ylabel(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=9)
     ax.tick_params(labelsize=9)
     ax.set_title(f"{head} {label} on the test faces degraded, mean over severities", fontsize=10)
@@ -1473,7 +1473,7 @@ def _clean_label(blocks: Iterable[Mapping[str, Any]]) -> str:
     if len(sizes) == 1:
         n, total = next(iter(sizes))
         if isinstance(n, int) and isinstance(total, int) and 0 < n < total:
-            return f"clean ({n:,}-face sample)"
+            return f"clean\n({n:,}-face sample)"
     return "clean"
 
 

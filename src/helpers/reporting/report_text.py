@@ -265,7 +265,8 @@ def gradcam_maps_text(
         )
     else:
         text += (
-            f" Each has at least {COARSEST_LOCALISING} cells a side, so it can tell parts of "
+            f" {'Each' if len(described) > 1 else 'It'} has at least {COARSEST_LOCALISING} "
+            "cells a side, so it can tell parts of "
             "the face apart, if coarsely: a cell covers a patch of the face, not a feature's edge."
         )
     return text
