@@ -74,7 +74,7 @@ def test_the_rows_show_file_names_a_person_tells_apart_and_why_a_row_failed():
         gallery.found_line(keras, demo=True) == "faces found per scene: [1, 0] of 3 placed in each"
     )
     assert gallery.found_line(keras, demo=False) == (
-        "2 input(s): 1 with faces (1 face(s)), 1 without a face, 0 could not be read"
+        "2 inputs: 1 with faces (1 face), 1 without a face, 0 could not be read"
     )
 
 
@@ -143,7 +143,7 @@ def test_notebook_07_on_your_own_photos(trained_run, tmp_path, capsys):
     assert faces >= 2 and len(rows) > faces
     assert "int8 TFLite agrees with Keras on " in said and f"% of {faces} faces" in said
     assert "placed in each" not in said
-    assert "4 input(s): 2 with faces" in said and "1 without a face, 1 could not be read" in said
+    assert "4 inputs: 2 with faces" in said and "1 without a face, 1 could not be read" in said
     table = gallery.shown(rows)
     assert set(table["file"]) == {"holiday 0.png", "holiday 1.png", "blank.jpg", "broken.jpg"}
     failed = table.set_index("file")["error"]

@@ -507,7 +507,7 @@ def test_cli_writes_csv_json_and_annotated_images(model_path, tmp_path, capsys):
     assert "bad.jpg" in printed.err and "not an image" in printed.err
     assert "wall.png" in printed.err
     assert printed.out.strip().splitlines()[-1] == (
-        "3 input(s): 1 with faces (3 face(s)), 1 without a face, 1 could not be read"
+        "3 inputs: 1 with faces (3 faces), 1 without a face, 1 could not be read"
     )
 
 
@@ -654,7 +654,7 @@ def test_first_use_messages(model_path, tmp_path, capsys):
     (run / "models" / "custom_cnn.json").write_text(json.dumps(card))
     (run / "manifest.json").write_text(json.dumps({"data": {"demo": False}}))  # its own faces
     note = training_note(model)
-    assert "trained by the smoke profile (1 epoch(s): a check" in note and "demo" not in note
+    assert "trained by the smoke profile (1 epoch: a check" in note and "demo" not in note
     (run / "models" / "custom_cnn.json").write_text(json.dumps({"profile": "smoke"}))
     assert "trained by the smoke profile (a check" in training_note(model)
     (run / "manifest.json").write_text(json.dumps({"data": {"demo": True}}))
@@ -830,7 +830,7 @@ def test_heic_photos_are_named_and_files_a_folder_skips_are_counted(model_path, 
     assert code == 0
     for name in ("photo.heic", "phone.jpg"):
         assert f"skipped: {folder / name}: HEIC/HEIF photo, not supported" in err
-    assert "left out 1 file(s) in the input folders that are neither an image nor a video" in err
+    assert "left out 1 file in the input folders that are neither an image nor a video" in err
 
 
 AVIF_HEAD = b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B" + bytes(40)
@@ -981,7 +981,7 @@ def test_a_zip_of_photos_is_read_photo_by_photo_once_its_checks_pass(model_path,
     out = tmp_path / "out"
     argv = ["--model", str(model_path), str(faces), "--no-detect", "--quiet", "--out", str(out)]
     code, err = _cli_err(capsys, [*argv, "--annotate"])
-    assert code == 0 and "left out 1 file(s)" in err
+    assert code == 0 and "left out 1 file" in err
     assert sorted(p.name for p in (out / "annotated").iterdir()) == ["a.jpg", "b.jpg"]
     code, err = _cli_err(capsys, ["--model", str(model_path), str(faces), "--quiet"])
     assert code == 0 and "2 images of at most 160 px look like face crops" in err

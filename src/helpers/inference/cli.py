@@ -30,6 +30,7 @@ from helpers.core.faces import DEFAULT_MARGIN, MIN_FACE_SHARE, Detector, setting
 from helpers.core.helptext import HelpFormatter
 from helpers.core.images import HEIC_EXTENSIONS
 from helpers.core.labels import EXPRESSIONS
+from helpers.core.words import counted
 from helpers.inference.calibration import calibration_fit
 from helpers.inference.explain import check_backend
 from helpers.inference.predict import (
@@ -401,8 +402,8 @@ def left_out_line(left_out: list[str]) -> str | None:
     )
     archive = " (a .zip is read when named as an input itself)" if ".zip" in counts else ""
     return (
-        f"left out {len(left_out)} file(s) in the input folders that are neither an image nor "
-        f"a video: {kinds}{heic}{archive}"
+        f"left out {counted(len(left_out), 'file')} in the input folders that are neither an "
+        f"image nor a video: {kinds}{heic}{archive}"
     )
 
 

@@ -39,7 +39,7 @@ def inputs_line(inputs: Sequence[Path], demo: bool) -> str:
     if demo:
         return f"{len(inputs)} demo scenes with {DEMO_FACES} faces each"
     names = readable([str(p) for p in inputs])
-    return f"{len(inputs)} input(s) given: {', '.join(names[:5])}" + (
+    return f"{counted(len(inputs), 'input')} given: {', '.join(names[:5])}" + (
         f" and {len(names) - 5} more" if len(names) > 5 else ""
     )
 

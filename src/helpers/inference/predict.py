@@ -410,7 +410,7 @@ def training_note(model_path: str | os.PathLike) -> str | None:
     if card.get("profile") != "smoke":
         return None
     epochs = card.get("epochs_run")
-    ran = f"{epochs} epoch(s): " if isinstance(epochs, int) else ""
+    ran = f"{counted(epochs, 'epoch')}: " if isinstance(epochs, int) else ""
     return (
         f"{path.name} was trained by the smoke profile ({ran}a check that "
         "the pipeline runs, not a model); expect near-chance predictions. Train with a real "
@@ -936,8 +936,8 @@ def summary_line(summary: Mapping[str, int]) -> str:
     too, so a cut-short video is not taken for a whole one."""
     part = summary.get("read_in_part", 0)
     return (
-        f"{summary['files']} input(s): {summary['with_faces']} with faces "
-        f"({summary['faces']} face(s)), {summary['without_faces']} without a face, "
+        f"{counted(summary['files'], 'input')}: {summary['with_faces']} with faces "
+        f"({counted(summary['faces'], 'face')}), {summary['without_faces']} without a face, "
         f"{summary['errors']} could not be read"
         + (f"; {part} read in part (see the notes)" if part else "")
     )
