@@ -169,7 +169,7 @@ def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
     )
     fig = _check(plots.plot_learning_curves(history, title="vgg16"))
     titles = [ax.get_title() for ax in fig.axes if ax.axison]
-    assert titles == ["loss", "expression_accuracy", "landmarks_nme", "valence_ccc"]
+    assert titles == ["loss", "expression accuracy", "valence CCC", "landmarks NME"]
     loss_ax = fig.axes[0]
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()][:2] == ["train", "val"]
     assert fig.get_suptitle() == "vgg16: learning curves"
@@ -177,7 +177,7 @@ def test_learning_curves_pair_each_metric_with_its_val_twin() -> None:
     assert _is_message(plots.plot_learning_curves(pd.DataFrame()))
     one = _check(plots.plot_learning_curves(history.head(1), title="smoke"))  # not lone dots
     bars = [[b.get_height() for b in ax.patches] for ax in one.axes if ax.axison]
-    assert bars[0] == pytest.approx([2.0, 2.1]) and bars[2] == pytest.approx([0.2])
+    assert bars[0] == pytest.approx([2.0, 2.1]) and bars[3] == pytest.approx([0.2])
     assert one.get_suptitle() == "smoke: one epoch, train against validation"
 
 

@@ -631,6 +631,24 @@ _HEADLINE_METRICS = {
 }
 _LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "nme", "error")
 
+# Score ranges drawn in full, so noise around a score is not stretched into steep falls.
+_METRIC_BOUNDS = {"f1_macro": (0.0, 1.0), "accuracy": (0.0, 1.0), "ccc": (-1.0, 1.0)}
+MIN_SPAN = 0.2  # the least y range of an unbounded error panel (NME), from 0
+
+
+def metric_limits(key: str, values: Any) -> tuple[float, float]:
+    """A panel's y range on the metric's own scale: a score in [0, 1] (F1, accuracy) on 0-1, a
+    CCC on 0-1 when no value is below 0 and on -1..1 otherwise, an error (NME) from 0 to above
+    its largest value, at least MIN_SPAN high: a change of 0.002 then looks like one."""
+    found = [float(v) for v in np.ravel(np.asarray(values, dtype=np.float64)) if np.isfinite(v)]
+    bounds = _METRIC_BOUNDS.get(key)
+    if bounds is not None:
+        low, high = bounds
+        if low < 0 and all(v >= 0 for v in found):
+            low = 0.0
+        return low, high
+    return 0.0, max(MIN_SPAN, 1.1 * max(found, default=0.0))
+
 
 def _row_normalised(cm: np.ndarray) -> np.ndarray:
     """Each true class's row as shares (recall on the diagonal); NaN for classes never seen."""
@@ -997,7 +1015,44 @@ def _metric_pairs(history: pd.DataFrame) -> list[tuple[str, str | None, str | No
                 pairs.append((c[4:], None, c))
         else:
             pairs.append((c, c, f"val_{c}" if f"val_{c}" in columns else None))
-    return pairs
+    return sorted(pairs, key=lambda pair: _HEADS.index(_split_metric(pair[0])[0]))
+
+
+# Heads in the order the notebooks discuss them ("" is the whole model's, e.g. its total loss),
+# and the words for Keras's metric names in panel titles.
+_HEADS = ("", "expression", "valence", "arousal", "landmarks")
+_METRIC_WORDS = {
+    "accuracy": "accuracy",
+    "ccc": "CCC",
+    "rmse": "RMSE",
+    "nme": "NME",
+    "mae": "MAE",
+    "f1_macro": "macro F1",
+    "loss": "loss",
+}
+
+
+def _split_metric(metric: str) -> tuple[str, str]:
+    """A history column's head and metric: 'valence_ccc' -> ('valence', 'ccc')."""
+    for head in _HEADS[1:]:
+        if metric.startswith(f"{head}_"):
+            return head, metric[len(head) + 1 :]
+    return "", metric
+
+
+def metric_title(metric: str) -> str:
+    """A history column in words for a panel title: 'arousal_ccc' -> 'arousal CCC'."""
+    head, key = _split_metric(metric)
+    words = _METRIC_WORDS.get(key, key.replace("_", " "))
+    return f"{head} {words}" if head else words
+
+
+def _bounded(ax: Axes, metric: str, values: Any) -> None:
+    """A score with a fixed range (accuracy, F1, CCC) drawn on all of it, so a value near chance
+    does not fill its panel and read as a good one."""
+    key = _split_metric(metric)[1]
+    if key in _METRIC_BOUNDS:
+        ax.set_ylim(*metric_limits(key, values))
 
 
 def plot_learning_curves(
@@ -1025,7 +1080,12 @@ def plot_learning_curves(
             names = [n for n, c in (("train", train), ("val", val)) if c is not None]
             values = [float(history[c].iloc[0]) for c in (train, val) if c is not None]
             ax.bar(names, values, color=[CLASS_COLORS[2], CLASS_COLORS[6]][: len(names)])
-            ax.set(title=metric)
+            ax.set_title(metric_title(metric), fontsize=9)
+            ax.tick_params(labelsize=8)
+            _bounded(ax, metric, values)
+            for at, value in enumerate(values):  # a missing score says so, not an empty slot
+                if not np.isfinite(value):
+                    ax.text(at, 0.5, "n/a", transform=ax.get_xaxis_transform(), ha="center")
         fig.suptitle(f"{title or 'Training'}: one epoch, train against validation")
         return fig
     kept = kept_epoch_label(card)
@@ -1045,7 +1105,8 @@ def plot_learning_curves(
             for start in np.flatnonzero(np.diff(history["phase"].to_numpy()) != 0) + 1:
                 ax.axvline(x[start] - 0.5, color="0.5", linestyle=":", linewidth=1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
-        ax.set_title(metric, fontsize=9)
+        _bounded(ax, metric, [history[c] for c in (train, val) if c is not None])
+        ax.set_title(metric_title(metric), fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
@@ -1383,44 +1444,74 @@ def plot_signed_heatmaps(explained: pd.DataFrame) -> Figure:
 
 
 _CORRUPTION_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#999999")
+# Each corruption's line differs in marker and dash too, so no reader depends on colour alone.
+_CORRUPTION_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_CORRUPTION_DASHES = ("-", "--", ":", "-.")
+
+
+def _coincide(lines: list[list[float | None]]) -> bool:
+    """Whether every corruption's line is the same (to 1e-9): drawn, they would hide each other."""
+    rows = np.array([[np.nan if y is None else y for y in ys] for ys in lines], dtype=np.float64)
+    return len(lines) > 1 and bool(np.all(np.nan_to_num(np.ptp(rows, axis=0)) < 1e-9))
 
 
 def plot_corruptions(block: Mapping[str, Any], title: str = "") -> Figure:
     """Each headline metric against severity, a line per corruption from the clean score at 0
     (helpers.evaluation.corruptions): a line that falls fast is a degradation the model has not
-    learned to ignore."""
+    learned to ignore. Panels keep their metric's scale (metric_limits), lines differ in marker
+    and dash as well as colour, and a panel whose lines all coincide says so."""
     results = block.get("results") or {}
     clean = block.get("clean") or {}
     panels = [(head, *_HEADLINE_METRICS[head]) for head in _HEADLINE_METRICS if clean.get(head)]
     if not results or not panels:
         return _message_figure("No corrupted test images were scored.")
-    fig, axes = _figure(1, len(panels), (4.6 * len(panels), 3.8), sharex=True)
-    for ax, (head, key, label, lower) in zip(axes[0], panels, strict=True):
+    ncols = min(2, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = _figure(nrows, ncols, (PAGE_INCHES, 3.0 * nrows + 1.0), sharex=True)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (head, key, label, lower) in zip(axes.flat, panels, strict=False):
+        lines = []
         for index, (name, by_severity) in enumerate(results.items()):
             levels = sorted(by_severity, key=int)
             xs = [0, *(int(s) for s in levels)]
             ys = [clean[head].get(key)]
             ys += [((by_severity[s] or {}).get(head) or {}).get(key) for s in levels]
-            color = _CORRUPTION_COLORS[index % len(_CORRUPTION_COLORS)]
+            lines.append(ys)
             ax.plot(
                 xs,
                 [np.nan if y is None else y for y in ys],
-                "o-",
-                color=color,
+                color=_CORRUPTION_COLORS[index % len(_CORRUPTION_COLORS)],
+                marker=_CORRUPTION_MARKERS[index % len(_CORRUPTION_MARKERS)],
+                linestyle=_CORRUPTION_DASHES[index % len(_CORRUPTION_DASHES)],
                 label=name.replace("_", " "),
                 markersize=4,
             )
+        ax.set_ylim(*metric_limits(key, [y for ys in lines for y in ys if y is not None]))
+        if _coincide(lines):
+            ax.text(
+                0.5,
+                0.92,
+                f"all {len(lines)} corruptions score the same: the lines lie on one another",
+                transform=ax.transAxes,
+                ha="center",
+                va="top",
+                fontsize=7,
+                wrap=True,
+            )
         ax.set(
-            xlabel="severity (0: clean)",
-            ylabel=f"{head} {label}",
+            xlabel="severity (0: the same faces, clean)",
             xticks=[0, *(int(s) for s in block.get("severities") or (1, 2, 3))],
         )
-        ax.set_title(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=10)
+        ax.set_title(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=9)
+        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8)
     fig.suptitle(
         f"{title + ': ' if title else ''}the test faces degraded "
-        f"(n={block.get('n', 0):,}, one view)"
+        f"(n={block.get('n', 0):,}, one view)",
+        fontsize=10,
     )
     return fig
 
