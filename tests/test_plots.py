@@ -75,10 +75,14 @@ def test_class_colors_one_per_class():
 def test_plot_class_distribution_single_and_per_split(records):
     fig = _check(plots.plot_class_distribution(eda.class_distribution(records)), n_axes=1)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(EXPRESSIONS)
-    assert len(ax.patches) == 8
-    assert any(t.get_text() == "0.0%" for t in ax.texts)  # Contempt's zero share is labelled
-    _check(plots.plot_class_distribution(eda.class_distribution(records, by_split=True)), n_axes=3)
+    present = [name for name in EXPRESSIONS if name != "Contempt"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == present  # absent Contempt left out
+    assert len(ax.patches) == 7
+    assert fig.get_suptitle() == "absent from the data: Contempt"  # said once, in words
+    fig = _check(plots.plot_class_distribution(eda.class_distribution(records, by_split=True)), 3)
+    for ax in fig.axes:  # every split on the same class axis as the balancing figure
+        assert [t.get_text() for t in ax.get_xticklabels()] == present
+    assert "absent from the data: Contempt" in fig.get_suptitle()
 
 
 def test_plot_va_scatter_with_and_without_valence(records):
@@ -94,10 +98,15 @@ def test_plot_va_scatter_with_and_without_valence(records):
 
 
 def test_plot_sample_grid_rows_are_classes(records):
-    fig = _check(plots.plot_sample_grid(records, per_class=2, seed=0), n_axes=8 * 2)
-    assert _n_images(fig) == 14  # seven classes with >= 2 images, Contempt empty
-    labels = [fig.axes[2 * k].get_ylabel().split("\n")[0] for k in range(8)]
-    assert labels == list(EXPRESSIONS)
+    fig = _check(plots.plot_sample_grid(records, per_class=2, seed=0), n_axes=7 * 2)
+    assert _n_images(fig) == 14  # seven classes with >= 2 images; Contempt has no row
+    labels = [fig.axes[2 * k].get_ylabel().split("\n")[0] for k in range(7)]
+    assert labels == [name for name in EXPRESSIONS if name != "Contempt"]
+    title = plots.figure_title(fig)  # the image's alt text says what the grid shows
+    assert title == (
+        "Up to 2 seeded example faces per expression class, one row each "
+        "(absent from the data: Contempt)"
+    )
     grey_cmaps = {
         im.get_cmap().name for ax in fig.axes for im in ax.images if im.get_array().ndim == 2
     }
@@ -123,8 +132,9 @@ def test_plot_landmarks_draws_groups_and_highlights(records):
     fig = _check(plots.plot_landmarks(records, n=50))
     assert _n_images(fig) == 10  # only rows that have landmarks
     for frame in (records.assign(landmarks=None), records.drop(columns="landmarks")):
-        fig = _check(plots.plot_landmarks(frame), n_axes=1)
-        assert "No landmarks" in fig.axes[0].texts[0].get_text()
+        note = plots.plot_landmarks(frame)  # a sentence, not an image of one
+        assert isinstance(note, plots.Note) and "no landmarks" in note
+        assert note._repr_markdown_() == repr(note) == str(note)
 
 
 def test_draw_landmarks_closes_closed_groups_and_accepts_flat_or_nested():
@@ -192,3 +202,21 @@ def test_sample_figures_skip_an_image_that_cannot_be_decoded(records, tmp_path):
         assert _n_images(fig) == 2
         skips += "could not be decoded" in fig.get_suptitle()
     assert skips
+
+
+def test_plot_image_stats_says_a_single_size_in_its_title(records):
+    one = eda.image_stats(records.iloc[1:3], sample=None)
+    fig = _check(plots.plot_image_stats(one), n_axes=2)  # no panel of one full-width bar
+    assert fig.get_suptitle().endswith("images, all 32×32 gray")
+
+
+def test_plot_balance_leaves_out_an_unchanged_split_and_names_both_bar_parts():
+    names = ["Neutral", "Happy"]
+    same = pd.DataFrame({"before": [5, 76], "after": [5, 76]}, index=names)
+    assert isinstance(plots.plot_balance(same), plots.Note)
+    grown = pd.DataFrame({"before": [5, 76], "after": [60, 76], "generated": [55, 0]}, index=names)
+    fig = _check(plots.plot_balance(grown))
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert labels == ["originals (hatched)", "augmented copies (solid)"]
+    for ax in fig.axes:  # the count over the tallest bar stays inside the frame
+        assert ax.get_ylim()[1] > 76 * 1.1

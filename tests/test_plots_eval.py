@@ -137,8 +137,9 @@ def test_landmark_predictions(predictions: pd.DataFrame) -> None:
     fig = _check(plots.plot_landmark_predictions(no_truth, n=3))
     assert all("NME" not in ax.get_title() for ax in fig.axes)
     no_head = predictions.drop(columns=["landmarks_pred"])
-    assert _is_message(plots.plot_landmark_predictions(no_head))
+    assert isinstance(plots.plot_landmark_predictions(no_head), plots.Note)
     assert _is_message(plots.plot_landmark_predictions(predictions.assign(landmarks_pred=None)))
+    assert isinstance(plots.plot_signed_heatmaps(predictions.iloc[0:0]), plots.Note)
 
 
 def test_confident_mistakes(predictions: pd.DataFrame) -> None:

@@ -100,7 +100,9 @@ def figure_title(fig: Figure) -> str:
     title = fig.get_suptitle().strip()
     if title:
         return title
-    texts = [ax.get_title().strip() for ax in fig.axes]
+    texts = [
+        ax.get_title(loc=loc).strip() for ax in fig.axes for loc in ("left", "center", "right")
+    ]
     texts = [t for t in texts if t]
     if texts:
         return "; ".join(texts)
@@ -183,6 +185,24 @@ def _message_figure(text: str, figsize: tuple[float, float] = (6, 2)) -> Figure:
     axes[0, 0].text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     axes[0, 0].set_axis_off()
     return fig
+
+
+class Note(str):
+    """What a figure function returns where the data has nothing to draw: one sentence, shown
+    by Jupyter as text, so no image that only holds a sentence reaches a notebook or report."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows the sentence as text, not as a quoted string."""
+        return str(self)
+
+
+def _absent(names: Any) -> str:
+    """The classes a figure leaves out because the data has none of them, for its title."""
+    names = list(names)
+    return f"absent from the data: {', '.join(names)}" if names else ""
 
 
 def _face_grid(n: int, ncols: int = 4, title_inches: float = 0.6) -> tuple[Figure, np.ndarray]:
@@ -337,9 +357,11 @@ def plot_class_distribution(dist: pd.DataFrame) -> Figure:
     groups = list(dist.groupby("split", sort=False)) if "split" in dist.columns else [(None, dist)]
     if not groups:
         return _message_figure("No records: nothing to count.")
+    totals = dist.groupby("name", sort=False)["count"].sum()
+    absent = [name for name in EXPRESSIONS if name in totals.index and totals[name] == 0]
     fig, axes = _figure(1, len(groups), (max(6.0, 4.5 * len(groups)), 4.0))
     for ax, (split, block) in zip(axes[0], groups, strict=False):
-        block = block.sort_values("expression")
+        block = block[~block["name"].isin(absent)].sort_values("expression")
         colors = [CLASS_COLORS[int(e)] for e in block["expression"]]
         bars = ax.bar(block["name"], block["count"], color=colors, edgecolor="0.3", linewidth=0.5)
         ax.bar_label(bars, labels=[f"{s:.1%}" for s in block["share"]], fontsize=8, padding=2)
@@ -350,6 +372,10 @@ def plot_class_distribution(dist: pd.DataFrame) -> Figure:
         ax.set_title(
             f"{split} (n={total:,})" if split is not None else f"Expression classes (n={total:,})"
         )
+    heading = "Expression classes per split" if len(axes[0]) > 1 or split is not None else ""
+    note = "; ".join(t for t in (heading, _absent(absent)) if t)
+    if note:
+        fig.suptitle(note, fontsize=10)
     return fig
 
 
@@ -409,47 +435,48 @@ def plot_sample_grid(
     landmarks: bool = False,
     size: tuple[float, float] | None = None,
 ) -> Figure:
-    """Seeded examples, one row per class (all 8, empty ones say so); size is the figure size in
-    inches."""
-    rng = np.random.default_rng(seed)
+    """Seeded examples, one row per class the data has (the title names those it lacks); size
+    is the figure size in inches. The title says what the grid shows: it is the image's alt."""
     labels = pd.to_numeric(df["expression"], errors="coerce")
-    figsize = size or (_CELL_INCHES * per_class + 1.0, _CELL_INCHES * N_EXPRESSIONS)
-    fig, axes = _figure(N_EXPRESSIONS, per_class, figsize)
+    present = [k for k in range(N_EXPRESSIONS) if (labels == k).any()]
+    if not present:
+        return Note("No labelled faces: no examples to show.")
+    rng = np.random.default_rng(seed)
+    figsize = size or (_CELL_INCHES * per_class + 1.0, _CELL_INCHES * len(present) + 0.6)
+    fig, axes = _figure(len(present), per_class, figsize)
     skipped = _Skipped()
-    for k, name in enumerate(EXPRESSIONS):
+    for row, k in zip(axes, present, strict=True):
         members = df[labels == k]
         picked = _sample_rows(members, per_class, rng)
-        for ax in axes[k]:
+        for ax in row:
             _bare(ax)
-        drawn = zip(axes[k], _readable(picked, members, skipped), strict=False)
+        drawn = zip(row, _readable(picked, members, skipped), strict=False)
         for ax, (rec, image) in drawn:
             _show_pixels(ax, image)
             if landmarks and "landmarks" in df.columns:
                 draw_landmarks(ax, rec["landmarks"], size=3, linewidth=0.6, highlight=False)
-        axes[k, 0].set_ylabel(f"{name}\n(n={len(members):,})", rotation=0, ha="right", va="center")
-        if picked.empty:
-            axes[k, 0].text(
-                0.5,
-                0.5,
-                "no samples",
-                ha="center",
-                va="center",
-                transform=axes[k, 0].transAxes,
-                color="0.5",
-            )
-    if skipped.count:
-        fig.suptitle(skipped.text(), fontsize=9)
+        row[0].set_ylabel(
+            f"{EXPRESSIONS[k]}\n(n={len(members):,})", rotation=0, ha="right", va="center"
+        )
+    absent = _absent(EXPRESSIONS[k] for k in range(N_EXPRESSIONS) if k not in present)
+    lines = [
+        f"Up to {per_class} seeded example faces per expression class, one row each"
+        + (f" ({absent})" if absent else ""),
+        skipped.text(),
+    ]
+    fig.suptitle("\n".join(line for line in lines if line), fontsize=9)
     return fig
 
 
-def plot_landmarks(df: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
-    """Seeded faces with their landmarks by group and points 36/45 marked, to check coordinates."""
+def plot_landmarks(df: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure | Note:
+    """Seeded faces with their landmarks by group and points 36/45 marked, to check coordinates;
+    a Note for data without landmarks."""
     if "landmarks" not in df.columns:
-        return _message_figure("No landmarks in this dataset: nothing to draw.")
+        return Note("This dataset has no landmarks: no landmark figure.")
     has = df["landmarks"].map(lambda v: as_points(v) is not None).astype(bool)
     picked = _sample_rows(df[has], n, np.random.default_rng(seed))
     if picked.empty:
-        return _message_figure("No landmarks in this dataset: nothing to draw.")
+        return Note("This dataset has no landmarks: no landmark figure.")
     fig, axes = _face_grid(len(picked), title_inches=0.6)
     skipped = _Skipped()
     for ax, (rec, image) in zip(axes.flat, _readable(picked, df[has], skipped), strict=False):
@@ -469,13 +496,6 @@ def plot_image_stats(stats: pd.DataFrame) -> Figure:
     """Brightness and contrast histograms and the most common image sizes."""
     if stats.empty:
         return _message_figure("No image statistics: the sample is empty.")
-    fig, axes = _figure(1, 3, (13.0, 3.8))
-    sns.histplot(
-        stats["brightness"], bins=np.linspace(0, 255, 52), color=CLASS_COLORS[2], ax=axes[0, 0]
-    )
-    axes[0, 0].set(title="Mean brightness", xlabel="grey level (0-255)", ylabel="images")
-    sns.histplot(stats["contrast"], bins=40, color=CLASS_COLORS[1], ax=axes[0, 1])
-    axes[0, 1].set(title="RMS contrast", xlabel="grey-level std", ylabel="images")
     kinds = (
         stats["width"].astype(str)
         + "×"
@@ -483,6 +503,17 @@ def plot_image_stats(stats: pd.DataFrame) -> Figure:
         + " "
         + stats["channels"].map({1: "gray", 3: "RGB"}).fillna(stats["channels"].astype(str) + "ch")
     )
+    one_size = kinds.nunique() == 1  # a single full-width bar: the title says it instead
+    fig, axes = _figure(1, 2 if one_size else 3, (9.0 if one_size else 13.0, 3.8))
+    sns.histplot(
+        stats["brightness"], bins=np.linspace(0, 255, 52), color=CLASS_COLORS[2], ax=axes[0, 0]
+    )
+    axes[0, 0].set(title="Mean brightness", xlabel="grey level (0-255)", ylabel="images")
+    sns.histplot(stats["contrast"], bins=40, color=CLASS_COLORS[1], ax=axes[0, 1])
+    axes[0, 1].set(title="RMS contrast", xlabel="grey-level std", ylabel="images")
+    if one_size:
+        fig.suptitle(f"Image statistics over {len(stats):,} images, all {kinds.iloc[0]}")
+        return fig
     counts = kinds.value_counts().head(10).iloc[::-1]
     bars = axes[0, 2].barh(counts.index, counts.to_numpy(), color=CLASS_COLORS[5])
     axes[0, 2].bar_label(bars, fontsize=8, padding=2)
@@ -516,10 +547,16 @@ def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure
     return fig
 
 
-def plot_balance(summary: pd.DataFrame) -> Figure:
-    """Train-split counts per class before and after balancing, side by side on one scale."""
+def plot_balance(summary: pd.DataFrame) -> Figure | Note:
+    """Train-split counts per class before and after balancing, side by side on one scale; a
+    Note when balancing changed nothing (two equal panels would say the same)."""
     if summary.empty:
         return _message_figure("No training rows: nothing to balance.")
+    if summary["before"].equals(summary["after"]):
+        return Note(
+            f"Balancing left the train split as it was ({int(summary['after'].sum()):,} images):"
+            " its class counts are those above."
+        )
     names = list(summary.index)
     colors = [expression_color(n) for n in names]
     fig, axes = _figure(1, 2, (12.0, 4.0), sharey=True)
@@ -531,8 +568,11 @@ def plot_balance(summary: pd.DataFrame) -> Figure:
         ax.bar_label(bars, fontsize=8, padding=2)
         ax.set_title(f"{title} ({int(summary[column].sum()):,} train images)")
         ax.tick_params(axis="x", rotation=45)
+        ax.margins(y=0.12)  # room for the count over the tallest bar
     axes[0, 0].set_ylabel("train images")
     if "generated" in summary.columns and summary["generated"].sum():
+        from matplotlib.patches import Patch
+
         kept = summary["after"] - summary["generated"]
         axes[0, 1].bar(
             names,
@@ -542,9 +582,13 @@ def plot_balance(summary: pd.DataFrame) -> Figure:
             hatch="//",
             edgecolor="0.3",
             linewidth=0,
-            label="originals",
         )
-        axes[0, 1].legend(loc="upper right", fontsize=8)
+        handles = [
+            Patch(facecolor="0.6", hatch="//", edgecolor="0.3", label="originals (hatched)"),
+            Patch(facecolor="0.6", label="augmented copies (solid)"),
+        ]
+        axes[0, 1].legend(handles=handles, loc="upper right", fontsize=8, handlelength=2.5,
+                          handleheight=1.5)  # fmt: skip
     return fig
 
 
@@ -555,14 +599,15 @@ def plot_augmented_examples(
     copies: int = 4,
     seed: int = 0,
     cfg: Any = None,
-) -> Figure:
-    """Source faces next to their augmented copies, landmarks drawn, so transforms can be checked.
+) -> Figure | Note:
+    """Source faces next to their augmented copies, landmarks drawn, so transforms can be checked
+    (a Note when no copies were written).
 
     Copies are read from their files; with `cfg` (an AugmentConfig) they are rendered from the
     source with each copy's transform seed instead, as online augmentation will produce them.
     """
     if manifest.empty:
-        return _message_figure("No augmented images were written (balancing did not upsample).")
+        return Note("No augmented images were written (balancing did not upsample): none to show.")
     rng = np.random.default_rng(seed)
     sources = manifest["source_id"].drop_duplicates()
     picked = sources.iloc[
@@ -925,14 +970,17 @@ def plot_va_predictions(
     return fig
 
 
-def plot_landmark_predictions(predictions: pd.DataFrame, n: int = 8, seed: int = 0) -> Figure:
-    """Predicted and true landmarks on the faces, with each face's NME, to see how errors look."""
+def plot_landmark_predictions(
+    predictions: pd.DataFrame, n: int = 8, seed: int = 0
+) -> Figure | Note:
+    """Predicted and true landmarks on the faces, with each face's NME, to see how errors look;
+    a Note for a model without a landmark head."""
     from matplotlib.lines import Line2D
 
     from helpers.evaluation.metrics import per_image_nme
 
     if "landmarks_pred" not in predictions.columns or "image" not in predictions.columns:
-        return _message_figure("The model predicts no landmarks: nothing to draw.")
+        return Note("The model predicts no landmarks: no landmark figure.")
     pred = predictions["landmarks_pred"].map(lambda v: as_points(v) is not None).astype(bool)
     truth = (
         predictions["landmarks"].map(lambda v: as_points(v) is not None).astype(bool)
@@ -1418,11 +1466,12 @@ def plot_gradcam_panel(explained: pd.DataFrame, title: str = "", n: int = 4) -> 
     return fig
 
 
-def plot_signed_heatmaps(explained: pd.DataFrame) -> Figure:
-    """Valence and arousal Grad-CAM, signed: red pushes the prediction up, blue down."""
+def plot_signed_heatmaps(explained: pd.DataFrame) -> Figure | Note:
+    """Valence and arousal Grad-CAM, signed: red pushes the prediction up, blue down; a Note
+    for a model without valence or arousal heads."""
     heads = [h for h in ("valence", "arousal") if f"{h}_map" in explained.columns]
     if explained.empty or not heads:
-        return _message_figure("The model predicts no valence or arousal: nothing to explain.")
+        return Note("The model predicts no valence or arousal: no signed heatmaps.")
     fig, axes = _figure(
         len(heads), len(explained), (2.1 * len(explained) + 1.4, 2.4 * len(heads) + 0.6)
     )
