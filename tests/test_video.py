@@ -17,6 +17,7 @@ from helpers.core.labels import EXPRESSIONS
 from helpers.data.synthetic import make_clip
 from helpers.inference import cli, video
 from helpers.inference.predict import predict_images
+from helpers.reporting import plots
 from test_predict import Stub
 
 
@@ -124,6 +125,33 @@ def test_no_video_face_gives_an_empty_summary_with_its_columns() -> None:
     assert video.summary_lines(summary, table) == []
 
 
+def _bars(ax, name: str):
+    """The stacked bars of one class in a timeline panel."""
+    return next(c for c in ax.containers if c.get_label() == name)
+
+
+def test_the_timeline_names_its_file_not_its_path_and_stacks_only_predicted_classes() -> None:
+    spec = [("/home/someone/clips/v.mp4", f, 0, ("Happy", "Sad", "Fear")[f % 3]) for f in range(6)]
+    table = _rows(spec)
+    fig = video.plot_timeline(table, "/home/someone/clips/v.mp4")
+    assert fig.get_suptitle() == "v.mp4: the model's predictions over time, per face followed"
+    assert plots.figure_title(fig) == fig.get_suptitle()  # the image's alt text
+    top = fig.get_axes()[0]
+    assert "/home" not in top.get_title(loc="left")
+    stacked = [c.get_label() for c in top.containers]  # bottom to top
+    assert stacked == [n for n in EXPRESSIONS if n in ("Happy", "Sad", "Fear")]
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert legend == stacked[::-1]  # read top-down, as the stack is
+
+
+def test_a_left_title_is_a_figure_title() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.subplots().set_title("clip.avi: track 0", loc="left")
+    assert plots.figure_title(fig) == "clip.avi: track 0"
+
+
 def test_the_timeline_draws_each_face_and_leaves_a_gap_where_it_was_unseen() -> None:
     spec = [("v.mp4", f, 0, "Happy") for f in (0, 1, 4, 5)] + [
         ("v.mp4", f, None, None) for f in (2, 3)
@@ -134,7 +162,7 @@ def test_the_timeline_draws_each_face_and_leaves_a_gap_where_it_was_unseen() -> 
     axes = fig.get_axes()
     assert len(axes) == 4  # per face: the stacked probabilities, then valence and arousal
     assert "track 0 (seen in 4 of 6 frames)" in axes[0].get_title(loc="left")
-    bars = axes[0].containers[EXPRESSIONS.index("Happy")]
+    bars = _bars(axes[0], "Happy")
     assert [b.get_x() + b.get_width() / 2 for b in bars] == pytest.approx([0.0, 0.1, 0.4, 0.5])
     assert [b.get_height() for b in bars] == [1.0] * 4  # nothing drawn at frames 2-3
     assert axes[-1].get_xlabel() == "time (s)"
@@ -144,10 +172,10 @@ def test_the_timeline_draws_each_face_and_leaves_a_gap_where_it_was_unseen() -> 
     assert len(only.get_axes()) == 2
     # a face seen in single frames between gaps, and a one-frame video, are drawn all the same
     lone = _rows([("v.mp4", 0, 0, "Sad"), ("v.mp4", 1, None, None), ("v.mp4", 2, 0, "Sad")])
-    sad = video.plot_timeline(lone, "v.mp4").get_axes()[0].containers[EXPRESSIONS.index("Sad")]
+    sad = _bars(video.plot_timeline(lone, "v.mp4").get_axes()[0], "Sad")
     assert len(sad) == 2 and sad[0].get_width() == pytest.approx(0.1)
     single = video.plot_timeline(_rows([("v.mp4", 0, 0, "Sad")]), "v.mp4")
-    assert single.get_axes()[0].containers[EXPRESSIONS.index("Sad")][0].get_height() == 1.0
+    assert _bars(single.get_axes()[0], "Sad")[0].get_height() == 1.0
     with pytest.raises(ConfigError, match="no face with track 7"):
         video.plot_timeline(table, "v.mp4", tracks=[7])
     with pytest.raises(ConfigError, match="no video frame of it"):

@@ -250,6 +250,12 @@ def _longest(table: pd.DataFrame, name: str, most: int) -> list[int]:
     return [int(t) for t, _ in ranked[:most]]
 
 
+def _predicted_labels(table: pd.DataFrame) -> list[str]:
+    """The classes the model gives some probability: a class it never predicts (Contempt of a
+    7-class FER-2013 model) is no part of its stack nor its legend."""
+    return [n for n in _labels(table) if (table[f"p_{n}"].fillna(0.0) > 0).any()]
+
+
 def _probability_panel(ax: Axes, x: np.ndarray, on: pd.DataFrame, labels: list[str]) -> None:
     """The track's expression probabilities as stacked bars, one per sampled frame it was seen
     in."""
@@ -295,7 +301,8 @@ def plot_timeline(table: pd.DataFrame, name: str, tracks: Sequence[int] | None =
         raise ConfigError(f"{name}: no face was followed in it (no tracked rows)")
     if not drawable(table):
         raise ConfigError("the predictions hold no expression, valence or arousal to draw")
-    labels, heads = _labels(table), [h for h in ("valence", "arousal") if h in table]
+    heads = [h for h in ("valence", "arousal") if h in table]
+    labels = _predicted_labels(table)
     panels = int(bool(labels)) + int(bool(heads))
     sampled = rows.drop_duplicates("frame").sort_values("frame")[["frame", "time"]]
     x, xlabel = _axis_of_time(sampled)
@@ -311,12 +318,18 @@ def plot_timeline(table: pd.DataFrame, name: str, tracks: Sequence[int] | None =
             _probability_panel(first, x, on, labels)
         if heads:
             _affect_panel(second, x, on, heads)
-        title = f"{name}: track {track} (seen in {len(face)} of {len(sampled)} frames)"
+        title = f"track {track} (seen in {len(face)} of {len(sampled)} frames)"
         first.set_title(title, loc="left")
         if k == 0:
             for ax in {first, second}:
-                ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+                handles, names = ax.get_legend_handles_labels()
+                if ax is first and labels:  # top of the stack first, as the bars are drawn
+                    handles, names = handles[::-1], names[::-1]
+                ax.legend(
+                    handles, names, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small"
+                )
     axes[-1].set_xlabel(xlabel)
+    fig.suptitle(f"{Path(str(name)).name}: the model's predictions over time, per face followed")
     return fig
 
 
