@@ -122,6 +122,8 @@ def test_reliability_diagram_has_a_bar_per_filled_bin() -> None:
 def test_va_predictions(predictions: pd.DataFrame) -> None:
     fig = _check(plots.plot_va_predictions(predictions), 2)
     assert all("CCC" in ax.get_title() for ax in fig.axes)
+    assert all(ax.get_legend() is None for ax in fig.axes)  # no key over the points
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["prediction = truth"]
     only_valence = predictions.assign(arousal=np.nan)
     fig = _check(plots.plot_va_predictions(only_valence), 2)
     assert "CCC" in fig.axes[0].get_title() and not fig.axes[1].axison

@@ -963,8 +963,10 @@ def plot_va_predictions(
             ylabel=f"predicted {head}",
         )
         ax.set_aspect("equal")
-        ax.legend(loc="upper left", fontsize=8)
         ax.set_title(f"{head.capitalize()}: CCC {float(ccc(t, p)):.3f} (n={t.size:,})", fontsize=9)
+    # one key below the panels: inside one, it would sit on predictions that cluster at an edge
+    lines = [line for ax in axes[0] for line in ax.get_lines()][:1]
+    fig.legend(handles=lines, loc="outside lower center", fontsize=8, frameon=False)
     if title:
         fig.suptitle(f"{title}: predicted against true valence and arousal", fontsize=10)
     return fig
