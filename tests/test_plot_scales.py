@@ -98,3 +98,49 @@ def test_learning_curves_of_many_epochs_keep_accuracy_on_zero_to_one() -> None:
     assert accuracy.get_ylim() == pytest.approx((0.0, 1.0))
     assert plots.metric_title("accuracy") == "accuracy"
     assert plots.metric_title("val_thing") == "val thing"
+
+
+def _explained(tmp_path, rows: list[tuple[int, int, str]]) -> pd.DataFrame:
+    """Grad-CAM rows (true class, predicted class, role) over one grey face without landmarks."""
+    from PIL import Image
+
+    from helpers.evaluation import heatmaps
+
+    face = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 48), 120, np.uint8)).save(face)
+    heat = np.linspace(0, 1, 25, dtype=np.float32).reshape(5, 5)
+    table = pd.DataFrame(
+        [
+            {
+                "id": f"f{i}",
+                "image": str(face),
+                "expression": true,
+                "expression_pred": pred,
+                "role": role,
+                "confidence": 0.18,
+                "heatmap": heat,
+                "on_face": 0.58,
+                "region": heatmaps.CENTRE,
+            }
+            for i, (true, pred, role) in enumerate(rows)
+        ]
+    )
+    table.attrs = {"layer": "block4_relu2 5x5"}
+    return table
+
+
+def test_the_gradcam_grid_packs_its_faces_and_says_what_each_number_is(tmp_path) -> None:
+    rows = [(3, 3, "correct")] * 4 + [(6, 6, "correct"), (6, 3, "mistake"), (0, 0, "correct")]
+    rows += [(5, 3, "")]  # a sampled Disgust face, neither correct nor a chosen mistake
+    fig = check_figure(plots.plot_gradcam_grid(_explained(tmp_path, rows), title="custom_cnn"))
+    faces = [ax for ax in fig.axes if ax.images]
+    assert len(faces) == 7 and len(fig.axes) == 7 + 1  # no blank cells: the faces, one bar
+    assert fig.get_size_inches()[0] <= plots.PAGE_INCHES
+    fig.canvas.draw()
+    bar = next(ax for ax in fig.axes if not ax.images)
+    bottom = min(ax.get_position().y0 for ax in faces)
+    assert bar.get_position().y1 <= bottom  # the colour bar right under the faces
+    assert faces[0].get_title() == "true Neutral: correct\np 0.18, 58% heat in centre"
+    title = fig.get_suptitle()
+    assert "no example chosen for Disgust" in title
+    assert "p: the predicted class's probability" in title

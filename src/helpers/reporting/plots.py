@@ -1367,14 +1367,19 @@ def _show_heatmap(ax: Axes, rec: Any, heatmap: Any, signed: bool = False) -> Non
     ax.set_ylim(h - 0.5, -0.5)
 
 
-def _heat_colorbar(fig: Figure, axes: Any, signed: bool, label: str) -> None:
+def _heat_colorbar(
+    fig: Figure, axes: Any, signed: bool, label: str, location: str = "right"
+) -> None:
     """One colour scale for a whole grid of heatmaps."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     norm = Normalize(-1.0 if signed else 0.0, 1.0)
     mappable = ScalarMappable(norm=norm, cmap=SIGNED_CMAP if signed else HEAT_CMAP)
-    fig.colorbar(mappable, ax=list(axes.flat), shrink=0.6, label=label, pad=0.02)
+    shrink = 0.5 if location == "bottom" else 0.6
+    fig.colorbar(
+        mappable, ax=list(axes.flat), shrink=shrink, label=label, pad=0.02, location=location
+    )
 
 
 def _share_text(rec: Any) -> str:
@@ -1383,44 +1388,68 @@ def _share_text(rec: Any) -> str:
     return "" if share is None or pd.isna(share) else f", face {float(share):.0%}"
 
 
+def _where_text(rec: Any) -> str:
+    """The heatmap's share in the face region, saying which region: the landmark hull, or the
+    centre of an image without landmarks (helpers.evaluation.heatmaps)."""
+    share = rec.get("on_face")
+    if share is None or pd.isna(share):
+        return ""
+    where = "in centre" if rec.get("region") == heatmaps.CENTRE else "on face"
+    return f"{float(share):.0%} heat {where}"
+
+
 def plot_gradcam_grid(explained: pd.DataFrame, title: str = "", per_row: int = 5) -> Figure:
-    """Grad-CAM per true class (rows): the most confident correct predictions, then the listed
-    confident mistakes (heatmap of the class wrongly predicted), landmarks drawn when known."""
+    """Grad-CAM of the most confident correct predictions, then the listed confident mistakes
+    (heatmap of the class wrongly predicted), up to per_row of each true class, in class order
+    four faces a row, so no row is mostly blank; landmarks drawn when known."""
     shown = (
         explained[explained["role"].isin(("correct", "mistake"))] if len(explained) else explained
     )
     if shown.empty or "heatmap" not in shown.columns:
         return _message_figure("No expression predictions to explain.")
     classes = sorted(int(c) for c in shown["expression"].unique())
-    cells: list[list[Any]] = []
+    cells: list[Any] = []
     hidden = 0
     for c in classes:
         mine = shown[shown["expression"] == c]
         ordered = pd.concat([mine[mine["role"] == "correct"], mine[mine["role"] == "mistake"]])
         hidden += max(0, len(ordered) - per_row)
-        cells.append([rec for _, rec in ordered.head(per_row).iterrows()])
-    ncols = max(len(row) for row in cells)
-    fig, axes = _figure(len(classes), ncols, (2.1 * ncols + 1.6, 2.2 * len(classes) + 0.8))
-    for r, (c, row) in enumerate(zip(classes, cells, strict=True)):
-        for ax in axes[r]:
-            _bare(ax)
-        axes[r, 0].set_ylabel(f"true\n{EXPRESSIONS[c]}", rotation=0, ha="right", va="center")
-        for ax, rec in zip(axes[r], row, strict=False):
-            _show_heatmap(ax, rec, rec["heatmap"])
-            pred = EXPRESSIONS[int(rec["expression_pred"])]
-            what = "correct" if rec["role"] == "correct" else f"pred {pred}"
-            ax.set_title(
-                f"{what} {float(rec['confidence']):.2f}{_share_text(rec)}",
-                fontsize=8,
-                color="black" if rec["role"] == "correct" else "#D55E00",
-            )
-    _heat_colorbar(fig, axes, False, "Grad-CAM (predicted class)")
+        cells += [rec for _, rec in ordered.head(per_row).iterrows()]
+    ncols = min(4, len(cells))
+    nrows = math.ceil(len(cells) / ncols)
+    fig, axes = _figure(nrows, ncols, (min(PAGE_INCHES, 1.75 * ncols), 2.0 * nrows + 1.4))
+    for ax in axes.flat[len(cells) :]:
+        ax.remove()
+    for ax, rec in zip(axes.flat, cells, strict=False):
+        _bare(ax)
+        _show_heatmap(ax, rec, rec["heatmap"])
+        true = EXPRESSIONS[int(rec["expression"])]
+        what = (
+            "correct"
+            if rec["role"] == "correct"
+            else f"pred {EXPRESSIONS[int(rec['expression_pred'])]}"
+        )
+        ax.set_title(
+            f"true {true}: {what}\np {float(rec['confidence']):.2f}"
+            + (f", {_where_text(rec)}" if _where_text(rec) else ""),
+            fontsize=7,
+            color="black" if rec["role"] == "correct" else "#D55E00",
+        )
+    _heat_colorbar(fig, axes.flat[: len(cells)], False, "Grad-CAM (predicted class)", "bottom")
     layer = explained.attrs.get("layer")
-    note = f"; {hidden} more mistakes not shown" if hidden else ""
+    labelled = pd.to_numeric(explained["expression"], errors="coerce").dropna().astype(int)
+    missing = [EXPRESSIONS[c] for c in sorted(set(labelled)) if 0 <= c < len(EXPRESSIONS)
+               and c not in classes]  # fmt: skip
+    notes = [f"{hidden} more mistakes not shown" if hidden else "",
+             f"no example chosen for {', '.join(missing)}" if missing else ""]  # fmt: skip
     fig.suptitle(
         f"{title + ': ' if title else ''}where the model looks (Grad-CAM of the predicted class"
-        f"{', ' + layer if layer else ''}); correct first, confident mistakes in orange{note}",
-        fontsize=10,
+        f"{', ' + layer if layer else ''}); correct first, confident mistakes in orange"
+        + "".join(f"; {n}" for n in notes if n)
+        + "\np: the predicted class's probability; heat on face (in centre): the heatmap's share"
+        f" inside the landmark hull (the {heatmaps.CENTRE}, without landmarks)",
+        fontsize=8,
+        wrap=True,
     )
     return fig
 
