@@ -87,3 +87,15 @@ def test_interval_cells_do_not_wrap(tmp_path: Path) -> None:
     cells = {td.get_text(): td.get("style", "") for td in soup.find_all("td")}
     assert cells["0.087 [0.086, 0.089]"] == "white-space: nowrap"
     assert cells["1,278"] == "" and cells["a"] == ""
+
+
+def test_a_table_scrolls_sideways_in_its_own_box_on_a_narrow_window() -> None:
+    from bs4 import BeautifulSoup
+
+    from helpers.reporting.html import SCROLL_CLASS, finish_html
+
+    page = finish_html("<p>x</p><table><tr><td>0.1 [0.0, 0.2]</td></tr></table>", {})
+    table = BeautifulSoup(page, features="html.parser").find("table")
+    assert table.parent.name == "div" and table.parent["class"] == [SCROLL_CLASS]
+    assert "overflow-x: auto" in table.parent["style"]
+    assert finish_html(page, {}).count(SCROLL_CLASS) == 1  # finished twice, wrapped once

@@ -15,6 +15,9 @@ from helpers.core.errors import DataError
 HIDDEN_TAG = "remove-cell"
 # A table cell holding an interval, "0.087 [0.086, 0.089]" or "0.087 (0.086-0.089)": kept on one
 # line, so a narrow window does not break an interval between its two ends.
+# A table wider than the window (four models' columns at 375 px) scrolls inside its own box.
+SCROLL_CLASS = "table-scroll"
+SCROLL_STYLE = "overflow-x: auto; max-width: 100%"
 _INTERVAL = re.compile(r"\d\s*[\[(]\s*-?\d[^\])]*[\])]")
 
 
@@ -49,7 +52,8 @@ def _with_first_heading(nb: Any, title: str) -> None:
 
 def finish_html(body: str, alts: dict[str, str]) -> str:
     """The exported page with each figure's alt text in place of nbconvert's "No description
-    has been provided for this image", and interval cells kept on one line."""
+    has been provided for this image", interval cells kept on one line, and each table in a
+    box that scrolls sideways where the window is narrower than the table."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(body, features="html.parser")
@@ -62,6 +66,11 @@ def finish_html(body: str, alts: dict[str, str]) -> str:
         if _INTERVAL.search(cell.get_text()):
             style = str(cell.get("style", "")).rstrip("; ")
             cell["style"] = (style + "; " if style else "") + "white-space: nowrap"
+    for table in soup.find_all("table"):  # a wide table scrolls sideways on a phone, not cut
+        parent = table.parent
+        if parent is not None and parent.get("class") == [SCROLL_CLASS]:
+            continue
+        table.wrap(soup.new_tag("div", attrs={"class": SCROLL_CLASS, "style": SCROLL_STYLE}))
     return str(soup)
 
 
