@@ -144,3 +144,14 @@ def test_the_gradcam_grid_packs_its_faces_and_says_what_each_number_is(tmp_path)
     title = fig.get_suptitle()
     assert "no example chosen for Disgust" in title
     assert "p: the predicted class's probability" in title
+
+
+def test_a_saved_page_wide_figure_is_at_most_seven_inches(tmp_path) -> None:
+    from PIL import Image
+
+    clean = {"expression": {"f1_macro": 0.231}}
+    block = {"clean": clean, "results": {f"corruption_{i}": {"1": clean} for i in range(7)}}
+    fig = plots.plot_corruption_comparison({f"model_{i}": block for i in range(4)})
+    png = next(p for p in plots.save_figure(fig, tmp_path, "wide") if p.suffix == ".png")
+    with Image.open(png) as image:
+        assert image.width <= 7 * 300, image.width  # 300 dpi

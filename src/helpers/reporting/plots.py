@@ -129,7 +129,9 @@ def save_figure(fig: Figure, folder: str | Path, name: str | None = None) -> lis
     written = []
     for suffix, dpi in PRINT_FORMATS:
         path = folder / f"{stem}{suffix}"
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+        fig.savefig(
+            path, dpi=dpi, bbox_inches="tight", pad_inches=SAVE_PAD_INCHES, facecolor="white"
+        )
         written.append(path)
     return written
 
@@ -656,7 +658,10 @@ def plot_augmented_examples(
 TRUTH_COLOR, PRED_COLOR = "#009E73", "#D55E00"
 # Models in comparison charts, in table order (Okabe-Ito without its yellow, which is faint).
 _MODEL_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#999999")
-PAGE_INCHES = 7.0  # a report figure's widest: a page's text width, so its text prints readably
+# A report figure's widest: a page's text width (7 in), so its text prints readably, less the
+# 0.1 in a tight crop pads each side with, so the saved file stays within 7 in too.
+SAVE_PAD_INCHES = 0.1
+PAGE_INCHES = 7.0 - 2 * SAVE_PAD_INCHES
 
 
 def _text_color(background: str) -> str:
