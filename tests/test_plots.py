@@ -87,6 +87,7 @@ def test_plot_class_distribution_single_and_per_split(records):
 
 def test_plot_va_scatter_with_and_without_valence(records):
     fig = _check(plots.plot_va_scatter(records), n_axes=4)
+    assert fig.axes[1].get_ylabel() == fig.axes[2].get_xlabel() == "faces"  # the marginals
     main = fig.axes[0]
     assert main.get_xlim() == (-1, 1) and main.get_ylim() == (-1, 1)
     assert len(main.collections[0].get_offsets()) == len(records)
@@ -174,7 +175,18 @@ def test_plot_duplicates(records):
     )
     fig = _check(plots.plot_duplicates(records, pairs, n=2), n_axes=4)
     assert _n_images(fig) == 4
-    assert fig.axes[0].get_title() == "r00 [train]"
+    assert fig.axes[0].get_title() == "r00 [train]\nNeutral"  # each face with its label
+    same = pd.DataFrame(  # r00 and r07 are both Neutral; r01 (Happy) and r04 (Fear) are not
+        {
+            "id_a": ["r00", "r01"],
+            "id_b": ["r07", "r04"],
+            "distance": [0, 2],
+            "kind": ["exact", "near"],
+        }
+    )
+    fig = _check(plots.plot_duplicates(records, same, n=1), n_axes=2)
+    assert fig.axes[0].get_title() == "r01 [val]\nHappy"  # labelled differently: shown first
+    assert fig.get_suptitle().startswith("1 of 2 duplicate pairs: those labelled differently first")
     assert plots.plot_duplicates(records, pairs.iloc[:0]) is None  # nothing to draw, no figure
     with pytest.raises(ValueError, match="missing"):
         plots.plot_duplicates(records, pairs.assign(id_b="nope"))
@@ -220,3 +232,22 @@ def test_plot_balance_leaves_out_an_unchanged_split_and_names_both_bar_parts():
     assert labels == ["originals (hatched)", "augmented copies (solid)"]
     for ax in fig.axes:  # the count over the tallest bar stays inside the frame
         assert ax.get_ylim()[1] > 76 * 1.1
+
+
+def test_augmented_copies_are_numbered_and_their_eye_corners_big_enough_to_check(records):
+    source = records.iloc[0]  # has landmarks
+    manifest = pd.DataFrame(
+        [
+            {
+                "source_id": source["id"],
+                "image": source["image"],
+                "landmarks": source["landmarks"],
+                "transform_seed": seed,
+            }
+            for seed in (773786671, 12)
+        ]
+    )
+    fig = _check(plots.plot_augmented_examples(records, manifest, n=1, copies=2))
+    assert [ax.get_title() for ax in fig.axes[1:]] == ["copy 1", "copy 2"]
+    corners = [c for ax in fig.axes for c in ax.collections if c.get_sizes()[0] >= 40]
+    assert len(corners) == 2 * 3  # points 36 and 45 on the source and both copies

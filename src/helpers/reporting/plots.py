@@ -334,7 +334,7 @@ def draw_landmarks(
             ax.scatter(
                 pts[i, 0],
                 pts[i, 1],
-                s=size * 5,
+                s=max(size * 5, 40.0),  # big enough to check left/right at page size
                 color=c,
                 edgecolors="white",
                 linewidths=0.8,
@@ -414,8 +414,8 @@ def plot_va_scatter(
     ax.set_aspect("equal")
     for line in (ax.axhline, ax.axvline):
         line(0, color="0.4", linewidth=0.8, zorder=0)
-    top.set(xlabel="", ylabel="")
-    right.set(xlabel="", ylabel="")
+    top.set(xlabel="", ylabel="faces")
+    right.set(xlabel="faces", ylabel="")
     top.tick_params(labelbottom=False)
     right.tick_params(labelleft=False)
     handles, labels = ax.get_legend_handles_labels()
@@ -525,13 +525,31 @@ def plot_image_stats(stats: pd.DataFrame) -> Figure:
     return fig
 
 
+def _label_name(value: Any) -> str:
+    """A record's expression as its name, for a caption; empty when unlabelled."""
+    label = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    return EXPRESSIONS[int(label)] if pd.notna(label) and 0 <= label < N_EXPRESSIONS else ""
+
+
+def _conflicts_first(pairs: pd.DataFrame, by_id: pd.DataFrame) -> pd.DataFrame:
+    """Duplicate pairs whose two records are labelled differently first (the ones that matter),
+    each group in its own order (closest first)."""
+    if "expression" not in by_id.columns:
+        return pairs
+    labels = by_id["expression"]
+    a = pairs["id_a"].map(labels)
+    b = pairs["id_b"].map(labels)
+    differ = (a != b) & a.notna() & b.notna()
+    return pd.concat([pairs[differ], pairs[~differ]])
+
+
 def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure | None:
     """The closest duplicate pairs side by side, with their kind, distance and splits; None
     without any (the count of pairs, printed beside it, says so: no figure of a sentence)."""
     if pairs.empty:
         return None
     by_id = df.drop_duplicates("id").set_index("id")
-    top = pairs.head(n)
+    top = _conflicts_first(pairs, by_id).head(n)
     missing = sorted(set(top["id_a"]).union(top["id_b"]) - set(by_id.index))
     if missing:
         raise ValueError(f"duplicate pairs name ids missing from the records table: {missing[:5]}")
@@ -543,9 +561,14 @@ def plot_duplicates(df: pd.DataFrame, pairs: pd.DataFrame, n: int = 6) -> Figure
             _show_image(ax, rec["image"])
             split = rec.get("split")
             where = f" [{split}]" if isinstance(split, str) else ""
-            ax.set_title(f"{rid}{where}", fontsize=9)
+            label = _label_name(rec.get("expression"))
+            ax.set_title(f"{rid}{where}" + (f"\n{label}" if label else ""), fontsize=9)
         row[0].set_ylabel(f"{pair.kind}\nd={pair.distance}", rotation=0, ha="right", va="center")
-    fig.suptitle(f"Top {len(top)} of {len(pairs):,} duplicate pairs")
+    fig.suptitle(
+        f"{len(top)} of {len(pairs):,} duplicate pairs: those labelled differently first, then "
+        "the closest (d: bits apart)",
+        fontsize=10,
+    )
     return fig
 
 
@@ -628,7 +651,8 @@ def plot_augmented_examples(
         row[0].set_title(f"source {source_id}", fontsize=8)
         row[0].set_ylabel(EXPRESSIONS[int(rec["expression"])], rotation=0, ha="right", va="center")
         made = manifest[manifest["source_id"] == source_id].head(copies)
-        for ax, (_, aug) in zip(row[1:], made.iterrows(), strict=False):
+        pairs = zip(row[1:], made.iterrows(), strict=False)
+        for number, (ax, (_, aug)) in enumerate(pairs, start=1):
             if cfg is None:
                 _show_image(ax, aug["image"])
                 pts = aug["landmarks"]
@@ -643,7 +667,7 @@ def plot_augmented_examples(
                 )
                 ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
             draw_landmarks(ax, pts, size=3, linewidth=0.6, highlight=True)
-            ax.set_title(f"seed {aug['transform_seed']}", fontsize=8)
+            ax.set_title(f"copy {number}", fontsize=8)
     fig.suptitle(
         "Augmented copies (right) of training faces (left); points 36/45 marked "
         "to show left/right stay right after flips",
