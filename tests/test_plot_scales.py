@@ -155,3 +155,10 @@ def test_a_saved_page_wide_figure_is_at_most_seven_inches(tmp_path) -> None:
     png = next(p for p in plots.save_figure(fig, tmp_path, "wide") if p.suffix == ".png")
     with Image.open(png) as image:
         assert image.width <= 7 * 300, image.width  # 300 dpi
+
+
+def test_the_corruption_comparison_bars_stand_on_the_whole_f1_range() -> None:
+    clean = {"expression": {"f1_macro": 0.0152}}
+    block = {"clean": clean, "results": {"blur": {"1": clean}, "dark": {"1": clean}}}
+    fig = check_figure(plots.plot_corruption_comparison({"a": block}))
+    assert fig.axes[0].get_ylim() == pytest.approx((0.0, 1.0))

@@ -463,3 +463,10 @@ def test_the_predictor_smooths_videos_when_asked(model_path, tmp_path, monkeypat
     assert "clip.avi: states no frame rate, so its faces are not smoothed" in (
         capsys.readouterr().err
     )
+
+
+def test_the_stacked_classes_differ_in_pattern_as_well_as_colour() -> None:
+    table = _rows([("v.mp4", f, 0, ("Happy", "Anger", "Sad")[f % 3]) for f in range(6)])
+    stack = video.plot_timeline(table, "v.mp4").get_axes()[0].containers
+    hatches = [bars[0].get_hatch() or "" for bars in stack]
+    assert len(set(hatches)) == len(hatches) == 3

@@ -250,6 +250,10 @@ def _longest(table: pd.DataFrame, name: str, most: int) -> list[int]:
     return [int(t) for t, _ in ranked[:most]]
 
 
+# One pattern per class in a stack, so neighbouring classes of like colour stay apart.
+_HATCHES = ("", "///", "...", "xxx", "\\\\\\", "+++", "ooo", "---")
+
+
 def _predicted_labels(table: pd.DataFrame) -> list[str]:
     """The classes the model gives some probability: a class it never predicts (Contempt of a
     7-class FER-2013 model) is no part of its stack nor its legend."""
@@ -271,6 +275,8 @@ def _probability_panel(ax: Axes, x: np.ndarray, on: pd.DataFrame, labels: list[s
             color=expression_color(label),
             label=label,
             linewidth=0,
+            hatch=_HATCHES[j % len(_HATCHES)],  # told apart without colour too
+            edgecolor="white",
         )
         bottom = bottom + probs[seen, j]
     ax.set_ylim(0, 1)

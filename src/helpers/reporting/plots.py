@@ -1658,6 +1658,8 @@ def plot_corruption_comparison(blocks: Mapping[str, Mapping[str, Any]]) -> Figur
         )
     shown = [_clean_label(scored.values()), *(n.replace("_", " ") for n in names[1:])]
     ax.set_xticks(np.arange(len(names)), shown, rotation=30, ha="right", rotation_mode="anchor")
+    heights = [p.get_height() for p in ax.patches]
+    ax.set_ylim(*metric_limits(key, heights))  # the score's whole range: no stretched noise
     ax.set_ylabel(f"{head} {label}" + (" (lower is better)" if lower else ""), fontsize=9)
     ax.tick_params(labelsize=9)
     ax.set_title(f"{head} {label} on the test faces degraded, mean over severities", fontsize=10)
