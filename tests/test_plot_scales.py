@@ -162,3 +162,17 @@ def test_the_corruption_comparison_bars_stand_on_the_whole_f1_range() -> None:
     block = {"clean": clean, "results": {"blur": {"1": clean}, "dark": {"1": clean}}}
     fig = check_figure(plots.plot_corruption_comparison({"a": block}))
     assert fig.axes[0].get_ylim() == pytest.approx((0.0, 1.0))
+
+
+def test_headline_bars_of_models_near_chance_stay_small() -> None:
+    table = pd.DataFrame(
+        {
+            "model": ["custom_cnn", "resnet50"],
+            "expression_f1_macro": [0.015, 0.106],
+            "valence_ccc": [0.003, -0.02],
+        }
+    )
+    fig = check_figure(plots.plot_metric_comparison(table))
+    expression, valence = fig.axes
+    assert expression.get_ylim() == pytest.approx((0.0, 1.0))
+    assert valence.get_ylim() == pytest.approx((-1.0, 1.0))

@@ -1251,6 +1251,8 @@ def plot_metric_comparison(table: pd.DataFrame) -> Figure:
                 elinewidth=1,
                 ecolor="0.2",
             )
+        # The score's whole range (F1 0-1, CCC 0-1 or -1..1): a score near chance looks small.
+        ax.set_ylim(*metric_limits(metric, np.concatenate([values, low, high])))
         text = ["n/a" if np.isnan(v) else f"{v:.3f}" for v in values]
         # Inside a bar in white where it has room; above a short one (0.002 would vanish).
         room = np.abs(np.nan_to_num(values)) >= 0.15 * max(np.abs(ax.get_ylim()))
