@@ -114,9 +114,21 @@ def test_whole_photos_in_class_folders_are_said_to_be_no_face_crops(tmp_path):
             "sad/street.jpg": photo(800, 600)}  # fmt: skip
     result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
     assert len(result.records) == 6
-    assert any(n.startswith("2 images look like whole photos, not face crops (e.g. "
-                            "happy/selfie.jpg, 480x640: large and far from square)")
+    assert any(n.startswith("2 images of 6 look like whole photos, not face crops (e.g. "
+                            "happy/selfie.jpg, 480x640: large and far from square")
                and "face-box CSV" in n for n in result.notes)  # fmt: skip
+
+
+def test_every_whole_photo_is_counted_and_listed_in_the_ingest_report(tmp_path):
+    """Photos past the first images read are counted too, each named in the report's row."""
+    tree = {**{f"{folder}/{k}.png": png(k) for folder in ("happy", "sad") for k in range(40)},
+            **{f"sad/z_photo{k:02d}.jpg": photo(640, 480) for k in range(20)}}  # fmt: skip
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert any(n.startswith("20 images of 100 look like whole photos") for n in result.notes)
+    row = result.summary().set_index("reason").loc["whole photo, not a face crop"]
+    assert row["outcome"] == "kept" and row["count"] == 20
+    assert row["examples"].split(", ") == [f"sad/z_photo{k:02d}.jpg" for k in range(20)]
+    assert not any("whole photo" in problem for problem in result.problems())  # the note says it
 
 
 def test_large_square_face_crops_are_not_taken_for_photos(tmp_path):
@@ -124,6 +136,26 @@ def test_large_square_face_crops_are_not_taken_for_photos(tmp_path):
             "sad/wide_small.jpg": photo(160, 90)}  # fmt: skip
     result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
     assert len(result.records) == 6 and not result.notes
+
+
+# ---- folders merged into one class -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("pair", [("joy", "happiness"), ("Happy", "happy")])
+def test_differently_named_folders_read_as_one_class_are_named(tmp_path, pair):
+    tree = faces(*pair, "sad", "neutral")
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert result.class_counts()["Happy"] == 4
+    merged = f"{pair[1]}/, {pair[0]}/" if pair[0] == "joy" else f"{pair[0]}/, {pair[1]}/"
+    assert (f"folders of different names read as one class: {merged} as Happy (move one "
+            "out if they are different classes)") in result.notes  # fmt: skip
+
+
+def test_one_name_in_several_splits_is_no_merge(tmp_path):
+    tree = {f"{split}/{name}": data for split in ("train", "test")
+            for name, data in faces("happy", "sad").items()}  # fmt: skip
+    result = read_class_tree(write_tree(tmp_path / "mine", tree), progress=False)
+    assert not any("different names" in note for note in result.notes)
 
 
 # ---- face-box CSV ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class ReadResult:
     nulled: dict[str, int] = field(default_factory=dict)  # reason -> values set to NaN/None
     repaired: dict[str, int] = field(default_factory=dict)  # reason -> records kept, mended
     notes: list[str] = field(default_factory=list)  # what the reader did that users should know
+    flagged: dict[str, int] = field(default_factory=dict)  # reason -> records kept, worth a look
 
     def summary(self) -> pd.DataFrame:
         """One row per reason, most frequent first, for display in notebooks."""
@@ -59,6 +60,7 @@ class ReadResult:
                 ("dropped", self.dropped),
                 ("nulled", self.nulled),
                 ("repaired", self.repaired),
+                ("kept", self.flagged),
             )
             for reason, count in tally.items()
         ]
@@ -86,6 +88,7 @@ class ReadResult:
         return [
             f"{r.outcome} {reason_text(r.count, r.reason, self.examples.get(r.reason, []))}"
             for r in self.summary().itertuples()
+            if r.outcome != "kept"  # a note of the reader's says what these are
         ]
 
     def terminal_lines(self) -> list[str]:
@@ -141,6 +144,7 @@ class Tally:
         self.repaired: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
         self.notes: list[str] = []
+        self.flagged: dict[str, int] = {}
 
     def _note(self, counts: dict[str, int], reason: str, example: str | None) -> None:
         """Count one occurrence and keep the example if there is room."""
@@ -161,6 +165,12 @@ class Tally:
         """A record kept after mending (e.g. no face found: the centre of the image used)."""
         self._note(self.repaired, reason, example)
 
+    def flag(self, reason: str, member: str) -> None:
+        """A record kept as it is but worth a look (a whole photo among face crops): every one
+        is listed, so ingest_report.csv names them all."""
+        self.flagged[reason] = self.flagged.get(reason, 0) + 1
+        self.examples.setdefault(reason, []).append(member)
+
     def note(self, text: str) -> None:
         """Something about the whole source worth saying (e.g. columns left unused)."""
         if text not in self.notes:
@@ -177,6 +187,7 @@ class Tally:
             dict(self.nulled),
             dict(self.repaired),
             list(self.notes),
+            dict(self.flagged),
         )
 
 

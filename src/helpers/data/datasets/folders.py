@@ -23,7 +23,7 @@ from helpers.core.errors import DataError
 from helpers.core.images import (IMAGE_EXTENSIONS, MULTI_FRAME_MAGIC, frame_count, frames_in,
                                   header_size, is_image_header, make_uri, tiff_next_page,
                                   unsupported_image)
-from helpers.core.labels import accepted_names, expression_index
+from helpers.core.labels import EXPRESSIONS, accepted_names, expression_index
 from helpers.core.paths import is_junk
 from helpers.core.records import make_records
 from helpers.core.words import counted
@@ -52,11 +52,10 @@ _HEAD_BYTES = 32  # an image signature, or an ISO media file's brands (AVIF or H
 _TIFF_HEAD_BYTES = 4096  # holds the first page directory of most TIFFs that put it first
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
 _INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
-# Whole photos among face crops: of up to _PHOTO_SAMPLE images spread over the source, those
-# whose header declares a long side of _PHOTO_SIDE px or more, _PHOTO_RATIO times the short one
-# (a 3:4 phone photo; face crops are about square). Most headers fit in a few KB; a JPEG's
-# size may sit after an EXIF block (its thumbnail), up to 64 KB in.
-_PHOTO_SAMPLE = 64
+# Whole photos among face crops: of every image read, those whose header declares a long side
+# of _PHOTO_SIDE px or more, _PHOTO_RATIO times the short one (a 3:4 phone photo; face crops
+# are about square). Most headers fit in a few KB; a JPEG's size may sit after an EXIF block
+# (its thumbnail), up to 64 KB in.
 _PHOTO_SIDE = 400
 _PHOTO_RATIO = 1.25
 _SIZE_HEAD = 4096
@@ -394,29 +393,54 @@ def note_nested(tally: Tally, folders: list[str]) -> None:
                    f"that class, e.g. {shown}")
 
 
+PHOTO_REASON = "whole photo, not a face crop"
+
+
+def image_size(tree: FileTree, member: str) -> tuple[int, int] | None:
+    """(height, width) from an image's header, None where it does not say."""
+    head = tree.head(member, _SIZE_HEAD)
+    size = header_size(head) if head else None
+    if size is None and head and head.startswith(b"\xff\xd8") and len(head) == _SIZE_HEAD:
+        longer = tree.head(member, _JPEG_SIZE_HEAD)
+        size = header_size(longer) if longer else None
+    return size
+
+
 def note_whole_photos(tree: FileTree, members: list[str], tally: Tally) -> None:
     """Say when class folders hold whole photos rather than face crops: they are trained on as
     they are, while the predictor crops each face, so training and use would see different
-    framings."""
-    sample = members[::max(1, len(members) // _PHOTO_SAMPLE)][:_PHOTO_SAMPLE]
+    framings. Every image's header is read (a few KB each), and each photo is listed among the
+    kept records' flags (ingest_report.csv)."""
     photos = []
-    for member in sample:
-        head = tree.head(member, _SIZE_HEAD)
-        size = header_size(head) if head else None
-        if size is None and head and head.startswith(b"\xff\xd8") and len(head) == _SIZE_HEAD:
-            longer = tree.head(member, _JPEG_SIZE_HEAD)
-            size = header_size(longer) if longer else None
+    for member in members:
+        size = image_size(tree, member)
         if size and max(size) >= _PHOTO_SIDE and max(size) >= _PHOTO_RATIO * min(size):
             photos.append((member, size))
+            tally.flag(PHOTO_REASON, member)
     if photos:
         member, (height, width) = photos[0]
-        checked = "" if len(sample) == len(members) else f" of {len(sample):,} checked"
         look = ("looks like a whole photo, not a face crop" if len(photos) == 1
                 else "look like whole photos, not face crops")
-        tally.note(f"{counted(len(photos), 'image')}{checked} {look} "
-                   f"(e.g. {member}, {width}x{height}: large and far from square); class "
-                   "folders are trained on as they are: crop the faces first, or list each "
-                   "face's box in a face-box CSV, whose reader crops them")
+        tally.note(f"{counted(len(photos), 'image')} of {len(members):,} {look} "
+                   f"(e.g. {member}, {width}x{height}: large and far from square; all listed in "
+                   "ingest_report.csv); class folders are trained on as they are: crop the faces "
+                   "first, or list each face's box in a face-box CSV, whose reader crops them")
+
+
+def note_merged_folders(kept: list[Kept], tally: Tally) -> None:
+    """Say which differently named class folders were read as one class (joy/ and happiness/
+    as Happy, Happy/ and happy/): folders a researcher meant as two classes are pooled."""
+    names: dict[int, set[str]] = {}
+    for parts, label, _, position in kept:
+        names.setdefault(label, set()).add(parts[position])
+    merged = [
+        f"{', '.join(f'{n}/' for n in sorted(found))} as {EXPRESSIONS[label]}"
+        for label, found in sorted(names.items())
+        if len(found) > 1
+    ]
+    if merged:
+        tally.note(f"folders of different names read as one class: {'; '.join(merged)} (move "
+                   "one out if they are different classes)")
 
 
 def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
@@ -432,6 +456,7 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
     with FileTree(path, limits or ArchiveLimits()) as tree:
         kept = _classify(tree.files(tally), class_index, tally)
         _check_split_folders(path, kept, tally)
+        note_merged_folders(kept, tally)
         skip = _common_prefix([parts for parts, _, _, _ in kept])
         rows, seen = [], set()
         renamed: list[str] = []
