@@ -82,10 +82,16 @@ FER_COUNTS = {
 }
 
 
+FER_USAGE = {"train": "Training", "test": "PublicTest"}  # the release's names for its faces
+
+
 def fer_files(prefix: str = "") -> dict[str, bytes]:
-    """A tiny Kaggle-layout tree plus the junk real downloads carry."""
+    """A tiny Kaggle-layout tree, faces named as the release names them, plus the junk real
+    downloads carry."""
     files = {
-        f"{prefix}{split}/{cls}/im{i}.{'png' if i % 2 else 'jpg'}": PNG if i % 2 else JPG
+        f"{prefix}{split}/{cls}/{FER_USAGE[split]}_{i}.{'png' if i % 2 else 'jpg'}": (
+            PNG if i % 2 else JPG
+        )
         for split, classes in FER_COUNTS.items()
         for cls, n in classes.items()
         for i in range(n)
@@ -94,7 +100,7 @@ def fer_files(prefix: str = "") -> dict[str, bytes]:
         {
             f"{prefix}train/happy/notes.txt": b"not an image",  # wrong extension
             f"{prefix}train/happy/readme.md": b"# hi",
-            f"{prefix}train/angry/broken.jpg": b"plain text named .jpg",  # not an image
+            f"{prefix}train/angry/Training_99.jpg": b"plain text named .jpg",  # not an image
             f"{prefix}train/unsorted/im0.png": PNG,  # not a class
             f"{prefix}train/unsorted/im1.png": PNG,
             f"{prefix}train/.DS_Store": b"junk",  # skipped silently
@@ -128,13 +134,13 @@ def test_fer_zip_counts_splits_and_mapping(tmp_path, prefix):
     assert names(result) == EXPECTED_FER
     assert result.dropped == EXPECTED_FER_DROPS
     assert result.examples["unknown class folder"] == [f"{prefix}train/unsorted/"]
-    assert result.examples["not an image"] == [f"{prefix}train/angry/broken.jpg"]
+    assert result.examples["not an image"] == [f"{prefix}train/angry/Training_99.jpg"]
     df = result.records
     assert (df["source"] == "fer2013").all() and 7 not in set(df["expression"])
-    row = df.set_index("id").loc["train/Happy/im1"]  # the wrapper folder is not in the id
+    row = df.set_index("id").loc["train/Happy/Training_1"]  # the wrapper is not in the id
     assert row["expression"] == EXPRESSIONS.index("Happy") and row["split"] == "train"
     archive, member = parse_uri(row["image"])
-    assert archive == str(path.resolve()) and member == f"{prefix}train/Happy/im1.png"
+    assert archive == str(path.resolve()) and member == f"{prefix}train/Happy/Training_1.png"
     assert read_image(row["image"]).shape == (4, 4)
 
 
@@ -156,7 +162,21 @@ def test_fer_header_check_can_be_skipped(tmp_path):
     path = write_zip(tmp_path / "fer.zip", fer_files())
     result = read_fer_folders(path, check_headers=False, progress=False)
     assert "not an image" not in result.dropped
-    assert "train/angry/broken" in set(result.records["id"])
+    assert "train/angry/Training_99" in set(result.records["id"])
+
+
+@pytest.mark.parametrize("renamed", ["train/angry/Training_0.jpg", "test/sad/PublicTest_0.jpg"])
+def test_fer_folder_names_on_ones_own_faces_are_read_as_class_folders(tmp_path, renamed):
+    """FER's class names under train/ and test/ are a layout anyone's faces can have: only
+    faces all named as the release names them are read (and described) as FER-2013."""
+    files = {n: d for n, d in fer_files().items() if n.endswith((".jpg", ".png"))}
+    assert detect_source(write_tree(tmp_path / "fer", files)) == "fer2013"
+    data = files.pop(renamed)
+    files[renamed.rsplit("/", 1)[0] + "/my_photo.jpg"] = data
+    mine = write_tree(tmp_path / "mine", files)
+    assert detect_source(mine) == "folders"
+    assert read_source(mine, progress=False).reader == "folders"
+    assert read_source(mine, reader="fer2013", progress=False).reader == "fer2013"  # forced
 
 
 def test_fer_contempt_duplicates_and_nothing_usable(tmp_path):

@@ -1,7 +1,11 @@
 """Readers for FER-2013: the Kaggle image folders (zip or folder) and the original fer2013.csv.
 
 Image folders: `train/<class>/*.jpg|png` and `test/<class>/*`, optionally under a wrapper folder
-(`fer2013/train/...`). Official splits are kept (train -> train, test -> test), class folders
+(`fer2013/train/...`), each face named by its row of the challenge's CSV as the Kaggle release
+names it (`Training_10118481.jpg`, `PublicTest_10116449.jpg`, `PrivateTest_...`): detection asks
+for those names, as folder names alone (angry/, happy/ ... under train/ and test/) are any
+researcher's layout, which the class-folder reader reads and the methods section does not call
+FER-2013 (`reader="fer2013"` forces this reader). Official splits are kept (train -> train, test -> test), class folders
 map by their FER name (case-insensitive), other folders and non-image files are counted. Files
 are not decoded; their first 16 bytes are checked (a fraction of a second for the 32,298-member
 zip). See helpers.data.datasets.folders, which does the work.
@@ -29,7 +33,9 @@ import csv
 import hashlib
 import io
 import os
+import re
 import zipfile
+from collections.abc import Iterable
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -41,7 +47,8 @@ from helpers.data.datasets import ReadResult, Tally
 from helpers.data.datasets.csv_boxes import (cache_folder, csv_rows, delimiter_of, first_line,
                                         header_names, no_records, save_png)
 from helpers.data.datasets.folders import (FER_USAGE_SPLITS, SPLIT_NAMES, class_groups,
-                                      image_folders, is_junk, is_zip, read_class_tree)
+                                      image_files, image_folders, is_junk, is_zip,
+                                      read_class_tree, split_of)
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.labels import FER_TO_AFFECTNET, class_number, expression_index
 from helpers.core.records import make_records
@@ -58,6 +65,8 @@ USAGE_SPLITS: dict[str, dict[str, str]] = {
 }
 CSV_LIMITS = ArchiveLimits(max_member_bytes=2 * GiB)
 _MIN_FER_CLASSES = 4  # FER class folders under train/ before a tree counts as FER-2013
+# A face's name in the Kaggle image-folder release: its Usage and a number.
+FER_NAME = re.compile(r"^(Training|PublicTest|PrivateTest)_\d+$")
 _HEAD = 4096
 _CSV_DEPTH = 2  # folders below a source folder searched for fer2013.csv
 WRONG_COUNT = f"wrong pixel count (expected {N_PIXELS:,} = {SIDE}x{SIDE})"
@@ -70,9 +79,23 @@ def fer_class_index(name: str) -> int | None:
     return FER_CLASS_INDEX.get(name.strip().lower())
 
 
+def fer_names(ids: Iterable[str]) -> bool:
+    """Whether every face is named as the FER-2013 release names its faces (a record's id or a
+    file's stem ending in Training_<n>, PublicTest_<n> or PrivateTest_<n>); False for none."""
+    found = False
+    for ident in ids:
+        if not FER_NAME.match(str(ident).rsplit("/", 1)[-1]):
+            return False
+        found = True
+    return found
+
+
 def looks_like_fer_folders(path: str | os.PathLike) -> bool:
-    """train/ and test/ side by side whose expression-named folders are all FER names."""
-    groups = class_groups(image_folders(Path(path)))
+    """train/ and test/ side by side whose expression-named folders are all FER names, and
+    whose faces all carry the release's names (Training_<n>.jpg, PublicTest_<n>.jpg): FER
+    names on folders alone are a layout anyone's own faces can have."""
+    path = Path(path)
+    groups = class_groups(image_folders(path))
     for base in {base for base, _ in groups}:
         train, test = groups.get((base, "train"), set()), groups.get((base, "test"), set())
         if not train or not test:
@@ -80,8 +103,20 @@ def looks_like_fer_folders(path: str | os.PathLike) -> bool:
         named = {n.strip().lower() for n in train | test if expression_index(n) is not None}
         fer_in_train = {n.strip().lower() for n in train} & set(FER_CLASSES)
         if named <= set(FER_CLASSES) and len(fer_in_train) >= _MIN_FER_CLASSES:
-            return True
+            return _fer_named(path, base)
     return False
+
+
+def _fer_named(path: Path, base: tuple[str, ...]) -> bool:
+    """Whether every image in base's train/<class>/ and test/<class>/ folders of FER names is
+    named as the release names its faces."""
+    depth = len(base)
+    return fer_names(
+        Path(parts[-1]).stem for parts in image_files(path)
+        if len(parts) == depth + 3 and parts[:depth] == base
+        and split_of(parts[depth]) in ("train", "test") and fer_class_index(parts[depth + 1])
+        is not None
+    )
 
 
 def read_fer_folders(path: str | os.PathLike, check_headers: bool = True,
