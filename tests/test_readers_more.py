@@ -593,6 +593,24 @@ def test_plain_folders_with_splits_in_a_zip(tmp_path):
 # ---- detection ------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kinds", [("val", "aro", "lnd"), ("lnd",)])
+def test_an_affectnet_zip_without_expression_labels_is_named_as_one(tmp_path, kinds):
+    members = {"Dataset/Dataset/images/1.jpg": JPG, "Dataset/Dataset/images/2.jpg": JPG}
+    members |= {f"Dataset/Dataset/annotations/{i}_{k}.npy": b"\x93NUMPY" for i in (1, 2)
+                for k in kinds}  # fmt: skip
+    path = write_zip(tmp_path / "va.zip", members)
+    with pytest.raises(DataError) as err:
+        detect_source(path)
+    said = str(err.value)
+    listed = ", ".join(f"*_{k}.npy" for k in sorted(kinds))
+    assert said.endswith(
+        f"AffectNet layout found (images/ beside annotations/ with {listed}), but no expression "
+        "labels (*_exp.npy): expression labels are required (data with only valence/arousal or "
+        "landmarks is not supported)"
+    )
+    assert "class folders" not in said and "\n" not in said
+
+
 def test_detection_order_and_unknown_layouts(tmp_path):
     affectnet = write_zip(
         tmp_path / "affectnet.zip",

@@ -314,6 +314,8 @@ def detect_source(path: str | os.PathLike) -> str:
 
         open_zip(path).close()  # a broken or hostile zip says so here, more useful than "unknown"
         _refuse_zip_in_zip(path)
+    if unlabelled := _affectnet.unlabelled_layout(path):  # not "folders named images/"
+        raise UnrecognisedSource(path, unlabelled)
     hint = _folders.unmapped_class_folders(path)
     said = f": {hint}" if hint else ""
     raise UnrecognisedSource(

@@ -105,6 +105,38 @@ def looks_like_affectnet(path: str | os.PathLike) -> bool:
     return False
 
 
+def unlabelled_layout(path: str | os.PathLike) -> str | None:
+    """What to say of a zip in AffectNet's layout (images/ beside annotations/) whose
+    annotations hold other kinds (val, aro, lnd) but no *_exp.npy: the reader needs expression
+    labels, so detection passes it over; None for any other source."""
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+    image_prefixes: set[str] = set()
+    kinds: dict[str, set[str]] = {}
+    for member in names:
+        parts = _parts(member)
+        if parts is None:
+            continue
+        prefix, folder, name = parts
+        if folder == "images":
+            image_prefixes.add(prefix)
+        elif folder == "annotations" and (m := _ANNOTATION.match(name)):
+            kinds.setdefault(prefix, set()).add(m["kind"].lower())
+    found = sorted(set().union(*(kinds[p] for p in image_prefixes & set(kinds))))
+    if not found or "exp" in found:
+        return None
+    listed = ", ".join(f"*_{kind}.npy" for kind in found)
+    return (f"AffectNet layout found (images/ beside annotations/ with {listed}), but no "
+            "expression labels (*_exp.npy): expression labels are required (data with only "
+            "valence/arousal or landmarks is not supported)")
+
+
 # npy header bytes -> (dtype, shape, order, data bytes) of an array np.load already accepted.
 # A release holds ~4 headers (one per annotation kind) repeated over every id, and parsing
 # the header (ast.literal_eval) was half of np.load's time.
