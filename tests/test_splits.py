@@ -288,3 +288,46 @@ def test_notebook_03s_split_fills_the_split_column_of_records_parquet(tmp_path):
         assert pd.isna(records["split"].iloc[0])  # a record 03 left out has no split
         assert set(records["split"].dropna()) == {"train", "val", "test"}
         assert records[SOURCE_SPLIT].tolist() == read["split"].tolist()
+
+
+def _faces(counts: dict[int, int], split: dict[int, str] | None = None) -> pd.DataFrame:
+    """A records table with `counts[c]` faces of class c, in the given split (None: unset)."""
+    labels = [c for c, n in counts.items() for _ in range(n)]
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(labels))],
+            "image": "x.png",
+            "source": "faces",
+            "expression": labels,
+            "split": [None if split is None else split[c] for c in labels],
+        }
+    )
+
+
+def test_two_faces_of_a_class_left_in_train_are_named_with_the_single_one():
+    """Happy, Sad, Neutral 50 each, Fear 2, Disgust 1: neither small class reaches val or
+    test, and both are named (the line and the warning), not only the one too few to stratify."""
+    table = _faces({0: 50, 1: 50, 2: 50, 4: 2, 5: 1})
+    with pytest.warns(UserWarning, match=r"kept in train: Fear \(2\), Disgust \(1\)"):
+        out = assign_splits(table, val_share=0.1, test_share=0.1, seed=0)
+    assert out.loc[out["expression"].isin([4, 5]), "split"].eq("train").all()
+
+
+def test_classes_on_one_side_of_the_split_are_said(capsys):
+    """A class trained on but never tested is not scored; one tested but never trained on is
+    scored though the model cannot learn it: notebook 03 says both."""
+    table = _faces({0: 20, 1: 20, 2: 20, 3: 20}, None)
+    table["split"] = ["test" if i % 4 == 0 else "train" for i in range(len(table))]
+    table.loc[table["expression"] == 3, "split"] = "train"  # Surprise: train only
+    check_split_sizes(table, None, 0.0, 0.2)
+    assert capsys.readouterr().out.splitlines() == [
+        "Surprise: training faces but no test faces: the model learns it but it is not scored "
+        "(no per-class F1; a test face predicted as it counts as an error)"
+    ]
+    table.loc[table["expression"] == 3, "split"] = "test"  # Surprise: test only
+    check_split_sizes(table, None, 0.0, 0.2)
+    assert capsys.readouterr().out.splitlines() == [
+        "Surprise: 20 test faces and no training faces: the model never trains on it; its test "
+        "faces are still scored, as errors unless the model happens to predict it, and its F1 "
+        "(near 0) counts in the macro-F1"
+    ]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 from helpers.core.progress import bar as progress_bar
+from helpers.core.progress import terminal
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import fit_square, read_image
@@ -32,6 +33,8 @@ STRATEGIES: tuple[str, ...] = ("upsample", "downsample", "class_weights", "none"
 _BORDERS = {"constant": cv2.BORDER_CONSTANT, "replicate": cv2.BORDER_REPLICATE,
             "reflect": cv2.BORDER_REFLECT_101}
 _MAX_SEED = 2**31 - 1
+# A class upsampled from fewer faces than this is named: its copies repeat one or two faces.
+FEW_TO_UPSAMPLE = 5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,6 +521,10 @@ def plan_balance(train_df: pd.DataFrame, strategy: str = "upsample",
         above = [int(c) for c, n in before.items() if n > target]
         if above:
             plan.notes.append(f"classes {above} already exceed {target} rows and are kept whole")
+        if few := few_faces_line(before, target):
+            plan.notes.append(few)
+            warnings.warn(f"plan_balance: {few}", stacklevel=2)
+            terminal(few)
     elif strategy == "downsample" and len(train):
         target = int(target_per_class or before.min())
         plan.target_per_class = target
@@ -530,6 +537,23 @@ def plan_balance(train_df: pd.DataFrame, strategy: str = "upsample",
         weights = compute_class_weight("balanced", classes=classes, y=y)
         plan.class_weights = {int(c): float(w) for c, w in zip(classes, weights)}
     return plan
+
+
+def few_faces_line(before: pd.Series, target: int) -> str | None:
+    """What upsampling says of classes with fewer than FEW_TO_UPSAMPLE faces brought up to the
+    target: their copies are augmentations of the same one or two faces, which a model
+    memorises rather than learns from."""
+    few = [(int(c), int(n)) for c, n in before.items() if 0 < n < min(FEW_TO_UPSAMPLE, target)]
+    if not few:
+        return None
+    named = ", ".join(
+        f"{EXPRESSIONS[c]}: {n} face{'s' if n > 1 else ''} repeated {target - n} times"
+        for c, n in few
+    )
+    one = len(few) == 1
+    return (f"upsampled from too few faces ({named}, to {target} each): the model will memorise "
+            f"{'it' if one else 'them'} rather than learn the class; add faces, or take "
+            f"{'it' if one else 'them'} out of the data")
 
 
 def _train_rows(df: pd.DataFrame, filter_train: bool) -> pd.DataFrame:

@@ -69,6 +69,7 @@ def assign_splits(
         rows = np.flatnonzero(todo)
         split[rows] = _stratified_assign(labels[rows], units[rows],
                                          [("test", test_share), ("val", val_share)], seed, tiny)
+        _add_left_in_train(split, labels, units, todo, tiny)
     if tiny:
         named = ", ".join(f"{_class_name(c)} ({n})" for c, n in sorted(tiny.items()))
         warnings.warn("assign_splits: classes with too few rows (or groups) left to stratify "
@@ -77,6 +78,47 @@ def assign_splits(
         progress.terminal(tiny_classes_line(tiny, labels))
     out["split"] = pd.Series(split, index=out.index, dtype="str")  # records.py canonical dtype
     return out
+
+
+def _add_left_in_train(split: np.ndarray, labels: np.ndarray, units: np.ndarray,
+                       drawn: np.ndarray, tiny: dict[int, int]) -> None:
+    """Add to `tiny` the classes drawn here whose every face stayed in train while others got
+    validation or test faces: two faces of a class can both land in train by rounding, and are
+    as unscored as one face too few to stratify."""
+    if not (split != "train").any():
+        return
+    for code in np.unique(labels[drawn]):
+        rows = labels == code
+        if int(code) not in tiny and drawn[rows].all() and (split[rows] == "train").all():
+            tiny[int(code)] = len(np.unique(units[rows]))
+
+
+def coverage_lines(df: pd.DataFrame) -> list[str]:
+    """What notebook 03 says of classes on one side of the split only: trained on but never
+    tested (not scored), or tested but never trained on (scored, though unlearnable)."""
+    split = df["split"].astype("string")
+    codes = pd.to_numeric(df["expression"], errors="coerce")
+    train, test = set(codes[split == "train"].dropna()), set(codes[split == "test"].dropna())
+    if not train or not test:
+        return []
+    lines = []
+    trained_only = [_class_name(c) for c in sorted(train - test)]
+    if trained_only:
+        one = len(trained_only) == 1
+        lines.append(
+            f"{', '.join(trained_only)}: training faces but no test faces: the model learns "
+            f"{'it' if one else 'them'} but {'it is' if one else 'they are'} not scored (no "
+            f"per-class F1; a test face predicted as {'it' if one else 'one of them'} counts "
+            "as an error)"
+        )
+    for code in sorted(test - train):
+        n = int(((split == "test") & (codes == code)).sum())
+        lines.append(
+            f"{_class_name(code)}: {counted(n, 'test face')} and no training faces: the model "
+            "never trains on it; its test faces are still scored, as errors unless the model "
+            "happens to predict it, and its F1 (near 0) counts in the macro-F1"
+        )
+    return lines
 
 
 def tiny_classes_line(tiny: dict[int, int], labels: np.ndarray) -> str:
@@ -264,7 +306,8 @@ def check_split_sizes(
 ) -> None:
     """A test split asked for but empty is a DataError before any training (notebook 05 would
     have nothing to score); an empty validation split a warning (training runs without it).
-    The usual cause, named: too few groups, since each group stays in one split."""
+    The usual cause, named: too few groups, since each group stays in one split. Classes only
+    in train, or only in test, are said (coverage_lines)."""
     split = df["split"].astype("string")
     units = groups.nunique() if groups is not None else len(df)
     largest = int(groups.value_counts().max()) if groups is not None and len(groups) else 1
@@ -285,6 +328,7 @@ def check_split_sizes(
             "training runs without validation",
             stacklevel=2,
         )
+    progress.say(coverage_lines(df))  # here and in the terminal of ./run_all.sh
 
 
 def check_no_leakage(df: pd.DataFrame, derived: pd.DataFrame) -> None:
