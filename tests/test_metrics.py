@@ -123,6 +123,7 @@ def test_classification_scores_match_sklearn():
     cm = np.asarray(m["confusion_matrix"])
     assert cm.shape == (8, 8) and cm.sum() == 400
     assert cm[3].sum() == np.sum(t == 3)  # rows are the truth
+    assert m["confusion_labels"] == m["labels"]  # nothing predicted outside the scored labels
     assert m["labels"] == list(EXPRESSIONS) and m["labels_left_out"] == []
 
 
@@ -131,7 +132,11 @@ def test_seven_class_data_has_no_fake_contempt_class_and_auc_skips_it():
     p[:5] = 7  # the 8-class model sometimes says Contempt
     m = classification_metrics(t, p, proba, labels=range(8))
     assert "Contempt" not in m["labels"] and m["labels_left_out"] == ["Contempt"]
-    assert np.asarray(m["confusion_matrix"]).shape == (7, 7)
+    # Every face is in a cell: the Contempt predictions are a column of their own, its true
+    # row all zeros (the data has none), and the matrix names its classes.
+    cm = np.asarray(m["confusion_matrix"])
+    assert cm.shape == (8, 8) and cm.sum() == 300 and cm[7].sum() == 0
+    assert cm[:, 7].sum() == np.sum(p == 7) and m["confusion_labels"] == list(EXPRESSIONS)
     assert m["n_pred_outside_labels"] == np.sum(p == 7)
     seven = list(range(7))
     assert m["f1_macro"] == pytest.approx(f1_score(t, p, labels=seven, average="macro"))

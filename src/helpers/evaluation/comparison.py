@@ -112,7 +112,7 @@ class MetricsFile:
         expr = self.heads["expression"]
         if not expr or "confusion_matrix" not in expr:
             return None
-        return expr["confusion_matrix"], expr.get("labels", [])
+        return expr["confusion_matrix"], expr.get("confusion_labels", expr.get("labels", []))
 
 
 def tta_headline(scores: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -71,7 +71,8 @@ def classification_metrics(
     file's p_<Class> columns, so sklearn's roc_auc_score and average_precision_score on them
     give the same figures, but for None where those columns are constant but for float
     rounding (constant_proba): sklearn would rank faces by rounding. Model classes not scored
-    are listed in `auc_skipped`. `ece` is the top-label expected calibration error of proba's
+    are listed in `auc_skipped`. `confusion_matrix` counts every scored face: its classes,
+    `confusion_labels`, are the scored labels and any other class predicted (a row of zeros). `ece` is the top-label expected calibration error of proba's
     top probability, the confidence of the class predicted (None without probabilities).
     """
     t, p, proba, labels, space = classification_rows(y_true, y_pred, proba, labels)
@@ -102,7 +103,8 @@ def classification_metrics(
             if proba is not None
             else []
         ),
-        "confusion_matrix": _confusion_matrix(t, p, labels),
+        "confusion_matrix": _confusion_matrix(t, p, shown := _confusion_classes(p, labels, space)),
+        "confusion_labels": [names[c] for c in shown],
         "per_class": _per_class(t, p, labels, names),
         "labels": [names[c] for c in labels],
         "label_ids": [int(c) for c in labels],
@@ -145,8 +147,14 @@ def _per_class(
     }
 
 
+def _confusion_classes(p: np.ndarray, labels: np.ndarray, space: range) -> np.ndarray:
+    """The confusion matrix's classes: the scored labels and any other class predicted (one the
+    model trained on that the test set lacks), so every scored face is in a cell."""
+    return np.union1d(labels, p[(p >= space.start) & (p < space.stop)])
+
+
 def _confusion_matrix(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> list[list[int]]:
-    """Rows true, columns predicted, over the scored labels only."""
+    """Rows true, columns predicted, over `labels` (_confusion_classes)."""
     with warnings.catch_warnings():
         # sklearn warns about a single label even when `labels` fixes the shape.
         warnings.filterwarnings("ignore", "A single label was found", UserWarning)

@@ -412,7 +412,7 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
         for model, metrics in pooled.items()
     ]
     matrices = {
-        model: (block["confusion_matrix"], block.get("labels", []))
+        model: (block["confusion_matrix"], block.get("confusion_labels", block.get("labels", [])))
         for model, metrics in pooled.items()
         if (block := metrics.get("expression") or {}).get("confusion_matrix")
     }
