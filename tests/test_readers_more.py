@@ -974,3 +974,37 @@ def test_a_tiff_head_tells_one_page_from_several_in_either_byte_order():
     assert tiff_next_page(big_endian + (0).to_bytes(4, "big")) == 0
     assert tiff_next_page(big_endian + (999).to_bytes(4, "big")) == 999
     assert tiff_next_page(big_endian) is None
+
+
+# ---- reader options from notebook 01 (./run_all.sh --set) ----------------------------------
+
+
+def test_reader_options_of_notebook_01_are_checked_before_any_work(tmp_path):
+    import nbformat
+    import papermill as pm
+
+    from helpers.core import paths
+    from helpers.data.datasets import check_reader_options
+    from helpers.run import values
+
+    assert check_reader_options({"usage_splits": "coursework"}) == {"usage_splits": "coursework"}
+    assert check_reader_options({"usage_splits": "coursework"}, "fer2013_csv")
+    for bad, said in (
+        ("usage_splits=coursework", "reader_options must be a dict"),
+        ({"usage_split": "coursework"}, "no reader takes 'usage_split'; the readers' options"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            values.check_values("smoke", "01_extract", None, {"reader_options": bad})
+    with pytest.raises(ConfigError, match=r"'folders' reader takes no option 'usage_splits'"):
+        values.check_values(
+            "smoke", "01_extract", None,
+            {"reader": "folders", "reader_options": {"usage_splits": "coursework"}},
+        )  # fmt: skip
+    notebook = paths.NOTEBOOKS_DIR / "01_extract.ipynb"
+    assert pm.inspect_notebook(str(notebook))["reader_options"]["default"] == "{}"
+    cells = [c.source for c in nbformat.read(notebook, as_version=4).cells]
+    assert any("read_source(source, reader=reader or None, **reader_options)" in c for c in cells)
+    path, _ = fer_csv(tmp_path / "fer2013.csv")
+    read = read_source(path, cache_dir=tmp_path / "c", progress=False,
+                       **check_reader_options({"usage_splits": "coursework"}))  # fmt: skip
+    assert "val" not in set(read.records["split"])  # PublicTest read as test, as asked

@@ -103,8 +103,17 @@ def _notebooks_dir() -> Path:
     return paths.NOTEBOOKS_DIR
 
 
+def check_extract(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
+    """Notebook 01: reader_options names options of the reader given (or of some reader)."""
+    from helpers.data import datasets
+
+    if "reader_options" in values:
+        datasets.check_reader_options(values["reader_options"], values.get("reader") or None)
+
+
 # By notebook (file stem): the notebooks whose parameters have checks of their own.
 CHECKS: dict[str, Callable[[str, str | None, Mapping[str, Any]], None]] = {
+    "01_extract": check_extract,
     "03_augment": check_augment,
     "04_train": check_train,
     "05_evaluate": check_evaluate,

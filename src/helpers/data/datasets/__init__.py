@@ -14,6 +14,7 @@ import numbers
 import os
 import zipfile
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,6 +365,29 @@ def _check_options(reader: Reader, options: dict) -> None:
             f"the {reader.name!r} reader takes no option {', '.join(map(repr, unknown))}; "
             f"it accepts: {takes} (and read_source's {', '.join(COMMON_OPTIONS)})"
         )
+
+
+def check_reader_options(options: object, reader: str | None = None) -> dict[str, Any]:
+    """Notebook 01's `reader_options` (`./run_all.sh --set 'reader_options={...}'`): a dict of
+    options some reader takes (the named reader's, where `reader` names one), checked before a
+    run folder is made; the values themselves are checked by the reader that reads."""
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ConfigError(
+            "reader_options must be a dict of a reader's options by name, e.g. "
+            f"{{'usage_splits': 'coursework'}}, got {options!r}"
+        )
+    given = {k: v for k, v in options.items() if k not in COMMON_OPTIONS}
+    if reader:
+        _check_options(READERS[check_reader(reader)], given)
+        return dict(options)
+    known = sorted({name for r in READERS.values() for name in _option_names(r)})
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"reader_options: no reader takes {', '.join(map(repr, unknown))}; the readers' "
+            f"options are {', '.join(known)} (and {', '.join(COMMON_OPTIONS)})"
+        )
+    return dict(options)
 
 
 def _choose(path: str | os.PathLike, options: dict) -> tuple[str, str]:
