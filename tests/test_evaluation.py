@@ -882,11 +882,15 @@ def test_a_metrics_file_is_read_back_checked(tmp_path: Path) -> None:
     assert record.heads["valence"] is None and record.heads["landmarks"] is None
     assert record.confusion() == ([[1, 0], [0, 2]], ["Neutral", "Happy"])
     # A class predicted that the test set lacks: the matrix names its own classes.
-    wider = {"confusion_matrix": [[1, 0, 1], [0, 2, 0], [0, 0, 0]],
-             "labels": ["Neutral", "Happy"], "confusion_labels": ["Neutral", "Happy", "Fear"]}  # fmt: skip
+    wider = {
+        "confusion_matrix": [[1, 0, 1], [0, 2, 0], [0, 0, 0]],
+        "labels": ["Neutral", "Happy"],
+        "confusion_labels": ["Neutral", "Happy", "Fear"],
+    }
     (tmp_path / "cnn.json").write_text(json.dumps({"model": "cnn", "n": 4, "expression": wider}))
     assert MetricsFile.read(tmp_path / "cnn.json").confusion() == (
-        wider["confusion_matrix"], ["Neutral", "Happy", "Fear"]
+        wider["confusion_matrix"],
+        ["Neutral", "Happy", "Fear"],
     )
     (tmp_path / "a.ck.json").write_text("{}")  # no model: named by its file
     assert MetricsFile.read(tmp_path / "a.ck.json").model == "a"

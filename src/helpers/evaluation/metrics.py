@@ -72,8 +72,9 @@ def classification_metrics(
     give the same figures, but for None where those columns are constant but for float
     rounding (constant_proba): sklearn would rank faces by rounding. Model classes not scored
     are listed in `auc_skipped`. `confusion_matrix` counts every scored face: its classes,
-    `confusion_labels`, are the scored labels and any other class predicted (a row of zeros). `ece` is the top-label expected calibration error of proba's
-    top probability, the confidence of the class predicted (None without probabilities).
+    `confusion_labels`, are the scored labels and any other class predicted (a row of zeros).
+    `ece` is the top-label expected calibration error of proba's top probability, the
+    confidence of the class predicted (None without probabilities).
     """
     t, p, proba, labels, space = classification_rows(y_true, y_pred, proba, labels)
     names = class_names(label_names, space)
