@@ -892,3 +892,19 @@ def test_a_model_trained_by_hand_on_a_run_is_named_beside_the_command(tmp_path: 
     )
     assert any(c.startswith("densenet121 was trained outside the recorded") for c in section.checks)
     assert "outside" not in methods(_run(tmp_path / "alone")).text  # custom_cnn: the command's
+
+
+def test_a_fer_test_folder_with_both_halves_is_named_so(tmp_path: Path) -> None:
+    """The FER-2013 image release's test/ folder holds PublicTest faces, or in some copies
+    PrivateTest faces as well: the methods name the halves the faces' ids show."""
+    run = _run(tmp_path)
+    records = load_records(run.records)
+    test = records["split"] == "test"
+    halves = ["PublicTest" if i % 2 else "PrivateTest" for i in range(int(test.sum()))]
+    records.loc[test, "id"] = [f"test/{h}_{i}" for i, h in enumerate(halves)]
+    save_records(records, run.records)
+    splits = load_records(run.splits)
+    splits.loc[splits["split"] == "test", "id"] = records.loc[test, "id"].to_numpy()
+    save_records(splits, run.splits)
+    text = methods(run).text
+    assert "the data's own test split, FER-2013's PublicTest and PrivateTest faces (12)" in text

@@ -602,12 +602,21 @@ def _own_test_split(facts: _Run, given: int, tested: int) -> str:
     sources = set(test["source"].astype(str)) if "source" in test else set()
     reader = READERS.get(sources.pop()) if len(sources) == 1 else None
     named = (
-        f", {reader.dataset}'s {reader.test_split} faces"
+        f", {reader.dataset}'s {_test_split_name(reader.test_split, test['id'])} faces"
         if reader is not None and reader.dataset and reader.test_split
         else ""
     )
     count = f"{given:,} in the data" if given != tested else f"{given:,}"
     return f" The test faces are the data's own test split{named} ({count})."
+
+
+def _test_split_name(name: str, ids: pd.Series) -> str:
+    """The data set's name for its test split ("PublicTest"), with the other half where the
+    faces' ids show it: a FER-2013 image release whose test/ folder holds PrivateTest_<n> faces
+    too has "PublicTest and PrivateTest" faces."""
+    others = ids.astype(str).str.extract(r"(?:^|/)(PublicTest|PrivateTest)_\d+$")[0].dropna()
+    found = [n for n in ("PublicTest", "PrivateTest") if n in set(others)]
+    return " and ".join(found) if name in found and len(found) > 1 else name
 
 
 def _fold_text(facts: _Run, fold: dict[str, Any], given: pd.Series, cite: Citations) -> str:
