@@ -131,6 +131,23 @@ def test_every_whole_photo_is_counted_and_listed_in_the_ingest_report(tmp_path):
     assert not any("whole photo" in problem for problem in result.problems())  # the note says it
 
 
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("JPEG", {"exif": b"E" * 9000})],
+)
+def test_sizes_read_by_hand_match_pillows(fmt, options):
+    from helpers.core.images import header_size
+    from helpers.data.datasets.folders import quick_size
+
+    for shape in ((48, 40), (480, 640, 3)):
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros(shape, np.uint8)).save(buf, fmt, **options)
+        head = buf.getvalue()[:4096]
+        assert quick_size(head) in (header_size(head), None)  # None: past the bytes given
+        if "exif" not in options:
+            assert quick_size(head) == shape[:2]
+
+
 def test_large_square_face_crops_are_not_taken_for_photos(tmp_path):
     tree = {**faces("happy", "sad"), "happy/big.jpg": photo(512, 512),
             "sad/wide_small.jpg": photo(160, 90)}  # fmt: skip

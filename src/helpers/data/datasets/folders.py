@@ -413,24 +413,58 @@ def note_nested(tally: Tally, folders: list[str]) -> None:
 PHOTO_REASON = "whole photo, not a face crop"
 
 
-def image_size(tree: FileTree, member: str) -> tuple[int, int] | None:
-    """(height, width) from an image's header, None where it does not say."""
-    head = tree.head(member, _SIZE_HEAD)
-    size = header_size(head) if head else None
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                       0xCE, 0xCF})  # start-of-frame markers: the frame's size follows
+
+
+def quick_size(head: bytes) -> tuple[int, int] | None:
+    """(height, width) of a PNG or JPEG read from its header bytes by hand (Pillow's open costs
+    ~0.1 ms a file, which over every image of a large set adds up); None for other formats, or
+    a JPEG whose frame header lies past `head`."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 9 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _JPEG_SOF:
+            return (int.from_bytes(head[at + 5:at + 7], "big"),
+                    int.from_bytes(head[at + 7:at + 9], "big"))
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            at += 2
+            continue
+        at += 2 + int.from_bytes(head[at + 2:at + 4], "big")
+    return None
+
+
+def image_size(tree: FileTree, member: str, head: bytes | None = None) -> tuple[int, int] | None:
+    """(height, width) from an image's header (its first _SIZE_HEAD bytes, read here unless
+    given), None where it does not say."""
+    if head is None:  # one given is the file's first _SIZE_HEAD bytes, or the whole file
+        head = tree.head(member, _SIZE_HEAD)
+    size = (quick_size(head) or header_size(head)) if head else None
     if size is None and head and head.startswith(b"\xff\xd8") and len(head) == _SIZE_HEAD:
         longer = tree.head(member, _JPEG_SIZE_HEAD)
         size = header_size(longer) if longer else None
     return size
 
 
-def note_whole_photos(tree: FileTree, members: list[str], tally: Tally) -> None:
+def note_whole_photos(tree: FileTree, members: list[str], tally: Tally,
+                      sizes: dict[str, tuple[int, int] | None] | None = None) -> None:
     """Say when class folders hold whole photos rather than face crops: they are trained on as
     they are, while the predictor crops each face, so training and use would see different
     framings. Every image's header is read (a few KB each), and each photo is listed among the
-    kept records' flags (ingest_report.csv)."""
+    kept records' flags (ingest_report.csv). `sizes`: those already read, by member."""
     photos = []
+    sizes = sizes or {}
     for member in members:
-        size = image_size(tree, member)
+        size = sizes[member] if member in sizes else image_size(tree, member)
         if size and max(size) >= _PHOTO_SIDE and max(size) >= _PHOTO_RATIO * min(size):
             photos.append((member, size))
             tally.flag(PHOTO_REASON, member)
@@ -480,11 +514,13 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
         multi: list[str] = []
         nested: list[str] = []
         read: list[str] = []
+        sizes: dict[str, tuple[int, int] | None] = {}
         for parts, label, split, position in progress_bar(kept, desc=f"Reading {path.name}", unit=" files",
                                         disable=not progress, mininterval=0.5):
             member = "/".join(parts)
             named = Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
-            head = tree.head(member) if check_headers or not named else b""
+            # enough bytes for the signature and, for the whole-photo check, the image's size
+            head = tree.head(member, _SIZE_HEAD) if check_headers or not named else b""
             image = head is not None and is_image_header(head)
             if (check_headers or not named) and not image:
                 said = unsupported_image(head) if head else None
@@ -506,7 +542,9 @@ def read_class_tree(path: str | os.PathLike, *, reader: str = READER,
             rows.append({"id": ident, "image": tree.reference(member), "source": reader,
                          "expression": label, "split": split})
             read.append(member)
-        note_whole_photos(tree, read, tally)
+            if head:  # its size now, from the bytes read: no second read, no bytes kept
+                sizes[member] = image_size(tree, member, head)
+        note_whole_photos(tree, read, tally, sizes)
     if "unknown class folder" in tally.dropped and class_index is folder_class_index:
         tally.note(_NAMING)
     note_read_by_content(tally, renamed)
