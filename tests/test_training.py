@@ -977,11 +977,11 @@ def test_training_says_what_starts_and_a_long_first_epoch_its_steps(tmp_path, mo
     x, y = np.zeros((40, 2), "float32"), np.zeros((40, 1), "float32")
     model.fit(x, y, batch_size=1, epochs=2, verbose=0, callbacks=[Tick(), shown])
     lines = (tmp_path / "lines").read_text().splitlines()
-    # the clock is read every 10th batch, a line at most every 30 s, none after the first epoch
+    # a line every 30 s of the first epoch (the clock read after every batch), none after it
     assert lines[:3] == [
         "custom_cnn: training on 25,789 faces, batch 64, up to 60 epochs or 55 minutes",
-        "custom_cnn epoch 1/2: 20 of 40 steps, 40 s so far",  # not at 10 (20 s)
-        "custom_cnn epoch 1/2: 40 of 40 steps, 80 s so far",  # not at 30 (20 s after)
+        "custom_cnn epoch 1/2: 15 of 40 steps, 30 s so far",
+        "custom_cnn epoch 1/2: 30 of 40 steps, 60 s so far",
     ]
     assert [text.split(":")[0] for text in lines[3:]] == [
         "custom_cnn epoch 1/2",
@@ -991,6 +991,27 @@ def test_training_says_what_starts_and_a_long_first_epoch_its_steps(tmp_path, mo
     assert (
         start_line("vgg16", 500, 32, 3) == "vgg16: training on 500 faces, batch 32, up to 3 epochs"
     )
+
+
+def test_slow_steps_leave_no_more_than_30_s_and_one_step_between_two_lines(tmp_path, monkeypatch):
+    import itertools
+
+    from helpers.core import progress
+    from helpers.train.callbacks import STEP_LINE_EVERY_S, EpochLine
+
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(tmp_path / "lines"))
+    now = [0.0]
+    shown = EpochLine("vgg16", 1, steps=16, clock=lambda: now[0])
+    shown.on_epoch_begin(0)
+    for batch in range(16):  # a large backbone on a slow CPU: 12 s a step
+        now[0] += 12.0
+        shown.on_train_batch_end(batch)
+    lines = (tmp_path / "lines").read_text().splitlines()
+    assert lines[0] == "vgg16 epoch 1/1: 3 of 16 steps, 36 s so far"  # not 10 steps, 120 s
+    said = [12.0 * int(text.split(": ")[1].split(" of ")[0]) for text in lines]  # seconds
+    ends = [0.0, *said, 16 * 12.0]  # the epoch's start, each line, the epoch's end
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ends)]
+    assert max(gaps) <= STEP_LINE_EVERY_S + 12.0, lines
 
 
 # Run in a fresh interpreter: logical devices must be set before TensorFlow initialises its
