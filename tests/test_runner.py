@@ -86,6 +86,30 @@ def test_a_bad_model_name_is_refused_without_importing_tensorflow(tmp_path):
     )
 
 
+def test_a_bad_set_value_is_refused_without_importing_tensorflow(tmp_path):
+    """A number out of range is refused before Keras loads (tens of seconds on a busy CPU),
+    also before the registry entries are checked in a process that imports it."""
+    import subprocess
+    import sys
+
+    for setting, said in (
+        ("learning_rate=abc", "TrainConfig.learning_rate must be a positive number (got 'abc')"),
+        ("04:epochs=-1", "TrainConfig.epochs must be an integer >= 1 (got -1)"),
+        ("dropout=1.5", "TrainConfig.dropout must be a number in [0.0, 1.0) (got 1.5)"),
+    ):
+        code = (
+            "import sys\nfrom helpers.run import runner\n"
+            "runner.check_entries = lambda *a: sys.exit('the entries were checked first')\n"
+            "code = runner.main(['--profile', 'smoke', '--models', 'custom_cnn', '--set', "
+            f"{setting!r}, '--run-dir', {str(tmp_path / 'r')!r}])\n"
+            "assert code == 2 and 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.strip() == f"error: --set for 04_train.custom_cnn: {said}"
+        assert not (tmp_path / "r").exists()
+
+
 def test_failure_message_names_stage_cell_and_error(tmp_path):
     class FakeError(Exception):
         exec_count, ename, evalue = 7, "ValueError", "bad pixels"

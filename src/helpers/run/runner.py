@@ -1411,10 +1411,10 @@ def prepare(args: argparse.Namespace) -> Prepared:
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
+        if args.settings:  # every stage of the run: one --only leaves out runs on a --resume
+            check_values(profile.name, plan, args.settings, manifest, args.rerun)  # before Keras
         check_backend(stages, manifest, args.rerun)
         check_entries(stages, manifest, args.rerun)
-        if args.settings:  # every stage of the run: one --only leaves out runs on a --resume
-            check_values(profile.name, plan, args.settings, manifest, args.rerun)
         if args.resume and (moved := check_data(args, manifest, run_dir)):
             args.notes.append(moved)
         if not args.resume:

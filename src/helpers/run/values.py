@@ -60,7 +60,11 @@ def check_augment(profile: str, model: str | None, values: Mapping[str, Any]) ->
 def check_train(profile: str, model: str | None, values: Mapping[str, Any]) -> None:
     """Notebook 04: the TrainConfig it builds from the profile and its parameters, and the
     weights and their fallback (a file path is read from the notebooks' folder, where the kernel
-    runs)."""
+    runs). Its numbers first, before Keras loads (tens of seconds on a busy CPU): a typo such as
+    learning_rate=abc is refused at once."""
+    from helpers.train import limits
+
+    limits.check_numbers({k: v for k, v in values.items() if v is not None})
     from helpers.models import factory  # Keras: seconds, so only when there is a value
     from helpers.train.config import TrainConfig
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from helpers.models import factory, registry, transfer
 from helpers.models import losses as losses_module
 from helpers.models.losses import LANDMARK_LOSSES, VA_LOSSES
 from helpers.train.backend import INPUT_PIPELINES
+from helpers.train.limits import check_numbers
 from helpers.train.workers import check_processes
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -150,59 +150,12 @@ class TrainConfig:
         object.__setattr__(self, "heads", check_heads(self.heads, where="TrainConfig.heads"))
         registry.check_names([self.model], given_as="TrainConfig.model")
         registry.check(self.model)  # a mistyped entry named now, not by the build in fit
-        for name, low in (
-            ("image_size", 8),
-            ("channels", 1),
-            ("epochs", 1),
-            ("batch_size", 1),
-            ("trainable_top_n", 0),
-            ("warmup_epochs", 0),
-            ("shared_units", 1),
-            ("n_classes", 2),
-            ("early_stopping_patience", 0),
-            ("reduce_lr_patience", 0),
-            ("seed", 0),
-        ) + ((("max_steps_per_epoch", 1),) if self.max_steps_per_epoch is not None else ()):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                self._fail(name, f"must be an integer >= {low}")
+        check_numbers({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         smallest = registry.get(self.model).min_size  # the fit would refuse it: now, not then
         if self.image_size < smallest:
             self._fail("image_size", f"must be an integer >= {smallest} for {self.model}")
         if self.channels not in (1, 3):
             self._fail("channels", "must be 1 (grayscale) or 3 (RGB)")
-        for name in (
-            ("min_lr", "cache_memory_limit_gb")
-            + (("learning_rate",) if self.learning_rate is not None else ())
-            + (("finetune_lr",) if self.finetune_lr is not None else ())
-            + (("time_budget_minutes",) if self.time_budget_minutes is not None else ())
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (math.isfinite(value) and value > 0)
-            ):
-                self._fail(name, "must be a positive number")
-        for name, low, high in (
-            ("label_smoothing", 0.0, 1.0),
-            *((("weight_decay", 0.0, 1.0),) if self.weight_decay is not None else ()),
-            *((("ema_momentum", 0.0, 1.0),) if self.ema_momentum is not None else ()),
-            *((("swa_start", 0.0, 1.0),) if self.swa_start is not None else ()),
-            ("dropout", 0.0, 1.0),
-            ("reduce_lr_factor", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (low <= value < high)
-                or (name in ("reduce_lr_factor", "ema_momentum", "swa_start") and value == 0)
-            ):
-                self._fail(name, f"must be a number in [{low}, {high})")
-        rate = self.swa_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-            self._fail("swa_rate", "must be a share of the starting rate in (0, 1]")
         if self.swa_start is not None and self.lr_schedule != "cosine":
             self._fail(
                 "swa_start",
