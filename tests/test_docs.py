@@ -221,6 +221,20 @@ def _examples(parser: argparse.ArgumentParser, program: str) -> list[list[str]]:
     return [shlex.split(line.partition("#")[0])[len(program.split()) :] for line in lines]
 
 
+def test_the_smoke_profile_says_how_long_it_takes_as_measured():
+    """The first command a new user runs says how long it takes, in --help and the README alike,
+    and the README's figure for a quiet machine is the smoke run benchmarks/RESULTS.md records."""
+    example = next(line for line in runner.RUN_ALL_EXAMPLES.splitlines() if "smoke" in line)
+    readme = (paths.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert example.strip() in readme.splitlines()
+    assert "few minutes" not in example and " min on 2 cores" in example
+    results = (paths.REPO_ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    smoke = results.split("**profile smoke")[1]
+    total = re.search(r"\| total \(stages\) \| ok \| ([\d,]+) \|", smoke)
+    assert total is not None
+    assert f"stages took {total[1]} s with nothing else running" in " ".join(readme.split())
+
+
 def test_help_ends_with_examples_that_parse(monkeypatch, capsys):
     """./run_all.sh --help and python -m helpers.predict --help end with examples, each one a
     command line their parsers take, so the examples cannot drift from the options."""
