@@ -424,8 +424,9 @@ def test_the_demo_data_is_announced_in_one_line(fake, tmp_path, monkeypatch, cap
     printed = capsys.readouterr()
     assert "demo faces" not in printed.err and "\r" not in printed.err
     out = printed.out.splitlines()
-    assert out[0].startswith("[run_all] generating the demo dataset for profile smoke")
-    assert out[1] == f"[run_all] run folder: {run}"
+    assert out[0] == f"[run_all] {runner.CHECKING}"  # before TensorFlow loads, not silence
+    assert out[1].startswith("[run_all] generating the demo dataset for profile smoke")
+    assert out[2] == f"[run_all] run folder: {run}"
 
 
 def test_a_resume_takes_the_data_moved_elsewhere_by_its_sha256(fake, tmp_path, capsys):

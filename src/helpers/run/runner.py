@@ -464,15 +464,25 @@ def check_entries(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]
     """The registry entries of the models this call trains or scores, resolved before any work:
     a mistyped `builder` or `preprocess` is one ConfigError naming the entry and the field, not
     an AttributeError from notebook 04 after 01 and 03 ran."""
-    models = tuple(
+    models = entry_models(stages, manifest, rerun)
+    if models and (problem := entry_problem(models)):
+        raise ConfigError(problem)
+
+
+# Said before the checks that load TensorFlow (tens of seconds on a busy CPU, silent otherwise).
+CHECKING = "checking the models and settings (loads TensorFlow: up to a minute on a busy CPU) ..."
+
+
+def entry_models(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]
+                 ) -> tuple[str, ...]:  # fmt: skip
+    """The models this call trains or scores: those whose registry entries are checked."""
+    return tuple(
         dict.fromkeys(
             s.model
             for s in stages
             if s.model and (stage_status(manifest, s) != "ok" or s.name in rerun)
         )
     )
-    if models and (problem := entry_problem(models)):
-        raise ConfigError(problem)
 
 
 @functools.cache
@@ -1411,6 +1421,8 @@ def prepare(args: argparse.Namespace) -> Prepared:
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
+        if entry_models(stages, manifest, args.rerun):  # the checks below import TensorFlow
+            print(f"[run_all] {CHECKING}", flush=True)
         if args.settings:  # every stage of the run: one --only leaves out runs on a --resume
             check_values(profile.name, plan, args.settings, manifest, args.rerun)  # before Keras
         check_backend(stages, manifest, args.rerun)
