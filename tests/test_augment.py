@@ -440,6 +440,16 @@ def test_materialize_writes_train_only_copies_byte_identically(records, tmp_path
     assert saved["transform_seed"].tolist() == first["transform_seed"].tolist()
 
 
+def test_materialize_says_how_many_copies_it_writes_as_it_starts(records, tmp_path, monkeypatch):
+    from helpers.core import progress
+
+    lines = tmp_path / "lines"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(lines))
+    plan = plan_balance(records[records.split == "train"], "upsample", seed=0)
+    materialize(plan, records, flip_only_config(), tmp_path / "a", image_size=16)
+    assert lines.read_text().splitlines()[0] == "writing 40 augmented copies ..."
+
+
 def test_materialize_flip_only_resized_moves_landmarks_and_keeps_channels(records, tmp_path):
     train = records[records.split == "train"]
     plan = plan_balance(train, "upsample", target_per_class=21, seed=0)

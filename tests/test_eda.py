@@ -146,6 +146,21 @@ def test_image_stats_sample_is_seeded_and_sized(records):
 # -- hashes and duplicates ----------------------------------------------------------------
 
 
+def test_hashing_says_what_it_starts_in_the_terminal(records, tmp_path, monkeypatch):
+    """Hashing decodes every image (minutes for a large set): notebooks 02 and 03 say so as it
+    starts, not only once the bar has run 10 s; progress=False says nothing."""
+    from helpers.core import progress
+
+    lines = tmp_path / "lines"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(lines))
+    eda.image_hashes(records.head(2), progress=False)
+    assert not lines.exists()
+    eda.image_hashes(records.head(2))
+    assert lines.read_text().splitlines() == [
+        "hashing 2 images to find copies and unreadable files ..."
+    ]
+
+
 def test_image_hashes_columns_and_types(records, hashes):
     assert list(hashes.columns) == ["id", "sha1", "phash"]
     assert hashes["phash"].dtype == np.uint64

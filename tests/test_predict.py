@@ -120,6 +120,21 @@ def test_the_cascade_fires_on_these_demo_faces():
         assert _inside(pd.Series(row), placed[0]), (seed, boxes)
 
 
+def test_predicting_says_what_it_starts_in_the_terminal(model_path, tmp_path, monkeypatch):
+    """Loading a model and scoring faces take a minute on a busy CPU: notebook 07 says so."""
+    from helpers.core import progress
+
+    lines = tmp_path / "lines"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(lines))
+    scene, _ = _scene(FACE_SEEDS[:1])
+    predict_images(model_path, [scene], progress=False)
+    assert not lines.exists()
+    predict_images(model_path, [scene])
+    assert lines.read_text().splitlines()[0] == (
+        "predicting with custom_cnn.keras: loading it, then finding and scoring the faces ..."
+    )
+
+
 def test_a_pasted_face_comes_back_as_one_row_with_a_class(model):
     scene, placed = _scene(FACE_SEEDS[:1])
     table = predict_images(model, [scene], progress=False)

@@ -189,10 +189,22 @@ def test_data_hash_depends_on_labels_not_row_order(trained):
 
 
 def test_table_without_valence_still_trains(tmp_path):
+    from helpers.core import progress
+
     table = _table(tmp_path / "images", n=24).assign(valence=np.nan, arousal=np.nan)
     train_rows, _ = _split(table)
     cfg = _config(epochs=1, max_steps_per_epoch=1, cache="disk")
-    result = train(cfg, train_rows, None, tmp_path / "run")  # no validation: monitors loss
+    lines = tmp_path / "lines"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(progress.PROGRESS_ENV, str(lines))
+        result = train(cfg, train_rows, None, tmp_path / "run")  # no validation: monitors loss
+    # what happens before the first epoch's line (a minute for a large backbone), then it
+    said = lines.read_text().splitlines()
+    assert (
+        said[0]
+        == f"{cfg.model}: building the network and reading {len(train_rows)} training faces ..."
+    )
+    assert said[1].startswith(f"{cfg.model}: training on ")
     row = result.history.iloc[0]
     assert np.isfinite(row["loss"]) and np.isfinite(row["expression_loss"])
     assert row["valence_loss"] == 0.0 and row["arousal_loss"] == 0.0  # masked, nothing faked

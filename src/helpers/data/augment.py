@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 from helpers.core.progress import bar as progress_bar
-from helpers.core.progress import terminal
+from helpers.core.progress import line, terminal
 
 from helpers.core.errors import ConfigError, DataError
 from helpers.core.images import fit_square, read_image
@@ -27,6 +27,7 @@ from helpers.core.jsonio import read_json, write_json
 from helpers.core.labels import EXPRESSIONS
 from helpers.core.landmarks import FLIP_PERMUTATION, N_POINTS
 from helpers.core.records import make_records, save_records
+from helpers.core.words import counted
 from helpers.data.splits import LeakageError, check_no_leakage
 
 STRATEGIES: tuple[str, ...] = ("upsample", "downsample", "class_weights", "none")
@@ -635,6 +636,8 @@ def materialize(plan: BalancePlan, records: pd.DataFrame, cfg: AugmentConfig,
     for stale in images_dir.glob("*.part"):
         stale.unlink()
     gen = plan.generate.reset_index(drop=True)
+    if progress and len(gen):  # decoding, augmenting and encoding each: the long step of 03
+        line(f"writing {counted(len(gen), 'augmented copy', 'augmented copies')} ...")
     by_source = "source" in records.columns and gen["source"].notna().all()
     lookup = {k: i for i, k in enumerate(_row_keys(records, "id", by_source))}
     # Copies grouped by source image, so each image is decoded once.

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from helpers.core.progress import bar as progress_bar
+from helpers.core.progress import line
 
 from helpers.core.errors import DataError
 from helpers.core.images import (
@@ -24,6 +25,7 @@ from helpers.core.images import (
     read_image_bytes,
 )
 from helpers.core.labels import EXPRESSIONS, N_EXPRESSIONS
+from helpers.core.words import counted
 
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
 # Perceptual hashes this many of their 64 bits apart, or fewer, count as one face: the default of
@@ -209,6 +211,8 @@ def phash_uint64(image: np.ndarray) -> int:
 def image_hashes(df: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
     """sha1 of the stored bytes (exact copies) and phash of the pixels (near copies), per record."""
     _require(df, ["id", "image"], "records table")
+    if progress:  # every image is decoded: minutes for a large set, silent until the bar reports
+        line(f"hashing {counted(len(df), 'image')} to find copies and unreadable files ...")
     ids, sha1s, phashes, unreadable, oriented = [], [], [], [], []
     for rec in progress_bar(
         df.itertuples(index=False), total=len(df), desc="hashing", disable=not progress

@@ -36,6 +36,7 @@ from helpers.core.labels import EXPRESSIONS, expression_color
 from helpers.core.landmarks import from_model_output
 from helpers.core.preprocess import as_rgb, to_model_input
 from helpers.core.progress import bar as progress_bar
+from helpers.core.progress import line as progress_line
 from helpers.core.run_folder import RunFolder, recorded_data
 from helpers.core.words import counted
 from helpers.inference.calibration import (
@@ -679,6 +680,13 @@ def _names_in(folder: Path) -> set[str]:
         ) from error
 
 
+def predict_line(model_path: str | os.PathLike | None, explain: bool = False) -> str:
+    """What predicting starts with, for the terminal of `./run_all.sh` (notebook 07)."""
+    name = Path(model_path).name if model_path is not None else "the model"
+    heatmaps = " and their Grad-CAM heatmaps" if explain else ""
+    return f"predicting with {name}: loading it, then finding and scoring the faces{heatmaps} ..."
+
+
 def predict_images(
     model_or_path: Any,
     inputs: Any,
@@ -782,6 +790,8 @@ def predict_images(
         )
     inputs = check_inputs(inputs)
     detector = (detector or Detector(min_face_share=MIN_FACE_SHARE)) if detect else None
+    if progress:  # loading the model, finding and scoring the faces: a minute on a busy CPU
+        progress_line(predict_line(model_file(model_or_path), explain))
     model = open_model(model_or_path, backend)
     if chosen is not None and "expression" in model.metadata["heads"]:
         chosen = check_classes(chosen, model.metadata["labels"])

@@ -30,6 +30,7 @@ from helpers.core.jsonio import json_ready, write_text
 from helpers.core.progress import line, say
 from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
+from helpers.core.words import counted
 from helpers.data.augment import AugmentSettings, make_online_augmenter
 from helpers.models import factory, train_metrics, transfer
 from helpers.models import losses as losses_module
@@ -418,6 +419,11 @@ def train(
             say([replacing])
         paths["card"].unlink(missing_ok=True)  # written when it ends: till then, still training
 
+    # Building, reading the faces and compiling take a minute for a large backbone on a busy
+    # CPU before the first epoch's line: say what happens meanwhile.
+    line(
+        f"{name}: building the network and reading {counted(len(train_table), 'training face')} ..."
+    )
     keras.utils.set_random_seed(cfg.seed)
     strategy = backend.strategy()
     with dtype_policy(mixed), strategy.scope():
