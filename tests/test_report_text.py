@@ -287,3 +287,23 @@ def test_a_model_with_no_collapsed_head_and_no_new_training_says_so() -> None:
     shown = report_text.labelled(by_model(table, list(table.columns)))
     assert shown.loc["heads that collapsed"].tolist() == ["none", "expression"]
     assert shown.loc["trained again since scored"].tolist() == ["no", "no"]
+
+
+def test_notebook_06_says_in_the_terminal_that_it_draws_the_figures(tmp_path, monkeypatch) -> None:
+    """Its per-model figures take a minute or two on a busy CPU: a line says so as they start,
+    before the first of them (the Grad-CAM panels)."""
+    import json
+
+    from helpers.core import paths, progress
+
+    lines = tmp_path / "lines"
+    monkeypatch.setenv(progress.PROGRESS_ENV, str(lines))
+    progress.line(report_text.figures_line(4))
+    assert lines.read_text().splitlines() == [
+        "drawing the figures of 4 models (Grad-CAM, learning curves, predictions), each saved as "
+        "PDF and PNG ..."
+    ]
+    cells = json.loads((paths.NOTEBOOKS_DIR / "06_report.ipynb").read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    (first,) = [i for i, text in enumerate(code) if "gradcam_panel_or_note" in text]
+    assert code[first].startswith("progress.line(report_text.figures_line(len(table)))")

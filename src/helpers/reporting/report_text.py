@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from helpers.core.run_folder import RunFolder, recorded_data
+from helpers.core.words import counted
 from helpers.evaluation.metrics import undefined_notes
 
 # Row names the report's per-model tables show instead of the metrics files' keys.
@@ -270,3 +271,12 @@ def gradcam_maps_text(
             "the face apart, if coarsely: a cell covers a patch of the face, not a feature's edge."
         )
     return text
+
+
+def figures_line(models: int) -> str:
+    """What notebook 06 starts on after its tables: each model's figures, drawn and saved as PDF
+    and PNG (a minute or two for four models on a busy CPU, silent otherwise)."""
+    return (
+        f"drawing the figures of {counted(models, 'model')} (Grad-CAM, learning curves, "
+        "predictions), each saved as PDF and PNG ..."
+    )
