@@ -60,30 +60,31 @@ def check_numbers(values: Mapping[str, Any]) -> None:
     """A ConfigError naming the first field here out of its range (TrainConfig's own wording);
     fields absent from `values`, and None where OPTIONAL allows it, are not checked."""
     given = {k: v for k, v in values.items() if not (v is None and k in OPTIONAL)}
-    for name, problem in _checks():
-        if name in given and problem[0](given[name]):
-            raise ConfigError(f"TrainConfig.{name} {problem[1]} (got {given[name]!r})")
+    for name, wrong, must in _checks():
+        if name in given and wrong(given[name]):
+            raise ConfigError(f"TrainConfig.{name} {must} (got {given[name]!r})")
 
 
-def _checks() -> list[tuple[str, tuple[Callable[[Any], bool], str]]]:
-    """(field, (is it wrong, what it must be)), in the order TrainConfig checks them."""
-    checks = [
-        (name, (functools.partial(_bad_integer, low=low), f"must be an integer >= {low}"))
+Check = tuple[str, Callable[[Any], bool], str]  # field, is it wrong, what it must be
+
+
+def _checks() -> list[Check]:
+    """Every field's check, in the order TrainConfig checks them."""
+    checks: list[Check] = [
+        (name, functools.partial(_bad_integer, low=low), f"must be an integer >= {low}")
         for name, low in INTEGERS
     ]
-    checks += [(name, (_bad_positive, "must be a positive number")) for name in POSITIVE]
+    checks += [(name, _bad_positive, "must be a positive number") for name in POSITIVE]
     checks += [
         (
             name,
-            (
-                functools.partial(_bad_share, low=low, high=high, open_low=name in NOT_ZERO),
-                f"must be a number in [{low}, {high})",
-            ),
+            functools.partial(_bad_share, low=low, high=high, open_low=name in NOT_ZERO),
+            f"must be a number in [{low}, {high})",
         )
         for name, low, high in SHARES
     ]
     swa = functools.partial(_bad_share, low=0.0, high=1.0, open_low=True, closed_high=True)
-    checks.append(("swa_rate", (swa, "must be a share of the starting rate in (0, 1]")))
+    checks.append(("swa_rate", swa, "must be a share of the starting rate in (0, 1]"))
     return checks
 
 
