@@ -161,6 +161,23 @@ def test_hashing_says_what_it_starts_in_the_terminal(records, tmp_path, monkeypa
     ]
 
 
+def test_notebook_02_says_what_it_starts_on_in_the_terminal():
+    """Its figures and its pass over every image take a minute on a busy CPU: one line says so
+    as soon as the records are loaded, not a minute of silence after the stage's name."""
+    import json
+
+    from helpers.core import paths
+
+    assert eda.overview_line(314) == (
+        "looking at 314 records: class balance, sample faces, image statistics, copies and "
+        "leaks ..."
+    )
+    cells = json.loads((paths.NOTEBOOKS_DIR / "02_eda.ipynb").read_text())["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    (loading,) = [text for text in code if "records.load_records(" in text]
+    assert "progress.line(eda.overview_line(len(table)))" in loading
+
+
 def test_image_hashes_columns_and_types(records, hashes):
     assert list(hashes.columns) == ["id", "sha1", "phash"]
     assert hashes["phash"].dtype == np.uint64

@@ -169,6 +169,15 @@ def _luminance(image: np.ndarray) -> np.ndarray:
     return image[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
+def overview_line(records: int) -> str:
+    """What notebook 02 starts on, for the terminal of `./run_all.sh`: its figures and its pass
+    over every image take a minute on a busy CPU, silent otherwise."""
+    return (
+        f"looking at {counted(records, 'record')}: class balance, sample faces, image "
+        "statistics, copies and leaks ..."
+    )
+
+
 def image_stats(
     df: pd.DataFrame, sample: int | None = 500, seed: int = 0, progress: bool = True
 ) -> pd.DataFrame:
