@@ -110,6 +110,21 @@ def test_a_bad_set_value_is_refused_without_importing_tensorflow(tmp_path):
         assert not (tmp_path / "r").exists()
 
 
+def test_the_runner_says_what_it_loads_before_the_notebooks_and_models_are_read(
+    tmp_path, capsys, monkeypatch
+):
+    """Reading the notebooks' parameters imports papermill, checking the models TensorFlow:
+    tens of seconds on a busy CPU, so a line says so before either, not after."""
+
+    def plan(models, notebooks_dir=None):
+        assert capsys.readouterr().out == f"[run_all] {runner.CHECKING}\n"
+        raise runner.ConfigError("planned")
+
+    monkeypatch.setattr(runner, "plan_stages", plan)
+    assert runner.main(["--profile", "smoke", "--run-dir", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == "error: planned\n"
+
+
 def test_failure_message_names_stage_cell_and_error(tmp_path):
     class FakeError(Exception):
         exec_count, ename, evalue = 7, "ValueError", "bad pixels"

@@ -469,8 +469,12 @@ def check_entries(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]
         raise ConfigError(problem)
 
 
-# Said before the checks that load TensorFlow (tens of seconds on a busy CPU, silent otherwise).
-CHECKING = "checking the models and settings (loads TensorFlow: up to a minute on a busy CPU) ..."
+# Said before the checks that read the notebooks (papermill) and the models (TensorFlow): tens of
+# seconds on a busy CPU, silent otherwise.
+CHECKING = (
+    "checking the notebooks, models and settings (loads papermill and TensorFlow: up to a minute "
+    "on a busy CPU) ..."
+)
 
 
 def entry_models(stages: list[Stage], manifest: dict[str, Any], rerun: set[str]
@@ -1413,6 +1417,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
         for flag, value in (("--data", args.data), *(("--test-data", v) for v in args.test_data)):
             if value and not Path(value).expanduser().exists():
                 raise ConfigError(f"{flag} {value}: no such file or folder")
+        print(f"[run_all] {CHECKING}", flush=True)  # papermill, then TensorFlow: silent otherwise
         stages = plan_stages(models)
         if not stages:
             raise ConfigError(f"no notebooks to run in {paths.NOTEBOOKS_DIR}")
@@ -1421,8 +1426,6 @@ def prepare(args: argparse.Namespace) -> Prepared:
         if not args.resume and args.run_dir:  # before what --only lacks: the folder's refusal
             refuse_existing(Path(args.run_dir).expanduser().resolve(), args.only)
         plan, stages = stages, choose_stages(args, stages, manifest, args.going_on)
-        if entry_models(stages, manifest, args.rerun):  # the checks below import TensorFlow
-            print(f"[run_all] {CHECKING}", flush=True)
         if args.settings:  # every stage of the run: one --only leaves out runs on a --resume
             check_values(profile.name, plan, args.settings, manifest, args.rerun)  # before Keras
         check_backend(stages, manifest, args.rerun)
