@@ -102,3 +102,22 @@ def test_notebook_03_writes_its_split_through_the_guard_alone():
     written = re.findall(r"save_records\([^)]*\)|to_parquet\([^)]*\)", code)
     assert written == ["save_records(train_table, run.train_table)"], written
     assert "records.as_read(records.load_records(run.need(run.records)))" in code
+
+
+def test_the_notebooks_that_load_tensorflow_say_so_before_they_import_it():
+    """Importing TensorFlow takes a minute on a busy CPU: notebooks 04-07 send a line to the
+    terminal of ./run_all.sh before their imports (a light module first), not after."""
+    import json
+
+    from helpers.core import paths
+
+    said = 'progress.line("loading TensorFlow and Keras ...")'
+    for name in ("04_train", "05_evaluate", "06_report", "07_predict"):
+        cells = json.loads((paths.NOTEBOOKS_DIR / f"{name}.ipynb").read_text())["cells"]
+        imports = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"][1]
+        first = min(
+            imports.index(f"from helpers.{package}")
+            for package in ("train", "evaluation", "inference", "reporting", "run")
+            if f"from helpers.{package}" in imports
+        )
+        assert said in imports and imports.index(said) < first, name
