@@ -131,6 +131,26 @@ def test_every_whole_photo_is_counted_and_listed_in_the_ingest_report(tmp_path):
     assert not any("whole photo" in problem for problem in result.problems())  # the note says it
 
 
+def test_without_header_checks_only_a_sample_is_opened_for_the_photo_check(tmp_path, monkeypatch):
+    """check_headers=False opens at most 64 images, and the note says it is of a sample."""
+    from helpers.data.datasets.folders import FileTree
+
+    tree = {**{f"{folder}/{k}.png": png(k) for folder in ("happy", "sad") for k in range(100)},
+            **{f"sad/z_photo{k:02d}.jpg": photo(640, 480) for k in range(40)}}  # fmt: skip
+    heads = []
+    real_head = FileTree.head
+    monkeypatch.setattr(FileTree, "head", lambda self, member, n=32: heads.append(member)
+                        or real_head(self, member, n))  # fmt: skip
+    source = write_tree(tmp_path / "mine", tree)
+    result = read_class_tree(source, check_headers=False, progress=False)
+    assert len(result.records) == 240 and len(heads) <= 64
+    assert any(n.startswith("10 images of 60 checked (a sample of 240) look like whole photos")
+               for n in result.notes)  # fmt: skip
+    heads.clear()
+    read_class_tree(source, progress=False)
+    assert len(heads) == 240  # with the checks: each header read once, for both
+
+
 @pytest.mark.parametrize(
     ("fmt", "options"),
     [("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True}), ("JPEG", {"exif": b"E" * 9000})],

@@ -52,10 +52,12 @@ _HEAD_BYTES = 32  # an image signature, or an ISO media file's brands (AVIF or H
 _TIFF_HEAD_BYTES = 4096  # holds the first page directory of most TIFFs that put it first
 # A class folder numbered in front of its name: '0_disgust', '3-happy', '07 neutral'.
 _INDEXED = re.compile(r"^\d{1,2}\s*[-_. ]\s*(?P<name>\D.*)$")
-# Whole photos among face crops: of every image read, those whose header declares a long side
-# of _PHOTO_SIDE px or more, _PHOTO_RATIO times the short one (a 3:4 phone photo; face crops
-# are about square). Most headers fit in a few KB; a JPEG's size may sit after an EXIF block
-# (its thumbnail), up to 64 KB in.
+# Whole photos among face crops: of every image whose header the reader read (and, where it
+# read none, check_headers=False, of up to _PHOTO_SAMPLE images spread over the source), those
+# whose header declares a long side of _PHOTO_SIDE px or more, _PHOTO_RATIO times the short one
+# (a 3:4 phone photo; face crops are about square). Most headers fit in a few KB; a JPEG's size
+# may sit after an EXIF block (its thumbnail), up to 64 KB in.
+_PHOTO_SAMPLE = 64
 _PHOTO_SIDE = 400
 _PHOTO_RATIO = 1.25
 _SIZE_HEAD = 4096
@@ -459,20 +461,26 @@ def note_whole_photos(tree: FileTree, members: list[str], tally: Tally,
                       sizes: dict[str, tuple[int, int] | None] | None = None) -> None:
     """Say when class folders hold whole photos rather than face crops: they are trained on as
     they are, while the predictor crops each face, so training and use would see different
-    framings. Every image's header is read (a few KB each), and each photo is listed among the
-    kept records' flags (ingest_report.csv). `sizes`: those already read, by member."""
-    photos = []
+    framings. `sizes`: the sizes of the images whose headers were read already, by member; of
+    the rest, a sample of up to _PHOTO_SAMPLE is read (a few KB each), so that a reader told not
+    to open its files opens few. Each photo is listed among the kept records' flags."""
     sizes = sizes or {}
-    for member in members:
+    unread = [member for member in members if member not in sizes]
+    sample = set(unread[::max(1, -(-len(unread) // _PHOTO_SAMPLE))])  # spread over them all
+    checked = [member for member in members if member in sizes or member in sample]
+    photos = []
+    for member in checked:
         size = sizes[member] if member in sizes else image_size(tree, member)
         if size and max(size) >= _PHOTO_SIDE and max(size) >= _PHOTO_RATIO * min(size):
             photos.append((member, size))
             tally.flag(PHOTO_REASON, member)
     if photos:
         member, (height, width) = photos[0]
+        of = (f"{len(members):,}" if len(checked) == len(members)
+              else f"{len(checked):,} checked (a sample of {len(members):,})")
         look = ("looks like a whole photo, not a face crop" if len(photos) == 1
                 else "look like whole photos, not face crops")
-        tally.note(f"{counted(len(photos), 'image')} of {len(members):,} {look} "
+        tally.note(f"{counted(len(photos), 'image')} of {of} {look} "
                    f"(e.g. {member}, {width}x{height}: large and far from square; all listed in "
                    "ingest_report.csv); class folders are trained on as they are: crop the faces "
                    "first, or list each face's box in a face-box CSV, whose reader crops them")
