@@ -254,3 +254,46 @@ def test_a_model_trained_before_notebook_03_changed_its_augmentation_is_named(
     assert freshness.training_note(run, "custom_cnn") is None
     save_records(train.iloc[1:], run.train_table)
     assert freshness.training_note(run, "custom_cnn") is not None
+
+
+def test_training_data_that_cannot_be_compared_is_no_sentence_and_read_once(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A card trained without notebook 03's settings, a malformed card or augment.json: cannot
+    tell, so no sentence; train.parquet is hashed once however many times it is asked."""
+    from helpers.core.records import save_records
+    from helpers.data.augment import AugmentSettings
+    from helpers.train import card as card_module
+
+    run = _run(tmp_path)
+    splits.save_split(_split_table(seed=0), run)
+    table = _split_table(seed=0)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    save_records(train, run.train_table)
+    settings = AugmentSettings(mode="online", seed=0)
+    settings.write(run.augment_settings)
+    _model(run, "custom_cnn", trained.split_sha256(run))
+    data = {
+        trained.SPLIT_KEY: trained.split_sha256(run),
+        "train_hash": card_module.data_hash(train),
+        "augment_sha256": None,  # trained with augment_settings=None
+    }
+    write_json(run.card_path("custom_cnn"), {"model": "custom_cnn", "data": data})
+    assert card_module.trained_on_training_data(run, "custom_cnn") is None
+    assert freshness.training_note(run, "custom_cnn") is None
+
+    data["augment_sha256"] = card_module.augment_sha256(settings)
+    write_json(run.card_path("custom_cnn"), {"model": "custom_cnn", "data": data})
+    card_module._table_hash.cache_clear()
+    reads = []
+    real = card_module.load_records
+    monkeypatch.setattr(card_module, "load_records", lambda path: reads.append(path) or real(path))
+    assert [card_module.trained_on_training_data(run, "custom_cnn") for _ in range(3)] == [True] * 3
+    assert len(reads) == 1
+
+    run.augment_settings.write_text("{not json")
+    assert card_module.trained_on_training_data(run, "custom_cnn") is None
+    assert freshness.stale_notes(run) == {}
+    settings.write(run.augment_settings)
+    run.card_path("custom_cnn").write_text("[1, 2")
+    assert freshness.training_note(run, "custom_cnn") is None

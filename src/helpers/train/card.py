@@ -11,6 +11,7 @@ import platform
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -165,19 +166,39 @@ def trained_on_training_data(run: RunFolder, model: str) -> bool | None:
     """Whether the model now in the run folder trained on the training table and augmentation
     notebook 03 now leaves (train.parquet, augment.json): run again with other augmentation on
     the same split, its test figures still hold, but a report describing augment.json would
-    describe another training; None where it cannot be told (no card, or an older card)."""
+    describe another training; None where it cannot be told (no card, an older card, one
+    trained without notebook 03's settings, or a card or table that cannot be read)."""
     card = run.card_path(model)
     if not card.is_file() or not run.train_table.is_file():
         return None
-    data = read_json(card).get("data")
-    if not isinstance(data, Mapping) or "train_hash" not in data or "augment_sha256" not in data:
-        return None
-    settings = (
-        AugmentSettings.read(run.augment_settings) if run.augment_settings.is_file() else None
-    )
-    if data["augment_sha256"] != augment_sha256(settings):
-        return False
-    return bool(data["train_hash"] == data_hash(load_records(run.train_table)))
+    try:
+        data = read_json(card).get("data")
+        if not isinstance(data, Mapping) or data.get("augment_sha256") is None:
+            return None  # an older card, or training given no settings: nothing to compare
+        if "train_hash" not in data:
+            return None
+        settings = (
+            AugmentSettings.read(run.augment_settings) if run.augment_settings.is_file() else None
+        )
+        if data["augment_sha256"] != augment_sha256(settings):
+            return False
+        return bool(data["train_hash"] == train_table_hash(run.train_table))
+    except DataError:
+        return None  # a malformed card or settings file: not this sentence's to say
+
+
+@lru_cache(maxsize=8)
+def _table_hash(path: str, size: int, mtime_ns: int) -> str:
+    """data_hash of a records table, read once per version of the file in this process (size
+    and time key the cache only: the digest itself is of the contents)."""
+    return data_hash(load_records(path))
+
+
+def train_table_hash(path: Path) -> str:
+    """data_hash of a run's train.parquet, computed once per version of the file, however many
+    models' cards are compared with it."""
+    stat = path.stat()
+    return _table_hash(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 def data_hash(table: pd.DataFrame) -> str:
