@@ -955,6 +955,25 @@ def test_a_first_stage_that_fails_prints_a_new_run_that_works_not_a_resume(
     assert capsys.readouterr().out.splitlines()[-1] == str(new)
 
 
+def test_a_first_stage_that_fails_after_writing_its_records_prints_a_resume(
+    fake, tmp_path, monkeypatch, capsys
+):
+    """01 failing after records.parquet is written (settings.json on a full disk): the run has
+    its records, so the advice is a resume, not a new run."""
+    from papermill.exceptions import PapermillExecutionError
+
+    def extract(stage, run_dir, *a, **kw):
+        runner.RunFolder(run_dir).records.write_bytes(b"records")
+        raise PapermillExecutionError(12, 13, "record_data()", "OSError", "disk full", [])
+
+    monkeypatch.setattr(runner, "execute_stage", extract)
+    run = tmp_path / "run"
+    assert runner.main([*fake.argv, "--only", "01", "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "wrote no records" not in err and "start a new one" not in err
+    assert f"resume with: ./run_all.sh --resume --run-dir {run}" in err
+
+
 def test_a_stop_in_a_cell_ends_with_the_run_folder_not_the_dead_kernels_task(
     fake, tmp_path, monkeypatch, capsys, caplog
 ):

@@ -272,8 +272,9 @@ def print_resume_hint(args: argparse.Namespace, run_dir: Path) -> None:
 
 def print_new_run_hint(args: argparse.Namespace, manifest: dict[str, Any], run_dir: Path,
                        stage: Stage) -> None:  # fmt: skip
-    """After the first stage failed in its own cell (data it cannot read, most often), the run
-    has no records to go on from, and a resume keeps its data: the command that starts a new run
+    """After a stage failed in its own cell before records.parquet was written (01 on data it
+    cannot read, most often), the run has nothing to go on from, and a resume keeps its data:
+    the command that starts a new run
     as this one was started (in a new folder), once the data is mended; a series' member leaves
     it to the series."""
     if args.member:
@@ -1707,7 +1708,7 @@ def run_stages(
                     f"[run_all] {describe_failure(stage, out, exc, log if written else None)}",
                     file=sys.stderr,
                 )
-            if cause is None and plan and stage == plan[0]:
+            if cause is None and not RunFolder(run_dir).records.is_file():  # none to go on
                 print_new_run_hint(args, manifest, run_dir, stage)
             else:
                 print_resume_hint(args, run_dir)
