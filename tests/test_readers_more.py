@@ -165,18 +165,37 @@ def test_fer_header_check_can_be_skipped(tmp_path):
     assert "train/angry/Training_99" in set(result.records["id"])
 
 
-@pytest.mark.parametrize("renamed", ["train/angry/Training_0.jpg", "test/sad/PublicTest_0.jpg"])
-def test_fer_folder_names_on_ones_own_faces_are_read_as_class_folders(tmp_path, renamed):
+@pytest.mark.parametrize("folder", ["train/", "test/"])
+def test_fer_folder_names_on_ones_own_faces_are_read_as_class_folders(tmp_path, folder):
     """FER's class names under train/ and test/ are a layout anyone's faces can have: only
-    faces all named as the release names them are read (and described) as FER-2013."""
+    faces named as the release names them are read (and described) as FER-2013; the
+    class-folder reader then says why, and how to force it."""
     files = {n: d for n, d in fer_files().items() if n.endswith((".jpg", ".png"))}
     assert detect_source(write_tree(tmp_path / "fer", files)) == "fer2013"
-    data = files.pop(renamed)
-    files[renamed.rsplit("/", 1)[0] + "/my_photo.jpg"] = data
+    for k, name in enumerate(sorted(n for n in files if n.startswith(folder))[:4]):
+        files[name.rsplit("/", 1)[0] + f"/my_photo{k}.jpg"] = files.pop(name)
     mine = write_tree(tmp_path / "mine", files)
     assert detect_source(mine) == "folders"
-    assert read_source(mine, progress=False).reader == "folders"
+    result = read_source(mine, progress=False)
+    assert result.reader == "folders"
+    (note,) = [n for n in result.notes if "FER-2013's class folders" in n]
+    assert note.startswith("train/ and test/ hold FER-2013's class folders, but ")
+    assert "/my_photo" in note and note.endswith('reader="fer2013" reads it as such')
     assert read_source(mine, reader="fer2013", progress=False).reader == "fer2013"  # forced
+
+
+def test_a_few_stray_names_in_a_fer_release_keep_it_fer2013(tmp_path):
+    """A duplicate saved as 'Training_1 (1).jpg' or one added face among 40 of the release's."""
+    files = {f"{split}/{cls}/{stem}_{k}.png": PNG
+             for split, stem in (("train", "Training"), ("test", "PublicTest"))
+             for cls in ("angry", "happy", "sad", "neutral") for k in range(5)}  # fmt: skip
+    files["train/happy/Training_1 (1).png"] = PNG
+    files["test/sad/added.png"] = PNG
+    path = write_tree(tmp_path / "fer", files)
+    assert detect_source(path) == "fer2013"
+    assert not any("FER-2013's class folders" in n for n in read_source(path, progress=False).notes)
+    files.update({f"train/sad/mine_{k}.png": PNG for k in range(3)})  # 5 of 45: under 95%
+    assert detect_source(write_tree(tmp_path / "mine", files)) == "folders"
 
 
 def test_fer_contempt_duplicates_and_nothing_usable(tmp_path):

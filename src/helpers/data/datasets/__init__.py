@@ -441,6 +441,8 @@ def read_source(
     log.info(message)
     print(message)
     result = chosen.read(Path(path), **options)
+    if chosen.name == "folders" and (note := _fer2013.fer_layout_note(path)):
+        result.notes.append(note)  # FER-2013's layout with other names: why not read as it
     validate_records(result.records, str(path))
     return result
 

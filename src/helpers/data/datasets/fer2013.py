@@ -67,6 +67,7 @@ CSV_LIMITS = ArchiveLimits(max_member_bytes=2 * GiB)
 _MIN_FER_CLASSES = 4  # FER class folders under train/ before a tree counts as FER-2013
 # A face's name in the Kaggle image-folder release: its Usage and a number.
 FER_NAME = re.compile(r"^(Training|PublicTest|PrivateTest)_\d+$")
+_FER_NAME_SHARE = 0.95  # of a tree's faces named as the release names them: FER-2013
 _HEAD = 4096
 _CSV_DEPTH = 2  # folders below a source folder searched for fer2013.csv
 WRONG_COUNT = f"wrong pixel count (expected {N_PIXELS:,} = {SIDE}x{SIDE})"
@@ -80,43 +81,79 @@ def fer_class_index(name: str) -> int | None:
 
 
 def fer_names(ids: Iterable[str]) -> bool:
-    """Whether every face is named as the FER-2013 release names its faces (a record's id or a
-    file's stem ending in Training_<n>, PublicTest_<n> or PrivateTest_<n>); False for none."""
-    found = False
+    """Whether the faces are named as the FER-2013 release names its faces (a record's id or a
+    file's stem ending in Training_<n>, PublicTest_<n> or PrivateTest_<n>): _FER_NAME_SHARE of
+    them or more, so that a duplicate ('Training_1 (1)') or a face a user added does not undo
+    the release; False for none."""
+    share, _ = _fer_name_share(ids)
+    return share >= _FER_NAME_SHARE
+
+
+def _fer_name_share(ids: Iterable[str]) -> tuple[float, str | None]:
+    """The share of the faces named as the release names them (0 for none), and one that is
+    not (None when all are)."""
+    named = total = 0
+    other = None
     for ident in ids:
-        if not FER_NAME.match(str(ident).rsplit("/", 1)[-1]):
-            return False
-        found = True
-    return found
+        total += 1
+        if FER_NAME.match(str(ident).rsplit("/", 1)[-1]):
+            named += 1
+        elif other is None:
+            other = str(ident)
+    return (named / total if total else 0.0), other
 
 
-def looks_like_fer_folders(path: str | os.PathLike) -> bool:
-    """train/ and test/ side by side whose expression-named folders are all FER names, and
-    whose faces all carry the release's names (Training_<n>.jpg, PublicTest_<n>.jpg): FER
-    names on folders alone are a layout anyone's own faces can have."""
-    path = Path(path)
+def _fer_base(path: Path) -> tuple[str, ...] | None:
+    """The folder holding train/ and test/ side by side whose expression-named folders are
+    all FER names (at least _MIN_FER_CLASSES under train/), None where there is none."""
     groups = class_groups(image_folders(path))
-    for base in {base for base, _ in groups}:
+    for base in sorted({base for base, _ in groups}):
         train, test = groups.get((base, "train"), set()), groups.get((base, "test"), set())
         if not train or not test:
             continue
         named = {n.strip().lower() for n in train | test if expression_index(n) is not None}
         fer_in_train = {n.strip().lower() for n in train} & set(FER_CLASSES)
         if named <= set(FER_CLASSES) and len(fer_in_train) >= _MIN_FER_CLASSES:
-            return _fer_named(path, base)
-    return False
+            return base
+    return None
 
 
-def _fer_named(path: Path, base: tuple[str, ...]) -> bool:
-    """Whether every image in base's train/<class>/ and test/<class>/ folders of FER names is
-    named as the release names its faces."""
+def looks_like_fer_folders(path: str | os.PathLike) -> bool:
+    """train/ and test/ side by side whose expression-named folders are all FER names, and
+    whose faces carry the release's names (Training_<n>.jpg, PublicTest_<n>.jpg): FER names
+    on folders alone are a layout anyone's own faces can have."""
+    path = Path(path)
+    base = _fer_base(path)
+    return base is not None and fer_names(_fer_stems(path, base))
+
+
+def fer_layout_note(path: str | os.PathLike) -> str | None:
+    """For the class-folder reader: a sentence when the tree has FER-2013's layout but too few
+    of its faces carry the release's names to be read as FER-2013 (which a report names and
+    cites), with the option that forces it; None otherwise."""
+    path = Path(path)
+    base = _fer_base(path)
+    if base is None:
+        return None
+    share, other = _fer_name_share(_fer_stems(path, base))
+    if share >= _FER_NAME_SHARE or other is None:
+        return None
+    return (f"train/ and test/ hold FER-2013's class folders, but {share:.0%} of their faces "
+            f"carry the release's names (Training_<n>, PublicTest_<n>, PrivateTest_<n>; not "
+            f"e.g. {other}), under the {_FER_NAME_SHARE:.0%} that makes them FER-2013: read as "
+            f"your own class folders; if this is FER-2013, reader=\"fer2013\" reads it as such")
+
+
+def _fer_stems(path: Path, base: tuple[str, ...]) -> list[str]:
+    """The images in base's train/<class>/ and test/<class>/ folders of FER names, each as its
+    path without the extension."""
     depth = len(base)
-    return fer_names(
-        Path(parts[-1]).stem for parts in image_files(path)
+    return [
+        "/".join((*parts[:-1], Path(parts[-1]).stem)) for parts in image_files(path)
         if len(parts) == depth + 3 and parts[:depth] == base
         and split_of(parts[depth]) in ("train", "test") and fer_class_index(parts[depth + 1])
         is not None
-    )
+    ]
 
 
 def read_fer_folders(path: str | os.PathLike, check_headers: bool = True,
