@@ -214,7 +214,7 @@ def test_a_mistyped_model_name_is_answered_with_the_closest_names():
     same = r"unknown model 'mobilenet_v2'; valid names: custom_cnn, .*; did you mean mobilenetv2\?$"
     with pytest.raises(ConfigError, match=r"^TrainConfig.model: " + same):
         TrainConfig(model="mobilenet_v2")
-    with pytest.raises(ConfigError, match="^" + same):
+    with pytest.raises(ConfigError, match="^--models: " + same):
         config.parse_models("custom_cnn,mobilenet_v2")
     with pytest.raises(ConfigError, match="^" + same):
         registry.get("mobilenet_v2")

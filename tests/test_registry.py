@@ -53,6 +53,9 @@ def test_unknown_name_is_one_error_listing_the_valid_names():
         registry.get("alexnet")
     with pytest.raises(ConfigError, match="efficientnetb0"):
         profiles.parse_models("custom_cnn,alexnet")
+    with pytest.raises(ConfigError, match=r"^unknown model 'alexnet'; valid names: "):
+        registry.check_names("alexnet")  # one name, not 'a', 'l', 'e', ...
+    registry.check_names("custom_cnn")
 
 
 def test_a_profile_without_an_image_size_uses_each_models_default():

@@ -81,8 +81,8 @@ def test_a_bad_model_name_is_refused_without_importing_tensorflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == (
-        "error: unknown model 'resnet999'; valid names: custom_cnn, vgg16, resnet50, mobilenetv2, "
-        "efficientnetb0, vggnet; did you mean resnet50?"
+        "error: --models: unknown model 'resnet999'; valid names: custom_cnn, vgg16, resnet50, "
+        "mobilenetv2, efficientnetb0, vggnet; did you mean resnet50?"
     )
 
 

@@ -62,9 +62,12 @@ def list_models(compared_only: bool = False) -> list[str]:
     return [name for name, spec in _REGISTRY.items() if spec.compared or not compared_only]
 
 
-def check_names(names: Iterable[object], given_as: str = "") -> None:
-    """One ConfigError for names the registry lacks, worded the same wherever a model name is
-    given (runner, profile, TrainConfig, notebook 05): the name, the valid names, the closest."""
+def check_names(names: str | Iterable[object], given_as: str = "") -> None:
+    """One ConfigError for names the registry lacks (a bare string is one name), worded the
+    same wherever a model name is given (runner, profile, TrainConfig, notebook 05): the name,
+    the valid names, the closest."""
+    if isinstance(names, str):  # one name, not its characters
+        names = [names]
     known = list_models()
     unknown = [name for name in names if not isinstance(name, str) or name not in known]
     if unknown:

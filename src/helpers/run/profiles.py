@@ -551,7 +551,7 @@ def parse_models(models: str | list[str] | tuple[str, ...]) -> list[str]:
     names = list(dict.fromkeys(m for m in names if m))  # a name given twice runs once
     if not names:
         raise ConfigError("no model names given")
-    registry.check_names(names)
+    registry.check_names(names, given_as="--models")
     return names
 
 
