@@ -523,8 +523,7 @@ def plan_balance(train_df: pd.DataFrame, strategy: str = "upsample",
         if above:
             plan.notes.append(f"classes {above} already exceed {target} rows and are kept whole")
         if few := few_faces_line(before, target):
-            plan.notes.append(few)
-            warnings.warn(f"plan_balance: {few}", stacklevel=2)
+            plan.notes.append(few)  # notebook 03 prints the notes: said once there
             terminal(few)
     elif strategy == "downsample" and len(train):
         target = int(target_per_class or before.min())
