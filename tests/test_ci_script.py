@@ -48,7 +48,7 @@ def _run_install(tmp_path: Path, apt_get: str) -> tuple[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     seen = tmp_path / "seen"
-    record = f"echo \"$DEBIAN_FRONTEND $(readlink /proc/self/fd/0)\" >> {seen}"
+    record = f'echo "$DEBIAN_FRONTEND $(readlink /proc/self/fd/0)" >> {seen}'
     for name, body in (("id", "echo 0"), ("apt-get", f"{record}\n{apt_get}")):
         tool = bin_dir / name
         tool.write_text(f"#!/bin/sh\n{body}\n")
