@@ -297,3 +297,14 @@ def test_training_data_that_cannot_be_compared_is_no_sentence_and_read_once(
     settings.write(run.augment_settings)
     run.card_path("custom_cnn").write_text("[1, 2")
     assert freshness.training_note(run, "custom_cnn") is None
+
+
+def test_a_damaged_model_card_leaves_the_split_untold_not_the_notes_broken(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    splits.save_split(_split_table(seed=0), run)
+    _model(run, "custom_cnn", trained.split_sha256(run))
+    run.card_path("custom_cnn").write_text("{not json")
+    assert trained.trained_on_split(run, "custom_cnn") is None
+    assert freshness.split_note(run, "custom_cnn") is None
+    run.card_path("custom_cnn").write_text("[1, 2]")
+    assert trained.trained_on_split(run, "custom_cnn") is None

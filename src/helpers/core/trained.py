@@ -101,12 +101,16 @@ def split_sha256(run: RunFolder) -> str | None:
 def trained_on_split(run: RunFolder, model: str) -> bool | None:
     """Whether the model now in the run folder trained on the split splits.parquet holds; None
     where it cannot be told (no card, a card from before cards named the split, no split)."""
+    from helpers.core.errors import DataError
     from helpers.core.jsonio import read_json
 
     card = run.card_path(model)
     if not card.is_file():
         return None
-    data = read_json(card).get("data")
+    try:
+        data = read_json(card).get("data")
+    except (DataError, AttributeError):  # a damaged card, or not an object: cannot be told
+        return None
     recorded = data.get(SPLIT_KEY) if isinstance(data, Mapping) else None
     current = split_sha256(run)
     if not recorded or current is None:
