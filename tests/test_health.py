@@ -410,3 +410,24 @@ def test_a_time_budget_that_stopped_training_after_one_epoch_is_the_cause(
         assert health.EXPECTED_THERE in note and "learning rate" not in note
     else:  # two epochs: the history's story, read from its `accuracy` column
         assert "learned nothing even in training mode (training accuracy at most 0.16" in note
+
+
+def test_one_true_class_with_varied_predictions_is_not_judged_near_chance() -> None:
+    """A one-class truth: metrics' kappa is 0 at any accuracy, so the check does not judge it."""
+    from helpers.evaluation.metrics import classification_metrics, cohen_kappa
+
+    truth, pred = [0] * 10, [0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
+    state = health.expression_health(truth, pred)
+    assert cohen_kappa(truth, pred) == 0.0 == classification_metrics(truth, pred)["kappa"]
+    assert np.isnan(cohen_kappa(truth, [0] * 10))  # one class either side: 0/0
+    assert state["kappa"] is None and not state["near_chance"] and not state["collapsed"]
+
+
+def test_health_kappa_is_the_metrics_kappa_on_a_varied_truth() -> None:
+    """One Cohen's kappa: the collapse check reads the one metrics.json reports."""
+    from helpers.evaluation.metrics import classification_metrics, cohen_kappa
+
+    rng = np.random.default_rng(5)
+    truth, pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    kappa = health.expression_health(truth, pred)["kappa"]
+    assert kappa == cohen_kappa(truth, pred) == classification_metrics(truth, pred)["kappa"]

@@ -33,6 +33,7 @@ import pandas as pd
 from helpers.core.labels import EXPRESSIONS
 from helpers.evaluation.metrics import (
     ccc,
+    cohen_kappa,
     image_sizes,
     mean_shape_nme,
     per_image_nme,
@@ -66,7 +67,7 @@ def expression_health(
     labels: the scored classes (default: those in y_true). f1_macro: the macro-F1 reported
     beside the verdict (default: computed here with scikit-learn on the scored classes).
     """
-    from sklearn.metrics import cohen_kappa_score, f1_score
+    from sklearn.metrics import f1_score
 
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(y_pred, dtype=np.float64).reshape(-1)
@@ -83,8 +84,10 @@ def expression_health(
     share = float(counts.max() / len(p))
     true_share = float(np.mean(t == top))
     one_class = share >= COLLAPSE_SHARE and 1.0 - share < OTHERS_KEPT * (1.0 - true_share)
-    # One class in the truth: any predictions agree with it only as well as chance (kappa 0).
-    kappa = float(cohen_kappa_score(t, p)) if np.unique(t).size > 1 else math.nan
+    # One class in the truth: kappa is 0 whatever the accuracy (chance agreement is the share
+    # predicted as that class, as is observed agreement), so it cannot tell chance from skill:
+    # such a truth is not judged near chance (kappa None here, metrics' kappa 0).
+    kappa = cohen_kappa(t, p) if np.unique(t).size > 1 else math.nan
     near_chance = not math.isnan(kappa) and kappa < CHANCE_KAPPA
     reasons = []
     if one_class:

@@ -95,7 +95,7 @@ def classification_metrics(
             recall_score(t, p, labels=labels, average="macro", zero_division=0)
         ),
         # No `labels` here: a prediction outside them is a disagreement, not a dropped row.
-        "kappa": _cohen_kappa(t, p),
+        "kappa": cohen_kappa(t, p),
         "krippendorff_alpha": krippendorff_alpha(t, p),
         **auc,
         "ece": None if proba is None else expected_calibration_error(p == t, proba.max(axis=1)),
@@ -162,8 +162,10 @@ def _confusion_matrix(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> list[
         return confusion_matrix(t, p, labels=labels).tolist()
 
 
-def _cohen_kappa(t: np.ndarray, p: np.ndarray) -> float:
-    """sklearn's kappa over every class either side uses; NaN when only one class occurs."""
+def cohen_kappa(y_true: Any, y_pred: Any) -> float:
+    """sklearn's kappa over every class either side uses; NaN when only one class occurs: the
+    one kappa of the metrics, their bootstrap (bootstrap._kappa) and the collapse check."""
+    t, p = np.asarray(y_true).reshape(-1), np.asarray(y_pred).reshape(-1)
     if np.union1d(t, p).size < 2:
         return math.nan  # chance agreement is total: kappa is 0/0
     return float(cohen_kappa_score(t, p))
