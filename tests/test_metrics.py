@@ -721,3 +721,22 @@ def test_labels_take_class_names_as_y_true_does_and_refuse_an_unknown_one_by_nam
     assert per_class_report(t, p, labels=["Happy"]).index.tolist() == ["Happy"]
     with pytest.raises(ConfigError, match=r"^labels: class labels must be .*got 'Sadd'$"):
         classification_metrics(t, p, labels=["Happy", "Sadd"])
+
+
+def test_undefined_notes_name_a_constant_head_only_when_it_is_one():
+    """No probabilities, or a head that varies, leave AUC/SAGR null or not without the note."""
+    from helpers.evaluation.metrics import undefined_notes
+
+    t, p = [0, 1, 2, 1, 0], [0, 1, 1, 1, 2]
+    assert undefined_notes({"expression": classification_metrics(t, p)}) == []
+    flat = np.tile([0.2, 0.3, 0.5], (5, 1))
+    constant = undefined_notes({"expression": classification_metrics(t, p, proba=flat)})
+    assert len(constant) == 1 and "the same for every face" in constant[0]
+    varied = regression_metrics([-0.5, 0.1, 0.4], [-0.2, 0.0, 0.3])
+    assert not varied["constant"] and undefined_notes({"valence": varied}) == []
+    assert undefined_notes({"valence": {**varied, "sagr": None}}) == []
+    same = regression_metrics([-0.5, 0.1, 0.4], [0.1, 0.1, 0.1])
+    assert (
+        same["constant"]
+        and "valence: the predictions" in undefined_notes({"arousal": None, "valence": same})[0]
+    )

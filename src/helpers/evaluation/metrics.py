@@ -259,6 +259,7 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict | None:
         "corr": math.nan if constant else float(stats.pearsonr(t, p).statistic),
         "sagr": math.nan if flat else float(np.mean(np.sign(t) == np.sign(p))),
         "ccc": float(ccc(t, p)),
+        "constant": flat,  # why corr and SAGR are null (undefined_notes)
     }
 
 
@@ -383,16 +384,22 @@ def constant_proba(proba: Any, classes: Sequence[int]) -> bool:
 
 
 def _ovr_auc(t: np.ndarray, proba: np.ndarray | None, labels: np.ndarray) -> dict:
-    """One-vs-rest macro ROC-AUC and PR-AUC (average precision); None below two classes or
-    for probabilities constant but for rounding."""
-    if proba is None or labels.size < 2 or constant_proba(proba, labels):
-        return {"roc_auc_ovr": None, "pr_auc_macro": None}
+    """One-vs-rest macro ROC-AUC and PR-AUC (average precision); None without probabilities,
+    below two classes or for probabilities constant but for rounding (`constant_proba`, the
+    one of these undefined_notes explains)."""
+    constant = proba is not None and labels.size > 1 and constant_proba(proba, labels)
+    if proba is None or labels.size < 2 or constant:
+        return {"roc_auc_ovr": None, "pr_auc_macro": None, "constant_proba": constant}
     roc, pr = [], []
     for c in labels:
         positive = t == c
         roc.append(roc_auc_score(positive, proba[:, c]))
         pr.append(average_precision_score(positive, proba[:, c]))
-    return {"roc_auc_ovr": float(np.mean(roc)), "pr_auc_macro": float(np.mean(pr))}
+    return {
+        "roc_auc_ovr": float(np.mean(roc)),
+        "pr_auc_macro": float(np.mean(pr)),
+        "constant_proba": False,
+    }
 
 
 def undefined_notes(result: Mapping[str, Any]) -> list[str]:
@@ -401,7 +408,13 @@ def undefined_notes(result: Mapping[str, Any]) -> list[str]:
     which would measure rounding; said in `notes` so that a null is not read as a failure."""
     out = []
     expression = result.get("expression") or {}
-    if len(expression.get("labels") or []) > 1 and expression.get("roc_auc_ovr") is None:
+    # Files without `constant_proba` had probabilities when they had an ECE.
+    constant = expression.get("constant_proba", expression.get("ece") is not None)
+    if (
+        len(expression.get("labels") or []) > 1
+        and expression.get("roc_auc_ovr") is None
+        and constant
+    ):
         out.append(
             "expression: the class probabilities are the same for every face but for float "
             "rounding, so ROC-AUC and PR-AUC are null (they would rank faces by rounding)"
@@ -409,7 +422,10 @@ def undefined_notes(result: Mapping[str, Any]) -> list[str]:
     for head in ("valence", "arousal"):
         block = result.get(head) or {}
         sagr = block.get("sagr", 0.0)
-        if block and (sagr is None or (isinstance(sagr, float) and math.isnan(sagr))):
+        # Files without `constant` had a null SAGR only for a constant head.
+        if block and block.get(
+            "constant", sagr is None or (isinstance(sagr, float) and math.isnan(sagr))
+        ):
             out.append(
                 f"{head}: the predictions are the same for every face but for float rounding, "
                 "so Pearson r and SAGR are null"
