@@ -431,3 +431,15 @@ def test_health_kappa_is_the_metrics_kappa_on_a_varied_truth() -> None:
     truth, pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
     kappa = health.expression_health(truth, pred)["kappa"]
     assert kappa == cohen_kappa(truth, pred) == classification_metrics(truth, pred)["kappa"]
+
+
+def test_an_external_test_set_is_named_and_not_said_to_be_unranked() -> None:
+    """metrics/<model>.<name>.json judges the model on <name>; rankings use the run's test split."""
+    table = pd.DataFrame({"expression": TRUTH, "expression_pred": np.full(len(TRUTH), 1)})
+    own = evaluate("vgg16", table, n_boot=0)["health"]
+    other = evaluate("vgg16", table, n_boot=0, dataset="rafdb")["health"]
+    assert own["split"] == "test" and other["split"] == "rafdb"
+    assert "Not ranked for expression" in health.health_text("vgg16", own)
+    text = health.health_text("vgg16", other)
+    assert "on the rafdb images" in text and "Not ranked" not in text
+    assert "Rankings follow the run's own test images" in text

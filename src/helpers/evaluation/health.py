@@ -248,7 +248,8 @@ def health_text(
 ) -> str:
     """One paragraph for a notebook or the report: alive, or collapsed with what and why
     (short: a one-epoch training's name, as likely_cause takes it), on which images it was
-    judged; rankings follow the test images' verdict (notebook 05), not the validation's (04)."""
+    judged; rankings follow the run's test images' verdict (notebook 05), not the validation's
+    (04) or an external test set's (its name as the split)."""
     if not health:
         return f"{model}: nothing to check (no expression, valence or arousal predictions)."
     split = health.get("split")
@@ -262,6 +263,9 @@ def health_text(
         "Notebook 05 checks it again on the test images, and rankings follow that check."
         if split == "validation"
         else f"Not ranked for {heads}."
+        if split in (None, "test")
+        # an external test set (metrics/<model>.<name>.json): rankings follow the run's own
+        else "Rankings follow the run's own test images, not these."
     )
     if "expression" in dead:
         expression = health.get("expression") or {}

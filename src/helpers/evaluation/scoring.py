@@ -344,7 +344,7 @@ def evaluate(
     expression = result.get("expression") or {}
     scored = restrict_table(predictions, shared) if shared else predictions
     result["health"] = health.prediction_health(
-        scored, expression.get("label_ids"), expression.get("f1_macro"), split="test"
+        scored, expression.get("label_ids"), expression.get("f1_macro"), split=dataset or "test"
     )
     if n_boot > 0:
         result["ci"] = {
