@@ -305,6 +305,12 @@ def test_what_the_run_cannot_know_is_listed_to_check(tmp_path: Path) -> None:
     near_chance = _metrics(health={**collapsed["health"], "expression": expression})
     text = methods(_run(tmp_path / "b", source="folders", scores=near_chance)).text
     assert "(expression learned nothing)" in text and "predicts Neutral" not in text
+    # A health check without Cohen's kappa predates the rule stated: the author is asked to rerun.
+    assert "custom_cnn: judged by an earlier collapse rule" in checks
+    current = {**expression, "kappa": 0.02}
+    rerun = _metrics(health={**collapsed["health"], "expression": current})
+    again = "\n".join(methods(_run(tmp_path / "c", source="folders", scores=rerun)).checks)
+    assert "earlier collapse rule" not in again
     assert "52 faces in the layout the `folders` reader reads" in section.text
     assert "### Before you use this text" in section.markdown()
 

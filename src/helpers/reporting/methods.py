@@ -1288,6 +1288,13 @@ def _evaluation(facts: _Run, cite: Citations) -> str:
             "share of the true labels, or when its agreement with the true labels was near "
             f"chance (Cohen's kappa below {health.CHANCE_KAPPA:g})"
         )
+        earlier = _earlier_collapse_rule(facts)
+        if earlier:
+            facts.checks.append(
+                f"{_join(earlier)}: judged by an earlier collapse rule (its metrics file's "
+                "health check has no Cohen's kappa): run notebook 05 again so that the rule "
+                "stated is the one applied."
+            )
     if heads & {"valence", "arousal"}:
         flagged.append(
             f"a valence or arousal head when its predictions spread less than "
@@ -1530,6 +1537,17 @@ def _corruption_note(data: Mapping[str, Any]) -> str:
             return text + f" ({kept:.0%} of its {base})"
         return text
     return ""
+
+
+def _earlier_collapse_rule(facts: _Run) -> list[str]:
+    """Models whose expression health predates the kappa rule (no `kappa` key): the text
+    states the rule of the current code, which their verdict did not use."""
+    return [
+        name
+        for name, m in facts.metrics.items()
+        if isinstance(expression := (m.data.get("health") or {}).get("expression"), Mapping)
+        and "kappa" not in expression
+    ]
 
 
 def _health_note(facts: _Run, name: str, data: Mapping[str, Any]) -> str:
