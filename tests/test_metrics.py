@@ -740,3 +740,16 @@ def test_undefined_notes_name_a_constant_head_only_when_it_is_one():
         same["constant"]
         and "valence: the predictions" in undefined_notes({"arousal": None, "valence": same})[0]
     )
+
+
+def test_confusion_reads_its_classes_or_an_older_files_labels():
+    """A model predicting a class the test set lacks: the grid's classes, not the scored ones."""
+    from helpers.evaluation.comparison import MetricsFile
+    from helpers.evaluation.metrics import confusion
+
+    block = classification_metrics([0, 1, 0, 1], [0, 1, 2, 1])
+    matrix, names = confusion(block)
+    assert names == ["Neutral", "Happy", "Sad"] and len(matrix) == 3 != len(block["labels"])
+    older = {k: v for k, v in block.items() if k != "confusion_labels"}
+    assert confusion(older)[1] == block["labels"] and confusion(None) == ([], [])
+    assert MetricsFile("m", None, 4, {"expression": block}, {}).confusion() == (matrix, names)

@@ -20,6 +20,7 @@ from helpers.core.labels import HEADS
 from helpers.core.run_folder import RunFolder
 from helpers.core.words import counted
 from helpers.evaluation import freshness, health
+from helpers.evaluation.metrics import confusion
 from helpers.inference.speed import MEASURE
 from helpers.train.card import CardFacts, read_card, read_history
 
@@ -112,7 +113,7 @@ class MetricsFile:
         expr = self.heads["expression"]
         if not expr or "confusion_matrix" not in expr:
             return None
-        return expr["confusion_matrix"], expr.get("confusion_labels", expr.get("labels", []))
+        return confusion(expr)
 
 
 def tta_headline(scores: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -162,6 +162,15 @@ def _confusion_matrix(t: np.ndarray, p: np.ndarray, labels: np.ndarray) -> list[
         return confusion_matrix(t, p, labels=labels).tolist()
 
 
+def confusion(block: Mapping[str, Any] | None) -> tuple[list, list]:
+    """(matrix, class names) of an expression metrics block, empty without one: a file from
+    before `confusion_labels` has its matrix over `labels`."""
+    block = block or {}
+    return block.get("confusion_matrix") or [], block.get(
+        "confusion_labels", block.get("labels") or []
+    )
+
+
 def cohen_kappa(y_true: Any, y_pred: Any) -> float:
     """sklearn's kappa over every class either side uses; NaN when only one class occurs: the
     one kappa of the metrics, their bootstrap (bootstrap._kappa) and the collapse check."""

@@ -25,6 +25,7 @@ from helpers.core.records import load_records
 from helpers.core.run_folder import RunFolder
 from helpers.data.splits import stratifiable
 from helpers.evaluation import comparison, paired, scoring
+from helpers.evaluation.metrics import confusion
 from helpers.evaluation.predictions import load_predictions
 from helpers.reporting import latex
 from helpers.reporting.methods import TTA_WORDS
@@ -412,7 +413,7 @@ def write_folds(run_dirs: list[str | os.PathLike], out: str | os.PathLike) -> li
         for model, metrics in pooled.items()
     ]
     matrices = {
-        model: (block["confusion_matrix"], block.get("confusion_labels", block.get("labels", [])))
+        model: confusion(block)
         for model, metrics in pooled.items()
         if (block := metrics.get("expression") or {}).get("confusion_matrix")
     }
