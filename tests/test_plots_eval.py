@@ -98,10 +98,9 @@ def test_roc_pr_skips_classes_absent_from_the_truth(predictions: pd.DataFrame) -
     names = [t.get_text().split(" (")[0] for t in roc.get_legend().get_texts()]
     assert names == list(EXPRESSIONS[:7])  # Contempt has no positives
     assert all("AUC" in t.get_text() for t in pr.get_legend().get_texts())
-    assert _is_message(
-        plots.plot_roc_pr(predictions.drop(columns=["expression"]), list(EXPRESSIONS))
-    )
-    assert _is_message(plots.plot_roc_pr(predictions.iloc[0:0], list(EXPRESSIONS)))
+    no_truth = plots.plot_roc_pr(predictions.drop(columns=["expression"]), list(EXPRESSIONS))
+    assert isinstance(no_truth, plots.Note) and "no ROC or PR curves" in no_truth
+    assert isinstance(plots.plot_roc_pr(predictions.iloc[0:0], list(EXPRESSIONS)), plots.Note)
 
 
 def test_reliability_diagram_has_a_bar_per_filled_bin() -> None:
@@ -311,9 +310,9 @@ def test_roc_pr_of_constant_probabilities_says_why_as_the_metrics_leave_auc_out(
         flat[f"p_{name}"] = proba[:, k]
     scored = classification_metrics(flat["expression"], proba.argmax(axis=1), proba)
     assert scored is not None and scored["roc_auc_ovr"] is None
-    fig = plots.plot_roc_pr(flat, list(EXPRESSIONS))
-    assert _is_message(fig)
-    assert "rounding" in fig.axes[0].texts[0].get_text()
+    note = plots.plot_roc_pr(flat, list(EXPRESSIONS))
+    assert isinstance(note, plots.Note) and note == plots.CONSTANT_PROBA_TEXT
+    assert note._repr_markdown_() == plots.CONSTANT_PROBA_TEXT  # a notebook shows the sentence
 
 
 def test_roc_legends_sit_off_the_curves(predictions: pd.DataFrame) -> None:

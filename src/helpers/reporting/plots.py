@@ -875,22 +875,23 @@ CONSTANT_PROBA_TEXT = (
 )
 
 
-def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure:
+def plot_roc_pr(predictions: pd.DataFrame, labels: list[str]) -> Figure | Note:
     """One-vs-rest ROC and precision-recall per class; classes the truth lacks are skipped,
-    and a head whose probabilities are constant gets a sentence, as its metrics get no AUC."""
+    and a head whose probabilities are constant gets a sentence (a Note), as its metrics get
+    no AUC."""
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
     from helpers.evaluation.metrics import constant_proba
 
     curves = _class_scores(predictions, list(labels))
     if not curves:
-        return _message_figure(
+        return Note(
             "No class has both positive and negative examples with "
             "probabilities: no ROC or PR curves."
         )
     columns = np.column_stack([score for _, _, score in curves])
     if len(curves) > 1 and constant_proba(columns, range(len(curves))):
-        return _message_figure(CONSTANT_PROBA_TEXT, figsize=(7, 1.6))
+        return Note(CONSTANT_PROBA_TEXT)
     fig, axes = _figure(1, 2, (12.0, 5.0))
     roc_ax, pr_ax = axes[0, 0], axes[0, 1]
     for name, positive, score in curves:
