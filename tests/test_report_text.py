@@ -178,7 +178,9 @@ def test_the_n_a_note_gives_each_models_own_reason() -> None:
         {"model": ["custom_cnn", "mobilenetv2"], "expression_roc_auc_ovr": [0.7, None]}
     )
     shown = report_text.labelled(by_model(table, list(table.columns)))
-    flat = {"expression": {"labels": ["Neutral", "Happy"], "roc_auc_ovr": None}}
+    flat = {
+        "expression": {"labels": ["Neutral", "Happy"], "roc_auc_ovr": None, "constant_proba": True}
+    }
     metrics = {"custom_cnn": {"expression": {"labels": ["Neutral", "Happy"], "roc_auc_ovr": 0.7}}}
     note = report_text.missing_note(shown, {**metrics, "mobilenetv2": flat})
     assert note.startswith(report_text.MISSING_NOTE)
