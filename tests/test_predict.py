@@ -1641,6 +1641,21 @@ def test_a_second_call_into_one_annotation_folder_overwrites_nothing(tmp_path):
         )
 
 
+def test_a_rerun_with_overwrite_replaces_its_annotated_files(tmp_path):
+    """overwrite=True (notebook 07's rerun into its run's annotated/) names the files by their
+    inputs alone: two calls leave one file per photo, the second call's."""
+    out = tmp_path / "annotated"
+    faces = [np.full((48, 48), level, np.uint8) for level in (60, 120)]
+    for _ in range(2):
+        table = predict_images(
+            Stub(), faces, detect=False, progress=False, annotate_dir=out, overwrite=True
+        )
+    assert sorted(p.name for p in out.iterdir()) == ["array_0.jpg", "array_1.jpg"]
+    assert table.attrs["annotated"] == [out / "array_0.jpg", out / "array_1.jpg"]
+    with pytest.raises(ConfigError, match=r"^overwrite must be True or False, got 'yes'$"):
+        predict_images(Stub(), faces, progress=False, annotate_dir=out, overwrite="yes")
+
+
 def test_images_that_look_like_face_crops_get_the_commands_hint_in_the_notes(
     model_path, tmp_path, monkeypatch, capsys
 ):

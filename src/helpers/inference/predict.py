@@ -668,12 +668,13 @@ def _file_settings(
     return margin, tta, temperature, chosen, notes
 
 
-def _names_in(folder: Path) -> set[str]:
+def _names_in(folder: Path, overwrite: bool = False) -> set[str]:
     """The names an annotation folder holds already (created if missing), so a second call
-    writing there takes other names and overwrites nothing."""
+    writing there takes other names and overwrites nothing; none with overwrite, so a rerun
+    (notebook 07's) replaces its own files rather than adding copies."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        return {entry.name.casefold() for entry in folder.iterdir()}
+        return set() if overwrite else {entry.name.casefold() for entry in folder.iterdir()}
     except OSError as error:
         raise ConfigError(
             f"annotate_dir {folder}: cannot create or read the folder ({os_reason(error)})"
@@ -699,6 +700,7 @@ def predict_images(
     progress: bool = True,
     detector: Detector | None = None,
     annotate_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
     tta: str = "none",
     explain: bool = False,
     exclude: Iterable[str | os.PathLike] = (),
@@ -734,6 +736,8 @@ def predict_images(
     input named by its stem; a name an earlier input took, or a file already in the folder
     (an earlier call's), gets -2, -3..., so nothing there is overwritten; the `annotated` column
     names each row's file from annotate_dir's parent (annotated/a.jpg).
+    overwrite: True names annotate_dir's files by their inputs alone and replaces the files of
+    those names already there (a rerun into the same folder, as notebook 07 does).
     tta: test-time augmentation (helpers.inference.tta): "flip" averages each face's outputs
     with its mirror image's, "tencrop" ten views'; "auto" the mode notebook 05 evaluated the
     model with (evaluated_tta: a model file, or an object naming it, in its run folder).
@@ -768,7 +772,7 @@ def predict_images(
     and "<inputs>" (images searched for faces that look like face crops already: detect=False).
     note_lines(df) gives them as the command's `note:` lines.
     """
-    for name, flag in (("detect", detect), ("explain", explain)):
+    for name, flag in (("detect", detect), ("explain", explain), ("overwrite", overwrite)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ConfigError(f"{name} must be True or False, got {flag!r}")
     if annotate_dir is not None and not isinstance(annotate_dir, (str, os.PathLike)):
@@ -815,7 +819,8 @@ def predict_images(
     out_dir = None if annotate_dir is None else Path(annotate_dir)
     annotated = None
     if out_dir is not None:
-        annotated = _Annotated(out_dir, explainer is not None, OutputNames(_names_in(out_dir)))
+        taken = _names_in(out_dir, bool(overwrite))
+        annotated = _Annotated(out_dir, explainer is not None, OutputNames(taken))
     left_out: list[str | Path] = []
     skip = [*exclude, *([out_dir] if out_dir is not None else [])]
     sources = expand_inputs(inputs, exclude=skip, left_out=left_out)
