@@ -24,7 +24,14 @@ from helpers.core.landmarks import N_POINTS, from_model_output
 from helpers.core.preprocess import to_model_input
 from helpers.data.synthetic import render_face, sample_face_params
 from helpers.inference.cli import main
-from helpers.inference.predict import annotate, predict_images, summarize
+from helpers.inference.predict import (
+    annotate,
+    model_card,
+    outside_note,
+    predict_images,
+    summarize,
+    training_margin,
+)
 from helpers.inference.runtime import open_model
 
 FACE_PX = 160
@@ -1639,6 +1646,25 @@ def test_a_second_call_into_one_annotation_folder_overwrites_nothing(tmp_path):
         predict_images(
             Stub(), faces[:1], detect=False, progress=False, annotate_dir=tmp_path / "file"
         )
+
+
+def test_a_deployment_report_beside_a_copied_tflite_file_is_not_its_card(tmp_path):
+    """export/<model>.json is the deployment report, not a card: a copied export/ folder's
+    TFLite file has no card, and the note says the file beside it is none."""
+    share = tmp_path / "share" / "export"
+    share.mkdir(parents=True)
+    tflite = share / "custom_cnn.int8.tflite"
+    tflite.write_bytes(b"")
+    report = {"model": "custom_cnn", "n": 40, "n_calibration": 20, "keras": {"accuracy": 0.5}}
+    report["tflite_int8"] = {"file": tflite.name, "size_bytes": 0, "latency": {}}
+    (share / "custom_cnn.json").write_text(json.dumps(report))
+    assert model_card(tflite) is None
+    note = outside_note(tflite)
+    assert note is not None and "its card custom_cnn.json" not in note
+    assert "custom_cnn.json beside it is no model card" in note
+    assert training_margin(tflite)[1] == "the default: no measured framing in the model's card"
+    (share / "custom_cnn.json").write_text(json.dumps({"profile": "cpu", "model": "custom_cnn"}))
+    assert model_card(tflite) == share / "custom_cnn.json"
 
 
 def test_a_rerun_with_overwrite_replaces_its_annotated_files(tmp_path):

@@ -256,12 +256,35 @@ def in_run_folder(model_path: str | os.PathLike) -> bool:
     return _knows(*run_of_model(model_path))
 
 
+# Keys only a model card holds (helpers.train.card.make_card), never export/<model>.json, the
+# deployment report of the same name (helpers.inference.deploy).
+CARD_KEYS = frozenset(
+    {"architecture", "parameters", "profile", "phases", "finished_at", "expression_classes"}
+    | {"face_framing", "weights_sha256"}
+)
+
+
+def _is_card(path: Path) -> bool:
+    """Whether a <name>.json beside a model file is its card rather than another file of that
+    name (export/'s deployment report); an unreadable one counts, so its error names it."""
+    if not path.is_file():
+        return False
+    try:
+        found = read_json(path)
+    except DataError:
+        return True
+    return bool(CARD_KEYS & found.keys())
+
+
 def model_card(model_path: str | os.PathLike) -> Path | None:
     """A model file's card: its run's models/<name>.json, or <name>.json beside a file copied
-    out of its run folder (as a model is shared: the .keras and its card); None without one."""
+    out of its run folder (as a model is shared: the .keras and its card) when it holds a
+    card's keys (not export/'s deployment report of that name); None without one."""
     run, name = run_of_model(model_path)
+    if run.card_path(name).is_file():
+        return run.card_path(name)
     beside = Path(os.path.abspath(model_path)).with_name(f"{name}.json")
-    return next((card for card in (run.card_path(name), beside) if card.is_file()), None)
+    return beside if _is_card(beside) else None
 
 
 def card_classes(card: Path | None) -> list[int] | None:
@@ -467,6 +490,12 @@ def outside_note(model_path: str | os.PathLike) -> str | None:
     elif card is not None:
         chosen = (
             f"its card {card.name} lists no classes it trained on, so it chooses among every "
+            "class of its head"
+        )
+    elif path.with_name(f"{name}.json").is_file():
+        chosen = (
+            f"{name}.json beside it is no model card (export/ keeps the deployment report under "
+            f"that name; the card is models/{name}.json of its run), so it chooses among every "
             "class of its head"
         )
     else:
