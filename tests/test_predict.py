@@ -26,6 +26,7 @@ from helpers.data.synthetic import render_face, sample_face_params
 from helpers.inference.cli import main
 from helpers.inference.predict import (
     annotate,
+    evaluated_tta,
     model_card,
     outside_note,
     predict_images,
@@ -1646,6 +1647,23 @@ def test_a_second_call_into_one_annotation_folder_overwrites_nothing(tmp_path):
         predict_images(
             Stub(), faces[:1], detect=False, progress=False, annotate_dir=tmp_path / "file"
         )
+
+
+def test_tta_auto_for_a_file_outside_its_run_folder_asks_for_a_mode(model_path, tmp_path):
+    """A model file copied out of its run folder has no metrics naming the mode: tta="auto"
+    says so and lists the modes, rather than naming a metrics file that never was."""
+    import shutil
+
+    alone = tmp_path / "shared" / "custom_cnn.keras"
+    alone.parent.mkdir()
+    shutil.copy(model_path, alone)
+    expected = (
+        r"^tta='auto' uses the mode notebook 05 chose for custom_cnn\.keras, but the file is "
+        r"outside its run folder, whose metrics name the mode: give a mode \(none, flip, "
+        r"tencrop\)$"
+    )
+    with pytest.raises(ConfigError, match=expected):
+        evaluated_tta(alone)
 
 
 def test_a_deployment_report_beside_a_copied_tflite_file_is_not_its_card(tmp_path):

@@ -400,6 +400,12 @@ def evaluated_tta(model_path: str | os.PathLike, named: str = "tta='auto'") -> s
     predictor gives the predictions whose accuracy the report states; `named` is how the
     message calls the setting (--tta auto on the command line)."""
     path = Path(model_path)
+    modes = ", ".join(TTA_MODES)
+    if not in_run_folder(path):
+        raise ConfigError(
+            f"{named} uses the mode notebook 05 chose for {path.name}, but the file is outside "
+            f"its run folder, whose metrics name the mode: give a mode ({modes})"
+        )
     run, name = run_of_model(path)
     metrics = run.metrics_path(name)
     reason = "not found"
@@ -410,7 +416,7 @@ def evaluated_tta(model_path: str | os.PathLike, named: str = "tta='auto'") -> s
             reason = str(error)
     raise ConfigError(
         f"{named} uses the mode notebook 05 chose for {path.name}, read from {metrics}: "
-        f"{reason}. Evaluate the model (notebook 05) or give a mode ({', '.join(TTA_MODES)})"
+        f"{reason}. Evaluate the model (notebook 05) or give a mode ({modes})"
     )
 
 
