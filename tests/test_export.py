@@ -146,6 +146,40 @@ def test_a_plain_interpreter_lists_the_outputs_by_head_name_in_keras_order(
         }
 
 
+@pytest.mark.parametrize("quantize", [None, "int8"])
+@pytest.mark.parametrize(
+    "heads", [("expression",), ("valence", "arousal"), ("expression", "landmarks")]
+)
+def test_a_model_with_some_heads_lists_them_by_name_in_keras_order(tmp_path, heads, quantize):
+    """Any set of heads comes out of get_output_details() named and in the Keras order, and
+    the export checks it: no warning says the outputs kept TFLite's own names."""
+    import warnings
+
+    from helpers.inference.export import interpreter
+
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=heads)
+    calibration = _faces(0, 8, size=32) if quantize else None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        path = export_tflite(
+            model, tmp_path / "m.tflite", quantize=quantize, calibration_images=calibration
+        )
+    assert not [w for w in seen if "get_output_details()" in str(w.message)]
+    details = interpreter(path.read_bytes(), num_threads=1).get_output_details()
+    assert [d["name"] for d in details] == model_metadata(model)["heads"]
+
+
+def test_an_export_whose_outputs_keep_tflites_names_says_so(tmp_path, monkeypatch):
+    """When the outputs could not be renamed (a converter that lays them out otherwise), the
+    export says so in one warning rather than leaving README's promise silently broken."""
+    from helpers.inference import export
+
+    monkeypatch.setattr(export, "_named_outputs", lambda content, heads: content)
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=("valence", "arousal"))
+    with pytest.warns(UserWarning, match=r"^m\.tflite: get_output_details\(\) lists the outputs"):
+        export_tflite(model, tmp_path / "m.tflite")
+
+
 def test_loading_leaves_out_the_interpreters_deprecation_warning_alone(float_path, monkeypatch):
     """TensorFlow's interpreter warns on every load that it moves to LiteRT: the project's
     reader leaves that warning out, and only that one."""
@@ -210,6 +244,21 @@ def test_the_readme_deploy_snippet_reads_an_export_as_the_project_does(float_pat
     labels = json.loads(sidecar_path(path).read_text())["metadata"]["labels"]
     assert namespace["label"] == labels[int(want["expression"][0].argmax())]
     np.testing.assert_allclose(namespace["points"], want["landmarks"].reshape(68, 2) * SIZE)
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
+def test_the_readme_deploy_snippet_runs_on_a_model_without_landmarks(tmp_path):
+    """The snippet reads the input by the sidecar's name and the landmarks only where the
+    model has them: an expression-only export runs through it."""
+    model = build_model("custom_cnn", image_size=32, channels=1, heads=("expression",))
+    path = export_tflite(model, tmp_path / "expression_only.tflite")
+    snippet = _readme_deploy_snippet()
+    example = '"reports/20261207-133001/export/custom_cnn.int8.tflite"'
+    namespace: dict = {}
+    exec(snippet.replace(example, repr(str(path))), namespace)
+    assert set(namespace["out"]) == {"expression"} and "points" not in namespace
+    want = TFLiteModel(path)(np.zeros((1, 32, 32, 1), np.float32))["expression"]
+    assert namespace["label"] == EXPRESSIONS[int(want[0].argmax())]
 
 
 def test_compare_backends_reports_differences_and_latency(keras_model, int8_path, test_batch):

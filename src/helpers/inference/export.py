@@ -212,6 +212,11 @@ def _string_start(tensor: Any) -> int | None:
     return int(at + int.from_bytes(tensor._tab.Bytes[at : at + 4], "little"))
 
 
+def _output_names(content: bytes) -> list[str]:
+    """The outputs' names in the order a plain interpreter's get_output_details() lists them."""
+    return [d["name"] for d in interpreter(content, num_threads=1).get_output_details()]
+
+
 def _tensor_info(detail: Mapping[str, Any]) -> dict[str, Any]:
     """Shape (batch -1), dtype, index and quantisation of one interpreter tensor, JSON-ready."""
     scale, zero_point = detail["quantization"]
@@ -274,7 +279,17 @@ def export_tflite(
         else None
     )
     content = _convert(model, quantize, calibration, os.fspath(saved) if saved else None)
-    content = _named_outputs(content, list(meta["heads"]))
+    heads = list(meta["heads"])
+    content = _named_outputs(content, heads)
+    listed = _output_names(content)
+    if listed != heads:  # the converter laid out names or outputs where _named_outputs skips
+        warnings.warn(
+            f"{Path(out_path).name}: get_output_details() lists the outputs as {listed}, not "
+            f"the heads {heads} in the Keras model's order; read them by name through the "
+            f"signature runner ({SIGNATURE!r}) or the sidecar",
+            UserWarning,
+            stacklevel=2,
+        )
     described = _describe(content)
     missing = set(meta["heads"]) - set(described["outputs"])
     if missing:
