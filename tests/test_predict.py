@@ -28,6 +28,7 @@ from helpers.inference.predict import (
     annotate,
     evaluated_tta,
     model_card,
+    note_lines,
     outside_note,
     predict_images,
     summarize,
@@ -1683,6 +1684,23 @@ def test_a_deployment_report_beside_a_copied_tflite_file_is_not_its_card(tmp_pat
     assert training_margin(tflite)[1] == "the default: no measured framing in the model's card"
     (share / "custom_cnn.json").write_text(json.dumps({"profile": "cpu", "model": "custom_cnn"}))
     assert model_card(tflite) == share / "custom_cnn.json"
+
+
+def test_note_lines_give_the_model_and_input_notes_without_their_keys():
+    """The `<model>` and `<inputs>` keys name no file: their notes print as `note: sentence`,
+    an input's as `note: clip.avi: sentence`."""
+    table = pd.DataFrame()
+    table.attrs["notes"] = {
+        "<model>": ["custom_cnn.keras was trained by the smoke profile"],
+        "<inputs>": ["the images look like face crops"],
+        "clip.avi": ["decoded 10 of 30 stated frames"],
+    }
+    assert note_lines(table) == [
+        "note: custom_cnn.keras was trained by the smoke profile",
+        "note: the images look like face crops",
+        "note: clip.avi: decoded 10 of 30 stated frames",
+    ]
+    assert note_lines(table, inputs_only=True) == ["note: clip.avi: decoded 10 of 30 stated frames"]
 
 
 def test_a_rerun_with_overwrite_replaces_its_annotated_files(tmp_path):

@@ -994,10 +994,11 @@ def summary_line(summary: Mapping[str, int]) -> str:
 
 
 def note_lines(table: pd.DataFrame, inputs_only: bool = False) -> list[str]:
-    """One line per note: `note: clip.avi: decoded 10 of 30 stated frames ...`; inputs_only
-    keeps those of single inputs (the command says the rest in its own words)."""
+    """One line per note: `note: clip.avi: decoded 10 of 30 stated frames ...`, the model's and
+    the inputs' as `note: <sentence>` (their keys name no file); inputs_only keeps those of
+    single inputs (the command says the rest in its own words)."""
     return [
-        f"note: {name}: {note}"
+        f"note: {note}" if name in (MODEL_NOTES, INPUTS_NOTES) else f"note: {name}: {note}"
         for name, notes in table.attrs.get("notes", {}).items()
         if not (inputs_only and name in (MODEL_NOTES, INPUTS_NOTES))
         for note in notes
