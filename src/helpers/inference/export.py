@@ -157,7 +157,8 @@ def _convert(
         ) from error
 
 
-# Where the schema (tensorflow/lite/schema/schema.fbs) keeps the fields renamed and reordered.
+# Where the schema (tensorflow/lite/schema/schema.fbs, version 3) keeps the fields renamed and
+# reordered.
 _TENSOR_NAME = 10  # Tensor.name, its fourth field
 _SUBGRAPH_OUTPUTS = 8  # SubGraph.outputs, its third field
 
