@@ -153,6 +153,9 @@ def test_notebook_07_on_your_own_photos(trained_run, tmp_path, capsys):
     assert shown == ["holiday_0.jpg", "holiday_0_gradcam.jpg", "holiday_1.jpg",
                      "holiday_1_gradcam.jpg"]  # fmt: skip
     assert not (run / "demo_scenes").exists() or not list((run / "demo_scenes").glob("scene_*"))
+    before = sorted(p.name for p in (run / "annotated").iterdir())
+    run_cells("07_predict", [2, 3], run_dir=str(run), use_model="custom_cnn", photos=str(mine))
+    assert sorted(p.name for p in (run / "annotated").iterdir()) == before  # a rerun replaces
 
 
 def test_the_gallery_leaves_out_video_frames_and_draws_at_most_six_photos(tmp_path, capsys):
