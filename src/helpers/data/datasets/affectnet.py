@@ -80,15 +80,22 @@ def _layout(names: list[str], tally: Tally | None = None
     return images, annotations
 
 
-def looks_like_affectnet(path: str | os.PathLike) -> bool:
-    """A zip with an images/ folder beside an annotations/ folder holding *_exp.npy files."""
+def _zip_names(path: str | os.PathLike) -> list[str] | None:
+    """A zip's member names, None for a path that is not a readable zip (detection's probes)."""
     path = Path(path)
     if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
+        return None
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            return zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+
+
+def looks_like_affectnet(path: str | os.PathLike) -> bool:
+    """A zip with an images/ folder beside an annotations/ folder holding *_exp.npy files."""
+    names = _zip_names(path)
+    if names is None:
         return False
     image_prefixes, exp_prefixes = set(), set()
     for member in names:
@@ -109,13 +116,8 @@ def unlabelled_layout(path: str | os.PathLike) -> str | None:
     """What to say of a zip in AffectNet's layout (images/ beside annotations/) whose
     annotations hold other kinds (val, aro, lnd) but no *_exp.npy: the reader needs expression
     labels, so detection passes it over; None for any other source."""
-    path = Path(path)
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return None
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    names = _zip_names(path)
+    if names is None:
         return None
     image_prefixes: set[str] = set()
     kinds: dict[str, set[str]] = {}

@@ -114,9 +114,9 @@ def image_folders(path: Path) -> set[Parts]:
             and not is_junk(parts) and Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS}
 
 
-def image_files(path: Path) -> list[Parts]:
-    """Every image-extension file under a folder or in a zip, as parts, from the listing alone
-    (no file opened): cheap enough for a reader's detect."""
+def _listed(path: Path) -> list[Parts]:
+    """Every non-junk file under a folder or in a zip, as parts, from the listing alone (no file
+    opened): cheap enough for a reader's detect; [] for anything else."""
     if path.is_dir():
         found: list[Parts] = []
         for folder, dirs, files in os.walk(path):
@@ -128,24 +128,17 @@ def image_files(path: Path) -> list[Parts]:
             found = [tuple(n.replace("\\", "/").split("/")) for n in zf.namelist()]
     else:
         return []
-    return [p for p in _tidy(found) if Path(p[-1]).suffix.lower() in IMAGE_EXTENSIONS]
+    return _tidy(found)
+
+
+def image_files(path: Path) -> list[Parts]:
+    """Every image-extension file under a folder or in a zip, as parts (_listed)."""
+    return [p for p in _listed(path) if Path(p[-1]).suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def file_names(path: Path) -> list[str]:
-    """The names (last part) of every non-junk file under a folder or in a zip, read from the
-    listing alone: cheap enough for a reader's detect."""
-    if path.is_dir():
-        found: list[Parts] = []
-        for folder, dirs, files in os.walk(path):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__MACOSX"]
-            rel = Path(folder).relative_to(path).parts
-            found += [(*rel, name) for name in files]
-    elif is_zip(path):
-        with zipfile.ZipFile(path) as zf:
-            found = [tuple(n.replace("\\", "/").split("/")) for n in zf.namelist()]
-    else:
-        return []
-    return [parts[-1] for parts in _tidy(found)]
+    """The names (last part) of every non-junk file under a folder or in a zip (_listed)."""
+    return [parts[-1] for parts in _listed(path)]
 
 
 def class_groups(folders: Iterable[Parts]) -> dict[tuple[Parts, str | None], set[str]]:
