@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -50,6 +51,23 @@ def _scored(run: RunFolder, name: str) -> None:
     """Metrics as notebook 05 writes them for the model now in the folder."""
     scores = {"model": name, "n": 12, "trained": freshness.training_of(run, name)}
     write_json(run.metrics_path(name), scores)
+
+
+def _trained_run(tmp_path: Path) -> tuple[RunFolder, pd.DataFrame, Any]:
+    """A run as notebook 03 leaves it (split, training table, online augmentation) with a
+    custom_cnn 'trained' on that split; its card's data block is the test's to write."""
+    from helpers.core.records import save_records
+    from helpers.data.augment import AugmentSettings
+
+    run = _run(tmp_path)
+    splits.save_split(_split_table(seed=0), run)
+    table = _split_table(seed=0)
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    save_records(train, run.train_table)
+    settings = AugmentSettings(mode="online", seed=0)
+    settings.write(run.augment_settings)
+    _model(run, "custom_cnn", trained.split_sha256(run))
+    return run, train, settings
 
 
 def test_notebook_03_refuses_a_new_split_under_trained_models(tmp_path: Path) -> None:
@@ -216,14 +234,7 @@ def test_a_model_trained_before_notebook_03_changed_its_augmentation_is_named(
     from helpers.data.augment import AugmentSettings
     from helpers.train.card import augment_sha256, data_hash
 
-    run = _run(tmp_path)
-    splits.save_split(_split_table(seed=0), run)
-    table = _split_table(seed=0)
-    train = table[table["split"] == "train"].reset_index(drop=True)
-    save_records(train, run.train_table)
-    settings = AugmentSettings(mode="online", seed=0)
-    settings.write(run.augment_settings)
-    _model(run, "custom_cnn", trained.split_sha256(run))
+    run, train, settings = _trained_run(tmp_path)
     card = {
         "model": "custom_cnn",
         "finished_at": "2026-01-01",
@@ -261,18 +272,9 @@ def test_training_data_that_cannot_be_compared_is_no_sentence_and_read_once(
 ) -> None:
     """A card trained without notebook 03's settings, a malformed card or augment.json: cannot
     tell, so no sentence; train.parquet is hashed once however many times it is asked."""
-    from helpers.core.records import save_records
-    from helpers.data.augment import AugmentSettings
     from helpers.train import card as card_module
 
-    run = _run(tmp_path)
-    splits.save_split(_split_table(seed=0), run)
-    table = _split_table(seed=0)
-    train = table[table["split"] == "train"].reset_index(drop=True)
-    save_records(train, run.train_table)
-    settings = AugmentSettings(mode="online", seed=0)
-    settings.write(run.augment_settings)
-    _model(run, "custom_cnn", trained.split_sha256(run))
+    run, train, settings = _trained_run(tmp_path)
     data = {
         trained.SPLIT_KEY: trained.split_sha256(run),
         "train_hash": card_module.data_hash(train),
