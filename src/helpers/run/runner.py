@@ -1708,8 +1708,12 @@ def run_stages(
                     f"[run_all] {describe_failure(stage, out, exc, log if written else None)}",
                     file=sys.stderr,
                 )
-            if cause is None and not RunFolder(run_dir).records.is_file():  # none to go on
-                print_new_run_hint(args, manifest, run_dir, stage)
+            finished = any(
+                isinstance(done, dict) and done.get("status") == "ok"
+                for done in manifest.get("stages", {}).values()
+            )
+            if cause is None and not finished and not RunFolder(run_dir).records.is_file():
+                print_new_run_hint(args, manifest, run_dir, stage)  # nothing to go on from
             else:
                 print_resume_hint(args, run_dir)
             return 1
