@@ -92,33 +92,9 @@ def _zip_names(path: str | os.PathLike) -> list[str] | None:
         return None
 
 
-def looks_like_affectnet(path: str | os.PathLike) -> bool:
-    """A zip with an images/ folder beside an annotations/ folder holding *_exp.npy files."""
-    names = _zip_names(path)
-    if names is None:
-        return False
-    image_prefixes, exp_prefixes = set(), set()
-    for member in names:
-        parts = _parts(member)
-        if parts is None:
-            continue
-        prefix, folder, name = parts
-        if folder == "images":
-            image_prefixes.add(prefix)
-        elif folder == "annotations" and name.lower().endswith("_exp.npy"):
-            exp_prefixes.add(prefix)
-        if image_prefixes & exp_prefixes:
-            return True
-    return False
-
-
-def unlabelled_layout(path: str | os.PathLike) -> str | None:
-    """What to say of a zip in AffectNet's layout (images/ beside annotations/) whose
-    annotations hold other kinds (val, aro, lnd) but no *_exp.npy: the reader needs expression
-    labels, so detection passes it over; None for any other source."""
-    names = _zip_names(path)
-    if names is None:
-        return None
+def _kinds_beside_images(names: list[str]) -> set[str]:
+    """The annotation kinds (exp, val, aro, lnd) under an annotations/ folder whose prefix also
+    has an images/ folder: what a zip in AffectNet's layout holds, for detection's probes."""
     image_prefixes: set[str] = set()
     kinds: dict[str, set[str]] = {}
     for member in names:
@@ -130,7 +106,23 @@ def unlabelled_layout(path: str | os.PathLike) -> str | None:
             image_prefixes.add(prefix)
         elif folder == "annotations" and (m := _ANNOTATION.match(name)):
             kinds.setdefault(prefix, set()).add(m["kind"].lower())
-    found = sorted(set().union(*(kinds[p] for p in image_prefixes & set(kinds))))
+    return set().union(*(kinds[p] for p in image_prefixes & set(kinds)))
+
+
+def looks_like_affectnet(path: str | os.PathLike) -> bool:
+    """A zip with an images/ folder beside an annotations/ folder holding *_exp.npy files."""
+    names = _zip_names(path)
+    return names is not None and "exp" in _kinds_beside_images(names)
+
+
+def unlabelled_layout(path: str | os.PathLike) -> str | None:
+    """What to say of a zip in AffectNet's layout (images/ beside annotations/) whose
+    annotations hold other kinds (val, aro, lnd) but no *_exp.npy: the reader needs expression
+    labels, so detection passes it over; None for any other source."""
+    names = _zip_names(path)
+    if names is None:
+        return None
+    found = sorted(_kinds_beside_images(names))
     if not found or "exp" in found:
         return None
     listed = ", ".join(f"*_{kind}.npy" for kind in found)
